@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make run` (the service locally) and `make test` (every check and test).
+# Both create their virtual environments and install the pinned packages first.
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+PORT ?= 3000
+
+.PHONY: setup run test lint typecheck imports template-check unit integration e2e bench clean build-SharedLayer
+
+setup: $(VENV)/.installed $(TOOLS)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (the Lambda runtime in template.yaml); found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m infra.local.run --port $(PORT)
+
+test: setup lint typecheck imports template-check
+	$(PY) -m pytest -n 2 --dist loadfile
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+imports: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
+
+template-check: $(TOOLS)/.installed
+	$(TOOLS)/bin/python infra/template_checks.py
+
+unit integration e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/$@
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) build .aws-sam
+
+# `sam build` calls this for SharedLayer (BuildMethod: makefile): the shared package and its pinned dependencies.
+build-SharedLayer:
+	mkdir -p "$(ARTIFACTS_DIR)/python"
+	cp -r shared "$(ARTIFACTS_DIR)/python/"
+	$(PYTHON) -m pip install --quiet -r requirements.txt -t "$(ARTIFACTS_DIR)/python" \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 3.11 --only-binary=:all:

@@ -1,0 +1,1 @@
+"""The shared package: provider library, domain, store and services; one Lambda layer."""

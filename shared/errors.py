@@ -1,0 +1,98 @@
+"""Error classes of the service: each knows its HTTP status and whether a retry can help.
+
+Messages are written for the person using Partsemble and never carry tokens, codes or secrets.
+Handlers map these to responses in one place, by type.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import ClassVar
+
+
+class ServiceError(Exception):
+    http_status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+class BadRequest(ServiceError):
+    http_status = HTTPStatus.BAD_REQUEST
+
+
+class Unauthenticated(ServiceError):
+    http_status = HTTPStatus.UNAUTHORIZED
+
+
+class Forbidden(ServiceError):
+    http_status = HTTPStatus.FORBIDDEN
+
+
+class NotFound(ServiceError):
+    http_status = HTTPStatus.NOT_FOUND
+
+
+class Conflict(ServiceError):
+    http_status = HTTPStatus.CONFLICT
+
+
+class UnknownProvider(NotFound):
+    """The path names a provider this service does not integrate with."""
+
+
+class ProviderNotConfigured(ServiceError):
+    """The provider's client credentials are not set up for this deployment."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class InvalidOAuthState(BadRequest):
+    """A forged, tampered, expired, replayed or foreign-browser OAuth `state`."""
+
+
+class OAuthDeclined(BadRequest):
+    """The person declined the consent, or the provider sent an error instead of a code."""
+
+
+class ProviderError(ServiceError):
+    """A provider call failed; subclasses say how."""
+
+    http_status = HTTPStatus.BAD_GATEWAY
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+
+
+class AuthExpired(ProviderError):
+    """The provider no longer accepts this connection's tokens; the person must reconnect."""
+
+    http_status = HTTPStatus.CONFLICT
+
+
+class RateLimited(ProviderError):
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+    retryable = True
+
+    def __init__(self, provider: str, message: str, *, retry_after: float) -> None:
+        super().__init__(provider, message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, timeouts and dropped connections: the provider may answer later."""
+
+    retryable = True
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request with a validation message (its own words)."""
+
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY

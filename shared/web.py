@@ -1,0 +1,75 @@
+"""HTTP conventions of the API handlers: errors mapped to JSON by type, the caller's organisation,
+JSON-only request bodies. One place, so every route answers bad input the same way."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from shared.config import settings
+from shared.errors import Forbidden, ServiceError
+from shared.observability import logger
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ACCEPTED_BODY_TYPES = ("application/json",)
+
+
+def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[Any]:
+    return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON,
+                    body={"error": code, "message": message, **extra})
+
+
+def caller_organisation(app: APIGatewayHttpResolver) -> str:
+    """The organisation id from the verified JWT (never from the path or the body)."""
+    claims = app.current_event.request_context.authorizer.jwt_claim or {}
+    organisation = claims.get(settings().organisation_claim)
+    if not isinstance(organisation, str) or not organisation:
+        raise Forbidden("the access token names no organisation")
+    return organisation
+
+
+def _describe(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+             "problem": str(e.get("msg", "invalid"))} for e in errors]
+
+
+def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    event = app.current_event
+    if event.http_method in BODY_METHODS and event.body:
+        content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if content_type not in ACCEPTED_BODY_TYPES:
+            return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
+                                  f"send the body as application/json, not {content_type or 'no content type'}")
+    return next_middleware(app)
+
+
+def install_conventions(app: APIGatewayHttpResolver) -> None:
+    """Error mapping, 404s and the JSON-only rule for an API resolver."""
+    app.use(middlewares=[json_bodies_only])
+
+    @app.exception_handler(ServiceError)
+    def _service_error(err: ServiceError) -> Response[Any]:
+        logger.info("request refused", extra={"error": err.code, "reason": err.message})
+        return error_response(err.http_status, err.code, err.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(err: RequestValidationError) -> Response[Any]:
+        details = _describe(list(err.errors()))
+        summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+        return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", f"invalid request: {summary}",
+                              details=details)
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[Any]:
+        event = app.current_event
+        return error_response(HTTPStatus.NOT_FOUND, "NotFound", f"no route for {event.http_method} {event.path}")
+
+    @app.exception_handler(Exception)
+    def _unexpected(err: Exception) -> Response[Any]:
+        logger.exception("unexpected error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError",
+                              "an unexpected error occurred; it has been logged")

@@ -1,0 +1,79 @@
+"""Fixtures: fake AWS credentials, moto holding the template's resources, the gateway, tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from infra.local.devauth import DevIdentityProvider
+from infra.local.gateway import Gateway, GatewayResponse
+from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
+from shared.aws import clear_cached_clients
+
+APP_ORIGIN = "https://app.partsemble.test"
+PUBLIC_BASE_URL = "https://api.partsemble.test"
+QBO_BASE = "http://qbo.sandbox.test"
+XERO_BASE = "http://xero.sandbox.test"
+TEST_PARAMETERS = {
+    "JwtIssuer": "https://identity.partsemble.test",
+    "JwtAudience": "partsemble-accounting",
+    "AppOrigin": APP_ORIGIN,
+    "PublicBaseUrl": PUBLIC_BASE_URL,
+    "QboAuthorizeUrl": f"{QBO_BASE}/connect/oauth2",
+    "QboTokenUrl": f"{QBO_BASE}/oauth2/v1/tokens/bearer",
+    "QboRevokeUrl": f"{QBO_BASE}/v2/oauth2/tokens/revoke",
+    "QboApiUrl": QBO_BASE,
+    "XeroAuthorizeUrl": f"{XERO_BASE}/identity/connect/authorize",
+    "XeroTokenUrl": f"{XERO_BASE}/connect/token",
+    "XeroRevokeUrl": f"{XERO_BASE}/connect/revocation",
+    "XeroApiUrl": XERO_BASE,
+}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """moto with every resource of template.yaml, and the functions' environment set from it."""
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        clear_cached_clients()
+        stack = create_from_template(TEST_PARAMETERS)
+        for name, value in stack.environment.items():
+            monkeypatch.setenv(name, value)
+        clear_cached_clients()
+        yield stack
+    clear_cached_clients()
+
+
+@pytest.fixture
+def identity() -> DevIdentityProvider:
+    return DevIdentityProvider(issuer=TEST_PARAMETERS["JwtIssuer"], audience=TEST_PARAMETERS["JwtAudience"])
+
+
+class Api:
+    """The HTTP API as a browser or the app calls it, through the local gateway (no sockets)."""
+
+    def __init__(self, gateway: Gateway, identity: DevIdentityProvider) -> None:
+        self.gateway = gateway
+        self.identity = identity
+
+    def call(self, method: str, path: str, *, organisation: str | None = "org-a", json_body: Any = None,
+             body: bytes = b"", headers: dict[str, str] | None = None) -> GatewayResponse:
+        all_headers = dict(headers or {})
+        if organisation is not None:
+            all_headers.setdefault("authorization", f"Bearer {self.identity.mint(organisation)}")
+        if json_body is not None:
+            import json
+
+            body = json.dumps(json_body).encode()
+            all_headers.setdefault("content-type", "application/json")
+        return self.gateway.request(method, path, all_headers, body)
+
+
+@pytest.fixture
+def api(aws: LocalStack, identity: DevIdentityProvider) -> Api:
+    return Api(Gateway(aws, identity), identity)

@@ -1,0 +1,70 @@
+"""The local HTTP API behaves like API Gateway in front of the api function."""
+
+from __future__ import annotations
+
+from infra.local.devauth import DevIdentityProvider
+from tests.conftest import APP_ORIGIN, Api
+
+
+def test_request_with_valid_token_reaches_api_function_with_callers_organisation(api: Api) -> None:
+    response = api.call("GET", "/me", organisation="org-42")
+    assert response.status == 200
+    assert response.json() == {"organisation_id": "org-42"}
+    assert api.gateway.invocations == {"ApiFunction": 1}
+
+
+def test_request_without_token_is_refused_before_the_function_runs(api: Api) -> None:
+    response = api.call("GET", "/me", organisation=None)
+    assert response.status == 401
+    assert response.json() == {"message": "Unauthorized"}
+    assert api.gateway.invocations == {}
+
+
+def test_token_signed_by_another_issuer_key_is_refused(api: Api) -> None:
+    forged = DevIdentityProvider(issuer=api.identity.issuer, audience=api.identity.audience).mint("org-a")
+    response = api.call("GET", "/me", organisation=None, headers={"authorization": f"Bearer {forged}"})
+    assert response.status == 401
+
+
+def test_expired_token_is_refused(api: Api) -> None:
+    expired = api.identity.mint("org-a", ttl_seconds=60, now=1_000_000)
+    assert api.call("GET", "/me", organisation=None, headers={"authorization": f"Bearer {expired}"}).status == 401
+
+
+def test_token_without_organisation_claim_is_forbidden(api: Api, identity: DevIdentityProvider) -> None:
+    other_claim = DevIdentityProvider(issuer=identity.issuer, audience=identity.audience,
+                                      organisation_claim="tenant")
+    other_claim._key = identity._key  # same signer, but the organisation sits under another claim
+    token = other_claim.mint("org-a")
+    response = api.call("GET", "/me", organisation=None, headers={"authorization": f"Bearer {token}"})
+    assert response.status == 403
+    assert response.json()["error"] == "Forbidden"
+
+
+def test_unknown_route_is_a_json_404(api: Api) -> None:
+    response = api.call("GET", "/no/such/thing")
+    assert response.status == 404
+    assert response.json()["error"] == "NotFound"
+    assert "/no/such/thing" in response.json()["message"]
+
+
+def test_invalid_json_body_is_a_400_naming_the_problem(api: Api) -> None:
+    response = api.call("POST", "/me", body=b"{not json", headers={"content-type": "application/json"})
+    assert response.status in (400, 405, 404)
+    assert "error" in response.json()
+
+
+def test_wrong_content_type_is_415(api: Api) -> None:
+    response = api.call("POST", "/me", body=b"a=b", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status == 415
+    assert "application/json" in response.json()["message"]
+
+
+def test_cors_preflight_answers_the_app_origin_only(api: Api) -> None:
+    allowed = api.call("OPTIONS", "/me", organisation=None, headers={
+        "origin": APP_ORIGIN, "access-control-request-method": "GET"})
+    assert allowed.status == 204
+    assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
+    other = api.call("OPTIONS", "/me", organisation=None, headers={
+        "origin": "https://evil.example", "access-control-request-method": "GET"})
+    assert "access-control-allow-origin" not in other.headers
