@@ -26,6 +26,7 @@ class Settings(BaseModel):
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
     token_key_id: str = Field(alias="TOKEN_KEY_ID", min_length=1)
     provider_secret_arn: str = Field(alias="PROVIDER_SECRET_ARN", min_length=1)
+    state_secret_arn: str = Field(alias="STATE_SECRET_ARN", min_length=1)
     export_queue_url: str = Field(alias="EXPORT_QUEUE_URL", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     organisation_claim: str = Field(alias="ORGANISATION_CLAIM", min_length=1)

@@ -50,7 +50,7 @@ class UnknownProvider(NotFound):
 class ProviderNotConfigured(ServiceError):
     """The provider's client credentials are not set up for this deployment."""
 
-    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    http_status = HTTPStatus.CONFLICT
 
 
 class InvalidOAuthState(BadRequest):

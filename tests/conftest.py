@@ -77,3 +77,63 @@ class Api:
 @pytest.fixture
 def api(aws: LocalStack, identity: DevIdentityProvider) -> Api:
     return Api(Gateway(aws, identity), identity)
+
+
+# ---- provider sandboxes reached through the service's own HTTP client ---------------------------------
+QBO_TEST_APP = ("test-qbo-client", "test-qbo-secret")
+XERO_TEST_APP = ("test-xero-client", "test-xero-secret")
+
+
+class Sandboxes:
+    def __init__(self, qbo: Any, xero: Any) -> None:
+        self.qbo = qbo
+        self.xero = xero
+        self._by_host = {urlsplit_host(QBO_BASE): qbo, urlsplit_host(XERO_BASE): xero}
+
+    def handle(self, request: Any) -> Any:
+        return self._by_host[request.url.host].handle(request)
+
+    def client(self) -> Any:
+        """A browser-like client that reaches both sandboxes (for walking consent pages)."""
+        import httpx
+
+        return httpx.Client(transport=httpx.MockTransport(self.handle), follow_redirects=False)
+
+
+def urlsplit_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
+
+
+@pytest.fixture
+def sandboxes(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandboxes]:
+    """Seeded QBO and Xero sandboxes on the service's HTTP path, with this deployment's OAuth apps."""
+    import json
+    from datetime import UTC, datetime
+
+    import boto3
+    import httpx
+
+    from infra.sandboxes.qbo import QboSandbox
+    from infra.sandboxes.xero import XeroSandbox
+    from shared.providers import http
+    from shared.services import credentials, tokens
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    qbo, xero = QboSandbox(seed=True, base_url=QBO_BASE), XeroSandbox(seed=True, base_url=XERO_BASE)
+    for sandbox in (qbo, xero):
+        sandbox.clock.set(now)
+    qbo.register_app(*QBO_TEST_APP, [f"{PUBLIC_BASE_URL}/oauth/qbo/callback"])
+    xero.register_app(*XERO_TEST_APP, [f"{PUBLIC_BASE_URL}/oauth/xero/callback"])
+    boto3.client("secretsmanager").put_secret_value(SecretId=aws.physical("ProviderSecret"), SecretString=json.dumps({
+        "qbo": dict(zip(("client_id", "client_secret"), QBO_TEST_APP, strict=True)),
+        "xero": dict(zip(("client_id", "client_secret"), XERO_TEST_APP, strict=True))}))
+    both = Sandboxes(qbo, xero)
+    transport = httpx.MockTransport(both.handle)
+    monkeypatch.setattr(http, "default_transport", lambda: transport)
+    credentials.clear()
+    tokens.provider.cache_clear()
+    yield both
+    credentials.clear()
+    tokens.provider.cache_clear()

@@ -133,8 +133,14 @@ def _create_table(resolver: Resolver, logical: str, props: dict[str, Any], stack
 
 def _create_secret(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
     secrets = boto3.client("secretsmanager")
+    value = props.get("SecretString")
+    if value is None:  # GenerateSecretString: a random value, as CloudFormation makes at deploy
+        generate = props.get("GenerateSecretString", {})
+        value = secrets.get_random_password(PasswordLength=int(generate.get("PasswordLength", 32)),
+                                            ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)),
+                                            )["RandomPassword"]
     created = secrets.create_secret(Name=f"{stack_name}-{logical}", KmsKeyId=props.get("KmsKeyId", ""),
-                                    SecretString=props.get("SecretString", "{}"))
+                                    SecretString=value)
     resolver.attributes[logical] = {"Ref": created["ARN"], "Arn": created["ARN"]}
 
 

@@ -1,0 +1,78 @@
+"""Public OAuth redirect target: completes a connection (or lets the person choose the Xero
+organisation) and answers a small page that reports the result to the opener window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import callback_page
+from shared.config import settings
+from shared.errors import ServiceError
+from shared.observability import logger
+from shared.services import connections
+from shared.services.connections import CallbackOutcome
+
+app = APIGatewayHttpResolver()
+
+
+def _browser_binding(provider: str) -> str | None:
+    prefix = f"{connections.cookie_name(provider)}="
+    return next((c[len(prefix):] for c in app.current_event.cookies or [] if c.startswith(prefix)), None)
+
+
+def _page(provider: str, document: str, headers: dict[str, str], status: int = 200) -> Response[str]:
+    # The binding cookie has done its job once the flow ends; clear it.
+    clear = f"{connections.cookie_name(provider)}=; Max-Age=0; Path=/oauth/{provider}; HttpOnly; SameSite=Lax"
+    return Response(status, "text/html; charset=utf-8", document, headers=headers, cookies=[clear])
+
+
+def _outcome_page(outcome: CallbackOutcome) -> Response[str]:
+    origin = settings().app_origin
+    if outcome.status == "choose":
+        document, headers = callback_page.choose(outcome.provider, outcome.choice_token or "",
+                                                 [(c.tenant_id, c.name) for c in outcome.choices], origin)
+        return Response(200, "text/html; charset=utf-8", document, headers=headers)
+    document, headers = callback_page.connected(outcome.provider, outcome.company_name or "", origin)
+    return _page(outcome.provider, document, headers)
+
+
+@app.get("/oauth/<provider>/callback")
+def callback(provider: str) -> Response[str]:
+    params = dict(app.current_event.query_string_parameters or {})
+    return _outcome_page(connections.complete_callback(provider, params, _browser_binding(provider), datetime.now(UTC)))
+
+
+@app.post("/oauth/<provider>/callback")
+def choose(provider: str) -> Response[str]:
+    form = dict(parse_qsl(app.current_event.decoded_body or ""))
+    return _outcome_page(connections.choose_tenant(provider, form.get("choice"), form.get("tenant_id"),
+                                                   _browser_binding(provider), datetime.now(UTC)))
+
+
+def _failure_page(code: str, reason: str, status: int) -> Response[str]:
+    provider = (app.current_event.path_parameters or {}).get("provider", "")
+    document, headers = callback_page.failed(provider, code, reason, settings().app_origin)
+    return _page(provider, document, headers, status)
+
+
+@app.exception_handler(ServiceError)
+def refused(err: ServiceError) -> Response[str]:
+    logger.info("connection not completed", extra={"error": err.code, "reason": err.message})
+    return _failure_page(err.code, err.message, int(err.http_status))
+
+
+@app.exception_handler(Exception)
+def crashed(err: Exception) -> Response[str]:
+    logger.exception("connection failed unexpectedly")
+    return _failure_page("InternalError", "something went wrong on our side; it has been logged", 500)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,283 @@
+"""The subset of QBO's query language the sandbox answers: parse a SELECT, match, order and page records."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+QUERYABLE_ENTITIES = (
+    "Item",
+    "Account",
+    "Vendor",
+    "Customer",
+    "Invoice",
+    "SalesReceipt",
+    "CreditMemo",
+    "JournalEntry",
+    "InventoryAdjustment",
+)
+NAME_LISTS = ("Item", "Account", "Vendor", "Customer")  # active-only unless the query mentions Active
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+OPERATORS = ("=", "<", ">", "<=", ">=", "IN", "LIKE")
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^'\\]|\\.|'')*')|(?P<op><=|>=|!=|<>|=|<|>)|(?P<punct>[(),*])"
+    r"|(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<word>[A-Za-z_][\w.]*))"
+)
+Literal = str | bool | Decimal
+
+
+class QueryError(ValueError):
+    """A query QBO would reject; ``code`` is QBO's error code (4000 parser, 4001 validation)."""
+
+    def __init__(self, code: str, message: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
+def _parser_error(detail: str) -> QueryError:
+    return QueryError("4000", "Error parsing query", f"QueryParserError: {detail}")
+
+
+def _validation_error(detail: str) -> QueryError:
+    return QueryError("4001", "Invalid query", f"QueryValidationError: {detail}")
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    values: tuple[Literal, ...]
+
+
+@dataclass(frozen=True)
+class Query:
+    entity: str
+    count: bool
+    conditions: tuple[Condition, ...]
+    order_by: str | None
+    descending: bool
+    start_position: int
+    max_results: int
+
+    def mentions(self, field: str) -> bool:
+        return any(c.field.lower() == field.lower() for c in self.conditions)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise _parser_error(f'Encountered "{text[pos : pos + 10]}" at column {pos + 1}')
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.pos = 0
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", "")
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        if token[0] == "end":
+            raise _parser_error("Encountered end of query, expected more")
+        self.pos += 1
+        return token
+
+    def keyword(self, word: str) -> bool:
+        kind, value = self.peek()
+        if kind == "word" and value.upper() == word:
+            self.pos += 1
+            return True
+        return False
+
+    def expect_keyword(self, word: str) -> None:
+        if not self.keyword(word):
+            raise _parser_error(f'Encountered "{self.peek()[1]}", expected {word}')
+
+    def expect_punct(self, char: str) -> None:
+        if self.take() != ("punct", char):
+            raise _parser_error(f'expected "{char}"')
+
+    def integer(self, clause: str) -> int:
+        kind, value = self.take()
+        if kind != "num" or not value.isdigit():
+            raise _parser_error(f'{clause} needs a whole number, got "{value}"')
+        return int(value)
+
+    def literal(self) -> Literal:
+        kind, value = self.take()
+        if kind == "str":
+            return value[1:-1].replace("''", "'").replace("\\'", "'")
+        if kind == "num":
+            return Decimal(value)
+        if kind == "word" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise _parser_error(f'Encountered "{value}", expected a value')
+
+    def condition(self) -> Condition:
+        kind, field = self.take()
+        if kind != "word":
+            raise _parser_error(f'Encountered "{field}", expected a field name')
+        if self.keyword("IN"):
+            self.expect_punct("(")
+            values = [self.literal()]
+            while self.peek() == ("punct", ","):
+                self.pos += 1
+                values.append(self.literal())
+            self.expect_punct(")")
+            return Condition(field, "IN", tuple(values))
+        if self.keyword("LIKE"):
+            return Condition(field, "LIKE", (self.literal(),))
+        kind, op = self.take()
+        if kind != "op" or op not in OPERATORS:
+            raise _parser_error(f'Encountered "{op}", expected an operator')
+        return Condition(field, op, (self.literal(),))
+
+    def parse(self) -> Query:
+        self.expect_keyword("SELECT")
+        count = False
+        if self.keyword("COUNT"):
+            self.expect_punct("(")
+            self.expect_punct("*")
+            self.expect_punct(")")
+            count = True
+        else:
+            self.expect_punct("*")
+        self.expect_keyword("FROM")
+        kind, entity = self.take()
+        if kind != "word" or entity not in QUERYABLE_ENTITIES:
+            raise _validation_error(f"Invalid context declaration : {entity}")
+        conditions: list[Condition] = []
+        if self.keyword("WHERE"):
+            conditions.append(self.condition())
+            while self.keyword("AND"):
+                conditions.append(self.condition())
+        order_by, descending = None, False
+        if self.keyword("ORDERBY"):
+            kind, order_by = self.take()
+            if kind != "word":
+                raise _parser_error(f'Encountered "{order_by}", expected a field name')
+            descending = self.keyword("DESC")
+            if not descending:
+                self.keyword("ASC")
+        start, maximum = 1, DEFAULT_PAGE
+        while self.peek()[0] != "end":
+            if self.keyword("STARTPOSITION"):
+                start = self.integer("STARTPOSITION")
+            elif self.keyword("MAXRESULTS"):
+                maximum = self.integer("MAXRESULTS")
+            else:
+                raise _parser_error(f'Encountered "{self.peek()[1]}" at token {self.pos + 1}')
+        if maximum > MAX_PAGE:
+            raise _validation_error(f"MAXRESULTS {maximum} is over the maximum of {MAX_PAGE}")
+        if start < 1 or maximum < 1:
+            raise _validation_error("STARTPOSITION and MAXRESULTS must be at least 1")
+        return Query(entity, count, tuple(conditions), order_by, descending, start, maximum)
+
+
+def parse_query(text: str) -> Query:
+    return _Parser(text).parse()
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+
+
+def resolve(record: dict[str, Any], path: str) -> Any:
+    """A dotted field, matched case-insensitively (QBO accepts ``Metadata`` for ``MetaData``)."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+    if isinstance(value, dict) and "value" in value:  # a reference: compare its id
+        return value["value"]
+    return value
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, bool | Decimal | int):
+        return value
+    text = str(value)
+    if "T" in text and text[:4].isdigit():
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return text
+    try:
+        return Decimal(text) if text.lstrip("-").replace(".", "", 1).isdigit() else text
+    except InvalidOperation:
+        return text
+
+
+def _coerce(literal: Literal, like: Any) -> Any:
+    if isinstance(like, bool):
+        return literal if isinstance(literal, bool) else str(literal).lower() == "true"
+    value = _comparable(literal)
+    if isinstance(like, datetime) and isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=like.tzinfo)
+    if isinstance(like, datetime) and not isinstance(value, datetime):
+        return datetime.fromisoformat(str(literal)).replace(tzinfo=like.tzinfo)
+    return value
+
+
+def _matches(record: dict[str, Any], cond: Condition) -> bool:
+    raw = resolve(record, cond.field)
+    if raw is None:
+        return False
+    if cond.op == "LIKE":
+        pattern = "^" + ".*".join(re.escape(part) for part in str(cond.values[0]).split("%")) + "$"
+        return re.match(pattern, str(raw), re.IGNORECASE | re.DOTALL) is not None
+    value = _comparable(raw)
+    try:
+        targets = [_coerce(v, value) for v in cond.values]
+        if cond.op in ("=", "IN"):
+            return any(value == t for t in targets)
+        target = targets[0]
+        results = {"<": value < target, ">": value > target, "<=": value <= target, ">=": value >= target}
+        return bool(results[cond.op])
+    except (TypeError, ValueError):
+        return False
+
+
+def _sort_key(record: dict[str, Any], field: str) -> tuple[int, Any]:
+    value = resolve(record, field)
+    if value is None:
+        return (1, "")
+    value = _comparable(value)
+    return (0, value.lower() if isinstance(value, str) else value)
+
+
+def execute(query: Query, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The ``QueryResponse`` body QBO gives for this query over these records."""
+    active_only = query.entity in NAME_LISTS and not query.mentions("Active")
+    found = [
+        r
+        for r in records
+        if all(_matches(r, c) for c in query.conditions) and (not active_only or r.get("Active", True))
+    ]
+    if query.count:
+        return {"totalCount": len(found)}
+    found.sort(key=lambda r: _sort_key(r, "Id"))
+    if query.order_by:
+        found.sort(key=lambda r: _sort_key(r, query.order_by or "Id"), reverse=query.descending)
+    page = found[query.start_position - 1 : query.start_position - 1 + query.max_results]
+    if not page:
+        return {}
+    return {query.entity: page, "startPosition": query.start_position, "maxResults": len(page)}

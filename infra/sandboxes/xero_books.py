@@ -1,0 +1,674 @@
+"""One Xero organisation's books in the sandbox: records, write validation, list queries, wire rendering."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from infra.sandboxes.xero_where import Predicate, lookup
+
+Record = dict[str, Any]
+
+ID_FIELDS = {
+    "Accounts": "AccountID",
+    "Items": "ItemID",
+    "Contacts": "ContactID",
+    "ManualJournals": "ManualJournalID",
+    "Invoices": "InvoiceID",
+    "CreditNotes": "CreditNoteID",
+}
+PAGED = frozenset({"Contacts", "ManualJournals", "Invoices", "CreditNotes"})
+LINE_FIELDS = {"ManualJournals": "JournalLines", "Invoices": "LineItems", "CreditNotes": "LineItems"}
+DOCUMENT_TYPES = {"Invoices": ("ACCREC", "ACCPAY"), "CreditNotes": ("ACCRECCREDIT", "ACCPAYCREDIT")}
+DOCUMENT_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
+ACCOUNT_CLASSES = {
+    "ASSET": ("BANK", "CURRENT", "FIXED", "INVENTORY", "NONCURRENT", "PREPAYMENT"),
+    "LIABILITY": ("CURRLIAB", "LIABILITY", "TERMLIAB", "PAYG"),
+    "EQUITY": ("EQUITY",),
+    "EXPENSE": ("DEPRECIATN", "DIRECTCOSTS", "EXPENSE", "OVERHEADS"),
+    "REVENUE": ("OTHERINCOME", "REVENUE", "SALES"),
+}
+TAX_RATES = {"AU": Decimal("0.10"), "NZ": Decimal("0.15")}
+TAXED_TYPES = frozenset({"OUTPUT", "INPUT", "OUTPUT2", "INPUT2"})
+CENT = Decimal("0.01")
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+# ---- wire formats ----------------------------------------------------------------------------------
+
+
+def ms_date(value: date | datetime) -> str:
+    """Xero's Microsoft JSON date; date-only values are midnight UTC."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return f"/Date({int(value.timestamp() * 1000)}+0000)/"
+
+
+def wire_default(value: Any) -> Any:
+    """``json.dumps`` hook: money as JSON numbers, dates as /Date(ms+0000)/."""
+    if isinstance(value, Decimal):
+        return float(value)  # only at the wire boundary; amounts are Decimal inside the sandbox
+    if isinstance(value, (date, datetime)):
+        return ms_date(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def parse_date(value: Any) -> date:
+    """Input dates: ``YYYY-MM-DD``, an ISO date-time, or /Date(ms)/."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    m = _MS_DATE.fullmatch(text)
+    if m:
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC).date()
+    return datetime.fromisoformat(text[:19] if "T" in text else text[:10]).date()
+
+
+def money(value: Any, places: Decimal = CENT) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise ValueError("not a number")
+    try:
+        return Decimal(str(value)).quantize(places, rounding=ROUND_HALF_UP)
+    except InvalidOperation as err:
+        raise ValueError(f"{value!r} is not a number") from err
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# ---- the organisation -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """A validated write: the record to store (or the echoed element), with its messages."""
+
+    record: Record
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Organisation:
+    tenant_id: str
+    name: str
+    base_currency: str
+    country: str
+    created: datetime
+    period_lock_date: date | None = None
+    end_of_year_lock_date: date | None = None
+    records: dict[str, dict[str, Record]] = field(default_factory=lambda: {c: {} for c in ID_FIELDS})
+    numbers: Counter[str] = field(default_factory=Counter)
+
+    def to_wire(self) -> Record:
+        wire: Record = {
+            "OrganisationID": self.tenant_id,
+            "Name": self.name,
+            "LegalName": self.name,
+            "PaysTax": True,
+            "Version": self.country if self.country in ("AU", "NZ", "UK", "US") else "GLOBAL",
+            "OrganisationType": "COMPANY",
+            "BaseCurrency": self.base_currency,
+            "CountryCode": self.country,
+            "IsDemoCompany": False,
+            "OrganisationStatus": "ACTIVE",
+            "FinancialYearEndDay": 30 if self.country == "AU" else 31,
+            "FinancialYearEndMonth": 6 if self.country == "AU" else 3,
+            "SalesTaxBasis": "ACCRUALS",
+            "SalesTaxPeriod": "QUARTERLY1",
+            "DefaultSalesTax": "Tax Exclusive",
+            "DefaultPurchasesTax": "Tax Exclusive",
+            "CreatedDateUTC": self.created,
+            "OrganisationEntityType": "COMPANY",
+            "Timezone": "NEWZEALANDSTANDARDTIME" if self.country == "NZ" else "AUSEASTERNSTANDARDTIME",
+            "ShortCode": "!" + self.tenant_id[:5],
+            "Edition": "BUSINESS",
+            "Class": "STANDARD",
+            "Addresses": [],
+            "Phones": [],
+            "ExternalLinks": [],
+            "PaymentTerms": {},
+        }
+        if self.period_lock_date:
+            wire["PeriodLockDate"] = self.period_lock_date
+        if self.end_of_year_lock_date:
+            wire["EndOfYearLockDate"] = self.end_of_year_lock_date
+        return wire
+
+    def account(self, *, code: str | None = None, account_id: str | None = None) -> Record | None:
+        for account in self.records["Accounts"].values():
+            if (code is not None and str(account.get("Code", "")).lower() == code.lower()) or (
+                account_id is not None and account["AccountID"].lower() == account_id.lower()
+            ):
+                return account
+        return None
+
+    def find(self, collection: str, key: str) -> Record | None:
+        """A record by id (any case), or an invoice / credit note by its number."""
+        records = self.records[collection]
+        found = records.get(key.lower())
+        if found is None and collection in DOCUMENT_TYPES:
+            number = "InvoiceNumber" if collection == "Invoices" else "CreditNoteNumber"
+            found = next((r for r in records.values() if r.get(number) == key), None)
+        return found
+
+    def store(self, collection: str, record: Record) -> None:
+        self.records[collection][record[ID_FIELDS[collection]].lower()] = record
+
+    def next_number(self, prefix: str) -> str:
+        self.numbers[prefix] += 1
+        return f"{prefix}-{self.numbers[prefix]:04d}"
+
+
+# ---- builders: input (wire or stored form) -> Outcome ------------------------------------------------
+
+
+@dataclass
+class Write:
+    """What a builder may consult besides the element itself."""
+
+    org: Organisation
+    today: date
+    existing: Record | None = None
+    batch: list[Record] = field(default_factory=list)
+    trusted: bool = False
+
+
+def build(
+    org: Organisation,
+    collection: str,
+    data: Any,
+    now: datetime,
+    *,
+    existing: Record | None = None,
+    batch: list[Record] | None = None,
+    trusted: bool = False,
+) -> Outcome:
+    """Validates one element; ``trusted`` (admin seeding) may set ids and read-only fields."""
+    if not isinstance(data, dict):
+        return Outcome({}, ["The element is not a valid object."])
+    id_field = ID_FIELDS[collection]
+    own_id = (existing or {}).get(id_field) or (trusted and data.get(id_field)) or new_id()
+    merged = {**(existing or {}), **data, id_field: own_id}
+    outcome = _BUILDERS[collection](merged, Write(org, now.date(), existing, batch or [], trusted))
+    outcome.record[id_field] = own_id
+    outcome.record["UpdatedDateUTC"] = now
+    return outcome
+
+
+def after_store(org: Organisation, collection: str, record: Record) -> None:
+    """Xero sets IsCustomer / IsSupplier on a contact once a sales / purchase document uses it."""
+    if collection not in DOCUMENT_TYPES or not record.get("Contact"):
+        return
+    contact = org.records["Contacts"].get(record["Contact"]["ContactID"].lower())
+    if contact is not None:
+        flag = "IsCustomer" if record["Type"] in ("ACCREC", "ACCRECCREDIT") else "IsSupplier"
+        contact[flag] = True
+
+
+def _text(data: Record, key: str) -> str:
+    value = data.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def _date_or_error(data: Record, key: str, errors: list[str], default: date | None) -> date | None:
+    if data.get(key) in (None, ""):
+        return default
+    try:
+        return parse_date(data[key])
+    except ValueError:
+        errors.append(f"The {key} '{data[key]}' is not a valid date.")
+        return default
+
+
+def build_account(data: Record, w: Write) -> Outcome:
+    org, errors = w.org, []
+    code, name, kind = _text(data, "Code"), _text(data, "Name"), _text(data, "Type").upper()
+    if not code or len(code) > 10:
+        errors.append("Please enter a Code of 10 characters or less.")
+    if not name or len(name) > 150:
+        errors.append("Please enter a Name of 150 characters or less.")
+    klass = next((c for c, types in ACCOUNT_CLASSES.items() if kind in types), None)
+    if klass is None:
+        errors.append(f"Account Type '{kind}' is not valid.")
+    own_id = data.get("AccountID")
+    for other in org.records["Accounts"].values():
+        if other["AccountID"] == own_id:
+            continue
+        if code and str(other["Code"]).lower() == code.lower():
+            errors.append("Please enter a unique Code.")
+        if name and other["Name"].lower() == name.lower():
+            errors.append("Please enter a unique Name.")
+    status = _text(data, "Status").upper() or "ACTIVE"
+    if status not in ("ACTIVE", "ARCHIVED"):
+        errors.append(f"Account Status '{status}' is not valid.")
+    record = {
+        "AccountID": own_id,
+        "Code": code,
+        "Name": name,
+        "Type": kind,
+        "Status": status,
+        "Description": _text(data, "Description"),
+        "TaxType": _text(data, "TaxType") or "NONE",
+        "Class": klass,
+        "SystemAccount": data.get("SystemAccount") or "",
+        "EnablePaymentsToAccount": bool(data.get("EnablePaymentsToAccount", False)),
+        "ShowInExpenseClaims": bool(data.get("ShowInExpenseClaims", False)),
+        "ReportingCode": _text(data, "ReportingCode"),
+        "HasAttachments": False,
+        "AddToWatchlist": False,
+    }
+    if kind == "BANK":
+        record.update(
+            BankAccountNumber=_text(data, "BankAccountNumber"),
+            BankAccountType="BANK",
+            CurrencyCode=_text(data, "CurrencyCode") or org.base_currency,
+        )
+    return Outcome(record, errors)
+
+
+def build_item(data: Record, w: Write) -> Outcome:
+    org = w.org
+    errors: list[str] = []
+    code, name = _text(data, "Code"), _text(data, "Name")
+    if not code:
+        errors.append("Item code must be specified.")
+    elif len(code) > 30:
+        errors.append("The Item Code must be 30 characters or less.")
+    if len(name) > 50:
+        errors.append("The Item Name must be 50 characters or less.")
+    own_id = data.get("ItemID")
+    taken = [r for r in [*org.records["Items"].values(), *w.batch] if r.get("ItemID") != own_id]
+    if code and any(str(r["Code"]).lower() == code.lower() for r in taken):
+        errors.append(f"Item code '{code}' already exists.")
+    record: Record = {
+        "ItemID": own_id,
+        "Code": code,
+        "Name": name,
+        "Description": _text(data, "Description"),
+        "PurchaseDescription": _text(data, "PurchaseDescription"),
+        "IsSold": bool(data.get("IsSold", True)),
+        "IsPurchased": bool(data.get("IsPurchased", True)),
+    }
+    for key in ("PurchaseDetails", "SalesDetails"):
+        details = data.get(key) or {}
+        clean: Record = {
+            k: details[k] for k in ("AccountCode", "COGSAccountCode", "TaxType") if details.get(k)
+        }
+        try:
+            clean["UnitPrice"] = money(details.get("UnitPrice", 0))
+        except ValueError:
+            errors.append(f"{key}.UnitPrice is not a valid number.")
+        record[key] = clean
+    asset_code = _text(data, "InventoryAssetAccountCode")
+    tracked = bool(asset_code)
+    if tracked:
+        asset = org.account(code=asset_code)
+        if asset is None or asset["Type"] != "INVENTORY":
+            errors.append("The inventory asset account must be an account of type INVENTORY.")
+        if not record["PurchaseDetails"].get("COGSAccountCode"):
+            errors.append("A COGS account code is required for tracked inventory items.")
+        record["InventoryAssetAccountCode"] = asset_code
+    record["IsTrackedAsInventory"] = tracked
+    if tracked:
+        record["QuantityOnHand"] = money(data.get("QuantityOnHand", 0), Decimal("0.0001"))
+        record["TotalCostPool"] = money(data.get("TotalCostPool", 0))
+    return Outcome(record, errors)
+
+
+def build_contact(data: Record, w: Write) -> Outcome:
+    errors: list[str] = []
+    name = _text(data, "Name")
+    if not name:
+        errors.append("The contact name must be specified.")
+    elif len(name) > 255:
+        errors.append("The contact name must be 255 characters or less.")
+    status = _text(data, "ContactStatus").upper() or "ACTIVE"
+    if status not in ("ACTIVE", "ARCHIVED"):
+        errors.append(f"The contact status '{status}' is not valid.")
+    own_id = data.get("ContactID")
+    active = [
+        r
+        for r in [*w.org.records["Contacts"].values(), *w.batch]
+        if r.get("ContactID") != own_id and r.get("ContactStatus") == "ACTIVE"
+    ]
+    if name and status == "ACTIVE" and any(r["Name"].lower() == name.lower() for r in active):
+        errors.append(
+            f"The contact name {name} is already assigned to another contact. "
+            "The contact name must be unique across all active contacts."
+        )
+    number = _text(data, "ContactNumber")
+    if len(number) > 50:
+        errors.append("The contact number must be 50 characters or less.")
+    flags = data if w.trusted else (w.existing or {})
+    record = {
+        "ContactID": own_id,
+        "ContactNumber": number,
+        "AccountNumber": _text(data, "AccountNumber"),
+        "ContactStatus": status,
+        "Name": name,
+        "FirstName": _text(data, "FirstName"),
+        "LastName": _text(data, "LastName"),
+        "EmailAddress": _text(data, "EmailAddress"),
+        "Addresses": list(data.get("Addresses") or []),
+        "Phones": list(data.get("Phones") or []),
+        "IsSupplier": bool(flags.get("IsSupplier", False)),
+        "IsCustomer": bool(flags.get("IsCustomer", False)),
+        "ContactGroups": [],
+        "ContactPersons": [],
+        "HasAttachments": False,
+        "HasValidationErrors": False,
+    }
+    if data.get("DefaultCurrency"):
+        record["DefaultCurrency"] = str(data["DefaultCurrency"])
+    return Outcome(record, errors)
+
+
+def lock_date_error(org: Organisation, when: date) -> str | None:
+    if org.end_of_year_lock_date and when <= org.end_of_year_lock_date:
+        return (
+            "The document date cannot be before the end of year lock date, currently set at "
+            f"{org.end_of_year_lock_date:%d %B %Y}."
+        )
+    if org.period_lock_date and when <= org.period_lock_date:
+        return (
+            "The document date cannot be before the period lock date, currently set at "
+            f"{org.period_lock_date:%d %B %Y}."
+        )
+    return None
+
+
+def build_manual_journal(data: Record, w: Write) -> Outcome:
+    org = w.org
+    errors: list[str] = []
+    warnings: list[str] = []
+    narration = _text(data, "Narration")
+    if not narration:
+        errors.append("Narration must be supplied.")
+    status = _text(data, "Status").upper() or "DRAFT"
+    if status not in ("DRAFT", "POSTED", "DELETED", "VOIDED"):
+        errors.append(f"The status '{status}' is not valid for a manual journal.")
+    amount_types = _text(data, "LineAmountTypes") or "NoTax"
+    when = _date_or_error(data, "Date", errors, w.today)
+    raw_lines = data.get("JournalLines") or []
+    lines: list[Record] = []
+    debits = credits = Decimal(0)
+    for raw in raw_lines if isinstance(raw_lines, list) else []:
+        line, amount = _journal_line(org, raw, status, errors, warnings)
+        lines.append(line)
+        debits += max(amount, Decimal(0))
+        credits += min(amount, Decimal(0))
+    if len(lines) < 2:
+        errors.append("A manual journal must have at least two journal lines.")
+    if debits + credits != 0:
+        errors.append(f"The total debits ({debits:.2f}) must equal total credits ({credits:.2f})")
+    if when and status in ("DRAFT", "POSTED") and (problem := lock_date_error(org, when)):
+        errors.append(problem)
+    record = {
+        "ManualJournalID": data.get("ManualJournalID"),
+        "Narration": narration,
+        "Date": when,
+        "Status": status,
+        "LineAmountTypes": amount_types,
+        "JournalLines": lines,
+        "ShowOnCashBasisReports": bool(data.get("ShowOnCashBasisReports", True)),
+        "HasAttachments": False,
+    }
+    if data.get("Url"):
+        record["Url"] = str(data["Url"])
+    return Outcome(record, errors, warnings)
+
+
+def _journal_line(
+    org: Organisation, raw: Any, status: str, errors: list[str], warnings: list[str]
+) -> tuple[Record, Decimal]:
+    raw = raw if isinstance(raw, dict) else {}
+    try:
+        amount = money(raw.get("LineAmount"))
+    except ValueError:
+        errors.append("Each journal line must have a valid LineAmount.")
+        amount = Decimal(0)
+    code, account_id = _text(raw, "AccountCode"), _text(raw, "AccountID")
+    account = org.account(code=code) if code else org.account(account_id=account_id) if account_id else None
+    if code and account is None:
+        warnings.append(f"Account code '{code}' has been removed as it does not match a recognised account.")
+    elif account_id and account is None:
+        errors.append(f"The account '{account_id}' does not exist.")
+    elif account is not None and account["Status"] != "ACTIVE":
+        errors.append(
+            f"The account '{account['Code']}' has been archived, or deleted. "
+            "Each line item must reference a valid account."
+        )
+    if account is None and status == "POSTED":
+        errors.append("Each journal line must have a valid account code.")
+    line: Record = {
+        "Description": _text(raw, "Description"),
+        "TaxType": _text(raw, "TaxType") or "NONE",
+        "LineAmount": amount,
+        "TaxAmount": Decimal(0),
+        "Tracking": list(raw.get("Tracking") or []),
+        "IsBlank": False,
+    }
+    if account is not None:
+        line.update(AccountCode=account["Code"], AccountID=account["AccountID"])
+    return line, amount
+
+
+def build_invoice(data: Record, w: Write) -> Outcome:
+    return build_document("Invoices", data, w)
+
+
+def build_credit_note(data: Record, w: Write) -> Outcome:
+    return build_document("CreditNotes", data, w)
+
+
+def build_document(collection: str, data: Record, w: Write) -> Outcome:
+    """Invoices and credit notes (seeded by the admin API): totals, tax and amounts computed."""
+    org = w.org
+    errors: list[str] = []
+    kind = _text(data, "Type").upper()
+    if kind not in DOCUMENT_TYPES[collection]:
+        errors.append(f"Type must be one of {', '.join(DOCUMENT_TYPES[collection])}.")
+    status = _text(data, "Status").upper() or "DRAFT"
+    if status not in DOCUMENT_STATUSES:
+        errors.append(f"Status '{status}' is not valid.")
+    contact = _document_contact(org, data.get("Contact"), errors)
+    when = _date_or_error(data, "Date", errors, w.today)
+    currency = _text(data, "CurrencyCode") or org.base_currency
+    rate = Decimal(1)
+    if data.get("CurrencyRate") not in (None, ""):
+        rate = money(data["CurrencyRate"], Decimal("0.000001"))
+    elif currency != org.base_currency:
+        errors.append("A CurrencyRate is required for a document in a foreign currency.")
+    amount_types = _text(data, "LineAmountTypes") or "Exclusive"
+    sales = kind in ("ACCREC", "ACCRECCREDIT")
+    lines = [_document_line(org, raw, amount_types, sales, errors) for raw in data.get("LineItems") or []]
+    line_total = sum((line["LineAmount"] for line in lines), Decimal(0))
+    tax = sum((line["TaxAmount"] for line in lines), Decimal(0))
+    subtotal = line_total - tax if amount_types == "Inclusive" else line_total
+    total = subtotal + tax
+    record: Record = {
+        "Type": kind,
+        "Contact": contact,
+        "Date": when,
+        "Status": status,
+        "LineAmountTypes": amount_types,
+        "LineItems": lines,
+        "SubTotal": subtotal,
+        "TotalTax": tax,
+        "Total": total,
+        "CurrencyCode": currency,
+        "CurrencyRate": rate,
+        "Reference": _text(data, "Reference"),
+        "HasAttachments": False,
+        "HasErrors": False,
+        "SentToContact": bool(data.get("SentToContact", False)),
+        "Payments": [],
+    }
+    due = _date_or_error(data, "DueDate", errors, None)
+    if due:
+        record["DueDate"] = due
+    paid = total if status == "PAID" else money(data.get("AmountPaid") or 0)
+    if status == "PAID":
+        record["FullyPaidOnDate"] = when
+    if collection == "Invoices":
+        number = _text(data, "InvoiceNumber") or (org.next_number("INV") if kind == "ACCREC" else "")
+        record.update(
+            InvoiceID=data.get("InvoiceID"),
+            InvoiceNumber=number,
+            AmountPaid=paid,
+            AmountCredited=Decimal(0),
+            IsDiscounted=False,
+            CreditNotes=[],
+            Prepayments=[],
+            Overpayments=[],
+            AmountDue=Decimal(0) if status in ("VOIDED", "DELETED") else total - paid,
+        )
+        if data.get("Url"):
+            record["Url"] = str(data["Url"])
+    else:
+        number = _text(data, "CreditNoteNumber") or (org.next_number("CN") if kind == "ACCRECCREDIT" else "")
+        remaining = Decimal(0) if status in ("PAID", "VOIDED", "DELETED") else total - paid
+        record.update(
+            CreditNoteID=data.get("CreditNoteID"),
+            CreditNoteNumber=number,
+            RemainingCredit=remaining,
+            Allocations=[],
+        )
+    return Outcome(record, errors)
+
+
+def _document_contact(org: Organisation, ref: Any, errors: list[str]) -> Record:
+    ref = ref if isinstance(ref, dict) else {}
+    contacts = org.records["Contacts"].values()
+    found = next(
+        (
+            c
+            for c in contacts
+            if (ref.get("ContactID") and c["ContactID"] == str(ref["ContactID"]))
+            or (ref.get("Name") and c["Name"].lower() == str(ref["Name"]).lower())
+        ),
+        None,
+    )
+    if found is None:
+        errors.append("A valid Contact (ContactID or Name of an existing contact) is required.")
+        return {}
+    return {"ContactID": found["ContactID"], "Name": found["Name"], "ContactStatus": found["ContactStatus"]}
+
+
+def _document_line(org: Organisation, raw: Any, amount_types: str, sales: bool, errors: list[str]) -> Record:
+    raw = raw if isinstance(raw, dict) else {}
+    try:
+        quantity = money(raw.get("Quantity", 1), Decimal("0.0001"))
+        unit = money(raw.get("UnitAmount", 0), Decimal("0.0001"))
+        amount = (
+            money(raw["LineAmount"])
+            if "LineAmount" in raw and "UnitAmount" not in raw
+            else money(quantity * unit)
+        )
+    except ValueError:
+        errors.append("Quantity, UnitAmount and LineAmount must be numbers.")
+        quantity = unit = amount = Decimal(0)
+    item_code = _text(raw, "ItemCode")
+    if item_code and not any(
+        str(i["Code"]).lower() == item_code.lower() for i in org.records["Items"].values()
+    ):
+        errors.append(f"Item code '{item_code}' is not valid.")
+    tax_type = _text(raw, "TaxType") or (
+        "NONE" if amount_types == "NoTax" else "OUTPUT" if sales else "INPUT"
+    )
+    rate = (
+        TAX_RATES.get(org.country, Decimal(0)) if tax_type in TAXED_TYPES and amount_types != "NoTax" else 0
+    )
+    tax = money(amount * rate / (1 + rate)) if amount_types == "Inclusive" else money(amount * rate)
+    line: Record = {
+        "LineItemID": raw.get("LineItemID") or new_id(),
+        "Description": _text(raw, "Description"),
+        "Quantity": quantity,
+        "UnitAmount": unit,
+        "TaxType": tax_type,
+        "TaxAmount": tax,
+        "LineAmount": amount,
+        "Tracking": list(raw.get("Tracking") or []),
+    }
+    if item_code:
+        line["ItemCode"] = item_code
+    if raw.get("AccountCode"):
+        line["AccountCode"] = str(raw["AccountCode"])
+    return line
+
+
+_BUILDERS: dict[str, Callable[[Record, Write], Outcome]] = {
+    "Accounts": build_account,
+    "Items": build_item,
+    "Contacts": build_contact,
+    "ManualJournals": build_manual_journal,
+    "Invoices": build_invoice,
+    "CreditNotes": build_credit_note,
+}
+
+
+# ---- list queries and rendering ---------------------------------------------------------------------
+
+
+@dataclass
+class ListQuery:
+    where: Predicate | None = None
+    modified_since: datetime | None = None
+    order: str | None = None
+    ids: list[str] | None = None
+    statuses: list[str] | None = None
+    include_archived: bool = False
+
+
+def select(org: Organisation, collection: str, query: ListQuery) -> list[Record]:
+    records = list(org.records[collection].values())
+    if query.modified_since is not None:
+        records = [r for r in records if r["UpdatedDateUTC"] >= query.modified_since]
+    if query.ids:
+        wanted = {i.lower() for i in query.ids}
+        records = [r for r in records if r[ID_FIELDS[collection]].lower() in wanted]
+    if query.statuses:
+        records = [r for r in records if r.get("Status") in query.statuses]
+    if collection == "Contacts" and not query.include_archived:
+        records = [r for r in records if r["ContactStatus"] != "ARCHIVED"]
+    if query.where is not None:
+        records = [r for r in records if query.where(r)]
+    records.sort(key=lambda r: (r["UpdatedDateUTC"], r[ID_FIELDS[collection]]))
+    for clause in reversed([c.strip() for c in (query.order or "").split(",") if c.strip()]):
+        name, _, direction = clause.partition(" ")
+        present = [r for r in records if lookup(r, name.split(".")) is not None]
+        missing = [r for r in records if lookup(r, name.split(".")) is None]
+        present.sort(
+            key=lambda r: _sort_key(lookup(r, name.split("."))), reverse=direction.strip().upper() == "DESC"
+        )
+        records = present + missing
+    return records
+
+
+def _sort_key(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    return value.lower() if isinstance(value, str) else value
+
+
+def render(collection: str, record: Record, *, with_lines: bool = True) -> Record:
+    """A stored record as Xero returns it (line items only on paged or single reads)."""
+    wire = dict(record)
+    if collection in DOCUMENT_TYPES:
+        wire["UpdatedDateUTCString"] = record["UpdatedDateUTC"].strftime("%Y-%m-%dT%H:%M:%S")
+    lines = LINE_FIELDS.get(collection)
+    if lines and not with_lines:
+        wire[lines] = []
+    return wire

@@ -1,0 +1,26 @@
+"""Accounting providers behind one interface; ``get_provider`` is the only place that knows both."""
+
+from __future__ import annotations
+
+from shared.config import ProviderUrls
+from shared.errors import UnknownProvider
+from shared.domain.connections import PROVIDERS, ClientCredentials, ProviderName
+from shared.providers.base import AccountingProvider
+
+
+def provider_name(value: str) -> ProviderName:
+    """The provider a path names, or ``UnknownProvider``."""
+    for name in PROVIDERS:
+        if value == name:
+            return name
+    raise UnknownProvider(f"unknown accounting provider {value!r}; expected one of: {', '.join(PROVIDERS)}")
+
+
+def get_provider(name: ProviderName, credentials: ClientCredentials, urls: ProviderUrls) -> AccountingProvider:
+    if name == "qbo":
+        from shared.providers.qbo.client import QboProvider
+
+        return QboProvider(credentials, urls)
+    from shared.providers.xero.client import XeroProvider
+
+    return XeroProvider(credentials, urls)

@@ -1,0 +1,78 @@
+"""Xero: identity (OAuth 2.0, single-use refresh tokens, tenants of a consent) and the calls the
+connection needs. The access token is a JWT whose ``authentication_event_id`` names this consent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import jwt
+
+from shared.config import ProviderUrls
+from shared.errors import ProviderRejected
+from shared.providers import oauth
+from shared.providers.base import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
+from shared.providers.http import basic_auth, json_or_error, new_client, raise_for_provider, raise_for_token_response, send
+
+SCOPE = "offline_access accounting.settings.read accounting.invoices accounting.manualjournals accounting.contacts"
+
+
+class XeroProvider:
+    name: ProviderName = "xero"
+    uses_pkce = True
+
+    def __init__(self, credentials: ClientCredentials, urls: ProviderUrls) -> None:
+        self.credentials = credentials
+        self.urls = urls
+        self.client = new_client()
+
+    def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
+        return oauth.authorize_url(self.urls.authorize, self.credentials, scope=SCOPE, state=state,
+                                   redirect_uri=redirect_uri, code_challenge=code_challenge)
+
+    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime,
+                      realm_id: str | None) -> Grant:
+        body = oauth.token_request(self.client, self.name, self.urls.token, self.credentials, {
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier})
+        tokens = oauth.token_set(body, now)
+        return Grant(tokens=tokens, tenants=tuple(self._tenants_of_this_consent(tokens.access_token)))
+
+    def _tenants_of_this_consent(self, access_token: str) -> list[Tenant]:
+        # The claims are read, not verified: the token came straight from Xero's token endpoint over TLS.
+        claims: dict[str, Any] = jwt.decode(access_token, options={"verify_signature": False})
+        event = claims.get("authentication_event_id")
+        if not event:
+            raise ProviderRejected(self.name, "the access token names no authentication event")
+        resp = send(self.client, self.name, "GET", f"{self.urls.api}/connections", params={"authEventId": event},
+                    headers={"authorization": f"Bearer {access_token}"})
+        connections = json_or_error(resp, self.name)
+        tenants = [Tenant(tenant_id=c["tenantId"], name=c.get("tenantName") or c["tenantId"], connection_id=c["id"])
+                   for c in connections if c.get("tenantType", "ORGANISATION") == "ORGANISATION"]
+        if not tenants:
+            raise ProviderRejected(self.name, "no Xero organisation was chosen in the consent")
+        return tenants
+
+    def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
+        body = oauth.token_request(self.client, self.name, self.urls.token, self.credentials, {
+            "grant_type": "refresh_token", "refresh_token": refresh_token})
+        return oauth.token_set(body, now)
+
+    def revoke(self, tokens: TokenSet) -> None:
+        resp = send(self.client, self.name, "POST", self.urls.revoke, data={"token": tokens.refresh_token},
+                    headers={"authorization": basic_auth(self.credentials.client_id,
+                                                         self.credentials.client_secret)})
+        raise_for_token_response(resp, self.name)
+
+    def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
+        resp = send(self.client, self.name, "DELETE", f"{self.urls.api}/connections/{tenant.connection_id}",
+                    headers={"authorization": f"Bearer {tokens.access_token}"})
+        if resp.status_code != 404:  # already gone is what we wanted
+            raise_for_provider(resp, self.name)
+
+    def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:
+        resp = send(self.client, self.name, "GET", f"{self.urls.api}/api.xro/2.0/Organisation",
+                    headers={"authorization": f"Bearer {access_token}", "xero-tenant-id": tenant.tenant_id})
+        organisations = json_or_error(resp, self.name).get("Organisations") or [{}]
+        return Tenant(tenant_id=tenant.tenant_id, name=organisations[0].get("Name") or tenant.name,
+                      connection_id=tenant.connection_id)

@@ -1,0 +1,190 @@
+"""Access tokens that are always usable, and refreshes that never burn a connection.
+
+A refresh is a small state machine on the grant row: one worker wins a short lease (conditional
+write tied to the version it read), calls the provider, and stores the new tokens conditionally on
+that version before anyone uses them. The others wait for the new version and reuse it. If the
+process dies after the provider rotated the token but before the store, the lease runs out and the
+next worker refreshes again with the stored (previous) refresh token, which Xero accepts for 30
+minutes. ``invalid_grant`` marks the connection expired, once, and is never retried in a loop."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from shared.config import settings
+from shared.domain.connections import ProviderName, Tenant, TokenSet
+from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
+from shared.observability import logger
+from shared.providers import get_provider
+from shared.providers.base import AccountingProvider
+from shared.services import credentials, events
+from shared.store import connections as store
+from shared.vault import TokenContext, open_tokens, seal_tokens
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+ON_DEMAND_MARGIN = timedelta(minutes=5)
+SCHEDULED_MARGIN = timedelta(minutes=10)  # more than one schedule tick, so a token never lapses between ticks
+LEASE_SECONDS = 30
+WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def epoch(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment else None
+
+
+@cache
+def provider(name: ProviderName) -> AccountingProvider:
+    return get_provider(name, credentials.client_credentials(name), settings().provider_urls(name))
+
+
+def context(grant: dict[str, Any]) -> TokenContext:
+    return TokenContext(organisation_id=grant["organisation_id"], provider=grant["provider"],
+                        grant_id=grant["grant_id"])
+
+
+def _expiry(tokens: TokenSet) -> dict[str, int]:
+    fields = {"access_expires_at": epoch(tokens.access_expires_at), "refresh_expires_at": epoch(tokens.refresh_expires_at),
+              "hard_expires_at": epoch(tokens.hard_expires_at)}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def store_grant(organisation_id: str, provider_name: ProviderName, tokens: TokenSet, now: datetime) -> str:
+    grant_id = str(uuid.uuid4())
+    ctx = TokenContext(organisation_id=organisation_id, provider=provider_name, grant_id=grant_id)
+    store.put_grant(grant_id, organisation_id, provider_name, seal_tokens(tokens, ctx), _expiry(tokens),
+                    int(now.timestamp()))
+    return grant_id
+
+
+def stored_tokens(grant: dict[str, Any]) -> TokenSet:
+    return open_tokens(store.sealed_of(grant), context(grant))
+
+
+def _live_grant(grant_id: str) -> dict[str, Any]:
+    grant = store.get_grant(grant_id)
+    if grant is None or grant["status"] != "active":
+        raise AuthExpired(grant["provider"] if grant else "provider",
+                          (grant or {}).get("status_reason") or "the connection has no usable tokens; reconnect")
+    return grant
+
+
+def fresh_tokens(grant_id: str, *, clock: Clock = utc_now, margin: timedelta = ON_DEMAND_MARGIN,
+                 sleep: Callable[[float], None] = time.sleep) -> tuple[TokenSet, bool]:
+    """Tokens valid for at least ``margin``, and whether this call refreshed them."""
+    owner = str(uuid.uuid4())
+    waited = 0
+    while True:
+        grant = _live_grant(grant_id)
+        tokens = stored_tokens(grant)
+        now = clock()
+        if tokens.access_expires_at - now > margin:
+            return tokens, False
+        if store.try_acquire_refresh_lease(grant_id, version=int(grant["version"]), owner=owner,
+                                           now=int(now.timestamp()), ttl_s=LEASE_SECONDS):
+            return _refresh(grant, tokens, owner, now), True
+        sleep(WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)])  # another worker is refreshing: wait for its version
+        waited += 1
+
+
+def access_token_for(grant_id: str, *, clock: Clock = utc_now) -> str:
+    return fresh_tokens(grant_id, clock=clock)[0].access_token
+
+
+def _refresh(grant: dict[str, Any], tokens: TokenSet, owner: str, now: datetime) -> TokenSet:
+    name: ProviderName = grant["provider"]
+    grant_id, version = grant["grant_id"], int(grant["version"])
+    try:
+        new = provider(name).refresh(tokens.refresh_token, now=now)
+    except AuthExpired as err:
+        newer = store.get_grant(grant_id)
+        if newer and int(newer["version"]) > version:  # someone stored a newer set meanwhile: use it
+            return stored_tokens(newer)
+        expire_grant(grant, reason=err.message, now=now)
+        raise
+    except ProviderError:
+        store.release_lease(grant_id, owner=owner)  # transient: the stored tokens are untouched, retry later
+        raise
+    if store.store_refreshed(grant_id, version=version, owner=owner, sealed=seal_tokens(new, context(grant)),
+                             expiry=_expiry(new), now=int(now.timestamp())):
+        return new
+    newer = store.get_grant(grant_id)
+    if newer and int(newer["version"]) > version:
+        return stored_tokens(newer)
+    raise ProviderUnavailable(name, "the refreshed tokens could not be stored; the next attempt will recover")
+
+
+def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
+    """Marks the grant and its connection expired (once) and tells the app."""
+    store.mark_grant(grant["grant_id"], "expired", reason=reason, now=int(now.timestamp()))
+    organisation, name = grant["organisation_id"], grant["provider"]
+    expired = store.update_connection(organisation, name, {
+        "status": "expired", "expired_reason": reason,
+        "last_error": {"reason": reason, "at": now.isoformat()}}, only_if_grant=grant["grant_id"])
+    if expired:
+        logger.warning("connection expired", extra={"organisation_id": organisation, "provider": name})
+        events.emit("ConnectionExpired", {"organisation_id": organisation, "provider": name, "reason": reason,
+                                          "at": now.isoformat()})
+
+
+def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
+    """Runs a provider call with a fresh access token; a token the provider refuses mid-run is
+    refreshed once and the call repeated."""
+    grant_id = connection["grant_id"]
+    tokens, refreshed = fresh_tokens(grant_id, clock=clock)
+    try:
+        return call(tokens.access_token)
+    except AuthExpired:
+        if refreshed:
+            raise
+    tokens, _ = fresh_tokens(grant_id, clock=clock, margin=timedelta(days=36500))  # force one refresh
+    return call(tokens.access_token)
+
+
+class RefreshReport(BaseModel):
+    checked: int = 0
+    refreshed: int = 0
+    expired: int = 0
+    retry_later: int = 0
+
+
+def tenant_of(connection: dict[str, Any]) -> Tenant:
+    return Tenant(tenant_id=connection["tenant_id"], name=connection.get("tenant_name") or "",
+                  connection_id=connection.get("xero_connection_id"))
+
+
+def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
+    """The scheduled pass: refresh tokens close to expiry (which also keeps idle refresh tokens
+    alive) and prove every connection still works, so a revoked one is noticed within a tick."""
+    report = RefreshReport()
+    for connection in store.all_connections():
+        if connection.get("status") != "connected":
+            continue
+        report.checked += 1
+        try:
+            tokens, refreshed = fresh_tokens(connection["grant_id"], clock=clock, margin=SCHEDULED_MARGIN)
+            report.refreshed += int(refreshed)
+            name: ProviderName = connection["provider"]
+            tenant = call_with_token(connection, lambda token, n=name: provider(n).check_tenant(token, tenant_of(connection)),
+                                     clock=clock)
+            store.update_connection(connection["organisation_id"], name, {
+                "tenant_name": tenant.name, "last_checked_at": clock().isoformat()}, only_if_grant=connection["grant_id"])
+        except AuthExpired as err:
+            grant = store.get_grant(connection["grant_id"])
+            if grant and grant["status"] == "active":  # the provider refuses the tenant (revoked or removed)
+                expire_grant(grant, reason=err.message, now=clock())
+            report.expired += 1
+        except ProviderError:
+            report.retry_later += 1
+    return report

@@ -1,0 +1,157 @@
+"""Connections (one per organisation and provider) and grants (the sealed tokens of one consent).
+
+A grant row is versioned: every stored token set bumps ``version``, and writes are conditional on
+the version read, so a refresh can never overwrite a newer token set. A short lease on the grant
+lets exactly one worker refresh at a time; a lease that outlived its holder can be taken over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from shared.aws import table
+from shared.store.keys import CONNECTIONS_INDEX_PK, GRANT_SK, connection_sk, grant_pk, org_pk
+from shared.vault import Sealed
+
+
+def _conditional_failed(err: Exception) -> bool:
+    return type(err).__name__ == "ConditionalCheckFailedException"
+
+
+# ---- connections -----------------------------------------------------------------------------------
+def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None:
+    item = table().get_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
+                            ConsistentRead=True).get("Item")
+    return item
+
+
+def list_connections(organisation_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = table().query(
+        KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("CONNECTION#"),
+        ConsistentRead=True)["Items"]
+    return items
+
+
+def all_connections() -> list[dict[str, Any]]:
+    """Every connection of every organisation (for the scheduled jobs), page by page."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(CONNECTIONS_INDEX_PK)}
+    while True:
+        page = table().query(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
+    table().put_item(Item={"pk": org_pk(organisation_id), "sk": connection_sk(provider),
+                           "gsi1pk": CONNECTIONS_INDEX_PK, "gsi1sk": f"{provider}#{organisation_id}",
+                           "organisation_id": organisation_id, "provider": provider, **fields})
+
+
+def update_connection(organisation_id: str, provider: str, fields: dict[str, Any],
+                      *, only_if_grant: str | None = None) -> bool:
+    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant."""
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    condition = "attribute_exists(pk)"
+    if only_if_grant is not None:
+        condition += " AND grant_id = :grant"
+        values[":grant"] = only_if_grant
+    try:
+        table().update_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
+                            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
+                            ConditionExpression=condition, ExpressionAttributeNames=names,
+                            ExpressionAttributeValues=values)
+    except Exception as err:
+        if _conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+# ---- grants ------------------------------------------------------------------------------------------
+def _sealed_fields(sealed: Sealed) -> dict[str, Any]:
+    return {"wrapped_key": sealed.wrapped_key, "nonce": sealed.nonce, "ciphertext": sealed.ciphertext}
+
+
+def sealed_of(item: dict[str, Any]) -> Sealed:
+    return Sealed(wrapped_key=bytes(item["wrapped_key"]), nonce=bytes(item["nonce"]),
+                  ciphertext=bytes(item["ciphertext"]))
+
+
+def put_grant(grant_id: str, organisation_id: str, provider: str, sealed: Sealed, expiry: dict[str, int],
+              now: int) -> None:
+    table().put_item(Item={"pk": grant_pk(grant_id), "sk": GRANT_SK, "grant_id": grant_id,
+                           "organisation_id": organisation_id, "provider": provider, "version": 1,
+                           "status": "active", "created_at": now, "last_refreshed_at": now,
+                           **expiry, **_sealed_fields(sealed)},
+                     ConditionExpression="attribute_not_exists(pk)")
+
+
+def get_grant(grant_id: str) -> dict[str, Any] | None:
+    item = table().get_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK}, ConsistentRead=True).get("Item")
+    return item
+
+
+def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: int, ttl_s: int) -> bool:
+    """Only one worker may refresh a grant; the lease is tied to the version it will replace."""
+    try:
+        table().update_item(
+            Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+            UpdateExpression="SET lease_owner = :o, lease_until = :until",
+            ConditionExpression="#v = :v AND #s = :active AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            ExpressionAttributeNames={"#v": "version", "#s": "status"},
+            ExpressionAttributeValues={":o": owner, ":until": now + ttl_s, ":now": now, ":v": version,
+                                       ":active": "active"})
+    except Exception as err:
+        if _conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+def store_refreshed(grant_id: str, *, version: int, owner: str, sealed: Sealed, expiry: dict[str, int],
+                    now: int) -> bool:
+    """Stores a new token set over ``version``, only while ``owner`` still holds the lease."""
+    fields = {**_sealed_fields(sealed), **expiry, "last_refreshed_at": now}
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    try:
+        table().update_item(
+            Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names))
+                             + ", #version = #version + :one REMOVE lease_owner, lease_until",
+            ConditionExpression="#version = :expected AND lease_owner = :owner",
+            ExpressionAttributeNames={**names, "#version": "version"},
+            ExpressionAttributeValues={**values, ":one": 1, ":expected": version, ":owner": owner})
+    except Exception as err:
+        if _conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+def release_lease(grant_id: str, *, owner: str) -> None:
+    try:
+        table().update_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+                            UpdateExpression="REMOVE lease_owner, lease_until",
+                            ConditionExpression="lease_owner = :owner", ExpressionAttributeValues={":owner": owner})
+    except Exception as err:
+        if not _conditional_failed(err):
+            raise
+
+
+def mark_grant(grant_id: str, status: str, *, reason: str, now: int) -> None:
+    table().update_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+                        UpdateExpression="SET #s = :s, status_reason = :r, status_at = :now REMOVE lease_owner, lease_until",
+                        ConditionExpression="attribute_exists(pk)",
+                        ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={":s": status, ":r": reason, ":now": now})
+
+
+def delete_grant(grant_id: str) -> None:
+    """Removes the ciphertext for good (disconnect); the connection row keeps its history."""
+    table().delete_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK})

@@ -1,0 +1,72 @@
+"""Token encryption: KMS envelope encryption (a data key from GenerateDataKey, AES-GCM from
+`cryptography`). The KMS encryption context and the AES-GCM associated data both name the
+organisation, provider, grant and purpose, so a ciphertext copied to another row does not open."""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ConfigDict
+
+from shared.aws import client
+from shared.config import settings
+from shared.errors import ServiceError
+from shared.observability import remember_secret
+from shared.domain.connections import TokenSet
+
+
+class VaultError(ServiceError):
+    """A ciphertext that does not open for this context (tampered, or copied from another row)."""
+
+
+class TokenContext(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    organisation_id: str
+    provider: str
+    grant_id: str
+    purpose: str = "oauth-tokens"
+
+    def as_kms_context(self) -> dict[str, str]:
+        return {"organisation": self.organisation_id, "provider": self.provider, "grant": self.grant_id,
+                "purpose": self.purpose}
+
+    def associated_data(self) -> bytes:
+        return "|".join(self.as_kms_context().values()).encode()
+
+
+class Sealed(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    wrapped_key: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+
+def seal(plaintext: bytes, context: TokenContext) -> Sealed:
+    key = client("kms").generate_data_key(KeyId=settings().token_key_id, KeySpec="AES_256",
+                                          EncryptionContext=context.as_kms_context())
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(key["Plaintext"]).encrypt(nonce, plaintext, context.associated_data())
+    return Sealed(wrapped_key=key["CiphertextBlob"], nonce=nonce, ciphertext=ciphertext)
+
+
+def open_sealed(sealed: Sealed, context: TokenContext) -> bytes:
+    kms = client("kms")
+    try:
+        data_key = kms.decrypt(CiphertextBlob=sealed.wrapped_key, EncryptionContext=context.as_kms_context(),
+                               KeyId=settings().token_key_id)["Plaintext"]
+        return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, context.associated_data())
+    except (kms.exceptions.InvalidCiphertextException, InvalidTag):
+        raise VaultError("stored tokens do not open for this organisation and provider") from None
+
+
+def seal_tokens(tokens: TokenSet, context: TokenContext) -> Sealed:
+    return seal(tokens.model_dump_json().encode(), context)
+
+
+def open_tokens(sealed: Sealed, context: TokenContext) -> TokenSet:
+    tokens = TokenSet.model_validate_json(open_sealed(sealed, context))
+    remember_secret(tokens.access_token)
+    remember_secret(tokens.refresh_token)
+    return tokens

@@ -1,0 +1,87 @@
+"""Connecting QBO and Xero through the real routes, consent pages and callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from tests.conftest import APP_ORIGIN, Api, Sandboxes
+from tests.integration.connect_flow import connect, pick_organisation
+
+
+def status_of(api: Api, provider: str, organisation: str = "org-a") -> dict[str, Any]:
+    views = api.call("GET", "/integrations", organisation=organisation).json()
+    return next(v for v in views if v["provider"] == provider)
+
+
+def xero_orgs(sandboxes: Sandboxes) -> dict[str, str]:
+    return {o.name: o.tenant_id for o in sandboxes.xero.organisations.values()}
+
+
+def test_qbo_connects_and_shows_company_and_token_health(api: Api, sandboxes: Sandboxes) -> None:
+    landed = connect(api, sandboxes, "qbo")
+    assert landed.page.status == 200
+    assert landed.page.headers["content-type"].startswith("text/html")
+    assert "Partsemble Demo Manufacturing (US)" in landed.text
+    assert f'postMessage(m,"{APP_ORIGIN}")' in landed.text  # the result goes to the app's origin only
+    view = status_of(api, "qbo")
+    assert view["status"] == "connected"
+    assert view["company_name"] == "Partsemble Demo Manufacturing (US)"
+    assert view["tenant_id"] == DEMO_REALM_ID
+    assert view["access_token_expires_at"] and view["refresh_token_expires_at"]
+    assert view["refresh_token_hard_expires_at"]  # QBO's 5-year cap, asked for with the opt-in header
+    assert view["reconnect_hint"] is None
+
+
+def test_xero_consent_with_two_organisations_asks_which_one(api: Api, sandboxes: Sandboxes) -> None:
+    orgs = xero_orgs(sandboxes)
+    landed = connect(api, sandboxes, "xero", choose=list(orgs.values()))
+    assert landed.page.status == 200
+    assert "Choose the Xero organisation" in landed.text
+    assert "Partsemble Demo (AU)" in landed.text and "Partsemble Demo (NZ)" in landed.text
+    assert status_of(api, "xero")["status"] == "not_connected"  # never the first one silently
+
+    chosen = pick_organisation(api, landed, orgs["Partsemble Demo (NZ)"])
+    assert chosen.status == 200, chosen.body
+    view = status_of(api, "xero")
+    assert (view["status"], view["company_name"]) == ("connected", "Partsemble Demo (NZ)")
+    assert view["tenant_id"] == orgs["Partsemble Demo (NZ)"]
+    assert pick_organisation(api, landed, orgs["Partsemble Demo (AU)"]).status == 400  # the choice is single-use
+    assert status_of(api, "xero")["company_name"] == "Partsemble Demo (NZ)"
+
+
+def test_xero_consent_with_one_organisation_connects_directly(api: Api, sandboxes: Sandboxes) -> None:
+    orgs = xero_orgs(sandboxes)
+    landed = connect(api, sandboxes, "xero", choose=[orgs["Partsemble Demo (AU)"]])
+    assert "Connected to Xero" in landed.text
+    assert status_of(api, "xero")["company_name"] == "Partsemble Demo (AU)"
+
+
+def test_declined_consent_says_so_and_stores_nothing(api: Api, sandboxes: Sandboxes) -> None:
+    landed = connect(api, sandboxes, "qbo", allow=False)
+    assert landed.page.status == 400
+    assert "you declined the connection" in landed.text
+    assert '"status": "error"' in landed.text
+    assert status_of(api, "qbo")["status"] == "not_connected"
+
+
+def test_connecting_the_other_provider_while_one_is_active_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    response = api.call("POST", "/integrations/xero/connect", json_body={})
+    assert response.status == 409
+    assert "disconnect it before connecting Xero" in response.json()["message"]
+
+
+def test_organisations_see_only_their_own_connection(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo", organisation="org-a")
+    assert status_of(api, "qbo", organisation="org-b")["status"] == "not_connected"
+    refused = api.call("POST", "/integrations/qbo/disconnect", organisation="org-b")
+    assert refused.status == 404
+    assert status_of(api, "qbo", organisation="org-a")["status"] == "connected"
+
+
+def test_unknown_provider_is_404_on_connect_and_callback(api: Api, sandboxes: Sandboxes) -> None:
+    assert api.call("POST", "/integrations/sage/connect", json_body={}).status == 404
+    callback = api.call("GET", "/oauth/sage/callback?code=x&state=y", organisation=None)
+    assert callback.status == 404
+    assert "unknown accounting provider" in callback.body.decode()

@@ -1,0 +1,108 @@
+"""Forged, tampered, expired, replayed and foreign-browser callbacks: each a specific 4xx, nothing stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import Api, Sandboxes
+from tests.consent import walk_consent
+from tests.integration.connect_flow import DEMO_USER, callback, start
+from tests.integration.test_connect import status_of
+
+
+def _consent(sandboxes: Sandboxes, authorize_url: str) -> dict[str, str]:
+    with sandboxes.client() as browser:
+        return walk_consent(browser, authorize_url, username=DEMO_USER[0], password=DEMO_USER[1])
+
+
+def _assert_refused(response: object, status: int, words: str, api: Api) -> None:
+    assert response.status == status, response.body  # type: ignore[attr-defined]
+    assert words in response.body.decode()  # type: ignore[attr-defined]
+    assert status_of(api, "qbo")["status"] == "not_connected"
+
+
+def test_forged_state_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url) | {"state": "made-up.signature"}
+    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "not one this service issued", api)
+
+
+def test_tampered_state_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    nonce, signature = params["state"].split(".")
+    params["state"] = f"{nonce[:-1]}{'A' if nonce[-1] != 'A' else 'B'}.{signature}"
+    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "not one this service issued", api)
+
+
+def test_replayed_state_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    assert callback(api, "qbo", params, started.cookie).status == 200
+    replay = callback(api, "qbo", params, started.cookie)
+    assert replay.status == 400
+    assert "already used" in replay.body.decode()
+
+
+def test_state_from_another_browser_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    _assert_refused(callback(api, "qbo", params, None), 400, "started in another browser", api)
+    other = start(api, "qbo")  # a cookie this browser holds for another, unrelated connect
+    params = _consent(sandboxes, started.authorize_url)
+    _assert_refused(callback(api, "qbo", params, other.cookie), 400, "", api)
+
+
+def test_state_for_another_provider_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    response = callback(api, "xero", params, started.cookie.replace("ps_oauth_qbo", "ps_oauth_xero"))
+    assert response.status == 400
+
+
+def test_expired_state_is_refused(api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    later = datetime.now(UTC) + timedelta(minutes=11)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+            return later
+
+    monkeypatch.setattr("functions.oauth_callback.app.datetime", Later)
+    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "expired", api)
+
+
+def test_callback_without_code_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    del params["code"]
+    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "no authorization code", api)
+
+
+def test_code_issued_for_another_redirect_uri_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    url = started.authorize_url.replace("api.partsemble.test", "evil.example")
+    sandboxes.qbo.register_app("test-qbo-client", "test-qbo-secret", [
+        "https://api.partsemble.test/oauth/qbo/callback", "https://evil.example/oauth/qbo/callback"])
+    params = _consent(sandboxes, url)
+    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "did not accept the authorization", api)
+
+
+def test_callback_for_a_provider_not_configured_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    import json
+
+    import boto3
+
+    from shared.services import credentials
+
+    boto3.client("secretsmanager").put_secret_value(SecretId=api.gateway.stack.physical("ProviderSecret"),
+                                                    SecretString=json.dumps({"qbo": {}, "xero": {}}))
+    credentials.clear()
+    response = api.call("GET", "/oauth/qbo/callback?code=abc&state=x.y", organisation=None)
+    assert response.status == 409
+    assert "not configured" in response.body.decode()
+    assert api.call("POST", "/integrations/qbo/connect", json_body={}).status == 409

@@ -1,0 +1,675 @@
+"""The QBO sandbox keeps the provider promises we rely on: OAuth, queries, CDC, writes, limits."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from infra.sandboxes.common import serve
+from infra.sandboxes.qbo import QboSandbox
+from infra.sandboxes.qbo_demo import (
+    BRACKET_20,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_REALM_ID,
+    DEMO_REDIRECT_URI,
+    DEMO_USERNAME,
+    SHOP_SUPPLIES,
+)
+
+REALM = DEMO_REALM_ID
+SCOPE = "com.intuit.quickbooks.accounting"
+TOKEN_PATH = "/oauth2/v1/tokens/bearer"
+DAY = 86400
+SHRINKAGE, INACTIVE_ACCOUNT, WASTE = "3", "8", "7"
+
+
+@pytest.fixture
+def sandbox() -> QboSandbox:
+    return QboSandbox(seed=True)
+
+
+@pytest.fixture
+def client(sandbox: QboSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=sandbox.transport(), base_url=sandbox.base_url) as c:
+        yield c
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
+    return {name: html.unescape(value) for name, value in found}
+
+
+def authorize_params(**overrides: str) -> dict[str, str]:
+    return {
+        "client_id": DEMO_CLIENT_ID,
+        "redirect_uri": DEMO_REDIRECT_URI,
+        "response_type": "code",
+        "scope": f"{SCOPE} openid",
+        "state": "st-123",
+        **overrides,
+    }
+
+
+def connect(client: httpx.Client, decision: str = "allow", **overrides: str) -> dict[str, str]:
+    """Walks the HTML form like a browser; returns the query parameters of the redirect back to the app."""
+    page = client.get("/connect/oauth2", params=authorize_params(**overrides))
+    assert page.status_code == 200
+    consent = client.post(
+        "/connect/oauth2",
+        data={**hidden_fields(page.text), "username": DEMO_USERNAME, "password": DEMO_PASSWORD},
+    )
+    assert 'name="realm_id"' in consent.text and "Partsemble Demo Manufacturing (US)" in consent.text
+    answer = client.post(
+        "/connect/oauth2", data={**hidden_fields(consent.text), "realm_id": REALM, "decision": decision}
+    )
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == DEMO_REDIRECT_URI
+    return {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+def exchange(client: httpx.Client, code: str, **extra: str) -> httpx.Response:
+    return client.post(
+        TOKEN_PATH,
+        auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": DEMO_REDIRECT_URI, **extra},
+    )
+
+
+def refresh(
+    client: httpx.Client, refresh_token: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return client.post(
+        TOKEN_PATH,
+        auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+        headers=headers,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+    )
+
+
+@pytest.fixture
+def tokens(client: httpx.Client) -> dict[str, Any]:
+    response = exchange(client, connect(client)["code"])
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+def api(sandbox: QboSandbox, tokens: dict[str, Any]) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        transport=sandbox.transport(),
+        base_url=f"{sandbox.base_url}/v3/company/{REALM}",
+        headers={"authorization": f"Bearer {tokens['access_token']}", "accept": "application/json"},
+    ) as c:
+        yield c
+
+
+def query(api: httpx.Client, text: str) -> dict[str, Any]:
+    response = api.get("/query", params={"query": text, "minorversion": "75"})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()["QueryResponse"]
+    return body
+
+
+def fault_code(response: httpx.Response) -> str:
+    return str(response.json()["Fault"]["Error"][0]["code"])
+
+
+def journal(debit: str = "125.00", credit: str = "125.00", **fields: Any) -> dict[str, Any]:
+    def line(posting: str, amount: str, account: str) -> dict[str, Any]:
+        return {
+            "Amount": Decimal(amount),
+            "DetailType": "JournalEntryLineDetail",
+            "JournalEntryLineDetail": {"PostingType": posting, "AccountRef": {"value": account}},
+        }
+
+    return {
+        "TxnDate": "2026-10-31",
+        "DocNumber": "MFG-1031",
+        "PrivateNote": "syncid:je-1",
+        "Line": [line("Debit", debit, WASTE), line("Credit", credit, SHRINKAGE)],
+        **fields,
+    }
+
+
+def post_json(api: httpx.Client, path: str, body: dict[str, Any], **params: str) -> httpx.Response:
+    # Decimal amounts go out as JSON numbers, as a real client sends them.
+    return api.post(
+        path,
+        params=params,
+        content=json.dumps(body, default=float),
+        headers={"content-type": "application/json"},
+    )
+
+
+def adjustment(**detail: Any) -> dict[str, Any]:
+    return {
+        "TxnDate": "2026-10-31",
+        "PrivateNote": "cycle count; syncid=adj-1",
+        "AdjustAccountRef": {"value": SHRINKAGE},
+        "Line": [
+            {
+                "DetailType": "ItemAdjustmentLineDetail",
+                "ItemAdjustmentLineDetail": {"ItemRef": {"value": BRACKET_20}, **detail},
+            }
+        ],
+    }
+
+
+# ---- OAuth ------------------------------------------------------------------------------------------
+
+
+def test_connect_through_form_returns_code_realm_and_state(client: httpx.Client) -> None:
+    result = connect(client)
+    assert result["realmId"] == REALM and result["state"] == "st-123" and result["code"]
+    response = exchange(client, result["code"])
+    body = response.json()
+    assert response.status_code == 200 and response.headers["intuit_tid"]
+    assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+    assert body["x_refresh_token_expires_in"] == 8_640_000
+    assert "x_refresh_token_hard_expires_in" not in body
+
+
+def test_deny_sends_access_denied_and_state(client: httpx.Client) -> None:
+    assert connect(client, decision="deny") == {"error": "access_denied", "state": "st-123"}
+
+
+def test_unregistered_redirect_uri_gets_error_page_not_redirect(client: httpx.Client) -> None:
+    page = client.get("/connect/oauth2", params=authorize_params(redirect_uri="https://evil.test/cb"))
+    assert page.status_code == 400 and "location" not in page.headers and "redirect_uri" in page.text
+
+
+def test_missing_accounting_scope_redirects_with_invalid_scope(client: httpx.Client) -> None:
+    page = client.get("/connect/oauth2", params=authorize_params(scope="openid email"))
+    assert page.status_code == 302 and "error=invalid_scope" in page.headers["location"]
+
+
+def test_wrong_password_shows_sign_in_again(client: httpx.Client) -> None:
+    page = client.get("/connect/oauth2", params=authorize_params())
+    again = client.post(
+        "/connect/oauth2", data={**hidden_fields(page.text), "username": DEMO_USERNAME, "password": "nope"}
+    )
+    assert again.status_code == 200 and "Invalid username or password" in again.text
+    assert 'name="realm_id"' not in again.text
+
+
+def test_bad_client_secret_is_invalid_client(client: httpx.Client) -> None:
+    code = connect(client)["code"]
+    response = client.post(
+        TOKEN_PATH,
+        auth=(DEMO_CLIENT_ID, "wrong"),
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": DEMO_REDIRECT_URI},
+    )
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+
+
+def test_code_is_single_use(client: httpx.Client) -> None:
+    code = connect(client)["code"]
+    assert exchange(client, code).status_code == 200
+    second = exchange(client, code)
+    assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
+    assert second.headers["intuit_tid"]
+
+
+def test_code_expires_after_five_minutes(sandbox: QboSandbox, client: httpx.Client) -> None:
+    code = connect(client)["code"]
+    sandbox.clock.advance(301)
+    assert exchange(client, code).json()["error"] == "invalid_grant"
+
+
+def test_code_exchange_needs_the_authorize_redirect_uri(sandbox: QboSandbox, client: httpx.Client) -> None:
+    sandbox.register_app(
+        DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, [DEMO_REDIRECT_URI, "http://127.0.0.1:3000/other"]
+    )
+    code = connect(client)["code"]
+    assert exchange(client, code, redirect_uri="http://127.0.0.1:3000/other").status_code == 400
+
+
+def test_pkce_verifier_must_match_challenge(client: httpx.Client) -> None:
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    assert exchange(client, connect(client, **pkce)["code"], code_verifier="w" * 50).status_code == 400
+    assert exchange(client, connect(client, **pkce)["code"], code_verifier=verifier).status_code == 200
+
+
+def test_refresh_rotates_and_the_old_value_is_dead(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    first = refresh(client, tokens["refresh_token"])
+    assert first.status_code == 200 and first.json()["refresh_token"] != tokens["refresh_token"]
+    stale = refresh(client, tokens["refresh_token"])
+    assert stale.status_code == 400 and stale.json()["error"] == "invalid_grant"
+    assert refresh(client, first.json()["refresh_token"]).status_code == 200
+
+
+def test_hard_expiry_is_reported_only_on_request(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    plain = refresh(client, tokens["refresh_token"]).json()
+    assert "x_refresh_token_hard_expires_in" not in plain
+    opted = refresh(
+        client, plain["refresh_token"], {"x-include-refresh-token-hard-expires-in": "true"}
+    ).json()
+    assert 5 * 365 * DAY <= opted["x_refresh_token_hard_expires_in"] <= 5 * 366 * DAY
+
+
+def test_refresh_token_dies_after_100_idle_days(
+    sandbox: QboSandbox, client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    sandbox.clock.advance(99 * DAY)
+    kept = refresh(client, tokens["refresh_token"])  # use within 100 days extends the window
+    assert kept.status_code == 200
+    sandbox.clock.advance(100 * DAY + 1)
+    assert refresh(client, kept.json()["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_refresh_stops_at_the_five_year_cap(
+    sandbox: QboSandbox, client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    current = tokens["refresh_token"]
+    for _ in range(18):  # 18 * 99 days = 1782 days, inside five years
+        sandbox.clock.advance(99 * DAY)
+        body = refresh(client, current).json()
+        current = body["refresh_token"]
+    assert body["x_refresh_token_expires_in"] < 8_640_000  # capped by the hard expiry
+    sandbox.clock.advance(99 * DAY)
+    assert refresh(client, current).json()["error"] == "invalid_grant"
+
+
+def test_revoke_ends_the_whole_grant(client: httpx.Client, api: httpx.Client, tokens: dict[str, Any]) -> None:
+    response = client.post(
+        "/v2/oauth2/tokens/revoke",
+        auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+        json={"token": tokens["refresh_token"]},
+    )
+    assert response.status_code == 200
+    assert api.get(f"/companyinfo/{REALM}").status_code == 401
+    assert refresh(client, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_user_removing_the_app_in_qbo_disconnects(
+    client: httpx.Client, api: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    assert client.post(f"/_admin/companies/{REALM}/revoke").json() == {"revoked_grants": 1}
+    assert api.get(f"/companyinfo/{REALM}").status_code == 401
+    assert refresh(client, tokens["refresh_token"]).status_code == 400
+
+
+def test_discovery_document_points_at_the_sandbox(sandbox: QboSandbox, client: httpx.Client) -> None:
+    for path in ("/.well-known/openid_sandbox_configuration/", "/.well-known/openid_configuration"):
+        doc = client.get(path).json()
+        assert doc["token_endpoint"] == f"{sandbox.base_url}{TOKEN_PATH}"
+        assert doc["authorization_endpoint"] == f"{sandbox.base_url}/connect/oauth2"
+        assert doc["revocation_endpoint"] == f"{sandbox.base_url}/v2/oauth2/tokens/revoke"
+
+
+# ---- API auth --------------------------------------------------------------------------------------
+
+
+def test_expired_access_token_gets_401_3200(sandbox: QboSandbox, api: httpx.Client) -> None:
+    sandbox.clock.advance(3601)
+    response = api.get(f"/companyinfo/{REALM}")
+    assert response.status_code == 401 and response.headers["intuit_tid"]
+    assert response.json()["fault"]["error"][0]["code"] == "3200"
+
+
+def test_token_for_another_realm_gets_403_3100(sandbox: QboSandbox, api: httpx.Client) -> None:
+    other = sandbox.add_company("Other Co", realm_id="4620816365000000001")
+    response = api.get(f"{sandbox.base_url}/v3/company/{other.realm_id}/companyinfo/{other.realm_id}")
+    assert response.status_code == 403 and fault_code(response) == "3100"
+
+
+def test_company_info_and_preferences_describe_the_company(api: httpx.Client) -> None:
+    info = api.get(f"/companyinfo/{REALM}", params={"minorversion": "65"}).json()
+    assert info["CompanyInfo"]["Country"] == "US" and info["time"]
+    assert {"Name": "OfferingSku", "Value": "QuickBooks Online Plus"} in info["CompanyInfo"]["NameValue"]
+    prefs = api.get("/preferences").json()["Preferences"]
+    assert prefs["ProductAndServicesPrefs"]["QuantityOnHand"] is True
+    assert prefs["AccountingInfoPrefs"]["BookCloseDate"] == "2026-01-31"
+
+
+# ---- queries ---------------------------------------------------------------------------------------
+
+
+def test_query_pages_with_startposition_and_maxresults(api: httpx.Client) -> None:
+    first = query(api, "select * from Item STARTPOSITION 1 MAXRESULTS 4")
+    second = query(api, "SELECT * FROM Item startposition 5 maxresults 4")
+    assert first["startPosition"] == 1 and first["maxResults"] == 4
+    assert [i["Id"] for i in first["Item"]] == ["1", "2", "3", "4"]
+    assert [i["Id"] for i in second["Item"]] == ["5", "6", "7", "8"]
+
+
+def test_query_rejects_maxresults_over_1000(api: httpx.Client) -> None:
+    response = api.get("/query", params={"query": "select * from Item maxresults 1001"})
+    assert response.status_code == 400 and "Fault" in response.json()
+
+
+def test_name_lists_hide_inactive_unless_asked(api: httpx.Client) -> None:
+    active = query(api, "select * from Account maxresults 1000")["Account"]
+    everything = query(api, "select * from Account where Active IN (true, false) maxresults 1000")["Account"]
+    assert INACTIVE_ACCOUNT not in {a["Id"] for a in active}
+    assert INACTIVE_ACCOUNT in {a["Id"] for a in everything}
+    assert (
+        query(api, "select * from Account where Active = false")["Account"][0]["Name"]
+        == "Old Freight Clearing"
+    )
+
+
+def test_query_rejects_or_with_parser_error(api: httpx.Client) -> None:
+    response = api.get("/query", params={"query": "select * from Item where Name = 'a' OR Name = 'b'"})
+    assert response.status_code == 400 and fault_code(response) == "4000"
+
+
+def test_query_entity_names_are_case_sensitive(api: httpx.Client) -> None:
+    assert api.get("/query", params={"query": "select * from item"}).status_code == 400
+
+
+def test_count_and_empty_result(api: httpx.Client) -> None:
+    assert query(api, "select count(*) from Invoice") == {"totalCount": 5}  # six seeded, one deleted
+    assert query(api, "select * from Invoice where DocNumber = 'nope'") == {}
+    assert query(api, "select * from Item startposition 500") == {}
+
+
+def test_query_by_last_updated_time_sent_as_post_body(api: httpx.Client) -> None:
+    response = api.post(
+        "/query",
+        content=b"select * from Invoice where Metadata.LastUpdatedTime > "
+        b"'2026-10-01T00:00:00-07:00' ORDERBY MetaData.LastUpdatedTime DESC",
+        headers={"content-type": "application/text"},
+    )
+    invoices = response.json()["QueryResponse"]["Invoice"]
+    assert [i["DocNumber"] for i in invoices] == [
+        "1004",
+        "1006",
+        "1003",
+    ]  # the void is stamped at seed time, after 1006
+
+
+def test_group_bundle_reads_with_component_lines(api: httpx.Client) -> None:
+    invoice = query(api, "select * from Invoice where DocNumber = '1002'")["Invoice"][0]
+    group = invoice["Line"][0]["GroupLineDetail"]
+    assert group["Quantity"] == 10 and [c["SalesItemLineDetail"]["Qty"] for c in group["Line"]] == [10, 10]
+    assert invoice["Line"][-1]["DetailType"] == "SubTotalLineDetail"
+    assert query(api, "select * from Item where Type = 'Group'")["Item"][0]["ItemGroupDetail"][
+        "ItemGroupLine"
+    ]
+
+
+def test_eur_invoice_has_currency_and_exchange_rate(api: httpx.Client) -> None:
+    invoice = query(api, "select * from Invoice where DocNumber = '1003'")["Invoice"][0]
+    assert invoice["CurrencyRef"]["value"] == "EUR" and Decimal(str(invoice["ExchangeRate"])) == Decimal(
+        "1.085"
+    )
+
+
+def test_voided_invoice_is_kept_with_zero_amounts(api: httpx.Client) -> None:
+    invoice = query(api, "select * from Invoice where DocNumber = '1004'")["Invoice"][0]
+    assert (
+        invoice["TotalAmt"] == 0 and invoice["Balance"] == 0 and invoice["PrivateNote"].startswith("Voided")
+    )
+    assert all(line["Amount"] == 0 for line in invoice["Line"]) and "status" not in invoice
+    assert int(invoice["SyncToken"]) >= 1
+
+
+def test_deleted_invoice_is_gone_from_reads(api: httpx.Client) -> None:
+    assert query(api, "select * from Invoice where DocNumber = '1005'") == {}
+    assert api.get("/invoice/5").status_code == 400
+
+
+# ---- CDC -------------------------------------------------------------------------------------------
+
+
+def test_cdc_returns_changes_and_deleted_entities(api: httpx.Client) -> None:
+    response = api.get(
+        "/cdc", params={"entities": "Invoice,Item", "changedSince": "2026-10-10T00:00:00-07:00"}
+    )
+    invoice_block, item_block = response.json()["CDCResponse"][0]["QueryResponse"]
+    by_id = {i["Id"]: i for i in invoice_block["Invoice"]}
+    assert by_id["5"]["status"] == "Deleted" and by_id["4"]["TotalAmt"] == 0 and "3" not in by_id
+    assert item_block == {}
+
+
+def test_cdc_refuses_changed_since_older_than_30_days(api: httpx.Client) -> None:
+    response = api.get("/cdc", params={"entities": "Invoice", "changedSince": "2026-09-30T00:00:00-07:00"})
+    assert response.status_code == 400 and "older than" in response.json()["Fault"]["Error"][0]["Detail"]
+
+
+def test_cdc_returns_at_most_1000_objects(sandbox: QboSandbox, api: httpx.Client) -> None:
+    for n in range(1001):
+        sandbox.create_record(REALM, "JournalEntry", journal(DocNumber=f"BULK-{n}"))
+    response = api.get("/cdc", params={"entities": "JournalEntry,Invoice", "changedSince": "2026-10-31"})
+    blocks = response.json()["CDCResponse"][0]["QueryResponse"]
+    assert blocks[0]["maxResults"] == 1000 and blocks[1] == {}
+
+
+# ---- writes ----------------------------------------------------------------------------------------
+
+
+def test_journal_entry_is_created_and_found_by_note_and_doc_number(api: httpx.Client) -> None:
+    created = post_json(api, "/journalentry", journal(), minorversion="75")
+    assert created.status_code == 200, created.text
+    entry = created.json()["JournalEntry"]
+    assert entry["SyncToken"] == "0" and entry["TotalAmt"] == 125
+    assert (
+        query(api, "select * from JournalEntry where PrivateNote LIKE '%je-1%'")["JournalEntry"][0]["Id"]
+        == entry["Id"]
+    )
+    assert (
+        query(api, "select * from JournalEntry where DocNumber = 'MFG-1031'")["JournalEntry"][0]["Id"]
+        == entry["Id"]
+    )
+    assert api.get(f"/journalentry/{entry['Id']}").json()["JournalEntry"]["DocNumber"] == "MFG-1031"
+
+
+def test_journal_entry_must_balance(api: httpx.Client) -> None:
+    response = post_json(api, "/journalentry", journal(debit="125.00", credit="124.99"))
+    assert response.status_code == 400 and fault_code(response) == "6000"
+    assert query(api, "select count(*) from JournalEntry") == {"totalCount": 0}
+
+
+def test_journal_entry_refuses_inactive_and_unknown_accounts(api: httpx.Client) -> None:
+    body = journal()
+    body["Line"][1]["JournalEntryLineDetail"]["AccountRef"] = {"value": INACTIVE_ACCOUNT}
+    assert fault_code(post_json(api, "/journalentry", body)) == "610"
+    body["Line"][1]["JournalEntryLineDetail"]["AccountRef"] = {"value": "999"}
+    assert fault_code(post_json(api, "/journalentry", body)) == "2500"
+
+
+def test_journal_entry_on_or_before_closing_date_is_refused(api: httpx.Client) -> None:
+    response = post_json(api, "/journalentry", journal(TxnDate="2026-01-31"))
+    assert response.status_code == 400 and fault_code(response) == "6210"
+
+
+def test_unknown_property_is_refused(api: httpx.Client) -> None:
+    response = post_json(api, "/journalentry", journal(SyncId="abc"))
+    assert response.status_code == 400 and fault_code(response) == "2010"
+
+
+def test_inventory_adjustment_changes_quantity_on_hand(api: httpx.Client) -> None:
+    assert post_json(api, "/inventoryadjustment", adjustment(QtyDiff=-3)).status_code == 200
+    assert api.get(f"/item/{BRACKET_20}").json()["Item"]["QtyOnHand"] == 137
+    counted = post_json(api, "/inventoryadjustment", adjustment(NewQty=120))
+    assert counted.status_code == 200
+    item = api.get(f"/item/{BRACKET_20}").json()["Item"]
+    assert item["QtyOnHand"] == 120 and item["SyncToken"] == "2"
+    found = query(api, "select * from InventoryAdjustment where PrivateNote LIKE '%syncid=adj-1%'")
+    assert len(found["InventoryAdjustment"]) == 2
+
+
+def test_inventory_adjustment_needs_us_plus_or_advanced(sandbox: QboSandbox, api: httpx.Client) -> None:
+    sandbox.update_company(REALM, plan="Essentials")
+    response = post_json(api, "/inventoryadjustment", adjustment(QtyDiff=1))
+    assert (
+        response.status_code == 400 and "Plus or Advanced" in response.json()["Fault"]["Error"][0]["Detail"]
+    )
+
+
+def test_inventory_adjustment_rules_on_lines(api: httpx.Client) -> None:
+    both = post_json(api, "/inventoryadjustment", adjustment(QtyDiff=1, NewQty=5))
+    assert both.status_code == 400
+    non_inventory = adjustment(QtyDiff=1)
+    non_inventory["Line"][0]["ItemAdjustmentLineDetail"]["ItemRef"] = {"value": SHOP_SUPPLIES}
+    assert post_json(api, "/inventoryadjustment", non_inventory).status_code == 400
+    no_account = {k: v for k, v in adjustment(QtyDiff=1).items() if k != "AdjustAccountRef"}
+    assert fault_code(post_json(api, "/inventoryadjustment", no_account)) == "2020"
+
+
+def test_same_requestid_returns_the_original_without_writing_again(api: httpx.Client) -> None:
+    first = post_json(api, "/journalentry", journal(), requestid="7f1c2a9e-0000-4000-8000-000000000001")
+    again = post_json(api, "/journalentry", journal(), requestid="7f1c2a9e-0000-4000-8000-000000000001")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert query(api, "select count(*) from JournalEntry") == {"totalCount": 1}
+
+
+def test_group_items_cannot_be_created_through_the_api(api: httpx.Client) -> None:
+    response = post_json(api, "/item", {"Name": "New Kit", "Type": "Group"})
+    assert response.status_code == 400 and fault_code(response) == "6000"
+
+
+def test_vendor_create_and_stale_update(api: httpx.Client) -> None:
+    created = post_json(api, "/vendor", {"DisplayName": "Riverside Plastics"}).json()["Vendor"]
+    stale = post_json(
+        api, "/vendor", {"Id": created["Id"], "SyncToken": "7", "sparse": True, "Active": False}
+    )
+    assert fault_code(stale) == "5010"
+    duplicate = post_json(api, "/vendor", {"DisplayName": "Harbor Hardware Co"})  # a customer's name
+    assert fault_code(duplicate) == "6240"
+
+
+# ---- limits and faults -----------------------------------------------------------------------------
+
+
+def test_501st_call_in_a_minute_is_throttled_until_the_next_window(
+    sandbox: QboSandbox, api: httpx.Client
+) -> None:
+    sandbox.clock.set(sandbox.clock.now().replace(second=0))
+    statuses = [api.get(f"/companyinfo/{REALM}").status_code for _ in range(501)]
+    assert statuses[:500] == [200] * 500 and statuses[500] == 429
+    throttled = api.get(f"/companyinfo/{REALM}")
+    error = throttled.json()["Fault"]["Error"][0]
+    assert (
+        error["code"] == "3001"
+        and error["Message"] == "message=ThrottleExceeded; errorCode=003001; statusCode=429"
+    )
+    sandbox.clock.advance(60)
+    assert api.get(f"/companyinfo/{REALM}").status_code == 200
+
+
+def test_eleventh_concurrent_call_is_throttled(sandbox: QboSandbox, api: httpx.Client) -> None:
+    sandbox.latency_seconds = 0.3
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        statuses = sorted(pool.map(lambda _: api.get(f"/companyinfo/{REALM}").status_code, range(11)))
+    assert statuses == [200] * 10 + [429]
+
+
+def test_injected_500_uses_qbo_fault_shape(sandbox: QboSandbox, api: httpx.Client) -> None:
+    sandbox.inject("500", path_prefix=f"/v3/company/{REALM}/query")
+    response = api.get("/query", params={"query": "select * from Item"})
+    assert response.status_code == 500 and response.json()["Fault"]["type"] == "SystemFault"
+    assert response.headers["intuit_tid"]
+
+
+def test_lost_response_still_commits_the_write(sandbox: QboSandbox, api: httpx.Client) -> None:
+    sandbox.inject("lost_response", method="POST", path_prefix=f"/v3/company/{REALM}/journalentry")
+    with pytest.raises(httpx.ReadTimeout):
+        post_json(api, "/journalentry", journal())
+    assert len(query(api, "select * from JournalEntry where DocNumber = 'MFG-1031'")["JournalEntry"]) == 1
+
+
+def test_unknown_path_answers_with_a_fault(api: httpx.Client) -> None:
+    response = api.get("/widgets/1")
+    assert response.status_code == 404 and "Fault" in response.json()
+
+
+# ---- admin -----------------------------------------------------------------------------------------
+
+
+def test_admin_routes_seed_a_company_and_edits_stamp_the_clock(
+    sandbox: QboSandbox, client: httpx.Client
+) -> None:
+    company = client.post(
+        "/_admin/companies",
+        json={
+            "name": "Tiny UK Ltd",
+            "country": "GB",
+            "plan": "Essentials",
+            "inventory_tracking": False,
+            "closing_date": "2026-03-31",
+            "home_currency": "GBP",
+        },
+    ).json()
+    realm = company["realm_id"]
+    assert (
+        client.post(
+            "/_admin/users", json={"username": "uk@test", "password": "pw", "realm_ids": [realm]}
+        ).status_code
+        == 201
+    )
+    customer = client.post(f"/_admin/companies/{realm}/customer", json={"DisplayName": "Acme"}).json()
+    item = client.post(
+        f"/_admin/companies/{realm}/item", json={"Name": "Consulting", "Type": "Service"}
+    ).json()
+    invoice = client.post(
+        f"/_admin/companies/{realm}/invoice",
+        json={
+            "CustomerRef": {"value": customer["Id"]},
+            "TxnDate": "2026-10-01",
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 2, "UnitPrice": 50},
+                }
+            ],
+        },
+    ).json()
+    assert invoice["TotalAmt"] == 100 and invoice["CurrencyRef"]["value"] == "GBP"
+    sandbox.clock.advance(3600)
+    edited = client.post(
+        f"/_admin/companies/{realm}/invoice/{invoice['Id']}/edit", json={"PrivateNote": "re-priced"}
+    ).json()
+    assert (
+        edited["SyncToken"] == "1"
+        and edited["MetaData"]["LastUpdatedTime"] > invoice["MetaData"]["LastUpdatedTime"]
+    )
+    assert len(client.get(f"/_admin/companies/{realm}/invoice").json()["items"]) == 1
+    assert (
+        client.post(f"/_admin/companies/{realm}/settings", json={"closing_date": None}).json()["closing_date"]
+        is None
+    )
+    assert client.post("/_admin/companies/nope/item", json={}).status_code == 404
+
+
+def test_reset_restores_the_demo_data(sandbox: QboSandbox) -> None:
+    sandbox.delete_record(REALM, "Invoice", "1")
+    sandbox.reset()
+    assert sandbox.get_record(REALM, "Invoice", "1")["DocNumber"] == "1001"
+    assert QboSandbox().companies == {}  # created empty, stays empty
+
+
+def test_served_on_loopback_answers_a_real_socket() -> None:
+    sandbox = QboSandbox(seed=True)
+    server = serve(sandbox)
+    try:
+        doc = httpx.get(f"{sandbox.base_url}/.well-known/openid_sandbox_configuration", timeout=5).json()
+        assert doc["token_endpoint"] == f"{sandbox.base_url}{TOKEN_PATH}"
+    finally:
+        server.shutdown()
+
+
+def test_demo_company_has_the_promised_shape(sandbox: QboSandbox) -> None:
+    items = sandbox.list_records(REALM, "Item")
+    assert {i["Type"] for i in items} == {"Inventory", "NonInventory", "Service", "Group"}
+    assert any(i["Type"] == "Inventory" and "Sku" not in i for i in items)
+    assert sandbox.companies[REALM].closing_date == date(2026, 1, 31)

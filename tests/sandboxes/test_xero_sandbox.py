@@ -1,0 +1,827 @@
+"""Behaviour of the Xero sandbox, driven through httpx as a real client would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from infra.sandboxes.common import serve
+from infra.sandboxes.xero import XeroSandbox
+from infra.sandboxes.xero_demo import (
+    AU_TENANT_ID,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_REDIRECT_URI,
+    DEMO_USERNAME,
+    NZ_TENANT_ID,
+    demo_id,
+)
+
+BASE = "http://xero.sandbox"
+SCOPE = (
+    "offline_access accounting.settings.read accounting.invoices accounting.manualjournals "
+    "accounting.contacts"
+)
+API = "/api.xro/2.0"
+
+
+@pytest.fixture
+def sandbox() -> XeroSandbox:
+    return XeroSandbox(seed=True)
+
+
+@pytest.fixture
+def client(sandbox: XeroSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=sandbox.transport(), base_url=BASE) as c:
+        yield c
+
+
+def authorize_url(**overrides: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": DEMO_CLIENT_ID,
+        "redirect_uri": DEMO_REDIRECT_URI,
+        "scope": SCOPE,
+        "state": "st-123",
+        **overrides,
+    }
+    return "/identity/connect/authorize?" + urlencode(params)
+
+
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern} not in page"
+    return match.group(1)
+
+
+def consent(
+    client: httpx.Client, tenants: list[str], action: str = "allow", **overrides: str
+) -> httpx.Response:
+    """Walks the HTML form: login page, login POST, organisation picker, Allow/Deny."""
+    page = client.get(authorize_url(**overrides))
+    assert page.status_code == 200 and 'name="password"' in page.text
+    action_url = found(r'<form method="post" action="([^"]+)"', page.text).replace("&amp;", "&")
+    picker = client.post(
+        action_url, data={"step": "login", "username": DEMO_USERNAME, "password": DEMO_PASSWORD}
+    )
+    assert picker.status_code == 200 and "Partsemble Demo (NZ)" in picker.text
+    session = found(r'name="session" value="([^"]+)"', picker.text)
+    body = urlencode(
+        [("step", "consent"), ("session", session), ("action", action)] + [("tenant_id", t) for t in tenants]
+    )
+    return client.post(
+        action_url, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+
+
+def callback_params(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(DEMO_REDIRECT_URI)
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def token_request(client: httpx.Client, secret: str = DEMO_CLIENT_SECRET, **form: str) -> httpx.Response:
+    return client.post("/connect/token", data=form, auth=(DEMO_CLIENT_ID, secret))
+
+
+def connect(client: httpx.Client, tenants: list[str] | None = None, **overrides: str) -> dict[str, Any]:
+    code = callback_params(consent(client, tenants or [AU_TENANT_ID, NZ_TENANT_ID], **overrides))["code"]
+    response = token_request(
+        client, grant_type="authorization_code", code=code, redirect_uri=DEMO_REDIRECT_URI
+    )
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens
+
+
+def api(tokens: dict[str, Any], tenant: str | None = AU_TENANT_ID, **extra: str) -> dict[str, str]:
+    headers = {"authorization": f"Bearer {tokens['access_token']}", "accept": "application/json", **extra}
+    if tenant:
+        headers["xero-tenant-id"] = tenant
+    return headers
+
+
+def claims(tokens: dict[str, Any]) -> dict[str, Any]:
+    return jwt.decode(tokens["access_token"], options={"verify_signature": False})
+
+
+def journal(narration: str = "COGS batch 1", amount: str = "125.50", **fields: Any) -> dict[str, Any]:
+    return {
+        "Narration": narration,
+        "Date": "2026-10-15",
+        "LineAmountTypes": "NoTax",
+        "JournalLines": [
+            {"AccountCode": "310", "LineAmount": float(amount), "Description": "COGS"},
+            {"AccountCode": "630", "LineAmount": -float(amount), "Description": "Inventory"},
+        ],
+        **fields,
+    }
+
+
+# ---- OAuth and connections ---------------------------------------------------------------------------
+
+
+def test_consent_with_two_orgs_yields_one_token_set_and_exactly_those_connections(
+    client: httpx.Client,
+) -> None:
+    tokens = connect(client)
+    assert tokens["expires_in"] == 1800 and tokens["token_type"] == "Bearer" and tokens["refresh_token"]
+    token_claims = claims(tokens)
+    for name in (
+        "nbf",
+        "exp",
+        "iss",
+        "aud",
+        "client_id",
+        "sub",
+        "auth_time",
+        "xero_userid",
+        "global_session_id",
+        "jti",
+        "authentication_event_id",
+        "scope",
+    ):
+        assert name in token_claims
+    assert token_claims["exp"] - token_claims["nbf"] == 1800
+    event = token_claims["authentication_event_id"]
+    rows = client.get("/connections", params={"authEventId": event}, headers=api(tokens, None)).json()
+    assert sorted(r["tenantId"] for r in rows) == sorted([AU_TENANT_ID, NZ_TENANT_ID])
+    assert {r["tenantType"] for r in rows} == {"ORGANISATION"} and {r["authEventId"] for r in rows} == {event}
+    assert {r["tenantName"] for r in rows} == {"Partsemble Demo (AU)", "Partsemble Demo (NZ)"}
+    for tenant in (AU_TENANT_ID, NZ_TENANT_ID):
+        assert client.get(f"{API}/Organisation", headers=api(tokens, tenant)).status_code == 200
+
+
+def test_a_second_consent_reconnects_the_same_org_and_filters_by_its_auth_event(
+    client: httpx.Client, sandbox: XeroSandbox
+) -> None:
+    first = connect(client, [AU_TENANT_ID])
+    before = client.get("/connections", headers=api(first, None)).json()
+    assert [r["tenantId"] for r in before] == [AU_TENANT_ID]
+    sandbox.clock.advance(3600)
+    second = connect(client, [AU_TENANT_ID])
+    event = claims(second)["authentication_event_id"]
+    after = client.get("/connections", params={"authEventId": event}, headers=api(second, None)).json()
+    assert [r["tenantId"] for r in after] == [AU_TENANT_ID]
+    assert after[0]["id"] == before[0]["id"] and after[0]["createdDateUtc"] == before[0]["createdDateUtc"]
+    assert after[0]["updatedDateUtc"] > before[0]["updatedDateUtc"]
+    stale = client.get(
+        "/connections",
+        params={"authEventId": claims(first)["authentication_event_id"]},
+        headers=api(second, None),
+    )
+    assert stale.json() == []
+
+
+def test_deny_redirects_with_access_denied_and_state(client: httpx.Client) -> None:
+    params = callback_params(consent(client, [AU_TENANT_ID], action="deny"))
+    assert params == {"error": "access_denied", "state": "st-123"}
+
+
+def test_redirect_uri_mismatch_shows_an_error_page_without_redirecting(client: httpx.Client) -> None:
+    response = client.get(authorize_url(redirect_uri="http://127.0.0.1:3000/oauth/xero/callback/"))
+    assert response.status_code == 400 and "location" not in response.headers
+    assert "redirect_uri" in response.text
+
+
+def test_unknown_scope_is_sent_back_as_invalid_scope(client: httpx.Client) -> None:
+    params = callback_params(client.get(authorize_url(scope="offline_access accounting.balancesheets.read")))
+    assert params["error"] == "invalid_scope" and params["state"] == "st-123"
+
+
+def test_wrong_password_shows_the_login_form_again(client: httpx.Client) -> None:
+    response = client.post(
+        authorize_url(), data={"step": "login", "username": DEMO_USERNAME, "password": "no"}
+    )
+    assert (
+        response.status_code == 200 and "incorrect" in response.text and 'name="session"' not in response.text
+    )
+
+
+def test_bad_client_secret_is_invalid_client(client: httpx.Client) -> None:
+    code = callback_params(consent(client, [AU_TENANT_ID]))["code"]
+    response = token_request(
+        client, "wrong", grant_type="authorization_code", code=code, redirect_uri=DEMO_REDIRECT_URI
+    )
+    assert response.status_code == 401 and response.json() == {"error": "invalid_client"}
+
+
+def test_codes_are_single_use(client: httpx.Client) -> None:
+    code = callback_params(consent(client, [AU_TENANT_ID]))["code"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": DEMO_REDIRECT_URI}
+    assert token_request(client, **form).status_code == 200
+    again = token_request(client, **form)
+    assert again.status_code == 400 and again.json() == {"error": "invalid_grant"}
+
+
+def test_codes_expire_after_five_minutes(client: httpx.Client, sandbox: XeroSandbox) -> None:
+    code = callback_params(consent(client, [AU_TENANT_ID]))["code"]
+    sandbox.clock.advance(301)
+    response = token_request(
+        client, grant_type="authorization_code", code=code, redirect_uri=DEMO_REDIRECT_URI
+    )
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_pkce_verifier_is_checked_at_exchange(client: httpx.Client) -> None:
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    form = {"grant_type": "authorization_code", "redirect_uri": DEMO_REDIRECT_URI}
+    bad = callback_params(consent(client, [AU_TENANT_ID], **pkce))["code"]
+    assert token_request(client, code=bad, code_verifier="x" * 50, **form).status_code == 400
+    good = callback_params(consent(client, [AU_TENANT_ID], **pkce))["code"]
+    assert token_request(client, code=good, code_verifier=verifier, **form).status_code == 200
+
+
+def test_without_offline_access_there_is_no_refresh_token(client: httpx.Client) -> None:
+    tokens = connect(client, [AU_TENANT_ID], scope="accounting.settings.read")
+    assert "refresh_token" not in tokens and tokens["access_token"]
+
+
+def refresh(client: httpx.Client, token: str) -> httpx.Response:
+    return token_request(client, grant_type="refresh_token", refresh_token=token)
+
+
+def test_refresh_rotates_and_the_previous_token_has_a_30_minute_grace(
+    client: httpx.Client, sandbox: XeroSandbox
+) -> None:
+    first = connect(client)["refresh_token"]
+    lost = refresh(client, first).json()["refresh_token"]
+    assert lost != first
+    sandbox.clock.advance(29 * 60)
+    retried = refresh(client, first)  # the first response was "lost": retry with the previous token
+    assert retried.status_code == 200
+    current = retried.json()["refresh_token"]
+    assert current not in (first, lost)
+    assert refresh(client, lost).json() == {"error": "invalid_grant"}  # the lost token was replaced
+    nxt = refresh(client, current)
+    assert nxt.status_code == 200
+    assert client.get(f"{API}/Organisation", headers=api(nxt.json())).status_code == 200
+
+
+def test_the_previous_refresh_token_is_dead_after_the_grace_window(
+    client: httpx.Client, sandbox: XeroSandbox
+) -> None:
+    first = connect(client)["refresh_token"]
+    second = refresh(client, first).json()["refresh_token"]
+    sandbox.clock.advance(30 * 60 + 1)
+    assert refresh(client, first).json() == {"error": "invalid_grant"}
+    assert refresh(client, second).status_code == 200
+
+
+def test_only_the_immediately_previous_token_is_retryable(client: httpx.Client) -> None:
+    first = connect(client)["refresh_token"]
+    second = refresh(client, first).json()["refresh_token"]
+    refresh(client, second)
+    assert refresh(client, first).status_code == 400
+
+
+def test_unused_refresh_tokens_expire_after_60_days(client: httpx.Client, sandbox: XeroSandbox) -> None:
+    tokens = connect(client)
+    sandbox.clock.advance(59 * 86_400)
+    kept = refresh(client, tokens["refresh_token"]).json()["refresh_token"]
+    sandbox.clock.advance(60 * 86_400 + 1)
+    assert refresh(client, kept).json() == {"error": "invalid_grant"}
+
+
+def test_revocation_kills_the_grant_and_its_connections(client: httpx.Client) -> None:
+    tokens = connect(client)
+    response = client.post(
+        "/connect/revocation",
+        data={"token": tokens["refresh_token"]},
+        auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+    )
+    assert response.status_code == 200
+    assert refresh(client, tokens["refresh_token"]).json() == {"error": "invalid_grant"}
+    assert client.get("/connections", headers=api(tokens, None)).json() == []
+    assert client.get(f"{API}/Organisation", headers=api(tokens)).status_code == 403
+
+
+def test_delete_connection_uses_the_connection_id(client: httpx.Client) -> None:
+    tokens = connect(client)
+    rows = client.get("/connections", headers=api(tokens, None)).json()
+    au = next(r for r in rows if r["tenantId"] == AU_TENANT_ID)
+    by_tenant = client.delete(f"/connections/{AU_TENANT_ID}", headers=api(tokens, None))
+    assert by_tenant.status_code == 403 and by_tenant.json()["Detail"] == "AuthenticationUnsuccessful"
+    assert client.delete(f"/connections/{au['id']}", headers=api(tokens, None)).status_code == 204
+    assert [r["tenantId"] for r in client.get("/connections", headers=api(tokens, None)).json()] == [
+        NZ_TENANT_ID
+    ]
+    assert client.get(f"{API}/Organisation", headers=api(tokens, AU_TENANT_ID)).status_code == 403
+    assert client.delete(f"/connections/{au['id']}", headers=api(tokens, None)).status_code == 404
+    assert refresh(client, tokens["refresh_token"]).status_code == 200  # NZ is still connected
+
+
+def test_user_disconnecting_the_app_in_xero_revokes_refresh(client: httpx.Client) -> None:
+    tokens = connect(client)
+    assert client.post("/_admin/grants/revoke", json={"username": DEMO_USERNAME}).json() == {
+        "revoked_grants": 1
+    }
+    assert refresh(client, tokens["refresh_token"]).json() == {"error": "invalid_grant"}
+
+
+def test_disconnecting_an_org_removes_its_connection(client: httpx.Client) -> None:
+    tokens = connect(client)
+    assert client.post(f"/_admin/organisations/{NZ_TENANT_ID}/disconnect").json() == {
+        "removed_connections": 1
+    }
+    assert client.get(f"{API}/Organisation", headers=api(tokens, NZ_TENANT_ID)).status_code == 403
+    assert client.get(f"{API}/Organisation", headers=api(tokens, AU_TENANT_ID)).status_code == 200
+
+
+def test_access_tokens_expire_after_30_minutes(client: httpx.Client, sandbox: XeroSandbox) -> None:
+    tokens = connect(client)
+    sandbox.clock.advance(1800)
+    response = client.get(f"{API}/Organisation", headers=api(tokens))
+    assert response.status_code == 401
+    body = response.json()
+    assert body["Title"] == "Unauthorized" and body["Status"] == 401 and body["Type"] is None
+    assert body["Detail"].startswith("TokenExpired: token expired at ") and body["Extensions"] == {}
+
+
+def test_missing_or_foreign_tenant_is_forbidden(client: httpx.Client, sandbox: XeroSandbox) -> None:
+    tokens = connect(client, [AU_TENANT_ID])
+    other = sandbox.add_organisation("Someone Else Ltd").tenant_id
+    for tenant in (None, NZ_TENANT_ID, other):
+        response = client.get(f"{API}/Organisation", headers=api(tokens, tenant))
+        assert response.status_code == 403
+        assert (
+            response.json()["Title"] == "Forbidden"
+            and response.json()["Detail"] == "AuthenticationUnsuccessful"
+        )
+
+
+# ---- accounting reads --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tokens(client: httpx.Client) -> dict[str, Any]:
+    return connect(client)
+
+
+def test_organisation_shows_lock_dates_and_currency(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    body = client.get(f"{API}/Organisation", headers=api(tokens)).json()
+    assert body["Status"] == "OK" and re.fullmatch(r"/Date\(\d+\)/", body["DateTimeUTC"])
+    org = body["Organisations"][0]
+    assert (
+        org["Name"] == "Partsemble Demo (AU)" and org["BaseCurrency"] == "AUD" and org["CountryCode"] == "AU"
+    )
+    assert org["PeriodLockDate"] == "/Date(1782777600000+0000)/"  # 2026-06-30
+
+
+def test_accounts_where_filter(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    where = 'Status=="ACTIVE" AND Type=="BANK"'
+    rows = client.get(f"{API}/Accounts", params={"where": where}, headers=api(tokens)).json()["Accounts"]
+    assert [r["Code"] for r in rows] == ["090"]
+    archived = client.get(
+        f"{API}/Accounts", params={"where": 'Status=="ARCHIVED"'}, headers=api(tokens)
+    ).json()
+    assert [r["Code"] for r in archived["Accounts"]] == ["639"]
+    bad = client.get(f"{API}/Accounts", params={"where": 'Status=="ACTIVE" AND'}, headers=api(tokens))
+    assert bad.status_code == 400
+
+
+def test_items_show_tracking_and_honour_if_modified_since(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    items = client.get(f"{API}/Items", headers=api(tokens)).json()["Items"]
+    assert len(items) == 8 and [i["Code"] for i in items if i["IsTrackedAsInventory"]] == ["KIT-STARTER"]
+    sandbox.clock.advance(60)
+    mark = sandbox.clock.now().isoformat()
+    sandbox.clock.advance(60)
+    sandbox.edit_record(
+        AU_TENANT_ID, "Items", demo_id(AU_TENANT_ID, "item", "BOLT-M8"), {"Name": "Bolt M8 x 45"}
+    )
+    changed = client.get(f"{API}/Items", headers=api(tokens, **{"If-Modified-Since": mark})).json()["Items"]
+    assert [(i["Code"], i["Name"]) for i in changed] == [("BOLT-M8", "Bolt M8 x 45")]
+
+
+def test_contacts_page_with_page_size_and_if_modified_since(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    for n in range(245):
+        sandbox.add_record(AU_TENANT_ID, "Contacts", {"Name": f"Customer {n:03d}"})
+    first = client.get(f"{API}/Contacts", params={"page": 1}, headers=api(tokens)).json()
+    assert len(first["Contacts"]) == 100 and first["pagination"] == {
+        "page": 1,
+        "pageSize": 100,
+        "pageCount": 3,
+        "itemCount": 250,
+    }
+    third = client.get(f"{API}/Contacts", params={"page": 3, "pageSize": 100}, headers=api(tokens)).json()
+    assert len(third["Contacts"]) == 50
+    big = client.get(f"{API}/Contacts", params={"page": 1, "pageSize": 5000}, headers=api(tokens)).json()
+    assert big["pagination"]["pageSize"] == 1000 and len(big["Contacts"]) == 250
+    sandbox.clock.advance(120)
+    mark = sandbox.clock.now().isoformat()
+    sandbox.add_record(AU_TENANT_ID, "Contacts", {"Name": "Late Customer"})
+    recent = client.get(
+        f"{API}/Contacts", params={"page": 1}, headers=api(tokens, **{"If-Modified-Since": mark})
+    ).json()
+    assert [c["Name"] for c in recent["Contacts"]] == ["Late Customer"]
+    suppliers = client.get(
+        f"{API}/Contacts", params={"where": "IsSupplier==true"}, headers=api(tokens)
+    ).json()
+    assert sorted(c["Name"] for c in suppliers["Contacts"]) == ["Acme Metals Ltd", "Bolt Supplies Pty Ltd"]
+    archived = client.get(
+        f"{API}/Contacts",
+        params={"where": 'ContactStatus=="ARCHIVED"', "includeArchived": "true"},
+        headers=api(tokens),
+    ).json()
+    assert [c["Name"] for c in archived["Contacts"]] == ["Old Customer Co"]
+
+
+def test_invoices_filters_paging_and_line_items(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    def get(**params: Any) -> dict[str, Any]:
+        response = client.get(f"{API}/Invoices", params=params, headers=api(tokens))
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        return body
+
+    bills = get(where='Type=="ACCPAY"')["Invoices"]
+    assert sorted(i["InvoiceNumber"] for i in bills) == ["AM-20931", "BOLT-7781"]
+    assert all(i["LineItems"] == [] for i in bills)  # no ?page=: summaries without lines
+    harbour = demo_id(AU_TENANT_ID, "contact", "harbour")
+    recent = get(where=f'Date>=DateTime(2026,10,01) AND Contact.ContactID==Guid("{harbour}")')["Invoices"]
+    assert [i["InvoiceNumber"] for i in recent] == ["INV-0006"]
+    voided = get(Statuses="VOIDED,DELETED")["Invoices"]
+    assert sorted(i["Status"] for i in voided) == ["DELETED", "VOIDED"]
+    page = get(page=1, pageSize=4, order="Date DESC", where='Type=="ACCREC"')
+    assert page["pagination"] == {"page": 1, "pageSize": 4, "pageCount": 2, "itemCount": 7}
+    assert [i["InvoiceNumber"] for i in page["Invoices"]] == ["INV-0007", "INV-0006", "INV-0005", "INV-0004"]
+    usd = next(i for i in page["Invoices"] if i["InvoiceNumber"] == "INV-0004")
+    assert usd["CurrencyCode"] == "USD" and usd["CurrencyRate"] == 0.6512
+    assert usd["LineItems"][0]["ItemCode"] == "WIDGET-20" and usd["LineItems"][0]["LineAmount"] == 900.0
+    assert usd["UpdatedDateUTCString"] == "2026-11-01T12:00:00"
+    one = client.get(f"{API}/Invoices/{usd['InvoiceID']}", headers=api(tokens)).json()["Invoices"]
+    assert one[0]["InvoiceNumber"] == "INV-0004" and len(one[0]["LineItems"]) == 2
+    assert client.get(f"{API}/Invoices/{demo_id('nope')}", headers=api(tokens)).status_code == 404
+
+
+def test_voiding_in_xero_shows_up_through_if_modified_since(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    sandbox.clock.advance(600)
+    mark = sandbox.clock.now().isoformat()
+    invoice = demo_id(AU_TENANT_ID, "invoice", "INV-0002")
+    voided = client.post(f"/_admin/organisations/{AU_TENANT_ID}/Invoices/{invoice}/void")
+    assert voided.status_code == 200 and voided.json()["Status"] == "VOIDED"
+    note = demo_id(AU_TENANT_ID, "credit-note", "CN-0002")
+    sandbox.delete_record(AU_TENANT_ID, "CreditNotes", note)
+    headers = api(tokens, **{"If-Modified-Since": mark})
+    changed = client.get(f"{API}/Invoices", params={"page": 1}, headers=headers).json()["Invoices"]
+    assert [(i["InvoiceNumber"], i["Status"], i["AmountDue"]) for i in changed] == [
+        ("INV-0002", "VOIDED", 0.0)
+    ]
+    notes = client.get(f"{API}/CreditNotes", params={"page": 1}, headers=headers).json()["CreditNotes"]
+    assert [(n["CreditNoteNumber"], n["Status"]) for n in notes] == [("CN-0002", "DELETED")]
+
+
+# ---- manual journals -------------------------------------------------------------------------------
+
+
+def put_journals(
+    client: httpx.Client,
+    tokens: dict[str, Any],
+    *journals: dict[str, Any],
+    summarize: bool = True,
+    key: str | None = None,
+) -> httpx.Response:
+    params = {} if summarize else {"summarizeErrors": "false"}
+    headers = api(tokens) if key is None else api(tokens, **{"Idempotency-Key": key})
+    return client.put(
+        f"{API}/ManualJournals", params=params, json={"ManualJournals": list(journals)}, headers=headers
+    )
+
+
+def test_a_balanced_journal_is_created_as_draft_and_can_be_read_back(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    response = put_journals(client, tokens, journal(Url="https://app.example/batches/1", Unknown="ignored"))
+    assert response.status_code == 200, response.text
+    created = response.json()["ManualJournals"][0]
+    assert created["Status"] == "DRAFT" and created["Url"] == "https://app.example/batches/1"
+    assert "Unknown" not in created
+    assert [line["LineAmount"] for line in created["JournalLines"]] == [125.5, -125.5]
+    posted = put_journals(client, tokens, journal("Posted one", Status="POSTED")).json()["ManualJournals"][0]
+    assert posted["Status"] == "POSTED"
+    one = client.get(f"{API}/ManualJournals/{created['ManualJournalID']}", headers=api(tokens)).json()
+    assert one["ManualJournals"][0]["Narration"] == "COGS batch 1"
+    found = client.get(
+        f"{API}/ManualJournals",
+        params={"where": 'Narration.Contains("batch")', "page": 1},
+        headers=api(tokens),
+    ).json()
+    assert [j["ManualJournalID"] for j in found["ManualJournals"]] == [created["ManualJournalID"]]
+    exact = client.get(
+        f"{API}/ManualJournals", params={"where": 'Narration=="Posted one"'}, headers=api(tokens)
+    )
+    assert [j["Status"] for j in exact.json()["ManualJournals"]] == ["POSTED"]
+
+
+def test_an_unbalanced_journal_is_a_validation_exception(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    bad = journal()
+    bad["JournalLines"][1]["LineAmount"] = -10
+    bad["JournalLines"][0]["LineAmount"] = 100
+    response = put_journals(client, tokens, bad)
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["ErrorNumber"], body["Type"], body["Message"]) == (
+        10,
+        "ValidationException",
+        "A validation exception occurred",
+    )
+    messages = [e["Message"] for e in body["Elements"][0]["ValidationErrors"]]
+    assert "The total debits (100.00) must equal total credits (-10.00)" in messages
+    assert client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"Narration": ""}, "Narration"),
+        ({"JournalLines": [{"AccountCode": "310", "LineAmount": 0}]}, "at least two journal lines"),
+        ({"Date": "2026-06-30"}, "period lock date"),
+        (
+            {
+                "JournalLines": [
+                    {"AccountCode": "639", "LineAmount": 5},
+                    {"AccountCode": "630", "LineAmount": -5},
+                ]
+            },
+            "archived",
+        ),
+    ],
+)
+def test_journal_rules(
+    client: httpx.Client, tokens: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    response = put_journals(client, tokens, {**journal(), **change})
+    assert response.status_code == 400
+    assert any(message in e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"])
+
+
+def test_end_of_year_lock_date_applies(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    sandbox.set_lock_dates(AU_TENANT_ID, end_of_year_lock_date="2026-10-31")
+    errors = put_journals(client, tokens, journal()).json()["Elements"][0]["ValidationErrors"]
+    assert "end of year lock date" in errors[0]["Message"]
+
+
+def test_unknown_account_code_is_removed_with_a_warning(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    odd = journal()
+    odd["JournalLines"][0]["AccountCode"] = "476"
+    body = put_journals(client, tokens, odd, summarize=False).json()
+    element = body["ManualJournals"][0]
+    assert element["StatusAttributeString"] == "OK"
+    assert element["Warnings"] == [
+        {"Message": "Account code '476' has been removed as it does not match a recognised account."}
+    ]
+    assert "AccountCode" not in element["JournalLines"][0]
+
+
+def test_summarize_errors_false_reports_each_element(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    bad = journal("Broken")
+    bad["JournalLines"][0]["LineAmount"] = 1
+    response = put_journals(client, tokens, journal("Good"), bad, summarize=False)
+    assert response.status_code == 200
+    good_el, bad_el = response.json()["ManualJournals"]
+    assert good_el["StatusAttributeString"] == "OK" and "ValidationErrors" not in good_el
+    assert bad_el["StatusAttributeString"] == "ERROR" and bad_el["ValidationErrors"]
+    stored = client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"]
+    assert [j["Narration"] for j in stored] == ["Good"]
+
+
+def test_contacts_reject_duplicate_active_names(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    response = client.put(
+        f"{API}/Contacts", json={"Contacts": [{"Name": "Bolt Supplies Pty Ltd"}]}, headers=api(tokens)
+    )
+    assert response.status_code == 400
+    assert response.json()["Elements"][0]["ValidationErrors"] == [
+        {
+            "Message": (
+                "The contact name Bolt Supplies Pty Ltd is already assigned to another contact. "
+                "The contact name must be unique across all active contacts."
+            )
+        }
+    ]
+    reused = client.put(
+        f"{API}/Contacts",
+        json={"Contacts": [{"Name": "Old Customer Co", "ContactNumber": "X1"}]},
+        headers=api(tokens),
+    )
+    assert reused.status_code == 200 and reused.json()["Contacts"][0]["IsSupplier"] is False
+
+
+def test_items_can_be_created_and_updated_by_code(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    item = {"Code": "GEAR-5", "Name": "Gear 5", "PurchaseDetails": {"UnitPrice": 1.5, "AccountCode": "630"}}
+    created = client.put(f"{API}/Items", json={"Items": [item]}, headers=api(tokens)).json()["Items"][0]
+    updated = client.post(f"{API}/Items", json={"Items": [{**item, "Name": "Gear 5mm"}]}, headers=api(tokens))
+    assert updated.json()["Items"][0]["ItemID"] == created["ItemID"]
+    long_code = client.put(f"{API}/Items", json={"Items": [{"Code": "X" * 31}]}, headers=api(tokens))
+    assert long_code.status_code == 400
+
+
+# ---- idempotency, rate limits, faults ------------------------------------------------------------------
+
+
+def test_idempotency_key_replays_the_first_response(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    first = put_journals(client, tokens, journal(), key="batch-1")
+    again = put_journals(client, tokens, journal(), key="batch-1")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert len(client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"]) == 1
+    other = put_journals(client, tokens, journal("Other"), key="batch-1")
+    assert other.status_code == 400 and other.json()["Detail"] == (
+        "Idempotency Key: batch-1 is used with a different request."
+    )
+    assert put_journals(client, tokens, journal(), key="k" * 129).status_code == 400
+
+
+def test_idempotency_keys_expire_after_six_minutes(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    put_journals(client, tokens, journal(), key="batch-2")
+    sandbox.clock.advance(5 * 60)
+    put_journals(client, tokens, journal(), key="batch-2")
+    assert len(client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"]) == 1
+    sandbox.clock.advance(61)
+    put_journals(client, tokens, journal(), key="batch-2")
+    assert len(client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"]) == 2
+
+
+def test_errors_are_cached_against_the_idempotency_key(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    sandbox.inject("500", method="PUT", path_prefix=f"{API}/ManualJournals")
+    first = put_journals(client, tokens, journal(), key="batch-3")
+    again = put_journals(client, tokens, journal(), key="batch-3")
+    assert first.status_code == again.status_code == 500
+    assert put_journals(client, tokens, journal(), key="batch-3b").status_code == 200
+
+
+def test_lost_response_still_commits_the_journal(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    sandbox.inject("lost_response", method="PUT", path_prefix=f"{API}/ManualJournals")
+    with pytest.raises(httpx.ReadTimeout):
+        put_journals(client, tokens, journal("Lost one"))
+    found = client.get(
+        f"{API}/ManualJournals", params={"where": 'Narration=="Lost one"'}, headers=api(tokens)
+    )
+    assert len(found.json()["ManualJournals"]) == 1
+
+
+def test_minute_limit_answers_429_with_retry_after_then_resets(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    sandbox.clock.set(sandbox.clock.now().replace(second=0))
+    remaining = [
+        client.get(f"{API}/Organisation", headers=api(tokens)).headers["X-MinLimit-Remaining"]
+        for _ in range(60)
+    ]
+    assert remaining[0] == "59" and remaining[-1] == "0"
+    limited = client.get(f"{API}/Organisation", headers=api(tokens))
+    assert limited.status_code == 429 and limited.headers["X-Rate-Limit-Problem"] == "minute"
+    assert limited.headers["Retry-After"] == "60" and limited.headers["X-DayLimit-Remaining"] == "4939"
+    assert client.get(f"{API}/Organisation", headers=api(tokens, NZ_TENANT_ID)).status_code == 200
+    sandbox.clock.advance(60)
+    ok = client.get(f"{API}/Organisation", headers=api(tokens))
+    assert ok.status_code == 200 and ok.headers["X-MinLimit-Remaining"] == "59"
+    assert ok.headers["X-AppMinLimit-Remaining"] == "9999"
+
+
+def test_day_and_app_minute_limits() -> None:
+    sandbox = XeroSandbox(seed=True, day_limit=3, app_minute_limit=6)
+    with httpx.Client(transport=sandbox.transport(), base_url=BASE) as client:
+        tokens = connect(client)
+        codes = [client.get(f"{API}/Organisation", headers=api(tokens)).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        day = client.get(f"{API}/Organisation", headers=api(tokens))
+        assert day.headers["X-Rate-Limit-Problem"] == "day" and int(day.headers["Retry-After"]) > 0
+        assert client.get(f"{API}/Organisation", headers=api(tokens, NZ_TENANT_ID)).status_code == 200
+        app = client.get(f"{API}/Organisation", headers=api(tokens, NZ_TENANT_ID))
+        assert app.status_code == 429 and app.headers["X-Rate-Limit-Problem"] == "appminute"
+
+
+def test_more_than_five_calls_in_flight_are_refused() -> None:
+    sandbox = XeroSandbox(seed=True, latency_seconds=0.3)
+    with httpx.Client(transport=sandbox.transport(), base_url=BASE) as client:
+        tokens = connect(client)
+        results: list[httpx.Response] = []
+        barrier = threading.Barrier(8)
+
+        def call() -> None:
+            barrier.wait()
+            results.append(client.get(f"{API}/Organisation", headers=api(tokens)))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    refused = [r for r in results if r.status_code == 429]
+    assert len(refused) == 3 and {r.headers["X-Rate-Limit-Problem"] for r in refused} == {"concurrent"}
+
+
+def test_injected_faults_look_like_xero(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    for kind in ("429", "503"):
+        client.get("/_admin/calls")
+        client.post("/_admin/faults", json={"kind": kind, "path_prefix": f"{API}/Invoices"})
+    limited = client.get(f"{API}/Invoices", headers=api(tokens))
+    assert limited.status_code == 429 and limited.headers["X-Rate-Limit-Problem"] == "minute"
+    offline = client.get(f"{API}/Invoices", headers=api(tokens))
+    assert offline.status_code == 503 and offline.headers["content-type"].startswith("text/plain")
+    unknown = client.get(f"{API}/Nothing", headers=api(tokens))
+    assert unknown.status_code == 404 and "cannot be found" in unknown.text
+    assert client.delete(f"{API}/Invoices", headers=api(tokens)).status_code == 405
+
+
+# ---- admin, reset, loopback ---------------------------------------------------------------------------
+
+
+def test_admin_routes_seed_a_fresh_sandbox() -> None:
+    sandbox = XeroSandbox()
+    with httpx.Client(transport=sandbox.transport(), base_url=BASE) as client:
+        org = client.post(
+            "/_admin/organisations",
+            json={
+                "name": "Gearworks",
+                "base_currency": "NZD",
+                "country": "NZ",
+                "period_lock_date": "2026-03-31",
+            },
+        ).json()
+        tenant = org["tenant_id"]
+        assert (
+            client.post(
+                "/_admin/users", json={"username": "u@x.test", "password": "pw", "tenant_ids": [tenant]}
+            ).status_code
+            == 201
+        )
+        account = client.post(
+            f"/_admin/organisations/{tenant}/Accounts",
+            json={"Code": "310", "Name": "COGS", "Type": "DIRECTCOSTS"},
+        )
+        assert account.status_code == 201 and account.json()["Class"] == "EXPENSE"
+        bad = client.post(
+            f"/_admin/organisations/{tenant}/Accounts", json={"Code": "310", "Name": "x", "Type": "BANK"}
+        )
+        assert bad.status_code == 400 and "unique Code" in bad.json()["error"]
+        contact = client.post(f"/_admin/organisations/{tenant}/Contacts", json={"Name": "Buyer"}).json()
+        invoice = client.post(
+            f"/_admin/organisations/{tenant}/Invoices",
+            json={
+                "Type": "ACCREC",
+                "Contact": {"ContactID": contact["ContactID"]},
+                "Status": "AUTHORISED",
+                "Date": "2026-10-01",
+                "LineItems": [{"Description": "Gear", "Quantity": 2, "UnitAmount": 10}],
+            },
+        ).json()
+        assert (invoice["InvoiceNumber"], invoice["SubTotal"], invoice["TotalTax"]) == ("INV-0001", 20.0, 3.0)
+        edited = client.post(
+            f"/_admin/organisations/{tenant}/Invoices/{invoice['InvoiceID']}/edit", json={"Reference": "PO-9"}
+        ).json()
+        assert edited["Reference"] == "PO-9" and edited["Total"] == 23.0
+        listed = client.get(f"/_admin/organisations/{tenant}/Contacts").json()
+        assert [c["IsCustomer"] for c in listed] == [True]
+        locks = client.post(
+            f"/_admin/organisations/{tenant}/lock-dates", json={"period_lock_date": "2026-09-30"}
+        )
+        assert locks.json()["PeriodLockDate"] == "/Date(1790726400000+0000)/"
+
+
+def test_reset_reseeds_the_demo(sandbox: XeroSandbox) -> None:
+    sandbox.add_record(AU_TENANT_ID, "Contacts", {"Name": "Temporary"})
+    sandbox.reset()
+    names = [c["Name"] for c in sandbox.list_records(AU_TENANT_ID, "Contacts")]
+    assert "Temporary" not in names and "Harbour Fabrication" in names
+    assert DEMO_CLIENT_ID in sandbox.apps
+
+
+def test_loopback_server_serves_the_same_sandbox(sandbox: XeroSandbox) -> None:
+    server = serve(sandbox)
+    try:
+        with httpx.Client(base_url=sandbox.base_url) as client:
+            tokens = connect(client, [NZ_TENANT_ID])
+            org = client.get(f"{API}/Organisation", headers=api(tokens, NZ_TENANT_ID)).json()[
+                "Organisations"
+            ][0]
+            assert org["BaseCurrency"] == "NZD"
+    finally:
+        server.shutdown()
