@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from moto import mock_aws
+
+from infra.local.template import load_template
+
+# Powertools reads its settings when the shared Logger and Metrics are created at import, as in Lambda.
+for _name, _value in load_template()["Globals"]["Function"]["Environment"]["Variables"].items():
+    if _name.startswith("POWERTOOLS_") and isinstance(_value, str):
+        os.environ.setdefault(_name, _value)
 
 from infra.local.devauth import DevIdentityProvider
 from infra.local.gateway import Gateway, GatewayResponse

@@ -89,7 +89,16 @@ def start(port: int = 3000, qbo_port: int = 4001, xero_port: int = 4002, moto_po
         return GatewayResponse(200, {"content-type": "application/json"},
                                json.dumps({"token": identity.mint(str(organisation))}).encode())
 
-    gateway_module.start(server, gateway, {"POST /_local/token": mint})
+    def fire(name: str) -> Any:
+        def run(_: bytes) -> GatewayResponse:
+            return GatewayResponse(200, {"content-type": "application/json"},
+                                   json.dumps(scheduler.fire(name), default=str).encode())
+
+        return run
+
+    local_routes: dict[str, Any] = {"POST /_local/token": mint}
+    local_routes |= {f"POST /_local/schedules/{name}": fire(name) for name in scheduler.functions}
+    gateway_module.start(server, gateway, local_routes)
     if background:
         scheduler.start()
         poller.start()

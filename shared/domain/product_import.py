@@ -1,0 +1,498 @@
+"""Reading an uploaded product file (CSV or XLSX) into validated product rows and a per-row report.
+
+Decisions, each written for the person who uploads the file:
+- The file type comes from its content, never from its name or content type (Windows browsers send
+  `application/vnd.ms-excel` for CSV files). XLSX is a zip; legacy .xls, PDF and other binaries are refused.
+- CSV must be UTF-8, with or without a BOM. There is no cp1252 fallback: it decodes any bytes, so a wrong
+  guess would silently garble product names; the error names the first bad line and how to save as UTF-8.
+- The CSV separator is `,` or `;`, whichever the header line uses more. With `;` (what Excel writes where
+  the decimal mark is a comma) numbers take a decimal comma ("12,5", "1.234,50"); a number without a
+  comma still reads its dot as a decimal point ("12.5"). With `,` numbers take a decimal point and
+  optional thousands commas ("1,234.50"), so "12,5" is not a number.
+- Excel numbers are read to 15 significant digits, as Excel shows them, so 0.1 stays Decimal("0.1").
+- Money and quantities may have at most 4 decimal places (Xero's `unitdp=4`): more is an error, never
+  a silent rounding. They must be 0 or more and below one billion.
+- Formula cells give the value Excel saved with the file; a formula with no saved value (a file written
+  by a program rather than saved by Excel) is an error on that cell.
+- Row numbers are the ones Excel shows (the header is row 1; a CSV record with a line break inside
+  quotes is still one row). Blank rows between products are reported as skipped; trailing ones vanish.
+- A row with any error is not valid; a file error (type, size, encoding, header) means no rows at all.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Literal, NamedTuple
+
+import openpyxl
+from openpyxl.utils import column_index_from_string
+from openpyxl.utils.exceptions import InvalidFileException
+
+from shared.domain.product_rows import (
+    ImportReport,
+    ProductRow,
+    ProductType,
+    RowProblem,
+    RowResult,
+    RowStatus,
+)
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 50_000
+MAX_UNZIPPED_BYTES = 100 * 1024 * 1024  # a 5 MiB zip could otherwise expand to gigabytes of XML
+MAX_DECIMAL_PLACES = 4
+MAX_AMOUNT = Decimal(1_000_000_000)
+
+TYPE_LABELS = {
+    ProductType.FINISHED_GOOD: "finished good",
+    ProductType.COMPONENT: "component",
+    ProductType.RAW_MATERIAL: "raw material",
+    ProductType.SUB_ASSEMBLY: "sub-assembly",
+    ProductType.SERVICE: "service",
+    ProductType.NON_INVENTORY: "non-inventory",
+}
+
+UNSAVED_FORMULA = "formula without a saved value: open the file in Excel and save it again"
+_XERO_NAME_LENGTH = 50
+_QBO_NAME_CHARACTERS = {":": "':'", "\t": "a tab", "\n": "a line break", "\r": "a line break"}
+_EXCEL_ERRORS = frozenset(
+    {"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#SPILL!", "#CALC!"}
+)
+
+_XLS_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2: legacy .xls, and also password-protected .xlsx
+_SCIENTIFIC = re.compile(r"\d(?:[.,]\d+)?E\+\d+", re.IGNORECASE)
+_DOT_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?")
+_COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:[. \u00a0\u202f]\d{3})+|\d*)(?:,\d*)?")
+_CURRENCY_AND_SPACE = " \u00a0$€£"
+
+
+def normalise_sku(sku: str) -> str:
+    """The SKU as a key: trimmed and case-insensitive, so "ab-1 " and "AB-1" are one product."""
+    return sku.strip().casefold()
+
+
+def _header_key(text: str) -> str:
+    """Headers compare without case, spaces, punctuation or a bracketed note: "Unit cost ($)" = "unitcost"."""
+    return re.sub(r"\(.*?\)|[^0-9a-z]", "", text.casefold())
+
+
+_TYPES_BY_KEY = {_header_key(label): product_type for product_type, label in TYPE_LABELS.items()}
+_TYPE_CHOICES = ", ".join(TYPE_LABELS.values())
+
+Kind = Literal["code", "text", "type", "amount"]
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str  # the ProductRow attribute
+    label: str
+    aliases: tuple[str, ...]
+    kind: Kind
+    required: bool = False
+    max_length: int | None = None
+    length_reason: str = ""
+
+
+_FIELDS = (
+    _Field(
+        "sku",
+        "SKU",
+        ("SKU", "Item code", "Code", "Product code", "Part number"),
+        "code",
+        required=True,
+        max_length=30,
+        length_reason=" (Xero item codes)",
+    ),
+    _Field(
+        "name",
+        "Name",
+        ("Name", "Product name", "Item name", "Product/Service name"),
+        "text",
+        required=True,
+        max_length=100,
+        length_reason=" (QuickBooks Online item names)",
+    ),
+    _Field("type", "Type", ("Type", "Product type", "Item type"), "type"),
+    _Field(
+        "unit_cost", "Unit cost", ("Unit cost", "Cost", "Purchase cost", "Purchases unit price"), "amount"
+    ),
+    _Field("unit", "Unit", ("Unit", "UOM", "Unit of measure"), "text", max_length=30),
+    _Field("reorder_point", "Reorder point", ("Reorder point", "Reorder level", "Min stock"), "amount"),
+    _Field("sale_price", "Sale price", ("Sale price", "Sales price", "Price", "Sales unit price"), "amount"),
+    _Field("barcode", "Barcode", ("Barcode", "EAN", "UPC", "GTIN"), "code", max_length=50),
+)
+_FIELDS_BY_HEADER = {_header_key(alias): field for field in _FIELDS for alias in field.aliases}
+
+
+class _FileProblem(Exception):
+    """The whole file is refused; the message is shown to the user as is."""
+
+
+class _CellProblem(Exception):
+    """One cell is refused; the message is shown next to its row and column."""
+
+
+class _Row(NamedTuple):
+    number: int
+    values: Sequence[object]
+    unsaved_formulas: frozenset[int]  # 0-based columns whose formula has no saved value
+
+
+_NO_FORMULAS: frozenset[int] = frozenset()
+
+
+class _Column(NamedTuple):
+    position: int
+    header: str
+    field: _Field
+
+
+def parse_product_file(content: bytes) -> ImportReport:
+    """Every row's result for a dry run; the same report's `products` are what an apply writes."""
+    try:
+        if content.startswith(b"PK"):
+            return _report(_xlsx_rows(content), decimal_comma=False)
+        text = _csv_text(content)
+        separator = _separator(text)
+        return _report(_csv_rows(text, separator), decimal_comma=separator == ";")
+    except _FileProblem as problem:
+        return ImportReport(file_errors=[str(problem)])
+
+
+def _check_size(content: bytes) -> None:
+    if not content:
+        raise _FileProblem("The file is empty.")
+    if len(content) > MAX_FILE_BYTES:
+        size = len(content) / (1024 * 1024)
+        raise _FileProblem(
+            f"The file is {size:.1f} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB. "
+            "Split it into smaller files."
+        )
+
+
+def _csv_text(content: bytes) -> str:
+    _check_size(content)
+    if content.startswith(_XLS_SIGNATURE):
+        raise _FileProblem(
+            "This is an Excel 97-2003 (.xls) or password-protected workbook. "
+            "Save it as an Excel Workbook (.xlsx) without a password, or as CSV UTF-8."
+        )
+    if content.startswith(b"%PDF"):
+        raise _FileProblem(
+            "This is a PDF. Upload the product list as an Excel workbook (.xlsx) or a CSV file."
+        )
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _FileProblem("This is UTF-16 text (Excel's 'Unicode Text'). Save it as 'CSV UTF-8' instead.")
+    if b"\x00" in content[:8192]:
+        raise _FileProblem("This is not a CSV file or an Excel workbook (.xlsx).")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = content.count(b"\n", 0, error.start) + 1
+        raise _FileProblem(
+            f"The file is not UTF-8 text (line {line} has a character that is not UTF-8). "
+            "In Excel, save it as 'CSV UTF-8 (Comma delimited)'."
+        ) from None
+
+
+def _separator(text: str) -> str:
+    header_line = text.split("\n", 1)[0]
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+def _csv_rows(text: str, separator: str) -> Iterator[_Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    number = 0
+    try:
+        for number, values in enumerate(reader, start=1):
+            yield _Row(number, values, _NO_FORMULAS)
+    except csv.Error as error:
+        raise _FileProblem(f"Row {number + 1} cannot be read as CSV: {error}.") from None
+
+
+def _xlsx_rows(content: bytes) -> Iterator[_Row]:
+    _check_size(content)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        if sum(member.file_size for member in archive.infolist()) > MAX_UNZIPPED_BYTES:
+            raise _FileProblem(
+                f"The workbook unpacks to more than {MAX_UNZIPPED_BYTES // (1024 * 1024)} MiB. "
+                "Split it into smaller files."
+            )
+        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException, SyntaxError):
+        raise _FileProblem(
+            "This is a zip archive but not an Excel workbook (.xlsx). "
+            "Save it from Excel as .xlsx or CSV UTF-8."
+        ) from None
+    try:
+        if not workbook.worksheets:
+            raise _FileProblem("The workbook has no worksheet.")
+        sheet = next(
+            (ws for ws in workbook.worksheets if ws.title.strip().casefold() == "products"),
+            workbook.worksheets[0],
+        )
+        sheet.reset_dimensions()  # a wrong <dimension> would otherwise cut rows off silently
+        # openpyxl names the sheet's part in the zip only in this attribute
+        unsaved = _formulas_without_values(archive, sheet._worksheet_path)
+        rows = sheet.iter_rows(values_only=True)
+        for number, values in enumerate(rows, start=1):
+            yield _Row(number, values, unsaved.get(number, _NO_FORMULAS))
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, SyntaxError):
+        raise _FileProblem("The workbook is damaged. Open it in Excel and save it again.") from None
+    finally:
+        workbook.close()
+        archive.close()
+
+
+_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.DOTALL)
+_CELL_REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
+_FORMULA = re.compile(rb"<(?:\w+:)?f\b")
+_SAVED_VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*>[^<]")
+
+
+def _formulas_without_values(archive: zipfile.ZipFile, sheet_path: str) -> dict[int, frozenset[int]]:
+    """Cells holding a formula but no saved value, which openpyxl (data_only) reads as empty."""
+    found: dict[int, set[int]] = {}
+    with archive.open(sheet_path) as source:
+        pending = b""
+        while chunk := source.read(1 << 20):
+            data = pending + chunk
+            cut = data.rfind(b"row>") + 4  # just after a row tag, never inside a cell
+            if cut < 4:
+                pending = data
+                continue
+            _collect_unsaved(data[:cut], found)
+            pending = data[cut:]
+        _collect_unsaved(pending, found)
+    return {row: frozenset(columns) for row, columns in found.items()}
+
+
+def _collect_unsaved(xml: bytes, found: dict[int, set[int]]) -> None:
+    if not _FORMULA.search(xml):
+        return
+    for cell in _CELL.finditer(xml):
+        body = cell.group(2) or b""
+        ref = _CELL_REF.search(cell.group(1))
+        if ref and _FORMULA.search(body) and not _SAVED_VALUE.search(body):
+            column = column_index_from_string(ref.group(1).decode()) - 1
+            found.setdefault(int(ref.group(2)), set()).add(column)
+
+
+def _report(rows: Iterable[_Row], *, decimal_comma: bool) -> ImportReport:
+    rows = iter(rows)
+    header = next((row for row in rows if not _is_blank(row)), None)
+    if header is None:
+        raise _FileProblem("The file has no header row and no products.")
+    columns, ignored = _columns(header)
+    results: list[RowResult] = []
+    blank_rows: list[int] = []
+    first_row_of: dict[str, int] = {}
+    data_rows = 0
+    for row in rows:
+        if _is_blank(row):
+            blank_rows.append(row.number)
+            continue
+        data_rows += 1
+        if data_rows > MAX_ROWS:
+            raise _FileProblem(f"The file has more than {MAX_ROWS:,} products. Split it into smaller files.")
+        results.extend(RowResult(row=number, status=RowStatus.SKIPPED) for number in blank_rows)
+        blank_rows.clear()
+        results.append(_check_row(row, columns, first_row_of, decimal_comma))
+    return ImportReport(rows=results, ignored_columns=ignored)
+
+
+def _is_blank(row: _Row) -> bool:
+    return not row.unsaved_formulas and all(
+        value is None or (isinstance(value, str) and not value.strip()) for value in row.values
+    )
+
+
+def _columns(header: _Row) -> tuple[list[_Column], list[str]]:
+    columns: dict[str, _Column] = {}
+    ignored: list[str] = []
+    for position, value in enumerate(header.values):
+        text = _text(value)
+        if text is None:
+            continue
+        field = _FIELDS_BY_HEADER.get(_header_key(text))
+        if field is None:
+            if text not in ignored:
+                ignored.append(text)
+        elif field.name in columns:
+            raise _FileProblem(
+                f"Columns '{columns[field.name].header}' and '{text}' both give the {field.label}; keep one."
+            )
+        else:
+            columns[field.name] = _Column(position, text, field)
+    for field in _FIELDS:
+        if field.required and field.name not in columns:
+            found = ", ".join(f"'{_text(value)}'" for value in header.values if _text(value) is not None)
+            raise _FileProblem(
+                f"No {field.label} column. Row {header.number} should name the columns; "
+                f"{field.label} may also be called {', '.join(field.aliases[1:])}. "
+                f"Row {header.number} has: {found}."
+            )
+    return list(columns.values()), ignored
+
+
+def _check_row(
+    row: _Row, columns: list[_Column], first_row_of: dict[str, int], decimal_comma: bool
+) -> RowResult:
+    errors: list[RowProblem] = []
+    warnings: list[RowProblem] = []
+    parsed: dict[str, object] = {}
+    for column in columns:
+        field = column.field
+        raw = row.values[column.position] if column.position < len(row.values) else None
+        try:
+            value = _parse_cell(raw, column.position in row.unsaved_formulas, field, decimal_comma)
+            if isinstance(value, str) and field.kind in ("code", "text"):
+                warnings.extend(
+                    RowProblem(column=column.header, problem=w) for w in _text_warnings(value, field, raw)
+                )
+        except _CellProblem as problem:
+            errors.append(RowProblem(column=column.header, problem=str(problem)))
+            continue
+        parsed[field.name] = value
+    sku = parsed.get("sku")
+    if isinstance(sku, str):
+        key = normalise_sku(sku)
+        first = first_row_of.setdefault(key, row.number)
+        if first != row.number:
+            sku_header = next(column.header for column in columns if column.field.name == "sku")
+            errors.append(
+                RowProblem(column=sku_header, problem=f"duplicate SKU: row {first} has the same SKU")
+            )
+        parsed["key"] = key
+    if errors:
+        return RowResult(row=row.number, status=RowStatus.ERROR, errors=errors, warnings=warnings)
+    product = ProductRow.model_validate(parsed)
+    return RowResult(row=row.number, status=RowStatus.VALID, product=product, warnings=warnings)
+
+
+def _parse_cell(raw: object, unsaved_formula: bool, field: _Field, decimal_comma: bool) -> object:
+    if unsaved_formula:
+        raise _CellProblem(UNSAVED_FORMULA)
+    if isinstance(raw, str) and raw.strip() in _EXCEL_ERRORS:
+        raise _CellProblem(f"the cell shows the Excel error {raw.strip()}")
+    value = _PARSERS[field.kind](raw, decimal_comma)
+    if value is None and field.required:
+        raise _CellProblem(f"missing {field.label}")
+    if isinstance(value, str) and field.max_length is not None and len(value) > field.max_length:
+        raise _CellProblem(
+            f"too long: {len(value)} characters, the most is {field.max_length}{field.length_reason}"
+        )
+    if field.kind == "code" and isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
+        raise _CellProblem(f"'{value}' was shortened by Excel; format the column as Text and type it again")
+    return value
+
+
+def _text_warnings(value: str, field: _Field, raw: object) -> list[str]:
+    warnings = []
+    if isinstance(raw, date):
+        warnings.append(f"Excel stored this as a date ({value}); check that this is what you meant")
+    if field.name == "name":
+        if len(value) > _XERO_NAME_LENGTH:
+            warnings.append(f"longer than {_XERO_NAME_LENGTH} characters, the most a Xero item name can hold")
+        unsupported = sorted({label for char, label in _QBO_NAME_CHARACTERS.items() if char in value})
+        if unsupported:
+            warnings.append(
+                f"QuickBooks Online does not allow {' or '.join(unsupported)} in item names; "
+                "this product will be skipped when syncing to QuickBooks Online"
+            )
+    return warnings
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, bool):
+        text = "TRUE" if value else "FALSE"
+    elif isinstance(value, float):
+        text = format(value, ".15g")
+    elif isinstance(value, datetime):
+        text = value.date().isoformat() if value.time() == time() else value.isoformat(sep=" ")
+    elif isinstance(value, date | time):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return text or None
+
+
+def _parse_text(value: object, decimal_comma: bool) -> str | None:
+    return _text(value)
+
+
+def _parse_type(value: object, decimal_comma: bool) -> ProductType | None:
+    text = _text(value)
+    if text is None:
+        return None
+    product_type = _TYPES_BY_KEY.get(_header_key(text))
+    if product_type is None:
+        raise _CellProblem(f"unknown type '{text}'; use one of: {_TYPE_CHOICES}")
+    return product_type
+
+
+def _parse_amount(value: object, decimal_comma: bool) -> Decimal | None:
+    if isinstance(value, bool | date | time):
+        raise _CellProblem(f"not a number: {_text(value)}")
+    if isinstance(value, float):
+        amount = Decimal(format(value, ".15g"))
+    elif isinstance(value, int | Decimal):
+        amount = Decimal(value)
+    else:
+        text = _text(value)
+        if text is None:
+            return None
+        amount = _number(text, decimal_comma)
+    exponent = amount.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) else 0
+    if places > MAX_DECIMAL_PLACES:
+        rounded = amount.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES))
+        if rounded != amount:
+            raise _CellProblem(
+                f"{amount} has {places} decimal places; at most {MAX_DECIMAL_PLACES} are allowed "
+                "(round it in the file)"
+            )
+        amount = rounded
+    if amount < 0:
+        raise _CellProblem(f"negative ({amount}); it must be 0 or more")
+    if amount >= MAX_AMOUNT:
+        raise _CellProblem(f"{amount} is too large; it must be below {MAX_AMOUNT:,}")
+    return amount
+
+
+def _number(text: str, decimal_comma: bool) -> Decimal:
+    bare = text.strip(_CURRENCY_AND_SPACE)
+    if decimal_comma and "," in bare:
+        match = _COMMA_NUMBER.fullmatch(bare)
+        digits = re.sub(r"[. \u00a0\u202f]", "", bare).replace(",", ".")
+    else:
+        match = _DOT_NUMBER.fullmatch(bare)
+        digits = bare.replace(",", "")
+    if match is None or not any(char.isdigit() for char in bare):
+        raise _CellProblem(f"not a number: '{text}'")
+    try:
+        return Decimal(digits)
+    except InvalidOperation:
+        raise _CellProblem(f"not a number: '{text}'") from None
+
+
+_PARSERS: dict[Kind, Callable[[object, bool], object]] = {
+    "code": _parse_text,
+    "text": _parse_text,
+    "type": _parse_type,
+    "amount": _parse_amount,
+}

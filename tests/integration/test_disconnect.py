@@ -1,0 +1,76 @@
+"""Disconnecting revokes at the provider, deletes the token ciphertext and keeps everything else;
+reconnecting the same company resumes; another company needs an explicit switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from infra.sandboxes.qbo_demo import DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared.services import tokens
+from shared.store import connections as store
+from tests.conftest import QBO_BASE, XERO_BASE, Api, Sandboxes
+from tests.integration.connect_flow import connect
+from tests.integration.test_connect import status_of
+
+
+def _stored_access_token(provider: str) -> str:
+    grant = store.get_grant(store.get_connection("org-a", provider)["grant_id"])  # type: ignore[index]
+    assert grant is not None
+    return tokens.stored_tokens(grant).access_token
+
+
+def _qbo_company_info(sandboxes: Sandboxes, token: str) -> httpx.Response:
+    with httpx.Client(transport=sandboxes.qbo.transport(), base_url=QBO_BASE) as client:
+        return client.get(f"/v3/company/{DEMO_REALM_ID}/companyinfo/{DEMO_REALM_ID}",
+                          headers={"authorization": f"Bearer {token}", "accept": "application/json"})
+
+
+def test_qbo_disconnect_revokes_deletes_tokens_and_keeps_history(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    grant_id = store.get_connection("org-a", "qbo")["grant_id"]  # type: ignore[index]
+    token = _stored_access_token("qbo")
+    assert _qbo_company_info(sandboxes, token).status_code == 200
+
+    response = api.call("POST", "/integrations/qbo/disconnect")
+    assert response.status == 200
+    assert response.json()["status"] == "disconnected"
+    assert response.json()["company_name"] == "Partsemble Demo Manufacturing (US)"  # history kept
+    assert store.get_grant(grant_id) is None  # the ciphertext is gone
+    assert _qbo_company_info(sandboxes, token).status_code == 401  # revoked at Intuit
+    assert api.call("POST", "/integrations/qbo/disconnect").status == 404
+
+    connect(api, sandboxes, "qbo")  # the same company again resumes on the same history
+    view = status_of(api, "qbo")
+    assert (view["status"], view["tenant_id"]) == ("connected", DEMO_REALM_ID)
+
+
+def test_xero_disconnect_removes_the_tenant_connection_and_revokes_the_unused_grant(
+        api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    token = _stored_access_token("xero")
+    assert api.call("POST", "/integrations/xero/disconnect").json()["status"] == "disconnected"
+    with httpx.Client(transport=sandboxes.xero.transport(), base_url=XERO_BASE) as client:
+        listed = client.get("/connections", headers={"authorization": f"Bearer {token}"})
+    assert AU_TENANT_ID not in {c["tenantId"] for c in listed.json()}
+    assert all(g.revoked for g in sandboxes.xero.identity.grants.values() if g.client_id == "test-xero-client")
+    assert all(c.tenant_id != AU_TENANT_ID or not c.active for c in sandboxes.xero.identity.connections.values())
+
+
+def test_connecting_a_different_company_needs_an_explicit_switch(api: Api, sandboxes: Sandboxes) -> None:
+    second = sandboxes.qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    sandboxes.qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID])
+    api.call("POST", "/integrations/qbo/disconnect")
+
+    refused = connect(api, sandboxes, "qbo", choose=[second.realm_id])
+    assert refused.page.status == 409
+    assert "Partsemble holds data from Partsemble Demo Manufacturing (US)" in refused.text
+    assert status_of(api, "qbo")["status"] == "disconnected"
+
+    switched = connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True)
+    assert switched.page.status == 200
+    view: dict[str, Any] = status_of(api, "qbo")
+    assert (view["status"], view["company_name"]) == ("connected", "Second Widgets LLC")

@@ -1,0 +1,187 @@
+"""Tokens stay usable: one refresh under concurrency, recovery from a lost Xero refresh, expiry on
+revocation (once, with an event), the scheduled pass, and reconnecting."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.local.scheduler import Scheduler
+from infra.local.stack import LocalStack
+from infra.sandboxes.common import Sandbox
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared.errors import AuthExpired, ProviderUnavailable
+from shared.services import tokens
+from shared.store import connections as store
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
+from tests.integration.test_connect import status_of
+
+QBO_TOKEN_PATH = "/oauth2/v1/tokens/bearer"
+XERO_TOKEN_PATH = "/connect/token"
+
+
+def connection(provider: str, organisation: str = "org-a") -> dict[str, Any]:
+    found = store.get_connection(organisation, provider)
+    assert found is not None
+    return found
+
+
+def clock_of(sandbox: Sandbox) -> Callable[[], datetime]:
+    return sandbox.clock.now
+
+
+@pytest.fixture
+def events_queue(aws: LocalStack) -> Callable[[], list[dict[str, Any]]]:
+    """Everything the service puts on the event bus, read back through a rule and a queue."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="capture", EventPattern=json.dumps({"source": ["partsemble.accounting"]}))
+    events.put_targets(Rule="capture", Targets=[{"Id": "q", "Arn": arn}])
+
+    def read() -> list[dict[str, Any]]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    return read
+
+
+def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    grant_id = connection("qbo")["grant_id"]
+    sandboxes.qbo.clock.advance(3600)  # the access token has expired for everyone
+    before = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            results.append(tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo), sleep=time.sleep)[0].access_token)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=caller) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - before == 1
+    assert len(set(results)) == 1 and len(results) == 50
+    assert store.get_grant(grant_id)["version"] == 2
+
+
+def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    current = connection("xero")
+    sandboxes.xero.clock.advance(1800)
+    sandboxes.xero.inject("lost_response", method="POST", path_prefix=XERO_TOKEN_PATH)  # Xero rotated; we never heard
+    with pytest.raises(ProviderUnavailable):
+        tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+    fresh, refreshed = tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+    assert refreshed
+    tenant = tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current))
+    assert tenant.name == "Partsemble Demo (AU)"
+
+
+def test_xero_crash_between_refresh_and_store_recovers(api: Api, sandboxes: Sandboxes,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    current = connection("xero")
+    sandboxes.xero.clock.advance(1800)
+    original = store.store_refreshed
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise SystemExit("the process died after Xero rotated the refresh token")
+
+    monkeypatch.setattr(store, "store_refreshed", crash)
+    with pytest.raises(SystemExit):
+        tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+    monkeypatch.setattr(store, "store_refreshed", original)
+    sandboxes.xero.clock.advance(tokens.LEASE_SECONDS + 1)  # the dead worker's lease runs out
+    fresh, refreshed = tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+    assert refreshed
+    assert tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id == AU_TENANT_ID
+
+
+def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
+        api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]) -> None:
+    connect(api, sandboxes, "qbo")
+    grant_id = connection("qbo")["grant_id"]
+    sandboxes.qbo.revoke_realm(DEMO_REALM_ID)  # the person removed Partsemble in QuickBooks
+    sandboxes.qbo.clock.advance(3600)
+    with pytest.raises(AuthExpired):
+        tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
+    calls = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    with pytest.raises(AuthExpired):
+        tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) == calls  # never retried in a loop
+    view = status_of(api, "qbo")
+    assert view["status"] == "expired"
+    assert "invalid_grant" in view["last_error"]["reason"]
+    assert "Reconnect" in view["reconnect_hint"]
+    expired = [e for e in events_queue() if e["detail-type"] == "ConnectionExpired"]
+    assert [e["detail"]["organisation_id"] for e in expired] == ["org-a"]
+    assert expired[0]["detail"]["provider"] == "qbo"
+
+    landed = connect(api, sandboxes, "qbo")  # reconnecting restores it
+    assert landed.page.status == 200
+    assert status_of(api, "qbo")["status"] == "connected"
+    assert [e["detail-type"] for e in events_queue()] == ["ConnectionRestored"]
+
+
+def test_scheduled_pass_notices_a_revocation_within_one_tick(api: Api, sandboxes: Sandboxes, aws: LocalStack) -> None:
+    connect(api, sandboxes, "qbo")
+    sandboxes.qbo.revoke_realm(DEMO_REALM_ID)
+    report = Scheduler(aws).fire("TokenRefreshFunction")
+    assert report["checked"] == 1 and report["expired"] == 1
+    assert status_of(api, "qbo")["status"] == "expired"
+
+
+def test_scheduled_pass_refreshes_tokens_close_to_expiry_and_keeps_idle_ones_alive(
+        api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    clock = clock_of(sandboxes.xero)
+    sandboxes.xero.clock.advance(25 * 60)
+    assert tokens.refresh_due(clock=clock).refreshed == 1  # 5 minutes left is inside the scheduled margin
+    for _ in range(3):  # idle for 59 days three times: each pass keeps the 60-day refresh token alive
+        sandboxes.xero.clock.advance(59 * 24 * 3600)
+        report = tokens.refresh_due(clock=clock)
+        assert (report.refreshed, report.expired) == (1, 0)
+    assert status_of(api, "xero")["status"] == "connected"
+
+
+def test_a_token_the_provider_refuses_mid_run_is_refreshed_once_and_the_call_repeated(
+        api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    current = connection("qbo")
+    seen: list[str] = []
+
+    def call(token: str) -> str:
+        seen.append(token)
+        if len(seen) == 1:
+            raise AuthExpired("qbo", "the provider refused the access token")
+        return "ok"
+
+    assert tokens.call_with_token(current, call, clock=clock_of(sandboxes.qbo)) == "ok"
+    assert len(seen) == 2 and seen[0] != seen[1]
+
+
+def test_pending_refresh_state_survives_a_provider_outage(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    grant_id = connection("qbo")["grant_id"]
+    sandboxes.qbo.clock.advance(3600)
+    sandboxes.qbo.inject("503", method="POST", path_prefix=QBO_TOKEN_PATH)
+    with pytest.raises(ProviderUnavailable):
+        tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
+    assert status_of(api, "qbo")["status"] == "connected"  # transient: nothing marked, nothing lost
+    assert tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))[1] is True
