@@ -10,51 +10,93 @@ import secrets
 from collections.abc import Sequence
 
 LABELS = {"qbo": "QuickBooks Online", "xero": "Xero"}
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
-          "button{font-size:1rem;padding:.5rem 1rem}label{display:block;margin:.5rem 0}.error{color:#a00}")
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
+    "button{font-size:1rem;padding:.5rem 1rem}label{display:block;margin:.5rem 0}.error{color:#a00}"
+)
 
 
-def _page(title: str, body: str, message: dict[str, object] | None, app_origin: str) -> tuple[str, dict[str, str]]:
+def _page(
+    title: str, body: str, message: dict[str, object] | None, app_origin: str
+) -> tuple[str, dict[str, str]]:
     nonce = secrets.token_urlsafe(12)
     script = ""
     if message is not None:
-        script = (f"<script nonce=\"{nonce}\">(function(){{var m={json.dumps(message)};"
-                  f"if(window.opener){{window.opener.postMessage(m,{json.dumps(app_origin)});"
-                  "setTimeout(function(){window.close();},1500);}})();</script>")
-    document = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{html.escape(title)}</title>"
-                f"<style>{_STYLE}</style></head><body>{body}{script}</body></html>")
-    headers = {"content-security-policy": f"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; "
-                                          "form-action 'self'; frame-ancestors 'none'",
-               "cache-control": "no-store", "referrer-policy": "no-referrer"}
+        script = (
+            f'<script nonce="{nonce}">(function(){{var m={json.dumps(message)};'
+            f"if(window.opener){{window.opener.postMessage(m,{json.dumps(app_origin)});"
+            "setTimeout(function(){window.close();},1500);}})();</script>"
+        )
+    document = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{body}{script}</body></html>"
+    )
+    headers = {
+        "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'nonce-{nonce}'; form-action 'self'; frame-ancestors 'none'",
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+    }
     return document, headers
 
 
 def connected(provider: str, company_name: str, app_origin: str) -> tuple[str, dict[str, str]]:
     label = LABELS.get(provider, provider)
-    body = (f"<h1>Connected to {html.escape(label)}</h1><p>Partsemble is now connected to "
-            f"<strong>{html.escape(company_name)}</strong>. You can close this window.</p>")
-    return _page(f"Connected to {label}", body, {"source": "partsemble-oauth", "provider": provider,
-                                                 "status": "connected", "company_name": company_name}, app_origin)
+    body = (
+        f"<h1>Connected to {html.escape(label)}</h1><p>Partsemble is now connected to "
+        f"<strong>{html.escape(company_name)}</strong>. You can close this window.</p>"
+    )
+    return _page(
+        f"Connected to {label}",
+        body,
+        {
+            "source": "partsemble-oauth",
+            "provider": provider,
+            "status": "connected",
+            "company_name": company_name,
+        },
+        app_origin,
+    )
 
 
 def failed(provider: str, code: str, reason: str, app_origin: str) -> tuple[str, dict[str, str]]:
     label = LABELS.get(provider, provider)
-    body = (f"<h1>Not connected to {html.escape(label)}</h1><p class=\"error\" role=\"alert\">{html.escape(reason)}</p>"
-            "<p>Close this window and try again from Settings &rarr; Integrations.</p>")
-    return _page(f"{label}: not connected", body, {"source": "partsemble-oauth", "provider": provider,
-                                                   "status": "error", "error": code, "message": reason}, app_origin)
+    body = (
+        f"<h1>Not connected to {html.escape(label)}</h1>"
+        f'<p class="error" role="alert">{html.escape(reason)}</p>'
+        "<p>Close this window and try again from Settings &rarr; Integrations.</p>"
+    )
+    return _page(
+        f"{label}: not connected",
+        body,
+        {
+            "source": "partsemble-oauth",
+            "provider": provider,
+            "status": "error",
+            "error": code,
+            "message": reason,
+        },
+        app_origin,
+    )
 
 
-def choose(provider: str, choice_token: str, choices: Sequence[tuple[str, str]], app_origin: str) -> tuple[str, dict[str, str]]:
+def choose(
+    provider: str, choice_token: str, choices: Sequence[tuple[str, str]], app_origin: str
+) -> tuple[str, dict[str, str]]:
     label = LABELS.get(provider, provider)
     options = "".join(
-        f"<label><input type=\"radio\" name=\"tenant_id\" value=\"{html.escape(tenant_id)}\" required"
-        f"{' checked' if i == 0 else ''}> {html.escape(name)}</label>" for i, (tenant_id, name) in enumerate(choices))
-    body = (f"<h1>Choose the {html.escape(label)} organisation</h1>"
-            "<p>You authorised several organisations. Choose the one this Partsemble organisation uses.</p>"
-            f"<form method=\"post\" action=\"/oauth/{html.escape(provider)}/callback\">"
-            f"<input type=\"hidden\" name=\"choice\" value=\"{html.escape(choice_token)}\">"
-            f"<fieldset><legend>Organisations</legend>{options}</fieldset>"
-            "<p><button type=\"submit\">Connect this organisation</button></p></form>")
+        f'<label><input type="radio" name="tenant_id" value="{html.escape(tenant_id)}" required'
+        f"{' checked' if i == 0 else ''}> {html.escape(name)}</label>"
+        for i, (tenant_id, name) in enumerate(choices)
+    )
+    body = (
+        f"<h1>Choose the {html.escape(label)} organisation</h1>"
+        "<p>You authorised several organisations. Choose the one this Partsemble organisation uses.</p>"
+        f'<form method="post" action="/oauth/{html.escape(provider)}/callback">'
+        f'<input type="hidden" name="choice" value="{html.escape(choice_token)}">'
+        f"<fieldset><legend>Organisations</legend>{options}</fieldset>"
+        '<p><button type="submit">Connect this organisation</button></p></form>'
+    )
     return _page(f"Choose a {label} organisation", body, None, app_origin)

@@ -16,17 +16,38 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 REDACTED = "[REDACTED]"
-_SENSITIVE_KEYS = frozenset({
-    "access_token", "refresh_token", "id_token", "token", "client_secret", "secret", "password",
-    "authorization", "cookie", "set-cookie", "code", "code_verifier", "plaintext", "data_key",
-})
+_SENSITIVE_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "client_secret",
+        "secret",
+        "password",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "code",
+        "code_verifier",
+        "plaintext",
+        "data_key",
+    }
+)
 _SENSITIVE_SUFFIXES = ("_token", "_secret", "_password")
 _PATTERNS = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
-    (re.compile(r"(?i)\b(access_token|refresh_token|id_token|client_secret|code_verifier|code|token)="
-                r"[^&\s\"']+"), r"\1=" + REDACTED),
-    (re.compile(r"(?i)\"(access_token|refresh_token|id_token|client_secret|token)\"\s*:\s*\"[^\"]*\""),
-     r'"\1": "' + REDACTED + '"'),
+    (
+        re.compile(
+            r"(?i)\b(access_token|refresh_token|id_token|client_secret|code_verifier|code|token)="
+            r"[^&\s\"']+"
+        ),
+        r"\1=" + REDACTED,
+    ),
+    (
+        re.compile(r"(?i)\"(access_token|refresh_token|id_token|client_secret|token)\"\s*:\s*\"[^\"]*\""),
+        r'"\1": "' + REDACTED + '"',
+    ),
 )
 _known_secrets: deque[str] = deque(maxlen=256)
 
@@ -56,15 +77,17 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
-        return {k: REDACTED if isinstance(k, str) and _is_sensitive(k) and v else redact(v)
-                for k, v in value.items()}
+        return {
+            k: REDACTED if isinstance(k, str) and _is_sensitive(k) and v else redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    def serialize(self, log: dict[str, Any]) -> str:
+    def serialize(self, log: Any) -> str:
         return super().serialize(redact(log))
 
 

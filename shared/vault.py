@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.aws import client
 from shared.config import settings
+from shared.domain.connections import TokenSet
 from shared.errors import ServiceError
 from shared.observability import remember_secret
-from shared.domain.connections import TokenSet
 
 
 class VaultError(ServiceError):
@@ -29,8 +29,12 @@ class TokenContext(BaseModel):
     purpose: str = "oauth-tokens"
 
     def as_kms_context(self) -> dict[str, str]:
-        return {"organisation": self.organisation_id, "provider": self.provider, "grant": self.grant_id,
-                "purpose": self.purpose}
+        return {
+            "organisation": self.organisation_id,
+            "provider": self.provider,
+            "grant": self.grant_id,
+            "purpose": self.purpose,
+        }
 
     def associated_data(self) -> bytes:
         return "|".join(self.as_kms_context().values()).encode()
@@ -44,8 +48,9 @@ class Sealed(BaseModel):
 
 
 def seal(plaintext: bytes, context: TokenContext) -> Sealed:
-    key = client("kms").generate_data_key(KeyId=settings().token_key_id, KeySpec="AES_256",
-                                          EncryptionContext=context.as_kms_context())
+    key = client("kms").generate_data_key(
+        KeyId=settings().token_key_id, KeySpec="AES_256", EncryptionContext=context.as_kms_context()
+    )
     nonce = os.urandom(12)
     ciphertext = AESGCM(key["Plaintext"]).encrypt(nonce, plaintext, context.associated_data())
     return Sealed(wrapped_key=key["CiphertextBlob"], nonce=nonce, ciphertext=ciphertext)
@@ -54,8 +59,11 @@ def seal(plaintext: bytes, context: TokenContext) -> Sealed:
 def open_sealed(sealed: Sealed, context: TokenContext) -> bytes:
     kms = client("kms")
     try:
-        data_key = kms.decrypt(CiphertextBlob=sealed.wrapped_key, EncryptionContext=context.as_kms_context(),
-                               KeyId=settings().token_key_id)["Plaintext"]
+        data_key = kms.decrypt(
+            CiphertextBlob=sealed.wrapped_key,
+            EncryptionContext=context.as_kms_context(),
+            KeyId=settings().token_key_id,
+        )["Plaintext"]
         return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, context.associated_data())
     except (kms.exceptions.InvalidCiphertextException, InvalidTag):
         raise VaultError("stored tokens do not open for this organisation and provider") from None

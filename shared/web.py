@@ -19,8 +19,11 @@ ACCEPTED_BODY_TYPES = ("application/json",)
 
 
 def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[Any]:
-    return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON,
-                    body={"error": code, "message": message, **extra})
+    return Response(
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": code, "message": message, **extra},
+    )
 
 
 def caller_organisation(app: APIGatewayHttpResolver) -> str:
@@ -33,8 +36,13 @@ def caller_organisation(app: APIGatewayHttpResolver) -> str:
 
 
 def _describe(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-             "problem": str(e.get("msg", "invalid"))} for e in errors]
+    return [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+            "problem": str(e.get("msg", "invalid")),
+        }
+        for e in errors
+    ]
 
 
 def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
@@ -42,8 +50,11 @@ def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
     if event.http_method in BODY_METHODS and event.body:
         content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
         if content_type not in ACCEPTED_BODY_TYPES:
-            return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType",
-                                  f"send the body as application/json, not {content_type or 'no content type'}")
+            return error_response(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                f"send the body as application/json, not {content_type or 'no content type'}",
+            )
     return next_middleware(app)
 
 
@@ -60,16 +71,22 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
     def _invalid_request(err: RequestValidationError) -> Response[Any]:
         details = _describe(list(err.errors()))
         summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
-        return error_response(HTTPStatus.BAD_REQUEST, "InvalidRequest", f"invalid request: {summary}",
-                              details=details)
+        return error_response(
+            HTTPStatus.BAD_REQUEST, "InvalidRequest", f"invalid request: {summary}", details=details
+        )
 
     @app.not_found
     def _no_route(_: Exception) -> Response[Any]:
         event = app.current_event
-        return error_response(HTTPStatus.NOT_FOUND, "NotFound", f"no route for {event.http_method} {event.path}")
+        return error_response(
+            HTTPStatus.NOT_FOUND, "NotFound", f"no route for {event.http_method} {event.path}"
+        )
 
     @app.exception_handler(Exception)
     def _unexpected(err: Exception) -> Response[Any]:
         logger.exception("unexpected error")
-        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError",
-                              "an unexpected error occurred; it has been logged")
+        return error_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "an unexpected error occurred; it has been logged",
+        )

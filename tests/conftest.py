@@ -16,10 +16,10 @@ for _name, _value in load_template()["Globals"]["Function"]["Environment"]["Vari
     if _name.startswith("POWERTOOLS_") and isinstance(_value, str):
         os.environ.setdefault(_name, _value)
 
-from infra.local.devauth import DevIdentityProvider
-from infra.local.gateway import Gateway, GatewayResponse
-from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
-from shared.aws import clear_cached_clients
+from infra.local.devauth import DevIdentityProvider  # noqa: E402 - after the environment above
+from infra.local.gateway import Gateway, GatewayResponse  # noqa: E402 - after the environment above
+from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template  # noqa: E402 - after the environment above
+from shared.aws import clear_cached_clients  # noqa: E402 - after the environment above
 
 APP_ORIGIN = "https://app.partsemble.test"
 PUBLIC_BASE_URL = "https://api.partsemble.test"
@@ -69,8 +69,16 @@ class Api:
         self.gateway = gateway
         self.identity = identity
 
-    def call(self, method: str, path: str, *, organisation: str | None = "org-a", json_body: Any = None,
-             body: bytes = b"", headers: dict[str, str] | None = None) -> GatewayResponse:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        organisation: str | None = "org-a",
+        json_body: Any = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> GatewayResponse:
         all_headers = dict(headers or {})
         if organisation is not None:
             all_headers.setdefault("authorization", f"Bearer {self.identity.mint(organisation)}")
@@ -134,9 +142,15 @@ def sandboxes(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sand
         sandbox.clock.set(now)
     qbo.register_app(*QBO_TEST_APP, [f"{PUBLIC_BASE_URL}/oauth/qbo/callback"])
     xero.register_app(*XERO_TEST_APP, [f"{PUBLIC_BASE_URL}/oauth/xero/callback"])
-    boto3.client("secretsmanager").put_secret_value(SecretId=aws.physical("ProviderSecret"), SecretString=json.dumps({
-        "qbo": dict(zip(("client_id", "client_secret"), QBO_TEST_APP, strict=True)),
-        "xero": dict(zip(("client_id", "client_secret"), XERO_TEST_APP, strict=True))}))
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=aws.physical("ProviderSecret"),
+        SecretString=json.dumps(
+            {
+                "qbo": dict(zip(("client_id", "client_secret"), QBO_TEST_APP, strict=True)),
+                "xero": dict(zip(("client_id", "client_secret"), XERO_TEST_APP, strict=True)),
+            }
+        ),
+    )
     both = Sandboxes(qbo, xero)
     transport = httpx.MockTransport(both.handle)
     monkeypatch.setattr(http, "default_transport", lambda: transport)

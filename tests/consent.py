@@ -15,7 +15,9 @@ class Form:
     action: str
     method: str
     fields: dict[str, list[str]] = field(default_factory=dict)
-    choices: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, value) of radios/checkboxes
+    choices: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (type, name, value) of radios/checkboxes
     buttons: list[tuple[str, str]] = field(default_factory=list)
     text_inputs: list[tuple[str, str]] = field(default_factory=list)  # (type, name)
 
@@ -30,7 +32,11 @@ class _FormParser(HTMLParser):
         if tag == "form":
             self.forms.append(Form(a.get("action", ""), a.get("method", "get").upper()))
         elif self.forms and tag in ("input", "button"):
-            form, kind, name = self.forms[-1], a.get("type", "text" if tag == "input" else "submit"), a.get("name", "")
+            form, kind, name = (
+                self.forms[-1],
+                a.get("type", "text" if tag == "input" else "submit"),
+                a.get("name", ""),
+            )
             if kind == "hidden" and name:
                 form.fields.setdefault(name, []).append(a.get("value", ""))
             elif kind in ("radio", "checkbox"):
@@ -47,8 +53,16 @@ def forms_of(page: httpx.Response) -> list[Form]:
     return parser.forms
 
 
-def walk_consent(client: httpx.Client, authorize_url: str, *, username: str, password: str,
-                 choose: list[str] | None = None, allow: bool = True, max_steps: int = 6) -> dict[str, str]:
+def walk_consent(
+    client: httpx.Client,
+    authorize_url: str,
+    *,
+    username: str,
+    password: str,
+    choose: list[str] | None = None,
+    allow: bool = True,
+    max_steps: int = 6,
+) -> dict[str, str]:
     """Signs in, chooses tenants (their ids, or the first offered), allows or denies; returns the query
     of the final redirect to the app."""
     response = client.get(authorize_url)
@@ -59,7 +73,9 @@ def walk_consent(client: httpx.Client, authorize_url: str, *, username: str, pas
                 return {k: v[-1] for k, v in parse_qs(urlsplit(location).query).items()}
             response = client.get(urljoin(str(response.request.url), location))
             continue
-        assert response.status_code == 200, f"consent page answered {response.status_code}: {response.text[:300]}"
+        assert response.status_code == 200, (
+            f"consent page answered {response.status_code}: {response.text[:300]}"
+        )
         form = forms_of(response)[0]
         data = {k: v[-1] for k, v in form.fields.items()}
         for kind, name in form.text_inputs:
@@ -70,11 +86,15 @@ def walk_consent(client: httpx.Client, authorize_url: str, *, username: str, pas
         body: list[tuple[str, str]] = list(data.items()) + [(name, value) for _, name, value in picked]
         if form.buttons:
             wanted = "allow" if allow else "deny"
-            button = next((b for b in form.buttons if wanted in b[1].lower() or wanted in b[0].lower()),
-                          form.buttons[0])
+            button = next(
+                (b for b in form.buttons if wanted in b[1].lower() or wanted in b[0].lower()), form.buttons[0]
+            )
             if button[0]:
                 body.append(button)
-        response = client.request(form.method, urljoin(str(response.request.url), form.action or ""),
-                                  content=urlencode(body).encode(),
-                                  headers={"content-type": "application/x-www-form-urlencoded"})
+        response = client.request(
+            form.method,
+            urljoin(str(response.request.url), form.action or ""),
+            content=urlencode(body).encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
     raise AssertionError("the consent did not redirect back to the app")

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import callback_page
@@ -23,20 +24,31 @@ app = APIGatewayHttpResolver()
 
 def _browser_binding(provider: str) -> str | None:
     prefix = f"{connections.cookie_name(provider)}="
-    return next((c[len(prefix):] for c in app.current_event.cookies or [] if c.startswith(prefix)), None)
+    return next((c[len(prefix) :] for c in app.current_event.cookies or [] if c.startswith(prefix)), None)
 
 
 def _page(provider: str, document: str, headers: dict[str, str], status: int = 200) -> Response[str]:
     # The binding cookie has done its job once the flow ends; clear it.
-    clear = f"{connections.cookie_name(provider)}=; Max-Age=0; Path=/oauth/{provider}; HttpOnly; SameSite=Lax"
+    clear = Cookie(
+        connections.cookie_name(provider),
+        "",
+        path=f"/oauth/{provider}",
+        http_only=True,
+        max_age=0,
+        same_site=SameSite.LAX_MODE,
+    )
     return Response(status, "text/html; charset=utf-8", document, headers=headers, cookies=[clear])
 
 
 def _outcome_page(outcome: CallbackOutcome) -> Response[str]:
     origin = settings().app_origin
     if outcome.status == "choose":
-        document, headers = callback_page.choose(outcome.provider, outcome.choice_token or "",
-                                                 [(c.tenant_id, c.name) for c in outcome.choices], origin)
+        document, headers = callback_page.choose(
+            outcome.provider,
+            outcome.choice_token or "",
+            [(c.tenant_id, c.name) for c in outcome.choices],
+            origin,
+        )
         return Response(200, "text/html; charset=utf-8", document, headers=headers)
     document, headers = callback_page.connected(outcome.provider, outcome.company_name or "", origin)
     return _page(outcome.provider, document, headers)
@@ -45,14 +57,19 @@ def _outcome_page(outcome: CallbackOutcome) -> Response[str]:
 @app.get("/oauth/<provider>/callback")
 def callback(provider: str) -> Response[str]:
     params = dict(app.current_event.query_string_parameters or {})
-    return _outcome_page(connections.complete_callback(provider, params, _browser_binding(provider), datetime.now(UTC)))
+    return _outcome_page(
+        connections.complete_callback(provider, params, _browser_binding(provider), datetime.now(UTC))
+    )
 
 
 @app.post("/oauth/<provider>/callback")
 def choose(provider: str) -> Response[str]:
     form = dict(parse_qsl(app.current_event.decoded_body or ""))
-    return _outcome_page(connections.choose_tenant(provider, form.get("choice"), form.get("tenant_id"),
-                                                   _browser_binding(provider), datetime.now(UTC)))
+    return _outcome_page(
+        connections.choose_tenant(
+            provider, form.get("choice"), form.get("tenant_id"), _browser_binding(provider), datetime.now(UTC)
+        )
+    )
 
 
 def _failure_page(code: str, reason: str, status: int) -> Response[str]:

@@ -22,8 +22,13 @@ from infra.local.stack import ACCOUNT_ID, FunctionSpec, HttpRoute, LocalStack
 
 TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 STATIC_ROOT = Path(__file__).resolve().parents[2] / "web"
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript",
-                ".svg": "image/svg+xml", ".png": "image/png"}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 
 
 @dataclass
@@ -67,8 +72,14 @@ class Gateway:
         self._lock = threading.Lock()
 
     # ---- the HTTP API's behaviour ------------------------------------------------------------------
-    def request(self, method: str, target: str, headers: dict[str, str] | None = None,
-                body: bytes = b"", source_ip: str = "127.0.0.1") -> GatewayResponse:
+    def request(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        source_ip: str = "127.0.0.1",
+    ) -> GatewayResponse:
         headers = {k.lower(): v for k, v in (headers or {}).items()}
         url = urlsplit(target)
         path = url.path or "/"
@@ -86,8 +97,9 @@ class Gateway:
             try:
                 claims = self.identity.verify(headers.get("authorization"))
             except InvalidToken:
-                return self._with_cors(headers, _json(401, {"message": "Unauthorized"},
-                                                      {"www-authenticate": "Bearer"}))
+                return self._with_cors(
+                    headers, _json(401, {"message": "Unauthorized"}, {"www-authenticate": "Bearer"})
+                )
         event = self._event(method, path, url.query, headers, body, compiled, params, claims, source_ip)
         response = self._invoke(compiled.function, event)
         return self._with_cors(headers, response)
@@ -101,9 +113,18 @@ class Gateway:
                 return compiled, m.groupdict()
         return None
 
-    def _event(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
-               compiled: _CompiledRoute, params: dict[str, str], claims: dict[str, Any] | None,
-               source_ip: str) -> dict[str, Any]:
+    def _event(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        compiled: _CompiledRoute,
+        params: dict[str, str],
+        claims: dict[str, Any] | None,
+        source_ip: str,
+    ) -> dict[str, Any]:
         now = datetime.now(UTC)
         route_key = f"{compiled.route.method} {compiled.route.path}".replace("ANY ", "ANY ")
         content_type = headers.get("content-type", "")
@@ -123,8 +144,13 @@ class Gateway:
                 "apiId": "local",
                 "domainName": headers.get("host", "127.0.0.1"),
                 "domainPrefix": "local",
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                         "userAgent": headers.get("user-agent", "")},
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": source_ip,
+                    "userAgent": headers.get("user-agent", ""),
+                },
                 "requestId": str(uuid.uuid4()),
                 "routeKey": route_key,
                 "stage": "$default",
@@ -141,9 +167,12 @@ class Gateway:
         if params:
             event["pathParameters"] = params
         if claims is not None:  # API Gateway passes JWT claims as strings
-            event["requestContext"]["authorizer"] = {"jwt": {
-                "claims": {k: v if isinstance(v, str) else json.dumps(v) for k, v in claims.items()},
-                "scopes": None}}
+            event["requestContext"]["authorizer"] = {
+                "jwt": {
+                    "claims": {k: v if isinstance(v, str) else json.dumps(v) for k, v in claims.items()},
+                    "scopes": None,
+                }
+            }
         return event
 
     def _invoke(self, function: FunctionSpec, event: dict[str, Any]) -> GatewayResponse:
@@ -171,13 +200,17 @@ class Gateway:
         origin = headers.get("origin")
         if not self._origin_allowed(origin):
             return GatewayResponse(204, {}, b"")
-        return GatewayResponse(204, {
-            "access-control-allow-origin": str(origin),
-            "access-control-allow-methods": ",".join(self.cors.get("AllowMethods", [])),
-            "access-control-allow-headers": ",".join(self.cors.get("AllowHeaders", [])),
-            "access-control-allow-credentials": str(self.cors.get("AllowCredentials", False)).lower(),
-            "access-control-max-age": str(self.cors.get("MaxAge", 0)),
-        }, b"")
+        return GatewayResponse(
+            204,
+            {
+                "access-control-allow-origin": str(origin),
+                "access-control-allow-methods": ",".join(self.cors.get("AllowMethods", [])),
+                "access-control-allow-headers": ",".join(self.cors.get("AllowHeaders", [])),
+                "access-control-allow-credentials": str(self.cors.get("AllowCredentials", False)).lower(),
+                "access-control-max-age": str(self.cors.get("MaxAge", 0)),
+            },
+            b"",
+        )
 
     def _with_cors(self, headers: dict[str, str], response: GatewayResponse) -> GatewayResponse:
         origin = headers.get("origin")
@@ -195,13 +228,20 @@ class Gateway:
         file = (STATIC_ROOT / relative).resolve()
         if STATIC_ROOT not in file.parents or not file.is_file():
             return None
-        return GatewayResponse(200, {"content-type": STATIC_TYPES.get(file.suffix, "application/octet-stream"),
-                                     "cache-control": "no-store"}, file.read_bytes())
+        return GatewayResponse(
+            200,
+            {
+                "content-type": STATIC_TYPES.get(file.suffix, "application/octet-stream"),
+                "cache-control": "no-store",
+            },
+            file.read_bytes(),
+        )
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> GatewayResponse:
-    return GatewayResponse(status, {"content-type": "application/json", **(headers or {})},
-                           json.dumps(body).encode())
+    return GatewayResponse(
+        status, {"content-type": "application/json", **(headers or {})}, json.dumps(body).encode()
+    )
 
 
 class _Server(ThreadingHTTPServer):
@@ -225,7 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
         if key in self.server.local_routes:
             response = self.server.local_routes[key](body)
         else:
-            response = self.server.gateway.request(self.command, self.path, headers, body, self.client_address[0])
+            response = self.server.gateway.request(
+                self.command, self.path, headers, body, self.client_address[0]
+            )
         self.send_response(response.status)
         for name, value in response.headers.items():
             if name not in ("content-length", "transfer-encoding", "connection"):

@@ -25,7 +25,8 @@ class Poller:
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
         self.sources: list[tuple[FunctionSpec, SqsSource]] = [
-            (spec, source) for spec in stack.functions.values() for source in spec.sqs]
+            (spec, source) for spec in stack.functions.values() for source in spec.sqs
+        ]
         self._stop = threading.Event()
 
     def poll_once(self, wait_seconds: int = 0) -> BatchResult:
@@ -50,9 +51,13 @@ class Poller:
         sqs = boto3.client("sqs")
         url = self.stack.physical(source.queue_logical_id)
         arn = self.stack.physical(source.queue_logical_id, "Arn")
-        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(source.batch_size, 10),
-                                       WaitTimeSeconds=wait_seconds, AttributeNames=["All"],
-                                       MessageAttributeNames=["All"]).get("Messages", [])
+        received = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(source.batch_size, 10),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
         if not received:
             return BatchResult(0, 0)
         event = {"Records": [_record(message, arn) for message in received]}
@@ -66,8 +71,13 @@ class Poller:
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         done = [m for m in received if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
         return BatchResult(len(received), len(failed))
 
     def start(self) -> None:

@@ -5,6 +5,7 @@ poller call the real handlers in-process."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -51,8 +52,14 @@ class RunningStack:
             server.shutdown() if isinstance(server, ThreadingHTTPServer) else server.stop()
 
 
-def start(port: int = 3000, qbo_port: int = 4001, xero_port: int = 4002, moto_port: int = 0,
-          seed: bool = True, background: bool = True) -> RunningStack:
+def start(
+    port: int = 3000,
+    qbo_port: int = 4001,
+    xero_port: int = 4002,
+    moto_port: int = 0,
+    seed: bool = True,
+    background: bool = True,
+) -> RunningStack:
     os.environ.update(FAKE_AWS_ENV)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
@@ -67,18 +74,31 @@ def start(port: int = 3000, qbo_port: int = 4001, xero_port: int = 4002, moto_po
     url = f"http://127.0.0.1:{server.server_address[1]}"
     qbo.register_app(*QBO_DEMO_APP, [f"{url}/oauth/qbo/callback"])
     xero.register_app(*XERO_DEMO_APP, [f"{url}/oauth/xero/callback"])
-    stack = create_from_template({
-        "JwtIssuer": identity.issuer, "JwtAudience": identity.audience, "AppOrigin": url, "PublicBaseUrl": url,
-        "QboAuthorizeUrl": f"{qbo.base_url}/connect/oauth2", "QboTokenUrl": f"{qbo.base_url}/oauth2/v1/tokens/bearer",
-        "QboRevokeUrl": f"{qbo.base_url}/v2/oauth2/tokens/revoke", "QboApiUrl": qbo.base_url,
-        "XeroAuthorizeUrl": f"{xero.base_url}/identity/connect/authorize",
-        "XeroTokenUrl": f"{xero.base_url}/connect/token", "XeroRevokeUrl": f"{xero.base_url}/connect/revocation",
-        "XeroApiUrl": xero.base_url,
-    })
+    stack = create_from_template(
+        {
+            "JwtIssuer": identity.issuer,
+            "JwtAudience": identity.audience,
+            "AppOrigin": url,
+            "PublicBaseUrl": url,
+            "QboAuthorizeUrl": f"{qbo.base_url}/connect/oauth2",
+            "QboTokenUrl": f"{qbo.base_url}/oauth2/v1/tokens/bearer",
+            "QboRevokeUrl": f"{qbo.base_url}/v2/oauth2/tokens/revoke",
+            "QboApiUrl": qbo.base_url,
+            "XeroAuthorizeUrl": f"{xero.base_url}/identity/connect/authorize",
+            "XeroTokenUrl": f"{xero.base_url}/connect/token",
+            "XeroRevokeUrl": f"{xero.base_url}/connect/revocation",
+            "XeroApiUrl": xero.base_url,
+        }
+    )
     boto3.client("secretsmanager").put_secret_value(
-        SecretId=stack.physical("ProviderSecret"), SecretString=json.dumps({
-            "qbo": {"client_id": QBO_DEMO_APP[0], "client_secret": QBO_DEMO_APP[1]},
-            "xero": {"client_id": XERO_DEMO_APP[0], "client_secret": XERO_DEMO_APP[1]}}))
+        SecretId=stack.physical("ProviderSecret"),
+        SecretString=json.dumps(
+            {
+                "qbo": {"client_id": QBO_DEMO_APP[0], "client_secret": QBO_DEMO_APP[1]},
+                "xero": {"client_id": XERO_DEMO_APP[0], "client_secret": XERO_DEMO_APP[1]},
+            }
+        ),
+    )
     os.environ.update(stack.environment)
 
     gateway = Gateway(stack, identity)
@@ -86,13 +106,19 @@ def start(port: int = 3000, qbo_port: int = 4001, xero_port: int = 4002, moto_po
 
     def mint(body: bytes) -> GatewayResponse:
         organisation = (json.loads(body or b"{}") or {}).get("organisation_id") or DEMO_ORGANISATION
-        return GatewayResponse(200, {"content-type": "application/json"},
-                               json.dumps({"token": identity.mint(str(organisation))}).encode())
+        return GatewayResponse(
+            200,
+            {"content-type": "application/json"},
+            json.dumps({"token": identity.mint(str(organisation))}).encode(),
+        )
 
     def fire(name: str) -> Any:
         def run(_: bytes) -> GatewayResponse:
-            return GatewayResponse(200, {"content-type": "application/json"},
-                                   json.dumps(scheduler.fire(name), default=str).encode())
+            return GatewayResponse(
+                200,
+                {"content-type": "application/json"},
+                json.dumps(scheduler.fire(name), default=str).encode(),
+            )
 
         return run
 
@@ -102,8 +128,9 @@ def start(port: int = 3000, qbo_port: int = 4001, xero_port: int = 4002, moto_po
     if background:
         scheduler.start()
         poller.start()
-    return RunningStack(url, stack, gateway, identity, scheduler, poller, qbo, xero,
-                        [moto, qbo_server, xero_server, server])
+    return RunningStack(
+        url, stack, gateway, identity, scheduler, poller, qbo, xero, [moto, qbo_server, xero_server, server]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,10 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     print("READY", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     running.stop()
     sys.exit(0)
 

@@ -50,8 +50,12 @@ class Scheduler:
     def start(self) -> None:
         for name, function in self.functions.items():
             for expression in function.schedules:
-                threading.Thread(target=self._loop, args=(name, rate_seconds(expression)),
-                                 name=f"schedule-{name}", daemon=True).start()
+                threading.Thread(
+                    target=self._loop,
+                    args=(name, rate_seconds(expression)),
+                    name=f"schedule-{name}",
+                    daemon=True,
+                ).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -90,8 +90,9 @@ def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str
 
 def _create_key(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
     kms = boto3.client("kms")
-    key = kms.create_key(Description=props.get("Description", logical),
-                         Policy=json.dumps(props["KeyPolicy"]))["KeyMetadata"]
+    key = kms.create_key(
+        Description=props.get("Description", logical), Policy=json.dumps(props["KeyPolicy"])
+    )["KeyMetadata"]
     if props.get("EnableKeyRotation"):
         kms.enable_key_rotation(KeyId=key["KeyId"])
     resolver.attributes[logical] = {"Ref": key["KeyId"], "Arn": key["Arn"], "KeyId": key["KeyId"]}
@@ -99,9 +100,18 @@ def _create_key(resolver: Resolver, logical: str, props: dict[str, Any], stack_n
 
 def _create_queue(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
     sqs = boto3.client("sqs")
-    attributes = {k: str(v) for k, v in props.items() if k in (
-        "VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId", "DelaySeconds",
-        "ReceiveMessageWaitTimeSeconds")}
+    attributes = {
+        k: str(v)
+        for k, v in props.items()
+        if k
+        in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "KmsMasterKeyId",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+        )
+    }
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
     name = f"{stack_name}-{logical}"
@@ -113,21 +123,29 @@ def _create_queue(resolver: Resolver, logical: str, props: dict[str, Any], stack
 def _create_table(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
     dynamodb = boto3.client("dynamodb")
     name = f"{stack_name}-{logical}"
-    kwargs: dict[str, Any] = {key: props[key] for key in (
-        "AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes") if key in props}
+    kwargs: dict[str, Any] = {
+        key: props[key]
+        for key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+        if key in props
+    }
     sse = props.get("SSESpecification")
     if sse:
-        kwargs["SSESpecification"] = {"Enabled": sse["SSEEnabled"], "SSEType": sse.get("SSEType", "KMS"),
-                                      **({"KMSMasterKeyId": sse["KMSMasterKeyId"]}
-                                         if "KMSMasterKeyId" in sse else {})}
+        kwargs["SSESpecification"] = {
+            "Enabled": sse["SSEEnabled"],
+            "SSEType": sse.get("SSEType", "KMS"),
+            **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {}),
+        }
     arn = dynamodb.create_table(TableName=name, **kwargs)["TableDescription"]["TableArn"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
-        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
-            "AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]})
+        dynamodb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
+        )
     if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
         dynamodb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
     resolver.attributes[logical] = {"Ref": name, "Arn": arn}
 
 
@@ -136,11 +154,13 @@ def _create_secret(resolver: Resolver, logical: str, props: dict[str, Any], stac
     value = props.get("SecretString")
     if value is None:  # GenerateSecretString: a random value, as CloudFormation makes at deploy
         generate = props.get("GenerateSecretString", {})
-        value = secrets.get_random_password(PasswordLength=int(generate.get("PasswordLength", 32)),
-                                            ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)),
-                                            )["RandomPassword"]
-    created = secrets.create_secret(Name=f"{stack_name}-{logical}", KmsKeyId=props.get("KmsKeyId", ""),
-                                    SecretString=value)
+        value = secrets.get_random_password(
+            PasswordLength=int(generate.get("PasswordLength", 32)),
+            ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)),
+        )["RandomPassword"]
+    created = secrets.create_secret(
+        Name=f"{stack_name}-{logical}", KmsKeyId=props.get("KmsKeyId", ""), SecretString=value
+    )
     resolver.attributes[logical] = {"Ref": created["ARN"], "Arn": created["ARN"]}
 
 
@@ -155,6 +175,7 @@ _ORDER = list(_CREATORS)
 
 def _creation_order(resources: dict[str, Any]) -> list[str]:
     """Keys first, then secrets, queues (dead-letter targets before their sources), tables."""
+
     def rank(logical: str) -> tuple[int, int]:
         resource = resources[logical]
         redrives = "RedrivePolicy" in resource.get("Properties", {})
@@ -176,20 +197,36 @@ def _function_specs(template: dict[str, Any], resolver: Resolver) -> dict[str, F
         props = resource["Properties"]
         folder = props["CodeUri"].strip("/").replace("/", ".")
         module_file, handler_name = props.get("Handler", globals_.get("Handler")).rsplit(".", 1)
-        spec = FunctionSpec(logical, f"{folder}.{module_file}", handler_name,
-                            int(props.get("Timeout", globals_.get("Timeout", 3))))
+        spec = FunctionSpec(
+            logical,
+            f"{folder}.{module_file}",
+            handler_name,
+            int(props.get("Timeout", globals_.get("Timeout", 3))),
+        )
         for event in props.get("Events", {}).values():
             kind, event_props = event["Type"], event.get("Properties", {})
             if kind == "HttpApi":
-                authorizer = event_props.get("Auth", {}).get("Authorizer", default_auth.get("DefaultAuthorizer"))
-                spec.routes.append(HttpRoute(event_props["Method"].upper(), event_props["Path"],
-                                             authorized=authorizer not in (None, "NONE")))
+                authorizer = event_props.get("Auth", {}).get(
+                    "Authorizer", default_auth.get("DefaultAuthorizer")
+                )
+                spec.routes.append(
+                    HttpRoute(
+                        event_props["Method"].upper(),
+                        event_props["Path"],
+                        authorized=authorizer not in (None, "NONE"),
+                    )
+                )
             elif kind == "Schedule":
                 spec.schedules.append(event_props["Schedule"])
             elif kind == "SQS":
                 queue_logical = event_props["Queue"]["Fn::GetAtt"][0]
-                spec.sqs.append(SqsSource(queue_logical, int(event_props.get("BatchSize", 10)),
-                                          "ReportBatchItemFailures" in event_props.get("FunctionResponseTypes", [])))
+                spec.sqs.append(
+                    SqsSource(
+                        queue_logical,
+                        int(event_props.get("BatchSize", 10)),
+                        "ReportBatchItemFailures" in event_props.get("FunctionResponseTypes", []),
+                    )
+                )
         specs[logical] = spec
     return specs
 
@@ -198,7 +235,8 @@ def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[
     """The union of the functions' environment variables (they run in one process locally)."""
     env: dict[str, str] = {}
     sources = [template.get("Globals", {}).get("Function", {})] + [
-        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    ]
     for source in sources:
         variables = resolver.resolve(source.get("Environment", {}).get("Variables", {}))
         for name, value in variables.items():
@@ -208,16 +246,26 @@ def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[
     return env
 
 
-def create_from_template(parameters: dict[str, str], *, path: Path = TEMPLATE,
-                         stack_name: str = "partsemble-local") -> LocalStack:
+def create_from_template(
+    parameters: dict[str, str], *, path: Path = TEMPLATE, stack_name: str = "partsemble-local"
+) -> LocalStack:
     """Creates every supported resource of the template in the AWS that boto3 currently points at."""
     template = load_template(path)
-    resolver = Resolver(_parameters(template, parameters), {
-        "AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::StackName": stack_name,
-        "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": ""})
+    resolver = Resolver(
+        _parameters(template, parameters),
+        {
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Region": REGION,
+            "AWS::StackName": stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": "",
+        },
+    )
     resources = template["Resources"]
     for logical in _creation_order(resources):
         props = resolver.resolve(resources[logical].get("Properties", {}))
         _CREATORS[resources[logical]["Type"]](resolver, logical, props, stack_name)
-    return LocalStack(template, resolver, _function_specs(template, resolver),
-                      _function_environment(template, resolver))
+    return LocalStack(
+        template, resolver, _function_specs(template, resolver), _function_environment(template, resolver)
+    )

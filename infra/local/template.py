@@ -12,8 +12,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-_TAGS = {"Ref": "Ref", "GetAtt": "Fn::GetAtt", "Sub": "Fn::Sub", "Join": "Fn::Join", "If": "Fn::If",
-         "Select": "Fn::Select", "Equals": "Fn::Equals", "Not": "Fn::Not", "GetAZs": "Fn::GetAZs"}
+_TAGS = {
+    "Ref": "Ref",
+    "GetAtt": "Fn::GetAtt",
+    "Sub": "Fn::Sub",
+    "Join": "Fn::Join",
+    "If": "Fn::If",
+    "Select": "Fn::Select",
+    "Equals": "Fn::Equals",
+    "Not": "Fn::Not",
+    "GetAZs": "Fn::GetAZs",
+}
 
 
 class _Loader(yaml.SafeLoader):
@@ -41,7 +50,7 @@ for _short, _long in _TAGS.items():
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     with path.open() as handle:
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass with CFN tags
+        return yaml.load(handle, Loader=_Loader)
 
 
 @dataclass
@@ -50,7 +59,9 @@ class Resolver:
 
     parameters: dict[str, str]
     pseudo: dict[str, str]
-    attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # logical id -> {"Ref": .., "Arn": ..}
+    attributes: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # logical id -> {"Ref": .., "Arn": ..}
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -58,7 +69,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":

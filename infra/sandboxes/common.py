@@ -86,8 +86,11 @@ class Route:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=json.dumps(body, default=str).encode(),
-                          headers={"content-type": "application/json", **(headers or {})})
+    return httpx.Response(
+        status,
+        content=json.dumps(body, default=str).encode(),
+        headers={"content-type": "application/json", **(headers or {})},
+    )
 
 
 def html_response(status: int, body: str) -> httpx.Response:
@@ -190,7 +193,9 @@ class Sandbox:
         self._register_common_admin()
 
     # ---- routing -------------------------------------------------------------------------------
-    def route(self, method: str, pattern: str) -> Callable[[Callable[..., httpx.Response]], Callable[..., httpx.Response]]:
+    def route(
+        self, method: str, pattern: str
+    ) -> Callable[[Callable[..., httpx.Response]], Callable[..., httpx.Response]]:
         """Registers ``handler(request, **path_groups)`` for METHOD and a regex over the path."""
 
         def register(handler: Callable[..., httpx.Response]) -> Callable[..., httpx.Response]:
@@ -271,9 +276,12 @@ class Sandbox:
 
     def call_count(self, method: str | None = None, path_prefix: str = "/") -> int:
         with self.lock:
-            return sum(n for key, n in self.calls.items()
-                       if (method is None or key.split(" ", 1)[0] == method)
-                       and key.split(" ", 1)[1].startswith(path_prefix))
+            return sum(
+                n
+                for key, n in self.calls.items()
+                if (method is None or key.split(" ", 1)[0] == method)
+                and key.split(" ", 1)[1].startswith(path_prefix)
+            )
 
     def register_app(self, client_id: str, client_secret: str, redirect_uris: list[str]) -> OAuthApp:
         with self.lock:
@@ -321,8 +329,12 @@ class Sandbox:
         def _faults(request: httpx.Request) -> httpx.Response:
             body = json_body(request) or {}
             try:
-                self.inject(str(body["kind"]), method=body.get("method", "*"),
-                            path_prefix=body.get("path_prefix", "/"), count=int(body.get("count", 1)))
+                self.inject(
+                    str(body["kind"]),
+                    method=body.get("method", "*"),
+                    path_prefix=body.get("path_prefix", "/"),
+                    count=int(body.get("count", 1)),
+                )
             except (KeyError, ValueError) as err:
                 return json_response(400, {"error": str(err)})
             return json_response(201, {"pending": [f.__dict__ for f in self.faults]})
@@ -349,9 +361,10 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
-            host = self.headers.get("host", f"127.0.0.1:{self.server.server_address[1]}")
-            request = httpx.Request(self.command, f"http://{host}{self.path}",
-                                    headers=list(self.headers.items()), content=body)
+            host = self.headers.get("host") or "127.0.0.1"
+            request = httpx.Request(
+                self.command, f"http://{host}{self.path}", headers=list(self.headers.items()), content=body
+            )
             try:
                 response = sandbox.handle(request)
             except httpx.TimeoutException:

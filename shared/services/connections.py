@@ -70,8 +70,10 @@ def _iso(epoch_seconds: Any) -> str | None:
 def _refuse_if_other_provider_active(organisation_id: str, wanted: ProviderName) -> None:
     for connection in store.list_connections(organisation_id):
         if connection["provider"] != wanted and connection.get("status") in ACTIVE:
-            raise Conflict(f"this organisation is connected to {PROVIDER_LABELS[connection['provider']]}; "
-                           f"disconnect it before connecting {PROVIDER_LABELS[wanted]}")
+            raise Conflict(
+                f"this organisation is connected to {PROVIDER_LABELS[connection['provider']]}; "
+                f"disconnect it before connecting {PROVIDER_LABELS[wanted]}"
+            )
 
 
 def start_connect(organisation_id: str, name: str, *, switch_company: bool, now: datetime) -> ConnectStart:
@@ -80,44 +82,74 @@ def start_connect(organisation_id: str, name: str, *, switch_company: bool, now:
     _refuse_if_other_provider_active(organisation_id, wanted)
     binding = secrets.token_urlsafe(24)
     verifier, challenge = oauth_state.pkce_pair()
-    state = oauth_state.issue("STATE", organisation_id, wanted, binding, now, code_verifier=verifier,
-                              switch_company=switch_company)
-    url = provider(wanted).authorize_url(state=state, redirect_uri=settings().redirect_uri(wanted),
-                                         code_challenge=challenge)
-    return ConnectStart(authorize_url=url, cookie_name=cookie_name(wanted), cookie_value=binding,
-                        cookie_path=f"/oauth/{wanted}", max_age=oauth_state.LIFETIME_SECONDS)
+    state = oauth_state.issue(
+        "STATE", organisation_id, wanted, binding, now, code_verifier=verifier, switch_company=switch_company
+    )
+    url = provider(wanted).authorize_url(
+        state=state, redirect_uri=settings().redirect_uri(wanted), code_challenge=challenge
+    )
+    return ConnectStart(
+        authorize_url=url,
+        cookie_name=cookie_name(wanted),
+        cookie_value=binding,
+        cookie_path=f"/oauth/{wanted}",
+        max_age=oauth_state.LIFETIME_SECONDS,
+    )
 
 
-def complete_callback(name: str, params: dict[str, str], binding: str | None, now: datetime) -> CallbackOutcome:
+def complete_callback(
+    name: str, params: dict[str, str], binding: str | None, now: datetime
+) -> CallbackOutcome:
     wanted = provider_name(name)
     credentials.client_credentials(wanted)
     pending = oauth_state.consume("STATE", params.get("state"), wanted, binding, now)
     if params.get("error"):
         reason = params.get("error_description") or params["error"]
-        raise OAuthDeclined("you declined the connection" if params["error"] == "access_denied"
-                            else f"{PROVIDER_LABELS[wanted]} did not connect: {reason}")
+        raise OAuthDeclined(
+            "you declined the connection"
+            if params["error"] == "access_denied"
+            else f"{PROVIDER_LABELS[wanted]} did not connect: {reason}"
+        )
     if not params.get("code"):
         raise BadRequest("the provider sent no authorization code; start the connection again")
     organisation_id = pending["organisation_id"]
     try:
-        grant = provider(wanted).exchange_code(code=params["code"], redirect_uri=settings().redirect_uri(wanted),
-                                               code_verifier=pending["code_verifier"], now=now,
-                                               realm_id=params.get("realmId"))
+        grant = provider(wanted).exchange_code(
+            code=params["code"],
+            redirect_uri=settings().redirect_uri(wanted),
+            code_verifier=pending["code_verifier"],
+            now=now,
+            realm_id=params.get("realmId"),
+        )
     except AuthExpired:  # invalid_grant on a code: expired, reused or issued for another redirect URI
-        raise OAuthDeclined(f"{PROVIDER_LABELS[wanted]} did not accept the authorization; start the connection "
-                            "again") from None
+        raise OAuthDeclined(
+            f"{PROVIDER_LABELS[wanted]} did not accept the authorization; start the connection again"
+        ) from None
     grant_id = store_grant(organisation_id, wanted, grant.tokens, now)
     switch = bool(pending.get("switch_company"))
     if len(grant.tenants) == 1:
         return _attach(organisation_id, wanted, grant_id, grant.tenants[0], switch=switch, now=now)
-    token = oauth_state.issue("CHOICE", organisation_id, wanted, binding or "", now, grant_id=grant_id,
-                              switch_company=switch, tenants=[t.model_dump() for t in grant.tenants])
-    return CallbackOutcome(provider=wanted, status="choose", choice_token=token,
-                           choices=[TenantChoice(tenant_id=t.tenant_id, name=t.name) for t in grant.tenants])
+    token = oauth_state.issue(
+        "CHOICE",
+        organisation_id,
+        wanted,
+        binding or "",
+        now,
+        grant_id=grant_id,
+        switch_company=switch,
+        tenants=[t.model_dump() for t in grant.tenants],
+    )
+    return CallbackOutcome(
+        provider=wanted,
+        status="choose",
+        choice_token=token,
+        choices=[TenantChoice(tenant_id=t.tenant_id, name=t.name) for t in grant.tenants],
+    )
 
 
-def choose_tenant(name: str, choice_token: str | None, tenant_id: str | None, binding: str | None,
-                  now: datetime) -> CallbackOutcome:
+def choose_tenant(
+    name: str, choice_token: str | None, tenant_id: str | None, binding: str | None, now: datetime
+) -> CallbackOutcome:
     wanted = provider_name(name)
     pending = oauth_state.consume("CHOICE", choice_token, wanted, binding, now)
     tenants = [Tenant.model_validate(t) for t in pending["tenants"]]
@@ -128,8 +160,14 @@ def choose_tenant(name: str, choice_token: str | None, tenant_id: str | None, bi
     # Partsemble organisation of the same person may be using one of them.
     if store.get_grant(pending["grant_id"]) is None:
         raise NotFound("the authorisation is no longer available; start the connection again")
-    return _attach(pending["organisation_id"], wanted, pending["grant_id"], chosen,
-                   switch=bool(pending.get("switch_company")), now=now)
+    return _attach(
+        pending["organisation_id"],
+        wanted,
+        pending["grant_id"],
+        chosen,
+        switch=bool(pending.get("switch_company")),
+        now=now,
+    )
 
 
 def _discard_grant(grant_id: str) -> None:
@@ -143,30 +181,53 @@ def _discard_grant(grant_id: str) -> None:
     store.delete_grant(grant_id)
 
 
-def _attach(organisation_id: str, name: ProviderName, grant_id: str, tenant: Tenant, *, switch: bool,
-            now: datetime) -> CallbackOutcome:
+def _attach(
+    organisation_id: str, name: ProviderName, grant_id: str, tenant: Tenant, *, switch: bool, now: datetime
+) -> CallbackOutcome:
     try:
         _refuse_if_other_provider_active(organisation_id, name)
         existing = store.get_connection(organisation_id, name) or {}
         previous_tenant = existing.get("tenant_id")
         if previous_tenant and previous_tenant != tenant.tenant_id and not switch:
-            raise Conflict(f"Partsemble holds data from {existing.get('tenant_name') or previous_tenant}; reconnect "
-                           f"that company, or choose to switch companies explicitly to use {tenant.name}")
+            raise Conflict(
+                f"Partsemble holds data from {existing.get('tenant_name') or previous_tenant}; reconnect "
+                f"that company, or choose to switch companies explicitly to use {tenant.name}"
+            )
     except Conflict:
         _discard_grant(grant_id)
         raise
     if existing.get("grant_id") and existing["grant_id"] != grant_id:
         _discard_grant(existing["grant_id"])
     same_company = previous_tenant == tenant.tenant_id
-    history = {k: existing[k] for k in ("last_successful_sync_at", "sales_tracking") if same_company and k in existing}
-    store.put_connection(organisation_id, name, {
-        **history, "status": "connected", "tenant_id": tenant.tenant_id, "tenant_name": tenant.name,
-        "xero_connection_id": tenant.connection_id, "grant_id": grant_id, "connected_at": now.isoformat(),
-        "previous_tenant_ids": sorted({*existing.get("previous_tenant_ids", []), *([previous_tenant] if previous_tenant and not same_company else [])}),
-    })
+    history: dict[str, Any] = {
+        k: existing[k]
+        for k in ("last_successful_sync_at", "sales_tracking")
+        if same_company and k in existing
+    }
+    store.put_connection(
+        organisation_id,
+        name,
+        {
+            **history,
+            "status": "connected",
+            "tenant_id": tenant.tenant_id,
+            "tenant_name": tenant.name,
+            "xero_connection_id": tenant.connection_id,
+            "grant_id": grant_id,
+            "connected_at": now.isoformat(),
+            "previous_tenant_ids": sorted(
+                {
+                    *existing.get("previous_tenant_ids", []),
+                    *([previous_tenant] if previous_tenant and not same_company else []),
+                }
+            ),
+        },
+    )
     if existing.get("status") == "expired":
-        events.emit("ConnectionRestored", {"organisation_id": organisation_id, "provider": name,
-                                           "at": now.isoformat()})
+        events.emit(
+            "ConnectionRestored",
+            {"organisation_id": organisation_id, "provider": name, "at": now.isoformat()},
+        )
     logger.info("connection completed", extra={"organisation_id": organisation_id, "provider": name})
     return CallbackOutcome(provider=name, status="connected", company_name=tenant.name)
 
@@ -177,17 +238,26 @@ def _view(name: ProviderName, connection: dict[str, Any] | None) -> ConnectionVi
     grant = store.get_grant(connection["grant_id"]) if connection.get("grant_id") else None
     status = connection["status"]
     return ConnectionView(
-        provider=name, provider_label=PROVIDER_LABELS[name], status=status,
-        company_name=connection.get("tenant_name"), tenant_id=connection.get("tenant_id"),
-        connected_at=connection.get("connected_at"), disconnected_at=connection.get("disconnected_at"),
+        provider=name,
+        provider_label=PROVIDER_LABELS[name],
+        status=status,
+        company_name=connection.get("tenant_name"),
+        tenant_id=connection.get("tenant_id"),
+        connected_at=connection.get("connected_at"),
+        disconnected_at=connection.get("disconnected_at"),
         last_successful_sync_at=connection.get("last_successful_sync_at"),
-        last_checked_at=connection.get("last_checked_at"), last_error=connection.get("last_error"),
+        last_checked_at=connection.get("last_checked_at"),
+        last_error=connection.get("last_error"),
         access_token_expires_at=_iso(grant.get("access_expires_at")) if grant else None,
         refresh_token_expires_at=_iso(grant.get("refresh_expires_at")) if grant else None,
         refresh_token_hard_expires_at=_iso(grant.get("hard_expires_at")) if grant else None,
-        reconnect_hint=(f"{PROVIDER_LABELS[name]} no longer accepts this connection "
-                        f"({connection.get('expired_reason') or 'expired'}). Click Reconnect to sign in again; "
-                        "pending exports will resume by themselves.") if status == "expired" else None,
+        reconnect_hint=(
+            f"{PROVIDER_LABELS[name]} no longer accepts this connection "
+            f"({connection.get('expired_reason') or 'expired'}). Click Reconnect to sign in again; "
+            "pending exports will resume by themselves."
+        )
+        if status == "expired"
+        else None,
     )
 
 
@@ -211,11 +281,20 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
             if wanted == "xero":  # the grant served only this tenant: revoke the consent too
                 provider(wanted).revoke(tokens)
         except ProviderError as err:
-            note = (f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "
-                    f"you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s connected apps")
+            note = (
+                f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "
+                f"you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s connected apps"
+            )
     if grant is not None:
         store.delete_grant(grant["grant_id"])
-    store.update_connection(organisation_id, wanted, {
-        "status": "disconnected", "grant_id": None, "disconnected_at": now.isoformat(),
-        "last_error": {"reason": note, "at": now.isoformat()} if note else None})
+    store.update_connection(
+        organisation_id,
+        wanted,
+        {
+            "status": "disconnected",
+            "grant_id": None,
+            "disconnected_at": now.isoformat(),
+            "last_error": {"reason": note, "at": now.isoformat()} if note else None,
+        },
+    )
     return _view(wanted, store.get_connection(organisation_id, wanted))

@@ -13,8 +13,17 @@ SOURCE = "partsemble.accounting"
 
 
 def emit(detail_type: str, detail: dict[str, Any]) -> None:
-    response = client("events").put_events(Entries=[{
-        "Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail, default=str),
-        "EventBusName": settings().event_bus_name}])
+    response = client("events").put_events(
+        Entries=[
+            {
+                "Source": SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail, default=str),
+                "EventBusName": settings().event_bus_name,
+            }
+        ]
+    )
     if response.get("FailedEntryCount"):
-        logger.error("event not delivered", extra={"detail_type": detail_type, "entries": response["Entries"]})
+        logger.error(
+            "event not delivered", extra={"detail_type": detail_type, "entries": response["Entries"]}
+        )

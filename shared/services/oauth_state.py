@@ -42,26 +42,41 @@ def pkce_pair() -> tuple[str, str]:
 
 def issue(kind: str, organisation_id: str, provider: str, binding: str, now: datetime, **fields: Any) -> str:
     nonce = secrets.token_urlsafe(24)
-    oauth_states.put_pending(kind, nonce, {
-        "organisation_id": organisation_id, "provider": provider, "browser": browser_hash(binding), **fields},
-        expires_at=int(now.timestamp()) + LIFETIME_SECONDS)
+    oauth_states.put_pending(
+        kind,
+        nonce,
+        {
+            "organisation_id": organisation_id,
+            "provider": provider,
+            "browser": browser_hash(binding),
+            **fields,
+        },
+        expires_at=int(now.timestamp()) + LIFETIME_SECONDS,
+    )
     return f"{nonce}.{_signature(kind, nonce, provider)}"
 
 
-def consume(kind: str, token: str | None, provider: str, binding: str | None, now: datetime) -> dict[str, Any]:
+def consume(
+    kind: str, token: str | None, provider: str, binding: str | None, now: datetime
+) -> dict[str, Any]:
     """The pending item, once; ``InvalidOAuthState`` saying why when anything is off."""
     nonce, _, signature = (token or "").partition(".")
     if not nonce or not signature:
         raise InvalidOAuthState("the sign-in link is missing its state; start the connection again")
     if not hmac.compare_digest(signature, _signature(kind, nonce, provider)):
-        raise InvalidOAuthState("the sign-in state is not one this service issued for this provider; "
-                                "start the connection again")
+        raise InvalidOAuthState(
+            "the sign-in state is not one this service issued for this provider; start the connection again"
+        )
     item = oauth_states.take_pending(kind, nonce)
     if item is None:
-        raise InvalidOAuthState("this sign-in was already used or never started here; start the connection again")
+        raise InvalidOAuthState(
+            "this sign-in was already used or never started here; start the connection again"
+        )
     if int(item["expires_at"]) < int(now.timestamp()):
         raise InvalidOAuthState("the sign-in took too long and expired; start the connection again")
     if not binding or not hmac.compare_digest(browser_hash(binding), item["browser"]):
-        raise InvalidOAuthState("the sign-in was started in another browser; open Settings -> Integrations "
-                                "in this browser and connect from there")
+        raise InvalidOAuthState(
+            "the sign-in was started in another browser; open Settings -> Integrations "
+            "in this browser and connect from there"
+        )
     return item

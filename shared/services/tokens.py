@@ -50,21 +50,31 @@ def provider(name: ProviderName) -> AccountingProvider:
 
 
 def context(grant: dict[str, Any]) -> TokenContext:
-    return TokenContext(organisation_id=grant["organisation_id"], provider=grant["provider"],
-                        grant_id=grant["grant_id"])
+    return TokenContext(
+        organisation_id=grant["organisation_id"], provider=grant["provider"], grant_id=grant["grant_id"]
+    )
 
 
 def _expiry(tokens: TokenSet) -> dict[str, int]:
-    fields = {"access_expires_at": epoch(tokens.access_expires_at), "refresh_expires_at": epoch(tokens.refresh_expires_at),
-              "hard_expires_at": epoch(tokens.hard_expires_at)}
+    fields = {
+        "access_expires_at": epoch(tokens.access_expires_at),
+        "refresh_expires_at": epoch(tokens.refresh_expires_at),
+        "hard_expires_at": epoch(tokens.hard_expires_at),
+    }
     return {k: v for k, v in fields.items() if v is not None}
 
 
 def store_grant(organisation_id: str, provider_name: ProviderName, tokens: TokenSet, now: datetime) -> str:
     grant_id = str(uuid.uuid4())
     ctx = TokenContext(organisation_id=organisation_id, provider=provider_name, grant_id=grant_id)
-    store.put_grant(grant_id, organisation_id, provider_name, seal_tokens(tokens, ctx), _expiry(tokens),
-                    int(now.timestamp()))
+    store.put_grant(
+        grant_id,
+        organisation_id,
+        provider_name,
+        seal_tokens(tokens, ctx),
+        _expiry(tokens),
+        int(now.timestamp()),
+    )
     return grant_id
 
 
@@ -75,13 +85,20 @@ def stored_tokens(grant: dict[str, Any]) -> TokenSet:
 def _live_grant(grant_id: str) -> dict[str, Any]:
     grant = store.get_grant(grant_id)
     if grant is None or grant["status"] != "active":
-        raise AuthExpired(grant["provider"] if grant else "provider",
-                          (grant or {}).get("status_reason") or "the connection has no usable tokens; reconnect")
+        raise AuthExpired(
+            grant["provider"] if grant else "provider",
+            (grant or {}).get("status_reason") or "the connection has no usable tokens; reconnect",
+        )
     return grant
 
 
-def fresh_tokens(grant_id: str, *, clock: Clock = utc_now, margin: timedelta = ON_DEMAND_MARGIN,
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[TokenSet, bool]:
+def fresh_tokens(
+    grant_id: str,
+    *,
+    clock: Clock = utc_now,
+    margin: timedelta = ON_DEMAND_MARGIN,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[TokenSet, bool]:
     """Tokens valid for at least ``margin``, and whether this call refreshed them."""
     owner = str(uuid.uuid4())
     waited = 0
@@ -91,10 +108,17 @@ def fresh_tokens(grant_id: str, *, clock: Clock = utc_now, margin: timedelta = O
         now = clock()
         if tokens.access_expires_at - now > margin:
             return tokens, False
-        if store.try_acquire_refresh_lease(grant_id, version=int(grant["version"]), owner=owner,
-                                           now=int(now.timestamp()), ttl_s=LEASE_SECONDS):
+        if store.try_acquire_refresh_lease(
+            grant_id,
+            version=int(grant["version"]),
+            owner=owner,
+            now=int(now.timestamp()),
+            ttl_s=LEASE_SECONDS,
+        ):
             return _refresh(grant, tokens, owner, now), True
-        sleep(WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)])  # another worker is refreshing: wait for its version
+        sleep(
+            WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)]
+        )  # another worker is refreshing: wait for its version
         waited += 1
 
 
@@ -116,8 +140,14 @@ def _refresh(grant: dict[str, Any], tokens: TokenSet, owner: str, now: datetime)
     except ProviderError:
         store.release_lease(grant_id, owner=owner)  # transient: the stored tokens are untouched, retry later
         raise
-    if store.store_refreshed(grant_id, version=version, owner=owner, sealed=seal_tokens(new, context(grant)),
-                             expiry=_expiry(new), now=int(now.timestamp())):
+    if store.store_refreshed(
+        grant_id,
+        version=version,
+        owner=owner,
+        sealed=seal_tokens(new, context(grant)),
+        expiry=_expiry(new),
+        now=int(now.timestamp()),
+    ):
         return new
     newer = store.get_grant(grant_id)
     if newer and int(newer["version"]) > version:
@@ -129,13 +159,22 @@ def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
     """Marks the grant and its connection expired (once) and tells the app."""
     store.mark_grant(grant["grant_id"], "expired", reason=reason, now=int(now.timestamp()))
     organisation, name = grant["organisation_id"], grant["provider"]
-    expired = store.update_connection(organisation, name, {
-        "status": "expired", "expired_reason": reason,
-        "last_error": {"reason": reason, "at": now.isoformat()}}, only_if_grant=grant["grant_id"])
+    expired = store.update_connection(
+        organisation,
+        name,
+        {
+            "status": "expired",
+            "expired_reason": reason,
+            "last_error": {"reason": reason, "at": now.isoformat()},
+        },
+        only_if_grant=grant["grant_id"],
+    )
     if expired:
         logger.warning("connection expired", extra={"organisation_id": organisation, "provider": name})
-        events.emit("ConnectionExpired", {"organisation_id": organisation, "provider": name, "reason": reason,
-                                          "at": now.isoformat()})
+        events.emit(
+            "ConnectionExpired",
+            {"organisation_id": organisation, "provider": name, "reason": reason, "at": now.isoformat()},
+        )
 
 
 def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
@@ -160,8 +199,26 @@ class RefreshReport(BaseModel):
 
 
 def tenant_of(connection: dict[str, Any]) -> Tenant:
-    return Tenant(tenant_id=connection["tenant_id"], name=connection.get("tenant_name") or "",
-                  connection_id=connection.get("xero_connection_id"))
+    return Tenant(
+        tenant_id=connection["tenant_id"],
+        name=connection.get("tenant_name") or "",
+        connection_id=connection.get("xero_connection_id"),
+    )
+
+
+def _check_connection(connection: dict[str, Any], clock: Clock) -> bool:
+    """Refreshes when due and proves the tenant still answers; True when it refreshed."""
+    _, refreshed = fresh_tokens(connection["grant_id"], clock=clock, margin=SCHEDULED_MARGIN)
+    name: ProviderName = connection["provider"]
+    known = tenant_of(connection)
+    tenant = call_with_token(connection, lambda token: provider(name).check_tenant(token, known), clock=clock)
+    store.update_connection(
+        connection["organisation_id"],
+        name,
+        {"tenant_name": tenant.name, "last_checked_at": clock().isoformat()},
+        only_if_grant=connection["grant_id"],
+    )
+    return refreshed
 
 
 def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
@@ -173,13 +230,7 @@ def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
             continue
         report.checked += 1
         try:
-            tokens, refreshed = fresh_tokens(connection["grant_id"], clock=clock, margin=SCHEDULED_MARGIN)
-            report.refreshed += int(refreshed)
-            name: ProviderName = connection["provider"]
-            tenant = call_with_token(connection, lambda token, n=name: provider(n).check_tenant(token, tenant_of(connection)),
-                                     clock=clock)
-            store.update_connection(connection["organisation_id"], name, {
-                "tenant_name": tenant.name, "last_checked_at": clock().isoformat()}, only_if_grant=connection["grant_id"])
+            report.refreshed += int(_check_connection(connection, clock))
         except AuthExpired as err:
             grant = store.get_grant(connection["grant_id"])
             if grant and grant["status"] == "active":  # the provider refuses the tenant (revoked or removed)

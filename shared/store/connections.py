@@ -21,22 +21,29 @@ def _conditional_failed(err: Exception) -> bool:
 
 # ---- connections -----------------------------------------------------------------------------------
 def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None:
-    item = table().get_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
-                            ConsistentRead=True).get("Item")
+    item: dict[str, Any] | None = (
+        table()
+        .get_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)}, ConsistentRead=True)
+        .get("Item")
+    )
     return item
 
 
 def list_connections(organisation_id: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = table().query(
         KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("CONNECTION#"),
-        ConsistentRead=True)["Items"]
+        ConsistentRead=True,
+    )["Items"]
     return items
 
 
 def all_connections() -> list[dict[str, Any]]:
     """Every connection of every organisation (for the scheduled jobs), page by page."""
     items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"IndexName": "gsi1", "KeyConditionExpression": Key("gsi1pk").eq(CONNECTIONS_INDEX_PK)}
+    kwargs: dict[str, Any] = {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": Key("gsi1pk").eq(CONNECTIONS_INDEX_PK),
+    }
     while True:
         page = table().query(**kwargs)
         items.extend(page["Items"])
@@ -46,13 +53,22 @@ def all_connections() -> list[dict[str, Any]]:
 
 
 def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
-    table().put_item(Item={"pk": org_pk(organisation_id), "sk": connection_sk(provider),
-                           "gsi1pk": CONNECTIONS_INDEX_PK, "gsi1sk": f"{provider}#{organisation_id}",
-                           "organisation_id": organisation_id, "provider": provider, **fields})
+    table().put_item(
+        Item={
+            "pk": org_pk(organisation_id),
+            "sk": connection_sk(provider),
+            "gsi1pk": CONNECTIONS_INDEX_PK,
+            "gsi1sk": f"{provider}#{organisation_id}",
+            "organisation_id": organisation_id,
+            "provider": provider,
+            **fields,
+        }
+    )
 
 
-def update_connection(organisation_id: str, provider: str, fields: dict[str, Any],
-                      *, only_if_grant: str | None = None) -> bool:
+def update_connection(
+    organisation_id: str, provider: str, fields: dict[str, Any], *, only_if_grant: str | None = None
+) -> bool:
     """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant."""
     names = {f"#f{i}": name for i, name in enumerate(fields)}
     values = {f":v{i}": value for i, value in enumerate(fields.values())}
@@ -61,10 +77,13 @@ def update_connection(organisation_id: str, provider: str, fields: dict[str, Any
         condition += " AND grant_id = :grant"
         values[":grant"] = only_if_grant
     try:
-        table().update_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
-                            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
-                            ConditionExpression=condition, ExpressionAttributeNames=names,
-                            ExpressionAttributeValues=values)
+        table().update_item(
+            Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
+            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
     except Exception as err:
         if _conditional_failed(err):
             return False
@@ -78,21 +97,38 @@ def _sealed_fields(sealed: Sealed) -> dict[str, Any]:
 
 
 def sealed_of(item: dict[str, Any]) -> Sealed:
-    return Sealed(wrapped_key=bytes(item["wrapped_key"]), nonce=bytes(item["nonce"]),
-                  ciphertext=bytes(item["ciphertext"]))
+    return Sealed(
+        wrapped_key=bytes(item["wrapped_key"]),
+        nonce=bytes(item["nonce"]),
+        ciphertext=bytes(item["ciphertext"]),
+    )
 
 
-def put_grant(grant_id: str, organisation_id: str, provider: str, sealed: Sealed, expiry: dict[str, int],
-              now: int) -> None:
-    table().put_item(Item={"pk": grant_pk(grant_id), "sk": GRANT_SK, "grant_id": grant_id,
-                           "organisation_id": organisation_id, "provider": provider, "version": 1,
-                           "status": "active", "created_at": now, "last_refreshed_at": now,
-                           **expiry, **_sealed_fields(sealed)},
-                     ConditionExpression="attribute_not_exists(pk)")
+def put_grant(
+    grant_id: str, organisation_id: str, provider: str, sealed: Sealed, expiry: dict[str, int], now: int
+) -> None:
+    table().put_item(
+        Item={
+            "pk": grant_pk(grant_id),
+            "sk": GRANT_SK,
+            "grant_id": grant_id,
+            "organisation_id": organisation_id,
+            "provider": provider,
+            "version": 1,
+            "status": "active",
+            "created_at": now,
+            "last_refreshed_at": now,
+            **expiry,
+            **_sealed_fields(sealed),
+        },
+        ConditionExpression="attribute_not_exists(pk)",
+    )
 
 
 def get_grant(grant_id: str) -> dict[str, Any] | None:
-    item = table().get_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK}, ConsistentRead=True).get("Item")
+    item: dict[str, Any] | None = (
+        table().get_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK}, ConsistentRead=True).get("Item")
+    )
     return item
 
 
@@ -102,10 +138,17 @@ def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: i
         table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
             UpdateExpression="SET lease_owner = :o, lease_until = :until",
-            ConditionExpression="#v = :v AND #s = :active AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            ConditionExpression="#v = :v AND #s = :active"
+            " AND (attribute_not_exists(lease_until) OR lease_until < :now)",
             ExpressionAttributeNames={"#v": "version", "#s": "status"},
-            ExpressionAttributeValues={":o": owner, ":until": now + ttl_s, ":now": now, ":v": version,
-                                       ":active": "active"})
+            ExpressionAttributeValues={
+                ":o": owner,
+                ":until": now + ttl_s,
+                ":now": now,
+                ":v": version,
+                ":active": "active",
+            },
+        )
     except Exception as err:
         if _conditional_failed(err):
             return False
@@ -113,8 +156,9 @@ def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: i
     return True
 
 
-def store_refreshed(grant_id: str, *, version: int, owner: str, sealed: Sealed, expiry: dict[str, int],
-                    now: int) -> bool:
+def store_refreshed(
+    grant_id: str, *, version: int, owner: str, sealed: Sealed, expiry: dict[str, int], now: int
+) -> bool:
     """Stores a new token set over ``version``, only while ``owner`` still holds the lease."""
     fields = {**_sealed_fields(sealed), **expiry, "last_refreshed_at": now}
     names = {f"#f{i}": name for i, name in enumerate(fields)}
@@ -122,11 +166,13 @@ def store_refreshed(grant_id: str, *, version: int, owner: str, sealed: Sealed, 
     try:
         table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names))
-                             + ", #version = #version + :one REMOVE lease_owner, lease_until",
+            UpdateExpression="SET "
+            + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names))
+            + ", #version = #version + :one REMOVE lease_owner, lease_until",
             ConditionExpression="#version = :expected AND lease_owner = :owner",
             ExpressionAttributeNames={**names, "#version": "version"},
-            ExpressionAttributeValues={**values, ":one": 1, ":expected": version, ":owner": owner})
+            ExpressionAttributeValues={**values, ":one": 1, ":expected": version, ":owner": owner},
+        )
     except Exception as err:
         if _conditional_failed(err):
             return False
@@ -136,20 +182,25 @@ def store_refreshed(grant_id: str, *, version: int, owner: str, sealed: Sealed, 
 
 def release_lease(grant_id: str, *, owner: str) -> None:
     try:
-        table().update_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-                            UpdateExpression="REMOVE lease_owner, lease_until",
-                            ConditionExpression="lease_owner = :owner", ExpressionAttributeValues={":owner": owner})
+        table().update_item(
+            Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+            UpdateExpression="REMOVE lease_owner, lease_until",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={":owner": owner},
+        )
     except Exception as err:
         if not _conditional_failed(err):
             raise
 
 
 def mark_grant(grant_id: str, status: str, *, reason: str, now: int) -> None:
-    table().update_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-                        UpdateExpression="SET #s = :s, status_reason = :r, status_at = :now REMOVE lease_owner, lease_until",
-                        ConditionExpression="attribute_exists(pk)",
-                        ExpressionAttributeNames={"#s": "status"},
-                        ExpressionAttributeValues={":s": status, ":r": reason, ":now": now})
+    table().update_item(
+        Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+        UpdateExpression="SET #s = :s, status_reason = :r, status_at = :now REMOVE lease_owner, lease_until",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": status, ":r": reason, ":now": now},
+    )
 
 
 def delete_grant(grant_id: str) -> None:

@@ -10,16 +10,21 @@ from shared.aws import table
 
 
 def put_pending(kind: str, nonce: str, item: dict[str, Any], *, expires_at: int) -> None:
-    table().put_item(Item={"pk": f"{kind}#{nonce}", "sk": kind, "expires_at": expires_at, **item},
-                     ConditionExpression="attribute_not_exists(pk)")
+    table().put_item(
+        Item={"pk": f"{kind}#{nonce}", "sk": kind, "expires_at": expires_at, **item},
+        ConditionExpression="attribute_not_exists(pk)",
+    )
 
 
 def take_pending(kind: str, nonce: str) -> dict[str, Any] | None:
     """Deletes and returns the item, or None when it does not exist (never issued, or already used)."""
     tbl = table()
     try:
-        old = tbl.delete_item(Key={"pk": f"{kind}#{nonce}", "sk": kind},
-                              ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_OLD")
+        old = tbl.delete_item(
+            Key={"pk": f"{kind}#{nonce}", "sk": kind},
+            ConditionExpression="attribute_exists(pk)",
+            ReturnValues="ALL_OLD",
+        )
     except tbl.meta.client.exceptions.ConditionalCheckFailedException:
         return None
     item: dict[str, Any] = old["Attributes"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import httpx
-from urllib.parse import urlencode
 
 from infra.local.gateway import GatewayResponse
 from tests.conftest import Api, Sandboxes
@@ -21,7 +21,9 @@ class Started:
 
 
 def start(api: Api, provider: str, organisation: str = "org-a", **body: object) -> Started:
-    response = api.call("POST", f"/integrations/{provider}/connect", organisation=organisation, json_body=body)
+    response = api.call(
+        "POST", f"/integrations/{provider}/connect", organisation=organisation, json_body=body
+    )
     assert response.status == 200, response.body
     set_cookie = next(c for c in response.cookies if c.startswith(f"ps_oauth_{provider}="))
     return Started(response.json()["authorize_url"], set_cookie.split(";")[0])
@@ -29,7 +31,9 @@ def start(api: Api, provider: str, organisation: str = "org-a", **body: object) 
 
 def callback(api: Api, provider: str, params: dict[str, str], cookie: str | None) -> GatewayResponse:
     headers = {"cookie": cookie} if cookie else {}
-    return api.call("GET", f"/oauth/{provider}/callback?{urlencode(params)}", organisation=None, headers=headers)
+    return api.call(
+        "GET", f"/oauth/{provider}/callback?{urlencode(params)}", organisation=None, headers=headers
+    )
 
 
 @dataclass
@@ -42,13 +46,26 @@ class Landed:
         return self.page.body.decode()
 
 
-def connect(api: Api, sandboxes: Sandboxes, provider: str, organisation: str = "org-a",
-            choose: list[str] | None = None, allow: bool = True, **body: object) -> Landed:
+def connect(
+    api: Api,
+    sandboxes: Sandboxes,
+    provider: str,
+    organisation: str = "org-a",
+    choose: list[str] | None = None,
+    allow: bool = True,
+    **body: object,
+) -> Landed:
     """Connect as the browser does; returns the page the popup lands on (and the browser's cookie)."""
     started = start(api, provider, organisation, **body)
     with sandboxes.client() as browser:
-        params = walk_consent(browser, started.authorize_url, username=DEMO_USER[0], password=DEMO_USER[1],
-                              choose=choose, allow=allow)
+        params = walk_consent(
+            browser,
+            started.authorize_url,
+            username=DEMO_USER[0],
+            password=DEMO_USER[1],
+            choose=choose,
+            allow=allow,
+        )
     return Landed(callback(api, provider, params, started.cookie), started.cookie)
 
 
@@ -56,5 +73,10 @@ def pick_organisation(api: Api, landed: Landed, tenant_id: str, provider: str = 
     """Submits the organisation choice form of the callback page."""
     form = forms_of(httpx.Response(200, text=landed.text))[0]
     body = urlencode({**{k: v[-1] for k, v in form.fields.items()}, "tenant_id": tenant_id}).encode()
-    return api.call("POST", f"/oauth/{provider}/callback", organisation=None, body=body, headers={
-        "cookie": landed.cookie, "content-type": "application/x-www-form-urlencoded"})
+    return api.call(
+        "POST",
+        f"/oauth/{provider}/callback",
+        organisation=None,
+        body=body,
+        headers={"cookie": landed.cookie, "content-type": "application/x-www-form-urlencoded"},
+    )

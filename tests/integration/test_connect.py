@@ -46,7 +46,9 @@ def test_xero_consent_with_two_organisations_asks_which_one(api: Api, sandboxes:
     view = status_of(api, "xero")
     assert (view["status"], view["company_name"]) == ("connected", "Partsemble Demo (NZ)")
     assert view["tenant_id"] == orgs["Partsemble Demo (NZ)"]
-    assert pick_organisation(api, landed, orgs["Partsemble Demo (AU)"]).status == 400  # the choice is single-use
+    assert (
+        pick_organisation(api, landed, orgs["Partsemble Demo (AU)"]).status == 400
+    )  # the choice is single-use
     assert status_of(api, "xero")["company_name"] == "Partsemble Demo (NZ)"
 
 

@@ -24,8 +24,10 @@ def _stored_access_token(provider: str) -> str:
 
 def _qbo_company_info(sandboxes: Sandboxes, token: str) -> httpx.Response:
     with httpx.Client(transport=sandboxes.qbo.transport(), base_url=QBO_BASE) as client:
-        return client.get(f"/v3/company/{DEMO_REALM_ID}/companyinfo/{DEMO_REALM_ID}",
-                          headers={"authorization": f"Bearer {token}", "accept": "application/json"})
+        return client.get(
+            f"/v3/company/{DEMO_REALM_ID}/companyinfo/{DEMO_REALM_ID}",
+            headers={"authorization": f"Bearer {token}", "accept": "application/json"},
+        )
 
 
 def test_qbo_disconnect_revokes_deletes_tokens_and_keeps_history(api: Api, sandboxes: Sandboxes) -> None:
@@ -48,15 +50,20 @@ def test_qbo_disconnect_revokes_deletes_tokens_and_keeps_history(api: Api, sandb
 
 
 def test_xero_disconnect_removes_the_tenant_connection_and_revokes_the_unused_grant(
-        api: Api, sandboxes: Sandboxes) -> None:
+    api: Api, sandboxes: Sandboxes
+) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     token = _stored_access_token("xero")
     assert api.call("POST", "/integrations/xero/disconnect").json()["status"] == "disconnected"
     with httpx.Client(transport=sandboxes.xero.transport(), base_url=XERO_BASE) as client:
         listed = client.get("/connections", headers={"authorization": f"Bearer {token}"})
     assert AU_TENANT_ID not in {c["tenantId"] for c in listed.json()}
-    assert all(g.revoked for g in sandboxes.xero.identity.grants.values() if g.client_id == "test-xero-client")
-    assert all(c.tenant_id != AU_TENANT_ID or not c.active for c in sandboxes.xero.identity.connections.values())
+    assert all(
+        g.revoked for g in sandboxes.xero.identity.grants.values() if g.client_id == "test-xero-client"
+    )
+    assert all(
+        c.tenant_id != AU_TENANT_ID or not c.active for c in sandboxes.xero.identity.connections.values()
+    )
 
 
 def test_connecting_a_different_company_needs_an_explicit_switch(api: Api, sandboxes: Sandboxes) -> None:

@@ -28,12 +28,16 @@ def test_token_signed_by_another_issuer_key_is_refused(api: Api) -> None:
 
 def test_expired_token_is_refused(api: Api) -> None:
     expired = api.identity.mint("org-a", ttl_seconds=60, now=1_000_000)
-    assert api.call("GET", "/me", organisation=None, headers={"authorization": f"Bearer {expired}"}).status == 401
+    assert (
+        api.call("GET", "/me", organisation=None, headers={"authorization": f"Bearer {expired}"}).status
+        == 401
+    )
 
 
 def test_token_without_organisation_claim_is_forbidden(api: Api, identity: DevIdentityProvider) -> None:
-    other_claim = DevIdentityProvider(issuer=identity.issuer, audience=identity.audience,
-                                      organisation_claim="tenant")
+    other_claim = DevIdentityProvider(
+        issuer=identity.issuer, audience=identity.audience, organisation_claim="tenant"
+    )
     other_claim._key = identity._key  # same signer, but the organisation sits under another claim
     token = other_claim.mint("org-a")
     response = api.call("GET", "/me", organisation=None, headers={"authorization": f"Bearer {token}"})
@@ -55,16 +59,26 @@ def test_invalid_json_body_is_a_400_naming_the_problem(api: Api) -> None:
 
 
 def test_wrong_content_type_is_415(api: Api) -> None:
-    response = api.call("POST", "/me", body=b"a=b", headers={"content-type": "application/x-www-form-urlencoded"})
+    response = api.call(
+        "POST", "/me", body=b"a=b", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert response.status == 415
     assert "application/json" in response.json()["message"]
 
 
 def test_cors_preflight_answers_the_app_origin_only(api: Api) -> None:
-    allowed = api.call("OPTIONS", "/me", organisation=None, headers={
-        "origin": APP_ORIGIN, "access-control-request-method": "GET"})
+    allowed = api.call(
+        "OPTIONS",
+        "/me",
+        organisation=None,
+        headers={"origin": APP_ORIGIN, "access-control-request-method": "GET"},
+    )
     assert allowed.status == 204
     assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
-    other = api.call("OPTIONS", "/me", organisation=None, headers={
-        "origin": "https://evil.example", "access-control-request-method": "GET"})
+    other = api.call(
+        "OPTIONS",
+        "/me",
+        organisation=None,
+        headers={"origin": "https://evil.example", "access-control-request-method": "GET"},
+    )
     assert "access-control-allow-origin" not in other.headers

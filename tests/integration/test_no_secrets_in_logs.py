@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from infra.local.stack import LocalStack
 from infra.local.scheduler import Scheduler
+from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared.services import tokens
 from shared.store import connections as store
@@ -16,14 +16,21 @@ from tests.consent import walk_consent
 from tests.integration.connect_flow import DEMO_USER, callback, start
 
 
-def test_full_flows_log_no_secret(api: Api, sandboxes: Sandboxes, aws: LocalStack,
-                                  capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_full_flows_log_no_secret(
+    api: Api,
+    sandboxes: Sandboxes,
+    aws: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     secrets_seen: set[str] = {QBO_TEST_APP[1], XERO_TEST_APP[1]}
     responses: list[str] = []
     for provider in ("qbo", "xero"):
         started = start(api, provider)
         with sandboxes.client() as browser:
-            params = walk_consent(browser, started.authorize_url, username=DEMO_USER[0], password=DEMO_USER[1])
+            params = walk_consent(
+                browser, started.authorize_url, username=DEMO_USER[0], password=DEMO_USER[1]
+            )
         secrets_seen |= {params["code"], started.cookie.split("=", 1)[1]}
         responses.append(callback(api, provider, params, started.cookie).body.decode())
         grant = store.get_grant(store.get_connection("org-a", provider)["grant_id"])  # type: ignore[index]
@@ -40,8 +47,14 @@ def test_full_flows_log_no_secret(api: Api, sandboxes: Sandboxes, aws: LocalStac
     Scheduler(aws).fire("TokenRefreshFunction")
     # a failure path that logs an exception with the provider's response
     started = start(api, "qbo")
-    responses.append(callback(api, "qbo", {"state": "x.y", "code": "leaky-code-value-789", "realmId": DEMO_REALM_ID},
-                              started.cookie).body.decode())
+    responses.append(
+        callback(
+            api,
+            "qbo",
+            {"state": "x.y", "code": "leaky-code-value-789", "realmId": DEMO_REALM_ID},
+            started.cookie,
+        ).body.decode()
+    )
     secrets_seen.add("leaky-code-value-789")
 
     output = capsys.readouterr()

@@ -86,10 +86,15 @@ def test_callback_without_code_is_refused(api: Api, sandboxes: Sandboxes) -> Non
 def test_code_issued_for_another_redirect_uri_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     started = start(api, "qbo")
     url = started.authorize_url.replace("api.partsemble.test", "evil.example")
-    sandboxes.qbo.register_app("test-qbo-client", "test-qbo-secret", [
-        "https://api.partsemble.test/oauth/qbo/callback", "https://evil.example/oauth/qbo/callback"])
+    sandboxes.qbo.register_app(
+        "test-qbo-client",
+        "test-qbo-secret",
+        ["https://api.partsemble.test/oauth/qbo/callback", "https://evil.example/oauth/qbo/callback"],
+    )
     params = _consent(sandboxes, url)
-    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "did not accept the authorization", api)
+    _assert_refused(
+        callback(api, "qbo", params, started.cookie), 400, "did not accept the authorization", api
+    )
 
 
 def test_callback_for_a_provider_not_configured_is_refused(api: Api, sandboxes: Sandboxes) -> None:
@@ -99,8 +104,10 @@ def test_callback_for_a_provider_not_configured_is_refused(api: Api, sandboxes: 
 
     from shared.services import credentials
 
-    boto3.client("secretsmanager").put_secret_value(SecretId=api.gateway.stack.physical("ProviderSecret"),
-                                                    SecretString=json.dumps({"qbo": {}, "xero": {}}))
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=api.gateway.stack.physical("ProviderSecret"),
+        SecretString=json.dumps({"qbo": {}, "xero": {}}),
+    )
     credentials.clear()
     response = api.call("GET", "/oauth/qbo/callback?code=abc&state=x.y", organisation=None)
     assert response.status == 409

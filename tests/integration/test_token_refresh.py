@@ -65,7 +65,9 @@ def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes:
 
     def caller() -> None:
         try:
-            results.append(tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo), sleep=time.sleep)[0].access_token)
+            results.append(
+                tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo), sleep=time.sleep)[0].access_token
+            )
         except BaseException as err:
             errors.append(err)
 
@@ -80,11 +82,15 @@ def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes:
     assert store.get_grant(grant_id)["version"] == 2
 
 
-def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(api: Api, sandboxes: Sandboxes) -> None:
+def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(
+    api: Api, sandboxes: Sandboxes
+) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     current = connection("xero")
     sandboxes.xero.clock.advance(1800)
-    sandboxes.xero.inject("lost_response", method="POST", path_prefix=XERO_TOKEN_PATH)  # Xero rotated; we never heard
+    sandboxes.xero.inject(
+        "lost_response", method="POST", path_prefix=XERO_TOKEN_PATH
+    )  # Xero rotated; we never heard
     with pytest.raises(ProviderUnavailable):
         tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
     fresh, refreshed = tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
@@ -93,8 +99,9 @@ def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(ap
     assert tenant.name == "Partsemble Demo (AU)"
 
 
-def test_xero_crash_between_refresh_and_store_recovers(api: Api, sandboxes: Sandboxes,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xero_crash_between_refresh_and_store_recovers(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     current = connection("xero")
     sandboxes.xero.clock.advance(1800)
@@ -110,11 +117,15 @@ def test_xero_crash_between_refresh_and_store_recovers(api: Api, sandboxes: Sand
     sandboxes.xero.clock.advance(tokens.LEASE_SECONDS + 1)  # the dead worker's lease runs out
     fresh, refreshed = tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
     assert refreshed
-    assert tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id == AU_TENANT_ID
+    assert (
+        tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id
+        == AU_TENANT_ID
+    )
 
 
 def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
-        api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]) -> None:
+    api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]
+) -> None:
     connect(api, sandboxes, "qbo")
     grant_id = connection("qbo")["grant_id"]
     sandboxes.qbo.revoke_realm(DEMO_REALM_ID)  # the person removed Partsemble in QuickBooks
@@ -139,7 +150,9 @@ def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     assert [e["detail-type"] for e in events_queue()] == ["ConnectionRestored"]
 
 
-def test_scheduled_pass_notices_a_revocation_within_one_tick(api: Api, sandboxes: Sandboxes, aws: LocalStack) -> None:
+def test_scheduled_pass_notices_a_revocation_within_one_tick(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
     connect(api, sandboxes, "qbo")
     sandboxes.qbo.revoke_realm(DEMO_REALM_ID)
     report = Scheduler(aws).fire("TokenRefreshFunction")
@@ -148,7 +161,8 @@ def test_scheduled_pass_notices_a_revocation_within_one_tick(api: Api, sandboxes
 
 
 def test_scheduled_pass_refreshes_tokens_close_to_expiry_and_keeps_idle_ones_alive(
-        api: Api, sandboxes: Sandboxes) -> None:
+    api: Api, sandboxes: Sandboxes
+) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     clock = clock_of(sandboxes.xero)
     sandboxes.xero.clock.advance(25 * 60)
@@ -161,7 +175,8 @@ def test_scheduled_pass_refreshes_tokens_close_to_expiry_and_keeps_idle_ones_ali
 
 
 def test_a_token_the_provider_refuses_mid_run_is_refreshed_once_and_the_call_repeated(
-        api: Api, sandboxes: Sandboxes) -> None:
+    api: Api, sandboxes: Sandboxes
+) -> None:
     connect(api, sandboxes, "qbo")
     current = connection("qbo")
     seen: list[str] = []

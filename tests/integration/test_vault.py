@@ -12,8 +12,11 @@ from shared.domain.connections import TokenSet
 from shared.store import connections as store
 from shared.vault import TokenContext, VaultError, open_tokens, seal_tokens
 
-TOKENS = TokenSet(access_token="access-token-value-123", refresh_token="refresh-token-value-456",
-                  access_expires_at=datetime(2026, 11, 23, tzinfo=UTC) + timedelta(hours=1))
+TOKENS = TokenSet(
+    access_token="access-token-value-123",
+    refresh_token="refresh-token-value-456",
+    access_expires_at=datetime(2026, 11, 23, tzinfo=UTC) + timedelta(hours=1),
+)
 
 
 def _context(organisation: str = "org-a", provider: str = "qbo", grant: str = "g1") -> TokenContext:
@@ -24,7 +27,9 @@ def test_sealed_tokens_open_for_their_own_context(aws: LocalStack) -> None:
     assert open_tokens(seal_tokens(TOKENS, _context()), _context()) == TOKENS
 
 
-@pytest.mark.parametrize("other", [_context(organisation="org-b"), _context(provider="xero"), _context(grant="g2")])
+@pytest.mark.parametrize(
+    "other", [_context(organisation="org-b"), _context(provider="xero"), _context(grant="g2")]
+)
 def test_ciphertext_copied_elsewhere_does_not_open(aws: LocalStack, other: TokenContext) -> None:
     with pytest.raises(VaultError):
         open_tokens(seal_tokens(TOKENS, _context()), other)
@@ -34,8 +39,9 @@ def test_stored_grant_holds_no_plaintext_token(aws: LocalStack) -> None:
     from shared.services.tokens import store_grant
 
     grant_id = store_grant("org-a", "qbo", TOKENS, datetime(2026, 11, 23, tzinfo=UTC))
-    raw = boto3.client("dynamodb").get_item(TableName=aws.physical("Table"),
-                                            Key={"pk": {"S": f"GRANT#{grant_id}"}, "sk": {"S": "GRANT"}})["Item"]
+    raw = boto3.client("dynamodb").get_item(
+        TableName=aws.physical("Table"), Key={"pk": {"S": f"GRANT#{grant_id}"}, "sk": {"S": "GRANT"}}
+    )["Item"]
     assert "access-token-value" not in str(raw) and "refresh-token-value" not in str(raw)
     grant = store.get_grant(grant_id)
     assert grant is not None
