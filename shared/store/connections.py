@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
 from shared.aws import table
 from shared.store.keys import CONNECTIONS_INDEX_PK, GRANT_SK, connection_sk, grant_pk, org_pk
 from shared.vault import Sealed
@@ -30,6 +28,8 @@ def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None
 
 
 def list_connections(organisation_id: str) -> list[dict[str, Any]]:
+    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
+
     items: list[dict[str, Any]] = table().query(
         KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("CONNECTION#"),
         ConsistentRead=True,
@@ -39,6 +39,8 @@ def list_connections(organisation_id: str) -> list[dict[str, Any]]:
 
 def all_connections() -> list[dict[str, Any]]:
     """Every connection of every organisation (for the scheduled jobs), page by page."""
+    from boto3.dynamodb.conditions import Key
+
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
         "IndexName": "gsi1",

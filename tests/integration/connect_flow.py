@@ -9,7 +9,7 @@ import httpx
 
 from infra.local.gateway import GatewayResponse
 from tests.conftest import Api, Sandboxes
-from tests.consent import forms_of, walk_consent
+from infra.sandboxes.consent import forms_of, walk_consent
 
 DEMO_USER = ("demo@partsemble.test", "demo")
 
