@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import httpx
 
 from infra.local.gateway import GatewayResponse
-from tests.conftest import Api, Sandboxes
 from infra.sandboxes.consent import forms_of, walk_consent
+from tests.conftest import Api, Sandboxes
 
 DEMO_USER = ("demo@partsemble.test", "demo")
 

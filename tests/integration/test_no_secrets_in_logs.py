@@ -8,11 +8,11 @@ import pytest
 
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
+from infra.sandboxes.consent import walk_consent
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared.services import tokens
 from shared.store import connections as store
 from tests.conftest import QBO_TEST_APP, XERO_TEST_APP, Api, Sandboxes
-from infra.sandboxes.consent import walk_consent
 from tests.integration.connect_flow import DEMO_USER, callback, start
 
 

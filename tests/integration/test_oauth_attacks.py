@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import Api, Sandboxes
 from infra.sandboxes.consent import walk_consent
+from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import DEMO_USER, callback, start
 from tests.integration.test_connect import status_of
 
