@@ -53,9 +53,18 @@ def test_unknown_route_is_a_json_404(api: Api) -> None:
 
 
 def test_invalid_json_body_is_a_400_naming_the_problem(api: Api) -> None:
-    response = api.call("POST", "/me", body=b"{not json", headers={"content-type": "application/json"})
-    assert response.status in (400, 405, 404)
-    assert "error" in response.json()
+    response = api.call(
+        "POST", "/integrations/qbo/connect", body=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status == 400
+    assert response.json()["error"] == "InvalidRequest"
+    assert "json" in response.json()["message"].lower()
+
+
+def test_unknown_body_field_is_a_400_naming_the_field(api: Api) -> None:
+    response = api.call("POST", "/integrations/qbo/connect", json_body={"switch_compnay": True})
+    assert response.status == 400
+    assert "switch_compnay" in response.json()["message"]
 
 
 def test_wrong_content_type_is_415(api: Api) -> None:
