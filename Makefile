@@ -26,7 +26,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 run: $(VENV)/.installed
 	$(PY) -m infra.local.run --port $(PORT)
 
-test: setup lint typecheck imports template-check
+test: setup browser-deps lint typecheck imports template-check
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(VENV)/.installed
@@ -49,7 +49,9 @@ bench: $(VENV)/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) build .aws-sam
+	rm -rf $(VENV) $(TOOLS) build .aws-sam test-artifacts
+
+include browser.mk
 
 # `sam build` calls this for SharedLayer (BuildMethod: makefile): the shared package and its pinned dependencies.
 build-SharedLayer:

@@ -224,7 +224,7 @@ class Gateway:
         """The Settings -> Integrations page, served like the static assets it deploys as."""
         if method != "GET" or not (path == "/" or path.startswith("/app/")):
             return None
-        relative = "index.html" if path in ("/", "/app/") else path.removeprefix("/app/")
+        relative = "index.html" if path == "/" else path.removeprefix("/app/")
         file = (STATIC_ROOT / relative).resolve()
         if STATIC_ROOT not in file.parents or not file.is_file():
             return None

@@ -1,0 +1,305 @@
+"""Receipts, QA rejections and builds as values, the ledger movements they make, and their costs.
+
+A receipt line's rejected units never enter stock: the receipt adds only the accepted units as a lot, and
+its rejection (a record of its own, exported on its own) writes the rejected units off at their cost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, localcontext
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from shared.domain.ledger import (
+    BuildRun,
+    ComponentUse,
+    Draw,
+    EntryKind,
+    Ledger,
+    Quantity,
+    ReceiptIn,
+    Waste,
+)
+from shared.errors import Conflict
+from shared.money import COST_CONTEXT, ZERO, total
+
+Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+_VALUE = ConfigDict(frozen=True, extra="forbid")
+
+
+class Product(BaseModel):
+    model_config = _VALUE
+    product_id: str = Field(min_length=1)
+    sku: str = ""
+    name: str = ""
+    provider_item_id: str | None = None  # the QBO item id / Xero item code it is mapped to
+
+    @property
+    def label(self) -> str:
+        return " ".join(part for part in (self.sku, self.name) if part) or self.product_id
+
+
+class ReceiptLine(BaseModel):
+    """A received quantity, priced per unit or (when the supplier priced the line as a total) by line."""
+
+    model_config = _VALUE
+    line_id: str = Field(min_length=1)
+    product_id: str = Field(min_length=1)
+    lot_code: str = ""
+    accepted: Annotated[Decimal, Field(ge=0)]
+    rejected: Annotated[Decimal, Field(ge=0)] = ZERO
+    unit_cost: Money | None = None
+    line_cost: Money | None = None  # for accepted + rejected together
+
+    @model_validator(mode="after")
+    def _priced_once(self) -> ReceiptLine:
+        if (self.unit_cost is None) == (self.line_cost is None):
+            raise ValueError("give either unit_cost or line_cost")
+        if self.received <= 0:
+            raise ValueError("a receipt line receives something")
+        return self
+
+    @property
+    def received(self) -> Decimal:
+        return self.accepted + self.rejected
+
+    @property
+    def accepted_cost(self) -> Decimal:
+        with localcontext(COST_CONTEXT):
+            if self.unit_cost is not None:
+                return self.accepted * self.unit_cost
+            assert self.line_cost is not None
+            return self.line_cost * self.accepted / self.received
+
+    @property
+    def rejected_cost(self) -> Decimal:
+        """The rest of the line: accepted and rejected costs add up to the line cost exactly."""
+        with localcontext(COST_CONTEXT):
+            if self.unit_cost is not None:
+                return self.rejected * self.unit_cost
+            assert self.line_cost is not None
+            return self.line_cost - self.accepted_cost
+
+
+class Receipt(BaseModel):
+    model_config = _VALUE
+    receipt_id: str = Field(min_length=1)
+    supplier_id: str = ""
+    received_at: AwareDatetime
+    seq: int = 0
+    lines: tuple[ReceiptLine, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_lines(self) -> Receipt:
+        if len({line.line_id for line in self.lines}) != len(self.lines):
+            raise ValueError("line ids repeat")
+        return self
+
+    def lot_id(self, line: ReceiptLine) -> str:
+        return f"{self.receipt_id}/{line.line_id}"
+
+    @property
+    def accepted_cost(self) -> Decimal:
+        return total(line.accepted_cost for line in self.lines)
+
+
+class RejectionLine(BaseModel):
+    model_config = _VALUE
+    product_id: str = Field(min_length=1)
+    lot_id: str = Field(min_length=1)  # the lot the units would have joined
+    quantity: Quantity
+    cost: Money
+
+
+class Rejection(BaseModel):
+    model_config = _VALUE
+    rejection_id: str = Field(min_length=1)
+    receipt_id: str
+    supplier_id: str = ""
+    rejected_at: AwareDatetime
+    seq: int = 0
+    lines: tuple[RejectionLine, ...] = Field(min_length=1)
+
+    @property
+    def cost(self) -> Decimal:
+        return total(line.cost for line in self.lines)
+
+
+class Component(BaseModel):
+    model_config = _VALUE
+    product_id: str = Field(min_length=1)
+    quantity_per_unit: Quantity
+
+
+class Build(BaseModel):
+    model_config = _VALUE
+    build_id: str = Field(min_length=1)
+    product_id: str = Field(min_length=1)
+    quantity: Quantity
+    built_at: AwareDatetime
+    seq: int = 0
+    lot_code: str = ""
+    components: tuple[Component, ...] = Field(min_length=1)
+
+
+class Shortage(BaseModel):
+    model_config = _VALUE
+    product_id: str
+    required: Decimal
+    available: Decimal
+
+    @property
+    def short(self) -> Decimal:
+        return self.required - self.available
+
+
+class ShortageError(Conflict):
+    """Too little stock of one or more components at the build's time; nothing was applied."""
+
+    def __init__(self, shortages: tuple[Shortage, ...]) -> None:
+        listed = ", ".join(
+            f"{s.product_id} short {s.short} (need {s.required}, have {s.available})" for s in shortages
+        )
+        super().__init__(f"not enough stock to build: {listed}")
+        self.shortages = shortages
+
+
+class ComponentCost(BaseModel):
+    model_config = _VALUE
+    product_id: str
+    quantity: Decimal
+    cost: Decimal  # exact
+    lots: tuple[Draw, ...]
+
+
+class BuildRecord(BaseModel):
+    """A build with what it consumed (lot by lot) and the finished-good lot it made, at exact cost."""
+
+    model_config = _VALUE
+    build: Build
+    lot_id: str
+    components: tuple[ComponentCost, ...]
+    cost: Decimal
+    incomplete: bool  # some component found no stock when the ledger was last replayed
+
+    @property
+    def unit_cost(self) -> Decimal:
+        with localcontext(COST_CONTEXT):
+            return self.cost / self.build.quantity
+
+    @property
+    def at(self) -> datetime:
+        return self.build.built_at
+
+
+def receipt_movements(receipt: Receipt) -> list[ReceiptIn]:
+    return [
+        ReceiptIn(
+            movement_id=receipt.lot_id(line),
+            document_id=receipt.receipt_id,
+            at=receipt.received_at,
+            seq=receipt.seq,
+            product_id=line.product_id,
+            quantity=line.accepted,
+            lot_id=receipt.lot_id(line),
+            lot_code=line.lot_code,
+            cost=line.accepted_cost,
+        )
+        for line in receipt.lines
+        if line.accepted > 0
+    ]
+
+
+def rejection_of(receipt: Receipt) -> Rejection | None:
+    """The QA rejection of a receipt's rejected units, at their share of the line's cost."""
+    lines = tuple(
+        RejectionLine(
+            product_id=line.product_id,
+            lot_id=receipt.lot_id(line),
+            quantity=line.rejected,
+            cost=line.rejected_cost,
+        )
+        for line in receipt.lines
+        if line.rejected > 0
+    )
+    if not lines:
+        return None
+    return Rejection(
+        rejection_id=f"{receipt.receipt_id}/rejected",
+        receipt_id=receipt.receipt_id,
+        supplier_id=receipt.supplier_id,
+        rejected_at=receipt.received_at,
+        seq=receipt.seq,
+        lines=lines,
+    )
+
+
+def rejection_movements(rejection: Rejection) -> list[Waste]:
+    return [
+        Waste(
+            movement_id=f"{rejection.rejection_id}/{index}",
+            document_id=rejection.rejection_id,
+            at=rejection.rejected_at,
+            seq=rejection.seq,
+            product_id=line.product_id,
+            quantity=line.quantity,
+            lot_id=line.lot_id,
+            cost=line.cost,
+        )
+        for index, line in enumerate(rejection.lines)
+    ]
+
+
+def build_movement(build: Build) -> BuildRun:
+    with localcontext(COST_CONTEXT):
+        uses = tuple(
+            ComponentUse(product_id=c.product_id, quantity=c.quantity_per_unit * build.quantity)
+            for c in build.components
+        )
+    return BuildRun(
+        movement_id=build.build_id,
+        document_id=build.build_id,
+        at=build.built_at,
+        seq=build.seq,
+        product_id=build.product_id,
+        quantity=build.quantity,
+        lot_id=build.build_id,
+        lot_code=build.lot_code,
+        components=uses,
+    )
+
+
+def record_build(ledger: Ledger, build: Build) -> BuildRecord:
+    """Apply a build, or refuse it naming each component's shortage at its time; nothing is applied then."""
+    previous = ledger.document_movements(build.build_id)
+    ledger.replace_document(build.build_id, [build_movement(build)])
+    record = build_record(ledger, build)
+    shortages = tuple(
+        Shortage(product_id=c.product_id, required=c.quantity, available=total(d.quantity for d in c.lots))
+        for c in record.components
+        if total(d.quantity for d in c.lots) < c.quantity
+    )
+    if shortages:
+        ledger.replace_document(build.build_id, previous)
+        raise ShortageError(shortages)
+    return record
+
+
+def build_record(ledger: Ledger, build: Build) -> BuildRecord:
+    """The build's costs as the ledger holds them now (after any back-dated change re-costed it)."""
+    entries = ledger.entries_of(build.build_id)
+    produced = next(e for e in entries if e.kind is EntryKind.BUILD_PRODUCE)
+    consumed = tuple(
+        ComponentCost(product_id=e.product_id, quantity=e.quantity, cost=e.cost, lots=e.draws)
+        for e in entries
+        if e.kind is EntryKind.BUILD_CONSUME
+    )
+    return BuildRecord(
+        build=build,
+        lot_id=build.build_id,
+        components=consumed,
+        cost=produced.cost,
+        incomplete=produced.incomplete,
+    )

@@ -1,0 +1,199 @@
+"""Receipts, rejections and builds turned into what an accounting system records: journals or adjustments.
+
+A journal has one line on one side for the event's exact value rounded to cents, and on the other side one
+line per part, allocated from that same cent total by largest remainder, so every journal balances to the
+cent. A receipt and its QA rejection post separately (two journals, two markers): each is exported by its
+own message, and a rejection recorded after QA does not reopen the receipt already posted.
+
+QBO's inventory adjustments carry quantities only (QBO values them): a build takes its components out and
+puts the finished good in; a receipt puts in everything received, accepted or rejected, and its rejection
+takes the rejected units straight back out to the waste account, so QBO ends where our ledger does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
+from shared.errors import BadRequest
+from shared.money import ZERO, allocate_cents, to_cents, total
+
+Cents = Annotated[Decimal, Field(gt=0, decimal_places=2)]
+_VALUE = ConfigDict(frozen=True, extra="forbid")
+Record = Receipt | Rejection | BuildRecord
+Side = Literal["debit", "credit"]
+
+
+class PostingError(BadRequest):
+    """A record that cannot be posted as it stands: a permanent export failure with this message."""
+
+
+class UnmappedItem(PostingError):
+    pass
+
+
+class MissingAccount(PostingError):
+    pass
+
+
+class NothingToPost(PostingError):
+    pass
+
+
+class PostingAccounts(BaseModel):
+    """The organisation's accounts by role (provider account ids); a posting needs only its own roles."""
+
+    model_config = _VALUE
+    home_currency: str = Field(pattern=r"^[A-Z]{3}$")
+    build_debit: str | None = None  # finished goods asset
+    build_credit: str | None = None  # raw materials asset (or COGS)
+    receiving_debit: str | None = None  # inventory asset
+    receiving_credit: str | None = None  # accounts payable or a receiving clearing account
+    waste: str | None = None
+    adjustment: str | None = None  # QBO inventory mode: the adjustment's offset account
+
+    def account(self, role: str) -> str:
+        account_id: str | None = getattr(self, role)
+        if not account_id:
+            raise MissingAccount(f"no account is set for {role.replace('_', ' ')} in the export settings")
+        return account_id
+
+
+class JournalLine(BaseModel):
+    model_config = _VALUE
+    account_id: str
+    side: Side
+    amount: Cents
+    description: str
+
+
+class Journal(BaseModel):
+    model_config = _VALUE
+    marker: str = Field(min_length=1)  # the export id, written to PrivateNote / Narration
+    date: date
+    currency: str
+    narration: str
+    lines: tuple[JournalLine, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _balanced(self) -> Journal:
+        debits = total(line.amount for line in self.lines if line.side == "debit")
+        credits = total(line.amount for line in self.lines if line.side == "credit")
+        if debits != credits:
+            raise ValueError(f"journal does not balance: debits {debits}, credits {credits}")
+        return self
+
+
+class AdjustmentLine(BaseModel):
+    model_config = _VALUE
+    item_id: str
+    product_id: str
+    quantity_diff: Decimal = Field(allow_inf_nan=False)
+    description: str
+
+
+class InventoryAdjustment(BaseModel):
+    model_config = _VALUE
+    marker: str = Field(min_length=1)
+    date: date
+    account_id: str  # QBO AdjustAccountRef
+    memo: str
+    lines: tuple[AdjustmentLine, ...] = Field(min_length=1)
+
+
+Posting = Journal | InventoryAdjustment
+
+
+def journal_for(record: Record, accounts: PostingAccounts, *, marker: str) -> Journal:
+    on, narration, (role, side), many, parts = _journal_shape(record)
+    parts = [(exact, text) for exact, text in parts if exact > 0]
+    amount = to_cents(total(exact for exact, _ in parts))
+    if amount <= 0:
+        raise NothingToPost(f"{narration} has no value to post (it rounds to {amount})")
+    other: Side = "credit" if side == "debit" else "debit"
+    shares = allocate_cents(amount, [exact for exact, _ in parts])
+    lines = [JournalLine(account_id=accounts.account(role), side=side, amount=amount, description=narration)]
+    lines += [
+        JournalLine(account_id=accounts.account(many), side=other, amount=share, description=text)
+        for share, (_, text) in zip(shares, parts, strict=True)
+        if share > 0
+    ]
+    return Journal(
+        marker=marker, date=on, currency=accounts.home_currency, narration=narration, lines=tuple(lines)
+    )
+
+
+def _journal_shape(record: Record) -> tuple[date, str, tuple[str, Side], str, list[tuple[Decimal, str]]]:
+    """(date, narration, the one-line side's role, the other side's role, its parts at exact cost)."""
+    if isinstance(record, BuildRecord):
+        build, components = record.build, record.components
+        narration = f"Build {build.build_id}: {build.quantity} x {build.product_id}"
+        parts = [(c.cost, f"{c.quantity} x {c.product_id}") for c in components]
+        return build.built_at.date(), narration, ("build_debit", "debit"), "build_credit", parts
+    if isinstance(record, Receipt):
+        parts = [(line.accepted_cost, f"{line.accepted} x {line.product_id}") for line in record.lines]
+        narration = f"Receipt {record.receipt_id}"
+        return record.received_at.date(), narration, ("receiving_credit", "credit"), "receiving_debit", parts
+    parts = [(line.cost, f"{line.quantity} x {line.product_id} rejected") for line in record.lines]
+    narration = f"QA rejection on receipt {record.receipt_id}"
+    return record.rejected_at.date(), narration, ("receiving_credit", "credit"), "waste", parts
+
+
+def adjustment_for(
+    record: Record, accounts: PostingAccounts, products: Mapping[str, Product], *, marker: str
+) -> InventoryAdjustment:
+    """QBO inventory mode: quantities by QBO item; every product must be mapped to an item first."""
+    if isinstance(record, BuildRecord):
+        build = record.build
+        moves = [(c.product_id, -c.quantity) for c in record.components] + [
+            (build.product_id, build.quantity)
+        ]
+        on, role, memo = build.built_at.date(), "adjustment", f"Build {build.build_id}"
+    elif isinstance(record, Receipt):
+        moves = [(line.product_id, line.received) for line in record.lines]
+        on, role, memo = record.received_at.date(), "adjustment", f"Receipt {record.receipt_id}"
+    else:
+        moves = [(line.product_id, -line.quantity) for line in record.lines]
+        on, role, memo = record.rejected_at.date(), "waste", f"QA rejection on receipt {record.receipt_id}"
+    unmapped = sorted({p for p, _ in moves if not (products.get(p) and products[p].provider_item_id)})
+    if unmapped:
+        names = ", ".join(products[p].label if p in products else p for p in unmapped)
+        raise UnmappedItem(f"unmapped item: {names} has no QuickBooks item; map it before exporting {memo}")
+    lines = tuple(
+        AdjustmentLine(
+            item_id=str(products[p].provider_item_id),
+            product_id=p,
+            quantity_diff=diff,
+            description=f"{memo}: {products[p].label}",
+        )
+        for p, diff in moves
+        if diff != ZERO
+    )
+    return InventoryAdjustment(
+        marker=marker, date=on, account_id=accounts.account(role), memo=memo, lines=lines
+    )
+
+
+def posting_for(
+    record: Record,
+    accounts: PostingAccounts,
+    products: Mapping[str, Product],
+    *,
+    mode: Literal["journal", "inventory_adjustment"],
+    marker: str,
+) -> Posting:
+    if mode == "inventory_adjustment":
+        return adjustment_for(record, accounts, products, marker=marker)
+    return journal_for(record, accounts, marker=marker)
+
+
+def idempotency_key(posting: Posting) -> str:
+    """Same posting, same key (a retry can never post twice); a changed record gives a new key."""
+    digest = hashlib.sha256(posting.model_dump_json().encode()).hexdigest()[:32]
+    return f"{posting.marker[:80]}-{digest}"

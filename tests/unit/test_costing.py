@@ -1,0 +1,198 @@
+"""Sales costing: margins per line, document, product and period; credits, voids, edits and bad documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from shared.domain.costing import SaleDocument, SaleLine, apply_sales, margins
+from shared.domain.ledger import Ledger, ReceiptIn
+
+D = Decimal
+T0 = datetime(2025, 1, 10, 12, tzinfo=UTC)
+
+
+def day(n: int) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def stocked() -> Ledger:
+    """F: lot L1 4 units at 5.00 each, then lot L2 10 units at 6.00 each."""
+    return Ledger(
+        [
+            ReceiptIn(
+                movement_id="L1",
+                document_id="R1",
+                at=day(0),
+                product_id="F",
+                quantity=D(4),
+                lot_id="L1",
+                cost=D("20.00"),
+            ),
+            ReceiptIn(
+                movement_id="L2",
+                document_id="R2",
+                at=day(1),
+                product_id="F",
+                quantity=D(10),
+                lot_id="L2",
+                cost=D("60.00"),
+            ),
+        ]
+    )
+
+
+def doc(document_id: str, at: int, *lines: tuple[str | None, str, str], **fields: Any) -> SaleDocument:
+    """Lines are (product, quantity, line amount)."""
+    sale_lines = tuple(
+        SaleLine(line_id=str(i), product_id=p, quantity=D(q), amount=D(a))
+        for i, (p, q, a) in enumerate(lines, 1)
+    )
+    return SaleDocument(
+        document_id=document_id,
+        at=day(at),
+        lines=sale_lines,
+        **{"kind": "invoice", "currency": "USD", **fields},
+    )
+
+
+def test_margin_of_a_foreign_currency_invoice_uses_its_own_rate_and_names_the_lots() -> None:
+    ledger = stocked()
+    invoice = doc("INV1", 2, ("F", "6", "100.00"), currency="EUR", rate=D("1.10"))
+    apply_sales(ledger, [invoice])
+    report = margins(ledger, [invoice], home_currency="USD")
+    (line,) = report.documents[0].lines
+    # revenue 100.00 EUR x 1.10 = 110.00; COGS 4 x 5.00 (L1) + 2 x 6.00 (L2) = 32.00; margin 78.00 = 70.91 %
+    assert (line.figures.revenue, line.figures.cogs, line.figures.margin) == (
+        D("110.00"),
+        D("32.00"),
+        D("78.00"),
+    )
+    assert line.figures.margin_pct == D("70.91")
+    assert [(lot.lot_id, lot.quantity) for lot in line.lots] == [("L1", 4), ("L2", 2)]
+    assert report.by_product["F"] == report.by_period["2025-01"] == report.totals == line.figures
+
+
+def test_a_sale_beyond_stock_has_no_margin_and_flags_the_uncosted_quantity() -> None:
+    ledger = stocked()
+    invoice = doc("INV1", 2, ("F", "16", "160.00"))
+    apply_sales(ledger, [invoice])
+    figures = margins(ledger, [invoice], home_currency="USD").documents[0].figures
+    # 14 units costed (20.00 + 60.00 = 80.00), 2 units found no stock: margin unknown, not 160 - 80
+    assert (figures.cogs, figures.uncosted, figures.margin, figures.margin_pct) == (D("80.00"), 2, None, None)
+
+
+def test_a_credit_note_returns_the_original_lots_cost_and_reverses_revenue() -> None:
+    ledger = stocked()
+    invoice = doc("INV1", 2, ("F", "6", "120.00"))
+    credit = doc("CN1", 3, ("F", "3", "60.00"), kind="credit_note", original_document_id="INV1")
+    later = doc("INV2", 4, ("F", "1", "20.00"))
+    apply_sales(ledger, [invoice, credit, later])
+    report = margins(ledger, [invoice, credit, later], home_currency="USD")
+    returned = report.documents[1].lines[0]
+    # back most-recent first: 2 x 6.00 (L2) + 1 x 5.00 (L1) = 17.00
+    assert (returned.figures.revenue, returned.figures.cogs) == (D("-60.00"), D("-17.00"))
+    assert [(lot.lot_id, lot.quantity) for lot in returned.lots] == [("L2", 2), ("L1", 1)]
+    assert report.documents[2].lines[0].lots[0].lot_id == "L1"  # the returned unit sells first again
+    # 120 + (-60) + 20 = 80.00 revenue; 32.00 - 17.00 + 5.00 = 20.00 COGS
+    assert (report.totals.revenue, report.totals.cogs, report.totals.margin) == (
+        D("80.00"),
+        D("20.00"),
+        D("60.00"),
+    )
+
+
+def test_a_credit_not_restocked_keeps_the_cost_in_the_original_sale() -> None:
+    ledger = stocked()
+    invoice = doc("INV1", 2, ("F", "2", "40.00"))
+    credit = doc(
+        "CN1", 3, ("F", "2", "40.00"), kind="credit_note", original_document_id="INV1", restock=False
+    )
+    apply_sales(ledger, [invoice, credit])
+    returned = margins(ledger, [credit], home_currency="USD").documents[0].lines[0]
+    assert (returned.figures.revenue, returned.figures.cogs) == (D("-40.00"), 0)
+    assert ledger.on_hand("F") == 12
+
+
+def test_voiding_and_deleting_documents_recost_the_others_by_replay() -> None:
+    ledger = stocked()
+    first, second = doc("INV1", 2, ("F", "4", "80.00")), doc("INV2", 3, ("F", "1", "20.00"))
+    apply_sales(ledger, [first, second])
+    assert margins(ledger, [second], home_currency="USD").totals.cogs == D("6.00")
+    for status in ("voided", "deleted"):
+        gone = first.model_copy(update={"status": status})
+        apply_sales(ledger, [gone])
+        report = margins(ledger, [gone, second], home_currency="USD")
+        assert report.documents[0].lines == () and report.totals.cogs == D("5.00")
+        apply_sales(ledger, [first])
+
+
+def test_an_edited_document_is_recosted_like_a_fresh_replay() -> None:
+    ledger = stocked()
+    documents = [doc(f"INV{i}", 2 + i, ("F", "1", "20.00")) for i in range(5)]
+    apply_sales(ledger, documents)
+    edited = documents[0].model_copy(
+        update={"lines": (SaleLine(line_id="1", product_id="F", quantity=D(3)),)}
+    )
+    apply_sales(ledger, [edited])
+    fresh = stocked()
+    apply_sales(fresh, [edited, *documents[1:]])
+    assert ledger.entries() == fresh.entries()
+    # INV1 now takes 3 of L1's 4; INV2 the last L1 unit (5.00); INV3 the first of L2 (6.00)
+    assert [margins(ledger, [d], home_currency="USD").totals.cogs for d in documents[1:3]] == [
+        D("5.00"),
+        D("6.00"),
+    ]
+
+
+def test_bad_lines_and_documents_are_reported_without_blocking_the_rest() -> None:
+    ledger = stocked()
+    documents = [
+        doc("BAD1", 2, (None, "1", "9.00"), ("F", "0", "0"), ("F", "-1", "-10.00"), ("F", "1", "20.00")),
+        doc("DUP", 2, ("F", "1", "20.00")).model_copy(
+            update={"lines": 2 * doc("x", 0, ("F", "1", "20.00")).lines}
+        ),
+        doc("BAD2", 2, ("F", "1", "20.00"), currency="euro"),
+        doc("BAD3", 2, ("F", "1", "20.00"), currency="GBP"),
+        doc("CN", 2, ("F", "1", "20.00"), kind="credit_note"),
+        doc("GOOD", 3, ("F", "1", "25.00")),
+    ]
+    apply_sales(ledger, documents)
+    report = margins(ledger, documents, home_currency="USD")
+    issues = {d.document.document_id: d.issues for d in report.documents}
+    assert issues["BAD1"] == (
+        "line 1 has no item mapped to a product: left out of costing",
+        "line 2 has quantity 0: left out of costing",
+        "line 3 has quantity -1: left out of costing",
+    )
+    assert issues["DUP"] == ("line 1 repeats an earlier line's id: left out of costing",)
+    assert issues["BAD2"] == ("unknown currency 'euro': margins not computed",)
+    assert issues["BAD3"] == ("no exchange rate from GBP to USD: margins not computed",)
+    assert issues["CN"] == ("credit note names no original sale: its returned units are uncosted",)
+    assert report.documents[4].figures.uncosted == 1
+    assert report.documents[5].figures.margin == D(
+        "19.00"
+    )  # GOOD: 25.00 - the second L1 unit at 5.00... see below
+    assert report.documents[0].figures.revenue == report.documents[1].figures.revenue == D("20.00")
+
+
+def test_a_document_the_ledger_refuses_does_not_block_the_others() -> None:
+    ledger = stocked()
+    # a movement id already used by a stock movement: the ledger refuses that document's movements
+    ledger.change(
+        add=[
+            ReceiptIn(
+                movement_id="X/1",
+                document_id="R9",
+                at=day(0),
+                product_id="G",
+                quantity=D(1),
+                lot_id="R9",
+                cost=D(1),
+            )
+        ]
+    )
+    clash, good = doc("X", 2, ("F", "1", "20.00")), doc("INV1", 3, ("F", "1", "25.00"))
+    assert apply_sales(ledger, [clash, good]) == {"X": "a movement id is already in the ledger"}
+    assert margins(ledger, [good], home_currency="USD").totals.margin == D("20.00")  # 25.00 - 5.00 (L1)

@@ -1,0 +1,911 @@
+// Settings -> Integrations: connections, export settings, product import, exports, sales and margins.
+//
+// A plain ES module, no build step. It calls only the public API, with the app's bearer token, and holds
+// nothing else: provider tokens and codes never reach this page (the OAuth popup's last page reports only
+// the provider, the status and the company name).
+//
+// Where the token comes from, first match wins:
+//   1. window.PARTSEMBLE_TOKEN, set by the host app: a string, or a function returning one (or a promise
+//      of one), called before every request so the host can renew it;
+//   2. on a loopback host only: a `token` query parameter (removed from the address bar as soon as read);
+//   3. the local stack only: POST /_local/token mints a development token for the organisation named by the
+//      `org` query parameter (or the demo organisation).
+// The API base is window.PARTSEMBLE_API_BASE, else <meta name="partsemble-api-base">, else this origin.
+//
+// Each section below is one object with mount(section) and update(state); a section whose route answers
+// 404 hides itself, so the page works while parts of the API are still being built. To add a section,
+// add its <section> to index.html and its object to SECTIONS.
+
+const config = {
+  apiBase: (window.PARTSEMBLE_API_BASE
+    ?? document.querySelector('meta[name="partsemble-api-base"]')?.content ?? "").replace(/\/+$/, ""),
+};
+const apiOrigin = new URL(config.apiBase || "/", window.location.href).origin;
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+const MAX_IMPORT_BYTES = 5 * 1024 * 1024;
+const MAX_TABLE_ROWS = 500;
+const REFRESH_EVERY_MS = 60_000;
+
+// ---- small DOM helpers --------------------------------------------------------------------------------
+
+const present = (child) => child !== null && child !== undefined && child !== false && child !== "";
+
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "class") element.className = value;
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else if (name === "value") element.value = value;
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  element.append(...children.flat(Infinity).filter(present));
+  return element;
+}
+
+const part = (root, role) => root.querySelector(`[data-role="${role}"]`);
+
+/** Replaces a container's content (skipping absent parts), keeping keyboard focus on the element with the
+ * same data-key. */
+function replaceKeepingFocus(container, ...nodes) {
+  const focusedKey = container.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+  container.replaceChildren(...nodes.filter(present));
+  if (focusedKey) container.querySelector(`[data-key="${CSS.escape(focusedKey)}"]`)?.focus();
+}
+
+function announce(text) {
+  const announcer = document.getElementById("announcer");
+  announcer.textContent = "";
+  window.setTimeout(() => { announcer.textContent = text; }, 50);
+}
+
+function showPageProblem(text) {
+  const banner = document.getElementById("page-problem");
+  banner.textContent = text;
+  banner.hidden = !text;
+}
+
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+
+function when(iso, { dateOnly = false } = {}) {
+  if (!iso) return null;
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return h("time", { datetime: iso }, (dateOnly ? dateFormat : dateTimeFormat).format(date));
+}
+
+function busy(button, isBusy, busyLabel) {
+  if (isBusy) {
+    button.dataset.label = button.textContent;
+    button.textContent = busyLabel;
+  } else if (button.dataset.label) {
+    button.textContent = button.dataset.label;
+  }
+  button.disabled = isBusy;
+  button.setAttribute("aria-busy", String(isBusy));
+}
+
+/** A table that reads as a table on a wide screen and as labelled blocks at phone width. */
+function table(caption, columns, rows) {
+  return h("div", { class: "table-wrap" },
+    h("table", { class: "stacking" },
+      h("caption", { class: caption.visible ? "" : "visually-hidden" }, caption.text),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c.label)))),
+      h("tbody", {}, rows.map((row) => h("tr", { dataset: row.dataset ?? {} },
+        columns.map((c) => h("td", { "data-label": c.label, class: c.class ?? false },
+          h("div", { class: "cell" }, c.cell(row.value)))))))));
+}
+
+// ---- the API --------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `the server answered ${status}`);
+    this.status = status;
+    this.body = body ?? {};
+  }
+
+  /** Field problems as {field, problem}: the API's `details`, or a `field_errors` object. */
+  get fieldProblems() {
+    if (Array.isArray(this.body.details)) return this.body.details;
+    return Object.entries(this.body.field_errors ?? {}).map(([field, problem]) => ({ field, problem }));
+  }
+}
+
+const session = {
+  token: null,
+
+  async start() {
+    const url = new URL(window.location.href);
+    const fromUrl = url.searchParams.get("token");
+    if (fromUrl) {
+      url.searchParams.delete("token");
+      window.history.replaceState(null, "", url);
+    }
+    if (window.PARTSEMBLE_TOKEN) return;
+    // Only on this machine: a link carrying someone else's token could otherwise attach the reader's
+    // accounting company to that organisation.
+    if (fromUrl && LOOPBACK.test(window.location.hostname)) {
+      this.token = fromUrl;
+      return;
+    }
+    const organisation = url.searchParams.get("org");
+    const response = await fetch(`${config.apiBase}/_local/token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(organisation ? { organisation_id: organisation } : {}),
+    }).catch(() => null);
+    if (!response?.ok) {
+      throw new Error("This page needs a Partsemble sign-in. Open it from Partsemble's Settings menu.");
+    }
+    this.token = (await response.json()).token;
+  },
+
+  async bearer() {
+    const provided = window.PARTSEMBLE_TOKEN;
+    if (typeof provided === "function") return provided();
+    return provided || this.token;
+  },
+};
+
+async function api(method, path, body) {
+  const headers = { authorization: `Bearer ${await session.bearer()}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let response;
+  try {
+    // credentials: the connect answer sets a short-lived cookie that binds the OAuth popup to this browser
+    response = await fetch(`${config.apiBase}${path}`, {
+      method, headers, credentials: "include", body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { message: "Partsemble could not be reached. Check your connection and try again." });
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: text };
+  }
+  if (response.status === 401) {
+    showPageProblem("Your Partsemble sign-in has expired. Reload the page to sign in again.");
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+const isMissingRoute = (error) => error instanceof ApiError && error.status === 404;
+const listOf = (data, key) => (Array.isArray(data) ? data : data?.[key] ?? data?.items ?? []);
+
+/** Runs a section's loader; a 404 hides the section (its route is not deployed), other errors show in it. */
+async function loadSection(section, loader, problemTarget) {
+  try {
+    await loader();
+    section.hidden = false;
+  } catch (error) {
+    if (isMissingRoute(error)) {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    problemTarget.replaceChildren(h("p", { class: "banner banner-error", role: "alert" }, error.message));
+  }
+}
+
+function confirmAction({ title, body, confirmLabel }) {
+  const dialog = document.getElementById("confirm");
+  dialog.querySelector("#confirm-title").textContent = title;
+  dialog.querySelector("#confirm-body").replaceChildren(...body.map((text) => h("p", {}, text)));
+  part(dialog, "confirm").textContent = confirmLabel;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.showModal();
+  });
+}
+
+// ---- connections ------------------------------------------------------------------------------------
+
+const STATUS_WORDS = {
+  connected: "Connected",
+  expired: "Needs reconnecting",
+  error: "Problem",
+  disconnected: "Disconnected",
+  not_connected: "Not connected",
+};
+const ACTIVE = new Set(["connected", "expired", "error"]);
+
+const connections = {
+  views: [],
+  popups: new Map(), // provider -> the sign-in window it is waiting for
+  messages: new Map(), // provider -> {kind, text} shown on its card until the next action
+
+  mount(section, onChange) {
+    this.section = section;
+    this.cards = part(section, "cards");
+    this.onChange = onChange;
+    window.addEventListener("message", (event) => this.receive(event));
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.refresh();
+    });
+    window.setInterval(() => this.refresh(), REFRESH_EVERY_MS);
+  },
+
+  active() {
+    return this.views.find((view) => ACTIVE.has(view.status)) ?? null;
+  },
+
+  async refresh() {
+    try {
+      this.show(await api("GET", "/integrations"));
+    } catch (error) {
+      this.cards.setAttribute("aria-busy", "false");
+      if (!this.views.length) {
+        this.cards.replaceChildren(h("p", { class: "banner banner-error" }, error.message));
+      }
+    }
+  },
+
+  show(views) {
+    this.views = views;
+    this.cards.setAttribute("aria-busy", "false");
+    replaceKeepingFocus(this.cards, ...views.map((view) => this.card(view)));
+    this.onChange();
+  },
+
+  replace(view) {
+    this.show(this.views.map((v) => (v.provider === view.provider ? view : v)));
+  },
+
+  card(view) {
+    const { provider, provider_label: label, status } = view;
+    const other = this.active();
+    const blockedBy = other && other.provider !== provider ? other : null;
+    const message = this.messages.get(provider);
+    const waiting = this.popups.has(provider);
+    const key = (name) => `${provider}-${name}`;
+    const button = (name, text, onclick, className = "") => h("button", {
+      type: "button", class: className, dataset: { key: key(name), action: name }, disabled: waiting, onclick,
+    }, text);
+
+    const facts = [];
+    const fact = (term, ...value) => facts.push(h("dt", {}, term), h("dd", {}, ...value));
+    if (view.company_name) fact(provider === "xero" ? "Organisation" : "Company", view.company_name);
+    if (status === "connected" || status === "expired" || status === "error") {
+      fact("Connected since", when(view.connected_at) ?? "—");
+      fact("Last successful sync", when(view.last_successful_sync_at) ?? "No sync yet");
+      fact("Sign-in", tokenWords(view));
+    }
+    if (status === "disconnected") fact("Disconnected on", when(view.disconnected_at) ?? "—");
+    const hint = status === "expired" ? view.reconnect_hint : null;
+    if (view.last_error?.reason && !hint?.includes(view.last_error.reason)) {
+      fact("Last problem", h("span", { class: "problem" }, view.last_error.reason),
+        view.last_error.at ? h("span", { class: "muted" }, " (", when(view.last_error.at), ")") : null);
+    }
+
+    const actions = []; // one accounting system at a time: no Connect while the other one is active
+    if (status === "expired" || status === "error") {
+      actions.push(button("reconnect", "Reconnect", () => this.connect(provider), "primary"));
+    } else if (!blockedBy && (status === "not_connected" || status === "disconnected")) {
+      actions.push(button("connect", `Connect ${label}`, () => this.connect(provider), "primary"));
+    }
+    if (status === "disconnected" && view.company_name && !blockedBy) {
+      actions.push(button("switch", "Connect a different company", () => this.switchCompany(view)));
+    }
+    if (ACTIVE.has(status)) {
+      actions.push(button("disconnect", "Disconnect", () => this.disconnect(view), "danger"));
+    }
+
+    return h("article", { class: `card status-${status}`, dataset: { provider, status },
+      "aria-labelledby": key("title") },
+    h("header", { class: "card-header" },
+      h("h3", { id: key("title"), tabindex: "-1", dataset: { key: key("title") } }, label),
+      h("span", { class: "badge", dataset: { role: "status" } }, STATUS_WORDS[status] ?? status)),
+    hint ? h("p", { class: "hint", dataset: { role: "hint" } }, hint) : null,
+    status === "disconnected" ? h("p", { class: "muted" },
+      "Your products, exports and history are kept in Partsemble.") : null,
+    facts.length ? h("dl", { class: "facts" }, facts) : null,
+    blockedBy ? h("p", { class: "muted" }, `Disconnect ${blockedBy.provider_label} first to connect ${label}.`)
+      : null,
+    waiting ? h("p", { class: "muted", role: "status" },
+      `Finish signing in to ${label} in the window that opened.`) : null,
+    message ? h("p", { class: `card-message ${message.kind}`, dataset: { role: "message" },
+      role: message.kind === "error" ? "alert" : "status" }, message.text) : null,
+    actions.length ? h("div", { class: "actions" }, actions) : null);
+  },
+
+  async connect(provider, switchCompany = false) {
+    const label = this.label(provider);
+    this.messages.delete(provider);
+    // Opened inside the click so the browser allows it, then sent to the provider once the API answers.
+    const popup = window.open("", "_blank", "popup,width=540,height=760");
+    if (!popup) {
+      this.note(provider, "error", "Your browser blocked the sign-in window. Allow pop-ups for this page, "
+        + "then try again.");
+      return;
+    }
+    popup.document.title = `Connecting to ${label}`;
+    popup.document.body.textContent = `Opening ${label}…`;
+    this.popups.set(provider, popup);
+    this.show(this.views);
+    try {
+      const { authorize_url: authorizeUrl } = await api("POST", `/integrations/${provider}/connect`,
+        { switch_company: switchCompany });
+      popup.location.href = authorizeUrl;
+    } catch (error) {
+      popup.close();
+      this.popups.delete(provider);
+      this.note(provider, "error", error.message);
+      return;
+    }
+    const watch = window.setInterval(() => {
+      if (!popup.closed) return;
+      window.clearInterval(watch);
+      if (this.popups.get(provider) !== popup) return; // its result already arrived
+      this.popups.delete(provider);
+      this.messages.set(provider, { kind: "info", text: `The ${label} window was closed before the connection `
+        + "finished." });
+      this.refresh();
+    }, 500);
+  },
+
+  /** The popup's last page reports the result; only a message from the popup we opened, from the API's
+   * origin, is believed, and it only tells the page to show the result and re-read the status. */
+  receive(event) {
+    const data = event.data;
+    if (event.origin !== apiOrigin || !data || data.source !== "partsemble-oauth") return;
+    const popup = this.popups.get(data.provider);
+    if (!popup || event.source !== popup) return;
+    this.popups.delete(data.provider);
+    const label = this.label(data.provider);
+    if (data.status === "connected") {
+      const view = this.views.find((v) => v.provider === data.provider);
+      this.messages.set(data.provider, { kind: "success", text: `Connected to ${data.company_name}.` });
+      this.replace({ ...view, status: "connected", company_name: data.company_name, last_error: null });
+      announce(`${label} connected: ${data.company_name}.`);
+      document.getElementById(`${data.provider}-title`)?.focus?.();
+    } else {
+      this.note(data.provider, "error", data.message || `${label} did not connect.`);
+      announce(`${label} did not connect.`);
+    }
+    this.refresh();
+  },
+
+  async switchCompany(view) {
+    const confirmed = await confirmAction({
+      title: `Connect a different ${view.provider === "xero" ? "organisation" : "company"}?`,
+      body: [`Partsemble was connected to ${view.company_name}. You can connect another one instead: what was `
+        + `already posted stays in ${view.company_name}, and your data in Partsemble is kept.`],
+      confirmLabel: "Choose another company",
+    });
+    if (confirmed) this.connect(view.provider, true);
+  },
+
+  async disconnect(view) {
+    const label = view.provider_label;
+    const confirmed = await confirmAction({
+      title: `Disconnect ${label}?`,
+      body: [
+        `Partsemble stops posting to ${view.company_name ?? label} and stops reading its sales.`,
+        "Your data is kept: products, exports, history and margins stay in Partsemble, and what was already "
+          + `posted stays in ${label}. You can connect again at any time.`,
+      ],
+      confirmLabel: `Disconnect ${label}`,
+    });
+    if (!confirmed) return;
+    try {
+      const updated = await api("POST", `/integrations/${view.provider}/disconnect`);
+      const text = `Disconnected from ${label}. Your data is kept.`;
+      this.messages.set(view.provider, { kind: "success", text });
+      this.replace(updated);
+      announce(text);
+      this.cards.querySelector(`[data-key="${view.provider}-connect"]`)?.focus();
+    } catch (error) {
+      this.note(view.provider, "error", error.message);
+    }
+  },
+
+  note(provider, kind, text) {
+    this.messages.set(provider, { kind, text });
+    this.show(this.views);
+  },
+
+  label(provider) {
+    return this.views.find((v) => v.provider === provider)?.provider_label ?? provider;
+  },
+};
+
+function tokenWords(view) {
+  if (view.status === "expired") {
+    return `No longer accepted by ${view.provider_label}: reconnect to sign in again.`;
+  }
+  if (view.status === "error") return "Partsemble could not check it; it will try again.";
+  const words = ["Active — Partsemble renews it automatically."];
+  const hardLimit = view.refresh_token_hard_expires_at;
+  if (hardLimit) words.push(" ", `You will need to reconnect by `, when(hardLimit, { dateOnly: true }), ".");
+  return h("span", {}, words);
+}
+
+// ---- export settings ------------------------------------------------------------------------------
+// GET /integrations/{provider}/export-settings: {mode: "inventory_adjustments"|"journals", accounts: {role:
+// {account_id, code, name} or null}}; PUT takes {mode, accounts: {role: account id or null}} and answers the
+// same view, or 400 with details [{field, problem}] whose field is "mode" or "accounts.<role>".
+// GET /integrations/{provider}/accounts lists the synced chart: [{account_id, code, name, type, active}].
+
+const ACCOUNT_ROLES = {
+  receiving_debit: ["Inventory asset", "Debited when goods are received."],
+  receiving_credit: ["Accounts payable or receiving clearing", "Credited when goods are received."],
+  build_debit: ["Finished goods asset", "Debited with what a build produces."],
+  build_credit: ["Raw materials asset", "Credited with the components a build consumes."],
+  waste: ["Waste or scrap", "Debited with rejected goods."],
+  adjustment: ["Inventory adjustment offset", "Used for QuickBooks inventory adjustments only."],
+  cogs: ["Cost of goods sold", "Where the cost of what you sell is recorded."],
+};
+const JOURNALS = "journals";
+const SYNC_KINDS = ["accounts", "items", "suppliers"];
+
+const exportSettings = {
+  provider: null,
+
+  mount(section) {
+    this.section = section;
+    this.form = part(section, "form");
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.save();
+    });
+    this.form.addEventListener("change", (event) => {
+      if (event.target.name === "mode") this.showRoles();
+    });
+  },
+
+  update() {
+    const active = connections.active();
+    const provider = active?.provider ?? null;
+    if (provider === this.provider) return;
+    this.provider = provider;
+    if (!provider) {
+      this.section.hidden = true;
+      return;
+    }
+    this.label = active.provider_label;
+    part(this.section, "intro").textContent = `How Partsemble posts receipts, builds and rejections to `
+      + `${this.label}. The accounts come from your ${this.label} chart of accounts.`;
+    this.renderSync();
+    loadSection(this.section, () => this.load(), part(this.section, "accounts"));
+  },
+
+  async load() {
+    const [settings, accounts] = await Promise.all([
+      api("GET", `/integrations/${this.provider}/export-settings`),
+      api("GET", `/integrations/${this.provider}/accounts`),
+    ]);
+    this.render(settings ?? {}, listOf(accounts, "accounts"));
+  },
+
+  renderSync() {
+    const buttons = SYNC_KINDS.map((kind) => h("button", { type: "button", dataset: { key: `sync-${kind}` },
+      onclick: (event) => this.sync(kind, event.currentTarget) }, `Sync ${kind}`));
+    part(this.section, "sync").replaceChildren(h("span", {}, `Copy from ${this.label}:`), ...buttons,
+      h("span", { class: "form-status", role: "status" }));
+  },
+
+  async sync(kind, button) {
+    const status = part(this.section, "sync").querySelector(".form-status");
+    busy(button, true, "Syncing…");
+    try {
+      const result = await api("POST", `/integrations/${this.provider}/sync/${kind}`);
+      const counts = Object.entries(result ?? {}).filter(([, value]) => typeof value === "number")
+        .map(([name, value]) => `${value} ${name.replaceAll("_", " ")}`);
+      status.textContent = `${capitalised(kind)} synced${counts.length ? ` (${counts.join(", ")})` : ""}.`;
+      if (kind === "accounts") {
+        const accounts = listOf(await api("GET", `/integrations/${this.provider}/accounts`), "accounts");
+        this.render(this.collect(), accounts);
+      }
+    } catch (error) {
+      if (isMissingRoute(error)) button.remove();
+      else status.textContent = error.message;
+    } finally {
+      busy(button, false);
+    }
+  },
+
+  render(settings, accounts) {
+    this.accounts = accounts;
+    const isQbo = this.provider === "qbo";
+    const modeField = this.form.querySelector('[data-field="mode"]');
+    modeField.hidden = !isQbo;
+    for (const radio of this.form.elements.mode) radio.checked = radio.value === (settings.mode ?? JOURNALS);
+    const chosen = settings.accounts ?? {};
+    const roles = Object.keys(Object.keys(chosen).length ? chosen : ACCOUNT_ROLES);
+    replaceKeepingFocus(part(this.form, "accounts"),
+      accounts.length ? null : h("p", { class: "banner" },
+        `No accounts yet: sync the accounts from ${this.label} to choose them here.`),
+      ...roles.map((role) => this.picker(role, chosenId(chosen[role]))));
+    this.clearErrors();
+    this.showRoles();
+  },
+
+  picker(role, selected) {
+    const [label, hint] = ACCOUNT_ROLES[role] ?? [role.replaceAll("_", " "), ""];
+    const id = `account-${role}`;
+    const usable = this.accounts.filter((a) => accountActive(a) || accountId(a) === selected);
+    const groups = Map.groupBy(usable, (a) => accountType(a) || "Other");
+    const options = [h("option", { value: "" }, "— Not set —")];
+    if (selected && !usable.some((a) => accountId(a) === selected)) {
+      options.push(h("option", { value: selected }, `${selected} (not in the synced accounts)`));
+    }
+    for (const [type, list] of groups) {
+      options.push(h("optgroup", { label: type }, list.map((a) => h("option", { value: accountId(a) },
+        accountName(a)))));
+    }
+    const select = h("select", { id, name: role, "aria-describedby": `${id}-hint ${id}-error` }, options);
+    select.value = selected;
+    return h("div", { class: "field", dataset: { field: `accounts.${role}` } },
+      h("label", { for: id }, label),
+      select,
+      h("p", { class: "hint", id: `${id}-hint` }, hint),
+      h("p", { class: "field-error", id: `${id}-error`, dataset: { role: "error" } }));
+  },
+
+  showRoles() {
+    const adjustment = this.form.querySelector('[data-field="accounts.adjustment"]');
+    if (adjustment) adjustment.hidden = this.form.elements.mode.value === JOURNALS;
+  },
+
+  collect() {
+    const accounts = {};
+    for (const select of part(this.form, "accounts").querySelectorAll("select")) {
+      accounts[select.name] = select.closest("[data-field]").hidden ? null : select.value || null;
+    }
+    return this.provider === "qbo" ? { mode: this.form.elements.mode.value, accounts } : { accounts };
+  },
+
+  clearErrors() {
+    part(this.form, "form-error").hidden = true;
+    for (const field of this.form.querySelectorAll("[data-field]")) {
+      field.classList.remove("invalid");
+      part(field, "error").textContent = "";
+      field.querySelector("select, input")?.removeAttribute("aria-invalid");
+    }
+  },
+
+  async save() {
+    const submit = this.form.querySelector('button[type="submit"]');
+    const status = part(this.form, "status");
+    this.clearErrors();
+    status.textContent = "";
+    busy(submit, true, "Saving…");
+    try {
+      const saved = await api("PUT", `/integrations/${this.provider}/export-settings`, this.collect());
+      if (saved) this.render(saved, this.accounts);
+      status.textContent = "Export settings saved.";
+    } catch (error) {
+      this.showErrors(error);
+    } finally {
+      busy(submit, false);
+    }
+  },
+
+  showErrors(error) {
+    const unplaced = [];
+    for (const { field, problem } of error.fieldProblems ?? []) {
+      const name = String(field);
+      const role = name.split(".").pop();
+      const target = this.form.querySelector(`[data-field="${CSS.escape(name)}"]`)
+        ?? this.form.querySelector(`[data-field="accounts.${CSS.escape(role)}"]`)
+        ?? this.form.querySelector(`[data-field="${CSS.escape(role)}"]`);
+      if (!target) {
+        unplaced.push(problem);
+        continue;
+      }
+      target.classList.add("invalid");
+      part(target, "error").textContent = problem;
+      target.querySelector("select, input")?.setAttribute("aria-invalid", "true");
+    }
+    const banner = part(this.form, "form-error");
+    const placed = this.form.querySelector(".invalid");
+    banner.textContent = unplaced.length ? unplaced.join(" ")
+      : placed ? "Some settings were not saved: see the fields marked below." : error.message;
+    banner.hidden = false;
+    (placed?.querySelector("select, input") ?? banner).focus?.();
+  },
+};
+
+const accountId = (a) => String(a.account_id ?? a.id ?? "");
+const chosenId = (choice) => (typeof choice === "object" && choice !== null ? accountId(choice) : choice ?? "");
+const accountType = (a) => a.type ?? a.account_type ?? "";
+const accountActive = (a) => a.active ?? (a.status ? String(a.status).toUpperCase() === "ACTIVE" : true);
+function accountName(a) {
+  const code = a.code ?? a.number ?? a.acct_num;
+  return code ? `${code} · ${a.name}` : a.name;
+}
+
+// ---- product import ---------------------------------------------------------------------------------
+// POST /products/import?mode=dry_run|apply with {"filename", "content_base64"}: {rows: [{row, status, sku,
+// name, errors: [{column, problem}]}], valid_count, error_count, file_errors}. An apply writes the valid rows.
+
+const ROW_WORDS = { valid: "Ready", error: "Has errors", skipped: "Skipped (blank)" };
+
+const productImport = {
+  mount(section) {
+    this.section = section;
+    this.report = part(section, "report");
+    part(section, "file").addEventListener("change", (event) => this.check(event.target.files[0]));
+  },
+
+  update() {
+    if (this.probed) return;
+    this.probed = true;
+    // A dry run without a file changes nothing; it tells whether the route exists.
+    loadSection(this.section, () => api("POST", "/products/import?mode=dry_run", {}).catch((error) => {
+      if (!isMissingRoute(error) && error.status < 500) return null;
+      throw error;
+    }), this.report);
+  },
+
+  async check(file) {
+    this.file = null;
+    if (!file) {
+      this.report.replaceChildren();
+      return;
+    }
+    if (file.size > MAX_IMPORT_BYTES) {
+      this.report.replaceChildren(h("p", { class: "banner banner-error", role: "alert" },
+        `${file.name} is larger than 5 MB. Split it into smaller files and import them one by one.`));
+      return;
+    }
+    this.report.replaceChildren(h("p", { class: "muted" }, `Checking ${file.name}…`));
+    try {
+      this.file = { filename: file.name, content_base64: await base64Of(file) };
+      this.show(await api("POST", "/products/import?mode=dry_run", this.file));
+    } catch (error) {
+      this.report.replaceChildren(h("p", { class: "banner banner-error", role: "alert" }, error.message));
+    }
+  },
+
+  show(result) {
+    const rows = result.rows ?? [];
+    const fileErrors = result.file_errors ?? [];
+    const valid = result.valid_count ?? rows.filter((r) => r.status === "valid").length;
+    const errors = result.error_count ?? rows.filter((r) => r.status === "error").length;
+    if (fileErrors.length) {
+      this.report.replaceChildren(h("div", { class: "banner banner-error", role: "alert",
+        dataset: { role: "file-errors" } },
+      h("p", {}, `${this.file.filename} cannot be imported:`),
+      h("ul", {}, fileErrors.map((e) => h("li", {}, e)))));
+      return;
+    }
+    const onlyProblems = errors > 0;
+    const shown = rows.filter((r) => !onlyProblems || r.status !== "valid").slice(0, MAX_TABLE_ROWS);
+    const apply = h("button", { type: "button", class: "primary", disabled: valid === 0,
+      dataset: { key: "apply" }, onclick: () => this.apply(apply) }, `Import ${plural(valid, "product")}`);
+    replaceKeepingFocus(this.report,
+      h("p", { class: `banner ${errors ? "banner-warning" : "banner-success"}`, dataset: { role: "summary" } },
+        `${valid} ${valid === 1 ? "row is" : "rows are"} ready to import`,
+        errors ? `; ${errors} ${errors === 1 ? "row has" : "rows have"} errors and will not be imported until `
+          + "fixed." : "."),
+      result.ignored_columns?.length ? h("p", { class: "muted" },
+        `Columns Partsemble does not use and ignores: ${result.ignored_columns.join(", ")}.`) : null,
+      shown.length ? table({ text: onlyProblems ? "Rows with problems" : "Rows in the file", visible: true }, [
+        { label: "Row", cell: (r) => String(r.row) },
+        { label: "SKU", cell: (r) => r.sku ?? r.product?.sku ?? "" },
+        { label: "Name", cell: (r) => r.name ?? r.product?.name ?? "" },
+        { label: "Status", cell: (r) => h("span", { class: `badge row-${r.status}` },
+          ROW_WORDS[r.status] ?? r.status) },
+        { label: "Problems", class: "problems", cell: (r) => problemList(r) },
+      ], shown.map((r) => ({ value: r, dataset: { row: String(r.row), status: r.status } }))) : null,
+      rows.length > shown.length && !onlyProblems ? h("p", { class: "muted" },
+        `Showing the first ${shown.length} of ${rows.length} rows.`) : null,
+      h("div", { class: "actions" }, apply, h("span", { class: "form-status", role: "status",
+        dataset: { role: "apply-status" } })));
+  },
+
+  async apply(button) {
+    const status = part(this.report, "apply-status");
+    busy(button, true, "Importing…");
+    try {
+      const result = await api("POST", "/products/import?mode=apply", this.file);
+      const count = result?.applied_count ?? result?.imported_count ?? result?.valid_count;
+      status.textContent = count === undefined ? "Products imported." : `${plural(count, "product")} imported.`;
+      button.remove();
+      announce(status.textContent);
+    } catch (error) {
+      status.textContent = error.message;
+      busy(button, false);
+    }
+  },
+};
+
+function problemList(row) {
+  const problems = [
+    ...(row.errors ?? []).map((problem) => [problem, "error"]),
+    ...(row.warnings ?? []).map((problem) => [problem, "warning"]),
+  ];
+  if (!problems.length) return "";
+  return h("ul", { class: "problems" }, problems.map(([p, kind]) => h("li", { class: kind },
+    p.column ? h("strong", {}, `${p.column}: `) : null, p.problem)));
+}
+
+async function base64Of(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return window.btoa(binary);
+}
+
+// ---- exports --------------------------------------------------------------------------------------
+// GET /exports: [{id, kind, reference, status, occurred_at, provider, provider_document_id, provider_url,
+// last_error}] (or {"exports": [...]}); POST /exports/{id}/retry.
+
+const EXPORT_WORDS = { pending: "Waiting", posting: "Posting", posted: "Posted", failed: "Failed",
+  waiting: "Waiting for reconnect" };
+
+const exportsList = {
+  mount(section) {
+    this.section = section;
+    this.list = part(section, "list");
+    part(section, "reload").addEventListener("click", () => this.load());
+  },
+
+  update() {
+    if (this.probed) return;
+    this.probed = true;
+    loadSection(this.section, () => this.load(), this.list);
+  },
+
+  async load() {
+    const items = listOf(await api("GET", "/exports"), "exports");
+    if (!items.length) {
+      replaceKeepingFocus(this.list, h("p", { class: "muted" }, "Nothing has been exported yet."));
+      return;
+    }
+    replaceKeepingFocus(this.list, table({ text: "Exports", visible: false }, [
+      { label: "What", cell: (e) => [capitalised(e.kind ?? "export"), e.reference ? ` ${e.reference}` : ""] },
+      { label: "Date", cell: (e) => when(e.occurred_at ?? e.created_at, { dateOnly: true }) ?? "" },
+      { label: "Status", cell: (e) => h("span", { class: `badge export-${e.status}` },
+        EXPORT_WORDS[e.status] ?? capitalised(e.status ?? "")) },
+      { label: "In the accounting system", cell: providerLink },
+      { label: "Last error", class: "problems", cell: (e) => errorText(e.last_error) },
+      { label: "Action", cell: (e) => (e.status !== "failed" ? null : h("button", { type: "button",
+        dataset: { key: `retry-${e.id}` }, onclick: (event) => this.retry(e, event.currentTarget) },
+        "Retry")) },
+    ], items.map((e) => ({ value: e, dataset: { exportId: String(e.id), status: e.status ?? "" } }))));
+  },
+
+  async retry(item, button) {
+    busy(button, true, "Retrying…");
+    try {
+      await api("POST", `/exports/${encodeURIComponent(item.id)}/retry`);
+      announce("Export queued again.");
+      await this.load();
+    } catch (error) {
+      busy(button, false);
+      button.after(h("span", { class: "problem", role: "alert" }, ` ${error.message}`));
+    }
+  },
+};
+
+function providerLink(item) {
+  const text = item.provider_document_id ? `${item.provider_document_number ?? item.provider_document_id}` : "";
+  const url = item.provider_url;
+  if (url && /^https:\/\//.test(url)) {
+    return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, text || "Open", " ",
+      h("span", { class: "visually-hidden" }, "(opens in a new tab)"));
+  }
+  return text || "—";
+}
+
+const errorText = (error) => (error ? String(error.reason ?? error.message ?? error) : "");
+const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
+const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
+
+// ---- sales and margins ------------------------------------------------------------------------------
+// POST /sales/pull; GET /sales/margins?period=month|quarter|year: {currency, last_pull_at, rows: [{period,
+// sku, name, quantity, revenue, cogs, margin, margin_percent, uncosted_quantity}]}. Amounts are decimal
+// strings or numbers, shown as the API gives them (no floating-point arithmetic here).
+
+const sales = {
+  mount(section) {
+    this.section = section;
+    this.margins = part(section, "margins");
+    part(section, "pull").addEventListener("click", (event) => this.pull(event.currentTarget));
+    part(section, "period").addEventListener("change", () => this.load());
+  },
+
+  update() {
+    const connected = connections.views.some((v) => ACTIVE.has(v.status));
+    if (connected === this.connected) return;
+    this.connected = connected;
+    if (!connected) {
+      this.section.hidden = true;
+      return;
+    }
+    loadSection(this.section, () => this.load(), this.margins);
+  },
+
+  async load() {
+    const period = part(this.section, "period").value;
+    const report = await api("GET", `/sales/margins?period=${encodeURIComponent(period)}`);
+    this.showLastPull(report?.last_pull_at ?? report?.last_pulled_at);
+    const rows = listOf(report, "rows");
+    const currency = report?.currency ? ` (${report.currency})` : "";
+    if (!rows.length) {
+      replaceKeepingFocus(this.margins, h("p", { class: "muted" }, "No sales pulled yet."));
+      return;
+    }
+    replaceKeepingFocus(this.margins, table({ text: `Margins by product and ${period}`, visible: true }, [
+      { label: "Period", cell: (r) => r.period ?? "" },
+      { label: "Product", cell: (r) => [r.sku ? h("strong", {}, r.sku) : null, r.sku && r.name ? " " : null,
+        r.name] },
+      { label: "Sold", class: "number", cell: (r) => [String(r.quantity ?? ""), uncosted(r)] },
+      { label: `Revenue${currency}`, class: "number", cell: (r) => String(r.revenue ?? "") },
+      { label: `Cost of goods${currency}`, class: "number", cell: (r) => String(r.cogs ?? "") },
+      { label: `Margin${currency}`, class: "number", cell: (r) => String(r.margin ?? "") },
+      { label: "Margin %", class: "number",
+        cell: (r) => (present(r.margin_percent) ? `${r.margin_percent}%` : "—") },
+    ], rows.map((r) => ({ value: r }))));
+  },
+
+  showLastPull(at) {
+    const words = at ? ["Last pulled ", when(at), "."] : ["Sales have not been pulled yet."];
+    part(this.section, "last-pull").replaceChildren(...words);
+  },
+
+  async pull(button) {
+    const status = part(this.section, "status");
+    busy(button, true, "Pulling…");
+    status.textContent = "";
+    try {
+      const result = await api("POST", "/sales/pull");
+      const count = result?.documents ?? result?.pulled;
+      status.textContent = count === undefined ? "Sales pulled." : `${count} sales documents pulled.`;
+      await this.load();
+    } catch (error) {
+      status.textContent = isMissingRoute(error) ? "Pulling now is not available yet." : error.message;
+    } finally {
+      busy(button, false);
+    }
+  },
+};
+
+function uncosted(row) {
+  const quantity = row.uncosted_quantity;
+  if (!quantity || String(quantity) === "0") return null;
+  return h("span", { class: "problem block" }, `${quantity} not costed: too little stock on record`);
+}
+
+// ---- start ------------------------------------------------------------------------------------------
+
+const SECTIONS = [
+  ["export-settings", exportSettings],
+  ["product-import", productImport],
+  ["exports", exportsList],
+  ["sales", sales],
+];
+
+async function start() {
+  try {
+    await session.start();
+  } catch (error) {
+    showPageProblem(error.message);
+    part(document.getElementById("connections"), "cards").replaceChildren();
+    return;
+  }
+  for (const [id, section] of SECTIONS) section.mount(document.getElementById(id));
+  connections.mount(document.getElementById("connections"), () => {
+    for (const [, section] of SECTIONS) section.update();
+  });
+  await connections.refresh();
+  api("GET", "/me").then((me) => {
+    const organisation = document.getElementById("organisation");
+    organisation.textContent = `Organisation: ${me.organisation_id}`;
+    organisation.hidden = false;
+  }, () => {});
+}
+
+start();
