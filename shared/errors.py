@@ -27,6 +27,14 @@ class BadRequest(ServiceError):
     http_status = HTTPStatus.BAD_REQUEST
 
 
+class InvalidFields(BadRequest):
+    """Input refused field by field; ``fields`` says which field and why, for showing next to each."""
+
+    def __init__(self, message: str, fields: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
 class Unauthenticated(ServiceError):
     http_status = HTTPStatus.UNAUTHORIZED
 

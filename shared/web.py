@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from shared.config import settings
-from shared.errors import Forbidden, ServiceError
+from shared.errors import Forbidden, InvalidFields, ServiceError
 from shared.observability import logger
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -65,6 +65,8 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(ServiceError)
     def _service_error(err: ServiceError) -> Response[Any]:
         logger.info("request refused", extra={"error": err.code, "reason": err.message})
+        if isinstance(err, InvalidFields):
+            return error_response(err.http_status, err.code, err.message, details=err.fields)
         return error_response(err.http_status, err.code, err.message)
 
     @app.exception_handler(RequestValidationError)

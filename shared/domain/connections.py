@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 ProviderName = Literal["qbo", "xero"]
 PROVIDERS: tuple[ProviderName, ...] = ("qbo", "xero")
 ConnectionStatus = Literal["connected", "expired", "disconnected", "error"]
+PROVIDER_LABELS: dict[str, str] = {"qbo": "QuickBooks Online", "xero": "Xero"}
 
 
 class ClientCredentials(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from shared.config import settings
-from shared.domain.connections import PROVIDERS, ConnectionStatus, ProviderName, Tenant
+from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ConnectionStatus, ProviderName, Tenant
 from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ProviderError
 from shared.observability import logger
 from shared.providers import provider_name
@@ -17,7 +17,6 @@ from shared.services import credentials, events, oauth_state
 from shared.services.tokens import provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
 
-PROVIDER_LABELS = {"qbo": "QuickBooks Online", "xero": "Xero"}
 ACTIVE = ("connected", "expired", "error")
 
 
@@ -252,8 +251,7 @@ def _view(name: ProviderName, connection: dict[str, Any] | None) -> ConnectionVi
         refresh_token_expires_at=_iso(grant.get("refresh_expires_at")) if grant else None,
         refresh_token_hard_expires_at=_iso(grant.get("hard_expires_at")) if grant else None,
         reconnect_hint=(
-            f"{PROVIDER_LABELS[name]} no longer accepts this connection "
-            f"({connection.get('expired_reason') or 'expired'}). Click Reconnect to sign in again; "
+            f"Click Reconnect and sign in to {PROVIDER_LABELS[name]} again; "
             "pending exports will resume by themselves."
         )
         if status == "expired"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from shared.config import settings
-from shared.domain.connections import ProviderName, Tenant, TokenSet
+from shared.domain.connections import PROVIDER_LABELS, ProviderName, Tenant, TokenSet
 from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
 from shared.observability import logger
 from shared.providers import get_provider
@@ -156,16 +156,21 @@ def _refresh(grant: dict[str, Any], tokens: TokenSet, owner: str, now: datetime)
 
 
 def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
-    """Marks the grant and its connection expired (once) and tells the app."""
+    """Marks the grant and its connection expired (once) and tells the app, in plain words."""
     store.mark_grant(grant["grant_id"], "expired", reason=reason, now=int(now.timestamp()))
     organisation, name = grant["organisation_id"], grant["provider"]
+    label = PROVIDER_LABELS[name]
+    plain = (
+        f"{label} no longer accepts Partsemble's access: it was disconnected or revoked in {label}, "
+        "or the sign-in expired after a long time unused. Reconnect to resume."
+    )
     expired = store.update_connection(
         organisation,
         name,
         {
             "status": "expired",
             "expired_reason": reason,
-            "last_error": {"reason": reason, "at": now.isoformat()},
+            "last_error": {"reason": plain, "detail": reason, "at": now.isoformat()},
         },
         only_if_grant=grant["grant_id"],
     )

@@ -138,7 +138,8 @@ def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) == calls  # never retried in a loop
     view = status_of(api, "qbo")
     assert view["status"] == "expired"
-    assert "invalid_grant" in view["last_error"]["reason"]
+    assert "QuickBooks Online no longer accepts Partsemble's access" in view["last_error"]["reason"]
+    assert "invalid_grant" in view["last_error"]["detail"]
     assert "Reconnect" in view["reconnect_hint"]
     expired = [e for e in events_queue() if e["detail-type"] == "ConnectionExpired"]
     assert [e["detail"]["organisation_id"] for e in expired] == ["org-a"]
