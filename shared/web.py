@@ -3,6 +3,11 @@ JSON-only request bodies. One place, so every route answers bad input the same w
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from email import policy
+from email.parser import BytesParser
 from http import HTTPStatus
 from typing import Any
 
@@ -11,11 +16,12 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from shared.config import settings
-from shared.errors import Forbidden, InvalidFields, ServiceError
+from shared.errors import BadRequest, Forbidden, InvalidFields, ServiceError
 from shared.observability import logger
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ACCEPTED_BODY_TYPES = ("application/json",)
+UPLOAD_PATHS = frozenset({"/products/import"})  # these also take multipart/form-data
 
 
 def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[Any]:
@@ -49,13 +55,38 @@ def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
     event = app.current_event
     if event.http_method in BODY_METHODS and event.body:
         content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if content_type not in ACCEPTED_BODY_TYPES:
+        upload = event.path in UPLOAD_PATHS and content_type == "multipart/form-data"
+        if content_type not in ACCEPTED_BODY_TYPES and not upload:
             return error_response(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 f"send the body as application/json, not {content_type or 'no content type'}",
             )
     return next_middleware(app)
+
+
+def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
+    """The file of an upload: multipart/form-data (field ``file``) or JSON ``{"content_base64": ...}``."""
+    event = app.current_event
+    raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
+    content_type = event.headers.get("content-type") or ""
+    if content_type.lower().startswith("multipart/form-data"):
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"content-type: {content_type}\r\n\r\n".encode() + raw
+        )
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == "file":
+                payload = part.get_payload(decode=True)
+                return payload if isinstance(payload, bytes) else b""
+        raise BadRequest("the upload has no field named 'file'")
+    try:
+        body = json.loads(raw or b"{}")
+        return base64.b64decode(body["content_base64"], validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise BadRequest(
+            "send the file as multipart/form-data (field 'file') or as JSON "
+            '{"filename": ..., "content_base64": ...}'
+        ) from None
 
 
 def install_conventions(app: APIGatewayHttpResolver) -> None:
