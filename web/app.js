@@ -624,8 +624,9 @@ function accountName(a) {
 }
 
 // ---- product import ---------------------------------------------------------------------------------
-// POST /products/import?mode=dry_run|apply with {"filename", "content_base64"}: {rows: [{row, status, sku,
-// name, errors: [{column, problem}]}], valid_count, error_count, file_errors}. An apply writes the valid rows.
+// POST /products/import?mode=dry_run|apply with {"filename", "content_base64"}: {mode, report: {rows: [{row,
+// status, product: {sku, name, ...}, errors: [{column, problem}], warnings}], valid_count, error_count,
+// ignored_columns, file_errors}, created, updated, unchanged}. An apply writes the valid rows.
 
 const ROW_WORDS = { valid: "Ready", error: "Has errors", skipped: "Skipped (blank)" };
 
@@ -666,7 +667,8 @@ const productImport = {
     }
   },
 
-  show(result) {
+  show(response) {
+    const result = response.report ?? response;
     const rows = result.rows ?? [];
     const fileErrors = result.file_errors ?? [];
     const valid = result.valid_count ?? rows.filter((r) => r.status === "valid").length;
@@ -708,8 +710,11 @@ const productImport = {
     busy(button, true, "Importing…");
     try {
       const result = await api("POST", "/products/import?mode=apply", this.file);
-      const count = result?.applied_count ?? result?.imported_count ?? result?.valid_count;
-      status.textContent = count === undefined ? "Products imported." : `${plural(count, "product")} imported.`;
+      const parts = [[result.created, "new"], [result.updated, "updated"], [result.unchanged, "unchanged"]]
+        .filter(([count]) => count);
+      status.textContent = parts.length
+        ? `Imported: ${parts.map(([count, word]) => `${plural(count, "product")} ${word}`).join(", ")}.`
+        : "Nothing to import.";
       button.remove();
       announce(status.textContent);
     } catch (error) {

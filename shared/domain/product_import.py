@@ -374,10 +374,11 @@ def _check_row(
                 RowProblem(column=sku_header, problem=f"duplicate SKU: row {first} has the same SKU")
             )
         parsed["key"] = key
+    shown = {k: v for k in ("sku", "name") if isinstance(v := parsed.get(k), str)}
     if errors:
-        return RowResult(row=row.number, status=RowStatus.ERROR, errors=errors, warnings=warnings)
+        return RowResult(row=row.number, status=RowStatus.ERROR, errors=errors, warnings=warnings, **shown)
     product = ProductRow.model_validate(parsed)
-    return RowResult(row=row.number, status=RowStatus.VALID, product=product, warnings=warnings)
+    return RowResult(row=row.number, status=RowStatus.VALID, product=product, warnings=warnings, **shown)
 
 
 def _parse_cell(raw: object, unsaved_formula: bool, field: _Field, decimal_comma: bool) -> object:

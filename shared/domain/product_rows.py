@@ -55,6 +55,8 @@ class RowResult(BaseModel):
 
     row: int
     status: RowStatus
+    sku: str | None = None  # as read, so a row with errors can still be recognised
+    name: str | None = None
     product: ProductRow | None = None
     errors: list[RowProblem] = []
     warnings: list[RowProblem] = []

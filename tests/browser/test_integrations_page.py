@@ -258,5 +258,5 @@ def test_product_import_shows_the_bad_row_then_imports_the_good_ones(
     shoot(page, "1-dry-run")
 
     section.get_by_role("button", name="Import 2 products").click()
-    expect(section.locator('[data-role="apply-status"]')).to_contain_text("imported")
+    expect(section.locator('[data-role="apply-status"]')).to_contain_text("Imported: 2 products new")
     shoot(page, "2-applied")
