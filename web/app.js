@@ -176,6 +176,15 @@ async function api(method, path, body) {
   return data;
 }
 
+/** A file the API answers (a download), as a Blob. */
+async function apiBlob(path) {
+  const response = await fetch(`${config.apiBase}${path}`, {
+    headers: { authorization: `Bearer ${await session.bearer()}` }, credentials: "include",
+  });
+  if (!response.ok) throw new ApiError(response.status, { message: `The download failed (${response.status}).` });
+  return response.blob();
+}
+
 const isMissingRoute = (error) => error instanceof ApiError && error.status === 404;
 const listOf = (data, key) => (Array.isArray(data) ? data : data?.[key] ?? data?.items ?? []);
 
@@ -744,10 +753,10 @@ async function base64Of(file) {
 }
 
 // ---- exports --------------------------------------------------------------------------------------
-// GET /exports: [{id, kind, reference, status, occurred_at, provider, provider_document_id, provider_url,
-// last_error}] (or {"exports": [...]}); POST /exports/{id}/retry.
+// GET /exports: [{export_id, kind, record_id, status, provider, document_type, document_id, document_link,
+// adopted, attempts, last_error, happened_at}]; POST /exports/{export_id}/retry.
 
-const EXPORT_WORDS = { pending: "Waiting", posting: "Posting", posted: "Posted", failed: "Failed",
+const EXPORT_WORDS = { pending: "Queued", posting: "Posting", posted: "Posted", failed: "Failed",
   waiting: "Waiting for reconnect" };
 
 const exportsList = {
@@ -770,22 +779,22 @@ const exportsList = {
       return;
     }
     replaceKeepingFocus(this.list, table({ text: "Exports", visible: false }, [
-      { label: "What", cell: (e) => [capitalised(e.kind ?? "export"), e.reference ? ` ${e.reference}` : ""] },
-      { label: "Date", cell: (e) => when(e.occurred_at ?? e.created_at, { dateOnly: true }) ?? "" },
+      { label: "What", cell: (e) => capitalised(e.kind ?? "export") },
+      { label: "Date", cell: (e) => when(e.happened_at, { dateOnly: true }) ?? "" },
       { label: "Status", cell: (e) => h("span", { class: `badge export-${e.status}` },
         EXPORT_WORDS[e.status] ?? capitalised(e.status ?? "")) },
       { label: "In the accounting system", cell: providerLink },
-      { label: "Last error", class: "problems", cell: (e) => errorText(e.last_error) },
+      { label: "Last error", class: "problems", cell: (e) => e.last_error ?? "" },
       { label: "Action", cell: (e) => (e.status !== "failed" ? null : h("button", { type: "button",
-        dataset: { key: `retry-${e.id}` }, onclick: (event) => this.retry(e, event.currentTarget) },
+        dataset: { key: `retry-${e.export_id}` }, onclick: (event) => this.retry(e, event.currentTarget) },
         "Retry")) },
-    ], items.map((e) => ({ value: e, dataset: { exportId: String(e.id), status: e.status ?? "" } }))));
+    ], items.map((e) => ({ value: e, dataset: { exportId: String(e.export_id), status: e.status ?? "" } }))));
   },
 
   async retry(item, button) {
     busy(button, true, "Retrying…");
     try {
-      await api("POST", `/exports/${encodeURIComponent(item.id)}/retry`);
+      await api("POST", `/exports/${encodeURIComponent(item.export_id)}/retry`);
       announce("Export queued again.");
       await this.load();
     } catch (error) {
@@ -796,23 +805,25 @@ const exportsList = {
 };
 
 function providerLink(item) {
-  const text = item.provider_document_id ? `${item.provider_document_number ?? item.provider_document_id}` : "";
-  const url = item.provider_url;
-  if (url && /^https:\/\//.test(url)) {
+  const text = item.document_id ? `${capitalised(item.document_type ?? "document")} ${item.document_id}` : "";
+  const url = item.document_link;
+  if (url && /^https?:\/\//.test(url)) {
     return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, text || "Open", " ",
       h("span", { class: "visually-hidden" }, "(opens in a new tab)"));
   }
   return text || "—";
 }
 
-const errorText = (error) => (error ? String(error.reason ?? error.message ?? error) : "");
 const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
 
 // ---- sales and margins ------------------------------------------------------------------------------
-// POST /sales/pull; GET /sales/margins?period=month|quarter|year: {currency, last_pull_at, rows: [{period,
-// sku, name, quantity, revenue, cogs, margin, margin_percent, uncosted_quantity}]}. Amounts are decimal
-// strings or numbers, shown as the API gives them (no floating-point arithmetic here).
+// POST /sales/pull -> [{provider, read, stored, cursor}]; GET /sales/status -> [{provider, enabled,
+// last_pull: {at, ok, read, stored, error}}]; GET /margins?group=product|period|document -> {home_currency,
+// totals, groups: [{key, label, figures}], documents: [{number, date, figures, ...}]}, figures being
+// {revenue, cogs, uncosted, incomplete, margin, margin_pct}. Amounts are decimal strings, shown as given.
+
+const GROUP_WORDS = { product: "product", period: "month", document: "document" };
 
 const sales = {
   mount(section) {
@@ -834,30 +845,48 @@ const sales = {
   },
 
   async load() {
-    const period = part(this.section, "period").value;
-    const report = await api("GET", `/sales/margins?period=${encodeURIComponent(period)}`);
-    this.showLastPull(report?.last_pull_at ?? report?.last_pulled_at);
-    const rows = listOf(report, "rows");
-    const currency = report?.currency ? ` (${report.currency})` : "";
+    const group = part(this.section, "period").value;
+    const [report, status] = await Promise.all([
+      api("GET", `/margins?group=${encodeURIComponent(group)}`), api("GET", "/sales/status")]);
+    this.showLastPull(listOf(status).map((s) => s.last_pull).filter(Boolean));
+    this.download(group);
+    const rows = group === "document"
+      ? listOf(report, "documents").map((d) => ({ label: `${capitalised(d.kind)} ${d.number}`, key: d.date,
+        figures: d.figures }))
+      : listOf(report, "groups");
+    const currency = report?.home_currency ? ` (${report.home_currency})` : "";
     if (!rows.length) {
       replaceKeepingFocus(this.margins, h("p", { class: "muted" }, "No sales pulled yet."));
       return;
     }
-    replaceKeepingFocus(this.margins, table({ text: `Margins by product and ${period}`, visible: true }, [
-      { label: "Period", cell: (r) => r.period ?? "" },
-      { label: "Product", cell: (r) => [r.sku ? h("strong", {}, r.sku) : null, r.sku && r.name ? " " : null,
-        r.name] },
-      { label: "Sold", class: "number", cell: (r) => [String(r.quantity ?? ""), uncosted(r)] },
-      { label: `Revenue${currency}`, class: "number", cell: (r) => String(r.revenue ?? "") },
-      { label: `Cost of goods${currency}`, class: "number", cell: (r) => String(r.cogs ?? "") },
-      { label: `Margin${currency}`, class: "number", cell: (r) => String(r.margin ?? "") },
+    replaceKeepingFocus(this.margins, table({ text: `Margins by ${GROUP_WORDS[group]}`, visible: true }, [
+      { label: capitalised(GROUP_WORDS[group]), cell: (r) => r.label ?? r.key },
+      { label: `Revenue${currency}`, class: "number", cell: (r) => String(r.figures.revenue) },
+      { label: `Cost of goods${currency}`, class: "number", cell: (r) => [String(r.figures.cogs), uncosted(r)] },
+      { label: `Margin${currency}`, class: "number", cell: (r) => (present(r.figures.margin)
+        ? String(r.figures.margin) : "—") },
       { label: "Margin %", class: "number",
-        cell: (r) => (present(r.margin_percent) ? `${r.margin_percent}%` : "—") },
+        cell: (r) => (present(r.figures.margin_pct) ? `${r.figures.margin_pct}%` : "—") },
     ], rows.map((r) => ({ value: r }))));
   },
 
-  showLastPull(at) {
-    const words = at ? ["Last pulled ", when(at), "."] : ["Sales have not been pulled yet."];
+  download(group) {
+    const link = part(this.section, "download");
+    link.onclick = async (event) => {
+      event.preventDefault();
+      const blob = await apiBlob(`/margins/export?format=csv&group=${encodeURIComponent(group)}`);
+      const url = URL.createObjectURL(blob);
+      const anchor = h("a", { href: url, download: `margins-by-${GROUP_WORDS[group]}.csv` });
+      anchor.click();
+      URL.revokeObjectURL(url);
+    };
+  },
+
+  showLastPull(pulls) {
+    const last = pulls.sort((a, b) => String(b.at).localeCompare(String(a.at)))[0];
+    const words = !last ? ["Sales have not been pulled yet."]
+      : last.ok ? ["Last pulled ", when(last.at), "."]
+        : ["The last pull failed ", when(last.at), ": ", last.error];
     part(this.section, "last-pull").replaceChildren(...words);
   },
 
@@ -866,12 +895,12 @@ const sales = {
     busy(button, true, "Pulling…");
     status.textContent = "";
     try {
-      const result = await api("POST", "/sales/pull");
-      const count = result?.documents ?? result?.pulled;
-      status.textContent = count === undefined ? "Sales pulled." : `${count} sales documents pulled.`;
+      const results = listOf(await api("POST", "/sales/pull"));
+      const changed = results.reduce((sum, r) => sum + (r.stored?.length ?? 0), 0);
+      status.textContent = `${plural(changed, "new or changed sales document")} pulled.`;
       await this.load();
     } catch (error) {
-      status.textContent = isMissingRoute(error) ? "Pulling now is not available yet." : error.message;
+      status.textContent = error.message;
     } finally {
       busy(button, false);
     }
@@ -879,7 +908,7 @@ const sales = {
 };
 
 function uncosted(row) {
-  const quantity = row.uncosted_quantity;
+  const quantity = row.figures.uncosted;
   if (!quantity || String(quantity) === "0") return null;
   return h("span", { class: "problem block" }, `${quantity} not costed: too little stock on record`);
 }

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import base64
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
+from shared.contracts import BuildRequest, ReceiptRequest
+from shared.domain.catalog import Account, Product, ProviderItem, Supplier
+from shared.domain.inventory import ShortageError
 from shared.observability import logger
-from shared.services import connections
+from shared.services import catalog, connections, export_settings, exports, inventory, product_files, sales
+from shared.services.catalog import (
+    AccountSyncResult,
+    ImportRequest,
+    ImportResult,
+    ItemSyncResult,
+    SupplierCreated,
+    SupplierRequest,
+    SupplierSyncResult,
+)
 from shared.services.connections import ConnectionView
-from shared.web import caller_organisation, install_conventions
+from shared.services.export_settings import ExportSettingsRequest, ExportSettingsView
+from shared.services.exports import ExportView
+from shared.services.inventory import BuildView, ProductLots, ReceiptView
+from shared.services.product_files import FileImportResult
+from shared.services.sales import MarginQuery, MarginReport, PullResult, TrackingRequest, TrackingView
+from shared.web import caller_organisation, error_response, install_conventions, uploaded_file
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="Partsemble accounting integrations", version="1.0.0")
@@ -58,6 +77,160 @@ def connect(provider: str, request: ConnectRequest | None = None) -> Response[Co
 @app.post("/integrations/<provider>/disconnect")
 def disconnect(provider: str) -> ConnectionView:
     return connections.disconnect(caller_organisation(app), provider, datetime.now(UTC))
+
+
+# ---- catalog and export settings -----------------------------------------------------------------------
+@app.post("/integrations/<provider>/sync/items")
+def sync_items(provider: str) -> ItemSyncResult:
+    return catalog.sync_items(caller_organisation(app), provider, datetime.now(UTC))
+
+
+@app.post("/integrations/<provider>/sync/accounts")
+def sync_accounts(provider: str) -> AccountSyncResult:
+    return catalog.sync_accounts(caller_organisation(app), provider, datetime.now(UTC))
+
+
+@app.post("/integrations/<provider>/sync/suppliers")
+def sync_suppliers(provider: str) -> SupplierSyncResult:
+    return catalog.sync_suppliers(caller_organisation(app), provider, datetime.now(UTC))
+
+
+@app.get("/integrations/<provider>/items")
+def provider_items(provider: str) -> list[ProviderItem]:
+    return catalog.list_items(caller_organisation(app), provider)
+
+
+@app.get("/integrations/<provider>/accounts")
+def accounts(provider: str) -> list[Account]:
+    return catalog.list_accounts(caller_organisation(app), provider)
+
+
+@app.post("/integrations/<provider>/suppliers")
+def create_supplier(provider: str, request: SupplierRequest) -> SupplierCreated:
+    return catalog.create_supplier(caller_organisation(app), provider, request)
+
+
+@app.get("/suppliers")
+def suppliers() -> list[Supplier]:
+    return catalog.list_suppliers(caller_organisation(app))
+
+
+@app.get("/products")
+def products() -> list[Product]:
+    return catalog.list_products(caller_organisation(app))
+
+
+@app.post("/products/import-from-provider")
+def import_products(request: ImportRequest) -> ImportResult:
+    return catalog.import_products(caller_organisation(app), request)
+
+
+@app.post("/products/import")
+def import_product_file(mode: Annotated[Literal["dry_run", "apply"], Query()] = "dry_run") -> FileImportResult:
+    return product_files.import_file(caller_organisation(app), uploaded_file(app), mode)
+
+
+@app.get("/integrations/<provider>/export-settings")
+def get_export_settings(provider: str) -> ExportSettingsView:
+    return export_settings.get_settings(caller_organisation(app), provider)
+
+
+@app.put("/integrations/<provider>/export-settings")
+def put_export_settings(provider: str, request: ExportSettingsRequest) -> ExportSettingsView:
+    return export_settings.put_settings(caller_organisation(app), provider, request, datetime.now(UTC))
+
+# ---- sales tracking and margins ------------------------------------------------------------------------
+@app.put("/integrations/<provider>/sales-tracking")
+def put_sales_tracking(provider: str, request: TrackingRequest) -> TrackingView:
+    return sales.set_tracking(caller_organisation(app), provider, request, datetime.now(UTC))
+
+
+@app.post("/sales/pull")
+def pull_sales() -> list[PullResult]:
+    return sales.pull_now(caller_organisation(app), datetime.now(UTC))
+
+
+@app.get("/sales/status")
+def sales_status() -> list[TrackingView]:
+    return sales.status(caller_organisation(app), datetime.now(UTC))
+
+
+MarginFrom = Annotated[date | None, Query(alias="from")]
+MarginTo = Annotated[date | None, Query(alias="to")]
+MarginGroup = Annotated[Literal["document", "product", "period"], Query()]
+
+
+@app.get("/margins")
+def margins(start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document") -> MarginReport:
+    return sales.margins(caller_organisation(app), MarginQuery(start=start, end=end, group=group))
+
+
+@app.get("/margins/export")
+def export_margins(
+    start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document",
+    file: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
+) -> Response[str]:
+    query = MarginQuery(start=start, end=end, group=group)
+    export = sales.export_margins(caller_organisation(app), query, file)
+    response = Response(200, export.content_type, base64.b64encode(export.body).decode(),
+                        headers={"Content-Disposition": f'attachment; filename="{export.filename}"'})
+    response.base64_encoded = True  # the file, base64-encoded: API Gateway sends the client its bytes
+    return response
+
+
+# ---- inventory and exports ----------------------------------------------------------------------------
+@app.exception_handler(ShortageError)
+def shortage(err: ShortageError) -> Response[Any]:
+    shortages = [{"product_id": s.product_id, "required": str(s.required), "available": str(s.available),
+                  "short": str(s.short)} for s in err.shortages]
+    return error_response(err.http_status, err.code, err.message, shortages=shortages)
+
+
+@app.post("/receipts")
+def record_receipt(request: ReceiptRequest) -> Response[ReceiptView]:
+    view = inventory.record_receipt(caller_organisation(app), request, datetime.now(UTC))
+    return Response(201, content_types.APPLICATION_JSON, view)
+
+
+@app.get("/receipts")
+def receipts() -> list[ReceiptView]:
+    return inventory.list_receipts(caller_organisation(app))
+
+
+@app.get("/receipts/<receipt_id>")
+def receipt(receipt_id: str) -> ReceiptView:
+    return inventory.get_receipt(caller_organisation(app), receipt_id)
+
+
+@app.post("/builds")
+def record_build(request: BuildRequest) -> Response[BuildView]:
+    view = inventory.record_build(caller_organisation(app), request, datetime.now(UTC))
+    return Response(201, content_types.APPLICATION_JSON, view)
+
+
+@app.get("/builds")
+def builds() -> list[BuildView]:
+    return inventory.list_builds(caller_organisation(app))
+
+
+@app.get("/builds/<build_id>")
+def build(build_id: str) -> BuildView:
+    return inventory.get_build(caller_organisation(app), build_id)
+
+
+@app.get("/products/<product_id>/lots")
+def product_lots(product_id: str) -> ProductLots:
+    return inventory.product_lots(caller_organisation(app), product_id)
+
+
+@app.get("/exports")
+def list_exports() -> list[ExportView]:
+    return exports.list_exports(caller_organisation(app))
+
+
+@app.post("/exports/<export_id>/retry")
+def retry_export(export_id: str) -> ExportView:
+    return exports.retry(caller_organisation(app), export_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -2,12 +2,101 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Generic, Literal, Protocol, TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
+from shared.contracts import PostedDocument
+from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.domain.connections import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
+from shared.domain.postings import InventoryAdjustment, Journal, Posting
+from shared.providers.limits import RateBudget
 
-__all__ = ["AccountingProvider", "ClientCredentials", "Grant", "ProviderName", "Tenant", "TokenSet"]
+__all__ = [
+    "AccountingProvider",
+    "Changes",
+    "ClientCredentials",
+    "Grant",
+    "InventoryCapability",
+    "ProviderName",
+    "Session",
+    "SupplierDraft",
+    "Tenant",
+    "TokenSet",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One tenant's calls: its id, its access token (``token(True)`` replaces one the provider refused,
+    through the vault, once) and the rate budget shared with every other Lambda."""
+
+    tenant_id: str
+    token: Callable[[bool], str]
+    budget: RateBudget
+
+
+@dataclass(frozen=True)
+class Changes(Generic[T]):
+    """Records changed since a cursor, and the cursor to read from next time (store it only after the
+    records are stored)."""
+
+    records: tuple[T, ...]
+    cursor: str | None
+
+
+class SupplierDraft(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    email: str = ""
+
+
+class InventoryCapability(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    allowed: bool
+    reason: str = ""
+
+
+SaleKind = Literal["invoice", "sales_receipt", "credit_note"]
+
+
+class PulledLine(BaseModel):
+    """A sales document's line as the provider holds it (a QBO bundle line arrives as its components)."""
+
+    model_config = ConfigDict(frozen=True)
+    line_id: str
+    item_id: str | None = None  # QBO item id; Xero ItemID once the service resolves the code
+    item_code: str | None = None  # Xero ItemCode
+    description: str = ""
+    quantity: Decimal | None = None
+    amount: Decimal | None = None  # net, in the document's currency
+    unit_price: Decimal | None = None
+    bundle_item_id: str | None = None  # the QBO group item this component line came from
+
+
+class PulledSale(BaseModel):
+    """A sales document changed since a cursor; a deleted one carries only its id and status."""
+
+    model_config = ConfigDict(frozen=True)
+    document_id: str  # "<provider>:<entity>:<provider id>", unique in the organisation's ledger
+    kind: SaleKind
+    status: Literal["active", "voided", "deleted", "draft"]
+    version: str  # the provider's change stamp or sync token
+    number: str = ""
+    customer_id: str = ""
+    issued: date | None = None  # the document date
+    currency: str = ""
+    rate: Decimal | None = None  # home units per document unit, as the document states it
+    lines: tuple[PulledLine, ...] = ()
+    sale_ids: tuple[str, ...] = ()  # the sales a credit names (QBO LinkedTxn, Xero allocations)
+    note: str = ""  # QBO PrivateNote, Xero Reference
+
 
 class AccountingProvider(Protocol):
     name: ProviderName
@@ -15,8 +104,9 @@ class AccountingProvider(Protocol):
 
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str: ...
 
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime,
-                      realm_id: str | None) -> Grant:
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime, realm_id: str | None
+    ) -> Grant:
         """Exchanges the callback's code and reads the tenants of this consent with their names."""
         ...
 
@@ -32,4 +122,47 @@ class AccountingProvider(Protocol):
 
     def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:
         """A cheap call proving the connection still works; returns the tenant's current name."""
+        ...
+
+    def items(self, session: Session, since: str | None) -> Changes[ProviderItem]:
+        """Every item (active or not) changed since the cursor; all of them without one."""
+        ...
+
+    def accounts(self, session: Session) -> list[Account]:
+        """The whole chart of accounts, archived accounts included."""
+        ...
+
+    def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]: ...
+
+    def find_supplier(self, session: Session, name: str) -> Supplier | None:
+        """The active supplier (QBO vendor, Xero contact) with exactly this name."""
+        ...
+
+    def create_supplier(
+        self, session: Session, draft: SupplierDraft, *, idempotency_key: str
+    ) -> Supplier: ...
+
+    def inventory_capability(self, session: Session) -> InventoryCapability:
+        """Whether quantity adjustments can be posted to this company, and why not."""
+        ...
+
+    def sales_changes(self, session: Session, since: str | None, *, start: date,
+                      now: datetime) -> Changes[PulledSale]:
+        """Sales documents (invoices, sales receipts, credits; voids and deletions included) changed since
+        the cursor; without one, those dated on or after ``start``."""
+        ...
+
+    def home_currency(self, session: Session) -> str: ...
+
+    def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
+        """Creates the balanced journal carrying ``journal.marker``; a timeout leaves the outcome unknown."""
+        ...
+
+    def post_inventory_adjustment(self, session: Session, adjustment: InventoryAdjustment, *,
+                                  idempotency_key: str) -> PostedDocument:
+        """QBO inventory mode: the quantity adjustment carrying ``adjustment.marker``."""
+        ...
+
+    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+        """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome)."""
         ...

@@ -1,9 +1,15 @@
-"""HTTP plumbing every provider call shares: the httpx client, timeouts, and provider responses
+"""HTTP plumbing every provider call shares: the httpx client, timeouts, the rate budget, bounded
+retries with jitter, ``Retry-After``, one token refresh on a refused token, and provider responses
 mapped to a few domain errors by status (never by matching message strings)."""
 
 from __future__ import annotations
 
 import base64
+import json
+import random
+import time
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -16,9 +22,17 @@ from shared.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from shared.providers.base import Session
+from shared.providers.limits import ProviderLimits, admit, observe
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 RETRY_AFTER_DEFAULT = 60.0
+MAX_ATTEMPTS = 5  # per request; a refused token's one refresh does not count
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+MAX_INLINE_WAIT = 60.0  # a longer wait is the caller's to schedule (RateLimited carries it)
+sleep: Callable[[float], None] = time.sleep  # tests replace these two: retries never sleep for real there
+jitter: Callable[[float, float], float] = random.uniform
 
 
 def default_transport() -> httpx.BaseTransport | None:
@@ -27,8 +41,11 @@ def default_transport() -> httpx.BaseTransport | None:
 
 
 def new_client() -> httpx.Client:
-    return httpx.Client(transport=default_transport(), timeout=TIMEOUT,
-                        headers={"accept": "application/json", "user-agent": "partsemble-accounting/1.0"})
+    return httpx.Client(
+        transport=default_transport(),
+        timeout=TIMEOUT,
+        headers={"accept": "application/json", "user-agent": "partsemble-accounting/1.0"},
+    )
 
 
 def basic_auth(client_id: str, client_secret: str) -> str:
@@ -61,11 +78,18 @@ def validation_message(resp: httpx.Response) -> str:
     fault = body.get("Fault") or body.get("fault")
     if isinstance(fault, dict):
         errors = fault.get("Error") or fault.get("error") or []
-        parts = [" - ".join(str(e.get(k)) for k in ("Message", "Detail", "message", "detail") if e.get(k))
-                 + (f" (code {e.get('code')})" if e.get("code") else "") for e in errors]
+        parts = [
+            " - ".join(str(e.get(k)) for k in ("Message", "Detail", "message", "detail") if e.get(k))
+            + (f" (code {e.get('code')})" if e.get("code") else "")
+            for e in errors
+        ]
         return "; ".join(p for p in parts if p) or f"HTTP {resp.status_code}"
-    messages = [v.get("Message") for element in body.get("Elements", []) or []
-                for v in element.get("ValidationErrors", []) or [] if isinstance(v, dict)]
+    messages = [
+        v.get("Message")
+        for element in body.get("Elements", []) or []
+        for v in element.get("ValidationErrors", []) or []
+        if isinstance(v, dict)
+    ]
     if messages:
         return "; ".join(str(m) for m in messages)
     for key in ("error_description", "Detail", "Message", "error", "message"):
@@ -80,25 +104,123 @@ def raise_for_token_response(resp: httpx.Response, provider: str) -> None:
         return
     error = (_json(resp) or {}).get("error") if isinstance(_json(resp), dict) else None
     if error == "invalid_grant":
-        raise AuthExpired(provider, "the provider no longer accepts this connection (invalid_grant); reconnect")
+        raise AuthExpired(
+            provider, "the provider no longer accepts this connection (invalid_grant); reconnect"
+        )
     if error in ("invalid_client", "unauthorized_client"):
         raise ProviderNotConfigured(f"{provider}: the provider rejected this service's client credentials")
     raise_for_provider(resp, provider)
 
 
-def raise_for_provider(resp: httpx.Response, provider: str) -> None:
-    if resp.is_success:
-        return
+def error_for(resp: httpx.Response, provider: str) -> ProviderError:
+    """The domain error a refused response means."""
     if resp.status_code == 401:
-        raise AuthExpired(provider, "the provider refused the access token")
+        return AuthExpired(provider, "the provider refused the access token")
     if resp.status_code == 429:
-        raise RateLimited(provider, "the provider's rate limit was reached",
-                          retry_after=float(resp.headers.get("retry-after") or RETRY_AFTER_DEFAULT))
+        return RateLimited(
+            provider,
+            "the provider's rate limit was reached",
+            retry_after=_retry_after(resp) or RETRY_AFTER_DEFAULT,
+        )
     if resp.status_code >= 500:
-        raise ProviderUnavailable(provider, f"the provider is unavailable (HTTP {resp.status_code})")
+        return ProviderUnavailable(provider, f"the provider is unavailable (HTTP {resp.status_code})")
     if resp.status_code == 403:
-        raise AuthExpired(provider, f"the provider refused access to this company: {validation_message(resp)}")
-    raise ProviderRejected(provider, validation_message(resp))
+        return AuthExpired(
+            provider, f"the provider refused access to this company: {validation_message(resp)}"
+        )
+    return ProviderRejected(provider, validation_message(resp))
+
+
+def raise_for_provider(resp: httpx.Response, provider: str) -> None:
+    if not resp.is_success:
+        raise error_for(resp, provider)
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = (resp.headers.get("retry-after") or "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: somewhere in the upper half of the attempt's delay."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+    return jitter(delay / 2, delay)
+
+
+def _wait_for_budget(session: Session, key: str, provider: str, limits: ProviderLimits) -> None:
+    waited = 0.0
+    while (wait := admit(session.budget, key, limits)) > 0:
+        if waited + wait > MAX_INLINE_WAIT:
+            raise RateLimited(
+                provider,
+                "Partsemble is pacing its calls to stay within the provider's limits",
+                retry_after=wait,
+            )
+        sleep(wait)
+        waited += wait
+
+
+def call(
+    client: httpx.Client,
+    session: Session,
+    provider: str,
+    limits: ProviderLimits,
+    method: str,
+    url: str,
+    *,
+    retry_unknown_outcome: bool = True,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One API request for a tenant, within its rate budget. A 429 waits (``Retry-After`` when given)
+    and repeats; 5xx, timeouts and dropped connections repeat with backoff only when
+    ``retry_unknown_outcome`` (reads, and writes the provider deduplicates): a write whose outcome is
+    unknown is the caller's to look for before trying again. A refused token is refreshed once."""
+    key = f"{provider}#{session.tenant_id}"
+    refreshed = False
+    attempt = 0
+    while True:
+        _wait_for_budget(session, key, provider, limits)
+        auth = {"authorization": f"Bearer {session.token(False)}"}
+        wait: float | None = None
+        try:
+            resp = send(client, provider, method, url, headers={**(headers or {}), **auth}, **kwargs)
+        except ProviderUnavailable as err:
+            failure: ProviderError = err
+        else:
+            observe(session.budget, key, limits, resp.headers)
+            if resp.is_success:
+                return resp
+            if resp.status_code == 401 and not refreshed:
+                refreshed = True
+                session.token(True)
+                continue
+            failure = error_for(resp, provider)
+            if isinstance(failure, RateLimited):
+                wait = _retry_after(resp)
+        finally:
+            session.budget.release(key)
+        attempt += 1
+        if attempt >= MAX_ATTEMPTS or not failure.retryable:
+            raise failure
+        if isinstance(failure, RateLimited):
+            wait = backoff(attempt) if wait is None else wait
+            if wait > MAX_INLINE_WAIT:
+                raise failure
+        elif not retry_unknown_outcome:
+            raise failure
+        sleep(backoff(attempt) if wait is None else wait)
+
+
+def decimal_json(resp: httpx.Response, provider: str) -> Any:
+    """A successful response's JSON body with every number that has a fraction as a Decimal."""
+    try:
+        return json.loads(resp.content, parse_float=Decimal)
+    except ValueError:
+        raise ProviderError(provider, "the provider answered with something that is not JSON") from None
 
 
 def json_or_error(resp: httpx.Response, provider: str) -> Any:

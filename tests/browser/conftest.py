@@ -79,11 +79,6 @@ class LocalStack:
         headers = {"authorization": f"Bearer {self.token(organisation)}"}
         return httpx.request(method, f"{self.url}{path}", headers=headers, json=json_body, timeout=30)
 
-    def route_missing(self, method: str, path: str, organisation: str, json_body: Any = None) -> bool:
-        """True when the API has no such route yet (its 404 says "no route for ...")."""
-        response = self.call(method, path, organisation, json_body)
-        return response.status_code == 404 and str(response.json().get("message", "")).startswith("no route")
-
     def fire_schedule(self, function: str) -> Any:
         response = httpx.post(f"{self.url}/_local/schedules/{function}", timeout=60)
         response.raise_for_status()

@@ -1,17 +1,32 @@
-"""QuickBooks Online: Intuit OAuth 2.0 and the Accounting API calls the connection needs."""
+"""QuickBooks Online: Intuit OAuth 2.0, the connection check, and the catalog calls (``api.py``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from shared.config import ProviderUrls
+from shared.contracts import PostedDocument
+from shared.domain.catalog import Account, ProviderItem, Supplier
+from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.errors import ProviderRejected
 from shared.providers import oauth
-from shared.providers.base import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
+from shared.providers.base import (
+    Changes,
+    ClientCredentials,
+    Grant,
+    InventoryCapability,
+    ProviderName,
+    PulledSale,
+    Session,
+    SupplierDraft,
+    Tenant,
+    TokenSet,
+)
 from shared.providers.http import basic_auth, json_or_error, new_client, raise_for_token_response, send
+from shared.providers.qbo import mapping, postings, sales
+from shared.providers.qbo.api import MINOR_VERSION, QboApi
 
 SCOPE = "com.intuit.quickbooks.accounting"
-MINOR_VERSION = "75"
 HARD_EXPIRY_HEADER = {"x-include-refresh-token-hard-expires-in": "true"}
 
 
@@ -23,31 +38,62 @@ class QboProvider:
         self.credentials = credentials
         self.urls = urls
         self.client = new_client()
+        self.api = QboApi(self.client, urls)
 
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
-        return oauth.authorize_url(self.urls.authorize, self.credentials, scope=SCOPE, state=state,
-                                   redirect_uri=redirect_uri, code_challenge=code_challenge)
+        return oauth.authorize_url(
+            self.urls.authorize,
+            self.credentials,
+            scope=SCOPE,
+            state=state,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+        )
 
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime,
-                      realm_id: str | None) -> Grant:
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime, realm_id: str | None
+    ) -> Grant:
         if not realm_id:
             raise ProviderRejected(self.name, "the callback did not name a company (realmId)")
-        body = oauth.token_request(self.client, self.name, self.urls.token, self.credentials, {
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "code_verifier": code_verifier}, HARD_EXPIRY_HEADER)
+        body = oauth.token_request(
+            self.client,
+            self.name,
+            self.urls.token,
+            self.credentials,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+            HARD_EXPIRY_HEADER,
+        )
         tokens = oauth.token_set(body, now)
-        return Grant(tokens=tokens, tenants=(self.check_tenant(tokens.access_token, Tenant(
-            tenant_id=realm_id, name=realm_id)),))
+        return Grant(
+            tokens=tokens,
+            tenants=(self.check_tenant(tokens.access_token, Tenant(tenant_id=realm_id, name=realm_id)),),
+        )
 
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
-        body = oauth.token_request(self.client, self.name, self.urls.token, self.credentials, {
-            "grant_type": "refresh_token", "refresh_token": refresh_token}, HARD_EXPIRY_HEADER)
+        body = oauth.token_request(
+            self.client,
+            self.name,
+            self.urls.token,
+            self.credentials,
+            {"grant_type": "refresh_token", "refresh_token": refresh_token},
+            HARD_EXPIRY_HEADER,
+        )
         return oauth.token_set(body, now, previous_refresh=refresh_token)
 
     def revoke(self, tokens: TokenSet) -> None:
-        resp = send(self.client, self.name, "POST", self.urls.revoke, json={"token": tokens.refresh_token},
-                    headers={"authorization": basic_auth(self.credentials.client_id,
-                                                         self.credentials.client_secret)})
+        resp = send(
+            self.client,
+            self.name,
+            "POST",
+            self.urls.revoke,
+            json={"token": tokens.refresh_token},
+            headers={"authorization": basic_auth(self.credentials.client_id, self.credentials.client_secret)},
+        )
         raise_for_token_response(resp, self.name)
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
@@ -55,7 +101,55 @@ class QboProvider:
 
     def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:
         url = f"{self.urls.api}/v3/company/{tenant.tenant_id}/companyinfo/{tenant.tenant_id}"
-        resp = send(self.client, self.name, "GET", url, params={"minorversion": MINOR_VERSION},
-                    headers={"authorization": f"Bearer {access_token}"})
+        resp = send(
+            self.client,
+            self.name,
+            "GET",
+            url,
+            params={"minorversion": MINOR_VERSION},
+            headers={"authorization": f"Bearer {access_token}"},
+        )
         info = json_or_error(resp, self.name).get("CompanyInfo", {})
         return Tenant(tenant_id=tenant.tenant_id, name=info.get("CompanyName") or tenant.name)
+
+    # ---- catalog ---------------------------------------------------------------------------------------
+    def items(self, session: Session, since: str | None) -> Changes[ProviderItem]:
+        return self.api.changed(session, "Item", since, mapping.item)
+
+    def accounts(self, session: Session) -> list[Account]:
+        return [mapping.account(r) for r in self.api.query_all(session, "Account")]
+
+    def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]:
+        return self.api.changed(session, "Vendor", since, mapping.vendor)
+
+    def find_supplier(self, session: Session, name: str) -> Supplier | None:
+        found = self.api.query_all(session, "Vendor", f"DisplayName = {mapping.query_literal(name)}")
+        return next((mapping.vendor(r) for r in found if r.get("Active", True)), None)
+
+    def create_supplier(self, session: Session, draft: SupplierDraft, *, idempotency_key: str) -> Supplier:
+        return mapping.vendor(self.api.create_vendor(session, draft, idempotency_key))
+
+    def inventory_capability(self, session: Session) -> InventoryCapability:
+        return self.api.inventory_capability(session)
+
+    # ---- sales -----------------------------------------------------------------------------------------
+    def sales_changes(self, session: Session, since: str | None, *, start: date,
+                      now: datetime) -> Changes[PulledSale]:
+        return sales.sales_changes(self.api, session, since, start=start, now=now)
+
+    def home_currency(self, session: Session) -> str:
+        return sales.home_currency(self.api, session)
+
+    # ---- exports ---------------------------------------------------------------------------------------
+    def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
+        return postings.post_journal(self.client, self.urls, session, journal,
+                                     idempotency_key=idempotency_key)
+
+    def post_inventory_adjustment(self, session: Session, adjustment: InventoryAdjustment, *,
+                                  idempotency_key: str) -> PostedDocument:
+        return postings.post_inventory_adjustment(self.client, self.urls, session, adjustment,
+                                                  idempotency_key=idempotency_key)
+
+    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+        return postings.find_posting(self.client, self.urls, session, posting)
+

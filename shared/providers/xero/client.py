@@ -3,18 +3,44 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import jwt
 
 from shared.config import ProviderUrls
+from shared.contracts import PostedDocument
+from shared.domain.catalog import Account, ProviderItem, Supplier
+from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.errors import ProviderRejected
 from shared.providers import oauth
-from shared.providers.base import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
-from shared.providers.http import basic_auth, json_or_error, new_client, raise_for_provider, raise_for_token_response, send
+from shared.providers.base import (
+    Changes,
+    ClientCredentials,
+    Grant,
+    InventoryCapability,
+    ProviderName,
+    PulledSale,
+    Session,
+    SupplierDraft,
+    Tenant,
+    TokenSet,
+)
+from shared.providers.http import (
+    basic_auth,
+    json_or_error,
+    new_client,
+    raise_for_provider,
+    raise_for_token_response,
+    send,
+)
+from shared.providers.xero import mapping, postings, sales
+from shared.providers.xero.api import XeroApi
 
-SCOPE = "offline_access accounting.settings.read accounting.invoices accounting.manualjournals accounting.contacts"
+SCOPE = (
+    "offline_access accounting.settings.read accounting.invoices "
+    "accounting.manualjournals accounting.contacts"
+)
 
 
 class XeroProvider:
@@ -25,16 +51,33 @@ class XeroProvider:
         self.credentials = credentials
         self.urls = urls
         self.client = new_client()
+        self.api = XeroApi(self.client, urls)
 
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
-        return oauth.authorize_url(self.urls.authorize, self.credentials, scope=SCOPE, state=state,
-                                   redirect_uri=redirect_uri, code_challenge=code_challenge)
+        return oauth.authorize_url(
+            self.urls.authorize,
+            self.credentials,
+            scope=SCOPE,
+            state=state,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+        )
 
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime,
-                      realm_id: str | None) -> Grant:
-        body = oauth.token_request(self.client, self.name, self.urls.token, self.credentials, {
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "code_verifier": code_verifier})
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime, realm_id: str | None
+    ) -> Grant:
+        body = oauth.token_request(
+            self.client,
+            self.name,
+            self.urls.token,
+            self.credentials,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+        )
         tokens = oauth.token_set(body, now)
         return Grant(tokens=tokens, tenants=tuple(self._tenants_of_this_consent(tokens.access_token)))
 
@@ -44,35 +87,128 @@ class XeroProvider:
         event = claims.get("authentication_event_id")
         if not event:
             raise ProviderRejected(self.name, "the access token names no authentication event")
-        resp = send(self.client, self.name, "GET", f"{self.urls.api}/connections", params={"authEventId": event},
-                    headers={"authorization": f"Bearer {access_token}"})
+        resp = send(
+            self.client,
+            self.name,
+            "GET",
+            f"{self.urls.api}/connections",
+            params={"authEventId": event},
+            headers={"authorization": f"Bearer {access_token}"},
+        )
         connections = json_or_error(resp, self.name)
-        tenants = [Tenant(tenant_id=c["tenantId"], name=c.get("tenantName") or c["tenantId"], connection_id=c["id"])
-                   for c in connections if c.get("tenantType", "ORGANISATION") == "ORGANISATION"]
+        tenants = [
+            Tenant(tenant_id=c["tenantId"], name=c.get("tenantName") or c["tenantId"], connection_id=c["id"])
+            for c in connections
+            if c.get("tenantType", "ORGANISATION") == "ORGANISATION"
+        ]
         if not tenants:
             raise ProviderRejected(self.name, "no Xero organisation was chosen in the consent")
         return tenants
 
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
-        body = oauth.token_request(self.client, self.name, self.urls.token, self.credentials, {
-            "grant_type": "refresh_token", "refresh_token": refresh_token})
+        body = oauth.token_request(
+            self.client,
+            self.name,
+            self.urls.token,
+            self.credentials,
+            {"grant_type": "refresh_token", "refresh_token": refresh_token},
+        )
         return oauth.token_set(body, now)
 
     def revoke(self, tokens: TokenSet) -> None:
-        resp = send(self.client, self.name, "POST", self.urls.revoke, data={"token": tokens.refresh_token},
-                    headers={"authorization": basic_auth(self.credentials.client_id,
-                                                         self.credentials.client_secret)})
+        resp = send(
+            self.client,
+            self.name,
+            "POST",
+            self.urls.revoke,
+            data={"token": tokens.refresh_token},
+            headers={"authorization": basic_auth(self.credentials.client_id, self.credentials.client_secret)},
+        )
         raise_for_token_response(resp, self.name)
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
-        resp = send(self.client, self.name, "DELETE", f"{self.urls.api}/connections/{tenant.connection_id}",
-                    headers={"authorization": f"Bearer {tokens.access_token}"})
+        resp = send(
+            self.client,
+            self.name,
+            "DELETE",
+            f"{self.urls.api}/connections/{tenant.connection_id}",
+            headers={"authorization": f"Bearer {tokens.access_token}"},
+        )
         if resp.status_code != 404:  # already gone is what we wanted
             raise_for_provider(resp, self.name)
 
     def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:
-        resp = send(self.client, self.name, "GET", f"{self.urls.api}/api.xro/2.0/Organisation",
-                    headers={"authorization": f"Bearer {access_token}", "xero-tenant-id": tenant.tenant_id})
+        resp = send(
+            self.client,
+            self.name,
+            "GET",
+            f"{self.urls.api}/api.xro/2.0/Organisation",
+            headers={"authorization": f"Bearer {access_token}", "xero-tenant-id": tenant.tenant_id},
+        )
         organisations = json_or_error(resp, self.name).get("Organisations") or [{}]
-        return Tenant(tenant_id=tenant.tenant_id, name=organisations[0].get("Name") or tenant.name,
-                      connection_id=tenant.connection_id)
+        return Tenant(
+            tenant_id=tenant.tenant_id,
+            name=organisations[0].get("Name") or tenant.name,
+            connection_id=tenant.connection_id,
+        )
+
+    # ---- catalog ---------------------------------------------------------------------------------------
+    def items(self, session: Session, since: str | None) -> Changes[ProviderItem]:
+        raw = self.api.read(session, "Items", since=since)
+        return Changes(
+            tuple(mapping.item(r) for r in raw),
+            mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),
+        )
+
+    def accounts(self, session: Session) -> list[Account]:
+        return [mapping.account(r) for r in self.api.read(session, "Accounts")]
+
+    def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]:
+        raw = self.api.list_paged(session, "Contacts", since=since, params={"where": "IsSupplier==true"})
+        return Changes(
+            tuple(mapping.contact(r) for r in raw),
+            mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),
+        )
+
+    def find_supplier(self, session: Session, name: str) -> Supplier | None:
+        found = self.api.list_paged(
+            session, "Contacts", params={"where": f"Name=={mapping.where_literal(name)}"}
+        )
+        wanted = name.strip().casefold()  # Xero keeps active contact names unique regardless of case
+        return next(
+            (
+                mapping.contact(r)
+                for r in found
+                if str(r.get("Name", "")).strip().casefold() == wanted and r.get("ContactStatus") == "ACTIVE"
+            ),
+            None,
+        )
+
+    def create_supplier(self, session: Session, draft: SupplierDraft, *, idempotency_key: str) -> Supplier:
+        return mapping.contact(self.api.create_contact(session, draft, idempotency_key))
+
+    def inventory_capability(self, session: Session) -> InventoryCapability:
+        return InventoryCapability(allowed=False, reason="Xero exports are always Partsemble-only journals")
+
+    # ---- sales -----------------------------------------------------------------------------------------
+    def sales_changes(self, session: Session, since: str | None, *, start: date,
+                      now: datetime) -> Changes[PulledSale]:
+        return sales.sales_changes(self.api, session, since, start=start)
+
+    def home_currency(self, session: Session) -> str:
+        return sales.home_currency(self.api, session)
+
+    # ---- exports ---------------------------------------------------------------------------------------
+    def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
+        return postings.post_journal(self.client, self.urls, session, journal,
+                                     idempotency_key=idempotency_key)
+
+    def post_inventory_adjustment(self, session: Session, adjustment: InventoryAdjustment, *,
+                                  idempotency_key: str) -> PostedDocument:
+        raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
+
+    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+        if not isinstance(posting, Journal):
+            return None
+        return postings.find_posting(self.client, self.urls, session, posting)
+

@@ -1,0 +1,266 @@
+"""Exports under faults, in-process against the QBO sandbox (moto for AWS, the real export handler):
+(1) 100 receipts exported without faults: provider calls per export (target <= 1.1);
+(2) 1,000 receipts exported while 10% of the writes meet a fault, every kind in turn (429, 500, 503, timeout,
+    dropped connection, committed-but-lost response, a worker crash right after the provider committed),
+    and 5% of the messages are delivered twice: distinct documents posted (target exactly 1,000), duplicates
+    (target 0), exports not posted, provider calls per export, deliveries.
+
+Time is virtual: waits the service asks for (rate pacing, Retry-After, backoff, a crashed worker's lease)
+advance the sandbox's clock and the rate budget's clock instead of sleeping; the work is real.
+Run: python -m bench bench_exports
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import httpx
+
+from bench.bench_token_refresh import connect
+from functions.export import app as export_app
+from infra.local.context import LocalLambdaContext
+from infra.local.stack import REGION, LocalStack
+from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from shared.contracts import ExportJob, ReceiptLineRequest, ReceiptRequest
+from shared.providers import http
+from shared.providers.base import Session
+from shared.services import catalog, export_settings, exports, inventory
+from shared.services.catalog import ImportRequest, TokenSource
+from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
+from shared.store.rate_budget import DynamoRateBudget
+
+CLEAN, FAULTED, ROUNDS = 100, 1_000, 10
+FAULT_EVERY = 10  # one write in ten meets a fault
+DUPLICATE_EVERY = 20
+KINDS = ("429", "500", "503", "timeout", "drop", "lost_response", "crash")
+API = f"/v3/company/{DEMO_REALM_ID}"
+WRITES = f"{API}/journalentry"
+ACCOUNTS = ExportAccounts(
+    build_debit="10", build_credit="11", receiving_debit="1", receiving_credit="5", waste="7", cogs="2"
+)
+
+
+class VirtualTime:
+    """One clock for the sandbox, the rate budget and the export worker; waits advance it."""
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.sandboxes = sandboxes
+        self.start = sandboxes.qbo.clock.now()
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        self.sandboxes.qbo.clock.set(self.start + timedelta(seconds=self.offset))
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.offset)
+
+    def epoch(self) -> float:
+        return self.now().timestamp()
+
+
+def install(clock: VirtualTime) -> None:
+    http.sleep = clock.advance
+    exports.clock = clock.now
+    catalog.session_for = lambda connection: Session(
+        tenant_id=connection["tenant_id"],
+        token=TokenSource(connection["grant_id"]),
+        budget=DynamoRateBudget(clock=clock.epoch),
+    )
+
+
+def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
+    """(organisation, product id): connected to QBO, accounts and items synced, journals configured."""
+    organisation = str(connect(sandboxes, "qbo")["organisation_id"])
+    now = datetime.now(UTC)
+    catalog.sync_accounts(organisation, "qbo", now)
+    catalog.sync_items(organisation, "qbo", now)
+    (bolt,) = catalog.import_products(organisation, ImportRequest(provider="qbo", item_ids=["2"])).created
+    export_settings.put_settings(
+        organisation, "qbo", ExportSettingsRequest(mode="journals", accounts=ACCOUNTS), now
+    )
+    return organisation, bolt.product_id
+
+
+def record(organisation: str, product_id: str, count: int, duplicate_every: int = 0) -> None:
+    for n in range(count):
+        line = ReceiptLineRequest(
+            product_id=product_id, quantity=Decimal(1 + n % 7), unit_cost=Decimal("0.08")
+        )
+        view = inventory.record_receipt(
+            organisation,
+            ReceiptRequest(received_at=datetime(2026, 11, 2, 9, tzinfo=UTC), lines=[line]),
+            datetime.now(UTC),
+        )
+        if duplicate_every and n % duplicate_every == 0:  # SQS delivers at least once: some twice
+            exports.enqueue(
+                ExportJob(organisation_id=organisation, kind="receipt", record_id=view.receipt.receipt_id)
+            )
+
+
+def deliver(stack: LocalStack, clock: VirtualTime, on_batch: Any = None) -> int:
+    """The event source mapping: batches of 10 to the handler. A reported record stays hidden for its backoff,
+    which is longer than a batch takes: it comes back (in virtual time) once the queue has nothing else.
+    Returns how many batches it took."""
+    sqs, url, arn = boto3.client("sqs"), stack.physical("ExportQueue"), stack.physical("ExportQueue", "Arn")
+    batches, hidden = 0, list[str]()
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not messages:
+            if not hidden:
+                return batches
+            clock.advance(exports.BACKOFF_CAP)  # every backoff, and any crashed worker's lease, has run out
+            for handle in hidden:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+            hidden = []
+            continue
+        batches += 1
+        if on_batch:
+            on_batch(batches)
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": REGION,
+                }
+                for m in messages
+            ]
+        }
+        context: Any = LocalLambdaContext("ExportFunction")
+        failed = {f["itemIdentifier"] for f in export_app.lambda_handler(event, context)["batchItemFailures"]}
+        for m in messages:
+            if m["MessageId"] in failed:
+                hidden.append(m["ReceiptHandle"])
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def documents(sandboxes: Sandboxes) -> Counter[str]:
+    """Journal entries by the export marker they carry."""
+    return Counter(
+        j["DocNumber"]
+        for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+        if str(j.get("DocNumber", "")).startswith("PS-")
+    )
+
+
+def api_calls(sandboxes: Sandboxes) -> int:
+    return sandboxes.qbo.call_count(None, API)
+
+
+def crash_after_commit(sandboxes: Sandboxes) -> list[bool]:
+    """Arms a crash of the worker right after the sandbox commits the next write (once per arming)."""
+    armed: list[bool] = []
+    handle = sandboxes.qbo.handle
+
+    def wrapped(request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = handle(request)
+        if armed and request.method == "POST" and request.url.path == WRITES and response.is_success:
+            armed.clear()
+            raise RuntimeError("the worker died after the provider committed")
+        return response
+
+    sandboxes.qbo.handle = wrapped  # type: ignore[method-assign]
+    return armed
+
+
+class Round:
+    """One fresh stack (moto copies the whole table on every transaction, so rounds stay small)."""
+
+    def __init__(self, exports_wanted: int, *, faults: bool, first_kind: int = 0) -> None:
+        self.wanted, self.faults, self.first_kind = exports_wanted, faults, first_kind
+        self.injected: Counter[str] = Counter()
+        self.documents: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.calls = self.batches = 0
+        self.virtual_minutes = 0.0
+
+    def run(self) -> Round:
+        with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
+            clock = VirtualTime(sandboxes)
+            saved = (http.sleep, exports.clock, catalog.session_for)
+            install(clock)
+            try:
+                organisation, product = prepare(sandboxes)
+                record(
+                    organisation, product, self.wanted, duplicate_every=DUPLICATE_EVERY if self.faults else 0
+                )
+                armed = crash_after_commit(sandboxes)
+                before = api_calls(sandboxes)
+                self.batches = deliver(
+                    stack, clock, self._injector(sandboxes, armed) if self.faults else None
+                )
+                self.calls = api_calls(sandboxes) - before
+                self.documents = documents(sandboxes)
+                listed = exports.list_exports(organisation)
+                self.statuses = Counter(e.status for e in listed)
+                self.errors = Counter(e.last_error or "" for e in listed if e.status != "posted")
+                self.virtual_minutes = clock.offset / 60
+            finally:
+                http.sleep, exports.clock, catalog.session_for = saved
+        return self
+
+    def _injector(self, sandboxes: Sandboxes, armed: list[bool]) -> Any:
+        def inject(batch: int) -> None:  # a batch holds ten writes: one of them meets a fault, kinds in turn
+            if sum(self.injected.values()) >= self.wanted // FAULT_EVERY:
+                return
+            kind = KINDS[(self.first_kind + sum(self.injected.values())) % len(KINDS)]
+            self.injected[kind] += 1
+            if kind == "crash":
+                armed.append(True)
+            else:
+                sandboxes.qbo.inject(kind, method="POST", path_prefix=WRITES)
+
+        return inject
+
+
+def main() -> None:
+    started = time.perf_counter()
+    clean = Round(CLEAN, faults=False).run()
+    print(
+        f"{CLEAN} exports without faults: {sum(clean.documents.values())} documents, "
+        f"provider calls per export {clean.calls / CLEAN:.3f} (target <= 1.1; includes the one "
+        f"home-currency read); {time.perf_counter() - started:.1f} s"
+    )
+    started = time.perf_counter()
+    size = FAULTED // ROUNDS
+    rounds = [Round(size, faults=True, first_kind=n * size // FAULT_EVERY).run() for n in range(ROUNDS)]
+    markers = sum((r.documents for r in rounds), Counter[str]())
+    injected = sum((r.injected for r in rounds), Counter[str]())
+    statuses = sum((r.statuses for r in rounds), Counter[str]())
+    errors = sum((r.errors for r in rounds), Counter[str]())
+    calls = sum(r.calls for r in rounds)
+    print(
+        f"{FAULTED} exports ({ROUNDS} rounds), {sum(injected.values())} write faults injected "
+        f"{dict(injected)}, {FAULTED // DUPLICATE_EVERY} messages delivered twice:"
+    )
+    print(
+        f"  distinct documents posted: {len(markers)} (target {FAULTED}); duplicates: "
+        f"{sum(markers.values()) - len(markers)} (target 0)"
+    )
+    virtual = sum(r.virtual_minutes for r in rounds)
+    print(
+        f"  export statuses: {dict(statuses)}{f' {dict(errors)}' if errors else ''}; "
+        f"provider calls per export {calls / FAULTED:.3f}; batches {sum(r.batches for r in rounds)}; "
+        f"{time.perf_counter() - started:.1f} s (virtual time {virtual:.0f} min)"
+    )
+
+
+if __name__ == "__main__":
+    main()

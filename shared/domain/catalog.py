@@ -1,0 +1,338 @@
+"""Catalog values (products, provider items, accounts, suppliers) and the rules that tie them together:
+how provider items match products, which products a provider would refuse, how receiving finds a
+supplier, and which accounts make sense for each export role."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.connections import ProviderName
+
+_VALUE = ConfigDict(frozen=True)
+PROVIDER_LABELS: dict[ProviderName, str] = {"qbo": "QuickBooks Online", "xero": "Xero"}
+ItemKind = Literal["inventory", "non_inventory", "service", "bundle"]
+AccountKind = Literal["asset", "liability", "equity", "revenue", "cogs", "expense"]
+XERO_CODE_MAX = 30
+QBO_NAME_FORBIDDEN = (":", "\\")
+
+
+# ---- values ------------------------------------------------------------------------------------------
+class Component(BaseModel):
+    """One part of a bundle: a provider item (``ref`` is its id) or a product (``ref`` is the product id)."""
+
+    model_config = _VALUE
+    ref: str
+    quantity: Decimal
+
+
+class ProviderItem(BaseModel):
+    """An item as the provider holds it; ``version`` changes whenever the provider changes the item."""
+
+    model_config = _VALUE
+    provider: ProviderName
+    item_id: str
+    name: str
+    sku: str | None = None
+    kind: ItemKind
+    tracked: bool = False
+    active: bool = True
+    unit_cost: Decimal | None = None
+    unit_price: Decimal | None = None
+    components: tuple[Component, ...] = ()
+    version: str = ""
+    updated_at: str = ""  # the provider's own change stamp, what incremental reads compare
+
+
+class Product(BaseModel):
+    model_config = _VALUE
+    product_id: str
+    sku: str
+    name: str
+    type: str = "component"
+    unit_cost: Decimal | None = None
+    unit: str = "each"
+    provider_links: dict[str, str] = Field(default_factory=dict)  # provider -> provider item id
+    components: tuple[Component, ...] = ()
+
+
+class Account(BaseModel):
+    model_config = _VALUE
+    provider: ProviderName
+    account_id: str
+    code: str = ""
+    name: str
+    type: str  # the provider's own type (QBO AccountType, Xero Type)
+    kind: AccountKind
+    active: bool = True
+    tracked_inventory: bool = False  # Xero INVENTORY accounts: owned by Xero's tracked items
+
+    @property
+    def label(self) -> str:
+        return f"{self.code} {self.name}".strip()
+
+
+class Supplier(BaseModel):
+    model_config = _VALUE
+    provider: ProviderName
+    supplier_id: str
+    name: str
+    email: str = ""
+    active: bool = True
+    updated_at: str = ""
+
+
+def sku_key(sku: str | None) -> str:
+    """SKUs match ignoring surrounding spaces and letter case."""
+    return (sku or "").strip().casefold()
+
+
+# ---- item matching -----------------------------------------------------------------------------------
+class Skipped(BaseModel):
+    model_config = _VALUE
+    reason: str
+    item_id: str | None = None
+    product_id: str | None = None
+    sku: str | None = None
+    name: str = ""
+
+
+class Match(BaseModel):
+    model_config = _VALUE
+    product_id: str
+    item_id: str
+    sku: str
+    by: Literal["link", "sku"]
+
+
+class ItemMatching(BaseModel):
+    """How the provider's items and the products relate after a sync."""
+
+    model_config = _VALUE
+    matches: tuple[Match, ...]
+    unmatched_items: tuple[str, ...]  # importable: no product, not skipped
+    unmatched_products: tuple[Skipped, ...]  # products no item stands for, and why
+    skipped: tuple[Skipped, ...]
+
+
+def match_items(
+    provider: ProviderName, items: Iterable[ProviderItem], products: Iterable[Product]
+) -> ItemMatching:
+    """Links hold by provider item id (so renames and SKU edits in the provider keep them); an unlinked
+    product links to the one active item with its SKU. Items without a SKU, and SKUs several active
+    items share, can't be matched and are reported with the reason."""
+    label = PROVIDER_LABELS[provider]
+    by_id = {i.item_id: i for i in items}
+    linked: dict[str, str] = {}  # item id -> product id
+    matches: list[Match] = []
+    waiting: list[Product] = []
+    for product in sorted(products, key=lambda p: p.product_id):
+        item_id = product.provider_links.get(provider)
+        if item_id in by_id and item_id not in linked:
+            linked[item_id] = product.product_id
+            matches.append(Match(product_id=product.product_id, item_id=item_id, sku=product.sku, by="link"))
+        else:
+            waiting.append(product)
+    skipped: list[Skipped] = []
+    by_sku: dict[str, list[ProviderItem]] = defaultdict(list)
+    for item in sorted(by_id.values(), key=lambda i: i.item_id):
+        if not item.active:
+            continue
+        if not sku_key(item.sku):
+            if item.item_id not in linked:
+                what = "item code" if provider == "xero" else "SKU"
+                skipped.append(
+                    Skipped(
+                        reason=f"no {what} in {label}, so it can't be matched to a product",
+                        item_id=item.item_id,
+                        name=item.name,
+                    )
+                )
+            continue
+        by_sku[sku_key(item.sku)].append(item)
+    for group in by_sku.values():
+        if len(group) > 1:
+            ids = ", ".join(i.item_id for i in group)
+            skipped.extend(
+                Skipped(
+                    reason=f"duplicate SKU {i.sku!r} in {label} (items {ids})",
+                    item_id=i.item_id,
+                    sku=i.sku,
+                    name=i.name,
+                )
+                for i in group
+                if i.item_id not in linked
+            )
+    unmatched_products: list[Skipped] = []
+    for product in waiting:
+        group = by_sku.get(sku_key(product.sku), [])
+        if len(group) == 1 and group[0].item_id not in linked:
+            linked[group[0].item_id] = product.product_id
+            matches.append(
+                Match(product_id=product.product_id, item_id=group[0].item_id, sku=product.sku, by="sku")
+            )
+        else:
+            reason = _why_unmatched(provider, product, group)
+            unmatched_products.append(
+                Skipped(reason=reason, product_id=product.product_id, sku=product.sku, name=product.name)
+            )
+    skipped_ids = {s.item_id for s in skipped}
+    unmatched_items = tuple(
+        i for i in sorted(by_id) if i not in linked and i not in skipped_ids and by_id[i].active
+    )
+    return ItemMatching(
+        matches=tuple(matches),
+        unmatched_items=unmatched_items,
+        unmatched_products=tuple(unmatched_products),
+        skipped=tuple(skipped),
+    )
+
+
+def _why_unmatched(provider: ProviderName, product: Product, group: list[ProviderItem]) -> str:
+    label = PROVIDER_LABELS[provider]
+    if len(group) > 1:
+        return f"several items in {label} have its SKU"
+    if group:
+        return f"the {label} item with its SKU is linked to another product"
+    refusal = refusal_in_provider(provider, product)
+    if refusal:
+        return f"{label} can't hold an item for it: {refusal}"
+    return f"no active item in {label} has its SKU"
+
+
+def refusal_in_provider(provider: ProviderName, product: Product) -> str | None:
+    """Why the provider would refuse an item made from this product, before asking it."""
+    if not product.sku.strip():
+        return "the product has no SKU to match or create an item by"
+    if provider == "xero" and len(product.sku.strip()) > XERO_CODE_MAX:
+        return f"the SKU is longer than Xero's {XERO_CODE_MAX}-character item code"
+    if provider == "qbo" and any(c in product.name for c in QBO_NAME_FORBIDDEN):
+        return "QuickBooks Online refuses item names containing ':' or '\\'"
+    return None
+
+
+def product_from_item(item: ProviderItem, product_id: str, components: Mapping[str, str]) -> Product:
+    """A new product carrying the provider item's name, SKU and cost, linked to it; bundle components
+    are kept where their items are products (``components`` maps item id -> product id)."""
+    parts = tuple(
+        Component(ref=components[c.ref], quantity=c.quantity) for c in item.components if c.ref in components
+    )
+    return Product(
+        product_id=product_id,
+        sku=(item.sku or "").strip(),
+        name=item.name,
+        type="kit" if item.kind == "bundle" else "component",
+        unit_cost=item.unit_cost,
+        provider_links={item.provider: item.item_id},
+        components=parts,
+    )
+
+
+# ---- suppliers -----------------------------------------------------------------------------------------
+def find_supplier(
+    suppliers: Iterable[Supplier],
+    *,
+    supplier_id: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+) -> Supplier | None:
+    """Receiving's rule: the linked provider id, then the same email (ignoring case), then the exact name."""
+    active = [s for s in suppliers if s.active]
+    if supplier_id:
+        found = next((s for s in active if s.supplier_id == supplier_id), None)
+        if found:
+            return found
+    if email and email.strip():
+        wanted = email.strip().casefold()
+        found = next((s for s in active if s.email.strip().casefold() == wanted), None)
+        if found:
+            return found
+    if name:
+        return next((s for s in active if s.name == name), None)
+    return None
+
+
+# ---- export accounts -----------------------------------------------------------------------------------
+Role = Literal[
+    "build_debit", "build_credit", "receiving_debit", "receiving_credit", "waste", "adjustment", "cogs"
+]
+ROLE_KINDS: dict[Role, tuple[frozenset[str], str]] = {
+    "build_debit": (frozenset({"asset"}), "an asset account (finished goods)"),
+    "build_credit": (frozenset({"asset", "cogs"}), "an asset (raw materials) or cost of goods sold account"),
+    "receiving_debit": (frozenset({"asset"}), "an asset account (inventory)"),
+    "receiving_credit": (frozenset({"liability"}), "a liability account (payables or receiving clearing)"),
+    "waste": (frozenset({"cogs", "expense"}), "a cost of goods sold or expense account"),
+    "adjustment": (
+        frozenset({"cogs", "expense", "equity"}),
+        "a cost of goods sold, expense or equity account",
+    ),
+    "cogs": (frozenset({"cogs"}), "a cost of goods sold account"),
+}
+KIND_WORDS = {
+    "asset": "an asset",
+    "liability": "a liability",
+    "equity": "an equity",
+    "revenue": "a revenue",
+    "cogs": "a cost of goods sold",
+    "expense": "an expense",
+}
+
+
+def account_problem(
+    role: Role, account_id: str, chart: Mapping[str, Account], *, journal: bool
+) -> str | None:
+    """Why ``account_id`` can't serve ``role`` (None when it can). ``journal``: the role is posted in a
+    journal, which Xero refuses on its tracked-inventory (INVENTORY) accounts."""
+    account = chart.get(account_id)
+    if account is None:
+        return f"no account {account_id!r} in the synced chart of accounts"
+    if not account.active:
+        return f"{account.label!r} is archived or inactive"
+    kinds, wanted = ROLE_KINDS[role]
+    if account.kind not in kinds:
+        return f"{account.label!r} is {KIND_WORDS[account.kind]} account; choose {wanted}"
+    if journal and account.tracked_inventory:
+        return f"{account.label!r} is Xero's tracked inventory account, which manual journals can't post to"
+    return None
+
+
+ExportMode = Literal["inventory_adjustments", "journals"]
+ROLES: tuple[Role, ...] = (
+    "build_debit",
+    "build_credit",
+    "receiving_debit",
+    "receiving_credit",
+    "waste",
+    "adjustment",
+    "cogs",
+)
+
+
+def export_settings_problems(
+    provider: ProviderName,
+    mode: ExportMode,
+    accounts: Mapping[Role, str | None],
+    chart: Mapping[str, Account],
+) -> list[tuple[str, str]]:
+    """(field, problem) for every setting that can't stand; empty when the settings are usable. Whether
+    the company itself allows inventory mode is the provider's to say, after these pass."""
+    if provider == "xero" and mode == "inventory_adjustments":
+        return [("mode", "Xero exports are always Partsemble-only journals; choose 'journals'")]
+    problems: list[tuple[str, str]] = []
+    for role in ROLES:
+        account_id = accounts.get(role)
+        if role == "adjustment" and mode == "journals":
+            if account_id:
+                problems.append((f"accounts.{role}", "the adjustment account is used only in inventory mode"))
+            continue
+        if not account_id:
+            problems.append((f"accounts.{role}", "choose an account"))
+            continue
+        problem = account_problem(role, account_id, chart, journal=mode == "journals")
+        if problem:
+            problems.append((f"accounts.{role}", problem))
+    return problems

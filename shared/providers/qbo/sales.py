@@ -1,0 +1,153 @@
+"""QBO sales documents changed since a cursor (change data capture, or queries by last-updated time past
+CDC's 30-day look-back or 1000-object cap) and their JSON mapped to ``PulledSale`` values (pure)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
+from shared.providers.qbo.api import PAGE, QboApi
+from shared.providers.qbo.mapping import latest, number, query_literal, updated_at
+
+ENTITIES: dict[str, SaleKind] = {
+    "Invoice": "invoice",
+    "SalesReceipt": "sales_receipt",
+    "CreditMemo": "credit_note",
+}
+CDC_LOOKBACK = timedelta(days=29)  # QBO's is 30 days; a day's margin for clocks and slow pulls
+CDC_CAP = 1000  # objects in one CDC answer: at the cap, some changes may be missing from it
+OVERLAP = timedelta(minutes=5)  # read again what changed just before the last pull: stamps may lag commits
+SALE_LINKS = ("Invoice", "SalesReceipt")
+
+
+def sales_changes(
+    api: QboApi, session: Session, since: str | None, *, start: date, now: datetime
+) -> Changes[PulledSale]:
+    """The first pull reads every document dated from ``start``; later ones what changed since the cursor.
+    The next cursor is QBO's own time at the first answer, less an overlap (never earlier than ``since``)."""
+    if since is None:
+        records, server_time = _query(api, session, f"TxnDate >= {query_literal(start.isoformat())}")
+    elif datetime.fromisoformat(since) < now - CDC_LOOKBACK:
+        records, server_time = _query(api, session, _updated_since(since))
+    else:
+        body = api.get(session, "cdc", entities=",".join(ENTITIES), changedSince=since)
+        records = _cdc_records(body)
+        server_time = str(body.get("time") or "")
+        if len(records) >= CDC_CAP:  # capped: the live documents by query, the deletions CDC did name
+            queried, _ = _query(api, session, _updated_since(since))
+            records = queried + [(e, r) for e, r in records if r.get("status") == "Deleted"]
+    cursor = since
+    if server_time:
+        cursor = latest([(datetime.fromisoformat(server_time) - OVERLAP).isoformat()], since)
+    return Changes(tuple(sale(entity, record) for entity, record in records), cursor)
+
+
+def _updated_since(since: str) -> str:
+    return f"MetaData.LastUpdatedTime >= {query_literal(since)}"
+
+
+def _query(api: QboApi, session: Session, where: str) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """Every document of the three entities matching ``where``, a page of 1000 at a time, and QBO's time
+    at the first answer."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    server_time = ""
+    for entity in ENTITIES:
+        read = 0
+        while True:
+            text = (
+                f"SELECT * FROM {entity} WHERE {where} ORDERBY MetaData.LastUpdatedTime "
+                f"STARTPOSITION {read + 1} MAXRESULTS {PAGE}"
+            )
+            body = api.get(session, "query", query=text)
+            server_time = server_time or str(body.get("time") or "")
+            page = (body.get("QueryResponse") or {}).get(entity) or []
+            records.extend((entity, r) for r in page)
+            read += len(page)
+            if len(page) < PAGE:
+                break
+    return records, server_time
+
+
+def _cdc_records(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (entity, record)
+        for answer in body.get("CDCResponse") or []
+        for block in answer.get("QueryResponse") or []
+        for entity in ENTITIES
+        for record in block.get(entity) or []
+    ]
+
+
+def home_currency(api: QboApi, session: Session) -> str:
+    prefs = api.get(session, "preferences").get("Preferences") or {}
+    return str(((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}).get("value") or "USD")
+
+
+# ---- JSON -> values (pure) ----------------------------------------------------------------------------
+def sale(entity: str, record: dict[str, Any]) -> PulledSale:
+    document_id = f"qbo:{entity}:{record['Id']}"
+    kind = ENTITIES[entity]
+    stamp = updated_at(record)
+    if record.get("status") == "Deleted":
+        return PulledSale(document_id=document_id, kind=kind, status="deleted", version=f"deleted@{stamp}")
+    note = str(record.get("PrivateNote") or "")
+    # QBO keeps a voided document with every amount and quantity 0 and "Voided" before its note (no status)
+    voided = number(record.get("TotalAmt")) == 0 and note.startswith("Voided")
+    return PulledSale(
+        document_id=document_id,
+        kind=kind,
+        status="voided" if voided else "active",
+        version=f"{record.get('SyncToken', '')}@{stamp}",
+        number=str(record.get("DocNumber") or ""),
+        customer_id=str((record.get("CustomerRef") or {}).get("value") or ""),
+        issued=_date(record.get("TxnDate")),
+        currency=str((record.get("CurrencyRef") or {}).get("value") or ""),
+        rate=number(record.get("ExchangeRate")),
+        lines=tuple(_lines(record.get("Line") or [])),
+        sale_ids=tuple(
+            f"qbo:{link['TxnType']}:{link['TxnId']}"
+            for link in record.get("LinkedTxn") or []
+            if link.get("TxnType") in SALE_LINKS and link.get("TxnId")
+        ),
+        note=note,
+    )
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None  # reported by the service as a document without a date
+
+
+def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
+    """Item lines, and each bundle (group) line as its component lines; subtotals and text lines carry no
+    goods."""
+    found: list[PulledLine] = []
+    for index, line in enumerate(lines, 1):
+        line_id = str(line.get("Id") or index)
+        if line.get("DetailType") == "SalesItemLineDetail":
+            found.append(_item_line(line_id, line))
+        elif line.get("DetailType") == "GroupLineDetail":
+            group = line.get("GroupLineDetail") or {}
+            bundle = str((group.get("GroupItemRef") or {}).get("value") or "")
+            found.extend(
+                _item_line(f"{line_id}.{part}", component, bundle)
+                for part, component in enumerate(group.get("Line") or [], 1)
+            )
+    return found
+
+
+def _item_line(line_id: str, line: dict[str, Any], bundle: str | None = None) -> PulledLine:
+    detail = line.get("SalesItemLineDetail") or {}
+    item = detail.get("ItemRef") or {}
+    return PulledLine(
+        line_id=line_id,
+        item_id=str(item["value"]) if item.get("value") else None,
+        description=str(line.get("Description") or item.get("name") or ""),
+        quantity=number(detail.get("Qty")),
+        amount=number(line.get("Amount")),
+        unit_price=number(detail.get("UnitPrice")),
+        bundle_item_id=bundle,
+    )

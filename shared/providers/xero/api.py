@@ -1,0 +1,111 @@
+"""Xero Accounting API reads and writes for the catalog: items, accounts, supplier contacts (paged,
+``If-Modified-Since``) and contact creation with an ``Idempotency-Key``. Every call goes through the
+tenant's rate budget (``shared.providers.http.call``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shared.config import ProviderUrls
+from shared.errors import ProviderRejected
+from shared.providers.base import Session, SupplierDraft
+from shared.providers.http import call, decimal_json
+from shared.providers.limits import XERO_LIMITS
+from shared.providers.xero import mapping
+
+PAGE = 1000  # Xero's largest page (since July 2024)
+
+
+class XeroApi:
+    def __init__(self, client: httpx.Client, urls: ProviderUrls) -> None:
+        self.client = client
+        self.urls = urls
+
+    def _request(
+        self,
+        session: Session,
+        method: str,
+        collection: str,
+        *,
+        since: str | None = None,
+        headers: dict[str, str] | None = None,
+        retry_unknown_outcome: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        all_headers = {"xero-tenant-id": session.tenant_id, **(headers or {})}
+        if since:
+            all_headers["if-modified-since"] = mapping.modified_since(since)
+        resp = call(
+            self.client,
+            session,
+            "xero",
+            XERO_LIMITS,
+            method,
+            f"{self.urls.api}/api.xro/2.0/{collection}",
+            headers=all_headers,
+            retry_unknown_outcome=retry_unknown_outcome,
+            **kwargs,
+        )
+        body: dict[str, Any] = decimal_json(resp, "xero")
+        return body
+
+    def read(
+        self,
+        session: Session,
+        collection: str,
+        *,
+        since: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = self._request(
+            session, "GET", collection, since=since, params=params or {}
+        ).get(collection, [])
+        return records
+
+    def list_paged(
+        self,
+        session: Session,
+        collection: str,
+        *,
+        since: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._request(
+                session,
+                "GET",
+                collection,
+                since=since,
+                params={**(params or {}), "page": str(page), "pageSize": str(PAGE)},
+            )
+            chunk = body.get(collection, [])
+            records.extend(chunk)
+            pages = int((body.get("pagination") or {}).get("pageCount") or 0)
+            if len(chunk) < PAGE or page >= pages:
+                return records
+            page += 1
+
+    def create_contact(self, session: Session, draft: SupplierDraft, idempotency_key: str) -> dict[str, Any]:
+        contact: dict[str, Any] = {"Name": draft.name}
+        if draft.email:
+            contact["EmailAddress"] = draft.email
+        # Xero replays the first answer to a repeated Idempotency-Key for a few minutes, so a lost
+        # response can be asked again safely; a replayed error is the caller's to settle by looking up.
+        body = self._request(
+            session,
+            "POST",
+            "Contacts",
+            headers={"idempotency-key": idempotency_key[:128]},
+            json={"Contacts": [contact]},
+            params={"summarizeErrors": "false"},
+        )
+        element: dict[str, Any] = body["Contacts"][0]
+        if element.get("ValidationErrors"):
+            raise ProviderRejected(
+                "xero", "; ".join(str(e.get("Message")) for e in element["ValidationErrors"])
+            )
+        return element

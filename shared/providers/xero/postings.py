@@ -1,0 +1,97 @@
+"""Xero writes of exports: a POSTED manual journal carrying the export's marker in its Narration (manual
+journals have no reference field), and the search that finds it by that marker after an unknown outcome.
+
+Every create sends an ``Idempotency-Key``; Xero keeps it six minutes and replays errors to it too, so the
+key changes with every attempt and a lost answer is settled by the search, not by the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from shared.config import ProviderUrls
+from shared.contracts import PostedDocument, json_bytes
+from shared.domain.postings import Journal
+from shared.errors import ProviderRejected
+from shared.providers.base import Session
+from shared.providers.http import call, decimal_json
+from shared.providers.limits import XERO_LIMITS
+from shared.providers.xero.mapping import where_literal
+
+MANUAL_JOURNAL = "ManualJournal"
+GONE = ("DELETED", "VOIDED")
+
+
+def _url(urls: ProviderUrls) -> str:
+    return f"{urls.api}/api.xro/2.0/ManualJournals"
+
+
+def post_journal(
+    client: httpx.Client, urls: ProviderUrls, session: Session, journal: Journal, *, idempotency_key: str
+) -> PostedDocument:
+    element = {
+        "Narration": f"{journal.narration} [Partsemble export {journal.marker}]",
+        "Date": journal.date.isoformat(),
+        "Status": "POSTED",
+        "LineAmountTypes": "NoTax",
+        "JournalLines": [
+            {
+                "AccountID": line.account_id,
+                "LineAmount": line.amount if line.side == "debit" else -line.amount,  # credits are negative
+                "Description": line.description,
+            }
+            for line in journal.lines
+        ],
+    }
+    resp = call(
+        client,
+        session,
+        "xero",
+        XERO_LIMITS,
+        "PUT",
+        _url(urls),
+        retry_unknown_outcome=False,
+        content=json_bytes({"ManualJournals": [element]}),
+        params={"summarizeErrors": "false"},
+        headers={
+            "xero-tenant-id": session.tenant_id,
+            "idempotency-key": idempotency_key[:128],
+            "content-type": "application/json",
+        },
+    )
+    created: dict[str, Any] = decimal_json(resp, "xero")["ManualJournals"][0]
+    if created.get("ValidationErrors"):  # summarizeErrors=false: refused elements come back with 200
+        raise ProviderRejected("xero", "; ".join(str(e.get("Message")) for e in created["ValidationErrors"]))
+    return _document(created)
+
+
+def find_posting(
+    client: httpx.Client, urls: ProviderUrls, session: Session, journal: Journal
+) -> PostedDocument | None:
+    """The live manual journal carrying this journal's marker, if one was created."""
+    resp = call(
+        client,
+        session,
+        "xero",
+        XERO_LIMITS,
+        "GET",
+        _url(urls),
+        headers={"xero-tenant-id": session.tenant_id},
+        params={"where": f"Narration.Contains({where_literal(journal.marker)})", "page": "1"},
+    )
+    found = [
+        j
+        for j in decimal_json(resp, "xero").get("ManualJournals", [])
+        if journal.marker in str(j.get("Narration", "")) and j.get("Status") not in GONE
+    ]
+    return _document(found[0]) if found else None
+
+
+def _document(record: dict[str, Any]) -> PostedDocument:
+    journal_id = str(record["ManualJournalID"])
+    return PostedDocument(
+        document_id=journal_id,
+        document_type=MANUAL_JOURNAL,
+        link=f"https://go.xero.com/Journal/View.aspx?invoiceID={journal_id}",
+    )

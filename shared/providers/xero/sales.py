@@ -1,0 +1,111 @@
+"""Xero sales documents changed since a cursor (ACCREC invoices and customer credit notes, paged, with
+``If-Modified-Since``) and their JSON mapped to ``PulledSale`` values (pure)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, localcontext
+from typing import Any, Literal
+
+from shared.money import COST_CONTEXT
+from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
+from shared.providers.http import call, decimal_json
+from shared.providers.limits import XERO_LIMITS
+from shared.providers.xero.api import XeroApi
+from shared.providers.xero.mapping import instant, latest, number, stamp
+
+COLLECTIONS: dict[str, tuple[str, SaleKind, str]] = {  # collection -> (sales type, kind, id field)
+    "Invoices": ("ACCREC", "invoice", "InvoiceID"),
+    "CreditNotes": ("ACCRECCREDIT", "credit_note", "CreditNoteID"),
+}
+STATUSES: dict[str, Literal["active", "voided", "deleted", "draft"]] = {
+    "DRAFT": "draft",
+    "SUBMITTED": "draft",
+    "AUTHORISED": "active",
+    "PAID": "active",
+    "VOIDED": "voided",
+    "DELETED": "deleted",
+}
+
+
+def sales_changes(api: XeroApi, session: Session, since: str | None, *, start: date) -> Changes[PulledSale]:
+    """The first pull reads every document dated from ``start``; later ones what changed since the cursor
+    (``If-Modified-Since`` includes its own second, so the boundary is read again, never skipped). The next
+    cursor is the latest change stamp read."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    for collection, (kind, _, _) in COLLECTIONS.items():
+        where = f'Type=="{kind}"'
+        if since is None:
+            where += f" AND Date>=DateTime({start.year},{start.month:02d},{start.day:02d})"
+        found = api.list_paged(
+            session, collection, since=since, params={"where": where, "order": "UpdatedDateUTC ASC"}
+        )
+        records.extend((collection, r) for r in found)
+    cursor = latest([stamp(r.get("UpdatedDateUTC")) for _, r in records], since)
+    return Changes(tuple(sale(collection, record) for collection, record in records), cursor)
+
+
+def home_currency(api: XeroApi, session: Session) -> str:
+    resp = call(
+        api.client,
+        session,
+        "xero",
+        XERO_LIMITS,
+        "GET",
+        f"{api.urls.api}/api.xro/2.0/Organisation",
+        headers={"xero-tenant-id": session.tenant_id},
+    )
+    organisations = decimal_json(resp, "xero").get("Organisations") or [{}]
+    return str(organisations[0].get("BaseCurrency") or "")
+
+
+# ---- JSON -> values (pure) ----------------------------------------------------------------------------
+def sale(collection: str, record: dict[str, Any]) -> PulledSale:
+    _, kind, id_field = COLLECTIONS[collection]
+    entity = collection.removesuffix("s")
+    issued = instant(record.get("Date"))
+    inclusive = record.get("LineAmountTypes") == "Inclusive"
+    return PulledSale(
+        document_id=f"xero:{entity}:{record[id_field]}",
+        kind=kind,
+        status=STATUSES.get(str(record.get("Status")), "draft"),
+        version=stamp(record.get("UpdatedDateUTC")),
+        number=str(record.get("InvoiceNumber") or record.get("CreditNoteNumber") or ""),
+        customer_id=str((record.get("Contact") or {}).get("ContactID") or ""),
+        issued=issued.date() if issued else None,
+        currency=str(record.get("CurrencyCode") or ""),
+        rate=home_rate(number(record.get("CurrencyRate"))),
+        lines=tuple(
+            _line(index, line, inclusive) for index, line in enumerate(record.get("LineItems") or [], 1)
+        ),
+        sale_ids=tuple(
+            f"xero:Invoice:{a['Invoice']['InvoiceID']}"
+            for a in record.get("Allocations") or []
+            if (a.get("Invoice") or {}).get("InvoiceID")
+        ),
+        note=str(record.get("Reference") or ""),
+    )
+
+
+def home_rate(currency_rate: Decimal | None) -> Decimal | None:
+    """Xero's ``CurrencyRate`` is units of the document's currency per unit of the base currency (an AUD
+    organisation's USD invoice at 0.6512: 1 AUD = 0.6512 USD); the ledger wants home units per document
+    unit, its inverse."""
+    if not currency_rate:
+        return None
+    with localcontext(COST_CONTEXT):
+        return Decimal(1) / currency_rate
+
+
+def _line(index: int, line: dict[str, Any], inclusive: bool) -> PulledLine:
+    amount = number(line.get("LineAmount"))
+    if inclusive and amount is not None:  # tax-inclusive lines: revenue is the amount less its tax
+        amount -= number(line.get("TaxAmount")) or Decimal(0)
+    return PulledLine(
+        line_id=str(line.get("LineItemID") or index),
+        item_code=str(line.get("ItemCode") or "") or None,
+        description=str(line.get("Description") or ""),
+        quantity=number(line.get("Quantity")),
+        amount=amount,
+        unit_price=number(line.get("UnitAmount")),
+    )

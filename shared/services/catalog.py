@@ -1,0 +1,348 @@
+"""The provider's catalog in Partsemble: items (bundles included), chart of accounts and suppliers kept
+current by incremental syncs, items imported as products, and suppliers created in the provider.
+
+Every provider call runs in a ``Session``: the connection's tenant, an access token that is refreshed
+through the vault once when the provider refuses it mid-run, and the tenant's rate budget in DynamoDB
+(shared with every other Lambda)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.catalog import (
+    PROVIDER_LABELS,
+    Account,
+    Match,
+    Product,
+    ProviderItem,
+    Skipped,
+    Supplier,
+    find_supplier,
+    match_items,
+    product_from_item,
+    sku_key,
+)
+from shared.domain.connections import ProviderName
+from shared.errors import AuthExpired, Conflict, ProviderRejected, ProviderUnavailable
+from shared.providers import provider_name
+from shared.providers.base import AccountingProvider, Session, SupplierDraft
+from shared.services import tokens
+from shared.store import catalog as store
+from shared.store import connections as connection_store
+from shared.store.rate_budget import DynamoRateBudget
+
+FORCE_REFRESH = timedelta(days=36500)  # a margin no token meets: refresh now
+
+
+class TokenSource:
+    """The session's access token: read once from the vault, replaced once the provider refuses it
+    (unless another worker has replaced it already)."""
+
+    def __init__(self, grant_id: str) -> None:
+        self.grant_id = grant_id
+        self._token: str | None = None
+
+    def __call__(self, refused: bool) -> str:
+        if refused or self._token is None:
+            current, _ = tokens.fresh_tokens(self.grant_id)
+            if refused and current.access_token == self._token:
+                current, _ = tokens.fresh_tokens(self.grant_id, margin=FORCE_REFRESH)
+            self._token = current.access_token
+        return self._token
+
+
+def connected(organisation_id: str, name: str) -> tuple[ProviderName, dict[str, Any]]:
+    """The organisation's working connection to the provider the path names."""
+    wanted = provider_name(name)
+    connection = connection_store.get_connection(organisation_id, wanted)
+    status = (connection or {}).get("status")
+    if connection is None or status not in ("connected", "expired"):
+        raise Conflict(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}; connect it first")
+    if status == "expired":
+        raise AuthExpired(
+            wanted, f"{PROVIDER_LABELS[wanted]} no longer accepts this connection; reconnect it"
+        )
+    return wanted, connection
+
+
+def session_for(connection: dict[str, Any]) -> Session:
+    return Session(
+        tenant_id=connection["tenant_id"],
+        token=TokenSource(connection["grant_id"]),
+        budget=DynamoRateBudget(),
+    )
+
+
+def _synced(organisation_id: str, name: ProviderName, connection: dict[str, Any], now: datetime) -> None:
+    connection_store.update_connection(
+        organisation_id,
+        name,
+        {"last_successful_sync_at": now.isoformat()},
+        only_if_grant=connection["grant_id"],
+    )
+
+
+# ---- items ----------------------------------------------------------------------------------------------
+class ItemRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    item_id: str
+    name: str
+    sku: str | None
+
+
+class ItemSyncResult(BaseModel):
+    provider: ProviderName
+    read: int  # items the provider returned (all on the first run, the changed ones after)
+    created: list[ItemRef]  # items Partsemble had not seen before
+    updated: list[ItemRef]  # items the provider changed (renames follow the item id)
+    matched: list[Match]  # products linked to an item by this run
+    linked: int  # products linked to an item in all
+    importable: int  # items linked to no product, ready to import as products
+    unmatched_products: list[Skipped]  # products no item stands for, and why
+    skipped: list[Skipped]  # every item that can't be matched, with the reason
+
+
+def _ref(item: ProviderItem) -> ItemRef:
+    return ItemRef(item_id=item.item_id, name=item.name, sku=item.sku)
+
+
+def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult:
+    """Reads the items changed since the last run, stores what changed, and links products to items
+    (by item id once linked, else by SKU). The cursor moves only after everything read is stored."""
+    wanted, connection = connected(organisation_id, name)
+    cursor = store.get_cursor(organisation_id, wanted, "items")
+    changes = tokens.provider(wanted).items(session_for(connection), cursor)
+    known = {i.item_id: i for i in store.provider_items(organisation_id, wanted)}
+    fresh = [i for i in changes.records if known.get(i.item_id) != i]
+    created = [i for i in fresh if i.item_id not in known]
+    known.update((i.item_id, i) for i in fresh)
+    products = store.products(organisation_id)
+    matching = match_items(wanted, known.values(), products)
+    new_links = [m for m in matching.matches if m.by == "sku"]
+    by_id = {p.product_id: p for p in products}
+    store.put_provider_items(organisation_id, fresh)
+    store.put_products(
+        organisation_id,
+        (
+            by_id[m.product_id].model_copy(
+                update={"provider_links": {**by_id[m.product_id].provider_links, wanted: m.item_id}}
+            )
+            for m in new_links
+        ),
+    )
+    if changes.cursor and changes.cursor != cursor:
+        store.put_cursor(organisation_id, wanted, "items", changes.cursor)
+    _synced(organisation_id, wanted, connection, now)
+    created_ids = {i.item_id for i in created}
+    return ItemSyncResult(
+        provider=wanted,
+        read=len(changes.records),
+        created=[_ref(i) for i in created],
+        updated=[_ref(i) for i in fresh if i.item_id not in created_ids],
+        matched=new_links,
+        linked=len(matching.matches),
+        importable=len(matching.unmatched_items),
+        unmatched_products=list(matching.unmatched_products),
+        skipped=list(matching.skipped),
+    )
+
+
+def list_items(organisation_id: str, name: str) -> list[ProviderItem]:
+    wanted = provider_name(name)
+    return sorted(store.provider_items(organisation_id, wanted), key=lambda i: (i.name.casefold(), i.item_id))
+
+
+# ---- products from provider items -------------------------------------------------------------------------
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: Literal["qbo", "xero"]
+    item_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class ImportResult(BaseModel):
+    created: list[Product]
+    updated: list[Product]  # products already linked (or with the item's SKU): name and cost refreshed
+    skipped: list[Skipped]
+
+
+def import_products(organisation_id: str, request: ImportRequest) -> ImportResult:
+    """Makes the chosen provider items Partsemble products, with their names and costs. A bundle brings
+    its components along, so its bill of materials is complete."""
+    wanted = request.provider
+    chosen = store.get_provider_items(organisation_id, wanted, request.item_ids)
+    missing = sorted(set(request.item_ids) - {i.item_id for i in chosen})
+    items = {i.item_id: i for i in chosen}
+    pending = [c.ref for i in chosen for c in i.components if c.ref not in items]
+    while pending:  # the components of bundles, and of bundles inside bundles
+        found = store.get_provider_items(organisation_id, wanted, pending)
+        items.update((i.item_id, i) for i in found)
+        pending = [c.ref for i in found for c in i.components if c.ref not in items]
+    products = store.products(organisation_id)
+    by_link = {p.provider_links[wanted]: p for p in products if wanted in p.provider_links}
+    by_sku = {sku_key(p.sku): p for p in products if sku_key(p.sku) and wanted not in p.provider_links}
+    skipped = [Skipped(item_id=i, reason="not in the synced catalog; sync items first") for i in missing]
+    product_of: dict[str, Product] = {}
+    created: list[Product] = []
+    updated: list[Product] = []
+    for item in sorted(items.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # components first
+        existing = by_link.get(item.item_id) or by_sku.get(sku_key(item.sku))
+        if existing is None and not sku_key(item.sku):
+            skipped.append(
+                Skipped(
+                    item_id=item.item_id,
+                    name=item.name,
+                    reason="no SKU in the provider; give the item a SKU there first",
+                )
+            )
+            continue
+        links = {k: v.product_id for k, v in product_of.items()}
+        fresh = product_from_item(item, existing.product_id if existing else str(uuid.uuid4()), links)
+        if existing is None:
+            product = fresh
+            created.append(product)
+        else:
+            product = existing.model_copy(
+                update={
+                    "name": fresh.name,
+                    "unit_cost": fresh.unit_cost if fresh.unit_cost is not None else existing.unit_cost,
+                    "provider_links": {**existing.provider_links, wanted: item.item_id},
+                    "components": fresh.components or existing.components,
+                }
+            )
+            updated.append(product)
+        product_of[item.item_id] = product
+        by_sku.pop(sku_key(item.sku), None)
+    store.put_products(organisation_id, [*created, *updated])
+    return ImportResult(created=created, updated=updated, skipped=skipped)
+
+
+def list_products(organisation_id: str) -> list[Product]:
+    return sorted(store.products(organisation_id), key=lambda p: (p.sku.casefold(), p.product_id))
+
+
+# ---- accounts -------------------------------------------------------------------------------------------
+class AccountSyncResult(BaseModel):
+    provider: ProviderName
+    added: int
+    changed: int
+    removed: int
+    accounts: list[Account]
+
+
+def refresh_accounts(
+    organisation_id: str, wanted: ProviderName, connection: dict[str, Any]
+) -> AccountSyncResult:
+    """Replaces the stored chart with the provider's (the chart is small: one read, always whole)."""
+    fetched = tokens.provider(wanted).accounts(session_for(connection))
+    stored = {a.account_id: a for a in store.accounts(organisation_id, wanted)}
+    changed = [a for a in fetched if stored.get(a.account_id) != a]
+    removed = set(stored) - {a.account_id for a in fetched}
+    store.put_accounts(organisation_id, changed)
+    store.delete_accounts(organisation_id, wanted, removed)
+    return AccountSyncResult(
+        provider=wanted,
+        added=sum(a.account_id not in stored for a in changed),
+        changed=sum(a.account_id in stored for a in changed),
+        removed=len(removed),
+        accounts=_sorted_accounts(fetched),
+    )
+
+
+def sync_accounts(organisation_id: str, name: str, now: datetime) -> AccountSyncResult:
+    wanted, connection = connected(organisation_id, name)
+    result = refresh_accounts(organisation_id, wanted, connection)
+    _synced(organisation_id, wanted, connection, now)
+    return result
+
+
+def _sorted_accounts(accounts: list[Account]) -> list[Account]:
+    return sorted(accounts, key=lambda a: (a.code or "~", a.name.casefold()))
+
+
+def list_accounts(organisation_id: str, name: str) -> list[Account]:
+    return _sorted_accounts(store.accounts(organisation_id, provider_name(name)))
+
+
+# ---- suppliers -----------------------------------------------------------------------------------------
+class SupplierSyncResult(BaseModel):
+    provider: ProviderName
+    read: int
+    stored: int
+
+
+def sync_suppliers(organisation_id: str, name: str, now: datetime) -> SupplierSyncResult:
+    wanted, connection = connected(organisation_id, name)
+    cursor = store.get_cursor(organisation_id, wanted, "suppliers")
+    changes = tokens.provider(wanted).suppliers(session_for(connection), cursor)
+    known = {s.supplier_id: s for s in store.suppliers(organisation_id, wanted)}
+    fresh = [s for s in changes.records if known.get(s.supplier_id) != s]
+    store.put_suppliers(organisation_id, fresh)
+    if changes.cursor and changes.cursor != cursor:
+        store.put_cursor(organisation_id, wanted, "suppliers", changes.cursor)
+    _synced(organisation_id, wanted, connection, now)
+    return SupplierSyncResult(provider=wanted, read=len(changes.records), stored=len(fresh))
+
+
+def list_suppliers(organisation_id: str) -> list[Supplier]:
+    return sorted(store.suppliers(organisation_id), key=lambda s: (s.provider, s.name.casefold()))
+
+
+class SupplierRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    email: str = Field(default="", max_length=255)
+
+
+class SupplierCreated(BaseModel):
+    supplier: Supplier
+    linked_existing: bool  # a contact of that name existed: linked, not duplicated
+
+
+def create_supplier(organisation_id: str, name: str, request: SupplierRequest) -> SupplierCreated:
+    """Creates the supplier in the provider, or links the active one of the same name. When the outcome
+    of the create is unknown (timeout, 5xx) or the provider refuses a duplicate name, the name is looked
+    up before anything is tried again, so the provider never holds two."""
+    wanted, connection = connected(organisation_id, name)
+    session, api = session_for(connection), tokens.provider(wanted)
+    draft = SupplierDraft(name=request.name.strip(), email=request.email.strip())
+    existing = api.find_supplier(session, draft.name)
+    supplier, linked = (
+        (existing, True) if existing else _create_or_adopt(api, session, draft, organisation_id)
+    )
+    store.put_suppliers(organisation_id, [supplier])
+    return SupplierCreated(supplier=supplier, linked_existing=linked)
+
+
+def _create_or_adopt(
+    api: AccountingProvider, session: Session, draft: SupplierDraft, organisation_id: str
+) -> tuple[Supplier, bool]:
+    key = f"partsemble:{organisation_id}:supplier:{uuid.uuid4()}"
+    try:
+        return api.create_supplier(session, draft, idempotency_key=f"{key}:1"), False
+    except (ProviderUnavailable, ProviderRejected):
+        found = api.find_supplier(session, draft.name)  # created after all, or a same-name contact appeared
+        if found is not None:
+            return found, True
+    # A new key: Xero replays a remembered error to the old one. A second failure is the caller's.
+    return api.create_supplier(session, draft, idempotency_key=f"{key}:2"), False
+
+
+def supplier_for_receipt(
+    organisation_id: str,
+    name: str,
+    *,
+    supplier_id: str | None = None,
+    email: str | None = None,
+    supplier_name: str | None = None,
+) -> Supplier | None:
+    """The provider's supplier for a receipt: by linked provider id, then email, then exact name."""
+    return find_supplier(
+        store.suppliers(organisation_id, provider_name(name)),
+        supplier_id=supplier_id,
+        email=email,
+        name=supplier_name,
+    )

@@ -1,0 +1,120 @@
+"""Export settings per organisation and provider: the mode (QBO inventory adjustments, or Partsemble-only
+journals; Xero is always journals) and the account of each role, checked against the synced chart and,
+for QBO inventory mode, against what the company can do."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.domain.catalog import ROLES, Account, ExportMode, Role, export_settings_problems
+from shared.domain.connections import ProviderName
+from shared.errors import InvalidFields
+from shared.providers import provider_name
+from shared.services import catalog, tokens
+from shared.store import catalog as catalog_store
+from shared.store import settings as store
+
+
+class InvalidExportSettings(InvalidFields):
+    """Settings that can't be used; the message names each field and why."""
+
+
+class ExportAccounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    build_debit: str | None = None
+    build_credit: str | None = None
+    receiving_debit: str | None = None
+    receiving_credit: str | None = None
+    waste: str | None = None
+    adjustment: str | None = None  # QBO inventory mode only
+    cogs: str | None = None
+
+    def by_role(self) -> dict[Role, str | None]:
+        return {role: getattr(self, role) for role in ROLES}
+
+
+class ExportSettingsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: ExportMode = "journals"
+    accounts: ExportAccounts
+
+
+class AccountChoice(BaseModel):
+    account_id: str
+    code: str
+    name: str
+
+
+class ExportSettingsView(BaseModel):
+    provider: ProviderName
+    configured: bool
+    mode: ExportMode
+    accounts: dict[str, AccountChoice | None]
+    updated_at: str | None = None
+
+
+def _view(
+    provider: ProviderName, stored: dict[str, Any] | None, chart: dict[str, Account]
+) -> ExportSettingsView:
+    chosen: dict[str, Any] = (stored or {}).get("accounts") or {}
+
+    def choice(account_id: str | None) -> AccountChoice | None:
+        if not account_id:
+            return None
+        account = chart.get(account_id)
+        return AccountChoice(
+            account_id=account_id,
+            code=account.code if account else "",
+            name=account.name if account else "(no longer in the chart)",
+        )
+
+    return ExportSettingsView(
+        provider=provider,
+        configured=stored is not None,
+        mode=(stored or {}).get("mode", "journals"),
+        accounts={role: choice(chosen.get(role)) for role in ROLES},
+        updated_at=(stored or {}).get("updated_at"),
+    )
+
+
+def _chart(organisation_id: str, provider: ProviderName) -> dict[str, Account]:
+    return {a.account_id: a for a in catalog_store.accounts(organisation_id, provider)}
+
+
+def get_settings(organisation_id: str, name: str) -> ExportSettingsView:
+    wanted = provider_name(name)
+    return _view(wanted, store.get_export_settings(organisation_id, wanted), _chart(organisation_id, wanted))
+
+
+def put_settings(
+    organisation_id: str, name: str, request: ExportSettingsRequest, now: datetime
+) -> ExportSettingsView:
+    wanted, connection = catalog.connected(organisation_id, name)
+    accounts = request.accounts.by_role()
+    chart = _chart(organisation_id, wanted)
+    if any(a and a not in chart for a in accounts.values()):  # chosen from a newer chart: read it again
+        chart = {
+            a.account_id: a for a in catalog.refresh_accounts(organisation_id, wanted, connection).accounts
+        }
+    problems = export_settings_problems(wanted, request.mode, accounts, chart)
+    if not problems and request.mode == "inventory_adjustments":
+        capability = tokens.provider(wanted).inventory_capability(catalog.session_for(connection))
+        if not capability.allowed:
+            problems.append(
+                ("mode", f"QuickBooks Online inventory mode is not available: {capability.reason}")
+            )
+    if problems:
+        raise InvalidExportSettings(
+            "; ".join(f"{field}: {problem}" for field, problem in problems),
+            [{"field": field, "problem": problem} for field, problem in problems],
+        )
+    stored = {
+        "mode": request.mode,
+        "accounts": {role: a for role, a in accounts.items() if a},
+        "updated_at": now.isoformat(),
+    }
+    store.put_export_settings(organisation_id, wanted, stored)
+    return _view(wanted, stored, chart)

@@ -1,0 +1,484 @@
+"""Exports of receipts, builds and rejections to the connected provider, exactly once.
+
+One SQS message names one record; the worker claims the record's export (a lease on its posting record,
+so two deliveries never post at once), builds the posting from the stored record and the export settings,
+and posts it carrying the export id as its marker. Whenever an earlier attempt may have reached the
+provider (a timeout, a dropped connection, a 5xx, a crash after the call), the worker first searches the
+provider for the marker and adopts what it finds; the provider's idempotency key is sent too, never relied
+on. Outcomes:
+- posted: the provider's document id and link are on the record;
+- failed (permanent: missing settings, unmapped item, the provider's validation, a closed period or lock
+  date, or retries exhausted): the reason is on the record and the message goes to the DLQ with it;
+- waiting: the connection expired; ``resume_waiting`` re-queues them once the person reconnects;
+- pending again (429, 5xx, timeouts): ``RetryLater`` tells the handler how long SQS should keep it hidden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.aws import client
+from shared.config import settings
+from shared.contracts import ExportJob, ExportKind, PostedDocument
+from shared.domain.catalog import PROVIDER_LABELS
+from shared.domain.connections import PROVIDERS, ProviderName
+from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
+from shared.domain.postings import Journal, Posting, PostingAccounts, idempotency_key, posting_for
+from shared.errors import (
+    AuthExpired,
+    BadRequest,
+    Conflict,
+    NotFound,
+    ProviderError,
+    ProviderRejected,
+    RateLimited,
+    ServiceError,
+)
+from shared.observability import logger
+from shared.providers.base import AccountingProvider, Session
+from shared.services import catalog, tokens
+from shared.store import catalog as catalog_store
+from shared.store import connections as connection_store
+from shared.store import exports as store
+from shared.store import inventory as inventory_store
+from shared.store import settings as settings_store
+
+LEASE_SECONDS = 60  # twice the export function's timeout: a lease never outlives the worker holding it
+BACKOFF_BASE = 30
+BACKOFF_CAP = 900
+MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout
+ROLES = ("build_debit", "build_credit", "receiving_debit", "receiving_credit", "waste", "adjustment")
+jitter: Callable[[float, float], float] = random.uniform  # the backoff's randomness (tests may pin it)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = (
+    utc_now  # when a worker runs; tests move it to let a crashed worker's lease run out
+)
+
+
+class RetryLater(ServiceError):
+    """A retry can help; keep the message hidden ``delay`` seconds first."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, delay: int) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class NotConnected(BadRequest):
+    pass
+
+
+class ExportOutcome(BaseModel):
+    export_id: str
+    status: str
+    document_id: str | None = None
+
+
+class ExportView(BaseModel):
+    export_id: str
+    kind: ExportKind
+    record_id: str
+    status: str  # pending, posting, posted, failed, waiting
+    provider: str | None = None
+    document_type: str | None = None
+    document_id: str | None = None
+    document_link: str | None = None
+    adopted: bool = False  # found in the provider by its marker after an unknown outcome, not posted again
+    attempts: int
+    last_error: str | None = None
+    happened_at: str
+    created_at: str
+    updated_at: str
+
+
+def export_id_for(organisation_id: str, kind: str, record_id: str) -> str:
+    """The export's id and marker: stable for a record, 19 characters (QBO's DocNumber holds 21)."""
+    digest = hashlib.sha256(f"{organisation_id}\n{kind}\n{record_id}".encode()).hexdigest()[:16].upper()
+    return f"PS-{digest}"
+
+
+# ---- the queue --------------------------------------------------------------------------------------
+def enqueue(job: ExportJob) -> None:
+    client("sqs").send_message(QueueUrl=settings().export_queue_url, MessageBody=job.model_dump_json())
+
+
+def defer(receipt_handle: str, seconds: int) -> None:
+    """Keeps a message hidden for its backoff (instead of the queue's whole visibility timeout)."""
+    client("sqs").change_message_visibility(
+        QueueUrl=settings().export_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+    )
+
+
+@cache
+def _redrive(queue_url: str) -> tuple[str, int]:
+    """(DLQ url, receives before SQS moves a message there), from the queue's redrive policy."""
+    attributes = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    policy = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    account, name = str(policy["deadLetterTargetArn"]).split(":")[
+        4:6
+    ]  # arn:aws:sqs:<region>:<account>:<name>
+    return f"{queue_url.rsplit('/', 2)[0]}/{account}/{name}", int(policy["maxReceiveCount"])
+
+
+def _dead_letter(job: ExportJob, export_id: str, reason: str) -> None:
+    dlq_url, _ = _redrive(settings().export_queue_url)
+    client("sqs").send_message(
+        QueueUrl=dlq_url,
+        MessageBody=job.model_dump_json(),
+        MessageAttributes={
+            "reason": {"DataType": "String", "StringValue": reason[:1000] or "failed"},
+            "export_id": {"DataType": "String", "StringValue": export_id},
+        },
+    )
+    store.mark_dead_lettered(job.organisation_id, export_id)
+
+
+def _backoff(receive_count: int) -> int:
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, receive_count - 1))
+    return int(jitter(delay / 2, delay))
+
+
+# ---- the worker -------------------------------------------------------------------------------------
+def _connection(organisation_id: str) -> dict[str, Any] | None:
+    """The organisation's accounting connection (at most one is connected or expired at a time)."""
+    found = [connection_store.get_connection(organisation_id, name) for name in PROVIDERS]
+    usable = [c for c in found if c and c.get("status") in ("connected", "expired")]
+    return min(usable, key=lambda c: c["status"] != "connected", default=None)
+
+
+def _record(job: ExportJob) -> Receipt | Rejection | BuildRecord:
+    body = inventory_store.get_record(job.organisation_id, job.kind, job.record_id)
+    if body is None:
+        raise NotFound(f"the {job.kind} {job.record_id} is not recorded")
+    if job.kind == "receipt":
+        return Receipt.model_validate_json(body)
+    if job.kind == "rejection":
+        return Rejection.model_validate_json(body)
+    return BuildRecord.model_validate_json(body)
+
+
+def _product_ids(record: Receipt | Rejection | BuildRecord) -> list[str]:
+    if isinstance(record, BuildRecord):
+        return [record.build.product_id, *(c.product_id for c in record.components)]
+    return [line.product_id for line in record.lines]
+
+
+def _home_currency(
+    organisation_id: str, name: ProviderName, api: AccountingProvider, session: Session
+) -> str:
+    known = store.home_currency(organisation_id, name, session.tenant_id)
+    if known is None:
+        known = api.home_currency(session)
+        store.put_home_currency(organisation_id, name, session.tenant_id, known)
+    return known
+
+
+def _posting(
+    job: ExportJob, marker: str, name: ProviderName, api: AccountingProvider, session: Session
+) -> Posting:
+    chosen = settings_store.get_export_settings(job.organisation_id, name)
+    if not chosen:
+        raise BadRequest(
+            f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
+            "Integrations, then retry"
+        )
+    record = _record(job)
+    accounts = PostingAccounts(
+        home_currency=_home_currency(job.organisation_id, name, api, session),
+        **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES},
+    )
+    products = {
+        p.product_id: Product(
+            product_id=p.product_id, sku=p.sku, name=p.name, provider_item_id=p.provider_links.get(name)
+        )
+        for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
+    }
+    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+        return posting_for(record, accounts, products, mode="inventory_adjustment", marker=marker)
+    return posting_for(record, accounts, products, mode="journal", marker=marker)
+
+
+class _Attempt:
+    """One claim of an export: whether something may already be in the provider, and what it posted."""
+
+    def __init__(self, unsure: bool, provider: str) -> None:
+        self.unsure = unsure
+        self.provider = provider
+        self.document: PostedDocument | None = None
+        self.adopted = False
+        self._search: Callable[[], PostedDocument | None] | None = None
+
+    def found(self) -> bool:
+        """Searches the provider for the marker (when something may be there); adopts what it finds."""
+        if self.unsure and self._search is not None:
+            self.document = self._search()
+            self.adopted = self.document is not None
+        return self.adopted
+
+    def run(
+        self, job: ExportJob, marker: str, attempt: int, name: ProviderName, connection: dict[str, Any]
+    ) -> None:
+        if connection["status"] == "expired":
+            raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
+        api, session = tokens.provider(name), catalog.session_for(connection)
+        posting = _posting(job, marker, name, api, session)
+        self._search = lambda: api.find_posting(session, posting)
+        if self.found():
+            return
+        # not there: nothing reached the provider before. A new key per attempt, as Xero replays a remembered
+        # error to a repeated key; from here until the answer, the outcome is unknown.
+        key = f"{idempotency_key(posting)}:{attempt}"
+        self.unsure = True
+        try:
+            if isinstance(posting, Journal):
+                self.document = api.post_journal(session, posting, idempotency_key=key)
+            else:
+                self.document = api.post_inventory_adjustment(session, posting, idempotency_key=key)
+        except (RateLimited, AuthExpired, ProviderRejected):
+            self.unsure = False  # the provider answered with a refusal: nothing was written, before or now
+            raise
+
+
+def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None = None) -> ExportOutcome:
+    """Posts the record the message names, or settles why not. Raises ``RetryLater`` only when the message
+    should come back (an outage, a rate limit, another worker mid-post); everything else ends here."""
+    moment = now or clock()
+    organisation = job.organisation_id
+    export_id = export_id_for(organisation, job.kind, job.record_id)
+    owner = str(uuid.uuid4())
+    old = store.claim(
+        organisation,
+        export_id,
+        owner=owner,
+        now=int(moment.timestamp()),
+        lease_s=LEASE_SECONDS,
+        at=moment.isoformat(),
+    )
+    if old is None:
+        return _unclaimed(job, export_id, moment)
+    connection = _connection(organisation)
+    attempt = _Attempt(
+        unsure=bool(old.get("unsure")) or old["status"] == "posting",
+        provider=connection["provider"] if connection else "none",
+    )
+    try:
+        if connection is None:
+            raise NotConnected(
+                "this organisation is not connected to QuickBooks Online or Xero; connect one, "
+                "then retry the export"
+            )
+        attempt.run(job, export_id, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
+    except AuthExpired as err:
+        return _wait(job, export_id, owner, connection, err, attempt, moment)
+    except ServiceError as err:
+        if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
+            return _retry_or_give_up(job, export_id, owner, err, attempt, receive_count, moment)
+        return _fail(job, export_id, owner, err.message, attempt, moment)
+    return _posted(job, export_id, owner, attempt, moment)
+
+
+def _settle(
+    job: ExportJob,
+    export_id: str,
+    owner: str,
+    status: str,
+    attempt: _Attempt,
+    moment: datetime,
+    **fields: Any,
+) -> bool:
+    return store.settle(
+        job.organisation_id,
+        export_id,
+        owner=owner,
+        status=status,
+        fields={
+            **fields,
+            "unsure": attempt.unsure,
+            "provider": attempt.provider,
+            "updated_at": moment.isoformat(),
+        },
+    )
+
+
+def _posted(job: ExportJob, export_id: str, owner: str, attempt: _Attempt, moment: datetime) -> ExportOutcome:
+    document = attempt.document
+    assert document is not None
+    _settle(
+        job,
+        export_id,
+        owner,
+        "posted",
+        attempt,
+        moment,
+        document_id=document.document_id,
+        document_type=document.document_type,
+        document_link=document.link,
+        adopted=attempt.adopted,
+        last_error=None,
+        posted_at=moment.isoformat(),
+    )
+    logger.info("export posted", extra={"export_id": export_id, "adopted": attempt.adopted})
+    return ExportOutcome(export_id=export_id, status="posted", document_id=document.document_id)
+
+
+def _unclaimed(job: ExportJob, export_id: str, moment: datetime) -> ExportOutcome:
+    """Why the export can't be claimed: it doesn't exist, it's settled (a repeated delivery: nothing to do,
+    no provider call), or another worker holds it."""
+    current = store.get_export(job.organisation_id, export_id)
+    if current is None:
+        _dead_letter(job, export_id, "no such record: nothing to export")
+        return ExportOutcome(export_id=export_id, status="missing")
+    if current["status"] == "posting":  # come back once the other worker's lease has run out
+        wait = max(1, int(current.get("lease_until", 0)) - int(moment.timestamp()) + 1)
+        raise RetryLater("another worker is posting this export", delay=wait)
+    if current["status"] == "failed" and not current.get("dead_lettered"):
+        _dead_letter(job, export_id, str(current.get("last_error") or "failed"))
+    return ExportOutcome(
+        export_id=export_id, status=current["status"], document_id=current.get("document_id")
+    )
+
+
+def _fail(
+    job: ExportJob, export_id: str, owner: str, reason: str, attempt: _Attempt, moment: datetime
+) -> ExportOutcome:
+    if _settle(job, export_id, owner, "failed", attempt, moment, last_error=reason, dead_lettered=False):
+        logger.warning("export failed", extra={"export_id": export_id, "reason": reason})
+        _dead_letter(job, export_id, reason)
+    return ExportOutcome(export_id=export_id, status="failed")
+
+
+def _retry_or_give_up(
+    job: ExportJob,
+    export_id: str,
+    owner: str,
+    err: ServiceError,
+    attempt: _Attempt,
+    receive_count: int,
+    moment: datetime,
+) -> ExportOutcome:
+    _, max_receives = _redrive(settings().export_queue_url)
+    if receive_count >= max_receives:  # SQS would move it to the DLQ silently: settle it here instead
+        try:
+            if attempt.found():  # a last look, so that a write that did commit is not reported failed
+                return _posted(job, export_id, owner, attempt, moment)
+        except ServiceError:
+            pass  # the reason stays the write's own failure
+        return _fail(
+            job, export_id, owner, f"gave up after {receive_count} attempts: {err.message}", attempt, moment
+        )
+    _settle(job, export_id, owner, "pending", attempt, moment, last_error=err.message)
+    delay = _backoff(receive_count)
+    if isinstance(err, RateLimited):
+        delay = max(delay, int(err.retry_after) + 1)
+    raise RetryLater(err.message, delay=min(delay, MAX_VISIBILITY)) from err
+
+
+def _wait(
+    job: ExportJob,
+    export_id: str,
+    owner: str,
+    connection: dict[str, Any] | None,
+    err: AuthExpired,
+    attempt: _Attempt,
+    moment: datetime,
+) -> ExportOutcome:
+    _settle(
+        job,
+        export_id,
+        owner,
+        "waiting",
+        attempt,
+        moment,
+        last_error=f"waiting for the connection to be restored: {err.message}",
+    )
+    # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
+    now = _connection(job.organisation_id)
+    if (
+        connection
+        and now
+        and now["status"] == "connected"
+        and now.get("grant_id") != connection.get("grant_id")
+    ):
+        _resume(job.organisation_id, export_id, job, moment)
+    return ExportOutcome(export_id=export_id, status="waiting")
+
+
+def _resume(organisation_id: str, export_id: str, job: ExportJob, moment: datetime) -> bool:
+    if not store.requeue(organisation_id, export_id, from_statuses=("waiting",), at=moment.isoformat()):
+        return False
+    enqueue(job)
+    return True
+
+
+def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None = None) -> int:
+    """Re-queues the organisation's exports that waited for this provider's connection; how many."""
+    moment = now or clock()
+    resumed = 0
+    for item in store.list_exports(organisation_id, status="waiting"):
+        if item.get("provider") not in (provider, "none"):
+            continue
+        job = ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"])
+        resumed += _resume(organisation_id, item["export_id"], job, moment)
+    if resumed:
+        logger.info("waiting exports resumed", extra={"organisation_id": organisation_id, "count": resumed})
+    return resumed
+
+
+# ---- the API ----------------------------------------------------------------------------------------
+def _view(item: dict[str, Any]) -> ExportView:
+    return ExportView(
+        export_id=item["export_id"],
+        kind=item["kind"],
+        record_id=item["record_id"],
+        status=item["status"],
+        provider=None if item.get("provider") in (None, "none") else item["provider"],
+        document_type=item.get("document_type"),
+        document_id=item.get("document_id"),
+        document_link=item.get("document_link"),
+        adopted=bool(item.get("adopted")),
+        attempts=int(item.get("attempts", 0)),
+        last_error=item.get("last_error"),
+        happened_at=item["happened_at"],
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+    )
+
+
+def list_exports(organisation_id: str) -> list[ExportView]:
+    items = sorted(
+        store.list_exports(organisation_id), key=lambda i: (i["created_at"], i["export_id"]), reverse=True
+    )
+    return [_view(item) for item in items]
+
+
+def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) -> ExportView:
+    """Re-queues a failed export (or a pending one whose message was lost). Safe: the worker searches for
+    the marker first whenever an earlier attempt may have reached the provider, so it cannot post twice."""
+    moment = now or clock()
+    item = store.get_export(organisation_id, export_id)
+    if item is None:
+        raise NotFound(f"no export {export_id}")
+    if item["status"] == "posted":
+        raise Conflict(
+            f"export {export_id} is already posted ({item.get('document_type')} {item.get('document_id')})"
+        )
+    if item["status"] in ("posting", "waiting"):
+        raise Conflict(f"export {export_id} is {item['status']}; it will finish by itself")
+    if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):
+        enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
+    return _view(store.get_export(organisation_id, export_id) or item)

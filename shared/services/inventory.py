@@ -1,0 +1,320 @@
+"""Receipts (with their QA rejections) and builds recorded on the stock ledger, the lots they leave, and the
+export each record enqueues.
+
+Every write reads the ledger at a version, computes on it (a build is costed FIFO there, or refused with
+its shortages), then commits its movements, its records and their pending exports in one transaction that
+holds only while the ledger is still at that version; a write that lost the race recomputes. Nothing is
+written for a refused build."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.contracts import BuildRequest, ExportJob, ExportKind, ReceiptRequest
+from shared.domain import inventory as domain
+from shared.domain.inventory import (
+    Build,
+    BuildRecord,
+    Component,
+    ComponentCost,
+    Receipt,
+    ReceiptLine,
+    Rejection,
+    build_movement,
+    receipt_movements,
+    rejection_movements,
+    rejection_of,
+)
+from shared.domain.ledger import AnyMovement, BuildRun, Ledger, ReceiptIn
+from shared.errors import BadRequest, Conflict, NotFound
+from shared.money import total
+from shared.services import exports
+from shared.store import catalog as catalog_store
+from shared.store import exports as export_store
+from shared.store import inventory as store
+
+MAX_TRIES = 8  # concurrent writes to one organisation's ledger: each loser recomputes on the newer version
+T = TypeVar("T")
+
+
+class ExportRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: ExportKind
+    record_id: str
+    export_id: str
+
+
+class ReceiptView(BaseModel):
+    receipt: Receipt
+    rejection: Rejection | None
+    accepted_cost: Decimal
+    rejected_cost: Decimal
+    exports: list[ExportRef]
+
+
+class BuildView(BaseModel):
+    build: Build
+    lot_id: str
+    cost: Decimal  # exactly what the components cost
+    unit_cost: Decimal
+    components: tuple[ComponentCost, ...]
+    exports: list[ExportRef]
+
+
+class LotView(BaseModel):
+    lot_id: str
+    lot_code: str
+    source: Literal["receipt", "build"]
+    document_id: str
+    at: datetime
+    quantity: Decimal  # still on hand
+    unit_cost: Decimal
+    value: Decimal  # the exact remaining cost
+    cost_incomplete: bool  # the lot's cost lacks inputs no lot could cover
+
+
+class ProductLots(BaseModel):
+    product_id: str
+    on_hand: Decimal
+    value: Decimal
+    lots: list[LotView]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12].upper()}"
+
+
+def _refs(organisation_id: str, records: Iterable[tuple[ExportKind, str]]) -> list[ExportRef]:
+    return [
+        ExportRef(kind=k, record_id=r, export_id=exports.export_id_for(organisation_id, k, r))
+        for k, r in records
+    ]
+
+
+def _known_products(organisation_id: str, product_ids: Iterable[str]) -> None:
+    wanted = set(product_ids)
+    found = {p.product_id for p in catalog_store.get_products(organisation_id, sorted(wanted))}
+    if missing := sorted(wanted - found):
+        raise BadRequest(f"unknown product(s): {', '.join(missing)}")
+
+
+def _with_retries(write: Callable[[], T]) -> T:
+    """Runs ``write`` until it commits on a ledger nobody changed meanwhile."""
+    for _ in range(MAX_TRIES):
+        try:
+            return write()
+        except store.LedgerMoved:
+            continue
+    raise Conflict("inventory kept changing while this was recorded; try again")
+
+
+def _commit(
+    organisation_id: str,
+    version: int,
+    documents: Mapping[str, Sequence[AnyMovement]],
+    records: list[tuple[ExportKind, str, BaseModel, datetime]],
+    now: datetime,
+) -> list[ExportRef]:
+    rows = [
+        store.RecordRow(kind, record_id, body.model_dump_json(), at.isoformat())
+        for kind, record_id, body, at in records
+    ]
+    pending = [
+        export_store.new_export(
+            organisation_id,
+            exports.export_id_for(organisation_id, kind, record_id),
+            kind=kind,
+            record_id=record_id,
+            at=at.isoformat(),
+            now=now.isoformat(),
+        )
+        for kind, record_id, _, at in records
+    ]
+    store.commit(organisation_id, version=version, documents=documents, records=rows, extra=pending)
+    refs = _refs(organisation_id, ((kind, record_id) for kind, record_id, _, _ in records))
+    for ref in refs:
+        exports.enqueue(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
+    return refs
+
+
+# ---- receipts -----------------------------------------------------------------------------------------
+def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime) -> ReceiptView:
+    """Accepted units become a lot per line; the rejected ones are written off at their cost by a
+    rejection recorded (and exported) with the receipt."""
+    _known_products(organisation_id, (line.product_id for line in request.lines))
+    receipt_id = request.receipt_id or _new_id("RCV")
+
+    def write() -> ReceiptView:
+        version = store.ledger_version(organisation_id)
+        receipt = Receipt(
+            receipt_id=receipt_id,
+            supplier_id=request.supplier_id,
+            received_at=request.received_at,
+            seq=version + 1,
+            lines=tuple(
+                ReceiptLine(
+                    line_id=str(number),
+                    product_id=line.product_id,
+                    lot_code=line.lot_code,
+                    accepted=line.accepted,
+                    rejected=line.rejected,
+                    unit_cost=line.unit_cost,
+                    line_cost=line.line_cost,
+                )
+                for number, line in enumerate(request.lines, 1)
+            ),
+        )
+        rejection = rejection_of(receipt)
+        documents: dict[str, Sequence[AnyMovement]] = {receipt_id: receipt_movements(receipt)}
+        records: list[tuple[ExportKind, str, BaseModel, datetime]] = [
+            ("receipt", receipt_id, receipt, receipt.received_at)
+        ]
+        if rejection is not None:
+            documents[rejection.rejection_id] = rejection_movements(rejection)
+            records.append(("rejection", rejection.rejection_id, rejection, rejection.rejected_at))
+        refs = _commit(organisation_id, version, documents, records, now)
+        return _receipt_view(receipt, rejection, refs)
+
+    return _with_retries(write)
+
+
+def _receipt_view(receipt: Receipt, rejection: Rejection | None, refs: list[ExportRef]) -> ReceiptView:
+    return ReceiptView(
+        receipt=receipt,
+        rejection=rejection,
+        accepted_cost=receipt.accepted_cost,
+        rejected_cost=rejection.cost if rejection else Decimal(0),
+        exports=refs,
+    )
+
+
+def get_receipt(organisation_id: str, receipt_id: str) -> ReceiptView:
+    body = store.get_record(organisation_id, "receipt", receipt_id)
+    if body is None:
+        raise NotFound(f"no receipt {receipt_id}")
+    receipt = Receipt.model_validate_json(body)
+    rejection = rejection_of(receipt)
+    kinds: list[tuple[ExportKind, str]] = [("receipt", receipt_id)]
+    if rejection is not None:
+        kinds.append(("rejection", rejection.rejection_id))
+    return _receipt_view(receipt, rejection, _refs(organisation_id, kinds))
+
+
+def list_receipts(organisation_id: str) -> list[ReceiptView]:
+    receipts = sorted(
+        (Receipt.model_validate_json(b) for b in store.list_records(organisation_id, "receipt")),
+        key=lambda r: (r.received_at, r.seq),
+    )
+    views = []
+    for receipt in receipts:
+        rejection = rejection_of(receipt)
+        kinds: list[tuple[ExportKind, str]] = [("receipt", receipt.receipt_id)]
+        if rejection is not None:
+            kinds.append(("rejection", rejection.rejection_id))
+        views.append(_receipt_view(receipt, rejection, _refs(organisation_id, kinds)))
+    return views
+
+
+# ---- builds -------------------------------------------------------------------------------------------
+def _components(organisation_id: str, request: BuildRequest) -> tuple[Component, ...]:
+    if request.components:
+        return tuple(
+            Component(product_id=c.product_id, quantity_per_unit=c.quantity_per_unit)
+            for c in request.components
+        )
+    product = next(iter(catalog_store.get_products(organisation_id, [request.product_id])), None)
+    if product is None or not product.components:
+        raise BadRequest("name the build's components, or give the product a bill of materials first")
+    return tuple(Component(product_id=c.ref, quantity_per_unit=c.quantity) for c in product.components)
+
+
+def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> BuildView:
+    """Consumes the components FIFO from their lots at the build's time and makes a finished-good lot whose
+    cost is exactly what was consumed; too little stock refuses the build (``ShortageError``, 409)."""
+    components = _components(organisation_id, request)
+    _known_products(organisation_id, [request.product_id, *(c.product_id for c in components)])
+    build_id = request.build_id or _new_id("BLD")
+
+    def write() -> BuildView:
+        version = store.ledger_version(organisation_id)
+        ledger = Ledger(store.movements(organisation_id))
+        build = Build(
+            build_id=build_id,
+            product_id=request.product_id,
+            quantity=request.quantity,
+            built_at=request.built_at,
+            seq=version + 1,
+            lot_code=request.lot_code,
+            components=components,
+        )
+        record = domain.record_build(ledger, build)
+        refs = _commit(
+            organisation_id,
+            version,
+            {build_id: [build_movement(build)]},
+            [("build", build_id, record, build.built_at)],
+            now,
+        )
+        return _build_view(record, refs)
+
+    return _with_retries(write)
+
+
+def _build_view(record: BuildRecord, refs: list[ExportRef]) -> BuildView:
+    return BuildView(
+        build=record.build,
+        lot_id=record.lot_id,
+        cost=record.cost,
+        unit_cost=record.unit_cost,
+        components=record.components,
+        exports=refs,
+    )
+
+
+def get_build(organisation_id: str, build_id: str) -> BuildView:
+    body = store.get_record(organisation_id, "build", build_id)
+    if body is None:
+        raise NotFound(f"no build {build_id}")
+    return _build_view(BuildRecord.model_validate_json(body), _refs(organisation_id, [("build", build_id)]))
+
+
+def list_builds(organisation_id: str) -> list[BuildView]:
+    records = sorted(
+        (BuildRecord.model_validate_json(b) for b in store.list_records(organisation_id, "build")),
+        key=lambda r: (r.build.built_at, r.build.seq),
+    )
+    return [_build_view(r, _refs(organisation_id, [("build", r.build.build_id)])) for r in records]
+
+
+# ---- lots ---------------------------------------------------------------------------------------------
+def product_lots(organisation_id: str, product_id: str) -> ProductLots:
+    """The product's FIFO layers as the ledger replays them now, oldest (next consumed) first."""
+    _known_products(organisation_id, [product_id])
+    ledger = Ledger(store.movements(organisation_id))
+    made = {m.lot_id: m for m in ledger.movements() if isinstance(m, ReceiptIn | BuildRun)}
+    lots = [
+        LotView(
+            lot_id=layer.lot_id,
+            lot_code=made[layer.lot_id].lot_code,
+            source="receipt" if isinstance(made[layer.lot_id], ReceiptIn) else "build",
+            document_id=made[layer.lot_id].document_id,
+            at=made[layer.lot_id].at,
+            quantity=layer.quantity,
+            unit_cost=layer.unit_cost,
+            value=layer.cost,
+            cost_incomplete=layer.incomplete,
+        )
+        for layer in ledger.layers(product_id)
+    ]
+    return ProductLots(
+        product_id=product_id,
+        on_hand=total(lot.quantity for lot in lots),
+        value=total(lot.value for lot in lots),
+        lots=lots,
+    )

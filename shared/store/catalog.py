@@ -1,0 +1,150 @@
+"""The organisation's catalog in the single table: products, the provider's items, chart of accounts and
+suppliers, and the cursors of incremental syncs. Everything lives in the ``ORG#<org>`` partition, so one
+Query reads a whole kind; writes go in batches of 25 and point reads in batches of 100.
+
+Sort keys: ``PRODUCT#<id>``, ``PITEM#<provider>#<item id>``, ``ACCOUNT#<provider>#<id>``,
+``SUPPLIER#<provider>#<id>``, ``CURSOR#<provider>#<entity>``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from shared.aws import table
+from shared.config import settings
+from shared.domain.catalog import Account, Product, ProviderItem, Supplier
+from shared.store.keys import org_pk
+
+M = TypeVar("M", bound=BaseModel)
+BATCH_GET = 100
+
+
+def product_sk(product_id: str) -> str:
+    return f"PRODUCT#{product_id}"
+
+
+def item_sk(provider: str, item_id: str) -> str:
+    return f"PITEM#{provider}#{item_id}"
+
+
+def account_sk(provider: str, account_id: str) -> str:
+    return f"ACCOUNT#{provider}#{account_id}"
+
+
+def supplier_sk(provider: str, supplier_id: str) -> str:
+    return f"SUPPLIER#{provider}#{supplier_id}"
+
+
+def _query(organisation_id: str, prefix: str) -> list[dict[str, Any]]:
+    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
+
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(prefix)
+    }
+    while True:
+        page = table().query(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _load(model: type[M], row: dict[str, Any]) -> M:
+    return model.model_validate({k: v for k, v in row.items() if k not in ("pk", "sk")})
+
+
+def _put_all(organisation_id: str, rows: Iterable[tuple[str, BaseModel]]) -> None:
+    with table().batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+        for sk, value in rows:
+            batch.put_item(Item={"pk": org_pk(organisation_id), "sk": sk, **value.model_dump(mode="python")})
+
+
+def _get_all(organisation_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
+    """Point reads by sort key, 100 to a BatchGetItem (unprocessed keys asked again). The table's client
+    converts values as the resource does."""
+    client, name = table().meta.client, settings().table_name
+    keys = [{"pk": org_pk(organisation_id), "sk": sk} for sk in dict.fromkeys(sort_keys)]
+    rows: list[dict[str, Any]] = []
+    while keys:
+        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True}}
+        keys = keys[BATCH_GET:]
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            rows.extend(answer["Responses"].get(name, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return rows
+
+
+# ---- products -------------------------------------------------------------------------------------------
+def products(organisation_id: str) -> list[Product]:
+    return [_load(Product, row) for row in _query(organisation_id, "PRODUCT#")]
+
+
+def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:
+    return [_load(Product, row) for row in _get_all(organisation_id, map(product_sk, product_ids))]
+
+
+def put_products(organisation_id: str, values: Iterable[Product]) -> None:
+    _put_all(organisation_id, ((product_sk(p.product_id), p) for p in values))
+
+
+# ---- provider items --------------------------------------------------------------------------------------
+def provider_items(organisation_id: str, provider: str) -> list[ProviderItem]:
+    return [_load(ProviderItem, row) for row in _query(organisation_id, f"PITEM#{provider}#")]
+
+
+def get_provider_items(organisation_id: str, provider: str, item_ids: Iterable[str]) -> list[ProviderItem]:
+    rows = _get_all(organisation_id, (item_sk(provider, i) for i in item_ids))
+    return [_load(ProviderItem, row) for row in rows]
+
+
+def put_provider_items(organisation_id: str, values: Iterable[ProviderItem]) -> None:
+    _put_all(organisation_id, ((item_sk(i.provider, i.item_id), i) for i in values))
+
+
+# ---- chart of accounts ------------------------------------------------------------------------------------
+def accounts(organisation_id: str, provider: str) -> list[Account]:
+    return [_load(Account, row) for row in _query(organisation_id, f"ACCOUNT#{provider}#")]
+
+
+def put_accounts(organisation_id: str, values: Iterable[Account]) -> None:
+    _put_all(organisation_id, ((account_sk(a.provider, a.account_id), a) for a in values))
+
+
+def delete_accounts(organisation_id: str, provider: str, account_ids: Iterable[str]) -> None:
+    with table().batch_writer() as batch:
+        for account_id in account_ids:
+            batch.delete_item(Key={"pk": org_pk(organisation_id), "sk": account_sk(provider, account_id)})
+
+
+# ---- suppliers -------------------------------------------------------------------------------------------
+def suppliers(organisation_id: str, provider: str | None = None) -> list[Supplier]:
+    """The provider's suppliers, or every provider's."""
+    prefix = f"SUPPLIER#{provider}#" if provider else "SUPPLIER#"
+    return [_load(Supplier, row) for row in _query(organisation_id, prefix)]
+
+
+def put_suppliers(organisation_id: str, values: Iterable[Supplier]) -> None:
+    _put_all(organisation_id, ((supplier_sk(s.provider, s.supplier_id), s) for s in values))
+
+
+# ---- incremental sync cursors ----------------------------------------------------------------------------
+def get_cursor(organisation_id: str, provider: str, entity: str) -> str | None:
+    item = (
+        table()
+        .get_item(
+            Key={"pk": org_pk(organisation_id), "sk": f"CURSOR#{provider}#{entity}"}, ConsistentRead=True
+        )
+        .get("Item")
+    )
+    return str(item["cursor"]) if item else None
+
+
+def put_cursor(organisation_id: str, provider: str, entity: str, cursor: str) -> None:
+    """Advance a cursor; called only after what was read since the previous one is stored."""
+    table().put_item(
+        Item={"pk": org_pk(organisation_id), "sk": f"CURSOR#{provider}#{entity}", "cursor": cursor}
+    )

@@ -1,0 +1,174 @@
+"""Posting records, one per export (``EXPORT#<export id>`` under the organisation), moved between states by
+conditional writes only:
+
+    pending --claim--> posting --> posted | failed | waiting | pending (a retry is due)
+    failed --retry--> pending;  waiting --reconnected--> pending;  posting (lease run out) --claim--> posting
+
+A claim takes a lease: while it lasts no other worker may post the same export, and the outcome can only be
+written by the lease's holder. ``unsure`` is set by every claim and cleared once the provider's answer is
+known, so a claim that finds it set (a crash, a timeout, a lost response) searches before posting again.
+Also here: each company's home currency, read from the provider once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.aws import table
+from shared.store.keys import org_pk
+
+EXPORT_PREFIX = "EXPORT#"
+CLAIMABLE = ("pending", "waiting")
+
+
+def _key(organisation_id: str, export_id: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": f"{EXPORT_PREFIX}{export_id}"}
+
+
+def _conditional_failed(err: Exception) -> bool:
+    return type(err).__name__ == "ConditionalCheckFailedException"
+
+
+def new_export(
+    organisation_id: str, export_id: str, *, kind: str, record_id: str, at: str, now: str
+) -> dict[str, Any]:
+    """A pending export's item, to be written in the same transaction as its record."""
+    return {
+        **_key(organisation_id, export_id),
+        "export_id": export_id,
+        "organisation_id": organisation_id,
+        "kind": kind,
+        "record_id": record_id,
+        "status": "pending",
+        "attempts": 0,
+        "unsure": False,
+        "happened_at": at,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def get_export(organisation_id: str, export_id: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = (
+        table().get_item(Key=_key(organisation_id, export_id), ConsistentRead=True).get("Item")
+    )
+    return item
+
+
+def list_exports(organisation_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    from boto3.dynamodb.conditions import Attr, Key  # on first use: keeps boto3 out of the handlers' import
+
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id))
+        & Key("sk").begins_with(EXPORT_PREFIX),
+        "ConsistentRead": True,
+    }
+    if status:
+        kwargs["FilterExpression"] = Attr("status").eq(status)
+    items: list[dict[str, Any]] = []
+    while True:
+        page = table().query(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def claim(
+    organisation_id: str, export_id: str, *, owner: str, now: int, lease_s: int, at: str
+) -> dict[str, Any] | None:
+    """Takes the export for posting; returns it as it was before (None when it isn't claimable now:
+    posted, failed, or another worker's lease still runs)."""
+    try:
+        old: dict[str, Any] = table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="SET #s = :posting, lease_owner = :o, lease_until = :until, unsure = :true, "
+            "updated_at = :at ADD attempts :one",
+            ConditionExpression="attribute_exists(pk) AND (#s IN (:pending, :waiting) "
+            "OR (#s = :posting AND lease_until < :now))",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":posting": "posting",
+                ":pending": "pending",
+                ":waiting": "waiting",
+                ":o": owner,
+                ":until": now + lease_s,
+                ":now": now,
+                ":true": True,
+                ":at": at,
+                ":one": 1,
+            },
+            ReturnValues="ALL_OLD",
+        )["Attributes"]
+    except Exception as err:
+        if _conditional_failed(err):
+            return None
+        raise
+    return old
+
+
+def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fields: dict[str, Any]) -> bool:
+    """Records the outcome of a claim and ends its lease; only the lease's holder may (False otherwise)."""
+    values = {f":v{i}": v for i, v in enumerate(fields.values())}
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    assignments = "".join(f", #f{i} = :v{i}" for i in range(len(fields)))
+    try:
+        table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression=f"SET #s = :status{assignments} REMOVE lease_owner, lease_until",
+            ConditionExpression="#s = :posting AND lease_owner = :owner",
+            ExpressionAttributeNames={"#s": "status", **names},
+            ExpressionAttributeValues={":status": status, ":posting": "posting", ":owner": owner, **values},
+        )
+    except Exception as err:
+        if _conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+def requeue(organisation_id: str, export_id: str, *, from_statuses: tuple[str, ...], at: str) -> bool:
+    """pending again (a retry, a resumed wait), only from one of ``from_statuses``."""
+    names = {f":from{i}": s for i, s in enumerate(from_statuses)}
+    try:
+        table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at",
+            ConditionExpression=f"#s IN ({', '.join(names)})",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names},
+        )
+    except Exception as err:
+        if _conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+def mark_dead_lettered(organisation_id: str, export_id: str) -> None:
+    """Notes that the failed export's message is in the DLQ (unless it was retried meanwhile)."""
+    try:
+        table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="SET dead_lettered = :true",
+            ConditionExpression="#s = :failed",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":true": True, ":failed": "failed"},
+        )
+    except Exception as err:
+        if not _conditional_failed(err):
+            raise
+
+
+# ---- the company's home currency -------------------------------------------------------------------
+def _currency_key(organisation_id: str, provider: str, tenant_id: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": f"EXPORT-CURRENCY#{provider}#{tenant_id}"}
+
+
+def home_currency(organisation_id: str, provider: str, tenant_id: str) -> str | None:
+    item = table().get_item(Key=_currency_key(organisation_id, provider, tenant_id)).get("Item")
+    return str(item["currency"]) if item else None
+
+
+def put_home_currency(organisation_id: str, provider: str, tenant_id: str, currency: str) -> None:
+    table().put_item(Item={**_currency_key(organisation_id, provider, tenant_id), "currency": currency})

@@ -1,0 +1,161 @@
+"""Inventory state in the table: the stock ledger's movements (one item per document), receipts, rejections
+and builds as recorded, and the ledger version every write is conditioned on.
+
+Layout under the organisation's partition:
+- ``INVENTORY#LEDGER``: ``version``, bumped by every write, so two writers that read the same ledger can't
+  both commit (the second one re-reads and recomputes); the new version is also the movements' ``seq``.
+- ``INVENTORY#MOVES#<document>``: that document's movements, as JSON.
+- ``INVENTORY#<kind>#<record id>``: the record as recorded (JSON), holding every number its export needs.
+
+A write is one transaction of a constant number of items, however many lines or components it has (all of a
+document's movements share one item), so it stays far below DynamoDB's 100-item limit and commits whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from shared.aws import table
+from shared.domain.ledger import AnyMovement, Movement
+from shared.errors import BadRequest, Conflict
+from shared.store.keys import org_pk
+
+LEDGER_SK = "INVENTORY#LEDGER"
+MOVES_PREFIX = "INVENTORY#MOVES#"
+MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
+_MOVEMENTS = TypeAdapter(list[Movement])
+
+
+def record_sk(kind: str, record_id: str) -> str:
+    return f"INVENTORY#{kind}#{record_id}"
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    kind: str
+    record_id: str
+    body: str  # the record's JSON
+    at: str  # when the thing happened (ISO), for listing
+
+
+class LedgerMoved(Exception):
+    """Another write committed since the ledger was read: read it again and recompute."""
+
+
+def ledger_version(organisation_id: str) -> int:
+    item = (
+        table()
+        .get_item(Key={"pk": org_pk(organisation_id), "sk": LEDGER_SK}, ConsistentRead=True)
+        .get("Item")
+    )
+    return int(item["version"]) if item else 0
+
+
+def movements(organisation_id: str) -> list[AnyMovement]:
+    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
+
+    found: list[AnyMovement] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(MOVES_PREFIX),
+        "ConsistentRead": True,
+    }
+    while True:
+        page = table().query(**kwargs)
+        for item in page["Items"]:
+            found.extend(_MOVEMENTS.validate_json(item["movements"]))
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def commit(
+    organisation_id: str,
+    *,
+    version: int,
+    documents: Mapping[str, Sequence[AnyMovement]],
+    records: list[RecordRow],
+    extra: list[dict[str, Any]],
+) -> None:
+    """Writes the documents' movements, the records and ``extra`` items (new, never overwriting) and moves
+    the ledger from ``version`` to ``version + 1``, all or nothing. Raises ``LedgerMoved`` when the ledger
+    is no longer at ``version``, ``Conflict`` when a record with the same id exists."""
+    pk = org_pk(organisation_id)
+    items = [
+        {"pk": pk, "sk": f"{MOVES_PREFIX}{document}", "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
+        for document, moved in documents.items()
+    ]
+    items += [
+        {
+            "pk": pk,
+            "sk": record_sk(r.kind, r.record_id),
+            "kind": r.kind,
+            "record_id": r.record_id,
+            "body": r.body,
+            "at": r.at,
+        }
+        for r in records
+    ]
+    items += extra
+    for item in items:
+        if sum(len(str(v)) for v in item.values()) > MAX_ITEM_BYTES:
+            raise BadRequest("this record is too large to store in one piece; split it into smaller ones")
+    name = table().name  # the resource's client takes and gives plain Python values (it serializes them)
+    bump = {
+        "Update": {
+            "TableName": name,
+            "Key": {"pk": pk, "sk": LEDGER_SK},
+            "UpdateExpression": "SET #v = :next",
+            "ConditionExpression": "attribute_not_exists(#v) OR #v = :read",
+            "ExpressionAttributeNames": {"#v": "version"},
+            "ExpressionAttributeValues": {":next": version + 1, ":read": version},
+        }
+    }
+    puts = [
+        {
+            "Put": {
+                "TableName": name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        for item in items
+    ]
+    client = table().meta.client
+    try:
+        client.transact_write_items(TransactItems=[bump, *puts])
+    except client.exceptions.TransactionCanceledException as err:
+        reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            raise LedgerMoved() from None
+        if "ConditionalCheckFailed" in reasons:
+            raise Conflict("a record with this id is already recorded") from None
+        raise
+
+
+def get_record(organisation_id: str, kind: str, record_id: str) -> str | None:
+    item = (
+        table()
+        .get_item(Key={"pk": org_pk(organisation_id), "sk": record_sk(kind, record_id)}, ConsistentRead=True)
+        .get("Item")
+    )
+    return str(item["body"]) if item else None
+
+
+def list_records(organisation_id: str, kind: str) -> list[str]:
+    from boto3.dynamodb.conditions import Key
+
+    bodies: list[str] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id))
+        & Key("sk").begins_with(record_sk(kind, "")),
+    }
+    while True:
+        page = table().query(**kwargs)
+        bodies += [str(item["body"]) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return bodies
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

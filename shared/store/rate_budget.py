@@ -1,0 +1,131 @@
+"""The per-tenant rate budget shared by every Lambda, in DynamoDB: short call windows, in-flight slots
+and the provider's own count of calls left today.
+
+Rows live under ``RATE#<provider>#<tenant>``:
+- ``WINDOW#<n>``: calls started in window n; a conditional ``ADD`` admits a call only below the cap.
+- ``SLOT#<i>``: one of the tenant's in-flight slots, leased by a conditional write; a lease that outlived
+  its holder (a Lambda that died mid-call) can be taken over.
+- ``DAY``: the calls left today as the provider last reported them, written only once they run low.
+Windows and leases expire through the table's TTL.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from shared.aws import table
+
+SLOT_LEASE_SECONDS = 60  # longer than a call may take (20 s read timeout, 5 s connect)
+SLOT_BUSY_WAIT = 0.25
+DAILY_WATCH = 200  # from this few calls left today, every Lambda learns the count from the table
+DAILY_HOLD_SECONDS = 3600.0  # how long a low daily count holds calls back before one probe may go
+
+
+def _pk(key: str) -> str:
+    return f"RATE#{key}"
+
+
+class DynamoRateBudget:
+    """Satisfies ``shared.providers.limits.RateBudget``; one per session, holding the slots it took."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.owner = str(uuid.uuid4())
+        self._held: dict[str, list[str]] = defaultdict(list)
+        self._daily: dict[str, tuple[int, float] | None] = {}
+
+    def acquire(
+        self, key: str, *, window_seconds: int, window_cap: int, concurrent: int, daily_reserve: int
+    ) -> float:
+        now = self.clock()
+        daily = self._daily_remaining(key) if daily_reserve else None
+        if daily is not None and daily[0] <= daily_reserve and now - daily[1] < DAILY_HOLD_SECONDS:
+            return DAILY_HOLD_SECONDS - (now - daily[1])
+        slot = self._take_slot(key, concurrent, now)
+        if slot is None:
+            return SLOT_BUSY_WAIT
+        window = int(now // window_seconds)
+        if not self._count_call(key, window, window_cap, expires_at=int((window + 2) * window_seconds)):
+            self._free_slot(key, slot)
+            return (window + 1) * window_seconds - now
+        self._held[key].append(slot)
+        return 0.0
+
+    def release(self, key: str) -> None:
+        if self._held[key]:
+            self._free_slot(key, self._held[key].pop())
+
+    def note_daily_remaining(self, key: str, remaining: int) -> None:
+        previous = self._daily_remaining(key)
+        now = self.clock()
+        self._daily[key] = (remaining, now)
+        if remaining <= DAILY_WATCH or (previous is not None and previous[0] <= DAILY_WATCH):
+            table().put_item(
+                Item={
+                    "pk": _pk(key),
+                    "sk": "DAY",
+                    "remaining": remaining,
+                    "noted_at": int(now),
+                    "expires_at": int(now + 86_400),
+                }
+            )
+
+    # ---- rows ----------------------------------------------------------------------------------------
+    def _daily_remaining(self, key: str) -> tuple[int, float] | None:
+        if key not in self._daily:
+            item = table().get_item(Key={"pk": _pk(key), "sk": "DAY"}).get("Item")
+            self._daily[key] = (int(item["remaining"]), float(item["noted_at"])) if item else None
+        return self._daily[key]
+
+    def _take_slot(self, key: str, concurrent: int, now: float) -> str | None:
+        start = random.randrange(concurrent)
+        slots = [f"SLOT#{(start + offset) % concurrent}" for offset in range(concurrent)]
+        return next((slot for slot in slots if self._lease(key, slot, int(now))), None)
+
+    def _lease(self, key: str, slot: str, now: int) -> bool:
+        return _conditional(
+            lambda: table().update_item(
+                Key={"pk": _pk(key), "sk": slot},
+                UpdateExpression="SET holder = :h, lease_until = :until, expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
+                ExpressionAttributeValues={
+                    ":h": self.owner,
+                    ":until": now + SLOT_LEASE_SECONDS,
+                    ":ttl": now + 2 * SLOT_LEASE_SECONDS,
+                    ":now": now,
+                },
+            )
+        )
+
+    def _free_slot(self, key: str, slot: str) -> None:
+        _conditional(
+            lambda: table().delete_item(
+                Key={"pk": _pk(key), "sk": slot},
+                ConditionExpression="holder = :h",
+                ExpressionAttributeValues={":h": self.owner},
+            )
+        )
+
+    def _count_call(self, key: str, window: int, cap: int, *, expires_at: int) -> bool:
+        return _conditional(
+            lambda: table().update_item(
+                Key={"pk": _pk(key), "sk": f"WINDOW#{window}"},
+                UpdateExpression="ADD calls :one SET expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(calls) OR calls < :cap",
+                ExpressionAttributeValues={":one": 1, ":cap": cap, ":ttl": expires_at},
+            )
+        )
+
+
+def _conditional(write: Callable[[], Any]) -> bool:
+    """Runs a conditional write; False when its condition did not hold."""
+    try:
+        write()
+    except table().meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True

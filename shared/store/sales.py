@@ -1,0 +1,183 @@
+"""Sales tracking per connection (settings, cursor, pull lease, last pull) and sales documents as pulled.
+
+Both live in the ``ORG#<org>`` partition: ``SALES#<provider>`` is one item holding the tracking settings,
+the cursor and the lease, so the cursor can only move under the lease that read from it;
+``SALEDOC#<document id>`` holds the latest version of each document as JSON text (exact decimals; the
+services give it its shape)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shared.aws import table
+from shared.config import settings
+from shared.store.keys import org_pk
+
+BATCH_GET = 100
+
+
+def tracking_sk(provider: str) -> str:
+    return f"SALES#{provider}"
+
+
+def document_sk(document_id: str) -> str:
+    return f"SALEDOC#{document_id}"
+
+
+def _conditional_failed(err: Exception) -> bool:
+    return type(err).__name__ == "ConditionalCheckFailedException"
+
+
+def _update(
+    organisation_id: str,
+    provider: str,
+    expression: str,
+    values: dict[str, Any],
+    *,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+) -> bool:
+    """One conditional update of the tracking item; False when the condition does not hold."""
+    kwargs: dict[str, Any] = {
+        "Key": {"pk": org_pk(organisation_id), "sk": tracking_sk(provider)},
+        "UpdateExpression": expression,
+    }
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    try:
+        table().update_item(**kwargs)
+    except Exception as err:
+        if _conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+# ---- tracking settings, cursor, lease ---------------------------------------------------------------------
+def get_tracking(organisation_id: str, provider: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = (
+        table()
+        .get_item(Key={"pk": org_pk(organisation_id), "sk": tracking_sk(provider)}, ConsistentRead=True)
+        .get("Item")
+    )
+    return item
+
+
+def tracked(organisation_id: str) -> list[dict[str, Any]]:
+    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
+
+    items: list[dict[str, Any]] = table().query(
+        KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("SALES#"),
+        ConsistentRead=True,
+    )["Items"]
+    return items
+
+
+def put_tracking(
+    organisation_id: str,
+    provider: str,
+    *,
+    enabled: bool,
+    start_date: str,
+    home_currency: str,
+    reset_cursor: bool,
+) -> None:
+    """Sets the tracking settings; a new start date forgets the cursor, so the next pull starts over."""
+    expression = "SET enabled = :e, start_date = :s, home_currency = :h, organisation_id = :o, provider = :p"
+    if reset_cursor:
+        expression += " REMOVE #c"
+    _update(
+        organisation_id,
+        provider,
+        expression,
+        {":e": enabled, ":s": start_date, ":h": home_currency, ":o": organisation_id, ":p": provider},
+        names={"#c": "cursor"} if reset_cursor else None,
+    )
+
+
+def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:
+    """Pulls of one connection never overlap: one holder at a time; a lease that outlived its holder (a
+    crashed pull) can be taken over, and that pull's work is simply read again."""
+    return _update(
+        organisation_id,
+        provider,
+        "SET lease_owner = :o, lease_until = :until",
+        {":o": owner, ":until": now + ttl_s, ":now": now},
+        condition="attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+    )
+
+
+def advance_cursor(
+    organisation_id: str, provider: str, *, owner: str, cursor: str | None, last_pull: dict[str, Any]
+) -> bool:
+    """Moves the cursor (called only once the documents read since the old one are stored) and releases
+    the lease; refused when ``owner`` no longer holds it (a slower pull never moves a newer cursor back)."""
+    expression = "SET last_pull = :l REMOVE lease_owner, lease_until"
+    values: dict[str, Any] = {":l": last_pull, ":owner": owner}
+    if cursor is not None:
+        expression = "SET last_pull = :l, #c = :c REMOVE lease_owner, lease_until"
+        values[":c"] = cursor
+    return _update(
+        organisation_id,
+        provider,
+        expression,
+        values,
+        condition="lease_owner = :owner",
+        names={"#c": "cursor"} if cursor is not None else None,
+    )
+
+
+def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: dict[str, Any]) -> None:
+    """Gives up the lease after a failed pull, keeping the cursor where it was."""
+    _update(
+        organisation_id,
+        provider,
+        "SET last_pull = :l REMOVE lease_owner, lease_until",
+        {":l": last_pull, ":owner": owner},
+        condition="lease_owner = :owner",
+    )
+
+
+# ---- documents ---------------------------------------------------------------------------------------------
+def put_documents(organisation_id: str, documents: Mapping[str, str]) -> None:
+    """Stores each document's latest version (document id -> JSON) over the one before; a repeated pull
+    writes the same again."""
+    with table().batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+        for document_id, body in documents.items():
+            batch.put_item(Item={"pk": org_pk(organisation_id), "sk": document_sk(document_id), "body": body})
+
+
+def get_documents(organisation_id: str, document_ids: Iterable[str]) -> list[str]:
+    """The stored versions of these documents (those never stored are absent), 100 to a BatchGetItem."""
+    client, name = table().meta.client, settings().table_name
+    keys = [{"pk": org_pk(organisation_id), "sk": document_sk(d)} for d in dict.fromkeys(document_ids)]
+    found: list[str] = []
+    while keys:
+        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True}}
+        keys = keys[BATCH_GET:]
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            found.extend(str(row["body"]) for row in answer["Responses"].get(name, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def documents(organisation_id: str) -> list[str]:
+    """Every stored sales document of the organisation, page by page."""
+    from boto3.dynamodb.conditions import Key
+
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("SALEDOC#")
+    }
+    found: list[str] = []
+    while True:
+        page = table().query(**kwargs)
+        found.extend(str(row["body"]) for row in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,23 @@
+"""Export settings, one row per organisation and provider (``SETTINGS#EXPORT#<provider>``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.aws import table
+from shared.store.keys import org_pk
+
+
+def _key(organisation_id: str, provider: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": f"SETTINGS#EXPORT#{provider}"}
+
+
+def get_export_settings(organisation_id: str, provider: str) -> dict[str, Any] | None:
+    item = table().get_item(Key=_key(organisation_id, provider), ConsistentRead=True).get("Item")
+    if item is None:
+        return None
+    return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+
+def put_export_settings(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
+    table().put_item(Item={**_key(organisation_id, provider), **fields})

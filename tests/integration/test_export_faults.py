@@ -1,0 +1,362 @@
+"""Every fault ends with exactly one document in the provider, or a ``failed`` export with its reason (and
+its message in the DLQ): duplicate and concurrent deliveries, a crash after the provider committed, lost
+responses, timeouts, dropped connections, 5xx, 429 storms, an expired connection mid-batch, a lock date or
+closed period, an unmapped item, an inactive account. Messages are delivered as Lambda's poller does; the
+time a backoff would take is skipped by making a reported record visible again at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from functions.export import app as export_app
+from infra.local.context import LocalLambdaContext
+from infra.local.stack import REGION, LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared.domain.catalog import Product
+from shared.services import exports
+from shared.store import catalog as catalog_store
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
+from tests.integration.test_exports import RECEIVED, no_real_sleep, ok, setup_qbo, setup_xero
+
+__all__ = ["no_real_sleep"]  # the fixture, shared with test_exports
+WRITES = {"qbo": f"/v3/company/{DEMO_REALM_ID}/journalentry", "xero": "/api.xro/2.0/ManualJournals"}
+WRITE_METHODS = {"qbo": "POST", "xero": "PUT"}  # Xero's searches read the same path
+SEARCHES = {"qbo": f"/v3/company/{DEMO_REALM_ID}/query", "xero": "/api.xro/2.0/ManualJournals"}
+
+
+# ---- delivery, as Lambda's event source mapping does it ----------------------------------------------------
+def sqs_event(messages: list[dict[str, Any]], arn: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def invoke(aws: LocalStack, messages: list[dict[str, Any]]) -> set[str]:
+    """Runs the export handler on a batch; the message ids it reported failed."""
+    event = sqs_event(messages, aws.physical("ExportQueue", "Arn"))
+    response = export_app.lambda_handler(event, LocalLambdaContext("ExportFunction"))
+    return {f["itemIdentifier"] for f in response["batchItemFailures"]}
+
+
+def receive(aws: LocalStack, queue: str = "ExportQueue") -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = (
+        boto3.client("sqs")
+        .receive_message(
+            QueueUrl=aws.physical(queue),
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        .get("Messages", [])
+    )
+    return messages
+
+
+def deliver(aws: LocalStack, rounds: int = 12) -> int:
+    """Receive, invoke, delete the done ones; a reported one comes back at once (its backoff elapsed)."""
+    sqs, url, invocations = boto3.client("sqs"), aws.physical("ExportQueue"), 0
+    for _ in range(rounds):
+        messages = receive(aws)
+        if not messages:
+            break
+        invocations += 1
+        failed = invoke(aws, messages)
+        for m in messages:
+            if m["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return invocations
+
+
+# ---- setup -------------------------------------------------------------------------------------------------
+def receipt(api: Api, product_id: str, quantity: str = "10") -> str:
+    body = {
+        "received_at": RECEIVED,
+        "lines": [{"product_id": product_id, "quantity": quantity, "unit_cost": "0.50"}],
+    }
+    return str(ok(api.call("POST", "/receipts", json_body=body), 201)["receipt"]["receipt_id"])
+
+
+def setup(api: Api, sandboxes: Sandboxes, provider: str) -> str:
+    """Connected with export settings; returns a product id to receive."""
+    return (setup_qbo if provider == "qbo" else setup_xero)(api, sandboxes)["bolt"]
+
+
+def documents(sandboxes: Sandboxes, provider: str) -> list[dict[str, Any]]:
+    if provider == "qbo":
+        return sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    return sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+
+
+def the_export(api: Api) -> dict[str, Any]:
+    (export,) = ok(api.call("GET", "/exports"))
+    return export  # type: ignore[no-any-return]
+
+
+def posted_once(api: Api, sandboxes: Sandboxes, provider: str) -> dict[str, Any]:
+    export = the_export(api)
+    found = [
+        d
+        for d in documents(sandboxes, provider)
+        if export["export_id"] in (d.get("PrivateNote") or d.get("Narration"))
+    ]
+    assert export["status"] == "posted", export
+    assert [d.get("Id") or d.get("ManualJournalID") for d in found] == [export["document_id"]]
+    return export
+
+
+def after_write(sandbox: Any, path: str, action: Callable[[], None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs ``action`` right after the sandbox commits the first write to ``path`` (the caller sees it)."""
+    handle = sandbox.handle
+    done: list[bool] = []
+
+    def wrapped(request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = handle(request)
+        if (
+            request.method in ("POST", "PUT")
+            and request.url.path == path
+            and response.is_success
+            and not done
+        ):
+            done.append(True)
+            action()
+        return response
+
+    monkeypatch.setattr(sandbox, "handle", wrapped)
+
+
+@pytest.fixture
+def dlq(aws: LocalStack) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: receive(aws, "ExportDeadLetterQueue")
+
+
+PROVIDERS = pytest.mark.parametrize("provider", ["qbo", "xero"])
+
+
+# ---- duplicates and crashes --------------------------------------------------------------------------------
+@PROVIDERS
+def test_repeated_and_concurrent_deliveries_post_once(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, provider: str
+) -> None:
+    receipt(api, setup(api, sandboxes, provider))
+    (message,) = receive(aws)
+    sandbox = getattr(sandboxes, provider)
+    failures: list[set[str]] = []
+    threads = [threading.Thread(target=lambda: failures.append(invoke(aws, [message]))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writes = sandbox.call_count(None, WRITES[provider])
+    assert invoke(aws, [message]) == set()  # delivered once more, after the others finished
+    assert sandbox.call_count(None, WRITES[provider]) == writes  # an export already posted calls nobody
+    posted_once(api, sandboxes, provider)
+
+
+@PROVIDERS
+def test_a_crash_after_the_provider_committed_is_settled_by_the_marker(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt(api, setup(api, sandboxes, provider))
+
+    def crash() -> None:
+        raise RuntimeError("the worker died after the provider committed")
+
+    after_write(getattr(sandboxes, provider), WRITES[provider], crash, monkeypatch)
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}
+    assert the_export(api)["status"] == "posting"
+
+    later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 120)  # SQS redelivers after the lease
+    monkeypatch.setattr(exports, "clock", lambda: later)
+    assert invoke(aws, [message]) == set()
+    export = posted_once(api, sandboxes, provider)
+    assert export["adopted"] and export["attempts"] == 2
+
+
+# ---- faults on the wire ------------------------------------------------------------------------------------
+@PROVIDERS
+def test_a_lost_response_is_found_by_its_marker_not_posted_again(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, provider: str
+) -> None:
+    receipt(api, setup(api, sandboxes, provider))
+    sandbox = getattr(sandboxes, provider)
+    sandbox.inject("lost_response", method=WRITE_METHODS[provider], path_prefix=WRITES[provider])
+    searches = sandbox.call_count("GET", SEARCHES[provider])
+    assert deliver(aws) == 2
+    export = posted_once(api, sandboxes, provider)
+    assert export["adopted"] and export["attempts"] == 2
+    assert sandbox.call_count("GET", SEARCHES[provider]) == searches + 1
+
+
+@pytest.mark.parametrize("kind", ["timeout", "drop", "500", "503"])
+@PROVIDERS
+def test_unanswered_or_failed_writes_are_retried_and_post_once(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, provider: str, kind: str
+) -> None:
+    receipt(api, setup(api, sandboxes, provider))
+    getattr(sandboxes, provider).inject(
+        kind, method=WRITE_METHODS[provider], path_prefix=WRITES[provider], count=2
+    )
+    assert deliver(aws) == 3
+    export = posted_once(api, sandboxes, provider)
+    assert (export["attempts"], export["adopted"], export["last_error"]) == (3, False, None)
+
+
+# Xero allows 60 calls a minute, which the rate budget spreads as 8 per 10 s: a longer storm there would be
+# paced by the budget (on the real clock) rather than by the provider's 429s.
+@pytest.mark.parametrize(("provider", "storm", "deliveries"), [("qbo", 12, 3), ("xero", 3, 1)])
+def test_a_429_storm_is_waited_out(
+    api: Api,
+    aws: LocalStack,
+    sandboxes: Sandboxes,
+    provider: str,
+    storm: int,
+    deliveries: int,
+    no_real_sleep: list[float],
+) -> None:
+    receipt(api, setup(api, sandboxes, provider))
+    getattr(sandboxes, provider).inject(
+        "429", method=WRITE_METHODS[provider], path_prefix=WRITES[provider], count=storm
+    )
+    assert (
+        deliver(aws) == deliveries
+    )  # five tries per delivery (waiting as told in between), then SQS backoff
+    posted_once(api, sandboxes, provider)
+    assert len(no_real_sleep) == storm - (deliveries - 1)  # within a delivery it waits between tries
+
+
+def test_retries_run_out_into_a_failure_and_a_retry_cannot_duplicate(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, dlq: Callable[[], list[dict[str, Any]]]
+) -> None:
+    receipt(api, setup(api, sandboxes, "qbo"))
+    sandboxes.qbo.inject("timeout", path_prefix=WRITES["qbo"], count=3)
+    sandboxes.qbo.inject("lost_response", path_prefix=WRITES["qbo"], count=1)  # the fourth try did commit
+    assert deliver(aws, rounds=4) == 4
+    sandboxes.qbo.inject("503", path_prefix=SEARCHES["qbo"], count=10)  # and then the searches fail too
+    deliver(aws)
+    export = the_export(api)
+    assert export["status"] == "failed"
+    assert export["last_error"] == "gave up after 5 attempts: qbo: the provider is unavailable (HTTP 503)"
+    (dead,) = dlq()
+    assert dead["MessageAttributes"]["export_id"]["StringValue"] == export["export_id"]
+    assert "gave up after 5 attempts" in dead["MessageAttributes"]["reason"]["StringValue"]
+
+    retried = ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
+    assert retried["status"] == "pending"
+    deliver(aws)
+    assert posted_once(api, sandboxes, "qbo")["adopted"]  # the fourth, lost write was there all along
+    assert api.call("POST", f"/exports/{export['export_id']}/retry").status == 409
+
+
+# ---- connection expiry -------------------------------------------------------------------------------------
+def test_an_expired_connection_makes_exports_wait_and_reconnecting_resumes_them(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bolt = setup(api, sandboxes, "qbo")
+    for _ in range(3):
+        receipt(api, bolt)
+    after_write(sandboxes.qbo, WRITES["qbo"], lambda: sandboxes.qbo.revoke_realm(DEMO_REALM_ID), monkeypatch)
+    deliver(aws)
+    statuses = sorted(e["status"] for e in ok(api.call("GET", "/exports")))
+    assert statuses == ["posted", "waiting", "waiting"]
+    assert (
+        next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "qbo")["status"] == "expired"
+    )
+
+    connect(api, sandboxes, "qbo")  # the person reconnects; nothing else is asked of them
+    deliver(aws)
+    exported = ok(api.call("GET", "/exports"))
+    assert [e["status"] for e in exported] == ["posted"] * 3
+    assert len(documents(sandboxes, "qbo")) == 3
+
+
+# ---- permanent failures ------------------------------------------------------------------------------------
+def test_a_lock_date_fails_with_the_reason_and_a_retry_after_unlocking_posts_once(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, dlq: Callable[[], list[dict[str, Any]]]
+) -> None:
+    receipt(api, setup(api, sandboxes, "xero"))
+    sandboxes.xero.set_lock_dates(AU_TENANT_ID, period_lock_date=date(2026, 11, 30))
+    assert deliver(aws) == 1  # a permanent failure is never retried by SQS
+    export = the_export(api)
+    assert export["status"] == "failed"
+    assert "period lock date" in export["last_error"]
+    (dead,) = dlq()
+    assert "period lock date" in dead["MessageAttributes"]["reason"]["StringValue"]
+    assert documents(sandboxes, "xero") == []
+
+    sandboxes.xero.set_lock_dates(AU_TENANT_ID, period_lock_date=date(2026, 6, 30))
+    ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
+    deliver(aws)
+    posted_once(api, sandboxes, "xero")
+
+
+def test_a_closed_period_in_qbo_fails_with_the_reason(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    receipt(api, setup(api, sandboxes, "qbo"))
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=date(2026, 11, 30))
+    deliver(aws)
+    export = the_export(api)
+    assert export["status"] == "failed" and "closing date" in export["last_error"]
+    assert documents(sandboxes, "qbo") == []
+
+
+def test_an_unmapped_item_fails_naming_the_product(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, dlq: Callable[[], list[dict[str, Any]]]
+) -> None:
+    setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    catalog_store.put_products("org-a", [Product(product_id="p-gasket", sku="GK-1", name="Gasket")])
+    receipt(api, "p-gasket")
+    deliver(aws)
+    export = the_export(api)
+    assert export["status"] == "failed"
+    assert export["last_error"].startswith("unmapped item: GK-1 Gasket has no QuickBooks item")
+    assert len(dlq()) == 1 and sandboxes.qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment") == []
+
+
+def test_an_inactive_account_fails_with_the_providers_reason(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    receipt(api, setup(api, sandboxes, "qbo"))
+    sandboxes.qbo.edit_record(DEMO_REALM_ID, "Account", "5", {"Active": False})
+    deliver(aws)
+    export = the_export(api)
+    assert export["status"] == "failed" and "made inactive" in export["last_error"]
+
+
+def test_a_message_that_cannot_be_parsed_is_a_batch_item_failure(aws: LocalStack) -> None:
+    boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody='{"kind": "invoice"}')
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}
+
+
+@pytest.fixture(autouse=True)
+def steady_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(exports, "jitter", lambda low, high: high)
+    yield

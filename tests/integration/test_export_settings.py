@@ -1,0 +1,162 @@
+"""Export settings through the real routes: accounts validated against the synced chart, field by field;
+QBO inventory mode only where the company can use it; Xero always journals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
+
+
+def chart(api: Api, provider: str) -> dict[str, str]:
+    """Account code -> account id, after a sync."""
+    response = api.call("POST", f"/integrations/{provider}/sync/accounts")
+    assert response.status == 200, response.body
+    return {a["code"]: a["account_id"] for a in response.json()["accounts"]}
+
+
+def qbo_accounts(ids: dict[str, str], **changes: str | None) -> dict[str, str | None]:
+    accounts = {
+        "build_debit": ids["1310"],
+        "build_credit": ids["1320"],
+        "receiving_debit": ids["1320"],
+        "receiving_credit": ids["2150"],
+        "waste": ids["6150"],
+        "cogs": ids["5000"],
+    }
+    return {**accounts, **changes}
+
+
+def put(api: Api, provider: str, mode: str, accounts: dict[str, Any]) -> Any:
+    return api.call(
+        "PUT", f"/integrations/{provider}/export-settings", json_body={"mode": mode, "accounts": accounts}
+    )
+
+
+def test_qbo_journal_settings_are_stored_and_shown_with_account_names(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    before = api.call("GET", "/integrations/qbo/export-settings").json()
+    assert before["configured"] is False and before["accounts"]["waste"] is None
+    ids = chart(api, "qbo")
+    saved = put(api, "qbo", "journals", qbo_accounts(ids))
+    assert saved.status == 200, saved.body
+    shown = api.call("GET", "/integrations/qbo/export-settings").json()
+    assert shown["configured"] is True and shown["mode"] == "journals"
+    assert shown["accounts"]["waste"] == {
+        "account_id": ids["6150"],
+        "code": "6150",
+        "name": "Waste and Scrap",
+    }
+    assert shown["accounts"]["adjustment"] is None
+
+
+def test_each_unusable_account_is_refused_naming_its_field(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    ids = chart(api, "qbo")
+    refused = put(
+        api,
+        "qbo",
+        "journals",
+        qbo_accounts(
+            ids,
+            waste=ids["4000"],
+            build_debit=ids["5000"],
+            receiving_credit=ids["2190"],
+            cogs=None,
+            adjustment=ids["5010"],
+        ),
+    )
+    assert refused.status == 400
+    message = refused.json()["message"]
+    assert (
+        "accounts.waste: '4000 Sales of Product Income' is a revenue account; choose a cost of goods sold or "
+        "expense account" in message
+    )
+    assert (
+        "accounts.build_debit: '5000 Cost of Goods Sold' is a cost of goods sold account; choose an asset"
+        in message
+    )
+    assert "accounts.receiving_credit: '2190 Old Freight Clearing' is archived or inactive" in message
+    assert "accounts.cogs: choose an account" in message
+    assert "accounts.adjustment: the adjustment account is used only in inventory mode" in message
+    assert "accounts.build_credit" not in message
+    assert api.call("GET", "/integrations/qbo/export-settings").json()["configured"] is False
+    unknown = put(api, "qbo", "journals", {"waste": "1", "typo_account": "2"})
+    assert unknown.status == 400 and "typo_account" in unknown.json()["message"]
+
+
+def test_settings_read_a_chart_that_was_never_synced(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    ids = {
+        code: str(i)
+        for i, code in enumerate(
+            ("1300", "5000", "5010", "2000", "2150", "4000", "6150", "2190", "3000", "1310", "1320"), start=1
+        )
+    }
+    saved = put(api, "qbo", "journals", qbo_accounts(ids))  # ids as QBO numbers them, chosen in the app
+    assert saved.status == 200, saved.body
+    assert len(api.call("GET", "/integrations/qbo/accounts").json()) == 14
+
+
+def test_qbo_inventory_mode_needs_the_adjustment_account_and_a_capable_company(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    ids = chart(api, "qbo")
+    missing = put(api, "qbo", "inventory_adjustments", qbo_accounts(ids))
+    assert missing.status == 400 and "accounts.adjustment: choose an account" in missing.json()["message"]
+    settings = qbo_accounts(ids, adjustment=ids["5010"])
+    assert put(api, "qbo", "inventory_adjustments", settings).status == 200
+
+    sandboxes.qbo.update_company(DEMO_REALM_ID, plan="Essentials")
+    refused = put(api, "qbo", "inventory_adjustments", settings)
+    assert refused.status == 400
+    assert (
+        "mode: QuickBooks Online inventory mode is not available: inventory adjustments need QuickBooks "
+        "Online Plus or Advanced in the US (this company: QuickBooks Online Essentials, US)"
+        in refused.json()["message"]
+    )
+
+    sandboxes.qbo.update_company(DEMO_REALM_ID, plan="Advanced", inventory_tracking=False)
+    refused = put(api, "qbo", "inventory_adjustments", settings)
+    assert "inventory tracking (track quantity on hand) is turned off" in refused.json()["message"]
+    assert api.call("GET", "/integrations/qbo/export-settings").json()["mode"] == "inventory_adjustments"
+
+
+def test_xero_is_always_journals_and_refuses_its_tracked_inventory_account(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    ids = chart(api, "xero")
+    accounts = {
+        "build_debit": ids["632"],
+        "build_credit": ids["631"],
+        "receiving_debit": ids["631"],
+        "receiving_credit": ids["820"],
+        "waste": ids["480"],
+        "cogs": ids["310"],
+    }
+    inventory = put(api, "xero", "inventory_adjustments", {**accounts, "adjustment": ids["480"]})
+    assert inventory.status == 400
+    assert "mode: Xero exports are always Partsemble-only journals" in inventory.json()["message"]
+    tracked = put(api, "xero", "journals", {**accounts, "receiving_debit": ids["634"]})
+    assert (
+        "accounts.receiving_debit: '634 Tracked Inventory' is Xero's tracked inventory account"
+        in tracked.json()["message"]
+    )
+    archived = put(api, "xero", "journals", {**accounts, "build_credit": ids["639"]})
+    assert (
+        "accounts.build_credit: '639 Old Stock Adjustments' is archived or inactive"
+        in archived.json()["message"]
+    )
+    saved = put(api, "xero", "journals", accounts)
+    assert saved.status == 200, saved.body
+    assert saved.json()["accounts"]["cogs"]["name"] == "Cost of Goods Sold"
+
+
+def test_settings_need_a_connection(api: Api, sandboxes: Sandboxes) -> None:
+    refused = put(api, "qbo", "journals", {})
+    assert refused.status == 409

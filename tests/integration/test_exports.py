@@ -1,0 +1,322 @@
+"""Receipts with QA rejections and multi-level builds exported to both sandboxes in each mode: the right
+documents, accounts, amounts and dates, one provider write per export, and the export list over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from infra.local.poller import Poller
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared.providers import http
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
+
+D = Decimal
+RECEIVED = "2026-11-02T09:00:00-08:00"
+BUILT = "2026-11-03T09:00:00-08:00"
+FINISHED = "2026-11-04T09:00:00-08:00"
+QBO_API = f"/v3/company/{DEMO_REALM_ID}"
+QBO_ACCOUNTS = {
+    "build_debit": "10",
+    "build_credit": "11",
+    "receiving_debit": "1",
+    "receiving_credit": "5",
+    "waste": "7",
+    "cogs": "2",
+}  # Finished Goods, Raw Materials, Inventory Asset, Receiving Clearing, ...
+XERO_ACCOUNTS = {
+    "build_debit": "632",
+    "build_credit": "631",
+    "receiving_debit": "630",
+    "receiving_credit": "820",
+    "waste": "480",
+    "cogs": "310",
+}  # by account code
+QBO_PARTS = {"blank": "1", "bolt": "2", "bracket": "5", "shelf": "7"}  # QBO item ids
+XERO_PARTS = {
+    "blank": "WIDGET-10",
+    "bolt": "BOLT-M8",
+    "bracket": "BRACKET-S",
+    "shelf": "PANEL-A",
+}  # item codes
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    waits: list[float] = []
+    monkeypatch.setattr(http, "sleep", waits.append)
+    yield waits
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status == status, response.body
+    return response.json()
+
+
+def setup_qbo(api: Api, sandboxes: Sandboxes, mode: str = "journals") -> dict[str, str]:
+    """Connected, catalog synced, the parts imported as products; returns product ids by part name."""
+    connect(api, sandboxes, "qbo")
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    ok(api.call("POST", "/integrations/qbo/sync/items"))
+    imported = ok(
+        api.call(
+            "POST",
+            "/products/import-from-provider",
+            json_body={"provider": "qbo", "item_ids": list(QBO_PARTS.values())},
+        )
+    )
+    accounts = {**QBO_ACCOUNTS, **({"adjustment": "3"} if mode == "inventory_adjustments" else {})}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body={"mode": mode, "accounts": accounts}))
+    by_item = {p["provider_links"]["qbo"]: p["product_id"] for p in imported["created"]}
+    return {part: by_item[item] for part, item in QBO_PARTS.items()}
+
+
+def setup_xero(api: Api, sandboxes: Sandboxes) -> dict[str, str]:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    chart = {
+        a["code"]: a["account_id"]
+        for a in ok(api.call("POST", "/integrations/xero/sync/accounts"))["accounts"]
+    }
+    ok(api.call("POST", "/integrations/xero/sync/items"))
+    items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))}
+    imported = ok(
+        api.call(
+            "POST",
+            "/products/import-from-provider",
+            json_body={"provider": "xero", "item_ids": [items[c] for c in XERO_PARTS.values()]},
+        )
+    )
+    accounts = {role: chart[code] for role, code in XERO_ACCOUNTS.items()}
+    ok(
+        api.call(
+            "PUT", "/integrations/xero/export-settings", json_body={"mode": "journals", "accounts": accounts}
+        )
+    )
+    by_sku = {p["sku"]: p["product_id"] for p in imported["created"]}
+    return {part: by_sku[code] for part, code in XERO_PARTS.items()}
+
+
+def record_season(api: Api, parts: dict[str, str]) -> dict[str, str]:
+    """A receipt with QA rejections, then a bracket built from it and a shelf built from brackets; returns
+    the record id of each export kind (receipt, rejection, bracket, shelf)."""
+    receipt = ok(
+        api.call(
+            "POST",
+            "/receipts",
+            json_body={
+                "received_at": RECEIVED,
+                "supplier_id": "Northside",
+                "lines": [
+                    {
+                        "product_id": parts["blank"],
+                        "quantity": "10",
+                        "rejected": "2",
+                        "unit_cost": "1.20",
+                        "lot_code": "AL-1",
+                    },
+                    {"product_id": parts["bolt"], "quantity": "100", "unit_cost": "0.08"},
+                ],
+            },
+        ),
+        201,
+    )
+    bracket = ok(
+        api.call(
+            "POST",
+            "/builds",
+            json_body={
+                "product_id": parts["bracket"],
+                "quantity": "4",
+                "built_at": BUILT,
+                "components": [
+                    {"product_id": parts["blank"], "quantity_per_unit": "1"},
+                    {"product_id": parts["bolt"], "quantity_per_unit": "2"},
+                ],
+            },
+        ),
+        201,
+    )
+    shelf = ok(
+        api.call(
+            "POST",
+            "/builds",
+            json_body={
+                "product_id": parts["shelf"],
+                "quantity": "1",
+                "built_at": FINISHED,
+                "components": [
+                    {"product_id": parts["bracket"], "quantity_per_unit": "2"},
+                    {"product_id": parts["bolt"], "quantity_per_unit": "4"},
+                ],
+            },
+        ),
+        201,
+    )
+    assert D(bracket["cost"]) == D("5.44") and D(shelf["cost"]) == D("3.04")  # 2 x 1.36 + 4 x 0.08
+    return {
+        "receipt": receipt["receipt"]["receipt_id"],
+        "rejection": receipt["rejection"]["rejection_id"],
+        "bracket": bracket["build"]["build_id"],
+        "shelf": shelf["build"]["build_id"],
+    }
+
+
+def exports_by_record(api: Api) -> dict[str, dict[str, Any]]:
+    return {e["record_id"]: e for e in ok(api.call("GET", "/exports"))}
+
+
+def qbo_lines(record: dict[str, Any]) -> list[tuple[str, str, Decimal]]:
+    return [
+        (
+            line["JournalEntryLineDetail"]["AccountRef"]["value"],
+            line["JournalEntryLineDetail"]["PostingType"],
+            D(str(line["Amount"])),
+        )
+        for line in record["Line"]
+    ]
+
+
+def test_qbo_journals_for_receipt_rejection_and_multi_level_builds(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    ids = record_season(api, setup_qbo(api, sandboxes))
+    posts_before = sandboxes.qbo.call_count("POST", f"{QBO_API}/journalentry")
+    queries_before = sandboxes.qbo.call_count("GET", f"{QBO_API}/query")
+    Poller(aws).drain()
+
+    exported = exports_by_record(api)
+    assert {exported[r]["status"] for r in ids.values()} == {"posted"}
+    assert sandboxes.qbo.call_count("POST", f"{QBO_API}/journalentry") - posts_before == 4  # one write each
+    assert sandboxes.qbo.call_count("GET", f"{QBO_API}/query") == queries_before  # no doubt, so no search
+    journals = {j["Id"]: j for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")}
+    by_kind = {kind: journals[exported[record_id]["document_id"]] for kind, record_id in ids.items()}
+    assert qbo_lines(by_kind["receipt"]) == [
+        ("5", "Credit", D("17.60")),
+        ("1", "Debit", D("9.60")),
+        ("1", "Debit", D("8.00")),
+    ]
+    assert qbo_lines(by_kind["rejection"]) == [("5", "Credit", D("2.40")), ("7", "Debit", D("2.40"))]
+    assert qbo_lines(by_kind["bracket"]) == [
+        ("10", "Debit", D("5.44")),
+        ("11", "Credit", D("4.80")),
+        ("11", "Credit", D("0.64")),
+    ]
+    assert qbo_lines(by_kind["shelf"]) == [
+        ("10", "Debit", D("3.04")),
+        ("11", "Credit", D("2.72")),
+        ("11", "Credit", D("0.32")),
+    ]
+    assert [by_kind[k]["TxnDate"] for k in ("receipt", "bracket", "shelf")] == [
+        "2026-11-02",
+        "2026-11-03",
+        "2026-11-04",
+    ]
+    for kind, record_id in ids.items():
+        export = exported[record_id]
+        document = by_kind[kind]
+        assert document["DocNumber"] == export["export_id"] and export["export_id"] in document["PrivateNote"]
+        assert document["CurrencyRef"]["value"] == "USD"
+        assert export["document_link"].endswith(f"/app/journal?txnId={document['Id']}")
+        assert (export["attempts"], export["last_error"], export["adopted"]) == (1, None, False)
+
+
+def test_qbo_inventory_mode_adjusts_quantities_by_item(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    ids = record_season(api, setup_qbo(api, sandboxes, mode="inventory_adjustments"))
+    Poller(aws).drain()
+
+    exported = exports_by_record(api)
+    adjustments = {a["Id"]: a for a in sandboxes.qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment")}
+    moved = {
+        kind: [
+            (
+                line["ItemAdjustmentLineDetail"]["ItemRef"]["value"],
+                D(str(line["ItemAdjustmentLineDetail"]["QtyDiff"])),
+            )
+            for line in adjustments[exported[record_id]["document_id"]]["Line"]
+        ]
+        for kind, record_id in ids.items()
+    }
+    assert moved == {
+        "receipt": [("1", 10), ("2", 100)],
+        "rejection": [("1", -2)],
+        "bracket": [("1", -4), ("2", -8), ("5", 4)],
+        "shelf": [("5", -2), ("2", -4), ("7", 1)],
+    }
+    rejection = adjustments[exported[ids["rejection"]]["document_id"]]
+    assert rejection["AdjustAccountRef"]["value"] == "7" and rejection["TxnDate"] == "2026-11-02"
+    on_hand = {i["Id"]: i.get("QtyOnHand") for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")}
+    assert [D(str(on_hand[i])) for i in ("1", "2", "5", "7")] == [
+        400 + 10 - 2 - 4,
+        2500 + 100 - 8 - 4,
+        140 + 4 - 2,
+        25 + 1,
+    ]
+
+
+def test_xero_manual_journals_balance_and_carry_the_marker(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    ids = record_season(api, setup_xero(api, sandboxes))
+    Poller(aws).drain()
+
+    exported = exports_by_record(api)
+    journals = {j["ManualJournalID"]: j for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")}
+    lines = {
+        kind: [
+            (line["AccountCode"], D(str(line["LineAmount"])))
+            for line in journals[exported[record_id]["document_id"]]["JournalLines"]
+        ]
+        for kind, record_id in ids.items()
+    }
+    assert lines == {
+        "receipt": [("820", D("-17.60")), ("630", D("9.60")), ("630", D("8.00"))],
+        "rejection": [("820", D("-2.40")), ("480", D("2.40"))],
+        "bracket": [("632", D("5.44")), ("631", D("-4.80")), ("631", D("-0.64"))],
+        "shelf": [("632", D("3.04")), ("631", D("-2.72")), ("631", D("-0.32"))],
+    }
+    for record_id in ids.values():
+        export = exported[record_id]
+        journal = journals[export["document_id"]]
+        assert export["export_id"] in journal["Narration"] and journal["Status"] == "POSTED"
+        assert (
+            export["document_link"]
+            == f"https://go.xero.com/Journal/View.aspx?invoiceID={journal['ManualJournalID']}"
+        )
+    assert (
+        journals[exported[ids["shelf"]]["document_id"]]["Date"] == "/Date(1793750400000+0000)/"
+    )  # 4 Nov 2026
+
+
+def test_missing_export_settings_fail_with_the_reason(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    ok(api.call("POST", "/integrations/qbo/sync/items"))
+    imported = ok(
+        api.call("POST", "/products/import-from-provider", json_body={"provider": "qbo", "item_ids": ["2"]})
+    )
+    bolt = imported["created"][0]["product_id"]
+    ok(
+        api.call(
+            "POST",
+            "/receipts",
+            json_body={
+                "received_at": RECEIVED,
+                "lines": [{"product_id": bolt, "quantity": "10", "unit_cost": "0.08"}],
+            },
+        ),
+        201,
+    )
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "failed"
+    assert export["last_error"].startswith("no export settings for QuickBooks Online")
+    assert sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry") == []

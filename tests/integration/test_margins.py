@@ -1,0 +1,314 @@
+"""Margins over HTTP against both sandboxes' demo books, checked against examples worked by hand: a credit,
+a void, a deleted invoice, an edited quantity, a bundle and a foreign-currency invoice; and the download.
+
+Stock is received through ``POST /receipts`` before the sales (1 July 2026); sales track from 1 August."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+
+from infra.sandboxes.qbo_demo import (
+    BRACKET_20,
+    BRACKET_40,
+    BRACKET_BUNDLE,
+    CORNER_BRACE,
+    DEMO_REALM_ID,
+    SHELF_KIT,
+)
+from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.domain.catalog import Component, Product
+from shared.providers import http
+from shared.store import catalog as catalog_store
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
+
+D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(http, "sleep", lambda seconds: None)
+    yield
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status == status, response.body
+    return response.json()
+
+
+def products_by_sku(api: Api, provider: str, item_ids: list[str]) -> dict[str, str]:
+    ok(api.call("POST", f"/integrations/{provider}/sync/items"))
+    ok(
+        api.call(
+            "POST", "/products/import-from-provider", json_body={"provider": provider, "item_ids": item_ids}
+        )
+    )
+    return {p["sku"]: p["product_id"] for p in ok(api.call("GET", "/products"))}
+
+
+def receive(api: Api, lots: list[tuple[str, str, str, str]]) -> dict[str, str]:
+    """(name, product id, quantity, unit cost) per lot, each received on its own; name -> lot id."""
+    names = {}
+    for day, (name, product_id, quantity, unit_cost) in enumerate(lots, 1):
+        view = ok(
+            api.call(
+                "POST",
+                "/receipts",
+                json_body={
+                    "receipt_id": f"RCV-{name}",
+                    "received_at": f"2026-07-{day:02d}T09:00:00Z",
+                    "lines": [{"product_id": product_id, "quantity": quantity, "unit_cost": unit_cost}],
+                },
+            ),
+            201,
+        )
+        names[name] = f"{view['receipt']['receipt_id']}/1"
+    return names
+
+
+def track_and_pull(api: Api, provider: str) -> None:
+    ok(
+        api.call(
+            "PUT",
+            f"/integrations/{provider}/sales-tracking",
+            json_body={"enabled": True, "start_date": "2026-08-01"},
+        )
+    )
+    ok(api.call("POST", "/sales/pull"))
+
+
+def figures(f: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None]:
+    return (
+        D(f["revenue"]),
+        D(f["cogs"]),
+        None if f["margin"] is None else D(f["margin"]),
+        None if f["margin_pct"] is None else D(f["margin_pct"]),
+    )
+
+
+def by_number(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["number"]: d for d in report["documents"]}
+
+
+def lots_of(line: dict[str, Any], names: dict[str, str]) -> list[tuple[str, Decimal, Decimal]]:
+    lot_names = {v: k for k, v in names.items()}
+    return [(lot_names[lot["lot_id"]], D(lot["quantity"]), D(lot["cost"])) for lot in line["lots"]]
+
+
+def test_qbo_margins_match_the_hand_worked_example(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, BRACKET_40, SHELF_KIT, CORNER_BRACE, BRACKET_BUNDLE])
+    lots = receive(
+        api,
+        [
+            ("A", sku["FG-WB-20"], "50", "1.90"),
+            ("B", sku["FG-WB-20"], "100", "2.00"),
+            ("C", sku["FG-WB-40"], "50", "2.80"),
+            ("D", sku["FG-SK-OAK"], "8", "16.00"),
+            ("E", sku["FG-CB-01"], "80", "0.70"),
+        ],
+    )
+    track_and_pull(api, "qbo")
+
+    first = by_number(ok(api.call("GET", "/margins")))
+    # 1001: 40 brackets from A (76.00); 100 corner braces, 80 from E (56.00) and 20 with no stock left
+    corner = next(line for line in first["1001"]["lines"] if line["sku"] == "FG-CB-01")
+    assert (D(corner["figures"]["uncosted"]), corner["figures"]["margin"]) == (D(20), None)
+    assert first["1001"]["figures"]["margin"] is None and D(first["1001"]["figures"]["cogs"]) == D("132.00")
+    # 1006: 60 brackets: the 2 left in A (after 40 + 10 sold, 4 back, 2 sold) and 58 from B
+    assert lots_of(first["1006"]["lines"][0], lots) == [("A", D(2), D("3.80")), ("B", D(58), D("116.00"))]
+    assert first["1004"]["status"] == "voided" and first["1004"]["lines"] == []
+    unmapped = first["SR-2002"]["unmapped"]
+    assert [(u["item"], D(u["amount"])) for u in unmapped] == [("9", D("12.00"))]  # Shop Supplies: no product
+
+    # In QuickBooks: 1001 deleted, SR-2001 voided, 1006 edited from 60 to 70 brackets at 4.40
+    qbo = sandboxes.qbo
+    qbo.clock.advance(60)
+    ids = {
+        r["DocNumber"]: r["Id"]
+        for e in ("Invoice", "SalesReceipt")
+        for r in qbo.list_records(DEMO_REALM_ID, e)
+    }
+    qbo.delete_record(DEMO_REALM_ID, "Invoice", ids["1001"])
+    qbo.void_record(DEMO_REALM_ID, "SalesReceipt", ids["SR-2001"])
+    qbo.edit_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        ids["1006"],
+        {
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": BRACKET_20}, "Qty": 70, "UnitPrice": "4.40"},
+                }
+            ]
+        },
+    )
+    ok(api.call("POST", "/sales/pull"))
+
+    report = ok(api.call("GET", "/margins"))
+    docs = by_number(report)
+    assert "1001" not in docs and "1005" not in docs
+    assert [e["number"] for e in report["excluded"]] == ["1001"]
+    # 1002 (bundle of 10 = 10 x 20mm at 4.50 + 10 x 40mm at 6.75; and 5 x 40mm at 6.75):
+    # revenue 45.00 + 67.50 + 33.75 = 146.25; COGS 10 x 1.90 (A) + 15 x 2.80 (C) = 61.00; 85.25 = 58.29 %
+    assert figures(docs["1002"]["figures"]) == (D("146.25"), D("61.00"), D("85.25"), D("58.29"))
+    bundle_20 = next(line for line in docs["1002"]["lines"] if line["sku"] == "FG-WB-20")
+    assert lots_of(bundle_20, lots) == [("A", D(10), D("19.00"))]
+    # CM-3001 names no invoice: Harbor's latest earlier sale with 20mm brackets is 1002, so 4 go back to A
+    credit = docs["CM-3001"]
+    assert figures(credit["figures"]) == (D("-18.00"), D("-7.60"), D("-10.40"), D("57.78"))
+    assert lots_of(credit["lines"][0], lots) == [("A", D(4), D("7.60"))]
+    # 1003: 216.00 EUR at 1.0850 = 234.36 USD; 6 kits from D (SR-2001 voided: it takes none) = 96.00
+    assert figures(docs["1003"]["figures"]) == (D("234.36"), D("96.00"), D("138.36"), D("59.04"))
+    assert docs["SR-2001"]["status"] == "voided" and docs["SR-2001"]["lines"] == []
+    # SR-2002: bundle of 2: 9.00 + 13.50 = 22.50; 2 x 1.90 (A) + 2 x 2.80 (C) = 9.40
+    assert figures(docs["SR-2002"]["figures"]) == (D("22.50"), D("9.40"), D("13.10"), D("58.22"))
+    # 1006 re-costed by replay: 70 brackets = the 42 left in A (50 - 10 + 4 - 2) and 28 from B
+    assert figures(docs["1006"]["figures"]) == (D("308.00"), D("135.80"), D("172.20"), D("55.91"))
+    assert lots_of(docs["1006"]["lines"][0], lots) == [("A", D(42), D("79.80")), ("B", D(28), D("56.00"))]
+    assert figures(report["totals"]) == (D("693.11"), D("294.60"), D("398.51"), D("57.50"))
+
+    by_product = ok(api.call("GET", "/margins?group=product"))
+    groups = {g["label"].split()[0]: figures(g["figures"]) for g in by_product["groups"]}
+    # 20mm: 45.00 - 18.00 + 9.00 + 308.00 = 344.00; 19.00 - 7.60 + 3.80 + 135.80 = 151.00
+    assert groups["FG-WB-20"] == (D("344.00"), D("151.00"), D("193.00"), D("56.10"))
+    by_period = ok(api.call("GET", "/margins?group=period&from=2026-10-01&to=2026-10-31"))
+    # October: 1003 and SR-2002
+    assert [(g["key"], figures(g["figures"])) for g in by_period["groups"]] == [
+        ("2026-10", (D("256.86"), D("105.40"), D("151.46"), D("58.97")))
+    ]
+
+
+def test_xero_margins_match_the_hand_worked_example(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    xero = sandboxes.xero
+    items = {
+        code: demo_id(AU_TENANT_ID, "item", code) for code in ("WIDGET-10", "WIDGET-20", "BOLT-M8", "PANEL-A")
+    }
+    sku = products_by_sku(api, "xero", list(items.values()))
+    # KIT-STARTER is a Partsemble kit: 2 x WIDGET-10 and 5 x BOLT-M8
+    catalog_store.put_products(
+        "org-a",
+        [
+            Product(
+                product_id="kit-starter",
+                sku="KIT-STARTER",
+                name="Starter kit",
+                type="kit",
+                provider_links={"xero": demo_id(AU_TENANT_ID, "item", "KIT-STARTER")},
+                components=(
+                    Component(ref=sku["WIDGET-10"], quantity=D(2)),
+                    Component(ref=sku["BOLT-M8"], quantity=D(5)),
+                ),
+            )
+        ],
+    )
+    lots = receive(
+        api,
+        [
+            ("W1", sku["WIDGET-10"], "300", "2.50"),
+            ("V", sku["WIDGET-20"], "150", "3.10"),
+            ("B", sku["BOLT-M8"], "1000", "0.18"),
+            ("P", sku["PANEL-A"], "4", "48.00"),
+            ("W2", sku["WIDGET-10"], "200", "2.60"),
+        ],
+    )
+    xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": "INV-0008",
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": "2026-09-30",
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": "WIDGET-10", "Description": "Widget", "Quantity": "30", "UnitAmount": "6.00"}
+            ],
+        },
+    )
+    track_and_pull(api, "xero")
+
+    first = ok(api.call("GET", "/margins"))
+    docs = by_number(first)
+    assert {e["number"]: e["reason"] for e in first["excluded"]} == {
+        "INV-0007": "a draft: not a sale until it is approved"
+    }
+    assert docs["INV-0003"]["status"] == "voided"
+    # INV-0006: 150 widgets after 200 sold, 10 back, 8 in kits and 30 on INV-0008: 72 left in W1, 78 from W2
+    assert lots_of(docs["INV-0006"]["lines"][0], lots) == [
+        ("W1", D(72), D("180.00")),
+        ("W2", D(78), D("202.80")),
+    ]
+
+    xero.clock.advance(60)
+    xero.edit_record(
+        AU_TENANT_ID,
+        "Invoices",
+        demo_id(AU_TENANT_ID, "invoice", "INV-0006"),
+        {
+            "LineItems": [
+                {"ItemCode": "WIDGET-10", "Description": "Widget", "Quantity": "100", "UnitAmount": "6.00"},
+                {"ItemCode": "PANEL-A", "Description": "Panel", "Quantity": "1", "UnitAmount": "129.00"},
+            ]
+        },
+    )
+    xero.void_record(AU_TENANT_ID, "CreditNotes", demo_id(AU_TENANT_ID, "credit-note", "CN-0002"))
+    eighth = next(r for r in xero.list_records(AU_TENANT_ID, "Invoices") if r["InvoiceNumber"] == "INV-0008")
+    xero.delete_record(AU_TENANT_ID, "Invoices", eighth["InvoiceID"])
+    ok(api.call("POST", "/sales/pull"))
+
+    report = ok(api.call("GET", "/margins"))
+    docs = by_number(report)
+    assert {e["number"] for e in report["excluded"]} == {"INV-0007", "INV-0008"}
+    # INV-0001: 1200.00 + 220.00; 200 x 2.50 (W1) + 400 x 0.18 (B) = 572.00; 848.00 = 59.72 %
+    assert figures(docs["INV-0001"]["figures"]) == (D("1420.00"), D("572.00"), D("848.00"), D("59.72"))
+    # CN-0001 (no allocation): harbour's INV-0001 took the widgets, so 10 go back to W1 at 2.50
+    assert figures(docs["CN-0001"]["figures"]) == (D("-60.00"), D("-25.00"), D("-35.00"), D("58.33"))
+    # INV-0004 in USD at 0.6512 USD per AUD: 900.00 / 0.6512 = 1382.06; the kit line (4 x 79.00 = 316.00 USD)
+    # splits by component cost 8 x 2.50 : 20 x 0.18 = 20.00 : 3.60 -> 267.80 + 48.20 USD = 411.24 + 74.02 AUD
+    inv4 = docs["INV-0004"]
+    assert [(line["sku"], D(line["quantity"]), D(line["figures"]["revenue"])) for line in inv4["lines"]] == [
+        ("WIDGET-20", D(120), D("1382.06")),
+        ("WIDGET-10", D(8), D("411.24")),
+        ("BOLT-M8", D(20), D("74.02")),
+    ]
+    # COGS 120 x 3.10 + 8 x 2.50 + 20 x 0.18 = 372.00 + 20.00 + 3.60 = 395.60
+    assert figures(inv4["figures"]) == (D("1867.32"), D("395.60"), D("1471.72"), D("78.81"))
+    # INV-0006 edited to 100 widgets, re-costed by replay without INV-0008: all from W1 (102 left) = 250.00
+    assert figures(docs["INV-0006"]["figures"]) == (D("729.00"), D("298.00"), D("431.00"), D("59.12"))
+    assert lots_of(docs["INV-0006"]["lines"][0], lots) == [("W1", D(100), D("250.00"))]
+    assert docs["CN-0002"]["status"] == "voided" and docs["CN-0002"]["lines"] == []
+    # INV-0002: 3 panels 387.00 - 144.00
+    assert figures(report["totals"]) == (D("4343.32"), D("1384.60"), D("2958.72"), D("68.12"))
+
+
+def test_the_download_carries_the_same_report(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, SHELF_KIT])
+    receive(api, [("A", sku["FG-WB-20"], "500", "1.90"), ("D", sku["FG-SK-OAK"], "20", "16.00")])
+    track_and_pull(api, "qbo")
+    report = ok(api.call("GET", "/margins?group=product"))
+
+    response = api.call("GET", "/margins/export?group=product&format=csv")
+    assert response.status == 200 and response.headers["content-type"].startswith("text/csv")
+    assert 'filename="margins-product-' in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.body.decode())))
+    assert rows[0][:3] == ["Product", "Revenue", "COGS"]
+    assert rows[-1][:3] == ["Total", report["totals"]["revenue"], report["totals"]["cogs"]]
+
+    response = api.call("GET", "/margins/export?format=xlsx")
+    assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = load_workbook(io.BytesIO(response.body), read_only=True).worksheets[0]
+    table = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert table[0][:2] == ["Date", "Document"] and table[-1][0] == "Total"
+    lots = [row[13] for row in table[1:-1] if row[5] == "FG-WB-20"]
+    assert lots and all(str(lot).startswith("RCV-A/1 x ") for lot in lots)

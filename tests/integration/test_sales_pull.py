@@ -1,0 +1,277 @@
+"""Sales pull from both sandboxes: first pull from the chosen date, incremental reads (QBO change data
+capture and its fallbacks, Xero If-Modified-Since), cursor and lease, failures, bad documents, schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from infra.local.scheduler import Scheduler
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
+from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.providers import http
+from shared.services import sales
+from shared.store import sales as sales_store
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
+
+D = Decimal
+QBO_API = f"/v3/company/{DEMO_REALM_ID}/"
+XERO_API = "/api.xro/2.0/"
+HARBOUR = demo_id(AU_TENANT_ID, "contact", "harbour")
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(http, "sleep", lambda seconds: None)
+    yield
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status == status, response.body
+    return response.json()
+
+
+def track(api: Api, provider: str, start: str = "2026-08-01") -> dict[str, Any]:
+    view: dict[str, Any] = ok(
+        api.call(
+            "PUT",
+            f"/integrations/{provider}/sales-tracking",
+            json_body={"enabled": True, "start_date": start},
+        )
+    )
+    return view
+
+
+def pull(api: Api) -> dict[str, Any]:
+    results: list[dict[str, Any]] = ok(api.call("POST", "/sales/pull"))
+    return results[0]
+
+
+def qbo_invoice(sandboxes: Sandboxes, number: str, day: str, qty: int) -> dict[str, Any]:
+    return sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        {
+            "DocNumber": number,
+            "TxnDate": day,
+            "CustomerRef": {"value": HARBOR},
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {
+                        "ItemRef": {"value": BRACKET_20},
+                        "Qty": qty,
+                        "UnitPrice": "4.50",
+                    },
+                }
+            ],
+        },
+    )
+
+
+def test_qbo_first_pull_reads_from_the_start_date_then_one_cdc_call_reads_the_changes(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    view = track(api, "qbo")
+    assert (view["enabled"], view["home_currency"], view["cursor"]) == (True, "USD", None)
+
+    calls = sandboxes.qbo.call_count("GET", QBO_API)
+    first = pull(api)
+    assert sandboxes.qbo.call_count("GET", QBO_API) - calls == 3  # a query per document kind
+    assert first["read"] == 8 and len(first["stored"]) == 8  # the demo's sales but the deleted invoice
+    status = ok(api.call("GET", "/sales/status"))[0]
+    assert status["cursor"] == first["cursor"] and status["last_pull"]["ok"] and not status["pulling"]
+
+    calls = sandboxes.qbo.call_count("GET", QBO_API)
+    again = pull(api)
+    assert sandboxes.qbo.call_count("GET", QBO_API) - calls == 1  # the CDC call, nothing else
+    assert again["stored"] == []
+
+    sandboxes.qbo.clock.advance(60)
+    added = qbo_invoice(sandboxes, "2001", "2026-11-10", 3)
+    gone = next(
+        r["Id"] for r in sandboxes.qbo.list_records(DEMO_REALM_ID, "Invoice") if r["DocNumber"] == "1002"
+    )
+    sandboxes.qbo.delete_record(DEMO_REALM_ID, "Invoice", gone)
+    changed = pull(api)
+    assert sorted(changed["stored"]) == sorted([f"qbo:Invoice:{added['Id']}", f"qbo:Invoice:{gone}"])
+    excluded = ok(api.call("GET", "/margins"))["excluded"]
+    assert [(e["number"], e["reason"]) for e in excluded] == [("1002", "deleted in the provider")]
+
+
+def test_qbo_reads_by_query_past_the_cdc_window_and_past_its_1000_object_cap(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    pull(api)
+    qbo = sandboxes.qbo
+    # 1005 changes: CDC answers with its first 1000; the live documents are then read by query
+    qbo.clock.advance(60)
+    for n in range(1005):
+        qbo_invoice(sandboxes, f"B{n:04d}", "2026-11-05", 1)
+    calls = qbo.call_count("GET", QBO_API)
+    capped = pull(api)
+    assert len(capped["stored"]) == 1005
+    assert (
+        qbo.call_count("GET", QBO_API) - calls == 1 + 2 + 1 + 1
+    )  # CDC, 2 pages of invoices, one per other kind
+
+    # 31 days later the cursor is past CDC's look-back: queries by last-updated time instead
+    later = datetime.now(UTC) + timedelta(days=31)
+    qbo.clock.set(later)
+    qbo_invoice(sandboxes, "L0001", "2026-12-20", 2)
+    calls = qbo.call_count("GET", QBO_API + "cdc")
+    result = sales.pull_changes("org-a", "qbo", now=later)
+    assert qbo.call_count("GET", QBO_API + "cdc") == calls
+    assert len(result.stored) == 1
+
+
+def test_xero_pulls_accrec_documents_and_then_only_what_changed(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    view = track(api, "xero")
+    assert view["home_currency"] == "AUD"
+    xero = sandboxes.xero
+    calls = xero.call_count("GET", XERO_API)
+    first = pull(api)
+    assert xero.call_count("GET", XERO_API) - calls == 2  # one page of invoices, one of credit notes
+    # ACCREC only (no bills or supplier credits); the draft is kept, not costed; the deleted one never seen
+    assert first["read"] == 9 and len(first["stored"]) == 8
+    assert all(":Invoice:" in d or ":CreditNote:" in d for d in first["stored"])
+
+    calls = xero.call_count("GET", XERO_API)
+    assert pull(api)["stored"] == [] and xero.call_count("GET", XERO_API) - calls == 2
+
+    xero.clock.advance(60)
+    inv4 = demo_id(AU_TENANT_ID, "invoice", "INV-0004")
+    xero.edit_record(AU_TENANT_ID, "Invoices", inv4, {"Status": "VOIDED"})
+    assert pull(api)["stored"] == [f"xero:Invoice:{inv4}"]
+    docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
+    assert docs["INV-0004"]["status"] == "voided"
+
+
+def test_pulls_of_one_connection_never_overlap(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    now = datetime.now(UTC)
+    assert sales_store.try_acquire_pull_lease(
+        "org-a", "qbo", owner="other", now=int(now.timestamp()), ttl_s=600
+    )
+    refused = api.call("POST", "/sales/pull")
+    assert refused.status == 409 and refused.json()["error"] == "PullRunning"
+    assert ok(api.call("GET", "/sales/status"))[0]["pulling"]
+    # a lease that outlived its holder (a crashed pull) is taken over
+    result = sales.pull_changes("org-a", "qbo", now=now + timedelta(seconds=601))
+    assert len(result.stored) == 8
+
+
+def test_a_failed_or_crashed_pull_is_repeated_never_skipped_or_counted_twice(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    sandboxes.qbo.inject("500", method="GET", path_prefix=QBO_API + "query", count=http.MAX_ATTEMPTS)
+    failed = api.call("POST", "/sales/pull")
+    assert failed.status == 502
+    status = ok(api.call("GET", "/sales/status"))[0]
+    assert status["cursor"] is None and not status["last_pull"]["ok"] and not status["pulling"]
+    assert sales_store.documents("org-a") == []  # nothing half-stored: the reads come first
+
+    first = pull(api)
+    totals = ok(api.call("GET", "/margins"))["totals"]
+    # a crash after the documents were stored but before the cursor moved: the next pull reads them again
+    sales_store.put_tracking(
+        "org-a", "qbo", enabled=True, start_date="2026-08-01", home_currency="USD", reset_cursor=True
+    )
+    again = pull(api)
+    assert again["read"] == first["read"] and again["stored"] == []
+    assert ok(api.call("GET", "/margins"))["totals"] == totals
+    assert len(sales_store.documents("org-a")) == len(first["stored"])
+
+
+def test_bad_documents_are_reported_and_never_block_the_rest(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    ok(api.call("POST", "/integrations/xero/sync/items"))
+    ok(
+        api.call(
+            "POST",
+            "/products/import-from-provider",
+            json_body={"provider": "xero", "item_ids": [demo_id(AU_TENANT_ID, "item", "WIDGET-10")]},
+        )
+    )
+    track(api, "xero")
+    xero = sandboxes.xero
+
+    def invoice(number: str, day: str, lines: list[dict[str, Any]], **extra: Any) -> None:
+        xero.add_record(
+            AU_TENANT_ID,
+            "Invoices",
+            {
+                "InvoiceNumber": number,
+                "Type": "ACCREC",
+                "Date": day,
+                "Contact": {"ContactID": HARBOUR},
+                "Status": "AUTHORISED",
+                "LineItems": lines,
+                **extra,
+            },
+        )
+
+    widget = {"ItemCode": "WIDGET-10", "Description": "Widget", "UnitAmount": "6.00"}
+    invoice("BAD-QTY", "2026-09-01", [{**widget, "Quantity": "0"}, {**widget, "Quantity": "-2"}])
+    invoice("NO-ITEM", "2026-09-02", [{"Description": "Freight", "Quantity": "1", "UnitAmount": "15.00"}])
+    invoice("ODD-CCY", "2026-09-03", [{**widget, "Quantity": "1"}], CurrencyCode="X1", CurrencyRate="2")
+    invoice("EARLY", "2026-07-15", [{**widget, "Quantity": "1"}])
+    invoice("GOOD", "2026-09-04", [{**widget, "Quantity": "1"}])
+    pull(api)
+
+    report = ok(api.call("GET", "/margins"))
+    docs = {d["number"]: d for d in report["documents"]}
+    assert "EARLY" not in docs  # the first pull reads from the start date
+    issues = docs["BAD-QTY"]["issues"]
+    assert [(D(i.split()[4].rstrip(":")), i.endswith("left out of costing")) for i in issues] == [
+        (D(0), True),
+        (D(-2), True),
+    ]  # "line <id> has quantity <n>: left out of costing"
+    assert [u["description"] for u in docs["NO-ITEM"]["unmapped"]] == ["Freight"]
+    assert "unknown currency 'X1': margins not computed" in docs["ODD-CCY"]["issues"]
+    assert D(docs["GOOD"]["figures"]["revenue"]) == D("6.00")
+
+    xero.clock.advance(60)
+    early = next(r for r in xero.list_records(AU_TENANT_ID, "Invoices") if r["InvoiceNumber"] == "EARLY")
+    xero.edit_record(AU_TENANT_ID, "Invoices", early["InvoiceID"], {"Reference": "re-sent"})
+    pull(api)
+    excluded = {e["number"]: e["reason"] for e in ok(api.call("GET", "/margins"))["excluded"]}
+    assert excluded["EARLY"] == "dated before the first pull date (2026-08-01)"
+
+
+def test_lines_keep_their_product_when_the_item_code_changes(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    item = demo_id(AU_TENANT_ID, "item", "PANEL-A")
+    ok(api.call("POST", "/integrations/xero/sync/items"))
+    product = ok(
+        api.call("POST", "/products/import-from-provider", json_body={"provider": "xero", "item_ids": [item]})
+    )["created"][0]
+    track(api, "xero")
+    pull(api)
+    sandboxes.xero.edit_record(AU_TENANT_ID, "Items", item, {"Code": "PANEL-A2"})
+    ok(api.call("POST", "/integrations/xero/sync/items"))
+    docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
+    assert [line["product_id"] for line in docs["INV-0002"]["lines"]] == [product["product_id"]]
+    assert docs["INV-0002"]["unmapped"] == []
+
+
+def test_the_schedule_pulls_every_tracked_connection(api: Api, sandboxes: Sandboxes, aws: LocalStack) -> None:
+    connect(api, sandboxes, "qbo")
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
+    track(api, "qbo")
+    report = Scheduler(aws).fire("SalesPullFunction")
+    assert (report["pulled"], report["stored"], report["failed"]) == (1, 8, 0)  # org-b does not track sales
+    assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 8
