@@ -65,13 +65,27 @@ def integrations() -> list[ConnectionView]:
 
 @app.post("/integrations/<provider>/connect")
 def connect(provider: str, request: ConnectRequest | None = None) -> Response[ConnectResponse]:
-    start = connections.start_connect(caller_organisation(app), provider,
-                                      switch_company=bool(request and request.switch_company), now=datetime.now(UTC))
-    cookie = Cookie(start.cookie_name, start.cookie_value, path=start.cookie_path, http_only=True,
-                    secure=app.current_event.headers.get("x-forwarded-proto", "https") == "https",
-                    max_age=start.max_age, same_site=SameSite.LAX_MODE)
-    return Response(200, content_types.APPLICATION_JSON, ConnectResponse(authorize_url=start.authorize_url),
-                    cookies=[cookie])
+    start = connections.start_connect(
+        caller_organisation(app),
+        provider,
+        switch_company=bool(request and request.switch_company),
+        now=datetime.now(UTC),
+    )
+    cookie = Cookie(
+        start.cookie_name,
+        start.cookie_value,
+        path=start.cookie_path,
+        http_only=True,
+        secure=app.current_event.headers.get("x-forwarded-proto", "https") == "https",
+        max_age=start.max_age,
+        same_site=SameSite.LAX_MODE,
+    )
+    return Response(
+        200,
+        content_types.APPLICATION_JSON,
+        ConnectResponse(authorize_url=start.authorize_url),
+        cookies=[cookie],
+    )
 
 
 @app.post("/integrations/<provider>/disconnect")
@@ -126,7 +140,9 @@ def import_products(request: ImportRequest) -> ImportResult:
 
 
 @app.post("/products/import")
-def import_product_file(mode: Annotated[Literal["dry_run", "apply"], Query()] = "dry_run") -> FileImportResult:
+def import_product_file(
+    mode: Annotated[Literal["dry_run", "apply"], Query()] = "dry_run",
+) -> FileImportResult:
     return product_files.import_file(caller_organisation(app), uploaded_file(app), mode)
 
 
@@ -138,6 +154,7 @@ def get_export_settings(provider: str) -> ExportSettingsView:
 @app.put("/integrations/<provider>/export-settings")
 def put_export_settings(provider: str, request: ExportSettingsRequest) -> ExportSettingsView:
     return export_settings.put_settings(caller_organisation(app), provider, request, datetime.now(UTC))
+
 
 # ---- sales tracking and margins ------------------------------------------------------------------------
 @app.put("/integrations/<provider>/sales-tracking")
@@ -167,13 +184,19 @@ def margins(start: MarginFrom = None, end: MarginTo = None, group: MarginGroup =
 
 @app.get("/margins/export")
 def export_margins(
-    start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document",
+    start: MarginFrom = None,
+    end: MarginTo = None,
+    group: MarginGroup = "document",
     file: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
 ) -> Response[str]:
     query = MarginQuery(start=start, end=end, group=group)
     export = sales.export_margins(caller_organisation(app), query, file)
-    response = Response(200, export.content_type, base64.b64encode(export.body).decode(),
-                        headers={"Content-Disposition": f'attachment; filename="{export.filename}"'})
+    response = Response(
+        200,
+        export.content_type,
+        base64.b64encode(export.body).decode(),
+        headers={"Content-Disposition": f'attachment; filename="{export.filename}"'},
+    )
     response.base64_encoded = True  # the file, base64-encoded: API Gateway sends the client its bytes
     return response
 
@@ -181,8 +204,15 @@ def export_margins(
 # ---- inventory and exports ----------------------------------------------------------------------------
 @app.exception_handler(ShortageError)
 def shortage(err: ShortageError) -> Response[Any]:
-    shortages = [{"product_id": s.product_id, "required": str(s.required), "available": str(s.available),
-                  "short": str(s.short)} for s in err.shortages]
+    shortages = [
+        {
+            "product_id": s.product_id,
+            "required": str(s.required),
+            "available": str(s.available),
+            "short": str(s.short),
+        }
+        for s in err.shortages
+    ]
     return error_response(err.http_status, err.code, err.message, shortages=shortages)
 
 

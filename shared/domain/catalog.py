@@ -11,10 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain.connections import ProviderName
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
 
 _VALUE = ConfigDict(frozen=True)
-PROVIDER_LABELS: dict[ProviderName, str] = {"qbo": "QuickBooks Online", "xero": "Xero"}
 ItemKind = Literal["inventory", "non_inventory", "service", "bundle"]
 AccountKind = Literal["asset", "liability", "equity", "revenue", "cogs", "expense"]
 XERO_CODE_MAX = 30

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.config import ProviderUrls
-from shared.errors import UnknownProvider
 from shared.domain.connections import PROVIDERS, ClientCredentials, ProviderName
+from shared.errors import UnknownProvider
 from shared.providers.base import AccountingProvider
 
 
@@ -16,7 +16,9 @@ def provider_name(value: str) -> ProviderName:
     raise UnknownProvider(f"unknown accounting provider {value!r}; expected one of: {', '.join(PROVIDERS)}")
 
 
-def get_provider(name: ProviderName, credentials: ClientCredentials, urls: ProviderUrls) -> AccountingProvider:
+def get_provider(
+    name: ProviderName, credentials: ClientCredentials, urls: ProviderUrls
+) -> AccountingProvider:
     if name == "qbo":
         from shared.providers.qbo.client import QboProvider
 

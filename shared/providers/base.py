@@ -146,8 +146,9 @@ class AccountingProvider(Protocol):
         """Whether quantity adjustments can be posted to this company, and why not."""
         ...
 
-    def sales_changes(self, session: Session, since: str | None, *, start: date,
-                      now: datetime) -> Changes[PulledSale]:
+    def sales_changes(
+        self, session: Session, since: str | None, *, start: date, now: datetime
+    ) -> Changes[PulledSale]:
         """Sales documents (invoices, sales receipts, credits; voids and deletions included) changed since
         the cursor; without one, those dated on or after ``start``."""
         ...
@@ -158,8 +159,9 @@ class AccountingProvider(Protocol):
         """Creates the balanced journal carrying ``journal.marker``; a timeout leaves the outcome unknown."""
         ...
 
-    def post_inventory_adjustment(self, session: Session, adjustment: InventoryAdjustment, *,
-                                  idempotency_key: str) -> PostedDocument:
+    def post_inventory_adjustment(
+        self, session: Session, adjustment: InventoryAdjustment, *, idempotency_key: str
+    ) -> PostedDocument:
         """QBO inventory mode: the quantity adjustment carrying ``adjustment.marker``."""
         ...
 

@@ -14,7 +14,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.catalog import (
-    PROVIDER_LABELS,
     Account,
     Match,
     Product,
@@ -26,7 +25,7 @@ from shared.domain.catalog import (
     product_from_item,
     sku_key,
 )
-from shared.domain.connections import ProviderName
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.errors import AuthExpired, Conflict, ProviderRejected, ProviderUnavailable
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft

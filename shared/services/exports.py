@@ -29,8 +29,7 @@ from pydantic import BaseModel
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
-from shared.domain.catalog import PROVIDER_LABELS
-from shared.domain.connections import PROVIDERS, ProviderName
+from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.domain.postings import Journal, Posting, PostingAccounts, idempotency_key, posting_for
 from shared.errors import (

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from shared.aws import table
 from shared.config import settings
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
+from shared.store.dynamo import org_items
 from shared.store.keys import org_pk
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,18 +39,7 @@ def supplier_sk(provider: str, supplier_id: str) -> str:
 
 
 def _query(organisation_id: str, prefix: str) -> list[dict[str, Any]]:
-    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
-
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(prefix)
-    }
-    while True:
-        page = table().query(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return org_items(organisation_id, prefix)
 
 
 def _load(model: type[M], row: dict[str, Any]) -> M:

@@ -9,12 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
+from shared.store.dynamo import conditional_failed, org_items, query_all
 from shared.store.keys import CONNECTIONS_INDEX_PK, GRANT_SK, connection_sk, grant_pk, org_pk
 from shared.vault import Sealed
-
-
-def _conditional_failed(err: Exception) -> bool:
-    return type(err).__name__ == "ConditionalCheckFailedException"
 
 
 # ---- connections -----------------------------------------------------------------------------------
@@ -28,30 +25,14 @@ def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None
 
 
 def list_connections(organisation_id: str) -> list[dict[str, Any]]:
-    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
-
-    items: list[dict[str, Any]] = table().query(
-        KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("CONNECTION#"),
-        ConsistentRead=True,
-    )["Items"]
-    return items
+    return org_items(organisation_id, "CONNECTION#", ConsistentRead=True)
 
 
 def all_connections() -> list[dict[str, Any]]:
-    """Every connection of every organisation (for the scheduled jobs), page by page."""
+    """Every connection of every organisation (for the scheduled jobs)."""
     from boto3.dynamodb.conditions import Key
 
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "IndexName": "gsi1",
-        "KeyConditionExpression": Key("gsi1pk").eq(CONNECTIONS_INDEX_PK),
-    }
-    while True:
-        page = table().query(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK))
 
 
 def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
@@ -87,7 +68,7 @@ def update_connection(
             ExpressionAttributeValues=values,
         )
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return False
         raise
     return True
@@ -152,7 +133,7 @@ def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: i
             },
         )
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return False
         raise
     return True
@@ -176,7 +157,7 @@ def store_refreshed(
             ExpressionAttributeValues={**values, ":one": 1, ":expected": version, ":owner": owner},
         )
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return False
         raise
     return True
@@ -191,7 +172,7 @@ def release_lease(grant_id: str, *, owner: str) -> None:
             ExpressionAttributeValues={":owner": owner},
         )
     except Exception as err:
-        if not _conditional_failed(err):
+        if not conditional_failed(err):
             raise
 
 

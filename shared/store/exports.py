@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
+from shared.store.dynamo import conditional_failed, org_items
 from shared.store.keys import org_pk
 
 EXPORT_PREFIX = "EXPORT#"
@@ -23,10 +24,6 @@ CLAIMABLE = ("pending", "waiting")
 
 def _key(organisation_id: str, export_id: str) -> dict[str, str]:
     return {"pk": org_pk(organisation_id), "sk": f"{EXPORT_PREFIX}{export_id}"}
-
-
-def _conditional_failed(err: Exception) -> bool:
-    return type(err).__name__ == "ConditionalCheckFailedException"
 
 
 def new_export(
@@ -56,22 +53,10 @@ def get_export(organisation_id: str, export_id: str) -> dict[str, Any] | None:
 
 
 def list_exports(organisation_id: str, status: str | None = None) -> list[dict[str, Any]]:
-    from boto3.dynamodb.conditions import Attr, Key  # on first use: keeps boto3 out of the handlers' import
+    from boto3.dynamodb.conditions import Attr  # on first use: keeps boto3 out of the handlers' import
 
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id))
-        & Key("sk").begins_with(EXPORT_PREFIX),
-        "ConsistentRead": True,
-    }
-    if status:
-        kwargs["FilterExpression"] = Attr("status").eq(status)
-    items: list[dict[str, Any]] = []
-    while True:
-        page = table().query(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    extra: dict[str, Any] = {"FilterExpression": Attr("status").eq(status)} if status else {}
+    return org_items(organisation_id, EXPORT_PREFIX, ConsistentRead=True, **extra)
 
 
 def claim(
@@ -101,7 +86,7 @@ def claim(
             ReturnValues="ALL_OLD",
         )["Attributes"]
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return None
         raise
     return old
@@ -121,7 +106,7 @@ def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fie
             ExpressionAttributeValues={":status": status, ":posting": "posting", ":owner": owner, **values},
         )
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return False
         raise
     return True
@@ -139,7 +124,7 @@ def requeue(organisation_id: str, export_id: str, *, from_statuses: tuple[str, .
             ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names},
         )
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return False
         raise
     return True
@@ -156,7 +141,7 @@ def mark_dead_lettered(organisation_id: str, export_id: str) -> None:
             ExpressionAttributeValues={":true": True, ":failed": "failed"},
         )
     except Exception as err:
-        if not _conditional_failed(err):
+        if not conditional_failed(err):
             raise
 
 

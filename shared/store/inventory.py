@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 from shared.aws import table
 from shared.domain.ledger import AnyMovement, Movement
 from shared.errors import BadRequest, Conflict
+from shared.store.dynamo import org_items
 from shared.store.keys import org_pk
 
 LEDGER_SK = "INVENTORY#LEDGER"
@@ -56,20 +57,10 @@ def ledger_version(organisation_id: str) -> int:
 
 
 def movements(organisation_id: str) -> list[AnyMovement]:
-    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
-
     found: list[AnyMovement] = []
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(MOVES_PREFIX),
-        "ConsistentRead": True,
-    }
-    while True:
-        page = table().query(**kwargs)
-        for item in page["Items"]:
-            found.extend(_MOVEMENTS.validate_json(item["movements"]))
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in org_items(organisation_id, MOVES_PREFIX, ConsistentRead=True):
+        found.extend(_MOVEMENTS.validate_json(item["movements"]))
+    return found
 
 
 def commit(
@@ -146,16 +137,4 @@ def get_record(organisation_id: str, kind: str, record_id: str) -> str | None:
 
 
 def list_records(organisation_id: str, kind: str) -> list[str]:
-    from boto3.dynamodb.conditions import Key
-
-    bodies: list[str] = []
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id))
-        & Key("sk").begins_with(record_sk(kind, "")),
-    }
-    while True:
-        page = table().query(**kwargs)
-        bodies += [str(item["body"]) for item in page["Items"]]
-        if "LastEvaluatedKey" not in page:
-            return bodies
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return [str(item["body"]) for item in org_items(organisation_id, record_sk(kind, ""))]

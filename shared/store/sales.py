@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.aws import table
 from shared.config import settings
+from shared.store.dynamo import conditional_failed, org_items
 from shared.store.keys import org_pk
 
 BATCH_GET = 100
@@ -23,10 +24,6 @@ def tracking_sk(provider: str) -> str:
 
 def document_sk(document_id: str) -> str:
     return f"SALEDOC#{document_id}"
-
-
-def _conditional_failed(err: Exception) -> bool:
-    return type(err).__name__ == "ConditionalCheckFailedException"
 
 
 def _update(
@@ -52,7 +49,7 @@ def _update(
     try:
         table().update_item(**kwargs)
     except Exception as err:
-        if _conditional_failed(err):
+        if conditional_failed(err):
             return False
         raise
     return True
@@ -168,16 +165,5 @@ def get_documents(organisation_id: str, document_ids: Iterable[str]) -> list[str
 
 
 def documents(organisation_id: str) -> list[str]:
-    """Every stored sales document of the organisation, page by page."""
-    from boto3.dynamodb.conditions import Key
-
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("SALEDOC#")
-    }
-    found: list[str] = []
-    while True:
-        page = table().query(**kwargs)
-        found.extend(str(row["body"]) for row in page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """Every stored sales document of the organisation."""
+    return [str(row["body"]) for row in org_items(organisation_id, "SALEDOC#")]

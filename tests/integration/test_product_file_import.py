@@ -20,8 +20,11 @@ CSV = (
 
 
 def _upload(api: Api, content: bytes, mode: str, filename: str = "products.csv") -> dict:  # type: ignore[type-arg]
-    response = api.call("POST", f"/products/import?mode={mode}",
-                        json_body={"filename": filename, "content_base64": base64.b64encode(content).decode()})
+    response = api.call(
+        "POST",
+        f"/products/import?mode={mode}",
+        json_body={"filename": filename, "content_base64": base64.b64encode(content).decode()},
+    )
     assert response.status == 200, response.body
     return response.json()  # type: ignore[no-any-return]
 
@@ -58,11 +61,17 @@ def test_xlsx_upload_as_multipart_with_numbers_and_a_bad_row(api: Api) -> None:
     buffer = io.BytesIO()
     workbook.save(buffer)
     boundary = "partsemble-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.xlsx\"\r\n"
-            "Content-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.xlsx"\r\n'
+        "Content-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\r\n"
+    ).encode()
     body += buffer.getvalue() + f"\r\n--{boundary}--\r\n".encode()
-    response = api.call("POST", "/products/import?mode=apply", body=body,
-                        headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    response = api.call(
+        "POST",
+        "/products/import?mode=apply",
+        body=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert response.status == 200, response.body
     result = response.json()
     assert result["created"] == 1
@@ -75,5 +84,7 @@ def test_upload_without_a_file_is_a_clear_400(api: Api) -> None:
     response = api.call("POST", "/products/import?mode=dry_run", json_body={"filename": "x.csv"})
     assert response.status == 400
     assert "content_base64" in response.json()["message"]
-    refused = api.call("POST", "/products/import?mode=dry_run", body=b"a,b", headers={"content-type": "text/csv"})
+    refused = api.call(
+        "POST", "/products/import?mode=dry_run", body=b"a,b", headers={"content-type": "text/csv"}
+    )
     assert refused.status == 415

@@ -9,7 +9,6 @@ from shared.contracts import PostedDocument
 from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.errors import ProviderRejected
-from shared.providers import oauth
 from shared.providers.base import (
     Changes,
     ClientCredentials,
@@ -22,7 +21,8 @@ from shared.providers.base import (
     Tenant,
     TokenSet,
 )
-from shared.providers.http import basic_auth, json_or_error, new_client, raise_for_token_response, send
+from shared.providers.http import json_or_error, new_client, send
+from shared.providers.oauth import OAuthClient
 from shared.providers.qbo import mapping, postings, sales
 from shared.providers.qbo.api import MINOR_VERSION, QboApi
 
@@ -39,62 +39,37 @@ class QboProvider:
         self.urls = urls
         self.client = new_client()
         self.api = QboApi(self.client, urls)
+        self.oauth = OAuthClient(
+            self.name,
+            credentials,
+            urls,
+            self.client,
+            SCOPE,
+            token_headers=HARD_EXPIRY_HEADER,
+            revoke_as="json",
+        )
 
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
-        return oauth.authorize_url(
-            self.urls.authorize,
-            self.credentials,
-            scope=SCOPE,
-            state=state,
-            redirect_uri=redirect_uri,
-            code_challenge=code_challenge,
-        )
+        return self.oauth.authorize_url(state=state, redirect_uri=redirect_uri, code_challenge=code_challenge)
 
     def exchange_code(
         self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime, realm_id: str | None
     ) -> Grant:
         if not realm_id:
             raise ProviderRejected(self.name, "the callback did not name a company (realmId)")
-        body = oauth.token_request(
-            self.client,
-            self.name,
-            self.urls.token,
-            self.credentials,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": code_verifier,
-            },
-            HARD_EXPIRY_HEADER,
+        tokens = self.oauth.exchange(
+            code=code, redirect_uri=redirect_uri, code_verifier=code_verifier, now=now
         )
-        tokens = oauth.token_set(body, now)
         return Grant(
             tokens=tokens,
             tenants=(self.check_tenant(tokens.access_token, Tenant(tenant_id=realm_id, name=realm_id)),),
         )
 
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
-        body = oauth.token_request(
-            self.client,
-            self.name,
-            self.urls.token,
-            self.credentials,
-            {"grant_type": "refresh_token", "refresh_token": refresh_token},
-            HARD_EXPIRY_HEADER,
-        )
-        return oauth.token_set(body, now, previous_refresh=refresh_token)
+        return self.oauth.refresh(refresh_token, now=now)
 
     def revoke(self, tokens: TokenSet) -> None:
-        resp = send(
-            self.client,
-            self.name,
-            "POST",
-            self.urls.revoke,
-            json={"token": tokens.refresh_token},
-            headers={"authorization": basic_auth(self.credentials.client_id, self.credentials.client_secret)},
-        )
-        raise_for_token_response(resp, self.name)
+        self.oauth.revoke(tokens)
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
         self.revoke(tokens)  # a QBO consent reaches exactly one company
@@ -133,8 +108,9 @@ class QboProvider:
         return self.api.inventory_capability(session)
 
     # ---- sales -----------------------------------------------------------------------------------------
-    def sales_changes(self, session: Session, since: str | None, *, start: date,
-                      now: datetime) -> Changes[PulledSale]:
+    def sales_changes(
+        self, session: Session, since: str | None, *, start: date, now: datetime
+    ) -> Changes[PulledSale]:
         return sales.sales_changes(self.api, session, since, start=start, now=now)
 
     def home_currency(self, session: Session) -> str:
@@ -142,14 +118,16 @@ class QboProvider:
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
-        return postings.post_journal(self.client, self.urls, session, journal,
-                                     idempotency_key=idempotency_key)
+        return postings.post_journal(
+            self.client, self.urls, session, journal, idempotency_key=idempotency_key
+        )
 
-    def post_inventory_adjustment(self, session: Session, adjustment: InventoryAdjustment, *,
-                                  idempotency_key: str) -> PostedDocument:
-        return postings.post_inventory_adjustment(self.client, self.urls, session, adjustment,
-                                                  idempotency_key=idempotency_key)
+    def post_inventory_adjustment(
+        self, session: Session, adjustment: InventoryAdjustment, *, idempotency_key: str
+    ) -> PostedDocument:
+        return postings.post_inventory_adjustment(
+            self.client, self.urls, session, adjustment, idempotency_key=idempotency_key
+        )
 
     def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
         return postings.find_posting(self.client, self.urls, session, posting)
-

@@ -13,7 +13,6 @@ from shared.contracts import PostedDocument
 from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.errors import ProviderRejected
-from shared.providers import oauth
 from shared.providers.base import (
     Changes,
     ClientCredentials,
@@ -27,13 +26,12 @@ from shared.providers.base import (
     TokenSet,
 )
 from shared.providers.http import (
-    basic_auth,
     json_or_error,
     new_client,
     raise_for_provider,
-    raise_for_token_response,
     send,
 )
+from shared.providers.oauth import OAuthClient
 from shared.providers.xero import mapping, postings, sales
 from shared.providers.xero.api import XeroApi
 
@@ -52,33 +50,17 @@ class XeroProvider:
         self.urls = urls
         self.client = new_client()
         self.api = XeroApi(self.client, urls)
+        self.oauth = OAuthClient(self.name, credentials, urls, self.client, SCOPE)
 
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
-        return oauth.authorize_url(
-            self.urls.authorize,
-            self.credentials,
-            scope=SCOPE,
-            state=state,
-            redirect_uri=redirect_uri,
-            code_challenge=code_challenge,
-        )
+        return self.oauth.authorize_url(state=state, redirect_uri=redirect_uri, code_challenge=code_challenge)
 
     def exchange_code(
         self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime, realm_id: str | None
     ) -> Grant:
-        body = oauth.token_request(
-            self.client,
-            self.name,
-            self.urls.token,
-            self.credentials,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": code_verifier,
-            },
+        tokens = self.oauth.exchange(
+            code=code, redirect_uri=redirect_uri, code_verifier=code_verifier, now=now
         )
-        tokens = oauth.token_set(body, now)
         return Grant(tokens=tokens, tenants=tuple(self._tenants_of_this_consent(tokens.access_token)))
 
     def _tenants_of_this_consent(self, access_token: str) -> list[Tenant]:
@@ -106,25 +88,10 @@ class XeroProvider:
         return tenants
 
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
-        body = oauth.token_request(
-            self.client,
-            self.name,
-            self.urls.token,
-            self.credentials,
-            {"grant_type": "refresh_token", "refresh_token": refresh_token},
-        )
-        return oauth.token_set(body, now)
+        return self.oauth.refresh(refresh_token, now=now)
 
     def revoke(self, tokens: TokenSet) -> None:
-        resp = send(
-            self.client,
-            self.name,
-            "POST",
-            self.urls.revoke,
-            data={"token": tokens.refresh_token},
-            headers={"authorization": basic_auth(self.credentials.client_id, self.credentials.client_secret)},
-        )
-        raise_for_token_response(resp, self.name)
+        self.oauth.revoke(tokens)
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
         resp = send(
@@ -191,8 +158,9 @@ class XeroProvider:
         return InventoryCapability(allowed=False, reason="Xero exports are always Partsemble-only journals")
 
     # ---- sales -----------------------------------------------------------------------------------------
-    def sales_changes(self, session: Session, since: str | None, *, start: date,
-                      now: datetime) -> Changes[PulledSale]:
+    def sales_changes(
+        self, session: Session, since: str | None, *, start: date, now: datetime
+    ) -> Changes[PulledSale]:
         return sales.sales_changes(self.api, session, since, start=start)
 
     def home_currency(self, session: Session) -> str:
@@ -200,15 +168,16 @@ class XeroProvider:
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
-        return postings.post_journal(self.client, self.urls, session, journal,
-                                     idempotency_key=idempotency_key)
+        return postings.post_journal(
+            self.client, self.urls, session, journal, idempotency_key=idempotency_key
+        )
 
-    def post_inventory_adjustment(self, session: Session, adjustment: InventoryAdjustment, *,
-                                  idempotency_key: str) -> PostedDocument:
+    def post_inventory_adjustment(
+        self, session: Session, adjustment: InventoryAdjustment, *, idempotency_key: str
+    ) -> PostedDocument:
         raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
 
     def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
         if not isinstance(posting, Journal):
             return None
         return postings.find_posting(self.client, self.urls, session, posting)
-
