@@ -33,10 +33,6 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NamedTuple
 
-import openpyxl
-from openpyxl.utils import column_index_from_string
-from openpyxl.utils.exceptions import InvalidFileException
-
 from shared.domain.product_rows import (
     ImportReport,
     ProductRow,
@@ -220,6 +216,9 @@ def _csv_rows(text: str, separator: str) -> Iterator[_Row]:
 
 
 def _xlsx_rows(content: bytes) -> Iterator[_Row]:
+    import openpyxl  # on first use: a CSV import and the API's cold start do without it
+    from openpyxl.utils.exceptions import InvalidFileException
+
     _check_size(content)
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
@@ -280,6 +279,8 @@ def _formulas_without_values(archive: zipfile.ZipFile, sheet_path: str) -> dict[
 def _collect_unsaved(xml: bytes, found: dict[int, set[int]]) -> None:
     if not _FORMULA.search(xml):
         return
+    from openpyxl.utils import column_index_from_string
+
     for cell in _CELL.finditer(xml):
         body = cell.group(2) or b""
         ref = _CELL_REF.search(cell.group(1))
