@@ -56,7 +56,9 @@ class ReceiptRequest(BaseModel):
     receipt_id: RecordId | None = (
         None  # the caller's own id makes a repeated POST safe (refused, not doubled)
     )
-    supplier_id: str = Field(default="", max_length=128)
+    supplier_id: str = Field(default="", max_length=128)  # the provider's supplier id, when known
+    supplier_email: str = Field(default="", max_length=254)
+    supplier_name: str = Field(default="", max_length=255)
     received_at: AwareDatetime
     lines: list[ReceiptLineRequest] = Field(min_length=1, max_length=500)
 

@@ -34,8 +34,10 @@ from shared.domain.inventory import (
 from shared.domain.ledger import AnyMovement, BuildRun, Ledger, ReceiptIn
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.money import total
-from shared.services import exports
+from shared.services import catalog, exports
+from shared.services.connections import ACTIVE
 from shared.store import catalog as catalog_store
+from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import inventory as store
 
@@ -149,12 +151,13 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
     rejection recorded (and exported) with the receipt."""
     _known_products(organisation_id, (line.product_id for line in request.lines))
     receipt_id = request.receipt_id or _new_id("RCV")
+    supplier_id = _supplier_of(organisation_id, request)
 
     def write() -> ReceiptView:
         version = store.ledger_version(organisation_id)
         receipt = Receipt(
             receipt_id=receipt_id,
-            supplier_id=request.supplier_id,
+            supplier_id=supplier_id,
             received_at=request.received_at,
             seq=version + 1,
             lines=tuple(
@@ -182,6 +185,24 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
         return _receipt_view(receipt, rejection, refs)
 
     return _with_retries(write)
+
+
+def _supplier_of(organisation_id: str, request: ReceiptRequest) -> str:
+    """The connected provider's supplier the receipt names: by provider id, then email, then exact name;
+    what the caller sent when none matches."""
+    if not (request.supplier_id or request.supplier_email or request.supplier_name):
+        return ""
+    active = [c for c in connection_store.list_connections(organisation_id) if c.get("status") in ACTIVE]
+    found = None
+    if active:
+        found = catalog.supplier_for_receipt(
+            organisation_id,
+            active[0]["provider"],
+            supplier_id=request.supplier_id or None,
+            email=request.supplier_email or None,
+            supplier_name=request.supplier_name or None,
+        )
+    return found.supplier_id if found else request.supplier_id or request.supplier_name
 
 
 def _receipt_view(receipt: Receipt, rejection: Rejection | None, refs: list[ExportRef]) -> ReceiptView:

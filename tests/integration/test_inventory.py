@@ -13,7 +13,7 @@ from infra.local.stack import LocalStack
 from shared.domain.catalog import Product
 from shared.money import COST_CONTEXT
 from shared.store import catalog as catalog_store
-from tests.conftest import Api
+from tests.conftest import Api, Sandboxes
 
 D = Decimal
 DAY = "2026-11-02T09:00:00-08:00"
@@ -217,3 +217,27 @@ def test_receipts_name_known_products_and_consistent_quantities(api: Api, aws: L
     assert too_many.status == 400 and "rejected cannot exceed" in too_many.body.decode()
     other_org = api.call("GET", "/products/bolt/lots", organisation="org-b")
     assert other_org.status == 400  # org-b has no such product: nothing of org-a shows
+
+
+def test_receipts_match_the_supplier_by_provider_id_then_email_then_exact_name(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    from infra.sandboxes.qbo_demo import VENDORS
+    from tests.integration.connect_flow import connect
+
+    connect(api, sandboxes, "qbo")
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    vendors = {v["name"]: v for v in ok(api.call("GET", "/suppliers"))}
+    (first_name, first_email), (second_name, _) = VENDORS[0], VENDORS[1]
+    products("p1")
+    line = {"product_id": "p1", "quantity": "1", "unit_cost": "1.00"}
+
+    def supplier_of(**named: str) -> str:
+        receipt = receive(api, line, **{"supplier_id": "", **named})
+        return str(receipt["receipt"]["supplier_id"])
+
+    assert supplier_of(supplier_id=vendors[second_name]["supplier_id"]) == vendors[second_name]["supplier_id"]
+    assert first_email is not None
+    assert supplier_of(supplier_email=first_email.upper()) == vendors[first_name]["supplier_id"]
+    assert supplier_of(supplier_name=second_name) == vendors[second_name]["supplier_id"]
+    assert supplier_of(supplier_name="Nobody & Sons") == "Nobody & Sons"  # kept as written, unmatched
