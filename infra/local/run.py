@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -61,6 +62,7 @@ def start(
     background: bool = True,
 ) -> RunningStack:
     os.environ.update(FAKE_AWS_ENV)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server would log every AWS call
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     moto_host, bound_moto_port = moto.get_host_and_port()
