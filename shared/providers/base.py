@@ -6,15 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts import PostedDocument
-from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.domain.connections import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
-from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.providers.limits import RateBudget
+
+if TYPE_CHECKING:  # only the protocol's signatures name these: the handlers' cold start skips them
+    from shared.contracts import PostedDocument
+    from shared.domain.catalog import Account, ProviderItem, Supplier
+    from shared.domain.postings import InventoryAdjustment, Journal, Posting
 
 __all__ = [
     "AccountingProvider",

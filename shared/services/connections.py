@@ -13,7 +13,7 @@ from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ConnectionStat
 from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ProviderError
 from shared.observability import logger
 from shared.providers import provider_name
-from shared.services import credentials, events, exports, oauth_state
+from shared.services import credentials, events, oauth_state
 from shared.services.tokens import provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
 
@@ -223,6 +223,8 @@ def _attach(
         },
     )
     if existing:  # exports that waited for this connection go on by themselves
+        from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
+
         exports.resume_waiting(organisation_id, name, now=now)
     if existing.get("status") == "expired":
         events.emit(
