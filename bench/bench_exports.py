@@ -30,9 +30,10 @@ from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared.contracts import ExportJob, ReceiptLineRequest, ReceiptRequest
 from shared.providers import http
 from shared.providers.base import Session
-from shared.services import catalog, export_settings, exports, inventory
-from shared.services.catalog import ImportRequest, TokenSource
+from shared.services import catalog, export_settings, exports, inventory, sessions
+from shared.services.catalog import ImportRequest
 from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
+from shared.services.sessions import TokenSource
 from shared.store.rate_budget import DynamoRateBudget
 
 CLEAN, FAULTED, ROUNDS = 100, 1_000, 10
@@ -68,7 +69,7 @@ class VirtualTime:
 def install(clock: VirtualTime) -> None:
     http.sleep = clock.advance
     exports.clock = clock.now
-    catalog.session_for = lambda connection: Session(
+    sessions.session_for = lambda connection: Session(
         tenant_id=connection["tenant_id"],
         token=TokenSource(connection["grant_id"]),
         budget=DynamoRateBudget(clock=clock.epoch),
@@ -194,7 +195,7 @@ class Round:
     def run(self) -> Round:
         with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
             clock = VirtualTime(sandboxes)
-            saved = (http.sleep, exports.clock, catalog.session_for)
+            saved = (http.sleep, exports.clock, sessions.session_for)
             install(clock)
             try:
                 organisation, product = prepare(sandboxes)
@@ -213,7 +214,7 @@ class Round:
                 self.errors = Counter(e.last_error or "" for e in listed if e.status != "posted")
                 self.virtual_minutes = clock.offset / 60
             finally:
-                http.sleep, exports.clock, catalog.session_for = saved
+                http.sleep, exports.clock, sessions.session_for = saved
         return self
 
     def _injector(self, sandboxes: Sandboxes, armed: list[bool]) -> Any:

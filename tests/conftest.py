@@ -13,7 +13,7 @@ from infra.local.template import load_template
 
 # Powertools reads its settings when the shared Logger and Metrics are created at import, as in Lambda.
 for _name, _value in load_template()["Globals"]["Function"]["Environment"]["Variables"].items():
-    if _name.startswith("POWERTOOLS_") and isinstance(_value, str):
+    if _name.startswith(("POWERTOOLS_", "PYDANTIC_")) and isinstance(_value, str):
         os.environ.setdefault(_name, _value)
 
 from infra.local.devauth import DevIdentityProvider  # noqa: E402 - after the environment above

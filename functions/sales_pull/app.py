@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.contracts import ScheduledEvent
 from shared.observability import logger, metrics
 from shared.services import sales
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-@event_parser(model=EventBridgeModel)
-def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    report = sales.pull_due(now=event.time)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = sales.pull_due(now=ScheduledEvent.model_validate(event).time)
     metrics.add_metric(name="SalesDocumentsStored", unit=MetricUnit.Count, value=report.stored)
     metrics.add_metric(name="SalesPullsFailed", unit=MetricUnit.Count, value=report.failed)
     logger.info("scheduled sales pull done", extra=report.model_dump())

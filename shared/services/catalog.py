@@ -8,7 +8,7 @@ through the vault once when the provider refuses it mid-run, and the tenant's ra
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,55 +25,14 @@ from shared.domain.catalog import (
     product_from_item,
     sku_key,
 )
-from shared.domain.connections import PROVIDER_LABELS, ProviderName
-from shared.errors import AuthExpired, Conflict, ProviderRejected, ProviderUnavailable
+from shared.domain.connections import ProviderName
+from shared.errors import ProviderRejected, ProviderUnavailable
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
 from shared.services import tokens
+from shared.services.sessions import connected, session_for
 from shared.store import catalog as store
 from shared.store import connections as connection_store
-from shared.store.rate_budget import DynamoRateBudget
-
-FORCE_REFRESH = timedelta(days=36500)  # a margin no token meets: refresh now
-
-
-class TokenSource:
-    """The session's access token: read once from the vault, replaced once the provider refuses it
-    (unless another worker has replaced it already)."""
-
-    def __init__(self, grant_id: str) -> None:
-        self.grant_id = grant_id
-        self._token: str | None = None
-
-    def __call__(self, refused: bool) -> str:
-        if refused or self._token is None:
-            current, _ = tokens.fresh_tokens(self.grant_id)
-            if refused and current.access_token == self._token:
-                current, _ = tokens.fresh_tokens(self.grant_id, margin=FORCE_REFRESH)
-            self._token = current.access_token
-        return self._token
-
-
-def connected(organisation_id: str, name: str) -> tuple[ProviderName, dict[str, Any]]:
-    """The organisation's working connection to the provider the path names."""
-    wanted = provider_name(name)
-    connection = connection_store.get_connection(organisation_id, wanted)
-    status = (connection or {}).get("status")
-    if connection is None or status not in ("connected", "expired"):
-        raise Conflict(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}; connect it first")
-    if status == "expired":
-        raise AuthExpired(
-            wanted, f"{PROVIDER_LABELS[wanted]} no longer accepts this connection; reconnect it"
-        )
-    return wanted, connection
-
-
-def session_for(connection: dict[str, Any]) -> Session:
-    return Session(
-        tenant_id=connection["tenant_id"],
-        token=TokenSource(connection["grant_id"]),
-        budget=DynamoRateBudget(),
-    )
 
 
 def _synced(organisation_id: str, name: ProviderName, connection: dict[str, Any], now: datetime) -> None:

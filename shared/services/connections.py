@@ -223,7 +223,9 @@ def _attach(
         },
     )
     if existing:  # exports that waited for this connection go on by themselves
-        from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
+        from shared.services import (
+            exports,  # here, not at the top: keeps the OAuth callback's cold start lean
+        )
 
         exports.resume_waiting(organisation_id, name, now=now)
     if existing.get("status") == "expired":

@@ -13,7 +13,7 @@ from shared.domain.catalog import ROLES, Account, ExportMode, Role, export_setti
 from shared.domain.connections import ProviderName
 from shared.errors import InvalidFields
 from shared.providers import provider_name
-from shared.services import catalog, tokens
+from shared.services import catalog, sessions, tokens
 from shared.store import catalog as catalog_store
 from shared.store import settings as store
 
@@ -92,7 +92,7 @@ def get_settings(organisation_id: str, name: str) -> ExportSettingsView:
 def put_settings(
     organisation_id: str, name: str, request: ExportSettingsRequest, now: datetime
 ) -> ExportSettingsView:
-    wanted, connection = catalog.connected(organisation_id, name)
+    wanted, connection = sessions.connected(organisation_id, name)
     accounts = request.accounts.by_role()
     chart = _chart(organisation_id, wanted)
     if any(a and a not in chart for a in accounts.values()):  # chosen from a newer chart: read it again
@@ -101,7 +101,7 @@ def put_settings(
         }
     problems = export_settings_problems(wanted, request.mode, accounts, chart)
     if not problems and request.mode == "inventory_adjustments":
-        capability = tokens.provider(wanted).inventory_capability(catalog.session_for(connection))
+        capability = tokens.provider(wanted).inventory_capability(sessions.session_for(connection))
         if not capability.allowed:
             problems.append(
                 ("mode", f"QuickBooks Online inventory mode is not available: {capability.reason}")

@@ -44,7 +44,7 @@ from shared.errors import (
 )
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import catalog, tokens
+from shared.services import sessions, tokens
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as store
@@ -234,7 +234,7 @@ class _Attempt:
     ) -> None:
         if connection["status"] == "expired":
             raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
-        api, session = tokens.provider(name), catalog.session_for(connection)
+        api, session = tokens.provider(name), sessions.session_for(connection)
         posting = _posting(job, marker, name, api, session)
         self._search = lambda: api.find_posting(session, posting)
         if self.found():

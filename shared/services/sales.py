@@ -32,7 +32,7 @@ from shared.observability import logger
 from shared.providers import provider_name
 from shared.providers.base import PulledLine, PulledSale
 from shared.services import tokens
-from shared.services.catalog import connected, session_for
+from shared.services.sessions import connected, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import inventory as inventory_store

@@ -32,6 +32,7 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 ON_DEMAND_MARGIN = timedelta(minutes=5)
 SCHEDULED_MARGIN = timedelta(minutes=10)  # more than one schedule tick, so a token never lapses between ticks
+FORCE_REFRESH = timedelta(days=36500)  # a margin no token meets: refresh now
 LEASE_SECONDS = 30
 WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
@@ -192,7 +193,7 @@ def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clo
     except AuthExpired:
         if refreshed:
             raise
-    tokens, _ = fresh_tokens(grant_id, clock=clock, margin=timedelta(days=36500))  # force one refresh
+    tokens, _ = fresh_tokens(grant_id, clock=clock, margin=FORCE_REFRESH)  # force one refresh
     return call(tokens.access_token)
 
 

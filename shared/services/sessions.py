@@ -1,0 +1,53 @@
+"""A provider session for a connection: its tenant, its access token (refreshed through the vault when
+the provider refuses it) and the rate budget all Lambdas share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
+from shared.errors import AuthExpired, Conflict
+from shared.providers import provider_name
+from shared.providers.base import Session
+from shared.services import tokens
+from shared.store import connections as connection_store
+from shared.store.rate_budget import DynamoRateBudget
+
+
+class TokenSource:
+    """The session's access token: read once from the vault, replaced once the provider refuses it
+    (unless another worker has replaced it already)."""
+
+    def __init__(self, grant_id: str) -> None:
+        self.grant_id = grant_id
+        self._token: str | None = None
+
+    def __call__(self, refused: bool) -> str:
+        if refused or self._token is None:
+            current, _ = tokens.fresh_tokens(self.grant_id)
+            if refused and current.access_token == self._token:
+                current, _ = tokens.fresh_tokens(self.grant_id, margin=tokens.FORCE_REFRESH)
+            self._token = current.access_token
+        return self._token
+
+
+def connected(organisation_id: str, name: str) -> tuple[ProviderName, dict[str, Any]]:
+    """The organisation's working connection to the provider the path names."""
+    wanted = provider_name(name)
+    connection = connection_store.get_connection(organisation_id, wanted)
+    status = (connection or {}).get("status")
+    if connection is None or status not in ("connected", "expired"):
+        raise Conflict(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}; connect it first")
+    if status == "expired":
+        raise AuthExpired(
+            wanted, f"{PROVIDER_LABELS[wanted]} no longer accepts this connection; reconnect it"
+        )
+    return wanted, connection
+
+
+def session_for(connection: dict[str, Any]) -> Session:
+    return Session(
+        tenant_id=connection["tenant_id"],
+        token=TokenSource(connection["grant_id"]),
+        budget=DynamoRateBudget(),
+    )
