@@ -13,6 +13,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
+from shared.config import settings
 from shared.contracts import BuildRequest, ReceiptRequest
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
 from shared.domain.inventory import ShortageError
@@ -76,7 +77,7 @@ def connect(provider: str, request: ConnectRequest | None = None) -> Response[Co
         start.cookie_value,
         path=start.cookie_path,
         http_only=True,
-        secure=app.current_event.headers.get("x-forwarded-proto", "https") == "https",
+        secure=settings().public_base_url.startswith("https://"),
         max_age=start.max_age,
         same_site=SameSite.LAX_MODE,
     )
