@@ -27,7 +27,8 @@ from infra.local.context import LocalLambdaContext
 from infra.local.stack import REGION, LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
-from shared.contracts import ExportJob, ReceiptLineRequest, ReceiptRequest
+from shared.bodies import ReceiptLineRequest, ReceiptRequest
+from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, sessions

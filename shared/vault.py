@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict
 
 from shared.aws import client
@@ -48,6 +46,8 @@ class Sealed(BaseModel):
 
 
 def seal(plaintext: bytes, context: TokenContext) -> Sealed:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # on first use, not at every cold start
+
     key = client("kms").generate_data_key(
         KeyId=settings().token_key_id, KeySpec="AES_256", EncryptionContext=context.as_kms_context()
     )
@@ -57,6 +57,9 @@ def seal(plaintext: bytes, context: TokenContext) -> Sealed:
 
 
 def open_sealed(sealed: Sealed, context: TokenContext) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     kms = client("kms")
     try:
         data_key = kms.decrypt(

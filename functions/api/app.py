@@ -13,8 +13,8 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
+from shared.bodies import BuildRequest, ReceiptRequest
 from shared.config import settings
-from shared.contracts import BuildRequest, ReceiptRequest
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
 from shared.domain.inventory import ShortageError
 from shared.observability import logger

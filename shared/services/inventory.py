@@ -16,7 +16,8 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts import BuildRequest, ExportJob, ExportKind, ReceiptRequest
+from shared.bodies import BuildRequest, ReceiptRequest
+from shared.contracts import ExportJob, ExportKind
 from shared.domain import inventory as domain
 from shared.domain.inventory import (
     Build,
