@@ -114,12 +114,13 @@ class AccountingProvider(Protocol):
 
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet: ...
 
-    def revoke(self, tokens: TokenSet) -> None:
-        """Revokes the whole consent at the provider."""
+    def release(self, tokens: TokenSet) -> None:
+        """Ends the consent at the provider unless it still reaches another tenant (Xero revokes per person,
+        so revoking a consent in use would disconnect every organisation that person connected)."""
         ...
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
-        """Removes one tenant from the consent (Xero) or revokes it (QBO, one company per consent)."""
+        """Removes one tenant, and the consent with it when nothing else uses that consent."""
         ...
 
     def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:

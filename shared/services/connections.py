@@ -10,11 +10,11 @@ from pydantic import BaseModel
 
 from shared.config import settings
 from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ConnectionStatus, ProviderName, Tenant
-from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ProviderError
+from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ServiceError
 from shared.observability import logger
 from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
-from shared.services.tokens import provider, store_grant, stored_tokens, tenant_of
+from shared.services.tokens import fresh_tokens, provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
 
 ACTIVE = ("connected", "expired", "error")
@@ -174,9 +174,9 @@ def _discard_grant(grant_id: str) -> None:
     if grant is None:
         return
     try:
-        provider(grant["provider"]).revoke(stored_tokens(grant))
-    except ProviderError:
-        logger.warning("could not revoke a discarded consent at the provider")
+        provider(grant["provider"]).release(stored_tokens(grant))
+    except ServiceError:
+        logger.warning("could not end a discarded consent at the provider")
     store.delete_grant(grant_id)
 
 
@@ -280,11 +280,9 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
     note = None
     if grant is not None and grant["status"] == "active":
         try:
-            tokens = stored_tokens(grant)
+            tokens, _ = fresh_tokens(grant["grant_id"], clock=lambda: now)
             provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
-            if wanted == "xero":  # the grant served only this tenant: revoke the consent too
-                provider(wanted).revoke(tokens)
-        except ProviderError as err:
+        except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
             note = (
                 f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "
                 f"you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s connected apps"

@@ -220,6 +220,9 @@ class _Attempt:
         self.provider = provider
         self.document: PostedDocument | None = None
         self.adopted = False
+        self.writing = (
+            False  # inside the provider write: an unexpected error there leaves the outcome unknown
+        )
         self._search: Callable[[], PostedDocument | None] | None = None
 
     def found(self) -> bool:
@@ -242,15 +245,19 @@ class _Attempt:
         # not there: nothing reached the provider before. A new key per attempt, as Xero replays a remembered
         # error to a repeated key; from here until the answer, the outcome is unknown.
         key = f"{idempotency_key(posting)}:{attempt}"
-        self.unsure = True
+        self.unsure = self.writing = True
         try:
             if isinstance(posting, Journal):
                 self.document = api.post_journal(session, posting, idempotency_key=key)
             else:
                 self.document = api.post_inventory_adjustment(session, posting, idempotency_key=key)
         except (RateLimited, AuthExpired, ProviderRejected):
-            self.unsure = False  # the provider answered with a refusal: nothing was written, before or now
+            self.unsure = self.writing = False  # a refusal: nothing was written, before or now
             raise
+        except ServiceError:
+            self.writing = False  # an outage or timeout: unsure stays, the next claim searches first
+            raise
+        self.writing = False
 
 
 def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None = None) -> ExportOutcome:
@@ -288,6 +295,12 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
             return _retry_or_give_up(job, export_id, owner, err, attempt, receive_count, moment)
         return _fail(job, export_id, owner, err.message, attempt, moment)
+    except Exception as err:  # a bug or an AWS hiccup: settle the claim, never leave it `posting`
+        if attempt.writing:
+            raise  # like a crash mid-write: the lease runs out and the next claim looks for the marker
+        logger.exception("export attempt failed unexpectedly", extra={"export_id": export_id})
+        unexpected = ServiceError(f"an unexpected error occurred ({type(err).__name__}); it has been logged")
+        return _retry_or_give_up(job, export_id, owner, unexpected, attempt, receive_count, moment)
     return _posted(job, export_id, owner, attempt, moment)
 
 
@@ -476,6 +489,10 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
         raise Conflict(
             f"export {export_id} is already posted ({item.get('document_type')} {item.get('document_id')})"
         )
+    stale = item["status"] == "posting" and int(item.get("lease_until", 0)) < int(moment.timestamp())
+    if stale:  # its worker died: a new message lets the next worker claim it (and look for the marker first)
+        enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
+        return _view(item)
     if item["status"] in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item['status']}; it will finish by itself")
     if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):

@@ -138,12 +138,13 @@ def pull_changes(organisation_id: str, name: str, *, now: datetime) -> PullResul
         )
         fresh = _changed(organisation_id, wanted, changes.records)
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
-    except ServiceError as err:
+    except Exception as err:  # any failure frees the lease at once and is shown as the last pull's error
+        reason = err.message if isinstance(err, ServiceError) else f"unexpected error ({type(err).__name__})"
         store.release_pull_lease(
             organisation_id,
             wanted,
             owner=owner,
-            last_pull=LastPull(at=now.isoformat(), ok=False, error=err.message).model_dump(),
+            last_pull=LastPull(at=now.isoformat(), ok=False, error=reason).model_dump(),
         )
         raise
     summary = LastPull(at=now.isoformat(), ok=True, read=len(changes.records), stored=len(fresh))
@@ -226,8 +227,10 @@ def pull_due(*, now: datetime) -> PullReport:
     report = PullReport()
     for connection in connection_store.all_connections():
         organisation, name = connection["organisation_id"], connection["provider"]
+        if connection.get("status") != "connected":
+            continue
         tracking = store.get_tracking(organisation, name)
-        if connection.get("status") != "connected" or not tracking or not tracking["enabled"]:
+        if not tracking or not tracking["enabled"]:
             continue
         try:
             result = pull_changes(organisation, name, now=now)
@@ -238,6 +241,9 @@ def pull_due(*, now: datetime) -> PullReport:
                 "sales pull failed",
                 extra={"organisation_id": organisation, "provider": name, "reason": err.message},
             )
+            report.failed += 1
+        except Exception:  # one broken connection never stops the others
+            logger.exception("sales pull failed unexpectedly", extra={"organisation_id": organisation})
             report.failed += 1
         else:
             report.pulled += 1

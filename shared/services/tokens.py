@@ -244,4 +244,10 @@ def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
             report.expired += 1
         except ProviderError:
             report.retry_later += 1
+        except Exception:  # one broken connection never stops the others; it is tried again next tick
+            logger.exception(
+                "connection check failed unexpectedly",
+                extra={"organisation_id": connection["organisation_id"], "provider": connection["provider"]},
+            )
+            report.retry_later += 1
     return report

@@ -81,3 +81,27 @@ def test_connecting_a_different_company_needs_an_explicit_switch(api: Api, sandb
     assert switched.page.status == 200
     view: dict[str, Any] = status_of(api, "qbo")
     assert (view["status"], view["company_name"]) == ("connected", "Second Widgets LLC")
+
+
+def test_xero_disconnect_keeps_the_same_persons_other_organisation_connected(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    from infra.sandboxes.xero_demo import NZ_TENANT_ID
+
+    connect(api, sandboxes, "xero", organisation="org-a", choose=[AU_TENANT_ID])
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[NZ_TENANT_ID])  # same Xero login
+    assert (
+        api.call("POST", "/integrations/xero/disconnect", organisation="org-a").json()["status"]
+        == "disconnected"
+    )
+
+    other = store.get_connection("org-b", "xero")
+    assert other is not None
+    fresh, _ = tokens.fresh_tokens(other["grant_id"])
+    assert (
+        tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(other)).tenant_id
+        == NZ_TENANT_ID
+    )
+    assert all(
+        not c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID
+    )

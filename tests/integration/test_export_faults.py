@@ -360,3 +360,45 @@ def test_a_message_that_cannot_be_parsed_is_a_batch_item_failure(aws: LocalStack
 def steady_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(exports, "jitter", lambda low, high: high)
     yield
+
+
+def test_an_unexpected_error_before_the_write_never_leaves_the_export_posting(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt(api, setup(api, sandboxes, "qbo"))
+    original = exports._posting
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug while building the posting")
+
+    monkeypatch.setattr(exports, "_posting", broken)
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}  # comes back later
+    export = the_export(api)
+    assert export["status"] == "pending" and "unexpected error occurred (KeyError)" in export["last_error"]
+
+    monkeypatch.setattr(exports, "_posting", original)
+    assert invoke(aws, [message]) == set()
+    posted_once(api, sandboxes, "qbo")
+
+
+def test_a_stale_posting_export_can_be_retried(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt(api, setup(api, sandboxes, "qbo"))
+
+    def crash() -> None:
+        raise RuntimeError("the worker died after the provider committed")
+
+    after_write(sandboxes.qbo, WRITES["qbo"], crash, monkeypatch)
+    (message,) = receive(aws)
+    invoke(aws, [message])
+    export = the_export(api)
+    assert export["status"] == "posting"
+    assert api.call("POST", f"/exports/{export['export_id']}/retry").status == 409  # its lease still runs
+
+    later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 1)
+    monkeypatch.setattr(exports, "clock", lambda: later)
+    assert api.call("POST", f"/exports/{export['export_id']}/retry").status == 200  # the worker is gone
+    assert deliver(aws) >= 1
+    assert posted_once(api, sandboxes, "qbo")["adopted"]

@@ -201,3 +201,22 @@ def test_pending_refresh_state_survives_a_provider_outage(api: Api, sandboxes: S
         tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
     assert status_of(api, "qbo")["status"] == "connected"  # transient: nothing marked, nothing lost
     assert tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))[1] is True
+
+
+def test_one_broken_connection_never_stops_the_scheduled_pass(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo", organisation="org-a")
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
+    checked = tokens._check_connection
+
+    def broken_for_org_a(connection: dict[str, Any], clock: Callable[[], datetime]) -> bool:
+        if connection["organisation_id"] == "org-a":
+            raise RuntimeError("a corrupt row")
+        return checked(connection, clock)
+
+    monkeypatch.setattr(tokens, "_check_connection", broken_for_org_a)
+    report = tokens.refresh_due(clock=clock_of(sandboxes.xero))
+    assert (report.checked, report.retry_later, report.expired) == (2, 1, 0)
+    assert status_of(api, "xero", organisation="org-b")["last_checked_at"]
+    assert status_of(api, "qbo", organisation="org-a")["status"] == "connected"

@@ -68,11 +68,11 @@ class QboProvider:
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
         return self.oauth.refresh(refresh_token, now=now)
 
-    def revoke(self, tokens: TokenSet) -> None:
-        self.oauth.revoke(tokens)
+    def release(self, tokens: TokenSet) -> None:
+        self.oauth.revoke(tokens)  # a QBO consent reaches exactly one company
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
-        self.revoke(tokens)  # a QBO consent reaches exactly one company
+        self.release(tokens)
 
     def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:
         url = f"{self.urls.api}/v3/company/{tenant.tenant_id}/companyinfo/{tenant.tenant_id}"

@@ -90,7 +90,16 @@ class XeroProvider:
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
         return self.oauth.refresh(refresh_token, now=now)
 
-    def revoke(self, tokens: TokenSet) -> None:
+    def release(self, tokens: TokenSet) -> None:
+        resp = send(
+            self.client,
+            self.name,
+            "GET",
+            f"{self.urls.api}/connections",
+            headers={"authorization": f"Bearer {tokens.access_token}"},
+        )
+        if json_or_error(resp, self.name):  # the person's consent still reaches an organisation: keep it
+            return
         self.oauth.revoke(tokens)
 
     def disconnect_tenant(self, tokens: TokenSet, tenant: Tenant) -> None:
@@ -103,6 +112,7 @@ class XeroProvider:
         )
         if resp.status_code != 404:  # already gone is what we wanted
             raise_for_provider(resp, self.name)
+        self.release(tokens)
 
     def check_tenant(self, access_token: str, tenant: Tenant) -> Tenant:
         resp = send(
