@@ -9,7 +9,8 @@ import json
 import secrets
 from collections.abc import Sequence
 
-LABELS = {"qbo": "QuickBooks Online", "xero": "Xero"}
+from shared.domain.connections import PROVIDER_LABELS
+
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
     "button{font-size:1rem;padding:.5rem 1rem}label{display:block;margin:.5rem 0}.error{color:#a00}"
@@ -43,7 +44,7 @@ def _page(
 
 
 def connected(provider: str, company_name: str, app_origin: str) -> tuple[str, dict[str, str]]:
-    label = LABELS.get(provider, provider)
+    label = PROVIDER_LABELS.get(provider, provider)
     body = (
         f"<h1>Connected to {html.escape(label)}</h1><p>Partsemble is now connected to "
         f"<strong>{html.escape(company_name)}</strong>. You can close this window.</p>"
@@ -62,7 +63,7 @@ def connected(provider: str, company_name: str, app_origin: str) -> tuple[str, d
 
 
 def failed(provider: str, code: str, reason: str, app_origin: str) -> tuple[str, dict[str, str]]:
-    label = LABELS.get(provider, provider)
+    label = PROVIDER_LABELS.get(provider, provider)
     body = (
         f"<h1>Not connected to {html.escape(label)}</h1>"
         f'<p class="error" role="alert">{html.escape(reason)}</p>'
@@ -83,9 +84,9 @@ def failed(provider: str, code: str, reason: str, app_origin: str) -> tuple[str,
 
 
 def choose(
-    provider: str, choice_token: str, choices: Sequence[tuple[str, str]], app_origin: str
+    provider: str, choice_token: str, choices: Sequence[tuple[str, str]], app_origin: str, *, action: str
 ) -> tuple[str, dict[str, str]]:
-    label = LABELS.get(provider, provider)
+    label = PROVIDER_LABELS.get(provider, provider)
     options = "".join(
         f'<label><input type="radio" name="tenant_id" value="{html.escape(tenant_id)}" required'
         f"{' checked' if i == 0 else ''}> {html.escape(name)}</label>"
@@ -94,7 +95,7 @@ def choose(
     body = (
         f"<h1>Choose the {html.escape(label)} organisation</h1>"
         "<p>You authorised several organisations. Choose the one this Partsemble organisation uses.</p>"
-        f'<form method="post" action="/oauth/{html.escape(provider)}/callback">'
+        f'<form method="post" action="{html.escape(action)}">'
         f'<input type="hidden" name="choice" value="{html.escape(choice_token)}">'
         f"<fieldset><legend>Organisations</legend>{options}</fieldset>"
         '<p><button type="submit">Connect this organisation</button></p></form>'

@@ -42,12 +42,13 @@ class Settings(BaseModel):
     xero_api_url: str = Field(alias="XERO_API_URL", pattern=r"^https?://\S+[^/]$")
 
     def provider_urls(self, provider: str) -> ProviderUrls:
-        prefix = {"qbo": "qbo", "xero": "xero"}[provider]
+        if provider not in ("qbo", "xero"):
+            raise ValueError(f"no endpoints configured for provider {provider!r}")
         return ProviderUrls(
-            authorize=getattr(self, f"{prefix}_authorize_url"),
-            token=getattr(self, f"{prefix}_token_url"),
-            revoke=getattr(self, f"{prefix}_revoke_url"),
-            api=getattr(self, f"{prefix}_api_url"),
+            authorize=getattr(self, f"{provider}_authorize_url"),
+            token=getattr(self, f"{provider}_token_url"),
+            revoke=getattr(self, f"{provider}_revoke_url"),
+            api=getattr(self, f"{provider}_api_url"),
         )
 
     def redirect_uri(self, provider: str) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from email import policy
-from email.parser import BytesParser
 from http import HTTPStatus
 from typing import Any
 
@@ -71,6 +69,9 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
     raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
     content_type = event.headers.get("content-type") or ""
     if content_type.lower().startswith("multipart/form-data"):
+        from email import policy  # on first use: only uploads need the MIME parser
+        from email.parser import BytesParser
+
         message = BytesParser(policy=policy.HTTP).parsebytes(
             f"content-type: {content_type}\r\n\r\n".encode() + raw
         )

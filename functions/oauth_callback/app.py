@@ -32,7 +32,7 @@ def _page(provider: str, document: str, headers: dict[str, str], status: int = 2
     clear = Cookie(
         connections.cookie_name(provider),
         "",
-        path=f"/oauth/{provider}",
+        path=connections.callback_path(provider),
         http_only=True,
         max_age=0,
         same_site=SameSite.LAX_MODE,
@@ -48,6 +48,7 @@ def _outcome_page(outcome: CallbackOutcome) -> Response[str]:
             outcome.choice_token or "",
             [(c.tenant_id, c.name) for c in outcome.choices],
             origin,
+            action=connections.callback_path(outcome.provider),
         )
         return Response(200, "text/html; charset=utf-8", document, headers=headers)
     document, headers = callback_page.connected(outcome.provider, outcome.company_name or "", origin)

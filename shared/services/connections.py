@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -18,6 +19,11 @@ from shared.services.tokens import fresh_tokens, provider, store_grant, stored_t
 from shared.store import connections as store
 
 ACTIVE = ("connected", "expired", "error")
+
+
+def callback_path(provider_: str) -> str:
+    """The callback's path as browsers see it (the public base URL may carry a path of its own)."""
+    return urlsplit(settings().redirect_uri(provider_)).path
 
 
 def cookie_name(provider_: str) -> str:
@@ -91,7 +97,7 @@ def start_connect(organisation_id: str, name: str, *, switch_company: bool, now:
         authorize_url=url,
         cookie_name=cookie_name(wanted),
         cookie_value=binding,
-        cookie_path=f"/oauth/{wanted}",
+        cookie_path=callback_path(wanted),
         max_age=oauth_state.LIFETIME_SECONDS,
     )
 

@@ -51,7 +51,7 @@ from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
 
-LEASE_SECONDS = 60  # twice the export function's timeout: a lease never outlives the worker holding it
+LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never loses its lease
 BACKOFF_BASE = 30
 BACKOFF_CAP = 900
 MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout

@@ -38,7 +38,8 @@ from shared.store import connections as connection_store
 from shared.store import inventory as inventory_store
 from shared.store import sales as store
 
-LEASE_SECONDS = 600  # longer than the pull function's timeout: a live pull never loses its lease
+LEASE_SECONDS = 600  # longer than the pull function's timeout: a live pull never loses its lease.
+# A failed pull frees it at once; only a killed one (a pull-now past the API's timeout) holds it to the end.
 # A credit whose note says so returns its goods to waste, not to stock.
 NOT_RESTOCKABLE = re.compile(
     r"\b(?:not?[ -]?restock(?:able|ed)?|scrap(?:ped)?|write[ -]?off)\b", re.IGNORECASE

@@ -123,10 +123,6 @@ def fresh_tokens(
         waited += 1
 
 
-def access_token_for(grant_id: str, *, clock: Clock = utc_now) -> str:
-    return fresh_tokens(grant_id, clock=clock)[0].access_token
-
-
 def _refresh(grant: dict[str, Any], tokens: TokenSet, owner: str, now: datetime) -> TokenSet:
     name: ProviderName = grant["provider"]
     grant_id, version = grant["grant_id"], int(grant["version"])

@@ -19,7 +19,6 @@ from shared.store.dynamo import conditional_failed, org_items
 from shared.store.keys import org_pk
 
 EXPORT_PREFIX = "EXPORT#"
-CLAIMABLE = ("pending", "waiting")
 
 
 def _key(organisation_id: str, export_id: str) -> dict[str, str]:
