@@ -39,16 +39,6 @@ def total(values: Iterable[Decimal]) -> Decimal:
         return sum(values, ZERO)
 
 
-def as_decimal(value: Decimal | int | str) -> Decimal:
-    """A Decimal from a wire value; floats are refused because they have already lost the cents."""
-    if isinstance(value, float):
-        raise TypeError("money and quantities must not be floats")
-    result = Decimal(value)
-    if not result.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return result
-
-
 def allocate_cents(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     """Split `amount` (in cents) into parts proportional to `weights` that sum to `amount` exactly.
 

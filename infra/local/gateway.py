@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from infra.local.context import LocalLambdaContext
 from infra.local.devauth import DevIdentityProvider, InvalidToken
 from infra.local.stack import ACCOUNT_ID, FunctionSpec, HttpRoute, LocalStack
+from shared.observability import logger
 
 TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml")
 STATIC_ROOT = Path(__file__).resolve().parents[2] / "web"
@@ -126,7 +127,7 @@ class Gateway:
         source_ip: str,
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
-        route_key = f"{compiled.route.method} {compiled.route.path}".replace("ANY ", "ANY ")
+        route_key = f"{compiled.route.method} {compiled.route.path}"
         content_type = headers.get("content-type", "")
         is_text = not body or content_type.startswith(TEXT_TYPES)
         query_params: dict[str, str] = {}
@@ -182,6 +183,7 @@ class Gateway:
         try:
             result = function.handler()(event, context)
         except Exception:  # what API Gateway answers when the function itself fails
+            logger.exception("function failed", extra={"function": function.logical_id})
             return _json(500, {"message": "Internal Server Error"})
         if not isinstance(result, dict) or "statusCode" not in result:
             return _json(200, result)

@@ -28,6 +28,7 @@ class Poller:
             (spec, source) for spec in stack.functions.values() for source in spec.sqs
         ]
         self._stop = threading.Event()
+        self.sqs = boto3.client("sqs")
 
     def poll_once(self, wait_seconds: int = 0) -> BatchResult:
         """One receive-invoke-delete round over every event source."""
@@ -48,7 +49,7 @@ class Poller:
         return delivered
 
     def _poll(self, function: FunctionSpec, source: SqsSource, wait_seconds: int) -> BatchResult:
-        sqs = boto3.client("sqs")
+        sqs = self.sqs
         url = self.stack.physical(source.queue_logical_id)
         arn = self.stack.physical(source.queue_logical_id, "Arn")
         received = sqs.receive_message(

@@ -184,7 +184,7 @@ def _creation_order(resources: dict[str, Any]) -> list[str]:
     return sorted((name for name, r in resources.items() if r["Type"] in _CREATORS), key=rank)
 
 
-def _function_specs(template: dict[str, Any], resolver: Resolver) -> dict[str, FunctionSpec]:
+def _function_specs(template: dict[str, Any]) -> dict[str, FunctionSpec]:
     globals_ = template.get("Globals", {}).get("Function", {})
     default_auth = {}
     for resource in template["Resources"].values():
@@ -267,5 +267,5 @@ def create_from_template(
         props = resolver.resolve(resources[logical].get("Properties", {}))
         _CREATORS[resources[logical]["Type"]](resolver, logical, props, stack_name)
     return LocalStack(
-        template, resolver, _function_specs(template, resolver), _function_environment(template, resolver)
+        template, resolver, _function_specs(template), _function_environment(template, resolver)
     )

@@ -102,7 +102,8 @@ def raise_for_token_response(resp: httpx.Response, provider: str) -> None:
     """The OAuth token and revocation endpoints' errors."""
     if resp.is_success:
         return
-    error = (_json(resp) or {}).get("error") if isinstance(_json(resp), dict) else None
+    body = _json(resp)
+    error = body.get("error") if isinstance(body, dict) else None
     if error == "invalid_grant":
         raise AuthExpired(
             provider, "the provider no longer accepts this connection (invalid_grant); reconnect"
@@ -183,8 +184,8 @@ def call(
     refreshed = False
     attempt = 0
     while True:
+        auth = {"authorization": f"Bearer {session.token(False)}"}  # before taking a slot: it may fail
         _wait_for_budget(session, key, provider, limits)
-        auth = {"authorization": f"Bearer {session.token(False)}"}
         wait: float | None = None
         try:
             resp = send(client, provider, method, url, headers={**(headers or {}), **auth}, **kwargs)

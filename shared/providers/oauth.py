@@ -12,7 +12,7 @@ import httpx
 
 from shared.config import ProviderUrls
 from shared.providers.base import ClientCredentials, TokenSet
-from shared.providers.http import basic_auth, raise_for_token_response, send
+from shared.providers.http import basic_auth, json_or_error, raise_for_token_response, send
 
 
 def token_set(body: dict[str, Any], now: datetime, *, previous_refresh: str | None = None) -> TokenSet:
@@ -65,7 +65,7 @@ class OAuthClient:
             headers={**self._basic(), **self.token_headers},
         )
         raise_for_token_response(resp, self.provider)
-        body: dict[str, Any] = resp.json()
+        body: dict[str, Any] = json_or_error(resp, self.provider)  # a proxy's HTML page is a provider error
         return body
 
     def exchange(self, *, code: str, redirect_uri: str, code_verifier: str, now: datetime) -> TokenSet:

@@ -3,6 +3,7 @@ company capabilities. Every call goes through the tenant's rate budget (``shared
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,14 @@ MINOR_VERSION = "75"
 PAGE = 1000  # QBO's largest page
 INVENTORY_PLANS = ("Plus", "Advanced")
 T = TypeVar("T")
+
+
+_REQUEST_IDS = uuid.UUID("0b8c35d4-5f0e-4a53-9a51-7f4d3c1e2a90")
+
+
+def qbo_request_id(key: str) -> str:
+    """QBO's `requestid` holds 50 characters: a UUID derived from the whole key keeps all of it."""
+    return str(uuid.uuid5(_REQUEST_IDS, key))
 
 
 class QboApi:
@@ -101,7 +110,7 @@ class QboApi:
             self._url(session, "vendor"),
             retry_unknown_outcome=False,
             json=body,
-            params={"minorversion": MINOR_VERSION, "requestid": request_id[:50]},
+            params={"minorversion": MINOR_VERSION, "requestid": qbo_request_id(request_id)},
         )
         vendor: dict[str, Any] = self._body(resp)["Vendor"]
         return vendor

@@ -7,7 +7,6 @@ it does (notes §2.7): a write that timed out is settled by searching for the ma
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
@@ -19,11 +18,10 @@ from shared.errors import ProviderRejected
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import QBO_LIMITS
-from shared.providers.qbo.api import MINOR_VERSION
+from shared.providers.qbo.api import MINOR_VERSION, qbo_request_id
 
 JOURNAL, ADJUSTMENT = "JournalEntry", "InventoryAdjustment"
 LINK_PATHS = {JOURNAL: "journal", ADJUSTMENT: "inventoryadjustment"}
-_REQUEST_IDS = uuid.UUID("0b8c35d4-5f0e-4a53-9a51-7f4d3c1e2a90")
 
 
 def note(text: str, marker: str) -> str:
@@ -106,8 +104,7 @@ def find_posting(
 def _create(
     client: httpx.Client, urls: ProviderUrls, session: Session, entity: str, body: dict[str, Any], key: str
 ) -> PostedDocument:
-    # requestid holds 50 characters: a UUID derived from the key keeps all of it
-    request_id = str(uuid.uuid5(_REQUEST_IDS, key))
+    request_id = qbo_request_id(key)
     resp = call(
         client,
         session,

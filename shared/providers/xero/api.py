@@ -85,7 +85,7 @@ class XeroApi:
             chunk = body.get(collection, [])
             records.extend(chunk)
             pages = int((body.get("pagination") or {}).get("pageCount") or 0)
-            if len(chunk) < PAGE or page >= pages:
+            if len(chunk) < PAGE or (pages and page >= pages):
                 return records
             page += 1
 
