@@ -10,7 +10,7 @@ from shared.config import settings
 
 @cache
 def _session() -> Any:
-    import boto3  # imported on first use: handlers that never touch AWS skip its import cost
+    import boto3  # imported on first use, not at module import (tests start moto first)
 
     return boto3.session.Session()
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from shared.config import ProviderUrls
-from shared.contracts import PostedDocument
 from shared.domain.catalog import Account, ProviderItem, Supplier
-from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.errors import ProviderRejected
 from shared.providers.base import (
     Changes,
@@ -23,7 +22,11 @@ from shared.providers.base import (
 )
 from shared.providers.http import json_or_error, new_client, send
 from shared.providers.oauth import OAuthClient
-from shared.providers.qbo import mapping, postings, sales
+from shared.providers.qbo import mapping
+
+if TYPE_CHECKING:  # exports and sales load their modules on first use: a token refresh never needs them
+    from shared.contracts import PostedDocument
+    from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.providers.qbo.api import MINOR_VERSION, QboApi
 
 SCOPE = "com.intuit.quickbooks.accounting"
@@ -111,13 +114,19 @@ class QboProvider:
     def sales_changes(
         self, session: Session, since: str | None, *, start: date, now: datetime
     ) -> Changes[PulledSale]:
+        from shared.providers.qbo import sales
+
         return sales.sales_changes(self.api, session, since, start=start, now=now)
 
     def home_currency(self, session: Session) -> str:
+        from shared.providers.qbo import sales
+
         return sales.home_currency(self.api, session)
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
+        from shared.providers.qbo import postings
+
         return postings.post_journal(
             self.client, self.urls, session, journal, idempotency_key=idempotency_key
         )
@@ -125,9 +134,13 @@ class QboProvider:
     def post_inventory_adjustment(
         self, session: Session, adjustment: InventoryAdjustment, *, idempotency_key: str
     ) -> PostedDocument:
+        from shared.providers.qbo import postings
+
         return postings.post_inventory_adjustment(
             self.client, self.urls, session, adjustment, idempotency_key=idempotency_key
         )
 
     def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+        from shared.providers.qbo import postings
+
         return postings.find_posting(self.client, self.urls, session, posting)

@@ -4,14 +4,10 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from shared.config import ProviderUrls
-from shared.contracts import PostedDocument
 from shared.domain.catalog import Account, ProviderItem, Supplier
-from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.errors import ProviderRejected
 from shared.providers.base import (
     Changes,
@@ -32,7 +28,11 @@ from shared.providers.http import (
     send,
 )
 from shared.providers.oauth import OAuthClient
-from shared.providers.xero import mapping, postings, sales
+from shared.providers.xero import mapping
+
+if TYPE_CHECKING:  # exports and sales load their modules on first use: a token refresh never needs them
+    from shared.contracts import PostedDocument
+    from shared.domain.postings import InventoryAdjustment, Journal, Posting
 from shared.providers.xero.api import XeroApi
 
 SCOPE = (
@@ -65,6 +65,8 @@ class XeroProvider:
 
     def _tenants_of_this_consent(self, access_token: str) -> list[Tenant]:
         # The claims are read, not verified: the token came straight from Xero's token endpoint over TLS.
+        import jwt  # on first use: only a new consent needs its claims
+
         claims: dict[str, Any] = jwt.decode(access_token, options={"verify_signature": False})
         event = claims.get("authentication_event_id")
         if not event:
@@ -171,13 +173,19 @@ class XeroProvider:
     def sales_changes(
         self, session: Session, since: str | None, *, start: date, now: datetime
     ) -> Changes[PulledSale]:
+        from shared.providers.xero import sales
+
         return sales.sales_changes(self.api, session, since, start=start)
 
     def home_currency(self, session: Session) -> str:
+        from shared.providers.xero import sales
+
         return sales.home_currency(self.api, session)
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
+        from shared.providers.xero import postings
+
         return postings.post_journal(
             self.client, self.urls, session, journal, idempotency_key=idempotency_key
         )
@@ -188,6 +196,9 @@ class XeroProvider:
         raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
 
     def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+        from shared.domain.postings import Journal
+        from shared.providers.xero import postings
+
         if not isinstance(posting, Journal):
             return None
         return postings.find_posting(self.client, self.urls, session, posting)
