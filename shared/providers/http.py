@@ -1,4 +1,4 @@
-"""HTTP plumbing every provider call shares: the httpx client, timeouts, the rate budget, bounded
+"""HTTP plumbing the provider calls share: the httpx client, timeouts, the rate budget (``call``), bounded
 retries with jitter, ``Retry-After``, one token refresh on a refused token, and provider responses
 mapped to a few domain errors by status (never by matching message strings)."""
 
