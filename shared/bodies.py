@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+
+from shared.model import Model
 
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -13,7 +15,7 @@ Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 _INBOUND = ConfigDict(frozen=True, extra="forbid")
 
 
-class ReceiptLineRequest(BaseModel):
+class ReceiptLineRequest(Model):
     """A received line: ``quantity`` arrived, QA rejected ``rejected`` of it; priced per unit or as a line."""
 
     model_config = _INBOUND
@@ -37,7 +39,7 @@ class ReceiptLineRequest(BaseModel):
         return self.quantity - self.rejected
 
 
-class ReceiptRequest(BaseModel):
+class ReceiptRequest(Model):
     model_config = _INBOUND
     receipt_id: RecordId | None = (
         None  # the caller's own id makes a repeated POST safe (refused, not doubled)
@@ -49,13 +51,13 @@ class ReceiptRequest(BaseModel):
     lines: list[ReceiptLineRequest] = Field(min_length=1, max_length=500)
 
 
-class ComponentRequest(BaseModel):
+class ComponentRequest(Model):
     model_config = _INBOUND
     product_id: str = Field(min_length=1)
     quantity_per_unit: Quantity
 
 
-class BuildRequest(BaseModel):
+class BuildRequest(Model):
     model_config = _INBOUND
     build_id: RecordId | None = None
     product_id: str = Field(min_length=1)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
+
+from shared.model import Model
 
 
 class ConfigurationError(RuntimeError):
     """A required environment variable is missing or malformed; the message names each one."""
 
 
-class ProviderUrls(BaseModel):
+class ProviderUrls(Model):
     model_config = ConfigDict(frozen=True)
     authorize: str
     token: str
@@ -20,7 +22,7 @@ class ProviderUrls(BaseModel):
     api: str
 
 
-class Settings(BaseModel):
+class Settings(Model):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     table_name: str = Field(alias="TABLE_NAME", min_length=1)

@@ -7,23 +7,25 @@ import json
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Json
+from pydantic import AwareDatetime, ConfigDict, Field, Json
+
+from shared.model import Model
 
 ExportKind = Literal["receipt", "build", "rejection"]
 
 
-class ExportJob(BaseModel):
+class ExportJob(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
     organisation_id: str = Field(min_length=1)
     kind: ExportKind
     record_id: str = Field(min_length=1)  # the message names the record; the numbers stay in DynamoDB
 
 
-class SqsAttributes(BaseModel):
+class SqsAttributes(Model):
     ApproximateReceiveCount: int
 
 
-class ExportRecord(BaseModel):
+class ExportRecord(Model):
     """The fields of an SQS record the export worker reads. (Powertools' SqsRecordModel would do, but
     importing it imports every parser model: about 65 ms of each cold start.)"""
 
@@ -33,13 +35,13 @@ class ExportRecord(BaseModel):
     attributes: SqsAttributes
 
 
-class ScheduledEvent(BaseModel):
+class ScheduledEvent(Model):
     """An EventBridge schedule's event; the handlers need only its time (the same reason as above)."""
 
     time: AwareDatetime
 
 
-class PostedDocument(BaseModel):
+class PostedDocument(Model):
     """A document in the provider that carries an export's marker (posted now, or found by the marker)."""
 
     model_config = ConfigDict(frozen=True)

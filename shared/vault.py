@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from shared.aws import client
 from shared.config import settings
 from shared.domain.connections import TokenSet
 from shared.errors import ServiceError
+from shared.model import Model
 from shared.observability import remember_secret
 
 
@@ -19,7 +20,7 @@ class VaultError(ServiceError):
     """A ciphertext that does not open for this context (tampered, or copied from another row)."""
 
 
-class TokenContext(BaseModel):
+class TokenContext(Model):
     model_config = ConfigDict(frozen=True)
     organisation_id: str
     provider: str
@@ -38,7 +39,7 @@ class TokenContext(BaseModel):
         return "|".join(self.as_kms_context().values()).encode()
 
 
-class Sealed(BaseModel):
+class Sealed(Model):
     model_config = ConfigDict(frozen=True)
     wrapped_key: bytes
     nonce: bytes

@@ -11,12 +11,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from shared.bodies import BuildRequest, ReceiptRequest
 from shared.config import settings
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
 from shared.domain.inventory import ShortageError
+from shared.model import Model
 from shared.observability import logger
 from shared.services import catalog, connections, export_settings, exports, inventory, product_files, sales
 from shared.services.catalog import (
@@ -41,16 +42,16 @@ app.enable_swagger(path="/docs", title="Partsemble accounting integrations", ver
 install_conventions(app)
 
 
-class Caller(BaseModel):
+class Caller(Model):
     organisation_id: str
 
 
-class ConnectRequest(BaseModel):
+class ConnectRequest(Model):
     model_config = ConfigDict(extra="forbid")
     switch_company: bool = False
 
 
-class ConnectResponse(BaseModel):
+class ConnectResponse(Model):
     authorize_url: str
 
 

@@ -9,9 +9,10 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
+from shared.model import Model
 
 _VALUE = ConfigDict(frozen=True)
 ItemKind = Literal["inventory", "non_inventory", "service", "bundle"]
@@ -21,7 +22,7 @@ QBO_NAME_FORBIDDEN = (":", "\\")
 
 
 # ---- values ------------------------------------------------------------------------------------------
-class Component(BaseModel):
+class Component(Model):
     """One part of a bundle: a provider item (``ref`` is its id) or a product (``ref`` is the product id)."""
 
     model_config = _VALUE
@@ -29,7 +30,7 @@ class Component(BaseModel):
     quantity: Decimal
 
 
-class ProviderItem(BaseModel):
+class ProviderItem(Model):
     """An item as the provider holds it; ``version`` changes whenever the provider changes the item."""
 
     model_config = _VALUE
@@ -47,7 +48,7 @@ class ProviderItem(BaseModel):
     updated_at: str = ""  # the provider's own change stamp, what incremental reads compare
 
 
-class Product(BaseModel):
+class Product(Model):
     model_config = _VALUE
     product_id: str
     sku: str
@@ -59,7 +60,7 @@ class Product(BaseModel):
     components: tuple[Component, ...] = ()
 
 
-class Account(BaseModel):
+class Account(Model):
     model_config = _VALUE
     provider: ProviderName
     account_id: str
@@ -75,7 +76,7 @@ class Account(BaseModel):
         return f"{self.code} {self.name}".strip()
 
 
-class Supplier(BaseModel):
+class Supplier(Model):
     model_config = _VALUE
     provider: ProviderName
     supplier_id: str
@@ -91,7 +92,7 @@ def sku_key(sku: str | None) -> str:
 
 
 # ---- item matching -----------------------------------------------------------------------------------
-class Skipped(BaseModel):
+class Skipped(Model):
     model_config = _VALUE
     reason: str
     item_id: str | None = None
@@ -100,7 +101,7 @@ class Skipped(BaseModel):
     name: str = ""
 
 
-class Match(BaseModel):
+class Match(Model):
     model_config = _VALUE
     product_id: str
     item_id: str
@@ -108,7 +109,7 @@ class Match(BaseModel):
     by: Literal["link", "sku"]
 
 
-class ItemMatching(BaseModel):
+class ItemMatching(Model):
     """How the provider's items and the products relate after a sync."""
 
     model_config = _VALUE

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from shared.model import Model
 
 ProviderName = Literal["qbo", "xero"]
 PROVIDERS: tuple[ProviderName, ...] = ("qbo", "xero")
@@ -13,13 +15,13 @@ ConnectionStatus = Literal["connected", "expired", "disconnected", "error"]
 PROVIDER_LABELS: dict[str, str] = {"qbo": "QuickBooks Online", "xero": "Xero"}
 
 
-class ClientCredentials(BaseModel):
+class ClientCredentials(Model):
     model_config = ConfigDict(frozen=True)
     client_id: str
     client_secret: str
 
 
-class TokenSet(BaseModel):
+class TokenSet(Model):
     """One consent's tokens. Expiry instants are absolute (computed from `expires_in` at receipt)."""
 
     model_config = ConfigDict(frozen=True)
@@ -30,7 +32,7 @@ class TokenSet(BaseModel):
     hard_expires_at: datetime | None = None  # QBO's 5-year cap, when the provider tells it
 
 
-class Tenant(BaseModel):
+class Tenant(Model):
     """A company (QBO realm) or organisation (Xero tenant) a consent reaches."""
 
     model_config = ConfigDict(frozen=True)
@@ -39,7 +41,7 @@ class Tenant(BaseModel):
     connection_id: str | None = None  # Xero's connection id (what DELETE /connections/{id} takes)
 
 
-class Grant(BaseModel):
+class Grant(Model):
     """The result of one consent: its tokens and the tenants the person chose in it."""
 
     model_config = ConfigDict(frozen=True)

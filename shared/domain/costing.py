@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
+from pydantic import AwareDatetime, ConfigDict, Field, computed_field
 
 from shared.domain.ledger import (
     AnyMovement,
@@ -28,6 +28,7 @@ from shared.domain.ledger import (
     SaleReturn,
     UnknownMovement,
 )
+from shared.model import Model
 from shared.money import ZERO, to_cents, total
 
 _VALUE = ConfigDict(frozen=True, extra="forbid")
@@ -35,7 +36,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 HUNDRED = Decimal(100)
 
 
-class SaleLine(BaseModel):
+class SaleLine(Model):
     model_config = _VALUE
     line_id: str = Field(min_length=1)
     product_id: str | None  # None: the line's item is not mapped to a product
@@ -50,7 +51,7 @@ class SaleLine(BaseModel):
         return None if self.unit_price is None else self.quantity * self.unit_price
 
 
-class SaleDocument(BaseModel):
+class SaleDocument(Model):
     model_config = _VALUE
     document_id: str = Field(min_length=1)
     kind: Literal["invoice", "sales_receipt", "credit_note"]
@@ -64,7 +65,7 @@ class SaleDocument(BaseModel):
     restock: bool = True  # a credit's units go back to stock; otherwise to waste
 
 
-class Figures(BaseModel):
+class Figures(Model):
     model_config = _VALUE
     revenue: Decimal
     cogs: Decimal
@@ -83,7 +84,7 @@ class Figures(BaseModel):
         return None if margin is None or not self.revenue else to_cents(margin * HUNDRED / self.revenue)
 
 
-class LineMargin(BaseModel):
+class LineMargin(Model):
     model_config = _VALUE
     line_id: str
     product_id: str
@@ -92,7 +93,7 @@ class LineMargin(BaseModel):
     lots: tuple[Draw, ...]  # the lots consumed (or returned to), with their exact cost
 
 
-class DocumentMargin(BaseModel):
+class DocumentMargin(Model):
     model_config = _VALUE
     document: SaleDocument
     lines: tuple[LineMargin, ...]
@@ -100,7 +101,7 @@ class DocumentMargin(BaseModel):
     issues: tuple[str, ...]
 
 
-class MarginReport(BaseModel):
+class MarginReport(Model):
     model_config = _VALUE
     documents: tuple[DocumentMargin, ...]
     by_product: dict[str, Figures]

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from shared.domain.ledger import (
     BuildRun,
@@ -23,13 +23,14 @@ from shared.domain.ledger import (
     Waste,
 )
 from shared.errors import Conflict
+from shared.model import Model
 from shared.money import COST_CONTEXT, ZERO, total
 
 Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 _VALUE = ConfigDict(frozen=True, extra="forbid")
 
 
-class Product(BaseModel):
+class Product(Model):
     model_config = _VALUE
     product_id: str = Field(min_length=1)
     sku: str = ""
@@ -41,7 +42,7 @@ class Product(BaseModel):
         return " ".join(part for part in (self.sku, self.name) if part) or self.product_id
 
 
-class ReceiptLine(BaseModel):
+class ReceiptLine(Model):
     """A received quantity, priced per unit or (when the supplier priced the line as a total) by line."""
 
     model_config = _VALUE
@@ -83,7 +84,7 @@ class ReceiptLine(BaseModel):
             return self.line_cost - self.accepted_cost
 
 
-class Receipt(BaseModel):
+class Receipt(Model):
     model_config = _VALUE
     receipt_id: str = Field(min_length=1)
     supplier_id: str = ""
@@ -105,7 +106,7 @@ class Receipt(BaseModel):
         return total(line.accepted_cost for line in self.lines)
 
 
-class RejectionLine(BaseModel):
+class RejectionLine(Model):
     model_config = _VALUE
     product_id: str = Field(min_length=1)
     lot_id: str = Field(min_length=1)  # the lot the units would have joined
@@ -113,7 +114,7 @@ class RejectionLine(BaseModel):
     cost: Money
 
 
-class Rejection(BaseModel):
+class Rejection(Model):
     model_config = _VALUE
     rejection_id: str = Field(min_length=1)
     receipt_id: str
@@ -127,13 +128,13 @@ class Rejection(BaseModel):
         return total(line.cost for line in self.lines)
 
 
-class Component(BaseModel):
+class Component(Model):
     model_config = _VALUE
     product_id: str = Field(min_length=1)
     quantity_per_unit: Quantity
 
 
-class Build(BaseModel):
+class Build(Model):
     model_config = _VALUE
     build_id: str = Field(min_length=1)
     product_id: str = Field(min_length=1)
@@ -144,7 +145,7 @@ class Build(BaseModel):
     components: tuple[Component, ...] = Field(min_length=1)
 
 
-class Shortage(BaseModel):
+class Shortage(Model):
     model_config = _VALUE
     product_id: str
     required: Decimal
@@ -166,7 +167,7 @@ class ShortageError(Conflict):
         self.shortages = shortages
 
 
-class ComponentCost(BaseModel):
+class ComponentCost(Model):
     model_config = _VALUE
     product_id: str
     quantity: Decimal
@@ -174,7 +175,7 @@ class ComponentCost(BaseModel):
     lots: tuple[Draw, ...]
 
 
-class BuildRecord(BaseModel):
+class BuildRecord(Model):
     """A build with what it consumed (lot by lot) and the finished-good lot it made, at exact cost."""
 
     model_config = _VALUE

@@ -19,9 +19,10 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from shared.errors import Conflict, NotFound
+from shared.model import Model
 from shared.money import COST_CONTEXT, ZERO, total
 
 Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -31,7 +32,7 @@ order_key = attrgetter("at", "seq", "movement_id")
 MAX: MovementKey = (datetime.max.replace(tzinfo=UTC), 0, "")
 
 
-class _Movement(BaseModel):
+class _Movement(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
     movement_id: str = Field(min_length=1)
     document_id: str = Field(min_length=1)
@@ -61,7 +62,7 @@ class Waste(_Movement):
     cost: Cost
 
 
-class ComponentUse(BaseModel):
+class ComponentUse(Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
     product_id: str = Field(min_length=1)
     quantity: Quantity  # for the whole run, not per unit

@@ -18,10 +18,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.errors import BadRequest
+from shared.model import Model
 from shared.money import ZERO, allocate_cents, to_cents, total
 
 Cents = Annotated[Decimal, Field(gt=0, decimal_places=2)]
@@ -46,7 +47,7 @@ class NothingToPost(PostingError):
     pass
 
 
-class PostingAccounts(BaseModel):
+class PostingAccounts(Model):
     """The organisation's accounts by role (provider account ids); a posting needs only its own roles."""
 
     model_config = _VALUE
@@ -65,7 +66,7 @@ class PostingAccounts(BaseModel):
         return account_id
 
 
-class JournalLine(BaseModel):
+class JournalLine(Model):
     model_config = _VALUE
     account_id: str
     side: Side
@@ -73,7 +74,7 @@ class JournalLine(BaseModel):
     description: str
 
 
-class Journal(BaseModel):
+class Journal(Model):
     model_config = _VALUE
     marker: str = Field(min_length=1)  # the export id, written to PrivateNote / Narration
     date: date
@@ -90,7 +91,7 @@ class Journal(BaseModel):
         return self
 
 
-class AdjustmentLine(BaseModel):
+class AdjustmentLine(Model):
     model_config = _VALUE
     item_id: str
     product_id: str
@@ -98,7 +99,7 @@ class AdjustmentLine(BaseModel):
     description: str
 
 
-class InventoryAdjustment(BaseModel):
+class InventoryAdjustment(Model):
     model_config = _VALUE
     marker: str = Field(min_length=1)
     date: date

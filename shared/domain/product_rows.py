@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import ConfigDict, Field, computed_field
+
+from shared.model import Model
 
 
 class ProductType(StrEnum):
@@ -23,7 +25,7 @@ class RowStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class ProductRow(BaseModel):
+class ProductRow(Model):
     """One valid product; optional fields left blank in the file are None."""
 
     model_config = ConfigDict(frozen=True)
@@ -39,7 +41,7 @@ class ProductRow(BaseModel):
     barcode: str | None = None
 
 
-class RowProblem(BaseModel):
+class RowProblem(Model):
     """What is wrong with one cell; `column` is the header as written in the file."""
 
     model_config = ConfigDict(frozen=True)
@@ -48,7 +50,7 @@ class RowProblem(BaseModel):
     problem: str
 
 
-class RowResult(BaseModel):
+class RowResult(Model):
     """One row of the file; `row` is the number the user sees in Excel (the header is row 1)."""
 
     model_config = ConfigDict(frozen=True)
@@ -58,18 +60,18 @@ class RowResult(BaseModel):
     sku: str | None = None  # as read, so a row with errors can still be recognised
     name: str | None = None
     product: ProductRow | None = None
-    errors: list[RowProblem] = []
-    warnings: list[RowProblem] = []
+    errors: list[RowProblem] = Field(default_factory=list)
+    warnings: list[RowProblem] = Field(default_factory=list)
 
 
-class ImportReport(BaseModel):
+class ImportReport(Model):
     """A dry run's answer; an apply writes `products` and nothing else. File errors mean no rows at all."""
 
     model_config = ConfigDict(frozen=True)
 
-    rows: list[RowResult] = []
-    ignored_columns: list[str] = []
-    file_errors: list[str] = []
+    rows: list[RowResult] = Field(default_factory=list)
+    ignored_columns: list[str] = Field(default_factory=list)
+    file_errors: list[str] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

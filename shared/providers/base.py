@@ -8,9 +8,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from shared.domain.connections import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
+from shared.model import Model
 from shared.providers.limits import RateBudget
 
 if TYPE_CHECKING:  # only the protocol's signatures name these: the handlers' cold start skips them
@@ -53,13 +54,13 @@ class Changes(Generic[T]):
     cursor: str | None
 
 
-class SupplierDraft(BaseModel):
+class SupplierDraft(Model):
     model_config = ConfigDict(frozen=True)
     name: str
     email: str = ""
 
 
-class InventoryCapability(BaseModel):
+class InventoryCapability(Model):
     model_config = ConfigDict(frozen=True)
     allowed: bool
     reason: str = ""
@@ -68,7 +69,7 @@ class InventoryCapability(BaseModel):
 SaleKind = Literal["invoice", "sales_receipt", "credit_note"]
 
 
-class PulledLine(BaseModel):
+class PulledLine(Model):
     """A sales document's line as the provider holds it (a QBO bundle line arrives as its components)."""
 
     model_config = ConfigDict(frozen=True)
@@ -82,7 +83,7 @@ class PulledLine(BaseModel):
     bundle_item_id: str | None = None  # the QBO group item this component line came from
 
 
-class PulledSale(BaseModel):
+class PulledSale(Model):
     """A sales document changed since a cursor; a deleted one carries only its id and status."""
 
     model_config = ConfigDict(frozen=True)

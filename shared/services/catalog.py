@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.domain.catalog import (
     Account,
@@ -27,6 +27,7 @@ from shared.domain.catalog import (
 )
 from shared.domain.connections import ProviderName
 from shared.errors import ProviderRejected, ProviderUnavailable
+from shared.model import Model
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
 from shared.services import tokens
@@ -45,14 +46,14 @@ def _synced(organisation_id: str, name: ProviderName, connection: dict[str, Any]
 
 
 # ---- items ----------------------------------------------------------------------------------------------
-class ItemRef(BaseModel):
+class ItemRef(Model):
     model_config = ConfigDict(frozen=True)
     item_id: str
     name: str
     sku: str | None
 
 
-class ItemSyncResult(BaseModel):
+class ItemSyncResult(Model):
     provider: ProviderName
     read: int  # items the provider returned (all on the first run, the changed ones after)
     created: list[ItemRef]  # items Partsemble had not seen before
@@ -115,13 +116,13 @@ def list_items(organisation_id: str, name: str) -> list[ProviderItem]:
 
 
 # ---- products from provider items -------------------------------------------------------------------------
-class ImportRequest(BaseModel):
+class ImportRequest(Model):
     model_config = ConfigDict(extra="forbid")
     provider: Literal["qbo", "xero"]
     item_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
-class ImportResult(BaseModel):
+class ImportResult(Model):
     created: list[Product]
     updated: list[Product]  # products already linked (or with the item's SKU): name and cost refreshed
     skipped: list[Skipped]
@@ -183,7 +184,7 @@ def list_products(organisation_id: str) -> list[Product]:
 
 
 # ---- accounts -------------------------------------------------------------------------------------------
-class AccountSyncResult(BaseModel):
+class AccountSyncResult(Model):
     provider: ProviderName
     added: int
     changed: int
@@ -226,7 +227,7 @@ def list_accounts(organisation_id: str, name: str) -> list[Account]:
 
 
 # ---- suppliers -----------------------------------------------------------------------------------------
-class SupplierSyncResult(BaseModel):
+class SupplierSyncResult(Model):
     provider: ProviderName
     read: int
     stored: int
@@ -249,13 +250,13 @@ def list_suppliers(organisation_id: str) -> list[Supplier]:
     return sorted(store.suppliers(organisation_id), key=lambda s: (s.provider, s.name.casefold()))
 
 
-class SupplierRequest(BaseModel):
+class SupplierRequest(Model):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=255)
     email: str = Field(default="", max_length=255)
 
 
-class SupplierCreated(BaseModel):
+class SupplierCreated(Model):
     supplier: Supplier
     linked_existing: bool  # a contact of that name existed: linked, not duplicated
 

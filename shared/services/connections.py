@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
+from pydantic import Field
 
 from shared.config import settings
 from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ConnectionStatus, ProviderName, Tenant
 from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ServiceError
+from shared.model import Model
 from shared.observability import logger
 from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
@@ -30,7 +31,7 @@ def cookie_name(provider_: str) -> str:
     return f"ps_oauth_{provider_}"
 
 
-class ConnectStart(BaseModel):
+class ConnectStart(Model):
     authorize_url: str
     cookie_name: str
     cookie_value: str
@@ -38,20 +39,20 @@ class ConnectStart(BaseModel):
     max_age: int
 
 
-class TenantChoice(BaseModel):
+class TenantChoice(Model):
     tenant_id: str
     name: str
 
 
-class CallbackOutcome(BaseModel):
+class CallbackOutcome(Model):
     provider: ProviderName
     status: Literal["connected", "choose"]
     company_name: str | None = None
-    choices: list[TenantChoice] = []
+    choices: list[TenantChoice] = Field(default_factory=list)
     choice_token: str | None = None
 
 
-class ConnectionView(BaseModel):
+class ConnectionView(Model):
     provider: ProviderName
     provider_label: str
     status: ConnectionStatus | Literal["not_connected"]

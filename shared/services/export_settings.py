@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from shared.domain.catalog import ROLES, Account, ExportMode, Role, export_settings_problems
 from shared.domain.connections import ProviderName
 from shared.errors import InvalidFields
+from shared.model import Model
 from shared.providers import provider_name
 from shared.services import catalog, sessions, tokens
 from shared.store import catalog as catalog_store
@@ -22,7 +23,7 @@ class InvalidExportSettings(InvalidFields):
     """Settings that can't be used; the message names each field and why."""
 
 
-class ExportAccounts(BaseModel):
+class ExportAccounts(Model):
     model_config = ConfigDict(extra="forbid")
     build_debit: str | None = None
     build_credit: str | None = None
@@ -36,19 +37,19 @@ class ExportAccounts(BaseModel):
         return {role: getattr(self, role) for role in ROLES}
 
 
-class ExportSettingsRequest(BaseModel):
+class ExportSettingsRequest(Model):
     model_config = ConfigDict(extra="forbid")
     mode: ExportMode = "journals"
     accounts: ExportAccounts
 
 
-class AccountChoice(BaseModel):
+class AccountChoice(Model):
     account_id: str
     code: str
     name: str
 
 
-class ExportSettingsView(BaseModel):
+class ExportSettingsView(Model):
     provider: ProviderName
     configured: bool
     mode: ExportMode

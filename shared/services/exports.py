@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
-
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
@@ -42,6 +40,7 @@ from shared.errors import (
     RateLimited,
     ServiceError,
 )
+from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
 from shared.services import sessions, tokens
@@ -82,13 +81,13 @@ class NotConnected(BadRequest):
     pass
 
 
-class ExportOutcome(BaseModel):
+class ExportOutcome(Model):
     export_id: str
     status: str
     document_id: str | None = None
 
 
-class ExportView(BaseModel):
+class ExportView(Model):
     export_id: str
     kind: ExportKind
     record_id: str

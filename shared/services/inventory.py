@@ -34,6 +34,7 @@ from shared.domain.inventory import (
 )
 from shared.domain.ledger import AnyMovement, BuildRun, Ledger, ReceiptIn
 from shared.errors import BadRequest, Conflict, NotFound
+from shared.model import Model
 from shared.money import total
 from shared.services import catalog, exports
 from shared.services.connections import ACTIVE
@@ -46,14 +47,14 @@ MAX_TRIES = 8  # concurrent writes to one organisation's ledger: each loser reco
 T = TypeVar("T")
 
 
-class ExportRef(BaseModel):
+class ExportRef(Model):
     model_config = ConfigDict(frozen=True)
     kind: ExportKind
     record_id: str
     export_id: str
 
 
-class ReceiptView(BaseModel):
+class ReceiptView(Model):
     receipt: Receipt
     rejection: Rejection | None
     accepted_cost: Decimal
@@ -61,7 +62,7 @@ class ReceiptView(BaseModel):
     exports: list[ExportRef]
 
 
-class BuildView(BaseModel):
+class BuildView(Model):
     build: Build
     lot_id: str
     cost: Decimal  # exactly what the components cost
@@ -70,7 +71,7 @@ class BuildView(BaseModel):
     exports: list[ExportRef]
 
 
-class LotView(BaseModel):
+class LotView(Model):
     lot_id: str
     lot_code: str
     source: Literal["receipt", "build"]
@@ -82,7 +83,7 @@ class LotView(BaseModel):
     cost_incomplete: bool  # the lot's cost lacks inputs no lot could cover
 
 
-class ProductLots(BaseModel):
+class ProductLots(Model):
     product_id: str
     on_hand: Decimal
     value: Decimal

@@ -9,17 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel
-
 from shared.domain.catalog import Product, sku_key
 from shared.domain.product_import import parse_product_file
 from shared.domain.product_rows import ImportReport, ProductRow, RowStatus
+from shared.model import Model
 from shared.store import catalog as store
 
 Mode = Literal["dry_run", "apply"]
 
 
-class FileImportResult(BaseModel):
+class FileImportResult(Model):
     mode: Mode
     report: ImportReport
     created: int = 0

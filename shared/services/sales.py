@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import ProviderName
@@ -27,6 +27,7 @@ from shared.domain.costing import DocumentMargin, Figures, SaleDocument, SaleLin
 from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
 from shared.errors import BadRequest, Conflict, ProviderError, ServiceError
+from shared.model import Model
 from shared.money import ZERO, allocate_cents, to_cents
 from shared.observability import logger
 from shared.providers import provider_name
@@ -52,13 +53,13 @@ class PullRunning(Conflict):
 
 
 # ---- tracking settings --------------------------------------------------------------------------------
-class TrackingRequest(BaseModel):
+class TrackingRequest(Model):
     model_config = ConfigDict(extra="forbid")
     enabled: bool
     start_date: date | None = None  # the first pull reads documents dated from here
 
 
-class LastPull(BaseModel):
+class LastPull(Model):
     at: str
     ok: bool
     read: int = 0
@@ -66,7 +67,7 @@ class LastPull(BaseModel):
     error: str = ""
 
 
-class TrackingView(BaseModel):
+class TrackingView(Model):
     provider: ProviderName
     enabled: bool
     start_date: date
@@ -112,7 +113,7 @@ def status(organisation_id: str, now: datetime) -> list[TrackingView]:
 
 
 # ---- pulling ----------------------------------------------------------------------------------------------
-class PullResult(BaseModel):
+class PullResult(Model):
     provider: ProviderName
     read: int  # documents the provider returned
     stored: list[str]  # new or changed documents (ids)
@@ -215,7 +216,7 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullResult]:
     return [pull_changes(organisation_id, name, now=now) for name in enabled]
 
 
-class PullReport(BaseModel):
+class PullReport(Model):
     pulled: int = 0
     stored: int = 0
     running: int = 0  # skipped: another pull of that connection was running
@@ -256,20 +257,20 @@ def pull_due(*, now: datetime) -> PullReport:
 Group = Literal["document", "product", "period"]
 
 
-class MarginQuery(BaseModel):
+class MarginQuery(Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     start: date | None = Field(default=None, alias="from")
     end: date | None = Field(default=None, alias="to")
     group: Group = "document"
 
 
-class LotUsed(BaseModel):
+class LotUsed(Model):
     lot_id: str
     quantity: Decimal
     cost: Decimal  # exact
 
 
-class LineReport(BaseModel):
+class LineReport(Model):
     line_id: str
     product_id: str
     sku: str
@@ -279,7 +280,7 @@ class LineReport(BaseModel):
     lots: list[LotUsed]
 
 
-class UnmappedLine(BaseModel):
+class UnmappedLine(Model):
     line_id: str
     item: str  # the provider's item id or code ("" when the line names no item)
     description: str
@@ -287,7 +288,7 @@ class UnmappedLine(BaseModel):
     amount: Decimal | None
 
 
-class DocumentReport(BaseModel):
+class DocumentReport(Model):
     document_id: str
     provider: str
     kind: str
@@ -302,19 +303,19 @@ class DocumentReport(BaseModel):
     issues: list[str]
 
 
-class GroupReport(BaseModel):
+class GroupReport(Model):
     key: str  # product id or "YYYY-MM"
     label: str
     figures: Figures
 
 
-class Excluded(BaseModel):
+class Excluded(Model):
     document_id: str
     number: str
     reason: str
 
 
-class MarginReport(BaseModel):
+class MarginReport(Model):
     home_currency: str
     start: date | None
     end: date | None
@@ -655,7 +656,7 @@ def export_rows(report: MarginReport) -> list[list[Any]]:
     return rows
 
 
-class Export(BaseModel):
+class Export(Model):
     filename: str
     content_type: str
     body: bytes

@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
 from shared.config import settings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName, Tenant, TokenSet
 from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
+from shared.model import Model
 from shared.observability import logger
 from shared.providers import get_provider
 from shared.providers.base import AccountingProvider
@@ -193,7 +192,7 @@ def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clo
     return call(tokens.access_token)
 
 
-class RefreshReport(BaseModel):
+class RefreshReport(Model):
     checked: int = 0
     refreshed: int = 0
     expired: int = 0

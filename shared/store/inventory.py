@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from shared.aws import table
 from shared.domain.ledger import AnyMovement, Movement
@@ -28,7 +28,7 @@ from shared.store.keys import org_pk
 LEDGER_SK = "INVENTORY#LEDGER"
 MOVES_PREFIX = "INVENTORY#MOVES#"
 MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
-_MOVEMENTS = TypeAdapter(list[Movement])
+_MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
 
 
 def record_sk(kind: str, record_id: str) -> str:
