@@ -7,7 +7,7 @@ Handlers map these to responses in one place, by type.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ServiceError(Exception):
@@ -22,6 +22,10 @@ class ServiceError(Exception):
     def code(self) -> str:
         return type(self).__name__
 
+    def response_fields(self) -> dict[str, Any]:
+        """Fields an API error answer carries beside ``error`` and ``message``, for showing the details."""
+        return {}
+
 
 class BadRequest(ServiceError):
     http_status = HTTPStatus.BAD_REQUEST
@@ -33,6 +37,9 @@ class InvalidFields(BadRequest):
     def __init__(self, message: str, fields: list[dict[str, str]]) -> None:
         super().__init__(message)
         self.fields = fields
+
+    def response_fields(self) -> dict[str, Any]:
+        return {"details": self.fields}
 
 
 class Unauthenticated(ServiceError):

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from shared.config import settings
-from shared.errors import BadRequest, Forbidden, InvalidFields, ServiceError
+from shared.errors import BadRequest, Forbidden, ServiceError
 from shared.observability import logger
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -97,9 +97,7 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(ServiceError)
     def _service_error(err: ServiceError) -> Response[Any]:
         logger.info("request refused", extra={"error": err.code, "reason": err.message})
-        if isinstance(err, InvalidFields):
-            return error_response(err.http_status, err.code, err.message, details=err.fields)
-        return error_response(err.http_status, err.code, err.message)
+        return error_response(err.http_status, err.code, err.message, **err.response_fields())
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(err: RequestValidationError) -> Response[Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -15,31 +16,51 @@ from pydantic import ConfigDict
 
 from shared.bodies import BuildRequest, ReceiptRequest
 from shared.config import settings
-from shared.domain.catalog import Account, Product, ProviderItem, Supplier
-from shared.domain.inventory import ShortageError
+from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
-from shared.services import catalog, connections, export_settings, exports, inventory, product_files, sales
-from shared.services.catalog import (
-    AccountSyncResult,
-    ImportRequest,
-    ImportResult,
-    ItemSyncResult,
-    SupplierCreated,
-    SupplierRequest,
-    SupplierSyncResult,
-)
-from shared.services.connections import ConnectionView
-from shared.services.export_settings import ExportSettingsRequest, ExportSettingsView
-from shared.services.exports import ExportView
-from shared.services.inventory import BuildView, ProductLots, ReceiptView
-from shared.services.product_files import FileImportResult
-from shared.services.sales import MarginQuery, MarginReport, PullResult, TrackingRequest, TrackingView
-from shared.web import caller_organisation, error_response, install_conventions, uploaded_file
+from shared.web import caller_organisation, install_conventions, uploaded_file
+
+# Each service (with its store, domain and models) loads when a route first uses it. Route annotations name
+# their models through the service module, so they too resolve only when that route is first called.
+if TYPE_CHECKING:
+    from shared.domain import catalog as catalog_models
+    from shared.services import (
+        catalog,
+        connections,
+        export_settings,
+        exports,
+        inventory,
+        product_files,
+        sales,
+    )
+else:
+    catalog, connections, export_settings, exports, inventory, product_files, sales = (
+        lazy_module(f"shared.services.{name}")
+        for name in (
+            "catalog",
+            "connections",
+            "export_settings",
+            "exports",
+            "inventory",
+            "product_files",
+            "sales",
+        )
+    )
+    catalog_models = lazy_module("shared.domain.catalog")
 
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="Partsemble accounting integrations", version="1.0.0")
 install_conventions(app)
+DOCS_PATH = "/docs"
+
+
+@cache
+def with_docs() -> APIGatewayHttpResolver:
+    """The resolver with Swagger UI and the OpenAPI document at /docs, set up by the first request for them.
+
+    Enabling Swagger loads Powertools' OpenAPI models (~40 ms), which no other route needs."""
+    app.enable_swagger(path=DOCS_PATH, title="Partsemble accounting integrations", version="1.0.0")
+    return app
 
 
 class Caller(Model):
@@ -61,7 +82,7 @@ def me() -> Caller:
 
 
 @app.get("/integrations")
-def integrations() -> list[ConnectionView]:
+def integrations() -> list[connections.ConnectionView]:
     return connections.status(caller_organisation(app))
 
 
@@ -91,86 +112,88 @@ def connect(provider: str, request: ConnectRequest | None = None) -> Response[Co
 
 
 @app.post("/integrations/<provider>/disconnect")
-def disconnect(provider: str) -> ConnectionView:
+def disconnect(provider: str) -> connections.ConnectionView:
     return connections.disconnect(caller_organisation(app), provider, datetime.now(UTC))
 
 
 # ---- catalog and export settings -----------------------------------------------------------------------
 @app.post("/integrations/<provider>/sync/items")
-def sync_items(provider: str) -> ItemSyncResult:
+def sync_items(provider: str) -> catalog.ItemSyncResult:
     return catalog.sync_items(caller_organisation(app), provider, datetime.now(UTC))
 
 
 @app.post("/integrations/<provider>/sync/accounts")
-def sync_accounts(provider: str) -> AccountSyncResult:
+def sync_accounts(provider: str) -> catalog.AccountSyncResult:
     return catalog.sync_accounts(caller_organisation(app), provider, datetime.now(UTC))
 
 
 @app.post("/integrations/<provider>/sync/suppliers")
-def sync_suppliers(provider: str) -> SupplierSyncResult:
+def sync_suppliers(provider: str) -> catalog.SupplierSyncResult:
     return catalog.sync_suppliers(caller_organisation(app), provider, datetime.now(UTC))
 
 
 @app.get("/integrations/<provider>/items")
-def provider_items(provider: str) -> list[ProviderItem]:
+def provider_items(provider: str) -> list[catalog_models.ProviderItem]:
     return catalog.list_items(caller_organisation(app), provider)
 
 
 @app.get("/integrations/<provider>/accounts")
-def accounts(provider: str) -> list[Account]:
+def accounts(provider: str) -> list[catalog_models.Account]:
     return catalog.list_accounts(caller_organisation(app), provider)
 
 
 @app.post("/integrations/<provider>/suppliers")
-def create_supplier(provider: str, request: SupplierRequest) -> SupplierCreated:
+def create_supplier(provider: str, request: catalog.SupplierRequest) -> catalog.SupplierCreated:
     return catalog.create_supplier(caller_organisation(app), provider, request)
 
 
 @app.get("/suppliers")
-def suppliers() -> list[Supplier]:
+def suppliers() -> list[catalog_models.Supplier]:
     return catalog.list_suppliers(caller_organisation(app))
 
 
 @app.get("/products")
-def products() -> list[Product]:
+def products() -> list[catalog_models.Product]:
     return catalog.list_products(caller_organisation(app))
 
 
 @app.post("/products/import-from-provider")
-def import_products(request: ImportRequest) -> ImportResult:
+def import_products(request: catalog.ImportRequest) -> catalog.ImportResult:
     return catalog.import_products(caller_organisation(app), request)
 
 
 @app.post("/products/import")
 def import_product_file(
     mode: Annotated[Literal["dry_run", "apply"], Query()] = "dry_run",
-) -> FileImportResult:
+) -> product_files.FileImportResult:
     return product_files.import_file(caller_organisation(app), uploaded_file(app), mode)
 
 
 @app.get("/integrations/<provider>/export-settings")
-def get_export_settings(provider: str) -> ExportSettingsView:
+def get_export_settings(provider: str) -> export_settings.ExportSettingsView:
     return export_settings.get_settings(caller_organisation(app), provider)
 
 
 @app.put("/integrations/<provider>/export-settings")
-def put_export_settings(provider: str, request: ExportSettingsRequest) -> ExportSettingsView:
+def put_export_settings(
+    provider: str, request: export_settings.ExportSettingsRequest
+) -> export_settings.ExportSettingsView:
     return export_settings.put_settings(caller_organisation(app), provider, request, datetime.now(UTC))
 
 
 # ---- sales tracking and margins ------------------------------------------------------------------------
 @app.put("/integrations/<provider>/sales-tracking")
-def put_sales_tracking(provider: str, request: TrackingRequest) -> TrackingView:
+def put_sales_tracking(provider: str, request: sales.TrackingRequest) -> sales.TrackingView:
     return sales.set_tracking(caller_organisation(app), provider, request, datetime.now(UTC))
 
 
 @app.post("/sales/pull")
-def pull_sales() -> list[PullResult]:
+def pull_sales() -> list[sales.PullResult]:
     return sales.pull_now(caller_organisation(app), datetime.now(UTC))
 
 
 @app.get("/sales/status")
-def sales_status() -> list[TrackingView]:
+def sales_status() -> list[sales.TrackingView]:
     return sales.status(caller_organisation(app), datetime.now(UTC))
 
 
@@ -180,8 +203,10 @@ MarginGroup = Annotated[Literal["document", "product", "period"], Query()]
 
 
 @app.get("/margins")
-def margins(start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document") -> MarginReport:
-    return sales.margins(caller_organisation(app), MarginQuery(start=start, end=end, group=group))
+def margins(
+    start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document"
+) -> sales.MarginReport:
+    return sales.margins(caller_organisation(app), sales.MarginQuery(start=start, end=end, group=group))
 
 
 @app.get("/margins/export")
@@ -191,7 +216,7 @@ def export_margins(
     group: MarginGroup = "document",
     file: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
 ) -> Response[str]:
-    query = MarginQuery(start=start, end=end, group=group)
+    query = sales.MarginQuery(start=start, end=end, group=group)
     export = sales.export_margins(caller_organisation(app), query, file)
     response = Response(
         200,
@@ -204,67 +229,54 @@ def export_margins(
 
 
 # ---- inventory and exports ----------------------------------------------------------------------------
-@app.exception_handler(ShortageError)
-def shortage(err: ShortageError) -> Response[Any]:
-    shortages = [
-        {
-            "product_id": s.product_id,
-            "required": str(s.required),
-            "available": str(s.available),
-            "short": str(s.short),
-        }
-        for s in err.shortages
-    ]
-    return error_response(err.http_status, err.code, err.message, shortages=shortages)
-
-
 @app.post("/receipts")
-def record_receipt(request: ReceiptRequest) -> Response[ReceiptView]:
+def record_receipt(request: ReceiptRequest) -> Response[inventory.ReceiptView]:
     view = inventory.record_receipt(caller_organisation(app), request, datetime.now(UTC))
     return Response(201, content_types.APPLICATION_JSON, view)
 
 
 @app.get("/receipts")
-def receipts() -> list[ReceiptView]:
+def receipts() -> list[inventory.ReceiptView]:
     return inventory.list_receipts(caller_organisation(app))
 
 
 @app.get("/receipts/<receipt_id>")
-def receipt(receipt_id: str) -> ReceiptView:
+def receipt(receipt_id: str) -> inventory.ReceiptView:
     return inventory.get_receipt(caller_organisation(app), receipt_id)
 
 
 @app.post("/builds")
-def record_build(request: BuildRequest) -> Response[BuildView]:
+def record_build(request: BuildRequest) -> Response[inventory.BuildView]:
     view = inventory.record_build(caller_organisation(app), request, datetime.now(UTC))
     return Response(201, content_types.APPLICATION_JSON, view)
 
 
 @app.get("/builds")
-def builds() -> list[BuildView]:
+def builds() -> list[inventory.BuildView]:
     return inventory.list_builds(caller_organisation(app))
 
 
 @app.get("/builds/<build_id>")
-def build(build_id: str) -> BuildView:
+def build(build_id: str) -> inventory.BuildView:
     return inventory.get_build(caller_organisation(app), build_id)
 
 
 @app.get("/products/<product_id>/lots")
-def product_lots(product_id: str) -> ProductLots:
+def product_lots(product_id: str) -> inventory.ProductLots:
     return inventory.product_lots(caller_organisation(app), product_id)
 
 
 @app.get("/exports")
-def list_exports() -> list[ExportView]:
+def list_exports() -> list[exports.ExportView]:
     return exports.list_exports(caller_organisation(app))
 
 
 @app.post("/exports/<export_id>/retry")
-def retry_export(export_id: str) -> ExportView:
+def retry_export(export_id: str) -> exports.ExportView:
     return exports.retry(caller_organisation(app), export_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    resolver = with_docs() if event.get("rawPath") == DOCS_PATH else app
+    return resolver.resolve(event, context)

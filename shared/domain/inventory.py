@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, localcontext
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -165,6 +165,10 @@ class ShortageError(Conflict):
         )
         super().__init__(f"not enough stock to build: {listed}")
         self.shortages = shortages
+
+    def response_fields(self) -> dict[str, Any]:
+        fields = ("product_id", "required", "available", "short")
+        return {"shortages": [{name: str(getattr(s, name)) for name in fields} for s in self.shortages]}
 
 
 class ComponentCost(Model):
