@@ -1,6 +1,6 @@
 """Token refresh under pressure, against the sandboxes in-process:
 (1) 50 concurrent callers needing a token for the same expired connection: provider refresh calls
-    (target exactly 1) and DynamoDB / KMS requests per caller;
+    (target exactly 1) and DynamoDB / KMS requests per caller, then a warm function's repeated reads;
 (2) a crash injected between Xero's refresh and the store, 100 times: is the connection still usable?"""
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ def concurrent_callers(sandboxes: Sandboxes) -> None:
     print(
         f"  DynamoDB requests per caller: {counts['dynamodb'] / CALLERS:.2f}; "
         f"KMS requests per caller: {counts['kms'] / CALLERS:.2f}"
+    )
+    counts.clear()
+    for _ in range(CALLERS):  # one warm function reading the token again and again
+        tokens.fresh_tokens(grant_id, clock=sandboxes.qbo.clock.now)
+    print(
+        f"  {CALLERS} more reads by a warm function: {counts['dynamodb']} DynamoDB and {counts['kms']} KMS "
+        "requests (each stored ciphertext is opened once)"
     )
 
 

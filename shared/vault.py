@@ -5,6 +5,7 @@ organisation, provider, grant and purpose, so a ciphertext copied to another row
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from pydantic import ConfigDict
 
@@ -77,7 +78,11 @@ def seal_tokens(tokens: TokenSet, context: TokenContext) -> Sealed:
     return seal(tokens.model_dump_json().encode(), context)
 
 
+@lru_cache(maxsize=256)
 def open_tokens(sealed: Sealed, context: TokenContext) -> TokenSet:
+    """The tokens a stored ciphertext holds. A warm function opens each ciphertext once: the same ciphertext
+    under the same context always opens to the same tokens (AES-GCM authenticates both), so later reads skip
+    the KMS call; a refresh stores a new ciphertext, which is opened afresh."""
     tokens = TokenSet.model_validate_json(open_sealed(sealed, context))
     remember_secret(tokens.access_token)
     remember_secret(tokens.refresh_token)

@@ -50,3 +50,20 @@ def test_stored_grant_holds_no_plaintext_token(aws: LocalStack) -> None:
 
     with pytest.raises(VaultError):
         stored_tokens(stolen)
+
+
+def test_a_warm_function_opens_each_ciphertext_once(aws: LocalStack) -> None:
+    from shared.aws import client
+
+    calls: list[str] = []
+    client("kms").meta.events.register("before-call.kms.Decrypt", lambda **_: calls.append("decrypt"))
+    sealed = seal_tokens(TOKENS, _context(grant="g-warm"))
+    assert open_tokens(sealed, _context(grant="g-warm")) == TOKENS
+    assert open_tokens(sealed, _context(grant="g-warm")) == TOKENS
+    assert calls == ["decrypt"]
+    refreshed = TOKENS.model_copy(update={"access_token": "access-token-value-789"})
+    resealed = seal_tokens(refreshed, _context(grant="g-warm"))  # a refresh stores a new ciphertext
+    assert open_tokens(resealed, _context(grant="g-warm")) == refreshed
+    assert calls == ["decrypt", "decrypt"]
+    with pytest.raises(VaultError):  # a refusal is never remembered as tokens
+        open_tokens(sealed, _context(grant="g-other"))
