@@ -111,3 +111,10 @@ class ProviderRejected(ProviderError):
     """The provider refused the request with a validation message (its own words)."""
 
     http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class PermissionDenied(ProviderRejected):
+    """The provider accepts the connection but not this operation: the consent lacks a permission, or the
+    company's plan lacks the feature. The connection keeps working for everything else."""
+
+    http_status = HTTPStatus.CONFLICT

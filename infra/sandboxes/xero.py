@@ -66,6 +66,17 @@ API = "/api.xro/2.0"
 API_PATTERN = r"/api\.xro/2\.0"
 WRITABLE = frozenset({"Items", "Contacts", "ManualJournals"})
 IDEMPOTENCY_WINDOW = timedelta(minutes=6)
+# The scopes that reach each endpoint, granular first, then the broad one being retired (../providers/xero.md
+# §1.4). A ".read" scope reaches reads only; a write needs the scope itself.
+SCOPES_FOR = {
+    "Organisation": ("accounting.settings",),
+    "Accounts": ("accounting.settings",),
+    "Items": ("accounting.settings", "accounting.invoices"),
+    "Contacts": ("accounting.contacts",),
+    "ManualJournals": ("accounting.manualjournals", "accounting.transactions"),
+    "Invoices": ("accounting.invoices", "accounting.transactions"),
+    "CreditNotes": ("accounting.invoices", "accounting.transactions"),
+}
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
 XERO_500_DETAIL = (
     "An error occurred in Xero. Check the API Status page http://status.developer.xero.com for current "
@@ -104,6 +115,17 @@ def problem(status: int, title: str, detail: str) -> httpx.Response:
         "Extensions": {},
     }
     return xero_json(status, body)
+
+
+def _scope_allows(granted: list[str], request: httpx.Request) -> bool:
+    parts = request.url.path.split("/")
+    collection = next((c for c in SCOPES_FOR if len(parts) > 3 and c.lower() == parts[3].lower()), None)
+    if collection is None:
+        return True  # the sandbox refuses unknown endpoints elsewhere
+    reading = request.method == "GET"
+    return any(
+        scope in granted or (reading and f"{scope}.read" in granted) for scope in SCOPES_FOR[collection]
+    )
 
 
 def _modified_since(header: str | None) -> datetime | None:
@@ -226,6 +248,8 @@ class XeroSandbox(Sandbox, XeroAdmin):
             }
             if tenant not in reachable or tenant not in self.organisations:
                 return problem(403, "Forbidden", "AuthenticationUnsuccessful")
+            if not _scope_allows(claims.get("scope", []), request):  # a scope the consent did not grant
+                return problem(401, "Unauthorized", "AuthorizationUnsuccessful")
             over, headers = self._count_call(client_id, tenant)
             if over is not None:
                 return over

@@ -1,6 +1,6 @@
 """HTTP plumbing the provider calls share: the httpx client, timeouts, the rate budget (``call``), bounded
 retries with jitter, ``Retry-After``, one token refresh on a refused token, and provider responses
-mapped to a few domain errors by status (never by matching message strings)."""
+mapped to a few domain errors by status and error code (never by matching message strings)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import httpx
 
 from shared.errors import (
     AuthExpired,
+    PermissionDenied,
     ProviderError,
     ProviderNotConfigured,
     ProviderRejected,
@@ -113,8 +114,25 @@ def raise_for_token_response(resp: httpx.Response, provider: str) -> None:
     raise_for_provider(resp, provider)
 
 
+def _refuses_permission(resp: httpx.Response) -> bool:
+    """Xero's 401 for a scope the consent lacks or an endpoint the plan lacks: its problem-details code
+    ``AuthorizationUnsuccessful``. A new token cannot help, and the connection still works otherwise."""
+    body = _json(resp)
+    return (
+        resp.status_code == 401
+        and isinstance(body, dict)
+        and body.get("Detail") == "AuthorizationUnsuccessful"
+    )
+
+
 def error_for(resp: httpx.Response, provider: str) -> ProviderError:
     """The domain error a refused response means."""
+    if _refuses_permission(resp):
+        return PermissionDenied(
+            provider,
+            "the provider refused this operation: the connection was not granted the permission it needs, or "
+            "the company's plan does not include it. Reconnect to grant the permission, or check the plan",
+        )
     if resp.status_code == 401:
         return AuthExpired(provider, "the provider refused the access token")
     if resp.status_code == 429:
@@ -195,7 +213,7 @@ def call(
             observe(session.budget, key, limits, resp.headers)
             if resp.is_success:
                 return resp
-            if resp.status_code == 401 and not refreshed:
+            if resp.status_code == 401 and not refreshed and not _refuses_permission(resp):
                 refreshed = True
                 session.token(True)
                 continue

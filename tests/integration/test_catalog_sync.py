@@ -255,6 +255,25 @@ def test_xero_supplier_create_survives_faults_without_a_duplicate(
     assert [c["ContactID"] for c in contacts] == [created["supplier"]["supplier_id"]]
 
 
+def test_a_permission_the_consent_lacks_is_named_and_the_connection_keeps_working(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.services import tokens
+
+    oauth = tokens.provider("xero").oauth  # a connection made before the service asked for contacts
+    monkeypatch.setattr(oauth, "scope", oauth.scope.replace(" accounting.contacts", ""))
+    connect_xero(api, sandboxes)
+    token_calls = sandboxes.xero.call_count("POST", "/connect/token")
+    refused = api.call("POST", "/integrations/xero/suppliers", json_body={"name": "Fresh Steel Co"})
+    assert refused.status == 409 and refused.json()["error"] == "PermissionDenied"
+    assert "Reconnect to grant the permission" in refused.json()["message"]
+    assert sandboxes.xero.call_count("POST", "/connect/token") == token_calls  # a new token would not help
+    assert sandboxes.xero.call_count("PUT", "/api.xro/2.0/Contacts") == 0
+    assert sync(api, "xero", "accounts")["added"] > 0  # everything the consent covers still works
+    [xero] = [c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "xero"]
+    assert xero["status"] == "connected"
+
+
 def test_sync_needs_a_connection(api: Api, sandboxes: Sandboxes) -> None:
     refused = api.call("POST", "/integrations/qbo/sync/items")
     assert refused.status == 409 and "connect it first" in refused.json()["message"]
