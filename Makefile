@@ -57,5 +57,6 @@ include browser.mk
 build-SharedLayer:
 	mkdir -p "$(ARTIFACTS_DIR)/python"
 	cp -r shared "$(ARTIFACTS_DIR)/python/"
+	find "$(ARTIFACTS_DIR)/python/shared" -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -m pip install --quiet -r requirements.txt -t "$(ARTIFACTS_DIR)/python" \
 		--platform manylinux2014_aarch64 --implementation cp --python-version 3.11 --only-binary=:all:
