@@ -1,4 +1,10 @@
-"""Product import speed and memory on a 10,000-row XLSX, against openpyxl reading the same file alone."""
+"""Product import speed and memory on a 10,000-row XLSX, against openpyxl reading the same file alone.
+
+What is measured is the whole domain pipeline of a dry run (read, validate, summarise, classify each valid
+row against the catalog), with an in-memory catalog standing in for the store: empty (the target: a first
+import), then holding all 10,000 products (a re-import, every row unchanged). The catalog's compact index
+is built inside the measured run, from Product models made one at a time as the store's pages would give
+them, so its memory counts."""
 
 from __future__ import annotations
 
@@ -6,14 +12,17 @@ import io
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
 import openpyxl
 
-from shared.domain.product_import import parse_product_file
+from shared.domain.catalog import Product
+from shared.domain.product_changes import change_for, known_product
+from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
+from shared.domain.product_summary import summarise_file
 
 ROWS = 10_000
 RUNS = 3
@@ -22,25 +31,41 @@ HEADER = ["SKU", "Name", "Type", "Unit cost", "Unit", "Reorder point", "Sale pri
 TYPES = ["Finished good", "Component", "Raw material", "Sub-assembly"]
 
 
+def _cost(number: int) -> Decimal:
+    return Decimal(number % 997) / 8
+
+
 def build_workbook(path: Path) -> None:
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("Products")
     sheet.append(HEADER)
     for number in range(ROWS):
-        cost = Decimal(number % 997) / 8
         sheet.append(
             [
                 f"PART-{number:06d}",
                 f"Part number {number}",
                 TYPES[number % len(TYPES)],
-                float(cost),
+                float(_cost(number)),
                 "pcs",
                 number % 50,
-                float(cost * 2),
+                float(_cost(number) * 2),
                 f"{4000000000000 + number}",
             ]
         )
     workbook.save(path)
+
+
+def stored_products() -> Iterator[Product]:
+    """The catalog after importing the benchmark file, one product at a time as a store page gives them."""
+    for number in range(ROWS):
+        yield Product(
+            product_id=f"{number:08x}-0000-4000-8000-000000000000",
+            sku=f"PART-{number:06d}",
+            name=f"Part number {number}",
+            type=TYPES[number % len(TYPES)].lower().replace(" ", "_").replace("-", "_"),
+            unit_cost=_cost(number),
+            unit="pcs",
+        )
 
 
 def read_with_openpyxl(content: bytes) -> object:
@@ -51,17 +76,33 @@ def read_with_openpyxl(content: bytes) -> object:
         workbook.close()
 
 
-def import_products(content: bytes) -> object:
-    report = parse_product_file(content)
-    if report.file_errors or report.valid_count != ROWS:
-        raise SystemExit(f"the benchmark file should import cleanly: {report.file_errors or report.rows[0]}")
-    return report
+def dry_run(content: bytes, products: Iterator[Product], expected: RowOutcome) -> ImportSummary:
+    """The service's dry run without its I/O: index the catalog, then summarise the file against it."""
+    catalog = {product.sku.strip().casefold(): known_product(product) for product in products}
+
+    def classify(rows: list[ProductRow]) -> list[RowOutcome]:
+        return [change_for(row, catalog.get(row.key)) for row in rows]
+
+    summary = summarise_file(content, classify)
+    if summary.file_errors or summary.valid_count != ROWS or getattr(summary, expected.value) != ROWS:
+        raise SystemExit(
+            f"the benchmark file should import cleanly: {summary.file_errors or summary.details}"
+        )
+    return summary
+
+
+def first_import(content: bytes) -> object:
+    return dry_run(content, iter(()), RowOutcome.CREATED)
+
+
+def re_import(content: bytes) -> object:
+    return dry_run(content, stored_products(), RowOutcome.UNCHANGED)
 
 
 class Measure(NamedTuple):
     seconds: float
     peak: int  # bytes traced at the highest point of the run
-    kept: int  # bytes still held by what the run returned (our report; openpyxl's row count)
+    kept: int  # bytes still held by what the run returned (our summary; openpyxl's row count)
 
 
 def measure(run: Callable[[bytes], object], content: bytes) -> Measure:
@@ -92,14 +133,17 @@ def main() -> None:
         path = Path(folder) / "products.xlsx"
         build_workbook(path)
         content = path.read_bytes()
-    ours = measure(import_products, content)
     alone = measure(read_with_openpyxl, content)
-    print(f"product import of a {ROWS:,}-row XLSX ({len(content) / 1024:.0f} KiB), best of {RUNS}")
-    print(f"  our import      {ours.seconds:6.3f} s   peak {_mib(ours.peak)}   report kept {_mib(ours.kept)}")
-    print(f"  openpyxl alone  {alone.seconds:6.3f} s   peak {_mib(alone.peak)}")
-    print(f"  time ratio      {ours.seconds / alone.seconds:6.2f} x (target <= {TARGET_RATIO} x)")
-    overall, working = ours.peak / alone.peak, (ours.peak - ours.kept) / alone.peak
-    print(f"  memory ratio    {overall:6.2f} x overall, {working:.2f} x beyond the report it returns")
+    first = measure(first_import, content)
+    again = measure(re_import, content)
+    print(f"product import dry run of a {ROWS:,}-row XLSX ({len(content) / 1024:.0f} KiB), best of {RUNS}")
+    print(f"  openpyxl alone          {alone.seconds:6.3f} s   peak {_mib(alone.peak)}")
+    for label, ours in (("empty catalog (target)", first), ("re-import, all known", again)):
+        print(
+            f"  {label:22}  {ours.seconds:6.3f} s   peak {_mib(ours.peak)}   summary kept {_mib(ours.kept)}"
+            f"   time {ours.seconds / alone.seconds:4.2f} x   memory {ours.peak / alone.peak:4.2f} x"
+        )
+    print(f"  targets: time and memory <= {TARGET_RATIO} x openpyxl alone, for the empty catalog")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Reading an uploaded product file (CSV or XLSX) into validated product rows and a per-row report.
+"""Reading an uploaded product file (CSV or XLSX) into validated product rows, one row at a time.
 
 Decisions, each written for the person who uploads the file:
 - The file type comes from its content, never from its name or content type (Windows browsers send
@@ -16,7 +16,10 @@ Decisions, each written for the person who uploads the file:
   by a program rather than saved by Excel) is an error on that cell.
 - Row numbers are the ones Excel shows (the header is row 1; a CSV record with a line break inside
   quotes is still one row). Blank rows between products are reported as skipped; trailing ones vanish.
-- A row with any error is not valid; a file error (type, size, encoding, header) means no rows at all.
+- A row with any error is not valid; a file error (type, size, encoding, header, too many rows, a damaged
+  workbook) means no rows at all. Rows are read lazily, so a file error can surface after some rows have
+  been read: whoever writes must read the whole file once before writing anything.
+- Nothing is held per row except, for duplicate SKUs, each normalised SKU and the row it was first on.
 """
 
 from __future__ import annotations
@@ -27,26 +30,21 @@ import io
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Literal, NamedTuple
 
-from shared.domain.product_rows import (
-    ImportReport,
-    ProductRow,
-    ProductType,
-    RowProblem,
-    RowResult,
-    RowStatus,
-)
+from shared.domain.product_rows import ProductRow, ProductType, RowProblem, RowResult, RowStatus
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
 MAX_UNZIPPED_BYTES = 100 * 1024 * 1024  # a 5 MiB zip could otherwise expand to gigabytes of XML
 MAX_DECIMAL_PLACES = 4
 MAX_AMOUNT = Decimal(1_000_000_000)
+_READ_CHUNK = 64 * 1024  # bytes of sheet XML or CSV checked at a time
 
 TYPE_LABELS = {
     ProductType.FINISHED_GOOD: "finished good",
@@ -129,7 +127,7 @@ _FIELDS = (
 _FIELDS_BY_HEADER = {_header_key(alias): field for field in _FIELDS for alias in field.aliases}
 
 
-class _FileProblem(Exception):
+class FileRefused(Exception):
     """The whole file is refused; the message is shown to the user as is."""
 
 
@@ -152,70 +150,90 @@ class _Column(NamedTuple):
     field: _Field
 
 
-def parse_product_file(content: bytes) -> ImportReport:
-    """Every row's result for a dry run; the same report's `products` are what an apply writes."""
+@dataclass(frozen=True)
+class ProductFile:
+    """An open product file whose header has been read; `rows` reads the rest, one row at a time, and
+    raises FileRefused if the file turns out to be unusable part way (too many rows, a damaged workbook)."""
+
+    ignored_columns: list[str]
+    rows: Iterator[RowResult]
+
+
+@contextmanager
+def open_product_file(content: bytes) -> Iterator[ProductFile]:
+    """Raises FileRefused when the type, size, encoding or header refuses the file before any row."""
+    if content.startswith(b"PK"):
+        raw_rows, decimal_comma = _xlsx_rows(content), False
+    else:
+        separator = _csv_separator(content)
+        raw_rows, decimal_comma = _csv_rows(content, separator), separator == ";"
     try:
-        if content.startswith(b"PK"):
-            return _report(_xlsx_rows(content), decimal_comma=False)
-        text = _csv_text(content)
-        separator = _separator(text)
-        return _report(_csv_rows(text, separator), decimal_comma=separator == ";")
-    except _FileProblem as problem:
-        return ImportReport(file_errors=[str(problem)])
+        header = next((row for row in raw_rows if not _is_blank(row)), None)
+        if header is None:
+            raise FileRefused("The file has no header row and no products.")
+        columns, ignored = _columns(header)
+        yield ProductFile(ignored, _results(raw_rows, header.number, columns, decimal_comma))
+    finally:
+        raw_rows.close()  # closes the workbook even when the caller stops part way
 
 
 def _check_size(content: bytes) -> None:
     if not content:
-        raise _FileProblem("The file is empty.")
+        raise FileRefused("The file is empty.")
     if len(content) > MAX_FILE_BYTES:
         size = len(content) / (1024 * 1024)
-        raise _FileProblem(
+        raise FileRefused(
             f"The file is {size:.1f} MiB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MiB. "
             "Split it into smaller files."
         )
 
 
-def _csv_text(content: bytes) -> str:
+def _csv_separator(content: bytes) -> str:
+    """Checks that the content is UTF-8 text (without keeping a decoded copy) and picks the separator."""
     _check_size(content)
     if content.startswith(_XLS_SIGNATURE):
-        raise _FileProblem(
+        raise FileRefused(
             "This is an Excel 97-2003 (.xls) or password-protected workbook. "
             "Save it as an Excel Workbook (.xlsx) without a password, or as CSV UTF-8."
         )
     if content.startswith(b"%PDF"):
-        raise _FileProblem(
+        raise FileRefused(
             "This is a PDF. Upload the product list as an Excel workbook (.xlsx) or a CSV file."
         )
     if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise _FileProblem("This is UTF-16 text (Excel's 'Unicode Text'). Save it as 'CSV UTF-8' instead.")
+        raise FileRefused("This is UTF-16 text (Excel's 'Unicode Text'). Save it as 'CSV UTF-8' instead.")
     if b"\x00" in content[:8192]:
-        raise _FileProblem("This is not a CSV file or an Excel workbook (.xlsx).")
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = content.count(b"\n", 0, error.start) + 1
-        raise _FileProblem(
-            f"The file is not UTF-8 text (line {line} has a character that is not UTF-8). "
-            "In Excel, save it as 'CSV UTF-8 (Comma delimited)'."
-        ) from None
+        raise FileRefused("This is not a CSV file or an Excel workbook (.xlsx).")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(content) + 1, _READ_CHUNK):
+        end = min(start + _READ_CHUNK, len(content))
+        try:
+            decoder.decode(content[start:end], final=end == len(content))
+        except UnicodeDecodeError as error:
+            # the decoder also held back the unfinished character at the end of the previous chunk
+            offset = end - len(error.object) + error.start
+            line = content.count(b"\n", 0, offset) + 1
+            raise FileRefused(
+                f"The file is not UTF-8 text (line {line} has a character that is not UTF-8). "
+                "In Excel, save it as 'CSV UTF-8 (Comma delimited)'."
+            ) from None
+    newline = content.find(b"\n")
+    header_line = content if newline < 0 else content[:newline]
+    return ";" if header_line.count(b";") > header_line.count(b",") else ","
 
 
-def _separator(text: str) -> str:
-    header_line = text.split("\n", 1)[0]
-    return ";" if header_line.count(";") > header_line.count(",") else ","
-
-
-def _csv_rows(text: str, separator: str) -> Iterator[_Row]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+def _csv_rows(content: bytes, separator: str) -> Generator[_Row, None, None]:
+    text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="")  # decoded as read
+    reader = csv.reader(text, delimiter=separator)
     number = 0
     try:
         for number, values in enumerate(reader, start=1):
             yield _Row(number, values, _NO_FORMULAS)
     except csv.Error as error:
-        raise _FileProblem(f"Row {number + 1} cannot be read as CSV: {error}.") from None
+        raise FileRefused(f"Row {number + 1} cannot be read as CSV: {error}.") from None
 
 
-def _xlsx_rows(content: bytes) -> Iterator[_Row]:
+def _xlsx_rows(content: bytes) -> Generator[_Row, None, None]:
     import openpyxl  # on first use: a CSV import and the API's cold start do without it
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -223,19 +241,19 @@ def _xlsx_rows(content: bytes) -> Iterator[_Row]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
         if sum(member.file_size for member in archive.infolist()) > MAX_UNZIPPED_BYTES:
-            raise _FileProblem(
+            raise FileRefused(
                 f"The workbook unpacks to more than {MAX_UNZIPPED_BYTES // (1024 * 1024)} MiB. "
                 "Split it into smaller files."
             )
         workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException, SyntaxError):
-        raise _FileProblem(
+        raise FileRefused(
             "This is a zip archive but not an Excel workbook (.xlsx). "
             "Save it from Excel as .xlsx or CSV UTF-8."
         ) from None
     try:
         if not workbook.worksheets:
-            raise _FileProblem("The workbook has no worksheet.")
+            raise FileRefused("The workbook has no worksheet.")
         sheet = next(
             (ws for ws in workbook.worksheets if ws.title.strip().casefold() == "products"),
             workbook.worksheets[0],
@@ -247,7 +265,7 @@ def _xlsx_rows(content: bytes) -> Iterator[_Row]:
         for number, values in enumerate(rows, start=1):
             yield _Row(number, values, unsaved.get(number, _NO_FORMULAS))
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, SyntaxError):
-        raise _FileProblem("The workbook is damaged. Open it in Excel and save it again.") from None
+        raise FileRefused("The workbook is damaged. Open it in Excel and save it again.") from None
     finally:
         workbook.close()
         archive.close()
@@ -264,7 +282,7 @@ def _formulas_without_values(archive: zipfile.ZipFile, sheet_path: str) -> dict[
     found: dict[int, set[int]] = {}
     with archive.open(sheet_path) as source:
         pending = b""
-        while chunk := source.read(1 << 20):
+        while chunk := source.read(_READ_CHUNK):
             data = pending + chunk
             cut = data.rfind(b"row>") + 4  # just after a row tag, never inside a cell
             if cut < 4:
@@ -289,27 +307,23 @@ def _collect_unsaved(xml: bytes, found: dict[int, set[int]]) -> None:
             found.setdefault(int(ref.group(2)), set()).add(column)
 
 
-def _report(rows: Iterable[_Row], *, decimal_comma: bool) -> ImportReport:
-    rows = iter(rows)
-    header = next((row for row in rows if not _is_blank(row)), None)
-    if header is None:
-        raise _FileProblem("The file has no header row and no products.")
-    columns, ignored = _columns(header)
-    results: list[RowResult] = []
-    blank_rows: list[int] = []
-    first_row_of: dict[str, int] = {}
+def _results(
+    rows: Iterator[_Row], header_number: int, columns: list[_Column], decimal_comma: bool
+) -> Iterator[RowResult]:
+    first_row_of: dict[str, int] = {}  # normalised SKU -> the row it was first on: the only per-row memory
+    previous = header_number
     data_rows = 0
     for row in rows:
         if _is_blank(row):
-            blank_rows.append(row.number)
             continue
         data_rows += 1
         if data_rows > MAX_ROWS:
-            raise _FileProblem(f"The file has more than {MAX_ROWS:,} products. Split it into smaller files.")
-        results.extend(RowResult(row=number, status=RowStatus.SKIPPED) for number in blank_rows)
-        blank_rows.clear()
-        results.append(_check_row(row, columns, first_row_of, decimal_comma))
-    return ImportReport(rows=results, ignored_columns=ignored)
+            raise FileRefused(f"The file has more than {MAX_ROWS:,} products. Split it into smaller files.")
+        # the blank rows between two products (a row missing from the sheet is blank in Excel too)
+        for number in range(previous + 1, row.number):
+            yield RowResult(row=number, status=RowStatus.SKIPPED)
+        previous = row.number
+        yield _check_row(row, columns, first_row_of, decimal_comma)
 
 
 def _is_blank(row: _Row) -> bool:
@@ -330,7 +344,7 @@ def _columns(header: _Row) -> tuple[list[_Column], list[str]]:
             if text not in ignored:
                 ignored.append(text)
         elif field.name in columns:
-            raise _FileProblem(
+            raise FileRefused(
                 f"Columns '{columns[field.name].header}' and '{text}' both give the {field.label}; keep one."
             )
         else:
@@ -338,7 +352,7 @@ def _columns(header: _Row) -> tuple[list[_Column], list[str]]:
     for field in _FIELDS:
         if field.required and field.name not in columns:
             found = ", ".join(f"'{_text(value)}'" for value in header.values if _text(value) is not None)
-            raise _FileProblem(
+            raise FileRefused(
                 f"No {field.label} column. Row {header.number} should name the columns; "
                 f"{field.label} may also be called {', '.join(field.aliases[1:])}. "
                 f"Row {header.number} has: {found}."
@@ -375,11 +389,14 @@ def _check_row(
                 RowProblem(column=sku_header, problem=f"duplicate SKU: row {first} has the same SKU")
             )
         parsed["key"] = key
-    shown = {k: v for k in ("sku", "name") if isinstance(v := parsed.get(k), str)}
+    sku_text = sku if isinstance(sku, str) else None
+    name_text = name if isinstance(name := parsed.get("name"), str) else None
     if errors:
-        return RowResult(row=row.number, status=RowStatus.ERROR, errors=errors, warnings=warnings, **shown)
+        return RowResult(
+            row.number, RowStatus.ERROR, sku_text, name_text, errors=tuple(errors), warnings=tuple(warnings)
+        )
     product = ProductRow.model_validate(parsed)
-    return RowResult(row=row.number, status=RowStatus.VALID, product=product, warnings=warnings, **shown)
+    return RowResult(row.number, RowStatus.VALID, sku_text, name_text, product, warnings=tuple(warnings))
 
 
 def _parse_cell(raw: object, unsaved_formula: bool, field: _Field, decimal_comma: bool) -> object:

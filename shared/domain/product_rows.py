@@ -1,13 +1,20 @@
-"""The product import's result: validated product rows and what happened to every row of the file."""
+"""The product import's values: one row as read from the file, and the summary of a whole file.
+
+A file of 50,000 rows is read one row at a time; what is kept is the summary: counts, the rows of each
+outcome as ranges ("2-5000, 5002-10001"), and the details of the rows with errors or warnings (the
+first MAX_DETAILS of them, and how many more were left out), so an answer stays small whatever the file."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field, computed_field
+from pydantic import ConfigDict, Field
 
 from shared.model import Model
+
+MAX_DETAILS = 1_000  # rows listed with their problems; keeps a 50,000-row answer far below Lambda's 6 MB
 
 
 class ProductType(StrEnum):
@@ -21,6 +28,16 @@ class ProductType(StrEnum):
 
 class RowStatus(StrEnum):
     VALID = "valid"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class RowOutcome(StrEnum):
+    """What happened to a row; in a dry run, created/updated/unchanged say what an apply would do."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -50,39 +67,56 @@ class RowProblem(Model):
     problem: str
 
 
-class RowResult(Model):
-    """One row of the file; `row` is the number the user sees in Excel (the header is row 1)."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One row as read, never kept beyond its chunk; `row` is the number Excel shows (the header is row 1)."""
 
     row: int
     status: RowStatus
     sku: str | None = None  # as read, so a row with errors can still be recognised
     name: str | None = None
     product: ProductRow | None = None
+    errors: tuple[RowProblem, ...] = ()
+    warnings: tuple[RowProblem, ...] = ()
+
+
+class RowDetail(Model):
+    """A row with errors or warnings, as the user needs it to fix the file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    row: int
+    outcome: RowOutcome
+    sku: str | None = None
+    name: str | None = None
     errors: list[RowProblem] = Field(default_factory=list)
     warnings: list[RowProblem] = Field(default_factory=list)
 
 
-class ImportReport(Model):
-    """A dry run's answer; an apply writes `products` and nothing else. File errors mean no rows at all."""
+class RowRanges(Model):
+    """The rows of each outcome as inclusive [first, last] ranges; together they hold every row read once."""
 
     model_config = ConfigDict(frozen=True)
 
-    rows: list[RowResult] = Field(default_factory=list)
-    ignored_columns: list[str] = Field(default_factory=list)
+    created: list[tuple[int, int]] = Field(default_factory=list)
+    updated: list[tuple[int, int]] = Field(default_factory=list)
+    unchanged: list[tuple[int, int]] = Field(default_factory=list)
+    error: list[tuple[int, int]] = Field(default_factory=list)
+    skipped: list[tuple[int, int]] = Field(default_factory=list)
+
+
+class ImportSummary(Model):
+    """A file's result. A file error means no rows at all (and, in an apply, no writes)."""
+
     file_errors: list[str] = Field(default_factory=list)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def valid_count(self) -> int:
-        return sum(1 for result in self.rows if result.status is RowStatus.VALID)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def error_count(self) -> int:
-        return sum(1 for result in self.rows if result.status is RowStatus.ERROR)
-
-    @property
-    def products(self) -> list[ProductRow]:
-        return [result.product for result in self.rows if result.product is not None]
+    ignored_columns: list[str] = Field(default_factory=list)
+    rows_read: int = 0  # after the header: valid + errors + skipped (trailing blank rows are not read)
+    valid_count: int = 0
+    error_count: int = 0
+    skipped_count: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    row_ranges: RowRanges = Field(default_factory=RowRanges)
+    details: list[RowDetail] = Field(default_factory=list)
+    details_left_out: int = 0  # rows with errors or warnings beyond the first MAX_DETAILS

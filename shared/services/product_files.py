@@ -2,7 +2,14 @@
 
 Rows are keyed by SKU (trimmed, case-insensitive): a row updates the product with that SKU or creates
 one, and a row that would change nothing is left alone, so applying the same file twice changes
-nothing the second time."""
+nothing the second time.
+
+The file is read one row at a time and valid rows are handled in chunks, so memory does not grow with
+the file. The catalog is held as a compact index (SKU -> product id and a digest of the fields an import
+writes); full products are read only for the rows that update one. An apply reads the file twice: first
+exactly as a dry run, writing nothing, and only if that pass finds no file error (too many rows, a damaged
+workbook, which can surface after many rows) a second time, writing each chunk. So a refused file never
+leaves a half-written catalog."""
 
 from __future__ import annotations
 
@@ -10,54 +17,57 @@ import uuid
 from typing import Literal
 
 from shared.domain.catalog import Product, sku_key
-from shared.domain.product_import import parse_product_file
-from shared.domain.product_rows import ImportReport, ProductRow, RowStatus
-from shared.model import Model
+from shared.domain.product_changes import KnownProduct, change_for, known_product, merged
+from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
+from shared.domain.product_summary import summarise_file
 from shared.store import catalog as store
 
 Mode = Literal["dry_run", "apply"]
 
 
-class FileImportResult(Model):
+class FileImportResult(ImportSummary):
+    """The file's summary; in a dry run, created/updated/unchanged say what an apply would do."""
+
     mode: Mode
-    report: ImportReport
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-def _merged(row: ProductRow, existing: Product | None) -> Product:
-    base = existing or Product(product_id=str(uuid.uuid4()), sku=row.sku, name=row.name)
-    changes = {"sku": row.sku, "name": row.name}
-    if row.type is not None:
-        changes["type"] = row.type.value
-    if row.unit:
-        changes["unit"] = row.unit
-    merged = base.model_copy(update=changes)
-    if row.unit_cost is not None:
-        merged = merged.model_copy(update={"unit_cost": row.unit_cost})
-    return merged
 
 
 def import_file(organisation_id: str, content: bytes, mode: Mode) -> FileImportResult:
-    report = parse_product_file(content)
-    result = FileImportResult(mode=mode, report=report)
-    if mode == "dry_run" or report.file_errors:
-        return result
-    existing = {sku_key(p.sku): p for p in store.products(organisation_id)}
+    catalog = {
+        sku_key(product.sku): known_product(product) for product in store.iter_products(organisation_id)
+    }
+
+    def classify(rows: list[ProductRow]) -> list[RowOutcome]:
+        return [change_for(row, catalog.get(row.key)) for row in rows]
+
+    summary = summarise_file(content, classify)
+    if mode == "apply" and not summary.file_errors:
+        summary = summarise_file(content, lambda rows: _write(organisation_id, rows, catalog))
+    return FileImportResult(mode=mode, **dict(summary))
+
+
+def _write(
+    organisation_id: str, rows: list[ProductRow], catalog: dict[str, KnownProduct]
+) -> list[RowOutcome]:
+    """Writes a chunk of valid rows; each row's outcome is what was done (re-checked on the full product)."""
+    outcomes = [change_for(row, catalog.get(row.key)) for row in rows]
+    updating = [
+        catalog[row.key].product_id for row, o in zip(rows, outcomes, strict=True) if o is RowOutcome.UPDATED
+    ]
+    current = {product.product_id: product for product in store.get_products(organisation_id, updating)}
     to_write: list[Product] = []
-    for row in report.rows:
-        if row.status != RowStatus.VALID or row.product is None:
+    for index, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+        known = catalog.get(row.key)
+        existing = current.get(known.product_id) if known is not None else None
+        if outcome is RowOutcome.UNCHANGED:
             continue
-        current = existing.get(row.product.key)
-        product = _merged(row.product, current)
-        if current is None:
-            result.created += 1
-        elif product == current:
-            result.unchanged += 1
+        if existing is None:  # a new SKU, or a product deleted since the index was read
+            outcomes[index] = RowOutcome.CREATED
+            to_write.append(merged(row, Product(product_id=str(uuid.uuid4()), sku=row.sku, name=row.name)))
             continue
-        else:
-            result.updated += 1
+        product = merged(row, existing)
+        if product == existing:  # changed to these values since the index was read
+            outcomes[index] = RowOutcome.UNCHANGED
+            continue
         to_write.append(product)
     store.put_products(organisation_id, to_write)
-    return result
+    return outcomes

@@ -7,7 +7,7 @@ Sort keys: ``PRODUCT#<id>``, ``PITEM#<provider>#<item id>``, ``ACCOUNT#<provider
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from shared.aws import table
 from shared.config import settings
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
-from shared.store.dynamo import org_items
+from shared.store.dynamo import iter_org_items, org_items
 from shared.store.keys import org_pk
 
 M = TypeVar("M", bound=BaseModel)
@@ -71,6 +71,11 @@ def _get_all(organisation_id: str, sort_keys: Iterable[str]) -> list[dict[str, A
 # ---- products -------------------------------------------------------------------------------------------
 def products(organisation_id: str) -> list[Product]:
     return [_load(Product, row) for row in _query(organisation_id, "PRODUCT#")]
+
+
+def iter_products(organisation_id: str) -> Iterator[Product]:
+    """Every product, read one query page at a time (for callers that keep less than the models)."""
+    return (_load(Product, row) for row in iter_org_items(organisation_id, "PRODUCT#"))
 
 
 def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:

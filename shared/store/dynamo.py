@@ -3,6 +3,7 @@ and recognising a failed condition (which the store turns into a plain False or 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from shared.aws import table
@@ -15,18 +16,27 @@ def conditional_failed(err: Exception) -> bool:
 
 def query_all(**kwargs: Any) -> list[dict[str, Any]]:
     """Every item a query matches, following DynamoDB's pages."""
-    items: list[dict[str, Any]] = []
+    return list(query_items(**kwargs))
+
+
+def query_items(**kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a query matches, one DynamoDB page (at most 1 MB) held at a time."""
     while True:
         page = table().query(**kwargs)
-        items.extend(page["Items"])
+        yield from page["Items"]
         if "LastEvaluatedKey" not in page:
-            return items
+            return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def org_items(organisation_id: str, prefix: str, **kwargs: Any) -> list[dict[str, Any]]:
     """The organisation's items whose sort key starts with ``prefix``."""
+    return list(iter_org_items(organisation_id, prefix, **kwargs))
+
+
+def iter_org_items(organisation_id: str, prefix: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """As ``org_items``, read page by page as the caller goes."""
     from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
 
     condition = Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(prefix)
-    return query_all(KeyConditionExpression=condition, **kwargs)
+    return query_items(KeyConditionExpression=condition, **kwargs)

@@ -1,12 +1,21 @@
-"""Importing products from CSV and XLSX files through the API: dry run, exact row errors, idempotent apply."""
+"""Importing products from CSV and XLSX files through the API: dry run, exact row errors, idempotent apply,
+and nothing written when the file turns out to be unusable part way."""
 
 from __future__ import annotations
 
 import base64
 import io
+import zipfile
+from collections.abc import Iterable
+from decimal import Decimal
 
 import openpyxl
+import pytest
 
+from shared.domain import product_import
+from shared.domain.catalog import Product
+from shared.domain.product_summary import CHUNK_ROWS
+from shared.store import catalog as store
 from tests.conftest import Api
 
 CSV = (
@@ -29,27 +38,130 @@ def _upload(api: Api, content: bytes, mode: str, filename: str = "products.csv")
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_dry_run_reports_every_row_and_writes_nothing(api: Api) -> None:
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SKUs of every product the import writes (the real store still writes them)."""
+    skus: list[str] = []
+    put_products = store.put_products
+
+    def recording(organisation_id: str, values: Iterable[Product]) -> None:
+        values = list(values)
+        skus.extend(product.sku for product in values)
+        put_products(organisation_id, values)
+
+    monkeypatch.setattr(store, "put_products", recording)
+    return skus
+
+
+def _counts(result: dict) -> tuple[int, ...]:  # type: ignore[type-arg]
+    keys = ("rows_read", "valid_count", "error_count", "skipped_count", "created", "updated", "unchanged")
+    return tuple(result[key] for key in keys)
+
+
+def test_dry_run_reports_every_row_and_writes_nothing(api: Api, written: list[str]) -> None:
     result = _upload(api, CSV.encode(), "dry_run")
-    rows = {r["row"]: r for r in result["report"]["rows"]}
-    assert rows[2]["status"] == "valid" and rows[2]["product"]["unit_cost"] == "1.25"
-    assert rows[3]["status"] == "error"
-    assert rows[3]["errors"][0]["column"] == "SKU" and "row 2" in rows[3]["errors"][0]["problem"]
-    assert rows[4]["errors"] == [{"column": "Unit cost", "problem": rows[4]["errors"][0]["problem"]}]
-    assert "number" in rows[4]["errors"][0]["problem"]
-    assert (result["report"]["valid_count"], result["report"]["error_count"]) == (2, 2)
+    assert result["mode"] == "dry_run" and result["file_errors"] == []
+    assert _counts(result) == (5, 2, 2, 1, 2, 0, 0)
+    assert result["row_ranges"] == {
+        "created": [[2, 2], [6, 6]],
+        "updated": [],
+        "unchanged": [],
+        "error": [[3, 4]],
+        "skipped": [[5, 5]],
+    }
+    details = {d["row"]: d for d in result["details"]}
+    assert set(details) == {3, 4}
+    assert details[3]["outcome"] == "error" and details[3]["sku"] == "BR-20"
+    assert details[3]["errors"] == [{"column": "SKU", "problem": "duplicate SKU: row 2 has the same SKU"}]
+    assert details[4]["errors"] == [{"column": "Unit cost", "problem": "not a number: 'abc'"}]
+    assert result["details_left_out"] == 0
+    assert api.call("GET", "/products").json() == []
+    assert written == []
+
+
+def test_apply_writes_valid_rows_and_a_second_apply_changes_nothing(api: Api, written: list[str]) -> None:
+    first = _upload(api, CSV.encode(), "apply")
+    assert (first["created"], first["updated"], first["unchanged"]) == (2, 0, 0)
+    assert first["row_ranges"]["created"] == [[2, 2], [6, 6]] and first["error_count"] == 2
+    products = {p["sku"]: p for p in api.call("GET", "/products").json()}
+    assert set(products) == {"BR-20", "FG-7"}
+    assert products["BR-20"]["unit_cost"] == "1.25"  # a decimal comma, with ';' as the separator
+    assert products["FG-7"]["unit_cost"] == "12.50" and products["FG-7"]["type"] == "finished_good"
+    assert sorted(written) == ["BR-20", "FG-7"]
+    written.clear()
+
+    again = _upload(api, CSV.encode(), "apply")
+
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    assert again["row_ranges"]["unchanged"] == [[2, 2], [6, 6]]
+    assert written == []  # the second apply writes nothing at all
+    assert api.call("GET", "/products").json() == list(products.values())
+    assert api.call("GET", "/products", organisation="org-b").json() == []  # another organisation sees none
+
+
+def test_a_dry_run_counts_what_the_apply_then_does(api: Api, written: list[str]) -> None:
+    _upload(api, b"SKU,Name,Unit cost,Unit\nA-1,Axle,1.50,pcs\nA-2,Bolt,0.10,pcs\n", "apply")
+    store.put_products(  # a product linked to a provider item keeps its link and components when updated
+        "org-a",
+        [Product(product_id="kept", sku="K-9", name="Kit", unit="box", provider_links={"qbo": "77"})],
+    )
+    written.clear()
+    content = b"SKU,Name,Unit cost,Unit\na-1 ,Axle,1.5,\nA-2,Bolt,0.12,\nK-9,Kit of 2,,\nN-1,New,3,kg\n"
+
+    dry = _upload(api, content, "dry_run")
+    applied = _upload(api, content, "apply")
+
+    assert _counts(dry) == _counts(applied) == (4, 4, 0, 0, 1, 3, 0)
+    assert dry["row_ranges"] == applied["row_ranges"]
+    assert dry["row_ranges"]["updated"] == [[2, 4]]  # 'a-1 ' rewrites the SKU's spelling
+    assert sorted(written) == ["A-2", "K-9", "N-1", "a-1"]
+    products = {p["sku"]: p for p in api.call("GET", "/products").json()}
+    assert (products["a-1"]["unit_cost"], products["a-1"]["unit"]) == ("1.5", "pcs")
+    assert products["A-2"]["unit_cost"] == "0.12"
+    assert products["K-9"]["name"] == "Kit of 2" and products["K-9"]["product_id"] == "kept"
+    assert products["K-9"]["provider_links"] == {"qbo": "77"} and products["K-9"]["unit"] == "box"
+    assert Decimal(products["N-1"]["unit_cost"]) == 3 and products["N-1"]["unit"] == "kg"
+
+
+def test_a_file_over_the_row_limit_writes_nothing_though_its_first_chunks_were_valid(
+    api: Api, written: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(product_import, "MAX_ROWS", 3 * CHUNK_ROWS)
+    content = b"SKU,Name\n" + b"".join(f"A-{n},Part\n".encode() for n in range(3 * CHUNK_ROWS + 1))
+
+    result = _upload(api, content, "apply")
+
+    assert result["file_errors"] == [
+        f"The file has more than {3 * CHUNK_ROWS} products. Split it into smaller files."
+    ]
+    assert _counts(result) == (0, 0, 0, 0, 0, 0, 0)
+    assert written == []
     assert api.call("GET", "/products").json() == []
 
 
-def test_apply_writes_valid_rows_and_a_second_apply_changes_nothing(api: Api) -> None:
-    first = _upload(api, CSV.encode(), "apply")
-    assert (first["created"], first["updated"], first["unchanged"]) == (2, 0, 0)
-    products = {p["sku"]: p for p in api.call("GET", "/products").json()}
-    assert set(products) == {"BR-20", "FG-7"}
-    assert products["FG-7"]["unit_cost"] == "12.50" and products["FG-7"]["type"] == "finished_good"
-    again = _upload(api, CSV.encode(), "apply")
-    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
-    assert api.call("GET", "/products", organisation="org-b").json() == []  # another organisation sees none
+def test_a_workbook_damaged_part_way_writes_nothing(api: Api, written: list[str]) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["SKU", "Name"])
+    for number in range(2, 3 * CHUNK_ROWS):
+        sheet.append([f"A-{number}", "Part"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    damaged = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename == "xl/worksheets/sheet1.xml":  # broken XML two chunks into the rows
+                cell = f'<c r="A{2 * CHUNK_ROWS + 50}"'.encode()
+                assert cell in data
+                data = data.replace(cell, b"<c <")
+            target.writestr(member, data)
+
+    result = _upload(api, damaged.getvalue(), "apply", filename="products.xlsx")
+
+    assert result["file_errors"] == ["The workbook is damaged. Open it in Excel and save it again."]
+    assert written == []
+    assert api.call("GET", "/products").json() == []
 
 
 def test_xlsx_upload_as_multipart_with_numbers_and_a_bad_row(api: Api) -> None:
@@ -75,8 +187,16 @@ def test_xlsx_upload_as_multipart_with_numbers_and_a_bad_row(api: Api) -> None:
     assert response.status == 200, response.body
     result = response.json()
     assert result["created"] == 1
-    bad = next(r for r in result["report"]["rows"] if r["row"] == 3)
-    assert bad["errors"][0]["column"] == "unit cost" and "negative" in bad["errors"][0]["problem"]
+    assert result["details"] == [
+        {
+            "row": 3,
+            "outcome": "error",
+            "sku": "A-2",
+            "name": "Axle long",
+            "errors": [{"column": "unit cost", "problem": "negative (-3); it must be 0 or more"}],
+            "warnings": [],
+        }
+    ]
     assert [p["unit_cost"] for p in api.call("GET", "/products").json()] == ["0.1"]
 
 

@@ -1,4 +1,5 @@
-"""Product import: CSV and XLSX files become valid product rows and a per-row report a user can act on."""
+"""Product import: CSV and XLSX files become valid product rows, read one at a time, each with what a user
+needs to act on it; the file's summary keeps every row's outcome as ranges and the problem rows' details."""
 
 from __future__ import annotations
 
@@ -6,13 +7,25 @@ import io
 import zipfile
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import pairwise
 
 import openpyxl
 import pytest
 
 from shared.domain import product_import
-from shared.domain.product_import import MAX_FILE_BYTES, UNSAVED_FORMULA, parse_product_file
-from shared.domain.product_rows import ImportReport, ProductType, RowProblem, RowResult, RowStatus
+from shared.domain.catalog import Product
+from shared.domain.product_changes import change_for, known_product, merged
+from shared.domain.product_import import MAX_FILE_BYTES, UNSAVED_FORMULA, FileRefused, open_product_file
+from shared.domain.product_rows import (
+    ImportSummary,
+    ProductRow,
+    ProductType,
+    RowOutcome,
+    RowProblem,
+    RowResult,
+    RowStatus,
+)
+from shared.domain.product_summary import CHUNK_ROWS, summarise_file
 
 
 def xlsx(rows: list[list[object]], *, title: str = "Sheet", before: str | None = None) -> bytes:
@@ -42,31 +55,61 @@ def patched(content: bytes, old: str, new: str) -> bytes:
     return buffer.getvalue()
 
 
-def only_row(report: ImportReport) -> RowResult:
-    assert report.file_errors == []
-    assert len(report.rows) == 1, report.rows
-    return report.rows[0]
+class Parsed:
+    """A whole file read into a list, as only a test does."""
+
+    def __init__(self, content: bytes) -> None:
+        with open_product_file(content) as product_file:
+            self.ignored_columns = product_file.ignored_columns
+            self.rows = list(product_file.rows)
+
+    @property
+    def products(self) -> list[ProductRow]:
+        return [row.product for row in self.rows if row.product is not None]
 
 
-def errors_of(report: ImportReport) -> list[RowProblem]:
-    return only_row(report).errors
+def parse(content: bytes) -> Parsed:
+    return Parsed(content)
+
+
+def refusal(content: bytes) -> str:
+    with pytest.raises(FileRefused) as refused:
+        parse(content)
+    return str(refused.value)
+
+
+def only_row(parsed: Parsed) -> RowResult:
+    assert len(parsed.rows) == 1, parsed.rows
+    return parsed.rows[0]
+
+
+def errors_of(parsed: Parsed) -> tuple[RowProblem, ...]:
+    return only_row(parsed).errors
+
+
+def all_created(rows: list[ProductRow]) -> list[RowOutcome]:
+    return [RowOutcome.CREATED] * len(rows)
+
+
+def summary_of(content: bytes, max_details: int = 1_000) -> ImportSummary:
+    return summarise_file(content, all_created, max_details)
 
 
 # CSV reading
 
 
 def test_csv_with_bom_and_crlf_reads_the_first_header_as_written() -> None:
-    report = parse_product_file("\ufeffSKU,Name\r\nA-1,Widget\r\n,Nameless\r\n".encode())
+    report = parse("\ufeffSKU,Name\r\nA-1,Widget\r\n,Nameless\r\n".encode())
 
     assert [row.row for row in report.rows] == [2, 3]
     assert report.products[0].model_dump(include={"sku", "name"}) == {"sku": "A-1", "name": "Widget"}
-    assert report.rows[1].errors == [RowProblem(column="SKU", problem="missing SKU")]
+    assert report.rows[1].errors == (RowProblem(column="SKU", problem="missing SKU"),)
 
 
 def test_semicolon_csv_takes_a_decimal_comma() -> None:
     content = b"SKU;Name;Unit cost;Sale price;Reorder point\nA-1;Widget;12,5;1.234,50;7.5\n"
 
-    product = only_row(parse_product_file(content)).product
+    product = only_row(parse(content)).product
 
     assert product is not None
     assert (product.unit_cost, product.sale_price, product.reorder_point) == (
@@ -79,16 +122,16 @@ def test_semicolon_csv_takes_a_decimal_comma() -> None:
 def test_comma_csv_takes_thousands_commas_but_not_a_decimal_comma() -> None:
     content = b'SKU,Name,Unit cost,Sale price\nA-1,Widget,"1,234.50","12,5"\n'
 
-    row = only_row(parse_product_file(content))
+    row = only_row(parse(content))
 
     assert row.status is RowStatus.ERROR
-    assert row.errors == [RowProblem(column="Sale price", problem="not a number: '12,5'")]
+    assert row.errors == (RowProblem(column="Sale price", problem="not a number: '12,5'"),)
 
 
 def test_quoted_fields_keep_their_separators_and_line_breaks_without_shifting_row_numbers() -> None:
     content = b'SKU,Name\nA-1,"Widget, large"\nA-2,"Two\nlines"\nA-3,Plain\n'
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert [row.row for row in report.rows] == [2, 3, 4]
     assert [row.product.name for row in report.rows if row.product] == [
@@ -101,7 +144,7 @@ def test_quoted_fields_keep_their_separators_and_line_breaks_without_shifting_ro
 def test_blank_rows_between_products_are_skipped_and_trailing_ones_vanish() -> None:
     content = b"SKU,Name\nA-1,One\n\n , \nA-2,Two\n,\n\n"
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert [(row.row, row.status) for row in report.rows] == [
         (2, RowStatus.VALID),
@@ -109,18 +152,26 @@ def test_blank_rows_between_products_are_skipped_and_trailing_ones_vanish() -> N
         (4, RowStatus.SKIPPED),
         (5, RowStatus.VALID),
     ]
-    assert (report.valid_count, report.error_count) == (2, 0)
+    summary = summary_of(content)
+    assert (summary.valid_count, summary.error_count, summary.skipped_count) == (2, 0, 2)
 
 
 def test_non_utf8_csv_is_refused_naming_the_line() -> None:
     content = "SKU,Name\nA-1,Widget\nA-2,Crème brûlée\n".encode("cp1252")
 
-    report = parse_product_file(content)
+    summary = summary_of(content)
 
-    assert report.rows == []
-    assert len(report.file_errors) == 1
-    assert "not UTF-8" in report.file_errors[0]
-    assert "line 3" in report.file_errors[0]
+    assert summary.rows_read == 0
+    assert len(summary.file_errors) == 1
+    assert "not UTF-8" in summary.file_errors[0]
+    assert "line 3" in summary.file_errors[0]
+
+
+def test_non_utf8_far_into_a_csv_names_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(product_import, "_READ_CHUNK", 7)  # the bad character straddles two chunks
+    content = "SKU,Name\nA-1,Widget\nA-2,Crème\n".encode() + b"A-3,Cr\xe8me\n"
+
+    assert "line 4 has a character that is not UTF-8" in refusal(content)
 
 
 # Headers
@@ -133,7 +184,7 @@ def test_headers_match_aliases_whatever_their_case_spacing_or_notes() -> None:
         b"A-1,Widget,2.50,3,pcs,10,4.99,0123456789012,x,y\n"
     )
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert report.ignored_columns == ["Cost Price", "Notes", "notes"]
     product = only_row(report).product
@@ -154,19 +205,19 @@ def test_headers_match_aliases_whatever_their_case_spacing_or_notes() -> None:
     [(b"Code,Description\n", "No Name column"), (b"Product,Name\n", "No SKU column")],
 )
 def test_a_missing_required_column_refuses_the_whole_file(header: bytes, missing: str) -> None:
-    report = parse_product_file(header + b"A-1,Widget\n")
+    summary = summary_of(header + b"A-1,Widget\n")
 
-    assert report.rows == []
-    assert len(report.file_errors) == 1
-    assert report.file_errors[0].startswith(missing)
-    assert "Row 1 has: " in report.file_errors[0]
+    assert summary.rows_read == 0
+    assert len(summary.file_errors) == 1
+    assert summary.file_errors[0].startswith(missing)
+    assert "Row 1 has: " in summary.file_errors[0]
 
 
 def test_two_columns_for_the_same_field_refuse_the_file() -> None:
-    report = parse_product_file(b"SKU,Code,Name\nA,B,Widget\n")
+    summary = summary_of(b"SKU,Code,Name\nA,B,Widget\n")
 
-    assert report.rows == []
-    assert report.file_errors == ["Columns 'SKU' and 'Code' both give the SKU; keep one."]
+    assert summary.rows_read == 0
+    assert summary.file_errors == ["Columns 'SKU' and 'Code' both give the SKU; keep one."]
 
 
 # Row validation
@@ -175,7 +226,7 @@ def test_two_columns_for_the_same_field_refuse_the_file() -> None:
 def test_duplicate_sku_points_at_the_first_row_and_the_first_stays_valid() -> None:
     content = b"SKU,Name\nab-1,First\nA-2,Other\n AB-1 ,Second\nAb-1,Third\n"
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert [row.status for row in report.rows] == [
         RowStatus.VALID,
@@ -183,15 +234,15 @@ def test_duplicate_sku_points_at_the_first_row_and_the_first_stays_valid() -> No
         RowStatus.ERROR,
         RowStatus.ERROR,
     ]
-    assert report.rows[2].errors == [
-        RowProblem(column="SKU", problem="duplicate SKU: row 2 has the same SKU")
-    ]
+    assert report.rows[2].errors == (
+        RowProblem(column="SKU", problem="duplicate SKU: row 2 has the same SKU"),
+    )
     assert report.rows[3].errors == report.rows[2].errors
 
 
 def test_valid_rows_carry_a_stable_key_for_an_idempotent_apply() -> None:
-    first = parse_product_file(b"SKU,Name\n Ab-1 ,Widget\n").products
-    again = parse_product_file(b"SKU,Name\nAB-1,Widget\n").products
+    first = parse(b"SKU,Name\n Ab-1 ,Widget\n").products
+    again = parse(b"SKU,Name\nAB-1,Widget\n").products
 
     assert [product.key for product in first] == [product.key for product in again] == ["ab-1"]
     assert first[0].sku == "Ab-1"
@@ -208,15 +259,15 @@ def test_valid_rows_carry_a_stable_key_for_an_idempotent_apply() -> None:
     ],
 )
 def test_a_bad_cost_makes_the_row_an_error_naming_the_column_as_written(cost: str, problem: str) -> None:
-    row = only_row(parse_product_file(f"SKU,Name,Purchase Cost\nA-1,Widget,{cost}\n".encode()))
+    row = only_row(parse(f"SKU,Name,Purchase Cost\nA-1,Widget,{cost}\n".encode()))
 
     assert row.status is RowStatus.ERROR
     assert row.product is None
-    assert row.errors == [RowProblem(column="Purchase Cost", problem=problem)]
+    assert row.errors == (RowProblem(column="Purchase Cost", problem=problem),)
 
 
 def test_money_with_trailing_zeros_past_four_places_is_kept() -> None:
-    product = only_row(parse_product_file(b"SKU,Name,Cost\nA-1,Widget,$12.500000\n")).product
+    product = only_row(parse(b"SKU,Name,Cost\nA-1,Widget,$12.500000\n")).product
 
     assert product is not None
     assert product.unit_cost == Decimal("12.5000")
@@ -228,7 +279,7 @@ def test_types_accept_case_and_spacing_variants_and_refuse_others_listing_the_al
         "SKU,Name,Type\n" + "".join(f"{sku},{sku},{kind}\n" for sku, kind in zip("ABCDE", types, strict=True))
     ).encode()
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert [product.type for product in report.products] == [
         ProductType.FINISHED_GOOD,
@@ -236,50 +287,50 @@ def test_types_accept_case_and_spacing_variants_and_refuse_others_listing_the_al
         ProductType.RAW_MATERIAL,
         ProductType.NON_INVENTORY,
     ]
-    assert report.rows[4].errors == [
+    assert report.rows[4].errors == (
         RowProblem(
             column="Type",
             problem="unknown type 'Widget'; use one of: "
             "finished good, component, raw material, sub-assembly, service, non-inventory",
-        )
-    ]
+        ),
+    )
 
 
 def test_sku_longer_than_a_xero_code_is_refused() -> None:
     content = f"SKU,Name\n{'S' * 30},Fits\n{'S' * 31},Too long\n".encode()
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert report.rows[0].status is RowStatus.VALID
-    assert report.rows[1].errors == [
-        RowProblem(column="SKU", problem="too long: 31 characters, the most is 30 (Xero item codes)")
-    ]
+    assert report.rows[1].errors == (
+        RowProblem(column="SKU", problem="too long: 31 characters, the most is 30 (Xero item codes)"),
+    )
 
 
 def test_a_row_without_sku_is_an_error_and_keeps_its_other_problems() -> None:
-    errors = errors_of(parse_product_file(b"SKU,Name,Cost\n  ,Widget,x\n"))
+    errors = errors_of(parse(b"SKU,Name,Cost\n  ,Widget,x\n"))
 
-    assert errors == [
+    assert errors == (
         RowProblem(column="SKU", problem="missing SKU"),
         RowProblem(column="Cost", problem="not a number: 'x'"),
-    ]
+    )
 
 
 def test_sku_excel_turned_into_scientific_notation_is_refused() -> None:
-    errors = errors_of(parse_product_file(b"SKU,Name\n1.23457E+12,Widget\n"))
+    errors = errors_of(parse(b"SKU,Name\n1.23457E+12,Widget\n"))
 
-    assert errors == [
+    assert errors == (
         RowProblem(
             column="SKU",
             problem="'1.23457E+12' was shortened by Excel; format the column as Text and type it again",
-        )
-    ]
+        ),
+    )
 
 
 def test_names_quickbooks_or_xero_cannot_take_are_warnings_and_over_100_characters_an_error() -> None:
     content = f"SKU,Name\nA,Bolt: M8\nB,{'n' * 51}\nC,{'n' * 101}\n".encode()
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert [row.status for row in report.rows] == [RowStatus.VALID, RowStatus.VALID, RowStatus.ERROR]
     assert "QuickBooks Online does not allow ':'" in report.rows[0].warnings[0].problem
@@ -296,7 +347,7 @@ def test_xlsx_numbers_become_exact_decimals_and_number_skus_become_text() -> Non
     )
     content = patched(written, "<v>0.3</v>", "<v>0.30000000000000004</v>")  # how Excel saves =0.1+0.2
 
-    product = only_row(parse_product_file(content)).product
+    product = only_row(parse(content)).product
 
     assert product is not None
     assert product.sku == "1001"
@@ -310,15 +361,15 @@ def test_xlsx_numbers_become_exact_decimals_and_number_skus_become_text() -> Non
 def test_xlsx_dates_are_not_numbers_and_warn_in_text_columns() -> None:
     content = xlsx([["SKU", "Name", "Cost"], ["A-1", datetime(2024, 3, 1), date(2024, 3, 2)]])
 
-    row = only_row(parse_product_file(content))
+    row = only_row(parse(content))
 
-    assert row.errors == [RowProblem(column="Cost", problem="not a number: 2024-03-02")]
-    assert row.warnings == [
+    assert row.errors == (RowProblem(column="Cost", problem="not a number: 2024-03-02"),)
+    assert row.warnings == (
         RowProblem(
             column="Name",
             problem="Excel stored this as a date (2024-03-01); check that this is what you meant",
-        )
-    ]
+        ),
+    )
 
 
 def test_xlsx_skips_blank_rows_and_prefers_a_sheet_named_products() -> None:
@@ -326,7 +377,7 @@ def test_xlsx_skips_blank_rows_and_prefers_a_sheet_named_products() -> None:
         [["SKU", "Name"], ["A-1", "One"], [None, None], ["A-2", "Two"]], title="Products", before="Notes"
     )
 
-    report = parse_product_file(content)
+    report = parse(content)
 
     assert [(row.row, row.status) for row in report.rows] == [
         (2, RowStatus.VALID),
@@ -338,14 +389,14 @@ def test_xlsx_skips_blank_rows_and_prefers_a_sheet_named_products() -> None:
 def test_xlsx_formula_without_a_saved_value_is_an_error() -> None:
     content = xlsx([["SKU", "Name", "Cost"], ["A-1", "Widget", "=1+2"]])
 
-    assert errors_of(parse_product_file(content)) == [RowProblem(column="Cost", problem=UNSAVED_FORMULA)]
+    assert errors_of(parse(content)) == (RowProblem(column="Cost", problem=UNSAVED_FORMULA),)
 
 
 def test_xlsx_formula_gives_its_saved_value() -> None:
     written = xlsx([["SKU", "Name", "Cost"], ["A-1", "Widget", "=1+2"]])
     content = patched(written, "<f>1+2</f><v />", "<f>1+2</f><v>3.25</v>")
 
-    product = only_row(parse_product_file(content)).product
+    product = only_row(parse(content)).product
 
     assert product is not None
     assert product.unit_cost == Decimal("3.25")
@@ -365,11 +416,11 @@ def test_xlsx_formula_gives_its_saved_value() -> None:
     ],
 )
 def test_files_that_are_not_csv_or_xlsx_are_refused(content: bytes, message: str) -> None:
-    report = parse_product_file(content)
+    summary = summary_of(content)
 
-    assert report.rows == []
-    assert len(report.file_errors) == 1
-    assert message in report.file_errors[0]
+    assert summary.rows_read == 0
+    assert len(summary.file_errors) == 1
+    assert message in summary.file_errors[0]
 
 
 def test_a_zip_that_is_not_a_workbook_is_refused() -> None:
@@ -377,28 +428,138 @@ def test_a_zip_that_is_not_a_workbook_is_refused() -> None:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("readme.txt", "hello")
 
-    report = parse_product_file(buffer.getvalue())
-
-    assert report.file_errors == [
+    assert refusal(buffer.getvalue()) == (
         "This is a zip archive but not an Excel workbook (.xlsx). Save it from Excel as .xlsx or CSV UTF-8."
-    ]
+    )
 
 
 def test_a_file_over_the_size_limit_is_refused_stating_the_limit() -> None:
     content = b"SKU,Name\n" + b"A,B\n" * (MAX_FILE_BYTES // 4)
 
-    report = parse_product_file(content)
+    summary = summary_of(content)
 
-    assert report.rows == []
-    assert "the limit is 5 MiB" in report.file_errors[0]
+    assert summary.rows_read == 0
+    assert "the limit is 5 MiB" in summary.file_errors[0]
 
 
 def test_a_file_over_the_row_limit_is_refused_without_any_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(product_import, "MAX_ROWS", 3)
 
-    within = parse_product_file(b"SKU,Name\nA,a\nB,b\n\nC,c\n\n\n")
-    over = parse_product_file(b"SKU,Name\nA,a\nB,b\nC,c\nD,d\n")
+    within = summary_of(b"SKU,Name\nA,a\nB,b\n\nC,c\n\n\n")
+    over = summary_of(b"SKU,Name\nA,a\nB,b\nC,c\nD,d\n")
 
     assert within.valid_count == 3
-    assert over.rows == []
+    assert over.rows_read == 0
+    assert over.row_ranges.created == []
     assert over.file_errors == ["The file has more than 3 products. Split it into smaller files."]
+
+
+def test_a_workbook_damaged_part_way_is_refused_after_its_first_rows_were_read() -> None:
+    written = xlsx([["SKU", "Name"], *([f"A-{n}", "Widget"] for n in range(2, 302))])
+    content = patched(written, '<c r="A250"', '<c r="A250"<')  # broken XML at row 250 only
+
+    with open_product_file(content) as product_file:
+        read: list[int] = []
+        with pytest.raises(FileRefused, match="The workbook is damaged"):
+            read.extend(row.row for row in product_file.rows)
+
+    assert read[:2] == [2, 3] and len(read) > CHUNK_ROWS  # the damage came to light part way
+    assert summary_of(content).file_errors == ["The workbook is damaged. Open it in Excel and save it again."]
+
+
+# The summary
+
+
+def test_ranges_hold_every_row_read_exactly_once() -> None:
+    lines = ["SKU,Name,Cost"]
+    for number in range(2, 2 + 3 * CHUNK_ROWS):
+        if number % 7 == 0:
+            lines.append(",")  # blank
+        elif number % 11 == 0:
+            lines.append(f"S-{number},Widget,abc")  # error
+        else:
+            lines.append(f"S-{number},Widget,1")
+    lines.append(f"S-{len(lines) + 1},Last,2")
+    last = len(lines)
+    content = ("\n".join(lines) + "\n,\n").encode()  # the trailing blank row is not read
+
+    summary = summarise_file(
+        content, lambda rows: [RowOutcome.UPDATED if int(r.sku[2:]) % 2 else RowOutcome.CREATED for r in rows]
+    )
+
+    covered: list[int] = []
+    by_outcome: dict[str, set[int]] = {}
+    for outcome, ranges in summary.row_ranges.model_dump().items():
+        rows = [n for first, final in ranges for n in range(first, final + 1)]
+        assert all(a[1] + 1 < b[0] for a, b in pairwise(ranges))  # merged, ordered
+        by_outcome[outcome] = set(rows)
+        covered.extend(rows)
+    assert sorted(covered) == list(range(2, last + 1))
+    assert summary.rows_read == last - 1
+    assert by_outcome["skipped"] == {n for n in range(2, last) if n % 7 == 0}
+    assert by_outcome["error"] == {n for n in range(2, last) if n % 7 and n % 11 == 0}
+    assert by_outcome["updated"] == {n for n in covered if n % 7 and n % 11 and n % 2}
+    counts = (summary.created, summary.updated, summary.error_count, summary.skipped_count)
+    assert counts == tuple(len(by_outcome[o]) for o in ("created", "updated", "error", "skipped"))
+    assert summary.valid_count == summary.created + summary.updated + summary.unchanged
+
+
+def test_consecutive_rows_of_one_outcome_make_one_range() -> None:
+    content = b"SKU,Name\n" + b"".join(f"A-{n},a\n".encode() for n in range(250)) + b"\nB,\nC,c\n"
+
+    ranges = summary_of(content).row_ranges
+
+    assert ranges.created == [(2, 251), (254, 254)]
+    assert (ranges.skipped, ranges.error) == ([(252, 252)], [(253, 253)])
+
+
+def test_details_name_the_row_column_and_problem_of_rows_with_errors_or_warnings_only() -> None:
+    summary = summary_of(b"SKU,Name,Cost\nA,Fine,1\nB,Bolt: M8,2\nC,Widget,-3\n")
+
+    assert [(d.row, d.outcome, d.sku, d.name) for d in summary.details] == [
+        (3, RowOutcome.CREATED, "B", "Bolt: M8"),
+        (4, RowOutcome.ERROR, "C", "Widget"),
+    ]
+    assert summary.details[0].errors == [] and "':'" in summary.details[0].warnings[0].problem
+    assert summary.details[1].errors == [
+        RowProblem(column="Cost", problem="negative (-3); it must be 0 or more")
+    ]
+
+
+def test_details_stop_at_the_cap_and_count_the_rows_left_out() -> None:
+    content = b"SKU,Name,Cost\n" + b"".join(f"A-{n},a,x\n".encode() for n in range(25)) + b"B,b,1\n"
+
+    summary = summary_of(content, max_details=10)
+
+    assert [d.row for d in summary.details] == list(range(2, 12))
+    assert summary.details_left_out == 15
+    assert summary.error_count == 25 and summary.row_ranges.error == [(2, 26)]  # every row still counted
+    assert summary.row_ranges.created == [(27, 27)]
+
+
+# Changes against the catalog
+
+
+def _row(**fields: object) -> ProductRow:
+    return ProductRow.model_validate({"key": "a-1", "sku": "A-1", "name": "Widget", **fields})
+
+
+def test_a_row_changes_a_known_product_only_in_the_fields_it_gives() -> None:
+    stored = Product(
+        product_id="p1", sku="A-1", name="Widget", type="component", unit_cost=Decimal("1.50"), unit="pcs"
+    )
+    known = known_product(stored)
+
+    assert change_for(_row(), None) is RowOutcome.CREATED
+    assert change_for(_row(), known) is RowOutcome.UNCHANGED  # blank fields keep the product's values
+    assert change_for(_row(unit_cost=Decimal("1.5"), unit="pcs", type="component"), known) is (
+        RowOutcome.UNCHANGED
+    )
+    for changed in ({"unit_cost": Decimal("1.51")}, {"unit": "kg"}, {"type": "service"}, {"name": "Widge"}):
+        row = _row(**changed)
+        assert change_for(row, known) is RowOutcome.UPDATED
+        assert merged(row, stored) != stored
+    assert change_for(_row(sku="a-1"), known) is RowOutcome.UPDATED  # the SKU's spelling is written too
+    assert merged(_row(unit_cost=Decimal("2")), stored) == stored.model_copy(
+        update={"unit_cost": Decimal("2")}
+    )
