@@ -220,11 +220,10 @@ function confirmAction({ title, body, confirmLabel }) {
 const STATUS_WORDS = {
   connected: "Connected",
   expired: "Needs reconnecting",
-  error: "Problem",
   disconnected: "Disconnected",
   not_connected: "Not connected",
 };
-const ACTIVE = new Set(["connected", "expired", "error"]);
+const ACTIVE = new Set(["connected", "expired"]);
 
 const connections = {
   views: [],
@@ -282,7 +281,7 @@ const connections = {
     const facts = [];
     const fact = (term, ...value) => facts.push(h("dt", {}, term), h("dd", {}, ...value));
     if (view.company_name) fact(provider === "xero" ? "Organisation" : "Company", view.company_name);
-    if (status === "connected" || status === "expired" || status === "error") {
+    if (ACTIVE.has(status)) {
       fact("Connected since", when(view.connected_at) ?? "—");
       fact("Last successful sync", when(view.last_successful_sync_at) ?? "No sync yet");
       fact("Sign-in", tokenWords(view));
@@ -295,7 +294,7 @@ const connections = {
     }
 
     const actions = []; // one accounting system at a time: no Connect while the other one is active
-    if (status === "expired" || status === "error") {
+    if (status === "expired") {
       actions.push(button("reconnect", "Reconnect", () => this.connect(provider), "primary"));
     } else if (!blockedBy && (status === "not_connected" || status === "disconnected")) {
       actions.push(button("connect", `Connect ${label}`, () => this.connect(provider), "primary"));

@@ -11,7 +11,10 @@ from shared.model import Model
 
 ProviderName = Literal["qbo", "xero"]
 PROVIDERS: tuple[ProviderName, ...] = ("qbo", "xero")
-ConnectionStatus = Literal["connected", "expired", "disconnected", "error"]
+ConnectionStatus = Literal["connected", "expired", "disconnected"]
+# The organisation's connection: working, or waiting for a reconnect. Work for it is accepted (an expired one
+# holds it until the reconnect); a disconnected one keeps its data and is never used.
+IN_USE: frozenset[ConnectionStatus] = frozenset({"connected", "expired"})
 PROVIDER_LABELS: dict[str, str] = {"qbo": "QuickBooks Online", "xero": "Xero"}
 
 

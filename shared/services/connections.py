@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from shared.config import settings
-from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ConnectionStatus, ProviderName, Tenant
+from shared.domain.connections import (
+    IN_USE,
+    PROVIDER_LABELS,
+    PROVIDERS,
+    ConnectionStatus,
+    ProviderName,
+    Tenant,
+)
 from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ServiceError
 from shared.model import Model
 from shared.observability import logger
@@ -18,8 +25,6 @@ from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
 from shared.services.tokens import fresh_tokens, provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
-
-ACTIVE = ("connected", "expired", "error")
 
 
 def callback_path(provider_: str) -> str:
@@ -75,7 +80,7 @@ def _iso(epoch_seconds: Any) -> str | None:
 
 def _refuse_if_other_provider_active(organisation_id: str, wanted: ProviderName) -> None:
     for connection in store.list_connections(organisation_id):
-        if connection["provider"] != wanted and connection.get("status") in ACTIVE:
+        if connection["provider"] != wanted and connection.get("status") in IN_USE:
             raise Conflict(
                 f"this organisation is connected to {PROVIDER_LABELS[connection['provider']]}; "
                 f"disconnect it before connecting {PROVIDER_LABELS[wanted]}"

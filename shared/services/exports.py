@@ -27,7 +27,7 @@ from typing import Any
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
-from shared.domain.connections import PROVIDER_LABELS, PROVIDERS, ProviderName
+from shared.domain.connections import IN_USE, PROVIDER_LABELS, PROVIDERS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.domain.postings import Journal, Posting, PostingAccounts, idempotency_key, posting_for
 from shared.errors import (
@@ -155,7 +155,7 @@ def _backoff(receive_count: int) -> int:
 def _connection(organisation_id: str) -> dict[str, Any] | None:
     """The organisation's accounting connection (at most one is connected or expired at a time)."""
     found = [connection_store.get_connection(organisation_id, name) for name in PROVIDERS]
-    usable = [c for c in found if c and c.get("status") in ("connected", "expired")]
+    usable = [c for c in found if c and c.get("status") in IN_USE]
     return min(usable, key=lambda c: c["status"] != "connected", default=None)
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.bodies import BuildRequest, ReceiptRequest
 from shared.contracts import ExportJob, ExportKind
 from shared.domain import inventory as domain
+from shared.domain.connections import IN_USE
 from shared.domain.inventory import (
     Build,
     BuildRecord,
@@ -37,7 +38,6 @@ from shared.errors import BadRequest, Conflict, NotFound
 from shared.model import Model
 from shared.money import total
 from shared.services import catalog, exports
-from shared.services.connections import ACTIVE
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
@@ -194,7 +194,7 @@ def _supplier_of(organisation_id: str, request: ReceiptRequest) -> str:
     what the caller sent when none matches."""
     if not (request.supplier_id or request.supplier_email or request.supplier_name):
         return ""
-    active = [c for c in connection_store.list_connections(organisation_id) if c.get("status") in ACTIVE]
+    active = [c for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE]
     found = None
     if active:
         found = catalog.supplier_for_receipt(

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from shared.domain.catalog import Product, sku_key
-from shared.domain.connections import ProviderName
+from shared.domain.connections import IN_USE, ProviderName
 from shared.domain.costing import DocumentMargin, Figures, SaleDocument, SaleLine, apply_sales
 from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
@@ -204,9 +204,7 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullResult]:
     """'Pull now': every live connection of the organisation with sales tracking on (a disconnected
     one keeps its documents and settings, and is not pulled)."""
     live = {
-        c["provider"]
-        for c in connection_store.list_connections(organisation_id)
-        if c.get("status") in ("connected", "expired")
+        c["provider"] for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE
     }
     enabled = [
         t["provider"] for t in store.tracked(organisation_id) if t["enabled"] and t["provider"] in live

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.connections import PROVIDER_LABELS, ProviderName
+from shared.domain.connections import IN_USE, PROVIDER_LABELS, ProviderName
 from shared.errors import AuthExpired, Conflict
 from shared.providers import provider_name
 from shared.providers.base import Session
@@ -36,7 +36,7 @@ def connected(organisation_id: str, name: str) -> tuple[ProviderName, dict[str, 
     wanted = provider_name(name)
     connection = connection_store.get_connection(organisation_id, wanted)
     status = (connection or {}).get("status")
-    if connection is None or status not in ("connected", "expired"):
+    if connection is None or status not in IN_USE:
         raise Conflict(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}; connect it first")
     if status == "expired":
         raise AuthExpired(
