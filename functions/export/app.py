@@ -29,6 +29,7 @@ processor = BatchProcessor(
 
 
 def export_record(record: ExportRecord) -> None:
+    logger.set_correlation_id(record.messageId)  # every line about this message carries its id
     try:
         exports.export_one(record.body, receive_count=record.attributes.ApproximateReceiveCount)
     except exports.RetryLater as later:

@@ -6,6 +6,7 @@ time a backoff would take is skipped by making a reported record visible again a
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -176,6 +177,21 @@ def test_repeated_and_concurrent_deliveries_post_once(
     assert invoke(aws, [message]) == set()  # delivered once more, after the others finished
     assert sandbox.call_count(None, WRITES[provider]) == writes  # an export already posted calls nobody
     posted_once(api, sandboxes, provider)
+
+
+def test_export_log_lines_carry_the_sqs_message_id(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.observability import logger
+
+    receipt(api, setup(api, sandboxes, "qbo"))
+    (message,) = receive(aws)
+    caplog.handler.setFormatter(logger.registered_formatter)  # lines as the function writes them
+    caplog.clear()
+    assert invoke(aws, [message]) == set()
+    lines = [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+    posted = [line for line in lines if line.get("message") == "export posted"]
+    assert posted and all(line["correlation_id"] == message["MessageId"] for line in posted)
 
 
 @PROVIDERS
