@@ -13,13 +13,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from shared.aws import table
-from shared.config import settings
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
-from shared.store.dynamo import iter_org_items, org_items
+from shared.store.dynamo import iter_org_items, org_batch_get, org_items
 from shared.store.keys import org_pk
 
 M = TypeVar("M", bound=BaseModel)
-BATCH_GET = 100
 
 
 def product_sk(product_id: str) -> str:
@@ -52,22 +50,6 @@ def _put_all(organisation_id: str, rows: Iterable[tuple[str, BaseModel]]) -> Non
             batch.put_item(Item={"pk": org_pk(organisation_id), "sk": sk, **value.model_dump(mode="python")})
 
 
-def _get_all(organisation_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
-    """Point reads by sort key, 100 to a BatchGetItem (unprocessed keys asked again). The table's client
-    converts values as the resource does."""
-    client, name = table().meta.client, settings().table_name
-    keys = [{"pk": org_pk(organisation_id), "sk": sk} for sk in dict.fromkeys(sort_keys)]
-    rows: list[dict[str, Any]] = []
-    while keys:
-        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True}}
-        keys = keys[BATCH_GET:]
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            rows.extend(answer["Responses"].get(name, []))
-            request = answer.get("UnprocessedKeys") or {}
-    return rows
-
-
 # ---- products -------------------------------------------------------------------------------------------
 def products(organisation_id: str) -> list[Product]:
     return [_load(Product, row) for row in _query(organisation_id, "PRODUCT#")]
@@ -79,7 +61,7 @@ def iter_products(organisation_id: str) -> Iterator[Product]:
 
 
 def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:
-    return [_load(Product, row) for row in _get_all(organisation_id, map(product_sk, product_ids))]
+    return [_load(Product, row) for row in org_batch_get(organisation_id, map(product_sk, product_ids))]
 
 
 def put_products(organisation_id: str, values: Iterable[Product]) -> None:
@@ -92,7 +74,7 @@ def provider_items(organisation_id: str, provider: str) -> list[ProviderItem]:
 
 
 def get_provider_items(organisation_id: str, provider: str, item_ids: Iterable[str]) -> list[ProviderItem]:
-    rows = _get_all(organisation_id, (item_sk(provider, i) for i in item_ids))
+    rows = org_batch_get(organisation_id, (item_sk(provider, i) for i in item_ids))
     return [_load(ProviderItem, row) for row in rows]
 
 

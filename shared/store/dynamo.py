@@ -1,12 +1,13 @@
-"""Table plumbing every store module shares: paged queries, an organisation's items by sort-key prefix,
-and recognising a failed condition (which the store turns into a plain False or None, never an error)."""
+"""Table plumbing every store module shares: paged queries, an organisation's items by sort-key prefix or by
+key, and recognising a failed condition (which the store turns into a plain False or None, never an error)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shared.aws import table
+from shared.config import settings
 from shared.store.keys import org_pk
 
 
@@ -27,6 +28,25 @@ def query_items(**kwargs: Any) -> Iterator[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+BATCH_GET = 100  # DynamoDB's most keys in one BatchGetItem
+
+
+def org_batch_get(organisation_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The organisation's items with these sort keys (absent ones are left out), 100 to a BatchGetItem,
+    unprocessed keys asked again. The table's client converts values as the resource does."""
+    client, name = table().meta.client, settings().table_name
+    keys = [{"pk": org_pk(organisation_id), "sk": sk} for sk in dict.fromkeys(sort_keys)]
+    rows: list[dict[str, Any]] = []
+    while keys:
+        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True}}
+        keys = keys[BATCH_GET:]
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            rows.extend(answer["Responses"].get(name, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return rows
 
 
 def org_items(organisation_id: str, prefix: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -11,11 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.aws import table
-from shared.config import settings
-from shared.store.dynamo import conditional_failed, org_items
+from shared.store.dynamo import conditional_failed, org_batch_get, org_items
 from shared.store.keys import org_pk
-
-BATCH_GET = 100
 
 
 def tracking_sk(provider: str) -> str:
@@ -150,18 +147,8 @@ def put_documents(organisation_id: str, documents: Mapping[str, str]) -> None:
 
 
 def get_documents(organisation_id: str, document_ids: Iterable[str]) -> list[str]:
-    """The stored versions of these documents (those never stored are absent), 100 to a BatchGetItem."""
-    client, name = table().meta.client, settings().table_name
-    keys = [{"pk": org_pk(organisation_id), "sk": document_sk(d)} for d in dict.fromkeys(document_ids)]
-    found: list[str] = []
-    while keys:
-        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True}}
-        keys = keys[BATCH_GET:]
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            found.extend(str(row["body"]) for row in answer["Responses"].get(name, []))
-            request = answer.get("UnprocessedKeys") or {}
-    return found
+    """The stored versions of these documents (those never stored are absent)."""
+    return [str(row["body"]) for row in org_batch_get(organisation_id, map(document_sk, document_ids))]
 
 
 def documents(organisation_id: str) -> list[str]:
