@@ -632,11 +632,21 @@ function accountName(a) {
 }
 
 // ---- product import ---------------------------------------------------------------------------------
-// POST /products/import?mode=dry_run|apply with {"filename", "content_base64"}: {mode, report: {rows: [{row,
-// status, product: {sku, name, ...}, errors: [{column, problem}], warnings}], valid_count, error_count,
-// ignored_columns, file_errors}, created, updated, unchanged}. An apply writes the valid rows.
+// POST /products/import?mode=dry_run|apply with {"filename", "content_base64"}: {mode, file_errors,
+// ignored_columns, rows_read, valid_count, error_count, skipped_count, created, updated, unchanged,
+// row_ranges: {created|updated|unchanged|error|skipped: [[first, last]]}, details: [{row, outcome, sku, name,
+// errors: [{column, problem}], warnings}], details_left_out}. Details list only the rows with errors or
+// warnings (the first 1,000); in a dry run created/updated/unchanged say what an apply would do.
 
-const ROW_WORDS = { valid: "Ready", error: "Has errors", skipped: "Skipped (blank)" };
+const ROW_WORDS = { valid: "Ready", error: "Has errors" };
+const MAX_RANGES_SHOWN = 50;
+
+/** "3, 5–9, 12" from [[3, 3], [5, 9], [12, 12]], shortened past MAX_RANGES_SHOWN ranges. */
+function rowRanges(ranges) {
+  const text = ranges.slice(0, MAX_RANGES_SHOWN)
+    .map(([first, last]) => (first === last ? String(first) : `${first}–${last}`)).join(", ");
+  return ranges.length > MAX_RANGES_SHOWN ? `${text} and more` : text;
+}
 
 const productImport = {
   mount(section) {
@@ -675,12 +685,8 @@ const productImport = {
     }
   },
 
-  show(response) {
-    const result = response.report ?? response;
-    const rows = result.rows ?? [];
+  show(result) {
     const fileErrors = result.file_errors ?? [];
-    const valid = result.valid_count ?? rows.filter((r) => r.status === "valid").length;
-    const errors = result.error_count ?? rows.filter((r) => r.status === "error").length;
     if (fileErrors.length) {
       this.report.replaceChildren(h("div", { class: "banner banner-error", role: "alert",
         dataset: { role: "file-errors" } },
@@ -688,8 +694,19 @@ const productImport = {
       h("ul", {}, fileErrors.map((e) => h("li", {}, e)))));
       return;
     }
-    const onlyProblems = errors > 0;
-    const shown = rows.filter((r) => !onlyProblems || r.status !== "valid").slice(0, MAX_TABLE_ROWS);
+    const valid = result.valid_count ?? 0;
+    const errors = result.error_count ?? 0;
+    const skipped = result.skipped_count ?? 0;
+    const details = result.details ?? [];
+    const shown = details.slice(0, MAX_TABLE_ROWS);
+    const leftOut = (result.details_left_out ?? 0) + details.length - shown.length;
+    const errorRanges = result.row_ranges?.error ?? [];
+    const changes = [
+      [result.created, (n) => `create ${plural(n, "product")}`],
+      [result.updated, (n) => `update ${n}`],
+      [result.unchanged, (n) => `leave ${n} unchanged`],
+    ].filter(([count]) => count).map(([count, words]) => words(count));
+    const status = (d) => (d.outcome === "error" ? "error" : "valid");
     const apply = h("button", { type: "button", class: "primary", disabled: valid === 0,
       dataset: { key: "apply" }, onclick: () => this.apply(apply) }, `Import ${plural(valid, "product")}`);
     replaceKeepingFocus(this.report,
@@ -697,18 +714,24 @@ const productImport = {
         `${valid} ${valid === 1 ? "row is" : "rows are"} ready to import`,
         errors ? `; ${errors} ${errors === 1 ? "row has" : "rows have"} errors and will not be imported until `
           + "fixed." : "."),
+      h("p", { class: "muted", dataset: { role: "counts" } },
+        `${plural(result.rows_read ?? 0, "row")} read`,
+        changes.length ? `; an import would ${changes.join(", ")}` : "",
+        skipped ? `; ${plural(skipped, "blank row")} skipped.` : "."),
+      errors ? h("p", { class: "muted", dataset: { role: "error-rows" } },
+        `Rows with errors: ${rowRanges(errorRanges)}.`) : null,
       result.ignored_columns?.length ? h("p", { class: "muted" },
         `Columns Partsemble does not use and ignores: ${result.ignored_columns.join(", ")}.`) : null,
-      shown.length ? table({ text: onlyProblems ? "Rows with problems" : "Rows in the file", visible: true }, [
-        { label: "Row", cell: (r) => String(r.row) },
-        { label: "SKU", cell: (r) => r.sku ?? r.product?.sku ?? "" },
-        { label: "Name", cell: (r) => r.name ?? r.product?.name ?? "" },
-        { label: "Status", cell: (r) => h("span", { class: `badge row-${r.status}` },
-          ROW_WORDS[r.status] ?? r.status) },
-        { label: "Problems", class: "problems", cell: (r) => problemList(r) },
-      ], shown.map((r) => ({ value: r, dataset: { row: String(r.row), status: r.status } }))) : null,
-      rows.length > shown.length && !onlyProblems ? h("p", { class: "muted" },
-        `Showing the first ${shown.length} of ${rows.length} rows.`) : null,
+      shown.length ? table({ text: "Rows with problems", visible: true }, [
+        { label: "Row", cell: (d) => String(d.row) },
+        { label: "SKU", cell: (d) => d.sku ?? "" },
+        { label: "Name", cell: (d) => d.name ?? "" },
+        { label: "Status", cell: (d) => h("span", { class: `badge row-${status(d)}` }, ROW_WORDS[status(d)]) },
+        { label: "Problems", class: "problems", cell: (d) => problemList(d) },
+      ], shown.map((d) => ({ value: d, dataset: { row: String(d.row), status: status(d) } }))) : null,
+      leftOut > 0 ? h("p", { class: "muted", dataset: { role: "left-out" } },
+        `${plural(leftOut, "more row")} with errors or warnings ${leftOut === 1 ? "is" : "are"} not listed; `
+        + "fix the rows above and check the file again.") : null,
       h("div", { class: "actions" }, apply, h("span", { class: "form-status", role: "status",
         dataset: { role: "apply-status" } })));
   },
@@ -720,9 +743,10 @@ const productImport = {
       const result = await api("POST", "/products/import?mode=apply", this.file);
       const parts = [[result.created, "new"], [result.updated, "updated"], [result.unchanged, "unchanged"]]
         .filter(([count]) => count);
-      status.textContent = parts.length
-        ? `Imported: ${parts.map(([count, word]) => `${plural(count, "product")} ${word}`).join(", ")}.`
-        : "Nothing to import.";
+      status.textContent = result.file_errors?.length ? `Nothing was imported: ${result.file_errors.join(" ")}`
+        : parts.length
+          ? `Imported: ${parts.map(([count, word]) => `${plural(count, "product")} ${word}`).join(", ")}.`
+          : "Nothing to import.";
       button.remove();
       announce(status.textContent);
     } catch (error) {

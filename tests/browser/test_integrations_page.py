@@ -240,15 +240,42 @@ def test_product_import_shows_the_bad_row_then_imports_the_good_ones(
     summary = section.locator('[data-role="summary"]')
     expect(summary).to_contain_text("2 rows are ready to import")
     expect(summary).to_contain_text("1 row has errors")
+    expect(section.locator('[data-role="counts"]')).to_have_text(
+        "3 rows read; an import would create 2 products."
+    )
+    expect(section.locator('[data-role="error-rows"]')).to_have_text("Rows with errors: 3.")
     bad = section.locator('tr[data-row="3"]')
     expect(bad).to_have_attribute("data-status", "error")
     expect(bad).to_contain_text("WB-40")
     expect(bad).to_contain_text("Unit cost")
+    expect(bad).to_contain_text("not a number: 'abc'")
+    expect(section.locator("tbody tr")).to_have_count(1)  # only the rows with problems are listed
     shoot(page, "1-dry-run")
 
     section.get_by_role("button", name="Import 2 products").click()
     expect(section.locator('[data-role="apply-status"]')).to_contain_text("Imported: 2 products new")
     shoot(page, "2-applied")
+
+
+def test_product_import_says_how_many_problem_rows_are_not_listed(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    organisation = new_organisation("import-many")
+    open_page(page, local_stack, organisation)
+    section = page.locator("section#product-import")
+    expect(section).to_be_visible()
+    csv = "SKU,Name,Unit cost\n" + "".join(f"P-{n},Part,-1\n" for n in range(1_010)) + "OK-1,Fine,2\n"
+    section.locator('input[type="file"]').set_input_files(
+        files=[{"name": "products.csv", "mimeType": "text/csv", "buffer": csv.encode()}]
+    )
+
+    expect(section.locator('[data-role="summary"]')).to_contain_text("1010 rows have errors")
+    expect(section.locator('[data-role="error-rows"]')).to_have_text("Rows with errors: 2\u20131011.")
+    expect(section.locator('tr[data-row="2"]')).to_contain_text("negative (-1); it must be 0 or more")
+    # the API lists the first 1,000 problem rows and the page the first 500 of those
+    expect(section.locator("tbody tr")).to_have_count(500)
+    expect(section.locator('[data-role="left-out"]')).to_contain_text("510 more rows with errors or warnings")
+    shoot(page, "1-left-out")
 
 
 def test_exports_list_shows_a_posted_receipt_and_sales_show_margins(
