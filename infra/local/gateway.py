@@ -71,6 +71,9 @@ class Gateway:
         self.routes = sorted(routes, key=lambda r: r.specificity)
         self.invocations: dict[str, int] = {}
         self._lock = threading.Lock()
+        # One invocation at a time per function, as in one Lambda container: a handler's module state (the
+        # resolver's current event, modules loading on first use) is never shared by two requests at once.
+        self._running = {logical_id: threading.Lock() for logical_id in stack.functions}
 
     # ---- the HTTP API's behaviour ------------------------------------------------------------------
     def request(
@@ -181,7 +184,8 @@ class Gateway:
             self.invocations[function.logical_id] = self.invocations.get(function.logical_id, 0) + 1
         context = LocalLambdaContext(function.logical_id, function.timeout)
         try:
-            result = function.handler()(event, context)
+            with self._running[function.logical_id]:
+                result = function.handler()(event, context)
         except Exception:  # what API Gateway answers when the function itself fails
             logger.exception("function failed", extra={"function": function.logical_id})
             return _json(500, {"message": "Internal Server Error"})

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
 from infra.local.devauth import DevIdentityProvider
 from tests.conftest import APP_ORIGIN, Api
 
@@ -91,3 +97,21 @@ def test_cors_preflight_answers_the_app_origin_only(api: Api) -> None:
         headers={"origin": "https://evil.example", "access-control-request-method": "GET"},
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_concurrent_requests_never_see_each_others_caller(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One invocation at a time per function, as in a Lambda container: the resolver's current event is
+    module state, so two requests sharing it at once would answer each other's organisation."""
+    from functions.api import app as api_app
+
+    real = api_app.caller_organisation
+
+    def slow_caller(resolver: Any) -> str:
+        time.sleep(0.02)  # widens the window in which another request could replace the current event
+        return real(resolver)
+
+    monkeypatch.setattr(api_app, "caller_organisation", slow_caller)
+    organisations = [f"org-{n}" for n in range(8)]
+    with ThreadPoolExecutor(len(organisations)) as pool:
+        answers = list(pool.map(lambda org: api.call("GET", "/me", organisation=org).json(), organisations))
+    assert [a["organisation_id"] for a in answers] == organisations
