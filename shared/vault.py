@@ -78,12 +78,16 @@ def seal_tokens(tokens: TokenSet, context: TokenContext) -> Sealed:
     return seal(tokens.model_dump_json().encode(), context)
 
 
-@lru_cache(maxsize=256)
 def open_tokens(sealed: Sealed, context: TokenContext) -> TokenSet:
+    tokens = _opened(sealed, context)
+    remember_secret(tokens.access_token)  # on every open: the scrub list is bounded and may have dropped them
+    remember_secret(tokens.refresh_token)
+    return tokens
+
+
+@lru_cache(maxsize=64)  # well inside the scrub list's 256 values, two per token set
+def _opened(sealed: Sealed, context: TokenContext) -> TokenSet:
     """The tokens a stored ciphertext holds. A warm function opens each ciphertext once: the same ciphertext
     under the same context always opens to the same tokens (AES-GCM authenticates both), so later reads skip
     the KMS call; a refresh stores a new ciphertext, which is opened afresh."""
-    tokens = TokenSet.model_validate_json(open_sealed(sealed, context))
-    remember_secret(tokens.access_token)
-    remember_secret(tokens.refresh_token)
-    return tokens
+    return TokenSet.model_validate_json(open_sealed(sealed, context))

@@ -67,3 +67,18 @@ def test_a_warm_function_opens_each_ciphertext_once(aws: LocalStack) -> None:
     assert calls == ["decrypt", "decrypt"]
     with pytest.raises(VaultError):  # a refusal is never remembered as tokens
         open_tokens(sealed, _context(grant="g-other"))
+
+
+def test_tokens_served_from_the_cache_are_still_scrubbed_from_logs(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections import deque
+
+    from shared import observability
+
+    sealed = seal_tokens(TOKENS, _context(grant="g-scrub"))
+    open_tokens(sealed, _context(grant="g-scrub"))
+    monkeypatch.setattr(observability, "_known_secrets", deque(maxlen=256))  # many other tokens came since
+    open_tokens(sealed, _context(grant="g-scrub"))  # from the cache, no KMS call
+    assert TOKENS.access_token not in observability.redact_text(f"sent {TOKENS.access_token}")
+    assert TOKENS.refresh_token not in observability.redact_text(f"sent {TOKENS.refresh_token}")
