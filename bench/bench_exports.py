@@ -31,7 +31,7 @@ from shared.bodies import ReceiptLineRequest, ReceiptRequest
 from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
-from shared.services import catalog, export_settings, exports, inventory, sessions
+from shared.services import catalog, export_settings, exports, inventory, queue, sessions
 from shared.services.catalog import ImportRequest
 from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
 from shared.services.sessions import TokenSource
@@ -101,7 +101,7 @@ def record(organisation: str, product_id: str, count: int, duplicate_every: int 
             datetime.now(UTC),
         )
         if duplicate_every and n % duplicate_every == 0:  # SQS delivers at least once: some twice
-            exports.enqueue(
+            queue.enqueue(
                 ExportJob(organisation_id=organisation, kind="receipt", record_id=view.receipt.receipt_id)
             )
 

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, Json
 
 from shared.model import Model
 
-ExportKind = Literal["receipt", "build", "rejection"]
+ExportKind = Literal["receipt", "build", "rejection", "cogs", "trueup"]  # cogs: a business day; trueup: books
 
 
 class ExportJob(Model):

@@ -16,6 +16,7 @@ from shared.domain.ledger import (
     BuildRun,
     ComponentUse,
     Draw,
+    Entry,
     EntryKind,
     Ledger,
     Quantity,
@@ -276,9 +277,44 @@ def build_movement(build: Build) -> BuildRun:
     )
 
 
+class LaterUseUncovered(Conflict):
+    """A back-dated build that would take stock already used by later records; nothing was applied."""
+
+    def __init__(self, uncovered: tuple[Entry, ...]) -> None:
+        listed = ", ".join(
+            f"{e.document_id} ({e.product_id}, {e.at.isoformat()}) would lack {e.uncosted}" for e in uncovered
+        )
+        super().__init__(
+            f"this build is dated before records that already use the same stock: {listed}; "
+            "date it after them, or record more stock before it"
+        )
+        self.uncovered = uncovered
+
+    def response_fields(self) -> dict[str, Any]:
+        return {
+            "later_records": [
+                {"document_id": e.document_id, "product_id": e.product_id, "at": e.at.isoformat(),
+                 "short": str(e.uncosted)}
+                for e in self.uncovered
+            ]
+        }  # fmt: skip
+
+
+def _uncovered(ledger: Ledger, product_ids: list[str], skip: str) -> dict[tuple[str, str], Decimal]:
+    return {
+        (e.movement_id, e.product_id): e.uncosted
+        for p in product_ids
+        for e in ledger.entries(p)
+        if e.movement_id != skip and e.uncosted
+    }
+
+
 def record_build(ledger: Ledger, build: Build) -> BuildRecord:
-    """Apply a build, or refuse it naming each component's shortage at its time; nothing is applied then."""
+    """Apply a build, or refuse it naming each component's shortage at its time, or, when it is back-dated,
+    the later records it would leave without stock; nothing is applied then."""
     previous = ledger.document_movements(build.build_id)
+    components = [c.product_id for c in build.components]
+    before = _uncovered(ledger, components, build.build_id)
     ledger.replace_document(build.build_id, [build_movement(build)])
     record = build_record(ledger, build)
     shortages = tuple(
@@ -286,9 +322,15 @@ def record_build(ledger: Ledger, build: Build) -> BuildRecord:
         for c in record.components
         if total(d.quantity for d in c.lots) < c.quantity
     )
-    if shortages:
+    after = _uncovered(ledger, components, build.build_id)
+    worse = tuple(
+        next(e for e in ledger.entries(p) if e.movement_id == m)
+        for (m, p), short in sorted(after.items())
+        if short > before.get((m, p), ZERO)
+    )
+    if shortages or worse:
         ledger.replace_document(build.build_id, previous)
-        raise ShortageError(shortages)
+        raise ShortageError(shortages) if shortages else LaterUseUncovered(worse)
     return record
 
 

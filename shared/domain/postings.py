@@ -1,9 +1,6 @@
-"""Receipts, rejections and builds turned into what an accounting system records: journals or adjustments.
-
-A journal has one line on one side for the event's exact value rounded to cents, and on the other side one
-line per part, allocated from that same cent total by largest remainder, so every journal balances to the
-cent. A receipt and its QA rejection post separately (two journals, two markers): each is exported by its
-own message, and a rejection recorded after QA does not reopen the receipt already posted.
+"""What an accounting system records: journals (amounts per account, from ``shared.domain.books``) and QBO
+inventory adjustments. A receipt and its QA rejection post separately (two journals, two markers): each is
+exported by its own message, and a rejection recorded after QA does not reopen the receipt already posted.
 
 QBO's inventory adjustments carry quantities only (QBO values them): a build takes its components out and
 puts the finished good in; a receipt puts in everything received, accepted or rejected, and its rejection
@@ -23,7 +20,7 @@ from pydantic import ConfigDict, Field, model_validator
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.errors import BadRequest
 from shared.model import Model
-from shared.money import ZERO, allocate_cents, to_cents, total
+from shared.money import ZERO, total
 
 Cents = Annotated[Decimal, Field(gt=0, decimal_places=2)]
 _VALUE = ConfigDict(frozen=True, extra="forbid")
@@ -52,12 +49,12 @@ class PostingAccounts(Model):
 
     model_config = _VALUE
     home_currency: str = Field(pattern=r"^[A-Z]{3}$")
-    build_debit: str | None = None  # finished goods asset
-    build_credit: str | None = None  # raw materials asset (or COGS)
-    receiving_debit: str | None = None  # inventory asset
+    build_debit: str | None = None  # finished goods asset: built lots sit here
+    receiving_debit: str | None = None  # inventory asset: received lots sit here
     receiving_credit: str | None = None  # accounts payable or a receiving clearing account
     waste: str | None = None
     adjustment: str | None = None  # QBO inventory mode: the adjustment's offset account
+    cogs: str | None = None  # cost of goods sold, debited by each business day's sales
 
     def account(self, role: str) -> str:
         account_id: str | None = getattr(self, role)
@@ -111,39 +108,24 @@ class InventoryAdjustment(Model):
 Posting = Journal | InventoryAdjustment
 
 
-def journal_for(record: Record, accounts: PostingAccounts, *, marker: str) -> Journal:
-    on, narration, (role, side), many, parts = _journal_shape(record)
-    parts = [(exact, text) for exact, text in parts if exact > 0]
-    amount = to_cents(total(exact for exact, _ in parts))
-    if amount <= 0:
-        raise NothingToPost(f"{narration} has no value to post (it rounds to {amount})")
-    other: Side = "credit" if side == "debit" else "debit"
-    shares = allocate_cents(amount, [exact for exact, _ in parts])
-    lines = [JournalLine(account_id=accounts.account(role), side=side, amount=amount, description=narration)]
-    lines += [
-        JournalLine(account_id=accounts.account(many), side=other, amount=share, description=text)
-        for share, (_, text) in zip(shares, parts, strict=True)
-        if share > 0
-    ]
-    return Journal(
-        marker=marker, date=on, currency=accounts.home_currency, narration=narration, lines=tuple(lines)
+def journal_of(
+    change: Mapping[str, Decimal], *, marker: str, on: date, currency: str, narration: str
+) -> Journal:
+    """A journal moving each account by ``change`` (cents, debits positive); ``NothingToPost`` when all
+    are zero."""
+    lines = tuple(
+        JournalLine(
+            account_id=account_id,
+            side="debit" if amount > 0 else "credit",
+            amount=abs(amount),
+            description=narration,
+        )
+        for account_id, amount in sorted(change.items(), key=lambda item: (item[1] < 0, item[0]))
+        if amount
     )
-
-
-def _journal_shape(record: Record) -> tuple[date, str, tuple[str, Side], str, list[tuple[Decimal, str]]]:
-    """(date, narration, the one-line side's role, the other side's role, its parts at exact cost)."""
-    if isinstance(record, BuildRecord):
-        build, components = record.build, record.components
-        narration = f"Build {build.build_id}: {build.quantity} x {build.product_id}"
-        parts = [(c.cost, f"{c.quantity} x {c.product_id}") for c in components]
-        return build.built_at.date(), narration, ("build_debit", "debit"), "build_credit", parts
-    if isinstance(record, Receipt):
-        parts = [(line.accepted_cost, f"{line.accepted} x {line.product_id}") for line in record.lines]
-        narration = f"Receipt {record.receipt_id}"
-        return record.received_at.date(), narration, ("receiving_credit", "credit"), "receiving_debit", parts
-    parts = [(line.cost, f"{line.quantity} x {line.product_id} rejected") for line in record.lines]
-    narration = f"QA rejection on receipt {record.receipt_id}"
-    return record.rejected_at.date(), narration, ("receiving_credit", "credit"), "waste", parts
+    if not lines:
+        raise NothingToPost(f"{narration}: nothing to post (its value rounds to 0.00 in every account)")
+    return Journal(marker=marker, date=on, currency=currency, narration=narration, lines=lines)
 
 
 def adjustment_for(
@@ -179,19 +161,6 @@ def adjustment_for(
     return InventoryAdjustment(
         marker=marker, date=on, account_id=accounts.account(role), memo=memo, lines=lines
     )
-
-
-def posting_for(
-    record: Record,
-    accounts: PostingAccounts,
-    products: Mapping[str, Product],
-    *,
-    mode: Literal["journal", "inventory_adjustment"],
-    marker: str,
-) -> Posting:
-    if mode == "inventory_adjustment":
-        return adjustment_for(record, accounts, products, marker=marker)
-    return journal_for(record, accounts, marker=marker)
 
 
 def idempotency_key(posting: Posting) -> str:

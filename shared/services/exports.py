@@ -15,7 +15,6 @@ on. Outcomes:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import uuid
@@ -29,7 +28,14 @@ from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
 from shared.domain.connections import IN_USE, PROVIDER_LABELS, PROVIDERS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
-from shared.domain.postings import Journal, Posting, PostingAccounts, idempotency_key, posting_for
+from shared.domain.postings import (
+    Journal,
+    NothingToPost,
+    Posting,
+    PostingAccounts,
+    adjustment_for,
+    idempotency_key,
+)
 from shared.errors import (
     AuthExpired,
     BadRequest,
@@ -43,7 +49,8 @@ from shared.errors import (
 from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import sessions, tokens
+from shared.services import books, sessions, tokens
+from shared.services.queue import enqueue, export_id_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as store
@@ -54,7 +61,6 @@ LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never l
 BACKOFF_BASE = 30
 BACKOFF_CAP = 900
 MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout
-ROLES = ("build_debit", "build_credit", "receiving_debit", "receiving_credit", "waste", "adjustment")
 jitter: Callable[[float, float], float] = random.uniform  # the backoff's randomness (tests may pin it)
 
 
@@ -91,7 +97,7 @@ class ExportView(Model):
     export_id: str
     kind: ExportKind
     record_id: str
-    status: str  # pending, posting, posted, failed, waiting
+    status: str  # pending, posting, posted, skipped (nothing to post), failed, waiting
     provider: str | None = None
     document_type: str | None = None
     document_id: str | None = None
@@ -104,17 +110,7 @@ class ExportView(Model):
     updated_at: str
 
 
-def export_id_for(organisation_id: str, kind: str, record_id: str) -> str:
-    """The export's id and marker: stable for a record, 19 characters (QBO's DocNumber holds 21)."""
-    digest = hashlib.sha256(f"{organisation_id}\n{kind}\n{record_id}".encode()).hexdigest()[:16].upper()
-    return f"PS-{digest}"
-
-
 # ---- the queue --------------------------------------------------------------------------------------
-def enqueue(job: ExportJob) -> None:
-    client("sqs").send_message(QueueUrl=settings().export_queue_url, MessageBody=job.model_dump_json())
-
-
 def defer(receipt_handle: str, seconds: int) -> None:
     """Keeps a message hidden for its backoff (instead of the queue's whole visibility timeout)."""
     client("sqs").change_message_visibility(
@@ -186,29 +182,71 @@ def _home_currency(
     return known
 
 
+def _accounts(
+    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: dict[str, Any]
+) -> PostingAccounts:
+    return PostingAccounts(
+        home_currency=_home_currency(job.organisation_id, name, api, session),
+        **{role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES},
+    )
+
+
 def _posting(
-    job: ExportJob, marker: str, name: ProviderName, api: AccountingProvider, session: Session
+    job: ExportJob,
+    claimed: Claimed,
+    name: ProviderName,
+    api: AccountingProvider,
+    session: Session,
 ) -> Posting:
+    """The document this export posts: its stored plan when it has one (planned for this provider), else
+    QBO inventory mode's adjustment, else the journal planned now on the books' running balances."""
+    if claimed.plan is not None:
+        if claimed.plan_provider != name:
+            raise BadRequest(
+                f"this export was planned for {PROVIDER_LABELS[claimed.plan_provider]} (as part of its "
+                f"books) and the organisation is now connected to {PROVIDER_LABELS[name]}; it is not "
+                "posted there"
+            )
+        return books.stored_journal(claimed.plan)
     chosen = settings_store.get_export_settings(job.organisation_id, name)
     if not chosen:
         raise BadRequest(
             f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
             "Integrations, then retry"
         )
+    quantity_mode = name == "qbo" and chosen.get("mode") == "inventory_adjustments"
+    if quantity_mode and job.kind == "cogs":
+        # QBO inventory mode: QBO books cost of goods sold itself from its invoices (notes §inventory)
+        raise NothingToPost("QuickBooks Online books cost of goods sold itself in inventory mode")
+    accounts = _accounts(job, name, api, session, chosen)
+    if not quantity_mode:
+        return books.plan(
+            job.organisation_id,
+            job,
+            export_id=claimed.export_id,
+            owner=claimed.owner,
+            provider=name,
+            accounts=accounts,
+            moment=claimed.moment,
+        )
     record = _record(job)
-    accounts = PostingAccounts(
-        home_currency=_home_currency(job.organisation_id, name, api, session),
-        **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES},
-    )
     products = {
         p.product_id: Product(
             product_id=p.product_id, sku=p.sku, name=p.name, provider_item_id=p.provider_links.get(name)
         )
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
-    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
-        return posting_for(record, accounts, products, mode="inventory_adjustment", marker=marker)
-    return posting_for(record, accounts, products, mode="journal", marker=marker)
+    return adjustment_for(record, accounts, products, marker=claimed.export_id)
+
+
+class Claimed(Model):
+    """An export as this worker claimed it."""
+
+    export_id: str
+    owner: str
+    moment: datetime
+    plan: str | None = None
+    plan_provider: ProviderName = "qbo"
 
 
 class _Attempt:
@@ -232,12 +270,12 @@ class _Attempt:
         return self.adopted
 
     def run(
-        self, job: ExportJob, marker: str, attempt: int, name: ProviderName, connection: dict[str, Any]
+        self, job: ExportJob, claimed: Claimed, attempt: int, name: ProviderName, connection: dict[str, Any]
     ) -> None:
         if connection["status"] == "expired":
             raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
         api, session = tokens.provider(name), sessions.session_for(connection)
-        posting = _posting(job, marker, name, api, session)
+        posting = _posting(job, claimed, name, api, session)
         self._search = lambda: api.find_posting(session, posting)
         if self.found():
             return
@@ -287,7 +325,16 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
                 "this organisation is not connected to QuickBooks Online or Xero; connect one, "
                 "then retry the export"
             )
-        attempt.run(job, export_id, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
+        claimed = Claimed(
+            export_id=export_id,
+            owner=owner,
+            moment=moment,
+            plan=old.get("plan"),
+            plan_provider=old.get("plan_provider") or connection["provider"],
+        )
+        attempt.run(job, claimed, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
+    except NothingToPost as err:
+        return _skip(job, export_id, owner, err.message, attempt, moment)
     except AuthExpired as err:
         return _wait(job, export_id, owner, connection, err, attempt, moment)
     except ServiceError as err:
@@ -345,6 +392,15 @@ def _posted(job: ExportJob, export_id: str, owner: str, attempt: _Attempt, momen
     )
     logger.info("export posted", extra={"export_id": export_id, "adopted": attempt.adopted})
     return ExportOutcome(export_id=export_id, status="posted", document_id=document.document_id)
+
+
+def _skip(
+    job: ExportJob, export_id: str, owner: str, reason: str, attempt: _Attempt, moment: datetime
+) -> ExportOutcome:
+    """Nothing to post (a zero-value event, or COGS that QBO books itself): settled, never dead-lettered."""
+    _settle(job, export_id, owner, "skipped", attempt, moment, last_error=reason)
+    logger.info("export skipped", extra={"export_id": export_id, "reason": reason})
+    return ExportOutcome(export_id=export_id, status="skipped")
 
 
 def _unclaimed(job: ExportJob, export_id: str, moment: datetime) -> ExportOutcome:
@@ -494,6 +550,9 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
         return _view(item)
     if item["status"] in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item['status']}; it will finish by itself")
+    replan = item["status"] == "failed" and item.get("plan") is not None and item["kind"] != "trueup"
+    if replan and not item.get("unsure"):  # never reached the provider: plan it on today's values
+        books.unplan(organisation_id, item)
     if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):
         enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
     return _view(store.get_export(organisation_id, export_id) or item)

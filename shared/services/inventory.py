@@ -37,7 +37,7 @@ from shared.domain.ledger import AnyMovement, BuildRun, Ledger, ReceiptIn
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.model import Model
 from shared.money import total
-from shared.services import catalog, exports
+from shared.services import catalog, queue
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
@@ -96,7 +96,7 @@ def _new_id(prefix: str) -> str:
 
 def _refs(organisation_id: str, records: Iterable[tuple[ExportKind, str]]) -> list[ExportRef]:
     return [
-        ExportRef(kind=k, record_id=r, export_id=exports.export_id_for(organisation_id, k, r))
+        ExportRef(kind=k, record_id=r, export_id=queue.export_id_for(organisation_id, k, r))
         for k, r in records
     ]
 
@@ -132,7 +132,7 @@ def _commit(
     pending = [
         export_store.new_export(
             organisation_id,
-            exports.export_id_for(organisation_id, kind, record_id),
+            queue.export_id_for(organisation_id, kind, record_id),
             kind=kind,
             record_id=record_id,
             at=at.isoformat(),
@@ -143,7 +143,7 @@ def _commit(
     store.commit(organisation_id, version=version, documents=documents, records=rows, extra=pending)
     refs = _refs(organisation_id, ((kind, record_id) for kind, record_id, _, _ in records))
     for ref in refs:
-        exports.enqueue(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
+        queue.enqueue(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
     return refs
 
 

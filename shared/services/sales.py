@@ -373,6 +373,15 @@ def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
     )
 
 
+def costed_ledger(organisation_id: str) -> Ledger:
+    """The stock ledger with every tracked sale applied: what the books' cost of goods sold is drawn from."""
+    ledger = Ledger(inventory_store.movements(organisation_id))
+    if settings := {t["provider"]: t for t in store.tracked(organisation_id)}:
+        mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
+        apply_sales(ledger, [m.sale for m in mapped])
+    return ledger
+
+
 def _within(day: date, query: MarginQuery) -> bool:
     return (query.start is None or day >= query.start) and (query.end is None or day <= query.end)
 

@@ -44,6 +44,17 @@ def new_export(
     }
 
 
+def put_new(row: dict[str, Any]) -> bool:
+    """Writes a new export row; False when it exists already."""
+    try:
+        table().put_item(Item=row, ConditionExpression="attribute_not_exists(pk)")
+    except Exception as err:
+        if conditional_failed(err):
+            return False
+        raise
+    return True
+
+
 def get_export(organisation_id: str, export_id: str) -> dict[str, Any] | None:
     item: dict[str, Any] | None = (
         table().get_item(Key=_key(organisation_id, export_id), ConsistentRead=True).get("Item")

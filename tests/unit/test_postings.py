@@ -29,8 +29,7 @@ from shared.domain.postings import (
     UnmappedItem,
     adjustment_for,
     idempotency_key,
-    journal_for,
-    posting_for,
+    journal_of,
 )
 
 D = Decimal
@@ -38,7 +37,6 @@ AT = datetime(2025, 6, 30, 22, 15, tzinfo=timezone(timedelta(hours=-5)))  # 1 Ju
 ACCOUNTS = PostingAccounts(
     home_currency="USD",
     build_debit="FG",
-    build_credit="RM",
     receiving_debit="INV",
     receiving_credit="AP",
     waste="WASTE",
@@ -68,47 +66,22 @@ def three_part_build() -> BuildRecord:
     return record_build(ledger, build)
 
 
-def test_build_journal_balances_by_allocating_the_rounding_remainder() -> None:
-    journal = journal_for(three_part_build(), ACCOUNTS, marker="exp-1")
-    # debit 10.00; each credit is 3.333... -> rounded alone they would be 3 x 3.33 = 9.99, so the largest
-    # remainder (all equal: the first line) takes the extra cent: 3.34 + 3.33 + 3.33 = 10.00
+def test_a_journal_moves_each_account_by_its_change_debits_first() -> None:
+    journal = journal_of(
+        {"FG": D("10.00"), "RM": D("-6.67"), "INV": D("-3.33"), "WASTE": D("0")},
+        marker="exp-1", on=date(2025, 6, 30), currency="USD", narration="Build B1",
+    )  # fmt: skip
     assert lines(journal) == [
         ("FG", "debit", D("10.00")),
-        ("RM", "credit", D("3.34")),
-        ("RM", "credit", D("3.33")),
-        ("RM", "credit", D("3.33")),
+        ("INV", "credit", D("3.33")),
+        ("RM", "credit", D("6.67")),
     ]
     assert (journal.marker, journal.currency, journal.date) == ("exp-1", "USD", date(2025, 6, 30))
 
 
-def test_receipt_and_its_rejection_post_as_two_journals_that_add_up_to_the_supplier_bill() -> None:
-    # 3 units billed 10.00 for the line, 1 rejected: accepted 6.666... -> 6.67, rejected 3.333... -> 3.33
-    line = ReceiptLine(line_id="1", product_id="A", accepted=D(2), rejected=D(1), line_cost=D("10.00"))
-    other = ReceiptLine(line_id="2", product_id="B", accepted=D(4), unit_cost=D("0.125"))  # 0.50
-    receipt = Receipt(receipt_id="R1", received_at=AT, lines=(line, other))
-    rejection = rejection_of(receipt)
-    assert rejection is not None
-    received = journal_for(receipt, ACCOUNTS, marker="exp-r")
-    rejected = journal_for(rejection, ACCOUNTS, marker="exp-q")
-    assert lines(received) == [
-        ("AP", "credit", D("7.17")),
-        ("INV", "debit", D("6.67")),
-        ("INV", "debit", D("0.50")),
-    ]
-    assert lines(rejected) == [("AP", "credit", D("3.33")), ("WASTE", "debit", D("3.33"))]
-    assert received.lines[0].amount + rejected.lines[0].amount == D("10.50")
-
-
-def test_a_journal_worth_nothing_is_refused_but_half_a_cent_rounds_up() -> None:
-    def receipt_at(unit_cost: str) -> Receipt:
-        line = ReceiptLine(line_id="1", product_id="A", accepted=D(5), unit_cost=D(unit_cost))
-        return Receipt(receipt_id="R1", received_at=AT, lines=(line,))
-
-    assert journal_for(receipt_at("0.001"), ACCOUNTS, marker="m").lines[0].amount == D(
-        "0.01"
-    )  # 0.005 half up
-    with pytest.raises(NothingToPost, match="no value to post"):
-        journal_for(receipt_at("0"), ACCOUNTS, marker="m")
+def test_a_journal_worth_nothing_is_nothing_to_post() -> None:
+    with pytest.raises(NothingToPost, match="Receipt R1: nothing to post"):
+        journal_of({"INV": D(0)}, marker="m", on=date(2025, 1, 1), currency="USD", narration="Receipt R1")
 
 
 def test_an_unbalanced_journal_cannot_exist() -> None:
@@ -119,16 +92,12 @@ def test_an_unbalanced_journal_cannot_exist() -> None:
 
 
 def test_a_missing_account_is_named() -> None:
-    accounts = ACCOUNTS.model_copy(update={"build_credit": None})
-    with pytest.raises(MissingAccount, match="no account is set for build credit"):
-        journal_for(three_part_build(), accounts, marker="m")
+    with pytest.raises(MissingAccount, match="no account is set for cogs"):
+        ACCOUNTS.account("cogs")
 
 
 def test_build_adjustment_takes_components_out_and_puts_the_finished_good_in() -> None:
-    adjustment = posting_for(
-        three_part_build(), ACCOUNTS, PRODUCTS, mode="inventory_adjustment", marker="exp-2"
-    )
-    assert not isinstance(adjustment, Journal)
+    adjustment = adjustment_for(three_part_build(), ACCOUNTS, PRODUCTS, marker="exp-2")
     assert [(line.item_id, line.quantity_diff) for line in adjustment.lines] == [
         ("item-A", -1),
         ("item-B", -1),
@@ -157,8 +126,11 @@ def test_an_unmapped_item_is_refused_naming_the_product() -> None:
 
 
 def test_idempotency_key_is_stable_for_a_retry_and_changes_with_the_posting() -> None:
-    record = three_part_build()
-    first = journal_for(record, ACCOUNTS, marker="exp-1")
-    assert idempotency_key(first) == idempotency_key(journal_for(record, ACCOUNTS, marker="exp-1"))
-    assert idempotency_key(first) != idempotency_key(journal_for(record, ACCOUNTS, marker="exp-2"))
+    def journal(marker: str) -> Journal:
+        change = {"FG": D("1.00"), "RM": D("-1.00")}
+        return journal_of(change, marker=marker, on=date(2025, 1, 1), currency="USD", narration="Build")
+
+    first = journal("exp-1")
+    assert idempotency_key(first) == idempotency_key(journal("exp-1"))
+    assert idempotency_key(first) != idempotency_key(journal("exp-2"))
     assert idempotency_key(first).startswith("exp-1-") and len(idempotency_key(first)) <= 128

@@ -1,0 +1,160 @@
+"""The general ledger's view of the stock ledger: what each export moves between accounts, and the cents to
+post so that every account's posted balance is its subledger value rounded to the cent.
+
+Every event moves exact value between accounts, never creating or losing any (the sum over accounts is 0):
+
+| event | debit | credit |
+| --- | --- | --- |
+| receipt | the receiving account (inventory) for each lot's exact cost | receiving credit (A/P or clearing) |
+| QA rejection | waste | receiving credit |
+| build | finished goods for the lot made | the account each consumed lot sits in |
+| a business day's sales (COGS) | cost of goods sold | the account each sold lot sits in |
+| a credit restocked / not restockable | the lot's account / waste | cost of goods sold |
+
+A lot sits in the account its making debited: receipt lots in the receiving debit account, built lots in
+finished goods, so a sub-assembly consumed by a later build leaves finished goods, not raw materials.
+
+Rounding: cents are never rounded per event. The books keep, per account, what has been posted; an
+event's journal is the change of each account's *running* rounded value (half up) once the event is
+included. When the rounded values of all accounts do not sum to zero (say 0.125 + 0.125 against -0.25),
+the accounts nearest their half cent take the odd cent the other way, preferring the accounts the event
+touches, so every journal balances and no account is ever a cent or more away from its exact value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from shared.domain.ledger import BuildRun, EntryKind, Ledger, ReceiptIn
+from shared.money import CENT, ZERO, to_cents, total
+
+EventKind = Literal["receipt", "rejection", "build", "cogs"]
+EventKey = tuple[EventKind, str]  # (kind, record id); a COGS event's id is its business day (ISO date)
+Balances = dict[str, Decimal]
+RoleOf = Callable[[str], str]  # role -> account id (raises when the role has no account)
+
+_EVENT_OF: dict[EntryKind, EventKind] = {
+    EntryKind.RECEIPT_IN: "receipt",
+    EntryKind.WASTE: "rejection",
+    EntryKind.BUILD_CONSUME: "build",
+    EntryKind.BUILD_PRODUCE: "build",
+    EntryKind.SALE_CONSUME: "cogs",
+    EntryKind.SALE_RETURN: "cogs",
+    EntryKind.RETURN_WASTE: "cogs",
+}
+
+
+def lot_roles(ledger: Ledger) -> dict[str, str]:
+    """The role of the account each lot was debited to when it was made."""
+    roles: dict[str, str] = {}
+    for m in ledger.movements():
+        if isinstance(m, ReceiptIn):
+            roles[m.lot_id] = "receiving_debit"
+        elif isinstance(m, BuildRun):
+            roles[m.lot_id] = "build_debit"
+    return roles
+
+
+def effects(ledger: Ledger, day_of: Callable[[datetime], date]) -> dict[EventKey, Balances]:
+    """Each event's exact effect per account role (debits positive), from the ledger as it costs things now;
+    ``day_of`` gives the business day of a sale's time (its COGS event)."""
+    lots = lot_roles(ledger)
+    found: dict[EventKey, Balances] = {}
+
+    def move(event: EventKey, role: str, amount: Decimal) -> None:
+        if amount:
+            into = found.setdefault(event, {})
+            into[role] = into.get(role, ZERO) + amount
+
+    for entry in ledger.entries():
+        kind = _EVENT_OF[entry.kind]
+        event: EventKey = (kind, day_of(entry.at).isoformat() if kind == "cogs" else entry.document_id)
+        if entry.kind is EntryKind.RECEIPT_IN:
+            move(event, "receiving_debit", entry.cost)
+            move(event, "receiving_credit", -entry.cost)
+        elif entry.kind is EntryKind.WASTE:
+            move(event, "waste", entry.cost)
+            move(event, "receiving_credit", -entry.cost)
+        elif entry.kind is EntryKind.BUILD_PRODUCE:
+            move(event, "build_debit", entry.cost)
+        else:  # lots leave their own account (a return puts them back, or into waste)
+            sign = 1 if entry.kind in (EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE) else -1
+            for draw in entry.draws:
+                role = "waste" if entry.kind is EntryKind.RETURN_WASTE else lots[draw.lot_id]
+                move(event, role, sign * draw.cost)
+            if entry.kind is not EntryKind.BUILD_CONSUME:
+                move(event, "cogs", -sign * entry.cost)
+    return found
+
+
+def subledger(found: Mapping[EventKey, Balances], events: Iterable[EventKey], account: RoleOf) -> Balances:
+    """The exact balance per account id of the given events, their roles mapped to accounts by
+    ``account`` (which refuses a role that has none)."""
+    balances: Balances = {}
+    for event in events:
+        for role, amount in found.get(event, {}).items():
+            account_id = account(role)
+            balances[account_id] = balances.get(account_id, ZERO) + amount
+    return balances
+
+
+def rounded(exact: Mapping[str, Decimal], posted: Mapping[str, Decimal], touched: Iterable[str]) -> Balances:
+    """The cents each account should hold for ``exact`` (summing to zero), moving as few accounts as can be
+    away from ``posted``: touched accounts go to their value rounded half up, untouched ones keep what they
+    hold while it is within a cent; then, while the sum is off, the account nearest its half cent on the
+    side of the error (touched ones first) steps a cent toward the other side."""
+    changed = set(touched)
+    target: Balances = {}
+    for account_id in sorted(set(exact) | set(posted)):
+        value, held = exact.get(account_id, ZERO), posted.get(account_id, ZERO)
+        keep = account_id not in changed and abs(held - value) < CENT
+        target[account_id] = held if keep else to_cents(value)
+    error = total(target.values())
+    step = CENT if error > 0 else -CENT
+    while error:
+        candidates = [
+            a
+            for a, cents in target.items()
+            if (cents - exact.get(a, ZERO)) * step > 0 and abs(cents - step - exact.get(a, ZERO)) < CENT
+        ]
+        if not candidates:  # cannot happen for balanced exact values; refuse rather than post wrong cents
+            raise ValueError(f"cannot round balances that do not add up to zero: {dict(exact)}")
+        chosen = min(
+            candidates,
+            key=lambda a: (a not in changed, -abs(target[a] - exact.get(a, ZERO)), a),
+        )
+        target[chosen] -= step
+        error -= step
+    return {a: cents for a, cents in target.items() if cents or a in posted}
+
+
+def difference(after: Mapping[str, Decimal], before: Mapping[str, Decimal]) -> Balances:
+    """What to post to go from ``before`` to ``after`` (debits positive), accounts with no change left out."""
+    return {
+        a: after.get(a, ZERO) - before.get(a, ZERO)
+        for a in sorted(set(after) | set(before))
+        if after.get(a, ZERO) != before.get(a, ZERO)
+    }
+
+
+def plan(
+    found: Mapping[EventKey, Balances],
+    planned: Iterable[EventKey],
+    event: EventKey | None,
+    posted: Mapping[str, Decimal],
+    account: RoleOf,
+) -> tuple[Balances, Balances]:
+    """(the balances the planned events should hold now, those once ``event`` is added too). The first
+    differs from ``posted`` when values already posted changed (a true-up is due); the second less the
+    first is the event's own journal."""
+    events = list(planned)
+    before = subledger(found, events, account)
+    drift = {a for a in before.keys() | posted.keys() if posted.get(a, ZERO) != to_cents(before.get(a, ZERO))}
+    trued = rounded(before, posted, drift)
+    if event is None:
+        return trued, trued
+    touched = subledger(found, [event], account)
+    return trued, rounded(subledger(found, [*events, event], account), trued, touched)

@@ -1,0 +1,289 @@
+"""The general ledger kept equal to the stock ledger, to the cent: each export's journal planned from the
+running balances (``shared.domain.books``), true-ups when values already posted change, and each business
+day's cost of goods sold.
+
+Planning reads the books (cents planned per account), the costed ledger and which events are already
+planned, and commits the new balances with the export's journal in one conditional transaction; the
+journal is then posted as it was planned, however many attempts that takes. When the events already
+planned are now worth something else (a back-dated receipt, an edited or voided sale, a credit, a late
+sale), the difference is planned first as a true-up export of its own, dated the day it was found, which
+names the exports it corrects; a posted document is never edited or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from shared.contracts import ExportJob
+from shared.domain import books as domain
+from shared.domain.books import EventKey
+from shared.domain.inventory import BuildRecord, Receipt, Rejection
+from shared.domain.ledger import EntryKind
+from shared.domain.postings import Journal, NothingToPost, PostingAccounts, journal_of
+from shared.money import ZERO
+from shared.observability import logger
+from shared.services import queue, sales
+from shared.store import books as store
+from shared.store import connections as connection_store
+from shared.store import exports as export_store
+from shared.store import inventory as inventory_store
+from shared.store import sales as sales_store
+from shared.store import settings as settings_store
+
+MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
+COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
+EVENT_KINDS = ("receipt", "rejection", "build", "cogs")
+ROLES = ("build_debit", "receiving_debit", "receiving_credit", "waste", "adjustment", "cogs")
+LISTED = 10  # exports named in a true-up's narration (the rest are counted)
+
+
+def zone_of(organisation_id: str) -> tzinfo:
+    """The organisation's time zone, which decides business days."""
+    return UTC
+
+
+def _day_of(zone: tzinfo) -> Callable[[datetime], date]:
+    return lambda at: at.astimezone(zone).date()
+
+
+def _exact_json(balances: Mapping[str, Decimal]) -> str:
+    return json.dumps({a: str(v) for a, v in sorted(balances.items()) if v})
+
+
+def _exact_of(text: str | None) -> dict[str, Decimal]:
+    return {a: Decimal(v) for a, v in json.loads(text or "{}").items()}
+
+
+def stored_journal(plan: str) -> Journal:
+    """The journal a plan holds; ``NothingToPost`` when it held nothing."""
+    if not plan:
+        raise NothingToPost("nothing to post: its value rounds to 0.00 in every account")
+    return Journal.model_validate_json(plan)
+
+
+class _State:
+    """One read of everything a plan depends on."""
+
+    def __init__(self, organisation_id: str, provider: str, accounts: PostingAccounts) -> None:
+        self.books = store.get_books(organisation_id, provider)
+        self.found = domain.effects(sales.costed_ledger(organisation_id), _day_of(zone_of(organisation_id)))
+        self.rows = export_store.list_exports(organisation_id)
+        self.planned: dict[EventKey, dict[str, Any]] = {
+            (row["kind"], row["record_id"]): row
+            for row in self.rows
+            if row.get("plan_provider") == provider and row["kind"] in EVENT_KINDS
+        }
+        self.account = accounts.account
+        self.currency = accounts.home_currency
+
+    def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
+        return domain.subledger(self.found, events, self.account)
+
+    def trued(
+        self, event: EventKey | None = None
+    ) -> tuple[dict[str, Decimal], dict[str, Decimal], list[str]]:
+        """The balances the planned events should hold now, those with ``event`` too, and the exports
+        whose values changed since they were planned."""
+        trued, after = domain.plan(self.found, self.planned, event, self.books.posted, self.account)
+        changed = [
+            row["export_id"]
+            for key, row in sorted(self.planned.items())
+            if _exact_of(row.get("plan_exact")) != {a: v for a, v in self.exact([key]).items() if v}
+        ]
+        return trued, after, changed
+
+
+def _trueup(
+    organisation_id: str, state: _State, trued: dict[str, Decimal], changed: list[str], moment: datetime
+) -> tuple[store.PlanWrite, ExportJob] | None:
+    change = domain.difference(trued, state.books.posted)
+    if not change:
+        return None
+    record_id = f"{state.books.provider}-{state.books.version + 1}"
+    export_id = queue.export_id_for(organisation_id, "trueup", record_id)
+    more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
+    named = ", ".join(changed[:LISTED]) + more
+    narration = f"True-up of values already posted, after re-costing: {named or 'rounding'}"
+    on = moment.astimezone(zone_of(organisation_id)).date()
+    journal = journal_of(change, marker=export_id, on=on, currency=state.currency, narration=narration)
+    row = export_store.new_export(
+        organisation_id,
+        export_id,
+        kind="trueup",
+        record_id=record_id,
+        at=moment.isoformat(),
+        now=moment.isoformat(),
+    )
+    write = store.PlanWrite(
+        export_id=export_id,
+        plan=journal.model_dump_json(),
+        exact=json.dumps({"corrects": changed}),
+        new_row=row,
+    )
+    return write, ExportJob(organisation_id=organisation_id, kind="trueup", record_id=record_id)
+
+
+def plan(
+    organisation_id: str,
+    job: ExportJob,
+    *,
+    export_id: str,
+    owner: str,
+    provider: str,
+    accounts: PostingAccounts,
+    moment: datetime,
+) -> Journal:
+    """The journal this export posts, planned now on the running balances (a true-up first when values
+    already planned have changed). ``NothingToPost`` when it moves no account by a cent."""
+    event: EventKey = (job.kind, job.record_id)  # type: ignore[assignment]
+    for _ in range(MAX_TRIES):
+        state = _State(organisation_id, provider, accounts)
+        state.planned.pop(event, None)
+        trued, after, changed = state.trued(event)
+        writes, jobs = [], []
+        if found := _trueup(organisation_id, state, trued, changed, moment):
+            writes.append(found[0])
+            jobs.append(found[1])
+        on, narration = describe(organisation_id, job)
+        try:
+            journal: Journal | None = journal_of(
+                domain.difference(after, trued),
+                marker=export_id,
+                on=on,
+                currency=accounts.home_currency,
+                narration=narration,
+            )
+        except NothingToPost:
+            journal = None
+        writes.append(
+            store.PlanWrite(
+                export_id=export_id,
+                plan=journal.model_dump_json() if journal else "",
+                exact=_exact_json(state.exact([event])),
+                owner=owner,
+            )
+        )
+        try:
+            store.commit_plans(organisation_id, state.books, after, writes)
+        except store.BooksMoved:
+            continue
+        for queued in jobs:
+            queue.enqueue(queued)
+        return stored_journal(writes[-1].plan)
+    raise store.BooksMoved()
+
+
+def describe(organisation_id: str, job: ExportJob) -> tuple[date, str]:
+    """The date and narration of an event's journal."""
+    if job.kind == "cogs":
+        return date.fromisoformat(job.record_id), f"Cost of goods sold for the sales of {job.record_id}"
+    body = inventory_store.get_record(organisation_id, job.kind, job.record_id)
+    if body is None:
+        raise NothingToPost(f"the {job.kind} {job.record_id} is not recorded: nothing to post")
+    if job.kind == "receipt":
+        receipt = Receipt.model_validate_json(body)
+        supplier = f" from {receipt.supplier_id}" if receipt.supplier_id else ""
+        return receipt.received_at.date(), f"Receipt {receipt.receipt_id}{supplier}"
+    if job.kind == "rejection":
+        rejection = Rejection.model_validate_json(body)
+        return rejection.rejected_at.date(), f"QA rejection on receipt {rejection.receipt_id}"
+    build = BuildRecord.model_validate_json(body).build
+    return build.built_at.date(), f"Build {build.build_id}: {build.quantity} x {build.product_id}"
+
+
+def _change_of(plan: str) -> dict[str, Decimal]:
+    if not plan:
+        return {}
+    return {
+        line.account_id: line.amount if line.side == "debit" else -line.amount
+        for line in Journal.model_validate_json(plan).lines
+    }
+
+
+def unplan(organisation_id: str, row: Mapping[str, Any]) -> None:
+    """Takes a failed export's plan out of the books, so that a retry plans it on the values of then."""
+    change = _change_of(str(row["plan"]))
+    for _ in range(MAX_TRIES):
+        books = store.get_books(organisation_id, str(row["plan_provider"]))
+        posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}
+        try:
+            store.drop_plan(organisation_id, books, posted, str(row["export_id"]))
+            return
+        except store.BooksMoved:
+            continue
+    raise store.BooksMoved()
+
+
+# ---- scheduled: business days closed, values re-checked ------------------------------------------------
+def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
+    """Business days with sales that have ended (plus the grace period) and have no COGS export yet."""
+    zone = zone_of(organisation_id)
+    ledger = sales.costed_ledger(organisation_id)
+    sale_kinds = (EntryKind.SALE_CONSUME, EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE)
+    days = {e.at.astimezone(zone).date() for e in ledger.entries() if e.kind in sale_kinds and e.cost}
+    known = {row["record_id"] for row in export_store.list_exports(organisation_id) if row["kind"] == "cogs"}
+    return sorted(
+        day.isoformat()
+        for day in days
+        if day.isoformat() not in known
+        and datetime.combine(day + timedelta(days=1), time(), zone) + COGS_GRACE <= now
+    )
+
+
+def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, moment: datetime) -> bool:
+    """Plans (and queues) a true-up when values already planned have changed; whether one was needed."""
+    for _ in range(MAX_TRIES):
+        state = _State(organisation_id, provider, accounts)
+        trued, _, changed = state.trued()
+        found = _trueup(organisation_id, state, trued, changed, moment)
+        if found is None:
+            return False
+        try:
+            store.commit_plans(organisation_id, state.books, trued, [found[0]])
+        except store.BooksMoved:
+            continue
+        queue.enqueue(found[1])
+        return True
+    raise store.BooksMoved()
+
+
+def close_days(*, now: datetime) -> int:
+    """The scheduled pass: for every connection that posts journals and tracks sales, queue the COGS
+    export of each business day that has ended, and a true-up when posted values changed. One failing
+    organisation never stops the others. Returns how many exports it queued."""
+    queued = 0
+    for connection in connection_store.all_connections():
+        organisation, name = connection["organisation_id"], connection["provider"]
+        try:
+            queued += _close_days(organisation, name, connection, now)
+        except Exception:  # one broken organisation never stops the others; the next tick tries again
+            logger.exception("closing business days failed", extra={"organisation_id": organisation})
+    return queued
+
+
+def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], now: datetime) -> int:
+    tracking = sales_store.get_tracking(organisation_id, name)
+    chosen = settings_store.get_export_settings(organisation_id, name)
+    currency = export_store.home_currency(organisation_id, name, str(connection.get("tenant_id", "")))
+    if connection.get("status") != "connected" or not chosen or currency is None:
+        return 0
+    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+        return 0  # QBO books its own cost of goods sold in inventory mode
+    queued = 0
+    if tracking and tracking.get("enabled"):
+        for day in due_cogs_days(organisation_id, now):
+            export_id = queue.export_id_for(organisation_id, "cogs", day)
+            row = export_store.new_export(
+                organisation_id, export_id, kind="cogs", record_id=day, at=day, now=now.isoformat()
+            )
+            if export_store.put_new(row):
+                queue.enqueue(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=day))
+                queued += 1
+    accounts = PostingAccounts(
+        home_currency=currency, **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES}
+    )
+    return queued + true_up(organisation_id, name, accounts, now)

@@ -1,0 +1,142 @@
+"""What has been planned for posting to each provider's general ledger, per account, in cents
+(``BOOKS#<provider>`` under the organisation), and the plans themselves on the export rows.
+
+A plan (the journal an export will post, with the exact values it was computed from) is written in one
+transaction with the books' new balances, conditioned on the version read, so two exports planned at once
+can never both build on the same balances: the loser reads again and plans on the newer ones.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from shared.aws import table
+from shared.model import Model
+from shared.store.exports import EXPORT_PREFIX
+from shared.store.keys import org_pk
+
+BOOKS_PREFIX = "BOOKS#"
+
+
+class Books(Model):
+    model_config = ConfigDict(frozen=True)
+    provider: str
+    version: int = 0
+    posted: dict[str, Decimal] = Field(default_factory=dict)  # account id -> cents planned (debits positive)
+
+
+class PlanWrite(Model):
+    """A plan to store on an export: on an existing row (claimed by ``owner``) or on a new row."""
+
+    model_config = ConfigDict(frozen=True)
+    export_id: str
+    plan: str  # the Journal's JSON ("" when there is nothing to post)
+    exact: str  # the exact values per account it was planned from (JSON)
+    owner: str | None = None  # the lease holder of the existing row
+    new_row: dict[str, Any] | None = None  # a row to create (a true-up) instead
+
+
+class BooksMoved(Exception):
+    """Another plan committed since the books were read: read them again and plan anew."""
+
+
+def _key(organisation_id: str, provider: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": f"{BOOKS_PREFIX}{provider}"}
+
+
+def get_books(organisation_id: str, provider: str) -> Books:
+    item = table().get_item(Key=_key(organisation_id, provider), ConsistentRead=True).get("Item")
+    if not item:
+        return Books(provider=provider)
+    return Books(
+        provider=provider,
+        version=int(item["version"]),
+        posted={a: Decimal(str(v)) for a, v in (item.get("posted") or {}).items()},
+    )
+
+
+def _books_put(organisation_id: str, books: Books, posted: dict[str, Decimal]) -> dict[str, Any]:
+    """The books' next version, only over the version read."""
+    return {
+        "Put": {
+            "TableName": table().name,
+            "Item": {
+                **_key(organisation_id, books.provider),
+                "version": books.version + 1,
+                "posted": {a: v for a, v in posted.items() if v},
+            },
+            "ConditionExpression": "attribute_not_exists(pk) OR version = :read",
+            "ExpressionAttributeValues": {":read": books.version},
+        }
+    }
+
+
+def commit_plans(
+    organisation_id: str, books: Books, posted: dict[str, Decimal], plans: list[PlanWrite]
+) -> None:
+    """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans, all or
+    nothing. Raises ``BooksMoved`` when the books or a plan's row changed meanwhile."""
+    name, pk = table().name, org_pk(organisation_id)
+    writes = [_books_put(organisation_id, books, posted)]
+    for plan in plans:
+        fields = {"plan": plan.plan, "plan_exact": plan.exact, "plan_provider": books.provider}
+        if plan.new_row is not None:
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": name,
+                        "Item": {**plan.new_row, **fields},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+            continue
+        writes.append(
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": pk, "sk": f"{EXPORT_PREFIX}{plan.export_id}"},
+                    "UpdateExpression": "SET #p = :plan, plan_exact = :exact, plan_provider = :provider",
+                    "ConditionExpression": "attribute_not_exists(#p) AND lease_owner = :owner",
+                    "ExpressionAttributeNames": {"#p": "plan"},
+                    "ExpressionAttributeValues": {
+                        ":plan": plan.plan,
+                        ":exact": plan.exact,
+                        ":provider": books.provider,
+                        ":owner": plan.owner,
+                    },
+                }
+            }
+        )
+    client = table().meta.client
+    try:
+        client.transact_write_items(TransactItems=writes)
+    except client.exceptions.TransactionCanceledException:
+        raise BooksMoved() from None
+
+
+def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], export_id: str) -> None:
+    """Takes a failed export's plan back out of the books (before a retry plans it anew)."""
+    name, pk = table().name, org_pk(organisation_id)
+    client = table().meta.client
+    try:
+        client.transact_write_items(
+            TransactItems=[
+                _books_put(organisation_id, books, posted),
+                {
+                    "Update": {
+                        "TableName": name,
+                        "Key": {"pk": pk, "sk": f"{EXPORT_PREFIX}{export_id}"},
+                        "UpdateExpression": "REMOVE #p, plan_exact, plan_provider",
+                        "ConditionExpression": "#s = :failed AND attribute_exists(#p)",
+                        "ExpressionAttributeNames": {"#p": "plan", "#s": "status"},
+                        "ExpressionAttributeValues": {":failed": "failed"},
+                    }
+                },
+            ]
+        )
+    except client.exceptions.TransactionCanceledException:
+        raise BooksMoved() from None
