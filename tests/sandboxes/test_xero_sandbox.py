@@ -575,6 +575,23 @@ def test_journal_rules(
     assert any(message in e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"])
 
 
+@pytest.mark.parametrize(("code", "system"), [("800", "CREDITORS"), ("610", "DEBTORS")])
+def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
+    client: httpx.Client, tokens: dict[str, Any], code: str, system: str
+) -> None:
+    bad = journal()
+    bad["JournalLines"][1]["AccountCode"] = code
+    response = put_journals(client, tokens, bad)
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["ErrorNumber"], body["Type"]) == (10, "ValidationException")
+    messages = [e["Message"] for e in body["Elements"][0]["ValidationErrors"]]
+    assert any(f"({system}) and can't be used in a manual journal" in m for m in messages), messages
+    assert client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"] == []
+    accounts = client.get(f"{API}/Accounts", headers=api(tokens)).json()["Accounts"]
+    assert {a["Code"]: a["SystemAccount"] for a in accounts}[code] == system
+
+
 def test_end_of_year_lock_date_applies(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
 ) -> None:
