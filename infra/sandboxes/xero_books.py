@@ -260,7 +260,8 @@ def build_account(data: Record, w: Write) -> Outcome:
         "Description": _text(data, "Description"),
         "TaxType": _text(data, "TaxType") or "NONE",
         "Class": klass,
-        "SystemAccount": data.get("SystemAccount") or "",
+        # read-only in the spec's Account schema: only Xero (here, admin seeding) makes system accounts
+        "SystemAccount": (data if w.trusted else (w.existing or {})).get("SystemAccount") or "",
         "EnablePaymentsToAccount": bool(data.get("EnablePaymentsToAccount", False)),
         "ShowInExpenseClaims": bool(data.get("ShowInExpenseClaims", False)),
         "ReportingCode": _text(data, "ReportingCode"),

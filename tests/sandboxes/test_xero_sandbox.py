@@ -16,6 +16,7 @@ import pytest
 
 from infra.sandboxes.common import serve
 from infra.sandboxes.xero import XeroSandbox
+from infra.sandboxes.xero_books import build
 from infra.sandboxes.xero_demo import (
     AU_TENANT_ID,
     DEMO_CLIENT_ID,
@@ -577,7 +578,7 @@ def test_journal_rules(
 
 @pytest.mark.parametrize(("code", "system"), [("800", "CREDITORS"), ("610", "DEBTORS")])
 def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
-    client: httpx.Client, tokens: dict[str, Any], code: str, system: str
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox, code: str, system: str
 ) -> None:
     bad = journal()
     bad["JournalLines"][1]["AccountCode"] = code
@@ -590,6 +591,10 @@ def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
     assert client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"] == []
     accounts = client.get(f"{API}/Accounts", headers=api(tokens)).json()["Accounts"]
     assert {a["Code"]: a["SystemAccount"] for a in accounts}[code] == system
+    org = sandbox.organisations[AU_TENANT_ID]
+    data = {"Code": "899", "Name": "Payables 2", "Type": "CURRLIAB", "SystemAccount": system}
+    made = build(org, "Accounts", data, sandbox.clock.now())  # as an API write: SystemAccount is read-only
+    assert not made.errors and made.record["SystemAccount"] == ""
 
 
 def test_end_of_year_lock_date_applies(
