@@ -444,7 +444,9 @@ function tokenWords(view) {
 
 const ACCOUNT_ROLES = {
   receiving_debit: ["Inventory asset", "Debited when goods are received."],
-  receiving_credit: ["Accounts payable or receiving clearing", "Credited when goods are received."],
+  receiving_credit: ["Accounts payable or receiving clearing", "Credited when goods are received. On "
+    + "QuickBooks Accounts Payable every receipt needs a supplier that is a QuickBooks vendor; Xero's Accounts "
+    + "Payable can't take journals, so use a clearing account such as Goods received not invoiced."],
   build_debit: ["Finished goods asset", "Debited with what a build produces."],
   build_credit: ["Raw materials asset", "Credited with the components a build consumes."],
   waste: ["Waste or scrap", "Debited with rejected goods."],

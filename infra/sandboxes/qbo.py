@@ -142,6 +142,15 @@ def _invalid_reference(entity: str, ref_id: str) -> QboFault:
     )
 
 
+# A JournalEntry line on an Accounts Payable account must name a vendor, on Accounts Receivable a
+# customer: JournalEntryLineDetail.Entity {"Type": "Vendor"|"Customer", "EntityRef": {"value": id}}
+# (Intuit's JournalEntry reference; QBO's Name field). Without it QBO answers 6000 "When you use Accounts
+# Payable, you must choose a vendor in the Name field." (/work/shared/providers/qbo.md section 7: Expensify
+# QBO097, a public QBO sandbox test report). The A/R text follows the same pattern (integrators such as
+# Link My Books document the customer requirement; UNSURE of QBO's exact A/R wording).
+NAME_REQUIRED = {"Accounts Payable": "Vendor", "Accounts Receivable": "Customer"}
+
+
 def decimal(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
@@ -941,6 +950,7 @@ class QboSandbox(Sandbox):
             if amount <= 0:
                 raise _business_error("Journal entry line amounts must be positive.")
             account = self._active_ref(company, "Account", detail.get("AccountRef"), "AccountRef")
+            entity = self._line_entity(company, detail.get("Entity"), account)
             totals[posting] += amount
             built.append(
                 {
@@ -950,6 +960,7 @@ class QboSandbox(Sandbox):
                     "JournalEntryLineDetail": {
                         **detail,
                         "AccountRef": {"value": account["Id"], "name": account["Name"]},
+                        **({"Entity": entity} if entity else {}),
                     },
                 }
             )
@@ -968,6 +979,25 @@ class QboSandbox(Sandbox):
             "sparse": False,
             "CurrencyRef": body.get("CurrencyRef") or {"value": company.home_currency},
         }
+
+    def _line_entity(self, company: Company, entity: Any, account: dict[str, Any]) -> dict[str, Any] | None:
+        """The line's Name (Entity) with the name filled in; refused when the account needs one of a kind
+        the line doesn't carry, or when it names no active vendor / customer."""
+        wanted = NAME_REQUIRED.get(str(account.get("AccountType")))
+        kind = entity.get("Type") if isinstance(entity, dict) else None
+        if wanted and kind != wanted:
+            ledger, party = account["AccountType"], wanted.lower()
+            raise _business_error(f"When you use {ledger}, you must choose a {party} in the Name field.")
+        if entity is None:
+            return None
+        if kind not in ("Vendor", "Customer"):
+            raise QboFault(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"Entity Type {kind!r} must be Vendor or Customer",
+            )
+        record = self._active_ref(company, str(kind), entity.get("EntityRef"), "Entity.EntityRef")
+        return {"Type": kind, "EntityRef": {"value": record["Id"], "name": record.get("DisplayName", "")}}
 
     def _inventory_adjustment(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
         if company.country != "US" or company.plan not in ("Plus", "Advanced"):

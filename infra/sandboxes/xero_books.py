@@ -260,7 +260,8 @@ def build_account(data: Record, w: Write) -> Outcome:
         "Description": _text(data, "Description"),
         "TaxType": _text(data, "TaxType") or "NONE",
         "Class": klass,
-        "SystemAccount": data.get("SystemAccount") or "",
+        # read-only in the spec's Account schema: only Xero (here, admin seeding) makes system accounts
+        "SystemAccount": (data if w.trusted else (w.existing or {})).get("SystemAccount") or "",
         "EnablePaymentsToAccount": bool(data.get("EnablePaymentsToAccount", False)),
         "ShowInExpenseClaims": bool(data.get("ShowInExpenseClaims", False)),
         "ReportingCode": _text(data, "ReportingCode"),
@@ -428,6 +429,13 @@ def build_manual_journal(data: Record, w: Write) -> Outcome:
     return Outcome(record, errors, warnings)
 
 
+# Xero refuses manual journal lines on the Accounts Receivable / Payable system accounts; its help says to
+# journal to a secondary account (help.xero.com/nz/Q_Accruals_ARAP; /work/shared/providers/xero.md "Added
+# 2026-11-30"). SystemAccount values: the spec's Account schema (xero_accounting.yaml, "SystemAccount").
+# The wording of Xero's message is not published: this one names the account and the way out.
+LEDGER_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS"})
+
+
 def _journal_line(
     org: Organisation, raw: Any, status: str, errors: list[str], warnings: list[str]
 ) -> tuple[Record, Decimal]:
@@ -447,6 +455,12 @@ def _journal_line(
         errors.append(
             f"The account '{account['Code']}' has been archived, or deleted. "
             "Each line item must reference a valid account."
+        )
+    elif account is not None and account.get("SystemAccount") in LEDGER_SYSTEM_ACCOUNTS:
+        errors.append(
+            f"Account '{account['Code']} {account['Name']}' is a system account "
+            f"({account['SystemAccount']}) and can't be used in a manual journal. "
+            "Journal to a secondary account instead."
         )
     if account is None and status == "POSTED":
         errors.append("Each journal line must have a valid account code.")

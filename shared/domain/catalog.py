@@ -70,6 +70,7 @@ class Account(Model):
     kind: AccountKind
     active: bool = True
     tracked_inventory: bool = False  # Xero INVENTORY accounts: owned by Xero's tracked items
+    system_account: str = ""  # Xero SystemAccount (DEBTORS, CREDITORS, ...); "" for QBO and ordinary accounts
 
     @property
     def label(self) -> str:
@@ -282,6 +283,26 @@ KIND_WORDS = {
 }
 
 
+# QBO refuses a JournalEntry line on Accounts Payable without a vendor, on Accounts Receivable without a
+# customer, in JournalEntryLineDetail.Entity (error 6000; /work/shared/providers/qbo.md section 7). The
+# QBO account type -> the kind of name its journal lines must carry.
+QBO_NAMED_LEDGERS: dict[str, Literal["Vendor", "Customer"]] = {
+    "Accounts Payable": "Vendor",
+    "Accounts Receivable": "Customer",
+}
+# Xero refuses manual journal lines on its DEBTORS / CREDITORS system accounts and says to journal to a
+# secondary account (help.xero.com/nz/Q_Accruals_ARAP; /work/shared/providers/xero.md "Added 2026-11-30").
+XERO_LEDGER_SYSTEM_ACCOUNTS = {"DEBTORS": "Accounts Receivable", "CREDITORS": "Accounts Payable"}
+CLEARING_ADVICE = (
+    "use a receiving clearing account instead (a current liability such as 'Goods received not invoiced')"
+)
+
+
+def name_required(account: Account) -> Literal["Vendor", "Customer"] | None:
+    """The kind of name (QBO Entity) every journal line on this account must carry, if any."""
+    return QBO_NAMED_LEDGERS.get(account.type) if account.provider == "qbo" else None
+
+
 def account_problem(
     role: Role, account_id: str, chart: Mapping[str, Account], *, journal: bool
 ) -> str | None:
@@ -297,6 +318,18 @@ def account_problem(
         return f"{account.label!r} is {KIND_WORDS[account.kind]} account; choose {wanted}"
     if journal and account.tracked_inventory:
         return f"{account.label!r} is Xero's tracked inventory account, which manual journals can't post to"
+    ledger = XERO_LEDGER_SYSTEM_ACCOUNTS.get(account.system_account)
+    if journal and ledger:
+        advice = CLEARING_ADVICE if role == "receiving_credit" else f"choose {wanted}"
+        return (
+            f"{account.label!r} is Xero's {ledger} system account ({account.system_account}), which manual "
+            f"journals can't post to; {advice}"
+        )
+    if journal and name_required(account) == "Customer":  # Partsemble's journals never name a customer
+        return (
+            f"{account.label!r} is Accounts Receivable, where QuickBooks Online needs a customer on every "
+            f"journal line; choose {wanted}"
+        )
     return None
 
 

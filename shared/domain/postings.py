@@ -69,6 +69,7 @@ class JournalLine(Model):
     side: Side
     amount: Cents
     description: str
+    supplier_id: str | None = None  # the provider's supplier the line is owed to (QBO: the A/P line's vendor)
 
 
 class Journal(Model):
@@ -167,3 +168,12 @@ def idempotency_key(posting: Posting) -> str:
     """Same posting, same key (a retry can never post twice); a changed record gives a new key."""
     digest = hashlib.sha256(posting.model_dump_json().encode()).hexdigest()[:32]
     return f"{posting.marker[:80]}-{digest}"
+
+
+def naming_supplier(journal: Journal, account_id: str, supplier_id: str) -> Journal:
+    """The journal with every line on ``account_id`` owed to ``supplier_id`` (QBO's A/P lines need one)."""
+    lines = tuple(
+        line.model_copy(update={"supplier_id": supplier_id}) if line.account_id == account_id else line
+        for line in journal.lines
+    )
+    return journal.model_copy(update={"lines": lines})

@@ -136,9 +136,11 @@ def plan(
     provider: str,
     accounts: PostingAccounts,
     moment: datetime,
+    finish: Callable[[Journal], Journal] | None = None,
 ) -> Journal:
     """The journal this export posts, planned now on the running balances (a true-up first when values
-    already planned have changed). ``NothingToPost`` when it moves no account by a cent."""
+    already planned have changed), completed by ``finish`` (a provider's own rules) before it is stored.
+    ``NothingToPost`` when it moves no account by a cent."""
     event: EventKey = (job.kind, job.record_id)  # type: ignore[assignment]
     for _ in range(MAX_TRIES):
         state = _State(organisation_id, provider, accounts)
@@ -159,6 +161,8 @@ def plan(
             )
         except NothingToPost:
             journal = None
+        if journal is not None and finish is not None:
+            journal = finish(journal)
         writes.append(
             store.PlanWrite(
                 export_id=export_id,

@@ -49,7 +49,7 @@ from shared.errors import (
 from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import books, sessions, tokens
+from shared.services import books, qbo_names, sessions, tokens
 from shared.services.queue import enqueue, export_id_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
@@ -220,6 +220,10 @@ def _posting(
         raise NothingToPost("QuickBooks Online books cost of goods sold itself in inventory mode")
     accounts = _accounts(job, name, api, session, chosen)
     if not quantity_mode:
+        finish: Callable[[Journal], Journal] | None = None
+        if name == "qbo" and job.kind in ("receipt", "rejection"):
+            record = _record(job)
+            finish = lambda journal: qbo_names.with_vendor(job.organisation_id, journal, record)  # noqa: E731
         return books.plan(
             job.organisation_id,
             job,
@@ -228,6 +232,7 @@ def _posting(
             provider=name,
             accounts=accounts,
             moment=claimed.moment,
+            finish=finish,
         )
     record = _record(job)
     products = {

@@ -34,14 +34,15 @@ from shared.domain.inventory import (
     rejection_of,
 )
 from shared.domain.ledger import AnyMovement, BuildRun, Ledger, ReceiptIn
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import BadRequest, Conflict, InvalidFields, NotFound
 from shared.model import Model
 from shared.money import total
-from shared.services import catalog, queue
+from shared.services import catalog, qbo_names, queue
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import inventory as store
+from shared.store import settings as settings_store
 
 MAX_TRIES = 8  # concurrent writes to one organisation's ledger: each loser recomputes on the newer version
 T = TypeVar("T")
@@ -153,7 +154,9 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
     rejection recorded (and exported) with the receipt."""
     _known_products(organisation_id, (line.product_id for line in request.lines))
     receipt_id = request.receipt_id or _new_id("RCV")
-    supplier_id = _supplier_of(organisation_id, request)
+    provider = _provider_in_use(organisation_id)
+    supplier_id = _supplier_of(organisation_id, provider, request)
+    _check_payable(organisation_id, provider, supplier_id)
 
     def write() -> ReceiptView:
         version = store.ledger_version(organisation_id)
@@ -189,22 +192,41 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
     return _with_retries(write)
 
 
-def _supplier_of(organisation_id: str, request: ReceiptRequest) -> str:
+def _provider_in_use(organisation_id: str) -> str | None:
+    active = [c for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE]
+    return str(active[0]["provider"]) if active else None
+
+
+def _supplier_of(organisation_id: str, provider: str | None, request: ReceiptRequest) -> str:
     """The connected provider's supplier the receipt names: by provider id, then email, then exact name;
     what the caller sent when none matches."""
     if not (request.supplier_id or request.supplier_email or request.supplier_name):
         return ""
-    active = [c for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE]
     found = None
-    if active:
+    if provider:
         found = catalog.supplier_for_receipt(
             organisation_id,
-            active[0]["provider"],
+            provider,
             supplier_id=request.supplier_id or None,
             email=request.supplier_email or None,
             supplier_name=request.supplier_name or None,
         )
     return found.supplier_id if found else request.supplier_id or request.supplier_name
+
+
+def _check_payable(organisation_id: str, provider: str | None, supplier_id: str) -> None:
+    """Refuses, before anything is recorded, a receipt whose journal QBO would refuse: its receiving credit
+    account is Accounts Payable and the receipt names no QBO vendor to put on that line."""
+    if provider != "qbo":
+        return
+    chosen = settings_store.get_export_settings(organisation_id, "qbo") or {}
+    account_id = (chosen.get("accounts") or {}).get("receiving_credit")
+    if chosen.get("mode", "journals") != "journals" or not account_id:
+        return
+    account = next(iter(catalog_store.get_accounts(organisation_id, "qbo", [account_id])), None)
+    problem = account and qbo_names.vendor_problem(organisation_id, account, supplier_id, "this receipt")
+    if problem:
+        raise InvalidFields(f"supplier_id: {problem}", [{"field": "supplier_id", "problem": problem}])
 
 
 def _receipt_view(receipt: Receipt, rejection: Rejection | None, refs: list[ExportRef]) -> ReceiptView:

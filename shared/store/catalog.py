@@ -87,6 +87,11 @@ def accounts(organisation_id: str, provider: str) -> list[Account]:
     return [_load(Account, row) for row in _query(organisation_id, f"ACCOUNT#{provider}#")]
 
 
+def get_accounts(organisation_id: str, provider: str, account_ids: Iterable[str]) -> list[Account]:
+    rows = org_batch_get(organisation_id, (account_sk(provider, a) for a in account_ids))
+    return [_load(Account, row) for row in rows]
+
+
 def put_accounts(organisation_id: str, values: Iterable[Account]) -> None:
     _put_all(organisation_id, ((account_sk(a.provider, a.account_id), a) for a in values))
 
@@ -102,6 +107,11 @@ def suppliers(organisation_id: str, provider: str | None = None) -> list[Supplie
     """The provider's suppliers, or every provider's."""
     prefix = f"SUPPLIER#{provider}#" if provider else "SUPPLIER#"
     return [_load(Supplier, row) for row in _query(organisation_id, prefix)]
+
+
+def get_supplier(organisation_id: str, provider: str, supplier_id: str) -> Supplier | None:
+    rows = org_batch_get(organisation_id, [supplier_sk(provider, supplier_id)])
+    return _load(Supplier, rows[0]) if rows else None
 
 
 def put_suppliers(organisation_id: str, values: Iterable[Supplier]) -> None:

@@ -157,6 +157,55 @@ def test_xero_is_always_journals_and_refuses_its_tracked_inventory_account(
     assert saved.json()["accounts"]["cogs"]["name"] == "Cost of Goods Sold"
 
 
+def test_xero_refuses_its_receivable_and_payable_system_accounts_with_the_way_out(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    ids = chart(api, "xero")
+    synced = {a["code"]: a for a in api.call("GET", "/integrations/xero/accounts").json()}
+    assert (synced["800"]["system_account"], synced["610"]["system_account"]) == ("CREDITORS", "DEBTORS")
+    accounts = {
+        "build_debit": ids["632"],
+        "build_credit": ids["631"],
+        "receiving_debit": ids["610"],
+        "receiving_credit": ids["800"],
+        "waste": ids["480"],
+        "cogs": ids["310"],
+    }
+    refused = put(api, "xero", "journals", accounts)
+    assert refused.status == 400
+    problems = {d["field"]: d["problem"] for d in refused.json()["details"]}
+    assert set(problems) == {"accounts.receiving_credit", "accounts.receiving_debit"}
+    assert problems["accounts.receiving_credit"] == (
+        "'800 Accounts Payable' is Xero's Accounts Payable system account (CREDITORS), which manual journals "
+        "can't post to; use a receiving clearing account instead (a current liability such as 'Goods "
+        "received not invoiced')"
+    )
+    assert problems["accounts.receiving_debit"].startswith(
+        "'610 Accounts Receivable' is Xero's Accounts Receivable system account (DEBTORS)"
+    )
+    assert api.call("GET", "/integrations/xero/export-settings").json()["configured"] is False
+    fixed = put(
+        api, "xero", "journals", {**accounts, "receiving_debit": ids["630"], "receiving_credit": ids["820"]}
+    )
+    assert fixed.status == 200, fixed.body
+
+
+def test_qbo_refuses_accounts_receivable_but_takes_accounts_payable(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    ids = chart(api, "qbo")
+    refused = put(api, "qbo", "journals", qbo_accounts(ids, receiving_debit=ids["1200"]))
+    assert refused.status == 400
+    assert refused.json()["details"] == [
+        {
+            "field": "accounts.receiving_debit",
+            "problem": "'1200 Accounts Receivable (A/R)' is Accounts Receivable, where QuickBooks Online "
+            "needs a customer on every journal line; choose an asset account (inventory)",
+        }
+    ]
+    assert put(api, "qbo", "journals", qbo_accounts(ids, receiving_credit=ids["2000"])).status == 200
+
+
 def test_settings_need_a_connection(api: Api, sandboxes: Sandboxes) -> None:
     refused = put(api, "qbo", "journals", {})
     assert refused.status == 409

@@ -312,3 +312,107 @@ def test_missing_export_settings_fail_with_the_reason(
     assert export["status"] == "failed"
     assert export["last_error"].startswith("no export settings for QuickBooks Online")
     assert sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry") == []
+
+
+# ---- accounts payable on QBO -----------------------------------------------------------------------
+PAYABLE, NORTHSIDE = "4", "1"  # the demo's Accounts Payable (A/P) account and Northside Metals Ltd vendor
+
+
+def receive(api: Api, parts: dict[str, str], **supplier: str) -> Any:
+    return api.call(
+        "POST",
+        "/receipts",
+        json_body={
+            "received_at": RECEIVED,
+            **supplier,
+            "lines": [
+                {"product_id": parts["blank"], "quantity": "10", "rejected": "2", "unit_cost": "1.20"},
+                {"product_id": parts["bolt"], "quantity": "100", "unit_cost": "0.08"},
+            ],
+        },
+    )
+
+
+def payables_to_ap(api: Api) -> None:
+    accounts = {**QBO_ACCOUNTS, "receiving_credit": PAYABLE}
+    ok(
+        api.call(
+            "PUT", "/integrations/qbo/export-settings", json_body={"mode": "journals", "accounts": accounts}
+        )
+    )
+
+
+def test_qbo_receipt_on_accounts_payable_names_the_supplier_as_vendor(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    parts = setup_qbo(api, sandboxes)
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    payables_to_ap(api)
+    recorded = ok(receive(api, parts, supplier_email="orders@northside-metals.test"), 201)
+    assert recorded["receipt"]["supplier_id"] == NORTHSIDE
+    assert recorded["rejection"]["supplier_id"] == NORTHSIDE
+    Poller(aws).drain()
+
+    exported = exports_by_record(api)
+    journals = {j["Id"]: j for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")}
+    for record_id in (recorded["receipt"]["receipt_id"], recorded["rejection"]["rejection_id"]):
+        assert exported[record_id]["status"] == "posted", exported[record_id]["last_error"]
+        lines = [
+            line["JournalEntryLineDetail"] for line in journals[exported[record_id]["document_id"]]["Line"]
+        ]
+        named = {d["AccountRef"]["value"]: d.get("Entity") for d in lines}
+        assert named.pop(PAYABLE) == {
+            "Type": "Vendor",
+            "EntityRef": {"value": NORTHSIDE, "name": "Northside Metals Ltd"},
+        }
+        assert set(named.values()) == {None}  # only the A/P line carries a name
+    receipt_journal = journals[exported[recorded["receipt"]["receipt_id"]]["document_id"]]
+    assert qbo_lines(receipt_journal) == [("1", "Debit", D("17.60")), (PAYABLE, "Credit", D("17.60"))]
+
+
+@pytest.mark.parametrize(
+    ("supplier", "why"),
+    [
+        ({}, "this receipt has no supplier"),
+        (
+            {"supplier_name": "Nobody Ltd"},
+            "the supplier 'Nobody Ltd' of this receipt is not a QuickBooks Online vendor",
+        ),
+    ],
+)
+def test_qbo_receipt_on_accounts_payable_without_a_vendor_is_refused_when_recorded(
+    api: Api, sandboxes: Sandboxes, supplier: dict[str, str], why: str
+) -> None:
+    parts = setup_qbo(api, sandboxes)
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    payables_to_ap(api)
+    refused = receive(api, parts, **supplier)
+    assert refused.status == 400, refused.body
+    (detail,) = refused.json()["details"]
+    assert detail["field"] == "supplier_id"
+    assert detail["problem"] == (
+        f"{why}, and '2000 Accounts Payable (A/P)' is Accounts Payable, where QuickBooks Online needs a "
+        "vendor on every journal line: name a vendor synced from QuickBooks Online (supplier_id, "
+        "supplier_email or supplier_name), or choose a receiving clearing account as the receiving credit "
+        "account"
+    )
+    assert ok(api.call("GET", "/receipts")) == [] and ok(api.call("GET", "/exports")) == []
+
+
+def test_qbo_export_to_accounts_payable_without_a_vendor_fails_with_the_reason(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    parts = setup_qbo(api, sandboxes)
+    recorded = ok(receive(api, parts, supplier_name="Nobody Ltd"), 201)  # clearing account: fine to record
+    payables_to_ap(api)  # ...but A/P by the time it is exported
+    Poller(aws).drain()
+
+    exported = exports_by_record(api)
+    for record_id in (recorded["receipt"]["receipt_id"], recorded["rejection"]["rejection_id"]):
+        assert exported[record_id]["status"] == "failed"
+        assert (
+            "is not a QuickBooks Online vendor, and '2000 Accounts Payable (A/P)' is Accounts Payable"
+            in (exported[record_id]["last_error"])
+        )
+    assert "of the QA rejection of receipt" in exported[recorded["rejection"]["rejection_id"]]["last_error"]
+    assert sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry") == []

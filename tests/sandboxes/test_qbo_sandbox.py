@@ -34,7 +34,8 @@ REALM = DEMO_REALM_ID
 SCOPE = "com.intuit.quickbooks.accounting"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 DAY = 86400
-SHRINKAGE, INACTIVE_ACCOUNT, WASTE = "3", "8", "7"
+SHRINKAGE, INACTIVE_ACCOUNT, WASTE, PAYABLE, RECEIVABLE = "3", "8", "7", "4", "13"
+NORTHSIDE, HARBOR = "1", "1"  # demo vendor and customer ids
 
 
 @pytest.fixture
@@ -490,6 +491,62 @@ def test_journal_entry_refuses_inactive_and_unknown_accounts(api: httpx.Client) 
 def test_journal_entry_on_or_before_closing_date_is_refused(api: httpx.Client) -> None:
     response = post_json(api, "/journalentry", journal(TxnDate="2026-01-31"))
     assert response.status_code == 400 and fault_code(response) == "6210"
+
+
+def on_account(account: str, entity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The demo journal with its credit line on ``account``, naming ``entity`` when given."""
+    body = journal()
+    detail = body["Line"][1]["JournalEntryLineDetail"]
+    detail["AccountRef"] = {"value": account}
+    if entity is not None:
+        detail["Entity"] = entity
+    return body
+
+
+@pytest.mark.parametrize(
+    ("account", "entity", "detail"),
+    [
+        (PAYABLE, None, "When you use Accounts Payable, you must choose a vendor in the Name field."),
+        (
+            PAYABLE,
+            {"Type": "Customer", "EntityRef": {"value": HARBOR}},
+            "When you use Accounts Payable, you must choose a vendor in the Name field.",
+        ),
+        (RECEIVABLE, None, "When you use Accounts Receivable, you must choose a customer in the Name field."),
+    ],
+)
+def test_payable_and_receivable_lines_need_a_name(
+    api: httpx.Client, account: str, entity: dict[str, Any] | None, detail: str
+) -> None:
+    response = post_json(api, "/journalentry", on_account(account, entity), minorversion="75")
+    assert response.status_code == 400
+    assert response.json()["Fault"] == {
+        "type": "ValidationFault",
+        "Error": [
+            {
+                "Message": "A business validation error has occurred while processing your request",
+                "Detail": f"Business Validation Error: {detail}",
+                "code": "6000",
+                "element": "",
+            }
+        ],
+    }
+    assert query(api, "select count(*) from JournalEntry") == {"totalCount": 0}
+
+
+def test_payable_line_naming_a_vendor_is_saved_with_the_vendor(api: httpx.Client) -> None:
+    vendor = {"Type": "Vendor", "EntityRef": {"value": NORTHSIDE}}
+    created = post_json(api, "/journalentry", on_account(PAYABLE, vendor), minorversion="75")
+    assert created.status_code == 200, created.text
+    line = created.json()["JournalEntry"]["Line"][1]["JournalEntryLineDetail"]
+    assert line["Entity"] == {
+        "Type": "Vendor",
+        "EntityRef": {"value": NORTHSIDE, "name": "Northside Metals Ltd"},
+    }
+    unknown = on_account(PAYABLE, {"Type": "Vendor", "EntityRef": {"value": "999"}})
+    assert fault_code(post_json(api, "/journalentry", unknown)) == "2500"
+    customer = {"Type": "Customer", "EntityRef": {"value": HARBOR}}
+    assert post_json(api, "/journalentry", on_account(RECEIVABLE, customer)).status_code == 200
 
 
 def test_unknown_property_is_refused(api: httpx.Client) -> None:

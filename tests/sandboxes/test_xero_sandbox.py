@@ -16,6 +16,7 @@ import pytest
 
 from infra.sandboxes.common import serve
 from infra.sandboxes.xero import XeroSandbox
+from infra.sandboxes.xero_books import build
 from infra.sandboxes.xero_demo import (
     AU_TENANT_ID,
     DEMO_CLIENT_ID,
@@ -573,6 +574,27 @@ def test_journal_rules(
     response = put_journals(client, tokens, {**journal(), **change})
     assert response.status_code == 400
     assert any(message in e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"])
+
+
+@pytest.mark.parametrize(("code", "system"), [("800", "CREDITORS"), ("610", "DEBTORS")])
+def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox, code: str, system: str
+) -> None:
+    bad = journal()
+    bad["JournalLines"][1]["AccountCode"] = code
+    response = put_journals(client, tokens, bad)
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["ErrorNumber"], body["Type"]) == (10, "ValidationException")
+    messages = [e["Message"] for e in body["Elements"][0]["ValidationErrors"]]
+    assert any(f"({system}) and can't be used in a manual journal" in m for m in messages), messages
+    assert client.get(f"{API}/ManualJournals", headers=api(tokens)).json()["ManualJournals"] == []
+    accounts = client.get(f"{API}/Accounts", headers=api(tokens)).json()["Accounts"]
+    assert {a["Code"]: a["SystemAccount"] for a in accounts}[code] == system
+    org = sandbox.organisations[AU_TENANT_ID]
+    data = {"Code": "899", "Name": "Payables 2", "Type": "CURRLIAB", "SystemAccount": system}
+    made = build(org, "Accounts", data, sandbox.clock.now())  # as an API write: SystemAccount is read-only
+    assert not made.errors and made.record["SystemAccount"] == ""
 
 
 def test_end_of_year_lock_date_applies(

@@ -13,7 +13,7 @@ import httpx
 
 from shared.config import ProviderUrls
 from shared.contracts import PostedDocument, json_bytes
-from shared.domain.postings import InventoryAdjustment, Journal, Posting
+from shared.domain.postings import InventoryAdjustment, Journal, JournalLine, Posting
 from shared.errors import ProviderRejected
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
@@ -44,12 +44,23 @@ def post_journal(
                 "JournalEntryLineDetail": {
                     "PostingType": "Debit" if line.side == "debit" else "Credit",
                     "AccountRef": {"value": line.account_id},
+                    **_entity(line),
                 },
             }
             for line in journal.lines
         ],
     }
     return _create(client, urls, session, JOURNAL, body, idempotency_key)
+
+
+def _entity(line: JournalLine) -> dict[str, Any]:
+    """The line's Name: a line on Accounts Payable must carry its vendor as JournalEntryLineDetail.Entity
+    {"Type": "Vendor", "EntityRef": {"value": <vendor id>}} (Intuit's JournalEntry reference), else QBO
+    answers 6000 "When you use Accounts Payable, you must choose a vendor in the Name field."
+    (/work/shared/providers/qbo.md section 7)."""
+    if not line.supplier_id:
+        return {}
+    return {"Entity": {"Type": "Vendor", "EntityRef": {"value": line.supplier_id}}}
 
 
 def post_inventory_adjustment(

@@ -74,6 +74,7 @@ def account(record: dict[str, Any]) -> Account:
         kind=kind,
         active=record.get("Status") == "ACTIVE",
         tracked_inventory=kind_of_type == "INVENTORY",
+        system_account=str(record.get("SystemAccount") or ""),  # spec: Account.SystemAccount
     )
 
 
