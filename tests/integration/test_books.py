@@ -1,0 +1,174 @@
+"""The books rule over HTTP against the sandboxes: what reaches the provider's general ledger equals the
+stock ledger per account to the cent, through receipts at fractions of a cent, a day's cost of goods sold,
+a back-dated receipt that re-costs what was already posted, and events worth nothing."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from infra.local.poller import Poller
+from infra.local.stack import LocalStack
+from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.providers import http
+from shared.services import books, sessions
+from shared.store.rate_budget import DynamoRateBudget
+from tests.conftest import Api, Sandboxes
+from tests.integration.test_exports import ok, setup_xero
+
+D = Decimal
+
+
+class Minutes:
+    """Xero allows 60 calls a minute: the rate budget's clock and the sandbox's move on a minute at a time."""
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.now, self.sandboxes = time.time(), sandboxes
+
+    def next(self) -> None:
+        self.now += 61
+        self.sandboxes.xero.clock.advance(61)
+
+
+@pytest.fixture
+def minutes(monkeypatch: pytest.MonkeyPatch, sandboxes: Sandboxes) -> Minutes:
+    clock = Minutes(sandboxes)
+    monkeypatch.setattr(http, "sleep", lambda seconds: None)
+    monkeypatch.setattr(sessions, "DynamoRateBudget", lambda: DynamoRateBudget(clock=lambda: clock.now))
+    return clock
+
+
+def receive(api: Api, receipt_id: str, at: str, product_id: str, quantity: str, unit_cost: str) -> None:
+    line = {"product_id": product_id, "quantity": quantity, "unit_cost": unit_cost}
+    body = {"receipt_id": receipt_id, "received_at": at, "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+
+
+def xero_balances(api: Api, sandboxes: Sandboxes) -> dict[str, Decimal]:
+    """Per account code, the sum of every manual journal our exports posted."""
+    posted = {e["document_id"] for e in ok(api.call("GET", "/exports")) if e["status"] == "posted"}
+    balances: dict[str, Decimal] = defaultdict(Decimal)
+    for journal in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals"):
+        if journal["ManualJournalID"] in posted:
+            for line in journal["JournalLines"]:
+                balances[line["AccountCode"]] += D(str(line["LineAmount"]))
+    return {code: amount for code, amount in balances.items() if amount}
+
+
+def statuses(api: Api) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = defaultdict(list)
+    for export in ok(api.call("GET", "/exports")):
+        found[export["kind"]].append(export["status"])
+    return dict(found)
+
+
+def test_xero_books_follow_sales_and_re_costing_to_the_cent(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    panel = setup_xero(api, sandboxes)["shelf"]  # PANEL-A
+    receive(api, "R-1", "2026-11-02T09:00:00Z", panel, "3", "3.335")  # 10.005
+    sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": "INV-1101",
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": "2026-11-10",
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": "PANEL-A", "Description": "Panel", "Quantity": "2", "UnitAmount": "20"}
+            ],
+        },
+    )
+    ok(
+        api.call(
+            "PUT",
+            "/integrations/xero/sales-tracking",
+            json_body={"enabled": True, "start_date": "2026-11-01"},
+        )
+    )
+    ok(api.call("POST", "/sales/pull"))
+    minutes.next()
+    Poller(aws).drain()
+    assert xero_balances(api, sandboxes) == {"630": D("10.01"), "820": D("-10.01")}
+
+    # the day of the sale has not ended (plus the grace period) yet: no cost of goods sold
+    assert books.close_days(now=datetime(2026, 11, 11, 3, tzinfo=UTC)) == 0
+    assert books.close_days(now=datetime(2026, 11, 11, 7, tzinfo=UTC)) == 1
+    assert books.close_days(now=datetime(2026, 11, 11, 8, tzinfo=UTC)) == 0  # queued once
+    Poller(aws).drain()
+    # 2 of 3 sold: COGS 6.67, and inventory keeps 3.335, which the books hold as 3.34
+    assert xero_balances(api, sandboxes) == {"630": D("3.34"), "820": D("-10.01"), "310": D("6.67")}
+    cogs = next(e for e in ok(api.call("GET", "/exports")) if e["kind"] == "cogs")
+    journal = next(
+        j
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == cogs["document_id"]
+    )
+    assert journal["Date"] == "/Date(1794268800000+0000)/"  # 10 Nov 2026: the day of the sales
+
+    # a receipt back-dated before the sale: the sale now took the 1.00 unit first, so its COGS is 4.335
+    receive(api, "R-0", "2026-11-01T09:00:00Z", panel, "1", "1.00")
+    minutes.next()
+    Poller(aws).drain()
+    assert statuses(api) == {"receipt": ["posted"] * 2, "cogs": ["posted"], "trueup": ["posted"]}
+    # inventory: 2 left at 3.335 = 6.67; COGS 4.335 -> 4.34; supplier total 11.005 -> 11.01
+    assert xero_balances(api, sandboxes) == {"630": D("6.67"), "820": D("-11.01"), "310": D("4.34")}
+    trueup = next(e for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup")
+    corrected = next(
+        j
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == trueup["document_id"]
+    )
+    assert cogs["export_id"] in corrected["Narration"]  # it names the export it corrects
+    assert {line["AccountCode"]: D(str(line["LineAmount"])) for line in corrected["JournalLines"]} == {
+        "310": D("-2.33"),
+        "630": D("2.33"),
+    }
+
+    # nothing more to correct: the scheduled pass queues nothing
+    assert books.close_days(now=datetime(2026, 11, 12, 7, tzinfo=UTC)) == 0
+
+
+def test_a_free_receipt_is_skipped_not_failed(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    panel = setup_xero(api, sandboxes)["shelf"]
+    receive(api, "FREE", "2026-11-02T09:00:00Z", panel, "5", "0")
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "skipped" and "nothing to post" in export["last_error"]
+    assert xero_balances(api, sandboxes) == {}
+
+
+def test_a_back_dated_build_that_would_empty_a_later_build_is_refused(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R", "2026-11-01T09:00:00Z", parts["blank"], "10", "1")
+
+    def build(build_id: str, day: int) -> Any:
+        return api.call(
+            "POST",
+            "/builds",
+            json_body={
+                "build_id": build_id,
+                "product_id": parts["bracket"],
+                "quantity": "10",
+                "built_at": f"2026-11-{day:02d}T09:00:00Z",
+                "components": [{"product_id": parts["blank"], "quantity_per_unit": "1"}],
+            },
+        )
+
+    ok(build("B2", 3), 201)
+    refused = build("B1", 2)
+    assert refused.status == 409, refused.body
+    body = refused.json()
+    assert "B2" in body["message"] and body["later_records"][0]["document_id"] == "B2"
+    assert [b["build"]["build_id"] for b in ok(api.call("GET", "/builds"))] == ["B2"]
