@@ -312,3 +312,77 @@ def test_the_download_carries_the_same_report(api: Api, sandboxes: Sandboxes) ->
     assert table[0][:2] == ["Date", "Document"] and table[-1][0] == "Total"
     lots = [row[13] for row in table[1:-1] if row[5] == "FG-WB-20"]
     assert lots and all(str(lot).startswith("RCV-A/1 x ") for lot in lots)
+
+
+def test_qbo_revenue_is_net_of_a_document_discount_spread_to_the_cent(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, BRACKET_40, CORNER_BRACE])
+    receive(
+        api,
+        [
+            ("A", sku["FG-WB-20"], "500", "1.90"),
+            ("C", sku["FG-WB-40"], "500", "2.80"),
+            ("E", sku["FG-CB-01"], "500", "0.70"),
+        ],
+    )
+    sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        {
+            "CustomerRef": {"value": "1"},
+            "DocNumber": "D-10",
+            "TxnDate": "2026-11-20",
+            "Line": [
+                *(
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": price},
+                    }
+                    for item, price in ((BRACKET_20, "12.25"), (BRACKET_40, "12.25"), (CORNER_BRACE, "10.45"))
+                ),
+                {
+                    "DetailType": "DiscountLineDetail",
+                    "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10},
+                },
+            ],
+        },
+    )
+    track_and_pull(api, "qbo")
+
+    invoice = by_number(ok(api.call("GET", "/margins")))["D-10"]
+    # 10 % of 34.95 is 3.495: QBO's discount line says 3.50 (TotalAmt 31.45). Spread by amount:
+    # 3.50 x 12.25 / 34.95 = 1.22675.., 1.22675.., 3.50 x 10.45 / 34.95 = 1.04649..: floors 1.22 + 1.22 + 1.04
+    # leave 2 cents, to the two largest remainders (.00675, .00675) -> 1.23, 1.23, 1.04
+    assert [D(line["figures"]["revenue"]) for line in invoice["lines"]] == [D("11.02"), D("11.02"), D("9.41")]
+    # COGS 1.90 + 2.80 + 0.70 = 5.40; margin 26.05 of 31.45 = 82.83 %
+    assert figures(invoice["figures"]) == (D("31.45"), D("5.40"), D("26.05"), D("82.83"))
+
+
+def test_xero_revenue_is_net_of_line_discounts_and_included_tax(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    items = [demo_id(AU_TENANT_ID, "item", code) for code in ("WIDGET-10", "BOLT-M8")]
+    sku = products_by_sku(api, "xero", items)
+    receive(api, [("W", sku["WIDGET-10"], "1000", "2.50"), ("B", sku["BOLT-M8"], "5000", "0.18")])
+    sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": "INV-D1",
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": "2026-10-05",
+            "Status": "AUTHORISED",
+            "LineAmountTypes": "Inclusive",
+            "LineItems": [
+                {"ItemCode": "WIDGET-10", "Quantity": "10", "UnitAmount": "11.00", "DiscountRate": "10"},
+                {"ItemCode": "BOLT-M8", "Quantity": "4", "UnitAmount": "5.50", "DiscountAmount": "2.00"},
+            ],
+        },
+    )
+    track_and_pull(api, "xero")
+
+    invoice = by_number(ok(api.call("GET", "/margins")))["INV-D1"]
+    # widgets: 10 x 11.00 less 10 % = 99.00 with GST 9.00 in it -> 90.00; bolts: 22.00 - 2.00 = 20.00
+    # with GST 1.82 in it -> 18.18. COGS 10 x 2.50 + 4 x 0.18 = 25.72; margin 82.46 of 108.18 = 76.22 %
+    assert [D(line["figures"]["revenue"]) for line in invoice["lines"]] == [D("90.00"), D("18.18")]
+    assert figures(invoice["figures"]) == (D("108.18"), D("25.72"), D("82.46"), D("76.22"))

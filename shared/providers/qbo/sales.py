@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from shared.money import ZERO, allocate_cents, to_cents, total
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
 from shared.providers.qbo.api import PAGE, QboApi
 from shared.providers.qbo.mapping import latest, number, query_literal, updated_at
@@ -122,9 +123,15 @@ def _date(value: Any) -> date | None:
 
 
 def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
-    """Item lines, and each bundle (group) line as its component lines; subtotals and text lines carry no
-    goods."""
+    """Item lines, and each bundle (group) line as its component lines, each net of the discounts below it;
+    subtotals and text lines carry no goods.
+
+    Amounts are QBO's line ``Amount``, which excludes tax even on a ``GlobalTaxCalculation`` TaxInclusive
+    document: the tax-inclusive figure is ``SalesItemLineDetail.TaxInclusiveAmt`` (Intuit Invoice reference;
+    "by default QuickBooks assumes all prices exclude tax", ruckus/quickbooks-ruby#346), so revenue never
+    includes tax and ``TaxInclusiveAmt`` is never read."""
     found: list[PulledLine] = []
+    covered = 0  # found[:covered] already took their share of an earlier discount line
     for index, line in enumerate(lines, 1):
         line_id = str(line.get("Id") or index)
         if line.get("DetailType") == "SalesItemLineDetail":
@@ -136,7 +143,34 @@ def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
                 _item_line(f"{line_id}.{part}", component, bundle)
                 for part, component in enumerate(group.get("Line") or [], 1)
             )
+        elif line.get("DetailType") == "DiscountLineDetail":
+            found[covered:] = _discounted(found[covered:], line)
+            covered = len(found)
     return found
+
+
+def _discounted(lines: list[PulledLine], discount: dict[str, Any]) -> list[PulledLine]:
+    """The lines a ``DiscountLineDetail`` line applies to (those above it), less their share of it.
+
+    QBO: a sales document's discount line (``PercentBased`` with ``DiscountPercent``, or a flat amount)
+    discounts the subtotal above it and its ``Amount`` is the discount in money; ``TotalAmt`` is after it
+    (Intuit Invoice reference, DiscountLineDetail; provider facts qbo.md section 7 "Discounts"). The amount
+    is spread over the lines in proportion to their amounts, to the cent by largest remainder, so the lines
+    add up to the document's discounted total. UNSURE whether a TaxInclusive document's discount ``Amount``
+    includes tax: it is taken on the lines' basis (tax excluded)."""
+    detail = discount.get("DiscountLineDetail") or {}
+    priced = [i for i, line in enumerate(lines) if line.amount]
+    subtotal = total(lines[i].amount or ZERO for i in priced)
+    amount = number(discount.get("Amount"))
+    if amount is None and detail.get("PercentBased"):
+        amount = subtotal * (number(detail.get("DiscountPercent")) or ZERO) / 100
+    if not amount or not subtotal:
+        return lines
+    shares = allocate_cents(to_cents(amount), [lines[i].amount or ZERO for i in priced])
+    discounted = list(lines)
+    for i, share in zip(priced, shares, strict=True):
+        discounted[i] = lines[i].model_copy(update={"amount": (lines[i].amount or ZERO) - share})
+    return discounted
 
 
 def _item_line(line_id: str, line: dict[str, Any], bundle: str | None = None) -> PulledLine:

@@ -98,14 +98,32 @@ def home_rate(currency_rate: Decimal | None) -> Decimal | None:
 
 
 def _line(index: int, line: dict[str, Any], inclusive: bool) -> PulledLine:
-    amount = number(line.get("LineAmount"))
-    if inclusive and amount is not None:  # tax-inclusive lines: revenue is the amount less its tax
-        amount -= number(line.get("TaxAmount")) or Decimal(0)
+    quantity, unit = number(line.get("Quantity")), number(line.get("UnitAmount"))
     return PulledLine(
         line_id=str(line.get("LineItemID") or index),
         item_code=str(line.get("ItemCode") or "") or None,
         description=str(line.get("Description") or ""),
-        quantity=number(line.get("Quantity")),
-        amount=amount,
-        unit_price=number(line.get("UnitAmount")),
+        quantity=quantity,
+        amount=_net(line, quantity, unit, inclusive),
+        unit_price=unit,
     )
+
+
+def _net(
+    line: dict[str, Any], quantity: Decimal | None, unit: Decimal | None, inclusive: bool
+) -> Decimal | None:
+    """A line's revenue: after its discount and without its tax.
+
+    Xero spec ``LineItem.LineAmount``: "The line amount reflects the discounted price if either a DiscountRate
+    or DiscountAmount has been used i.e. LineAmount = Quantity * Unit Amount * ((100 - DiscountRate)/100) or
+    LineAmount = (Quantity * UnitAmount) - DiscountAmount" (computed so when a line omits it);
+    ``LineAmountTypes`` Inclusive: the line amounts include their ``TaxAmount`` (spec ``LineAmountTypes``;
+    provider facts xero.md "Added 2026-11-30", Discounts)."""
+    with localcontext(COST_CONTEXT):
+        amount = number(line.get("LineAmount"))
+        if amount is None and quantity is not None and unit is not None:
+            rate, off = number(line.get("DiscountRate")), number(line.get("DiscountAmount"))
+            amount = quantity * unit * (100 - (rate or 0)) / 100 - (off or 0)
+        if inclusive and amount is not None:
+            amount -= number(line.get("TaxAmount")) or Decimal(0)
+        return amount
