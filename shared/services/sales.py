@@ -23,7 +23,14 @@ from pydantic import ConfigDict, Field
 
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
-from shared.domain.costing import DocumentMargin, Figures, SaleDocument, SaleLine, apply_sales
+from shared.domain.costing import (
+    DocumentMargin,
+    Figures,
+    SaleDocument,
+    SaleLine,
+    UnmatchedReturn,
+    apply_sales,
+)
 from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
 from shared.errors import BadRequest, Conflict, ProviderError, ServiceError
@@ -305,6 +312,9 @@ class GroupReport(Model):
     key: str  # product id or "YYYY-MM"
     label: str
     figures: Figures
+    notes: list[str] = Field(
+        default_factory=list
+    )  # group=period: what the accountant should know about that month
 
 
 class Excluded(Model):
@@ -322,6 +332,7 @@ class MarginReport(Model):
     documents: list[DocumentReport]  # group=document
     groups: list[GroupReport]  # group=product or period
     excluded: list[Excluded]  # documents not costed at all, with the reason
+    notes: list[str]  # e.g. where the units of a credit that matched no sale went
 
 
 @dataclass(frozen=True)
@@ -356,6 +367,12 @@ def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
         else []
     )
     groups: dict[str, Figures] = report.by_product if query.group == "product" else report.by_period
+    notes: dict[str, list[str]] = {}
+    for m, costed in zip(chosen, report.documents, strict=True):
+        notes.setdefault(m.sale.at.strftime("%Y-%m"), []).extend(
+            _return_note(m.pulled.number or m.sale.document_id, r, by_id.get(r.product_id))
+            for r in costed.returns
+        )
     return MarginReport(
         home_currency=home,
         start=query.start,
@@ -364,13 +381,32 @@ def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
         totals=report.totals,
         documents=documents,
         groups=[
-            GroupReport(key=key, label=_label(by_id.get(key), key), figures=figures)
+            GroupReport(
+                key=key,
+                label=_label(by_id.get(key), key),
+                figures=figures,
+                notes=notes.get(key, []) if query.group == "period" else [],
+            )
             for key, figures in groups.items()
         ]
         if query.group != "document"
         else [],
         excluded=[e for e, when in excluded if when is None or _within(when, query)],
+        notes=[note for period in sorted(notes) for note in notes[period]],
     )
+
+
+def _return_note(number: str, returned: UnmatchedReturn, product: Product | None) -> str:
+    """'Credit CN-7 matched no sale: 2 x FG-1 restocked at 4.00' (written off; or not restocked)."""
+    sku = product.sku if product and product.sku else returned.product_id
+    what = f"{returned.quantity.normalize():f} x {sku}"
+    if returned.outcome == "restocked" and returned.unit_cost is not None:
+        unit = returned.unit_cost
+        shown = to_cents(unit) if unit == to_cents(unit) else unit.normalize()
+        return f"Credit {number} matched no sale: {what} restocked at {shown:f}"
+    if returned.outcome == "written_off":
+        return f"Credit {number} matched no sale: {what} written off (not restockable)"
+    return f"Credit {number} matched no sale: {what} not restocked (no earlier lot to cost them)"
 
 
 def _within(day: date, query: MarginQuery) -> bool:

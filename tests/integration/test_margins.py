@@ -386,3 +386,61 @@ def test_xero_revenue_is_net_of_line_discounts_and_included_tax(api: Api, sandbo
     # with GST 1.82 in it -> 18.18. COGS 10 x 2.50 + 4 x 0.18 = 25.72; margin 82.46 of 108.18 = 76.22 %
     assert [D(line["figures"]["revenue"]) for line in invoice["lines"]] == [D("90.00"), D("18.18")]
     assert figures(invoice["figures"]) == (D("108.18"), D("25.72"), D("82.46"), D("76.22"))
+
+
+def test_credits_matching_no_sale_reverse_revenue_say_where_units_went_and_keep_the_month(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, CORNER_BRACE])
+    receive(
+        api,
+        [
+            ("A", sku["FG-WB-20"], "50", "1.90"),
+            ("B", sku["FG-WB-20"], "100", "2.00"),
+            ("E", sku["FG-CB-01"], "500", "0.70"),
+        ],
+    )
+    walk_in = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Walk-in"})["Id"]
+    for number, day, item, price, note in (
+        ("CM-7", "2026-11-10", BRACKET_20, "4.50", "Returned unopened"),
+        ("CM-8", "2026-11-12", CORNER_BRACE, "2.25", "Scrapped: crushed in transit"),
+    ):
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            "CreditMemo",
+            {
+                "CustomerRef": {"value": walk_in},  # who never bought anything
+                "DocNumber": number,
+                "TxnDate": day,
+                "PrivateNote": note,
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {
+                            "ItemRef": {"value": item},
+                            "Qty": 2 if number == "CM-7" else 1,
+                            "UnitPrice": price,
+                        },
+                    }
+                ],
+            },
+        )
+    track_and_pull(api, "qbo")
+
+    november = ok(api.call("GET", "/margins?group=period&from=2026-11-01&to=2026-11-30"))
+    assert november["notes"] == [
+        "Credit CM-7 matched no sale: 2 x FG-WB-20 restocked at 2.00",
+        "Credit CM-8 matched no sale: 1 x FG-CB-01 written off (not restockable)",
+    ]
+    (month,) = november["groups"]
+    assert month["notes"] == november["notes"]
+    # 1006: 60 x 4.40 = 264.00 from the 2 left in A (3.80) and 58 of B (116.00); CM-7: -9.00, 2 back as a
+    # lot at B's 2.00 (-4.00); CM-8: -2.25, written off (0). 252.75 - 115.80 = 136.95 = 54.18 %
+    assert figures(month["figures"]) == (D("252.75"), D("115.80"), D("136.95"), D("54.18"))
+    credit = by_number(ok(api.call("GET", "/margins?from=2026-11-10")))["CM-7"]
+    # the returned units are a lot of their own, which later sales take from in FIFO order
+    assert [(lot["lot_id"], D(lot["cost"])) for lot in credit["lines"][0]["lots"]] == [
+        (credit["document_id"] + "/1", D("4.00"))
+    ]
+    assert credit["issues"] == []
