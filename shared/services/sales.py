@@ -15,11 +15,12 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
@@ -52,7 +53,9 @@ LEASE_SECONDS = 600  # longer than the pull function's timeout: a live pull neve
 NOT_RESTOCKABLE = re.compile(
     r"\b(?:not?[ -]?restock(?:able|ed)?|scrap(?:ped)?|write[ -]?off)\b", re.IGNORECASE
 )
-DAY_END = time(23, 59, 59, tzinfo=UTC)  # a day's sales take from what was received or built that day
+# A sale dated D (a local date in the organisation's zone) is placed at the very end of D there: it takes from
+# what was received or built by then, e.g. at 22:00 in New York, after midnight UTC.
+DAY_END = time(23, 59, 59, 999999)
 
 
 class PullRunning(Conflict):
@@ -60,10 +63,24 @@ class PullRunning(Conflict):
 
 
 # ---- tracking settings --------------------------------------------------------------------------------
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name; ValueError names what is wrong."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as America/New_York") from None
+
+
 class TrackingRequest(Model):
     model_config = ConfigDict(extra="forbid")
     enabled: bool
     start_date: date | None = None  # the first pull reads documents dated from here
+    time_zone: str | None = None  # IANA; unset: the one already stored, else the provider's
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone(value).key
 
 
 class LastPull(Model):
@@ -79,6 +96,7 @@ class TrackingView(Model):
     enabled: bool
     start_date: date
     home_currency: str
+    time_zone: str  # IANA: the organisation's dates are local dates there
     cursor: str | None
     pulling: bool
     last_pull: LastPull | None
@@ -90,6 +108,7 @@ def _view(item: dict[str, Any], now: datetime) -> TrackingView:
         enabled=bool(item["enabled"]),
         start_date=date.fromisoformat(item["start_date"]),
         home_currency=item["home_currency"],
+        time_zone=item.get("time_zone") or "UTC",
         cursor=item.get("cursor"),
         pulling=int(item.get("lease_until") or 0) >= now.timestamp(),
         last_pull=LastPull.model_validate(item["last_pull"]) if item.get("last_pull") else None,
@@ -103,13 +122,16 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     start = request.start_date or (date.fromisoformat(existing["start_date"]) if existing else None)
     if start is None:
         raise BadRequest("choose the date the first pull starts from (start_date)")
-    home = existing.get("home_currency") or tokens.provider(wanted).home_currency(session_for(connection))
+    provider = tokens.provider(wanted)
+    home = existing.get("home_currency") or provider.home_currency(session_for(connection))
+    time_zone = request.time_zone or existing.get("time_zone") or provider.time_zone(session_for(connection))
     store.put_tracking(
         organisation_id,
         wanted,
         enabled=request.enabled,
         start_date=start.isoformat(),
         home_currency=home,
+        time_zone=time_zone,
         reset_cursor=existing.get("start_date") != start.isoformat(),
     )
     return _view(store.get_tracking(organisation_id, wanted) or {}, now)
@@ -493,7 +515,7 @@ def _sale_documents(
         sale = SaleDocument(
             document_id=document.document_id,
             kind=document.kind,
-            at=datetime.combine(document.issued, DAY_END),
+            at=datetime.combine(document.issued, DAY_END, tzinfo=_zone_of(tracking)),
             seq=1 if document.kind == "credit_note" else 0,
             currency=document.currency or tracking["home_currency"],
             rate=document.rate,
@@ -510,6 +532,13 @@ def _sale_documents(
         if document.kind != "credit_note" and document.status == "active":
             sales.append(entry)
     return mapped, excluded
+
+
+def _zone_of(tracking: dict[str, Any]) -> ZoneInfo:
+    try:
+        return zone(str(tracking.get("time_zone") or "UTC"))
+    except ValueError:  # a zone the time zone database no longer knows: UTC rather than no report
+        return ZoneInfo("UTC")
 
 
 def _excluded_because(document: PulledSale, tracking: dict[str, Any] | None) -> str:

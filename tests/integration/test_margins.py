@@ -444,3 +444,55 @@ def test_credits_matching_no_sale_reverse_revenue_say_where_units_went_and_keep_
         (credit["document_id"] + "/1", D("4.00"))
     ]
     assert credit["issues"] == []
+
+
+def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisation_time_zone(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20])
+    # 22:00 at UTC-5 on 10 March is 03:00 UTC on the 11th, but still the 10th in New York (23:00 EDT: summer
+    # time began on 8 March); 01:30 on the 11th there is a later day
+    for receipt, at, unit_cost in (
+        ("RCV-EVENING", "2026-03-10T22:00:00-05:00", "3.00"),
+        ("RCV-NEXT-DAY", "2026-03-11T01:30:00-04:00", "4.00"),
+    ):
+        body = {
+            "receipt_id": receipt,
+            "received_at": at,
+            "lines": [{"product_id": sku["FG-WB-20"], "quantity": "5", "unit_cost": unit_cost}],
+        }
+        ok(api.call("POST", "/receipts", json_body=body), 201)
+    for number, day in (("NY-1", "2026-03-10"), ("NY-2", "2026-03-11")):
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            "Invoice",
+            {
+                "CustomerRef": {"value": "1"},
+                "DocNumber": number,
+                "TxnDate": day,
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {
+                            "ItemRef": {"value": BRACKET_20},
+                            "Qty": 5,
+                            "UnitPrice": "5.00",
+                        },
+                    }
+                ],
+            },
+        )
+    tracking = {"enabled": True, "start_date": "2026-03-01", "time_zone": "America/New_York"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    ok(api.call("POST", "/sales/pull"))
+
+    docs = by_number(ok(api.call("GET", "/margins?to=2026-03-31")))
+    # NY-1 (the 10th) ends at 03:59:59.999999 UTC on the 11th: the evening lot is its own. At 23:59:59 UTC on
+    # the 10th it would have found no stock at all.
+    assert [lot["lot_id"] for lot in docs["NY-1"]["lines"][0]["lots"]] == ["RCV-EVENING/1"]
+    assert figures(docs["NY-1"]["figures"]) == (D("25.00"), D("15.00"), D("10.00"), D("40.00"))
+    assert [lot["lot_id"] for lot in docs["NY-2"]["lines"][0]["lots"]] == ["RCV-NEXT-DAY/1"]
+    assert (docs["NY-1"]["date"], docs["NY-2"]["date"]) == ("2026-03-10", "2026-03-11")
+    periods = ok(api.call("GET", "/margins?group=period&to=2026-03-31"))["groups"]
+    assert [g["key"] for g in periods] == ["2026-03"]

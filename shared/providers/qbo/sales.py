@@ -85,6 +85,38 @@ def home_currency(api: QboApi, session: Session) -> str:
     return str(((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}).get("value") or "USD")
 
 
+def time_zone(api: QboApi, session: Session) -> str:
+    """QBO names no zone; every response's ``time`` carries the company's local offset (e.g.
+    ``2015-07-24T10:48:27.082-07:00``; provider facts qbo.md section 7 "Time zone"), so the company is
+    placed in the fixed zone of that offset (summer time is not followed: a user can name the real zone)."""
+    return offset_zone(str(api.get(session, "preferences").get("time") or ""))
+
+
+# Offsets that are not whole hours have no Etc/GMT zone: a zone that keeps that offset all year
+PART_HOUR_ZONES = {
+    -570: "Pacific/Marquesas",
+    210: "Asia/Tehran",
+    270: "Asia/Kabul",
+    330: "Asia/Kolkata",
+    345: "Asia/Kathmandu",
+    390: "Asia/Yangon",
+    525: "Australia/Eucla",
+    570: "Australia/Darwin",
+}
+
+
+def offset_zone(stamp: str) -> str:
+    try:
+        offset = datetime.fromisoformat(stamp).utcoffset()
+    except ValueError:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    if minutes % 60:
+        return PART_HOUR_ZONES.get(minutes, "UTC")
+    hours = minutes // 60
+    return f"Etc/GMT{-hours:+d}" if hours and -14 <= hours <= 12 else "UTC"  # POSIX: Etc/GMT+5 is UTC-5
+
+
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
 def sale(entity: str, record: dict[str, Any]) -> PulledSale:
     document_id = f"qbo:{entity}:{record['Id']}"
