@@ -5,7 +5,9 @@ currency) and rounded to cents per line; COGS is the exact cost of the lots a li
 cents per line; documents, products and periods add up their lines' cents. A figure whose cost is not fully
 known (units no lot could cover, or lots whose own cost lacks inputs) has no margin: its `uncosted`
 quantity says why, and it is never costed at zero. A bad line or document is reported as an issue and
-never blocks the others.
+never blocks the others. A credit that matches no sale still reverses its revenue and never leaves a
+figure uncosted: its units go back to stock as a lot of their own at the unit cost of the product's latest
+earlier lot, or are written off when not restockable, and its `returns` say which.
 """
 
 from __future__ import annotations
