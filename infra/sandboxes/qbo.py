@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -35,6 +35,8 @@ from infra.sandboxes.common import (
 from infra.sandboxes.qbo_demo import seed_demo
 from infra.sandboxes.qbo_query import NAME_LISTS, QUERYABLE_ENTITIES, QueryError, execute, parse_query
 
+DISCOUNT = "DiscountLineDetail"
+CENT = Decimal("0.01")
 PACIFIC = ZoneInfo("America/Los_Angeles")  # QBO stamps times in Pacific time with an offset
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 PLANS = ("Simple", "Essentials", "Plus", "Advanced")
@@ -1171,8 +1173,9 @@ class QboSandbox(Sandbox):
         code = currency["value"]
         record["CurrencyRef"] = {"value": code, "name": currency.get("name", CURRENCY_NAMES.get(code, code))}
         lines: list[dict[str, Any]] = []
+        discounts = [copy.deepcopy(r) for r in record.get("Line", []) if r.get("DetailType") == DISCOUNT]
         for raw in record.get("Line", []):
-            if raw.get("DetailType") == "SubTotalLineDetail":
+            if raw.get("DetailType") in ("SubTotalLineDetail", DISCOUNT):
                 continue  # recomputed below
             line = copy.deepcopy(raw)
             if line.get("DetailType") == "SalesItemLineDetail":
@@ -1181,8 +1184,15 @@ class QboSandbox(Sandbox):
                 self._group_line(company, line)
             line["Amount"] = decimal(line.get("Amount", 0))
             lines.append({"Id": str(len(lines) + 1), "LineNum": len(lines) + 1, **line})
-        total = sum((line["Amount"] for line in lines), Decimal(0))
-        lines.append({"Amount": total, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
+        subtotal = sum((line["Amount"] for line in lines), Decimal(0))
+        lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
+        if len(discounts) > 1:
+            raise _business_error("A transaction can have only one discount line.")
+        off = Decimal(0)
+        for discount in discounts:  # after the subtotal, it discounts the subtotal; TotalAmt is after it
+            off = self._discount_line(discount, subtotal)
+            lines.append(discount)
+        total = subtotal - off
         record["Line"] = lines
         record["TotalAmt"] = total
         if "ExchangeRate" in record:
@@ -1192,6 +1202,23 @@ class QboSandbox(Sandbox):
             record["Balance"] = total
         elif entity == "CreditMemo":
             record["RemainingCredit"] = total
+
+    @staticmethod
+    def _discount_line(line: dict[str, Any], subtotal: Decimal) -> Decimal:
+        """A ``DiscountLineDetail`` line as QBO keeps it: ``PercentBased`` with ``DiscountPercent`` (its
+        ``Amount`` the percentage of the subtotal, rounded to the cent half up) or a flat ``Amount``
+        (Intuit Invoice reference, DiscountLineDetail; provider facts qbo.md section 7 "Discounts")."""
+        detail = line.setdefault("DiscountLineDetail", {})
+        if detail.get("PercentBased"):
+            detail["DiscountPercent"] = decimal(detail.get("DiscountPercent", 0))
+            amount = (subtotal * detail["DiscountPercent"] / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        else:
+            detail["PercentBased"] = False
+            amount = decimal(line.get("Amount", 0)).quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount < 0 or amount > subtotal:
+            raise _business_error("A discount must be between zero and the subtotal it applies to.")
+        line["Amount"] = amount
+        return amount
 
     def _sales_line(self, company: Company, line: dict[str, Any]) -> None:
         detail = line["SalesItemLineDetail"]

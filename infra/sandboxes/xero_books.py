@@ -505,7 +505,12 @@ def build_document(collection: str, data: Record, w: Write) -> Outcome:
         errors.append("A CurrencyRate is required for a document in a foreign currency.")
     amount_types = _text(data, "LineAmountTypes") or "Exclusive"
     sales = kind in ("ACCREC", "ACCRECCREDIT")
-    lines = [_document_line(org, raw, amount_types, sales, errors) for raw in data.get("LineItems") or []]
+    # Spec LineItem.DiscountRate / DiscountAmount: "only supported on ACCREC invoices" (and quotes)
+    discounts = collection == "Invoices" and kind == "ACCREC"
+    lines = [
+        _document_line(org, raw, amount_types, sales, errors, discounts=discounts)
+        for raw in data.get("LineItems") or []
+    ]
     line_total = sum((line["LineAmount"] for line in lines), Decimal(0))
     tax = sum((line["TaxAmount"] for line in lines), Decimal(0))
     subtotal = line_total - tax if amount_types == "Inclusive" else line_total
@@ -541,7 +546,7 @@ def build_document(collection: str, data: Record, w: Write) -> Outcome:
             InvoiceNumber=number,
             AmountPaid=paid,
             AmountCredited=Decimal(0),
-            IsDiscounted=False,
+            IsDiscounted=any("DiscountRate" in line or "DiscountAmount" in line for line in lines),
             CreditNotes=[],
             Prepayments=[],
             Overpayments=[],
@@ -579,18 +584,27 @@ def _document_contact(org: Organisation, ref: Any, errors: list[str]) -> Record:
     return {"ContactID": found["ContactID"], "Name": found["Name"], "ContactStatus": found["ContactStatus"]}
 
 
-def _document_line(org: Organisation, raw: Any, amount_types: str, sales: bool, errors: list[str]) -> Record:
+def _document_line(
+    org: Organisation, raw: Any, amount_types: str, sales: bool, errors: list[str], *, discounts: bool
+) -> Record:
     raw = raw if isinstance(raw, dict) else {}
+    discount: Record = {}
     try:
         quantity = money(raw.get("Quantity", 1), Decimal("0.0001"))
         unit = money(raw.get("UnitAmount", 0), Decimal("0.0001"))
+        discount = _discount(raw, discounts, errors)
+        # Spec LineItem.LineAmount: after the discount, "LineAmount = Quantity * Unit Amount *
+        # ((100 - DiscountRate)/100) or LineAmount = (Quantity * UnitAmount) - DiscountAmount"
         amount = (
             money(raw["LineAmount"])
             if "LineAmount" in raw and "UnitAmount" not in raw
-            else money(quantity * unit)
+            else money(
+                quantity * unit * (100 - discount.get("DiscountRate", 0)) / 100
+                - discount.get("DiscountAmount", 0)
+            )
         )
     except ValueError:
-        errors.append("Quantity, UnitAmount and LineAmount must be numbers.")
+        errors.append("Quantity, UnitAmount, LineAmount and discounts must be numbers.")
         quantity = unit = amount = Decimal(0)
     item_code = _text(raw, "ItemCode")
     if item_code and not any(
@@ -612,6 +626,7 @@ def _document_line(org: Organisation, raw: Any, amount_types: str, sales: bool, 
         "TaxType": tax_type,
         "TaxAmount": tax,
         "LineAmount": amount,
+        **discount,
         "Tracking": list(raw.get("Tracking") or []),
     }
     if item_code:
@@ -619,6 +634,21 @@ def _document_line(org: Organisation, raw: Any, amount_types: str, sales: bool, 
     if raw.get("AccountCode"):
         line["AccountCode"] = str(raw["AccountCode"])
     return line
+
+
+def _discount(raw: Record, allowed: bool, errors: list[str]) -> Record:
+    """A line's ``DiscountRate`` (percent) or ``DiscountAmount``, where the spec allows one."""
+    given = {k: money(raw[k], Decimal("0.0001")) for k in ("DiscountRate", "DiscountAmount") if raw.get(k)}
+    if given and not allowed:
+        errors.append("Discounts are only supported on ACCREC invoices.")
+        return {}
+    if len(given) > 1:
+        errors.append("A line item can have a DiscountRate or a DiscountAmount, not both.")
+        return {}
+    if any(v < 0 for v in given.values()) or given.get("DiscountRate", 0) > 100:
+        errors.append("A discount must be between zero and the line's amount.")
+        return {}
+    return given
 
 
 _BUILDERS: dict[str, Callable[[Record, Write], Outcome]] = {

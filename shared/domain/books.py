@@ -23,7 +23,7 @@ touches, so every journal balances and no account is ever a cent or more away fr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
@@ -58,9 +58,12 @@ def lot_roles(ledger: Ledger) -> dict[str, str]:
     return roles
 
 
-def effects(ledger: Ledger, day_of: Callable[[datetime], date]) -> dict[EventKey, Balances]:
+def effects(
+    ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: Set[str] = frozenset()
+) -> dict[EventKey, Balances]:
     """Each event's exact effect per account role (debits positive), from the ledger as it costs things now;
-    ``day_of`` gives the business day of a sale's time (its COGS event)."""
+    ``day_of`` gives the business day of a sale's time (its COGS event). A lot received from one of the
+    ``sales_documents`` is a credit that matched no sale, restocked: it comes back out of COGS."""
     lots = lot_roles(ledger)
     found: dict[EventKey, Balances] = {}
 
@@ -70,9 +73,13 @@ def effects(ledger: Ledger, day_of: Callable[[datetime], date]) -> dict[EventKey
             into[role] = into.get(role, ZERO) + amount
 
     for entry in ledger.entries():
-        kind = _EVENT_OF[entry.kind]
+        restocked = entry.kind is EntryKind.RECEIPT_IN and entry.document_id in sales_documents
+        kind = "cogs" if restocked else _EVENT_OF[entry.kind]
         event: EventKey = (kind, day_of(entry.at).isoformat() if kind == "cogs" else entry.document_id)
-        if entry.kind is EntryKind.RECEIPT_IN:
+        if restocked:
+            move(event, "receiving_debit", entry.cost)
+            move(event, "cogs", -entry.cost)
+        elif entry.kind is EntryKind.RECEIPT_IN:
             move(event, "receiving_debit", entry.cost)
             move(event, "receiving_credit", -entry.cost)
         elif entry.kind is EntryKind.WASTE:

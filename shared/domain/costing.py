@@ -5,15 +5,17 @@ currency) and rounded to cents per line; COGS is the exact cost of the lots a li
 cents per line; documents, products and periods add up their lines' cents. A figure whose cost is not fully
 known (units no lot could cover, or lots whose own cost lacks inputs) has no margin: its `uncosted`
 quantity says why, and it is never costed at zero. A bad line or document is reported as an issue and
-never blocks the others.
+never blocks the others. A credit that matches no sale still reverses its revenue and never leaves a
+figure uncosted: its units go back to stock as a lot of their own at the unit cost of the product's latest
+earlier lot, or are written off when not restockable, and its `returns` say which.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, localcontext
 from typing import Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, computed_field
@@ -22,14 +24,16 @@ from shared.domain.ledger import (
     AnyMovement,
     Draw,
     DuplicateMovement,
+    Entry,
     EntryKind,
     Ledger,
+    ReceiptIn,
     SaleOut,
     SaleReturn,
     UnknownMovement,
 )
 from shared.model import Model
-from shared.money import ZERO, to_cents, total
+from shared.money import COST_CONTEXT, ZERO, to_cents, total
 
 _VALUE = ConfigDict(frozen=True, extra="forbid")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -93,12 +97,26 @@ class LineMargin(Model):
     lots: tuple[Draw, ...]  # the lots consumed (or returned to), with their exact cost
 
 
+class UnmatchedReturn(Model):
+    """Where the units of a credit that matches no sale went: back to stock as a new lot at the unit cost of
+    the product's latest lot before the credit, written off (not restockable), or nowhere when no lot came
+    before it to cost them (the revenue is still reversed)."""
+
+    model_config = _VALUE
+    line_id: str
+    product_id: str
+    quantity: Decimal
+    outcome: Literal["restocked", "written_off", "no_lot"]
+    unit_cost: Decimal | None = None  # exact, when restocked
+
+
 class DocumentMargin(Model):
     model_config = _VALUE
     document: SaleDocument
     lines: tuple[LineMargin, ...]
     figures: Figures
     issues: tuple[str, ...]
+    returns: tuple[UnmatchedReturn, ...] = ()  # a credit that matches no sale: what became of its units
 
 
 class MarginReport(Model):
@@ -113,28 +131,49 @@ def movement_id(document: SaleDocument, line: SaleLine) -> str:
     return f"{document.document_id}/{line.line_id}"
 
 
-def sale_movements(document: SaleDocument) -> tuple[list[AnyMovement], list[str]]:
-    """The stock movements of a document (none once voided or deleted), and the issues of lines left out."""
-    if document.status != "active":
-        return [], []
+def unmatched(document: SaleDocument) -> bool:
+    """A credit that names no sale: its units cannot go back to the lots a sale took them from."""
+    return document.kind == "credit_note" and not document.original_document_id
+
+
+def sale_movements(
+    document: SaleDocument, restock_costs: Mapping[str, Decimal] | None = None
+) -> tuple[list[AnyMovement], list[str]]:
+    """The stock movements of a document (none once voided or deleted), and the issues of lines left out.
+
+    A credit that matches no sale restocks a line's units as a lot of their own (a receipt of the credit)
+    costed at ``restock_costs[product]`` per unit when it is restockable and that cost is known; otherwise its
+    units move nowhere (written off, or no lot to cost them)."""
+    lines, issues = _valid_lines(document)
     movements: list[AnyMovement] = []
-    issues = []
-    if document.kind == "credit_note" and not document.original_document_id:
-        issues.append("credit note names no original sale: its returned units are uncosted")
-    seen: set[str] = set()
-    for line in document.lines:
-        problem = _line_problem(line, seen)
-        seen.add(line.line_id)
-        if problem:
-            issues.append(f"line {line.line_id} {problem}: left out of costing")
+    for line in lines:
+        mid, product = movement_id(document, line), line.product_id or ""
+        if unmatched(document):
+            unit = (restock_costs or {}).get(product) if document.restock else None
+            if unit is not None:
+                with localcontext(COST_CONTEXT):
+                    cost = line.quantity * unit
+                movements.append(
+                    ReceiptIn(
+                        movement_id=mid,
+                        document_id=document.document_id,
+                        at=document.at,
+                        seq=document.seq,
+                        product_id=product,
+                        quantity=line.quantity,
+                        lot_id=mid,
+                        lot_code=f"returned on {document.document_id}",
+                        cost=cost,
+                    )
+                )
         elif document.kind == "credit_note":
             movements.append(
                 SaleReturn(
-                    movement_id=movement_id(document, line),
+                    movement_id=mid,
                     document_id=document.document_id,
                     at=document.at,
                     seq=document.seq,
-                    product_id=line.product_id,
+                    product_id=product,
                     quantity=line.quantity,
                     sale_document_id=document.original_document_id,
                     restock=document.restock,
@@ -143,15 +182,32 @@ def sale_movements(document: SaleDocument) -> tuple[list[AnyMovement], list[str]
         else:
             movements.append(
                 SaleOut(
-                    movement_id=movement_id(document, line),
+                    movement_id=mid,
                     document_id=document.document_id,
                     at=document.at,
                     seq=document.seq,
-                    product_id=line.product_id,
+                    product_id=product,
                     quantity=line.quantity,
                 )
             )
     return movements, issues
+
+
+def _valid_lines(document: SaleDocument) -> tuple[list[SaleLine], list[str]]:
+    """The lines that move stock (none once voided or deleted), and the issues of the lines left out."""
+    if document.status != "active":
+        return [], []
+    valid: list[SaleLine] = []
+    issues = []
+    seen: set[str] = set()
+    for line in document.lines:
+        problem = _line_problem(line, seen)
+        seen.add(line.line_id)
+        if problem:
+            issues.append(f"line {line.line_id} {problem}: left out of costing")
+        else:
+            valid.append(line)
+    return valid, issues
 
 
 def _line_problem(line: SaleLine, seen: set[str]) -> str | None:
@@ -169,29 +225,78 @@ def apply_sales(ledger: Ledger, documents: Iterable[SaleDocument]) -> dict[str, 
 
     All in one change (one replay) when possible; otherwise one by one, and the documents the ledger
     refused come back with the reason while the others are applied.
+
+    A credit that matches no sale restocks at the unit cost of the product's latest lot before it, read
+    from the ledger once the other documents are in: so its lots are added after them, and again while a
+    restock changes the cost of a later lot another such credit copies (builds from restocked parts).
     """
     latest = {document.document_id: document for document in documents}
+    refused = _apply(ledger, latest.values(), {})
+    credits = [d for d in latest.values() if unmatched(d) and d.restock and d.document_id not in refused]
+    costs: dict[str, dict[str, Decimal]] = {}
+    for _ in range(len(credits) + 1):  # each pass settles at least the earliest credit still moving
+        fresh = {d.document_id: _restock_costs(ledger, d) for d in credits}
+        changed = [d for d in credits if fresh[d.document_id] != costs.get(d.document_id)]
+        if not changed:
+            break
+        costs.update(fresh)
+        refused.update(_apply(ledger, changed, costs))
+    return refused
+
+
+def _apply(
+    ledger: Ledger, documents: Iterable[SaleDocument], costs: Mapping[str, Mapping[str, Decimal]]
+) -> dict[str, str]:
+    chosen = list(documents)
     try:
-        _replace(ledger, latest.values())
+        _replace(ledger, chosen, costs)
         return {}
     except (DuplicateMovement, UnknownMovement):
         pass
     refused = {}
-    for document in latest.values():
+    for document in chosen:
         try:
-            _replace(ledger, [document])
+            _replace(ledger, [document], costs)
         except (DuplicateMovement, UnknownMovement) as error:
             refused[document.document_id] = error.message
     return refused
 
 
-def _replace(ledger: Ledger, documents: Iterable[SaleDocument]) -> None:
+def _replace(
+    ledger: Ledger, documents: Iterable[SaleDocument], costs: Mapping[str, Mapping[str, Decimal]]
+) -> None:
     add: list[AnyMovement] = []
     remove: list[str] = []
     for document in documents:
         remove.extend(m.movement_id for m in ledger.document_movements(document.document_id))
-        add.extend(sale_movements(document)[0])
+        add.extend(sale_movements(document, costs.get(document.document_id))[0])
     ledger.change(add=add, remove=remove)
+
+
+def _restock_costs(ledger: Ledger, credit: SaleDocument) -> dict[str, Decimal]:
+    """Per product of the credit, the exact unit cost of its latest lot (received, built or restocked by
+    another credit) placed before the credit, whose own cost is complete; products with none are left out."""
+    costs = {}
+    for line in _valid_lines(credit)[0]:
+        product = line.product_id or ""
+        lot = next((e for e in reversed(ledger.entries(product)) if _earlier_lot(ledger, e, credit)), None)
+        if lot is not None:
+            with localcontext(COST_CONTEXT):
+                costs[product] = lot.cost / lot.quantity
+    return costs
+
+
+def _earlier_lot(ledger: Ledger, entry: Entry, credit: SaleDocument) -> bool:
+    if entry.kind not in (EntryKind.RECEIPT_IN, EntryKind.BUILD_PRODUCE) or entry.incomplete:
+        return False
+    if entry.document_id == credit.document_id or entry.at > credit.at:
+        return False
+    if entry.at < credit.at:
+        return True
+    (movement,) = (
+        m for m in ledger.document_movements(entry.document_id) if m.movement_id == entry.movement_id
+    )
+    return movement.seq <= credit.seq
 
 
 def margins(ledger: Ledger, documents: Iterable[SaleDocument], *, home_currency: str) -> MarginReport:
@@ -211,14 +316,17 @@ def margins(ledger: Ledger, documents: Iterable[SaleDocument], *, home_currency:
 
 
 def _document_margin(ledger: Ledger, document: SaleDocument, home_currency: str) -> DocumentMargin:
-    movements, issues = sale_movements(document)
+    valid, issues = _valid_lines(document)
     rate = _rate(document, home_currency, issues)
-    lines = []
+    lines: list[LineMargin] = []
+    returns: list[UnmatchedReturn] = []
     if rate is not None:
         sign = -1 if document.kind == "credit_note" else 1
-        first = {movement_id(document, line): line for line in reversed(document.lines)}
-        for m in movements:
-            margin = _line_margin(ledger, document, first[m.movement_id], rate, sign, issues)
+        for line in valid:
+            if unmatched(document):
+                margin = _unmatched_line(ledger, document, line, rate, issues, returns)
+            else:
+                margin = _line_margin(ledger, document, line, rate, sign, issues)
             if margin is not None:
                 lines.append(margin)
     return DocumentMargin(
@@ -226,6 +334,7 @@ def _document_margin(ledger: Ledger, document: SaleDocument, home_currency: str)
         lines=tuple(lines),
         figures=_sum([line.figures for line in lines]),
         issues=tuple(issues),
+        returns=tuple(returns),
     )
 
 
@@ -244,9 +353,8 @@ def _rate(document: SaleDocument, home_currency: str, issues: list[str]) -> Deci
 def _line_margin(
     ledger: Ledger, document: SaleDocument, line: SaleLine, rate: Decimal, sign: int, issues: list[str]
 ) -> LineMargin | None:
-    net = line.net
+    net = _revenue(line, rate, issues)
     if net is None:
-        issues.append(f"line {line.line_id} has no amount: left out of margins")
         return None
     try:
         (entry,) = ledger.entries_of(movement_id(document, line))
@@ -255,7 +363,7 @@ def _line_margin(
         return None
     cogs = ZERO if entry.kind is EntryKind.RETURN_WASTE else to_cents(entry.cost)
     figures = Figures(
-        revenue=sign * to_cents(net * rate),
+        revenue=sign * net,
         cogs=sign * cogs,
         uncosted=entry.uncosted,
         incomplete=entry.incomplete,
@@ -267,6 +375,56 @@ def _line_margin(
         figures=figures,
         lots=entry.draws,
     )
+
+
+def _unmatched_line(
+    ledger: Ledger,
+    credit: SaleDocument,
+    line: SaleLine,
+    rate: Decimal,
+    issues: list[str],
+    returns: list[UnmatchedReturn],
+) -> LineMargin | None:
+    """A line of a credit that matches no sale: its revenue reversed; its cost back out of COGS as the new
+    lot's cost when restocked, none when its units went nowhere. Never uncosted: it blanks no period."""
+    net = _revenue(line, rate, issues)
+    if net is None:
+        return None
+    product = line.product_id or ""
+    try:
+        entries = ledger.entries_of(movement_id(credit, line))
+    except UnknownMovement:
+        entries = ()
+    outcome: Literal["restocked", "written_off", "no_lot"] = (
+        "restocked" if entries else "written_off" if not credit.restock else "no_lot"
+    )
+    cost, unit = ZERO, None
+    draws: tuple[Draw, ...] = ()
+    if entries:
+        (entry,) = entries
+        cost, draws = to_cents(entry.cost), entry.draws
+        with localcontext(COST_CONTEXT):
+            unit = entry.cost / entry.quantity
+    returns.append(
+        UnmatchedReturn(
+            line_id=line.line_id, product_id=product, quantity=line.quantity, outcome=outcome, unit_cost=unit
+        )
+    )
+    return LineMargin(
+        line_id=line.line_id,
+        product_id=product,
+        quantity=line.quantity,
+        figures=Figures(revenue=-net, cogs=-cost, uncosted=ZERO, incomplete=False),
+        lots=draws,
+    )
+
+
+def _revenue(line: SaleLine, rate: Decimal, issues: list[str]) -> Decimal | None:
+    net = line.net
+    if net is None:
+        issues.append(f"line {line.line_id} has no amount: left out of margins")
+        return None
+    return to_cents(net * rate)
 
 
 def _sum(figures: list[Figures]) -> Figures:

@@ -159,6 +159,11 @@ class AccountingProvider(Protocol):
 
     def home_currency(self, session: Session) -> str: ...
 
+    def time_zone(self, session: Session) -> str:
+        """The organisation's time zone as an IANA name ("UTC" when unknown): document dates are local
+        dates there."""
+        ...
+
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
         """Creates the balanced journal carrying ``journal.marker``; a timeout leaves the outcome unknown."""
         ...

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -41,11 +41,6 @@ ROLES = ("build_debit", "receiving_debit", "receiving_credit", "waste", "adjustm
 LISTED = 10  # exports named in a true-up's narration (the rest are counted)
 
 
-def zone_of(organisation_id: str) -> tzinfo:
-    """The organisation's time zone, which decides business days."""
-    return UTC
-
-
 def _day_of(zone: tzinfo) -> Callable[[datetime], date]:
     return lambda at: at.astimezone(zone).date()
 
@@ -70,7 +65,9 @@ class _State:
 
     def __init__(self, organisation_id: str, provider: str, accounts: PostingAccounts) -> None:
         self.books = store.get_books(organisation_id, provider)
-        self.found = domain.effects(sales.costed_ledger(organisation_id), _day_of(zone_of(organisation_id)))
+        costed = sales.costed_ledger(organisation_id)
+        self.zone = costed.zone
+        self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
         self.rows = export_store.list_exports(organisation_id)
         self.planned: dict[EventKey, dict[str, Any]] = {
             (row["kind"], row["record_id"]): row
@@ -108,7 +105,7 @@ def _trueup(
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     named = ", ".join(changed[:LISTED]) + more
     narration = f"True-up of values already posted, after re-costing: {named or 'rounding'}"
-    on = moment.astimezone(zone_of(organisation_id)).date()
+    on = moment.astimezone(state.zone).date()
     journal = journal_of(change, marker=export_id, on=on, currency=state.currency, narration=narration)
     row = export_store.new_export(
         organisation_id,
@@ -225,10 +222,13 @@ def unplan(organisation_id: str, row: Mapping[str, Any]) -> None:
 # ---- scheduled: business days closed, values re-checked ------------------------------------------------
 def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
     """Business days with sales that have ended (plus the grace period) and have no COGS export yet."""
-    zone = zone_of(organisation_id)
-    ledger = sales.costed_ledger(organisation_id)
+    ledger, documents, zone = sales.costed_ledger(organisation_id)
     sale_kinds = (EntryKind.SALE_CONSUME, EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE)
-    days = {e.at.astimezone(zone).date() for e in ledger.entries() if e.kind in sale_kinds and e.cost}
+    days = {
+        e.at.astimezone(zone).date()
+        for e in ledger.entries()
+        if e.cost and (e.kind in sale_kinds or e.document_id in documents)
+    }
     known = {row["record_id"] for row in export_store.list_exports(organisation_id) if row["kind"] == "cogs"}
     return sorted(
         day.isoformat()

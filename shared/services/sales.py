@@ -15,15 +15,23 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
-from shared.domain.costing import DocumentMargin, Figures, SaleDocument, SaleLine, apply_sales
+from shared.domain.costing import (
+    DocumentMargin,
+    Figures,
+    SaleDocument,
+    SaleLine,
+    UnmatchedReturn,
+    apply_sales,
+)
 from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
 from shared.errors import BadRequest, Conflict, ProviderError, ServiceError
@@ -45,7 +53,9 @@ LEASE_SECONDS = 600  # longer than the pull function's timeout: a live pull neve
 NOT_RESTOCKABLE = re.compile(
     r"\b(?:not?[ -]?restock(?:able|ed)?|scrap(?:ped)?|write[ -]?off)\b", re.IGNORECASE
 )
-DAY_END = time(23, 59, 59, tzinfo=UTC)  # a day's sales take from what was received or built that day
+# A sale dated D (a local date in the organisation's zone) is placed at the very end of D there: it takes from
+# what was received or built by then, e.g. at 22:00 in New York, after midnight UTC.
+DAY_END = time(23, 59, 59, 999999)
 
 
 class PullRunning(Conflict):
@@ -53,10 +63,24 @@ class PullRunning(Conflict):
 
 
 # ---- tracking settings --------------------------------------------------------------------------------
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name; ValueError names what is wrong."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as America/New_York") from None
+
+
 class TrackingRequest(Model):
     model_config = ConfigDict(extra="forbid")
     enabled: bool
     start_date: date | None = None  # the first pull reads documents dated from here
+    time_zone: str | None = None  # IANA; unset: the one already stored, else the provider's
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone(value).key
 
 
 class LastPull(Model):
@@ -72,6 +96,7 @@ class TrackingView(Model):
     enabled: bool
     start_date: date
     home_currency: str
+    time_zone: str  # IANA: the organisation's dates are local dates there
     cursor: str | None
     pulling: bool
     last_pull: LastPull | None
@@ -83,6 +108,7 @@ def _view(item: dict[str, Any], now: datetime) -> TrackingView:
         enabled=bool(item["enabled"]),
         start_date=date.fromisoformat(item["start_date"]),
         home_currency=item["home_currency"],
+        time_zone=item.get("time_zone") or "UTC",
         cursor=item.get("cursor"),
         pulling=int(item.get("lease_until") or 0) >= now.timestamp(),
         last_pull=LastPull.model_validate(item["last_pull"]) if item.get("last_pull") else None,
@@ -96,13 +122,16 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     start = request.start_date or (date.fromisoformat(existing["start_date"]) if existing else None)
     if start is None:
         raise BadRequest("choose the date the first pull starts from (start_date)")
-    home = existing.get("home_currency") or tokens.provider(wanted).home_currency(session_for(connection))
+    provider = tokens.provider(wanted)
+    home = existing.get("home_currency") or provider.home_currency(session_for(connection))
+    time_zone = request.time_zone or existing.get("time_zone") or provider.time_zone(session_for(connection))
     store.put_tracking(
         organisation_id,
         wanted,
         enabled=request.enabled,
         start_date=start.isoformat(),
         home_currency=home,
+        time_zone=time_zone,
         reset_cursor=existing.get("start_date") != start.isoformat(),
     )
     return _view(store.get_tracking(organisation_id, wanted) or {}, now)
@@ -305,6 +334,9 @@ class GroupReport(Model):
     key: str  # product id or "YYYY-MM"
     label: str
     figures: Figures
+    notes: list[str] = Field(
+        default_factory=list
+    )  # group=period: what the accountant should know about that month
 
 
 class Excluded(Model):
@@ -322,6 +354,7 @@ class MarginReport(Model):
     documents: list[DocumentReport]  # group=document
     groups: list[GroupReport]  # group=product or period
     excluded: list[Excluded]  # documents not costed at all, with the reason
+    notes: list[str]  # e.g. where the units of a credit that matched no sale went
 
 
 @dataclass(frozen=True)
@@ -356,6 +389,12 @@ def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
         else []
     )
     groups: dict[str, Figures] = report.by_product if query.group == "product" else report.by_period
+    notes: dict[str, list[str]] = {}
+    for m, costed in zip(chosen, report.documents, strict=True):
+        notes.setdefault(m.sale.at.strftime("%Y-%m"), []).extend(
+            _return_note(m.pulled.number or m.sale.document_id, r, by_id.get(r.product_id))
+            for r in costed.returns
+        )
     return MarginReport(
         home_currency=home,
         start=query.start,
@@ -364,22 +403,50 @@ def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
         totals=report.totals,
         documents=documents,
         groups=[
-            GroupReport(key=key, label=_label(by_id.get(key), key), figures=figures)
+            GroupReport(
+                key=key,
+                label=_label(by_id.get(key), key),
+                figures=figures,
+                notes=notes.get(key, []) if query.group == "period" else [],
+            )
             for key, figures in groups.items()
         ]
         if query.group != "document"
         else [],
         excluded=[e for e, when in excluded if when is None or _within(when, query)],
+        notes=[note for period in sorted(notes) for note in notes[period]],
     )
 
 
-def costed_ledger(organisation_id: str) -> Ledger:
-    """The stock ledger with every tracked sale applied: what the books' cost of goods sold is drawn from."""
+class CostedLedger(NamedTuple):
+    ledger: Ledger  # stock movements with every tracked sale applied
+    sales_documents: frozenset[str]  # the documents that are sales (a credit's restocked lot among them)
+    zone: ZoneInfo  # the organisation's time zone: it decides business days
+
+
+def costed_ledger(organisation_id: str) -> CostedLedger:
+    """What the books' cost of goods sold is drawn from."""
     ledger = Ledger(inventory_store.movements(organisation_id))
-    if settings := {t["provider"]: t for t in store.tracked(organisation_id)}:
-        mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
-        apply_sales(ledger, [m.sale for m in mapped])
-    return ledger
+    settings = {t["provider"]: t for t in store.tracked(organisation_id)}
+    if not settings:
+        return CostedLedger(ledger, frozenset(), ZoneInfo("UTC"))
+    mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
+    apply_sales(ledger, [m.sale for m in mapped])
+    tracking = next((t for t in settings.values() if t["enabled"]), next(iter(settings.values())))
+    return CostedLedger(ledger, frozenset(m.sale.document_id for m in mapped), _zone_of(tracking))
+
+
+def _return_note(number: str, returned: UnmatchedReturn, product: Product | None) -> str:
+    """'Credit CN-7 matched no sale: 2 x FG-1 restocked at 4.00' (written off; or not restocked)."""
+    sku = product.sku if product and product.sku else returned.product_id
+    what = f"{returned.quantity.normalize():f} x {sku}"
+    if returned.outcome == "restocked" and returned.unit_cost is not None:
+        unit = returned.unit_cost
+        shown = to_cents(unit) if unit == to_cents(unit) else unit.normalize()
+        return f"Credit {number} matched no sale: {what} restocked at {shown:f}"
+    if returned.outcome == "written_off":
+        return f"Credit {number} matched no sale: {what} written off (not restockable)"
+    return f"Credit {number} matched no sale: {what} not restocked (no earlier lot to cost them)"
 
 
 def _within(day: date, query: MarginQuery) -> bool:
@@ -466,7 +533,7 @@ def _sale_documents(
         sale = SaleDocument(
             document_id=document.document_id,
             kind=document.kind,
-            at=datetime.combine(document.issued, DAY_END),
+            at=datetime.combine(document.issued, DAY_END, tzinfo=_zone_of(tracking)),
             seq=1 if document.kind == "credit_note" else 0,
             currency=document.currency or tracking["home_currency"],
             rate=document.rate,
@@ -483,6 +550,13 @@ def _sale_documents(
         if document.kind != "credit_note" and document.status == "active":
             sales.append(entry)
     return mapped, excluded
+
+
+def _zone_of(tracking: dict[str, Any]) -> ZoneInfo:
+    try:
+        return zone(str(tracking.get("time_zone") or "UTC"))
+    except ValueError:  # a zone the time zone database no longer knows: UTC rather than no report
+        return ZoneInfo("UTC")
 
 
 def _excluded_because(document: PulledSale, tracking: dict[str, Any] | None) -> str:

@@ -80,18 +80,18 @@ def put_tracking(
     start_date: str,
     home_currency: str,
     reset_cursor: bool,
+    time_zone: str | None = None,
 ) -> None:
-    """Sets the tracking settings; a new start date forgets the cursor, so the next pull starts over."""
+    """Sets the tracking settings (the time zone only when given); a new start date forgets the cursor, so
+    the next pull starts over."""
     expression = "SET enabled = :e, start_date = :s, home_currency = :h, organisation_id = :o, provider = :p"
+    values = {":e": enabled, ":s": start_date, ":h": home_currency, ":o": organisation_id, ":p": provider}
+    if time_zone is not None:
+        expression += ", time_zone = :z"
+        values[":z"] = time_zone
     if reset_cursor:
         expression += " REMOVE #c"
-    _update(
-        organisation_id,
-        provider,
-        expression,
-        {":e": enabled, ":s": start_date, ":h": home_currency, ":o": organisation_id, ":p": provider},
-        names={"#c": "cursor"} if reset_cursor else None,
-    )
+    _update(organisation_id, provider, expression, values, names={"#c": "cursor"} if reset_cursor else None)
 
 
 def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:

@@ -70,8 +70,8 @@ def statuses(api: Api) -> dict[str, list[str]]:
 def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
-    panel = setup_xero(api, sandboxes)["shelf"]  # PANEL-A
-    receive(api, "R-1", "2026-11-02T09:00:00Z", panel, "3", "3.335")  # 10.005
+    bolt = setup_xero(api, sandboxes)["bolt"]  # BOLT-M8; the demo tenant's time zone is Australia/Sydney
+    receive(api, "R-1", "2026-11-02T09:00:00Z", bolt, "3", "3.335")  # 10.005
     sandboxes.xero.add_record(
         AU_TENANT_ID,
         "Invoices",
@@ -82,7 +82,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
             "Date": "2026-11-10",
             "Status": "AUTHORISED",
             "LineItems": [
-                {"ItemCode": "PANEL-A", "Description": "Panel", "Quantity": "2", "UnitAmount": "20"}
+                {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": "2", "UnitAmount": "20"}
             ],
         },
     )
@@ -98,10 +98,10 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     Poller(aws).drain()
     assert xero_balances(api, sandboxes) == {"630": D("10.01"), "820": D("-10.01")}
 
-    # the day of the sale has not ended (plus the grace period) yet: no cost of goods sold
-    assert books.close_days(now=datetime(2026, 11, 11, 3, tzinfo=UTC)) == 0
-    assert books.close_days(now=datetime(2026, 11, 11, 7, tzinfo=UTC)) == 1
-    assert books.close_days(now=datetime(2026, 11, 11, 8, tzinfo=UTC)) == 0  # queued once
+    # 10 Nov ends in Sydney at 13:00 UTC; six hours' grace for late documents, then its COGS is queued once
+    assert books.close_days(now=datetime(2026, 11, 10, 18, 59, tzinfo=UTC)) == 0
+    assert books.close_days(now=datetime(2026, 11, 10, 19, tzinfo=UTC)) == 1
+    assert books.close_days(now=datetime(2026, 11, 11, 8, tzinfo=UTC)) == 0
     Poller(aws).drain()
     # 2 of 3 sold: COGS 6.67, and inventory keeps 3.335, which the books hold as 3.34
     assert xero_balances(api, sandboxes) == {"630": D("3.34"), "820": D("-10.01"), "310": D("6.67")}
@@ -114,7 +114,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     assert journal["Date"] == "/Date(1794268800000+0000)/"  # 10 Nov 2026: the day of the sales
 
     # a receipt back-dated before the sale: the sale now took the 1.00 unit first, so its COGS is 4.335
-    receive(api, "R-0", "2026-11-01T09:00:00Z", panel, "1", "1.00")
+    receive(api, "R-0", "2026-11-01T09:00:00Z", bolt, "1", "1.00")
     minutes.next()
     Poller(aws).drain()
     assert statuses(api) == {"receipt": ["posted"] * 2, "cogs": ["posted"], "trueup": ["posted"]}
@@ -139,8 +139,8 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
 def test_a_free_receipt_is_skipped_not_failed(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
-    panel = setup_xero(api, sandboxes)["shelf"]
-    receive(api, "FREE", "2026-11-02T09:00:00Z", panel, "5", "0")
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    receive(api, "FREE", "2026-11-02T09:00:00Z", bolt, "5", "0")
     Poller(aws).drain()
     (export,) = ok(api.call("GET", "/exports"))
     assert export["status"] == "skipped" and "nothing to post" in export["last_error"]

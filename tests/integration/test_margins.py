@@ -312,3 +312,187 @@ def test_the_download_carries_the_same_report(api: Api, sandboxes: Sandboxes) ->
     assert table[0][:2] == ["Date", "Document"] and table[-1][0] == "Total"
     lots = [row[13] for row in table[1:-1] if row[5] == "FG-WB-20"]
     assert lots and all(str(lot).startswith("RCV-A/1 x ") for lot in lots)
+
+
+def test_qbo_revenue_is_net_of_a_document_discount_spread_to_the_cent(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, BRACKET_40, CORNER_BRACE])
+    receive(
+        api,
+        [
+            ("A", sku["FG-WB-20"], "500", "1.90"),
+            ("C", sku["FG-WB-40"], "500", "2.80"),
+            ("E", sku["FG-CB-01"], "500", "0.70"),
+        ],
+    )
+    sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        {
+            "CustomerRef": {"value": "1"},
+            "DocNumber": "D-10",
+            "TxnDate": "2026-11-20",
+            "Line": [
+                *(
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": price},
+                    }
+                    for item, price in ((BRACKET_20, "12.25"), (BRACKET_40, "12.25"), (CORNER_BRACE, "10.45"))
+                ),
+                {
+                    "DetailType": "DiscountLineDetail",
+                    "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10},
+                },
+            ],
+        },
+    )
+    track_and_pull(api, "qbo")
+
+    invoice = by_number(ok(api.call("GET", "/margins")))["D-10"]
+    # 10 % of 34.95 is 3.495: QBO's discount line says 3.50 (TotalAmt 31.45). Spread by amount:
+    # 3.50 x 12.25 / 34.95 = 1.22675.., 1.22675.., 3.50 x 10.45 / 34.95 = 1.04649..: floors 1.22 + 1.22 + 1.04
+    # leave 2 cents, to the two largest remainders (.00675, .00675) -> 1.23, 1.23, 1.04
+    assert [D(line["figures"]["revenue"]) for line in invoice["lines"]] == [D("11.02"), D("11.02"), D("9.41")]
+    # COGS 1.90 + 2.80 + 0.70 = 5.40; margin 26.05 of 31.45 = 82.83 %
+    assert figures(invoice["figures"]) == (D("31.45"), D("5.40"), D("26.05"), D("82.83"))
+
+
+def test_xero_revenue_is_net_of_line_discounts_and_included_tax(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    items = [demo_id(AU_TENANT_ID, "item", code) for code in ("WIDGET-10", "BOLT-M8")]
+    sku = products_by_sku(api, "xero", items)
+    receive(api, [("W", sku["WIDGET-10"], "1000", "2.50"), ("B", sku["BOLT-M8"], "5000", "0.18")])
+    sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": "INV-D1",
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": "2026-10-05",
+            "Status": "AUTHORISED",
+            "LineAmountTypes": "Inclusive",
+            "LineItems": [
+                {"ItemCode": "WIDGET-10", "Quantity": "10", "UnitAmount": "11.00", "DiscountRate": "10"},
+                {"ItemCode": "BOLT-M8", "Quantity": "4", "UnitAmount": "5.50", "DiscountAmount": "2.00"},
+            ],
+        },
+    )
+    track_and_pull(api, "xero")
+
+    invoice = by_number(ok(api.call("GET", "/margins")))["INV-D1"]
+    # widgets: 10 x 11.00 less 10 % = 99.00 with GST 9.00 in it -> 90.00; bolts: 22.00 - 2.00 = 20.00
+    # with GST 1.82 in it -> 18.18. COGS 10 x 2.50 + 4 x 0.18 = 25.72; margin 82.46 of 108.18 = 76.22 %
+    assert [D(line["figures"]["revenue"]) for line in invoice["lines"]] == [D("90.00"), D("18.18")]
+    assert figures(invoice["figures"]) == (D("108.18"), D("25.72"), D("82.46"), D("76.22"))
+
+
+def test_credits_matching_no_sale_reverse_revenue_say_where_units_went_and_keep_the_month(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, CORNER_BRACE])
+    receive(
+        api,
+        [
+            ("A", sku["FG-WB-20"], "50", "1.90"),
+            ("B", sku["FG-WB-20"], "100", "2.00"),
+            ("E", sku["FG-CB-01"], "500", "0.70"),
+        ],
+    )
+    walk_in = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Walk-in"})["Id"]
+    for number, day, item, price, note in (
+        ("CM-7", "2026-11-10", BRACKET_20, "4.50", "Returned unopened"),
+        ("CM-8", "2026-11-12", CORNER_BRACE, "2.25", "Scrapped: crushed in transit"),
+    ):
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            "CreditMemo",
+            {
+                "CustomerRef": {"value": walk_in},  # who never bought anything
+                "DocNumber": number,
+                "TxnDate": day,
+                "PrivateNote": note,
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {
+                            "ItemRef": {"value": item},
+                            "Qty": 2 if number == "CM-7" else 1,
+                            "UnitPrice": price,
+                        },
+                    }
+                ],
+            },
+        )
+    track_and_pull(api, "qbo")
+
+    november = ok(api.call("GET", "/margins?group=period&from=2026-11-01&to=2026-11-30"))
+    assert november["notes"] == [
+        "Credit CM-7 matched no sale: 2 x FG-WB-20 restocked at 2.00",
+        "Credit CM-8 matched no sale: 1 x FG-CB-01 written off (not restockable)",
+    ]
+    (month,) = november["groups"]
+    assert month["notes"] == november["notes"]
+    # 1006: 60 x 4.40 = 264.00 from the 2 left in A (3.80) and 58 of B (116.00); CM-7: -9.00, 2 back as a
+    # lot at B's 2.00 (-4.00); CM-8: -2.25, written off (0). 252.75 - 115.80 = 136.95 = 54.18 %
+    assert figures(month["figures"]) == (D("252.75"), D("115.80"), D("136.95"), D("54.18"))
+    credit = by_number(ok(api.call("GET", "/margins?from=2026-11-10")))["CM-7"]
+    # the returned units are a lot of their own, which later sales take from in FIFO order
+    assert [(lot["lot_id"], D(lot["cost"])) for lot in credit["lines"][0]["lots"]] == [
+        (credit["document_id"] + "/1", D("4.00"))
+    ]
+    assert credit["issues"] == []
+
+
+def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisation_time_zone(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20])
+    # 22:00 at UTC-5 on 10 March is 03:00 UTC on the 11th, but still the 10th in New York (23:00 EDT: summer
+    # time began on 8 March); 01:30 on the 11th there is a later day
+    for receipt, at, unit_cost in (
+        ("RCV-EVENING", "2026-03-10T22:00:00-05:00", "3.00"),
+        ("RCV-NEXT-DAY", "2026-03-11T01:30:00-04:00", "4.00"),
+    ):
+        body = {
+            "receipt_id": receipt,
+            "received_at": at,
+            "lines": [{"product_id": sku["FG-WB-20"], "quantity": "5", "unit_cost": unit_cost}],
+        }
+        ok(api.call("POST", "/receipts", json_body=body), 201)
+    for number, day in (("NY-1", "2026-03-10"), ("NY-2", "2026-03-11")):
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            "Invoice",
+            {
+                "CustomerRef": {"value": "1"},
+                "DocNumber": number,
+                "TxnDate": day,
+                "Line": [
+                    {
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {
+                            "ItemRef": {"value": BRACKET_20},
+                            "Qty": 5,
+                            "UnitPrice": "5.00",
+                        },
+                    }
+                ],
+            },
+        )
+    tracking = {"enabled": True, "start_date": "2026-03-01", "time_zone": "America/New_York"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    ok(api.call("POST", "/sales/pull"))
+
+    docs = by_number(ok(api.call("GET", "/margins?to=2026-03-31")))
+    # NY-1 (the 10th) ends at 03:59:59.999999 UTC on the 11th: the evening lot is its own. At 23:59:59 UTC on
+    # the 10th it would have found no stock at all.
+    assert [lot["lot_id"] for lot in docs["NY-1"]["lines"][0]["lots"]] == ["RCV-EVENING/1"]
+    assert figures(docs["NY-1"]["figures"]) == (D("25.00"), D("15.00"), D("10.00"), D("40.00"))
+    assert [lot["lot_id"] for lot in docs["NY-2"]["lines"][0]["lots"]] == ["RCV-NEXT-DAY/1"]
+    assert (docs["NY-1"]["date"], docs["NY-2"]["date"]) == ("2026-03-10", "2026-03-11")
+    periods = ok(api.call("GET", "/margins?group=period&to=2026-03-31"))["groups"]
+    assert [g["key"] for g in periods] == ["2026-03"]

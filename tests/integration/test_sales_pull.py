@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -275,3 +276,33 @@ def test_the_schedule_pulls_every_tracked_connection(api: Api, sandboxes: Sandbo
     report = Scheduler(aws).fire("SalesPullFunction")
     assert (report["pulled"], report["stored"], report["failed"]) == (1, 8, 0)  # org-b does not track sales
     assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 8
+
+
+def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_user_names_it(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
+    # Xero's Organisation.Timezone AUSEASTERNSTANDARDTIME is Sydney (CLDR windowsZones)
+    xero = ok(
+        api.call(
+            "PUT",
+            "/integrations/xero/sales-tracking",
+            organisation="org-b",
+            json_body={"enabled": True, "start_date": "2026-08-01"},
+        )
+    )
+    assert xero["time_zone"] == "Australia/Sydney"
+    connect(api, sandboxes, "qbo")
+    # QBO's answers carry the company's offset (the sandbox's Pacific time): a fixed zone of that offset
+    offset = sandboxes.qbo.now().astimezone(ZoneInfo("America/Los_Angeles")).utcoffset()
+    assert offset is not None
+    assert track(api, "qbo")["time_zone"] == f"Etc/GMT+{-int(offset.total_seconds()) // 3600}"
+
+    path = "/integrations/qbo/sales-tracking"
+    chosen = ok(api.call("PUT", path, json_body={"enabled": True, "time_zone": "America/New_York"}))
+    assert chosen["time_zone"] == "America/New_York"
+    kept = ok(api.call("PUT", path, json_body={"enabled": False}))  # unchanged unless named
+    assert kept["time_zone"] == "America/New_York"
+    for wrong in ("Mars/Olympus_Mons", "../etc/passwd", ""):
+        refused = api.call("PUT", path, json_body={"enabled": True, "time_zone": wrong})
+        assert refused.status == 400 and "time_zone" in refused.body.decode(), refused.body

@@ -730,3 +730,48 @@ def test_demo_company_has_the_promised_shape(sandbox: QboSandbox) -> None:
     assert {i["Type"] for i in items} == {"Inventory", "NonInventory", "Service", "Group"}
     assert any(i["Type"] == "Inventory" and "Sku" not in i for i in items)
     assert sandbox.companies[REALM].closing_date == date(2026, 1, 31)
+
+
+def test_a_discount_line_follows_the_subtotal_and_totalamt_is_after_it(
+    sandbox: QboSandbox, api: httpx.Client
+) -> None:
+    def line(item: str, price: str) -> dict[str, Any]:
+        return {
+            "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": price},
+        }
+
+    with httpx.Client(transport=sandbox.transport(), base_url=sandbox.base_url) as admin:
+        seeded = admin.post(
+            f"/_admin/companies/{REALM}/invoice",
+            json={
+                "CustomerRef": {"value": "1"},
+                "DocNumber": "D-1",
+                "Line": [
+                    line(BRACKET_20, "12.25"),
+                    line(BRACKET_20, "12.25"),
+                    line(BRACKET_20, "10.45"),
+                    {
+                        "DetailType": "DiscountLineDetail",
+                        "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10},
+                    },
+                ],
+            },
+        )
+        assert seeded.status_code == 201, seeded.text
+        two = admin.post(
+            f"/_admin/companies/{REALM}/invoice",
+            json={
+                "CustomerRef": {"value": "1"},
+                "Line": [line(BRACKET_20, "5"), *2 * [{"DetailType": "DiscountLineDetail", "Amount": 1}]],
+            },
+        )
+        assert two.status_code == 400 and "only one discount line" in two.text
+    invoice = query(api, "select * from Invoice where DocNumber = 'D-1'")["Invoice"][0]
+    # subtotal 12.25 + 12.25 + 10.45 = 34.95; 10 % = 3.495, rounded half up to 3.50; TotalAmt 31.45
+    assert [(x["DetailType"], x["Amount"]) for x in invoice["Line"][3:]] == [
+        ("SubTotalLineDetail", 34.95),
+        ("DiscountLineDetail", 3.5),
+    ]
+    assert invoice["Line"][4]["DiscountLineDetail"] == {"PercentBased": True, "DiscountPercent": 10}
+    assert invoice["TotalAmt"] == 31.45 and invoice["Balance"] == 31.45

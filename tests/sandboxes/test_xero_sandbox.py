@@ -847,3 +847,39 @@ def test_loopback_server_serves_the_same_sandbox(sandbox: XeroSandbox) -> None:
             assert org["BaseCurrency"] == "NZD"
     finally:
         server.shutdown()
+
+
+def test_line_discounts_and_tax_inclusive_amounts_are_computed_as_xero_does(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    harbour = {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")}
+
+    def seed(collection: str, **fields: Any) -> httpx.Response:
+        body = {"Contact": harbour, "Status": "AUTHORISED", "Date": "2026-10-05", **fields}
+        return client.post(f"/_admin/organisations/{AU_TENANT_ID}/{collection}", json=body)
+
+    seeded = seed(
+        "Invoices",
+        Type="ACCREC",
+        InvoiceNumber="INV-D1",
+        LineAmountTypes="Inclusive",
+        LineItems=[
+            {"ItemCode": "WIDGET-10", "Quantity": 10, "UnitAmount": "11.00", "DiscountRate": "10"},
+            {"ItemCode": "BOLT-M8", "Quantity": 4, "UnitAmount": "5.50", "DiscountAmount": "2.00"},
+        ],
+    )
+    assert seeded.status_code == 201, seeded.text
+    invoice = client.get(f"{API}/Invoices/{seeded.json()['InvoiceID']}", headers=api(tokens)).json()
+    widget, bolt = invoice["Invoices"][0]["LineItems"]
+    # 10 x 11.00 x 90 % = 99.00 incl. GST of 99.00 / 11 = 9.00; 4 x 5.50 - 2.00 = 20.00 incl. 1.82 GST
+    assert (widget["LineAmount"], widget["TaxAmount"], widget["DiscountRate"]) == (99.0, 9.0, 10.0)
+    assert (bolt["LineAmount"], bolt["TaxAmount"], bolt["DiscountAmount"]) == (20.0, 1.82, 2.0)
+    assert invoice["Invoices"][0]["IsDiscounted"] is True
+    assert (invoice["Invoices"][0]["SubTotal"], invoice["Invoices"][0]["Total"]) == (108.18, 119.0)
+    # the spec: discounts only on ACCREC invoices, never on credit notes
+    refused = seed(
+        "CreditNotes",
+        Type="ACCRECCREDIT",
+        LineItems=[{"ItemCode": "WIDGET-10", "Quantity": 1, "UnitAmount": "11.00", "DiscountRate": "10"}],
+    )
+    assert refused.status_code == 400 and "only supported on ACCREC invoices" in refused.text

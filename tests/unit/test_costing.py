@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shared.domain.costing import SaleDocument, SaleLine, apply_sales, margins
+from shared.domain.costing import SaleDocument, SaleLine, UnmatchedReturn, apply_sales, margins
 from shared.domain.ledger import Ledger, ReceiptIn
 
 D = Decimal
@@ -169,8 +169,8 @@ def test_bad_lines_and_documents_are_reported_without_blocking_the_rest() -> Non
     assert issues["DUP"] == ("line 1 repeats an earlier line's id: left out of costing",)
     assert issues["BAD2"] == ("unknown currency 'euro': margins not computed",)
     assert issues["BAD3"] == ("no exchange rate from GBP to USD: margins not computed",)
-    assert issues["CN"] == ("credit note names no original sale: its returned units are uncosted",)
-    assert report.documents[4].figures.uncosted == 1
+    assert issues["CN"] == ()  # matches no sale: restocked at L2's 6.00 (the latest lot), never uncosted
+    assert (report.documents[4].figures.cogs, report.documents[4].figures.uncosted) == (D("-6.00"), 0)
     assert report.documents[5].figures.margin == D(
         "19.00"
     )  # GOOD: 25.00 - the second L1 unit at 5.00... see below
@@ -196,3 +196,63 @@ def test_a_document_the_ledger_refuses_does_not_block_the_others() -> None:
     clash, good = doc("X", 2, ("F", "1", "20.00")), doc("INV1", 3, ("F", "1", "25.00"))
     assert apply_sales(ledger, [clash, good]) == {"X": "a movement id is already in the ledger"}
     assert margins(ledger, [good], home_currency="USD").totals.margin == D("20.00")  # 25.00 - 5.00 (L1)
+
+
+def test_a_credit_matching_no_sale_restocks_at_the_latest_earlier_lot_and_never_blanks_the_period() -> None:
+    ledger = stocked()
+    ledger.change(  # a lot received after the credit: not the one it is costed from
+        add=[
+            ReceiptIn(
+                movement_id="L3",
+                document_id="R3",
+                at=day(5),
+                product_id="F",
+                quantity=D(1),
+                lot_id="L3",
+                cost=D("7.00"),
+            )
+        ]
+    )
+    invoice = doc("INV1", 2, ("F", "3", "30.00"))
+    credit = doc("CN7", 3, ("F", "2", "18.00"), kind="credit_note", seq=1)
+    later = doc("INV2", 4, ("F", "12", "120.00"))
+    assert apply_sales(ledger, [invoice, credit, later]) == {}
+    report = margins(ledger, [invoice, credit, later], home_currency="USD")
+    returned = report.documents[1]
+    # 2 units back as a new lot at L2's unit cost 6.00 (L3 came later): revenue -18.00, COGS -12.00
+    assert returned.returns == (
+        UnmatchedReturn(line_id="1", product_id="F", quantity=D(2), outcome="restocked", unit_cost=D(6)),
+    )
+    assert (returned.figures.revenue, returned.figures.cogs, returned.figures.margin) == (
+        D("-18.00"),
+        D("-12.00"),
+        D("-6.00"),
+    )
+    assert [(lot.lot_id, lot.quantity, lot.cost) for lot in returned.lines[0].lots] == [("CN7/1", 2, 12)]
+    # INV2 takes FIFO: the last L1 unit (5.00), all of L2 (60.00), then 1 of the returned lot (6.00) = 71.00
+    assert [(lot.lot_id, lot.quantity) for lot in report.documents[2].lines[0].lots] == [
+        ("L1", 1),
+        ("L2", 10),
+        ("CN7/1", 1),
+    ]
+    # January: 30.00 - 18.00 + 120.00 = 132.00 revenue; 15.00 - 12.00 + 71.00 = 74.00 COGS; a margin
+    assert (report.by_period["2025-01"].revenue, report.by_period["2025-01"].cogs) == (
+        D("132.00"),
+        D("74.00"),
+    )
+    assert report.by_period["2025-01"].margin == D("58.00")
+
+
+def test_a_credit_matching_no_sale_writes_off_what_is_not_restockable_or_has_no_lot_to_cost_it() -> None:
+    ledger = stocked()
+    scrapped = doc("CN8", 3, ("F", "2", "18.00"), kind="credit_note", seq=1, restock=False)
+    too_early = doc("CN9", -1, ("F", "1", "9.00"), kind="credit_note", seq=1)  # before any lot of F
+    apply_sales(ledger, [scrapped, too_early])
+    report = margins(ledger, [scrapped, too_early], home_currency="USD")
+    assert [(r.outcome, r.quantity) for d in report.documents for r in d.returns] == [
+        ("written_off", 2),
+        ("no_lot", 1),
+    ]
+    # revenue reversed, nothing back in stock (14 on hand as before), the margin known: -27.00
+    assert (report.totals.revenue, report.totals.cogs, report.totals.margin) == (D("-27.00"), 0, D("-27.00"))
+    assert ledger.on_hand("F") == 14

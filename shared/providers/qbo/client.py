@@ -123,6 +123,11 @@ class QboProvider:
 
         return sales.home_currency(self.api, session)
 
+    def time_zone(self, session: Session) -> str:
+        from shared.providers.qbo import sales
+
+        return sales.time_zone(self.api, session)
+
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
         from shared.providers.qbo import postings

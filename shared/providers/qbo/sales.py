@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from shared.money import ZERO, allocate_cents, to_cents, total
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
 from shared.providers.qbo.api import PAGE, QboApi
 from shared.providers.qbo.mapping import latest, number, query_literal, updated_at
@@ -84,6 +85,38 @@ def home_currency(api: QboApi, session: Session) -> str:
     return str(((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}).get("value") or "USD")
 
 
+def time_zone(api: QboApi, session: Session) -> str:
+    """QBO names no zone; every response's ``time`` carries the company's local offset (e.g.
+    ``2015-07-24T10:48:27.082-07:00``; provider facts qbo.md section 7 "Time zone"), so the company is
+    placed in the fixed zone of that offset (summer time is not followed: a user can name the real zone)."""
+    return offset_zone(str(api.get(session, "preferences").get("time") or ""))
+
+
+# Offsets that are not whole hours have no Etc/GMT zone: a zone that keeps that offset all year
+PART_HOUR_ZONES = {
+    -570: "Pacific/Marquesas",
+    210: "Asia/Tehran",
+    270: "Asia/Kabul",
+    330: "Asia/Kolkata",
+    345: "Asia/Kathmandu",
+    390: "Asia/Yangon",
+    525: "Australia/Eucla",
+    570: "Australia/Darwin",
+}
+
+
+def offset_zone(stamp: str) -> str:
+    try:
+        offset = datetime.fromisoformat(stamp).utcoffset()
+    except ValueError:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    if minutes % 60:
+        return PART_HOUR_ZONES.get(minutes, "UTC")
+    hours = minutes // 60
+    return f"Etc/GMT{-hours:+d}" if hours and -14 <= hours <= 12 else "UTC"  # POSIX: Etc/GMT+5 is UTC-5
+
+
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
 def sale(entity: str, record: dict[str, Any]) -> PulledSale:
     document_id = f"qbo:{entity}:{record['Id']}"
@@ -122,9 +155,15 @@ def _date(value: Any) -> date | None:
 
 
 def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
-    """Item lines, and each bundle (group) line as its component lines; subtotals and text lines carry no
-    goods."""
+    """Item lines, and each bundle (group) line as its component lines, each net of the discounts below it;
+    subtotals and text lines carry no goods.
+
+    Amounts are QBO's line ``Amount``, which excludes tax even on a ``GlobalTaxCalculation`` TaxInclusive
+    document: the tax-inclusive figure is ``SalesItemLineDetail.TaxInclusiveAmt`` (Intuit Invoice reference;
+    "by default QuickBooks assumes all prices exclude tax", ruckus/quickbooks-ruby#346), so revenue never
+    includes tax and ``TaxInclusiveAmt`` is never read."""
     found: list[PulledLine] = []
+    covered = 0  # found[:covered] already took their share of an earlier discount line
     for index, line in enumerate(lines, 1):
         line_id = str(line.get("Id") or index)
         if line.get("DetailType") == "SalesItemLineDetail":
@@ -136,7 +175,34 @@ def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
                 _item_line(f"{line_id}.{part}", component, bundle)
                 for part, component in enumerate(group.get("Line") or [], 1)
             )
+        elif line.get("DetailType") == "DiscountLineDetail":
+            found[covered:] = _discounted(found[covered:], line)
+            covered = len(found)
     return found
+
+
+def _discounted(lines: list[PulledLine], discount: dict[str, Any]) -> list[PulledLine]:
+    """The lines a ``DiscountLineDetail`` line applies to (those above it), less their share of it.
+
+    QBO: a sales document's discount line (``PercentBased`` with ``DiscountPercent``, or a flat amount)
+    discounts the subtotal above it and its ``Amount`` is the discount in money; ``TotalAmt`` is after it
+    (Intuit Invoice reference, DiscountLineDetail; provider facts qbo.md section 7 "Discounts"). The amount
+    is spread over the lines in proportion to their amounts, to the cent by largest remainder, so the lines
+    add up to the document's discounted total. UNSURE whether a TaxInclusive document's discount ``Amount``
+    includes tax: it is taken on the lines' basis (tax excluded)."""
+    detail = discount.get("DiscountLineDetail") or {}
+    priced = [i for i, line in enumerate(lines) if line.amount]
+    subtotal = total(lines[i].amount or ZERO for i in priced)
+    amount = number(discount.get("Amount"))
+    if amount is None and detail.get("PercentBased"):
+        amount = subtotal * (number(detail.get("DiscountPercent")) or ZERO) / 100
+    if not amount or not subtotal:
+        return lines
+    shares = allocate_cents(to_cents(amount), [lines[i].amount or ZERO for i in priced])
+    discounted = list(lines)
+    for i, share in zip(priced, shares, strict=True):
+        discounted[i] = lines[i].model_copy(update={"amount": (lines[i].amount or ZERO) - share})
+    return discounted
 
 
 def _item_line(line_id: str, line: dict[str, Any], bundle: str | None = None) -> PulledLine:

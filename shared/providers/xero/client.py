@@ -182,6 +182,11 @@ class XeroProvider:
 
         return sales.home_currency(self.api, session)
 
+    def time_zone(self, session: Session) -> str:
+        from shared.providers.xero import sales
+
+        return sales.time_zone(self.api, session)
+
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
         from shared.providers.xero import postings

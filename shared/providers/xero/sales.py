@@ -46,6 +46,17 @@ def sales_changes(api: XeroApi, session: Session, since: str | None, *, start: d
 
 
 def home_currency(api: XeroApi, session: Session) -> str:
+    return str(_organisation(api, session).get("BaseCurrency") or "")
+
+
+def time_zone(api: XeroApi, session: Session) -> str:
+    """``GET /Organisation`` ``Timezone``, a Windows zone name without spaces in capitals (spec
+    ``Organisation.Timezone``, enum ``TimeZone``; provider facts xero.md "Added 2026-11-30", Time zone) as the
+    IANA zone CLDR's windowsZones.xml maps it to; "UTC" for a name not in the table."""
+    return WINDOWS_ZONES.get(str(_organisation(api, session).get("Timezone") or "").upper(), "UTC")
+
+
+def _organisation(api: XeroApi, session: Session) -> dict[str, Any]:
     resp = call(
         api.client,
         session,
@@ -56,7 +67,73 @@ def home_currency(api: XeroApi, session: Session) -> str:
         headers={"xero-tenant-id": session.tenant_id},
     )
     organisations = decimal_json(resp, "xero").get("Organisations") or [{}]
-    return str(organisations[0].get("BaseCurrency") or "")
+    organisation: dict[str, Any] = organisations[0]
+    return organisation
+
+
+# Xero's common time zones (spec enum TimeZone) -> IANA, from CLDR windowsZones.xml (territory "001")
+WINDOWS_ZONES = {
+    "AFGHANISTANSTANDARDTIME": "Asia/Kabul",
+    "ALASKANSTANDARDTIME": "America/Anchorage",
+    "ARABIANSTANDARDTIME": "Asia/Dubai",
+    "ARABSTANDARDTIME": "Asia/Riyadh",
+    "ARGENTINASTANDARDTIME": "America/Buenos_Aires",
+    "ATLANTICSTANDARDTIME": "America/Halifax",
+    "AUSCENTRALSTANDARDTIME": "Australia/Darwin",
+    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
+    "CANADACENTRALSTANDARDTIME": "America/Regina",
+    "CENAUSTRALIASTANDARDTIME": "Australia/Adelaide",
+    "CENTRALAMERICASTANDARDTIME": "America/Guatemala",
+    "CENTRALEUROPEANSTANDARDTIME": "Europe/Warsaw",
+    "CENTRALEUROPESTANDARDTIME": "Europe/Budapest",
+    "CENTRALSTANDARDTIME": "America/Chicago",
+    "CHATHAMISLANDSSTANDARDTIME": "Pacific/Chatham",
+    "CHINASTANDARDTIME": "Asia/Shanghai",
+    "EAFRICASTANDARDTIME": "Africa/Nairobi",
+    "EASTERNSTANDARDTIME": "America/New_York",
+    "EAUSTRALIASTANDARDTIME": "Australia/Brisbane",
+    "EEUROPESTANDARDTIME": "Europe/Chisinau",
+    "EGYPTSTANDARDTIME": "Africa/Cairo",
+    "ESOUTHAMERICASTANDARDTIME": "America/Sao_Paulo",
+    "FIJISTANDARDTIME": "Pacific/Fiji",
+    "FLESTANDARDTIME": "Europe/Kiev",
+    "GMTSTANDARDTIME": "Europe/London",
+    "GREENWICHSTANDARDTIME": "Atlantic/Reykjavik",
+    "GTBSTANDARDTIME": "Europe/Bucharest",
+    "HAWAIIANSTANDARDTIME": "Pacific/Honolulu",
+    "INDIASTANDARDTIME": "Asia/Calcutta",
+    "ISRAELSTANDARDTIME": "Asia/Jerusalem",
+    "KOREASTANDARDTIME": "Asia/Seoul",
+    "MOUNTAINSTANDARDTIME": "America/Denver",
+    "NEWFOUNDLANDSTANDARDTIME": "America/St_Johns",
+    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
+    "NORFOLKSTANDARDTIME": "Pacific/Norfolk",
+    "PACIFICSASTANDARDTIME": "America/Santiago",
+    "PACIFICSTANDARDTIME": "America/Los_Angeles",
+    "PAKISTANSTANDARDTIME": "Asia/Karachi",
+    "ROMANCESTANDARDTIME": "Europe/Paris",
+    "RUSSIANSTANDARDTIME": "Europe/Moscow",
+    "SAEASTERNSTANDARDTIME": "America/Cayenne",
+    "SAMOASTANDARDTIME": "Pacific/Apia",
+    "SAPACIFICSTANDARDTIME": "America/Bogota",
+    "SEASIASTANDARDTIME": "Asia/Bangkok",
+    "SINGAPORESTANDARDTIME": "Asia/Singapore",
+    "SOUTHAFRICASTANDARDTIME": "Africa/Johannesburg",
+    "SRILANKASTANDARDTIME": "Asia/Colombo",
+    "TAIPEISTANDARDTIME": "Asia/Taipei",
+    "TASMANIASTANDARDTIME": "Australia/Hobart",
+    "TOKYOSTANDARDTIME": "Asia/Tokyo",
+    "TONGASTANDARDTIME": "Pacific/Tongatapu",
+    "TURKEYSTANDARDTIME": "Europe/Istanbul",
+    "USEASTERNSTANDARDTIME": "America/Indianapolis",
+    "USMOUNTAINSTANDARDTIME": "America/Phoenix",
+    "UTC": "UTC",
+    "WAUSTRALIASTANDARDTIME": "Australia/Perth",
+    "WCENTRALAFRICASTANDARDTIME": "Africa/Lagos",
+    "WESTASIASTANDARDTIME": "Asia/Tashkent",
+    "WESTPACIFICSTANDARDTIME": "Pacific/Port_Moresby",
+    "WEUROPESTANDARDTIME": "Europe/Berlin",
+}
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
@@ -98,14 +175,32 @@ def home_rate(currency_rate: Decimal | None) -> Decimal | None:
 
 
 def _line(index: int, line: dict[str, Any], inclusive: bool) -> PulledLine:
-    amount = number(line.get("LineAmount"))
-    if inclusive and amount is not None:  # tax-inclusive lines: revenue is the amount less its tax
-        amount -= number(line.get("TaxAmount")) or Decimal(0)
+    quantity, unit = number(line.get("Quantity")), number(line.get("UnitAmount"))
     return PulledLine(
         line_id=str(line.get("LineItemID") or index),
         item_code=str(line.get("ItemCode") or "") or None,
         description=str(line.get("Description") or ""),
-        quantity=number(line.get("Quantity")),
-        amount=amount,
-        unit_price=number(line.get("UnitAmount")),
+        quantity=quantity,
+        amount=_net(line, quantity, unit, inclusive),
+        unit_price=unit,
     )
+
+
+def _net(
+    line: dict[str, Any], quantity: Decimal | None, unit: Decimal | None, inclusive: bool
+) -> Decimal | None:
+    """A line's revenue: after its discount and without its tax.
+
+    Xero spec ``LineItem.LineAmount``: "The line amount reflects the discounted price if either a DiscountRate
+    or DiscountAmount has been used i.e. LineAmount = Quantity * Unit Amount * ((100 - DiscountRate)/100) or
+    LineAmount = (Quantity * UnitAmount) - DiscountAmount" (computed so when a line omits it);
+    ``LineAmountTypes`` Inclusive: the line amounts include their ``TaxAmount`` (spec ``LineAmountTypes``;
+    provider facts xero.md "Added 2026-11-30", Discounts)."""
+    with localcontext(COST_CONTEXT):
+        amount = number(line.get("LineAmount"))
+        if amount is None and quantity is not None and unit is not None:
+            rate, off = number(line.get("DiscountRate")), number(line.get("DiscountAmount"))
+            amount = quantity * unit * (100 - (rate or 0)) / 100 - (off or 0)
+        if inclusive and amount is not None:
+            amount -= number(line.get("TaxAmount")) or Decimal(0)
+        return amount
