@@ -14,7 +14,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ConfigDict
 
-from shared.bodies import BuildRequest, ReceiptRequest
+from shared.bodies import BuildRequest, ReceiptRequest, TrackingRequest
 from shared.config import settings
 from shared.lazy import lazy_module
 from shared.model import Model
@@ -183,8 +183,10 @@ def put_export_settings(
 
 # ---- sales tracking and margins ------------------------------------------------------------------------
 @app.put("/integrations/<provider>/sales-tracking")
-def put_sales_tracking(provider: str, request: sales.TrackingRequest) -> sales.TrackingView:
-    return sales.set_tracking(caller_organisation(app), provider, request, datetime.now(UTC))
+def put_sales_tracking(provider: str, request: TrackingRequest) -> sales.TrackingView:
+    # the body bounds its start date (shared.bodies); the service takes the same fields
+    tracking = sales.TrackingRequest(enabled=request.enabled, start_date=request.start_date)
+    return sales.set_tracking(caller_organisation(app), provider, tracking, datetime.now(UTC))
 
 
 @app.post("/sales/pull")

@@ -128,8 +128,11 @@ BODY_ROUTES = [
 ]
 
 
+NOT_JSON = ["text/plain", "application/xml", "application/x-www-form-urlencoded"]
+
+
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("content_type", NOT_JSON)
 def test_a_body_route_answers_a_body_that_is_not_json_with_415(
     api: Api, method: str, path: str, content_type: str
 ) -> None:
@@ -142,7 +145,8 @@ def test_a_body_route_answers_a_body_that_is_not_json_with_415(
 
 
 def test_malformed_json_has_the_one_error_shape_and_says_what_is_wrong(api: Api) -> None:
-    response = api.call("POST", "/receipts", body=b'{"lines": [', headers={"content-type": "application/json"})
+    json_type = {"content-type": "application/json"}
+    response = api.call("POST", "/receipts", body=b'{"lines": [', headers=json_type)
     assert response.status == 400
     answer = response.json()
     assert set(answer) == {"error", "message", "details"} and answer["error"] == "InvalidRequest"
