@@ -130,6 +130,26 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
         ) from None
 
 
+def unexpected(err: Exception) -> Response[Any]:
+    """503 with Retry-After for a dependency outage (nothing was changed); otherwise a logged 500."""
+    if is_outage(err):
+        logger.warning("dependency unavailable", extra={"reason": repr(err)[:500]})
+        response = error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "a service Partsemble depends on is busy or unavailable right now; nothing was changed, "
+            "try again shortly",
+        )
+        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER)
+        return response
+    logger.exception("unexpected error")
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "an unexpected error occurred; it has been logged",
+    )
+
+
 def install_conventions(app: APIGatewayHttpResolver) -> None:
     """Error mapping, 404s and the JSON-only rule for an API resolver."""
     app.use(middlewares=[json_bodies_only])
@@ -157,6 +177,20 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
             HTTPStatus.BAD_REQUEST, "InvalidRequest", f"invalid request: {summary}", details=details
         )
 
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_text(err: UnicodeDecodeError) -> Response[Any]:
+        event = app.current_event
+        content_type = (event.headers.get("content-type") or "application/json").split(";")[0].strip()
+        if event.body and content_type.lower() in ACCEPTED_BODY_TYPES:
+            problem = f"not valid JSON: it is not UTF-8 text (byte {err.start})"
+            return error_response(
+                HTTPStatus.BAD_REQUEST,
+                "InvalidRequest",
+                f"the body is {problem}",
+                details=[{"field": "body", "problem": problem}],
+            )
+        return unexpected(err)
+
     @app.not_found
     def _no_route(_: Exception) -> Response[Any]:
         event = app.current_event
@@ -166,19 +200,4 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(Exception)
     def _unexpected(err: Exception) -> Response[Any]:
-        if is_outage(err):
-            logger.warning("dependency unavailable", extra={"reason": repr(err)[:500]})
-            response = error_response(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "a service Partsemble depends on is busy or unavailable right now; nothing was changed, "
-                "try again shortly",
-            )
-            response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER)
-            return response
-        logger.exception("unexpected error")
-        return error_response(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "an unexpected error occurred; it has been logged",
-        )
+        return unexpected(err)

@@ -165,3 +165,10 @@ def test_messages_carry_the_validators_own_words_without_pydantics_prefix(api: A
         {"field": "lines.0", "problem": "rejected cannot exceed the quantity received"}
     ]
     assert "Value error" not in response.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/receipts", "/integrations/qbo/connect"])
+def test_a_json_body_that_is_not_utf8_text_is_a_400_not_a_500(api: Api, path: str) -> None:
+    response = api.call("POST", path, body=b"\x80\x81{", headers={"content-type": "application/json"})
+    assert response.status == 400, response.body
+    assert response.json()["message"] == "the body is not valid JSON: it is not UTF-8 text (byte 0)"
