@@ -418,3 +418,41 @@ def test_a_stale_posting_export_can_be_retried(
     assert api.call("POST", f"/exports/{export['export_id']}/retry").status == 200  # the worker is gone
     assert deliver(aws) >= 1
     assert posted_once(api, sandboxes, "qbo")["adopted"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "not an export job: body: Invalid JSON"),
+        (
+            '{"organisation_id": "org-a", "kind": "invoice", "record_id": "R-1"}',
+            "not an export job: body.kind:",
+        ),
+        ('{"organisation_id": "org-a"}', "not an export job: body.kind: Field required"),
+    ],
+)
+def test_a_message_that_is_not_an_export_job_goes_to_the_dlq_at_once_with_the_reason(
+    aws: LocalStack, body: str, reason: str
+) -> None:
+    boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody=body)
+    messages = receive(aws)
+    assert invoke(aws, messages) == set()  # done on its first receive: not reported to come back
+
+    (dead,) = receive(aws, "ExportDeadLetterQueue")
+    assert dead["Body"] == body
+    assert dead["MessageAttributes"]["reason"]["StringValue"].startswith(reason)
+    assert dead["MessageAttributes"]["source_message_id"]["StringValue"] == messages[0]["MessageId"]
+
+
+def test_an_unreadable_message_comes_back_when_the_dlq_cannot_take_it(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.services import export_intake
+
+    def dlq_down(*_: Any) -> None:
+        raise ConnectionError("the DLQ is unavailable")
+
+    monkeypatch.setattr(export_intake, "dead_letter_unreadable", dlq_down)
+    boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody="{not json")
+    messages = receive(aws)
+    assert invoke(aws, messages) == {messages[0]["MessageId"]}  # reported: SQS delivers it again
