@@ -366,10 +366,12 @@ def test_an_inactive_account_fails_with_the_providers_reason(
     assert export["status"] == "failed" and "made inactive" in export["last_error"]
 
 
-def test_a_message_that_cannot_be_parsed_is_a_batch_item_failure(aws: LocalStack) -> None:
+def test_a_message_that_cannot_be_parsed_is_done_at_once_not_a_batch_item_failure(aws: LocalStack) -> None:
     boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody='{"kind": "invoice"}')
     (message,) = receive(aws)
-    assert invoke(aws, [message]) == {message["MessageId"]}
+    assert invoke(aws, [message]) == set()  # in the DLQ with its reason (see the tests below)
+    (dead,) = receive(aws, "ExportDeadLetterQueue")
+    assert "organisation_id: Field required" in dead["MessageAttributes"]["reason"]["StringValue"]
 
 
 @pytest.fixture(autouse=True)
