@@ -1,17 +1,112 @@
-"""Request bodies of the API's inventory routes (receipts and builds)."""
+"""Request bodies of the API's inventory and sales-tracking routes, and the bounds every figure and date in a
+request body keeps to.
+
+Bounds: a quantity has at most 12 digits before the point and 6 after it; a unit cost the same; a line
+amount at most 12 digits and 2 decimal places (cents). A date is within ``DATES_BACK`` before today and
+``DATES_AHEAD`` after it. Anything outside is refused field by field (400), never stored to fail at export.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.config import JsonDict
 
 from shared.model import Model
 
+INTEGER_DIGITS = 12
+QUANTITY_PLACES = 6
+UNIT_COST_PLACES = 6
+AMOUNT_PLACES = 2
+DATES_BACK = timedelta(days=3653)  # 10 years before today
+DATES_AHEAD = timedelta(days=366)  # 1 year after today
+
+
+def _decimal(places: int, *, positive: bool, what: str) -> Any:
+    """A Decimal of at most ``INTEGER_DIGITS`` digits before the point and ``places`` after it, as a JSON
+    number or string; its OpenAPI schema states the same bounds."""
+    largest = Decimal(10**INTEGER_DIGITS) - Decimal(1).scaleb(-places)
+    fraction = rf"(\.\d{{0,{places}}})?" if places else ""
+    pattern = rf"^\d{{1,{INTEGER_DIGITS}}}{fraction}$"
+
+    def schema(field: JsonDict) -> None:
+        branches = field.get("anyOf")
+        for branch in branches if isinstance(branches, list) else []:
+            if isinstance(branch, dict) and branch.get("type") == "string":
+                branch["pattern"] = pattern
+                branch["maxLength"] = INTEGER_DIGITS + places + 1
+
+    return Field(
+        gt=0 if positive else None,
+        ge=None if positive else 0,
+        le=largest,
+        max_digits=INTEGER_DIGITS + places,
+        decimal_places=places,
+        allow_inf_nan=False,
+        description=(
+            f"{what}: {'more than' if positive else 'at least'} 0, at most {INTEGER_DIGITS} digits before "
+            f"the decimal point and {places} after it"
+        ),
+        json_schema_extra=schema,
+    )
+
+
+Quantity = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=True, what="a quantity")]
+Rejected = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=False, what="a quantity")]
+UnitCost = Annotated[Decimal, _decimal(UNIT_COST_PLACES, positive=False, what="a cost per unit")]
+LineAmount = Annotated[Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an amount")]
+# kept for callers that name the old alias (a cost per unit)
+Amount = UnitCost
+
+
+def _window(today: date) -> tuple[date, date]:
+    return today - DATES_BACK, today + DATES_AHEAD
+
+
+def _outside(earliest: date, latest: date) -> ValueError:
+    return ValueError(f"must be between {earliest.isoformat()} and {latest.isoformat()}")
+
+
+def _recent_day(value: date) -> date:
+    earliest, latest = _window(datetime.now(UTC).date())
+    if not earliest <= value <= latest:
+        raise _outside(earliest, latest)
+    return value
+
+
+def _recent_moment(value: datetime) -> datetime:
+    earliest, latest = _window(datetime.now(UTC).date())
+    start = datetime.combine(earliest, datetime.min.time(), UTC)
+    end = datetime.combine(latest, datetime.max.time(), UTC)
+    try:
+        inside = start <= value <= end
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range is far outside anyway
+        inside = False
+    if not inside:
+        raise _outside(earliest, latest)
+    return value
+
+
+DATE_RULE = "within 10 years before today and 1 year after it"
+RecentDate = Annotated[date, AfterValidator(_recent_day), Field(description=f"a date {DATE_RULE}")]
+RecentDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(_recent_moment),
+    Field(description=f"a date and time with its UTC offset, {DATE_RULE}"),
+]
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Quantity = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
-Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+ProductId = Annotated[str, Field(min_length=1, max_length=128)]
 _INBOUND = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -19,11 +114,11 @@ class ReceiptLineRequest(Model):
     """A received line: ``quantity`` arrived, QA rejected ``rejected`` of it; priced per unit or as a line."""
 
     model_config = _INBOUND
-    product_id: str = Field(min_length=1)
+    product_id: ProductId
     quantity: Quantity
-    rejected: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
-    unit_cost: Amount | None = None
-    line_cost: Amount | None = None
+    rejected: Rejected = Decimal(0)
+    unit_cost: UnitCost | None = None
+    line_cost: LineAmount | None = None
     lot_code: str = Field(default="", max_length=64)
 
     @model_validator(mode="after")
@@ -47,23 +142,42 @@ class ReceiptRequest(Model):
     supplier_id: str = Field(default="", max_length=128)  # the provider's supplier id, when known
     supplier_email: str = Field(default="", max_length=254)
     supplier_name: str = Field(default="", max_length=255)
-    received_at: AwareDatetime
+    received_at: RecentDatetime
     lines: list[ReceiptLineRequest] = Field(min_length=1, max_length=500)
 
 
 class ComponentRequest(Model):
     model_config = _INBOUND
-    product_id: str = Field(min_length=1)
+    product_id: ProductId
     quantity_per_unit: Quantity
 
 
 class BuildRequest(Model):
     model_config = _INBOUND
     build_id: RecordId | None = None
-    product_id: str = Field(min_length=1)
+    product_id: ProductId
     quantity: Quantity
-    built_at: AwareDatetime
+    built_at: RecentDatetime
     lot_code: str = Field(default="", max_length=64)
     components: list[ComponentRequest] = Field(
         default_factory=list, max_length=500
     )  # none: the product's BOM
+
+    @field_validator("components")
+    @classmethod
+    def _distinct_components(
+        cls, components: list[ComponentRequest], info: ValidationInfo
+    ) -> list[ComponentRequest]:
+        built = info.data.get("product_id")
+        first: dict[str, int] = {}
+        for index, component in enumerate(components):
+            product = component.product_id
+            if product == built:
+                raise ValueError(f"component {index} is the product being built ({built}) itself")
+            if product in first:
+                raise ValueError(
+                    f"component {index} repeats {product} (component {first[product]}); "
+                    "give each component once, with its whole quantity per unit"
+                )
+            first[product] = index
+        return components

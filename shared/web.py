@@ -11,8 +11,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
+from shared.aws import is_outage
 from shared.config import settings
 from shared.errors import BadRequest, Forbidden, ServiceError
 from shared.observability import logger
@@ -39,17 +43,30 @@ def caller_organisation(app: APIGatewayHttpResolver) -> str:
     return organisation
 
 
+PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+OUTAGE_RETRY_AFTER = 5  # seconds a client waits before trying again after a dependency outage
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """Pydantic's message without the "Value error, " it puts before a validator's own words."""
+    message = str(error.get("msg", "invalid"))
+    for prefix in PYDANTIC_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
 def _describe(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [
         {
             "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-            "problem": str(e.get("msg", "invalid")),
+            "problem": _problem(e),
         }
         for e in errors
     ]
 
 
-def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+def _unsupported_body(app: APIGatewayHttpResolver) -> Response[Any] | None:
+    """415 for a body sent as anything but JSON (or, on an upload route, multipart/form-data)."""
     event = app.current_event
     if event.http_method in BODY_METHODS and event.body:
         content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -60,7 +77,30 @@ def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
                 "UnsupportedMediaType",
                 f"send the body as application/json, not {content_type or 'no content type'}",
             )
-    return next_middleware(app)
+    return None
+
+
+def json_bodies_only(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Routes without a body model (Powertools' validation runs before this middleware on the others, so
+    their exception handlers ask ``_unsupported_body`` first)."""
+    return _unsupported_body(app) or next_middleware(app)
+
+
+def _invalid_json(errors: list[dict[str, Any]]) -> Response[Any] | None:
+    """The one error shape for a body that is not JSON at all (instead of pydantic's "JSON decode error")."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            loc = [p for p in error.get("loc", ()) if p != "body"]
+            reason = str((error.get("ctx") or {}).get("error") or "it could not be parsed")
+            where = f" (at character {loc[0]})" if loc else ""
+            problem = f"{reason[:1].lower()}{reason[1:]}{where}"
+            return error_response(
+                HTTPStatus.BAD_REQUEST,
+                "InvalidRequest",
+                f"the body is not valid JSON: {problem}",
+                details=[{"field": "body", "problem": f"not valid JSON: {problem}"}],
+            )
+    return None
 
 
 def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
@@ -90,6 +130,26 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
         ) from None
 
 
+def unexpected(err: Exception) -> Response[Any]:
+    """503 with Retry-After for a dependency outage (nothing was changed); otherwise a logged 500."""
+    if is_outage(err):
+        logger.warning("dependency unavailable", extra={"reason": repr(err)[:500]})
+        response = error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "a service Partsemble depends on is busy or unavailable right now; nothing was changed, "
+            "try again shortly",
+        )
+        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER)
+        return response
+    logger.exception("unexpected error")
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "an unexpected error occurred; it has been logged",
+    )
+
+
 def install_conventions(app: APIGatewayHttpResolver) -> None:
     """Error mapping, 404s and the JSON-only rule for an API resolver."""
     app.use(middlewares=[json_bodies_only])
@@ -99,13 +159,37 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
         logger.info("request refused", extra={"error": err.code, "reason": err.message})
         return error_response(err.http_status, err.code, err.message, **err.response_fields())
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response[Any]:
+        return _unsupported_body(app) or error_response(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "send the body as application/json"
+        )
+
     @app.exception_handler(RequestValidationError)
     def _invalid_request(err: RequestValidationError) -> Response[Any]:
-        details = _describe(list(err.errors()))
+        errors = list(err.errors())
+        refused = _unsupported_body(app) or _invalid_json(errors)
+        if refused is not None:
+            return refused
+        details = _describe(errors)
         summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
         return error_response(
             HTTPStatus.BAD_REQUEST, "InvalidRequest", f"invalid request: {summary}", details=details
         )
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_text(err: UnicodeDecodeError) -> Response[Any]:
+        event = app.current_event
+        content_type = (event.headers.get("content-type") or "application/json").split(";")[0].strip()
+        if event.body and content_type.lower() in ACCEPTED_BODY_TYPES:
+            problem = f"not valid JSON: it is not UTF-8 text (byte {err.start})"
+            return error_response(
+                HTTPStatus.BAD_REQUEST,
+                "InvalidRequest",
+                f"the body is {problem}",
+                details=[{"field": "body", "problem": problem}],
+            )
+        return unexpected(err)
 
     @app.not_found
     def _no_route(_: Exception) -> Response[Any]:
@@ -116,9 +200,4 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(Exception)
     def _unexpected(err: Exception) -> Response[Any]:
-        logger.exception("unexpected error")
-        return error_response(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "an unexpected error occurred; it has been logged",
-        )
+        return unexpected(err)

@@ -1,10 +1,14 @@
 """SQS export worker: each message names one receipt, build or rejection to post to the connected provider.
 
-Partial batch failures: only the records that should come back are reported. A record that can't be
-parsed is reported (SQS redrives it to the DLQ after its receives run out). A permanent failure is settled
-by the service (``failed`` with the reason, and the message sent to the DLQ with the reason as a message
-attribute), so the record counts as done here and is never retried. A retriable one (429, 5xx, timeout,
-another worker mid-post) is reported after its visibility is set to the backoff the service chose.
+Partial batch failures: only the records that should come back are reported. A record that is not an export
+job (broken JSON, missing fields) is sent to the DLQ at once with the reason as a message attribute, and
+counts as done here. A permanent failure is settled by the service (``failed`` with the reason, and the
+message sent to the DLQ with the reason as a message attribute), so the record counts as done here and is
+never retried. A retriable one (429, 5xx, timeout, another worker mid-post) is reported after its visibility
+is set to the backoff the service chose.
+
+Every minute a scheduled event instead sweeps the outbox: exports stored while the queue was unreachable
+are queued then.
 """
 
 from __future__ import annotations
@@ -13,32 +17,37 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.contracts import ExportRecord
+from shared.contracts import ScheduledEvent
 from shared.observability import logger
-from shared.services import exports
+from shared.services import export_intake, exports, queue
 
-# retries are expected here, not errors: a batch whose every record should come back is reported as such
-# ExportRecord is our own SQS record model (see shared.contracts), which Powertools' annotation does not name
-processor = BatchProcessor(
-    event_type=EventType.SQS,
-    model=ExportRecord,  # type: ignore[arg-type]
-    raise_on_entire_batch_failure=False,
-)
+# retries are expected here, not errors: a batch whose every record should come back is reported as such.
+# Records are read by export_intake (not by the processor's model), so one that is not an export job can be
+# dead-lettered with its reason instead of being reported until SQS gives up on it.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def export_record(record: ExportRecord) -> None:
-    logger.set_correlation_id(record.messageId)  # every line about this message carries its id
+def export_record(record: SQSRecord) -> None:
+    logger.set_correlation_id(record.message_id)  # every line about this message carries its id
+    message = export_intake.read(record.raw_event)
+    if message is None:
+        return  # not an export job: in the DLQ with the reason, done here
     try:
-        exports.export_one(record.body, receive_count=record.attributes.ApproximateReceiveCount)
+        exports.export_one(message.body, receive_count=message.attributes.ApproximateReceiveCount)
     except exports.RetryLater as later:
-        exports.defer(record.receiptHandle, later.delay)
+        exports.defer(message.receiptHandle, later.delay)
         raise
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext
+) -> PartialItemFailureResponse | dict[str, int]:
+    if "Records" not in event:  # the outbox sweep's schedule
+        return {"queued": queue.sweep(ScheduledEvent.model_validate(event).time)}
     return process_partial_response(
         event=event, record_handler=export_record, processor=processor, context=context
     )

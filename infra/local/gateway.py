@@ -51,6 +51,15 @@ class _CompiledRoute:
     specificity: tuple[int, int]
 
 
+def _utf8(body: bytes) -> bool:
+    """Whether the body is text; other bytes reach the function base64-encoded, whatever their type says."""
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _compile(path: str) -> re.Pattern[str]:
     regex = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(path))
     regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
@@ -132,7 +141,7 @@ class Gateway:
         now = datetime.now(UTC)
         route_key = f"{compiled.route.method} {compiled.route.path}"
         content_type = headers.get("content-type", "")
-        is_text = not body or content_type.startswith(TEXT_TYPES)
+        is_text = not body or (content_type.startswith(TEXT_TYPES) and _utf8(body))
         query_params: dict[str, str] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             query_params[key] = f"{query_params[key]},{value}" if key in query_params else value

@@ -28,7 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from shared.domain.ledger import BuildRun, EntryKind, Ledger, ReceiptIn
+from shared.domain.ledger import BuildRun, Entry, EntryKind, Ledger, ReceiptIn
 from shared.money import CENT, ZERO, to_cents, total
 
 EventKind = Literal["receipt", "rejection", "build", "cogs"]
@@ -58,6 +58,13 @@ def lot_roles(ledger: Ledger) -> dict[str, str]:
     return roles
 
 
+def event_of(entry: Entry, day_of: Callable[[datetime], date], sales_documents: Set[str]) -> EventKey:
+    """The export an entry of the ledger belongs to: its record's, or its business day's COGS."""
+    restocked = entry.kind is EntryKind.RECEIPT_IN and entry.document_id in sales_documents
+    kind = "cogs" if restocked else _EVENT_OF[entry.kind]
+    return (kind, day_of(entry.at).isoformat() if kind == "cogs" else entry.document_id)
+
+
 def effects(
     ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: Set[str] = frozenset()
 ) -> dict[EventKey, Balances]:
@@ -73,9 +80,8 @@ def effects(
             into[role] = into.get(role, ZERO) + amount
 
     for entry in ledger.entries():
-        restocked = entry.kind is EntryKind.RECEIPT_IN and entry.document_id in sales_documents
-        kind = "cogs" if restocked else _EVENT_OF[entry.kind]
-        event: EventKey = (kind, day_of(entry.at).isoformat() if kind == "cogs" else entry.document_id)
+        event = event_of(entry, day_of, sales_documents)
+        restocked = entry.kind is EntryKind.RECEIPT_IN and event[0] == "cogs"
         if restocked:
             move(event, "receiving_debit", entry.cost)
             move(event, "cogs", -entry.cost)

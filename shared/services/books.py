@@ -60,22 +60,33 @@ def stored_journal(plan: str) -> Journal:
     return Journal.model_validate_json(plan)
 
 
-class _State:
+class State:
     """One read of everything a plan depends on."""
 
     def __init__(self, organisation_id: str, provider: str, accounts: PostingAccounts) -> None:
         self.books = store.get_books(organisation_id, provider)
         costed = sales.costed_ledger(organisation_id)
-        self.zone = costed.zone
+        self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
         self.rows = export_store.list_exports(organisation_id)
         self.planned: dict[EventKey, dict[str, Any]] = {
             (row["kind"], row["record_id"]): row
             for row in self.rows
-            if row.get("plan_provider") == provider and row["kind"] in EVENT_KINDS
+            if row.get("plan_provider") == provider
+            and row["kind"] in EVENT_KINDS
+            and row.get("plan_type", "journal") == "journal"
         }
         self.account = accounts.account
         self.currency = accounts.home_currency
+
+    def event_dates(self) -> dict[EventKey, date]:
+        """Each event's date, as its journal is dated: a record's own local date, a COGS event's day."""
+        day_of = _day_of(self.zone)
+        dates = {}
+        for entry in self.ledger.entries():
+            event = domain.event_of(entry, day_of, self.sales_documents)
+            dates[event] = date.fromisoformat(event[1]) if event[0] == "cogs" else entry.at.date()
+        return dates
 
     def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
         return domain.subledger(self.found, events, self.account)
@@ -95,7 +106,7 @@ class _State:
 
 
 def _trueup(
-    organisation_id: str, state: _State, trued: dict[str, Decimal], changed: list[str], moment: datetime
+    organisation_id: str, state: State, trued: dict[str, Decimal], changed: list[str], moment: datetime
 ) -> tuple[store.PlanWrite, ExportJob] | None:
     change = domain.difference(trued, state.books.posted)
     if not change:
@@ -140,7 +151,7 @@ def plan(
     ``NothingToPost`` when it moves no account by a cent."""
     event: EventKey = (job.kind, job.record_id)  # type: ignore[assignment]
     for _ in range(MAX_TRIES):
-        state = _State(organisation_id, provider, accounts)
+        state = State(organisation_id, provider, accounts)
         state.planned.pop(event, None)
         trued, after, changed = state.trued(event)
         writes, jobs = [], []
@@ -173,7 +184,7 @@ def plan(
         except store.BooksMoved:
             continue
         for queued in jobs:
-            queue.enqueue(queued)
+            queue.deliver(queued)
         return stored_journal(writes[-1].plan)
     raise store.BooksMoved()
 
@@ -241,7 +252,7 @@ def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
 def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, moment: datetime) -> bool:
     """Plans (and queues) a true-up when values already planned have changed; whether one was needed."""
     for _ in range(MAX_TRIES):
-        state = _State(organisation_id, provider, accounts)
+        state = State(organisation_id, provider, accounts)
         trued, _, changed = state.trued()
         found = _trueup(organisation_id, state, trued, changed, moment)
         if found is None:
@@ -250,7 +261,7 @@ def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, mome
             store.commit_plans(organisation_id, state.books, trued, [found[0]])
         except store.BooksMoved:
             continue
-        queue.enqueue(found[1])
+        queue.deliver(found[1])
         return True
     raise store.BooksMoved()
 
@@ -285,7 +296,7 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
                 organisation_id, export_id, kind="cogs", record_id=day, at=day, now=now.isoformat()
             )
             if export_store.put_new(row):
-                queue.enqueue(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=day))
+                queue.deliver(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=day))
                 queued += 1
     accounts = PostingAccounts(
         home_currency=currency, **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES}

@@ -26,9 +26,10 @@ from typing import Any
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
-from shared.domain.connections import IN_USE, PROVIDER_LABELS, PROVIDERS, ProviderName
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.domain.postings import (
+    InventoryAdjustment,
     Journal,
     NothingToPost,
     Posting,
@@ -52,7 +53,6 @@ from shared.providers.base import AccountingProvider, Session
 from shared.services import books, qbo_names, sessions, tokens
 from shared.services.queue import enqueue, export_id_for
 from shared.store import catalog as catalog_store
-from shared.store import connections as connection_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
@@ -148,13 +148,6 @@ def _backoff(receive_count: int) -> int:
 
 
 # ---- the worker -------------------------------------------------------------------------------------
-def _connection(organisation_id: str) -> dict[str, Any] | None:
-    """The organisation's accounting connection (at most one is connected or expired at a time)."""
-    found = [connection_store.get_connection(organisation_id, name) for name in PROVIDERS]
-    usable = [c for c in found if c and c.get("status") in IN_USE]
-    return min(usable, key=lambda c: c["status"] != "connected", default=None)
-
-
 def _record(job: ExportJob) -> Receipt | Rejection | BuildRecord:
     body = inventory_store.get_record(job.organisation_id, job.kind, job.record_id)
     if body is None:
@@ -207,6 +200,8 @@ def _posting(
                 f"books) and the organisation is now connected to {PROVIDER_LABELS[name]}; it is not "
                 "posted there"
             )
+        if claimed.plan_type == "adjustment":
+            return InventoryAdjustment.model_validate_json(claimed.plan)
         return books.stored_journal(claimed.plan)
     chosen = settings_store.get_export_settings(job.organisation_id, name)
     if not chosen:
@@ -241,7 +236,16 @@ def _posting(
         )
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
-    return adjustment_for(record, accounts, products, marker=claimed.export_id)
+    adjustment = adjustment_for(record, accounts, products, marker=claimed.export_id)
+    if not store.store_plan(
+        job.organisation_id,
+        claimed.export_id,
+        owner=claimed.owner,
+        plan=adjustment.model_dump_json(),
+        provider=name,
+    ):
+        raise RetryLater("another worker took this export over", delay=LEASE_SECONDS)
+    return adjustment
 
 
 class Claimed(Model):
@@ -252,6 +256,7 @@ class Claimed(Model):
     moment: datetime
     plan: str | None = None
     plan_provider: ProviderName = "qbo"
+    plan_type: str = "journal"  # or "adjustment" (QBO inventory mode)
 
 
 class _Attempt:
@@ -319,7 +324,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     )
     if old is None:
         return _unclaimed(job, export_id, moment)
-    connection = _connection(organisation)
+    connection = sessions.in_use(organisation)
     attempt = _Attempt(
         unsure=bool(old.get("unsure")) or old["status"] == "posting",
         provider=connection["provider"] if connection else "none",
@@ -336,6 +341,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             moment=moment,
             plan=old.get("plan"),
             plan_provider=old.get("plan_provider") or connection["provider"],
+            plan_type=old.get("plan_type") or "journal",
         )
         attempt.run(job, claimed, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
     except NothingToPost as err:
@@ -479,7 +485,7 @@ def _wait(
         last_error=f"waiting for the connection to be restored: {err.message}",
     )
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
-    now = _connection(job.organisation_id)
+    now = sessions.in_use(job.organisation_id)
     if (
         connection
         and now
@@ -555,8 +561,10 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
         return _view(item)
     if item["status"] in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item['status']}; it will finish by itself")
-    replan = item["status"] == "failed" and item.get("plan") is not None and item["kind"] != "trueup"
-    if replan and not item.get("unsure"):  # never reached the provider: plan it on today's values
+    replan = item["status"] == "failed" and item.get("plan") is not None and not item.get("unsure")
+    if replan and item.get("plan_type") == "adjustment":  # never reached the provider: build it anew
+        store.forget_plan(organisation_id, export_id)
+    elif replan and item["kind"] != "trueup":  # never reached the provider: plan it on today's values
         books.unplan(organisation_id, item)
     if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):
         enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))

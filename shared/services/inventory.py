@@ -143,8 +143,8 @@ def _commit(
     ]
     store.commit(organisation_id, version=version, documents=documents, records=rows, extra=pending)
     refs = _refs(organisation_id, ((kind, record_id) for kind, record_id, _, _ in records))
-    for ref in refs:
-        queue.enqueue(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
+    for ref in refs:  # stored: a queue outage only delays the export (the outbox sweep queues it)
+        queue.deliver(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
     return refs
 
 

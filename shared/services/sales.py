@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, field_validator
 
+from shared.bodies import RecentDate
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
 from shared.domain.costing import (
@@ -74,7 +75,7 @@ def zone(name: str) -> ZoneInfo:
 class TrackingRequest(Model):
     model_config = ConfigDict(extra="forbid")
     enabled: bool
-    start_date: date | None = None  # the first pull reads documents dated from here
+    start_date: RecentDate | None = None  # the first pull reads documents dated from here
     time_zone: str | None = None  # IANA; unset: the one already stored, else the provider's
 
     @field_validator("time_zone")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.domain.connections import IN_USE, PROVIDER_LABELS, ProviderName
+from shared.domain.connections import IN_USE, PROVIDER_LABELS, PROVIDERS, ProviderName
 from shared.errors import AuthExpired, Conflict
 from shared.providers import provider_name
 from shared.providers.base import Session
@@ -43,6 +43,13 @@ def connected(organisation_id: str, name: str) -> tuple[ProviderName, dict[str, 
             wanted, f"{PROVIDER_LABELS[wanted]} no longer accepts this connection; reconnect it"
         )
     return wanted, connection
+
+
+def in_use(organisation_id: str) -> dict[str, Any] | None:
+    """The organisation's accounting connection (at most one is connected or expired at a time)."""
+    found = [connection_store.get_connection(organisation_id, name) for name in PROVIDERS]
+    usable = [c for c in found if c and c.get("status") in IN_USE]
+    return min(usable, key=lambda c: c["status"] != "connected", default=None)
 
 
 def session_for(connection: dict[str, Any]) -> Session:

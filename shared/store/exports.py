@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_items
-from shared.store.keys import org_pk
+from shared.store.dynamo import conditional_failed, org_items, query_all
+from shared.store.keys import OUTBOX_INDEX_PK, org_pk
 
 EXPORT_PREFIX = "EXPORT#"
 
@@ -28,9 +28,12 @@ def _key(organisation_id: str, export_id: str) -> dict[str, str]:
 def new_export(
     organisation_id: str, export_id: str, *, kind: str, record_id: str, at: str, now: str
 ) -> dict[str, Any]:
-    """A pending export's item, to be written in the same transaction as its record."""
+    """A pending export's item, to be written in the same transaction as its record. It stays in the
+    outbox index until its message is queued, so a queue outage delays the export and never loses it."""
     return {
         **_key(organisation_id, export_id),
+        "gsi1pk": OUTBOX_INDEX_PK,
+        "gsi1sk": f"{now}#{organisation_id}#{export_id}",
         "export_id": export_id,
         "organisation_id": organisation_id,
         "kind": kind,
@@ -42,6 +45,57 @@ def new_export(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def store_plan(organisation_id: str, export_id: str, *, owner: str, plan: str, provider: str) -> bool:
+    """Fixes the document an export posts (outside the books: a QBO inventory adjustment) at its first claim,
+    so a retry after a crash posts and searches for that same document whatever the settings say by then."""
+    try:
+        table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="SET #p = :plan, plan_provider = :provider, plan_type = :adjustment",
+            ConditionExpression="attribute_not_exists(#p) AND lease_owner = :owner",
+            ExpressionAttributeNames={"#p": "plan"},
+            ExpressionAttributeValues={
+                ":plan": plan,
+                ":provider": provider,
+                ":adjustment": "adjustment",
+                ":owner": owner,
+            },
+        )
+    except Exception as err:
+        if conditional_failed(err):
+            return False
+        raise
+    return True
+
+
+def forget_plan(organisation_id: str, export_id: str) -> None:
+    """A failed export's adjustment is built anew by its retry (a mapping or setting may have been fixed)."""
+    try:
+        table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="REMOVE #p, plan_provider, plan_type",
+            ConditionExpression="#s = :failed",
+            ExpressionAttributeNames={"#p": "plan", "#s": "status"},
+            ExpressionAttributeValues={":failed": "failed"},
+        )
+    except Exception as err:
+        if not conditional_failed(err):
+            raise
+
+
+def mark_queued(organisation_id: str, export_id: str) -> None:
+    """Out of the outbox: its message is in the queue."""
+    table().update_item(Key=_key(organisation_id, export_id), UpdateExpression="REMOVE gsi1pk, gsi1sk")
+
+
+def unqueued(before: str) -> list[dict[str, Any]]:
+    """Exports written before ``before`` (ISO time) whose message was never queued."""
+    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
+
+    condition = Key("gsi1pk").eq(OUTBOX_INDEX_PK) & Key("gsi1sk").lt(before)
+    return query_all(IndexName="gsi1", KeyConditionExpression=condition)
 
 
 def put_new(row: dict[str, Any]) -> bool:

@@ -122,6 +122,9 @@ def commit(
         reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
         if reasons and reasons[0] == "ConditionalCheckFailed":
             raise LedgerMoved() from None
+        if "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons:
+            # another transaction was writing one of these items at that moment: a lost race like the above
+            raise LedgerMoved() from None
         if "ConditionalCheckFailed" in reasons:
             raise Conflict("a record with this id is already recorded") from None
         raise

@@ -17,3 +17,4 @@ def grant_pk(grant_id: str) -> str:
 
 GRANT_SK = "GRANT"
 CONNECTIONS_INDEX_PK = "CONNECTIONS"  # gsi1: every connection, for the scheduled jobs
+OUTBOX_INDEX_PK = "OUTBOX"  # gsi1: exports not yet handed to the queue (the outbox), oldest first

@@ -215,6 +215,42 @@ def test_a_crash_after_the_provider_committed_is_settled_by_the_marker(
     assert export["adopted"] and export["attempts"] == 2
 
 
+@pytest.mark.parametrize("switch_to", ["inventory_adjustments", "journals"])
+def test_a_mode_switch_after_a_crash_cannot_post_a_second_document(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, switch_to: str
+) -> None:
+    """The document an export posts is fixed at its first claim: the retry looks where that attempt wrote."""
+    start = "journals" if switch_to == "inventory_adjustments" else "inventory_adjustments"
+    product = setup_qbo(api, sandboxes, start)["bolt"]
+    receipt(api, product)
+    path = WRITES["qbo"] if start == "journals" else f"/v3/company/{DEMO_REALM_ID}/inventoryadjustment"
+
+    def crash() -> None:
+        raise RuntimeError("the worker died after the provider committed")
+
+    after_write(sandboxes.qbo, path, crash, monkeypatch)
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}
+    settings = ok(api.call("GET", "/integrations/qbo/export-settings"))
+    accounts = {role: (a or {}).get("account_id") for role, a in settings["accounts"].items()}
+    accounts["adjustment"] = "3" if switch_to == "inventory_adjustments" else None
+    body = {"mode": switch_to, "accounts": {k: v for k, v in accounts.items() if v}}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=body))
+
+    later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 120)
+    monkeypatch.setattr(exports, "clock", lambda: later)
+    assert invoke(aws, [message]) == set()
+    export = the_export(api)
+    assert export["status"] == "posted" and export["adopted"], export
+    written = [
+        d
+        for entity in ("JournalEntry", "InventoryAdjustment")
+        for d in sandboxes.qbo.list_records(DEMO_REALM_ID, entity)
+        if d.get("DocNumber") == export["export_id"]
+    ]
+    assert [d["Id"] for d in written] == [export["document_id"]]  # one document, where it was first posted
+
+
 # ---- faults on the wire ------------------------------------------------------------------------------------
 @PROVIDERS
 def test_a_lost_response_is_found_by_its_marker_not_posted_again(
@@ -366,10 +402,12 @@ def test_an_inactive_account_fails_with_the_providers_reason(
     assert export["status"] == "failed" and "made inactive" in export["last_error"]
 
 
-def test_a_message_that_cannot_be_parsed_is_a_batch_item_failure(aws: LocalStack) -> None:
+def test_a_message_that_cannot_be_parsed_is_done_at_once_not_a_batch_item_failure(aws: LocalStack) -> None:
     boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody='{"kind": "invoice"}')
     (message,) = receive(aws)
-    assert invoke(aws, [message]) == {message["MessageId"]}
+    assert invoke(aws, [message]) == set()  # in the DLQ with its reason (see the tests below)
+    (dead,) = receive(aws, "ExportDeadLetterQueue")
+    assert "organisation_id: Field required" in dead["MessageAttributes"]["reason"]["StringValue"]
 
 
 @pytest.fixture(autouse=True)
@@ -418,3 +456,41 @@ def test_a_stale_posting_export_can_be_retried(
     assert api.call("POST", f"/exports/{export['export_id']}/retry").status == 200  # the worker is gone
     assert deliver(aws) >= 1
     assert posted_once(api, sandboxes, "qbo")["adopted"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "not an export job: body: Invalid JSON"),
+        (
+            '{"organisation_id": "org-a", "kind": "invoice", "record_id": "R-1"}',
+            "not an export job: body.kind:",
+        ),
+        ('{"organisation_id": "org-a"}', "not an export job: body.kind: Field required"),
+    ],
+)
+def test_a_message_that_is_not_an_export_job_goes_to_the_dlq_at_once_with_the_reason(
+    aws: LocalStack, body: str, reason: str
+) -> None:
+    boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody=body)
+    messages = receive(aws)
+    assert invoke(aws, messages) == set()  # done on its first receive: not reported to come back
+
+    (dead,) = receive(aws, "ExportDeadLetterQueue")
+    assert dead["Body"] == body
+    assert dead["MessageAttributes"]["reason"]["StringValue"].startswith(reason)
+    assert dead["MessageAttributes"]["source_message_id"]["StringValue"] == messages[0]["MessageId"]
+
+
+def test_an_unreadable_message_comes_back_when_the_dlq_cannot_take_it(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.services import export_intake
+
+    def dlq_down(*_: Any) -> None:
+        raise ConnectionError("the DLQ is unavailable")
+
+    monkeypatch.setattr(export_intake, "dead_letter_unreadable", dlq_down)
+    boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody="{not json")
+    messages = receive(aws)
+    assert invoke(aws, messages) == {messages[0]["MessageId"]}  # reported: SQS delivers it again

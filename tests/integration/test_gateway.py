@@ -115,3 +115,60 @@ def test_concurrent_requests_never_see_each_others_caller(api: Api, monkeypatch:
     with ThreadPoolExecutor(len(organisations)) as pool:
         answers = list(pool.map(lambda org: api.call("GET", "/me", organisation=org).json(), organisations))
     assert [a["organisation_id"] for a in answers] == organisations
+
+
+BODY_ROUTES = [
+    ("POST", "/receipts"),
+    ("POST", "/builds"),
+    ("POST", "/integrations/qbo/connect"),
+    ("POST", "/integrations/qbo/suppliers"),
+    ("POST", "/products/import-from-provider"),
+    ("PUT", "/integrations/qbo/export-settings"),
+    ("PUT", "/integrations/qbo/sales-tracking"),
+]
+
+
+NOT_JSON = ["text/plain", "application/xml", "application/x-www-form-urlencoded"]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize("content_type", NOT_JSON)
+def test_a_body_route_answers_a_body_that_is_not_json_with_415(
+    api: Api, method: str, path: str, content_type: str
+) -> None:
+    response = api.call(method, path, body=b"quantity=1", headers={"content-type": content_type})
+    assert response.status == 415, response.body
+    assert response.json() == {
+        "error": "UnsupportedMediaType",
+        "message": f"send the body as application/json, not {content_type}",
+    }
+
+
+def test_malformed_json_has_the_one_error_shape_and_says_what_is_wrong(api: Api) -> None:
+    json_type = {"content-type": "application/json"}
+    response = api.call("POST", "/receipts", body=b'{"lines": [', headers=json_type)
+    assert response.status == 400
+    answer = response.json()
+    assert set(answer) == {"error", "message", "details"} and answer["error"] == "InvalidRequest"
+    assert answer["message"].startswith("the body is not valid JSON: ")
+    assert "decode error" not in answer["message"] and "invalid request" not in answer["message"]
+    assert answer["details"] == [{"field": "body", "problem": answer["message"].removeprefix("the body is ")}]
+
+
+def test_messages_carry_the_validators_own_words_without_pydantics_prefix(api: Api) -> None:
+    line = {"product_id": "bolt", "quantity": "1", "rejected": "2", "unit_cost": "1"}
+    response = api.call(
+        "POST", "/receipts", json_body={"received_at": "2026-11-02T09:00:00Z", "lines": [line]}
+    )
+    assert response.status == 400
+    assert response.json()["details"] == [
+        {"field": "lines.0", "problem": "rejected cannot exceed the quantity received"}
+    ]
+    assert "Value error" not in response.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/receipts", "/integrations/qbo/connect"])
+def test_a_json_body_that_is_not_utf8_text_is_a_400_not_a_500(api: Api, path: str) -> None:
+    response = api.call("POST", path, body=b"\x80\x81{", headers={"content-type": "application/json"})
+    assert response.status == 400, response.body
+    assert response.json()["message"] == "the body is not valid JSON: it is not UTF-8 text (byte 0)"

@@ -1,0 +1,59 @@
+"""The outbox: a record is stored with its export in one transaction, so a queue outage answers 201 and only
+delays the export; the scheduled sweep queues what was left, and each record is posted exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from infra.local.poller import Poller
+from infra.local.scheduler import Scheduler
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from shared import aws as shared_aws
+from shared.providers import http
+from tests.conftest import Api, Sandboxes
+from tests.integration.test_dependency_outages import client_error, fail_calls  # noqa: F401 (a fixture)
+from tests.integration.test_exports import ok, record_season, setup_qbo
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(http, "sleep", lambda seconds: None)
+    yield
+
+
+def test_a_queue_outage_delays_exports_and_the_sweep_posts_each_once(
+    api: Api,
+    aws: LocalStack,
+    sandboxes: Sandboxes,
+    fail_calls: Any,  # noqa: F811
+) -> None:
+    parts = setup_qbo(api, sandboxes)
+    sent = fail_calls(
+        shared_aws.client("sqs"),
+        "sqs.SendMessage",
+        lambda: client_error("ServiceUnavailable", "SendMessage", 503),
+        4,
+    )
+    ids = record_season(api, parts)  # a receipt with its rejection and two builds: 201 each, queue down
+    assert sent[0] == 4
+    assert Poller(aws).drain() == 0  # nothing reached the queue
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"pending"}
+
+    sweep = Scheduler(aws)
+    assert sweep.fire("ExportFunction", datetime.now(UTC)) == {"queued": 0}  # too young: maybe in flight
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert sweep.fire("ExportFunction", later) == {"queued": 4}
+    assert sweep.fire("ExportFunction", later) == {"queued": 0}  # out of the outbox once queued
+    Poller(aws).drain()
+
+    exported = {e["record_id"]: e for e in ok(api.call("GET", "/exports"))}
+    assert {exported[r]["status"] for r in ids.values()} == {"posted"}
+    documents = [exported[r]["document_id"] for r in ids.values()]
+    journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    assert sorted(j["Id"] for j in journals if j["Id"] in documents) == sorted(documents)  # one each
+    assert len({j["DocNumber"] for j in journals}) == len(journals)  # no marker posted twice
