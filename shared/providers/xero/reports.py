@@ -24,7 +24,7 @@ DEBIT, CREDIT = "YTD Debit", "YTD Credit"
 
 
 def account_balances(api: XeroApi, session: Session, as_of: date) -> dict[str, Decimal]:
-    reports = api.read(session, "Reports/TrialBalance", params={"date": as_of.isoformat()})
+    reports = api.report(session, "TrialBalance", {"date": as_of.isoformat()})
     if not reports:
         raise ProviderError("xero", "the trial balance answer holds no report")
     return balances(reports[0])
