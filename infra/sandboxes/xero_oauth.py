@@ -41,6 +41,20 @@ KNOWN_SCOPES = frozenset(
         "accounting.budgets.read",
         "accounting.reports.read",
     ]
+    # the granular report scopes replacing accounting.reports.read (/work/shared/providers/xero.md §1.4)
+    + [
+        f"accounting.reports.{name}.read"
+        for name in (
+            "aged",
+            "balancesheet",
+            "banksummary",
+            "budgetsummary",
+            "executivesummary",
+            "profitandloss",
+            "trialbalance",
+            "taxreports",
+        )
+    ]
     + [f"accounting.{name}{suffix}" for name in _BROAD_AND_GRANULAR for suffix in ("", ".read")]
 )
 

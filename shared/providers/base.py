@@ -164,6 +164,14 @@ class AccountingProvider(Protocol):
         dates there."""
         ...
 
+    def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
+        """Each account's balance in the provider's general ledger at the end of ``as_of``, as its trial
+        balance reports it, in the home currency: account id -> balance, debits positive, credits
+        negative. Balance-sheet accounts carry everything up to the date; income and expense accounts
+        the financial year to date (earlier years sit in retained earnings). Accounts without a balance
+        are absent. Xero needs the accounting.reports.trialbalance.read scope (PermissionDenied without)."""
+        ...
+
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:
         """Creates the balanced journal carrying ``journal.marker``; a timeout leaves the outcome unknown."""
         ...

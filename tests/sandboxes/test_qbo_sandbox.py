@@ -775,3 +775,67 @@ def test_a_discount_line_follows_the_subtotal_and_totalamt_is_after_it(
     ]
     assert invoice["Line"][4]["DiscountLineDetail"] == {"PercentBased": True, "DiscountPercent": 10}
     assert invoice["TotalAmt"] == 31.45 and invoice["Balance"] == 31.45
+
+
+# ---- reports ----------------------------------------------------------------------------------------
+
+
+def trial_balance(api: httpx.Client, **params: str) -> dict[str, Any]:
+    response = api.get("/reports/TrialBalance", params={"minorversion": "75", **params})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_trial_balance_reports_what_was_posted_up_to_end_date(api: httpx.Client) -> None:
+    assert post_json(api, "/journalentry", journal("40.00", "40.00", TxnDate="2026-10-15")).status_code == 200
+    later = journal("7.00", "7.00", TxnDate="2026-11-02", DocNumber="MFG-1102")
+    assert post_json(api, "/journalentry", later).status_code == 200
+    assert post_json(api, "/inventoryadjustment", adjustment(QtyDiff=-10)).status_code == 200  # 2026-10-31
+
+    report = trial_balance(api, end_date="2026-10-31", start_date="2026-10-01", accounting_method="Accrual")
+
+    header = report["Header"]
+    assert (header["ReportName"], header["ReportBasis"], header["Currency"]) == (
+        "TrialBalance",
+        "Accrual",
+        "USD",
+    )
+    assert (header["StartPeriod"], header["EndPeriod"]) == ("2026-10-01", "2026-10-31")
+    assert header["Option"] == [{"Name": "NoReportData", "Value": "false"}]
+    assert [(c["ColType"], c["ColTitle"]) for c in report["Columns"]["Column"]] == [
+        ("Account", ""),
+        ("Money", "Debit"),
+        ("Money", "Credit"),
+    ]
+    *accounts, total = report["Rows"]["Row"]
+    rows = {r["ColData"][0]["id"]: (r["ColData"][1]["value"], r["ColData"][2]["value"]) for r in accounts}
+    # 10 x Wall Bracket 20mm at its PurchaseCost 1.90 leave Finished Goods for Inventory Shrinkage; the
+    # starting values of the demo items (QtyOnHand x PurchaseCost on InvStartDate) sit against equity
+    assert rows == {
+        "10": ("1046.00", ""),  # Finished Goods: 1065.00 starting value - 19.00
+        "11": ("1385.00", ""),  # Raw Materials
+        "9": ("", "2450.00"),  # Opening Balance Equity
+        SHRINKAGE: ("", "21.00"),  # credited 40.00 by the journal, debited 19.00 by the adjustment
+        WASTE: ("40.00", ""),  # the journal dated after end_date is not counted
+    }
+    assert total["group"] == "GrandTotal" and total["type"] == "Section"
+    assert [c["value"] for c in total["Summary"]["ColData"]] == ["TOTAL", "2471.00", "2471.00"]
+    names = {r["ColData"][0]["id"]: r["ColData"][0]["value"] for r in accounts}
+    assert names[WASTE] == "Waste and Scrap"
+
+    after = trial_balance(api, end_date="2026-11-30")
+    waste = next(r for r in after["Rows"]["Row"] if r.get("ColData", [{}])[0].get("id") == WASTE)
+    assert waste["ColData"][1]["value"] == "47.00"
+    assert after["Header"]["StartPeriod"] == "2026-01-01"  # the fiscal year's start by default
+
+
+def test_trial_balance_before_anything_was_posted_has_no_report_data(api: httpx.Client) -> None:
+    report = trial_balance(api, end_date="2025-12-31")
+    assert report["Header"]["Option"] == [{"Name": "NoReportData", "Value": "true"}]
+    assert report["Rows"] == {}
+
+
+def test_trial_balance_refuses_a_date_that_is_not_a_date(api: httpx.Client) -> None:
+    response = api.get("/reports/TrialBalance", params={"end_date": "31/10/2026"})
+    assert response.status_code == 400 and "Fault" in response.json()

@@ -883,3 +883,63 @@ def test_line_discounts_and_tax_inclusive_amounts_are_computed_as_xero_does(
         LineItems=[{"ItemCode": "WIDGET-10", "Quantity": 1, "UnitAmount": "11.00", "DiscountRate": "10"}],
     )
     assert refused.status_code == 400 and "only supported on ACCREC invoices" in refused.text
+
+
+# ---- reports ----------------------------------------------------------------------------------------
+
+
+def report_rows(report: dict[str, Any]) -> dict[str, list[str]]:
+    """AccountID -> the row's cell values (after the name), read from every Section."""
+    found: dict[str, list[str]] = {}
+    for section in report["Rows"]:
+        for row in section.get("Rows", []):
+            if row["RowType"] == "Row":
+                cells = row["Cells"]
+                ids = {a["Value"] for c in cells for a in c["Attributes"] if a["Id"] == "account"}
+                assert len(ids) == 1  # every cell names the same account
+                found[ids.pop()] = [c["Value"] for c in cells[1:]]
+    return found
+
+
+def test_trial_balance_reports_posted_journals_up_to_the_date(client: httpx.Client) -> None:
+    tokens = connect(client, scope=f"{SCOPE} accounting.reports.trialbalance.read")
+    created = put_journals(
+        client,
+        tokens,
+        journal("September", "30.00", Status="POSTED", Date="2026-09-10"),
+        journal("October", "125.50", Status="POSTED"),  # 2026-10-15
+        journal("November", "7.00", Status="POSTED", Date="2026-11-02"),
+        journal("Draft", "99.00"),
+    )
+    assert created.status_code == 200, created.text
+
+    response = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+
+    assert response.status_code == 200, response.text
+    report = response.json()["Reports"][0]
+    assert report["ReportType"] == "TrialBalance" and report["ReportDate"] == "31 October 2026"
+    assert report["ReportTitles"] == ["Trial Balance", "Partsemble Demo (AU)", "As at 31 October 2026"]
+    header, *sections, total = report["Rows"]
+    assert [c["Value"] for c in header["Cells"]] == ["Account", "Debit", "Credit", "YTD Debit", "YTD Credit"]
+    assert [s["Title"] for s in sections] == ["Expenses", "Assets"]
+    cogs, inventory = demo_id(AU_TENANT_ID, "account", "310"), demo_id(AU_TENANT_ID, "account", "630")
+    by_account = report_rows(report)
+    # Debit / Credit: October's movement; YTD: the balance at the date (the draft and November left out)
+    assert by_account == {cogs: ["125.50", "", "155.50", ""], inventory: ["", "125.50", "", "155.50"]}
+    assert sections[0]["Rows"][0]["Cells"][0]["Value"] == "Cost of Goods Sold (310)"
+    assert total["Title"] == "" and total["Rows"][0]["RowType"] == "SummaryRow"
+    assert [c["Value"] for c in total["Rows"][0]["Cells"]] == [
+        "Total",
+        "125.50",
+        "125.50",
+        "155.50",
+        "155.50",
+    ]
+
+    november = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-11-30"}, headers=api(tokens))
+    assert report_rows(november.json()["Reports"][0])[cogs] == ["7.00", "", "162.50", ""]
+
+
+def test_trial_balance_needs_a_reports_scope(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    response = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+    assert response.status_code == 401 and response.json()["Detail"] == "AuthorizationUnsuccessful"

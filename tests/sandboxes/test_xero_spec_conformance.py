@@ -102,7 +102,7 @@ def session() -> Iterator[tuple[httpx.Client, dict[str, str]]]:
                 "client_id": DEMO_CLIENT_ID,
                 "redirect_uri": DEMO_REDIRECT_URI,
                 "scope": "offline_access openid accounting.settings accounting.invoices "
-                "accounting.manualjournals accounting.contacts",
+                "accounting.manualjournals accounting.contacts accounting.reports.trialbalance.read",
                 "state": "s",
             }
         )
@@ -223,3 +223,25 @@ def test_validation_exception_matches_the_error_schema(accounting_spec: dict[str
     check(accounting_spec, "Error", response.json(), strict=False)  # Elements echo the submitted object
     element = response.json()["Elements"][0]
     check(accounting_spec, "Contact", element)
+
+
+def test_trial_balance_matches_the_spec(accounting_spec: dict[str, Any], session: Any) -> None:
+    client, _ = session
+    journal = {
+        "Narration": "Trial balance spec check",
+        "Date": "2026-10-30",
+        "Status": "POSTED",
+        "JournalLines": [
+            {"AccountCode": "310", "LineAmount": 9.5},
+            {"AccountCode": "630", "LineAmount": -9.5},
+        ],
+    }
+    created = client.put(
+        f"{API}/ManualJournals", json={"ManualJournals": [journal]}, headers={"xero-tenant-id": AU_TENANT_ID}
+    )
+    assert created.status_code == 200, created.text
+    body = get(session, "Reports/TrialBalance", date="2026-10-31")
+    check(accounting_spec, "ReportWithRows", body)
+    rows = body["Reports"][0]["Rows"]
+    assert {r["RowType"] for r in rows} == {"Header", "Section"}
+    assert any(row["RowType"] == "Row" for section in rows[1:] for row in section["Rows"])

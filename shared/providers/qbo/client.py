@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from shared.config import ProviderUrls
@@ -127,6 +128,11 @@ class QboProvider:
         from shared.providers.qbo import sales
 
         return sales.time_zone(self.api, session)
+
+    def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
+        from shared.providers.qbo import reports
+
+        return reports.account_balances(self.api, session, as_of)
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:

@@ -64,6 +64,13 @@ class XeroApi:
         ).get(collection, [])
         return records
 
+    def report(self, session: Session, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """``GET Reports/<name>``: the answer's ``Reports`` (the spec's ReportWithRows)."""
+        reports: list[dict[str, Any]] = self._request(session, "GET", f"Reports/{name}", params=params).get(
+            "Reports", []
+        )
+        return reports
+
     def list_paged(
         self,
         session: Session,

@@ -4,6 +4,7 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from shared.config import ProviderUrls
@@ -37,7 +38,7 @@ from shared.providers.xero.api import XeroApi
 
 SCOPE = (
     "offline_access accounting.settings.read accounting.invoices "
-    "accounting.manualjournals accounting.contacts"
+    "accounting.manualjournals accounting.contacts accounting.reports.trialbalance.read"
 )
 
 
@@ -186,6 +187,11 @@ class XeroProvider:
         from shared.providers.xero import sales
 
         return sales.time_zone(self.api, session)
+
+    def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
+        from shared.providers.xero import reports
+
+        return reports.account_balances(self.api, session, as_of)
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:

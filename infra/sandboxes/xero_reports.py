@@ -1,0 +1,149 @@
+"""Xero Reports API in the sandbox: the Trial Balance, computed from the organisation's posted journals.
+
+Endpoint and shape: the Xero OpenAPI spec (specs/xero_accounting.yaml, ``/Reports/TrialBalance``: query
+``date`` (format date, "The date for the Trial Balance report e.g. 2018-03-31") and ``paymentsOnly``
+("Return cash only basis"); the 200 answer is ``ReportWithRows``: ``Reports`` of ``ReportWithRow`` with
+``Rows`` of RowType Header / Section / Row / SummaryRow and ``Cells`` of ``{Value, Attributes: [{Id,
+Value}]}``). Its example, followed here: a Header row "Account | Debit | Credit | YTD Debit | YTD Credit";
+Sections "Revenue", "Expenses", "Assets", "Liabilities", "Equity" holding one Row per account, whose
+every cell carries the attribute ``{"Id": "account", "Value": <AccountID>}``, the first cell reading
+"Name (Code)"; the Retained Earnings row's cells also carry ``fromDate`` "" and ``toDate`` (the end of the
+last financial year, M/D/YYYY); a last Section titled "" with the SummaryRow "Total". Money is text with
+two decimals; of each pair one side holds the figure and the other is "", a zero going on the account
+class's normal side (assets and expenses debit, the others credit), as in the example's "0.00" cells.
+
+Figures: Debit / Credit are the account's net movement in the month of ``date`` up to it ("the total debit
+for the month as at the date": help.odatalink.com, Xero Accounting Endpoint: TrialBalance); YTD Debit /
+YTD Credit are its balance at ``date``: everything before it for balance-sheet accounts, the financial
+year to date for revenue and expense accounts, earlier years' profit going to Retained Earnings. Rows are
+listed for accounts with a balance or a movement.
+
+Ledger: manual journals with Status POSTED dated on or before ``date`` (drafts, voided and deleted ones
+never reach Xero's ledger); with ``paymentsOnly=true`` only those with ShowOnCashBasisReports. The demo
+organisations have no opening balances. Invoices and credit notes are NOT posted to the sandbox's ledger
+(it does not model their accounting: receivables, sales, tax, tracked-inventory COGS), so they never appear.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from infra.sandboxes.xero_books import Organisation, Record, ms_date, parse_date
+
+SECTIONS = (
+    ("Revenue", "REVENUE"),
+    ("Expenses", "EXPENSE"),
+    ("Assets", "ASSET"),
+    ("Liabilities", "LIABILITY"),
+)
+SECTIONS += (("Equity", "EQUITY"),)
+DEBIT_NORMAL = frozenset({"ASSET", "EXPENSE"})
+PROFIT_AND_LOSS = frozenset({"REVENUE", "EXPENSE"})
+COLUMNS = ("Account", "Debit", "Credit", "YTD Debit", "YTD Credit")
+
+
+class ReportError(ValueError):
+    """A report request Xero refuses."""
+
+
+def financial_year_start(org: Organisation, on: date) -> date:
+    """The first day of the financial year holding ``on`` (Organisation FinancialYearEndDay/Month)."""
+    wire = org.to_wire()
+    end_month, end_day = int(wire["FinancialYearEndMonth"]), int(wire["FinancialYearEndDay"])
+    year_end = date(on.year, end_month, end_day)
+    last_end = year_end if year_end < on else date(on.year - 1, end_month, end_day)
+    return date.fromordinal(last_end.toordinal() + 1)
+
+
+def _entries(org: Organisation, until: date, payments_only: bool) -> list[tuple[str, date, Decimal]]:
+    entries: list[tuple[str, date, Decimal]] = []
+    for journal in org.records["ManualJournals"].values():
+        on = parse_date(journal["Date"])
+        if journal["Status"] != "POSTED" or on > until:
+            continue
+        if payments_only and not journal.get("ShowOnCashBasisReports", True):
+            continue
+        entries.extend(
+            (str(line["AccountID"]).lower(), on, Decimal(line["LineAmount"]))
+            for line in journal["JournalLines"]
+            if line.get("AccountID")
+        )
+    return entries
+
+
+def trial_balance(
+    org: Organisation, params: Mapping[str, str], *, today: date, now: datetime
+) -> dict[str, Any]:
+    """The ``Reports`` entry (a ReportWithRow) for ``GET /api.xro/2.0/Reports/TrialBalance``."""
+    text = params.get("date", "").strip()
+    try:
+        on = parse_date(text) if text else today
+    except ValueError:
+        raise ReportError(f"'{text}' is not a valid date for the report") from None
+    payments_only = params.get("paymentsOnly", "").strip().lower() == "true"
+    year_start = financial_year_start(org, on)
+    month_start = on.replace(day=1)
+    accounts = {a["AccountID"].lower(): a for a in org.records["Accounts"].values()}
+    ytd: dict[str, Decimal] = defaultdict(Decimal)
+    month: dict[str, Decimal] = defaultdict(Decimal)
+    earlier_profit = Decimal(0)
+    for account_id, when, amount in _entries(org, on, payments_only):
+        cls = accounts[account_id]["Class"] if account_id in accounts else "ASSET"
+        if cls in PROFIT_AND_LOSS and when < year_start:
+            earlier_profit += amount
+        else:
+            ytd[account_id] += amount
+        if when >= month_start:
+            month[account_id] += amount
+    retained = next((i for i, a in accounts.items() if a.get("SystemAccount") == "RETAINEDEARNINGS"), None)
+    if retained is not None and earlier_profit:
+        ytd[retained] += earlier_profit
+    last_year_end = date.fromordinal(year_start.toordinal() - 1)
+    rows: list[Record] = [{"RowType": "Header", "Cells": [{"Value": c} for c in COLUMNS]}]
+    totals = [Decimal(0)] * 4
+    for title, cls in SECTIONS:
+        listed = sorted(
+            (a for i, a in accounts.items() if a["Class"] == cls and (ytd.get(i) or month.get(i))),
+            key=lambda a: (a["Name"], a.get("Code") or ""),
+        )
+        section_rows = []
+        for account in listed:
+            account_id = account["AccountID"].lower()
+            pairs = _pair(month[account_id], cls) + _pair(ytd[account_id], cls)
+            attributes = [{"Value": account["AccountID"], "Id": "account"}]
+            if account_id == retained:
+                attributes += [
+                    {"Value": "", "Id": "fromDate"},
+                    {"Value": f"{last_year_end:%m/%d/%Y}", "Id": "toDate"},
+                ]
+            name = f"{account['Name']} ({account['Code']})" if account.get("Code") else account["Name"]
+            cells = [{"Value": value, "Attributes": attributes} for value in (name, *pairs)]
+            section_rows.append({"RowType": "Row", "Cells": cells})
+            for n, value in enumerate(pairs):
+                totals[n] += Decimal(value or 0)
+        if section_rows:
+            rows.append({"RowType": "Section", "Title": title, "Rows": section_rows})
+    summary = [{"Value": "Total"}, *({"Value": f"{t:.2f}"} for t in totals)]
+    rows.append({"RowType": "Section", "Title": "", "Rows": [{"RowType": "SummaryRow", "Cells": summary}]})
+    report_date = f"{on.day} {on:%B %Y}"
+    return {
+        "ReportID": "TrialBalance",
+        "ReportName": "Trial Balance",
+        "ReportType": "TrialBalance",
+        "ReportTitles": ["Trial Balance", org.name, f"As at {report_date}"],
+        "ReportDate": report_date,
+        "UpdatedDateUTC": ms_date(now),
+        "Fields": [],
+        "Rows": rows,
+    }
+
+
+def _pair(amount: Decimal, cls: str) -> tuple[str, str]:
+    """(debit, credit) text: the figure on its side, "" on the other; a zero on the normal side."""
+    if amount > 0 or (amount == 0 and cls in DEBIT_NORMAL):
+        return f"{amount:.2f}", ""
+    return "", f"{-amount:.2f}"

@@ -1,0 +1,60 @@
+"""QBO account balances from the Reports API's TrialBalance (``GET /v3/company/<realm>/reports/TrialBalance``
+with ``end_date`` and ``accounting_method``), read through the tenant's rate budget like every other call.
+
+The report (Intuit's TrialBalance reference, developer.intuit.com/app/developer/qbo/docs/api/accounting/
+report-entities/trialbalance): ``Columns.Column`` names the columns (ColType "Account", then "Money"
+columns titled "Debit" and "Credit"); each account is a row of ``Rows.Row`` whose ``ColData`` holds the
+account as ``{"id": <Account Id>, "value": <name>}`` then its debit and credit as text ("" when empty); the
+grand total is a ``{"type": "Section", "group": "GrandTotal", "Summary": ...}`` row. Rows may also be nested
+in Sections (``Rows.Row`` inside a row), so the walk descends into them and never reads a Summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shared.errors import ProviderError
+from shared.providers.base import Session
+from shared.providers.qbo.api import QboApi
+
+
+def account_balances(api: QboApi, session: Session, as_of: date) -> dict[str, Decimal]:
+    body = api.get(session, "reports/TrialBalance", end_date=as_of.isoformat(), accounting_method="Accrual")
+    return balances(body)
+
+
+# ---- JSON -> values (pure) ----------------------------------------------------------------------------
+def balances(report: dict[str, Any]) -> dict[str, Decimal]:
+    """Account id -> debit minus credit, for every account row of a TrialBalance report."""
+    titles = [str(c.get("ColTitle") or "") for c in (report.get("Columns") or {}).get("Column") or []]
+    try:
+        debit, credit = titles.index("Debit"), titles.index("Credit")
+    except ValueError:
+        raise ProviderError("qbo", "the trial balance report has no Debit and Credit columns") from None
+    found: dict[str, Decimal] = {}
+    for cells in _account_rows(report.get("Rows") or {}):
+        account_id = str(cells[0].get("id") or "")
+        if not account_id or len(cells) <= max(debit, credit):
+            continue
+        balance = _money(cells[debit].get("value")) - _money(cells[credit].get("value"))
+        if balance:
+            found[account_id] = found.get(account_id, Decimal(0)) + balance
+    return found
+
+
+def _account_rows(rows: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    for row in rows.get("Row") or []:
+        if row.get("ColData"):
+            yield row["ColData"]
+        if row.get("Rows"):
+            yield from _account_rows(row["Rows"])
+
+
+def _money(value: Any) -> Decimal:
+    text = str(value or "").replace(",", "").strip()
+    try:
+        return Decimal(text) if text else Decimal(0)
+    except InvalidOperation:
+        raise ProviderError("qbo", f"the trial balance holds a non-number: {text!r}") from None
