@@ -32,10 +32,11 @@ if TYPE_CHECKING:
         exports,
         inventory,
         product_files,
+        reconciliation,
         sales,
     )
 else:
-    catalog, connections, export_settings, exports, inventory, product_files, sales = (
+    catalog, connections, export_settings, exports, inventory, product_files, reconciliation, sales = (
         lazy_module(f"shared.services.{name}")
         for name in (
             "catalog",
@@ -44,6 +45,7 @@ else:
             "exports",
             "inventory",
             "product_files",
+            "reconciliation",
             "sales",
         )
     )
@@ -207,6 +209,16 @@ def margins(
     start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document"
 ) -> sales.MarginReport:
     return sales.margins(caller_organisation(app), sales.MarginQuery(start=start, end=end, group=group))
+
+
+@app.get("/reconciliation")
+def reconcile(
+    as_of: Annotated[
+        date | None, Query(description="the date to reconcile at the end of (default: today)")
+    ] = None,
+) -> reconciliation.Reconciliation:
+    now = datetime.now(UTC)
+    return reconciliation.reconcile(caller_organisation(app), as_of or now.date(), now)
 
 
 @app.get("/margins/export")

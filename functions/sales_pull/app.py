@@ -1,5 +1,6 @@
 """Scheduled: pull changed sales documents of every connection with sales tracking on, then queue the cost
-of goods sold of each business day that has ended and any true-up the pulled changes call for."""
+of goods sold of each business day that has ended and any true-up the pulled changes call for; once a day,
+reconcile the books with the provider's trial balance."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.contracts import ScheduledEvent
 from shared.observability import logger, metrics
-from shared.services import books, sales
+from shared.services import books, reconciliation, sales
 
 
 @metrics.log_metrics
@@ -19,6 +20,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = ScheduledEvent.model_validate(event).time
     report = sales.pull_due(now=now)
     queued = books.close_days(now=now)
+    unbalanced = reconciliation.daily_check(now=now)
+    metrics.add_metric(name="BooksOutOfBalance", unit=MetricUnit.Count, value=unbalanced)
     metrics.add_metric(name="BooksExportsQueued", unit=MetricUnit.Count, value=queued)
     metrics.add_metric(name="SalesDocumentsStored", unit=MetricUnit.Count, value=report.stored)
     metrics.add_metric(name="SalesPullsFailed", unit=MetricUnit.Count, value=report.failed)

@@ -43,6 +43,7 @@ class ProviderItem(Model):
     active: bool = True
     unit_cost: Decimal | None = None
     unit_price: Decimal | None = None
+    quantity_on_hand: Decimal | None = None  # QBO QtyOnHand of a tracked inventory item
     components: tuple[Component, ...] = ()
     version: str = ""
     updated_at: str = ""  # the provider's own change stamp, what incremental reads compare

@@ -140,3 +140,15 @@ def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], ex
         )
     except client.exceptions.TransactionCanceledException:
         raise BooksMoved() from None
+
+
+def last_check(organisation_id: str, provider: str) -> str | None:
+    """The day (ISO) of the last scheduled reconciliation."""
+    key = {"pk": org_pk(organisation_id), "sk": f"BOOKS-CHECK#{provider}"}
+    item = table().get_item(Key=key).get("Item")
+    return str(item["day"]) if item else None
+
+
+def put_check(organisation_id: str, provider: str, day: str, status: str) -> None:
+    key = {"pk": org_pk(organisation_id), "sk": f"BOOKS-CHECK#{provider}"}
+    table().put_item(Item={**key, "day": day, "status": status})

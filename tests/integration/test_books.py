@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
-from shared.services import books, sessions
+from shared.services import books, reconciliation, sessions
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_exports import ok, setup_xero
@@ -172,3 +172,68 @@ def test_a_back_dated_build_that_would_empty_a_later_build_is_refused(
     body = refused.json()
     assert "B2" in body["message"] and body["later_records"][0]["document_id"] == "B2"
     assert [b["build"]["build_id"] for b in ok(api.call("GET", "/builds"))] == ["B2"]
+
+
+def reconciled(api: Api, as_of: str | None = None) -> tuple[str, dict[str, dict[str, Any]]]:
+    path = "/reconciliation" + (f"?as_of={as_of}" if as_of else "")
+    answer = ok(api.call("GET", path))
+    return answer["status"], {a["code"]: a for a in answer["accounts"]}
+
+
+def test_xero_reconciliation_balances_and_explains_what_is_not_posted_yet(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-1", "2026-11-02T09:00:00Z", parts["bolt"], "4", "0.125")
+    receive(api, "R-2", "2026-11-03T09:00:00Z", parts["bolt"], "1", "0.125")
+    minutes.next()
+    Poller(aws).drain()
+    status, accounts = reconciled(api)
+    assert status == "balanced", accounts
+    assert [(D(accounts[c]["provider_balance"]), D(accounts[c]["subledger"])) for c in ("630", "820")] == [
+        (D("0.63"), D("0.63")),
+        (D("-0.63"), D("-0.63")),
+    ]  # 5 x 0.125 = 0.625, posted as 0.50 then 0.13
+    assert all(not a["reasons"] and D(a["unexplained"]) == 0 for a in accounts.values())
+
+    # as it was on 2 Nov: only the first receipt
+    status, then = reconciled(api, "2026-11-02")
+    assert status == "balanced" and D(then["630"]["provider_balance"]) == D("0.50")
+
+    # a receipt whose export has not run yet: the difference is named, not unexplained
+    receive(api, "R-3", "2026-11-04T09:00:00Z", parts["bolt"], "2", "1.005")
+    status, accounts = reconciled(api)
+    assert status == "explained"
+    (reason,) = accounts["630"]["reasons"]
+    assert reason["kind"] == "not_exported" and "receipt R-3" in reason["note"]
+    assert D(accounts["630"]["difference"]) == D("-2.01") and D(accounts["630"]["unexplained"]) == 0
+
+
+def test_the_daily_check_raises_a_discrepancy_once_a_day(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-1", "2026-11-02T09:00:00Z", parts["bolt"], "10", "1.00")
+    minutes.next()
+    Poller(aws).drain()
+    today = datetime.now(UTC)
+    assert reconciliation.daily_check(now=today) == 0
+    sandboxes.xero.add_record(  # someone writes stock off by hand in Xero
+        AU_TENANT_ID,
+        "ManualJournals",
+        {
+            "Narration": "stock count",
+            "Date": "2026-11-05",
+            "Status": "POSTED",
+            "JournalLines": [
+                {"AccountCode": "630", "LineAmount": "-3.00"},
+                {"AccountCode": "480", "LineAmount": "3.00"},
+            ],
+        },
+    )
+    assert reconciliation.daily_check(now=today) == 0  # already checked today
+    assert reconciliation.daily_check(now=today + timedelta(days=1)) == 1
+    status, accounts = reconciled(api)
+    assert status == "discrepancy"
+    (reason,) = accounts["630"]["reasons"]
+    assert (reason["kind"], D(reason["amount"])) == ("others_entries", D("-3.00"))

@@ -73,6 +73,7 @@ def item(record: dict[str, Any]) -> ProviderItem | None:
         active=bool(record.get("Active", True)),
         unit_cost=number(record.get("PurchaseCost")),
         unit_price=number(record.get("UnitPrice")),
+        quantity_on_hand=number(record.get("QtyOnHand")) if record.get("TrackQtyOnHand") else None,
         components=tuple(
             Component(ref=str(line["ItemRef"]["value"]), quantity=number(line.get("Qty")) or Decimal(1))
             for line in lines

@@ -1,0 +1,273 @@
+"""Reconciliation: for every mapped account, the provider's balance, what Partsemble has posted and what the
+stock ledger says it should be, with each difference explained by named items.
+
+Journal mode (QBO journals, Xero): provider balance - subledger = entries made in the provider by others
+(or before Partsemble, or Partsemble's own documents changed there) + exports planned but not posted
+(pending, waiting, failed: named) + a true-up due + records not yet exported (a business day not yet
+closed, an export not yet planned) + under two cents of rounding. The status is ``explained`` when only
+Partsemble's own work in progress separates the two, ``discrepancy`` when the provider holds what
+Partsemble did not post or something is left unexplained.
+
+QBO inventory mode: QBO owns the value (it prices each adjustment at its own average or FIFO cost), so
+the check is of quantities: each linked item's QtyOnHand against Partsemble's on hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from shared.domain import books as domain
+from shared.domain.books import Balances
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
+from shared.domain.postings import Journal, PostingAccounts
+from shared.errors import Conflict
+from shared.model import Model
+from shared.money import CENT, ZERO, to_cents
+from shared.observability import logger
+from shared.services import books, events, sales, sessions, tokens
+from shared.store import books as books_store
+from shared.store import catalog as catalog_store
+from shared.store import connections as connection_store
+from shared.store import exports as export_store
+from shared.store import settings as settings_store
+
+ReasonKind = Literal[
+    "others_entries", "not_posted", "trueup_due", "corrected_later", "not_exported", "rounding"
+]
+UNPOSTED = ("pending", "posting", "waiting", "failed")
+
+
+class Reason(Model):
+    kind: ReasonKind
+    amount: Decimal  # debits positive
+    note: str
+    export_id: str | None = None
+
+
+class AccountReconciliation(Model):
+    account_id: str
+    code: str
+    name: str
+    roles: list[str]
+    provider_balance: Decimal | None  # None: the provider's report has no figure for it (zero)
+    posted: Decimal  # by Partsemble, dated on or before as_of
+    subledger: Decimal  # the stock ledger's value, rounded to the cent
+    difference: Decimal  # provider balance - subledger
+    reasons: list[Reason]
+    unexplained: Decimal
+
+
+class ItemQuantity(Model):
+    product_id: str
+    item_id: str
+    label: str
+    provider_quantity: Decimal | None
+    on_hand: Decimal
+    difference: Decimal | None
+
+
+class Reconciliation(Model):
+    provider: ProviderName
+    as_of: date
+    mode: Literal["journals", "inventory_adjustments"]
+    status: Literal["balanced", "explained", "discrepancy"]
+    accounts: list[AccountReconciliation]
+    items: list[ItemQuantity]
+    notes: list[str]
+
+
+def _change(plan: str) -> Balances:
+    if not plan:
+        return {}
+    return {
+        line.account_id: line.amount if line.side == "debit" else -line.amount  # one line per account
+        for line in Journal.model_validate_json(plan).lines
+    }
+
+
+def _add(into: dict[str, list[Reason]], amounts: Mapping[str, Decimal], make: Any) -> None:
+    for account_id, amount in amounts.items():
+        if amount:
+            into.setdefault(account_id, []).append(make(amount))
+
+
+def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliation:
+    connection = sessions.in_use(organisation_id)
+    if connection is None:
+        raise Conflict("this organisation is not connected to QuickBooks Online or Xero")
+    name: ProviderName = connection["provider"]
+    chosen = settings_store.get_export_settings(organisation_id, name)
+    if not chosen:
+        raise Conflict(f"choose the export accounts for {PROVIDER_LABELS[name]} first")
+    api, session = tokens.provider(name), sessions.session_for(connection)
+    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+        return _quantities(organisation_id, as_of, api, session)
+    currency = export_store.home_currency(organisation_id, name, session.tenant_id) or api.home_currency(
+        session
+    )
+    roles = {role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES}
+    accounts = PostingAccounts(home_currency=currency, **roles)
+    state = books.State(organisation_id, name, accounts)
+    dates = state.event_dates()
+    events = [e for e in state.found if dates.get(e, as_of) <= as_of]
+    subledger = {a: to_cents(v) for a, v in state.exact(events).items()}
+    rows = [
+        r for r in state.rows if r.get("plan_provider") == name and r.get("plan_type", "journal") == "journal"
+    ]
+    reasons: dict[str, list[Reason]] = {}
+    posted: Balances = {}
+    for row in rows:
+        journal = books.stored_journal(row["plan"]) if row.get("plan") else None
+        if journal is None:
+            continue
+        change = _change(row["plan"])
+        if journal.date > as_of:
+            if row["kind"] == "trueup":  # it corrects values the subledger (costed as of now) already holds
+                _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal: Reason(
+                    kind="corrected_later", amount=v, export_id=r["export_id"],
+                    note=f"true-up {r['export_id']} dated {j.date} corrects values before this date",
+                ))  # fmt: skip
+            continue
+        if row["status"] in ("posted",):
+            for account_id, amount in change.items():
+                posted[account_id] = posted.get(account_id, ZERO) + amount
+        elif row["status"] in UNPOSTED:
+            what = f"{row['kind']} {row['record_id']}"
+            _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, w=what: Reason(
+                kind="not_posted", amount=v, export_id=r["export_id"],
+                note=f"export {r['export_id']} ({w}) is {r['status']}"
+                + (f": {r['last_error']}" if r.get("last_error") else ""),
+            ))  # fmt: skip
+    trued, _, _ = state.trued()
+    if as_of >= now.date():
+        _add(reasons, domain.difference(trued, state.books.posted), lambda v: Reason(
+            kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
+            "hourly pass plans a true-up",
+        ))  # fmt: skip
+    unplanned = [e for e in events if e not in state.planned]
+    for event in unplanned:
+        label = "cost of goods sold for " + event[1] if event[0] == "cogs" else f"{event[0]} {event[1]}"
+        _add(reasons, {a: -v for a, v in state.exact([event]).items()}, lambda v, w=label: Reason(
+            kind="not_exported", amount=v, note=f"{w} is not exported yet",
+        ))  # fmt: skip
+    balances = api.account_balances(session, as_of)
+    mapped = sorted({a for a in roles.values() if a} | set(subledger) | set(posted))
+    chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
+    lines = []
+    for account_id in mapped:
+        provider_balance = balances.get(account_id)
+        held, expected = posted.get(account_id, ZERO), subledger.get(account_id, ZERO)
+        found = list(reasons.get(account_id, []))
+        others = (provider_balance or ZERO) - held
+        if others:
+            found.insert(0, Reason(kind="others_entries", amount=others, note=(
+                f"entries in {PROVIDER_LABELS[name]} not made by Partsemble (by a person, another app, or "
+                "opening balances)")))  # fmt: skip
+        difference = (provider_balance or ZERO) - expected
+        left = difference - sum((r.amount for r in found), ZERO)
+        if left and abs(left) < 2 * CENT:  # values not yet posted, rounded in the subledger's total
+            found.append(Reason(kind="rounding", amount=left, note="rounding of values not yet posted"))
+            left = ZERO
+        account = chart.get(account_id)
+        lines.append(
+            AccountReconciliation(
+                account_id=account_id,
+                code=account.code if account else "",
+                name=account.name if account else "(not in the synced chart)",
+                roles=sorted(role for role, a in roles.items() if a == account_id),
+                provider_balance=provider_balance,
+                posted=held,
+                subledger=expected,
+                difference=difference,
+                reasons=found,
+                unexplained=left,
+            )
+        )
+    foreign = any(r.kind == "others_entries" for line in lines for r in line.reasons)
+    status: Literal["balanced", "explained", "discrepancy"] = (
+        "discrepancy"
+        if foreign or any(line.unexplained for line in lines)
+        else "explained"
+        if any(line.difference for line in lines)
+        else "balanced"
+    )
+    return Reconciliation(
+        provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=[]
+    )
+
+
+def _quantities(organisation_id: str, as_of: date, api: Any, session: Any) -> Reconciliation:
+    """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
+    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).items}
+    ledger = sales.costed_ledger(organisation_id).ledger
+    items = []
+    for product in catalog_store.products(organisation_id):
+        item_id = product.provider_links.get("qbo")
+        if not item_id or product.type == "kit":
+            continue
+        on_hand = ledger.on_hand(product.product_id)
+        quantity = held.get(item_id)
+        items.append(
+            ItemQuantity(
+                product_id=product.product_id,
+                item_id=item_id,
+                label=" ".join(p for p in (product.sku, product.name) if p),
+                provider_quantity=quantity,
+                on_hand=on_hand,
+                difference=None if quantity is None else quantity - on_hand,
+            )
+        )
+    notes = [
+        "QuickBooks Online values inventory adjustments itself (its own cost of each item) and books cost of "
+        "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
+        "A difference is usually stock QuickBooks held before Partsemble (its starting quantity) or an "
+        "adjustment made in QuickBooks: record it in Partsemble as a receipt, or correct it in QuickBooks.",
+    ]
+    differs = any(i.difference for i in items)
+    return Reconciliation(
+        provider="qbo",
+        as_of=as_of,
+        mode="inventory_adjustments",
+        status="discrepancy" if differs else "balanced",
+        accounts=[],
+        items=items,
+        notes=notes,
+    )
+
+
+def daily_check(*, now: datetime) -> int:
+    """The scheduled check, once a day per connected organisation with export settings: a discrepancy is
+    logged and raises a ``BooksOutOfBalance`` event. Returns how many organisations were out of balance."""
+    found = 0
+    for connection in connection_store.all_connections():
+        organisation, name = connection["organisation_id"], connection["provider"]
+        if connection.get("status") != "connected" or not settings_store.get_export_settings(
+            organisation, name
+        ):
+            continue
+        day = now.date().isoformat()
+        if books_store.last_check(organisation, name) == day:
+            continue
+        try:
+            result = reconcile(organisation, now.date(), now)
+        except Exception:  # one broken organisation never stops the others; tomorrow tries again
+            logger.exception("daily reconciliation failed", extra={"organisation_id": organisation})
+            continue
+        books_store.put_check(organisation, name, day, result.status)
+        if result.status == "discrepancy":
+            found += 1
+            unexplained = {
+                a.code or a.account_id: str(a.unexplained) for a in result.accounts if a.unexplained
+            }
+            unexplained |= {i.label: str(i.difference) for i in result.items if i.difference}
+            logger.warning(
+                "books out of balance", extra={"organisation_id": organisation, "accounts": unexplained}
+            )
+            events.emit(
+                "BooksOutOfBalance",
+                {"organisation_id": organisation, "provider": name, "as_of": day, "unexplained": unexplained},
+            )
+    return found
