@@ -196,25 +196,41 @@ def test_a_zero_value_event_has_nothing_to_post() -> None:
 # ---- random histories ---------------------------------------------------------------------------------
 COSTS = st.sampled_from(["0.125", "0.333", "1", "2.005", "0.0049", "7.77", "0", "10.01"])
 QTY = st.sampled_from(["1", "2", "3", "0.5", "7"])
+ACTIONS = ["receipt", "receipt", "build", "build", "sale", "sale", "credit", "edit", "export", "export"]
 Step = tuple[str, int, str, str, int, int]
 STEPS = st.lists(
     st.tuples(
-        st.sampled_from(["receipt", "receipt", "build", "build", "sale", "credit", "export", "export"]),
-        st.integers(0, 2),  # which product
+        st.sampled_from(ACTIONS),
+        st.integers(0, 2),  # which product (and which way: a credit of a sale or not, an edit or a void)
         QTY,
         COSTS,
         st.integers(0, 8),  # day (back-dated when earlier than the last)
-        st.integers(0, 1_000),  # which pending event to export
+        st.integers(0, 1_000),  # which pending event to export, which sale to edit or credit
     ),
     min_size=5,
     max_size=40,
 )
 
 
+def _sale(shop: Books, n: int, step: Step, at: datetime) -> AnyMovement | None:
+    """A sale, or a credit (of an earlier sale of the product when ``which`` says so, else of none)."""
+    action, which, qty, _, _, pick = step
+    product = ["A", "B", "C"][which]
+    if action == "sale":
+        return SaleOut(movement_id=f"S{n}", document_id=f"S{n}", at=at, product_id=product, quantity=D(qty))
+    sales = [m for m in shop.ledger.movements() if isinstance(m, SaleOut) and m.at <= at]
+    original = sales[pick % len(sales)] if sales and which else None
+    product = original.product_id if original else product
+    return SaleReturn(
+        movement_id=f"S{n}", document_id=f"S{n}", at=at, product_id=product,
+        quantity=min(D(qty), original.quantity) if original else D(qty),
+        sale_document_id=original.document_id if original else None, restock=pick % 3 != 0,
+    )  # fmt: skip
+
+
 def _step(shop: Books, pending: list[EventKey], n: int, step: Step) -> None:
     action, which, qty, cost, day_no, pick = step
-    at = T0 + timedelta(days=day_no, minutes=n)
-    product = ["A", "B", "C"][which]
+    at = T0 + timedelta(days=day_no, minutes=n % 3)  # some events share a timestamp
     if action == "receipt":
         got = receipt(f"R{n}", at, ("A", "4", "1" if which == 1 else "0", cost), ("B", qty, "0", cost))
         rejected = rejection_of(got)
@@ -227,17 +243,15 @@ def _step(shop: Books, pending: list[EventKey], n: int, step: Step) -> None:
         except Exception:
             return  # refused (short, or would empty a later record): nothing happened
         pending.append(("build", f"B{n}"))
-    elif action in ("sale", "credit") and shop.ledger.on_hand(product):
-        movement: AnyMovement = (
-            SaleOut(movement_id=f"S{n}", document_id=f"S{n}", at=at, product_id=product, quantity=D(qty))
-            if action == "sale"
-            else SaleReturn(
-                movement_id=f"S{n}", document_id=f"S{n}", at=at, product_id=product, quantity=D(qty),
-                sale_document_id=None,
-            )
-        )  # fmt: skip
+    elif action in ("sale", "credit") and (movement := _sale(shop, n, step, at)):
         shop.record([movement])
         pending.append(("cogs", utc_day(at).isoformat()))
+    elif action == "edit":  # a sale edited (another quantity) or voided / deleted
+        sales = [m for m in shop.ledger.movements() if isinstance(m, SaleOut)]
+        if sales:
+            sale = sales[pick % len(sales)]
+            edited = [sale.model_copy(update={"quantity": D(qty)})] if which else []
+            shop.ledger.replace_document(sale.document_id, edited)
     elif action == "export" and pending:
         event = pending.pop(pick % len(pending))
         if event not in shop.planned:
