@@ -364,7 +364,8 @@ def export_settings_problems(
                 problems.append((f"accounts.{role}", "the adjustment account is used only in inventory mode"))
             continue
         if not account_id:
-            problems.append((f"accounts.{role}", "choose an account"))
+            if role != "build_credit":  # no longer posted to: a consumed lot leaves the account it sits in
+                problems.append((f"accounts.{role}", "choose an account"))
             continue
         problem = account_problem(role, account_id, chart, journal=mode == "journals")
         if problem:

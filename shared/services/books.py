@@ -68,7 +68,7 @@ class State:
         costed = sales.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
-        self.rows = export_store.list_exports(organisation_id)
+        self.rows = export_store.plan_index(organisation_id)
         self.planned: dict[EventKey, dict[str, Any]] = {
             (row["kind"], row["record_id"]): row
             for row in self.rows

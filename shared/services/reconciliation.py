@@ -115,7 +115,9 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     events = [e for e in state.found if dates.get(e, as_of) <= as_of]
     subledger = {a: to_cents(v) for a, v in state.exact(events).items()}
     rows = [
-        r for r in state.rows if r.get("plan_provider") == name and r.get("plan_type", "journal") == "journal"
+        r
+        for r in export_store.list_exports(organisation_id)
+        if r.get("plan_provider") == name and r.get("plan_type", "journal") == "journal"
     ]
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}

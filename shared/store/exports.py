@@ -116,6 +116,22 @@ def get_export(organisation_id: str, export_id: str) -> dict[str, Any] | None:
     return item
 
 
+PLAN_FIELDS = ("export_id", "kind", "record_id", "status", "plan_provider", "plan_type", "plan_exact")
+
+
+def plan_index(organisation_id: str) -> list[dict[str, Any]]:
+    """Every export's planning fields (what the books need to know which events are planned), without the
+    plans themselves."""
+    names = {f"#a{i}": name for i, name in enumerate(PLAN_FIELDS)}
+    return org_items(
+        organisation_id,
+        EXPORT_PREFIX,
+        ConsistentRead=True,
+        ProjectionExpression=", ".join(names),
+        ExpressionAttributeNames=names,
+    )
+
+
 def list_exports(organisation_id: str, status: str | None = None) -> list[dict[str, Any]]:
     from boto3.dynamodb.conditions import Attr  # on first use: keeps boto3 out of the handlers' import
 
