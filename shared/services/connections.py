@@ -23,8 +23,9 @@ from shared.model import Model
 from shared.observability import logger
 from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
-from shared.services.tokens import fresh_tokens, provider, store_grant, stored_tokens, tenant_of
+from shared.services.tokens import asking, fresh_tokens, provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
+from shared.vault import TokenContext
 
 
 def callback_path(provider_: str) -> str:
@@ -181,12 +182,13 @@ def choose_tenant(
     )
 
 
-def _discard_grant(grant_id: str) -> None:
+def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str) -> None:
     grant = store.get_grant(grant_id)
     if grant is None:
         return
     try:
-        provider(grant["provider"]).release(stored_tokens(grant))
+        asker = TokenContext(organisation_id=organisation_id, provider=name, grant_id=grant_id)
+        provider(name).release(stored_tokens(grant, asker))
     except ServiceError:
         logger.warning("could not end a discarded consent at the provider")
     store.delete_grant(grant_id)
@@ -205,10 +207,10 @@ def _attach(
                 f"that company, or choose to switch companies explicitly to use {tenant.name}"
             )
     except Conflict:
-        _discard_grant(grant_id)
+        _discard_grant(organisation_id, name, grant_id)
         raise
     if existing.get("grant_id") and existing["grant_id"] != grant_id:
-        _discard_grant(existing["grant_id"])
+        _discard_grant(organisation_id, name, existing["grant_id"])
     same_company = previous_tenant == tenant.tenant_id
     history: dict[str, Any] = {
         k: existing[k]
@@ -292,7 +294,7 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
     note = None
     if grant is not None and grant["status"] == "active":
         try:
-            tokens, _ = fresh_tokens(grant["grant_id"], clock=lambda: now)
+            tokens, _ = fresh_tokens(asking(connection), clock=lambda: now)
             provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
         except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
             note = (

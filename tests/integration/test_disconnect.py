@@ -17,9 +17,10 @@ from tests.integration.test_connect import status_of
 
 
 def _stored_access_token(provider: str) -> str:
-    grant = store.get_grant(store.get_connection("org-a", provider)["grant_id"])  # type: ignore[index]
+    asker = tokens.asking(store.get_connection("org-a", provider))  # type: ignore[arg-type]
+    grant = store.get_grant(asker.grant_id)
     assert grant is not None
-    return tokens.stored_tokens(grant).access_token
+    return tokens.stored_tokens(grant, asker).access_token
 
 
 def _qbo_company_info(sandboxes: Sandboxes, token: str) -> httpx.Response:
@@ -97,7 +98,7 @@ def test_xero_disconnect_keeps_the_same_persons_other_organisation_connected(
 
     other = store.get_connection("org-b", "xero")
     assert other is not None
-    fresh, _ = tokens.fresh_tokens(other["grant_id"])
+    fresh, _ = tokens.fresh_tokens(tokens.asking(other))
     assert (
         tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(other)).tenant_id
         == NZ_TENANT_ID
