@@ -284,6 +284,23 @@ def status(organisation_id: str) -> list[ConnectionView]:
     return [_view(name, by_provider.get(name)) for name in PROVIDERS]
 
 
+def _tenant_connection_shared(connection: dict[str, Any]) -> bool:
+    """Whether another Partsemble organisation uses the same Xero tenant connection. A Xero connection
+    belongs to the person and the tenant, not to a Partsemble organisation: when the same person connects
+    one tenant to two organisations, both grants reach it through one connection id, and deleting it for
+    one would break the other."""
+    if connection["provider"] != "xero":
+        return False
+    mine = connection.get("xero_connection_id")
+    return any(
+        other["organisation_id"] != connection["organisation_id"]
+        and other.get("status") in IN_USE
+        and other.get("tenant_id") == connection.get("tenant_id")
+        and (mine is None or other.get("xero_connection_id") in (None, mine))
+        for other in store.connections_of("xero")
+    )
+
+
 def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView:
     """Revokes at the provider (best effort), deletes the token ciphertext, keeps every other record."""
     wanted = provider_name(name)
@@ -295,7 +312,10 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
     if grant is not None and grant["status"] == "active":
         try:
             tokens, _ = fresh_tokens(asking(connection), clock=lambda: now)
-            provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
+            if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
+                provider(wanted).release(tokens)
+            else:
+                provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
         except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
             note = (
                 f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "

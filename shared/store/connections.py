@@ -46,6 +46,18 @@ def all_connections() -> list[dict[str, Any]]:
     return [_keyed(item) for item in items]
 
 
+def connections_of(provider: str) -> list[dict[str, Any]]:
+    """Every organisation's connection to one provider."""
+    from boto3.dynamodb.conditions import Key
+
+    items = query_all(
+        IndexName="gsi1",
+        KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK)
+        & Key("gsi1sk").begins_with(f"{provider}#"),
+    )
+    return [_keyed(item) for item in items]
+
+
 def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
     table().put_item(
         Item={
