@@ -34,7 +34,12 @@ def callback_path(provider_: str) -> str:
 
 
 def cookie_name(provider_: str) -> str:
-    return f"ps_oauth_{provider_}"
+    """The browser-binding cookie's name. Over HTTPS it carries the __Secure- prefix: browsers accept it
+    only with the Secure attribute from an HTTPS answer, so a plain-HTTP page or a network attacker cannot
+    plant or overwrite it. __Host- would also need Path=/, and this cookie is scoped to the callback's path
+    so no other route of the API receives it. A local stack on plain http uses the bare name."""
+    prefix = "__Secure-" if settings().public_base_url.startswith("https://") else ""
+    return f"{prefix}ps_oauth_{provider_}"
 
 
 class ConnectStart(Model):
