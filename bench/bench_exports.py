@@ -31,7 +31,7 @@ from shared.bodies import ReceiptLineRequest, ReceiptRequest
 from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
-from shared.services import catalog, export_settings, exports, inventory, queue, sessions
+from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
 from shared.services.catalog import ImportRequest
 from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
 from shared.services.sessions import TokenSource
@@ -72,7 +72,7 @@ def install(clock: VirtualTime) -> None:
     exports.clock = clock.now
     sessions.session_for = lambda connection: Session(
         tenant_id=connection["tenant_id"],
-        token=TokenSource(connection["grant_id"]),
+        token=TokenSource(tokens.asking(connection)),
         budget=DynamoRateBudget(clock=clock.epoch),
     )
 

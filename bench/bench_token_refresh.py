@@ -43,7 +43,7 @@ def count_requests() -> Counter[str]:
 
 
 def concurrent_callers(sandboxes: Sandboxes) -> None:
-    grant_id = connect(sandboxes, "qbo")["grant_id"]
+    asker = tokens.asking(connect(sandboxes, "qbo"))
     sandboxes.qbo.clock.advance(3600)
     before = sandboxes.qbo.call_count("POST", "/oauth2/v1/tokens/bearer")
     counts = count_requests()
@@ -52,7 +52,7 @@ def concurrent_callers(sandboxes: Sandboxes) -> None:
     threads = [
         threading.Thread(
             target=lambda: tokens_seen.append(
-                tokens.fresh_tokens(grant_id, clock=sandboxes.qbo.clock.now)[0].access_token
+                tokens.fresh_tokens(asker, clock=sandboxes.qbo.clock.now)[0].access_token
             )
         )
         for _ in range(CALLERS)
@@ -73,7 +73,7 @@ def concurrent_callers(sandboxes: Sandboxes) -> None:
     )
     counts.clear()
     for _ in range(CALLERS):  # one warm function reading the token again and again
-        tokens.fresh_tokens(grant_id, clock=sandboxes.qbo.clock.now)
+        tokens.fresh_tokens(asker, clock=sandboxes.qbo.clock.now)
     print(
         f"  {CALLERS} more reads by a warm function: {counts['dynamodb']} DynamoDB and {counts['kms']} KMS "
         "requests (each stored ciphertext is opened once)"
@@ -92,14 +92,14 @@ def crash_trials(sandboxes: Sandboxes) -> None:
         sandboxes.xero.clock.advance(1800)
         store.store_refreshed = crash  # type: ignore[assignment]
         try:
-            tokens.fresh_tokens(connection["grant_id"], clock=sandboxes.xero.clock.now)
+            tokens.fresh_tokens(tokens.asking(connection), clock=sandboxes.xero.clock.now)
         except RuntimeError:
             pass
         finally:
             store.store_refreshed = original  # type: ignore[assignment]
         sandboxes.xero.clock.advance(tokens.LEASE_SECONDS + 1)
         try:
-            fresh, _ = tokens.fresh_tokens(connection["grant_id"], clock=sandboxes.xero.clock.now)
+            fresh, _ = tokens.fresh_tokens(tokens.asking(connection), clock=sandboxes.xero.clock.now)
             tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(connection))
             recovered += 1
         except Exception as err:  # a failed trial is counted and reported, not raised

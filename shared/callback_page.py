@@ -1,6 +1,10 @@
 """The small HTML page the OAuth popup lands on: it tells the opener window the result with
 ``postMessage`` (to the app's origin only) and closes, or lets the person choose an organisation.
-It carries no token, code or secret."""
+It carries no token, code or secret.
+
+Text from outside (the company name, the provider's error_description) is escaped for where it lands:
+html.escape in markup, and in the script a JSON literal whose <, >, &, U+2028 and U+2029 are written as
+\\u escapes, so no text can close the script element or break the JavaScript string."""
 
 from __future__ import annotations
 
@@ -17,6 +21,17 @@ _STYLE = (
 )
 
 
+_SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(value: object) -> str:
+    """A JSON literal safe inside an HTML <script> element: the same value, with nothing that ends the
+    element (</script>, <!--) or a JavaScript line."""
+    return json.dumps(value).translate(_SCRIPT_ESCAPES)
+
+
 def _page(
     title: str, body: str, message: dict[str, object] | None, app_origin: str
 ) -> tuple[str, dict[str, str]]:
@@ -24,8 +39,8 @@ def _page(
     script = ""
     if message is not None:
         script = (
-            f'<script nonce="{nonce}">(function(){{var m={json.dumps(message)};'
-            f"if(window.opener){{window.opener.postMessage(m,{json.dumps(app_origin)});"
+            f'<script nonce="{nonce}">(function(){{var m={script_json(message)};'
+            f"if(window.opener){{window.opener.postMessage(m,{script_json(app_origin)});"
             "setTimeout(function(){window.close();},1500);}})();</script>"
         )
     document = (

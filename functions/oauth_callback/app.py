@@ -34,6 +34,7 @@ def _page(provider: str, document: str, headers: dict[str, str], status: int = 2
         "",
         path=connections.callback_path(provider),
         http_only=True,
+        secure=settings().public_base_url.startswith("https://"),  # a __Secure- cookie clears only so
         max_age=0,
         same_site=SameSite.LAX_MODE,
     )

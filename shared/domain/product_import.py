@@ -20,6 +20,16 @@ Decisions, each written for the person who uploads the file:
   workbook) means no rows at all. Rows are read lazily, so a file error can surface after some rows have
   been read: whoever writes must read the whole file once before writing anything.
 - Nothing is held per row except, for duplicate SKUs, each normalised SKU and the row it was first on.
+
+Limits that hold before the work is done (a tiny file must not exhaust the function; see SECURITY.md):
+- Every row after the header counts toward the row limit, blank ones and the rows a sheet skips too.
+- A workbook part may not declare (in the zip) or inflate to more than its cap: styles and any other
+  part read whole while opening the workbook are small, shared strings larger, the sheet the largest.
+  The caps are enforced on the bytes as they inflate, not only on the sizes the zip declares; the
+  shared strings and styles also have a cap on how many entries / elements they hold.
+- A sheet row above Excel's last row (1,048,576), or more than MAX_ROW_GAP rows after the previous one,
+  refuses the file before any row is read.
+- A reading pass stops on a time budget and, when the caller gives a probe, a memory budget.
 """
 
 from __future__ import annotations
@@ -35,13 +45,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Literal, NamedTuple
+from time import monotonic
+from typing import IO, Literal, NamedTuple
 
 from shared.domain.product_rows import ProductRow, ProductType, RowProblem, RowResult, RowStatus
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
 MAX_UNZIPPED_BYTES = 100 * 1024 * 1024  # a 5 MiB zip could otherwise expand to gigabytes of XML
+_MIB = 1024 * 1024
+MAX_SHEET_BYTES = 64 * _MIB  # the sheet is streamed: 50,000 rows of inline text fit
+MAX_SHARED_STRINGS_BYTES = 16 * _MIB  # held in memory as a list of strings
+MAX_SHARED_STRINGS = 250_000  # entries: 50,000 rows of 5 distinct texts
+MAX_STYLES_BYTES = 2 * _MIB  # parsed into objects: Excel's 64,000 cell formats fit
+MAX_STYLE_ELEMENTS = 150_000
+MAX_PART_BYTES = 2 * _MIB  # any other part read whole (workbook, relationships, theme, properties)
+MAX_PART_ELEMENTS = 100_000
+MAX_ROW_XML_BYTES = 2 * _MIB  # one sheet row's XML
+MAX_SHEET_ROW = 1_048_576  # Excel's last row
+MAX_ROW_GAP = 1_000  # rows a sheet may skip between two rows it holds
+MAX_READ_SECONDS = 10.0  # one reading pass; an apply reads twice and writes within the API's 30 s
+MAX_MEMORY_GROWTH = 200 * _MIB  # backstop: the caps keep a pass well under this
 MAX_DECIMAL_PLACES = 4
 MAX_AMOUNT = Decimal(1_000_000_000)
 _READ_CHUNK = 64 * 1024  # bytes of sheet XML or CSV checked at a time
@@ -131,6 +155,44 @@ class FileRefused(Exception):
     """The whole file is refused; the message is shown to the user as is."""
 
 
+class FileTooCostly(FileRefused):
+    """Refused by a limit on what reading it would cost (parts' sizes, row numbers, rows, time, memory),
+    before that cost is paid: the caller answers 400, as for any input it will not take."""
+
+
+class ReadBudget:
+    """How long (and, with a probe, how much memory growth) one reading pass may take. `check` is called
+    per row and per chunk of inflated XML; it raises FileRefused once the budget is spent."""
+
+    def __init__(
+        self,
+        seconds: float | None = None,  # MAX_READ_SECONDS
+        memory_growth: Callable[[], int] | None = None,
+        max_growth: int = MAX_MEMORY_GROWTH,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self.seconds = MAX_READ_SECONDS if seconds is None else seconds
+        self._clock = clock
+        self._deadline = clock() + self.seconds
+        self._memory_growth = memory_growth
+        self._max_growth = max_growth
+        self._calls = 0
+
+    def check(self) -> None:
+        self._calls += 1
+        if self._clock() > self._deadline:
+            raise FileTooCostly(
+                f"Reading the file took longer than {self.seconds:g} seconds, the most an import may take. "
+                "Split it into smaller files or save it again as CSV UTF-8."
+            )
+        probe = self._memory_growth
+        if probe is not None and self._calls % 512 == 0 and probe() > self._max_growth:
+            raise FileTooCostly(
+                "Reading the file needs more memory than an import may use. "
+                "Split it into smaller files or save it again as CSV UTF-8."
+            )
+
+
 class _CellProblem(Exception):
     """One cell is refused; the message is shown next to its row and column."""
 
@@ -160,21 +222,38 @@ class ProductFile:
 
 
 @contextmanager
-def open_product_file(content: bytes) -> Iterator[ProductFile]:
-    """Raises FileRefused when the type, size, encoding or header refuses the file before any row."""
+def open_product_file(content: bytes, budget: ReadBudget | None = None) -> Iterator[ProductFile]:
+    """Raises FileRefused when the type, size, encoding, limits or header refuse the file before any row.
+    Without a budget, a pass gets the default time budget and no memory probe."""
+    budget = budget or ReadBudget()
     if content.startswith(b"PK"):
-        raw_rows, decimal_comma = _xlsx_rows(content), False
+        raw_rows, decimal_comma = _xlsx_rows(content, budget), False
     else:
         separator = _csv_separator(content)
         raw_rows, decimal_comma = _csv_rows(content, separator), separator == ";"
     try:
-        header = next((row for row in raw_rows if not _is_blank(row)), None)
+        header = None
+        for row in raw_rows:
+            budget.check()
+            _check_row_limit(row.number, 0)
+            if not _is_blank(row):
+                header = row
+                break
         if header is None:
             raise FileRefused("The file has no header row and no products.")
         columns, ignored = _columns(header)
-        yield ProductFile(ignored, _results(raw_rows, header.number, columns, decimal_comma))
+        yield ProductFile(ignored, _results(raw_rows, header.number, columns, decimal_comma, budget))
     finally:
         raw_rows.close()  # closes the workbook even when the caller stops part way
+
+
+def _check_row_limit(number: int, header_number: int) -> None:
+    """Every row after the header counts, blank or not: blank rows cost time to read too."""
+    if number - header_number > MAX_ROWS:
+        raise FileTooCostly(
+            f"The file has more than {MAX_ROWS:,} rows after the header (empty rows count too). "
+            "Delete empty rows, or split it into smaller files."
+        )
 
 
 def _check_size(content: bytes) -> None:
@@ -233,24 +312,40 @@ def _csv_rows(content: bytes, separator: str) -> Generator[_Row, None, None]:
         raise FileRefused(f"Row {number + 1} cannot be read as CSV: {error}.") from None
 
 
-def _xlsx_rows(content: bytes) -> Generator[_Row, None, None]:
-    import openpyxl  # on first use: a CSV import and the API's cold start do without it
+def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None]:
+    # on first use: a CSV import and the API's cold start do without openpyxl
+    from defusedxml import DefusedXmlException  # openpyxl parses through defusedxml: entities are refused
+    from openpyxl.reader.excel import ExcelReader
     from openpyxl.utils.exceptions import InvalidFileException
 
     _check_size(content)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-        if sum(member.file_size for member in archive.infolist()) > MAX_UNZIPPED_BYTES:
-            raise FileRefused(
-                f"The workbook unpacks to more than {MAX_UNZIPPED_BYTES // (1024 * 1024)} MiB. "
-                "Split it into smaller files."
-            )
-        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException, SyntaxError):
-        raise FileRefused(
-            "This is a zip archive but not an Excel workbook (.xlsx). "
-            "Save it from Excel as .xlsx or CSV UTF-8."
-        ) from None
+        archive = _CappedZip(io.BytesIO(content), budget)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise _not_a_workbook() from None
+    try:
+        archive.check_declared_sizes()
+        reader = ExcelReader(io.BytesIO(content), read_only=True, data_only=True)
+        reader.archive.close()
+        reader.archive = archive  # every part openpyxl reads inflates through the caps
+        reader.read()
+        workbook = reader.wb
+    except FileRefused:
+        archive.close()
+        raise
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        ValueError,
+        InvalidFileException,
+        SyntaxError,
+        zlib.error,
+    ) as error:
+        archive.close()
+        if isinstance(error, DefusedXmlException) or isinstance(error.__cause__, DefusedXmlException):
+            raise _declares_entities() from None
+        raise _not_a_workbook() from None
     try:
         if not workbook.worksheets:
             raise FileRefused("The workbook has no worksheet.")
@@ -260,10 +355,13 @@ def _xlsx_rows(content: bytes) -> Generator[_Row, None, None]:
         )
         sheet.reset_dimensions()  # a wrong <dimension> would otherwise cut rows off silently
         # openpyxl names the sheet's part in the zip only in this attribute
-        unsaved = _formulas_without_values(archive, sheet._worksheet_path)
+        archive.sheet_path = sheet._worksheet_path
+        unsaved = _scan_sheet(archive, sheet._worksheet_path, budget)
         rows = sheet.iter_rows(values_only=True)
         for number, values in enumerate(rows, start=1):
             yield _Row(number, values, unsaved.get(number, _NO_FORMULAS))
+    except DefusedXmlException:
+        raise _declares_entities() from None
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, SyntaxError):
         raise FileRefused("The workbook is damaged. Open it in Excel and save it again.") from None
     finally:
@@ -271,27 +369,222 @@ def _xlsx_rows(content: bytes) -> Generator[_Row, None, None]:
         archive.close()
 
 
+def _declares_entities() -> FileTooCostly:
+    return FileTooCostly(
+        "The workbook's XML declares entities (a DTD), which Excel never writes and which can expand "
+        "without end or read other files. Save it again from Excel, or as CSV UTF-8."
+    )
+
+
+def _not_a_workbook() -> FileRefused:
+    return FileRefused(
+        "This is a zip archive but not an Excel workbook (.xlsx). Save it from Excel as .xlsx or CSV UTF-8."
+    )
+
+
+_STYLES_PART = "xl/styles.xml"  # openpyxl reads the styles from this path, whatever the manifest says
+_CONTENT_TYPES_PART = "[Content_Types].xml"
+_SHARED_STRINGS_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+_WORKSHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+_OVERRIDE = re.compile(rb"<(?:[\w.-]+:)?Override\b([^>]*)>")
+_ATTRIBUTE = re.compile(rb"""\b(PartName|ContentType)\s*=\s*["']([^"']*)["']""")
+_SHARED_STRING = re.compile(rb"<(?:[\w.-]+:)?si[\s/>]")
+_ELEMENT = re.compile(rb"<[^/?!]")
+
+
+class _Cap(NamedTuple):
+    what: str  # how the person reads the part's name
+    max_bytes: int
+    max_elements: int | None  # how many elements (shared strings: entries) the part may hold
+    element: re.Pattern[bytes] = _ELEMENT
+
+
+_STYLES_CAP = _Cap("styles part", MAX_STYLES_BYTES, MAX_STYLE_ELEMENTS)
+_SHARED_STRINGS_CAP = _Cap(
+    "shared strings part", MAX_SHARED_STRINGS_BYTES, MAX_SHARED_STRINGS, _SHARED_STRING
+)
+_SHEET_CAP = _Cap("worksheet", MAX_SHEET_BYTES, None)
+_PART_CAP = _Cap("part", MAX_PART_BYTES, MAX_PART_ELEMENTS)
+
+
+class _CappedZip(zipfile.ZipFile):
+    """The workbook's zip, whose parts inflate through their caps and the read budget.
+
+    A part's cap comes from what openpyxl does with it: the styles (always xl/styles.xml) and the part the
+    manifest names as shared strings are parsed whole, with their own caps; the sheet being imported is
+    streamed, with the largest cap, and only once it has been chosen; every other part gets the small cap,
+    so naming a part a worksheet in the manifest earns it nothing while the workbook opens."""
+
+    def __init__(self, file: IO[bytes], budget: ReadBudget) -> None:
+        super().__init__(file)
+        self.budget = budget
+        self.sheet_path: str | None = None
+        self._shared_strings: set[str] = set()
+        self._worksheets: set[str] = set()
+
+    def check_declared_sizes(self) -> None:
+        """Refuses from the sizes the zip declares, before anything inflates (they are enforced again as
+        the bytes inflate: a zip may declare less than it holds)."""
+        members = self.infolist()
+        if sum(member.file_size for member in members) > MAX_UNZIPPED_BYTES:
+            raise FileTooCostly(
+                f"The workbook unpacks to more than {MAX_UNZIPPED_BYTES // _MIB} MiB. "
+                "Split it into smaller files."
+            )
+        if _CONTENT_TYPES_PART in self.NameToInfo:
+            for attributes in _OVERRIDE.findall(self.read(_CONTENT_TYPES_PART)):
+                found = {name.decode(): value.decode() for name, value in _ATTRIBUTE.findall(attributes)}
+                part = found.get("PartName", "").lstrip("/")
+                if found.get("ContentType") == _SHARED_STRINGS_TYPE:
+                    self._shared_strings.add(part)
+                elif found.get("ContentType") == _WORKSHEET_TYPE:
+                    self._worksheets.add(part)
+        for member in members:
+            cap = self._cap(member.filename, loading=False)
+            if cap is not None and member.file_size > cap.max_bytes:
+                raise _over_cap(cap, member.filename, member.file_size)
+        # the parts parsed whole are counted first, at the speed of inflating, rather than parsed to their cap
+        for part in sorted({_STYLES_PART, *self._shared_strings} & set(self.NameToInfo)):
+            with self.open(part) as source:
+                while source.read(_READ_CHUNK):
+                    pass
+
+    def _cap(self, name: str, *, loading: bool = True) -> _Cap | None:
+        if name == _STYLES_PART:
+            return _STYLES_CAP
+        if name in self._shared_strings:
+            return _SHARED_STRINGS_CAP
+        if name == self.sheet_path or (not loading and name in self._worksheets):
+            return _SHEET_CAP
+        if name.endswith((".xml", ".rels", ".vml")) or loading:
+            return _PART_CAP
+        return None  # pictures and other binaries openpyxl leaves alone: the total bounds them
+
+    def open(
+        self,
+        name: str | zipfile.ZipInfo,
+        mode: Literal["r", "w"] = "r",
+        pwd: bytes | None = None,
+        **kwargs: bool,
+    ) -> IO[bytes]:
+        source = super().open(name, mode, pwd, **kwargs)
+        if mode != "r":
+            return source
+        part = name.filename if isinstance(name, zipfile.ZipInfo) else name
+        cap = self._cap(part)
+        assert cap is not None
+        return _CappedPart(source, part, cap, self.budget)  # type: ignore[return-value]
+
+
+def _over_cap(cap: _Cap, part: str, size: int) -> FileTooCostly:
+    return FileTooCostly(
+        f"The workbook's {cap.what} ({part}) unpacks to more than {cap.max_bytes // _MIB} MiB "
+        f"(it is {size / _MIB:.1f} MiB or more), more than a product list needs. "
+        "Copy the products into a new workbook, or save it as CSV UTF-8."
+    )
+
+
+class _CappedPart(io.RawIOBase):
+    """One part as it inflates: counts bytes (and elements where they cost memory), checks the budget."""
+
+    def __init__(self, source: IO[bytes], part: str, cap: _Cap, budget: ReadBudget) -> None:
+        super().__init__()
+        self._source, self._part, self._cap, self._budget = source, part, cap, budget
+        self._bytes = 0
+        self._elements = 0
+        self._tail = b""  # the end of the previous chunk: an element split across two reads counts once
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self.read(_READ_CHUNK):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        data = self._source.read(min(size, _READ_CHUNK))
+        self._bytes += len(data)
+        if self._bytes > self._cap.max_bytes:
+            raise _over_cap(self._cap, self._part, self._bytes)
+        if self._cap.max_elements is not None and data:
+            window = self._tail + data
+            self._elements += len(self._cap.element.findall(window)) - len(
+                self._cap.element.findall(self._tail)
+            )
+            self._tail = window[-16:]
+            if self._elements > self._cap.max_elements:
+                raise FileTooCostly(
+                    f"The workbook's {self._cap.what} ({self._part}) holds more than "
+                    f"{self._cap.max_elements:,} entries, more than a product list needs. "
+                    "Copy the products into a new workbook, or save it as CSV UTF-8."
+                )
+        self._budget.check()
+        return data
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
+
+
+_ROW_TAG = re.compile(rb"<(?:[\w.-]+:)?row\b([^>]*)>")
+_ROW_NUMBER = re.compile(rb"""\br\s*=\s*["']\s*([0-9]+)""")
 _CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.DOTALL)
 _CELL_REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
 _FORMULA = re.compile(rb"<(?:\w+:)?f\b")
 _SAVED_VALUE = re.compile(rb"<(?:\w+:)?v\b[^>]*>[^<]")
 
 
-def _formulas_without_values(archive: zipfile.ZipFile, sheet_path: str) -> dict[int, frozenset[int]]:
-    """Cells holding a formula but no saved value, which openpyxl (data_only) reads as empty."""
+def _scan_sheet(archive: zipfile.ZipFile, sheet_path: str, budget: ReadBudget) -> dict[int, frozenset[int]]:
+    """One streamed pass over the sheet's XML before any row is read: refuses row numbers beyond Excel's
+    last row or far past the previous row, and finds the cells holding a formula but no saved value, which
+    openpyxl (data_only) reads as empty."""
     found: dict[int, set[int]] = {}
+    last_row = 0
     with archive.open(sheet_path) as source:
         pending = b""
         while chunk := source.read(_READ_CHUNK):
             data = pending + chunk
             cut = data.rfind(b"row>") + 4  # just after a row tag, never inside a cell
             if cut < 4:
+                if len(data) > MAX_ROW_XML_BYTES:
+                    raise FileTooCostly(
+                        f"A row of the sheet is more than {MAX_ROW_XML_BYTES // _MIB} MiB of data, "
+                        "more than a product list needs. Save it as CSV UTF-8."
+                    )
                 pending = data
                 continue
+            last_row = _check_row_numbers(data[:cut], last_row)
             _collect_unsaved(data[:cut], found)
             pending = data[cut:]
+            budget.check()
+        _check_row_numbers(pending, last_row)
         _collect_unsaved(pending, found)
     return {row: frozenset(columns) for row, columns in found.items()}
+
+
+def _check_row_numbers(xml: bytes, last_row: int) -> int:
+    for tag in _ROW_TAG.finditer(xml):
+        number = _ROW_NUMBER.search(tag.group(1))
+        row = int(number.group(1)) if number else last_row + 1
+        if row > MAX_SHEET_ROW:
+            raise FileTooCostly(
+                f"The sheet has a row numbered {row:,}, beyond Excel's last row ({MAX_SHEET_ROW:,}). "
+                "Open it in Excel and save it again."
+            )
+        if row - last_row - 1 > MAX_ROW_GAP:
+            raise FileTooCostly(
+                f"The sheet jumps from row {last_row:,} to row {row:,}: "
+                f"more than {MAX_ROW_GAP:,} empty rows. "
+                "Delete the empty rows, or copy the products into a new sheet."
+            )
+        last_row = row
+    return last_row
 
 
 def _collect_unsaved(xml: bytes, found: dict[int, set[int]]) -> None:
@@ -308,17 +601,19 @@ def _collect_unsaved(xml: bytes, found: dict[int, set[int]]) -> None:
 
 
 def _results(
-    rows: Iterator[_Row], header_number: int, columns: list[_Column], decimal_comma: bool
+    rows: Iterator[_Row],
+    header_number: int,
+    columns: list[_Column],
+    decimal_comma: bool,
+    budget: ReadBudget,
 ) -> Iterator[RowResult]:
     first_row_of: dict[str, int] = {}  # normalised SKU -> the row it was first on: the only per-row memory
     previous = header_number
-    data_rows = 0
     for row in rows:
+        budget.check()
+        _check_row_limit(row.number, header_number)
         if _is_blank(row):
             continue
-        data_rows += 1
-        if data_rows > MAX_ROWS:
-            raise FileRefused(f"The file has more than {MAX_ROWS:,} products. Split it into smaller files.")
         # the blank rows between two products (a row missing from the sheet is blank in Excel too)
         for number in range(previous + 1, row.number):
             yield RowResult(row=number, status=RowStatus.SKIPPED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.domain.product_import import FileRefused, open_product_file
+from shared.domain.product_import import FileRefused, FileTooCostly, ReadBudget, open_product_file
 from shared.domain.product_rows import (
     MAX_DETAILS,
     ImportSummary,
@@ -79,14 +79,19 @@ class ImportTally:
 
 
 def summarise_file(
-    content: bytes, handle_chunk: ChunkHandler, max_details: int = MAX_DETAILS
+    content: bytes,
+    handle_chunk: ChunkHandler,
+    max_details: int = MAX_DETAILS,
+    budget: ReadBudget | None = None,
 ) -> ImportSummary:
     """Reads the file once, one row at a time; valid rows go to `handle_chunk` CHUNK_ROWS at a time.
 
-    A file error found part way returns a summary with only that error, but chunks before it have been
-    handled: a handler that writes must only run on a file a first pass found free of file errors."""
+    A file refused by a limit on what reading it costs raises FileTooCostly. A file error found part way
+    returns a summary with only that error, but chunks before it have been
+    handled: a handler that writes must only run on a file a first pass found free of file errors
+    (and with a budget that cannot run out part way, as the first pass proved the file reads in time)."""
     try:
-        with open_product_file(content) as product_file:
+        with open_product_file(content, budget) as product_file:
             tally = ImportTally(product_file.ignored_columns, max_details)
             pending: list[RowResult] = []
             valid: list[ProductRow] = []
@@ -97,6 +102,8 @@ def summarise_file(
                 if len(valid) == CHUNK_ROWS or len(pending) == _MAX_PENDING:
                     _handle(pending, valid, handle_chunk, tally)
             _handle(pending, valid, handle_chunk, tally)
+    except FileTooCostly:
+        raise  # the caller refuses the request: no summary of a file that was not read
     except FileRefused as refused:
         return ImportSummary(file_errors=[str(refused)])
     return tally.summary()

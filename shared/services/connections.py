@@ -23,8 +23,9 @@ from shared.model import Model
 from shared.observability import logger
 from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
-from shared.services.tokens import fresh_tokens, provider, store_grant, stored_tokens, tenant_of
+from shared.services.tokens import asking, fresh_tokens, provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
+from shared.vault import TokenContext
 
 
 def callback_path(provider_: str) -> str:
@@ -33,7 +34,12 @@ def callback_path(provider_: str) -> str:
 
 
 def cookie_name(provider_: str) -> str:
-    return f"ps_oauth_{provider_}"
+    """The browser-binding cookie's name. Over HTTPS it carries the __Secure- prefix: browsers accept it
+    only with the Secure attribute from an HTTPS answer, so a plain-HTTP page or a network attacker cannot
+    plant or overwrite it. __Host- would also need Path=/, and this cookie is scoped to the callback's path
+    so no other route of the API receives it. A local stack on plain http uses the bare name."""
+    prefix = "__Secure-" if settings().public_base_url.startswith("https://") else ""
+    return f"{prefix}ps_oauth_{provider_}"
 
 
 class ConnectStart(Model):
@@ -181,12 +187,13 @@ def choose_tenant(
     )
 
 
-def _discard_grant(grant_id: str) -> None:
+def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str) -> None:
     grant = store.get_grant(grant_id)
     if grant is None:
         return
     try:
-        provider(grant["provider"]).release(stored_tokens(grant))
+        asker = TokenContext(organisation_id=organisation_id, provider=name, grant_id=grant_id)
+        provider(name).release(stored_tokens(grant, asker))
     except ServiceError:
         logger.warning("could not end a discarded consent at the provider")
     store.delete_grant(grant_id)
@@ -205,10 +212,10 @@ def _attach(
                 f"that company, or choose to switch companies explicitly to use {tenant.name}"
             )
     except Conflict:
-        _discard_grant(grant_id)
+        _discard_grant(organisation_id, name, grant_id)
         raise
     if existing.get("grant_id") and existing["grant_id"] != grant_id:
-        _discard_grant(existing["grant_id"])
+        _discard_grant(organisation_id, name, existing["grant_id"])
     same_company = previous_tenant == tenant.tenant_id
     history: dict[str, Any] = {
         k: existing[k]
@@ -282,6 +289,23 @@ def status(organisation_id: str) -> list[ConnectionView]:
     return [_view(name, by_provider.get(name)) for name in PROVIDERS]
 
 
+def _tenant_connection_shared(connection: dict[str, Any]) -> bool:
+    """Whether another Partsemble organisation uses the same Xero tenant connection. A Xero connection
+    belongs to the person and the tenant, not to a Partsemble organisation: when the same person connects
+    one tenant to two organisations, both grants reach it through one connection id, and deleting it for
+    one would break the other."""
+    if connection["provider"] != "xero":
+        return False
+    mine = connection.get("xero_connection_id")
+    return any(
+        other["organisation_id"] != connection["organisation_id"]
+        and other.get("status") in IN_USE
+        and other.get("tenant_id") == connection.get("tenant_id")
+        and (mine is None or other.get("xero_connection_id") in (None, mine))
+        for other in store.connections_of("xero")
+    )
+
+
 def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView:
     """Revokes at the provider (best effort), deletes the token ciphertext, keeps every other record."""
     wanted = provider_name(name)
@@ -292,8 +316,11 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
     note = None
     if grant is not None and grant["status"] == "active":
         try:
-            tokens, _ = fresh_tokens(grant["grant_id"], clock=lambda: now)
-            provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
+            tokens, _ = fresh_tokens(asking(connection), clock=lambda: now)
+            if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
+                provider(wanted).release(tokens)
+            else:
+                provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
         except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
             note = (
                 f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "

@@ -9,17 +9,25 @@ the file. The catalog is held as a compact index (SKU -> product id and a digest
 writes); full products are read only for the rows that update one. An apply reads the file twice: first
 exactly as a dry run, writing nothing, and only if that pass finds no file error (too many rows, a damaged
 workbook, which can surface after many rows) a second time, writing each chunk. So a refused file never
-leaves a half-written catalog."""
+leaves a half-written catalog.
+
+The first pass runs on a time and memory budget (the file's caps are in shared.domain.product_import):
+a hostile file is refused there, before anything is written. The writing pass gets no deadline, so it
+never stops part way; the first pass proved the file reads well within the function's time."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Callable
 from typing import Literal
 
 from shared.domain.catalog import Product, sku_key
 from shared.domain.product_changes import KnownProduct, change_for, known_product, merged
+from shared.domain.product_import import FileTooCostly, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
+from shared.errors import InvalidFields
 from shared.store import catalog as store
 
 Mode = Literal["dry_run", "apply"]
@@ -39,10 +47,34 @@ def import_file(organisation_id: str, content: bytes, mode: Mode) -> FileImportR
     def classify(rows: list[ProductRow]) -> list[RowOutcome]:
         return [change_for(row, catalog.get(row.key)) for row in rows]
 
-    summary = summarise_file(content, classify)
+    try:
+        summary = summarise_file(content, classify, budget=ReadBudget(memory_growth=memory_growth_probe()))
+    except FileTooCostly as refused:
+        raise InvalidFields(f"file: {refused}", [{"field": "file", "problem": str(refused)}]) from None
     if mode == "apply" and not summary.file_errors:
-        summary = summarise_file(content, lambda rows: _write(organisation_id, rows, catalog))
+        summary = summarise_file(
+            content,
+            lambda rows: _write(organisation_id, rows, catalog),
+            budget=ReadBudget(seconds=float("inf")),
+        )
     return FileImportResult(mode=mode, **dict(summary))
+
+
+def resident_bytes() -> int | None:
+    """The process's resident memory now (Linux, as Lambda runs), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def memory_growth_probe() -> Callable[[], int] | None:
+    """How much the process has grown since the probe was made, or None where memory cannot be read."""
+    start = resident_bytes()
+    if start is None:
+        return None
+    return lambda: (resident_bytes() or start) - start
 
 
 def _write(

@@ -9,8 +9,6 @@ re-costs by replay, and a product linked later maps lines that were unmapped bef
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
 from collections.abc import Iterable
@@ -22,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, field_validator
 
+from shared import spreadsheet
 from shared.bodies import RecentDate
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
@@ -749,15 +748,6 @@ def export_margins(organisation_id: str, query: MarginQuery, fmt: Literal["csv",
     rows = export_rows(report)
     name = f"margins-{query.group}-{query.start or 'start'}-{query.end or 'now'}.{fmt}"
     if fmt == "csv":
-        text = io.StringIO()
-        csv.writer(text).writerows(rows)
-        return Export(filename=name, content_type=EXPORT_TYPES[fmt], body=text.getvalue().encode())
-    from openpyxl import Workbook  # on first use: only the export needs it
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(f"Margins ({report.home_currency})")
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return Export(filename=name, content_type=EXPORT_TYPES[fmt], body=out.getvalue())
+        return Export(filename=name, content_type=EXPORT_TYPES[fmt], body=spreadsheet.csv_bytes(rows))
+    body = spreadsheet.xlsx_bytes(rows, f"Margins ({report.home_currency})")
+    return Export(filename=name, content_type=EXPORT_TYPES[fmt], body=body)

@@ -12,21 +12,22 @@ from shared.providers.base import Session
 from shared.services import tokens
 from shared.store import connections as connection_store
 from shared.store.rate_budget import DynamoRateBudget
+from shared.vault import TokenContext
 
 
 class TokenSource:
     """The session's access token: read once from the vault, replaced once the provider refuses it
     (unless another worker has replaced it already)."""
 
-    def __init__(self, grant_id: str) -> None:
-        self.grant_id = grant_id
+    def __init__(self, asker: TokenContext) -> None:
+        self.asker = asker
         self._token: str | None = None
 
     def __call__(self, refused: bool) -> str:
         if refused or self._token is None:
-            current, _ = tokens.fresh_tokens(self.grant_id)
+            current, _ = tokens.fresh_tokens(self.asker)
             if refused and current.access_token == self._token:
-                current, _ = tokens.fresh_tokens(self.grant_id, margin=tokens.FORCE_REFRESH)
+                current, _ = tokens.fresh_tokens(self.asker, margin=tokens.FORCE_REFRESH)
             self._token = current.access_token
         return self._token
 
@@ -55,6 +56,6 @@ def in_use(organisation_id: str) -> dict[str, Any] | None:
 def session_for(connection: dict[str, Any]) -> Session:
     return Session(
         tenant_id=connection["tenant_id"],
-        token=TokenSource(connection["grant_id"]),
+        token=TokenSource(tokens.asking(connection)),
         budget=DynamoRateBudget(),
     )

@@ -5,7 +5,12 @@ write tied to the version it read), calls the provider, and stores the new token
 that version before anyone uses them. The others wait for the new version and reuse it. If the
 process dies after the provider rotated the token but before the store, the lease runs out and the
 next worker refreshes again with the stored (previous) refresh token, which Xero accepts for 30
-minutes. ``invalid_grant`` marks the connection expired, once, and is never retried in a loop."""
+minutes. ``invalid_grant`` marks the connection expired, once, and is never retried in a loop.
+
+Who is asking decides which tokens open: every read names the organisation (the key of the connection row
+the request reached), the provider and the grant, as a TokenContext. The grant row must belong to that
+organisation and provider, and the encryption context is built from the asker, never from the attributes
+of the row being opened, so a grant row copied whole under another organisation's key does not open."""
 
 from __future__ import annotations
 
@@ -49,10 +54,34 @@ def provider(name: ProviderName) -> AccountingProvider:
     return get_provider(name, credentials.client_credentials(name), settings().provider_urls(name))
 
 
-def context(grant: dict[str, Any]) -> TokenContext:
+class ForeignGrant(AuthExpired):
+    """The grant a connection names belongs to another organisation or provider (a tampered table)."""
+
+
+def asking(connection: dict[str, Any]) -> TokenContext:
+    """Who asks for a connection's tokens: its organisation and provider (from the connection row's key,
+    which the store puts in these fields) and the grant it names."""
     return TokenContext(
-        organisation_id=grant["organisation_id"], provider=grant["provider"], grant_id=grant["grant_id"]
+        organisation_id=connection["organisation_id"],
+        provider=connection["provider"],
+        grant_id=connection["grant_id"],
     )
+
+
+def _check_owner(grant: dict[str, Any], asker: TokenContext) -> None:
+    if (grant.get("organisation_id"), grant.get("provider"), grant.get("grant_id")) != (
+        asker.organisation_id,
+        asker.provider,
+        asker.grant_id,
+    ):
+        logger.warning(
+            "grant refused: it does not belong to the asking organisation",
+            extra={"organisation_id": asker.organisation_id, "provider": asker.provider},
+        )
+        raise ForeignGrant(
+            asker.provider,
+            "the stored connection does not belong to this organisation; reconnect to resume",
+        )
 
 
 def _expiry(tokens: TokenSet) -> dict[str, int]:
@@ -78,33 +107,38 @@ def store_grant(organisation_id: str, provider_name: ProviderName, tokens: Token
     return grant_id
 
 
-def stored_tokens(grant: dict[str, Any]) -> TokenSet:
-    return open_tokens(store.sealed_of(grant), context(grant))
+def stored_tokens(grant: dict[str, Any], asker: TokenContext) -> TokenSet:
+    """The grant's tokens, for `asker` only: the grant must be theirs, and opens under their context."""
+    _check_owner(grant, asker)
+    return open_tokens(store.sealed_of(grant), asker)
 
 
-def _live_grant(grant_id: str) -> dict[str, Any]:
-    grant = store.get_grant(grant_id)
+def _live_grant(asker: TokenContext) -> dict[str, Any]:
+    grant = store.get_grant(asker.grant_id)
+    if grant is not None:
+        _check_owner(grant, asker)
     if grant is None or grant["status"] != "active":
         raise AuthExpired(
-            grant["provider"] if grant else "provider",
+            asker.provider,
             (grant or {}).get("status_reason") or "the connection has no usable tokens; reconnect",
         )
     return grant
 
 
 def fresh_tokens(
-    grant_id: str,
+    asker: TokenContext,
     *,
     clock: Clock = utc_now,
     margin: timedelta = ON_DEMAND_MARGIN,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[TokenSet, bool]:
     """Tokens valid for at least ``margin``, and whether this call refreshed them."""
+    grant_id = asker.grant_id
     owner = str(uuid.uuid4())
     waited = 0
     while True:
-        grant = _live_grant(grant_id)
-        tokens = stored_tokens(grant)
+        grant = _live_grant(asker)
+        tokens = stored_tokens(grant, asker)
         now = clock()
         if tokens.access_expires_at - now > margin:
             return tokens, False
@@ -115,22 +149,24 @@ def fresh_tokens(
             now=int(now.timestamp()),
             ttl_s=LEASE_SECONDS,
         ):
-            return _refresh(grant, tokens, owner, now), True
+            return _refresh(grant, asker, tokens, owner, now), True
         sleep(
             WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)]
         )  # another worker is refreshing: wait for its version
         waited += 1
 
 
-def _refresh(grant: dict[str, Any], tokens: TokenSet, owner: str, now: datetime) -> TokenSet:
+def _refresh(
+    grant: dict[str, Any], asker: TokenContext, tokens: TokenSet, owner: str, now: datetime
+) -> TokenSet:
     name: ProviderName = grant["provider"]
-    grant_id, version = grant["grant_id"], int(grant["version"])
+    grant_id, version = asker.grant_id, int(grant["version"])
     try:
         new = provider(name).refresh(tokens.refresh_token, now=now)
     except AuthExpired as err:
         newer = store.get_grant(grant_id)
         if newer and int(newer["version"]) > version:  # someone stored a newer set meanwhile: use it
-            return stored_tokens(newer)
+            return stored_tokens(newer, asker)
         expire_grant(grant, reason=err.message, now=now)
         raise
     except ProviderError:
@@ -140,14 +176,14 @@ def _refresh(grant: dict[str, Any], tokens: TokenSet, owner: str, now: datetime)
         grant_id,
         version=version,
         owner=owner,
-        sealed=seal_tokens(new, context(grant)),
+        sealed=seal_tokens(new, asker),
         expiry=_expiry(new),
         now=int(now.timestamp()),
     ):
         return new
     newer = store.get_grant(grant_id)
     if newer and int(newer["version"]) > version:
-        return stored_tokens(newer)
+        return stored_tokens(newer, asker)
     raise ProviderUnavailable(name, "the refreshed tokens could not be stored; the next attempt will recover")
 
 
@@ -181,14 +217,14 @@ def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
 def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
     """Runs a provider call with a fresh access token; a token the provider refuses mid-run is
     refreshed once and the call repeated."""
-    grant_id = connection["grant_id"]
-    tokens, refreshed = fresh_tokens(grant_id, clock=clock)
+    asker = asking(connection)
+    tokens, refreshed = fresh_tokens(asker, clock=clock)
     try:
         return call(tokens.access_token)
     except AuthExpired:
         if refreshed:
             raise
-    tokens, _ = fresh_tokens(grant_id, clock=clock, margin=FORCE_REFRESH)  # force one refresh
+    tokens, _ = fresh_tokens(asker, clock=clock, margin=FORCE_REFRESH)  # force one refresh
     return call(tokens.access_token)
 
 
@@ -209,7 +245,7 @@ def tenant_of(connection: dict[str, Any]) -> Tenant:
 
 def _check_connection(connection: dict[str, Any], clock: Clock) -> bool:
     """Refreshes when due and proves the tenant still answers; True when it refreshed."""
-    _, refreshed = fresh_tokens(connection["grant_id"], clock=clock, margin=SCHEDULED_MARGIN)
+    _, refreshed = fresh_tokens(asking(connection), clock=clock, margin=SCHEDULED_MARGIN)
     name: ProviderName = connection["provider"]
     known = tenant_of(connection)
     tenant = call_with_token(connection, lambda token: provider(name).check_tenant(token, known), clock=clock)
@@ -232,6 +268,8 @@ def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
         report.checked += 1
         try:
             report.refreshed += int(_check_connection(connection, clock))
+        except ForeignGrant:  # never expire another organisation's grant on this connection's behalf
+            report.retry_later += 1
         except AuthExpired as err:
             grant = store.get_grant(connection["grant_id"])
             if grant and grant["status"] == "active":  # the provider refuses the tenant (revoked or removed)

@@ -15,24 +15,47 @@ from shared.vault import Sealed
 
 
 # ---- connections -----------------------------------------------------------------------------------
+def _keyed(item: dict[str, Any]) -> dict[str, Any]:
+    """A connection's organisation and provider are those of the key it is stored under, whatever its
+    attributes say: token reads build their encryption context from them."""
+    return {
+        **item,
+        "organisation_id": item["pk"].removeprefix(org_pk("")),
+        "provider": item["sk"].removeprefix(connection_sk("")),
+    }
+
+
 def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None:
     item: dict[str, Any] | None = (
         table()
         .get_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)}, ConsistentRead=True)
         .get("Item")
     )
-    return item
+    return _keyed(item) if item else None
 
 
 def list_connections(organisation_id: str) -> list[dict[str, Any]]:
-    return org_items(organisation_id, "CONNECTION#", ConsistentRead=True)
+    return [_keyed(item) for item in org_items(organisation_id, "CONNECTION#", ConsistentRead=True)]
 
 
 def all_connections() -> list[dict[str, Any]]:
     """Every connection of every organisation (for the scheduled jobs)."""
     from boto3.dynamodb.conditions import Key
 
-    return query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK))
+    items = query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK))
+    return [_keyed(item) for item in items]
+
+
+def connections_of(provider: str) -> list[dict[str, Any]]:
+    """Every organisation's connection to one provider."""
+    from boto3.dynamodb.conditions import Key
+
+    items = query_all(
+        IndexName="gsi1",
+        KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK)
+        & Key("gsi1sk").begins_with(f"{provider}#"),
+    )
+    return [_keyed(item) for item in items]
 
 
 def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ def start(api: Api, provider: str, organisation: str = "org-a", **body: object) 
         "POST", f"/integrations/{provider}/connect", organisation=organisation, json_body=body
     )
     assert response.status == 200, response.body
-    set_cookie = next(c for c in response.cookies if c.startswith(f"ps_oauth_{provider}="))
+    set_cookie = next(c for c in response.cookies if c.startswith(f"__Secure-ps_oauth_{provider}="))
     return Started(response.json()["authorize_url"], set_cookie.split(";")[0])
 
 

@@ -17,9 +17,10 @@ from tests.integration.test_connect import status_of
 
 
 def _stored_access_token(provider: str) -> str:
-    grant = store.get_grant(store.get_connection("org-a", provider)["grant_id"])  # type: ignore[index]
+    asker = tokens.asking(store.get_connection("org-a", provider))  # type: ignore[arg-type]
+    grant = store.get_grant(asker.grant_id)
     assert grant is not None
-    return tokens.stored_tokens(grant).access_token
+    return tokens.stored_tokens(grant, asker).access_token
 
 
 def _qbo_company_info(sandboxes: Sandboxes, token: str) -> httpx.Response:
@@ -97,11 +98,37 @@ def test_xero_disconnect_keeps_the_same_persons_other_organisation_connected(
 
     other = store.get_connection("org-b", "xero")
     assert other is not None
-    fresh, _ = tokens.fresh_tokens(other["grant_id"])
+    fresh, _ = tokens.fresh_tokens(tokens.asking(other))
     assert (
         tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(other)).tenant_id
         == NZ_TENANT_ID
     )
+    assert all(
+        not c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID
+    )
+
+
+def test_xero_disconnect_keeps_a_tenant_connection_another_organisation_uses(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "xero", organisation="org-a", choose=[AU_TENANT_ID])
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])  # same login, same tenant
+    a, b = store.get_connection("org-a", "xero"), store.get_connection("org-b", "xero")
+    assert a is not None and b is not None
+    assert a["xero_connection_id"] == b["xero_connection_id"]  # one Xero connection for both
+    b_grant = b["grant_id"]
+
+    response = api.call("POST", "/integrations/xero/disconnect", organisation="org-b")
+
+    assert response.status == 200 and response.json()["status"] == "disconnected"
+    assert store.get_grant(b_grant) is None  # org-b's tokens are gone
+    fresh, _ = tokens.fresh_tokens(tokens.asking(a))
+    tenant = tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(a))
+    assert tenant.tenant_id == AU_TENANT_ID  # org-a still reaches its tenant
+    assert any(c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID)
+    assert status_of(api, "xero")["status"] == "connected"  # org-a, as the API shows it
+
+    api.call("POST", "/integrations/xero/disconnect", organisation="org-a")  # the last user removes it
     assert all(
         not c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID
     )

@@ -33,13 +33,14 @@ def test_full_flows_log_no_secret(
             )
         secrets_seen |= {params["code"], started.cookie.split("=", 1)[1]}
         responses.append(callback(api, provider, params, started.cookie).body.decode())
-        grant = store.get_grant(store.get_connection("org-a", provider)["grant_id"])  # type: ignore[index]
+        asker = tokens.asking(store.get_connection("org-a", provider))  # type: ignore[arg-type]
+        grant = store.get_grant(asker.grant_id)
         assert grant is not None
-        first = tokens.stored_tokens(grant)
+        first = tokens.stored_tokens(grant, asker)
         secrets_seen |= {first.access_token, first.refresh_token}
         sandbox = sandboxes.qbo if provider == "qbo" else sandboxes.xero
         sandbox.clock.advance(3600)
-        fresh, _ = tokens.fresh_tokens(grant["grant_id"], clock=sandbox.clock.now)
+        fresh, _ = tokens.fresh_tokens(asker, clock=sandbox.clock.now)
         secrets_seen |= {fresh.access_token, fresh.refresh_token}
         responses.append(api.call("GET", "/integrations").body.decode())
         responses.append(api.call("POST", f"/integrations/{provider}/disconnect").body.decode())

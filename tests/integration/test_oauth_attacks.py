@@ -113,3 +113,30 @@ def test_callback_for_a_provider_not_configured_is_refused(api: Api, sandboxes: 
     assert response.status == 409
     assert "not configured" in response.body.decode()
     assert api.call("POST", "/integrations/qbo/connect", json_body={}).status == 409
+
+
+def test_over_https_the_binding_cookie_is_secure_prefixed_and_scoped_to_the_callback(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    response = api.call("POST", "/integrations/qbo/connect", json_body={})  # the testbed's API is https
+    [cookie] = [c for c in response.cookies if "ps_oauth_qbo=" in c]
+    name_value, *attributes = [part.strip() for part in cookie.split(";")]
+    assert name_value.startswith("__Secure-ps_oauth_qbo=")
+    flags = {a.split("=")[0].lower(): a.partition("=")[2] for a in attributes}
+    assert "secure" in flags and "httponly" in flags
+    assert flags["path"] == "/oauth/qbo/callback" and flags["samesite"].lower() == "lax"
+
+    state = parse_qs(urlsplit(response.json()["authorize_url"]).query)["state"][0]
+    unprefixed = name_value.removeprefix("__Secure-")  # as a plain-http page could plant it: not the binding
+    refused = callback(api, "qbo", {"state": state, "error": "access_denied"}, unprefixed)
+    assert refused.status == 400 and "started in another browser" in refused.body.decode()
+
+    response = api.call("POST", "/integrations/qbo/connect", json_body={})
+    [cookie] = [c for c in response.cookies if "ps_oauth_qbo=" in c]
+    state = parse_qs(urlsplit(response.json()["authorize_url"]).query)["state"][0]
+    page = callback(api, "qbo", {"state": state, "error": "access_denied"}, cookie.split(";")[0])
+    assert "you declined the connection" in page.body.decode()  # bound: the prefixed cookie was read
+    [cleared] = page.cookies
+    assert cleared.startswith("__Secure-ps_oauth_qbo=;") and "Secure" in cleared

@@ -129,12 +129,20 @@ def test_a_file_over_the_row_limit_writes_nothing_though_its_first_chunks_were_v
     monkeypatch.setattr(product_import, "MAX_ROWS", 3 * CHUNK_ROWS)
     content = b"SKU,Name\n" + b"".join(f"A-{n},Part\n".encode() for n in range(3 * CHUNK_ROWS + 1))
 
-    result = _upload(api, content, "apply")
+    response = api.call(
+        "POST",
+        "/products/import?mode=apply",
+        json_body={"filename": "products.csv", "content_base64": base64.b64encode(content).decode()},
+    )
 
-    assert result["file_errors"] == [
-        f"The file has more than {3 * CHUNK_ROWS} products. Split it into smaller files."
+    assert response.status == 400
+    assert response.json()["details"] == [
+        {
+            "field": "file",
+            "problem": f"The file has more than {3 * CHUNK_ROWS} rows after the header (empty rows count "
+            "too). Delete empty rows, or split it into smaller files.",
+        }
     ]
-    assert _counts(result) == (0, 0, 0, 0, 0, 0, 0)
     assert written == []
     assert api.call("GET", "/products").json() == []
 

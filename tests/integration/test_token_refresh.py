@@ -57,7 +57,7 @@ def events_queue(aws: LocalStack) -> Callable[[], list[dict[str, Any]]]:
 
 def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "qbo")
-    grant_id = connection("qbo")["grant_id"]
+    asker = tokens.asking(connection("qbo"))
     sandboxes.qbo.clock.advance(3600)  # the access token has expired for everyone
     before = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
     results: list[str] = []
@@ -66,7 +66,7 @@ def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes:
     def caller() -> None:
         try:
             results.append(
-                tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo), sleep=time.sleep)[0].access_token
+                tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo), sleep=time.sleep)[0].access_token
             )
         except BaseException as err:
             errors.append(err)
@@ -79,7 +79,7 @@ def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes:
     assert errors == []
     assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - before == 1
     assert len(set(results)) == 1 and len(results) == 50
-    assert store.get_grant(grant_id)["version"] == 2
+    assert store.get_grant(asker.grant_id)["version"] == 2  # type: ignore[index]
 
 
 def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(
@@ -92,8 +92,8 @@ def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(
         "lost_response", method="POST", path_prefix=XERO_TOKEN_PATH
     )  # Xero rotated; we never heard
     with pytest.raises(ProviderUnavailable):
-        tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
-    fresh, refreshed = tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+        tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
+    fresh, refreshed = tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
     assert refreshed
     tenant = tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current))
     assert tenant.name == "Partsemble Demo (AU)"
@@ -112,10 +112,10 @@ def test_xero_crash_between_refresh_and_store_recovers(
 
     monkeypatch.setattr(store, "store_refreshed", crash)
     with pytest.raises(SystemExit):
-        tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+        tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
     monkeypatch.setattr(store, "store_refreshed", original)
     sandboxes.xero.clock.advance(tokens.LEASE_SECONDS + 1)  # the dead worker's lease runs out
-    fresh, refreshed = tokens.fresh_tokens(current["grant_id"], clock=clock_of(sandboxes.xero))
+    fresh, refreshed = tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
     assert refreshed
     assert (
         tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id
@@ -127,14 +127,14 @@ def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]
 ) -> None:
     connect(api, sandboxes, "qbo")
-    grant_id = connection("qbo")["grant_id"]
+    asker = tokens.asking(connection("qbo"))
     sandboxes.qbo.revoke_realm(DEMO_REALM_ID)  # the person removed Partsemble in QuickBooks
     sandboxes.qbo.clock.advance(3600)
     with pytest.raises(AuthExpired):
-        tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
+        tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))
     calls = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
     with pytest.raises(AuthExpired):
-        tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
+        tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))
     assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) == calls  # never retried in a loop
     view = status_of(api, "qbo")
     assert view["status"] == "expired"
@@ -194,13 +194,13 @@ def test_a_token_the_provider_refuses_mid_run_is_refreshed_once_and_the_call_rep
 
 def test_pending_refresh_state_survives_a_provider_outage(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "qbo")
-    grant_id = connection("qbo")["grant_id"]
+    asker = tokens.asking(connection("qbo"))
     sandboxes.qbo.clock.advance(3600)
     sandboxes.qbo.inject("503", method="POST", path_prefix=QBO_TOKEN_PATH)
     with pytest.raises(ProviderUnavailable):
-        tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))
+        tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))
     assert status_of(api, "qbo")["status"] == "connected"  # transient: nothing marked, nothing lost
-    assert tokens.fresh_tokens(grant_id, clock=clock_of(sandboxes.qbo))[1] is True
+    assert tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))[1] is True
 
 
 def test_one_broken_connection_never_stops_the_scheduled_pass(

@@ -48,8 +48,68 @@ def test_stored_grant_holds_no_plaintext_token(aws: LocalStack) -> None:
     stolen = {**grant, "organisation_id": "org-b"}  # a row edited to point at another organisation
     from shared.services.tokens import stored_tokens
 
-    with pytest.raises(VaultError):
-        stored_tokens(stolen)
+    with pytest.raises(VaultError):  # org-b asks: the row claims org-b, but the ciphertext is org-a's
+        stored_tokens(stolen, _context(organisation="org-b", grant=grant_id))
+
+
+def _copy_grant_under(source: str, copy: str, organisation: str, edits: dict[str, str]) -> None:
+    """A table writer copies org-a's grant row whole under a new key and points `organisation` at it."""
+    raw = boto3.resource("dynamodb").Table(store.table().name)
+    item = raw.get_item(Key={"pk": f"GRANT#{source}", "sk": "GRANT"})["Item"]
+    raw.put_item(Item={**item, "pk": f"GRANT#{copy}", **edits})
+    store.put_connection(organisation, "qbo", {"status": "connected", "tenant_id": "1", "grant_id": copy})
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        {},  # copied whole: it still names org-a and org-a's grant
+        {"organisation_id": "org-b", "grant_id": "g-copy"},  # edited to name the asker: the context refuses
+    ],
+)
+def test_a_grant_row_copied_under_another_organisations_key_does_not_open(
+    aws: LocalStack, edits: dict[str, str]
+) -> None:
+    from shared.aws import client
+    from shared.errors import AuthExpired
+    from shared.services import tokens
+
+    grant_id = tokens.store_grant("org-a", "qbo", TOKENS, datetime(2026, 11, 23, tzinfo=UTC))
+    _copy_grant_under(grant_id, "g-copy", "org-b", edits)
+    decrypted: list[dict[str, str]] = []
+    client("kms").meta.events.register(
+        "provide-client-params.kms.Decrypt", lambda params, **_: decrypted.append(params["EncryptionContext"])
+    )
+    connection = store.get_connection("org-b", "qbo")
+    assert connection is not None
+
+    with pytest.raises((AuthExpired, VaultError)):
+        tokens.fresh_tokens(
+            connection_asker := tokens.asking(connection), clock=lambda: TOKENS.access_expires_at
+        )
+
+    assert connection_asker.organisation_id == "org-b" and connection_asker.grant_id == "g-copy"
+    # nothing was opened with org-a's context on org-b's behalf
+    assert all(context["organisation"] == "org-b" for context in decrypted)
+    if not edits:
+        assert decrypted == []  # refused before any decrypt: the row is not org-b's
+    else:
+        assert decrypted and decrypted[0]["grant"] == "g-copy"  # opened as the asker: KMS refused it
+
+
+def test_a_connection_row_naming_another_organisation_still_asks_as_its_key(aws: LocalStack) -> None:
+    from shared.services import tokens
+
+    store.put_connection("org-b", "qbo", {"status": "connected", "grant_id": "g1"})
+    boto3.resource("dynamodb").Table(store.table().name).update_item(
+        Key={"pk": "ORG#org-b", "sk": "CONNECTION#qbo"},
+        UpdateExpression="SET organisation_id = :a",
+        ExpressionAttributeValues={":a": "org-a"},
+    )
+    connection = store.get_connection("org-b", "qbo")
+    assert connection is not None
+    assert tokens.asking(connection).organisation_id == "org-b"
+    assert {c["organisation_id"] for c in store.all_connections()} == {"org-b"}
 
 
 def test_a_warm_function_opens_each_ciphertext_once(aws: LocalStack) -> None:

@@ -15,7 +15,13 @@ import pytest
 from shared.domain import product_import
 from shared.domain.catalog import Product
 from shared.domain.product_changes import change_for, known_product, merged
-from shared.domain.product_import import MAX_FILE_BYTES, UNSAVED_FORMULA, FileRefused, open_product_file
+from shared.domain.product_import import (
+    MAX_FILE_BYTES,
+    UNSAVED_FORMULA,
+    FileRefused,
+    FileTooCostly,
+    open_product_file,
+)
 from shared.domain.product_rows import (
     ImportSummary,
     ProductRow,
@@ -443,15 +449,20 @@ def test_a_file_over_the_size_limit_is_refused_stating_the_limit() -> None:
 
 
 def test_a_file_over_the_row_limit_is_refused_without_any_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(product_import, "MAX_ROWS", 3)
+    monkeypatch.setattr(product_import, "MAX_ROWS", 5)
 
-    within = summary_of(b"SKU,Name\nA,a\nB,b\n\nC,c\n\n\n")
-    over = summary_of(b"SKU,Name\nA,a\nB,b\nC,c\nD,d\n")
-
+    within = summary_of(b"SKU,Name\nA,a\nB,b\n\nC,c\n\n")
     assert within.valid_count == 3
-    assert over.rows_read == 0
-    assert over.row_ranges.created == []
-    assert over.file_errors == ["The file has more than 3 products. Split it into smaller files."]
+
+    message = (
+        "The file has more than 5 rows after the header (empty rows count too). "
+        "Delete empty rows, or split it into smaller files."
+    )
+    with pytest.raises(FileTooCostly) as over:
+        summary_of(b"SKU,Name\nA,a\nB,b\nC,c\nD,d\nE,e\nF,f\n")
+    assert str(over.value) == message
+    with pytest.raises(FileTooCostly, match="empty rows count too"):
+        summary_of(b"SKU,Name\nA,a\n" + b"\n" * 5 + b"B,b\n")
 
 
 def test_a_workbook_damaged_part_way_is_refused_after_its_first_rows_were_read() -> None:
