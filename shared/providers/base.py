@@ -151,10 +151,17 @@ class AccountingProvider(Protocol):
         ...
 
     def sales_changes(
-        self, session: Session, since: str | None, *, start: date, now: datetime
+        self,
+        session: Session,
+        since: str | None,
+        *,
+        start: date,
+        now: datetime,
+        on_page: Callable[[], None] | None = None,
     ) -> Changes[PulledSale]:
         """Sales documents (invoices, sales receipts, credits; voids and deletions included) changed since
-        the cursor; without one, those dated on or after ``start``."""
+        the cursor; without one, those dated on or after ``start``. A document edited while the pages are
+        read is never skipped, and appears once (its latest version). ``on_page`` runs after each page."""
         ...
 
     def home_currency(self, session: Session) -> str: ...

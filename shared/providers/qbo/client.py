@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -112,11 +113,17 @@ class QboProvider:
 
     # ---- sales -----------------------------------------------------------------------------------------
     def sales_changes(
-        self, session: Session, since: str | None, *, start: date, now: datetime
+        self,
+        session: Session,
+        since: str | None,
+        *,
+        start: date,
+        now: datetime,
+        on_page: Callable[[], None] | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.qbo import sales
 
-        return sales.sales_changes(self.api, session, since, start=start, now=now)
+        return sales.sales_changes(self.api, session, since, start=start, now=now, on_page=on_page)
 
     def home_currency(self, session: Session) -> str:
         from shared.providers.qbo import sales

@@ -3,6 +3,7 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -171,11 +172,17 @@ class XeroProvider:
 
     # ---- sales -----------------------------------------------------------------------------------------
     def sales_changes(
-        self, session: Session, since: str | None, *, start: date, now: datetime
+        self,
+        session: Session,
+        since: str | None,
+        *,
+        start: date,
+        now: datetime,
+        on_page: Callable[[], None] | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.xero import sales
 
-        return sales.sales_changes(self.api, session, since, start=start)
+        return sales.sales_changes(self.api, session, since, start=start, on_page=on_page)
 
     def home_currency(self, session: Session) -> str:
         from shared.providers.xero import sales
