@@ -43,6 +43,9 @@ class Session:
     tenant_id: str
     token: Callable[[bool], str]
     budget: RateBudget
+    # called with the reason when the provider refuses the connection itself (a 403: QBO 3100, Xero
+    # AuthenticationUnsuccessful): the service marks it expired at once, whatever the call was
+    refused: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
