@@ -184,6 +184,9 @@ class AccountingProvider(Protocol):
         """QBO inventory mode: the quantity adjustment carrying ``adjustment.marker``."""
         ...
 
-    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
-        """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome)."""
+    def find_posting(
+        self, session: Session, posting: Posting, *, since: datetime, until: datetime
+    ) -> PostedDocument | None:
+        """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome);
+        any attempt to post it was made between ``since`` (the export's creation) and ``until`` (now)."""
         ...

@@ -152,7 +152,9 @@ class QboProvider:
             self.client, self.urls, session, adjustment, idempotency_key=idempotency_key
         )
 
-    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+    def find_posting(
+        self, session: Session, posting: Posting, *, since: datetime, until: datetime
+    ) -> PostedDocument | None:
         from shared.providers.qbo import postings
 
-        return postings.find_posting(self.client, self.urls, session, posting)
+        return postings.find_posting(self.client, self.urls, session, posting, since=since, until=until)

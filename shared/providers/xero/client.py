@@ -207,7 +207,9 @@ class XeroProvider:
     ) -> PostedDocument:
         raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
 
-    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+    def find_posting(
+        self, session: Session, posting: Posting, *, since: datetime, until: datetime
+    ) -> PostedDocument | None:
         from shared.domain.postings import Journal
         from shared.providers.xero import postings
 
