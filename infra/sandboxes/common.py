@@ -189,6 +189,7 @@ class Sandbox:
         self.admin_routes: list[Route] = []
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
+        self.afterwards: list[tuple[str, str, Callable[[httpx.Request, httpx.Response], None]]] = []
         self.apps: dict[str, OAuthApp] = {}
         self._register_common_admin()
 
@@ -248,7 +249,20 @@ class Sandbox:
             raise httpx.RemoteProtocolError("sandbox: connection dropped", request=request) from None
         if fault == "lost_response":  # committed, but the caller never hears back
             raise httpx.ReadTimeout("sandbox: injected lost response", request=request)
+        for method, prefix, action in list(self.afterwards):
+            if method in ("*", request.method) and request.url.path.startswith(prefix):
+                action(request, response)  # e.g. someone edits a document between two page reads
         return response
+
+    def after(
+        self, method: str, path_prefix: str, action: Callable[[httpx.Request, httpx.Response], None]
+    ) -> None:
+        """Runs ``action(request, response)`` once each matching request has been answered, before the
+        caller reads the answer: what a person does in the provider while a caller pages (``reset`` forgets
+        it). Both sandboxes order pages by last-updated time on every read, as the providers do, so an
+        edit made here moves the document to the end of the next page read."""
+        with self.lock:
+            self.afterwards.append((method.upper(), path_prefix, action))
 
     def serve_request(self, request: httpx.Request) -> httpx.Response:
         """Dispatch a non-admin request; subclasses may wrap it (rate limits, auth)."""
@@ -305,6 +319,7 @@ class Sandbox:
         with self.lock:
             self.faults.clear()
             self.calls.clear()
+            self.afterwards.clear()
 
     def _register_common_admin(self) -> None:
         @self.route("POST", "/_admin/apps")

@@ -87,7 +87,10 @@ WRITABLE_FIELDS = {  # top-level properties QBO accepts on writes; anything else
         "TotalAmt HomeTotalAmt DepartmentRef TransactionLocationType",
         "InventoryAdjustment": "TxnDate DocNumber PrivateNote Line AdjustAccountRef CustomerRef "
         "DepartmentRef",
-        "Vendor": f"{_PARTY} AcctNum TaxIdentifier TermRef Vendor1099",
+        # BillRate and TaxReportingBasis are Vendor properties the official client sends (python-quickbooks
+        # 0.9.12 integration tests against an Intuit sandbox; qbo.md section 7)
+        "Vendor": f"{_PARTY} AcctNum TaxIdentifier TermRef Vendor1099 BillRate TaxReportingBasis "
+        "APAccountRef OtherContactInfo AlternatePhone",
         "Customer": f"{_PARTY} ShipAddr Notes Taxable",
         "Item": "Name Sku Description PurchaseDesc Active Type UnitPrice PurchaseCost IncomeAccountRef "
         "ExpenseAccountRef AssetAccountRef TrackQtyOnHand QtyOnHand InvStartDate ReorderPoint Taxable "

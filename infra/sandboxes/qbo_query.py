@@ -20,6 +20,32 @@ QUERYABLE_ENTITIES = (
     "JournalEntry",
     "InventoryAdjustment",
 )
+_META = "MetaData.CreateTime MetaData.LastUpdatedTime"
+# The properties QBO lets a WHERE filter on, per entity: the Intuit API reference marks them "filterable"
+# (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/<entity>); any other is refused
+# with 4001 "QueryValidationError: property '<name>' is not queryable" (raw Intuit answer quoted in
+# ruckus/quickbooks-ruby#403; Intuit staff in intuit/QuickBooks-V3-DotNET-SDK#163: "The property which are
+# mentioned as filterable are only queryable"); qbo.md section 7. PrivateNote is filterable on no entity;
+# ruckus/quickbooks-ruby#403 lists Vendor's non-filterable ones (PrimaryEmailAddr, AcctNum, Balance, ...).
+# InventoryAdjustment: only Id and MetaData.CreateTime are documented as server-side filters (CData's QBO
+# driver, cdn.cdata.com/help/RNM/jp/ado/pg_table-inventoryadjustments.htm; the reference copy in
+# abossenbroek/qbo-mcp marks Id "filterable, sortable" and DocNumber and PrivateNote without it).
+FILTERABLE: dict[str, frozenset[str]] = {
+    entity: frozenset(name.lower() for name in f"Id {_META} {names}".split())
+    for entity, names in {
+        "Item": "Name Active Type Sku FullyQualifiedName ParentRef",
+        "Account": "Name Active AccountType AccountSubType Classification FullyQualifiedName CurrentBalance",
+        "Vendor": "DisplayName GivenName MiddleName FamilyName CompanyName PrintOnCheckName Active",
+        "Customer": "DisplayName GivenName MiddleName FamilyName CompanyName PrintOnCheckName Active Balance",
+        "Invoice": "DocNumber TxnDate DueDate CustomerRef TotalAmt Balance",
+        "SalesReceipt": "DocNumber TxnDate CustomerRef TotalAmt",
+        "CreditMemo": "DocNumber TxnDate CustomerRef TotalAmt",
+        # DocNumber and TxnDate: filterable per the JournalEntry reference (also listed among the filterable
+        # top-level transaction fields by public QBO query tools, e.g. Caribooks' search_journal_entries)
+        "JournalEntry": "DocNumber TxnDate",
+        "InventoryAdjustment": "",
+    }.items()
+}
 NAME_LISTS = ("Item", "Account", "Vendor", "Customer")  # active-only unless the query mentions Active
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -160,6 +186,13 @@ class _Parser:
             count = True
         else:
             self.expect_punct("*")
+            # "SELECT *, Sku FROM Item" (python-quickbooks' Item.all(), accepted by an Intuit sandbox company;
+            # qbo.md section 7): every property is returned anyway
+            while self.peek() == ("punct", ","):
+                self.pos += 1
+                kind, name = self.take()
+                if kind != "word":
+                    raise _parser_error(f'Encountered "{name}", expected a property name')
         self.expect_keyword("FROM")
         kind, entity = self.take()
         if kind != "word" or entity not in QUERYABLE_ENTITIES:
@@ -169,6 +202,9 @@ class _Parser:
             conditions.append(self.condition())
             while self.keyword("AND"):
                 conditions.append(self.condition())
+        for condition in conditions:
+            if condition.field.lower() not in FILTERABLE[entity]:
+                raise _validation_error(f"property '{condition.field}' is not queryable")
         order_by, descending = None, False
         if self.keyword("ORDERBY"):
             kind, order_by = self.take()

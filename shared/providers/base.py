@@ -43,6 +43,9 @@ class Session:
     tenant_id: str
     token: Callable[[bool], str]
     budget: RateBudget
+    # called with the reason when the provider refuses the connection itself (a 403: QBO 3100, Xero
+    # AuthenticationUnsuccessful): the service marks it expired at once, whatever the call was
+    refused: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,10 +154,17 @@ class AccountingProvider(Protocol):
         ...
 
     def sales_changes(
-        self, session: Session, since: str | None, *, start: date, now: datetime
+        self,
+        session: Session,
+        since: str | None,
+        *,
+        start: date,
+        now: datetime,
+        on_page: Callable[[], None] | None = None,
     ) -> Changes[PulledSale]:
         """Sales documents (invoices, sales receipts, credits; voids and deletions included) changed since
-        the cursor; without one, those dated on or after ``start``."""
+        the cursor; without one, those dated on or after ``start``. A document edited while the pages are
+        read is never skipped, and appears once (its latest version). ``on_page`` runs after each page."""
         ...
 
     def home_currency(self, session: Session) -> str: ...
@@ -182,6 +192,9 @@ class AccountingProvider(Protocol):
         """QBO inventory mode: the quantity adjustment carrying ``adjustment.marker``."""
         ...
 
-    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
-        """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome)."""
+    def find_posting(
+        self, session: Session, posting: Posting, *, since: datetime, until: datetime
+    ) -> PostedDocument | None:
+        """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome);
+        any attempt to post it was made between ``since`` (the export's creation) and ``until`` (now)."""
         ...

@@ -218,6 +218,8 @@ def call(
                 session.token(True)
                 continue
             failure = error_for(resp, provider)
+            if resp.status_code == 403 and isinstance(failure, AuthExpired) and session.refused:
+                session.refused(failure.message)  # the connection is gone: every path says so at once
             if isinstance(failure, RateLimited):
                 wait = _retry_after(resp)
         finally:

@@ -257,6 +257,7 @@ class Claimed(Model):
     plan: str | None = None
     plan_provider: ProviderName = "qbo"
     plan_type: str = "journal"  # or "adjustment" (QBO inventory mode)
+    created_at: str | None = None  # when the export was created: no attempt can have posted before it
 
 
 class _Attempt:
@@ -286,7 +287,8 @@ class _Attempt:
             raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
         api, session = tokens.provider(name), sessions.session_for(connection)
         posting = _posting(job, claimed, name, api, session)
-        self._search = lambda: api.find_posting(session, posting)
+        since = datetime.fromisoformat(claimed.created_at) if claimed.created_at else claimed.moment
+        self._search = lambda: api.find_posting(session, posting, since=since, until=claimed.moment)
         if self.found():
             return
         # not there: nothing reached the provider before. A new key per attempt, as Xero replays a remembered
@@ -342,6 +344,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             plan=old.get("plan"),
             plan_provider=old.get("plan_provider") or connection["provider"],
             plan_type=old.get("plan_type") or "journal",
+            created_at=old.get("created_at"),
         )
         attempt.run(job, claimed, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
     except NothingToPost as err:

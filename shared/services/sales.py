@@ -10,10 +10,11 @@ re-costs by replay, and a product linked later maps lines that were unmapped bef
 from __future__ import annotations
 
 import re
+import time as clock_time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,8 +48,9 @@ from shared.store import connections as connection_store
 from shared.store import inventory as inventory_store
 from shared.store import sales as store
 
-LEASE_SECONDS = 600  # longer than the pull function's timeout: a live pull never loses its lease.
-# A failed pull frees it at once; only a killed one (a pull-now past the API's timeout) holds it to the end.
+LEASE_SECONDS = 60  # short, and renewed between pages while the pull lives: a killed pull (a pull-now past
+# the API's timeout, a crashed function) frees "pull now" within a minute; a failed one frees it at once.
+RENEW_AFTER = 20  # seconds since the last renewal before the next page renews it (one write, not one a page)
 # A credit whose note says so returns its goods to waste, not to stock.
 NOT_RESTOCKABLE = re.compile(
     r"\b(?:not?[ -]?restock(?:able|ed)?|scrap(?:ped)?|write[ -]?off)\b", re.IGNORECASE
@@ -149,7 +151,11 @@ class PullResult(Model):
     cursor: str | None
 
 
-def pull_changes(organisation_id: str, name: str, *, now: datetime) -> PullResult:
+def pull_changes(
+    organisation_id: str, name: str, *, now: datetime, clock: Callable[[], datetime] | None = None
+) -> PullResult:
+    """One pull under the connection's lease. ``clock`` tells the time as the pull goes on (by default
+    ``now`` plus the time elapsed since the call); the lease is renewed with it between pages."""
     wanted = provider_name(name)
     tracking = store.get_tracking(organisation_id, wanted)
     if not tracking or not tracking["enabled"]:
@@ -160,12 +166,14 @@ def pull_changes(organisation_id: str, name: str, *, now: datetime) -> PullResul
         organisation_id, wanted, owner=owner, now=int(now.timestamp()), ttl_s=LEASE_SECONDS
     ):
         raise PullRunning("a pull of this connection is already running; its results will show when it ends")
+    lease = _Lease(organisation_id, wanted, owner, now, clock or _elapsed_since(now))
     try:
         changes = tokens.provider(wanted).sales_changes(
             session_for(connection),
             tracking.get("cursor"),
             start=date.fromisoformat(tracking["start_date"]),
             now=now,
+            on_page=lease.renew,
         )
         fresh = _changed(organisation_id, wanted, changes.records)
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
@@ -189,6 +197,37 @@ def pull_changes(organisation_id: str, name: str, *, now: datetime) -> PullResul
         stored=[d.document_id for d in fresh],
         cursor=changes.cursor,
     )
+
+
+def _elapsed_since(start: datetime) -> Callable[[], datetime]:
+    began = clock_time.monotonic()
+    return lambda: start + timedelta(seconds=clock_time.monotonic() - began)
+
+
+class _Lease:
+    """The pull's lease, renewed between pages (at most once every ``RENEW_AFTER`` seconds)."""
+
+    def __init__(
+        self,
+        organisation_id: str,
+        provider: ProviderName,
+        owner: str,
+        now: datetime,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.organisation_id, self.provider, self.owner, self.clock = organisation_id, provider, owner, clock
+        self.renewed = now
+
+    def renew(self) -> None:
+        at = self.clock()
+        if (at - self.renewed).total_seconds() < RENEW_AFTER:
+            return
+        until = int(at.timestamp())
+        if not store.renew_pull_lease(
+            self.organisation_id, self.provider, owner=self.owner, now=until, ttl_s=LEASE_SECONDS
+        ):
+            raise PullRunning("this pull outlived its lease and another took over; it stopped")
+        self.renewed = at
 
 
 def _changed(organisation_id: str, provider: ProviderName, pulled: Iterable[PulledSale]) -> list[PulledSale]:

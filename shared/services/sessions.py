@@ -54,8 +54,12 @@ def in_use(organisation_id: str) -> dict[str, Any] | None:
 
 
 def session_for(connection: dict[str, Any]) -> Session:
+    """Every provider call of every path (exports, catalog, sales) goes through a session: a 403 on any
+    of them marks the connection expired at once (``tokens.connection_refused``)."""
+    grant_id = connection["grant_id"]
     return Session(
         tenant_id=connection["tenant_id"],
         token=TokenSource(tokens.asking(connection)),
         budget=DynamoRateBudget(),
+        refused=lambda reason: tokens.connection_refused(grant_id, reason=reason, now=tokens.utc_now()),
     )

@@ -214,6 +214,14 @@ def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
         )
 
 
+def connection_refused(grant_id: str, *, reason: str, now: datetime) -> None:
+    """The provider refuses the tenant (revoked, disconnected or removed): the connection is expired now,
+    on whichever path noticed (an export, a catalog sync, a sales pull, the scheduled check)."""
+    grant = store.get_grant(grant_id)
+    if grant and grant["status"] == "active":
+        expire_grant(grant, reason=reason, now=now)
+
+
 def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
     """Runs a provider call with a fresh access token; a token the provider refuses mid-run is
     refreshed once and the call repeated."""
@@ -271,9 +279,7 @@ def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
         except ForeignGrant:  # never expire another organisation's grant on this connection's behalf
             report.retry_later += 1
         except AuthExpired as err:
-            grant = store.get_grant(connection["grant_id"])
-            if grant and grant["status"] == "active":  # the provider refuses the tenant (revoked or removed)
-                expire_grant(grant, reason=err.message, now=clock())
+            connection_refused(connection["grant_id"], reason=err.message, now=clock())
             report.expired += 1
         except ProviderError:
             report.retry_later += 1

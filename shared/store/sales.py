@@ -106,6 +106,17 @@ def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, n
     )
 
 
+def renew_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:
+    """Extends the lease while its holder still has it; False once another pull took it over."""
+    return _update(
+        organisation_id,
+        provider,
+        "SET lease_until = :until",
+        {":owner": owner, ":until": now + ttl_s},
+        condition="lease_owner = :owner",
+    )
+
+
 def advance_cursor(
     organisation_id: str, provider: str, *, owner: str, cursor: str | None, last_pull: dict[str, Any]
 ) -> bool:

@@ -494,3 +494,48 @@ def test_an_unreadable_message_comes_back_when_the_dlq_cannot_take_it(
     boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody="{not json")
     messages = receive(aws)
     assert invoke(aws, messages) == {messages[0]["MessageId"]}  # reported: SQS delivers it again
+
+
+def test_a_crash_after_qbo_committed_an_inventory_adjustment_is_found_by_a_documented_query(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search reads the adjustments created in the export's window (MetaData.CreateTime, filterable) and
+    matches the marker in the rows: a real company refuses ``WHERE DocNumber`` on InventoryAdjustment (4001),
+    and so does the sandbox."""
+    receipt(api, setup_qbo(api, sandboxes, mode="inventory_adjustments")["bolt"])
+    qbo = sandboxes.qbo
+    qbo.create_record(  # someone else's adjustment in the same window: never adopted
+        DEMO_REALM_ID,
+        "InventoryAdjustment",
+        {
+            "DocNumber": "COUNT-1",
+            "PrivateNote": "cycle count",
+            "AdjustAccountRef": {"value": "7"},
+            "Line": [
+                {
+                    "DetailType": "ItemAdjustmentLineDetail",
+                    "ItemAdjustmentLineDetail": {"ItemRef": {"value": "2"}, "QtyDiff": 1},
+                }
+            ],
+        },
+    )
+
+    def crash() -> None:
+        raise RuntimeError("the worker died after the provider committed")
+
+    after_write(qbo, f"/v3/company/{DEMO_REALM_ID}/inventoryadjustment", crash, monkeypatch)
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}
+    assert the_export(api)["status"] == "posting"
+
+    later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 120)  # SQS redelivers after the lease
+    monkeypatch.setattr(exports, "clock", lambda: later)
+    assert invoke(aws, [message]) == set()
+    export = the_export(api)
+    assert export["status"] == "posted" and export["adopted"] and export["attempts"] == 2
+    marked = [
+        r
+        for r in qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment")
+        if export["export_id"] in r.get("PrivateNote", "")
+    ]
+    assert [r["Id"] for r in marked] == [export["document_id"]]

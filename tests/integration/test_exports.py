@@ -416,3 +416,18 @@ def test_qbo_export_to_accounts_payable_without_a_vendor_fails_with_the_reason(
         )
     assert "of the QA rejection of receipt" in exported[recorded["rejection"]["rejection_id"]]["last_error"]
     assert sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry") == []
+
+
+def test_a_xero_403_on_the_export_path_marks_the_connection_expired_at_once(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """The organisation was disconnected in Xero: its 403 (AuthenticationUnsuccessful) on an export parks the
+    export and marks the connection expired there and then, not at the next scheduled check."""
+    parts = setup_xero(api, sandboxes)
+    sandboxes.xero.disconnect_organisation(AU_TENANT_ID)
+    record_season(api, parts)
+    Poller(aws).drain()
+
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"waiting"}
+    xero = next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "xero")
+    assert xero["status"] == "expired"

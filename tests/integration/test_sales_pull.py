@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from infra.local.scheduler import Scheduler
@@ -16,8 +17,11 @@ from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
+from shared.providers.qbo import sales as qbo_sales
+from shared.providers.xero import api as xero_api
 from shared.services import sales
 from shared.store import sales as sales_store
+from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
 
@@ -306,3 +310,143 @@ def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_u
     for wrong in ("Mars/Olympus_Mons", "../etc/passwd", ""):
         refused = api.call("PUT", path, json_body={"enabled": True, "time_zone": wrong})
         assert refused.status == 400 and "time_zone" in refused.body.decode(), refused.body
+
+
+def _edit_once_read(marker: str, edit: Any) -> Any:
+    """A sandbox hook: once a page holding ``marker`` (a document's number) has been answered, and before the
+    caller reads it, ``edit()`` runs (a person edits that document in the provider while the pull pages)."""
+    done: list[bool] = []
+
+    def hook(request: httpx.Request, response: httpx.Response) -> None:
+        if not done and f'"{marker}"' in response.content.decode():
+            done.append(True)
+            edit()
+
+    return hook
+
+
+def test_qbo_a_document_edited_between_page_reads_is_never_skipped(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QBO orders a query by last-updated time, so an edited document moves to the end and the ones after
+    it slide back a place: an offset (STARTPOSITION) then steps over one of them, and the cursor (the pull's
+    start) passes it for good. Pages keyed on the last-updated time read it."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    qbo = sandboxes.qbo
+    monkeypatch.setattr(qbo_sales, "PAGE", 2)
+    mine = []
+    for n in range(5):  # updated one second apart, after the demo's documents
+        qbo.clock.advance(1)
+        mine.append(qbo_invoice(sandboxes, f"E{n}", "2026-11-02", 1))
+    qbo.clock.advance(3600)  # an hour old by the first pull: older than the cursor's overlap
+
+    def edit_first() -> None:
+        qbo.clock.advance(1)
+        qbo.edit_record(DEMO_REALM_ID, "Invoice", mine[0]["Id"], {"PrivateNote": "re-sent"})
+
+    qbo.after("GET", QBO_API + "query", _edit_once_read("E0", edit_first))
+    pull(api)
+    qbo.clock.advance(60)
+    pull(api)  # the next pull (change data capture since the cursor) must not need to catch up either
+
+    stored = {d.split(":")[-1] for d in _stored_ids()}
+    assert {r["Id"] for r in mine} <= stored
+    edited = next(
+        d
+        for d in map(sales.PulledSale.model_validate_json, sales_store.documents("org-a"))
+        if d.document_id == f"qbo:Invoice:{mine[0]['Id']}"
+    )
+    assert edited.note == "re-sent"  # one version per document: the latest
+
+
+def test_xero_a_document_edited_between_page_reads_is_never_skipped(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xero pages (``page``) a list ordered by UpdatedDateUTC: an edit mid-pull shifts the pages the same way,
+    and the cursor (the latest stamp read, the edited document's) passes the skipped one for good."""
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    track(api, "xero")
+    xero = sandboxes.xero
+    monkeypatch.setattr(xero_api, "PAGE", 2)
+    # pages of 2 make many calls: Partsemble's own pacing (60 a minute) is not what this test is about
+    monkeypatch.setattr(DynamoRateBudget, "acquire", lambda self, key, **limits: 0.0)
+    monkeypatch.setattr(DynamoRateBudget, "release", lambda self, key: None)
+    mine = []
+    for n in range(5):
+        xero.clock.advance(1)
+        mine.append(
+            xero.add_record(
+                AU_TENANT_ID,
+                "Invoices",
+                {
+                    "InvoiceNumber": f"E{n}",
+                    "Type": "ACCREC",
+                    "Date": "2026-11-02",
+                    "Contact": {"ContactID": HARBOUR},
+                    "Status": "AUTHORISED",
+                    "LineItems": [{"Description": "Widget", "Quantity": "1", "UnitAmount": "6.00"}],
+                },
+            )
+        )
+    xero.clock.advance(3600)
+
+    def edit_first() -> None:
+        xero.clock.advance(1)
+        xero.edit_record(AU_TENANT_ID, "Invoices", mine[0]["InvoiceID"], {"Reference": "re-sent"})
+
+    xero.after("GET", XERO_API + "Invoices", _edit_once_read("E0", edit_first))
+    pull(api)
+    xero.clock.advance(60)
+    pull(api)
+
+    stored = {d.split(":")[-1] for d in _stored_ids()}
+    assert {r["InvoiceID"] for r in mine} <= stored
+
+
+def _stored_ids() -> set[str]:
+    return {sales.PulledSale.model_validate_json(d).document_id for d in sales_store.documents("org-a")}
+
+
+def test_a_killed_pull_frees_pull_now_within_a_minute(api: Api, sandboxes: Sandboxes) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    now = datetime.now(UTC)
+    # a pull took the lease, then its function was killed (it never renews nor releases it)
+    assert sales_store.try_acquire_pull_lease(
+        "org-a", "qbo", owner="killed", now=int(now.timestamp()), ttl_s=sales.LEASE_SECONDS
+    )
+    with pytest.raises(sales.PullRunning):
+        sales.pull_changes("org-a", "qbo", now=now + timedelta(seconds=30))
+    assert len(sales.pull_changes("org-a", "qbo", now=now + timedelta(seconds=61)).stored) == 8
+
+
+def test_a_live_pull_renews_its_lease_between_pages(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    monkeypatch.setattr(qbo_sales, "PAGE", 2)
+    start = datetime.now(UTC)
+    ticks = [start]
+
+    def clock() -> datetime:  # each look at the clock: 45 s later (a slow provider)
+        ticks.append(ticks[-1] + timedelta(seconds=45))
+        return ticks[-1]
+
+    refused: list[bool] = []
+
+    def intrude(
+        request: httpx.Request, response: httpx.Response
+    ) -> None:  # another pull, at the time the pull has reached
+        at = int(ticks[-1].timestamp())
+        refused.append(
+            not sales_store.try_acquire_pull_lease("org-a", "qbo", owner="other", now=at, ttl_s=60)
+        )
+
+    sandboxes.qbo.after("GET", QBO_API + "query", intrude)
+    result = sales.pull_changes("org-a", "qbo", now=start, clock=clock)
+    assert len(ticks) > 3 and (ticks[-1] - start).total_seconds() > sales.LEASE_SECONDS
+    assert refused and all(refused)  # never free while the pull lives, long past one lease
+    assert len(result.stored) == 8
+    assert not ok(api.call("GET", "/sales/status"))[0]["pulling"]  # released at the end

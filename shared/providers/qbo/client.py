@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -113,11 +114,17 @@ class QboProvider:
 
     # ---- sales -----------------------------------------------------------------------------------------
     def sales_changes(
-        self, session: Session, since: str | None, *, start: date, now: datetime
+        self,
+        session: Session,
+        since: str | None,
+        *,
+        start: date,
+        now: datetime,
+        on_page: Callable[[], None] | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.qbo import sales
 
-        return sales.sales_changes(self.api, session, since, start=start, now=now)
+        return sales.sales_changes(self.api, session, since, start=start, now=now, on_page=on_page)
 
     def home_currency(self, session: Session) -> str:
         from shared.providers.qbo import sales
@@ -151,7 +158,9 @@ class QboProvider:
             self.client, self.urls, session, adjustment, idempotency_key=idempotency_key
         )
 
-    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+    def find_posting(
+        self, session: Session, posting: Posting, *, since: datetime, until: datetime
+    ) -> PostedDocument | None:
         from shared.providers.qbo import postings
 
-        return postings.find_posting(self.client, self.urls, session, posting)
+        return postings.find_posting(self.client, self.urls, session, posting, since=since, until=until)

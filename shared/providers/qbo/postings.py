@@ -1,12 +1,14 @@
 """QBO writes of exports: JournalEntry and InventoryAdjustment carrying the export's marker, and the search
 that finds a document by its marker after an unknown outcome.
 
-The marker is both the ``DocNumber`` (21 characters at most, filterable in a query) and part of the
-``PrivateNote`` (what a person reads). ``requestid`` goes on every create, but Intuit does not promise what
-it does (notes §2.7): a write that timed out is settled by searching for the marker, never by resending."""
+The marker is both the ``DocNumber`` (21 characters at most) and part of the ``PrivateNote`` (what a person
+reads); searches use only properties the reference marks filterable (``find_posting``). ``requestid`` goes
+on every create, but Intuit does not promise what it does (notes §2.7): a write that timed out is settled by
+searching for the marker, never by resending."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import QBO_LIMITS
 from shared.providers.qbo.api import MINOR_VERSION, qbo_request_id
+from shared.providers.qbo.mapping import query_literal
 
 JOURNAL, ADJUSTMENT = "JournalEntry", "InventoryAdjustment"
 LINK_PATHS = {JOURNAL: "journal", ADJUSTMENT: "inventoryadjustment"}
@@ -90,26 +93,63 @@ def post_inventory_adjustment(
     return _create(client, urls, session, ADJUSTMENT, body, idempotency_key)
 
 
+SEARCH_MARGIN = timedelta(minutes=10)  # clocks differ; a write may commit a little after it was sent
+SEARCH_PAGE = 1000  # QBO's largest page
+
+
 def find_posting(
-    client: httpx.Client, urls: ProviderUrls, session: Session, posting: Posting
+    client: httpx.Client,
+    urls: ProviderUrls,
+    session: Session,
+    posting: Posting,
+    *,
+    since: datetime,
+    until: datetime,
 ) -> PostedDocument | None:
-    """The document carrying this posting's marker, if one was created (the oldest, should there be two)."""
+    """The document carrying this posting's marker, if one was created (the oldest, should there be two),
+    found with queries on properties Intuit's reference marks filterable for that entity only: a real
+    company refuses any other with 4001 "QueryValidationError: property '...' is not queryable" (qbo.md
+    section 7; ruckus/quickbooks-ruby#403).
+
+    - JournalEntry: ``DocNumber`` is filterable (Intuit JournalEntry reference: DocNumber "filterable,
+      sortable"), so it is asked for directly.
+    - InventoryAdjustment: only ``Id`` and ``MetaData.CreateTime`` are documented as filterable (CData's QBO
+      driver, cdn.cdata.com/help/RNM/jp/ado/pg_table-inventoryadjustments.htm; DocNumber is UNSURE, so never
+      relied on): the adjustments created in the window of the export's attempts (``since`` .. ``until``,
+      widened by a margin) are read and the marker matched in their DocNumber and PrivateNote here."""
+    if isinstance(posting, Journal):
+        where = f"DocNumber = {query_literal(posting.marker)}"
+    else:
+        start, end = (since - SEARCH_MARGIN).isoformat(), (until + SEARCH_MARGIN).isoformat()
+        where = (
+            f"MetaData.CreateTime >= {query_literal(start)} AND MetaData.CreateTime <= {query_literal(end)}"
+        )
     entity = JOURNAL if isinstance(posting, Journal) else ADJUSTMENT
-    query = f"SELECT * FROM {entity} WHERE DocNumber = '{posting.marker}'"
-    resp = call(
-        client,
-        session,
-        "qbo",
-        QBO_LIMITS,
-        "GET",
-        _url(urls, session, "query"),
-        params={"query": query, "minorversion": MINOR_VERSION},
-    )
-    found = _answer(resp).get("QueryResponse", {}).get(entity, [])
-    marked = [r for r in found if posting.marker in str(r.get("PrivateNote", ""))]
+    marked: list[dict[str, Any]] = []
+    position = 1
+    while True:
+        query = f"SELECT * FROM {entity} WHERE {where} STARTPOSITION {position} MAXRESULTS {SEARCH_PAGE}"
+        resp = call(
+            client,
+            session,
+            "qbo",
+            QBO_LIMITS,
+            "GET",
+            _url(urls, session, "query"),
+            params={"query": query, "minorversion": MINOR_VERSION},
+        )
+        found = _answer(resp).get("QueryResponse", {}).get(entity, [])
+        marked += [r for r in found if _carries(r, posting.marker)]
+        if len(found) < SEARCH_PAGE:
+            break
+        position += len(found)
     if not marked:
         return None
     return _document(urls, entity, min(marked, key=lambda r: int(r["Id"])))
+
+
+def _carries(record: dict[str, Any], marker: str) -> bool:
+    return record.get("DocNumber") == marker or marker in str(record.get("PrivateNote") or "")
 
 
 def _create(

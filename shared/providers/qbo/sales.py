@@ -3,7 +3,8 @@ CDC's 30-day look-back or 1000-object cap) and their JSON mapped to ``PulledSale
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.money import ZERO, allocate_cents, to_cents, total
@@ -23,51 +24,98 @@ SALE_LINKS = ("Invoice", "SalesReceipt")
 
 
 def sales_changes(
-    api: QboApi, session: Session, since: str | None, *, start: date, now: datetime
+    api: QboApi,
+    session: Session,
+    since: str | None,
+    *,
+    start: date,
+    now: datetime,
+    on_page: Callable[[], None] | None = None,
 ) -> Changes[PulledSale]:
     """The first pull reads every document dated from ``start``; later ones what changed since the cursor.
-    The next cursor is QBO's own time at the first answer, less an overlap (never earlier than ``since``)."""
+    The next cursor is QBO's own time at the first answer, less an overlap (never earlier than ``since``):
+    it never passes the pull's own start, so whatever changes while the pull runs is read again next time.
+    ``on_page`` runs after every answer (the service renews its lease there)."""
+    tick = on_page or (lambda: None)
     if since is None:
-        records, server_time = _query(api, session, f"TxnDate >= {query_literal(start.isoformat())}")
+        records, server_time = _query(api, session, f"TxnDate >= {query_literal(start.isoformat())}", tick)
     elif datetime.fromisoformat(since) < now - CDC_LOOKBACK:
-        records, server_time = _query(api, session, _updated_since(since))
+        records, server_time = _query(api, session, _updated_since(since), tick)
     else:
+        # CDC is one answer, a snapshot of what changed since the cursor: nothing in it can shift
         body = api.get(session, "cdc", entities=",".join(ENTITIES), changedSince=since)
+        tick()
         records = _cdc_records(body)
         server_time = str(body.get("time") or "")
         if len(records) >= CDC_CAP:  # capped: the live documents by query, the deletions CDC did name
-            queried, _ = _query(api, session, _updated_since(since))
+            queried, _ = _query(api, session, _updated_since(since), tick)
             records = queried + [(e, r) for e, r in records if r.get("status") == "Deleted"]
     cursor = since
     if server_time:
         cursor = latest([(datetime.fromisoformat(server_time) - OVERLAP).isoformat()], since)
-    return Changes(tuple(sale(entity, record) for entity, record in records), cursor)
+    return Changes(tuple(sale(entity, record) for entity, record in _latest_versions(records)), cursor)
 
 
 def _updated_since(since: str) -> str:
     return f"MetaData.LastUpdatedTime >= {query_literal(since)}"
 
 
-def _query(api: QboApi, session: Session, where: str) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+def _instant(record: dict[str, Any]) -> datetime | None:
+    stamp = updated_at(record)
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
+def _query(
+    api: QboApi, session: Session, where: str, tick: Callable[[], None]
+) -> tuple[list[tuple[str, dict[str, Any]]], str]:
     """Every document of the three entities matching ``where``, a page of 1000 at a time, and QBO's time
-    at the first answer."""
+    at the first answer.
+
+    Pages are keyed on the last-updated time, never on an offset into the whole list: QBO orders the answer
+    by ``MetaData.LastUpdatedTime`` (Intuit data-queries page; qbo.md 2.3 "Incremental reads"), so a
+    document edited while the pages are read moves to the end of the list, and an offset (``STARTPOSITION``)
+    would then step over the document that slid back onto a page already read; the cursor moving past the
+    pull's start, that document would never be read again. Each page instead asks for the documents updated
+    at or after the last stamp read (an edited one is read again, at its new place, and the later version
+    wins). Only when a whole page shares one stamp (QBO stamps whole seconds) is the offset used, within
+    that second."""
     records: list[tuple[str, dict[str, Any]]] = []
     server_time = ""
     for entity in ENTITIES:
-        read = 0
+        after: datetime | None = None  # the stamp the next page starts from (inclusive)
+        at_after = 0  # documents read so far whose stamp is exactly ``after``
         while True:
+            conditions = where if after is None else f"{where} AND {_updated_since(after.isoformat())}"
+            skip = at_after if at_after >= PAGE else 0  # a full page of one second: step on within it
             text = (
-                f"SELECT * FROM {entity} WHERE {where} ORDERBY MetaData.LastUpdatedTime "
-                f"STARTPOSITION {read + 1} MAXRESULTS {PAGE}"
+                f"SELECT * FROM {entity} WHERE {conditions} ORDERBY MetaData.LastUpdatedTime "
+                f"STARTPOSITION {skip + 1} MAXRESULTS {PAGE}"
             )
             body = api.get(session, "query", query=text)
+            tick()
             server_time = server_time or str(body.get("time") or "")
             page = (body.get("QueryResponse") or {}).get(entity) or []
             records.extend((entity, r) for r in page)
-            read += len(page)
-            if len(page) < PAGE:
+            last = _instant(page[-1]) if page else None
+            if len(page) < PAGE or last is None:
                 break
+            tied = sum(1 for r in page if _instant(r) == last)
+            at_after = skip + tied if last == after else tied
+            after = last
     return records, server_time
+
+
+def _latest_versions(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """One record per document: the one updated last (a document edited during the pull is read twice)."""
+    chosen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for entity, record in records:
+        key = (entity, str(record.get("Id")))
+        kept = chosen.get(key)
+        if kept is None or (_instant(record) or datetime.min.replace(tzinfo=UTC)) >= (
+            _instant(kept[1]) or datetime.min.replace(tzinfo=UTC)
+        ):
+            chosen[key] = (entity, record)
+    return list(chosen.values())
 
 
 def _cdc_records(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -96,6 +96,26 @@ class XeroApi:
                 return records
             page += 1
 
+    def page(
+        self,
+        session: Session,
+        collection: str,
+        *,
+        since: str | None,
+        params: dict[str, str],
+        page: int,
+    ) -> list[dict[str, Any]]:
+        """One page of a paged collection (``PAGE`` records at most)."""
+        body = self._request(
+            session,
+            "GET",
+            collection,
+            since=since,
+            params={**params, "page": str(page), "pageSize": str(PAGE)},
+        )
+        records: list[dict[str, Any]] = body.get(collection, [])
+        return records
+
     def create_contact(self, session: Session, draft: SupplierDraft, idempotency_key: str) -> dict[str, Any]:
         contact: dict[str, Any] = {"Name": draft.name}
         if draft.email:

@@ -3,6 +3,7 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -172,11 +173,17 @@ class XeroProvider:
 
     # ---- sales -----------------------------------------------------------------------------------------
     def sales_changes(
-        self, session: Session, since: str | None, *, start: date, now: datetime
+        self,
+        session: Session,
+        since: str | None,
+        *,
+        start: date,
+        now: datetime,
+        on_page: Callable[[], None] | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.xero import sales
 
-        return sales.sales_changes(self.api, session, since, start=start)
+        return sales.sales_changes(self.api, session, since, start=start, on_page=on_page)
 
     def home_currency(self, session: Session) -> str:
         from shared.providers.xero import sales
@@ -206,7 +213,9 @@ class XeroProvider:
     ) -> PostedDocument:
         raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
 
-    def find_posting(self, session: Session, posting: Posting) -> PostedDocument | None:
+    def find_posting(
+        self, session: Session, posting: Posting, *, since: datetime, until: datetime
+    ) -> PostedDocument | None:
         from shared.domain.postings import Journal
         from shared.providers.xero import postings
 

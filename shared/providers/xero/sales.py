@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
 from decimal import Decimal, localcontext
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ from shared.money import COST_CONTEXT
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import XERO_LIMITS
+from shared.providers.xero import api as xero_api
 from shared.providers.xero.api import XeroApi
 from shared.providers.xero.mapping import instant, latest, number, stamp
 
@@ -28,21 +30,67 @@ STATUSES: dict[str, Literal["active", "voided", "deleted", "draft"]] = {
 }
 
 
-def sales_changes(api: XeroApi, session: Session, since: str | None, *, start: date) -> Changes[PulledSale]:
+def sales_changes(
+    api: XeroApi,
+    session: Session,
+    since: str | None,
+    *,
+    start: date,
+    on_page: Callable[[], None] | None = None,
+) -> Changes[PulledSale]:
     """The first pull reads every document dated from ``start``; later ones what changed since the cursor
     (``If-Modified-Since`` includes its own second, so the boundary is read again, never skipped). The next
-    cursor is the latest change stamp read."""
+    cursor is the latest change stamp read. ``on_page`` runs after every answer."""
     records: list[tuple[str, dict[str, Any]]] = []
-    for collection, (kind, _, _) in COLLECTIONS.items():
+    for collection, (kind, _, id_field) in COLLECTIONS.items():
         where = f'Type=="{kind}"'
         if since is None:
             where += f" AND Date>=DateTime({start.year},{start.month:02d},{start.day:02d})"
-        found = api.list_paged(
-            session, collection, since=since, params={"where": where, "order": "UpdatedDateUTC ASC"}
-        )
-        records.extend((collection, r) for r in found)
+        found = _changed(api, session, collection, where, since, on_page or (lambda: None))
+        latest_version: dict[str, dict[str, Any]] = {}
+        for record in found:  # read twice when edited during the pull: the later read is the newer one
+            latest_version[str(record[id_field])] = record
+        records.extend((collection, r) for r in latest_version.values())
     cursor = latest([stamp(r.get("UpdatedDateUTC")) for _, r in records], since)
     return Changes(tuple(sale(collection, record) for collection, record in records), cursor)
+
+
+def _second(record: dict[str, Any]) -> datetime | None:
+    when = instant(record.get("UpdatedDateUTC"))
+    return when.replace(microsecond=0) if when else None
+
+
+def _changed(
+    api: XeroApi, session: Session, collection: str, where: str, since: str | None, tick: Callable[[], None]
+) -> list[dict[str, Any]]:
+    """Every document of ``collection`` matching ``where`` changed since ``since``, ordered by
+    ``UpdatedDateUTC``, a page of 1000 at a time.
+
+    Xero orders by ``UpdatedDateUTC`` and a document edited while the pages are read moves to the end
+    (spec: ``order`` and ``If-Modified-Since``, "only records created or modified since this timestamp will
+    be returned"; xero.md section 5), so ``page=N`` would step over the document that slid back onto a page
+    already read, and the cursor (the latest stamp read) would then pass it for good. Each page instead asks
+    again from page 1 with ``If-Modified-Since`` at the last stamp read (whole seconds, inclusive): what was
+    read in that second is read again and de-duplicated by the caller. Only a full page inside one second
+    steps on with ``page``."""
+    found: list[dict[str, Any]] = []
+    after = since
+    page = 1
+    while True:
+        query = {"where": where, "order": "UpdatedDateUTC ASC"}
+        chunk = api.page(session, collection, since=after, params=query, page=page)
+        tick()
+        found.extend(chunk)
+        if len(chunk) < xero_api.PAGE:
+            return found
+        first, last = _second(chunk[0]), _second(chunk[-1])
+        if last is None:
+            return found
+        started = datetime.fromisoformat(after).replace(microsecond=0) if after else None
+        if first == last == started:
+            page += 1  # the whole page lies in the second it started from
+        else:
+            after, page = last.isoformat(), 1
 
 
 def home_currency(api: XeroApi, session: Session) -> str:
