@@ -1,8 +1,9 @@
 """Reconciliation: for every mapped account, the provider's balance, what Partsemble has posted and what the
 stock ledger says it should be, with each difference explained by named items.
 
-Journal mode (QBO journals, Xero): provider balance - subledger = entries made in the provider by others
-(or before Partsemble, or Partsemble's own documents changed there) + exports planned but not posted
+Journal mode (QBO journals, Xero): provider balance - subledger = opening balances (what the provider held
+the day before Partsemble's first journal) + entries made in the provider by others since (or Partsemble's
+own documents changed there) + exports planned but not posted
 (pending, waiting, failed: named) + a true-up due + records not yet exported (a business day not yet
 closed, an export not yet planned) + under two cents of rounding. The status is ``explained`` when only
 Partsemble's own work in progress separates the two, ``discrepancy`` when the provider holds what
@@ -15,18 +16,20 @@ the check is of quantities: each linked item's QtyOnHand against Partsemble's on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from shared.domain import books as domain
 from shared.domain.books import Balances
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
+from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, PostingAccounts
 from shared.errors import Conflict
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
+from shared.providers.base import AccountingProvider, Session
 from shared.services import books, events, sales, sessions, tokens
 from shared.store import books as books_store
 from shared.store import catalog as catalog_store
@@ -35,7 +38,13 @@ from shared.store import exports as export_store
 from shared.store import settings as settings_store
 
 ReasonKind = Literal[
-    "others_entries", "not_posted", "trueup_due", "corrected_later", "not_exported", "rounding"
+    "opening_balance",
+    "others_entries",
+    "not_posted",
+    "trueup_due",
+    "corrected_later",
+    "not_exported",
+    "rounding",
 ]
 UNPOSTED = ("pending", "posting", "waiting", "failed")
 
@@ -66,7 +75,8 @@ class ItemQuantity(Model):
     label: str
     provider_quantity: Decimal | None
     on_hand: Decimal
-    difference: Decimal | None
+    sold_without_stock: Decimal  # units sales took that no lot covered: QBO counts them out, Partsemble can't
+    difference: Decimal | None  # provider quantity - on hand
 
 
 class Reconciliation(Model):
@@ -156,6 +166,12 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
             kind="not_exported", amount=v, note=f"{w} is not exported yet",
         ))  # fmt: skip
     balances = api.account_balances(session, as_of)
+    posted_dates = [
+        books.stored_journal(r["plan"]).date for r in rows if r.get("plan") and r["status"] == "posted"
+    ]
+    first = min(posted_dates, default=None)
+    # what the provider held before Partsemble's first journal: opening balances, not someone else's entries
+    opening = api.account_balances(session, first - timedelta(days=1)) if first and first <= as_of else {}
     mapped = sorted({a for a in roles.values() if a} | set(subledger) | set(posted))
     chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
     lines = []
@@ -163,7 +179,11 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
         provider_balance = balances.get(account_id)
         held, expected = posted.get(account_id, ZERO), subledger.get(account_id, ZERO)
         found = list(reasons.get(account_id, []))
-        others = (provider_balance or ZERO) - held
+        before = opening.get(account_id, ZERO)
+        if before:
+            found.insert(0, Reason(kind="opening_balance", amount=before, note=(
+                f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip
+        others = (provider_balance or ZERO) - held - before
         if others:
             found.insert(0, Reason(kind="others_entries", amount=others, note=(
                 f"entries in {PROVIDER_LABELS[name]} not made by Partsemble (by a person, another app, or "
@@ -201,9 +221,11 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     )
 
 
-def _quantities(organisation_id: str, as_of: date, api: Any, session: Any) -> Reconciliation:
+def _quantities(
+    organisation_id: str, as_of: date, api: AccountingProvider, session: Session
+) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
-    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).items}
+    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
     ledger = sales.costed_ledger(organisation_id).ledger
     items = []
     for product in catalog_store.products(organisation_id):
@@ -212,6 +234,9 @@ def _quantities(organisation_id: str, as_of: date, api: Any, session: Any) -> Re
             continue
         on_hand = ledger.on_hand(product.product_id)
         quantity = held.get(item_id)
+        short = sum(
+            (e.uncosted for e in ledger.entries(product.product_id) if e.kind is EntryKind.SALE_CONSUME), ZERO
+        )
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -219,13 +244,15 @@ def _quantities(organisation_id: str, as_of: date, api: Any, session: Any) -> Re
                 label=" ".join(p for p in (product.sku, product.name) if p),
                 provider_quantity=quantity,
                 on_hand=on_hand,
+                sold_without_stock=short,
                 difference=None if quantity is None else quantity - on_hand,
             )
         )
     notes = [
         "QuickBooks Online values inventory adjustments itself (its own cost of each item) and books cost of "
         "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
-        "A difference is usually stock QuickBooks held before Partsemble (its starting quantity) or an "
+        "A difference is usually stock QuickBooks held before Partsemble (its starting quantity), units sold "
+        "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), or an "
         "adjustment made in QuickBooks: record it in Partsemble as a receipt, or correct it in QuickBooks.",
     ]
     differs = any(i.difference for i in items)

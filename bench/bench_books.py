@@ -1,0 +1,322 @@
+"""The books rule over random histories, in-process against each sandbox in each mode (QBO journals, QBO
+inventory mode, Xero): receipts at odd unit costs with QA rejections, two-level builds, sales with edits,
+back-dated receipts; exports delivered, sales pulled and business days closed as the schedules would, then a
+reconciliation at every month-end and at the end. Printed per mode: exports by status, provider calls per
+event, and per account the largest gap between what Partsemble posted and its stock ledger (target 0.00
+once everything is exported) and anything the reconciliation left unexplained (target 0.00).
+
+Time is virtual (the sandboxes' clocks, the rate budget's and the export worker's); the work is real.
+``BOOKS_EVENTS`` sets the number of events per mode (default 300): every export re-reads and replays the
+organisation's whole history, so the run grows with the square of the events on moto.
+Run: python -m bench bench_books
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bench.bench_exports import deliver
+from bench.bench_token_refresh import connect
+from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
+from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.bodies import BuildRequest, ComponentRequest, ReceiptLineRequest, ReceiptRequest
+from shared.errors import ServiceError
+from shared.money import ZERO
+from shared.providers import http
+from shared.providers.base import Session
+from shared.services import (
+    books,
+    catalog,
+    export_settings,
+    exports,
+    inventory,
+    reconciliation,
+    sales,
+    sessions,
+)
+from shared.services.catalog import ImportRequest
+from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
+from shared.services.sessions import TokenSource
+from shared.store import exports as export_store
+from shared.store.rate_budget import DynamoRateBudget
+
+EVENTS = int(os.environ.get("BOOKS_EVENTS", "300"))
+START = datetime(2026, 11, 10, 9, tzinfo=UTC)  # after the demo companies' own sales
+DAYS = 50  # two month-ends
+QBO_ITEMS = {"blank": "1", "bolt": "2", "bracket": "5", "shelf": "7"}
+XERO_CODES = {"blank": "WIDGET-10", "bolt": "BOLT-M8", "bracket": "BRACKET-S", "shelf": "PANEL-A"}
+QBO_ACCOUNTS = {
+    "build_debit": "10",
+    "receiving_debit": "1",
+    "receiving_credit": "5",
+    "waste": "7",
+    "cogs": "2",
+}
+XERO_ACCOUNTS = {
+    "build_debit": "632",
+    "receiving_debit": "630",
+    "receiving_credit": "820",
+    "waste": "480",
+    "cogs": "310",
+}
+COSTS = ["0.125", "0.333", "1.005", "2.4999", "0.0049", "7.77", "0", "10.015"]
+
+
+class Clock:
+    """One virtual clock for both sandboxes, the rate budget and the export worker."""
+
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.sandboxes, self.offset = sandboxes, 0.0
+        self.start = sandboxes.qbo.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+        for sandbox in (self.sandboxes.qbo, self.sandboxes.xero):
+            sandbox.clock.set(self.start + timedelta(seconds=self.offset))
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.offset)
+
+
+def install(clock: Clock) -> None:
+    http.sleep = clock.advance
+    exports.clock = clock.now
+    sessions.session_for = lambda connection: Session(
+        tenant_id=connection["tenant_id"],
+        token=TokenSource(sessions.tokens.asking(connection)),
+        budget=DynamoRateBudget(clock=lambda: clock.now().timestamp()),
+    )
+
+
+def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[str, str]]:
+    organisation = str(
+        connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None)["organisation_id"]
+    )
+    now = datetime.now(UTC)
+    chart = {a.code: a.account_id for a in catalog.sync_accounts(organisation, provider, now).accounts}
+    catalog.sync_items(organisation, provider, now)
+    if provider == "qbo":
+        ids, accounts = list(QBO_ITEMS.values()), dict(QBO_ACCOUNTS)
+        if mode == "inventory_adjustments":
+            accounts["adjustment"] = "3"
+    else:
+        by_code = {i.sku: i.item_id for i in catalog.list_items(organisation, provider)}
+        ids = [by_code[c] for c in XERO_CODES.values()]
+        accounts = {role: chart[code] for role, code in XERO_ACCOUNTS.items()}
+    created = catalog.import_products(organisation, ImportRequest(provider=provider, item_ids=ids)).created
+    by_sku = {p.sku: p.product_id for p in created}
+    by_item = {p.provider_links[provider]: p.product_id for p in created}
+    parts = (
+        {part: by_item[item] for part, item in QBO_ITEMS.items()}
+        if provider == "qbo"
+        else {part: by_sku[code] for part, code in XERO_CODES.items()}
+    )
+    settings = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))  # type: ignore[arg-type]
+    export_settings.put_settings(organisation, provider, settings, now)
+    tracking = sales.TrackingRequest(enabled=True, start_date=START.date(), time_zone="UTC")
+    sales.set_tracking(organisation, provider, tracking, now)
+    return organisation, parts
+
+
+def invoice(sandboxes: Sandboxes, provider: str, number: str, day: date, part: str, qty: int) -> str:
+    if provider == "qbo":
+        line = {"ItemRef": {"value": QBO_ITEMS[part]}, "Qty": qty, "UnitPrice": "25.00"}
+        record = sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            "Invoice",
+            {
+                "DocNumber": number,
+                "TxnDate": day.isoformat(),
+                "CustomerRef": {"value": HARBOR},
+                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": line}],
+            },
+        )
+        return str(record["Id"])
+    record = sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": number,
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": day.isoformat(),
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": XERO_CODES[part], "Description": part, "Quantity": str(qty), "UnitAmount": "25"}
+            ],
+        },
+    )
+    return str(record["InvoiceID"])
+
+
+class History:
+    def __init__(self, sandboxes: Sandboxes, provider: str, organisation: str, parts: dict[str, str]) -> None:
+        self.sandboxes, self.provider, self.organisation, self.parts = (
+            sandboxes,
+            provider,
+            organisation,
+            parts,
+        )
+        self.rng = random.Random(7)
+        self.invoices: list[tuple[str, str]] = []
+        self.kinds: Counter[str] = Counter()
+
+    def event(self, n: int, day: datetime) -> None:
+        roll = self.rng.random()
+        try:
+            if roll < 0.40:
+                self.receipt(n, day - timedelta(days=self.rng.choice([0, 0, 0, 3])))
+            elif roll < 0.60:
+                self.build(n, day)
+            elif roll < 0.92:
+                part = self.rng.choice(["bracket", "shelf"])
+                ref = invoice(
+                    self.sandboxes, self.provider, f"S-{n}", day.date(), part, self.rng.randint(1, 2)
+                )
+                self.invoices.append((ref, part))
+                self.kinds["sale"] += 1
+            elif self.invoices:
+                self.edit()
+        except ServiceError:
+            self.kinds["refused"] += 1  # a short or back-dated build: refused, nothing recorded
+
+    def receipt(self, n: int, at: datetime) -> None:
+        back = at.date() != (START + timedelta(days=0)).date() and self.rng.random() < 0.1
+        part = self.rng.choice(["blank", "bolt"])
+        line = ReceiptLineRequest(
+            product_id=self.parts[part],
+            quantity=Decimal(self.rng.randint(5, 40)),
+            rejected=Decimal(self.rng.choice([0, 0, 0, 1, 2])),
+            unit_cost=Decimal(self.rng.choice(COSTS)),
+        )
+        inventory.record_receipt(
+            self.organisation, ReceiptRequest(received_at=at, lines=[line]), datetime.now(UTC)
+        )
+        self.kinds["back-dated receipt" if back else "receipt"] += 1
+
+    def build(self, n: int, at: datetime) -> None:
+        if self.rng.random() < 0.6:
+            product, quantity = "bracket", Decimal(self.rng.randint(1, 3))
+            components = [("blank", "1"), ("bolt", "2")]
+        else:
+            product, quantity, components = "shelf", Decimal(1), [("bracket", "2"), ("bolt", "4")]
+        request = BuildRequest(
+            product_id=self.parts[product],
+            quantity=quantity,
+            built_at=at,
+            components=[
+                ComponentRequest(product_id=self.parts[p], quantity_per_unit=Decimal(q))
+                for p, q in components
+            ],
+        )
+        inventory.record_build(self.organisation, request, datetime.now(UTC))
+        self.kinds["build"] += 1
+
+    def edit(self) -> None:
+        ref, part = self.rng.choice(self.invoices)
+        qty = self.rng.randint(1, 3)
+        if self.provider == "qbo":
+            line = {"ItemRef": {"value": QBO_ITEMS[part]}, "Qty": qty, "UnitPrice": "25.00"}
+            changes = {"Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": line}]}
+            self.sandboxes.qbo.edit_record(DEMO_REALM_ID, "Invoice", ref, changes)
+        else:
+            item = {
+                "ItemCode": XERO_CODES[part],
+                "Description": part,
+                "Quantity": str(qty),
+                "UnitAmount": "25",
+            }
+            self.sandboxes.xero.edit_record(AU_TENANT_ID, "Invoices", ref, {"LineItems": [item]})
+        self.kinds["sale edited"] += 1
+
+
+def settle(history: History, clock: Clock, stack: Any, day: datetime) -> None:
+    """What the schedules do: pull sales, close ended days (and plan true-ups), deliver the exports."""
+    clock.advance(3600)
+    sales.pull_changes(history.organisation, history.provider, now=clock.now())
+    books.close_days(now=day + timedelta(days=1, hours=12))
+    deliver(stack, clock)
+
+
+def run(provider: str, mode: str) -> None:
+    with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
+        clock = Clock(sandboxes)
+        install(clock)
+        organisation, parts = prepare(sandboxes, provider, mode)
+        history = History(sandboxes, provider, organisation, parts)
+        starting = {i["Id"]: i.get("QtyOnHand") for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")}
+        sandbox = sandboxes.qbo if provider == "qbo" else sandboxes.xero
+        calls_before, started = sum(sandbox.calls.values()), time.perf_counter()
+        month_ends: dict[date, reconciliation.Reconciliation] = {}
+        for n in range(EVENTS):
+            day = START + timedelta(days=n * DAYS / EVENTS)
+            history.event(n, day)
+            if n % 25 == 24:
+                settle(history, clock, stack, day)
+            month_end = (day + timedelta(days=1)).replace(day=1).date() - timedelta(days=1)
+            if day.date() == month_end and month_end not in month_ends and n % 25 == 24:
+                month_ends[month_end] = reconciliation.reconcile(organisation, month_end, datetime.now(UTC))
+        end = START + timedelta(days=DAYS)
+        settle(history, clock, stack, end + timedelta(days=3))
+        settle(history, clock, stack, end + timedelta(days=4))  # true-ups found by the last pass
+        final = reconciliation.reconcile(organisation, datetime.now(UTC).date(), datetime.now(UTC))
+        took = time.perf_counter() - started
+        calls = sum(sandbox.calls.values()) - calls_before
+        statuses = Counter(row["status"] for row in export_store.list_exports(organisation))
+        kinds = Counter(row["kind"] for row in export_store.list_exports(organisation))
+        print(f"{provider} {mode}: {EVENTS} events ({dict(history.kinds)}) in {took:.1f} s")
+        print(
+            f"  exports {dict(kinds)}; by status {dict(statuses)}; "
+            f"provider calls per event {calls / EVENTS:.2f}"
+        )
+        if final.mode == "journals":
+            gap = max((abs(a.posted - a.subledger) for a in final.accounts), default=ZERO)
+            left = max((abs(a.unexplained) for a in final.accounts), default=ZERO)
+            print(
+                f"  end: status {final.status}; largest |posted - subledger| {gap:.2f} (target 0.00); "
+                f"largest unexplained {left:.2f} (target 0.00)"
+            )
+            for account in final.accounts:
+                others = sum((r.amount for r in account.reasons if r.kind == "others_entries"), ZERO)
+                print(
+                    f"    {account.code or account.account_id:>6} {','.join(account.roles):<32} provider "
+                    f"{account.provider_balance or 0:>10} posted {account.posted:>10} "
+                    f"subledger {account.subledger:>10}"
+                    f" (others' entries {others})"
+                )
+            for when, result in sorted(month_ends.items()):
+                worst = max((abs(a.unexplained) for a in result.accounts), default=ZERO)
+                print(f"  month-end {when}: status {result.status}; largest unexplained {worst:.2f}")
+        else:
+            off = [i for i in final.items if i.difference]
+            print(
+                f"  end: status {final.status}; "
+                f"items whose QtyOnHand differs: {len(off)} of {len(final.items)}"
+            )
+            for item in final.items:
+                beyond = (
+                    (item.difference or 0)
+                    - Decimal(str(starting.get(item.item_id) or 0))
+                    + item.sold_without_stock
+                )
+                print(
+                    f"    item {item.item_id} {item.label:<28} QtyOnHand {item.provider_quantity} on hand "
+                    f"{item.on_hand}: difference {item.difference}, beyond QBO's starting quantity and units sold "
+                    f"without stock {beyond} (target 0)"
+                )
+
+
+def main() -> None:
+    for provider, mode in (("qbo", "journals"), ("xero", "journals"), ("qbo", "inventory_adjustments")):
+        run(provider, mode)
+
+
+if __name__ == "__main__":
+    main()
