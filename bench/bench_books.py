@@ -308,8 +308,8 @@ def run(provider: str, mode: str) -> None:
                 )
                 print(
                     f"    item {item.item_id} {item.label:<28} QtyOnHand {item.provider_quantity} on hand "
-                    f"{item.on_hand}: difference {item.difference}, beyond QBO's starting quantity and units sold "
-                    f"without stock {beyond} (target 0)"
+                    f"{item.on_hand}: difference {item.difference}, beyond QBO's starting quantity and "
+                    f"units sold without stock {beyond} (target 0)"
                 )
 
 

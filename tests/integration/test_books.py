@@ -188,6 +188,7 @@ def test_xero_reconciliation_balances_and_explains_what_is_not_posted_yet(
     receive(api, "R-2", "2026-11-03T09:00:00Z", parts["bolt"], "1", "0.125")
     minutes.next()
     Poller(aws).drain()
+    minutes.next()
     status, accounts = reconciled(api)
     assert status == "balanced", accounts
     assert [(D(accounts[c]["provider_balance"]), D(accounts[c]["subledger"])) for c in ("630", "820")] == [
@@ -197,11 +198,13 @@ def test_xero_reconciliation_balances_and_explains_what_is_not_posted_yet(
     assert all(not a["reasons"] and D(a["unexplained"]) == 0 for a in accounts.values())
 
     # as it was on 2 Nov: only the first receipt
+    minutes.next()
     status, then = reconciled(api, "2026-11-02")
     assert status == "balanced" and D(then["630"]["provider_balance"]) == D("0.50")
 
     # a receipt whose export has not run yet: the difference is named, not unexplained
     receive(api, "R-3", "2026-11-04T09:00:00Z", parts["bolt"], "2", "1.005")
+    minutes.next()
     status, accounts = reconciled(api)
     assert status == "explained"
     (reason,) = accounts["630"]["reasons"]
@@ -232,7 +235,9 @@ def test_the_daily_check_raises_a_discrepancy_once_a_day(
         },
     )
     assert reconciliation.daily_check(now=today) == 0  # already checked today
+    minutes.next()
     assert reconciliation.daily_check(now=today + timedelta(days=1)) == 1
+    minutes.next()
     status, accounts = reconciled(api)
     assert status == "discrepancy"
     (reason,) = accounts["630"]["reasons"]
