@@ -283,8 +283,7 @@ def close_days(*, now: datetime) -> int:
 def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], now: datetime) -> int:
     tracking = sales_store.get_tracking(organisation_id, name)
     chosen = settings_store.get_export_settings(organisation_id, name)
-    currency = export_store.home_currency(organisation_id, name, str(connection.get("tenant_id", "")))
-    if connection.get("status") != "connected" or not chosen or currency is None:
+    if connection.get("status") != "connected" or not chosen:
         return 0
     if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
         return 0  # QBO books its own cost of goods sold in inventory mode
@@ -298,6 +297,9 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
             if export_store.put_new(row):
                 queue.deliver(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=day))
                 queued += 1
+    currency = export_store.home_currency(organisation_id, name, str(connection.get("tenant_id", "")))
+    if currency is None:  # nothing exported yet (the first export reads it): nothing to true up either
+        return queued
     accounts = PostingAccounts(
         home_currency=currency, **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES}
     )

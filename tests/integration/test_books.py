@@ -14,12 +14,13 @@ import pytest
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
 from shared.services import books, reconciliation, sessions
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
-from tests.integration.test_exports import ok, setup_xero
+from tests.integration.test_exports import ok, setup_qbo, setup_xero
 
 D = Decimal
 
@@ -242,3 +243,79 @@ def test_the_daily_check_raises_a_discrepancy_once_a_day(
     assert status == "discrepancy"
     (reason,) = accounts["630"]["reasons"]
     assert (reason["kind"], D(reason["amount"])) == ("others_entries", D("-3.00"))
+
+
+def qbo_balances(api: Api, sandboxes: Sandboxes) -> dict[str, Decimal]:
+    """Per QBO account id, the sum of every journal entry our exports posted (debits positive)."""
+    posted = {e["document_id"] for e in ok(api.call("GET", "/exports")) if e["status"] == "posted"}
+    balances: dict[str, Decimal] = defaultdict(Decimal)
+    for journal in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry"):
+        if journal["Id"] in posted:
+            for line in journal["Line"]:
+                detail = line["JournalEntryLineDetail"]
+                sign = 1 if detail["PostingType"] == "Debit" else -1
+                balances[detail["AccountRef"]["value"]] += sign * D(str(line["Amount"]))
+    return {account: amount for account, amount in balances.items() if amount}
+
+
+def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    bracket = setup_qbo(api, sandboxes)[
+        "bracket"
+    ]  # item 5, Wall Bracket 20mm; the company is on Pacific time
+    receive(api, "R-1", "2026-11-02T09:00:00-08:00", bracket, "3", "0.125")  # 0.375
+    receive(api, "R-2", "2026-11-02T10:00:00-08:00", bracket, "3", "0.333")  # 0.999
+    qbo = sandboxes.qbo
+    sale = qbo.create_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        {
+            "DocNumber": "B-1",
+            "TxnDate": "2026-11-10",
+            "CustomerRef": {"value": HARBOR},
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": "5"}, "Qty": 4, "UnitPrice": "4.50"},
+                }
+            ],
+        },
+    )
+    body = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
+    ok(api.call("POST", "/sales/pull"))
+    assert books.close_days(now=datetime(2026, 11, 11, 15, tzinfo=UTC)) == 1  # 10 Nov ended 08:00 UTC
+    Poller(aws).drain()
+    # receipts 0.375 + 0.999 = 1.374; the sale takes 3 x 0.125 + 1 x 0.333 = 0.708, 0.666 left: rounded
+    # alone, 0.71 + 0.67 would exceed the supplier total 1.37, so inventory (nearer its half cent) holds 0.66
+    assert qbo_balances(api, sandboxes) == {"1": D("0.66"), "5": D("-1.37"), "2": D("0.71")}
+
+    # a late edit in QBO: 2 units only. The day's COGS becomes 0.25; a true-up corrects it, never an edit
+    qbo.clock.advance(60)
+    qbo.edit_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        sale["Id"],
+        {
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": "5"}, "Qty": 2, "UnitPrice": "4.50"},
+                }
+            ]
+        },
+    )
+    ok(api.call("POST", "/sales/pull"))
+    assert books.close_days(now=datetime(2026, 11, 12, 15, tzinfo=UTC)) == 1  # the true-up
+    Poller(aws).drain()
+    assert statuses(api)["trueup"] == ["posted"]
+    # inventory 1.124 (1.12), COGS 0.25, supplier total 1.374 (1.37)
+    assert qbo_balances(api, sandboxes) == {"1": D("1.12"), "5": D("-1.37"), "2": D("0.25")}
+    minutes.next()
+    _, accounts = reconciled(api)
+    books_accounts = {a["account_id"]: a for a in accounts.values() if a["account_id"] in ("1", "2", "5")}
+    assert {a: D(x["posted"]) for a, x in books_accounts.items()} == {
+        a: D(x["subledger"]) for a, x in books_accounts.items()
+    }
+    assert all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
