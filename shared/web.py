@@ -34,6 +34,11 @@ def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) ->
     )
 
 
+def service_error_response(err: ServiceError) -> Response[Any]:
+    logger.info("request refused", extra={"error": err.code, "reason": err.message})
+    return error_response(err.http_status, err.code, err.message, **err.response_fields())
+
+
 def caller_organisation(app: APIGatewayHttpResolver) -> str:
     """The organisation id from the verified JWT (never from the path or the body)."""
     claims = app.current_event.request_context.authorizer.jwt_claim or {}
@@ -154,10 +159,7 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
     """Error mapping, 404s and the JSON-only rule for an API resolver."""
     app.use(middlewares=[json_bodies_only])
 
-    @app.exception_handler(ServiceError)
-    def _service_error(err: ServiceError) -> Response[Any]:
-        logger.info("request refused", extra={"error": err.code, "reason": err.message})
-        return error_response(err.http_status, err.code, err.message, **err.response_fields())
+    app.exception_handler(ServiceError)(service_error_response)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response[Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
@@ -16,10 +18,11 @@ from pydantic import ConfigDict
 
 from shared.bodies import BuildRequest, ReceiptRequest
 from shared.config import settings
+from shared.errors import ServiceError
 from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
-from shared.web import caller_organisation, install_conventions, uploaded_file
+from shared.web import caller_organisation, install_conventions, service_error_response, uploaded_file
 
 # Each service (with its store, domain and models) loads when a route first uses it. Route annotations name
 # their models through the service module, so they too resolve only when that route is first called.
@@ -30,19 +33,31 @@ if TYPE_CHECKING:
         connections,
         export_settings,
         exports,
+        idempotency,
         inventory,
         product_files,
         reconciliation,
         sales,
     )
 else:
-    catalog, connections, export_settings, exports, inventory, product_files, reconciliation, sales = (
+    (
+        catalog,
+        connections,
+        export_settings,
+        exports,
+        idempotency,
+        inventory,
+        product_files,
+        reconciliation,
+        sales,
+    ) = (
         lazy_module(f"shared.services.{name}")
         for name in (
             "catalog",
             "connections",
             "export_settings",
             "exports",
+            "idempotency",
             "inventory",
             "product_files",
             "reconciliation",
@@ -54,6 +69,34 @@ else:
 app = APIGatewayHttpResolver(enable_validation=True)
 install_conventions(app)
 DOCS_PATH = "/docs"
+
+
+def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """``Idempotency-Key``: a repeated request gets the first answer again (``Idempotent-Replayed: true``)."""
+    event = app.current_event
+    key = event.headers.get("idempotency-key")
+    if not key:
+        return next_middleware(app)
+    organisation, scope = caller_organisation(app), f"{event.http_method} {event.path}"
+    body = (event.decoded_body or "").encode()
+    replay = idempotency.begin(organisation, scope, key, body, datetime.now(UTC))
+    if replay is not None:
+        headers = {"Idempotent-Replayed": "true"}
+        return Response(replay.status, replay.content_type, replay.body, headers=headers)
+    try:
+        response = next_middleware(app)
+    except ServiceError as err:  # a refusal is an answer too (kept); an outage frees the key for a retry
+        if err.http_status >= 500:
+            idempotency.finish(organisation, scope, key, 500, "", "")
+            raise
+        response = service_error_response(err)
+    except Exception:
+        idempotency.finish(organisation, scope, key, 500, "", "")
+        raise
+    text = response.body if isinstance(response.body, str) else json.dumps(response.body, default=str)
+    content_type = str(response.headers.get("Content-Type") or content_types.APPLICATION_JSON)
+    idempotency.finish(organisation, scope, key, response.status_code, text, content_type)
+    return response
 
 
 @cache
@@ -144,7 +187,7 @@ def accounts(provider: str) -> list[catalog_models.Account]:
     return catalog.list_accounts(caller_organisation(app), provider)
 
 
-@app.post("/integrations/<provider>/suppliers")
+@app.post("/integrations/<provider>/suppliers", middlewares=[idempotent])
 def create_supplier(provider: str, request: catalog.SupplierRequest) -> catalog.SupplierCreated:
     return catalog.create_supplier(caller_organisation(app), provider, request)
 
@@ -241,7 +284,7 @@ def export_margins(
 
 
 # ---- inventory and exports ----------------------------------------------------------------------------
-@app.post("/receipts")
+@app.post("/receipts", middlewares=[idempotent])
 def record_receipt(request: ReceiptRequest) -> Response[inventory.ReceiptView]:
     view = inventory.record_receipt(caller_organisation(app), request, datetime.now(UTC))
     return Response(201, content_types.APPLICATION_JSON, view)
@@ -257,7 +300,7 @@ def receipt(receipt_id: str) -> inventory.ReceiptView:
     return inventory.get_receipt(caller_organisation(app), receipt_id)
 
 
-@app.post("/builds")
+@app.post("/builds", middlewares=[idempotent])
 def record_build(request: BuildRequest) -> Response[inventory.BuildView]:
     view = inventory.record_build(caller_organisation(app), request, datetime.now(UTC))
     return Response(201, content_types.APPLICATION_JSON, view)
@@ -283,7 +326,7 @@ def list_exports() -> list[exports.ExportView]:
     return exports.list_exports(caller_organisation(app))
 
 
-@app.post("/exports/<export_id>/retry")
+@app.post("/exports/<export_id>/retry", middlewares=[idempotent])
 def retry_export(export_id: str) -> exports.ExportView:
     return exports.retry(caller_organisation(app), export_id)
 

@@ -1,0 +1,54 @@
+"""``Idempotency-Key`` on API writes: the same key with the same body gets the first answer again (nothing
+is recorded twice); the same key with another body is refused (422); a key whose first request is still
+running is a 409. Server errors free the key, so a retry can succeed; every other answer is kept a day."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from http import HTTPStatus
+
+from shared.errors import BadRequest, Conflict, ServiceError
+from shared.model import Model
+from shared.store import idempotency as store
+
+KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as the IETF draft's examples use
+
+
+class KeyReused(ServiceError):
+    """The key came with another request body."""
+
+    http_status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class Replay(Model):
+    status: int
+    body: str
+    content_type: str
+
+
+def begin(organisation_id: str, scope: str, key: str, body: bytes, now: datetime) -> Replay | None:
+    """None: this request holds the key and should run; a Replay: answer it instead."""
+    if not KEY.match(key):
+        raise BadRequest("Idempotency-Key: use 1 to 255 printable ASCII characters")
+    fingerprint = hashlib.sha256(body).hexdigest()
+    found = store.claim(organisation_id, scope, key, fingerprint, int(now.timestamp()))
+    if found is None:
+        return None
+    if found.get("fingerprint") != fingerprint:
+        raise KeyReused("Idempotency-Key was already used with another request body; use a new key")
+    if found.get("state") != "done":
+        raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly")
+    return Replay(
+        status=int(found["answer_status"]),
+        body=str(found["answer_body"]),
+        content_type=str(found["answer_type"]),
+    )
+
+
+def finish(organisation_id: str, scope: str, key: str, status: int, body: str, content_type: str) -> None:
+    if status >= 500:
+        store.release(organisation_id, scope, key)
+    else:
+        store.answer(organisation_id, scope, key, status, body, content_type)

@@ -1,0 +1,52 @@
+"""Idempotency keys of API writes (``IDEMPOTENCY#<route>#<key>`` under the organisation): the request's
+fingerprint and, once answered, the answer; DynamoDB's TTL removes them after a day."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.aws import table
+from shared.store.dynamo import conditional_failed
+from shared.store.keys import org_pk
+
+TTL_SECONDS = 86_400
+
+
+def _key(organisation_id: str, scope: str, key: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": f"IDEMPOTENCY#{scope}#{key}"}
+
+
+def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int) -> dict[str, Any] | None:
+    """Takes the key for this request (None), or returns what an earlier request with it left."""
+    item = {
+        **_key(organisation_id, scope, key),
+        "fingerprint": fingerprint,
+        "state": "running",
+        "expires_at": now + TTL_SECONDS,
+    }
+    try:
+        table().put_item(
+            Item=item, ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+            ExpressionAttributeValues={":now": now},
+        )  # fmt: skip
+    except Exception as err:
+        if not conditional_failed(err):
+            raise
+        found: dict[str, Any] | None = (
+            table().get_item(Key=_key(organisation_id, scope, key), ConsistentRead=True).get("Item")
+        )
+        return found or {}
+    return None
+
+
+def answer(organisation_id: str, scope: str, key: str, status: int, body: str, content_type: str) -> None:
+    table().update_item(
+        Key=_key(organisation_id, scope, key),
+        UpdateExpression="SET #s = :done, answer_status = :status, answer_body = :body, answer_type = :type",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":done": "done", ":status": status, ":body": body, ":type": content_type},
+    )
+
+
+def release(organisation_id: str, scope: str, key: str) -> None:
+    table().delete_item(Key=_key(organisation_id, scope, key))
