@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -28,8 +29,18 @@ def table() -> Any:
     return _session().resource("dynamodb").Table(settings().table_name)
 
 
+_forgetters: list[Callable[[], None]] = []
+
+
+def forget_with_clients(forget: Callable[[], None]) -> None:
+    """Also run ``forget`` when clients are forgotten: a cache of what one table held."""
+    _forgetters.append(forget)
+
+
 def clear_cached_clients() -> None:
     """Forget clients and settings (tests switch between moto instances and environments)."""
+    for forget in _forgetters:
+        forget()
     _session.cache_clear()
     client.cache_clear()
     table.cache_clear()

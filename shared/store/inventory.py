@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
 
-from shared.aws import table
+from shared.aws import forget_with_clients, table
 from shared.domain.ledger import AnyMovement, Movement
 from shared.errors import BadRequest, Conflict
 from shared.store.dynamo import org_items
@@ -56,11 +56,26 @@ def ledger_version(organisation_id: str) -> int:
     return int(item["version"]) if item else 0
 
 
+_READ: dict[str, tuple[int, list[AnyMovement]]] = {}  # a warm function's last read, by organisation
+_READ_LIMIT = 16
+forget_with_clients(_READ.clear)
+
+
 def movements(organisation_id: str) -> list[AnyMovement]:
+    """Every movement of the organisation. A warm function re-reads them only when the ledger's version
+    moved since its last read (the version is read first: a read that also saw a newer write is kept under
+    the older version, which no later read can return)."""
+    version = ledger_version(organisation_id)
+    if (known := _READ.get(organisation_id)) and known[0] == version:
+        return list(known[1])
     found: list[AnyMovement] = []
     for item in org_items(organisation_id, MOVES_PREFIX, ConsistentRead=True):
         found.extend(_MOVEMENTS.validate_json(item["movements"]))
-    return found
+    _READ.pop(organisation_id, None)
+    if len(_READ) >= _READ_LIMIT:
+        del _READ[next(iter(_READ))]
+    _READ[organisation_id] = (version, found)
+    return list(found)
 
 
 def commit(
