@@ -2,8 +2,10 @@
 (1) 100 receipts exported without faults: provider calls per export (target <= 1.1);
 (2) 1,000 receipts exported while 10% of the writes meet a fault, every kind in turn (429, 500, 503, timeout,
     dropped connection, committed-but-lost response, a worker crash right after the provider committed),
-    and 5% of the messages are delivered twice: distinct documents posted (target exactly 1,000), duplicates
-    (target 0), exports not posted, provider calls per export, deliveries.
+    5% of the messages are delivered twice, SQS refuses every seventh receipt's message (the outbox sweep
+    queues them later), and the posting mode switches between journals and QBO inventory adjustments
+    every few batches: distinct documents posted (target exactly 1,000), duplicates (target 0), exports
+    not posted (target 0), provider calls per export, deliveries.
 
 Time is virtual: waits the service asks for (rate pacing, Retry-After, backoff, a crashed worker's lease)
 advance the sandbox's clock and the rate budget's clock instead of sleeping; the work is real.
@@ -27,6 +29,7 @@ from infra.local.context import LocalLambdaContext
 from infra.local.stack import REGION, LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from shared.aws import client
 from shared.bodies import ReceiptLineRequest, ReceiptRequest
 from shared.contracts import ExportJob
 from shared.providers import http
@@ -43,6 +46,8 @@ DUPLICATE_EVERY = 20
 KINDS = ("429", "500", "503", "timeout", "drop", "lost_response", "crash")
 API = f"/v3/company/{DEMO_REALM_ID}"
 WRITES = f"{API}/journalentry"
+ADJUSTMENTS = f"{API}/inventoryadjustment"
+SWITCH_EVERY = 3  # batches between posting-mode switches
 ACCOUNTS = ExportAccounts(
     build_debit="10", build_credit="11", receiving_debit="1", receiving_credit="5", waste="7", cogs="2"
 )
@@ -90,8 +95,29 @@ def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
     return organisation, bolt.product_id
 
 
-def record(organisation: str, product_id: str, count: int, duplicate_every: int = 0) -> None:
+class QueueOutage:
+    """SQS refuses SendMessage while ``down`` is set: the receipt is stored; its export waits, outboxed."""
+
+    def __init__(self) -> None:
+        self.down, self.refused = False, 0
+        client("sqs").meta.events.register("before-call.sqs.SendMessage", self._refuse)
+
+    def _refuse(self, **_: Any) -> None:
+        if self.down:
+            self.refused += 1
+            raise ConnectionError("SQS is unavailable")
+
+
+def record(
+    organisation: str,
+    product_id: str,
+    count: int,
+    duplicate_every: int = 0,
+    outage: QueueOutage | None = None,
+) -> None:
     for n in range(count):
+        if outage is not None:
+            outage.down = n % 7 == 3
         line = ReceiptLineRequest(
             product_id=product_id, quantity=Decimal(1 + n % 7), unit_cost=Decimal("0.08")
         )
@@ -100,6 +126,8 @@ def record(organisation: str, product_id: str, count: int, duplicate_every: int 
             ReceiptRequest(received_at=datetime(2026, 11, 2, 9, tzinfo=UTC), lines=[line]),
             datetime.now(UTC),
         )
+        if outage is not None:
+            outage.down = False
         if duplicate_every and n % duplicate_every == 0:  # SQS delivers at least once: some twice
             queue.enqueue(
                 ExportJob(organisation_id=organisation, kind="receipt", record_id=view.receipt.receipt_id)
@@ -153,10 +181,11 @@ def deliver(stack: LocalStack, clock: VirtualTime, on_batch: Any = None) -> int:
 
 
 def documents(sandboxes: Sandboxes) -> Counter[str]:
-    """Journal entries by the export marker they carry."""
+    """Journal entries and inventory adjustments by the export marker they carry."""
     return Counter(
         j["DocNumber"]
-        for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+        for entity in ("JournalEntry", "InventoryAdjustment")
+        for j in sandboxes.qbo.list_records(DEMO_REALM_ID, entity)
         if str(j.get("DocNumber", "")).startswith("PS-")
     )
 
@@ -172,7 +201,12 @@ def crash_after_commit(sandboxes: Sandboxes) -> list[bool]:
 
     def wrapped(request: httpx.Request) -> httpx.Response:
         response: httpx.Response = handle(request)
-        if armed and request.method == "POST" and request.url.path == WRITES and response.is_success:
+        if (
+            armed
+            and request.method == "POST"
+            and request.url.path in (WRITES, ADJUSTMENTS)
+            and response.is_success
+        ):
             armed.clear()
             raise RuntimeError("the worker died after the provider committed")
         return response
@@ -190,7 +224,7 @@ class Round:
         self.documents: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.calls = self.batches = 0
+        self.calls = self.batches = self.queue_refused = self.swept = self.switches = 0
         self.virtual_minutes = 0.0
 
     def run(self) -> Round:
@@ -200,14 +234,22 @@ class Round:
             install(clock)
             try:
                 organisation, product = prepare(sandboxes)
+                outage = QueueOutage() if self.faults else None
                 record(
-                    organisation, product, self.wanted, duplicate_every=DUPLICATE_EVERY if self.faults else 0
+                    organisation,
+                    product,
+                    self.wanted,
+                    duplicate_every=DUPLICATE_EVERY if self.faults else 0,
+                    outage=outage,
                 )
+                self.queue_refused = outage.refused if outage else 0
                 armed = crash_after_commit(sandboxes)
                 before = api_calls(sandboxes)
-                self.batches = deliver(
-                    stack, clock, self._injector(sandboxes, armed) if self.faults else None
-                )
+                inject = self._injector(sandboxes, armed, organisation) if self.faults else None
+                self.batches = deliver(stack, clock, inject)
+                swept = queue.sweep(datetime.now(UTC) + queue.SWEEP_AFTER + timedelta(seconds=1))
+                self.swept = swept
+                self.batches += deliver(stack, clock, inject)
                 self.calls = api_calls(sandboxes) - before
                 self.documents = documents(sandboxes)
                 listed = exports.list_exports(organisation)
@@ -218,8 +260,14 @@ class Round:
                 http.sleep, exports.clock, sessions.session_for = saved
         return self
 
-    def _injector(self, sandboxes: Sandboxes, armed: list[bool]) -> Any:
+    def _injector(self, sandboxes: Sandboxes, armed: list[bool], organisation: str) -> Any:
         def inject(batch: int) -> None:  # a batch holds ten writes: one of them meets a fault, kinds in turn
+            if batch % SWITCH_EVERY == 0:  # someone switches the posting mode between batches
+                self.switches += 1
+                mode = "inventory_adjustments" if self.switches % 2 else "journals"
+                accounts = ACCOUNTS.model_copy(update={"adjustment": "3" if self.switches % 2 else None})
+                request = ExportSettingsRequest(mode=mode, accounts=accounts)
+                export_settings.put_settings(organisation, "qbo", request, datetime.now(UTC))
             if sum(self.injected.values()) >= self.wanted // FAULT_EVERY:
                 return
             kind = KINDS[(self.first_kind + sum(self.injected.values())) % len(KINDS)]
@@ -250,7 +298,9 @@ def main() -> None:
     calls = sum(r.calls for r in rounds)
     print(
         f"{FAULTED} exports ({ROUNDS} rounds), {sum(injected.values())} write faults injected "
-        f"{dict(injected)}, {FAULTED // DUPLICATE_EVERY} messages delivered twice:"
+        f"{dict(injected)}, {FAULTED // DUPLICATE_EVERY} messages delivered twice, "
+        f"{sum(r.queue_refused for r in rounds)} messages refused by SQS ({sum(r.swept for r in rounds)} "
+        f"queued by the outbox sweep), {sum(r.switches for r in rounds)} posting-mode switches:"
     )
     print(
         f"  distinct documents posted: {len(markers)} (target {FAULTED}); duplicates: "
