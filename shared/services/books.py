@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.contracts import ExportJob
 from shared.domain import books as domain
-from shared.domain.books import EventKey
+from shared.domain.books import Balances, EventKey
 from shared.domain.inventory import BuildRecord, Receipt, Rejection
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, NothingToPost, PostingAccounts, journal_of
@@ -91,28 +91,32 @@ class State:
     def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
         return domain.subledger(self.found, events, self.account)
 
-    def trued(
-        self, event: EventKey | None = None
-    ) -> tuple[dict[str, Decimal], dict[str, Decimal], list[str]]:
+    def trued(self, event: EventKey | None = None) -> tuple[Balances, Balances, dict[str, str]]:
         """The balances the planned events should hold now, those with ``event`` too, and the exports
         whose values changed since they were planned."""
         trued, after = domain.plan(self.found, self.planned, event, self.books.posted, self.account)
-        changed = [
-            row["export_id"]
-            for key, row in sorted(self.planned.items())
-            if _exact_of(row.get("plan_exact")) != {a: v for a, v in self.exact([key]).items() if v}
-        ]
-        return trued, after, changed
+        return trued, after, self.restated()
+
+    def restated(self) -> dict[str, str]:
+        """The planned exports whose values changed since they were planned (or last trued up): their
+        values now, by export id."""
+        found = {}
+        for key, row in sorted(self.planned.items()):
+            now = {a: v for a, v in self.exact([key]).items() if v}
+            if _exact_of(row.get("plan_exact")) != now:
+                found[row["export_id"]] = _exact_json(now)
+        return found
 
 
 def _trueup(
-    organisation_id: str, state: State, trued: dict[str, Decimal], changed: list[str], moment: datetime
+    organisation_id: str, state: State, trued: Balances, restated: dict[str, str], moment: datetime
 ) -> tuple[store.PlanWrite, ExportJob] | None:
     change = domain.difference(trued, state.books.posted)
     if not change:
         return None
     record_id = f"{state.books.provider}-{state.books.version + 1}"
     export_id = queue.export_id_for(organisation_id, "trueup", record_id)
+    changed = list(restated)
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     named = ", ".join(changed[:LISTED]) + more
     narration = f"True-up of values already posted, after re-costing: {named or 'rounding'}"
@@ -153,9 +157,9 @@ def plan(
     for _ in range(MAX_TRIES):
         state = State(organisation_id, provider, accounts)
         state.planned.pop(event, None)
-        trued, after, changed = state.trued(event)
+        trued, after, restated = state.trued(event)
         writes, jobs = [], []
-        if found := _trueup(organisation_id, state, trued, changed, moment):
+        if found := _trueup(organisation_id, state, trued, restated, moment):
             writes.append(found[0])
             jobs.append(found[1])
         on, narration = describe(organisation_id, job)
@@ -180,7 +184,7 @@ def plan(
             )
         )
         try:
-            store.commit_plans(organisation_id, state.books, after, writes)
+            store.commit_plans(organisation_id, state.books, after, writes, restated if jobs else None)
         except store.BooksMoved:
             continue
         for queued in jobs:
@@ -253,12 +257,12 @@ def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, mome
     """Plans (and queues) a true-up when values already planned have changed; whether one was needed."""
     for _ in range(MAX_TRIES):
         state = State(organisation_id, provider, accounts)
-        trued, _, changed = state.trued()
-        found = _trueup(organisation_id, state, trued, changed, moment)
+        trued, _, restated = state.trued()
+        found = _trueup(organisation_id, state, trued, restated, moment)
         if found is None:
             return False
         try:
-            store.commit_plans(organisation_id, state.books, trued, [found[0]])
+            store.commit_plans(organisation_id, state.books, trued, [found[0]], restated)
         except store.BooksMoved:
             continue
         queue.deliver(found[1])

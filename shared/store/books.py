@@ -74,13 +74,32 @@ def _books_put(organisation_id: str, books: Books, posted: dict[str, Decimal]) -
     }
 
 
+MAX_RESTATED = 80  # DynamoDB takes 100 actions in a transaction; the rest are named again next time
+
+
 def commit_plans(
-    organisation_id: str, books: Books, posted: dict[str, Decimal], plans: list[PlanWrite]
+    organisation_id: str,
+    books: Books,
+    posted: dict[str, Decimal],
+    plans: list[PlanWrite],
+    restated: dict[str, str] | None = None,
 ) -> None:
-    """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans, all or
-    nothing. Raises ``BooksMoved`` when the books or a plan's row changed meanwhile."""
+    """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans (and, for
+    a true-up, the values of the exports it corrects, as ``restated``), all or nothing. Raises
+    ``BooksMoved`` when the books or a plan's row changed meanwhile."""
     name, pk = table().name, org_pk(organisation_id)
     writes = [_books_put(organisation_id, books, posted)]
+    for export_id, exact in list((restated or {}).items())[:MAX_RESTATED]:
+        writes.append(
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": pk, "sk": f"{EXPORT_PREFIX}{export_id}"},
+                    "UpdateExpression": "SET plan_exact = :exact",
+                    "ExpressionAttributeValues": {":exact": exact},
+                }
+            }
+        )
     for plan in plans:
         fields = {"plan": plan.plan, "plan_exact": plan.exact, "plan_provider": books.provider}
         if plan.new_row is not None:
