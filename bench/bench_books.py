@@ -262,11 +262,12 @@ def run(provider: str, mode: str) -> None:
                 settle(history, clock, stack, day)
             month_end = (day + timedelta(days=1)).replace(day=1).date() - timedelta(days=1)
             if day.date() == month_end and month_end not in month_ends and n % 25 == 24:
-                month_ends[month_end] = reconciliation.reconcile(organisation, month_end, datetime.now(UTC))
+                month_ends[month_end] = reconciliation.reconcile(organisation, month_end, day)
         end = START + timedelta(days=DAYS)
         settle(history, clock, stack, end + timedelta(days=3))
         settle(history, clock, stack, end + timedelta(days=4))  # true-ups found by the last pass
-        final = reconciliation.reconcile(organisation, datetime.now(UTC).date(), datetime.now(UTC))
+        last = end + timedelta(days=5)  # after the last true-up's date
+        final = reconciliation.reconcile(organisation, last.date(), last)
         took = time.perf_counter() - started
         calls = sum(sandbox.calls.values()) - calls_before
         statuses = Counter(row["status"] for row in export_store.list_exports(organisation))

@@ -17,8 +17,9 @@ finished goods, so a sub-assembly consumed by a later build leaves finished good
 Rounding: cents are never rounded per event. The books keep, per account, what has been posted; an
 event's journal is the change of each account's *running* rounded value (half up) once the event is
 included. When the rounded values of all accounts do not sum to zero (say 0.125 + 0.125 against -0.25),
-the accounts nearest their half cent take the odd cent the other way, preferring the accounts the event
-touches, so every journal balances and no account is ever a cent or more away from its exact value.
+a mapped rounding account takes the odd cent, so every other account holds exactly its rounded value;
+without one, the accounts nearest their half cent take it the other way (preferring the accounts the event
+touches), so every journal balances and no account is ever a cent or more away from its exact value.
 """
 
 from __future__ import annotations
@@ -114,18 +115,28 @@ def subledger(found: Mapping[EventKey, Balances], events: Iterable[EventKey], ac
     return balances
 
 
-def rounded(exact: Mapping[str, Decimal], posted: Mapping[str, Decimal], touched: Iterable[str]) -> Balances:
+def rounded(
+    exact: Mapping[str, Decimal],
+    posted: Mapping[str, Decimal],
+    touched: Iterable[str],
+    rounding_account: str | None = None,
+) -> Balances:
     """The cents each account should hold for ``exact`` (summing to zero), moving as few accounts as can be
     away from ``posted``: touched accounts go to their value rounded half up, untouched ones keep what they
-    hold while it is within a cent; then, while the sum is off, the account nearest its half cent on the
-    side of the error (touched ones first) steps a cent toward the other side."""
+    hold while it is within a cent. With a ``rounding_account``, that account takes whatever the rounded
+    values leave, so every other account holds exactly its rounded value; without one, while the sum is off,
+    the account nearest its half cent on the side of the error (touched ones first) steps a cent toward the
+    other side."""
     changed = set(touched)
     target: Balances = {}
-    for account_id in sorted(set(exact) | set(posted)):
+    for account_id in sorted((set(exact) | set(posted)) - {rounding_account}):
         value, held = exact.get(account_id, ZERO), posted.get(account_id, ZERO)
-        keep = account_id not in changed and abs(held - value) < CENT
+        keep = account_id not in changed and abs(held - value) < CENT and rounding_account is None
         target[account_id] = held if keep else to_cents(value)
     error = total(target.values())
+    if rounding_account is not None:
+        target[rounding_account] = -error
+        return {a: cents for a, cents in target.items() if cents or a in posted}
     step = CENT if error > 0 else -CENT
     while error:
         candidates = [
@@ -159,15 +170,21 @@ def plan(
     event: EventKey | None,
     posted: Mapping[str, Decimal],
     account: RoleOf,
+    rounding_account: str | None = None,
 ) -> tuple[Balances, Balances]:
     """(the balances the planned events should hold now, those once ``event`` is added too). The first
     differs from ``posted`` when values already posted changed (a true-up is due); the second less the
     first is the event's own journal."""
     events = list(planned)
     before = subledger(found, events, account)
-    drift = {a for a in before.keys() | posted.keys() if posted.get(a, ZERO) != to_cents(before.get(a, ZERO))}
-    trued = rounded(before, posted, drift)
+    drift = {
+        a
+        for a in before.keys() | posted.keys()
+        if a != rounding_account and posted.get(a, ZERO) != to_cents(before.get(a, ZERO))
+    }
+    trued = rounded(before, posted, drift, rounding_account) if drift else dict(posted)
     if event is None:
         return trued, trued
     touched = subledger(found, [event], account)
-    return trued, rounded(subledger(found, [*events, event], account), trued, touched)
+    after = subledger(found, [*events, event], account)
+    return trued, rounded(after, trued, touched, rounding_account)

@@ -260,7 +260,14 @@ def find_supplier(
 
 # ---- export accounts -----------------------------------------------------------------------------------
 Role = Literal[
-    "build_debit", "build_credit", "receiving_debit", "receiving_credit", "waste", "adjustment", "cogs"
+    "build_debit",
+    "build_credit",
+    "receiving_debit",
+    "receiving_credit",
+    "waste",
+    "adjustment",
+    "cogs",
+    "rounding",
 ]
 ROLE_KINDS: dict[Role, tuple[frozenset[str], str]] = {
     "build_debit": (frozenset({"asset"}), "an asset account (finished goods)"),
@@ -273,6 +280,7 @@ ROLE_KINDS: dict[Role, tuple[frozenset[str], str]] = {
         "a cost of goods sold, expense or equity account",
     ),
     "cogs": (frozenset({"cogs"}), "a cost of goods sold account"),
+    "rounding": (frozenset({"cogs", "expense"}), "a cost of goods sold or expense account (rounding)"),
 }
 KIND_WORDS = {
     "asset": "an asset",
@@ -343,6 +351,7 @@ ROLES: tuple[Role, ...] = (
     "waste",
     "adjustment",
     "cogs",
+    "rounding",
 )
 
 
@@ -364,7 +373,9 @@ def export_settings_problems(
                 problems.append((f"accounts.{role}", "the adjustment account is used only in inventory mode"))
             continue
         if not account_id:
-            if role != "build_credit":  # no longer posted to: a consumed lot leaves the account it sits in
+            # build_credit is no longer posted to (a consumed lot leaves the account it sits in); rounding
+            # is optional (without it the cents rounding leaves go to the account nearest its half cent)
+            if role not in ("build_credit", "rounding"):
                 problems.append((f"accounts.{role}", "choose an account"))
             continue
         problem = account_problem(role, account_id, chart, journal=mode == "journals")

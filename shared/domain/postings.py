@@ -55,6 +55,7 @@ class PostingAccounts(Model):
     waste: str | None = None
     adjustment: str | None = None  # QBO inventory mode: the adjustment's offset account
     cogs: str | None = None  # cost of goods sold, debited by each business day's sales
+    rounding: str | None = None  # optional: takes the cents rounding leaves, so no other account is off
 
     def account(self, role: str) -> str:
         account_id: str | None = getattr(self, role)

@@ -37,7 +37,7 @@ from shared.store import settings as settings_store
 MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
 COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
 EVENT_KINDS = ("receipt", "rejection", "build", "cogs")
-ROLES = ("build_debit", "receiving_debit", "receiving_credit", "waste", "adjustment", "cogs")
+ROLES = ("build_debit", "receiving_debit", "receiving_credit", "waste", "adjustment", "cogs", "rounding")
 LISTED = 10  # exports named in a true-up's narration (the rest are counted)
 
 
@@ -78,6 +78,7 @@ class State:
         }
         self.account = accounts.account
         self.currency = accounts.home_currency
+        self.rounding = accounts.rounding
 
     def event_dates(self) -> dict[EventKey, date]:
         """Each event's date, as its journal is dated: a record's own local date, a COGS event's day."""
@@ -94,7 +95,9 @@ class State:
     def trued(self, event: EventKey | None = None) -> tuple[Balances, Balances, dict[str, str]]:
         """The balances the planned events should hold now, those with ``event`` too, and the exports
         whose values changed since they were planned."""
-        trued, after = domain.plan(self.found, self.planned, event, self.books.posted, self.account)
+        trued, after = domain.plan(
+            self.found, self.planned, event, self.books.posted, self.account, self.rounding
+        )
         return trued, after, self.restated()
 
     def restated(self) -> dict[str, str]:

@@ -32,6 +32,7 @@ class ExportAccounts(Model):
     waste: str | None = None
     adjustment: str | None = None  # QBO inventory mode only
     cogs: str | None = None
+    rounding: str | None = None  # optional: takes the cents rounding leaves
 
     def by_role(self) -> dict[Role, str | None]:
         return {role: getattr(self, role) for role in ROLES}

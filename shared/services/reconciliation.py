@@ -15,6 +15,7 @@ the check is of quantities: each linked item's QtyOnHand against Partsemble's on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -131,13 +132,16 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     ]
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
+    dated = {r["export_id"]: books.stored_journal(r["plan"]).date for r in rows if r.get("plan")}
     for row in rows:
         journal = books.stored_journal(row["plan"]) if row.get("plan") else None
         if journal is None:
             continue
         change = _change(row["plan"])
         if journal.date > as_of:
-            if row["kind"] == "trueup":  # it corrects values the subledger (costed as of now) already holds
+            corrects = json.loads(row.get("plan_exact") or "{}").get("corrects", [])
+            if row["kind"] == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
+                # it corrects values of that date that the subledger (costed as of now) already holds
                 _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal: Reason(
                     kind="corrected_later", amount=v, export_id=r["export_id"],
                     note=f"true-up {r['export_id']} dated {j.date} corrects values before this date",
@@ -188,6 +192,9 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
             found.insert(0, Reason(kind="others_entries", amount=others, note=(
                 f"entries in {PROVIDER_LABELS[name]} not made by Partsemble (by a person, another app, or "
                 "opening balances)")))  # fmt: skip
+        if account_id == roles.get("rounding") and held:
+            note = "the cents rounding left over, so that every other account holds its rounded value"
+            found.append(Reason(kind="rounding", amount=held, note=note))
         difference = (provider_balance or ZERO) - expected
         left = difference - sum((r.amount for r in found), ZERO)
         if left and abs(left) < 2 * CENT:  # values not yet posted, rounded in the subledger's total
