@@ -201,7 +201,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
 
 def _quantities(organisation_id: str, as_of: date, api: Any, session: Any) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
-    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).items}
+    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
     ledger = sales.costed_ledger(organisation_id).ledger
     items = []
     for product in catalog_store.products(organisation_id):
