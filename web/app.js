@@ -835,7 +835,10 @@ function exportSentence(item) {
 
 function exportReason(item) {
   if (!item.last_error) return "";
-  if (item.status === "skipped") return `Nothing to post: ${item.last_error}`;
+  if (item.status === "skipped" && !/^nothing to post/i.test(item.last_error)) {
+    return `Nothing to post: ${item.last_error}`;
+  }
+  if (item.status === "skipped") return capitalised(item.last_error);
   return item.last_error;
 }
 
@@ -1191,8 +1194,9 @@ function reasonWords(reason, provider) {
     words = `Entries in ${where} not made by Partsemble`;
   } else if (reason.kind === "not_posted") {
     const item = exportsList.items.find((e) => e.export_id === reason.export_id);
-    words = item ? `${exportSubject(item)} is ${(EXPORT_WORDS[item.status] ?? item.status).toLowerCase()}, `
-      + `not posted yet${item.last_error ? ` (${item.last_error})` : ""}` : capitalised(reason.note);
+    const state = item ? (EXPORT_WORDS[item.status] ?? item.status).toLowerCase() : "";
+    const why = item?.last_error ? `: ${item.last_error.replace(/\.$/, "")}` : "";
+    words = item ? `${exportSubject(item)} is not posted yet (${state}${why})` : capitalised(reason.note);
   } else if (reason.kind === "not_exported") {
     words = capitalised(reason.note.replace(/^cost of goods sold for (\d{4}-\d{2}-\d{2})/,
       (_, day) => `cost of goods sold for ${calendarDay(day)}`));

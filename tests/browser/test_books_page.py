@@ -278,7 +278,7 @@ def test_books_check_and_exports_in_words_for_xero(
         "Entries in Xero not made by Partsemble: -3.00"
     )
     expect(inventory.locator('[data-kind="not_posted"]')).to_contain_text(
-        "Receipt R-3 is failed, not posted yet"
+        "Receipt R-3 is not posted yet (failed: "
     )
     expect(inventory.locator('[data-kind="not_posted"]')).to_contain_text(": -2.01")
     expect(books.locator('tr[data-account="310"]')).to_contain_text("Cost of goods sold")
