@@ -592,6 +592,7 @@ const exportSettings = {
       const saved = await api("PUT", `/integrations/${this.provider}/export-settings`, this.collect());
       if (saved) this.render(saved, this.accounts);
       status.textContent = "Export settings saved.";
+      books.refresh();
     } catch (error) {
       this.showErrors(error);
     } finally {
@@ -658,13 +659,9 @@ const productImport = {
   },
 
   update() {
-    if (this.probed) return;
-    this.probed = true;
-    // A dry run without a file changes nothing; it tells whether the route exists.
-    loadSection(this.section, () => api("POST", "/products/import?mode=dry_run", {}).catch((error) => {
-      if (!isMissingRoute(error) && error.status < 500) return null;
-      throw error;
-    }), this.report);
+    // Shown without asking the API first: a probe would be a refused request on every page load. A 404 when a
+    // file is checked hides the section.
+    this.section.hidden = false;
   },
 
   async check(file) {
@@ -683,6 +680,7 @@ const productImport = {
       this.file = { filename: file.name, content_base64: await base64Of(file) };
       this.show(await api("POST", "/products/import?mode=dry_run", this.file));
     } catch (error) {
+      if (isMissingRoute(error)) this.section.hidden = true;
       this.report.replaceChildren(h("p", { class: "banner banner-error", role: "alert" }, error.message));
     }
   },
@@ -779,12 +777,74 @@ async function base64Of(file) {
 
 // ---- exports --------------------------------------------------------------------------------------
 // GET /exports: [{export_id, kind, record_id, status, provider, document_type, document_id, document_link,
-// adopted, attempts, last_error, happened_at}]; POST /exports/{export_id}/retry.
+// adopted, attempts, last_error, happened_at, created_at, updated_at}], newest first; POST
+// /exports/{export_id}/retry. Kinds: receipt, build, rejection (record_id: its id), cogs (a business day's cost
+// of goods sold; record_id: the date), trueup (a correction of values already posted). Status skipped: there
+// was nothing to post, last_error says why.
 
 const EXPORT_WORDS = { pending: "Queued", posting: "Posting", posted: "Posted", failed: "Failed",
-  waiting: "Waiting for reconnect" };
+  waiting: "Waiting for reconnect", skipped: "Nothing to post" };
+const PROVIDER_SHORT = { qbo: "QuickBooks", xero: "Xero" };
+const DOCUMENT_WORDS = { JournalEntry: "journal", ManualJournal: "manual journal",
+  InventoryAdjustment: "inventory adjustment" };
+const RECORD_WORDS = { receipt: "receipt", build: "build", rejection: "QA rejection" };
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric",
+  timeZone: "UTC" });
+const dayMonthFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
+
+/** "10 Nov 2026" for a calendar date (YYYY-MM-DD), the same wherever the reader is. */
+function calendarDay(iso) {
+  const date = new Date(`${String(iso).slice(0, 10)}T00:00:00Z`);
+  return Number.isNaN(date.getTime()) ? String(iso) : dayFormat.format(date);
+}
+
+/** "30 Nov" for a moment this year, "30 Nov 2025" before. */
+function shortDay(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  return (date.getFullYear() === new Date().getFullYear() ? dayMonthFormat : dateFormat).format(date);
+}
+
+const providerWords = (provider) => PROVIDER_SHORT[provider] ?? provider ?? "";
+const documentWords = (type) => DOCUMENT_WORDS[type] ?? (type ? type.replace(/([a-z])([A-Z])/g, "$1 $2")
+  .toLowerCase() : "document");
+
+/** What an export is, in words: "Cost of goods sold for 10 Nov 2026", "Receipt R-1". */
+function exportSubject(item) {
+  if (item.kind === "cogs") return `Cost of goods sold for ${calendarDay(item.record_id)}`;
+  if (item.kind === "trueup") return "True-up of values already posted";
+  return capitalised(`${RECORD_WORDS[item.kind] ?? item.kind ?? "export"} ${item.record_id ?? ""}`.trim());
+}
+
+/** One sentence per export: "Manual journal in Xero for receipt R-1, posted 30 Nov". */
+function exportSentence(item) {
+  const where = item.provider ? providerWords(item.provider) : null;
+  const subject = exportSubject(item);
+  const posted = item.status === "posted";
+  const document = posted && item.document_type ? documentWords(item.document_type) : null;
+  if (document && (item.kind === "cogs" || item.kind === "trueup")) {
+    return `${subject} – ${document}${where ? ` in ${where}` : ""}, posted ${shortDay(item.updated_at)}`;
+  }
+  if (document) {
+    return `${capitalised(document)}${where ? ` in ${where}` : ""} for ${subject[0].toLowerCase()}`
+      + `${subject.slice(1)}, posted ${shortDay(item.updated_at)}`;
+  }
+  return where ? `${subject} – for ${where}` : subject;
+}
+
+function exportReason(item) {
+  if (!item.last_error) return "";
+  if (item.status === "skipped" && !/^nothing to post/i.test(item.last_error)) {
+    return `Nothing to post: ${item.last_error}`;
+  }
+  if (item.status === "skipped") return capitalised(item.last_error);
+  return item.last_error;
+}
 
 const exportsList = {
+  items: [],
+
   mount(section) {
     this.section = section;
     this.list = part(section, "list");
@@ -797,44 +857,54 @@ const exportsList = {
     loadSection(this.section, () => this.load(), this.list);
   },
 
-  async load() {
+  load() {
+    this.loading = this.read();
+    return this.loading;
+  },
+
+  async read() {
     const items = listOf(await api("GET", "/exports"), "exports");
+    this.items = items;
     if (!items.length) {
       replaceKeepingFocus(this.list, h("p", { class: "muted" }, "Nothing has been exported yet."));
       return;
     }
     replaceKeepingFocus(this.list, table({ text: "Exports", visible: false }, [
-      { label: "What", cell: (e) => capitalised(e.kind ?? "export") },
+      { label: "What", cell: (e) => h("span", { dataset: { role: "sentence" } }, exportSentence(e)) },
       { label: "Date", cell: (e) => when(e.happened_at, { dateOnly: true }) ?? "" },
       { label: "Status", cell: (e) => h("span", { class: `badge export-${e.status}` },
         EXPORT_WORDS[e.status] ?? capitalised(e.status ?? "")) },
-      { label: "In the accounting system", cell: providerLink },
-      { label: "Last error", class: "problems", cell: (e) => e.last_error ?? "" },
+      { label: "Reason", class: "problems", cell: (e) => exportReason(e) },
+      { label: "Document", cell: providerLink },
       { label: "Action", cell: (e) => (e.status !== "failed" ? null : h("button", { type: "button",
-        dataset: { key: `retry-${e.export_id}` }, onclick: (event) => this.retry(e, event.currentTarget) },
-        "Retry")) },
-    ], items.map((e) => ({ value: e, dataset: { exportId: String(e.export_id), status: e.status ?? "" } }))));
+        dataset: { key: `retry-${e.export_id}` }, "aria-label": `Retry ${exportSubject(e)}`,
+        onclick: (event) => this.retry(e, event.currentTarget) }, "Retry")) },
+    ], items.map((e) => ({ value: e, dataset: { exportId: String(e.export_id), status: e.status ?? "",
+      kind: e.kind ?? "" } }))));
   },
 
   async retry(item, button) {
     busy(button, true, "Retrying…");
     try {
       await api("POST", `/exports/${encodeURIComponent(item.export_id)}/retry`);
-      announce("Export queued again.");
+      announce(`${exportSubject(item)} queued again.`);
       await this.load();
+      part(this.section, "reload").focus(); // the row's button is gone with the retry
     } catch (error) {
       busy(button, false);
+      button.focus();
       button.after(h("span", { class: "problem", role: "alert" }, ` ${error.message}`));
     }
   },
 };
 
 function providerLink(item) {
-  const text = item.document_id ? `${capitalised(item.document_type ?? "document")} ${item.document_id}` : "";
+  const where = item.provider ? providerWords(item.provider) : "";
+  const text = item.document_id ? `${capitalised(documentWords(item.document_type))} ${item.document_id}` : "";
   const url = item.document_link;
   if (url && /^https?:\/\//.test(url)) {
-    return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, text || "Open", " ",
-      h("span", { class: "visually-hidden" }, "(opens in a new tab)"));
+    return h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, text || `Open in ${where}`, " ",
+      h("span", { class: "visually-hidden" }, `in ${where} (opens in a new tab)`));
   }
   return text || "—";
 }
@@ -851,29 +921,41 @@ const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).r
 const GROUP_WORDS = { product: "product", period: "month", document: "document" };
 
 const sales = {
+  provider: null,
+
   mount(section) {
     this.section = section;
     this.margins = part(section, "margins");
     part(section, "pull").addEventListener("click", (event) => this.pull(event.currentTarget));
     part(section, "period").addEventListener("change", () => this.load());
+    tracking.mount(part(section, "tracking"));
   },
 
   update() {
-    const connected = connections.views.some((v) => ACTIVE.has(v.status));
-    if (connected === this.connected) return;
-    this.connected = connected;
-    if (!connected) {
+    const provider = connections.active()?.provider ?? null;
+    if (provider === this.provider) return;
+    this.provider = provider;
+    if (!provider) {
       this.section.hidden = true;
       return;
     }
+    tracking.forget(connections.active());
     loadSection(this.section, () => this.load(), this.margins);
   },
 
   async load() {
     const group = part(this.section, "period").value;
-    const [report, status] = await Promise.all([
-      api("GET", `/margins?group=${encodeURIComponent(group)}`), api("GET", "/sales/status")]);
-    this.showLastPull(listOf(status).map((s) => s.last_pull).filter(Boolean));
+    const status = listOf(await api("GET", "/sales/status"));
+    this.showLastPull(status.map((s) => s.last_pull).filter(Boolean));
+    tracking.show(status.find((s) => s.provider === this.provider) ?? null);
+    // Margins exist once tracking was ever on; before that the API refuses them (409): don't ask.
+    part(this.section, "download").hidden = !status.length;
+    if (!status.length) {
+      replaceKeepingFocus(this.margins, h("p", { class: "muted" },
+        "Turn sales tracking on to see your margins here."));
+      return;
+    }
+    const report = await api("GET", `/margins?group=${encodeURIComponent(group)}`);
     this.download(group);
     const rows = group === "document"
       ? listOf(report, "documents").map((d) => ({ label: `${capitalised(d.kind)} ${d.number}`, key: d.date,
@@ -932,10 +1014,345 @@ const sales = {
   },
 };
 
+// PUT /integrations/{provider}/sales-tracking {enabled, start_date, time_zone} -> {provider, enabled,
+// start_date, home_currency, time_zone, cursor, pulling, last_pull}; left out, time_zone stays what is stored,
+// else the provider's. A 400 lists the refused fields in details [{field, problem}].
+
+const TRACKING_FIELDS = ["start_date", "time_zone"];
+
+const tracking = {
+  view: null, // the provider's stored tracking, or null before the first save
+  dirty: false, // the form holds edits not saved: a refresh of the section keeps them
+
+  mount(form) {
+    this.form = form;
+    this.enabled = form.elements.enabled;
+    this.start = form.elements.start_date;
+    this.zone = form.elements.time_zone;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.save();
+    });
+    form.addEventListener("input", () => { this.dirty = true; });
+    this.enabled.addEventListener("change", () => this.describe());
+    // The date the API accepts: within 10 years before today and 1 year after it.
+    const today = new Date();
+    const iso = (date) => date.toISOString().slice(0, 10);
+    const [year, month, day] = [today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()];
+    this.start.min = iso(new Date(Date.UTC(year - 10, month, day + 1)));
+    this.start.max = iso(new Date(Date.UTC(year + 1, month, day)));
+  },
+
+  forget(connection) {
+    this.connection = connection;
+    this.view = null;
+    this.dirty = false;
+    this.form.reset();
+    this.clearErrors();
+    part(this.form, "tracking-status").textContent = "";
+  },
+
+  show(view) {
+    this.view = view;
+    if (!this.dirty) {
+      this.enabled.checked = Boolean(view?.enabled);
+      this.start.value = view?.start_date ?? "";
+      this.zone.value = view?.time_zone ?? "";
+    }
+    const label = this.connection?.provider_label ?? "your accounting system";
+    this.zone.placeholder = `${label}'s time zone`;
+    part(this.form, "zone-hint").textContent = view ? "Your business day: sales are costed by the day they "
+      + "were made in this time zone (an IANA name such as Australia/Sydney)."
+      : `Your business day: sales are costed by the day they were made in this time zone (an IANA name such as `
+        + `Australia/Sydney). Leave it empty to use ${label}'s.`;
+    this.describe();
+  },
+
+  describe() {
+    const label = this.connection?.provider_label ?? "your accounting system";
+    part(this.form, "switch-label").textContent = `Track sales from ${label}`;
+    part(this.form, "switch-hint").textContent = this.enabled.checked
+      ? "On: Partsemble reads your invoices and sales receipts every hour to work out margins."
+      : "Off: Partsemble does not read your sales.";
+  },
+
+  clearErrors() {
+    part(this.form, "form-error").hidden = true;
+    for (const field of this.form.querySelectorAll("[data-field]")) {
+      field.classList.remove("invalid");
+      part(field, "error").textContent = "";
+      field.querySelector("input")?.removeAttribute("aria-invalid");
+    }
+  },
+
+  fieldError(name, problem) {
+    const field = this.form.querySelector(`[data-field="${CSS.escape(name)}"]`);
+    field.classList.add("invalid");
+    part(field, "error").textContent = problem;
+    field.querySelector("input").setAttribute("aria-invalid", "true");
+  },
+
+  async save() {
+    const button = part(this.form, "save");
+    const status = part(this.form, "tracking-status");
+    this.clearErrors();
+    status.textContent = "";
+    const body = { enabled: this.enabled.checked };
+    if (this.start.value) body.start_date = this.start.value;
+    if (this.zone.value.trim()) body.time_zone = this.zone.value.trim();
+    if (this.start.validity.badInput) {
+      this.fieldError("start_date", "Enter a whole date: day, month and year.");
+    } else if (!body.start_date && !this.view?.start_date) {
+      this.fieldError("start_date", "Choose the date the first pull starts from.");
+    }
+    if (this.form.querySelector(".invalid")) {
+      this.form.querySelector(".invalid input").focus();
+      return;
+    }
+    busy(button, true, "Saving…");
+    try {
+      const saved = await api("PUT", `/integrations/${this.connection.provider}/sales-tracking`, body);
+      this.dirty = false;
+      this.show(saved);
+      status.textContent = saved.enabled
+        ? `Sales tracking is on from ${calendarDay(saved.start_date)}, in ${saved.time_zone} time.`
+        : "Sales tracking is off.";
+      busy(button, false);
+      button.focus(); // the control that acted keeps focus; the status region announces the result
+      sales.load().catch(() => {}); // margins appear once tracking is on
+    } catch (error) {
+      busy(button, false);
+      this.showErrors(error, button);
+    }
+  },
+
+  showErrors(error, button) {
+    const unplaced = [];
+    for (const { field, problem } of error.fieldProblems ?? []) {
+      const name = String(field).split(".").pop();
+      if (TRACKING_FIELDS.includes(name)) this.fieldError(name, capitalised(problem));
+      else unplaced.push(capitalised(problem));
+    }
+    const first = this.form.querySelector(".invalid input");
+    if (first) {
+      first.focus();
+      if (unplaced.length) this.banner(unplaced.join(" "));
+      return;
+    }
+    this.banner(capitalised(error.message));
+    button.focus();
+  },
+
+  banner(text) {
+    const banner = part(this.form, "form-error");
+    banner.textContent = text;
+    banner.hidden = false;
+  },
+};
+
 function uncosted(row) {
   const quantity = row.figures.uncosted;
   if (!quantity || String(quantity) === "0") return null;
   return h("span", { class: "problem block" }, `${quantity} not costed: too little stock on record`);
+}
+
+// ---- books check (reconciliation) ----------------------------------------------------------------------
+// GET /reconciliation[?as_of=YYYY-MM-DD] -> {provider, as_of, mode: journals|inventory_adjustments, status:
+// balanced|explained|discrepancy, accounts: [{account_id, code, name, roles, provider_balance (null: none),
+// posted, subledger, difference, reasons: [{kind, amount, note, export_id}], unexplained}], items: [{product_id,
+// item_id, label, provider_quantity, on_hand, difference}], notes}. 409 while not connected or without export
+// settings: its message is shown instead of the panel. Amounts are decimal strings, debits positive.
+
+const BOOKS_WORDS = {
+  balanced: ["Balanced", "banner-success", "every account agrees with your stock ledger."],
+  explained: ["Differences explained", "banner-warning", "the differences are Partsemble's own work in "
+    + "progress, named below; they clear as exports are posted."],
+  discrepancy: ["Discrepancy", "banner-error", "PROVIDER holds entries Partsemble did not make, or a difference "
+    + "is left unexplained. See the accounts below."],
+};
+const QUANTITY_WORDS = {
+  balanced: "every linked item's quantity agrees with Partsemble's stock on hand.",
+  discrepancy: "some items' quantities differ from Partsemble's stock on hand. See the items below.",
+};
+
+/** "-2.01", "3.00": a decimal string with at least two decimal places, exactly as given otherwise. */
+function amount(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  const text = String(value);
+  if (!/^-?\d+(\.\d*)?$/.test(text)) return text;
+  const [whole, fraction = ""] = text.split(".");
+  return `${whole}.${fraction.padEnd(2, "0")}`;
+}
+
+const isZero = (value) => Number(value) === 0;
+
+/** Each reason in words: "Receipt R-3 is not exported yet: -2.01". */
+function reasonWords(reason, provider) {
+  const where = PROVIDER_SHORT[provider] ?? provider;
+  let words;
+  if (reason.kind === "others_entries") {
+    words = `Entries in ${where} not made by Partsemble`;
+  } else if (reason.kind === "not_posted") {
+    const item = exportsList.items.find((e) => e.export_id === reason.export_id);
+    const state = item ? (EXPORT_WORDS[item.status] ?? item.status).toLowerCase() : "";
+    const why = item?.last_error ? `: ${item.last_error.replace(/\.$/, "")}` : "";
+    words = item ? `${exportSubject(item)} is not posted yet (${state}${why})` : capitalised(reason.note);
+  } else if (reason.kind === "not_exported") {
+    words = capitalised(reason.note.replace(/^cost of goods sold for (\d{4}-\d{2}-\d{2})/,
+      (_, day) => `cost of goods sold for ${calendarDay(day)}`));
+  } else {
+    words = capitalised(reason.note);
+  }
+  return `${words}: ${amount(reason.amount)}`;
+}
+
+const books = {
+  provider: null,
+
+  mount(section) {
+    this.section = section;
+    this.form = part(section, "form");
+    this.asOf = part(section, "as-of");
+    this.result = part(section, "result");
+    this.asOf.value = localToday();
+    this.asOf.max = localToday();
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      // Enter in the date field submits too (as a click on the button): focus then returns to the field
+      this.check(this.form.contains(document.activeElement) ? document.activeElement : event.submitter);
+    });
+  },
+
+  update() {
+    const active = connections.active();
+    const provider = active?.status === "connected" ? active.provider : null;
+    if (provider === this.provider) return;
+    this.provider = provider;
+    this.label = active?.provider_label;
+    if (!provider) {
+      this.section.hidden = true;
+      return;
+    }
+    loadSection(this.section, () => this.load(), this.result);
+  },
+
+  /** Export settings saved or changed: check again. */
+  refresh() {
+    if (this.provider && !this.section.hidden) this.load().catch(() => {});
+  },
+
+  async load() {
+    // Without export settings there is nothing to reconcile: say so rather than ask for a refusal.
+    const settings = await api("GET", `/integrations/${this.provider}/export-settings`);
+    if (!settings?.configured) {
+      this.shown = null;
+      replaceKeepingFocus(this.result, h("p", { class: "banner", dataset: { role: "verdict" } },
+        `Choose the export accounts for ${this.label} above; then Partsemble checks your books here.`));
+      return;
+    }
+    await exportsList.loading?.catch(() => {}); // the reasons name the exports they mention
+    await this.fetch(this.asOf.value);
+  },
+
+  async fetch(asOf) {
+    const query = asOf ? `?as_of=${encodeURIComponent(asOf)}` : "";
+    try {
+      const found = await api("GET", `/reconciliation${query}`);
+      this.show(found);
+      return found;
+    } catch (error) {
+      if (!(error instanceof ApiError) || ![400, 409].includes(error.status)) throw error;
+      replaceKeepingFocus(this.result, h("p", { class: "banner banner-warning", dataset: { role: "verdict" } },
+        `Partsemble can't check the books yet: ${error.message}.`.replace(/\.\.$/, ".")));
+      return null;
+    }
+  },
+
+  async check(acting) {
+    const button = part(this.form, "check");
+    const status = part(this.form, "status");
+    const error = part(this.section, "error");
+    error.textContent = "";
+    this.asOf.removeAttribute("aria-invalid");
+    if (!this.asOf.value || this.asOf.validity.badInput) {
+      error.textContent = "Enter a whole date: day, month and year.";
+      this.asOf.setAttribute("aria-invalid", "true");
+      this.asOf.focus();
+      return;
+    }
+    status.textContent = "Checking…";
+    busy(button, true, "Checking…");
+    try {
+      await exportsList.load().catch(() => {}); // names the exports the reasons mention
+      const found = await this.fetch(this.asOf.value);
+      status.textContent = found ? `Books at the end of ${calendarDay(found.as_of)}: `
+        + `${BOOKS_WORDS[found.status]?.[0] ?? found.status}.` : "The books could not be checked.";
+    } catch (problem) {
+      status.textContent = problem.message;
+    } finally {
+      busy(button, false);
+      (acting ?? button).focus(); // back to the control that acted
+    }
+  },
+
+  show(found) {
+    const where = PROVIDER_SHORT[found.provider] ?? found.provider;
+    const [word, tone, sentence] = BOOKS_WORDS[found.status] ?? [capitalised(found.status), "banner", ""];
+    const detail = found.mode === "inventory_adjustments" ? QUANTITY_WORDS[found.status] ?? sentence
+      : sentence.replace("PROVIDER", where);
+    const verdict = h("p", { class: `banner ${tone}`, dataset: { role: "verdict", status: found.status } },
+      h("strong", {}, word), ` at the end of ${calendarDay(found.as_of)}: ${detail}`);
+    if (found.mode === "inventory_adjustments") {
+      replaceKeepingFocus(this.result, verdict, this.items(found), found.notes?.length
+        ? h("ul", { class: "notes", dataset: { role: "notes" } }, found.notes.map((note) => h("li", {}, note)))
+        : null);
+      return;
+    }
+    const accounts = found.accounts ?? [];
+    replaceKeepingFocus(this.result, verdict, accounts.length ? table(
+      { text: `Accounts at the end of ${calendarDay(found.as_of)}`, visible: true }, [
+        { label: "Account", cell: (a) => [h("strong", {}, a.code || "—"), " ", a.name] },
+        { label: "Used for", cell: (a) => (a.roles ?? []).map((role) => ACCOUNT_ROLES[role]?.[0] ?? role)
+          .join(", ") },
+        { label: `In ${where}`, class: "number", cell: (a) => amount(a.provider_balance) },
+        { label: "Posted by Partsemble", class: "number", cell: (a) => amount(a.posted) },
+        { label: "Stock ledger value", class: "number", cell: (a) => amount(a.subledger) },
+        { label: "Difference", class: "number", cell: (a) => amount(a.difference) },
+        { label: "Why", class: "problems", cell: (a) => this.reasons(a, found.provider) },
+      ], accounts.map((a) => ({ value: a, dataset: { account: a.code || a.account_id,
+        status: isZero(a.unexplained) ? "ok" : "error" } })))
+      : h("p", { class: "muted" }, "No accounts are mapped yet."));
+  },
+
+  reasons(account, provider) {
+    const lines = (account.reasons ?? []).map((r) => h("li", { dataset: { kind: r.kind } },
+      reasonWords(r, provider)));
+    if (!isZero(account.unexplained)) {
+      lines.push(h("li", { class: "error", dataset: { kind: "unexplained" } },
+        `Not explained: ${amount(account.unexplained)}`));
+    }
+    if (!lines.length) return isZero(account.difference) ? "Agrees" : "";
+    return h("ul", { class: "problems" }, lines);
+  },
+
+  items(found) {
+    const items = found.items ?? [];
+    if (!items.length) return h("p", { class: "muted" }, "No products are linked to QuickBooks items yet.");
+    return table({ text: `Item quantities (today)`, visible: true }, [
+      { label: "Item", cell: (i) => i.label || i.item_id },
+      { label: "In QuickBooks", class: "number", cell: (i) => (present(i.provider_quantity)
+        ? String(i.provider_quantity) : "Not in QuickBooks") },
+      { label: "On hand in Partsemble", class: "number", cell: (i) => String(i.on_hand) },
+      { label: "Difference", class: "number", cell: (i) => (present(i.difference) ? String(i.difference) : "—") },
+    ], items.map((i) => ({ value: i, dataset: { item: String(i.item_id),
+      status: !present(i.difference) || isZero(i.difference) ? "ok" : "error" } })));
+  },
+};
+
+/** Today's date where the reader is, as YYYY-MM-DD. */
+function localToday() {
+  const now = new Date();
+  return new Date(now.getTime() - now.getTimezoneOffset() * 60_000).toISOString().slice(0, 10);
 }
 
 // ---- start ------------------------------------------------------------------------------------------
@@ -944,6 +1361,7 @@ const SECTIONS = [
   ["export-settings", exportSettings],
   ["product-import", productImport],
   ["exports", exportsList],
+  ["reconciliation", books],
   ["sales", sales],
 ];
 
