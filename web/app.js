@@ -443,15 +443,18 @@ function tokenWords(view) {
 // GET /integrations/{provider}/accounts lists the synced chart: [{account_id, code, name, type, active}].
 
 const ACCOUNT_ROLES = {
-  receiving_debit: ["Inventory asset", "Debited when goods are received."],
+  receiving_debit: ["Inventory asset", "Debited when goods are received; received lots sit here."],
   receiving_credit: ["Accounts payable or receiving clearing", "Credited when goods are received. On "
     + "QuickBooks Accounts Payable every receipt needs a supplier that is a QuickBooks vendor; Xero's Accounts "
     + "Payable can't take journals, so use a clearing account such as Goods received not invoiced."],
-  build_debit: ["Finished goods asset", "Debited with what a build produces."],
-  build_credit: ["Raw materials asset", "Credited with the components a build consumes."],
+  build_debit: ["Finished goods asset", "Debited with what a build produces; built lots sit here."],
+  build_credit: ["Raw materials asset (not used)", "Optional and no longer posted to: a build credits the "
+    + "account each consumed lot sits in."],
   waste: ["Waste or scrap", "Debited with rejected goods."],
   adjustment: ["Inventory adjustment offset", "Used for QuickBooks inventory adjustments only."],
-  cogs: ["Cost of goods sold", "Where the cost of what you sell is recorded."],
+  cogs: ["Cost of goods sold", "Where the cost of what you sell is recorded, one journal per business day."],
+  rounding: ["Rounding (optional)", "Takes the cents rounding leaves over, so every other account holds "
+    + "exactly its rounded value. Without it the odd cent goes to the account nearest its half cent."],
 };
 const JOURNALS = "journals";
 const SYNC_KINDS = ["accounts", "items", "suppliers"];
