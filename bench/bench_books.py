@@ -48,8 +48,8 @@ from shared.store import exports as export_store
 from shared.store.rate_budget import DynamoRateBudget
 
 EVENTS = int(os.environ.get("BOOKS_EVENTS", "300"))
-START = datetime(2026, 11, 10, 9, tzinfo=UTC)  # after the demo companies' own sales
-DAYS = 50  # two month-ends
+START = datetime(2026, 11, 5, 9, tzinfo=UTC)  # after the demo companies' own sales
+DAYS = 45  # two month-ends, within the financial year (income and expenses are reported year to date)
 QBO_ITEMS = {"blank": "1", "bolt": "2", "bracket": "5", "shelf": "7"}
 XERO_CODES = {"blank": "WIDGET-10", "bolt": "BOLT-M8", "bracket": "BRACKET-S", "shelf": "PANEL-A"}
 QBO_ACCOUNTS = {
@@ -100,16 +100,22 @@ def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[s
         connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None)["organisation_id"]
     )
     now = datetime.now(UTC)
+    if provider == "qbo":  # a rounding account, as a bookkeeper would add one
+        fields = {"Name": "Rounding", "AccountType": "Expense", "AcctNum": "6990"}
+        rounding = str(sandboxes.qbo.create_record(DEMO_REALM_ID, "Account", fields)["Id"])
+    else:
+        fields = {"Code": "860", "Name": "Rounding", "Type": "OVERHEADS", "Status": "ACTIVE"}
+        sandboxes.xero.add_record(AU_TENANT_ID, "Accounts", fields)
     chart = {a.code: a.account_id for a in catalog.sync_accounts(organisation, provider, now).accounts}
     catalog.sync_items(organisation, provider, now)
     if provider == "qbo":
-        ids, accounts = list(QBO_ITEMS.values()), dict(QBO_ACCOUNTS)
+        ids, accounts = list(QBO_ITEMS.values()), {**QBO_ACCOUNTS, "rounding": rounding}
         if mode == "inventory_adjustments":
             accounts["adjustment"] = "3"
     else:
         by_code = {i.sku: i.item_id for i in catalog.list_items(organisation, provider)}
         ids = [by_code[c] for c in XERO_CODES.values()]
-        accounts = {role: chart[code] for role, code in XERO_ACCOUNTS.items()}
+        accounts = {role: chart[code] for role, code in {**XERO_ACCOUNTS, "rounding": "860"}.items()}
     created = catalog.import_products(organisation, ImportRequest(provider=provider, item_ids=ids)).created
     by_sku = {p.sku: p.product_id for p in created}
     by_item = {p.provider_links[provider]: p.product_id for p in created}
@@ -278,7 +284,8 @@ def run(provider: str, mode: str) -> None:
             f"provider calls per event {calls / EVENTS:.2f}"
         )
         if final.mode == "journals":
-            gap = max((abs(a.posted - a.subledger) for a in final.accounts), default=ZERO)
+            books_accounts = [a for a in final.accounts if "rounding" not in a.roles]
+            gap = max((abs(a.posted - a.subledger) for a in books_accounts), default=ZERO)
             left = max((abs(a.unexplained) for a in final.accounts), default=ZERO)
             print(
                 f"  end: status {final.status}; largest |posted - subledger| {gap:.2f} (target 0.00); "
