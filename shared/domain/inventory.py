@@ -6,6 +6,7 @@ its rejection (a record of its own, exported on its own) writes the rejected uni
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Annotated, Any
@@ -160,16 +161,27 @@ class Shortage(Model):
 class ShortageError(Conflict):
     """Too little stock of one or more components at the build's time; nothing was applied."""
 
-    def __init__(self, shortages: tuple[Shortage, ...]) -> None:
+    def __init__(self, shortages: tuple[Shortage, ...], labels: Mapping[str, str] | None = None) -> None:
+        named = labels or {}
         listed = ", ".join(
-            f"{s.product_id} short {s.short} (need {s.required}, have {s.available})" for s in shortages
+            f"{named.get(s.product_id, s.product_id)} short {s.short} (need {s.required}, have {s.available})"
+            for s in shortages
         )
         super().__init__(f"not enough stock to build: {listed}")
-        self.shortages = shortages
+        self.shortages, self.labels = shortages, named
+
+    def named(self, labels: Mapping[str, str]) -> ShortageError:
+        """The same refusal naming products by their SKU and name (the domain knows only their ids)."""
+        return ShortageError(self.shortages, labels)
 
     def response_fields(self) -> dict[str, Any]:
         fields = ("product_id", "required", "available", "short")
-        return {"shortages": [{name: str(getattr(s, name)) for name in fields} for s in self.shortages]}
+        return {
+            "shortages": [
+                {**{name: str(getattr(s, name)) for name in fields}, "product": self.labels.get(s.product_id)}
+                for s in self.shortages
+            ]
+        }
 
 
 class ComponentCost(Model):

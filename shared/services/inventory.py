@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.bodies import BuildRequest, ReceiptRequest
 from shared.contracts import ExportJob, ExportKind
+from shared.domain import catalog as catalog_models
 from shared.domain import inventory as domain
 from shared.domain.connections import IN_USE
 from shared.domain.inventory import (
@@ -298,7 +299,11 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
             lot_code=request.lot_code,
             components=components,
         )
-        record = domain.record_build(ledger, build)
+        try:
+            record = domain.record_build(ledger, build)
+        except domain.ShortageError as short:
+            found = catalog_store.get_products(organisation_id, [s.product_id for s in short.shortages])
+            raise short.named({p.product_id: _label(p) for p in found}) from None
         refs = _commit(
             organisation_id,
             version,
@@ -309,6 +314,10 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
         return _build_view(record, refs)
 
     return _with_retries(write)
+
+
+def _label(product: catalog_models.Product) -> str:
+    return " ".join(part for part in (product.sku, product.name) if part) or product.product_id
 
 
 def _build_view(record: BuildRecord, refs: list[ExportRef]) -> BuildView:

@@ -146,7 +146,9 @@ def test_a_short_build_is_refused_per_component_and_writes_nothing(api: Api, aws
         for s in refused.json()["shortages"]
     }
     assert shortages == {"blank": (3, 2, 1), "bolt": (6, 5, 1)}
-    assert "blank short 1" in refused.json()["message"]
+    # named by SKU and name, not by id
+    assert "BLANK Part blank short 1" in refused.json()["message"]
+    assert {s["product"] for s in refused.json()["shortages"]} == {"BLANK Part blank", "BOLT Part bolt"}
     assert lots(api, "blank") == [(2, D("1.00"))] and lots(api, "bracket") == []
     assert ok(api.call("GET", "/builds")) == []
     assert {e["kind"] for e in ok(api.call("GET", "/exports"))} == {"receipt"}
