@@ -1129,8 +1129,10 @@ class QboSandbox(Sandbox):
     def _restock(self, company: Company, entity: str, document: dict[str, Any]) -> None:
         """Brings the items' QtyOnHand to what ``document`` as it now stands implies: the change from what
         it moved before (nothing for a new document) is applied, and the item's SyncToken and
-        LastUpdatedTime move with it as for an inventory adjustment. The item is stamped at the document's
-        own LastUpdatedTime (a back-dated seeded document moves its items at that time too)."""
+        LastUpdatedTime move with it as for an inventory adjustment (QtyOnHand is a stored Item property:
+        UNSURE whether QBO bumps the item's SyncToken and LastUpdatedTime on a sale, the sandbox does, as it
+        does for adjustments). The item is stamped at the document's own LastUpdatedTime (a back-dated
+        seeded document moves its items at that time too), never earlier than the item's last change."""
         key = (entity, document["Id"])
         before = company.sale_moves.pop(key, {})
         after = self._sale_effect(company, entity, document)
