@@ -11,7 +11,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -41,7 +41,24 @@ CENT = Decimal("0.01")
 PACIFIC = ZoneInfo("America/Los_Angeles")  # QBO stamps times in Pacific time with an offset
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 PLANS = ("Simple", "Essentials", "Plus", "Advanced")
-SALES_DOCS = ("Invoice", "SalesReceipt", "CreditMemo")
+SALES_DOCS = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
+# How a sales document moves a tracked Inventory item's QtyOnHand, per unit on its lines. Intuit, "Managing
+# Inventory" (developer.intuit.com/app/developer/qbo/docs/concepts/manage-inventory): "Recording the sale of
+# an inventory item decreases the value of Inventory Asset account by the original cost of the item and
+# decreases the Quantity on Hand units for that item" (invoices and sales receipts are QBO's sales forms,
+# developer.intuit.com/app/developer/qbo/docs/workflows/manage-inventory). A credit memo or refund receipt
+# records the customer's return and puts the items back in stock (QuickBooks help "What are credit memos
+# for?": "record a return when a customer returns items"). A bundle (Group) line relieves each component
+# (Intuit "Item bundles using groups" workflow; /work/shared/providers/qbo.md section 3.2). A voided
+# document keeps its lines with quantities 0 (Intuit blog 2016-04-06 "Voiding invoice objects"), so it
+# moves nothing; a deleted one is gone; an edit moves the difference between the old and the new lines.
+STOCK_SIGN = {
+    "Invoice": Decimal(-1),
+    "SalesReceipt": Decimal(-1),
+    "CreditMemo": Decimal(1),
+    "RefundReceipt": Decimal(1),
+}
+CASH_DOCS = ("SalesReceipt", "RefundReceipt")  # paid into / out of DepositToAccountRef, not A/R
 TRANSACTIONS = (*SALES_DOCS, "JournalEntry", "InventoryAdjustment")
 ENTITY_BY_SEGMENT = {name.lower(): name for name in QUERYABLE_ENTITIES}
 ENTITY_SEGMENTS = "|".join(ENTITY_BY_SEGMENT)
@@ -202,6 +219,8 @@ class Company:
     next_ids: Counter[str] = field(default_factory=Counter)
     request_ids: dict[str, tuple[datetime, int, bytes]] = field(default_factory=dict)
     stock_moves: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)  # adjustment -> diffs
+    # (entity, sales document id) -> item id -> the QtyOnHand change that document made
+    sale_moves: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
     openings: dict[str, tuple[date, Decimal]] = field(default_factory=dict)  # item -> starting value
 
     def summary(self) -> dict[str, Any]:
@@ -1085,6 +1104,50 @@ class QboSandbox(Sandbox):
             item = company.records["Item"][item_id]
             self._touch(item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) - diff})
 
+    @staticmethod
+    def _item_details(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The SalesItemLineDetail of every line that names an item, bundle components included."""
+        for line in document.get("Line", []):
+            if line.get("DetailType") == "SalesItemLineDetail":
+                yield line["SalesItemLineDetail"]
+            elif line.get("DetailType") == "GroupLineDetail":
+                for component in line["GroupLineDetail"].get("Line", []):
+                    if component.get("DetailType") == "SalesItemLineDetail":
+                        yield component["SalesItemLineDetail"]
+
+    def _sale_effect(self, company: Company, entity: str, document: dict[str, Any]) -> dict[str, Decimal]:
+        """Item id -> the QtyOnHand change the document makes (STOCK_SIGN); only tracked Inventory items."""
+        effect: dict[str, Decimal] = {}
+        for detail in self._item_details(document):
+            item = company.find("Item", str(detail.get("ItemRef", {}).get("value", "")))
+            if item is None or item.get("Type") != "Inventory" or not item.get("TrackQtyOnHand"):
+                continue  # services, non-inventory items and untracked items have no quantity
+            change = STOCK_SIGN[entity] * decimal(detail.get("Qty", 0))
+            effect[item["Id"]] = effect.get(item["Id"], Decimal(0)) + change
+        return {item_id: change for item_id, change in effect.items() if change}
+
+    def _restock(self, company: Company, entity: str, document: dict[str, Any]) -> None:
+        """Brings the items' QtyOnHand to what ``document`` as it now stands implies: the change from what
+        it moved before (nothing for a new document) is applied, and the item's SyncToken and
+        LastUpdatedTime move with it as for an inventory adjustment (QtyOnHand is a stored Item property:
+        UNSURE whether QBO bumps the item's SyncToken and LastUpdatedTime on a sale, the sandbox does, as it
+        does for adjustments). The item is stamped at the document's own LastUpdatedTime (a back-dated
+        seeded document moves its items at that time too), never earlier than the item's last change."""
+        key = (entity, document["Id"])
+        before = company.sale_moves.pop(key, {})
+        after = self._sale_effect(company, entity, document)
+        stamp = document.get("MetaData", {}).get("LastUpdatedTime") or self.stamp()
+        for item_id in sorted(set(before) | set(after), key=int):
+            delta = after.get(item_id, Decimal(0)) - before.get(item_id, Decimal(0))
+            item = company.find("Item", item_id)
+            if not delta or item is None:
+                continue
+            current = item["MetaData"]["LastUpdatedTime"]
+            later = max(current, stamp, key=datetime.fromisoformat)
+            self._touch(item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) + delta}, later)
+        if after:
+            company.sale_moves[key] = after
+
     # ---- records: normalize, insert, replace ----------------------------------------------------
     def normalize(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         """A full record from a (possibly partial) body: names on refs, defaults, derived totals."""
@@ -1189,6 +1252,7 @@ class QboSandbox(Sandbox):
         currency = record.get("CurrencyRef") or {"value": company.home_currency}
         code = currency["value"]
         record["CurrencyRef"] = {"value": code, "name": currency.get("name", CURRENCY_NAMES.get(code, code))}
+        self._ledger_refs(company, entity, record)
         lines: list[dict[str, Any]] = []
         discounts = [copy.deepcopy(r) for r in record.get("Line", []) if r.get("DetailType") == DISCOUNT]
         for raw in record.get("Line", []):
@@ -1219,6 +1283,29 @@ class QboSandbox(Sandbox):
             record["Balance"] = total
         elif entity == "CreditMemo":
             record["RemainingCredit"] = total
+
+    def _ledger_refs(self, company: Company, entity: str, record: dict[str, Any]) -> None:
+        """The account a sales document's total goes to. Intuit's SalesReceipt reference,
+        DepositToAccountRef: the account the payment is deposited to, Undeposited Funds when none is given;
+        RefundReceipt reference: DepositToAccountRef (the account the refund is paid from) is required.
+        Invoices and credit memos go to Accounts Receivable (ARAccountRef, optional: the company's A/R
+        account by default; Intuit Invoice reference)."""
+        for key in ("DepositToAccountRef", "ARAccountRef"):
+            if record.get(key):
+                record[key] = self._ref(company, "Account", record[key])
+        if entity == "RefundReceipt" and not record.get("DepositToAccountRef"):
+            raise _required("DepositToAccountRef")
+        if entity == "SalesReceipt" and not record.get("DepositToAccountRef"):
+            undeposited = next(
+                (
+                    a
+                    for a in company.records["Account"].values()
+                    if a.get("AccountSubType") == "UndepositedFunds"
+                ),
+                None,
+            )
+            if undeposited is not None:  # a company without one: the report shows a bare "Undeposited Funds"
+                record["DepositToAccountRef"] = {"value": undeposited["Id"], "name": undeposited["Name"]}
 
     @staticmethod
     def _discount_line(line: dict[str, Any], subtotal: Decimal) -> Decimal:
@@ -1283,6 +1370,8 @@ class QboSandbox(Sandbox):
         company.records[entity][record["Id"]] = record
         if entity == "InventoryAdjustment":
             self._apply_stock(company, record)
+        if entity in SALES_DOCS:
+            self._restock(company, entity, record)
         if entity == "Item" and record.get("Type") == "Inventory" and record.get("InvStartDate"):
             # QBO books an item created with a quantity as its "Inventory Starting Value" on InvStartDate
             value = cents(decimal(record.get("QtyOnHand", 0)) * decimal(record.get("PurchaseCost", 0)))
@@ -1296,11 +1385,13 @@ class QboSandbox(Sandbox):
             del current[key]
         return self._touch(current, fresh)
 
-    def _touch(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    def _touch(
+        self, record: dict[str, Any], changes: dict[str, Any], stamp: str | None = None
+    ) -> dict[str, Any]:
         """Applies changes in place, bumping SyncToken and LastUpdatedTime as QBO does on every change."""
         record.update(changes)
         record["SyncToken"] = str(int(record["SyncToken"]) + 1)
-        record["MetaData"] = {**record["MetaData"], "LastUpdatedTime": self.stamp()}
+        record["MetaData"] = {**record["MetaData"], "LastUpdatedTime": stamp or self.stamp()}
         return record
 
     # ---- admin: Python API ----------------------------------------------------------------------
@@ -1398,16 +1489,20 @@ class QboSandbox(Sandbox):
                 raise AdminError(f"{name} can be deleted, not edited")
             merged = {**copy.deepcopy(current), **_plain(changes)}
             try:
-                return self._replace(current, self.normalize(company, name, merged))
+                record = self._replace(current, self.normalize(company, name, merged))
             except QboFault as err:
                 raise AdminError(err.detail) from err
+            if name in SALES_DOCS:
+                self._restock(company, name, record)  # an edit moves the difference
+            return record
 
     def void_record(self, realm_id: str, entity: str, record_id: str) -> dict[str, Any]:
         """Voids a sales document the way QBO shows it: kept, amounts and quantities 0, note prefixed."""
         name = self.entity_name(entity)
         if name not in SALES_DOCS:
-            raise AdminError("only Invoice, SalesReceipt and CreditMemo can be voided")
+            raise AdminError("only Invoice, SalesReceipt, CreditMemo and RefundReceipt can be voided")
         with self.lock:
+            company = self.company(realm_id)
             record = self.get_record(realm_id, name, record_id)
             for line in record["Line"]:
                 line["Amount"] = Decimal(0)
@@ -1429,7 +1524,9 @@ class QboSandbox(Sandbox):
             for key in ("Balance", "HomeTotalAmt", "RemainingCredit"):
                 if key in record:
                     changes[key] = Decimal(0)
-            return self._touch(record, changes)
+            self._touch(record, changes)
+            self._restock(company, name, record)  # quantities 0: the stock it moved comes back
+            return record
 
     def delete_record(self, realm_id: str, entity: str, record_id: str) -> None:
         """Deletes a transaction: gone from reads and queries, a Deleted entry in CDC for 30 days."""
@@ -1441,6 +1538,8 @@ class QboSandbox(Sandbox):
             record = self.get_record(realm_id, name, record_id)
             if name == "InventoryAdjustment":
                 self._reverse_stock(company, record["Id"])
+            if name in SALES_DOCS:
+                self._restock(company, name, {"Id": record["Id"], "Line": []})  # deleted: moves no stock
             del company.records[name][record["Id"]]
             company.tombstones.append((name, record["Id"], self.now()))
 

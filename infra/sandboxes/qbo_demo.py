@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +34,13 @@ ACCOUNTS = (
     ("Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable", "1200", True),
     ("Services", "Income", "ServiceFeeIncome", "4100", True),
 )
-INCOME, COGS, RAW, FINISHED, SERVICES = "6", "2", "11", "10", "14"
+INCOME, COGS, RAW, FINISHED, CHECKING, SERVICES = "6", "2", "11", "10", "12", "14"
 
 # Name, Sku (None: no Sku), asset account, QtyOnHand, UnitPrice, PurchaseCost. Item ids "1".."8".
+# QtyOnHand is the figure *after* the demo sales below: QBO relieves stock on every invoice and sales
+# receipt and takes it back on a credit memo (infra/sandboxes/qbo.py STOCK_SIGN), and the demo sales are
+# seeded through that same path, so each item is created with this figure plus what the surviving demo
+# sales took from it net (_sold_by_demo_sales) as its starting quantity on InvStartDate.
 INVENTORY_ITEMS = (
     ("Aluminium Bracket Blank", "RM-ALU-01", RAW, 400, "0", "1.20"),
     ("M6 Hex Bolt", "RM-BOLT-M6", RAW, 2500, "0", "0.08"),
@@ -48,6 +53,7 @@ INVENTORY_ITEMS = (
 )
 BRACKET_20, BRACKET_40, SHELF_KIT, CORNER_BRACE = "5", "6", "7", "8"
 SHOP_SUPPLIES, ASSEMBLY_LABOUR, BRACKET_BUNDLE, DISCONTINUED = "9", "10", "11", "12"
+BUNDLE_PARTS = {BRACKET_20: 1, BRACKET_40: 1}  # the Bracket Pair Bundle's components, item id -> Qty
 
 VENDORS = (("Northside Metals Ltd", "orders@northside-metals.test"), ("Coastal Fasteners Inc", None))
 CUSTOMERS = (("Harbor Hardware Co", "USD"), ("Maple Street Builders", "USD"), ("Europa Fixtures GmbH", "EUR"))
@@ -70,6 +76,8 @@ def _bundle(quantity: int) -> dict[str, Any]:
     }
 
 
+DEPOSIT = {"DepositToAccountRef": {"value": CHECKING}}  # the demo's cash sales go straight to the bank
+
 # Entity, DocNumber, TxnDate, customer, lines, extra fields. Stamped on their TxnDate at 00:30 Pacific (PDT).
 SALES: tuple[tuple[str, str, str, str, list[dict[str, Any]], dict[str, Any]], ...] = (
     (
@@ -80,7 +88,7 @@ SALES: tuple[tuple[str, str, str, str, list[dict[str, Any]], dict[str, Any]], ..
         [_line(BRACKET_20, 40, "4.50"), _line(CORNER_BRACE, 100, "2.25")],
         {},
     ),
-    ("SalesReceipt", "SR-2001", "2026-08-19", MAPLE, [_line(SHELF_KIT, 2, "39.00")], {}),
+    ("SalesReceipt", "SR-2001", "2026-08-19", MAPLE, [_line(SHELF_KIT, 2, "39.00")], DEPOSIT),
     ("Invoice", "1002", "2026-09-08", HARBOR, [_bundle(10), _line(BRACKET_40, 5, "6.75")], {}),
     (
         "CreditMemo",
@@ -114,10 +122,28 @@ SALES: tuple[tuple[str, str, str, str, list[dict[str, Any]], dict[str, Any]], ..
         [_line(BRACKET_40, 12, "6.75")],
         {"PrivateNote": "Entered twice"},
     ),
-    ("SalesReceipt", "SR-2002", "2026-10-27", MAPLE, [_bundle(2), _line(SHOP_SUPPLIES, 1, "12.00")], {}),
+    ("SalesReceipt", "SR-2002", "2026-10-27", MAPLE, [_bundle(2), _line(SHOP_SUPPLIES, 1, "12.00")], DEPOSIT),
     ("Invoice", "1006", "2026-11-01", HARBOR, [_line(BRACKET_20, 60, "4.40")], {}),
 )
 VOIDED_DOC_NUMBER, DELETED_DOC_NUMBER = "1004", "1005"
+
+
+def _sold_by_demo_sales() -> Counter[str]:
+    """Item id -> units the demo sales that stay (neither voided nor deleted) take out of stock, net of
+    the credit memo's return; bundle lines count their components."""
+    sold: Counter[str] = Counter()
+    for entity, doc_number, _, _, lines, _ in SALES:
+        if doc_number in (VOIDED_DOC_NUMBER, DELETED_DOC_NUMBER):
+            continue
+        sign = -1 if entity == "CreditMemo" else 1
+        for line in lines:
+            if line["DetailType"] == "GroupLineDetail":
+                for item_id, qty in BUNDLE_PARTS.items():
+                    sold[item_id] += sign * qty * line["GroupLineDetail"]["Quantity"]
+            else:
+                detail = line["SalesItemLineDetail"]
+                sold[detail["ItemRef"]["value"]] += sign * detail["Qty"]
+    return sold
 
 
 def _stamp(day: str) -> dict[str, str]:
@@ -161,14 +187,15 @@ def _seed_lists(sandbox: QboSandbox) -> None:
                 "Active": active,
             },
         )
-    for name, sku, asset, qty, price, cost in INVENTORY_ITEMS:
+    sold = _sold_by_demo_sales()
+    for number, (name, sku, asset, qty, price, cost) in enumerate(INVENTORY_ITEMS, 1):
         add(
             "Item",
             {
                 "Name": name,
                 "Type": "Inventory",
                 "TrackQtyOnHand": True,
-                "QtyOnHand": qty,
+                "QtyOnHand": qty + sold[str(number)],  # the starting quantity: see INVENTORY_ITEMS
                 "InvStartDate": "2026-01-01",
                 "UnitPrice": price,
                 "PurchaseCost": cost,
@@ -206,8 +233,7 @@ def _seed_lists(sandbox: QboSandbox) -> None:
             "Sku": "KIT-WB-PAIR",
             "ItemGroupDetail": {
                 "ItemGroupLine": [
-                    {"ItemRef": {"value": BRACKET_20}, "Qty": 1},
-                    {"ItemRef": {"value": BRACKET_40}, "Qty": 1},
+                    {"ItemRef": {"value": item_id}, "Qty": qty} for item_id, qty in BUNDLE_PARTS.items()
                 ]
             },
         },

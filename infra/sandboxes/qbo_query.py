@@ -17,6 +17,7 @@ QUERYABLE_ENTITIES = (
     "Invoice",
     "SalesReceipt",
     "CreditMemo",
+    "RefundReceipt",
     "JournalEntry",
     "InventoryAdjustment",
 )
@@ -40,6 +41,8 @@ FILTERABLE: dict[str, frozenset[str]] = {
         "Invoice": "DocNumber TxnDate DueDate CustomerRef TotalAmt Balance",
         "SalesReceipt": "DocNumber TxnDate CustomerRef TotalAmt",
         "CreditMemo": "DocNumber TxnDate CustomerRef TotalAmt",
+        # RefundReceipt: the sandbox assumes SalesReceipt's set (the sibling cash document; UNSURE)
+        "RefundReceipt": "DocNumber TxnDate CustomerRef TotalAmt",
         # DocNumber and TxnDate: filterable per the JournalEntry reference (also listed among the filterable
         # top-level transaction fields by public QBO query tools, e.g. Caribooks' search_journal_entries)
         "JournalEntry": "DocNumber TxnDate",

@@ -20,14 +20,31 @@ What the ledger holds (the sandbox's model, not all of QBO's):
 - the opening value of an inventory item created with a quantity (QtyOnHand x PurchaseCost, debit its
   asset account, credit Opening Balance Equity, dated InvStartDate), as QBO books "Inventory Starting
   Value". Left out when the company has no Opening Balance Equity account.
-Sales documents (invoices, sales receipts, credit memos) are NOT posted to the sandbox's ledger: it does
-not model their accounting (A/R, Undeposited Funds, income, COGS relief), so they never appear here.
+- sales documents (Invoice, SalesReceipt, CreditMemo, RefundReceipt) at their TxnDate, as QBO posts them
+  (Intuit "Managing Inventory", developer.intuit.com/app/developer/qbo/docs/concepts/manage-inventory: a
+  sale "decreases the value of Inventory Asset account by the original cost of the item"; Intuit's
+  "Inventory overview and setup", community.intuit.com/articles/1145670: the sale "increases the Cost of
+  Goods Sold account (COGS) by the original cost of the item and increases the Sales of Product Income
+  account by the amount your customer paid you for the item"):
+  * each item line's Amount (bundle lines: each component's) credited to the item's IncomeAccountRef; a
+    discount line debited to its DiscountAccountRef (QBO's "Discounts given" when none);
+  * the document's total debited to Accounts Receivable (invoices: ARAccountRef, else the company's A/R
+    account) or to DepositToAccountRef (sales receipts; QBO's Undeposited Funds when none);
+  * for each tracked Inventory item the document moved (Company.sale_moves, kept by the sandbox as it
+    changes QtyOnHand), the quantity at the item's PurchaseCost credited to its AssetAccountRef and debited
+    to its ExpenseAccountRef (COGS). QBO values this at FIFO cost (developer.intuit.com/app/developer/qbo/
+    docs/workflows/manage-inventory/fifo); the sandbox uses PurchaseCost, as for adjustments above;
+  * credit memos and refund receipts post the reverse; a voided document (amounts and quantities 0) posts
+    nothing, a deleted one is gone. Foreign documents post at their ExchangeRate, to the home A/R account
+    (QBO keeps a separate A/R account per currency; the sandbox does not).
+  An account QBO creates on its own that the company lacks in the sandbox (Accounts Receivable,
+  Undeposited Funds, Discounts given) is reported by name only, without an id.
 
 Figures: balance-sheet accounts carry everything dated on or before ``end_date``; income and expense
 accounts only from the start of the fiscal year holding ``end_date`` (CompanyInfo FiscalYearStartMonth
 January in the sandbox), earlier years' net going to Retained Earnings, as a trial balance does after the
-year end. Accounts with a zero balance are left out. Cash basis: the sandbox reports the same figures (its
-ledger holds only journals and adjustments, which QBO shows on both bases) but echoes the basis.
+year end. Accounts with a zero balance are left out. Cash basis: the sandbox reports the accrual figures
+(it models no payments, so it cannot tell what was paid) but echoes the basis.
 """
 
 from __future__ import annotations
@@ -69,9 +86,19 @@ class ReportError(ValueError):
     """A report request QBO refuses (rendered by the sandbox as a ValidationFault)."""
 
 
+SALES = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
+RETURNS = ("CreditMemo", "RefundReceipt")  # post the reverse of a sale
+# Accounts QBO creates by itself: AccountType by name, for a company that lacks them in the sandbox
+SYSTEM_ACCOUNTS = {
+    "Accounts Receivable (A/R)": "Accounts Receivable",
+    "Undeposited Funds": "Other Current Asset",
+    "Discounts given": "Income",
+}
+
+
 @dataclass(frozen=True)
 class Entry:
-    account_id: str
+    account_id: str  # an Account Id, or a SYSTEM_ACCOUNTS name
     on: date
     amount: Decimal  # debit positive, credit negative, home currency
 
@@ -105,6 +132,9 @@ def ledger(company: Company) -> Iterator[Entry]:
             value = cents(diff * _number(item.get("PurchaseCost")))
             yield Entry(str(item["AssetAccountRef"]["value"]), on, value)
             yield Entry(offset, on, -value)
+    for entity in SALES:
+        for document in company.records[entity].values():
+            yield from _sale_entries(company, entity, document)
     equity = next(
         (
             a["Id"]
@@ -120,6 +150,56 @@ def ledger(company: Company) -> Iterator[Entry]:
                 continue
             yield Entry(str(item["AssetAccountRef"]["value"]), on, value)
             yield Entry(str(equity), on, -value)
+
+
+def _sale_entries(company: Company, entity: str, document: dict[str, Any]) -> Iterator[Entry]:
+    """A sales document's postings (see the module docstring); a sale's credits are negative."""
+    on = date.fromisoformat(document["TxnDate"])
+    rate = _number(document.get("ExchangeRate") or 1)
+    sign = Decimal(1) if entity in RETURNS else Decimal(-1)  # income: credited by a sale
+    items = company.records["Item"]
+    posted: list[Entry] = []
+    for line in document.get("Line", []):
+        kind = line.get("DetailType")
+        if kind == "SalesItemLineDetail":
+            parts = [line]
+        elif kind == "GroupLineDetail":
+            parts = line["GroupLineDetail"].get("Line", [])
+        elif kind == "DiscountLineDetail":
+            ref = line["DiscountLineDetail"].get("DiscountAccountRef") or {}
+            account = str(ref.get("value") or "Discounts given")
+            posted.append(Entry(account, on, -sign * cents(_number(line.get("Amount")) * rate)))
+            continue
+        else:
+            continue  # SubTotalLineDetail, DescriptionOnly: no posting
+        for part in parts:
+            item = items.get(str(part["SalesItemLineDetail"]["ItemRef"]["value"]), {})
+            account = str((item.get("IncomeAccountRef") or {}).get("value") or "")
+            amount = cents(_number(part.get("Amount")) * rate)
+            if account and amount:
+                posted.append(Entry(account, on, sign * amount))
+    if entity in ("SalesReceipt", "RefundReceipt"):
+        debtor = str((document.get("DepositToAccountRef") or {}).get("value") or "Undeposited Funds")
+    else:
+        debtor = str((document.get("ARAccountRef") or {}).get("value") or _receivable(company))
+    balance = -sum((e.amount for e in posted), Decimal(0))
+    if balance:
+        yield Entry(debtor, on, balance)
+    yield from (e for e in posted if e.amount)
+    for item_id, change in company.sale_moves.get((entity, document["Id"]), {}).items():
+        item = items[item_id]
+        value = cents(change * _number(item.get("PurchaseCost")))
+        if value:
+            yield Entry(str(item["AssetAccountRef"]["value"]), on, value)
+            yield Entry(str(item["ExpenseAccountRef"]["value"]), on, -value)
+
+
+def _receivable(company: Company) -> str:
+    receivable = sorted(
+        (a for a in company.records["Account"].values() if a.get("AccountType") == "Accounts Receivable"),
+        key=lambda a: int(a["Id"]) if str(a["Id"]).isdigit() else 0,
+    )
+    return str(receivable[0]["Id"]) if receivable else "Accounts Receivable (A/R)"
 
 
 def _date(params: Mapping[str, str], name: str) -> date | None:
@@ -142,7 +222,10 @@ def trial_balance(company: Company, params: Mapping[str, str], *, today: date, t
     basis = params.get("accounting_method", "").strip() or "Accrual"
     if basis not in BASES:
         raise ReportError(f"accounting_method {basis!r} must be Cash or Accrual")
-    accounts = company.records["Account"]
+    accounts = {
+        **{name: _system_account(name, kind) for name, kind in SYSTEM_ACCOUNTS.items()},
+        **company.records["Account"],
+    }
     balances: dict[str, Decimal] = defaultdict(Decimal)
     earlier_profit = Decimal(0)
     for entry in ledger(company):
@@ -169,7 +252,7 @@ def trial_balance(company: Company, params: Mapping[str, str], *, today: date, t
             a["Name"],
         ),
     )
-    lines = [({"id": a["Id"], "value": a["FullyQualifiedName"]}, balances[a["Id"]]) for a in ordered] + lines
+    lines = [(_cell(a, a["Id"] in company.records["Account"]), balances[a["Id"]]) for a in ordered] + lines
     rows = [_row(account, balance) for account, balance in lines]
     if rows:
         debits = sum((b for _, b in lines if b > 0), Decimal(0))
@@ -196,6 +279,24 @@ def trial_balance(company: Company, params: Mapping[str, str], *, today: date, t
         },
         "Rows": {"Row": rows} if rows else {},
     }
+
+
+def _system_account(name: str, kind: str) -> dict[str, Any]:
+    classification = "Revenue" if kind == "Income" else "Asset"
+    return {
+        "Id": name,
+        "Name": name,
+        "FullyQualifiedName": name,
+        "AccountType": kind,
+        "Classification": classification,
+    }
+
+
+def _cell(account: dict[str, Any], known: bool) -> dict[str, str]:
+    """The account column: id and name; an account the company lacks in the sandbox by name only."""
+    if known:
+        return {"id": account["Id"], "value": account["FullyQualifiedName"]}
+    return {"value": account["FullyQualifiedName"]}
 
 
 def _row(account: dict[str, str], balance: Decimal) -> dict[str, Any]:

@@ -119,12 +119,17 @@ def test_qbo_balances_come_from_the_trial_balance(reach: dict[str, httpx.MockTra
 
     balances = provider.account_balances(session, AS_OF)
 
-    # the demo items' starting values (QtyOnHand x PurchaseCost) sit in Finished Goods and Raw Materials
+    # the demo items' starting values (starting quantity x PurchaseCost) sit in Finished Goods and Raw
+    # Materials; the demo sales up to AS_OF post income, A/R or the bank, and COGS out of Finished Goods
     assert balances == {
         waste: Decimal("12.34"),
-        finished: Decimal("1052.66"),  # 1065.00 - 12.34
+        finished: Decimal("1166.66"),  # 1515.80 starting value - 336.80 sold - 12.34
         "11": Decimal("1385.00"),
-        "9": Decimal("-2450.00"),  # Opening Balance Equity
+        "9": Decimal("-2900.80"),  # Opening Balance Equity
+        "12": Decimal("112.50"),  # Business Checking: the two sales receipts
+        "13": Decimal("767.61"),  # Accounts Receivable: the invoices less the credit memo
+        "6": Decimal("-880.11"),  # Sales of Product Income
+        "2": Decimal("336.80"),  # Cost of Goods Sold
     }
     assert all(isinstance(v, Decimal) for v in balances.values())
     assert provider.account_balances(session, date(2026, 11, 30))[waste] == Decimal("17.34")

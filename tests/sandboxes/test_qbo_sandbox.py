@@ -18,15 +18,21 @@ import httpx
 import pytest
 
 from infra.sandboxes.common import serve
-from infra.sandboxes.qbo import QboSandbox
+from infra.sandboxes.qbo import AdminError, QboSandbox
 from infra.sandboxes.qbo_demo import (
+    ASSEMBLY_LABOUR,
     BRACKET_20,
+    BRACKET_40,
+    BRACKET_BUNDLE,
+    CORNER_BRACE,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_PASSWORD,
     DEMO_REALM_ID,
     DEMO_REDIRECT_URI,
     DEMO_USERNAME,
+    INVENTORY_ITEMS,
+    SHELF_KIT,
     SHOP_SUPPLIES,
 )
 
@@ -35,6 +41,7 @@ SCOPE = "com.intuit.quickbooks.accounting"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 DAY = 86400
 SHRINKAGE, INACTIVE_ACCOUNT, WASTE, PAYABLE, RECEIVABLE = "3", "8", "7", "4", "13"
+COGS, INCOME, FINISHED, CHECKING = "2", "6", "10", "12"
 NORTHSIDE, HARBOR = "1", "1"  # demo vendor and customer ids
 
 
@@ -469,7 +476,9 @@ def test_cdc_returns_changes_and_deleted_entities(api: httpx.Client) -> None:
     invoice_block, item_block = response.json()["CDCResponse"][0]["QueryResponse"]
     by_id = {i["Id"]: i for i in invoice_block["Invoice"]}
     assert by_id["5"]["status"] == "Deleted" and by_id["4"]["TotalAmt"] == 0 and "3" not in by_id
-    assert item_block == {}
+    # the items whose stock a sale, the void or the delete moved since then: Wall Bracket 20mm and 40mm,
+    # Corner Brace (Shelf Kit Oak last moved on 2026-10-06)
+    assert sorted(i["Id"] for i in item_block["Item"]) == ["5", "6", "8"]
 
 
 def test_cdc_refuses_changed_since_older_than_30_days(api: httpx.Client) -> None:
@@ -581,12 +590,13 @@ def test_unknown_property_is_refused(api: httpx.Client) -> None:
 
 
 def test_inventory_adjustment_changes_quantity_on_hand(api: httpx.Client) -> None:
+    sync_token = int(api.get(f"/item/{BRACKET_20}").json()["Item"]["SyncToken"])  # the demo sales moved it
     assert post_json(api, "/inventoryadjustment", adjustment(QtyDiff=-3)).status_code == 200
     assert api.get(f"/item/{BRACKET_20}").json()["Item"]["QtyOnHand"] == 137
     counted = post_json(api, "/inventoryadjustment", adjustment(NewQty=120))
     assert counted.status_code == 200
     item = api.get(f"/item/{BRACKET_20}").json()["Item"]
-    assert item["QtyOnHand"] == 120 and item["SyncToken"] == "2"
+    assert item["QtyOnHand"] == 120 and item["SyncToken"] == str(sync_token + 2)
     found = query(
         api, "select * from InventoryAdjustment where MetaData.CreateTime >= '2000-01-01T00:00:00Z'"
     )
@@ -839,16 +849,21 @@ def test_trial_balance_reports_what_was_posted_up_to_end_date(api: httpx.Client)
     *accounts, total = report["Rows"]["Row"]
     rows = {r["ColData"][0]["id"]: (r["ColData"][1]["value"], r["ColData"][2]["value"]) for r in accounts}
     # 10 x Wall Bracket 20mm at its PurchaseCost 1.90 leave Finished Goods for Inventory Shrinkage; the
-    # starting values of the demo items (QtyOnHand x PurchaseCost on InvStartDate) sit against equity
+    # starting values of the demo items (starting quantity x PurchaseCost on InvStartDate) sit against
+    # equity; the demo sales dated up to end_date post income, A/R or the bank, and COGS at PurchaseCost
     assert rows == {
-        "10": ("1046.00", ""),  # Finished Goods: 1065.00 starting value - 19.00
+        CHECKING: ("112.50", ""),  # sales receipts SR-2001 78.00 + SR-2002 34.50
+        RECEIVABLE: ("767.61", ""),  # invoices 405.00 + 146.25 + 234.36 (EUR 216 at 1.085), memo -18.00
+        "10": ("1160.00", ""),  # Finished Goods: 1515.80 starting value - 336.80 sold - 19.00 adjusted
         "11": ("1385.00", ""),  # Raw Materials
-        "9": ("", "2450.00"),  # Opening Balance Equity
+        "9": ("", "2900.80"),  # Opening Balance Equity
+        INCOME: ("", "880.11"),  # the sales' line amounts (the voided and the deleted invoice: nothing)
+        COGS: ("336.80", ""),  # the units those sales took, net of the return, at PurchaseCost
         SHRINKAGE: ("", "21.00"),  # credited 40.00 by the journal, debited 19.00 by the adjustment
         WASTE: ("40.00", ""),  # the journal dated after end_date is not counted
     }
     assert total["group"] == "GrandTotal" and total["type"] == "Section"
-    assert [c["value"] for c in total["Summary"]["ColData"]] == ["TOTAL", "2471.00", "2471.00"]
+    assert [c["value"] for c in total["Summary"]["ColData"]] == ["TOTAL", "3801.91", "3801.91"]
     names = {r["ColData"][0]["id"]: r["ColData"][0]["value"] for r in accounts}
     assert names[WASTE] == "Waste and Scrap"
 
@@ -867,3 +882,170 @@ def test_trial_balance_before_anything_was_posted_has_no_report_data(api: httpx.
 def test_trial_balance_refuses_a_date_that_is_not_a_date(api: httpx.Client) -> None:
     response = api.get("/reports/TrialBalance", params={"end_date": "31/10/2026"})
     assert response.status_code == 400 and "Fault" in response.json()
+
+
+# ---- sales move stock and post to the ledger ---------------------------------------------------------
+
+
+def on_hand(sandbox: QboSandbox, *item_ids: str) -> list[Decimal]:
+    return [Decimal(str(sandbox.get_record(REALM, "Item", i)["QtyOnHand"])) for i in item_ids]
+
+
+def sale(*lines: tuple[str, int], **fields: Any) -> dict[str, Any]:
+    return {
+        "CustomerRef": {"value": HARBOR},
+        "TxnDate": "2026-11-01",
+        "Line": [
+            {
+                "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": qty, "UnitPrice": "10.00"},
+            }
+            for item, qty in lines
+        ],
+        **fields,
+    }
+
+
+def balances(api: httpx.Client, end_date: str = "2026-11-30") -> dict[str, Decimal]:
+    """Account id (or, for an account QBO would create, its name) -> debit minus credit."""
+    rows = trial_balance(api, end_date=end_date)["Rows"].get("Row", [])
+    found = {}
+    for row in rows:
+        if "ColData" in row:
+            account, debit, credit = row["ColData"]
+            key = account.get("id") or account["value"]
+            found[key] = Decimal(debit["value"] or 0) - Decimal(credit["value"] or 0)
+    return found
+
+
+def moved(before: dict[str, Decimal], after: dict[str, Decimal]) -> dict[str, Decimal]:
+    keys = set(before) | set(after)
+    change = {k: after.get(k, Decimal(0)) - before.get(k, Decimal(0)) for k in keys}
+    return {k: v for k, v in change.items() if v}
+
+
+def test_demo_quantities_are_the_figures_after_the_demo_sales(sandbox: QboSandbox) -> None:
+    assert on_hand(sandbox, *(str(n) for n in range(1, 9))) == [row[3] for row in INVENTORY_ITEMS]
+    bracket = sandbox.get_record(REALM, "Item", BRACKET_20)
+    # started with 140 + what invoices 1001, 1002 (bundles), 1006 and SR-2002 (bundles) took, less CM-3001
+    assert sandbox.companies[REALM].openings[BRACKET_20] == (date(2026, 1, 1), Decimal("471.20"))
+    assert bracket["SyncToken"] != "0"  # each sale moved its stock
+
+
+@pytest.mark.parametrize(("entity", "sign"), [("Invoice", -1), ("SalesReceipt", -1), ("CreditMemo", 1)])
+def test_a_sales_document_moves_tracked_inventory_only(sandbox: QboSandbox, entity: str, sign: int) -> None:
+    before = on_hand(sandbox, BRACKET_20, SHELF_KIT)
+    stamp_before = sandbox.get_record(REALM, "Item", BRACKET_20)["SyncToken"]
+    sandbox.clock.advance(60)
+    sandbox.create_record(
+        REALM, entity, sale((BRACKET_20, 7), (SHELF_KIT, 2), (SHOP_SUPPLIES, 3), (ASSEMBLY_LABOUR, 1))
+    )
+    assert on_hand(sandbox, BRACKET_20, SHELF_KIT) == [before[0] + sign * 7, before[1] + sign * 2]
+    item = sandbox.get_record(REALM, "Item", BRACKET_20)
+    assert item["SyncToken"] == str(int(stamp_before) + 1)
+    assert item["MetaData"]["LastUpdatedTime"] == sandbox.stamp()
+    for untracked in (SHOP_SUPPLIES, ASSEMBLY_LABOUR):  # no quantity to move
+        assert "QtyOnHand" not in sandbox.get_record(REALM, "Item", untracked)
+
+
+def test_a_refund_receipt_puts_stock_back_and_needs_the_account_it_pays_from(sandbox: QboSandbox) -> None:
+    before = on_hand(sandbox, CORNER_BRACE)[0]
+    with pytest.raises(AdminError, match="DepositToAccountRef"):
+        sandbox.create_record(REALM, "RefundReceipt", sale((CORNER_BRACE, 5)))
+    refund = sandbox.create_record(
+        REALM, "RefundReceipt", sale((CORNER_BRACE, 5), DepositToAccountRef={"value": CHECKING})
+    )
+    assert on_hand(sandbox, CORNER_BRACE) == [before + 5]
+    assert refund["DepositToAccountRef"] == {"value": CHECKING, "name": "Business Checking"}
+
+
+def test_a_bundle_line_relieves_each_component(sandbox: QboSandbox) -> None:
+    before = on_hand(sandbox, BRACKET_20, BRACKET_40)
+    bundle = {
+        "DetailType": "GroupLineDetail",
+        "GroupLineDetail": {"GroupItemRef": {"value": BRACKET_BUNDLE}, "Quantity": 3},
+    }
+    sandbox.create_record(REALM, "Invoice", {**sale(), "Line": [bundle]})
+    assert on_hand(sandbox, BRACKET_20, BRACKET_40) == [before[0] - 3, before[1] - 3]
+
+
+def test_void_and_delete_give_the_stock_back(sandbox: QboSandbox) -> None:
+    before = on_hand(sandbox, BRACKET_20)[0]
+    voided = sandbox.create_record(REALM, "Invoice", sale((BRACKET_20, 12)))
+    deleted = sandbox.create_record(REALM, "SalesReceipt", sale((BRACKET_20, 5)))
+    credit = sandbox.create_record(REALM, "CreditMemo", sale((BRACKET_20, 2)))
+    assert on_hand(sandbox, BRACKET_20) == [before - 12 - 5 + 2]
+    sandbox.void_record(REALM, "Invoice", voided["Id"])
+    assert on_hand(sandbox, BRACKET_20) == [before - 5 + 2]
+    sandbox.void_record(REALM, "Invoice", voided["Id"])  # voiding again moves nothing more
+    sandbox.delete_record(REALM, "SalesReceipt", deleted["Id"])
+    assert on_hand(sandbox, BRACKET_20) == [before + 2]
+    sandbox.void_record(REALM, "CreditMemo", credit["Id"])
+    assert on_hand(sandbox, BRACKET_20) == [before]
+
+
+def test_an_edit_moves_the_difference(sandbox: QboSandbox, client: httpx.Client) -> None:
+    before = on_hand(sandbox, BRACKET_20, BRACKET_40)
+    invoice = sandbox.create_record(REALM, "Invoice", sale((BRACKET_20, 10)))
+    edited = client.post(
+        f"/_admin/companies/{REALM}/invoice/{invoice['Id']}/edit",
+        json={"Line": sale((BRACKET_20, 4), (BRACKET_40, 6))["Line"]},
+    )
+    assert edited.status_code == 200, edited.text
+    assert on_hand(sandbox, BRACKET_20, BRACKET_40) == [before[0] - 4, before[1] - 6]
+    sandbox.edit_record(REALM, "Invoice", invoice["Id"], {"Line": sale((BRACKET_40, 1))["Line"]})
+    assert on_hand(sandbox, BRACKET_20, BRACKET_40) == [before[0], before[1] - 1]
+    sandbox.edit_record(REALM, "Invoice", invoice["Id"], {"PrivateNote": "re-sent"})  # lines unchanged
+    assert on_hand(sandbox, BRACKET_20, BRACKET_40) == [before[0], before[1] - 1]
+
+
+def test_refund_receipts_are_read_and_queried_like_other_sales(
+    sandbox: QboSandbox, api: httpx.Client
+) -> None:
+    refund = sandbox.create_record(
+        REALM, "RefundReceipt", sale((CORNER_BRACE, 1), DepositToAccountRef={"value": CHECKING})
+    )
+    assert api.get(f"/refundreceipt/{refund['Id']}").json()["RefundReceipt"]["TotalAmt"] == 10
+    found = query(api, "select * from RefundReceipt where TxnDate = '2026-11-01'")
+    assert [r["Id"] for r in found["RefundReceipt"]] == [refund["Id"]]
+
+
+def test_trial_balance_after_an_invoice(sandbox: QboSandbox, api: httpx.Client) -> None:
+    before, october = balances(api), balances(api, end_date="2026-10-31")
+    invoice = sandbox.create_record(REALM, "Invoice", sale((BRACKET_20, 3), (ASSEMBLY_LABOUR, 1)))
+
+    # income: 3 x 10.00 to Sales of Product Income and 10.00 to Services; A/R the 40.00 total; the three
+    # brackets at PurchaseCost 1.90 leave Finished Goods for Cost of Goods Sold
+    assert moved(before, balances(api)) == {
+        RECEIVABLE: Decimal("40.00"),
+        INCOME: Decimal("-30.00"),
+        "14": Decimal("-10.00"),  # Services
+        COGS: Decimal("5.70"),
+        FINISHED: Decimal("-5.70"),
+    }
+    assert moved(october, balances(api, end_date="2026-10-31")) == {}  # dated 2026-11-01
+
+    sandbox.void_record(REALM, "Invoice", invoice["Id"])
+    assert moved(before, balances(api)) == {}
+
+
+def test_trial_balance_after_cash_sales_returns_and_discounts(sandbox: QboSandbox, api: httpx.Client) -> None:
+    before = balances(api)
+    discount = {"DetailType": "DiscountLineDetail", "Amount": "4.00"}
+    receipt = sale((SHELF_KIT, 2))
+    sandbox.create_record(REALM, "SalesReceipt", {**receipt, "Line": [*receipt["Line"], discount]})
+    sandbox.create_record(REALM, "CreditMemo", sale((SHELF_KIT, 1)))
+
+    # no DepositToAccountRef and no Undeposited Funds account in the demo: QBO's own account, by name;
+    # the discount goes to QBO's "Discounts given"
+    assert moved(before, balances(api)) == {
+        "Undeposited Funds": Decimal("16.00"),  # 20.00 less the 4.00 discount
+        "Discounts given": Decimal("4.00"),
+        RECEIVABLE: Decimal("-10.00"),  # the credit memo
+        INCOME: Decimal("-10.00"),  # 20.00 sold, 10.00 returned
+        COGS: Decimal("16.00"),  # one Shelf Kit Oak net at 16.00
+        FINISHED: Decimal("-16.00"),
+    }
+    rows = trial_balance(api, end_date="2026-11-30")["Rows"]["Row"]
+    names = [r["ColData"][0] for r in rows if "ColData" in r]
+    assert {"value": "Undeposited Funds"} in names  # no id: the company has no such account
