@@ -349,7 +349,8 @@ def list_builds(organisation_id: str) -> list[BuildView]:
 # ---- lots ---------------------------------------------------------------------------------------------
 def product_lots(organisation_id: str, product_id: str) -> ProductLots:
     """The product's FIFO layers as the ledger replays them now, oldest (next consumed) first."""
-    _known_products(organisation_id, [product_id])
+    if not catalog_store.get_products(organisation_id, [product_id]):
+        raise NotFound(f"no product {product_id}")
     ledger = Ledger(store.movements(organisation_id))
     made = {m.lot_id: m for m in ledger.movements() if isinstance(m, ReceiptIn | BuildRun)}
     lots = [

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from shared import spreadsheet
 from shared.bodies import RecentDate
@@ -328,6 +328,12 @@ class MarginQuery(Model):
     start: date | None = Field(default=None, alias="from")
     end: date | None = Field(default=None, alias="to")
     group: Group = "document"
+
+    @model_validator(mode="after")
+    def _in_order(self) -> MarginQuery:
+        if self.start and self.end and self.start > self.end:
+            raise BadRequest(f"from ({self.start}) is after to ({self.end}): choose from on or before to")
+        return self
 
 
 class LotUsed(Model):

@@ -147,3 +147,11 @@ def test_the_openapi_document_states_the_bounds(api: Api) -> None:
         "10 years"
         in document["components"]["schemas"]["ReceiptRequest"]["properties"]["received_at"]["description"]
     )
+
+
+def test_an_unknown_product_is_404_and_margins_refuse_a_backwards_period(api: Api, stocked: None) -> None:
+    missing = api.call("GET", "/products/NOPE/lots")
+    assert missing.status == 404 and missing.json()["message"] == "no product NOPE"
+    backwards = api.call("GET", "/margins?from=2026-10-01&to=2026-09-01")
+    assert backwards.status == 400, backwards.body
+    assert "from (2026-10-01) is after to (2026-09-01)" in backwards.json()["message"]
