@@ -558,6 +558,14 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
         raise Conflict(
             f"export {export_id} is already posted ({item.get('document_type')} {item.get('document_id')})"
         )
+    meant = item.get("plan_provider") or (item.get("provider") if item.get("provider") != "none" else None)
+    current = sessions.in_use(organisation_id)
+    if meant and current and current["provider"] != meant:  # never silently to another provider's books
+        raise Conflict(
+            f"export {export_id} was for {PROVIDER_LABELS[meant]} and this organisation is now connected to "
+            f"{PROVIDER_LABELS[current['provider']]}; it is not posted there. Reconnect "
+            f"{PROVIDER_LABELS[meant]} to retry it"
+        )
     stale = item["status"] == "posting" and int(item.get("lease_until", 0)) < int(moment.timestamp())
     if stale:  # its worker died: a new message lets the next worker claim it (and look for the marker first)
         enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))

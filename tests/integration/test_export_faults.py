@@ -379,6 +379,27 @@ def test_a_closed_period_in_qbo_fails_with_the_reason(
     assert documents(sandboxes, "qbo") == []
 
 
+def test_a_retry_never_moves_an_export_to_another_provider(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    receipt(api, setup(api, sandboxes, "qbo"))
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=date(2026, 11, 30))
+    deliver(aws)
+    export = the_export(api)
+    assert export["status"] == "failed"
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    refused = api.call("POST", f"/exports/{export['export_id']}/retry")
+    assert refused.status == 409, refused.body
+    assert (
+        "was for QuickBooks Online" in refused.json()["message"]
+        and "connected to Xero" in refused.json()["message"]
+    )
+    assert the_export(api)["status"] == "failed"
+    narrations = [j.get("Narration", "") for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")]
+    assert not any(export["export_id"] in n for n in narrations)
+
+
 def test_an_unmapped_item_fails_naming_the_product(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, dlq: Callable[[], list[dict[str, Any]]]
 ) -> None:
