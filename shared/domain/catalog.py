@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -343,16 +343,7 @@ def account_problem(
 
 
 ExportMode = Literal["inventory_adjustments", "journals"]
-ROLES: tuple[Role, ...] = (
-    "build_debit",
-    "build_credit",
-    "receiving_debit",
-    "receiving_credit",
-    "waste",
-    "adjustment",
-    "cogs",
-    "rounding",
-)
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 def export_settings_problems(
