@@ -196,6 +196,18 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
     @app.not_found
     def _no_route(_: Exception) -> Response[Any]:
         event = app.current_event
+        # the resolver's route table (Powertools has no public lookup): a path that exists under other
+        # methods is a 405 naming them, as RFC 9110 section 15.5.6 asks
+        routes = [*app._static_routes, *app._dynamic_routes]
+        allowed = sorted({r.method for r in routes if r.rule.match(event.path)} - {"OPTIONS"})
+        if allowed:
+            response = error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                f"{event.path} takes {', '.join(allowed)}, not {event.http_method}",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         return error_response(
             HTTPStatus.NOT_FOUND, "NotFound", f"no route for {event.http_method} {event.path}"
         )

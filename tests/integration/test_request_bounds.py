@@ -155,3 +155,10 @@ def test_an_unknown_product_is_404_and_margins_refuse_a_backwards_period(api: Ap
     backwards = api.call("GET", "/margins?from=2026-10-01&to=2026-09-01")
     assert backwards.status == 400, backwards.body
     assert "from (2026-10-01) is after to (2026-09-01)" in backwards.json()["message"]
+
+
+def test_a_wrong_method_is_405_naming_the_allowed_ones(api: Api, stocked: None) -> None:
+    wrong = api.call("DELETE", "/receipts")
+    assert wrong.status == 405, wrong.body
+    assert wrong.headers["allow"] == "GET, POST" and wrong.json()["error"] == "MethodNotAllowed"
+    assert api.call("GET", "/no/such/path").status == 404
