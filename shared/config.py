@@ -30,6 +30,8 @@ class Settings(Model):
     provider_secret_arn: str = Field(alias="PROVIDER_SECRET_ARN", min_length=1)
     state_secret_arn: str = Field(alias="STATE_SECRET_ARN", min_length=1)
     export_queue_url: str = Field(alias="EXPORT_QUEUE_URL", min_length=1)
+    connection_check_queue_url: str = Field(alias="CONNECTION_CHECK_QUEUE_URL", min_length=1)
+    sales_pull_queue_url: str = Field(alias="SALES_PULL_QUEUE_URL", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     organisation_claim: str = Field(alias="ORGANISATION_CLAIM", min_length=1)
     app_origin: str = Field(alias="APP_ORIGIN", pattern=r"^https?://[^/\s]+$")

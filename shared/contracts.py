@@ -21,6 +21,16 @@ class ExportJob(Model):
     record_id: str = Field(min_length=1)  # the message names the record; the numbers stay in DynamoDB
 
 
+class ConnectionJob(Model):
+    """One connection for a worker: its token check (ConnectionCheckQueue) or its sales pull (SalesPullQueue).
+    ``reason`` says who queued it: the schedule, "pull now", or the pull's previous part."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    organisation_id: str = Field(min_length=1)
+    provider: Literal["qbo", "xero"]
+    reason: Literal["schedule", "pull_now", "continue"] = "schedule"
+
+
 class SqsAttributes(Model):
     ApproximateReceiveCount: int
 

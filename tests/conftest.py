@@ -82,6 +82,17 @@ class Api:
             all_headers.setdefault("content-type", "application/json")
         return self.gateway.request(method, path, all_headers, body)
 
+    def pull_sales(self, organisation: str = "org-a") -> list[dict[str, Any]]:
+        """'Pull now' as the app calls it (202, the pulls queued), then the sales pull queue drained, as
+        Lambda's event source would; returns what was queued."""
+        from infra.local.poller import Poller
+
+        answer = self.call("POST", "/sales/pull", organisation=organisation)
+        assert answer.status == 202, answer.body
+        Poller(self.gateway.stack).drain()
+        queued: list[dict[str, Any]] = answer.json()
+        return queued
+
 
 @pytest.fixture
 def api(aws: LocalStack, identity: DevIdentityProvider) -> Api:

@@ -233,8 +233,9 @@ def put_sales_tracking(provider: str, request: sales.TrackingRequest) -> sales.T
 
 
 @app.post("/sales/pull")
-def pull_sales() -> list[sales.PullResult]:
-    return sales.pull_now(caller_organisation(app), datetime.now(UTC))
+def pull_sales() -> Response[list[sales.PullQueued]]:
+    queued = sales.pull_now(caller_organisation(app), datetime.now(UTC))
+    return Response(202, content_types.APPLICATION_JSON, queued)
 
 
 @app.get("/sales/status")

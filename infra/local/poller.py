@@ -48,6 +48,26 @@ class Poller:
             delivered += result.received
         return delivered
 
+    def settle(self, timeout: float = 30.0) -> int:
+        """Drains, then waits until no record is in flight either (the background loop may hold some), so
+        what a schedule queued has been handled; returns how many records this call delivered."""
+        import time
+
+        delivered, deadline = 0, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            delivered += self.drain()
+            if not any(self._in_flight(source) for _, source in self.sources):
+                break
+            time.sleep(0.1)
+        return delivered
+
+    def _in_flight(self, source: SqsSource) -> bool:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.stack.physical(source.queue_logical_id), AttributeNames=names
+        )["Attributes"]
+        return any(int(attributes.get(name, 0)) for name in names)
+
     def _poll(self, function: FunctionSpec, source: SqsSource, wait_seconds: int) -> BatchResult:
         sqs = self.sqs
         url = self.stack.physical(source.queue_logical_id)
@@ -65,7 +85,7 @@ class Poller:
         try:
             response = function.handler()(event, LocalLambdaContext(function.logical_id, function.timeout))
         except Exception:  # the whole batch failed: every record returns after its visibility timeout
-            logger.exception("export batch failed", extra={"function": function.logical_id})
+            logger.exception("batch failed", extra={"function": function.logical_id})
             return BatchResult(len(received), len(received))
         failed = set()
         if source.report_batch_item_failures and isinstance(response, dict):

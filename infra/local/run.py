@@ -116,10 +116,13 @@ def start(
 
     def fire(name: str) -> Any:
         def run(_: bytes) -> GatewayResponse:
+            # the schedule queues its work; the queues are then drained, so the answer comes once it is done
+            report = scheduler.fire(name)
+            delivered = poller.settle()
             return GatewayResponse(
                 200,
                 {"content-type": "application/json"},
-                json.dumps(scheduler.fire(name), default=str).encode(),
+                json.dumps({**report, "delivered": delivered}, default=str).encode(),
             )
 
         return run

@@ -55,6 +55,9 @@ class Changes(Generic[T]):
 
     records: tuple[T, ...]
     cursor: str | None
+    # a read that stopped part way (``stop`` said so): where the next read goes on (pass it as ``resume``);
+    # ``cursor`` is then still the one read from, to be moved only once a read ends without ``resume``
+    resume: str | None = None
 
 
 class SupplierDraft(Model):
@@ -161,10 +164,14 @@ class AccountingProvider(Protocol):
         start: date,
         now: datetime,
         on_page: Callable[[], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        resume: str | None = None,
     ) -> Changes[PulledSale]:
         """Sales documents (invoices, sales receipts, credits; voids and deletions included) changed since
         the cursor; without one, those dated on or after ``start``. A document edited while the pages are
-        read is never skipped, and appears once (its latest version). ``on_page`` runs after each page."""
+        read is never skipped, and appears once (its latest version). ``on_page`` runs after each page;
+        when ``stop`` says so after a page and more remain, the read ends there with ``resume`` set, and a
+        read given that ``resume`` (and the same cursor) goes on from there."""
         ...
 
     def home_currency(self, session: Session) -> str: ...

@@ -9,10 +9,11 @@ re-costs by replay, and a product linked later maps lines that were unmapped bef
 
 from __future__ import annotations
 
+import math
 import re
 import time as clock_time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -23,6 +24,8 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from shared import spreadsheet
 from shared.bodies import RecentDate
+from shared.config import settings
+from shared.contracts import ConnectionJob
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
 from shared.domain.costing import (
@@ -35,13 +38,13 @@ from shared.domain.costing import (
 )
 from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
-from shared.errors import BadRequest, Conflict, ProviderError, ServiceError
+from shared.errors import BadRequest, Conflict, ProviderError, RateLimited, ServiceError
 from shared.model import Model
 from shared.money import ZERO, allocate_cents, to_cents
 from shared.observability import logger
 from shared.providers import provider_name
 from shared.providers.base import PulledLine, PulledSale
-from shared.services import tokens
+from shared.services import fanout, tokens
 from shared.services.sessions import connected, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
@@ -51,6 +54,11 @@ from shared.store import sales as store
 LEASE_SECONDS = 60  # short, and renewed between pages while the pull lives: a killed pull (a pull-now past
 # the API's timeout, a crashed function) frees "pull now" within a minute; a failed one frees it at once.
 RENEW_AFTER = 20  # seconds since the last renewal before the next page renews it (one write, not one a page)
+# One part of a pull (one queue message) reads for at most this long or this many pages, then stores what it
+# read with where it stopped and queues the next part: a large first pull never races the function's
+# timeout (300 s: room for the page under way, however long its rate-limit waits, and the writes after it).
+PART_SECONDS = 120
+PART_PAGES = 40
 # A credit whose note says so returns its goods to waste, not to stock.
 NOT_RESTOCKABLE = re.compile(
     r"\b(?:not?[ -]?restock(?:able|ed)?|scrap(?:ped)?|write[ -]?off)\b", re.IGNORECASE
@@ -88,9 +96,11 @@ class TrackingRequest(Model):
 class LastPull(Model):
     at: str
     ok: bool
-    read: int = 0
+    read: int = 0  # over every part of the pull so far
     stored: int = 0
     error: str = ""
+    parts: int = 1  # queue messages the pull took (a large first pull goes on across several)
+    more: bool = False  # stopped part way: the next part is queued and goes on from where this one stopped
 
 
 class TrackingView(Model):
@@ -100,7 +110,8 @@ class TrackingView(Model):
     home_currency: str
     time_zone: str  # IANA: the organisation's dates are local dates there
     cursor: str | None
-    pulling: bool
+    pulling: bool  # a pull runs now, is queued ("pull now"), or goes on in its next part
+    requested_at: str | None  # the last "pull now"
     last_pull: LastPull | None
 
 
@@ -112,9 +123,24 @@ def _view(item: dict[str, Any], now: datetime) -> TrackingView:
         home_currency=item["home_currency"],
         time_zone=item.get("time_zone") or "UTC",
         cursor=item.get("cursor"),
-        pulling=int(item.get("lease_until") or 0) >= now.timestamp(),
+        pulling=int(item.get("lease_until") or 0) >= now.timestamp()
+        or bool(item.get("resume"))
+        or _waiting(item, now),
+        requested_at=item.get("requested_at"),
         last_pull=LastPull.model_validate(item["last_pull"]) if item.get("last_pull") else None,
     )
+
+
+QUEUED_FOR = timedelta(minutes=15)  # a "pull now" not begun by then is shown as not pulling (a lost message)
+
+
+def _waiting(item: dict[str, Any], now: datetime) -> bool:
+    """A "pull now" is queued and no pull has ended since."""
+    requested = item.get("requested_at")
+    if not requested or datetime.fromisoformat(requested) < now - QUEUED_FOR:
+        return False
+    ended = (item.get("last_pull") or {}).get("at")
+    return not ended or datetime.fromisoformat(ended) < datetime.fromisoformat(requested)
 
 
 def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now: datetime) -> TrackingView:
@@ -149,13 +175,23 @@ class PullResult(Model):
     read: int  # documents the provider returned
     stored: list[str]  # new or changed documents (ids)
     cursor: str | None
+    more: bool = False  # stopped part way (its budget spent): the next part goes on from where it stopped
 
 
 def pull_changes(
-    organisation_id: str, name: str, *, now: datetime, clock: Callable[[], datetime] | None = None
+    organisation_id: str,
+    name: str,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime] | None = None,
+    part_seconds: float | None = None,
+    part_pages: int | None = None,
 ) -> PullResult:
-    """One pull under the connection's lease. ``clock`` tells the time as the pull goes on (by default
-    ``now`` plus the time elapsed since the call); the lease is renewed with it between pages."""
+    """One pull (or one part of it) under the connection's lease. ``clock`` tells the time as the pull goes
+    on (by default ``now`` plus the time elapsed since the call); the lease is renewed with it between pages.
+    With ``part_seconds`` or ``part_pages``, the read stops after the page that spends either, stores what it
+    read and where it stopped (the cursor stays), and the result says ``more``: the next call goes on from
+    there, and the last part moves the cursor."""
     wanted = provider_name(name)
     tracking = store.get_tracking(organisation_id, wanted)
     if not tracking or not tracking["enabled"]:
@@ -167,13 +203,28 @@ def pull_changes(
     ):
         raise PullRunning("a pull of this connection is already running; its results will show when it ends")
     lease = _Lease(organisation_id, wanted, owner, now, clock or _elapsed_since(now))
+    pages = [0]
+
+    def on_page() -> None:
+        pages[0] += 1
+        lease.renew()
+
+    def spent() -> bool:
+        if part_pages is not None and pages[0] >= part_pages:
+            return True
+        return part_seconds is not None and (lease.clock() - now).total_seconds() >= part_seconds
+
+    before = LastPull.model_validate(tracking["last_pull"]) if tracking.get("last_pull") else None
+    carried = before if before and before.more and tracking.get("resume") else None
     try:
         changes = tokens.provider(wanted).sales_changes(
             session_for(connection),
             tracking.get("cursor"),
             start=date.fromisoformat(tracking["start_date"]),
             now=now,
-            on_page=lease.renew,
+            on_page=on_page,
+            stop=spent,
+            resume=tracking.get("resume"),
         )
         fresh = _changed(organisation_id, wanted, changes.records)
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
@@ -186,16 +237,30 @@ def pull_changes(
             last_pull=LastPull(at=now.isoformat(), ok=False, error=reason).model_dump(),
         )
         raise
-    summary = LastPull(at=now.isoformat(), ok=True, read=len(changes.records), stored=len(fresh))
-    if not store.advance_cursor(
-        organisation_id, wanted, owner=owner, cursor=changes.cursor, last_pull=summary.model_dump()
-    ):
+    summary = LastPull(
+        at=now.isoformat(),
+        ok=True,
+        read=len(changes.records) + (carried.read if carried else 0),
+        stored=len(fresh) + (carried.stored if carried else 0),
+        parts=carried.parts + 1 if carried else 1,
+        more=changes.resume is not None,
+    )
+    if changes.resume is not None:
+        moved = store.save_progress(
+            organisation_id, wanted, owner=owner, resume=changes.resume, last_pull=summary.model_dump()
+        )
+    else:
+        moved = store.advance_cursor(
+            organisation_id, wanted, owner=owner, cursor=changes.cursor, last_pull=summary.model_dump()
+        )
+    if not moved:
         raise PullRunning("this pull outlived its lease and another took over; its documents are stored")
     return PullResult(
         provider=wanted,
         read=len(changes.records),
         stored=[d.document_id for d in fresh],
         cursor=changes.cursor,
+        more=changes.resume is not None,
     )
 
 
@@ -268,18 +333,59 @@ def _with_item_ids(document: PulledSale, previous: PulledSale | None, codes: dic
     return document.model_copy(update={"lines": lines})
 
 
-def pull_now(organisation_id: str, now: datetime) -> list[PullResult]:
-    """'Pull now': every live connection of the organisation with sales tracking on (a disconnected
-    one keeps its documents and settings, and is not pulled)."""
+class PullQueued(Model):
+    provider: ProviderName
+    queued_at: str
+
+
+def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
+    """'Pull now': queues a pull of every live connection of the organisation with sales tracking on (a
+    disconnected one keeps its documents and settings, and is not pulled) and answers at once; ``GET
+    /sales/status`` shows it pulling until it ends. A connection whose pull runs now is left to it."""
     live = {
         c["provider"] for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE
     }
-    enabled = [
-        t["provider"] for t in store.tracked(organisation_id) if t["enabled"] and t["provider"] in live
-    ]
+    enabled = [t for t in store.tracked(organisation_id) if t["enabled"] and t["provider"] in live]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
-    return [pull_changes(organisation_id, name, now=now) for name in enabled]
+    idle = [t for t in enabled if int(t.get("lease_until") or 0) < now.timestamp()]
+    if not idle:
+        raise PullRunning("a pull of this connection is already running; its results will show when it ends")
+    queued = []
+    for tracking in idle:
+        name: ProviderName = tracking["provider"]
+        store.mark_requested(organisation_id, name, at=now.isoformat())
+        job = ConnectionJob(organisation_id=organisation_id, provider=name, reason="pull_now")
+        fanout.send_one(settings().sales_pull_queue_url, job)
+        queued.append(PullQueued(provider=name, queued_at=now.isoformat()))
+    return queued
+
+
+def enqueue_due() -> fanout.FanOutReport:
+    """The hourly pass: one message per connected connection with sales tracking on (the connections read
+    from the sharded index, their tracking a hundred to a request); the workers pull them."""
+
+    def due() -> Iterator[ConnectionJob]:
+        batch: list[tuple[str, str]] = []
+        for connection in connection_store.iter_connections(fields=("status",)):
+            if connection.get("status") == "connected":
+                batch.append((connection["organisation_id"], connection["provider"]))
+            if len(batch) >= TRACKING_BATCH:
+                yield from _tracked(batch)
+                batch = []
+        yield from _tracked(batch)
+
+    return fanout.send_all(settings().sales_pull_queue_url, due())
+
+
+MAX_DELAY = 900  # SQS's longest message delay
+TRACKING_BATCH = 500  # connections whose tracking is read before their messages are sent
+
+
+def _tracked(keys: list[tuple[str, str]]) -> Iterator[ConnectionJob]:
+    for tracking in store.tracking_of(keys) if keys else []:
+        if tracking.get("enabled"):
+            yield ConnectionJob(organisation_id=tracking["organisation_id"], provider=tracking["provider"])
 
 
 class PullReport(Model):
@@ -287,35 +393,49 @@ class PullReport(Model):
     stored: int = 0
     running: int = 0  # skipped: another pull of that connection was running
     failed: int = 0
+    skipped: int = 0  # no longer connected, or tracking turned off since it was queued
+    continued: int = 0  # stopped part way; the next part is queued
 
 
-def pull_due(*, now: datetime) -> PullReport:
-    """The scheduled pass: every connected connection with sales tracking on; one failing connection never
-    stops the others (its cursor stays, so the next tick reads the same changes again)."""
+def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
+    """The worker: one part of one connection's pull (a large first pull stops after ``PART_SECONDS`` or
+    ``PART_PAGES`` and queues its next part). A failure is recorded as the last pull's error and the cursor
+    stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop."""
     report = PullReport()
-    for connection in connection_store.all_connections():
-        organisation, name = connection["organisation_id"], connection["provider"]
-        if connection.get("status") != "connected":
-            continue
-        tracking = store.get_tracking(organisation, name)
-        if not tracking or not tracking["enabled"]:
-            continue
+    organisation, name = job.organisation_id, job.provider
+    connection = connection_store.get_connection(organisation, name)
+    tracking = store.get_tracking(organisation, name)
+    if not connection or connection.get("status") not in IN_USE or not tracking or not tracking["enabled"]:
+        report.skipped += 1
+        return report
+    try:
+        result = pull_changes(organisation, name, now=now, part_seconds=PART_SECONDS, part_pages=PART_PAGES)
+    except PullRunning:
+        report.running += 1
+        return report
+    except RateLimited as err:  # the tenant's budget is spent: the same job again once it allows
+        delay = min(MAX_DELAY, max(1, math.ceil(err.retry_after or 60)))
+        fanout.send_one(settings().sales_pull_queue_url, job, delay=delay)
+        report.failed += 1
+        return report
+    except (ProviderError, Conflict) as err:
+        logger.warning(
+            "sales pull failed",
+            extra={"organisation_id": organisation, "provider": name, "reason": err.message},
+        )
+        report.failed += 1
+        return report
+    report.pulled += 1
+    report.stored += len(result.stored)
+    if result.more:
+        next_part = ConnectionJob(organisation_id=organisation, provider=name, reason="continue")
         try:
-            result = pull_changes(organisation, name, now=now)
-        except PullRunning:
-            report.running += 1
-        except (ProviderError, Conflict) as err:
+            fanout.send_one(settings().sales_pull_queue_url, next_part)
+        except Exception:  # its progress is stored: the next hourly pass goes on from it
             logger.warning(
-                "sales pull failed",
-                extra={"organisation_id": organisation, "provider": name, "reason": err.message},
+                "next part of a pull not queued", extra={"organisation_id": organisation}, exc_info=True
             )
-            report.failed += 1
-        except Exception:  # one broken connection never stops the others
-            logger.exception("sales pull failed unexpectedly", extra={"organisation_id": organisation})
-            report.failed += 1
-        else:
-            report.pulled += 1
-            report.stored += len(result.stored)
+        report.continued += 1
     return report
 
 

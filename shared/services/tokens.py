@@ -22,13 +22,14 @@ from functools import cache
 from typing import Any, TypeVar
 
 from shared.config import settings
+from shared.contracts import ConnectionJob
 from shared.domain.connections import PROVIDER_LABELS, ProviderName, Tenant, TokenSet
 from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
 from shared.model import Model
 from shared.observability import logger
 from shared.providers import get_provider
 from shared.providers.base import AccountingProvider
-from shared.services import credentials, events
+from shared.services import credentials, events, fanout
 from shared.store import connections as store
 from shared.vault import TokenContext, open_tokens, seal_tokens
 
@@ -266,27 +267,49 @@ def _check_connection(connection: dict[str, Any], clock: Clock) -> bool:
     return refreshed
 
 
-def refresh_due(*, clock: Clock = utc_now) -> RefreshReport:
-    """The scheduled pass: refresh tokens close to expiry (which also keeps idle refresh tokens
-    alive) and prove every connection still works, so a revoked one is noticed within a tick."""
+RECHECK_AFTER = timedelta(minutes=4)  # checked more recently than this: not due (the schedule ticks every 5)
+
+
+def _checked_recently(connection: dict[str, Any], now: datetime) -> bool:
+    checked = connection.get("last_checked_at")
+    if not checked:
+        return False
+    try:
+        return datetime.fromisoformat(checked) > now - RECHECK_AFTER
+    except ValueError:
+        return False
+
+
+def enqueue_due(*, clock: Clock | None = None) -> fanout.FanOutReport:
+    """The scheduled pass: one message per connected connection not checked in the last ``RECHECK_AFTER``,
+    read shard by shard from the connections index (only the fields it decides on); the workers check them."""
+    now = (clock or utc_now)()
+    due = (
+        ConnectionJob(organisation_id=c["organisation_id"], provider=c["provider"])
+        for c in store.iter_connections(fields=("status", "last_checked_at"))
+        if c.get("status") == "connected" and not _checked_recently(c, now)
+    )
+    return fanout.send_all(settings().connection_check_queue_url, due)
+
+
+def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshReport:
+    """The worker: refresh this connection's tokens when near expiry (which also keeps an idle refresh token
+    alive) and prove it still works, so a revoked one is noticed within a tick. A connection no longer
+    connected, or checked moments ago (a message queued twice), is skipped; a failure is tried again at the
+    next tick, never in a loop here."""
+    clock = clock or utc_now
     report = RefreshReport()
-    for connection in store.all_connections():
-        if connection.get("status") != "connected":
-            continue
-        report.checked += 1
-        try:
-            report.refreshed += int(_check_connection(connection, clock))
-        except ForeignGrant:  # never expire another organisation's grant on this connection's behalf
-            report.retry_later += 1
-        except AuthExpired as err:
-            connection_refused(connection["grant_id"], reason=err.message, now=clock())
-            report.expired += 1
-        except ProviderError:
-            report.retry_later += 1
-        except Exception:  # one broken connection never stops the others; it is tried again next tick
-            logger.exception(
-                "connection check failed unexpectedly",
-                extra={"organisation_id": connection["organisation_id"], "provider": connection["provider"]},
-            )
-            report.retry_later += 1
+    connection = store.get_connection(job.organisation_id, job.provider)
+    if not connection or connection.get("status") != "connected" or _checked_recently(connection, clock()):
+        return report
+    report.checked += 1
+    try:
+        report.refreshed += int(_check_connection(connection, clock))
+    except ForeignGrant:  # never expire another organisation's grant on this connection's behalf
+        report.retry_later += 1
+    except AuthExpired as err:
+        connection_refused(connection["grant_id"], reason=err.message, now=clock())
+        report.expired += 1
+    except ProviderError:
+        report.retry_later += 1
     return report

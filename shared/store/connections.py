@@ -6,11 +6,19 @@ lets exactly one worker refresh at a time; a lease that outlived its holder can 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_items, query_all
-from shared.store.keys import CONNECTIONS_INDEX_PK, GRANT_SK, connection_sk, grant_pk, org_pk
+from shared.store.dynamo import conditional_failed, org_items, query_items
+from shared.store.keys import (
+    GRANT_SK,
+    connection_index_pks,
+    connection_sk,
+    connections_shard_pk,
+    grant_pk,
+    org_pk,
+)
 from shared.vault import Sealed
 
 
@@ -40,22 +48,37 @@ def list_connections(organisation_id: str) -> list[dict[str, Any]]:
 
 def all_connections() -> list[dict[str, Any]]:
     """Every connection of every organisation (for the scheduled jobs)."""
+    return list(iter_connections())
+
+
+def iter_connections(
+    *, provider: str | None = None, fields: tuple[str, ...] = ()
+) -> Iterator[dict[str, Any]]:
+    """Every connection (of one provider), read shard by shard and page by page (one DynamoDB page held at a
+    time), then the rows still under the unsharded key; ``fields`` limits what each row carries (its keys
+    always come). A row being moved to its shard may be read twice: it is yielded once."""
     from boto3.dynamodb.conditions import Key
 
-    items = query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK))
-    return [_keyed(item) for item in items]
+    extra: dict[str, Any] = {}
+    if fields:
+        wanted = ("pk", "sk", *fields)
+        extra["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(wanted)))
+        extra["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(wanted)}
+    seen: set[tuple[str, str]] = set()
+    for partition in connection_index_pks():
+        condition = Key("gsi1pk").eq(partition)
+        if provider is not None:
+            condition = condition & Key("gsi1sk").begins_with(f"{provider}#")
+        for item in query_items(IndexName="gsi1", KeyConditionExpression=condition, **extra):
+            key = (item["pk"], item["sk"])
+            if key not in seen:
+                seen.add(key)
+                yield _keyed(item)
 
 
 def connections_of(provider: str) -> list[dict[str, Any]]:
     """Every organisation's connection to one provider."""
-    from boto3.dynamodb.conditions import Key
-
-    items = query_all(
-        IndexName="gsi1",
-        KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK)
-        & Key("gsi1sk").begins_with(f"{provider}#"),
-    )
-    return [_keyed(item) for item in items]
+    return list(iter_connections(provider=provider))
 
 
 def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
@@ -63,7 +86,7 @@ def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) 
         Item={
             "pk": org_pk(organisation_id),
             "sk": connection_sk(provider),
-            "gsi1pk": CONNECTIONS_INDEX_PK,
+            "gsi1pk": connections_shard_pk(organisation_id),
             "gsi1sk": f"{provider}#{organisation_id}",
             "organisation_id": organisation_id,
             "provider": provider,
@@ -75,7 +98,9 @@ def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) 
 def update_connection(
     organisation_id: str, provider: str, fields: dict[str, Any], *, only_if_grant: str | None = None
 ) -> bool:
-    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant."""
+    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant. A row
+    still under the unsharded index key moves to its shard here."""
+    fields = {**fields, "gsi1pk": connections_shard_pk(organisation_id)}
     names = {f"#f{i}": name for i, name in enumerate(fields)}
     values = {f":v{i}": value for i, value in enumerate(fields.values())}
     condition = "attribute_exists(pk)"

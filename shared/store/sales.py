@@ -90,8 +90,9 @@ def put_tracking(
         expression += ", time_zone = :z"
         values[":z"] = time_zone
     if reset_cursor:
-        expression += " REMOVE #c"
-    _update(organisation_id, provider, expression, values, names={"#c": "cursor"} if reset_cursor else None)
+        expression += " REMOVE #c, #r"
+    names = {"#c": "cursor", "#r": "resume"} if reset_cursor else None
+    _update(organisation_id, provider, expression, values, names=names)
 
 
 def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:
@@ -122,19 +123,66 @@ def advance_cursor(
 ) -> bool:
     """Moves the cursor (called only once the documents read since the old one are stored) and releases
     the lease; refused when ``owner`` no longer holds it (a slower pull never moves a newer cursor back)."""
-    expression = "SET last_pull = :l REMOVE lease_owner, lease_until"
+    expression = "SET last_pull = :l REMOVE lease_owner, lease_until, #r"
     values: dict[str, Any] = {":l": last_pull, ":owner": owner}
+    names = {"#r": "resume"}
     if cursor is not None:
-        expression = "SET last_pull = :l, #c = :c REMOVE lease_owner, lease_until"
+        expression = "SET last_pull = :l, #c = :c REMOVE lease_owner, lease_until, #r"
         values[":c"] = cursor
+        names["#c"] = "cursor"
+    return _update(
+        organisation_id, provider, expression, values, condition="lease_owner = :owner", names=names
+    )
+
+
+def save_progress(
+    organisation_id: str, provider: str, *, owner: str, resume: str, last_pull: dict[str, Any]
+) -> bool:
+    """A pull that stopped part way (its time or page budget spent): where the next part goes on, the
+    documents read so far being stored; the cursor stays until the last part. Releases the lease."""
     return _update(
         organisation_id,
         provider,
-        expression,
-        values,
+        "SET last_pull = :l, #r = :r REMOVE lease_owner, lease_until",
+        {":l": last_pull, ":r": resume, ":owner": owner},
         condition="lease_owner = :owner",
-        names={"#c": "cursor"} if cursor is not None else None,
+        names={"#r": "resume"},
     )
+
+
+def mark_requested(organisation_id: str, provider: str, *, at: str) -> None:
+    """'Pull now' queued a pull of this connection at ``at`` (shown until a pull ends after it)."""
+    _update(
+        organisation_id, provider, "SET requested_at = :at", {":at": at}, condition="attribute_exists(pk)"
+    )
+
+
+def tracking_of(keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The tracking items of these (organisation, provider) connections that exist, 100 to a BatchGetItem
+    (the scheduled pass reads them for every connection at once)."""
+    from shared.config import settings
+
+    client, name = table().meta.client, settings().table_name
+    wanted = [{"pk": org_pk(o), "sk": tracking_sk(p)} for o, p in dict.fromkeys(keys)]
+    rows: list[dict[str, Any]] = []
+    projection = {
+        "ProjectionExpression": "#k, #s, #e",
+        "ExpressionAttributeNames": {"#k": "pk", "#s": "sk", "#e": "enabled"},
+    }
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {name: {"Keys": wanted[start : start + 100], **projection}}
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            rows.extend(answer["Responses"].get(name, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return [
+        {
+            **row,
+            "organisation_id": row["pk"].removeprefix(org_pk("")),
+            "provider": row["sk"].removeprefix("SALES#"),
+        }
+        for row in rows
+    ]
 
 
 def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: dict[str, Any]) -> None:

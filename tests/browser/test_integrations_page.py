@@ -149,7 +149,7 @@ def test_revoked_in_the_sandbox_shows_reconnect_and_reconnecting_works(
     revoked = httpx.post(f"{local_stack.qbo_url}/_admin/companies/{DEMO_REALM_ID}/revoke")
     assert revoked.status_code == 200, revoked.text
     report = local_stack.fire_schedule("TokenRefreshFunction")
-    assert report["expired"] >= 1, report
+    assert report["queued"] >= 1, report  # queued; the route answers once the queue is drained
 
     page.reload()
     qbo = card(page, "qbo")

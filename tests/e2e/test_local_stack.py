@@ -78,7 +78,8 @@ def test_connect_qbo_over_http_and_see_health(local_stack: Running) -> None:
         views = {v["provider"]: v for v in app.get("/integrations").json()}
         assert views["qbo"]["status"] == "connected"
         report = app.post("/_local/schedules/TokenRefreshFunction")
-        assert report.status_code == 200 and report.json()["checked"] == 1
+        assert report.status_code == 200 and report.json()["queued"] == 1  # then checked (the queue drained)
+        assert {v["provider"]: v for v in app.get("/integrations").json()}["qbo"]["last_checked_at"]
 
 
 def test_openapi_document_and_swagger_ui_are_served(local_stack: Running) -> None:

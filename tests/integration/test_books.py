@@ -94,7 +94,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
             json_body={"enabled": True, "start_date": "2026-11-01"},
         )
     )
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
     minutes.next()
     Poller(aws).drain()
     assert xero_balances(api, sandboxes) == {"630": D("10.01"), "820": D("-10.01")}
@@ -284,7 +284,7 @@ def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
     )
     body = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
     assert books.close_days(now=datetime(2026, 11, 11, 15, tzinfo=UTC)) == 1  # 10 Nov ended 08:00 UTC
     Poller(aws).drain()
     # receipts 0.375 + 0.999 = 1.374; the sale takes 3 x 0.125 + 1 x 0.333 = 0.708, 0.666 left: rounded
@@ -306,7 +306,7 @@ def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
             ]
         },
     )
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
     assert books.close_days(now=datetime(2026, 11, 12, 15, tzinfo=UTC)) == 1  # the true-up
     Poller(aws).drain()
     assert statuses(api)["trueup"] == ["posted"]

@@ -81,7 +81,7 @@ def track_and_pull(api: Api, provider: str) -> None:
             json_body={"enabled": True, "start_date": "2026-08-01"},
         )
     )
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
 
 
 def figures(f: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None]:
@@ -151,7 +151,7 @@ def test_qbo_margins_match_the_hand_worked_example(api: Api, sandboxes: Sandboxe
             ]
         },
     )
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
 
     report = ok(api.call("GET", "/margins"))
     docs = by_number(report)
@@ -264,7 +264,7 @@ def test_xero_margins_match_the_hand_worked_example(api: Api, sandboxes: Sandbox
     xero.void_record(AU_TENANT_ID, "CreditNotes", demo_id(AU_TENANT_ID, "credit-note", "CN-0002"))
     eighth = next(r for r in xero.list_records(AU_TENANT_ID, "Invoices") if r["InvoiceNumber"] == "INV-0008")
     xero.delete_record(AU_TENANT_ID, "Invoices", eighth["InvoiceID"])
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
 
     report = ok(api.call("GET", "/margins"))
     docs = by_number(report)
@@ -485,7 +485,7 @@ def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisatio
         )
     tracking = {"enabled": True, "start_date": "2026-03-01", "time_zone": "America/New_York"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
-    ok(api.call("POST", "/sales/pull"))
+    api.pull_sales()
 
     docs = by_number(ok(api.call("GET", "/margins?to=2026-03-31")))
     # NY-1 (the 10th) ends at 03:59:59.999999 UTC on the 11th: the evening lot is its own. At 23:59:59 UTC on

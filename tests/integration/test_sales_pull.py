@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
@@ -53,9 +54,20 @@ def track(api: Api, provider: str, start: str = "2026-08-01") -> dict[str, Any]:
     return view
 
 
+def _stored_bodies() -> dict[str, str]:
+    return {sales.PulledSale.model_validate_json(d).document_id: d for d in sales_store.documents("org-a")}
+
+
 def pull(api: Api) -> dict[str, Any]:
-    results: list[dict[str, Any]] = ok(api.call("POST", "/sales/pull"))
-    return results[0]
+    """'Pull now' (202, queued), the queue drained by the poller as Lambda would, then what it did: the last
+    pull's figures from ``GET /sales/status`` and the documents it stored (new or changed)."""
+    before = _stored_bodies()
+    queued = api.pull_sales()
+    assert len(queued) == 1
+    view = next(v for v in ok(api.call("GET", "/sales/status")) if v["provider"] == queued[0]["provider"])
+    after = _stored_bodies()
+    stored = [i for i, body in after.items() if before.get(i) != body]
+    return {"read": view["last_pull"]["read"], "stored": stored, "cursor": view["cursor"], "view": view}
 
 
 def qbo_invoice(sandboxes: Sandboxes, number: str, day: str, qty: int) -> dict[str, Any]:
@@ -183,8 +195,7 @@ def test_a_failed_or_crashed_pull_is_repeated_never_skipped_or_counted_twice(
     connect(api, sandboxes, "qbo")
     track(api, "qbo")
     sandboxes.qbo.inject("500", method="GET", path_prefix=QBO_API + "query", count=http.MAX_ATTEMPTS)
-    failed = api.call("POST", "/sales/pull")
-    assert failed.status == 502
+    api.pull_sales()  # queued at once; the worker's pull fails, and says so in the status
     status = ok(api.call("GET", "/sales/status"))[0]
     assert status["cursor"] is None and not status["last_pull"]["ok"] and not status["pulling"]
     assert sales_store.documents("org-a") == []  # nothing half-stored: the reads come first
@@ -278,8 +289,52 @@ def test_the_schedule_pulls_every_tracked_connection(api: Api, sandboxes: Sandbo
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
     track(api, "qbo")
     report = Scheduler(aws).fire("SalesPullFunction")
-    assert (report["pulled"], report["stored"], report["failed"]) == (1, 8, 0)  # org-b does not track sales
+    assert (report["due"], report["queued"], report["failed"]) == (1, 1, 0)  # org-b does not track sales
+    assert ok(api.call("GET", "/sales/status"))[0]["last_pull"] is None  # queued, not pulled by the schedule
+    assert Poller(aws).drain() == 1
     assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 8
+
+
+def test_pull_now_answers_at_once_and_the_status_shows_it_pulling_until_it_ends(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    calls = sandboxes.qbo.call_count("GET", QBO_API)
+    answer = api.call("POST", "/sales/pull")
+    assert answer.status == 202 and [q["provider"] for q in answer.json()] == ["qbo"]
+    assert sandboxes.qbo.call_count("GET", QBO_API) == calls  # nothing pulled inside the API's request
+    status = ok(api.call("GET", "/sales/status"))[0]
+    assert status["pulling"] and status["requested_at"] and status["last_pull"] is None
+    assert Poller(aws).drain() == 1
+    status = ok(api.call("GET", "/sales/status"))[0]
+    assert not status["pulling"] and status["last_pull"]["ok"] and status["last_pull"]["stored"] == 8
+
+
+@pytest.mark.parametrize("provider", ["qbo", "xero"])
+def test_a_large_first_pull_goes_on_across_messages_with_its_place_and_moves_the_cursor_at_the_end(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    if provider == "qbo":
+        connect(api, sandboxes, "qbo")
+        monkeypatch.setattr(qbo_sales, "PAGE", 2)
+    else:
+        connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+        monkeypatch.setattr(xero_api, "PAGE", 4)  # few calls: Xero's budget is 60 a minute
+    monkeypatch.setattr(sales, "PART_PAGES", 1)  # each message reads one page, then queues the next part
+    track(api, provider)
+    answer = api.call("POST", "/sales/pull")
+    assert answer.status == 202
+    poller = Poller(aws)
+    first = poller.poll_once()
+    assert first.received == 1
+    middle = ok(api.call("GET", "/sales/status"))[0]
+    assert middle["pulling"] and middle["cursor"] is None and middle["last_pull"]["more"]
+    poller.drain()
+    done = ok(api.call("GET", "/sales/status"))[0]
+    assert not done["pulling"] and not done["last_pull"]["more"] and done["last_pull"]["parts"] > 2
+    assert done["cursor"] is not None and done["last_pull"]["ok"]
+    assert done["last_pull"]["stored"] == len(_stored_bodies()) == 8  # every part counted once
 
 
 def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_user_names_it(
@@ -405,7 +460,7 @@ def test_xero_a_document_edited_between_page_reads_is_never_skipped(
 
 
 def _stored_ids() -> set[str]:
-    return {sales.PulledSale.model_validate_json(d).document_id for d in sales_store.documents("org-a")}
+    return set(_stored_bodies())
 
 
 def test_a_killed_pull_frees_pull_now_within_a_minute(api: Api, sandboxes: Sandboxes) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
 from infra.sandboxes.common import Sandbox
@@ -21,6 +22,7 @@ from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.errors import AuthExpired, ProviderUnavailable
 from shared.services import tokens
 from shared.store import connections as store
+from shared.store import keys
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
 from tests.integration.test_connect import status_of
@@ -157,22 +159,65 @@ def test_scheduled_pass_notices_a_revocation_within_one_tick(
     connect(api, sandboxes, "qbo")
     sandboxes.qbo.revoke_realm(DEMO_REALM_ID)
     report = Scheduler(aws).fire("TokenRefreshFunction")
-    assert report["checked"] == 1 and report["expired"] == 1
+    assert (report["due"], report["queued"]) == (1, 1)  # the schedule only queues
+    assert status_of(api, "qbo")["status"] == "connected"
+    assert Poller(aws).drain() == 1
     assert status_of(api, "qbo")["status"] == "expired"
 
 
 def test_scheduled_pass_refreshes_tokens_close_to_expiry_and_keeps_idle_ones_alive(
-    api: Api, sandboxes: Sandboxes
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
-    clock = clock_of(sandboxes.xero)
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.xero))  # the service's clock: the sandbox's
+
+    def tick() -> int:
+        """One scheduled tick through the queue; the refreshes it made."""
+        refreshes = sandboxes.xero.call_count("POST", XERO_TOKEN_PATH)
+        assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 1
+        assert Poller(aws).drain() == 1
+        return sandboxes.xero.call_count("POST", XERO_TOKEN_PATH) - refreshes
+
     sandboxes.xero.clock.advance(25 * 60)
-    assert tokens.refresh_due(clock=clock).refreshed == 1  # 5 minutes left is inside the scheduled margin
+    assert tick() == 1  # 5 minutes left is inside the scheduled margin
     for _ in range(3):  # idle for 59 days three times: each pass keeps the 60-day refresh token alive
         sandboxes.xero.clock.advance(59 * 24 * 3600)
-        report = tokens.refresh_due(clock=clock)
-        assert (report.refreshed, report.expired) == (1, 0)
+        assert tick() == 1
     assert status_of(api, "xero")["status"] == "connected"
+
+
+def test_a_tick_queues_only_connections_due_and_a_message_queued_twice_checks_once(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    connect(api, sandboxes, "qbo", organisation="org-a")
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
+    assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 2
+    assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 2  # a backlog: queued again
+    calls = sandboxes.qbo.call_count("GET", "/v3/company/")
+    assert Poller(aws).drain() == 4
+    assert sandboxes.qbo.call_count("GET", "/v3/company/") - calls == 1  # the duplicate skipped the check
+    assert Scheduler(aws).fire("TokenRefreshFunction")["due"] == 0  # both checked moments ago
+
+
+def test_connections_spread_over_index_shards_and_old_rows_are_still_read_then_moved(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    connect(api, sandboxes, "qbo", organisation="org-a")
+    row = store.get_connection("org-a", "qbo")
+    assert row is not None and row["gsi1pk"] == keys.connections_shard_pk("org-a") != "CONNECTIONS"
+    assert len({keys.connections_shard_pk(f"org-{n}") for n in range(200)}) == keys.CONNECTION_SHARDS
+    # a row written before the index was sharded: no migration, the pass still reads it
+    boto3.resource("dynamodb").Table(aws.physical("Table")).update_item(
+        Key={"pk": row["pk"], "sk": row["sk"]},
+        UpdateExpression="SET gsi1pk = :old",
+        ExpressionAttributeValues={":old": "CONNECTIONS"},
+    )
+    assert [c["organisation_id"] for c in store.all_connections()] == ["org-a"]
+    assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 1
+    assert Poller(aws).drain() == 1
+    moved = store.get_connection("org-a", "qbo")
+    assert moved is not None and moved["gsi1pk"] == keys.connections_shard_pk("org-a")  # its next write
+    assert [c["organisation_id"] for c in store.all_connections()] == ["org-a"]
 
 
 def test_a_token_the_provider_refuses_mid_run_is_refreshed_once_and_the_call_repeated(
@@ -204,7 +249,7 @@ def test_pending_refresh_state_survives_a_provider_outage(api: Api, sandboxes: S
 
 
 def test_one_broken_connection_never_stops_the_scheduled_pass(
-    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     connect(api, sandboxes, "qbo", organisation="org-a")
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
@@ -216,7 +261,8 @@ def test_one_broken_connection_never_stops_the_scheduled_pass(
         return checked(connection, clock)
 
     monkeypatch.setattr(tokens, "_check_connection", broken_for_org_a)
-    report = tokens.refresh_due(clock=clock_of(sandboxes.xero))
-    assert (report.checked, report.retry_later, report.expired) == (2, 1, 0)
+    assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 2
+    delivered = Poller(aws).poll_once()
+    assert (delivered.received, delivered.failed) == (2, 1)  # org-a's record comes back later (then the DLQ)
     assert status_of(api, "xero", organisation="org-b")["last_checked_at"]
     assert status_of(api, "qbo", organisation="org-a")["status"] == "connected"

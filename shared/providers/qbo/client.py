@@ -121,10 +121,14 @@ class QboProvider:
         start: date,
         now: datetime,
         on_page: Callable[[], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+        resume: str | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.qbo import sales
 
-        return sales.sales_changes(self.api, session, since, start=start, now=now, on_page=on_page)
+        return sales.sales_changes(
+            self.api, session, since, start=start, now=now, on_page=on_page, stop=stop, resume=resume
+        )
 
     def home_currency(self, session: Session) -> str:
         from shared.providers.qbo import sales

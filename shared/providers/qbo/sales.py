@@ -3,6 +3,7 @@ CDC's 30-day look-back or 1000-object cap) and their JSON mapped to ``PulledSale
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,29 +32,51 @@ def sales_changes(
     start: date,
     now: datetime,
     on_page: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    resume: str | None = None,
 ) -> Changes[PulledSale]:
     """The first pull reads every document dated from ``start``; later ones what changed since the cursor.
     The next cursor is QBO's own time at the first answer, less an overlap (never earlier than ``since``):
     it never passes the pull's own start, so whatever changes while the pull runs is read again next time.
-    ``on_page`` runs after every answer (the service renews its lease there)."""
+    ``on_page`` runs after every answer (the service renews its lease there). When ``stop`` says so after a
+    page of a query (CDC is one answer), the read ends with ``resume``: the query, the entity and the stamp
+    it had reached, and QBO's time at the pull's first answer (the part that ends the pull sets the cursor
+    from it)."""
     tick = on_page or (lambda: None)
-    if since is None:
-        records, server_time = _query(api, session, f"TxnDate >= {query_literal(start.isoformat())}", tick)
+    halt = stop or (lambda: False)
+    extra: list[tuple[str, dict[str, Any]]] = []
+    if resume:
+        state: dict[str, Any] = json.loads(resume)
+    elif since is None:
+        state = {"where": f"TxnDate >= {query_literal(start.isoformat())}"}
     elif datetime.fromisoformat(since) < now - CDC_LOOKBACK:
-        records, server_time = _query(api, session, _updated_since(since), tick)
+        state = {"where": _updated_since(since)}
     else:
         # CDC is one answer, a snapshot of what changed since the cursor: nothing in it can shift
         body = api.get(session, "cdc", entities=",".join(ENTITIES), changedSince=since)
         tick()
         records = _cdc_records(body)
         server_time = str(body.get("time") or "")
-        if len(records) >= CDC_CAP:  # capped: the live documents by query, the deletions CDC did name
-            queried, _ = _query(api, session, _updated_since(since), tick)
-            records = queried + [(e, r) for e, r in records if r.get("status") == "Deleted"]
-    cursor = since
-    if server_time:
-        cursor = latest([(datetime.fromisoformat(server_time) - OVERLAP).isoformat()], since)
-    return Changes(tuple(sale(entity, record) for entity, record in _latest_versions(records)), cursor)
+        if len(records) < CDC_CAP:
+            return Changes(_sales(records), _cursor(server_time, since))
+        # capped: the live documents by query, the deletions CDC did name
+        extra = [(e, r) for e, r in records if r.get("status") == "Deleted"]
+        state = {"where": _updated_since(since), "server_time": server_time}
+    records, state, more = _query(api, session, state, tick, halt)
+    records += extra
+    if more:
+        return Changes(_sales(records), since, resume=json.dumps(state))
+    return Changes(_sales(records), _cursor(str(state.get("server_time") or ""), since))
+
+
+def _sales(records: list[tuple[str, dict[str, Any]]]) -> tuple[PulledSale, ...]:
+    return tuple(sale(entity, record) for entity, record in _latest_versions(records))
+
+
+def _cursor(server_time: str, since: str | None) -> str | None:
+    if not server_time:
+        return since
+    return latest([(datetime.fromisoformat(server_time) - OVERLAP).isoformat()], since)
 
 
 def _updated_since(since: str) -> str:
@@ -66,10 +89,15 @@ def _instant(record: dict[str, Any]) -> datetime | None:
 
 
 def _query(
-    api: QboApi, session: Session, where: str, tick: Callable[[], None]
-) -> tuple[list[tuple[str, dict[str, Any]]], str]:
-    """Every document of the three entities matching ``where``, a page of 1000 at a time, and QBO's time
-    at the first answer.
+    api: QboApi,
+    session: Session,
+    state: dict[str, Any],
+    tick: Callable[[], None],
+    halt: Callable[[], bool],
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any], bool]:
+    """Every document of the three entities matching ``state["where"]``, a page of 1000 at a time, from
+    where ``state`` says (entity, stamp), with QBO's time at the pull's first answer kept in it; True when
+    ``halt`` stopped the read with more to read (``state`` then says where to go on).
 
     Pages are keyed on the last-updated time, never on an offset into the whole list: QBO orders the answer
     by ``MetaData.LastUpdatedTime`` (Intuit data-queries page; qbo.md 2.3 "Incremental reads"), so a
@@ -78,12 +106,17 @@ def _query(
     pull's start, that document would never be read again. Each page instead asks for the documents updated
     at or after the last stamp read (an edited one is read again, at its new place, and the later version
     wins). Only when a whole page shares one stamp (QBO stamps whole seconds) is the offset used, within
-    that second."""
+    that second. A read resumed in another invocation starts from the stamp reached, the same way."""
     records: list[tuple[str, dict[str, Any]]] = []
-    server_time = ""
-    for entity in ENTITIES:
-        after: datetime | None = None  # the stamp the next page starts from (inclusive)
-        at_after = 0  # documents read so far whose stamp is exactly ``after``
+    where = str(state["where"])
+    server_time = str(state.get("server_time") or "")
+    first = int(state.get("entity") or 0)
+    names = list(ENTITIES)
+    for index in range(first, len(names)):
+        entity = names[index]
+        # the stamp the next page starts from (inclusive), and how many read so far carry exactly it
+        after = datetime.fromisoformat(state["after"]) if index == first and state.get("after") else None
+        at_after = int(state.get("at_after") or 0) if index == first else 0
         while True:
             conditions = where if after is None else f"{where} AND {_updated_since(after.isoformat())}"
             skip = at_after if at_after >= PAGE else 0  # a full page of one second: step on within it
@@ -102,7 +135,12 @@ def _query(
             tied = sum(1 for r in page if _instant(r) == last)
             at_after = skip + tied if last == after else tied
             after = last
-    return records, server_time
+            if halt():
+                stopped = {"entity": index, "after": after.isoformat(), "at_after": at_after}
+                return records, {"where": where, "server_time": server_time, **stopped}, True
+        if index + 1 < len(names) and halt():
+            return records, {"where": where, "server_time": server_time, "entity": index + 1}, True
+    return records, {"where": where, "server_time": server_time}, False
 
 
 def _latest_versions(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:

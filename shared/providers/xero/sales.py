@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, localcontext
@@ -37,21 +38,42 @@ def sales_changes(
     *,
     start: date,
     on_page: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    resume: str | None = None,
 ) -> Changes[PulledSale]:
     """The first pull reads every document dated from ``start``; later ones what changed since the cursor
     (``If-Modified-Since`` includes its own second, so the boundary is read again, never skipped). The next
-    cursor is the latest change stamp read. ``on_page`` runs after every answer."""
+    cursor is the latest change stamp read. ``on_page`` runs after every answer. When ``stop`` says so after
+    a page, the read ends with ``resume``: the collection and the stamp it had reached, and the latest stamp
+    read so far (the part that ends the pull makes it the cursor)."""
+    halt = stop or (lambda: False)
+    state: dict[str, Any] = json.loads(resume) if resume else {}
     records: list[tuple[str, dict[str, Any]]] = []
-    for collection, (kind, _, id_field) in COLLECTIONS.items():
+    newest: str | None = state.get("latest")
+    names = list(COLLECTIONS)
+    first = int(state.get("collection") or 0)
+    for index in range(first, len(names)):
+        collection = names[index]
+        kind, _, id_field = COLLECTIONS[collection]
         where = f'Type=="{kind}"'
         if since is None:
             where += f" AND Date>=DateTime({start.year},{start.month:02d},{start.day:02d})"
-        found = _changed(api, session, collection, where, since, on_page or (lambda: None))
+        begin = (state.get("after") or since, int(state.get("page") or 1)) if index == first else (since, 1)
+        found, reached = _changed(api, session, collection, where, begin, on_page or (lambda: None), halt)
         latest_version: dict[str, dict[str, Any]] = {}
         for record in found:  # read twice when edited during the pull: the later read is the newer one
             latest_version[str(record[id_field])] = record
         records.extend((collection, r) for r in latest_version.values())
-    cursor = latest([stamp(r.get("UpdatedDateUTC")) for _, r in records], since)
+        newest = latest([stamp(r.get("UpdatedDateUTC")) for r in found], newest)
+        stopped: dict[str, Any] | None = None
+        if reached is not None:
+            stopped = {"collection": index, "after": reached[0], "page": reached[1]}
+        elif index + 1 < len(names) and halt():
+            stopped = {"collection": index + 1}
+        if stopped is not None:
+            resumed = json.dumps({**stopped, "latest": newest})
+            return Changes(tuple(sale(c, r) for c, r in records), since, resume=resumed)
+    cursor = latest([newest] if newest else [], since)
     return Changes(tuple(sale(collection, record) for collection, record in records), cursor)
 
 
@@ -61,10 +83,17 @@ def _second(record: dict[str, Any]) -> datetime | None:
 
 
 def _changed(
-    api: XeroApi, session: Session, collection: str, where: str, since: str | None, tick: Callable[[], None]
-) -> list[dict[str, Any]]:
-    """Every document of ``collection`` matching ``where`` changed since ``since``, ordered by
-    ``UpdatedDateUTC``, a page of 1000 at a time.
+    api: XeroApi,
+    session: Session,
+    collection: str,
+    where: str,
+    begin: tuple[str | None, int],
+    tick: Callable[[], None],
+    halt: Callable[[], bool],
+) -> tuple[list[dict[str, Any]], tuple[str | None, int] | None]:
+    """Every document of ``collection`` matching ``where`` changed since the stamp ``begin`` names (from its
+    page), ordered by ``UpdatedDateUTC``, a page of 1000 at a time; and, when ``halt`` stopped the read with
+    more to read, the stamp and page to go on from.
 
     Xero orders by ``UpdatedDateUTC`` and a document edited while the pages are read moves to the end
     (spec: ``order`` and ``If-Modified-Since``, "only records created or modified since this timestamp will
@@ -74,23 +103,24 @@ def _changed(
     read in that second is read again and de-duplicated by the caller. Only a full page inside one second
     steps on with ``page``."""
     found: list[dict[str, Any]] = []
-    after = since
-    page = 1
+    after, page = begin
     while True:
         query = {"where": where, "order": "UpdatedDateUTC ASC"}
         chunk = api.page(session, collection, since=after, params=query, page=page)
         tick()
         found.extend(chunk)
         if len(chunk) < xero_api.PAGE:
-            return found
+            return found, None
         first, last = _second(chunk[0]), _second(chunk[-1])
         if last is None:
-            return found
+            return found, None
         started = datetime.fromisoformat(after).replace(microsecond=0) if after else None
         if first == last == started:
             page += 1  # the whole page lies in the second it started from
         else:
             after, page = last.isoformat(), 1
+        if halt():
+            return found, (after, page)
 
 
 def home_currency(api: XeroApi, session: Session) -> str:
