@@ -916,7 +916,7 @@ const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
 
 // ---- sales and margins ------------------------------------------------------------------------------
-// POST /sales/pull -> [{provider, read, stored, cursor}]; GET /sales/status -> [{provider, enabled,
+// POST /sales/pull -> 202 [{provider, queued_at}]; GET /sales/status -> [{provider, enabled, pulling,
 // last_pull: {at, ok, read, stored, error}}]; GET /margins?group=product|period|document -> {home_currency,
 // totals, groups: [{key, label, figures}], documents: [{number, date, figures, ...}]}, figures being
 // {revenue, cogs, uncosted, incomplete, margin, margin_pct}. Amounts are decimal strings, shown as given.
@@ -1000,14 +1000,29 @@ const sales = {
     part(this.section, "last-pull").replaceChildren(...words);
   },
 
+  // "Pull now" queues the pull (202); GET /sales/status says when it has finished (pulling false).
+  async finished(providers, tries = 60) {
+    for (let attempt = 0; attempt < tries; attempt += 1) {
+      const tracked = listOf(await api("GET", "/sales/status")).filter((t) => providers.includes(t.provider));
+      if (tracked.every((t) => !t.pulling)) return tracked;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    throw new Error("The pull is still running; its result will show here when it finishes.");
+  },
+
   async pull(button) {
     const status = part(this.section, "status");
     busy(button, true, "Pulling…");
     status.textContent = "";
     try {
-      const results = listOf(await api("POST", "/sales/pull"));
-      const changed = results.reduce((sum, r) => sum + (r.stored?.length ?? 0), 0);
-      status.textContent = `${plural(changed, "new or changed sales document")} pulled.`;
+      const queued = listOf(await api("POST", "/sales/pull")).map((r) => r.provider);
+      status.textContent = "Pull queued…";
+      const done = await this.finished(queued);
+      const stored = done.reduce((sum, t) => sum + (t.last_pull?.stored ?? 0), 0);
+      const failed = done.find((t) => t.last_pull && !t.last_pull.ok);
+      status.textContent = failed
+        ? `The pull failed: ${failed.last_pull.error}`
+        : `${plural(stored, "new or changed sales document")} pulled.`;
       await this.load();
     } catch (error) {
       status.textContent = error.message;
