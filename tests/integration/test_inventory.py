@@ -218,7 +218,7 @@ def test_receipts_name_known_products_and_consistent_quantities(api: Api, aws: L
     )
     assert too_many.status == 400 and "rejected cannot exceed" in too_many.body.decode()
     other_org = api.call("GET", "/products/bolt/lots", organisation="org-b")
-    assert other_org.status == 400  # org-b has no such product: nothing of org-a shows
+    assert other_org.status == 404  # org-b has no such product: nothing of org-a shows
 
 
 def test_receipts_match_the_supplier_by_provider_id_then_email_then_exact_name(
