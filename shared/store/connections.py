@@ -10,7 +10,16 @@ from typing import Any
 
 from shared.aws import table
 from shared.store.dynamo import conditional_failed, org_items, query_all
-from shared.store.keys import CONNECTIONS_INDEX_PK, GRANT_SK, connection_sk, grant_pk, org_pk
+from shared.store.keys import (
+    CONNECTION_PREFIX,
+    CONNECTIONS_INDEX_PK,
+    GRANT_SK,
+    connection_index,
+    connection_sk,
+    connections_index_prefix,
+    grant_pk,
+    org_pk,
+)
 from shared.vault import Sealed
 
 
@@ -35,7 +44,7 @@ def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None
 
 
 def list_connections(organisation_id: str) -> list[dict[str, Any]]:
-    return [_keyed(item) for item in org_items(organisation_id, "CONNECTION#", ConsistentRead=True)]
+    return [_keyed(item) for item in org_items(organisation_id, CONNECTION_PREFIX, ConsistentRead=True)]
 
 
 def all_connections() -> list[dict[str, Any]]:
@@ -53,7 +62,7 @@ def connections_of(provider: str) -> list[dict[str, Any]]:
     items = query_all(
         IndexName="gsi1",
         KeyConditionExpression=Key("gsi1pk").eq(CONNECTIONS_INDEX_PK)
-        & Key("gsi1sk").begins_with(f"{provider}#"),
+        & Key("gsi1sk").begins_with(connections_index_prefix(provider)),
     )
     return [_keyed(item) for item in items]
 
@@ -63,8 +72,7 @@ def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) 
         Item={
             "pk": org_pk(organisation_id),
             "sk": connection_sk(provider),
-            "gsi1pk": CONNECTIONS_INDEX_PK,
-            "gsi1sk": f"{provider}#{organisation_id}",
+            **connection_index(organisation_id, provider),
             "organisation_id": organisation_id,
             "provider": provider,
             **fields,

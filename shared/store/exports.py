@@ -16,13 +16,18 @@ from typing import Any
 
 from shared.aws import table
 from shared.store.dynamo import conditional_failed, org_items, query_all
-from shared.store.keys import OUTBOX_INDEX_PK, org_pk
-
-EXPORT_PREFIX = "EXPORT#"
+from shared.store.keys import (
+    EXPORT_PREFIX,
+    OUTBOX_INDEX_PK,
+    export_sk,
+    home_currency_sk,
+    org_pk,
+    outbox_index,
+)
 
 
 def _key(organisation_id: str, export_id: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"{EXPORT_PREFIX}{export_id}"}
+    return {"pk": org_pk(organisation_id), "sk": export_sk(export_id)}
 
 
 def new_export(
@@ -32,8 +37,7 @@ def new_export(
     outbox index until its message is queued, so a queue outage delays the export and never loses it."""
     return {
         **_key(organisation_id, export_id),
-        "gsi1pk": OUTBOX_INDEX_PK,
-        "gsi1sk": f"{now}#{organisation_id}#{export_id}",
+        **outbox_index(now, organisation_id, export_id),
         "export_id": export_id,
         "organisation_id": organisation_id,
         "kind": kind,
@@ -227,7 +231,7 @@ def mark_dead_lettered(organisation_id: str, export_id: str) -> None:
 
 # ---- the company's home currency -------------------------------------------------------------------
 def _currency_key(organisation_id: str, provider: str, tenant_id: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"EXPORT-CURRENCY#{provider}#{tenant_id}"}
+    return {"pk": org_pk(organisation_id), "sk": home_currency_sk(provider, tenant_id)}
 
 
 def home_currency(organisation_id: str, provider: str, tenant_id: str) -> str | None:

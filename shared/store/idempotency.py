@@ -7,13 +7,13 @@ from typing import Any
 
 from shared.aws import table
 from shared.store.dynamo import conditional_failed
-from shared.store.keys import org_pk
+from shared.store.keys import idempotency_sk, org_pk
 
 TTL_SECONDS = 86_400
 
 
 def _key(organisation_id: str, scope: str, key: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"IDEMPOTENCY#{scope}#{key}"}
+    return {"pk": org_pk(organisation_id), "sk": idempotency_sk(scope, key)}
 
 
 def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int) -> dict[str, Any] | None:

@@ -23,16 +23,10 @@ from shared.aws import forget_with_clients, table
 from shared.domain.ledger import AnyMovement, Movement
 from shared.errors import BadRequest, Conflict
 from shared.store.dynamo import org_items
-from shared.store.keys import org_pk
+from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk
 
-LEDGER_SK = "INVENTORY#LEDGER"
-MOVES_PREFIX = "INVENTORY#MOVES#"
 MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
 _MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
-
-
-def record_sk(kind: str, record_id: str) -> str:
-    return f"INVENTORY#{kind}#{record_id}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ def commit(
     is no longer at ``version``, ``Conflict`` when a record with the same id exists."""
     pk = org_pk(organisation_id)
     items = [
-        {"pk": pk, "sk": f"{MOVES_PREFIX}{document}", "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
+        {"pk": pk, "sk": moves_sk(document), "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
         for document, moved in documents.items()
     ]
     items += [

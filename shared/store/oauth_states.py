@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
+from shared.store.keys import pending_key
 
 
 def put_pending(kind: str, nonce: str, item: dict[str, Any], *, expires_at: int) -> None:
     table().put_item(
-        Item={"pk": f"{kind}#{nonce}", "sk": kind, "expires_at": expires_at, **item},
+        Item={**pending_key(kind, nonce), "expires_at": expires_at, **item},
         ConditionExpression="attribute_not_exists(pk)",
     )
 
@@ -21,7 +22,7 @@ def take_pending(kind: str, nonce: str) -> dict[str, Any] | None:
     tbl = table()
     try:
         old = tbl.delete_item(
-            Key={"pk": f"{kind}#{nonce}", "sk": kind},
+            Key=pending_key(kind, nonce),
             ConditionExpression="attribute_exists(pk)",
             ReturnValues="ALL_OLD",
         )

@@ -19,15 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.aws import table
+from shared.store.keys import RATE_DAY_SK, rate_pk, rate_slot_sk, rate_window_sk
 
 SLOT_LEASE_SECONDS = 60  # longer than a call may take (20 s read timeout, 5 s connect)
 SLOT_BUSY_WAIT = 0.25
 DAILY_WATCH = 200  # from this few calls left today, every Lambda learns the count from the table
 DAILY_HOLD_SECONDS = 3600.0  # how long a low daily count holds calls back before one probe may go
-
-
-def _pk(key: str) -> str:
-    return f"RATE#{key}"
 
 
 class DynamoRateBudget:
@@ -67,8 +64,8 @@ class DynamoRateBudget:
         if remaining <= DAILY_WATCH or (previous is not None and previous[0] <= DAILY_WATCH):
             table().put_item(
                 Item={
-                    "pk": _pk(key),
-                    "sk": "DAY",
+                    "pk": rate_pk(key),
+                    "sk": RATE_DAY_SK,
                     "remaining": remaining,
                     "noted_at": int(now),
                     "expires_at": int(now + 86_400),
@@ -78,19 +75,19 @@ class DynamoRateBudget:
     # ---- rows ----------------------------------------------------------------------------------------
     def _daily_remaining(self, key: str) -> tuple[int, float] | None:
         if key not in self._daily:
-            item = table().get_item(Key={"pk": _pk(key), "sk": "DAY"}).get("Item")
+            item = table().get_item(Key={"pk": rate_pk(key), "sk": RATE_DAY_SK}).get("Item")
             self._daily[key] = (int(item["remaining"]), float(item["noted_at"])) if item else None
         return self._daily[key]
 
     def _take_slot(self, key: str, concurrent: int, now: float) -> str | None:
         start = random.randrange(concurrent)
-        slots = [f"SLOT#{(start + offset) % concurrent}" for offset in range(concurrent)]
+        slots = [rate_slot_sk((start + offset) % concurrent) for offset in range(concurrent)]
         return next((slot for slot in slots if self._lease(key, slot, int(now))), None)
 
     def _lease(self, key: str, slot: str, now: int) -> bool:
         return _conditional(
             lambda: table().update_item(
-                Key={"pk": _pk(key), "sk": slot},
+                Key={"pk": rate_pk(key), "sk": slot},
                 UpdateExpression="SET holder = :h, lease_until = :until, expires_at = :ttl",
                 ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
                 ExpressionAttributeValues={
@@ -105,7 +102,7 @@ class DynamoRateBudget:
     def _free_slot(self, key: str, slot: str) -> None:
         _conditional(
             lambda: table().delete_item(
-                Key={"pk": _pk(key), "sk": slot},
+                Key={"pk": rate_pk(key), "sk": slot},
                 ConditionExpression="holder = :h",
                 ExpressionAttributeValues={":h": self.owner},
             )
@@ -114,7 +111,7 @@ class DynamoRateBudget:
     def _count_call(self, key: str, window: int, cap: int, *, expires_at: int) -> bool:
         return _conditional(
             lambda: table().update_item(
-                Key={"pk": _pk(key), "sk": f"WINDOW#{window}"},
+                Key={"pk": rate_pk(key), "sk": rate_window_sk(window)},
                 UpdateExpression="ADD calls :one SET expires_at = :ttl",
                 ConditionExpression="attribute_not_exists(calls) OR calls < :cap",
                 ExpressionAttributeValues={":one": 1, ":cap": cap, ":ttl": expires_at},
