@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_items, query_all
+from shared.store.dynamo import conditional, org_items, query_all, set_clause
 from shared.store.keys import (
     CONNECTION_PREFIX,
     CONNECTIONS_INDEX_PK,
@@ -84,25 +84,21 @@ def update_connection(
     organisation_id: str, provider: str, fields: dict[str, Any], *, only_if_grant: str | None = None
 ) -> bool:
     """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant."""
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    assignments, names, values = set_clause(fields)
     condition = "attribute_exists(pk)"
     if only_if_grant is not None:
         condition += " AND grant_id = :grant"
         values[":grant"] = only_if_grant
-    try:
-        table().update_item(
+    written = conditional(
+        lambda: table().update_item(
             Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
-            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
+            UpdateExpression=f"SET {assignments}",
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 # ---- grants ------------------------------------------------------------------------------------------
@@ -148,8 +144,8 @@ def get_grant(grant_id: str) -> dict[str, Any] | None:
 
 def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: int, ttl_s: int) -> bool:
     """Only one worker may refresh a grant; the lease is tied to the version it will replace."""
-    try:
-        table().update_item(
+    written = conditional(
+        lambda: table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
             UpdateExpression="SET lease_owner = :o, lease_until = :until",
             ConditionExpression="#v = :v AND #s = :active"
@@ -163,11 +159,8 @@ def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: i
                 ":active": "active",
             },
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def store_refreshed(
@@ -175,36 +168,28 @@ def store_refreshed(
 ) -> bool:
     """Stores a new token set over ``version``, only while ``owner`` still holds the lease."""
     fields = {**_sealed_fields(sealed), **expiry, "last_refreshed_at": now}
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    values = {f":v{i}": value for i, value in enumerate(fields.values())}
-    try:
-        table().update_item(
+    assignments, names, values = set_clause(fields)
+    written = conditional(
+        lambda: table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-            UpdateExpression="SET "
-            + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names))
-            + ", #version = #version + :one REMOVE lease_owner, lease_until",
+            UpdateExpression=f"SET {assignments}, #version = #version + :one REMOVE lease_owner, lease_until",
             ConditionExpression="#version = :expected AND lease_owner = :owner",
             ExpressionAttributeNames={**names, "#version": "version"},
             ExpressionAttributeValues={**values, ":one": 1, ":expected": version, ":owner": owner},
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def release_lease(grant_id: str, *, owner: str) -> None:
-    try:
-        table().update_item(
+    conditional(
+        lambda: table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
             UpdateExpression="REMOVE lease_owner, lease_until",
             ConditionExpression="lease_owner = :owner",
             ExpressionAttributeValues={":owner": owner},
         )
-    except Exception as err:
-        if not conditional_failed(err):
-            raise
+    )
 
 
 def mark_grant(grant_id: str, status: str, *, reason: str, now: int) -> None:

@@ -16,9 +16,9 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from shared.aws import table
+from shared.store.dynamo import conditional
 from shared.store.keys import RATE_DAY_SK, rate_pk, rate_slot_sk, rate_window_sk
 
 SLOT_LEASE_SECONDS = 60  # longer than a call may take (20 s read timeout, 5 s connect)
@@ -85,7 +85,7 @@ class DynamoRateBudget:
         return next((slot for slot in slots if self._lease(key, slot, int(now))), None)
 
     def _lease(self, key: str, slot: str, now: int) -> bool:
-        return _conditional(
+        leased = conditional(
             lambda: table().update_item(
                 Key={"pk": rate_pk(key), "sk": slot},
                 UpdateExpression="SET holder = :h, lease_until = :until, expires_at = :ttl",
@@ -98,9 +98,10 @@ class DynamoRateBudget:
                 },
             )
         )
+        return leased is not None
 
     def _free_slot(self, key: str, slot: str) -> None:
-        _conditional(
+        conditional(
             lambda: table().delete_item(
                 Key={"pk": rate_pk(key), "sk": slot},
                 ConditionExpression="holder = :h",
@@ -109,7 +110,7 @@ class DynamoRateBudget:
         )
 
     def _count_call(self, key: str, window: int, cap: int, *, expires_at: int) -> bool:
-        return _conditional(
+        counted = conditional(
             lambda: table().update_item(
                 Key={"pk": rate_pk(key), "sk": rate_window_sk(window)},
                 UpdateExpression="ADD calls :one SET expires_at = :ttl",
@@ -117,12 +118,4 @@ class DynamoRateBudget:
                 ExpressionAttributeValues={":one": 1, ":cap": cap, ":ttl": expires_at},
             )
         )
-
-
-def _conditional(write: Callable[[], Any]) -> bool:
-    """Runs a conditional write; False when its condition did not hold."""
-    try:
-        write()
-    except table().meta.client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+        return counted is not None

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_batch_get, org_items
+from shared.store.dynamo import conditional, org_batch_get, org_items
 from shared.store.keys import DOCUMENT_PREFIX, TRACKING_PREFIX, document_sk, org_pk, tracking_sk
 
 
@@ -35,13 +35,7 @@ def _update(
         kwargs["ExpressionAttributeNames"] = names
     if condition:
         kwargs["ConditionExpression"] = condition
-    try:
-        table().update_item(**kwargs)
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    return conditional(lambda: table().update_item(**kwargs)) is not None
 
 
 # ---- tracking settings, cursor, lease ---------------------------------------------------------------------
