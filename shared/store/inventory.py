@@ -1,15 +1,7 @@
-"""Inventory state in the table: the stock ledger's movements (one item per document), receipts, rejections
-and builds as recorded, and the ledger version every write is conditioned on.
-
-Layout under the organisation's partition:
-- ``INVENTORY#LEDGER``: ``version``, bumped by every write, so two writers that read the same ledger can't
-  both commit (the second one re-reads and recomputes); the new version is also the movements' ``seq``.
-- ``INVENTORY#MOVES#<document>``: that document's movements, as JSON.
-- ``INVENTORY#<kind>#<record id>``: the record as recorded (JSON), holding every number its export needs.
-
-A write is one transaction of a constant number of items, however many lines or components it has (all of a
-document's movements share one item), so it stays far below DynamoDB's 100-item limit and commits whole.
-"""
+"""Inventory state in the table: each document's stock movements, the records (receipts, rejections, builds)
+as JSON, and the ledger's version, which every write bumps in one transaction conditioned on the version read,
+so two writers that read the same ledger can't both commit (keys: ``keys``). A write holds a constant number
+of items however many lines it has, far below DynamoDB's 100-item limit."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""The per-tenant rate budget shared by every Lambda, in DynamoDB: short call windows, in-flight slots
-and the provider's own count of calls left today.
-
-Rows live under ``RATE#<provider>#<tenant>``:
-- ``WINDOW#<n>``: calls started in window n; a conditional ``ADD`` admits a call only below the cap.
-- ``SLOT#<i>``: one of the tenant's in-flight slots, leased by a conditional write; a lease that outlived
-  its holder (a Lambda that died mid-call) can be taken over.
-- ``DAY``: the calls left today as the provider last reported them, written only once they run low.
-Windows and leases expire through the table's TTL.
-"""
+"""The per-tenant rate budget every Lambda shares, in DynamoDB (keys: ``keys``): call windows a conditional
+``ADD`` admits calls to below the cap, in-flight slots leased by conditional writes (a lease that outlived its
+holder can be taken over), and the calls left today once the provider reports them running low. Windows and
+leases expire through the table's TTL."""
 
 from __future__ import annotations
 
