@@ -42,10 +42,6 @@ class InvalidFields(BadRequest):
         return {"details": self.fields}
 
 
-class Unauthenticated(ServiceError):
-    http_status = HTTPStatus.UNAUTHORIZED
-
-
 class Forbidden(ServiceError):
     http_status = HTTPStatus.FORBIDDEN
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -46,6 +47,12 @@ def caller_organisation(app: APIGatewayHttpResolver) -> str:
     if not isinstance(organisation, str) or not organisation:
         raise Forbidden("the access token names no organisation")
     return organisation
+
+
+def request_time(app: APIGatewayHttpResolver) -> datetime:
+    """When API Gateway received the request (``requestContext.timeEpoch``, in milliseconds): the one "now"
+    of a request, so a test sets it in the event instead of patching the clock."""
+    return datetime.fromtimestamp(app.current_event.request_context.time_epoch / 1000, UTC)
 
 
 PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")

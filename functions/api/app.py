@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -22,7 +22,13 @@ from shared.errors import ServiceError
 from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
-from shared.web import caller_organisation, install_conventions, service_error_response, uploaded_file
+from shared.web import (
+    caller_organisation,
+    install_conventions,
+    request_time,
+    service_error_response,
+    uploaded_file,
+)
 
 # Each service (with its store, domain and models) loads when a route first uses it. Route annotations name
 # their models through the service module, so they too resolve only when that route is first called.
@@ -79,7 +85,7 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         return next_middleware(app)
     organisation, scope = caller_organisation(app), f"{event.http_method} {event.path}"
     body = (event.decoded_body or "").encode()
-    replay = idempotency.begin(organisation, scope, key, body, datetime.now(UTC))
+    replay = idempotency.begin(organisation, scope, key, body, request_time(app))
     if replay is not None:
         headers = {"Idempotent-Replayed": "true"}
         return Response(replay.status, replay.content_type, replay.body, headers=headers)
@@ -137,7 +143,7 @@ def connect(provider: str, request: ConnectRequest | None = None) -> Response[Co
         caller_organisation(app),
         provider,
         switch_company=bool(request and request.switch_company),
-        now=datetime.now(UTC),
+        now=request_time(app),
     )
     cookie = Cookie(
         start.cookie_name,
@@ -158,23 +164,23 @@ def connect(provider: str, request: ConnectRequest | None = None) -> Response[Co
 
 @app.post("/integrations/<provider>/disconnect")
 def disconnect(provider: str) -> connections.ConnectionView:
-    return connections.disconnect(caller_organisation(app), provider, datetime.now(UTC))
+    return connections.disconnect(caller_organisation(app), provider, request_time(app))
 
 
 # ---- catalog and export settings -----------------------------------------------------------------------
 @app.post("/integrations/<provider>/sync/items")
 def sync_items(provider: str) -> catalog.ItemSyncResult:
-    return catalog.sync_items(caller_organisation(app), provider, datetime.now(UTC))
+    return catalog.sync_items(caller_organisation(app), provider, request_time(app))
 
 
 @app.post("/integrations/<provider>/sync/accounts")
 def sync_accounts(provider: str) -> catalog.AccountSyncResult:
-    return catalog.sync_accounts(caller_organisation(app), provider, datetime.now(UTC))
+    return catalog.sync_accounts(caller_organisation(app), provider, request_time(app))
 
 
 @app.post("/integrations/<provider>/sync/suppliers")
 def sync_suppliers(provider: str) -> catalog.SupplierSyncResult:
-    return catalog.sync_suppliers(caller_organisation(app), provider, datetime.now(UTC))
+    return catalog.sync_suppliers(caller_organisation(app), provider, request_time(app))
 
 
 @app.get("/integrations/<provider>/items")
@@ -223,24 +229,24 @@ def get_export_settings(provider: str) -> export_settings.ExportSettingsView:
 def put_export_settings(
     provider: str, request: export_settings.ExportSettingsRequest
 ) -> export_settings.ExportSettingsView:
-    return export_settings.put_settings(caller_organisation(app), provider, request, datetime.now(UTC))
+    return export_settings.put_settings(caller_organisation(app), provider, request, request_time(app))
 
 
 # ---- sales tracking and margins ------------------------------------------------------------------------
 @app.put("/integrations/<provider>/sales-tracking")
 def put_sales_tracking(provider: str, request: sales.TrackingRequest) -> sales.TrackingView:
-    return sales.set_tracking(caller_organisation(app), provider, request, datetime.now(UTC))
+    return sales.set_tracking(caller_organisation(app), provider, request, request_time(app))
 
 
 @app.post("/sales/pull")
 def pull_sales() -> Response[list[sales.PullQueued]]:
-    queued = sales.pull_now(caller_organisation(app), datetime.now(UTC))
+    queued = sales.pull_now(caller_organisation(app), request_time(app))
     return Response(202, content_types.APPLICATION_JSON, queued)
 
 
 @app.get("/sales/status")
 def sales_status() -> list[sales.TrackingView]:
-    return sales.status(caller_organisation(app), datetime.now(UTC))
+    return sales.status(caller_organisation(app), request_time(app))
 
 
 MarginFrom = Annotated[date | None, Query(alias="from")]
@@ -261,7 +267,7 @@ def reconcile(
         date | None, Query(description="the date to reconcile at the end of (default: today)")
     ] = None,
 ) -> reconciliation.Reconciliation:
-    now = datetime.now(UTC)
+    now = request_time(app)
     return reconciliation.reconcile(caller_organisation(app), as_of or now.date(), now)
 
 
@@ -287,7 +293,7 @@ def export_margins(
 # ---- inventory and exports ----------------------------------------------------------------------------
 @app.post("/receipts", middlewares=[idempotent])
 def record_receipt(request: ReceiptRequest) -> Response[inventory.ReceiptView]:
-    view = inventory.record_receipt(caller_organisation(app), request, datetime.now(UTC))
+    view = inventory.record_receipt(caller_organisation(app), request, request_time(app))
     return Response(201, content_types.APPLICATION_JSON, view)
 
 
@@ -303,7 +309,7 @@ def receipt(receipt_id: str) -> inventory.ReceiptView:
 
 @app.post("/builds", middlewares=[idempotent])
 def record_build(request: BuildRequest) -> Response[inventory.BuildView]:
-    view = inventory.record_build(caller_organisation(app), request, datetime.now(UTC))
+    view = inventory.record_build(caller_organisation(app), request, request_time(app))
     return Response(201, content_types.APPLICATION_JSON, view)
 
 

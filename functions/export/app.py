@@ -1,14 +1,9 @@
 """SQS export worker: each message names one receipt, build or rejection to post to the connected provider.
 
-Partial batch failures: only the records that should come back are reported. A record that is not an export
-job (broken JSON, missing fields) is sent to the DLQ at once with the reason as a message attribute, and
-counts as done here. A permanent failure is settled by the service (``failed`` with the reason, and the
-message sent to the DLQ with the reason as a message attribute), so the record counts as done here and is
-never retried. A retriable one (429, 5xx, timeout, another worker mid-post) is reported after its visibility
-is set to the backoff the service chose.
-
-Every minute a scheduled event instead sweeps the outbox: exports stored while the queue was unreachable
-are queued then.
+Only the records that should come back are reported as failures: one that is not an export job, or whose
+export failed for good, goes to the DLQ with the reason and counts as done; a retriable one (429, 5xx,
+timeout, another worker mid-post) is reported once its visibility is set to the service's backoff. A
+scheduled event instead sweeps the outbox every minute (exports stored while the queue was unreachable).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,9 +68,12 @@ def _compile(path: str) -> re.Pattern[str]:
 
 
 class Gateway:
-    def __init__(self, stack: LocalStack, identity: DevIdentityProvider) -> None:
+    def __init__(
+        self, stack: LocalStack, identity: DevIdentityProvider, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.stack = stack
         self.identity = identity
+        self.clock = clock or (lambda: datetime.now(UTC))  # the requests' time (requestContext.timeEpoch)
         self.cors = stack.cors()
         routes = []
         for function in stack.functions.values():
@@ -138,7 +142,7 @@ class Gateway:
         claims: dict[str, Any] | None,
         source_ip: str,
     ) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = self.clock()
         route_key = f"{compiled.route.method} {compiled.route.path}"
         content_type = headers.get("content-type", "")
         is_text = not body or (content_type.startswith(TEXT_TYPES) and _utf8(body))

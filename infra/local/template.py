@@ -50,7 +50,8 @@ for _short, _long in _TAGS.items():
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     with path.open() as handle:
-        return yaml.load(handle, Loader=_Loader)
+        loaded: dict[str, Any] = yaml.load(handle, Loader=_Loader)
+    return loaded
 
 
 @dataclass

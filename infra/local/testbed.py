@@ -108,12 +108,12 @@ class Sandboxes:
 def sandboxes_installed(stack: LocalStack) -> Iterator[Sandboxes]:
     both = Sandboxes(stack)
     original = http.default_transport
-    http.default_transport = lambda: both.transport  # type: ignore[assignment]
+    http.default_transport = lambda: both.transport
     credentials.clear()
     tokens.provider.cache_clear()
     try:
         yield both
     finally:
-        http.default_transport = original  # type: ignore[assignment]
+        http.default_transport = original
         credentials.clear()
         tokens.provider.cache_clear()

@@ -1314,8 +1314,9 @@ class QboSandbox(Sandbox):
         (Intuit Invoice reference, DiscountLineDetail; provider facts qbo.md section 7 "Discounts")."""
         detail = line.setdefault("DiscountLineDetail", {})
         if detail.get("PercentBased"):
-            detail["DiscountPercent"] = decimal(detail.get("DiscountPercent", 0))
-            amount = (subtotal * detail["DiscountPercent"] / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+            percent = decimal(detail.get("DiscountPercent", 0))
+            detail["DiscountPercent"] = percent
+            amount = (subtotal * percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
         else:
             detail["PercentBased"] = False
             amount = decimal(line.get("Amount", 0)).quantize(CENT, rounding=ROUND_HALF_UP)

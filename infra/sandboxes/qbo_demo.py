@@ -188,14 +188,14 @@ def _seed_lists(sandbox: QboSandbox) -> None:
             },
         )
     sold = _sold_by_demo_sales()
-    for number, (name, sku, asset, qty, price, cost) in enumerate(INVENTORY_ITEMS, 1):
+    for position, (name, sku, asset, qty, price, cost) in enumerate(INVENTORY_ITEMS, 1):
         add(
             "Item",
             {
                 "Name": name,
                 "Type": "Inventory",
                 "TrackQtyOnHand": True,
-                "QtyOnHand": qty + sold[str(number)],  # the starting quantity: see INVENTORY_ITEMS
+                "QtyOnHand": qty + sold[str(position)],  # the starting quantity: see INVENTORY_ITEMS
                 "InvStartDate": "2026-01-01",
                 "UnitPrice": price,
                 "PurchaseCost": cost,

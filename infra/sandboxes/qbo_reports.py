@@ -145,10 +145,10 @@ def ledger(company: Company) -> Iterator[Entry]:
     )
     if equity is not None:
         for item_id, (on, value) in company.openings.items():
-            item = company.records["Item"].get(item_id)
-            if item is None or not value:
+            opened = company.records["Item"].get(item_id)
+            if opened is None or not value:
                 continue
-            yield Entry(str(item["AssetAccountRef"]["value"]), on, value)
+            yield Entry(str(opened["AssetAccountRef"]["value"]), on, value)
             yield Entry(str(equity), on, -value)
 
 

@@ -39,8 +39,8 @@ SECTIONS = (
     ("Expenses", "EXPENSE"),
     ("Assets", "ASSET"),
     ("Liabilities", "LIABILITY"),
+    ("Equity", "EQUITY"),
 )
-SECTIONS += (("Equity", "EQUITY"),)
 DEBIT_NORMAL = frozenset({"ASSET", "EXPENSE"})
 PROFIT_AND_LOSS = frozenset({"REVENUE", "EXPENSE"})
 COLUMNS = ("Account", "Debit", "Credit", "YTD Debit", "YTD Credit")

@@ -20,6 +20,7 @@ from typing import Any
 
 from shared.contracts import ExportJob
 from shared.domain import books as domain
+from shared.domain import catalog as catalog_roles
 from shared.domain.books import Balances, EventKey
 from shared.domain.inventory import BuildRecord, Receipt, Rejection
 from shared.domain.ledger import EntryKind
@@ -37,7 +38,7 @@ from shared.store import settings as settings_store
 MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
 COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
 EVENT_KINDS = ("receipt", "rejection", "build", "cogs")
-ROLES = ("build_debit", "receiving_debit", "receiving_credit", "waste", "adjustment", "cogs", "rounding")
+ROLES = tuple(r for r in catalog_roles.ROLES if r != "build_credit")  # build_credit: no longer posted to
 LISTED = 10  # exports named in a true-up's narration (the rest are counted)
 
 

@@ -19,7 +19,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -64,12 +64,8 @@ MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout
 jitter: Callable[[float, float], float] = random.uniform  # the backoff's randomness (tests may pin it)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 clock: Callable[[], datetime] = (
-    utc_now  # when a worker runs; tests move it to let a crashed worker's lease run out
+    tokens.utc_now  # when a worker runs; tests move it to let a crashed worker's lease run out
 )
 
 

@@ -15,10 +15,7 @@ from pydantic import ConfigDict, Field
 
 from shared.aws import table
 from shared.model import Model
-from shared.store.exports import EXPORT_PREFIX
-from shared.store.keys import org_pk
-
-BOOKS_PREFIX = "BOOKS#"
+from shared.store.keys import books_check_sk, books_sk, export_sk, org_pk
 
 
 class Books(Model):
@@ -44,7 +41,7 @@ class BooksMoved(Exception):
 
 
 def _key(organisation_id: str, provider: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"{BOOKS_PREFIX}{provider}"}
+    return {"pk": org_pk(organisation_id), "sk": books_sk(provider)}
 
 
 def get_books(organisation_id: str, provider: str) -> Books:
@@ -94,7 +91,7 @@ def commit_plans(
             {
                 "Update": {
                     "TableName": name,
-                    "Key": {"pk": pk, "sk": f"{EXPORT_PREFIX}{export_id}"},
+                    "Key": {"pk": pk, "sk": export_sk(export_id)},
                     "UpdateExpression": "SET plan_exact = :exact",
                     "ExpressionAttributeValues": {":exact": exact},
                 }
@@ -117,7 +114,7 @@ def commit_plans(
             {
                 "Update": {
                     "TableName": name,
-                    "Key": {"pk": pk, "sk": f"{EXPORT_PREFIX}{plan.export_id}"},
+                    "Key": {"pk": pk, "sk": export_sk(plan.export_id)},
                     "UpdateExpression": "SET #p = :plan, plan_exact = :exact, plan_provider = :provider",
                     "ConditionExpression": "attribute_not_exists(#p) AND lease_owner = :owner",
                     "ExpressionAttributeNames": {"#p": "plan"},
@@ -148,7 +145,7 @@ def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], ex
                 {
                     "Update": {
                         "TableName": name,
-                        "Key": {"pk": pk, "sk": f"{EXPORT_PREFIX}{export_id}"},
+                        "Key": {"pk": pk, "sk": export_sk(export_id)},
                         "UpdateExpression": "REMOVE #p, plan_exact, plan_provider",
                         "ConditionExpression": "#s = :failed AND attribute_exists(#p)",
                         "ExpressionAttributeNames": {"#p": "plan", "#s": "status"},
@@ -163,11 +160,11 @@ def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], ex
 
 def last_check(organisation_id: str, provider: str) -> str | None:
     """The day (ISO) of the last scheduled reconciliation."""
-    key = {"pk": org_pk(organisation_id), "sk": f"BOOKS-CHECK#{provider}"}
+    key = {"pk": org_pk(organisation_id), "sk": books_check_sk(provider)}
     item = table().get_item(Key=key).get("Item")
     return str(item["day"]) if item else None
 
 
 def put_check(organisation_id: str, provider: str, day: str, status: str) -> None:
-    key = {"pk": org_pk(organisation_id), "sk": f"BOOKS-CHECK#{provider}"}
+    key = {"pk": org_pk(organisation_id), "sk": books_check_sk(provider)}
     table().put_item(Item={**key, "day": day, "status": status})

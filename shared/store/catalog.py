@@ -1,9 +1,6 @@
 """The organisation's catalog in the single table: products, the provider's items, chart of accounts and
 suppliers, and the cursors of incremental syncs. Everything lives in the ``ORG#<org>`` partition, so one
-Query reads a whole kind; writes go in batches of 25 and point reads in batches of 100.
-
-Sort keys: ``PRODUCT#<id>``, ``PITEM#<provider>#<item id>``, ``ACCOUNT#<provider>#<id>``,
-``SUPPLIER#<provider>#<id>``, ``CURSOR#<provider>#<entity>``."""
+Query reads a whole kind; writes go in batches of 25 and point reads in batches of 100 (keys: ``keys``)."""
 
 from __future__ import annotations
 
@@ -15,25 +12,21 @@ from pydantic import BaseModel
 from shared.aws import table
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
 from shared.store.dynamo import iter_org_items, org_batch_get, org_items
-from shared.store.keys import org_pk
+from shared.store.keys import (
+    PRODUCT_PREFIX,
+    SUPPLIER_PREFIX,
+    account_prefix,
+    account_sk,
+    cursor_sk,
+    item_prefix,
+    item_sk,
+    org_pk,
+    product_sk,
+    supplier_prefix,
+    supplier_sk,
+)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def product_sk(product_id: str) -> str:
-    return f"PRODUCT#{product_id}"
-
-
-def item_sk(provider: str, item_id: str) -> str:
-    return f"PITEM#{provider}#{item_id}"
-
-
-def account_sk(provider: str, account_id: str) -> str:
-    return f"ACCOUNT#{provider}#{account_id}"
-
-
-def supplier_sk(provider: str, supplier_id: str) -> str:
-    return f"SUPPLIER#{provider}#{supplier_id}"
 
 
 def _query(organisation_id: str, prefix: str) -> list[dict[str, Any]]:
@@ -52,12 +45,12 @@ def _put_all(organisation_id: str, rows: Iterable[tuple[str, BaseModel]]) -> Non
 
 # ---- products -------------------------------------------------------------------------------------------
 def products(organisation_id: str) -> list[Product]:
-    return [_load(Product, row) for row in _query(organisation_id, "PRODUCT#")]
+    return [_load(Product, row) for row in _query(organisation_id, PRODUCT_PREFIX)]
 
 
 def iter_products(organisation_id: str) -> Iterator[Product]:
     """Every product, read one query page at a time (for callers that keep less than the models)."""
-    return (_load(Product, row) for row in iter_org_items(organisation_id, "PRODUCT#"))
+    return (_load(Product, row) for row in iter_org_items(organisation_id, PRODUCT_PREFIX))
 
 
 def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:
@@ -70,7 +63,7 @@ def put_products(organisation_id: str, values: Iterable[Product]) -> None:
 
 # ---- provider items --------------------------------------------------------------------------------------
 def provider_items(organisation_id: str, provider: str) -> list[ProviderItem]:
-    return [_load(ProviderItem, row) for row in _query(organisation_id, f"PITEM#{provider}#")]
+    return [_load(ProviderItem, row) for row in _query(organisation_id, item_prefix(provider))]
 
 
 def get_provider_items(organisation_id: str, provider: str, item_ids: Iterable[str]) -> list[ProviderItem]:
@@ -84,7 +77,7 @@ def put_provider_items(organisation_id: str, values: Iterable[ProviderItem]) -> 
 
 # ---- chart of accounts ------------------------------------------------------------------------------------
 def accounts(organisation_id: str, provider: str) -> list[Account]:
-    return [_load(Account, row) for row in _query(organisation_id, f"ACCOUNT#{provider}#")]
+    return [_load(Account, row) for row in _query(organisation_id, account_prefix(provider))]
 
 
 def get_accounts(organisation_id: str, provider: str, account_ids: Iterable[str]) -> list[Account]:
@@ -105,7 +98,7 @@ def delete_accounts(organisation_id: str, provider: str, account_ids: Iterable[s
 # ---- suppliers -------------------------------------------------------------------------------------------
 def suppliers(organisation_id: str, provider: str | None = None) -> list[Supplier]:
     """The provider's suppliers, or every provider's."""
-    prefix = f"SUPPLIER#{provider}#" if provider else "SUPPLIER#"
+    prefix = supplier_prefix(provider) if provider else SUPPLIER_PREFIX
     return [_load(Supplier, row) for row in _query(organisation_id, prefix)]
 
 
@@ -120,18 +113,12 @@ def put_suppliers(organisation_id: str, values: Iterable[Supplier]) -> None:
 
 # ---- incremental sync cursors ----------------------------------------------------------------------------
 def get_cursor(organisation_id: str, provider: str, entity: str) -> str | None:
-    item = (
-        table()
-        .get_item(
-            Key={"pk": org_pk(organisation_id), "sk": f"CURSOR#{provider}#{entity}"}, ConsistentRead=True
-        )
-        .get("Item")
-    )
+    key = {"pk": org_pk(organisation_id), "sk": cursor_sk(provider, entity)}
+    item = table().get_item(Key=key, ConsistentRead=True).get("Item")
     return str(item["cursor"]) if item else None
 
 
 def put_cursor(organisation_id: str, provider: str, entity: str, cursor: str) -> None:
     """Advance a cursor; called only after what was read since the previous one is stored."""
-    table().put_item(
-        Item={"pk": org_pk(organisation_id), "sk": f"CURSOR#{provider}#{entity}", "cursor": cursor}
-    )
+    key = {"pk": org_pk(organisation_id), "sk": cursor_sk(provider, entity)}
+    table().put_item(Item={**key, "cursor": cursor})

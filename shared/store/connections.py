@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_items, query_items
+from shared.store.dynamo import conditional, org_items, query_items, set_clause
 from shared.store.keys import (
+    CONNECTION_PREFIX,
     GRANT_SK,
+    connection_index,
     connection_index_pks,
     connection_sk,
     connections_shard_pk,
@@ -43,7 +45,7 @@ def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None
 
 
 def list_connections(organisation_id: str) -> list[dict[str, Any]]:
-    return [_keyed(item) for item in org_items(organisation_id, "CONNECTION#", ConsistentRead=True)]
+    return [_keyed(item) for item in org_items(organisation_id, CONNECTION_PREFIX, ConsistentRead=True)]
 
 
 def all_connections() -> list[dict[str, Any]]:
@@ -86,8 +88,7 @@ def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) 
         Item={
             "pk": org_pk(organisation_id),
             "sk": connection_sk(provider),
-            "gsi1pk": connections_shard_pk(organisation_id),
-            "gsi1sk": f"{provider}#{organisation_id}",
+            **connection_index(organisation_id, provider),
             "organisation_id": organisation_id,
             "provider": provider,
             **fields,
@@ -101,25 +102,21 @@ def update_connection(
     """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant. A row
     still under the unsharded index key moves to its shard here."""
     fields = {**fields, "gsi1pk": connections_shard_pk(organisation_id)}
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    assignments, names, values = set_clause(fields)
     condition = "attribute_exists(pk)"
     if only_if_grant is not None:
         condition += " AND grant_id = :grant"
         values[":grant"] = only_if_grant
-    try:
-        table().update_item(
+    written = conditional(
+        lambda: table().update_item(
             Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
-            UpdateExpression="SET " + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names)),
+            UpdateExpression=f"SET {assignments}",
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 # ---- grants ------------------------------------------------------------------------------------------
@@ -165,8 +162,8 @@ def get_grant(grant_id: str) -> dict[str, Any] | None:
 
 def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: int, ttl_s: int) -> bool:
     """Only one worker may refresh a grant; the lease is tied to the version it will replace."""
-    try:
-        table().update_item(
+    written = conditional(
+        lambda: table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
             UpdateExpression="SET lease_owner = :o, lease_until = :until",
             ConditionExpression="#v = :v AND #s = :active"
@@ -180,11 +177,8 @@ def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: i
                 ":active": "active",
             },
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def store_refreshed(
@@ -192,36 +186,28 @@ def store_refreshed(
 ) -> bool:
     """Stores a new token set over ``version``, only while ``owner`` still holds the lease."""
     fields = {**_sealed_fields(sealed), **expiry, "last_refreshed_at": now}
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    values = {f":v{i}": value for i, value in enumerate(fields.values())}
-    try:
-        table().update_item(
+    assignments, names, values = set_clause(fields)
+    written = conditional(
+        lambda: table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-            UpdateExpression="SET "
-            + ", ".join(f"{n} = :v{i}" for i, n in enumerate(names))
-            + ", #version = #version + :one REMOVE lease_owner, lease_until",
+            UpdateExpression=f"SET {assignments}, #version = #version + :one REMOVE lease_owner, lease_until",
             ConditionExpression="#version = :expected AND lease_owner = :owner",
             ExpressionAttributeNames={**names, "#version": "version"},
             ExpressionAttributeValues={**values, ":one": 1, ":expected": version, ":owner": owner},
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def release_lease(grant_id: str, *, owner: str) -> None:
-    try:
-        table().update_item(
+    conditional(
+        lambda: table().update_item(
             Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
             UpdateExpression="REMOVE lease_owner, lease_until",
             ConditionExpression="lease_owner = :owner",
             ExpressionAttributeValues={":owner": owner},
         )
-    except Exception as err:
-        if not conditional_failed(err):
-            raise
+    )
 
 
 def mark_grant(grant_id: str, status: str, *, reason: str, now: int) -> None:

@@ -1,18 +1,33 @@
 """Table plumbing every store module shares: paged queries, an organisation's items by sort-key prefix or by
-key, and recognising a failed condition (which the store turns into a plain False or None, never an error)."""
+key, conditional writes (a failed condition is a plain None, never an error) and SET clauses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from shared.aws import table
 from shared.config import settings
 from shared.store.keys import org_pk
 
+T = TypeVar("T")
 
-def conditional_failed(err: Exception) -> bool:
-    return type(err).__name__ == "ConditionalCheckFailedException"
+
+def conditional(write: Callable[[], T]) -> T | None:
+    """Runs a conditional write: its answer, or None when its condition did not hold. Any other error
+    (an outage, a bad request) is raised."""
+    try:
+        return write()
+    except table().meta.client.exceptions.ConditionalCheckFailedException:
+        return None
+
+
+def set_clause(fields: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``#f0 = :v0, #f1 = :v1, ...`` assigning ``fields`` in an UpdateExpression's SET, with the attribute
+    names and values it uses."""
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    return ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))), names, values
 
 
 def query_all(**kwargs: Any) -> list[dict[str, Any]]:

@@ -15,14 +15,19 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_items, query_all
-from shared.store.keys import OUTBOX_INDEX_PK, org_pk
-
-EXPORT_PREFIX = "EXPORT#"
+from shared.store.dynamo import conditional, org_items, query_all, set_clause
+from shared.store.keys import (
+    EXPORT_PREFIX,
+    OUTBOX_INDEX_PK,
+    export_sk,
+    home_currency_sk,
+    org_pk,
+    outbox_index,
+)
 
 
 def _key(organisation_id: str, export_id: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"{EXPORT_PREFIX}{export_id}"}
+    return {"pk": org_pk(organisation_id), "sk": export_sk(export_id)}
 
 
 def new_export(
@@ -32,8 +37,7 @@ def new_export(
     outbox index until its message is queued, so a queue outage delays the export and never loses it."""
     return {
         **_key(organisation_id, export_id),
-        "gsi1pk": OUTBOX_INDEX_PK,
-        "gsi1sk": f"{now}#{organisation_id}#{export_id}",
+        **outbox_index(now, organisation_id, export_id),
         "export_id": export_id,
         "organisation_id": organisation_id,
         "kind": kind,
@@ -50,8 +54,8 @@ def new_export(
 def store_plan(organisation_id: str, export_id: str, *, owner: str, plan: str, provider: str) -> bool:
     """Fixes the document an export posts (outside the books: a QBO inventory adjustment) at its first claim,
     so a retry after a crash posts and searches for that same document whatever the settings say by then."""
-    try:
-        table().update_item(
+    written = conditional(
+        lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression="SET #p = :plan, plan_provider = :provider, plan_type = :adjustment",
             ConditionExpression="attribute_not_exists(#p) AND lease_owner = :owner",
@@ -63,26 +67,21 @@ def store_plan(organisation_id: str, export_id: str, *, owner: str, plan: str, p
                 ":owner": owner,
             },
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def forget_plan(organisation_id: str, export_id: str) -> None:
     """A failed export's adjustment is built anew by its retry (a mapping or setting may have been fixed)."""
-    try:
-        table().update_item(
+    conditional(
+        lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression="REMOVE #p, plan_provider, plan_type",
             ConditionExpression="#s = :failed",
             ExpressionAttributeNames={"#p": "plan", "#s": "status"},
             ExpressionAttributeValues={":failed": "failed"},
         )
-    except Exception as err:
-        if not conditional_failed(err):
-            raise
+    )
 
 
 def mark_queued(organisation_id: str, export_id: str) -> None:
@@ -100,13 +99,8 @@ def unqueued(before: str) -> list[dict[str, Any]]:
 
 def put_new(row: dict[str, Any]) -> bool:
     """Writes a new export row; False when it exists already."""
-    try:
-        table().put_item(Item=row, ConditionExpression="attribute_not_exists(pk)")
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    written = conditional(lambda: table().put_item(Item=row, ConditionExpression="attribute_not_exists(pk)"))
+    return written is not None
 
 
 def get_export(organisation_id: str, export_id: str) -> dict[str, Any] | None:
@@ -144,8 +138,8 @@ def claim(
 ) -> dict[str, Any] | None:
     """Takes the export for posting; returns it as it was before (None when it isn't claimable now:
     posted, failed, or another worker's lease still runs)."""
-    try:
-        old: dict[str, Any] = table().update_item(
+    answer = conditional(
+        lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression="SET #s = :posting, lease_owner = :o, lease_until = :until, unsure = :true, "
             "updated_at = :at ADD attempts :one",
@@ -164,70 +158,58 @@ def claim(
                 ":one": 1,
             },
             ReturnValues="ALL_OLD",
-        )["Attributes"]
-    except Exception as err:
-        if conditional_failed(err):
-            return None
-        raise
-    return old
+        )
+    )
+    return answer["Attributes"] if answer is not None else None
 
 
 def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fields: dict[str, Any]) -> bool:
     """Records the outcome of a claim and ends its lease; only the lease's holder may (False otherwise)."""
-    values = {f":v{i}": v for i, v in enumerate(fields.values())}
-    names = {f"#f{i}": name for i, name in enumerate(fields)}
-    assignments = "".join(f", #f{i} = :v{i}" for i in range(len(fields)))
-    try:
-        table().update_item(
+    assignments, names, values = set_clause(fields)
+    sets = "#s = :status" + (f", {assignments}" if fields else "")
+    written = conditional(
+        lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression=f"SET #s = :status{assignments} REMOVE lease_owner, lease_until",
+            UpdateExpression=f"SET {sets} REMOVE lease_owner, lease_until",
             ConditionExpression="#s = :posting AND lease_owner = :owner",
             ExpressionAttributeNames={"#s": "status", **names},
             ExpressionAttributeValues={":status": status, ":posting": "posting", ":owner": owner, **values},
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def requeue(organisation_id: str, export_id: str, *, from_statuses: tuple[str, ...], at: str) -> bool:
     """pending again (a retry, a resumed wait), only from one of ``from_statuses``."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
-    try:
-        table().update_item(
+    written = conditional(
+        lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at",
             ConditionExpression=f"#s IN ({', '.join(names)})",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names},
         )
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def mark_dead_lettered(organisation_id: str, export_id: str) -> None:
     """Notes that the failed export's message is in the DLQ (unless it was retried meanwhile)."""
-    try:
-        table().update_item(
+    conditional(
+        lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression="SET dead_lettered = :true",
             ConditionExpression="#s = :failed",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":true": True, ":failed": "failed"},
         )
-    except Exception as err:
-        if not conditional_failed(err):
-            raise
+    )
 
 
 # ---- the company's home currency -------------------------------------------------------------------
 def _currency_key(organisation_id: str, provider: str, tenant_id: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"EXPORT-CURRENCY#{provider}#{tenant_id}"}
+    return {"pk": org_pk(organisation_id), "sk": home_currency_sk(provider, tenant_id)}
 
 
 def home_currency(organisation_id: str, provider: str, tenant_id: str) -> str | None:

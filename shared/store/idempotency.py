@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed
-from shared.store.keys import org_pk
+from shared.store.dynamo import conditional
+from shared.store.keys import idempotency_sk, org_pk
 
 TTL_SECONDS = 86_400
 
 
 def _key(organisation_id: str, scope: str, key: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"IDEMPOTENCY#{scope}#{key}"}
+    return {"pk": org_pk(organisation_id), "sk": idempotency_sk(scope, key)}
 
 
 def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int) -> dict[str, Any] | None:
@@ -24,14 +24,14 @@ def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int
         "state": "running",
         "expires_at": now + TTL_SECONDS,
     }
-    try:
-        table().put_item(
-            Item=item, ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+    taken = conditional(
+        lambda: table().put_item(
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
             ExpressionAttributeValues={":now": now},
-        )  # fmt: skip
-    except Exception as err:
-        if not conditional_failed(err):
-            raise
+        )
+    )
+    if taken is None:
         found: dict[str, Any] | None = (
             table().get_item(Key=_key(organisation_id, scope, key), ConsistentRead=True).get("Item")
         )

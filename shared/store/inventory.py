@@ -1,15 +1,7 @@
-"""Inventory state in the table: the stock ledger's movements (one item per document), receipts, rejections
-and builds as recorded, and the ledger version every write is conditioned on.
-
-Layout under the organisation's partition:
-- ``INVENTORY#LEDGER``: ``version``, bumped by every write, so two writers that read the same ledger can't
-  both commit (the second one re-reads and recomputes); the new version is also the movements' ``seq``.
-- ``INVENTORY#MOVES#<document>``: that document's movements, as JSON.
-- ``INVENTORY#<kind>#<record id>``: the record as recorded (JSON), holding every number its export needs.
-
-A write is one transaction of a constant number of items, however many lines or components it has (all of a
-document's movements share one item), so it stays far below DynamoDB's 100-item limit and commits whole.
-"""
+"""Inventory state in the table: each document's stock movements, the records (receipts, rejections, builds)
+as JSON, and the ledger's version, which every write bumps in one transaction conditioned on the version read,
+so two writers that read the same ledger can't both commit (keys: ``keys``). A write holds a constant number
+of items however many lines it has, far below DynamoDB's 100-item limit."""
 
 from __future__ import annotations
 
@@ -23,16 +15,10 @@ from shared.aws import forget_with_clients, table
 from shared.domain.ledger import AnyMovement, Movement
 from shared.errors import BadRequest, Conflict
 from shared.store.dynamo import org_items
-from shared.store.keys import org_pk
+from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk
 
-LEDGER_SK = "INVENTORY#LEDGER"
-MOVES_PREFIX = "INVENTORY#MOVES#"
 MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
 _MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
-
-
-def record_sk(kind: str, record_id: str) -> str:
-    return f"INVENTORY#{kind}#{record_id}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +77,7 @@ def commit(
     is no longer at ``version``, ``Conflict`` when a record with the same id exists."""
     pk = org_pk(organisation_id)
     items = [
-        {"pk": pk, "sk": f"{MOVES_PREFIX}{document}", "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
+        {"pk": pk, "sk": moves_sk(document), "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
         for document, moved in documents.items()
     ]
     items += [

@@ -1,16 +1,69 @@
-"""Key layout of the single table. Every item has pk/sk; gsi1 lists items across organisations."""
+"""The single table's layout: every item type's keys, here and nowhere else (the store modules build their
+keys with these). Items of one organisation share its partition, so one Query reads a whole kind.
+
+========================  ===================================  ==============================================
+pk                        sk                                   item (store module)
+========================  ===================================  ==============================================
+ORG#<org>                 CONNECTION#<provider>                a connection (connections); in gsi1
+ORG#<org>                 PRODUCT#<id>                         a product (catalog)
+ORG#<org>                 PITEM#<provider>#<item id>           a provider's item (catalog)
+ORG#<org>                 ACCOUNT#<provider>#<id>              an account of the chart (catalog)
+ORG#<org>                 SUPPLIER#<provider>#<id>             a supplier (catalog)
+ORG#<org>                 CURSOR#<provider>#<entity>           an incremental sync's cursor (catalog)
+ORG#<org>                 SALES#<provider>                     sales tracking, cursor, pull lease (sales)
+ORG#<org>                 SALEDOC#<document id>                a pulled sales document (sales)
+ORG#<org>                 SETTINGS#EXPORT#<provider>           export settings (settings)
+ORG#<org>                 EXPORT#<export id>                   an export and its plan (exports); in gsi1
+ORG#<org>                 EXPORT-CURRENCY#<provider>#<tenant>  a company's home currency (exports)
+ORG#<org>                 BOOKS#<provider>                     the books' planned balances (books)
+ORG#<org>                 BOOKS-CHECK#<provider>               the last scheduled reconciliation (books)
+ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version (inventory)
+ORG#<org>                 INVENTORY#MOVES#<document>           a document's stock movements (inventory)
+ORG#<org>                 INVENTORY#<kind>#<record id>         a receipt, rejection or build (inventory)
+ORG#<org>                 IDEMPOTENCY#<route>#<key>            an API write's Idempotency-Key (idempotency)
+GRANT#<grant id>          GRANT                                one consent's sealed tokens (connections)
+<kind>#<nonce>            <kind>                               a pending OAuth STATE or CHOICE (oauth_states)
+RATE#<provider>#<tenant>  WINDOW#<n> | SLOT#<i> | DAY          a tenant's rate budget (rate_budget)
+========================  ===================================  ==============================================
+
+gsi1 (``gsi1pk``/``gsi1sk``) lists items across organisations:
+
+- ``CONNECTIONS#<0..15>`` / ``<provider>#<org>``: every connection, sharded by a hash of the organisation so
+  no one partition takes them all, for the scheduled passes (rows written before the sharding sit under
+  ``CONNECTIONS`` until their next write).
+- ``OUTBOX`` / ``<created at>#<org>#<export id>``: exports whose message is not yet queued, oldest first (the
+  attributes are removed once it is).
+"""
 
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 
 def org_pk(organisation_id: str) -> str:
     return f"ORG#{organisation_id}"
 
 
+# ---- connections and grants ----------------------------------------------------------------------------
+CONNECTION_PREFIX = "CONNECTION#"
+
+
 def connection_sk(provider: str) -> str:
-    return f"CONNECTION#{provider}"
+    return f"{CONNECTION_PREFIX}{provider}"
+
+
+def connections_index_prefix(provider: str) -> str:
+    """The start of the gsi1 sort keys of every connection to ``provider``."""
+    return f"{provider}#"
+
+
+def connection_index(organisation_id: str, provider: str) -> dict[str, str]:
+    """Where a connection sits in gsi1: its organisation's shard."""
+    return {
+        "gsi1pk": connections_shard_pk(organisation_id),
+        "gsi1sk": connections_index_prefix(provider) + organisation_id,
+    }
 
 
 def grant_pk(grant_id: str) -> str:
@@ -34,4 +87,121 @@ def connection_index_pks() -> list[str]:
     return [f"{CONNECTIONS_INDEX_PK}#{n}" for n in range(CONNECTION_SHARDS)] + [CONNECTIONS_INDEX_PK]
 
 
+# ---- catalog ------------------------------------------------------------------------------------------
+PRODUCT_PREFIX = "PRODUCT#"
+SUPPLIER_PREFIX = "SUPPLIER#"
+
+
+def product_sk(product_id: str) -> str:
+    return f"{PRODUCT_PREFIX}{product_id}"
+
+
+def item_prefix(provider: str) -> str:
+    return f"PITEM#{provider}#"
+
+
+def item_sk(provider: str, item_id: str) -> str:
+    return f"{item_prefix(provider)}{item_id}"
+
+
+def account_prefix(provider: str) -> str:
+    return f"ACCOUNT#{provider}#"
+
+
+def account_sk(provider: str, account_id: str) -> str:
+    return f"{account_prefix(provider)}{account_id}"
+
+
+def supplier_prefix(provider: str) -> str:
+    return f"{SUPPLIER_PREFIX}{provider}#"
+
+
+def supplier_sk(provider: str, supplier_id: str) -> str:
+    return f"{supplier_prefix(provider)}{supplier_id}"
+
+
+def cursor_sk(provider: str, entity: str) -> str:
+    return f"CURSOR#{provider}#{entity}"
+
+
+# ---- sales ----------------------------------------------------------------------------------------------
+TRACKING_PREFIX = "SALES#"
+DOCUMENT_PREFIX = "SALEDOC#"
+
+
+def tracking_sk(provider: str) -> str:
+    return f"{TRACKING_PREFIX}{provider}"
+
+
+def document_sk(document_id: str) -> str:
+    return f"{DOCUMENT_PREFIX}{document_id}"
+
+
+# ---- export settings, exports, books --------------------------------------------------------------------
+EXPORT_PREFIX = "EXPORT#"
 OUTBOX_INDEX_PK = "OUTBOX"  # gsi1: exports not yet handed to the queue (the outbox), oldest first
+BOOKS_PREFIX = "BOOKS#"
+
+
+def export_settings_sk(provider: str) -> str:
+    return f"SETTINGS#EXPORT#{provider}"
+
+
+def export_sk(export_id: str) -> str:
+    return f"{EXPORT_PREFIX}{export_id}"
+
+
+def outbox_index(created_at: str, organisation_id: str, export_id: str) -> dict[str, str]:
+    return {"gsi1pk": OUTBOX_INDEX_PK, "gsi1sk": f"{created_at}#{organisation_id}#{export_id}"}
+
+
+def home_currency_sk(provider: str, tenant_id: str) -> str:
+    return f"EXPORT-CURRENCY#{provider}#{tenant_id}"
+
+
+def books_sk(provider: str) -> str:
+    return f"{BOOKS_PREFIX}{provider}"
+
+
+def books_check_sk(provider: str) -> str:
+    return f"BOOKS-CHECK#{provider}"
+
+
+# ---- inventory ----------------------------------------------------------------------------------------
+LEDGER_SK = "INVENTORY#LEDGER"
+MOVES_PREFIX = "INVENTORY#MOVES#"
+
+
+def moves_sk(document: str) -> str:
+    return f"{MOVES_PREFIX}{document}"
+
+
+def record_sk(kind: str, record_id: str) -> str:
+    return f"INVENTORY#{kind}#{record_id}"
+
+
+# ---- idempotency keys ---------------------------------------------------------------------------------
+def idempotency_sk(scope: str, key: str) -> str:
+    return f"IDEMPOTENCY#{scope}#{key}"
+
+
+# ---- one-time OAuth artefacts -------------------------------------------------------------------------
+def pending_key(kind: str, nonce: str) -> dict[str, Any]:
+    return {"pk": f"{kind}#{nonce}", "sk": kind}
+
+
+# ---- rate budget --------------------------------------------------------------------------------------
+RATE_DAY_SK = "DAY"
+
+
+def rate_pk(key: str) -> str:
+    """``key`` names the provider and the tenant."""
+    return f"RATE#{key}"
+
+
+def rate_window_sk(window: int) -> str:
+    return f"WINDOW#{window}"
+
+
+def rate_slot_sk(slot: int) -> str:
+    return f"SLOT#{slot}"

@@ -7,25 +7,25 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
+from shared.store.dynamo import conditional
+from shared.store.keys import pending_key
 
 
 def put_pending(kind: str, nonce: str, item: dict[str, Any], *, expires_at: int) -> None:
     table().put_item(
-        Item={"pk": f"{kind}#{nonce}", "sk": kind, "expires_at": expires_at, **item},
+        Item={**pending_key(kind, nonce), "expires_at": expires_at, **item},
         ConditionExpression="attribute_not_exists(pk)",
     )
 
 
 def take_pending(kind: str, nonce: str) -> dict[str, Any] | None:
     """Deletes and returns the item, or None when it does not exist (never issued, or already used)."""
-    tbl = table()
-    try:
-        old = tbl.delete_item(
-            Key={"pk": f"{kind}#{nonce}", "sk": kind},
+    old = conditional(
+        lambda: table().delete_item(
+            Key=pending_key(kind, nonce),
             ConditionExpression="attribute_exists(pk)",
             ReturnValues="ALL_OLD",
         )
-    except tbl.meta.client.exceptions.ConditionalCheckFailedException:
-        return None
-    item: dict[str, Any] = old["Attributes"]
+    )
+    item: dict[str, Any] | None = old["Attributes"] if old is not None else None
     return item

@@ -1,13 +1,7 @@
-"""The per-tenant rate budget shared by every Lambda, in DynamoDB: short call windows, in-flight slots
-and the provider's own count of calls left today.
-
-Rows live under ``RATE#<provider>#<tenant>``:
-- ``WINDOW#<n>``: calls started in window n; a conditional ``ADD`` admits a call only below the cap.
-- ``SLOT#<i>``: one of the tenant's in-flight slots, leased by a conditional write; a lease that outlived
-  its holder (a Lambda that died mid-call) can be taken over.
-- ``DAY``: the calls left today as the provider last reported them, written only once they run low.
-Windows and leases expire through the table's TTL.
-"""
+"""The per-tenant rate budget every Lambda shares, in DynamoDB (keys: ``keys``): call windows a conditional
+``ADD`` admits calls to below the cap, in-flight slots leased by conditional writes (a lease that outlived its
+holder can be taken over), and the calls left today once the provider reports them running low. Windows and
+leases expire through the table's TTL."""
 
 from __future__ import annotations
 
@@ -16,18 +10,15 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from shared.aws import table
+from shared.store.dynamo import conditional
+from shared.store.keys import RATE_DAY_SK, rate_pk, rate_slot_sk, rate_window_sk
 
 SLOT_LEASE_SECONDS = 60  # longer than a call may take (20 s read timeout, 5 s connect)
 SLOT_BUSY_WAIT = 0.25
 DAILY_WATCH = 200  # from this few calls left today, every Lambda learns the count from the table
 DAILY_HOLD_SECONDS = 3600.0  # how long a low daily count holds calls back before one probe may go
-
-
-def _pk(key: str) -> str:
-    return f"RATE#{key}"
 
 
 class DynamoRateBudget:
@@ -67,8 +58,8 @@ class DynamoRateBudget:
         if remaining <= DAILY_WATCH or (previous is not None and previous[0] <= DAILY_WATCH):
             table().put_item(
                 Item={
-                    "pk": _pk(key),
-                    "sk": "DAY",
+                    "pk": rate_pk(key),
+                    "sk": RATE_DAY_SK,
                     "remaining": remaining,
                     "noted_at": int(now),
                     "expires_at": int(now + 86_400),
@@ -78,19 +69,19 @@ class DynamoRateBudget:
     # ---- rows ----------------------------------------------------------------------------------------
     def _daily_remaining(self, key: str) -> tuple[int, float] | None:
         if key not in self._daily:
-            item = table().get_item(Key={"pk": _pk(key), "sk": "DAY"}).get("Item")
+            item = table().get_item(Key={"pk": rate_pk(key), "sk": RATE_DAY_SK}).get("Item")
             self._daily[key] = (int(item["remaining"]), float(item["noted_at"])) if item else None
         return self._daily[key]
 
     def _take_slot(self, key: str, concurrent: int, now: float) -> str | None:
         start = random.randrange(concurrent)
-        slots = [f"SLOT#{(start + offset) % concurrent}" for offset in range(concurrent)]
+        slots = [rate_slot_sk((start + offset) % concurrent) for offset in range(concurrent)]
         return next((slot for slot in slots if self._lease(key, slot, int(now))), None)
 
     def _lease(self, key: str, slot: str, now: int) -> bool:
-        return _conditional(
+        leased = conditional(
             lambda: table().update_item(
-                Key={"pk": _pk(key), "sk": slot},
+                Key={"pk": rate_pk(key), "sk": slot},
                 UpdateExpression="SET holder = :h, lease_until = :until, expires_at = :ttl",
                 ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
                 ExpressionAttributeValues={
@@ -101,31 +92,24 @@ class DynamoRateBudget:
                 },
             )
         )
+        return leased is not None
 
     def _free_slot(self, key: str, slot: str) -> None:
-        _conditional(
+        conditional(
             lambda: table().delete_item(
-                Key={"pk": _pk(key), "sk": slot},
+                Key={"pk": rate_pk(key), "sk": slot},
                 ConditionExpression="holder = :h",
                 ExpressionAttributeValues={":h": self.owner},
             )
         )
 
     def _count_call(self, key: str, window: int, cap: int, *, expires_at: int) -> bool:
-        return _conditional(
+        counted = conditional(
             lambda: table().update_item(
-                Key={"pk": _pk(key), "sk": f"WINDOW#{window}"},
+                Key={"pk": rate_pk(key), "sk": rate_window_sk(window)},
                 UpdateExpression="ADD calls :one SET expires_at = :ttl",
                 ConditionExpression="attribute_not_exists(calls) OR calls < :cap",
                 ExpressionAttributeValues={":one": 1, ":cap": cap, ":ttl": expires_at},
             )
         )
-
-
-def _conditional(write: Callable[[], Any]) -> bool:
-    """Runs a conditional write; False when its condition did not hold."""
-    try:
-        write()
-    except table().meta.client.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+        return counted is not None

@@ -11,16 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.aws import table
-from shared.store.dynamo import conditional_failed, org_batch_get, org_items
-from shared.store.keys import org_pk
-
-
-def tracking_sk(provider: str) -> str:
-    return f"SALES#{provider}"
-
-
-def document_sk(document_id: str) -> str:
-    return f"SALEDOC#{document_id}"
+from shared.store.dynamo import conditional, org_batch_get, org_items
+from shared.store.keys import DOCUMENT_PREFIX, TRACKING_PREFIX, document_sk, org_pk, tracking_sk
 
 
 def _update(
@@ -43,13 +35,7 @@ def _update(
         kwargs["ExpressionAttributeNames"] = names
     if condition:
         kwargs["ConditionExpression"] = condition
-    try:
-        table().update_item(**kwargs)
-    except Exception as err:
-        if conditional_failed(err):
-            return False
-        raise
-    return True
+    return conditional(lambda: table().update_item(**kwargs)) is not None
 
 
 # ---- tracking settings, cursor, lease ---------------------------------------------------------------------
@@ -66,7 +52,7 @@ def tracked(organisation_id: str) -> list[dict[str, Any]]:
     from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
 
     items: list[dict[str, Any]] = table().query(
-        KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with("SALES#"),
+        KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(TRACKING_PREFIX),
         ConsistentRead=True,
     )["Items"]
     return items
@@ -212,4 +198,4 @@ def get_documents(organisation_id: str, document_ids: Iterable[str]) -> list[str
 
 def documents(organisation_id: str) -> list[str]:
     """Every stored sales document of the organisation."""
-    return [str(row["body"]) for row in org_items(organisation_id, "SALEDOC#")]
+    return [str(row["body"]) for row in org_items(organisation_id, DOCUMENT_PREFIX)]

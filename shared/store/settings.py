@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from shared.aws import table
-from shared.store.keys import org_pk
+from shared.store.keys import export_settings_sk, org_pk
 
 
 def _key(organisation_id: str, provider: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": f"SETTINGS#EXPORT#{provider}"}
+    return {"pk": org_pk(organisation_id), "sk": export_settings_sk(provider)}
 
 
 def get_export_settings(organisation_id: str, provider: str) -> dict[str, Any] | None:

@@ -76,6 +76,16 @@ def test_expired_state_is_refused(api: Api, sandboxes: Sandboxes, monkeypatch: p
     _assert_refused(callback(api, "qbo", params, started.cookie), 400, "expired", api)
 
 
+def test_state_issued_at_the_request_time_expires_from_it(api: Api, sandboxes: Sandboxes) -> None:
+    """The API takes its time from the event (requestContext.timeEpoch): a connect API Gateway received 11
+    minutes ago issued a state that has expired by now."""
+    api.gateway.clock = lambda: datetime.now(UTC) - timedelta(minutes=11)
+    started = start(api, "qbo")
+    api.gateway.clock = lambda: datetime.now(UTC)
+    params = _consent(sandboxes, started.authorize_url)
+    _assert_refused(callback(api, "qbo", params, started.cookie), 400, "expired", api)
+
+
 def test_callback_without_code_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     started = start(api, "qbo")
     params = _consent(sandboxes, started.authorize_url)
