@@ -49,7 +49,7 @@ SALES_DOCS = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
 # developer.intuit.com/app/developer/qbo/docs/workflows/manage-inventory). A credit memo or refund receipt
 # records the customer's return and puts the items back in stock (QuickBooks help "What are credit memos
 # for?": "record a return when a customer returns items"). A bundle (Group) line relieves each component
-# (Intuit "Item bundles using groups" workflow; /work/shared/providers/qbo.md section 3.2). A voided
+# (Intuit "Item bundles using groups" workflow; ../shared/providers/qbo.md section 3.2). A voided
 # document keeps its lines with quantities 0 (Intuit blog 2016-04-06 "Voiding invoice objects"), so it
 # moves nothing; a deleted one is gone; an edit moves the difference between the old and the new lines.
 STOCK_SIGN = {
@@ -168,7 +168,7 @@ def _invalid_reference(entity: str, ref_id: str) -> QboFault:
 # A JournalEntry line on an Accounts Payable account must name a vendor, on Accounts Receivable a
 # customer: JournalEntryLineDetail.Entity {"Type": "Vendor"|"Customer", "EntityRef": {"value": id}}
 # (Intuit's JournalEntry reference; QBO's Name field). Without it QBO answers 6000 "When you use Accounts
-# Payable, you must choose a vendor in the Name field." (/work/shared/providers/qbo.md section 7: Expensify
+# Payable, you must choose a vendor in the Name field." (../shared/providers/qbo.md section 7: Expensify
 # QBO097, a public QBO sandbox test report). The A/R text follows the same pattern (integrators such as
 # Link My Books document the customer requirement; UNSURE of QBO's exact A/R wording).
 NAME_REQUIRED = {"Accounts Payable": "Vendor", "Accounts Receivable": "Customer"}

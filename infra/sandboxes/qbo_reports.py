@@ -14,7 +14,7 @@ report-entities/trialbalance), whose sample object is ``{"Header": {"ReportName"
 What the ledger holds (the sandbox's model, not all of QBO's):
 - JournalEntry lines, at their TxnDate (home currency; a foreign journal at its ExchangeRate);
 - InventoryAdjustment lines: the quantity change valued at the item's PurchaseCost (QBO itself values them
-  at FIFO cost, /work/shared/providers/qbo.md §InventoryAdjustment; PurchaseCost is the only cost the
+  at FIFO cost, ../shared/providers/qbo.md §InventoryAdjustment; PurchaseCost is the only cost the
   sandbox tracks), debiting the item's asset account and crediting AdjustAccountRef (reversed for a
   decrease), at the adjustment's TxnDate;
 - the opening value of an inventory item created with a quantity (QtyOnHand x PurchaseCost, debit its

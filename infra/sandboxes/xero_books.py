@@ -430,7 +430,7 @@ def build_manual_journal(data: Record, w: Write) -> Outcome:
 
 
 # Xero refuses manual journal lines on the Accounts Receivable / Payable system accounts; its help says to
-# journal to a secondary account (help.xero.com/nz/Q_Accruals_ARAP; /work/shared/providers/xero.md "Added
+# journal to a secondary account (help.xero.com/nz/Q_Accruals_ARAP; ../shared/providers/xero.md "Added
 # 2026-11-30"). SystemAccount values: the spec's Account schema (xero_accounting.yaml, "SystemAccount").
 # The wording of Xero's message is not published: this one names the account and the way out.
 LEDGER_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS"})

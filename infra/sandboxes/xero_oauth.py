@@ -41,7 +41,7 @@ KNOWN_SCOPES = frozenset(
         "accounting.budgets.read",
         "accounting.reports.read",
     ]
-    # the granular report scopes replacing accounting.reports.read (/work/shared/providers/xero.md §1.4)
+    # the granular report scopes replacing accounting.reports.read (../shared/providers/xero.md §1.4)
     + [
         f"accounting.reports.{name}.read"
         for name in (

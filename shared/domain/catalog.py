@@ -293,14 +293,14 @@ KIND_WORDS = {
 
 
 # QBO refuses a JournalEntry line on Accounts Payable without a vendor, on Accounts Receivable without a
-# customer, in JournalEntryLineDetail.Entity (error 6000; /work/shared/providers/qbo.md section 7). The
+# customer, in JournalEntryLineDetail.Entity (error 6000; ../shared/providers/qbo.md section 7). The
 # QBO account type -> the kind of name its journal lines must carry.
 QBO_NAMED_LEDGERS: dict[str, Literal["Vendor", "Customer"]] = {
     "Accounts Payable": "Vendor",
     "Accounts Receivable": "Customer",
 }
 # Xero refuses manual journal lines on its DEBTORS / CREDITORS system accounts and says to journal to a
-# secondary account (help.xero.com/nz/Q_Accruals_ARAP; /work/shared/providers/xero.md "Added 2026-11-30").
+# secondary account (help.xero.com/nz/Q_Accruals_ARAP; ../shared/providers/xero.md "Added 2026-11-30").
 XERO_LEDGER_SYSTEM_ACCOUNTS = {"DEBTORS": "Accounts Receivable", "CREDITORS": "Accounts Payable"}
 CLEARING_ADVICE = (
     "use a receiving clearing account instead (a current liability such as 'Goods received not invoiced')"

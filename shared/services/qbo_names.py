@@ -1,5 +1,5 @@
 """QBO's names on journal lines: a line on Accounts Payable must name a vendor, one on Accounts Receivable
-a customer (error 6000 otherwise; /work/shared/providers/qbo.md section 7)."""
+a customer (error 6000 otherwise; ../shared/providers/qbo.md section 7)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def with_vendor(organisation_id: str, journal: Journal, record: Receipt | Reject
 def vendor_problem(organisation_id: str, account: Account, supplier_id: str, what: str) -> str | None:
     """Why a QBO journal line on ``account`` can't carry the name QBO needs there (None when it can, or when
     the account needs no name): a line on Accounts Payable needs an active QBO vendor, and Partsemble has
-    no customer to put on Accounts Receivable (QBO error 6000, /work/shared/providers/qbo.md section 7)."""
+    no customer to put on Accounts Receivable (QBO error 6000, ../shared/providers/qbo.md section 7)."""
     wanted = name_required(account)
     if wanted == "Customer":
         return (

@@ -60,7 +60,7 @@ def _entity(line: JournalLine) -> dict[str, Any]:
     """The line's Name: a line on Accounts Payable must carry its vendor as JournalEntryLineDetail.Entity
     {"Type": "Vendor", "EntityRef": {"value": <vendor id>}} (Intuit's JournalEntry reference), else QBO
     answers 6000 "When you use Accounts Payable, you must choose a vendor in the Name field."
-    (/work/shared/providers/qbo.md section 7)."""
+    (../shared/providers/qbo.md section 7)."""
     if not line.supplier_id:
         return {}
     return {"Entity": {"Type": "Vendor", "EntityRef": {"value": line.supplier_id}}}
