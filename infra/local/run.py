@@ -25,6 +25,7 @@ from infra.local.gateway import Gateway, GatewayResponse
 from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
+from infra.sandboxes.common import Clock
 from infra.sandboxes.common import serve as serve_sandbox
 from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.xero import XeroSandbox
@@ -68,7 +69,9 @@ def start(
     moto_host, bound_moto_port = moto.get_host_and_port()
     os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{bound_moto_port}"
 
-    qbo, xero = QboSandbox(seed=seed), XeroSandbox(seed=seed)
+    # the sandboxes' clocks follow real time here, so Xero's minute windows reset as they do at Xero
+    qbo = QboSandbox(seed=seed, clock=Clock(real_time=True))
+    xero = XeroSandbox(seed=seed, clock=Clock(real_time=True))
     qbo_server, xero_server = serve_sandbox(qbo, port=qbo_port), serve_sandbox(xero, port=xero_port)
 
     identity = DevIdentityProvider()

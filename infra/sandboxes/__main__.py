@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from infra.sandboxes.common import serve
+from infra.sandboxes.common import Clock, serve
 from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.xero import XeroSandbox
 
@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--empty", action="store_true", help="start without the demo data")
     args = parser.parse_args(argv)
-    sandbox = QboSandbox(seed=not args.empty) if args.provider == "qbo" else XeroSandbox(seed=not args.empty)
+    clock = Clock(real_time=True)  # alone on a port, a sandbox's time passes as the provider's does
+    sandbox = (
+        QboSandbox(seed=not args.empty, clock=clock)
+        if args.provider == "qbo"
+        else XeroSandbox(seed=not args.empty, clock=clock)
+    )
     port = args.port if args.port is not None else (4001 if args.provider == "qbo" else 4002)
     server = serve(sandbox, port=port)
     print(

@@ -32,24 +32,32 @@ DEFAULT_START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 class Clock:
-    """The sandbox's notion of now; tests move it instead of sleeping."""
+    """The sandbox's notion of now; tests move it instead of sleeping. A ``real_time`` clock (the local run's)
+    also moves with the wall clock, so rate windows and token lifetimes pass as they do at the providers; it
+    only moves further when told to."""
 
-    def __init__(self, start: datetime = DEFAULT_START) -> None:
+    def __init__(self, start: datetime = DEFAULT_START, *, real_time: bool = False) -> None:
         self._now = start
+        self._since = time.monotonic() if real_time else None
         self._lock = threading.Lock()
+
+    def _elapsed(self) -> timedelta:
+        return timedelta(seconds=time.monotonic() - self._since) if self._since is not None else timedelta()
 
     def now(self) -> datetime:
         with self._lock:
-            return self._now
+            return self._now + self._elapsed()
 
     def advance(self, seconds: float) -> datetime:
         with self._lock:
             self._now += timedelta(seconds=seconds)
-            return self._now
+            return self._now + self._elapsed()
 
     def set(self, when: datetime) -> None:
         with self._lock:
             self._now = when
+            if self._since is not None:
+                self._since = time.monotonic()
 
 
 class SandboxTimeout(Exception):
