@@ -5,6 +5,8 @@ VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 PORT ?= 3000
+QBO_PORT ?= 4001
+XERO_PORT ?= 4002
 
 .PHONY: setup run test lint typecheck imports template-check unit integration e2e bench clean build-SharedLayer
 
@@ -24,7 +26,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 	@touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m infra.local.run --port $(PORT)
+	$(PY) -m infra.local.run --port $(PORT) --qbo-port $(QBO_PORT) --xero-port $(XERO_PORT)
 
 test: setup browser-deps lint typecheck imports template-check
 	$(PY) -m pytest -n 2 --dist loadfile

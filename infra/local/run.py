@@ -105,6 +105,10 @@ def start(
         ),
     )
     os.environ.update(stack.environment)
+    # the metrics object was made at import, before the template's environment was set here
+    from shared.observability import metrics
+
+    metrics.namespace = stack.environment.get("POWERTOOLS_METRICS_NAMESPACE")
 
     gateway = Gateway(stack, identity)
     scheduler, poller = Scheduler(stack), Poller(stack)

@@ -87,3 +87,12 @@ def test_openapi_document_and_swagger_ui_are_served(local_stack: Running) -> Non
     assert document.status_code == 200
     assert "/integrations/{provider}/connect" in document.json()["paths"]
     assert "swagger" in httpx.get(f"{local_stack.url}/docs").text.lower()
+
+
+def test_every_schedule_runs_locally_without_a_crash(local_stack: Running) -> None:
+    """The handlers run with the template's environment (the metrics namespace among it): each schedule
+    answers what it did instead of failing after its work."""
+    with httpx.Client(base_url=local_stack.url, timeout=60) as app:
+        for function in ("TokenRefreshFunction", "SalesPullFunction", "ExportFunction"):
+            fired = app.post(f"/_local/schedules/{function}")
+            assert fired.status_code == 200, (function, fired.text)
