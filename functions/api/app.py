@@ -109,9 +109,70 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
 def with_docs() -> APIGatewayHttpResolver:
     """The resolver with Swagger UI and the OpenAPI document at /docs, set up by the first request for them.
 
-    Enabling Swagger loads Powertools' OpenAPI models (~40 ms), which no other route needs."""
+    Enabling Swagger loads Powertools' OpenAPI models (~40 ms), which no other route needs. Every operation
+    declares the refusals it can answer, in the one error shape."""
+    generate = app.get_openapi_schema
+
+    def with_refusals(**options: Any) -> Any:
+        schema = generate(**options)
+        for path, item in (schema.paths or {}).items():
+            for method in ("get", "post", "put", "delete"):
+                operation = getattr(item, method, None)
+                if operation is None or operation.responses is None:
+                    continue
+                if (created := CREATED.get((method.upper(), path))) and 200 in operation.responses:
+                    operation.responses[created] = operation.responses.pop(200)
+                for status, why in _refusals(method.upper(), path).items():
+                    if status not in operation.responses:
+                        content = {"application/json": {"schema": ERROR}}
+                        operation.responses[status] = {"description": why, "content": content}
+        return schema
+
+    app.get_openapi_schema = with_refusals  # type: ignore[method-assign]
     app.enable_swagger(path=DOCS_PATH, title="Partsemble accounting integrations", version="1.0.0")
     return app
+
+
+CREATED = {("POST", "/receipts"): 201, ("POST", "/builds"): 201, ("POST", "/sales/pull"): 202}
+ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "what kind of refusal, e.g. InvalidRequest, NotFound"},
+        "message": {"type": "string", "description": "what is wrong and what to do, in words"},
+        "details": {
+            "type": "array",
+            "description": "the refused fields",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _refusals(method: str, path: str) -> dict[int, str]:
+    """What a route can answer besides its success: every route checks the caller (401, from the gateway's
+    authorizer) and may meet an outage (503); writes validate a body; ids may be unknown."""
+    found = {
+        400: "a parameter or the body is refused (details name the fields)",
+        401: "no valid bearer token",
+        503: "a dependency is throttled or down: nothing was changed; retry after Retry-After",
+    }
+    if method in ("POST", "PUT"):
+        found |= {415: "the body is not application/json", 409: "the state does not allow it (named)"}
+    if "{" in path:
+        found[404] = "no such thing for this organisation"
+    if path.startswith(("/integrations/{provider}/sync", "/integrations/{provider}/suppliers")) or path in (
+        "/sales/pull",
+        "/reconciliation",
+    ):
+        found |= {409: "not connected, or the connection expired", 429: "the provider's rate limit",
+                  502: "the provider failed"}  # fmt: skip
+    if path in ("/receipts", "/builds", "/integrations/{provider}/suppliers", "/exports/{export_id}/retry"):
+        found[422] = "Idempotency-Key reused with another body"
+    return found
 
 
 class Caller(Model):

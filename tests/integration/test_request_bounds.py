@@ -162,3 +162,12 @@ def test_a_wrong_method_is_405_naming_the_allowed_ones(api: Api, stocked: None) 
     assert wrong.status == 405, wrong.body
     assert wrong.headers["allow"] == "GET, POST" and wrong.json()["error"] == "MethodNotAllowed"
     assert api.call("GET", "/no/such/path").status == 404
+
+
+def test_the_openapi_document_declares_each_answer_with_the_error_shape(api: Api, aws: LocalStack) -> None:
+    document = api.call("GET", "/docs?format=json", organisation=None).json()
+    receipts = document["paths"]["/receipts"]["post"]["responses"]
+    assert {"201", "400", "401", "409", "415", "422", "503"} <= set(receipts) and "200" not in receipts
+    assert "404" in document["paths"]["/products/{product_id}/lots"]["get"]["responses"]
+    refusal = receipts["409"]["content"]["application/json"]["schema"]
+    assert refusal["required"] == ["error", "message"] and "details" in refusal["properties"]
