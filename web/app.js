@@ -921,6 +921,43 @@ const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).r
 // totals, groups: [{key, label, figures}], documents: [{number, date, figures, ...}]}, figures being
 // {revenue, cogs, uncosted, incomplete, margin, margin_pct}. Amounts are decimal strings, shown as given.
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
+
+// Margin by product or document as bars, by month as a line; the table below holds the same figures in
+// words, so the picture is an image with a summary for screen readers.
+function marginChart(rows, group, currency) {
+  const points = rows.filter((r) => present(r.figures.margin))
+    .map((r) => ({ label: String(r.label ?? r.key), value: Number(r.figures.margin) }));
+  if (!points.length) return h("p", { class: "muted" }, "No margin to chart yet: no sale is fully costed.");
+  const width = 640, height = 200, pad = 36;
+  const top = Math.max(0, ...points.map((p) => p.value)), bottom = Math.min(0, ...points.map((p) => p.value));
+  const span = top - bottom || 1;
+  const y = (value) => pad / 2 + (height - pad) * (top - value) / span;
+  const step = (width - pad) / points.length;
+  const summary = `Margin by ${GROUP_WORDS[group]}${currency}: `
+    + points.map((p) => `${p.label} ${p.value.toFixed(2)}`).join(", ");
+  const marks = group === "period"
+    ? [svg("polyline", { points: points.map((p, i) => `${pad + step * (i + 0.5)},${y(p.value)}`).join(" "),
+      fill: "none", stroke: "currentColor", "stroke-width": 2 }),
+    ...points.map((p, i) => svg("circle", { cx: pad + step * (i + 0.5), cy: y(p.value), r: 3 }))]
+    : points.map((p, i) => svg("rect", { x: pad + step * i + step * 0.15, width: step * 0.7,
+      y: Math.min(y(p.value), y(0)), height: Math.max(1, Math.abs(y(p.value) - y(0))),
+      class: p.value < 0 ? "bar negative" : "bar" }));
+  const labels = points.map((p, i) => svg("text", { x: pad + step * (i + 0.5), y: height - 2,
+    "text-anchor": "middle", "font-size": 11 }, p.label.length > 14 ? `${p.label.slice(0, 13)}…` : p.label));
+  return svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": summary,
+    class: "margin-chart", "data-role": "margin-chart" },
+  svg("line", { x1: pad, x2: width, y1: y(0), y2: y(0), stroke: "currentColor", "stroke-width": 1 }),
+  ...marks, ...labels);
+}
+
 const GROUP_WORDS = { product: "product", period: "month", document: "document" };
 
 const sales = {
@@ -958,8 +995,8 @@ const sales = {
         "Turn sales tracking on to see your margins here."));
       return;
     }
+    this.download(null);
     const report = await api("GET", `/margins?group=${encodeURIComponent(group)}`);
-    this.download(group);
     const rows = group === "document"
       ? listOf(report, "documents").map((d) => ({ label: `${capitalised(d.kind)} ${d.number}`, key: d.date,
         figures: d.figures }))
@@ -969,21 +1006,28 @@ const sales = {
       replaceKeepingFocus(this.margins, h("p", { class: "muted" }, "No sales pulled yet."));
       return;
     }
-    replaceKeepingFocus(this.margins, table({ text: `Margins by ${GROUP_WORDS[group]}`, visible: true }, [
-      { label: capitalised(GROUP_WORDS[group]), cell: (r) => r.label ?? r.key },
-      { label: `Revenue${currency}`, class: "number", cell: (r) => String(r.figures.revenue) },
-      { label: `Cost of goods${currency}`, class: "number", cell: (r) => [String(r.figures.cogs), uncosted(r)] },
-      { label: `Margin${currency}`, class: "number", cell: (r) => (present(r.figures.margin)
-        ? String(r.figures.margin) : "—") },
-      { label: "Margin %", class: "number",
-        cell: (r) => (present(r.figures.margin_pct) ? `${r.figures.margin_pct}%` : "—") },
-    ], rows.map((r) => ({ value: r }))));
+    this.download(group);
+    const totals = { label: "Total", figures: report.totals, total: true };
+    replaceKeepingFocus(this.margins, h("div", {},
+      marginChart(rows, group, currency),
+      table({ text: `Margins by ${GROUP_WORDS[group]}`, visible: true }, [
+        { label: capitalised(GROUP_WORDS[group]), cell: (r) => (r.total ? h("strong", {}, r.label) : r.label ?? r.key) },
+        { label: `Revenue${currency}`, class: "number", cell: (r) => String(r.figures.revenue) },
+        { label: `Cost of goods${currency}`, class: "number", cell: (r) => [String(r.figures.cogs), uncosted(r)] },
+        { label: `Margin${currency}`, class: "number", cell: (r) => (present(r.figures.margin)
+          ? String(r.figures.margin) : "—") },
+        { label: "Margin %", class: "number",
+          cell: (r) => (present(r.figures.margin_pct) ? `${r.figures.margin_pct}%` : "—") },
+      ], [...rows, totals].map((r) => ({ value: r, dataset: r.total ? { total: "" } : {} })))));
   },
 
+  // The CSV link acts only once margins are shown (group null: not yet, it does nothing).
   download(group) {
     const link = part(this.section, "download");
+    link.setAttribute("aria-disabled", String(!group));
     link.onclick = async (event) => {
       event.preventDefault();
+      if (!group) return;
       const blob = await apiBlob(`/margins/export?format=csv&group=${encodeURIComponent(group)}`);
       const url = URL.createObjectURL(blob);
       const anchor = h("a", { href: url, download: `margins-by-${GROUP_WORDS[group]}.csv` });

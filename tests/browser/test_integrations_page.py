@@ -336,4 +336,15 @@ def test_exports_list_shows_a_posted_receipt_and_sales_show_margins(
     expect(sales.locator('[data-role="status"]')).to_contain_text("pulled")
     expect(sales.locator('[data-role="last-pull"]')).to_contain_text("Last pulled")
     expect(sales.locator("table")).to_contain_text(product["sku"])
+    total = sales.locator("tr[data-total]")
+    expect(total).to_contain_text("Total")  # the totals row
+    chart = sales.locator('[data-role="margin-chart"]')
+    expect(chart).to_be_visible()
+    assert (chart.get_attribute("aria-label") or "").startswith("Margin by product")
+    assert chart.locator("rect.bar").count() >= 1  # a bar per costed product
+    expect(sales.locator('[data-role="download"]')).to_have_attribute("aria-disabled", "false")
     shoot(page, "2-margins-by-product")
+    sales.get_by_label("Margins by").select_option("period")  # by month: the margin over periods, as a line
+    expect(sales.locator('[data-role="margin-chart"] polyline')).to_have_count(1)
+    expect(sales.locator("tr[data-total]")).to_contain_text("Total")
+    shoot(page, "3-margins-by-month")
