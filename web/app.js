@@ -517,6 +517,8 @@ const exportSettings = {
         const accounts = listOf(await api("GET", `/integrations/${this.provider}/accounts`), "accounts");
         this.render(this.collect(), accounts);
       }
+      if (kind === "items") await items.show(this.provider, this.label, part(this.section, "items"));
+      await connections.refresh();  // "Last successful sync" moves on now, not at the next reload
     } catch (error) {
       if (isMissingRoute(error)) button.remove();
       else status.textContent = error.message;
@@ -532,7 +534,7 @@ const exportSettings = {
     modeField.hidden = !isQbo;
     for (const radio of this.form.elements.mode) radio.checked = radio.value === (settings.mode ?? JOURNALS);
     const chosen = settings.accounts ?? {};
-    const roles = Object.keys(Object.keys(chosen).length ? chosen : ACCOUNT_ROLES);
+    const roles = [...new Set([...Object.keys(ACCOUNT_ROLES), ...Object.keys(chosen)])];
     replaceKeepingFocus(part(this.form, "accounts"),
       accounts.length ? null : h("p", { class: "banner" },
         `No accounts yet: sync the accounts from ${this.label} to choose them here.`),
@@ -914,6 +916,89 @@ function providerLink(item) {
 
 const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
+
+// ---- items -> products ----------------------------------------------------------------------------------
+// GET /integrations/{provider}/items -> [{item_id, name, sku, kind, active}]; GET /products -> [{product_id, sku,
+// name, provider_links}]; POST /products/import-from-provider {provider, item_ids} -> {created, updated,
+// skipped: [{item_id, name, reason}]}: an item whose SKU a product has is linked to it, otherwise it becomes a
+// product (a bundle brings its components).
+
+const sameSku = (a, b) => Boolean(a) && Boolean(b) && a.trim().toLowerCase() === b.trim().toLowerCase();
+
+const items = {
+  async show(provider, label, target) {
+    this.provider = provider;
+    this.label = label;
+    this.target = target;
+    const [found, products] = await Promise.all([
+      api("GET", `/integrations/${provider}/items`), api("GET", "/products"),
+    ]);
+    this.render(listOf(found, "items"), listOf(products, "products"));
+  },
+
+  status(item, products) {
+    const linked = products.find((p) => p.provider_links?.[this.provider] === item.item_id);
+    if (linked) return { text: `Linked to ${linked.sku || linked.name}`, choosable: false };
+    const match = products.find((p) => !p.provider_links?.[this.provider] && sameSku(p.sku, item.sku));
+    if (match) return { text: `Same SKU as product ${match.sku}: will be linked`, choosable: true };
+    const clash = products.find((p) => p.provider_links?.[this.provider] && sameSku(p.sku, item.sku));
+    if (clash) return { text: `SKU already used by ${clash.sku}, linked to another item`, choosable: false };
+    if (!item.sku) return { text: `No SKU in ${this.label}: give it one there first`, choosable: false };
+    return { text: "New: will become a product", choosable: true };
+  },
+
+  render(found, products) {
+    const rows = found.filter((i) => i.active !== false).map((i) => ({ item: i, ...this.status(i, products) }));
+    const choosable = rows.filter((r) => r.choosable);
+    const heading = h("h3", {}, `Items in ${this.label}`);
+    if (!rows.length) {
+      replaceKeepingFocus(this.target, heading, h("p", { class: "muted" }, "No items synced yet."));
+      return;
+    }
+    const button = h("button", { type: "button", class: "primary", dataset: { role: "import-items" },
+      onclick: (event) => this.importChosen(event.currentTarget) }, "Link or import the chosen items");
+    button.disabled = !choosable.length;
+    replaceKeepingFocus(this.target, heading,
+      h("p", { class: "section-note" }, `Link ${this.label} items to products by SKU, or make them products, `
+        + "so receipts, builds and sales of them can be exported."),
+      table({ text: `Items in ${this.label}`, visible: false }, [
+        { label: "Choose", cell: (r) => (r.choosable ? h("input", { type: "checkbox", value: r.item.item_id,
+          checked: true, "aria-label": `Choose ${r.item.name}` }) : "") },
+        { label: "Item", cell: (r) => r.item.name },
+        { label: "SKU", cell: (r) => r.item.sku ?? "" },
+        { label: "In Partsemble", cell: (r) => r.text },
+      ], rows.map((r) => ({ value: r, dataset: { item: r.item.item_id } }))),
+      h("div", { class: "actions" }, button, h("span", { class: "form-status", role: "status", tabindex: "-1",
+        dataset: { role: "items-status" } })));
+  },
+
+  async importChosen(button) {
+    const status = this.target.querySelector('[data-role="items-status"]');
+    const chosen = [...this.target.querySelectorAll('input[type="checkbox"]:checked')].map((c) => c.value);
+    if (!chosen.length) {
+      status.textContent = "Choose at least one item.";
+      return;
+    }
+    busy(button, true, "Linking…");
+    try {
+      const result = await api("POST", "/products/import-from-provider",
+        { provider: this.provider, item_ids: chosen });
+      const skipped = listOf(result, "skipped");
+      const words = [`${plural(listOf(result, "created").length, "product")} created`,
+        `${listOf(result, "updated").length} linked`];
+      if (skipped.length) words.push(`${skipped.length} skipped (${skipped.map((s) => `${s.name ?? s.item_id}: ${s.reason}`).join("; ")})`);
+      await this.show(this.provider, this.label, this.target);
+      const said = this.target.querySelector('[data-role="items-status"]');
+      said.textContent = `${words.join(", ")}.`;
+      const again = this.target.querySelector('[data-role="import-items"]');
+      (again && !again.disabled ? again : said).focus();  // focus stays by the control that acted
+    } catch (error) {
+      status.textContent = error.message;
+    } finally {
+      busy(button, false);
+    }
+  },
+};
 
 // ---- sales and margins ------------------------------------------------------------------------------
 // POST /sales/pull -> 202 [{provider, queued_at}]; GET /sales/status -> [{provider, enabled, pulling,

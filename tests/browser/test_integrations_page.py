@@ -3,6 +3,7 @@ used the way a person uses it: popups, consent pages, keyboard, phone width."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -348,3 +349,35 @@ def test_exports_list_shows_a_posted_receipt_and_sales_show_margins(
     expect(sales.locator('[data-role="margin-chart"] polyline')).to_have_count(1)
     expect(sales.locator("tr[data-total]")).to_contain_text("Total")
     shoot(page, "3-margins-by-month")
+
+
+def test_items_synced_can_be_linked_or_imported_as_products_from_the_page(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """After "Sync items" the panel lists them: a product with an item's SKU is linked (by the sync), the
+    others can become products, one without a SKU says why; by keyboard only."""
+    organisation = new_organisation("items")
+    catalog_file = base64.b64encode(b"SKU,Name\nFG-WB-20,Wall bracket\n").decode()
+    body = {"filename": "products.csv", "content_base64": catalog_file}
+    response = local_stack.call("POST", "/products/import?mode=apply", organisation, body)
+    assert response.is_success, response.text  # a product with the SKU of QBO's item 5
+    open_page(page, local_stack, organisation)
+    connect_qbo(page)
+    settings = page.locator("section#export-settings")
+    settings.get_by_role("button", name="Sync items").focus()
+    page.keyboard.press("Enter")
+    panel = settings.locator('[data-role="items"]')
+    expect(panel.locator("tr[data-item]").first).to_be_visible()
+    expect(panel.locator('tr[data-item="5"]')).to_contain_text("Linked to FG-WB-20")
+    expect(panel.locator('tr[data-item="7"]')).to_contain_text("New: will become a product")
+    expect(page.locator("section#integrations, body").first).not_to_contain_text("No sync yet")
+    expect(panel.locator("table")).to_contain_text("No SKU in QuickBooks Online")
+    shoot(page, "1-items-panel")
+    panel.get_by_role("button", name="Link or import the chosen items").focus()
+    page.keyboard.press("Enter")
+    expect(panel.locator('[data-role="items-status"]')).to_contain_text("created")
+    expect(panel.locator('tr[data-item="7"]')).to_contain_text("Linked to FG-SK-OAK")
+    expect(panel.locator('[data-role="items-status"]')).to_be_focused()  # nothing left to choose: the result
+    products = local_stack.call("GET", "/products", organisation).json()
+    assert {"FG-WB-20", "FG-SK-OAK"} <= {p["sku"] for p in products if p["provider_links"].get("qbo")}
+    shoot(page, "2-items-linked")
