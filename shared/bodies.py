@@ -8,13 +8,10 @@ amount at most 12 digits and 2 decimal places (cents). A date is within ``DATES_
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -23,14 +20,13 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from shared.dates import RecentDatetime
 from shared.model import Model
 
 INTEGER_DIGITS = 12
 QUANTITY_PLACES = 6
 UNIT_COST_PLACES = 6
 AMOUNT_PLACES = 2
-DATES_BACK = timedelta(days=3653)  # 10 years before today
-DATES_AHEAD = timedelta(days=366)  # 1 year after today
 
 
 def _decimal(places: int, *, positive: bool, what: str) -> Any:
@@ -70,41 +66,6 @@ LineAmount = Annotated[Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an
 Amount = UnitCost
 
 
-def _window(today: date) -> tuple[date, date]:
-    return today - DATES_BACK, today + DATES_AHEAD
-
-
-def _outside(earliest: date, latest: date) -> ValueError:
-    return ValueError(f"must be between {earliest.isoformat()} and {latest.isoformat()}")
-
-
-def _recent_day(value: date) -> date:
-    earliest, latest = _window(datetime.now(UTC).date())
-    if not earliest <= value <= latest:
-        raise _outside(earliest, latest)
-    return value
-
-
-def _recent_moment(value: datetime) -> datetime:
-    earliest, latest = _window(datetime.now(UTC).date())
-    start = datetime.combine(earliest, datetime.min.time(), UTC)
-    end = datetime.combine(latest, datetime.max.time(), UTC)
-    try:
-        inside = start <= value <= end
-    except OverflowError:  # an offset that moves year 1 or 9999 out of range is far outside anyway
-        inside = False
-    if not inside:
-        raise _outside(earliest, latest)
-    return value
-
-
-DATE_RULE = "within 10 years before today and 1 year after it"
-RecentDate = Annotated[date, AfterValidator(_recent_day), Field(description=f"a date {DATE_RULE}")]
-RecentDatetime = Annotated[
-    AwareDatetime,
-    AfterValidator(_recent_moment),
-    Field(description=f"a date and time with its UTC offset, {DATE_RULE}"),
-]
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 ProductId = Annotated[str, Field(min_length=1, max_length=128)]
 _INBOUND = ConfigDict(frozen=True, extra="forbid")

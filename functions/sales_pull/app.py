@@ -11,7 +11,7 @@ next part.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -20,8 +20,17 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.contracts import ConnectionJob, ScheduledEvent
+from shared.lazy import lazy_module
 from shared.observability import logger, metrics
-from shared.services import books, reconciliation, sales
+from shared.services import sales
+
+if TYPE_CHECKING:
+    from shared.services import books, reconciliation
+else:  # the hourly pass's books work loads only on the schedule's path, not for each pull message
+    books, reconciliation = (
+        lazy_module("shared.services.books"),
+        lazy_module("shared.services.reconciliation"),
+    )
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.contracts import ExportJob
 from shared.domain import books as domain
@@ -25,9 +25,15 @@ from shared.domain.books import Balances, EventKey
 from shared.domain.inventory import BuildRecord, Receipt, Rejection
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, NothingToPost, PostingAccounts, journal_of
+from shared.lazy import lazy_module
 from shared.money import ZERO
 from shared.observability import logger
-from shared.services import queue, sales
+from shared.services import queue
+
+if TYPE_CHECKING:
+    from shared.services import sales
+else:  # the sales pull code loads only when a plan or a day's close needs the costed ledger
+    sales = lazy_module("shared.services.sales")
 from shared.store import books as store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store

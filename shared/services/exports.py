@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.aws import client
 from shared.config import settings
@@ -47,15 +47,21 @@ from shared.errors import (
     RateLimited,
     ServiceError,
 )
+from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import books, qbo_names, sessions, tokens
+from shared.services import sessions, tokens
 from shared.services.queue import enqueue, export_id_for
 from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
+
+if TYPE_CHECKING:
+    from shared.services import books, qbo_names
+else:  # planning loads the ledger, sales and books code (and QBO's vendor rule): only exports that plan
+    books, qbo_names = lazy_module("shared.services.books"), lazy_module("shared.services.qbo_names")
 
 LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never loses its lease
 BACKOFF_BASE = 30

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from shared import spreadsheet
-from shared.bodies import RecentDate
 from shared.config import settings
 from shared.contracts import ConnectionJob
+from shared.dates import RecentDate
 from shared.domain.catalog import Product, sku_key
 from shared.domain.connections import IN_USE, ProviderName
 from shared.domain.costing import (
