@@ -453,6 +453,8 @@ const ACCOUNT_ROLES = {
   waste: ["Waste or scrap", "Debited with rejected goods."],
   adjustment: ["Inventory adjustment offset", "Used for QuickBooks inventory adjustments only."],
   cogs: ["Cost of goods sold", "Where the cost of what you sell is recorded, one journal per business day."],
+  subassembly: ["Work in progress (optional)", "Sub-assemblies (built products that other builds consume) "
+    + "sit here instead of in finished goods, and leave it when they are consumed."],
   rounding: ["Rounding (optional)", "Takes the cents rounding leaves over, so every other account holds "
     + "exactly its rounded value. Without it the odd cent goes to the account nearest its half cent."],
 };
@@ -1043,6 +1045,13 @@ function marginChart(rows, group, currency) {
   ...marks, ...labels);
 }
 
+// What the period's figures rest on, in words: e.g. a credit that matched no sale and where its units went.
+function marginNotes(notes) {
+  if (!notes.length) return null;
+  return h("div", { class: "margin-notes", dataset: { role: "margin-notes" } },
+    h("h4", {}, "Notes"), h("ul", {}, notes.map((note) => h("li", {}, String(note)))));
+}
+
 const GROUP_WORDS = { product: "product", period: "month", document: "document" };
 
 const sales = {
@@ -1103,7 +1112,8 @@ const sales = {
           ? String(r.figures.margin) : "—") },
         { label: "Margin %", class: "number",
           cell: (r) => (present(r.figures.margin_pct) ? `${r.figures.margin_pct}%` : "—") },
-      ], [...rows, totals].map((r) => ({ value: r, dataset: r.total ? { total: "" } : {} })))));
+      ], [...rows, totals].map((r) => ({ value: r, dataset: r.total ? { total: "" } : {} }))),
+      marginNotes(listOf(report, "notes"))));
   },
 
   // The CSV link acts only once margins are shown (group null: not yet, it does nothing).

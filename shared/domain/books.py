@@ -7,7 +7,7 @@ Every event moves exact value between accounts, never creating or losing any (th
 | --- | --- | --- |
 | receipt | the receiving account (inventory) for each lot's exact cost | receiving credit (A/P or clearing) |
 | QA rejection | waste | receiving credit |
-| build | finished goods for the lot made | the account each consumed lot sits in |
+| build | finished goods (or WIP, if mapped, for a sub-assembly) | the account each consumed lot sits in |
 | a business day's sales (COGS) | cost of goods sold | the account each sold lot sits in |
 | a credit restocked / not restockable | the lot's account / waste | cost of goods sold |
 
@@ -49,13 +49,17 @@ _EVENT_OF: dict[EntryKind, EventKind] = {
 
 
 def lot_roles(ledger: Ledger) -> dict[str, str]:
-    """The role of the account each lot was debited to when it was made."""
+    """The role of the account each lot was debited to when it was made: received lots the receiving debit
+    account; built lots finished goods, or the sub-assembly (WIP) account when other builds consume that
+    product (an organisation without one keeps them in finished goods)."""
+    movements = ledger.movements()
+    components = {c.product_id for m in movements if isinstance(m, BuildRun) for c in m.components}
     roles: dict[str, str] = {}
-    for m in ledger.movements():
+    for m in movements:
         if isinstance(m, ReceiptIn):
             roles[m.lot_id] = "receiving_debit"
         elif isinstance(m, BuildRun):
-            roles[m.lot_id] = "build_debit"
+            roles[m.lot_id] = "subassembly" if m.product_id in components else "build_debit"
     return roles
 
 
@@ -92,8 +96,8 @@ def effects(
         elif entry.kind is EntryKind.WASTE:
             move(event, "waste", entry.cost)
             move(event, "receiving_credit", -entry.cost)
-        elif entry.kind is EntryKind.BUILD_PRODUCE:
-            move(event, "build_debit", entry.cost)
+        elif entry.kind is EntryKind.BUILD_PRODUCE:  # into the made lot's account
+            move(event, lots[entry.draws[0].lot_id], entry.cost)
         else:  # lots leave their own account (a return puts them back, or into waste)
             sign = 1 if entry.kind in (EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE) else -1
             for draw in entry.draws:

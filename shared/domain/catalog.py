@@ -268,6 +268,7 @@ Role = Literal[
     "adjustment",
     "cogs",
     "rounding",
+    "subassembly",
 ]
 ROLE_KINDS: dict[Role, tuple[frozenset[str], str]] = {
     "build_debit": (frozenset({"asset"}), "an asset account (finished goods)"),
@@ -281,6 +282,7 @@ ROLE_KINDS: dict[Role, tuple[frozenset[str], str]] = {
     ),
     "cogs": (frozenset({"cogs"}), "a cost of goods sold account"),
     "rounding": (frozenset({"cogs", "expense"}), "a cost of goods sold or expense account (rounding)"),
+    "subassembly": (frozenset({"asset"}), "an asset account (work in progress: sub-assemblies)"),
 }
 KIND_WORDS = {
     "asset": "an asset",
@@ -365,8 +367,9 @@ def export_settings_problems(
             continue
         if not account_id:
             # build_credit is no longer posted to (a consumed lot leaves the account it sits in); rounding
-            # is optional (without it the cents rounding leaves go to the account nearest its half cent)
-            if role not in ("build_credit", "rounding"):
+            # and subassembly are optional (without them: the account nearest its half cent takes the odd
+            # cent; sub-assemblies sit in finished goods)
+            if role not in ("build_credit", "rounding", "subassembly"):
                 problems.append((f"accounts.{role}", "choose an account"))
             continue
         problem = account_problem(role, account_id, chart, journal=mode == "journals")

@@ -56,8 +56,11 @@ class PostingAccounts(Model):
     adjustment: str | None = None  # QBO inventory mode: the adjustment's offset account
     cogs: str | None = None  # cost of goods sold, debited by each business day's sales
     rounding: str | None = None  # optional: takes the cents rounding leaves, so no other account is off
+    subassembly: str | None = None  # optional WIP account for built lots that other builds consume
 
     def account(self, role: str) -> str:
+        if role == "subassembly" and not self.subassembly:  # without a WIP account they are finished goods
+            role = "build_debit"
         account_id: str | None = getattr(self, role)
         if not account_id:
             raise MissingAccount(f"no account is set for {role.replace('_', ' ')} in the export settings")

@@ -33,6 +33,7 @@ class ExportAccounts(Model):
     adjustment: str | None = None  # QBO inventory mode only
     cogs: str | None = None
     rounding: str | None = None  # optional: takes the cents rounding leaves
+    subassembly: str | None = None  # optional: WIP account for sub-assemblies (else finished goods)
 
     def by_role(self) -> dict[Role, str | None]:
         return {role: getattr(self, role) for role in ROLES}

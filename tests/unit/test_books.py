@@ -39,7 +39,7 @@ ROLES = {
 
 
 def account(role: str) -> str:
-    return ROLES[role]
+    return ROLES["build_debit" if role == "subassembly" else role]  # no WIP account: finished goods
 
 
 def utc_day(at: datetime) -> date:
@@ -143,6 +143,21 @@ def test_a_sub_assembly_leaves_finished_goods_not_raw_materials() -> None:
         shop.export(event)  # type: ignore[arg-type]
     assert shop.posted.get("INV", ZERO) == ZERO and shop.posted["FG"] == D("10.00")
     assert shop.journals[-1][1] == {}  # the finished good moved within finished goods: nothing to post
+
+
+def test_a_mapped_wip_account_holds_sub_assemblies_until_they_are_consumed() -> None:
+    """A built product is a sub-assembly once a build consumes it: its lots sit in WIP (a true-up moves what
+    was posted to finished goods before that), and consuming them credits WIP."""
+    roles = {**ROLES, "subassembly": "WIP"}
+    shop = Books()
+    shop.record(list(receipt_movements(receipt("R", T0, ("RAW", "10", "0", "1")))))
+    record_build(shop.ledger, build("SUB", "S", "1", T0 + timedelta(days=1), RAW="10"))
+    alone = books.effects(shop.ledger, utc_day)
+    assert books.subledger(alone, [("build", "SUB")], roles.__getitem__) == {"FG": D(10), "INV": D(-10)}
+    record_build(shop.ledger, build("TOP", "P", "1", T0 + timedelta(days=2), S="1"))
+    found = books.effects(shop.ledger, utc_day)
+    assert books.subledger(found, [("build", "SUB")], roles.__getitem__) == {"WIP": D(10), "INV": D(-10)}
+    assert books.subledger(found, [("build", "TOP")], roles.__getitem__) == {"FG": D(10), "WIP": D(-10)}
 
 
 def test_a_back_dated_build_that_would_empty_a_later_one_is_refused() -> None:
