@@ -16,13 +16,14 @@ the check is of quantities: each linked item's QtyOnHand against Partsemble's on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from shared.domain import books as domain
 from shared.domain.books import Balances
+from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, PostingAccounts
@@ -170,6 +171,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
             kind="not_exported", amount=v, note=f"{w} is not exported yet",
         ))  # fmt: skip
     balances = api.account_balances(session, as_of)
+    year_start = api.financial_year_start(session, as_of)
     posted_dates = [
         books.stored_journal(r["plan"]).date for r in rows if r.get("plan") and r["status"] == "posted"
     ]
@@ -178,12 +180,20 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     opening = api.account_balances(session, first - timedelta(days=1)) if first and first <= as_of else {}
     mapped = sorted({a for a in roles.values() if a} | set(subledger) | set(posted))
     chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
+    # Income and expense accounts: the trial balance holds the financial year to date (earlier years went to
+    # retained earnings), so what earlier years' journals posted leaves both Partsemble's figures.
+    earlier = _posted_before(rows, year_start)
     lines = []
     for account_id in mapped:
         provider_balance = balances.get(account_id)
         held, expected = posted.get(account_id, ZERO), subledger.get(account_id, ZERO)
         found = list(reasons.get(account_id, []))
         before = opening.get(account_id, ZERO)
+        mapped_as = sorted(role for role, a in roles.items() if a == account_id)
+        if _profit_and_loss(chart.get(account_id), mapped_as):
+            held, expected = held - earlier.get(account_id, ZERO), expected - earlier.get(account_id, ZERO)
+            if first is None or first - timedelta(days=1) < year_start:
+                before = ZERO  # held in an earlier year: not in this year's figures
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(
                 f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip
@@ -206,7 +216,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
                 account_id=account_id,
                 code=account.code if account else "",
                 name=account.name if account else "(not in the synced chart)",
-                roles=sorted(role for role, a in roles.items() if a == account_id),
+                roles=mapped_as,
                 provider_balance=provider_balance,
                 posted=held,
                 subledger=expected,
@@ -223,9 +233,35 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
         if any(line.difference for line in lines)
         else "balanced"
     )
+    notes = [
+        f"Income and expense accounts are compared for the financial year from {year_start.isoformat()}, as "
+        f"{PROVIDER_LABELS[name]}'s trial balance reports them: posted and subledger leave out what journals "
+        "dated in earlier years posted (those years' profit sits in retained earnings)."
+    ]
     return Reconciliation(
-        provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=[]
+        provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=notes
     )
+
+
+PROFIT_AND_LOSS_KINDS = ("revenue", "cogs", "expense")
+PROFIT_AND_LOSS_ROLES = ("cogs", "waste", "rounding")  # an account no longer in the synced chart
+
+
+def _profit_and_loss(account: Account | None, roles: Sequence[str]) -> bool:
+    """By the synced chart's kind; for an account no longer in it, by the roles it is mapped to."""
+    if account is not None:
+        return account.kind in PROFIT_AND_LOSS_KINDS
+    return bool(roles) and all(role in PROFIT_AND_LOSS_ROLES for role in roles)
+
+
+def _posted_before(rows: list[dict[str, Any]], day: date) -> Balances:
+    """Per account, what the posted journals dated before ``day`` moved."""
+    found: Balances = {}
+    for row in rows:
+        if row["status"] == "posted" and row.get("plan") and books.stored_journal(row["plan"]).date < day:
+            for account_id, amount in _change(row["plan"]).items():
+                found[account_id] = found.get(account_id, ZERO) + amount
+    return found
 
 
 def _quantities(

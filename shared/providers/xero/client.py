@@ -199,6 +199,11 @@ class XeroProvider:
 
         return sales.time_zone(self.api, session)
 
+    def financial_year_start(self, session: Session, on: date) -> date:
+        from shared.providers.xero import reports
+
+        return reports.financial_year_start(self.api, session, on)
+
     def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
         from shared.providers.xero import reports
 

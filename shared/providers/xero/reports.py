@@ -16,9 +16,11 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shared.domain.books import financial_year_start as year_start
 from shared.errors import ProviderError
 from shared.providers.base import Session
 from shared.providers.xero.api import XeroApi
+from shared.providers.xero.sales import organisation
 
 DEBIT, CREDIT = "YTD Debit", "YTD Credit"
 
@@ -28,6 +30,23 @@ def account_balances(api: XeroApi, session: Session, as_of: date) -> dict[str, D
     if not reports:
         raise ProviderError("xero", "the trial balance answer holds no report")
     return balances(reports[0])
+
+
+def financial_year_start(api: XeroApi, session: Session, on: date) -> date:
+    """``GET /Organisation`` ``FinancialYearEndDay`` / ``FinancialYearEndMonth`` (Xero OpenAPI
+    xero_accounting.yaml, schema Organisation: "Calendar day e.g. 0-31", "Calendar Month e.g. 1-12"); a year
+    ending 31 December when they are missing."""
+    found = organisation(api, session)
+    try:
+        end_month, end_day = (
+            int(found.get("FinancialYearEndMonth") or 12),
+            int(found.get("FinancialYearEndDay") or 31),
+        )
+    except (TypeError, ValueError):
+        raise ProviderError("xero", "the organisation's financial year end is not a date") from None
+    if not 1 <= end_month <= 12:
+        raise ProviderError("xero", f"the organisation's financial year ends in month {end_month}")
+    return year_start(on, end_month, end_day)
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
