@@ -318,11 +318,12 @@ def run(provider: str, mode: str) -> None:
                     (item.difference or 0)
                     - Decimal(str(starting.get(item.item_id) or 0))
                     + item.sold_without_stock
+                    + item.built_without_stock
                 )
                 print(
                     f"    item {item.item_id} {item.label:<28} QtyOnHand {item.provider_quantity} on hand "
                     f"{item.on_hand}: difference {item.difference}, beyond QBO's starting quantity and "
-                    f"units sold without stock {beyond} (target 0)"
+                    f"units sold or built without stock {beyond} (target 0)"
                 )
 
 

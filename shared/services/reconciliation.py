@@ -78,6 +78,8 @@ class ItemQuantity(Model):
     provider_quantity: Decimal | None
     on_hand: Decimal
     sold_without_stock: Decimal  # units sales took that no lot covered: QBO counts them out, Partsemble can't
+    built_without_stock: Decimal  # units builds used that no lot covers (a sale pulled later, dated before
+    # the build, took them first): QBO counted them out with the build's adjustment
     difference: Decimal | None  # provider quantity - on hand
 
 
@@ -277,9 +279,10 @@ def _quantities(
             continue
         on_hand = ledger.on_hand(product.product_id)
         quantity = held.get(item_id)
-        short = sum(
-            (e.uncosted for e in ledger.entries(product.product_id) if e.kind is EntryKind.SALE_CONSUME), ZERO
-        )
+        short = {EntryKind.SALE_CONSUME: ZERO, EntryKind.BUILD_CONSUME: ZERO}
+        for entry in ledger.entries(product.product_id):
+            if entry.kind in short:
+                short[entry.kind] += entry.uncosted
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -287,7 +290,8 @@ def _quantities(
                 label=" ".join(p for p in (product.sku, product.name) if p),
                 provider_quantity=quantity,
                 on_hand=on_hand,
-                sold_without_stock=short,
+                sold_without_stock=short[EntryKind.SALE_CONSUME],
+                built_without_stock=short[EntryKind.BUILD_CONSUME],
                 difference=None if quantity is None else quantity - on_hand,
             )
         )
@@ -295,8 +299,10 @@ def _quantities(
         "QuickBooks Online values inventory adjustments itself (its own cost of each item) and books cost of "
         "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
         "A difference is usually stock QuickBooks held before Partsemble (its starting quantity), units sold "
-        "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), or an "
-        "adjustment made in QuickBooks: record it in Partsemble as a receipt, or correct it in QuickBooks.",
+        "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), units a "
+        "build used that a sale pulled later and dated before it took first (built_without_stock: the "
+        "build's adjustment counted them out), or an adjustment made in QuickBooks: record it in Partsemble "
+        "as a receipt, or correct it in QuickBooks.",
     ]
     differs = any(i.difference for i in items)
     return Reconciliation(
