@@ -5,7 +5,6 @@ for QBO inventory mode, against what the company can do."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import ConfigDict
 
@@ -17,6 +16,7 @@ from shared.providers import provider_name
 from shared.services import catalog, sessions, tokens
 from shared.store import catalog as catalog_store
 from shared.store import settings as store
+from shared.store.settings import ExportSettings
 
 
 class InvalidExportSettings(InvalidFields):
@@ -60,9 +60,8 @@ class ExportSettingsView(Model):
 
 
 def _view(
-    provider: ProviderName, stored: dict[str, Any] | None, chart: dict[str, Account]
+    provider: ProviderName, stored: ExportSettings | None, chart: dict[str, Account]
 ) -> ExportSettingsView:
-    chosen: dict[str, Any] = (stored or {}).get("accounts") or {}
 
     def choice(account_id: str | None) -> AccountChoice | None:
         if not account_id:
@@ -77,9 +76,9 @@ def _view(
     return ExportSettingsView(
         provider=provider,
         configured=stored is not None,
-        mode=(stored or {}).get("mode", "journals"),
-        accounts={role: choice(chosen.get(role)) for role in ROLES},
-        updated_at=(stored or {}).get("updated_at"),
+        mode=stored.mode if stored else "journals",
+        accounts={role: choice(stored.account(role) if stored else None) for role in ROLES},
+        updated_at=stored.updated_at if stored else None,
     )
 
 
@@ -114,10 +113,10 @@ def put_settings(
             "; ".join(f"{field}: {problem}" for field, problem in problems),
             [{"field": field, "problem": problem} for field, problem in problems],
         )
-    stored = {
-        "mode": request.mode,
-        "accounts": {role: a for role, a in accounts.items() if a},
-        "updated_at": now.isoformat(),
-    }
+    stored = ExportSettings(
+        mode=request.mode,
+        accounts={role: a for role, a in accounts.items() if a},
+        updated_at=now.isoformat(),
+    )
     store.put_export_settings(organisation_id, wanted, stored)
     return _view(wanted, stored, chart)

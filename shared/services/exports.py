@@ -57,6 +57,7 @@ from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
+from shared.store.settings import ExportSettings
 
 if TYPE_CHECKING:
     from shared.services import books, qbo_names
@@ -178,11 +179,11 @@ def _home_currency(
 
 
 def _accounts(
-    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: dict[str, Any]
+    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: ExportSettings
 ) -> PostingAccounts:
     return PostingAccounts(
         home_currency=_home_currency(job.organisation_id, name, api, session),
-        **{role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES},
+        **{role: chosen.account(role) for role in books.ROLES},
     )
 
 
@@ -211,7 +212,7 @@ def _posting(
             f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
             "Integrations, then retry"
         )
-    quantity_mode = name == "qbo" and chosen.get("mode") == "inventory_adjustments"
+    quantity_mode = name == "qbo" and chosen.quantity_mode
     if quantity_mode and job.kind == "cogs":
         # QBO inventory mode: QBO books cost of goods sold itself from its invoices (notes §inventory)
         raise NothingToPost("QuickBooks Online books cost of goods sold itself in inventory mode")
