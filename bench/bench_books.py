@@ -281,8 +281,8 @@ def run(provider: str, mode: str) -> None:
         final = reconciliation.reconcile(organisation, last.date(), last)
         took = time.perf_counter() - started
         calls = sum(sandbox.calls.values()) - calls_before
-        statuses = Counter(row["status"] for row in export_store.list_exports(organisation))
-        kinds = Counter(row["kind"] for row in export_store.list_exports(organisation))
+        statuses = Counter(row.status for row in export_store.list_exports(organisation))
+        kinds = Counter(row.kind for row in export_store.list_exports(organisation))
         print(f"{provider} {mode}: {EVENTS} events ({dict(history.kinds)}) in {took:.1f} s")
         print(
             f"  exports {dict(kinds)}; by status {dict(statuses)}; "

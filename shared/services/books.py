@@ -40,6 +40,7 @@ from shared.store import exports as export_store
 from shared.store import inventory as inventory_store
 from shared.store import sales as sales_store
 from shared.store import settings as settings_store
+from shared.store.exports import ExportRow
 
 MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
 COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
@@ -76,12 +77,10 @@ class State:
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
         self.rows = export_store.plan_index(organisation_id)
-        self.planned: dict[EventKey, dict[str, Any]] = {
-            (row["kind"], row["record_id"]): row
+        self.planned: dict[EventKey, ExportRow] = {
+            (row.kind, row.record_id): row  # type: ignore[misc]  # kind is one of EVENT_KINDS here
             for row in self.rows
-            if row.get("plan_provider") == provider
-            and row["kind"] in EVENT_KINDS
-            and row.get("plan_type", "journal") == "journal"
+            if row.plan_provider == provider and row.kind in EVENT_KINDS and row.plan_type == "journal"
         }
         self.account = accounts.account
         self.currency = accounts.home_currency
@@ -113,8 +112,8 @@ class State:
         found = {}
         for key, row in sorted(self.planned.items()):
             now = {a: v for a, v in self.exact([key]).items() if v}
-            if _exact_of(row.get("plan_exact")) != now:
-                found[row["export_id"]] = _exact_json(now)
+            if _exact_of(row.plan_exact) != now:
+                found[row.export_id] = _exact_json(now)
         return found
 
 
@@ -230,14 +229,14 @@ def _change_of(plan: str) -> dict[str, Decimal]:
     }
 
 
-def unplan(organisation_id: str, row: Mapping[str, Any]) -> None:
+def unplan(organisation_id: str, row: ExportRow) -> None:
     """Takes a failed export's plan out of the books, so that a retry plans it on the values of then."""
-    change = _change_of(str(row["plan"]))
+    change = _change_of(str(row.plan))
     for _ in range(MAX_TRIES):
-        books = store.get_books(organisation_id, str(row["plan_provider"]))
+        books = store.get_books(organisation_id, str(row.plan_provider))
         posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}
         try:
-            store.drop_plan(organisation_id, books, posted, str(row["export_id"]))
+            store.drop_plan(organisation_id, books, posted, row.export_id)
             return
         except store.BooksMoved:
             continue
@@ -254,7 +253,7 @@ def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
         for e in ledger.entries()
         if e.cost and (e.kind in sale_kinds or e.document_id in documents)
     }
-    known = {row["record_id"] for row in export_store.list_exports(organisation_id) if row["kind"] == "cogs"}
+    known = {row.record_id for row in export_store.list_exports(organisation_id) if row.kind == "cogs"}
     return sorted(
         day.isoformat()
         for day in days

@@ -57,6 +57,7 @@ from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
+from shared.store.exports import ExportRow
 from shared.store.settings import ExportSettings
 
 if TYPE_CHECKING:
@@ -331,7 +332,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         return _unclaimed(job, export_id, moment)
     connection = sessions.in_use(organisation)
     attempt = _Attempt(
-        unsure=bool(old.get("unsure")) or old["status"] == "posting",
+        unsure=old.unsure or old.status == "posting",
         provider=connection["provider"] if connection else "none",
     )
     try:
@@ -344,12 +345,12 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             export_id=export_id,
             owner=owner,
             moment=moment,
-            plan=old.get("plan"),
-            plan_provider=old.get("plan_provider") or connection["provider"],
-            plan_type=old.get("plan_type") or "journal",
-            created_at=old.get("created_at"),
+            plan=old.plan,
+            plan_provider=old.plan_provider or connection["provider"],
+            plan_type=old.plan_type,
+            created_at=old.created_at or None,
         )
-        attempt.run(job, claimed, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
+        attempt.run(job, claimed, old.attempts + 1, connection["provider"], connection)
     except NothingToPost as err:
         return _skip(job, export_id, owner, err.message, attempt, moment)
     except AuthExpired as err:
@@ -427,14 +428,12 @@ def _unclaimed(job: ExportJob, export_id: str, moment: datetime) -> ExportOutcom
     if current is None:
         _dead_letter(job, export_id, "no such record: nothing to export")
         return ExportOutcome(export_id=export_id, status="missing")
-    if current["status"] == "posting":  # come back once the other worker's lease has run out
-        wait = max(1, int(current.get("lease_until", 0)) - int(moment.timestamp()) + 1)
+    if current.status == "posting":  # come back once the other worker's lease has run out
+        wait = max(1, current.lease_until - int(moment.timestamp()) + 1)
         raise RetryLater("another worker is posting this export", delay=wait)
-    if current["status"] == "failed" and not current.get("dead_lettered"):
-        _dead_letter(job, export_id, str(current.get("last_error") or "failed"))
-    return ExportOutcome(
-        export_id=export_id, status=current["status"], document_id=current.get("document_id")
-    )
+    if current.status == "failed" and not current.dead_lettered:
+        _dead_letter(job, export_id, current.last_error or "failed")
+    return ExportOutcome(export_id=export_id, status=current.status, document_id=current.document_id)
 
 
 def _fail(
@@ -514,38 +513,38 @@ def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None 
     moment = now or clock()
     resumed = 0
     for item in store.list_exports(organisation_id, status="waiting"):
-        if item.get("provider") not in (provider, "none"):
+        if item.provider not in (provider, "none"):
             continue
-        job = ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"])
-        resumed += _resume(organisation_id, item["export_id"], job, moment)
+        job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
+        resumed += _resume(organisation_id, item.export_id, job, moment)
     if resumed:
         logger.info("waiting exports resumed", extra={"organisation_id": organisation_id, "count": resumed})
     return resumed
 
 
 # ---- the API ----------------------------------------------------------------------------------------
-def _view(item: dict[str, Any]) -> ExportView:
+def _view(item: ExportRow) -> ExportView:
     return ExportView(
-        export_id=item["export_id"],
-        kind=item["kind"],
-        record_id=item["record_id"],
-        status=item["status"],
-        provider=None if item.get("provider") in (None, "none") else item["provider"],
-        document_type=item.get("document_type"),
-        document_id=item.get("document_id"),
-        document_link=item.get("document_link"),
-        adopted=bool(item.get("adopted")),
-        attempts=int(item.get("attempts", 0)),
-        last_error=item.get("last_error"),
-        happened_at=item["happened_at"],
-        created_at=item["created_at"],
-        updated_at=item["updated_at"],
+        export_id=item.export_id,
+        kind=item.kind,
+        record_id=item.record_id,
+        status=item.status,
+        provider=None if item.provider in (None, "none") else item.provider,
+        document_type=item.document_type,
+        document_id=item.document_id,
+        document_link=item.document_link,
+        adopted=item.adopted,
+        attempts=item.attempts,
+        last_error=item.last_error,
+        happened_at=item.happened_at,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
     )
 
 
 def list_exports(organisation_id: str) -> list[ExportView]:
     items = sorted(
-        store.list_exports(organisation_id), key=lambda i: (i["created_at"], i["export_id"]), reverse=True
+        store.list_exports(organisation_id), key=lambda i: (i.created_at, i.export_id), reverse=True
     )
     return [_view(item) for item in items]
 
@@ -557,11 +556,9 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
     item = store.get_export(organisation_id, export_id)
     if item is None:
         raise NotFound(f"no export {export_id}")
-    if item["status"] == "posted":
-        raise Conflict(
-            f"export {export_id} is already posted ({item.get('document_type')} {item.get('document_id')})"
-        )
-    meant = item.get("plan_provider") or (item.get("provider") if item.get("provider") != "none" else None)
+    if item.status == "posted":
+        raise Conflict(f"export {export_id} is already posted ({item.document_type} {item.document_id})")
+    meant = item.attempted_provider
     current = sessions.in_use(organisation_id)
     if meant and current and current["provider"] != meant:  # never silently to another provider's books
         raise Conflict(
@@ -569,17 +566,17 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
             f"{PROVIDER_LABELS[current['provider']]}; it is not posted there. Reconnect "
             f"{PROVIDER_LABELS[meant]} to retry it"
         )
-    stale = item["status"] == "posting" and int(item.get("lease_until", 0)) < int(moment.timestamp())
+    stale = item.status == "posting" and item.lease_until < int(moment.timestamp())
     if stale:  # its worker died: a new message lets the next worker claim it (and look for the marker first)
-        enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
+        enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
         return _view(item)
-    if item["status"] in ("posting", "waiting"):
-        raise Conflict(f"export {export_id} is {item['status']}; it will finish by itself")
-    replan = item["status"] == "failed" and item.get("plan") is not None and not item.get("unsure")
-    if replan and item.get("plan_type") == "adjustment":  # never reached the provider: build it anew
+    if item.status in ("posting", "waiting"):
+        raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
+    replan = item.status == "failed" and item.plan is not None and not item.unsure
+    if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
         store.forget_plan(organisation_id, export_id)
-    elif replan and item["kind"] != "trueup":  # never reached the provider: plan it on today's values
+    elif replan and item.kind != "trueup":  # never reached the provider: plan it on today's values
         books.unplan(organisation_id, item)
     if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):
-        enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
+        enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return _view(store.get_export(organisation_id, export_id) or item)

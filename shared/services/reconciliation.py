@@ -38,6 +38,7 @@ from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import settings as settings_store
+from shared.store.exports import ExportRow
 
 ReasonKind = Literal[
     "opening_balance",
@@ -131,34 +132,33 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     rows = [
         r
         for r in export_store.list_exports(organisation_id)
-        if r.get("plan_provider") == name and r.get("plan_type", "journal") == "journal"
+        if r.plan_provider == name and r.plan_type == "journal"
     ]
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
-    dated = {r["export_id"]: books.stored_journal(r["plan"]).date for r in rows if r.get("plan")}
+    dated = {r.export_id: books.stored_journal(r.plan).date for r in rows if r.plan}
     for row in rows:
-        journal = books.stored_journal(row["plan"]) if row.get("plan") else None
-        if journal is None:
+        if not row.plan:
             continue
-        change = _change(row["plan"])
+        journal, change = books.stored_journal(row.plan), _change(row.plan)
         if journal.date > as_of:
-            corrects = json.loads(row.get("plan_exact") or "{}").get("corrects", [])
-            if row["kind"] == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
+            corrects = json.loads(row.plan_exact or "{}").get("corrects", [])
+            if row.kind == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
                 # it corrects values of that date that the subledger (costed as of now) already holds
                 _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal: Reason(
-                    kind="corrected_later", amount=v, export_id=r["export_id"],
-                    note=f"true-up {r['export_id']} dated {j.date} corrects values before this date",
+                    kind="corrected_later", amount=v, export_id=r.export_id,
+                    note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
                 ))  # fmt: skip
             continue
-        if row["status"] in ("posted",):
+        if row.status == "posted":
             for account_id, amount in change.items():
                 posted[account_id] = posted.get(account_id, ZERO) + amount
-        elif row["status"] in UNPOSTED:
-            what = f"{row['kind']} {row['record_id']}"
+        elif row.status in UNPOSTED:
+            what = f"{row.kind} {row.record_id}"
             _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, w=what: Reason(
-                kind="not_posted", amount=v, export_id=r["export_id"],
-                note=f"export {r['export_id']} ({w}) is {r['status']}"
-                + (f": {r['last_error']}" if r.get("last_error") else ""),
+                kind="not_posted", amount=v, export_id=r.export_id,
+                note=f"export {r.export_id} ({w}) is {r.status}"
+                + (f": {r.last_error}" if r.last_error else ""),
             ))  # fmt: skip
     trued, _, _ = state.trued()
     if as_of >= now.date():
@@ -174,9 +174,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
         ))  # fmt: skip
     balances = api.account_balances(session, as_of)
     year_start = api.financial_year_start(session, as_of)
-    posted_dates = [
-        books.stored_journal(r["plan"]).date for r in rows if r.get("plan") and r["status"] == "posted"
-    ]
+    posted_dates = [books.stored_journal(r.plan).date for r in rows if r.plan and r.status == "posted"]
     first = min(posted_dates, default=None)
     # what the provider held before Partsemble's first journal: opening balances, not someone else's entries
     opening = api.account_balances(session, first - timedelta(days=1)) if first and first <= as_of else {}
@@ -256,12 +254,12 @@ def _profit_and_loss(account: Account | None, roles: Sequence[str]) -> bool:
     return bool(roles) and all(role in PROFIT_AND_LOSS_ROLES for role in roles)
 
 
-def _posted_before(rows: list[dict[str, Any]], day: date) -> Balances:
+def _posted_before(rows: list[ExportRow], day: date) -> Balances:
     """Per account, what the posted journals dated before ``day`` moved."""
     found: Balances = {}
     for row in rows:
-        if row["status"] == "posted" and row.get("plan") and books.stored_journal(row["plan"]).date < day:
-            for account_id, amount in _change(row["plan"]).items():
+        if row.status == "posted" and row.plan and books.stored_journal(row.plan).date < day:
+            for account_id, amount in _change(row.plan).items():
                 found[account_id] = found.get(account_id, ZERO) + amount
     return found
 
