@@ -438,7 +438,7 @@ function tokenWords(view) {
 
 // ---- export settings ------------------------------------------------------------------------------
 // GET /integrations/{provider}/export-settings: {mode: "inventory_adjustments"|"journals", accounts: {role:
-// {account_id, code, name} or null}}; PUT takes {mode, accounts: {role: account id or null}} and answers the
+// {account_id, code, name} or null}, warnings: [text]}; PUT takes {mode, accounts: {role: account id or null}} and answers the
 // same view, or 400 with details [{field, problem}] whose field is "mode" or "accounts.<role>".
 // GET /integrations/{provider}/accounts lists the synced chart: [{account_id, code, name, type, active}].
 
@@ -540,6 +540,7 @@ const exportSettings = {
     replaceKeepingFocus(part(this.form, "accounts"),
       accounts.length ? null : h("p", { class: "banner" },
         `No accounts yet: sync the accounts from ${this.label} to choose them here.`),
+      ...(settings.warnings ?? []).map((warning) => h("p", { class: "banner", role: "note" }, warning)),
       ...roles.map((role) => this.picker(role, chosenId(chosen[role]))));
     this.clearErrors();
     this.showRoles();
