@@ -299,7 +299,7 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
     chosen = settings_store.get_export_settings(organisation_id, name)
     if connection.get("status") != "connected" or not chosen:
         return 0
-    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+    if name == "qbo" and chosen.quantity_mode:
         return 0  # QBO books its own cost of goods sold in inventory mode
     queued = 0
     if tracking and tracking.get("enabled"):
@@ -314,7 +314,5 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
     currency = export_store.home_currency(organisation_id, name, str(connection.get("tenant_id", "")))
     if currency is None:  # nothing exported yet (the first export reads it): nothing to true up either
         return queued
-    accounts = PostingAccounts(
-        home_currency=currency, **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES}
-    )
+    accounts = PostingAccounts(home_currency=currency, **{role: chosen.account(role) for role in ROLES})
     return queued + true_up(organisation_id, name, accounts, now)

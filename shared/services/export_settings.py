@@ -5,10 +5,9 @@ for QBO inventory mode, against what the company can do."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from shared.bodies import ExportSettingsRequest
-from shared.domain.catalog import ROLES, Account, ExportMode, export_settings_problems
+from shared.domain.catalog import ROLES, Account, ExportMode, ExportSettings, export_settings_problems
 from shared.domain.connections import ProviderName
 from shared.errors import InvalidFields
 from shared.model import Model
@@ -37,9 +36,8 @@ class ExportSettingsView(Model):
 
 
 def _view(
-    provider: ProviderName, stored: dict[str, Any] | None, chart: dict[str, Account]
+    provider: ProviderName, stored: ExportSettings | None, chart: dict[str, Account]
 ) -> ExportSettingsView:
-    chosen: dict[str, Any] = (stored or {}).get("accounts") or {}
 
     def choice(account_id: str | None) -> AccountChoice | None:
         if not account_id:
@@ -54,9 +52,9 @@ def _view(
     return ExportSettingsView(
         provider=provider,
         configured=stored is not None,
-        mode=(stored or {}).get("mode", "journals"),
-        accounts={role: choice(chosen.get(role)) for role in ROLES},
-        updated_at=(stored or {}).get("updated_at"),
+        mode=stored.mode if stored else "journals",
+        accounts={role: choice(stored.account(role) if stored else None) for role in ROLES},
+        updated_at=stored.updated_at if stored else None,
     )
 
 
@@ -91,10 +89,10 @@ def put_settings(
             "; ".join(f"{field}: {problem}" for field, problem in problems),
             [{"field": field, "problem": problem} for field, problem in problems],
         )
-    stored = {
-        "mode": request.mode,
-        "accounts": {role: a for role, a in accounts.items() if a},
-        "updated_at": now.isoformat(),
-    }
+    stored = ExportSettings(
+        mode=request.mode,
+        accounts={role: a for role, a in accounts.items() if a},
+        updated_at=now.isoformat(),
+    )
     store.put_export_settings(organisation_id, wanted, stored)
     return _view(wanted, stored, chart)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
+from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.domain.postings import (
@@ -178,11 +179,11 @@ def _home_currency(
 
 
 def _accounts(
-    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: dict[str, Any]
+    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: ExportSettings
 ) -> PostingAccounts:
     return PostingAccounts(
         home_currency=_home_currency(job.organisation_id, name, api, session),
-        **{role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES},
+        **{role: chosen.account(role) for role in books.ROLES},
     )
 
 
@@ -211,7 +212,7 @@ def _posting(
             f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
             "Integrations, then retry"
         )
-    quantity_mode = name == "qbo" and chosen.get("mode") == "inventory_adjustments"
+    quantity_mode = name == "qbo" and chosen.quantity_mode
     if quantity_mode and job.kind == "cogs":
         # QBO inventory mode: QBO books cost of goods sold itself from its invoices (notes §inventory)
         raise NothingToPost("QuickBooks Online books cost of goods sold itself in inventory mode")

@@ -114,12 +114,12 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     if not chosen:
         raise Conflict(f"choose the export accounts for {PROVIDER_LABELS[name]} first")
     api, session = tokens.provider(name), sessions.session_for(connection)
-    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+    if name == "qbo" and chosen.quantity_mode:
         return _quantities(organisation_id, as_of, api, session)
     currency = export_store.home_currency(organisation_id, name, session.tenant_id) or api.home_currency(
         session
     )
-    roles = {role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES}
+    roles = {role: chosen.account(role) for role in books.ROLES}
     accounts = PostingAccounts(home_currency=currency, **roles)
     state = books.State(organisation_id, name, accounts)
     dates = state.event_dates()
