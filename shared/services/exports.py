@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
+from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.domain.postings import (
@@ -58,7 +59,6 @@ from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
 from shared.store.exports import ExportRow
-from shared.store.settings import ExportSettings
 
 if TYPE_CHECKING:
     from shared.services import books, qbo_names

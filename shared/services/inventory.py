@@ -222,7 +222,7 @@ def _check_payable(organisation_id: str, provider: str | None, supplier_id: str)
         return
     chosen = settings_store.get_export_settings(organisation_id, "qbo")
     account_id = chosen.account("receiving_credit") if chosen else None
-    if chosen is None or chosen.quantity_mode or not account_id:
+    if not chosen or chosen.quantity_mode or not account_id:
         return
     account = next(iter(catalog_store.get_accounts(organisation_id, "qbo", [account_id])), None)
     problem = account and qbo_names.vendor_problem(organisation_id, account, supplier_id, "this receipt")
