@@ -394,8 +394,17 @@ def list_exports() -> list[exports.ExportView]:
 
 
 @app.post("/exports/<export_id>/retry", middlewares=[idempotent])
-def retry_export(export_id: str) -> exports.ExportView:
-    return exports.retry(caller_organisation(app), export_id)
+def retry_export(
+    export_id: str,
+    post_on: Annotated[
+        date | None,
+        Query(
+            description="date the document on this later day instead of its own, whose period the provider "
+            "has locked (only for a document that never reached the provider)"
+        ),
+    ] = None,
+) -> exports.ExportView:
+    return exports.retry(caller_organisation(app), export_id, post_on=post_on)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

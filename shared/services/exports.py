@@ -19,7 +19,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +37,13 @@ from shared.domain.postings import (
     PostingAccounts,
     adjustment_for,
     idempotency_key,
+    posted_on,
 )
 from shared.errors import (
     AuthExpired,
     BadRequest,
     Conflict,
+    InvalidFields,
     NotFound,
     ProviderError,
     ProviderRejected,
@@ -219,10 +221,12 @@ def _posting(
         raise NothingToPost("QuickBooks Online books cost of goods sold itself in inventory mode")
     accounts = _accounts(job, name, api, session, chosen)
     if not quantity_mode:
-        finish: Callable[[Journal], Journal] | None = None
-        if name == "qbo" and job.kind in ("receipt", "rejection"):
-            record = _record(job)
-            finish = lambda journal: qbo_names.with_vendor(job.organisation_id, journal, record)  # noqa: E731
+
+        def finish(journal: Journal) -> Journal:
+            if name == "qbo" and job.kind in ("receipt", "rejection"):
+                journal = qbo_names.with_vendor(job.organisation_id, journal, _record(job))
+            return posted_on(journal, claimed.post_on)
+
         return books.plan(
             job.organisation_id,
             job,
@@ -240,7 +244,9 @@ def _posting(
         )
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
-    adjustment = adjustment_for(record, accounts, products, marker=claimed.export_id)
+    adjustment = posted_on(
+        adjustment_for(record, accounts, products, marker=claimed.export_id), claimed.post_on
+    )
     if not store.store_plan(
         job.organisation_id,
         claimed.export_id,
@@ -262,6 +268,7 @@ class Claimed(Model):
     plan_provider: ProviderName = "qbo"
     plan_type: str = "journal"  # or "adjustment" (QBO inventory mode)
     created_at: str | None = None  # when the export was created: no attempt can have posted before it
+    post_on: date | None = None  # a later date chosen for a document whose own date is locked
 
 
 class _Attempt:
@@ -349,6 +356,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             plan_provider=old.plan_provider or connection["provider"],
             plan_type=old.plan_type,
             created_at=old.created_at or None,
+            post_on=old.post_on,
         )
         attempt.run(job, claimed, old.attempts + 1, connection["provider"], connection)
     except NothingToPost as err:
@@ -549,9 +557,13 @@ def list_exports(organisation_id: str) -> list[ExportView]:
     return [_view(item) for item in items]
 
 
-def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) -> ExportView:
+def retry(
+    organisation_id: str, export_id: str, *, post_on: date | None = None, now: datetime | None = None
+) -> ExportView:
     """Re-queues a failed export (or a pending one whose message was lost). Safe: the worker searches for
-    the marker first whenever an earlier attempt may have reached the provider, so it cannot post twice."""
+    the marker first whenever an earlier attempt may have reached the provider, so it cannot post twice.
+    ``post_on`` dates its document on a later day, when the provider has locked the period of its own date
+    (Xero's lock dates, QBO's closing date): the person decides, the service never re-dates by itself."""
     moment = now or clock()
     item = store.get_export(organisation_id, export_id)
     if item is None:
@@ -573,10 +585,42 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
     if item.status in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
     replan = item.status == "failed" and item.plan is not None and not item.unsure
+    if post_on is not None:
+        _check_post_on(organisation_id, item, post_on, replan, moment)
     if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
         store.forget_plan(organisation_id, export_id)
     elif replan and item.kind != "trueup":  # never reached the provider: plan it on today's values
         books.unplan(organisation_id, item)
-    if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):
+    if store.requeue(
+        organisation_id,
+        export_id,
+        from_statuses=("failed", "pending"),
+        at=moment.isoformat(),
+        post_on=post_on.isoformat() if post_on else None,
+    ):
         enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return _view(store.get_export(organisation_id, export_id) or item)
+
+
+def _check_post_on(
+    organisation_id: str, item: ExportRow, post_on: date, replan: bool, moment: datetime
+) -> None:
+    """A later date only for a document that is built anew (it never reached the provider), and only a day
+    after its own date and no later than tomorrow."""
+    if item.plan is not None and not replan:
+        raise Conflict(
+            f"export {item.export_id} may have reached the provider; its date can't change. Retry it as it is"
+        )
+    if item.kind == "cogs":
+        own = date.fromisoformat(item.record_id)
+    elif item.kind == "trueup":
+        own = date.fromisoformat(item.happened_at[:10])
+    else:
+        job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
+        own = books.describe(organisation_id, job)[0]
+    latest = moment.date() + timedelta(days=1)
+    if not own < post_on <= latest:
+        problem = (
+            f"must be after the document's own date {own.isoformat()} and no later than {latest.isoformat()}"
+        )
+        raise InvalidFields(f"post_on: {problem}", [{"field": "post_on", "problem": problem}])

@@ -46,6 +46,7 @@ ReasonKind = Literal[
     "not_posted",
     "trueup_due",
     "corrected_later",
+    "posted_later",
     "not_exported",
     "rounding",
 ]
@@ -148,6 +149,12 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
                 _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal: Reason(
                     kind="corrected_later", amount=v, export_id=r.export_id,
                     note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
+                ))  # fmt: skip
+            own = dates.get((row.kind, row.record_id))  # type: ignore[arg-type]  # an event's export
+            if row.status == "posted" and own is not None and own <= as_of:  # re-dated past a lock date
+                _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal, o=own: Reason(
+                    kind="posted_later", amount=v, export_id=r.export_id,
+                    note=f"export {r.export_id} of {o} is dated {j.date}: that period was locked",
                 ))  # fmt: skip
             continue
         if row.status == "posted":

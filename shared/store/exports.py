@@ -55,6 +55,7 @@ class ExportRow(Model):
     last_error: str | None = None
     lease_until: int = 0
     dead_lettered: bool = False
+    post_on: str | None = None  # a later date a person chose for a document whose own date is locked
 
     @property
     def attempted_provider(self) -> str | None:
@@ -218,16 +219,26 @@ def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fie
     return written is not None
 
 
-def requeue(organisation_id: str, export_id: str, *, from_statuses: tuple[str, ...], at: str) -> bool:
-    """pending again (a retry, a resumed wait), only from one of ``from_statuses``."""
+def requeue(
+    organisation_id: str,
+    export_id: str,
+    *,
+    from_statuses: tuple[str, ...],
+    at: str,
+    post_on: str | None = None,
+) -> bool:
+    """pending again (a retry, a resumed wait), only from one of ``from_statuses``; ``post_on`` dates its
+    document later (its own date is locked in the provider)."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
+    dated = {":post_on": post_on} if post_on else {}
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at",
+            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at"
+            + (", post_on = :post_on" if post_on else ""),
             ConditionExpression=f"#s IN ({', '.join(names)})",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names},
+            ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names, **dated},
         )
     )
     return written is not None

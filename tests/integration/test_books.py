@@ -367,3 +367,52 @@ def test_cost_of_goods_sold_is_reconciled_for_the_financial_year_as_the_trial_ba
     status, before = reconciled(api, "2026-11-15")  # the last day of the earlier year: its COGS counts
     assert status == "balanced", before
     assert D(before["310"]["provider_balance"]) == D(before["310"]["subledger"]) == D("5.00")
+
+
+def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_person_chooses(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Xero refuses journals dated on or before its lock date; the export fails saying so, nothing is
+    re-dated silently, and a retry with ``post_on`` posts it on that day, naming its own date."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    sandboxes.xero.set_lock_dates(
+        AU_TENANT_ID, period_lock_date="2026-11-05"
+    )  # the accountant closed October
+    receive(api, "R-LOCKED", "2026-11-03T09:00:00Z", bolt, "4", "2.50")
+    minutes.next()
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "failed" and "lock date" in export["last_error"]
+    retry = f"/exports/{export['export_id']}/retry"
+
+    refused = api.call("POST", retry + "?post_on=2026-11-03")  # not after its own date
+    assert refused.status == 400 and refused.json()["details"][0]["field"] == "post_on", refused.body
+    ok(api.call("POST", retry + "?post_on=2026-11-06"))
+    minutes.next()
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "posted"
+    journal = next(
+        j
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == export["document_id"]
+    )
+    assert journal["Date"] == "/Date(1793923200000+0000)/"  # 6 Nov 2026
+    assert "of 2026-11-03; dated 2026-11-06 as that period is locked" in journal["Narration"]
+    assert xero_balances(api, sandboxes) == {"630": D("10.00"), "820": D("-10.00")}
+
+    minutes.next()
+    status, accounts = reconciled(api)
+    assert status == "balanced", accounts
+    minutes.next()
+    status, then = reconciled(api, "2026-11-04")  # received, but in the books only from 6 Nov: explained
+    assert status == "explained", then
+    (reason,) = then["630"]["reasons"]
+    assert (reason["kind"], D(reason["amount"]), D(then["630"]["unexplained"])) == (
+        "posted_later",
+        D("-10.00"),
+        0,
+    )
+
+    posted_again = api.call("POST", retry + "?post_on=2026-11-07")
+    assert posted_again.status == 409  # posted: nothing to retry, and its date stays
