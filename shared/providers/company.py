@@ -5,9 +5,10 @@ a token refresh or a connection check never pays for them."""
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from types import ModuleType
 
+from shared.errors import ProviderError
 from shared.providers.base import Session
 
 
@@ -31,3 +32,12 @@ class CompanyReads:
     def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
         balances: dict[str, Decimal] = self.reports_module.account_balances(self.api, session, as_of)
         return balances
+
+
+def report_amount(value: object, provider: str) -> Decimal:
+    """A report cell's amount: text with thousands separators, "" when empty."""
+    text = str(value or "").replace(",", "").strip()
+    try:
+        return Decimal(text) if text else Decimal(0)
+    except InvalidOperation:
+        raise ProviderError(provider, f"the trial balance holds a non-number: {text!r}") from None

@@ -13,12 +13,13 @@ from __future__ import annotations
 from calendar import month_name
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from shared.domain.books import financial_year_start as year_start
 from shared.errors import ProviderError
 from shared.providers.base import Session
+from shared.providers.company import report_amount
 from shared.providers.qbo.api import QboApi
 
 
@@ -48,7 +49,9 @@ def balances(report: dict[str, Any]) -> dict[str, Decimal]:
         account_id = str(cells[0].get("id") or "")
         if not account_id or len(cells) <= max(debit, credit):
             continue
-        balance = _money(cells[debit].get("value")) - _money(cells[credit].get("value"))
+        balance = report_amount(cells[debit].get("value"), "qbo") - report_amount(
+            cells[credit].get("value"), "qbo"
+        )
         if balance:
             found[account_id] = found.get(account_id, Decimal(0)) + balance
     return found
@@ -68,11 +71,3 @@ def _account_rows(rows: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
             yield row["ColData"]
         if row.get("Rows"):
             yield from _account_rows(row["Rows"])
-
-
-def _money(value: Any) -> Decimal:
-    text = str(value or "").replace(",", "").strip()
-    try:
-        return Decimal(text) if text else Decimal(0)
-    except InvalidOperation:
-        raise ProviderError("qbo", f"the trial balance holds a non-number: {text!r}") from None

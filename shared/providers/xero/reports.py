@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from shared.domain.books import financial_year_start as year_start
 from shared.errors import ProviderError
 from shared.providers.base import Session
+from shared.providers.company import report_amount
 from shared.providers.xero.api import XeroApi
 from shared.providers.xero.sales import organisation
 
@@ -64,7 +65,9 @@ def balances(report: dict[str, Any]) -> dict[str, Decimal]:
         account_id = _account_id(cells[0])
         if not account_id or len(cells) <= max(debit, credit):
             continue
-        balance = _money(cells[debit].get("Value")) - _money(cells[credit].get("Value"))
+        balance = report_amount(cells[debit].get("Value"), "xero") - report_amount(
+            cells[credit].get("Value"), "xero"
+        )
         if balance:
             found[account_id] = found.get(account_id, Decimal(0)) + balance
     return found
@@ -82,11 +85,3 @@ def _account_id(cell: dict[str, Any]) -> str:
     return next(
         (str(a.get("Value") or "") for a in cell.get("Attributes") or [] if a.get("Id") == "account"), ""
     )
-
-
-def _money(value: Any) -> Decimal:
-    text = str(value or "").replace(",", "").strip()
-    try:
-        return Decimal(text) if text else Decimal(0)
-    except InvalidOperation:
-        raise ProviderError("xero", f"the trial balance holds a non-number: {text!r}") from None
