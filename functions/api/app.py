@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         reconciliation,
         sales,
     )
+    from shared.services import margins as margin_reports
 else:
     (
         catalog,
@@ -70,6 +71,7 @@ else:
             "sales",
         )
     )
+    margin_reports = lazy_module("shared.services.margins")
     catalog_models = lazy_module("shared.domain.catalog")
 
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -318,8 +320,9 @@ MarginGroup = Annotated[Literal["document", "product", "period"], Query()]
 @app.get("/margins")
 def margins(
     start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document"
-) -> sales.MarginReport:
-    return sales.margins(caller_organisation(app), sales.MarginQuery(start=start, end=end, group=group))
+) -> margin_reports.MarginReport:
+    query = margin_reports.MarginQuery(start=start, end=end, group=group)
+    return margin_reports.margins(caller_organisation(app), query)
 
 
 @app.get("/reconciliation")
@@ -339,8 +342,8 @@ def export_margins(
     group: MarginGroup = "document",
     file: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
 ) -> Response[str]:
-    query = sales.MarginQuery(start=start, end=end, group=group)
-    export = sales.export_margins(caller_organisation(app), query, file)
+    query = margin_reports.MarginQuery(start=start, end=end, group=group)
+    export = margin_reports.export_margins(caller_organisation(app), query, file)
     response = Response(
         200,
         export.content_type,

@@ -31,9 +31,9 @@ from shared.observability import logger
 from shared.services import queue
 
 if TYPE_CHECKING:
-    from shared.services import sales
-else:  # the sales pull code loads only when a plan or a day's close needs the costed ledger
-    sales = lazy_module("shared.services.sales")
+    from shared.services import margins
+else:  # the margins code loads only when a plan or a day's close needs the costed ledger
+    margins = lazy_module("shared.services.margins")
 from shared.store import books as store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
@@ -73,7 +73,7 @@ class State:
 
     def __init__(self, organisation_id: str, provider: str, accounts: PostingAccounts) -> None:
         self.books = store.get_books(organisation_id, provider)
-        costed = sales.costed_ledger(organisation_id)
+        costed = margins.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
         self.rows = export_store.plan_index(organisation_id)
@@ -246,7 +246,7 @@ def unplan(organisation_id: str, row: ExportRow) -> None:
 # ---- scheduled: business days closed, values re-checked ------------------------------------------------
 def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
     """Business days with sales that have ended (plus the grace period) and have no COGS export yet."""
-    ledger, documents, zone = sales.costed_ledger(organisation_id)
+    ledger, documents, zone = margins.costed_ledger(organisation_id)
     sale_kinds = (EntryKind.SALE_CONSUME, EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE)
     days = {
         e.at.astimezone(zone).date()

@@ -32,7 +32,7 @@ from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import books, events, sales, sessions, tokens
+from shared.services import books, events, margins, sessions, tokens
 from shared.store import books as books_store
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
@@ -269,7 +269,7 @@ def _quantities(
 ) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
-    ledger = sales.costed_ledger(organisation_id).ledger
+    ledger = margins.costed_ledger(organisation_id).ledger
     items = []
     for product in catalog_store.products(organisation_id):
         item_id = product.provider_links.get("qbo")
