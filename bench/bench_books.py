@@ -26,7 +26,16 @@ from bench.bench_token_refresh import connect
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
-from shared.bodies import BuildRequest, ComponentRequest, ReceiptLineRequest, ReceiptRequest
+from shared.bodies import (
+    BuildRequest,
+    ComponentRequest,
+    ExportAccounts,
+    ExportSettingsRequest,
+    ImportRequest,
+    ReceiptLineRequest,
+    ReceiptRequest,
+    TrackingRequest,
+)
 from shared.errors import RateLimited, ServiceError
 from shared.money import ZERO
 from shared.providers import http
@@ -41,8 +50,6 @@ from shared.services import (
     sales,
     sessions,
 )
-from shared.services.catalog import ImportRequest
-from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
 from shared.services.sessions import TokenSource
 from shared.store import exports as export_store
 from shared.store.rate_budget import DynamoRateBudget
@@ -126,7 +133,7 @@ def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[s
     )
     settings = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))  # type: ignore[arg-type]
     export_settings.put_settings(organisation, provider, settings, now)
-    tracking = sales.TrackingRequest(enabled=True, start_date=START.date(), time_zone="UTC")
+    tracking = TrackingRequest(enabled=True, start_date=START.date(), time_zone="UTC")
     sales.set_tracking(organisation, provider, tracking, now)
     return organisation, parts
 

@@ -30,13 +30,17 @@ from infra.local.stack import REGION, LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared.aws import client
-from shared.bodies import ReceiptLineRequest, ReceiptRequest
+from shared.bodies import (
+    ExportAccounts,
+    ExportSettingsRequest,
+    ImportRequest,
+    ReceiptLineRequest,
+    ReceiptRequest,
+)
 from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
-from shared.services.catalog import ImportRequest
-from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
 from shared.services.sessions import TokenSource
 from shared.store.rate_budget import DynamoRateBudget
 

@@ -14,9 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ConfigDict
 
-from shared.bodies import BuildRequest, ReceiptRequest
 from shared.config import settings
 from shared.errors import ServiceError
 from shared.lazy import lazy_module
@@ -31,8 +29,10 @@ from shared.web import (
 )
 
 # Each service (with its store, domain and models) loads when a route first uses it. Route annotations name
-# their models through the service module, so they too resolve only when that route is first called.
+# their models through the service module (requests through `bodies`), so they too resolve only when that
+# route is first called.
 if TYPE_CHECKING:
+    from shared import bodies
     from shared.domain import catalog as catalog_models
     from shared.services import (
         catalog,
@@ -73,6 +73,7 @@ else:
     )
     margin_reports = lazy_module("shared.services.margins")
     catalog_models = lazy_module("shared.domain.catalog")
+    bodies = lazy_module("shared.bodies")
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_conventions(app)
@@ -181,11 +182,6 @@ class Caller(Model):
     organisation_id: str
 
 
-class ConnectRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    switch_company: bool = False
-
-
 class ConnectResponse(Model):
     authorize_url: str
 
@@ -201,7 +197,7 @@ def integrations() -> list[connections.ConnectionView]:
 
 
 @app.post("/integrations/<provider>/connect")
-def connect(provider: str, request: ConnectRequest | None = None) -> Response[ConnectResponse]:
+def connect(provider: str, request: bodies.ConnectRequest | None = None) -> Response[ConnectResponse]:
     start = connections.start_connect(
         caller_organisation(app),
         provider,
@@ -257,7 +253,7 @@ def accounts(provider: str) -> list[catalog_models.Account]:
 
 
 @app.post("/integrations/<provider>/suppliers", middlewares=[idempotent])
-def create_supplier(provider: str, request: catalog.SupplierRequest) -> catalog.SupplierCreated:
+def create_supplier(provider: str, request: bodies.SupplierRequest) -> catalog.SupplierCreated:
     return catalog.create_supplier(caller_organisation(app), provider, request)
 
 
@@ -272,7 +268,7 @@ def products() -> list[catalog_models.Product]:
 
 
 @app.post("/products/import-from-provider")
-def import_products(request: catalog.ImportRequest) -> catalog.ImportResult:
+def import_products(request: bodies.ImportRequest) -> catalog.ImportResult:
     return catalog.import_products(caller_organisation(app), request)
 
 
@@ -290,14 +286,14 @@ def get_export_settings(provider: str) -> export_settings.ExportSettingsView:
 
 @app.put("/integrations/<provider>/export-settings")
 def put_export_settings(
-    provider: str, request: export_settings.ExportSettingsRequest
+    provider: str, request: bodies.ExportSettingsRequest
 ) -> export_settings.ExportSettingsView:
     return export_settings.put_settings(caller_organisation(app), provider, request, request_time(app))
 
 
 # ---- sales tracking and margins ------------------------------------------------------------------------
 @app.put("/integrations/<provider>/sales-tracking")
-def put_sales_tracking(provider: str, request: sales.TrackingRequest) -> sales.TrackingView:
+def put_sales_tracking(provider: str, request: bodies.TrackingRequest) -> sales.TrackingView:
     return sales.set_tracking(caller_organisation(app), provider, request, request_time(app))
 
 
@@ -321,7 +317,7 @@ MarginGroup = Annotated[Literal["document", "product", "period"], Query()]
 def margins(
     start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document"
 ) -> margin_reports.MarginReport:
-    query = margin_reports.MarginQuery(start=start, end=end, group=group)
+    query = bodies.MarginQuery(start=start, end=end, group=group)
     return margin_reports.margins(caller_organisation(app), query)
 
 
@@ -342,7 +338,7 @@ def export_margins(
     group: MarginGroup = "document",
     file: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
 ) -> Response[str]:
-    query = margin_reports.MarginQuery(start=start, end=end, group=group)
+    query = bodies.MarginQuery(start=start, end=end, group=group)
     export = margin_reports.export_margins(caller_organisation(app), query, file)
     response = Response(
         200,
@@ -356,7 +352,7 @@ def export_margins(
 
 # ---- inventory and exports ----------------------------------------------------------------------------
 @app.post("/receipts", middlewares=[idempotent])
-def record_receipt(request: ReceiptRequest) -> Response[inventory.ReceiptView]:
+def record_receipt(request: bodies.ReceiptRequest) -> Response[inventory.ReceiptView]:
     view = inventory.record_receipt(caller_organisation(app), request, request_time(app))
     return Response(201, content_types.APPLICATION_JSON, view)
 
@@ -372,7 +368,7 @@ def receipt(receipt_id: str) -> inventory.ReceiptView:
 
 
 @app.post("/builds", middlewares=[idempotent])
-def record_build(request: BuildRequest) -> Response[inventory.BuildView]:
+def record_build(request: bodies.BuildRequest) -> Response[inventory.BuildView]:
     view = inventory.record_build(caller_organisation(app), request, request_time(app))
     return Response(201, content_types.APPLICATION_JSON, view)
 

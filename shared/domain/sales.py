@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.domain.catalog import Product
@@ -22,6 +22,7 @@ NOT_RESTOCKABLE = re.compile(
 # A sale dated D (a local date in the organisation's zone) is placed at the very end of D there: it takes from
 # what was received or built by then, e.g. at 22:00 in New York, after midnight UTC.
 DAY_END = time(23, 59, 59, 999999)
+MarginGroup = Literal["document", "product", "period"]  # a margins report: by document, product or month
 
 
 def zone(name: str) -> ZoneInfo:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from shared.domain.catalog import ROLES, Account, ExportMode, Role, export_settings_problems
+from shared.bodies import ExportSettingsRequest
+from shared.domain.catalog import ROLES, Account, ExportMode, export_settings_problems
 from shared.domain.connections import ProviderName
 from shared.errors import InvalidFields
 from shared.model import Model
@@ -21,28 +22,6 @@ from shared.store.settings import ExportSettings
 
 class InvalidExportSettings(InvalidFields):
     """Settings that can't be used; the message names each field and why."""
-
-
-class ExportAccounts(Model):
-    model_config = ConfigDict(extra="forbid")
-    build_debit: str | None = None
-    build_credit: str | None = None
-    receiving_debit: str | None = None
-    receiving_credit: str | None = None
-    waste: str | None = None
-    adjustment: str | None = None  # QBO inventory mode only
-    cogs: str | None = None
-    rounding: str | None = None  # optional: takes the cents rounding leaves
-    subassembly: str | None = None  # optional: WIP account for sub-assemblies (else finished goods)
-
-    def by_role(self) -> dict[Role, str | None]:
-        return {role: getattr(self, role) for role in ROLES}
-
-
-class ExportSettingsRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    mode: ExportMode = "journals"
-    accounts: ExportAccounts
 
 
 class AccountChoice(Model):

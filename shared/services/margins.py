@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field
 
 from shared import spreadsheet
 from shared.domain.catalog import Product, sku_key
@@ -27,6 +27,7 @@ from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
 from shared.domain.sales import (
     KnownSale,
+    MarginGroup,
     excluded_because,
     kit_lines,
     match_credit,
@@ -34,7 +35,7 @@ from shared.domain.sales import (
     sale_time,
     zone,
 )
-from shared.errors import BadRequest, Conflict
+from shared.errors import Conflict
 from shared.model import Model
 from shared.money import ZERO, to_cents
 from shared.providers.base import PulledLine, PulledSale
@@ -42,20 +43,8 @@ from shared.store import catalog as catalog_store
 from shared.store import inventory as inventory_store
 from shared.store import sales as store
 
-Group = Literal["document", "product", "period"]
-
-
-class MarginQuery(Model):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-    group: Group = "document"
-
-    @model_validator(mode="after")
-    def _in_order(self) -> MarginQuery:
-        if self.start and self.end and self.start > self.end:
-            raise BadRequest(f"from ({self.start}) is after to ({self.end}): choose from on or before to")
-        return self
+if TYPE_CHECKING:  # the sales pull worker loads this module (for the books) without the API's requests
+    from shared.bodies import MarginQuery
 
 
 class LotUsed(Model):
@@ -116,7 +105,7 @@ class MarginReport(Model):
     home_currency: str
     start: date | None
     end: date | None
-    group: Group
+    group: MarginGroup
     totals: Figures
     documents: list[DocumentReport]  # group=document
     groups: list[GroupReport]  # group=product or period

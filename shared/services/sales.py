@@ -13,16 +13,12 @@ import time as clock_time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
-from typing import Any
-
-from pydantic import ConfigDict, field_validator
+from typing import TYPE_CHECKING, Any
 
 from shared.config import settings
 from shared.contracts import ConnectionJob
-from shared.dates import RecentDate
 from shared.domain.catalog import sku_key
 from shared.domain.connections import IN_USE, ProviderName
-from shared.domain.sales import zone
 from shared.errors import BadRequest, Conflict, ProviderError, RateLimited, ServiceError
 from shared.model import Model
 from shared.observability import logger
@@ -33,6 +29,9 @@ from shared.services.sessions import connected, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import sales as store
+
+if TYPE_CHECKING:  # the sales pull worker loads this module without the API's requests
+    from shared.bodies import TrackingRequest
 
 LEASE_SECONDS = 60  # short, and renewed between pages while the pull lives: a killed pull (a pull-now past
 # the API's timeout, a crashed function) frees "pull now" within a minute; a failed one frees it at once.
@@ -49,18 +48,6 @@ class PullRunning(Conflict):
 
 
 # ---- tracking settings --------------------------------------------------------------------------------
-class TrackingRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool
-    start_date: RecentDate | None = None  # the first pull reads documents dated from here
-    time_zone: str | None = None  # IANA; unset: the one already stored, else the provider's
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        return None if value is None else zone(value).key
-
-
 class LastPull(Model):
     at: str
     ok: bool

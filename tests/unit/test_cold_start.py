@@ -36,6 +36,7 @@ def test_the_api_import_leaves_services_aws_and_openapi_models_for_first_use() -
     assert loaded["shared.services.connections"] == "_LazyModule"  # registered, its code not run yet
     assert loaded["shared.services.sales"] == "_LazyModule"
     assert loaded["shared.services.margins"] == "_LazyModule"
+    assert loaded["shared.bodies"] == "_LazyModule"  # the request models, with the domain types they use
 
 
 def test_a_route_loads_only_its_own_service() -> None:
