@@ -301,7 +301,7 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
     if name == "qbo" and chosen.quantity_mode:
         return 0  # QBO books its own cost of goods sold in inventory mode
     queued = 0
-    if tracking and tracking.get("enabled"):
+    if tracking and tracking.enabled:
         for day in due_cogs_days(organisation_id, now):
             export_id = queue.export_id_for(organisation_id, "cogs", day)
             row = export_store.new_export(

@@ -42,6 +42,7 @@ from shared.providers.base import PulledLine, PulledSale
 from shared.store import catalog as catalog_store
 from shared.store import inventory as inventory_store
 from shared.store import sales as store
+from shared.store.sales import Tracking
 
 if TYPE_CHECKING:  # the sales pull worker loads this module (for the books) without the API's requests
     from shared.bodies import MarginQuery
@@ -122,12 +123,12 @@ class _Mapped:
 
 
 def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
-    settings = {t["provider"]: t for t in store.tracked(organisation_id)}
+    settings: dict[str, Tracking] = {t.provider: t for t in store.tracked(organisation_id)}
     if not settings:
         raise Conflict("sales tracking has never been turned on; turn it on and pull first")
     home = next(
-        (t["home_currency"] for t in settings.values() if t["enabled"]),
-        next(iter(settings.values()))["home_currency"],
+        (t.home_currency for t in settings.values() if t.enabled),
+        next(iter(settings.values())).home_currency,
     )
     products = catalog_store.products(organisation_id)
     mapped, excluded = _sale_documents(organisation_id, settings, products)
@@ -183,12 +184,12 @@ class CostedLedger(NamedTuple):
 def costed_ledger(organisation_id: str) -> CostedLedger:
     """What the books' cost of goods sold is drawn from."""
     ledger = Ledger(inventory_store.movements(organisation_id))
-    settings = {t["provider"]: t for t in store.tracked(organisation_id)}
+    settings: dict[str, Tracking] = {t.provider: t for t in store.tracked(organisation_id)}
     if not settings:
         return CostedLedger(ledger, frozenset(), ZoneInfo("UTC"))
     mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
     apply_sales(ledger, [m.sale for m in mapped])
-    tracking = next((t for t in settings.values() if t["enabled"]), next(iter(settings.values())))
+    tracking = next((t for t in settings.values() if t.enabled), next(iter(settings.values())))
     return CostedLedger(ledger, frozenset(m.sale.document_id for m in mapped), _zone_of(tracking))
 
 
@@ -251,7 +252,7 @@ def _document_report(
 
 
 def _sale_documents(
-    organisation_id: str, settings: dict[str, dict[str, Any]], products: list[Product]
+    organisation_id: str, settings: dict[str, Tracking], products: list[Product]
 ) -> tuple[list[_Mapped], list[tuple[Excluded, date | None]]]:
     """The stored documents as the ledger's sales, and those left out with the reason (and date)."""
     mapped: list[_Mapped] = []
@@ -267,8 +268,7 @@ def _sale_documents(
     for document in pulled:
         provider = document.document_id.split(":", 1)[0]
         tracking = settings.get(provider)
-        start = date.fromisoformat(tracking["start_date"]) if tracking else None
-        reason = excluded_because(document.status, document.issued, start)
+        reason = excluded_because(document.status, document.issued, tracking.start_date if tracking else None)
         if reason or tracking is None or document.issued is None:
             excluded.append(
                 (
@@ -292,7 +292,7 @@ def _sale_documents(
             kind=document.kind,
             at=sale_time(document.issued, _zone_of(tracking)),
             seq=1 if document.kind == "credit_note" else 0,
-            currency=document.currency or tracking["home_currency"],
+            currency=document.currency or tracking.home_currency,
             rate=document.rate,
             status="voided" if document.status == "voided" else "active",
             lines=tuple(lines),
@@ -308,9 +308,9 @@ def _sale_documents(
     return mapped, excluded
 
 
-def _zone_of(tracking: dict[str, Any]) -> ZoneInfo:
+def _zone_of(tracking: Tracking) -> ZoneInfo:
     try:
-        return zone(str(tracking.get("time_zone") or "UTC"))
+        return zone(tracking.time_zone or "UTC")
     except ValueError:  # a zone the time zone database no longer knows: UTC rather than no report
         return ZoneInfo("UTC")
 

@@ -13,7 +13,7 @@ import time as clock_time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.config import settings
 from shared.contracts import ConnectionJob
@@ -29,6 +29,7 @@ from shared.services.sessions import connected, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import sales as store
+from shared.store.sales import LastPull, Tracking
 
 if TYPE_CHECKING:  # the sales pull worker loads this module without the API's requests
     from shared.bodies import TrackingRequest
@@ -48,16 +49,6 @@ class PullRunning(Conflict):
 
 
 # ---- tracking settings --------------------------------------------------------------------------------
-class LastPull(Model):
-    at: str
-    ok: bool
-    read: int = 0  # over every part of the pull so far
-    stored: int = 0
-    error: str = ""
-    parts: int = 1  # queue messages the pull took (a large first pull goes on across several)
-    more: bool = False  # stopped part way: the next part is queued and goes on from where this one stopped
-
-
 class TrackingView(Model):
     provider: ProviderName
     enabled: bool
@@ -70,58 +61,60 @@ class TrackingView(Model):
     last_pull: LastPull | None
 
 
-def _view(item: dict[str, Any], now: datetime) -> TrackingView:
+def _view(tracking: Tracking, now: datetime) -> TrackingView:
     return TrackingView(
-        provider=item["provider"],
-        enabled=bool(item["enabled"]),
-        start_date=date.fromisoformat(item["start_date"]),
-        home_currency=item["home_currency"],
-        time_zone=item.get("time_zone") or "UTC",
-        cursor=item.get("cursor"),
-        pulling=int(item.get("lease_until") or 0) >= now.timestamp()
-        or bool(item.get("resume"))
-        or _waiting(item, now),
-        requested_at=item.get("requested_at"),
-        last_pull=LastPull.model_validate(item["last_pull"]) if item.get("last_pull") else None,
+        provider=tracking.provider,
+        enabled=tracking.enabled,
+        start_date=tracking.start_date,
+        home_currency=tracking.home_currency,
+        time_zone=tracking.time_zone or "UTC",
+        cursor=tracking.cursor,
+        pulling=tracking.lease_until >= now.timestamp() or bool(tracking.resume) or _waiting(tracking, now),
+        requested_at=tracking.requested_at,
+        last_pull=tracking.last_pull,
     )
 
 
 QUEUED_FOR = timedelta(minutes=15)  # a "pull now" not begun by then is shown as not pulling (a lost message)
 
 
-def _waiting(item: dict[str, Any], now: datetime) -> bool:
+def _waiting(tracking: Tracking, now: datetime) -> bool:
     """A "pull now" is queued and no pull has ended since."""
-    requested = item.get("requested_at")
+    requested = tracking.requested_at
     if not requested or datetime.fromisoformat(requested) < now - QUEUED_FOR:
         return False
-    ended = (item.get("last_pull") or {}).get("at")
+    ended = tracking.last_pull.at if tracking.last_pull else None
     return not ended or datetime.fromisoformat(ended) < datetime.fromisoformat(requested)
 
 
 def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now: datetime) -> TrackingView:
     """Turns sales tracking on or off; a new start date makes the next pull start over from it."""
     wanted, connection = connected(organisation_id, name)
-    existing = store.get_tracking(organisation_id, wanted) or {}
-    start = request.start_date or (date.fromisoformat(existing["start_date"]) if existing else None)
+    existing = store.get_tracking(organisation_id, wanted)
+    start = request.start_date or (existing.start_date if existing else None)
     if start is None:
         raise BadRequest("choose the date the first pull starts from (start_date)")
     provider = tokens.provider(wanted)
-    home = existing.get("home_currency") or provider.home_currency(session_for(connection))
-    time_zone = request.time_zone or existing.get("time_zone") or provider.time_zone(session_for(connection))
-    store.put_tracking(
+    home = (existing.home_currency if existing else "") or provider.home_currency(session_for(connection))
+    time_zone = (
+        request.time_zone
+        or (existing.time_zone if existing else None)
+        or provider.time_zone(session_for(connection))
+    )
+    stored = store.put_tracking(
         organisation_id,
         wanted,
         enabled=request.enabled,
         start_date=start.isoformat(),
         home_currency=home,
         time_zone=time_zone,
-        reset_cursor=existing.get("start_date") != start.isoformat(),
+        reset_cursor=existing is None or existing.start_date != start,
     )
-    return _view(store.get_tracking(organisation_id, wanted) or {}, now)
+    return _view(stored, now)
 
 
 def status(organisation_id: str, now: datetime) -> list[TrackingView]:
-    return [_view(item, now) for item in store.tracked(organisation_id)]
+    return [_view(tracking, now) for tracking in store.tracked(organisation_id)]
 
 
 # ---- pulling ----------------------------------------------------------------------------------------------
@@ -149,7 +142,7 @@ def pull_changes(
     there, and the last part moves the cursor."""
     wanted = provider_name(name)
     tracking = store.get_tracking(organisation_id, wanted)
-    if not tracking or not tracking["enabled"]:
+    if not tracking or not tracking.enabled:
         raise Conflict("sales tracking is off for this connection; turn it on first")
     wanted, connection = connected(organisation_id, wanted)
     owner = str(uuid.uuid4())
@@ -169,17 +162,17 @@ def pull_changes(
             return True
         return part_seconds is not None and (lease.clock() - now).total_seconds() >= part_seconds
 
-    before = LastPull.model_validate(tracking["last_pull"]) if tracking.get("last_pull") else None
-    carried = before if before and before.more and tracking.get("resume") else None
+    before = tracking.last_pull
+    carried = before if before and before.more and tracking.resume else None
     try:
         changes = tokens.provider(wanted).sales_changes(
             session_for(connection),
-            tracking.get("cursor"),
-            start=date.fromisoformat(tracking["start_date"]),
+            tracking.cursor,
+            start=tracking.start_date,
             now=now,
             on_page=on_page,
             stop=spent,
-            resume=tracking.get("resume"),
+            resume=tracking.resume,
         )
         fresh = _changed(organisation_id, wanted, changes.records)
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
@@ -189,7 +182,7 @@ def pull_changes(
             organisation_id,
             wanted,
             owner=owner,
-            last_pull=LastPull(at=now.isoformat(), ok=False, error=reason).model_dump(),
+            last_pull=LastPull(at=now.isoformat(), ok=False, error=reason),
         )
         raise
     summary = LastPull(
@@ -202,11 +195,11 @@ def pull_changes(
     )
     if changes.resume is not None:
         moved = store.save_progress(
-            organisation_id, wanted, owner=owner, resume=changes.resume, last_pull=summary.model_dump()
+            organisation_id, wanted, owner=owner, resume=changes.resume, last_pull=summary
         )
     else:
         moved = store.advance_cursor(
-            organisation_id, wanted, owner=owner, cursor=changes.cursor, last_pull=summary.model_dump()
+            organisation_id, wanted, owner=owner, cursor=changes.cursor, last_pull=summary
         )
     if not moved:
         raise PullRunning("this pull outlived its lease and another took over; its documents are stored")
@@ -300,15 +293,15 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
     live = {
         c["provider"] for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE
     }
-    enabled = [t for t in store.tracked(organisation_id) if t["enabled"] and t["provider"] in live]
+    enabled = [t for t in store.tracked(organisation_id) if t.enabled and t.provider in live]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
-    idle = [t for t in enabled if int(t.get("lease_until") or 0) < now.timestamp()]
+    idle = [t for t in enabled if t.lease_until < now.timestamp()]
     if not idle:
         raise PullRunning("a pull of this connection is already running; its results will show when it ends")
     queued = []
     for tracking in idle:
-        name: ProviderName = tracking["provider"]
+        name = tracking.provider
         store.mark_requested(organisation_id, name, at=now.isoformat())
         job = ConnectionJob(organisation_id=organisation_id, provider=name, reason="pull_now")
         fanout.send_one(settings().sales_pull_queue_url, job)
@@ -338,9 +331,8 @@ TRACKING_BATCH = 500  # connections whose tracking is read before their messages
 
 
 def _tracked(keys: list[tuple[str, str]]) -> Iterator[ConnectionJob]:
-    for tracking in store.tracking_of(keys) if keys else []:
-        if tracking.get("enabled"):
-            yield ConnectionJob(organisation_id=tracking["organisation_id"], provider=tracking["provider"])
+    for organisation_id, provider in store.tracking_on(keys) if keys else []:
+        yield ConnectionJob(organisation_id=organisation_id, provider=provider)
 
 
 class PullReport(Model):
@@ -360,7 +352,7 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     organisation, name = job.organisation_id, job.provider
     connection = connection_store.get_connection(organisation, name)
     tracking = store.get_tracking(organisation, name)
-    if not connection or connection.get("status") not in IN_USE or not tracking or not tracking["enabled"]:
+    if not connection or connection.get("status") not in IN_USE or not tracking or not tracking.enabled:
         report.skipped += 1
         return report
     try:
