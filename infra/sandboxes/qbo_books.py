@@ -214,7 +214,7 @@ class QboBooks:
     companies: dict[str, Company]
     clock: Clock
 
-    # ---- time ------------------------------------------------------------------------
+    # ---- time -----------------------------------------------------------------------------------
     def now(self) -> datetime:
         return self.clock.now()
 
