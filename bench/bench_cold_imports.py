@@ -14,11 +14,13 @@ client and one GetItem. The environment is the one Lambda gives the functions:
   PYTHON* variables), with the template's environment and the stack's resource names.
 
 Samples alternate (the baseline, then each handler, round after round), so a machine that slows down part
-way slows every figure alike; the median of each counts.
+way slows every figure alike; the median of each counts. One more, untimed run of each counts the AWS
+requests of its first event.
 """
 
 from __future__ import annotations
 
+import ast
 import compileall
 import json
 import logging
@@ -115,6 +117,22 @@ dynamodb.get_item(TableName={table!r}, Key={{"pk": {{"S": "ORG#demo-org"}}, "sk"
 print(time.perf_counter() - started)
 """
 
+# an extra, untimed run of each handler counts the AWS requests its first event makes
+COUNTING = """
+import collections, sys
+sys.path[:0] = [{layer!r}]
+import botocore.client
+calls = collections.Counter()
+make_call = botocore.client.BaseClient._make_api_call
+def counted(client, operation, parameters):
+    calls[client.meta.service_model.service_name + "." + operation] += 1
+    return make_call(client, operation, parameters)
+botocore.client.BaseClient._make_api_call = counted
+"""
+COUNTS_PRINTED = """
+print(dict(calls))
+"""
+
 # what a first event must answer for its figure to count (a failing event would be a fast one)
 CHECKS = {
     "ApiFunction": "answer['statusCode'] == 200",
@@ -194,6 +212,16 @@ def emulator() -> Iterator[tuple[LocalStack, dict[str, str]]]:
 
 
 def sample(code: str, env: dict[str, str], cwd: Path) -> float:
+    return float(run(code, env, cwd).splitlines()[-1])
+
+
+def first_event_calls(code: str, layer: Path, env: dict[str, str], cwd: Path) -> dict[str, int]:
+    counting = COUNTING.format(layer=str(layer)) + code + COUNTS_PRINTED
+    calls: dict[str, int] = ast.literal_eval(run(counting, env, cwd).splitlines()[-1])
+    return calls
+
+
+def run(code: str, env: dict[str, str], cwd: Path) -> str:
     done = subprocess.run(
         [sys.executable, "-S", "-E", "-B", "-c", code],
         cwd=cwd,
@@ -203,7 +231,7 @@ def sample(code: str, env: dict[str, str], cwd: Path) -> float:
     )
     if done.returncode != 0:
         raise SystemExit(f"a cold-start sample failed:\n{done.stderr[-3000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip()
 
 
 def main() -> None:
@@ -220,17 +248,32 @@ def main() -> None:
         for _ in range(RUNS):  # alternating: the baseline, then each handler, round after round
             for name, code in codes.items():
                 samples[name].append(sample(code, {**env, "AWS_LAMBDA_FUNCTION_NAME": name}, Path(folder)))
+        calls = {
+            name: first_event_calls(code, layer, {**env, "AWS_LAMBDA_FUNCTION_NAME": name}, Path(folder))
+            for name, code in codes.items()
+        }
     baseline = statistics.median(samples.pop("baseline"))
+    baseline_calls = calls.pop("baseline")
     print(
         f"whole cold start (imports + first event against moto's server), layer-shaped environment, "
         f"median of {RUNS} alternating samples"
     )
-    print(f"  baseline: import boto3 + one client + one GetItem   {baseline * 1000:6.0f} ms")
+    print(
+        f"  baseline: import boto3 + one client + one GetItem   {baseline * 1000:6.0f} ms   "
+        f"AWS requests {_requests(baseline_calls)}"
+    )
     for logical_id, seconds in samples.items():
         median = statistics.median(seconds)
         ratio = median / baseline
         verdict = "ok" if ratio <= TARGET_RATIO else f"over the {TARGET_RATIO}x target"
-        print(f"  {logical_id:24} {median * 1000:6.0f} ms   {ratio:4.2f}x baseline   {verdict}")
+        print(
+            f"  {logical_id:24} {median * 1000:6.0f} ms   {ratio:4.2f}x baseline   {verdict:22}"
+            f"first event's AWS requests {_requests(calls[logical_id])}"
+        )
+
+
+def _requests(calls: dict[str, int]) -> str:
+    return f"{sum(calls.values())} ({', '.join(f'{name} {count}' for name, count in sorted(calls.items()))})"
 
 
 if __name__ == "__main__":
