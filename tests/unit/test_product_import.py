@@ -20,6 +20,7 @@ from shared.domain.product_import import (
     UNSAVED_FORMULA,
     FileRefused,
     FileTooCostly,
+    ReadBudget,
     open_product_file,
 )
 from shared.domain.product_rows import (
@@ -247,16 +248,16 @@ def test_duplicate_sku_points_at_the_first_row_and_the_first_stays_valid() -> No
 
 
 def test_duplicates_are_found_across_thousands_of_skus() -> None:
-    """The table of SKUs seen grows several times over 5,000 rows; every repeat still names its first row."""
-    lines = [f"P-{n},Part {n}" for n in range(5_000)]
-    lines += [f" p-{n} ,Again {n}" for n in range(0, 5_000, 499)]
+    """The table of SKUs seen grows three times over 3,000 rows; every repeat still names its first row."""
+    lines = [f"P-{n},Part {n}" for n in range(3_000)]
+    lines += [f" p-{n} ,Again {n}" for n in range(0, 3_000, 299)]
     report = parse(("SKU,Name\n" + "\n".join(lines) + "\n").encode())
 
     errors = {row.row: row.errors for row in report.rows if row.status is RowStatus.ERROR}
-    assert len(report.products) == 5_000
+    assert len(report.products) == 3_000
     assert errors == {
-        5_002 + index: (RowProblem(column="SKU", problem=f"duplicate SKU: row {n + 2} has the same SKU"),)
-        for index, n in enumerate(range(0, 5_000, 499))
+        3_002 + index: (RowProblem(column="SKU", problem=f"duplicate SKU: row {n + 2} has the same SKU"),)
+        for index, n in enumerate(range(0, 3_000, 299))
     }
 
 
@@ -424,7 +425,8 @@ def test_xlsx_formula_gives_its_saved_value() -> None:
 
 def test_a_large_workbook_without_a_dimension_element_imports() -> None:
     """Programs (openpyxl's write-only mode here) write no <dimension>; opening the workbook must not read
-    the whole sheet for one under the small cap of the parts read while it opens."""
+    the whole sheet for one under the small cap of the parts read while it opens. (No deadline: the caps
+    are under test, not the speed of a busy machine.)"""
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("Products")
     sheet.append(["SKU", "Name", "Unit cost"])
@@ -434,7 +436,7 @@ def test_a_large_workbook_without_a_dimension_element_imports() -> None:
     workbook.save(buffer)
     assert b"<dimension" not in zipfile.ZipFile(buffer).read("xl/worksheets/sheet1.xml")
 
-    summary = summary_of(buffer.getvalue())
+    summary = summarise_file(buffer.getvalue(), all_created, budget=ReadBudget(seconds=float("inf")))
 
     assert (summary.file_errors, summary.created, summary.error_count) == ([], 15_000, 0)
 
