@@ -2,8 +2,9 @@
 like Lambda's.
 
 A cold start here is a fresh interpreter timing its imports and its first realistic event against the AWS
-emulator (moto's server, holding the template's resources): the baseline is `import boto3`, one DynamoDB
-client and one GetItem. The environment is the one Lambda gives the functions:
+emulator (moto's server, holding the template's resources; the export's event posts a receipt's journal to
+the QBO sandbox served on a loopback port): the baseline is `import boto3`, one DynamoDB client and one
+GetItem. The environment is the one Lambda gives the functions:
 
 - the layer is rebuilt as `make build-SharedLayer` builds it, into a temporary folder: `shared/` and the
   pinned runtime packages of requirements.txt with what they require (no dev extras), compiled to
