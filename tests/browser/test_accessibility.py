@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser.conftest import DESKTOP, PHONE, LocalStack, Screenshots, serious_violations
-from tests.browser.test_books_page import QBO_ACCOUNTS, Api
+from tests.browser.test_books_page import Api
 from tests.browser.test_integrations_page import connect_qbo, new_organisation, open_page
+from tests.integration.test_exports import QBO_ACCOUNTS
 
 try:
     from playwright.sync_api import expect
@@ -53,8 +54,7 @@ def test_no_serious_accessibility_violations_in_the_main_states(
     product = api("POST", "/products/import-from-provider", {"provider": "qbo", "item_ids": ["7"]})[
         "created"
     ][0]
-    accounts = {role: account for role, account in QBO_ACCOUNTS.items() if role != "adjustment"}
-    api("PUT", "/integrations/qbo/export-settings", {"mode": "journals", "accounts": accounts})
+    api("PUT", "/integrations/qbo/export-settings", {"mode": "journals", "accounts": QBO_ACCOUNTS})
     line = {"product_id": product["product_id"], "quantity": "50", "unit_cost": "20.00"}
     api("POST", "/receipts", {"received_at": "2026-08-01T09:00:00-07:00", "lines": [line]}, status=201)
     api.wait_for_exports({"receipt": ["posted"]})

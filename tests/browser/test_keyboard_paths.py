@@ -10,8 +10,9 @@ import pytest
 
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from tests.browser.conftest import LocalStack, Screenshots
-from tests.browser.test_books_page import QBO_ACCOUNTS, Api, connect_xero, tab_to, xero_organisation
+from tests.browser.test_books_page import Api, connect_xero, tab_to, xero_organisation
 from tests.browser.test_integrations_page import connect_qbo, new_organisation, open_page
+from tests.integration.test_exports import QBO_ACCOUNTS
 
 try:
     from playwright.sync_api import expect
@@ -98,8 +99,7 @@ def test_retry_by_keyboard_posts_the_export_the_closed_books_refused(
     product = api("POST", "/products/import-from-provider", {"provider": "qbo", "item_ids": ["7"]})[
         "created"
     ][0]
-    accounts = {role: account for role, account in QBO_ACCOUNTS.items() if role != "adjustment"}
-    api("PUT", "/integrations/qbo/export-settings", {"mode": "journals", "accounts": accounts})
+    api("PUT", "/integrations/qbo/export-settings", {"mode": "journals", "accounts": QBO_ACCOUNTS})
     settings = f"{local_stack.qbo_url}/_admin/companies/{DEMO_REALM_ID}/settings"
     line = {"product_id": product["product_id"], "quantity": "4", "unit_cost": "1.90"}
     body = {"receipt_id": "R-CLOSED", "received_at": "2026-11-20T09:00:00Z", "lines": [line]}
