@@ -86,7 +86,8 @@ def install(clock: VirtualTime) -> None:
     moto_sqs.unix_time = clock.epoch
     moto_sqs.unix_time_millis = lambda: clock.epoch() * 1000
     exports.clock = clock.now
-    sessions.session_for = lambda connection: Session(
+    # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
+    sessions.session_for = lambda connection, retry_after_limit=None: Session(
         tenant_id=connection["tenant_id"],
         token=TokenSource(tokens.asking(connection)),
         budget=DynamoRateBudget(clock=clock.epoch),

@@ -76,15 +76,20 @@ function when(iso, { dateOnly = false } = {}) {
   return h("time", { datetime: iso }, (dateOnly ? dateFormat : dateTimeFormat).format(date));
 }
 
+// A disabled button loses focus to <body>: once it acts again, focus returns to it unless the person has
+// moved on to another control meanwhile.
 function busy(button, isBusy, busyLabel) {
   if (isBusy) {
     button.dataset.label = button.textContent;
     button.textContent = busyLabel;
+    button.dataset.hadFocus = String(document.activeElement === button);
   } else if (button.dataset.label) {
     button.textContent = button.dataset.label;
   }
   button.disabled = isBusy;
   button.setAttribute("aria-busy", String(isBusy));
+  const focusLost = !document.activeElement || document.activeElement === document.body;
+  if (!isBusy && button.dataset.hadFocus === "true" && focusLost && button.isConnected) button.focus();
 }
 
 /** A table that reads as a table on a wide screen and as labelled blocks at phone width. */

@@ -131,11 +131,110 @@ def with_docs() -> APIGatewayHttpResolver:
                         operation.responses[status] = {"description": why, "content": content}
         return schema
 
-    app.get_openapi_schema = with_refusals  # type: ignore[method-assign]
+    def documented(**options: Any) -> Any:
+        from aws_lambda_powertools.event_handler.openapi.models import Example, MediaType, RequestBody
+
+        schema = with_refusals(**options)
+        for (method, path), (summary, body) in REQUEST_EXAMPLES.items():
+            operation = getattr(schema.paths[path], method.lower())
+            if operation.requestBody is None:  # the upload reads its body itself: declared here
+                upload = MediaType.model_validate({"schema": UPLOAD})
+                operation.requestBody = RequestBody(required=True, content={"application/json": upload})
+            for media in operation.requestBody.content.values():
+                media.examples = {"example": Example(summary=summary, value=body)}
+        return schema
+
+    app.get_openapi_schema = documented  # type: ignore[method-assign]
     app.enable_swagger(path=DOCS_PATH, title="Partsemble accounting integrations", version="1.0.0")
     return app
 
 
+# A product file sent as JSON (the route also takes multipart/form-data with the file in the field `file`).
+UPLOAD = {
+    "type": "object",
+    "required": ["content_base64"],
+    "properties": {
+        "filename": {"type": "string", "description": "the file's name: .csv, .xlsx or .json"},
+        "content_base64": {"type": "string", "contentEncoding": "base64", "description": "the file"},
+    },
+}
+# (method, path) -> (summary, body): an example body for each main write, shown by Swagger UI beside the
+# request body. The product ids stand for ids GET /products answers.
+SHELF, BRACKET, SCREW = (
+    "0b8c5f4e-2d1a-4c3b-9e7f-6a5d4c3b2a10",
+    "1c9d6a5f-3e2b-4d4c-8f8a-7b6e5d4c3b21",
+    "2dae7b6a-4f3c-4e5d-9a9b-8c7f6e5d4c32",
+)
+REQUEST_EXAMPLES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("POST", "/integrations/{provider}/connect"): (
+        "Start connecting (true: choose another company than the connected one)",
+        {"switch_company": False},
+    ),
+    ("PUT", "/integrations/{provider}/export-settings"): (
+        "Post journals to these accounts (ids from GET /integrations/{provider}/accounts)",
+        {
+            "mode": "journals",
+            "accounts": {
+                "receiving_debit": "1",
+                "receiving_credit": "5",
+                "build_debit": "10",
+                "build_credit": "11",
+                "waste": "7",
+                "cogs": "2",
+            },
+        },
+    ),
+    ("PUT", "/integrations/{provider}/sales-tracking"): (
+        "Track sales from 1 November, in the organisation's time zone",
+        {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/New_York"},
+    ),
+    ("POST", "/integrations/{provider}/suppliers"): (
+        "Create the supplier in the provider (or link the one of that name)",
+        {"name": "Harbour Fabrication", "email": "accounts@harbour.example"},
+    ),
+    ("POST", "/products/import-from-provider"): (
+        "Make these synced items products, linked to them (ids from GET /integrations/{provider}/items)",
+        {"provider": "qbo", "item_ids": ["5", "7"]},
+    ),
+    ("POST", "/products/import"): (
+        "A CSV of products (SKU, Name, Unit cost), base64-encoded",
+        {
+            "filename": "products.csv",
+            "content_base64": base64.b64encode(b"SKU,Name,Unit cost\nCB-01,Corner brace,0.70\n").decode(),
+        },
+    ),
+    ("POST", "/receipts"): (
+        "Brackets priced per unit (2 rejected by QA), screws priced as a line",
+        {
+            "receipt_id": "RCV-1001",
+            "supplier_name": "Harbour Fabrication",
+            "received_at": "2026-11-30T09:00:00-05:00",
+            "lines": [
+                {
+                    "product_id": BRACKET,
+                    "quantity": "50",
+                    "rejected": "2",
+                    "unit_cost": "1.90",
+                    "lot_code": "L-1130",
+                },
+                {"product_id": SCREW, "quantity": "400", "line_cost": "28.00"},
+            ],
+        },
+    ),
+    ("POST", "/builds"): (
+        "10 shelves, each of 2 brackets and 8 screws (without components: the product's bill of materials)",
+        {
+            "build_id": "B-1002",
+            "product_id": SHELF,
+            "quantity": "10",
+            "built_at": "2026-11-30T15:00:00-05:00",
+            "components": [
+                {"product_id": BRACKET, "quantity_per_unit": "2"},
+                {"product_id": SCREW, "quantity_per_unit": "8"},
+            ],
+        },
+    ),
+}
 CREATED = {("POST", "/receipts"): 201, ("POST", "/builds"): 201, ("POST", "/sales/pull"): 202}
 ERROR = {
     "type": "object",

@@ -46,6 +46,9 @@ class Session:
     # called with the reason when the provider refuses the connection itself (a 403: QBO 3100, Xero
     # AuthenticationUnsuccessful): the service marks it expired at once, whatever the call was
     refused: Callable[[str], None] | None = None
+    # the longest Retry-After (a provider's 429) waited out in place; a longer one is raised as RateLimited
+    # for the caller to schedule. None: up to ``http.MAX_INLINE_WAIT``
+    retry_after_limit: float | None = None
 
 
 @dataclass(frozen=True)

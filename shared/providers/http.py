@@ -228,8 +228,11 @@ def call(
         if attempt >= MAX_ATTEMPTS or not failure.retryable:
             raise failure
         if isinstance(failure, RateLimited):
+            limit = MAX_INLINE_WAIT
+            if wait is not None and session.retry_after_limit is not None:  # the provider said how long
+                limit = min(limit, session.retry_after_limit)
             wait = backoff(attempt) if wait is None else wait
-            if wait > MAX_INLINE_WAIT:
+            if wait > limit:
                 raise failure
         elif not retry_unknown_outcome:
             raise failure

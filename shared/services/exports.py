@@ -71,6 +71,11 @@ LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never l
 BACKOFF_BASE = 30
 BACKOFF_CAP = 900
 MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout
+# A 429 whose Retry-After is longer is not waited out in the worker: the record comes back after it (SQS
+# visibility) while the rest of the batch (another organisation's, another provider's) goes on. Xero's
+# minute limit answers up to 60 s (../shared/providers/xero.md "2. Rate limits"), more than the function's
+# 30 s timeout.
+RETRY_AFTER_LIMIT = 2.0
 jitter: Callable[[float, float], float] = random.uniform  # the backoff's randomness (tests may pin it)
 
 
@@ -296,7 +301,10 @@ class _Attempt:
     ) -> None:
         if connection["status"] == "expired":
             raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
-        api, session = tokens.provider(name), sessions.session_for(connection)
+        api, session = (
+            tokens.provider(name),
+            sessions.session_for(connection, retry_after_limit=RETRY_AFTER_LIMIT),
+        )
         posting = _posting(job, claimed, name, api, session)
         since = datetime.fromisoformat(claimed.created_at) if claimed.created_at else claimed.moment
         self._search = lambda: api.find_posting(session, posting, since=since, until=claimed.moment)
@@ -453,6 +461,15 @@ def _fail(
     return ExportOutcome(export_id=export_id, status="failed")
 
 
+def _queued_anew(job: ExportJob, err: RateLimited) -> bool:
+    try:
+        enqueue(job, delay_seconds=int(err.retry_after) + 1)
+    except Exception:  # the queue is unreachable: the export fails with the rate limit as its reason
+        logger.warning("a rate-limited export could not be queued again", exc_info=True)
+        return False
+    return True
+
+
 def _retry_or_give_up(
     job: ExportJob,
     export_id: str,
@@ -463,6 +480,10 @@ def _retry_or_give_up(
     moment: datetime,
 ) -> ExportOutcome:
     _, max_receives = _redrive(settings().export_queue_url)
+    if receive_count >= max_receives and isinstance(err, RateLimited) and _queued_anew(job, err):
+        # the provider's rate limit is no reason to give up: a new message, after its Retry-After
+        _settle(job, export_id, owner, "pending", attempt, moment, last_error=err.message)
+        return ExportOutcome(export_id=export_id, status="pending")
     if receive_count >= max_receives:  # SQS would move it to the DLQ silently: settle it here instead
         try:
             if attempt.found():  # a last look, so that a write that did commit is not reported failed

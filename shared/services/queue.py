@@ -25,8 +25,15 @@ def export_id_for(organisation_id: str, kind: str, record_id: str) -> str:
     return f"PS-{digest}"
 
 
-def enqueue(job: ExportJob) -> None:
-    client("sqs").send_message(QueueUrl=settings().export_queue_url, MessageBody=job.model_dump_json())
+MAX_DELAY_SECONDS = 900  # SQS's longest message delay
+
+
+def enqueue(job: ExportJob, *, delay_seconds: int = 0) -> None:
+    client("sqs").send_message(
+        QueueUrl=settings().export_queue_url,
+        MessageBody=job.model_dump_json(),
+        DelaySeconds=min(max(delay_seconds, 0), MAX_DELAY_SECONDS),
+    )
 
 
 def deliver(job: ExportJob) -> bool:

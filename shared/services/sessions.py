@@ -53,13 +53,15 @@ def in_use(organisation_id: str) -> dict[str, Any] | None:
     return min(usable, key=lambda c: c["status"] != "connected", default=None)
 
 
-def session_for(connection: dict[str, Any]) -> Session:
+def session_for(connection: dict[str, Any], *, retry_after_limit: float | None = None) -> Session:
     """Every provider call of every path (exports, catalog, sales) goes through a session: a 403 on any
-    of them marks the connection expired at once (``tokens.connection_refused``)."""
+    of them marks the connection expired at once (``tokens.connection_refused``). ``retry_after_limit``:
+    the longest 429 wait taken in place (``Session``)."""
     grant_id = connection["grant_id"]
     return Session(
         tenant_id=connection["tenant_id"],
         token=TokenSource(tokens.asking(connection)),
         budget=DynamoRateBudget(),
         refused=lambda reason: tokens.connection_refused(grant_id, reason=reason, now=tokens.utc_now()),
+        retry_after_limit=retry_after_limit,
     )

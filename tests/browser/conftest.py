@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
+AXE = ROOT / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"  # browser.mk installs it
+SERIOUS = ("serious", "critical")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -46,6 +48,8 @@ def _unavailable() -> str | None:
         return f"{CHROMIUM} is missing: `make browser-deps` installs Debian's chromium"
     if importlib.util.find_spec("playwright") is None:
         return "Playwright is not installed: `make browser-deps` installs requirements-browser.txt"
+    if not AXE.exists():
+        return f"{AXE} is missing: `make browser-deps` installs axe-core"
     return None
 
 
@@ -189,3 +193,18 @@ class Screenshots:
 def shoot(request: pytest.FixtureRequest) -> Screenshots:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return Screenshots(request.node.name)
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical violations (WCAG 2.x A and AA, and its best practices) on the page as
+    it is now, one line per rule with the elements it found."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+            .map(({id, impact, help, nodes}) => ({id, impact, help,
+                  targets: nodes.map((n) => n.target.join(" ")).slice(0, 5)}))"""
+    )
+    return [
+        f"{v['impact']}: {v['id']} ({v['help']}): {v['targets']}" for v in found if v["impact"] in SERIOUS
+    ]

@@ -2,58 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import httpx
 import pytest
 
 from infra.sandboxes.consent import walk_consent
+from tests.e2e.conftest import Running
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Running:
-    url: str
-    token: str
-    output: list[str]
-
-
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[Running]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.run", "--port", "0", "--qbo-port", "0", "--xero-port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + 60
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        output.append(line.rstrip())
-        if line.strip() == "READY":
-            break
-    text = "\n".join(output)
-    url = re.search(r"running at (http://127\.0\.0\.1:\d+)", text)
-    token = re.search(r"valid 12 h\):\s*\n\s+(\S+)", text)
-    assert url and token, f"the local stack did not start:\n{text}"
-    try:
-        yield Running(url.group(1), token.group(1), output)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_printed_token_reaches_the_api_function(local_stack: Running) -> None:

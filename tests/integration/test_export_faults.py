@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -281,8 +282,10 @@ def test_unanswered_or_failed_writes_are_retried_and_post_once(
 
 
 # Xero allows 60 calls a minute, which the rate budget spreads as 8 per 10 s: a longer storm there would be
-# paced by the budget (on the real clock) rather than by the provider's 429s.
-@pytest.mark.parametrize(("provider", "storm", "deliveries"), [("qbo", 12, 3), ("xero", 3, 1)])
+# paced by the budget (on the real clock) rather than by the provider's 429s. Xero's 429 says how long to
+# wait (to the end of its minute): longer than the worker waits in place, so each brings the record back
+# later through the queue instead, and the rest of the batch is not held up.
+@pytest.mark.parametrize(("provider", "storm", "deliveries"), [("qbo", 12, 3), ("xero", 3, 4)])
 def test_a_429_storm_is_waited_out(
     api: Api,
     aws: LocalStack,
@@ -301,6 +304,25 @@ def test_a_429_storm_is_waited_out(
     )  # five tries per delivery (waiting as told in between), then SQS backoff
     posted_once(api, sandboxes, provider)
     assert len(no_real_sleep) == storm - (deliveries - 1)  # within a delivery it waits between tries
+
+
+def test_xero_s_minute_limit_never_runs_an_export_out_of_attempts(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, no_real_sleep: list[float]
+) -> None:
+    """Refused by Xero's minute limit at every one of its five receives, the export is queued anew after
+    Xero's Retry-After instead of failing, and then posts."""
+    receipt(api, setup(api, sandboxes, "xero"))
+    now = sandboxes.xero.clock.now()
+    # Xero's minute ends in 3 s: Retry-After 3, longer than the worker waits in place
+    sandboxes.xero.clock.set(now.replace(second=57))
+    sandboxes.xero.inject("429", method="PUT", path_prefix=WRITES["xero"], count=5)
+    assert deliver(aws) == 5  # each receive refused once; the fifth queues a new message, 4 s later
+    export = the_export(api)
+    assert export["status"] == "pending" and "rate limit" in export["last_error"], export
+    sandboxes.xero.clock.advance(3)
+    time.sleep(4.5)  # the new message's delay, on SQS's (real) clock
+    assert deliver(aws) == 1
+    assert posted_once(api, sandboxes, "xero")["attempts"] == 6
 
 
 def test_retries_run_out_into_a_failure_and_a_retry_cannot_duplicate(

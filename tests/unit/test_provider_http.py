@@ -80,10 +80,13 @@ def run(
     limits: ProviderLimits = QBO_LIMITS,
     method: str = "GET",
     retry_unknown_outcome: bool = True,
+    retry_after_limit: float | None = None,
 ) -> tuple[httpx.Response, list[httpx.Request], Budget]:
     seen: list[httpx.Request] = []
     budget = budget or Budget()
-    session = Session(tenant_id="42", token=tokens or Tokens(), budget=budget)
+    session = Session(
+        tenant_id="42", token=tokens or Tokens(), budget=budget, retry_after_limit=retry_after_limit
+    )
     response = http.call(
         provider(replies, seen),
         session,
@@ -118,6 +121,19 @@ def test_a_retry_after_beyond_the_inline_limit_is_handed_to_the_caller(slept: li
     error = raises(RateLimited, [httpx.Response(429, headers={"retry-after": "3600"})])
     assert error.retry_after == 3600
     assert slept == []
+
+
+def test_a_session_s_retry_after_limit_hands_longer_waits_to_the_caller(slept: list[float]) -> None:
+    """The export worker waits out at most a couple of seconds in place: a minute's 429 is the queue's."""
+    error = raises(RateLimited, [httpx.Response(429, headers={"retry-after": "7"})], retry_after_limit=2.0)
+    assert (error.retry_after, slept) == (7, [])
+    response, _, _ = run(
+        [httpx.Response(429, headers={"retry-after": "2"}), httpx.Response(200)], retry_after_limit=2.0
+    )
+    assert (response.status_code, slept) == (200, [2.0])
+    # without a Retry-After the short backoff is still taken in place
+    run([httpx.Response(429), httpx.Response(429), httpx.Response(200)], retry_after_limit=0.1)
+    assert slept == [2.0, 0.5, 1.0]
 
 
 @pytest.mark.parametrize(
