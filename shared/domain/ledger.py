@@ -10,14 +10,15 @@ from its last checkpoint (a copy of its layers every `checkpoint_every` movement
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import gc
+from bisect import bisect_left, insort
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from operator import attrgetter
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -156,19 +157,85 @@ class UnknownMovement(NotFound):
     pass
 
 
+# What a movement did to one product, where the movement alone does not say it: (cost, uncosted quantity,
+# incomplete, the lots drawn in order) for a consumption or a return; (cost, ZERO, incomplete, None) for the
+# lot a build made. Receipts and waste hold their own results. Entries are built from these on request.
+_Result = tuple[Decimal, Decimal, bool, list[Draw] | None]
+_new_draw = tuple.__new__
+
+
+def _draw(lot_id: str, quantity: Decimal, cost: Decimal, incomplete: bool) -> Draw:
+    return _new_draw(Draw, (lot_id, quantity, cost, incomplete))
+
+
+def _take(layers: deque[Draw], wanted: Decimal) -> _Result:
+    """Consume `wanted` from the head of the layers (a layer is the Draw of its remaining quantity and cost)."""
+    draws: list[Draw] = []
+    spent, lacking = ZERO, False
+    while wanted and layers:
+        layer = layers[0]
+        available = layer[1]
+        if available > wanted:  # a part of the lot, at its share of the remaining cost
+            lot_id, cost, incomplete = layer[0], layer[2], layer[3]
+            part = cost * wanted / available
+            layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
+            draws.append(_new_draw(Draw, (lot_id, wanted, part, incomplete)))
+            spent += part
+            if incomplete:
+                lacking = True
+            return spent, ZERO, lacking, draws
+        draws.append(layers.popleft())  # the whole remaining lot: the layer is its own draw
+        wanted -= available
+        spent += layer[2]
+        if layer[3]:
+            lacking = True
+    return spent, wanted, lacking, draws
+
+
+# a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints
+_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Result], dict[int, tuple[Draw, ...]]]
+
+
+class _Fresh(dict[str, _State]):
+    """The products of a first replay: each starts from nothing the first time a movement names it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__()
+        self._ledger = ledger
+
+    def __missing__(self, product_id: str) -> _State:
+        ledger = self._ledger
+        state = self[product_id] = (
+            ledger._layers[product_id], ledger._streams[product_id], ledger._results[product_id],
+            ledger._checkpoints[product_id],
+        )  # fmt: skip
+        return state
+
+
+def _same(a: Decimal, b: Decimal) -> bool:
+    """Equal to the digit (1.0 and 1.00 are equal numbers, not the same result)."""
+    return a == b and a.as_tuple() == b.as_tuple()
+
+
 class Ledger:
     def __init__(self, movements: Iterable[AnyMovement] = (), *, checkpoint_every: int = 64) -> None:
         self._every = checkpoint_every
+        self._empty()
+        self.change(add=movements)
+
+    def _empty(self) -> None:
         self._movements: dict[str, AnyMovement] = {}
         self._streams: dict[str, list[AnyMovement]] = defaultdict(list)  # per product, in replay order
-        self._layers: dict[str, deque[Layer]] = defaultdict(deque)
+        self._uses: dict[str, list[BuildRun]] = defaultdict(list)  # per product, the builds consuming it
+        self._returns: dict[str, int] = defaultdict(int)  # per product, how many returns it has
+        self._layers: dict[str, deque[Draw]] = defaultdict(deque)  # each open lot's remaining quantity, cost
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
-        self._checkpoints: dict[str, dict[int, tuple[Layer, ...]]] = defaultdict(dict)
-        self._entries: dict[tuple[str, str], Entry] = {}
-        self._documents: dict[str, set[str]] = defaultdict(set)
-        self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] = defaultdict(list)  # (sale, product)
-        self._lot_keys: dict[str, MovementKey] = {}
-        self.change(add=movements)
+        self._checkpoints: dict[str, dict[int, tuple[Draw, ...]]] = defaultdict(dict)
+        self._results: dict[str, dict[str, _Result]] = defaultdict(dict)  # per product, by movement id
+        self._documents: dict[str, tuple[str, ...]] = {}  # document id -> its movement ids
+        self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
+        # (sale document, product) -> its sales and returns; built when a return first needs it
+        self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
 
     def products(self) -> list[str]:
         return sorted(p for p, stream in self._streams.items() if stream)
@@ -181,15 +248,26 @@ class Ledger:
 
     def entries(self, product_id: str | None = None) -> list[Entry]:
         chosen = [product_id] if product_id else self.products()
-        return [self._entries[m.movement_id, p] for p in chosen for m in self._streams.get(p, ())]
+        return [self._entry(m, p) for p in chosen for m in self._streams.get(p, ())]
 
     def entries_of(self, movement_id: str) -> tuple[Entry, ...]:
         if movement_id not in self._movements:
             raise UnknownMovement(f"no movement {movement_id}")
-        return tuple(self._entries[movement_id, p] for p in self._movements[movement_id].products())
+        m = self._movements[movement_id]
+        return tuple(self._entry(m, p) for p in m.products())
+
+    def uncovered(self, product_ids: Iterable[str]) -> dict[tuple[str, str], Decimal]:
+        """The quantity no lot could cover, by (movement id, product id), where there is any."""
+        return {
+            (movement_id, p): result[1]
+            for p in product_ids
+            for movement_id, result in self._results.get(p, {}).items()
+            if result[1]
+        }
 
     def layers(self, product_id: str) -> tuple[Layer, ...]:
-        return tuple(self._layers.get(product_id, ()))
+        lots = self._lots
+        return tuple(Layer(order_key(lots[d.lot_id]), *d) for d in self._layers.get(product_id, ()))
 
     def on_hand(self, product_id: str) -> Decimal:
         return total(layer.quantity for layer in self._layers.get(product_id, ()))
@@ -200,19 +278,57 @@ class Ledger:
 
     def change(self, *, add: Iterable[AnyMovement] = (), remove: Iterable[str] = ()) -> None:
         """Add and remove movements as one change (refused whole), then re-cost what it can affect."""
-        added, gone = list(add), set(remove)
-        self._check(added, gone)
+        collecting = gc.isenabled()
+        gc.disable()  # a change makes many small tuples and frees few: nothing for the collector to find
+        try:
+            self._change(sorted(add, key=order_key), set(remove))
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _change(self, added: list[AnyMovement], gone: set[str]) -> None:
+        everything = not self._movements and not gone  # a first replay: the added movements are everything
+        if not everything:
+            self._check(added, gone)
         removed = [self._pop(movement_id) for movement_id in gone]
         starts: dict[str, MovementKey] = {}
-        for m in (*added, *removed):
+        for m in () if everything else (*added, *removed):
             for p in m.products():
                 starts[p] = min(starts.get(p, MAX), order_key(m))
         for m in removed:
             for p in m.products():
-                del self._entries[m.movement_id, p]
-        self._index(added, starts)
+                self._results[p].pop(m.movement_id, None)
+        lots = self._index(added)
+        if everything and (len(self._movements) != len(added) or len(self._lots) != lots):
+            self._empty()
+            self._check(added, set())  # raises, naming what is repeated
+        reach, edges = self._spread(starts)
+        order = self._downstream(starts, reach, edges)
+        replayed = reach if order is None else starts
         with localcontext(COST_CONTEXT):
-            self._replay(self._spread(starts))
+            dirty = self._replay({p: reach[p] for p in replayed}, added, gone, everything=everything)
+            for p in order or ():
+                self._reprice(p, dirty)
+
+    def _entry(self, m: AnyMovement, p: str) -> Entry:
+        """What movement `m` did to product `p`, from the movement and its recorded result."""
+        if m.kind == "receipt_in" or m.kind == "waste":
+            kind = EntryKind.RECEIPT_IN if m.kind == "receipt_in" else EntryKind.WASTE
+            draw = Draw(m.lot_id, m.quantity, m.cost, False)
+            return Entry(m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False)
+        cost, uncosted, incomplete, draws = self._results[p][m.movement_id]
+        quantity = m.quantity
+        if m.kind == "sale":
+            kind = EntryKind.SALE_CONSUME
+        elif m.kind == "sale_return":
+            kind = EntryKind.SALE_RETURN if m.restock else EntryKind.RETURN_WASTE
+        elif p == m.product_id:
+            kind, draws = EntryKind.BUILD_PRODUCE, [Draw(m.lot_id, quantity, cost, incomplete)]
+        else:
+            kind = EntryKind.BUILD_CONSUME
+            quantity = next(c.quantity for c in m.components if c.product_id == p)
+        return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, tuple(draws or ()), uncosted,
+                     incomplete)  # fmt: skip
 
     def _check(self, added: list[AnyMovement], gone: set[str]) -> None:
         if unknown := gone - self._movements.keys():
@@ -221,142 +337,168 @@ class Ledger:
         if len(set(ids)) != len(ids) or any(i in self._movements and i not in gone for i in ids):
             raise DuplicateMovement("a movement id is already in the ledger")
         lots = [m.lot_id for m in added if isinstance(m, ReceiptIn | BuildRun)]
-        taken = (lot for lot in lots if lot in self._lot_keys and self._lot_keys[lot][2] not in gone)
+        taken = (lot for lot in lots if lot in self._lots and self._lots[lot].movement_id not in gone)
         if len(set(lots)) != len(lots) or any(taken):
             raise DuplicateMovement("a lot id is already in the ledger")
 
-    def _index(self, added: list[AnyMovement], touched: Iterable[str]) -> None:
+    def _index(self, added: list[AnyMovement]) -> int:
+        """File the added movements by id, document, lot, use and sale (a replay files them in their
+        products' streams); returns how many lots they make."""
+        movements, documents, lots, sales = self._movements, self._documents, self._lots, self._sales
+        made = 0
         for m in added:
-            self._movements[m.movement_id] = m
-            self._documents[m.document_id].add(m.movement_id)
-            if m.kind == "build":
-                for p in m.products():
-                    self._streams[p].append(m)
-            else:
-                self._streams[m.product_id].append(m)
-            if m.kind == "receipt_in" or m.kind == "build":
-                self._lot_keys[m.lot_id] = order_key(m)
-            elif m.kind == "sale" or (m.kind == "sale_return" and m.sale_document_id):
-                self._sales[_sale_of(m), m.product_id].append(m)
-        for p in touched:
-            self._streams[p].sort(key=order_key)
+            movements[m.movement_id] = m
+            documents[m.document_id] = (*documents.get(m.document_id, ()), m.movement_id)
+            kind = m.kind
+            if kind == "build":
+                lots[m.lot_id] = m
+                made += 1
+                for c in m.components:
+                    uses = self._uses[c.product_id]
+                    if uses and order_key(uses[-1]) > order_key(m):
+                        insort(uses, m, key=order_key)
+                    else:
+                        uses.append(m)
+            elif kind == "receipt_in":
+                lots[m.lot_id] = m
+                made += 1
+            elif kind == "sale" or kind == "sale_return":
+                if sales is not None and (kind == "sale" or m.sale_document_id):
+                    sales[_sale_of(m), m.product_id].append(m)
+                if kind == "sale_return":
+                    self._returns[m.product_id] += 1
+        return made
 
     def _pop(self, movement_id: str) -> AnyMovement:
         m = self._movements.pop(movement_id)
-        self._documents[m.document_id].discard(movement_id)
-        for p in m.products():
-            stream = self._streams[p]
-            del stream[bisect_left(stream, order_key(m), key=order_key)]
+        self._documents[m.document_id] = tuple(i for i in self._documents[m.document_id] if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
-            del self._lot_keys[m.lot_id]
-        elif isinstance(m, SaleOut | SaleReturn) and m in self._sales[_sale_of(m), m.product_id]:
-            self._sales[_sale_of(m), m.product_id].remove(m)
+            del self._lots[m.lot_id]
+        if isinstance(m, BuildRun):
+            for c in m.components:
+                uses = self._uses[c.product_id]
+                del uses[bisect_left(uses, order_key(m), key=order_key)]
+        elif isinstance(m, SaleOut | SaleReturn) and self._sales is not None:
+            sales = self._sales[_sale_of(m), m.product_id]
+            if m in sales:
+                sales.remove(m)
+        if isinstance(m, SaleReturn):
+            self._returns[m.product_id] -= 1
         return m
 
-    def _spread(self, starts: dict[str, MovementKey]) -> dict[str, MovementKey]:
-        """Add each product built from a changed one after its change, from that build on (transitively)."""
-        todo = list(starts)
+    def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
+        if self._sales is None:
+            self._sales = defaultdict(list)
+            for m in self._movements.values():
+                if m.kind == "sale" or (m.kind == "sale_return" and m.sale_document_id):
+                    self._sales[_sale_of(m), m.product_id].append(m)
+        return self._sales
+
+    def _spread(self, starts: dict[str, MovementKey]) -> tuple[dict[str, MovementKey], set[tuple[str, str]]]:
+        """Each product built from a changed one after its change, from that build on (transitively), with
+        the (component, product) pairs of those builds."""
+        reach, edges, todo = dict(starts), set(), list(starts)
         while todo:
             p = todo.pop()
-            stream = self._streams[p]
-            for m in stream[bisect_left(stream, starts[p], key=order_key) :]:
-                if m.kind == "build" and m.product_id != p and order_key(m) < starts.get(m.product_id, MAX):
-                    starts[m.product_id] = order_key(m)
+            uses = self._uses.get(p, [])
+            for m in uses[bisect_left(uses, reach[p], key=order_key) :]:
+                edges.add((p, m.product_id))
+                if order_key(m) < reach.get(m.product_id, MAX):
+                    reach[m.product_id] = order_key(m)
                     todo.append(m.product_id)
-        return starts
+        return reach, edges
 
-    def _replay(self, starts: dict[str, MovementKey]) -> None:
-        """Restore each product from its last checkpoint before its start, then replay them all in order."""
-        pending: dict[str, AnyMovement] = {}
-        position: dict[str, int] = {}
+    def _downstream(
+        self, starts: dict[str, MovementKey], reach: dict[str, MovementKey], edges: set[tuple[str, str]]
+    ) -> list[str] | None:
+        """The products only built from changed ones, in an order where each comes after its components, when
+        re-pricing them along their recorded draws gives what a replay would: none has a return (a restock
+        mixes costs back into lots), none feeds a product that is replayed, no cycle. Otherwise None."""
+        later = [p for p in reach if p not in starts]
+        if any(self._returns.get(p) for p in later) or any(a not in starts and b in starts for a, b in edges):
+            return None
+        inputs = {p: {a for a, b in edges if b == p and a != p and a not in starts} for p in later}
+        order: list[str] = []
+        while ready := sorted(p for p, needs in inputs.items() if not needs):
+            order += ready
+            inputs = {p: needs.difference(ready) for p, needs in inputs.items() if p not in ready}
+        return None if inputs else order
+
+    def _replay(
+        self, starts: dict[str, MovementKey], added: list[AnyMovement], gone: set[str], *, everything: bool
+    ) -> dict[str, list[BuildRun]]:
+        """Restore each product from its last checkpoint before its start, then replay them all in order,
+        filing each replayed movement back into its product's stream (`everything`: the added movements are
+        the whole ledger, every product replayed from nothing). Returns, per product not replayed, the
+        builds of it whose components were replayed."""
+        states: dict[str, _State] = _Fresh(self) if everything else {}
         restart: dict[str, MovementKey] = {}
+        pending: dict[str, AnyMovement] = {m.movement_id: m for m in added} if not everything else {}
         for p, start in starts.items():
             stream, checkpoints = self._streams[p], self._checkpoints[p]
             changed_at = bisect_left(stream, start, key=order_key)  # stream[:changed_at] is unchanged
             first = max((i for i in checkpoints if i <= changed_at), default=0)
-            self._layers[p] = deque(checkpoints.get(first, ()))
+            layers = self._layers[p] = deque(checkpoints.get(first, ()))
             for index in [i for i in checkpoints if i > first]:
                 del checkpoints[index]
-            position[p], restart[p] = first, order_key(stream[first]) if first < len(stream) else MAX
-            pending.update((m.movement_id, m) for m in stream[first:])
-        every, saved, layers = self._every, self._checkpoints, self._layers
-        for m in sorted(pending.values(), key=order_key):
-            if m.kind == "build":  # replay only the parts of products restarted at or before it
-                products = [p for p in m.products() if order_key(m) >= restart.get(p, MAX)]
-            else:
-                products = [m.product_id]
-            for p in products:
-                if position[p] % every == 0:
-                    saved[p][position[p]] = tuple(layers[p])
-                position[p] += 1
-            self._apply(m, products)
+            restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
+            pending.update((m.movement_id, m) for m in stream[first:] if m.movement_id not in gone)
+            del stream[first:]
+            states[p] = (layers, stream, self._results[p], checkpoints)
+        dirty: dict[str, list[BuildRun]] = defaultdict(list)
+        every, results = self._every, self._results
+        for m in added if everything else sorted(pending.values(), key=order_key):
+            kind = m.kind
+            if kind == "build":
+                key, parts, made = order_key(m), [], m.product_id
+                for c in m.components:
+                    p = c.product_id
+                    if everything or (p in states and key >= restart[p]):
+                        layers, stream, done, saved = states[p]
+                        if not len(stream) % every:
+                            saved[len(stream)] = tuple(layers)
+                        stream.append(m)
+                        done[m.movement_id] = result = _take(layers, c.quantity)
+                    else:
+                        result = results[p][m.movement_id]
+                    parts.append(result)
+                if not (everything or (made in states and key >= restart[made])):
+                    dirty[made].append(m)
+                    continue
+                layers, stream, done, saved = states[made]
+                if not len(stream) % every:
+                    saved[len(stream)] = tuple(layers)
+                stream.append(m)
+                # the finished lot costs exactly what its components cost
+                cost = sum([r[0] for r in parts], ZERO)
+                lacking = any([r[1] or r[2] for r in parts])
+                done[m.movement_id] = (cost, ZERO, lacking, None)
+                layers.append(_new_draw(Draw, (m.lot_id, m.quantity, cost, lacking)))
+                continue
+            layers, stream, done, saved = states[m.product_id]
+            if not len(stream) % every:
+                saved[len(stream)] = tuple(layers)
+            stream.append(m)
+            if kind == "sale":
+                done[m.movement_id] = _take(layers, m.quantity)
+            elif kind == "receipt_in":
+                layers.append(_new_draw(Draw, (m.lot_id, m.quantity, m.cost, False)))
+            elif kind == "sale_return":
+                self._return(m, layers, done)
+        return dirty
 
-    def _apply(self, m: AnyMovement, products: list[str]) -> None:
-        if m.kind == "sale":
-            self._consume(m, EntryKind.SALE_CONSUME, m.product_id, m.quantity)
-        elif m.kind == "receipt_in":
-            self._produce(m, m.cost, EntryKind.RECEIPT_IN, incomplete=False)
-        elif m.kind == "build":
-            parts = [
-                self._consume(m, EntryKind.BUILD_CONSUME, c.product_id, c.quantity)
-                if c.product_id in products
-                else self._entries[m.movement_id, c.product_id]
-                for c in m.components
-            ]
-            if m.product_id in products:  # the finished lot costs exactly what its components cost
-                cost, lacking = (
-                    sum((e.cost for e in parts), ZERO),
-                    any(e.uncosted or e.incomplete for e in parts),
-                )
-                self._produce(m, cost, EntryKind.BUILD_PRODUCE, incomplete=lacking)
-        elif m.kind == "waste":
-            draw = Draw(m.lot_id, m.quantity, m.cost)
-            self._record(m, EntryKind.WASTE, m.product_id, m.quantity, (draw,), ZERO, m.cost, False)
-        else:
-            self._return(m)
-
-    def _record(
-        self, m: AnyMovement, kind: EntryKind, product_id: str, quantity: Decimal, draws: tuple[Draw, ...],
-        uncosted: Decimal, cost: Decimal, incomplete: bool,
-    ) -> Entry:  # fmt: skip
-        entry = Entry(m.movement_id, m.document_id, kind, product_id, m.at, quantity, cost, draws, uncosted,
-                      incomplete)  # fmt: skip
-        self._entries[m.movement_id, product_id] = entry
-        return entry
-
-    def _produce(self, m: ReceiptIn | BuildRun, cost: Decimal, kind: EntryKind, *, incomplete: bool) -> None:
-        self._layers[m.product_id].append(Layer(order_key(m), m.lot_id, m.quantity, cost, incomplete))
-        draw = Draw(m.lot_id, m.quantity, cost, incomplete)
-        self._record(m, kind, m.product_id, m.quantity, (draw,), ZERO, cost, incomplete)
-
-    def _consume(self, m: AnyMovement, kind: EntryKind, product_id: str, quantity: Decimal) -> Entry:
-        layers, draws, wanted, spent, lacking = self._layers[product_id], [], quantity, ZERO, False
-        while wanted and layers:
-            key, lot_id, available, cost, incomplete = layers[0]
-            if available > wanted:  # a part of the lot, at its share of the remaining cost
-                cost, available = cost * wanted / available, available - wanted
-                layers[0] = Layer(key, lot_id, available, layers[0].cost - cost, incomplete)
-                draws.append(Draw(lot_id, wanted, cost, incomplete))
-                wanted = ZERO
-            else:
-                layers.popleft()
-                draws.append(Draw(lot_id, available, cost, incomplete))
-                wanted -= available
-            spent += cost
-            lacking = lacking or incomplete
-        return self._record(m, kind, product_id, quantity, tuple(draws), wanted, spent, lacking)
-
-    def _return(self, m: SaleReturn) -> None:
+    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Result]) -> None:
         """Undo the sale's consumption most-recently-consumed first: its uncosted tail, then its lots."""
         pieces: list[Draw] = []  # what the sale took, in the order it took it; lot "" is the uncosted part
         already, key = ZERO, order_key(m)  # already: what earlier credits of this sale took back
-        for earlier in sorted(self._sales.get((m.sale_document_id or "", m.product_id), []), key=order_key):
+        sales = self._sales_index().get((m.sale_document_id or "", m.product_id), [])
+        for earlier in sorted(sales, key=order_key):
             if order_key(earlier) < key:
-                entry = self._entries[earlier.movement_id, m.product_id]
+                _, uncosted, _, draws = done[earlier.movement_id]
                 if earlier.kind == "sale_return":
-                    already += entry.quantity
+                    already += earlier.quantity
                 else:
-                    pieces += [*entry.draws, Draw("", entry.uncosted, ZERO)]
+                    pieces += [*(draws or ()), Draw("", uncosted, ZERO)]
         wanted, returned = m.quantity, []
         for piece in reversed(pieces):
             skip = min(already, piece.quantity)
@@ -364,25 +506,100 @@ class Ledger:
             already, wanted = already - skip, wanted - take
             if take and piece.lot_id:
                 returned.append(piece._replace(quantity=take, cost=piece.cost * take / piece.quantity))
-        kind = EntryKind.SALE_RETURN if m.restock else EntryKind.RETURN_WASTE
         cost = sum((d.cost for d in returned), ZERO)
         lacking = any(d.incomplete for d in returned)
-        self._record(m, kind, m.product_id, m.quantity, tuple(returned), wanted, cost, lacking)
+        done[m.movement_id] = (cost, wanted, lacking, returned)
         for draw in returned if m.restock else ():
-            self._restock(m.product_id, draw)
+            self._restock(layers, draw)
 
-    def _restock(self, product_id: str, draw: Draw) -> None:
+    def _restock(self, layers: deque[Draw], draw: Draw) -> None:
         """Back into its own lot; a used-up lot comes back at its original place in the FIFO order."""
-        layers = self._layers[product_id]
         for index, layer in enumerate(layers):
             if layer.lot_id == draw.lot_id:
                 layers[index] = layer._replace(
                     quantity=layer.quantity + draw.quantity, cost=layer.cost + draw.cost
                 )
                 return
-        lot_key = self._lot_keys[draw.lot_id]
-        index = next((i for i, layer in enumerate(layers) if layer.key > lot_key), len(layers))
-        layers.insert(index, Layer(lot_key, draw.lot_id, draw.quantity, draw.cost, draw.incomplete))
+        lots = self._lots
+        lot_key = order_key(lots[draw.lot_id])
+        index = next((i for i, layer in enumerate(layers) if order_key(lots[layer.lot_id]) > lot_key), len(layers))
+        layers.insert(index, draw)
+
+    def _reprice(self, product_id: str, dirty: dict[str, list[BuildRun]]) -> None:
+        """Re-price a product whose own movements did not change, along the draws it recorded: only the cost
+        (and completeness) of lots some builds of it made changed, never which lots its movements draw.
+
+        Each changed lot's draws are re-priced in order, exactly as a replay prices them (a part takes its
+        share of the lot's remaining cost, the last part what is left), from the build that made it until
+        it is used up; the movements between are passed over unread. The builds consuming a re-priced
+        movement are handed on to the products they make."""
+        stream, results, saved = self._streams[product_id], self._results[product_id], self._checkpoints[product_id]
+        builds = sorted({m.movement_id: m for m in dirty.pop(product_id, ())}.values(), key=order_key)
+        starts = [bisect_left(stream, order_key(m), key=order_key) for m in builds]
+        open_lots: dict[str, list[Any]] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
+        next_build, index, end = 0, 0, len(stream)
+        while index < end:
+            if not open_lots:  # nothing changed is in stock: go to the next build that may have changed
+                if next_build == len(starts):
+                    break
+                index = max(index, starts[next_build])
+            elif index in saved:
+                saved[index] = tuple(
+                    _draw(d[0], d[1], *_at(open_lots[d[0]])) if d[0] in open_lots else d for d in saved[index]
+                )
+            m = stream[index]
+            index += 1
+            if m.kind == "build" and m.product_id == product_id:
+                if next_build < len(builds) and m is builds[next_build]:
+                    next_build += 1
+                    self._remake(m, open_lots)
+            elif m.kind == "sale" or m.kind == "build":
+                cost, uncosted, _, draws = results[m.movement_id]
+                if draws and any(d[0] in open_lots for d in draws):
+                    results[m.movement_id] = _redraw(draws, uncosted, open_lots)
+                    if m.kind == "build":
+                        dirty[m.product_id].append(m)
+        layers = self._layers[product_id]
+        for i, d in enumerate(layers):
+            if d[0] in open_lots:
+                layers[i] = _draw(d[0], d[1], *_at(open_lots[d[0]]))
+
+    def _remake(self, m: BuildRun, open_lots: dict[str, list[Any]]) -> None:
+        """A build's finished lot at what its components cost now; opened for re-pricing when that changed."""
+        parts = [self._results[c.product_id][m.movement_id] for c in m.components]
+        cost = sum([r[0] for r in parts], ZERO)
+        lacking = any([r[1] or r[2] for r in parts])
+        done = self._results[m.product_id]
+        old = done[m.movement_id]
+        if old[2] is not lacking or not _same(old[0], cost):
+            done[m.movement_id] = (cost, ZERO, lacking, None)
+            open_lots[m.lot_id] = [cost, m.quantity, lacking]
+
+
+def _at(lot: list[Any]) -> tuple[Decimal, bool]:
+    return lot[0], lot[2]
+
+
+def _redraw(draws: list[Draw], uncosted: Decimal, open_lots: dict[str, list[Any]]) -> _Result:
+    """The same draws with the changed lots re-priced, in order; a lot used up leaves `open_lots`."""
+    redrawn: list[Draw] = []
+    spent, lacking = ZERO, False
+    for d in draws:
+        lot = open_lots.get(d[0])
+        if lot is not None:
+            remaining, available, incomplete = lot
+            if d[1] < available:  # a part, as `_take` prices it
+                part = remaining * d[1] / available
+                lot[0], lot[1] = remaining - part, available - d[1]
+                d = _draw(d[0], d[1], part, incomplete)
+            else:
+                d = _draw(d[0], d[1], remaining, incomplete)
+                del open_lots[d[0]]
+        redrawn.append(d)
+        spent += d[2]
+        if d[3]:
+            lacking = True
+    return spent, uncosted, lacking, redrawn
 
 
 def _sale_of(m: SaleOut | SaleReturn) -> str:
