@@ -159,8 +159,10 @@ class UnknownMovement(NotFound):
 
 # What a movement did to one product, where the movement alone does not say it: (cost, uncosted quantity,
 # incomplete, the lots drawn in order) for a consumption or a return; (cost, ZERO, incomplete, None) for the
-# lot a build made. Receipts and waste hold their own results. Entries are built from these on request.
-_Result = tuple[Decimal, Decimal, bool, list[Draw] | None]
+# lot a build made. Receipts and waste hold their own results. The lots drawn are one Draw when there is just
+# one (as there mostly is), a list of them otherwise, or None. Entries are built from these on request.
+_Drawn = Draw | list[Draw] | None
+_Result = tuple[Decimal, Decimal, bool, _Drawn]
 _new_draw = tuple.__new__
 
 
@@ -168,9 +170,13 @@ def _draw(lot_id: str, quantity: Decimal, cost: Decimal, incomplete: bool) -> Dr
     return _new_draw(Draw, (lot_id, quantity, cost, incomplete))
 
 
+def _drawn(draws: _Drawn) -> list[Draw]:
+    return [] if draws is None else draws if isinstance(draws, list) else [draws]
+
+
 def _take(layers: deque[Draw], wanted: Decimal) -> _Result:
     """Consume `wanted` from the head of the layers (a layer is the Draw of its remaining quantity and cost)."""
-    draws: list[Draw] = []
+    draws: list[Draw] | None = None
     spent, lacking = ZERO, False
     while wanted and layers:
         layer = layers[0]
@@ -179,17 +185,24 @@ def _take(layers: deque[Draw], wanted: Decimal) -> _Result:
             lot_id, cost, incomplete = layer[0], layer[2], layer[3]
             part = cost * wanted / available
             layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
-            draws.append(_new_draw(Draw, (lot_id, wanted, part, incomplete)))
+            draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
             spent += part
             if incomplete:
                 lacking = True
+            if draws is None:
+                return spent, ZERO, lacking, draw
+            draws.append(draw)
             return spent, ZERO, lacking, draws
-        draws.append(layers.popleft())  # the whole remaining lot: the layer is its own draw
+        layers.popleft()  # the whole remaining lot: the layer is its own draw
+        if draws is None:
+            draws = [layer]
+        else:
+            draws.append(layer)
         wanted -= available
         spent += layer[2]
         if layer[3]:
             lacking = True
-    return spent, wanted, lacking, draws
+    return spent, wanted, lacking, draws[0] if draws is not None and len(draws) == 1 else draws
 
 
 # a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints
@@ -232,7 +245,7 @@ class Ledger:
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
         self._checkpoints: dict[str, dict[int, tuple[Draw, ...]]] = defaultdict(dict)
         self._results: dict[str, dict[str, _Result]] = defaultdict(dict)  # per product, by movement id
-        self._documents: dict[str, tuple[str, ...]] = {}  # document id -> its movement ids
+        self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
         # (sale document, product) -> its sales and returns; built when a return first needs it
         self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
@@ -244,7 +257,7 @@ class Ledger:
         return sorted(self._movements.values(), key=order_key)
 
     def document_movements(self, document_id: str) -> list[AnyMovement]:
-        return sorted((self._movements[m] for m in self._documents.get(document_id, ())), key=order_key)
+        return sorted((self._movements[m] for m in self._ids(document_id)), key=order_key)
 
     def entries(self, product_id: str | None = None) -> list[Entry]:
         chosen = [product_id] if product_id else self.products()
@@ -274,7 +287,7 @@ class Ledger:
 
     def replace_document(self, document_id: str, movements: Iterable[AnyMovement]) -> None:
         """Swap a document's movements for its new version (an edit, or none at all for a void/delete)."""
-        self.change(add=movements, remove=list(self._documents.get(document_id, ())))
+        self.change(add=movements, remove=self._ids(document_id))
 
     def change(self, *, add: Iterable[AnyMovement] = (), remove: Iterable[str] = ()) -> None:
         """Add and remove movements as one change (refused whole), then re-cost what it can affect."""
@@ -298,15 +311,17 @@ class Ledger:
         for m in removed:
             for p in m.products():
                 self._results[p].pop(m.movement_id, None)
-        lots = self._index(added)
-        if everything and (len(self._movements) != len(added) or len(self._lots) != lots):
-            self._empty()
-            self._check(added, set())  # raises, naming what is repeated
         reach, edges = self._spread(starts)
         order = self._downstream(starts, reach, edges)
         replayed = reach if order is None else starts
         with localcontext(COST_CONTEXT):
-            dirty = self._replay({p: reach[p] for p in replayed}, added, gone, everything=everything)
+            try:
+                dirty = self._replay({p: reach[p] for p in replayed}, added, gone, everything=everything)
+            except Exception:
+                if everything:  # a first replay checks as it goes: refused, the ledger stays empty
+                    self._empty()
+                    self._check(added, set())  # raises, naming what is repeated
+                raise
             for p in order or ():
                 self._reprice(p, dirty)
 
@@ -323,11 +338,11 @@ class Ledger:
         elif m.kind == "sale_return":
             kind = EntryKind.SALE_RETURN if m.restock else EntryKind.RETURN_WASTE
         elif p == m.product_id:
-            kind, draws = EntryKind.BUILD_PRODUCE, [Draw(m.lot_id, quantity, cost, incomplete)]
+            kind, draws = EntryKind.BUILD_PRODUCE, Draw(m.lot_id, quantity, cost, incomplete)
         else:
             kind = EntryKind.BUILD_CONSUME
             quantity = next(c.quantity for c in m.components if c.product_id == p)
-        return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, tuple(draws or ()), uncosted,
+        return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, tuple(_drawn(draws)), uncosted,
                      incomplete)  # fmt: skip
 
     def _check(self, added: list[AnyMovement], gone: set[str]) -> None:
@@ -341,37 +356,9 @@ class Ledger:
         if len(set(lots)) != len(lots) or any(taken):
             raise DuplicateMovement("a lot id is already in the ledger")
 
-    def _index(self, added: list[AnyMovement]) -> int:
-        """File the added movements by id, document, lot, use and sale (a replay files them in their
-        products' streams); returns how many lots they make."""
-        movements, documents, lots, sales = self._movements, self._documents, self._lots, self._sales
-        made = 0
-        for m in added:
-            movements[m.movement_id] = m
-            documents[m.document_id] = (*documents.get(m.document_id, ()), m.movement_id)
-            kind = m.kind
-            if kind == "build":
-                lots[m.lot_id] = m
-                made += 1
-                for c in m.components:
-                    uses = self._uses[c.product_id]
-                    if uses and order_key(uses[-1]) > order_key(m):
-                        insort(uses, m, key=order_key)
-                    else:
-                        uses.append(m)
-            elif kind == "receipt_in":
-                lots[m.lot_id] = m
-                made += 1
-            elif kind == "sale" or kind == "sale_return":
-                if sales is not None and (kind == "sale" or m.sale_document_id):
-                    sales[_sale_of(m), m.product_id].append(m)
-                if kind == "sale_return":
-                    self._returns[m.product_id] += 1
-        return made
-
     def _pop(self, movement_id: str) -> AnyMovement:
         m = self._movements.pop(movement_id)
-        self._documents[m.document_id] = tuple(i for i in self._documents[m.document_id] if i != movement_id)
+        self._documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
             del self._lots[m.lot_id]
         if isinstance(m, BuildRun):
@@ -385,6 +372,10 @@ class Ledger:
         if isinstance(m, SaleReturn):
             self._returns[m.product_id] -= 1
         return m
+
+    def _ids(self, document_id: str) -> tuple[str, ...]:
+        filed = self._documents.get(document_id, ())
+        return (filed,) if isinstance(filed, str) else filed
 
     def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
         if self._sales is None:
@@ -428,12 +419,12 @@ class Ledger:
         self, starts: dict[str, MovementKey], added: list[AnyMovement], gone: set[str], *, everything: bool
     ) -> dict[str, list[BuildRun]]:
         """Restore each product from its last checkpoint before its start, then replay them all in order,
-        filing each replayed movement back into its product's stream (`everything`: the added movements are
-        the whole ledger, every product replayed from nothing). Returns, per product not replayed, the
-        builds of it whose components were replayed."""
+        filing each replayed movement back into its product's stream, and each added one by id, document,
+        lot, use and sale (`everything`: the added movements are the whole ledger, every product replayed
+        from nothing). Returns, per product not replayed, the builds of it whose components were replayed."""
         states: dict[str, _State] = _Fresh(self) if everything else {}
         restart: dict[str, MovementKey] = {}
-        pending: dict[str, AnyMovement] = {m.movement_id: m for m in added} if not everything else {}
+        pending: dict[str, AnyMovement] = {} if everything else {m.movement_id: m for m in added}
         for p, start in starts.items():
             stream, checkpoints = self._streams[p], self._checkpoints[p]
             changed_at = bisect_left(stream, start, key=order_key)  # stream[:changed_at] is unchanged
@@ -446,21 +437,35 @@ class Ledger:
             del stream[first:]
             states[p] = (layers, stream, self._results[p], checkpoints)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results = self._every, self._results
+        every, results, movements, documents, lots = (
+            self._every, self._results, self._movements, self._documents, self._lots
+        )
+        fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
-            kind = m.kind
+            kind, movement_id = m.kind, m.movement_id
+            new = everything or movement_id in fresh
+            if new:
+                movements[movement_id] = m
+                filed = documents.setdefault(m.document_id, movement_id)
+                if filed is not movement_id:  # a document's second movement, or more
+                    documents[m.document_id] = (filed, movement_id) if isinstance(filed, str) else (*filed, movement_id)
+                if kind == "build" or kind == "receipt_in":
+                    clash = clash or m.lot_id in lots
+                    lots[m.lot_id] = m
             if kind == "build":
                 key, parts, made = order_key(m), [], m.product_id
                 for c in m.components:
                     p = c.product_id
+                    if new:
+                        _file(self._uses[p], m, key)
                     if everything or (p in states and key >= restart[p]):
                         layers, stream, done, saved = states[p]
                         if not len(stream) % every:
                             saved[len(stream)] = tuple(layers)
                         stream.append(m)
-                        done[m.movement_id] = result = _take(layers, c.quantity)
+                        done[movement_id] = result = _take(layers, c.quantity)
                     else:
-                        result = results[p][m.movement_id]
+                        result = results[p][movement_id]
                     parts.append(result)
                 if not (everything or (made in states and key >= restart[made])):
                     dirty[made].append(m)
@@ -472,7 +477,7 @@ class Ledger:
                 # the finished lot costs exactly what its components cost
                 cost = sum([r[0] for r in parts], ZERO)
                 lacking = any([r[1] or r[2] for r in parts])
-                done[m.movement_id] = (cost, ZERO, lacking, None)
+                done[movement_id] = (cost, ZERO, lacking, None)
                 layers.append(_new_draw(Draw, (m.lot_id, m.quantity, cost, lacking)))
                 continue
             layers, stream, done, saved = states[m.product_id]
@@ -480,11 +485,19 @@ class Ledger:
                 saved[len(stream)] = tuple(layers)
             stream.append(m)
             if kind == "sale":
-                done[m.movement_id] = _take(layers, m.quantity)
+                done[movement_id] = _take(layers, m.quantity)
+                if new and (sales := self._sales) is not None:  # built the first time a return needs it
+                    sales[m.document_id, m.product_id].append(m)
             elif kind == "receipt_in":
                 layers.append(_new_draw(Draw, (m.lot_id, m.quantity, m.cost, False)))
             elif kind == "sale_return":
+                if new:
+                    self._returns[m.product_id] += 1
+                    if m.sale_document_id and (sales := self._sales) is not None:
+                        sales[m.sale_document_id, m.product_id].append(m)
                 self._return(m, layers, done)
+        if clash or (everything and len(movements) != len(added)):
+            raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
         return dirty
 
     def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Result]) -> None:
@@ -498,7 +511,7 @@ class Ledger:
                 if earlier.kind == "sale_return":
                     already += earlier.quantity
                 else:
-                    pieces += [*(draws or ()), Draw("", uncosted, ZERO)]
+                    pieces += [*_drawn(draws), Draw("", uncosted, ZERO)]
         wanted, returned = m.quantity, []
         for piece in reversed(pieces):
             skip = min(already, piece.quantity)
@@ -554,9 +567,9 @@ class Ledger:
                     next_build += 1
                     self._remake(m, open_lots)
             elif m.kind == "sale" or m.kind == "build":
-                cost, uncosted, _, draws = results[m.movement_id]
-                if draws and any(d[0] in open_lots for d in draws):
-                    results[m.movement_id] = _redraw(draws, uncosted, open_lots)
+                drawn = _drawn(results[m.movement_id][3])
+                if any(d[0] in open_lots for d in drawn):
+                    results[m.movement_id] = _redraw(drawn, results[m.movement_id][1], open_lots)
                     if m.kind == "build":
                         dirty[m.product_id].append(m)
         layers = self._layers[product_id]
@@ -574,6 +587,14 @@ class Ledger:
         if old[2] is not lacking or not _same(old[0], cost):
             done[m.movement_id] = (cost, ZERO, lacking, None)
             open_lots[m.lot_id] = [cost, m.quantity, lacking]
+
+
+def _file(uses: list[BuildRun], m: BuildRun, key: MovementKey) -> None:
+    """Into a list in replay order: at the end when it comes last, as it always does in a first replay."""
+    if uses and order_key(uses[-1]) > key:
+        insort(uses, m, key=order_key)
+    else:
+        uses.append(m)
 
 
 def _at(lot: list[Any]) -> tuple[Decimal, bool]:
@@ -599,7 +620,7 @@ def _redraw(draws: list[Draw], uncosted: Decimal, open_lots: dict[str, list[Any]
         spent += d[2]
         if d[3]:
             lacking = True
-    return spent, uncosted, lacking, redrawn
+    return spent, uncosted, lacking, redrawn[0] if len(redrawn) == 1 else redrawn
 
 
 def _sale_of(m: SaleOut | SaleReturn) -> str:

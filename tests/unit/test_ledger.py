@@ -230,3 +230,15 @@ def test_fast_recosting_after_edits_equals_a_full_replay() -> None:
         else:  # delete or void whatever it was
             ledger.replace_document(victim.document_id, [])
         assert state(ledger) == state(Ledger(ledger.movements())), f"diverged at step {step}"
+
+
+def test_a_first_replay_with_a_repeated_movement_or_lot_id_is_refused() -> None:
+    with pytest.raises(DuplicateMovement, match="movement id"):
+        Ledger([receipt("L", "A", "1", "1.00", 0), sale("S", "A", "1", 1), sale("S", "A", "1", 2)])
+    twin = receipt("L", "A", "1", "1.00", 2).model_copy(update={"movement_id": "M"})
+    with pytest.raises(DuplicateMovement, match="lot id"):
+        Ledger([receipt("L", "A", "1", "1.00", 0), twin])
+    ledger = Ledger()
+    with pytest.raises(DuplicateMovement):
+        ledger.change(add=[receipt("L", "A", "1", "1.00", 0), twin])
+    assert state(ledger) == state(Ledger()) and ledger.movements() == []
