@@ -330,7 +330,9 @@ class Ledger:
         if m.kind == "receipt_in" or m.kind == "waste":
             kind = EntryKind.RECEIPT_IN if m.kind == "receipt_in" else EntryKind.WASTE
             draw = Draw(m.lot_id, m.quantity, m.cost, False)
-            return Entry(m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False)
+            return Entry(
+                m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False
+            )
         cost, uncosted, incomplete, draws = self._results[p][m.movement_id]
         quantity = m.quantity
         if m.kind == "sale":
@@ -438,22 +440,26 @@ class Ledger:
             states[p] = (layers, stream, self._results[p], checkpoints)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
         every, results, movements, documents, lots = (
-            self._every, self._results, self._movements, self._documents, self._lots
+            self._every,
+            self._results,
+            self._movements,
+            self._documents,
+            self._lots,
         )
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
-            kind, movement_id = m.kind, m.movement_id
+            movement_id = m.movement_id
             new = everything or movement_id in fresh
             if new:
                 movements[movement_id] = m
                 filed = documents.setdefault(m.document_id, movement_id)
                 if filed is not movement_id:  # a document's second movement, or more
-                    documents[m.document_id] = (filed, movement_id) if isinstance(filed, str) else (*filed, movement_id)
-                if kind == "build" or kind == "receipt_in":
+                    documents[m.document_id] = _and(filed, movement_id)
+            if m.kind == "build":
+                key, parts, made = order_key(m), [], m.product_id
+                if new:
                     clash = clash or m.lot_id in lots
                     lots[m.lot_id] = m
-            if kind == "build":
-                key, parts, made = order_key(m), [], m.product_id
                 for c in m.components:
                     p = c.product_id
                     if new:
@@ -484,13 +490,16 @@ class Ledger:
             if not len(stream) % every:
                 saved[len(stream)] = tuple(layers)
             stream.append(m)
-            if kind == "sale":
+            if m.kind == "sale":
                 done[movement_id] = _take(layers, m.quantity)
                 if new and (sales := self._sales) is not None:  # built the first time a return needs it
                     sales[m.document_id, m.product_id].append(m)
-            elif kind == "receipt_in":
+            elif m.kind == "receipt_in":
+                if new:
+                    clash = clash or m.lot_id in lots
+                    lots[m.lot_id] = m
                 layers.append(_new_draw(Draw, (m.lot_id, m.quantity, m.cost, False)))
-            elif kind == "sale_return":
+            elif m.kind == "sale_return":
                 if new:
                     self._returns[m.product_id] += 1
                     if m.sale_document_id and (sales := self._sales) is not None:
@@ -535,7 +544,9 @@ class Ledger:
                 return
         lots = self._lots
         lot_key = order_key(lots[draw.lot_id])
-        index = next((i for i, layer in enumerate(layers) if order_key(lots[layer.lot_id]) > lot_key), len(layers))
+        index = next(
+            (i for i, layer in enumerate(layers) if order_key(lots[layer.lot_id]) > lot_key), len(layers)
+        )
         layers.insert(index, draw)
 
     def _reprice(self, product_id: str, dirty: dict[str, list[BuildRun]]) -> None:
@@ -546,10 +557,16 @@ class Ledger:
         share of the lot's remaining cost, the last part what is left), from the build that made it until
         it is used up; the movements between are passed over unread. The builds consuming a re-priced
         movement are handed on to the products they make."""
-        stream, results, saved = self._streams[product_id], self._results[product_id], self._checkpoints[product_id]
+        stream, results, saved = (
+            self._streams[product_id],
+            self._results[product_id],
+            self._checkpoints[product_id],
+        )
         builds = sorted({m.movement_id: m for m in dirty.pop(product_id, ())}.values(), key=order_key)
         starts = [bisect_left(stream, order_key(m), key=order_key) for m in builds]
-        open_lots: dict[str, list[Any]] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
+        open_lots: dict[
+            str, list[Any]
+        ] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
         next_build, index, end = 0, 0, len(stream)
         while index < end:
             if not open_lots:  # nothing changed is in stock: go to the next build that may have changed
@@ -587,6 +604,10 @@ class Ledger:
         if old[2] is not lacking or not _same(old[0], cost):
             done[m.movement_id] = (cost, ZERO, lacking, None)
             open_lots[m.lot_id] = [cost, m.quantity, lacking]
+
+
+def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
+    return (filed, movement_id) if isinstance(filed, str) else (*filed, movement_id)
 
 
 def _file(uses: list[BuildRun], m: BuildRun, key: MovementKey) -> None:
