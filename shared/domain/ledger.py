@@ -205,8 +205,40 @@ def _take(layers: deque[Draw], wanted: Decimal) -> _Result:
     return spent, wanted, lacking, draws[0] if draws is not None and len(draws) == 1 else draws
 
 
-# a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints
-_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Result], dict[int, tuple[Draw, ...]]]
+class _Mark(NamedTuple):
+    """A product's layers just before a movement of its stream (a checkpoint): `made` lots made until then,
+    and `held` layers: the head (maybe part-used) and after it the last lots made, whole, when no return ever
+    restocked the product; otherwise a `copy` of the layers."""
+
+    made: int
+    held: int
+    head: Draw | None
+    copy: tuple[Draw, ...] | None
+
+
+def _mark(layers: deque[Draw], made: list[Draw], restocked: bool) -> _Mark:
+    if restocked:
+        return _Mark(len(made), len(layers), None, tuple(layers))
+    return _Mark(len(made), len(layers), layers[0] if layers else None, None)
+
+
+def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
+    """The layers a mark holds; the lots made after it are forgotten (a replay makes them again)."""
+    if mark is None:
+        made.clear()
+        return deque()
+    del made[mark.made :]
+    if mark.copy is not None:
+        return deque(mark.copy)
+    layers = deque(made[mark.made - mark.held + 1 : mark.made] if mark.held else ())
+    if mark.head is not None:
+        layers.appendleft(mark.head)
+    return layers
+
+
+# a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints,
+# the lots it made (in the order made, as made)
+_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Result], dict[int, _Mark], list[Draw]]
 
 
 class _Fresh(dict[str, _State]):
@@ -220,7 +252,7 @@ class _Fresh(dict[str, _State]):
         ledger = self._ledger
         state = self[product_id] = (
             ledger._layers[product_id], ledger._streams[product_id], ledger._results[product_id],
-            ledger._checkpoints[product_id],
+            ledger._checkpoints[product_id], ledger._made[product_id],
         )  # fmt: skip
         return state
 
@@ -243,7 +275,8 @@ class Ledger:
         self._returns: dict[str, int] = defaultdict(int)  # per product, how many returns it has
         self._layers: dict[str, deque[Draw]] = defaultdict(deque)  # each open lot's remaining quantity, cost
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
-        self._checkpoints: dict[str, dict[int, tuple[Draw, ...]]] = defaultdict(dict)
+        self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
+        self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
         self._results: dict[str, dict[str, _Result]] = defaultdict(dict)  # per product, by movement id
         self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
@@ -373,6 +406,8 @@ class Ledger:
                 sales.remove(m)
         if isinstance(m, SaleReturn):
             self._returns[m.product_id] -= 1
+            if not self._returns[m.product_id]:
+                del self._returns[m.product_id]
         return m
 
     def _ids(self, document_id: str) -> tuple[str, ...]:
@@ -431,21 +466,18 @@ class Ledger:
             stream, checkpoints = self._streams[p], self._checkpoints[p]
             changed_at = bisect_left(stream, start, key=order_key)  # stream[:changed_at] is unchanged
             first = max((i for i in checkpoints if i <= changed_at), default=0)
-            layers = self._layers[p] = deque(checkpoints.get(first, ()))
+            lots_made = self._made[p]
+            layers = self._layers[p] = _restore(checkpoints.get(first), lots_made)
             for index in [i for i in checkpoints if i > first]:
                 del checkpoints[index]
             restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
             pending.update((m.movement_id, m) for m in stream[first:] if m.movement_id not in gone)
             del stream[first:]
-            states[p] = (layers, stream, self._results[p], checkpoints)
+            states[p] = (layers, stream, self._results[p], checkpoints, lots_made)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results, movements, documents, lots = (
-            self._every,
-            self._results,
-            self._movements,
-            self._documents,
-            self._lots,
-        )
+        every, results, movements, documents, lots, returns = (
+            self._every, self._results, self._movements, self._documents, self._lots, self._returns
+        )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
             movement_id = m.movement_id
@@ -465,9 +497,9 @@ class Ledger:
                     if new:
                         _file(self._uses[p], m, key)
                     if everything or (p in states and key >= restart[p]):
-                        layers, stream, done, saved = states[p]
+                        layers, stream, done, saved, lots_made = states[p]
                         if not len(stream) % every:
-                            saved[len(stream)] = tuple(layers)
+                            saved[len(stream)] = _mark(layers, lots_made, p in returns)
                         stream.append(m)
                         done[movement_id] = result = _take(layers, c.quantity)
                     else:
@@ -476,19 +508,21 @@ class Ledger:
                 if not (everything or (made in states and key >= restart[made])):
                     dirty[made].append(m)
                     continue
-                layers, stream, done, saved = states[made]
+                layers, stream, done, saved, lots_made = states[made]
                 if not len(stream) % every:
-                    saved[len(stream)] = tuple(layers)
+                    saved[len(stream)] = _mark(layers, lots_made, made in returns)
                 stream.append(m)
                 # the finished lot costs exactly what its components cost
                 cost = sum([r[0] for r in parts], ZERO)
                 lacking = any([r[1] or r[2] for r in parts])
                 done[movement_id] = (cost, ZERO, lacking, None)
-                layers.append(_new_draw(Draw, (m.lot_id, m.quantity, cost, lacking)))
+                lot = _new_draw(Draw, (m.lot_id, m.quantity, cost, lacking))
+                layers.append(lot)
+                lots_made.append(lot)
                 continue
-            layers, stream, done, saved = states[m.product_id]
+            layers, stream, done, saved, lots_made = states[m.product_id]
             if not len(stream) % every:
-                saved[len(stream)] = tuple(layers)
+                saved[len(stream)] = _mark(layers, lots_made, m.product_id in returns)
             stream.append(m)
             if m.kind == "sale":
                 done[movement_id] = _take(layers, m.quantity)
@@ -498,7 +532,9 @@ class Ledger:
                 if new:
                     clash = clash or m.lot_id in lots
                     lots[m.lot_id] = m
-                layers.append(_new_draw(Draw, (m.lot_id, m.quantity, m.cost, False)))
+                lot = _new_draw(Draw, (m.lot_id, m.quantity, m.cost, False))
+                layers.append(lot)
+                lots_made.append(lot)
             elif m.kind == "sale_return":
                 if new:
                     self._returns[m.product_id] += 1
@@ -567,6 +603,7 @@ class Ledger:
         open_lots: dict[
             str, list[Any]
         ] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
+        remade: dict[str, Draw] = {}  # changed lot -> its new Draw, whole
         next_build, index, end = 0, 0, len(stream)
         while index < end:
             if not open_lots:  # nothing changed is in stock: go to the next build that may have changed
@@ -574,15 +611,13 @@ class Ledger:
                     break
                 index = max(index, starts[next_build])
             elif index in saved:
-                saved[index] = tuple(
-                    _draw(d[0], d[1], *_at(open_lots[d[0]])) if d[0] in open_lots else d for d in saved[index]
-                )
+                saved[index] = _repriced(saved[index], open_lots)
             m = stream[index]
             index += 1
             if m.kind == "build" and m.product_id == product_id:
                 if next_build < len(builds) and m is builds[next_build]:
                     next_build += 1
-                    self._remake(m, open_lots)
+                    self._remake(m, open_lots, remade)
             elif m.kind == "sale" or m.kind == "build":
                 drawn = _drawn(results[m.movement_id][3])
                 if any(d[0] in open_lots for d in drawn):
@@ -593,8 +628,11 @@ class Ledger:
         for i, d in enumerate(layers):
             if d[0] in open_lots:
                 layers[i] = _draw(d[0], d[1], *_at(open_lots[d[0]]))
+        made = self._made[product_id]
+        for i, d in enumerate(made if remade else ()):
+            made[i] = remade.get(d[0], d)
 
-    def _remake(self, m: BuildRun, open_lots: dict[str, list[Any]]) -> None:
+    def _remake(self, m: BuildRun, open_lots: dict[str, list[Any]], remade: dict[str, Draw]) -> None:
         """A build's finished lot at what its components cost now; opened for re-pricing when that changed."""
         parts = [self._results[c.product_id][m.movement_id] for c in m.components]
         cost = sum([r[0] for r in parts], ZERO)
@@ -604,6 +642,7 @@ class Ledger:
         if old[2] is not lacking or not _same(old[0], cost):
             done[m.movement_id] = (cost, ZERO, lacking, None)
             open_lots[m.lot_id] = [cost, m.quantity, lacking]
+            remade[m.lot_id] = _draw(m.lot_id, m.quantity, cost, lacking)
 
 
 def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
@@ -616,6 +655,16 @@ def _file(uses: list[BuildRun], m: BuildRun, key: MovementKey) -> None:
         insort(uses, m, key=order_key)
     else:
         uses.append(m)
+
+
+def _repriced(mark: _Mark, open_lots: dict[str, list[Any]]) -> _Mark:
+    """A checkpoint with the changed lots it holds part-used at their cost then (whole ones are in `made`)."""
+    if mark.copy is not None:
+        copy = tuple(_draw(d[0], d[1], *_at(open_lots[d[0]])) if d[0] in open_lots else d for d in mark.copy)
+        return mark._replace(copy=copy)
+    if mark.head is not None and mark.head[0] in open_lots:
+        return mark._replace(head=_draw(mark.head[0], mark.head[1], *_at(open_lots[mark.head[0]])))
+    return mark
 
 
 def _at(lot: list[Any]) -> tuple[Decimal, bool]:
