@@ -445,7 +445,10 @@ class Ledger:
         later = [p for p in reach if p not in starts]
         if any(self._returns.get(p) for p in later) or any(a not in starts and b in starts for a, b in edges):
             return None
-        inputs = {p: {a for a, b in edges if b == p and a != p and a not in starts} for p in later}
+        inputs: dict[str, set[str]] = {p: set() for p in later}
+        for a, b in edges:
+            if a not in starts:
+                inputs[b].add(a)
         order: list[str] = []
         while ready := sorted(p for p, needs in inputs.items() if not needs):
             order += ready
@@ -594,12 +597,9 @@ class Ledger:
         it is used up; the movements between are passed over unread. The builds consuming a re-priced
         movement are handed on to the products they make."""
         stream, results, saved = (
-            self._streams[product_id],
-            self._results[product_id],
-            self._checkpoints[product_id],
-        )
+            self._streams[product_id], self._results[product_id], self._checkpoints[product_id]
+        )  # fmt: skip
         builds = sorted({m.movement_id: m for m in dirty.pop(product_id, ())}.values(), key=order_key)
-        starts = [bisect_left(stream, order_key(m), key=order_key) for m in builds]
         open_lots: dict[
             str, list[Any]
         ] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
@@ -607,9 +607,9 @@ class Ledger:
         next_build, index, end = 0, 0, len(stream)
         while index < end:
             if not open_lots:  # nothing changed is in stock: go to the next build that may have changed
-                if next_build == len(starts):
+                if next_build == len(builds):
                     break
-                index = max(index, starts[next_build])
+                index = bisect_left(stream, order_key(builds[next_build]), lo=index, key=order_key)
             elif index in saved:
                 saved[index] = _repriced(saved[index], open_lots)
             m = stream[index]
@@ -618,12 +618,19 @@ class Ledger:
                 if next_build < len(builds) and m is builds[next_build]:
                     next_build += 1
                     self._remake(m, open_lots, remade)
-            elif m.kind == "sale" or m.kind == "build":
-                drawn = _drawn(results[m.movement_id][3])
-                if any(d[0] in open_lots for d in drawn):
-                    results[m.movement_id] = _redraw(drawn, results[m.movement_id][1], open_lots)
-                    if m.kind == "build":
-                        dirty[m.product_id].append(m)
+                continue
+            result = results.get(m.movement_id)  # none for a receipt or waste: they draw no lot
+            if result is None or result[3] is None or not open_lots:
+                continue
+            drawn = result[3]
+            if type(drawn) is list:
+                if not any(d[0] in open_lots for d in drawn):
+                    continue
+            elif drawn[0] not in open_lots:
+                continue
+            results[m.movement_id] = _redraw(_drawn(drawn), result[1], open_lots)
+            if m.kind == "build":
+                dirty[m.product_id].append(m)
         layers = self._layers[product_id]
         for i, d in enumerate(layers):
             if d[0] in open_lots:

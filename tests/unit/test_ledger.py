@@ -265,8 +265,8 @@ def _movements(ops: list[Op], *, credits: bool = True) -> list[AnyMovement]:
     movements: list[AnyMovement] = []
     for n, (action, which, qty, cost, at, pick) in enumerate(ops):
         product, when = "ABC"[which], at + n / 1000
-        if action == "receipt":
-            movements.append(receipt(f"R{n}", product, qty, cost, when))
+        if action == "receipt":  # mostly raw materials, now and then a finished good bought in
+            movements.append(receipt(f"R{n}", "ABCABF"[(which + n) % 6], qty, cost, when))
         elif action == "build":
             movements.append(build(f"B{n}", "F", qty, when, A=qty, B="1"))
         elif action == "sub":
