@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left, insort
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
@@ -381,7 +381,7 @@ class Ledger:
                      incomplete)  # fmt: skip
 
     def _check(self, added: list[AnyMovement], gone: set[str]) -> None:
-        if unknown := gone - self._movements.keys():
+        if unknown := {i for i in gone if i not in self._movements}:
             raise UnknownMovement(f"no movement {min(unknown)}")
         ids = [m.movement_id for m in added]
         if len(set(ids)) != len(ids) or any(i in self._movements and i not in gone for i in ids):
@@ -474,9 +474,13 @@ class Ledger:
             for index in [i for i in checkpoints if i > first]:
                 del checkpoints[index]
             restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
-            pending.update((m.movement_id, m) for m in stream[first:] if m.movement_id not in gone)
+            done = self._results[p]
+            for m in stream[first:]:  # recorded again as replayed: results stay in replay order
+                done.pop(m.movement_id, None)
+                if m.movement_id not in gone:
+                    pending[m.movement_id] = m
             del stream[first:]
-            states[p] = (layers, stream, self._results[p], checkpoints, lots_made)
+            states[p] = (layers, stream, done, checkpoints, lots_made)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
         every, results, movements, documents, lots, returns = (
             self._every, self._results, self._movements, self._documents, self._lots, self._returns
@@ -592,54 +596,57 @@ class Ledger:
         """Re-price a product whose own movements did not change, along the draws it recorded: only the cost
         (and completeness) of lots some builds of it made changed, never which lots its movements draw.
 
-        Each changed lot's draws are re-priced in order, exactly as a replay prices them (a part takes its
-        share of the lot's remaining cost, the last part what is left), from the build that made it until
-        it is used up; the movements between are passed over unread. The builds consuming a re-priced
-        movement are handed on to the products they make."""
-        stream, results, saved = (
-            self._streams[product_id], self._results[product_id], self._checkpoints[product_id]
-        )  # fmt: skip
-        builds = sorted({m.movement_id: m for m in dirty.pop(product_id, ())}.values(), key=order_key)
+        Its results are read in replay order (the order they were recorded in) and only they: each changed
+        lot's draws are re-priced in order, exactly as a replay prices them (a part takes its share of the
+        lot's remaining cost, the last part what is left), from the build that made it until it is used up.
+        The builds consuming a re-priced movement are handed on to the products they make."""
+        builds = {m.movement_id: m for m in dirty.pop(product_id, ())}
+        results = self._results[product_id]
         open_lots: dict[
             str, list[Any]
         ] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
-        remade: dict[str, Draw] = {}  # changed lot -> its new Draw, whole
-        next_build, index, end = 0, 0, len(stream)
-        while index < end:
-            if not open_lots:  # nothing changed is in stock: go to the next build that may have changed
-                if next_build == len(builds):
-                    break
-                index = bisect_left(stream, order_key(builds[next_build]), lo=index, key=order_key)
-            elif index in saved:
-                saved[index] = _repriced(saved[index], open_lots)
-            m = stream[index]
-            index += 1
-            if m.kind == "build" and m.product_id == product_id:
-                if next_build < len(builds) and m is builds[next_build]:
-                    next_build += 1
-                    self._remake(m, open_lots, remade)
+        priced: dict[
+            str, dict[Decimal, tuple[Decimal, bool]]
+        ] = {}  # lot -> remaining quantity -> cost, incomplete
+        ids, recorded, passed = list(results), list(results.values()), 0
+        for start in sorted(ids.index(movement_id) for movement_id in builds):
+            if start < passed:  # reached while re-pricing the lots of an earlier build
                 continue
-            result = results.get(m.movement_id)  # none for a receipt or waste: they draw no lot
-            if result is None or result[3] is None or not open_lots:
-                continue
-            drawn = result[3]
-            if type(drawn) is list:
-                if not any(d[0] in open_lots for d in drawn):
+            passed = len(ids)
+            for index in range(start, len(ids)):
+                drawn = recorded[index][3]
+                if drawn is None:  # a lot made here (or nothing drawn)
+                    if ids[index] in builds:
+                        self._remake(builds[ids[index]], open_lots, priced)
                     continue
-            elif drawn[0] not in open_lots:
-                continue
-            results[m.movement_id] = _redraw(_drawn(drawn), result[1], open_lots)
-            if m.kind == "build":
-                dirty[m.product_id].append(m)
-        layers = self._layers[product_id]
-        for i, d in enumerate(layers):
-            if d[0] in open_lots:
-                layers[i] = _draw(d[0], d[1], *_at(open_lots[d[0]]))
-        made = self._made[product_id]
-        for i, d in enumerate(made if remade else ()):
-            made[i] = remade.get(d[0], d)
+                if not open_lots:  # nothing changed is in stock any more: on to the next build
+                    passed = index
+                    break
+                if type(drawn) is list:
+                    if not any(d[0] in open_lots for d in drawn):
+                        continue
+                elif drawn[0] not in open_lots:
+                    continue
+                results[ids[index]] = _redraw(_drawn(drawn), recorded[index][1], open_lots, priced)
+                if (m := self._movements[ids[index]]).kind == "build":
+                    dirty[m.product_id].append(m)
+        if not priced:
+            return
+        layers, saved, made = self._layers[product_id], self._checkpoints[product_id], self._made[product_id]
+        self._layers[product_id] = deque(_priced(layers, priced))
+        for index, mark in saved.items():
+            if mark.copy is not None:
+                saved[index] = mark._replace(copy=tuple(_priced(mark.copy, priced)))
+            elif mark.head is not None and mark.head[0] in priced:
+                saved[index] = mark._replace(head=next(_priced((mark.head,), priced)))
+        made[:] = _priced(made, priced)
 
-    def _remake(self, m: BuildRun, open_lots: dict[str, list[Any]], remade: dict[str, Draw]) -> None:
+    def _remake(
+        self,
+        m: BuildRun,
+        open_lots: dict[str, list[Any]],
+        priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
+    ) -> None:
         """A build's finished lot at what its components cost now; opened for re-pricing when that changed."""
         parts = [self._results[c.product_id][m.movement_id] for c in m.components]
         cost = sum([r[0] for r in parts], ZERO)
@@ -649,7 +656,7 @@ class Ledger:
         if old[2] is not lacking or not _same(old[0], cost):
             done[m.movement_id] = (cost, ZERO, lacking, None)
             open_lots[m.lot_id] = [cost, m.quantity, lacking]
-            remade[m.lot_id] = _draw(m.lot_id, m.quantity, cost, lacking)
+            priced[m.lot_id] = {m.quantity: (cost, lacking)}
 
 
 def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
@@ -664,22 +671,14 @@ def _file(uses: list[BuildRun], m: BuildRun, key: MovementKey) -> None:
         uses.append(m)
 
 
-def _repriced(mark: _Mark, open_lots: dict[str, list[Any]]) -> _Mark:
-    """A checkpoint with the changed lots it holds part-used at their cost then (whole ones are in `made`)."""
-    if mark.copy is not None:
-        copy = tuple(_draw(d[0], d[1], *_at(open_lots[d[0]])) if d[0] in open_lots else d for d in mark.copy)
-        return mark._replace(copy=copy)
-    if mark.head is not None and mark.head[0] in open_lots:
-        return mark._replace(head=_draw(mark.head[0], mark.head[1], *_at(open_lots[mark.head[0]])))
-    return mark
-
-
-def _at(lot: list[Any]) -> tuple[Decimal, bool]:
-    return lot[0], lot[2]
-
-
-def _redraw(draws: list[Draw], uncosted: Decimal, open_lots: dict[str, list[Any]]) -> _Result:
-    """The same draws with the changed lots re-priced, in order; a lot used up leaves `open_lots`."""
+def _redraw(
+    draws: list[Draw],
+    uncosted: Decimal,
+    open_lots: dict[str, list[Any]],
+    priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
+) -> _Result:
+    """The same draws with the changed lots re-priced, in order (what each leaves is noted in `priced`); a lot
+    used up leaves `open_lots`."""
     redrawn: list[Draw] = []
     spent, lacking = ZERO, False
     for d in draws:
@@ -689,6 +688,7 @@ def _redraw(draws: list[Draw], uncosted: Decimal, open_lots: dict[str, list[Any]
             if d[1] < available:  # a part, as `_take` prices it
                 part = remaining * d[1] / available
                 lot[0], lot[1] = remaining - part, available - d[1]
+                priced[d[0]][lot[1]] = (lot[0], incomplete)
                 d = _draw(d[0], d[1], part, incomplete)
             else:
                 d = _draw(d[0], d[1], remaining, incomplete)
@@ -698,6 +698,12 @@ def _redraw(draws: list[Draw], uncosted: Decimal, open_lots: dict[str, list[Any]
         if d[3]:
             lacking = True
     return spent, uncosted, lacking, redrawn[0] if len(redrawn) == 1 else redrawn
+
+
+def _priced(layers: Iterable[Draw], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]) -> Iterator[Draw]:
+    """Layers (or lots made) with each re-priced lot at its cost when it had what the layer holds."""
+    for d in layers:
+        yield _draw(d[0], d[1], *priced[d[0]][d[1]]) if d[0] in priced else d
 
 
 def _sale_of(m: SaleOut | SaleReturn) -> str:
