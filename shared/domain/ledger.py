@@ -482,8 +482,8 @@ class Ledger:
             del stream[first:]
             states[p] = (layers, stream, done, checkpoints, lots_made)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results, movements, documents, lots, returns = (
-            self._every, self._results, self._movements, self._documents, self._lots, self._returns
+        every, results, movements, documents, lots, returns, uses = (
+            self._every, self._results, self._movements, self._documents, self._lots, self._returns, self._uses
         )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
@@ -501,8 +501,10 @@ class Ledger:
                     lots[m.lot_id] = m
                 for c in m.components:
                     p = c.product_id
-                    if new:
-                        _file(self._uses[p], m, key)
+                    if everything:  # in replay order: each comes last
+                        uses[p].append(m)
+                    elif new:
+                        _file(uses[p], m, key)
                     if everything or (p in states and key >= restart[p]):
                         layers, stream, done, saved, lots_made = states[p]
                         if not len(stream) % every:
