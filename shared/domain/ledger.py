@@ -163,6 +163,9 @@ class UnknownMovement(NotFound):
 # one (as there mostly is), a list of them otherwise, or None. Entries are built from these on request.
 _Drawn = Draw | list[Draw] | None
 _Result = tuple[Decimal, Decimal, bool, _Drawn]
+# A consumption that took part of one lot and found all it wanted is recorded as just that Draw: its cost is
+# ZERO + the draw's cost, nothing uncosted, incomplete as the lot.
+_Recorded = _Result | Draw
 _new_draw = tuple.__new__
 
 
@@ -174,7 +177,13 @@ def _drawn(draws: _Drawn) -> list[Draw]:
     return [] if draws is None else draws if isinstance(draws, list) else [draws]
 
 
-def _take(layers: deque[Draw], wanted: Decimal) -> _Result:
+def _full(recorded: _Recorded) -> _Result:
+    if type(recorded) is Draw:
+        return COST_CONTEXT.add(ZERO, recorded[2]), ZERO, recorded[3], recorded
+    return recorded  # type: ignore[return-value]
+
+
+def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
     """Consume `wanted` from the head of the layers (a layer is the Draw of its remaining quantity and cost)."""
     draws: list[Draw] | None = None
     spent, lacking = ZERO, False
@@ -186,12 +195,12 @@ def _take(layers: deque[Draw], wanted: Decimal) -> _Result:
             part = cost * wanted / available
             layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
             draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
+            if draws is None:
+                return draw
+            draws.append(draw)
             spent += part
             if incomplete:
                 lacking = True
-            if draws is None:
-                return spent, ZERO, lacking, draw
-            draws.append(draw)
             return spent, ZERO, lacking, draws
         layers.popleft()  # the whole remaining lot: the layer is its own draw
         if draws is None:
@@ -238,7 +247,7 @@ def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
 
 # a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints,
 # the lots it made (in the order made, as made)
-_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Result], dict[int, _Mark], list[Draw]]
+_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw]]
 
 
 class _Fresh(dict[str, _State]):
@@ -277,7 +286,7 @@ class Ledger:
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
-        self._results: dict[str, dict[str, _Result]] = defaultdict(dict)  # per product, by movement id
+        self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
         self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
         # (sale document, product) -> its sales and returns; built when a return first needs it
@@ -308,7 +317,7 @@ class Ledger:
             (movement_id, p): result[1]
             for p in product_ids
             for movement_id, result in self._results.get(p, {}).items()
-            if result[1]
+            if type(result) is not Draw and result[1]
         }
 
     def layers(self, product_id: str) -> tuple[Layer, ...]:
@@ -366,7 +375,7 @@ class Ledger:
             return Entry(
                 m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False
             )
-        cost, uncosted, incomplete, draws = self._results[p][m.movement_id]
+        cost, uncosted, incomplete, draws = _full(self._results[p][m.movement_id])
         quantity = m.quantity
         if m.kind == "sale":
             kind = EntryKind.SALE_CONSUME
@@ -522,8 +531,7 @@ class Ledger:
                     saved[len(stream)] = _mark(layers, lots_made, made in returns)
                 stream.append(m)
                 # the finished lot costs exactly what its components cost
-                cost = sum([r[0] for r in parts], ZERO)
-                lacking = any([r[1] or r[2] for r in parts])
+                cost, lacking = _made(parts)
                 done[movement_id] = (cost, ZERO, lacking, None)
                 lot = _new_draw(Draw, (m.lot_id, m.quantity, cost, lacking))
                 layers.append(lot)
@@ -554,14 +562,14 @@ class Ledger:
             raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
         return dirty
 
-    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Result]) -> None:
+    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> None:
         """Undo the sale's consumption most-recently-consumed first: its uncosted tail, then its lots."""
         pieces: list[Draw] = []  # what the sale took, in the order it took it; lot "" is the uncosted part
         already, key = ZERO, order_key(m)  # already: what earlier credits of this sale took back
         sales = self._sales_index().get((m.sale_document_id or "", m.product_id), [])
         for earlier in sorted(sales, key=order_key):
             if order_key(earlier) < key:
-                _, uncosted, _, draws = done[earlier.movement_id]
+                _, uncosted, _, draws = _full(done[earlier.movement_id])
                 if earlier.kind == "sale_return":
                     already += earlier.quantity
                 else:
@@ -616,7 +624,8 @@ class Ledger:
                 continue
             passed = len(ids)
             for index in range(start, len(ids)):
-                drawn = recorded[index][3]
+                record = recorded[index]
+                drawn: _Drawn = record if type(record) is Draw else record[3]  # type: ignore[assignment]
                 if drawn is None:  # a lot made here (or nothing drawn)
                     if ids[index] in builds:
                         self._remake(builds[ids[index]], open_lots, priced)
@@ -629,7 +638,7 @@ class Ledger:
                         continue
                 elif drawn[0] not in open_lots:
                     continue
-                results[ids[index]] = _redraw(_drawn(drawn), recorded[index][1], open_lots, priced)
+                results[ids[index]] = _redraw(_drawn(drawn), _full(record)[1], open_lots, priced)
                 if (m := self._movements[ids[index]]).kind == "build":
                     dirty[m.product_id].append(m)
         if not priced:
@@ -650,9 +659,7 @@ class Ledger:
         priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
     ) -> None:
         """A build's finished lot at what its components cost now; opened for re-pricing when that changed."""
-        parts = [self._results[c.product_id][m.movement_id] for c in m.components]
-        cost = sum([r[0] for r in parts], ZERO)
-        lacking = any([r[1] or r[2] for r in parts])
+        cost, lacking = _made([self._results[c.product_id][m.movement_id] for c in m.components])
         done = self._results[m.product_id]
         old = done[m.movement_id]
         if old[2] is not lacking or not _same(old[0], cost):
@@ -678,7 +685,7 @@ def _redraw(
     uncosted: Decimal,
     open_lots: dict[str, list[Any]],
     priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
-) -> _Result:
+) -> _Recorded:
     """The same draws with the changed lots re-priced, in order (what each leaves is noted in `priced`); a lot
     used up leaves `open_lots`."""
     redrawn: list[Draw] = []
@@ -699,7 +706,15 @@ def _redraw(
         spent += d[2]
         if d[3]:
             lacking = True
-    return spent, uncosted, lacking, redrawn[0] if len(redrawn) == 1 else redrawn
+    if len(redrawn) == 1:
+        return redrawn[0] if uncosted is ZERO else (spent, uncosted, lacking, redrawn[0])
+    return spent, uncosted, lacking, redrawn
+
+
+def _made(parts: list[_Recorded]) -> tuple[Decimal, bool]:
+    """A build's finished lot costs exactly what its components cost; incomplete when one lacked something."""
+    full = [_full(r) for r in parts]
+    return sum([r[0] for r in full], ZERO), any([r[1] or r[2] for r in full])
 
 
 def _priced(layers: Iterable[Draw], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]) -> Iterator[Draw]:
