@@ -184,7 +184,7 @@ def _full(recorded: _Recorded) -> _Result:
 
 
 def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
-    """Consume `wanted` from the head of the layers (a layer is the Draw of its remaining quantity and cost)."""
+    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost)."""
     draws: list[Draw] | None = None
     spent, lacking = ZERO, False
     while wanted and layers:
@@ -386,8 +386,8 @@ class Ledger:
         else:
             kind = EntryKind.BUILD_CONSUME
             quantity = next(c.quantity for c in m.components if c.product_id == p)
-        return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, tuple(_drawn(draws)), uncosted,
-                     incomplete)  # fmt: skip
+        drawn = tuple(_drawn(draws))
+        return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, drawn, uncosted, incomplete)
 
     def _check(self, added: list[AnyMovement], gone: set[str]) -> None:
         if unknown := {i for i in gone if i not in self._movements}:
@@ -492,7 +492,8 @@ class Ledger:
             states[p] = (layers, stream, done, checkpoints, lots_made)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
         every, results, movements, documents, lots, returns, uses = (
-            self._every, self._results, self._movements, self._documents, self._lots, self._returns, self._uses
+            self._every, self._results, self._movements, self._documents, self._lots, self._returns,
+            self._uses,
         )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):

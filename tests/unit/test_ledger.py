@@ -289,9 +289,9 @@ Lot = tuple[str, Decimal, Decimal, bool]
 def _reference(
     movements: list[AnyMovement],
 ) -> tuple[dict[tuple[str, str], tuple[object, ...]], dict[str, list[Lot]]]:
-    """A plain FIFO written apart from the ledger: per product a list of lots [lot, quantity, cost, incomplete]
-    in the order they were made; a part of a lot costs its share of the remaining cost, the rest what is left;
-    a credit returns units to the lots its sale took, most recently taken first."""
+    """A plain FIFO written apart from the ledger: per product a list of lots (lot, quantity, cost,
+    incomplete) in the order they were made; a part of a lot costs its share of the remaining cost, the
+    rest what is left; a credit returns units to the lots its sale took, most recently taken first."""
     stock: dict[str, list[Lot]] = {}
     done: dict[tuple[str, str], tuple[object, ...]] = {}
 
@@ -395,8 +395,11 @@ def test_the_ledger_costs_exactly_as_an_independent_fifo_to_the_digit(ops: list[
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(OP, min_size=12, max_size=60), st.lists(st.tuples(st.integers(0, 3), QTY, COST, st.integers(0, 30), st.integers(0, 1_000)), max_size=6),
-       st.booleans())  # fmt: skip
+@given(
+    st.lists(OP, min_size=12, max_size=60),
+    st.lists(st.tuples(st.integers(0, 3), QTY, COST, st.integers(0, 30), st.integers(0, 1_000)), max_size=6),
+    st.booleans(),
+)
 def test_re_costing_after_any_change_equals_a_replay_from_scratch_to_the_digit(
     ops: list[Op], changes: list[tuple[int, str, str, int, int]], credits: bool
 ) -> None:
