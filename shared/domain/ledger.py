@@ -619,6 +619,7 @@ class Ledger:
         priced: dict[
             str, dict[Decimal, tuple[Decimal, bool]]
         ] = {}  # lot -> remaining quantity -> cost, incomplete
+        remade: list[tuple[Draw, Draw]] = []
         ids, recorded, passed = list(results), list(results.values()), 0
         for start in sorted(ids.index(movement_id) for movement_id in builds):
             if start < passed:  # reached while re-pricing the lots of an earlier build
@@ -629,7 +630,7 @@ class Ledger:
                 drawn: _Drawn = record if type(record) is Draw else record[3]  # type: ignore[assignment]
                 if drawn is None:  # a lot made here (or nothing drawn)
                     if ids[index] in builds:
-                        self._remake(builds[ids[index]], open_lots, priced)
+                        self._remake(builds[ids[index]], open_lots, priced, remade)
                     continue
                 if not open_lots:  # nothing changed is in stock any more: on to the next build
                     passed = index
@@ -644,29 +645,36 @@ class Ledger:
                     dirty[m.product_id].append(m)
         if not priced:
             return
-        layers, saved, made = self._layers[product_id], self._checkpoints[product_id], self._made[product_id]
-        self._layers[product_id] = deque(_priced(layers, priced))
+        if open_lots:  # the lots used up are no longer in stock
+            self._layers[product_id] = deque(_priced(self._layers[product_id], priced))
+        saved, made = self._checkpoints[product_id], self._made[product_id]
         for index, mark in saved.items():
             if mark.copy is not None:
                 saved[index] = mark._replace(copy=tuple(_priced(mark.copy, priced)))
             elif mark.head is not None and mark.head[0] in priced:
                 saved[index] = mark._replace(head=next(_priced((mark.head,), priced)))
-        made[:] = _priced(made, priced)
+        for old, new in remade:
+            made[made.index(old)] = new  # found by its lot id (each lot is made once)
 
     def _remake(
         self,
         m: BuildRun,
         open_lots: dict[str, list[Any]],
         priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
+        remade: list[tuple[Draw, Draw]],
     ) -> None:
-        """A build's finished lot at what its components cost now; opened for re-pricing when that changed."""
+        """A build's finished lot at what its components cost now; opened for re-pricing when that changed
+        (`remade`: the lot as it was made, and as it is now)."""
         cost, lacking = _made([self._results[c.product_id][m.movement_id] for c in m.components])
         done = self._results[m.product_id]
-        old = done[m.movement_id]
+        old = _full(done[m.movement_id])
         if old[2] is not lacking or not _same(old[0], cost):
             done[m.movement_id] = (cost, ZERO, lacking, None)
             open_lots[m.lot_id] = [cost, m.quantity, lacking]
             priced[m.lot_id] = {m.quantity: (cost, lacking)}
+            remade.append(
+                (Draw(m.lot_id, m.quantity, old[0], old[2]), Draw(m.lot_id, m.quantity, cost, lacking))
+            )
 
 
 def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
