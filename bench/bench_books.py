@@ -26,7 +26,16 @@ from bench.bench_token_refresh import connect
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
-from shared.bodies import BuildRequest, ComponentRequest, ReceiptLineRequest, ReceiptRequest
+from shared.bodies import (
+    BuildRequest,
+    ComponentRequest,
+    ExportAccounts,
+    ExportSettingsRequest,
+    ImportRequest,
+    ReceiptLineRequest,
+    ReceiptRequest,
+    TrackingRequest,
+)
 from shared.errors import RateLimited, ServiceError
 from shared.money import ZERO
 from shared.providers import http
@@ -41,8 +50,6 @@ from shared.services import (
     sales,
     sessions,
 )
-from shared.services.catalog import ImportRequest
-from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
 from shared.services.sessions import TokenSource
 from shared.store import exports as export_store
 from shared.store.rate_budget import DynamoRateBudget
@@ -126,7 +133,7 @@ def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[s
     )
     settings = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))  # type: ignore[arg-type]
     export_settings.put_settings(organisation, provider, settings, now)
-    tracking = sales.TrackingRequest(enabled=True, start_date=START.date(), time_zone="UTC")
+    tracking = TrackingRequest(enabled=True, start_date=START.date(), time_zone="UTC")
     sales.set_tracking(organisation, provider, tracking, now)
     return organisation, parts
 
@@ -281,8 +288,8 @@ def run(provider: str, mode: str) -> None:
         final = reconciliation.reconcile(organisation, last.date(), last)
         took = time.perf_counter() - started
         calls = sum(sandbox.calls.values()) - calls_before
-        statuses = Counter(row["status"] for row in export_store.list_exports(organisation))
-        kinds = Counter(row["kind"] for row in export_store.list_exports(organisation))
+        statuses = Counter(row.status for row in export_store.list_exports(organisation))
+        kinds = Counter(row.kind for row in export_store.list_exports(organisation))
         print(f"{provider} {mode}: {EVENTS} events ({dict(history.kinds)}) in {took:.1f} s")
         print(
             f"  exports {dict(kinds)}; by status {dict(statuses)}; "
@@ -318,11 +325,12 @@ def run(provider: str, mode: str) -> None:
                     (item.difference or 0)
                     - Decimal(str(starting.get(item.item_id) or 0))
                     + item.sold_without_stock
+                    + item.built_without_stock
                 )
                 print(
                     f"    item {item.item_id} {item.label:<28} QtyOnHand {item.provider_quantity} on hand "
                     f"{item.on_hand}: difference {item.difference}, beyond QBO's starting quantity and "
-                    f"units sold without stock {beyond} (target 0)"
+                    f"units sold or built without stock {beyond} (target 0)"
                 )
 
 

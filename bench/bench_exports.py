@@ -7,8 +7,11 @@
     every few batches: distinct documents posted (target exactly 1,000), duplicates (target 0), exports
     not posted (target 0), provider calls per export, deliveries.
 
-Time is virtual: waits the service asks for (rate pacing, Retry-After, backoff, a crashed worker's lease)
-advance the sandbox's clock and the rate budget's clock instead of sleeping; the work is real.
+Time is virtual, and one clock for everything that tells time: the sandbox, the rate budget, the export
+worker and moto's SQS (visibility timeouts, backoffs set through ChangeMessageVisibility). Waits the service
+asks for (rate pacing, Retry-After, backoff, a crashed worker's lease) advance it instead of sleeping, and a
+message hidden for a backoff comes back when the virtual clock reaches its time, as SQS would bring it back;
+the work is real.
 Run: python -m bench bench_exports
 """
 
@@ -22,6 +25,7 @@ from typing import Any
 
 import boto3
 import httpx
+from moto.sqs import models as moto_sqs
 
 from bench.bench_token_refresh import connect
 from functions.export import app as export_app
@@ -30,13 +34,17 @@ from infra.local.stack import REGION, LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared.aws import client
-from shared.bodies import ReceiptLineRequest, ReceiptRequest
+from shared.bodies import (
+    ExportAccounts,
+    ExportSettingsRequest,
+    ImportRequest,
+    ReceiptLineRequest,
+    ReceiptRequest,
+)
 from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
-from shared.services.catalog import ImportRequest
-from shared.services.export_settings import ExportAccounts, ExportSettingsRequest
 from shared.services.sessions import TokenSource
 from shared.store.rate_budget import DynamoRateBudget
 
@@ -48,6 +56,7 @@ API = f"/v3/company/{DEMO_REALM_ID}"
 WRITES = f"{API}/journalentry"
 ADJUSTMENTS = f"{API}/inventoryadjustment"
 SWITCH_EVERY = 3  # batches between posting-mode switches
+IDLE_WAIT = 60  # virtual seconds the event source waits when the queue shows nothing but holds messages
 ACCOUNTS = ExportAccounts(
     build_debit="10", build_credit="11", receiving_debit="1", receiving_credit="5", waste="7", cogs="2"
 )
@@ -74,6 +83,8 @@ class VirtualTime:
 
 def install(clock: VirtualTime) -> None:
     http.sleep = clock.advance
+    moto_sqs.unix_time = clock.epoch
+    moto_sqs.unix_time_millis = lambda: clock.epoch() * 1000
     exports.clock = clock.now
     sessions.session_for = lambda connection: Session(
         tenant_id=connection["tenant_id"],
@@ -85,6 +96,12 @@ def install(clock: VirtualTime) -> None:
 def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
     """(organisation, product id): connected to QBO, accounts and items synced, journals configured."""
     organisation = str(connect(sandboxes, "qbo")["organisation_id"])
+    return organisation, configure_exports(organisation)
+
+
+def configure_exports(organisation: str) -> str:
+    """For an organisation connected to QBO: accounts and items synced, journals configured; the id of a
+    product (QBO item 2) whose receipts export."""
     now = datetime.now(UTC)
     catalog.sync_accounts(organisation, "qbo", now)
     catalog.sync_items(organisation, "qbo", now)
@@ -92,7 +109,7 @@ def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
     export_settings.put_settings(
         organisation, "qbo", ExportSettingsRequest(mode="journals", accounts=ACCOUNTS), now
     )
-    return organisation, bolt.product_id
+    return bolt.product_id
 
 
 class QueueOutage:
@@ -135,22 +152,19 @@ def record(
 
 
 def deliver(stack: LocalStack, clock: VirtualTime, on_batch: Any = None) -> int:
-    """The event source mapping: batches of 10 to the handler. A reported record stays hidden for its backoff,
-    which is longer than a batch takes: it comes back (in virtual time) once the queue has nothing else.
-    Returns how many batches it took."""
+    """The event source mapping: batches of 10 to the handler. A reported record stays hidden for its backoff
+    (a crashed worker's, for the queue's visibility timeout): when nothing else is visible, the virtual clock
+    moves on until SQS shows it again. Returns how many batches it took."""
     sqs, url, arn = boto3.client("sqs"), stack.physical("ExportQueue"), stack.physical("ExportQueue", "Arn")
-    batches, hidden = 0, list[str]()
+    batches = 0
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
             "Messages", []
         )
         if not messages:
-            if not hidden:
+            if not in_flight(sqs, url):
                 return batches
-            clock.advance(exports.BACKOFF_CAP)  # every backoff, and any crashed worker's lease, has run out
-            for handle in hidden:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
-            hidden = []
+            clock.advance(IDLE_WAIT)
             continue
         batches += 1
         if on_batch:
@@ -174,10 +188,15 @@ def deliver(stack: LocalStack, clock: VirtualTime, on_batch: Any = None) -> int:
         context: Any = LocalLambdaContext("ExportFunction")
         failed = {f["itemIdentifier"] for f in export_app.lambda_handler(event, context)["batchItemFailures"]}
         for m in messages:
-            if m["MessageId"] in failed:
-                hidden.append(m["ReceiptHandle"])
-            else:
+            if m["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def in_flight(sqs: Any, url: str) -> int:
+    """Messages SQS holds but does not show yet: hidden for a backoff or a visibility timeout, or delayed."""
+    names = ["ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
 
 
 def documents(sandboxes: Sandboxes) -> Counter[str]:
@@ -231,6 +250,7 @@ class Round:
         with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
             clock = VirtualTime(sandboxes)
             saved = (http.sleep, exports.clock, sessions.session_for)
+            sqs_clock = (moto_sqs.unix_time, moto_sqs.unix_time_millis)
             install(clock)
             try:
                 organisation, product = prepare(sandboxes)
@@ -258,6 +278,7 @@ class Round:
                 self.virtual_minutes = clock.offset / 60
             finally:
                 http.sleep, exports.clock, sessions.session_for = saved
+                moto_sqs.unix_time, moto_sqs.unix_time_millis = sqs_clock
         return self
 
     def _injector(self, sandboxes: Sandboxes, armed: list[bool], organisation: str) -> Any:

@@ -1,10 +1,13 @@
-"""Product import speed and memory on a 10,000-row XLSX, against openpyxl reading the same file alone.
+"""Product import speed and memory on XLSX files of 2,500, 10,000 and 40,000 rows, each against openpyxl
+reading the same file alone (read-only, values only) in the same run: the memory ratio must stay flat as
+the file grows, and within 2x at 40,000 rows.
 
 What is measured is the whole domain pipeline of a dry run (read, validate, summarise, classify each valid
 row against the catalog), with an in-memory catalog standing in for the store: empty (the target: a first
-import), then holding all 10,000 products (a re-import, every row unchanged). The catalog's compact index
-is built inside the measured run, from Product models made one at a time as the store's pages would give
-them, so its memory counts."""
+import), then holding every product of the file (a re-import, every row unchanged). The catalog's compact
+index is built inside the measured run, from Product models made one at a time as the store's pages would
+give them, so its memory counts (about 200 bytes a product: it grows with the catalog, not the file).
+The reading pass gets no deadline here: the figures are the pipeline's, on a machine that may be busy."""
 
 from __future__ import annotations
 
@@ -21,11 +24,12 @@ import openpyxl
 
 from shared.domain.catalog import Product
 from shared.domain.product_changes import change_for, known_product
+from shared.domain.product_import import ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
 
-ROWS = 10_000
-RUNS = 3
+SIZES = (2_500, 10_000, 40_000)
+RUNS = 2
 TARGET_RATIO = 2
 HEADER = ["SKU", "Name", "Type", "Unit cost", "Unit", "Reorder point", "Sale price", "Barcode"]
 TYPES = ["Finished good", "Component", "Raw material", "Sub-assembly"]
@@ -35,11 +39,11 @@ def _cost(number: int) -> Decimal:
     return Decimal(number % 997) / 8
 
 
-def build_workbook(path: Path) -> None:
+def build_workbook(path: Path, rows: int) -> None:
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("Products")
     sheet.append(HEADER)
-    for number in range(ROWS):
+    for number in range(rows):
         sheet.append(
             [
                 f"PART-{number:06d}",
@@ -55,9 +59,9 @@ def build_workbook(path: Path) -> None:
     workbook.save(path)
 
 
-def stored_products() -> Iterator[Product]:
+def stored_products(rows: int) -> Iterator[Product]:
     """The catalog after importing the benchmark file, one product at a time as a store page gives them."""
-    for number in range(ROWS):
+    for number in range(rows):
         yield Product(
             product_id=f"{number:08x}-0000-4000-8000-000000000000",
             sku=f"PART-{number:06d}",
@@ -76,27 +80,27 @@ def read_with_openpyxl(content: bytes) -> object:
         workbook.close()
 
 
-def dry_run(content: bytes, products: Iterator[Product], expected: RowOutcome) -> ImportSummary:
+def dry_run(content: bytes, rows: int, products: Iterator[Product], expected: RowOutcome) -> ImportSummary:
     """The service's dry run without its I/O: index the catalog, then summarise the file against it."""
     catalog = {product.sku.strip().casefold(): known_product(product) for product in products}
 
     def classify(rows: list[ProductRow]) -> list[RowOutcome]:
         return [change_for(row, catalog.get(row.key)) for row in rows]
 
-    summary = summarise_file(content, classify)
-    if summary.file_errors or summary.valid_count != ROWS or getattr(summary, expected.value) != ROWS:
+    summary = summarise_file(content, classify, budget=ReadBudget(seconds=float("inf")))
+    if summary.file_errors or summary.valid_count != rows or getattr(summary, expected.value) != rows:
         raise SystemExit(
             f"the benchmark file should import cleanly: {summary.file_errors or summary.details}"
         )
     return summary
 
 
-def first_import(content: bytes) -> object:
-    return dry_run(content, iter(()), RowOutcome.CREATED)
+def first_import(rows: int) -> Callable[[bytes], object]:
+    return lambda content: dry_run(content, rows, iter(()), RowOutcome.CREATED)
 
 
-def re_import(content: bytes) -> object:
-    return dry_run(content, stored_products(), RowOutcome.UNCHANGED)
+def re_import(rows: int) -> Callable[[bytes], object]:
+    return lambda content: dry_run(content, rows, stored_products(rows), RowOutcome.UNCHANGED)
 
 
 class Measure(NamedTuple):
@@ -129,21 +133,28 @@ def _mib(size: int) -> str:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "products.xlsx"
-        build_workbook(path)
-        content = path.read_bytes()
-    alone = measure(read_with_openpyxl, content)
-    first = measure(first_import, content)
-    again = measure(re_import, content)
-    print(f"product import dry run of a {ROWS:,}-row XLSX ({len(content) / 1024:.0f} KiB), best of {RUNS}")
-    print(f"  openpyxl alone          {alone.seconds:6.3f} s   peak {_mib(alone.peak)}")
-    for label, ours in (("empty catalog (target)", first), ("re-import, all known", again)):
+    print(f"product import dry run against openpyxl alone on the same XLSX; time best of {RUNS}, peak traced")
+    print(
+        f"  target: memory <= {TARGET_RATIO} x openpyxl's at {SIZES[-1]:,} rows (empty catalog), "
+        "flat as rows grow"
+    )
+    for rows in SIZES:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "products.xlsx"
+            build_workbook(path, rows)
+            content = path.read_bytes()
+        alone = measure(read_with_openpyxl, content)
         print(
-            f"  {label:22}  {ours.seconds:6.3f} s   peak {_mib(ours.peak)}   summary kept {_mib(ours.kept)}"
-            f"   time {ours.seconds / alone.seconds:4.2f} x   memory {ours.peak / alone.peak:4.2f} x"
+            f"  {rows:6,} rows ({len(content) / 1024:5.0f} KiB)  openpyxl alone          "
+            f"{alone.seconds:6.3f} s   peak {_mib(alone.peak)}"
         )
-    print(f"  targets: time and memory <= {TARGET_RATIO} x openpyxl alone, for the empty catalog")
+        for label, run in (("empty catalog (target)", first_import), ("re-import, all known", re_import)):
+            ours = measure(run(rows), content)
+            print(
+                f"  {'':23} {label:22}  {ours.seconds:6.3f} s   peak {_mib(ours.peak)}"
+                f"   time {ours.seconds / alone.seconds:4.2f} x   memory {ours.peak / alone.peak:4.2f} x"
+                f"   summary kept {_mib(ours.kept)}"
+            )
 
 
 if __name__ == "__main__":

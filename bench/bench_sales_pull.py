@@ -18,8 +18,8 @@ from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero import XeroSandbox
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.bodies import TrackingRequest
 from shared.services import sales
-from shared.services.sales import TrackingRequest
 
 N = 2_500
 PAGE = 1000  # both providers' largest page

@@ -1,7 +1,11 @@
 """Token refresh under pressure, against the sandboxes in-process:
 (1) 50 concurrent callers needing a token for the same expired connection: provider refresh calls
     (target exactly 1) and DynamoDB / KMS requests per caller, then a warm function's repeated reads;
-(2) a crash injected between Xero's refresh and the store, 100 times: is the connection still usable?"""
+(2) a crash injected between Xero's refresh and the store, 100 times: is the connection still usable?
+
+The callers race on DynamoDB's conditional writes (the refresh lease). DynamoDB applies each request
+atomically; moto does not across threads, so moto_stack handles its requests one at a time: the race is
+decided as DynamoDB would decide it, and the one refresh is the service's doing, not moto's timing."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Request bodies of the API's inventory and sales-tracking routes, and the bounds every figure and date in a
-request body keeps to.
+"""What the API's requests carry, in one place: the body of each route that takes one (connect, suppliers,
+product imports, export settings, sales tracking, receipts, builds) and the margin report's query, built on
+the domain's types, and the bounds every figure and date in a request keeps to.
 
 Bounds: a quantity has at most 12 digits before the point and 6 after it; a unit cost the same; a line
 amount at most 12 digits and 2 decimal places (cents). A date is within ``DATES_BACK`` before today and
@@ -8,6 +9,7 @@ amount at most 12 digits and 2 decimal places (cents). A date is within ``DATES_
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -20,7 +22,12 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-from shared.dates import RecentDatetime
+from shared.dates import RecentDate, RecentDatetime
+from shared.domain.catalog import ROLES, ExportMode, Role
+from shared.domain.connections import ProviderName
+from shared.domain.inventory import Component
+from shared.domain.sales import MarginGroup, zone
+from shared.errors import BadRequest
 from shared.model import Model
 
 INTEGER_DIGITS = 12
@@ -107,7 +114,9 @@ class ReceiptRequest(Model):
     lines: list[ReceiptLineRequest] = Field(min_length=1, max_length=500)
 
 
-class ComponentRequest(Model):
+class ComponentRequest(Component):
+    """A build's component as a request names it: the domain's ``Component`` within a request's bounds."""
+
     model_config = _INBOUND
     product_id: ProductId
     quantity_per_unit: Quantity
@@ -142,3 +151,71 @@ class BuildRequest(Model):
                 )
             first[product] = index
         return components
+
+
+# ---- connections, catalog and export settings --------------------------------------------------------------
+class ConnectRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    switch_company: bool = False
+
+
+class ImportRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    provider: ProviderName
+    item_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class SupplierRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    email: str = Field(default="", max_length=255)
+
+
+class ExportAccounts(Model):
+    """The provider account chosen for each posting role (``shared.domain.catalog.ROLES``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    build_debit: str | None = None
+    build_credit: str | None = None
+    receiving_debit: str | None = None
+    receiving_credit: str | None = None
+    waste: str | None = None
+    adjustment: str | None = None  # QBO inventory mode only
+    cogs: str | None = None
+    rounding: str | None = None  # optional: takes the cents rounding leaves
+    subassembly: str | None = None  # optional: WIP account for sub-assemblies (else finished goods)
+
+    def by_role(self) -> dict[Role, str | None]:
+        return {role: getattr(self, role) for role in ROLES}
+
+
+class ExportSettingsRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    mode: ExportMode = "journals"
+    accounts: ExportAccounts
+
+
+# ---- sales tracking and margins ------------------------------------------------------------------------
+class TrackingRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+    start_date: RecentDate | None = None  # the first pull reads documents dated from here
+    time_zone: str | None = None  # IANA; unset: the one already stored, else the provider's
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else zone(value).key
+
+
+class MarginQuery(Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+    group: MarginGroup = "document"
+
+    @model_validator(mode="after")
+    def _in_order(self) -> MarginQuery:
+        if self.start and self.end and self.start > self.end:
+            raise BadRequest(f"from ({self.start}) is after to ({self.end}): choose from on or before to")
+        return self

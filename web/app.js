@@ -438,7 +438,7 @@ function tokenWords(view) {
 
 // ---- export settings ------------------------------------------------------------------------------
 // GET /integrations/{provider}/export-settings: {mode: "inventory_adjustments"|"journals", accounts: {role:
-// {account_id, code, name} or null}}; PUT takes {mode, accounts: {role: account id or null}} and answers the
+// {account_id, code, name} or null}, warnings: [text]}; PUT takes {mode, accounts: {role: account id or null}} and answers the
 // same view, or 400 with details [{field, problem}] whose field is "mode" or "accounts.<role>".
 // GET /integrations/{provider}/accounts lists the synced chart: [{account_id, code, name, type, active}].
 
@@ -540,6 +540,7 @@ const exportSettings = {
     replaceKeepingFocus(part(this.form, "accounts"),
       accounts.length ? null : h("p", { class: "banner" },
         `No accounts yet: sync the accounts from ${this.label} to choose them here.`),
+      ...(settings.warnings ?? []).map((warning) => h("p", { class: "banner", role: "note" }, warning)),
       ...roles.map((role) => this.picker(role, chosenId(chosen[role]))));
     this.clearErrors();
     this.showRoles();
@@ -785,7 +786,7 @@ async function base64Of(file) {
 // ---- exports --------------------------------------------------------------------------------------
 // GET /exports: [{export_id, kind, record_id, status, provider, document_type, document_id, document_link,
 // adopted, attempts, last_error, happened_at, created_at, updated_at}], newest first; POST
-// /exports/{export_id}/retry. Kinds: receipt, build, rejection (record_id: its id), cogs (a business day's cost
+// /exports/{export_id}/retry[?post_on=YYYY-MM-DD] (a later date for a document refused for a locked period). Kinds: receipt, build, rejection (record_id: its id), cogs (a business day's cost
 // of goods sold; record_id: the date), trueup (a correction of values already posted). Status skipped: there
 // was nothing to post, last_error says why.
 
@@ -795,6 +796,8 @@ const PROVIDER_SHORT = { qbo: "QuickBooks", xero: "Xero" };
 const DOCUMENT_WORDS = { JournalEntry: "journal", ManualJournal: "manual journal",
   InventoryAdjustment: "inventory adjustment" };
 const RECORD_WORDS = { receipt: "receipt", build: "build", rejection: "QA rejection" };
+// The providers' refusals of a date in a locked period: Xero's lock dates, QBO's closing date (error 6210)
+const LOCKED_PERIOD = /lock date|closing date|period closed|period has closed/i;
 
 const dayFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric",
   timeZone: "UTC" });
@@ -883,18 +886,33 @@ const exportsList = {
         EXPORT_WORDS[e.status] ?? capitalised(e.status ?? "")) },
       { label: "Reason", class: "problems", cell: (e) => exportReason(e) },
       { label: "Document", cell: providerLink },
-      { label: "Action", cell: (e) => (e.status !== "failed" ? null : h("button", { type: "button",
-        dataset: { key: `retry-${e.export_id}` }, "aria-label": `Retry ${exportSubject(e)}`,
-        onclick: (event) => this.retry(e, event.currentTarget) }, "Retry")) },
+      { label: "Action", cell: (e) => (e.status !== "failed" ? null : h("span", { class: "actions" },
+        h("button", { type: "button", dataset: { key: `retry-${e.export_id}` },
+          "aria-label": `Retry ${exportSubject(e)}`, onclick: (event) => this.retry(e, event.currentTarget) },
+        "Retry"),
+        LOCKED_PERIOD.test(e.last_error ?? "") ? this.laterDay(e) : null)) },
     ], items.map((e) => ({ value: e, dataset: { exportId: String(e.export_id), status: e.status ?? "",
       kind: e.kind ?? "" } }))));
   },
 
-  async retry(item, button) {
+  /** A date to post on, for a document the provider refused because its own date is in a locked period. */
+  laterDay(item) {
+    const id = `post-on-${item.export_id}`;
+    const input = h("input", { type: "date", id, required: true, dataset: { key: id } });
+    return h("span", { class: "later-day" },
+      h("label", { for: id }, "or post on"), input,
+      h("button", { type: "button", dataset: { key: `post-on-retry-${item.export_id}` },
+        "aria-label": `Post ${exportSubject(item)} on the chosen day`,
+        onclick: (event) => this.retry(item, event.currentTarget, input.value || "") }, "Retry on that day"));
+  },
+
+  async retry(item, button, postOn = null) {
     busy(button, true, "Retrying…");
+    const query = postOn === null ? "" : `?post_on=${encodeURIComponent(postOn)}`;
     try {
-      await api("POST", `/exports/${encodeURIComponent(item.export_id)}/retry`);
-      announce(`${exportSubject(item)} queued again.`);
+      if (postOn === "") throw new Error("Choose the day to post it on first.");
+      await api("POST", `/exports/${encodeURIComponent(item.export_id)}/retry${query}`);
+      announce(`${exportSubject(item)} queued again${postOn ? `, to be dated ${calendarDay(postOn)}` : ""}.`);
       await this.load();
       part(this.section, "reload").focus(); // the row's button is gone with the retry
     } catch (error) {
@@ -1354,6 +1372,11 @@ function reasonWords(reason, provider) {
     const state = item ? (EXPORT_WORDS[item.status] ?? item.status).toLowerCase() : "";
     const why = item?.last_error ? `: ${item.last_error.replace(/\.$/, "")}` : "";
     words = item ? `${exportSubject(item)} is not posted yet (${state}${why})` : capitalised(reason.note);
+  } else if (reason.kind === "posted_later") {
+    const item = exportsList.items.find((e) => e.export_id === reason.export_id);
+    const [, own, dated] = reason.note.match(/of (\d{4}-\d{2}-\d{2}) is dated (\d{4}-\d{2}-\d{2})/) ?? [];
+    words = item && own ? `${exportSubject(item)} of ${calendarDay(own)} is dated ${calendarDay(dated)}, `
+      + "after the period the provider locked" : capitalised(reason.note);
   } else if (reason.kind === "not_exported") {
     words = capitalised(reason.note.replace(/^cost of goods sold for (\d{4}-\d{2}-\d{2})/,
       (_, day) => `cost of goods sold for ${calendarDay(day)}`));

@@ -14,9 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ConfigDict
 
-from shared.bodies import BuildRequest, ReceiptRequest
 from shared.config import settings
 from shared.errors import ServiceError
 from shared.lazy import lazy_module
@@ -31,8 +29,10 @@ from shared.web import (
 )
 
 # Each service (with its store, domain and models) loads when a route first uses it. Route annotations name
-# their models through the service module, so they too resolve only when that route is first called.
+# their models through the service module (requests through `bodies`), so they too resolve only when that
+# route is first called.
 if TYPE_CHECKING:
+    from shared import bodies
     from shared.domain import catalog as catalog_models
     from shared.services import (
         catalog,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         reconciliation,
         sales,
     )
+    from shared.services import margins as margin_reports
 else:
     (
         catalog,
@@ -70,7 +71,9 @@ else:
             "sales",
         )
     )
+    margin_reports = lazy_module("shared.services.margins")
     catalog_models = lazy_module("shared.domain.catalog")
+    bodies = lazy_module("shared.bodies")
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_conventions(app)
@@ -179,11 +182,6 @@ class Caller(Model):
     organisation_id: str
 
 
-class ConnectRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    switch_company: bool = False
-
-
 class ConnectResponse(Model):
     authorize_url: str
 
@@ -199,7 +197,7 @@ def integrations() -> list[connections.ConnectionView]:
 
 
 @app.post("/integrations/<provider>/connect")
-def connect(provider: str, request: ConnectRequest | None = None) -> Response[ConnectResponse]:
+def connect(provider: str, request: bodies.ConnectRequest | None = None) -> Response[ConnectResponse]:
     start = connections.start_connect(
         caller_organisation(app),
         provider,
@@ -255,7 +253,7 @@ def accounts(provider: str) -> list[catalog_models.Account]:
 
 
 @app.post("/integrations/<provider>/suppliers", middlewares=[idempotent])
-def create_supplier(provider: str, request: catalog.SupplierRequest) -> catalog.SupplierCreated:
+def create_supplier(provider: str, request: bodies.SupplierRequest) -> catalog.SupplierCreated:
     return catalog.create_supplier(caller_organisation(app), provider, request)
 
 
@@ -270,7 +268,7 @@ def products() -> list[catalog_models.Product]:
 
 
 @app.post("/products/import-from-provider")
-def import_products(request: catalog.ImportRequest) -> catalog.ImportResult:
+def import_products(request: bodies.ImportRequest) -> catalog.ImportResult:
     return catalog.import_products(caller_organisation(app), request)
 
 
@@ -288,14 +286,14 @@ def get_export_settings(provider: str) -> export_settings.ExportSettingsView:
 
 @app.put("/integrations/<provider>/export-settings")
 def put_export_settings(
-    provider: str, request: export_settings.ExportSettingsRequest
+    provider: str, request: bodies.ExportSettingsRequest
 ) -> export_settings.ExportSettingsView:
     return export_settings.put_settings(caller_organisation(app), provider, request, request_time(app))
 
 
 # ---- sales tracking and margins ------------------------------------------------------------------------
 @app.put("/integrations/<provider>/sales-tracking")
-def put_sales_tracking(provider: str, request: sales.TrackingRequest) -> sales.TrackingView:
+def put_sales_tracking(provider: str, request: bodies.TrackingRequest) -> sales.TrackingView:
     return sales.set_tracking(caller_organisation(app), provider, request, request_time(app))
 
 
@@ -318,8 +316,9 @@ MarginGroup = Annotated[Literal["document", "product", "period"], Query()]
 @app.get("/margins")
 def margins(
     start: MarginFrom = None, end: MarginTo = None, group: MarginGroup = "document"
-) -> sales.MarginReport:
-    return sales.margins(caller_organisation(app), sales.MarginQuery(start=start, end=end, group=group))
+) -> margin_reports.MarginReport:
+    query = bodies.MarginQuery(start=start, end=end, group=group)
+    return margin_reports.margins(caller_organisation(app), query)
 
 
 @app.get("/reconciliation")
@@ -339,8 +338,8 @@ def export_margins(
     group: MarginGroup = "document",
     file: Annotated[Literal["csv", "xlsx"], Query(alias="format")] = "csv",
 ) -> Response[str]:
-    query = sales.MarginQuery(start=start, end=end, group=group)
-    export = sales.export_margins(caller_organisation(app), query, file)
+    query = bodies.MarginQuery(start=start, end=end, group=group)
+    export = margin_reports.export_margins(caller_organisation(app), query, file)
     response = Response(
         200,
         export.content_type,
@@ -353,7 +352,7 @@ def export_margins(
 
 # ---- inventory and exports ----------------------------------------------------------------------------
 @app.post("/receipts", middlewares=[idempotent])
-def record_receipt(request: ReceiptRequest) -> Response[inventory.ReceiptView]:
+def record_receipt(request: bodies.ReceiptRequest) -> Response[inventory.ReceiptView]:
     view = inventory.record_receipt(caller_organisation(app), request, request_time(app))
     return Response(201, content_types.APPLICATION_JSON, view)
 
@@ -369,7 +368,7 @@ def receipt(receipt_id: str) -> inventory.ReceiptView:
 
 
 @app.post("/builds", middlewares=[idempotent])
-def record_build(request: BuildRequest) -> Response[inventory.BuildView]:
+def record_build(request: bodies.BuildRequest) -> Response[inventory.BuildView]:
     view = inventory.record_build(caller_organisation(app), request, request_time(app))
     return Response(201, content_types.APPLICATION_JSON, view)
 
@@ -395,8 +394,17 @@ def list_exports() -> list[exports.ExportView]:
 
 
 @app.post("/exports/<export_id>/retry", middlewares=[idempotent])
-def retry_export(export_id: str) -> exports.ExportView:
-    return exports.retry(caller_organisation(app), export_id)
+def retry_export(
+    export_id: str,
+    post_on: Annotated[
+        date | None,
+        Query(
+            description="date the document on this later day instead of its own, whose period the provider "
+            "has locked (only for a document that never reached the provider)"
+        ),
+    ] = None,
+) -> exports.ExportView:
+    return exports.retry(caller_organisation(app), export_id, post_on=post_on)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -3,7 +3,6 @@ organisation) and answers a small page that reports the result to the opener win
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,6 +17,7 @@ from shared.errors import ServiceError
 from shared.observability import logger
 from shared.services import connections
 from shared.services.connections import CallbackOutcome
+from shared.web import request_time
 
 app = APIGatewayHttpResolver()
 
@@ -60,7 +60,7 @@ def _outcome_page(outcome: CallbackOutcome) -> Response[str]:
 def callback(provider: str) -> Response[str]:
     params = dict(app.current_event.query_string_parameters or {})
     return _outcome_page(
-        connections.complete_callback(provider, params, _browser_binding(provider), datetime.now(UTC))
+        connections.complete_callback(provider, params, _browser_binding(provider), request_time(app))
     )
 
 
@@ -69,7 +69,7 @@ def choose(provider: str) -> Response[str]:
     form = dict(parse_qsl(app.current_event.decoded_body or ""))
     return _outcome_page(
         connections.choose_tenant(
-            provider, form.get("choice"), form.get("tenant_id"), _browser_binding(provider), datetime.now(UTC)
+            provider, form.get("choice"), form.get("tenant_id"), _browser_binding(provider), request_time(app)
         )
     )
 

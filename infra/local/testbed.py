@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,7 +13,10 @@ from urllib.parse import urlsplit
 
 import boto3
 import httpx
+from botocore.awsrequest import AWSPreparedRequest
 from moto import mock_aws
+from moto.core.common_types import TYPE_RESPONSE
+from moto.core.models import botocore_stubber
 
 from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
 from infra.sandboxes.qbo import QboSandbox
@@ -60,9 +64,32 @@ def environment(values: dict[str, str], drop: tuple[str, ...] = ()) -> Iterator[
 
 
 @contextmanager
+def one_request_at_a_time() -> Iterator[None]:
+    """moto handles each AWS request whole before the next, whatever the threads calling it.
+
+    DynamoDB applies each request atomically: a conditional write's check and its write are one step, so
+    of two writers racing on one condition exactly one wins. moto runs a request's check and write as
+    separate Python steps, which threads interleave; serialising its requests makes it as atomic as the
+    service it stands for, so a race a test or benchmark stages is decided as DynamoDB would decide it."""
+    lock = threading.RLock()  # re-entrant: a request moto handles may make another (a rule's SQS target)
+    handle = botocore_stubber.process_request
+
+    def serialised(request: AWSPreparedRequest) -> TYPE_RESPONSE | None:
+        with lock:
+            return handle(request)
+
+    botocore_stubber.process_request = serialised  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del botocore_stubber.process_request  # the class's own method again
+
+
+@contextmanager
 def moto_stack(parameters: dict[str, str] = PARAMETERS) -> Iterator[LocalStack]:
-    """moto with every resource of template.yaml, and the functions' environment set from it."""
-    with environment(FAKE_AWS_ENV, drop=("AWS_ENDPOINT_URL",)), mock_aws():
+    """moto with every resource of template.yaml, and the functions' environment set from it; its
+    requests are handled one at a time (atomic, as AWS's are)."""
+    with environment(FAKE_AWS_ENV, drop=("AWS_ENDPOINT_URL",)), mock_aws(), one_request_at_a_time():
         clear_cached_clients()
         stack = create_from_template(parameters)
         with environment(stack.environment):

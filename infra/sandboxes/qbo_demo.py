@@ -38,7 +38,7 @@ INCOME, COGS, RAW, FINISHED, CHECKING, SERVICES = "6", "2", "11", "10", "12", "1
 
 # Name, Sku (None: no Sku), asset account, QtyOnHand, UnitPrice, PurchaseCost. Item ids "1".."8".
 # QtyOnHand is the figure *after* the demo sales below: QBO relieves stock on every invoice and sales
-# receipt and takes it back on a credit memo (infra/sandboxes/qbo.py STOCK_SIGN), and the demo sales are
+# receipt and takes it back on a credit memo (infra/sandboxes/qbo_books.py STOCK_SIGN), and the demo sales are
 # seeded through that same path, so each item is created with this figure plus what the surviving demo
 # sales took from it net (_sold_by_demo_sales) as its starting quantity on InvStartDate.
 INVENTORY_ITEMS = (

@@ -57,7 +57,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from infra.sandboxes.qbo import Company
+    from infra.sandboxes.qbo_books import Company
 
 CENT = Decimal("0.01")
 BASES = ("Cash", "Accrual")

@@ -88,6 +88,13 @@ class XeroAdmin:
             org.end_of_year_lock_date = _as_date(end_of_year_lock_date)
             return org
 
+    def set_financial_year_end(self, tenant_id: str, month: int, day: int) -> Organisation:
+        """Moves the organisation's financial year end (Settings > Financial settings in Xero)."""
+        with self.lock:
+            org = self._org(tenant_id)
+            org.financial_year_end = (month, day)
+            return org
+
     def add_user(self, username: str, password: str, tenant_ids: list[str]) -> User:
         with self.lock:
             tenants = [self._org(t).tenant_id for t in tenant_ids]

@@ -106,8 +106,14 @@ class Organisation:
     created: datetime
     period_lock_date: date | None = None
     end_of_year_lock_date: date | None = None
+    financial_year_end: tuple[int, int] | None = None  # (month, day); by country when not set
     records: dict[str, dict[str, Record]] = field(default_factory=lambda: {c: {} for c in ID_FIELDS})
     numbers: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def year_end(self) -> tuple[int, int]:
+        """(month, day) the financial year ends: 30 June in Australia, 31 March elsewhere unless set."""
+        return self.financial_year_end or ((6, 30) if self.country == "AU" else (3, 31))
 
     def to_wire(self) -> Record:
         wire: Record = {
@@ -121,8 +127,8 @@ class Organisation:
             "CountryCode": self.country,
             "IsDemoCompany": False,
             "OrganisationStatus": "ACTIVE",
-            "FinancialYearEndDay": 30 if self.country == "AU" else 31,
-            "FinancialYearEndMonth": 6 if self.country == "AU" else 3,
+            "FinancialYearEndDay": self.year_end[1],
+            "FinancialYearEndMonth": self.year_end[0],
             "SalesTaxBasis": "ACCRUALS",
             "SalesTaxPeriod": "QUARTERLY1",
             "DefaultSalesTax": "Tax Exclusive",

@@ -24,8 +24,9 @@ touches), so every journal balances and no account is ever a cent or more away f
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Callable, Iterable, Mapping, Set
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -192,3 +193,14 @@ def plan(
     touched = subledger(found, [event], account)
     after = subledger(found, [*events, event], account)
     return trued, rounded(after, trued, touched, rounding_account)
+
+
+def financial_year_start(on: date, end_month: int, end_day: int) -> date:
+    """The first day of the financial year holding ``on``, for years ending on ``end_day`` of ``end_month``
+    (a day past the month's end, as 31 for June or 29 for February in other years, is its last day)."""
+
+    def year_end(year: int) -> date:
+        return date(year, end_month, min(max(end_day, 1), monthrange(year, end_month)[1]))
+
+    last_end = year_end(on.year) if year_end(on.year) < on else year_end(on.year - 1)
+    return last_end + timedelta(days=1)

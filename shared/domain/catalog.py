@@ -348,6 +348,23 @@ ExportMode = Literal["inventory_adjustments", "journals"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 
+class ExportSettings(Model):
+    """A provider's saved export settings: the mode and the account chosen for each role."""
+
+    model_config = _VALUE
+    mode: ExportMode = "journals"
+    accounts: dict[str, str] = Field(default_factory=dict)  # role -> account id; a role left unset is absent
+    updated_at: str | None = None
+
+    @property
+    def quantity_mode(self) -> bool:
+        """QBO inventory mode: quantities go to QBO as adjustments and QBO books its own cost of sales."""
+        return self.mode == "inventory_adjustments"
+
+    def account(self, role: str) -> str | None:
+        return self.accounts.get(role)
+
+
 def export_settings_problems(
     provider: ProviderName,
     mode: ExportMode,

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -111,6 +111,7 @@ class InventoryAdjustment(Model):
 
 
 Posting = Journal | InventoryAdjustment
+P = TypeVar("P", Journal, InventoryAdjustment)
 
 
 def journal_of(
@@ -166,6 +167,17 @@ def adjustment_for(
     return InventoryAdjustment(
         marker=marker, date=on, account_id=accounts.account(role), memo=memo, lines=lines
     )
+
+
+def posted_on(posting: P, day: date | None) -> P:
+    """The posting dated ``day`` when that is later than its own date (its own date is in a period the
+    provider has locked, and a person chose the day), saying so in its narration or memo."""
+    if day is None or day <= posting.date:
+        return posting
+    note = f" (of {posting.date.isoformat()}; dated {day.isoformat()} as that period is locked)"
+    if isinstance(posting, Journal):
+        return posting.model_copy(update={"date": day, "narration": posting.narration + note})
+    return posting.model_copy(update={"date": day, "memo": posting.memo + note})
 
 
 def idempotency_key(posting: Posting) -> str:

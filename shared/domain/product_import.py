@@ -19,7 +19,8 @@ Decisions, each written for the person who uploads the file:
 - A row with any error is not valid; a file error (type, size, encoding, header, too many rows, a damaged
   workbook) means no rows at all. Rows are read lazily, so a file error can surface after some rows have
   been read: whoever writes must read the whole file once before writing anything.
-- Nothing is held per row except, for duplicate SKUs, each normalised SKU and the row it was first on.
+- Nothing is held per row except, for duplicate SKUs, a 64-bit keyed hash of each normalised SKU and the
+  row it was first on (12 bytes in a table at most 2/3 full), so memory stays flat as files grow.
 
 Limits that hold before the work is done (a tiny file must not exhaust the function; see SECURITY.md):
 - Every row after the header counts toward the row limit, blank ones and the rows a sheet skips too.
@@ -40,6 +41,7 @@ import io
 import re
 import zipfile
 import zlib
+from array import array
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -315,8 +317,9 @@ def _csv_rows(content: bytes, separator: str) -> Generator[_Row, None, None]:
 def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None]:
     # on first use: a CSV import and the API's cold start do without openpyxl
     from defusedxml import DefusedXmlException  # openpyxl parses through defusedxml: entities are refused
-    from openpyxl.reader.excel import ExcelReader
     from openpyxl.utils.exceptions import InvalidFileException
+
+    from shared.domain.product_workbook import SheetListReader
 
     _check_size(content)
     try:
@@ -325,7 +328,7 @@ def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None
         raise _not_a_workbook() from None
     try:
         archive.check_declared_sizes()
-        reader = ExcelReader(io.BytesIO(content), read_only=True, data_only=True)
+        reader = SheetListReader(io.BytesIO(content))
         reader.archive.close()
         reader.archive = archive  # every part openpyxl reads inflates through the caps
         reader.read()
@@ -607,7 +610,7 @@ def _results(
     decimal_comma: bool,
     budget: ReadBudget,
 ) -> Iterator[RowResult]:
-    first_row_of: dict[str, int] = {}  # normalised SKU -> the row it was first on: the only per-row memory
+    first_row_of = _FirstRows()  # the only per-row memory
     previous = header_number
     for row in rows:
         budget.check()
@@ -619,6 +622,51 @@ def _results(
             yield RowResult(row=number, status=RowStatus.SKIPPED)
         previous = row.number
         yield _check_row(row, columns, first_row_of, decimal_comma)
+
+
+class _FirstRows:
+    """The row each normalised SKU was first on, in 12 bytes a slot: the SKU's hash and the row number,
+    in an open-addressing table kept at most 2/3 full (a dict of strings costs about 100 bytes a row).
+
+    The hash is Python's 64-bit SipHash of the string, keyed afresh in every process, so no file can be
+    made to collide on purpose; two different SKUs of a 50,000-row file share one with a probability
+    below one in ten billion (n² / 2⁶⁵), where that row would be reported as a duplicate."""
+
+    _EMPTY = 0  # a slot's hash when it holds nothing (a SKU whose hash is 0 is stored as 1)
+
+    def __init__(self, slots: int = 1024) -> None:
+        self._hashes = array("q", bytes(8 * slots))
+        self._rows = array("i", bytes(4 * slots))  # row numbers stop at Excel's last row, 1,048,576
+        self._count = 0
+
+    def first(self, key: str, row: int) -> int:
+        """The row `key` was first on: `row` itself when it is new (and is recorded)."""
+        hashed = hash(key) or 1
+        slot = self._slot(hashed)
+        if self._hashes[slot] == hashed:
+            return self._rows[slot]
+        self._hashes[slot], self._rows[slot] = hashed, row
+        self._count += 1
+        if 3 * self._count > 2 * len(self._hashes):
+            self._grow()
+        return row
+
+    def _slot(self, hashed: int) -> int:
+        """The slot holding `hashed`, or the empty one where it would go (linear probing)."""
+        mask = len(self._hashes) - 1
+        slot = hashed & mask
+        while (found := self._hashes[slot]) != self._EMPTY and found != hashed:
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        hashes, rows = self._hashes, self._rows
+        self._hashes = array("q", bytes(16 * len(hashes)))
+        self._rows = array("i", bytes(8 * len(rows)))
+        for hashed, row in zip(hashes, rows, strict=True):
+            if hashed != self._EMPTY:
+                slot = self._slot(hashed)
+                self._hashes[slot], self._rows[slot] = hashed, row
 
 
 def _is_blank(row: _Row) -> bool:
@@ -655,9 +703,7 @@ def _columns(header: _Row) -> tuple[list[_Column], list[str]]:
     return list(columns.values()), ignored
 
 
-def _check_row(
-    row: _Row, columns: list[_Column], first_row_of: dict[str, int], decimal_comma: bool
-) -> RowResult:
+def _check_row(row: _Row, columns: list[_Column], first_row_of: _FirstRows, decimal_comma: bool) -> RowResult:
     errors: list[RowProblem] = []
     warnings: list[RowProblem] = []
     parsed: dict[str, object] = {}
@@ -677,7 +723,7 @@ def _check_row(
     sku = parsed.get("sku")
     if isinstance(sku, str):
         key = normalise_sku(sku)
-        first = first_row_of.setdefault(key, row.number)
+        first = first_row_of.first(key, row.number)
         if first != row.number:
             sku_header = next(column.header for column in columns if column.field.name == "sku")
             errors.append(

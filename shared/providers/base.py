@@ -181,6 +181,11 @@ class AccountingProvider(Protocol):
         dates there."""
         ...
 
+    def financial_year_start(self, session: Session, on: date) -> date:
+        """The first day of the organisation's financial year holding ``on``: the trial balance reports
+        income and expense accounts from that day."""
+        ...
+
     def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
         """Each account's balance in the provider's general ledger at the end of ``as_of``, as its trial
         balance reports it, in the home currency: account id -> balance, debits positive, credits

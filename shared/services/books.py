@@ -31,15 +31,16 @@ from shared.observability import logger
 from shared.services import queue
 
 if TYPE_CHECKING:
-    from shared.services import sales
-else:  # the sales pull code loads only when a plan or a day's close needs the costed ledger
-    sales = lazy_module("shared.services.sales")
+    from shared.services import margins
+else:  # the margins code loads only when a plan or a day's close needs the costed ledger
+    margins = lazy_module("shared.services.margins")
 from shared.store import books as store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import inventory as inventory_store
 from shared.store import sales as sales_store
 from shared.store import settings as settings_store
+from shared.store.exports import ExportRow
 
 MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
 COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
@@ -72,16 +73,14 @@ class State:
 
     def __init__(self, organisation_id: str, provider: str, accounts: PostingAccounts) -> None:
         self.books = store.get_books(organisation_id, provider)
-        costed = sales.costed_ledger(organisation_id)
+        costed = margins.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
         self.rows = export_store.plan_index(organisation_id)
-        self.planned: dict[EventKey, dict[str, Any]] = {
-            (row["kind"], row["record_id"]): row
+        self.planned: dict[EventKey, ExportRow] = {
+            (row.kind, row.record_id): row  # type: ignore[misc]  # kind is one of EVENT_KINDS here
             for row in self.rows
-            if row.get("plan_provider") == provider
-            and row["kind"] in EVENT_KINDS
-            and row.get("plan_type", "journal") == "journal"
+            if row.plan_provider == provider and row.kind in EVENT_KINDS and row.plan_type == "journal"
         }
         self.account = accounts.account
         self.currency = accounts.home_currency
@@ -113,8 +112,8 @@ class State:
         found = {}
         for key, row in sorted(self.planned.items()):
             now = {a: v for a, v in self.exact([key]).items() if v}
-            if _exact_of(row.get("plan_exact")) != now:
-                found[row["export_id"]] = _exact_json(now)
+            if _exact_of(row.plan_exact) != now:
+                found[row.export_id] = _exact_json(now)
         return found
 
 
@@ -230,14 +229,14 @@ def _change_of(plan: str) -> dict[str, Decimal]:
     }
 
 
-def unplan(organisation_id: str, row: Mapping[str, Any]) -> None:
+def unplan(organisation_id: str, row: ExportRow) -> None:
     """Takes a failed export's plan out of the books, so that a retry plans it on the values of then."""
-    change = _change_of(str(row["plan"]))
+    change = _change_of(str(row.plan))
     for _ in range(MAX_TRIES):
-        books = store.get_books(organisation_id, str(row["plan_provider"]))
+        books = store.get_books(organisation_id, str(row.plan_provider))
         posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}
         try:
-            store.drop_plan(organisation_id, books, posted, str(row["export_id"]))
+            store.drop_plan(organisation_id, books, posted, row.export_id)
             return
         except store.BooksMoved:
             continue
@@ -247,14 +246,14 @@ def unplan(organisation_id: str, row: Mapping[str, Any]) -> None:
 # ---- scheduled: business days closed, values re-checked ------------------------------------------------
 def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
     """Business days with sales that have ended (plus the grace period) and have no COGS export yet."""
-    ledger, documents, zone = sales.costed_ledger(organisation_id)
+    ledger, documents, zone = margins.costed_ledger(organisation_id)
     sale_kinds = (EntryKind.SALE_CONSUME, EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE)
     days = {
         e.at.astimezone(zone).date()
         for e in ledger.entries()
         if e.cost and (e.kind in sale_kinds or e.document_id in documents)
     }
-    known = {row["record_id"] for row in export_store.list_exports(organisation_id) if row["kind"] == "cogs"}
+    known = {row.record_id for row in export_store.list_exports(organisation_id) if row.kind == "cogs"}
     return sorted(
         day.isoformat()
         for day in days
@@ -299,10 +298,10 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
     chosen = settings_store.get_export_settings(organisation_id, name)
     if connection.get("status") != "connected" or not chosen:
         return 0
-    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+    if name == "qbo" and chosen.quantity_mode:
         return 0  # QBO books its own cost of goods sold in inventory mode
     queued = 0
-    if tracking and tracking.get("enabled"):
+    if tracking and tracking.enabled:
         for day in due_cogs_days(organisation_id, now):
             export_id = queue.export_id_for(organisation_id, "cogs", day)
             row = export_store.new_export(
@@ -314,7 +313,5 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
     currency = export_store.home_currency(organisation_id, name, str(connection.get("tenant_id", "")))
     if currency is None:  # nothing exported yet (the first export reads it): nothing to true up either
         return queued
-    accounts = PostingAccounts(
-        home_currency=currency, **{role: (chosen.get("accounts") or {}).get(role) for role in ROLES}
-    )
+    accounts = PostingAccounts(home_currency=currency, **{role: chosen.account(role) for role in ROLES})
     return queued + true_up(organisation_id, name, accounts, now)

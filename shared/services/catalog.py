@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
+from shared.bodies import ImportRequest, SupplierRequest
 from shared.domain.catalog import (
     Account,
     Match,
@@ -116,12 +117,6 @@ def list_items(organisation_id: str, name: str) -> list[ProviderItem]:
 
 
 # ---- products from provider items -------------------------------------------------------------------------
-class ImportRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    provider: Literal["qbo", "xero"]
-    item_ids: list[str] = Field(min_length=1, max_length=1000)
-
-
 class ImportResult(Model):
     created: list[Product]
     updated: list[Product]  # products already linked (or with the item's SKU): name and cost refreshed
@@ -248,12 +243,6 @@ def sync_suppliers(organisation_id: str, name: str, now: datetime) -> SupplierSy
 
 def list_suppliers(organisation_id: str) -> list[Supplier]:
     return sorted(store.suppliers(organisation_id), key=lambda s: (s.provider, s.name.casefold()))
-
-
-class SupplierRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
-    email: str = Field(default="", max_length=255)
 
 
 class SupplierCreated(Model):

@@ -5,11 +5,11 @@ for QBO inventory mode, against what the company can do."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import Field
 
-from shared.domain.catalog import ROLES, Account, ExportMode, Role, export_settings_problems
+from shared.bodies import ExportSettingsRequest
+from shared.domain.catalog import ROLES, Account, ExportMode, ExportSettings, export_settings_problems
 from shared.domain.connections import ProviderName
 from shared.errors import InvalidFields
 from shared.model import Model
@@ -21,28 +21,6 @@ from shared.store import settings as store
 
 class InvalidExportSettings(InvalidFields):
     """Settings that can't be used; the message names each field and why."""
-
-
-class ExportAccounts(Model):
-    model_config = ConfigDict(extra="forbid")
-    build_debit: str | None = None
-    build_credit: str | None = None
-    receiving_debit: str | None = None
-    receiving_credit: str | None = None
-    waste: str | None = None
-    adjustment: str | None = None  # QBO inventory mode only
-    cogs: str | None = None
-    rounding: str | None = None  # optional: takes the cents rounding leaves
-    subassembly: str | None = None  # optional: WIP account for sub-assemblies (else finished goods)
-
-    def by_role(self) -> dict[Role, str | None]:
-        return {role: getattr(self, role) for role in ROLES}
-
-
-class ExportSettingsRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    mode: ExportMode = "journals"
-    accounts: ExportAccounts
 
 
 class AccountChoice(Model):
@@ -57,12 +35,12 @@ class ExportSettingsView(Model):
     mode: ExportMode
     accounts: dict[str, AccountChoice | None]
     updated_at: str | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 def _view(
-    provider: ProviderName, stored: dict[str, Any] | None, chart: dict[str, Account]
+    provider: ProviderName, stored: ExportSettings | None, chart: dict[str, Account], warnings: list[str]
 ) -> ExportSettingsView:
-    chosen: dict[str, Any] = (stored or {}).get("accounts") or {}
 
     def choice(account_id: str | None) -> AccountChoice | None:
         if not account_id:
@@ -77,10 +55,39 @@ def _view(
     return ExportSettingsView(
         provider=provider,
         configured=stored is not None,
-        mode=(stored or {}).get("mode", "journals"),
-        accounts={role: choice(chosen.get(role)) for role in ROLES},
-        updated_at=(stored or {}).get("updated_at"),
+        mode=stored.mode if stored else "journals",
+        accounts={role: choice(stored.account(role) if stored else None) for role in ROLES},
+        updated_at=stored.updated_at if stored else None,
+        warnings=warnings,
     )
+
+
+LISTED = 5
+
+
+def _warnings(organisation_id: str, provider: ProviderName, stored: ExportSettings | None) -> list[str]:
+    """QBO journals with products linked to items QuickBooks tracks: QuickBooks books cost of goods sold
+    for those items itself when they are invoiced (Intuit, "Track inventory in QuickBooks Online": an
+    inventory item's sale credits its asset account and debits its expense account at QuickBooks' cost),
+    so with Partsemble's own COGS journals the general ledger would count them twice."""
+    if provider != "qbo" or stored is None or stored.quantity_mode:
+        return []
+    products = catalog_store.products(organisation_id)
+    linked = {p.provider_links["qbo"]: p.sku for p in products if "qbo" in p.provider_links}
+    tracked = sorted(
+        linked[i.item_id]
+        for i in catalog_store.get_provider_items(organisation_id, "qbo", linked)
+        if i.tracked and i.kind == "inventory"
+    )
+    if not tracked:
+        return []
+    more = f" and {len(tracked) - LISTED} more" if len(tracked) > LISTED else ""
+    return [
+        f"QuickBooks tracks quantity on hand for {len(tracked)} linked item(s) ({', '.join(tracked[:LISTED])}"
+        f"{more}) and books their cost of goods sold itself when they are invoiced, while journals mode "
+        "posts cost of goods sold from Partsemble too: make them non-inventory items in QuickBooks, or "
+        "choose inventory adjustments mode, so that it is counted once"
+    ]
 
 
 def _chart(organisation_id: str, provider: ProviderName) -> dict[str, Account]:
@@ -89,7 +96,8 @@ def _chart(organisation_id: str, provider: ProviderName) -> dict[str, Account]:
 
 def get_settings(organisation_id: str, name: str) -> ExportSettingsView:
     wanted = provider_name(name)
-    return _view(wanted, store.get_export_settings(organisation_id, wanted), _chart(organisation_id, wanted))
+    stored = store.get_export_settings(organisation_id, wanted)
+    return _view(wanted, stored, _chart(organisation_id, wanted), _warnings(organisation_id, wanted, stored))
 
 
 def put_settings(
@@ -114,10 +122,10 @@ def put_settings(
             "; ".join(f"{field}: {problem}" for field, problem in problems),
             [{"field": field, "problem": problem} for field, problem in problems],
         )
-    stored = {
-        "mode": request.mode,
-        "accounts": {role: a for role, a in accounts.items() if a},
-        "updated_at": now.isoformat(),
-    }
+    stored = ExportSettings(
+        mode=request.mode,
+        accounts={role: a for role, a in accounts.items() if a},
+        updated_at=now.isoformat(),
+    )
     store.put_export_settings(organisation_id, wanted, stored)
-    return _view(wanted, stored, chart)
+    return _view(wanted, stored, chart, _warnings(organisation_id, wanted, stored))

@@ -19,13 +19,14 @@ import json
 import random
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
+from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
 from shared.domain.postings import (
@@ -36,11 +37,13 @@ from shared.domain.postings import (
     PostingAccounts,
     adjustment_for,
     idempotency_key,
+    posted_on,
 )
 from shared.errors import (
     AuthExpired,
     BadRequest,
     Conflict,
+    InvalidFields,
     NotFound,
     ProviderError,
     ProviderRejected,
@@ -57,6 +60,7 @@ from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
+from shared.store.exports import ExportRow
 
 if TYPE_CHECKING:
     from shared.services import books, qbo_names
@@ -178,11 +182,11 @@ def _home_currency(
 
 
 def _accounts(
-    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: dict[str, Any]
+    job: ExportJob, name: ProviderName, api: AccountingProvider, session: Session, chosen: ExportSettings
 ) -> PostingAccounts:
     return PostingAccounts(
         home_currency=_home_currency(job.organisation_id, name, api, session),
-        **{role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES},
+        **{role: chosen.account(role) for role in books.ROLES},
     )
 
 
@@ -211,16 +215,18 @@ def _posting(
             f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
             "Integrations, then retry"
         )
-    quantity_mode = name == "qbo" and chosen.get("mode") == "inventory_adjustments"
+    quantity_mode = name == "qbo" and chosen.quantity_mode
     if quantity_mode and job.kind == "cogs":
         # QBO inventory mode: QBO books cost of goods sold itself from its invoices (notes §inventory)
         raise NothingToPost("QuickBooks Online books cost of goods sold itself in inventory mode")
     accounts = _accounts(job, name, api, session, chosen)
     if not quantity_mode:
-        finish: Callable[[Journal], Journal] | None = None
-        if name == "qbo" and job.kind in ("receipt", "rejection"):
-            record = _record(job)
-            finish = lambda journal: qbo_names.with_vendor(job.organisation_id, journal, record)  # noqa: E731
+
+        def finish(journal: Journal) -> Journal:
+            if name == "qbo" and job.kind in ("receipt", "rejection"):
+                journal = qbo_names.with_vendor(job.organisation_id, journal, _record(job))
+            return posted_on(journal, claimed.post_on)
+
         return books.plan(
             job.organisation_id,
             job,
@@ -238,7 +244,9 @@ def _posting(
         )
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
-    adjustment = adjustment_for(record, accounts, products, marker=claimed.export_id)
+    adjustment = posted_on(
+        adjustment_for(record, accounts, products, marker=claimed.export_id), claimed.post_on
+    )
     if not store.store_plan(
         job.organisation_id,
         claimed.export_id,
@@ -260,6 +268,7 @@ class Claimed(Model):
     plan_provider: ProviderName = "qbo"
     plan_type: str = "journal"  # or "adjustment" (QBO inventory mode)
     created_at: str | None = None  # when the export was created: no attempt can have posted before it
+    post_on: date | None = None  # a later date chosen for a document whose own date is locked
 
 
 class _Attempt:
@@ -330,7 +339,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         return _unclaimed(job, export_id, moment)
     connection = sessions.in_use(organisation)
     attempt = _Attempt(
-        unsure=bool(old.get("unsure")) or old["status"] == "posting",
+        unsure=old.unsure or old.status == "posting",
         provider=connection["provider"] if connection else "none",
     )
     try:
@@ -343,12 +352,13 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             export_id=export_id,
             owner=owner,
             moment=moment,
-            plan=old.get("plan"),
-            plan_provider=old.get("plan_provider") or connection["provider"],
-            plan_type=old.get("plan_type") or "journal",
-            created_at=old.get("created_at"),
+            plan=old.plan,
+            plan_provider=old.plan_provider or connection["provider"],
+            plan_type=old.plan_type,
+            created_at=old.created_at or None,
+            post_on=old.post_on,
         )
-        attempt.run(job, claimed, int(old.get("attempts", 0)) + 1, connection["provider"], connection)
+        attempt.run(job, claimed, old.attempts + 1, connection["provider"], connection)
     except NothingToPost as err:
         return _skip(job, export_id, owner, err.message, attempt, moment)
     except AuthExpired as err:
@@ -426,14 +436,12 @@ def _unclaimed(job: ExportJob, export_id: str, moment: datetime) -> ExportOutcom
     if current is None:
         _dead_letter(job, export_id, "no such record: nothing to export")
         return ExportOutcome(export_id=export_id, status="missing")
-    if current["status"] == "posting":  # come back once the other worker's lease has run out
-        wait = max(1, int(current.get("lease_until", 0)) - int(moment.timestamp()) + 1)
+    if current.status == "posting":  # come back once the other worker's lease has run out
+        wait = max(1, current.lease_until - int(moment.timestamp()) + 1)
         raise RetryLater("another worker is posting this export", delay=wait)
-    if current["status"] == "failed" and not current.get("dead_lettered"):
-        _dead_letter(job, export_id, str(current.get("last_error") or "failed"))
-    return ExportOutcome(
-        export_id=export_id, status=current["status"], document_id=current.get("document_id")
-    )
+    if current.status == "failed" and not current.dead_lettered:
+        _dead_letter(job, export_id, current.last_error or "failed")
+    return ExportOutcome(export_id=export_id, status=current.status, document_id=current.document_id)
 
 
 def _fail(
@@ -513,54 +521,56 @@ def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None 
     moment = now or clock()
     resumed = 0
     for item in store.list_exports(organisation_id, status="waiting"):
-        if item.get("provider") not in (provider, "none"):
+        if item.provider not in (provider, "none"):
             continue
-        job = ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"])
-        resumed += _resume(organisation_id, item["export_id"], job, moment)
+        job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
+        resumed += _resume(organisation_id, item.export_id, job, moment)
     if resumed:
         logger.info("waiting exports resumed", extra={"organisation_id": organisation_id, "count": resumed})
     return resumed
 
 
 # ---- the API ----------------------------------------------------------------------------------------
-def _view(item: dict[str, Any]) -> ExportView:
+def _view(item: ExportRow) -> ExportView:
     return ExportView(
-        export_id=item["export_id"],
-        kind=item["kind"],
-        record_id=item["record_id"],
-        status=item["status"],
-        provider=None if item.get("provider") in (None, "none") else item["provider"],
-        document_type=item.get("document_type"),
-        document_id=item.get("document_id"),
-        document_link=item.get("document_link"),
-        adopted=bool(item.get("adopted")),
-        attempts=int(item.get("attempts", 0)),
-        last_error=item.get("last_error"),
-        happened_at=item["happened_at"],
-        created_at=item["created_at"],
-        updated_at=item["updated_at"],
+        export_id=item.export_id,
+        kind=item.kind,
+        record_id=item.record_id,
+        status=item.status,
+        provider=None if item.provider in (None, "none") else item.provider,
+        document_type=item.document_type,
+        document_id=item.document_id,
+        document_link=item.document_link,
+        adopted=item.adopted,
+        attempts=item.attempts,
+        last_error=item.last_error,
+        happened_at=item.happened_at,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
     )
 
 
 def list_exports(organisation_id: str) -> list[ExportView]:
     items = sorted(
-        store.list_exports(organisation_id), key=lambda i: (i["created_at"], i["export_id"]), reverse=True
+        store.list_exports(organisation_id), key=lambda i: (i.created_at, i.export_id), reverse=True
     )
     return [_view(item) for item in items]
 
 
-def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) -> ExportView:
+def retry(
+    organisation_id: str, export_id: str, *, post_on: date | None = None, now: datetime | None = None
+) -> ExportView:
     """Re-queues a failed export (or a pending one whose message was lost). Safe: the worker searches for
-    the marker first whenever an earlier attempt may have reached the provider, so it cannot post twice."""
+    the marker first whenever an earlier attempt may have reached the provider, so it cannot post twice.
+    ``post_on`` dates its document on a later day, when the provider has locked the period of its own date
+    (Xero's lock dates, QBO's closing date): the person decides, the service never re-dates by itself."""
     moment = now or clock()
     item = store.get_export(organisation_id, export_id)
     if item is None:
         raise NotFound(f"no export {export_id}")
-    if item["status"] == "posted":
-        raise Conflict(
-            f"export {export_id} is already posted ({item.get('document_type')} {item.get('document_id')})"
-        )
-    meant = item.get("plan_provider") or (item.get("provider") if item.get("provider") != "none" else None)
+    if item.status == "posted":
+        raise Conflict(f"export {export_id} is already posted ({item.document_type} {item.document_id})")
+    meant = item.attempted_provider
     current = sessions.in_use(organisation_id)
     if meant and current and current["provider"] != meant:  # never silently to another provider's books
         raise Conflict(
@@ -568,17 +578,49 @@ def retry(organisation_id: str, export_id: str, *, now: datetime | None = None) 
             f"{PROVIDER_LABELS[current['provider']]}; it is not posted there. Reconnect "
             f"{PROVIDER_LABELS[meant]} to retry it"
         )
-    stale = item["status"] == "posting" and int(item.get("lease_until", 0)) < int(moment.timestamp())
+    stale = item.status == "posting" and item.lease_until < int(moment.timestamp())
     if stale:  # its worker died: a new message lets the next worker claim it (and look for the marker first)
-        enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
+        enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
         return _view(item)
-    if item["status"] in ("posting", "waiting"):
-        raise Conflict(f"export {export_id} is {item['status']}; it will finish by itself")
-    replan = item["status"] == "failed" and item.get("plan") is not None and not item.get("unsure")
-    if replan and item.get("plan_type") == "adjustment":  # never reached the provider: build it anew
+    if item.status in ("posting", "waiting"):
+        raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
+    replan = item.status == "failed" and item.plan is not None and not item.unsure
+    if post_on is not None:
+        _check_post_on(organisation_id, item, post_on, replan, moment)
+    if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
         store.forget_plan(organisation_id, export_id)
-    elif replan and item["kind"] != "trueup":  # never reached the provider: plan it on today's values
+    elif replan and item.kind != "trueup":  # never reached the provider: plan it on today's values
         books.unplan(organisation_id, item)
-    if store.requeue(organisation_id, export_id, from_statuses=("failed", "pending"), at=moment.isoformat()):
-        enqueue(ExportJob(organisation_id=organisation_id, kind=item["kind"], record_id=item["record_id"]))
+    if store.requeue(
+        organisation_id,
+        export_id,
+        from_statuses=("failed", "pending"),
+        at=moment.isoformat(),
+        post_on=post_on.isoformat() if post_on else None,
+    ):
+        enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return _view(store.get_export(organisation_id, export_id) or item)
+
+
+def _check_post_on(
+    organisation_id: str, item: ExportRow, post_on: date, replan: bool, moment: datetime
+) -> None:
+    """A later date only for a document that is built anew (it never reached the provider), and only a day
+    after its own date and no later than tomorrow."""
+    if item.plan is not None and not replan:
+        raise Conflict(
+            f"export {item.export_id} may have reached the provider; its date can't change. Retry it as it is"
+        )
+    if item.kind == "cogs":
+        own = date.fromisoformat(item.record_id)
+    elif item.kind == "trueup":
+        own = date.fromisoformat(item.happened_at[:10])
+    else:
+        job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
+        own = books.describe(organisation_id, job)[0]
+    latest = moment.date() + timedelta(days=1)
+    if not own < post_on <= latest:
+        problem = (
+            f"must be after the document's own date {own.isoformat()} and no later than {latest.isoformat()}"
+        )
+        raise InvalidFields(f"post_on: {problem}", [{"field": "post_on", "problem": problem}])

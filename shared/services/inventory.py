@@ -220,9 +220,9 @@ def _check_payable(organisation_id: str, provider: str | None, supplier_id: str)
     account is Accounts Payable and the receipt names no QBO vendor to put on that line."""
     if provider != "qbo":
         return
-    chosen = settings_store.get_export_settings(organisation_id, "qbo") or {}
-    account_id = (chosen.get("accounts") or {}).get("receiving_credit")
-    if chosen.get("mode", "journals") != "journals" or not account_id:
+    chosen = settings_store.get_export_settings(organisation_id, "qbo")
+    account_id = chosen.account("receiving_credit") if chosen else None
+    if not chosen or chosen.quantity_mode or not account_id:
         return
     account = next(iter(catalog_store.get_accounts(organisation_id, "qbo", [account_id])), None)
     problem = account and qbo_names.vendor_problem(organisation_id, account, supplier_id, "this receipt")

@@ -47,6 +47,6 @@ def sweep(now: datetime) -> int:
     """Queues every export the outbox still holds from before a minute ago; how many."""
     queued = 0
     for row in export_store.unqueued((now - SWEEP_AFTER).isoformat()):
-        job = ExportJob(organisation_id=row["organisation_id"], kind=row["kind"], record_id=row["record_id"])
+        job = ExportJob(organisation_id=row.organisation_id, kind=row.kind, record_id=row.record_id)
         queued += deliver(job)
     return queued

@@ -16,13 +16,14 @@ the check is of quantities: each linked item's QtyOnHand against Partsemble's on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from shared.domain import books as domain
 from shared.domain.books import Balances
+from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, PostingAccounts
@@ -31,12 +32,13 @@ from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import books, events, sales, sessions, tokens
+from shared.services import books, events, margins, sessions, tokens
 from shared.store import books as books_store
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import settings as settings_store
+from shared.store.exports import ExportRow
 
 ReasonKind = Literal[
     "opening_balance",
@@ -44,6 +46,7 @@ ReasonKind = Literal[
     "not_posted",
     "trueup_due",
     "corrected_later",
+    "posted_later",
     "not_exported",
     "rounding",
 ]
@@ -77,6 +80,8 @@ class ItemQuantity(Model):
     provider_quantity: Decimal | None
     on_hand: Decimal
     sold_without_stock: Decimal  # units sales took that no lot covered: QBO counts them out, Partsemble can't
+    built_without_stock: Decimal  # units builds used that no lot covers (a sale pulled later, dated before
+    # the build, took them first): QBO counted them out with the build's adjustment
     difference: Decimal | None  # provider quantity - on hand
 
 
@@ -114,12 +119,12 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     if not chosen:
         raise Conflict(f"choose the export accounts for {PROVIDER_LABELS[name]} first")
     api, session = tokens.provider(name), sessions.session_for(connection)
-    if name == "qbo" and chosen.get("mode") == "inventory_adjustments":
+    if name == "qbo" and chosen.quantity_mode:
         return _quantities(organisation_id, as_of, api, session)
     currency = export_store.home_currency(organisation_id, name, session.tenant_id) or api.home_currency(
         session
     )
-    roles = {role: (chosen.get("accounts") or {}).get(role) for role in books.ROLES}
+    roles = {role: chosen.account(role) for role in books.ROLES}
     accounts = PostingAccounts(home_currency=currency, **roles)
     state = books.State(organisation_id, name, accounts)
     dates = state.event_dates()
@@ -128,34 +133,39 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     rows = [
         r
         for r in export_store.list_exports(organisation_id)
-        if r.get("plan_provider") == name and r.get("plan_type", "journal") == "journal"
+        if r.plan_provider == name and r.plan_type == "journal"
     ]
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
-    dated = {r["export_id"]: books.stored_journal(r["plan"]).date for r in rows if r.get("plan")}
+    dated = {r.export_id: books.stored_journal(r.plan).date for r in rows if r.plan}
     for row in rows:
-        journal = books.stored_journal(row["plan"]) if row.get("plan") else None
-        if journal is None:
+        if not row.plan:
             continue
-        change = _change(row["plan"])
+        journal, change = books.stored_journal(row.plan), _change(row.plan)
         if journal.date > as_of:
-            corrects = json.loads(row.get("plan_exact") or "{}").get("corrects", [])
-            if row["kind"] == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
+            corrects = json.loads(row.plan_exact or "{}").get("corrects", [])
+            if row.kind == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
                 # it corrects values of that date that the subledger (costed as of now) already holds
                 _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal: Reason(
-                    kind="corrected_later", amount=v, export_id=r["export_id"],
-                    note=f"true-up {r['export_id']} dated {j.date} corrects values before this date",
+                    kind="corrected_later", amount=v, export_id=r.export_id,
+                    note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
+                ))  # fmt: skip
+            own = dates.get((row.kind, row.record_id))  # type: ignore[arg-type]  # an event's export
+            if row.status == "posted" and own is not None and own <= as_of:  # re-dated past a lock date
+                _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal, o=own: Reason(
+                    kind="posted_later", amount=v, export_id=r.export_id,
+                    note=f"export {r.export_id} of {o} is dated {j.date}: that period was locked",
                 ))  # fmt: skip
             continue
-        if row["status"] in ("posted",):
+        if row.status == "posted":
             for account_id, amount in change.items():
                 posted[account_id] = posted.get(account_id, ZERO) + amount
-        elif row["status"] in UNPOSTED:
-            what = f"{row['kind']} {row['record_id']}"
+        elif row.status in UNPOSTED:
+            what = f"{row.kind} {row.record_id}"
             _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, w=what: Reason(
-                kind="not_posted", amount=v, export_id=r["export_id"],
-                note=f"export {r['export_id']} ({w}) is {r['status']}"
-                + (f": {r['last_error']}" if r.get("last_error") else ""),
+                kind="not_posted", amount=v, export_id=r.export_id,
+                note=f"export {r.export_id} ({w}) is {r.status}"
+                + (f": {r.last_error}" if r.last_error else ""),
             ))  # fmt: skip
     trued, _, _ = state.trued()
     if as_of >= now.date():
@@ -170,20 +180,27 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
             kind="not_exported", amount=v, note=f"{w} is not exported yet",
         ))  # fmt: skip
     balances = api.account_balances(session, as_of)
-    posted_dates = [
-        books.stored_journal(r["plan"]).date for r in rows if r.get("plan") and r["status"] == "posted"
-    ]
+    year_start = api.financial_year_start(session, as_of)
+    posted_dates = [books.stored_journal(r.plan).date for r in rows if r.plan and r.status == "posted"]
     first = min(posted_dates, default=None)
     # what the provider held before Partsemble's first journal: opening balances, not someone else's entries
     opening = api.account_balances(session, first - timedelta(days=1)) if first and first <= as_of else {}
     mapped = sorted({a for a in roles.values() if a} | set(subledger) | set(posted))
     chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
+    # Income and expense accounts: the trial balance holds the financial year to date (earlier years went to
+    # retained earnings), so what earlier years' journals posted leaves both Partsemble's figures.
+    earlier = _posted_before(rows, year_start)
     lines = []
     for account_id in mapped:
         provider_balance = balances.get(account_id)
         held, expected = posted.get(account_id, ZERO), subledger.get(account_id, ZERO)
         found = list(reasons.get(account_id, []))
         before = opening.get(account_id, ZERO)
+        mapped_as = sorted(role for role, a in roles.items() if a == account_id)
+        if _profit_and_loss(chart.get(account_id), mapped_as):
+            held, expected = held - earlier.get(account_id, ZERO), expected - earlier.get(account_id, ZERO)
+            if first is None or first - timedelta(days=1) < year_start:
+                before = ZERO  # held in an earlier year: not in this year's figures
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(
                 f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip
@@ -206,7 +223,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
                 account_id=account_id,
                 code=account.code if account else "",
                 name=account.name if account else "(not in the synced chart)",
-                roles=sorted(role for role, a in roles.items() if a == account_id),
+                roles=mapped_as,
                 provider_balance=provider_balance,
                 posted=held,
                 subledger=expected,
@@ -223,9 +240,35 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
         if any(line.difference for line in lines)
         else "balanced"
     )
+    notes = [
+        f"Income and expense accounts are compared for the financial year from {year_start.isoformat()}, as "
+        f"{PROVIDER_LABELS[name]}'s trial balance reports them: posted and subledger leave out what journals "
+        "dated in earlier years posted (those years' profit sits in retained earnings)."
+    ]
     return Reconciliation(
-        provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=[]
+        provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=notes
     )
+
+
+PROFIT_AND_LOSS_KINDS = ("revenue", "cogs", "expense")
+PROFIT_AND_LOSS_ROLES = ("cogs", "waste", "rounding")  # an account no longer in the synced chart
+
+
+def _profit_and_loss(account: Account | None, roles: Sequence[str]) -> bool:
+    """By the synced chart's kind; for an account no longer in it, by the roles it is mapped to."""
+    if account is not None:
+        return account.kind in PROFIT_AND_LOSS_KINDS
+    return bool(roles) and all(role in PROFIT_AND_LOSS_ROLES for role in roles)
+
+
+def _posted_before(rows: list[ExportRow], day: date) -> Balances:
+    """Per account, what the posted journals dated before ``day`` moved."""
+    found: Balances = {}
+    for row in rows:
+        if row.status == "posted" and row.plan and books.stored_journal(row.plan).date < day:
+            for account_id, amount in _change(row.plan).items():
+                found[account_id] = found.get(account_id, ZERO) + amount
+    return found
 
 
 def _quantities(
@@ -233,7 +276,7 @@ def _quantities(
 ) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
-    ledger = sales.costed_ledger(organisation_id).ledger
+    ledger = margins.costed_ledger(organisation_id).ledger
     items = []
     for product in catalog_store.products(organisation_id):
         item_id = product.provider_links.get("qbo")
@@ -241,9 +284,10 @@ def _quantities(
             continue
         on_hand = ledger.on_hand(product.product_id)
         quantity = held.get(item_id)
-        short = sum(
-            (e.uncosted for e in ledger.entries(product.product_id) if e.kind is EntryKind.SALE_CONSUME), ZERO
-        )
+        short = {EntryKind.SALE_CONSUME: ZERO, EntryKind.BUILD_CONSUME: ZERO}
+        for entry in ledger.entries(product.product_id):
+            if entry.kind in short:
+                short[entry.kind] += entry.uncosted
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -251,7 +295,8 @@ def _quantities(
                 label=" ".join(p for p in (product.sku, product.name) if p),
                 provider_quantity=quantity,
                 on_hand=on_hand,
-                sold_without_stock=short,
+                sold_without_stock=short[EntryKind.SALE_CONSUME],
+                built_without_stock=short[EntryKind.BUILD_CONSUME],
                 difference=None if quantity is None else quantity - on_hand,
             )
         )
@@ -259,8 +304,10 @@ def _quantities(
         "QuickBooks Online values inventory adjustments itself (its own cost of each item) and books cost of "
         "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
         "A difference is usually stock QuickBooks held before Partsemble (its starting quantity), units sold "
-        "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), or an "
-        "adjustment made in QuickBooks: record it in Partsemble as a receipt, or correct it in QuickBooks.",
+        "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), units a "
+        "build used that a sale pulled later and dated before it took first (built_without_stock: the "
+        "build's adjustment counted them out), or an adjustment made in QuickBooks: record it in Partsemble "
+        "as a receipt, or correct it in QuickBooks.",
     ]
     differs = any(i.difference for i in items)
     return Reconciliation(

@@ -12,9 +12,11 @@ Also here: each company's home currency, read from the provider once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from shared.aws import table
+from shared.contracts import ExportKind
+from shared.model import Model
 from shared.store.dynamo import conditional, org_items, query_all, set_clause
 from shared.store.keys import (
     EXPORT_PREFIX,
@@ -24,6 +26,45 @@ from shared.store.keys import (
     org_pk,
     outbox_index,
 )
+
+ExportStatus = Literal["pending", "posting", "posted", "failed", "waiting", "skipped"]
+
+
+class ExportRow(Model):
+    """One export as stored. ``plan_index`` reads only the planning fields: the others keep their defaults."""
+
+    export_id: str
+    organisation_id: str = ""
+    kind: ExportKind
+    record_id: str
+    status: ExportStatus
+    attempts: int = 0
+    unsure: bool = False
+    happened_at: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    provider: str | None = None  # the provider of the last attempt ("none": not connected then)
+    plan: str | None = None  # the document fixed at planning: a journal or a QBO adjustment (JSON)
+    plan_provider: str | None = None
+    plan_type: Literal["journal", "adjustment"] = "journal"
+    plan_exact: str | None = None  # the exact values the plan stood for, or a true-up's corrected exports
+    document_type: str | None = None
+    document_id: str | None = None
+    document_link: str | None = None
+    adopted: bool = False
+    last_error: str | None = None
+    lease_until: int = 0
+    dead_lettered: bool = False
+    post_on: str | None = None  # a later date a person chose for a document whose own date is locked
+
+    @property
+    def attempted_provider(self) -> str | None:
+        """The provider an attempt reached or planned for, if any."""
+        return self.plan_provider or (self.provider if self.provider != "none" else None)
+
+
+def _row(item: dict[str, Any]) -> ExportRow:
+    return ExportRow.model_validate(item)
 
 
 def _key(organisation_id: str, export_id: str) -> dict[str, str]:
@@ -89,12 +130,12 @@ def mark_queued(organisation_id: str, export_id: str) -> None:
     table().update_item(Key=_key(organisation_id, export_id), UpdateExpression="REMOVE gsi1pk, gsi1sk")
 
 
-def unqueued(before: str) -> list[dict[str, Any]]:
+def unqueued(before: str) -> list[ExportRow]:
     """Exports written before ``before`` (ISO time) whose message was never queued."""
     from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
 
     condition = Key("gsi1pk").eq(OUTBOX_INDEX_PK) & Key("gsi1sk").lt(before)
-    return query_all(IndexName="gsi1", KeyConditionExpression=condition)
+    return [_row(item) for item in query_all(IndexName="gsi1", KeyConditionExpression=condition)]
 
 
 def put_new(row: dict[str, Any]) -> bool:
@@ -103,39 +144,38 @@ def put_new(row: dict[str, Any]) -> bool:
     return written is not None
 
 
-def get_export(organisation_id: str, export_id: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = (
-        table().get_item(Key=_key(organisation_id, export_id), ConsistentRead=True).get("Item")
-    )
-    return item
+def get_export(organisation_id: str, export_id: str) -> ExportRow | None:
+    item = table().get_item(Key=_key(organisation_id, export_id), ConsistentRead=True).get("Item")
+    return None if item is None else _row(item)
 
 
 PLAN_FIELDS = ("export_id", "kind", "record_id", "status", "plan_provider", "plan_type", "plan_exact")
 
 
-def plan_index(organisation_id: str) -> list[dict[str, Any]]:
+def plan_index(organisation_id: str) -> list[ExportRow]:
     """Every export's planning fields (what the books need to know which events are planned), without the
     plans themselves."""
     names = {f"#a{i}": name for i, name in enumerate(PLAN_FIELDS)}
-    return org_items(
+    items = org_items(
         organisation_id,
         EXPORT_PREFIX,
         ConsistentRead=True,
         ProjectionExpression=", ".join(names),
         ExpressionAttributeNames=names,
     )
+    return [_row(item) for item in items]
 
 
-def list_exports(organisation_id: str, status: str | None = None) -> list[dict[str, Any]]:
+def list_exports(organisation_id: str, status: ExportStatus | None = None) -> list[ExportRow]:
     from boto3.dynamodb.conditions import Attr  # on first use: keeps boto3 out of the handlers' import
 
     extra: dict[str, Any] = {"FilterExpression": Attr("status").eq(status)} if status else {}
-    return org_items(organisation_id, EXPORT_PREFIX, ConsistentRead=True, **extra)
+    return [_row(item) for item in org_items(organisation_id, EXPORT_PREFIX, ConsistentRead=True, **extra)]
 
 
 def claim(
     organisation_id: str, export_id: str, *, owner: str, now: int, lease_s: int, at: str
-) -> dict[str, Any] | None:
+) -> ExportRow | None:
     """Takes the export for posting; returns it as it was before (None when it isn't claimable now:
     posted, failed, or another worker's lease still runs)."""
     answer = conditional(
@@ -160,7 +200,7 @@ def claim(
             ReturnValues="ALL_OLD",
         )
     )
-    return answer["Attributes"] if answer is not None else None
+    return _row(answer["Attributes"]) if answer is not None else None
 
 
 def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fields: dict[str, Any]) -> bool:
@@ -179,16 +219,26 @@ def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fie
     return written is not None
 
 
-def requeue(organisation_id: str, export_id: str, *, from_statuses: tuple[str, ...], at: str) -> bool:
-    """pending again (a retry, a resumed wait), only from one of ``from_statuses``."""
+def requeue(
+    organisation_id: str,
+    export_id: str,
+    *,
+    from_statuses: tuple[str, ...],
+    at: str,
+    post_on: str | None = None,
+) -> bool:
+    """pending again (a retry, a resumed wait), only from one of ``from_statuses``; ``post_on`` dates its
+    document later (its own date is locked in the provider)."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
+    dated = {":post_on": post_on} if post_on else {}
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at",
+            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at"
+            + (", post_on = :post_on" if post_on else ""),
             ConditionExpression=f"#s IN ({', '.join(names)})",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names},
+            ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names, **dated},
         )
     )
     return written is not None

@@ -8,11 +8,46 @@ services give it its shape)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from shared.aws import table
+from shared.domain.connections import ProviderName
+from shared.model import Model
 from shared.store.dynamo import conditional, org_batch_get, org_items
 from shared.store.keys import DOCUMENT_PREFIX, TRACKING_PREFIX, document_sk, org_pk, tracking_sk
+
+
+class LastPull(Model):
+    at: str
+    ok: bool
+    read: int = 0  # over every part of the pull so far
+    stored: int = 0
+    error: str = ""
+    parts: int = 1  # queue messages the pull took (a large first pull goes on across several)
+    more: bool = False  # stopped part way: the next part is queued and goes on from where this one stopped
+
+
+class Tracking(Model):
+    """A connection's sales tracking item: the settings, where its pulls have got to, the lease of the pull
+    under way and the last "pull now"."""
+
+    organisation_id: str
+    provider: ProviderName
+    enabled: bool
+    start_date: date  # the first pull reads documents dated from here
+    home_currency: str
+    time_zone: str | None = None  # IANA; None: UTC
+    cursor: str | None = None
+    resume: str | None = None  # where the next part of a pull stopped part way goes on
+    lease_owner: str | None = None
+    lease_until: int = 0  # epoch seconds
+    requested_at: str | None = None
+    last_pull: LastPull | None = None
+
+
+def _tracking(item: dict[str, Any]) -> Tracking:
+    return Tracking.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")})
 
 
 def _update(
@@ -23,11 +58,13 @@ def _update(
     *,
     condition: str | None = None,
     names: dict[str, str] | None = None,
-) -> bool:
-    """One conditional update of the tracking item; False when the condition does not hold."""
+) -> dict[str, Any] | None:
+    """One conditional update of the tracking item: the item as it now stands, None when the condition does
+    not hold."""
     kwargs: dict[str, Any] = {
         "Key": {"pk": org_pk(organisation_id), "sk": tracking_sk(provider)},
         "UpdateExpression": expression,
+        "ReturnValues": "ALL_NEW",
     }
     if values:
         kwargs["ExpressionAttributeValues"] = values
@@ -35,27 +72,28 @@ def _update(
         kwargs["ExpressionAttributeNames"] = names
     if condition:
         kwargs["ConditionExpression"] = condition
-    return conditional(lambda: table().update_item(**kwargs)) is not None
+    answer = conditional(lambda: table().update_item(**kwargs))
+    return None if answer is None else dict(answer["Attributes"])
 
 
 # ---- tracking settings, cursor, lease ---------------------------------------------------------------------
-def get_tracking(organisation_id: str, provider: str) -> dict[str, Any] | None:
+def get_tracking(organisation_id: str, provider: str) -> Tracking | None:
     item: dict[str, Any] | None = (
         table()
         .get_item(Key={"pk": org_pk(organisation_id), "sk": tracking_sk(provider)}, ConsistentRead=True)
         .get("Item")
     )
-    return item
+    return None if item is None else _tracking(item)
 
 
-def tracked(organisation_id: str) -> list[dict[str, Any]]:
+def tracked(organisation_id: str) -> list[Tracking]:
     from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
 
     items: list[dict[str, Any]] = table().query(
         KeyConditionExpression=Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(TRACKING_PREFIX),
         ConsistentRead=True,
     )["Items"]
-    return items
+    return [_tracking(item) for item in items]
 
 
 def put_tracking(
@@ -67,9 +105,9 @@ def put_tracking(
     home_currency: str,
     reset_cursor: bool,
     time_zone: str | None = None,
-) -> None:
+) -> Tracking:
     """Sets the tracking settings (the time zone only when given); a new start date forgets the cursor, so
-    the next pull starts over."""
+    the next pull starts over. Returns the item as it now stands."""
     expression = "SET enabled = :e, start_date = :s, home_currency = :h, organisation_id = :o, provider = :p"
     values = {":e": enabled, ":s": start_date, ":h": home_currency, ":o": organisation_id, ":p": provider}
     if time_zone is not None:
@@ -78,61 +116,72 @@ def put_tracking(
     if reset_cursor:
         expression += " REMOVE #c, #r"
     names = {"#c": "cursor", "#r": "resume"} if reset_cursor else None
-    _update(organisation_id, provider, expression, values, names=names)
+    updated = _update(organisation_id, provider, expression, values, names=names)  # no condition: applies
+    return _tracking(updated or {})
 
 
 def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:
     """Pulls of one connection never overlap: one holder at a time; a lease that outlived its holder (a
     crashed pull) can be taken over, and that pull's work is simply read again."""
-    return _update(
-        organisation_id,
-        provider,
-        "SET lease_owner = :o, lease_until = :until",
-        {":o": owner, ":until": now + ttl_s, ":now": now},
-        condition="attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+    return (
+        _update(
+            organisation_id,
+            provider,
+            "SET lease_owner = :o, lease_until = :until",
+            {":o": owner, ":until": now + ttl_s, ":now": now},
+            condition="attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+        )
+        is not None
     )
 
 
 def renew_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:
     """Extends the lease while its holder still has it; False once another pull took it over."""
-    return _update(
-        organisation_id,
-        provider,
-        "SET lease_until = :until",
-        {":owner": owner, ":until": now + ttl_s},
-        condition="lease_owner = :owner",
+    return (
+        _update(
+            organisation_id,
+            provider,
+            "SET lease_until = :until",
+            {":owner": owner, ":until": now + ttl_s},
+            condition="lease_owner = :owner",
+        )
+        is not None
     )
 
 
 def advance_cursor(
-    organisation_id: str, provider: str, *, owner: str, cursor: str | None, last_pull: dict[str, Any]
+    organisation_id: str, provider: str, *, owner: str, cursor: str | None, last_pull: LastPull
 ) -> bool:
     """Moves the cursor (called only once the documents read since the old one are stored) and releases
     the lease; refused when ``owner`` no longer holds it (a slower pull never moves a newer cursor back)."""
     expression = "SET last_pull = :l REMOVE lease_owner, lease_until, #r"
-    values: dict[str, Any] = {":l": last_pull, ":owner": owner}
+    values: dict[str, Any] = {":l": last_pull.model_dump(), ":owner": owner}
     names = {"#r": "resume"}
     if cursor is not None:
         expression = "SET last_pull = :l, #c = :c REMOVE lease_owner, lease_until, #r"
         values[":c"] = cursor
         names["#c"] = "cursor"
-    return _update(
-        organisation_id, provider, expression, values, condition="lease_owner = :owner", names=names
+    return (
+        _update(organisation_id, provider, expression, values, condition="lease_owner = :owner", names=names)
+        is not None
     )
 
 
 def save_progress(
-    organisation_id: str, provider: str, *, owner: str, resume: str, last_pull: dict[str, Any]
+    organisation_id: str, provider: str, *, owner: str, resume: str, last_pull: LastPull
 ) -> bool:
     """A pull that stopped part way (its time or page budget spent): where the next part goes on, the
     documents read so far being stored; the cursor stays until the last part. Releases the lease."""
-    return _update(
-        organisation_id,
-        provider,
-        "SET last_pull = :l, #r = :r REMOVE lease_owner, lease_until",
-        {":l": last_pull, ":r": resume, ":owner": owner},
-        condition="lease_owner = :owner",
-        names={"#r": "resume"},
+    return (
+        _update(
+            organisation_id,
+            provider,
+            "SET last_pull = :l, #r = :r REMOVE lease_owner, lease_until",
+            {":l": last_pull.model_dump(), ":r": resume, ":owner": owner},
+            condition="lease_owner = :owner",
+            names={"#r": "resume"},
+        )
+        is not None
     )
 
 
@@ -143,9 +192,9 @@ def mark_requested(organisation_id: str, provider: str, *, at: str) -> None:
     )
 
 
-def tracking_of(keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The tracking items of these (organisation, provider) connections that exist, 100 to a BatchGetItem
-    (the scheduled pass reads them for every connection at once)."""
+def tracking_on(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Those of these (organisation, provider) connections whose sales tracking is on, read 100 to a
+    BatchGetItem (the scheduled pass reads them for every connection at once)."""
     from shared.config import settings
 
     client, name = table().meta.client, settings().table_name
@@ -162,22 +211,19 @@ def tracking_of(keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
             rows.extend(answer["Responses"].get(name, []))
             request = answer.get("UnprocessedKeys") or {}
     return [
-        {
-            **row,
-            "organisation_id": row["pk"].removeprefix(org_pk("")),
-            "provider": row["sk"].removeprefix("SALES#"),
-        }
+        (row["pk"].removeprefix(org_pk("")), row["sk"].removeprefix(TRACKING_PREFIX))
         for row in rows
+        if row.get("enabled")
     ]
 
 
-def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: dict[str, Any]) -> None:
+def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: LastPull) -> None:
     """Gives up the lease after a failed pull, keeping the cursor where it was."""
     _update(
         organisation_id,
         provider,
         "SET last_pull = :l REMOVE lease_owner, lease_until",
-        {":l": last_pull, ":owner": owner},
+        {":l": last_pull.model_dump(), ":owner": owner},
         condition="lease_owner = :owner",
     )
 

@@ -180,7 +180,8 @@ class Screenshots:
 
     def __call__(self, page: Page, step: str) -> Path:
         path = ARTIFACTS / f"{self.test_name}-{step}.png"
-        page.screenshot(path=str(path), full_page=True)
+        # a full-page capture of a loaded machine can outlast the 10 s action timeout: it asserts nothing
+        page.screenshot(path=str(path), full_page=True, timeout=60_000)
         return path
 
 

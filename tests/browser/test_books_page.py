@@ -313,6 +313,23 @@ def test_books_check_and_exports_in_words_for_xero(
     shoot(page, "3-phone")
     page.set_viewport_size(DESKTOP)
 
+    # the receipt Xero refused for its locked period: posted on a day after the lock, chosen on the page
+    later = failed.get_by_role("button", name="Post receipt R-3 on the chosen day")
+    later.click()
+    expect(failed.locator('[role="alert"]')).to_have_text("Choose the day to post it on first.")
+    failed.get_by_label("or post on").fill("2026-11-21")
+    failed.get_by_role("button", name="Post receipt R-3 on the chosen day").click()
+    api.wait_for_exports(
+        {"receipt": ["posted", "posted", "posted", "skipped"], "cogs": ["posted"], "trueup": ["posted"]}
+    )
+    exports.get_by_role("button", name="Refresh list").click()
+    expect(sentences.filter(has_text="Manual journal in Xero for receipt R-3, posted")).to_have_count(1)
+    check.click()  # still at the end of 15 Nov: R-3 of 4 Nov is in the books from 21 Nov
+    expect(books.locator('tr[data-account="630"] [data-kind="posted_later"]')).to_contain_text(
+        "Receipt R-3 of 4 Nov 2026 is dated 21 Nov 2026, after the period the provider locked: -2.01"
+    )
+    shoot(page, "4-posted-later")
+
 
 def test_sales_tracking_switch_by_keyboard_with_field_errors(
     page: Page, local_stack: LocalStack, shoot: Screenshots

@@ -319,3 +319,100 @@ def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
         a: D(x["subledger"]) for a, x in books_accounts.items()
     }
     assert all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
+
+
+def sell_bolts(sandboxes: Sandboxes, number: str, day: str, quantity: str) -> None:
+    sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": number,
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": day,
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": quantity, "UnitAmount": "20"}
+            ],
+        },
+    )
+
+
+def test_cost_of_goods_sold_is_reconciled_for_the_financial_year_as_the_trial_balance_reports_it(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Xero's trial balance reports income and expenses for the financial year to date; COGS posted in an
+    earlier year sits in retained earnings, so it leaves Partsemble's figures too, and nothing is flagged."""
+    sandboxes.xero.set_financial_year_end(AU_TENANT_ID, 11, 15)  # the year starts on 16 November
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "4", "2.50")
+    sell_bolts(sandboxes, "INV-LAST-YEAR", "2026-11-10", "2")
+    sell_bolts(sandboxes, "INV-THIS-YEAR", "2026-11-20", "1")
+    body = {"enabled": True, "start_date": "2026-11-05"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=body))
+    api.pull_sales()
+    minutes.next()
+    assert books.close_days(now=datetime(2026, 11, 22, tzinfo=UTC)) == 2  # COGS of 10 and 20 November
+    Poller(aws).drain()
+    minutes.next()
+    assert xero_balances(api, sandboxes) == {"630": D("2.50"), "820": D("-10.00"), "310": D("7.50")}
+
+    status, accounts = reconciled(api, "2026-11-30")
+    assert status == "balanced", accounts
+    cogs = accounts["310"]  # this year: only the 20 November sale; 5.00 went to retained earnings
+    assert (D(cogs["provider_balance"]), D(cogs["posted"]), D(cogs["subledger"])) == (D("2.50"),) * 3
+    assert (D(accounts["630"]["subledger"]), D(accounts["820"]["subledger"])) == (D("2.50"), D("-10.00"))
+
+    minutes.next()
+    status, before = reconciled(api, "2026-11-15")  # the last day of the earlier year: its COGS counts
+    assert status == "balanced", before
+    assert D(before["310"]["provider_balance"]) == D(before["310"]["subledger"]) == D("5.00")
+
+
+def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_person_chooses(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Xero refuses journals dated on or before its lock date; the export fails saying so, nothing is
+    re-dated silently, and a retry with ``post_on`` posts it on that day, naming its own date."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    sandboxes.xero.set_lock_dates(
+        AU_TENANT_ID, period_lock_date="2026-11-05"
+    )  # the accountant closed October
+    receive(api, "R-LOCKED", "2026-11-03T09:00:00Z", bolt, "4", "2.50")
+    minutes.next()
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "failed" and "lock date" in export["last_error"]
+    retry = f"/exports/{export['export_id']}/retry"
+
+    refused = api.call("POST", retry + "?post_on=2026-11-03")  # not after its own date
+    assert refused.status == 400 and refused.json()["details"][0]["field"] == "post_on", refused.body
+    ok(api.call("POST", retry + "?post_on=2026-11-06"))
+    minutes.next()
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "posted"
+    journal = next(
+        j
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == export["document_id"]
+    )
+    assert journal["Date"] == "/Date(1793923200000+0000)/"  # 6 Nov 2026
+    assert "of 2026-11-03; dated 2026-11-06 as that period is locked" in journal["Narration"]
+    assert xero_balances(api, sandboxes) == {"630": D("10.00"), "820": D("-10.00")}
+
+    minutes.next()
+    status, accounts = reconciled(api)
+    assert status == "balanced", accounts
+    minutes.next()
+    status, then = reconciled(api, "2026-11-04")  # received, but in the books only from 6 Nov: explained
+    assert status == "explained", then
+    (reason,) = then["630"]["reasons"]
+    assert (reason["kind"], D(reason["amount"]), D(then["630"]["unexplained"])) == (
+        "posted_later",
+        D("-10.00"),
+        0,
+    )
+
+    posted_again = api.call("POST", retry + "?post_on=2026-11-07")
+    assert posted_again.status == 409  # posted: nothing to retry, and its date stays

@@ -9,6 +9,7 @@ from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
+from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
 
 
 def chart(api: Api, provider: str) -> dict[str, str]:
@@ -209,3 +210,19 @@ def test_qbo_refuses_accounts_receivable_but_takes_accounts_payable(api: Api, sa
 def test_settings_need_a_connection(api: Api, sandboxes: Sandboxes) -> None:
     refused = put(api, "qbo", "journals", {})
     assert refused.status == 409
+
+
+def test_qbo_journals_warn_when_quickbooks_books_cost_of_goods_sold_for_linked_items(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """QuickBooks books COGS itself for the items it tracks; journals would count it a second time."""
+    setup_qbo(api, sandboxes)  # links the demo company's tracked inventory items, in journals mode
+    (warning,) = ok(api.call("GET", "/integrations/qbo/export-settings"))["warnings"]
+    assert "QuickBooks tracks quantity on hand for 4 linked item(s)" in warning
+    assert all(sku in warning for sku in ("FG-SK-OAK", "FG-WB-20", "RM-ALU-01", "RM-BOLT-M6"))
+    assert "inventory adjustments mode" in warning
+
+    quantities = {"mode": "inventory_adjustments", "accounts": {**QBO_ACCOUNTS, "adjustment": "3"}}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=quantities))
+    answer = ok(api.call("GET", "/integrations/qbo/export-settings"))
+    assert answer["warnings"] == []  # QuickBooks values the stock and books COGS: nothing is counted twice

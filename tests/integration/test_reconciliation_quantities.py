@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from infra.local.poller import Poller
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_exports import QBO_PARTS, ok, setup_qbo
 
@@ -18,7 +21,57 @@ def test_qbo_inventory_mode_compares_item_quantities(api: Api, sandboxes: Sandbo
         assert Decimal(item["on_hand"]) == 0
         if item["provider_quantity"] is not None:
             assert Decimal(item["difference"]) == Decimal(item["provider_quantity"])
-    assert len(answer["notes"]) == 2
+    assert len(answer["notes"]) == 2 and "built_without_stock" in answer["notes"][1]
     assert answer["status"] == (
         "discrepancy" if any(Decimal(i["difference"] or 0) for i in items.values()) else "balanced"
     )
+
+
+def test_units_a_build_used_after_a_late_sale_took_them_are_named(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A sale dated before a build but pulled after it takes the build's brackets first: QBO counted them
+    out with the build's adjustment and again with the invoice, and the reconciliation says so."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    bracket = parts["bracket"]
+    # from 2 November: after the demo company's own sales
+    body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
+    line = {"product_id": bracket, "quantity": "2", "unit_cost": "3.00"}
+    ok(
+        api.call(
+            "POST", "/receipts", json_body={"received_at": "2026-11-02T09:00:00-08:00", "lines": [line]}
+        ),
+        201,
+    )
+    components = [{"product_id": bracket, "quantity_per_unit": "2"}]
+    build = {"product_id": parts["shelf"], "quantity": "1", "built_at": "2026-11-06T09:00:00-08:00"}
+    ok(api.call("POST", "/builds", json_body={**build, "components": components}), 201)
+    Poller(aws).drain()
+    before = {
+        i["Id"]: Decimal(str(i.get("QtyOnHand", 0)))
+        for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")
+    }
+    sandboxes.qbo.create_record(  # invoiced on 4 Nov, entered in QBO after the build was recorded
+        DEMO_REALM_ID,
+        "Invoice",
+        {
+            "DocNumber": "LATE-1",
+            "TxnDate": "2026-11-04",
+            "CustomerRef": {"value": HARBOR},
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": "5"}, "Qty": 2, "UnitPrice": "9.00"},
+                }
+            ],
+        },
+    )
+    api.pull_sales()
+    item = next(i for i in ok(api.call("GET", "/reconciliation"))["items"] if i["item_id"] == "5")
+    assert Decimal(item["on_hand"]) == 0 and Decimal(item["built_without_stock"]) == 2
+    assert Decimal(item["sold_without_stock"]) == 0  # the sale took the received lot
+    # QBO: its quantity before the invoice, less the 2 invoiced; Partsemble: none on hand
+    assert Decimal(item["provider_quantity"]) == before["5"] - 2
+    starting = before["5"] - 2 + 2  # QBO's own quantity before Partsemble: the receipt and the build cancel
+    assert Decimal(item["difference"]) == starting - Decimal(item["built_without_stock"])

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from infra.sandboxes.common import serve
-from infra.sandboxes.qbo import AdminError, QboSandbox
+from infra.sandboxes.qbo import QboSandbox
+from infra.sandboxes.qbo_books import AdminError
 from infra.sandboxes.qbo_demo import (
     ASSEMBLY_LABOUR,
     BRACKET_20,

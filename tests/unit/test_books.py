@@ -321,3 +321,33 @@ def test_posted_equals_the_subledger_to_the_cent_after_every_export(
     on_hand = total(layer.cost for p in shop.ledger.products() for layer in shop.ledger.layers(p))
     assert abs(shop.posted.get("INV", ZERO) + shop.posted.get("FG", ZERO) - on_hand) < 2 * CENT
     assert shop.posted.get("INV", ZERO) >= 0 and shop.posted.get("FG", ZERO) >= 0
+
+
+@pytest.mark.parametrize(
+    ("on", "end", "start"),
+    [
+        (date(2026, 7, 1), (6, 30), date(2026, 7, 1)),  # Australia: the first day of the year
+        (date(2026, 6, 30), (6, 30), date(2025, 7, 1)),  # its last day
+        (date(2026, 12, 1), (12, 31), date(2026, 1, 1)),
+        (date(2025, 3, 1), (2, 29), date(2025, 3, 1)),  # "29 February" ends on the 28th in other years
+        (date(2024, 2, 29), (2, 29), date(2023, 3, 1)),
+        (date(2026, 4, 1), (3, 31), date(2026, 4, 1)),
+    ],
+)
+def test_the_financial_year_starts_the_day_after_its_end(on: date, end: tuple[int, int], start: date) -> None:
+    assert books.financial_year_start(on, *end) == start
+
+
+@given(st.dates(date(2001, 1, 1), date(2098, 12, 31)), st.integers(1, 12), st.integers(1, 31))
+def test_every_day_lies_in_the_year_that_starts_at_most_a_year_before(on: date, month: int, day: int) -> None:
+    start = books.financial_year_start(on, month, day)
+    assert start <= on < books.financial_year_start(start + timedelta(days=366), month, day)
+    assert books.financial_year_start(start, month, day) == start
+
+
+def test_qbo_names_the_month_its_fiscal_year_starts() -> None:
+    from shared.providers.qbo.reports import fiscal_year_start
+
+    assert fiscal_year_start("April", date(2026, 3, 31)) == date(2025, 4, 1)
+    assert fiscal_year_start("April", date(2026, 4, 1)) == date(2026, 4, 1)
+    assert fiscal_year_start("", date(2026, 12, 1)) == date(2026, 1, 1)  # January when not given

@@ -35,6 +35,8 @@ def test_the_api_import_leaves_services_aws_and_openapi_models_for_first_use() -
     assert "aws_lambda_powertools.event_handler.openapi.models" not in loaded
     assert loaded["shared.services.connections"] == "_LazyModule"  # registered, its code not run yet
     assert loaded["shared.services.sales"] == "_LazyModule"
+    assert loaded["shared.services.margins"] == "_LazyModule"
+    assert loaded["shared.bodies"] == "_LazyModule"  # the request models, with the domain types they use
 
 
 def test_a_route_loads_only_its_own_service() -> None:
@@ -42,4 +44,5 @@ def test_a_route_loads_only_its_own_service() -> None:
     assert loaded["shared.services.connections"] == "module"
     assert "shared.store.connections" in loaded
     assert loaded["shared.services.sales"] == "_LazyModule"
+    assert loaded["shared.services.margins"] == "_LazyModule"
     assert "shared.store.inventory" not in loaded

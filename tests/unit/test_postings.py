@@ -21,6 +21,8 @@ from shared.domain.inventory import (
 )
 from shared.domain.ledger import Ledger
 from shared.domain.postings import (
+    AdjustmentLine,
+    InventoryAdjustment,
     Journal,
     JournalLine,
     MissingAccount,
@@ -30,6 +32,7 @@ from shared.domain.postings import (
     adjustment_for,
     idempotency_key,
     journal_of,
+    posted_on,
 )
 
 D = Decimal
@@ -134,3 +137,14 @@ def test_idempotency_key_is_stable_for_a_retry_and_changes_with_the_posting() ->
     assert idempotency_key(first) == idempotency_key(journal("exp-1"))
     assert idempotency_key(first) != idempotency_key(journal("exp-2"))
     assert idempotency_key(first).startswith("exp-1-") and len(idempotency_key(first)) <= 128
+
+
+def test_a_document_is_dated_later_only_when_the_day_chosen_is_after_its_own() -> None:
+    line = AdjustmentLine(item_id="5", product_id="P", quantity_diff=Decimal("2"), description="Build B-1")
+    adjustment = InventoryAdjustment(
+        marker="m", date=date(2026, 11, 3), account_id="3", memo="Build B-1", lines=(line,)
+    )
+    later = posted_on(adjustment, date(2026, 11, 6))
+    assert later.date == date(2026, 11, 6) and later.lines == adjustment.lines
+    assert later.memo == "Build B-1 (of 2026-11-03; dated 2026-11-06 as that period is locked)"
+    assert posted_on(adjustment, date(2026, 11, 3)) == adjustment == posted_on(adjustment, None)

@@ -20,6 +20,7 @@ from shared.domain.product_import import (
     UNSAVED_FORMULA,
     FileRefused,
     FileTooCostly,
+    ReadBudget,
     open_product_file,
 )
 from shared.domain.product_rows import (
@@ -246,6 +247,20 @@ def test_duplicate_sku_points_at_the_first_row_and_the_first_stays_valid() -> No
     assert report.rows[3].errors == report.rows[2].errors
 
 
+def test_duplicates_are_found_across_thousands_of_skus() -> None:
+    """The table of SKUs seen grows three times over 3,000 rows; every repeat still names its first row."""
+    lines = [f"P-{n},Part {n}" for n in range(3_000)]
+    lines += [f" p-{n} ,Again {n}" for n in range(0, 3_000, 299)]
+    report = parse(("SKU,Name\n" + "\n".join(lines) + "\n").encode())
+
+    errors = {row.row: row.errors for row in report.rows if row.status is RowStatus.ERROR}
+    assert len(report.products) == 3_000
+    assert errors == {
+        3_002 + index: (RowProblem(column="SKU", problem=f"duplicate SKU: row {n + 2} has the same SKU"),)
+        for index, n in enumerate(range(0, 3_000, 299))
+    }
+
+
 def test_valid_rows_carry_a_stable_key_for_an_idempotent_apply() -> None:
     first = parse(b"SKU,Name\n Ab-1 ,Widget\n").products
     again = parse(b"SKU,Name\nAB-1,Widget\n").products
@@ -406,6 +421,24 @@ def test_xlsx_formula_gives_its_saved_value() -> None:
 
     assert product is not None
     assert product.unit_cost == Decimal("3.25")
+
+
+def test_a_large_workbook_without_a_dimension_element_imports() -> None:
+    """Programs (openpyxl's write-only mode here) write no <dimension>; opening the workbook must not read
+    the whole sheet for one under the small cap of the parts read while it opens. (No deadline: the caps
+    are under test, not the speed of a busy machine.)"""
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Products")
+    sheet.append(["SKU", "Name", "Unit cost"])
+    for n in range(15_000):
+        sheet.append([f"P-{n}", f"Part {n}", n % 90 + 0.5])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    assert b"<dimension" not in zipfile.ZipFile(buffer).read("xl/worksheets/sheet1.xml")
+
+    summary = summarise_file(buffer.getvalue(), all_created, budget=ReadBudget(seconds=float("inf")))
+
+    assert (summary.file_errors, summary.created, summary.error_count) == ([], 15_000, 0)
 
 
 # Refused files

@@ -61,13 +61,14 @@ def test_the_margins_export_neutralises_product_names_and_invoice_numbers(
 ) -> None:
     from types import SimpleNamespace
 
-    from shared.services import sales
+    from shared.bodies import MarginQuery
+    from shared.services import margins
 
-    monkeypatch.setattr(sales, "margins", lambda organisation, query: SimpleNamespace(home_currency="AUD"))
+    monkeypatch.setattr(margins, "margins", lambda organisation, query: SimpleNamespace(home_currency="AUD"))
     rows = [["Document", "Product", "Revenue"], ["=1+1", '@HYPERLINK("http://evil.example")', Decimal(5)]]
-    monkeypatch.setattr(sales, "export_rows", lambda report: rows)
+    monkeypatch.setattr(margins, "export_rows", lambda report: rows)
 
-    body = sales.export_margins("org-a", sales.MarginQuery(group="document"), fmt).body  # type: ignore[arg-type]
+    body = margins.export_margins("org-a", MarginQuery(group="document"), fmt).body  # type: ignore[arg-type]
 
     if fmt == "csv":
         assert list(csv.reader(io.StringIO(body.decode())))[1][:2] == [

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from shared.config import ProviderUrls
 from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.errors import ProviderRejected
+from shared.lazy import lazy_module
 from shared.providers.base import (
     Changes,
     ClientCredentials,
@@ -22,6 +22,7 @@ from shared.providers.base import (
     Tenant,
     TokenSet,
 )
+from shared.providers.company import CompanyReads
 from shared.providers.http import json_or_error, new_client, send
 from shared.providers.oauth import OAuthClient
 from shared.providers.qbo import mapping
@@ -35,7 +36,10 @@ SCOPE = "com.intuit.quickbooks.accounting"
 HARD_EXPIRY_HEADER = {"x-include-refresh-token-hard-expires-in": "true"}
 
 
-class QboProvider:
+class QboProvider(CompanyReads):
+    sales_module = lazy_module("shared.providers.qbo.sales")
+    reports_module = lazy_module("shared.providers.qbo.reports")
+    api: QboApi
     name: ProviderName = "qbo"
     uses_pkce = True
 
@@ -129,21 +133,6 @@ class QboProvider:
         return sales.sales_changes(
             self.api, session, since, start=start, now=now, on_page=on_page, stop=stop, resume=resume
         )
-
-    def home_currency(self, session: Session) -> str:
-        from shared.providers.qbo import sales
-
-        return sales.home_currency(self.api, session)
-
-    def time_zone(self, session: Session) -> str:
-        from shared.providers.qbo import sales
-
-        return sales.time_zone(self.api, session)
-
-    def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
-        from shared.providers.qbo import reports
-
-        return reports.account_balances(self.api, session, as_of)
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:

@@ -10,19 +10,30 @@ in Sections (``Rows.Row`` inside a row), so the walk descends into them and neve
 
 from __future__ import annotations
 
+from calendar import month_name
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from shared.domain.books import financial_year_start as year_start
 from shared.errors import ProviderError
 from shared.providers.base import Session
+from shared.providers.company import report_amount
 from shared.providers.qbo.api import QboApi
 
 
 def account_balances(api: QboApi, session: Session, as_of: date) -> dict[str, Decimal]:
     body = api.get(session, "reports/TrialBalance", end_date=as_of.isoformat(), accounting_method="Accrual")
     return balances(body)
+
+
+def financial_year_start(api: QboApi, session: Session, on: date) -> date:
+    """``CompanyInfo.FiscalYearStartMonth`` names the month the fiscal year starts ("January" ... "December";
+    Intuit's CompanyInfo reference, developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/
+    companyinfo; provider facts qbo.md, CompanyInfo). January when absent or unknown."""
+    info = api.get(session, f"companyinfo/{session.tenant_id}").get("CompanyInfo") or {}
+    return fiscal_year_start(str(info.get("FiscalYearStartMonth") or ""), on)
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
@@ -38,10 +49,20 @@ def balances(report: dict[str, Any]) -> dict[str, Decimal]:
         account_id = str(cells[0].get("id") or "")
         if not account_id or len(cells) <= max(debit, credit):
             continue
-        balance = _money(cells[debit].get("value")) - _money(cells[credit].get("value"))
+        balance = report_amount(cells[debit].get("value"), "qbo") - report_amount(
+            cells[credit].get("value"), "qbo"
+        )
         if balance:
             found[account_id] = found.get(account_id, Decimal(0)) + balance
     return found
+
+
+def fiscal_year_start(start_month: str, on: date) -> date:
+    """The first day of the fiscal year holding ``on`` for a year starting in the month named."""
+    months = [m.lower() for m in month_name]
+    first = months.index(start_month.strip().lower()) if start_month.strip().lower() in months[1:] else 1
+    end_month = 12 if first == 1 else first - 1
+    return year_start(on, end_month, 31)
 
 
 def _account_rows(rows: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
@@ -50,11 +71,3 @@ def _account_rows(rows: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
             yield row["ColData"]
         if row.get("Rows"):
             yield from _account_rows(row["Rows"])
-
-
-def _money(value: Any) -> Decimal:
-    text = str(value or "").replace(",", "").strip()
-    try:
-        return Decimal(text) if text else Decimal(0)
-    except InvalidOperation:
-        raise ProviderError("qbo", f"the trial balance holds a non-number: {text!r}") from None

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from shared.config import ProviderUrls
 from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.errors import ProviderRejected
+from shared.lazy import lazy_module
 from shared.providers.base import (
     Changes,
     ClientCredentials,
@@ -23,6 +23,7 @@ from shared.providers.base import (
     Tenant,
     TokenSet,
 )
+from shared.providers.company import CompanyReads
 from shared.providers.http import (
     json_or_error,
     new_client,
@@ -43,7 +44,10 @@ SCOPE = (
 )
 
 
-class XeroProvider:
+class XeroProvider(CompanyReads):
+    sales_module = lazy_module("shared.providers.xero.sales")
+    reports_module = lazy_module("shared.providers.xero.reports")
+    api: XeroApi
     name: ProviderName = "xero"
     uses_pkce = True
 
@@ -188,21 +192,6 @@ class XeroProvider:
         return sales.sales_changes(
             self.api, session, since, start=start, on_page=on_page, stop=stop, resume=resume
         )
-
-    def home_currency(self, session: Session) -> str:
-        from shared.providers.xero import sales
-
-        return sales.home_currency(self.api, session)
-
-    def time_zone(self, session: Session) -> str:
-        from shared.providers.xero import sales
-
-        return sales.time_zone(self.api, session)
-
-    def account_balances(self, session: Session, as_of: date) -> dict[str, Decimal]:
-        from shared.providers.xero import reports
-
-        return reports.account_balances(self.api, session, as_of)
 
     # ---- exports ---------------------------------------------------------------------------------------
     def post_journal(self, session: Session, journal: Journal, *, idempotency_key: str) -> PostedDocument:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from shared.domain.books import financial_year_start as year_start
 from shared.errors import ProviderError
 from shared.providers.base import Session
+from shared.providers.company import report_amount
 from shared.providers.xero.api import XeroApi
+from shared.providers.xero.sales import organisation
 
 DEBIT, CREDIT = "YTD Debit", "YTD Credit"
 
@@ -28,6 +31,23 @@ def account_balances(api: XeroApi, session: Session, as_of: date) -> dict[str, D
     if not reports:
         raise ProviderError("xero", "the trial balance answer holds no report")
     return balances(reports[0])
+
+
+def financial_year_start(api: XeroApi, session: Session, on: date) -> date:
+    """``GET /Organisation`` ``FinancialYearEndDay`` / ``FinancialYearEndMonth`` (Xero OpenAPI
+    xero_accounting.yaml, schema Organisation: "Calendar day e.g. 0-31", "Calendar Month e.g. 1-12"); a year
+    ending 31 December when they are missing."""
+    found = organisation(api, session)
+    try:
+        end_month, end_day = (
+            int(found.get("FinancialYearEndMonth") or 12),
+            int(found.get("FinancialYearEndDay") or 31),
+        )
+    except (TypeError, ValueError):
+        raise ProviderError("xero", "the organisation's financial year end is not a date") from None
+    if not 1 <= end_month <= 12:
+        raise ProviderError("xero", f"the organisation's financial year ends in month {end_month}")
+    return year_start(on, end_month, end_day)
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
@@ -45,7 +65,9 @@ def balances(report: dict[str, Any]) -> dict[str, Decimal]:
         account_id = _account_id(cells[0])
         if not account_id or len(cells) <= max(debit, credit):
             continue
-        balance = _money(cells[debit].get("Value")) - _money(cells[credit].get("Value"))
+        balance = report_amount(cells[debit].get("Value"), "xero") - report_amount(
+            cells[credit].get("Value"), "xero"
+        )
         if balance:
             found[account_id] = found.get(account_id, Decimal(0)) + balance
     return found
@@ -63,11 +85,3 @@ def _account_id(cell: dict[str, Any]) -> str:
     return next(
         (str(a.get("Value") or "") for a in cell.get("Attributes") or [] if a.get("Id") == "account"), ""
     )
-
-
-def _money(value: Any) -> Decimal:
-    text = str(value or "").replace(",", "").strip()
-    try:
-        return Decimal(text) if text else Decimal(0)
-    except InvalidOperation:
-        raise ProviderError("xero", f"the trial balance holds a non-number: {text!r}") from None

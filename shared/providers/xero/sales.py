@@ -124,17 +124,17 @@ def _changed(
 
 
 def home_currency(api: XeroApi, session: Session) -> str:
-    return str(_organisation(api, session).get("BaseCurrency") or "")
+    return str(organisation(api, session).get("BaseCurrency") or "")
 
 
 def time_zone(api: XeroApi, session: Session) -> str:
     """``GET /Organisation`` ``Timezone``, a Windows zone name without spaces in capitals (spec
     ``Organisation.Timezone``, enum ``TimeZone``; provider facts xero.md "Added 2026-11-30", Time zone) as the
     IANA zone CLDR's windowsZones.xml maps it to; "UTC" for a name not in the table."""
-    return WINDOWS_ZONES.get(str(_organisation(api, session).get("Timezone") or "").upper(), "UTC")
+    return WINDOWS_ZONES.get(str(organisation(api, session).get("Timezone") or "").upper(), "UTC")
 
 
-def _organisation(api: XeroApi, session: Session) -> dict[str, Any]:
+def organisation(api: XeroApi, session: Session) -> dict[str, Any]:
     resp = call(
         api.client,
         session,

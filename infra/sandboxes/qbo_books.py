@@ -1,0 +1,694 @@
+"""The QBO sandbox's books: companies and their records, the rules API writes must pass, how QBO fills in and
+totals a record, and how sales documents and adjustments move stock."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from infra.sandboxes.common import Clock
+from infra.sandboxes.qbo_query import NAME_LISTS, QUERYABLE_ENTITIES
+from infra.sandboxes.qbo_reports import cents
+
+DISCOUNT = "DiscountLineDetail"
+CENT = Decimal("0.01")
+PACIFIC = ZoneInfo("America/Los_Angeles")  # QBO stamps times in Pacific time with an offset
+SALES_DOCS = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
+# How a sales document moves a tracked Inventory item's QtyOnHand, per unit on its lines. Intuit, "Managing
+# Inventory" (developer.intuit.com/app/developer/qbo/docs/concepts/manage-inventory): "Recording the sale of
+# an inventory item decreases the value of Inventory Asset account by the original cost of the item and
+# decreases the Quantity on Hand units for that item" (invoices and sales receipts are QBO's sales forms,
+# developer.intuit.com/app/developer/qbo/docs/workflows/manage-inventory). A credit memo or refund receipt
+# records the customer's return and puts the items back in stock (QuickBooks help "What are credit memos
+# for?": "record a return when a customer returns items"). A bundle (Group) line relieves each component
+# (Intuit "Item bundles using groups" workflow; ../shared/providers/qbo.md section 3.2). A voided
+# document keeps its lines with quantities 0 (Intuit blog 2016-04-06 "Voiding invoice objects"), so it
+# moves nothing; a deleted one is gone; an edit moves the difference between the old and the new lines.
+STOCK_SIGN = {
+    "Invoice": Decimal(-1),
+    "SalesReceipt": Decimal(-1),
+    "CreditMemo": Decimal(1),
+    "RefundReceipt": Decimal(1),
+}
+TRANSACTIONS = (*SALES_DOCS, "JournalEntry", "InventoryAdjustment")
+ENTITY_BY_SEGMENT = {name.lower(): name for name in QUERYABLE_ENTITIES}
+ENTITY_SEGMENTS = "|".join(ENTITY_BY_SEGMENT)
+
+CURRENCY_NAMES = {
+    "USD": "United States Dollar",
+    "EUR": "Euro",
+    "GBP": "British Pound Sterling",
+    "CAD": "Canadian Dollar",
+    "AUD": "Australian Dollar",
+}
+CLASSIFICATION = {  # AccountType -> Classification
+    **dict.fromkeys(
+        ("Bank", "Accounts Receivable", "Other Current Asset", "Fixed Asset", "Other Asset"), "Asset"
+    ),
+    **dict.fromkeys(
+        ("Accounts Payable", "Credit Card", "Other Current Liability", "Long Term Liability"), "Liability"
+    ),
+    **dict.fromkeys(("Income", "Other Income"), "Revenue"),
+    **dict.fromkeys(("Cost of Goods Sold", "Expense", "Other Expense"), "Expense"),
+    "Equity": "Equity",
+}
+_COMMON = "Id SyncToken sparse domain MetaData"
+_PARTY = (
+    "DisplayName CompanyName GivenName MiddleName FamilyName Title Suffix PrintOnCheckName Active "
+    "PrimaryEmailAddr PrimaryPhone Mobile Fax WebAddr BillAddr CurrencyRef Balance"
+)
+WRITABLE_FIELDS = {  # top-level properties QBO accepts on writes; anything else is error 2010
+    name: frozenset(f"{_COMMON} {fields}".split())
+    for name, fields in {
+        "JournalEntry": "TxnDate DocNumber PrivateNote Line Adjustment CurrencyRef ExchangeRate TxnTaxDetail "
+        "TotalAmt HomeTotalAmt DepartmentRef TransactionLocationType",
+        "InventoryAdjustment": "TxnDate DocNumber PrivateNote Line AdjustAccountRef CustomerRef "
+        "DepartmentRef",
+        # BillRate and TaxReportingBasis are Vendor properties the official client sends (python-quickbooks
+        # 0.9.12 integration tests against an Intuit sandbox; qbo.md section 7)
+        "Vendor": f"{_PARTY} AcctNum TaxIdentifier TermRef Vendor1099 BillRate TaxReportingBasis "
+        "APAccountRef OtherContactInfo AlternatePhone",
+        "Customer": f"{_PARTY} ShipAddr Notes Taxable",
+        "Item": "Name Sku Description PurchaseDesc Active Type UnitPrice PurchaseCost IncomeAccountRef "
+        "ExpenseAccountRef AssetAccountRef TrackQtyOnHand QtyOnHand InvStartDate ReorderPoint Taxable "
+        "SubItem ParentRef ItemGroupDetail FullyQualifiedName",
+    }.items()
+}
+
+
+class QboFault(Exception):
+    """A request QBO refuses; rendered as a ``Fault`` body."""
+
+    def __init__(
+        self, code: str, message: str, detail: str = "", status: int = 400, kind: str = "ValidationFault"
+    ) -> None:
+        super().__init__(detail or message)
+        self.code, self.message, self.detail, self.status, self.kind = code, message, detail, status, kind
+
+
+class AdminError(ValueError):
+    """A bad admin request (bad entity, bad field)."""
+
+
+class AdminNotFound(AdminError):
+    """An admin request naming a company or record that doesn't exist."""
+
+
+def business_error(detail: str) -> QboFault:
+    return QboFault(
+        "6000",
+        "A business validation error has occurred while processing your request",
+        f"Business Validation Error: {detail}",
+    )
+
+
+def required(name: str) -> QboFault:
+    return QboFault(
+        "2020",
+        "Required param missing, need to supply the required value for the API",
+        f"Required parameter {name} is missing in the request",
+    )
+
+
+def inactive(what: str) -> QboFault:
+    return QboFault(
+        "610",
+        "Object Not Found",
+        f"Something you're trying to use has been made inactive. Check the fields with accounts, "
+        f"customers, items, vendors or employees. ({what})",
+    )
+
+
+def invalid_reference(entity: str, ref_id: str) -> QboFault:
+    return QboFault(
+        "2500", "Invalid Reference Id", f"Invalid Reference Id : {entity} element id {ref_id} not found"
+    )
+
+
+# A JournalEntry line on an Accounts Payable account must name a vendor, on Accounts Receivable a
+# customer: JournalEntryLineDetail.Entity {"Type": "Vendor"|"Customer", "EntityRef": {"value": id}}
+# (Intuit's JournalEntry reference; QBO's Name field). Without it QBO answers 6000 "When you use Accounts
+# Payable, you must choose a vendor in the Name field." (../shared/providers/qbo.md section 7: Expensify
+# QBO097, a public QBO sandbox test report). The A/R text follows the same pattern (integrators such as
+# Link My Books document the customer requirement; UNSURE of QBO's exact A/R wording).
+NAME_REQUIRED = {"Accounts Payable": "Vendor", "Accounts Receivable": "Customer"}
+
+
+def decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def plain(value: Any) -> Any:
+    """Admin input as the sandbox stores it: floats as Decimal, dates as ISO text, containers copied."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def wire(value: Any) -> Any:
+    """JSON numbers for Decimals at the HTTP boundary (json has no Decimal; the text round-trips exactly)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [wire(v) for v in value]
+    return value
+
+
+@dataclass
+class Company:
+    realm_id: str
+    name: str
+    country: str
+    plan: str
+    inventory_tracking: bool
+    closing_date: date | None
+    home_currency: str
+    created: datetime
+    records: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {name: {} for name in QUERYABLE_ENTITIES}
+    )
+    tombstones: list[tuple[str, str, datetime]] = field(default_factory=list)  # entity, id, deleted at
+    next_ids: Counter[str] = field(default_factory=Counter)
+    request_ids: dict[str, tuple[datetime, int, bytes]] = field(default_factory=dict)
+    stock_moves: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)  # adjustment -> diffs
+    # (entity, sales document id) -> item id -> the QtyOnHand change that document made
+    sale_moves: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
+    openings: dict[str, tuple[date, Decimal]] = field(default_factory=dict)  # item -> starting value
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "realm_id": self.realm_id,
+            "name": self.name,
+            "country": self.country,
+            "plan": self.plan,
+            "inventory_tracking": self.inventory_tracking,
+            "home_currency": self.home_currency,
+            "closing_date": self.closing_date.isoformat() if self.closing_date else None,
+        }
+
+    def new_id(self, entity: str) -> str:
+        self.next_ids[entity] += 1
+        return str(self.next_ids[entity])
+
+    def find(self, entity: str, record_id: str) -> dict[str, Any] | None:
+        return self.records[entity].get(str(record_id))
+
+
+class QboBooks:
+    """Mixed into ``QboSandbox``: validation and normalization of records, stock moves, the sandbox's time."""
+
+    companies: dict[str, Company]
+    clock: Clock
+
+    # ---- time -----------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def stamp(self, when: datetime | None = None) -> str:
+        return (when or self.now()).astimezone(PACIFIC).isoformat(timespec="seconds")
+
+    def today(self) -> date:
+        return self.now().astimezone(PACIFIC).date()
+
+    def _time(self) -> str:
+        return self.now().astimezone(PACIFIC).isoformat(timespec="milliseconds")
+
+    # ---- validation of API writes ---------------------------------------------------------------
+    def _validate(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        if entity == "JournalEntry":
+            return self._journal_entry(company, body)
+        if entity == "InventoryAdjustment":
+            return self._inventory_adjustment(company, body)
+        return self.normalize(company, entity, body)
+
+    def _txn_date(self, company: Company, body: dict[str, Any]) -> date:
+        try:
+            when = date.fromisoformat(str(body["TxnDate"])) if body.get("TxnDate") else self.today()
+        except ValueError:
+            raise QboFault(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"TxnDate {body['TxnDate']!r} is not a date",
+            ) from None
+        if company.closing_date and when <= company.closing_date:
+            raise QboFault(
+                "6210",
+                "Account Period Closed",
+                f"The account period has closed and the books are closed as of "
+                f"{company.closing_date.isoformat()}. Date entered must be after the closing date.",
+            )
+        return when
+
+    def _active_ref(self, company: Company, entity: str, ref: Any, field_name: str) -> dict[str, Any]:
+        ref_id = str(ref.get("value", "")) if isinstance(ref, dict) else ""
+        if not ref_id:
+            raise required(field_name)
+        record = company.find(entity, ref_id)
+        if record is None:
+            raise invalid_reference(f"{entity}s" if entity == "Account" else entity, ref_id)
+        if not record.get("Active", True):
+            raise inactive(f"{entity} {ref_id}")
+        return record
+
+    def _journal_entry(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
+        when = self._txn_date(company, body)
+        lines = body.get("Line")
+        if not isinstance(lines, list) or not lines:
+            raise required("Line")
+        totals = {"Debit": Decimal(0), "Credit": Decimal(0)}
+        built = []
+        for number, raw in enumerate(lines):
+            detail = raw.get("JournalEntryLineDetail")
+            if raw.get("DetailType") != "JournalEntryLineDetail" or not isinstance(detail, dict):
+                raise required("Line.JournalEntryLineDetail")
+            posting = detail.get("PostingType")
+            if posting not in totals:
+                raise QboFault(
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    f"PostingType {posting!r} must be Debit or Credit",
+                )
+            amount = decimal(raw.get("Amount", 0))
+            if amount <= 0:
+                raise business_error("Journal entry line amounts must be positive.")
+            account = self._active_ref(company, "Account", detail.get("AccountRef"), "AccountRef")
+            entity = self._line_entity(company, detail.get("Entity"), account)
+            totals[posting] += amount
+            built.append(
+                {
+                    **raw,
+                    "Id": str(number),
+                    "Amount": amount,
+                    "JournalEntryLineDetail": {
+                        **detail,
+                        "AccountRef": {"value": account["Id"], "name": account["Name"]},
+                        **({"Entity": entity} if entity else {}),
+                    },
+                }
+            )
+        if totals["Debit"] != totals["Credit"]:
+            raise business_error(
+                "You can't save an unbalanced journal entry: debits must equal credits "
+                f"(debits {totals['Debit']}, credits {totals['Credit']})."
+            )
+        return {
+            **body,
+            "TxnDate": when.isoformat(),
+            "Line": built,
+            "TotalAmt": totals["Debit"],
+            "Adjustment": bool(body.get("Adjustment", False)),
+            "domain": "QBO",
+            "sparse": False,
+            "CurrencyRef": body.get("CurrencyRef") or {"value": company.home_currency},
+        }
+
+    def _line_entity(self, company: Company, entity: Any, account: dict[str, Any]) -> dict[str, Any] | None:
+        """The line's Name (Entity) with the name filled in; refused when the account needs one of a kind
+        the line doesn't carry, or when it names no active vendor / customer."""
+        wanted = NAME_REQUIRED.get(str(account.get("AccountType")))
+        kind = entity.get("Type") if isinstance(entity, dict) else None
+        if wanted and kind != wanted:
+            ledger, party = account["AccountType"], wanted.lower()
+            raise business_error(f"When you use {ledger}, you must choose a {party} in the Name field.")
+        if entity is None:
+            return None
+        if kind not in ("Vendor", "Customer"):
+            raise QboFault(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"Entity Type {kind!r} must be Vendor or Customer",
+            )
+        record = self._active_ref(company, str(kind), entity.get("EntityRef"), "Entity.EntityRef")
+        return {"Type": kind, "EntityRef": {"value": record["Id"], "name": record.get("DisplayName", "")}}
+
+    def _inventory_adjustment(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
+        if company.country != "US" or company.plan not in ("Plus", "Advanced"):
+            raise QboFault(
+                "6000",
+                "A business validation error has occurred while processing your request",
+                "Business Validation Error: Inventory adjustments need QuickBooks Online Plus or "
+                f"Advanced in the US (this company: {company.plan}, {company.country}).",
+            )
+        if not company.inventory_tracking:
+            raise business_error("Turn on inventory tracking (track quantity on hand) to adjust inventory.")
+        when = self._txn_date(company, body)
+        account = self._active_ref(company, "Account", body.get("AdjustAccountRef"), "AdjustAccountRef")
+        lines = body.get("Line")
+        if not isinstance(lines, list) or not lines:
+            raise required("Line")
+        built = []
+        for number, raw in enumerate(lines, 1):
+            detail = raw.get("ItemAdjustmentLineDetail")
+            if raw.get("DetailType") != "ItemAdjustmentLineDetail" or not isinstance(detail, dict):
+                raise required("Line.ItemAdjustmentLineDetail")
+            item = self._active_ref(company, "Item", detail.get("ItemRef"), "ItemRef")
+            if item.get("Type") != "Inventory" or not item.get("TrackQtyOnHand"):
+                raise business_error(
+                    f"Item {item['Name']} is not an inventory item that tracks quantity on hand."
+                )
+            if ("QtyDiff" in detail) == ("NewQty" in detail):
+                raise business_error("Each adjustment line needs exactly one of QtyDiff or NewQty.")
+            if item.get("InvStartDate") and when < date.fromisoformat(item["InvStartDate"]):
+                raise business_error(f"The adjustment date is before the start date of item {item['Name']}.")
+            quantity = {k: decimal(detail[k]) for k in ("QtyDiff", "NewQty") if k in detail}
+            built.append(
+                {
+                    "Id": str(number),
+                    "DetailType": "ItemAdjustmentLineDetail",
+                    "ItemAdjustmentLineDetail": {
+                        **detail,
+                        **quantity,
+                        "ItemRef": {"value": item["Id"], "name": item["Name"]},
+                    },
+                }
+            )
+        return {
+            **body,
+            "TxnDate": when.isoformat(),
+            "Line": built,
+            "domain": "QBO",
+            "sparse": False,
+            "AdjustAccountRef": {"value": account["Id"], "name": account["Name"]},
+            "DocNumber": body.get("DocNumber") or str(company.next_ids["InventoryAdjustment"] + 1),
+        }
+
+    def _apply_stock(self, company: Company, adjustment: dict[str, Any]) -> None:
+        diffs = []
+        for line in adjustment["Line"]:
+            detail = line["ItemAdjustmentLineDetail"]
+            item = company.records["Item"][detail["ItemRef"]["value"]]
+            on_hand = decimal(item.get("QtyOnHand", 0))
+            diff = detail["NewQty"] - on_hand if "NewQty" in detail else detail["QtyDiff"]
+            diffs.append((item["Id"], diff))
+            self._touch(item, {"QtyOnHand": on_hand + diff})
+        company.stock_moves[adjustment["Id"]] = diffs
+
+    def _reverse_stock(self, company: Company, adjustment_id: str) -> None:
+        for item_id, diff in company.stock_moves.pop(adjustment_id, []):
+            item = company.records["Item"][item_id]
+            self._touch(item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) - diff})
+
+    @staticmethod
+    def _item_details(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The SalesItemLineDetail of every line that names an item, bundle components included."""
+        for line in document.get("Line", []):
+            if line.get("DetailType") == "SalesItemLineDetail":
+                yield line["SalesItemLineDetail"]
+            elif line.get("DetailType") == "GroupLineDetail":
+                for component in line["GroupLineDetail"].get("Line", []):
+                    if component.get("DetailType") == "SalesItemLineDetail":
+                        yield component["SalesItemLineDetail"]
+
+    def _sale_effect(self, company: Company, entity: str, document: dict[str, Any]) -> dict[str, Decimal]:
+        """Item id -> the QtyOnHand change the document makes (STOCK_SIGN); only tracked Inventory items."""
+        effect: dict[str, Decimal] = {}
+        for detail in self._item_details(document):
+            item = company.find("Item", str(detail.get("ItemRef", {}).get("value", "")))
+            if item is None or item.get("Type") != "Inventory" or not item.get("TrackQtyOnHand"):
+                continue  # services, non-inventory items and untracked items have no quantity
+            change = STOCK_SIGN[entity] * decimal(detail.get("Qty", 0))
+            effect[item["Id"]] = effect.get(item["Id"], Decimal(0)) + change
+        return {item_id: change for item_id, change in effect.items() if change}
+
+    def _restock(self, company: Company, entity: str, document: dict[str, Any]) -> None:
+        """Brings the items' QtyOnHand to what ``document`` as it now stands implies: the change from what
+        it moved before (nothing for a new document) is applied, and the item's SyncToken and
+        LastUpdatedTime move with it as for an inventory adjustment (QtyOnHand is a stored Item property:
+        UNSURE whether QBO bumps the item's SyncToken and LastUpdatedTime on a sale, the sandbox does, as it
+        does for adjustments). The item is stamped at the document's own LastUpdatedTime (a back-dated
+        seeded document moves its items at that time too), never earlier than the item's last change."""
+        key = (entity, document["Id"])
+        before = company.sale_moves.pop(key, {})
+        after = self._sale_effect(company, entity, document)
+        stamp = document.get("MetaData", {}).get("LastUpdatedTime") or self.stamp()
+        for item_id in sorted(set(before) | set(after), key=int):
+            delta = after.get(item_id, Decimal(0)) - before.get(item_id, Decimal(0))
+            item = company.find("Item", item_id)
+            if not delta or item is None:
+                continue
+            current = item["MetaData"]["LastUpdatedTime"]
+            later = max(current, stamp, key=datetime.fromisoformat)
+            self._touch(item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) + delta}, later)
+        if after:
+            company.sale_moves[key] = after
+
+    # ---- records: normalize, insert, replace ----------------------------------------------------
+    def normalize(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A full record from a (possibly partial) body: names on refs, defaults, derived totals."""
+        own_id = body.get("Id")
+        record = {k: v for k, v in body.items() if k not in ("Id", "SyncToken", "MetaData")}
+        record.update({"domain": "QBO", "sparse": False})
+        if entity in NAME_LISTS:
+            record.setdefault("Active", True)
+        if entity == "Item":
+            self._normalize_item(company, record, own_id)
+        elif entity == "Account":
+            if not record.get("Name") or record.get("AccountType") not in CLASSIFICATION:
+                raise AdminError("an Account needs Name and a known AccountType")
+            record.setdefault("Classification", CLASSIFICATION[record["AccountType"]])
+            record.setdefault("FullyQualifiedName", record["Name"])
+            record.setdefault("CurrencyRef", {"value": company.home_currency})
+            record.setdefault("CurrentBalance", Decimal(0))
+            record.setdefault("SubAccount", False)
+        elif entity in ("Vendor", "Customer"):
+            if not record.get("DisplayName"):
+                raise required("DisplayName")
+            self._check_unique(company, ("Vendor", "Customer"), "DisplayName", record["DisplayName"], own_id)
+            record.setdefault("CurrencyRef", {"value": company.home_currency})
+            record.setdefault("Balance", Decimal(0))
+            if entity == "Customer":
+                record.setdefault("FullyQualifiedName", record["DisplayName"])
+        elif entity in SALES_DOCS:
+            self._normalize_sales_doc(company, entity, record)
+        return record
+
+    def _check_unique(
+        self, company: Company, entities: tuple[str, ...], key: str, value: str, own_id: Any
+    ) -> None:
+        for entity in entities:
+            for record in company.records[entity].values():
+                if record.get(key, "").lower() == value.lower() and record["Id"] != str(own_id):
+                    raise QboFault(
+                        "6240",
+                        "Duplicate Name Exists Error",
+                        f"The name supplied already exists. : Another {entity} is already using this "
+                        f"name. Please use a different name. (Id={record['Id']})",
+                    )
+
+    def _ref(self, company: Company, entity: str, ref: Any, name_key: str = "Name") -> dict[str, str]:
+        ref_id = str(ref.get("value", "")) if isinstance(ref, dict) else str(ref or "")
+        record = company.find(entity, ref_id)
+        if record is None:
+            raise invalid_reference(entity, ref_id)
+        return {"value": ref_id, "name": record.get(name_key, "")}
+
+    def _normalize_item(self, company: Company, record: dict[str, Any], own_id: Any) -> None:
+        name = str(record.get("Name", ""))
+        if not name or any(c in name for c in ":\t\n"):
+            raise QboFault(
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                "Name is required and can't contain a colon, tab or newline",
+            )
+        self._check_unique(company, ("Item",), "Name", name, own_id)
+        kind = record.get("Type")
+        if kind not in ("Inventory", "NonInventory", "Service", "Group", "Category"):
+            raise required("Type")
+        if kind == "Inventory" and not (company.inventory_tracking and company.plan in ("Plus", "Advanced")):
+            raise business_error(
+                "Inventory items need QuickBooks Online Plus or Advanced with quantity tracking turned on."
+            )
+        record.setdefault("FullyQualifiedName", name)
+        for key in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef"):
+            if key in record:
+                record[key] = self._ref(company, "Account", record[key])
+        if kind == "Inventory":
+            missing = [
+                k
+                for k in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef", "InvStartDate")
+                if k not in record
+            ]
+            if missing:
+                raise required(missing[0])
+            record.setdefault("TrackQtyOnHand", True)
+            record["QtyOnHand"] = decimal(record.get("QtyOnHand", 0))
+        else:
+            record["TrackQtyOnHand"] = False
+        if kind == "Group":
+            lines = record.get("ItemGroupDetail", {}).get("ItemGroupLine", [])
+            record["ItemGroupDetail"] = {
+                "ItemGroupLine": [
+                    {
+                        "ItemRef": {**self._ref(company, "Item", line["ItemRef"]), "type": "Item"},
+                        "Qty": decimal(line.get("Qty", 1)),
+                    }
+                    for line in lines
+                ]
+            }
+            record.setdefault("PrintGroupedItems", False)
+        for key in ("UnitPrice", "PurchaseCost"):
+            record[key] = decimal(record.get(key, 0))
+
+    def _normalize_sales_doc(self, company: Company, entity: str, record: dict[str, Any]) -> None:
+        record["CustomerRef"] = self._ref(company, "Customer", record.get("CustomerRef"), "DisplayName")
+        record.setdefault("TxnDate", self.today().isoformat())
+        record.setdefault("DocNumber", str(1001 + len(company.records[entity])))
+        currency = record.get("CurrencyRef") or {"value": company.home_currency}
+        code = currency["value"]
+        record["CurrencyRef"] = {"value": code, "name": currency.get("name", CURRENCY_NAMES.get(code, code))}
+        self._ledger_refs(company, entity, record)
+        lines: list[dict[str, Any]] = []
+        discounts = [copy.deepcopy(r) for r in record.get("Line", []) if r.get("DetailType") == DISCOUNT]
+        for raw in record.get("Line", []):
+            if raw.get("DetailType") in ("SubTotalLineDetail", DISCOUNT):
+                continue  # recomputed below
+            line = copy.deepcopy(raw)
+            if line.get("DetailType") == "SalesItemLineDetail":
+                self._sales_line(company, line)
+            elif line.get("DetailType") == "GroupLineDetail":
+                self._group_line(company, line)
+            line["Amount"] = decimal(line.get("Amount", 0))
+            lines.append({"Id": str(len(lines) + 1), "LineNum": len(lines) + 1, **line})
+        subtotal = sum((line["Amount"] for line in lines), Decimal(0))
+        lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
+        if len(discounts) > 1:
+            raise business_error("A transaction can have only one discount line.")
+        off = Decimal(0)
+        for discount in discounts:  # after the subtotal, it discounts the subtotal; TotalAmt is after it
+            off = self._discount_line(discount, subtotal)
+            lines.append(discount)
+        total = subtotal - off
+        record["Line"] = lines
+        record["TotalAmt"] = total
+        if "ExchangeRate" in record:
+            record["ExchangeRate"] = decimal(record["ExchangeRate"])
+            record["HomeTotalAmt"] = (total * record["ExchangeRate"]).quantize(Decimal("0.01"))
+        if entity == "Invoice":
+            record["Balance"] = total
+        elif entity == "CreditMemo":
+            record["RemainingCredit"] = total
+
+    def _ledger_refs(self, company: Company, entity: str, record: dict[str, Any]) -> None:
+        """The account a sales document's total goes to. Intuit's SalesReceipt reference,
+        DepositToAccountRef: the account the payment is deposited to, Undeposited Funds when none is given;
+        RefundReceipt reference: DepositToAccountRef (the account the refund is paid from) is required.
+        Invoices and credit memos go to Accounts Receivable (ARAccountRef, optional: the company's A/R
+        account by default; Intuit Invoice reference)."""
+        for key in ("DepositToAccountRef", "ARAccountRef"):
+            if record.get(key):
+                record[key] = self._ref(company, "Account", record[key])
+        if entity == "RefundReceipt" and not record.get("DepositToAccountRef"):
+            raise required("DepositToAccountRef")
+        if entity == "SalesReceipt" and not record.get("DepositToAccountRef"):
+            undeposited = next(
+                (
+                    a
+                    for a in company.records["Account"].values()
+                    if a.get("AccountSubType") == "UndepositedFunds"
+                ),
+                None,
+            )
+            if undeposited is not None:  # a company without one: the report shows a bare "Undeposited Funds"
+                record["DepositToAccountRef"] = {"value": undeposited["Id"], "name": undeposited["Name"]}
+
+    @staticmethod
+    def _discount_line(line: dict[str, Any], subtotal: Decimal) -> Decimal:
+        """A ``DiscountLineDetail`` line as QBO keeps it: ``PercentBased`` with ``DiscountPercent`` (its
+        ``Amount`` the percentage of the subtotal, rounded to the cent half up) or a flat ``Amount``
+        (Intuit Invoice reference, DiscountLineDetail; provider facts qbo.md section 7 "Discounts")."""
+        detail = line.setdefault("DiscountLineDetail", {})
+        if detail.get("PercentBased"):
+            percent = decimal(detail.get("DiscountPercent", 0))
+            detail["DiscountPercent"] = percent
+            amount = (subtotal * percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        else:
+            detail["PercentBased"] = False
+            amount = decimal(line.get("Amount", 0)).quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount < 0 or amount > subtotal:
+            raise business_error("A discount must be between zero and the subtotal it applies to.")
+        line["Amount"] = amount
+        return amount
+
+    def _sales_line(self, company: Company, line: dict[str, Any]) -> None:
+        detail = line["SalesItemLineDetail"]
+        item = company.find("Item", str(detail.get("ItemRef", {}).get("value", "")))
+        if item is None:
+            raise invalid_reference("Item", str(detail.get("ItemRef")))
+        detail["ItemRef"] = {"value": item["Id"], "name": item["Name"]}
+        detail["Qty"] = decimal(detail.get("Qty", 1))
+        detail["UnitPrice"] = decimal(detail.get("UnitPrice", item.get("UnitPrice", 0)))
+        line.setdefault("Amount", (detail["Qty"] * detail["UnitPrice"]).quantize(Decimal("0.01")))
+
+    def _group_line(self, company: Company, line: dict[str, Any]) -> None:
+        detail = line["GroupLineDetail"]
+        group = company.find("Item", str(detail.get("GroupItemRef", {}).get("value", "")))
+        if group is None or group.get("Type") != "Group":
+            raise invalid_reference("Item", str(detail.get("GroupItemRef")))
+        detail["GroupItemRef"] = {"value": group["Id"], "name": group["Name"]}
+        detail["Quantity"] = decimal(detail.get("Quantity", 1))
+        if "Line" not in detail:
+            detail["Line"] = [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {
+                        "ItemRef": part["ItemRef"],
+                        "Qty": part["Qty"] * detail["Quantity"],
+                    },
+                }
+                for part in group["ItemGroupDetail"]["ItemGroupLine"]
+            ]
+        for component in detail["Line"]:
+            self._sales_line(company, component)
+            component["Amount"] = decimal(component["Amount"])
+        line.setdefault("Amount", sum((c["Amount"] for c in detail["Line"]), Decimal(0)))
+
+    def _insert(
+        self, company: Company, entity: str, record: dict[str, Any], metadata: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        stamp = self.stamp()
+        record = {
+            "Id": company.new_id(entity),
+            "SyncToken": "0",
+            **record,
+            "MetaData": metadata or {"CreateTime": stamp, "LastUpdatedTime": stamp},
+        }
+        company.records[entity][record["Id"]] = record
+        if entity == "InventoryAdjustment":
+            self._apply_stock(company, record)
+        if entity in SALES_DOCS:
+            self._restock(company, entity, record)
+        if entity == "Item" and record.get("Type") == "Inventory" and record.get("InvStartDate"):
+            # QBO books an item created with a quantity as its "Inventory Starting Value" on InvStartDate
+            value = cents(decimal(record.get("QtyOnHand", 0)) * decimal(record.get("PurchaseCost", 0)))
+            company.openings[record["Id"]] = (date.fromisoformat(str(record["InvStartDate"])), value)
+        return record
+
+    def _replace(self, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """Swaps a record's content for ``record``, keeping its Id and creation time."""
+        fresh = {k: v for k, v in record.items() if k not in ("Id", "SyncToken", "MetaData")}
+        for key in set(current) - {"Id", "SyncToken", "MetaData"} - set(fresh):
+            del current[key]
+        return self._touch(current, fresh)
+
+    def _touch(
+        self, record: dict[str, Any], changes: dict[str, Any], stamp: str | None = None
+    ) -> dict[str, Any]:
+        """Applies changes in place, bumping SyncToken and LastUpdatedTime as QBO does on every change."""
+        record.update(changes)
+        record["SyncToken"] = str(int(record["SyncToken"]) + 1)
+        record["MetaData"] = {**record["MetaData"], "LastUpdatedTime": stamp or self.stamp()}
+        return record

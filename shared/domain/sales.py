@@ -1,0 +1,118 @@
+"""Rules of tracked sales documents: when a sale happens, which documents count, which credits restock, how a
+kit's revenue splits over its components, and which sale a credit returns its goods to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Literal, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.domain.catalog import Product
+from shared.domain.costing import SaleDocument, SaleLine
+from shared.money import ZERO, allocate_cents, to_cents
+
+# A credit whose note says so returns its goods to waste, not to stock.
+NOT_RESTOCKABLE = re.compile(
+    r"\b(?:not?[ -]?restock(?:able|ed)?|scrap(?:ped)?|write[ -]?off)\b", re.IGNORECASE
+)
+# A sale dated D (a local date in the organisation's zone) is placed at the very end of D there: it takes from
+# what was received or built by then, e.g. at 22:00 in New York, after midnight UTC.
+DAY_END = time(23, 59, 59, 999999)
+MarginGroup = Literal["document", "product", "period"]  # a margins report: by document, product or month
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name; ValueError names what is wrong."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as America/New_York") from None
+
+
+def sale_time(issued: date, where: ZoneInfo) -> datetime:
+    """When a document dated ``issued`` (a local date in ``where``) takes its goods: the end of that day."""
+    return datetime.combine(issued, DAY_END, tzinfo=where)
+
+
+def restocks(note: str) -> bool:
+    """Whether a credit with this note puts its goods back in stock (else they are written off)."""
+    return not NOT_RESTOCKABLE.search(note)
+
+
+def excluded_because(status: str, issued: date | None, start_date: date | None) -> str:
+    """Why a stored document is not costed at all ("" when it is): gone, a draft, undated, or dated before
+    the first pull date ``start_date``."""
+    if status == "deleted":
+        return "deleted in the provider"
+    if status == "draft":
+        return "a draft: not a sale until it is approved"
+    if issued is None:
+        return "the document has no date"
+    if start_date and issued < start_date:
+        return f"dated before the first pull date ({start_date.isoformat()})"
+    return ""
+
+
+def kit_lines(
+    line_id: str, quantity: Decimal, net: Decimal | None, parts: Sequence[tuple[Product, Decimal]]
+) -> list[SaleLine]:
+    """A kit's sale line as lines of its components (``parts``: each product with its quantity per kit). The
+    line's net revenue splits over them to the cent by cost (quantity x unit cost), or by quantity when a
+    component has no cost; the parts are numbered ``<line_id>.1``, ``.2``, ..."""
+    weights = [q * (p.unit_cost or ZERO) for p, q in parts]
+    weights = weights if all(w > 0 for w in weights) else [q for _, q in parts]
+    amounts: list[Decimal | None] = (
+        list(allocate_cents(to_cents(net), weights)) if net is not None else [None] * len(parts)
+    )
+    return [
+        SaleLine(line_id=f"{line_id}.{i}", product_id=p.product_id, quantity=quantity * q, amount=amount)
+        for i, ((p, q), amount) in enumerate(zip(parts, amounts, strict=True), 1)
+    ]
+
+
+@dataclass(frozen=True)
+class KnownSale:
+    """An active sale a later credit may return goods to."""
+
+    sale: SaleDocument
+    customer_id: str
+    number: str
+
+
+class CreditMatch(NamedTuple):
+    sale_id: str | None  # the sale the credit's goods return to; None: it matches none
+    note: str = ""  # set when the sale was guessed, not named
+
+
+def match_credit(
+    credit: SaleDocument, customer_id: str, named: Sequence[str], sales: Sequence[KnownSale]
+) -> CreditMatch:
+    """The sale a credit returns goods from: the first of ``named`` (the sales it names) that is known, else
+    the customer's latest sale up to the credit with any of the credited products (one with all of them
+    first)."""
+    known = {s.sale.document_id for s in sales}
+    first_named = next((i for i in named if i in known), None)
+    if first_named:
+        return CreditMatch(first_named)
+    wanted = {line.product_id for line in credit.lines if line.product_id}
+    candidates = [
+        s
+        for s in sales
+        if s.customer_id == customer_id
+        and s.sale.at <= credit.at
+        and wanted & {line.product_id for line in s.sale.lines}
+    ]
+    if not candidates:
+        return CreditMatch(None)
+    best = max(
+        candidates,
+        key=lambda s: (wanted <= {line.product_id for line in s.sale.lines}, s.sale.at, s.sale.document_id),
+    )
+    named_as = best.number or best.sale.document_id
+    return CreditMatch(
+        best.sale.document_id, f"the credit names no sale; its goods return to the lots of {named_as}"
+    )
