@@ -313,12 +313,7 @@ class LaterUseUncovered(Conflict):
 
 
 def _uncovered(ledger: Ledger, product_ids: list[str], skip: str) -> dict[tuple[str, str], Decimal]:
-    return {
-        (e.movement_id, e.product_id): e.uncosted
-        for p in product_ids
-        for e in ledger.entries(p)
-        if e.movement_id != skip and e.uncosted
-    }
+    return {key: short for key, short in ledger.uncovered(product_ids).items() if key[0] != skip}
 
 
 def record_build(ledger: Ledger, build: Build) -> BuildRecord:
@@ -330,13 +325,13 @@ def record_build(ledger: Ledger, build: Build) -> BuildRecord:
     ledger.replace_document(build.build_id, [build_movement(build)])
     record = build_record(ledger, build)
     shortages = tuple(
-        Shortage(product_id=c.product_id, required=c.quantity, available=total(d.quantity for d in c.lots))
-        for c in record.components
-        if total(d.quantity for d in c.lots) < c.quantity
+        Shortage(product_id=e.product_id, required=e.quantity, available=total(d.quantity for d in e.draws))
+        for e in ledger.entries_of(build.build_id)
+        if e.kind is EntryKind.BUILD_CONSUME and e.uncosted  # some quantity no lot covered
     )
     after = _uncovered(ledger, components, build.build_id)
     worse = tuple(
-        next(e for e in ledger.entries(p) if e.movement_id == m)
+        next(e for e in ledger.entries_of(m) if e.product_id == p)
         for (m, p), short in sorted(after.items())
         if short > before.get((m, p), ZERO)
     )
@@ -350,12 +345,13 @@ def build_record(ledger: Ledger, build: Build) -> BuildRecord:
     """The build's costs as the ledger holds them now (after any back-dated change re-costed it)."""
     entries = ledger.entries_of(build.build_id)
     produced = next(e for e in entries if e.kind is EntryKind.BUILD_PRODUCE)
+    # the ledger's own values, already valid: constructed, not validated again lot by lot
     consumed = tuple(
-        ComponentCost(product_id=e.product_id, quantity=e.quantity, cost=e.cost, lots=e.draws)
+        ComponentCost.model_construct(product_id=e.product_id, quantity=e.quantity, cost=e.cost, lots=e.draws)
         for e in entries
         if e.kind is EntryKind.BUILD_CONSUME
     )
-    return BuildRecord(
+    return BuildRecord.model_construct(
         build=build,
         lot_id=build.build_id,
         components=consumed,

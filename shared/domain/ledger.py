@@ -3,21 +3,29 @@
 Movements are replayed in (at, seq, movement_id) order, so the same set of movements always gives the same
 costs whatever order it was stored in. Each lot is a layer holding its remaining quantity and remaining
 exact cost; a part taken from a layer costs `cost * taken / quantity` and the last part takes whatever cost
-is left, so a lot's cost is never lost or invented. A change (add, remove, replace a document) re-costs
-only what it can affect: the products it touches and the finished goods built from them, each restarted
-from its last checkpoint (a copy of its layers every `checkpoint_every` movements) at or before the change.
+is left, so a lot's cost is never lost or invented.
+
+A replay is one sort and one pass over the movements with plain per-product state (layers, stream, results,
+checkpoints, lots made), the garbage collector paused. It records a result only where the movement does not
+already hold it (a receipt's entry is the receipt itself), a layer is its own draw when a lot is used up, and
+entries are built on request. A change (add, remove, replace a document) re-costs only what it can affect:
+the products it touches are replayed from their last checkpoint (every `checkpoint_every` movements) at or
+before the change; the products built from them (transitively) are not replayed but re-priced along the
+draws they recorded, since a cost upstream changes what their lots cost, never which lots they draw. A
+product with credits (a restock mixes costs back into lots), or one feeding a replayed product, is replayed.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import gc
+from bisect import bisect_left, insort
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from operator import attrgetter
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -156,19 +164,140 @@ class UnknownMovement(NotFound):
     pass
 
 
+# What a movement did to one product, where the movement alone does not say it: (cost, uncosted quantity,
+# incomplete, the lots drawn in order) for a consumption or a return; (cost, ZERO, incomplete, None) for the
+# lot a build made. Receipts and waste hold their own results. The lots drawn are one Draw when there is just
+# one (as there mostly is), a list of them otherwise, or None. Entries are built from these on request.
+_Drawn = Draw | list[Draw] | None
+_Result = tuple[Decimal, Decimal, bool, _Drawn]
+# A consumption that took part of one lot and found all it wanted is recorded as just that Draw: its cost is
+# ZERO + the draw's cost, nothing uncosted, incomplete as the lot.
+_Recorded = _Result | Draw
+_new_draw = tuple.__new__
+
+
+def _draw(lot_id: str, quantity: Decimal, cost: Decimal, incomplete: bool) -> Draw:
+    return _new_draw(Draw, (lot_id, quantity, cost, incomplete))
+
+
+def _drawn(draws: _Drawn) -> list[Draw]:
+    return [] if draws is None else draws if isinstance(draws, list) else [draws]
+
+
+def _full(recorded: _Recorded) -> _Result:
+    if type(recorded) is Draw:
+        return COST_CONTEXT.add(ZERO, recorded[2]), ZERO, recorded[3], recorded
+    return recorded  # type: ignore[return-value]
+
+
+def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
+    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost)."""
+    draws: list[Draw] | None = None
+    spent, lacking = ZERO, False
+    while wanted and layers:
+        layer = layers[0]
+        available = layer[1]
+        if available > wanted:  # a part of the lot, at its share of the remaining cost
+            lot_id, cost, incomplete = layer[0], layer[2], layer[3]
+            part = cost * wanted / available
+            layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
+            draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
+            if draws is None:
+                return draw
+            draws.append(draw)
+            spent += part
+            if incomplete:
+                lacking = True
+            return spent, ZERO, lacking, draws
+        layers.popleft()  # the whole remaining lot: the layer is its own draw
+        if draws is None:
+            draws = [layer]
+        else:
+            draws.append(layer)
+        wanted -= available
+        spent += layer[2]
+        if layer[3]:
+            lacking = True
+    return spent, wanted, lacking, draws[0] if draws is not None and len(draws) == 1 else draws
+
+
+class _Mark(NamedTuple):
+    """A product's layers just before a movement of its stream (a checkpoint): `made` lots made until then,
+    and `held` layers: the head (maybe part-used) and after it the last lots made, whole, when no return ever
+    restocked the product; otherwise a `copy` of the layers."""
+
+    made: int
+    held: int
+    head: Draw | None
+    copy: tuple[Draw, ...] | None
+
+
+def _mark(layers: deque[Draw], made: list[Draw], restocked: bool) -> _Mark:
+    if restocked:
+        return _Mark(len(made), len(layers), None, tuple(layers))
+    return _Mark(len(made), len(layers), layers[0] if layers else None, None)
+
+
+def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
+    """The layers a mark holds; the lots made after it are forgotten (a replay makes them again)."""
+    if mark is None:
+        made.clear()
+        return deque()
+    del made[mark.made :]
+    if mark.copy is not None:
+        return deque(mark.copy)
+    layers = deque(made[mark.made - mark.held + 1 : mark.made] if mark.held else ())
+    if mark.head is not None:
+        layers.appendleft(mark.head)
+    return layers
+
+
+# a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints,
+# the lots it made (in the order made, as made)
+_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw]]
+
+
+class _Fresh(dict[str, _State]):
+    """The products of a first replay: each starts from nothing the first time a movement names it."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__()
+        self._ledger = ledger
+
+    def __missing__(self, product_id: str) -> _State:
+        ledger = self._ledger
+        state = self[product_id] = (
+            ledger._layers[product_id], ledger._streams[product_id], ledger._results[product_id],
+            ledger._checkpoints[product_id], ledger._made[product_id],
+        )  # fmt: skip
+        return state
+
+
+def _same(a: Decimal, b: Decimal) -> bool:
+    """Equal to the digit (1.0 and 1.00 are equal numbers, not the same result)."""
+    return a == b and a.as_tuple() == b.as_tuple()
+
+
 class Ledger:
     def __init__(self, movements: Iterable[AnyMovement] = (), *, checkpoint_every: int = 64) -> None:
         self._every = checkpoint_every
+        self._empty()
+        self.change(add=movements)
+
+    def _empty(self) -> None:
         self._movements: dict[str, AnyMovement] = {}
         self._streams: dict[str, list[AnyMovement]] = defaultdict(list)  # per product, in replay order
-        self._layers: dict[str, deque[Layer]] = defaultdict(deque)
+        self._uses: dict[str, list[BuildRun]] = defaultdict(list)  # per product, the builds consuming it
+        self._returns: dict[str, int] = defaultdict(int)  # per product, how many returns it has
+        self._layers: dict[str, deque[Draw]] = defaultdict(deque)  # each open lot's remaining quantity, cost
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
-        self._checkpoints: dict[str, dict[int, tuple[Layer, ...]]] = defaultdict(dict)
-        self._entries: dict[tuple[str, str], Entry] = {}
-        self._documents: dict[str, set[str]] = defaultdict(set)
-        self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] = defaultdict(list)  # (sale, product)
-        self._lot_keys: dict[str, MovementKey] = {}
-        self.change(add=movements)
+        self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
+        self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
+        self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
+        self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
+        self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
+        # (sale document, product) -> its sales and returns; built when a return first needs it
+        self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
 
     def products(self) -> list[str]:
         return sorted(p for p, stream in self._streams.items() if stream)
@@ -177,186 +306,282 @@ class Ledger:
         return sorted(self._movements.values(), key=order_key)
 
     def document_movements(self, document_id: str) -> list[AnyMovement]:
-        return sorted((self._movements[m] for m in self._documents.get(document_id, ())), key=order_key)
+        return sorted((self._movements[m] for m in self._ids(document_id)), key=order_key)
 
     def entries(self, product_id: str | None = None) -> list[Entry]:
         chosen = [product_id] if product_id else self.products()
-        return [self._entries[m.movement_id, p] for p in chosen for m in self._streams.get(p, ())]
+        return [self._entry(m, p) for p in chosen for m in self._streams.get(p, ())]
 
     def entries_of(self, movement_id: str) -> tuple[Entry, ...]:
         if movement_id not in self._movements:
             raise UnknownMovement(f"no movement {movement_id}")
-        return tuple(self._entries[movement_id, p] for p in self._movements[movement_id].products())
+        m = self._movements[movement_id]
+        return tuple(self._entry(m, p) for p in m.products())
+
+    def uncovered(self, product_ids: Iterable[str]) -> dict[tuple[str, str], Decimal]:
+        """The quantity no lot could cover, by (movement id, product id), where there is any."""
+        return {
+            (movement_id, p): result[1]
+            for p in product_ids
+            for movement_id, result in self._results.get(p, {}).items()
+            if type(result) is not Draw and result[1]
+        }
 
     def layers(self, product_id: str) -> tuple[Layer, ...]:
-        return tuple(self._layers.get(product_id, ()))
+        lots = self._lots
+        return tuple(Layer(order_key(lots[d.lot_id]), *d) for d in self._layers.get(product_id, ()))
 
     def on_hand(self, product_id: str) -> Decimal:
         return total(layer.quantity for layer in self._layers.get(product_id, ()))
 
     def replace_document(self, document_id: str, movements: Iterable[AnyMovement]) -> None:
         """Swap a document's movements for its new version (an edit, or none at all for a void/delete)."""
-        self.change(add=movements, remove=list(self._documents.get(document_id, ())))
+        self.change(add=movements, remove=self._ids(document_id))
 
     def change(self, *, add: Iterable[AnyMovement] = (), remove: Iterable[str] = ()) -> None:
         """Add and remove movements as one change (refused whole), then re-cost what it can affect."""
-        added, gone = list(add), set(remove)
-        self._check(added, gone)
+        collecting = gc.isenabled()
+        gc.disable()  # a change makes many small tuples and frees few: nothing for the collector to find
+        try:
+            self._change(sorted(add, key=order_key), set(remove))
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _change(self, added: list[AnyMovement], gone: set[str]) -> None:
+        everything = not self._movements and not gone  # a first replay: the added movements are everything
+        if not everything:
+            self._check(added, gone)
         removed = [self._pop(movement_id) for movement_id in gone]
         starts: dict[str, MovementKey] = {}
-        for m in (*added, *removed):
+        for m in () if everything else (*added, *removed):
             for p in m.products():
                 starts[p] = min(starts.get(p, MAX), order_key(m))
         for m in removed:
             for p in m.products():
-                del self._entries[m.movement_id, p]
-        self._index(added, starts)
+                self._results[p].pop(m.movement_id, None)
+        reach, edges = self._spread(starts)
+        order = self._downstream(starts, reach, edges)
+        replayed = reach if order is None else starts
         with localcontext(COST_CONTEXT):
-            self._replay(self._spread(starts))
+            try:
+                dirty = self._replay({p: reach[p] for p in replayed}, added, gone, everything=everything)
+            except Exception:
+                if everything:  # a first replay checks as it goes: refused, the ledger stays empty
+                    self._empty()
+                    self._check(added, set())  # raises, naming what is repeated
+                raise
+            for p in order or ():
+                self._reprice(p, dirty)
+
+    def _entry(self, m: AnyMovement, p: str) -> Entry:
+        """What movement `m` did to product `p`, from the movement and its recorded result."""
+        if m.kind == "receipt_in" or m.kind == "waste":
+            kind = EntryKind.RECEIPT_IN if m.kind == "receipt_in" else EntryKind.WASTE
+            draw = Draw(m.lot_id, m.quantity, m.cost, False)
+            return Entry(
+                m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False
+            )
+        cost, uncosted, incomplete, draws = _full(self._results[p][m.movement_id])
+        quantity = m.quantity
+        if m.kind == "sale":
+            kind = EntryKind.SALE_CONSUME
+        elif m.kind == "sale_return":
+            kind = EntryKind.SALE_RETURN if m.restock else EntryKind.RETURN_WASTE
+        elif p == m.product_id:
+            kind, draws = EntryKind.BUILD_PRODUCE, Draw(m.lot_id, quantity, cost, incomplete)
+        else:
+            kind = EntryKind.BUILD_CONSUME
+            quantity = next(c.quantity for c in m.components if c.product_id == p)
+        drawn = tuple(_drawn(draws))
+        return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, drawn, uncosted, incomplete)
 
     def _check(self, added: list[AnyMovement], gone: set[str]) -> None:
-        if unknown := gone - self._movements.keys():
+        if unknown := {i for i in gone if i not in self._movements}:
             raise UnknownMovement(f"no movement {min(unknown)}")
         ids = [m.movement_id for m in added]
         if len(set(ids)) != len(ids) or any(i in self._movements and i not in gone for i in ids):
             raise DuplicateMovement("a movement id is already in the ledger")
         lots = [m.lot_id for m in added if isinstance(m, ReceiptIn | BuildRun)]
-        taken = (lot for lot in lots if lot in self._lot_keys and self._lot_keys[lot][2] not in gone)
+        taken = (lot for lot in lots if lot in self._lots and self._lots[lot].movement_id not in gone)
         if len(set(lots)) != len(lots) or any(taken):
             raise DuplicateMovement("a lot id is already in the ledger")
 
-    def _index(self, added: list[AnyMovement], touched: Iterable[str]) -> None:
-        for m in added:
-            self._movements[m.movement_id] = m
-            self._documents[m.document_id].add(m.movement_id)
-            if m.kind == "build":
-                for p in m.products():
-                    self._streams[p].append(m)
-            else:
-                self._streams[m.product_id].append(m)
-            if m.kind == "receipt_in" or m.kind == "build":
-                self._lot_keys[m.lot_id] = order_key(m)
-            elif m.kind == "sale" or (m.kind == "sale_return" and m.sale_document_id):
-                self._sales[_sale_of(m), m.product_id].append(m)
-        for p in touched:
-            self._streams[p].sort(key=order_key)
-
     def _pop(self, movement_id: str) -> AnyMovement:
         m = self._movements.pop(movement_id)
-        self._documents[m.document_id].discard(movement_id)
-        for p in m.products():
-            stream = self._streams[p]
-            del stream[bisect_left(stream, order_key(m), key=order_key)]
+        self._documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
-            del self._lot_keys[m.lot_id]
-        elif isinstance(m, SaleOut | SaleReturn) and m in self._sales[_sale_of(m), m.product_id]:
-            self._sales[_sale_of(m), m.product_id].remove(m)
+            del self._lots[m.lot_id]
+        if isinstance(m, BuildRun):
+            for c in m.components:
+                uses = self._uses[c.product_id]
+                del uses[bisect_left(uses, order_key(m), key=order_key)]
+        elif isinstance(m, SaleOut | SaleReturn) and self._sales is not None:
+            sales = self._sales[_sale_of(m), m.product_id]
+            if m in sales:
+                sales.remove(m)
+        if isinstance(m, SaleReturn):
+            self._returns[m.product_id] -= 1
+            if not self._returns[m.product_id]:
+                del self._returns[m.product_id]
         return m
 
-    def _spread(self, starts: dict[str, MovementKey]) -> dict[str, MovementKey]:
-        """Add each product built from a changed one after its change, from that build on (transitively)."""
-        todo = list(starts)
+    def _ids(self, document_id: str) -> tuple[str, ...]:
+        filed = self._documents.get(document_id, ())
+        return (filed,) if isinstance(filed, str) else filed
+
+    def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
+        if self._sales is None:
+            self._sales = defaultdict(list)
+            for m in self._movements.values():
+                if m.kind == "sale" or (m.kind == "sale_return" and m.sale_document_id):
+                    self._sales[_sale_of(m), m.product_id].append(m)
+        return self._sales
+
+    def _spread(self, starts: dict[str, MovementKey]) -> tuple[dict[str, MovementKey], set[tuple[str, str]]]:
+        """Each product built from a changed one after its change, from that build on (transitively), with
+        the (component, product) pairs of those builds."""
+        reach, edges, todo = dict(starts), set(), list(starts)
         while todo:
             p = todo.pop()
-            stream = self._streams[p]
-            for m in stream[bisect_left(stream, starts[p], key=order_key) :]:
-                if m.kind == "build" and m.product_id != p and order_key(m) < starts.get(m.product_id, MAX):
-                    starts[m.product_id] = order_key(m)
+            uses = self._uses.get(p, [])
+            for m in uses[bisect_left(uses, reach[p], key=order_key) :]:
+                edges.add((p, m.product_id))
+                if order_key(m) < reach.get(m.product_id, MAX):
+                    reach[m.product_id] = order_key(m)
                     todo.append(m.product_id)
-        return starts
+        return reach, edges
 
-    def _replay(self, starts: dict[str, MovementKey]) -> None:
-        """Restore each product from its last checkpoint before its start, then replay them all in order."""
-        pending: dict[str, AnyMovement] = {}
-        position: dict[str, int] = {}
+    def _downstream(
+        self, starts: dict[str, MovementKey], reach: dict[str, MovementKey], edges: set[tuple[str, str]]
+    ) -> list[str] | None:
+        """The products only built from changed ones, in an order where each comes after its components, when
+        re-pricing them along their recorded draws gives what a replay would: none has a return (a restock
+        mixes costs back into lots), none feeds a product that is replayed, no cycle. Otherwise None."""
+        later = [p for p in reach if p not in starts]
+        if any(self._returns.get(p) for p in later) or any(a not in starts and b in starts for a, b in edges):
+            return None
+        inputs: dict[str, set[str]] = {p: set() for p in later}
+        for a, b in edges:
+            if a not in starts:
+                inputs[b].add(a)
+        order: list[str] = []
+        while ready := sorted(p for p, needs in inputs.items() if not needs):
+            order += ready
+            inputs = {p: needs.difference(ready) for p, needs in inputs.items() if p not in ready}
+        return None if inputs else order
+
+    def _replay(
+        self, starts: dict[str, MovementKey], added: list[AnyMovement], gone: set[str], *, everything: bool
+    ) -> dict[str, list[BuildRun]]:
+        """Restore each product from its last checkpoint before its start, then replay them all in order,
+        filing each replayed movement back into its product's stream, and each added one by id, document,
+        lot, use and sale (`everything`: the added movements are the whole ledger, every product replayed
+        from nothing). Returns, per product not replayed, the builds of it whose components were replayed."""
+        states: dict[str, _State] = _Fresh(self) if everything else {}
         restart: dict[str, MovementKey] = {}
+        pending: dict[str, AnyMovement] = {} if everything else {m.movement_id: m for m in added}
         for p, start in starts.items():
             stream, checkpoints = self._streams[p], self._checkpoints[p]
             changed_at = bisect_left(stream, start, key=order_key)  # stream[:changed_at] is unchanged
             first = max((i for i in checkpoints if i <= changed_at), default=0)
-            self._layers[p] = deque(checkpoints.get(first, ()))
+            lots_made = self._made[p]
+            layers = self._layers[p] = _restore(checkpoints.get(first), lots_made)
             for index in [i for i in checkpoints if i > first]:
                 del checkpoints[index]
-            position[p], restart[p] = first, order_key(stream[first]) if first < len(stream) else MAX
-            pending.update((m.movement_id, m) for m in stream[first:])
-        every, saved, layers = self._every, self._checkpoints, self._layers
-        for m in sorted(pending.values(), key=order_key):
-            if m.kind == "build":  # replay only the parts of products restarted at or before it
-                products = [p for p in m.products() if order_key(m) >= restart.get(p, MAX)]
-            else:
-                products = [m.product_id]
-            for p in products:
-                if position[p] % every == 0:
-                    saved[p][position[p]] = tuple(layers[p])
-                position[p] += 1
-            self._apply(m, products)
+            restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
+            done = self._results[p]
+            for m in stream[first:]:  # recorded again as replayed: results stay in replay order
+                done.pop(m.movement_id, None)
+                if m.movement_id not in gone:
+                    pending[m.movement_id] = m
+            del stream[first:]
+            states[p] = (layers, stream, done, checkpoints, lots_made)
+        dirty: dict[str, list[BuildRun]] = defaultdict(list)
+        every, results, movements, documents, lots, returns, uses = (
+            self._every, self._results, self._movements, self._documents, self._lots, self._returns,
+            self._uses,
+        )  # fmt: skip
+        fresh, clash = {m.movement_id for m in (() if everything else added)}, False
+        for m in added if everything else sorted(pending.values(), key=order_key):
+            movement_id = m.movement_id
+            new = everything or movement_id in fresh
+            if new:
+                movements[movement_id] = m
+                filed = documents.setdefault(m.document_id, movement_id)
+                if filed is not movement_id:  # a document's second movement, or more
+                    documents[m.document_id] = _and(filed, movement_id)
+            if m.kind == "build":
+                key, parts, made = order_key(m), [], m.product_id
+                if new:
+                    clash = clash or m.lot_id in lots
+                    lots[m.lot_id] = m
+                for c in m.components:
+                    p = c.product_id
+                    if everything:  # in replay order: each comes last
+                        uses[p].append(m)
+                    elif new:
+                        _file(uses[p], m, key)
+                    if everything or (p in states and key >= restart[p]):
+                        layers, stream, done, saved, lots_made = states[p]
+                        if not len(stream) % every:
+                            saved[len(stream)] = _mark(layers, lots_made, p in returns)
+                        stream.append(m)
+                        done[movement_id] = result = _take(layers, c.quantity)
+                    else:
+                        result = results[p][movement_id]
+                    parts.append(result)
+                if not (everything or (made in states and key >= restart[made])):
+                    dirty[made].append(m)
+                    continue
+                layers, stream, done, saved, lots_made = states[made]
+                if not len(stream) % every:
+                    saved[len(stream)] = _mark(layers, lots_made, made in returns)
+                stream.append(m)
+                # the finished lot costs exactly what its components cost
+                cost, lacking = _made(parts)
+                done[movement_id] = (cost, ZERO, lacking, None)
+                lot = _new_draw(Draw, (m.lot_id, m.quantity, cost, lacking))
+                layers.append(lot)
+                lots_made.append(lot)
+                continue
+            layers, stream, done, saved, lots_made = states[m.product_id]
+            if not len(stream) % every:
+                saved[len(stream)] = _mark(layers, lots_made, m.product_id in returns)
+            stream.append(m)
+            if m.kind == "sale":
+                done[movement_id] = _take(layers, m.quantity)
+                if new and (sales := self._sales) is not None:  # built the first time a return needs it
+                    sales[m.document_id, m.product_id].append(m)
+            elif m.kind == "receipt_in":
+                if new:
+                    clash = clash or m.lot_id in lots
+                    lots[m.lot_id] = m
+                lot = _new_draw(Draw, (m.lot_id, m.quantity, m.cost, False))
+                layers.append(lot)
+                lots_made.append(lot)
+            elif m.kind == "sale_return":
+                if new:
+                    self._returns[m.product_id] += 1
+                    if m.sale_document_id and (sales := self._sales) is not None:
+                        sales[m.sale_document_id, m.product_id].append(m)
+                self._return(m, layers, done)
+        if clash or (everything and len(movements) != len(added)):
+            raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
+        return dirty
 
-    def _apply(self, m: AnyMovement, products: list[str]) -> None:
-        if m.kind == "sale":
-            self._consume(m, EntryKind.SALE_CONSUME, m.product_id, m.quantity)
-        elif m.kind == "receipt_in":
-            self._produce(m, m.cost, EntryKind.RECEIPT_IN, incomplete=False)
-        elif m.kind == "build":
-            parts = [
-                self._consume(m, EntryKind.BUILD_CONSUME, c.product_id, c.quantity)
-                if c.product_id in products
-                else self._entries[m.movement_id, c.product_id]
-                for c in m.components
-            ]
-            if m.product_id in products:  # the finished lot costs exactly what its components cost
-                cost, lacking = (
-                    sum((e.cost for e in parts), ZERO),
-                    any(e.uncosted or e.incomplete for e in parts),
-                )
-                self._produce(m, cost, EntryKind.BUILD_PRODUCE, incomplete=lacking)
-        elif m.kind == "waste":
-            draw = Draw(m.lot_id, m.quantity, m.cost)
-            self._record(m, EntryKind.WASTE, m.product_id, m.quantity, (draw,), ZERO, m.cost, False)
-        else:
-            self._return(m)
-
-    def _record(
-        self, m: AnyMovement, kind: EntryKind, product_id: str, quantity: Decimal, draws: tuple[Draw, ...],
-        uncosted: Decimal, cost: Decimal, incomplete: bool,
-    ) -> Entry:  # fmt: skip
-        entry = Entry(m.movement_id, m.document_id, kind, product_id, m.at, quantity, cost, draws, uncosted,
-                      incomplete)  # fmt: skip
-        self._entries[m.movement_id, product_id] = entry
-        return entry
-
-    def _produce(self, m: ReceiptIn | BuildRun, cost: Decimal, kind: EntryKind, *, incomplete: bool) -> None:
-        self._layers[m.product_id].append(Layer(order_key(m), m.lot_id, m.quantity, cost, incomplete))
-        draw = Draw(m.lot_id, m.quantity, cost, incomplete)
-        self._record(m, kind, m.product_id, m.quantity, (draw,), ZERO, cost, incomplete)
-
-    def _consume(self, m: AnyMovement, kind: EntryKind, product_id: str, quantity: Decimal) -> Entry:
-        layers, draws, wanted, spent, lacking = self._layers[product_id], [], quantity, ZERO, False
-        while wanted and layers:
-            key, lot_id, available, cost, incomplete = layers[0]
-            if available > wanted:  # a part of the lot, at its share of the remaining cost
-                cost, available = cost * wanted / available, available - wanted
-                layers[0] = Layer(key, lot_id, available, layers[0].cost - cost, incomplete)
-                draws.append(Draw(lot_id, wanted, cost, incomplete))
-                wanted = ZERO
-            else:
-                layers.popleft()
-                draws.append(Draw(lot_id, available, cost, incomplete))
-                wanted -= available
-            spent += cost
-            lacking = lacking or incomplete
-        return self._record(m, kind, product_id, quantity, tuple(draws), wanted, spent, lacking)
-
-    def _return(self, m: SaleReturn) -> None:
+    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> None:
         """Undo the sale's consumption most-recently-consumed first: its uncosted tail, then its lots."""
         pieces: list[Draw] = []  # what the sale took, in the order it took it; lot "" is the uncosted part
         already, key = ZERO, order_key(m)  # already: what earlier credits of this sale took back
-        for earlier in sorted(self._sales.get((m.sale_document_id or "", m.product_id), []), key=order_key):
+        sales = self._sales_index().get((m.sale_document_id or "", m.product_id), [])
+        for earlier in sorted(sales, key=order_key):
             if order_key(earlier) < key:
-                entry = self._entries[earlier.movement_id, m.product_id]
+                _, uncosted, _, draws = _full(done[earlier.movement_id])
                 if earlier.kind == "sale_return":
-                    already += entry.quantity
+                    already += earlier.quantity
                 else:
-                    pieces += [*entry.draws, Draw("", entry.uncosted, ZERO)]
+                    pieces += [*_drawn(draws), Draw("", uncosted, ZERO)]
         wanted, returned = m.quantity, []
         for piece in reversed(pieces):
             skip = min(already, piece.quantity)
@@ -364,25 +589,154 @@ class Ledger:
             already, wanted = already - skip, wanted - take
             if take and piece.lot_id:
                 returned.append(piece._replace(quantity=take, cost=piece.cost * take / piece.quantity))
-        kind = EntryKind.SALE_RETURN if m.restock else EntryKind.RETURN_WASTE
         cost = sum((d.cost for d in returned), ZERO)
         lacking = any(d.incomplete for d in returned)
-        self._record(m, kind, m.product_id, m.quantity, tuple(returned), wanted, cost, lacking)
+        done[m.movement_id] = (cost, wanted, lacking, returned)
         for draw in returned if m.restock else ():
-            self._restock(m.product_id, draw)
+            self._restock(layers, draw)
 
-    def _restock(self, product_id: str, draw: Draw) -> None:
+    def _restock(self, layers: deque[Draw], draw: Draw) -> None:
         """Back into its own lot; a used-up lot comes back at its original place in the FIFO order."""
-        layers = self._layers[product_id]
         for index, layer in enumerate(layers):
             if layer.lot_id == draw.lot_id:
                 layers[index] = layer._replace(
                     quantity=layer.quantity + draw.quantity, cost=layer.cost + draw.cost
                 )
                 return
-        lot_key = self._lot_keys[draw.lot_id]
-        index = next((i for i, layer in enumerate(layers) if layer.key > lot_key), len(layers))
-        layers.insert(index, Layer(lot_key, draw.lot_id, draw.quantity, draw.cost, draw.incomplete))
+        lots = self._lots
+        lot_key = order_key(lots[draw.lot_id])
+        index = next(
+            (i for i, layer in enumerate(layers) if order_key(lots[layer.lot_id]) > lot_key), len(layers)
+        )
+        layers.insert(index, draw)
+
+    def _reprice(self, product_id: str, dirty: dict[str, list[BuildRun]]) -> None:
+        """Re-price a product whose own movements did not change, along the draws it recorded: only the cost
+        (and completeness) of lots some builds of it made changed, never which lots its movements draw.
+
+        Its results are read in replay order (the order they were recorded in) and only they: each changed
+        lot's draws are re-priced in order, exactly as a replay prices them (a part takes its share of the
+        lot's remaining cost, the last part what is left), from the build that made it until it is used up.
+        The builds consuming a re-priced movement are handed on to the products they make."""
+        builds = {m.movement_id: m for m in dirty.pop(product_id, ())}
+        results = self._results[product_id]
+        open_lots: dict[
+            str, list[Any]
+        ] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
+        priced: dict[
+            str, dict[Decimal, tuple[Decimal, bool]]
+        ] = {}  # lot -> remaining quantity -> cost, incomplete
+        remade: list[tuple[Draw, Draw]] = []
+        ids, recorded, passed = list(results), list(results.values()), 0
+        for start in sorted(ids.index(movement_id) for movement_id in builds):
+            if start < passed:  # reached while re-pricing the lots of an earlier build
+                continue
+            passed = len(ids)
+            for index in range(start, len(ids)):
+                record = recorded[index]
+                drawn: _Drawn = record if type(record) is Draw else record[3]  # type: ignore[assignment]
+                if drawn is None:  # a lot made here (or nothing drawn)
+                    if ids[index] in builds:
+                        self._remake(builds[ids[index]], open_lots, priced, remade)
+                    continue
+                if not open_lots:  # nothing changed is in stock any more: on to the next build
+                    passed = index
+                    break
+                if type(drawn) is list:
+                    if not any(d[0] in open_lots for d in drawn):
+                        continue
+                elif drawn[0] not in open_lots:
+                    continue
+                results[ids[index]] = _redraw(_drawn(drawn), _full(record)[1], open_lots, priced)
+                if (m := self._movements[ids[index]]).kind == "build":
+                    dirty[m.product_id].append(m)
+        if not priced:
+            return
+        if open_lots:  # the lots used up are no longer in stock
+            self._layers[product_id] = deque(_priced(self._layers[product_id], priced))
+        saved, made = self._checkpoints[product_id], self._made[product_id]
+        for index, mark in saved.items():
+            if mark.copy is not None:
+                saved[index] = mark._replace(copy=tuple(_priced(mark.copy, priced)))
+            elif mark.head is not None and mark.head[0] in priced:
+                saved[index] = mark._replace(head=next(_priced((mark.head,), priced)))
+        for old, new in remade:
+            made[made.index(old)] = new  # found by its lot id (each lot is made once)
+
+    def _remake(
+        self,
+        m: BuildRun,
+        open_lots: dict[str, list[Any]],
+        priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
+        remade: list[tuple[Draw, Draw]],
+    ) -> None:
+        """A build's finished lot at what its components cost now; opened for re-pricing when that changed
+        (`remade`: the lot as it was made, and as it is now)."""
+        cost, lacking = _made([self._results[c.product_id][m.movement_id] for c in m.components])
+        done = self._results[m.product_id]
+        old = _full(done[m.movement_id])
+        if old[2] is not lacking or not _same(old[0], cost):
+            done[m.movement_id] = (cost, ZERO, lacking, None)
+            open_lots[m.lot_id] = [cost, m.quantity, lacking]
+            priced[m.lot_id] = {m.quantity: (cost, lacking)}
+            remade.append(
+                (Draw(m.lot_id, m.quantity, old[0], old[2]), Draw(m.lot_id, m.quantity, cost, lacking))
+            )
+
+
+def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
+    return (filed, movement_id) if isinstance(filed, str) else (*filed, movement_id)
+
+
+def _file(uses: list[BuildRun], m: BuildRun, key: MovementKey) -> None:
+    """Into a list in replay order: at the end when it comes last, as it always does in a first replay."""
+    if uses and order_key(uses[-1]) > key:
+        insort(uses, m, key=order_key)
+    else:
+        uses.append(m)
+
+
+def _redraw(
+    draws: list[Draw],
+    uncosted: Decimal,
+    open_lots: dict[str, list[Any]],
+    priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
+) -> _Recorded:
+    """The same draws with the changed lots re-priced, in order (what each leaves is noted in `priced`); a lot
+    used up leaves `open_lots`."""
+    redrawn: list[Draw] = []
+    spent, lacking = ZERO, False
+    for d in draws:
+        lot = open_lots.get(d[0])
+        if lot is not None:
+            remaining, available, incomplete = lot
+            if d[1] < available:  # a part, as `_take` prices it
+                part = remaining * d[1] / available
+                lot[0], lot[1] = remaining - part, available - d[1]
+                priced[d[0]][lot[1]] = (lot[0], incomplete)
+                d = _draw(d[0], d[1], part, incomplete)
+            else:
+                d = _draw(d[0], d[1], remaining, incomplete)
+                del open_lots[d[0]]
+        redrawn.append(d)
+        spent += d[2]
+        if d[3]:
+            lacking = True
+    if len(redrawn) == 1:
+        return redrawn[0] if uncosted is ZERO else (spent, uncosted, lacking, redrawn[0])
+    return spent, uncosted, lacking, redrawn
+
+
+def _made(parts: list[_Recorded]) -> tuple[Decimal, bool]:
+    """A build's finished lot costs exactly what its components cost; incomplete when one lacked something."""
+    full = [_full(r) for r in parts]
+    return sum([r[0] for r in full], ZERO), any([r[1] or r[2] for r in full])
+
+
+def _priced(layers: Iterable[Draw], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]) -> Iterator[Draw]:
+    """Layers (or lots made) with each re-priced lot at its cost when it had what the layer holds."""
+    for d in layers:
+        yield _draw(d[0], d[1], *priced[d[0]][d[1]]) if d[0] in priced else d
 
 
 def _sale_of(m: SaleOut | SaleReturn) -> str:

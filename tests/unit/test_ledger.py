@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.domain.ledger import (
     AnyMovement,
@@ -19,7 +21,7 @@ from shared.domain.ledger import (
     SaleOut,
     SaleReturn,
 )
-from shared.money import total
+from shared.money import COST_CONTEXT, ZERO, total
 
 D = Decimal
 T0 = datetime(2025, 1, 1, 9, tzinfo=UTC)
@@ -230,3 +232,219 @@ def test_fast_recosting_after_edits_equals_a_full_replay() -> None:
         else:  # delete or void whatever it was
             ledger.replace_document(victim.document_id, [])
         assert state(ledger) == state(Ledger(ledger.movements())), f"diverged at step {step}"
+
+
+def test_a_first_replay_with_a_repeated_movement_or_lot_id_is_refused() -> None:
+    with pytest.raises(DuplicateMovement, match="movement id"):
+        Ledger([receipt("L", "A", "1", "1.00", 0), sale("S", "A", "1", 1), sale("S", "A", "1", 2)])
+    twin = receipt("L", "A", "1", "1.00", 2).model_copy(update={"movement_id": "M"})
+    with pytest.raises(DuplicateMovement, match="lot id"):
+        Ledger([receipt("L", "A", "1", "1.00", 0), twin])
+    ledger = Ledger()
+    with pytest.raises(DuplicateMovement):
+        ledger.change(add=[receipt("L", "A", "1", "1.00", 0), twin])
+    assert state(ledger) == state(Ledger()) and ledger.movements() == []
+
+
+# ---- random histories against an independent FIFO, and incremental re-costing against a full replay -------
+QTY = st.sampled_from(["1", "2", "3", "0.5", "1.5", "7"])
+COST = st.sampled_from(["0", "0.01", "1", "2.005", "10.01", "33.333", "7.77", "1E+1"])
+Op = tuple[str, int, str, str, int, int]
+OP = st.tuples(
+    st.sampled_from(["receipt", "receipt", "sale", "sale", "build", "sub", "credit"]),
+    st.integers(0, 2),  # which product
+    QTY,
+    COST,
+    st.integers(0, 30),  # day
+    st.integers(0, 1_000),  # which earlier sale a credit returns
+)
+
+
+def _movements(ops: list[Op], *, credits: bool = True) -> list[AnyMovement]:
+    """Receipts of A, B, C; builds of F from A and B, sub-assemblies H from F and C; sales; credits."""
+    movements: list[AnyMovement] = []
+    for n, (action, which, qty, cost, at, pick) in enumerate(ops):
+        product, when = "ABC"[which], at + n / 1000
+        if action == "receipt":  # mostly raw materials, now and then a finished good bought in
+            movements.append(receipt(f"R{n}", "ABCABF"[(which + n) % 6], qty, cost, when))
+        elif action == "build":
+            movements.append(build(f"B{n}", "F", qty, when, A=qty, B="1"))
+        elif action == "sub":
+            movements.append(build(f"H{n}", "H", "1", when, F=qty, C="0.5"))
+        elif action == "sale" or not credits:
+            movements.append(sale(f"S{n}", "ABCFH"[(which + n) % 5], qty, when))
+        else:
+            sold = [m for m in movements if isinstance(m, SaleOut)]
+            of = sold[pick % len(sold)] if sold and which else None
+            movements.append(
+                credit(f"C{n}", of.document_id if of else None, of.product_id if of else product, qty, when,
+                       restock=pick % 3 != 0)
+            )  # fmt: skip
+    return movements
+
+
+Lot = tuple[str, Decimal, Decimal, bool]
+
+
+def _reference(
+    movements: list[AnyMovement],
+) -> tuple[dict[tuple[str, str], tuple[object, ...]], dict[str, list[Lot]]]:
+    """A plain FIFO written apart from the ledger: per product a list of lots (lot, quantity, cost,
+    incomplete) in the order they were made; a part of a lot costs its share of the remaining cost, the
+    rest what is left; a credit returns units to the lots its sale took, most recently taken first."""
+    stock: dict[str, list[Lot]] = {}
+    done: dict[tuple[str, str], tuple[object, ...]] = {}
+
+    def take(product: str, wanted: Decimal) -> tuple[object, ...]:
+        lots, drawn, spent = stock.setdefault(product, []), [], ZERO
+        while wanted and lots:
+            lot, quantity, cost, incomplete = lots[0]
+            if quantity > wanted:
+                part = cost * wanted / quantity
+                lots[0] = (lot, quantity - wanted, cost - part, incomplete)
+                drawn.append((lot, wanted, part, incomplete))
+                spent, wanted = spent + part, ZERO
+            else:
+                lots.pop(0)
+                drawn.append(lots_taken := (lot, quantity, cost, incomplete))
+                spent, wanted = spent + lots_taken[2], wanted - quantity
+        return spent, wanted, any(d[3] for d in drawn), tuple(drawn)
+
+    made_at = {
+        m.lot_id: (m.at, m.seq, m.movement_id) for m in movements if isinstance(m, ReceiptIn | BuildRun)
+    }
+    ordered = sorted(movements, key=lambda m: (m.at, m.seq, m.movement_id))
+    with localcontext(COST_CONTEXT):
+        for m in ordered:
+            if isinstance(m, ReceiptIn):
+                stock.setdefault(m.product_id, []).append((m.lot_id, m.quantity, m.cost, False))
+            elif isinstance(m, BuildRun):
+                parts = [take(c.product_id, c.quantity) for c in m.components]
+                for c, part in zip(m.components, parts, strict=True):
+                    done[m.movement_id, c.product_id] = part
+                cost = sum((p[0] for p in parts), ZERO)  # type: ignore[misc]
+                lacking = any(p[1] or p[2] for p in parts)
+                stock.setdefault(m.product_id, []).append((m.lot_id, m.quantity, cost, lacking))
+                done[m.movement_id, m.product_id] = (
+                    cost,
+                    ZERO,
+                    lacking,
+                    ((m.lot_id, m.quantity, cost, lacking),),
+                )
+            elif isinstance(m, SaleOut):
+                done[m.movement_id, m.product_id] = take(m.product_id, m.quantity)
+            elif isinstance(m, SaleReturn):
+                earlier = [
+                    e for e in ordered[: ordered.index(m)]
+                    if e.product_id == m.product_id and m.sale_document_id is not None
+                    and ((e.document_id == m.sale_document_id and isinstance(e, SaleOut))
+                         or (isinstance(e, SaleReturn) and e.sale_document_id == m.sale_document_id))
+                ]  # fmt: skip
+                pieces: list[Lot] = []
+                already = ZERO
+                for e in earlier:
+                    result = done[e.movement_id, m.product_id]
+                    if isinstance(e, SaleReturn):
+                        already += e.quantity
+                    else:
+                        pieces += [*result[3], ("", result[1], ZERO, False)]  # type: ignore[misc]
+                wanted, back = m.quantity, []
+                for lot, quantity, cost, incomplete in reversed(pieces):
+                    skip = min(already, quantity)
+                    part = min(wanted, quantity - skip)
+                    already, wanted = already - skip, wanted - part
+                    if part and lot:
+                        back.append((lot, part, cost * part / quantity, incomplete))
+                spent = sum((b[2] for b in back), ZERO)
+                done[m.movement_id, m.product_id] = (spent, wanted, any(b[3] for b in back), tuple(back))
+                for lot, quantity, cost, incomplete in back if m.restock else ():
+                    lots = stock.setdefault(m.product_id, [])
+                    same = [i for i, held in enumerate(lots) if held[0] == lot]
+                    if same:
+                        held = lots[same[0]]
+                        lots[same[0]] = (lot, held[1] + quantity, held[2] + cost, held[3])
+                    else:
+                        at = next(
+                            (i for i, held in enumerate(lots) if made_at[held[0]] > made_at[lot]), len(lots)
+                        )
+                        lots.insert(at, (lot, quantity, cost, incomplete))
+    return done, stock
+
+
+def _digits(value: object) -> object:
+    """A result with each Decimal as its exact digits (Decimal("1.0") == Decimal("1.00"), but not here)."""
+    if isinstance(value, Decimal):
+        return value.as_tuple()
+    if isinstance(value, tuple | list):
+        return tuple(_digits(v) for v in value)
+    return value
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OP, min_size=1, max_size=45), st.integers(1, 9))
+def test_the_ledger_costs_exactly_as_an_independent_fifo_to_the_digit(ops: list[Op], every: int) -> None:
+    movements = _movements(ops)
+    ledger, (expected, stock) = Ledger(movements, checkpoint_every=every), _reference(movements)
+    for m in movements:
+        for entry in ledger.entries_of(m.movement_id):
+            if (m.movement_id, entry.product_id) in expected:
+                got = (entry.cost, entry.uncosted, entry.incomplete, tuple(tuple(d) for d in entry.draws))
+                assert _digits(got) == _digits(expected[m.movement_id, entry.product_id]), m
+    for p in ledger.products():
+        assert _digits([tuple(layer)[1:] for layer in ledger.layers(p)]) == _digits(stock.get(p, []))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(OP, min_size=12, max_size=60),
+    st.lists(st.tuples(st.integers(0, 3), QTY, COST, st.integers(0, 30), st.integers(0, 1_000)), max_size=6),
+    st.booleans(),
+)
+def test_re_costing_after_any_change_equals_a_replay_from_scratch_to_the_digit(
+    ops: list[Op], changes: list[tuple[int, str, str, int, int]], credits: bool
+) -> None:
+    """Back-dated receipts (re-priced along recorded draws downstream), removals and edits, with and
+    without credits, each compared with a fresh ledger of the same movements."""
+    ledger = Ledger(_movements(ops, credits=credits), checkpoint_every=3)
+    for n, (action, qty, cost, at, pick) in enumerate(changes):
+        present = ledger.movements()
+        if action <= 1 or not present:  # a receipt, back-dated into the history
+            ledger.change(add=[receipt(f"late{n}", "AB"[action % 2], qty, cost, at - 0.5)])
+        elif action == 2:  # a movement removed
+            ledger.change(remove=[present[pick % len(present)].movement_id])
+        else:  # a sale edited: another quantity, earlier
+            sold = [m for m in present if isinstance(m, SaleOut)]
+            if sold:
+                m = sold[pick % len(sold)]
+                ledger.replace_document(
+                    m.document_id, [m.model_copy(update={"quantity": D(qty), "at": m.at - timedelta(days=2)})]
+                )
+        fresh = Ledger(ledger.movements())
+        assert _digits([tuple(e) for e in ledger.entries()]) == _digits(
+            [tuple(e) for e in fresh.entries()]
+        ), n
+        assert _digits(state(ledger)[1]) == _digits(state(fresh)[1]), n
+
+
+def test_back_dated_receipts_re_cost_every_product_built_from_them_as_a_replay_would() -> None:
+    """No credits, so products built from the received one are re-priced along the draws they recorded."""
+    rng = random.Random(4)
+    ops: list[Op] = [
+        (rng.choice(["receipt", "receipt", "sale", "sale", "build", "sub"]), rng.randrange(3),
+         rng.choice(["1", "2", "0.5", "3"]), rng.choice(["1", "2.005", "7.77", "0"]), rng.randrange(60), 0)
+        for _ in range(400)
+    ]  # fmt: skip
+    ledger = Ledger(_movements(ops, credits=False), checkpoint_every=4)
+    for n in range(12):
+        ledger.change(
+            add=[
+                receipt(f"late{n}", rng.choice("AB"), rng.choice(["1", "4"]), "3.33", rng.randrange(60) - 0.5)
+            ]
+        )
+        if n % 3 == 2:
+            ledger.change(remove=[f"late{n - 1}"])
+        fresh = Ledger(ledger.movements())
+        assert _digits([tuple(e) for e in ledger.entries()]) == _digits(
+            [tuple(e) for e in fresh.entries()]
+        ), n
+        assert _digits(state(ledger)[1]) == _digits(state(fresh)[1]), n
