@@ -33,7 +33,7 @@ def export_record(record: SQSRecord) -> None:
     try:
         exports.export_one(message.body, receive_count=message.attributes.ApproximateReceiveCount)
     except exports.RetryLater as later:
-        exports.defer(message.receiptHandle, later.delay)
+        queue.defer(message.receiptHandle, later.delay)
         raise
 
 

@@ -8,13 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.aws import client
-from shared.config import settings
 from shared.contracts import ExportRecord
 from shared.observability import logger
-from shared.services.exports import _redrive
-
-MAX_REASON = 1000  # characters of the reason attribute
+from shared.services.queue import MAX_REASON, dead_letter
 
 
 def _reason(err: ValidationError) -> str:
@@ -33,14 +29,5 @@ def read(raw: dict[str, Any]) -> ExportRecord | None:
         reason = _reason(err)
     message_id = str(raw.get("messageId") or "")
     logger.warning("export message is not an export job; dead-lettered", extra={"reason": reason})
-    dead_letter_unreadable(str(raw.get("body") or ""), message_id, reason)
+    dead_letter(str(raw.get("body") or ""), reason or "unreadable", source_message_id=message_id)
     return None
-
-
-def dead_letter_unreadable(body: str, message_id: str, reason: str) -> None:
-    """Sends the message as it came to the export queue's DLQ (from its redrive policy), with the reason."""
-    dlq_url, _ = _redrive(settings().export_queue_url)
-    attributes = {"reason": {"DataType": "String", "StringValue": reason[:MAX_REASON] or "unreadable"}}
-    if message_id:
-        attributes["source_message_id"] = {"DataType": "String", "StringValue": message_id}
-    client("sqs").send_message(QueueUrl=dlq_url, MessageBody=body or "(empty)", MessageAttributes=attributes)

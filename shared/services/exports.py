@@ -15,16 +15,12 @@ on. Outcomes:
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from shared.aws import client
-from shared.config import settings
 from shared.contracts import ExportJob, ExportKind, PostedDocument
 from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
@@ -55,7 +51,7 @@ from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
 from shared.services import sessions, tokens
-from shared.services.queue import enqueue, export_id_for
+from shared.services.queue import dead_letter, enqueue, export_id_for, max_receives
 from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
@@ -122,34 +118,8 @@ class ExportView(Model):
 
 
 # ---- the queue --------------------------------------------------------------------------------------
-def defer(receipt_handle: str, seconds: int) -> None:
-    """Keeps a message hidden for its backoff (instead of the queue's whole visibility timeout)."""
-    client("sqs").change_message_visibility(
-        QueueUrl=settings().export_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-    )
-
-
-@cache
-def _redrive(queue_url: str) -> tuple[str, int]:
-    """(DLQ url, receives before SQS moves a message there), from the queue's redrive policy."""
-    attributes = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-    policy = json.loads(attributes["Attributes"]["RedrivePolicy"])
-    account, name = str(policy["deadLetterTargetArn"]).split(":")[
-        4:6
-    ]  # arn:aws:sqs:<region>:<account>:<name>
-    return f"{queue_url.rsplit('/', 2)[0]}/{account}/{name}", int(policy["maxReceiveCount"])
-
-
 def _dead_letter(job: ExportJob, export_id: str, reason: str) -> None:
-    dlq_url, _ = _redrive(settings().export_queue_url)
-    client("sqs").send_message(
-        QueueUrl=dlq_url,
-        MessageBody=job.model_dump_json(),
-        MessageAttributes={
-            "reason": {"DataType": "String", "StringValue": reason[:1000] or "failed"},
-            "export_id": {"DataType": "String", "StringValue": export_id},
-        },
-    )
+    dead_letter(job.model_dump_json(), reason, export_id=export_id)
     store.mark_dead_lettered(job.organisation_id, export_id)
 
 
@@ -277,9 +247,13 @@ class Claimed(Model):
 
 
 class _Attempt:
-    """One claim of an export: whether something may already be in the provider, and what it posted."""
+    """One claim of an export (the job, its export id, the lease's owner, the claim's moment): whether
+    something may already be in the provider, and what it posted."""
 
-    def __init__(self, unsure: bool, provider: str) -> None:
+    def __init__(
+        self, job: ExportJob, export_id: str, owner: str, moment: datetime, *, unsure: bool, provider: str
+    ) -> None:
+        self.job, self.export_id, self.owner, self.moment = job, export_id, owner, moment
         self.unsure = unsure
         self.provider = provider
         self.document: PostedDocument | None = None
@@ -296,16 +270,14 @@ class _Attempt:
             self.adopted = self.document is not None
         return self.adopted
 
-    def run(
-        self, job: ExportJob, claimed: Claimed, attempt: int, name: ProviderName, connection: dict[str, Any]
-    ) -> None:
+    def run(self, claimed: Claimed, attempt: int, name: ProviderName, connection: dict[str, Any]) -> None:
         if connection["status"] == "expired":
             raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
         api, session = (
             tokens.provider(name),
             sessions.session_for(connection, retry_after_limit=RETRY_AFTER_LIMIT),
         )
-        posting = _posting(job, claimed, name, api, session)
+        posting = _posting(self.job, claimed, name, api, session)
         since = datetime.fromisoformat(claimed.created_at) if claimed.created_at else claimed.moment
         self._search = lambda: api.find_posting(session, posting, since=since, until=claimed.moment)
         if self.found():
@@ -347,6 +319,10 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         return _unclaimed(job, export_id, moment)
     connection = sessions.in_use(organisation)
     attempt = _Attempt(
+        job,
+        export_id,
+        owner,
+        moment,
         unsure=old.unsure or old.status == "posting",
         provider=connection["provider"] if connection else "none",
     )
@@ -366,75 +342,61 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             created_at=old.created_at or None,
             post_on=old.post_on,
         )
-        attempt.run(job, claimed, old.attempts + 1, connection["provider"], connection)
+        attempt.run(claimed, old.attempts + 1, connection["provider"], connection)
     except NothingToPost as err:
-        return _skip(job, export_id, owner, err.message, attempt, moment)
+        return _skip(attempt, err.message)
     except AuthExpired as err:
-        return _wait(job, export_id, owner, connection, err, attempt, moment)
+        return _wait(attempt, connection, err)
     except ServiceError as err:
         if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
-            return _retry_or_give_up(job, export_id, owner, err, attempt, receive_count, moment)
-        return _fail(job, export_id, owner, err.message, attempt, moment)
+            return _retry_or_give_up(attempt, err, receive_count)
+        return _fail(attempt, err.message)
     except Exception as err:  # a bug or an AWS hiccup: settle the claim, never leave it `posting`
         if attempt.writing:
             raise  # like a crash mid-write: the lease runs out and the next claim looks for the marker
         logger.exception("export attempt failed unexpectedly", extra={"export_id": export_id})
         unexpected = ServiceError(f"an unexpected error occurred ({type(err).__name__}); it has been logged")
-        return _retry_or_give_up(job, export_id, owner, unexpected, attempt, receive_count, moment)
-    return _posted(job, export_id, owner, attempt, moment)
+        return _retry_or_give_up(attempt, unexpected, receive_count)
+    return _posted(attempt)
 
 
-def _settle(
-    job: ExportJob,
-    export_id: str,
-    owner: str,
-    status: str,
-    attempt: _Attempt,
-    moment: datetime,
-    **fields: Any,
-) -> bool:
+def _settle(attempt: _Attempt, status: str, **fields: Any) -> bool:
     return store.settle(
-        job.organisation_id,
-        export_id,
-        owner=owner,
+        attempt.job.organisation_id,
+        attempt.export_id,
+        owner=attempt.owner,
         status=status,
         fields={
             **fields,
             "unsure": attempt.unsure,
             "provider": attempt.provider,
-            "updated_at": moment.isoformat(),
+            "updated_at": attempt.moment.isoformat(),
         },
     )
 
 
-def _posted(job: ExportJob, export_id: str, owner: str, attempt: _Attempt, moment: datetime) -> ExportOutcome:
-    document = attempt.document
+def _posted(attempt: _Attempt) -> ExportOutcome:
+    document, export_id = attempt.document, attempt.export_id
     assert document is not None
     _settle(
-        job,
-        export_id,
-        owner,
-        "posted",
         attempt,
-        moment,
+        "posted",
         document_id=document.document_id,
         document_type=document.document_type,
         document_link=document.link,
         adopted=attempt.adopted,
         last_error=None,
-        posted_at=moment.isoformat(),
+        posted_at=attempt.moment.isoformat(),
     )
     logger.info("export posted", extra={"export_id": export_id, "adopted": attempt.adopted})
     return ExportOutcome(export_id=export_id, status="posted", document_id=document.document_id)
 
 
-def _skip(
-    job: ExportJob, export_id: str, owner: str, reason: str, attempt: _Attempt, moment: datetime
-) -> ExportOutcome:
+def _skip(attempt: _Attempt, reason: str) -> ExportOutcome:
     """Nothing to post (a zero-value event, or COGS that QBO books itself): settled, never dead-lettered."""
-    _settle(job, export_id, owner, "skipped", attempt, moment, last_error=reason)
-    logger.info("export skipped", extra={"export_id": export_id, "reason": reason})
-    return ExportOutcome(export_id=export_id, status="skipped")
+    _settle(attempt, "skipped", last_error=reason)
+    logger.info("export skipped", extra={"export_id": attempt.export_id, "reason": reason})
+    return ExportOutcome(export_id=attempt.export_id, status="skipped")
 
 
 def _unclaimed(job: ExportJob, export_id: str, moment: datetime) -> ExportOutcome:
@@ -452,13 +414,11 @@ def _unclaimed(job: ExportJob, export_id: str, moment: datetime) -> ExportOutcom
     return ExportOutcome(export_id=export_id, status=current.status, document_id=current.document_id)
 
 
-def _fail(
-    job: ExportJob, export_id: str, owner: str, reason: str, attempt: _Attempt, moment: datetime
-) -> ExportOutcome:
-    if _settle(job, export_id, owner, "failed", attempt, moment, last_error=reason, dead_lettered=False):
-        logger.warning("export failed", extra={"export_id": export_id, "reason": reason})
-        _dead_letter(job, export_id, reason)
-    return ExportOutcome(export_id=export_id, status="failed")
+def _fail(attempt: _Attempt, reason: str) -> ExportOutcome:
+    if _settle(attempt, "failed", last_error=reason, dead_lettered=False):
+        logger.warning("export failed", extra={"export_id": attempt.export_id, "reason": reason})
+        _dead_letter(attempt.job, attempt.export_id, reason)
+    return ExportOutcome(export_id=attempt.export_id, status="failed")
 
 
 def _queued_anew(job: ExportJob, err: RateLimited) -> bool:
@@ -470,54 +430,29 @@ def _queued_anew(job: ExportJob, err: RateLimited) -> bool:
     return True
 
 
-def _retry_or_give_up(
-    job: ExportJob,
-    export_id: str,
-    owner: str,
-    err: ServiceError,
-    attempt: _Attempt,
-    receive_count: int,
-    moment: datetime,
-) -> ExportOutcome:
-    _, max_receives = _redrive(settings().export_queue_url)
-    if receive_count >= max_receives and isinstance(err, RateLimited) and _queued_anew(job, err):
+def _retry_or_give_up(attempt: _Attempt, err: ServiceError, receive_count: int) -> ExportOutcome:
+    most = max_receives()
+    if receive_count >= most and isinstance(err, RateLimited) and _queued_anew(attempt.job, err):
         # the provider's rate limit is no reason to give up: a new message, after its Retry-After
-        _settle(job, export_id, owner, "pending", attempt, moment, last_error=err.message)
-        return ExportOutcome(export_id=export_id, status="pending")
-    if receive_count >= max_receives:  # SQS would move it to the DLQ silently: settle it here instead
+        _settle(attempt, "pending", last_error=err.message)
+        return ExportOutcome(export_id=attempt.export_id, status="pending")
+    if receive_count >= most:  # SQS would move it to the DLQ silently: settle it here instead
         try:
             if attempt.found():  # a last look, so that a write that did commit is not reported failed
-                return _posted(job, export_id, owner, attempt, moment)
+                return _posted(attempt)
         except ServiceError:
             pass  # the reason stays the write's own failure
-        return _fail(
-            job, export_id, owner, f"gave up after {receive_count} attempts: {err.message}", attempt, moment
-        )
-    _settle(job, export_id, owner, "pending", attempt, moment, last_error=err.message)
+        return _fail(attempt, f"gave up after {receive_count} attempts: {err.message}")
+    _settle(attempt, "pending", last_error=err.message)
     delay = _backoff(receive_count)
     if isinstance(err, RateLimited):
         delay = max(delay, int(err.retry_after) + 1)
     raise RetryLater(err.message, delay=min(delay, MAX_VISIBILITY)) from err
 
 
-def _wait(
-    job: ExportJob,
-    export_id: str,
-    owner: str,
-    connection: dict[str, Any] | None,
-    err: AuthExpired,
-    attempt: _Attempt,
-    moment: datetime,
-) -> ExportOutcome:
-    _settle(
-        job,
-        export_id,
-        owner,
-        "waiting",
-        attempt,
-        moment,
-        last_error=f"waiting for the connection to be restored: {err.message}",
-    )
+def _wait(attempt: _Attempt, connection: dict[str, Any] | None, err: AuthExpired) -> ExportOutcome:
+    _settle(attempt, "waiting", last_error=f"waiting for the connection to be restored: {err.message}")
+    job, export_id = attempt.job, attempt.export_id
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
     now = sessions.in_use(job.organisation_id)
     if (
@@ -526,7 +461,7 @@ def _wait(
         and now["status"] == "connected"
         and now.get("grant_id") != connection.get("grant_id")
     ):
-        _resume(job.organisation_id, export_id, job, moment)
+        _resume(job.organisation_id, export_id, job, attempt.moment)
     return ExportOutcome(export_id=export_id, status="waiting")
 
 

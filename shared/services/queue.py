@@ -8,7 +8,9 @@ the worker's claim lets one delivery post and the other finds it settled."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta
+from functools import cache
 
 from shared.aws import client
 from shared.config import settings
@@ -16,6 +18,7 @@ from shared.contracts import ExportJob
 from shared.observability import logger
 from shared.store import exports as export_store
 
+MAX_REASON = 1000  # characters of a dead letter's reason attribute
 SWEEP_AFTER = timedelta(minutes=1)  # younger rows may still be queued by the request that wrote them
 
 
@@ -33,6 +36,40 @@ def enqueue(job: ExportJob, *, delay_seconds: int = 0) -> None:
         QueueUrl=settings().export_queue_url,
         MessageBody=job.model_dump_json(),
         DelaySeconds=min(max(delay_seconds, 0), MAX_DELAY_SECONDS),
+    )
+
+
+def defer(receipt_handle: str, seconds: int) -> None:
+    """Keeps a message hidden for its backoff (instead of the queue's whole visibility timeout)."""
+    client("sqs").change_message_visibility(
+        QueueUrl=settings().export_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+    )
+
+
+@cache
+def redrive(queue_url: str) -> tuple[str, int]:
+    """(DLQ url, receives before SQS moves a message there), from the queue's redrive policy."""
+    attributes = client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    policy = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    account, name = str(policy["deadLetterTargetArn"]).split(":")[
+        4:6
+    ]  # arn:aws:sqs:<region>:<account>:<name>
+    return f"{queue_url.rsplit('/', 2)[0]}/{account}/{name}", int(policy["maxReceiveCount"])
+
+
+def max_receives() -> int:
+    """How many times SQS delivers an export message before it would move it to the DLQ by itself."""
+    return redrive(settings().export_queue_url)[1]
+
+
+def dead_letter(body: str, reason: str, **attributes: str) -> None:
+    """Sends a message body to the export queue's DLQ with the reason (and other text attributes)."""
+    dlq_url, _ = redrive(settings().export_queue_url)
+    named = {"reason": reason[:MAX_REASON] or "failed", **attributes}
+    client("sqs").send_message(
+        QueueUrl=dlq_url,
+        MessageBody=body or "(empty)",
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in named.items() if v},
     )
 
 

@@ -463,18 +463,20 @@ def test_an_unexpected_error_before_the_write_never_leaves_the_export_posting(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receipt(api, setup(api, sandboxes, "qbo"))
-    original = exports._posting
+    from shared.store import settings as settings_store
+
+    original = settings_store.get_export_settings
 
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise KeyError("a bug while building the posting")
+        raise KeyError("a bug while reading the settings the posting is built from")
 
-    monkeypatch.setattr(exports, "_posting", broken)
+    monkeypatch.setattr(settings_store, "get_export_settings", broken)
     (message,) = receive(aws)
     assert invoke(aws, [message]) == {message["MessageId"]}  # comes back later
     export = the_export(api)
     assert export["status"] == "pending" and "unexpected error occurred (KeyError)" in export["last_error"]
 
-    monkeypatch.setattr(exports, "_posting", original)
+    monkeypatch.setattr(settings_store, "get_export_settings", original)
     assert invoke(aws, [message]) == set()
     posted_once(api, sandboxes, "qbo")
 
@@ -530,10 +532,10 @@ def test_an_unreadable_message_comes_back_when_the_dlq_cannot_take_it(
 ) -> None:
     from shared.services import export_intake
 
-    def dlq_down(*_: Any) -> None:
+    def dlq_down(*_: Any, **__: Any) -> None:
         raise ConnectionError("the DLQ is unavailable")
 
-    monkeypatch.setattr(export_intake, "dead_letter_unreadable", dlq_down)
+    monkeypatch.setattr(export_intake, "dead_letter", dlq_down)
     boto3.client("sqs").send_message(QueueUrl=aws.physical("ExportQueue"), MessageBody="{not json")
     messages = receive(aws)
     assert invoke(aws, messages) == {messages[0]["MessageId"]}  # reported: SQS delivers it again
