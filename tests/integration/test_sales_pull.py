@@ -18,7 +18,7 @@ from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
-from shared.providers.qbo import sales as qbo_sales
+from shared.providers.qbo import api as qbo_api
 from shared.providers.xero import api as xero_api
 from shared.services import sales
 from shared.store import sales as sales_store
@@ -317,7 +317,7 @@ def test_a_large_first_pull_goes_on_across_messages_with_its_place_and_moves_the
 ) -> None:
     if provider == "qbo":
         connect(api, sandboxes, "qbo")
-        monkeypatch.setattr(qbo_sales, "PAGE", 2)
+        monkeypatch.setattr(qbo_api, "PAGE", 2)
     else:
         connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
         monkeypatch.setattr(xero_api, "PAGE", 4)  # few calls: Xero's budget is 60 a minute
@@ -389,7 +389,7 @@ def test_qbo_a_document_edited_between_page_reads_is_never_skipped(
     connect(api, sandboxes, "qbo")
     track(api, "qbo")
     qbo = sandboxes.qbo
-    monkeypatch.setattr(qbo_sales, "PAGE", 2)
+    monkeypatch.setattr(qbo_api, "PAGE", 2)
     mine = []
     for n in range(5):  # updated one second apart, after the demo's documents
         qbo.clock.advance(1)
@@ -481,7 +481,7 @@ def test_a_live_pull_renews_its_lease_between_pages(
 ) -> None:
     connect(api, sandboxes, "qbo")
     track(api, "qbo")
-    monkeypatch.setattr(qbo_sales, "PAGE", 2)
+    monkeypatch.setattr(qbo_api, "PAGE", 2)
     start = datetime.now(UTC)
     ticks = [start]
 

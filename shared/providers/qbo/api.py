@@ -4,8 +4,9 @@ company capabilities. Every call goes through the tenant's rate budget (``shared
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
@@ -28,6 +29,17 @@ _REQUEST_IDS = uuid.UUID("0b8c35d4-5f0e-4a53-9a51-7f4d3c1e2a90")
 def qbo_request_id(key: str) -> str:
     """QBO's `requestid` holds 50 characters: a UUID derived from the whole key keeps all of it."""
     return str(uuid.uuid5(_REQUEST_IDS, key))
+
+
+class Page(NamedTuple):
+    records: list[dict[str, Any]]
+    time: str  # QBO's time when it answered
+    resume: tuple[datetime, int] | None  # (after, at_after) for the next page; None: this was the last
+
+
+def _active_and(where: str) -> str:
+    """Inactive name-list records too (QBO leaves them out unless asked)."""
+    return " AND ".join(c for c in ("Active IN (true, false)", where) if c)
 
 
 class QboApi:
@@ -59,41 +71,55 @@ class QboApi:
             )
         return body
 
-    def query_all(
-        self, session: Session, entity: str, where: str = "", order: str = ""
-    ) -> list[dict[str, Any]]:
+    def query_all(self, session: Session, entity: str, where: str = "") -> list[dict[str, Any]]:
         """Every record of a query (inactive name-list records included)."""
-        return self._pages(session, entity, where, order)[0]
+        return [r for page in self.updated_pages(session, entity, _active_and(where)) for r in page.records]
 
-    def _pages(
-        self, session: Session, entity: str, where: str, order: str
-    ) -> tuple[list[dict[str, Any]], str]:
-        """The records, page by page until a short page, and QBO's time when the first page was read."""
-        conditions = " AND ".join(c for c in ("Active IN (true, false)", where) if c)
-        records: list[dict[str, Any]] = []
-        started = ""
+    def updated_pages(
+        self, session: Session, entity: str, where: str, *, after: datetime | None = None, at_after: int = 0
+    ) -> Iterator[Page]:
+        """The records matching ``where``, a page at a time in the order of their last update, from ``after``
+        (the stamp the next page starts at, inclusive) and ``at_after`` (how many carrying exactly it were
+        read already). The one paging loop of QBO reads.
+
+        Pages are keyed on the last-updated time, never on an offset into the whole list: QBO orders the
+        answer by ``MetaData.LastUpdatedTime`` (Intuit data-queries page; qbo.md 2.3 "Incremental reads"),
+        so a record edited while the pages are read moves to the end of the list, and an offset
+        (``STARTPOSITION``) would step over the record that slid back onto a page already read. Each page
+        asks for the records updated at or after the last stamp read instead (an edited one is read again at
+        its new place). Only when a whole page shares one stamp (QBO stamps whole seconds) is the offset
+        used, within that second."""
         while True:
+            since = f"MetaData.LastUpdatedTime >= {mapping.query_literal(after.isoformat())}" if after else ""
+            conditions = " AND ".join(c for c in (where, since) if c)
+            skip = at_after if at_after >= PAGE else 0  # a full page of one second: step on within it
             text = (
-                f"SELECT * FROM {entity} WHERE {conditions}{f' ORDERBY {order}' if order else ''} "
-                f"STARTPOSITION {len(records) + 1} MAXRESULTS {PAGE}"
+                f"SELECT * FROM {entity}{f' WHERE {conditions}' if conditions else ''} ORDERBY "
+                f"MetaData.LastUpdatedTime STARTPOSITION {skip + 1} MAXRESULTS {PAGE}"
             )
             body = self.get(session, "query", query=text)
-            started = started or str(body.get("time") or "")
-            page = body.get("QueryResponse", {}).get(entity, [])
-            records.extend(page)
-            if len(page) < PAGE:
-                return records, started
+            records: list[dict[str, Any]] = (body.get("QueryResponse") or {}).get(entity) or []
+            last = mapping.instant(records[-1]) if records else None
+            if len(records) < PAGE or last is None:
+                yield Page(records, str(body.get("time") or ""), None)
+                return
+            tied = sum(1 for r in records if mapping.instant(r) == last)
+            at_after = skip + tied if last == after else tied
+            after = last
+            yield Page(records, str(body.get("time") or ""), (after, at_after))
 
     def changed(
         self, session: Session, entity: str, since: str | None, convert: Callable[[dict[str, Any]], T | None]
     ) -> Changes[T]:
-        """Records updated since the cursor. Pages are offsets into a list ordered by update time, so a
-        record changed while they are read can push another past the reader: then the cursor stays
-        where it was and the next sync reads the same range again (what it already has is skipped)."""
-        raw, started = self._pages(
-            session, entity, mapping.since_condition(since), order="MetaData.LastUpdatedTime"
-        )
-        converted = tuple(c for c in map(convert, raw) if c is not None)
+        """Records updated since the cursor; the cursor moves past them unless one changed once the read
+        had begun (``mapping.next_cursor``)."""
+        raw: list[dict[str, Any]] = []
+        started = ""
+        for page in self.updated_pages(session, entity, _active_and(mapping.since_condition(since))):
+            raw.extend(page.records)
+            started = started or page.time
+        latest = {str(r.get("Id")): r for r in raw}  # an edited record read twice: its later version
+        converted = tuple(c for c in map(convert, latest.values()) if c is not None)
         return Changes(converted, mapping.next_cursor([mapping.updated_at(r) for r in raw], started, since))
 
     def create_vendor(self, session: Session, draft: SupplierDraft, request_id: str) -> dict[str, Any]:

@@ -32,6 +32,12 @@ def updated_at(record: dict[str, Any]) -> str:
     return str((record.get("MetaData") or {}).get("LastUpdatedTime") or "")
 
 
+def instant(record: dict[str, Any]) -> datetime | None:
+    """When the record was last updated, as an instant (None when QBO gave no stamp)."""
+    stamp = updated_at(record)
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
 def latest(stamps: list[str], since: str | None) -> str | None:
     """The latest of QBO's offset timestamps (compared as instants, not as text)."""
     known = [s for s in [*stamps, since or ""] if s]

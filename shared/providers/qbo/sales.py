@@ -10,8 +10,8 @@ from typing import Any
 
 from shared.money import ZERO, allocate_cents, to_cents, total
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
-from shared.providers.qbo.api import PAGE, QboApi
-from shared.providers.qbo.mapping import latest, number, query_literal, updated_at
+from shared.providers.qbo.api import QboApi
+from shared.providers.qbo.mapping import instant, latest, number, query_literal, updated_at
 
 ENTITIES: dict[str, SaleKind] = {
     "Invoice": "invoice",
@@ -83,11 +83,6 @@ def _updated_since(since: str) -> str:
     return f"MetaData.LastUpdatedTime >= {query_literal(since)}"
 
 
-def _instant(record: dict[str, Any]) -> datetime | None:
-    stamp = updated_at(record)
-    return datetime.fromisoformat(stamp) if stamp else None
-
-
 def _query(
     api: QboApi,
     session: Session,
@@ -95,18 +90,11 @@ def _query(
     tick: Callable[[], None],
     halt: Callable[[], bool],
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any], bool]:
-    """Every document of the three entities matching ``state["where"]``, a page of 1000 at a time, from
-    where ``state`` says (entity, stamp), with QBO's time at the pull's first answer kept in it; True when
-    ``halt`` stopped the read with more to read (``state`` then says where to go on).
-
-    Pages are keyed on the last-updated time, never on an offset into the whole list: QBO orders the answer
-    by ``MetaData.LastUpdatedTime`` (Intuit data-queries page; qbo.md 2.3 "Incremental reads"), so a
-    document edited while the pages are read moves to the end of the list, and an offset (``STARTPOSITION``)
-    would then step over the document that slid back onto a page already read; the cursor moving past the
-    pull's start, that document would never be read again. Each page instead asks for the documents updated
-    at or after the last stamp read (an edited one is read again, at its new place, and the later version
-    wins). Only when a whole page shares one stamp (QBO stamps whole seconds) is the offset used, within
-    that second. A read resumed in another invocation starts from the stamp reached, the same way."""
+    """Every document of the three entities matching ``state["where"]``, a page of 1000 at a time
+    (``QboApi.updated_pages``: keyed on the last-updated time, so an edit during the read skips nothing),
+    from where ``state`` says (entity, stamp), with QBO's time at the pull's first answer kept in it; True
+    when ``halt`` stopped the read with more to read (``state`` then says where to go on). A read resumed in
+    another invocation starts from the stamp reached."""
     records: list[tuple[str, dict[str, Any]]] = []
     where = str(state["where"])
     server_time = str(state.get("server_time") or "")
@@ -114,29 +102,14 @@ def _query(
     names = list(ENTITIES)
     for index in range(first, len(names)):
         entity = names[index]
-        # the stamp the next page starts from (inclusive), and how many read so far carry exactly it
         after = datetime.fromisoformat(state["after"]) if index == first and state.get("after") else None
         at_after = int(state.get("at_after") or 0) if index == first else 0
-        while True:
-            conditions = where if after is None else f"{where} AND {_updated_since(after.isoformat())}"
-            skip = at_after if at_after >= PAGE else 0  # a full page of one second: step on within it
-            text = (
-                f"SELECT * FROM {entity} WHERE {conditions} ORDERBY MetaData.LastUpdatedTime "
-                f"STARTPOSITION {skip + 1} MAXRESULTS {PAGE}"
-            )
-            body = api.get(session, "query", query=text)
+        for page in api.updated_pages(session, entity, where, after=after, at_after=at_after):
             tick()
-            server_time = server_time or str(body.get("time") or "")
-            page = (body.get("QueryResponse") or {}).get(entity) or []
-            records.extend((entity, r) for r in page)
-            last = _instant(page[-1]) if page else None
-            if len(page) < PAGE or last is None:
-                break
-            tied = sum(1 for r in page if _instant(r) == last)
-            at_after = skip + tied if last == after else tied
-            after = last
-            if halt():
-                stopped = {"entity": index, "after": after.isoformat(), "at_after": at_after}
+            server_time = server_time or page.time
+            records.extend((entity, r) for r in page.records)
+            if page.resume is not None and halt():
+                stopped = {"entity": index, "after": page.resume[0].isoformat(), "at_after": page.resume[1]}
                 return records, {"where": where, "server_time": server_time, **stopped}, True
         if index + 1 < len(names) and halt():
             return records, {"where": where, "server_time": server_time, "entity": index + 1}, True
@@ -149,8 +122,8 @@ def _latest_versions(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[st
     for entity, record in records:
         key = (entity, str(record.get("Id")))
         kept = chosen.get(key)
-        if kept is None or (_instant(record) or datetime.min.replace(tzinfo=UTC)) >= (
-            _instant(kept[1]) or datetime.min.replace(tzinfo=UTC)
+        if kept is None or (instant(record) or datetime.min.replace(tzinfo=UTC)) >= (
+            instant(kept[1]) or datetime.min.replace(tzinfo=UTC)
         ):
             chosen[key] = (entity, record)
     return list(chosen.values())
