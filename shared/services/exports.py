@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.contracts import ExportJob, ExportKind, PostedDocument
+from shared.contracts import ExportJob, PostedDocument
 from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
@@ -57,6 +57,7 @@ from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
 from shared.store.exports import ExportRow
+from shared.store.exports import ExportView as ExportView  # the API answers with it
 
 if TYPE_CHECKING:
     from shared.services import books, qbo_names
@@ -98,23 +99,6 @@ class ExportOutcome(Model):
     export_id: str
     status: str
     document_id: str | None = None
-
-
-class ExportView(Model):
-    export_id: str
-    kind: ExportKind
-    record_id: str
-    status: str  # pending, posting, posted, skipped (nothing to post), failed, waiting
-    provider: str | None = None
-    document_type: str | None = None
-    document_id: str | None = None
-    document_link: str | None = None
-    adopted: bool = False  # found in the provider by its marker after an unknown outcome, not posted again
-    attempts: int
-    last_error: str | None = None
-    happened_at: str
-    created_at: str
-    updated_at: str
 
 
 # ---- the queue --------------------------------------------------------------------------------------
@@ -487,30 +471,11 @@ def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None 
 
 
 # ---- the API ----------------------------------------------------------------------------------------
-def _view(item: ExportRow) -> ExportView:
-    return ExportView(
-        export_id=item.export_id,
-        kind=item.kind,
-        record_id=item.record_id,
-        status=item.status,
-        provider=None if item.provider in (None, "none") else item.provider,
-        document_type=item.document_type,
-        document_id=item.document_id,
-        document_link=item.document_link,
-        adopted=item.adopted,
-        attempts=item.attempts,
-        last_error=item.last_error,
-        happened_at=item.happened_at,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-    )
-
-
 def list_exports(organisation_id: str) -> list[ExportView]:
     items = sorted(
         store.list_exports(organisation_id), key=lambda i: (i.created_at, i.export_id), reverse=True
     )
-    return [_view(item) for item in items]
+    return [item.view() for item in items]
 
 
 def retry(
@@ -537,7 +502,7 @@ def retry(
     stale = item.status == "posting" and item.lease_until < int(moment.timestamp())
     if stale:  # its worker died: a new message lets the next worker claim it (and look for the marker first)
         enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
-        return _view(item)
+        return item.view()
     if item.status in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
     replan = item.status == "failed" and item.plan is not None and not item.unsure
@@ -555,7 +520,7 @@ def retry(
         post_on=post_on.isoformat() if post_on else None,
     ):
         enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
-    return _view(store.get_export(organisation_id, export_id) or item)
+    return (store.get_export(organisation_id, export_id) or item).view()
 
 
 def _check_post_on(

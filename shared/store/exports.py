@@ -30,32 +30,44 @@ from shared.store.keys import (
 ExportStatus = Literal["pending", "posting", "posted", "failed", "waiting", "skipped"]
 
 
-class ExportRow(Model):
-    """One export as stored. ``plan_index`` reads only the planning fields: the others keep their defaults."""
+class ExportView(Model):
+    """What the API shows of an export (``provider`` None when no attempt found a connection)."""
 
     export_id: str
-    organisation_id: str = ""
     kind: ExportKind
     record_id: str
-    status: ExportStatus
+    status: ExportStatus  # skipped: nothing to post; waiting: for a reconnect
+    provider: str | None = None
+    document_type: str | None = None
+    document_id: str | None = None
+    document_link: str | None = None
+    adopted: bool = False  # found in the provider by its marker after an unknown outcome, not posted again
     attempts: int = 0
-    unsure: bool = False
+    last_error: str | None = None
     happened_at: str = ""
     created_at: str = ""
     updated_at: str = ""
-    provider: str | None = None  # the provider of the last attempt ("none": not connected then)
+
+
+class ExportRow(ExportView):
+    """One export as stored. ``plan_index`` reads only the planning fields: the others keep their defaults.
+    ``provider`` is the provider of the last attempt ("none": not connected then)."""
+
+    organisation_id: str = ""
+    unsure: bool = False
     plan: str | None = None  # the document fixed at planning: a journal or a QBO adjustment (JSON)
     plan_provider: str | None = None
     plan_type: Literal["journal", "adjustment"] = "journal"
     plan_exact: str | None = None  # the exact values the plan stood for, or a true-up's corrected exports
-    document_type: str | None = None
-    document_id: str | None = None
-    document_link: str | None = None
-    adopted: bool = False
-    last_error: str | None = None
     lease_until: int = 0
     dead_lettered: bool = False
     post_on: str | None = None  # a later date a person chose for a document whose own date is locked
+
+    def view(self) -> ExportView:
+        shown = self.model_dump(include=set(ExportView.model_fields))
+        return ExportView.model_validate(
+            {**shown, "provider": None if self.provider == "none" else self.provider}
+        )
 
     @property
     def attempted_provider(self) -> str | None:
