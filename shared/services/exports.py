@@ -60,6 +60,7 @@ from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
+from shared.store.connections import Connection
 from shared.store.exports import ExportRow
 
 if TYPE_CHECKING:
@@ -297,10 +298,10 @@ class _Attempt:
         return self.adopted
 
     def run(
-        self, job: ExportJob, claimed: Claimed, attempt: int, name: ProviderName, connection: dict[str, Any]
+        self, job: ExportJob, claimed: Claimed, attempt: int, name: ProviderName, connection: Connection
     ) -> None:
-        if connection["status"] == "expired":
-            raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
+        if connection.status == "expired":
+            raise AuthExpired(name, connection.expired_reason or "the connection expired; reconnect")
         api, session = (
             tokens.provider(name),
             sessions.session_for(connection, retry_after_limit=RETRY_AFTER_LIMIT),
@@ -348,7 +349,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     connection = sessions.in_use(organisation)
     attempt = _Attempt(
         unsure=old.unsure or old.status == "posting",
-        provider=connection["provider"] if connection else "none",
+        provider=connection.provider if connection else "none",
     )
     try:
         if connection is None:
@@ -361,12 +362,12 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             owner=owner,
             moment=moment,
             plan=old.plan,
-            plan_provider=old.plan_provider or connection["provider"],
+            plan_provider=old.plan_provider or connection.provider,
             plan_type=old.plan_type,
             created_at=old.created_at or None,
             post_on=old.post_on,
         )
-        attempt.run(job, claimed, old.attempts + 1, connection["provider"], connection)
+        attempt.run(job, claimed, old.attempts + 1, connection.provider, connection)
     except NothingToPost as err:
         return _skip(job, export_id, owner, err.message, attempt, moment)
     except AuthExpired as err:
@@ -504,7 +505,7 @@ def _wait(
     job: ExportJob,
     export_id: str,
     owner: str,
-    connection: dict[str, Any] | None,
+    connection: Connection | None,
     err: AuthExpired,
     attempt: _Attempt,
     moment: datetime,
@@ -520,12 +521,7 @@ def _wait(
     )
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
     now = sessions.in_use(job.organisation_id)
-    if (
-        connection
-        and now
-        and now["status"] == "connected"
-        and now.get("grant_id") != connection.get("grant_id")
-    ):
+    if connection and now and now.status == "connected" and now.grant_id != connection.grant_id:
         _resume(job.organisation_id, export_id, job, moment)
     return ExportOutcome(export_id=export_id, status="waiting")
 
@@ -593,10 +589,10 @@ def retry(
         raise Conflict(f"export {export_id} is already posted ({item.document_type} {item.document_id})")
     meant = item.attempted_provider
     current = sessions.in_use(organisation_id)
-    if meant and current and current["provider"] != meant:  # never silently to another provider's books
+    if meant and current and current.provider != meant:  # never silently to another provider's books
         raise Conflict(
             f"export {export_id} was for {PROVIDER_LABELS[meant]} and this organisation is now connected to "
-            f"{PROVIDER_LABELS[current['provider']]}; it is not posted there. Reconnect "
+            f"{PROVIDER_LABELS[current.provider]}; it is not posted there. Reconnect "
             f"{PROVIDER_LABELS[meant]} to retry it"
         )
     stale = item.status == "posting" and item.lease_until < int(moment.timestamp())
