@@ -97,7 +97,7 @@ def install(clock: Clock) -> None:
     exports.clock = clock.now
     # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
     sessions.session_for = lambda connection, retry_after_limit=None: Session(
-        tenant_id=connection["tenant_id"],
+        tenant_id=connection.tenant_id,
         token=TokenSource(sessions.tokens.asking(connection)),
         budget=DynamoRateBudget(clock=lambda: clock.now().timestamp()),
     )

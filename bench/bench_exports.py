@@ -88,7 +88,7 @@ def install(clock: VirtualTime) -> None:
     exports.clock = clock.now
     # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
     sessions.session_for = lambda connection, retry_after_limit=None: Session(
-        tenant_id=connection["tenant_id"],
+        tenant_id=connection.tenant_id,
         token=TokenSource(tokens.asking(connection)),
         budget=DynamoRateBudget(clock=clock.epoch),
     )

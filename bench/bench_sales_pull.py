@@ -123,7 +123,7 @@ def bench(
 ) -> None:
     with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
         connection = connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None)
-        organisation = connection["organisation_id"]
+        organisation = connection.organisation_id
         base = QBO_BASE if provider == "qbo" else XERO_BASE
         with sandboxes.client() as admin:
             seed(admin, lambda n: f"B{n:05d}")

@@ -26,7 +26,7 @@ CALLERS = 50
 TRIALS = 100
 
 
-def connect(sandboxes: Sandboxes, provider: str, choose: list[str] | None = None) -> dict[str, Any]:
+def connect(sandboxes: Sandboxes, provider: str, choose: list[str] | None = None) -> store.Connection:
     organisation = f"org-bench-{provider}"
     started = connections.start_connect(organisation, provider, switch_company=False, now=datetime.now(UTC))
     with sandboxes.client() as browser:

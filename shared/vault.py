@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from shared.aws import client
 from shared.config import settings
@@ -41,10 +41,12 @@ class TokenContext(Model):
 
 
 class Sealed(Model):
+    """Sealed tokens; none of the three shows in a repr."""
+
     model_config = ConfigDict(frozen=True)
-    wrapped_key: bytes
-    nonce: bytes
-    ciphertext: bytes
+    wrapped_key: bytes = Field(repr=False)
+    nonce: bytes = Field(repr=False)
+    ciphertext: bytes = Field(repr=False)
 
 
 def seal(plaintext: bytes, context: TokenContext) -> Sealed:

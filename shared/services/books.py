@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.contracts import ExportJob
 from shared.domain import books as domain
@@ -285,7 +285,7 @@ def close_days(*, now: datetime) -> int:
     organisation never stops the others. Returns how many exports it queued."""
     queued = 0
     for connection in connection_store.all_connections():
-        organisation, name = connection["organisation_id"], connection["provider"]
+        organisation, name = connection.organisation_id, connection.provider
         try:
             queued += _close_days(organisation, name, connection, now)
         except Exception:  # one broken organisation never stops the others; the next tick tries again
@@ -293,10 +293,12 @@ def close_days(*, now: datetime) -> int:
     return queued
 
 
-def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], now: datetime) -> int:
+def _close_days(
+    organisation_id: str, name: str, connection: connection_store.Connection, now: datetime
+) -> int:
     tracking = sales_store.get_tracking(organisation_id, name)
     chosen = settings_store.get_export_settings(organisation_id, name)
-    if connection.get("status") != "connected" or not chosen:
+    if connection.status != "connected" or not chosen:
         return 0
     if name == "qbo" and chosen.quantity_mode:
         return 0  # QBO books its own cost of goods sold in inventory mode
@@ -310,7 +312,7 @@ def _close_days(organisation_id: str, name: str, connection: Mapping[str, Any], 
             if export_store.put_new(row):
                 queue.deliver(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=day))
                 queued += 1
-    currency = export_store.home_currency(organisation_id, name, str(connection.get("tenant_id", "")))
+    currency = export_store.home_currency(organisation_id, name, connection.tenant_id or "")
     if currency is None:  # nothing exported yet (the first export reads it): nothing to true up either
         return queued
     accounts = PostingAccounts(home_currency=currency, **{role: chosen.account(role) for role in ROLES})

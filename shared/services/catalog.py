@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from pydantic import ConfigDict
 
@@ -37,12 +36,14 @@ from shared.store import catalog as store
 from shared.store import connections as connection_store
 
 
-def _synced(organisation_id: str, name: ProviderName, connection: dict[str, Any], now: datetime) -> None:
+def _synced(
+    organisation_id: str, name: ProviderName, connection: connection_store.Connection, now: datetime
+) -> None:
     connection_store.update_connection(
         organisation_id,
         name,
         {"last_successful_sync_at": now.isoformat()},
-        only_if_grant=connection["grant_id"],
+        only_if_grant=connection.grant_id,
     )
 
 
@@ -188,7 +189,7 @@ class AccountSyncResult(Model):
 
 
 def refresh_accounts(
-    organisation_id: str, wanted: ProviderName, connection: dict[str, Any]
+    organisation_id: str, wanted: ProviderName, connection: connection_store.Connection
 ) -> AccountSyncResult:
     """Replaces the stored chart with the provider's (the chart is small: one read, always whole)."""
     fetched = tokens.provider(wanted).accounts(session_for(connection))

@@ -80,15 +80,15 @@ class ConnectionView(Model):
     reconnect_hint: str | None = None
 
 
-def _iso(epoch_seconds: Any) -> str | None:
-    return datetime.fromtimestamp(int(epoch_seconds), UTC).isoformat() if epoch_seconds is not None else None
+def _iso(epoch_seconds: int | None) -> str | None:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat() if epoch_seconds is not None else None
 
 
 def _refuse_if_other_provider_active(organisation_id: str, wanted: ProviderName) -> None:
     for connection in store.list_connections(organisation_id):
-        if connection["provider"] != wanted and connection.get("status") in IN_USE:
+        if connection.provider != wanted and connection.status in IN_USE:
             raise Conflict(
-                f"this organisation is connected to {PROVIDER_LABELS[connection['provider']]}; "
+                f"this organisation is connected to {PROVIDER_LABELS[connection.provider]}; "
                 f"disconnect it before connecting {PROVIDER_LABELS[wanted]}"
             )
 
@@ -204,24 +204,24 @@ def _attach(
 ) -> CallbackOutcome:
     try:
         _refuse_if_other_provider_active(organisation_id, name)
-        existing = store.get_connection(organisation_id, name) or {}
-        previous_tenant = existing.get("tenant_id")
-        if previous_tenant and previous_tenant != tenant.tenant_id and not switch:
+        existing = store.get_connection(organisation_id, name)
+        previous_tenant = existing.tenant_id if existing else None
+        if existing and previous_tenant and previous_tenant != tenant.tenant_id and not switch:
             raise Conflict(
-                f"Partsemble holds data from {existing.get('tenant_name') or previous_tenant}; reconnect "
+                f"Partsemble holds data from {existing.tenant_name or previous_tenant}; reconnect "
                 f"that company, or choose to switch companies explicitly to use {tenant.name}"
             )
     except Conflict:
         _discard_grant(organisation_id, name, grant_id)
         raise
-    if existing.get("grant_id") and existing["grant_id"] != grant_id:
-        _discard_grant(organisation_id, name, existing["grant_id"])
+    if existing and existing.grant_id and existing.grant_id != grant_id:
+        _discard_grant(organisation_id, name, existing.grant_id)
     same_company = previous_tenant == tenant.tenant_id
-    history: dict[str, Any] = {
-        k: existing[k]
-        for k in ("last_successful_sync_at", "sales_tracking")
-        if same_company and k in existing
-    }
+    history: dict[str, Any] = (
+        {"last_successful_sync_at": existing.last_successful_sync_at}
+        if existing and same_company and existing.last_successful_sync_at is not None
+        else {}
+    )
     store.put_connection(
         organisation_id,
         name,
@@ -235,7 +235,7 @@ def _attach(
             "connected_at": now.isoformat(),
             "previous_tenant_ids": sorted(
                 {
-                    *existing.get("previous_tenant_ids", []),
+                    *(existing.previous_tenant_ids if existing else []),
                     *([previous_tenant] if previous_tenant and not same_company else []),
                 }
             ),
@@ -247,7 +247,7 @@ def _attach(
         )
 
         exports.resume_waiting(organisation_id, name, now=now)
-    if existing.get("status") == "expired":
+    if existing and existing.status == "expired":
         events.emit(
             "ConnectionRestored",
             {"organisation_id": organisation_id, "provider": name, "at": now.isoformat()},
@@ -256,25 +256,25 @@ def _attach(
     return CallbackOutcome(provider=name, status="connected", company_name=tenant.name)
 
 
-def _view(name: ProviderName, connection: dict[str, Any] | None) -> ConnectionView:
+def _view(name: ProviderName, connection: store.Connection | None) -> ConnectionView:
     if not connection:
         return ConnectionView(provider=name, provider_label=PROVIDER_LABELS[name], status="not_connected")
-    grant = store.get_grant(connection["grant_id"]) if connection.get("grant_id") else None
-    status = connection["status"]
+    grant = store.get_grant(connection.grant_id) if connection.grant_id else None
+    status = connection.status
     return ConnectionView(
         provider=name,
         provider_label=PROVIDER_LABELS[name],
         status=status,
-        company_name=connection.get("tenant_name"),
-        tenant_id=connection.get("tenant_id"),
-        connected_at=connection.get("connected_at"),
-        disconnected_at=connection.get("disconnected_at"),
-        last_successful_sync_at=connection.get("last_successful_sync_at"),
-        last_checked_at=connection.get("last_checked_at"),
-        last_error=connection.get("last_error"),
-        access_token_expires_at=_iso(grant.get("access_expires_at")) if grant else None,
-        refresh_token_expires_at=_iso(grant.get("refresh_expires_at")) if grant else None,
-        refresh_token_hard_expires_at=_iso(grant.get("hard_expires_at")) if grant else None,
+        company_name=connection.tenant_name,
+        tenant_id=connection.tenant_id,
+        connected_at=connection.connected_at,
+        disconnected_at=connection.disconnected_at,
+        last_successful_sync_at=connection.last_successful_sync_at,
+        last_checked_at=connection.last_checked_at,
+        last_error=connection.last_error,
+        access_token_expires_at=_iso(grant.access_expires_at) if grant else None,
+        refresh_token_expires_at=_iso(grant.refresh_expires_at) if grant else None,
+        refresh_token_hard_expires_at=_iso(grant.hard_expires_at) if grant else None,
         reconnect_hint=(
             f"Click Reconnect and sign in to {PROVIDER_LABELS[name]} again; "
             "pending exports will resume by themselves."
@@ -285,23 +285,23 @@ def _view(name: ProviderName, connection: dict[str, Any] | None) -> ConnectionVi
 
 
 def status(organisation_id: str) -> list[ConnectionView]:
-    by_provider = {c["provider"]: c for c in store.list_connections(organisation_id)}
+    by_provider = {c.provider: c for c in store.list_connections(organisation_id)}
     return [_view(name, by_provider.get(name)) for name in PROVIDERS]
 
 
-def _tenant_connection_shared(connection: dict[str, Any]) -> bool:
+def _tenant_connection_shared(connection: store.Connection) -> bool:
     """Whether another Partsemble organisation uses the same Xero tenant connection. A Xero connection
     belongs to the person and the tenant, not to a Partsemble organisation: when the same person connects
     one tenant to two organisations, both grants reach it through one connection id, and deleting it for
     one would break the other."""
-    if connection["provider"] != "xero":
+    if connection.provider != "xero":
         return False
-    mine = connection.get("xero_connection_id")
+    mine = connection.xero_connection_id
     return any(
-        other["organisation_id"] != connection["organisation_id"]
-        and other.get("status") in IN_USE
-        and other.get("tenant_id") == connection.get("tenant_id")
-        and (mine is None or other.get("xero_connection_id") in (None, mine))
+        other.organisation_id != connection.organisation_id
+        and other.status in IN_USE
+        and other.tenant_id == connection.tenant_id
+        and (mine is None or other.xero_connection_id in (None, mine))
         for other in store.connections_of("xero")
     )
 
@@ -310,11 +310,11 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
     """Revokes at the provider (best effort), deletes the token ciphertext, keeps every other record."""
     wanted = provider_name(name)
     connection = store.get_connection(organisation_id, wanted)
-    if not connection or connection.get("status") == "disconnected":
+    if not connection or connection.status == "disconnected":
         raise NotFound(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}")
-    grant = store.get_grant(connection["grant_id"]) if connection.get("grant_id") else None
+    grant = store.get_grant(connection.grant_id) if connection.grant_id else None
     note = None
-    if grant is not None and grant["status"] == "active":
+    if grant is not None and grant.status == "active":
         try:
             tokens, _ = fresh_tokens(asking(connection), clock=lambda: now)
             if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
@@ -327,7 +327,7 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
                 f"you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s connected apps"
             )
     if grant is not None:
-        store.delete_grant(grant["grant_id"])
+        store.delete_grant(grant.grant_id)
     store.update_connection(
         organisation_id,
         wanted,

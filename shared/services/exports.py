@@ -56,6 +56,7 @@ from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
+from shared.store.connections import Connection
 from shared.store.exports import ExportRow
 from shared.store.exports import ExportView as ExportView  # the API answers with it
 
@@ -254,9 +255,9 @@ class _Attempt:
             self.adopted = self.document is not None
         return self.adopted
 
-    def run(self, claimed: Claimed, attempt: int, name: ProviderName, connection: dict[str, Any]) -> None:
-        if connection["status"] == "expired":
-            raise AuthExpired(name, connection.get("expired_reason") or "the connection expired; reconnect")
+    def run(self, claimed: Claimed, attempt: int, name: ProviderName, connection: Connection) -> None:
+        if connection.status == "expired":
+            raise AuthExpired(name, connection.expired_reason or "the connection expired; reconnect")
         api, session = (
             tokens.provider(name),
             sessions.session_for(connection, retry_after_limit=RETRY_AFTER_LIMIT),
@@ -308,7 +309,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         owner,
         moment,
         unsure=old.unsure or old.status == "posting",
-        provider=connection["provider"] if connection else "none",
+        provider=connection.provider if connection else "none",
     )
     try:
         if connection is None:
@@ -321,12 +322,12 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             owner=owner,
             moment=moment,
             plan=old.plan,
-            plan_provider=old.plan_provider or connection["provider"],
+            plan_provider=old.plan_provider or connection.provider,
             plan_type=old.plan_type,
             created_at=old.created_at or None,
             post_on=old.post_on,
         )
-        attempt.run(claimed, old.attempts + 1, connection["provider"], connection)
+        attempt.run(claimed, old.attempts + 1, connection.provider, connection)
     except NothingToPost as err:
         return _skip(attempt, err.message)
     except AuthExpired as err:
@@ -434,17 +435,12 @@ def _retry_or_give_up(attempt: _Attempt, err: ServiceError, receive_count: int) 
     raise RetryLater(err.message, delay=min(delay, MAX_VISIBILITY)) from err
 
 
-def _wait(attempt: _Attempt, connection: dict[str, Any] | None, err: AuthExpired) -> ExportOutcome:
+def _wait(attempt: _Attempt, connection: Connection | None, err: AuthExpired) -> ExportOutcome:
     _settle(attempt, "waiting", last_error=f"waiting for the connection to be restored: {err.message}")
     job, export_id = attempt.job, attempt.export_id
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
     now = sessions.in_use(job.organisation_id)
-    if (
-        connection
-        and now
-        and now["status"] == "connected"
-        and now.get("grant_id") != connection.get("grant_id")
-    ):
+    if connection and now and now.status == "connected" and now.grant_id != connection.grant_id:
         _resume(job.organisation_id, export_id, job, attempt.moment)
     return ExportOutcome(export_id=export_id, status="waiting")
 
@@ -493,10 +489,10 @@ def retry(
         raise Conflict(f"export {export_id} is already posted ({item.document_type} {item.document_id})")
     meant = item.attempted_provider
     current = sessions.in_use(organisation_id)
-    if meant and current and current["provider"] != meant:  # never silently to another provider's books
+    if meant and current and current.provider != meant:  # never silently to another provider's books
         raise Conflict(
             f"export {export_id} was for {PROVIDER_LABELS[meant]} and this organisation is now connected to "
-            f"{PROVIDER_LABELS[current['provider']]}; it is not posted there. Reconnect "
+            f"{PROVIDER_LABELS[current.provider]}; it is not posted there. Reconnect "
             f"{PROVIDER_LABELS[meant]} to retry it"
         )
     stale = item.status == "posting" and item.lease_until < int(moment.timestamp())

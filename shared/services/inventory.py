@@ -194,8 +194,8 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
 
 
 def _provider_in_use(organisation_id: str) -> str | None:
-    active = [c for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE]
-    return str(active[0]["provider"]) if active else None
+    active = [c for c in connection_store.list_connections(organisation_id) if c.status in IN_USE]
+    return active[0].provider if active else None
 
 
 def _supplier_of(organisation_id: str, provider: str | None, request: ReceiptRequest) -> str:

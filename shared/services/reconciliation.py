@@ -114,7 +114,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     connection = sessions.in_use(organisation_id)
     if connection is None:
         raise Conflict("this organisation is not connected to QuickBooks Online or Xero")
-    name: ProviderName = connection["provider"]
+    name = connection.provider
     chosen = settings_store.get_export_settings(organisation_id, name)
     if not chosen:
         raise Conflict(f"choose the export accounts for {PROVIDER_LABELS[name]} first")
@@ -326,10 +326,8 @@ def daily_check(*, now: datetime) -> int:
     logged and raises a ``BooksOutOfBalance`` event. Returns how many organisations were out of balance."""
     found = 0
     for connection in connection_store.all_connections():
-        organisation, name = connection["organisation_id"], connection["provider"]
-        if connection.get("status") != "connected" or not settings_store.get_export_settings(
-            organisation, name
-        ):
+        organisation, name = connection.organisation_id, connection.provider
+        if connection.status != "connected" or not settings_store.get_export_settings(organisation, name):
             continue
         day = now.date().isoformat()
         if books_store.last_check(organisation, name) == day:

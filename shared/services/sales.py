@@ -290,9 +290,7 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
     """'Pull now': queues a pull of every live connection of the organisation with sales tracking on (a
     disconnected one keeps its documents and settings, and is not pulled) and answers at once; ``GET
     /sales/status`` shows it pulling until it ends. A connection whose pull runs now is left to it."""
-    live = {
-        c["provider"] for c in connection_store.list_connections(organisation_id) if c.get("status") in IN_USE
-    }
+    live = {c.provider for c in connection_store.list_connections(organisation_id) if c.status in IN_USE}
     enabled = [t for t in store.tracked(organisation_id) if t.enabled and t.provider in live]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
@@ -316,8 +314,8 @@ def enqueue_due() -> fanout.FanOutReport:
     def due() -> Iterator[ConnectionJob]:
         batch: list[tuple[str, str]] = []
         for connection in connection_store.iter_connections(fields=("status",)):
-            if connection.get("status") == "connected":
-                batch.append((connection["organisation_id"], connection["provider"]))
+            if connection.status == "connected":
+                batch.append((connection.organisation_id, connection.provider))
             if len(batch) >= TRACKING_BATCH:
                 yield from _tracked(batch)
                 batch = []
@@ -352,7 +350,7 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     organisation, name = job.organisation_id, job.provider
     connection = connection_store.get_connection(organisation, name)
     tracking = store.get_tracking(organisation, name)
-    if not connection or connection.get("status") not in IN_USE or not tracking or not tracking.enabled:
+    if not connection or connection.status not in IN_USE or not tracking or not tracking.enabled:
         report.skipped += 1
         return report
     try:

@@ -3,14 +3,13 @@ the provider refuses it) and the rate budget all Lambdas share."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.domain.connections import IN_USE, PROVIDER_LABELS, PROVIDERS, ProviderName
 from shared.errors import AuthExpired, Conflict
 from shared.providers import provider_name
 from shared.providers.base import Session
 from shared.services import tokens
 from shared.store import connections as connection_store
+from shared.store.connections import Connection
 from shared.store.rate_budget import DynamoRateBudget
 from shared.vault import TokenContext
 
@@ -32,35 +31,35 @@ class TokenSource:
         return self._token
 
 
-def connected(organisation_id: str, name: str) -> tuple[ProviderName, dict[str, Any]]:
+def connected(organisation_id: str, name: str) -> tuple[ProviderName, Connection]:
     """The organisation's working connection to the provider the path names."""
     wanted = provider_name(name)
     connection = connection_store.get_connection(organisation_id, wanted)
-    status = (connection or {}).get("status")
-    if connection is None or status not in IN_USE:
+    if connection is None or connection.status not in IN_USE:
         raise Conflict(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}; connect it first")
-    if status == "expired":
+    if connection.status == "expired":
         raise AuthExpired(
             wanted, f"{PROVIDER_LABELS[wanted]} no longer accepts this connection; reconnect it"
         )
     return wanted, connection
 
 
-def in_use(organisation_id: str) -> dict[str, Any] | None:
+def in_use(organisation_id: str) -> Connection | None:
     """The organisation's accounting connection (at most one is connected or expired at a time)."""
     found = [connection_store.get_connection(organisation_id, name) for name in PROVIDERS]
-    usable = [c for c in found if c and c.get("status") in IN_USE]
-    return min(usable, key=lambda c: c["status"] != "connected", default=None)
+    usable = [c for c in found if c and c.status in IN_USE]
+    return min(usable, key=lambda c: c.status != "connected", default=None)
 
 
-def session_for(connection: dict[str, Any], *, retry_after_limit: float | None = None) -> Session:
+def session_for(connection: Connection, *, retry_after_limit: float | None = None) -> Session:
     """Every provider call of every path (exports, catalog, sales) goes through a session: a 403 on any
     of them marks the connection expired at once (``tokens.connection_refused``). ``retry_after_limit``:
     the longest 429 wait taken in place (``Session``)."""
-    grant_id = connection["grant_id"]
+    asker = tokens.asking(connection)
+    grant_id = asker.grant_id
     return Session(
-        tenant_id=connection["tenant_id"],
-        token=TokenSource(tokens.asking(connection)),
+        tenant_id=tokens.tenant_of(connection).tenant_id,
+        token=TokenSource(asker),
         budget=DynamoRateBudget(),
         refused=lambda reason: tokens.connection_refused(grant_id, reason=reason, now=tokens.utc_now()),
         retry_after_limit=retry_after_limit,

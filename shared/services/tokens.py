@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from shared.config import settings
 from shared.contracts import ConnectionJob
@@ -59,18 +59,20 @@ class ForeignGrant(AuthExpired):
     """The grant a connection names belongs to another organisation or provider (a tampered table)."""
 
 
-def asking(connection: dict[str, Any]) -> TokenContext:
+def asking(connection: store.Connection) -> TokenContext:
     """Who asks for a connection's tokens: its organisation and provider (from the connection row's key,
     which the store puts in these fields) and the grant it names."""
+    if connection.grant_id is None:
+        raise AuthExpired(connection.provider, "the connection has no usable tokens; reconnect")
     return TokenContext(
-        organisation_id=connection["organisation_id"],
-        provider=connection["provider"],
-        grant_id=connection["grant_id"],
+        organisation_id=connection.organisation_id,
+        provider=connection.provider,
+        grant_id=connection.grant_id,
     )
 
 
-def _check_owner(grant: dict[str, Any], asker: TokenContext) -> None:
-    if (grant.get("organisation_id"), grant.get("provider"), grant.get("grant_id")) != (
+def _check_owner(grant: store.GrantRow, asker: TokenContext) -> None:
+    if (grant.organisation_id, grant.provider, grant.grant_id) != (
         asker.organisation_id,
         asker.provider,
         asker.grant_id,
@@ -108,20 +110,20 @@ def store_grant(organisation_id: str, provider_name: ProviderName, tokens: Token
     return grant_id
 
 
-def stored_tokens(grant: dict[str, Any], asker: TokenContext) -> TokenSet:
+def stored_tokens(grant: store.GrantRow, asker: TokenContext) -> TokenSet:
     """The grant's tokens, for `asker` only: the grant must be theirs, and opens under their context."""
     _check_owner(grant, asker)
-    return open_tokens(store.sealed_of(grant), asker)
+    return open_tokens(grant.sealed, asker)
 
 
-def _live_grant(asker: TokenContext) -> dict[str, Any]:
+def _live_grant(asker: TokenContext) -> store.GrantRow:
     grant = store.get_grant(asker.grant_id)
     if grant is not None:
         _check_owner(grant, asker)
-    if grant is None or grant["status"] != "active":
+    if grant is None or grant.status != "active":
         raise AuthExpired(
             asker.provider,
-            (grant or {}).get("status_reason") or "the connection has no usable tokens; reconnect",
+            (grant.status_reason if grant else None) or "the connection has no usable tokens; reconnect",
         )
     return grant
 
@@ -145,7 +147,7 @@ def fresh_tokens(
             return tokens, False
         if store.try_acquire_refresh_lease(
             grant_id,
-            version=int(grant["version"]),
+            version=grant.version,
             owner=owner,
             now=int(now.timestamp()),
             ttl_s=LEASE_SECONDS,
@@ -158,15 +160,15 @@ def fresh_tokens(
 
 
 def _refresh(
-    grant: dict[str, Any], asker: TokenContext, tokens: TokenSet, owner: str, now: datetime
+    grant: store.GrantRow, asker: TokenContext, tokens: TokenSet, owner: str, now: datetime
 ) -> TokenSet:
-    name: ProviderName = grant["provider"]
-    grant_id, version = asker.grant_id, int(grant["version"])
+    name = grant.provider
+    grant_id, version = asker.grant_id, grant.version
     try:
         new = provider(name).refresh(tokens.refresh_token, now=now)
     except AuthExpired as err:
         newer = store.get_grant(grant_id)
-        if newer and int(newer["version"]) > version:  # someone stored a newer set meanwhile: use it
+        if newer and newer.version > version:  # someone stored a newer set meanwhile: use it
             return stored_tokens(newer, asker)
         expire_grant(grant, reason=err.message, now=now)
         raise
@@ -183,15 +185,15 @@ def _refresh(
     ):
         return new
     newer = store.get_grant(grant_id)
-    if newer and int(newer["version"]) > version:
+    if newer and newer.version > version:
         return stored_tokens(newer, asker)
     raise ProviderUnavailable(name, "the refreshed tokens could not be stored; the next attempt will recover")
 
 
-def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
+def expire_grant(grant: store.GrantRow, *, reason: str, now: datetime) -> None:
     """Marks the grant and its connection expired (once) and tells the app, in plain words."""
-    store.mark_grant(grant["grant_id"], "expired", reason=reason, now=int(now.timestamp()))
-    organisation, name = grant["organisation_id"], grant["provider"]
+    store.mark_grant(grant.grant_id, "expired", reason=reason, now=int(now.timestamp()))
+    organisation, name = grant.organisation_id, grant.provider
     label = PROVIDER_LABELS[name]
     plain = (
         f"{label} no longer accepts Partsemble's access: it was disconnected or revoked in {label}, "
@@ -205,7 +207,7 @@ def expire_grant(grant: dict[str, Any], *, reason: str, now: datetime) -> None:
             "expired_reason": reason,
             "last_error": {"reason": plain, "detail": reason, "at": now.isoformat()},
         },
-        only_if_grant=grant["grant_id"],
+        only_if_grant=grant.grant_id,
     )
     if expired:
         logger.warning("connection expired", extra={"organisation_id": organisation, "provider": name})
@@ -219,11 +221,11 @@ def connection_refused(grant_id: str, *, reason: str, now: datetime) -> None:
     """The provider refuses the tenant (revoked, disconnected or removed): the connection is expired now,
     on whichever path noticed (an export, a catalog sync, a sales pull, the scheduled check)."""
     grant = store.get_grant(grant_id)
-    if grant and grant["status"] == "active":
+    if grant and grant.status == "active":
         expire_grant(grant, reason=reason, now=now)
 
 
-def call_with_token(connection: dict[str, Any], call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
+def call_with_token(connection: store.Connection, call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
     """Runs a provider call with a fresh access token; a token the provider refuses mid-run is
     refreshed once and the call repeated."""
     asker = asking(connection)
@@ -244,25 +246,29 @@ class RefreshReport(Model):
     retry_later: int = 0
 
 
-def tenant_of(connection: dict[str, Any]) -> Tenant:
+def tenant_of(connection: store.Connection) -> Tenant:
+    """The company the connection reaches."""
+    if connection.tenant_id is None:
+        raise AuthExpired(connection.provider, "the connection names no company; reconnect")
     return Tenant(
-        tenant_id=connection["tenant_id"],
-        name=connection.get("tenant_name") or "",
-        connection_id=connection.get("xero_connection_id"),
+        tenant_id=connection.tenant_id,
+        name=connection.tenant_name or "",
+        connection_id=connection.xero_connection_id,
     )
 
 
-def _check_connection(connection: dict[str, Any], clock: Clock) -> bool:
+def _check_connection(connection: store.Connection, clock: Clock) -> bool:
     """Refreshes when due and proves the tenant still answers; True when it refreshed."""
-    _, refreshed = fresh_tokens(asking(connection), clock=clock, margin=SCHEDULED_MARGIN)
-    name: ProviderName = connection["provider"]
+    asker = asking(connection)
+    _, refreshed = fresh_tokens(asker, clock=clock, margin=SCHEDULED_MARGIN)
+    name = connection.provider
     known = tenant_of(connection)
     tenant = call_with_token(connection, lambda token: provider(name).check_tenant(token, known), clock=clock)
     store.update_connection(
-        connection["organisation_id"],
+        connection.organisation_id,
         name,
         {"tenant_name": tenant.name, "last_checked_at": clock().isoformat()},
-        only_if_grant=connection["grant_id"],
+        only_if_grant=asker.grant_id,
     )
     return refreshed
 
@@ -270,8 +276,8 @@ def _check_connection(connection: dict[str, Any], clock: Clock) -> bool:
 RECHECK_AFTER = timedelta(minutes=4)  # checked more recently than this: not due (the schedule ticks every 5)
 
 
-def _checked_recently(connection: dict[str, Any], now: datetime) -> bool:
-    checked = connection.get("last_checked_at")
+def _checked_recently(connection: store.Connection, now: datetime) -> bool:
+    checked = connection.last_checked_at
     if not checked:
         return False
     try:
@@ -285,9 +291,9 @@ def enqueue_due(*, clock: Clock | None = None) -> fanout.FanOutReport:
     read shard by shard from the connections index (only the fields it decides on); the workers check them."""
     now = (clock or utc_now)()
     due = (
-        ConnectionJob(organisation_id=c["organisation_id"], provider=c["provider"])
-        for c in store.iter_connections(fields=("status", "last_checked_at"))
-        if c.get("status") == "connected" and not _checked_recently(c, now)
+        ConnectionJob(organisation_id=c.organisation_id, provider=c.provider)
+        for c in store.iter_connections(fields=("last_checked_at",))
+        if c.status == "connected" and not _checked_recently(c, now)
     )
     return fanout.send_all(settings().connection_check_queue_url, due)
 
@@ -300,7 +306,7 @@ def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshRepor
     clock = clock or utc_now
     report = RefreshReport()
     connection = store.get_connection(job.organisation_id, job.provider)
-    if not connection or connection.get("status") != "connected" or _checked_recently(connection, clock()):
+    if not connection or connection.status != "connected" or _checked_recently(connection, clock()):
         return report
     report.checked += 1
     try:
@@ -308,7 +314,8 @@ def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshRepor
     except ForeignGrant:  # never expire another organisation's grant on this connection's behalf
         report.retry_later += 1
     except AuthExpired as err:
-        connection_refused(connection["grant_id"], reason=err.message, now=clock())
+        if connection.grant_id is not None:
+            connection_refused(connection.grant_id, reason=err.message, now=clock())
         report.expired += 1
     except ProviderError:
         report.retry_later += 1

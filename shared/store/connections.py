@@ -7,9 +7,13 @@ lets exactly one worker refresh at a time; a lease that outlived its holder can 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from shared.aws import table
+from shared.domain.connections import ConnectionStatus, ProviderName
+from shared.model import Model
 from shared.store.dynamo import conditional, org_items, query_items, set_clause
 from shared.store.keys import (
     CONNECTION_PREFIX,
@@ -25,17 +29,39 @@ from shared.vault import Sealed
 
 
 # ---- connections -----------------------------------------------------------------------------------
-def _keyed(item: dict[str, Any]) -> dict[str, Any]:
+class Connection(Model):
+    """An organisation's connection to one provider as stored. ``iter_connections`` may read only some
+    fields: the others keep their defaults."""
+
+    organisation_id: str
+    provider: ProviderName
+    status: ConnectionStatus
+    grant_id: str | None = None  # None once disconnected
+    tenant_id: str | None = None
+    tenant_name: str | None = None
+    xero_connection_id: str | None = None  # Xero's connection id of the tenant
+    previous_tenant_ids: list[str] = Field(default_factory=list)
+    connected_at: str | None = None
+    disconnected_at: str | None = None
+    last_successful_sync_at: str | None = None
+    last_checked_at: str | None = None
+    last_error: dict[str, str] | None = None  # reason, detail and at, in plain words
+    expired_reason: str | None = None
+
+
+def _keyed(item: dict[str, Any]) -> Connection:
     """A connection's organisation and provider are those of the key it is stored under, whatever its
     attributes say: token reads build their encryption context from them."""
-    return {
-        **item,
-        "organisation_id": item["pk"].removeprefix(org_pk("")),
-        "provider": item["sk"].removeprefix(connection_sk("")),
-    }
+    return Connection.model_validate(
+        {
+            **item,
+            "organisation_id": item["pk"].removeprefix(org_pk("")),
+            "provider": item["sk"].removeprefix(connection_sk("")),
+        }
+    )
 
 
-def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None:
+def get_connection(organisation_id: str, provider: str) -> Connection | None:
     item: dict[str, Any] | None = (
         table()
         .get_item(Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)}, ConsistentRead=True)
@@ -44,26 +70,24 @@ def get_connection(organisation_id: str, provider: str) -> dict[str, Any] | None
     return _keyed(item) if item else None
 
 
-def list_connections(organisation_id: str) -> list[dict[str, Any]]:
+def list_connections(organisation_id: str) -> list[Connection]:
     return [_keyed(item) for item in org_items(organisation_id, CONNECTION_PREFIX, ConsistentRead=True)]
 
 
-def all_connections() -> list[dict[str, Any]]:
+def all_connections() -> list[Connection]:
     """Every connection of every organisation (for the scheduled jobs)."""
     return list(iter_connections())
 
 
-def iter_connections(
-    *, provider: str | None = None, fields: tuple[str, ...] = ()
-) -> Iterator[dict[str, Any]]:
+def iter_connections(*, provider: str | None = None, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
     """Every connection (of one provider), read shard by shard and page by page (one DynamoDB page held at a
     time), then the rows still under the unsharded key; ``fields`` limits what each row carries (its keys
-    always come). A row being moved to its shard may be read twice: it is yielded once."""
+    and status always come). A row being moved to its shard may be read twice: it is yielded once."""
     from boto3.dynamodb.conditions import Key
 
     extra: dict[str, Any] = {}
     if fields:
-        wanted = ("pk", "sk", *fields)
+        wanted = ("pk", "sk", "status", *(f for f in fields if f != "status"))
         extra["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(wanted)))
         extra["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(wanted)}
     seen: set[tuple[str, str]] = set()
@@ -78,7 +102,7 @@ def iter_connections(
                 yield _keyed(item)
 
 
-def connections_of(provider: str) -> list[dict[str, Any]]:
+def connections_of(provider: str) -> list[Connection]:
     """Every organisation's connection to one provider."""
     return list(iter_connections(provider=provider))
 
@@ -120,16 +144,42 @@ def update_connection(
 
 
 # ---- grants ------------------------------------------------------------------------------------------
+GrantStatus = Literal["active", "expired"]
+
+
+class GrantRow(Model):
+    """One consent's sealed tokens as stored (``shared.domain.connections.Grant`` is what a consent returns).
+    The row's own organisation, provider and grant id: token reads check them against who asks. Expiry
+    instants are epoch seconds; the sealed tokens never show in a repr."""
+
+    grant_id: str
+    organisation_id: str
+    provider: ProviderName
+    version: int
+    status: GrantStatus
+    status_reason: str | None = None
+    status_at: int | None = None
+    created_at: int | None = None
+    last_refreshed_at: int | None = None
+    access_expires_at: int | None = None
+    refresh_expires_at: int | None = None
+    hard_expires_at: int | None = None
+    lease_owner: str | None = None
+    lease_until: int = 0
+    sealed: Sealed = Field(repr=False)
+
+
 def _sealed_fields(sealed: Sealed) -> dict[str, Any]:
     return {"wrapped_key": sealed.wrapped_key, "nonce": sealed.nonce, "ciphertext": sealed.ciphertext}
 
 
-def sealed_of(item: dict[str, Any]) -> Sealed:
-    return Sealed(
+def _grant(item: dict[str, Any]) -> GrantRow:
+    sealed = Sealed(
         wrapped_key=bytes(item["wrapped_key"]),
         nonce=bytes(item["nonce"]),
         ciphertext=bytes(item["ciphertext"]),
     )
+    return GrantRow.model_validate({**item, "sealed": sealed})
 
 
 def put_grant(
@@ -153,11 +203,11 @@ def put_grant(
     )
 
 
-def get_grant(grant_id: str) -> dict[str, Any] | None:
+def get_grant(grant_id: str) -> GrantRow | None:
     item: dict[str, Any] | None = (
         table().get_item(Key={"pk": grant_pk(grant_id), "sk": GRANT_SK}, ConsistentRead=True).get("Item")
     )
-    return item
+    return _grant(item) if item else None
 
 
 def try_acquire_refresh_lease(grant_id: str, *, version: int, owner: str, now: int, ttl_s: int) -> bool:
@@ -210,7 +260,7 @@ def release_lease(grant_id: str, *, owner: str) -> None:
     )
 
 
-def mark_grant(grant_id: str, status: str, *, reason: str, now: int) -> None:
+def mark_grant(grant_id: str, status: GrantStatus, *, reason: str, now: int) -> None:
     table().update_item(
         Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
         UpdateExpression="SET #s = :s, status_reason = :r, status_at = :now REMOVE lease_owner, lease_until",

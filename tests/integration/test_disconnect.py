@@ -17,7 +17,9 @@ from tests.integration.test_connect import status_of
 
 
 def _stored_access_token(provider: str) -> str:
-    asker = tokens.asking(store.get_connection("org-a", provider))  # type: ignore[arg-type]
+    connection = store.get_connection("org-a", provider)
+    assert connection is not None
+    asker = tokens.asking(connection)
     grant = store.get_grant(asker.grant_id)
     assert grant is not None
     return tokens.stored_tokens(grant, asker).access_token
@@ -33,7 +35,9 @@ def _qbo_company_info(sandboxes: Sandboxes, token: str) -> httpx.Response:
 
 def test_qbo_disconnect_revokes_deletes_tokens_and_keeps_history(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "qbo")
-    grant_id = store.get_connection("org-a", "qbo")["grant_id"]  # type: ignore[index]
+    connection = store.get_connection("org-a", "qbo")
+    assert connection is not None and connection.grant_id is not None
+    grant_id = connection.grant_id
     token = _stored_access_token("qbo")
     assert _qbo_company_info(sandboxes, token).status_code == 200
 
@@ -115,8 +119,9 @@ def test_xero_disconnect_keeps_a_tenant_connection_another_organisation_uses(
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])  # same login, same tenant
     a, b = store.get_connection("org-a", "xero"), store.get_connection("org-b", "xero")
     assert a is not None and b is not None
-    assert a["xero_connection_id"] == b["xero_connection_id"]  # one Xero connection for both
-    b_grant = b["grant_id"]
+    assert a.xero_connection_id == b.xero_connection_id  # one Xero connection for both
+    b_grant = b.grant_id
+    assert b_grant is not None
 
     response = api.call("POST", "/integrations/xero/disconnect", organisation="org-b")
 

@@ -33,7 +33,9 @@ def test_full_flows_log_no_secret(
             )
         secrets_seen |= {params["code"], started.cookie.split("=", 1)[1]}
         responses.append(callback(api, provider, params, started.cookie).body.decode())
-        asker = tokens.asking(store.get_connection("org-a", provider))  # type: ignore[arg-type]
+        connection = store.get_connection("org-a", provider)
+        assert connection is not None
+        asker = tokens.asking(connection)
         grant = store.get_grant(asker.grant_id)
         assert grant is not None
         first = tokens.stored_tokens(grant, asker)

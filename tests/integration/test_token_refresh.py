@@ -31,7 +31,7 @@ QBO_TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 XERO_TOKEN_PATH = "/connect/token"
 
 
-def connection(provider: str, organisation: str = "org-a") -> dict[str, Any]:
+def connection(provider: str, organisation: str = "org-a") -> store.Connection:
     found = store.get_connection(organisation, provider)
     assert found is not None
     return found
@@ -81,7 +81,8 @@ def test_fifty_concurrent_callers_cause_exactly_one_refresh(api: Api, sandboxes:
     assert errors == []
     assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - before == 1
     assert len(set(results)) == 1 and len(results) == 50
-    assert store.get_grant(asker.grant_id)["version"] == 2  # type: ignore[index]
+    grant = store.get_grant(asker.grant_id)
+    assert grant is not None and grant.version == 2
 
 
 def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(
@@ -203,21 +204,19 @@ def test_connections_spread_over_index_shards_and_old_rows_are_still_read_then_m
     api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
     connect(api, sandboxes, "qbo", organisation="org-a")
-    row = store.get_connection("org-a", "qbo")
-    assert row is not None and row["gsi1pk"] == keys.connections_shard_pk("org-a") != "CONNECTIONS"
+    table = boto3.resource("dynamodb").Table(aws.physical("Table"))
+    key = {"pk": keys.org_pk("org-a"), "sk": keys.connection_sk("qbo")}
+    assert table.get_item(Key=key)["Item"]["gsi1pk"] == keys.connections_shard_pk("org-a") != "CONNECTIONS"
     assert len({keys.connections_shard_pk(f"org-{n}") for n in range(200)}) == keys.CONNECTION_SHARDS
     # a row written before the index was sharded: no migration, the pass still reads it
-    boto3.resource("dynamodb").Table(aws.physical("Table")).update_item(
-        Key={"pk": row["pk"], "sk": row["sk"]},
-        UpdateExpression="SET gsi1pk = :old",
-        ExpressionAttributeValues={":old": "CONNECTIONS"},
+    table.update_item(
+        Key=key, UpdateExpression="SET gsi1pk = :old", ExpressionAttributeValues={":old": "CONNECTIONS"}
     )
-    assert [c["organisation_id"] for c in store.all_connections()] == ["org-a"]
+    assert [c.organisation_id for c in store.all_connections()] == ["org-a"]
     assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 1
     assert Poller(aws).drain() == 1
-    moved = store.get_connection("org-a", "qbo")
-    assert moved is not None and moved["gsi1pk"] == keys.connections_shard_pk("org-a")  # its next write
-    assert [c["organisation_id"] for c in store.all_connections()] == ["org-a"]
+    assert table.get_item(Key=key)["Item"]["gsi1pk"] == keys.connections_shard_pk("org-a")  # its next write
+    assert [c.organisation_id for c in store.all_connections()] == ["org-a"]
 
 
 def test_a_token_the_provider_refuses_mid_run_is_refreshed_once_and_the_call_repeated(
@@ -255,8 +254,8 @@ def test_one_broken_connection_never_stops_the_scheduled_pass(
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
     checked = tokens._check_connection
 
-    def broken_for_org_a(connection: dict[str, Any], clock: Callable[[], datetime]) -> bool:
-        if connection["organisation_id"] == "org-a":
+    def broken_for_org_a(connection: store.Connection, clock: Callable[[], datetime]) -> bool:
+        if connection.organisation_id == "org-a":
             raise RuntimeError("a corrupt row")
         return checked(connection, clock)
 

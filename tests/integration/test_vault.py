@@ -45,7 +45,10 @@ def test_stored_grant_holds_no_plaintext_token(aws: LocalStack) -> None:
     assert "access-token-value" not in str(raw) and "refresh-token-value" not in str(raw)
     grant = store.get_grant(grant_id)
     assert grant is not None
-    stolen = {**grant, "organisation_id": "org-b"}  # a row edited to point at another organisation
+    for part in (grant.sealed.wrapped_key, grant.sealed.nonce, grant.sealed.ciphertext):  # nor does a repr
+        assert str(part) not in repr(grant) and part.hex() not in repr(grant)
+    # a row edited to point at another organisation
+    stolen = grant.model_copy(update={"organisation_id": "org-b"})
     from shared.services.tokens import stored_tokens
 
     with pytest.raises(VaultError):  # org-b asks: the row claims org-b, but the ciphertext is org-a's
@@ -109,7 +112,7 @@ def test_a_connection_row_naming_another_organisation_still_asks_as_its_key(aws:
     connection = store.get_connection("org-b", "qbo")
     assert connection is not None
     assert tokens.asking(connection).organisation_id == "org-b"
-    assert {c["organisation_id"] for c in store.all_connections()} == {"org-b"}
+    assert {c.organisation_id for c in store.all_connections()} == {"org-b"}
 
 
 def test_a_warm_function_opens_each_ciphertext_once(aws: LocalStack) -> None:
