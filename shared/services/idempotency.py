@@ -36,14 +36,12 @@ def begin(organisation_id: str, scope: str, key: str, body: bytes, now: datetime
     found = store.claim(organisation_id, scope, key, fingerprint, int(now.timestamp()))
     if found is None:
         return None
-    if found.get("fingerprint") != fingerprint:
+    if found.fingerprint != fingerprint:
         raise KeyReused("Idempotency-Key was already used with another request body; use a new key")
-    if found.get("state") != "done":
+    if found.state != "done" or found.answer_status is None:
         raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly")
     return Replay(
-        status=int(found["answer_status"]),
-        body=str(found["answer_body"]),
-        content_type=str(found["answer_type"]),
+        status=found.answer_status, body=found.answer_body or "", content_type=found.answer_type or ""
     )
 
 

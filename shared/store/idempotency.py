@@ -3,20 +3,31 @@ fingerprint and, once answered, the answer; DynamoDB's TTL removes them after a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from shared.aws import table
+from shared.model import Model
 from shared.store.dynamo import conditional
 from shared.store.keys import idempotency_sk, org_pk
 
 TTL_SECONDS = 86_400
 
 
+class KeyUse(Model):
+    """What an earlier request with the key left: its body's fingerprint and, once answered, the answer."""
+
+    fingerprint: str = ""
+    state: Literal["running", "done"] = "running"
+    answer_status: int | None = None
+    answer_body: str | None = None
+    answer_type: str | None = None
+
+
 def _key(organisation_id: str, scope: str, key: str) -> dict[str, str]:
     return {"pk": org_pk(organisation_id), "sk": idempotency_sk(scope, key)}
 
 
-def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int) -> dict[str, Any] | None:
+def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int) -> KeyUse | None:
     """Takes the key for this request (None), or returns what an earlier request with it left."""
     item = {
         **_key(organisation_id, scope, key),
@@ -32,10 +43,8 @@ def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int
         )
     )
     if taken is None:
-        found: dict[str, Any] | None = (
-            table().get_item(Key=_key(organisation_id, scope, key), ConsistentRead=True).get("Item")
-        )
-        return found or {}
+        found = table().get_item(Key=_key(organisation_id, scope, key), ConsistentRead=True).get("Item")
+        return KeyUse.model_validate(found or {})  # gone meanwhile (expired): an unknown earlier use
     return None
 
 
