@@ -1,17 +1,17 @@
 """Sales pulls, fanned out.
 
-Hourly, the schedule's event queues one message per connection with sales tracking on (SalesPullQueue),
-then does the rest of the hourly pass itself: queue the cost of goods sold of each business day that has
-ended and any true-up earlier pulls call for, and once a day reconcile the books with the provider's trial
-balance. The same function, on that queue's event source, pulls one connection per record ("pull now" queues
-the same message); a large first pull stops after a time or page budget, stores its place, and queues its
-next part.
+Hourly, the schedule's event queues one message per connected connection (SalesPullQueue). The same
+function, on that queue's event source, handles one connection per record: it pulls the sales when tracking
+is on ("pull now" queues the same message; a large first pull stops after a time or page budget, stores its
+place, and queues its next part), then, for the hourly message, does that connection's books' hour: queue
+the cost of goods sold of each business day that has ended and any true-up earlier pulls call for, and once
+a day reconcile the books with the provider's trial balance.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -20,17 +20,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.contracts import ConnectionJob, ScheduledEvent
-from shared.lazy import lazy_module
 from shared.observability import logger, metrics
 from shared.services import sales
-
-if TYPE_CHECKING:
-    from shared.services import books, reconciliation
-else:  # the hourly pass's books work loads only on the schedule's path, not for each pull message
-    books, reconciliation = (
-        lazy_module("shared.services.books"),
-        lazy_module("shared.services.reconciliation"),
-    )
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -40,6 +31,8 @@ def pull_record(record: SQSRecord) -> None:
     report = sales.pull_job(ConnectionJob.model_validate_json(record.body), now=datetime.now(UTC))
     metrics.add_metric(name="SalesDocumentsStored", unit=MetricUnit.Count, value=report.stored)
     metrics.add_metric(name="SalesPullsFailed", unit=MetricUnit.Count, value=report.failed)
+    metrics.add_metric(name="BooksExportsQueued", unit=MetricUnit.Count, value=report.books_exports_queued)
+    metrics.add_metric(name="BooksOutOfBalance", unit=MetricUnit.Count, value=report.out_of_balance)
     logger.info("sales pull done", extra=report.model_dump())
 
 
@@ -52,16 +45,10 @@ def lambda_handler(
         return process_partial_response(
             event=event, record_handler=pull_record, processor=processor, context=context
         )
-    now = ScheduledEvent.model_validate(event).time
+    ScheduledEvent.model_validate(
+        event
+    )  # the schedule (anything else is refused); each worker keeps its own time
     report = sales.enqueue_due()
-    queued = books.close_days(now=now)
-    unbalanced = reconciliation.daily_check(now=now)
-    metrics.add_metric(name="BooksOutOfBalance", unit=MetricUnit.Count, value=unbalanced)
-    metrics.add_metric(name="BooksExportsQueued", unit=MetricUnit.Count, value=queued)
     metrics.add_metric(name="SalesPullsQueued", unit=MetricUnit.Count, value=report.queued)
-    logger.info("scheduled sales pass done", extra={**report.model_dump(), "books_exports_queued": queued})
-    return {
-        **report.model_dump(mode="json"),
-        "books_exports_queued": queued,
-        "books_out_of_balance": unbalanced,
-    }
+    logger.info("scheduled sales pass done", extra=report.model_dump())
+    return report.model_dump(mode="json")

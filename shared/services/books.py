@@ -283,14 +283,19 @@ def close_days(*, now: datetime) -> int:
     """The scheduled pass: for every connection that posts journals and tracks sales, queue the COGS
     export of each business day that has ended, and a true-up when posted values changed. One failing
     organisation never stops the others. Returns how many exports it queued."""
-    queued = 0
-    for connection in connection_store.all_connections():
-        organisation, name = connection.organisation_id, connection.provider
-        try:
-            queued += _close_days(organisation, name, connection, now)
-        except Exception:  # one broken organisation never stops the others; the next tick tries again
-            logger.exception("closing business days failed", extra={"organisation_id": organisation})
-    return queued
+    return sum(close_days_of(connection, now) for connection in connection_store.all_connections())
+
+
+def close_days_of(connection: connection_store.Connection, now: datetime) -> int:
+    """One connection's part of the pass (the hourly pull message of each connection runs it); a failure
+    is logged, never raised: the next hour tries again. Returns how many exports it queued."""
+    try:
+        return _close_days(connection.organisation_id, connection.provider, connection, now)
+    except Exception:
+        logger.exception(
+            "closing business days failed", extra={"organisation_id": connection.organisation_id}
+        )
+        return 0
 
 
 def _close_days(

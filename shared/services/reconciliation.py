@@ -324,31 +324,32 @@ def _quantities(
 def daily_check(*, now: datetime) -> int:
     """The scheduled check, once a day per connected organisation with export settings: a discrepancy is
     logged and raises a ``BooksOutOfBalance`` event. Returns how many organisations were out of balance."""
-    found = 0
-    for connection in connection_store.all_connections():
-        organisation, name = connection.organisation_id, connection.provider
-        if connection.status != "connected" or not settings_store.get_export_settings(organisation, name):
-            continue
-        day = now.date().isoformat()
-        if books_store.last_check(organisation, name) == day:
-            continue
-        try:
-            result = reconcile(organisation, now.date(), now)
-        except Exception:  # one broken organisation never stops the others; tomorrow tries again
-            logger.exception("daily reconciliation failed", extra={"organisation_id": organisation})
-            continue
-        books_store.put_check(organisation, name, day, result.status)
-        if result.status == "discrepancy":
-            found += 1
-            unexplained = {
-                a.code or a.account_id: str(a.unexplained) for a in result.accounts if a.unexplained
-            }
-            unexplained |= {i.label: str(i.difference) for i in result.items if i.difference}
-            logger.warning(
-                "books out of balance", extra={"organisation_id": organisation, "accounts": unexplained}
-            )
-            events.emit(
-                "BooksOutOfBalance",
-                {"organisation_id": organisation, "provider": name, "as_of": day, "unexplained": unexplained},
-            )
-    return found
+    return sum(check_once_a_day(connection, now) for connection in connection_store.all_connections())
+
+
+def check_once_a_day(connection: connection_store.Connection, now: datetime) -> bool:
+    """One connection's daily check (the hourly pull message of each connection runs it): the first run of
+    the day reconciles, later ones do nothing. True when the books are out of balance; a failure is logged,
+    never raised (tomorrow tries again)."""
+    organisation, name = connection.organisation_id, connection.provider
+    if connection.status != "connected" or not settings_store.get_export_settings(organisation, name):
+        return False
+    day = now.date().isoformat()
+    if books_store.last_check(organisation, name) == day:
+        return False
+    try:
+        result = reconcile(organisation, now.date(), now)
+    except Exception:
+        logger.exception("daily reconciliation failed", extra={"organisation_id": organisation})
+        return False
+    books_store.put_check(organisation, name, day, result.status)
+    if result.status != "discrepancy":
+        return False
+    unexplained = {a.code or a.account_id: str(a.unexplained) for a in result.accounts if a.unexplained}
+    unexplained |= {i.label: str(i.difference) for i in result.items if i.difference}
+    logger.warning("books out of balance", extra={"organisation_id": organisation, "accounts": unexplained})
+    events.emit(
+        "BooksOutOfBalance",
+        {"organisation_id": organisation, "provider": name, "as_of": day, "unexplained": unexplained},
+    )
+    return True

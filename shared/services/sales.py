@@ -20,6 +20,7 @@ from shared.contracts import ConnectionJob
 from shared.domain.catalog import sku_key
 from shared.domain.connections import IN_USE, ProviderName
 from shared.errors import BadRequest, Conflict, ProviderError, RateLimited, ServiceError
+from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
 from shared.providers import provider_name
@@ -33,6 +34,12 @@ from shared.store.sales import LastPull, Tracking
 
 if TYPE_CHECKING:  # the sales pull worker loads this module without the API's requests
     from shared.bodies import TrackingRequest
+    from shared.services import books, reconciliation
+else:  # the books' hour (replaying ledgers, reconciling) loads on the hourly message's first use
+    books, reconciliation = (
+        lazy_module("shared.services.books"),
+        lazy_module("shared.services.reconciliation"),
+    )
 
 LEASE_SECONDS = 60  # short, and renewed between pages while the pull lives: a killed pull (a pull-now past
 # the API's timeout, a crashed function) frees "pull now" within a minute; a failed one frees it at once.
@@ -308,29 +315,18 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
 
 
 def enqueue_due() -> fanout.FanOutReport:
-    """The hourly pass: one message per connected connection with sales tracking on (the connections read
-    from the sharded index, their tracking a hundred to a request); the workers pull them."""
+    """The hourly pass: one message per connected connection (read from the sharded index); its worker pulls
+    its sales when tracking is on, then does its books' hour (business days closed, the daily check)."""
 
     def due() -> Iterator[ConnectionJob]:
-        batch: list[tuple[str, str]] = []
         for connection in connection_store.iter_connections(fields=("status",)):
             if connection.status == "connected":
-                batch.append((connection.organisation_id, connection.provider))
-            if len(batch) >= TRACKING_BATCH:
-                yield from _tracked(batch)
-                batch = []
-        yield from _tracked(batch)
+                yield ConnectionJob(organisation_id=connection.organisation_id, provider=connection.provider)
 
     return fanout.send_all(settings().sales_pull_queue_url, due())
 
 
 MAX_DELAY = 900  # SQS's longest message delay
-TRACKING_BATCH = 500  # connections whose tracking is read before their messages are sent
-
-
-def _tracked(keys: list[tuple[str, str]]) -> Iterator[ConnectionJob]:
-    for organisation_id, provider in store.tracking_on(keys) if keys else []:
-        yield ConnectionJob(organisation_id=organisation_id, provider=provider)
 
 
 class PullReport(Model):
@@ -338,14 +334,26 @@ class PullReport(Model):
     stored: int = 0
     running: int = 0  # skipped: another pull of that connection was running
     failed: int = 0
-    skipped: int = 0  # no longer connected, or tracking turned off since it was queued
+    skipped: int = 0  # not tracking sales, no longer connected, or tracking turned off since it was queued
     continued: int = 0  # stopped part way; the next part is queued
+    books_exports_queued: int = 0  # COGS days closed and true-ups, by the hourly message
+    out_of_balance: int = 0  # the daily check found a discrepancy
 
 
 def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     """The worker: one part of one connection's pull (a large first pull stops after ``PART_SECONDS`` or
     ``PART_PAGES`` and queues its next part). A failure is recorded as the last pull's error and the cursor
-    stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop."""
+    stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
+    The hourly message then does the connection's books' hour, whatever the pull did."""
+    report = _pull(job, now)
+    connection = connection_store.get_connection(job.organisation_id, job.provider)
+    if job.reason == "schedule" and connection is not None and connection.status == "connected":
+        report.books_exports_queued += books.close_days_of(connection, now)
+        report.out_of_balance += reconciliation.check_once_a_day(connection, now)
+    return report
+
+
+def _pull(job: ConnectionJob, now: datetime) -> PullReport:
     report = PullReport()
     organisation, name = job.organisation_id, job.provider
     connection = connection_store.get_connection(organisation, name)

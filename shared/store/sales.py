@@ -192,31 +192,6 @@ def mark_requested(organisation_id: str, provider: str, *, at: str) -> None:
     )
 
 
-def tracking_on(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Those of these (organisation, provider) connections whose sales tracking is on, read 100 to a
-    BatchGetItem (the scheduled pass reads them for every connection at once)."""
-    from shared.config import settings
-
-    client, name = table().meta.client, settings().table_name
-    wanted = [{"pk": org_pk(o), "sk": tracking_sk(p)} for o, p in dict.fromkeys(keys)]
-    rows: list[dict[str, Any]] = []
-    projection = {
-        "ProjectionExpression": "#k, #s, #e",
-        "ExpressionAttributeNames": {"#k": "pk", "#s": "sk", "#e": "enabled"},
-    }
-    for start in range(0, len(wanted), 100):
-        request: dict[str, Any] = {name: {"Keys": wanted[start : start + 100], **projection}}
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            rows.extend(answer["Responses"].get(name, []))
-            request = answer.get("UnprocessedKeys") or {}
-    return [
-        (row["pk"].removeprefix(org_pk("")), row["sk"].removeprefix(TRACKING_PREFIX))
-        for row in rows
-        if row.get("enabled")
-    ]
-
-
 def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: LastPull) -> None:
     """Gives up the lease after a failed pull, keeping the cursor where it was."""
     _update(

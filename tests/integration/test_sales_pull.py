@@ -289,10 +289,12 @@ def test_the_schedule_pulls_every_tracked_connection(api: Api, sandboxes: Sandbo
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
     track(api, "qbo")
     report = Scheduler(aws).fire("SalesPullFunction")
-    assert (report["due"], report["queued"], report["failed"]) == (1, 1, 0)  # org-b does not track sales
+    # a message per connected connection: each does its books' hour; org-b pulls nothing (it tracks no sales)
+    assert (report["due"], report["queued"], report["failed"]) == (2, 2, 0)
     assert ok(api.call("GET", "/sales/status"))[0]["last_pull"] is None  # queued, not pulled by the schedule
-    assert Poller(aws).drain() == 1
+    assert Poller(aws).drain() == 2
     assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 8
+    assert ok(api.call("GET", "/sales/status", organisation="org-b")) == []
 
 
 def test_pull_now_answers_at_once_and_the_status_shows_it_pulling_until_it_ends(
