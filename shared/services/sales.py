@@ -12,7 +12,7 @@ import math
 import time as clock_time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.config import settings
@@ -30,7 +30,7 @@ from shared.services.sessions import connected, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import sales as store
-from shared.store.sales import LastPull, Tracking
+from shared.store.sales import LastPull, Tracking, TrackingShown
 
 if TYPE_CHECKING:  # the sales pull worker loads this module without the API's requests
     from shared.bodies import TrackingRequest
@@ -56,29 +56,16 @@ class PullRunning(Conflict):
 
 
 # ---- tracking settings --------------------------------------------------------------------------------
-class TrackingView(Model):
-    provider: ProviderName
-    enabled: bool
-    start_date: date
-    home_currency: str
+class TrackingView(TrackingShown):
     time_zone: str  # IANA: the organisation's dates are local dates there
-    cursor: str | None
     pulling: bool  # a pull runs now, is queued ("pull now"), or goes on in its next part
-    requested_at: str | None  # the last "pull now"
-    last_pull: LastPull | None
 
 
 def _view(tracking: Tracking, now: datetime) -> TrackingView:
-    return TrackingView(
-        provider=tracking.provider,
-        enabled=tracking.enabled,
-        start_date=tracking.start_date,
-        home_currency=tracking.home_currency,
-        time_zone=tracking.time_zone or "UTC",
-        cursor=tracking.cursor,
-        pulling=tracking.lease_until >= now.timestamp() or bool(tracking.resume) or _waiting(tracking, now),
-        requested_at=tracking.requested_at,
-        last_pull=tracking.last_pull,
+    shown = tracking.model_dump(include=set(TrackingShown.model_fields))
+    pulling = tracking.lease_until >= now.timestamp() or bool(tracking.resume) or _waiting(tracking, now)
+    return TrackingView.model_validate(
+        {**shown, "time_zone": tracking.time_zone or "UTC", "pulling": pulling}
     )
 
 

@@ -28,22 +28,28 @@ class LastPull(Model):
     more: bool = False  # stopped part way: the next part is queued and goes on from where this one stopped
 
 
-class Tracking(Model):
-    """A connection's sales tracking item: the settings, where its pulls have got to, the lease of the pull
-    under way and the last "pull now"."""
+class TrackingShown(Model):
+    """What the API shows of a connection's sales tracking: the settings, the cursor, the last "pull now"
+    and the last pull."""
 
-    organisation_id: str
     provider: ProviderName
     enabled: bool
     start_date: date  # the first pull reads documents dated from here
     home_currency: str
     time_zone: str | None = None  # IANA; None: UTC
     cursor: str | None = None
+    requested_at: str | None = None
+    last_pull: LastPull | None = None
+
+
+class Tracking(TrackingShown):
+    """A connection's sales tracking item as stored: also where a pull stopped part way and the lease of the
+    pull under way."""
+
+    organisation_id: str
     resume: str | None = None  # where the next part of a pull stopped part way goes on
     lease_owner: str | None = None
     lease_until: int = 0  # epoch seconds
-    requested_at: str | None = None
-    last_pull: LastPull | None = None
 
 
 def _tracking(item: dict[str, Any]) -> Tracking:
