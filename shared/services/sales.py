@@ -332,18 +332,17 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     ``PART_PAGES`` and queues its next part). A failure is recorded as the last pull's error and the cursor
     stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
     The hourly message then does the connection's books' hour, whatever the pull did."""
-    report = _pull(job, now)
     connection = connection_store.get_connection(job.organisation_id, job.provider)
+    report = _pull(job, connection, now)
     if job.reason == "schedule" and connection is not None and connection.status == "connected":
         report.books_exports_queued += books.close_days_of(connection, now)
         report.out_of_balance += reconciliation.check_once_a_day(connection, now)
     return report
 
 
-def _pull(job: ConnectionJob, now: datetime) -> PullReport:
+def _pull(job: ConnectionJob, connection: connection_store.Connection | None, now: datetime) -> PullReport:
     report = PullReport()
     organisation, name = job.organisation_id, job.provider
-    connection = connection_store.get_connection(organisation, name)
     tracking = store.get_tracking(organisation, name)
     if not connection or connection.status not in IN_USE or not tracking or not tracking.enabled:
         report.skipped += 1
@@ -355,7 +354,8 @@ def _pull(job: ConnectionJob, now: datetime) -> PullReport:
         return report
     except RateLimited as err:  # the tenant's budget is spent: the same job again once it allows
         delay = min(MAX_DELAY, max(1, math.ceil(err.retry_after or 60)))
-        fanout.send_one(settings().sales_pull_queue_url, job, delay=delay)
+        again = job.model_copy(update={"reason": "continue"})  # the books' hour is done by this message
+        fanout.send_one(settings().sales_pull_queue_url, again, delay=delay)
         report.failed += 1
         return report
     except (ProviderError, Conflict) as err:
