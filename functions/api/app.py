@@ -87,7 +87,8 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
     if not key:
         return next_middleware(app)
     organisation, scope = caller_organisation(app), f"{event.http_method} {event.path}"
-    body = (event.decoded_body or "").encode()
+    # the query string is part of the request (a retry's post_on): same key, other query, is another request
+    body = f"{event.raw_query_string}\n{event.decoded_body or ''}".encode()
     replay = idempotency.begin(organisation, scope, key, body, request_time(app))
     if replay is not None:
         headers = {"Idempotent-Replayed": "true"}

@@ -202,5 +202,6 @@ def financial_year_start(on: date, end_month: int, end_day: int) -> date:
     def year_end(year: int) -> date:
         return date(year, end_month, min(max(end_day, 1), monthrange(year, end_month)[1]))
 
-    last_end = year_end(on.year) if year_end(on.year) < on else year_end(on.year - 1)
+    end = year_end(on.year)
+    last_end = end if end < on else year_end(on.year - 1)
     return last_end + timedelta(days=1)

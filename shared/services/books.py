@@ -220,7 +220,8 @@ def describe(organisation_id: str, job: ExportJob) -> tuple[date, str]:
     return build.built_at.date(), f"Build {build.build_id}: {build.quantity} x {build.product_id}"
 
 
-def _change_of(plan: str) -> dict[str, Decimal]:
+def change_of(plan: str) -> Balances:
+    """What a stored plan moves, per account (debits positive); nothing for an empty plan."""
     if not plan:
         return {}
     return {
@@ -231,7 +232,7 @@ def _change_of(plan: str) -> dict[str, Decimal]:
 
 def unplan(organisation_id: str, row: ExportRow) -> None:
     """Takes a failed export's plan out of the books, so that a retry plans it on the values of then."""
-    change = _change_of(str(row.plan))
+    change = change_of(str(row.plan))
     for _ in range(MAX_TRIES):
         books = store.get_books(organisation_id, str(row.plan_provider))
         posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}

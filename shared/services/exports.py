@@ -51,7 +51,7 @@ from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
 from shared.services import sessions, tokens
-from shared.services.queue import dead_letter, enqueue, export_id_for, max_receives
+from shared.services.queue import dead_letter, deliver, enqueue, export_id_for, max_receives
 from shared.store import catalog as catalog_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
@@ -448,7 +448,7 @@ def _wait(attempt: _Attempt, connection: Connection | None, err: AuthExpired) ->
 def _resume(organisation_id: str, export_id: str, job: ExportJob, moment: datetime) -> bool:
     if not store.requeue(organisation_id, export_id, from_statuses=("waiting",), at=moment.isoformat()):
         return False
-    enqueue(job)
+    deliver(job)  # back in the outbox first: an SQS outage only delays it (the sweep queues it)
     return True
 
 
@@ -515,7 +515,7 @@ def retry(
         at=moment.isoformat(),
         post_on=post_on.isoformat() if post_on else None,
     ):
-        enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
+        deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return (store.get_export(organisation_id, export_id) or item).view()
 
 

@@ -4,10 +4,11 @@ stock ledger says it should be, with each difference explained by named items.
 Journal mode (QBO journals, Xero): provider balance - subledger = opening balances (what the provider held
 the day before Partsemble's first journal) + entries made in the provider by others since (or Partsemble's
 own documents changed there) + exports planned but not posted
-(pending, waiting, failed: named) + a true-up due + records not yet exported (a business day not yet
-closed, an export not yet planned) + under two cents of rounding. The status is ``explained`` when only
-Partsemble's own work in progress separates the two, ``discrepancy`` when the provider holds what
-Partsemble did not post or something is left unexplained.
+(pending, waiting, failed: named) + a true-up due, or dated after the date (``corrected_later``) + a
+document re-dated past a locked period (``posted_later``) + records not yet exported (a business day not
+yet closed, an export not yet planned) + the rounding account's cents + under two cents of rounding. The
+status is ``explained`` when only Partsemble's own work in progress separates the two, ``discrepancy``
+when the provider holds what Partsemble did not post or something is left unexplained.
 
 QBO inventory mode: QBO owns the value (it prices each adjustment at its own average or FIFO cost), so
 the check is of quantities: each linked item's QtyOnHand against Partsemble's on hand.
@@ -26,7 +27,7 @@ from shared.domain.books import Balances
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
-from shared.domain.postings import Journal, PostingAccounts
+from shared.domain.postings import PostingAccounts
 from shared.errors import Conflict
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
@@ -95,15 +96,6 @@ class Reconciliation(Model):
     notes: list[str]
 
 
-def _change(plan: str) -> Balances:
-    if not plan:
-        return {}
-    return {
-        line.account_id: line.amount if line.side == "debit" else -line.amount  # one line per account
-        for line in Journal.model_validate_json(plan).lines
-    }
-
-
 def _add(into: dict[str, list[Reason]], amounts: Mapping[str, Decimal], make: Any) -> None:
     for account_id, amount in amounts.items():
         if amount:
@@ -141,7 +133,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     for row in rows:
         if not row.plan:
             continue
-        journal, change = books.stored_journal(row.plan), _change(row.plan)
+        journal, change = books.stored_journal(row.plan), books.change_of(row.plan)
         if journal.date > as_of:
             corrects = json.loads(row.plan_exact or "{}").get("corrects", [])
             if row.kind == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
@@ -151,12 +143,14 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
                     note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
                 ))  # fmt: skip
             own = dates.get((row.kind, row.record_id))  # type: ignore[arg-type]  # an event's export
-            if row.status == "posted" and own is not None and own <= as_of:  # re-dated past a lock date
+            if own is None or own > as_of:
+                continue
+            if row.status == "posted":  # re-dated past a lock date; one not posted yet is named below
                 _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal, o=own: Reason(
                     kind="posted_later", amount=v, export_id=r.export_id,
                     note=f"export {r.export_id} of {o} is dated {j.date}: that period was locked",
                 ))  # fmt: skip
-            continue
+                continue
         if row.status == "posted":
             for account_id, amount in change.items():
                 posted[account_id] = posted.get(account_id, ZERO) + amount
@@ -168,7 +162,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
                 + (f": {r.last_error}" if r.last_error else ""),
             ))  # fmt: skip
     trued, _, _ = state.trued()
-    if as_of >= now.date():
+    if as_of >= now.astimezone(state.zone).date():  # a true-up found now is dated today where the books are
         _add(reasons, domain.difference(trued, state.books.posted), lambda v: Reason(
             kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
             "hourly pass plans a true-up",
@@ -209,9 +203,9 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
             found.insert(0, Reason(kind="others_entries", amount=others, note=(
                 f"entries in {PROVIDER_LABELS[name]} not made by Partsemble (by a person, another app, or "
                 "opening balances)")))  # fmt: skip
-        if account_id == roles.get("rounding") and held:
+        if account_id == roles.get("rounding") and held != expected:
             note = "the cents rounding left over, so that every other account holds its rounded value"
-            found.append(Reason(kind="rounding", amount=held, note=note))
+            found.append(Reason(kind="rounding", amount=held - expected, note=note))
         difference = (provider_balance or ZERO) - expected
         left = difference - sum((r.amount for r in found), ZERO)
         if left and abs(left) < 2 * CENT:  # values not yet posted, rounded in the subledger's total
@@ -266,7 +260,7 @@ def _posted_before(rows: list[ExportRow], day: date) -> Balances:
     found: Balances = {}
     for row in rows:
         if row.status == "posted" and row.plan and books.stored_journal(row.plan).date < day:
-            for account_id, amount in _change(row.plan).items():
+            for account_id, amount in books.change_of(row.plan).items():
                 found[account_id] = found.get(account_id, ZERO) + amount
     return found
 

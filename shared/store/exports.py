@@ -239,18 +239,28 @@ def requeue(
     at: str,
     post_on: str | None = None,
 ) -> bool:
-    """pending again (a retry, a resumed wait), only from one of ``from_statuses``; ``post_on`` dates its
-    document later (its own date is locked in the provider)."""
+    """pending again (a retry, a resumed wait), only from one of ``from_statuses``, and back in the outbox
+    until its message is queued (``queue.deliver``); ``post_on`` dates its document later (its own date is
+    locked in the provider)."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
     dated = {":post_on": post_on} if post_on else {}
+    outbox = outbox_index(at, organisation_id, export_id)
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at"
-            + (", post_on = :post_on" if post_on else ""),
+            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at, "
+            "gsi1pk = :outbox, gsi1sk = :outbox_at" + (", post_on = :post_on" if post_on else ""),
             ConditionExpression=f"#s IN ({', '.join(names)})",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":pending": "pending", ":false": False, ":at": at, **names, **dated},
+            ExpressionAttributeValues={
+                ":pending": "pending",
+                ":false": False,
+                ":at": at,
+                ":outbox": outbox["gsi1pk"],
+                ":outbox_at": outbox["gsi1sk"],
+                **names,
+                **dated,
+            },
         )
     )
     return written is not None

@@ -57,3 +57,38 @@ def test_a_queue_outage_delays_exports_and_the_sweep_posts_each_once(
     journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
     assert sorted(j["Id"] for j in journals if j["Id"] in documents) == sorted(documents)  # one each
     assert len({j["DocNumber"] for j in journals}) == len(journals)  # no marker posted twice
+
+
+def test_a_retry_during_a_queue_outage_is_kept_in_the_outbox_and_posted_once(
+    api: Api,
+    aws: LocalStack,
+    sandboxes: Sandboxes,
+    fail_calls: Any,  # noqa: F811
+) -> None:
+    """A retry puts the export back in the outbox before it sends the message: a queue outage at that moment
+    only delays it, never leaves it pending with no message."""
+    from datetime import date
+
+    parts = setup_qbo(api, sandboxes)
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=date(2026, 11, 30))  # the books are closed
+    record_season(api, parts)
+    Poller(aws).drain()
+    failed = [e for e in ok(api.call("GET", "/exports")) if e["status"] == "failed"]
+    assert failed and all("closed" in e["last_error"].lower() for e in failed)
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=None)  # reopened
+
+    export = failed[0]
+    fail_calls(
+        shared_aws.client("sqs"),
+        "sqs.SendMessage",
+        lambda: client_error("ServiceUnavailable", "SendMessage", 503),
+        1,
+    )
+    retried = ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
+    assert retried["status"] == "pending"
+    assert Poller(aws).drain() == 0  # its message never reached the queue
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert Scheduler(aws).fire("ExportFunction", later) == {"queued": 1}  # the sweep found it
+    Poller(aws).drain()
+    (done,) = [e for e in ok(api.call("GET", "/exports")) if e["export_id"] == export["export_id"]]
+    assert done["status"] == "posted"

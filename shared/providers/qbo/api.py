@@ -72,8 +72,14 @@ class QboApi:
         return body
 
     def query_all(self, session: Session, entity: str, where: str = "") -> list[dict[str, Any]]:
-        """Every record of a query (inactive name-list records included)."""
-        return [r for page in self.updated_pages(session, entity, _active_and(where)) for r in page.records]
+        """Every record of a query (inactive name-list records included), once each: a record edited while
+        the pages are read (or sharing the stamp a page ends on) is read again, and its last read wins."""
+        found = {
+            str(r.get("Id")): r
+            for page in self.updated_pages(session, entity, _active_and(where))
+            for r in page.records
+        }
+        return list(found.values())
 
     def updated_pages(
         self, session: Session, entity: str, where: str, *, after: datetime | None = None, at_after: int = 0
@@ -118,7 +124,7 @@ class QboApi:
         for page in self.updated_pages(session, entity, _active_and(mapping.since_condition(since))):
             raw.extend(page.records)
             started = started or page.time
-        latest = {str(r.get("Id")): r for r in raw}  # an edited record read twice: its later version
+        latest = {str(r.get("Id")): r for r in raw}  # a record read twice: its later version
         converted = tuple(c for c in map(convert, latest.values()) if c is not None)
         return Changes(converted, mapping.next_cursor([mapping.updated_at(r) for r in raw], started, since))
 
