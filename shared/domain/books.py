@@ -160,6 +160,15 @@ def rounded(
     return {a: cents for a, cents in target.items() if cents or a in posted}
 
 
+def summed(changes: Iterable[Mapping[str, Decimal]]) -> Balances:
+    """The sum of the ``changes`` per account."""
+    found: Balances = {}
+    for change in changes:
+        for account_id, amount in change.items():
+            found[account_id] = found.get(account_id, ZERO) + amount
+    return found
+
+
 def difference(after: Mapping[str, Decimal], before: Mapping[str, Decimal]) -> Balances:
     """What to post to go from ``before`` to ``after`` (debits positive), accounts with no change left out."""
     return {
@@ -176,12 +185,14 @@ def plan(
     posted: Mapping[str, Decimal],
     account: RoleOf,
     rounding_account: str | None = None,
+    waiting: Mapping[str, Decimal] | None = None,
 ) -> tuple[Balances, Balances]:
     """(the balances the planned events should hold now, those once ``event`` is added too). The first
     differs from ``posted`` when values already posted changed (a true-up is due); the second less the
-    first is the event's own journal."""
+    first is the event's own journal. ``waiting``: changes of planned events (exact, per account) left for
+    a later true-up, held back from both."""
     events = list(planned)
-    before = subledger(found, events, account)
+    before = difference(subledger(found, events, account), waiting or {})
     drift = {
         a
         for a in before.keys() | posted.keys()
@@ -191,7 +202,7 @@ def plan(
     if event is None:
         return trued, trued
     touched = subledger(found, [event], account)
-    after = subledger(found, [*events, event], account)
+    after = difference(subledger(found, [*events, event], account), waiting or {})
     return trued, rounded(after, trued, touched, rounding_account)
 
 

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from shared.contracts import ExportJob
 from shared.domain import books as domain
@@ -53,8 +53,12 @@ def _day_of(zone: tzinfo) -> Callable[[datetime], date]:
     return lambda at: at.astimezone(zone).date()
 
 
+def _exact_dict(balances: Mapping[str, Decimal]) -> dict[str, str]:
+    return {a: str(v) for a, v in sorted(balances.items()) if v}
+
+
 def _exact_json(balances: Mapping[str, Decimal]) -> str:
-    return json.dumps({a: str(v) for a, v in sorted(balances.items()) if v})
+    return json.dumps(_exact_dict(balances))
 
 
 def _exact_of(text: str | None) -> dict[str, Decimal]:
@@ -98,34 +102,57 @@ class State:
     def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
         return domain.subledger(self.found, events, self.account)
 
-    def trued(self, event: EventKey | None = None) -> tuple[Balances, Balances, dict[str, str]]:
-        """The balances the planned events should hold now, those with ``event`` too, and the exports
-        whose values changed since they were planned."""
+    def trued(self, event: EventKey | None = None) -> Trued:
+        """The balances the planned events should hold once the first ``MAX_RESTATED`` changed ones are
+        restated, those with ``event`` too, and those changes. Any other changed event waits, held back at
+        the value it was planned with, for the next true-up (a transaction restates at most that many)."""
+        changed = self.restated()
+        restating = dict(list(changed.items())[: store.MAX_RESTATED])
+        waiting = domain.summed(change for key, change in changed.items() if key not in restating)
         trued, after = domain.plan(
-            self.found, self.planned, event, self.books.posted, self.account, self.rounding
+            self.found, self.planned, event, self.books.posted, self.account, self.rounding, waiting
         )
-        return trued, after, self.restated()
+        return Trued(trued, after, restating, more=len(changed) > len(restating))
 
-    def restated(self) -> dict[str, str]:
-        """The planned exports whose values changed since they were planned (or last trued up): their
-        values now, by export id."""
+    def due(self) -> Balances:
+        """What true-ups have still to post, per account (cents): every change, however many true-ups it
+        takes."""
+        trued, _ = domain.plan(self.found, self.planned, None, self.books.posted, self.account, self.rounding)
+        return domain.difference(trued, self.books.posted)
+
+    def restated(self) -> dict[EventKey, Balances]:
+        """The planned events whose values changed since they were planned (or last trued up): the change
+        of each, per account (exact)."""
         found = {}
         for key, row in sorted(self.planned.items()):
-            now = {a: v for a, v in self.exact([key]).items() if v}
-            if _exact_of(row.plan_exact) != now:
-                found[row.export_id] = _exact_json(now)
+            if change := domain.difference(self.exact([key]), _exact_of(row.plan_exact)):
+                found[key] = change
         return found
+
+    def restatements(self, restating: Mapping[EventKey, Balances]) -> dict[str, str]:
+        """The exact values now of the ``restating`` events' exports (their new ``plan_exact``), by id."""
+        return {self.planned[key].export_id: _exact_json(self.exact([key])) for key in restating}
+
+
+class Trued(NamedTuple):
+    trued: Balances  # what the planned events hold once ``restating`` is restated
+    after: Balances  # and with the event planned now
+    restating: dict[EventKey, Balances]  # the changes restated now, per event (exact)
+    more: bool  # changes left for the next true-up
 
 
 def _trueup(
-    organisation_id: str, state: State, trued: Balances, restated: dict[str, str], moment: datetime
+    organisation_id: str, state: State, trued: Trued, moment: datetime
 ) -> tuple[store.PlanWrite, ExportJob] | None:
-    change = domain.difference(trued, state.books.posted)
+    """The true-up export of ``trued``'s change, recording each export it corrects with the exact change it
+    corrects (what a reconciliation of an earlier date counts of it)."""
+    change = domain.difference(trued.trued, state.books.posted)
     if not change:
         return None
     record_id = f"{state.books.provider}-{state.books.version + 1}"
     export_id = queue.export_id_for(organisation_id, "trueup", record_id)
-    changed = list(restated)
+    corrects = {state.planned[key].export_id: _exact_dict(delta) for key, delta in trued.restating.items()}
+    changed = list(corrects)
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     named = ", ".join(changed[:LISTED]) + more
     narration = f"True-up of values already posted, after re-costing: {named or 'rounding'}"
@@ -142,10 +169,19 @@ def _trueup(
     write = store.PlanWrite(
         export_id=export_id,
         plan=journal.model_dump_json(),
-        exact=json.dumps({"corrects": changed}),
+        exact=json.dumps({"corrects": corrects}),
         new_row=row,
     )
     return write, ExportJob(organisation_id=organisation_id, kind="trueup", record_id=record_id)
+
+
+def corrections(plan_exact: str | None) -> dict[str, Balances]:
+    """What a true-up corrects: the exact change per account of each export it names (none known for a
+    true-up planned before they were recorded, which listed the exports only)."""
+    corrects = json.loads(plan_exact or "{}").get("corrects", {})
+    if isinstance(corrects, list):
+        return {export_id: {} for export_id in corrects}
+    return {e: {a: Decimal(v) for a, v in change.items()} for e, change in corrects.items()}
 
 
 def plan(
@@ -166,15 +202,15 @@ def plan(
     for _ in range(MAX_TRIES):
         state = State(organisation_id, provider, accounts)
         state.planned.pop(event, None)
-        trued, after, restated = state.trued(event)
+        trued = state.trued(event)
         writes, jobs = [], []
-        if found := _trueup(organisation_id, state, trued, restated, moment):
+        if found := _trueup(organisation_id, state, trued, moment):
             writes.append(found[0])
             jobs.append(found[1])
         on, narration = describe(organisation_id, job)
         try:
             journal: Journal | None = journal_of(
-                domain.difference(after, trued),
+                domain.difference(trued.after, trued.trued),
                 marker=export_id,
                 on=on,
                 currency=accounts.home_currency,
@@ -193,11 +229,18 @@ def plan(
             )
         )
         try:
-            store.commit_plans(organisation_id, state.books, after, writes, restated if jobs else None)
+            store.commit_plans(
+                organisation_id, state.books, trued.after, writes, state.restatements(trued.restating)
+            )
         except store.BooksMoved:
             continue
         for queued in jobs:
             queue.deliver(queued)
+        if trued.more:  # what one transaction could not restate: the next true-ups now, else the hourly pass
+            try:
+                true_up(organisation_id, provider, accounts, moment)
+            except Exception:
+                logger.exception("next true-ups left to the hourly pass", extra={"export_id": export_id})
         return stored_journal(writes[-1].plan)
     raise store.BooksMoved()
 
@@ -263,20 +306,36 @@ def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
     )
 
 
-def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, moment: datetime) -> bool:
-    """Plans (and queues) a true-up when values already planned have changed; whether one was needed."""
+def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, moment: datetime) -> int:
+    """Plans (and queues) the true-ups due when values already planned have changed, one per
+    ``MAX_RESTATED`` changed exports; how many it queued."""
+    queued, more = 0, True
+    while more:
+        one, more = _true_up_page(organisation_id, provider, accounts, moment)
+        queued += one
+    return queued
+
+
+def _true_up_page(
+    organisation_id: str, provider: str, accounts: PostingAccounts, moment: datetime
+) -> tuple[bool, bool]:
+    """One true-up, restating at most ``MAX_RESTATED`` exports: (whether it queued one, whether more
+    changed exports wait for the next). Changes worth less than a cent in every account are restated
+    without a journal."""
     for _ in range(MAX_TRIES):
         state = State(organisation_id, provider, accounts)
-        trued, _, restated = state.trued()
-        found = _trueup(organisation_id, state, trued, restated, moment)
-        if found is None:
-            return False
+        trued = state.trued()
+        found = _trueup(organisation_id, state, trued, moment)
+        if found is None and not trued.restating:
+            return False, False
+        writes, restated = [found[0]] if found else [], state.restatements(trued.restating)
         try:
-            store.commit_plans(organisation_id, state.books, trued, [found[0]], restated)
+            store.commit_plans(organisation_id, state.books, trued.trued, writes, restated)
         except store.BooksMoved:
             continue
-        queue.deliver(found[1])
-        return True
+        if found:
+            queue.deliver(found[1])
+        return found is not None, trued.more
     raise store.BooksMoved()
 
 

@@ -16,8 +16,7 @@ the check is of quantities: each linked item's QtyOnHand against Partsemble's on
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -130,15 +129,22 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
     dated = {r.export_id: books.stored_journal(r.plan).date for r in rows if r.plan}
+    # the day each export's values belong to: its record's own (its journal may be dated later, past a lock)
+    own_day = {row.export_id: dates[key] for key, row in state.planned.items() if key in dates}
+    day_of = {r.export_id: own_day.get(r.export_id, dated.get(r.export_id)) for r in rows}
+
+    def by_then(export_id: str) -> bool:
+        day = day_of.get(export_id)
+        return day is None or day <= as_of
+
     for row in rows:
         if not row.plan:
             continue
         journal, change = books.stored_journal(row.plan), books.change_of(row.plan)
         if journal.date > as_of:
-            corrects = json.loads(row.plan_exact or "{}").get("corrects", [])
-            if row.kind == "trueup" and any(dated.get(e, as_of) <= as_of for e in corrects):
-                # it corrects values of that date that the subledger (costed as of now) already holds
-                _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal: Reason(
+            if row.kind == "trueup":  # the subledger (costed as of now) already holds what it corrects then
+                corrected = _corrected_by_then(change, books.corrections(row.plan_exact), by_then)
+                _add(reasons, {a: -v for a, v in corrected.items()}, lambda v, r=row, j=journal: Reason(
                     kind="corrected_later", amount=v, export_id=r.export_id,
                     note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
                 ))  # fmt: skip
@@ -161,12 +167,15 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
                 note=f"export {r.export_id} ({w}) is {r.status}"
                 + (f": {r.last_error}" if r.last_error else ""),
             ))  # fmt: skip
-    trued, _, _ = state.trued()
     if as_of >= now.astimezone(state.zone).date():  # a true-up found now is dated today where the books are
-        _add(reasons, domain.difference(trued, state.books.posted), lambda v: Reason(
-            kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
-            "hourly pass plans a true-up",
-        ))  # fmt: skip
+        due = state.due()
+    else:  # only the changes of exports of that date or before (exact, to the cent)
+        changes = (c for key, c in state.restated().items() if by_then(state.planned[key].export_id))
+        due = {a: to_cents(v) for a, v in domain.summed(changes).items()}
+    _add(reasons, due, lambda v: Reason(
+        kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
+        "hourly pass plans a true-up",
+    ))  # fmt: skip
     unplanned = [e for e in events if e not in state.planned]
     for event in unplanned:
         label = "cost of goods sold for " + event[1] if event[0] == "cogs" else f"{event[0]} {event[1]}"
@@ -253,6 +262,17 @@ def _profit_and_loss(account: Account | None, roles: Sequence[str]) -> bool:
     if account is not None:
         return account.kind in PROFIT_AND_LOSS_KINDS
     return bool(roles) and all(role in PROFIT_AND_LOSS_ROLES for role in roles)
+
+
+def _corrected_by_then(
+    change: Balances, corrects: Mapping[str, Balances], by_then: Callable[[str], bool]
+) -> Balances:
+    """What of a true-up's ``change`` corrects exports dated by then: all of it when it corrects only such
+    exports, none when it corrects none of them, else their exact changes, to the cent."""
+    mine = [export_id for export_id in corrects if by_then(export_id)]
+    if len(mine) == len(corrects):
+        return change if mine else {}
+    return {a: to_cents(v) for a, v in domain.summed(corrects[e] for e in mine).items()}
 
 
 def _posted_before(rows: list[ExportRow], day: date) -> Balances:

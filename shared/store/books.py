@@ -71,7 +71,7 @@ def _books_put(organisation_id: str, books: Books, posted: dict[str, Decimal]) -
     }
 
 
-MAX_RESTATED = 80  # DynamoDB takes 100 actions in a transaction; the rest are named again next time
+MAX_RESTATED = 80  # exports one true-up restates: DynamoDB takes 100 actions in a transaction
 
 
 def commit_plans(
@@ -82,11 +82,13 @@ def commit_plans(
     restated: dict[str, str] | None = None,
 ) -> None:
     """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans (and, for
-    a true-up, the values of the exports it corrects, as ``restated``), all or nothing. Raises
-    ``BooksMoved`` when the books or a plan's row changed meanwhile."""
+    a true-up, the values now of the exports it corrects, as ``restated``: at most ``MAX_RESTATED``), all or
+    nothing. Raises ``BooksMoved`` when the books or a plan's row changed meanwhile."""
+    if len(restated or {}) > MAX_RESTATED:
+        raise ValueError(f"a transaction restates at most {MAX_RESTATED} exports, not {len(restated or {})}")
     name, pk = table().name, org_pk(organisation_id)
     writes = [_books_put(organisation_id, books, posted)]
-    for export_id, exact in list((restated or {}).items())[:MAX_RESTATED]:
+    for export_id, exact in (restated or {}).items():
         writes.append(
             {
                 "Update": {

@@ -18,6 +18,7 @@ from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
 from shared.services import books, reconciliation, sessions
+from shared.store import books as books_store
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_exports import ok, setup_qbo, setup_xero
@@ -416,3 +417,116 @@ def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_perso
 
     posted_again = api.call("POST", retry + "?post_on=2026-11-07")
     assert posted_again.status == 409  # posted: nothing to retry, and its date stays
+
+
+def build_brackets(api: Api, parts: dict[str, str], build_id: str, day: int, quantity: str = "1") -> None:
+    """Brackets from blanks, one blank each, on a day of November 2026."""
+    body = {
+        "build_id": build_id,
+        "product_id": parts["bracket"],
+        "quantity": quantity,
+        "built_at": f"2026-11-{day:02d}T09:00:00Z",
+        "components": [{"product_id": parts["blank"], "quantity_per_unit": "1"}],
+    }
+    ok(api.call("POST", "/builds", json_body=body), 201)
+
+
+def reasons_of(account: dict[str, Any]) -> dict[str, Decimal]:
+    found: dict[str, Decimal] = defaultdict(Decimal)
+    for reason in account["reasons"]:
+        found[reason["kind"]] += D(reason["amount"])
+    return dict(found)
+
+
+def test_a_past_date_names_the_true_up_found_now_that_corrects_it(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A build exported at 5.00 costs 10.00 once a receipt is back-dated before it. Until the true-up is
+    planned, the reconciliation of a past date names it as due (the subledger of that date already holds
+    the new cost), and the back-dated receipt as not exported yet."""
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    build_brackets(api, parts, "B", 6, "5")
+    minutes.next()
+    Poller(aws).drain()
+    assert xero_balances(api, sandboxes) == {"630": D("5.00"), "632": D("5.00"), "820": D("-10.00")}
+
+    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # not exported yet
+    minutes.next()
+    status, accounts = reconciled(api, "2026-11-07")
+    assert status == "explained", accounts
+    assert reasons_of(accounts["632"]) == {"trueup_due": D("-5.00")}  # the build now holds 10.00
+    assert reasons_of(accounts["630"]) == {"trueup_due": D("5.00"), "not_exported": D("-20.00")}
+    assert reasons_of(accounts["820"]) == {"not_exported": D("20.00")}
+    assert all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
+
+
+def test_a_later_true_up_explains_only_what_it_corrects_of_exports_dated_by_then(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """One true-up (dated today) corrects a build of 6 November and one of 10 November by 5.00 each: as of
+    7 November only the first build's 5.00 is corrected later; the second is not in that date's books."""
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    build_brackets(api, parts, "B1", 6, "5")
+    build_brackets(api, parts, "B2", 10, "5")
+    minutes.next()
+    Poller(aws).drain()
+    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # both builds now cost 10.00
+    minutes.next()
+    Poller(aws).drain()
+    assert statuses(api)["trueup"] == ["posted"]
+    assert xero_balances(api, sandboxes) == {"630": D("10.00"), "632": D("20.00"), "820": D("-30.00")}
+
+    minutes.next()
+    status, accounts = reconciled(api, "2026-11-07")
+    assert status == "explained", accounts
+    assert (D(accounts["632"]["provider_balance"]), D(accounts["632"]["subledger"])) == (D("5.00"), D("10.00"))
+    assert reasons_of(accounts["632"]) == {"corrected_later": D("-5.00")}  # the true-up adds 5.00 later
+    assert reasons_of(accounts["630"]) == {"corrected_later": D("5.00")}
+    assert all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
+
+
+def test_a_true_up_of_more_exports_than_a_transaction_holds_names_each_once(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two restated exports per transaction, a back-dated receipt re-costs three builds:
+    each correction is posted once and remembered, so a later change of the fourth build names only it."""
+    monkeypatch.setattr(books_store, "MAX_RESTATED", 2)
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    for day in (6, 7, 8, 9):
+        build_brackets(api, parts, f"B{day}", day)
+    minutes.next()
+    Poller(aws).drain()
+    exported = {e["record_id"]: e["export_id"] for e in ok(api.call("GET", "/exports"))}
+
+    def trueups() -> list[str]:
+        ids = [e["document_id"] for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup"]
+        journals = sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        return [j["Narration"] for j in journals if j["ManualJournalID"] in ids]
+
+    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "3", "2")  # B6, B7, B8 cost 2.00, not 1.00
+    minutes.next()
+    Poller(aws).drain()
+    minutes.next()
+    Poller(aws).drain()
+    first = trueups()
+    assert all(s == "posted" for s in statuses(api)["trueup"])
+    for build in ("B6", "B7", "B8"):
+        assert sum(exported[build] in n for n in first) == 1, (build, first)
+    assert not any(exported["B9"] in n for n in first)
+    assert xero_balances(api, sandboxes) == {"630": D("9.00"), "632": D("7.00"), "820": D("-16.00")}
+
+    receive(api, "R-3", "2026-11-04T09:00:00Z", parts["blank"], "1", "4")  # now only B9 changes: 4.00
+    minutes.next()
+    Poller(aws).drain()
+    minutes.next()
+    Poller(aws).drain()
+    (last,) = [n for n in trueups() if n not in first]
+    assert exported["B9"] in last
+    assert not any(exported[b] in last for b in ("B6", "B7", "B8")), last
+    assert xero_balances(api, sandboxes) == {"630": D("10.00"), "632": D("10.00"), "820": D("-20.00")}
+    minutes.next()
+    status, accounts = reconciled(api)
+    assert status == "balanced", accounts
