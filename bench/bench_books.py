@@ -104,9 +104,8 @@ def install(clock: Clock) -> None:
 
 
 def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[str, str]]:
-    organisation = str(
-        connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None)["organisation_id"]
-    )
+    tenants = [AU_TENANT_ID] if provider == "xero" else None
+    organisation = connect(sandboxes, provider, tenants).organisation_id
     now = datetime.now(UTC)
     if provider == "qbo":  # a rounding account, as a bookkeeper would add one
         fields = {"Name": "Rounding", "AccountType": "Expense", "AcctNum": "6990"}
@@ -181,6 +180,10 @@ class History:
         self.rng = random.Random(7)
         self.invoices: list[tuple[str, str]] = []
         self.kinds: Counter[str] = Counter()
+        self.latest: datetime | None = None  # the latest date of anything recorded so far
+
+    def recorded(self, at: datetime) -> None:
+        self.latest = at if self.latest is None else max(self.latest, at)
 
     def event(self, n: int, day: datetime) -> None:
         roll = self.rng.random()
@@ -195,6 +198,7 @@ class History:
                     self.sandboxes, self.provider, f"S-{n}", day.date(), part, self.rng.randint(1, 2)
                 )
                 self.invoices.append((ref, part))
+                self.recorded(day)
                 self.kinds["sale"] += 1
             elif self.invoices:
                 self.edit()
@@ -202,7 +206,7 @@ class History:
             self.kinds["refused"] += 1  # a short or back-dated build: refused, nothing recorded
 
     def receipt(self, n: int, at: datetime) -> None:
-        back = at.date() != (START + timedelta(days=0)).date() and self.rng.random() < 0.1
+        """A receipt dated ``at``: back-dated when something already recorded is dated later."""
         part = self.rng.choice(["blank", "bolt"])
         line = ReceiptLineRequest(
             product_id=self.parts[part],
@@ -213,6 +217,8 @@ class History:
         inventory.record_receipt(
             self.organisation, ReceiptRequest(received_at=at, lines=[line]), datetime.now(UTC)
         )
+        back = self.latest is not None and at < self.latest
+        self.recorded(at)
         self.kinds["back-dated receipt" if back else "receipt"] += 1
 
     def build(self, n: int, at: datetime) -> None:
@@ -231,6 +237,7 @@ class History:
             ],
         )
         inventory.record_build(self.organisation, request, datetime.now(UTC))
+        self.recorded(at)
         self.kinds["build"] += 1
 
     def edit(self) -> None:
