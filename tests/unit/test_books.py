@@ -182,6 +182,26 @@ def test_a_back_dated_receipt_that_re_costs_an_exported_build_is_trued_up() -> N
     assert shop.posted == {"AP": D("-30.00"), "FG": D("10.00"), "INV": D("20.00")}
 
 
+def test_a_change_held_back_for_the_next_true_up_is_not_trued_up_yet() -> None:
+    """A true-up restates only so many exports: the changes of the others wait, held back at the values
+    they were planned with, and the next true-up moves exactly them."""
+    shop = Books()
+    shop.record(list(receipt_movements(receipt("R2", T0 + timedelta(days=2), ("A", "10", "0", "1")))))
+    record_build(shop.ledger, build("B1", "F", "5", T0 + timedelta(days=3), A="1"))
+    record_build(shop.ledger, build("B2", "F", "5", T0 + timedelta(days=4), A="1"))
+    for event in (("receipt", "R2"), ("build", "B1"), ("build", "B2")):
+        shop.export(event)  # type: ignore[arg-type]
+    was = books.subledger(books.effects(shop.ledger, utc_day), [("build", "B2")], account)
+    shop.record(list(receipt_movements(receipt("R1", T0 + timedelta(days=1), ("A", "10", "0", "2")))))
+    found = books.effects(shop.ledger, utc_day)
+    waiting = books.difference(books.subledger(found, [("build", "B2")], account), was)
+    assert waiting == {"FG": D(5), "INV": D(-5)}  # B2 now costs 10.00
+    first, _ = books.plan(found, shop.planned, None, shop.posted, account, waiting=waiting)
+    assert books.difference(first, shop.posted) == {"FG": D("5.00"), "INV": D("-5.00")}  # B1's change only
+    everything, _ = books.plan(found, shop.planned, None, shop.posted, account)
+    assert books.difference(everything, first) == {"FG": D("5.00"), "INV": D("-5.00")}  # then B2's
+
+
 def test_sales_post_cost_of_goods_sold_per_day_and_credits_reverse_it() -> None:
     shop = Books()
     shop.record(list(receipt_movements(receipt("R", T0, ("F", "3", "0", "3.335")))))
