@@ -7,7 +7,9 @@ planned, and commits the new balances with the export's journal in one condition
 journal is then posted as it was planned, however many attempts that takes. When the events already
 planned are now worth something else (a back-dated receipt, an edited or voided sale, a credit, a late
 sale), the difference is planned first as a true-up export of its own, dated the day it was found, which
-names the exports it corrects; a posted document is never edited or deleted.
+names the exports it corrects and records the exact change of each; a posted document is never edited or
+deleted. One true-up restates at most ``MAX_RESTATED`` exports (a transaction's limit): the changes of any
+others are held back at their planned values for the next true-ups, planned straight after.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class State:
         """The balances the planned events should hold once the first ``MAX_RESTATED`` changed ones are
         restated, those with ``event`` too, and those changes. Any other changed event waits, held back at
         the value it was planned with, for the next true-up (a transaction restates at most that many)."""
-        changed = self.restated()
+        changed = self.changes()
         restating = dict(list(changed.items())[: store.MAX_RESTATED])
         waiting = domain.summed(change for key, change in changed.items() if key not in restating)
         trued, after = domain.plan(
@@ -120,7 +122,7 @@ class State:
         trued, _ = domain.plan(self.found, self.planned, None, self.books.posted, self.account, self.rounding)
         return domain.difference(trued, self.books.posted)
 
-    def restated(self) -> dict[EventKey, Balances]:
+    def changes(self) -> dict[EventKey, Balances]:
         """The planned events whose values changed since they were planned (or last trued up): the change
         of each, per account (exact)."""
         found = {}

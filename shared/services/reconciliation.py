@@ -4,7 +4,8 @@ stock ledger says it should be, with each difference explained by named items.
 Journal mode (QBO journals, Xero): provider balance - subledger = opening balances (what the provider held
 the day before Partsemble's first journal) + entries made in the provider by others since (or Partsemble's
 own documents changed there) + exports planned but not posted
-(pending, waiting, failed: named) + a true-up due, or dated after the date (``corrected_later``) + a
+(pending, waiting, failed: named) + a true-up due (for a past date, the changes of exports of that date or
+before) or dated after the date (``corrected_later``: what it corrects of exports of that date or before) + a
 document re-dated past a locked period (``posted_later``) + records not yet exported (a business day not
 yet closed, an export not yet planned) + the rounding account's cents + under two cents of rounding. The
 status is ``explained`` when only Partsemble's own work in progress separates the two, ``discrepancy``
@@ -170,7 +171,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     if as_of >= now.astimezone(state.zone).date():  # a true-up found now is dated today where the books are
         due = state.due()
     else:  # only the changes of exports of that date or before (exact, to the cent)
-        changes = (c for key, c in state.restated().items() if by_then(state.planned[key].export_id))
+        changes = (c for key, c in state.changes().items() if by_then(state.planned[key].export_id))
         due = {a: to_cents(v) for a, v in domain.summed(changes).items()}
     _add(reasons, due, lambda v: Reason(
         kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
