@@ -27,9 +27,9 @@ from shared.services import exports
 from shared.store import catalog as catalog_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
-from tests.integration.test_exports import RECEIVED, no_real_sleep, ok, setup_qbo, setup_xero
+from tests.integration.test_exports import RECEIVED, ok, setup_qbo, setup_xero
 
-__all__ = ["no_real_sleep"]  # the fixture, shared with test_exports
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 WRITES = {"qbo": f"/v3/company/{DEMO_REALM_ID}/journalentry", "xero": "/api.xro/2.0/ManualJournals"}
 WRITE_METHODS = {"qbo": "POST", "xero": "PUT"}  # Xero's searches read the same path
 SEARCHES = {"qbo": f"/v3/company/{DEMO_REALM_ID}/query", "xero": "/api.xro/2.0/ManualJournals"}

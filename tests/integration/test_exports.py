@@ -3,7 +3,6 @@ documents, accounts, amounts and dates, one provider write per export, and the e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,14 +12,10 @@ from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
-from shared.providers import http
-from shared.services import sessions
-from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
 
 D = Decimal
-VIRTUAL_START = 1_800_000_000.0  # a rate-budget window starts here
 RECEIVED = "2026-11-02T09:00:00-08:00"
 BUILT = "2026-11-03T09:00:00-08:00"
 FINISHED = "2026-11-04T09:00:00-08:00"
@@ -50,21 +45,7 @@ XERO_PARTS = {
 }  # item codes
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Waits are recorded, not slept: they move a virtual clock that the rate budget reads, which starts
-    each test at the beginning of one of its windows, so whether pacing steps in never depends on the
-    machine's speed."""
-    waits: list[float] = []
-    now = [VIRTUAL_START]
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        now[0] += seconds
-
-    monkeypatch.setattr(http, "sleep", sleep)
-    monkeypatch.setattr(sessions, "DynamoRateBudget", lambda: DynamoRateBudget(clock=lambda: now[0]))
-    yield waits
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 def ok(response: Any, status: int = 200) -> Any:

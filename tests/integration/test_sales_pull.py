@@ -3,7 +3,6 @@ capture and its fallbacks, Xero If-Modified-Since), cursor and lease, failures, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,10 +31,7 @@ XERO_API = "/api.xro/2.0/"
 HARBOUR = demo_id(AU_TENANT_ID, "contact", "harbour")
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(http, "sleep", lambda seconds: None)
-    yield
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 def ok(response: Any, status: int = 200) -> Any:
