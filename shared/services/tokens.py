@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import TypeVar
 
 from shared.config import settings
@@ -52,7 +52,7 @@ def epoch(moment: datetime | None) -> int | None:
 
 @cache
 def provider(name: ProviderName) -> AccountingProvider:
-    return get_provider(name, credentials.client_credentials(name), settings().provider_urls(name))
+    return get_provider(name, partial(credentials.client_credentials, name), settings().provider_urls(name))
 
 
 class ForeignGrant(AuthExpired):
