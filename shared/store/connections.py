@@ -14,7 +14,7 @@ from pydantic import Field
 from shared.aws import table
 from shared.domain.connections import ConnectionStatus, ProviderName
 from shared.model import Model
-from shared.store.dynamo import conditional, org_items, query_items, set_clause
+from shared.store.dynamo import conditional, org_items, query_all, set_clause
 from shared.store.keys import (
     CONNECTION_PREFIX,
     GRANT_SK,
@@ -79,10 +79,15 @@ def all_connections() -> list[Connection]:
     return list(iter_connections())
 
 
+SHARD_READERS = 8  # index partitions read at once: a pass waits ~3 round trips, not 17
+
+
 def iter_connections(*, provider: str | None = None, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
-    """Every connection (of one provider), read shard by shard and page by page (one DynamoDB page held at a
-    time), then the rows still under the unsharded key; ``fields`` limits what each row carries (its keys
-    and status always come). A row being moved to its shard may be read twice: it is yielded once."""
+    """Every connection (of one provider), its index partitions read concurrently (the shards, then the rows
+    still under the unsharded key); ``fields`` limits what each row carries (its keys and status always
+    come). A row being moved to its shard may be read twice: it is yielded once."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from boto3.dynamodb.conditions import Key
 
     extra: dict[str, Any] = {}
@@ -90,16 +95,22 @@ def iter_connections(*, provider: str | None = None, fields: tuple[str, ...] = (
         wanted = ("pk", "sk", "status", *(f for f in fields if f != "status"))
         extra["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(wanted)))
         extra["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(wanted)}
-    seen: set[tuple[str, str]] = set()
-    for partition in connection_index_pks():
-        condition = Key("gsi1pk").eq(partition)
+
+    def partition(pk: str) -> list[dict[str, Any]]:
+        condition = Key("gsi1pk").eq(pk)
         if provider is not None:
             condition = condition & Key("gsi1sk").begins_with(f"{provider}#")
-        for item in query_items(IndexName="gsi1", KeyConditionExpression=condition, **extra):
-            key = (item["pk"], item["sk"])
-            if key not in seen:
-                seen.add(key)
-                yield _keyed(item)
+        return query_all(IndexName="gsi1", KeyConditionExpression=condition, **dict(extra))
+
+    table()  # made once, before the readers share it (boto3's clients are thread-safe, its caches are not)
+    seen: set[tuple[str, str]] = set()
+    with ThreadPoolExecutor(max_workers=SHARD_READERS) as readers:
+        for items in readers.map(partition, connection_index_pks()):
+            for item in items:
+                key = (item["pk"], item["sk"])
+                if key not in seen:
+                    seen.add(key)
+                    yield _keyed(item)
 
 
 def connections_of(provider: str) -> list[Connection]:
