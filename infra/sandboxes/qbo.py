@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from infra.sandboxes.common import FixedWindow, InFlight, Sandbox, json_response
+from infra.sandboxes.common import FixedWindow, InFlight, Sandbox, json_body, json_response
 from infra.sandboxes.qbo_admin import QboAdmin
 from infra.sandboxes.qbo_books import (
     ENTITY_BY_SEGMENT,
@@ -44,6 +44,10 @@ class QboSandbox(Sandbox, QboAdmin):
     name: str = "qbo"
     seed: bool = False
     latency_seconds: float = 0.0  # real seconds each API call takes, outside the lock, to observe concurrency
+    # How throttling answers: 429 with a JSON Fault (Intuit's limits page), or 403 with the XML Fault an older
+    # report saw despite `Accept: application/json`, `statusCode=403` in its message (qbo.md section 2.6;
+    # ej2/python-quickbooks#43). Both carry code 3001, which is how a client must recognise them.
+    throttle_status: int = 429
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,8 +58,17 @@ class QboSandbox(Sandbox, QboAdmin):
         self._register_api()
         for method, pattern, handler in self.admin_endpoints():
             self.route(method, pattern)(handler)
+        self.route("POST", "/_admin/throttle")(self._admin_throttle)
         if self.seed:
             seed_demo(self)
+
+    def _admin_throttle(self, request: httpx.Request) -> httpx.Response:
+        """``{"status": 403}``: throttling answers as the older report saw it; ``429`` as documented."""
+        status = (json_body(request) or {}).get("status")
+        if status not in (403, 429):
+            return json_response(400, {"error": "status must be 403 or 429"})
+        self.throttle_status = status
+        return json_response(200, {"throttle_status": status})
 
     def _clear_data(self) -> None:
         self.companies: dict[str, Company] = {}
@@ -109,14 +122,18 @@ class QboSandbox(Sandbox, QboAdmin):
         return response
 
     def _throttled(self) -> httpx.Response:
-        return self.fault(
-            QboFault(
-                "3001",
-                "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                "The request limit was reached.",
-                429,
-                "SERVICE",
-            )
+        message = f"message=ThrottleExceeded; errorCode=003001; statusCode={self.throttle_status}"
+        if self.throttle_status == 429:
+            return self.fault(QboFault("3001", message, "The request limit was reached.", 429, "SERVICE"))
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{self._time()}">'
+            '<Fault type="SERVICE"><Error code="3001">'
+            f"<Message>{message}</Message><Detail>The request limit was reached.</Detail>"
+            "</Error></Fault></IntuitResponse>"
+        )
+        return httpx.Response(
+            self.throttle_status, content=xml.encode(), headers={"content-type": "application/xml"}
         )
 
     def _unauthenticated(self, detail: str) -> httpx.Response:

@@ -306,6 +306,21 @@ def test_a_429_storm_is_waited_out(
     assert len(no_real_sleep) == storm - (deliveries - 1)  # within a delivery it waits between tries
 
 
+def test_a_qbo_throttle_answered_as_403_with_code_3001_is_waited_out_and_the_connection_stays(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, no_real_sleep: list[float]
+) -> None:
+    """QBO's throttling has come back as HTTP 403 (XML, code 3001; qbo.md section 2.6): it is a rate limit,
+    not a refused company, so the export waits and posts, and the connection is not marked expired."""
+    receipt(api, setup(api, sandboxes, "qbo"))
+    sandboxes.qbo.throttle_status = 403
+    sandboxes.qbo.inject("429", method="POST", path_prefix=WRITES["qbo"], count=3)
+    deliver(aws)
+    posted_once(api, sandboxes, "qbo")
+    assert len(no_real_sleep) == 3  # waited in place between the tries
+    connection = next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "qbo")
+    assert connection["status"] == "connected"
+
+
 def test_xero_s_minute_limit_never_runs_an_export_out_of_attempts(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, no_real_sleep: list[float]
 ) -> None:

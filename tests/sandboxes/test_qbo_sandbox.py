@@ -663,6 +663,21 @@ def test_501st_call_in_a_minute_is_throttled_until_the_next_window(
     assert api.get(f"/companyinfo/{REALM}").status_code == 200
 
 
+def test_throttling_can_answer_403_in_xml_with_code_3001_as_an_older_report_saw(
+    sandbox: QboSandbox, api: httpx.Client, client: httpx.Client
+) -> None:
+    """qbo.md section 2.6: the throttle body has come back as XML despite `Accept: application/json`, with
+    `statusCode=403` in its message; code 3001 is what says it is throttling."""
+    assert client.post("/_admin/throttle", json={"status": 403}).status_code == 200
+    sandbox.inject("429", path_prefix=f"/v3/company/{REALM}/query")
+    throttled = api.get("/query", params={"query": "select * from Item"})
+    assert throttled.status_code == 403 and throttled.headers["content-type"] == "application/xml"
+    text = throttled.text
+    assert '<Error code="3001">' in text and "errorCode=003001; statusCode=403" in text
+    assert client.post("/_admin/throttle", json={"status": 500}).status_code == 400
+    assert api.get("/query", params={"query": "select * from Item"}).status_code == 200
+
+
 def test_eleventh_concurrent_call_is_throttled(sandbox: QboSandbox, api: httpx.Client) -> None:
     sandbox.latency_seconds = 0.3
     with ThreadPoolExecutor(max_workers=11) as pool:
