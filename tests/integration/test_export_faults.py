@@ -23,6 +23,7 @@ from infra.local.stack import REGION, LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.domain.catalog import Product
+from shared.providers.qbo import api as qbo_api
 from shared.services import exports
 from shared.store import catalog as catalog_store
 from tests.conftest import Api, Sandboxes
@@ -556,12 +557,16 @@ def test_an_unreadable_message_comes_back_when_the_dlq_cannot_take_it(
     assert invoke(aws, messages) == {messages[0]["MessageId"]}  # reported: SQS delivers it again
 
 
+@pytest.mark.parametrize("page", [None, 1])
 def test_a_crash_after_qbo_committed_an_inventory_adjustment_is_found_by_a_documented_query(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, page: int | None
 ) -> None:
     """The search reads the adjustments created in the export's window (MetaData.CreateTime, filterable) and
     matches the marker in the rows: a real company refuses ``WHERE DocNumber`` on InventoryAdjustment (4001),
-    and so does the sandbox."""
+    and so does the sandbox. It pages through them with QBO reads' one paging loop (with a page of one
+    record, the marked one is on the second page)."""
+    if page is not None:
+        monkeypatch.setattr(qbo_api, "PAGE", page)
     receipt(api, setup_qbo(api, sandboxes, mode="inventory_adjustments")["bolt"])
     qbo = sandboxes.qbo
     qbo.create_record(  # someone else's adjustment in the same window: never adopted
@@ -590,7 +595,9 @@ def test_a_crash_after_qbo_committed_an_inventory_adjustment_is_found_by_a_docum
 
     later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 120)  # SQS redelivers after the lease
     monkeypatch.setattr(exports, "clock", lambda: later)
+    searches = qbo.call_count("GET", SEARCHES["qbo"])
     assert invoke(aws, [message]) == set()
+    assert qbo.call_count("GET", SEARCHES["qbo"]) - searches == (1 if page is None else 3)
     export = the_export(api)
     assert export["status"] == "posted" and export["adopted"] and export["attempts"] == 2
     marked = [
