@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import boto3
 import httpx
 import pytest
 
@@ -337,6 +338,68 @@ def test_a_large_first_pull_goes_on_across_messages_with_its_place_and_moves_the
     assert not done["pulling"] and not done["last_pull"]["more"] and done["last_pull"]["parts"] > 2
     assert done["cursor"] is not None and done["last_pull"]["ok"]
     assert done["last_pull"]["stored"] == len(_stored_bodies()) == 8  # every part counted once
+
+
+def _lose_queued_parts(aws: LocalStack) -> int:
+    """The queued next part is gone (its worker died at every receive; it went to the dead-letter queue)."""
+    sqs, url = boto3.client("sqs"), aws.physical("SalesPullQueue")
+    lost = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    for message in lost:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return len(lost)
+
+
+def test_a_pull_whose_next_part_never_runs_shows_stalled_and_the_next_pull_goes_on_from_it(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo")
+    monkeypatch.setattr(qbo_api, "PAGE", 2)
+    monkeypatch.setattr(sales, "PART_PAGES", 1)
+    track(api, "qbo")
+    assert api.call("POST", "/sales/pull").status == 202
+    assert Poller(aws).poll_once().received == 1  # the first part; it queues the next
+    assert _lose_queued_parts(aws) == 1
+    going = ok(api.call("GET", "/sales/status"))[0]
+    assert going["pulling"] and not going["stalled"]  # its next part may still come (a delayed message)
+
+    later = datetime.now(UTC) + sales.STALE_AFTER + timedelta(minutes=1)
+    (stalled,) = sales.status("org-a", later)
+    assert not stalled.pulling and stalled.stalled and stalled.last_pull and stalled.last_pull.more
+
+    assert api.call("POST", "/sales/pull").status == 202  # free, and goes on from where it stopped
+    Poller(aws).drain()
+    done = ok(api.call("GET", "/sales/status"))[0]
+    assert not done["pulling"] and not done["stalled"] and done["last_pull"]["ok"]
+    assert done["last_pull"]["stored"] == len(_stored_bodies()) == 8  # the first part's counted too
+    assert done["last_pull"]["parts"] > 2
+
+
+def test_a_failed_part_keeps_the_counts_of_the_parts_before_it(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo")
+    monkeypatch.setattr(qbo_api, "PAGE", 2)
+    monkeypatch.setattr(sales, "PART_PAGES", 1)
+    track(api, "qbo")
+    assert api.call("POST", "/sales/pull").status == 202
+    poller = Poller(aws)
+    assert poller.poll_once().received == 1
+    first = ok(api.call("GET", "/sales/status"))[0]["last_pull"]
+    assert first["ok"] and first["stored"] == 2 and first["parts"] == 1
+
+    sandboxes.qbo.inject("503", path_prefix=QBO_API + "query", count=http.MAX_ATTEMPTS)
+    assert poller.poll_once().received == 1  # the next part fails
+    failed = ok(api.call("GET", "/sales/status"))[0]
+    assert not failed["last_pull"]["ok"] and "unavailable" in failed["last_pull"]["error"]
+    assert (failed["last_pull"]["read"], failed["last_pull"]["stored"]) == (first["read"], first["stored"])
+    assert failed["last_pull"]["parts"] == 2
+    assert not failed["pulling"] and failed["stalled"]  # nothing carries it on until the next pull
+
+    assert api.call("POST", "/sales/pull").status == 202
+    poller.drain()
+    done = ok(api.call("GET", "/sales/status"))[0]
+    assert done["last_pull"]["ok"] and not done["stalled"] and not done["pulling"]
+    assert done["last_pull"]["stored"] == len(_stored_bodies()) == 8
 
 
 def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_user_names_it(
