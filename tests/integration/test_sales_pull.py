@@ -417,8 +417,9 @@ def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_u
     )
     assert xero["time_zone"] == "Australia/Sydney"
     connect(api, sandboxes, "qbo")
-    # QBO's answers carry the company's offset (the sandbox's Pacific time): a fixed zone of that offset
-    offset = sandboxes.qbo.now().astimezone(ZoneInfo("America/Los_Angeles")).utcoffset()
+    # QBO's answers carry the company's offset (each company's own zone): a fixed zone of that offset
+    sandboxes.qbo.update_company(DEMO_REALM_ID, time_zone="America/New_York")
+    offset = sandboxes.qbo.now().astimezone(ZoneInfo("America/New_York")).utcoffset()
     assert offset is not None
     assert track(api, "qbo")["time_zone"] == f"Etc/GMT+{-int(offset.total_seconds()) // 3600}"
 
