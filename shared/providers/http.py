@@ -133,7 +133,7 @@ QBO_THROTTLED = "3001"
 _XML_ERROR_CODE = re.compile(r"<Error\b[^>]*\bcode=\"(\d+)\"")
 
 
-def qbo_fault_codes(resp: httpx.Response) -> set[str]:
+def _qbo_fault_codes(resp: httpx.Response) -> set[str]:
     """The codes of a QBO Fault, JSON (``Fault``/``fault``, ``Error``/``error``; qbo.md section 2.8) or XML
     (``<Error code="...">``; qbo.md section 2.6)."""
     body = _json(resp)
@@ -146,7 +146,7 @@ def qbo_fault_codes(resp: httpx.Response) -> set[str]:
 
 def error_for(resp: httpx.Response, provider: str) -> ProviderError:
     """The domain error a refused response means."""
-    if provider == "qbo" and QBO_THROTTLED in qbo_fault_codes(resp):
+    if resp.status_code == 429 or (provider == "qbo" and QBO_THROTTLED in _qbo_fault_codes(resp)):
         return RateLimited(
             provider,
             "the provider's rate limit was reached",
@@ -160,12 +160,6 @@ def error_for(resp: httpx.Response, provider: str) -> ProviderError:
         )
     if resp.status_code == 401:
         return AuthExpired(provider, "the provider refused the access token")
-    if resp.status_code == 429:
-        return RateLimited(
-            provider,
-            "the provider's rate limit was reached",
-            retry_after=_retry_after(resp) or RETRY_AFTER_DEFAULT,
-        )
     if resp.status_code >= 500:
         return ProviderUnavailable(provider, f"the provider is unavailable (HTTP {resp.status_code})")
     if resp.status_code == 403:
