@@ -59,13 +59,31 @@ class PullRunning(Conflict):
 class TrackingView(TrackingShown):
     time_zone: str  # IANA: the organisation's dates are local dates there
     pulling: bool  # a pull runs now, is queued ("pull now"), or goes on in its next part
+    # a pull stopped part way and nothing carries it on (its part failed, or its next part never ran): its
+    # place is kept, and the next pull (the hourly one, or "pull now") goes on from it
+    stalled: bool = False
+
+
+# A part's next part is queued at once, or up to MAX_DELAY (900 s) later when rate-limited; it runs for up to
+# the function's 300 s, and SQS gives a part whose function died to another after 600 s (the queue's
+# visibility timeout, template.yaml). A next part not begun well past all that is not coming.
+STALE_AFTER = timedelta(minutes=30)
 
 
 def _view(tracking: Tracking, now: datetime) -> TrackingView:
     shown = tracking.model_dump(include=set(TrackingShown.model_fields))
-    pulling = tracking.lease_until >= now.timestamp() or bool(tracking.resume) or _waiting(tracking, now)
+    last = tracking.last_pull
+    going_on = bool(
+        tracking.resume and last and last.more and datetime.fromisoformat(last.at) >= now - STALE_AFTER
+    )
+    pulling = tracking.lease_until >= now.timestamp() or going_on or _waiting(tracking, now)
     return TrackingView.model_validate(
-        {**shown, "time_zone": tracking.time_zone or "UTC", "pulling": pulling}
+        {
+            **shown,
+            "time_zone": tracking.time_zone or "UTC",
+            "pulling": pulling,
+            "stalled": bool(tracking.resume) and not pulling,
+        }
     )
 
 
@@ -156,8 +174,9 @@ def pull_changes(
             return True
         return part_seconds is not None and (lease.clock() - now).total_seconds() >= part_seconds
 
-    before = tracking.last_pull
-    carried = before if before and before.more and tracking.resume else None
+    # a pull going on from where it stopped (its next part, or a new pull after a part failed or never
+    # ran) adds to the counts of the parts before it
+    carried = tracking.last_pull if tracking.resume else None
     try:
         changes = tokens.provider(wanted).sales_changes(
             session_for(connection),
@@ -172,12 +191,18 @@ def pull_changes(
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
     except Exception as err:  # any failure frees the lease at once and is shown as the last pull's error
         reason = err.message if isinstance(err, ServiceError) else f"unexpected error ({type(err).__name__})"
-        store.release_pull_lease(
-            organisation_id,
-            wanted,
-            owner=owner,
-            last_pull=LastPull(at=now.isoformat(), ok=False, error=reason),
+        failed = LastPull(
+            at=now.isoformat(),
+            ok=False,
+            error=reason,
+            read=carried.read if carried else 0,
+            stored=carried.stored if carried else 0,
+            parts=carried.parts + 1 if carried else 1,
+            # a rate-limited part comes back as the pull's next part (``_pull``); any other waits for the
+            # next pull, which goes on from the same place
+            more=bool(tracking.resume) and isinstance(err, RateLimited),
         )
+        store.release_pull_lease(organisation_id, wanted, owner=owner, last_pull=failed)
         raise
     summary = LastPull(
         at=now.isoformat(),

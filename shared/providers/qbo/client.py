@@ -154,4 +154,4 @@ class QboProvider(CompanyReads):
     ) -> PostedDocument | None:
         from shared.providers.qbo import postings
 
-        return postings.find_posting(self.client, self.urls, session, posting, since=since, until=until)
+        return postings.find_posting(self.api, session, posting, since=since, until=until)
