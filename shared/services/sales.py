@@ -332,6 +332,8 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
     The hourly message then does the connection's books' hour, whatever the pull did."""
     connection = connection_store.get_connection(job.organisation_id, job.provider)
+    if connection is not None:
+        connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
     report = _pull(job, connection, now)
     if job.reason == "schedule" and connection is not None and connection.status == "connected":
         report.books_exports_queued += books.close_days_of(connection, now)
