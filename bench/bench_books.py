@@ -105,7 +105,7 @@ def install(clock: Clock) -> None:
 
 def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[str, str]]:
     organisation = str(
-        connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None)["organisation_id"]
+        connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None).organisation_id
     )
     now = datetime.now(UTC)
     if provider == "qbo":  # a rounding account, as a bookkeeper would add one

@@ -84,7 +84,7 @@ def install(clock: VirtualTime) -> None:
 
 def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
     """(organisation, product id): connected to QBO, accounts and items synced, journals configured."""
-    organisation = str(connect(sandboxes, "qbo")["organisation_id"])
+    organisation = str(connect(sandboxes, "qbo").organisation_id)
     return organisation, configure_exports(organisation)
 
 
