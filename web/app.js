@@ -443,7 +443,7 @@ function tokenWords(view) {
 
 // ---- export settings ------------------------------------------------------------------------------
 // GET /integrations/{provider}/export-settings: {mode: "inventory_adjustments"|"journals", accounts: {role:
-// {account_id, code, name} or null}, warnings: [text]}; PUT takes {mode, accounts: {role: account id or null}} and answers the
+// {account_id, code, name} or null}, warnings: [text] (null with ?warnings=false)}; PUT takes {mode, accounts: {role: account id or null}} and answers the
 // same view, or 400 with details [{field, problem}] whose field is "mode" or "accounts.<role>".
 // GET /integrations/{provider}/accounts lists the synced chart: [{account_id, code, name, type, active}].
 
@@ -1431,7 +1431,7 @@ const books = {
 
   async load() {
     // Without export settings there is nothing to reconcile: say so rather than ask for a refusal.
-    const settings = await api("GET", `/integrations/${this.provider}/export-settings`);
+    const settings = await api("GET", `/integrations/${this.provider}/export-settings?warnings=false`);
     if (!settings?.configured) {
       this.shown = null;
       replaceKeepingFocus(this.result, h("p", { class: "banner", dataset: { role: "verdict" } },

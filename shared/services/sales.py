@@ -13,6 +13,7 @@ import time as clock_time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING
 
 from shared.config import settings
@@ -26,7 +27,7 @@ from shared.observability import logger
 from shared.providers import provider_name
 from shared.providers.base import PulledSale
 from shared.services import fanout, tokens
-from shared.services.sessions import connected, session_for
+from shared.services.sessions import connected, in_use, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import sales as store
@@ -107,11 +108,10 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     if start is None:
         raise BadRequest("choose the date the first pull starts from (start_date)")
     provider = tokens.provider(wanted)
-    home = (existing.home_currency if existing else "") or provider.home_currency(session_for(connection))
+    session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
+    home = (existing.home_currency if existing else "") or provider.home_currency(session())
     time_zone = (
-        request.time_zone
-        or (existing.time_zone if existing else None)
-        or provider.time_zone(session_for(connection))
+        request.time_zone or (existing.time_zone if existing else None) or provider.time_zone(session())
     )
     stored = store.put_tracking(
         organisation_id,
@@ -306,11 +306,13 @@ class PullQueued(Model):
 
 
 def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
-    """'Pull now': queues a pull of every live connection of the organisation with sales tracking on (a
+    """'Pull now': queues a pull of the organisation's live connection when its sales tracking is on (a
     disconnected one keeps its documents and settings, and is not pulled) and answers at once; ``GET
     /sales/status`` shows it pulling until it ends. A connection whose pull runs now is left to it."""
-    live = {c.provider for c in connection_store.list_connections(organisation_id) if c.status in IN_USE}
-    enabled = [t for t in store.tracked(organisation_id) if t.enabled and t.provider in live]
+    live = in_use(organisation_id)
+    enabled = [
+        t for t in store.tracked(organisation_id) if t.enabled and live and t.provider == live.provider
+    ]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
     idle = [t for t in enabled if t.lease_until < now.timestamp()]
@@ -338,9 +340,6 @@ def enqueue_due() -> fanout.FanOutReport:
     return fanout.send_all(settings().sales_pull_queue_url, due())
 
 
-MAX_DELAY = 900  # SQS's longest message delay
-
-
 class PullReport(Model):
     pulled: int = 0
     stored: int = 0
@@ -358,6 +357,8 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
     The hourly message then does the connection's books' hour, whatever the pull did."""
     connection = connection_store.get_connection(job.organisation_id, job.provider)
+    if connection is not None:
+        connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
     report = _pull(job, connection, now)
     if job.reason == "schedule" and connection is not None and connection.status == "connected":
         report.books_exports_queued += books.close_days_of(connection, now)
@@ -378,7 +379,7 @@ def _pull(job: ConnectionJob, connection: connection_store.Connection | None, no
         report.running += 1
         return report
     except RateLimited as err:  # the tenant's budget is spent: the same job again once it allows
-        delay = min(MAX_DELAY, max(1, math.ceil(err.retry_after or 60)))
+        delay = max(1, math.ceil(err.retry_after or 60))  # send_one caps it at SQS's longest
         again = job.model_copy(update={"reason": "continue"})  # the books' hour is done by this message
         fanout.send_one(settings().sales_pull_queue_url, again, delay=delay)
         report.failed += 1
