@@ -52,7 +52,7 @@ from shared.services import (
     sales,
     sessions,
 )
-from shared.services.sessions import TokenSource
+from shared.services.tokens import TokenSource
 from shared.store import exports as export_store
 from shared.store.rate_budget import DynamoRateBudget
 
@@ -269,7 +269,9 @@ def settle(history: History, clock: Clock, stack: Any, day: datetime) -> None:
             break
         except RateLimited:
             clock.advance(120)
-    books.close_days(now=day + timedelta(days=1, hours=12))
+    connection = sessions.in_use(history.organisation)
+    assert connection is not None
+    books.close_days_of(connection, day + timedelta(days=1, hours=12))  # the hourly message's books part
     deliver(stack, clock)
 
 
