@@ -19,6 +19,7 @@ from infra.local.stack import LocalStack
 from infra.sandboxes.common import Sandbox
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared import aws as shared_aws
 from shared.errors import AuthExpired, ProviderUnavailable
 from shared.services import tokens
 from shared.store import connections as store
@@ -102,21 +103,22 @@ def test_xero_refresh_whose_response_is_lost_recovers_with_the_previous_token(
     assert tenant.name == "Partsemble Demo (AU)"
 
 
-def test_xero_crash_between_refresh_and_store_recovers(
-    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_xero_crash_between_refresh_and_store_recovers(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     current = connection("xero")
     sandboxes.xero.clock.advance(1800)
-    original = store.store_refreshed
+    dynamodb = shared_aws.table().meta.client
 
-    def crash(*args: Any, **kwargs: Any) -> bool:
-        raise SystemExit("the process died after Xero rotated the refresh token")
+    def crash(params: dict[str, Any], **_: Any) -> None:
+        if "#version + :one" in str(params.get("UpdateExpression", "")):  # the new tokens being stored
+            raise SystemExit("the process died after Xero rotated the refresh token")
 
-    monkeypatch.setattr(store, "store_refreshed", crash)
-    with pytest.raises(SystemExit):
-        tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
-    monkeypatch.setattr(store, "store_refreshed", original)
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", crash)
+    try:
+        with pytest.raises(SystemExit):
+            tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", crash)
     sandboxes.xero.clock.advance(tokens.LEASE_SECONDS + 1)  # the dead worker's lease runs out
     fresh, refreshed = tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
     assert refreshed
@@ -248,20 +250,21 @@ def test_pending_refresh_state_survives_a_provider_outage(api: Api, sandboxes: S
 
 
 def test_one_broken_connection_never_stops_the_scheduled_pass(
-    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
     connect(api, sandboxes, "qbo", organisation="org-a")
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])
-    checked = tokens._check_connection
+    broken = keys.grant_pk(str(connection("qbo", "org-a").grant_id))
+    dynamodb = shared_aws.table().meta.client
 
-    def broken_for_org_a(connection: store.Connection, clock: Callable[[], datetime]) -> bool:
-        if connection.organisation_id == "org-a":
+    def corrupt_grant(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key", {}).get("pk") == broken:  # org-a's grant row can't be read
             raise RuntimeError("a corrupt row")
-        return checked(connection, clock)
 
-    monkeypatch.setattr(tokens, "_check_connection", broken_for_org_a)
+    dynamodb.meta.events.register("provide-client-params.dynamodb.GetItem", corrupt_grant)
     assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 2
     delivered = Poller(aws).poll_once()
     assert (delivered.received, delivered.failed) == (2, 1)  # org-a's record comes back later (then the DLQ)
     assert status_of(api, "xero", organisation="org-b")["last_checked_at"]
+    dynamodb.meta.events.unregister("provide-client-params.dynamodb.GetItem", corrupt_grant)
     assert status_of(api, "qbo", organisation="org-a")["status"] == "connected"
