@@ -4,7 +4,8 @@ export each record enqueues.
 Every write reads the ledger at a version, computes on it (a build is costed FIFO there, or refused with
 its shortages), then commits its movements, its records, their pending exports and the stock they leave in
 one transaction that holds only while the ledger is still at that version; a write that lost the race
-recomputes. Nothing is written for a refused build.
+recomputes. Nothing is written for a refused build, and a build is refused only on a ledger that did not
+move while it was read (a read that straddled another write is computed again).
 
 What a write computes on is, when it can be, just the stock of the products it moves (their open lots, read
 by key): a receipt or build dated after the latest movement of each of them can change nothing else, so the
@@ -362,9 +363,13 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
         costing = _Costing(organisation_id, head, [moved])
         try:
             record = domain.record_build(costing.ledger, build)
-        except domain.ShortageError as short:
-            found = catalog_store.get_products(organisation_id, [s.product_id for s in short.shortages])
-            raise short.named({p.product_id: _label(p) for p in found}) from None
+        except (domain.ShortageError, domain.LaterUseUncovered) as refused:
+            if store.ledger_version(organisation_id) != version:  # read across another write: again
+                raise store.LedgerMoved() from None
+            if isinstance(refused, domain.LaterUseUncovered):
+                raise
+            found = catalog_store.get_products(organisation_id, [s.product_id for s in refused.shortages])
+            raise refused.named({p.product_id: _label(p) for p in found}) from None
         refs = _commit(
             organisation_id,
             version,
