@@ -96,14 +96,23 @@ def tails(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) ->
     """For products a write only adds lots to (a receipt's, a build's finished product): their lots, which
     can grow with every build of the product, are not read."""
     projected = {
-        "ProjectionExpression": "product_id, version, #last, lots_size",
-        "ExpressionAttributeNames": {"#last": "last"},
+        "ProjectionExpression": ", ".join(_NAMES),
+        "ExpressionAttributeNames": _aliases(*_NAMES),
     }
     return {
         str(item["product_id"]): Tail(_last(item), int(item["lots_size"]))
         for item in org_batch_get(organisation_id, (stock_sk(p) for p in product_ids), **projected)
         if _trusted(item, head)
     }
+
+
+_NAMES = ("#product_id", "#version", "#last", "#lots_size")
+
+
+def _aliases(*names: str) -> dict[str, str]:
+    """Every attribute named in an expression by an alias, so none can clash with DynamoDB's reserved words
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ReservedWords.html)."""
+    return {name: name[1:] for name in names}
 
 
 def _trusted(item: Mapping[str, Any], head: LedgerHead) -> bool:
@@ -115,6 +124,10 @@ def _last(item: Mapping[str, Any]) -> MovementKey:
     return _at(at), int(seq), movement_id
 
 
+def _key(key: MovementKey) -> list[Any]:
+    return [key[0].isoformat(), key[1], key[2]]
+
+
 def _at(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
@@ -122,10 +135,8 @@ def _at(iso: str) -> datetime:
 def _lots(found: Stock) -> tuple[list[list[Any]], int]:
     """Exact: each Decimal as its own digits (``str`` gives them back as they were); with their size."""
     lots = [
-        [lot.lot_id, lot.key[0].isoformat(), lot.key[1], lot.key[2], str(lot.quantity), str(lot.cost),
-         lot.incomplete]
-        for lot in found.lots
-    ]  # fmt: skip
+        [lot.lot_id, *_key(lot.key), str(lot.quantity), str(lot.cost), lot.incomplete] for lot in found.lots
+    ]
     return lots, len(json.dumps(lots))
 
 
@@ -135,8 +146,7 @@ def _stock_put(name: str, pk: str, product_id: str, found: Stock, version: int) 
     item = _stub(pk, product_id, version)
     lots, size = _lots(found)
     if size <= MAX_ITEM_BYTES:
-        last = found.last
-        item |= {"lots": lots, "lots_size": size, "last": [last[0].isoformat(), last[1], last[2]]}
+        item |= {"lots": lots, "lots_size": size, "last": _key(found.last)}
     return {"Put": {"TableName": name, "Item": item}}
 
 
@@ -151,17 +161,15 @@ def _stock_append(
     lots, size = _lots(added)
     if tail.size + size > MAX_ITEM_BYTES:
         return {"Put": {"TableName": name, "Item": _stub(pk, product_id, version)}}
-    last = added.last
     return {
         "Update": {
             "TableName": name,
             "Key": {"pk": pk, "sk": stock_sk(product_id)},
-            "UpdateExpression": "SET lots = list_append(lots, :lots), lots_size = lots_size + :size, "
-            "#last = :last, version = :version",
-            "ExpressionAttributeNames": {"#last": "last"},
+            "UpdateExpression": "SET #lots = list_append(#lots, :lots), #lots_size = #lots_size + :size, "
+            "#last = :last, #version = :version",
+            "ExpressionAttributeNames": _aliases("#lots", "#lots_size", "#last", "#version"),
             "ExpressionAttributeValues": {
-                ":lots": lots, ":size": size, ":last": [last[0].isoformat(), last[1], last[2]],
-                ":version": version,
+                ":lots": lots, ":size": size, ":last": _key(added.last), ":version": version,
             },
         }
     }  # fmt: skip

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shared.domain.inventory import (
     Build,
     Component,
+    LaterUseUncovered,
     Receipt,
     ReceiptLine,
     ShortageError,
@@ -173,7 +174,7 @@ BUILT = st.tuples(st.sampled_from(sorted(RECIPES)), st.sampled_from(["1", "0.5",
 HISTORY = st.lists(st.tuples(st.integers(-3, 6), st.one_of(RAW_LINES, BUILT)), max_size=40)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(history=HISTORY)
 def test_a_write_after_its_products_latest_movements_costs_the_same_on_just_their_stock(
     history: list[tuple[int, list[tuple[str, str, str]] | tuple[str, str]]],
@@ -212,6 +213,8 @@ def test_a_write_after_its_products_latest_movements_costs_the_same_on_just_thei
         if small is None:
             continue
         assert repr(_apply(small, moved, build)) == repr(outcome)  # a Decimal's repr shows its digits
+        if isinstance(outcome, tuple):  # refused: nothing is stored
+            continue
         after, on_small = stock_of(ledger, touched), stock_of(small, touched)
         for p in touched:
             if p in used:
@@ -228,3 +231,5 @@ def _apply(ledger: Ledger, moved: list[AnyMovement], build: Build | None) -> obj
         return record_build(ledger, build)
     except ShortageError as short:
         return short.shortages
+    except LaterUseUncovered as later:  # back-dated: only the whole ledger knows the later records
+        return later.uncovered
