@@ -50,7 +50,7 @@ from shared.services import (
     sales,
     sessions,
 )
-from shared.services.sessions import TokenSource
+from shared.services.tokens import TokenSource
 from shared.store import exports as export_store
 from shared.store.rate_budget import DynamoRateBudget
 
@@ -105,7 +105,7 @@ def install(clock: Clock) -> None:
 
 def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[str, str]]:
     organisation = str(
-        connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None)["organisation_id"]
+        connect(sandboxes, provider, [AU_TENANT_ID] if provider == "xero" else None).organisation_id
     )
     now = datetime.now(UTC)
     if provider == "qbo":  # a rounding account, as a bookkeeper would add one
@@ -260,7 +260,9 @@ def settle(history: History, clock: Clock, stack: Any, day: datetime) -> None:
             break
         except RateLimited:
             clock.advance(120)
-    books.close_days(now=day + timedelta(days=1, hours=12))
+    connection = sessions.in_use(history.organisation)
+    assert connection is not None
+    books.close_days_of(connection, day + timedelta(days=1, hours=12))  # the hourly message's books part
     deliver(stack, clock)
 
 

@@ -1,23 +1,5 @@
 """Whole cold start of each Lambda handler, as a ratio to a bare boto3 cold start, in an environment shaped
-like Lambda's.
-
-A cold start here is a fresh interpreter timing its imports and its first realistic event against the AWS
-emulator (moto's server, holding the template's resources; the export's event posts a receipt's journal to
-the QBO sandbox served on a loopback port): the baseline is `import boto3`, one DynamoDB client and one
-GetItem. The environment is the one Lambda gives the functions:
-
-- the layer is rebuilt as `make build-SharedLayer` builds it, into a temporary folder: `shared/` and the
-  pinned runtime packages of requirements.txt with what they require (no dev extras), compiled to
-  hash-based .pyc as the layer ships them;
-- the function's own folder (its CodeUri) is the task root, imported as `app`, without bytecode: Lambda's
-  /var/task is read-only, so it is compiled at every cold start (the samples write none, `-B`);
-- only those two folders and the standard library are on the path (`-S -E`: no site-packages, no
-  PYTHON* variables), with the template's environment and the stack's resource names.
-
-Samples alternate (the baseline, then each handler, round after round), so a machine that slows down part
-way slows every figure alike; the median of each counts. One more, untimed run of each counts the AWS
-requests of its first event.
-"""
+like Lambda's (DESIGN.md, "Benchmarks: cold starts")."""
 
 from __future__ import annotations
 

@@ -1,19 +1,7 @@
-"""Exports under faults, in-process against the QBO sandbox (moto for AWS, the real export handler):
-(1) 100 receipts exported without faults: provider calls per export (target <= 1.1);
-(2) 1,000 receipts exported while 10% of the writes meet a fault, every kind in turn (429, 500, 503, timeout,
-    dropped connection, committed-but-lost response, a worker crash right after the provider committed),
-    5% of the messages are delivered twice, SQS refuses every seventh receipt's message (the outbox sweep
-    queues them later), and the posting mode switches between journals and QBO inventory adjustments
-    every few batches: distinct documents posted (target exactly 1,000), duplicates (target 0), exports
-    not posted (target 0), provider calls per export, deliveries.
-
-Time is virtual, and one clock for everything that tells time: the sandbox, the rate budget, the export
-worker and moto's SQS (visibility timeouts, backoffs set through ChangeMessageVisibility). Waits the service
-asks for (rate pacing, Retry-After, backoff, a crashed worker's lease) advance it instead of sleeping, and a
-message hidden for a backoff comes back when the virtual clock reaches its time, as SQS would bring it back;
-the work is real.
-Run: python -m bench bench_exports
-"""
+"""Exports under faults, in-process against the QBO sandbox on one virtual clock: provider calls per
+export without faults, then distinct documents and duplicates under every kind of fault (DESIGN.md,
+"Benchmarks: exports under faults").
+Run: python -m bench bench_exports"""
 
 from __future__ import annotations
 
@@ -45,7 +33,7 @@ from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
-from shared.services.sessions import TokenSource
+from shared.services.tokens import TokenSource
 from shared.store.rate_budget import DynamoRateBudget
 
 CLEAN, FAULTED, ROUNDS = 100, 1_000, 10
@@ -96,7 +84,7 @@ def install(clock: VirtualTime) -> None:
 
 def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
     """(organisation, product id): connected to QBO, accounts and items synced, journals configured."""
-    organisation = str(connect(sandboxes, "qbo")["organisation_id"])
+    organisation = str(connect(sandboxes, "qbo").organisation_id)
     return organisation, configure_exports(organisation)
 
 

@@ -18,6 +18,8 @@ from infra.local.scheduler import rate_seconds
 from infra.local.template import load_template
 from shared.providers.limits import QBO_LIMITS, WINDOW_SECONDS, XERO_LIMITS
 from shared.services import sales
+from shared.store.connections import SHARD_READERS
+from shared.store.keys import CONNECTION_SHARDS as SHARDS
 
 LATENCY = 0.300  # one provider call
 DYNAMO = 0.006  # one DynamoDB request
@@ -27,7 +29,7 @@ QUERY_PAGE = 0.025  # one 1 MB page of the connections index (projected rows: ~1
 ROWS_PER_PAGE = 6500
 BATCH_GET = 0.012  # one BatchGetItem of 100 tracking rows
 COLD_START = 1.2  # a new concurrent environment's first invocation
-SHARDS = 16
+
 XERO_APP_PER_MINUTE = 10_000  # Xero's per-app limit across all tenants
 XERO_SHARE = 0.5  # half the connections are Xero
 
@@ -73,10 +75,11 @@ class Outcome:
 
 
 def enumerate_time(n: int, extra_per_row: float = 0.0) -> list[float]:
-    """When each connection's message is on the queue: the index read shard by shard, page by page, sent
-    ten to a request."""
-    pages = SHARDS + max(0, math.ceil(n / ROWS_PER_PAGE) - 1)
-    t = pages * QUERY_PAGE  # pages are read before their rows are sent (the generator interleaves; bounded)
+    """When each connection's message is on the queue: the index's partitions (the shards and the unsharded
+    one) read ``SHARD_READERS`` at a time, each page by page, then sent ten to a request."""
+    partitions = SHARDS + 1
+    pages_each = max(1, math.ceil(n / partitions / ROWS_PER_PAGE))
+    t = math.ceil(partitions / SHARD_READERS) * pages_each * QUERY_PAGE  # every row is read before a send
     times = []
     for i in range(n):
         t += extra_per_row

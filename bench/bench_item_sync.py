@@ -85,7 +85,7 @@ def measured(sandboxes: Sandboxes, organisation: str, label: str) -> dict[str, A
 
 def main() -> None:
     with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
-        organisation = connect(sandboxes, "qbo")["organisation_id"]
+        organisation = connect(sandboxes, "qbo").organisation_id
         ids = seed_items(sandboxes)
         total = len(sandboxes.qbo.list_records(DEMO_REALM_ID, "Item"))
         target = math.ceil(ITEMS / PAGE)

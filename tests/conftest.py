@@ -99,6 +99,30 @@ def api(aws: LocalStack, identity: DevIdentityProvider) -> Api:
     return Api(Gateway(aws, identity), identity)
 
 
+VIRTUAL_START = 1_800_000_000.0  # a rate-budget window starts here
+
+
+@pytest.fixture
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """Retries and pacing wait through this list instead of the clock: each wait moves a virtual clock that
+    the rate budget reads, which starts at the beginning of one of its windows, so whether pacing steps in
+    never depends on the machine's speed."""
+    from shared.providers import http
+    from shared.services import sessions
+    from shared.store.rate_budget import DynamoRateBudget
+
+    waits: list[float] = []
+    now = [VIRTUAL_START]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(http, "sleep", sleep)
+    monkeypatch.setattr(sessions, "DynamoRateBudget", lambda: DynamoRateBudget(clock=lambda: now[0]))
+    yield waits
+
+
 @pytest.fixture
 def sandboxes(aws: LocalStack) -> Iterator[Sandboxes]:
     """Seeded QBO and Xero sandboxes on the service's HTTP path, with this deployment's OAuth apps."""

@@ -443,7 +443,7 @@ function tokenWords(view) {
 
 // ---- export settings ------------------------------------------------------------------------------
 // GET /integrations/{provider}/export-settings: {mode: "inventory_adjustments"|"journals", accounts: {role:
-// {account_id, code, name} or null}, warnings: [text]}; PUT takes {mode, accounts: {role: account id or null}} and answers the
+// {account_id, code, name} or null}, warnings: [text] (null with ?warnings=false)}; PUT takes {mode, accounts: {role: account id or null}} and answers the
 // same view, or 400 with details [{field, problem}] whose field is "mode" or "accounts.<role>".
 // GET /integrations/{provider}/accounts lists the synced chart: [{account_id, code, name, type, active}].
 
@@ -1027,11 +1027,12 @@ const items = {
 
 // ---- sales and margins ------------------------------------------------------------------------------
 // POST /sales/pull -> 202 [{provider, queued_at}]; GET /sales/status -> [{provider, enabled, pulling,
-// last_pull: {at, ok, read, stored, error}}]; GET /margins?group=product|period|document -> {home_currency,
+// stalled, last_pull: {at, ok, read, stored, error}}] (stalled: a pull stopped part way, kept its place); GET /margins?group=product|period|document -> {home_currency,
 // totals, groups: [{key, label, figures}], documents: [{number, date, figures, ...}]}, figures being
 // {revenue, cogs, uncosted, incomplete, margin, margin_pct}. Amounts are decimal strings, shown as given.
 
 const SVG = "http://www.w3.org/2000/svg";
+const STALLED = "A pull stopped part way: the next one (hourly, or Pull sales now) goes on from where it stopped.";
 
 function svg(tag, attributes, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -1103,7 +1104,7 @@ const sales = {
   async load() {
     const group = part(this.section, "period").value;
     const status = listOf(await api("GET", "/sales/status"));
-    this.showLastPull(status.map((s) => s.last_pull).filter(Boolean));
+    this.showLastPull(status.map((s) => s.last_pull).filter(Boolean), status.some((s) => s.stalled));
     tracking.show(status.find((s) => s.provider === this.provider) ?? null);
     // Margins exist once tracking was ever on; before that the API refuses them (409): don't ask.
     part(this.section, "download").hidden = !status.length;
@@ -1154,11 +1155,12 @@ const sales = {
     };
   },
 
-  showLastPull(pulls) {
+  showLastPull(pulls, stalled) {
     const last = pulls.sort((a, b) => String(b.at).localeCompare(String(a.at)))[0];
     const words = !last ? ["Sales have not been pulled yet."]
       : last.ok ? ["Last pulled ", when(last.at), "."]
         : ["The last pull failed ", when(last.at), ": ", last.error];
+    if (stalled) words.push(" ", STALLED);
     part(this.section, "last-pull").replaceChildren(...words);
   },
 
@@ -1185,6 +1187,7 @@ const sales = {
       status.textContent = failed
         ? `The pull failed: ${failed.last_pull.error}`
         : `${plural(stored, "new or changed sales document")} pulled.`;
+      if (done.some((t) => t.stalled)) status.textContent += ` ${STALLED}`;
       await this.load();
     } catch (error) {
       status.textContent = error.message;
@@ -1428,7 +1431,7 @@ const books = {
 
   async load() {
     // Without export settings there is nothing to reconcile: say so rather than ask for a refusal.
-    const settings = await api("GET", `/integrations/${this.provider}/export-settings`);
+    const settings = await api("GET", `/integrations/${this.provider}/export-settings?warnings=false`);
     if (!settings?.configured) {
       this.shown = null;
       replaceKeepingFocus(this.result, h("p", { class: "banner", dataset: { role: "verdict" } },

@@ -380,8 +380,17 @@ def import_product_file(
 
 
 @app.get("/integrations/<provider>/export-settings")
-def get_export_settings(provider: str) -> export_settings.ExportSettingsView:
-    return export_settings.get_settings(caller_organisation(app), provider)
+def get_export_settings(
+    provider: str,
+    warnings: Annotated[
+        bool,
+        Query(
+            description="false: answer the settings only, without checking the catalog for warnings "
+            "(warnings is then null)"
+        ),
+    ] = True,
+) -> export_settings.ExportSettingsView:
+    return export_settings.get_settings(caller_organisation(app), provider, warnings=warnings)
 
 
 @app.put("/integrations/<provider>/export-settings")

@@ -14,16 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.contracts import ConnectionJob, ScheduledEvent
+from shared.contracts import ConnectionJob
+from shared.fanned_out import handle
 from shared.observability import logger, metrics
 from shared.services import sales
-
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def pull_record(record: SQSRecord) -> None:
@@ -41,14 +39,11 @@ def pull_record(record: SQSRecord) -> None:
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext
 ) -> PartialItemFailureResponse | dict[str, Any]:
-    if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=pull_record, processor=processor, context=context
-        )
-    ScheduledEvent.model_validate(
-        event
-    )  # the schedule (anything else is refused); each worker keeps its own time
-    report = sales.enqueue_due()
-    metrics.add_metric(name="SalesPullsQueued", unit=MetricUnit.Count, value=report.queued)
-    logger.info("scheduled sales pass done", extra=report.model_dump())
-    return report.model_dump(mode="json")
+    return handle(
+        event,
+        context,
+        worker=pull_record,
+        scheduled_pass=sales.enqueue_due,
+        queued_metric="SalesPullsQueued",
+        done="scheduled sales pass done",
+    )

@@ -13,16 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.contracts import ConnectionJob, ScheduledEvent
+from shared.contracts import ConnectionJob
+from shared.fanned_out import handle
 from shared.observability import logger, metrics
 from shared.services import tokens
-
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def check_record(record: SQSRecord) -> None:
@@ -37,12 +35,11 @@ def check_record(record: SQSRecord) -> None:
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext
 ) -> PartialItemFailureResponse | dict[str, Any]:
-    if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=check_record, processor=processor, context=context
-        )
-    ScheduledEvent.model_validate(event)  # a malformed event fails loudly; the pass itself reads the clock
-    report = tokens.enqueue_due()
-    metrics.add_metric(name="ConnectionChecksQueued", unit=MetricUnit.Count, value=report.queued)
-    logger.info("connection checks queued", extra=report.model_dump())
-    return report.model_dump(mode="json")
+    return handle(
+        event,
+        context,
+        worker=check_record,
+        scheduled_pass=tokens.enqueue_due,
+        queued_metric="ConnectionChecksQueued",
+        done="connection checks queued",
+    )

@@ -68,12 +68,11 @@ def _compile(path: str) -> re.Pattern[str]:
 
 
 class Gateway:
-    def __init__(
-        self, stack: LocalStack, identity: DevIdentityProvider, clock: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, stack: LocalStack, identity: DevIdentityProvider) -> None:
         self.stack = stack
         self.identity = identity
-        self.clock = clock or (lambda: datetime.now(UTC))  # the requests' time (requestContext.timeEpoch)
+        # the requests' time (requestContext.timeEpoch); tests move it to present a request at another time
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.cors = stack.cors()
         routes = []
         for function in stack.functions.values():

@@ -1,6 +1,7 @@
 """Feeds SQS event sources to their functions in batches, as Lambda's event source mapping does:
 successful records are deleted, reported failures stay for their visibility timeout, and the
-queue's redrive policy moves a record to the DLQ after too many receives."""
+queue's redrive policy moves a record to the DLQ after too many receives. One batch of a source runs at a
+time, which no ``ScalingConfig.MaximumConcurrency`` is below, so that setting has nothing to change here."""
 
 from __future__ import annotations
 

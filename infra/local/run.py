@@ -134,7 +134,14 @@ def start(
 
         return run
 
-    local_routes: dict[str, Any] = {"POST /_local/token": mint}
+    def settle(_: bytes) -> GatewayResponse:
+        # answers once the queues are drained and nothing is in flight: what was queued has been handled
+        delivered = poller.settle()
+        return GatewayResponse(
+            200, {"content-type": "application/json"}, json.dumps({"delivered": delivered}).encode()
+        )
+
+    local_routes: dict[str, Any] = {"POST /_local/token": mint, "POST /_local/settle": settle}
     local_routes |= {f"POST /_local/schedules/{name}": fire(name) for name in scheduler.functions}
     gateway_module.start(server, gateway, local_routes)
     if background:

@@ -43,7 +43,6 @@ class SqsSource:
     queue_logical_id: str
     batch_size: int
     report_batch_item_failures: bool
-    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency: invocations at once
 
 
 @dataclass
@@ -226,16 +225,10 @@ def _function_specs(template: dict[str, Any]) -> dict[str, FunctionSpec]:
                         queue_logical,
                         int(event_props.get("BatchSize", 10)),
                         "ReportBatchItemFailures" in event_props.get("FunctionResponseTypes", []),
-                        _maximum_concurrency(event_props),
                     )
                 )
         specs[logical] = spec
     return specs
-
-
-def _maximum_concurrency(event_props: dict[str, Any]) -> int | None:
-    value = event_props.get("ScalingConfig", {}).get("MaximumConcurrency")
-    return None if value is None else int(value)
 
 
 def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:

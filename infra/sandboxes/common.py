@@ -93,6 +93,21 @@ class Route:
     handler: Callable[..., httpx.Response]
 
 
+def lex(pattern: re.Pattern[str], text: str, error: Callable[[int], Exception]) -> list[tuple[str, str]]:
+    """A query language's tokens: (the name of the group ``pattern`` matched, its text) until only white
+    space is left; ``error(position)`` is raised where nothing matches."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text) and not text[pos:].isspace():
+        m = pattern.match(text, pos)
+        if m is None or m.end() == pos:
+            raise error(pos)
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    return tokens
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(
         status,

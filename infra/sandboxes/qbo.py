@@ -13,12 +13,11 @@ from typing import Any
 
 import httpx
 
-from infra.sandboxes.common import FixedWindow, InFlight, Sandbox, json_response
+from infra.sandboxes.common import FixedWindow, InFlight, Sandbox, json_body, json_response
 from infra.sandboxes.qbo_admin import QboAdmin
 from infra.sandboxes.qbo_books import (
     ENTITY_BY_SEGMENT,
     ENTITY_SEGMENTS,
-    PACIFIC,
     TRANSACTIONS,
     WRITABLE_FIELDS,
     Company,
@@ -44,6 +43,10 @@ class QboSandbox(Sandbox, QboAdmin):
     name: str = "qbo"
     seed: bool = False
     latency_seconds: float = 0.0  # real seconds each API call takes, outside the lock, to observe concurrency
+    # How throttling answers: 429 with a JSON Fault (Intuit's limits page), or 403 with the XML Fault an older
+    # report saw despite `Accept: application/json`, `statusCode=403` in its message (qbo.md section 2.6;
+    # ej2/python-quickbooks#43). Both carry code 3001, which is how a client must recognise them.
+    throttle_status: int = 429
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,8 +57,17 @@ class QboSandbox(Sandbox, QboAdmin):
         self._register_api()
         for method, pattern, handler in self.admin_endpoints():
             self.route(method, pattern)(handler)
+        self.route("POST", "/_admin/throttle")(self._admin_throttle)
         if self.seed:
             seed_demo(self)
+
+    def _admin_throttle(self, request: httpx.Request) -> httpx.Response:
+        """``{"status": 403}``: throttling answers as the older report saw it; ``429`` as documented."""
+        status = (json_body(request) or {}).get("status")
+        if status not in (403, 429):
+            return json_response(400, {"error": "status must be 403 or 429"})
+        self.throttle_status = status
+        return json_response(200, {"throttle_status": status})
 
     def _clear_data(self) -> None:
         self.companies: dict[str, Company] = {}
@@ -71,13 +83,21 @@ class QboSandbox(Sandbox, QboAdmin):
 
     # ---- provider-shaped responses ------------------------------------------------------------------
 
-    def ok(self, body: dict[str, Any]) -> httpx.Response:
-        return json_response(200, wire({**body, "time": self._time()}))
+    def ok(self, company: Company, body: dict[str, Any]) -> httpx.Response:
+        return json_response(200, wire({**body, "time": self._time(company)}))
 
-    def fault(self, err: QboFault) -> httpx.Response:
+    def fault(self, err: QboFault, company: Company | None = None) -> httpx.Response:
         error = {"Message": err.message, "Detail": err.detail, "code": err.code, "element": ""}
         return json_response(
-            err.status, {"Fault": {"Error": [error], "type": err.kind}, "time": self._time()}
+            err.status, {"Fault": {"Error": [error], "type": err.kind}, "time": self._time(company)}
+        )
+
+    def _company_of(self, path: str) -> Company | None:
+        """The company an API path names (None: not an API path, or no such company)."""
+        return (
+            self.companies.get(path[len(API_PREFIX) :].split("/", 1)[0])
+            if path.startswith(API_PREFIX)
+            else None
         )
 
     def error_response(self, status: int, message: str) -> httpx.Response:
@@ -89,7 +109,7 @@ class QboSandbox(Sandbox, QboAdmin):
             error = {"429": "slow_down", "500": "server_error", "503": "temporarily_unavailable"}[kind]
             return json_response(int(kind), {"error": error}, tid)
         if kind == "429":
-            response = self._throttled()
+            response = self._throttled(self._company_of(request.url.path))
         else:
             detail = (
                 "System Failure Error: An unexpected error occurred while accessing or saving your data."
@@ -103,20 +123,26 @@ class QboSandbox(Sandbox, QboAdmin):
                     detail,
                     int(kind),
                     "SystemFault",
-                )
+                ),
+                self._company_of(request.url.path),
             )
         response.headers.update(tid)
         return response
 
-    def _throttled(self) -> httpx.Response:
-        return self.fault(
-            QboFault(
-                "3001",
-                "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                "The request limit was reached.",
-                429,
-                "SERVICE",
-            )
+    def _throttled(self, company: Company | None) -> httpx.Response:
+        message = f"message=ThrottleExceeded; errorCode=003001; statusCode={self.throttle_status}"
+        if self.throttle_status == 429:
+            fault = QboFault("3001", message, "The request limit was reached.", 429, "SERVICE")
+            return self.fault(fault, company)
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{self._time(company)}">'
+            '<Fault type="SERVICE"><Error code="3001">'
+            f"<Message>{message}</Message><Detail>The request limit was reached.</Detail>"
+            "</Error></Fault></IntuitResponse>"
+        )
+        return httpx.Response(
+            self.throttle_status, content=xml.encode(), headers={"content-type": "application/xml"}
         )
 
     def _unauthenticated(self, detail: str) -> httpx.Response:
@@ -143,7 +169,7 @@ class QboSandbox(Sandbox, QboAdmin):
                 within_minute = self.per_minute.hit(realm, self.now())
             with self.in_flight.enter(realm) as within_concurrency:
                 if not (within_minute and within_concurrency):
-                    response = self._throttled()
+                    response = self._throttled(self.companies.get(realm))
                 else:
                     if self.latency_seconds:
                         time.sleep(self.latency_seconds)
@@ -192,9 +218,12 @@ class QboSandbox(Sandbox, QboAdmin):
     def _company_info(self, request: httpx.Request, realm: str, company_id: str) -> httpx.Response:
         company = self.companies[realm]
         if company_id != realm:
-            return self.fault(QboFault("610", "Object Not Found", f"CompanyInfo {company_id} not found"))
-        created = self.stamp(company.created)
+            return self.fault(
+                QboFault("610", "Object Not Found", f"CompanyInfo {company_id} not found"), company
+            )
+        created = self.stamp(company, company.created)
         return self.ok(
+            company,
             {
                 "CompanyInfo": {
                     "Id": realm,
@@ -213,7 +242,7 @@ class QboSandbox(Sandbox, QboAdmin):
                     ],
                     "MetaData": {"CreateTime": created, "LastUpdatedTime": created},
                 }
-            }
+            },
         )
 
     def _preferences(self, request: httpx.Request, realm: str) -> httpx.Response:
@@ -227,6 +256,7 @@ class QboSandbox(Sandbox, QboAdmin):
         if company.closing_date:
             accounting["BookCloseDate"] = company.closing_date.isoformat()
         return self.ok(
+            company,
             {
                 "Preferences": {
                     "Id": "1",
@@ -245,39 +275,40 @@ class QboSandbox(Sandbox, QboAdmin):
                         "HomeCurrency": {"value": company.home_currency},
                     },
                     "MetaData": {
-                        "CreateTime": self.stamp(company.created),
-                        "LastUpdatedTime": self.stamp(company.created),
+                        "CreateTime": self.stamp(company, company.created),
+                        "LastUpdatedTime": self.stamp(company, company.created),
                     },
                 }
-            }
+            },
         )
 
     def _query(self, request: httpx.Request, realm: str) -> httpx.Response:
+        company = self.companies[realm]
         text = request.url.params.get("query", "") if request.method == "GET" else request.content.decode()
         try:
             query = parse_query(text)
         except QueryError as err:
-            return self.fault(QboFault(err.code, err.message, err.detail))
-        return self.ok(
-            {"QueryResponse": execute(query, self.companies[realm].records[query.entity].values())}
-        )
+            return self.fault(QboFault(err.code, err.message, err.detail), company)
+        return self.ok(company, {"QueryResponse": execute(query, company.records[query.entity].values())})
 
     def _cdc(self, request: httpx.Request, realm: str) -> httpx.Response:
         company = self.companies[realm]
         names = [n.strip() for n in request.url.params.get("entities", "").split(",") if n.strip()]
         since_text = request.url.params.get("changedSince", "")
         if not names or not since_text:
-            return self.fault(required("entities" if not names else "changedSince"))
+            return self.fault(required("entities" if not names else "changedSince"), company)
         unknown = [n for n in names if n.lower() not in ENTITY_BY_SEGMENT]
         if unknown:
-            return self.fault(QboFault("4001", "Invalid query", f"CDC is not supported for {unknown[0]}"))
+            return self.fault(
+                QboFault("4001", "Invalid query", f"CDC is not supported for {unknown[0]}"), company
+            )
         try:
             since = datetime.fromisoformat(since_text)
         except ValueError:
             return self.fault(
-                QboFault("2010", "Invalid date/time", f"changedSince {since_text!r} is not a date")
+                QboFault("2010", "Invalid date/time", f"changedSince {since_text!r} is not a date"), company
             )
-        since = since if since.tzinfo else since.replace(tzinfo=PACIFIC)
+        since = since if since.tzinfo else since.replace(tzinfo=company.zone)
         if since < self.now() - CDC_LOOKBACK:
             return self.fault(
                 QboFault(
@@ -285,7 +316,8 @@ class QboSandbox(Sandbox, QboAdmin):
                     "A business validation error has occurred while processing your request",
                     f"Operation cdc with changedSince date {since_text} which is "
                     "older than fixed days is not supported.",
-                )
+                ),
+                company,
             )
         budget = CDC_MAX_OBJECTS
         blocks: list[dict[str, Any]] = []
@@ -301,7 +333,7 @@ class QboSandbox(Sandbox, QboAdmin):
                     "domain": "QBO",
                     "status": "Deleted",
                     "Id": rid,
-                    "MetaData": {"LastUpdatedTime": self.stamp(at)},
+                    "MetaData": {"LastUpdatedTime": self.stamp(company, at)},
                 }
                 for kind, rid, at in company.tombstones
                 if kind == entity and at >= since
@@ -312,22 +344,26 @@ class QboSandbox(Sandbox, QboAdmin):
             blocks.append(
                 {entity: changed, "startPosition": 1, "maxResults": len(changed)} if changed else {}
             )
-        return self.ok({"CDCResponse": [{"QueryResponse": blocks}]})
+        return self.ok(company, {"CDCResponse": [{"QueryResponse": blocks}]})
 
     def _trial_balance(self, request: httpx.Request, realm: str) -> httpx.Response:
         """Reports answer with the report itself (its Header carries the time), not an entity envelope."""
+        company = self.companies[realm]
         try:
             report = trial_balance(
-                self.companies[realm], request.url.params, today=self.today(), time=self._time()
+                company, request.url.params, today=self.today(company), time=self._time(company)
             )
         except ReportError as err:
             # The sandbox's choice of code: Intuit documents no specific one for a bad report parameter.
-            return self.fault(QboFault("2010", "Request has invalid or unsupported property", str(err)))
+            return self.fault(
+                QboFault("2010", "Request has invalid or unsupported property", str(err)), company
+            )
         return json_response(200, report)
 
     def _read(self, request: httpx.Request, realm: str, segment: str, record_id: str) -> httpx.Response:
+        company = self.companies[realm]
         entity = ENTITY_BY_SEGMENT[segment.lower()]
-        record = self.companies[realm].find(entity, record_id)
+        record = company.find(entity, record_id)
         if record is None:
             return self.fault(
                 QboFault(
@@ -335,9 +371,10 @@ class QboSandbox(Sandbox, QboAdmin):
                     "Object Not Found",
                     f"Object Not Found : Something you're trying to use has been made inactive "
                     f"or deleted. ({entity} {record_id})",
-                )
+                ),
+                company,
             )
-        return self.ok({entity: record})
+        return self.ok(company, {entity: record})
 
     def _write(self, request: httpx.Request, realm: str, segment: str) -> httpx.Response:
         company = self.companies[realm]
@@ -355,15 +392,16 @@ class QboSandbox(Sandbox, QboAdmin):
                     "2010", "Request has invalid or unsupported property", "The body is not an object"
                 )
             record = self._apply_write(company, entity, body, request.url.params.get("operation"))
-            response = self.ok({entity: record})
+            response = self.ok(company, {entity: record})
         except json.JSONDecodeError:
             response = self.fault(
                 QboFault(
                     "2010", "Request has invalid or unsupported property", "Could not parse the request body"
-                )
+                ),
+                company,
             )
         except QboFault as err:
-            response = self.fault(err)
+            response = self.fault(err, company)
         if request_id:
             company.request_ids[request_id] = (
                 self.now() + REQUESTID_MEMORY,
@@ -414,7 +452,7 @@ class QboSandbox(Sandbox, QboAdmin):
             )
         current = self._current(company, entity, body)
         merged = {**current, **body} if body.get("sparse") else {**body, "Id": current["Id"]}
-        return self._replace(current, self._validate(company, entity, merged))
+        return self._replace(company, current, self._validate(company, entity, merged))
 
     def _current(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         current = company.find(entity, str(body.get("Id", "")))

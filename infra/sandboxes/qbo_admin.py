@@ -8,11 +8,13 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
 from infra.sandboxes.common import json_body, json_response
 from infra.sandboxes.qbo_books import (
+    DEFAULT_ZONE,
     ENTITY_BY_SEGMENT,
     ENTITY_SEGMENTS,
     SALES_DOCS,
@@ -28,6 +30,14 @@ from infra.sandboxes.qbo_books import (
 from infra.sandboxes.qbo_oauth import QboOAuth, User
 
 PLANS = ("Simple", "Essentials", "Plus", "Advanced")
+
+
+def _check_zone(name: Any) -> None:
+    """A company's time zone is an IANA name (QBO's company settings offer a list of them)."""
+    try:
+        ZoneInfo(str(name))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise AdminError(f"time_zone {name!r} is not an IANA time zone") from None
 
 
 class QboAdmin(QboOAuth, QboBooks):
@@ -57,24 +67,36 @@ class QboAdmin(QboOAuth, QboBooks):
         inventory_tracking: bool = True,
         closing_date: date | None = None,
         home_currency: str = "USD",
+        time_zone: str = DEFAULT_ZONE,
     ) -> Company:
         if plan not in PLANS:
             raise AdminError(f"plan must be one of {PLANS}")
+        _check_zone(time_zone)
         with self.lock:
             realm = realm_id or str(9130350000000000 + len(self.companies) + 101)
             if realm in self.companies:
                 raise AdminError(f"realm {realm} already exists")
             company = Company(
-                realm, name, country, plan, inventory_tracking, closing_date, home_currency, self.now()
+                realm,
+                name,
+                country,
+                plan,
+                inventory_tracking,
+                closing_date,
+                home_currency,
+                self.now(),
+                time_zone,
             )
             self.companies[realm] = company
             return company
 
     def update_company(self, realm_id: str, **settings: Any) -> Company:
-        """Changes closing_date, plan, country or inventory_tracking (other keys are refused)."""
-        allowed = {"closing_date", "plan", "country", "inventory_tracking", "name"}
+        """Changes closing_date, plan, country, inventory_tracking, name or time_zone (other keys are
+        refused)."""
+        allowed = {"closing_date", "plan", "country", "inventory_tracking", "name", "time_zone"}
         if set(settings) - allowed or settings.get("plan", "Plus") not in PLANS:
             raise AdminError(f"settings must be among {sorted(allowed)} with plan in {PLANS}")
+        _check_zone(settings.get("time_zone", DEFAULT_ZONE))
         with self.lock:
             company = self.company(realm_id)
             for key, value in settings.items():
@@ -128,7 +150,7 @@ class QboAdmin(QboOAuth, QboBooks):
                 raise AdminError(f"{name} can be deleted, not edited")
             merged = {**copy.deepcopy(current), **plain(changes)}
             try:
-                record = self._replace(current, self.normalize(company, name, merged))
+                record = self._replace(company, current, self.normalize(company, name, merged))
             except QboFault as err:
                 raise AdminError(err.detail) from err
             if name in SALES_DOCS:
@@ -163,7 +185,7 @@ class QboAdmin(QboOAuth, QboBooks):
             for key in ("Balance", "HomeTotalAmt", "RemainingCredit"):
                 if key in record:
                     changes[key] = Decimal(0)
-            self._touch(record, changes)
+            self._touch(company, record, changes)
             self._restock(company, name, record)  # quantities 0: the stock it moved comes back
             return record
 

@@ -18,7 +18,7 @@ from infra.sandboxes.qbo_reports import cents
 
 DISCOUNT = "DiscountLineDetail"
 CENT = Decimal("0.01")
-PACIFIC = ZoneInfo("America/Los_Angeles")  # QBO stamps times in Pacific time with an offset
+DEFAULT_ZONE = "America/Los_Angeles"  # a company whose zone is not chosen (and answers with no company)
 SALES_DOCS = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
 # How a sales document moves a tracked Inventory item's QtyOnHand, per unit on its lines. Intuit, "Managing
 # Inventory" (developer.intuit.com/app/developer/qbo/docs/concepts/manage-inventory): "Recording the sale of
@@ -178,6 +178,9 @@ class Company:
     closing_date: date | None
     home_currency: str
     created: datetime
+    # QBO keeps each company's time zone (its settings) and stamps every time of that company in it, with
+    # its offset: a response's "time" carries the company's local offset (qbo.md section 7 "Time zone")
+    time_zone: str = DEFAULT_ZONE
     records: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {name: {} for name in QUERYABLE_ENTITIES}
     )
@@ -198,7 +201,12 @@ class Company:
             "inventory_tracking": self.inventory_tracking,
             "home_currency": self.home_currency,
             "closing_date": self.closing_date.isoformat() if self.closing_date else None,
+            "time_zone": self.time_zone,
         }
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     def new_id(self, entity: str) -> str:
         self.next_ids[entity] += 1
@@ -218,14 +226,17 @@ class QboBooks:
     def now(self) -> datetime:
         return self.clock.now()
 
-    def stamp(self, when: datetime | None = None) -> str:
-        return (when or self.now()).astimezone(PACIFIC).isoformat(timespec="seconds")
+    def stamp(self, company: Company, when: datetime | None = None) -> str:
+        """A time of ``company``'s records (MetaData), in its own zone with the offset."""
+        return (when or self.now()).astimezone(company.zone).isoformat(timespec="seconds")
 
-    def today(self) -> date:
-        return self.now().astimezone(PACIFIC).date()
+    def today(self, company: Company) -> date:
+        return self.now().astimezone(company.zone).date()
 
-    def _time(self) -> str:
-        return self.now().astimezone(PACIFIC).isoformat(timespec="milliseconds")
+    def _time(self, company: Company | None) -> str:
+        """A response's ``time``: now in the company's zone (QBO's own for an answer with no company)."""
+        zone = company.zone if company else ZoneInfo(DEFAULT_ZONE)
+        return self.now().astimezone(zone).isoformat(timespec="milliseconds")
 
     # ---- validation of API writes ---------------------------------------------------------------
     def _validate(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +248,7 @@ class QboBooks:
 
     def _txn_date(self, company: Company, body: dict[str, Any]) -> date:
         try:
-            when = date.fromisoformat(str(body["TxnDate"])) if body.get("TxnDate") else self.today()
+            when = date.fromisoformat(str(body["TxnDate"])) if body.get("TxnDate") else self.today(company)
         except ValueError:
             raise QboFault(
                 "2010",
@@ -394,13 +405,13 @@ class QboBooks:
             on_hand = decimal(item.get("QtyOnHand", 0))
             diff = detail["NewQty"] - on_hand if "NewQty" in detail else detail["QtyDiff"]
             diffs.append((item["Id"], diff))
-            self._touch(item, {"QtyOnHand": on_hand + diff})
+            self._touch(company, item, {"QtyOnHand": on_hand + diff})
         company.stock_moves[adjustment["Id"]] = diffs
 
     def _reverse_stock(self, company: Company, adjustment_id: str) -> None:
         for item_id, diff in company.stock_moves.pop(adjustment_id, []):
             item = company.records["Item"][item_id]
-            self._touch(item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) - diff})
+            self._touch(company, item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) - diff})
 
     @staticmethod
     def _item_details(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -434,7 +445,7 @@ class QboBooks:
         key = (entity, document["Id"])
         before = company.sale_moves.pop(key, {})
         after = self._sale_effect(company, entity, document)
-        stamp = document.get("MetaData", {}).get("LastUpdatedTime") or self.stamp()
+        stamp = document.get("MetaData", {}).get("LastUpdatedTime") or self.stamp(company)
         for item_id in sorted(set(before) | set(after), key=int):
             delta = after.get(item_id, Decimal(0)) - before.get(item_id, Decimal(0))
             item = company.find("Item", item_id)
@@ -442,7 +453,7 @@ class QboBooks:
                 continue
             current = item["MetaData"]["LastUpdatedTime"]
             later = max(current, stamp, key=datetime.fromisoformat)
-            self._touch(item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) + delta}, later)
+            self._touch(company, item, {"QtyOnHand": decimal(item.get("QtyOnHand", 0)) + delta}, later)
         if after:
             company.sale_moves[key] = after
 
@@ -545,7 +556,7 @@ class QboBooks:
 
     def _normalize_sales_doc(self, company: Company, entity: str, record: dict[str, Any]) -> None:
         record["CustomerRef"] = self._ref(company, "Customer", record.get("CustomerRef"), "DisplayName")
-        record.setdefault("TxnDate", self.today().isoformat())
+        record.setdefault("TxnDate", self.today(company).isoformat())
         record.setdefault("DocNumber", str(1001 + len(company.records[entity])))
         currency = record.get("CurrencyRef") or {"value": company.home_currency}
         code = currency["value"]
@@ -659,7 +670,7 @@ class QboBooks:
     def _insert(
         self, company: Company, entity: str, record: dict[str, Any], metadata: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        stamp = self.stamp()
+        stamp = self.stamp(company)
         record = {
             "Id": company.new_id(entity),
             "SyncToken": "0",
@@ -677,18 +688,18 @@ class QboBooks:
             company.openings[record["Id"]] = (date.fromisoformat(str(record["InvStartDate"])), value)
         return record
 
-    def _replace(self, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    def _replace(self, company: Company, current: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         """Swaps a record's content for ``record``, keeping its Id and creation time."""
         fresh = {k: v for k, v in record.items() if k not in ("Id", "SyncToken", "MetaData")}
         for key in set(current) - {"Id", "SyncToken", "MetaData"} - set(fresh):
             del current[key]
-        return self._touch(current, fresh)
+        return self._touch(company, current, fresh)
 
     def _touch(
-        self, record: dict[str, Any], changes: dict[str, Any], stamp: str | None = None
+        self, company: Company, record: dict[str, Any], changes: dict[str, Any], stamp: str | None = None
     ) -> dict[str, Any]:
         """Applies changes in place, bumping SyncToken and LastUpdatedTime as QBO does on every change."""
         record.update(changes)
         record["SyncToken"] = str(int(record["SyncToken"]) + 1)
-        record["MetaData"] = {**record["MetaData"], "LastUpdatedTime": stamp or self.stamp()}
+        record["MetaData"] = {**record["MetaData"], "LastUpdatedTime": stamp or self.stamp(company)}
         return record

@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from infra.sandboxes.common import lex
+
 QUERYABLE_ENTITIES = (
     "Item",
     "Account",
@@ -101,17 +103,10 @@ class Query:
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
     text = text.strip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None or m.end() == pos:
-            raise _parser_error(f'Encountered "{text[pos : pos + 10]}" at column {pos + 1}')
-        kind = m.lastgroup or ""
-        tokens.append((kind, m.group(kind)))
-        pos = m.end()
-    return tokens
+    return lex(
+        _TOKEN, text, lambda pos: _parser_error(f'Encountered "{text[pos : pos + 10]}" at column {pos + 1}')
+    )
 
 
 class _Parser:

@@ -598,7 +598,7 @@ def _document_line(
     try:
         quantity = money(raw.get("Quantity", 1), Decimal("0.0001"))
         unit = money(raw.get("UnitAmount", 0), Decimal("0.0001"))
-        discount = _discount(raw, discounts, errors)
+        discount = _discount(raw, discounts, errors, gross=quantity * unit if "UnitAmount" in raw else None)
         # Spec LineItem.LineAmount: after the discount, "LineAmount = Quantity * Unit Amount *
         # ((100 - DiscountRate)/100) or LineAmount = (Quantity * UnitAmount) - DiscountAmount"
         amount = (
@@ -642,8 +642,12 @@ def _document_line(
     return line
 
 
-def _discount(raw: Record, allowed: bool, errors: list[str]) -> Record:
-    """A line's ``DiscountRate`` (percent) or ``DiscountAmount``, where the spec allows one."""
+def _discount(raw: Record, allowed: bool, errors: list[str], *, gross: Decimal | None) -> Record:
+    """A line's ``DiscountRate`` (percent) or ``DiscountAmount``, where the spec allows one. A discount is
+    taken from the line's Quantity x UnitAmount (``gross``, when given): spec LineItem.LineAmount,
+    "LineAmount = (Quantity * UnitAmount) - DiscountAmount", and Xero refuses a discount beyond it (a rate
+    over 100 %, an amount over the line's) with a validation error, as it refuses any line a document cannot
+    carry (../shared/providers/xero.md section 4.5; the sandbox's wording of the message: UNSURE)."""
     given = {k: money(raw[k], Decimal("0.0001")) for k in ("DiscountRate", "DiscountAmount") if raw.get(k)}
     if given and not allowed:
         errors.append("Discounts are only supported on ACCREC invoices.")
@@ -651,7 +655,8 @@ def _discount(raw: Record, allowed: bool, errors: list[str]) -> Record:
     if len(given) > 1:
         errors.append("A line item can have a DiscountRate or a DiscountAmount, not both.")
         return {}
-    if any(v < 0 for v in given.values()) or given.get("DiscountRate", 0) > 100:
+    over = gross is not None and given.get("DiscountAmount", 0) > abs(gross)
+    if any(v < 0 for v in given.values()) or given.get("DiscountRate", 0) > 100 or over:
         errors.append("A discount must be between zero and the line's amount.")
         return {}
     return given

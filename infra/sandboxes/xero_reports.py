@@ -1,28 +1,6 @@
-"""Xero Reports API in the sandbox: the Trial Balance, computed from the organisation's posted journals.
-
-Endpoint and shape: the Xero OpenAPI spec (specs/xero_accounting.yaml, ``/Reports/TrialBalance``: query
-``date`` (format date, "The date for the Trial Balance report e.g. 2018-03-31") and ``paymentsOnly``
-("Return cash only basis"); the 200 answer is ``ReportWithRows``: ``Reports`` of ``ReportWithRow`` with
-``Rows`` of RowType Header / Section / Row / SummaryRow and ``Cells`` of ``{Value, Attributes: [{Id,
-Value}]}``). Its example, followed here: a Header row "Account | Debit | Credit | YTD Debit | YTD Credit";
-Sections "Revenue", "Expenses", "Assets", "Liabilities", "Equity" holding one Row per account, whose
-every cell carries the attribute ``{"Id": "account", "Value": <AccountID>}``, the first cell reading
-"Name (Code)"; the Retained Earnings row's cells also carry ``fromDate`` "" and ``toDate`` (the end of the
-last financial year, M/D/YYYY); a last Section titled "" with the SummaryRow "Total". Money is text with
-two decimals; of each pair one side holds the figure and the other is "", a zero going on the account
-class's normal side (assets and expenses debit, the others credit), as in the example's "0.00" cells.
-
-Figures: Debit / Credit are the account's net movement in the month of ``date`` up to it ("the total debit
-for the month as at the date": help.odatalink.com, Xero Accounting Endpoint: TrialBalance); YTD Debit /
-YTD Credit are its balance at ``date``: everything before it for balance-sheet accounts, the financial
-year to date for revenue and expense accounts, earlier years' profit going to Retained Earnings. Rows are
-listed for accounts with a balance or a movement.
-
-Ledger: manual journals with Status POSTED dated on or before ``date`` (drafts, voided and deleted ones
-never reach Xero's ledger); with ``paymentsOnly=true`` only those with ShowOnCashBasisReports. The demo
-organisations have no opening balances. Invoices and credit notes are NOT posted to the sandbox's ledger
-(it does not model their accounting: receivables, sales, tax, tracked-inventory COGS), so they never appear.
-"""
+"""Xero Reports API in the sandbox: the Trial Balance, computed from the organisation's posted manual
+journals, in the shape of the Xero OpenAPI spec's example (DESIGN.md, "The Xero sandbox's trial
+balance", cites the sources)."""
 
 from __future__ import annotations
 

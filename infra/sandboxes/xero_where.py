@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from infra.sandboxes.common import lex
+
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
 
@@ -45,18 +47,9 @@ def parse_where(text: str) -> Predicate:
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise WhereError(f"cannot parse where clause near '{text[pos : pos + 20]}'")
-        kind = m.lastgroup or ""
-        tokens.append((kind, m.group(kind)))
-        pos = m.end()
-    return tokens
+    return lex(
+        _TOKEN, text, lambda pos: WhereError(f"cannot parse where clause near '{text[pos : pos + 20]}'")
+    )
 
 
 class _Parser:

@@ -1,26 +1,7 @@
 """The general ledger's view of the stock ledger: what each export moves between accounts, and the cents to
-post so that every account's posted balance is its subledger value rounded to the cent.
-
-Every event moves exact value between accounts, never creating or losing any (the sum over accounts is 0):
-
-| event | debit | credit |
-| --- | --- | --- |
-| receipt | the receiving account (inventory) for each lot's exact cost | receiving credit (A/P or clearing) |
-| QA rejection | waste | receiving credit |
-| build | finished goods (or WIP, if mapped, for a sub-assembly) | the account each consumed lot sits in |
-| a business day's sales (COGS) | cost of goods sold | the account each sold lot sits in |
-| a credit restocked / not restockable | the lot's account / waste | cost of goods sold |
-
-A lot sits in the account its making debited: receipt lots in the receiving debit account, built lots in
-finished goods, so a sub-assembly consumed by a later build leaves finished goods, not raw materials.
-
-Rounding: cents are never rounded per event. The books keep, per account, what has been posted; an
-event's journal is the change of each account's *running* rounded value (half up) once the event is
-included. When the rounded values of all accounts do not sum to zero (say 0.125 + 0.125 against -0.25),
-a mapped rounding account takes the odd cent, so every other account holds exactly its rounded value;
-without one, the accounts nearest their half cent take it the other way (preferring the accounts the event
-touches), so every journal balances and no account is ever a cent or more away from its exact value.
-"""
+post so that every account's posted balance is its subledger value rounded to the cent. A lot sits in the
+account its making debited (so a consumed sub-assembly leaves finished goods); the events and the running
+rounding are the README's "The accounting model"."""
 
 from __future__ import annotations
 

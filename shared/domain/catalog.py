@@ -259,6 +259,8 @@ def find_supplier(
 
 
 # ---- export accounts -----------------------------------------------------------------------------------
+# build_credit is accepted and never posted to (a build credits the account each consumed lot sits in): it
+# stays so that saved settings and clients that still send it keep working (README, "build_credit").
 Role = Literal[
     "build_debit",
     "build_credit",

@@ -1,19 +1,5 @@
-"""The stock ledger: movements per product, the FIFO layers replayed from them, and fast re-costing.
-
-Movements are replayed in (at, seq, movement_id) order, so the same set of movements always gives the same
-costs whatever order it was stored in. Each lot is a layer holding its remaining quantity and remaining
-exact cost; a part taken from a layer costs `cost * taken / quantity` and the last part takes whatever cost
-is left, so a lot's cost is never lost or invented.
-
-A replay is one sort and one pass over the movements with plain per-product state (layers, stream, results,
-checkpoints, lots made), the garbage collector paused. It records a result only where the movement does not
-already hold it (a receipt's entry is the receipt itself), a layer is its own draw when a lot is used up, and
-entries are built on request. A change (add, remove, replace a document) re-costs only what it can affect:
-the products it touches are replayed from their last checkpoint (every `checkpoint_every` movements) at or
-before the change; the products built from them (transitively) are not replayed but re-priced along the
-draws they recorded, since a cost upstream changes what their lots cost, never which lots they draw. A
-product with credits (a restock mixes costs back into lots), or one feeding a replayed product, is replayed.
-"""
+"""The stock ledger: movements per product, the FIFO layers replayed from them, and fast re-costing
+(DESIGN.md, "The stock ledger's replay")."""
 
 from __future__ import annotations
 

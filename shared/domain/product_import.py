@@ -1,37 +1,5 @@
-"""Reading an uploaded product file (CSV or XLSX) into validated product rows, one row at a time.
-
-Decisions, each written for the person who uploads the file:
-- The file type comes from its content, never from its name or content type (Windows browsers send
-  `application/vnd.ms-excel` for CSV files). XLSX is a zip; legacy .xls, PDF and other binaries are refused.
-- CSV must be UTF-8, with or without a BOM. There is no cp1252 fallback: it decodes any bytes, so a wrong
-  guess would silently garble product names; the error names the first bad line and how to save as UTF-8.
-- The CSV separator is `,` or `;`, whichever the header line uses more. With `;` (what Excel writes where
-  the decimal mark is a comma) numbers take a decimal comma ("12,5", "1.234,50"); a number without a
-  comma still reads its dot as a decimal point ("12.5"). With `,` numbers take a decimal point and
-  optional thousands commas ("1,234.50"), so "12,5" is not a number.
-- Excel numbers are read to 15 significant digits, as Excel shows them, so 0.1 stays Decimal("0.1").
-- Money and quantities may have at most 4 decimal places (Xero's `unitdp=4`): more is an error, never
-  a silent rounding. They must be 0 or more and below one billion.
-- Formula cells give the value Excel saved with the file; a formula with no saved value (a file written
-  by a program rather than saved by Excel) is an error on that cell.
-- Row numbers are the ones Excel shows (the header is row 1; a CSV record with a line break inside
-  quotes is still one row). Blank rows between products are reported as skipped; trailing ones vanish.
-- A row with any error is not valid; a file error (type, size, encoding, header, too many rows, a damaged
-  workbook) means no rows at all. Rows are read lazily, so a file error can surface after some rows have
-  been read: whoever writes must read the whole file once before writing anything.
-- Nothing is held per row except, for duplicate SKUs, a 64-bit keyed hash of each normalised SKU and the
-  row it was first on (12 bytes in a table at most 2/3 full), so memory stays flat as files grow.
-
-Limits that hold before the work is done (a tiny file must not exhaust the function; see SECURITY.md):
-- Every row after the header counts toward the row limit, blank ones and the rows a sheet skips too.
-- A workbook part may not declare (in the zip) or inflate to more than its cap: styles and any other
-  part read whole while opening the workbook are small, shared strings larger, the sheet the largest.
-  The caps are enforced on the bytes as they inflate, not only on the sizes the zip declares; the
-  shared strings and styles also have a cap on how many entries / elements they hold.
-- A sheet row above Excel's last row (1,048,576), or more than MAX_ROW_GAP rows after the previous one,
-  refuses the file before any row is read.
-- A reading pass stops on a time budget and, when the caller gives a probe, a memory budget.
-"""
+"""Reading an uploaded product file (CSV or XLSX) into validated product rows, one row at a time, with
+limits that hold before the work is done (DESIGN.md, "Product files: reading"; SECURITY.md)."""
 
 from __future__ import annotations
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from shared.config import ProviderUrls
-from shared.domain.connections import PROVIDERS, ClientCredentials, ProviderName
+from shared.domain.connections import PROVIDERS, ProviderName
 from shared.errors import UnknownProvider
 from shared.providers.base import AccountingProvider
+from shared.providers.oauth import CredentialsSource
 
 
 def provider_name(value: str) -> ProviderName:
@@ -17,7 +18,7 @@ def provider_name(value: str) -> ProviderName:
 
 
 def get_provider(
-    name: ProviderName, credentials: ClientCredentials, urls: ProviderUrls
+    name: ProviderName, credentials: CredentialsSource, urls: ProviderUrls
 ) -> AccountingProvider:
     if name == "qbo":
         from shared.providers.qbo.client import QboProvider

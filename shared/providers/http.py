@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -125,8 +126,32 @@ def _refuses_permission(resp: httpx.Response) -> bool:
     )
 
 
+# QBO's throttling: Fault code 3001 ("ThrottleExceeded"). It has come back as HTTP 403 (and as XML despite
+# `Accept: application/json`) as well as the documented 429, so it is recognised by the code whatever the
+# status: "Detect throttling by the HTTP status *or* code 3001" (../shared/providers/qbo.md section 2.6).
+QBO_THROTTLED = "3001"
+_XML_ERROR_CODE = re.compile(r"<Error\b[^>]*\bcode=\"(\d+)\"")
+
+
+def _qbo_fault_codes(resp: httpx.Response) -> set[str]:
+    """The codes of a QBO Fault, JSON (``Fault``/``fault``, ``Error``/``error``; qbo.md section 2.8) or XML
+    (``<Error code="...">``; qbo.md section 2.6)."""
+    body = _json(resp)
+    if isinstance(body, dict):
+        fault = body.get("Fault") or body.get("fault")
+        errors = (fault.get("Error") or fault.get("error") or []) if isinstance(fault, dict) else []
+        return {str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")}
+    return set(_XML_ERROR_CODE.findall(resp.text))
+
+
 def error_for(resp: httpx.Response, provider: str) -> ProviderError:
     """The domain error a refused response means."""
+    if resp.status_code == 429 or (provider == "qbo" and QBO_THROTTLED in _qbo_fault_codes(resp)):
+        return RateLimited(
+            provider,
+            "the provider's rate limit was reached",
+            retry_after=_retry_after(resp) or RETRY_AFTER_DEFAULT,  # Intuit: wait 60 s (qbo.md 2.6)
+        )
     if _refuses_permission(resp):
         return PermissionDenied(
             provider,
@@ -135,12 +160,6 @@ def error_for(resp: httpx.Response, provider: str) -> ProviderError:
         )
     if resp.status_code == 401:
         return AuthExpired(provider, "the provider refused the access token")
-    if resp.status_code == 429:
-        return RateLimited(
-            provider,
-            "the provider's rate limit was reached",
-            retry_after=_retry_after(resp) or RETRY_AFTER_DEFAULT,
-        )
     if resp.status_code >= 500:
         return ProviderUnavailable(provider, f"the provider is unavailable (HTTP {resp.status_code})")
     if resp.status_code == 403:

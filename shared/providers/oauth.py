@@ -3,6 +3,7 @@ provider gives its scope, the token-call headers it needs and how its revocation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -13,6 +14,10 @@ import httpx
 from shared.config import ProviderUrls
 from shared.providers.base import ClientCredentials, TokenSet
 from shared.providers.http import basic_auth, json_or_error, raise_for_token_response, send
+
+# The deployment's OAuth client, read when a token call or the consent page needs it: most calls only use a
+# stored access token, and reading the secret would cost a cold start a Secrets Manager client and request.
+CredentialsSource = Callable[[], ClientCredentials]
 
 
 def token_set(body: dict[str, Any], now: datetime, *, previous_refresh: str | None = None) -> TokenSet:
@@ -33,7 +38,7 @@ def token_set(body: dict[str, Any], now: datetime, *, previous_refresh: str | No
 @dataclass
 class OAuthClient:
     provider: str
-    credentials: ClientCredentials
+    credentials: CredentialsSource
     urls: ProviderUrls
     client: httpx.Client
     scope: str
@@ -41,11 +46,12 @@ class OAuthClient:
     revoke_as: Literal["json", "form"] = "form"
 
     def _basic(self) -> dict[str, str]:
-        return {"authorization": basic_auth(self.credentials.client_id, self.credentials.client_secret)}
+        credentials = self.credentials()
+        return {"authorization": basic_auth(credentials.client_id, credentials.client_secret)}
 
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
         params = {
-            "client_id": self.credentials.client_id,
+            "client_id": self.credentials().client_id,
             "response_type": "code",
             "scope": self.scope,
             "redirect_uri": redirect_uri,

@@ -41,6 +41,7 @@ from shared.store import inventory as inventory_store
 from shared.store import sales as sales_store
 from shared.store import settings as settings_store
 from shared.store.exports import ExportRow
+from shared.store.inventory import InventoryRecord
 
 MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
 COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
@@ -157,12 +158,15 @@ def plan(
     provider: str,
     accounts: PostingAccounts,
     moment: datetime,
-    finish: Callable[[Journal], Journal] | None = None,
+    finish: Callable[[Journal, InventoryRecord | None], Journal] | None = None,
 ) -> Journal:
     """The journal this export posts, planned now on the running balances (a true-up first when values
     already planned have changed), completed by ``finish`` (a provider's own rules) before it is stored.
-    ``NothingToPost`` when it moves no account by a cent."""
+    ``NothingToPost`` when it moves no account by a cent. The event's record is read once, and ``finish``
+    gets it too."""
     event: EventKey = (job.kind, job.record_id)  # type: ignore[assignment]
+    record = record_of(organisation_id, job)
+    on, narration = describe(job, record)
     for _ in range(MAX_TRIES):
         state = State(organisation_id, provider, accounts)
         state.planned.pop(event, None)
@@ -171,7 +175,6 @@ def plan(
         if found := _trueup(organisation_id, state, trued, restated, moment):
             writes.append(found[0])
             jobs.append(found[1])
-        on, narration = describe(organisation_id, job)
         try:
             journal: Journal | None = journal_of(
                 domain.difference(after, trued),
@@ -183,7 +186,7 @@ def plan(
         except NothingToPost:
             journal = None
         if journal is not None and finish is not None:
-            journal = finish(journal)
+            journal = finish(journal, record)
         writes.append(
             store.PlanWrite(
                 export_id=export_id,
@@ -202,22 +205,27 @@ def plan(
     raise store.BooksMoved()
 
 
-def describe(organisation_id: str, job: ExportJob) -> tuple[date, str]:
-    """The date and narration of an event's journal."""
+def record_of(organisation_id: str, job: ExportJob) -> InventoryRecord | None:
+    """The stored record an event's journal is about (None for a day's cost of goods sold)."""
     if job.kind == "cogs":
-        return date.fromisoformat(job.record_id), f"Cost of goods sold for the sales of {job.record_id}"
-    body = inventory_store.get_record(organisation_id, job.kind, job.record_id)
-    if body is None:
+        return None
+    record = inventory_store.load_record(organisation_id, job.kind, job.record_id)
+    if record is None:
         raise NothingToPost(f"the {job.kind} {job.record_id} is not recorded: nothing to post")
-    if job.kind == "receipt":
-        receipt = Receipt.model_validate_json(body)
-        supplier = f" from {receipt.supplier_id}" if receipt.supplier_id else ""
-        return receipt.received_at.date(), f"Receipt {receipt.receipt_id}{supplier}"
-    if job.kind == "rejection":
-        rejection = Rejection.model_validate_json(body)
-        return rejection.rejected_at.date(), f"QA rejection on receipt {rejection.receipt_id}"
-    build = BuildRecord.model_validate_json(body).build
-    return build.built_at.date(), f"Build {build.build_id}: {build.quantity} x {build.product_id}"
+    return record
+
+
+def describe(job: ExportJob, record: InventoryRecord | None) -> tuple[date, str]:
+    """The date and narration of an event's journal (``record``: ``record_of`` the event)."""
+    if isinstance(record, Receipt):
+        supplier = f" from {record.supplier_id}" if record.supplier_id else ""
+        return record.received_at.date(), f"Receipt {record.receipt_id}{supplier}"
+    if isinstance(record, Rejection):
+        return record.rejected_at.date(), f"QA rejection on receipt {record.receipt_id}"
+    if isinstance(record, BuildRecord):
+        build = record.build
+        return build.built_at.date(), f"Build {build.build_id}: {build.quantity} x {build.product_id}"
+    return date.fromisoformat(job.record_id), f"Cost of goods sold for the sales of {job.record_id}"
 
 
 def change_of(plan: str) -> Balances:
@@ -280,15 +288,9 @@ def true_up(organisation_id: str, provider: str, accounts: PostingAccounts, mome
     raise store.BooksMoved()
 
 
-def close_days(*, now: datetime) -> int:
-    """The scheduled pass: for every connection that posts journals and tracks sales, queue the COGS
-    export of each business day that has ended, and a true-up when posted values changed. One failing
-    organisation never stops the others. Returns how many exports it queued."""
-    return sum(close_days_of(connection, now) for connection in connection_store.all_connections())
-
-
 def close_days_of(connection: connection_store.Connection, now: datetime) -> int:
-    """One connection's part of the pass (the hourly pull message of each connection runs it); a failure
+    """The scheduled close of one connection's books (the hourly pull message of each connection runs it):
+    the COGS export of each business day that has ended, and a true-up when posted values changed. A failure
     is logged, never raised: the next hour tries again. Returns how many exports it queued."""
     try:
         return _close_days(connection.organisation_id, connection.provider, connection, now)

@@ -294,15 +294,20 @@ def _tenant_connection_shared(connection: store.Connection) -> bool:
     belongs to the person and the tenant, not to a Partsemble organisation: when the same person connects
     one tenant to two organisations, both grants reach it through one connection id, and deleting it for
     one would break the other."""
-    if connection.provider != "xero":
+    if connection.provider != "xero" or connection.tenant_id is None:
         return False
     mine = connection.xero_connection_id
+    others = (
+        store.get_connection(organisation, "xero")
+        for organisation in store.organisations_of_tenant("xero", connection.tenant_id)
+        if organisation != connection.organisation_id
+    )
     return any(
-        other.organisation_id != connection.organisation_id
+        other is not None
         and other.status in IN_USE
         and other.tenant_id == connection.tenant_id
         and (mine is None or other.xero_connection_id in (None, mine))
-        for other in store.connections_of("xero")
+        for other in others
     )
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
-
 from shared.bodies import ExportSettingsRequest
 from shared.domain.catalog import ROLES, Account, ExportMode, ExportSettings, export_settings_problems
 from shared.domain.connections import ProviderName
@@ -35,11 +33,14 @@ class ExportSettingsView(Model):
     mode: ExportMode
     accounts: dict[str, AccountChoice | None]
     updated_at: str | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] | None = None  # None: not checked (asked for without them)
 
 
 def _view(
-    provider: ProviderName, stored: ExportSettings | None, chart: dict[str, Account], warnings: list[str]
+    provider: ProviderName,
+    stored: ExportSettings | None,
+    chart: dict[str, Account],
+    warnings: list[str] | None,
 ) -> ExportSettingsView:
 
     def choice(account_id: str | None) -> AccountChoice | None:
@@ -72,7 +73,7 @@ def _warnings(organisation_id: str, provider: ProviderName, stored: ExportSettin
     so with Partsemble's own COGS journals the general ledger would count them twice."""
     if provider != "qbo" or stored is None or stored.quantity_mode:
         return []
-    products = catalog_store.products(organisation_id)
+    products = catalog_store.iter_products(organisation_id)
     linked = {p.provider_links["qbo"]: p.sku for p in products if "qbo" in p.provider_links}
     tracked = sorted(
         linked[i.item_id]
@@ -94,10 +95,13 @@ def _chart(organisation_id: str, provider: ProviderName) -> dict[str, Account]:
     return {a.account_id: a for a in catalog_store.accounts(organisation_id, provider)}
 
 
-def get_settings(organisation_id: str, name: str) -> ExportSettingsView:
+def get_settings(organisation_id: str, name: str, *, warnings: bool = True) -> ExportSettingsView:
+    """The stored settings; with ``warnings``, checked against the catalog too (which reads every product:
+    a caller that wants only the settings asks without them)."""
     wanted = provider_name(name)
     stored = store.get_export_settings(organisation_id, wanted)
-    return _view(wanted, stored, _chart(organisation_id, wanted), _warnings(organisation_id, wanted, stored))
+    found = _warnings(organisation_id, wanted, stored) if warnings else None
+    return _view(wanted, stored, _chart(organisation_id, wanted), found)
 
 
 def put_settings(

@@ -1,17 +1,6 @@
-"""Exports of receipts, builds and rejections to the connected provider, exactly once.
-
-One SQS message names one record; the worker claims the record's export (a lease on its posting record,
-so two deliveries never post at once), builds the posting from the stored record and the export settings,
-and posts it carrying the export id as its marker. Whenever an earlier attempt may have reached the
-provider (a timeout, a dropped connection, a 5xx, a crash after the call), the worker first searches the
-provider for the marker and adopts what it finds; the provider's idempotency key is sent too, never relied
-on. Outcomes:
-- posted: the provider's document id and link are on the record;
-- failed (permanent: missing settings, unmapped item, the provider's validation, a closed period or lock
-  date, or retries exhausted): the reason is on the record and the message goes to the DLQ with it;
-- waiting: the connection expired; ``resume_waiting`` re-queues them once the person reconnects;
-- pending again (429, 5xx, timeouts): ``RetryLater`` tells the handler how long SQS should keep it hidden.
-"""
+"""Exports of receipts, builds and rejections to the connected provider, exactly once: the worker claims
+the export, searches the provider for its marker whenever an earlier attempt may have reached it, and
+settles it posted, failed, waiting or pending again (DESIGN.md, "Exports")."""
 
 from __future__ import annotations
 
@@ -59,6 +48,7 @@ from shared.store import settings as settings_store
 from shared.store.connections import Connection
 from shared.store.exports import ExportRow
 from shared.store.exports import ExportView as ExportView  # the API answers with it
+from shared.store.inventory import InventoryRecord
 
 if TYPE_CHECKING:
     from shared.services import books, qbo_names
@@ -114,18 +104,14 @@ def _backoff(receive_count: int) -> int:
 
 
 # ---- the worker -------------------------------------------------------------------------------------
-def _record(job: ExportJob) -> Receipt | Rejection | BuildRecord:
-    body = inventory_store.get_record(job.organisation_id, job.kind, job.record_id)
-    if body is None:
+def _record(job: ExportJob) -> InventoryRecord:
+    record = inventory_store.load_record(job.organisation_id, job.kind, job.record_id)
+    if record is None:
         raise NotFound(f"the {job.kind} {job.record_id} is not recorded")
-    if job.kind == "receipt":
-        return Receipt.model_validate_json(body)
-    if job.kind == "rejection":
-        return Rejection.model_validate_json(body)
-    return BuildRecord.model_validate_json(body)
+    return record
 
 
-def _product_ids(record: Receipt | Rejection | BuildRecord) -> list[str]:
+def _product_ids(record: InventoryRecord) -> list[str]:
     if isinstance(record, BuildRecord):
         return [record.build.product_id, *(c.product_id for c in record.components)]
     return [line.product_id for line in record.lines]
@@ -182,9 +168,9 @@ def _posting(
     accounts = _accounts(job, name, api, session, chosen)
     if not quantity_mode:
 
-        def finish(journal: Journal) -> Journal:
-            if name == "qbo" and job.kind in ("receipt", "rejection"):
-                journal = qbo_names.with_vendor(job.organisation_id, journal, _record(job))
+        def finish(journal: Journal, record: InventoryRecord | None) -> Journal:
+            if name == "qbo" and isinstance(record, (Receipt, Rejection)):
+                journal = qbo_names.with_vendor(job.organisation_id, journal, record)
             return posted_on(journal, claimed.post_on)
 
         return books.plan(
@@ -534,7 +520,7 @@ def _check_post_on(
         own = date.fromisoformat(item.happened_at[:10])
     else:
         job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
-        own = books.describe(organisation_id, job)[0]
+        own = books.describe(job, books.record_of(organisation_id, job))[0]
     latest = moment.date() + timedelta(days=1)
     if not own < post_on <= latest:
         problem = (

@@ -15,6 +15,7 @@ from shared.observability import logger
 
 SEND_BATCH = 10  # SQS's most entries in one SendMessageBatch
 SEND_ATTEMPTS = 3
+MAX_DELAY = 900  # SQS's longest message delay
 
 
 class FanOutReport(Model):
@@ -38,8 +39,11 @@ def send_all(queue_url: str, jobs: Iterable[ConnectionJob]) -> FanOutReport:
     return report
 
 
-def send_one(queue_url: str, job: ConnectionJob, *, delay: int = 0) -> None:
-    client("sqs").send_message(QueueUrl=queue_url, MessageBody=job.model_dump_json(), DelaySeconds=delay)
+def send_one(queue_url: str, job: Model, *, delay: int = 0) -> None:
+    """Queues one message, hidden for ``delay`` seconds (0 to SQS's longest delay)."""
+    client("sqs").send_message(
+        QueueUrl=queue_url, MessageBody=job.model_dump_json(), DelaySeconds=min(max(delay, 0), MAX_DELAY)
+    )
 
 
 def _send(queue_url: str, batch: list[ConnectionJob], report: FanOutReport) -> None:

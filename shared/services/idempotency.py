@@ -1,6 +1,8 @@
 """``Idempotency-Key`` on API writes: the same key with the same body gets the first answer again (nothing
 is recorded twice); the same key with another body is refused (422); a key whose first request is still
-running is a 409. Server errors free the key, so a retry can succeed; every other answer is kept a day."""
+running is a 409. Server errors free the key, so a retry can succeed; every other answer is kept a day. A
+request killed by the API function's timeout frees nothing: its claim lapses once that timeout (and a
+margin) has passed, and a retry with the same body takes the key over."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from shared.model import Model
 from shared.store import idempotency as store
 
 KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as the IETF draft's examples use
+API_TIMEOUT_SECONDS = 30  # template.yaml: Globals.Function.Timeout, which ApiFunction keeps
+RUNNING_SECONDS = API_TIMEOUT_SECONDS + 15  # past this, a request still `running` was killed by the timeout
 
 
 class KeyReused(ServiceError):
@@ -33,7 +37,7 @@ def begin(organisation_id: str, scope: str, key: str, body: bytes, now: datetime
     if not KEY.match(key):
         raise BadRequest("Idempotency-Key: use 1 to 255 printable ASCII characters")
     fingerprint = hashlib.sha256(body).hexdigest()
-    found = store.claim(organisation_id, scope, key, fingerprint, int(now.timestamp()))
+    found = store.claim(organisation_id, scope, key, fingerprint, int(now.timestamp()), RUNNING_SECONDS)
     if found is None:
         return None
     if found.fingerprint != fingerprint:

@@ -27,7 +27,6 @@ from shared.bodies import BuildRequest, ReceiptRequest
 from shared.contracts import ExportJob, ExportKind
 from shared.domain import catalog as catalog_models
 from shared.domain import inventory as domain
-from shared.domain.connections import IN_USE
 from shared.domain.inventory import (
     Build,
     BuildRecord,
@@ -45,9 +44,8 @@ from shared.domain.ledger import AnyMovement, BuildRun, DuplicateMovement, Ledge
 from shared.errors import BadRequest, Conflict, InvalidFields, NotFound
 from shared.model import Model
 from shared.money import total
-from shared.services import catalog, qbo_names, queue
+from shared.services import catalog, qbo_names, queue, sessions
 from shared.store import catalog as catalog_store
-from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import inventory as store
 from shared.store import settings as settings_store
@@ -208,7 +206,8 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
     rejection recorded (and exported) with the receipt."""
     _known_products(organisation_id, (line.product_id for line in request.lines))
     receipt_id = request.receipt_id or _new_id("RCV")
-    provider = _provider_in_use(organisation_id)
+    connection = sessions.in_use(organisation_id)
+    provider = connection.provider if connection else None
     supplier_id = _supplier_of(organisation_id, provider, request)
     _check_payable(organisation_id, provider, supplier_id)
 
@@ -251,11 +250,6 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
         return _receipt_view(receipt, rejection, refs)
 
     return _with_retries(write)
-
-
-def _provider_in_use(organisation_id: str) -> str | None:
-    active = [c for c in connection_store.list_connections(organisation_id) if c.status in IN_USE]
-    return active[0].provider if active else None
 
 
 def _supplier_of(organisation_id: str, provider: str | None, request: ReceiptRequest) -> str:

@@ -1,19 +1,6 @@
-"""Product import from a CSV or XLSX file: a dry run reports every row; an apply writes the valid rows.
-
-Rows are keyed by SKU (trimmed, case-insensitive): a row updates the product with that SKU or creates
-one, and a row that would change nothing is left alone, so applying the same file twice changes
-nothing the second time.
-
-The file is read one row at a time and valid rows are handled in chunks, so memory does not grow with
-the file. The catalog is held as a compact index (SKU -> product id and a digest of the fields an import
-writes); full products are read only for the rows that update one. An apply reads the file twice: first
-exactly as a dry run, writing nothing, and only if that pass finds no file error (too many rows, a damaged
-workbook, which can surface after many rows) a second time, writing each chunk. So a refused file never
-leaves a half-written catalog.
-
-The first pass runs on a time and memory budget (the file's caps are in shared.domain.product_import):
-a hostile file is refused there, before anything is written. The writing pass gets no deadline, so it
-never stops part way; the first pass proved the file reads well within the function's time."""
+"""Product import from a CSV or XLSX file: a dry run reports every row; an apply reads the file once as a
+dry run and writes the valid rows only if it has no file error, so a refused file never leaves a
+half-written catalog (DESIGN.md, "Product files: importing")."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from shared.aws import client
 from shared.config import settings
 from shared.contracts import ExportJob
 from shared.observability import logger
+from shared.services.fanout import send_one
 from shared.store import exports as export_store
 
 MAX_REASON = 1000  # characters of a dead letter's reason attribute
@@ -28,15 +29,8 @@ def export_id_for(organisation_id: str, kind: str, record_id: str) -> str:
     return f"PS-{digest}"
 
 
-MAX_DELAY_SECONDS = 900  # SQS's longest message delay
-
-
 def enqueue(job: ExportJob, *, delay_seconds: int = 0) -> None:
-    client("sqs").send_message(
-        QueueUrl=settings().export_queue_url,
-        MessageBody=job.model_dump_json(),
-        DelaySeconds=min(max(delay_seconds, 0), MAX_DELAY_SECONDS),
-    )
+    send_one(settings().export_queue_url, job, delay=delay_seconds)
 
 
 def defer(receipt_handle: str, seconds: int) -> None:

@@ -1,18 +1,5 @@
 """Reconciliation: for every mapped account, the provider's balance, what Partsemble has posted and what the
-stock ledger says it should be, with each difference explained by named items.
-
-Journal mode (QBO journals, Xero): provider balance - subledger = opening balances (what the provider held
-the day before Partsemble's first journal) + entries made in the provider by others since (or Partsemble's
-own documents changed there) + exports planned but not posted
-(pending, waiting, failed: named) + a true-up due, or dated after the date (``corrected_later``) + a
-document re-dated past a locked period (``posted_later``) + records not yet exported (a business day not
-yet closed, an export not yet planned) + the rounding account's cents + under two cents of rounding. The
-status is ``explained`` when only Partsemble's own work in progress separates the two, ``discrepancy``
-when the provider holds what Partsemble did not post or something is left unexplained.
-
-QBO inventory mode: QBO owns the value (it prices each adjustment at its own average or FIFO cost), so
-the check is of quantities: each linked item's QtyOnHand against Partsemble's on hand.
-"""
+stock ledger says it should be, each difference explained by named items (DESIGN.md, "Reconciliation")."""
 
 from __future__ import annotations
 
@@ -315,16 +302,11 @@ def _quantities(
     )
 
 
-def daily_check(*, now: datetime) -> int:
-    """The scheduled check, once a day per connected organisation with export settings: a discrepancy is
-    logged and raises a ``BooksOutOfBalance`` event. Returns how many organisations were out of balance."""
-    return sum(check_once_a_day(connection, now) for connection in connection_store.all_connections())
-
-
 def check_once_a_day(connection: connection_store.Connection, now: datetime) -> bool:
-    """One connection's daily check (the hourly pull message of each connection runs it): the first run of
-    the day reconciles, later ones do nothing. True when the books are out of balance; a failure is logged,
-    never raised (tomorrow tries again)."""
+    """One connection's daily check (the hourly pull message of each connection runs it), when it is
+    connected and has export settings: the first run of the day reconciles, later ones do nothing. A
+    discrepancy is logged and raises a ``BooksOutOfBalance`` event. True when the books are out of balance;
+    a failure is logged, never raised (tomorrow tries again)."""
     organisation, name = connection.organisation_id, connection.provider
     if connection.status != "connected" or not settings_store.get_export_settings(organisation, name):
         return False

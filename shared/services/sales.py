@@ -13,6 +13,7 @@ import time as clock_time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING
 
 from shared.config import settings
@@ -26,7 +27,7 @@ from shared.observability import logger
 from shared.providers import provider_name
 from shared.providers.base import PulledSale
 from shared.services import fanout, tokens
-from shared.services.sessions import connected, session_for
+from shared.services.sessions import connected, in_use, session_for
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import sales as store
@@ -59,13 +60,31 @@ class PullRunning(Conflict):
 class TrackingView(TrackingShown):
     time_zone: str  # IANA: the organisation's dates are local dates there
     pulling: bool  # a pull runs now, is queued ("pull now"), or goes on in its next part
+    # a pull stopped part way and nothing carries it on (its part failed, or its next part never ran): its
+    # place is kept, and the next pull (the hourly one, or "pull now") goes on from it
+    stalled: bool = False
+
+
+# A part's next part is queued at once, or up to MAX_DELAY (900 s) later when rate-limited; it runs for up to
+# the function's 300 s, and SQS gives a part whose function died to another after 600 s (the queue's
+# visibility timeout, template.yaml). A next part not begun well past all that is not coming.
+STALE_AFTER = timedelta(minutes=30)
 
 
 def _view(tracking: Tracking, now: datetime) -> TrackingView:
     shown = tracking.model_dump(include=set(TrackingShown.model_fields))
-    pulling = tracking.lease_until >= now.timestamp() or bool(tracking.resume) or _waiting(tracking, now)
+    last = tracking.last_pull
+    going_on = bool(
+        tracking.resume and last and last.more and datetime.fromisoformat(last.at) >= now - STALE_AFTER
+    )
+    pulling = tracking.lease_until >= now.timestamp() or going_on or _waiting(tracking, now)
     return TrackingView.model_validate(
-        {**shown, "time_zone": tracking.time_zone or "UTC", "pulling": pulling}
+        {
+            **shown,
+            "time_zone": tracking.time_zone or "UTC",
+            "pulling": pulling,
+            "stalled": bool(tracking.resume) and not pulling,
+        }
     )
 
 
@@ -89,11 +108,10 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     if start is None:
         raise BadRequest("choose the date the first pull starts from (start_date)")
     provider = tokens.provider(wanted)
-    home = (existing.home_currency if existing else "") or provider.home_currency(session_for(connection))
+    session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
+    home = (existing.home_currency if existing else "") or provider.home_currency(session())
     time_zone = (
-        request.time_zone
-        or (existing.time_zone if existing else None)
-        or provider.time_zone(session_for(connection))
+        request.time_zone or (existing.time_zone if existing else None) or provider.time_zone(session())
     )
     stored = store.put_tracking(
         organisation_id,
@@ -156,8 +174,9 @@ def pull_changes(
             return True
         return part_seconds is not None and (lease.clock() - now).total_seconds() >= part_seconds
 
-    before = tracking.last_pull
-    carried = before if before and before.more and tracking.resume else None
+    # a pull going on from where it stopped (its next part, or a new pull after a part failed or never
+    # ran) adds to the counts of the parts before it
+    carried = tracking.last_pull if tracking.resume else None
     try:
         changes = tokens.provider(wanted).sales_changes(
             session_for(connection),
@@ -172,12 +191,18 @@ def pull_changes(
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
     except Exception as err:  # any failure frees the lease at once and is shown as the last pull's error
         reason = err.message if isinstance(err, ServiceError) else f"unexpected error ({type(err).__name__})"
-        store.release_pull_lease(
-            organisation_id,
-            wanted,
-            owner=owner,
-            last_pull=LastPull(at=now.isoformat(), ok=False, error=reason),
+        failed = LastPull(
+            at=now.isoformat(),
+            ok=False,
+            error=reason,
+            read=carried.read if carried else 0,
+            stored=carried.stored if carried else 0,
+            parts=carried.parts + 1 if carried else 1,
+            # a rate-limited part comes back as the pull's next part (``_pull``); any other waits for the
+            # next pull, which goes on from the same place
+            more=bool(tracking.resume) and isinstance(err, RateLimited),
         )
+        store.release_pull_lease(organisation_id, wanted, owner=owner, last_pull=failed)
         raise
     summary = LastPull(
         at=now.isoformat(),
@@ -281,11 +306,13 @@ class PullQueued(Model):
 
 
 def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
-    """'Pull now': queues a pull of every live connection of the organisation with sales tracking on (a
+    """'Pull now': queues a pull of the organisation's live connection when its sales tracking is on (a
     disconnected one keeps its documents and settings, and is not pulled) and answers at once; ``GET
     /sales/status`` shows it pulling until it ends. A connection whose pull runs now is left to it."""
-    live = {c.provider for c in connection_store.list_connections(organisation_id) if c.status in IN_USE}
-    enabled = [t for t in store.tracked(organisation_id) if t.enabled and t.provider in live]
+    live = in_use(organisation_id)
+    enabled = [
+        t for t in store.tracked(organisation_id) if t.enabled and live and t.provider == live.provider
+    ]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
     idle = [t for t in enabled if t.lease_until < now.timestamp()]
@@ -313,9 +340,6 @@ def enqueue_due() -> fanout.FanOutReport:
     return fanout.send_all(settings().sales_pull_queue_url, due())
 
 
-MAX_DELAY = 900  # SQS's longest message delay
-
-
 class PullReport(Model):
     pulled: int = 0
     stored: int = 0
@@ -333,6 +357,8 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
     The hourly message then does the connection's books' hour, whatever the pull did."""
     connection = connection_store.get_connection(job.organisation_id, job.provider)
+    if connection is not None:
+        connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
     report = _pull(job, connection, now)
     if job.reason == "schedule" and connection is not None and connection.status == "connected":
         report.books_exports_queued += books.close_days_of(connection, now)
@@ -353,7 +379,7 @@ def _pull(job: ConnectionJob, connection: connection_store.Connection | None, no
         report.running += 1
         return report
     except RateLimited as err:  # the tenant's budget is spent: the same job again once it allows
-        delay = min(MAX_DELAY, max(1, math.ceil(err.retry_after or 60)))
+        delay = max(1, math.ceil(err.retry_after or 60))  # send_one caps it at SQS's longest
         again = job.model_copy(update={"reason": "continue"})  # the books' hour is done by this message
         fanout.send_one(settings().sales_pull_queue_url, again, delay=delay)
         report.failed += 1

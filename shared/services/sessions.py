@@ -3,7 +3,7 @@ the provider refuses it) and the rate budget all Lambdas share."""
 
 from __future__ import annotations
 
-from shared.domain.connections import IN_USE, PROVIDER_LABELS, PROVIDERS, ProviderName
+from shared.domain.connections import IN_USE, PROVIDER_LABELS, ProviderName
 from shared.errors import AuthExpired, Conflict
 from shared.providers import provider_name
 from shared.providers.base import Session
@@ -11,24 +11,6 @@ from shared.services import tokens
 from shared.store import connections as connection_store
 from shared.store.connections import Connection
 from shared.store.rate_budget import DynamoRateBudget
-from shared.vault import TokenContext
-
-
-class TokenSource:
-    """The session's access token: read once from the vault, replaced once the provider refuses it
-    (unless another worker has replaced it already)."""
-
-    def __init__(self, asker: TokenContext) -> None:
-        self.asker = asker
-        self._token: str | None = None
-
-    def __call__(self, refused: bool) -> str:
-        if refused or self._token is None:
-            current, _ = tokens.fresh_tokens(self.asker)
-            if refused and current.access_token == self._token:
-                current, _ = tokens.fresh_tokens(self.asker, margin=tokens.FORCE_REFRESH)
-            self._token = current.access_token
-        return self._token
 
 
 def connected(organisation_id: str, name: str) -> tuple[ProviderName, Connection]:
@@ -45,9 +27,9 @@ def connected(organisation_id: str, name: str) -> tuple[ProviderName, Connection
 
 
 def in_use(organisation_id: str) -> Connection | None:
-    """The organisation's accounting connection (at most one is connected or expired at a time)."""
-    found = [connection_store.get_connection(organisation_id, name) for name in PROVIDERS]
-    usable = [c for c in found if c and c.status in IN_USE]
+    """The organisation's accounting connection (at most one is connected or expired at a time), from one
+    read of its connections."""
+    usable = [c for c in connection_store.list_connections(organisation_id) if c.status in IN_USE]
     return min(usable, key=lambda c: c.status != "connected", default=None)
 
 
@@ -59,7 +41,7 @@ def session_for(connection: Connection, *, retry_after_limit: float | None = Non
     grant_id = asker.grant_id
     return Session(
         tenant_id=tokens.tenant_of(connection).tenant_id,
-        token=TokenSource(asker),
+        token=tokens.TokenSource(asker),
         budget=DynamoRateBudget(),
         refused=lambda reason: tokens.connection_refused(grant_id, reason=reason, now=tokens.utc_now()),
         retry_after_limit=retry_after_limit,

@@ -1,16 +1,6 @@
-"""Access tokens that are always usable, and refreshes that never burn a connection.
-
-A refresh is a small state machine on the grant row: one worker wins a short lease (conditional
-write tied to the version it read), calls the provider, and stores the new tokens conditionally on
-that version before anyone uses them. The others wait for the new version and reuse it. If the
-process dies after the provider rotated the token but before the store, the lease runs out and the
-next worker refreshes again with the stored (previous) refresh token, which Xero accepts for 30
-minutes. ``invalid_grant`` marks the connection expired, once, and is never retried in a loop.
-
-Who is asking decides which tokens open: every read names the organisation (the key of the connection row
-the request reached), the provider and the grant, as a TokenContext. The grant row must belong to that
-organisation and provider, and the encryption context is built from the asker, never from the attributes
-of the row being opened, so a grant row copied whole under another organisation's key does not open."""
+"""Access tokens that are always usable, and refreshes that never burn a connection: one worker refreshes
+under a lease on the grant row, and tokens open only for the organisation that asks (DESIGN.md, "Token
+refresh")."""
 
 from __future__ import annotations
 
@@ -18,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import TypeVar
 
 from shared.config import settings
@@ -52,7 +42,7 @@ def epoch(moment: datetime | None) -> int | None:
 
 @cache
 def provider(name: ProviderName) -> AccountingProvider:
-    return get_provider(name, credentials.client_credentials(name), settings().provider_urls(name))
+    return get_provider(name, partial(credentials.client_credentials, name), settings().provider_urls(name))
 
 
 class ForeignGrant(AuthExpired):
@@ -225,18 +215,33 @@ def connection_refused(grant_id: str, *, reason: str, now: datetime) -> None:
         expire_grant(grant, reason=reason, now=now)
 
 
+class TokenSource:
+    """A connection's access token for a run of provider calls: read once from the vault, replaced once the
+    provider refuses it (unless another worker has replaced it already)."""
+
+    def __init__(self, asker: TokenContext, *, clock: Clock = utc_now) -> None:
+        self.asker, self.clock = asker, clock
+        self._token: str | None = None
+
+    def __call__(self, refused: bool) -> str:
+        if refused or self._token is None:
+            current, _ = fresh_tokens(self.asker, clock=self.clock)
+            if refused and current.access_token == self._token:
+                current, _ = fresh_tokens(self.asker, clock=self.clock, margin=FORCE_REFRESH)
+            self._token = current.access_token
+        return self._token
+
+
 def call_with_token(connection: store.Connection, call: Callable[[str], T], *, clock: Clock = utc_now) -> T:
-    """Runs a provider call with a fresh access token; a token the provider refuses mid-run is
-    refreshed once and the call repeated."""
-    asker = asking(connection)
-    tokens, refreshed = fresh_tokens(asker, clock=clock)
+    """Runs a provider call with a fresh access token; a token the provider refuses is replaced once and
+    the call repeated."""
+    token = TokenSource(asking(connection), clock=clock)
+    first = token(False)
     try:
-        return call(tokens.access_token)
+        return call(first)
     except AuthExpired:
-        if refreshed:
-            raise
-    tokens, _ = fresh_tokens(asker, clock=clock, margin=FORCE_REFRESH)  # force one refresh
-    return call(tokens.access_token)
+        pass
+    return call(token(True))
 
 
 class RefreshReport(Model):

@@ -27,25 +27,35 @@ def _key(organisation_id: str, scope: str, key: str) -> dict[str, str]:
     return {"pk": org_pk(organisation_id), "sk": idempotency_sk(scope, key)}
 
 
-def claim(organisation_id: str, scope: str, key: str, fingerprint: str, now: int) -> KeyUse | None:
-    """Takes the key for this request (None), or returns what an earlier request with it left."""
+def claim(
+    organisation_id: str, scope: str, key: str, fingerprint: str, now: int, running_s: int
+) -> KeyUse | None:
+    """Takes the key for this request (None), or returns what an earlier request with it left. A key is
+    free when it was never used, when its day is over, or when the request holding it ``running`` with
+    this same body is past ``running_s`` (it was killed before it could answer or free the key). A key
+    freed between the attempt and the read-back (a 5xx, DynamoDB's TTL) is tried again."""
     item = {
         **_key(organisation_id, scope, key),
         "fingerprint": fingerprint,
         "state": "running",
+        "running_until": now + running_s,
         "expires_at": now + TTL_SECONDS,
     }
-    taken = conditional(
-        lambda: table().put_item(
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-            ExpressionAttributeValues={":now": now},
+    while True:
+        taken = conditional(
+            lambda: table().put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR "
+                "(#s = :running AND running_until < :now AND fingerprint = :fp)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":now": now, ":running": "running", ":fp": fingerprint},
+            )
         )
-    )
-    if taken is None:
+        if taken is not None:
+            return None
         found = table().get_item(Key=_key(organisation_id, scope, key), ConsistentRead=True).get("Item")
-        return KeyUse.model_validate(found or {})  # gone meanwhile (expired): an unknown earlier use
-    return None
+        if found is not None and int(found.get("expires_at", 0)) >= now:
+            return KeyUse.model_validate(found)
 
 
 def answer(organisation_id: str, scope: str, key: str, status: int, body: str, content_type: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter
 
 from shared.aws import forget_with_clients, table
-from shared.domain.inventory import Stock
+from shared.domain.inventory import BuildRecord, Receipt, Rejection, Stock
 from shared.domain.ledger import AnyMovement, Layer, Movement, MovementKey
 from shared.errors import BadRequest, Conflict
 from shared.store.dynamo import org_batch_get, org_items
@@ -284,6 +284,20 @@ def get_record(organisation_id: str, kind: str, record_id: str) -> str | None:
         .get("Item")
     )
     return str(item["body"]) if item else None
+
+
+InventoryRecord = Receipt | Rejection | BuildRecord
+_RECORD_MODELS: dict[str, type[InventoryRecord]] = {
+    "receipt": Receipt,
+    "rejection": Rejection,
+    "build": BuildRecord,
+}
+
+
+def load_record(organisation_id: str, kind: str, record_id: str) -> InventoryRecord | None:
+    """A receipt, rejection or build as recorded (None when it is not)."""
+    body = get_record(organisation_id, kind, record_id)
+    return None if body is None else _RECORD_MODELS[kind].model_validate_json(body)
 
 
 def list_records(organisation_id: str, kind: str) -> list[str]:

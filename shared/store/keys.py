@@ -23,6 +23,8 @@ ORG#<org>                 INVENTORY#STOCK#<product>            a product's open 
 ORG#<org>                 INVENTORY#<kind>#<record id>         a receipt, rejection or build (inventory)
 ORG#<org>                 IDEMPOTENCY#<route>#<key>            an API write's Idempotency-Key (idempotency)
 GRANT#<grant id>          GRANT                                one consent's sealed tokens (connections)
+TENANT#<provider>#<id>    ORG#<org>                            an organisation connected to that company
+                                                               (connections)
 <kind>#<nonce>            <kind>                               a pending OAuth STATE or CHOICE (oauth_states)
 RATE#<provider>#<tenant>  WINDOW#<n> | SLOT#<i> | DAY          a tenant's rate budget (rate_budget)
 ========================  ===================================  ==============================================
@@ -72,6 +74,14 @@ def grant_pk(grant_id: str) -> str:
 
 
 GRANT_SK = "GRANT"
+
+
+def tenant_pk(provider: str, tenant_id: str) -> str:
+    """The partition listing the organisations that connected one provider company (a Xero tenant, a QBO
+    realm): who else a disconnect would affect, in one Query."""
+    return f"TENANT#{provider}#{tenant_id}"
+
+
 CONNECTIONS_INDEX_PK = "CONNECTIONS"  # gsi1: every connection, as rows written before the index was sharded
 CONNECTION_SHARDS = 16  # gsi1: connections spread over CONNECTIONS#0..15, so no one partition takes them all
 

@@ -83,6 +83,11 @@ class LocalStack:
         headers = {"authorization": f"Bearer {self.token(organisation)}"}
         return httpx.request(method, f"{self.url}{path}", headers=headers, json=json_body, timeout=30)
 
+    def settle(self) -> None:
+        """Returns once the stack's queues are drained and no message is in flight (the poller has handled
+        everything queued so far)."""
+        httpx.post(f"{self.url}/_local/settle", timeout=60).raise_for_status()
+
     def fire_schedule(self, function: str) -> Any:
         response = httpx.post(f"{self.url}/_local/schedules/{function}", timeout=60)
         response.raise_for_status()

@@ -72,7 +72,7 @@ def connected(
         "xero": ("/identity/connect/authorize", "/connect/token", "/connect/revocation"),
     }[name]
     urls = ProviderUrls(authorize=base + paths[0], token=base + paths[1], revoke=base + paths[2], api=base)
-    provider = get_provider("qbo" if name == "qbo" else "xero", APP, urls)
+    provider = get_provider("qbo" if name == "qbo" else "xero", lambda: APP, urls)
     verifier = "v" * 64
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     with httpx.Client(transport=sandbox.transport()) as browser:

@@ -44,6 +44,21 @@ def minutes(monkeypatch: pytest.MonkeyPatch, sandboxes: Sandboxes) -> Minutes:
     return clock
 
 
+def close_days(*, now: datetime) -> int:
+    """What the hourly message of org-a's connection does to its books (``sales.pull_job``): how many
+    exports it queued."""
+    connection = sessions.in_use("org-a")
+    assert connection is not None
+    return books.close_days_of(connection, now)
+
+
+def daily_check(*, now: datetime) -> bool:
+    """The daily check the hourly message of org-a's connection runs: whether its books are out of balance."""
+    connection = sessions.in_use("org-a")
+    assert connection is not None
+    return reconciliation.check_once_a_day(connection, now)
+
+
 def receive(api: Api, receipt_id: str, at: str, product_id: str, quantity: str, unit_cost: str) -> None:
     line = {"product_id": product_id, "quantity": quantity, "unit_cost": unit_cost}
     body = {"receipt_id": receipt_id, "received_at": at, "lines": [line]}
@@ -100,9 +115,9 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     assert xero_balances(api, sandboxes) == {"630": D("10.01"), "820": D("-10.01")}
 
     # 10 Nov ends in Sydney at 13:00 UTC; six hours' grace for late documents, then its COGS is queued once
-    assert books.close_days(now=datetime(2026, 11, 10, 18, 59, tzinfo=UTC)) == 0
-    assert books.close_days(now=datetime(2026, 11, 10, 19, tzinfo=UTC)) == 1
-    assert books.close_days(now=datetime(2026, 11, 11, 8, tzinfo=UTC)) == 0
+    assert close_days(now=datetime(2026, 11, 10, 18, 59, tzinfo=UTC)) == 0
+    assert close_days(now=datetime(2026, 11, 10, 19, tzinfo=UTC)) == 1
+    assert close_days(now=datetime(2026, 11, 11, 8, tzinfo=UTC)) == 0
     Poller(aws).drain()
     # 2 of 3 sold: COGS 6.67, and inventory keeps 3.335, which the books hold as 3.34
     assert xero_balances(api, sandboxes) == {"630": D("3.34"), "820": D("-10.01"), "310": D("6.67")}
@@ -134,7 +149,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     }
 
     # nothing more to correct: the scheduled pass queues nothing
-    assert books.close_days(now=datetime(2026, 11, 12, 7, tzinfo=UTC)) == 0
+    assert close_days(now=datetime(2026, 11, 12, 7, tzinfo=UTC)) == 0
 
 
 def test_a_free_receipt_is_skipped_not_failed(
@@ -221,7 +236,7 @@ def test_the_daily_check_raises_a_discrepancy_once_a_day(
     minutes.next()
     Poller(aws).drain()
     today = datetime.now(UTC)
-    assert reconciliation.daily_check(now=today) == 0
+    assert daily_check(now=today) == 0
     sandboxes.xero.add_record(  # someone writes stock off by hand in Xero
         AU_TENANT_ID,
         "ManualJournals",
@@ -235,9 +250,9 @@ def test_the_daily_check_raises_a_discrepancy_once_a_day(
             ],
         },
     )
-    assert reconciliation.daily_check(now=today) == 0  # already checked today
+    assert daily_check(now=today) == 0  # already checked today
     minutes.next()
-    assert reconciliation.daily_check(now=today + timedelta(days=1)) == 1
+    assert daily_check(now=today + timedelta(days=1)) == 1
     minutes.next()
     status, accounts = reconciled(api)
     assert status == "discrepancy"
@@ -285,7 +300,7 @@ def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
     body = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
     api.pull_sales()
-    assert books.close_days(now=datetime(2026, 11, 11, 15, tzinfo=UTC)) == 1  # 10 Nov ended 08:00 UTC
+    assert close_days(now=datetime(2026, 11, 11, 15, tzinfo=UTC)) == 1  # 10 Nov ended 08:00 UTC
     Poller(aws).drain()
     # receipts 0.375 + 0.999 = 1.374; the sale takes 3 x 0.125 + 1 x 0.333 = 0.708, 0.666 left: rounded
     # alone, 0.71 + 0.67 would exceed the supplier total 1.37, so inventory (nearer its half cent) holds 0.66
@@ -307,7 +322,7 @@ def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
         },
     )
     api.pull_sales()
-    assert books.close_days(now=datetime(2026, 11, 12, 15, tzinfo=UTC)) == 1  # the true-up
+    assert close_days(now=datetime(2026, 11, 12, 15, tzinfo=UTC)) == 1  # the true-up
     Poller(aws).drain()
     assert statuses(api)["trueup"] == ["posted"]
     # inventory 1.124 (1.12), COGS 0.25, supplier total 1.374 (1.37)
@@ -352,7 +367,7 @@ def test_cost_of_goods_sold_is_reconciled_for_the_financial_year_as_the_trial_ba
     ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=body))
     api.pull_sales()
     minutes.next()
-    assert books.close_days(now=datetime(2026, 11, 22, tzinfo=UTC)) == 2  # COGS of 10 and 20 November
+    assert close_days(now=datetime(2026, 11, 22, tzinfo=UTC)) == 2  # COGS of 10 and 20 November
     Poller(aws).drain()
     minutes.next()
     assert xero_balances(api, sandboxes) == {"630": D("2.50"), "820": D("-10.00"), "310": D("7.50")}

@@ -3,7 +3,6 @@ products imported from items; Xero suppliers created; faults ridden out; the sha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,12 +21,7 @@ from tests.integration.connect_flow import connect
 QUERY = f"/v3/company/{DEMO_REALM_ID}/query"
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Retries and pacing wait through this list instead of the clock."""
-    waits: list[float] = []
-    monkeypatch.setattr(http, "sleep", waits.append)
-    yield waits
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 def ok(response: Any) -> Any:

@@ -137,3 +137,29 @@ def test_xero_disconnect_keeps_a_tenant_connection_another_organisation_uses(
     assert all(
         not c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID
     )
+
+
+def test_a_connection_stored_before_the_tenant_index_is_listed_by_its_hourly_message(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A disconnect finds the organisations sharing a tenant through the tenant's own partition; a row
+    written before that partition existed is listed there by its connection's next hourly message."""
+    from datetime import UTC, datetime
+
+    from shared.aws import table
+    from shared.contracts import ConnectionJob
+    from shared.services import sales
+    from shared.store.keys import org_pk, tenant_pk
+
+    connect(api, sandboxes, "xero", organisation="org-a", choose=[AU_TENANT_ID])
+    connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])  # same login, same tenant
+    assert sorted(store.organisations_of_tenant("xero", AU_TENANT_ID)) == ["org-a", "org-b"]
+    table().delete_item(Key={"pk": tenant_pk("xero", AU_TENANT_ID), "sk": org_pk("org-a")})  # as before
+    store.update_connection("org-a", "xero", {"tenant_indexed": False})
+    assert store.organisations_of_tenant("xero", AU_TENANT_ID) == ["org-b"]
+
+    sales.pull_job(ConnectionJob(organisation_id="org-a", provider="xero"), now=datetime.now(UTC))
+
+    assert sorted(store.organisations_of_tenant("xero", AU_TENANT_ID)) == ["org-a", "org-b"]
+    api.call("POST", "/integrations/xero/disconnect", organisation="org-b")  # org-a still uses it
+    assert any(c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID)

@@ -23,13 +23,14 @@ from infra.local.stack import REGION, LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.domain.catalog import Product
+from shared.providers.qbo import api as qbo_api
 from shared.services import exports
 from shared.store import catalog as catalog_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
-from tests.integration.test_exports import RECEIVED, no_real_sleep, ok, setup_qbo, setup_xero
+from tests.integration.test_exports import RECEIVED, ok, setup_qbo, setup_xero
 
-__all__ = ["no_real_sleep"]  # the fixture, shared with test_exports
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 WRITES = {"qbo": f"/v3/company/{DEMO_REALM_ID}/journalentry", "xero": "/api.xro/2.0/ManualJournals"}
 WRITE_METHODS = {"qbo": "POST", "xero": "PUT"}  # Xero's searches read the same path
 SEARCHES = {"qbo": f"/v3/company/{DEMO_REALM_ID}/query", "xero": "/api.xro/2.0/ManualJournals"}
@@ -306,6 +307,21 @@ def test_a_429_storm_is_waited_out(
     assert len(no_real_sleep) == storm - (deliveries - 1)  # within a delivery it waits between tries
 
 
+def test_a_qbo_throttle_answered_as_403_with_code_3001_is_waited_out_and_the_connection_stays(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, no_real_sleep: list[float]
+) -> None:
+    """QBO's throttling has come back as HTTP 403 (XML, code 3001; qbo.md section 2.6): it is a rate limit,
+    not a refused company, so the export waits and posts, and the connection is not marked expired."""
+    receipt(api, setup(api, sandboxes, "qbo"))
+    sandboxes.qbo.throttle_status = 403
+    sandboxes.qbo.inject("429", method="POST", path_prefix=WRITES["qbo"], count=3)
+    deliver(aws)
+    posted_once(api, sandboxes, "qbo")
+    assert len(no_real_sleep) == 3  # waited in place between the tries
+    connection = next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "qbo")
+    assert connection["status"] == "connected"
+
+
 def test_xero_s_minute_limit_never_runs_an_export_out_of_attempts(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, no_real_sleep: list[float]
 ) -> None:
@@ -541,12 +557,16 @@ def test_an_unreadable_message_comes_back_when_the_dlq_cannot_take_it(
     assert invoke(aws, messages) == {messages[0]["MessageId"]}  # reported: SQS delivers it again
 
 
+@pytest.mark.parametrize("page", [None, 1])
 def test_a_crash_after_qbo_committed_an_inventory_adjustment_is_found_by_a_documented_query(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, page: int | None
 ) -> None:
     """The search reads the adjustments created in the export's window (MetaData.CreateTime, filterable) and
     matches the marker in the rows: a real company refuses ``WHERE DocNumber`` on InventoryAdjustment (4001),
-    and so does the sandbox."""
+    and so does the sandbox. It pages through them with QBO reads' one paging loop (with a page of one
+    record, the marked one is on the second page)."""
+    if page is not None:
+        monkeypatch.setattr(qbo_api, "PAGE", page)
     receipt(api, setup_qbo(api, sandboxes, mode="inventory_adjustments")["bolt"])
     qbo = sandboxes.qbo
     qbo.create_record(  # someone else's adjustment in the same window: never adopted
@@ -575,7 +595,9 @@ def test_a_crash_after_qbo_committed_an_inventory_adjustment_is_found_by_a_docum
 
     later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 120)  # SQS redelivers after the lease
     monkeypatch.setattr(exports, "clock", lambda: later)
+    searches = qbo.call_count("GET", SEARCHES["qbo"])
     assert invoke(aws, [message]) == set()
+    assert qbo.call_count("GET", SEARCHES["qbo"]) - searches == (1 if page is None else 3)
     export = the_export(api)
     assert export["status"] == "posted" and export["adopted"] and export["attempts"] == 2
     marked = [

@@ -221,6 +221,8 @@ def test_qbo_journals_warn_when_quickbooks_books_cost_of_goods_sold_for_linked_i
     assert "QuickBooks tracks quantity on hand for 4 linked item(s)" in warning
     assert all(sku in warning for sku in ("FG-SK-OAK", "FG-WB-20", "RM-ALU-01", "RM-BOLT-M6"))
     assert "inventory adjustments mode" in warning
+    settings_only = ok(api.call("GET", "/integrations/qbo/export-settings?warnings=false"))
+    assert settings_only["warnings"] is None and settings_only["mode"] == "journals"  # the catalog not read
 
     quantities = {"mode": "inventory_adjustments", "accounts": {**QBO_ACCOUNTS, "adjustment": "3"}}
     ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=quantities))

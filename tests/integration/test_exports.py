@@ -3,7 +3,6 @@ documents, accounts, amounts and dates, one provider write per export, and the e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +12,6 @@ from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
-from shared.providers import http
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
 
@@ -47,11 +45,7 @@ XERO_PARTS = {
 }  # item codes
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    waits: list[float] = []
-    monkeypatch.setattr(http, "sleep", waits.append)
-    yield waits
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 def ok(response: Any, status: int = 200) -> Any:

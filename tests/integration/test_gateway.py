@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -101,17 +102,25 @@ def test_cors_preflight_answers_the_app_origin_only(api: Api) -> None:
 
 def test_concurrent_requests_never_see_each_others_caller(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """One invocation at a time per function, as in a Lambda container: the resolver's current event is
-    module state, so two requests sharing it at once would answer each other's organisation."""
+    module state, so two requests sharing it at once would answer each other's organisation. The first
+    request holds its event until every other request has reached the gateway's invocation."""
     from functions.api import app as api_app
 
-    real = api_app.caller_organisation
-
-    def slow_caller(resolver: Any) -> str:
-        time.sleep(0.02)  # widens the window in which another request could replace the current event
-        return real(resolver)
-
-    monkeypatch.setattr(api_app, "caller_organisation", slow_caller)
     organisations = [f"org-{n}" for n in range(8)]
+    arrived, everyone_in = itertools.count(1), threading.Event()
+    real_invoke, real_caller = api.gateway._invoke, api_app.caller_organisation
+
+    def counting_invoke(function: Any, event: dict[str, Any]) -> Any:
+        if next(arrived) == len(organisations):
+            everyone_in.set()
+        return real_invoke(function, event)
+
+    def waiting_caller(resolver: Any) -> str:
+        assert everyone_in.wait(timeout=10), "the requests never overlapped"
+        return real_caller(resolver)
+
+    monkeypatch.setattr(api.gateway, "_invoke", counting_invoke)
+    monkeypatch.setattr(api_app, "caller_organisation", waiting_caller)
     with ThreadPoolExecutor(len(organisations)) as pool:
         answers = list(pool.map(lambda org: api.call("GET", "/me", organisation=org).json(), organisations))
     assert [a["organisation_id"] for a in answers] == organisations

@@ -3,9 +3,16 @@ first answer again and nothing is recorded twice; the same key with another body
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from infra.local.stack import LocalStack
+from shared.errors import Conflict
+from shared.services import idempotency
+from shared.store import idempotency as key_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_exports import ok, setup_xero
 
@@ -58,3 +65,55 @@ def test_a_refused_request_keeps_its_answer_and_a_new_key_can_succeed(
     ok(post(api, "/receipts", {"received_at": "2026-11-02T09:00:00Z", "lines": [line]}, None), 201)
     assert post(api, "/builds", build, "bld-short").status == 409  # the first answer, kept
     assert post(api, "/builds", build, "bld-short-2").status == 201
+
+
+def _claim_as_the_api_does(body: dict[str, Any], key: str, at: datetime) -> None:
+    """What the API's middleware writes when a request with ``key`` begins (scope, query and body as sent)."""
+    sent = b"\n" + json.dumps(body).encode()
+    assert idempotency.begin("org-a", "POST /receipts", key, sent, at) is None
+
+
+def test_a_request_killed_by_the_function_timeout_frees_its_key_for_a_retry(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """Lambda's timeout (30 s for the API, template.yaml) kills a request before it can answer or free its
+    key: once that time (and a margin) has passed, a retry with the same key and body takes the key over."""
+    parts = setup_xero(api, sandboxes)
+    line = {"product_id": parts["blank"], "quantity": "10", "unit_cost": "1.25"}
+    receipt = {"received_at": "2026-11-02T09:00:00Z", "lines": [line]}
+    now = datetime.now(UTC)
+    _claim_as_the_api_does(receipt, "rcv-killed", now - timedelta(seconds=90))  # began, then was killed
+    retried = post(api, "/receipts", receipt, "rcv-killed")
+    assert retried.status == 201, retried.body
+    assert post(api, "/receipts", receipt, "rcv-killed").json() == retried.json()  # its answer, kept
+    assert len(ok(api.call("GET", "/receipts"))) == 1
+
+    _claim_as_the_api_does(receipt, "rcv-live", now - timedelta(seconds=5))  # still within its 30 s
+    assert post(api, "/receipts", receipt, "rcv-live").status == 409
+    other = {**receipt, "received_at": "2026-11-03T09:00:00Z"}
+    _claim_as_the_api_does(receipt, "rcv-dead", now - timedelta(seconds=90))
+    assert post(api, "/receipts", other, "rcv-dead").status == 422  # a dead claim is still its body's
+
+
+def test_a_key_freed_between_the_claim_and_its_read_back_is_taken_not_refused(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim finds the key held; before it reads the holder back, the holder frees it (a 5xx) or
+    DynamoDB's TTL removes it. The request then takes the key: never a 422 for a body nobody else sent."""
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    assert idempotency.begin("org-a", "POST /builds", "bld-race", b"body", now) is None  # the holder
+    real = key_store.conditional
+    freed: list[bool] = []
+
+    def then_freed(write: Any) -> Any:
+        answer = real(write)
+        if answer is None and not freed:
+            freed.append(True)
+            key_store.release("org-a", "POST /builds", "bld-race")  # the holder's 5xx frees it now
+        return answer
+
+    monkeypatch.setattr(key_store, "conditional", then_freed)
+    assert idempotency.begin("org-a", "POST /builds", "bld-race", b"body", now) is None
+    assert freed
+    with pytest.raises(Conflict):  # and this request holds it now
+        idempotency.begin("org-a", "POST /builds", "bld-race", b"body", now)

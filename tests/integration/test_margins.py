@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +23,6 @@ from infra.sandboxes.qbo_demo import (
 )
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.domain.catalog import Component, Product
-from shared.providers import http
 from shared.store import catalog as catalog_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
@@ -32,10 +30,7 @@ from tests.integration.connect_flow import connect
 D = Decimal
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(http, "sleep", lambda seconds: None)
-    yield
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 def ok(response: Any, status: int = 200) -> Any:

@@ -3,7 +3,6 @@ delays the export; the scheduled sweep queues what was left, and each record is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,16 +13,11 @@ from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared import aws as shared_aws
-from shared.providers import http
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_dependency_outages import client_error, fail_calls  # noqa: F401 (a fixture)
 from tests.integration.test_exports import ok, record_season, setup_qbo
 
-
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(http, "sleep", lambda seconds: None)
-    yield
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
 def test_a_queue_outage_delays_exports_and_the_sweep_posts_each_once(

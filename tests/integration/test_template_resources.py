@@ -69,3 +69,12 @@ def test_missing_or_malformed_configuration_is_named(aws: LocalStack) -> None:
     with pytest.raises(ConfigurationError) as raised:
         load_settings(broken)
     assert "TABLE_NAME" in str(raised.value) and "APP_ORIGIN" in str(raised.value)
+
+
+def test_an_idempotency_key_s_running_claim_outlives_the_api_function(aws: LocalStack) -> None:
+    """A request holds its key while it runs; the claim lapses only once the API function's timeout (the
+    longest any request can run) and a margin have passed."""
+    from shared.services import idempotency
+
+    assert aws.functions["ApiFunction"].timeout == idempotency.API_TIMEOUT_SECONDS
+    assert idempotency.RUNNING_SECONDS > idempotency.API_TIMEOUT_SECONDS

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -663,6 +663,21 @@ def test_501st_call_in_a_minute_is_throttled_until_the_next_window(
     assert api.get(f"/companyinfo/{REALM}").status_code == 200
 
 
+def test_throttling_can_answer_403_in_xml_with_code_3001_as_an_older_report_saw(
+    sandbox: QboSandbox, api: httpx.Client, client: httpx.Client
+) -> None:
+    """qbo.md section 2.6: the throttle body has come back as XML despite `Accept: application/json`, with
+    `statusCode=403` in its message; code 3001 is what says it is throttling."""
+    assert client.post("/_admin/throttle", json={"status": 403}).status_code == 200
+    sandbox.inject("429", path_prefix=f"/v3/company/{REALM}/query")
+    throttled = api.get("/query", params={"query": "select * from Item"})
+    assert throttled.status_code == 403 and throttled.headers["content-type"] == "application/xml"
+    text = throttled.text
+    assert '<Error code="3001">' in text and "errorCode=003001; statusCode=403" in text
+    assert client.post("/_admin/throttle", json={"status": 500}).status_code == 400
+    assert api.get("/query", params={"query": "select * from Item"}).status_code == 200
+
+
 def test_eleventh_concurrent_call_is_throttled(sandbox: QboSandbox, api: httpx.Client) -> None:
     sandbox.latency_seconds = 0.3
     with ThreadPoolExecutor(max_workers=11) as pool:
@@ -687,6 +702,28 @@ def test_lost_response_still_commits_the_write(sandbox: QboSandbox, api: httpx.C
 def test_unknown_path_answers_with_a_fault(api: httpx.Client) -> None:
     response = api.get("/widgets/1")
     assert response.status_code == 404 and "Fault" in response.json()
+
+
+def test_each_company_stamps_its_times_in_its_own_time_zone(
+    sandbox: QboSandbox, api: httpx.Client, client: httpx.Client
+) -> None:
+    """QBO stamps a company's times (responses' "time", MetaData) in the company's zone with its offset
+    (qbo.md section 7 "Time zone"): a New York company's are -05:00 in November, the Pacific demo's -08:00."""
+    assert sandbox.now() == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # after both zones left summer time
+    assert client.post(
+        f"/_admin/companies/{REALM}/settings", json={"time_zone": "America/New_York"}
+    ).is_success
+    info = api.get(f"/companyinfo/{REALM}").json()
+    assert info["time"].startswith("2026-11-01T07:00:00") and info["time"].endswith("-05:00")
+    vendor = post_json(api, "/vendor", {"DisplayName": "Zone Test Supplies"}).json()["Vendor"]
+    assert vendor["MetaData"]["LastUpdatedTime"] == "2026-11-01T07:00:00-05:00"
+    london = client.post("/_admin/companies", json={"name": "London Co", "time_zone": "Europe/London"})
+    assert london.status_code == 201 and london.json()["time_zone"] == "Europe/London"
+    other = sandbox.add_company("Pacific Co")  # a company whose zone is not chosen: Pacific
+    assert sandbox.stamp(other).endswith("-08:00")
+    assert sandbox.stamp(sandbox.company(london.json()["realm_id"])) == "2026-11-01T12:00:00+00:00"
+    refused = client.post(f"/_admin/companies/{REALM}/settings", json={"time_zone": "Mars/Olympus_Mons"})
+    assert refused.status_code == 400 and "time_zone" in refused.text
 
 
 # ---- admin -----------------------------------------------------------------------------------------
@@ -944,7 +981,7 @@ def test_a_sales_document_moves_tracked_inventory_only(sandbox: QboSandbox, enti
     assert on_hand(sandbox, BRACKET_20, SHELF_KIT) == [before[0] + sign * 7, before[1] + sign * 2]
     item = sandbox.get_record(REALM, "Item", BRACKET_20)
     assert item["SyncToken"] == str(int(stamp_before) + 1)
-    assert item["MetaData"]["LastUpdatedTime"] == sandbox.stamp()
+    assert item["MetaData"]["LastUpdatedTime"] == sandbox.stamp(sandbox.company(REALM))
     for untracked in (SHOP_SUPPLIES, ASSEMBLY_LABOUR):  # no quantity to move
         assert "QtyOnHand" not in sandbox.get_record(REALM, "Item", untracked)
 

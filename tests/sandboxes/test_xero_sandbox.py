@@ -885,6 +885,25 @@ def test_line_discounts_and_tax_inclusive_amounts_are_computed_as_xero_does(
     assert refused.status_code == 400 and "only supported on ACCREC invoices" in refused.text
 
 
+def test_a_discount_amount_beyond_the_line_amount_is_a_validation_error(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """Spec LineItem.LineAmount: "LineAmount = (Quantity * UnitAmount) - DiscountAmount"; a discount beyond
+    Quantity x UnitAmount is refused with Xero's validation error, and nothing is stored."""
+    before = client.get(f"{API}/Invoices", headers=api(tokens)).json()["Invoices"]
+    line = {"Description": "Bolts", "Quantity": 4, "UnitAmount": "5.50", "AccountCode": "200"}
+    invoice = {"Type": "ACCREC", "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+               "Status": "AUTHORISED", "Date": "2026-10-05"}  # fmt: skip
+    path = f"/_admin/organisations/{AU_TENANT_ID}/Invoices"
+    refused = client.post(path, json={**invoice, "LineItems": [{**line, "DiscountAmount": "22.01"}]})
+    assert refused.status_code == 400 and "between zero and the line's amount" in refused.text, refused.text
+    assert client.get(f"{API}/Invoices", headers=api(tokens)).json()["Invoices"] == before
+    whole = client.post(path, json={**invoice, "LineItems": [{**line, "DiscountAmount": "22.00"}]})
+    assert whole.status_code == 201, whole.text  # the whole line given away: allowed
+    read = client.get(f"{API}/Invoices/{whole.json()['InvoiceID']}", headers=api(tokens)).json()
+    assert read["Invoices"][0]["LineItems"][0]["LineAmount"] == 0
+
+
 # ---- reports ----------------------------------------------------------------------------------------
 
 

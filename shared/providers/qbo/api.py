@@ -34,7 +34,7 @@ def qbo_request_id(key: str) -> str:
 class Page(NamedTuple):
     records: list[dict[str, Any]]
     time: str  # QBO's time when it answered
-    resume: tuple[datetime, int] | None  # (after, at_after) for the next page; None: this was the last
+    resume: tuple[datetime | None, int] | None  # (after, at_after) for the next page; None: the last
 
 
 def _active_and(where: str) -> str:
@@ -82,36 +82,50 @@ class QboApi:
         return list(found.values())
 
     def updated_pages(
-        self, session: Session, entity: str, where: str, *, after: datetime | None = None, at_after: int = 0
+        self,
+        session: Session,
+        entity: str,
+        where: str,
+        *,
+        after: datetime | None = None,
+        at_after: int = 0,
+        stamp: str = "LastUpdatedTime",
     ) -> Iterator[Page]:
-        """The records matching ``where``, a page at a time in the order of their last update, from ``after``
-        (the stamp the next page starts at, inclusive) and ``at_after`` (how many carrying exactly it were
-        read already). The one paging loop of QBO reads.
+        """The records matching ``where``, a page at a time in the order of their last update (or of another
+        ``MetaData`` stamp: ``stamp``), from ``after`` (the stamp the next page starts at, inclusive) and
+        ``at_after`` (how many records of the query keyed on ``after`` were read already). The one paging
+        loop of QBO reads.
 
         Pages are keyed on the last-updated time, never on an offset into the whole list: QBO orders the
         answer by ``MetaData.LastUpdatedTime`` (Intuit data-queries page; qbo.md 2.3 "Incremental reads"),
         so a record edited while the pages are read moves to the end of the list, and an offset
         (``STARTPOSITION``) would step over the record that slid back onto a page already read. Each page
         asks for the records updated at or after the last stamp read instead (an edited one is read again at
-        its new place). Only when a whole page shares one stamp (QBO stamps whole seconds) is the offset
-        used, within that second."""
+        its new place). The offset is used only within one query: when a whole page shares one stamp (QBO
+        stamps whole seconds), or when a full page ends on a record without the stamp (nothing to key the
+        next page on; a query cannot ask for the records without it), the next page is the same query's
+        next positions."""
+        field = f"MetaData.{stamp}"
         while True:
-            since = f"MetaData.LastUpdatedTime >= {mapping.query_literal(after.isoformat())}" if after else ""
+            since = f"{field} >= {mapping.query_literal(after.isoformat())}" if after else ""
             conditions = " AND ".join(c for c in (where, since) if c)
-            skip = at_after if at_after >= PAGE else 0  # a full page of one second: step on within it
+            skip = at_after if at_after >= PAGE else 0  # a full page within one query: step on within it
             text = (
                 f"SELECT * FROM {entity}{f' WHERE {conditions}' if conditions else ''} ORDERBY "
-                f"MetaData.LastUpdatedTime STARTPOSITION {skip + 1} MAXRESULTS {PAGE}"
+                f"{field} STARTPOSITION {skip + 1} MAXRESULTS {PAGE}"
             )
             body = self.get(session, "query", query=text)
             records: list[dict[str, Any]] = (body.get("QueryResponse") or {}).get(entity) or []
-            last = mapping.instant(records[-1]) if records else None
-            if len(records) < PAGE or last is None:
+            if len(records) < PAGE:
                 yield Page(records, str(body.get("time") or ""), None)
                 return
-            tied = sum(1 for r in records if mapping.instant(r) == last)
-            at_after = skip + tied if last == after else tied
-            after = last
+            last = mapping.instant(records[-1], stamp)
+            if last is None:
+                at_after = skip + len(records)
+            else:
+                tied = sum(1 for r in records if mapping.instant(r, stamp) == last)
+                at_after = skip + tied if last == after else tied
+                after = last
             yield Page(records, str(body.get("time") or ""), (after, at_after))
 
     def changed(

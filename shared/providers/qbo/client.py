@@ -12,7 +12,6 @@ from shared.errors import ProviderRejected
 from shared.lazy import lazy_module
 from shared.providers.base import (
     Changes,
-    ClientCredentials,
     Grant,
     InventoryCapability,
     ProviderName,
@@ -24,7 +23,7 @@ from shared.providers.base import (
 )
 from shared.providers.company import CompanyReads
 from shared.providers.http import json_or_error, new_client, send
-from shared.providers.oauth import OAuthClient
+from shared.providers.oauth import CredentialsSource, OAuthClient
 from shared.providers.qbo import mapping
 
 if TYPE_CHECKING:  # exports and sales load their modules on first use: a token refresh never needs them
@@ -43,8 +42,7 @@ class QboProvider(CompanyReads):
     name: ProviderName = "qbo"
     uses_pkce = True
 
-    def __init__(self, credentials: ClientCredentials, urls: ProviderUrls) -> None:
-        self.credentials = credentials
+    def __init__(self, credentials: CredentialsSource, urls: ProviderUrls) -> None:
         self.urls = urls
         self.client = new_client()
         self.api = QboApi(self.client, urls)
@@ -156,4 +154,4 @@ class QboProvider(CompanyReads):
     ) -> PostedDocument | None:
         from shared.providers.qbo import postings
 
-        return postings.find_posting(self.client, self.urls, session, posting, since=since, until=until)
+        return postings.find_posting(self.api, session, posting, since=since, until=until)

@@ -32,10 +32,11 @@ def updated_at(record: dict[str, Any]) -> str:
     return str((record.get("MetaData") or {}).get("LastUpdatedTime") or "")
 
 
-def instant(record: dict[str, Any]) -> datetime | None:
-    """When the record was last updated, as an instant (None when QBO gave no stamp)."""
-    stamp = updated_at(record)
-    return datetime.fromisoformat(stamp) if stamp else None
+def instant(record: dict[str, Any], stamp: str = "LastUpdatedTime") -> datetime | None:
+    """When the record was last updated (or another ``MetaData`` stamp, e.g. ``CreateTime``), as an instant
+    (None when QBO gave no stamp)."""
+    text = str((record.get("MetaData") or {}).get(stamp) or "")
+    return datetime.fromisoformat(text) if text else None
 
 
 def latest(stamps: list[str], since: str | None) -> str | None:

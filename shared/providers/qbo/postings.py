@@ -20,7 +20,7 @@ from shared.errors import ProviderRejected
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import QBO_LIMITS
-from shared.providers.qbo.api import MINOR_VERSION, qbo_request_id
+from shared.providers.qbo.api import MINOR_VERSION, QboApi, qbo_request_id
 from shared.providers.qbo.mapping import query_literal
 
 JOURNAL, ADJUSTMENT = "JournalEntry", "InventoryAdjustment"
@@ -94,58 +94,42 @@ def post_inventory_adjustment(
 
 
 SEARCH_MARGIN = timedelta(minutes=10)  # clocks differ; a write may commit a little after it was sent
-SEARCH_PAGE = 1000  # QBO's largest page
 
 
 def find_posting(
-    client: httpx.Client,
-    urls: ProviderUrls,
-    session: Session,
-    posting: Posting,
-    *,
-    since: datetime,
-    until: datetime,
+    api: QboApi, session: Session, posting: Posting, *, since: datetime, until: datetime
 ) -> PostedDocument | None:
     """The document carrying this posting's marker, if one was created (the oldest, should there be two),
     found with queries on properties Intuit's reference marks filterable for that entity only: a real
     company refuses any other with 4001 "QueryValidationError: property '...' is not queryable" (qbo.md
-    section 7; ruckus/quickbooks-ruby#403).
+    section 7; ruckus/quickbooks-ruby#403). The pages are read by the one paging loop
+    (``QboApi.updated_pages``).
 
     - JournalEntry: ``DocNumber`` is filterable (Intuit JournalEntry reference: DocNumber "filterable,
       sortable"), so it is asked for directly.
     - InventoryAdjustment: only ``Id`` and ``MetaData.CreateTime`` are documented as filterable (CData's QBO
       driver, cdn.cdata.com/help/RNM/jp/ado/pg_table-inventoryadjustments.htm; DocNumber is UNSURE, so never
       relied on): the adjustments created in the window of the export's attempts (``since`` .. ``until``,
-      widened by a margin) are read and the marker matched in their DocNumber and PrivateNote here."""
+      widened by a margin) are read, paged on their creation time, and the marker matched in their
+      DocNumber and PrivateNote here."""
     if isinstance(posting, Journal):
+        entity, stamp = JOURNAL, "LastUpdatedTime"
         where = f"DocNumber = {query_literal(posting.marker)}"
     else:
+        entity, stamp = ADJUSTMENT, "CreateTime"
         start, end = (since - SEARCH_MARGIN).isoformat(), (until + SEARCH_MARGIN).isoformat()
         where = (
             f"MetaData.CreateTime >= {query_literal(start)} AND MetaData.CreateTime <= {query_literal(end)}"
         )
-    entity = JOURNAL if isinstance(posting, Journal) else ADJUSTMENT
-    marked: list[dict[str, Any]] = []
-    position = 1
-    while True:
-        query = f"SELECT * FROM {entity} WHERE {where} STARTPOSITION {position} MAXRESULTS {SEARCH_PAGE}"
-        resp = call(
-            client,
-            session,
-            "qbo",
-            QBO_LIMITS,
-            "GET",
-            _url(urls, session, "query"),
-            params={"query": query, "minorversion": MINOR_VERSION},
-        )
-        found = _answer(resp).get("QueryResponse", {}).get(entity, [])
-        marked += [r for r in found if _carries(r, posting.marker)]
-        if len(found) < SEARCH_PAGE:
-            break
-        position += len(found)
+    marked = {
+        str(r["Id"]): r
+        for page in api.updated_pages(session, entity, where, stamp=stamp)
+        for r in page.records
+        if _carries(r, posting.marker)
+    }
     if not marked:
         return None
-    return _document(urls, entity, min(marked, key=lambda r: int(r["Id"])))
+    return _document(api.urls, entity, min(marked.values(), key=lambda r: int(r["Id"])))
 
 
 def _carries(record: dict[str, Any], marker: str) -> bool:

@@ -109,7 +109,8 @@ def _query(
             server_time = server_time or page.time
             records.extend((entity, r) for r in page.records)
             if page.resume is not None and halt():
-                stopped = {"entity": index, "after": page.resume[0].isoformat(), "at_after": page.resume[1]}
+                after = page.resume[0]
+                stopped = {"entity": index, "after": after and after.isoformat(), "at_after": page.resume[1]}
                 return records, {"where": where, "server_time": server_time, **stopped}, True
         if index + 1 < len(names) and halt():
             return records, {"where": where, "server_time": server_time, "entity": index + 1}, True

@@ -13,7 +13,6 @@ from shared.errors import ProviderRejected
 from shared.lazy import lazy_module
 from shared.providers.base import (
     Changes,
-    ClientCredentials,
     Grant,
     InventoryCapability,
     ProviderName,
@@ -30,7 +29,7 @@ from shared.providers.http import (
     raise_for_provider,
     send,
 )
-from shared.providers.oauth import OAuthClient
+from shared.providers.oauth import CredentialsSource, OAuthClient
 from shared.providers.xero import mapping
 
 if TYPE_CHECKING:  # exports and sales load their modules on first use: a token refresh never needs them
@@ -51,8 +50,7 @@ class XeroProvider(CompanyReads):
     name: ProviderName = "xero"
     uses_pkce = True
 
-    def __init__(self, credentials: ClientCredentials, urls: ProviderUrls) -> None:
-        self.credentials = credentials
+    def __init__(self, credentials: CredentialsSource, urls: ProviderUrls) -> None:
         self.urls = urls
         self.client = new_client()
         self.api = XeroApi(self.client, urls)
