@@ -3,10 +3,9 @@
 A receipt line's rejected units never enter stock: the receipt adds only the accepted units as a lot, and
 its rejection (a record of its own, exported on its own) writes the rejected units off at their cost.
 
-A product's stock (``Stock``: its open lots and its latest movement) is what the whole ledger's replay
-leaves; a receipt or build dated after the latest movement of every product it moves can change nothing
-else, so it is costed on a ledger of just those products' open lots (``resumed``), with the same code and
-the same arithmetic as on the whole ledger, and gives the same results to the digit.
+A product's ``Stock`` is what the whole ledger's replay leaves; a write after the latest movement of every
+product it moves is costed on just the open lots it consumes (``resumed``), to the same digits (DESIGN.md,
+"Stock items").
 """
 
 from __future__ import annotations

@@ -7,11 +7,9 @@ one transaction that holds only while the ledger is still at that version; a wri
 recomputes. Nothing is written for a refused build, and a build is refused only on a ledger that did not
 move while it was read (a read that straddled another write is computed again).
 
-What a write computes on is, when it can be, just the stock of the products it moves (their open lots, read
-by key): a receipt or build dated after the latest movement of each of them can change nothing else, so the
-work and the DynamoDB requests do not grow with the ledger's history. A back-dated write, or one missing a
-product's stock, replays the whole ledger and stores afresh the stock of every product whose lots it
-changed."""
+A write dated after the latest movement of each product it moves computes on just their stored stock, so
+its work and DynamoDB requests do not grow with the history; a back-dated one replays the whole ledger
+(DESIGN.md, "Stock items")."""
 
 from __future__ import annotations
 

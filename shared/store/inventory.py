@@ -4,10 +4,8 @@ and the ledger's version, which every write bumps in one transaction conditioned
 writers that read the same ledger can't both commit (keys: ``keys``). A write's movements and records are a
 constant number of items however many lines it has, far below DynamoDB's 100-item limit.
 
-A product's stock item is trusted while its version (that of the write that stored it) is at least the
-ledger's ``recost`` version: a write that may have changed stock it could not store (too many products for
-one transaction) moves ``recost`` to its own version, and every older stock item is replayed again when next
-needed."""
+A product's stock item is trusted while its version is at least the ledger's ``recost`` (DESIGN.md, "Stock
+items")."""
 
 from __future__ import annotations
 
