@@ -2,27 +2,35 @@
 
 A receipt line's rejected units never enter stock: the receipt adds only the accepted units as a lot, and
 its rejection (a record of its own, exported on its own) writes the rejected units off at their cost.
+
+A product's ``Stock`` is what the whole ledger's replay leaves; a write after the latest movement of every
+product it moves is costed on just the open lots it consumes (``resumed``), to the same digits (DESIGN.md,
+"Stock items").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from shared.domain.ledger import (
+    AnyMovement,
     BuildRun,
     ComponentUse,
     Draw,
     Entry,
     EntryKind,
+    Layer,
     Ledger,
+    MovementKey,
     Quantity,
     ReceiptIn,
     Waste,
+    order_key,
 )
 from shared.errors import Conflict
 from shared.model import Model
@@ -357,4 +365,73 @@ def build_record(ledger: Ledger, build: Build) -> BuildRecord:
         components=consumed,
         cost=produced.cost,
         incomplete=produced.incomplete,
+    )
+
+
+class Stock(NamedTuple):
+    """A product's stock as the whole ledger's replay leaves it: its open lots, oldest (next consumed) first,
+    each with its remaining quantity and exact remaining cost, and the key of its latest movement."""
+
+    lots: tuple[Layer, ...]
+    last: MovementKey
+
+
+def stock_of(ledger: Ledger, product_ids: Iterable[str]) -> dict[str, Stock]:
+    """The stock of each of these products that has a movement."""
+    found = {}
+    for p in product_ids:
+        last = ledger.latest(p)
+        if last is not None:
+            found[p] = Stock(ledger.layers(p), last)
+    return found
+
+
+def same_stock(a: Stock, b: Stock) -> bool:
+    """Equal to the digit (a lot costing 1.0 is not the lot costing 1.00 a replay leaves)."""
+    return a.last == b.last and [_digits(lot) for lot in a.lots] == [_digits(lot) for lot in b.lots]
+
+
+def _digits(lot: Layer) -> tuple[object, ...]:
+    return lot.key, lot.lot_id, lot.quantity.as_tuple(), lot.cost.as_tuple(), lot.incomplete
+
+
+def consumed(moved: Sequence[AnyMovement]) -> list[str]:
+    """The products these movements take lots from (the components of builds): only their lots are costed;
+    the other products they touch are only added to."""
+    return sorted({c.product_id for m in moved if isinstance(m, BuildRun) for c in m.components})
+
+
+def resumed(
+    stock: Mapping[str, Stock], latest: Mapping[str, MovementKey], moved: Sequence[AnyMovement]
+) -> Ledger | None:
+    """A ledger of just the open lots of the products ``moved`` consumes, on which those movements cost
+    exactly what they cost on the whole ledger (each lot reopened as a receipt of what remains of it, at its
+    own place in the replay order); None when that cannot be known: a consumed product's ``stock`` or
+    another touched product's ``latest`` movement is not given, a lot's cost is incomplete (a receipt cannot
+    carry that), or a movement is not after the latest movement of every product it touches (a back-dated
+    one re-orders, and may re-cost, what came after it). The ledger's lots of the other products are just
+    the ones ``moved`` adds."""
+    used = consumed(moved)
+    if any(p not in stock for p in used):
+        return None
+    last = {**latest, **{p: stock[p].last for p in used}}
+    first = min(order_key(m) for m in moved)
+    touched = {p for m in moved for p in m.products()}
+    if any(p not in last or last[p] >= first for p in touched):
+        return None
+    if any(lot.incomplete for p in used for lot in stock[p].lots):
+        return None
+    return Ledger(
+        ReceiptIn.model_construct(  # the ledger's own values, already valid
+            movement_id=lot.key[2],
+            document_id=lot.key[2],
+            at=lot.key[0],
+            seq=lot.key[1],
+            product_id=p,
+            quantity=lot.quantity,
+            lot_id=lot.lot_id,
+            cost=lot.cost,
+        )
+        for p in used
+        for lot in stock[p].lots
     )

@@ -317,6 +317,11 @@ class Ledger:
         lots = self._lots
         return tuple(Layer(order_key(lots[d.lot_id]), *d) for d in self._layers.get(product_id, ()))
 
+    def latest(self, product_id: str) -> MovementKey | None:
+        """The replay-order key of the product's latest movement (None when it has none)."""
+        stream = self._streams.get(product_id)
+        return order_key(stream[-1]) if stream else None
+
     def on_hand(self, product_id: str) -> Decimal:
         return total(layer.quantity for layer in self._layers.get(product_id, ()))
 

@@ -2,9 +2,14 @@
 export each record enqueues.
 
 Every write reads the ledger at a version, computes on it (a build is costed FIFO there, or refused with
-its shortages), then commits its movements, its records and their pending exports in one transaction that
-holds only while the ledger is still at that version; a write that lost the race recomputes. Nothing is
-written for a refused build."""
+its shortages), then commits its movements, its records, their pending exports and the stock they leave in
+one transaction that holds only while the ledger is still at that version; a write that lost the race
+recomputes. Nothing is written for a refused build, and a build is refused only on a ledger that did not
+move while it was read (a read that straddled another write is computed again).
+
+A write dated after the latest movement of each product it moves computes on just their stored stock, so
+its work and DynamoDB requests do not grow with the history; a back-dated one replays the whole ledger
+(DESIGN.md, "Stock items")."""
 
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from shared.domain.inventory import (
     rejection_movements,
     rejection_of,
 )
-from shared.domain.ledger import AnyMovement, BuildRun, Ledger, ReceiptIn
+from shared.domain.ledger import AnyMovement, BuildRun, DuplicateMovement, Ledger, ReceiptIn
 from shared.errors import BadRequest, Conflict, InvalidFields, NotFound
 from shared.model import Model
 from shared.money import total
@@ -118,12 +123,50 @@ def _with_retries(write: Callable[[], T]) -> T:
     raise Conflict("inventory kept changing while this was recorded; try again")
 
 
+class _Costing:
+    """The ledger a write computes on: when ``resumed`` can give it, just the open lots of the products the
+    write consumes; otherwise the whole ledger, replayed, and the stock it held before the write."""
+
+    def __init__(self, organisation_id: str, head: store.LedgerHead, moved: Sequence[AnyMovement]) -> None:
+        self.touched = sorted({p for m in moved for p in m.products()})
+        self.used = domain.consumed(moved)
+        self.tails = store.tails(organisation_id, set(self.touched) - set(self.used), head)
+        ledger = domain.resumed(
+            store.stock(organisation_id, self.used, head) if self.used else {},
+            {p: tail.last for p, tail in self.tails.items()},
+            moved,
+        )
+        self.whole = ledger is None
+        self.ledger = Ledger(store.movements(organisation_id)) if ledger is None else ledger
+        self.before = domain.stock_of(self.ledger, self.ledger.products()) if self.whole else {}
+
+    def stock(self) -> dict[str, domain.Stock]:
+        """The stock to store whole after the write: the consumed products' when just they were costed;
+        after a replay, the touched products' and every other product's the write changed."""
+        if not self.whole:
+            return domain.stock_of(self.ledger, self.used)
+        after = domain.stock_of(self.ledger, self.ledger.products())
+        return {
+            p: found
+            for p, found in after.items()
+            if p in self.touched or p not in self.before or not domain.same_stock(found, self.before[p])
+        }
+
+    def added(self) -> dict[str, tuple[store.Tail, domain.Stock]]:
+        """The lots the write added to each product it did not consume, to store after its stored lots (when
+        just the consumed products were costed)."""
+        if self.whole:
+            return {}
+        return {p: (self.tails[p], found) for p, found in domain.stock_of(self.ledger, self.tails).items()}
+
+
 def _commit(
     organisation_id: str,
     version: int,
     documents: Mapping[str, Sequence[AnyMovement]],
     records: list[tuple[ExportKind, str, BaseModel, datetime]],
     now: datetime,
+    costing: _Costing,
 ) -> list[ExportRef]:
     rows = [
         store.RecordRow(kind, record_id, body.model_dump_json(), at.isoformat())
@@ -140,7 +183,15 @@ def _commit(
         )
         for kind, record_id, _, at in records
     ]
-    store.commit(organisation_id, version=version, documents=documents, records=rows, extra=pending)
+    store.commit(
+        organisation_id,
+        version=version,
+        documents=documents,
+        records=rows,
+        extra=pending,
+        stock=costing.stock(),
+        added=costing.added(),
+    )
     refs = _refs(organisation_id, ((kind, record_id) for kind, record_id, _, _ in records))
     for ref in refs:  # stored: a queue outage only delays the export (the outbox sweep queues it)
         queue.deliver(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
@@ -159,7 +210,8 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
     _check_payable(organisation_id, provider, supplier_id)
 
     def write() -> ReceiptView:
-        version = store.ledger_version(organisation_id)
+        head = store.ledger_head(organisation_id)
+        version = head.version
         receipt = Receipt(
             receipt_id=receipt_id,
             supplier_id=supplier_id,
@@ -186,7 +238,13 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
         if rejection is not None:
             documents[rejection.rejection_id] = rejection_movements(rejection)
             records.append(("rejection", rejection.rejection_id, rejection, rejection.rejected_at))
-        refs = _commit(organisation_id, version, documents, records, now)
+        moved = [m for movements in documents.values() for m in movements]
+        costing = _Costing(organisation_id, head, moved)
+        try:
+            costing.ledger.change(add=moved)
+        except DuplicateMovement:  # its lots are in the ledger already: this receipt was recorded
+            raise store.DuplicateRecord() from None
+        refs = _commit(organisation_id, version, documents, records, now, costing)
         return _receipt_view(receipt, rejection, refs)
 
     return _with_retries(write)
@@ -282,8 +340,8 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
     build_id = request.build_id or _new_id("BLD")
 
     def write() -> BuildView:
-        version = store.ledger_version(organisation_id)
-        ledger = Ledger(store.movements(organisation_id))
+        head = store.ledger_head(organisation_id)
+        version = head.version
         build = Build(
             build_id=build_id,
             product_id=request.product_id,
@@ -293,17 +351,24 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
             lot_code=request.lot_code,
             components=components,
         )
+        moved = build_movement(build)
+        costing = _Costing(organisation_id, head, [moved])
         try:
-            record = domain.record_build(ledger, build)
-        except domain.ShortageError as short:
-            found = catalog_store.get_products(organisation_id, [s.product_id for s in short.shortages])
-            raise short.named({p.product_id: _label(p) for p in found}) from None
+            record = domain.record_build(costing.ledger, build)
+        except (domain.ShortageError, domain.LaterUseUncovered) as refused:
+            if store.ledger_version(organisation_id) != version:  # read across another write: again
+                raise store.LedgerMoved() from None
+            if isinstance(refused, domain.LaterUseUncovered):
+                raise
+            found = catalog_store.get_products(organisation_id, [s.product_id for s in refused.shortages])
+            raise refused.named({p.product_id: _label(p) for p in found}) from None
         refs = _commit(
             organisation_id,
             version,
-            {build_id: [build_movement(build)]},
+            {build_id: [moved]},
             [("build", build_id, record, build.built_at)],
             now,
+            costing,
         )
         return _build_view(record, refs)
 

@@ -48,14 +48,15 @@ def query_items(**kwargs: Any) -> Iterator[dict[str, Any]]:
 BATCH_GET = 100  # DynamoDB's most keys in one BatchGetItem
 
 
-def org_batch_get(organisation_id: str, sort_keys: Iterable[str]) -> list[dict[str, Any]]:
+def org_batch_get(organisation_id: str, sort_keys: Iterable[str], **read: Any) -> list[dict[str, Any]]:
     """The organisation's items with these sort keys (absent ones are left out), 100 to a BatchGetItem,
-    unprocessed keys asked again. The table's client converts values as the resource does."""
+    unprocessed keys asked again; ``read`` adds to each request (a ProjectionExpression, its names). The
+    table's client converts values as the resource does."""
     client, name = table().meta.client, settings().table_name
     keys = [{"pk": org_pk(organisation_id), "sk": sk} for sk in dict.fromkeys(sort_keys)]
     rows: list[dict[str, Any]] = []
     while keys:
-        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True}}
+        request: dict[str, Any] = {name: {"Keys": keys[:BATCH_GET], "ConsistentRead": True, **read}}
         keys = keys[BATCH_GET:]
         while request:
             answer = client.batch_get_item(RequestItems=request)

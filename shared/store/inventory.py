@@ -1,24 +1,33 @@
 """Inventory state in the table: each document's stock movements, the records (receipts, rejections, builds)
-as JSON, and the ledger's version, which every write bumps in one transaction conditioned on the version read,
-so two writers that read the same ledger can't both commit (keys: ``keys``). A write holds a constant number
-of items however many lines it has, far below DynamoDB's 100-item limit."""
+as JSON, each product's stock (its open lots and latest movement, as the whole ledger's replay leaves them)
+and the ledger's version, which every write bumps in one transaction conditioned on the version read, so two
+writers that read the same ledger can't both commit (keys: ``keys``). A write's movements and records are a
+constant number of items however many lines it has, far below DynamoDB's 100-item limit.
+
+A product's stock item is trusted while its version is at least the ledger's ``recost`` (DESIGN.md, "Stock
+items")."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
 
 from shared.aws import forget_with_clients, table
-from shared.domain.inventory import BuildRecord, Receipt, Rejection
-from shared.domain.ledger import AnyMovement, Movement
+from shared.domain.inventory import BuildRecord, Receipt, Rejection, Stock
+from shared.domain.ledger import AnyMovement, Layer, Movement, MovementKey
 from shared.errors import BadRequest, Conflict
-from shared.store.dynamo import org_items
-from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk
+from shared.store.dynamo import org_batch_get, org_items
+from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk, stock_sk
 
 MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
+MAX_WRITE_ITEMS = 100  # DynamoDB's most actions in one TransactWriteItems
+MAX_WRITE_BYTES = 3_500_000  # ... and its most bytes (4 MB), with room for names and expressions
 _MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
 
 
@@ -30,17 +39,138 @@ class RecordRow:
     at: str  # when the thing happened (ISO), for listing
 
 
+class DuplicateRecord(Conflict):
+    def __init__(self) -> None:
+        super().__init__("a record with this id is already recorded")
+
+
 class LedgerMoved(Exception):
     """Another write committed since the ledger was read: read it again and recompute."""
 
 
-def ledger_version(organisation_id: str) -> int:
+@dataclass(frozen=True)
+class LedgerHead:
+    version: int  # bumped by every write
+    recost: int  # stock items stored by a write before this version are not trusted
+
+
+def ledger_head(organisation_id: str) -> LedgerHead:
     item = (
         table()
         .get_item(Key={"pk": org_pk(organisation_id), "sk": LEDGER_SK}, ConsistentRead=True)
         .get("Item")
-    )
-    return int(item["version"]) if item else 0
+    ) or {}
+    return LedgerHead(int(item.get("version", 0)), int(item.get("recost", 0)))
+
+
+def ledger_version(organisation_id: str) -> int:
+    return ledger_head(organisation_id).version
+
+
+def stock(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) -> dict[str, Stock]:
+    """The trusted stock of these products (one BatchGetItem per 100), by product."""
+    return {
+        str(item["product_id"]): Stock(
+            tuple(
+                Layer((_at(at), int(seq), movement_id), lot_id, Decimal(quantity), Decimal(cost), incomplete)
+                for lot_id, at, seq, movement_id, quantity, cost, incomplete in item["lots"]
+            ),
+            _last(item),
+        )
+        for item in org_batch_get(organisation_id, (stock_sk(p) for p in product_ids))
+        if _trusted(item, head)
+    }
+
+
+@dataclass(frozen=True)
+class Tail:
+    """A product's trusted stock item read without its lots: its latest movement, and its lots' size."""
+
+    last: MovementKey
+    size: int
+
+
+def tails(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) -> dict[str, Tail]:
+    """For products a write only adds lots to (a receipt's, a build's finished product): their lots, which
+    can grow with every build of the product, are not read."""
+    projected = {
+        "ProjectionExpression": ", ".join(_NAMES),
+        "ExpressionAttributeNames": _aliases(*_NAMES),
+    }
+    return {
+        str(item["product_id"]): Tail(_last(item), int(item["lots_size"]))
+        for item in org_batch_get(organisation_id, (stock_sk(p) for p in product_ids), **projected)
+        if _trusted(item, head)
+    }
+
+
+_NAMES = ("#product_id", "#version", "#last", "#lots_size")
+
+
+def _aliases(*names: str) -> dict[str, str]:
+    """Every attribute named in an expression by an alias, so none can clash with DynamoDB's reserved words
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ReservedWords.html)."""
+    return {name: name[1:] for name in names}
+
+
+def _trusted(item: Mapping[str, Any], head: LedgerHead) -> bool:
+    return "lots_size" in item and int(item["version"]) >= head.recost
+
+
+def _last(item: Mapping[str, Any]) -> MovementKey:
+    at, seq, movement_id = item["last"]
+    return _at(at), int(seq), movement_id
+
+
+def _key(key: MovementKey) -> list[Any]:
+    return [key[0].isoformat(), key[1], key[2]]
+
+
+def _at(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
+def _lots(found: Stock) -> tuple[list[list[Any]], int]:
+    """Exact: each Decimal as its own digits (``str`` gives them back as they were); with their size."""
+    lots = [
+        [lot.lot_id, *_key(lot.key), str(lot.quantity), str(lot.cost), lot.incomplete] for lot in found.lots
+    ]
+    return lots, len(json.dumps(lots))
+
+
+def _stock_put(name: str, pk: str, product_id: str, found: Stock, version: int) -> dict[str, Any]:
+    """A product's whole stock; too large for one item, it is stored without its lots (not trusted: the
+    ledger is replayed for it when next needed)."""
+    item = _stub(pk, product_id, version)
+    lots, size = _lots(found)
+    if size <= MAX_ITEM_BYTES:
+        item |= {"lots": lots, "lots_size": size, "last": _key(found.last)}
+    return {"Put": {"TableName": name, "Item": item}}
+
+
+def _stub(pk: str, product_id: str, version: int) -> dict[str, Any]:
+    return {"pk": pk, "sk": stock_sk(product_id), "product_id": product_id, "version": version}
+
+
+def _stock_append(
+    name: str, pk: str, product_id: str, tail: Tail, added: Stock, version: int
+) -> dict[str, Any]:
+    """The lots a write made, added after the product's stored ones, and its latest movement."""
+    lots, size = _lots(added)
+    if tail.size + size > MAX_ITEM_BYTES:
+        return {"Put": {"TableName": name, "Item": _stub(pk, product_id, version)}}
+    return {
+        "Update": {
+            "TableName": name,
+            "Key": {"pk": pk, "sk": stock_sk(product_id)},
+            "UpdateExpression": "SET #lots = list_append(#lots, :lots), #lots_size = #lots_size + :size, "
+            "#last = :last, #version = :version",
+            "ExpressionAttributeNames": _aliases("#lots", "#lots_size", "#last", "#version"),
+            "ExpressionAttributeValues": {
+                ":lots": lots, ":size": size, ":last": _key(added.last), ":version": version,
+            },
+        }
+    }  # fmt: skip
 
 
 _READ: dict[str, tuple[int, list[AnyMovement]]] = {}  # a warm function's last read, by organisation
@@ -72,10 +202,16 @@ def commit(
     documents: Mapping[str, Sequence[AnyMovement]],
     records: list[RecordRow],
     extra: list[dict[str, Any]],
+    stock: Mapping[str, Stock],
+    added: Mapping[str, tuple[Tail, Stock]],
 ) -> None:
-    """Writes the documents' movements, the records and ``extra`` items (new, never overwriting) and moves
-    the ledger from ``version`` to ``version + 1``, all or nothing. Raises ``LedgerMoved`` when the ledger
-    is no longer at ``version``, ``Conflict`` when a record with the same id exists."""
+    """Writes the documents' movements, the records and ``extra`` items (new, never overwriting), the
+    products' ``stock`` after them and the lots ``added`` after a product's stored ones (with its latest
+    movement), and moves the ledger from ``version`` to ``version + 1``, all or nothing. When the stock does
+    not fit in the transaction, none of it is stored and the ledger's ``recost`` moves to the new version
+    instead (every stock item stored before is replayed again when next needed). Raises
+    ``LedgerMoved`` when the ledger is no longer at ``version``, ``Conflict`` when a record with the same id
+    exists."""
     pk = org_pk(organisation_id)
     items = [
         {"pk": pk, "sk": moves_sk(document), "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
@@ -97,13 +233,19 @@ def commit(
         if sum(len(str(v)) for v in item.values()) > MAX_ITEM_BYTES:
             raise BadRequest("this record is too large to store in one piece; split it into smaller ones")
     name = table().name  # the resource's client takes and gives plain Python values (it serializes them)
+    stored = [_stock_put(name, pk, p, found, version + 1) for p, found in sorted(stock.items())]
+    stored += [
+        _stock_append(name, pk, p, *tail_added, version + 1) for p, tail_added in sorted(added.items())
+    ]
+    size = sum(len(str(v)) for item in items for v in item.values()) + len(str(stored))
+    fits = 1 + len(items) + len(stored) <= MAX_WRITE_ITEMS and size <= MAX_WRITE_BYTES
     bump = {
         "Update": {
             "TableName": name,
             "Key": {"pk": pk, "sk": LEDGER_SK},
-            "UpdateExpression": "SET #v = :next",
+            "UpdateExpression": "SET #v = :next" if fits else "SET #v = :next, #r = :next",
             "ConditionExpression": "attribute_not_exists(#v) OR #v = :read",
-            "ExpressionAttributeNames": {"#v": "version"},
+            "ExpressionAttributeNames": {"#v": "version"} if fits else {"#v": "version", "#r": "recost"},
             "ExpressionAttributeValues": {":next": version + 1, ":read": version},
         }
     }
@@ -117,6 +259,7 @@ def commit(
         }
         for item in items
     ]
+    puts += stored if fits else []
     client = table().meta.client
     try:
         client.transact_write_items(TransactItems=[bump, *puts])
@@ -128,7 +271,7 @@ def commit(
             # another transaction was writing one of these items at that moment: a lost race like the above
             raise LedgerMoved() from None
         if "ConditionalCheckFailed" in reasons:
-            raise Conflict("a record with this id is already recorded") from None
+            raise DuplicateRecord() from None
         raise
 
 

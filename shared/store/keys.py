@@ -17,8 +17,9 @@ ORG#<org>                 EXPORT#<export id>                   an export and its
 ORG#<org>                 EXPORT-CURRENCY#<provider>#<tenant>  a company's home currency (exports)
 ORG#<org>                 BOOKS#<provider>                     the books' planned balances (books)
 ORG#<org>                 BOOKS-CHECK#<provider>               the last scheduled reconciliation (books)
-ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version (inventory)
+ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version, re-cost (inventory)
 ORG#<org>                 INVENTORY#MOVES#<document>           a document's stock movements (inventory)
+ORG#<org>                 INVENTORY#STOCK#<product>            a product's open lots, latest move (inventory)
 ORG#<org>                 INVENTORY#<kind>#<record id>         a receipt, rejection or build (inventory)
 ORG#<org>                 IDEMPOTENCY#<route>#<key>            an API write's Idempotency-Key (idempotency)
 GRANT#<grant id>          GRANT                                one consent's sealed tokens (connections)
@@ -184,6 +185,10 @@ MOVES_PREFIX = "INVENTORY#MOVES#"
 
 def moves_sk(document: str) -> str:
     return f"{MOVES_PREFIX}{document}"
+
+
+def stock_sk(product_id: str) -> str:
+    return f"INVENTORY#STOCK#{product_id}"
 
 
 def record_sk(kind: str, record_id: str) -> str:

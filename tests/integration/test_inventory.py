@@ -243,3 +243,33 @@ def test_receipts_match_the_supplier_by_provider_id_then_email_then_exact_name(
     assert supplier_of(supplier_email=first_email.upper()) == vendors[first_name]["supplier_id"]
     assert supplier_of(supplier_name=second_name) == vendors[second_name]["supplier_id"]
     assert supplier_of(supplier_name="Nobody & Sons") == "Nobody & Sons"  # kept as written, unmatched
+
+
+def test_builds_cost_from_each_products_stored_stock_and_a_back_dated_receipt_re_costs_it(
+    api: Api, aws: LocalStack
+) -> None:
+    """Builds after the history cost from the products' stored stock; a receipt dated before them re-costs
+    the lots they made, and a later build of those lots pays the re-costed figures (as the replay does)."""
+    products("blank", "bolt", "bracket", "shelf")
+    receive(
+        api,
+        {"product_id": "blank", "quantity": "3", "unit_cost": "1.00"},
+        {"product_id": "bolt", "quantity": "10", "line_cost": "1.00"},
+    )
+    for hour in ("09", "10"):  # each bracket: a blank at 1.00 and 2 bolts at 0.10
+        made = ok(
+            build(api, "bracket", "1", {"blank": "1", "bolt": "2"}, at=f"2026-11-03T{hour}:00:00-08:00"), 201
+        )
+        assert D(made["cost"]) == D("1.20")
+    # a shelf of one bolt: the shelf has stock stored, so the last build below costs from stored stock only
+    ok(build(api, "shelf", "1", {"bolt": "1"}, at="2026-11-03T10:30:00-08:00"), 201)
+    receive(
+        api, {"product_id": "blank", "quantity": "2", "unit_cost": "4.00"}, at="2026-11-02T08:00:00-08:00"
+    )
+    assert lots(api, "bracket") == [(1, D("4.20")), (1, D("4.20"))]  # both now took a blank at 4.00
+    third = ok(build(api, "bracket", "1", {"blank": "1", "bolt": "2"}, at="2026-11-03T11:00:00-08:00"), 201)
+    assert D(third["cost"]) == D("1.20")  # the first blank lot's, the back-dated one is used up
+    shelf = ok(build(api, "shelf", "1", {"bracket": "3"}, at="2026-11-03T12:00:00-08:00"), 201)
+    assert D(shelf["cost"]) == D("4.20") + D("4.20") + D("1.20")
+    assert lots(api, "bracket") == [] and lots(api, "shelf") == [(1, D("0.10")), (1, D("9.60"))]
+    assert lots(api, "blank") == [(2, D("1.00"))]

@@ -6,20 +6,29 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.domain.inventory import (
     Build,
     Component,
+    LaterUseUncovered,
     Receipt,
     ReceiptLine,
     ShortageError,
+    Stock,
+    build_movement,
     build_record,
+    consumed,
     receipt_movements,
     record_build,
     rejection_movements,
     rejection_of,
+    resumed,
+    same_stock,
+    stock_of,
 )
-from shared.domain.ledger import Ledger, SaleOut
+from shared.domain.ledger import AnyMovement, Ledger, SaleOut, order_key
 
 D = Decimal
 T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
@@ -150,3 +159,77 @@ def test_rejected_units_never_enter_stock() -> None:
 def test_a_receipt_line_needs_exactly_one_price() -> None:
     with pytest.raises(ValueError, match="either unit_cost or line_cost"):
         ReceiptLine(line_id="1", product_id="A", accepted=D(1), unit_cost=D(1), line_cost=D(1))
+
+
+RECIPES = {"M": {"A": "1", "B": "0.5"}, "N": {"B": "1.5", "C": "2"}, "T": {"M": "1", "N": "2", "C": "0.25"}}
+COSTS = st.sampled_from(["0.07", "1.333", "3"])
+RAW_LINES = st.lists(
+    st.tuples(st.sampled_from("ABC"), st.sampled_from(["3", "7", "12.5"]), COSTS),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda line: line[0],
+)
+BUILT = st.tuples(st.sampled_from(sorted(RECIPES)), st.sampled_from(["1", "0.5", "2"]))
+# each event: hours after the one before (before it: back-dated), then a receipt's lines or a build
+HISTORY = st.lists(st.tuples(st.integers(-3, 6), st.one_of(RAW_LINES, BUILT)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(history=HISTORY)
+def test_a_write_after_its_products_latest_movements_costs_the_same_on_just_their_stock(
+    history: list[tuple[int, list[tuple[str, str, str]] | tuple[str, str]]],
+) -> None:
+    """Each receipt and build that ``resumed`` accepts gives, on just the stock of the products it consumes,
+    the whole ledger's results and stock to the digit; back-dated ones are left to the whole ledger."""
+    ledger, when = Ledger(), 20
+    for number, (step, event) in enumerate(history):
+        when += step
+        build = None
+        moved: list[AnyMovement]
+        if isinstance(event, list):
+            lines = tuple(
+                ReceiptLine(line_id=str(i), product_id=p, accepted=D(q), unit_cost=D(c))
+                for i, (p, q, c) in enumerate(event)
+            )
+            moved = [
+                *receipt_movements(
+                    Receipt(receipt_id=f"R{number}", received_at=day(when), seq=number, lines=lines)
+                )
+            ]
+        else:
+            product, quantity = event
+            build = make_build(f"B{number}", product, quantity, when, **RECIPES[product]).model_copy(
+                update={"seq": number}
+            )
+            moved = [build_movement(build)]
+        used = consumed(moved)
+        touched = sorted({p for m in moved for p in m.products()})
+        before = stock_of(ledger, touched)
+        latest = {p: found.last for p, found in before.items() if p not in used}
+        small = resumed({p: before[p] for p in used if p in before}, latest, moved)
+        if small is not None:
+            assert all(before[p].last < order_key(moved[0]) for p in touched)
+        outcome = _apply(ledger, moved, build)
+        if small is None:
+            continue
+        assert repr(_apply(small, moved, build)) == repr(outcome)  # a Decimal's repr shows its digits
+        if isinstance(outcome, tuple):  # refused: nothing is stored
+            continue
+        after, on_small = stock_of(ledger, touched), stock_of(small, touched)
+        for p in touched:
+            if p in used:
+                assert same_stock(after[p], on_small[p])
+            else:  # only added to: what it had, then what the write added
+                assert same_stock(after[p], Stock(before[p].lots + on_small[p].lots, on_small[p].last))
+
+
+def _apply(ledger: Ledger, moved: list[AnyMovement], build: Build | None) -> object:
+    if build is None:
+        ledger.change(add=moved)
+        return None
+    try:
+        return record_build(ledger, build)
+    except ShortageError as short:
+        return short.shortages
+    except LaterUseUncovered as later:  # back-dated: only the whole ledger knows the later records
+        return later.uncovered

@@ -1,0 +1,203 @@
+"""A build's cost against the history behind it: one build of 5 components through the service (DynamoDB in
+moto) on an organisation with 100 and with 20,000 movements of history; CPU time and DynamoDB requests per
+build, and their ratio (goal, issue 15: <= 1.5x).
+
+The history is a year of a shop's stored ledger: 40 raw materials received 100 at a time as they run low,
+10 finished goods each built 10 at a time from 5 of them (the finished goods are never consumed: sales are
+not on the stored ledger, so each one's lots grow with its builds). It is written straight to the table,
+then one build of the finished good stores its stock and its components' (as a first build after this
+change does); the builds timed come after it, dated after every movement. Each figure is the median of the
+builds timed, CPU time of this process (moto runs in it). A back-dated receipt, which replays the whole
+ledger, is timed last for comparison. Run: python -m bench.bench_build_history
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from moto.core.models import botocore_stubber
+from pydantic import TypeAdapter
+
+from infra.local.testbed import moto_stack
+from shared.aws import table
+from shared.bodies import BuildRequest, ReceiptRequest
+from shared.domain.catalog import Product
+from shared.domain.ledger import AnyMovement, BuildRun, ComponentUse, Movement, ReceiptIn
+from shared.services import inventory
+from shared.store import catalog as catalog_store
+from shared.store.keys import LEDGER_SK, moves_sk, org_pk
+
+D = Decimal
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+RAWS, GOODS, PER_GOOD = 40, 10, 5
+TIMED = 5  # builds timed per history
+
+
+def history(size: int, rng: random.Random) -> list[AnyMovement]:
+    """``size`` movements: builds of random goods, each preceded by the receipts its components need."""
+    recipes = {g: rng.sample(range(RAWS), PER_GOOD) for g in range(GOODS)}
+    recipes[0] = list(range(PER_GOOD))  # the good timed: raw0..raw4
+    on_hand = [0] * RAWS
+    moved: list[AnyMovement] = []
+    step = timedelta(seconds=365 * 24 * 3600 // size)
+
+    def receive(r: int) -> None:
+        moved.append(
+            ReceiptIn(
+                movement_id=f"R{len(moved)}/1", document_id=f"R{len(moved)}", at=T0 + step * len(moved),
+                product_id=f"raw{r}", quantity=D(100), lot_id=f"R{len(moved)}/1",
+                cost=D(f"{rng.randint(100, 9999)}.37"),
+            )
+        )  # fmt: skip
+        on_hand[r] += 100
+
+    last = size - PER_GOOD  # the last movements: a receipt of each component of the builds timed
+    while len(moved) < last:
+        good = rng.randrange(GOODS)
+        for r in recipes[good]:
+            if on_hand[r] < 10 and len(moved) < last:
+                receive(r)
+        if len(moved) < last and all(on_hand[r] >= 10 for r in recipes[good]):
+            build_id = f"B{len(moved)}"
+            uses = tuple(ComponentUse(product_id=f"raw{r}", quantity=D(10)) for r in recipes[good])
+            moved.append(
+                BuildRun(
+                    movement_id=build_id, document_id=build_id, at=T0 + step * len(moved),
+                    product_id=f"good{good}", quantity=D(10), lot_id=build_id,
+                    components=uses,
+                )
+            )  # fmt: skip
+            for r in recipes[good]:
+                on_hand[r] -= 10
+    for r in recipes[0]:
+        receive(r)
+    return moved
+
+
+class Requests:
+    """The DynamoDB requests made, by operation, and the CPU time moto spent answering AWS requests."""
+
+    def __init__(self) -> None:
+        self.made: Counter[str] = Counter()
+        self.emulator = 0.0
+        table().meta.client.meta.events.register("before-call.dynamodb", self._count)
+        answer = botocore_stubber.process_request
+
+        def timed(request: Any) -> Any:
+            started = time.process_time()
+            try:
+                return answer(request)
+            finally:
+                self.emulator += time.process_time() - started
+
+        botocore_stubber.process_request = timed  # type: ignore[method-assign]  # until moto_stack ends
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.made[model.name] += 1
+
+    def clear(self) -> None:
+        self.made.clear()
+        self.emulator = 0.0
+
+
+def seed(organisation: str, moved: list[AnyMovement]) -> None:
+    products = sorted({p for m in moved for p in m.products()} | {f"raw{r}" for r in range(PER_GOOD)})
+    catalog_store.put_products(organisation, [Product(product_id=p, sku=p, name=p) for p in products])
+    adapter = TypeAdapter(list[Movement])
+    with table().batch_writer() as batch:  # one document per movement, at ledger version 1
+        for m in moved:
+            batch.put_item(
+                Item={
+                    "pk": org_pk(organisation),
+                    "sk": moves_sk(m.document_id),
+                    "movements": adapter.dump_json([m]).decode(),
+                }
+            )
+        batch.put_item(Item={"pk": org_pk(organisation), "sk": LEDGER_SK, "version": 1})
+
+
+def request(number: int, at: datetime) -> BuildRequest:
+    return BuildRequest.model_validate(
+        {
+            "build_id": f"TIMED{number}",
+            "product_id": "good0",
+            "quantity": "1",
+            "built_at": at,
+            "components": [{"product_id": f"raw{r}", "quantity_per_unit": "1"} for r in range(PER_GOOD)],
+        }
+    )
+
+
+class Build(NamedTuple):
+    service: float  # CPU seconds outside the emulator
+    emulator: float  # CPU seconds moto spent answering (its transactions copy every table: not DynamoDB's)
+    requests: int
+
+
+def timed_build(organisation: str, number: int, at: datetime, requests: Requests) -> Build:
+    requests.clear()
+    started = time.process_time()
+    inventory.record_build(organisation, request(number, at), datetime.now(UTC))
+    whole = time.process_time() - started
+    return Build(whole - requests.emulator, requests.emulator, sum(requests.made.values()))
+
+
+class Measured(NamedTuple):
+    build: Build  # medians, the most requests
+    kinds: str
+    back_dated: float
+
+
+def measure(size: int, requests: Requests) -> Measured:
+    organisation = f"bench-build-{size}"
+    moved = history(size, random.Random(size))
+    seed(organisation, moved)
+    end = max(m.at for m in moved)
+    timed_build(organisation, 0, end + timedelta(hours=1), requests)  # stores the products' stock
+    runs = [timed_build(organisation, n, end + timedelta(hours=1 + n), requests) for n in range(1, TIMED + 1)]
+    kinds = ", ".join(f"{name} {count}" for name, count in sorted(requests.made.items()))  # the last build's
+    receipt = ReceiptRequest.model_validate(
+        {
+            "received_at": end - timedelta(days=1),
+            "lines": [{"product_id": "raw0", "quantity": "5", "unit_cost": "1.25"}],
+        }
+    )
+    requests.clear()
+    started = time.process_time()
+    inventory.record_receipt(organisation, receipt, datetime.now(UTC))  # back-dated: replays everything
+    back_dated = time.process_time() - started - requests.emulator
+    median = Build(
+        statistics.median(b.service for b in runs),
+        statistics.median(b.emulator for b in runs),
+        max(b.requests for b in runs),
+    )
+    return Measured(median, kinds, back_dated)
+
+
+def main() -> None:
+    with moto_stack():
+        requests = Requests()
+        small = measure(100, requests)
+        large = measure(20_000, requests)
+    print(f"one build of 5 components through the service, median of {TIMED} (CPU time outside the emulator;")
+    print("moto's own time is shown apart: its transactions deep-copy every table, DynamoDB's do not)")
+    for size, found in ((100, small), (20_000, large)):
+        print(
+            f"   {size:>6,} movements of history: {found.build.service * 1000:6.1f} ms,"
+            f" {found.build.requests} DynamoDB requests ({found.kinds});"
+            f" moto {found.build.emulator * 1000:,.0f} ms"
+        )
+        print(f"          a back-dated receipt there (whole replay): {found.back_dated * 1000:,.0f} ms")
+    time_ratio = large.build.service / small.build.service
+    request_ratio = large.build.requests / small.build.requests
+    print(f"   20,000 vs 100: time {time_ratio:.2f}x, DynamoDB requests {request_ratio:.2f}x (goal <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""A product's stock (its open lots, as the whole ledger's replay leaves them) kept with every receipt and
+build: a write dated after the latest movement of the products it moves computes on just their stock and
+reads no history, and every result and every stored stock is the full replay's to the digit, back-dated
+writes, refusals and races included (DynamoDB in moto, the service's own functions)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra.local.stack import LocalStack
+from shared.aws import table
+from shared.bodies import BuildRequest, ReceiptRequest
+from shared.domain import inventory as domain
+from shared.domain.catalog import Product
+from shared.domain.inventory import Build, Component, Stock, stock_of
+from shared.domain.ledger import Draw, Ledger
+from shared.errors import Conflict
+from shared.services import inventory
+from shared.store import catalog as catalog_store
+from shared.store import inventory as store
+from shared.store.keys import MOVES_PREFIX
+
+D = Decimal
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+RAWS = ("r0", "r1", "r2")
+RECIPES = {  # multi-level: m0 and m1 from raw parts, top from both and a raw part
+    "m0": {"r0": "1", "r1": "0.5"},
+    "m1": {"r1": "1.5", "r2": "2"},
+    "top": {"m0": "1", "m1": "2", "r2": "0.25"},
+}
+PRODUCTS = (*RAWS, *RECIPES)
+
+
+def organisation() -> str:
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    catalog_store.put_products(org, [Product(product_id=p, sku=p.upper(), name=p) for p in PRODUCTS])
+    return org
+
+
+def at(hours: int) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def receipt(hours: int, lines: list[tuple[str, str, str, str]]) -> ReceiptRequest:
+    """Lines are (product, quantity, rejected, unit cost)."""
+    return ReceiptRequest.model_validate(
+        {
+            "received_at": at(hours),
+            "lines": [
+                {"product_id": p, "quantity": q, "rejected": r, "unit_cost": c} for p, q, r, c in lines
+            ],
+        }
+    )
+
+
+def build(hours: int, product: str, quantity: str) -> BuildRequest:
+    return BuildRequest.model_validate(
+        {
+            "product_id": product,
+            "quantity": quantity,
+            "built_at": at(hours),
+            "components": [{"product_id": c, "quantity_per_unit": q} for c, q in RECIPES[product].items()],
+        }
+    )
+
+
+class Requests:
+    """DynamoDB requests the service makes, by operation ("Query movements": a read of the history)."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+        table().meta.client.meta.events.register("before-call.dynamodb", self._count)
+
+    def _count(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        history = model.name == "Query" and MOVES_PREFIX in str(params)
+        self.made.append("Query movements" if history else model.name)
+
+    def during(self, work: Callable[[], object]) -> list[str]:
+        self.made.clear()
+        work()
+        return list(self.made)
+
+
+def stored_stock(org: str) -> dict[str, Stock]:
+    return store.stock(org, PRODUCTS, store.ledger_head(org))
+
+
+def assert_stock_is_the_replays(org: str) -> None:
+    """Every trusted stock item holds exactly what a full replay of the stored ledger leaves."""
+    replayed = stock_of(Ledger(store.movements(org)), PRODUCTS)
+    for p, found in stored_stock(org).items():
+        assert domain.same_stock(found, replayed[p]), f"{p}: {found} != {replayed[p]}"
+
+
+def digits(value: Decimal) -> tuple[Any, ...]:
+    return tuple(value.as_tuple())
+
+
+def replayed_build(org: str, request: BuildRequest) -> domain.BuildRecord | Conflict:
+    """What the full replay of the stored ledger makes of the build (the service before stock items)."""
+    version = store.ledger_version(org)
+    ledger = Ledger(store.movements(org))
+    made = Build(
+        build_id=request.build_id or "", product_id=request.product_id, quantity=request.quantity,
+        built_at=request.built_at, seq=version + 1,
+        components=tuple(Component(product_id=c.product_id, quantity_per_unit=c.quantity_per_unit)
+                         for c in request.components),
+    )  # fmt: skip
+    try:
+        return domain.record_build(ledger, made)
+    except Conflict as refused:
+        return refused
+
+
+def assert_same_build(view: inventory.BuildView, expected: domain.BuildRecord) -> None:
+    assert view.lot_id == expected.lot_id
+    assert digits(view.cost) == digits(expected.cost)
+    assert digits(view.unit_cost) == digits(expected.unit_cost)
+    assert [(c.product_id, digits(c.quantity), digits(c.cost)) for c in view.components] == [
+        (c.product_id, digits(c.quantity), digits(c.cost)) for c in expected.components
+    ]
+    assert [draws(c.lots) for c in view.components] == [draws(c.lots) for c in expected.components]
+
+
+def draws(lots: tuple[Draw, ...]) -> list[tuple[Any, ...]]:
+    return [(d.lot_id, digits(d.quantity), digits(d.cost), d.incomplete) for d in lots]
+
+
+def record(org: str, request: BuildRequest) -> inventory.BuildView | Conflict:
+    try:
+        return inventory.record_build(org, request, datetime.now(UTC))
+    except Conflict as refused:
+        return refused
+
+
+QUANTITIES = st.sampled_from(["1", "2", "3", "0.5", "1.25"])  # built
+COSTS = st.sampled_from(["0.07", "1.333", "2.5", "0.10", "3", "0.0125"])
+RECEIPT_LINES = st.lists(
+    st.tuples(
+        st.sampled_from(RAWS), st.sampled_from(["3", "7", "12.5"]), st.sampled_from(["0", "0", "0.5"]), COSTS
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda line: line[0],
+)
+STEP = st.integers(-8, 12)  # hours after the event before (before it: back-dated)
+EVENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("receipt"), STEP, RECEIPT_LINES),
+        st.tuples(st.just("build"), STEP, st.sampled_from(sorted(RECIPES)), QUANTITIES),
+    ),
+    min_size=4,
+    max_size=14,
+)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=EVENTS)
+def test_every_build_and_every_stock_is_the_full_replays_to_the_digit(
+    aws: LocalStack, events: list[tuple[Any, ...]]
+) -> None:
+    """Random histories (receipts with rejections, builds of builds, back-dated ones, shortages): each build
+    costs, or is refused, exactly as the full replay of the ledger before it, and after each write every
+    trusted product stock is the replay's."""
+    org, hours = organisation(), 24
+    opening = [(p, "10", "0", "1.10") for p in RAWS]
+    inventory.record_receipt(org, receipt(hours, opening), datetime.now(UTC))
+    for event in events:
+        hours += event[1]
+        if event[0] == "receipt":
+            inventory.record_receipt(org, receipt(hours, event[2]), datetime.now(UTC))
+        else:
+            _, _, product, quantity = event
+            request = build(hours, product, quantity).model_copy(update={"build_id": uuid.uuid4().hex[:10]})
+            expected = replayed_build(org, request)
+            got = record(org, request)
+            if isinstance(expected, Conflict):
+                assert isinstance(got, type(expected)), got
+                if isinstance(expected, domain.ShortageError):
+                    assert isinstance(got, domain.ShortageError)
+                    assert got.shortages == expected.shortages
+            else:
+                assert isinstance(got, inventory.BuildView), got
+                assert_same_build(got, expected)
+        assert_stock_is_the_replays(org)
+
+
+@pytest.fixture
+def org(aws: LocalStack) -> Iterator[str]:
+    yield organisation()
+
+
+def test_a_build_after_the_latest_movements_reads_just_its_products_stock(org: str) -> None:
+    requests = Requests()
+    inventory.record_receipt(
+        org, receipt(0, [("r0", "10", "0", "1.333"), ("r1", "10", "0", "0.07")]), datetime.now(UTC)
+    )
+    first = requests.during(lambda: inventory.record_build(org, build(1, "m0", "2"), datetime.now(UTC)))
+    assert "Query movements" in first  # m0 had no stock yet: the ledger was replayed, m0's stock stored
+    again = requests.during(lambda: inventory.record_build(org, build(2, "m0", "3"), datetime.now(UTC)))
+    assert "Query movements" not in again, again  # no history read
+    assert again.count("TransactWriteItems") == 1
+    assert set(stored_stock(org)) == {"r0", "r1", "m0"}
+    assert_stock_is_the_replays(org)
+    receipt_requests = requests.during(
+        lambda: inventory.record_receipt(org, receipt(3, [("r0", "4", "1", "2.5")]), datetime.now(UTC))
+    )
+    assert "Query movements" not in receipt_requests
+    assert_stock_is_the_replays(org)
+
+
+def test_a_back_dated_receipt_re_costs_the_stock_built_from_it(org: str) -> None:
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(5, [("r0", "4", "0", "1.00"), ("r1", "4", "0", "1.00")]), now)
+    inventory.record_build(org, build(6, "m0", "2"), now)
+    inventory.record_build(org, build(7, "m0", "1"), now)  # the fast path: m0's stock is stored
+    before = stored_stock(org)["m0"]
+    # an earlier, dearer r0 lot: the builds after it now take it first, so m0's lots cost more
+    inventory.record_receipt(org, receipt(1, [("r0", "3", "0", "5.00")]), now)
+    after = stored_stock(org)["m0"]
+    assert [lot.cost for lot in before.lots] == [D("3.00"), D("1.50")]
+    assert [lot.cost for lot in after.lots] == [D("11.00"), D("5.50")]
+    assert_stock_is_the_replays(org)
+    made = inventory.record_build(org, build(8, "m0", "1"), now)
+    assert made.cost == D("1.50")  # r0 from the lot received at 5 (the back-dated one is used up), r1
+    assert_stock_is_the_replays(org)
+
+
+def test_stock_too_many_for_one_transaction_is_replayed_when_next_needed(org: str) -> None:
+    parts = [f"p{i:03}" for i in range(120)]
+    catalog_store.put_products(org, [Product(product_id=p, sku=p, name=p) for p in parts])
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "5", "0", "1.00")]), now)
+    inventory.record_build(org, _one_part_build(2, "r0"), now)
+    assert "r0" in stored_stock(org)
+    wide = ReceiptRequest.model_validate(
+        {
+            "received_at": at(3),
+            "lines": [{"product_id": p, "quantity": "1", "unit_cost": "0.5"} for p in parts],
+        }
+    )
+    inventory.record_receipt(org, wide, now)  # 120 products' stock: more than one transaction holds
+    assert stored_stock(org) == {}  # none stored, and every older one no longer trusted
+    assert store.ledger_head(org).recost == store.ledger_version(org)
+    inventory.record_build(org, _one_part_build(4, "r0"), now)  # replayed, stored again
+    assert set(stored_stock(org)) == {"r0", "m0"}
+    assert_stock_is_the_replays(org)
+
+
+def _one_part_build(hours: int, part: str) -> BuildRequest:
+    return BuildRequest.model_validate(
+        {
+            "product_id": "m0",
+            "quantity": "1",
+            "built_at": at(hours),
+            "components": [{"product_id": part, "quantity_per_unit": "1"}],
+        }
+    )
+
+
+def test_two_builds_racing_on_their_stock_never_take_the_same_lots(org: str) -> None:
+    """Both read r0's and r1's stock (the fast path); the ledger's version lets one commit, the other
+    computes again on what is left and finds too little (moto handles one request at a time, as DynamoDB's
+    conditions are atomic)."""
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "3", "0", "1.00"), ("r1", "9", "0", "0.50")]), now)
+    inventory.record_build(org, build(1, "m0", "1"), now)  # stores m0's stock: both racers take the fast path
+    outcomes: list[object] = []
+    racers = [
+        threading.Thread(target=lambda: outcomes.append(record(org, build(2, "m0", "2")))) for _ in range(2)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert sorted(type(o).__name__ for o in outcomes) == ["BuildView", "ShortageError"]
+    assert [(lot.quantity, lot.cost) for lot in stored_stock(org)["m0"].lots] == [
+        (D(1), D("1.25")),
+        (D(2), D("2.50")),
+    ]
+    assert stored_stock(org)["r0"].lots == ()
+    assert_stock_is_the_replays(org)
