@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -52,6 +52,12 @@ class LedgerMoved(Exception):
 class LedgerHead:
     version: int  # bumped by every write
     recost: int  # stock items stored by a write before this version are not trusted
+    # every product that ever moved has a stock item (stock was stored from the ledger's first write on, and
+    # never left out), so a product without one has never moved: its stock is known, and empty
+    complete: bool = False
+
+
+NEVER_MOVED: MovementKey = (datetime.min.replace(tzinfo=UTC), 0, "")  # before every movement
 
 
 def ledger_head(organisation_id: str) -> LedgerHead:
@@ -60,7 +66,8 @@ def ledger_head(organisation_id: str) -> LedgerHead:
         .get_item(Key={"pk": org_pk(organisation_id), "sk": LEDGER_SK}, ConsistentRead=True)
         .get("Item")
     ) or {}
-    return LedgerHead(int(item.get("version", 0)), int(item.get("recost", 0)))
+    version, recost = int(item.get("version", 0)), int(item.get("recost", 0))
+    return LedgerHead(version, recost, complete=recost == 0 and (version == 0 or bool(item.get("complete"))))
 
 
 def ledger_version(organisation_id: str) -> int:
@@ -69,7 +76,9 @@ def ledger_version(organisation_id: str) -> int:
 
 def stock(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) -> dict[str, Stock]:
     """The trusted stock of these products (one BatchGetItem per 100), by product."""
-    return {
+    wanted = list(product_ids)
+    items = org_batch_get(organisation_id, (stock_sk(p) for p in wanted))
+    found = {
         str(item["product_id"]): Stock(
             tuple(
                 Layer((_at(at), int(seq), movement_id), lot_id, Decimal(quantity), Decimal(cost), incomplete)
@@ -77,9 +86,10 @@ def stock(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) ->
             ),
             _last(item),
         )
-        for item in org_batch_get(organisation_id, (stock_sk(p) for p in product_ids))
+        for item in items
         if _trusted(item, head)
     }
+    return found | {p: Stock((), NEVER_MOVED) for p in _never_moved(wanted, items, head)}
 
 
 @dataclass(frozen=True)
@@ -97,11 +107,22 @@ def tails(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) ->
         "ProjectionExpression": ", ".join(_NAMES),
         "ExpressionAttributeNames": _aliases(*_NAMES),
     }
-    return {
+    wanted = list(product_ids)
+    items = org_batch_get(organisation_id, (stock_sk(p) for p in wanted), **projected)
+    found = {
         str(item["product_id"]): Tail(_last(item), int(item["lots_size"]))
-        for item in org_batch_get(organisation_id, (stock_sk(p) for p in product_ids), **projected)
+        for item in items
         if _trusted(item, head)
     }
+    return found | {p: Tail(NEVER_MOVED, 0) for p in _never_moved(wanted, items, head)}
+
+
+def _never_moved(wanted: list[str], items: list[dict[str, Any]], head: LedgerHead) -> list[str]:
+    """The products without a stock item, on a ledger where that means they never moved."""
+    if not head.complete:
+        return []
+    stored = {str(item["product_id"]) for item in items}
+    return [p for p in wanted if p not in stored]
 
 
 _NAMES = ("#product_id", "#version", "#last", "#lots_size")
@@ -163,11 +184,14 @@ def _stock_append(
         "Update": {
             "TableName": name,
             "Key": {"pk": pk, "sk": stock_sk(product_id)},
-            "UpdateExpression": "SET #lots = list_append(#lots, :lots), #lots_size = #lots_size + :size, "
-            "#last = :last, #version = :version",
-            "ExpressionAttributeNames": _aliases("#lots", "#lots_size", "#last", "#version"),
+            # a product's first lots make its item (it never moved: no item, on a complete ledger)
+            "UpdateExpression": "SET #lots = list_append(if_not_exists(#lots, :none), :lots), "
+            "#lots_size = if_not_exists(#lots_size, :zero) + :size, #last = :last, #version = :version, "
+            "#product_id = :product_id",
+            "ExpressionAttributeNames": _aliases("#lots", "#lots_size", "#last", "#version", "#product_id"),
             "ExpressionAttributeValues": {
                 ":lots": lots, ":size": size, ":last": _key(added.last), ":version": version,
+                ":none": [], ":zero": 0, ":product_id": product_id,
             },
         }
     }  # fmt: skip
@@ -243,10 +267,20 @@ def commit(
         "Update": {
             "TableName": name,
             "Key": {"pk": pk, "sk": LEDGER_SK},
-            "UpdateExpression": "SET #v = :next" if fits else "SET #v = :next, #r = :next",
+            # the first write of a ledger marks it complete (``LedgerHead``); stock left out moves ``recost``
+            "UpdateExpression": "SET #v = :next, #c = if_not_exists(#c, :first)"
+            if fits
+            else "SET #v = :next, #r = :next",
             "ConditionExpression": "attribute_not_exists(#v) OR #v = :read",
-            "ExpressionAttributeNames": {"#v": "version"} if fits else {"#v": "version", "#r": "recost"},
-            "ExpressionAttributeValues": {":next": version + 1, ":read": version},
+            "ExpressionAttributeNames": {
+                "#v": "version",
+                **({"#c": "complete"} if fits else {"#r": "recost"}),
+            },
+            "ExpressionAttributeValues": {
+                ":next": version + 1,
+                ":read": version,
+                **({":first": version == 0} if fits else {}),
+            },
         }
     }
     puts = [
