@@ -280,7 +280,8 @@ class Ledger:
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
         self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
-        self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
+        # document id -> its movement id(s); built when a document is first looked up (a replay skips it)
+        self._documents: dict[str, str | tuple[str, ...]] | None = None
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
         # (sale document, product) -> its sales and returns; built when a return first needs it
         self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
@@ -400,7 +401,8 @@ class Ledger:
 
     def _pop(self, movement_id: str) -> AnyMovement:
         m = self._movements.pop(movement_id)
-        self._documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
+        documents = self._documents_index()
+        documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
             del self._lots[m.lot_id]
         if isinstance(m, BuildRun):
@@ -418,8 +420,15 @@ class Ledger:
         return m
 
     def _ids(self, document_id: str) -> tuple[str, ...]:
-        filed = self._documents.get(document_id, ())
+        filed = self._documents_index().get(document_id, ())
         return (filed,) if isinstance(filed, str) else filed
+
+    def _documents_index(self) -> dict[str, str | tuple[str, ...]]:
+        if self._documents is None:
+            self._documents = {}
+            for m in self._movements.values():
+                _file_document(self._documents, m)
+        return self._documents
 
     def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
         if self._sales is None:
@@ -499,9 +508,8 @@ class Ledger:
             new = everything or movement_id in fresh
             if new:
                 movements[movement_id] = m
-                filed = documents.setdefault(m.document_id, movement_id)
-                if filed is not movement_id:  # a document's second movement, or more
-                    documents[m.document_id] = _and(filed, movement_id)
+                if documents is not None:
+                    _file_document(documents, m)
             if m.kind == "build":
                 key, parts, made = order_key(m), [], m.product_id
                 if new:
@@ -673,6 +681,12 @@ class Ledger:
             remade.append(
                 (Draw(m.lot_id, m.quantity, old[0], old[2]), Draw(m.lot_id, m.quantity, cost, lacking))
             )
+
+
+def _file_document(documents: dict[str, str | tuple[str, ...]], m: AnyMovement) -> None:
+    filed = documents.setdefault(m.document_id, m.movement_id)
+    if filed is not m.movement_id:  # a document's second movement, or more
+        documents[m.document_id] = _and(filed, m.movement_id)
 
 
 def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
