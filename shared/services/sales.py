@@ -330,14 +330,14 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
 
 def enqueue_due() -> fanout.FanOutReport:
     """The hourly pass: one message per connected connection (read from the sharded index); its worker pulls
-    its sales when tracking is on, then does its books' hour (business days closed, the daily check). A
-    connection in use that was stored before the tenant index (connected or expired: a disconnect elsewhere
-    must still see it) is listed under its company here, once."""
+    its sales when tracking is on, then does its books' hour (business days closed, the daily check). An
+    expired connection stored before the tenant index gets no message but still uses its company (a
+    disconnect elsewhere must see it): it is listed under the company here, once."""
 
     def due() -> Iterator[ConnectionJob]:
         fields = ("status", "tenant_id", "tenant_indexed")
         for connection in connection_store.iter_connections(fields=fields):
-            if connection.status in IN_USE:
+            if connection.status == "expired":
                 connection_store.index_tenant(connection)
             if connection.status == "connected":
                 yield ConnectionJob(organisation_id=connection.organisation_id, provider=connection.provider)
@@ -362,6 +362,8 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
     The hourly message then does the connection's books' hour, whatever the pull did."""
     connection = connection_store.get_connection(job.organisation_id, job.provider)
+    if connection is not None:
+        connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
     report = _pull(job, connection, now)
     if job.reason == "schedule" and connection is not None and connection.status == "connected":
         report.books_exports_queued += books.close_days_of(connection, now)
