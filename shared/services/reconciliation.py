@@ -124,13 +124,14 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
         day = day_of.get(export_id)
         return day is None or day <= as_of
 
+    partly: Balances = {}  # what the true-ups correcting only part of that date correct of it (exact)
     for row in rows:
         if not row.plan:
             continue
         journal, change = books.stored_journal(row.plan), books.change_of(row.plan)
         if journal.date > as_of:
             if row.kind == "trueup":  # the subledger (costed as of now) already holds what it corrects then
-                corrected = _corrected_by_then(change, books.corrections(row.plan_exact), by_then)
+                corrected = _corrected_by_then(change, books.corrections(row.plan_exact), by_then, partly)
                 _add(reasons, {a: -v for a, v in corrected.items()}, lambda v, r=row, j=journal: Reason(
                     kind="corrected_later", amount=v, export_id=r.export_id,
                     note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
@@ -252,14 +253,19 @@ def _profit_and_loss(account: Account | None, roles: Sequence[str]) -> bool:
 
 
 def _corrected_by_then(
-    change: Balances, corrects: Mapping[str, Balances], by_then: Callable[[str], bool]
+    change: Balances, corrects: Mapping[str, Balances], by_then: Callable[[str], bool], partly: Balances
 ) -> Balances:
     """What of a true-up's ``change`` corrects exports dated by then: all of it when it corrects only such
-    exports, none when it corrects none of them, else their exact changes, to the cent."""
+    exports, none when it corrects none of them, else their exact changes. Those are added to ``partly``
+    (the exact corrections of the other true-ups correcting only part of that date), and the true-up
+    explains what they move that running total's cents by: the true-ups of a correction paged over several
+    transactions round it once, never a half cent each."""
     mine = [export_id for export_id in corrects if by_then(export_id)]
     if len(mine) == len(corrects):
         return change if mine else {}
-    return {a: to_cents(v) for a, v in domain.summed(corrects[e] for e in mine).items()}
+    before = {a: to_cents(v) for a, v in partly.items()}
+    partly.update(domain.summed([partly, *(corrects[e] for e in mine)]))
+    return domain.difference({a: to_cents(v) for a, v in partly.items()}, before)
 
 
 def _posted_before(rows: list[ExportRow], day: date) -> Balances:

@@ -330,10 +330,15 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
 
 def enqueue_due() -> fanout.FanOutReport:
     """The hourly pass: one message per connected connection (read from the sharded index); its worker pulls
-    its sales when tracking is on, then does its books' hour (business days closed, the daily check)."""
+    its sales when tracking is on, then does its books' hour (business days closed, the daily check). An
+    expired connection stored before the tenant index gets no message but still uses its company (a
+    disconnect elsewhere must see it): it is listed under the company here, once."""
 
     def due() -> Iterator[ConnectionJob]:
-        for connection in connection_store.iter_connections(fields=("status",)):
+        fields = ("status", "tenant_id", "tenant_indexed")
+        for connection in connection_store.iter_connections(fields=fields):
+            if connection.status == "expired":
+                connection_store.index_tenant(connection)
             if connection.status == "connected":
                 yield ConnectionJob(organisation_id=connection.organisation_id, provider=connection.provider)
 

@@ -135,8 +135,8 @@ def _list_under_tenant(organisation_id: str, provider: str, tenant_id: str) -> N
 
 
 def index_tenant(connection: Connection) -> None:
-    """Lists a connection written before the tenant index under its company (the hourly message does it
-    once per such row); listing it twice is harmless."""
+    """Lists a connection written before the tenant index under its company (a connected one's hourly
+    message, an expired one's hourly pass, once per such row); listing it twice is harmless."""
     if connection.tenant_id and not connection.tenant_indexed:
         _list_under_tenant(connection.organisation_id, connection.provider, connection.tenant_id)
         update_connection(connection.organisation_id, connection.provider, {"tenant_indexed": True})

@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
+from infra.local.poller import Poller
+from infra.local.scheduler import Scheduler
+from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.services import tokens
@@ -139,26 +143,25 @@ def test_xero_disconnect_keeps_a_tenant_connection_another_organisation_uses(
     )
 
 
-def test_a_connection_stored_before_the_tenant_index_is_listed_by_its_hourly_message(
-    api: Api, sandboxes: Sandboxes
+@pytest.mark.parametrize("status", ["connected", "expired"])
+def test_a_connection_stored_before_the_tenant_index_is_listed_by_the_hourly_pass(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, status: str
 ) -> None:
     """A disconnect finds the organisations sharing a tenant through the tenant's own partition; a row
-    written before that partition existed is listed there by its connection's next hourly message."""
-    from datetime import UTC, datetime
-
+    written before that partition existed is listed there by the next hourly pass, an expired one too (it
+    still counts as using the tenant, and the pass queues no message for it)."""
     from shared.aws import table
-    from shared.contracts import ConnectionJob
-    from shared.services import sales
     from shared.store.keys import org_pk, tenant_pk
 
     connect(api, sandboxes, "xero", organisation="org-a", choose=[AU_TENANT_ID])
     connect(api, sandboxes, "xero", organisation="org-b", choose=[AU_TENANT_ID])  # same login, same tenant
     assert sorted(store.organisations_of_tenant("xero", AU_TENANT_ID)) == ["org-a", "org-b"]
     table().delete_item(Key={"pk": tenant_pk("xero", AU_TENANT_ID), "sk": org_pk("org-a")})  # as before
-    store.update_connection("org-a", "xero", {"tenant_indexed": False})
+    store.update_connection("org-a", "xero", {"tenant_indexed": False, "status": status})
     assert store.organisations_of_tenant("xero", AU_TENANT_ID) == ["org-b"]
 
-    sales.pull_job(ConnectionJob(organisation_id="org-a", provider="xero"), now=datetime.now(UTC))
+    Scheduler(aws).fire("SalesPullFunction")
+    Poller(aws).drain()
 
     assert sorted(store.organisations_of_tenant("xero", AU_TENANT_ID)) == ["org-a", "org-b"]
     api.call("POST", "/integrations/xero/disconnect", organisation="org-b")  # org-a still uses it
