@@ -147,7 +147,10 @@ def organisations_of_tenant(provider: str, tenant_id: str) -> list[str]:
     read the connection to know)."""
     from boto3.dynamodb.conditions import Key
 
-    items = query_items(KeyConditionExpression=Key("pk").eq(tenant_pk(provider, tenant_id)))
+    # consistent: a connection stored a moment ago must stop another organisation's disconnect
+    items = query_items(
+        KeyConditionExpression=Key("pk").eq(tenant_pk(provider, tenant_id)), ConsistentRead=True
+    )
     return [str(item["sk"]).removeprefix(org_pk("")) for item in items]
 
 
