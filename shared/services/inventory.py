@@ -358,6 +358,10 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
         except (domain.ShortageError, domain.LaterUseUncovered) as refused:
             if store.ledger_version(organisation_id) != version:  # read across another write: again
                 raise store.LedgerMoved() from None
+            # sent again with its own id: costed on the stock it already used (its lots are not in the
+            # stock a write after it reads), it would look short; the commit refuses it as recorded anyway
+            if store.get_record(organisation_id, "build", build_id) is not None:
+                raise store.DuplicateRecord() from None
             if isinstance(refused, domain.LaterUseUncovered):
                 raise
             found = catalog_store.get_products(organisation_id, [s.product_id for s in refused.shortages])

@@ -318,3 +318,17 @@ def test_two_builds_racing_on_their_stock_never_take_the_same_lots(org: str) -> 
     ]
     assert stored_stock(org)["r0"].lots == ()
     assert_stock_is_the_replays(org)
+
+
+def test_a_repeated_build_id_is_refused_as_recorded_even_when_its_stock_is_used_up(org: str) -> None:
+    """A client that sends a build again with its own build id (its answer was lost) is told the build is
+    already recorded, as the full replay tells it, not that the stock the build itself used is short."""
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "2", "0", "1.00"), ("r1", "1", "0", "1.00")]), now)
+    request = build(1, "m0", "2").model_copy(update={"build_id": "B-7"})
+    made = inventory.record_build(org, request, now)
+    again = record(org, request)
+    assert isinstance(again, store.DuplicateRecord), again
+    assert [b.build.build_id for b in inventory.list_builds(org)] == ["B-7"]
+    assert stored_stock(org)["m0"].lots[0].cost == made.cost
+    assert_stock_is_the_replays(org)
