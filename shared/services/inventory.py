@@ -128,6 +128,7 @@ class _Costing:
     write consumes; otherwise the whole ledger, replayed, and the stock it held before the write."""
 
     def __init__(self, organisation_id: str, head: store.LedgerHead, moved: Sequence[AnyMovement]) -> None:
+        self.stocked = head.stocked
         self.touched = sorted({p for m in moved for p in m.products()})
         self.used = domain.consumed(moved)
         self.tails = store.tails(organisation_id, set(self.touched) - set(self.used), head)
@@ -191,6 +192,7 @@ def _commit(
         extra=pending,
         stock=costing.stock(),
         added=costing.added(),
+        recost=not costing.stocked,
     )
     refs = _refs(organisation_id, ((kind, record_id) for kind, record_id, _, _ in records))
     for ref in refs:  # stored: a queue outage only delays the export (the outbox sweep queues it)
@@ -358,6 +360,10 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
         except (domain.ShortageError, domain.LaterUseUncovered) as refused:
             if store.ledger_version(organisation_id) != version:  # read across another write: again
                 raise store.LedgerMoved() from None
+            # sent again with its own id: costed on the stock it already used (its lots are not in the
+            # stock a write after it reads), it would look short; the commit refuses it as recorded anyway
+            if store.get_record(organisation_id, "build", build_id) is not None:
+                raise store.DuplicateRecord() from None
             if isinstance(refused, domain.LaterUseUncovered):
                 raise
             found = catalog_store.get_products(organisation_id, [s.product_id for s in refused.shortages])

@@ -55,6 +55,9 @@ class LedgerHead:
     # every product that ever moved has a stock item (stock was stored from the ledger's first write on, and
     # never left out), so a product without one has never moved: its stock is known, and empty
     complete: bool = False
+    # the latest write stored the stock it changed; one that did not (a function still running the code from
+    # before stock items, or one rolled back to it) may have moved any product: no stock item is trusted
+    stocked: bool = True
 
 
 NEVER_MOVED: MovementKey = (datetime.min.replace(tzinfo=UTC), 0, "")  # before every movement
@@ -67,6 +70,8 @@ def ledger_head(organisation_id: str) -> LedgerHead:
         .get("Item")
     ) or {}
     version, recost = int(item.get("version", 0)), int(item.get("recost", 0))
+    if version and int(item.get("stocked", 0)) != version:  # every stock-keeping write marks its version
+        return LedgerHead(version, version + 1, stocked=False)
     return LedgerHead(version, recost, complete=recost == 0 and (version == 0 or bool(item.get("complete"))))
 
 
@@ -228,12 +233,14 @@ def commit(
     extra: list[dict[str, Any]],
     stock: Mapping[str, Stock],
     added: Mapping[str, tuple[Tail, Stock]],
+    recost: bool = False,
 ) -> None:
     """Writes the documents' movements, the records and ``extra`` items (new, never overwriting), the
     products' ``stock`` after them and the lots ``added`` after a product's stored ones (with its latest
     movement), and moves the ledger from ``version`` to ``version + 1``, all or nothing. When the stock does
     not fit in the transaction, none of it is stored and the ledger's ``recost`` moves to the new version
-    instead (every stock item stored before is replayed again when next needed). Raises
+    instead (every stock item stored before is replayed again when next needed); ``recost`` moves it
+    anyway (the ledger was read after a write that stored no stock). Raises
     ``LedgerMoved`` when the ledger is no longer at ``version``, ``Conflict`` when a record with the same id
     exists."""
     pk = org_pk(organisation_id)
@@ -263,24 +270,25 @@ def commit(
     ]
     size = sum(len(str(v)) for item in items for v in item.values()) + len(str(stored))
     fits = 1 + len(items) + len(stored) <= MAX_WRITE_ITEMS and size <= MAX_WRITE_BYTES
+    # every write marks its version ``stocked`` (``LedgerHead``); the first of a ledger marks it complete;
+    # stock left out (or stock items already not to be trusted) moves ``recost``
+    update = "SET #v = :next, #s = :next"
+    names = {"#v": "version", "#s": "stocked"}
+    values: dict[str, Any] = {":next": version + 1, ":read": version}
+    if fits:
+        update += ", #c = if_not_exists(#c, :first)"
+        names["#c"], values[":first"] = "complete", version == 0
+    if recost or not fits:
+        update += ", #r = :next"
+        names["#r"] = "recost"
     bump = {
         "Update": {
             "TableName": name,
             "Key": {"pk": pk, "sk": LEDGER_SK},
-            # the first write of a ledger marks it complete (``LedgerHead``); stock left out moves ``recost``
-            "UpdateExpression": "SET #v = :next, #c = if_not_exists(#c, :first)"
-            if fits
-            else "SET #v = :next, #r = :next",
+            "UpdateExpression": update,
             "ConditionExpression": "attribute_not_exists(#v) OR #v = :read",
-            "ExpressionAttributeNames": {
-                "#v": "version",
-                **({"#c": "complete"} if fits else {"#r": "recost"}),
-            },
-            "ExpressionAttributeValues": {
-                ":next": version + 1,
-                ":read": version,
-                **({":first": version == 0} if fits else {}),
-            },
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
     }
     puts = [

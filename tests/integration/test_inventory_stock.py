@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from infra.local.stack import LocalStack
 from shared.aws import table
@@ -22,12 +23,12 @@ from shared.bodies import BuildRequest, ReceiptRequest
 from shared.domain import inventory as domain
 from shared.domain.catalog import Product
 from shared.domain.inventory import Build, Component, Stock, stock_of
-from shared.domain.ledger import AnyMovement, Draw, Ledger
+from shared.domain.ledger import AnyMovement, Draw, Ledger, Movement, ReceiptIn
 from shared.errors import Conflict
 from shared.services import inventory
 from shared.store import catalog as catalog_store
 from shared.store import inventory as store
-from shared.store.keys import MOVES_PREFIX
+from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk
 
 D = Decimal
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -38,6 +39,7 @@ RECIPES = {  # multi-level: m0 and m1 from raw parts, top from both and a raw pa
     "top": {"m0": "1", "m1": "2", "r2": "0.25"},
 }
 PRODUCTS = (*RAWS, *RECIPES)
+_MOVES = TypeAdapter(list[Movement])
 
 
 def organisation() -> str:
@@ -318,3 +320,63 @@ def test_two_builds_racing_on_their_stock_never_take_the_same_lots(org: str) -> 
     ]
     assert stored_stock(org)["r0"].lots == ()
     assert_stock_is_the_replays(org)
+
+
+def test_a_repeated_build_id_is_refused_as_recorded_even_when_its_stock_is_used_up(org: str) -> None:
+    """A client that sends a build again with its own build id (its answer was lost) is told the build is
+    already recorded, as the full replay tells it, not that the stock the build itself used is short."""
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "2", "0", "1.00"), ("r1", "1", "0", "1.00")]), now)
+    request = build(1, "m0", "2").model_copy(update={"build_id": "B-7"})
+    made = inventory.record_build(org, request, now)
+    again = record(org, request)
+    assert isinstance(again, store.DuplicateRecord), again
+    assert [b.build.build_id for b in inventory.list_builds(org)] == ["B-7"]
+    assert stored_stock(org)["m0"].lots[0].cost == made.cost
+    assert_stock_is_the_replays(org)
+
+
+def write_without_stock(org: str, document_id: str, moved: list[AnyMovement]) -> None:
+    """A write as the service made them before it kept stock items (a function still running that code
+    during a deployment, or after a rollback): the document's movements and the ledger's next version."""
+    version = store.ledger_version(org)
+    moved = [m.model_copy(update={"seq": version + 1}) for m in moved]
+    pk = org_pk(org)
+    table().put_item(
+        Item={"pk": pk, "sk": moves_sk(document_id), "movements": _MOVES.dump_json(moved).decode()}
+    )
+    table().update_item(
+        Key={"pk": pk, "sk": LEDGER_SK},
+        UpdateExpression="SET version = :next",
+        ConditionExpression="version = :read",
+        ExpressionAttributeValues={":next": version + 1, ":read": version},
+    )
+
+
+def test_writes_that_stored_no_stock_are_replayed_not_trusted_away(org: str) -> None:
+    """Stock items are trusted only up to the last write that stored its stock: a product whose stored stock
+    a write that kept none used is not costed on lots it no longer holds, and a product first received by
+    such a write is not taken for one that never moved."""
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "2", "0", "1.00"), ("r1", "10", "0", "1.00")]), now)
+    inventory.record_receipt(org, receipt(1, [("r0", "4", "0", "3.00")]), now)
+    assert store.ledger_head(org).complete
+    old_build = Build(
+        build_id="OLD-B", product_id="m0", quantity=D(2), built_at=at(2),
+        components=(Component(product_id="r0", quantity_per_unit=D(1)),
+                    Component(product_id="r1", quantity_per_unit=D("0.5"))),
+    )  # fmt: skip
+    write_without_stock(org, "OLD-B", [domain.build_movement(old_build)])  # the 1.00 lot of r0, used up
+    write_without_stock(
+        org, "OLD-R", [ReceiptIn(movement_id="OLD-R/1", document_id="OLD-R", at=at(2), product_id="r2",
+                                 quantity=D(10), lot_id="OLD-R/1", cost=D("20.00"))],
+    )  # fmt: skip
+    for number, request in enumerate((build(4, "m0", "2"), build(5, "m1", "1"))):
+        request = request.model_copy(update={"build_id": f"NEW-{number}"})
+        expected = replayed_build(org, request)
+        assert isinstance(expected, domain.BuildRecord), expected
+        made = record(org, request)
+        assert isinstance(made, inventory.BuildView), made
+        assert_same_build(made, expected)
+        assert_stock_is_the_replays(org)
+    assert store.ledger_head(org).stocked
