@@ -49,7 +49,7 @@ class Poller:
             delivered += result.received
         return delivered
 
-    def settle(self, timeout: float = 30.0) -> int:
+    def settle(self, timeout: float = 90.0) -> int:
         """Drains, then waits until no record is in flight either (the background loop may hold some), so
         what a schedule queued has been handled; returns how many records this call delivered."""
         import time
@@ -63,7 +63,11 @@ class Poller:
         return delivered
 
     def _in_flight(self, source: SqsSource) -> bool:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names = [  # delayed too: a rate-limited export comes back as a new message after Retry-After
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.stack.physical(source.queue_logical_id), AttributeNames=names
         )["Attributes"]

@@ -86,7 +86,7 @@ class LocalStack:
     def settle(self) -> None:
         """Returns once the stack's queues are drained and no message is in flight (the poller has handled
         everything queued so far)."""
-        httpx.post(f"{self.url}/_local/settle", timeout=60).raise_for_status()
+        httpx.post(f"{self.url}/_local/settle", timeout=120).raise_for_status()
 
     def fire_schedule(self, function: str) -> Any:
         response = httpx.post(f"{self.url}/_local/schedules/{function}", timeout=60)
