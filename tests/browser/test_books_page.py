@@ -4,6 +4,7 @@ and the sales-tracking switch, by mouse and by keyboard alone, at desktop and ph
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ QBO_ACCOUNTS = {
     "adjustment": "3",
 }
 PASSWORD = "books-demo"
+UNSETTLED = {"pending", "posting"}
 NOT_CONNECTED = "this organisation is not connected to QuickBooks Online or Xero"
 
 
@@ -59,8 +61,12 @@ class Api:
     def wait_for_exports(self, want: dict[str, list[str]]) -> list[dict[str, Any]]:
         """The exports once the local stack's poller has handled everything queued, asserting their statuses
         per kind are `want`."""
-        self.stack.settle()
-        exports = self("GET", "/exports")
+        deadline = time.monotonic() + 90
+        while True:  # an export mid-post (or back later after a rate limit) is not settled yet
+            self.stack.settle()
+            exports = self("GET", "/exports")
+            if time.monotonic() > deadline or not any(e["status"] in UNSETTLED for e in exports):
+                break
         found: dict[str, list[str]] = {}
         for export in exports:
             found.setdefault(export["kind"], []).append(export["status"])
