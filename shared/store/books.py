@@ -8,6 +8,7 @@ can never both build on the same balances: the loser reads again and plans on th
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -131,7 +132,9 @@ def commit_plans(
         )
     client = table().meta.client
     try:
-        client.transact_write_items(TransactItems=writes)
+        # one token for botocore's retries: a retry of a committed plan is not refused as a lost race
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html)
+        client.transact_write_items(TransactItems=writes, ClientRequestToken=uuid.uuid4().hex)
     except client.exceptions.TransactionCanceledException:
         raise BooksMoved() from None
 
@@ -142,6 +145,7 @@ def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], ex
     client = table().meta.client
     try:
         client.transact_write_items(
+            ClientRequestToken=uuid.uuid4().hex,
             TransactItems=[
                 _books_put(organisation_id, books, posted),
                 {
@@ -154,7 +158,7 @@ def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], ex
                         "ExpressionAttributeValues": {":failed": "failed"},
                     }
                 },
-            ]
+            ],
         )
     except client.exceptions.TransactionCanceledException:
         raise BooksMoved() from None

@@ -10,6 +10,7 @@ items")."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -272,9 +273,12 @@ def commit(
     fits = 1 + len(items) + len(stored) <= MAX_WRITE_ITEMS and size <= MAX_WRITE_BYTES
     # every write marks its version ``stocked`` (``LedgerHead``); the first of a ledger marks it complete;
     # stock left out (or stock items already not to be trusted) moves ``recost``
-    update = "SET #v = :next, #s = :next"
-    names = {"#v": "version", "#s": "stocked"}
-    values: dict[str, Any] = {":next": version + 1, ":read": version}
+    # the write's own token on the ledger item tells a retried transaction whose first answer was lost (it
+    # committed) from a write that lost the race
+    token = uuid.uuid4().hex
+    update = "SET #v = :next, #s = :next, #w = :token"
+    names = {"#v": "version", "#s": "stocked", "#w": "write"}
+    values: dict[str, Any] = {":next": version + 1, ":read": version, ":token": token}
     if fits:
         update += ", #c = if_not_exists(#c, :first)"
         names["#c"], values[":first"] = "complete", version == 0
@@ -304,8 +308,12 @@ def commit(
     puts += stored if fits else []
     client = table().meta.client
     try:
-        client.transact_write_items(TransactItems=[bump, *puts])
+        # the same token on botocore's retries makes them one transaction to DynamoDB (for 10 minutes):
+        # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+        client.transact_write_items(TransactItems=[bump, *puts], ClientRequestToken=token)
     except client.exceptions.TransactionCanceledException as err:
+        if _written_by(pk, token):  # a retry of this very write, refused on its own version: it committed
+            return
         reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
         if reasons and reasons[0] == "ConditionalCheckFailed":
             raise LedgerMoved() from None
@@ -315,6 +323,11 @@ def commit(
         if "ConditionalCheckFailed" in reasons:
             raise DuplicateRecord() from None
         raise
+
+
+def _written_by(pk: str, token: str) -> bool:
+    item = table().get_item(Key={"pk": pk, "sk": LEDGER_SK}, ConsistentRead=True).get("Item") or {}
+    return item.get("write") == token
 
 
 def get_record(organisation_id: str, kind: str, record_id: str) -> str | None:

@@ -380,3 +380,29 @@ def test_writes_that_stored_no_stock_are_replayed_not_trusted_away(org: str) -> 
         assert_same_build(made, expected)
         assert_stock_is_the_replays(org)
     assert store.ledger_head(org).stocked
+
+
+def test_a_build_whose_answer_was_lost_in_transit_is_answered_as_made_once(org: str) -> None:
+    """DynamoDB committed the build, its answer never arrived, and botocore sent the same transaction again:
+    the build is answered as made (not "already recorded" for the caller's own write), and made once."""
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "5", "0", "1.00"), ("r1", "5", "0", "1.00")]), now)
+    events = table().meta.client.meta.events
+    resent: list[int] = []
+
+    def lose_first_answer(response: Any, attempts: int, caught_exception: Any, **_: Any) -> int | None:
+        if caught_exception is None and response[0].status_code == 200 and not resent:
+            resent.append(attempts)
+            return 0  # retry at once, as botocore does after a connection reset
+        return None
+
+    events.register("needs-retry.dynamodb.TransactWriteItems", lose_first_answer)
+    try:
+        made = inventory.record_build(org, build(1, "m0", "2"), now)
+    finally:
+        events.unregister("needs-retry.dynamodb.TransactWriteItems", lose_first_answer)
+    assert resent == [1]  # the transaction really was sent twice
+    assert made.cost == D("3.00")
+    assert [b.build.build_id for b in inventory.list_builds(org)] == [made.build.build_id]
+    assert store.ledger_version(org) == 2
+    assert_stock_is_the_replays(org)
