@@ -24,11 +24,13 @@ from shared.domain.inventory import BuildRecord, Receipt, Rejection, Stock
 from shared.domain.ledger import AnyMovement, Layer, Movement, MovementKey
 from shared.errors import BadRequest, Conflict
 from shared.store.dynamo import org_batch_get, org_items
-from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk, stock_sk
+from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk, stock_page_sk, stock_sk
 
 MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
 MAX_WRITE_ITEMS = 100  # DynamoDB's most actions in one TransactWriteItems
 MAX_WRITE_BYTES = 3_500_000  # ... and its most bytes (4 MB), with room for names and expressions
+LOTS_PAGE_BYTES = MAX_ITEM_BYTES  # a product's open lots are stored in pages of this size (as JSON) ...
+MAX_STOCK_PAGES = 8  # ... its first in its stock item, up to this many more in items of their own
 _MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
 
 
@@ -81,29 +83,37 @@ def ledger_version(organisation_id: str) -> int:
 
 
 def stock(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) -> dict[str, Stock]:
-    """The trusted stock of these products (one BatchGetItem per 100), by product."""
+    """The trusted stock of these products (one BatchGetItem per 100, and one per 100 more pages of lots for
+    the products with many), by product."""
     wanted = list(product_ids)
-    items = org_batch_get(organisation_id, (stock_sk(p) for p in wanted))
-    found = {
-        str(item["product_id"]): Stock(
+    every = org_batch_get(organisation_id, (stock_sk(p) for p in wanted))
+    items = [item for item in every if _trusted(item, head)]
+    more = [stock_page_sk(str(item["product_id"]), n) for item in items for n in range(1, _pages(item) + 1)]
+    pages = {str(page["sk"]): page["lots"] for page in org_batch_get(organisation_id, more)} if more else {}
+    found = {}
+    for item in items:
+        product_id = str(item["product_id"])
+        keys = [stock_page_sk(product_id, n) for n in range(1, _pages(item) + 1)]
+        if not all(key in pages for key in keys):  # written with its item, always: never trust a part
+            continue
+        found[product_id] = Stock(
             tuple(
                 Layer((_at(at), int(seq), movement_id), lot_id, Decimal(quantity), Decimal(cost), incomplete)
-                for lot_id, at, seq, movement_id, quantity, cost, incomplete in item["lots"]
+                for page in (item["lots"], *(pages[key] for key in keys))
+                for lot_id, at, seq, movement_id, quantity, cost, incomplete in page
             ),
             _last(item),
         )
-        for item in items
-        if _trusted(item, head)
-    }
-    return found | {p: Stock((), NEVER_MOVED) for p in _never_moved(wanted, items, head)}
+    return found | {p: Stock((), NEVER_MOVED) for p in _never_moved(wanted, every, head)}
 
 
 @dataclass(frozen=True)
 class Tail:
-    """A product's trusted stock item read without its lots: its latest movement, and its lots' size."""
+    """A product's trusted stock item read without its lots: its latest movement, where its lots end."""
 
     last: MovementKey
-    size: int
+    size: int  # of its last page of lots
+    pages: int = 0  # its pages of lots after the first, in items of their own
 
 
 def tails(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) -> dict[str, Tail]:
@@ -116,7 +126,7 @@ def tails(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) ->
     wanted = list(product_ids)
     items = org_batch_get(organisation_id, (stock_sk(p) for p in wanted), **projected)
     found = {
-        str(item["product_id"]): Tail(_last(item), int(item["lots_size"]))
+        str(item["product_id"]): Tail(_last(item), int(item["lots_size"]), _pages(item))
         for item in items
         if _trusted(item, head)
     }
@@ -131,13 +141,17 @@ def _never_moved(wanted: list[str], items: list[dict[str, Any]], head: LedgerHea
     return [p for p in wanted if p not in stored]
 
 
-_NAMES = ("#product_id", "#version", "#last", "#lots_size")
+_NAMES = ("#product_id", "#version", "#last", "#lots_size", "#pages")
 
 
 def _aliases(*names: str) -> dict[str, str]:
     """Every attribute named in an expression by an alias, so none can clash with DynamoDB's reserved words
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ReservedWords.html)."""
     return {name: name[1:] for name in names}
+
+
+def _pages(item: Mapping[str, Any]) -> int:
+    return int(item.get("pages", 0))
 
 
 def _trusted(item: Mapping[str, Any], head: LedgerHead) -> bool:
@@ -157,22 +171,45 @@ def _at(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
-def _lots(found: Stock) -> tuple[list[list[Any]], int]:
-    """Exact: each Decimal as its own digits (``str`` gives them back as they were); with their size."""
-    lots = [
+def _lots(found: Stock) -> list[list[Any]]:
+    """Exact: each Decimal as its own digits (``str`` gives them back as they were)."""
+    return [
         [lot.lot_id, *_key(lot.key), str(lot.quantity), str(lot.cost), lot.incomplete] for lot in found.lots
     ]
-    return lots, len(json.dumps(lots))
 
 
-def _stock_put(name: str, pk: str, product_id: str, found: Stock, version: int) -> dict[str, Any]:
-    """A product's whole stock; too large for one item, it is stored without its lots (not trusted: the
-    ledger is replayed for it when next needed)."""
+def _paged(lots: list[list[Any]]) -> list[tuple[list[list[Any]], int]]:
+    """The lots in pages of at most ``LOTS_PAGE_BYTES`` (as JSON), with each page's size."""
+    pages: list[tuple[list[list[Any]], int]] = [([], 2)]
+    for lot in lots:
+        size = len(json.dumps(lot)) + 2  # its separator
+        if pages[-1][0] and pages[-1][1] + size > LOTS_PAGE_BYTES:
+            pages.append(([], 2))
+        page, used = pages[-1]
+        page.append(lot)
+        pages[-1] = (page, used + size)
+    return pages
+
+
+def _stock_put(name: str, pk: str, product_id: str, found: Stock, version: int) -> list[dict[str, Any]]:
+    """A product's whole stock: its first page of lots in its item, the rest in items of their own; with
+    more than ``MAX_STOCK_PAGES`` pages it is stored without its lots (not trusted: the ledger is replayed
+    for it when next needed)."""
     item = _stub(pk, product_id, version)
-    lots, size = _lots(found)
-    if size <= MAX_ITEM_BYTES:
-        item |= {"lots": lots, "lots_size": size, "last": _key(found.last)}
-    return {"Put": {"TableName": name, "Item": item}}
+    pages = _paged(_lots(found))
+    if len(pages) - 1 > MAX_STOCK_PAGES:
+        return [{"Put": {"TableName": name, "Item": item}}]
+    item |= {
+        "lots": pages[0][0],
+        "lots_size": pages[-1][1],
+        "last": _key(found.last),
+        "pages": len(pages) - 1,
+    }
+    more = [
+        {"Put": {"TableName": name, "Item": {"pk": pk, "sk": stock_page_sk(product_id, n), "lots": lots}}}
+        for n, (lots, _) in enumerate(pages[1:], 1)
+    ]
+    return [{"Put": {"TableName": name, "Item": item}}, *more]
 
 
 def _stub(pk: str, product_id: str, version: int) -> dict[str, Any]:
@@ -181,26 +218,71 @@ def _stub(pk: str, product_id: str, version: int) -> dict[str, Any]:
 
 def _stock_append(
     name: str, pk: str, product_id: str, tail: Tail, added: Stock, version: int
+) -> list[dict[str, Any]]:
+    """The lots a write made, added after the product's stored ones (on its last page, or a new one when
+    that is full), and its latest movement."""
+    lots = _lots(added)
+    size = len(json.dumps(lots))
+    page = tail.pages if tail.size + size <= LOTS_PAGE_BYTES else tail.pages + 1
+    if page > MAX_STOCK_PAGES or size > LOTS_PAGE_BYTES:
+        return [{"Put": {"TableName": name, "Item": _stub(pk, product_id, version)}}]
+    values = {":last": _key(added.last), ":version": version, ":product_id": product_id}
+    latest = "#last = :last, #version = :version, #product_id = :product_id"
+    names = _aliases("#last", "#version", "#product_id", "#lots_size", "#lots")
+    if page == 0:  # a product's first lots make its item (it never moved: no item, on a complete ledger)
+        lots_set = "#lots = list_append(if_not_exists(#lots, :none), :lots), "
+        size_set = "#lots_size = if_not_exists(#lots_size, :zero) + :size, "
+        values |= {":lots": lots, ":none": [], ":size": size, ":zero": 0}
+        return [_update(name, pk, stock_sk(product_id), "SET " + lots_set + size_set + latest, names, values)]
+    del names["#lots"]
+    if page == tail.pages:  # its last page has room
+        appended = _update(
+            name,
+            pk,
+            stock_page_sk(product_id, page),
+            "SET #lots = list_append(#lots, :lots)",
+            _aliases("#lots"),
+            {":lots": lots},
+        )
+        values[":size"] = size
+        return [
+            appended,
+            _update(
+                name,
+                pk,
+                stock_sk(product_id),
+                "SET #lots_size = #lots_size + :size, " + latest,
+                names,
+                values,
+            ),
+        ]
+    page_item = {"pk": pk, "sk": stock_page_sk(product_id, page), "lots": lots}
+    values |= {":size": size, ":pages": page}
+    return [
+        {"Put": {"TableName": name, "Item": page_item}},
+        _update(
+            name,
+            pk,
+            stock_sk(product_id),
+            "SET #lots_size = :size, #pages = :pages, " + latest,
+            names | _aliases("#pages"),
+            values,
+        ),
+    ]
+
+
+def _update(
+    name: str, pk: str, sk: str, expression: str, names: dict[str, str], values: dict[str, Any]
 ) -> dict[str, Any]:
-    """The lots a write made, added after the product's stored ones, and its latest movement."""
-    lots, size = _lots(added)
-    if tail.size + size > MAX_ITEM_BYTES:
-        return {"Put": {"TableName": name, "Item": _stub(pk, product_id, version)}}
     return {
         "Update": {
             "TableName": name,
-            "Key": {"pk": pk, "sk": stock_sk(product_id)},
-            # a product's first lots make its item (it never moved: no item, on a complete ledger)
-            "UpdateExpression": "SET #lots = list_append(if_not_exists(#lots, :none), :lots), "
-            "#lots_size = if_not_exists(#lots_size, :zero) + :size, #last = :last, #version = :version, "
-            "#product_id = :product_id",
-            "ExpressionAttributeNames": _aliases("#lots", "#lots_size", "#last", "#version", "#product_id"),
-            "ExpressionAttributeValues": {
-                ":lots": lots, ":size": size, ":last": _key(added.last), ":version": version,
-                ":none": [], ":zero": 0, ":product_id": product_id,
-            },
+            "Key": {"pk": pk, "sk": sk},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
-    }  # fmt: skip
+    }
 
 
 _READ: dict[str, tuple[int, list[AnyMovement]]] = {}  # a warm function's last read, by organisation
@@ -265,9 +347,13 @@ def commit(
         if sum(len(str(v)) for v in item.values()) > MAX_ITEM_BYTES:
             raise BadRequest("this record is too large to store in one piece; split it into smaller ones")
     name = table().name  # the resource's client takes and gives plain Python values (it serializes them)
-    stored = [_stock_put(name, pk, p, found, version + 1) for p, found in sorted(stock.items())]
+    stored = [
+        action for p, found in sorted(stock.items()) for action in _stock_put(name, pk, p, found, version + 1)
+    ]
     stored += [
-        _stock_append(name, pk, p, *tail_added, version + 1) for p, tail_added in sorted(added.items())
+        action
+        for p, tail_added in sorted(added.items())
+        for action in _stock_append(name, pk, p, *tail_added, version + 1)
     ]
     size = sum(len(str(v)) for item in items for v in item.values()) + len(str(stored))
     fits = 1 + len(items) + len(stored) <= MAX_WRITE_ITEMS and size <= MAX_WRITE_BYTES

@@ -20,6 +20,7 @@ ORG#<org>                 BOOKS-CHECK#<provider>               the last schedule
 ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version, re-cost (inventory)
 ORG#<org>                 INVENTORY#MOVES#<document>           a document's stock movements (inventory)
 ORG#<org>                 INVENTORY#STOCK#<product>            a product's open lots, latest move (inventory)
+ORG#<org>                 INVENTORY#STOCK-LOTS#<product>#<n>   more of its open lots, when many (inventory)
 ORG#<org>                 INVENTORY#<kind>#<record id>         a receipt, rejection or build (inventory)
 ORG#<org>                 IDEMPOTENCY#<route>#<key>            an API write's Idempotency-Key (idempotency)
 GRANT#<grant id>          GRANT                                one consent's sealed tokens (connections)
@@ -189,6 +190,10 @@ def moves_sk(document: str) -> str:
 
 def stock_sk(product_id: str) -> str:
     return f"INVENTORY#STOCK#{product_id}"
+
+
+def stock_page_sk(product_id: str, page: int) -> str:
+    return f"INVENTORY#STOCK-LOTS#{product_id}#{page:05d}"
 
 
 def record_sk(kind: str, record_id: str) -> str:

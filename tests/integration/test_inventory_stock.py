@@ -184,13 +184,14 @@ EVENTS = st.lists(
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=EVENTS)
+@given(events=EVENTS, page_bytes=st.sampled_from([store.LOTS_PAGE_BYTES, 300]))
 def test_every_build_and_every_stock_is_the_full_replays_to_the_digit(
-    aws: LocalStack, events: list[tuple[Any, ...]]
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch, events: list[tuple[Any, ...]], page_bytes: int
 ) -> None:
-    """Random histories (receipts with rejections, builds of builds, back-dated ones, shortages): each build
-    costs, or is refused, exactly as the full replay of the ledger before it, and after each write every
-    trusted product stock is the replay's."""
+    """Random histories (receipts with rejections, builds of builds, back-dated ones, shortages), with lots
+    stored in pages of ~3 or in one: each build costs, or is refused, exactly as the full replay of the
+    ledger before it, and after each write every trusted product stock is the replay's."""
+    monkeypatch.setattr(store, "LOTS_PAGE_BYTES", page_bytes)
     org, hours = organisation(), 24
     opening = [(p, "10", "0", "1.10") for p in RAWS]
     inventory.record_receipt(org, receipt(hours, opening), datetime.now(UTC))
@@ -406,3 +407,64 @@ def test_a_build_whose_answer_was_lost_in_transit_is_answered_as_made_once(org: 
     assert [b.build.build_id for b in inventory.list_builds(org)] == [made.build.build_id]
     assert store.ledger_version(org) == 2
     assert_stock_is_the_replays(org)
+
+
+def test_a_product_whose_lots_outgrow_one_item_keeps_them_in_pages_and_the_fast_path(
+    org: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished good gains a lot with every build and loses none (sales are not on the stored ledger): its
+    lots go on in pages of their own (here pages of ~3 lots), and its builds still read no history."""
+    monkeypatch.setattr(store, "LOTS_PAGE_BYTES", 400)
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "40", "0", "1.333"), ("r1", "40", "0", "0.07")]), now)
+    inventory.record_build(org, build(1, "m0", "1"), now)
+    requests = Requests()
+    for hour in range(2, 12):
+        made = requests.during(lambda: inventory.record_build(org, build(hour, "m0", "1"), now))  # noqa: B023
+        assert "Query movements" not in made, (hour, made)
+    head = table().get_item(Key={"pk": org_pk(org), "sk": "INVENTORY#STOCK#m0"})["Item"]
+    assert int(head["pages"]) >= 2  # eleven lots: the item's page and two or more of their own
+    assert len(stored_stock(org)["m0"].lots) == 11
+    assert_stock_is_the_replays(org)
+    # a build consuming m0 reads all its pages and stores what is left in fewer
+    top = requests.during(lambda: inventory.record_build(org, _from_m0(13, "4"), now))
+    assert "Query movements" not in top, top
+    assert len(stored_stock(org)["m0"].lots) == 7
+    assert_stock_is_the_replays(org)
+    inventory.record_build(org, build(14, "m0", "2"), now)  # appended after the shorter stock
+    assert_stock_is_the_replays(org)
+    # a back-dated receipt replays, and stores m0's re-costed lots whole, in pages
+    inventory.record_receipt(org, receipt(1, [("r0", "3", "0", "9.00")]), now)
+    assert_stock_is_the_replays(org)
+    assert "Query movements" not in requests.during(
+        lambda: inventory.record_build(org, build(15, "m0", "1"), now)
+    )
+    assert_stock_is_the_replays(org)
+
+
+def test_a_product_with_more_lots_than_its_pages_hold_is_replayed_not_cut_short(
+    org: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "LOTS_PAGE_BYTES", 400)
+    monkeypatch.setattr(store, "MAX_STOCK_PAGES", 2)
+    now = datetime.now(UTC)
+    inventory.record_receipt(org, receipt(0, [("r0", "40", "0", "1.333"), ("r1", "40", "0", "0.07")]), now)
+    for hour in range(1, 14):
+        inventory.record_build(org, build(hour, "m0", "1"), now)
+    assert "m0" not in stored_stock(org)  # thirteen lots: more than three pages hold; none trusted
+    again = Requests().during(lambda: inventory.record_build(org, build(14, "m0", "1"), now))
+    assert "Query movements" in again
+    assert_stock_is_the_replays(org)
+    inventory.record_build(org, _from_m0(15, "12"), now)  # read from the ledger, not from a cut-short stock
+    assert_stock_is_the_replays(org)
+
+
+def _from_m0(hours: int, quantity: str) -> BuildRequest:
+    return BuildRequest.model_validate(
+        {
+            "product_id": "top",
+            "quantity": quantity,
+            "built_at": at(hours),
+            "components": [{"product_id": "m0", "quantity_per_unit": "1"}],
+        }
+    )
