@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
+from itertools import chain
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -419,9 +420,17 @@ def resumed(
     touched = {p for m in moved for p in m.products()}
     if any(p not in last or last[p] >= first for p in touched):
         return None
-    if any(lot.incomplete for p in used for lot in stock[p].lots):
+    return resumed_from({p: stock[p].lots for p in used}, ())
+
+
+def resumed_from(lots: Mapping[str, Sequence[Layer]], later: Iterable[AnyMovement]) -> Ledger | None:
+    """The ledger from a point in its replay order: the open lots there, each reopened as a receipt of what
+    remains of it at its own place in the replay order, then the ``later`` movements; the movements after the
+    point cost on it exactly what they cost on the whole ledger. None when a lot's cost is incomplete (a
+    receipt cannot carry that)."""
+    if any(lot.incomplete for layers in lots.values() for lot in layers):
         return None
-    return Ledger(
+    reopened = (
         ReceiptIn.model_construct(  # the ledger's own values, already valid
             movement_id=lot.key[2],
             document_id=lot.key[2],
@@ -432,6 +441,7 @@ def resumed(
             lot_id=lot.lot_id,
             cost=lot.cost,
         )
-        for p in used
-        for lot in stock[p].lots
+        for p, layers in lots.items()
+        for lot in layers
     )
+    return Ledger(chain(reopened, later))

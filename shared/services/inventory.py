@@ -38,17 +38,20 @@ from shared.domain.inventory import (
     rejection_movements,
     rejection_of,
 )
-from shared.domain.ledger import AnyMovement, BuildRun, DuplicateMovement, Ledger, ReceiptIn
+from shared.domain.ledger import AnyMovement, BuildRun, DuplicateMovement, Ledger, ReceiptIn, order_key
 from shared.errors import BadRequest, Conflict, InvalidFields, NotFound
 from shared.model import Model
 from shared.money import total
+from shared.observability import logger
 from shared.services import catalog, qbo_names, queue, sessions
 from shared.store import catalog as catalog_store
+from shared.store import checkpoints
 from shared.store import exports as export_store
 from shared.store import inventory as store
 from shared.store import settings as settings_store
 
 MAX_TRIES = 8  # concurrent writes to one organisation's ledger: each loser recomputes on the newer version
+CHECKPOINT_EVERY = 500  # movements between checkpoints of the ledger
 T = TypeVar("T")
 
 
@@ -125,10 +128,10 @@ def _with_retries(write: Callable[[], T]) -> T:
 
 class _Costing:
     """The ledger a write computes on: when ``resumed`` can give it, just the open lots of the products the
-    write consumes; otherwise the whole ledger, replayed, and the stock it held before the write."""
+    write consumes; otherwise the ledger from the nearest checkpoint before the write (or from its start),
+    replayed, and the stock it held before the write."""
 
     def __init__(self, organisation_id: str, head: store.LedgerHead, moved: Sequence[AnyMovement]) -> None:
-        self.stocked = head.stocked
         self.touched = sorted({p for m in moved for p in m.products()})
         self.used = domain.consumed(moved)
         self.tails = store.tails(organisation_id, set(self.touched) - set(self.used), head)
@@ -138,6 +141,8 @@ class _Costing:
             moved,
         )
         self.whole = ledger is None
+        if ledger is None:
+            ledger = _from_checkpoint(organisation_id, head, moved)
         self.ledger = Ledger(store.movements(organisation_id)) if ledger is None else ledger
         self.before = domain.stock_of(self.ledger, self.ledger.products()) if self.whole else {}
 
@@ -161,9 +166,42 @@ class _Costing:
         return {p: (self.tails[p], found) for p, found in domain.stock_of(self.ledger, self.tails).items()}
 
 
+def _from_checkpoint(
+    organisation_id: str, head: store.LedgerHead, moved: Sequence[AnyMovement]
+) -> Ledger | None:
+    """The ledger from the nearest checkpoint before the write that still holds: the movements after it, on
+    the lots there of the products they move (None when there is none: the whole ledger is replayed)."""
+    if not head.timed:
+        return None
+    first = checkpoints.sortable(min(order_key(m) for m in moved))
+    found = checkpoints.nearest(organisation_id, first, head.cuts)
+    if found is None:
+        return None
+    later = checkpoints.movements_after(organisation_id, found.key)
+    # the products that move after the checkpoint; the others' lots and stock stay as they are
+    lots = checkpoints.lots_at(organisation_id, found, {p for m in (*later, *moved) for p in m.products()})
+    return None if lots is None else domain.resumed_from(lots, later)
+
+
+def _take_checkpoint(organisation_id: str, head: store.LedgerHead, moved: int) -> None:
+    """After every ``CHECKPOINT_EVERY`` movements, every product's stock at the ledger's latest movement
+    becomes a checkpoint. It only saves later replays work: a failure to take one is logged, not raised (the
+    write is recorded)."""
+    if not (head.timed and head.complete) or head.moved + moved - head.checkpointed < CHECKPOINT_EVERY:
+        return
+    try:
+        now = store.ledger_head(organisation_id)
+        stock = store.all_stock(organisation_id, now)
+        if stock is not None:
+            checkpoints.save(organisation_id, now.latest, now.version, stock)
+            checkpoints.mark_taken(organisation_id, now.moved)
+    except Exception:  # the write is recorded: its answer must say so
+        logger.exception("no checkpoint taken", extra={"organisation_id": organisation_id})
+
+
 def _commit(
     organisation_id: str,
-    version: int,
+    head: store.LedgerHead,
     documents: Mapping[str, Sequence[AnyMovement]],
     records: list[tuple[ExportKind, str, BaseModel, datetime]],
     now: datetime,
@@ -186,14 +224,14 @@ def _commit(
     ]
     store.commit(
         organisation_id,
-        version=version,
+        head=head,
         documents=documents,
         records=rows,
         extra=pending,
         stock=costing.stock(),
         added=costing.added(),
-        recost=not costing.stocked,
     )
+    _take_checkpoint(organisation_id, head, sum(len(moves) for moves in documents.values()))
     refs = _refs(organisation_id, ((kind, record_id) for kind, record_id, _, _ in records))
     for ref in refs:  # stored: a queue outage only delays the export (the outbox sweep queues it)
         queue.deliver(ExportJob(organisation_id=organisation_id, kind=ref.kind, record_id=ref.record_id))
@@ -246,7 +284,7 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
             costing.ledger.change(add=moved)
         except DuplicateMovement:  # its lots are in the ledger already: this receipt was recorded
             raise store.DuplicateRecord() from None
-        refs = _commit(organisation_id, version, documents, records, now, costing)
+        refs = _commit(organisation_id, head, documents, records, now, costing)
         return _receipt_view(receipt, rejection, refs)
 
     return _with_retries(write)
@@ -370,7 +408,7 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
             raise refused.named({p.product_id: _label(p) for p in found}) from None
         refs = _commit(
             organisation_id,
-            version,
+            head,
             {build_id: [moved]},
             [("build", build_id, record, build.built_at)],
             now,

@@ -23,6 +23,7 @@ from shared.aws import forget_with_clients, table
 from shared.domain.inventory import BuildRecord, Receipt, Rejection, Stock
 from shared.domain.ledger import AnyMovement, Layer, Movement, MovementKey
 from shared.errors import BadRequest, Conflict
+from shared.store import checkpoints
 from shared.store.dynamo import org_batch_get, org_items
 from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk, stock_page_sk, stock_sk
 
@@ -61,6 +62,12 @@ class LedgerHead:
     # the latest write stored the stock it changed; one that did not (a function still running the code from
     # before stock items, or one rolled back to it) may have moved any product: no stock item is trusted
     stocked: bool = True
+    # every document is in the index by key (from the ledger's first write on): checkpoints can be used
+    timed: bool = False
+    latest: str = ""  # the latest movement's sortable key
+    cuts: tuple[checkpoints.Cut, ...] = ()  # the back-dated writes that checkpoints before them must not miss
+    moved: int = 0  # movements written (since checkpoints were kept)
+    checkpointed: int = 0  # ... when the latest checkpoint was taken
 
 
 NEVER_MOVED: MovementKey = (datetime.min.replace(tzinfo=UTC), 0, "")  # before every movement
@@ -75,7 +82,16 @@ def ledger_head(organisation_id: str) -> LedgerHead:
     version, recost = int(item.get("version", 0)), int(item.get("recost", 0))
     if version and int(item.get("stocked", 0)) != version:  # every stock-keeping write marks its version
         return LedgerHead(version, version + 1, stocked=False)
-    return LedgerHead(version, recost, complete=recost == 0 and (version == 0 or bool(item.get("complete"))))
+    return LedgerHead(
+        version,
+        recost,
+        complete=recost == 0 and (version == 0 or bool(item.get("complete"))),
+        timed=version == 0 or bool(item.get("timed")),
+        latest=str(item.get("latest", "")),
+        cuts=tuple((str(first), int(at)) for first, at in item.get("cuts", [])),
+        moved=int(item.get("moved", 0)),
+        checkpointed=int(item.get("checkpointed", 0)),
+    )
 
 
 def ledger_version(organisation_id: str) -> int:
@@ -87,11 +103,18 @@ def stock(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) ->
     the products with many), by product."""
     wanted = list(product_ids)
     every = org_batch_get(organisation_id, (stock_sk(p) for p in wanted))
-    items = [item for item in every if _trusted(item, head)]
-    more = [stock_page_sk(str(item["product_id"]), n) for item in items for n in range(1, _pages(item) + 1)]
+    return _with_lots(organisation_id, every, head) | {
+        p: Stock((), NEVER_MOVED) for p in _never_moved(wanted, every, head)
+    }
+
+
+def _with_lots(organisation_id: str, items: list[dict[str, Any]], head: LedgerHead) -> dict[str, Stock]:
+    """The trusted ones of these stock items, with their pages of lots."""
+    trusted = [item for item in items if _trusted(item, head)]
+    more = [stock_page_sk(str(item["product_id"]), n) for item in trusted for n in range(1, _pages(item) + 1)]
     pages = {str(page["sk"]): page["lots"] for page in org_batch_get(organisation_id, more)} if more else {}
     found = {}
-    for item in items:
+    for item in trusted:
         product_id = str(item["product_id"])
         keys = [stock_page_sk(product_id, n) for n in range(1, _pages(item) + 1)]
         if not all(key in pages for key in keys):  # written with its item, always: never trust a part
@@ -104,7 +127,19 @@ def stock(organisation_id: str, product_ids: Iterable[str], head: LedgerHead) ->
             ),
             _last(item),
         )
-    return found | {p: Stock((), NEVER_MOVED) for p in _never_moved(wanted, every, head)}
+    return found
+
+
+def all_stock(organisation_id: str, head: LedgerHead) -> dict[str, Stock] | None:
+    """Every product's stock at ``head``'s version, when every stock item is trusted and nothing was written
+    meanwhile (None otherwise)."""
+    if not head.complete:
+        return None
+    items = org_items(organisation_id, stock_sk(""), ConsistentRead=True)
+    found = _with_lots(organisation_id, items, head)
+    if len(found) != len(items) or ledger_version(organisation_id) != head.version:
+        return None
+    return found
 
 
 @dataclass(frozen=True)
@@ -310,27 +345,30 @@ def movements(organisation_id: str) -> list[AnyMovement]:
 def commit(
     organisation_id: str,
     *,
-    version: int,
+    head: LedgerHead,
     documents: Mapping[str, Sequence[AnyMovement]],
     records: list[RecordRow],
     extra: list[dict[str, Any]],
     stock: Mapping[str, Stock],
     added: Mapping[str, tuple[Tail, Stock]],
-    recost: bool = False,
 ) -> None:
     """Writes the documents' movements, the records and ``extra`` items (new, never overwriting), the
     products' ``stock`` after them and the lots ``added`` after a product's stored ones (with its latest
-    movement), and moves the ledger from ``version`` to ``version + 1``, all or nothing. When the stock does
-    not fit in the transaction, none of it is stored and the ledger's ``recost`` moves to the new version
-    instead (every stock item stored before is replayed again when next needed); ``recost`` moves it
-    anyway (the ledger was read after a write that stored no stock). Raises
-    ``LedgerMoved`` when the ledger is no longer at ``version``, ``Conflict`` when a record with the same id
-    exists."""
-    pk = org_pk(organisation_id)
+    movement), and moves the ledger from ``head`` to its next version, all or nothing.
+    When the stock does not fit in the transaction, none of it is stored and the ledger's ``recost`` moves to
+    the new version instead (every stock item stored before is replayed again when next needed); it moves
+    anyway when ``head`` was read after a write that stored no stock. Raises ``LedgerMoved`` when the ledger
+    is no longer at ``head``'s version, ``Conflict`` when a record with the same id exists."""
+    pk, version = org_pk(organisation_id), head.version
+    keys = [checkpoints.sortable((m.at, m.seq, m.movement_id)) for moved in documents.values() for m in moved]
+    latest, cuts = max([head.latest, *keys]), list(head.cuts)
+    if keys and min(keys) <= head.latest:  # back-dated: the checkpoints after it no longer hold
+        cuts = checkpoints.with_cut(cuts, (min(keys), version + 1))
     items = [
         {"pk": pk, "sk": moves_sk(document), "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
         for document, moved in documents.items()
     ]
+    items += checkpoints.index_items(pk, documents)
     items += [
         {
             "pk": pk,
@@ -362,13 +400,25 @@ def commit(
     # the write's own token on the ledger item tells a retried transaction whose first answer was lost (it
     # committed) from a write that lost the race
     token = uuid.uuid4().hex
-    update = "SET #v = :next, #s = :next, #w = :token"
-    names = {"#v": "version", "#s": "stocked", "#w": "write"}
-    values: dict[str, Any] = {":next": version + 1, ":read": version, ":token": token}
+    update = "SET #v = :next, #s = :next, #w = :token, #l = :latest, #x = :cuts, #m = :moved"
+    names = {"#v": "version", "#s": "stocked", "#w": "write", "#l": "latest", "#x": "cuts", "#m": "moved"}
+    values: dict[str, Any] = {
+        ":next": version + 1, ":read": version, ":token": token, ":latest": latest,
+        ":cuts": [list(cut) for cut in cuts], ":moved": head.moved + len(keys),
+    }  # fmt: skip
+    # a ledger is ``timed`` from its first write on, while every write indexed its documents (one by code from
+    # before the index left ``stocked`` behind, as before stock items)
+    names["#t"] = "timed"
+    if head.stocked:
+        update += ", #t = if_not_exists(#t, :first)"
+        values[":first"] = version == 0
+    else:
+        update += ", #t = :untimed"
+        values[":untimed"] = False
     if fits:
-        update += ", #c = if_not_exists(#c, :first)"
-        names["#c"], values[":first"] = "complete", version == 0
-    if recost or not fits:
+        update += ", #c = if_not_exists(#c, :opening)"
+        names["#c"], values[":opening"] = "complete", version == 0
+    if not head.stocked or not fits:
         update += ", #r = :next"
         names["#r"] = "recost"
     bump = {

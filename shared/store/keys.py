@@ -21,6 +21,12 @@ ORG#<org>                 INVENTORY#LEDGER                     the stock ledger'
 ORG#<org>                 INVENTORY#MOVES#<document>           a document's stock movements (inventory)
 ORG#<org>                 INVENTORY#STOCK#<product>            a product's open lots, latest move (inventory)
 ORG#<org>                 INVENTORY#STOCK-LOTS#<product>#<n>   more of its open lots, when many (inventory)
+ORG#<org>                 INVENTORY#MOVED-AT#<key>             a document, by its first movement's order key
+                                                               (checkpoints)
+ORG#<org>                 INVENTORY#CHECKPOINT#<key>#<version> every product's open lots after the movements
+                                                               up to that key (checkpoints) ...
+ORG#<org>                 INVENTORY#CHECKPOINT-LOTS#<key>#     ... in parts
+                          <version>#<n>
 ORG#<org>                 INVENTORY#<kind>#<record id>         a receipt, rejection or build (inventory)
 ORG#<org>                 IDEMPOTENCY#<route>#<key>            an API write's Idempotency-Key (idempotency)
 GRANT#<grant id>          GRANT                                one consent's sealed tokens (connections)
@@ -194,6 +200,22 @@ def stock_sk(product_id: str) -> str:
 
 def stock_page_sk(product_id: str, page: int) -> str:
     return f"INVENTORY#STOCK-LOTS#{product_id}#{page:05d}"
+
+
+MOVED_AT_PREFIX = "INVENTORY#MOVED-AT#"
+CHECKPOINT_PREFIX = "INVENTORY#CHECKPOINT#"
+
+
+def moved_at_sk(key: str) -> str:
+    return f"{MOVED_AT_PREFIX}{key}"
+
+
+def checkpoint_sk(key: str, version: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{key}#{version:010d}"
+
+
+def checkpoint_part_sk(key: str, version: int, part: int) -> str:
+    return f"INVENTORY#CHECKPOINT-LOTS#{key}#{version:010d}#{part:04d}"
 
 
 def record_sk(kind: str, record_id: str) -> str:

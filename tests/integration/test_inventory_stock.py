@@ -27,6 +27,7 @@ from shared.domain.ledger import AnyMovement, Draw, Ledger, Movement, ReceiptIn
 from shared.errors import Conflict
 from shared.services import inventory
 from shared.store import catalog as catalog_store
+from shared.store import checkpoints
 from shared.store import inventory as store
 from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk
 
@@ -183,15 +184,27 @@ EVENTS = st.lists(
 )
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=EVENTS, page_bytes=st.sampled_from([store.LOTS_PAGE_BYTES, 300]))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    events=EVENTS,
+    page_bytes=st.sampled_from([store.LOTS_PAGE_BYTES, 300]),
+    every=st.sampled_from([inventory.CHECKPOINT_EVERY, 1, 3]),
+)
 def test_every_build_and_every_stock_is_the_full_replays_to_the_digit(
-    aws: LocalStack, monkeypatch: pytest.MonkeyPatch, events: list[tuple[Any, ...]], page_bytes: int
+    aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    events: list[tuple[Any, ...]],
+    page_bytes: int,
+    every: int,
 ) -> None:
     """Random histories (receipts with rejections, builds of builds, back-dated ones, shortages), with lots
-    stored in pages of ~3 or in one: each build costs, or is refused, exactly as the full replay of the
-    ledger before it, and after each write every trusted product stock is the replay's."""
+    stored in pages of ~3 or in one, and checkpoints (in parts of ~3 lots) taken every 1 or 3 movements or
+    not at all: each build
+    costs, or is refused, exactly as the full replay of the ledger before it, and after each write every
+    trusted product stock is the replay's."""
     monkeypatch.setattr(store, "LOTS_PAGE_BYTES", page_bytes)
+    monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", every)
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 300)  # a checkpoint's lots in parts of ~3
     org, hours = organisation(), 24
     opening = [(p, "10", "0", "1.10") for p in RAWS]
     inventory.record_receipt(org, receipt(hours, opening), datetime.now(UTC))
@@ -468,3 +481,44 @@ def _from_m0(hours: int, quantity: str) -> BuildRequest:
             "components": [{"product_id": "m0", "quantity_per_unit": "1"}],
         }
     )
+
+
+def test_a_back_dated_write_replays_from_the_nearest_checkpoint_before_it(
+    org: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints every 4 movements: a receipt back-dated into the history reads the lots at the checkpoint
+    before it and the documents after that, not the whole ledger; a checkpoint after a back-dated write
+    (taken before it) is no longer used."""
+    monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", 4)
+    now = datetime.now(UTC)
+    for day in range(6):  # a receipt of r0 at 9:00, a build of m0 from it at 10:00
+        inventory.record_receipt(org, receipt(day * 24, [("r0", "2", "0", f"{day + 1}.00")]), now)
+        inventory.record_build(org, _one_part_build(day * 24 + 1, "r0"), now)
+    assert store.ledger_head(org).checkpointed == 12  # taken after the builds of 3, 5 and 7 November
+    read: list[str] = []
+    movements_after = checkpoints.movements_after
+
+    def reading(organisation_id: str, key: str) -> list[AnyMovement]:
+        read.append(key)
+        return movements_after(organisation_id, key)
+
+    monkeypatch.setattr(checkpoints, "movements_after", reading)
+    requests = Requests()
+    on_6th = requests.during(
+        lambda: inventory.record_receipt(org, receipt(101, [("r0", "1", "0", "9")]), now)
+    )
+    assert "Query movements" not in on_6th, on_6th
+    assert read[-1].startswith("2026-11-05T10:00")  # 6 November 14:00: from the checkpoint of the 5th
+    assert_stock_is_the_replays(org)
+    on_3rd = requests.during(lambda: inventory.record_receipt(org, receipt(30, [("r0", "1", "0", "7")]), now))
+    assert "Query movements" not in on_3rd, on_3rd
+    assert read[-1].startswith("2026-11-03T10:00")  # 3 November 15:00: from the checkpoint of the 3rd
+    assert_stock_is_the_replays(org)
+    inventory.record_receipt(org, receipt(102, [("r0", "1", "0", "3")]), now)  # 6 November 15:00 again
+    assert read[-1].startswith("2026-11-03T10:00")  # the checkpoint of the 5th misses the receipt of the 3rd
+    assert_stock_is_the_replays(org)
+    request = _one_part_build(6 * 24, "r0").model_copy(update={"build_id": "B-8"})
+    expected = replayed_build(org, request)
+    assert isinstance(expected, domain.BuildRecord)
+    assert_same_build(inventory.record_build(org, request, now), expected)
+    assert_stock_is_the_replays(org)
