@@ -20,10 +20,12 @@ from shared.batch import PartialBatchResponse
 from shared.contracts import ConnectionJob
 from shared.fanned_out import handle
 from shared.observability import logger, metrics
-from shared.services import sales
+from shared.services import sales_pass
 
 
 def pull_record(record: dict[str, Any]) -> None:
+    from shared.services import sales  # the hourly schedule's event only queues: the pull loads on a record
+
     logger.set_correlation_id(record["messageId"])
     report = sales.pull_job(ConnectionJob.model_validate_json(record["body"]), now=datetime.now(UTC))
     metrics.add_metric(name="SalesDocumentsStored", unit=MetricUnit.Count, value=report.stored)
@@ -39,7 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
     return handle(
         event,
         worker=pull_record,
-        scheduled_pass=sales.enqueue_due,
+        scheduled_pass=sales_pass.enqueue_due,
         queued_metric="SalesPullsQueued",
         done="scheduled sales pass done",
     )
