@@ -28,6 +28,7 @@ from moto.server import ThreadedMotoServer
 from packaging.requirements import Requirement
 
 from bench.bench_exports import configure_exports
+from infra.layer_models import write_models
 from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
 from infra.local.template import load_template
 from infra.local.testbed import PARAMETERS, PUBLIC_BASE_URL, QBO_TEST_APP, environment
@@ -169,6 +170,7 @@ def build_layer(target: Path) -> None:
             destination = target / file
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination)
+    write_models(target)
     if not compileall.compile_dir(
         target, quiet=1, workers=0, invalidation_mode=PycInvalidationMode.UNCHECKED_HASH
     ):

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from shared import AWS_MODELS_FOLDER
 from shared.config import settings
 
 
 @cache
 def _session() -> Any:
     import boto3  # imported on first use, not at module import (tests start moto first)
+    import botocore.session
 
-    return boto3.session.Session()
+    # the layer's service models without their documentation (infra.layer_models): parsing a model is most
+    # of a client's creation. Searched before botocore's own data folder; elsewhere there is none.
+    core = botocore.session.get_session()
+    models = Path(__file__).resolve().parents[1] / AWS_MODELS_FOLDER
+    if models.is_dir():
+        core.set_config_variable("data_path", str(models))
+    return boto3.session.Session(botocore_session=core)
 
 
 @cache

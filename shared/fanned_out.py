@@ -8,15 +8,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.batch import PartialBatchResponse, process_batch
 from shared.contracts import ScheduledEvent
 from shared.observability import logger, metrics
-
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class PassReport(Protocol):
@@ -29,20 +24,17 @@ class PassReport(Protocol):
 
 def handle(
     event: dict[str, Any],
-    context: LambdaContext,
     *,
-    worker: Callable[[SQSRecord], None],
+    worker: Callable[[dict[str, Any]], None],
     scheduled_pass: Callable[[], PassReport],
     queued_metric: str,
     done: str,
-) -> PartialItemFailureResponse | dict[str, Any]:
+) -> PartialBatchResponse | dict[str, Any]:
     """A batch of records goes to ``worker`` one by one; the schedule's event (anything else is refused, and
     only its shape counts: each worker keeps its own time) runs ``scheduled_pass``, whose queued messages
     are counted as ``queued_metric`` and logged as ``done``."""
     if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=worker, processor=processor, context=context
-        )
+        return process_batch(event, worker)
     ScheduledEvent.model_validate(event)
     report = scheduled_pass()
     metrics.add_metric(name=queued_metric, unit=MetricUnit.Count, value=report.queued)

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.batch import PartialBatchResponse, process_batch
 from shared.contracts import ScheduledEvent
 from shared.observability import logger
 from shared.services import export_intake, exports, queue
 
-# retries are expected here, not errors: a batch whose every record should come back is reported as such.
-# Records are read by export_intake (not by the processor's model), so one that is not an export job can be
-# dead-lettered with its reason instead of being reported until SQS gives up on it.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-
-def export_record(record: SQSRecord) -> None:
-    logger.set_correlation_id(record.message_id)  # every line about this message carries its id
-    message = export_intake.read(record.raw_event)
+# Retries are expected here, not errors: a batch whose every record should come back is reported as such.
+# Records are read by export_intake, so one that is not an export job can be dead-lettered with its reason
+# instead of being reported until SQS gives up on it.
+def export_record(record: dict[str, Any]) -> None:
+    logger.set_correlation_id(record["messageId"])  # every line about this message carries its id
+    message = export_intake.read(record)
     if message is None:
         return  # not an export job: in the DLQ with the reason, done here
     try:
@@ -38,11 +34,7 @@ def export_record(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext
-) -> PartialItemFailureResponse | dict[str, int]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatchResponse | dict[str, int]:
     if "Records" not in event:  # the outbox sweep's schedule
         return {"queued": queue.sweep(ScheduledEvent.model_validate(event).time)}
-    return process_partial_response(
-        event=event, record_handler=export_record, processor=processor, context=context
-    )
+    return process_batch(event, export_record)

@@ -14,19 +14,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.batch import PartialBatchResponse
 from shared.contracts import ConnectionJob
 from shared.fanned_out import handle
 from shared.observability import logger, metrics
-from shared.services import sales
+from shared.services import sales_pass
 
 
-def pull_record(record: SQSRecord) -> None:
-    logger.set_correlation_id(record.message_id)
-    report = sales.pull_job(ConnectionJob.model_validate_json(record.body), now=datetime.now(UTC))
+def pull_record(record: dict[str, Any]) -> None:
+    from shared.services import sales  # the hourly schedule's event only queues: the pull loads on a record
+
+    logger.set_correlation_id(record["messageId"])
+    report = sales.pull_job(ConnectionJob.model_validate_json(record["body"]), now=datetime.now(UTC))
     metrics.add_metric(name="SalesDocumentsStored", unit=MetricUnit.Count, value=report.stored)
     metrics.add_metric(name="SalesPullsFailed", unit=MetricUnit.Count, value=report.failed)
     metrics.add_metric(name="BooksExportsQueued", unit=MetricUnit.Count, value=report.books_exports_queued)
@@ -36,14 +37,11 @@ def pull_record(record: SQSRecord) -> None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext
-) -> PartialItemFailureResponse | dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatchResponse | dict[str, Any]:
     return handle(
         event,
-        context,
         worker=pull_record,
-        scheduled_pass=sales.enqueue_due,
+        scheduled_pass=sales_pass.enqueue_due,
         queued_metric="SalesPullsQueued",
         done="scheduled sales pass done",
     )

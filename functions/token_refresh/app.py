@@ -13,31 +13,27 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.batch import PartialBatchResponse
 from shared.contracts import ConnectionJob
 from shared.fanned_out import handle
 from shared.observability import logger, metrics
 from shared.services import tokens
 
 
-def check_record(record: SQSRecord) -> None:
-    logger.set_correlation_id(record.message_id)
-    report = tokens.check_one(ConnectionJob.model_validate_json(record.body))
+def check_record(record: dict[str, Any]) -> None:
+    logger.set_correlation_id(record["messageId"])
+    report = tokens.check_one(ConnectionJob.model_validate_json(record["body"]))
     metrics.add_metric(name="TokensRefreshed", unit=MetricUnit.Count, value=report.refreshed)
     metrics.add_metric(name="ConnectionsExpired", unit=MetricUnit.Count, value=report.expired)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext
-) -> PartialItemFailureResponse | dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatchResponse | dict[str, Any]:
     return handle(
         event,
-        context,
         worker=check_record,
         scheduled_pass=tokens.enqueue_due,
         queued_metric="ConnectionChecksQueued",

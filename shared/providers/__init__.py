@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.config import ProviderUrls
 from shared.domain.connections import PROVIDERS, ProviderName
 from shared.errors import UnknownProvider
 from shared.providers.base import AccountingProvider
-from shared.providers.oauth import CredentialsSource
+
+if TYPE_CHECKING:  # the OAuth client loads httpx: only a provider's calls need it (not a scheduled pass)
+    from shared.providers.oauth import CredentialsSource
 
 
 def provider_name(value: str) -> ProviderName:

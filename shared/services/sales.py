@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time as clock_time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -326,23 +326,6 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
         fanout.send_one(settings().sales_pull_queue_url, job)
         queued.append(PullQueued(provider=name, queued_at=now.isoformat()))
     return queued
-
-
-def enqueue_due() -> fanout.FanOutReport:
-    """The hourly pass: one message per connected connection (read from the sharded index); its worker pulls
-    its sales when tracking is on, then does its books' hour (business days closed, the daily check). An
-    expired connection stored before the tenant index gets no message but still uses its company (a
-    disconnect elsewhere must see it): it is listed under the company here, once."""
-
-    def due() -> Iterator[ConnectionJob]:
-        fields = ("status", "tenant_id", "tenant_indexed")
-        for connection in connection_store.iter_connections(fields=fields):
-            if connection.status == "expired":
-                connection_store.index_tenant(connection)
-            if connection.status == "connected":
-                yield ConnectionJob(organisation_id=connection.organisation_id, provider=connection.provider)
-
-    return fanout.send_all(settings().sales_pull_queue_url, due())
 
 
 class PullReport(Model):

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.config import settings
 from shared.contracts import ConnectionJob
@@ -17,11 +17,12 @@ from shared.domain.connections import PROVIDER_LABELS, ProviderName, Tenant, Tok
 from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
 from shared.model import Model
 from shared.observability import logger
-from shared.providers import get_provider
-from shared.providers.base import AccountingProvider
 from shared.services import credentials, events, fanout
 from shared.store import connections as store
 from shared.vault import TokenContext, open_tokens, seal_tokens
+
+if TYPE_CHECKING:
+    from shared.providers.base import AccountingProvider
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -42,6 +43,8 @@ def epoch(moment: datetime | None) -> int | None:
 
 @cache
 def provider(name: ProviderName) -> AccountingProvider:
+    from shared.providers import get_provider  # the providers' code: the schedule's pass calls none
+
     return get_provider(name, partial(credentials.client_credentials, name), settings().provider_urls(name))
 
 
