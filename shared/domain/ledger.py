@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
-from operator import attrgetter
+from itertools import accumulate, repeat, starmap, takewhile
+from operator import attrgetter, itemgetter, sub
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -177,34 +178,32 @@ def _full(recorded: _Recorded) -> _Result:
 
 
 def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
-    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost)."""
+    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost):
+    the lots it uses up whole, then a part of the next one, at its share of the lot's remaining cost.
+
+    The lots used up whole are found, taken and added up by C loops (itertools), with the same arithmetic in
+    the same order as one lot at a time: what is still wanted after each lot is the running difference, and a
+    lot is used up whole while that difference is not negative (the costing context rounds a non-zero
+    difference to a non-zero one of the same sign)."""
     draws: list[Draw] | None = None
-    spent, lacking = ZERO, False
-    while wanted and layers:
-        layer = layers[0]
-        available = layer[1]
-        if available > wanted:  # a part of the lot, at its share of the remaining cost
-            lot_id, cost, incomplete = layer[0], layer[2], layer[3]
-            part = cost * wanted / available
-            layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
-            draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
-            if draws is None:
-                return draw
-            draws.append(draw)
-            spent += part
-            if incomplete:
-                lacking = True
-            return spent, ZERO, lacking, draws
-        layers.popleft()  # the whole remaining lot: the layer is its own draw
-        if draws is None:
-            draws = [layer]
-        else:
-            draws.append(layer)
-        wanted -= available
-        spent += layer[2]
-        if layer[3]:
-            lacking = True
-    return spent, wanted, lacking, draws[0] if draws is not None and len(draws) == 1 else draws
+    if not layers or layers[0][1] <= wanted:  # the head lot is used up whole, maybe more after it
+        left = list(takewhile(ZERO.__le__, accumulate(map(_quantity, layers), sub, initial=wanted)))
+        wanted, whole = left[-1], len(left) - 1  # still wanted after the lots used up whole, how many
+        draws = list(starmap(layers.popleft, repeat((), whole)))  # each lot used up whole is its own draw
+        spent, lacking = sum(map(_cost, draws), ZERO), any(map(_incomplete, draws))
+        if not (wanted and layers):
+            return spent, wanted, lacking, draws[0] if whole == 1 else draws or None
+    lot_id, available, cost, incomplete = layers[0]  # a part of the head lot covers the rest
+    part = cost * wanted / available
+    layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
+    draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
+    if draws is None:  # the usual consumption: a part of the head lot was all it needed
+        return draw
+    draws.append(draw)
+    return spent + part, ZERO, lacking or incomplete, draws
+
+
+_lot_id, _quantity, _cost, _incomplete = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 class _Mark(NamedTuple):
@@ -280,8 +279,7 @@ class Ledger:
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
         self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
-        # document id -> its movement id(s); built when a document is first looked up (a replay skips it)
-        self._documents: dict[str, str | tuple[str, ...]] | None = None
+        self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
         # (sale document, product) -> its sales and returns; built when a return first needs it
         self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
@@ -401,8 +399,7 @@ class Ledger:
 
     def _pop(self, movement_id: str) -> AnyMovement:
         m = self._movements.pop(movement_id)
-        documents = self._documents_index()
-        documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
+        self._documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
             del self._lots[m.lot_id]
         if isinstance(m, BuildRun):
@@ -420,15 +417,8 @@ class Ledger:
         return m
 
     def _ids(self, document_id: str) -> tuple[str, ...]:
-        filed = self._documents_index().get(document_id, ())
+        filed = self._documents.get(document_id, ())
         return (filed,) if isinstance(filed, str) else filed
-
-    def _documents_index(self) -> dict[str, str | tuple[str, ...]]:
-        if self._documents is None:
-            self._documents = {}
-            for m in self._movements.values():
-                _file_document(self._documents, m)
-        return self._documents
 
     def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
         if self._sales is None:
@@ -484,11 +474,14 @@ class Ledger:
         for p, start in starts.items():
             stream, checkpoints = self._streams[p], self._checkpoints[p]
             changed_at = bisect_left(stream, start, key=order_key)  # stream[:changed_at] is unchanged
-            first = max((i for i in checkpoints if i <= changed_at), default=0)
             lots_made = self._made[p]
-            layers = self._layers[p] = _restore(checkpoints.get(first), lots_made)
-            for index in [i for i in checkpoints if i > first]:
-                del checkpoints[index]
+            if changed_at == len(stream):  # after all of the product's movements: its layers are as they are
+                first, layers = changed_at, self._layers[p]
+            else:
+                first = max((i for i in checkpoints if i <= changed_at), default=0)
+                layers = self._layers[p] = _restore(checkpoints.get(first), lots_made)
+                for index in [i for i in checkpoints if i > first]:
+                    del checkpoints[index]
             restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
             done = self._results[p]
             for m in stream[first:]:  # recorded again as replayed: results stay in replay order
@@ -508,7 +501,7 @@ class Ledger:
             new = everything or movement_id in fresh
             if new:
                 movements[movement_id] = m
-                if documents is not None:
+                if not everything:  # a first replay files the documents at its end
                     _file_document(documents, m)
             if m.kind == "build":
                 key, parts, made = order_key(m), [], m.product_id
@@ -567,6 +560,8 @@ class Ledger:
                 self._return(m, layers, done)
         if clash or (everything and len(movements) != len(added)):
             raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
+        if everything:
+            self._documents = _documents_of(added)
         return dirty
 
     def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> None:
@@ -627,27 +622,36 @@ class Ledger:
         ] = {}  # lot -> remaining quantity -> cost, incomplete
         remade: list[tuple[Draw, Draw]] = []
         ids, recorded, passed = list(results), list(results.values()), 0
-        for start in sorted(ids.index(movement_id) for movement_id in builds):
+        movements, end = self._movements, len(ids)
+        for start in [index for index, movement_id in enumerate(ids) if movement_id in builds]:
             if start < passed:  # reached while re-pricing the lots of an earlier build
                 continue
-            passed = len(ids)
-            for index in range(start, len(ids)):
+            passed = end
+            for index in range(start, end):
                 record = recorded[index]
-                drawn: _Drawn = record if type(record) is Draw else record[3]  # type: ignore[assignment]
-                if drawn is None:  # a lot made here (or nothing drawn)
-                    if ids[index] in builds:
-                        self._remake(builds[ids[index]], open_lots, priced, remade)
-                    continue
-                if not open_lots:  # nothing changed is in stock any more: on to the next build
-                    passed = index
-                    break
-                if type(drawn) is list:
-                    if not any(d[0] in open_lots for d in drawn):
+                if type(record) is Draw:  # a part of one lot
+                    if record[0] not in open_lots:
+                        if open_lots:
+                            continue
+                        passed = index  # nothing changed is in stock any more: on to the next build
+                        break
+                    redrawn = _redraw([record], ZERO, open_lots, priced)
+                else:
+                    drawn: _Drawn = record[3]  # type: ignore[assignment]
+                    if drawn is None:  # a lot made here (or nothing drawn)
+                        if ids[index] in builds:
+                            self._remake(builds[ids[index]], open_lots, priced, remade)
                         continue
-                elif drawn[0] not in open_lots:
-                    continue
-                results[ids[index]] = _redraw(_drawn(drawn), _full(record)[1], open_lots, priced)
-                if (m := self._movements[ids[index]]).kind == "build":
+                    if open_lots.keys().isdisjoint(
+                        map(_lot_id, drawn) if type(drawn) is list else (drawn[0],)
+                    ):
+                        if open_lots:
+                            continue
+                        passed = index
+                        break
+                    redrawn = _redraw(_drawn(drawn), record[1], open_lots, priced)
+                results[ids[index]] = redrawn
+                if (m := movements[ids[index]]).kind == "build":
                     dirty[m.product_id].append(m)
         if not priced:
             return
@@ -681,6 +685,22 @@ class Ledger:
             remade.append(
                 (Draw(m.lot_id, m.quantity, old[0], old[2]), Draw(m.lot_id, m.quantity, cost, lacking))
             )
+
+
+def _documents_of(movements: list[AnyMovement]) -> dict[str, str | tuple[str, ...]]:
+    """Each document's movement id(s): filed by a C loop when each document has one movement (as sales lines'
+    and builds' documents mostly do), one movement at a time otherwise."""
+    documents: dict[str, str | tuple[str, ...]] = dict(
+        zip(map(_document_id, movements), map(_movement_id, movements), strict=True)
+    )
+    if len(documents) < len(movements):  # a document with more movements than one
+        documents = {}
+        for m in movements:
+            _file_document(documents, m)
+    return documents
+
+
+_document_id, _movement_id = attrgetter("document_id"), attrgetter("movement_id")
 
 
 def _file_document(documents: dict[str, str | tuple[str, ...]], m: AnyMovement) -> None:
