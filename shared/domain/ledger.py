@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
-from itertools import accumulate, repeat, starmap, takewhile
-from operator import attrgetter, itemgetter, sub
+from itertools import repeat, starmap
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -161,6 +161,9 @@ _Result = tuple[Decimal, Decimal, bool, _Drawn]
 # ZERO + the draw's cost, nothing uncosted, incomplete as the lot.
 _Recorded = _Result | Draw
 _new_draw = tuple.__new__
+# Scanning the document ids for one takes about a tenth of the time indexing them all takes: the first lookups
+# of documents not in the ledger scan, and the index is built once they would have paid for it.
+_SCANS = 10
 
 
 def _draw(lot_id: str, quantity: Decimal, cost: Decimal, incomplete: bool) -> Draw:
@@ -179,18 +182,23 @@ def _full(recorded: _Recorded) -> _Result:
 
 def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
     """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost):
-    the lots it uses up whole, then a part of the next one, at its share of the lot's remaining cost.
-
-    The lots used up whole are found, taken and added up by C loops (itertools), with the same arithmetic in
-    the same order as one lot at a time: what is still wanted after each lot is the running difference, and a
-    lot is used up whole while that difference is not negative (the costing context rounds a non-zero
-    difference to a non-zero one of the same sign)."""
+    the lots it uses up whole, then a part of the next one, at its share of the lot's remaining cost."""
     draws: list[Draw] | None = None
+    spent, lacking = ZERO, False
     if not layers or layers[0][1] <= wanted:  # the head lot is used up whole, maybe more after it
-        left = list(takewhile(ZERO.__le__, accumulate(map(_quantity, layers), sub, initial=wanted)))
-        wanted, whole = left[-1], len(left) - 1  # still wanted after the lots used up whole, how many
+        whole = 0  # how many: counted first, then taken together (a C loop)
+        for layer in layers:
+            available = layer[1]
+            if available > wanted:
+                break
+            wanted -= available
+            spent += layer[2]
+            if layer[3]:
+                lacking = True
+            whole += 1
+            if not wanted:
+                break
         draws = list(starmap(layers.popleft, repeat((), whole)))  # each lot used up whole is its own draw
-        spent, lacking = sum(map(_cost, draws), ZERO), any(map(_incomplete, draws))
         if not (wanted and layers):
             return spent, wanted, lacking, draws[0] if whole == 1 else draws or None
     lot_id, available, cost, incomplete = layers[0]  # a part of the head lot covers the rest
@@ -203,7 +211,7 @@ def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
     return spent + part, ZERO, lacking or incomplete, draws
 
 
-_lot_id, _quantity, _cost, _incomplete = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+_lot_id = itemgetter(0)
 
 
 class _Mark(NamedTuple):
@@ -279,7 +287,11 @@ class Ledger:
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
         self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
-        self._documents: dict[str, str | tuple[str, ...]] = {}  # document id -> its movement id(s)
+        # document id -> its movement id(s), built when a document is first looked up (an edit, a void, a
+        # build); until then a replay only notes each movement's document id, in the order of `_movements`
+        self._documents: dict[str, str | tuple[str, ...]] | None = None
+        self._unfiled: list[str] = []
+        self._scans = 0  # lookups answered by scanning `_unfiled` (a C loop), before indexing is cheaper
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
         # (sale document, product) -> its sales and returns; built when a return first needs it
         self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
@@ -398,8 +410,9 @@ class Ledger:
             raise DuplicateMovement("a lot id is already in the ledger")
 
     def _pop(self, movement_id: str) -> AnyMovement:
+        documents = self._documents_index()  # indexed while `_unfiled` still matches the movements
         m = self._movements.pop(movement_id)
-        self._documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
+        documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
             del self._lots[m.lot_id]
         if isinstance(m, BuildRun):
@@ -417,8 +430,22 @@ class Ledger:
         return m
 
     def _ids(self, document_id: str) -> tuple[str, ...]:
-        filed = self._documents.get(document_id, ())
+        if self._documents is None and self._scans < _SCANS:  # a document new to the ledger, as a build's is
+            self._scans += 1
+            if document_id not in self._unfiled:
+                return ()
+        filed = self._documents_index().get(document_id, ())
         return (filed,) if isinstance(filed, str) else filed
+
+    def _documents_index(self) -> dict[str, str | tuple[str, ...]]:
+        if self._documents is None:  # filed by C loops when each document has one movement, as most do
+            self._documents = dict(zip(self._unfiled, self._movements, strict=True))
+            if len(self._documents) < len(self._unfiled):  # a document with more movements than one
+                self._documents = {}
+                for document_id, movement_id in zip(self._unfiled, self._movements, strict=True):
+                    _file_document(self._documents, document_id, movement_id)
+            self._unfiled = []
+        return self._documents
 
     def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
         if self._sales is None:
@@ -491,9 +518,9 @@ class Ledger:
             del stream[first:]
             states[p] = (layers, stream, done, checkpoints, lots_made)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results, movements, documents, lots, returns, uses = (
-            self._every, self._results, self._movements, self._documents, self._lots, self._returns,
-            self._uses,
+        every, results, movements, documents, unfiled, lots, returns, uses = (
+            self._every, self._results, self._movements, self._documents, self._unfiled, self._lots,
+            self._returns, self._uses,
         )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
@@ -501,8 +528,10 @@ class Ledger:
             new = everything or movement_id in fresh
             if new:
                 movements[movement_id] = m
-                if not everything:  # a first replay files the documents at its end
-                    _file_document(documents, m)
+                if documents is None:
+                    unfiled.append(m.document_id)
+                else:
+                    _file_document(documents, m.document_id, movement_id)
             if m.kind == "build":
                 key, parts, made = order_key(m), [], m.product_id
                 if new:
@@ -560,8 +589,6 @@ class Ledger:
                 self._return(m, layers, done)
         if clash or (everything and len(movements) != len(added)):
             raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
-        if everything:
-            self._documents = _documents_of(added)
         return dirty
 
     def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> None:
@@ -687,26 +714,10 @@ class Ledger:
             )
 
 
-def _documents_of(movements: list[AnyMovement]) -> dict[str, str | tuple[str, ...]]:
-    """Each document's movement id(s): filed by a C loop when each document has one movement (as sales lines'
-    and builds' documents mostly do), one movement at a time otherwise."""
-    documents: dict[str, str | tuple[str, ...]] = dict(
-        zip(map(_document_id, movements), map(_movement_id, movements), strict=True)
-    )
-    if len(documents) < len(movements):  # a document with more movements than one
-        documents = {}
-        for m in movements:
-            _file_document(documents, m)
-    return documents
-
-
-_document_id, _movement_id = attrgetter("document_id"), attrgetter("movement_id")
-
-
-def _file_document(documents: dict[str, str | tuple[str, ...]], m: AnyMovement) -> None:
-    filed = documents.setdefault(m.document_id, m.movement_id)
-    if filed is not m.movement_id:  # a document's second movement, or more
-        documents[m.document_id] = _and(filed, m.movement_id)
+def _file_document(documents: dict[str, str | tuple[str, ...]], document_id: str, movement_id: str) -> None:
+    filed = documents.setdefault(document_id, movement_id)
+    if filed is not movement_id:  # a document's second movement, or more
+        documents[document_id] = _and(filed, movement_id)
 
 
 def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
