@@ -1,23 +1,39 @@
 """FIFO ledger benchmark: a 10,000-lot build, a 100,000-movement replay, re-costing after an early edit, and
 the service's read + replay for a build.
 
-Each figure is the CPU time of this process (best of a few runs: on a shared machine other processes' load
-does not count) and its ratio to a plain-Python FIFO written below: a deque of [quantity, cost] layers per
-product, Decimal arithmetic, the same movements sorted the same way, costs only. Movements are built before
-timing. The ledger does more for its time: it records every movement's result with the lots it drew (by
-name), keeps checkpoints, and for the build checks shortages and returns its record. Goals (issue 15): build
-and replay within 1.5x of the deque; re-cost after a back-dated raw-material receipt under 0.1x of a full
-replay. Run: python -m bench.bench_fifo
+Each figure is CPU time of this process (other processes' load does not count) and its ratio to a plain
+Python FIFO written below, on the same movements: a deque of [quantity, cost] layers per product, Decimal
+arithmetic, the same movements sorted the same way, costs only. The ledger does more for its time: it records
+every movement's result with the lots it drew (by name), keeps checkpoints and indexes its documents, and for
+the build checks shortages and returns its record.
+
+How a figure is measured (`alternated`): the ledger's samples and the deque's (and, for re-costing, those of
+the full replay and the re-costs) alternate round after round, the order turning each round, so a change in
+the machine's load falls on every side; each figure is the median of its `ROUNDS` samples and the ratio is
+of medians taken in the same run. Every sample, of either side, runs after a full collection with the
+garbage collector paused, as the ledger pauses it for its own replays (`Ledger.change`): the deque is not
+slowed by collections the ledger does not pay, and the ledger's work outside its replay (the build's checks
+and record) gets no collection either. Inputs are built before timing: the movements, and for the build
+each sample's `BUILDS_PER_SAMPLE` ledgers of the 10,000 lots and as many deques of them (a single build
+takes a few ms, too short for one sample); the build figure is the time per build. What a sample leaves
+(the ledgers built on, the replays' results) is freed after its timing, but what a job drops as it runs
+(a replayed ledger, the deque's used-up layers) is freed inside it.
+
+Goals (issue 15): build and replay within 1.5x of the deque; re-cost after a back-dated raw-material receipt
+under 0.1x of a full replay. Run: python -m bench bench_fifo
 """
 
 from __future__ import annotations
 
+import gc
 import random
+import statistics
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from pydantic import TypeAdapter
 
@@ -45,15 +61,34 @@ from shared.store.keys import LEDGER_SK, moves_sk, org_pk
 D = Decimal
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR_SECONDS = 365 * 24 * 3600
+ROUNDS = 7  # samples of each side, alternated
+BUILDS_PER_SAMPLE = 20  # a build takes a few ms: a sample of one would be mostly the clock's noise
 
 
-def best_of(runs: int, work: Callable[[], object]) -> float:
-    times = []
-    for _ in range(runs):
+def sample(jobs: list[Callable[[], object]]) -> float:
+    """The CPU time of running the jobs one after the other, per job, with the collector paused (after a full
+    collection, untimed): each side of a comparison gets the treatment the ledger gives its own replay."""
+    gc.collect()
+    gc.disable()
+    try:
         started = time.process_time()
-        work()
-        times.append(time.process_time() - started)
-    return min(times)
+        for job in jobs:
+            job()
+        return (time.process_time() - started) / len(jobs)
+    finally:
+        gc.enable()
+
+
+def alternated(rounds: int, *sides: Callable[[], list[Callable[[], object]]]) -> list[float]:
+    """Samples of the sides alternated round after round (the order turning by one each round), so a change in
+    the machine's load falls on all of them; each side's median sample. Each side prepares, untimed, the jobs
+    of one sample."""
+    times: list[list[float]] = [[] for _ in sides]
+    for turn in range(rounds):
+        for side in range(len(sides)):
+            chosen = (side + turn) % len(sides)
+            times[chosen].append(sample(sides[chosen]()))
+    return [statistics.median(t) for t in times]
 
 
 def fifo_take(queue: deque[list[Decimal]], wanted: Decimal) -> Decimal:
@@ -116,18 +151,18 @@ def build_from_10000_lots() -> None:
         built_at=T0 + timedelta(days=30),
         components=(Component(product_id="A", quantity_per_unit=D(1)),),
     )
-    ledgers: list[Ledger] = [Ledger(lots) for _ in range(5)]
-    kept: list[Ledger] = []
 
-    def build_once() -> None:
-        ledger = ledgers.pop()
-        record_build(ledger, build)
-        kept.append(ledger)  # freed after timing: tearing down a ledger built untimed is not the build's cost
+    def ours() -> list[Callable[[], object]]:  # each on a ledger of the lots, built untimed
+        return [partial(record_build, Ledger(lots), build) for _ in range(BUILDS_PER_SAMPLE)]
 
-    ours = best_of(5, build_once)
-    queues = [deque([m.quantity, m.cost] for m in lots) for _ in range(5)]
-    base = best_of(5, lambda: fifo_take(queues.pop(), need))
-    report("1. build consuming 10,000 lots (record_build)", ours, base)
+    def base() -> list[Callable[[], object]]:
+        return [
+            partial(fifo_take, deque([m.quantity, m.cost] for m in lots), need)
+            for _ in range(BUILDS_PER_SAMPLE)
+        ]
+
+    ledger, deque_fifo = alternated(ROUNDS, ours, base)
+    report("1. build consuming 10,000 lots (record_build)", ledger, deque_fifo)
 
 
 def history(
@@ -173,8 +208,9 @@ def history(
 
 def replay_100000() -> None:
     movements = history(random.Random(2), sales=70_000, products=100, raws=40, receipts=20_000, builds=10_000)
-    ours = best_of(3, lambda: Ledger(movements))
-    base = best_of(3, lambda: baseline_replay(movements))
+    ours, base = alternated(
+        ROUNDS, lambda: [partial(Ledger, movements)], lambda: [partial(baseline_replay, movements)]
+    )
     report(f"2. replay of {len(movements):,} movements (Ledger)", ours, base)
 
 
@@ -182,8 +218,6 @@ def recost_after_early_edit() -> None:
     movements = history(random.Random(3), sales=50_000, products=200, raws=20, receipts=2_000, builds=10_000)
     first_sale = min((m for m in movements if isinstance(m, SaleOut)), key=order_key)
     ledger = Ledger(movements)
-    full = best_of(2, lambda: Ledger(movements))
-    base = best_of(2, lambda: baseline_replay(movements))
     edited = SaleDocument(
         document_id=first_sale.document_id,
         kind="invoice",
@@ -194,20 +228,26 @@ def recost_after_early_edit() -> None:
     original = edited.model_copy(
         update={"lines": (edited.lines[0].model_copy(update={"quantity": first_sale.quantity}),)}
     )
-    versions = [edited, original] * 3
-    fast = best_of(6, lambda: apply_sales(ledger, [versions.pop()]))
+    early_raw = min((m for m in movements if isinstance(m, ReceiptIn)), key=order_key)
+    late_receipt = receipt(999_999, early_raw.product_id, early_raw.at - timedelta(hours=1), 50, "1.00")
+
+    def edits() -> list[Callable[[], object]]:  # the edit and its undoing, each a re-cost
+        return [partial(apply_sales, ledger, [version]) for version in (edited, original)]
+
+    def back_dated_receipt() -> list[Callable[[], object]]:  # the receipt added and removed, each a re-cost
+        return [
+            partial(ledger.change, add=[late_receipt]),
+            partial(ledger.change, remove=[late_receipt.movement_id]),
+        ]
+
+    full, base, fast, wide = alternated(
+        ROUNDS, lambda: [partial(Ledger, movements)], lambda: [partial(baseline_replay, movements)], edits,
+        back_dated_receipt,
+    )  # fmt: skip
+    apply_sales(ledger, [edited])  # re-costed fast, as a full replay costs it
     assert ledger.entries() == Ledger(ledger.movements()).entries(), (
         "fast re-cost diverged from a full replay"
     )
-    early_raw = min((m for m in movements if isinstance(m, ReceiptIn)), key=order_key)
-    late_receipt = receipt(999_999, early_raw.product_id, early_raw.at - timedelta(hours=1), 50, "1.00")
-    receipts = [late_receipt] * 3
-
-    def back_dated_receipt() -> None:
-        ledger.change(add=[receipts.pop()])
-        ledger.change(remove=[late_receipt.movement_id])
-
-    wide = best_of(3, back_dated_receipt) / 2
     print(f"3. 12-month history: {len(movements):,} movements, 50,000 sales lines, 200 products")
     print(
         "   (the plain FIFO re-costs the full history; the edit is at the very start, so checkpoints cannot"
@@ -261,7 +301,9 @@ def service_build() -> None:
         clock = [0.0]  # the time spent reading, without the write that makes it read everything
         reads = min(_timed(clock, read) for _ in range(2))
         found = inventory_store.movements(organisation)  # as read: each time with its own UTC tzinfo object
-        replays = best_of(3, lambda: Ledger(found))
+        replays, base = alternated(
+            3, lambda: [partial(Ledger, found)], lambda: [partial(baseline_replay, found)]
+        )
         builds = iter(range(10))
         now = datetime.now(UTC)
 
@@ -276,7 +318,6 @@ def service_build() -> None:
             clock[0] += time.process_time() - started
 
         whole = min(_timed(clock, build) for _ in range(2))
-        base = best_of(3, lambda: baseline_replay(found))
     print(f"4. the service's build on {len(movements):,} movements of history (DynamoDB in moto; the deque")
     print("   FIFO replays the movements as read)")
     report("   read of every movement (query + validation)", reads, base)

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
-from operator import attrgetter
+from itertools import repeat, starmap
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -160,6 +161,9 @@ _Result = tuple[Decimal, Decimal, bool, _Drawn]
 # ZERO + the draw's cost, nothing uncosted, incomplete as the lot.
 _Recorded = _Result | Draw
 _new_draw = tuple.__new__
+# Scanning the document ids for one takes about a tenth of the time indexing them all takes: the first lookups
+# of documents not in the ledger scan, and the index is built once they would have paid for it.
+_SCANS = 10
 
 
 def _draw(lot_id: str, quantity: Decimal, cost: Decimal, incomplete: bool) -> Draw:
@@ -177,34 +181,37 @@ def _full(recorded: _Recorded) -> _Result:
 
 
 def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
-    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost)."""
+    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost):
+    the lots it uses up whole, then a part of the next one, at its share of the lot's remaining cost."""
     draws: list[Draw] | None = None
     spent, lacking = ZERO, False
-    while wanted and layers:
-        layer = layers[0]
-        available = layer[1]
-        if available > wanted:  # a part of the lot, at its share of the remaining cost
-            lot_id, cost, incomplete = layer[0], layer[2], layer[3]
-            part = cost * wanted / available
-            layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
-            draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
-            if draws is None:
-                return draw
-            draws.append(draw)
-            spent += part
-            if incomplete:
+    if not layers or layers[0][1] <= wanted:  # the head lot is used up whole, maybe more after it
+        whole = 0  # how many: counted first, then taken together (a C loop)
+        for layer in layers:
+            available = layer[1]
+            if available > wanted:
+                break
+            wanted -= available
+            spent += layer[2]
+            if layer[3]:
                 lacking = True
-            return spent, ZERO, lacking, draws
-        layers.popleft()  # the whole remaining lot: the layer is its own draw
-        if draws is None:
-            draws = [layer]
-        else:
-            draws.append(layer)
-        wanted -= available
-        spent += layer[2]
-        if layer[3]:
-            lacking = True
-    return spent, wanted, lacking, draws[0] if draws is not None and len(draws) == 1 else draws
+            whole += 1
+            if not wanted:
+                break
+        draws = list(starmap(layers.popleft, repeat((), whole)))  # each lot used up whole is its own draw
+        if not (wanted and layers):
+            return spent, wanted, lacking, draws[0] if whole == 1 else draws or None
+    lot_id, available, cost, incomplete = layers[0]  # a part of the head lot covers the rest
+    part = cost * wanted / available
+    layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
+    draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
+    if draws is None:  # the usual consumption: a part of the head lot was all it needed
+        return draw
+    draws.append(draw)
+    return spent + part, ZERO, lacking or incomplete, draws
+
+
+_lot_id = itemgetter(0)
 
 
 class _Mark(NamedTuple):
@@ -280,8 +287,11 @@ class Ledger:
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
         self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
-        # document id -> its movement id(s); built when a document is first looked up (a replay skips it)
+        # document id -> its movement id(s), built when a document is first looked up (an edit, a void, a
+        # build); until then a replay only notes each movement's document id, in the order of `_movements`
         self._documents: dict[str, str | tuple[str, ...]] | None = None
+        self._unfiled: list[str] = []
+        self._scans = 0  # lookups answered by scanning `_unfiled` (a C loop), before indexing is cheaper
         self._lots: dict[str, ReceiptIn | BuildRun] = {}  # lot id -> the movement that made it
         # (sale document, product) -> its sales and returns; built when a return first needs it
         self._sales: dict[tuple[str, str], list[SaleOut | SaleReturn]] | None = None
@@ -400,8 +410,8 @@ class Ledger:
             raise DuplicateMovement("a lot id is already in the ledger")
 
     def _pop(self, movement_id: str) -> AnyMovement:
+        documents = self._documents_index()  # indexed while `_unfiled` still matches the movements
         m = self._movements.pop(movement_id)
-        documents = self._documents_index()
         documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
             del self._lots[m.lot_id]
@@ -420,14 +430,21 @@ class Ledger:
         return m
 
     def _ids(self, document_id: str) -> tuple[str, ...]:
+        if self._documents is None and self._scans < _SCANS:  # a document new to the ledger, as a build's is
+            self._scans += 1
+            if document_id not in self._unfiled:
+                return ()
         filed = self._documents_index().get(document_id, ())
         return (filed,) if isinstance(filed, str) else filed
 
     def _documents_index(self) -> dict[str, str | tuple[str, ...]]:
-        if self._documents is None:
-            self._documents = {}
-            for m in self._movements.values():
-                _file_document(self._documents, m)
+        if self._documents is None:  # filed by C loops when each document has one movement, as most do
+            self._documents = dict(zip(self._unfiled, self._movements, strict=True))
+            if len(self._documents) < len(self._unfiled):  # a document with more movements than one
+                self._documents = {}
+                for document_id, movement_id in zip(self._unfiled, self._movements, strict=True):
+                    _file_document(self._documents, document_id, movement_id)
+            self._unfiled = []
         return self._documents
 
     def _sales_index(self) -> dict[tuple[str, str], list[SaleOut | SaleReturn]]:
@@ -484,11 +501,14 @@ class Ledger:
         for p, start in starts.items():
             stream, checkpoints = self._streams[p], self._checkpoints[p]
             changed_at = bisect_left(stream, start, key=order_key)  # stream[:changed_at] is unchanged
-            first = max((i for i in checkpoints if i <= changed_at), default=0)
             lots_made = self._made[p]
-            layers = self._layers[p] = _restore(checkpoints.get(first), lots_made)
-            for index in [i for i in checkpoints if i > first]:
-                del checkpoints[index]
+            if changed_at == len(stream):  # after all of the product's movements: its layers are as they are
+                first, layers = changed_at, self._layers[p]
+            else:
+                first = max((i for i in checkpoints if i <= changed_at), default=0)
+                layers = self._layers[p] = _restore(checkpoints.get(first), lots_made)
+                for index in [i for i in checkpoints if i > first]:
+                    del checkpoints[index]
             restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
             done = self._results[p]
             for m in stream[first:]:  # recorded again as replayed: results stay in replay order
@@ -498,9 +518,9 @@ class Ledger:
             del stream[first:]
             states[p] = (layers, stream, done, checkpoints, lots_made)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results, movements, documents, lots, returns, uses = (
-            self._every, self._results, self._movements, self._documents, self._lots, self._returns,
-            self._uses,
+        every, results, movements, documents, unfiled, lots, returns, uses = (
+            self._every, self._results, self._movements, self._documents, self._unfiled, self._lots,
+            self._returns, self._uses,
         )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
@@ -508,8 +528,10 @@ class Ledger:
             new = everything or movement_id in fresh
             if new:
                 movements[movement_id] = m
-                if documents is not None:
-                    _file_document(documents, m)
+                if documents is None:
+                    unfiled.append(m.document_id)
+                else:
+                    _file_document(documents, m.document_id, movement_id)
             if m.kind == "build":
                 key, parts, made = order_key(m), [], m.product_id
                 if new:
@@ -627,27 +649,36 @@ class Ledger:
         ] = {}  # lot -> remaining quantity -> cost, incomplete
         remade: list[tuple[Draw, Draw]] = []
         ids, recorded, passed = list(results), list(results.values()), 0
-        for start in sorted(ids.index(movement_id) for movement_id in builds):
+        movements, end = self._movements, len(ids)
+        for start in [index for index, movement_id in enumerate(ids) if movement_id in builds]:
             if start < passed:  # reached while re-pricing the lots of an earlier build
                 continue
-            passed = len(ids)
-            for index in range(start, len(ids)):
+            passed = end
+            for index in range(start, end):
                 record = recorded[index]
-                drawn: _Drawn = record if type(record) is Draw else record[3]  # type: ignore[assignment]
-                if drawn is None:  # a lot made here (or nothing drawn)
-                    if ids[index] in builds:
-                        self._remake(builds[ids[index]], open_lots, priced, remade)
-                    continue
-                if not open_lots:  # nothing changed is in stock any more: on to the next build
-                    passed = index
-                    break
-                if type(drawn) is list:
-                    if not any(d[0] in open_lots for d in drawn):
+                if type(record) is Draw:  # a part of one lot
+                    if record[0] not in open_lots:
+                        if open_lots:
+                            continue
+                        passed = index  # nothing changed is in stock any more: on to the next build
+                        break
+                    redrawn = _redraw([record], ZERO, open_lots, priced)
+                else:
+                    drawn: _Drawn = record[3]  # type: ignore[assignment]
+                    if drawn is None:  # a lot made here (or nothing drawn)
+                        if ids[index] in builds:
+                            self._remake(builds[ids[index]], open_lots, priced, remade)
                         continue
-                elif drawn[0] not in open_lots:
-                    continue
-                results[ids[index]] = _redraw(_drawn(drawn), _full(record)[1], open_lots, priced)
-                if (m := self._movements[ids[index]]).kind == "build":
+                    if open_lots.keys().isdisjoint(
+                        map(_lot_id, drawn) if type(drawn) is list else (drawn[0],)
+                    ):
+                        if open_lots:
+                            continue
+                        passed = index
+                        break
+                    redrawn = _redraw(_drawn(drawn), record[1], open_lots, priced)
+                results[ids[index]] = redrawn
+                if (m := movements[ids[index]]).kind == "build":
                     dirty[m.product_id].append(m)
         if not priced:
             return
@@ -683,10 +714,10 @@ class Ledger:
             )
 
 
-def _file_document(documents: dict[str, str | tuple[str, ...]], m: AnyMovement) -> None:
-    filed = documents.setdefault(m.document_id, m.movement_id)
-    if filed is not m.movement_id:  # a document's second movement, or more
-        documents[m.document_id] = _and(filed, m.movement_id)
+def _file_document(documents: dict[str, str | tuple[str, ...]], document_id: str, movement_id: str) -> None:
+    filed = documents.setdefault(document_id, movement_id)
+    if filed is not movement_id:  # a document's second movement, or more
+        documents[document_id] = _and(filed, movement_id)
 
 
 def _and(filed: str | tuple[str, ...], movement_id: str) -> tuple[str, ...]:
