@@ -1,7 +1,7 @@
 """Checkpoints of the stock ledger: every product's open lots after the movements up to a replay-order key, so
 a back-dated write replays from the nearest one before it instead of from the ledger's first movement; and the
 index of documents by their first movement's key, which gives the movements after a checkpoint (DESIGN.md,
-"Checkpoints").
+"Checkpoints: back-dated writes").
 
 A checkpoint at key K taken at ledger version v holds while no write after v moved anything at or before K:
 the ledger item keeps the first key and the version of its back-dated writes (``cuts``)."""
@@ -11,15 +11,14 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC
+from itertools import islice
 from typing import Any
-
-from pydantic import ConfigDict, TypeAdapter
 
 from shared.aws import table
 from shared.domain.inventory import Stock
-from shared.domain.ledger import AnyMovement, Layer, Movement, MovementKey
+from shared.domain.ledger import AnyMovement, Layer, MovementKey, order_key
+from shared.store import lots
 from shared.store.dynamo import conditional, org_batch_get, query_items
 from shared.store.keys import (
     CHECKPOINT_PREFIX,
@@ -34,7 +33,6 @@ from shared.store.keys import (
 
 PART_BYTES = 350_000  # a part's lots as JSON; DynamoDB refuses items over 400 KB
 SEARCHED = 25  # checkpoints looked at, newest first, for one that still holds
-_MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
 Cut = tuple[str, int]  # a back-dated write: its first movement's sortable key, its version
 
 
@@ -48,14 +46,10 @@ def sortable(key: MovementKey) -> str:
 def index_items(pk: str, documents: Mapping[str, Sequence[AnyMovement]]) -> list[dict[str, Any]]:
     """A write's entries in the index of documents by key (written, new, in its transaction)."""
     return [
-        {"pk": pk, "sk": moved_at_sk(sortable(min(_key(m) for m in moved))), "document": document}
+        {"pk": pk, "sk": moved_at_sk(sortable(min(order_key(m) for m in moved))), "document": document}
         for document, moved in documents.items()
         if moved
     ]
-
-
-def _key(m: AnyMovement) -> MovementKey:
-    return m.at, m.seq, m.movement_id
 
 
 @dataclass(frozen=True)
@@ -91,12 +85,10 @@ def nearest(organisation_id: str, before: str, cuts: Sequence[Cut]) -> Checkpoin
         ConsistentRead=True,
         Limit=SEARCHED,
     )
-    for searched, item in enumerate(found):
+    for item in islice(found, SEARCHED):
         checkpoint = Checkpoint(str(item["key"]), int(item["version"]), tuple(str(f) for f in item["firsts"]))
         if checkpoint.key < before and holds(checkpoint, cuts):
             return checkpoint
-        if searched + 1 >= SEARCHED:
-            break
     return None
 
 
@@ -114,13 +106,10 @@ def lots_at(
         return None
     layers: dict[str, list[Layer]] = {}
     for part in sorted(parts, key=lambda item: str(item["sk"])):
-        for product_id, lot_id, at, seq, movement_id, quantity, cost, incomplete in part["lots"]:
+        for product_id, *row in part["lots"]:
             if product_id in wanted:
-                key = (datetime.fromisoformat(at), int(seq), movement_id)
-                layers.setdefault(product_id, []).append(
-                    Layer(key, lot_id, Decimal(quantity), Decimal(cost), incomplete)
-                )
-    return {p: tuple(lots) for p, lots in layers.items()}
+                layers.setdefault(product_id, []).append(lots.layer(row))
+    return {p: tuple(found) for p, found in layers.items()}
 
 
 def movements_after(organisation_id: str, key: str) -> list[AnyMovement]:
@@ -139,33 +128,20 @@ def movements_after(organisation_id: str, key: str) -> list[AnyMovement]:
     ]
     found: list[AnyMovement] = []
     for item in org_batch_get(organisation_id, (moves_sk(d) for d in documents)):
-        found.extend(_MOVEMENTS.validate_json(item["movements"]))
+        found.extend(lots.MOVEMENTS.validate_json(item["movements"]))
     return found
 
 
 def save(organisation_id: str, key: str, version: int, stock: Mapping[str, Stock]) -> None:
     """Stores a checkpoint: its parts first, then the item that makes it found, so a found checkpoint is
     whole."""
-    rows = [
-        [p, lot.lot_id, lot.key[0].isoformat(), lot.key[1], lot.key[2], str(lot.quantity), str(lot.cost),
-         lot.incomplete]
-        for p, found in sorted(stock.items())
-        for lot in found.lots
-    ]  # fmt: skip
-    parts: list[list[list[Any]]] = [[]]
-    size = 0
-    for row in rows:
-        row_size = len(str(row)) + 2
-        if parts[-1] and size + row_size > PART_BYTES:
-            parts.append([])
-            size = 0
-        parts[-1].append(row)
-        size += row_size
+    rows = [[p, *lots.row(lot)] for p, found in sorted(stock.items()) for lot in found.lots]
+    parts = [page for page, _ in lots.paged(rows, PART_BYTES)]
     pk = org_pk(organisation_id)
     with table().batch_writer() as writer:
-        for n, lots in enumerate(parts):
-            writer.put_item(Item={"pk": pk, "sk": checkpoint_part_sk(key, version, n), "lots": lots})
-    firsts = [lots[0][0] if lots else "" for lots in parts]
+        for n, part in enumerate(parts):
+            writer.put_item(Item={"pk": pk, "sk": checkpoint_part_sk(key, version, n), "lots": part})
+    firsts = [part[0][0] if part else "" for part in parts]
     table().put_item(
         Item={"pk": pk, "sk": checkpoint_sk(key, version), "key": key, "version": version, "firsts": firsts}
     )

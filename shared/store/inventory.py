@@ -14,16 +14,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
-
-from pydantic import ConfigDict, TypeAdapter
 
 from shared.aws import forget_with_clients, table
 from shared.domain.inventory import BuildRecord, Receipt, Rejection, Stock
-from shared.domain.ledger import AnyMovement, Layer, Movement, MovementKey
+from shared.domain.ledger import AnyMovement, MovementKey, order_key
 from shared.errors import BadRequest, Conflict
-from shared.store import checkpoints
+from shared.store import checkpoints, lots
 from shared.store.dynamo import org_batch_get, org_items
 from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk, stock_page_sk, stock_sk
 
@@ -32,7 +29,6 @@ MAX_WRITE_ITEMS = 100  # DynamoDB's most actions in one TransactWriteItems
 MAX_WRITE_BYTES = 3_500_000  # ... and its most bytes (4 MB), with room for names and expressions
 LOTS_PAGE_BYTES = MAX_ITEM_BYTES  # a product's open lots are stored in pages of this size (as JSON) ...
 MAX_STOCK_PAGES = 8  # ... its first in its stock item, up to this many more in items of their own
-_MOVEMENTS = TypeAdapter(list[Movement], config=ConfigDict(defer_build=True))
 
 
 @dataclass(frozen=True)
@@ -120,11 +116,7 @@ def _with_lots(organisation_id: str, items: list[dict[str, Any]], head: LedgerHe
         if not all(key in pages for key in keys):  # written with its item, always: never trust a part
             continue
         found[product_id] = Stock(
-            tuple(
-                Layer((_at(at), int(seq), movement_id), lot_id, Decimal(quantity), Decimal(cost), incomplete)
-                for page in (item["lots"], *(pages[key] for key in keys))
-                for lot_id, at, seq, movement_id, quantity, cost, incomplete in page
-            ),
+            tuple(lots.layer(row) for page in (item["lots"], *(pages[key] for key in keys)) for row in page),
             _last(item),
         )
     return found
@@ -194,36 +186,11 @@ def _trusted(item: Mapping[str, Any], head: LedgerHead) -> bool:
 
 
 def _last(item: Mapping[str, Any]) -> MovementKey:
-    at, seq, movement_id = item["last"]
-    return _at(at), int(seq), movement_id
+    return lots.key_of(item["last"])
 
 
-def _key(key: MovementKey) -> list[Any]:
-    return [key[0].isoformat(), key[1], key[2]]
-
-
-def _at(iso: str) -> datetime:
-    return datetime.fromisoformat(iso)
-
-
-def _lots(found: Stock) -> list[list[Any]]:
-    """Exact: each Decimal as its own digits (``str`` gives them back as they were)."""
-    return [
-        [lot.lot_id, *_key(lot.key), str(lot.quantity), str(lot.cost), lot.incomplete] for lot in found.lots
-    ]
-
-
-def _paged(lots: list[list[Any]]) -> list[tuple[list[list[Any]], int]]:
-    """The lots in pages of at most ``LOTS_PAGE_BYTES`` (as JSON), with each page's size."""
-    pages: list[tuple[list[list[Any]], int]] = [([], 2)]
-    for lot in lots:
-        size = len(json.dumps(lot)) + 2  # its separator
-        if pages[-1][0] and pages[-1][1] + size > LOTS_PAGE_BYTES:
-            pages.append(([], 2))
-        page, used = pages[-1]
-        page.append(lot)
-        pages[-1] = (page, used + size)
-    return pages
+def _rows(found: Stock) -> list[list[Any]]:
+    return [lots.row(lot) for lot in found.lots]
 
 
 def _stock_put(name: str, pk: str, product_id: str, found: Stock, version: int) -> list[dict[str, Any]]:
@@ -231,13 +198,13 @@ def _stock_put(name: str, pk: str, product_id: str, found: Stock, version: int) 
     more than ``MAX_STOCK_PAGES`` pages it is stored without its lots (not trusted: the ledger is replayed
     for it when next needed)."""
     item = _stub(pk, product_id, version)
-    pages = _paged(_lots(found))
+    pages = lots.paged(_rows(found), LOTS_PAGE_BYTES)
     if len(pages) - 1 > MAX_STOCK_PAGES:
         return [{"Put": {"TableName": name, "Item": item}}]
     item |= {
         "lots": pages[0][0],
         "lots_size": pages[-1][1],
-        "last": _key(found.last),
+        "last": lots.key_row(found.last),
         "pages": len(pages) - 1,
     }
     more = [
@@ -256,54 +223,40 @@ def _stock_append(
 ) -> list[dict[str, Any]]:
     """The lots a write made, added after the product's stored ones (on its last page, or a new one when
     that is full), and its latest movement."""
-    lots = _lots(added)
-    size = len(json.dumps(lots))
+    rows = _rows(added)
+    size = len(json.dumps(rows))
     page = tail.pages if tail.size + size <= LOTS_PAGE_BYTES else tail.pages + 1
     if page > MAX_STOCK_PAGES or size > LOTS_PAGE_BYTES:
         return [{"Put": {"TableName": name, "Item": _stub(pk, product_id, version)}}]
-    values = {":last": _key(added.last), ":version": version, ":product_id": product_id}
+    values = {
+        ":last": lots.key_row(added.last),
+        ":version": version,
+        ":product_id": product_id,
+        ":size": size,
+    }
     latest = "#last = :last, #version = :version, #product_id = :product_id"
-    names = _aliases("#last", "#version", "#product_id", "#lots_size", "#lots")
+    names, head = _aliases("#last", "#version", "#product_id", "#lots_size"), stock_sk(product_id)
     if page == 0:  # a product's first lots make its item (it never moved: no item, on a complete ledger)
-        lots_set = "#lots = list_append(if_not_exists(#lots, :none), :lots), "
-        size_set = "#lots_size = if_not_exists(#lots_size, :zero) + :size, "
-        values |= {":lots": lots, ":none": [], ":size": size, ":zero": 0}
-        return [_update(name, pk, stock_sk(product_id), "SET " + lots_set + size_set + latest, names, values)]
-    del names["#lots"]
-    if page == tail.pages:  # its last page has room
-        appended = _update(
-            name,
-            pk,
-            stock_page_sk(product_id, page),
-            "SET #lots = list_append(#lots, :lots)",
-            _aliases("#lots"),
-            {":lots": lots},
-        )
-        values[":size"] = size
+        values |= {":lots": rows, ":none": [], ":zero": 0}
+        appended = "#lots = list_append(if_not_exists(#lots, :none), :lots), "
+        counted = "#lots_size = if_not_exists(#lots_size, :zero) + :size, "
         return [
-            appended,
-            _update(
-                name,
-                pk,
-                stock_sk(product_id),
-                "SET #lots_size = #lots_size + :size, " + latest,
-                names,
-                values,
-            ),
+            _update(name, pk, head, "SET " + appended + counted + latest, names | _aliases("#lots"), values)
         ]
-    page_item = {"pk": pk, "sk": stock_page_sk(product_id, page), "lots": lots}
-    values |= {":size": size, ":pages": page}
-    return [
-        {"Put": {"TableName": name, "Item": page_item}},
-        _update(
-            name,
-            pk,
-            stock_sk(product_id),
-            "SET #lots_size = :size, #pages = :pages, " + latest,
-            names | _aliases("#pages"),
-            values,
-        ),
-    ]
+    page_sk = stock_page_sk(product_id, page)
+    if page == tail.pages:  # its last page has room
+        rows_written = _update(
+            name, pk, page_sk, "SET #lots = list_append(#lots, :lots)", _aliases("#lots"), {":lots": rows}
+        )
+        head_written = _update(
+            name, pk, head, "SET #lots_size = #lots_size + :size, " + latest, names, values
+        )
+    else:  # it starts the next page
+        rows_written = {"Put": {"TableName": name, "Item": {"pk": pk, "sk": page_sk, "lots": rows}}}
+        values[":pages"] = page
+        expression = "SET #lots_size = :size, #pages = :pages, " + latest
+        head_written = _update(name, pk, head, expression, names | _aliases("#pages"), values)
+    return [rows_written, head_written]
 
 
 def _update(
@@ -334,7 +287,7 @@ def movements(organisation_id: str) -> list[AnyMovement]:
         return list(known[1])
     found: list[AnyMovement] = []
     for item in org_items(organisation_id, MOVES_PREFIX, ConsistentRead=True):
-        found.extend(_MOVEMENTS.validate_json(item["movements"]))
+        found.extend(lots.MOVEMENTS.validate_json(item["movements"]))
     _READ.pop(organisation_id, None)
     if len(_READ) >= _READ_LIMIT:
         del _READ[next(iter(_READ))]
@@ -360,12 +313,12 @@ def commit(
     anyway when ``head`` was read after a write that stored no stock. Raises ``LedgerMoved`` when the ledger
     is no longer at ``head``'s version, ``Conflict`` when a record with the same id exists."""
     pk, version = org_pk(organisation_id), head.version
-    keys = [checkpoints.sortable((m.at, m.seq, m.movement_id)) for moved in documents.values() for m in moved]
+    keys = [checkpoints.sortable(order_key(m)) for moved in documents.values() for m in moved]
     latest, cuts = max([head.latest, *keys]), list(head.cuts)
     if keys and min(keys) <= head.latest:  # back-dated: the checkpoints after it no longer hold
         cuts = checkpoints.with_cut(cuts, (min(keys), version + 1))
     items = [
-        {"pk": pk, "sk": moves_sk(document), "movements": _MOVEMENTS.dump_json(list(moved)).decode()}
+        {"pk": pk, "sk": moves_sk(document), "movements": lots.MOVEMENTS.dump_json(list(moved)).decode()}
         for document, moved in documents.items()
     ]
     items += checkpoints.index_items(pk, documents)
