@@ -154,7 +154,13 @@ def _trueup(
         return None
     record_id = f"{state.books.provider}-{state.books.version + 1}"
     export_id = queue.export_id_for(organisation_id, "trueup", record_id)
-    corrects = {state.planned[key].export_id: _exact_dict(delta) for key, delta in trued.restating.items()}
+    restated = {state.planned[key].export_id: delta for key, delta in trued.restating.items()}
+    corrects = {
+        export_id: _exact_dict(
+            domain.summed([restated.get(export_id, {}), state.books.taken_back.get(export_id, {})])
+        )
+        for export_id in restated | state.books.taken_back
+    }
     changed = list(corrects)
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     named = ", ".join(changed[:LISTED]) + more
@@ -235,7 +241,12 @@ def plan(
         )
         try:
             store.commit_plans(
-                organisation_id, state.books, trued.after, writes, state.restatements(trued.restating)
+                organisation_id,
+                state.books,
+                trued.after,
+                writes,
+                state.restatements(trued.restating),
+                taken_back={} if found else None,  # a true-up made now records the take-backs
             )
         except store.BooksMoved:
             continue
@@ -284,13 +295,22 @@ def change_of(plan: str) -> Balances:
 
 
 def unplan(organisation_id: str, row: ExportRow) -> None:
-    """Takes a failed export's plan out of the books, so that a retry plans it on the values of then."""
+    """Takes a failed export's plan out of the books, so that a retry plans it on the values of then. The
+    true-ups that corrected it stay posted: the next true-up takes their corrections back, and records that
+    it corrects this export by that much (what a reconciliation of an earlier date counts of it)."""
     change = change_of(str(row.plan))
+    provider = str(row.plan_provider)
+    corrected = domain.summed(
+        corrections(other.plan_exact).get(row.export_id, {})
+        for other in export_store.plan_index(organisation_id)
+        if other.kind == "trueup" and other.plan_provider == provider
+    )
     for _ in range(MAX_TRIES):
-        books = store.get_books(organisation_id, str(row.plan_provider))
+        books = store.get_books(organisation_id, provider)
         posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}
+        taken_back = {a: -v for a, v in corrected.items() if v}
         try:
-            store.drop_plan(organisation_id, books, posted, row.export_id)
+            store.drop_plan(organisation_id, books, posted, row.export_id, taken_back)
             return
         except store.BooksMoved:
             continue
@@ -340,7 +360,9 @@ def _true_up_page(
             return False, False
         writes, restated = [found[0]] if found else [], state.restatements(trued.restating)
         try:
-            store.commit_plans(organisation_id, state.books, trued.trued, writes, restated)
+            store.commit_plans(
+                organisation_id, state.books, trued.trued, writes, restated, taken_back={} if found else None
+            )
         except store.BooksMoved:
             continue
         if found:

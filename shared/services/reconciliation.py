@@ -117,7 +117,8 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     posted: Balances = {}
     dated = {r.export_id: books.stored_journal(r.plan).date for r in rows if r.plan}
     # the day each export's values belong to: its record's own (its journal may be dated later, past a lock)
-    own_day = {row.export_id: dates[key] for key, row in state.planned.items() if key in dates}
+    # (a failed export re-planned on retry is not planned meanwhile: its event still dates it)
+    own_day = {r.export_id: dates[key] for r in state.rows if (key := (r.kind, r.record_id)) in dates}
     day_of = {r.export_id: own_day.get(r.export_id, dated.get(r.export_id)) for r in rows}
 
     def by_then(export_id: str) -> bool:
@@ -158,7 +159,8 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     if as_of >= now.astimezone(state.zone).date():  # a true-up found now is dated today where the books are
         due = state.due()
     else:  # only the changes of exports of that date or before (exact, to the cent)
-        changes = (c for key, c in state.changes().items() if by_then(state.planned[key].export_id))
+        changes = [c for key, c in state.changes().items() if by_then(state.planned[key].export_id)]
+        changes += [c for export_id, c in state.books.taken_back.items() if by_then(export_id)]
         due = {a: to_cents(v) for a, v in domain.summed(changes).items()}
     _add(reasons, due, lambda v: Reason(
         kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "

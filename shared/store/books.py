@@ -24,6 +24,9 @@ class Books(Model):
     provider: str
     version: int = 0
     posted: dict[str, Decimal] = Field(default_factory=dict)  # account id -> cents planned (debits positive)
+    # export id -> what the next true-up takes back of the corrections earlier true-ups made to that export
+    # (exact, per account): it was re-planned on new values, and those corrections are posted all the same
+    taken_back: dict[str, dict[str, Decimal]] = Field(default_factory=dict)
 
 
 class PlanWrite(Model):
@@ -49,14 +52,18 @@ def get_books(organisation_id: str, provider: str) -> Books:
     item = table().get_item(Key=_key(organisation_id, provider), ConsistentRead=True).get("Item")
     if not item:
         return Books(provider=provider)
+    taken_back = item.get("taken_back") or {}
     return Books(
         provider=provider,
         version=int(item["version"]),
         posted={a: Decimal(str(v)) for a, v in (item.get("posted") or {}).items()},
+        taken_back={e: {a: Decimal(v) for a, v in change.items()} for e, change in taken_back.items()},
     )
 
 
-def _books_put(organisation_id: str, books: Books, posted: dict[str, Decimal]) -> dict[str, Any]:
+def _books_put(
+    organisation_id: str, books: Books, posted: dict[str, Decimal], taken_back: dict[str, dict[str, Decimal]]
+) -> dict[str, Any]:
     """The books' next version, only over the version read."""
     return {
         "Put": {
@@ -65,6 +72,8 @@ def _books_put(organisation_id: str, books: Books, posted: dict[str, Decimal]) -
                 **_key(organisation_id, books.provider),
                 "version": books.version + 1,
                 "posted": {a: v for a, v in posted.items() if v},
+                # exact values as text: a re-costed value can hold more digits than a DynamoDB number
+                "taken_back": {e: {a: str(v) for a, v in c.items() if v} for e, c in taken_back.items() if c},
             },
             "ConditionExpression": "attribute_not_exists(pk) OR version = :read",
             "ExpressionAttributeValues": {":read": books.version},
@@ -81,14 +90,18 @@ def commit_plans(
     posted: dict[str, Decimal],
     plans: list[PlanWrite],
     restated: dict[str, str] | None = None,
+    taken_back: dict[str, dict[str, Decimal]] | None = None,
 ) -> None:
     """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans (and, for
     a true-up, the values now of the exports it corrects, as ``restated``: at most ``MAX_RESTATED``), all or
-    nothing. Raises ``BooksMoved`` when the books or a plan's row changed meanwhile."""
+    nothing. ``taken_back`` replaces the books' pending take-backs (None: they stay). Raises ``BooksMoved``
+    when the books or a plan's row changed meanwhile."""
     if len(restated or {}) > MAX_RESTATED:
         raise ValueError(f"a transaction restates at most {MAX_RESTATED} exports, not {len(restated or {})}")
     name, pk = table().name, org_pk(organisation_id)
-    writes = [_books_put(organisation_id, books, posted)]
+    writes = [
+        _books_put(organisation_id, books, posted, books.taken_back if taken_back is None else taken_back)
+    ]
     for export_id, exact in (restated or {}).items():
         writes.append(
             {
@@ -139,15 +152,23 @@ def commit_plans(
         raise BooksMoved() from None
 
 
-def drop_plan(organisation_id: str, books: Books, posted: dict[str, Decimal], export_id: str) -> None:
-    """Takes a failed export's plan back out of the books (before a retry plans it anew)."""
+def drop_plan(
+    organisation_id: str,
+    books: Books,
+    posted: dict[str, Decimal],
+    export_id: str,
+    taken_back: dict[str, Decimal],
+) -> None:
+    """Takes a failed export's plan back out of the books (before a retry plans it anew), with what the
+    next true-up takes back of the corrections made to it."""
     name, pk = table().name, org_pk(organisation_id)
     client = table().meta.client
+    pending = {e: c for e, c in books.taken_back.items() if e != export_id}
     try:
         client.transact_write_items(
             ClientRequestToken=uuid.uuid4().hex,
             TransactItems=[
-                _books_put(organisation_id, books, posted),
+                _books_put(organisation_id, books, posted, pending | {export_id: taken_back}),
                 {
                     "Update": {
                         "TableName": name,
