@@ -74,9 +74,7 @@ STALE_AFTER = timedelta(minutes=30)
 def _view(tracking: Tracking, now: datetime) -> TrackingView:
     shown = tracking.model_dump(include=set(TrackingShown.model_fields))
     last = tracking.last_pull
-    going_on = bool(
-        tracking.resume and last and last.more and datetime.fromisoformat(last.at) >= now - STALE_AFTER
-    )
+    going_on = bool(last and last.more and datetime.fromisoformat(last.at) >= now - STALE_AFTER)
     pulling = tracking.lease_until >= now.timestamp() or going_on or _waiting(tracking, now)
     return TrackingView.model_validate(
         {
@@ -198,9 +196,9 @@ def pull_changes(
             read=carried.read if carried else 0,
             stored=carried.stored if carried else 0,
             parts=carried.parts + 1 if carried else 1,
-            # a rate-limited part comes back as the pull's next part (``_pull``); any other waits for the
-            # next pull, which goes on from the same place
-            more=bool(tracking.resume) and isinstance(err, RateLimited),
+            # a rate-limited part (the first one too) comes back as the pull's next part (``_pull``); any
+            # other waits for the next pull, which goes on from the same place
+            more=isinstance(err, RateLimited),
         )
         store.release_pull_lease(organisation_id, wanted, owner=owner, last_pull=failed)
         raise

@@ -588,3 +588,23 @@ def test_a_live_pull_renews_its_lease_between_pages(
     assert refused and all(refused)  # never free while the pull lives, long past one lease
     assert len(result.stored) == 8
     assert not ok(api.call("GET", "/sales/status"))[0]["pulling"]  # released at the end
+
+
+def test_a_first_pull_rate_limited_at_its_first_part_shows_pulling_until_it_comes_back(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """QuickBooks throttles the very first page: the part is queued again for when the budget allows, and
+    the page shows the pull going on (not idle after a failed pull, not stalled)."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    sandboxes.qbo.inject("429", path_prefix=QBO_API + "query", count=http.MAX_ATTEMPTS)
+    assert api.call("POST", "/sales/pull").status == 202
+    poller = Poller(aws)
+    assert poller.poll_once().received == 1  # the first part, throttled
+    throttled = ok(api.call("GET", "/sales/status"))[0]
+    assert not throttled["last_pull"]["ok"] and throttled["last_pull"]["more"], throttled["last_pull"]
+    assert throttled["pulling"] and not throttled["stalled"]
+    queue = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=aws.physical("SalesPullQueue"), AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    assert queue["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"  # it comes back by itself
