@@ -19,12 +19,14 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.bench_exports import deliver
 from bench.bench_token_refresh import connect
+from infra.local.stack import LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
@@ -94,14 +96,20 @@ class Clock:
         return self.start + timedelta(seconds=self.offset)
 
 
-def install(clock: Clock) -> None:
-    http.sleep = clock.advance
-    exports.clock = clock.now
+def install(clock: Clock, patch: Callable[[object, str, object], None] = setattr) -> None:
+    """Points every wait and clock of the service at ``clock`` (``patch``: a test's ``monkeypatch.setattr``,
+    so that it is undone after the test)."""
+    patch(http, "sleep", clock.advance)
+    patch(exports, "clock", clock.now)
     # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
-    sessions.session_for = lambda connection, retry_after_limit=None: Session(
-        tenant_id=connection.tenant_id,
-        token=TokenSource(sessions.tokens.asking(connection)),
-        budget=DynamoRateBudget(clock=lambda: clock.now().timestamp()),
+    patch(
+        sessions,
+        "session_for",
+        lambda connection, retry_after_limit=None: Session(
+            tenant_id=connection.tenant_id,
+            token=TokenSource(sessions.tokens.asking(connection)),
+            budget=DynamoRateBudget(clock=lambda: clock.now().timestamp()),
+        ),
     )
 
 
@@ -172,14 +180,16 @@ def invoice(sandboxes: Sandboxes, provider: str, number: str, day: date, part: s
 
 
 class History:
-    def __init__(self, sandboxes: Sandboxes, provider: str, organisation: str, parts: dict[str, str]) -> None:
+    def __init__(
+        self, sandboxes: Sandboxes, provider: str, organisation: str, parts: dict[str, str], seed: int = 7
+    ) -> None:
         self.sandboxes, self.provider, self.organisation, self.parts = (
             sandboxes,
             provider,
             organisation,
             parts,
         )
-        self.rng = random.Random(7)
+        self.rng = random.Random(seed)
         self.invoices: list[tuple[str, str]] = []
         self.kinds: Counter[str] = Counter()
         self.latest: datetime | None = None  # the latest date of anything recorded so far
@@ -293,32 +303,67 @@ def reason_kinds(result: reconciliation.Reconciliation) -> dict[str, int]:
     return dict(Counter(r.kind for account in result.accounts for r in account.reasons))
 
 
+class Outcome(NamedTuple):
+    history: History
+    final: reconciliation.Reconciliation  # the end, after the last true-up
+    then: dict[date, reconciliation.Reconciliation]  # each month-end at the first pass after it
+    at_end: dict[date, reconciliation.Reconciliation]  # each month-end again at the end (a past date)
+    starting: dict[str, Any]  # QBO's items' QtyOnHand before the history
+    calls: int  # provider calls
+    took: float  # seconds
+
+
+def simulate(
+    stack: LocalStack,
+    sandboxes: Sandboxes,
+    clock: Clock,
+    provider: str,
+    mode: str,
+    events: int,
+    seed: int = 7,
+) -> Outcome:
+    """A random history of ``events`` against the sandbox (``clock`` installed: ``install``), settled as the
+    schedules would every 25 events, and reconciled."""
+    organisation, parts = prepare(sandboxes, provider, mode)
+    history = History(sandboxes, provider, organisation, parts, seed)
+    starting = {i["Id"]: i.get("QtyOnHand") for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")}
+    sandbox = sandboxes.qbo if provider == "qbo" else sandboxes.xero
+    calls_before, started = sum(sandbox.calls.values()), time.perf_counter()
+    ends = month_ends(START.date(), (START + timedelta(days=DAYS)).date()) if mode == "journals" else []
+    then: dict[date, reconciliation.Reconciliation] = {}
+    for n in range(events):
+        day = START + timedelta(days=n * DAYS / events)
+        history.event(n, day)
+        if n % 25 == 24:
+            settle(history, clock, stack, day)
+            for month_end in (e for e in ends if e < day.date() and e not in then):
+                then[month_end] = reconciliation.reconcile(organisation, month_end, day)
+    end = START + timedelta(days=DAYS)
+    settle(history, clock, stack, end + timedelta(days=3))
+    settle(history, clock, stack, end + timedelta(days=4))  # true-ups found by the last pass
+    last = end + timedelta(days=5)  # after the last true-up's date
+    final = reconciliation.reconcile(organisation, last.date(), last)
+    took = time.perf_counter() - started
+    calls = sum(sandbox.calls.values()) - calls_before
+    at_end = {when: reconciliation.reconcile(organisation, when, last) for when in ends}
+    return Outcome(history, final, then, at_end, starting, calls, took)
+
+
+def gaps(result: reconciliation.Reconciliation) -> tuple[Decimal, Decimal]:
+    """The largest |posted - subledger| of the books' accounts (the rounding account holds the cents left
+    over) and the largest unexplained difference."""
+    books_accounts = [a for a in result.accounts if "rounding" not in a.roles]
+    gap = max((abs(a.posted - a.subledger) for a in books_accounts), default=ZERO)
+    return gap, max((abs(a.unexplained) for a in result.accounts), default=ZERO)
+
+
 def run(provider: str, mode: str) -> None:
     with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
         clock = Clock(sandboxes)
         install(clock)
-        organisation, parts = prepare(sandboxes, provider, mode)
-        history = History(sandboxes, provider, organisation, parts)
-        starting = {i["Id"]: i.get("QtyOnHand") for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")}
-        sandbox = sandboxes.qbo if provider == "qbo" else sandboxes.xero
-        calls_before, started = sum(sandbox.calls.values()), time.perf_counter()
-        ends = month_ends(START.date(), (START + timedelta(days=DAYS)).date()) if mode == "journals" else []
-        then: dict[date, reconciliation.Reconciliation] = {}  # each month-end at the first pass after it
-        for n in range(EVENTS):
-            day = START + timedelta(days=n * DAYS / EVENTS)
-            history.event(n, day)
-            if n % 25 == 24:
-                settle(history, clock, stack, day)
-                for month_end in (e for e in ends if e < day.date() and e not in then):
-                    then[month_end] = reconciliation.reconcile(organisation, month_end, day)
-        end = START + timedelta(days=DAYS)
-        settle(history, clock, stack, end + timedelta(days=3))
-        settle(history, clock, stack, end + timedelta(days=4))  # true-ups found by the last pass
-        last = end + timedelta(days=5)  # after the last true-up's date
-        final = reconciliation.reconcile(organisation, last.date(), last)
-        took = time.perf_counter() - started
-        calls = sum(sandbox.calls.values()) - calls_before
-        at_end = {when: reconciliation.reconcile(organisation, when, last) for when in ends}
+        outcome = simulate(stack, sandboxes, clock, provider, mode, EVENTS)
+        history, final, then, at_end, starting, calls, took = outcome
+        organisation = history.organisation
         statuses = Counter(row.status for row in export_store.list_exports(organisation))
         kinds = Counter(row.kind for row in export_store.list_exports(organisation))
         print(f"{provider} {mode}: {EVENTS} events ({dict(history.kinds)}) in {took:.1f} s")
@@ -327,9 +372,7 @@ def run(provider: str, mode: str) -> None:
             f"provider calls per event {calls / EVENTS:.2f}"
         )
         if final.mode == "journals":
-            books_accounts = [a for a in final.accounts if "rounding" not in a.roles]
-            gap = max((abs(a.posted - a.subledger) for a in books_accounts), default=ZERO)
-            left = max((abs(a.unexplained) for a in final.accounts), default=ZERO)
+            gap, left = gaps(final)
             print(
                 f"  end: status {final.status}; largest |posted - subledger| {gap:.2f} (target 0.00); "
                 f"largest unexplained {left:.2f} (target 0.00)"
@@ -342,13 +385,12 @@ def run(provider: str, mode: str) -> None:
                     f"subledger {account.subledger:>10}"
                     f" (others' entries {others})"
                 )
-            for when in ends:
-                for moment, result in (("then", then.get(when)), ("at the end", at_end[when])):
+            for when, result_at_end in at_end.items():
+                for moment, result in (("then", then.get(when)), ("at the end", result_at_end)):
                     if result is not None:
-                        worst = max((abs(a.unexplained) for a in result.accounts), default=ZERO)
                         print(
                             f"  month-end {when} reconciled {moment}: status {result.status}; largest "
-                            f"unexplained {worst:.2f} (target 0.00); reasons {reason_kinds(result)}"
+                            f"unexplained {gaps(result)[1]:.2f} (target 0.00); reasons {reason_kinds(result)}"
                         )
         else:
             off = [i for i in final.items if i.difference]

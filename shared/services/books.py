@@ -28,7 +28,7 @@ from shared.domain.inventory import BuildRecord, Receipt, Rejection
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, NothingToPost, PostingAccounts, journal_of
 from shared.lazy import lazy_module
-from shared.money import ZERO
+from shared.money import ZERO, to_cents
 from shared.observability import logger
 from shared.services import queue
 
@@ -150,23 +150,28 @@ def _trueup(
     """The true-up export of ``trued``'s change, recording each export it corrects with the exact change it
     corrects (what a reconciliation of an earlier date counts of it)."""
     change = domain.difference(trued.trued, state.books.posted)
-    if not change:
+    restated = {state.planned[key].export_id: delta for key, delta in trued.restating.items()}
+    corrections = {
+        corrected: domain.summed([restated.get(corrected, {}), state.books.taken_back.get(corrected, {})])
+        for corrected in restated | state.books.taken_back
+    }
+    # changes that cancel out (re-costing moved value from one day's cost of goods sold to another's) post
+    # nothing, but a reconciliation of a date between them needs to know what moved: recorded all the same
+    if not change and not any(to_cents(v) for delta in corrections.values() for v in delta.values()):
         return None
     record_id = f"{state.books.provider}-{state.books.version + 1}"
     export_id = queue.export_id_for(organisation_id, "trueup", record_id)
-    restated = {state.planned[key].export_id: delta for key, delta in trued.restating.items()}
-    corrects = {
-        export_id: _exact_dict(
-            domain.summed([restated.get(export_id, {}), state.books.taken_back.get(export_id, {})])
-        )
-        for export_id in restated | state.books.taken_back
-    }
+    corrects = {corrected: _exact_dict(delta) for corrected, delta in corrections.items()}
     changed = list(corrects)
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     named = ", ".join(changed[:LISTED]) + more
     narration = f"True-up of values already posted, after re-costing: {named or 'rounding'}"
     on = moment.astimezone(state.zone).date()
-    journal = journal_of(change, marker=export_id, on=on, currency=state.currency, narration=narration)
+    journal = (
+        journal_of(change, marker=export_id, on=on, currency=state.currency, narration=narration)
+        if change
+        else None
+    )
     row = export_store.new_export(
         organisation_id,
         export_id,
@@ -177,11 +182,20 @@ def _trueup(
     )
     write = store.PlanWrite(
         export_id=export_id,
-        plan=journal.model_dump_json(),
-        exact=json.dumps({"corrects": corrects}),
+        plan=journal.model_dump_json() if journal else "",  # "": nothing to post, settled as skipped
+        exact=json.dumps({"corrects": corrects, "on": on.isoformat()}),
         new_row=row,
     )
     return write, ExportJob(organisation_id=organisation_id, kind="trueup", record_id=record_id)
+
+
+def dated(row: ExportRow) -> date | None:
+    """The day a planned export's journal is dated; a true-up that posts nothing (its changes cancel out)
+    is dated the day it was planned. None: nothing planned."""
+    if row.plan:
+        return stored_journal(row.plan).date
+    on = json.loads(row.plan_exact or "{}").get("on") if row.kind == "trueup" else None
+    return date.fromisoformat(on) if on else None
 
 
 def corrections(plan_exact: str | None) -> dict[str, Balances]:

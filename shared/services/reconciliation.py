@@ -115,7 +115,7 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     ]
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
-    dated = {r.export_id: books.stored_journal(r.plan).date for r in rows if r.plan}
+    dated = {r.export_id: day for r in rows if (day := books.dated(r))}
     # the day each export's values belong to: its record's own (its journal may be dated later, past a lock)
     # (a failed export re-planned on retry is not planned meanwhile: its event still dates it)
     own_day = {r.export_id: dates[key] for r in state.rows if (key := (r.kind, r.record_id)) in dates}
@@ -127,23 +127,23 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
 
     partly: Balances = {}  # what the true-ups correcting only part of that date correct of it (exact)
     for row in rows:
-        if not row.plan:
+        if (day := dated.get(row.export_id)) is None:
             continue
-        journal, change = books.stored_journal(row.plan), books.change_of(row.plan)
-        if journal.date > as_of:
+        change = books.change_of(str(row.plan))
+        if day > as_of:
             if row.kind == "trueup":  # the subledger (costed as of now) already holds what it corrects then
                 corrected = _corrected_by_then(change, books.corrections(row.plan_exact), by_then, partly)
-                _add(reasons, {a: -v for a, v in corrected.items()}, lambda v, r=row, j=journal: Reason(
+                _add(reasons, {a: -v for a, v in corrected.items()}, lambda v, r=row, d=day: Reason(
                     kind="corrected_later", amount=v, export_id=r.export_id,
-                    note=f"true-up {r.export_id} dated {j.date} corrects values before this date",
+                    note=f"true-up {r.export_id} dated {d} corrects values before this date",
                 ))  # fmt: skip
             own = dates.get((row.kind, row.record_id))  # type: ignore[arg-type]  # an event's export
             if own is None or own > as_of:
                 continue
             if row.status == "posted":  # re-dated past a lock date; one not posted yet is named below
-                _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, j=journal, o=own: Reason(
+                _add(reasons, {a: -v for a, v in change.items()}, lambda v, r=row, d=day, o=own: Reason(
                     kind="posted_later", amount=v, export_id=r.export_id,
-                    note=f"export {r.export_id} of {o} is dated {j.date}: that period was locked",
+                    note=f"export {r.export_id} of {o} is dated {d}: that period was locked",
                 ))  # fmt: skip
                 continue
         if row.status == "posted":

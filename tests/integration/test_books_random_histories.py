@@ -1,0 +1,31 @@
+"""The books rule over random histories through the service (``bench.bench_books``): receipts at odd unit
+costs with rejections, two-level builds, sales and their edits, back-dated receipts, with the schedules'
+pulls, business days and true-ups. With checkpoints every few movements, so back-dated writes cost from
+them. At the end every mapped account holds what the stock ledger says to the cent, and every month-end
+reconciles with nothing unexplained, at the first pass after it and again at the end."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import bench_books
+from infra.local.stack import LocalStack
+from shared.money import ZERO
+from shared.services import inventory
+from tests.conftest import Sandboxes
+
+
+@pytest.mark.parametrize(("provider", "seed"), [("xero", 11), ("qbo", 23)])
+def test_random_histories_keep_the_books_equal_to_the_stock_ledger(
+    aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, provider: str, seed: int
+) -> None:
+    monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", 3)
+    clock = bench_books.Clock(sandboxes)
+    bench_books.install(clock, monkeypatch.setattr)
+    outcome = bench_books.simulate(aws, sandboxes, clock, provider, "journals", events=60, seed=seed)
+    assert outcome.history.kinds["back-dated receipt"] and outcome.history.kinds["build"]
+    assert outcome.final.mode == "journals"
+    assert bench_books.gaps(outcome.final) == (ZERO, ZERO), outcome.final.accounts
+    assert outcome.at_end, "the history crosses a month-end"
+    for month_end, result in (*outcome.then.items(), *outcome.at_end.items()):
+        assert bench_books.gaps(result)[1] == ZERO, (month_end, result.accounts)
