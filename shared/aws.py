@@ -12,17 +12,34 @@ from shared import AWS_MODELS_FOLDER
 from shared.config import settings
 
 
+def botocore_session(data_path: Path) -> Any:
+    """A botocore session that reads its data (service models, endpoints, partitions, defaults) from
+    ``data_path`` alone when the layer's build wrote it there (``infra.layer_models``), else botocore's own.
+
+    The layer's copy is botocore's own data trimmed to the services the functions call: their models without
+    documentation (parsing a model is most of a client's creation) and endpoints.json with only their
+    endpoints (botocore's is 1.2 MB, parsed by every session's first client). Without botocore's data folder
+    on the search path, no client lists its 400-odd services either."""
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.get_session()
+    if (data_path / "endpoints.json").is_file():
+        loader = botocore.loaders.Loader(
+            extra_search_paths=[str(data_path)], include_default_search_paths=False
+        )
+        # botocore's own data, trimmed: endpoints resolve exactly as from the data bundled with botocore (data
+        # from elsewhere would make botocore pass its legacy endpoint to the rule sets as a custom endpoint)
+        loader.BUILTIN_DATA_PATH = str(data_path)
+        core.register_component("data_loader", loader)
+    return core
+
+
 @cache
 def _session() -> Any:
     import boto3  # imported on first use, not at module import (tests start moto first)
-    import botocore.session
 
-    # the layer's service models without their documentation (infra.layer_models): parsing a model is most
-    # of a client's creation. Searched before botocore's own data folder; elsewhere there is none.
-    core = botocore.session.get_session()
-    models = Path(__file__).resolve().parents[1] / AWS_MODELS_FOLDER
-    if models.is_dir():
-        core.set_config_variable("data_path", str(models))
+    core = botocore_session(Path(__file__).resolve().parents[1] / AWS_MODELS_FOLDER)
     return boto3.session.Session(botocore_session=core)
 
 

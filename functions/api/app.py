@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shared.coldstart  # first: collection pauses while the imports below run
+
 import base64
 import json
 from datetime import date
@@ -520,3 +522,6 @@ def retry_export(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resolver = with_docs() if event.get("rawPath") == DOCS_PATH else app
     return resolver.resolve(event, context)
+
+
+shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes

@@ -8,6 +8,8 @@ scheduled event instead sweeps the outbox every minute (exports stored while the
 
 from __future__ import annotations
 
+import shared.coldstart  # first: collection pauses while the imports below run
+
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,3 +40,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
     if "Records" not in event:  # the outbox sweep's schedule
         return {"queued": queue.sweep(ScheduledEvent.model_validate(event).time)}
     return process_batch(event, export_record)
+
+
+shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes

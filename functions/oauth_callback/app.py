@@ -3,6 +3,8 @@ organisation) and answers a small page that reports the result to the opener win
 
 from __future__ import annotations
 
+import shared.coldstart  # first: collection pauses while the imports below run
+
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -95,3 +97,6 @@ def crashed(err: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes

@@ -10,6 +10,8 @@ a day reconcile the books with the provider's trial balance.
 
 from __future__ import annotations
 
+import shared.coldstart  # first: collection pauses while the imports below run
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,3 +47,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
         queued_metric="SalesPullsQueued",
         done="scheduled sales pass done",
     )
+
+
+shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes

@@ -10,6 +10,8 @@ again at the next tick.
 
 from __future__ import annotations
 
+import shared.coldstart  # first: collection pauses while the imports below run
+
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -39,3 +41,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
         queued_metric="ConnectionChecksQueued",
         done="connection checks queued",
     )
+
+
+shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes

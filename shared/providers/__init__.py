@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from shared.config import ProviderUrls
 from shared.domain.connections import PROVIDERS, ProviderName
 from shared.errors import UnknownProvider
-from shared.providers.base import AccountingProvider
 
 if TYPE_CHECKING:  # the OAuth client loads httpx: only a provider's calls need it (not a scheduled pass)
+    from shared.providers.base import AccountingProvider  # the protocol: what names a provider needs
     from shared.providers.oauth import CredentialsSource
 
 

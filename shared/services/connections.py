@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -23,9 +23,20 @@ from shared.model import Model
 from shared.observability import logger
 from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
-from shared.services.tokens import asking, fresh_tokens, provider, store_grant, stored_tokens, tenant_of
 from shared.store import connections as store
 from shared.vault import TokenContext
+
+if TYPE_CHECKING:
+    from shared.providers.base import AccountingProvider
+
+# shared.services.tokens (refreshes, leases, the providers' factory) is imported by the functions that use
+# it: the API's status page and the callback's refusals never open tokens, and their cold start skips it.
+
+
+def _provider(name: ProviderName) -> AccountingProvider:
+    from shared.services import tokens
+
+    return tokens.provider(name)
 
 
 def callback_path(provider_: str) -> str:
@@ -102,7 +113,7 @@ def start_connect(organisation_id: str, name: str, *, switch_company: bool, now:
     state = oauth_state.issue(
         "STATE", organisation_id, wanted, binding, now, code_verifier=verifier, switch_company=switch_company
     )
-    url = provider(wanted).authorize_url(
+    url = _provider(wanted).authorize_url(
         state=state, redirect_uri=settings().redirect_uri(wanted), code_challenge=challenge
     )
     return ConnectStart(
@@ -131,7 +142,7 @@ def complete_callback(
         raise BadRequest("the provider sent no authorization code; start the connection again")
     organisation_id = pending["organisation_id"]
     try:
-        grant = provider(wanted).exchange_code(
+        grant = _provider(wanted).exchange_code(
             code=params["code"],
             redirect_uri=settings().redirect_uri(wanted),
             code_verifier=pending["code_verifier"],
@@ -142,6 +153,8 @@ def complete_callback(
         raise OAuthDeclined(
             f"{PROVIDER_LABELS[wanted]} did not accept the authorization; start the connection again"
         ) from None
+    from shared.services.tokens import store_grant
+
     grant_id = store_grant(organisation_id, wanted, grant.tokens, now)
     switch = bool(pending.get("switch_company"))
     if len(grant.tenants) == 1:
@@ -191,9 +204,11 @@ def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str) -> N
     grant = store.get_grant(grant_id)
     if grant is None:
         return
+    from shared.services.tokens import stored_tokens
+
     try:
         asker = TokenContext(organisation_id=organisation_id, provider=name, grant_id=grant_id)
-        provider(name).release(stored_tokens(grant, asker))
+        _provider(name).release(stored_tokens(grant, asker))
     except ServiceError:
         logger.warning("could not end a discarded consent at the provider")
     store.delete_grant(grant_id)
@@ -320,12 +335,14 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
     grant = store.get_grant(connection.grant_id) if connection.grant_id else None
     note = None
     if grant is not None and grant.status == "active":
+        from shared.services.tokens import asking, fresh_tokens, tenant_of
+
         try:
             tokens, _ = fresh_tokens(asking(connection), clock=lambda: now)
             if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
-                provider(wanted).release(tokens)
+                _provider(wanted).release(tokens)
             else:
-                provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
+                _provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
         except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
             note = (
                 f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "

@@ -41,7 +41,7 @@ class Connection(Model):
     tenant_id: str | None = None
     tenant_name: str | None = None
     xero_connection_id: str | None = None  # Xero's connection id of the tenant
-    previous_tenant_ids: list[str] = Field(default_factory=list)
+    previous_tenant_ids: list[str] = Field(default=[])  # pydantic copies a mutable default per instance
     connected_at: str | None = None
     disconnected_at: str | None = None
     last_successful_sync_at: str | None = None
