@@ -62,7 +62,7 @@ build-SharedLayer:
 	find "$(ARTIFACTS_DIR)/python/shared" -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -m pip install --quiet -r requirements.txt -t "$(ARTIFACTS_DIR)/python" \
 		--platform manylinux2014_aarch64 --implementation cp --python-version 3.11 --only-binary=:all:
-	@# the AWS service models the functions use, without their documentation (infra/layer_models.py)
+	@# botocore's data trimmed to the AWS services the functions use, models without documentation (infra/layer_models.py)
 	$(PYTHON) -m infra.layer_models "$(ARTIFACTS_DIR)/python"
 	@# Lambda's /opt is read-only, so a layer without bytecode is compiled at every cold start. Hash-based
 	@# .pyc files (no timestamps) are reproducible; they must come from the runtime's Python, 3.11.
