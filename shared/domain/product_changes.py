@@ -57,13 +57,15 @@ class CatalogIndex:
     When two products share a normalised SKU the later one read is the one indexed (as a dict would do).
 
     Collision odds. The SKU's hash is Python's 64-bit SipHash of the normalised SKU, keyed afresh in every
-    process, so no SKU can be chosen to collide on purpose. A row whose SKU is not in a catalog of n
-    products is taken for one that is with a probability of n / 2⁶⁴, so for the m rows of a file at most
-    m·n / 2⁶⁴ (50,000 rows against 50,000 products: below one in ten billion, 1.4·10⁻¹⁰); two products
-    of the catalog share a hash with a probability below n² / 2⁶⁵ (7·10⁻¹¹). Such a row shows as updated
-    in a dry run; an apply checks the SKU of the product it reads before writing and creates the product
-    instead. A changed field is taken for unchanged only if its 64-bit BLAKE2b digest equals the stored
-    one's, 2⁻⁶⁴ a compared field (and, for a row whose SKU is new, only after a SKU hash collision too)."""
+    process (the functions leave PYTHONHASHSEED unset), so no SKU can be chosen to collide on purpose. A
+    row whose SKU is not in a catalog of n products is taken for one that is with a probability of n / 2⁶⁴,
+    so for the m rows of a file at most m·n / 2⁶⁴ (50,000 rows against 50,000 products: below one in ten
+    billion, 1.4·10⁻¹⁰); two products of the catalog share a hash with a probability below n² / 2⁶⁵
+    (7·10⁻¹¹). Such a row shows as updated in a dry run; an apply checks the SKU of the product it reads
+    before writing and creates the product instead (for the product a catalog collision hid, a second
+    product of its SKU). A changed field is taken for unchanged only if its 64-bit BLAKE2b digest equals
+    the stored one's, 2⁻⁶⁴ a compared field (and, for a row whose SKU is new, only after a SKU hash
+    collision too)."""
 
     _EMPTY = 0  # a slot holds entry number + 1, so 0 is a free slot
 
