@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from shared.domain.catalog import Product, sku_key
-from shared.domain.product_changes import KnownProduct, change_for, known_product, merged
+from shared.domain.product_changes import CatalogIndex, merged
 from shared.domain.product_import import FileTooCostly, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
@@ -27,21 +27,16 @@ class FileImportResult(ImportSummary):
 
 
 def import_file(organisation_id: str, content: bytes, mode: Mode) -> FileImportResult:
-    catalog = {
-        sku_key(product.sku): known_product(product) for product in store.iter_products(organisation_id)
-    }
-
-    def classify(rows: list[ProductRow]) -> list[RowOutcome]:
-        return [change_for(row, catalog.get(row.key)) for row in rows]
-
+    index = CatalogIndex(store.iter_catalog_entries(organisation_id))
     try:
-        summary = summarise_file(content, classify, budget=ReadBudget(memory_growth=memory_growth_probe()))
+        budget = ReadBudget(memory_growth=memory_growth_probe())
+        summary = summarise_file(content, index.outcomes, budget=budget)
     except FileTooCostly as refused:
         raise InvalidFields(f"file: {refused}", [{"field": "file", "problem": str(refused)}]) from None
     if mode == "apply" and not summary.file_errors:
         summary = summarise_file(
             content,
-            lambda rows: _write(organisation_id, rows, catalog),
+            lambda rows: _write(organisation_id, rows, index),
             budget=ReadBudget(seconds=float("inf")),
         )
     return FileImportResult(mode=mode, **dict(summary))
@@ -64,28 +59,32 @@ def memory_growth_probe() -> Callable[[], int] | None:
     return lambda: (resident_bytes() or start) - start
 
 
-def _write(
-    organisation_id: str, rows: list[ProductRow], catalog: dict[str, KnownProduct]
-) -> list[RowOutcome]:
+def _write(organisation_id: str, rows: list[ProductRow], index: CatalogIndex) -> list[RowOutcome]:
     """Writes a chunk of valid rows; each row's outcome is what was done (re-checked on the full product)."""
-    outcomes = [change_for(row, catalog.get(row.key)) for row in rows]
-    updating = [
-        catalog[row.key].product_id for row, o in zip(rows, outcomes, strict=True) if o is RowOutcome.UPDATED
-    ]
-    current = {product.product_id: product for product in store.get_products(organisation_id, updating)}
+    outcomes = index.outcomes(rows)
+    updating = {
+        row.key: index.product_id(row.key)
+        for row, outcome in zip(rows, outcomes, strict=True)
+        if outcome is RowOutcome.UPDATED
+    }
+    current = {
+        product.product_id: product
+        for product in store.get_products(organisation_id, [i for i in updating.values() if i is not None])
+    }
     to_write: list[Product] = []
-    for index, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
-        known = catalog.get(row.key)
-        existing = current.get(known.product_id) if known is not None else None
+    for number, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
         if outcome is RowOutcome.UNCHANGED:
             continue
-        if existing is None:  # a new SKU, or a product deleted since the index was read
-            outcomes[index] = RowOutcome.CREATED
+        existing = current.get(updating.get(row.key) or "")
+        if existing is None or sku_key(existing.sku) != row.key:
+            # a new SKU, a product deleted (or given another SKU) since the index was read, or one whose
+            # SKU's hash the row's shares (CatalogIndex: odds below 10^-10)
+            outcomes[number] = RowOutcome.CREATED
             to_write.append(merged(row, Product(product_id=str(uuid.uuid4()), sku=row.sku, name=row.name)))
             continue
         product = merged(row, existing)
         if product == existing:  # changed to these values since the index was read
-            outcomes[index] = RowOutcome.UNCHANGED
+            outcomes[number] = RowOutcome.UNCHANGED
             continue
         to_write.append(product)
     store.put_products(organisation_id, to_write)

@@ -5,12 +5,14 @@ Query reads a whole kind; writes go in batches of 25 and point reads in batches 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from shared.aws import table
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
+from shared.domain.product_changes import CatalogEntry
 from shared.store.dynamo import iter_org_items, org_batch_get, org_items
 from shared.store.keys import (
     PRODUCT_PREFIX,
@@ -51,6 +53,37 @@ def products(organisation_id: str) -> list[Product]:
 def iter_products(organisation_id: str) -> Iterator[Product]:
     """Every product, read one query page at a time (for callers that keep less than the models)."""
     return (_load(Product, row) for row in iter_org_items(organisation_id, PRODUCT_PREFIX))
+
+
+CATALOG_PAGE = 250  # products to a Query page of `iter_catalog_entries`
+_ENTRY_NAMES = {f"#e{i}": name for i, name in enumerate(CatalogEntry._fields)}  # "name", "type": reserved
+
+
+def iter_catalog_entries(organisation_id: str) -> Iterator[CatalogEntry]:
+    """Every product's id and the fields an import writes, and nothing else: each Query page projects just
+    those attributes and holds at most CATALOG_PAGE products, so an import indexes the catalog without
+    ever holding whole products (their provider links and components)."""
+    rows = iter_org_items(
+        organisation_id,
+        PRODUCT_PREFIX,
+        ProjectionExpression=", ".join(_ENTRY_NAMES),
+        ExpressionAttributeNames=_ENTRY_NAMES,
+        Limit=CATALOG_PAGE,
+    )
+    return (_entry(row) for row in rows)
+
+
+def _entry(row: dict[str, Any]) -> CatalogEntry:
+    defaults = CatalogEntry._field_defaults
+    unit_cost = row.get("unit_cost")
+    return CatalogEntry(
+        product_id=str(row["product_id"]),
+        sku=str(row["sku"]),
+        name=str(row["name"]),
+        type=str(row.get("type", defaults["type"])),
+        unit=str(row.get("unit", defaults["unit"])),
+        unit_cost=None if unit_cost is None else Decimal(unit_cost),
+    )
 
 
 def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:

@@ -8,14 +8,18 @@ import io
 import zipfile
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 import openpyxl
 import pytest
 
+from infra.local.stack import LocalStack
 from shared.domain import product_import
-from shared.domain.catalog import Product
+from shared.domain.catalog import Component, Product
+from shared.domain.product_changes import catalog_entry
 from shared.domain.product_summary import CHUNK_ROWS
 from shared.store import catalog as store
+from shared.store import dynamo
 from tests.conftest import Api
 
 CSV = (
@@ -216,3 +220,49 @@ def test_upload_without_a_file_is_a_clear_400(api: Api) -> None:
         "POST", "/products/import?mode=dry_run", body=b"a,b", headers={"content-type": "text/csv"}
     )
     assert refused.status == 415
+
+
+def test_the_catalog_is_indexed_from_pages_of_250_products_holding_only_what_the_import_compares(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    products = [
+        Product(
+            product_id=f"{number:08x}-0000-4000-8000-000000000000" if number % 3 else f"p-{number}",
+            sku=f"A-{number}",
+            name=f"Part {number}",
+            type="kit" if number % 7 == 0 else "raw_material",
+            unit_cost=Decimal(number) / 8 if number % 5 else None,
+            unit="pcs" if number % 2 else "each",
+            provider_links={"qbo": str(number)},
+            components=(Component(ref="p-1", quantity=Decimal(2)),),
+        )
+        for number in range(2 * store.CATALOG_PAGE + 101)
+    ]
+    store.put_products("org-a", products)
+    store.put_products("org-b", products[:3])
+    pages: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []  # each Query's arguments and items
+    real = dynamo.table()
+
+    class Recording:
+        def query(self, **kwargs: Any) -> dict[str, Any]:
+            page: dict[str, Any] = real.query(**kwargs)
+            pages.append((kwargs, page["Items"]))
+            return page
+
+    monkeypatch.setattr(dynamo, "table", Recording)
+
+    entries = store.iter_catalog_entries("org-a")
+    assert pages == []  # nothing is read until the caller asks
+    read = list(entries)
+
+    assert sorted(read) == sorted(catalog_entry(p) for p in products)
+    assert [len(items) for _, items in pages] == [250, 250, 101]
+    assert all(query["Limit"] == store.CATALOG_PAGE for query, _ in pages)
+    assert {key for _, items in pages for item in items for key in item} == {
+        "product_id",
+        "sku",
+        "name",
+        "type",
+        "unit",
+        "unit_cost",
+    }

@@ -14,7 +14,7 @@ import pytest
 
 from shared.domain import product_import
 from shared.domain.catalog import Product
-from shared.domain.product_changes import change_for, known_product, merged
+from shared.domain.product_changes import CatalogIndex, catalog_entry, merged
 from shared.domain.product_import import (
     MAX_FILE_BYTES,
     UNSAVED_FORMULA,
@@ -592,18 +592,18 @@ def test_a_row_changes_a_known_product_only_in_the_fields_it_gives() -> None:
     stored = Product(
         product_id="p1", sku="A-1", name="Widget", type="component", unit_cost=Decimal("1.50"), unit="pcs"
     )
-    known = known_product(stored)
+    known = CatalogIndex([catalog_entry(stored)])
 
-    assert change_for(_row(), None) is RowOutcome.CREATED
-    assert change_for(_row(), known) is RowOutcome.UNCHANGED  # blank fields keep the product's values
-    assert change_for(_row(unit_cost=Decimal("1.5"), unit="pcs", type="component"), known) is (
+    assert CatalogIndex().outcome(_row()) is RowOutcome.CREATED
+    assert known.outcome(_row()) is RowOutcome.UNCHANGED  # blank fields keep the product's values
+    assert known.outcome(_row(unit_cost=Decimal("1.5"), unit="pcs", type="component")) is (
         RowOutcome.UNCHANGED
     )
     for changed in ({"unit_cost": Decimal("1.51")}, {"unit": "kg"}, {"type": "service"}, {"name": "Widge"}):
         row = _row(**changed)
-        assert change_for(row, known) is RowOutcome.UPDATED
+        assert known.outcome(row) is RowOutcome.UPDATED
         assert merged(row, stored) != stored
-    assert change_for(_row(sku="a-1"), known) is RowOutcome.UPDATED  # the SKU's spelling is written too
+    assert known.outcome(_row(sku="a-1")) is RowOutcome.UPDATED  # the SKU's spelling is written too
     assert merged(_row(unit_cost=Decimal("2")), stored) == stored.model_copy(
         update={"unit_cost": Decimal("2")}
     )
