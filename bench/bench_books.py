@@ -1,11 +1,14 @@
 """The books rule over random histories, in-process against each sandbox in each mode (QBO journals, QBO
 inventory mode, Xero): receipts at odd unit costs with QA rejections, two-level builds, sales with edits,
-back-dated receipts (dated before something already recorded; counted as such); exports delivered, sales
-pulled and business days closed as the schedules would, then a reconciliation of every month-end, at the
-first pass after it and again at the end (a past date by then: true-ups due or dated later explain what
-re-costing changed), and of the end. Printed per mode: exports by status, provider calls per event, and per
-account the largest gap between what Partsemble posted and its stock ledger (target 0.00 once everything is
-exported) and anything the reconciliation left unexplained (target 0.00).
+back-dated receipts (dated before something already recorded; counted as such), and always some rare events
+(``History.rare``): a live invoice voided or deleted in the provider, a credit note for a finished good
+already sold, a late sale (dated 2 or 5 days back), a build back-dated 1 or 2 days, and a one-off provider
+fault (500, lost response, 429 or timeout) on the next journal write. Exports delivered, sales pulled and
+business days closed as the schedules would, then a reconciliation of every month-end, at the first pass
+after it and again at the end (a past date by then: true-ups due or dated later explain what re-costing
+changed), and of the end. Printed per mode: what the history did, exports by status, provider calls per
+event, and per account the largest gap between what Partsemble posted and its stock ledger (target 0.00
+once everything is exported) and anything the reconciliation left unexplained (target 0.00).
 
 Time is virtual (the sandboxes' clocks, the rate budget's and the export worker's); the work is real.
 ``BOOKS_EVENTS`` sets the number of events per mode (default 300): every export re-reads and replays the
@@ -22,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, NamedTuple
 
 from bench.bench_exports import deliver
@@ -101,16 +105,19 @@ def install(clock: Clock, patch: Callable[[object, str, object], None] = setattr
     so that it is undone after the test)."""
     patch(http, "sleep", clock.advance)
     patch(exports, "clock", clock.now)
+
     # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
-    patch(
-        sessions,
-        "session_for",
-        lambda connection, retry_after_limit=None: Session(
+    def session_for(connection: Any, retry_after_limit: float | None = None) -> Session:
+        return Session(
             tenant_id=connection.tenant_id,
             token=TokenSource(sessions.tokens.asking(connection)),
             budget=DynamoRateBudget(clock=lambda: clock.now().timestamp()),
-        ),
-    )
+        )
+
+    # the sales pull and the catalog import it by name: a budget on the wall clock there would count their
+    # calls in real 10-second windows and wait them out on the virtual clock, which never ends such a window
+    for module in (sessions, sales, catalog):
+        patch(module, "session_for", session_for)
 
 
 def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[str, str]]:
@@ -148,35 +155,65 @@ def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[s
     return organisation, parts
 
 
-def invoice(sandboxes: Sandboxes, provider: str, number: str, day: date, part: str, qty: int) -> str:
+class Document(NamedTuple):
+    """A kind of sales document as each sandbox names it."""
+
+    qbo_entity: str
+    xero_collection: str
+    xero_type: str
+    xero_number: str  # the field of its number
+    xero_id: str  # the field of its id
+
+
+INVOICE = Document("Invoice", "Invoices", "ACCREC", "InvoiceNumber", "InvoiceID")
+CREDIT = Document("CreditMemo", "CreditNotes", "ACCRECCREDIT", "CreditNoteNumber", "CreditNoteID")
+# where the export worker writes a journal (Xero's searches GET the same path)
+JOURNAL_WRITES = {
+    "qbo": ("POST", f"/v3/company/{DEMO_REALM_ID}/journalentry"),
+    "xero": ("PUT", "/api.xro/2.0/ManualJournals"),
+}
+FAULTS = ("500", "lost_response", "429", "timeout")
+
+
+def qbo_lines(part: str, qty: int) -> list[dict[str, Any]]:
+    line = {"ItemRef": {"value": QBO_ITEMS[part]}, "Qty": qty, "UnitPrice": "25.00"}
+    return [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": line}]
+
+
+def xero_lines(part: str, qty: int) -> list[dict[str, Any]]:
+    return [{"ItemCode": XERO_CODES[part], "Description": part, "Quantity": str(qty), "UnitAmount": "25"}]
+
+
+def document(
+    sandboxes: Sandboxes, provider: str, kind: Document, number: str, day: date, part: str, qty: int
+) -> str:
+    """An approved sales document (an invoice or a credit note) to the demo customer, as a person enters it
+    in the provider; its id there."""
     if provider == "qbo":
-        line = {"ItemRef": {"value": QBO_ITEMS[part]}, "Qty": qty, "UnitPrice": "25.00"}
-        record = sandboxes.qbo.create_record(
-            DEMO_REALM_ID,
-            "Invoice",
-            {
-                "DocNumber": number,
-                "TxnDate": day.isoformat(),
-                "CustomerRef": {"value": HARBOR},
-                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": line}],
-            },
-        )
-        return str(record["Id"])
+        fields = {
+            "DocNumber": number,
+            "TxnDate": day.isoformat(),
+            "CustomerRef": {"value": HARBOR},
+            "Line": qbo_lines(part, qty),
+        }
+        return str(sandboxes.qbo.create_record(DEMO_REALM_ID, kind.qbo_entity, fields)["Id"])
     record = sandboxes.xero.add_record(
         AU_TENANT_ID,
-        "Invoices",
+        kind.xero_collection,
         {
-            "InvoiceNumber": number,
-            "Type": "ACCREC",
+            kind.xero_number: number,
+            "Type": kind.xero_type,
             "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
             "Date": day.isoformat(),
             "Status": "AUTHORISED",
-            "LineItems": [
-                {"ItemCode": XERO_CODES[part], "Description": part, "Quantity": str(qty), "UnitAmount": "25"}
-            ],
+            "LineItems": xero_lines(part, qty),
         },
     )
-    return str(record["InvoiceID"])
+    return str(record[kind.xero_id])
+
+
+def invoice(sandboxes: Sandboxes, provider: str, number: str, day: date, part: str, qty: int) -> str:
+    return document(sandboxes, provider, INVOICE, number, day, part, qty)
 
 
 class History:
@@ -189,13 +226,18 @@ class History:
             organisation,
             parts,
         )
+        self.sandbox = sandboxes.qbo if provider == "qbo" else sandboxes.xero
         self.rng = random.Random(seed)
-        self.invoices: list[tuple[str, str]] = []
+        self.invoices: list[tuple[str, str]] = []  # the live invoices: (provider id, finished good sold)
         self.kinds: Counter[str] = Counter()
         self.latest: datetime | None = None  # the latest date of anything recorded so far
 
-    def recorded(self, at: datetime) -> None:
+    def recorded(self, at: datetime, kind: str, back: str | None = None) -> None:
+        """Counts a ``kind`` of thing dated ``at``, as ``back`` when something already recorded is dated
+        later."""
+        late = back is not None and self.latest is not None and at < self.latest
         self.latest = at if self.latest is None else max(self.latest, at)
+        self.kinds[back if late and back else kind] += 1
 
     def event(self, n: int, day: datetime) -> None:
         roll = self.rng.random()
@@ -204,18 +246,29 @@ class History:
                 self.receipt(n, day - timedelta(days=self.rng.choice([0, 0, 0, 3])))
             elif roll < 0.60:
                 self.build(n, day)
+            elif roll < 0.86:
+                self.sale(n, day)
             elif roll < 0.92:
-                part = self.rng.choice(["bracket", "shelf"])
-                ref = invoice(
-                    self.sandboxes, self.provider, f"S-{n}", day.date(), part, self.rng.randint(1, 2)
-                )
-                self.invoices.append((ref, part))
-                self.recorded(day)
-                self.kinds["sale"] += 1
+                self.rare(n, day)
             elif self.invoices:
                 self.edit()
         except ServiceError:
             self.kinds["refused"] += 1  # a short or back-dated build: refused, nothing recorded
+
+    def rare(self, n: int, day: datetime) -> None:
+        """One of the rare events, at random among those possible now: a live invoice voided or deleted, a
+        credit note for a finished good already sold, a sale dated 2 or 5 days back (not before tracking
+        starts), a build dated 1 or 2 days back, a one-off fault on the next journal write (none pending)."""
+        late = day - timedelta(days=self.rng.choice([2, 5]))
+        back = day - timedelta(days=self.rng.choice([1, 2]))
+        possible: dict[str, Callable[[], None]] = {"back-dated build": partial(self.build, n, back)}
+        if self.invoices:
+            possible |= {"void": self.void, "credit": partial(self.credit, n, day)}
+        if late.date() >= START.date():
+            possible["late sale"] = partial(self.sale, n, late)
+        if not self.sandbox.faults:
+            possible["fault"] = self.fault
+        possible[self.rng.choice(sorted(possible))]()
 
     def receipt(self, n: int, at: datetime) -> None:
         """A receipt dated ``at``: back-dated when something already recorded is dated later."""
@@ -229,11 +282,10 @@ class History:
         inventory.record_receipt(
             self.organisation, ReceiptRequest(received_at=at, lines=[line]), datetime.now(UTC)
         )
-        back = self.latest is not None and at < self.latest
-        self.recorded(at)
-        self.kinds["back-dated receipt" if back else "receipt"] += 1
+        self.recorded(at, "receipt", "back-dated receipt")
 
     def build(self, n: int, at: datetime) -> None:
+        """A build dated ``at``: back-dated when something already recorded is dated later."""
         if self.rng.random() < 0.6:
             product, quantity = "bracket", Decimal(self.rng.randint(1, 3))
             components = [("blank", "1"), ("bolt", "2")]
@@ -249,24 +301,55 @@ class History:
             ],
         )
         inventory.record_build(self.organisation, request, datetime.now(UTC))
-        self.recorded(at)
-        self.kinds["build"] += 1
+        self.recorded(at, "build", "back-dated build")
+
+    def sale(self, number: int, day: datetime) -> None:
+        """An invoice dated ``day`` for one or two finished goods: late when something already recorded is
+        dated later."""
+        part = self.rng.choice(["bracket", "shelf"])
+        ref = invoice(self.sandboxes, self.provider, f"S-{number}", day.date(), part, self.rng.randint(1, 2))
+        self.invoices.append((ref, part))
+        self.recorded(day, "sale", "late sale")
+
+    def credit(self, number: int, day: datetime) -> None:
+        """A credit note dated ``day`` for one unit of a finished good a live invoice sold (it names no sale:
+        the service returns its goods to the customer's latest sale of that good up to the credit)."""
+        _, part = self.rng.choice(self.invoices)
+        document(self.sandboxes, self.provider, CREDIT, f"C-{number}", day.date(), part, 1)
+        self.recorded(day, "credit")
+
+    def void(self) -> None:
+        """A live invoice voided or deleted in the provider, as QBO and Xero allow it: QBO keeps a voided one
+        with every amount and quantity 0 and deletes a transaction outright (CDC names it Deleted); Xero voids
+        an approved invoice (only drafts may be deleted there)."""
+        ref, _ = self.invoices.pop(self.rng.randrange(len(self.invoices)))
+        if self.provider == "xero":
+            self.sandboxes.xero.void_record(AU_TENANT_ID, INVOICE.xero_collection, ref)
+            self.kinds["sale voided"] += 1
+        elif self.rng.random() < 0.5:
+            self.sandboxes.qbo.void_record(DEMO_REALM_ID, INVOICE.qbo_entity, ref)
+            self.kinds["sale voided"] += 1
+        else:
+            self.sandboxes.qbo.delete_record(DEMO_REALM_ID, INVOICE.qbo_entity, ref)
+            self.kinds["sale deleted"] += 1
+
+    def fault(self) -> None:
+        """The provider fails the next journal write once: a 500, a lost response (the journal is written
+        but the answer never comes), a 429 or a timeout."""
+        kind = self.rng.choice(FAULTS)
+        method, path = JOURNAL_WRITES[self.provider]
+        self.sandbox.inject(kind, method=method, path_prefix=path)
+        self.kinds[f"fault {kind}"] += 1
 
     def edit(self) -> None:
         ref, part = self.rng.choice(self.invoices)
         qty = self.rng.randint(1, 3)
         if self.provider == "qbo":
-            line = {"ItemRef": {"value": QBO_ITEMS[part]}, "Qty": qty, "UnitPrice": "25.00"}
-            changes = {"Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": line}]}
-            self.sandboxes.qbo.edit_record(DEMO_REALM_ID, "Invoice", ref, changes)
+            changes = {"Line": qbo_lines(part, qty)}
+            self.sandboxes.qbo.edit_record(DEMO_REALM_ID, INVOICE.qbo_entity, ref, changes)
         else:
-            item = {
-                "ItemCode": XERO_CODES[part],
-                "Description": part,
-                "Quantity": str(qty),
-                "UnitAmount": "25",
-            }
-            self.sandboxes.xero.edit_record(AU_TENANT_ID, "Invoices", ref, {"LineItems": [item]})
+            changes = {"LineItems": xero_lines(part, qty)}
+            self.sandboxes.xero.edit_record(AU_TENANT_ID, INVOICE.xero_collection, ref, changes)
         self.kinds["sale edited"] += 1
 
 
@@ -279,6 +362,8 @@ def settle(history: History, clock: Clock, stack: Any, day: datetime) -> None:
             break
         except RateLimited:
             clock.advance(120)
+    else:  # never silently: the books would still agree, only without the sales the history made
+        raise AssertionError("the sales pull was still paced out after 5 tries")
     connection = sessions.in_use(history.organisation)
     assert connection is not None
     books.close_days_of(connection, day + timedelta(days=1, hours=12))  # the hourly message's books part

@@ -1,8 +1,10 @@
 """The books rule over random histories through the service (``bench.bench_books``): receipts at odd unit
-costs with rejections, two-level builds, sales and their edits, back-dated receipts, with the schedules'
-pulls, business days and true-ups. With checkpoints every few movements, so back-dated writes cost from
-them. At the end every mapped account holds what the stock ledger says to the cent, and every month-end
-reconciles with nothing unexplained, at the first pass after it and again at the end."""
+costs with rejections, two-level builds, sales and their edits, back-dated receipts, and the rare events
+(invoices voided or deleted in the provider, credit notes for goods already sold, late sales, back-dated
+builds, a one-off provider fault on a journal write), with the schedules' pulls, business days and true-ups.
+With checkpoints every few movements, so back-dated writes cost from them. At the end every mapped account
+holds what the stock ledger says to the cent, and every month-end reconciles with nothing unexplained, at the
+first pass after it and again at the end."""
 
 from __future__ import annotations
 
