@@ -686,12 +686,8 @@ class Ledger:
         old = _full(self._recorded[m.product_id][at])  # type: ignore[arg-type]
         if old[2] is lacking and _same(old[0], cost):
             return None
-        self._results[m.product_id][m.movement_id] = self._recorded[m.product_id][at] = (
-            cost,
-            ZERO,
-            lacking,
-            None,
-        )
+        result = (cost, ZERO, lacking, None)
+        self._results[m.product_id][m.movement_id] = self._recorded[m.product_id][at] = result
         return _draw(m.lot_id, m.quantity, cost, lacking)
 
     def _first_draw(self, product_id: str, made_at: int) -> int:
