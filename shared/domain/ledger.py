@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from itertools import repeat, starmap
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
@@ -211,9 +211,6 @@ def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
     return spent + part, ZERO, lacking or incomplete, draws
 
 
-_lot_id = itemgetter(0)
-
-
 class _Mark(NamedTuple):
     """A product's layers just before a movement of its stream (a checkpoint): `made` lots made until then,
     and `held` layers: the head (maybe part-used) and after it the last lots made, whole, when no return ever
@@ -246,8 +243,10 @@ def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
 
 
 # a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints,
-# the lots it made (in the order made, as made)
-_State = tuple[deque[Draw], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw]]
+# the lots it made (in the order made, as made), its results by stream index
+_State = tuple[
+    deque[Draw], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw], list[_Recorded | None]
+]
 
 
 class _Fresh(dict[str, _State]):
@@ -261,7 +260,7 @@ class _Fresh(dict[str, _State]):
         ledger = self._ledger
         state = self[product_id] = (
             ledger._layers[product_id], ledger._streams[product_id], ledger._results[product_id],
-            ledger._checkpoints[product_id], ledger._made[product_id],
+            ledger._checkpoints[product_id], ledger._made[product_id], ledger._recorded[product_id],
         )  # fmt: skip
         return state
 
@@ -287,6 +286,10 @@ class Ledger:
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
         self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
+        # per product, the same results by stream index (None for a receipt or waste), for re-pricing to
+        # search; and each lot's index in its product's lots made and in its stream
+        self._recorded: dict[str, list[_Recorded | None]] = defaultdict(list)
+        self._made_at: dict[str, tuple[int, int]] = {}
         # document id -> its movement id(s), built when a document is first looked up (an edit, a void, a
         # build); until then a replay only notes each movement's document id, in the order of `_movements`
         self._documents: dict[str, str | tuple[str, ...]] | None = None
@@ -415,6 +418,7 @@ class Ledger:
         documents[m.document_id] = tuple(i for i in self._ids(m.document_id) if i != movement_id)
         if isinstance(m, ReceiptIn | BuildRun):
             del self._lots[m.lot_id]
+            self._made_at.pop(m.lot_id, None)
         if isinstance(m, BuildRun):
             for c in m.components:
                 uses = self._uses[c.product_id]
@@ -516,11 +520,13 @@ class Ledger:
                 if m.movement_id not in gone:
                     pending[m.movement_id] = m
             del stream[first:]
-            states[p] = (layers, stream, done, checkpoints, lots_made)
+            recorded = self._recorded[p]
+            del recorded[first:]
+            states[p] = (layers, stream, done, checkpoints, lots_made, recorded)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results, movements, documents, unfiled, lots, returns, uses = (
+        every, results, movements, documents, unfiled, lots, returns, uses, made_at = (
             self._every, self._results, self._movements, self._documents, self._unfiled, self._lots,
-            self._returns, self._uses,
+            self._returns, self._uses, self._made_at,
         )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
         for m in added if everything else sorted(pending.values(), key=order_key):
@@ -544,54 +550,62 @@ class Ledger:
                     elif new:
                         _file(uses[p], m, key)
                     if everything or (p in states and key >= restart[p]):
-                        layers, stream, done, saved, lots_made = states[p]
+                        layers, stream, done, saved, lots_made, recorded = states[p]
                         if not len(stream) % every:
                             saved[len(stream)] = _mark(layers, lots_made, p in returns)
                         stream.append(m)
                         done[movement_id] = result = _take(layers, c.quantity)
+                        recorded.append(result)
                     else:
                         result = results[p][movement_id]
                     parts.append(result)
                 if not (everything or (made in states and key >= restart[made])):
                     dirty[made].append(m)
                     continue
-                layers, stream, done, saved, lots_made = states[made]
+                layers, stream, done, saved, lots_made, recorded = states[made]
                 if not len(stream) % every:
                     saved[len(stream)] = _mark(layers, lots_made, made in returns)
+                made_at[m.lot_id] = (len(lots_made), len(stream))
                 stream.append(m)
                 # the finished lot costs exactly what its components cost
                 cost, lacking = _made(parts)
-                done[movement_id] = (cost, ZERO, lacking, None)
+                done[movement_id] = result = (cost, ZERO, lacking, None)
+                recorded.append(result)
                 lot = _new_draw(Draw, (m.lot_id, m.quantity, cost, lacking))
                 layers.append(lot)
                 lots_made.append(lot)
                 continue
-            layers, stream, done, saved, lots_made = states[m.product_id]
+            layers, stream, done, saved, lots_made, recorded = states[m.product_id]
             if not len(stream) % every:
                 saved[len(stream)] = _mark(layers, lots_made, m.product_id in returns)
             stream.append(m)
             if m.kind == "sale":
-                done[movement_id] = _take(layers, m.quantity)
+                done[movement_id] = result = _take(layers, m.quantity)
+                recorded.append(result)
                 if new and (sales := self._sales) is not None:  # built the first time a return needs it
                     sales[m.document_id, m.product_id].append(m)
             elif m.kind == "receipt_in":
                 if new:
                     clash = clash or m.lot_id in lots
                     lots[m.lot_id] = m
+                made_at[m.lot_id] = (len(lots_made), len(stream) - 1)
                 lot = _new_draw(Draw, (m.lot_id, m.quantity, m.cost, False))
                 layers.append(lot)
                 lots_made.append(lot)
+                recorded.append(None)
             elif m.kind == "sale_return":
                 if new:
                     self._returns[m.product_id] += 1
                     if m.sale_document_id and (sales := self._sales) is not None:
                         sales[m.sale_document_id, m.product_id].append(m)
-                self._return(m, layers, done)
+                recorded.append(self._return(m, layers, done))
+            else:  # waste: never in stock
+                recorded.append(None)
         if clash or (everything and len(movements) != len(added)):
             raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
         return dirty
 
-    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> None:
+    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> _Recorded:
         """Undo the sale's consumption most-recently-consumed first: its uncosted tail, then its lots."""
         pieces: list[Draw] = []  # what the sale took, in the order it took it; lot "" is the uncosted part
         already, key = ZERO, order_key(m)  # already: what earlier credits of this sale took back
@@ -612,9 +626,10 @@ class Ledger:
                 returned.append(piece._replace(quantity=take, cost=piece.cost * take / piece.quantity))
         cost = sum((d.cost for d in returned), ZERO)
         lacking = any(d.incomplete for d in returned)
-        done[m.movement_id] = (cost, wanted, lacking, returned)
+        done[m.movement_id] = result = (cost, wanted, lacking, returned)
         for draw in returned if m.restock else ():
             self._restock(layers, draw)
+        return result
 
     def _restock(self, layers: deque[Draw], draw: Draw) -> None:
         """Back into its own lot; a used-up lot comes back at its original place in the FIFO order."""
@@ -635,83 +650,97 @@ class Ledger:
         """Re-price a product whose own movements did not change, along the draws it recorded: only the cost
         (and completeness) of lots some builds of it made changed, never which lots its movements draw.
 
-        Its results are read in replay order (the order they were recorded in) and only they: each changed
-        lot's draws are re-priced in order, exactly as a replay prices them (a part takes its share of the
-        lot's remaining cost, the last part what is left), from the build that made it until it is used up.
-        The builds consuming a re-priced movement are handed on to the products they make."""
+        Each changed lot's draws are re-priced in order, exactly as a replay prices them (a part takes its
+        share of the lot's remaining cost, the last part what is left), from the first consumption drawing it
+        until it is used up: only those results are read, not those drawing the lots ahead of it in stock.
+        Lots are re-priced one after the other (a result drawing two of them is re-priced twice, each time
+        summed again in order, as a replay sums it). The builds consuming a re-priced movement are handed on
+        to the products they make."""
         builds = {m.movement_id: m for m in dirty.pop(product_id, ())}
-        results = self._results[product_id]
-        open_lots: dict[
-            str, list[Any]
-        ] = {}  # changed lot -> [remaining cost, remaining quantity, incomplete]
-        priced: dict[
-            str, dict[Decimal, tuple[Decimal, bool]]
-        ] = {}  # lot -> remaining quantity -> cost, incomplete
-        remade: list[tuple[Draw, Draw]] = []
-        ids, recorded, passed = list(results), list(results.values()), 0
-        movements, end = self._movements, len(ids)
-        for start in [index for index, movement_id in enumerate(ids) if movement_id in builds]:
-            if start < passed:  # reached while re-pricing the lots of an earlier build
+        priced: dict[str, dict[Decimal, tuple[Decimal, bool]]] = {}  # lot -> remaining quantity -> cost, ...
+        made, in_stock = self._made[product_id], False
+        for m in builds.values():
+            index, at = self._made_at[m.lot_id]
+            lot = self._remake(m, at)
+            if lot is None:
                 continue
-            passed = end
-            for index in range(start, end):
-                record = recorded[index]
-                if type(record) is Draw:  # a part of one lot
-                    if record[0] not in open_lots:
-                        if open_lots:
-                            continue
-                        passed = index  # nothing changed is in stock any more: on to the next build
-                        break
-                    redrawn = _redraw([record], ZERO, open_lots, priced)
-                else:
-                    drawn: _Drawn = record[3]  # type: ignore[assignment]
-                    if drawn is None:  # a lot made here (or nothing drawn)
-                        if ids[index] in builds:
-                            self._remake(builds[ids[index]], open_lots, priced, remade)
-                        continue
-                    if open_lots.keys().isdisjoint(
-                        map(_lot_id, drawn) if type(drawn) is list else (drawn[0],)
-                    ):
-                        if open_lots:
-                            continue
-                        passed = index
-                        break
-                    redrawn = _redraw(_drawn(drawn), record[1], open_lots, priced)
-                results[ids[index]] = redrawn
-                if (m := movements[ids[index]]).kind == "build":
-                    dirty[m.product_id].append(m)
+            made[index] = lot
+            priced[m.lot_id] = {m.quantity: (lot[2], lot[3])}
+            first = self._first_draw(product_id, at)
+            in_stock = self._redraw_lot(product_id, lot, first, priced, dirty) or in_stock
         if not priced:
             return
-        if open_lots:  # the lots used up are no longer in stock
+        if in_stock:  # the lots used up are no longer in stock
             self._layers[product_id] = deque(_priced(self._layers[product_id], priced))
-        saved, made = self._checkpoints[product_id], self._made[product_id]
+        saved = self._checkpoints[product_id]
         for index, mark in saved.items():
             if mark.copy is not None:
                 saved[index] = mark._replace(copy=tuple(_priced(mark.copy, priced)))
             elif mark.head is not None and mark.head[0] in priced:
                 saved[index] = mark._replace(head=next(_priced((mark.head,), priced)))
-        for old, new in remade:
-            made[made.index(old)] = new  # found by its lot id (each lot is made once)
 
-    def _remake(
-        self,
-        m: BuildRun,
-        open_lots: dict[str, list[Any]],
-        priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
-        remade: list[tuple[Draw, Draw]],
-    ) -> None:
-        """A build's finished lot at what its components cost now; opened for re-pricing when that changed
-        (`remade`: the lot as it was made, and as it is now)."""
+    def _remake(self, m: BuildRun, at: int) -> Draw | None:
+        """A build's lot (at stream index `at`) at what its components cost now, when that changed (recorded
+        as the build's result)."""
         cost, lacking = _made([self._results[c.product_id][m.movement_id] for c in m.components])
-        done = self._results[m.product_id]
-        old = _full(done[m.movement_id])
-        if old[2] is not lacking or not _same(old[0], cost):
-            done[m.movement_id] = (cost, ZERO, lacking, None)
-            open_lots[m.lot_id] = [cost, m.quantity, lacking]
-            priced[m.lot_id] = {m.quantity: (cost, lacking)}
-            remade.append(
-                (Draw(m.lot_id, m.quantity, old[0], old[2]), Draw(m.lot_id, m.quantity, cost, lacking))
-            )
+        old = _full(self._recorded[m.product_id][at])  # type: ignore[arg-type]
+        if old[2] is lacking and _same(old[0], cost):
+            return None
+        result = (cost, ZERO, lacking, None)
+        self._results[m.product_id][m.movement_id] = self._recorded[m.product_id][at] = result
+        return _draw(m.lot_id, m.quantity, cost, lacking)
+
+    def _first_draw(self, product_id: str, made_at: int) -> int:
+        """The stream index of the first consumption after `made_at` that draws the lot made there, or a later
+        lot (the stream's end when none does). Consumptions draw lots in the order they were made, so a
+        binary search finds it, reading only the results it probes; a result that drew no lot (a lot made,
+        or a consumption finding no stock, so none made before it) counts as the consumption after it."""
+        recorded, lots_made_at = self._recorded[product_id], self._made_at
+        low, high = made_at + 1, len(recorded)
+        while low < high:
+            middle = at = (low + high) // 2
+            lot = _last_lot(recorded[at])
+            while lot is None and at + 1 < high:
+                at += 1
+                lot = _last_lot(recorded[at])
+            if lot is not None and lots_made_at[lot][1] < made_at:
+                low = at + 1
+            else:
+                high = middle
+        return low
+
+    def _redraw_lot(
+        self,
+        product_id: str,
+        lot: Draw,
+        first: int,
+        priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
+        dirty: dict[str, list[BuildRun]],
+    ) -> bool:
+        """Re-price a changed lot's draws, from the consumption at stream index `first` until it is used up
+        (what each draw leaves is noted in `priced`); True when some of it is still in stock."""
+        stream, results, recorded = (
+            self._streams[product_id],
+            self._results[product_id],
+            self._recorded[product_id],
+        )
+        open_lots = {lot[0]: [lot[2], lot[1], lot[3]]}  # [remaining cost, remaining quantity, incomplete]
+        for at in range(first, len(recorded)):
+            record = recorded[at]
+            if type(record) is Draw:  # a part of one lot
+                redrawn = _redraw([record], ZERO, open_lots, priced)
+            elif record is None or record[3] is None:  # a lot made, or nothing drawn
+                continue
+            else:
+                drawn: _Drawn = record[3]  # type: ignore[assignment]
+                redrawn = _redraw(_drawn(drawn), record[1], open_lots, priced)
+            m = stream[at]
+            results[m.movement_id] = recorded[at] = redrawn
+            if type(m) is BuildRun:
+                dirty[m.product_id].append(m)
+            if not open_lots:
+                return False
+        return True
 
 
 def _file_document(documents: dict[str, str | tuple[str, ...]], document_id: str, movement_id: str) -> None:
@@ -765,8 +794,28 @@ def _redraw(
 
 def _made(parts: list[_Recorded]) -> tuple[Decimal, bool]:
     """A build's finished lot costs exactly what its components cost; incomplete when one lacked something."""
-    full = [_full(r) for r in parts]
-    return sum([r[0] for r in full], ZERO), any([r[1] or r[2] for r in full])
+    cost, lacking = ZERO, False
+    for r in parts:  # summed as `_full` gives each part's cost, without making its tuple
+        if isinstance(r, Draw):
+            cost += COST_CONTEXT.add(ZERO, r[2])
+            lacking = lacking or r[3]
+        else:
+            cost += r[0]
+            if r[1] or r[2]:
+                lacking = True
+    return cost, lacking
+
+
+def _last_lot(record: _Recorded | None) -> str | None:
+    """The lot a result drew last (None when it drew none: a lot made, a receipt, nothing in stock)."""
+    if type(record) is Draw:
+        return record[0]
+    if record is None:
+        return None
+    drawn: _Drawn = record[3]  # type: ignore[assignment]
+    if drawn is None:
+        return None
+    return drawn[-1][0] if isinstance(drawn, list) else drawn[0]
 
 
 def _priced(layers: Iterable[Draw], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]) -> Iterator[Draw]:

@@ -448,3 +448,30 @@ def test_back_dated_receipts_re_cost_every_product_built_from_them_as_a_replay_w
             [tuple(e) for e in fresh.entries()]
         ), n
         assert _digits(state(ledger)[1]) == _digits(state(fresh)[1]), n
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(OP, min_size=20, max_size=80),
+    st.lists(st.tuples(st.booleans(), QTY, COST, st.integers(0, 30)), min_size=1, max_size=6),
+    st.integers(1, 9),
+)
+def test_re_pricing_along_recorded_draws_equals_a_replay_and_keeps_its_index(
+    ops: list[Op], changes: list[tuple[bool, str, str, int]], every: int
+) -> None:
+    """No credits, so every product built from a changed one is re-priced along its draws, each changed lot
+    from the first result drawing it (found by a binary search of the results by stream index): the same
+    results, layers and lots made as a replay, and the results by stream index still those by id."""
+    ledger = Ledger(_movements(ops, credits=False), checkpoint_every=every)
+    for n, (remove, qty, cost, at) in enumerate(changes):
+        if remove and n:
+            ledger.change(remove=[f"late{n - 1}"])
+        ledger.change(add=[receipt(f"late{n}", "AB"[n % 2], qty, cost, at - 0.5)])
+        fresh = Ledger(ledger.movements(), checkpoint_every=every)
+        assert _digits([tuple(e) for e in ledger.entries()]) == _digits([tuple(e) for e in fresh.entries()])
+        assert _digits(state(ledger)[1]) == _digits(state(fresh)[1]), n
+        for p in ledger.products():
+            assert _digits(ledger._made[p]) == _digits(fresh._made[p]), p
+            stream, recorded, results = ledger._streams[p], ledger._recorded[p], ledger._results[p]
+            assert len(recorded) == len(stream)
+            assert all(r is results.get(m.movement_id) for m, r in zip(stream, recorded, strict=True))
