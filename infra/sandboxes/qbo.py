@@ -19,6 +19,7 @@ from infra.sandboxes.qbo_books import (
     ENTITY_BY_SEGMENT,
     ENTITY_SEGMENTS,
     TRANSACTIONS,
+    VOIDABLE,
     WRITABLE_FIELDS,
     Company,
     QboFault,
@@ -211,9 +212,11 @@ class QboSandbox(Sandbox, QboAdmin):
         self.route("GET", company + "/cdc")(self._cdc)
         self.route("GET", company + "/reports/TrialBalance")(self._trial_balance)
         self.route("GET", company + rf"/(?P<segment>{ENTITY_SEGMENTS})/(?P<record_id>[^/]+)")(self._read)
-        self.route("POST", company + r"/(?P<segment>journalentry|inventoryadjustment|vendor|customer|item)")(
-            self._write
-        )
+        self.route(
+            "POST",
+            company
+            + r"/(?P<segment>journalentry|inventoryadjustment|vendor|customer|item|invoice|salesreceipt)",
+        )(self._write)
 
     def _company_info(self, request: httpx.Request, realm: str, company_id: str) -> httpx.Response:
         company = self.companies[realm]
@@ -413,6 +416,8 @@ class QboSandbox(Sandbox, QboAdmin):
     def _apply_write(
         self, company: Company, entity: str, body: dict[str, Any], operation: str | None
     ) -> dict[str, Any]:
+        if entity in VOIDABLE:
+            return self._sales_operation(company, entity, body, operation)
         unknown = sorted(set(body) - WRITABLE_FIELDS[entity])
         if unknown:
             raise QboFault(
@@ -427,9 +432,7 @@ class QboSandbox(Sandbox, QboAdmin):
                 raise QboFault(
                     "500", "Unsupported Operation", f"Operation delete is not supported for {entity}"
                 )
-            current = self._current(company, entity, body)
-            self.delete_record(company.realm_id, entity, current["Id"])
-            return {"status": "Deleted", "domain": "QBO", "Id": current["Id"]}
+            return self._delete(company, entity, body)
         if operation:
             raise QboFault("500", "Unsupported Operation", f"Operation {operation} is not supported")
         if entity == "Item" and (
@@ -453,6 +456,30 @@ class QboSandbox(Sandbox, QboAdmin):
         current = self._current(company, entity, body)
         merged = {**current, **body} if body.get("sparse") else {**body, "Id": current["Id"]}
         return self._replace(company, current, self._validate(company, entity, merged))
+
+    def _sales_operation(
+        self, company: Company, entity: str, body: dict[str, Any], operation: str | None
+    ) -> dict[str, Any]:
+        """An invoice or sales receipt voided or deleted through the API (both take the Id and current
+        SyncToken). Void keeps it with amounts and quantities 0 and "Voided" before its private note: Intuit's
+        API reference, Invoice, "Void an invoice" and "Delete an invoice"
+        (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice). The sandbox makes
+        sales documents through /_admin only, so a create or update here is refused, never half-made."""
+        if operation == "void":
+            return self.void_record(company.realm_id, entity, self._current(company, entity, body)["Id"])
+        if operation == "delete":
+            return self._delete(company, entity, body)
+        raise QboFault(
+            "6000",
+            "A business validation error has occurred while processing your request",
+            f"Business Validation Error: the sandbox supports void and delete of {entity} through the API; "
+            "it makes sales documents through /_admin.",
+        )
+
+    def _delete(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        current = self._current(company, entity, body)
+        self.delete_record(company.realm_id, entity, current["Id"])
+        return {"status": "Deleted", "domain": "QBO", "Id": current["Id"]}
 
     def _current(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         current = company.find(entity, str(body.get("Id", "")))

@@ -462,6 +462,44 @@ def test_voided_invoice_is_kept_with_zero_amounts(api: httpx.Client) -> None:
     assert int(invoice["SyncToken"]) >= 1
 
 
+def test_operation_void_keeps_the_invoice_with_zero_amounts(api: httpx.Client) -> None:
+    invoice = query(api, "select * from Invoice where DocNumber = '1002'")["Invoice"][0]
+    assert invoice["TotalAmt"] > 0
+    stale = {"Id": invoice["Id"], "SyncToken": str(int(invoice["SyncToken"]) + 1)}
+    refused = post_json(api, "/invoice", stale, operation="void")
+    assert refused.status_code == 400 and fault_code(refused) == "5010"
+    voided = post_json(
+        api, "/invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"]}, operation="void"
+    )
+    assert voided.status_code == 200, voided.text
+    record = voided.json()["Invoice"]
+    assert record["Id"] == invoice["Id"] and int(record["SyncToken"]) == int(invoice["SyncToken"]) + 1
+    assert record["TotalAmt"] == 0 and record["PrivateNote"].startswith("Voided")
+    assert all(line["Amount"] == 0 for line in record["Line"])
+    again = query(api, "select * from Invoice where DocNumber = '1002'")["Invoice"][0]
+    assert again["TotalAmt"] == 0 and again["SyncToken"] == record["SyncToken"]
+
+
+def test_operation_void_is_refused_for_a_journal_entry(api: httpx.Client) -> None:
+    created = post_json(api, "/journalentry", journal()).json()["JournalEntry"]
+    body = {"Id": created["Id"], "SyncToken": created["SyncToken"]}
+    refused = post_json(api, "/journalentry", body, operation="void")
+    assert refused.status_code == 400 and fault_code(refused) == "500"
+    assert api.get(f"/journalentry/{created['Id']}").json()["JournalEntry"]["TotalAmt"] == 125
+
+
+def test_operation_delete_removes_an_invoice_and_a_create_is_refused(api: httpx.Client) -> None:
+    invoice = query(api, "select * from Invoice where DocNumber = '1002'")["Invoice"][0]
+    deleted = post_json(
+        api, "/invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"]}, operation="delete"
+    )
+    assert deleted.status_code == 200 and deleted.json()["Invoice"]["status"] == "Deleted"
+    assert query(api, "select * from Invoice where DocNumber = '1002'") == {}
+    made = post_json(api, "/invoice", {"Line": [], "CustomerRef": {"value": "1"}})
+    assert made.status_code == 400 and fault_code(made) == "6000"
+    assert query(api, "select count(*) from Invoice") == {"totalCount": 4}
+
+
 def test_deleted_invoice_is_gone_from_reads(api: httpx.Client) -> None:
     assert query(api, "select * from Invoice where DocNumber = '1005'") == {}
     assert api.get("/invoice/5").status_code == 400
