@@ -19,7 +19,6 @@ from infra.sandboxes.qbo_books import (
     ENTITY_BY_SEGMENT,
     ENTITY_SEGMENTS,
     TRANSACTIONS,
-    VOIDABLE,
     WRITABLE_FIELDS,
     Company,
     QboFault,
@@ -31,6 +30,7 @@ from infra.sandboxes.qbo_query import QueryError, execute, parse_query
 from infra.sandboxes.qbo_reports import ReportError, trial_balance
 
 API_PREFIX = "/v3/company/"
+VOID_OPERATION = {"Invoice": "void", "SalesReceipt": "update&include=void"}  # see _sales_operation
 CDC_LOOKBACK = timedelta(days=30)
 CDC_MAX_OBJECTS = 1000
 REQUESTID_MEMORY = timedelta(hours=24)  # the sandbox's choice: Intuit promises no window (notes §2.7)
@@ -394,7 +394,7 @@ class QboSandbox(Sandbox, QboAdmin):
                 raise QboFault(
                     "2010", "Request has invalid or unsupported property", "The body is not an object"
                 )
-            record = self._apply_write(company, entity, body, request.url.params.get("operation"))
+            record = self._apply_write(company, entity, body, _operation(request.url.params))
             response = self.ok(company, {entity: record})
         except json.JSONDecodeError:
             response = self.fault(
@@ -416,7 +416,7 @@ class QboSandbox(Sandbox, QboAdmin):
     def _apply_write(
         self, company: Company, entity: str, body: dict[str, Any], operation: str | None
     ) -> dict[str, Any]:
-        if entity in VOIDABLE:
+        if entity in VOID_OPERATION:
             return self._sales_operation(company, entity, body, operation)
         unknown = sorted(set(body) - WRITABLE_FIELDS[entity])
         if unknown:
@@ -460,12 +460,14 @@ class QboSandbox(Sandbox, QboAdmin):
     def _sales_operation(
         self, company: Company, entity: str, body: dict[str, Any], operation: str | None
     ) -> dict[str, Any]:
-        """An invoice or sales receipt voided or deleted through the API (both take the Id and current
+        """An invoice or sales receipt voided or deleted through the API (each takes the Id and current
         SyncToken). Void keeps it with amounts and quantities 0 and "Voided" before its private note: Intuit's
         API reference, Invoice, "Void an invoice" and "Delete an invoice"
-        (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice). The sandbox makes
-        sales documents through /_admin only, so a create or update here is refused, never half-made."""
-        if operation == "void":
+        (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice); an invoice with
+        ``operation=void``, a sales receipt with ``operation=update&include=void`` (and ``sparse``), as the
+        official client sends them (python-quickbooks ``VoidMixin``; ../shared/providers/qbo.md section 3).
+        The sandbox makes sales documents through /_admin only, so a create or update here is refused."""
+        if operation == VOID_OPERATION[entity]:
             return self.void_record(company.realm_id, entity, self._current(company, entity, body)["Id"])
         if operation == "delete":
             return self._delete(company, entity, body)
@@ -493,3 +495,12 @@ class QboSandbox(Sandbox, QboAdmin):
                 f"SyncToken {body.get('SyncToken')} is not current ({current['SyncToken']}).",
             )
         return current
+
+
+def _operation(params: httpx.QueryParams) -> str | None:
+    """A write's ``operation``, with ``include=void`` kept: a sales receipt is voided by an update that
+    includes it."""
+    operation: str | None = params.get("operation")
+    if operation == "update" and params.get("include") == "void":
+        return "update&include=void"
+    return operation

@@ -37,7 +37,6 @@ STOCK_SIGN = {
     "RefundReceipt": Decimal(1),
 }
 TRANSACTIONS = (*SALES_DOCS, "JournalEntry", "InventoryAdjustment")
-VOIDABLE = ("Invoice", "SalesReceipt")  # the sales forms whose API reference documents operation=void
 ENTITY_BY_SEGMENT = {name.lower(): name for name in QUERYABLE_ENTITIES}
 ENTITY_SEGMENTS = "|".join(ENTITY_BY_SEGMENT)
 

@@ -480,6 +480,17 @@ def test_operation_void_keeps_the_invoice_with_zero_amounts(api: httpx.Client) -
     assert again["TotalAmt"] == 0 and again["SyncToken"] == record["SyncToken"]
 
 
+def test_a_sales_receipt_is_voided_by_an_update_that_includes_void(api: httpx.Client) -> None:
+    receipt = query(api, "select * from SalesReceipt")["SalesReceipt"][0]
+    body = {"Id": receipt["Id"], "SyncToken": receipt["SyncToken"], "sparse": True}
+    wrong = post_json(api, "/salesreceipt", body, operation="void")
+    assert wrong.status_code == 400 and fault_code(wrong) == "6000"
+    voided = post_json(api, "/salesreceipt", body, operation="update", include="void")
+    assert voided.status_code == 200, voided.text
+    record = voided.json()["SalesReceipt"]
+    assert record["TotalAmt"] == 0 and record["PrivateNote"].startswith("Voided")
+
+
 def test_operation_void_is_refused_for_a_journal_entry(api: httpx.Client) -> None:
     created = post_json(api, "/journalentry", journal()).json()["JournalEntry"]
     body = {"Id": created["Id"], "SyncToken": created["SyncToken"]}
