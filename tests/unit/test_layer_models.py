@@ -5,6 +5,7 @@ of shared.aws that reads that folder alone and resolves the same endpoints as st
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,16 @@ def test_endpoints_keep_only_the_services_called_and_are_smaller(layer: Path) ->
         written.stat().st_size * 10
         < (Path(botocore.__file__).parent / "data" / "endpoints.json").stat().st_size
     )
+
+
+def test_the_layer_holds_every_service_the_functions_make_a_client_for() -> None:
+    # the layer's session reads its own data alone: a client of a service left out of SERVICES would fail
+    # only in Lambda, so every client("...") in shared/ must name one of them
+    source = Path(__file__).resolve().parents[2] / "shared"
+    named = {
+        name
+        for path in source.rglob("*.py")
+        for name in re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']""", path.read_text())
+    }
+    assert named, "no client(...) found: the pattern no longer matches how shared/ makes its clients"
+    assert named <= set(SERVICES), sorted(named - set(SERVICES))
