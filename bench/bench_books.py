@@ -442,6 +442,17 @@ def gaps(result: reconciliation.Reconciliation) -> tuple[Decimal, Decimal]:
     return gap, max((abs(a.unexplained) for a in result.accounts), default=ZERO)
 
 
+def unexplained_quantity(item: reconciliation.ItemQuantity, starting: dict[str, Any]) -> Decimal:
+    """What an item's QtyOnHand differs from our on hand by beyond QuickBooks' own starting quantity and the
+    units sold or built without stock (which QBO counts out and we cannot): 0 when the books agree."""
+    return (
+        (item.difference or ZERO)
+        - Decimal(str(starting.get(item.item_id) or 0))
+        + item.sold_without_stock
+        + item.built_without_stock
+    )
+
+
 def run(provider: str, mode: str) -> None:
     with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
         clock = Clock(sandboxes)
@@ -484,12 +495,7 @@ def run(provider: str, mode: str) -> None:
                 f"items whose QtyOnHand differs: {len(off)} of {len(final.items)}"
             )
             for item in final.items:
-                beyond = (
-                    (item.difference or 0)
-                    - Decimal(str(starting.get(item.item_id) or 0))
-                    + item.sold_without_stock
-                    + item.built_without_stock
-                )
+                beyond = unexplained_quantity(item, starting)
                 print(
                     f"    item {item.item_id} {item.label:<28} QtyOnHand {item.provider_quantity} on hand "
                     f"{item.on_hand}: difference {item.difference}, beyond QBO's starting quantity and "

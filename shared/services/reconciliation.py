@@ -66,7 +66,9 @@ class ItemQuantity(Model):
     label: str
     provider_quantity: Decimal | None
     on_hand: Decimal
-    sold_without_stock: Decimal  # units sales took that no lot covered: QBO counts them out, Partsemble can't
+    # units sales took that no lot covered (QBO counts them out, Partsemble can't), net of the units credits
+    # gave back that no lot took back (QBO counts those in again)
+    sold_without_stock: Decimal
     built_without_stock: Decimal  # units builds used that no lot covers (a sale pulled later, dated before
     # the build, took them first): QBO counted them out with the build's adjustment
     difference: Decimal | None  # provider quantity - on hand
@@ -297,6 +299,10 @@ def _quantities(
         for entry in ledger.entries(product.product_id):
             if entry.kind in short:
                 short[entry.kind] += entry.uncosted
+            elif entry.kind is EntryKind.SALE_RETURN:
+                # a credit's units QBO puts back in stock but no lot of ours takes back: those of the sale's
+                # part no lot covered (undone first), or beyond what the sale took; netted from the sales'
+                short[EntryKind.SALE_CONSUME] -= entry.quantity - sum((d.quantity for d in entry.draws), ZERO)
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
