@@ -671,10 +671,13 @@ class QboBooks:
         self, company: Company, entity: str, record: dict[str, Any], metadata: dict[str, str] | None = None
     ) -> dict[str, Any]:
         stamp = self.stamp(company)
+        # A new record's SyncToken is the string "0" whatever the request carried (SyncToken is a string on
+        # every entity: qbo.md section 3). The official client (python-quickbooks 0.9.12) sends its default
+        # ``"SyncToken": 0``, an int, on every create; kept, it made the record undeletable.
         record = {
             "Id": company.new_id(entity),
-            "SyncToken": "0",
             **record,
+            "SyncToken": "0",
             "MetaData": metadata or {"CreateTime": stamp, "LastUpdatedTime": stamp},
         }
         company.records[entity][record["Id"]] = record

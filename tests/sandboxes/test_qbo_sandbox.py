@@ -559,6 +559,51 @@ def test_journal_entry_is_created_and_found_by_doc_number(api: httpx.Client) -> 
     assert api.get(f"/journalentry/{entry['Id']}").json()["JournalEntry"]["DocNumber"] == "MFG-1031"
 
 
+def test_journal_entry_sent_as_the_official_client_does_gets_a_string_sync_token_and_deletes(
+    api: httpx.Client,
+) -> None:
+    """python-quickbooks 0.9.12 sends its defaults on a create: an int SyncToken 0, an empty TxnDate and
+    DocNumber, LineNum 0, empty LinkedTxn; QBO answers SyncToken "0", which the delete then quotes."""
+
+    def line(posting: str, account: str) -> dict[str, Any]:
+        return {
+            "Amount": 12.5,
+            "CustomField": [],
+            "DetailType": "JournalEntryLineDetail",
+            "JournalEntryLineDetail": {
+                "AccountRef": {"name": "", "type": "", "value": account},
+                "PostingType": posting,
+                "TaxAmount": 0,
+                "TaxApplicableOn": "Sales",
+            },
+            "LineNum": 0,
+            "LinkedTxn": [],
+        }
+
+    body = {
+        "Adjustment": False,
+        "DocNumber": "",
+        "ExchangeRate": 1,
+        "Line": [line("Debit", WASTE), line("Credit", SHRINKAGE)],
+        "PrivateNote": "",
+        "SyncToken": 0,
+        "TotalAmt": 0,
+        "TxnDate": "",
+        "domain": "QBO",
+        "sparse": False,
+    }
+    created = post_json(api, "/journalentry", body, minorversion="75")
+    assert created.status_code == 200, created.text
+    entry = created.json()["JournalEntry"]
+    assert entry["SyncToken"] == "0" and entry["TotalAmt"] == 12.5
+    assert api.get(f"/journalentry/{entry['Id']}").json()["JournalEntry"]["SyncToken"] == "0"
+    deleted = post_json(
+        api, "/journalentry", {"Id": entry["Id"], "SyncToken": "0"}, operation="delete", minorversion="75"
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["JournalEntry"]["status"] == "Deleted"
+
+
 def test_journal_entry_must_balance(api: httpx.Client) -> None:
     response = post_json(api, "/journalentry", journal(debit="125.00", credit="124.99"))
     assert response.status_code == 400 and fault_code(response) == "6000"
