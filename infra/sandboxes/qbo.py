@@ -18,6 +18,7 @@ from infra.sandboxes.qbo_admin import QboAdmin
 from infra.sandboxes.qbo_books import (
     ENTITY_BY_SEGMENT,
     ENTITY_SEGMENTS,
+    SALES_DOCS,
     TRANSACTIONS,
     WRITABLE_FIELDS,
     Company,
@@ -215,7 +216,8 @@ class QboSandbox(Sandbox, QboAdmin):
         self.route(
             "POST",
             company
-            + r"/(?P<segment>journalentry|inventoryadjustment|vendor|customer|item|invoice|salesreceipt)",
+            + r"/(?P<segment>journalentry|inventoryadjustment|vendor|customer|item|invoice|salesreceipt"
+            r"|creditmemo|refundreceipt)",
         )(self._write)
 
     def _company_info(self, request: httpx.Request, realm: str, company_id: str) -> httpx.Response:
@@ -416,7 +418,7 @@ class QboSandbox(Sandbox, QboAdmin):
     def _apply_write(
         self, company: Company, entity: str, body: dict[str, Any], operation: str | None
     ) -> dict[str, Any]:
-        if entity in VOID_OPERATION:
+        if entity in SALES_DOCS:
             return self._sales_operation(company, entity, body, operation)
         unknown = sorted(set(body) - WRITABLE_FIELDS[entity])
         if unknown:
@@ -460,21 +462,25 @@ class QboSandbox(Sandbox, QboAdmin):
     def _sales_operation(
         self, company: Company, entity: str, body: dict[str, Any], operation: str | None
     ) -> dict[str, Any]:
-        """An invoice or sales receipt voided or deleted through the API (each takes the Id and current
-        SyncToken). Void keeps it with amounts and quantities 0 and "Voided" before its private note: Intuit's
-        API reference, Invoice, "Void an invoice" and "Delete an invoice"
+        """A sales document voided or deleted through the API (each takes the Id and current SyncToken).
+        Void keeps it with amounts and quantities 0 and "Voided" before its private note: Intuit's API
+        reference, Invoice, "Void an invoice" and "Delete an invoice"
         (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice); an invoice with
         ``operation=void``, a sales receipt with ``operation=update&include=void`` (and ``sparse``), as the
         official client sends them (python-quickbooks ``VoidMixin``; ../shared/providers/qbo.md section 3).
-        The sandbox makes sales documents through /_admin only, so a create or update here is refused."""
-        if operation == VOID_OPERATION[entity]:
+        A credit memo or refund receipt is deleted the same way: Intuit's reference lists a delete for both,
+        and python-quickbooks 0.9.12 gives both its ``DeleteMixin`` (``POST /creditmemo?operation=delete``
+        with Id and SyncToken). The sandbox voids neither (UNSURE whether QBO's API can), and makes sales
+        documents through /_admin only, so a create or update here is refused."""
+        if entity in VOID_OPERATION and operation == VOID_OPERATION[entity]:
             return self.void_record(company.realm_id, entity, self._current(company, entity, body)["Id"])
         if operation == "delete":
             return self._delete(company, entity, body)
+        supported = "void and delete" if entity in VOID_OPERATION else "delete"
         raise QboFault(
             "6000",
             "A business validation error has occurred while processing your request",
-            f"Business Validation Error: the sandbox supports void and delete of {entity} through the API; "
+            f"Business Validation Error: the sandbox supports {supported} of {entity} through the API; "
             "it makes sales documents through /_admin.",
         )
 

@@ -511,6 +511,39 @@ def test_operation_delete_removes_an_invoice_and_a_create_is_refused(api: httpx.
     assert query(api, "select count(*) from Invoice") == {"totalCount": 4}
 
 
+@pytest.mark.parametrize("segment", ["creditmemo", "refundreceipt"])
+def test_operation_delete_removes_a_credit_memo_or_refund_receipt(
+    sandbox: QboSandbox, api: httpx.Client, segment: str
+) -> None:
+    """As python-quickbooks' DeleteMixin sends it; they have no void through the API."""
+    entity = "CreditMemo" if segment == "creditmemo" else "RefundReceipt"
+    found = query(api, f"select * from {entity}").get(entity) or [
+        sandbox.create_record(
+            REALM,
+            entity,
+            {
+                "CustomerRef": {"value": HARBOR},
+                "DepositToAccountRef": {"value": CHECKING},
+                "Line": [
+                    {
+                        "Amount": 10,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemRef": {"value": SHOP_SUPPLIES}, "Qty": 1},
+                    }
+                ],
+            },
+        )
+    ]
+    record = found[0]
+    body = {"Id": record["Id"], "SyncToken": record["SyncToken"]}
+    voided = post_json(api, f"/{segment}", body, operation="void", minorversion="75")
+    assert voided.status_code == 400 and fault_code(voided) == "6000"
+    deleted = post_json(api, f"/{segment}", body, operation="delete", minorversion="75")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()[entity] == {"status": "Deleted", "domain": "QBO", "Id": record["Id"]}
+    assert api.get(f"/{segment}/{record['Id']}").status_code == 400
+
+
 def test_deleted_invoice_is_gone_from_reads(api: httpx.Client) -> None:
     assert query(api, "select * from Invoice where DocNumber = '1005'") == {}
     assert api.get("/invoice/5").status_code == 400
