@@ -27,7 +27,7 @@ from infra.sandboxes.qbo_books import (
     wire,
 )
 from infra.sandboxes.qbo_demo import seed_demo
-from infra.sandboxes.qbo_query import QueryError, execute, parse_query
+from infra.sandboxes.qbo_query import SINGLETONS, QueryError, execute, parse_query
 from infra.sandboxes.qbo_reports import ReportError, trial_balance
 
 API_PREFIX = "/v3/company/"
@@ -226,32 +226,33 @@ class QboSandbox(Sandbox, QboAdmin):
             return self.fault(
                 QboFault("610", "Object Not Found", f"CompanyInfo {company_id} not found"), company
             )
+        return self.ok(company, {"CompanyInfo": self._company_info_record(company)})
+
+    def _company_info_record(self, company: Company) -> dict[str, Any]:
         created = self.stamp(company, company.created)
-        return self.ok(
-            company,
-            {
-                "CompanyInfo": {
-                    "Id": realm,
-                    "SyncToken": "0",
-                    "domain": "QBO",
-                    "sparse": False,
-                    "CompanyName": company.name,
-                    "LegalName": company.name,
-                    "Country": company.country,
-                    "CompanyAddr": {"Country": ISO3.get(company.country, company.country)},
-                    "FiscalYearStartMonth": "January",
-                    "SupportedLanguages": "en",
-                    "NameValue": [
-                        {"Name": "OfferingSku", "Value": f"QuickBooks Online {company.plan}"},
-                        {"Name": "NeoEnabled", "Value": "true"},
-                    ],
-                    "MetaData": {"CreateTime": created, "LastUpdatedTime": created},
-                }
-            },
-        )
+        return {
+            "Id": company.realm_id,
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "CompanyName": company.name,
+            "LegalName": company.name,
+            "Country": company.country,
+            "CompanyAddr": {"Country": ISO3.get(company.country, company.country)},
+            "FiscalYearStartMonth": "January",
+            "SupportedLanguages": "en",
+            "NameValue": [
+                {"Name": "OfferingSku", "Value": f"QuickBooks Online {company.plan}"},
+                {"Name": "NeoEnabled", "Value": "true"},
+            ],
+            "MetaData": {"CreateTime": created, "LastUpdatedTime": created},
+        }
 
     def _preferences(self, request: httpx.Request, realm: str) -> httpx.Response:
         company = self.companies[realm]
+        return self.ok(company, {"Preferences": self._preferences_record(company)})
+
+    def _preferences_record(self, company: Company) -> dict[str, Any]:
         foreign = any(
             r.get("CurrencyRef", {}).get("value", company.home_currency) != company.home_currency
             for records in company.records.values()
@@ -260,32 +261,27 @@ class QboSandbox(Sandbox, QboAdmin):
         accounting: dict[str, Any] = {"TrackDepartments": False, "ClassTrackingPerTxn": False}
         if company.closing_date:
             accounting["BookCloseDate"] = company.closing_date.isoformat()
-        return self.ok(
-            company,
-            {
-                "Preferences": {
-                    "Id": "1",
-                    "SyncToken": "0",
-                    "domain": "QBO",
-                    "sparse": False,
-                    "AccountingInfoPrefs": accounting,
-                    "ProductAndServicesPrefs": {
-                        "ForSales": True,
-                        "ForPurchase": True,
-                        "QuantityWithPriceAndRate": True,
-                        "QuantityOnHand": company.inventory_tracking,
-                    },
-                    "CurrencyPrefs": {
-                        "MultiCurrencyEnabled": foreign,
-                        "HomeCurrency": {"value": company.home_currency},
-                    },
-                    "MetaData": {
-                        "CreateTime": self.stamp(company, company.created),
-                        "LastUpdatedTime": self.stamp(company, company.created),
-                    },
-                }
+        return {
+            "Id": "1",
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "AccountingInfoPrefs": accounting,
+            "ProductAndServicesPrefs": {
+                "ForSales": True,
+                "ForPurchase": True,
+                "QuantityWithPriceAndRate": True,
+                "QuantityOnHand": company.inventory_tracking,
             },
-        )
+            "CurrencyPrefs": {
+                "MultiCurrencyEnabled": foreign,
+                "HomeCurrency": {"value": company.home_currency},
+            },
+            "MetaData": {
+                "CreateTime": self.stamp(company, company.created),
+                "LastUpdatedTime": self.stamp(company, company.created),
+            },
+        }
 
     def _query(self, request: httpx.Request, realm: str) -> httpx.Response:
         company = self.companies[realm]
@@ -294,7 +290,15 @@ class QboSandbox(Sandbox, QboAdmin):
             query = parse_query(text)
         except QueryError as err:
             return self.fault(QboFault(err.code, err.message, err.detail), company)
-        return self.ok(company, {"QueryResponse": execute(query, company.records[query.entity].values())})
+        if query.entity in SINGLETONS:
+            records = [
+                self._company_info_record(company)
+                if query.entity == "CompanyInfo"
+                else self._preferences_record(company)
+            ]
+        else:
+            records = list(company.records[query.entity].values())
+        return self.ok(company, {"QueryResponse": execute(query, records)})
 
     def _cdc(self, request: httpx.Request, realm: str) -> httpx.Response:
         company = self.companies[realm]

@@ -23,6 +23,11 @@ QUERYABLE_ENTITIES = (
     "JournalEntry",
     "InventoryAdjustment",
 )
+# One record per company, read with GET companyinfo/<realm> or GET preferences, and also by a query: Intuit's
+# API reference gives "select * from CompanyInfo" and "select * from Preferences" as their sample queries
+# (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/companyinfo, .../preferences), and
+# the official client's CompanyInfo.all() / Preferences filter send them (python-quickbooks 0.9.12 ListMixin).
+SINGLETONS = ("CompanyInfo", "Preferences")
 _META = "MetaData.CreateTime MetaData.LastUpdatedTime"
 # The properties QBO lets a WHERE filter on, per entity: the Intuit API reference marks them "filterable"
 # (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/<entity>); any other is refused
@@ -49,6 +54,8 @@ FILTERABLE: dict[str, frozenset[str]] = {
         # top-level transaction fields by public QBO query tools, e.g. Caribooks' search_journal_entries)
         "JournalEntry": "DocNumber TxnDate",
         "InventoryAdjustment": "",
+        "CompanyInfo": "",  # the sandbox's assumption: Id and MetaData only (UNSURE which others filter)
+        "Preferences": "",
     }.items()
 }
 NAME_LISTS = ("Item", "Account", "Vendor", "Customer")  # active-only unless the query mentions Active
@@ -193,7 +200,7 @@ class _Parser:
                     raise _parser_error(f'Encountered "{name}", expected a property name')
         self.expect_keyword("FROM")
         kind, entity = self.take()
-        if kind != "word" or entity not in QUERYABLE_ENTITIES:
+        if kind != "word" or entity not in (*QUERYABLE_ENTITIES, *SINGLETONS):
             raise _validation_error(f"Invalid context declaration : {entity}")
         conditions: list[Condition] = []
         if self.keyword("WHERE"):

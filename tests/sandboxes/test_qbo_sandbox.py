@@ -349,6 +349,24 @@ def test_company_info_and_preferences_describe_the_company(api: httpx.Client) ->
     assert prefs["AccountingInfoPrefs"]["BookCloseDate"] == "2026-01-31"
 
 
+def test_company_info_and_preferences_answer_a_query(api: httpx.Client) -> None:
+    """python-quickbooks' CompanyInfo.all() posts this query (content-type application/text)."""
+    response = api.post(
+        "/query",
+        params={"minorversion": "75"},
+        content=b"SELECT * FROM CompanyInfo MAXRESULTS 100",
+        headers={"content-type": "application/text"},
+    )
+    assert response.status_code == 200, response.text
+    info = response.json()["QueryResponse"]["CompanyInfo"]
+    assert [i["Id"] for i in info] == [REALM] and info[0][
+        "CompanyName"
+    ] == "Partsemble Demo Manufacturing (US)"
+    prefs = query(api, "select * from Preferences")["Preferences"][0]
+    assert prefs["ProductAndServicesPrefs"]["QuantityOnHand"] is True
+    assert query(api, "select count(*) from CompanyInfo") == {"totalCount": 1}
+
+
 # ---- queries ---------------------------------------------------------------------------------------
 
 
