@@ -605,7 +605,11 @@ class XeroSandbox(Sandbox, XeroAdmin):
         now = self.clock.now()
         outcomes: list[Outcome] = []
         for element in elements:
-            existing = self._existing(org, collection, element)
+            # PUT creates only: an item whose Code is taken is refused, not updated (the spec's PUT /Items
+            # example answers "Price List Item with Code ... already exists"; calcinai/xero-php#528 got it
+            # sending ItemID and Code). POST creates or updates, matching the Code (xero.md section 4.2).
+            creating_item = request.method == "PUT" and collection == "Items"
+            existing = None if creating_item else self._existing(org, collection, element)
             outcome = build(
                 org,
                 collection,

@@ -659,6 +659,31 @@ def test_items_can_be_created_and_updated_by_code(client: httpx.Client, tokens: 
     assert long_code.status_code == 400
 
 
+def test_put_items_refuses_a_code_already_taken(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    """PUT creates only (xero-python's create_items); a taken Code is not updated but refused."""
+    taken = {"Items": [{"Code": "BOLT-M8", "Name": "Bolt again"}]}
+    refused = client.put(f"{API}/Items", json=taken, headers=api(tokens))
+    assert refused.status_code == 400 and refused.json()["Type"] == "ValidationException"
+    element = refused.json()["Elements"][0]
+    assert element["ValidationErrors"] == [{"Message": "Price List Item with Code 'BOLT-M8' already exists"}]
+    mixed = {"Items": [{"Code": "bolt-m8", "Name": "x"}, {"Code": "GEAR-9", "Name": "Gear 9"}]}
+    each = client.put(f"{API}/Items", params={"summarizeErrors": "false"}, json=mixed, headers=api(tokens))
+    assert [i["StatusAttributeString"] for i in each.json()["Items"]] == ["ERROR", "OK"]
+    bolt = client.get(f"{API}/Items/BOLT-M8", headers=api(tokens)).json()["Items"][0]
+    assert bolt["Name"] == "Bolt M8 x 40"
+
+
+def test_an_item_is_read_by_its_code_in_place_of_its_id(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    """xero-python's get_item(tenant, "WIDGET-10") sends GET /Items/WIDGET-10."""
+    by_code = client.get(f"{API}/Items/WIDGET-10", headers=api(tokens))
+    assert by_code.status_code == 200, by_code.text
+    item = by_code.json()["Items"][0]
+    assert item["Code"] == "WIDGET-10"
+    by_id = client.get(f"{API}/Items/{item['ItemID']}", headers=api(tokens)).json()["Items"][0]
+    assert by_id == item
+    assert client.get(f"{API}/Items/NO-SUCH-CODE", headers=api(tokens)).status_code == 404
+
+
 # ---- idempotency, rate limits, faults ------------------------------------------------------------------
 
 
