@@ -388,6 +388,9 @@ def reason_kinds(result: reconciliation.Reconciliation) -> dict[str, int]:
     return dict(Counter(r.kind for account in result.accounts for r in account.reasons))
 
 
+Midway = Callable[[History], None]  # what a person does once, between the first settle and the next event
+
+
 class Outcome(NamedTuple):
     history: History
     final: reconciliation.Reconciliation  # the end, after the last true-up
@@ -406,9 +409,11 @@ def simulate(
     mode: str,
     events: int,
     seed: int = 7,
+    midway: Midway | None = None,
 ) -> Outcome:
     """A random history of ``events`` against the sandbox (``clock`` installed: ``install``), settled as the
-    schedules would every 25 events, and reconciled."""
+    schedules would every 25 events, and reconciled; ``midway`` runs once, after the first settle (a change
+    of the export settings once exports are posted, say)."""
     organisation, parts = prepare(sandboxes, provider, mode)
     history = History(sandboxes, provider, organisation, parts, seed)
     starting = {i["Id"]: i.get("QtyOnHand") for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")}
@@ -423,6 +428,8 @@ def simulate(
             settle(history, clock, stack, day)
             for month_end in (e for e in ends if e < day.date() and e not in then):
                 then[month_end] = reconciliation.reconcile(organisation, month_end, day)
+            if midway is not None and n == 24:
+                midway(history)
     end = START + timedelta(days=DAYS)
     settle(history, clock, stack, end + timedelta(days=3))
     settle(history, clock, stack, end + timedelta(days=4))  # true-ups found by the last pass

@@ -1,0 +1,105 @@
+"""Export settings changed midway through a random history with postings (``bench.bench_books``). An account
+remapped to another valid one: a true-up moves what was posted to the old account onto the new one, so
+every mapped account ends equal to the stock ledger to the cent, nothing is left in the old accounts, and
+every month-end reconciles with nothing unexplained."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from bench import bench_books
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared.bodies import ExportAccounts, ExportSettingsRequest
+from shared.money import ZERO
+from shared.services import catalog, export_settings, inventory
+from shared.store import books as books_store
+from shared.store import exports as export_store
+from tests.conftest import Sandboxes
+
+# each role moves to another valid account: raw materials, finished goods onto the account receipts used,
+# and new cost of goods sold and waste accounts (codes; "new" accounts are added to the chart first)
+REMAPS = {
+    "xero": {"receiving_debit": "631", "build_debit": "630", "cogs": "311", "waste": "485"},
+    "qbo": {"receiving_debit": "1320", "build_debit": "1300", "cogs": "5010", "waste": "6160"},
+}
+NEW_ACCOUNTS = {
+    "xero": [("311", "Cost of Sales 2", "DIRECTCOSTS"), ("485", "Scrap", "OVERHEADS")],
+    "qbo": [("6160", "Scrap", "Expense")],
+}
+
+
+def add_accounts(sandboxes: Sandboxes, provider: str) -> None:
+    for code, name, kind in NEW_ACCOUNTS[provider]:
+        if provider == "xero":
+            fields = {"Code": code, "Name": name, "Type": kind, "Status": "ACTIVE"}
+            sandboxes.xero.add_record(AU_TENANT_ID, "Accounts", fields)
+        else:
+            fields = {"Name": name, "AccountType": kind, "AcctNum": code}
+            sandboxes.qbo.create_record(DEMO_REALM_ID, "Account", fields)
+
+
+def settings_now(history: bench_books.History) -> dict[str, str]:
+    view = export_settings.get_settings(history.organisation, history.provider, warnings=False)
+    return {role: choice.account_id for role, choice in view.accounts.items() if choice}
+
+
+def put(history: bench_books.History, mode: str, accounts: dict[str, str]) -> None:
+    request = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))
+    export_settings.put_settings(history.organisation, history.provider, request, datetime.now(UTC))
+
+
+def simulate(
+    aws: LocalStack,
+    sandboxes: Sandboxes,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: str,
+    mode: str,
+    midway: bench_books.Midway,
+) -> bench_books.Outcome:
+    monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", 3)
+    clock = bench_books.Clock(sandboxes)
+    bench_books.install(clock, monkeypatch.setattr)
+    return bench_books.simulate(aws, sandboxes, clock, provider, mode, events=40, seed=6, midway=midway)
+
+
+def assert_books_agree(outcome: bench_books.Outcome) -> None:
+    assert outcome.final.mode == "journals"
+    assert bench_books.gaps(outcome.final) == (ZERO, ZERO), outcome.final.accounts
+    assert outcome.then and outcome.at_end, "the history crosses a month-end"
+    for month_end, result in (*outcome.then.items(), *outcome.at_end.items()):
+        assert bench_books.gaps(result)[1] == ZERO, (month_end, result.accounts)
+
+
+@pytest.mark.parametrize("provider", ["xero", "qbo"])
+def test_a_remapped_account_has_its_posted_balance_moved_to_the_new_one(
+    aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    add_accounts(sandboxes, provider)
+    before: dict[str, dict[str, Decimal]] = {}
+
+    def remap(history: bench_books.History) -> None:
+        chart = catalog.sync_accounts(history.organisation, provider, datetime.now(UTC)).accounts
+        by_code = {a.code: a.account_id for a in chart}
+        accounts = settings_now(history)
+        before["posted"] = dict(books_store.get_books(history.organisation, provider).posted)
+        before["accounts"] = {role: Decimal(0) for role in REMAPS[provider]}  # which roles had postings
+        for role, code in REMAPS[provider].items():
+            before["accounts"][role] = before["posted"].get(accounts[role], ZERO)
+            accounts[role] = by_code[code]
+        put(history, "journals", accounts)
+
+    outcome = simulate(aws, sandboxes, monkeypatch, provider, "journals", remap)
+    assert all(before["accounts"].values()), before  # every remapped role's old account held postings
+    assert_books_agree(outcome)
+    accounts = {a.code: a for a in outcome.final.accounts}
+    for role, code in REMAPS[provider].items():
+        assert role in accounts[code].roles
+    unmapped = [a for a in outcome.final.accounts if not a.roles]
+    assert unmapped and all(a.posted == ZERO for a in unmapped), unmapped  # nothing left behind
+    trueups = [r for r in export_store.list_exports(outcome.history.organisation) if r.kind == "trueup"]
+    assert trueups and {r.status for r in trueups} == {"posted"}
