@@ -30,10 +30,12 @@ from shared.bodies import (
     ReceiptRequest,
 )
 from shared.contracts import ExportJob
+from shared.domain.catalog import ExportSettings
 from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
 from shared.services.tokens import TokenSource
+from shared.store import settings as settings_store
 from shared.store.rate_budget import DynamoRateBudget
 
 CLEAN, FAULTED, ROUNDS = 100, 1_000, 10
@@ -272,12 +274,17 @@ class Round:
 
     def _injector(self, sandboxes: Sandboxes, armed: list[bool], organisation: str) -> Any:
         def inject(batch: int) -> None:  # a batch holds ten writes: one of them meets a fault, kinds in turn
-            if batch % SWITCH_EVERY == 0:  # someone switches the posting mode between batches
+            if batch % SWITCH_EVERY == 0:  # the posting mode switches between batches
                 self.switches += 1
                 mode = "inventory_adjustments" if self.switches % 2 else "journals"
                 accounts = ACCOUNTS.model_copy(update={"adjustment": "3" if self.switches % 2 else None})
-                request = ExportSettingsRequest(mode=mode, accounts=accounts)
-                export_settings.put_settings(organisation, "qbo", request, datetime.now(UTC))
+                # stored as a switch that raced the API's check would leave it (the API refuses a switch
+                # once exports are planned): the worker's own guard, the document fixed at its first
+                # claim, is what keeps one document per export here
+                chosen = {role: a for role, a in accounts.by_role().items() if a}
+                settings_store.put_export_settings(
+                    organisation, "qbo", ExportSettings(mode=mode, accounts=chosen)
+                )
             if sum(self.injected.values()) >= self.wanted // FAULT_EVERY:
                 return
             kind = KINDS[(self.first_kind + sum(self.injected.values())) % len(KINDS)]

@@ -14,6 +14,7 @@ from shared.model import Model
 from shared.providers import provider_name
 from shared.services import catalog, sessions, tokens
 from shared.store import catalog as catalog_store
+from shared.store import exports as export_store
 from shared.store import settings as store
 
 
@@ -104,6 +105,31 @@ def get_settings(organisation_id: str, name: str, *, warnings: bool = True) -> E
     return _view(wanted, stored, _chart(organisation_id, wanted), found)
 
 
+PLAN_TYPES: dict[ExportMode, str] = {"journals": "journal", "inventory_adjustments": "adjustment"}
+PLANNED_AS = {"journal": "journals", "adjustment": "inventory adjustments"}
+
+
+def _mode_problems(organisation_id: str, provider: ProviderName, mode: ExportMode) -> list[tuple[str, str]]:
+    """A switch to ``mode`` once exports are planned (posted, or about to be) in another mode. Journals put
+    the stock's value from Partsemble's lots in the mapped accounts; inventory adjustments move QuickBooks'
+    quantities, which QuickBooks values itself. Neither can take over or reverse the other's documents, so
+    the general ledger would stay off the stock ledger for good (a changed account is trued up instead)."""
+    planned = [
+        row.plan_type
+        for row in export_store.plan_index(organisation_id)
+        if row.plan_provider == provider and row.plan_type != PLAN_TYPES[mode]
+    ]
+    if not planned:
+        return []
+    held = PLANNED_AS[planned[0]]
+    problem = (
+        f"can't change once exports are planned: {len(planned)} export(s) are already posted or planned as "
+        f"{held}, and {PLANNED_AS[PLAN_TYPES[mode]]} can neither take over nor reverse what they put in the "
+        f"books, so the general ledger would stop matching the stock ledger. Keep {held}"
+    )
+    return [("mode", problem)]
+
+
 def put_settings(
     organisation_id: str, name: str, request: ExportSettingsRequest, now: datetime
 ) -> ExportSettingsView:
@@ -115,6 +141,9 @@ def put_settings(
             a.account_id: a for a in catalog.refresh_accounts(organisation_id, wanted, connection).accounts
         }
     problems = export_settings_problems(wanted, request.mode, accounts, chart)
+    current = store.get_export_settings(organisation_id, wanted)
+    if current and current.mode != request.mode:
+        problems += _mode_problems(organisation_id, wanted, request.mode)
     if not problems and request.mode == "inventory_adjustments":
         capability = tokens.provider(wanted).inventory_capability(sessions.session_for(connection))
         if not capability.allowed:

@@ -1,7 +1,9 @@
 """Export settings changed midway through a random history with postings (``bench.bench_books``). An account
 remapped to another valid one: a true-up moves what was posted to the old account onto the new one, so
 every mapped account ends equal to the stock ledger to the cent, nothing is left in the old accounts, and
-every month-end reconciles with nothing unexplained."""
+every month-end reconciles with nothing unexplained. A QBO mode switch once exports are planned is refused,
+naming ``mode`` (neither mode can take over or reverse the other's documents), and the books go on as
+they were."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.bodies import ExportAccounts, ExportSettingsRequest
 from shared.money import ZERO
 from shared.services import catalog, export_settings, inventory
+from shared.services.export_settings import InvalidExportSettings
 from shared.store import books as books_store
 from shared.store import exports as export_store
 from tests.conftest import Sandboxes
@@ -103,3 +106,34 @@ def test_a_remapped_account_has_its_posted_balance_moved_to_the_new_one(
     assert unmapped and all(a.posted == ZERO for a in unmapped), unmapped  # nothing left behind
     trueups = [r for r in export_store.list_exports(outcome.history.organisation) if r.kind == "trueup"]
     assert trueups and {r.status for r in trueups} == {"posted"}
+
+
+@pytest.mark.parametrize(
+    ("start", "switch_to"), [("journals", "inventory_adjustments"), ("inventory_adjustments", "journals")]
+)
+def test_a_qbo_mode_switch_once_exports_are_planned_is_refused_naming_the_mode(
+    aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, start: str, switch_to: str
+) -> None:
+    refused: list[InvalidExportSettings] = []
+
+    def switch(history: bench_books.History) -> None:
+        accounts = settings_now(history)
+        if switch_to == "journals":
+            accounts.pop("adjustment")
+        else:
+            accounts["adjustment"] = "3"
+        with pytest.raises(InvalidExportSettings) as refusal:
+            put(history, switch_to, accounts)
+        refused.append(refusal.value)
+        assert export_settings.get_settings(history.organisation, "qbo", warnings=False).mode == start
+
+    outcome = simulate(aws, sandboxes, monkeypatch, "qbo", start, switch)
+    (refusal,) = refused
+    assert [f["field"] for f in refusal.fields] == ["mode"], refusal.fields
+    assert "already posted or planned as" in str(refusal), refusal
+    if start == "journals":
+        assert_books_agree(outcome)
+    else:
+        assert outcome.final.mode == "inventory_adjustments" and outcome.final.items
+        for item in outcome.final.items:
+            assert bench_books.unexplained_quantity(item, outcome.starting) == ZERO, item

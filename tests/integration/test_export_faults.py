@@ -218,10 +218,11 @@ def test_a_crash_after_the_provider_committed_is_settled_by_the_marker(
 
 
 @pytest.mark.parametrize("switch_to", ["inventory_adjustments", "journals"])
-def test_a_mode_switch_after_a_crash_cannot_post_a_second_document(
+def test_a_mode_switch_after_a_crash_is_refused_and_the_retry_posts_one_document(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, switch_to: str
 ) -> None:
-    """The document an export posts is fixed at its first claim: the retry looks where that attempt wrote."""
+    """Once an export is planned, the mode can't change (the other mode could not take its document over);
+    the retry looks where the first attempt wrote."""
     start = "journals" if switch_to == "inventory_adjustments" else "inventory_adjustments"
     product = setup_qbo(api, sandboxes, start)["bolt"]
     receipt(api, product)
@@ -237,7 +238,10 @@ def test_a_mode_switch_after_a_crash_cannot_post_a_second_document(
     accounts = {role: (a or {}).get("account_id") for role, a in settings["accounts"].items()}
     accounts["adjustment"] = "3" if switch_to == "inventory_adjustments" else None
     body = {"mode": switch_to, "accounts": {k: v for k, v in accounts.items() if v}}
-    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=body))
+    refused = api.call("PUT", "/integrations/qbo/export-settings", json_body=body)
+    assert refused.status == 400, refused.body
+    assert [d["field"] for d in refused.json()["details"]] == ["mode"], refused.json()
+    assert ok(api.call("GET", "/integrations/qbo/export-settings"))["mode"] == start
 
     later = exports.clock() + timedelta(seconds=exports.LEASE_SECONDS + 120)
     monkeypatch.setattr(exports, "clock", lambda: later)
