@@ -165,7 +165,9 @@ def _trueup(
     changed = list(corrects)
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     named = ", ".join(changed[:LISTED]) + more
-    narration = f"True-up of values already posted, after re-costing: {named or 'rounding'}"
+    narration = (
+        f"True-up of values already posted, after re-costing or a changed account: {named or 'rounding'}"
+    )
     on = moment.astimezone(state.zone).date()
     journal = (
         journal_of(change, marker=export_id, on=on, currency=state.currency, narration=narration)
