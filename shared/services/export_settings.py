@@ -13,6 +13,7 @@ from shared.errors import InvalidFields
 from shared.model import Model
 from shared.providers import provider_name
 from shared.services import catalog, sessions, tokens
+from shared.store import books as books_store
 from shared.store import catalog as catalog_store
 from shared.store import exports as export_store
 from shared.store import settings as store
@@ -67,7 +68,42 @@ def _view(
 LISTED = 5
 
 
-def _warnings(organisation_id: str, provider: ProviderName, stored: ExportSettings | None) -> list[str]:
+def _warnings(
+    organisation_id: str, provider: ProviderName, stored: ExportSettings | None, chart: dict[str, Account]
+) -> list[str]:
+    return _unmapped_balances(organisation_id, provider, stored, chart) + _tracked_items(
+        organisation_id, provider, stored
+    )
+
+
+# retiring an account so that a journal line can no longer name it, in each provider's words
+RETIRE = {"qbo": "make {} inactive in QuickBooks (it would refuse the true-up)", "xero": "archive {} in Xero"}
+
+
+def _unmapped_balances(
+    organisation_id: str, provider: ProviderName, stored: ExportSettings | None, chart: dict[str, Account]
+) -> list[str]:
+    """Accounts Partsemble posted to that no role maps any more (a remap): the next true-up moves what they
+    hold onto the accounts now chosen, which the provider refuses while the old account is retired."""
+    if stored is None:
+        return []
+    mapped = set(stored.accounts.values())
+    posted = books_store.get_books(organisation_id, provider).posted
+    held = sorted((a, cents) for a, cents in posted.items() if cents and a not in mapped)
+    warnings = []
+    for account_id, cents in held:
+        account = chart.get(account_id)
+        label = f"{account.code} {account.name}".strip() if account else account_id
+        balance = f"a debit of {cents}" if cents > 0 else f"a credit of {-cents}"
+        warnings.append(
+            f"{label} holds {balance} that Partsemble posted and no role maps any more: the next true-up "
+            f"moves it onto the accounts now chosen. Don't {RETIRE[provider].format(label)} until that "
+            "true-up has posted"
+        )
+    return warnings
+
+
+def _tracked_items(organisation_id: str, provider: ProviderName, stored: ExportSettings | None) -> list[str]:
     """QBO journals with products linked to items QuickBooks tracks: QuickBooks books cost of goods sold
     for those items itself when they are invoiced (Intuit, "Track inventory in QuickBooks Online": an
     inventory item's sale credits its asset account and debits its expense account at QuickBooks' cost),
@@ -101,8 +137,9 @@ def get_settings(organisation_id: str, name: str, *, warnings: bool = True) -> E
     a caller that wants only the settings asks without them)."""
     wanted = provider_name(name)
     stored = store.get_export_settings(organisation_id, wanted)
-    found = _warnings(organisation_id, wanted, stored) if warnings else None
-    return _view(wanted, stored, _chart(organisation_id, wanted), found)
+    chart = _chart(organisation_id, wanted)
+    found = _warnings(organisation_id, wanted, stored, chart) if warnings else None
+    return _view(wanted, stored, chart, found)
 
 
 PLAN_TYPES: dict[ExportMode, str] = {"journals": "journal", "inventory_adjustments": "adjustment"}
@@ -161,4 +198,4 @@ def put_settings(
         updated_at=now.isoformat(),
     )
     store.put_export_settings(organisation_id, wanted, stored)
-    return _view(wanted, stored, chart, _warnings(organisation_id, wanted, stored))
+    return _view(wanted, stored, chart, _warnings(organisation_id, wanted, stored, chart))

@@ -51,9 +51,15 @@ def settings_now(history: bench_books.History) -> dict[str, str]:
     return {role: choice.account_id for role, choice in view.accounts.items() if choice}
 
 
-def put(history: bench_books.History, mode: str, accounts: dict[str, str]) -> None:
+def put(history: bench_books.History, mode: str, accounts: dict[str, str]) -> list[str]:
+    """The settings saved; their warnings."""
     request = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))
-    export_settings.put_settings(history.organisation, history.provider, request, datetime.now(UTC))
+    view = export_settings.put_settings(history.organisation, history.provider, request, datetime.now(UTC))
+    return view.warnings or []
+
+
+def left_behind(warnings: list[str]) -> list[str]:
+    return [w for w in warnings if "no role maps any more" in w]
 
 
 def simulate(
@@ -94,9 +100,16 @@ def test_a_remapped_account_has_its_posted_balance_moved_to_the_new_one(
         for role, code in REMAPS[provider].items():
             before["accounts"][role] = before["posted"].get(accounts[role], ZERO)
             accounts[role] = by_code[code]
-        put(history, "journals", accounts)
+        codes = {a.account_id: a.code for a in chart}
+        unmapped = {codes[a] for a, cents in before["posted"].items() if cents and a not in accounts.values()}
+        warned.extend(left_behind(put(history, "journals", accounts)))
+        # the page says which old accounts still hold postings, and to keep them usable until trued up
+        assert unmapped and len(warned) == len(unmapped), (unmapped, warned)
+        assert all(any(w.startswith(f"{code} ") for w in warned) for code in unmapped), (unmapped, warned)
 
+    warned: list[str] = []
     outcome = simulate(aws, sandboxes, monkeypatch, provider, "journals", remap)
+    assert warned and all("until that true-up has posted" in w for w in warned), warned
     assert all(before["accounts"].values()), before  # every remapped role's old account held postings
     assert_books_agree(outcome)
     accounts = {a.code: a for a in outcome.final.accounts}
@@ -106,6 +119,8 @@ def test_a_remapped_account_has_its_posted_balance_moved_to_the_new_one(
     assert unmapped and all(a.posted == ZERO for a in unmapped), unmapped  # nothing left behind
     trueups = [r for r in export_store.list_exports(outcome.history.organisation) if r.kind == "trueup"]
     assert trueups and {r.status for r in trueups} == {"posted"}
+    trued = export_settings.get_settings(outcome.history.organisation, provider)
+    assert not left_behind(trued.warnings or []), trued.warnings  # moved: the warning is gone
 
 
 @pytest.mark.parametrize(
