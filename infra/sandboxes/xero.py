@@ -520,7 +520,8 @@ class XeroSandbox(Sandbox, XeroAdmin):
         org: Organisation = request.extensions["xero_org"]
         params = request.url.params
         try:
-            where = parse_where(params["where"]) if params.get("where") else None
+            # each list's element type is its name less the plural "s" (Invoices: Invoice)
+            where = parse_where(params["where"], collection[:-1]) if params.get("where") else None
         except WhereError as err:
             return xero_json(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(err)})
         query = ListQuery(

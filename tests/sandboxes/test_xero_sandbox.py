@@ -394,6 +394,21 @@ def test_accounts_where_filter(client: httpx.Client, tokens: dict[str, Any]) -> 
     assert bad.status_code == 400
 
 
+def test_a_where_on_a_field_the_type_lacks_is_refused_not_answered_empty(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """As Xero refuses it (pyxero#272, Xero-Net#251); field names match in any case, nested ones unchecked."""
+    typo = client.get(f"{API}/Invoices", params={"where": 'Staus=="PAID"'}, headers=api(tokens))
+    assert typo.status_code == 400
+    assert typo.json() == {
+        "ErrorNumber": 16,
+        "Type": "QueryParseException",
+        "Message": "No property or field 'Staus' exists in type 'Invoice'",
+    }
+    lower = client.get(f"{API}/Accounts", params={"where": 'type=="BANK"'}, headers=api(tokens))
+    assert [r["Code"] for r in lower.json()["Accounts"]] == ["090"]
+
+
 def test_items_show_tracking_and_honour_if_modified_since(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
 ) -> None:
