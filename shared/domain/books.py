@@ -30,18 +30,26 @@ _EVENT_OF: dict[EntryKind, EventKind] = {
 }
 
 
-def lot_roles(ledger: Ledger) -> dict[str, str]:
+def lot_roles(ledger: Ledger, sales_documents: Set[str] = frozenset()) -> dict[str, str]:
     """The role of the account each lot was debited to when it was made: received lots the receiving debit
     account; built lots finished goods, or the sub-assembly (WIP) account when other builds consume that
-    product (an organisation without one keeps them in finished goods)."""
+    product (an organisation without one keeps them in finished goods). A lot restocked by a credit that
+    matched no sale (received from one of the ``sales_documents``) copies the unit cost of the product's
+    latest lot before it, and sits in that lot's account: a finished good credited back is finished goods
+    again, not raw materials."""
     movements = ledger.movements()
     components = {c.product_id for m in movements if isinstance(m, BuildRun) for c in m.components}
     roles: dict[str, str] = {}
+    latest: dict[str, str] = {}  # product -> the role of its latest lot so far, in replay order
     for m in movements:
         if isinstance(m, ReceiptIn):
-            roles[m.lot_id] = "receiving_debit"
+            restocked = m.document_id in sales_documents
+            role = latest.get(m.product_id, "receiving_debit") if restocked else "receiving_debit"
         elif isinstance(m, BuildRun):
-            roles[m.lot_id] = "subassembly" if m.product_id in components else "build_debit"
+            role = "subassembly" if m.product_id in components else "build_debit"
+        else:
+            continue
+        roles[m.lot_id] = latest[m.product_id] = role
     return roles
 
 
@@ -58,7 +66,7 @@ def effects(
     """Each event's exact effect per account role (debits positive), from the ledger as it costs things now;
     ``day_of`` gives the business day of a sale's time (its COGS event). A lot received from one of the
     ``sales_documents`` is a credit that matched no sale, restocked: it comes back out of COGS."""
-    lots = lot_roles(ledger)
+    lots = lot_roles(ledger, sales_documents)
     found: dict[EventKey, Balances] = {}
 
     def move(event: EventKey, role: str, amount: Decimal) -> None:
@@ -69,8 +77,8 @@ def effects(
     for entry in ledger.entries():
         event = event_of(entry, day_of, sales_documents)
         restocked = entry.kind is EntryKind.RECEIPT_IN and event[0] == "cogs"
-        if restocked:
-            move(event, "receiving_debit", entry.cost)
+        if restocked:  # into the account its lot sits in
+            move(event, lots[entry.draws[0].lot_id], entry.cost)
             move(event, "cogs", -entry.cost)
         elif entry.kind is EntryKind.RECEIPT_IN:
             move(event, "receiving_debit", entry.cost)

@@ -24,7 +24,7 @@ from shared.domain.inventory import (
     rejection_movements,
     rejection_of,
 )
-from shared.domain.ledger import AnyMovement, Ledger, SaleOut, SaleReturn
+from shared.domain.ledger import AnyMovement, Ledger, ReceiptIn, SaleOut, SaleReturn
 from shared.money import CENT, ZERO, to_cents, total
 
 D = Decimal
@@ -222,6 +222,35 @@ def test_sales_post_cost_of_goods_sold_per_day_and_credits_reverse_it() -> None:
     # the credit brings back 3.335: inventory holds 6.67 exactly again, COGS 3.335 rounds up to 3.34
     assert shop.export(("cogs", "2026-03-02")) == {"COGS": D("-3.33"), "INV": D("3.33")}
     assert shop.posted == {"AP": D("-10.01"), "COGS": D("3.34"), "INV": D("6.67")}  # 10.005, 3.335, 6.67
+
+
+def test_a_credit_that_matches_no_sale_restocks_a_finished_good_into_finished_goods() -> None:
+    """Its units come back as a lot of their own at the unit cost of the product's latest lot, and sit where
+    that lot sits: finished goods (WIP for a sub-assembly), never the raw materials' account."""
+    roles = {**ROLES, "subassembly": "WIP"}
+    shop = Books()
+    shop.record(list(receipt_movements(receipt("R", T0, ("RAW", "9", "0", "1")))))
+    record_build(shop.ledger, build("SUB", "S", "3", T0 + timedelta(days=1), RAW="2"))
+    record_build(shop.ledger, build("TOP", "P", "1", T0 + timedelta(days=2), S="1", RAW="1"))
+    returned = [  # the lots apply_sales makes of two credits that named no sale
+        ReceiptIn(
+            movement_id=f"{credit}/1",
+            document_id=credit,
+            at=T0 + timedelta(days=3),
+            product_id=product,
+            quantity=D(1),
+            lot_id=f"{credit}/1",
+            cost=D(cost),
+        )
+        for credit, product, cost in (("C1", "P", "3"), ("C2", "S", "2"))
+    ]
+    shop.record(returned)
+    found = books.effects(shop.ledger, utc_day, frozenset({"C1", "C2"}))
+    assert books.subledger(found, [("cogs", "2026-03-04")], roles.__getitem__) == {
+        "FG": D(3),
+        "WIP": D(2),
+        "COGS": D(-5),
+    }
 
 
 def test_a_rounding_account_keeps_every_other_account_at_its_rounded_value() -> None:
