@@ -435,11 +435,11 @@ def margins(
 @app.get("/reconciliation")
 def reconcile(
     as_of: Annotated[
-        date | None, Query(description="the date to reconcile at the end of (default: today)")
+        date | None,
+        Query(description="the date to reconcile at the end of (default: today where the organisation is)"),
     ] = None,
 ) -> reconciliation.Reconciliation:
-    now = request_time(app)
-    return reconciliation.reconcile(caller_organisation(app), as_of or now.date(), now)
+    return reconciliation.reconcile(caller_organisation(app), as_of, request_time(app))
 
 
 @app.get("/margins/export")

@@ -90,7 +90,9 @@ def _add(into: dict[str, list[Reason]], amounts: Mapping[str, Decimal], make: An
             into.setdefault(account_id, []).append(make(amount))
 
 
-def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliation:
+def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconciliation:
+    """The books at the end of ``as_of`` (None: today where the organisation is, the day its exports found
+    now are dated)."""
     connection = sessions.in_use(organisation_id)
     if connection is None:
         raise Conflict("this organisation is not connected to QuickBooks Online or Xero")
@@ -100,13 +102,14 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
         raise Conflict(f"choose the export accounts for {PROVIDER_LABELS[name]} first")
     api, session = tokens.provider(name), sessions.session_for(connection)
     if name == "qbo" and chosen.quantity_mode:
-        return _quantities(organisation_id, as_of, api, session)
+        return _quantities(organisation_id, as_of, now, api, session)
     currency = export_store.home_currency(organisation_id, name, session.tenant_id) or api.home_currency(
         session
     )
     roles = {role: chosen.account(role) for role in books.ROLES}
     accounts = PostingAccounts(home_currency=currency, **roles)
     state = books.State(organisation_id, name, accounts)
+    as_of = as_of or now.astimezone(state.zone).date()
     dates = state.event_dates()
     events = [e for e in state.found if dates.get(e, as_of) <= as_of]
     subledger = {a: to_cents(v) for a, v in state.exact(events).items()}
@@ -238,11 +241,52 @@ def reconcile(organisation_id: str, as_of: date, now: datetime) -> Reconciliatio
     notes = [
         f"Income and expense accounts are compared for the financial year from {year_start.isoformat()}, as "
         f"{PROVIDER_LABELS[name]}'s trial balance reports them: posted and subledger leave out what journals "
-        "dated in earlier years posted (those years' profit sits in retained earnings)."
+        "dated in earlier years posted (those years' profit sits in retained earnings).",
+        *_sold_without_stock(organisation_id, state, as_of),
     ]
     return Reconciliation(
         provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=notes
     )
+
+
+LISTED = 5
+
+
+def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -> list[str]:
+    """Units sold by ``as_of`` that no lot covered, per product (net of credits that gave them back): no cost
+    of goods sold is posted for them, so the books balance with the stock ledger while cost of goods sold is
+    short of what was sold. Named here, or an accountant would not see it."""
+    short: dict[str, Decimal] = {}
+    since: dict[str, date] = {}
+    for entry in state.ledger.entries():
+        day, product = entry.at.astimezone(state.zone).date(), entry.product_id
+        if day > as_of:
+            continue
+        if entry.kind is EntryKind.SALE_CONSUME and entry.uncosted:
+            short[product] = short.get(product, ZERO) + entry.uncosted
+            since.setdefault(product, day)
+        elif entry.kind in (EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE) and product in short:
+            # a credit undoes first the part of its sale no lot covered (its units beyond the sale: uncosted)
+            drawn = sum((d.quantity for d in entry.draws), ZERO)
+            short[product] -= entry.quantity - drawn - entry.uncosted
+    found = {p: units for p, units in short.items() if units > 0}
+    if not found:
+        return []
+    labels = {
+        p.product_id: " ".join(part for part in (p.sku, p.name) if part)
+        for p in catalog_store.get_products(organisation_id, found)
+    }
+    listed = sorted(found, key=lambda p: (since[p], labels.get(p, p)))
+    named = "; ".join(
+        f"{found[p].normalize():f} of {labels.get(p, p)} (the first on {since[p].isoformat()})"
+        for p in listed[:LISTED]
+    )
+    more = f"; and {len(listed) - LISTED} more product(s)" if len(listed) > LISTED else ""
+    return [
+        f"Sold without stock, so no cost of goods sold is posted for them (the margins show them uncosted): "
+        f"{named}{more}. Record the receipts or builds they came from, dated before those sales: the next "
+        "true-up posts their cost."
+    ]
 
 
 PROFIT_AND_LOSS_KINDS = ("revenue", "cogs", "expense")
@@ -283,11 +327,12 @@ def _posted_before(rows: list[ExportRow], day: date) -> Balances:
 
 
 def _quantities(
-    organisation_id: str, as_of: date, api: AccountingProvider, session: Session
+    organisation_id: str, as_of: date | None, now: datetime, api: AccountingProvider, session: Session
 ) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
-    ledger = margins.costed_ledger(organisation_id).ledger
+    costed = margins.costed_ledger(organisation_id)
+    ledger = costed.ledger
     items = []
     for product in catalog_store.products(organisation_id):
         item_id = product.provider_links.get("qbo")
@@ -327,7 +372,7 @@ def _quantities(
     differs = any(i.difference for i in items)
     return Reconciliation(
         provider="qbo",
-        as_of=as_of,
+        as_of=as_of or now.astimezone(costed.zone).date(),
         mode="inventory_adjustments",
         status="discrepancy" if differs else "balanced",
         accounts=[],
@@ -348,7 +393,7 @@ def check_once_a_day(connection: connection_store.Connection, now: datetime) -> 
     if books_store.last_check(organisation, name) == day:
         return False
     try:
-        result = reconcile(organisation, now.date(), now)
+        result = reconcile(organisation, None, now)
     except Exception:
         logger.exception("daily reconciliation failed", extra={"organisation_id": organisation})
         return False
@@ -360,6 +405,11 @@ def check_once_a_day(connection: connection_store.Connection, now: datetime) -> 
     logger.warning("books out of balance", extra={"organisation_id": organisation, "accounts": unexplained})
     events.emit(
         "BooksOutOfBalance",
-        {"organisation_id": organisation, "provider": name, "as_of": day, "unexplained": unexplained},
+        {
+            "organisation_id": organisation,
+            "provider": name,
+            "as_of": result.as_of.isoformat(),
+            "unexplained": unexplained,
+        },
     )
     return True

@@ -385,6 +385,38 @@ def test_cost_of_goods_sold_is_reconciled_for_the_financial_year_as_the_trial_ba
     assert D(before["310"]["provider_balance"]) == D(before["310"]["subledger"]) == D("5.00")
 
 
+def test_units_sold_without_stock_are_named_until_the_receipt_they_came_from_costs_them(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A sale of more than was in stock books cost of goods sold for what lots covered only: the books still
+    equal the stock ledger, so the reconciliation names the units left without a cost; once the receipt they
+    came from is recorded, dated before the sale, the true-up posts their cost and the note goes."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "4", "2.50")
+    sell_bolts(sandboxes, "INV-SHORT", "2026-11-10", "6")
+    body = {"enabled": True, "start_date": "2026-11-05"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=body))
+    api.pull_sales()
+    minutes.next()
+    assert close_days(now=datetime(2026, 11, 12, tzinfo=UTC)) == 1
+    Poller(aws).drain()
+    minutes.next()
+    assert xero_balances(api, sandboxes)["310"] == D("10.00")  # the 4 units the receipt covered
+    answer = ok(api.call("GET", "/reconciliation"))
+    assert answer["status"] == "balanced", answer
+    (note,) = [n for n in answer["notes"] if n.startswith("Sold without stock")]
+    assert "2 of BOLT-M8" in note and "the first on 2026-11-10" in note, note
+
+    receive(api, "R-0", "2026-11-05T09:00:00Z", bolt, "2", "3.00")  # where the 2 units came from
+    minutes.next()
+    Poller(aws).drain()
+    minutes.next()
+    assert xero_balances(api, sandboxes)["310"] == D("16.00")  # 2 x 3.00 + 4 x 2.50
+    answer = ok(api.call("GET", "/reconciliation"))
+    assert answer["status"] == "balanced", answer
+    assert not [n for n in answer["notes"] if n.startswith("Sold without stock")], answer["notes"]
+
+
 def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_person_chooses(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
