@@ -6,13 +6,13 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left, insort
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from itertools import repeat, starmap
 from operator import attrgetter
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, final
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -151,38 +151,57 @@ class UnknownMovement(NotFound):
     pass
 
 
-# What a movement did to one product, where the movement alone does not say it: (cost, uncosted quantity,
-# incomplete, the lots drawn in order) for a consumption or a return; (cost, ZERO, incomplete, None) for the
-# lot a build made. Receipts and waste hold their own results. The lots drawn are one Draw when there is just
-# one (as there mostly is), a list of them otherwise, or None. Entries are built from these on request.
-_Drawn = Draw | list[Draw] | None
-_Result = tuple[Decimal, Decimal, bool, _Drawn]
-# A consumption that took part of one lot and found all it wanted is recorded as just that Draw: its cost is
-# ZERO + the draw's cost, nothing uncosted, incomplete as the lot.
-_Recorded = _Result | Draw
-_new_draw = tuple.__new__
+# A Draw's fields (lot id, quantity, cost, incomplete) in a plain tuple: what is left of the head lot once a
+# consumption took a part of it, and that part when it was all the consumption took (as it mostly is), which
+# its entry gives as a Draw. A replay makes one or two for most movements and keeps one, and a plain tuple
+# costs a fraction of a NamedTuple's to make and to free: a tuple subclass's instance is made from a tuple of
+# its fields, freed by the generic path for subclasses, and never untracked by the collector (a plain tuple
+# of such fields is, by the first collection it survives). The other layers, the lots made and lists of draws
+# hold Draws: a consumption using up lots whole draws the layers themselves (only a part-used head is made a
+# Draw then), and its entry copies them as they are (a build may use up thousands).
+_Lot = tuple[str, Decimal, Decimal, bool]
+# The lots drawn, in order: one when there is just one (a Draw or such a part), a list otherwise, or None.
+_Drawn = _Lot | list[Draw] | None
+
+
+@final
+class _Result(NamedTuple):
+    """What a movement did to one product, where the movement alone does not say it: its cost, the quantity
+    no lot could cover, whether some cost lacks inputs, the lots drawn; for the lot a build made, (cost, ZERO,
+    incomplete, None). Receipts and waste hold their own results. Entries are built from these on request."""
+
+    cost: Decimal
+    uncosted: Decimal
+    incomplete: bool
+    drawn: _Drawn
+
+
+# A consumption that took part of one lot and found all it wanted is recorded as just that lot's tuple: its
+# cost is ZERO + the draw's cost, nothing uncosted, incomplete as the lot. Its type tells it from a _Result.
+_Recorded = _Result | _Lot
+_new = tuple.__new__  # a NamedTuple made without the Python-level __new__ its call runs
 # Scanning the document ids for one takes about a tenth of the time indexing them all takes: the first lookups
 # of documents not in the ledger scan, and the index is built once they would have paid for it.
 _SCANS = 10
 
 
 def _draw(lot_id: str, quantity: Decimal, cost: Decimal, incomplete: bool) -> Draw:
-    return _new_draw(Draw, (lot_id, quantity, cost, incomplete))
+    return _new(Draw, (lot_id, quantity, cost, incomplete))
 
 
-def _drawn(draws: _Drawn) -> list[Draw]:
+def _drawn(draws: _Drawn) -> Sequence[_Lot]:
     return [] if draws is None else draws if isinstance(draws, list) else [draws]
 
 
-def _full(recorded: _Recorded) -> _Result:
-    if type(recorded) is Draw:
-        return COST_CONTEXT.add(ZERO, recorded[2]), ZERO, recorded[3], recorded
-    return recorded  # type: ignore[return-value]
+def _full(recorded: _Recorded) -> tuple[Decimal, Decimal, bool, _Drawn]:
+    if type(recorded) is _Result:
+        return recorded
+    return COST_CONTEXT.add(ZERO, recorded[2]), ZERO, recorded[3], recorded
 
 
-def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
-    """Consume `wanted` from the head of the layers (each the Draw of a lot's remaining quantity and cost):
-    the lots it uses up whole, then a part of the next one, at its share of the lot's remaining cost."""
+def _take(layers: deque[_Lot], wanted: Decimal) -> _Recorded:
+    """Consume `wanted` from the head of the layers (each a lot's remaining quantity and cost): the lots it
+    uses up whole, then a part of the next one, at its share of the lot's remaining cost."""
     draws: list[Draw] | None = None
     spent, lacking = ZERO, False
     if not layers or layers[0][1] <= wanted:  # the head lot is used up whole, maybe more after it
@@ -198,17 +217,19 @@ def _take(layers: deque[Draw], wanted: Decimal) -> _Recorded:
             whole += 1
             if not wanted:
                 break
-        draws = list(starmap(layers.popleft, repeat((), whole)))  # each lot used up whole is its own draw
+        # each lot used up whole is its own draw: the Draw it was made, or once part-used (the head) made one
+        draws = list(starmap(layers.popleft, repeat((), whole)))  # type: ignore[arg-type]
+        if draws and type(draws[0]) is not Draw:
+            draws[0] = _new(Draw, draws[0])
         if not (wanted and layers):
-            return spent, wanted, lacking, draws[0] if whole == 1 else draws or None
+            return _new(_Result, (spent, wanted, lacking, draws[0] if whole == 1 else draws or None))
     lot_id, available, cost, incomplete = layers[0]  # a part of the head lot covers the rest
     part = cost * wanted / available
-    layers[0] = _new_draw(Draw, (lot_id, available - wanted, cost - part, incomplete))
-    draw = _new_draw(Draw, (lot_id, wanted, part, incomplete))
+    layers[0] = (lot_id, available - wanted, cost - part, incomplete)
     if draws is None:  # the usual consumption: a part of the head lot was all it needed
-        return draw
-    draws.append(draw)
-    return spent + part, ZERO, lacking or incomplete, draws
+        return lot_id, wanted, part, incomplete
+    draws.append(_new(Draw, (lot_id, wanted, part, incomplete)))
+    return _new(_Result, (spent + part, ZERO, lacking or incomplete, draws))
 
 
 class _Mark(NamedTuple):
@@ -218,17 +239,17 @@ class _Mark(NamedTuple):
 
     made: int
     held: int
-    head: Draw | None
-    copy: tuple[Draw, ...] | None
+    head: _Lot | None
+    copy: tuple[_Lot, ...] | None
 
 
-def _mark(layers: deque[Draw], made: list[Draw], restocked: bool) -> _Mark:
+def _mark(layers: deque[_Lot], made: list[Draw], restocked: bool) -> _Mark:
     if restocked:
         return _Mark(len(made), len(layers), None, tuple(layers))
     return _Mark(len(made), len(layers), layers[0] if layers else None, None)
 
 
-def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
+def _restore(mark: _Mark | None, made: list[Draw]) -> deque[_Lot]:
     """The layers a mark holds; the lots made after it are forgotten (a replay makes them again)."""
     if mark is None:
         made.clear()
@@ -236,7 +257,7 @@ def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
     del made[mark.made :]
     if mark.copy is not None:
         return deque(mark.copy)
-    layers = deque(made[mark.made - mark.held + 1 : mark.made] if mark.held else ())
+    layers = deque[_Lot](made[mark.made - mark.held + 1 : mark.made] if mark.held else ())
     if mark.head is not None:
         layers.appendleft(mark.head)
     return layers
@@ -245,7 +266,7 @@ def _restore(mark: _Mark | None, made: list[Draw]) -> deque[Draw]:
 # a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints,
 # the lots it made (in the order made, as made), its results by stream index
 _State = tuple[
-    deque[Draw], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw], list[_Recorded | None]
+    deque[_Lot], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw], list[_Recorded | None]
 ]
 
 
@@ -281,7 +302,7 @@ class Ledger:
         self._streams: dict[str, list[AnyMovement]] = defaultdict(list)  # per product, in replay order
         self._uses: dict[str, list[BuildRun]] = defaultdict(list)  # per product, the builds consuming it
         self._returns: dict[str, int] = defaultdict(int)  # per product, how many returns it has
-        self._layers: dict[str, deque[Draw]] = defaultdict(deque)  # each open lot's remaining quantity, cost
+        self._layers: dict[str, deque[_Lot]] = defaultdict(deque)  # each open lot's remaining quantity, cost
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
@@ -324,12 +345,12 @@ class Ledger:
             (movement_id, p): result[1]
             for p in product_ids
             for movement_id, result in self._results.get(p, {}).items()
-            if type(result) is not Draw and result[1]
+            if type(result) is _Result and result[1]
         }
 
     def layers(self, product_id: str) -> tuple[Layer, ...]:
         lots = self._lots
-        return tuple(Layer(order_key(lots[d.lot_id]), *d) for d in self._layers.get(product_id, ()))
+        return tuple(Layer(order_key(lots[d[0]]), *d) for d in self._layers.get(product_id, ()))
 
     def latest(self, product_id: str) -> MovementKey | None:
         """The replay-order key of the product's latest movement (None when it has none)."""
@@ -337,7 +358,7 @@ class Ledger:
         return order_key(stream[-1]) if stream else None
 
     def on_hand(self, product_id: str) -> Decimal:
-        return total(layer.quantity for layer in self._layers.get(product_id, ()))
+        return total(layer[1] for layer in self._layers.get(product_id, ()))
 
     def replace_document(self, document_id: str, movements: Iterable[AnyMovement]) -> None:
         """Swap a document's movements for its new version (an edit, or none at all for a void/delete)."""
@@ -398,7 +419,8 @@ class Ledger:
         else:
             kind = EntryKind.BUILD_CONSUME
             quantity = next(c.quantity for c in m.components if c.product_id == p)
-        drawn = tuple(_drawn(draws))
+        # a list of Draws is copied as it is (a build may draw thousands); a part alone is made a Draw
+        drawn = tuple(draws) if isinstance(draws, list) else () if draws is None else (Draw._make(draws),)
         return Entry(m.movement_id, m.document_id, kind, p, m.at, quantity, cost, drawn, uncosted, incomplete)
 
     def _check(self, added: list[AnyMovement], gone: set[str]) -> None:
@@ -538,7 +560,10 @@ class Ledger:
                     unfiled.append(m.document_id)
                 else:
                     _file_document(documents, m.document_id, movement_id)
-            if m.kind == "build":
+            # told apart by type, not by `kind`: each attribute read on a movement takes the slow way (a
+            # pydantic model defines __getattr__, so the interpreter cannot specialise it), and a replay
+            # reads many
+            if type(m) is BuildRun:
                 key, parts, made = order_key(m), [], m.product_id
                 if new:
                     clash = clash or m.lot_id in lots
@@ -569,9 +594,9 @@ class Ledger:
                 stream.append(m)
                 # the finished lot costs exactly what its components cost
                 cost, lacking = _made(parts)
-                done[movement_id] = result = (cost, ZERO, lacking, None)
+                done[movement_id] = result = _new(_Result, (cost, ZERO, lacking, None))
                 recorded.append(result)
-                lot = _new_draw(Draw, (m.lot_id, m.quantity, cost, lacking))
+                lot = _new(Draw, (m.lot_id, m.quantity, cost, lacking))
                 layers.append(lot)
                 lots_made.append(lot)
                 continue
@@ -579,21 +604,21 @@ class Ledger:
             if not len(stream) % every:
                 saved[len(stream)] = _mark(layers, lots_made, m.product_id in returns)
             stream.append(m)
-            if m.kind == "sale":
+            if type(m) is SaleOut:
                 done[movement_id] = result = _take(layers, m.quantity)
                 recorded.append(result)
                 if new and (sales := self._sales) is not None:  # built the first time a return needs it
                     sales[m.document_id, m.product_id].append(m)
-            elif m.kind == "receipt_in":
+            elif type(m) is ReceiptIn:
                 if new:
                     clash = clash or m.lot_id in lots
                     lots[m.lot_id] = m
                 made_at[m.lot_id] = (len(lots_made), len(stream) - 1)
-                lot = _new_draw(Draw, (m.lot_id, m.quantity, m.cost, False))
+                lot = _new(Draw, (m.lot_id, m.quantity, m.cost, False))
                 layers.append(lot)
                 lots_made.append(lot)
                 recorded.append(None)
-            elif m.kind == "sale_return":
+            elif type(m) is SaleReturn:
                 if new:
                     self._returns[m.product_id] += 1
                     if m.sale_document_id and (sales := self._sales) is not None:
@@ -605,7 +630,7 @@ class Ledger:
             raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
         return dirty
 
-    def _return(self, m: SaleReturn, layers: deque[Draw], done: dict[str, _Recorded]) -> _Recorded:
+    def _return(self, m: SaleReturn, layers: deque[_Lot], done: dict[str, _Recorded]) -> _Recorded:
         """Undo the sale's consumption most-recently-consumed first: its uncosted tail, then its lots."""
         pieces: list[Draw] = []  # what the sale took, in the order it took it; lot "" is the uncosted part
         already, key = ZERO, order_key(m)  # already: what earlier credits of this sale took back
@@ -616,7 +641,7 @@ class Ledger:
                 if earlier.kind == "sale_return":
                     already += earlier.quantity
                 else:
-                    pieces += [*_drawn(draws), Draw("", uncosted, ZERO)]
+                    pieces += [*map(Draw._make, _drawn(draws)), Draw("", uncosted, ZERO)]
         wanted, returned = m.quantity, []
         for piece in reversed(pieces):
             skip = min(already, piece.quantity)
@@ -626,23 +651,24 @@ class Ledger:
                 returned.append(piece._replace(quantity=take, cost=piece.cost * take / piece.quantity))
         cost = sum((d.cost for d in returned), ZERO)
         lacking = any(d.incomplete for d in returned)
-        done[m.movement_id] = result = (cost, wanted, lacking, returned)
+        done[m.movement_id] = result = _Result(cost, wanted, lacking, returned)
         for draw in returned if m.restock else ():
             self._restock(layers, draw)
         return result
 
-    def _restock(self, layers: deque[Draw], draw: Draw) -> None:
-        """Back into its own lot; a used-up lot comes back at its original place in the FIFO order."""
-        for index, layer in enumerate(layers):
-            if layer.lot_id == draw.lot_id:
-                layers[index] = layer._replace(
-                    quantity=layer.quantity + draw.quantity, cost=layer.cost + draw.cost
-                )
+    def _restock(self, layers: deque[_Lot], draw: Draw) -> None:
+        """Back into its own lot; a used-up lot comes back at its original place in the FIFO order, maybe
+        ahead of the head: so a part-used head is made a Draw first, as the layers after it are (see _Lot)."""
+        if layers and type(layers[0]) is not Draw:
+            layers[0] = _new(Draw, layers[0])
+        for index, (lot_id, quantity, cost, incomplete) in enumerate(layers):
+            if lot_id == draw.lot_id:
+                layers[index] = _draw(lot_id, quantity + draw.quantity, cost + draw.cost, incomplete)
                 return
         lots = self._lots
         lot_key = order_key(lots[draw.lot_id])
         index = next(
-            (i for i, layer in enumerate(layers) if order_key(lots[layer.lot_id]) > lot_key), len(layers)
+            (i for i, layer in enumerate(layers) if order_key(lots[layer[0]]) > lot_key), len(layers)
         )
         layers.insert(index, draw)
 
@@ -686,7 +712,7 @@ class Ledger:
         old = _full(self._recorded[m.product_id][at])  # type: ignore[arg-type]
         if old[2] is lacking and _same(old[0], cost):
             return None
-        result = (cost, ZERO, lacking, None)
+        result = _Result(cost, ZERO, lacking, None)
         self._results[m.product_id][m.movement_id] = self._recorded[m.product_id][at] = result
         return _draw(m.lot_id, m.quantity, cost, lacking)
 
@@ -727,13 +753,14 @@ class Ledger:
         open_lots = {lot[0]: [lot[2], lot[1], lot[3]]}  # [remaining cost, remaining quantity, incomplete]
         for at in range(first, len(recorded)):
             record = recorded[at]
-            if type(record) is Draw:  # a part of one lot
-                redrawn = _redraw([record], ZERO, open_lots, priced)
-            elif record is None or record[3] is None:  # a lot made, or nothing drawn
+            if record is None:  # a receipt
+                continue
+            if type(record) is not _Result:  # a part of one lot
+                redrawn: _Recorded = _redraw_one(record, open_lots, priced)
+            elif record.drawn is None:  # a lot made, or nothing drawn
                 continue
             else:
-                drawn: _Drawn = record[3]  # type: ignore[assignment]
-                redrawn = _redraw(_drawn(drawn), record[1], open_lots, priced)
+                redrawn = _redraw(_drawn(record.drawn), record.uncosted, open_lots, priced)
             m = stream[at]
             results[m.movement_id] = recorded[at] = redrawn
             if type(m) is BuildRun:
@@ -762,41 +789,49 @@ def _file(uses: list[BuildRun], m: BuildRun, key: MovementKey) -> None:
 
 
 def _redraw(
-    draws: list[Draw],
+    draws: Sequence[_Lot],
     uncosted: Decimal,
     open_lots: dict[str, list[Any]],
     priced: dict[str, dict[Decimal, tuple[Decimal, bool]]],
 ) -> _Recorded:
     """The same draws with the changed lots re-priced, in order (what each leaves is noted in `priced`); a lot
-    used up leaves `open_lots`."""
-    redrawn: list[Draw] = []
+    used up leaves `open_lots`. Re-priced as plain tuples, made Draws in a list (see _Lot)."""
+    redrawn: list[_Lot] = []
     spent, lacking = ZERO, False
     for d in draws:
-        lot = open_lots.get(d[0])
-        if lot is not None:
-            remaining, available, incomplete = lot
-            if d[1] < available:  # a part, as `_take` prices it
-                part = remaining * d[1] / available
-                lot[0], lot[1] = remaining - part, available - d[1]
-                priced[d[0]][lot[1]] = (lot[0], incomplete)
-                d = _draw(d[0], d[1], part, incomplete)
-            else:
-                d = _draw(d[0], d[1], remaining, incomplete)
-                del open_lots[d[0]]
+        d = _redraw_one(d, open_lots, priced)
         redrawn.append(d)
         spent += d[2]
         if d[3]:
             lacking = True
     if len(redrawn) == 1:
-        return redrawn[0] if uncosted is ZERO else (spent, uncosted, lacking, redrawn[0])
-    return spent, uncosted, lacking, redrawn
+        return redrawn[0] if uncosted is ZERO else _Result(spent, uncosted, lacking, redrawn[0])
+    return _Result(spent, uncosted, lacking, [d if type(d) is Draw else _new(Draw, d) for d in redrawn])
+
+
+def _redraw_one(
+    d: _Lot, open_lots: dict[str, list[Any]], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]
+) -> _Lot:
+    """A draw re-priced when its lot changed, as `_redraw` re-prices each (a part drawn alone, as most results
+    are, is re-priced by this alone)."""
+    lot = open_lots.get(d[0])
+    if lot is None:
+        return d
+    remaining, available, incomplete = lot
+    if d[1] < available:  # a part, as `_take` prices it
+        part = remaining * d[1] / available
+        lot[0], lot[1] = remaining - part, available - d[1]
+        priced[d[0]][lot[1]] = (lot[0], incomplete)
+        return d[0], d[1], part, incomplete
+    del open_lots[d[0]]
+    return d[0], d[1], remaining, incomplete
 
 
 def _made(parts: list[_Recorded]) -> tuple[Decimal, bool]:
     """A build's finished lot costs exactly what its components cost; incomplete when one lacked something."""
     cost, lacking = ZERO, False
     for r in parts:  # summed as `_full` gives each part's cost, without making its tuple
-        if isinstance(r, Draw):
+        if type(r) is not _Result:
             cost += COST_CONTEXT.add(ZERO, r[2])
             lacking = lacking or r[3]
         else:
@@ -808,17 +843,17 @@ def _made(parts: list[_Recorded]) -> tuple[Decimal, bool]:
 
 def _last_lot(record: _Recorded | None) -> str | None:
     """The lot a result drew last (None when it drew none: a lot made, a receipt, nothing in stock)."""
-    if type(record) is Draw:
-        return record[0]
     if record is None:
         return None
-    drawn: _Drawn = record[3]  # type: ignore[assignment]
+    if type(record) is not _Result:
+        return record[0]
+    drawn = record.drawn
     if drawn is None:
         return None
     return drawn[-1][0] if isinstance(drawn, list) else drawn[0]
 
 
-def _priced(layers: Iterable[Draw], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]) -> Iterator[Draw]:
+def _priced(layers: Iterable[_Lot], priced: dict[str, dict[Decimal, tuple[Decimal, bool]]]) -> Iterator[_Lot]:
     """Layers (or lots made) with each re-priced lot at its cost when it had what the layer holds."""
     for d in layers:
         yield _draw(d[0], d[1], *priced[d[0]][d[1]]) if d[0] in priced else d

@@ -14,6 +14,7 @@ from shared.domain.ledger import (
     AnyMovement,
     BuildRun,
     ComponentUse,
+    Draw,
     DuplicateMovement,
     EntryKind,
     Ledger,
@@ -390,6 +391,7 @@ def test_the_ledger_costs_exactly_as_an_independent_fifo_to_the_digit(ops: list[
             if (m.movement_id, entry.product_id) in expected:
                 got = (entry.cost, entry.uncosted, entry.incomplete, tuple(tuple(d) for d in entry.draws))
                 assert _digits(got) == _digits(expected[m.movement_id, entry.product_id]), m
+            assert all(type(d) is Draw for d in entry.draws), m  # whatever the ledger holds them as
     for p in ledger.products():
         assert _digits([tuple(layer)[1:] for layer in ledger.layers(p)]) == _digits(stock.get(p, []))
 
@@ -424,6 +426,7 @@ def test_re_costing_after_any_change_equals_a_replay_from_scratch_to_the_digit(
             [tuple(e) for e in fresh.entries()]
         ), n
         assert _digits(state(ledger)[1]) == _digits(state(fresh)[1]), n
+        assert all(type(d) is Draw for e in ledger.entries() for d in e.draws), n
 
 
 def test_back_dated_receipts_re_cost_every_product_built_from_them_as_a_replay_would() -> None:
