@@ -55,6 +55,21 @@ def request_time(app: APIGatewayHttpResolver) -> datetime:
     return datetime.fromtimestamp(app.current_event.request_context.time_epoch / 1000, UTC)
 
 
+def json_body(text: str) -> Any:
+    """The request body as JSON: what ``json.loads`` can't read without an error of its own (nesting past the
+    recursion limit, an integer of more than 4,300 digits) is refused as invalid JSON, not a 500."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        problem = "it nests arrays or objects too deeply"
+    except ValueError:
+        problem = "a number in it has more digits than can be read"
+    error = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": {}}
+    raise RequestValidationError([{**error, "ctx": {"error": problem}}])
+
+
 PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 OUTAGE_RETRY_AFTER = 5  # seconds a client waits before trying again after a dependency outage
 
@@ -135,7 +150,7 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
     try:
         body = json.loads(raw or b"{}")
         return base64.b64decode(body["content_base64"], validate=True)
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
         raise BadRequest(
             "send the file as multipart/form-data (field 'file') or as JSON "
             '{"filename": ..., "content_base64": ...}'

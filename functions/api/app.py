@@ -25,6 +25,7 @@ from shared.observability import logger
 from shared.web import (
     caller_organisation,
     install_conventions,
+    json_body,
     request_time,
     service_error_response,
     uploaded_file,
@@ -77,7 +78,7 @@ else:
     catalog_models = lazy_module("shared.domain.catalog")
     bodies = lazy_module("shared.bodies")
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=json_body)
 install_conventions(app)
 DOCS_PATH = "/docs"
 

@@ -181,3 +181,23 @@ def test_a_json_body_that_is_not_utf8_text_is_a_400_not_a_500(api: Api, path: st
     response = api.call("POST", path, body=b"\x80\x81{", headers={"content-type": "application/json"})
     assert response.status == 400, response.body
     assert response.json()["message"] == "the body is not valid JSON: it is not UTF-8 text (byte 0)"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "it nests arrays or objects too deeply"),
+        (b'{"lines": ' + b"1" * 5_000 + b"}", "a number in it has more digits than can be read"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/receipts", "/integrations/qbo/connect", "/products/import"])
+def test_json_too_deep_or_with_a_huge_number_is_a_400_not_a_500(
+    api: Api, path: str, body: bytes, problem: str
+) -> None:
+    response = api.call("POST", path, body=body, headers={"content-type": "application/json"})
+    assert response.status == 400, response.body
+    answer = response.json()
+    assert answer["error"] in ("InvalidRequest", "BadRequest"), answer
+    if path != "/products/import":
+        assert answer["message"] == f"the body is not valid JSON: {problem}"
+        assert answer["details"] == [{"field": "body", "problem": f"not valid JSON: {problem}"}]
