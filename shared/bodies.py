@@ -205,6 +205,12 @@ class TrackingRequest(Model):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
+        # files of the host's zoneinfo directory that are no IANA zone: the host's own zone ("localtime"),
+        # and the leap-second ("right/", which Python reads an hour off) and duplicate ("posix/") trees
+        if value is not None and (
+            value in ("localtime", "posixrules") or value.startswith(("right/", "posix/"))
+        ):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as America/New_York")
         return None if value is None else zone(value).key
 
 

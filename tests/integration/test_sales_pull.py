@@ -429,6 +429,21 @@ def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_u
         assert refused.status == 400 and "time_zone" in refused.body.decode(), refused.body
 
 
+@pytest.mark.parametrize("wrong", ["localtime", "posixrules", "right/Europe/London", "posix/Europe/London"])
+def test_a_zoneinfo_file_that_is_no_iana_zone_is_refused_as_the_time_zone(
+    api: Api, sandboxes: Sandboxes, wrong: str
+) -> None:
+    """The host's zoneinfo directory holds files that load as zones but name none: "localtime" is the
+    machine's own zone, and Python reads the leap-second tree an hour off (right/Europe/London at UTC+1 in
+    December 2026)."""
+    connect(api, sandboxes, "qbo")
+    path = "/integrations/qbo/sales-tracking"
+    refused = api.call("PUT", path, json_body={"enabled": True, "time_zone": wrong})
+    assert refused.status == 400, refused.body
+    assert [d["field"] for d in refused.json()["details"]] == ["time_zone"]
+    assert ok(api.call("GET", "/sales/status")) == []
+
+
 def _edit_once_read(marker: str, edit: Any) -> Any:
     """A sandbox hook: once a page holding ``marker`` (a document's number) has been answered, and before the
     caller reads it, ``edit()`` runs (a person edits that document in the provider while the pull pages)."""
