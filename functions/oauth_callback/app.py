@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import callback_page
 from shared.config import settings
-from shared.errors import ServiceError
+from shared.errors import BadRequest, ServiceError
 from shared.observability import logger
 from shared.services import connections
 from shared.services.connections import CallbackOutcome
@@ -68,7 +68,10 @@ def callback(provider: str) -> Response[str]:
 
 @app.post("/oauth/<provider>/callback")
 def choose(provider: str) -> Response[str]:
-    form = dict(parse_qsl(app.current_event.decoded_body or ""))
+    try:
+        form = dict(parse_qsl(app.current_event.decoded_body or ""))
+    except UnicodeDecodeError:
+        raise BadRequest("the form sent is not UTF-8 text; choose the organisation again") from None
     return _outcome_page(
         connections.choose_tenant(
             provider, form.get("choice"), form.get("tenant_id"), _browser_binding(provider), request_time(app)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from infra.sandboxes.consent import walk_consent
 from tests.conftest import Api, Sandboxes
-from tests.integration.connect_flow import DEMO_USER, callback, start
-from tests.integration.test_connect import status_of
+from tests.integration.connect_flow import DEMO_USER, callback, connect, pick_organisation, start
+from tests.integration.test_connect import status_of, xero_orgs
 
 
 def _consent(sandboxes: Sandboxes, authorize_url: str) -> dict[str, str]:
@@ -143,3 +143,19 @@ def test_over_https_the_binding_cookie_is_secure_prefixed_and_scoped_to_the_call
     assert "you declined the connection" in page.body.decode()  # bound: the prefixed cookie was read
     [cleared] = page.cookies
     assert cleared.startswith("__Secure-ps_oauth_qbo=;") and "Secure" in cleared
+
+
+def test_an_organisation_choice_that_is_not_utf8_is_a_400_and_the_choice_stays_usable(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    orgs = xero_orgs(sandboxes)
+    landed = connect(api, sandboxes, "xero", choose=list(orgs.values()))
+    assert "Choose the Xero organisation" in landed.text
+    form = {"cookie": landed.cookie, "content-type": "application/x-www-form-urlencoded"}
+    garbled = api.call("POST", "/oauth/xero/callback", organisation=None, body=b"\xff\xfe%%%", headers=form)
+    assert garbled.status == 400, garbled.body
+    assert "not UTF-8" in garbled.body.decode()
+    assert status_of(api, "xero")["status"] == "not_connected"
+    chosen = pick_organisation(api, landed, orgs["Partsemble Demo (NZ)"])
+    assert chosen.status == 200, chosen.body
+    assert status_of(api, "xero")["company_name"] == "Partsemble Demo (NZ)"
