@@ -63,7 +63,8 @@ def consume(
     nonce, _, signature = (token or "").partition(".")
     if not nonce or not signature:
         raise InvalidOAuthState("the sign-in link is missing its state; start the connection again")
-    if not hmac.compare_digest(signature, _signature(kind, nonce, provider)):
+    # as bytes: compare_digest refuses str holding anything but ASCII (a TypeError), and any text can arrive
+    if not hmac.compare_digest(signature.encode(), _signature(kind, nonce, provider).encode()):
         raise InvalidOAuthState(
             "the sign-in state is not one this service issued for this provider; start the connection again"
         )

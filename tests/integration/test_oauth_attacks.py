@@ -27,6 +27,20 @@ def test_forged_state_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     _assert_refused(callback(api, "qbo", params, started.cookie), 400, "not one this service issued", api)
 
 
+def test_a_state_or_choice_with_non_ascii_text_is_refused_not_a_500(api: Api, sandboxes: Sandboxes) -> None:
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    nonce, _ = params["state"].split(".")
+    for forged in (f"{nonce}.\u00e9t\u00e9", "\u00e9t\u00e9.\u00e9t\u00e9"):
+        refused = callback(api, "qbo", params | {"state": forged}, started.cookie)
+        _assert_refused(refused, 400, "not one this service issued", api)
+    assert callback(api, "qbo", params, started.cookie).status == 200  # the real state is still good
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    body = "choice=n.\u00e9&tenant_id=t".encode()
+    chosen = api.call("POST", "/oauth/xero/callback", organisation=None, body=body, headers=form)
+    assert chosen.status == 400, chosen.body
+
+
 def test_tampered_state_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     started = start(api, "qbo")
     params = _consent(sandboxes, started.authorize_url)
