@@ -170,6 +170,13 @@ class SupplierRequest(Model):
     name: str = Field(min_length=1, max_length=255)
     email: str = Field(default="", max_length=255)
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():  # the provider is sent the name without its spaces, and refuses an empty one
+            raise ValueError("give the supplier a name, not only spaces")
+        return value
+
 
 class ExportAccounts(Model):
     """The provider account chosen for each posting role (``shared.domain.catalog.ROLES``)."""

@@ -236,6 +236,18 @@ def test_xero_supplier_is_created_once_and_an_existing_name_is_linked(api: Api, 
     assert {"Fresh Steel Co", "Acme Metals Ltd"} <= {s["name"] for s in ok(api.call("GET", "/suppliers"))}
 
 
+@pytest.mark.parametrize("name", ["   ", "\t\n"])
+def test_a_supplier_name_of_only_spaces_is_a_400_naming_it_before_the_provider_is_asked(
+    api: Api, sandboxes: Sandboxes, name: str
+) -> None:
+    connect_xero(api, sandboxes)
+    before = len(sandboxes.xero.list_records(AU_TENANT_ID, "Contacts"))
+    refused = api.call("POST", "/integrations/xero/suppliers", json_body={"name": name})
+    assert refused.status == 400, refused.body
+    assert [d["field"] for d in refused.json()["details"]] == ["name"]
+    assert len(sandboxes.xero.list_records(AU_TENANT_ID, "Contacts")) == before
+
+
 @pytest.mark.parametrize("fault", ["500", "lost_response", "timeout"])
 def test_xero_supplier_create_survives_faults_without_a_duplicate(
     api: Api, sandboxes: Sandboxes, fault: str
