@@ -9,11 +9,13 @@ amount at most 12 digits and 2 decimal places (cents). A date is within ``DATES_
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -65,10 +67,23 @@ def _decimal(places: int, *, positive: bool, what: str) -> Any:
     )
 
 
-Quantity = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=True, what="a quantity")]
-Rejected = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=False, what="a quantity")]
-UnitCost = Annotated[Decimal, _decimal(UNIT_COST_PLACES, positive=False, what="a cost per unit")]
-LineAmount = Annotated[Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an amount")]
+PLAIN_FIGURE = re.compile(r"[0-9]+(\.[0-9]*)?")  # ASCII digits: Python's \d (and Decimal) take any script's
+
+
+def _plain_text(value: Any) -> Any:
+    """A figure sent as text is written as its schema's pattern says: digits, maybe a point and decimals.
+    Decimal itself would read "1e9", " 5 " or another script's digits ("١٢" as 12)."""
+    if isinstance(value, str) and not PLAIN_FIGURE.fullmatch(value):
+        raise ValueError("write it with the digits 0-9 and at most one decimal point, like 12.5")
+    return value
+
+
+# after the bounds, so that they stay in the decimal's own schema (and the OpenAPI document); it runs first
+PLAIN = BeforeValidator(_plain_text)
+Quantity = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=True, what="a quantity"), PLAIN]
+Rejected = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=False, what="a quantity"), PLAIN]
+UnitCost = Annotated[Decimal, _decimal(UNIT_COST_PLACES, positive=False, what="a cost per unit"), PLAIN]
+LineAmount = Annotated[Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an amount"), PLAIN]
 # kept for callers that name the old alias (a cost per unit)
 Amount = UnitCost
 

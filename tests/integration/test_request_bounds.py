@@ -56,6 +56,11 @@ def nothing_recorded(api: Api) -> None:
         ("unit_cost", "0.0000001"),
         ("line_cost", "10.001"),  # a line amount is in cents
         ("line_cost", "1e400"),
+        # text is written as the schema's pattern says, though Decimal would read these
+        ("quantity", "1e9"),
+        ("quantity", " 5 "),
+        ("quantity", "\u0661\u0662"),  # Arabic-Indic digits: 12
+        ("unit_cost", "5e-1"),
     ],
 )
 def test_figures_outside_their_bounds_are_refused_naming_the_field(
