@@ -333,7 +333,7 @@ class Sandbox:
             form = form_body(request) if b"=" in request.content else {}
             creds = (form.get("client_id", ""), form.get("client_secret", ""))
         app = self.apps.get(creds[0])
-        if app is None or not secrets.compare_digest(app.client_secret, creds[1]):
+        if app is None or not secrets.compare_digest(app.client_secret.encode(), creds[1].encode()):
             return None
         return app
 

@@ -207,7 +207,7 @@ class QboOAuth:
         if username and expires > self.clock.now():
             return self.users.get(username)
         user = self.users.get(form.get("username", ""))
-        if user and secrets.compare_digest(user.password, form.get("password", "")):
+        if user and secrets.compare_digest(user.password.encode(), form.get("password", "").encode()):
             return user
         return None
 

@@ -156,7 +156,7 @@ class Identity:
     # ---- consent ---------------------------------------------------------------------------------
     def login(self, username: str, password: str, params: dict[str, str]) -> str | None:
         user = self.users.get(username.strip().lower())
-        if user is None or not secrets.compare_digest(user.password, password):
+        if user is None or not secrets.compare_digest(user.password.encode(), password.encode()):
             return None
         session_id = secrets.token_urlsafe(16)
         self.sessions[session_id] = LoginSession(user, params, self.now() + LOGIN_SESSION)
@@ -220,7 +220,7 @@ class Identity:
             digest = (
                 base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
             )
-            if not verifier or not secrets.compare_digest(digest, code.challenge):
+            if not verifier or not secrets.compare_digest(digest.encode(), code.challenge.encode()):
                 raise InvalidGrant
         grant = self.grants[code.grant_id]
         if grant.revoked:

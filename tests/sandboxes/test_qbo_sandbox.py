@@ -215,6 +215,9 @@ def test_wrong_password_shows_sign_in_again(client: httpx.Client) -> None:
     )
     assert again.status_code == 200 and "Invalid username or password" in again.text
     assert 'name="realm_id"' not in again.text
+    fields = {**hidden_fields(page.text), "username": DEMO_USERNAME, "password": "d\u00e9mo"}
+    accented = client.post("/connect/oauth2", data=fields)  # beyond ASCII: a wrong password, not a crash
+    assert accented.status_code == 200 and "Invalid username or password" in accented.text
 
 
 def test_bad_client_secret_is_invalid_client(client: httpx.Client) -> None:
@@ -225,6 +228,12 @@ def test_bad_client_secret_is_invalid_client(client: httpx.Client) -> None:
         data={"grant_type": "authorization_code", "code": code, "redirect_uri": DEMO_REDIRECT_URI},
     )
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    accented = client.post(
+        TOKEN_PATH,
+        auth=(DEMO_CLIENT_ID, "wr\u00f6ng"),
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": DEMO_REDIRECT_URI},
+    )
+    assert accented.status_code == 401 and accented.json()["error"] == "invalid_client"
 
 
 def test_code_is_single_use(client: httpx.Client) -> None:

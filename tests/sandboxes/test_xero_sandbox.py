@@ -201,9 +201,10 @@ def test_unknown_scope_is_sent_back_as_invalid_scope(client: httpx.Client) -> No
     assert params["error"] == "invalid_scope" and params["state"] == "st-123"
 
 
-def test_wrong_password_shows_the_login_form_again(client: httpx.Client) -> None:
+@pytest.mark.parametrize("password", ["no", "d\u00e9mo"])  # beyond ASCII: a wrong password, not a crash
+def test_wrong_password_shows_the_login_form_again(client: httpx.Client, password: str) -> None:
     response = client.post(
-        authorize_url(), data={"step": "login", "username": DEMO_USERNAME, "password": "no"}
+        authorize_url(), data={"step": "login", "username": DEMO_USERNAME, "password": password}
     )
     assert (
         response.status_code == 200 and "incorrect" in response.text and 'name="session"' not in response.text
@@ -212,10 +213,11 @@ def test_wrong_password_shows_the_login_form_again(client: httpx.Client) -> None
 
 def test_bad_client_secret_is_invalid_client(client: httpx.Client) -> None:
     code = callback_params(consent(client, [AU_TENANT_ID]))["code"]
-    response = token_request(
-        client, "wrong", grant_type="authorization_code", code=code, redirect_uri=DEMO_REDIRECT_URI
-    )
-    assert response.status_code == 401 and response.json() == {"error": "invalid_client"}
+    for secret in ("wrong", "wr\u00f6ng"):  # compared as bytes: text beyond ASCII is wrong, not a crash
+        response = token_request(
+            client, secret, grant_type="authorization_code", code=code, redirect_uri=DEMO_REDIRECT_URI
+        )
+        assert response.status_code == 401 and response.json() == {"error": "invalid_client"}
 
 
 def test_codes_are_single_use(client: httpx.Client) -> None:
