@@ -306,23 +306,27 @@ class PullQueued(Model):
 def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
     """'Pull now': queues a pull of the organisation's live connection when its sales tracking is on (a
     disconnected one keeps its documents and settings, and is not pulled) and answers at once; ``GET
-    /sales/status`` shows it pulling until it ends. A connection whose pull runs now is left to it."""
+    /sales/status`` shows it pulling until it ends. A connection whose pull runs now, or is queued and has
+    not ended, is left to it (a double click, or the same request from two tabs, queues one pull)."""
     live = in_use(organisation_id)
     enabled = [
         t for t in store.tracked(organisation_id) if t.enabled and live and t.provider == live.provider
     ]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
-    idle = [t for t in enabled if t.lease_until < now.timestamp()]
-    if not idle:
-        raise PullRunning("a pull of this connection is already running; its results will show when it ends")
+    idle = [t for t in enabled if t.lease_until < now.timestamp() and not _waiting(t, now)]
     queued = []
-    for tracking in idle:
+    for tracking in idle:  # each queued once: a request made at the same time finds it marked
         name = tracking.provider
-        store.mark_requested(organisation_id, name, at=now.isoformat())
+        if not store.mark_requested(organisation_id, name, at=now.isoformat(), seen=tracking.requested_at):
+            continue
         job = ConnectionJob(organisation_id=organisation_id, provider=name, reason="pull_now")
         fanout.send_one(settings().sales_pull_queue_url, job)
         queued.append(PullQueued(provider=name, queued_at=now.isoformat()))
+    if not queued:
+        raise PullRunning(
+            "a pull of this connection is already queued or running; its results will show when it ends"
+        )
     return queued
 
 

@@ -191,11 +191,14 @@ def save_progress(
     )
 
 
-def mark_requested(organisation_id: str, provider: str, *, at: str) -> None:
-    """'Pull now' queued a pull of this connection at ``at`` (shown until a pull ends after it)."""
-    _update(
-        organisation_id, provider, "SET requested_at = :at", {":at": at}, condition="attribute_exists(pk)"
-    )
+def mark_requested(organisation_id: str, provider: str, *, at: str, seen: str | None) -> bool:
+    """'Pull now' queues a pull of this connection at ``at`` (shown until a pull ends after it), if the last
+    request is still the one read (``seen``): of requests made at once, one queues a pull."""
+    values = {":at": at, **({":seen": seen} if seen else {})}
+    unchanged = "requested_at = :seen" if seen else "attribute_not_exists(requested_at)"
+    condition = f"attribute_exists(pk) AND {unchanged}"
+    marked = _update(organisation_id, provider, "SET requested_at = :at", values, condition=condition)
+    return marked is not None
 
 
 def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: LastPull) -> None:

@@ -310,6 +310,24 @@ def test_pull_now_answers_at_once_and_the_status_shows_it_pulling_until_it_ends(
     assert not status["pulling"] and status["last_pull"]["ok"] and status["last_pull"]["stored"] == 8
 
 
+def test_pull_now_clicked_again_or_at_once_queues_one_pull(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    before = sales_store.tracked("org-a")  # what a request made at the same moment read
+    assert api.call("POST", "/sales/pull").status == 202
+    again = api.call("POST", "/sales/pull")  # queued, not begun: left to it
+    assert again.status == 409 and again.json()["error"] == "PullRunning", again.body
+    # a request that read before the first one marked its pull: its conditional mark finds it changed
+    with monkeypatch.context() as stale, pytest.raises(sales.PullRunning):
+        stale.setattr(sales.store, "tracked", lambda organisation_id: before)
+        sales.pull_now("org-a", datetime.now(UTC))
+    assert Poller(aws).drain() == 1  # one pull for the three requests
+    assert api.call("POST", "/sales/pull").status == 202  # ended: the next one is queued
+    assert Poller(aws).drain() == 1
+
+
 @pytest.mark.parametrize("provider", ["qbo", "xero"])
 def test_a_large_first_pull_goes_on_across_messages_with_its_place_and_moves_the_cursor_at_the_end(
     api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch, provider: str
