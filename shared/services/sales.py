@@ -321,7 +321,11 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
         if not store.mark_requested(organisation_id, name, at=now.isoformat(), seen=tracking.requested_at):
             continue
         job = ConnectionJob(organisation_id=organisation_id, provider=name, reason="pull_now")
-        fanout.send_one(settings().sales_pull_queue_url, job)
+        try:
+            fanout.send_one(settings().sales_pull_queue_url, job)
+        except Exception:  # not queued (an outage answers 503): nothing waits for it, so it blocks nothing
+            store.unmark_requested(organisation_id, name, at=now.isoformat(), back_to=tracking.requested_at)
+            raise
         queued.append(PullQueued(provider=name, queued_at=now.isoformat()))
     if not queued:
         raise PullRunning(

@@ -201,6 +201,13 @@ def mark_requested(organisation_id: str, provider: str, *, at: str, seen: str | 
     return marked is not None
 
 
+def unmark_requested(organisation_id: str, provider: str, *, at: str, back_to: str | None) -> None:
+    """The pull marked at ``at`` was not queued after all (SQS refused it): the request before it stands."""
+    expression = "SET requested_at = :back" if back_to else "REMOVE requested_at"
+    values = {":at": at, **({":back": back_to} if back_to else {})}
+    _update(organisation_id, provider, expression, values, condition="requested_at = :at")
+
+
 def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: LastPull) -> None:
     """Gives up the lease after a failed pull, keeping the cursor where it was."""
     _update(

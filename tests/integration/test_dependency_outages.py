@@ -154,6 +154,19 @@ def test_sqs_throttled_answers_503(api: Api, aws: LocalStack, fail_calls: Any) -
     assert shared_aws.is_outage(raised.value)
 
 
+def test_pull_now_while_sqs_is_down_answers_503_and_a_retry_queues_it(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, fail_calls: Any
+) -> None:
+    connect(api, sandboxes, "qbo")
+    tracking = {"enabled": True, "start_date": "2026-08-01"}
+    assert api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking).status == 200
+    fail_calls(shared_aws.client("sqs"), "sqs.SendMessage", lambda: client_error("RequestThrottled", "x"), 1)
+    unavailable(api.call("POST", "/sales/pull"))
+    (status,) = api.call("GET", "/sales/status").json()
+    assert not status["pulling"] and status["requested_at"] is None  # nothing shown as queued
+    assert api.call("POST", "/sales/pull").status == 202  # the retry is not refused as already queued
+
+
 @pytest.mark.parametrize(
     "error",
     [
