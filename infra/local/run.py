@@ -114,11 +114,22 @@ def start(
     scheduler, poller = Scheduler(stack), Poller(stack)
 
     def mint(body: bytes) -> GatewayResponse:
-        organisation = (json.loads(body or b"{}") or {}).get("organisation_id") or DEMO_ORGANISATION
+        try:
+            asked = json.loads(body or b"{}")
+        except ValueError:
+            asked = None
+        organisation = asked.get("organisation_id", DEMO_ORGANISATION) if isinstance(asked, dict) else None
+        if not isinstance(organisation, str) or not organisation:
+            message = 'send {"organisation_id": "<organisation>"} (JSON), or nothing for ' + DEMO_ORGANISATION
+            return GatewayResponse(
+                400,
+                {"content-type": "application/json"},
+                json.dumps({"error": "BadRequest", "message": message}).encode(),
+            )
         return GatewayResponse(
             200,
             {"content-type": "application/json"},
-            json.dumps({"token": identity.mint(str(organisation))}).encode(),
+            json.dumps({"token": identity.mint(organisation)}).encode(),
         )
 
     def fire(name: str) -> Any:

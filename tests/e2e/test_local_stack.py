@@ -18,6 +18,15 @@ def test_printed_token_reaches_the_api_function(local_stack: Running) -> None:
     assert httpx.get(f"{local_stack.url}/me").status_code == 401
 
 
+def test_a_token_is_minted_for_the_organisation_asked_and_a_bad_body_is_a_400(local_stack: Running) -> None:
+    minted = httpx.post(f"{local_stack.url}/_local/token", json={"organisation_id": "org-b"})
+    me = httpx.get(f"{local_stack.url}/me", headers={"authorization": f"Bearer {minted.json()['token']}"})
+    assert me.status_code == 200 and "org-b" in me.text, me.text
+    for body in (b"not json", b"[1]", b'{"organisation_id": 7}', b'{"organisation_id": ""}'):
+        refused = httpx.post(f"{local_stack.url}/_local/token", content=body)
+        assert refused.status_code == 400 and "organisation_id" in refused.json()["message"], body
+
+
 def test_connect_qbo_over_http_and_see_health(local_stack: Running) -> None:
     auth = {"authorization": f"Bearer {local_stack.token}"}
     with httpx.Client(base_url=local_stack.url, headers=auth, timeout=20) as app:
