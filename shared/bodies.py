@@ -10,6 +10,7 @@ amount at most 12 digits and 2 decimal places (cents). A date is within ``DATES_
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -180,6 +181,9 @@ class ImportRequest(Model):
     item_ids: list[str] = Field(min_length=1, max_length=1000)
 
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")  # one @, a dotted domain, no spaces
+
+
 class SupplierRequest(Model):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=255)
@@ -190,6 +194,15 @@ class SupplierRequest(Model):
     def _named(cls, value: str) -> str:
         if not value.strip():  # the provider is sent the name without its spaces, and refuses an empty one
             raise ValueError("give the supplier a name, not only spaces")
+        if any(unicodedata.category(c) == "Cc" for c in value.strip()):
+            raise ValueError("a supplier name is one line of text, without tabs or other control characters")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value and not EMAIL.fullmatch(value):
+            raise ValueError("give an email address like orders@example.com, or none")
         return value
 
 

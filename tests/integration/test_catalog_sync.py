@@ -236,15 +236,25 @@ def test_xero_supplier_is_created_once_and_an_existing_name_is_linked(api: Api, 
     assert {"Fresh Steel Co", "Acme Metals Ltd"} <= {s["name"] for s in ok(api.call("GET", "/suppliers"))}
 
 
-@pytest.mark.parametrize("name", ["   ", "\t\n"])
-def test_a_supplier_name_of_only_spaces_is_a_400_naming_it_before_the_provider_is_asked(
-    api: Api, sandboxes: Sandboxes, name: str
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "   "}, "name"),
+        ({"name": "\t\n"}, "name"),
+        ({"name": "Acme\tMetals"}, "name"),  # a control character inside the name
+        ({"name": "Acme\x00"}, "name"),
+        ({"name": "Acme", "email": "orders at acme"}, "email"),
+        ({"name": "Acme", "email": "orders@acme"}, "email"),
+    ],
+)
+def test_a_supplier_name_or_email_the_provider_cannot_take_is_a_400_naming_it_before_it_is_asked(
+    api: Api, sandboxes: Sandboxes, body: dict[str, str], field: str
 ) -> None:
     connect_xero(api, sandboxes)
     before = len(sandboxes.xero.list_records(AU_TENANT_ID, "Contacts"))
-    refused = api.call("POST", "/integrations/xero/suppliers", json_body={"name": name})
+    refused = api.call("POST", "/integrations/xero/suppliers", json_body=body)
     assert refused.status == 400, refused.body
-    assert [d["field"] for d in refused.json()["details"]] == ["name"]
+    assert [d["field"] for d in refused.json()["details"]] == [field]
     assert len(sandboxes.xero.list_records(AU_TENANT_ID, "Contacts")) == before
 
 
