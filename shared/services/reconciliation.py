@@ -249,16 +249,19 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     )
 
 
-LISTED = 5
+LISTED = 5  # products named in a note (the rest are counted)
 
 
 def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -> list[str]:
     """Units sold by ``as_of`` that no lot covered, per product (net of credits that gave them back): no cost
     of goods sold is posted for them, so the books balance with the stock ledger while cost of goods sold is
     short of what was sold. Named here, or an accountant would not see it."""
+    ledger = state.ledger
     short: dict[str, Decimal] = {}
     since: dict[str, date] = {}
-    for entry in state.ledger.entries():
+    # only the products some result left uncovered (read from the results), not every entry of the ledger
+    products = sorted({p for _, p in ledger.uncovered(ledger.products())})
+    for entry in (e for p in products for e in ledger.entries(p)):
         day, product = entry.at.astimezone(state.zone).date(), entry.product_id
         if day > as_of:
             continue

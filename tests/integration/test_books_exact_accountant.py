@@ -59,24 +59,11 @@ from tests.integration.test_exports import ok
 # QBO: non-inventory items, as journals mode wants them (README, Known limits: QuickBooks books its own COGS
 # for tracked items); created in set_up, ids by part
 QBO_SKUS = {"blank": "PS-BLANK", "bolt": "PS-BOLT", "bracket": "PS-BRACKET", "shelf": "PS-SHELF"}
-XERO_CODES = {"blank": "WIDGET-10", "bolt": "BOLT-M8", "bracket": "BRACKET-S", "shelf": "PANEL-A"}
-# role -> account (Xero: code; QBO: account id, "wip" made below)
-XERO_ACCOUNTS = {
-    "receiving_debit": "630",
-    "receiving_credit": "820",
-    "build_debit": "632",
-    "subassembly": "633",
-    "waste": "480",
-    "cogs": "310",
-}
-QBO_ACCOUNTS = {
-    "receiving_debit": "1",
-    "receiving_credit": "5",
-    "build_debit": "10",
-    "subassembly": "wip",
-    "waste": "7",
-    "cogs": "2",
-}
+XERO_CODES = bench_books.XERO_CODES
+# role -> account (Xero: code; QBO: account id, "wip" made below): the demo charts' as the bench maps them,
+# and a sub-assembly (WIP) account
+XERO_ACCOUNTS = {**bench_books.XERO_ACCOUNTS, "subassembly": "633"}
+QBO_ACCOUNTS = {**bench_books.QBO_ACCOUNTS, "subassembly": "wip"}
 RAW, SUB, FINISHED = ("blank", "bolt"), "bracket", "shelf"
 BOM = {
     "bracket": {"blank": Fraction(1), "bolt": Fraction(2)},
