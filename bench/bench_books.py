@@ -388,6 +388,7 @@ def reason_kinds(result: reconciliation.Reconciliation) -> dict[str, int]:
     return dict(Counter(r.kind for account in result.accounts for r in account.reasons))
 
 
+SETTLE_EVERY = 25  # events between the schedules' passes
 Midway = Callable[[History], None]  # what a person does once, between the first settle and the next event
 
 
@@ -412,8 +413,8 @@ def simulate(
     midway: Midway | None = None,
 ) -> Outcome:
     """A random history of ``events`` against the sandbox (``clock`` installed: ``install``), settled as the
-    schedules would every 25 events, and reconciled; ``midway`` runs once, after the first settle (a change
-    of the export settings once exports are posted, say)."""
+    schedules would every ``SETTLE_EVERY`` events, and reconciled; ``midway`` runs once, after the first
+    settle (a change of the export settings once exports are posted, say)."""
     organisation, parts = prepare(sandboxes, provider, mode)
     history = History(sandboxes, provider, organisation, parts, seed)
     starting = {i["Id"]: i.get("QtyOnHand") for i in sandboxes.qbo.list_records(DEMO_REALM_ID, "Item")}
@@ -424,11 +425,11 @@ def simulate(
     for n in range(events):
         day = START + timedelta(days=n * DAYS / events)
         history.event(n, day)
-        if n % 25 == 24:
+        if n % SETTLE_EVERY == SETTLE_EVERY - 1:
             settle(history, clock, stack, day)
             for month_end in (e for e in ends if e < day.date() and e not in then):
                 then[month_end] = reconciliation.reconcile(organisation, month_end, day)
-            if midway is not None and n == 24:
+            if midway is not None and n == SETTLE_EVERY - 1:  # after the first settle
                 midway(history)
     end = START + timedelta(days=DAYS)
     settle(history, clock, stack, end + timedelta(days=3))
