@@ -20,6 +20,10 @@ from shared.services import credentials
 from shared.store import oauth_states
 
 LIFETIME_SECONDS = 600
+ANOTHER_BROWSER = (
+    "the sign-in was started in another browser; open Settings -> Integrations in this browser "
+    "and connect from there"
+)
 
 
 def _b64(data: bytes) -> str:
@@ -59,7 +63,8 @@ def issue(kind: str, organisation_id: str, provider: str, binding: str, now: dat
 def consume(
     kind: str, token: str | None, provider: str, binding: str | None, now: datetime
 ) -> dict[str, Any]:
-    """The pending item, once; ``InvalidOAuthState`` saying why when anything is off."""
+    """The pending item, once; ``InvalidOAuthState`` saying why when anything is off. A callback from
+    another browser leaves the item for the browser that asked."""
     nonce, _, signature = (token or "").partition(".")
     if not nonce or not signature:
         raise InvalidOAuthState("the sign-in link is missing its state; start the connection again")
@@ -68,16 +73,15 @@ def consume(
         raise InvalidOAuthState(
             "the sign-in state is not one this service issued for this provider; start the connection again"
         )
-    item = oauth_states.take_pending(kind, nonce)
-    if item is None:
+    if not binding:
+        raise InvalidOAuthState(ANOTHER_BROWSER)
+    taken = oauth_states.take_pending(kind, nonce, browser_hash(binding))
+    if taken.refused == "browser":
+        raise InvalidOAuthState(ANOTHER_BROWSER)
+    if taken.item is None:
         raise InvalidOAuthState(
             "this sign-in was already used or never started here; start the connection again"
         )
-    if int(item["expires_at"]) < int(now.timestamp()):
+    if int(taken.item["expires_at"]) < int(now.timestamp()):
         raise InvalidOAuthState("the sign-in took too long and expired; start the connection again")
-    if not binding or not hmac.compare_digest(browser_hash(binding), item["browser"]):
-        raise InvalidOAuthState(
-            "the sign-in was started in another browser; open Settings -> Integrations "
-            "in this browser and connect from there"
-        )
-    return item
+    return taken.item

@@ -4,7 +4,7 @@ each can be used once; DynamoDB's TTL removes the ones nobody used."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from shared.aws import table
 from shared.store.dynamo import conditional
@@ -18,14 +18,26 @@ def put_pending(kind: str, nonce: str, item: dict[str, Any], *, expires_at: int)
     )
 
 
-def take_pending(kind: str, nonce: str) -> dict[str, Any] | None:
-    """Deletes and returns the item, or None when it does not exist (never issued, or already used)."""
+class Taken(NamedTuple):
+    """What taking a pending item found: the item, deleted now, or why it was left (``None``: it does not
+    exist, never issued or already used; ``"browser"``: another browser's, still there for its own)."""
+
+    item: dict[str, Any] | None
+    refused: Literal["browser"] | None = None
+
+
+def take_pending(kind: str, nonce: str, browser: str) -> Taken:
+    """Deletes and returns the item if ``browser`` (the binding cookie's hash) is the one that asked for it.
+    Another browser's callback must not spend it: whoever holds a forwarded link could cancel the flow."""
     old = conditional(
         lambda: table().delete_item(
             Key=pending_key(kind, nonce),
-            ConditionExpression="attribute_exists(pk)",
+            ConditionExpression="attribute_exists(pk) AND browser = :browser",
+            ExpressionAttributeValues={":browser": browser},
             ReturnValues="ALL_OLD",
         )
     )
-    item: dict[str, Any] | None = old["Attributes"] if old is not None else None
-    return item
+    if old is not None:
+        return Taken(old["Attributes"])
+    there = table().get_item(Key=pending_key(kind, nonce), ConsistentRead=True).get("Item")
+    return Taken(None, "browser" if there is not None else None)

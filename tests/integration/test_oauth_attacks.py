@@ -58,13 +58,20 @@ def test_replayed_state_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     assert "already used" in replay.body.decode()
 
 
-def test_state_from_another_browser_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+def test_state_from_another_browser_is_refused_and_left_for_the_browser_that_asked(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A forwarded link (no cookie, or a cookie of another connect) is refused without spending the state:
+    whoever holds the link cannot cancel the flow of the person who started it."""
     started = start(api, "qbo")
     params = _consent(sandboxes, started.authorize_url)
     _assert_refused(callback(api, "qbo", params, None), 400, "started in another browser", api)
     other = start(api, "qbo")  # a cookie this browser holds for another, unrelated connect
-    params = _consent(sandboxes, started.authorize_url)
-    _assert_refused(callback(api, "qbo", params, other.cookie), 400, "", api)
+    _assert_refused(callback(api, "qbo", params, other.cookie), 400, "started in another browser", api)
+    assert callback(api, "qbo", params, started.cookie).status == 200
+    assert status_of(api, "qbo")["status"] == "connected"
+    replay = callback(api, "qbo", params, other.cookie)  # spent now: a replay from anywhere finds nothing
+    assert replay.status == 400 and "already used" in replay.body.decode()
 
 
 def test_state_for_another_provider_is_refused(api: Api, sandboxes: Sandboxes) -> None:
