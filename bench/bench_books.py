@@ -451,13 +451,15 @@ def gaps(result: reconciliation.Reconciliation) -> tuple[Decimal, Decimal]:
 
 
 def unexplained_quantity(item: reconciliation.ItemQuantity, starting: dict[str, Any]) -> Decimal:
-    """What an item's QtyOnHand differs from our on hand by beyond QuickBooks' own starting quantity and the
-    units sold or built without stock (which QBO counts out and we cannot): 0 when the books agree."""
+    """What an item's QtyOnHand differs from our on hand by beyond QuickBooks' own starting quantity, the
+    units sold or built without stock (which QBO counts out and we cannot) and the units of credits we wrote
+    off (which QBO counts back in): 0 when the books agree."""
     return (
         (item.difference or ZERO)
         - Decimal(str(starting.get(item.item_id) or 0))
         + item.sold_without_stock
         + item.built_without_stock
+        - item.written_off_credits
     )
 
 

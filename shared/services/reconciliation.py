@@ -71,6 +71,8 @@ class ItemQuantity(Model):
     sold_without_stock: Decimal
     built_without_stock: Decimal  # units builds used that no lot covers (a sale pulled later, dated before
     # the build, took them first): QBO counted them out with the build's adjustment
+    # units credits gave back that Partsemble wrote off (their note says not restockable): QBO counted them in
+    written_off_credits: Decimal
     difference: Decimal | None  # provider quantity - on hand
 
 
@@ -344,6 +346,7 @@ def _quantities(
         on_hand = ledger.on_hand(product.product_id)
         quantity = held.get(item_id)
         short = {EntryKind.SALE_CONSUME: ZERO, EntryKind.BUILD_CONSUME: ZERO}
+        written_off = ZERO
         for entry in ledger.entries(product.product_id):
             if entry.kind in short:
                 short[entry.kind] += entry.uncosted
@@ -351,6 +354,8 @@ def _quantities(
                 # a credit's units QBO puts back in stock but no lot of ours takes back: those of the sale's
                 # part no lot covered (undone first), or beyond what the sale took; netted from the sales'
                 short[EntryKind.SALE_CONSUME] -= entry.quantity - sum((d.quantity for d in entry.draws), ZERO)
+            elif entry.kind is EntryKind.RETURN_WASTE:
+                written_off += entry.quantity  # QBO puts every unit of a credit memo back in stock
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -360,6 +365,7 @@ def _quantities(
                 on_hand=on_hand,
                 sold_without_stock=short[EntryKind.SALE_CONSUME],
                 built_without_stock=short[EntryKind.BUILD_CONSUME],
+                written_off_credits=written_off,
                 difference=None if quantity is None else quantity - on_hand,
             )
         )
@@ -369,8 +375,10 @@ def _quantities(
         "A difference is usually stock QuickBooks held before Partsemble (its starting quantity), units sold "
         "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), units a "
         "build used that a sale pulled later and dated before it took first (built_without_stock: the "
-        "build's adjustment counted them out), or an adjustment made in QuickBooks: record it in Partsemble "
-        "as a receipt, or correct it in QuickBooks.",
+        "build's adjustment counted them out), units of credits Partsemble wrote off as not restockable "
+        "(written_off_credits: QuickBooks puts a credit memo's units back in stock; record their disposal "
+        "in QuickBooks with an inventory adjustment), or an adjustment made in QuickBooks: record it in "
+        "Partsemble as a receipt, or correct it in QuickBooks.",
     ]
     differs = any(i.difference for i in items)
     return Reconciliation(

@@ -75,3 +75,37 @@ def test_units_a_build_used_after_a_late_sale_took_them_are_named(
     assert Decimal(item["provider_quantity"]) == before["5"] - 2
     starting = before["5"] - 2 + 2  # QBO's own quantity before Partsemble: the receipt and the build cancel
     assert Decimal(item["difference"]) == starting - Decimal(item["built_without_stock"])
+
+
+def test_units_of_a_credit_written_off_are_named_as_quickbooks_counted_them_back_in(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A credit memo whose note says the goods are scrapped: QuickBooks puts its units back in stock,
+    Partsemble writes them off, and the reconciliation names them, one that matched a sale and one that
+    matched none alike, so the item's difference is explained to the unit."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
+    line = {"product_id": parts["bracket"], "quantity": "5", "unit_cost": "3.00"}
+    receipt = {"received_at": "2026-11-02T09:00:00-08:00", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=receipt), 201)
+    Poller(aws).drain()
+    starting = Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) - 5
+
+    def document(entity: str, number: str, day: str, quantity: int, note: str = "") -> None:
+        detail = {"ItemRef": {"value": "5"}, "Qty": quantity, "UnitPrice": "9.00"}
+        record = {"DocNumber": number, "TxnDate": day, "CustomerRef": {"value": HARBOR}, "PrivateNote": note}
+        line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+        sandboxes.qbo.create_record(DEMO_REALM_ID, entity, {**record, "Line": [line]})
+
+    document("Invoice", "WO-1", "2026-11-03", 3)
+    document("CreditMemo", "WO-C1", "2026-11-04", 2, "damaged in transit: scrapped")  # of WO-1
+    document("CreditMemo", "WO-C2", "2026-11-05", 4, "not restockable")  # beyond what was sold
+    api.pull_sales()
+
+    item = next(i for i in ok(api.call("GET", "/reconciliation"))["items"] if i["item_id"] == "5")
+    assert Decimal(item["on_hand"]) == 2  # 5 received, 3 sold; the credits' units are written off
+    assert Decimal(item["provider_quantity"]) == starting + 5 - 3 + 2 + 4  # QBO counted both credits in
+    assert Decimal(item["written_off_credits"]) == 6
+    assert Decimal(item["sold_without_stock"]) == 0 and Decimal(item["built_without_stock"]) == 0
+    assert Decimal(item["difference"]) == starting + Decimal(item["written_off_credits"])
