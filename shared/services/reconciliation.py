@@ -274,16 +274,17 @@ def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -
             # a credit undoes first the part of its sale no lot covered (its units beyond the sale: uncosted)
             drawn = sum((d.quantity for d in entry.draws), ZERO)
             short[product] -= entry.quantity - drawn - entry.uncosted
-    found = {p: units for p, units in short.items() if units > 0}
-    if not found:
+            if short[product] <= 0:  # all given back: a later uncovered sale is the first again
+                del short[product], since[product]
+    if not short:
         return []
     labels = {
         p.product_id: " ".join(part for part in (p.sku, p.name) if part)
-        for p in catalog_store.get_products(organisation_id, found)
+        for p in catalog_store.get_products(organisation_id, short)
     }
-    listed = sorted(found, key=lambda p: (since[p], labels.get(p, p)))
+    listed = sorted(short, key=lambda p: (since[p], labels.get(p, p)))
     named = "; ".join(
-        f"{found[p].normalize():f} of {labels.get(p, p)} (the first on {since[p].isoformat()})"
+        f"{short[p].normalize():f} of {labels.get(p, p)} (the first on {since[p].isoformat()})"
         for p in listed[:LISTED]
     )
     more = f"; and {len(listed) - LISTED} more product(s)" if len(listed) > LISTED else ""

@@ -417,6 +417,38 @@ def test_units_sold_without_stock_are_named_until_the_receipt_they_came_from_cos
     assert not [n for n in answer["notes"] if n.startswith("Sold without stock")], answer["notes"]
 
 
+def test_the_sold_without_stock_note_dates_units_from_the_first_sale_still_uncovered(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A credit that gives back every unit a sale left uncovered clears them; a later sale short of stock
+    is then the first the note names, not the one the credit undid."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "4", "2.50")
+    sell_bolts(sandboxes, "INV-SHORT", "2026-11-10", "6")  # 2 without stock
+    sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "CreditNotes",
+        {
+            "CreditNoteNumber": "CN-SHORT",
+            "Type": "ACCRECCREDIT",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+            "Date": "2026-11-11",
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": "2", "UnitAmount": "20"}
+            ],
+        },
+    )
+    # the credit undid the 2 no lot covered (no stock comes back with them): all 3 later ones are without
+    sell_bolts(sandboxes, "INV-LATER", "2026-11-13", "3")
+    body = {"enabled": True, "start_date": "2026-11-05"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=body))
+    api.pull_sales()
+    answer = ok(api.call("GET", "/reconciliation"))
+    (note,) = [n for n in answer["notes"] if n.startswith("Sold without stock")]
+    assert "3 of BOLT-M8" in note and "the first on 2026-11-13" in note, note
+
+
 def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_person_chooses(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
