@@ -47,17 +47,39 @@ CURRENCY_NAMES = {
     "CAD": "Canadian Dollar",
     "AUD": "Australian Dollar",
 }
-CLASSIFICATION = {  # AccountType -> Classification
-    **dict.fromkeys(
-        ("Bank", "Accounts Receivable", "Other Current Asset", "Fixed Asset", "Other Asset"), "Asset"
+# AccountType -> (Classification, its AccountSubTypes the sandbox knows): Intuit Java SDK XSD
+# (ipp-v3-java-data Finance.xsd AccountTypeEnum, AccountSubTypeEnum) and the Account reference's
+# classification table (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/account).
+# An Account created with only one of AccountType and AccountSubType gets the other (the reference:
+# AccountType "Required if AccountSubType is not specified" and the reverse; its sample creates {"Name",
+# "AccountType": "Accounts Receivable"} and answers AccountSubType "AccountsReceivable"; python-quickbooks'
+# integration test creates one with only AccountSubType "CashOnHand"). Which sub-type QBO picks for the
+# other types is UNSURE: the sandbox takes the first listed.
+ACCOUNT_TYPES = {
+    "Bank": ("Asset", "Checking CashOnHand Savings MoneyMarket TrustAccounts"),
+    "Accounts Receivable": ("Asset", "AccountsReceivable"),
+    "Other Current Asset": ("Asset", "OtherCurrentAssets Inventory UndepositedFunds PrepaidExpenses"),
+    "Fixed Asset": (
+        "Asset",
+        "MachineryAndEquipment FurnitureAndFixtures Vehicles Buildings OtherFixedAssets",
     ),
-    **dict.fromkeys(
-        ("Accounts Payable", "Credit Card", "Other Current Liability", "Long Term Liability"), "Liability"
+    "Other Asset": ("Asset", "OtherLongTermAssets"),
+    "Accounts Payable": ("Liability", "AccountsPayable"),
+    "Credit Card": ("Liability", "CreditCard"),
+    "Other Current Liability": ("Liability", "OtherCurrentLiabilities"),
+    "Long Term Liability": ("Liability", "OtherLongTermLiabilities NotesPayable"),
+    "Equity": ("Equity", "OwnersEquity OpeningBalanceEquity RetainedEarnings"),
+    "Income": ("Revenue", "SalesOfProductIncome ServiceFeeIncome DiscountsRefundsGiven OtherPrimaryIncome"),
+    "Other Income": ("Revenue", "OtherMiscellaneousIncome InterestEarned"),
+    "Cost of Goods Sold": ("Expense", "SuppliesMaterialsCogs CostOfLaborCos OtherCostsOfServiceCos"),
+    "Expense": (
+        "Expense",
+        "SuppliesMaterials OtherMiscellaneousServiceCost OfficeGeneralAdministrativeExpenses",
     ),
-    **dict.fromkeys(("Income", "Other Income"), "Revenue"),
-    **dict.fromkeys(("Cost of Goods Sold", "Expense", "Other Expense"), "Expense"),
-    "Equity": "Equity",
+    "Other Expense": ("Expense", "OtherMiscellaneousExpense Depreciation"),
 }
+CLASSIFICATION = {kind: classification for kind, (classification, _) in ACCOUNT_TYPES.items()}
+SUBTYPE_TYPES = {sub: kind for kind, (_, subs) in ACCOUNT_TYPES.items() for sub in subs.split()}
 _COMMON = "Id SyncToken sparse domain MetaData"
 _PARTY = (
     "DisplayName CompanyName GivenName MiddleName FamilyName Title Suffix PrintOnCheckName Active "
@@ -74,10 +96,23 @@ WRITABLE_FIELDS = {  # top-level properties QBO accepts on writes; anything else
         # 0.9.12 integration tests against an Intuit sandbox; qbo.md section 7)
         "Vendor": f"{_PARTY} AcctNum TaxIdentifier TermRef Vendor1099 BillRate TaxReportingBasis "
         "APAccountRef OtherContactInfo AlternatePhone",
-        "Customer": f"{_PARTY} ShipAddr Notes Taxable",
+        # the properties python-quickbooks 0.9.12 sends on every Customer (objects/customer.py), all in
+        # the Customer reference (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/
+        # customer)
+        "Customer": f"{_PARTY} ShipAddr Notes Taxable FullyQualifiedName BalanceWithJobs BillWithParent Job "
+        "Level IsProject ParentRef PreferredDeliveryMethod PrimaryTaxIdentifier ResaleNum OpenBalanceDate "
+        "ARAccountRef DefaultTaxCodeRef PaymentMethodRef SalesTermRef",
+        # read-only properties a read answers (PrintGroupedItems, Level) may come back on a full update, as
+        # they do from python-quickbooks: Intuit's Item reference lists them, so they are no unknown field
         "Item": "Name Sku Description PurchaseDesc Active Type UnitPrice PurchaseCost IncomeAccountRef "
         "ExpenseAccountRef AssetAccountRef TrackQtyOnHand QtyOnHand InvStartDate ReorderPoint Taxable "
-        "SubItem ParentRef ItemGroupDetail FullyQualifiedName",
+        "SubItem ParentRef ItemGroupDetail FullyQualifiedName PrintGroupedItems Level SalesTaxCodeRef "
+        "PurchaseTaxCodeRef PrefVendorRef SalesTaxIncluded PurchaseTaxIncluded",
+        # Intuit's Account reference (…/all-entities/account), read-only ones included (a full update sends
+        # the object as read)
+        "Account": "Name AcctNum Description Active AccountType AccountSubType ParentRef SubAccount "
+        "FullyQualifiedName Classification CurrentBalance CurrentBalanceWithSubAccounts CurrencyRef "
+        "TaxCodeRef TxnLocationType AccountAlias",
     }.items()
 }
 
@@ -138,6 +173,24 @@ def invalid_reference(entity: str, ref_id: str) -> QboFault:
 # QBO097, a public QBO sandbox test report). The A/R text follows the same pattern (integrators such as
 # Link My Books document the customer requirement; UNSURE of QBO's exact A/R wording).
 NAME_REQUIRED = {"Accounts Payable": "Vendor", "Accounts Receivable": "Customer"}
+
+
+NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
+NAME_MAX = 100  # Item and Account Name: "max 100 characters" (Intuit's Item and Account references)
+
+
+def _list_name(record: dict[str, Any], banned: str, described: str) -> str:
+    """An Item's or Account's Name, refused when empty, over 100 characters or holding a character its
+    reference forbids (Item: colon, tab, newline; Account: double quote, colon). QBO's code for these is
+    UNSURE: the sandbox answers 2050, its "String length" error."""
+    name = str(record.get("Name") or "")
+    if not name.strip() or len(name) > NAME_MAX or any(c in name for c in banned):
+        raise QboFault(
+            "2050",
+            "String length is either shorter or longer than supported by specification",
+            f"Name is required, at most {NAME_MAX} characters, and can't contain {described}",
+        )
+    return name
 
 
 def decimal(value: Any) -> Decimal:
@@ -468,15 +521,17 @@ class QboBooks:
         if entity == "Item":
             self._normalize_item(company, record, own_id)
         elif entity == "Account":
-            if not record.get("Name") or record.get("AccountType") not in CLASSIFICATION:
-                raise AdminError("an Account needs Name and a known AccountType")
-            record.setdefault("Classification", CLASSIFICATION[record["AccountType"]])
-            record.setdefault("FullyQualifiedName", record["Name"])
-            record.setdefault("CurrencyRef", {"value": company.home_currency})
-            record.setdefault("CurrentBalance", Decimal(0))
-            record.setdefault("SubAccount", False)
+            self._normalize_account(company, record, own_id)
         elif entity in ("Vendor", "Customer"):
-            if not record.get("DisplayName"):
+            # Intuit's Vendor and Customer references, DisplayName: "If not supplied, the system generates
+            # DisplayName by concatenating [its] name components supplied in the request from the
+            # following list: Title, GivenName, MiddleName, FamilyName, and Suffix"; one of them or
+            # DisplayName is required on create. Joined with single spaces (UNSURE of QBO's exact joining);
+            # an empty string is absent, as python-quickbooks sends "" for every name part left unset.
+            if not str(record.get("DisplayName") or "").strip():
+                parts = (str(record.get(part) or "").strip() for part in NAME_PARTS)
+                record["DisplayName"] = " ".join(part for part in parts if part)
+            if not record["DisplayName"]:
                 raise required("DisplayName")
             self._check_unique(company, ("Vendor", "Customer"), "DisplayName", record["DisplayName"], own_id)
             record.setdefault("CurrencyRef", {"value": company.home_currency})
@@ -507,14 +562,37 @@ class QboBooks:
             raise invalid_reference(entity, ref_id)
         return {"value": ref_id, "name": record.get(name_key, "")}
 
-    def _normalize_item(self, company: Company, record: dict[str, Any], own_id: Any) -> None:
-        name = str(record.get("Name", ""))
-        if not name or any(c in name for c in ":\t\n"):
-            raise QboFault(
-                "2050",
-                "String length is either shorter or longer than supported by specification",
-                "Name is required and can't contain a colon, tab or newline",
+    def _normalize_account(self, company: Company, record: dict[str, Any], own_id: Any) -> None:
+        """Intuit's Account reference: Name required, "max 100 characters", "must not contain double quotes
+        (") or colon (:)", unique among accounts (6240); AccountType or AccountSubType required (ACCOUNT_TYPES
+        fills in the other); Classification, FullyQualifiedName, SubAccount and CurrentBalance are read only
+        (system defined), so what a full update sends back is not taken."""
+        name = _list_name(record, '":', 'double quotes (") or a colon')
+        self._check_unique(company, ("Account",), "Name", name, own_id)
+        kind, sub = record.get("AccountType"), record.get("AccountSubType")
+        if not kind and not sub:
+            raise required("AccountType")
+        kind = kind or SUBTYPE_TYPES.get(str(sub))
+        if kind not in ACCOUNT_TYPES:
+            what = (
+                f"AccountType {record.get('AccountType')!r}"
+                if record.get("AccountType")
+                else f"sub-type {sub!r}"
             )
+            raise QboFault(
+                "2010", "Request has invalid or unsupported property", f"Invalid {what}"
+            )  # UNSURE code
+        record["AccountType"] = kind
+        record["AccountSubType"] = sub or ACCOUNT_TYPES[kind][1].split()[0]
+        record["Classification"] = CLASSIFICATION[kind]
+        record["FullyQualifiedName"] = name
+        record["SubAccount"] = False
+        current = company.find("Account", str(own_id)) if own_id else None
+        record["CurrentBalance"] = (current or {}).get("CurrentBalance", Decimal(0))
+        record.setdefault("CurrencyRef", {"value": company.home_currency})
+
+    def _normalize_item(self, company: Company, record: dict[str, Any], own_id: Any) -> None:
+        name = _list_name(record, ":\t\n", "a colon, tab or newline")
         self._check_unique(company, ("Item",), "Name", name, own_id)
         kind = record.get("Type")
         if kind not in ("Inventory", "NonInventory", "Service", "Group", "Category"):
@@ -523,10 +601,14 @@ class QboBooks:
             raise business_error(
                 "Inventory items need QuickBooks Online Plus or Advanced with quantity tracking turned on."
             )
-        record.setdefault("FullyQualifiedName", name)
+        record["FullyQualifiedName"] = name  # read only: derived from Name (the sandbox keeps no sub-items)
         for key in ("IncomeAccountRef", "ExpenseAccountRef", "AssetAccountRef"):
-            if key in record:
-                record[key] = self._ref(company, "Account", record[key])
+            if record.get(key):  # an inactive account is refused as on a journal line (610; UNSURE for items)
+                account = self._active_ref(company, "Account", record[key], key)
+                record[key] = {"value": account["Id"], "name": account["Name"]}
+        # IncomeAccountRef: "required for Inventory and Service item types" (Intuit's Item reference)
+        if kind == "Service" and not record.get("IncomeAccountRef"):
+            raise required("IncomeAccountRef")
         if kind == "Inventory":
             missing = [
                 k

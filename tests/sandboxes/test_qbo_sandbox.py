@@ -905,8 +905,12 @@ def test_admin_routes_seed_a_company_and_edits_stamp_the_clock(
         == 201
     )
     customer = client.post(f"/_admin/companies/{realm}/customer", json={"DisplayName": "Acme"}).json()
+    income = client.post(
+        f"/_admin/companies/{realm}/account", json={"Name": "Consulting Income", "AccountType": "Income"}
+    ).json()
     item = client.post(
-        f"/_admin/companies/{realm}/item", json={"Name": "Consulting", "Type": "Service"}
+        f"/_admin/companies/{realm}/item",
+        json={"Name": "Consulting", "Type": "Service", "IncomeAccountRef": {"value": income["Id"]}},
     ).json()
     invoice = client.post(
         f"/_admin/companies/{realm}/invoice",
@@ -1241,3 +1245,158 @@ def test_trial_balance_after_cash_sales_returns_and_discounts(sandbox: QboSandbo
     rows = trial_balance(api, end_date="2026-11-30")["Rows"]["Row"]
     names = [r["ColData"][0] for r in rows if "ColData" in r]
     assert {"value": "Undeposited Funds"} in names  # no id: the company has no such account
+
+
+# ---- what an official client (python-quickbooks 0.9.12) does, answered as QBO answers it -------------------
+def test_journal_entry_full_and_sparse_update(api: httpx.Client) -> None:
+    entry = post_json(api, "/journalentry", journal()).json()["JournalEntry"]
+    entry["Line"][0]["Amount"] = entry["Line"][1]["Amount"] = 80  # full update: the object as read, edited
+    full = post_json(api, "/journalentry", {**entry, "PrivateNote": "re-costed"})
+    assert full.status_code == 200, full.text
+    assert full.json()["JournalEntry"]["TotalAmt"] == 80 and full.json()["JournalEntry"]["SyncToken"] == "1"
+    sparse = post_json(
+        api, "/journalentry", {"Id": entry["Id"], "SyncToken": "1", "sparse": True, "DocNumber": "X"}
+    )
+    updated = sparse.json()["JournalEntry"]
+    assert (updated["DocNumber"], updated["PrivateNote"], updated["TotalAmt"]) == ("X", "re-costed", 80)
+    unbalanced = {**updated, "Line": [updated["Line"][0]]}
+    assert fault_code(post_json(api, "/journalentry", unbalanced)) == "6000"
+    stale = post_json(api, "/journalentry", {"Id": entry["Id"], "SyncToken": "1", "sparse": True})
+    assert fault_code(stale) == "5010"
+
+
+def test_inventory_adjustment_takes_only_a_sparse_update_keeping_its_date(api: httpx.Client) -> None:
+    made = post_json(api, "/inventoryadjustment", adjustment(QtyDiff=-3)).json()["InventoryAdjustment"]
+    assert api.get(f"/item/{BRACKET_20}").json()["Item"]["QtyOnHand"] == 137
+    assert fault_code(post_json(api, "/inventoryadjustment", {**made, "PrivateNote": "full"})) == "6000"
+    moved = {"Id": made["Id"], "SyncToken": "0", "sparse": True, "TxnDate": "2026-10-30"}
+    assert fault_code(post_json(api, "/inventoryadjustment", moved)) == "6000"
+    lines = adjustment(QtyDiff=-5)["Line"]
+    sparse = post_json(
+        api, "/inventoryadjustment", {"Id": made["Id"], "SyncToken": "0", "sparse": True, "Line": lines}
+    )
+    assert sparse.status_code == 200, sparse.text
+    assert sparse.json()["InventoryAdjustment"]["PrivateNote"] == "cycle count; syncid=adj-1"
+    assert api.get(f"/item/{BRACKET_20}").json()["Item"]["QtyOnHand"] == 135
+
+
+def test_account_create_read_update_and_its_name_rules(api: httpx.Client) -> None:
+    # python-quickbooks sends these on every Account; only AccountSubType names the kind (its own test)
+    sent = {
+        "Name": "Petty Cash",
+        "AccountSubType": "CashOnHand",
+        "AcctNum": "",
+        "Active": True,
+        "Description": "",
+        "FullyQualifiedName": "",
+        "SubAccount": False,
+        "SyncToken": 0,
+    }
+    created = post_json(api, "/account", sent)
+    assert created.status_code == 200, created.text
+    account = created.json()["Account"]
+    assert (account["AccountType"], account["Classification"], account["SyncToken"]) == ("Bank", "Asset", "0")
+    typed = post_json(api, "/account", {"Name": "Customer Deposits AR", "AccountType": "Accounts Receivable"})
+    assert typed.json()["Account"]["AccountSubType"] == "AccountsReceivable"  # the reference's own sample
+    assert fault_code(post_json(api, "/account", {"Name": "petty cash", "AccountType": "Bank"})) == "6240"
+    assert fault_code(post_json(api, "/account", {"Name": "Cash: Till", "AccountType": "Bank"})) == "2050"
+    assert fault_code(post_json(api, "/account", {"Name": "X" * 101, "AccountType": "Bank"})) == "2050"
+    assert fault_code(post_json(api, "/account", {"Name": "No Kind"})) == "2020"
+    renamed = post_json(api, "/account", {**account, "Name": "Till", "Classification": "Revenue"})
+    assert renamed.status_code == 200, renamed.text
+    read = api.get(f"/account/{account['Id']}").json()["Account"]
+    assert (read["Name"], read["FullyQualifiedName"], read["Classification"], read["SyncToken"]) == (
+        "Till",
+        "Till",
+        "Asset",
+        "1",
+    )
+    assert (
+        fault_code(post_json(api, "/account", {"Id": account["Id"], "SyncToken": "1"}, operation="delete"))
+        == "500"
+    )
+
+
+def test_vendor_without_display_name_takes_its_name_parts(api: httpx.Client) -> None:
+    # python-quickbooks sends "" for every name part it was not given
+    blank = dict.fromkeys(("DisplayName", "Title", "MiddleName", "Suffix", "CompanyName"), "")
+    vendor = post_json(api, "/vendor", {**blank, "GivenName": "Ann", "FamilyName": "Lee"}).json()["Vendor"]
+    assert vendor["DisplayName"] == "Ann Lee"
+    assert fault_code(post_json(api, "/vendor", {**blank, "CompanyName": "Only Co"})) == "2020"
+    assert fault_code(post_json(api, "/customer", {"GivenName": "Ann", "FamilyName": "Lee"})) == "6240"
+
+
+def test_customer_create_with_the_properties_an_official_client_sends(api: httpx.Client) -> None:
+    sent = {
+        "DisplayName": "Bay Fixtures",
+        "BalanceWithJobs": 0,
+        "BillWithParent": False,
+        "Job": False,
+        "Level": 0,
+        "IsProject": False,
+        "PreferredDeliveryMethod": "",
+        "PrimaryTaxIdentifier": "",
+        "ResaleNum": "",
+        "Taxable": False,
+        "FullyQualifiedName": "",
+        "SyncToken": 0,
+    }
+    created = post_json(api, "/customer", sent)
+    assert created.status_code == 200, created.text
+
+
+def test_item_rules_a_real_company_enforces(api: httpx.Client) -> None:
+    service = {"Name": "Setup", "Type": "Service", "IncomeAccountRef": {"value": INCOME}}
+    assert fault_code(post_json(api, "/item", {**service, "IncomeAccountRef": None})) == "2020"
+    assert fault_code(post_json(api, "/item", {**service, "Name": "S" * 101})) == "2050"
+    assert (
+        fault_code(post_json(api, "/item", {**service, "IncomeAccountRef": {"value": INACTIVE_ACCOUNT}}))
+        == "610"
+    )
+    assert post_json(api, "/item", service).status_code == 200
+    bundle = api.get(f"/item/{BRACKET_BUNDLE}").json()["Item"]  # as read: PrintGroupedItems included
+    refused = post_json(api, "/item", {**bundle, "Description": "two brackets"})
+    assert fault_code(refused) == "6000" and "Bundle" in refused.json()["Fault"]["Error"][0]["Detail"]
+    renamed = post_json(
+        api, "/item", {**api.get(f"/item/{ASSEMBLY_LABOUR}").json()["Item"], "Name": "Fitting"}
+    )
+    assert renamed.json()["Item"]["FullyQualifiedName"] == "Fitting"
+
+
+def batch(api: httpx.Client, *items: dict[str, Any]) -> httpx.Response:
+    return post_json(api, "/batch", {"BatchItemRequest": list(items)})
+
+
+def test_batch_answers_each_item_on_its_own(api: httpx.Client) -> None:
+    response = batch(
+        api,
+        {"bId": "b1", "operation": "create", "Vendor": {"DisplayName": "Smith Family Store"}},
+        {"bId": "b2", "operation": "create", "Vendor": {"DisplayName": "Harbor Hardware Co"}},
+        {"bId": "b3", "operation": "update", "Vendor": {"Id": NORTHSIDE, "SyncToken": "9", "sparse": True}},
+        {"bId": "b4", "Query": "select * from Vendor where DisplayName = 'Smith Family Store'"},
+        {"bId": "b5", "operation": "create", "JournalEntry": journal()},
+    )
+    assert response.status_code == 200, response.text
+    answers = {a["bId"]: a for a in response.json()["BatchItemResponse"]}
+    assert answers["b1"]["Vendor"]["SyncToken"] == "0"
+    assert answers["b2"]["Fault"]["Error"][0]["code"] == "6240"
+    assert answers["b3"]["Fault"]["Error"][0]["code"] == "5010"
+    assert "QueryResponse" in answers["b4"] and answers["b5"]["JournalEntry"]["TotalAmt"] == 125
+    deleted = batch(
+        api,
+        {
+            "bId": "d1",
+            "operation": "delete",
+            "JournalEntry": {"Id": answers["b5"]["JournalEntry"]["Id"], "SyncToken": "0"},
+        },
+    )
+    assert deleted.json()["BatchItemResponse"][0]["JournalEntry"]["status"] == "Deleted"
+
+
+def test_batch_holds_30_items_and_40_batches_a_minute(api: httpx.Client) -> None:
+    query_item = {"bId": "q", "Query": "select count(*) from Item"}
+    assert batch(api, *[query_item] * 31).status_code == 400
+    for _ in range(39):  # the refused one above was the first of the 40
+        assert batch(api, query_item).status_code == 200
+    throttled = batch(api, query_item)
+    assert throttled.status_code == 429 and fault_code(throttled) == "3001"
