@@ -226,8 +226,8 @@ class _Parser:
                 maximum = self.integer("MAXRESULTS")
             else:
                 raise _parser_error(f'Encountered "{self.peek()[1]}" at token {self.pos + 1}')
-        if maximum > MAX_PAGE:
-            raise _validation_error(f"MAXRESULTS {maximum} is over the maximum of {MAX_PAGE}")
+        if maximum > MAX_PAGE:  # QBO's own words, quoted in ruckus/quickbooks-ruby#24
+            raise _validation_error(f"value {maximum} is too large. Max allowed value is {MAX_PAGE}")
         if start < 1 or maximum < 1:
             raise _validation_error("STARTPOSITION and MAXRESULTS must be at least 1")
         return Query(entity, count, tuple(conditions), order_by, descending, start, maximum)

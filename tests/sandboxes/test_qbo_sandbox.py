@@ -389,7 +389,9 @@ def test_query_pages_with_startposition_and_maxresults(api: httpx.Client) -> Non
 
 def test_query_rejects_maxresults_over_1000(api: httpx.Client) -> None:
     response = api.get("/query", params={"query": "select * from Item maxresults 1001"})
-    assert response.status_code == 400 and "Fault" in response.json()
+    assert response.status_code == 400 and fault_code(response) == "4001"
+    detail = response.json()["Fault"]["Error"][0]["Detail"]  # QBO's words (ruckus/quickbooks-ruby#24)
+    assert detail == "QueryValidationError: value 1001 is too large. Max allowed value is 1000"
 
 
 def test_name_lists_hide_inactive_unless_asked(api: httpx.Client) -> None:
