@@ -52,7 +52,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -212,11 +212,60 @@ def _date(params: Mapping[str, str], name: str) -> date | None:
         raise ReportError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+# Intuit's report references, date_macro: "Predefined date range. Use if you want the report to cover a
+# standard report date range; otherwise, use the start_date and end_date", default "This Fiscal
+# Year-to-date", supported values exactly these (e.g. developer.intuit.com/app/developer/qbo/docs/api/
+# accounting/report-entities/trialbalance). The sandbox's fiscal year is the calendar year
+# (FiscalYearStartMonth January), so a fiscal quarter is a calendar quarter. UNSURE: that a week starts on
+# Sunday (QBO US), that "Next 4 Weeks" starts today, and that an explicit start_date / end_date wins over
+# the macro.
+DATE_MACROS = frozenset(
+    ["Today", "Yesterday", "Next 4 Weeks"]
+    + [f"{when} {unit}" for when in ("This", "Last", "Next") for unit in ("Week", "Month", "Fiscal Quarter")]
+    + ["This Fiscal Year", "Last Fiscal Year", "Next Fiscal Year"]
+    + [f"{when} {unit}-to-date" for when in ("This", "Last") for unit in ("Week", "Month", "Fiscal Quarter")]
+    + ["This Fiscal Year-to-date", "Last Fiscal Year-to-date"]
+)
+MONTHS_IN = {"Month": 1, "Fiscal Quarter": 3, "Fiscal Year": 12}
+
+
+def macro_period(macro: str, today: date) -> tuple[date, date]:
+    """The first and last day a ``date_macro`` names (none given: This Fiscal Year-to-date)."""
+    macro = macro or "This Fiscal Year-to-date"
+    if macro not in DATE_MACROS:
+        raise ReportError(f"date_macro {macro!r} is not one of the supported values")
+    if macro in ("Today", "Yesterday"):
+        day = today - timedelta(days=macro == "Yesterday")
+        return day, day
+    if macro == "Next 4 Weeks":
+        return today, today + timedelta(days=27)
+    when, _, unit = macro.removesuffix("-to-date").partition(" ")
+    shift = {"This": 0, "Last": -1, "Next": 1}[when]
+    if unit == "Week":
+        this_start = today - timedelta(days=today.isoweekday() % 7)  # Sunday
+        start = this_start + timedelta(weeks=shift)
+        end = start + timedelta(days=6)
+    else:
+        span = MONTHS_IN[unit]
+        first = (today.year * 12 + today.month - 1) // span * span
+        this_start, start = _month_start(first), _month_start(first + shift * span)
+        end = _month_start(first + (shift + 1) * span) - timedelta(days=1)
+    if macro.endswith("-to-date"):  # as far into the period as today is into this one
+        end = min(end, start + (today - this_start))
+    return start, end
+
+
+def _month_start(months: int) -> date:
+    return date(months // 12, months % 12 + 1, 1)
+
+
 def trial_balance(company: Company, params: Mapping[str, str], *, today: date, time: str) -> dict[str, Any]:
     """The TrialBalance report body for ``GET /v3/company/<realm>/reports/TrialBalance``."""
-    end = _date(params, "end_date") or today
+    macro = params.get("date_macro", "").strip()
+    macro_start, macro_end = macro_period(macro, today)
+    end = _date(params, "end_date") or macro_end
     fiscal_start = date(end.year, 1, 1)  # FiscalYearStartMonth: January (the sandbox's CompanyInfo)
-    start = _date(params, "start_date") or fiscal_start
+    start = _date(params, "start_date") or (macro_start if macro else fiscal_start)
     if start > end:
         raise ReportError("start_date must not be after end_date")
     basis = params.get("accounting_method", "").strip() or "Accrual"

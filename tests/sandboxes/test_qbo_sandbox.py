@@ -1082,6 +1082,27 @@ def test_trial_balance_refuses_a_date_that_is_not_a_date(api: httpx.Client) -> N
     assert response.status_code == 400 and "Fault" in response.json()
 
 
+@pytest.mark.parametrize(
+    ("macro", "start", "end"),
+    [
+        ("Last Month", "2026-10-01", "2026-10-31"),
+        ("This Fiscal Quarter-to-date", "2026-10-01", "2026-11-01"),
+        ("Yesterday", "2026-10-31", "2026-10-31"),
+        ("Last Fiscal Year", "2025-01-01", "2025-12-31"),
+    ],
+)
+def test_trial_balance_covers_the_period_a_date_macro_names(
+    sandbox: QboSandbox, api: httpx.Client, macro: str, start: str, end: str
+) -> None:
+    assert sandbox.today(sandbox.company(REALM)) == date(2026, 11, 1)  # the sandbox clock's first day
+    assert post_json(api, "/journalentry", journal(TxnDate="2026-10-15")).status_code == 200
+    report = trial_balance(api, date_macro=macro)
+    assert (report["Header"]["StartPeriod"], report["Header"]["EndPeriod"]) == (start, end)
+    assert report["Rows"] == trial_balance(api, start_date=start, end_date=end)["Rows"]
+    unknown = api.get("/reports/TrialBalance", params={"date_macro": "Last Decade"})
+    assert unknown.status_code == 400 and "Fault" in unknown.json()
+
+
 # ---- sales move stock and post to the ledger ---------------------------------------------------------
 
 
