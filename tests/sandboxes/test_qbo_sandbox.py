@@ -1423,3 +1423,19 @@ def test_batch_holds_30_items_and_40_batches_a_minute(api: httpx.Client) -> None
         assert batch(api, query_item).status_code == 200
     throttled = batch(api, query_item)
     assert throttled.status_code == 429 and fault_code(throttled) == "3001"
+
+
+def test_userinfo_answers_a_token_granted_openid(client: httpx.Client) -> None:
+    with_email = exchange(client, connect(client, scope=f"{SCOPE} openid email")["code"]).json()
+    info = client.get(
+        "/v1/openid_connect/userinfo", headers={"authorization": f"Bearer {with_email['access_token']}"}
+    )
+    assert info.status_code == 200 and info.json()["email"] == DEMO_USERNAME and info.json()["emailVerified"]
+    accounting = exchange(client, connect(client, scope=SCOPE)["code"]).json()
+    refused = client.get(
+        "/v1/openid_connect/userinfo", headers={"authorization": f"Bearer {accounting['access_token']}"}
+    )
+    assert refused.status_code == 403
+    assert (
+        client.get("/v1/openid_connect/userinfo", headers={"authorization": "Bearer nope"}).status_code == 401
+    )
