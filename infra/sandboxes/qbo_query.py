@@ -190,14 +190,17 @@ class _Parser:
             self.expect_punct(")")
             count = True
         else:
-            self.expect_punct("*")
-            # "SELECT *, Sku FROM Item" (python-quickbooks' Item.all(), accepted by an Intuit sandbox company;
-            # qbo.md section 7): every property is returned anyway
-            while self.peek() == ("punct", ","):
-                self.pos += 1
+            # "*" or property names, in any mix: "SELECT *, Sku FROM Item" (python-quickbooks' Item.all(),
+            # accepted by an Intuit sandbox company), "SELECT Id, DisplayName FROM Vendor" (the query language
+            # takes a property list: simonv3/quickbooks-python#9, minimul/qbo_api#139); every property with
+            # a value is returned anyway (qbo.md sections 2.3 and 7)
+            while True:
                 kind, name = self.take()
-                if kind != "word":
-                    raise _parser_error(f'Encountered "{name}", expected a property name')
+                if kind != "word" and (kind, name) != ("punct", "*"):
+                    raise _parser_error(f'Encountered "{name}", expected "*" or a property name')
+                if self.peek() != ("punct", ","):
+                    break
+                self.pos += 1
         self.expect_keyword("FROM")
         kind, entity = self.take()
         if kind != "word" or entity not in (*QUERYABLE_ENTITIES, *SINGLETONS):

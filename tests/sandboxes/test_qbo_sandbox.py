@@ -435,6 +435,8 @@ def test_query_refuses_a_property_that_is_not_filterable(api: httpx.Client, enti
 def test_query_accepts_what_the_official_client_sends(api: httpx.Client) -> None:
     found = query(api, "SELECT *, Sku FROM Item WHERE Name = 'Wall Bracket 20mm'")["Item"]
     assert found[0]["Sku"] == "FG-WB-20"
+    listed = query(api, "select Id, DisplayName from Vendor where DisplayName = 'Northside Metals Ltd'")
+    assert listed["Vendor"][0]["Id"] == NORTHSIDE
     vendor = {"DisplayName": "Rate Vendor", "BillRate": 12.5, "TaxReportingBasis": "Cash"}
     created = post_json(api, "/vendor", vendor, minorversion="75")
     assert created.status_code == 200, created.text
