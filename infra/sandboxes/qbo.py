@@ -570,19 +570,40 @@ class QboSandbox(Sandbox, QboAdmin):
         official client sends them (python-quickbooks ``VoidMixin``; ../shared/providers/qbo.md section 3).
         A credit memo or refund receipt is deleted the same way: Intuit's reference lists a delete for both,
         and python-quickbooks 0.9.12 gives both its ``DeleteMixin`` (``POST /creditmemo?operation=delete``
-        with Id and SyncToken). The sandbox voids neither (UNSURE whether QBO's API can), and makes sales
-        documents through /_admin only, so a create or update here is refused."""
+        with Id and SyncToken). The sandbox voids neither (UNSURE whether QBO's API can). Without an
+        operation the document is created or updated (``_write_sales_doc``)."""
         if entity in VOID_OPERATION and operation == VOID_OPERATION[entity]:
             return self.void_record(company.realm_id, entity, self._current(company, entity, body)["Id"])
         if operation == "delete":
             return self._delete(company, entity, body)
-        supported = "void and delete" if entity in VOID_OPERATION else "delete"
-        raise QboFault(
-            "6000",
-            "A business validation error has occurred while processing your request",
-            f"Business Validation Error: the sandbox supports {supported} of {entity} through the API; "
-            "it makes sales documents through /_admin.",
-        )
+        if operation:
+            raise QboFault("500", "Unsupported Operation", f"Operation {operation} is not supported")
+        return self._write_sales_doc(company, entity, body)
+
+    def _write_sales_doc(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A sales document created, or updated (full or sparse), as Intuit's references describe it
+        (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice, .../salesreceipt,
+        .../creditmemo, .../refundreceipt): CustomerRef and Line are required; TxnDate defaults to today and
+        must be after the closing date (6210); totals are QBO's to compute, so what the body says of them is
+        not taken; stock moves as for a document made in QBO (``_restock``). python-quickbooks sends ""
+        for every date and text it was not given (TxnDate, DueDate, ShipDate, TotalAmt...): taken as absent,
+        as QBO does (its integration test creates an invoice so against an Intuit sandbox company). A Line's
+        Amount is taken as sent even with Qty and UnitPrice 0, as the same test reads it back."""
+        given = {k: v for k, v in body.items() if v != "" and k not in ("HomeBalance", "TotalAmt", "Balance")}
+        current = self._current(company, entity, given) if "Id" in given else None
+        if current is not None and given.get("sparse"):
+            given = {**current, **given}
+        for key in ("CustomerRef", "Line"):
+            if not given.get(key):
+                raise required(key)
+        self._active_ref(company, "Customer", given["CustomerRef"], "CustomerRef")
+        given["TxnDate"] = self._txn_date(company, given).isoformat()
+        record = self.normalize(company, entity, given)
+        if current is None:
+            return self._insert(company, entity, record)
+        updated = self._replace(company, current, record)
+        self._restock(company, entity, updated)  # an edit moves the difference
+        return updated
 
     def _delete(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         current = self._current(company, entity, body)
