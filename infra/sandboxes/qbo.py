@@ -37,6 +37,7 @@ VOID_OPERATION = {"Invoice": "void", "SalesReceipt": "update&include=void"}  # s
 BATCH_MAX, BATCH_PER_MINUTE = 30, 40  # items in one batch; batches a minute per company (qbo.md 2.5)
 CDC_LOOKBACK = timedelta(days=30)
 CDC_MAX_OBJECTS = 1000
+CDC_UNSUPPORTED = ("JournalCode", "TaxAgency", "TimeActivity", "TaxCode", "TaxRate")  # qbo.md section 2.4
 REQUESTID_MEMORY = timedelta(hours=24)  # the sandbox's choice: Intuit promises no window (notes §2.7)
 ISO3 = {"US": "USA", "CA": "CAN", "GB": "GBR", "AU": "AUS"}
 
@@ -318,7 +319,7 @@ class QboSandbox(Sandbox, QboAdmin):
         since_text = request.url.params.get("changedSince", "")
         if not names or not since_text:
             return self.fault(required("entities" if not names else "changedSince"), company)
-        unknown = [n for n in names if n.lower() not in ENTITY_BY_SEGMENT]
+        unknown = [n for n in names if n.lower() not in ENTITY_BY_SEGMENT or n in CDC_UNSUPPORTED]
         if unknown:
             return self.fault(
                 QboFault("4001", "Invalid query", f"CDC is not supported for {unknown[0]}"), company

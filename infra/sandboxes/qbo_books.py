@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from infra.sandboxes.common import Clock
-from infra.sandboxes.qbo_query import NAME_LISTS, QUERYABLE_ENTITIES
+from infra.sandboxes.qbo_query import ENTITIES, NAME_LISTS
 from infra.sandboxes.qbo_reports import cents
 
 DISCOUNT = "DiscountLineDetail"
@@ -37,7 +37,7 @@ STOCK_SIGN = {
     "RefundReceipt": Decimal(1),
 }
 TRANSACTIONS = (*SALES_DOCS, "JournalEntry", "InventoryAdjustment")
-ENTITY_BY_SEGMENT = {name.lower(): name for name in QUERYABLE_ENTITIES}
+ENTITY_BY_SEGMENT = {name.lower(): name for name in ENTITIES}
 ENTITY_SEGMENTS = "|".join(ENTITY_BY_SEGMENT)
 
 CURRENCY_NAMES = {
@@ -235,7 +235,7 @@ class Company:
     # its offset: a response's "time" carries the company's local offset (qbo.md section 7 "Time zone")
     time_zone: str = DEFAULT_ZONE
     records: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {name: {} for name in QUERYABLE_ENTITIES}
+        default_factory=lambda: {name: {} for name in ENTITIES}
     )
     tombstones: list[tuple[str, str, datetime]] = field(default_factory=list)  # entity, id, deleted at
     next_ids: Counter[str] = field(default_factory=Counter)

@@ -23,6 +23,37 @@ QUERYABLE_ENTITIES = (
     "JournalEntry",
     "InventoryAdjustment",
 )
+# Entities QBO has that the sandbox keeps none of (Intuit's API reference, all-entities): a query answers as
+# for a company that has none (an empty QueryResponse, count 0), a read by id is 610, CDC names none
+# changed. Their filterable properties are not known to the sandbox, so any WHERE is taken (UNSURE).
+UNMODELED = (
+    "Attachable",
+    "Bill",
+    "BillPayment",
+    "Budget",
+    "Class",
+    "CompanyCurrency",
+    "CreditCardPayment",
+    "CustomerType",
+    "Department",
+    "Deposit",
+    "Employee",
+    "Estimate",
+    "JournalCode",
+    "Payment",
+    "PaymentMethod",
+    "Purchase",
+    "PurchaseOrder",
+    "RecurringTransaction",
+    "TaxAgency",
+    "TaxCode",
+    "TaxRate",
+    "Term",
+    "TimeActivity",
+    "Transfer",
+    "VendorCredit",
+)
+ENTITIES = (*QUERYABLE_ENTITIES, *UNMODELED)
 # One record per company, read with GET companyinfo/<realm> or GET preferences, and also by a query: Intuit's
 # API reference gives "select * from CompanyInfo" and "select * from Preferences" as their sample queries
 # (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/companyinfo, .../preferences), and
@@ -203,7 +234,7 @@ class _Parser:
                 self.pos += 1
         self.expect_keyword("FROM")
         kind, entity = self.take()
-        if kind != "word" or entity not in (*QUERYABLE_ENTITIES, *SINGLETONS):
+        if kind != "word" or entity not in (*ENTITIES, *SINGLETONS):
             raise _validation_error(f"Invalid context declaration : {entity}")
         conditions: list[Condition] = []
         if self.keyword("WHERE"):
@@ -211,7 +242,7 @@ class _Parser:
             while self.keyword("AND"):
                 conditions.append(self.condition())
         for condition in conditions:
-            if condition.field.lower() not in FILTERABLE[entity]:
+            if entity in FILTERABLE and condition.field.lower() not in FILTERABLE[entity]:
                 raise _validation_error(f"property '{condition.field}' is not queryable")
         order_by, descending = None, False
         if self.keyword("ORDERBY"):

@@ -1498,3 +1498,14 @@ def test_sales_documents_are_created_and_updated_as_an_official_client_sends_the
     closed = post_json(api, "/salesreceipt", {**sent, "TxnDate": "2026-01-15"})
     assert fault_code(closed) == "6210"
     assert fault_code(post_json(api, "/creditmemo", {**sent, "CustomerRef": None})) == "2020"
+
+
+def test_an_entity_the_sandbox_keeps_none_of_answers_as_a_company_without_any(api: httpx.Client) -> None:
+    assert query(api, "select * from Payment where TxnDate >= '2026-01-01'") == {}
+    assert query(api, "select count(*) from Employee") == {"totalCount": 0}
+    assert fault_code(api.get("/payment/1")) == "610"
+    since = "2026-10-20T00:00:00-07:00"
+    changed = api.get("/cdc", params={"entities": "Payment,Invoice", "changedSince": since}).json()
+    assert changed["CDCResponse"][0]["QueryResponse"][0] == {}
+    refused = api.get("/cdc", params={"entities": "TaxCode", "changedSince": since})  # CDC leaves it out
+    assert refused.status_code == 400 and fault_code(refused) == "4001"
