@@ -232,7 +232,11 @@ class Company:
     home_currency: str
     created: datetime
     # QBO keeps each company's time zone (its settings) and stamps every time of that company in it, with
-    # its offset: a response's "time" carries the company's local offset (qbo.md section 7 "Time zone")
+    # its offset: a response's "time" carries the company's local offset (qbo.md section 7 "Time zone").
+    # UNSURE, and contradicted: Intuit staff answered that the API returns MetaData times "always in
+    # PST/PDT" (intuit/QuickBooks-V3-Java-SDK#26, 2017), which every Intuit sample (-07:00/-08:00) fits. If
+    # so, a real company's stamps and "time" say nothing of its zone (shared/providers/qbo/sales.time_zone
+    # reads its default zone from that offset).
     time_zone: str = DEFAULT_ZONE
     records: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {name: {} for name in ENTITIES}
