@@ -613,6 +613,13 @@ class QboBooks:
         # IncomeAccountRef: "required for Inventory and Service item types" (Intuit's Item reference)
         if kind == "Service" and not record.get("IncomeAccountRef"):
             raise required("IncomeAccountRef")
+        # AssetAccountRef: "Must be an account with Account.AccountType set to Other Current Asset" (Intuit's
+        # Item reference; QBO's code and wording for the refusal are UNSURE)
+        asset = company.find("Account", (record.get("AssetAccountRef") or {}).get("value", ""))
+        if asset is not None and asset.get("AccountType") != "Other Current Asset":
+            raise business_error(
+                f"The inventory asset account must be an Other Current Asset: {asset['Name']}."
+            )
         if kind == "Inventory":
             missing = [
                 k

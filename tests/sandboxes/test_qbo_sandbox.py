@@ -1381,6 +1381,17 @@ def test_item_rules_a_real_company_enforces(api: httpx.Client) -> None:
         == "610"
     )
     assert post_json(api, "/item", service).status_code == 200
+    stock = {
+        "Name": "Bin",
+        "Type": "Inventory",
+        "TrackQtyOnHand": True,
+        "QtyOnHand": 1,
+        "InvStartDate": "2026-10-01",
+        "IncomeAccountRef": {"value": INCOME},
+        "ExpenseAccountRef": {"value": COGS},
+    }
+    assert fault_code(post_json(api, "/item", {**stock, "AssetAccountRef": {"value": INCOME}})) == "6000"
+    assert post_json(api, "/item", {**stock, "AssetAccountRef": {"value": FINISHED}}).status_code == 200
     bundle = api.get(f"/item/{BRACKET_BUNDLE}").json()["Item"]  # as read: PrintGroupedItems included
     refused = post_json(api, "/item", {**bundle, "Description": "two brackets"})
     assert fault_code(refused) == "6000" and "Bundle" in refused.json()["Fault"]["Error"][0]["Detail"]
