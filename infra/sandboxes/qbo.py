@@ -451,8 +451,12 @@ class QboSandbox(Sandbox, QboAdmin):
                     "A BatchItemRequest needs operation create, update or delete and one entity, or a Query",
                 )
             entity, body = named[0], item[named[0]]
-            if not isinstance(body, dict) or (operation == "create") == ("Id" in body):
-                raise (required("Id") if operation != "create" else _not_object(entity))
+            if not isinstance(body, dict):
+                raise required(entity)
+            if operation == "create" and "Id" in body:
+                raise _id_on_create(entity)
+            if operation != "create" and "Id" not in body:
+                raise required("Id")
             write = operation if operation == "delete" else None
             return {"bId": bid, entity: self._apply_write(company, entity, body, write)}
         except QboFault as err:
@@ -634,7 +638,7 @@ def _operation(params: httpx.QueryParams) -> str | None:
     return operation
 
 
-def _not_object(entity: str) -> QboFault:
+def _id_on_create(entity: str) -> QboFault:
     """A batch create naming an Id: the sandbox refuses it (UNSURE whether QBO refuses or ignores the Id)."""
     return QboFault(
         "2010",

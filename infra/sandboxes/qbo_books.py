@@ -577,15 +577,11 @@ class QboBooks:
         if not kind and not sub:
             raise required("AccountType")
         kind = kind or SUBTYPE_TYPES.get(str(sub))
-        if kind not in ACCOUNT_TYPES:
-            what = (
-                f"AccountType {record.get('AccountType')!r}"
-                if record.get("AccountType")
-                else f"sub-type {sub!r}"
-            )
+        if kind not in ACCOUNT_TYPES:  # QBO's code for an unknown type is UNSURE
+            wrong = record.get("AccountType") or sub
             raise QboFault(
-                "2010", "Request has invalid or unsupported property", f"Invalid {what}"
-            )  # UNSURE code
+                "2010", "Request has invalid or unsupported property", f"Invalid account type {wrong!r}"
+            )
         record["AccountType"] = kind
         record["AccountSubType"] = sub or ACCOUNT_TYPES[kind][1].split()[0]
         record["Classification"] = CLASSIFICATION[kind]
