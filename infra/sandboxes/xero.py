@@ -36,6 +36,7 @@ from infra.sandboxes.common import (
 )
 from infra.sandboxes.xero_admin import COLLECTION_PATTERN, XeroAdmin
 from infra.sandboxes.xero_books import (
+    CENT,
     ID_FIELDS,
     LINE_FIELDS,
     PAGED,
@@ -47,6 +48,7 @@ from infra.sandboxes.xero_books import (
     build,
     render,
     select,
+    unit_places,
     wire_default,
 )
 from infra.sandboxes.xero_demo import seed_demo
@@ -82,6 +84,11 @@ SCOPES_FOR = {
 # accounting.reports.trialbalance.read, .balancesheet.read, ...; the spec's security lists the broad one).
 REPORT_SCOPES = {"TrialBalance": "accounting.reports.trialbalance.read"}
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
+VALIDATION_EXCEPTION = {
+    "ErrorNumber": 10,
+    "Type": "ValidationException",
+    "Message": "A validation exception occurred",
+}
 XERO_500_DETAIL = (
     "An error occurred in Xero. Check the API Status page http://status.developer.xero.com for current "
     "service status. Contact the API support team at api@xero.com for more assistance."
@@ -481,6 +488,7 @@ class XeroSandbox(Sandbox, XeroAdmin):
         self.route("POST", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._write)
         self.route("GET", f"{API_PATTERN}/{COLLECTION_PATTERN}/(?P<key>[^/]+)")(self._get_one)
         self.route("POST", f"{API_PATTERN}/{COLLECTION_PATTERN}/(?P<key>[^/]+)")(self._write)
+        self.route("DELETE", f"{API_PATTERN}/Items/(?P<key>[^/]+)")(self._delete_item)
 
     def _envelope(
         self, request: httpx.Request, name: str, items: list[Record], pagination: dict[str, int] | None = None
@@ -533,16 +541,19 @@ class XeroSandbox(Sandbox, XeroAdmin):
             if collection == "Invoices"
             else None,
             include_archived=params.get("includeArchived", "").lower() == "true",
+            search=params.get("searchTerm", "").strip() or None,
         )
         records = select(org, collection, query)
         if collection == "Invoices":
             records = self._invoice_filters(records, params)
+        places = unit_places(params.get("unitdp"))
         if collection not in PAGED or "page" not in params:
             # unpaged reads of documents leave out their lines, as Xero does without ?page=
+            with_lines = collection not in LINE_FIELDS
             return self._envelope(
                 request,
                 collection,
-                [render(collection, r, with_lines=collection not in LINE_FIELDS) for r in records],
+                [render(collection, r, with_lines=with_lines, places=places) for r in records],
             )
         try:
             page = max(1, int(params["page"]))
@@ -563,7 +574,8 @@ class XeroSandbox(Sandbox, XeroAdmin):
             "pageCount": math.ceil(len(records) / size),
             "itemCount": len(records),
         }
-        return self._envelope(request, collection, [render(collection, r) for r in chunk], pagination)
+        rendered = [render(collection, r, places=places) for r in chunk]
+        return self._envelope(request, collection, rendered, pagination)
 
     @staticmethod
     def _invoice_filters(records: list[Record], params: httpx.QueryParams) -> list[Record]:
@@ -581,7 +593,8 @@ class XeroSandbox(Sandbox, XeroAdmin):
         record = request.extensions["xero_org"].find(collection, key)
         if record is None:
             return self.error_response(404, f"no {collection} {key}")
-        return self._envelope(request, collection, [render(collection, record)])
+        places = unit_places(request.url.params.get("unitdp"))
+        return self._envelope(request, collection, [render(collection, record, places=places)])
 
     def _write(self, request: httpx.Request, collection: str, key: str | None = None) -> httpx.Response:
         collection = self._canonical(collection)
@@ -604,6 +617,7 @@ class XeroSandbox(Sandbox, XeroAdmin):
         if key is not None and elements and isinstance(elements[0], dict):
             elements[0] = {**elements[0], ID_FIELDS[collection]: key}
         now = self.clock.now()
+        places = unit_places(request.url.params.get("unitdp"))
         outcomes: list[Outcome] = []
         for element in elements:
             # PUT creates only: an item whose Code is taken is refused, not updated (the spec's PUT /Items
@@ -618,31 +632,39 @@ class XeroSandbox(Sandbox, XeroAdmin):
                 now,
                 existing=existing,
                 batch=[o.record for o in outcomes if not o.errors],
+                places=places,
             )
             if outcome.errors and existing is None:
                 outcome.record[ID_FIELDS[collection]] = ZERO_ID
             outcomes.append(outcome)
         summarize = request.url.params.get("summarizeErrors", "true").lower() != "false"
         if summarize and any(o.errors for o in outcomes):
-            failed = [self._element(collection, o, status=None) for o in outcomes if o.errors]
-            return xero_json(
-                400,
-                {
-                    "ErrorNumber": 10,
-                    "Type": "ValidationException",
-                    "Message": "A validation exception occurred",
-                    "Elements": failed,
-                },
-            )
+            failed = [self._element(collection, o, None, places) for o in outcomes if o.errors]
+            return xero_json(400, {**VALIDATION_EXCEPTION, "Elements": failed})
         for outcome in outcomes:
             if not outcome.errors:
                 org.store(collection, outcome.record)
                 after_store(org, collection, outcome.record)
         rendered = [
-            self._element(collection, o, status=None if summarize else "ERROR" if o.errors else "OK")
+            self._element(collection, o, None if summarize else "ERROR" if o.errors else "OK", places)
             for o in outcomes
         ]
         return self._envelope(request, collection, rendered)
+
+    def _delete_item(self, request: httpx.Request, key: str) -> httpx.Response:
+        """``DELETE /Items/{ItemID}``: the spec's deleteItem, "Success - return response 204 no content".
+        A tracked inventory item cannot be deleted (waynerobinson/xeroizer#475: "items associated with
+        inventory tracking CANNOT" be); Xero's message for it is not published, so the words are UNSURE."""
+        org: Organisation = request.extensions["xero_org"]
+        item = org.records["Items"].get(key.lower())
+        if item is None:
+            return self.error_response(404, f"no Items {key}")
+        if item["IsTrackedAsInventory"]:
+            message = f"The item '{item['Code']}' is tracked in inventory and cannot be deleted."
+            failed = self._element("Items", Outcome(item, [message]), None, CENT)
+            return xero_json(400, {**VALIDATION_EXCEPTION, "Elements": [failed]})
+        del org.records["Items"][key.lower()]
+        return httpx.Response(204)
 
     @staticmethod
     def _existing(org: Organisation, collection: str, element: Any) -> Record | None:
@@ -657,8 +679,8 @@ class XeroSandbox(Sandbox, XeroAdmin):
         return None
 
     @staticmethod
-    def _element(collection: str, outcome: Outcome, status: str | None) -> Record:
-        element = render(collection, outcome.record)
+    def _element(collection: str, outcome: Outcome, status: str | None, places: Decimal) -> Record:
+        element = render(collection, outcome.record, places=places)
         if status is not None:
             element["StatusAttributeString"] = status
         if outcome.errors:

@@ -37,6 +37,7 @@ ACCOUNT_CLASSES = {
 TAX_RATES = {"AU": Decimal("0.10"), "NZ": Decimal("0.15")}
 TAXED_TYPES = frozenset({"OUTPUT", "INPUT", "OUTPUT2", "INPUT2"})
 CENT = Decimal("0.01")
+UNIT4 = Decimal("0.0001")
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 
 
@@ -83,6 +84,15 @@ def money(value: Any, places: Decimal = CENT) -> Decimal:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def unit_places(unitdp: str | None) -> Decimal:
+    """The places of unit amounts a request asks for. Spec parameter ``unitdp`` (on GET/PUT/POST Items,
+    GET Invoices, CreditNotes, ...): "e.g. unitdp=4 - (Unit Decimal Places) You can opt in to use four
+    decimal places for unit amounts"; without it Xero rounds them to 2 places (../shared/providers/xero.md
+    section 4.2, legacy Items doc: "UnitPrice rounds to 2 dp unless ?unitdp=4"). The rounding of a half
+    (up or to even) is not documented: half up here, UNSURE."""
+    return UNIT4 if (unitdp or "").strip() == "4" else CENT
 
 
 # ---- the organisation -------------------------------------------------------------------------------
@@ -191,6 +201,7 @@ class Write:
     existing: Record | None = None
     batch: list[Record] = field(default_factory=list)
     trusted: bool = False
+    unit_places: Decimal = CENT  # of unit prices written (see unit_places)
 
 
 def build(
@@ -202,14 +213,18 @@ def build(
     existing: Record | None = None,
     batch: list[Record] | None = None,
     trusted: bool = False,
+    places: Decimal = CENT,
 ) -> Outcome:
-    """Validates one element; ``trusted`` (admin seeding) may set ids and read-only fields."""
+    """Validates one element; ``trusted`` (admin seeding) may set ids and read-only fields and keeps unit
+    prices to 4 places; ``places`` are those of unit prices a request writes (``unit_places``)."""
     if not isinstance(data, dict):
         return Outcome({}, ["The element is not a valid object."])
     id_field = ID_FIELDS[collection]
     own_id = (existing or {}).get(id_field) or (trusted and data.get(id_field)) or new_id()
     merged = {**(existing or {}), **data, id_field: own_id}
-    outcome = _BUILDERS[collection](merged, Write(org, now.date(), existing, batch or [], trusted))
+    outcome = _BUILDERS[collection](
+        merged, Write(org, now.date(), existing, batch or [], trusted, UNIT4 if trusted else places)
+    )
     outcome.record[id_field] = own_id
     outcome.record["UpdatedDateUTC"] = now
     return outcome
@@ -313,11 +328,12 @@ def build_item(data: Record, w: Write) -> Outcome:
     }
     for key in ("PurchaseDetails", "SalesDetails"):
         details = data.get(key) or {}
+        kept = details is (w.existing or {}).get(key)  # not sent: the stored price keeps its places
         clean: Record = {
             k: details[k] for k in ("AccountCode", "COGSAccountCode", "TaxType") if details.get(k)
         }
         try:
-            clean["UnitPrice"] = money(details.get("UnitPrice", 0))
+            clean["UnitPrice"] = money(details.get("UnitPrice", 0), UNIT4 if kept else w.unit_places)
         except ValueError:
             errors.append(f"{key}.UnitPrice is not a valid number.")
         record[key] = clean
@@ -399,6 +415,19 @@ def lock_date_error(org: Organisation, when: date) -> str | None:
     return None
 
 
+# The statuses a manual journal may take, by the status it has (a new one: DRAFT or POSTED). Xero's status
+# codes: DELETED is "A Deleted Draft ManualJournal", VOIDED "A Voided Posted ManualJournal"
+# (developer.xero.com/documentation/api/types#ManualJournalStatuses, quoted by calcinai/xero-php's
+# ManualJournalStatusCode), so only a draft is deleted, only a posted journal voided, and neither comes back.
+# A posted journal set back to DRAFT is refused too, as a posted invoice cannot go back to draft: UNSURE.
+JOURNAL_MOVES: dict[str | None, tuple[str, ...]] = {
+    "DRAFT": ("DRAFT", "POSTED", "DELETED"),
+    "POSTED": ("POSTED", "VOIDED"),
+    "DELETED": (),
+    "VOIDED": (),
+}
+
+
 def build_manual_journal(data: Record, w: Write) -> Outcome:
     org = w.org
     errors: list[str] = []
@@ -407,8 +436,11 @@ def build_manual_journal(data: Record, w: Write) -> Outcome:
     if not narration:
         errors.append("Narration must be supplied.")
     status = _text(data, "Status").upper() or "DRAFT"
-    if status not in ("DRAFT", "POSTED", "DELETED", "VOIDED"):
-        errors.append(f"The status '{status}' is not valid for a manual journal.")
+    was = (w.existing or {}).get("Status")
+    if status not in JOURNAL_MOVES.get(was, ("DRAFT", "POSTED")):
+        # Xero's words for a status it refuses: "The status 'VOID' cannot be applied to the document"
+        # (XeroAPI/xero-mcp-server#99); that it uses them for a refused move too is UNSURE
+        errors.append(f"The status '{status}' cannot be applied to the document")
     amount_types = _text(data, "LineAmountTypes") or "NoTax"
     when = _date_or_error(data, "Date", errors, w.today)
     raw_lines = data.get("JournalLines") or []
@@ -688,6 +720,17 @@ class ListQuery:
     ids: list[str] | None = None
     statuses: list[str] | None = None
     include_archived: bool = False
+    search: str | None = None
+
+
+# The fields searchTerm looks in, by the spec's description of it on each list: GET Contacts "a
+# case-insensitive text search across the Name, FirstName, LastName, ContactNumber and EmailAddress fields";
+# GET Invoices (components/parameters/searchTerm) "across the fields e.g. InvoiceNumber, Reference". No other
+# list takes it. That a part of a field matches (not only the whole of it) is this sandbox's reading: UNSURE.
+SEARCH_FIELDS = {
+    "Contacts": ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"),
+    "Invoices": ("InvoiceNumber", "Reference"),
+}
 
 
 def select(org: Organisation, collection: str, query: ListQuery) -> list[Record]:
@@ -703,6 +746,13 @@ def select(org: Organisation, collection: str, query: ListQuery) -> list[Record]
         records = [r for r in records if r["ContactStatus"] != "ARCHIVED"]
     if query.where is not None:
         records = [r for r in records if query.where(r)]
+    if query.search and collection in SEARCH_FIELDS:
+        term = query.search.casefold()
+        records = [
+            r
+            for r in records
+            if any(term in str(r.get(f) or "").casefold() for f in SEARCH_FIELDS[collection])
+        ]
     records.sort(key=lambda r: (r["UpdatedDateUTC"], r[ID_FIELDS[collection]]))
     for clause in reversed([c.strip() for c in (query.order or "").split(",") if c.strip()]):
         name, _, direction = clause.partition(" ")
@@ -723,11 +773,18 @@ def _sort_key(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def render(collection: str, record: Record, *, with_lines: bool = True) -> Record:
-    """A stored record as Xero returns it (line items only on paged or single reads)."""
+def render(collection: str, record: Record, *, with_lines: bool = True, places: Decimal = CENT) -> Record:
+    """A stored record as Xero returns it (line items only on paged or single reads), unit prices and
+    amounts to the ``places`` the request asked for (``unit_places``)."""
     wire = dict(record)
     if collection in DOCUMENT_TYPES:
         wire["UpdatedDateUTCString"] = record["UpdatedDateUTC"].strftime("%Y-%m-%dT%H:%M:%S")
+        wire["LineItems"] = [
+            {**line, "UnitAmount": money(line["UnitAmount"], places)} for line in record["LineItems"]
+        ]
+    for key in ("PurchaseDetails", "SalesDetails"):
+        if "UnitPrice" in record.get(key, {}):
+            wire[key] = {**record[key], "UnitPrice": money(record[key]["UnitPrice"], places)}
     lines = LINE_FIELDS.get(collection)
     if lines and not with_lines:
         wire[lines] = []

@@ -461,6 +461,22 @@ def test_contacts_page_with_page_size_and_if_modified_since(
     assert [c["Name"] for c in archived["Contacts"]] == ["Old Customer Co"]
 
 
+def test_search_term_finds_contacts_and_invoices_by_the_fields_the_spec_names(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """xero-python's search_term: on Contacts, Name, FirstName, LastName, ContactNumber and EmailAddress; on
+    Invoices, InvoiceNumber and Reference (spec). It is not ignored: before, every contact was answered."""
+
+    def names(collection: str, term: str, field: str) -> list[str]:
+        body = client.get(f"{API}/{collection}", params={"searchTerm": term}, headers=api(tokens)).json()
+        return [r[field] for r in body[collection]]
+
+    assert names("Contacts", "ACME", "Name") == ["Acme Metals Ltd"]
+    assert sorted(names("Contacts", "sup-000", "Name")) == ["Acme Metals Ltd", "Bolt Supplies Pty Ltd"]
+    assert names("Contacts", "no such contact", "Name") == []
+    assert names("Invoices", "inv-0002", "InvoiceNumber") == ["INV-0002"]
+
+
 def test_invoices_filters_paging_and_line_items(client: httpx.Client, tokens: dict[str, Any]) -> None:
     def get(**params: Any) -> dict[str, Any]:
         response = client.get(f"{API}/Invoices", params=params, headers=api(tokens))
@@ -593,6 +609,37 @@ def test_journal_rules(
     assert any(message in e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"])
 
 
+@pytest.mark.parametrize(
+    ("first", "moves"),
+    [
+        ("DRAFT", [("POSTED", 200), ("DRAFT", 400), ("DELETED", 400), ("VOIDED", 200), ("POSTED", 400)]),
+        ("DRAFT", [("VOIDED", 400), ("DELETED", 200), ("POSTED", 400), ("DRAFT", 400)]),
+        ("DELETED", []),
+        ("VOIDED", []),
+    ],
+)
+def test_manual_journal_statuses_move_as_xero_allows(
+    client: httpx.Client, tokens: dict[str, Any], first: str, moves: list[tuple[str, int]]
+) -> None:
+    """Xero's status codes: DELETED is "A Deleted Draft ManualJournal", VOIDED "A Voided Posted
+    ManualJournal"; neither is a status a journal is created with, and neither is left again."""
+    created = put_journals(client, tokens, journal(Status=first))
+    if first in ("DELETED", "VOIDED"):
+        assert created.status_code == 400
+        assert created.json()["Elements"][0]["ValidationErrors"] == [
+            {"Message": f"The status '{first}' cannot be applied to the document"}
+        ]
+        return
+    journal_id = created.json()["ManualJournals"][0]["ManualJournalID"]
+    url = f"{API}/ManualJournals/{journal_id}"
+    for status, expected in moves:
+        body = {"ManualJournals": [{"Narration": "COGS batch 1", "Status": status}]}
+        moved = client.post(url, json=body, headers=api(tokens))
+        assert moved.status_code == expected, (status, moved.text)
+    final = next(s for s, code in reversed(moves) if code == 200)
+    assert client.get(url, headers=api(tokens)).json()["ManualJournals"][0]["Status"] == final
+
+
 @pytest.mark.parametrize(("code", "system"), [("800", "CREDITORS"), ("610", "DEBTORS")])
 def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox, code: str, system: str
@@ -699,6 +746,69 @@ def test_an_item_is_read_by_its_code_in_place_of_its_id(client: httpx.Client, to
     by_id = client.get(f"{API}/Items/{item['ItemID']}", headers=api(tokens)).json()["Items"][0]
     assert by_id == item
     assert client.get(f"{API}/Items/NO-SUCH-CODE", headers=api(tokens)).status_code == 404
+
+
+def test_unit_prices_keep_four_places_only_when_unitdp_4_is_asked(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """Spec parameter unitdp: "You can opt in to use four decimal places for unit amounts"; without it
+    Xero rounds them to 2 places, on the way in and on the way out (xero-python's unitdp=4)."""
+    item = {"Code": "SHIM-4", "Name": "Shim", "PurchaseDetails": {"UnitPrice": 1.2345, "AccountCode": "630"}}
+    four = client.put(f"{API}/Items", params={"unitdp": 4}, json={"Items": [item]}, headers=api(tokens))
+    assert four.json()["Items"][0]["PurchaseDetails"]["UnitPrice"] == 1.2345
+    two = client.get(f"{API}/Items/SHIM-4", headers=api(tokens)).json()["Items"][0]
+    assert two["PurchaseDetails"]["UnitPrice"] == 1.23
+    kept = client.get(f"{API}/Items", params={"unitdp": "4", "where": 'Code=="SHIM-4"'}, headers=api(tokens))
+    assert kept.json()["Items"][0]["PurchaseDetails"]["UnitPrice"] == 1.2345
+    renamed = client.post(
+        f"{API}/Items", json={"Items": [{"Code": "SHIM-4", "Name": "Shim 4"}]}, headers=api(tokens)
+    )
+    assert renamed.json()["Items"][0]["PurchaseDetails"]["UnitPrice"] == 1.23
+    unsent = client.get(f"{API}/Items/SHIM-4", params={"unitdp": 4}, headers=api(tokens)).json()["Items"][0]
+    assert unsent["PurchaseDetails"]["UnitPrice"] == 1.2345  # a price not sent again keeps its places
+    rounded = client.put(
+        f"{API}/Items", json={"Items": [{**item, "Code": "SHIM-2"}]}, headers=api(tokens)
+    ).json()["Items"][0]
+    stored = client.get(f"{API}/Items/SHIM-2", params={"unitdp": 4}, headers=api(tokens)).json()["Items"][0]
+    assert rounded["PurchaseDetails"]["UnitPrice"] == stored["PurchaseDetails"]["UnitPrice"] == 1.23
+
+
+def test_invoice_unit_amounts_are_rounded_to_two_places_without_unitdp(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    contact = demo_id(AU_TENANT_ID, "contact", "harbour")
+    sandbox.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "Type": "ACCREC",
+            "InvoiceNumber": "INV-4DP",
+            "Contact": {"ContactID": contact},
+            "Status": "AUTHORISED",
+            "LineAmountTypes": "NoTax",
+            "LineItems": [{"Description": "Shims", "Quantity": 1000, "UnitAmount": "0.1234"}],
+        },
+    )
+    params = {"page": 1, "InvoiceNumbers": "INV-4DP"}
+    two = client.get(f"{API}/Invoices", params=params, headers=api(tokens)).json()["Invoices"][0]
+    four = client.get(f"{API}/Invoices", params={**params, "unitdp": 4}, headers=api(tokens)).json()
+    assert two["LineItems"][0]["UnitAmount"] == 0.12 and two["LineItems"][0]["LineAmount"] == 123.4
+    assert four["Invoices"][0]["LineItems"][0]["UnitAmount"] == 0.1234
+
+
+def test_an_item_is_deleted_by_its_id_but_not_when_tracked(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """xero-python's delete_item: DELETE /Items/{ItemID} answers 204 (spec deleteItem); a tracked item is
+    refused (xeroizer#475)."""
+    items = {i["Code"]: i for i in client.get(f"{API}/Items", headers=api(tokens)).json()["Items"]}
+    gone = client.delete(f"{API}/Items/{items['RESIN-1L']['ItemID']}", headers=api(tokens))
+    assert gone.status_code == 204 and gone.content == b""
+    assert client.get(f"{API}/Items/RESIN-1L", headers=api(tokens)).status_code == 404
+    assert client.delete(f"{API}/Items/{items['RESIN-1L']['ItemID']}", headers=api(tokens)).status_code == 404
+    tracked = client.delete(f"{API}/Items/{items['KIT-STARTER']['ItemID']}", headers=api(tokens))
+    assert tracked.status_code == 400 and tracked.json()["Type"] == "ValidationException"
+    assert client.get(f"{API}/Items/KIT-STARTER", headers=api(tokens)).status_code == 200
 
 
 # ---- idempotency, rate limits, faults ------------------------------------------------------------------
