@@ -137,7 +137,8 @@ class XeroProvider(CompanyReads):
 
     # ---- catalog ---------------------------------------------------------------------------------------
     def items(self, session: Session, since: str | None) -> Changes[ProviderItem]:
-        raw = self.api.read(session, "Items", since=since)
+        # Xero rounds unit prices to 2 places unless asked for 4 (spec parameter unitdp; xero.md section 4.2)
+        raw = self.api.read(session, "Items", since=since, params={"unitdp": "4"})
         return Changes(
             tuple(mapping.item(r) for r in raw),
             mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),

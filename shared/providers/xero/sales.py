@@ -105,7 +105,7 @@ def _changed(
     found: list[dict[str, Any]] = []
     after, page = begin
     while True:
-        query = {"where": where, "order": "UpdatedDateUTC ASC"}
+        query = {"where": where, "order": "UpdatedDateUTC ASC", "unitdp": "4"}  # unit amounts unrounded
         chunk = api.page(session, collection, since=after, params=query, page=page)
         tick()
         found.extend(chunk)
