@@ -474,9 +474,14 @@ def build_manual_journal(data: Record, w: Write) -> Outcome:
 
 # Xero refuses manual journal lines on the Accounts Receivable / Payable system accounts; its help says to
 # journal to a secondary account (help.xero.com/nz/Q_Accruals_ARAP; ../shared/providers/xero.md "Added
-# 2026-11-30"). SystemAccount values: the spec's Account schema (xero_accounting.yaml, "SystemAccount").
-# The wording of Xero's message is not published: this one names the account and the way out.
-LEDGER_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS"})
+# 2026-11-30"). Its Manual Journals page names retained earnings and bank accounts too: "There are a few
+# accounts that you can't use when entering manual journals in Xero. These include system accounts
+# (accounts receivable, accounts payable & retained earnings) and bank accounts. You will receive a 400
+# validation error if you try and use these reserved accounts. Consider setting up one or more clearing
+# accounts if you need to journal to a bank account." (developer.xero.com/documentation/api/accounting/
+# manualjournals, POST ManualJournals). SystemAccount values: the spec's Account schema. The wording of
+# Xero's messages is not published: these name the account and the way out.
+LEDGER_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS", "RETAINEDEARNINGS"})
 
 
 def _journal_line(
@@ -504,6 +509,11 @@ def _journal_line(
             f"Account '{account['Code']} {account['Name']}' is a system account "
             f"({account['SystemAccount']}) and can't be used in a manual journal. "
             "Journal to a secondary account instead."
+        )
+    elif account is not None and account["Type"] == "BANK":
+        errors.append(
+            f"Account '{account['Code']} {account['Name']}' is a bank account and can't be used in a manual "
+            "journal. Journal to a clearing account instead."
         )
     if account is None and status == "POSTED":
         errors.append("Each journal line must have a valid account code.")

@@ -640,8 +640,10 @@ def test_manual_journal_statuses_move_as_xero_allows(
     assert client.get(url, headers=api(tokens)).json()["ManualJournals"][0]["Status"] == final
 
 
-@pytest.mark.parametrize(("code", "system"), [("800", "CREDITORS"), ("610", "DEBTORS")])
-def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
+@pytest.mark.parametrize(
+    ("code", "system"), [("800", "CREDITORS"), ("610", "DEBTORS"), ("960", "RETAINEDEARNINGS")]
+)
+def test_journal_lines_on_receivable_payable_or_retained_earnings_system_accounts_are_refused(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox, code: str, system: str
 ) -> None:
     bad = journal()
@@ -659,6 +661,16 @@ def test_journal_lines_on_receivable_or_payable_system_accounts_are_refused(
     data = {"Code": "899", "Name": "Payables 2", "Type": "CURRLIAB", "SystemAccount": system}
     made = build(org, "Accounts", data, sandbox.clock.now())  # as an API write: SystemAccount is read-only
     assert not made.errors and made.record["SystemAccount"] == ""
+
+
+def test_journal_lines_on_bank_accounts_are_refused(client: httpx.Client, tokens: dict[str, Any]) -> None:
+    """Xero's Manual Journals page: system accounts "and bank accounts" are reserved (a 400 error)."""
+    bad = journal(Status="POSTED")
+    bad["JournalLines"][1]["AccountCode"] = "090"
+    response = put_journals(client, tokens, bad)
+    assert response.status_code == 400
+    messages = [e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"]]
+    assert any("is a bank account and can't be used in a manual journal" in m for m in messages), messages
 
 
 def test_end_of_year_lock_date_applies(
