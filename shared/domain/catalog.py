@@ -304,8 +304,15 @@ QBO_NAMED_LEDGERS: dict[str, Literal["Vendor", "Customer"]] = {
     "Accounts Receivable": "Customer",
 }
 # Xero refuses manual journal lines on its DEBTORS / CREDITORS system accounts and says to journal to a
-# secondary account (help.xero.com/nz/Q_Accruals_ARAP; ../shared/providers/xero.md "Added 2026-11-30").
-XERO_LEDGER_SYSTEM_ACCOUNTS = {"DEBTORS": "Accounts Receivable", "CREDITORS": "Accounts Payable"}
+# secondary account (help.xero.com/nz/Q_Accruals_ARAP; ../shared/providers/xero.md "Added 2026-11-30"); its
+# Manual Journals page names retained earnings and bank accounts as reserved too ("system accounts (accounts
+# receivable, accounts payable & retained earnings) and bank accounts ... a 400 validation error",
+# developer.xero.com/documentation/api/accounting/manualjournals).
+XERO_LEDGER_SYSTEM_ACCOUNTS = {
+    "DEBTORS": "Accounts Receivable",
+    "CREDITORS": "Accounts Payable",
+    "RETAINEDEARNINGS": "Retained Earnings",
+}
 CLEARING_ADVICE = (
     "use a receiving clearing account instead (a current liability such as 'Goods received not invoiced')"
 )
@@ -337,6 +344,11 @@ def account_problem(
         return (
             f"{account.label!r} is Xero's {ledger} system account ({account.system_account}), which manual "
             f"journals can't post to; {advice}"
+        )
+    if journal and account.provider == "xero" and account.type == "BANK":
+        return (
+            f"{account.label!r} is a bank account, which Xero's manual journals can't post to; "
+            f"choose {wanted}"
         )
     if journal and name_required(account) == "Customer":  # Partsemble's journals never name a customer
         return (

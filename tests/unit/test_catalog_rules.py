@@ -130,16 +130,24 @@ def test_receiving_finds_suppliers_by_id_then_email_then_exact_name() -> None:
     assert find_supplier(suppliers, supplier_id="3", email="old@acme.test") is None  # archived ones never
 
 
-def account(account_id: str, kind: AccountKind, active: bool = True, tracked: bool = False) -> Account:
+def account(
+    account_id: str,
+    kind: AccountKind,
+    active: bool = True,
+    tracked: bool = False,
+    type_: str = "X",
+    system: str = "",
+) -> Account:
     return Account(
         provider="xero",
         account_id=account_id,
         code=account_id,
         name=f"Acct {account_id}",
-        type="X",
+        type=type_,
         kind=kind,
         active=active,
         tracked_inventory=tracked,
+        system_account=system,
     )
 
 
@@ -154,6 +162,8 @@ CHART = {
         account("600", "asset", active=False),
         account("700", "asset", tracked=True),
         account("800", "equity"),
+        account("810", "equity", system="RETAINEDEARNINGS"),
+        account("090", "asset", type_="BANK"),
     )
 }
 
@@ -178,6 +188,19 @@ def test_each_role_accepts_only_accounts_of_a_sensible_kind() -> None:
         "no account '999' in the synced chart of accounts"
     )
     assert "manual journals can't post" in (account_problem("build_debit", "700", CHART, journal=True) or "")
+
+
+def test_xero_journals_refuse_retained_earnings_and_bank_accounts() -> None:
+    """Xero's Manual Journals page: retained earnings and bank accounts are reserved (a 400 error)."""
+    assert account_problem("adjustment", "810", CHART, journal=True) == (
+        "'810 Acct 810' is Xero's Retained Earnings system account (RETAINEDEARNINGS), which manual journals "
+        "can't post to; choose a cost of goods sold, expense or equity account"
+    )
+    assert account_problem("adjustment", "810", CHART, journal=False) is None
+    assert account_problem("build_debit", "090", CHART, journal=True) == (
+        "'090 Acct 090' is a bank account, which Xero's manual journals can't post to; "
+        "choose an asset account (finished goods)"
+    )
 
 
 def test_settings_problems_name_each_field_and_follow_the_mode() -> None:
