@@ -603,15 +603,11 @@ class XeroSandbox(Sandbox, XeroAdmin):
         org: Organisation = request.extensions["xero_org"]
         try:
             body = json.loads(request.content or b"null", parse_float=Decimal)
-        except ValueError:
-            return xero_json(
-                400,
-                {
-                    "ErrorNumber": 14,
-                    "Type": "PostDataInvalidException",
-                    "Message": "The request body is not valid JSON.",
-                },
-            )
+        except ValueError as err:
+            # Xero's words begin "JSON request body could not be read, Error ..." (ErrorNumber 14,
+            # XeroAPI/xero-php-oauth2#205); what follows them is the parser's, UNSURE
+            message = f"JSON request body could not be read, Error: {err}"
+            return xero_json(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message})
         elements = body.get(collection, body) if isinstance(body, dict) else body
         elements = elements if isinstance(elements, list) else [elements]
         if key is not None and elements and isinstance(elements[0], dict):

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from infra.sandboxes.xero_where import Predicate, lookup
+from infra.sandboxes.xero_where import Predicate, enum, lookup
 
 Record = dict[str, Any]
 
@@ -447,7 +447,7 @@ def build_manual_journal(data: Record, w: Write) -> Outcome:
     lines: list[Record] = []
     debits = credits = Decimal(0)
     for raw in raw_lines if isinstance(raw_lines, list) else []:
-        line, amount = _journal_line(org, raw, status, errors, warnings)
+        line, amount = _journal_line(org, raw, status, amount_types, errors, warnings)
         lines.append(line)
         debits += max(amount, Decimal(0))
         credits += min(amount, Decimal(0))
@@ -485,9 +485,23 @@ LEDGER_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS", "RETAINEDEARNINGS"})
 
 
 def _journal_line(
-    org: Organisation, raw: Any, status: str, errors: list[str], warnings: list[str]
+    org: Organisation, raw: Any, status: str, amount_types: str, errors: list[str], warnings: list[str]
 ) -> tuple[Record, Decimal]:
     raw = raw if isinstance(raw, dict) else {}
+    tax_type = _text(raw, "TaxType") or "NONE"
+    if tax_type not in enum("TaxType"):
+        # a tax type Xero does not know (its display name, say): XeroAPI/xero-mcp-server#210 quotes "The
+        # TaxType code 'GST on Income' is not valid"; the spec's TaxType enum lists the codes
+        errors.append(f"The TaxType code '{tax_type}' is not valid")
+    elif amount_types != "NoTax" and tax_type in TAXED_TYPES:
+        # Xero computes the line's tax from its TaxType and posts it to the tax account ("TaxAmount: The
+        # calculated tax amount based on the TaxType and LineAmount", Manual Journals page); the sandbox's
+        # books have no tax account, so it refuses what it cannot post instead of posting it untaxed.
+        # The sandbox's own refusal, not Xero's.
+        errors.append(
+            f"The sandbox does not post tax on manual journals: send LineAmountTypes NoTax or a line TaxType "
+            f"without tax (not '{tax_type}')."
+        )
     try:
         amount = money(raw.get("LineAmount"))
     except ValueError:
@@ -519,7 +533,7 @@ def _journal_line(
         errors.append("Each journal line must have a valid account code.")
     line: Record = {
         "Description": _text(raw, "Description"),
-        "TaxType": _text(raw, "TaxType") or "NONE",
+        "TaxType": tax_type,
         "LineAmount": amount,
         "TaxAmount": Decimal(0),
         "Tracking": list(raw.get("Tracking") or []),

@@ -45,12 +45,23 @@ SPEC = Path(__file__).parent / "specs" / "xero_accounting.yaml"
 
 
 @cache
+def _schemas() -> dict[str, Any]:
+    with SPEC.open() as handle:
+        schemas: dict[str, Any] = yaml.load(handle, Loader=yaml.CSafeLoader)["components"]["schemas"]
+    return schemas
+
+
+@cache
 def properties(schema: str) -> frozenset[str] | None:
     """The lower-cased names of a schema's own properties in Xero's OpenAPI spec (None: no such schema)."""
-    with SPEC.open() as handle:
-        schemas = yaml.load(handle, Loader=yaml.CSafeLoader)["components"]["schemas"]
-    found = schemas.get(schema, {}).get("properties")
+    found = _schemas().get(schema, {}).get("properties")
     return frozenset(name.lower() for name in found) if found else None
+
+
+@cache
+def enum(schema: str) -> frozenset[str]:
+    """The values of an enum schema of Xero's OpenAPI spec (``TaxType``: the tax types Xero knows)."""
+    return frozenset(str(v) for v in _schemas().get(schema, {}).get("enum", ()))
 
 
 def parse_where(text: str, element: str | None = None) -> Predicate:

@@ -673,6 +673,42 @@ def test_journal_lines_on_bank_accounts_are_refused(client: httpx.Client, tokens
     assert any("is a bank account and can't be used in a manual journal" in m for m in messages), messages
 
 
+@pytest.mark.parametrize(
+    ("amount_types", "tax_type", "message"),
+    [
+        ("NoTax", "GST on Income", "The TaxType code 'GST on Income' is not valid"),
+        ("Exclusive", "OUTPUT", "The sandbox does not post tax on manual journals"),
+        ("Inclusive", "INPUT", "The sandbox does not post tax on manual journals"),
+    ],
+)
+def test_journal_lines_with_an_unknown_tax_type_or_tax_the_sandbox_cannot_post_are_refused(
+    client: httpx.Client, tokens: dict[str, Any], amount_types: str, tax_type: str, message: str
+) -> None:
+    """An unknown TaxType is refused as Xero refuses it (xero-mcp-server#210). A taxed line in an Exclusive or
+    Inclusive journal would carry tax Xero computes and posts to its tax account; the sandbox has none, so it
+    refuses rather than accept, untaxed, a journal Xero would find unbalanced."""
+    bad = journal(LineAmountTypes=amount_types)
+    bad["JournalLines"][0]["TaxType"] = tax_type
+    response = put_journals(client, tokens, bad)
+    assert response.status_code == 400
+    messages = [e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"]]
+    assert any(m.startswith(message) for m in messages), messages
+    untaxed = journal(LineAmountTypes=amount_types)
+    untaxed["JournalLines"][0]["TaxType"] = "NONE"
+    assert put_journals(client, tokens, untaxed).status_code == 200
+
+
+def test_a_body_that_is_not_json_is_a_post_data_invalid_exception(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    headers = {**api(tokens), "content-type": "application/json"}
+    response = client.put(f"{API}/ManualJournals", content=b"{not json", headers=headers)
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["ErrorNumber"], body["Type"]) == (14, "PostDataInvalidException")
+    assert body["Message"].startswith("JSON request body could not be read")
+
+
 def test_end_of_year_lock_date_applies(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
 ) -> None:
