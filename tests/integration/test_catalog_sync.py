@@ -196,6 +196,15 @@ def test_xero_accounts_and_supplier_contacts_sync(api: Api, sandboxes: Sandboxes
     assert set(names) == {"Bolt Supplies Pty Ltd", "Acme Metals Ltd"}
     assert names["Acme Metals Ltd"]["email"] == "accounts@metals.example"
     assert sync(api, "xero", "suppliers")["stored"] == 0  # nothing changed since the cursor
+    sandboxes.xero.clock.advance(2)
+    sandboxes.xero.delete_record(
+        AU_TENANT_ID, "Contacts", names["Acme Metals Ltd"]["supplier_id"]
+    )  # archived
+    assert (
+        sync(api, "xero", "suppliers")["stored"] == 1
+    )  # read although Xero hides archived contacts by default
+    after = {s["name"]: s for s in ok(api.call("GET", "/suppliers"))}
+    assert after["Acme Metals Ltd"]["active"] is False and after["Bolt Supplies Pty Ltd"]["active"] is True
 
 
 def test_qbo_vendors_sync_incrementally(api: Api, sandboxes: Sandboxes) -> None:

@@ -148,7 +148,10 @@ class XeroProvider(CompanyReads):
         return [mapping.account(r) for r in self.api.read(session, "Accounts")]
 
     def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]:
-        raw = self.api.list_paged(session, "Contacts", since=since, params={"where": "IsSupplier==true"})
+        # Xero leaves ARCHIVED contacts out unless asked (spec: includeArchived "Contacts with a status of
+        # ARCHIVED will be included"): without it a supplier archived in Xero would stay active here for good
+        params = {"where": "IsSupplier==true", "includeArchived": "true"}
+        raw = self.api.list_paged(session, "Contacts", since=since, params=params)
         return Changes(
             tuple(mapping.contact(r) for r in raw),
             mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),
