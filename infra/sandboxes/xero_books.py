@@ -377,6 +377,11 @@ def build_contact(data: Record, w: Write) -> Outcome:
     number = _text(data, "ContactNumber")
     if len(number) > 50:
         errors.append("The contact number must be 50 characters or less.")
+    others = [r for r in [*w.org.records["Contacts"].values(), *w.batch] if r.get("ContactID") != own_id]
+    if number and any(str(r.get("ContactNumber") or "").lower() == number.lower() for r in others):
+        # PUT Contacts: "if an existing contact matches your ContactName or ContactNumber then you will
+        # receive an error" (Xero's Contacts page); the words of the error are not published: UNSURE
+        errors.append(f"The contact number {number} is already assigned to another contact.")
     flags = data if w.trusted else (w.existing or {})
     record = {
         "ContactID": own_id,
@@ -747,13 +752,32 @@ class ListQuery:
     search: str | None = None
 
 
-# The fields searchTerm looks in, by the spec's description of it on each list: GET Contacts "a
-# case-insensitive text search across the Name, FirstName, LastName, ContactNumber and EmailAddress fields";
-# GET Invoices (components/parameters/searchTerm) "across the fields e.g. InvoiceNumber, Reference". No other
-# list takes it. That a part of a field matches (not only the whole of it) is this sandbox's reading: UNSURE.
+# The fields searchTerm looks in. Xero's Contacts page: "a case-insensitive text search across the fields:
+# Name, FirstName, LastName, ContactNumber, CompanyNumber, EmailAddress" (its example: SearchTerm=p finds what
+# Name.StartsWith("P") does, so a part of a field matches); its Invoices page: "across the fields:
+# InvoiceNumber, Reference" (developer.xero.com/documentation/api/accounting/contacts and .../invoices; the
+# spec's descriptions agree). No other list takes it.
 SEARCH_FIELDS = {
-    "Contacts": ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"),
+    "Contacts": ("Name", "FirstName", "LastName", "ContactNumber", "CompanyNumber", "EmailAddress"),
     "Invoices": ("InvoiceNumber", "Reference"),
+}
+# summaryOnly=true: "The following fields will be excluded from the response" (Xero's Invoices and Contacts
+# pages, "Retrieving a smaller lightweight response using the summaryOnly parameter"), and "when this
+# parameter is used, pagination is enforced by default".
+SUMMARY_LEAVES_OUT = {
+    "Invoices": ("Payments", "HasAttachments", "LineItems", "CISDeduction"),
+    "Contacts": (
+        "Addresses",
+        "Balances",
+        "ContactGroups",
+        "ContactPersons",
+        "IsCustomer",
+        "IsSupplier",
+        "PurchasesDefaultAccountCode",
+        "PurchasesTrackingCategories",
+        "SalesDefaultAccountCode",
+        "SalesTrackingCategories",
+    ),
 }
 
 

@@ -29,6 +29,10 @@ _TOKEN = re.compile(
 _METHODS = {"contains", "startswith", "endswith"}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b,
+    # a single "=" is equality too: Xero's own pages write their optimised filters with it
+    # (where=Status="AUTHORISED", where=Contact.ContactID=guid("..."): Invoices page; where=Narration=
+    # "narrationtext": Manual Journals page; developer.xero.com/documentation/api/accounting/...)
+    "=": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     ">": lambda a, b: a is not None and b is not None and a > b,
     ">=": lambda a, b: a is not None and b is not None and a >= b,

@@ -762,6 +762,71 @@ def test_contacts_reject_duplicate_active_names(client: httpx.Client, tokens: di
     assert reused.status_code == 200 and reused.json()["Contacts"][0]["IsSupplier"] is False
 
 
+def test_post_contacts_updates_the_contact_its_name_or_number_matches_and_put_refuses_them(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """Xero's Contacts page, PUT Contacts: "works very similar to POST Contacts but if an existing contact
+    matches your ContactName or ContactNumber then you will receive an error"."""
+    acme = demo_id(AU_TENANT_ID, "contact", "metals")
+    by_name = client.post(
+        f"{API}/Contacts",
+        json={"Contacts": [{"Name": "acme metals ltd", "EmailAddress": "ap@metals.example"}]},
+        headers=api(tokens),
+    )
+    assert by_name.status_code == 200, by_name.text
+    assert by_name.json()["Contacts"][0]["ContactID"] == acme
+    by_number = client.post(
+        f"{API}/Contacts",
+        json={"Contacts": [{"Name": "Acme Metals", "ContactNumber": "SUP-0002"}]},
+        headers=api(tokens),
+    ).json()["Contacts"][0]
+    assert (by_number["ContactID"], by_number["Name"]) == (acme, "Acme Metals")
+    assert by_number["EmailAddress"] == "ap@metals.example"  # what is not sent is kept
+    taken = client.put(
+        f"{API}/Contacts",
+        json={"Contacts": [{"Name": "Acme Two", "ContactNumber": "sup-0002"}]},
+        headers=api(tokens),
+    )
+    assert taken.status_code == 400
+    assert taken.json()["Elements"][0]["ValidationErrors"] == [
+        {"Message": "The contact number sup-0002 is already assigned to another contact."}
+    ]
+    everyone = client.get(f"{API}/Contacts", params={"includeArchived": "true"}, headers=api(tokens)).json()
+    assert len(everyone["Contacts"]) == 6
+
+
+def test_summary_only_leaves_out_the_heavy_fields_and_pages(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """Xero's Invoices and Contacts pages: summaryOnly=true leaves out Payments, HasAttachments, LineItems and
+    CISDeduction (invoices) or Addresses, IsSupplier, ... (contacts); pagination is enforced; a where on a
+    field it leaves out is refused."""
+    invoices = client.get(f"{API}/Invoices", params={"summaryOnly": "true"}, headers=api(tokens)).json()
+    assert invoices["pagination"]["page"] == 1
+    assert not {"LineItems", "Payments", "HasAttachments"} & set(invoices["Invoices"][0])
+    contacts = client.get(
+        f"{API}/Contacts", params={"summaryOnly": "true", "pageSize": 2}, headers=api(tokens)
+    ).json()
+    assert len(contacts["Contacts"]) == 2 and contacts["pagination"]["pageCount"] == 3
+    assert not {"Addresses", "IsSupplier", "IsCustomer", "ContactGroups"} & set(contacts["Contacts"][0])
+    refused = client.get(
+        f"{API}/Contacts", params={"summaryOnly": "true", "where": "IsSupplier==true"}, headers=api(tokens)
+    )
+    assert refused.status_code == 400 and refused.json()["Type"] == "QueryParseException"
+
+
+def test_a_single_equals_sign_compares_as_in_xeros_own_filter_examples(
+    client: httpx.Client, tokens: dict[str, Any]
+) -> None:
+    """Xero's pages write their optimised filters with one "=": where=Status="AUTHORISED",
+    where=Contact.ContactID=guid("..."), where=Narration="narrationtext"."""
+    contact = demo_id(AU_TENANT_ID, "contact", "kiwi")
+    where = f'Status="AUTHORISED" AND Contact.ContactID=guid("{contact}")'
+    found = client.get(f"{API}/Invoices", params={"where": where}, headers=api(tokens))
+    assert found.status_code == 200, found.text
+    assert [i["InvoiceNumber"] for i in found.json()["Invoices"]] == ["INV-0002"]
+
+
 def test_items_can_be_created_and_updated_by_code(client: httpx.Client, tokens: dict[str, Any]) -> None:
     item = {"Code": "GEAR-5", "Name": "Gear 5", "PurchaseDetails": {"UnitPrice": 1.5, "AccountCode": "630"}}
     created = client.put(f"{API}/Items", json={"Items": [item]}, headers=api(tokens)).json()["Items"][0]
