@@ -272,7 +272,7 @@ def test_xero_supplier_create_survives_faults_without_a_duplicate(
     api: Api, sandboxes: Sandboxes, fault: str
 ) -> None:
     connect_xero(api, sandboxes)
-    sandboxes.xero.inject(fault, method="POST", path_prefix="/api.xro/2.0/Contacts", count=3)
+    sandboxes.xero.inject(fault, method="PUT", path_prefix="/api.xro/2.0/Contacts", count=3)
     created = ok(api.call("POST", "/integrations/xero/suppliers", json_body={"name": "Harbour Alloys"}))
     contacts = [
         c for c in sandboxes.xero.list_records(AU_TENANT_ID, "Contacts") if c["Name"] == "Harbour Alloys"

@@ -122,9 +122,11 @@ class XeroApi:
             contact["EmailAddress"] = draft.email
         # Xero replays the first answer to a repeated Idempotency-Key for a few minutes, so a lost
         # response can be asked again safely; a replayed error is the caller's to settle by looking up.
+        # PUT creates only: "if an existing contact matches your ContactName or ContactNumber then you will
+        # receive an error", where POST would update that contact (Xero's Contacts page, PUT Contacts).
         body = self._request(
             session,
-            "POST",
+            "PUT",
             "Contacts",
             headers={"idempotency-key": idempotency_key[:128]},
             json={"Contacts": [contact]},
