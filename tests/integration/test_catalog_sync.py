@@ -10,7 +10,7 @@ import pytest
 
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, BRACKET_40, BRACKET_BUNDLE, CORNER_BRACE, DEMO_REALM_ID
-from infra.sandboxes.xero_demo import AU_TENANT_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.domain.catalog import Product
 from shared.providers import http
 from shared.store import catalog as catalog_store
@@ -205,6 +205,11 @@ def test_xero_accounts_and_supplier_contacts_sync(api: Api, sandboxes: Sandboxes
     )  # read although Xero hides archived contacts by default
     after = {s["name"]: s for s in ok(api.call("GET", "/suppliers"))}
     assert after["Acme Metals Ltd"]["active"] is False and after["Bolt Supplies Pty Ltd"]["active"] is True
+    kiwi = demo_id(AU_TENANT_ID, "contact", "kiwi")  # a customer until its first bill, which leaves its
+    bill = {"Type": "ACCPAY", "Contact": {"ContactID": kiwi}, "Status": "AUTHORISED", "LineItems": []}
+    sandboxes.xero.add_record(AU_TENANT_ID, "Invoices", bill)  # UpdatedDateUTC as it was
+    assert sync(api, "xero", "suppliers")["stored"] == 1
+    assert "Kiwi Robotics" in {s["name"] for s in ok(api.call("GET", "/suppliers"))}
 
 
 def test_qbo_vendors_sync_incrementally(api: Api, sandboxes: Sandboxes) -> None:

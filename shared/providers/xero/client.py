@@ -149,9 +149,13 @@ class XeroProvider(CompanyReads):
 
     def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]:
         # Xero leaves ARCHIVED contacts out unless asked (spec: includeArchived "Contacts with a status of
-        # ARCHIVED will be included"): without it a supplier archived in Xero would stay active here for good
+        # ARCHIVED will be included"): without it a supplier archived in Xero would stay active here for good.
+        # Every sync reads all suppliers, without If-Modified-Since: a contact's first bill makes it a
+        # supplier without changing its UpdatedDateUTC ("changes to the Balances, IsCustomer or IsSupplier
+        # values will not trigger a contact to be returned with the Modified-After filter", Xero's Contacts
+        # page), so a read since the cursor would never see it become one.
         params = {"where": "IsSupplier==true", "includeArchived": "true"}
-        raw = self.api.list_paged(session, "Contacts", since=since, params=params)
+        raw = self.api.list_paged(session, "Contacts", params=params)
         return Changes(
             tuple(mapping.contact(r) for r in raw),
             mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),
