@@ -179,6 +179,9 @@ class Organisation:
             found = next((r for r in records.values() if r.get(number) == key), None)
         if found is None and collection == "Items":
             found = next((r for r in records.values() if str(r["Code"]).lower() == key.lower()), None)
+        if found is None and collection == "Contacts":  # Xero's Contacts page: GET Contacts/{identifier} is
+            # "ContactID" or "ContactNumber - A custom identifier specified from another system"
+            found = next((r for r in records.values() if key and r.get("ContactNumber") == key), None)
         return found
 
     def store(self, collection: str, record: Record) -> None:

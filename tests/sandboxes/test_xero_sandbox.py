@@ -795,6 +795,25 @@ def test_post_contacts_updates_the_contact_its_name_or_number_matches_and_put_re
     assert len(everyone["Contacts"]) == 6
 
 
+def test_a_contact_is_read_by_its_contact_number_and_a_first_bill_does_not_change_its_updated_date(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    """Xero's Contacts page: GET Contacts/{ContactNumber}; "changes to the Balances, IsCustomer or IsSupplier
+    values will not trigger a contact to be returned with the Modified-After filter"."""
+    kiwi = client.get(f"{API}/Contacts/CUS-0002", headers=api(tokens)).json()["Contacts"][0]
+    assert (kiwi["Name"], kiwi["IsSupplier"]) == ("Kiwi Robotics", False)
+    sandbox.clock.advance(5)
+    since = sandbox.clock.now().strftime("%Y-%m-%dT%H:%M:%S")
+    sandbox.clock.advance(5)
+    bill = {"Type": "ACCPAY", "Contact": {"ContactID": kiwi["ContactID"]}, "Status": "AUTHORISED"}
+    sandbox.add_record(AU_TENANT_ID, "Invoices", bill)
+    changed = client.get(f"{API}/Contacts", headers=api(tokens, **{"If-Modified-Since": since})).json()
+    assert changed["Contacts"] == []
+    assert client.get(f"{API}/Contacts/{kiwi['ContactID']}", headers=api(tokens)).json()["Contacts"][0][
+        "IsSupplier"
+    ]
+
+
 def test_summary_only_leaves_out_the_heavy_fields_and_pages(
     client: httpx.Client, tokens: dict[str, Any]
 ) -> None:
