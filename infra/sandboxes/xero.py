@@ -147,6 +147,8 @@ def _scope_allows(granted: list[str], request: httpx.Request) -> bool:
 
 
 def _modified_since(header: str | None) -> datetime | None:
+    """The If-Modified-Since instant, to the second: "Only items created or updated since the specified
+    timestamp will be returned (accurate to the second)" (Xero's HTTP Requests and Responses page)."""
     if not header:
         return None
     try:
@@ -156,7 +158,7 @@ def _modified_since(header: str | None) -> datetime | None:
             when = parsedate_to_datetime(header)
         except (TypeError, ValueError):
             return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).replace(microsecond=0)
 
 
 @dataclass
@@ -657,8 +659,16 @@ class XeroSandbox(Sandbox, XeroAdmin):
             if not outcome.errors:
                 org.store(collection, outcome.record)
                 after_store(org, collection, outcome.record)
+        # summarizeErrors=false: "A status attribute is included for each Invoice can be OK, WARNING or ERROR.
+        # ... A WARNING status indicated that the entity was successfully processed, but there are additional
+        # warnings added to the response" (Xero's HTTP Requests and Responses page, Creating many resources)
         rendered = [
-            self._element(collection, o, None if summarize else "ERROR" if o.errors else "OK", places)
+            self._element(
+                collection,
+                o,
+                None if summarize else "ERROR" if o.errors else "WARNING" if o.warnings else "OK",
+                places,
+            )
             for o in outcomes
         ]
         return self._envelope(request, collection, rendered)

@@ -709,6 +709,19 @@ def test_a_body_that_is_not_json_is_a_post_data_invalid_exception(
     assert body["Message"].startswith("JSON request body could not be read")
 
 
+def test_if_modified_since_is_accurate_to_the_second(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    """Xero's HTTP Requests and Responses page: "Only items created or updated since the specified timestamp
+    will be returned (accurate to the second)": a change in the header's second is returned even when the
+    header names a later fraction of it."""
+    sandbox.clock.advance(10)
+    created = put_journals(client, tokens, journal()).json()["ManualJournals"][0]
+    stamp = sandbox.clock.now().replace(microsecond=999_000).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    found = client.get(f"{API}/ManualJournals", headers=api(tokens, **{"If-Modified-Since": stamp})).json()
+    assert [j["ManualJournalID"] for j in found["ManualJournals"]] == [created["ManualJournalID"]]
+
+
 def test_end_of_year_lock_date_applies(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
 ) -> None:
@@ -722,7 +735,9 @@ def test_unknown_account_code_is_removed_with_a_warning(client: httpx.Client, to
     odd["JournalLines"][0]["AccountCode"] = "476"
     body = put_journals(client, tokens, odd, summarize=False).json()
     element = body["ManualJournals"][0]
-    assert element["StatusAttributeString"] == "OK"
+    # saved with a warning: "A WARNING status indicated that the entity was successfully processed, but there
+    # are additional warnings added to the response" (Xero's HTTP Requests and Responses page)
+    assert element["StatusAttributeString"] == "WARNING"
     assert element["Warnings"] == [
         {"Message": "Account code '476' has been removed as it does not match a recognised account."}
     ]
