@@ -675,14 +675,22 @@ class XeroSandbox(Sandbox, XeroAdmin):
 
     def _delete_item(self, request: httpx.Request, key: str) -> httpx.Response:
         """``DELETE /Items/{ItemID}``: the spec's deleteItem, "Success - return response 204 no content".
-        A tracked inventory item cannot be deleted (waynerobinson/xeroizer#475: "items associated with
-        inventory tracking CANNOT" be); Xero's message for it is not published, so the words are UNSURE."""
+        A tracked inventory item a document has used cannot be deleted (Xero's Items page as a public research
+        note sums it up: "Tracked items can't be deleted once used"; waynerobinson/xeroizer#475: "items
+        associated with inventory tracking CANNOT" be); Xero's message is not published: UNSURE words."""
         org: Organisation = request.extensions["xero_org"]
         item = org.records["Items"].get(key.lower())
         if item is None:
             return self.error_response(404, f"no Items {key}")
-        if item["IsTrackedAsInventory"]:
-            message = f"The item '{item['Code']}' is tracked in inventory and cannot be deleted."
+        code = str(item["Code"]).lower()
+        documents = [*org.records["Invoices"].values(), *org.records["CreditNotes"].values()]
+        used = any(
+            str(line.get("ItemCode", "")).lower() == code for d in documents for line in d["LineItems"]
+        )
+        if item["IsTrackedAsInventory"] and used:
+            message = (
+                f"The item '{item['Code']}' is tracked in inventory, has been used and cannot be deleted."
+            )
             failed = self._element("Items", Outcome(item, [message]), None, CENT)
             return xero_json(400, {**VALIDATION_EXCEPTION, "Elements": [failed]})
         del org.records["Items"][key.lower()]

@@ -537,6 +537,14 @@ def _journal_line(
             f"Account '{account['Code']} {account['Name']}' is a bank account and can't be used in a manual "
             "journal. Journal to a clearing account instead."
         )
+    elif account is not None and account["Type"] == "INVENTORY":
+        # "Inventory account types are system accounts that you can't journal to or from" (Xero Central,
+        # Track your inventory, quoted by a public research note; xero.md 4.2 notes it UNSURE); the
+        # tracked-inventory guide speaks of "restrictions posting to accounts with type INVENTORY via the API"
+        errors.append(
+            f"Account '{account['Code']} {account['Name']}' is an inventory account and can't be used in a "
+            "manual journal."
+        )
     if account is None and status == "POSTED":
         errors.append("Each journal line must have a valid account code.")
     line: Record = {

@@ -663,14 +663,18 @@ def test_journal_lines_on_receivable_payable_or_retained_earnings_system_account
     assert not made.errors and made.record["SystemAccount"] == ""
 
 
-def test_journal_lines_on_bank_accounts_are_refused(client: httpx.Client, tokens: dict[str, Any]) -> None:
-    """Xero's Manual Journals page: system accounts "and bank accounts" are reserved (a 400 error)."""
+@pytest.mark.parametrize(("code", "kind"), [("090", "a bank account"), ("634", "an inventory account")])
+def test_journal_lines_on_bank_or_inventory_accounts_are_refused(
+    client: httpx.Client, tokens: dict[str, Any], code: str, kind: str
+) -> None:
+    """Xero's Manual Journals page: system accounts "and bank accounts" are reserved (a 400 error); Xero
+    Central: "Inventory account types are system accounts that you can't journal to or from"."""
     bad = journal(Status="POSTED")
-    bad["JournalLines"][1]["AccountCode"] = "090"
+    bad["JournalLines"][1]["AccountCode"] = code
     response = put_journals(client, tokens, bad)
     assert response.status_code == 400
     messages = [e["Message"] for e in response.json()["Elements"][0]["ValidationErrors"]]
-    assert any("is a bank account and can't be used in a manual journal" in m for m in messages), messages
+    assert any(f"is {kind} and can't be used in a manual journal" in m for m in messages), messages
 
 
 @pytest.mark.parametrize(
@@ -943,11 +947,11 @@ def test_invoice_unit_amounts_are_rounded_to_two_places_without_unitdp(
     assert four["Invoices"][0]["LineItems"][0]["UnitAmount"] == 0.1234
 
 
-def test_an_item_is_deleted_by_its_id_but_not_when_tracked(
+def test_an_item_is_deleted_by_its_id_but_not_when_tracked_and_used(
     client: httpx.Client, tokens: dict[str, Any]
 ) -> None:
-    """xero-python's delete_item: DELETE /Items/{ItemID} answers 204 (spec deleteItem); a tracked item is
-    refused (xeroizer#475)."""
+    """xero-python's delete_item: DELETE /Items/{ItemID} answers 204 (spec deleteItem); a tracked item an
+    invoice has used is refused (KIT-STARTER is on INV-0004), one never used is deleted."""
     items = {i["Code"]: i for i in client.get(f"{API}/Items", headers=api(tokens)).json()["Items"]}
     gone = client.delete(f"{API}/Items/{items['RESIN-1L']['ItemID']}", headers=api(tokens))
     assert gone.status_code == 204 and gone.content == b""
@@ -956,6 +960,11 @@ def test_an_item_is_deleted_by_its_id_but_not_when_tracked(
     tracked = client.delete(f"{API}/Items/{items['KIT-STARTER']['ItemID']}", headers=api(tokens))
     assert tracked.status_code == 400 and tracked.json()["Type"] == "ValidationException"
     assert client.get(f"{API}/Items/KIT-STARTER", headers=api(tokens)).status_code == 200
+    unused = {"Code": "KIT-2", "Name": "Kit 2", "InventoryAssetAccountCode": "634"}
+    unused["PurchaseDetails"] = {"UnitPrice": 1, "COGSAccountCode": "310"}
+    made = client.put(f"{API}/Items", json={"Items": [unused]}, headers=api(tokens)).json()["Items"][0]
+    assert made["IsTrackedAsInventory"] is True
+    assert client.delete(f"{API}/Items/{made['ItemID']}", headers=api(tokens)).status_code == 204
 
 
 # ---- idempotency, rate limits, faults ------------------------------------------------------------------
