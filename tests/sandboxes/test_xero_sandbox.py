@@ -726,6 +726,19 @@ def test_if_modified_since_is_accurate_to_the_second(
     assert [j["ManualJournalID"] for j in found["ManualJournals"]] == [created["ManualJournalID"]]
 
 
+def test_a_posted_journal_in_a_locked_period_cannot_be_voided(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    posted = put_journals(client, tokens, journal(Status="POSTED")).json()["ManualJournals"][0]
+    sandbox.set_lock_dates(AU_TENANT_ID, period_lock_date="2026-10-31")
+    url = f"{API}/ManualJournals/{posted['ManualJournalID']}"
+    body = {"ManualJournals": [{"Narration": posted["Narration"], "Status": "VOIDED"}]}
+    refused = client.post(url, json=body, headers=api(tokens))
+    assert refused.status_code == 400
+    assert "period lock date" in refused.json()["Elements"][0]["ValidationErrors"][0]["Message"]
+    assert client.get(url, headers=api(tokens)).json()["ManualJournals"][0]["Status"] == "POSTED"
+
+
 def test_end_of_year_lock_date_applies(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
 ) -> None:
