@@ -623,7 +623,16 @@ class XeroSandbox(Sandbox, XeroAdmin):
             message = f"JSON request body could not be read, Error: {err}"
             return xero_json(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message})
         elements = body.get(collection, body) if isinstance(body, dict) else body
-        elements = elements if isinstance(elements, list) else [elements]
+        elements = elements if isinstance(elements, list) else [] if elements is None else [elements]
+        if not elements:
+            # an empty body or list: ErrorNumber 17 NoDataProcessedException (XeroAPI/xero-php-oauth2#66), in
+            # Xero's words as users copied them: "No data has been processed for this endpoint. This endpoint
+            # is expecting BankTransaction data to be specifed in the request body."
+            message = (
+                "No data has been processed for this endpoint. This endpoint is expecting "
+                f"{collection[:-1]} data to be specifed in the request body."
+            )
+            return xero_json(400, {"ErrorNumber": 17, "Type": "NoDataProcessedException", "Message": message})
         if key is not None and elements and isinstance(elements[0], dict):
             elements[0] = {**elements[0], ID_FIELDS[collection]: key}
         now = self.clock.now()

@@ -702,6 +702,21 @@ def test_journal_lines_with_an_unknown_tax_type_or_tax_the_sandbox_cannot_post_a
     assert put_journals(client, tokens, untaxed).status_code == 200
 
 
+@pytest.mark.parametrize("body", [b"", b"null", b'{"ManualJournals": []}', b"[]"])
+def test_a_body_without_elements_is_a_no_data_processed_exception(
+    client: httpx.Client, tokens: dict[str, Any], body: bytes
+) -> None:
+    headers = {**api(tokens), "content-type": "application/json"}
+    response = client.put(f"{API}/ManualJournals", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {
+        "ErrorNumber": 17,
+        "Type": "NoDataProcessedException",
+        "Message": "No data has been processed for this endpoint. This endpoint is expecting ManualJournal "
+        "data to be specifed in the request body.",
+    }
+
+
 def test_a_body_that_is_not_json_is_a_post_data_invalid_exception(
     client: httpx.Client, tokens: dict[str, Any]
 ) -> None:
