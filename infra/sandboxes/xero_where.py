@@ -27,6 +27,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _METHODS = {"contains", "startswith", "endswith"}
+_CASE_METHODS = {"tolower", "toupper"}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b,
     # a single "=" is equality too: Xero's own pages write their optimised filters with it
@@ -138,6 +139,13 @@ class _Parser:
         while self.peek() == ".":
             self.take(".")
             path.append(self._word())
+            if self.peek() == "(" and path[-1].lower() in _CASE_METHODS:
+                # Name.ToLower()=="abc": accepted (Xero's Contacts page says its optimised filters "are case-
+                # and accent-insensitive and should not be appended with ToLower() or ToUpper()"); string
+                # comparisons here ignore case already, so the call changes nothing
+                path.pop()
+                self.take("(")
+                self.take(")")
         if self.peek() == "(" and path[-1].lower() in _METHODS:
             method = path.pop().lower()
             self.take("(")

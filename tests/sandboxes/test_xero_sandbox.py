@@ -891,6 +891,9 @@ def test_a_single_equals_sign_compares_as_in_xeros_own_filter_examples(
     found = client.get(f"{API}/Invoices", params={"where": where}, headers=api(tokens))
     assert found.status_code == 200, found.text
     assert [i["InvoiceNumber"] for i in found.json()["Invoices"]] == ["INV-0002"]
+    lowered = 'Name.ToLower()="acme metals ltd" OR EmailAddress.ToUpper().StartsWith("ACCOUNTS@METALS")'
+    contacts = client.get(f"{API}/Contacts", params={"where": lowered}, headers=api(tokens))
+    assert [c["Name"] for c in contacts.json()["Contacts"]] == ["Acme Metals Ltd"]
 
 
 def test_items_can_be_created_and_updated_by_code(client: httpx.Client, tokens: dict[str, Any]) -> None:
