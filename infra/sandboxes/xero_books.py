@@ -518,6 +518,10 @@ def _journal_line(
         errors.append("Each journal line must have a valid LineAmount.")
         amount = Decimal(0)
     code, account_id = _text(raw, "AccountCode"), _text(raw, "AccountID")
+    # A line naming its account by AccountID alone is taken: the spec's ManualJournalLine has AccountID
+    # (added by Xero, XeroAPI/Xero-OpenAPI#251) and Xero made AccountId "a valid alternative to AccountCode"
+    # on invoice lines in 2023 (calcinai/xero-php#906), but the Manual Journals page still lists AccountCode
+    # as mandatory for a journal line: that Xero takes AccountID alone on a journal line is UNSURE.
     account = org.account(code=code) if code else org.account(account_id=account_id) if account_id else None
     if code and account is None:
         warnings.append(f"Account code '{code}' has been removed as it does not match a recognised account.")
