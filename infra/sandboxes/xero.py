@@ -69,7 +69,7 @@ from infra.sandboxes.xero_where import WhereError, parse_where
 
 API = "/api.xro/2.0"
 API_PATTERN = r"/api\.xro/2\.0"
-WRITABLE = frozenset({"Items", "Contacts", "ManualJournals"})
+WRITABLE = frozenset({"Accounts", "Items", "Contacts", "ManualJournals"})
 IDEMPOTENCY_WINDOW = timedelta(minutes=6)
 # The scopes that reach each endpoint, granular first, then the broad one being retired (../providers/xero.md
 # §1.4). A ".read" scope reaches reads only; a write needs the scope itself.
@@ -493,6 +493,7 @@ class XeroSandbox(Sandbox, XeroAdmin):
         self.route("GET", f"{API_PATTERN}/{COLLECTION_PATTERN}/(?P<key>[^/]+)")(self._get_one)
         self.route("POST", f"{API_PATTERN}/{COLLECTION_PATTERN}/(?P<key>[^/]+)")(self._write)
         self.route("DELETE", f"{API_PATTERN}/Items/(?P<key>[^/]+)")(self._delete_item)
+        self.route("DELETE", f"{API_PATTERN}/Accounts/(?P<key>[^/]+)")(self._delete_account)
 
     def _envelope(
         self, request: httpx.Request, name: str, items: list[Record], pagination: dict[str, int] | None = None
@@ -612,7 +613,9 @@ class XeroSandbox(Sandbox, XeroAdmin):
 
     def _write(self, request: httpx.Request, collection: str, key: str | None = None) -> httpx.Response:
         collection = self._canonical(collection)
-        if collection not in WRITABLE:
+        # Accounts: createAccount is PUT /Accounts and updateAccount POST /Accounts/{AccountID}; the spec has
+        # no POST /Accounts
+        if collection not in WRITABLE or (collection == "Accounts" and request.method == "POST" and not key):
             return self.error_response(405, f"{request.method} {request.url.path}")
         org: Organisation = request.extensions["xero_org"]
         try:
@@ -635,6 +638,11 @@ class XeroSandbox(Sandbox, XeroAdmin):
             return xero_json(400, {"ErrorNumber": 17, "Type": "NoDataProcessedException", "Message": message})
         if key is not None and elements and isinstance(elements[0], dict):
             elements[0] = {**elements[0], ID_FIELDS[collection]: key}
+        if collection == "Accounts" and len(elements) > 1:
+            # "Accounts and TaxRates: one per request" (a public research note on Xero's limits page; the
+            # spec's createAccount takes one Account): UNSURE whether Xero refuses more or keeps the first
+            message = "Only one account can be created or updated per request."
+            return self._refused(collection, [e for e in elements if isinstance(e, dict)], message)
         now = self.clock.now()
         places = unit_places(request.url.params.get("unitdp"))
         outcomes: list[Outcome] = []
@@ -682,6 +690,11 @@ class XeroSandbox(Sandbox, XeroAdmin):
         ]
         return self._envelope(request, collection, rendered)
 
+    def _refused(self, collection: str, records: list[Record], message: str) -> httpx.Response:
+        """Xero's 400 ValidationException naming each record with the one message."""
+        failed = [self._element(collection, Outcome(r, [message]), None, CENT) for r in records]
+        return xero_json(400, {**VALIDATION_EXCEPTION, "Elements": failed})
+
     def _delete_item(self, request: httpx.Request, key: str) -> httpx.Response:
         """``DELETE /Items/{ItemID}``: the spec's deleteItem, "Success - return response 204 no content".
         A tracked inventory item a document has used cannot be deleted (Xero's Items page as a public research
@@ -700,10 +713,47 @@ class XeroSandbox(Sandbox, XeroAdmin):
             message = (
                 f"The item '{item['Code']}' is tracked in inventory, has been used and cannot be deleted."
             )
-            failed = self._element("Items", Outcome(item, [message]), None, CENT)
-            return xero_json(400, {**VALIDATION_EXCEPTION, "Elements": [failed]})
+            return self._refused("Items", [item], message)
         del org.records["Items"][key.lower()]
         return httpx.Response(204)
+
+    def _delete_account(self, request: httpx.Request, key: str) -> httpx.Response:
+        """``DELETE /Accounts/{AccountID}``: the spec's deleteAccount answers the account with Status DELETED.
+        A system account or one something uses is refused (a public research note on Xero's Accounts page:
+        "can't delete system or used accounts"; the words are the sandbox's, UNSURE)."""
+        org: Organisation = request.extensions["xero_org"]
+        account = org.records["Accounts"].get(key.lower())
+        if account is None:
+            return self.error_response(404, f"no Accounts {key}")
+        if account["SystemAccount"] or self._account_used(org, account):
+            message = (
+                f"The account '{account['Code']}' is a system account or is in use and cannot be deleted."
+            )
+            return self._refused("Accounts", [account], message)
+        del org.records["Accounts"][key.lower()]
+        deleted = {**account, "Status": "DELETED", "UpdatedDateUTC": self.clock.now()}
+        return self._envelope(request, "Accounts", [render("Accounts", deleted)])
+
+    @staticmethod
+    def _account_used(org: Organisation, account: Record) -> bool:
+        """Whether a journal line, document line or item names the account (by id or code)."""
+        names = {str(account["AccountID"]).lower(), str(account["Code"]).lower()}
+        lines = [line for j in org.records["ManualJournals"].values() for line in j["JournalLines"]]
+        lines += [
+            line
+            for d in (*org.records["Invoices"].values(), *org.records["CreditNotes"].values())
+            for line in d["LineItems"]
+        ]
+        items = org.records["Items"].values()
+        named = [line.get(f) for line in lines for f in ("AccountID", "AccountCode")]
+        named += [i.get("InventoryAssetAccountCode") for i in items]
+        named += [
+            d.get(f)
+            for i in items
+            for d in (i["PurchaseDetails"], i["SalesDetails"])
+            for f in ("AccountCode", "COGSAccountCode")
+        ]
+        return any(str(n).lower() in names for n in named if n)
 
     @staticmethod
     def _existing(org: Organisation, collection: str, element: Any, *, upsert: bool) -> Record | None:

@@ -279,6 +279,15 @@ def build_account(data: Record, w: Write) -> Outcome:
     status = _text(data, "Status").upper() or "ACTIVE"
     if status not in ("ACTIVE", "ARCHIVED"):
         errors.append(f"Account Status '{status}' is not valid.")
+    was = w.existing or {}
+    if was.get("SystemAccount") and not w.trusted and (status == "ARCHIVED" or kind != was["Type"]):
+        # a system account stays as Xero made it (UNSURE: a public research note sums up Xero's Accounts page
+        # as "can archive; can't delete system or used accounts"); the words are the sandbox's
+        errors.append(f"The system account '{code}' cannot be archived or change its type.")
+    if kind == "BANK" and not was and not w.trusted and not _text(data, "BankAccountNumber"):
+        # spec Account.BankAccountNumber: "For bank accounts only (Account Type BANK)"; that a new bank
+        # account needs one is UNSURE (Xero's own form asks for it); the words are the sandbox's
+        errors.append("A bank account needs a BankAccountNumber.")
     record = {
         "AccountID": own_id,
         "Code": code,

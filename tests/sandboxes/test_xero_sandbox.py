@@ -396,6 +396,48 @@ def test_accounts_where_filter(client: httpx.Client, tokens: dict[str, Any]) -> 
     assert bad.status_code == 400
 
 
+def test_an_account_is_created_updated_and_deleted_as_the_spec_describes(
+    client: httpx.Client, sandbox: XeroSandbox
+) -> None:
+    """xero-python's create_account (PUT /Accounts, one Account), update_account (POST /Accounts/{id}) and
+    delete_account (DELETE, the account answered with Status DELETED); a system account or one in use is
+    not deleted, nor archived; a duplicate name is Xero's "Please enter a unique Name."."""
+    tokens = connect(client, scope="offline_access accounting.settings accounting.manualjournals")
+    new = {"Code": "635", "Name": "Consigned Stock", "Type": "CURRENT"}
+    created = client.put(f"{API}/Accounts", json=new, headers=api(tokens))
+    assert created.status_code == 200, created.text
+    account = created.json()["Accounts"][0]
+    assert (account["Status"], account["Class"]) == ("ACTIVE", "ASSET")
+    duplicate = client.put(f"{API}/Accounts", json={**new, "Code": "636"}, headers=api(tokens))
+    assert duplicate.json()["Elements"][0]["ValidationErrors"] == [{"Message": "Please enter a unique Name."}]
+    two = client.put(
+        f"{API}/Accounts",
+        json={"Accounts": [{**new, "Code": "7"}, {**new, "Code": "8"}]},
+        headers=api(tokens),
+    )
+    assert two.status_code == 400
+    assert client.post(f"{API}/Accounts", json=new, headers=api(tokens)).status_code == 405
+    bank = client.put(
+        f"{API}/Accounts", json={"Code": "091", "Name": "Cheque", "Type": "BANK"}, headers=api(tokens)
+    )
+    assert bank.status_code == 400
+    url = f"{API}/Accounts/{account['AccountID']}"
+    archived = client.post(url, json={"Accounts": [{"Status": "ARCHIVED"}]}, headers=api(tokens))
+    assert archived.json()["Accounts"][0]["Status"] == "ARCHIVED"
+    receivable = demo_id(AU_TENANT_ID, "account", "610")
+    system = client.post(
+        f"{API}/Accounts/{receivable}", json={"Accounts": [{"Status": "ARCHIVED"}]}, headers=api(tokens)
+    )
+    assert system.status_code == 400
+    assert client.delete(f"{API}/Accounts/{receivable}", headers=api(tokens)).status_code == 400
+    used = demo_id(AU_TENANT_ID, "account", "310")  # on items and journals
+    assert client.delete(f"{API}/Accounts/{used}", headers=api(tokens)).status_code == 400
+    deleted = client.delete(url, headers=api(tokens))
+    assert deleted.status_code == 200 and deleted.json()["Accounts"][0]["Status"] == "DELETED"
+    codes = [a["Code"] for a in client.get(f"{API}/Accounts", headers=api(tokens)).json()["Accounts"]]
+    assert "635" not in codes and "610" in codes
+
+
 def test_a_where_on_a_field_the_type_lacks_is_refused_not_answered_empty(
     client: httpx.Client, tokens: dict[str, Any]
 ) -> None:
