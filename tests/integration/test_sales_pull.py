@@ -20,6 +20,7 @@ from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
 from shared.providers.qbo import api as qbo_api
 from shared.providers.xero import api as xero_api
+from shared.providers.xero.mapping import instant
 from shared.services import sales
 from shared.store import sales as sales_store
 from shared.store.rate_budget import DynamoRateBudget
@@ -169,6 +170,29 @@ def test_xero_pulls_accrec_documents_and_then_only_what_changed(api: Api, sandbo
     assert pull(api)["stored"] == [f"xero:Invoice:{inv4}"]
     docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
     assert docs["INV-0004"]["status"] == "voided"
+
+
+def test_xero_a_document_stamped_just_before_the_cursor_but_seen_after_the_pull_is_still_read(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """Xero's change stamps may lag what a read sees: a document stamped a minute before the latest stamp a
+    pull read, visible only after that pull, is read by the next one (the cursor keeps a 5-minute overlap)."""
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    track(api, "xero")
+    xero = sandboxes.xero
+    pull(api)
+    xero.clock.advance(600)
+    inv4 = demo_id(AU_TENANT_ID, "invoice", "INV-0004")
+    read = xero.edit_record(AU_TENANT_ID, "Invoices", inv4, {"Reference": "seen at once"})
+    assert pull(api)["stored"] == [f"xero:Invoice:{inv4}"]
+    xero.clock.advance(-60)  # committed with the stamp of a minute before, seen only now
+    inv2 = demo_id(AU_TENANT_ID, "invoice", "INV-0002")
+    late = xero.edit_record(AU_TENANT_ID, "Invoices", inv2, {"Status": "VOIDED"})
+    xero.clock.advance(120)
+    assert instant(late["UpdatedDateUTC"]) < instant(read["UpdatedDateUTC"])  # behind what the pull read
+    assert pull(api)["stored"] == [f"xero:Invoice:{inv2}"]
+    docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
+    assert docs["INV-0002"]["status"] == "voided"
 
 
 def test_pulls_of_one_connection_never_overlap(api: Api, sandboxes: Sandboxes) -> None:
