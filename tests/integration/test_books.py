@@ -89,20 +89,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
 ) -> None:
     bolt = setup_xero(api, sandboxes)["bolt"]  # BOLT-M8; the demo tenant's time zone is Australia/Sydney
     receive(api, "R-1", "2026-11-02T09:00:00Z", bolt, "3", "3.335")  # 10.005
-    sandboxes.xero.add_record(
-        AU_TENANT_ID,
-        "Invoices",
-        {
-            "InvoiceNumber": "INV-1101",
-            "Type": "ACCREC",
-            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
-            "Date": "2026-11-10",
-            "Status": "AUTHORISED",
-            "LineItems": [
-                {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": "2", "UnitAmount": "20"}
-            ],
-        },
-    )
+    sell_bolts(sandboxes, "INV-1101", "2026-11-10", "2")
     ok(
         api.call(
             "PUT",
@@ -337,13 +324,19 @@ def test_qbo_journal_books_follow_a_sale_edited_after_its_day_was_posted(
     assert all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
 
 
-def sell_bolts(sandboxes: Sandboxes, number: str, day: str, quantity: str) -> None:
+def sell_bolts(sandboxes: Sandboxes, number: str, day: str, quantity: str, *, credit: bool = False) -> None:
+    """An approved invoice (or, with ``credit``, a credit note) to the demo customer for bolts at 20.00."""
+    collection, number_field, kind = (
+        ("CreditNotes", "CreditNoteNumber", "ACCRECCREDIT")
+        if credit
+        else ("Invoices", "InvoiceNumber", "ACCREC")
+    )
     sandboxes.xero.add_record(
         AU_TENANT_ID,
-        "Invoices",
+        collection,
         {
-            "InvoiceNumber": number,
-            "Type": "ACCREC",
+            number_field: number,
+            "Type": kind,
             "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
             "Date": day,
             "Status": "AUTHORISED",
@@ -425,20 +418,7 @@ def test_the_sold_without_stock_note_dates_units_from_the_first_sale_still_uncov
     bolt = setup_xero(api, sandboxes)["bolt"]
     receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "4", "2.50")
     sell_bolts(sandboxes, "INV-SHORT", "2026-11-10", "6")  # 2 without stock
-    sandboxes.xero.add_record(
-        AU_TENANT_ID,
-        "CreditNotes",
-        {
-            "CreditNoteNumber": "CN-SHORT",
-            "Type": "ACCRECCREDIT",
-            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
-            "Date": "2026-11-11",
-            "Status": "AUTHORISED",
-            "LineItems": [
-                {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": "2", "UnitAmount": "20"}
-            ],
-        },
-    )
+    sell_bolts(sandboxes, "CN-SHORT", "2026-11-11", "2", credit=True)
     # the credit undid the 2 no lot covered (no stock comes back with them): all 3 later ones are without
     sell_bolts(sandboxes, "INV-LATER", "2026-11-13", "3")
     body = {"enabled": True, "start_date": "2026-11-05"}
