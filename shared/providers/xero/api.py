@@ -4,7 +4,7 @@ tenant's rate budget (``shared.providers.http.call``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -16,6 +16,11 @@ from shared.providers.limits import XERO_LIMITS
 from shared.providers.xero import mapping
 
 PAGE = 1000  # Xero's largest page (since July 2024)
+
+
+class Page(NamedTuple):
+    records: list[dict[str, Any]]
+    time: str  # Xero's time when it answered
 
 
 class XeroApi:
@@ -104,8 +109,9 @@ class XeroApi:
         since: str | None,
         params: dict[str, str],
         page: int,
-    ) -> list[dict[str, Any]]:
-        """One page of a paged collection (``PAGE`` records at most)."""
+    ) -> Page:
+        """One page of a paged collection (``PAGE`` records at most) and Xero's time when it answered (the
+        envelope's ``DateTimeUTC``, xero.md section 4; "" when missing)."""
         body = self._request(
             session,
             "GET",
@@ -113,8 +119,7 @@ class XeroApi:
             since=since,
             params={**params, "page": str(page), "pageSize": str(PAGE)},
         )
-        records: list[dict[str, Any]] = body.get(collection, [])
-        return records
+        return Page(body.get(collection, []), mapping.stamp(body.get("DateTimeUTC")))
 
     def create_contact(self, session: Session, draft: SupplierDraft, idempotency_key: str) -> dict[str, Any]:
         contact: dict[str, Any] = {"Name": draft.name}

@@ -44,13 +44,17 @@ def sales_changes(
 ) -> Changes[PulledSale]:
     """The first pull reads every document dated from ``start``; later ones what changed since the cursor
     (``If-Modified-Since`` includes its own second, so the boundary is read again, never skipped). The next
-    cursor is the latest change stamp read, less an overlap. ``on_page`` runs after every answer. When
-    ``stop`` says so after a page, the read ends with ``resume``: the collection and the stamp it had
-    reached, and the latest stamp read so far (the part that ends the pull makes it the cursor)."""
+    cursor is Xero's own time at the pull's first answer, less an overlap (never earlier than ``since``), as
+    for QBO: whatever changes while the pull runs, or was stamped just before it but seen only after (xero.md,
+    "Design implications": a high-water mark "minus a few minutes overlap"), is read again next time.
+    ``on_page`` runs after every answer. When ``stop`` says so after a page, the read ends with ``resume``:
+    the collection and the stamp it had reached, and Xero's time at the pull's first answer (the part that
+    ends the pull sets the cursor from it)."""
     halt = stop or (lambda: False)
     state: dict[str, Any] = json.loads(resume) if resume else {}
     records: list[tuple[str, dict[str, Any]]] = []
-    newest: str | None = state.get("latest")
+    answered: list[str] = [state["server_time"]] if state.get("server_time") else []
+    newest: str | None = state.get("latest")  # the cursor when Xero's answers carry no time
     names = list(COLLECTIONS)
     first = int(state.get("collection") or 0)
     for index in range(first, len(names)):
@@ -60,7 +64,9 @@ def sales_changes(
         if since is None:
             where += f" AND Date>=DateTime({start.year},{start.month:02d},{start.day:02d})"
         begin = (state.get("after") or since, int(state.get("page") or 1)) if index == first else (since, 1)
-        found, reached = _changed(api, session, collection, where, begin, on_page or (lambda: None), halt)
+        found, reached = _changed(
+            api, session, collection, where, begin, on_page or (lambda: None), halt, answered
+        )
         latest_version: dict[str, dict[str, Any]] = {}
         for record in found:  # read twice when edited during the pull: the later read is the newer one
             latest_version[str(record[id_field])] = record
@@ -72,13 +78,12 @@ def sales_changes(
         elif index + 1 < len(names) and halt():
             stopped = {"collection": index + 1}
         if stopped is not None:
-            resumed = json.dumps({**stopped, "latest": newest})
+            resumed = json.dumps(
+                {**stopped, "server_time": answered[0] if answered else "", "latest": newest}
+            )
             return Changes(tuple(sale(c, r) for c, r in records), since, resume=resumed)
-    # the latest stamp read, less an overlap (never earlier than ``since``): a document stamped just before
-    # it but committed after the read (xero.md, "Design implications": a high-water mark "minus a few
-    # minutes overlap"), or in its second past a page boundary were If-Modified-Since to leave that second
-    # out, is read next time
-    cursor = latest([(datetime.fromisoformat(newest) - OVERLAP).isoformat()] if newest else [], since)
+    moved = (datetime.fromisoformat(answered[0]) - OVERLAP).isoformat() if answered else newest
+    cursor = latest([moved] if moved else [], since)
     return Changes(tuple(sale(collection, record) for collection, record in records), cursor)
 
 
@@ -95,6 +100,7 @@ def _changed(
     begin: tuple[str | None, int],
     tick: Callable[[], None],
     halt: Callable[[], bool],
+    answered: list[str],
 ) -> tuple[list[dict[str, Any]], tuple[str | None, int] | None]:
     """Every document of ``collection`` matching ``where`` changed since the stamp ``begin`` names (from its
     page), ordered by ``UpdatedDateUTC``, a page of 1000 at a time; and, when ``halt`` stopped the read with
@@ -111,7 +117,9 @@ def _changed(
     after, page = begin
     while True:
         query = {"where": where, "order": "UpdatedDateUTC ASC", "unitdp": "4"}  # unit amounts unrounded
-        chunk = api.page(session, collection, since=after, params=query, page=page)
+        chunk, time = api.page(session, collection, since=after, params=query, page=page)
+        if time and not answered:
+            answered.append(time)  # Xero's time at the pull's first answer
         tick()
         found.extend(chunk)
         if len(chunk) < xero_api.PAGE:
