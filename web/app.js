@@ -1343,7 +1343,8 @@ function uncosted(row) {
 // GET /reconciliation[?as_of=YYYY-MM-DD] -> {provider, as_of, mode: journals|inventory_adjustments, status:
 // balanced|explained|discrepancy, accounts: [{account_id, code, name, roles, provider_balance (null: none),
 // posted, subledger, difference, reasons: [{kind, amount, note, export_id}], unexplained}], items: [{product_id,
-// item_id, label, provider_quantity, on_hand, difference}], notes}. 409 while not connected or without export
+// item_id, label, provider_quantity, on_hand, sold_without_stock, built_without_stock, written_off_credits,
+// difference}], notes}. 409 while not connected or without export
 // settings: its message is shown instead of the panel. Amounts are decimal strings, debits positive.
 
 const BOOKS_WORDS = {
@@ -1532,10 +1533,26 @@ const books = {
         ? String(i.provider_quantity) : "Not in QuickBooks") },
       { label: "On hand in Partsemble", class: "number", cell: (i) => String(i.on_hand) },
       { label: "Difference", class: "number", cell: (i) => (present(i.difference) ? String(i.difference) : "—") },
+      { label: "Known causes", cell: (i) => knownCauses(i) },
     ], items.map((i) => ({ value: i, dataset: { item: String(i.item_id),
       status: !present(i.difference) || isZero(i.difference) ? "ok" : "error" } })));
   },
 };
+
+// What an item's difference is known to hold besides QuickBooks' own starting quantity (see the notes):
+// units QuickBooks counted out that Partsemble had no stock for, and credits' units it counted back in.
+const ITEM_CAUSES = [
+  ["sold_without_stock", "sold without stock"],
+  ["built_without_stock", "used by builds without stock"],
+  ["written_off_credits", "credited, written off here"],
+];
+
+/** "3 sold without stock; 1 credited, written off here", or "—" when there is none. */
+function knownCauses(item) {
+  const said = ITEM_CAUSES.filter(([key]) => present(item[key]) && !isZero(item[key]))
+    .map(([key, words]) => `${item[key]} ${words}`);
+  return said.length ? said.join("; ") : "—";
+}
 
 /** Today's date where the reader is, as YYYY-MM-DD. */
 function localToday() {

@@ -448,6 +448,7 @@ def test_books_check_for_qbo_inventory_mode_and_before_export_settings(
     expect(rows).to_have_count(2)
     expect(books.locator("table caption")).to_have_text("Item quantities (today)")
     expect(rows.first.locator('td[data-label="On hand in Partsemble"]')).to_have_text("0")
+    expect(rows.first.locator('td[data-label="Known causes"]')).to_have_text("—")  # its own stock only
     expect(books.locator('[data-role="notes"] li')).to_have_count(2)
     expect(books.locator('[data-role="notes"]')).to_contain_text("Partsemble checks quantities")
     shoot(page, "1-quantities-desktop")
@@ -455,6 +456,16 @@ def test_books_check_for_qbo_inventory_mode_and_before_export_settings(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "scrolls sideways"
     shoot(page, "2-quantities-phone")
     page.set_viewport_size(DESKTOP)
+
+    # an item's known causes, as the reconciliation names them (the answer altered on its way to the page)
+    answer = api("GET", "/reconciliation")
+    answer["items"][0] |= {"sold_without_stock": "3", "built_without_stock": "0", "written_off_credits": "1"}
+    page.route("**/reconciliation?*", lambda route: route.fulfill(json=answer))
+    books.get_by_role("button", name="Check the books").click()
+    expect(rows.first.locator('td[data-label="Known causes"]')).to_have_text(
+        "3 sold without stock; 1 credited, written off here"
+    )
+    page.unroute("**/reconciliation?*")
 
     # a refusal (409: e.g. disconnected in another tab) shows its message, not a broken panel
     page.route(
