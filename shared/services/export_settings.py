@@ -104,27 +104,36 @@ def _unmapped_balances(
 
 
 def _tracked_items(organisation_id: str, provider: ProviderName, stored: ExportSettings | None) -> list[str]:
-    """QBO journals with products linked to items QuickBooks tracks: QuickBooks books cost of goods sold
-    for those items itself when they are invoiced (Intuit, "Track inventory in QuickBooks Online": an
-    inventory item's sale credits its asset account and debits its expense account at QuickBooks' cost),
-    so with Partsemble's own COGS journals the general ledger would count them twice."""
-    if provider != "qbo" or stored is None or stored.quantity_mode:
+    """Journals with products linked to items the provider tracks: it books cost of goods sold for those
+    items itself when they are invoiced, so with Partsemble's own COGS journals the general ledger would
+    count them twice. QuickBooks: an inventory item's sale credits its asset account and debits its expense
+    account at QuickBooks' cost (Intuit, "Track inventory in QuickBooks Online"); not in inventory mode,
+    where Partsemble posts no COGS. Xero: a tracked item's sale moves its average cost from its inventory
+    asset account to its COGS account (xero.md 4.2, tracked inventory; "Design implications": with tracked
+    items for the same SKUs "our journals would double-count stock")."""
+    if stored is None or stored.quantity_mode:
         return []
     products = catalog_store.iter_products(organisation_id)
-    linked = {p.provider_links["qbo"]: p.sku for p in products if "qbo" in p.provider_links}
+    linked = {p.provider_links[provider]: p.sku for p in products if provider in p.provider_links}
     tracked = sorted(
         linked[i.item_id]
-        for i in catalog_store.get_provider_items(organisation_id, "qbo", linked)
+        for i in catalog_store.get_provider_items(organisation_id, provider, linked)
         if i.tracked and i.kind == "inventory"
     )
     if not tracked:
         return []
-    more = f" and {len(tracked) - LISTED} more" if len(tracked) > LISTED else ""
+    items = f"{len(tracked)} linked item(s) ({', '.join(tracked[:LISTED])}"
+    items += f" and {len(tracked) - LISTED} more)" if len(tracked) > LISTED else ")"
+    if provider == "xero":
+        return [
+            f"Xero tracks inventory for {items} and books their cost of goods sold itself when they are "
+            "invoiced, while Partsemble's journals post cost of goods sold and the stock's value too: make "
+            "them untracked items in Xero (no inventory asset account), so that each is counted once"
+        ]
     return [
-        f"QuickBooks tracks quantity on hand for {len(tracked)} linked item(s) ({', '.join(tracked[:LISTED])}"
-        f"{more}) and books their cost of goods sold itself when they are invoiced, while journals mode "
-        "posts cost of goods sold from Partsemble too: make them non-inventory items in QuickBooks, or "
-        "choose inventory adjustments mode, so that it is counted once"
+        f"QuickBooks tracks quantity on hand for {items} and books their cost of goods sold itself when they "
+        "are invoiced, while journals mode posts cost of goods sold from Partsemble too: make them "
+        "non-inventory items in QuickBooks, or choose inventory adjustments mode, so that it is counted once"
     ]
 
 

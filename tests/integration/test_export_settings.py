@@ -9,7 +9,7 @@ from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
-from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo, setup_xero
 
 
 def chart(api: Api, provider: str) -> dict[str, str]:
@@ -205,6 +205,20 @@ def test_qbo_refuses_accounts_receivable_but_takes_accounts_payable(api: Api, sa
         }
     ]
     assert put(api, "qbo", "journals", qbo_accounts(ids, receiving_credit=ids["2000"])).status == 200
+
+
+def test_xero_journals_warn_when_xero_books_cost_of_goods_sold_for_a_linked_tracked_item(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """Xero books COGS itself for its tracked inventory items; Partsemble's journals would count it twice."""
+    setup_xero(api, sandboxes)  # links untracked items only
+    assert ok(api.call("GET", "/integrations/xero/export-settings"))["warnings"] == []
+    items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))}
+    body = {"provider": "xero", "item_ids": [items["KIT-STARTER"]]}  # Xero tracks it (an asset account)
+    ok(api.call("POST", "/products/import-from-provider", json_body=body))
+    (warning,) = ok(api.call("GET", "/integrations/xero/export-settings"))["warnings"]
+    assert "Xero tracks inventory for 1 linked item(s) (KIT-STARTER)" in warning
+    assert "make them untracked items in Xero" in warning
 
 
 def test_settings_need_a_connection(api: Api, sandboxes: Sandboxes) -> None:
