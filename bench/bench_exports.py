@@ -21,7 +21,7 @@ from infra.local.context import LocalLambdaContext
 from infra.local.stack import REGION, LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
-from shared.aws import client
+from shared.aws import client, table
 from shared.bodies import (
     ExportAccounts,
     ExportSettingsRequest,
@@ -30,12 +30,11 @@ from shared.bodies import (
     ReceiptRequest,
 )
 from shared.contracts import ExportJob
-from shared.domain.catalog import ExportSettings
 from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
 from shared.services.tokens import TokenSource
-from shared.store import settings as settings_store
+from shared.store.keys import export_settings_sk, org_pk
 from shared.store.rate_budget import DynamoRateBudget
 
 CLEAN, FAULTED, ROUNDS = 100, 1_000, 10
@@ -278,12 +277,15 @@ class Round:
                 self.switches += 1
                 mode = "inventory_adjustments" if self.switches % 2 else "journals"
                 accounts = ACCOUNTS.model_copy(update={"adjustment": "3" if self.switches % 2 else None})
-                # stored as a switch that raced the API's check would leave it (the API refuses a switch
-                # once exports are planned): the worker's own guard, the document fixed at its first
-                # claim, is what keeps one document per export here
+                # written as no save can (the API and the store refuse a switch once an export is planned:
+                # the mode is locked), the lock dropped with it: the worker's other guard, the document
+                # fixed at its first claim, is what keeps one document per export here
                 chosen = {role: a for role, a in accounts.by_role().items() if a}
-                settings_store.put_export_settings(
-                    organisation, "qbo", ExportSettings(mode=mode, accounts=chosen)
+                table().update_item(
+                    Key={"pk": org_pk(organisation), "sk": export_settings_sk("qbo")},
+                    UpdateExpression="SET #m = :mode, accounts = :accounts REMOVE planned_mode",
+                    ExpressionAttributeNames={"#m": "mode"},
+                    ExpressionAttributeValues={":mode": mode, ":accounts": chosen},
                 )
             if sum(self.injected.values()) >= self.wanted // FAULT_EVERY:
                 return

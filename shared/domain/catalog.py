@@ -369,6 +369,7 @@ class ExportSettings(Model):
     mode: ExportMode = "journals"
     accounts: dict[str, str] = Field(default_factory=dict)  # role -> account id; a role left unset is absent
     updated_at: str | None = None
+    planned_mode: ExportMode | None = None  # the mode of the first export planned: fixed from then on
 
     @property
     def quantity_mode(self) -> bool:

@@ -176,6 +176,13 @@ def _mode_problems(organisation_id: str, provider: ProviderName, mode: ExportMod
     return [("mode", problem)]
 
 
+def _invalid(problems: list[tuple[str, str]]) -> InvalidExportSettings:
+    return InvalidExportSettings(
+        "; ".join(f"{field}: {problem}" for field, problem in problems),
+        [{"field": field, "problem": problem} for field, problem in problems],
+    )
+
+
 def put_settings(
     organisation_id: str, name: str, request: ExportSettingsRequest, now: datetime
 ) -> ExportSettingsView:
@@ -197,14 +204,20 @@ def put_settings(
                 ("mode", f"QuickBooks Online inventory mode is not available: {capability.reason}")
             )
     if problems:
-        raise InvalidExportSettings(
-            "; ".join(f"{field}: {problem}" for field, problem in problems),
-            [{"field": field, "problem": problem} for field, problem in problems],
-        )
+        raise _invalid(problems)
     stored = ExportSettings(
         mode=request.mode,
         accounts={role: a for role, a in accounts.items() if a},
         updated_at=now.isoformat(),
     )
-    store.put_export_settings(organisation_id, wanted, stored)
+    if not store.put_export_settings(organisation_id, wanted, stored):  # an export took the mode meanwhile
+        raise _invalid(
+            _mode_problems(organisation_id, wanted, request.mode)
+            or [
+                (
+                    "mode",
+                    "can't change once exports are planned: an export is being planned in the other mode",
+                )
+            ]
+        )
     return _view(wanted, stored, chart, _warnings(organisation_id, wanted, stored, chart))

@@ -161,6 +161,12 @@ def _posting(
             f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
             "Integrations, then retry"
         )
+    # the mode is fixed before the first plan in it: a save switching it meanwhile makes this one wait
+    locked = chosen.planned_mode == chosen.mode or settings_store.lock_mode(
+        job.organisation_id, name, chosen.mode
+    )
+    if not locked:
+        raise RetryLater("the export settings changed while this export was planned", delay=BACKOFF_BASE)
     quantity_mode = name == "qbo" and chosen.quantity_mode
     if quantity_mode and job.kind == "cogs":
         # QBO inventory mode: QBO books cost of goods sold itself from its invoices (notes §inventory)

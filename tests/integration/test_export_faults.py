@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -22,10 +22,12 @@ from infra.local.context import LocalLambdaContext
 from infra.local.stack import REGION, LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared.bodies import ExportSettingsRequest
 from shared.domain.catalog import Product
 from shared.providers.qbo import api as qbo_api
-from shared.services import exports
+from shared.services import export_settings, exports
 from shared.store import catalog as catalog_store
+from shared.store import settings as settings_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
 from tests.integration.test_exports import RECEIVED, ok, setup_qbo, setup_xero
@@ -255,6 +257,66 @@ def test_a_mode_switch_after_a_crash_is_refused_and_the_retry_posts_one_document
         if d.get("DocNumber") == export["export_id"]
     ]
     assert [d["Id"] for d in written] == [export["document_id"]]  # one document, where it was first posted
+
+
+def _switch_body(api: Api, switch_to: str) -> dict[str, Any]:
+    settings = ok(api.call("GET", "/integrations/qbo/export-settings"))
+    accounts = {role: (a or {}).get("account_id") for role, a in settings["accounts"].items()}
+    accounts["adjustment"] = "3" if switch_to == "inventory_adjustments" else None
+    return {"mode": switch_to, "accounts": {k: v for k, v in accounts.items() if v}}
+
+
+def test_a_mode_switch_saved_between_an_exports_read_and_its_plan_makes_the_export_wait_for_the_new_mode(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The switch lands after the worker read the settings (journals) and before it planned: the mode is
+    fixed by a conditional write before the first plan, which fails, so the export comes back and posts as
+    the settings now say (an inventory adjustment), never a journal the books could no longer follow."""
+    product = setup_qbo(api, sandboxes, "journals")["bolt"]
+    receipt(api, product)
+    switch = ExportSettingsRequest.model_validate(_switch_body(api, "inventory_adjustments"))
+    read = settings_store.get_export_settings
+
+    saved: list[bool] = []
+
+    def read_then_switched(organisation_id: str, provider: str) -> Any:
+        found = read(organisation_id, provider)
+        if not saved:  # the worker's read: the person saves now
+            saved.append(True)
+            export_settings.put_settings(organisation_id, provider, switch, datetime.now(UTC))
+        return found
+
+    monkeypatch.setattr(settings_store, "get_export_settings", read_then_switched)
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}  # comes back: the mode changed under it
+    assert ok(api.call("GET", "/integrations/qbo/export-settings"))["mode"] == "inventory_adjustments"
+    monkeypatch.setattr(settings_store, "get_export_settings", read)
+    assert invoke(aws, [message]) == set()
+    export = the_export(api)
+    assert export["status"] == "posted" and export["document_type"] == "InventoryAdjustment", export
+    journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    assert not [j for j in journals if j.get("DocNumber") == export["export_id"]]
+
+
+def test_a_mode_switch_after_an_export_fixed_the_mode_is_refused_even_before_its_plan_is_stored(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A worker has fixed the mode (the write before its plan) but stored no plan yet: the exports show none,
+    and the save is still refused, by the same condition in DynamoDB."""
+    setup_qbo(api, sandboxes, "journals")
+    assert settings_store.lock_mode("org-a", "qbo", "journals")  # as a worker does just before its plan
+    switch = _switch_body(api, "inventory_adjustments")
+    refused = api.call("PUT", "/integrations/qbo/export-settings", json_body=switch)
+    assert refused.status == 400, refused.body
+    assert refused.json()["details"] == [
+        {
+            "field": "mode",
+            "problem": "can't change once exports are planned: an export is being planned in the other mode",
+        }
+    ]
+    assert ok(api.call("GET", "/integrations/qbo/export-settings"))["mode"] == "journals"
+    again = ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=_switch_body(api, "journals")))
+    assert again["mode"] == "journals"  # the same mode is saved as before
 
 
 # ---- faults on the wire ------------------------------------------------------------------------------------
