@@ -370,6 +370,14 @@ class ExportSettings(Model):
     accounts: dict[str, str] = Field(default_factory=dict)  # role -> account id; a role left unset is absent
     updated_at: str | None = None
     planned_mode: ExportMode | None = None  # the mode of the first export planned: fixed from then on
+    tenant_id: str | None = (
+        None  # the company whose chart the accounts are from (None: saved before it was kept)
+    )
+
+    def for_company(self, tenant_id: str | None) -> bool:
+        """Whether the accounts are this company's: after a switch to another company (QBO account ids are
+        small numbers, so the old ids name unrelated accounts there) they must be chosen again."""
+        return self.tenant_id is None or self.tenant_id == tenant_id
 
     @property
     def quantity_mode(self) -> bool:

@@ -405,7 +405,7 @@ def _close_days(
 ) -> int:
     tracking = sales_store.get_tracking(organisation_id, name)
     chosen = settings_store.get_export_settings(organisation_id, name)
-    if connection.status != "connected" or not chosen:
+    if connection.status != "connected" or not chosen or not chosen.for_company(connection.tenant_id):
         return 0
     if name == "qbo" and chosen.quantity_mode:
         return 0  # QBO books its own cost of goods sold in inventory mode

@@ -24,6 +24,7 @@ from shared.observability import logger
 from shared.providers import provider_name
 from shared.services import credentials, events, oauth_state
 from shared.store import connections as store
+from shared.store import sales as sales_store
 from shared.vault import TokenContext
 
 if TYPE_CHECKING:
@@ -256,6 +257,8 @@ def _attach(
             ),
         },
     )
+    if previous_tenant and not same_company:  # another company's sales are read from the start date
+        sales_store.forget_cursor(organisation_id, name)
     if existing:  # exports that waited for this connection go on by themselves
         from shared.services import (
             exports,  # here, not at the top: keeps the OAuth callback's cold start lean

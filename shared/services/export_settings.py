@@ -8,13 +8,14 @@ from datetime import datetime
 
 from shared.bodies import ExportSettingsRequest
 from shared.domain.catalog import ROLES, Account, ExportMode, ExportSettings, export_settings_problems
-from shared.domain.connections import ProviderName
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.errors import InvalidFields
 from shared.model import Model
 from shared.providers import provider_name
 from shared.services import catalog, sessions, tokens
 from shared.store import books as books_store
 from shared.store import catalog as catalog_store
+from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import settings as store
 
@@ -146,9 +147,18 @@ def get_settings(organisation_id: str, name: str, *, warnings: bool = True) -> E
     a caller that wants only the settings asks without them)."""
     wanted = provider_name(name)
     stored = store.get_export_settings(organisation_id, wanted)
+    connection = connection_store.get_connection(organisation_id, wanted)
+    if stored and connection and not stored.for_company(connection.tenant_id):
+        return _view(wanted, None, {}, [OTHER_COMPANY.format(PROVIDER_LABELS[wanted])] if warnings else None)
     chart = _chart(organisation_id, wanted)
     found = _warnings(organisation_id, wanted, stored, chart) if warnings else None
     return _view(wanted, stored, chart, found)
+
+
+OTHER_COMPANY = (
+    "the export accounts were chosen for another {} company, before the switch to this one: choose them "
+    "again (until then an export fails saying so; retry it once they are chosen)"
+)
 
 
 PLAN_TYPES: dict[ExportMode, str] = {"journals": "journal", "inventory_adjustments": "adjustment"}
@@ -209,6 +219,7 @@ def put_settings(
         mode=request.mode,
         accounts={role: a for role, a in accounts.items() if a},
         updated_at=now.isoformat(),
+        tenant_id=connection.tenant_id,
     )
     if not store.put_export_settings(organisation_id, wanted, stored):  # an export took the mode meanwhile
         raise _invalid(

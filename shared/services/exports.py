@@ -161,6 +161,11 @@ def _posting(
             f"no export settings for {PROVIDER_LABELS[name]}: choose the accounts in Settings -> "
             "Integrations, then retry"
         )
+    if not chosen.for_company(session.tenant_id):
+        raise BadRequest(
+            f"the export accounts were chosen for another {PROVIDER_LABELS[name]} company, before the switch "
+            "to this one: choose them again in Settings -> Integrations, then retry"
+        )
     # the mode is fixed before the first plan in it: a save switching it meanwhile makes this one wait
     locked = chosen.planned_mode == chosen.mode or settings_store.lock_mode(
         job.organisation_id, name, chosen.mode

@@ -100,7 +100,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         raise Conflict("this organisation is not connected to QuickBooks Online or Xero")
     name = connection.provider
     chosen = settings_store.get_export_settings(organisation_id, name)
-    if not chosen:
+    if not chosen or not chosen.for_company(connection.tenant_id):  # the accounts of another company
         raise Conflict(f"choose the export accounts for {PROVIDER_LABELS[name]} first")
     api, session = tokens.provider(name), sessions.session_for(connection)
     if name == "qbo" and chosen.quantity_mode:

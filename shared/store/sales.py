@@ -155,6 +155,19 @@ def renew_pull_lease(organisation_id: str, provider: str, *, owner: str, now: in
     )
 
 
+def forget_cursor(organisation_id: str, provider: str) -> None:
+    """Another company is connected: the next pull reads it from the start date, not from a cursor (and the
+    place of a part-way pull) of the company before."""
+    _update(
+        organisation_id,
+        provider,
+        "REMOVE #c, #r",
+        {},
+        condition="attribute_exists(pk)",
+        names={"#c": "cursor", "#r": "resume"},
+    )
+
+
 def advance_cursor(
     organisation_id: str, provider: str, *, owner: str, cursor: str | None, last_pull: LastPull
 ) -> bool:

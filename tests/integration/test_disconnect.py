@@ -166,3 +166,39 @@ def test_a_connection_stored_before_the_tenant_index_is_listed_by_the_hourly_pas
     assert sorted(store.organisations_of_tenant("xero", AU_TENANT_ID)) == ["org-a", "org-b"]
     api.call("POST", "/integrations/xero/disconnect", organisation="org-b")  # org-a still uses it
     assert any(c.active for c in sandboxes.xero.identity.connections.values() if c.tenant_id == AU_TENANT_ID)
+
+
+def test_after_a_switch_to_another_company_the_old_accounts_and_sales_cursor_are_not_used(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """QBO account ids are small numbers, so the old company's mapping names unrelated accounts in the new
+    one: the settings show as not chosen (with a warning), an export fails saying so instead of posting,
+    the books check asks for the accounts, and the sales pull starts over from the start date."""
+    from tests.integration.test_exports import ok, setup_qbo
+
+    product = setup_qbo(api, sandboxes)["bolt"]
+    ok(
+        api.call(
+            "PUT", "/integrations/qbo/sales-tracking", json_body={"enabled": True, "start_date": "2026-11-02"}
+        )
+    )
+    api.pull_sales()
+    assert ok(api.call("GET", "/sales/status"))[0]["cursor"] is not None
+    second = sandboxes.qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    sandboxes.qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+
+    settings = ok(api.call("GET", "/integrations/qbo/export-settings"))
+    assert settings["configured"] is False, settings
+    assert "chosen for another QuickBooks Online company" in settings["warnings"][0]
+    assert ok(api.call("GET", "/sales/status"))[0]["cursor"] is None  # read again from the start date
+    line = {"product_id": product, "quantity": "10", "unit_cost": "12.50"}
+    body = {"received_at": "2026-11-20T09:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    (export,) = [e for e in ok(api.call("GET", "/exports")) if e["status"] != "posted"]
+    assert export["status"] == "failed" and "another QuickBooks Online company" in export["last_error"]
+    assert not sandboxes.qbo.list_records(second.realm_id, "JournalEntry")  # nothing in unrelated accounts
+    refused = api.call("GET", "/reconciliation")
+    assert refused.status == 409 and "choose the export accounts" in refused.body.decode()
