@@ -842,8 +842,10 @@ function exportSentence(item) {
     return `${subject} – ${document}${where ? ` in ${where}` : ""}, posted ${shortDay(item.updated_at)}`;
   }
   if (document) {
-    return `${capitalised(document)}${where ? ` in ${where}` : ""} for ${subject[0].toLowerCase()}`
-      + `${subject.slice(1)}, posted ${shortDay(item.updated_at)}`;
+    // "receipt R-1", but "QA rejection ..." keeps its capitals
+    const lowered = /^[A-Z]{2}/.test(subject) ? subject : subject[0].toLowerCase() + subject.slice(1);
+    return `${capitalised(document)}${where ? ` in ${where}` : ""} for ${lowered}`
+      + `, posted ${shortDay(item.updated_at)}`;
   }
   return where ? `${subject} – for ${where}` : subject;
 }
@@ -1335,7 +1337,7 @@ const tracking = {
 
 function uncosted(row) {
   const quantity = row.figures.uncosted;
-  if (!quantity || String(quantity) === "0") return null;
+  if (!quantity || Number(quantity) === 0) return null; // "0", "0.0" and "0.000" alike
   return h("span", { class: "problem block" }, `${quantity} not costed: too little stock on record`);
 }
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.config import settings
+from shared.dates import RecentDate
 from shared.errors import ServiceError
 from shared.lazy import lazy_module
 from shared.model import Model
@@ -436,7 +437,7 @@ def margins(
 @app.get("/reconciliation")
 def reconcile(
     as_of: Annotated[
-        date | None,
+        RecentDate | None,
         Query(description="the date to reconcile at the end of (default: today where the organisation is)"),
     ] = None,
 ) -> reconciliation.Reconciliation:

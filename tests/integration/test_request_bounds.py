@@ -141,6 +141,15 @@ def test_a_sales_tracking_start_outside_the_window_is_refused(api: Api, aws: Loc
     assert api.call("GET", "/sales/status").json() == []
 
 
+@pytest.mark.parametrize("as_of", ["0001-01-01", "2099-12-31"])
+def test_a_books_check_date_outside_the_window_is_refused_before_the_provider_is_asked(
+    api: Api, aws: LocalStack, as_of: str
+) -> None:
+    refused = api.call("GET", f"/reconciliation?as_of={as_of}")
+    assert refused.status == 400, refused.body
+    assert [d["field"] for d in refused.json()["details"]] == ["query.as_of"]
+
+
 def test_the_openapi_document_states_the_bounds(api: Api) -> None:
     document = api.call("GET", "/docs?format=json").json()
     line = document["components"]["schemas"]["ReceiptLineRequest"]["properties"]
