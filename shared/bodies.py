@@ -89,6 +89,8 @@ LineAmount = Annotated[Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an
 Amount = UnitCost
 
 
+LINE_LIMIT = Decimal(10**INTEGER_DIGITS)  # a line's value (a journal's amount) stays below this
+
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 ProductId = Annotated[str, Field(min_length=1, max_length=128)]
 _INBOUND = ConfigDict(frozen=True, extra="forbid")
@@ -111,6 +113,12 @@ class ReceiptLineRequest(Model):
             raise ValueError("rejected cannot exceed the quantity received")
         if (self.unit_cost is None) == (self.line_cost is None):
             raise ValueError("give either unit_cost or line_cost")
+        if self.unit_cost is not None and self.quantity * self.unit_cost >= LINE_LIMIT:
+            # the line's value is bounded as a line_cost is: it is what the journals post
+            raise ValueError(
+                f"quantity x unit_cost is {self.quantity * self.unit_cost:f}: a line's value has at most "
+                f"{INTEGER_DIGITS} digits before the decimal point, as line_cost"
+            )
         return self
 
     @property

@@ -74,6 +74,16 @@ def test_figures_outside_their_bounds_are_refused_naming_the_field(
     nothing_recorded(api)
 
 
+def test_a_line_whose_value_passes_the_bound_of_an_amount_is_refused(api: Api, stocked: None) -> None:
+    """Each figure within its bounds, their product not: 1e24 would reach the journals."""
+    huge = receipt(api, {"quantity": "999999999999.999999", "unit_cost": "999999999999.999999"})
+    details = refusal(huge)
+    assert [d["field"] for d in details] == ["lines.0"], details
+    assert "a line's value has at most 12 digits" in details[0]["problem"]
+    nothing_recorded(api)
+    assert receipt(api, {"quantity": "1000000", "unit_cost": "999999.999999"}).status == 201  # just below
+
+
 def test_figures_at_their_bounds_are_recorded(api: Api, stocked: None) -> None:
     largest = receipt(api, {"quantity": "999999999999.999999", "unit_cost": "0.000001"})
     assert largest.status == 201, largest.body
