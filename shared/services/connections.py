@@ -259,12 +259,10 @@ def _attach(
     )
     if previous_tenant and not same_company:  # another company's sales are read from the start date
         sales_store.forget_cursor(organisation_id, name)
-    if existing:  # exports that waited for this connection go on by themselves
-        from shared.services import (
-            exports,  # here, not at the top: keeps the OAuth callback's cold start lean
-        )
+    # exports that waited for this connection (or for any: recorded while none was) go on by themselves
+    from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
 
-        exports.resume_waiting(organisation_id, name, now=now)
+    exports.resume_waiting(organisation_id, name, now=now)
     if existing and existing.status == "expired":
         events.emit(
             "ConnectionRestored",

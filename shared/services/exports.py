@@ -82,10 +82,6 @@ class RetryLater(ServiceError):
         self.delay = delay
 
 
-class NotConnected(BadRequest):
-    pass
-
-
 class ExportOutcome(Model):
     export_id: str
     status: str
@@ -308,12 +304,9 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         unsure=old.unsure or old.status == "posting",
         provider=connection.provider if connection else "none",
     )
+    if connection is None:  # disconnected (or never connected): connecting resumes it (resume_waiting)
+        return _wait(attempt, None, "this organisation is not connected to QuickBooks Online or Xero")
     try:
-        if connection is None:
-            raise NotConnected(
-                "this organisation is not connected to QuickBooks Online or Xero; connect one, "
-                "then retry the export"
-            )
         claimed = Claimed(
             export_id=export_id,
             owner=owner,
@@ -328,7 +321,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     except NothingToPost as err:
         return _skip(attempt, err.message)
     except AuthExpired as err:
-        return _wait(attempt, connection, err)
+        return _wait(attempt, connection, err.message)
     except ServiceError as err:
         if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
             return _retry_or_give_up(attempt, err, receive_count)
@@ -432,12 +425,12 @@ def _retry_or_give_up(attempt: _Attempt, err: ServiceError, receive_count: int) 
     raise RetryLater(err.message, delay=min(delay, MAX_VISIBILITY)) from err
 
 
-def _wait(attempt: _Attempt, connection: Connection | None, err: AuthExpired) -> ExportOutcome:
-    _settle(attempt, "waiting", last_error=f"waiting for the connection to be restored: {err.message}")
+def _wait(attempt: _Attempt, connection: Connection | None, reason: str) -> ExportOutcome:
+    _settle(attempt, "waiting", last_error=f"waiting for the connection to be restored: {reason}")
     job, export_id = attempt.job, attempt.export_id
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
     now = sessions.in_use(job.organisation_id)
-    if connection and now and now.status == "connected" and now.grant_id != connection.grant_id:
+    if now and now.status == "connected" and (connection is None or now.grant_id != connection.grant_id):
         _resume(job.organisation_id, export_id, job, attempt.moment)
     return ExportOutcome(export_id=export_id, status="waiting")
 

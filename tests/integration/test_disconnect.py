@@ -202,3 +202,31 @@ def test_after_a_switch_to_another_company_the_old_accounts_and_sales_cursor_are
     assert not sandboxes.qbo.list_records(second.realm_id, "JournalEntry")  # nothing in unrelated accounts
     refused = api.call("GET", "/reconciliation")
     assert refused.status == 409 and "choose the export accounts" in refused.body.decode()
+
+
+def test_receipts_recorded_while_disconnected_wait_and_post_once_on_reconnecting(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A deliberate disconnect parks exports as waiting (not failed for a person to retry one by one), and
+    connecting the same company again resumes them."""
+    from tests.integration.test_exports import ok, setup_qbo
+
+    product = setup_qbo(api, sandboxes)["bolt"]
+    api.call("POST", "/integrations/qbo/disconnect")
+    line = {"product_id": product, "quantity": "4", "unit_cost": "2.50"}
+    for n in range(2):
+        body = {"receipt_id": f"R-OFF-{n}", "received_at": "2026-11-20T09:00:00Z", "lines": [line]}
+        ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    waiting = ok(api.call("GET", "/exports"))
+    assert {e["status"] for e in waiting} == {"waiting"}, waiting
+    assert "not connected" in waiting[0]["last_error"]
+
+    connect(api, sandboxes, "qbo")
+    Poller(aws).drain()
+    posted = ok(api.call("GET", "/exports"))
+    assert {e["status"] for e in posted} == {"posted"}, posted
+    journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    assert sorted(j["DocNumber"] for j in journals if j.get("DocNumber", "").startswith("PS-")) == sorted(
+        e["export_id"] for e in posted
+    )
