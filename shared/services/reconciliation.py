@@ -214,8 +214,9 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
             found.append(Reason(kind="rounding", amount=held - expected, note=note))
         difference = (provider_balance or ZERO) - expected
         left = difference - sum((r.amount for r in found), ZERO)
-        if left and abs(left) < 2 * CENT:  # values not yet posted, rounded in the subledger's total
-            found.append(Reason(kind="rounding", amount=left, note="rounding of values not yet posted"))
+        if left and abs(left) < 2 * CENT:  # the stock ledger's exact value against whole cents posted
+            note = "cents rounding: journals post whole cents, the stock ledger keeps the exact value"
+            found.append(Reason(kind="rounding", amount=left, note=note))
             left = ZERO
         account = chart.get(account_id)
         lines.append(
