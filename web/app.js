@@ -1442,7 +1442,12 @@ const books = {
       return;
     }
     await exportsList.loading?.catch(() => {}); // the reasons name the exports they mention
-    await this.fetch(this.asOf.value);
+    // the first check is of today where the organisation is (the API's default), not where the browser is
+    const found = await this.fetch("");
+    if (found?.as_of) {
+      if (found.as_of > this.asOf.max) this.asOf.max = found.as_of;
+      this.asOf.value = found.as_of;
+    }
   },
 
   async fetch(asOf) {
