@@ -88,7 +88,7 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
     """``Idempotency-Key``: a repeated request gets the first answer again (``Idempotent-Replayed: true``)."""
     event = app.current_event
     key = event.headers.get("idempotency-key")
-    if not key:
+    if key is None:  # an empty header is a key too, refused by begin (1 to 255 characters)
         return next_middleware(app)
     organisation, scope = caller_organisation(app), f"{event.http_method} {event.path}"
     # the query string is part of the request (a retry's post_on): same key, other query, is another request

@@ -45,6 +45,8 @@ def test_a_retried_receipt_and_build_are_recorded_once(
     other = post(api, "/receipts", {**receipt, "received_at": "2026-11-04T09:00:00Z"}, "rcv-2026-11-02-a")
     assert other.status == 422 and "another request body" in other.json()["message"]
     assert post(api, "/receipts", receipt, "bad key with spaces").status == 400
+    empty = api.call("POST", "/receipts", json_body=receipt, headers={"idempotency-key": ""})
+    assert empty.status == 400 and "Idempotency-Key" in empty.json()["message"]  # not "no key"
     # keys belong to their organisation: another organisation's same key is its own
     assert (
         post(api, "/receipts", receipt, "rcv-2026-11-02-a", organisation="org-b").status == 400
