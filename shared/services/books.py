@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 else:  # the margins code loads only when a plan or a day's close needs the costed ledger
     margins = lazy_module("shared.services.margins")
 from shared.store import books as store
+from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import inventory as inventory_store
@@ -287,6 +288,12 @@ def record_of(organisation_id: str, job: ExportJob) -> InventoryRecord | None:
     return record
 
 
+def _label(job: ExportJob, product_id: str) -> str:
+    """A product as an accountant reads it in a narration: its SKU (or name), not Partsemble's id."""
+    found = catalog_store.get_products(job.organisation_id, [product_id])
+    return next((p.sku or p.name for p in found if p.sku or p.name), product_id)
+
+
 def describe(job: ExportJob, record: InventoryRecord | None) -> tuple[date, str]:
     """The date and narration of an event's journal (``record``: ``record_of`` the event)."""
     if isinstance(record, Receipt):
@@ -296,7 +303,10 @@ def describe(job: ExportJob, record: InventoryRecord | None) -> tuple[date, str]
         return record.rejected_at.date(), f"QA rejection on receipt {record.receipt_id}"
     if isinstance(record, BuildRecord):
         build = record.build
-        return build.built_at.date(), f"Build {build.build_id}: {build.quantity} x {build.product_id}"
+        return (
+            build.built_at.date(),
+            f"Build {build.build_id}: {build.quantity} x {_label(job, build.product_id)}",
+        )
     return date.fromisoformat(job.record_id), f"Cost of goods sold for the sales of {job.record_id}"
 
 

@@ -268,6 +268,8 @@ def test_xero_manual_journals_balance_and_carry_the_marker(
         "bracket": [("632", D("5.44")), ("630", D("-5.44"))],
         "shelf": [("632", D("0.32")), ("630", D("-0.32"))],
     }
+    bracket = journals[exported[ids["bracket"]]["document_id"]]["Narration"]
+    assert ": 4 x BRACKET-S" in bracket, bracket  # the product by its SKU, as an accountant reads it
     for record_id in ids.values():
         export = exported[record_id]
         journal = journals[export["document_id"]]
