@@ -659,3 +659,19 @@ def test_a_retried_export_that_a_true_up_corrected_is_reconciled_on_an_earlier_d
     status, accounts = reconciled(api, "2026-11-07")
     assert all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
     assert status == "balanced", accounts
+
+
+def test_thirds_of_a_cent_received_and_rejected_post_whole_cents_and_balance(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Thirds of a cent, a third rejected: the waste and the stock each posted in whole cents (0.33 and
+    0.67 of 0.999999) and the books check finds every account agreeing."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    line = {"product_id": bolt, "quantity": "3", "rejected": "1", "unit_cost": "0.333333"}
+    body = {"receipt_id": "R-THIRDS", "received_at": "2026-11-02T09:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    minutes.next()
+    Poller(aws).drain()
+    status, accounts = reconciled(api)
+    assert status == "balanced", accounts
+    assert (accounts["480"]["provider_balance"], accounts["630"]["provider_balance"]) == ("0.33", "0.67")
