@@ -1337,7 +1337,7 @@ const tracking = {
 
 function uncosted(row) {
   const quantity = row.figures.uncosted;
-  if (!quantity || Number(quantity) === 0) return null; // "0", "0.0" and "0.000" alike
+  if (!quantity || isZero(quantity)) return null; // "0", "0.0" and "0.000" alike
   return h("span", { class: "problem block" }, `${quantity} not costed: too little stock on record`);
 }
 

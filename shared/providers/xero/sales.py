@@ -53,7 +53,7 @@ def sales_changes(
     halt = stop or (lambda: False)
     state: dict[str, Any] = json.loads(resume) if resume else {}
     records: list[tuple[str, dict[str, Any]]] = []
-    answered: list[str] = [state["server_time"]] if state.get("server_time") else []
+    server_time: str = state.get("server_time") or ""  # Xero's time at the pull's first answer
     newest: str | None = state.get("latest")  # the cursor when Xero's answers carry no time
     names = list(COLLECTIONS)
     first = int(state.get("collection") or 0)
@@ -64,9 +64,10 @@ def sales_changes(
         if since is None:
             where += f" AND Date>=DateTime({start.year},{start.month:02d},{start.day:02d})"
         begin = (state.get("after") or since, int(state.get("page") or 1)) if index == first else (since, 1)
-        found, reached = _changed(
-            api, session, collection, where, begin, on_page or (lambda: None), halt, answered
+        found, reached, answered_at = _changed(
+            api, session, collection, where, begin, on_page or (lambda: None), halt
         )
+        server_time = server_time or answered_at
         latest_version: dict[str, dict[str, Any]] = {}
         for record in found:  # read twice when edited during the pull: the later read is the newer one
             latest_version[str(record[id_field])] = record
@@ -78,11 +79,9 @@ def sales_changes(
         elif index + 1 < len(names) and halt():
             stopped = {"collection": index + 1}
         if stopped is not None:
-            resumed = json.dumps(
-                {**stopped, "server_time": answered[0] if answered else "", "latest": newest}
-            )
+            resumed = json.dumps({**stopped, "server_time": server_time, "latest": newest})
             return Changes(tuple(sale(c, r) for c, r in records), since, resume=resumed)
-    moved = (datetime.fromisoformat(answered[0]) - OVERLAP).isoformat() if answered else newest
+    moved = (datetime.fromisoformat(server_time) - OVERLAP).isoformat() if server_time else newest
     cursor = latest([moved] if moved else [], since)
     return Changes(tuple(sale(collection, record) for collection, record in records), cursor)
 
@@ -100,11 +99,10 @@ def _changed(
     begin: tuple[str | None, int],
     tick: Callable[[], None],
     halt: Callable[[], bool],
-    answered: list[str],
-) -> tuple[list[dict[str, Any]], tuple[str | None, int] | None]:
+) -> tuple[list[dict[str, Any]], tuple[str | None, int] | None, str]:
     """Every document of ``collection`` matching ``where`` changed since the stamp ``begin`` names (from its
     page), ordered by ``UpdatedDateUTC``, a page of 1000 at a time; and, when ``halt`` stopped the read with
-    more to read, the stamp and page to go on from.
+    more to read, the stamp and page to go on from; and Xero's time at its first answer.
 
     Xero orders by ``UpdatedDateUTC`` and a document edited while the pages are read moves to the end
     (spec: ``order`` and ``If-Modified-Since``, "only records created or modified since this timestamp will
@@ -114,26 +112,25 @@ def _changed(
     read in that second is read again and de-duplicated by the caller. Only a full page inside one second
     steps on with ``page``."""
     found: list[dict[str, Any]] = []
-    after, page = begin
+    after, page, answered_at = *begin, ""
     while True:
         query = {"where": where, "order": "UpdatedDateUTC ASC", "unitdp": "4"}  # unit amounts unrounded
         chunk, time = api.page(session, collection, since=after, params=query, page=page)
-        if time and not answered:
-            answered.append(time)  # Xero's time at the pull's first answer
+        answered_at = answered_at or time
         tick()
         found.extend(chunk)
         if len(chunk) < xero_api.PAGE:
-            return found, None
+            return found, None, answered_at
         first, last = _second(chunk[0]), _second(chunk[-1])
         if last is None:
-            return found, None
+            return found, None, answered_at
         started = datetime.fromisoformat(after).replace(microsecond=0) if after else None
         if first == last == started:
             page += 1  # the whole page lies in the second it started from
         else:
             after, page = last.isoformat(), 1
         if halt():
-            return found, (after, page)
+            return found, (after, page), answered_at
 
 
 def home_currency(api: XeroApi, session: Session) -> str:
