@@ -75,9 +75,9 @@ class Outcome:
 
 
 def enumerate_time(n: int, extra_per_row: float = 0.0) -> list[float]:
-    """When each connection's message is on the queue: the index's partitions (the shards and the unsharded
-    one) read ``SHARD_READERS`` at a time, each page by page, then sent ten to a request."""
-    partitions = SHARDS + 1
+    """When each connection's message is on the queue: the index's shards read ``SHARD_READERS`` at a time,
+    each page by page, then sent ten to a request."""
+    partitions = SHARDS
     pages_each = max(1, math.ceil(n / partitions / ROWS_PER_PAGE))
     t = math.ceil(partitions / SHARD_READERS) * pages_each * QUERY_PAGE  # every row is read before a send
     times = []

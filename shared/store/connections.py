@@ -17,11 +17,11 @@ from shared.model import Model
 from shared.store.dynamo import conditional, org_items, query_all, query_items, set_clause
 from shared.store.keys import (
     CONNECTION_PREFIX,
+    CONNECTION_SHARDS,
     GRANT_SK,
     connection_index,
     connection_index_pks,
     connection_sk,
-    connections_shard_pk,
     grant_pk,
     org_pk,
     tenant_pk,
@@ -81,13 +81,12 @@ def all_connections() -> list[Connection]:
     return list(iter_connections())
 
 
-SHARD_READERS = 8  # index partitions read at once: a pass waits ~3 round trips, not 17
+SHARD_READERS = CONNECTION_SHARDS  # every index partition read at once: a pass waits one round trip
 
 
 def iter_connections(*, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
-    """Every connection, its index partitions read concurrently (the shards, then the rows still under the
-    unsharded key); ``fields`` limits what each row carries (its keys and status always come). A row being
-    moved to its shard may be read twice: it is yielded once."""
+    """Every connection, its index partitions read concurrently; ``fields`` limits what each row carries (its
+    keys and status always come)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from boto3.dynamodb.conditions import Key
@@ -102,14 +101,9 @@ def iter_connections(*, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
         return query_all(IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq(pk), **dict(extra))
 
     table()  # made once, before the readers share it (boto3's clients are thread-safe, its caches are not)
-    seen: set[tuple[str, str]] = set()
     with ThreadPoolExecutor(max_workers=SHARD_READERS) as readers:
         for items in readers.map(partition, connection_index_pks()):
-            for item in items:
-                key = (item["pk"], item["sk"])
-                if key not in seen:
-                    seen.add(key)
-                    yield _keyed(item)
+            yield from map(_keyed, items)
 
 
 def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
@@ -157,9 +151,7 @@ def organisations_of_tenant(provider: str, tenant_id: str) -> list[str]:
 def update_connection(
     organisation_id: str, provider: str, fields: dict[str, Any], *, only_if_grant: str | None = None
 ) -> bool:
-    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant. A row
-    still under the unsharded index key moves to its shard here."""
-    fields = {**fields, "gsi1pk": connections_shard_pk(organisation_id)}
+    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant."""
     assignments, names, values = set_clause(fields)
     condition = "attribute_exists(pk)"
     if only_if_grant is not None:

@@ -202,23 +202,23 @@ def test_a_tick_queues_only_connections_due_and_a_message_queued_twice_checks_on
     assert Scheduler(aws).fire("TokenRefreshFunction")["due"] == 0  # both checked moments ago
 
 
-def test_connections_spread_over_index_shards_and_old_rows_are_still_read_then_moved(
+def test_connections_spread_over_index_shards_and_the_pass_reads_every_shard(
     api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
-    connect(api, sandboxes, "qbo", organisation="org-a")
-    table = boto3.resource("dynamodb").Table(aws.physical("Table"))
-    key = {"pk": keys.org_pk("org-a"), "sk": keys.connection_sk("qbo")}
-    assert table.get_item(Key=key)["Item"]["gsi1pk"] == keys.connections_shard_pk("org-a") != "CONNECTIONS"
     assert len({keys.connections_shard_pk(f"org-{n}") for n in range(200)}) == keys.CONNECTION_SHARDS
-    # a row written before the index was sharded: no migration, the pass still reads it
-    table.update_item(
-        Key=key, UpdateExpression="SET gsi1pk = :old", ExpressionAttributeValues={":old": "CONNECTIONS"}
-    )
-    assert [c.organisation_id for c in store.all_connections()] == ["org-a"]
-    assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 1
-    assert Poller(aws).drain() == 1
-    assert table.get_item(Key=key)["Item"]["gsi1pk"] == keys.connections_shard_pk("org-a")  # its next write
-    assert [c.organisation_id for c in store.all_connections()] == ["org-a"]
+    # one organisation in each shard (found by the hash the store uses)
+    organisations: dict[str, str] = {}
+    for n in range(200):
+        organisations.setdefault(keys.connections_shard_pk(f"org-{n}"), f"org-{n}")
+    assert len(organisations) == keys.CONNECTION_SHARDS
+    table = boto3.resource("dynamodb").Table(aws.physical("Table"))
+    for shard, organisation in organisations.items():
+        connect(api, sandboxes, "qbo", organisation=organisation)
+        key = {"pk": keys.org_pk(organisation), "sk": keys.connection_sk("qbo")}
+        assert table.get_item(Key=key)["Item"]["gsi1pk"] == shard
+    assert sorted(c.organisation_id for c in store.all_connections()) == sorted(organisations.values())
+    assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == keys.CONNECTION_SHARDS
+    assert Poller(aws).drain() == keys.CONNECTION_SHARDS
 
 
 def test_a_token_the_provider_refuses_mid_run_is_refreshed_once_and_the_call_repeated(
