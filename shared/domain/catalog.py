@@ -59,6 +59,21 @@ class Product(Model):
     unit: str = "each"
     provider_links: dict[str, str] = Field(default_factory=dict)  # provider -> provider item id
     components: tuple[Component, ...] = ()
+    # "<provider>:<company id>" -> item id: links to the items of a company connected before a switch of
+    # company, which that company's sales documents still map by (``with_company``)
+    former_links: dict[str, str] = Field(default_factory=dict)
+
+    def with_company(self, provider: str, before: str, after: str) -> Product:
+        """The product once ``provider``'s company ``before`` gives way to ``after``: its link to the
+        company before is kept among the former links, and a link it had to ``after`` when that company was
+        connected before comes back (item ids are the company's own: none is valid in another company)."""
+        former = dict(self.former_links)
+        if provider in self.provider_links:
+            former[f"{provider}:{before}"] = self.provider_links[provider]
+        links = {k: v for k, v in self.provider_links.items() if k != provider}
+        if f"{provider}:{after}" in former:
+            links[provider] = former.pop(f"{provider}:{after}")
+        return self.model_copy(update={"provider_links": links, "former_links": former})
 
 
 class Account(Model):

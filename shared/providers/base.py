@@ -96,7 +96,10 @@ class PulledSale(Model):
     """A sales document changed since a cursor; a deleted one carries only its id and status."""
 
     model_config = ConfigDict(frozen=True)
-    document_id: str  # "<provider>:<entity>:<provider id>", unique in the organisation's ledger
+    document_id: (
+        str  # "qbo:<realm>:<entity>:<id>" or "xero:<entity>:<GUID>", unique in the organisation's ledger
+    )
+    tenant_id: str = ""  # the company it was read from (a QBO realm, a Xero tenant)
     kind: SaleKind
     status: Literal["active", "voided", "deleted", "draft"]
     version: str  # the provider's change stamp or sync token

@@ -257,8 +257,8 @@ def _attach(
             ),
         },
     )
-    if previous_tenant and not same_company:  # another company's sales are read from the start date
-        sales_store.forget_cursor(organisation_id, name)
+    if previous_tenant and not same_company:
+        _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
     # exports that waited for this connection (or for any: recorded while none was) go on by themselves
     from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
 
@@ -270,6 +270,23 @@ def _attach(
         )
     logger.info("connection completed", extra={"organisation_id": organisation_id, "provider": name})
     return CallbackOutcome(provider=name, status="connected", company_name=tenant.name)
+
+
+def _switched(organisation_id: str, name: ProviderName, before: str, after: str) -> None:
+    """Nothing read from the company before is used for the new one: its items, chart, suppliers and sync
+    cursors are forgotten and the products' links to its items kept aside, so no export names its ids and no
+    document of the new company maps by them; its sales documents keep their mapping, and the new company's
+    sales are read from the start date."""
+    from shared.store import (
+        catalog as catalog_store,
+    )  # here: the callback loads the catalog only for a switch
+
+    moved = catalog_store.forget_company(organisation_id, name, before, after)
+    sales_store.switch_company(organisation_id, name, after)
+    logger.info(
+        "company switched",
+        extra={"organisation_id": organisation_id, "provider": name, "products_links_moved": moved},
+    )
 
 
 def _view(name: ProviderName, connection: store.Connection | None) -> ConnectionView:

@@ -258,6 +258,11 @@ def _sale_documents(
     mapped: list[_Mapped] = []
     excluded: list[tuple[Excluded, date | None]] = []
     links = {(provider, item): p for p in products for provider, item in p.provider_links.items()}
+    # a company's documents read before a switch of company map by the links to its items then
+    former: dict[str, dict[tuple[str, str], Product]] = {}
+    for p in products:
+        for company, item in p.former_links.items():
+            former.setdefault(company, {})[(company.split(":", 1)[0], item)] = p
     by_sku = {sku_key(p.sku): p for p in products if sku_key(p.sku)}
     by_id = {p.product_id: p for p in products}
     pulled = sorted(
@@ -281,7 +286,11 @@ def _sale_documents(
                 )
             )
             continue
-        lines, unmapped = _sale_lines(provider, document.lines, links, by_sku, by_id)
+        before_switch = bool(
+            tracking.tenant_id and document.tenant_id and document.tenant_id != tracking.tenant_id
+        )
+        mapping = former.get(f"{provider}:{document.tenant_id}", {}) if before_switch else links
+        lines, unmapped = _sale_lines(provider, document.lines, mapping, by_sku, by_id)
         notes = (
             [f"{len(unmapped)} line(s) name no Partsemble product: kept, shown as unmapped, not costed"]
             if unmapped
@@ -298,13 +307,14 @@ def _sale_documents(
             lines=tuple(lines),
             restock=restocks(document.note),
         )
+        customer = f"{document.tenant_id}:{document.customer_id}"  # customer ids are each company's own
         if document.kind == "credit_note":
-            match = match_credit(sale, document.customer_id, document.sale_ids, sales)
+            match = match_credit(sale, customer, document.sale_ids, sales)
             notes.extend([match.note] if match.note else [])
             sale = sale.model_copy(update={"original_document_id": match.sale_id})
         mapped.append(_Mapped(pulled=document, sale=sale, unmapped=unmapped, notes=notes))
         if document.kind != "credit_note" and document.status == "active":
-            sales.append(KnownSale(sale, document.customer_id, document.number))
+            sales.append(KnownSale(sale, customer, document.number))
     return mapped, excluded
 
 

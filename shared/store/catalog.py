@@ -144,6 +144,30 @@ def put_suppliers(organisation_id: str, values: Iterable[Supplier]) -> None:
     _put_all(organisation_id, ((supplier_sk(s.provider, s.supplier_id), s) for s in values))
 
 
+# ---- a switch of company ---------------------------------------------------------------------------------
+def forget_company(organisation_id: str, provider: str, before: str, after: str) -> int:
+    """``provider``'s company ``before`` gives way to ``after``: the items, chart, suppliers and sync cursors
+    read from it go (their ids name other things, or nothing, in the new company), and each product's link to
+    it moves to its former links (``Product.with_company``). Returns the products whose links changed."""
+    prefixes = (
+        item_prefix(provider),
+        account_prefix(provider),
+        supplier_prefix(provider),
+        cursor_sk(provider, ""),
+    )
+    with table().batch_writer() as batch:
+        for prefix in prefixes:
+            for row in iter_org_items(organisation_id, prefix, ProjectionExpression="pk, sk"):
+                batch.delete_item(Key={"pk": row["pk"], "sk": row["sk"]})
+    moved = [
+        p.with_company(provider, before, after)
+        for p in iter_products(organisation_id)
+        if provider in p.provider_links or f"{provider}:{after}" in p.former_links
+    ]
+    put_products(organisation_id, moved)
+    return len(moved)
+
+
 # ---- incremental sync cursors ----------------------------------------------------------------------------
 def get_cursor(organisation_id: str, provider: str, entity: str) -> str | None:
     key = {"pk": org_pk(organisation_id), "sk": cursor_sk(provider, entity)}

@@ -47,6 +47,8 @@ class Tracking(TrackingShown):
     pull under way."""
 
     organisation_id: str
+    # the company pulled since the last switch of company; None: the only one ever connected
+    tenant_id: str | None = None
     resume: str | None = None  # where the next part of a pull stopped part way goes on
     lease_owner: str | None = None
     lease_until: int = 0  # epoch seconds
@@ -155,14 +157,15 @@ def renew_pull_lease(organisation_id: str, provider: str, *, owner: str, now: in
     )
 
 
-def forget_cursor(organisation_id: str, provider: str) -> None:
+def switch_company(organisation_id: str, provider: str, tenant_id: str) -> None:
     """Another company is connected: the next pull reads it from the start date, not from a cursor (and the
-    place of a part-way pull) of the company before."""
+    place of a part-way pull) of the company before, and the documents read before are that company's (their
+    lines map by its links: ``Product.former_links``)."""
     _update(
         organisation_id,
         provider,
-        "REMOVE #c, #r",
-        {},
+        "SET tenant_id = :t REMOVE #c, #r",
+        {":t": tenant_id},
         condition="attribute_exists(pk)",
         names={"#c": "cursor", "#r": "resume"},
     )

@@ -3,6 +3,7 @@ reconnecting the same company resumes; another company needs an explicit switch.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
-from infra.sandboxes.qbo_demo import DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
+from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.services import tokens
 from shared.store import connections as store
@@ -230,3 +231,78 @@ def test_receipts_recorded_while_disconnected_wait_and_post_once_on_reconnecting
     assert sorted(j["DocNumber"] for j in journals if j.get("DocNumber", "").startswith("PS-")) == sorted(
         e["export_id"] for e in posted
     )
+
+
+def test_after_a_switch_the_old_companys_items_are_not_used_and_its_sales_keep_their_costs(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """QBO numbers each company's items and invoices on their own: after a switch, no product stays linked to
+    an item id of the company before (that id is another item, or nothing, in the new one), the items and
+    chart read from it are gone, the new company's invoice numbered as an old one is a document of its own,
+    and the old company's sales keep their products and costs; a sync links the products again by SKU."""
+    from tests.integration.test_margins import by_number, ok, products_by_sku
+    from tests.integration.test_sales_pull import qbo_invoice
+
+    connect(api, sandboxes, "qbo")
+    bracket = products_by_sku(api, "qbo", [BRACKET_20])["FG-WB-20"]
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    line = {"product_id": bracket, "quantity": "10", "unit_cost": "2.00"}
+    ok(api.call("POST", "/receipts", json_body={"received_at": "2026-11-03T09:00:00Z", "lines": [line]}), 201)
+    tracking = {"enabled": True, "start_date": "2026-11-02"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    sold = qbo_invoice(sandboxes, "2001", "2026-11-10", 3)
+    api.pull_sales()
+    assert Decimal(by_number(ok(api.call("GET", "/margins")))["2001"]["figures"]["cogs"]) == Decimal("6.00")
+
+    qbo = sandboxes.qbo
+    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    income = qbo.create_record(
+        second.realm_id,
+        "Account",
+        {"Name": "Sales", "AccountType": "Income", "AccountSubType": "SalesOfProductIncome"},
+    )
+    customer = qbo.create_record(second.realm_id, "Customer", {"DisplayName": "Dockside Ltd"})
+    item = qbo.create_record(
+        second.realm_id,
+        "Item",
+        {
+            "Name": "Bracket 20",
+            "Type": "NonInventory",
+            "Sku": "FG-WB-20",
+            "IncomeAccountRef": {"value": income["Id"]},
+        },
+    )
+
+    def invoice(number: str, day: str, qty: int) -> dict[str, Any]:
+        detail = {"ItemRef": {"value": item["Id"]}, "Qty": qty, "UnitPrice": "5.00"}
+        body = {
+            "DocNumber": number,
+            "TxnDate": day,
+            "CustomerRef": {"value": customer["Id"]},
+            "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+        }
+        return qbo.create_record(second.realm_id, "Invoice", body)
+
+    while invoice("OLD", "2026-10-01", 1)["Id"] != str(int(sold["Id"]) - 1):  # before the start date
+        pass
+    assert invoice("3001", "2026-11-12", 2)["Id"] == sold["Id"]  # the same number as the old company's sale
+
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+    (product,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == bracket]
+    assert product["provider_links"] == {} and product["former_links"] == {f"qbo:{DEMO_REALM_ID}": BRACKET_20}
+    assert ok(api.call("GET", "/integrations/qbo/items")) == []
+    assert ok(api.call("GET", "/integrations/qbo/accounts")) == []
+
+    api.pull_sales()
+    report = by_number(ok(api.call("GET", "/margins")))
+    assert Decimal(report["2001"]["figures"]["cogs"]) == Decimal("6.00")  # still costed, its product kept
+    assert [u["item"] for u in report["3001"]["unmapped"]] == [item["Id"]]  # no old link maps it
+
+    ok(api.call("POST", "/integrations/qbo/sync/items"))  # linked again, by SKU, to the new company's item
+    report = by_number(ok(api.call("GET", "/margins")))
+    assert Decimal(report["3001"]["figures"]["cogs"]) == Decimal("4.00") and not report["3001"]["unmapped"]
+    assert Decimal(report["2001"]["figures"]["cogs"]) == Decimal("6.00")
+    (product,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == bracket]
+    assert product["provider_links"] == {"qbo": item["Id"]}

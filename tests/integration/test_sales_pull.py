@@ -116,7 +116,9 @@ def test_qbo_first_pull_reads_from_the_start_date_then_one_cdc_call_reads_the_ch
     )
     sandboxes.qbo.delete_record(DEMO_REALM_ID, "Invoice", gone)
     changed = pull(api)
-    assert sorted(changed["stored"]) == sorted([f"qbo:Invoice:{added['Id']}", f"qbo:Invoice:{gone}"])
+    assert sorted(changed["stored"]) == sorted(
+        [f"qbo:{DEMO_REALM_ID}:Invoice:{added['Id']}", f"qbo:{DEMO_REALM_ID}:Invoice:{gone}"]
+    )
     excluded = ok(api.call("GET", "/margins"))["excluded"]
     assert [(e["number"], e["reason"]) for e in excluded] == [("1002", "deleted in the provider")]
 
@@ -529,7 +531,7 @@ def test_qbo_a_document_edited_between_page_reads_is_never_skipped(
     edited = next(
         d
         for d in map(sales.PulledSale.model_validate_json, sales_store.documents("org-a"))
-        if d.document_id == f"qbo:Invoice:{mine[0]['Id']}"
+        if d.document_id == f"qbo:{DEMO_REALM_ID}:Invoice:{mine[0]['Id']}"
     )
     assert edited.note == "re-sent"  # one version per document: the latest
 

@@ -222,3 +222,17 @@ def test_settings_problems_name_each_field_and_follow_the_mode() -> None:
         "accounts.adjustment",
     ]
     assert export_settings_problems("xero", "inventory_adjustments", accounts, CHART)[0][0] == "mode"
+
+
+def test_a_switch_of_company_sets_the_links_aside_and_switching_back_brings_them_back() -> None:
+    product = Product(product_id="p1", sku="FG-1", name="Bracket", provider_links={"qbo": "5", "xero": "X-1"})
+    second = product.with_company("qbo", "realm-a", "realm-b")
+    assert second.provider_links == {"xero": "X-1"}  # the other provider's link is untouched
+    assert second.former_links == {"qbo:realm-a": "5"}
+    linked = second.model_copy(update={"provider_links": {**second.provider_links, "qbo": "1"}})  # a sync
+    back = linked.with_company("qbo", "realm-b", "realm-a")
+    assert back.provider_links == {"xero": "X-1", "qbo": "5"}
+    assert back.former_links == {"qbo:realm-b": "1"}
+    third = back.with_company("qbo", "realm-a", "realm-c")  # a company never linked: no link
+    assert third.provider_links == {"xero": "X-1"}
+    assert third.former_links == {"qbo:realm-b": "1", "qbo:realm-a": "5"}

@@ -38,7 +38,7 @@ def test_qbo_tax_inclusive_lines_count_their_amount_without_tax_and_a_flat_disco
             },
         ],
     }
-    lines = qbo_sale("Invoice", record).lines
+    lines = qbo_sale("Invoice", record, "9130350000000001").lines
     # revenue from Amount (100.00, 50.00), never TaxInclusiveAmt; the 15.01 discount over 100 : 50 is
     # 10.0066.. and 5.0033..: floors 10.00 + 5.00, the last cent to the larger remainder -> 10.01 and 5.00
     assert [line.amount for line in lines] == [D("89.99"), D("45.00")]
@@ -58,7 +58,11 @@ def test_qbo_percent_discount_without_an_amount_is_worked_out_from_the_lines_abo
         ],
     }
     # 10 % of 100.05 = 10.005 -> 10.01; 3.3366.. each: 3.33 x 3 leaves 2 cents, to the first two (ties)
-    assert [line.amount for line in qbo_sale("Invoice", record).lines] == [D("30.01"), D("30.01"), D("30.02")]
+    assert [line.amount for line in qbo_sale("Invoice", record, "9130350000000001").lines] == [
+        D("30.01"),
+        D("30.01"),
+        D("30.02"),
+    ]
 
 
 def test_xero_line_without_a_line_amount_is_discounted_and_net_of_included_tax() -> None:
@@ -68,4 +72,4 @@ def test_xero_line_without_a_line_amount_is_discounted_and_net_of_included_tax()
         "LineItems": [{"Quantity": "3", "UnitAmount": "10.00", "DiscountRate": "20", "TaxAmount": "2.18"}],
     }
     # 3 x 10.00 x 80 % = 24.00 including 2.18 GST -> 21.82
-    assert xero_sale("CreditNotes", record).lines[0].amount == D("21.82")
+    assert xero_sale("CreditNotes", record, "tenant-1").lines[0].amount == D("21.82")

@@ -58,19 +58,19 @@ def sales_changes(
         records = _cdc_records(body)
         server_time = str(body.get("time") or "")
         if len(records) < CDC_CAP:
-            return Changes(_sales(records), _cursor(server_time, since))
+            return Changes(_sales(records, session.tenant_id), _cursor(server_time, since))
         # capped: the live documents by query, the deletions CDC did name
         extra = [(e, r) for e, r in records if r.get("status") == "Deleted"]
         state = {"where": _updated_since(since), "server_time": server_time}
     records, state, more = _query(api, session, state, tick, halt)
     records += extra
     if more:
-        return Changes(_sales(records), since, resume=json.dumps(state))
-    return Changes(_sales(records), _cursor(str(state.get("server_time") or ""), since))
+        return Changes(_sales(records, session.tenant_id), since, resume=json.dumps(state))
+    return Changes(_sales(records, session.tenant_id), _cursor(str(state.get("server_time") or ""), since))
 
 
-def _sales(records: list[tuple[str, dict[str, Any]]]) -> tuple[PulledSale, ...]:
-    return tuple(sale(entity, record) for entity, record in _latest_versions(records))
+def _sales(records: list[tuple[str, dict[str, Any]]], realm_id: str) -> tuple[PulledSale, ...]:
+    return tuple(sale(entity, record, realm_id) for entity, record in _latest_versions(records))
 
 
 def _cursor(server_time: str, since: str | None) -> str | None:
@@ -178,17 +178,27 @@ def offset_zone(stamp: str) -> str:
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
-def sale(entity: str, record: dict[str, Any]) -> PulledSale:
-    document_id = f"qbo:{entity}:{record['Id']}"
+def sale(entity: str, record: dict[str, Any], realm_id: str) -> PulledSale:
+    """The document as read from the company ``realm_id``. Its id names the company: QBO numbers each
+    company's transactions on their own (Invoice 145 is in every company that has 145 of them), so two
+    companies' documents, after a switch of company, never take each other's place."""
+    document_id = f"qbo:{realm_id}:{entity}:{record['Id']}"
     kind = ENTITIES[entity]
     stamp = updated_at(record)
     if record.get("status") == "Deleted":
-        return PulledSale(document_id=document_id, kind=kind, status="deleted", version=f"deleted@{stamp}")
+        return PulledSale(
+            document_id=document_id,
+            tenant_id=realm_id,
+            kind=kind,
+            status="deleted",
+            version=f"deleted@{stamp}",
+        )
     note = str(record.get("PrivateNote") or "")
     # QBO keeps a voided document with every amount and quantity 0 and "Voided" before its note (no status)
     voided = number(record.get("TotalAmt")) == 0 and note.startswith("Voided")
     return PulledSale(
         document_id=document_id,
+        tenant_id=realm_id,
         kind=kind,
         status="voided" if voided else "active",
         version=f"{record.get('SyncToken', '')}@{stamp}",
@@ -199,7 +209,7 @@ def sale(entity: str, record: dict[str, Any]) -> PulledSale:
         rate=number(record.get("ExchangeRate")),
         lines=tuple(_lines(record.get("Line") or [])),
         sale_ids=tuple(
-            f"qbo:{link['TxnType']}:{link['TxnId']}"
+            f"qbo:{realm_id}:{link['TxnType']}:{link['TxnId']}"
             for link in record.get("LinkedTxn") or []
             if link.get("TxnType") in SALE_LINKS and link.get("TxnId")
         ),

@@ -80,10 +80,10 @@ def sales_changes(
             stopped = {"collection": index + 1}
         if stopped is not None:
             resumed = json.dumps({**stopped, "server_time": server_time, "latest": newest})
-            return Changes(tuple(sale(c, r) for c, r in records), since, resume=resumed)
+            return Changes(tuple(sale(c, r, session.tenant_id) for c, r in records), since, resume=resumed)
     moved = (datetime.fromisoformat(server_time) - OVERLAP).isoformat() if server_time else newest
     cursor = latest([moved] if moved else [], since)
-    return Changes(tuple(sale(collection, record) for collection, record in records), cursor)
+    return Changes(tuple(sale(c, r, session.tenant_id) for c, r in records), cursor)
 
 
 def _second(record: dict[str, Any]) -> datetime | None:
@@ -225,13 +225,15 @@ WINDOWS_ZONES = {
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
-def sale(collection: str, record: dict[str, Any]) -> PulledSale:
+def sale(collection: str, record: dict[str, Any], tenant_id: str) -> PulledSale:
+    """The document as read from the tenant ``tenant_id``; Xero's ids are GUIDs, unique across tenants."""
     _, kind, id_field = COLLECTIONS[collection]
     entity = collection.removesuffix("s")
     issued = instant(record.get("Date"))
     inclusive = record.get("LineAmountTypes") == "Inclusive"
     return PulledSale(
         document_id=f"xero:{entity}:{record[id_field]}",
+        tenant_id=tenant_id,
         kind=kind,
         status=STATUSES.get(str(record.get("Status")), "draft"),
         version=stamp(record.get("UpdatedDateUTC")),
