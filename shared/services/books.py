@@ -264,6 +264,7 @@ def plan(
                 writes,
                 state.restatements(trued.restating),
                 taken_back={} if found else None,  # a true-up made now records the take-backs
+                company=accounts.company,
             )
         except store.BooksMoved:
             continue
@@ -387,7 +388,13 @@ def _true_up_page(
         writes, restated = [found[0]] if found else [], state.restatements(trued.restating)
         try:
             store.commit_plans(
-                organisation_id, state.books, trued.trued, writes, restated, taken_back={} if found else None
+                organisation_id,
+                state.books,
+                trued.trued,
+                writes,
+                restated,
+                taken_back={} if found else None,
+                company=accounts.company,
             )
         except store.BooksMoved:
             continue
@@ -432,5 +439,9 @@ def _close_days(
     currency = export_store.home_currency(organisation_id, name, connection.tenant_id or "")
     if currency is None:  # nothing exported yet (the first export reads it): nothing to true up either
         return queued
-    accounts = PostingAccounts(home_currency=currency, **{role: chosen.account(role) for role in ROLES})
+    accounts = PostingAccounts(
+        home_currency=currency,
+        company=connection.tenant_id or "",
+        **{role: chosen.account(role) for role in ROLES},
+    )
     return queued + true_up(organisation_id, name, accounts, now)

@@ -275,14 +275,15 @@ def _attach(
 def _switched(organisation_id: str, name: ProviderName, before: str, after: str) -> None:
     """Nothing read from the company before is used for the new one: its items, chart, suppliers and sync
     cursors are forgotten and the products' links to its items kept aside, so no export names its ids and no
-    document of the new company maps by them; its sales documents keep their mapping, and the new company's
-    sales are read from the start date."""
-    from shared.store import (
-        catalog as catalog_store,
-    )  # here: the callback loads the catalog only for a switch
+    document of the new company maps by them; its sales documents keep their mapping, the new company's
+    sales are read from the start date, and its first export fixes the posting mode anew."""
+    # here, not at the top: the callback loads the catalog and settings code only for a switch
+    from shared.store import catalog as catalog_store
+    from shared.store import settings as settings_store
 
     moved = catalog_store.forget_company(organisation_id, name, before, after)
     sales_store.switch_company(organisation_id, name, after)
+    settings_store.unlock_mode(organisation_id, name)
     logger.info(
         "company switched",
         extra={"organisation_id": organisation_id, "provider": name, "products_links_moved": moved},

@@ -165,15 +165,21 @@ PLAN_TYPES: dict[ExportMode, str] = {"journals": "journal", "inventory_adjustmen
 PLANNED_AS = {"journal": "journals", "adjustment": "inventory adjustments"}
 
 
-def _mode_problems(organisation_id: str, provider: ProviderName, mode: ExportMode) -> list[tuple[str, str]]:
-    """A switch to ``mode`` once exports are planned (posted, or about to be) in another mode. Journals put
-    the stock's value from Partsemble's lots in the mapped accounts; inventory adjustments move QuickBooks'
-    quantities, which QuickBooks values itself. Neither can take over or reverse the other's documents, so
-    the general ledger would stay off the stock ledger for good (a changed account is trued up instead)."""
+def _mode_problems(
+    organisation_id: str, provider: ProviderName, mode: ExportMode, company: str | None
+) -> list[tuple[str, str]]:
+    """A switch to ``mode`` once exports are planned (posted, or about to be) in another mode for this
+    company. Journals put the stock's value from Partsemble's lots in the mapped accounts; inventory
+    adjustments move QuickBooks' quantities, which QuickBooks values itself. Neither can take over or reverse
+    the other's documents, so the general ledger would stay off the stock ledger for good (a changed account
+    is trued up instead). A company connected after a switch starts with a free choice: what was planned for
+    the one before is in that one's books."""
     planned = [
         row.plan_type
         for row in export_store.plan_index(organisation_id)
-        if row.plan_provider == provider and row.plan_type != PLAN_TYPES[mode]
+        if row.plan_provider == provider
+        and row.plan_type != PLAN_TYPES[mode]
+        and row.plan_tenant in (None, "", company)
     ]
     if not planned:
         return []
@@ -205,8 +211,9 @@ def put_settings(
         }
     problems = export_settings_problems(wanted, request.mode, accounts, chart)
     current = store.get_export_settings(organisation_id, wanted)
-    if current and current.mode != request.mode:
-        problems += _mode_problems(organisation_id, wanted, request.mode)
+    if current and (current.mode != request.mode or not current.for_company(connection.tenant_id)):
+        # the saved mode may be another company's (before a switch): this company's plans decide
+        problems += _mode_problems(organisation_id, wanted, request.mode, connection.tenant_id)
     if not problems and request.mode == "inventory_adjustments":
         capability = tokens.provider(wanted).inventory_capability(sessions.session_for(connection))
         if not capability.allowed:
@@ -223,7 +230,7 @@ def put_settings(
     )
     if not store.put_export_settings(organisation_id, wanted, stored):  # an export took the mode meanwhile
         raise _invalid(
-            _mode_problems(organisation_id, wanted, request.mode)
+            _mode_problems(organisation_id, wanted, request.mode, connection.tenant_id)
             or [
                 (
                     "mode",

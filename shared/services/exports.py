@@ -128,6 +128,7 @@ def _accounts(
 ) -> PostingAccounts:
     return PostingAccounts(
         home_currency=_home_currency(job.organisation_id, name, api, session),
+        company=session.tenant_id,
         **{role: chosen.account(role) for role in books.ROLES},
     )
 
@@ -147,6 +148,12 @@ def _posting(
                 f"this export was planned for {PROVIDER_LABELS[claimed.plan_provider]} (as part of its "
                 f"books) and the organisation is now connected to {PROVIDER_LABELS[name]}; it is not "
                 "posted there"
+            )
+        if claimed.plan_tenant and claimed.plan_tenant != session.tenant_id:
+            # its account (and item) ids are the company's before a switch: another account, or none, here
+            raise BadRequest(
+                f"this export was planned for another {PROVIDER_LABELS[name]} company, before the switch to "
+                "this one, and is not posted here; retry it to plan it for this company"
             )
         if claimed.plan_type == "adjustment":
             return InventoryAdjustment.model_validate_json(claimed.plan)
@@ -206,6 +213,7 @@ def _posting(
         owner=claimed.owner,
         plan=adjustment.model_dump_json(),
         provider=name,
+        company=session.tenant_id,
     ):
         raise RetryLater("another worker took this export over", delay=LEASE_SECONDS)
     return adjustment
@@ -219,6 +227,7 @@ class Claimed(Model):
     moment: datetime
     plan: str | None = None
     plan_provider: ProviderName = "qbo"
+    plan_tenant: str | None = None  # the company it was planned for (its accounts and items are that one's)
     plan_type: str = "journal"  # or "adjustment" (QBO inventory mode)
     created_at: str | None = None  # when the export was created: no attempt can have posted before it
     post_on: date | None = None  # a later date chosen for a document whose own date is locked
@@ -313,6 +322,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             moment=moment,
             plan=old.plan,
             plan_provider=old.plan_provider or connection.provider,
+            plan_tenant=old.plan_tenant,
             plan_type=old.plan_type,
             created_at=old.created_at or None,
             post_on=old.post_on,
@@ -491,7 +501,9 @@ def retry(
         return item.view()
     if item.status in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
-    replan = item.status == "failed" and item.plan is not None and not item.unsure
+    # planned for the company before a switch: whether or not it reached that one, it was never in this one
+    elsewhere = bool(current and item.plan_tenant and item.plan_tenant != current.tenant_id)
+    replan = item.status == "failed" and item.plan is not None and (not item.unsure or elsewhere)
     if post_on is not None:
         _check_post_on(organisation_id, item, post_on, replan, moment)
     if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew

@@ -91,6 +91,8 @@ def commit_plans(
     plans: list[PlanWrite],
     restated: dict[str, str] | None = None,
     taken_back: dict[str, dict[str, Decimal]] | None = None,
+    *,
+    company: str = "",
 ) -> None:
     """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans (and, for
     a true-up, the values now of the exports it corrects, as ``restated``: at most ``MAX_RESTATED``), all or
@@ -114,7 +116,12 @@ def commit_plans(
             }
         )
     for plan in plans:
-        fields = {"plan": plan.plan, "plan_exact": plan.exact, "plan_provider": books.provider}
+        fields = {
+            "plan": plan.plan,
+            "plan_exact": plan.exact,
+            "plan_provider": books.provider,
+            "plan_tenant": company,
+        }
         if plan.new_row is not None:
             writes.append(
                 {
@@ -131,13 +138,17 @@ def commit_plans(
                 "Update": {
                     "TableName": name,
                     "Key": {"pk": pk, "sk": export_sk(plan.export_id)},
-                    "UpdateExpression": "SET #p = :plan, plan_exact = :exact, plan_provider = :provider",
+                    "UpdateExpression": (
+                        "SET #p = :plan, plan_exact = :exact, plan_provider = :provider, "
+                        "plan_tenant = :tenant"
+                    ),
                     "ConditionExpression": "attribute_not_exists(#p) AND lease_owner = :owner",
                     "ExpressionAttributeNames": {"#p": "plan"},
                     "ExpressionAttributeValues": {
                         ":plan": plan.plan,
                         ":exact": plan.exact,
                         ":provider": books.provider,
+                        ":tenant": company,
                         ":owner": plan.owner,
                     },
                 }
@@ -173,7 +184,7 @@ def drop_plan(
                     "Update": {
                         "TableName": name,
                         "Key": {"pk": pk, "sk": export_sk(export_id)},
-                        "UpdateExpression": "REMOVE #p, plan_exact, plan_provider",
+                        "UpdateExpression": "REMOVE #p, plan_exact, plan_provider, plan_tenant",
                         "ConditionExpression": "#s = :failed AND attribute_exists(#p)",
                         "ExpressionAttributeNames": {"#p": "plan", "#s": "status"},
                         "ExpressionAttributeValues": {":failed": "failed"},

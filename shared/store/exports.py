@@ -57,6 +57,7 @@ class ExportRow(ExportView):
     unsure: bool = False
     plan: str | None = None  # the document fixed at planning: a journal or a QBO adjustment (JSON)
     plan_provider: str | None = None
+    plan_tenant: str | None = None  # the company planned for ("": not known, planned before it was recorded)
     plan_type: Literal["journal", "adjustment"] = "journal"
     plan_exact: str | None = None  # the exact values the plan stood for, or a true-up's corrected exports
     lease_until: int = 0
@@ -104,18 +105,23 @@ def new_export(
     }
 
 
-def store_plan(organisation_id: str, export_id: str, *, owner: str, plan: str, provider: str) -> bool:
+def store_plan(
+    organisation_id: str, export_id: str, *, owner: str, plan: str, provider: str, company: str
+) -> bool:
     """Fixes the document an export posts (outside the books: a QBO inventory adjustment) at its first claim,
     so a retry after a crash posts and searches for that same document whatever the settings say by then."""
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression="SET #p = :plan, plan_provider = :provider, plan_type = :adjustment",
+            UpdateExpression=(
+                "SET #p = :plan, plan_provider = :provider, plan_tenant = :tenant, plan_type = :adjustment"
+            ),
             ConditionExpression="attribute_not_exists(#p) AND lease_owner = :owner",
             ExpressionAttributeNames={"#p": "plan"},
             ExpressionAttributeValues={
                 ":plan": plan,
                 ":provider": provider,
+                ":tenant": company,
                 ":adjustment": "adjustment",
                 ":owner": owner,
             },
@@ -129,7 +135,7 @@ def forget_plan(organisation_id: str, export_id: str) -> None:
     conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression="REMOVE #p, plan_provider, plan_type",
+            UpdateExpression="REMOVE #p, plan_provider, plan_tenant, plan_type",
             ConditionExpression="#s = :failed",
             ExpressionAttributeNames={"#p": "plan", "#s": "status"},
             ExpressionAttributeValues={":failed": "failed"},
@@ -161,7 +167,16 @@ def get_export(organisation_id: str, export_id: str) -> ExportRow | None:
     return None if item is None else _row(item)
 
 
-PLAN_FIELDS = ("export_id", "kind", "record_id", "status", "plan_provider", "plan_type", "plan_exact")
+PLAN_FIELDS = (
+    "export_id",
+    "kind",
+    "record_id",
+    "status",
+    "plan_provider",
+    "plan_tenant",
+    "plan_type",
+    "plan_exact",
+)
 
 
 def plan_index(organisation_id: str) -> list[ExportRow]:

@@ -41,6 +41,18 @@ def put_export_settings(organisation_id: str, provider: str, settings: ExportSet
     return written is not None
 
 
+def unlock_mode(organisation_id: str, provider: str) -> None:
+    """Another company is connected: its first export fixes its own mode (the mode planned so far is the
+    company before's)."""
+    conditional(
+        lambda: table().update_item(
+            Key=_key(organisation_id, provider),
+            UpdateExpression="REMOVE planned_mode",
+            ConditionExpression="attribute_exists(pk)",
+        )
+    )
+
+
 def lock_mode(organisation_id: str, provider: str, mode: ExportMode) -> bool:
     """Fixes ``mode`` before an export is planned in it: False when the saved mode is another by now."""
     written = conditional(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
@@ -306,3 +307,88 @@ def test_after_a_switch_the_old_companys_items_are_not_used_and_its_sales_keep_t
     assert Decimal(report["2001"]["figures"]["cogs"]) == Decimal("6.00")
     (product,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == bracket]
     assert product["provider_links"] == {"qbo": item["Id"]}
+
+
+def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_new_one(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A receipt's journal is planned on the old company's accounts, and QuickBooks answers 503; the
+    organisation then switches to a company whose chart has the same account ids (QBO numbers each
+    company's accounts from 1). The retry does not post the old company's plan there: it fails saying so,
+    and a retry by hand plans it again for the new company and posts it once."""
+    from infra.sandboxes.qbo_demo import ACCOUNTS
+    from tests.integration.test_export_faults import WRITES, deliver, invoke, receive
+    from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+
+    product = setup_qbo(api, sandboxes)["bolt"]
+    line = {"product_id": product, "quantity": "10", "unit_cost": "12.50"}
+    ok(api.call("POST", "/receipts", json_body={"received_at": "2026-11-20T09:00:00Z", "lines": [line]}), 201)
+    sandboxes.qbo.inject("503", method="POST", path_prefix=WRITES["qbo"], count=1)
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}  # planned, then refused: it comes back later
+
+    qbo = sandboxes.qbo
+    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    for name, kind, sub_type, number, active in ACCOUNTS:  # the same chart, so the same account ids
+        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
+        qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+
+    boto3.client("sqs").change_message_visibility(
+        QueueUrl=aws.physical("ExportQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+    )
+    deliver(aws)
+    (export,) = ok(api.call("GET", "/exports"))
+    assert (
+        export["status"] == "failed"
+        and "planned for another QuickBooks Online company" in export["last_error"]
+    )
+    assert not qbo.list_records(second.realm_id, "JournalEntry")
+
+    ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
+    deliver(aws)
+    (export,) = ok(api.call("GET", "/exports"))
+    assert export["status"] == "posted", export
+    (journal,) = qbo.list_records(second.realm_id, "JournalEntry")
+    assert Decimal(str(journal["TotalAmt"])) == Decimal("125.00")  # planned anew on this company's accounts
+
+
+def test_a_company_connected_after_a_switch_chooses_its_own_posting_mode(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Receipts posted as journals fix the old company's mode; the new company (same chart, so same account
+    ids) may choose inventory adjustments, and the old company's mode stays fixed if it comes back."""
+    from infra.sandboxes.qbo_demo import ACCOUNTS
+    from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+
+    product = setup_qbo(api, sandboxes)["bolt"]
+    line = {"product_id": product, "quantity": "10", "unit_cost": "12.50"}
+    ok(api.call("POST", "/receipts", json_body={"received_at": "2026-11-20T09:00:00Z", "lines": [line]}), 201)
+    Poller(aws).drain()
+    inventory = {"mode": "inventory_adjustments", "accounts": {**QBO_ACCOUNTS, "adjustment": "3"}}
+    refused = api.call("PUT", "/integrations/qbo/export-settings", json_body=inventory)
+    assert refused.status == 400 and "can't change once exports are planned" in refused.body.decode()
+
+    qbo = sandboxes.qbo
+    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    for name, kind, sub_type, number, active in ACCOUNTS:
+        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
+        qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    assert ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=inventory))["mode"] == (
+        "inventory_adjustments"
+    )
+
+    api.call("POST", "/integrations/qbo/disconnect")  # back to the first company: journals, as planned there
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    refused = api.call("PUT", "/integrations/qbo/export-settings", json_body=inventory)
+    assert refused.status == 400 and "can't change once exports are planned" in refused.body.decode()
