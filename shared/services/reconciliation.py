@@ -36,6 +36,7 @@ ReasonKind = Literal[
     "posted_later",
     "not_exported",
     "rounding",
+    "other_company",
 ]
 UNPOSTED = ("pending", "posting", "waiting", "failed")
 
@@ -120,8 +121,11 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         for r in export_store.list_exports(organisation_id)
         if r.plan_provider == name and r.plan_type == "journal"
     ]
+    # posted to the company connected before a switch of company: in that company's books, not this one's
+    elsewhere = {r.export_id for r in rows if r.plan_tenant and r.plan_tenant != connection.tenant_id}
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
+    moved: list[tuple[date, Balances]] = []  # what the exports posted elsewhere moved, by their date
     dated = {r.export_id: day for r in rows if (day := books.dated(r))}
     # the day each export's values belong to: its record's own (its journal may be dated later, past a lock)
     # (a failed export re-planned on retry is not planned meanwhile: its event still dates it)
@@ -153,7 +157,9 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
                     note=f"export {r.export_id} of {o} is dated {d}: that period was locked",
                 ))  # fmt: skip
                 continue
-        if row.status == "posted":
+        if row.status == "posted" and row.export_id in elsewhere:
+            moved.append((day, change))
+        elif row.status == "posted":
             for account_id, amount in change.items():
                 posted[account_id] = posted.get(account_id, ZERO) + amount
         elif row.status in UNPOSTED:
@@ -181,7 +187,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         ))  # fmt: skip
     balances = api.account_balances(session, as_of)
     year_start = api.financial_year_start(session, as_of)
-    posted_dates = [books.stored_journal(r.plan).date for r in rows if r.plan and r.status == "posted"]
+    ours = [r for r in rows if r.export_id not in elsewhere]
+    posted_dates = [books.stored_journal(r.plan).date for r in ours if r.plan and r.status == "posted"]
     first = min(posted_dates, default=None)
     # what the provider held before Partsemble's first journal: opening balances, not someone else's entries
     opening = api.account_balances(session, first - timedelta(days=1)) if first and first <= as_of else {}
@@ -189,7 +196,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
     # Income and expense accounts: the trial balance holds the financial year to date (earlier years went to
     # retained earnings), so what earlier years' journals posted leaves both Partsemble's figures.
-    earlier = _posted_before(rows, year_start)
+    earlier, earlier_own = _posted_before(rows, year_start), _posted_before(ours, year_start)
     lines = []
     for account_id in mapped:
         provider_balance = balances.get(account_id)
@@ -197,10 +204,20 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         found = list(reasons.get(account_id, []))
         before = opening.get(account_id, ZERO)
         mapped_as = sorted(role for role, a in roles.items() if a == account_id)
-        if _profit_and_loss(chart.get(account_id), mapped_as):
-            held, expected = held - earlier.get(account_id, ZERO), expected - earlier.get(account_id, ZERO)
+        this_year = _profit_and_loss(chart.get(account_id), mapped_as)
+        if this_year:
+            held = held - earlier_own.get(account_id, ZERO)
+            expected = expected - earlier.get(account_id, ZERO)
             if first is None or first - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
+        gone = [
+            c[account_id] for day, c in moved if c.get(account_id) and (not this_year or day >= year_start)
+        ]
+        if sum(gone, ZERO):
+            found.append(Reason(kind="other_company", amount=-sum(gone, ZERO), note=(
+                f"posted to the {PROVIDER_LABELS[name]} company connected before the switch to this one "
+                f"({len(gone)} export(s)): in that company's books, not this one's; an opening balance "
+                "entered here would bring it over")))  # fmt: skip
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(
                 f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip

@@ -13,7 +13,8 @@ import pytest
 from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
-from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
+from infra.sandboxes.qbo_books import Company
+from infra.sandboxes.qbo_demo import ACCOUNTS, BRACKET_20, DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.services import tokens
 from shared.store import connections as store
@@ -309,6 +310,23 @@ def test_after_a_switch_the_old_companys_items_are_not_used_and_its_sales_keep_t
     assert product["provider_links"] == {"qbo": item["Id"]}
 
 
+def _switch_to_a_company_with_the_demo_chart(api: Api, sandboxes: Sandboxes) -> Company:
+    """A second QBO company whose chart is the demo's, made in the same order, so its accounts have the same
+    ids (QBO numbers each company's accounts from 1); the organisation switches to it and syncs its chart."""
+    from tests.integration.test_exports import ok
+
+    qbo = sandboxes.qbo
+    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    for name, kind, sub_type, number, active in ACCOUNTS:
+        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
+        qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    return second
+
+
 def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_new_one(
     api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
@@ -316,7 +334,6 @@ def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_
     organisation then switches to a company whose chart has the same account ids (QBO numbers each
     company's accounts from 1). The retry does not post the old company's plan there: it fails saying so,
     and a retry by hand plans it again for the new company and posts it once."""
-    from infra.sandboxes.qbo_demo import ACCOUNTS
     from tests.integration.test_export_faults import WRITES, deliver, invoke, receive
     from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
 
@@ -327,15 +344,7 @@ def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_
     (message,) = receive(aws)
     assert invoke(aws, [message]) == {message["MessageId"]}  # planned, then refused: it comes back later
 
-    qbo = sandboxes.qbo
-    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
-    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
-    for name, kind, sub_type, number, active in ACCOUNTS:  # the same chart, so the same account ids
-        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
-        qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})
-    api.call("POST", "/integrations/qbo/disconnect")
-    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
-    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    qbo, second = sandboxes.qbo, _switch_to_a_company_with_the_demo_chart(api, sandboxes)
     settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
     ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
 
@@ -363,7 +372,6 @@ def test_a_company_connected_after_a_switch_chooses_its_own_posting_mode(
 ) -> None:
     """Receipts posted as journals fix the old company's mode; the new company (same chart, so same account
     ids) may choose inventory adjustments, and the old company's mode stays fixed if it comes back."""
-    from infra.sandboxes.qbo_demo import ACCOUNTS
     from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
 
     product = setup_qbo(api, sandboxes)["bolt"]
@@ -374,15 +382,7 @@ def test_a_company_connected_after_a_switch_chooses_its_own_posting_mode(
     refused = api.call("PUT", "/integrations/qbo/export-settings", json_body=inventory)
     assert refused.status == 400 and "can't change once exports are planned" in refused.body.decode()
 
-    qbo = sandboxes.qbo
-    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
-    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
-    for name, kind, sub_type, number, active in ACCOUNTS:
-        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
-        qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})
-    api.call("POST", "/integrations/qbo/disconnect")
-    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
-    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    _switch_to_a_company_with_the_demo_chart(api, sandboxes)
     assert ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=inventory))["mode"] == (
         "inventory_adjustments"
     )
@@ -392,3 +392,36 @@ def test_a_company_connected_after_a_switch_chooses_its_own_posting_mode(
     ok(api.call("POST", "/integrations/qbo/sync/accounts"))
     refused = api.call("PUT", "/integrations/qbo/export-settings", json_body=inventory)
     assert refused.status == 400 and "can't change once exports are planned" in refused.body.decode()
+
+
+def test_the_books_check_after_a_switch_names_what_was_posted_to_the_company_before(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A receipt posted to the old company is in the stock ledger but not in the new company's books: the
+    books check of the new company names it (not as someone else's entries), and nothing is unexplained."""
+    from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+
+    product = setup_qbo(api, sandboxes)["bolt"]
+    line = {"product_id": product, "quantity": "10", "unit_cost": "12.50"}
+    for day in ("2026-11-20", "2026-11-21"):  # one posted to each company
+        body = {"received_at": f"{day}T09:00:00Z", "lines": [line]}
+        ok(api.call("POST", "/receipts", json_body=body), 201)
+        Poller(aws).drain()
+        if day == "2026-11-20":
+            _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+            settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+            ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"posted"}
+
+    books = ok(api.call("GET", "/reconciliation"))
+    assert books["status"] == "explained", books
+    (stock,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["receiving_debit"]]
+    assert [Decimal(stock[k]) for k in ("provider_balance", "posted", "subledger")] == [
+        Decimal("125.00"),
+        Decimal("125.00"),
+        Decimal("250.00"),
+    ]
+    assert [(r["kind"], Decimal(r["amount"])) for r in stock["reasons"]] == [
+        ("other_company", Decimal("-125.00"))
+    ]
+    assert all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
