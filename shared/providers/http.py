@@ -8,6 +8,8 @@ import base64
 import json
 import random
 import re
+import ssl
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -35,6 +37,7 @@ BACKOFF_CAP = 8.0
 MAX_INLINE_WAIT = 60.0  # a longer wait is the caller's to schedule (RateLimited carries it)
 sleep: Callable[[float], None] = time.sleep  # tests replace these two: retries never sleep for real there
 jitter: Callable[[float, float], float] = random.uniform
+_TRUSTS_NOTHING = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies hostnames and certificates, trusts no CA
 
 
 def default_transport() -> httpx.BaseTransport | None:
@@ -42,9 +45,36 @@ def default_transport() -> httpx.BaseTransport | None:
     return None
 
 
+class _VerifiedOnFirstUse(httpx.BaseTransport):
+    """httpx's transport (TLS verified against certifi's bundle), made at the first https request.
+
+    Making it parses the CA bundle, about 30 ms, which httpx does when a client is made (httpx issue
+    #3627); a cold start pays it when it first speaks TLS, as botocore pays its own at its first https
+    connection, not when a function merely sets up a provider client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transport: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.HTTPTransport()
+            transport = self._transport
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
 def new_client() -> httpx.Client:
+    transport = default_transport()
     return httpx.Client(
-        transport=default_transport(),
+        transport=transport or _VerifiedOnFirstUse(),
+        # plain http (the local sandboxes) makes no TLS connection: its transport gets a context that trusts
+        # no certificate, so it loads no CA bundle and could never accept an unverified one
+        mounts=None if transport else {"http://": httpx.HTTPTransport(verify=_TRUSTS_NOTHING)},
         timeout=TIMEOUT,
         headers={"accept": "application/json", "user-agent": "partsemble-accounting/1.0"},
     )
