@@ -76,11 +76,17 @@ def stored_journal(plan: str) -> Journal:
     return Journal.model_validate_json(plan)
 
 
+def of_company(row: ExportRow, company: str) -> bool:
+    """Whether an export was planned for ``company``'s books (one planned before plans named their company
+    counts as the company's connected now)."""
+    return (row.plan_tenant or company) == company
+
+
 class State:
-    """One read of everything a plan depends on."""
+    """One read of everything a plan depends on, for the company ``accounts`` are of."""
 
     def __init__(self, organisation_id: str, provider: str, accounts: PostingAccounts) -> None:
-        self.books = store.get_books(organisation_id, provider)
+        self.books = store.get_books(organisation_id, provider, accounts.company)
         costed = margins.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
@@ -88,7 +94,10 @@ class State:
         self.planned: dict[EventKey, ExportRow] = {
             (row.kind, row.record_id): row  # type: ignore[misc]  # kind is one of EVENT_KINDS here
             for row in self.rows
-            if row.plan_provider == provider and row.kind in EVENT_KINDS and row.plan_type == "journal"
+            if row.plan_provider == provider
+            and row.kind in EVENT_KINDS
+            and row.plan_type == "journal"
+            and of_company(row, accounts.company)
         }
         self.account = accounts.account
         self.currency = accounts.home_currency
@@ -264,7 +273,6 @@ def plan(
                 writes,
                 state.restatements(trued.restating),
                 taken_back={} if found else None,  # a true-up made now records the take-backs
-                company=accounts.company,
             )
         except store.BooksMoved:
             continue
@@ -326,14 +334,14 @@ def unplan(organisation_id: str, row: ExportRow) -> None:
     true-ups that corrected it stay posted: the next true-up takes their corrections back, and records that
     it corrects this export by that much (what a reconciliation of an earlier date counts of it)."""
     change = change_of(str(row.plan))
-    provider = str(row.plan_provider)
+    provider, company = str(row.plan_provider), row.plan_tenant or ""
     corrected = domain.summed(
         corrections(other.plan_exact).get(row.export_id, {})
         for other in export_store.plan_index(organisation_id)
-        if other.kind == "trueup" and other.plan_provider == provider
+        if other.kind == "trueup" and other.plan_provider == provider and of_company(other, company)
     )
     for _ in range(MAX_TRIES):
-        books = store.get_books(organisation_id, provider)
+        books = store.get_books(organisation_id, provider, company)
         posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}
         taken_back = {a: -v for a, v in corrected.items() if v}
         try:
@@ -394,7 +402,6 @@ def _true_up_page(
                 writes,
                 restated,
                 taken_back={} if found else None,
-                company=accounts.company,
             )
         except store.BooksMoved:
             continue

@@ -89,7 +89,7 @@ def _unmapped_balances(
     if stored is None:
         return []
     mapped = set(stored.accounts.values())
-    posted = books_store.get_books(organisation_id, provider).posted
+    posted = books_store.get_books(organisation_id, provider, stored.tenant_id or "").posted
     held = sorted((a, cents) for a, cents in posted.items() if cents and a not in mapped)
     warnings = []
     for account_id, cents in held:

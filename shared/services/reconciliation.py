@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from shared.domain import books as domain
-from shared.domain.books import Balances
+from shared.domain.books import Balances, EventKey
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
@@ -110,7 +110,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         session
     )
     roles = {role: chosen.account(role) for role in books.ROLES}
-    accounts = PostingAccounts(home_currency=currency, **roles)
+    company = connection.tenant_id or ""
+    accounts = PostingAccounts(home_currency=currency, company=company, **roles)
     state = books.State(organisation_id, name, accounts)
     as_of = as_of or now.astimezone(state.zone).date()
     dates = state.event_dates()
@@ -121,11 +122,17 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         for r in export_store.list_exports(organisation_id)
         if r.plan_provider == name and r.plan_type == "journal"
     ]
-    # posted to the company connected before a switch of company: in that company's books, not this one's
-    elsewhere = {r.export_id for r in rows if r.plan_tenant and r.plan_tenant != connection.tenant_id}
+    # planned for the company connected before a switch of company: in that company's books, not this one's
+    elsewhere = {r.export_id for r in rows if not books.of_company(r, company)}
+    # their events, at their values now (the stock ledger's), by date: (date, posted there, cents)
+    theirs: list[tuple[date, bool, Balances]] = []
+    for row in rows:
+        event = cast(EventKey, (row.kind, row.record_id))  # a true-up (no event) is not dated there
+        if row.export_id in elsewhere and (day := dates.get(event)) is not None and day <= as_of:
+            cents = {a: to_cents(v) for a, v in state.exact([event]).items()}
+            theirs.append((day, row.status == "posted", cents))
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
-    moved: list[tuple[date, Balances]] = []  # what the exports posted elsewhere moved, by their date
     dated = {r.export_id: day for r in rows if (day := books.dated(r))}
     # the day each export's values belong to: its record's own (its journal may be dated later, past a lock)
     # (a failed export re-planned on retry is not planned meanwhile: its event still dates it)
@@ -138,7 +145,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
 
     partly: Balances = {}  # what the true-ups correcting only part of that date correct of it (exact)
     for row in rows:
-        if (day := dated.get(row.export_id)) is None:
+        if (day := dated.get(row.export_id)) is None or row.export_id in elsewhere:
             continue
         change = books.change_of(str(row.plan))
         if day > as_of:
@@ -157,9 +164,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
                     note=f"export {r.export_id} of {o} is dated {d}: that period was locked",
                 ))  # fmt: skip
                 continue
-        if row.status == "posted" and row.export_id in elsewhere:
-            moved.append((day, change))
-        elif row.status == "posted":
+        if row.status == "posted":
             for account_id, amount in change.items():
                 posted[account_id] = posted.get(account_id, ZERO) + amount
         elif row.status in UNPOSTED:
@@ -179,7 +184,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
         "hourly pass plans a true-up",
     ))  # fmt: skip
-    unplanned = [e for e in events if e not in state.planned]
+    booked_elsewhere = {(r.kind, r.record_id) for r in rows if r.export_id in elsewhere}
+    unplanned = [e for e in events if e not in state.planned and e not in booked_elsewhere]
     for event in unplanned:
         label = "cost of goods sold for " + event[1] if event[0] == "cogs" else f"{event[0]} {event[1]}"
         _add(reasons, {a: -v for a, v in state.exact([event]).items()}, lambda v, w=label: Reason(
@@ -210,14 +216,9 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
             expected = expected - earlier.get(account_id, ZERO)
             if first is None or first - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
-        gone = [
-            c[account_id] for day, c in moved if c.get(account_id) and (not this_year or day >= year_start)
-        ]
-        if sum(gone, ZERO):
-            found.append(Reason(kind="other_company", amount=-sum(gone, ZERO), note=(
-                f"posted to the {PROVIDER_LABELS[name]} company connected before the switch to this one "
-                f"({len(gone)} export(s)): in that company's books, not this one's; an opening balance "
-                "entered here would bring it over")))  # fmt: skip
+        if this_year:  # the other company's events of earlier years are in neither figure either
+            expected -= sum((c.get(account_id, ZERO) for day, _, c in theirs if day < year_start), ZERO)
+        found += _theirs(theirs, account_id, year_start if this_year else None, PROVIDER_LABELS[name])
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(
                 f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip
@@ -338,6 +339,32 @@ def _corrected_by_then(
     before = {a: to_cents(v) for a, v in partly.items()}
     partly.update(domain.summed([partly, *(corrects[e] for e in mine)]))
     return domain.difference({a: to_cents(v) for a, v in partly.items()}, before)
+
+
+def _theirs(
+    theirs: list[tuple[date, bool, Balances]], account_id: str, since: date | None, label: str
+) -> list[Reason]:
+    """What the events planned for the company before a switch hold in ``account_id`` (dated ``since`` or
+    later): posted there, and planned there but not posted (a retry plans those for this company)."""
+    found = []
+    for posted_there in (True, False):
+        gone = [
+            c[account_id]
+            for day, posted, c in theirs
+            if posted == posted_there and c.get(account_id) and (since is None or day >= since)
+        ]
+        if not sum(gone, ZERO):
+            continue
+        if posted_there:
+            found.append(Reason(kind="other_company", amount=-sum(gone, ZERO), note=(
+                f"posted to the {label} company connected before the switch to this one ({len(gone)} "
+                "export(s)): in that company's books, not this one's; an opening balance entered here "
+                "would bring it over")))  # fmt: skip
+        else:
+            found.append(Reason(kind="not_posted", amount=-sum(gone, ZERO), note=(
+                f"planned for the {label} company connected before the switch to this one and not posted "
+                f"there ({len(gone)} export(s)): retry them to plan them for this company")))  # fmt: skip
+    return found
 
 
 def _posted_before(rows: list[ExportRow], day: date) -> Balances:

@@ -1,5 +1,7 @@
-"""What has been planned for posting to each provider's general ledger, per account, in cents
-(``BOOKS#<provider>`` under the organisation), and the plans themselves on the export rows.
+"""What has been planned for posting to each company's general ledger, per account, in cents
+(``BOOKS#<provider>#<company>`` under the organisation), and the plans themselves on the export rows.
+Each company (QBO realm, Xero tenant) has books of its own: after a switch of company, what was posted
+to the one before is in that one's books and never trued up into the new one's accounts.
 
 A plan (the journal an export will post, with the exact values it was computed from) is written in one
 transaction with the books' new balances, conditioned on the version read, so two exports planned at once
@@ -22,6 +24,7 @@ from shared.store.keys import books_check_sk, books_sk, export_sk, org_pk
 class Books(Model):
     model_config = ConfigDict(frozen=True)
     provider: str
+    company: str  # the QBO realm or Xero tenant these books are of ("": not known)
     version: int = 0
     posted: dict[str, Decimal] = Field(default_factory=dict)  # account id -> cents planned (debits positive)
     # export id -> what the next true-up takes back of the corrections earlier true-ups made to that export
@@ -44,17 +47,18 @@ class BooksMoved(Exception):
     """Another plan committed since the books were read: read them again and plan anew."""
 
 
-def _key(organisation_id: str, provider: str) -> dict[str, str]:
-    return {"pk": org_pk(organisation_id), "sk": books_sk(provider)}
+def _key(organisation_id: str, provider: str, company: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": books_sk(provider, company)}
 
 
-def get_books(organisation_id: str, provider: str) -> Books:
-    item = table().get_item(Key=_key(organisation_id, provider), ConsistentRead=True).get("Item")
+def get_books(organisation_id: str, provider: str, company: str) -> Books:
+    item = table().get_item(Key=_key(organisation_id, provider, company), ConsistentRead=True).get("Item")
     if not item:
-        return Books(provider=provider)
+        return Books(provider=provider, company=company)
     taken_back = item.get("taken_back") or {}
     return Books(
         provider=provider,
+        company=company,
         version=int(item["version"]),
         posted={a: Decimal(str(v)) for a, v in (item.get("posted") or {}).items()},
         taken_back={e: {a: Decimal(v) for a, v in change.items()} for e, change in taken_back.items()},
@@ -69,7 +73,7 @@ def _books_put(
         "Put": {
             "TableName": table().name,
             "Item": {
-                **_key(organisation_id, books.provider),
+                **_key(organisation_id, books.provider, books.company),
                 "version": books.version + 1,
                 "posted": {a: v for a, v in posted.items() if v},
                 # exact values as text: a re-costed value can hold more digits than a DynamoDB number
@@ -91,13 +95,11 @@ def commit_plans(
     plans: list[PlanWrite],
     restated: dict[str, str] | None = None,
     taken_back: dict[str, dict[str, Decimal]] | None = None,
-    *,
-    company: str = "",
 ) -> None:
-    """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans (and, for
-    a true-up, the values now of the exports it corrects, as ``restated``: at most ``MAX_RESTATED``), all or
-    nothing. ``taken_back`` replaces the books' pending take-backs (None: they stay). Raises ``BooksMoved``
-    when the books or a plan's row changed meanwhile."""
+    """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans, each marked
+    as planned for the books' company (and, for a true-up, the values now of the exports it corrects, as
+    ``restated``: at most ``MAX_RESTATED``), all or nothing. ``taken_back`` replaces the books' pending
+    take-backs (None: they stay). Raises ``BooksMoved`` when the books or a plan's row changed meanwhile."""
     if len(restated or {}) > MAX_RESTATED:
         raise ValueError(f"a transaction restates at most {MAX_RESTATED} exports, not {len(restated or {})}")
     name, pk = table().name, org_pk(organisation_id)
@@ -120,7 +122,7 @@ def commit_plans(
             "plan": plan.plan,
             "plan_exact": plan.exact,
             "plan_provider": books.provider,
-            "plan_tenant": company,
+            "plan_tenant": books.company,
         }
         if plan.new_row is not None:
             writes.append(
@@ -148,7 +150,7 @@ def commit_plans(
                         ":plan": plan.plan,
                         ":exact": plan.exact,
                         ":provider": books.provider,
-                        ":tenant": company,
+                        ":tenant": books.company,
                         ":owner": plan.owner,
                     },
                 }

@@ -15,7 +15,7 @@ ORG#<org>                 SALEDOC#<document id>                a pulled sales do
 ORG#<org>                 SETTINGS#EXPORT#<provider>           export settings (settings)
 ORG#<org>                 EXPORT#<export id>                   an export and its plan (exports); in gsi1
 ORG#<org>                 EXPORT-CURRENCY#<provider>#<tenant>  a company's home currency (exports)
-ORG#<org>                 BOOKS#<provider>                     the books' planned balances (books)
+ORG#<org>                 BOOKS#<provider>#<company>           the books' planned balances (books)
 ORG#<org>                 BOOKS-CHECK#<provider>               the last scheduled reconciliation (books)
 ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version, re-cost (inventory)
 ORG#<org>                 INVENTORY#MOVES#<document>           a document's stock movements (inventory)
@@ -179,8 +179,8 @@ def home_currency_sk(provider: str, tenant_id: str) -> str:
     return f"EXPORT-CURRENCY#{provider}#{tenant_id}"
 
 
-def books_sk(provider: str) -> str:
-    return f"{BOOKS_PREFIX}{provider}"
+def books_sk(provider: str, company: str) -> str:
+    return f"{BOOKS_PREFIX}{provider}#{company}"
 
 
 def books_check_sk(provider: str) -> str:

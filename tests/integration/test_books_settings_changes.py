@@ -21,6 +21,7 @@ from shared.money import ZERO
 from shared.services import catalog, export_settings, inventory
 from shared.services.export_settings import InvalidExportSettings
 from shared.store import books as books_store
+from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from tests.conftest import Sandboxes
 
@@ -95,7 +96,10 @@ def test_a_remapped_account_has_its_posted_balance_moved_to_the_new_one(
         chart = catalog.sync_accounts(history.organisation, provider, datetime.now(UTC)).accounts
         by_code = {a.code: a.account_id for a in chart}
         accounts = settings_now(history)
-        before["posted"] = dict(books_store.get_books(history.organisation, provider).posted)
+        connection = connection_store.get_connection(history.organisation, provider)
+        assert connection is not None
+        books = books_store.get_books(history.organisation, provider, connection.tenant_id or "")
+        before["posted"] = dict(books.posted)
         before["accounts"] = {role: Decimal(0) for role in REMAPS[provider]}  # which roles had postings
         for role, code in REMAPS[provider].items():
             before["accounts"][role] = before["posted"].get(accounts[role], ZERO)

@@ -425,3 +425,93 @@ def test_the_books_check_after_a_switch_names_what_was_posted_to_the_company_bef
         ("other_company", Decimal("-125.00"))
     ]
     assert all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+
+
+def test_after_a_switch_the_new_companys_books_hold_only_what_was_posted_to_it(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """The new company's chart has other account ids (Xero's are GUIDs; QBO numbers each company's own):
+    what was posted to the old company is not moved into the new one's accounts by a true-up, neither at
+    the new company's first export nor when a back-dated receipt re-costs the old company's build. The new
+    company's journals hold its own receipts and nothing else, and its books check names the rest."""
+    from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+
+    parts = setup_qbo(api, sandboxes)
+    line = {"product_id": parts["bolt"], "quantity": "10", "unit_cost": "12.50"}
+    ok(api.call("POST", "/receipts", json_body={"received_at": "2026-11-20T09:00:00Z", "lines": [line]}), 201)
+    build = {
+        "product_id": parts["bracket"],
+        "quantity": "1",
+        "built_at": "2026-11-20T12:00:00Z",
+        "components": [{"product_id": parts["bolt"], "quantity_per_unit": "2"}],
+    }
+    assert Decimal(ok(api.call("POST", "/builds", json_body=build), 201)["cost"]) == Decimal("25.00")
+    Poller(aws).drain()
+
+    qbo = sandboxes.qbo
+    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
+    ids = {}
+    for name, kind, sub_type, number, active in reversed(ACCOUNTS):  # the same names, other ids
+        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
+        ids[name] = qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})["Id"]
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    names = {a["Id"]: a["Name"] for a in qbo.list_records(DEMO_REALM_ID, "Account")}
+    accounts = {role: ids[names[account]] for role, account in QBO_ACCOUNTS.items()}
+    settings = {"mode": "journals", "accounts": accounts}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+
+    body = {"received_at": "2026-11-21T09:00:00Z", "lines": [{**line, "unit_cost": "13.00"}]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    back_dated = {"received_at": "2026-11-19T09:00:00Z", "lines": [{**line, "unit_cost": "11.00"}]}
+    ok(api.call("POST", "/receipts", json_body=back_dated), 201)  # the build now costs 22.00
+    Poller(aws).drain()
+
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))} <= {"posted", "skipped"}
+    moved: dict[str, Decimal] = {}
+    for journal in qbo.list_records(second.realm_id, "JournalEntry"):
+        for posted in journal["Line"]:
+            detail = posted["JournalEntryLineDetail"]
+            sign = 1 if detail["PostingType"] == "Debit" else -1
+            account = detail["AccountRef"]["value"]
+            moved[account] = moved.get(account, Decimal(0)) + sign * Decimal(str(posted["Amount"]))
+    assert {a: v for a, v in moved.items() if v} == {
+        accounts["receiving_debit"]: Decimal("240.00"),  # 130.00 and 110.00: the receipts of this company
+        accounts["receiving_credit"]: Decimal("-240.00"),
+    }
+
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+    other = {
+        a["account_id"]: [Decimal(r["amount"]) for r in a["reasons"] if r["kind"] == "other_company"]
+        for a in books["accounts"]
+    }
+    # the old company's receipt (125.00) and build at its cost now (22.00), named, not posted here
+    assert {a: v for a, v in other.items() if v} == {
+        accounts["receiving_debit"]: [Decimal("-103.00")],
+        accounts["receiving_credit"]: [Decimal("125.00")],
+        accounts["build_debit"]: [Decimal("-22.00")],
+    }
+
+    # back to the first company: its books are as it left them, and the build's re-cost is trued up there
+    before = {j["Id"] for j in qbo.list_records(DEMO_REALM_ID, "JournalEntry")}
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    ok(
+        api.call(
+            "PUT",
+            "/integrations/qbo/export-settings",
+            json_body={"mode": "journals", "accounts": QBO_ACCOUNTS},
+        )
+    )
+    body = {"received_at": "2026-11-22T09:00:00Z", "lines": [{**line, "unit_cost": "10.00"}]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    new = [j for j in qbo.list_records(DEMO_REALM_ID, "JournalEntry") if j["Id"] not in before]
+    assert sorted(Decimal(str(j["TotalAmt"])) for j in new) == [Decimal("3.00"), Decimal("100.00")]
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
