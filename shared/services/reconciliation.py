@@ -202,7 +202,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
     # Income and expense accounts: the trial balance holds the financial year to date (earlier years went to
     # retained earnings), so what earlier years' journals posted leaves both Partsemble's figures.
-    earlier, earlier_own = _posted_before(rows, year_start), _posted_before(ours, year_start)
+    earlier = _posted_before(ours, year_start)
     lines = []
     for account_id in mapped:
         provider_balance = balances.get(account_id)
@@ -211,13 +211,13 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         before = opening.get(account_id, ZERO)
         mapped_as = sorted(role for role, a in roles.items() if a == account_id)
         this_year = _profit_and_loss(chart.get(account_id), mapped_as)
-        if this_year:
-            held = held - earlier_own.get(account_id, ZERO)
-            expected = expected - earlier.get(account_id, ZERO)
+        if this_year:  # (the other company's events of earlier years are in neither figure either)
+            held = held - earlier.get(account_id, ZERO)
+            expected -= earlier.get(account_id, ZERO) + sum(
+                (c.get(account_id, ZERO) for day, _, c in theirs if day < year_start), ZERO
+            )
             if first is None or first - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
-        if this_year:  # the other company's events of earlier years are in neither figure either
-            expected -= sum((c.get(account_id, ZERO) for day, _, c in theirs if day < year_start), ZERO)
         found += _theirs(theirs, account_id, year_start if this_year else None, PROVIDER_LABELS[name])
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(

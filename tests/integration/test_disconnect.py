@@ -515,3 +515,41 @@ def test_after_a_switch_the_new_companys_books_hold_only_what_was_posted_to_it(
     assert sorted(Decimal(str(j["TotalAmt"])) for j in new) == [Decimal("3.00"), Decimal("100.00")]
     books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
     assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+
+
+def test_the_books_check_after_a_switch_counts_the_old_companys_earlier_years_once(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Waste (an expense) is compared for the financial year: a QA rejection posted to the old company last
+    year is in neither figure of the new company's check, and this year's is named as the old company's."""
+    from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+
+    product = setup_qbo(api, sandboxes)["bolt"]
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=None)  # last year open to journals
+    line = {"product_id": product, "quantity": "10", "rejected": "2", "unit_cost": "12.50"}
+    for day in ("2025-12-20", "2026-11-10"):
+        ok(api.call("POST", "/receipts", json_body={"received_at": f"{day}T09:00:00Z", "lines": [line]}), 201)
+    Poller(aws).drain()
+    _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+    body = {"received_at": "2026-11-21T09:00:00Z", "lines": [{**line, "rejected": "4"}]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"posted"}
+    (waste,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["waste"]]
+    assert [Decimal(waste[k]) for k in ("provider_balance", "posted", "subledger")] == [
+        Decimal("50.00"),  # this company's rejection
+        Decimal("50.00"),
+        Decimal("75.00"),  # and the old company's of this year; last year's in neither
+    ]
+    assert [(r["kind"], Decimal(r["amount"])) for r in waste["reasons"]] == [
+        ("other_company", Decimal("-25.00"))
+    ]
+    (stock,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["receiving_debit"]]
+    assert [(r["kind"], Decimal(r["amount"])) for r in stock["reasons"]] == [
+        ("other_company", Decimal("-200.00"))  # both years: a balance sheet account holds them all
+    ]
