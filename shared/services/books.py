@@ -169,7 +169,9 @@ def _trueup(
     # nothing, but a reconciliation of a date between them needs to know what moved: recorded all the same
     if not change and not any(to_cents(v) for delta in corrections.values() for v in delta.values()):
         return None
-    record_id = f"{state.books.provider}-{state.books.version + 1}"
+    # one true-up per version of one company's books (each company's start at version 0)
+    books = state.books
+    record_id = "-".join(p for p in (books.provider, books.company, str(books.version + 1)) if p)
     export_id = queue.export_id_for(organisation_id, "trueup", record_id)
     corrects = {corrected: _exact_dict(delta) for corrected, delta in corrections.items()}
     changed = list(corrects)
@@ -329,12 +331,13 @@ def change_of(plan: str) -> Balances:
     }
 
 
-def unplan(organisation_id: str, row: ExportRow) -> None:
-    """Takes a failed export's plan out of the books, so that a retry plans it on the values of then. The
+def unplan(organisation_id: str, row: ExportRow, connected: str) -> None:
+    """Takes a failed export's plan out of its company's books (``connected``'s, the company connected now,
+    for a plan made before plans named their company), so that a retry plans it on the values of then. The
     true-ups that corrected it stay posted: the next true-up takes their corrections back, and records that
     it corrects this export by that much (what a reconciliation of an earlier date counts of it)."""
     change = change_of(str(row.plan))
-    provider, company = str(row.plan_provider), row.plan_tenant or ""
+    provider, company = str(row.plan_provider), row.plan_tenant or connected
     corrected = domain.summed(
         corrections(other.plan_exact).get(row.export_id, {})
         for other in export_store.plan_index(organisation_id)

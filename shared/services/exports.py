@@ -509,7 +509,7 @@ def retry(
     if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
         store.forget_plan(organisation_id, export_id)
     elif replan and item.kind != "trueup":  # never reached the provider: plan it on today's values
-        books.unplan(organisation_id, item)
+        books.unplan(organisation_id, item, (current.tenant_id or "") if current else "")
     if store.requeue(
         organisation_id,
         export_id,

@@ -117,20 +117,18 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     dates = state.event_dates()
     events = [e for e in state.found if dates.get(e, as_of) <= as_of]
     subledger = {a: to_cents(v) for a, v in state.exact(events).items()}
-    rows = [
-        r
-        for r in export_store.list_exports(organisation_id)
-        if r.plan_provider == name and r.plan_type == "journal"
-    ]
-    # planned for the company connected before a switch of company: in that company's books, not this one's
-    elsewhere = {r.export_id for r in rows if not books.of_company(r, company)}
-    # their events, at their values now (the stock ledger's), by date: (date, posted there, cents)
+    planned = [r for r in export_store.list_exports(organisation_id) if r.plan_provider == name]
+    rows = [r for r in planned if r.plan_type == "journal"]
+    # planned for the company connected before a switch of company (as journals, or as QBO inventory
+    # adjustments): in that company's books, not this one's
+    theirs_rows = [r for r in planned if not books.of_company(r, company)]
+    elsewhere = {r.export_id for r in theirs_rows}
+    # their events, at their values now (the stock ledger's, exact), by date: (date, settled there, value)
     theirs: list[tuple[date, bool, Balances]] = []
-    for row in rows:
+    for row in theirs_rows:
         event = cast(EventKey, (row.kind, row.record_id))  # a true-up (no event) is not dated there
-        if row.export_id in elsewhere and (day := dates.get(event)) is not None and day <= as_of:
-            cents = {a: to_cents(v) for a, v in state.exact([event]).items()}
-            theirs.append((day, row.status == "posted", cents))
+        if (day := dates.get(event)) is not None and day <= as_of:
+            theirs.append((day, row.status in ("posted", "skipped"), state.exact([event])))
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
     dated = {r.export_id: day for r in rows if (day := books.dated(r))}
@@ -184,7 +182,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
         "hourly pass plans a true-up",
     ))  # fmt: skip
-    booked_elsewhere = {(r.kind, r.record_id) for r in rows if r.export_id in elsewhere}
+    booked_elsewhere = {(r.kind, r.record_id) for r in theirs_rows}
     unplanned = [e for e in events if e not in state.planned and e not in booked_elsewhere]
     for event in unplanned:
         label = "cost of goods sold for " + event[1] if event[0] == "cogs" else f"{event[0]} {event[1]}"
@@ -213,8 +211,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         this_year = _profit_and_loss(chart.get(account_id), mapped_as)
         if this_year:  # (the other company's events of earlier years are in neither figure either)
             held = held - earlier.get(account_id, ZERO)
-            expected -= earlier.get(account_id, ZERO) + sum(
-                (c.get(account_id, ZERO) for day, _, c in theirs if day < year_start), ZERO
+            expected -= earlier.get(account_id, ZERO) + to_cents(
+                sum((c.get(account_id, ZERO) for day, _, c in theirs if day < year_start), ZERO)
             )
             if first is None or first - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
@@ -345,7 +343,8 @@ def _theirs(
     theirs: list[tuple[date, bool, Balances]], account_id: str, since: date | None, label: str
 ) -> list[Reason]:
     """What the events planned for the company before a switch hold in ``account_id`` (dated ``since`` or
-    later): posted there, and planned there but not posted (a retry plans those for this company)."""
+    later), each sum rounded once as the subledger is: posted there, and planned there but not posted (a
+    retry plans those for this company)."""
     found = []
     for posted_there in (True, False):
         gone = [
@@ -353,15 +352,15 @@ def _theirs(
             for day, posted, c in theirs
             if posted == posted_there and c.get(account_id) and (since is None or day >= since)
         ]
-        if not sum(gone, ZERO):
+        if not (total := to_cents(sum(gone, ZERO))):
             continue
         if posted_there:
-            found.append(Reason(kind="other_company", amount=-sum(gone, ZERO), note=(
+            found.append(Reason(kind="other_company", amount=-total, note=(
                 f"posted to the {label} company connected before the switch to this one ({len(gone)} "
                 "export(s)): in that company's books, not this one's; an opening balance entered here "
                 "would bring it over")))  # fmt: skip
         else:
-            found.append(Reason(kind="not_posted", amount=-sum(gone, ZERO), note=(
+            found.append(Reason(kind="not_posted", amount=-total, note=(
                 f"planned for the {label} company connected before the switch to this one and not posted "
                 f"there ({len(gone)} export(s)): retry them to plan them for this company")))  # fmt: skip
     return found

@@ -1,0 +1,166 @@
+"""Each company's books on their own: true-ups of a company connected after a switch, the old company's
+events in the new one's books check (rounded as the subledger is, whatever mode posted them), and the books
+and plans kept before plans named their company."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from infra.local.poller import Poller
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from shared.aws import table
+from shared.store.keys import export_sk, org_pk
+from tests.conftest import Api, Sandboxes
+from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo_chart
+from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
+
+JOURNALS = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+
+
+def _exports(api: Api) -> list[dict[str, Any]]:
+    exports: list[dict[str, Any]] = ok(api.call("GET", "/exports"))
+    return exports
+
+
+def _receipt(api: Api, product: str, day: str, cost: str, quantity: str = "10") -> None:
+    line = {"product_id": product, "quantity": quantity, "unit_cost": cost}
+    ok(api.call("POST", "/receipts", json_body={"received_at": f"{day}T09:00:00Z", "lines": [line]}), 201)
+
+
+def _moved(sandboxes: Sandboxes, realm: str) -> dict[str, Decimal]:
+    """What the company's journals moved, per account (debits positive)."""
+    moved: dict[str, Decimal] = {}
+    for journal in sandboxes.qbo.list_records(realm, "JournalEntry"):
+        for line in journal["Line"]:
+            detail = line["JournalEntryLineDetail"]
+            sign = 1 if detail["PostingType"] == "Debit" else -1
+            account = detail["AccountRef"]["value"]
+            moved[account] = moved.get(account, Decimal(0)) + sign * Decimal(str(line["Amount"]))
+    return {a: v for a, v in moved.items() if v}
+
+
+def test_a_company_after_a_switch_makes_true_ups_of_its_own(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Both companies' books reach a true-up at the same version of their own: the new company's is an
+    export of its own (true-ups named by their company), not refused as the old company's."""
+    parts = setup_qbo(api, sandboxes)
+
+    def build(day: str) -> None:
+        body = {
+            "product_id": parts["bracket"],
+            "quantity": "1",
+            "built_at": f"{day}T12:00:00Z",
+            "components": [{"product_id": parts["bolt"], "quantity_per_unit": "2"}],
+        }
+        ok(api.call("POST", "/builds", json_body=body), 201)
+
+    days = (("first", "2026-11-20", "2026-11-19", "11.00"), ("second", "2026-11-21", "2026-11-18", "10.00"))
+    for company, day, earlier, cost in days:
+        if company == "second":
+            second = _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+            ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+        _receipt(api, parts["bolt"], day, "12.50")
+        build(day)
+        Poller(aws).drain()
+        _receipt(api, parts["bolt"], earlier, cost)  # back-dated: re-costs the builds
+        Poller(aws).drain()
+
+    exports = _exports(api)
+    assert {e["status"] for e in exports} <= {"posted", "skipped"}, exports
+    assert len([e for e in exports if e["kind"] == "trueup" and e["status"] == "posted"]) == 2
+    # the second company: its receipts (125.00, 100.00), its build (2 bolts of the 11-19 lot: 22.00) and the
+    # true-up of that build to 20.00 (the 11-18 lot); nothing of the first company's build, re-costed too
+    assert _moved(sandboxes, second.realm_id) == {
+        QBO_ACCOUNTS["receiving_debit"]: Decimal("225.00") - Decimal("20.00"),
+        QBO_ACCOUNTS["receiving_credit"]: Decimal("-225.00"),
+        QBO_ACCOUNTS["build_debit"]: Decimal("20.00"),
+    }
+
+
+def test_the_old_companys_events_are_rounded_once_in_the_books_check(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Six receipts at 0.125 hold 0.75 in the old company (running balances); the new company's books check
+    names 0.75 for them, not six times 0.13, and leaves nothing unexplained."""
+    product = setup_qbo(api, sandboxes)["bolt"]
+    for day in range(10, 16):
+        _receipt(api, product, f"2026-11-{day}", "0.125", quantity="1")
+    Poller(aws).drain()
+    _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+    (stock,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["receiving_debit"]]
+    reasons = [(r["kind"], Decimal(r["amount"])) for r in stock["reasons"]]
+    assert reasons == [("other_company", Decimal("-0.75"))]
+
+
+def test_inventory_adjustments_of_the_old_company_are_named_as_its_own(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """The old company took QBO inventory adjustments, the new one journals: the books check names the
+    receipt as the old company's, not as one not exported yet."""
+    product = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bolt"]
+    _receipt(api, product, "2026-11-20", "12.50")
+    Poller(aws).drain()
+    _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+    reasons = {
+        (a["account_id"], r["kind"], Decimal(r["amount"])) for a in books["accounts"] for r in a["reasons"]
+    }
+    assert reasons == {
+        (QBO_ACCOUNTS["receiving_debit"], "other_company", Decimal("-125.00")),
+        (QBO_ACCOUNTS["receiving_credit"], "other_company", Decimal("125.00")),
+    }
+
+
+def test_books_kept_before_each_company_had_its_own_are_read(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """The books under the provider's key alone (as kept before) are the connected company's starting point:
+    the next export posts its own journal, not everything posted before again."""
+    product = setup_qbo(api, sandboxes)["bolt"]
+    _receipt(api, product, "2026-11-20", "12.50")
+    Poller(aws).drain()
+    key = {"pk": org_pk("org-a"), "sk": f"BOOKS#qbo#{DEMO_REALM_ID}"}
+    item = table().get_item(Key=key)["Item"]
+    table().delete_item(Key=key)
+    table().put_item(Item={**item, "sk": "BOOKS#qbo"})
+
+    _receipt(api, product, "2026-11-21", "12.50")
+    Poller(aws).drain()
+    journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    assert sorted(Decimal(str(j["TotalAmt"])) for j in journals) == [Decimal("125.00")] * 2
+
+
+def test_a_failed_export_planned_before_plans_named_their_company_is_retried_once(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Its plan is taken out of the connected company's books (where it counts) before it is planned again:
+    the company holds the receipt once, with no true-up taking it back."""
+    product = setup_qbo(api, sandboxes)["bolt"]
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=date(2026, 11, 25))
+    _receipt(api, product, "2026-11-20", "12.50")
+    Poller(aws).drain()
+    (row,) = _exports(api)
+    assert row["status"] == "failed", row
+    table().update_item(
+        Key={"pk": org_pk("org-a"), "sk": export_sk(row["export_id"])}, UpdateExpression="REMOVE plan_tenant"
+    )
+    sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=None)
+    ok(api.call("POST", f"/exports/{row['export_id']}/retry"))
+    Poller(aws).drain()
+
+    assert [e["status"] for e in _exports(api)] == ["posted"]
+    assert _moved(sandboxes, DEMO_REALM_ID) == {
+        QBO_ACCOUNTS["receiving_debit"]: Decimal("125.00"),
+        QBO_ACCOUNTS["receiving_credit"]: Decimal("-125.00"),
+    }
