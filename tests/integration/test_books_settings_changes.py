@@ -7,18 +7,19 @@ they were."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from bench import bench_books
 from infra.local.stack import LocalStack
-from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.consent import walk_consent
+from infra.sandboxes.qbo_demo import ACCOUNTS, DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
 from infra.sandboxes.xero_demo import AU_TENANT_ID
-from shared.bodies import ExportAccounts, ExportSettingsRequest
+from shared.bodies import ExportAccounts, ExportSettingsRequest, ReceiptLineRequest, ReceiptRequest
 from shared.money import ZERO
-from shared.services import catalog, export_settings, inventory
+from shared.services import catalog, connections, export_settings, inventory, reconciliation
 from shared.services.export_settings import InvalidExportSettings
 from shared.store import books as books_store
 from shared.store import connections as connection_store
@@ -156,3 +157,87 @@ def test_a_qbo_mode_switch_once_exports_are_planned_is_refused_naming_the_mode(
         assert outcome.final.mode == "inventory_adjustments" and outcome.final.items
         for item in outcome.final.items:
             assert bench_books.unexplained_quantity(item, outcome.starting) == ZERO, item
+
+
+def _switch_company(history: bench_books.History, sandboxes: Sandboxes, realm: str) -> None:
+    """Disconnect, then connect the QBO company ``realm`` with an explicit switch, and sync its chart."""
+    organisation, now = history.organisation, datetime.now(UTC)
+    connections.disconnect(organisation, "qbo", now)
+    started = connections.start_connect(organisation, "qbo", switch_company=True, now=now)
+    with sandboxes.client() as browser:
+        params = walk_consent(
+            browser, started.authorize_url, username=DEMO_USERNAME, password=DEMO_PASSWORD, choose=[realm]
+        )
+    connections.complete_callback("qbo", params, started.cookie_value, now)
+    catalog.sync_accounts(organisation, "qbo", now)
+
+
+def test_a_switch_of_company_midway_keeps_each_companys_books_to_itself(
+    aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A random history with QBO journals; after its first pass the organisation switches to a second
+    company whose chart has the same accounts at other ids, maps them, and goes on: receipts, builds, and
+    back-dated receipts that re-cost builds posted to the first company. The second company's journals name
+    only the accounts mapped there, and its books check leaves nothing unexplained and finds nobody else's
+    entries. Switching back, the first company's re-costed builds are trued up there, and its books check
+    leaves nothing unexplained either."""
+    qbo = sandboxes.qbo
+    first: dict[str, str] = {}
+    second: dict[str, str] = {}
+
+    def switch(history: bench_books.History) -> None:
+        first.update(settings_now(history))
+        company = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+        qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, company.realm_id])
+        ids = {}
+        for name, kind, sub_type, number, active in reversed(ACCOUNTS):  # the same names, other ids
+            fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
+            ids[name] = qbo.create_record(company.realm_id, "Account", {**fields, "Active": active})["Id"]
+        fields = {"Name": "Rounding", "AccountType": "Expense", "AcctNum": "6990"}
+        ids["Rounding"] = qbo.create_record(company.realm_id, "Account", fields)["Id"]
+        names = {a["Id"]: a["Name"] for a in qbo.list_records(DEMO_REALM_ID, "Account")}
+        _switch_company(history, sandboxes, company.realm_id)
+        second.update({role: ids[names[account]] for role, account in first.items()})
+        put(history, "journals", second)
+        second["realm"] = company.realm_id
+
+    outcome = simulate(aws, sandboxes, monkeypatch, "qbo", "journals", switch)
+    kinds = outcome.history.kinds
+    assert kinds["back-dated receipt"] and kinds["build"], kinds
+    rows = export_store.list_exports(outcome.history.organisation)
+    assert {r.status for r in rows} <= {"posted", "skipped"}, [(r.kind, r.status, r.last_error) for r in rows]
+    realm = second.pop("realm")
+    named = {
+        line["JournalEntryLineDetail"]["AccountRef"]["value"]
+        for journal in qbo.list_records(realm, "JournalEntry")
+        for line in journal["Line"]
+    }
+    assert named and named <= set(second.values()), (named, second)
+    final = outcome.final
+    assert all(a.unexplained == ZERO for a in final.accounts), final.accounts
+    assert not any(r.kind == "others_entries" for a in final.accounts for r in a.reasons), final.accounts
+    assert any(r.kind == "other_company" for a in final.accounts for r in a.reasons), final.accounts
+
+    # bolts received before anything else, at another cost: every build is re-costed, the first company's
+    # too, whose true-ups wait for it; this company's are trued up here
+    history, clock = outcome.history, bench_books.Clock(sandboxes)
+    organisation, last = history.organisation, bench_books.START + timedelta(days=bench_books.DAYS + 6)
+    line = ReceiptLineRequest(
+        product_id=history.parts["bolt"], quantity=Decimal(500), unit_cost=Decimal("0.01")
+    )
+    request = ReceiptRequest(received_at=bench_books.START - timedelta(days=1), lines=[line])
+    inventory.record_receipt(organisation, request, datetime.now(UTC))
+    bench_books.settle(history, clock, aws, last)
+    here = reconciliation.reconcile(organisation, last.date(), last + timedelta(days=2))
+    assert all(a.unexplained == ZERO for a in here.accounts), here.accounts
+    assert not any(r.kind == "others_entries" for a in here.accounts for r in a.reasons), here.accounts
+
+    exports_before = {r.export_id for r in export_store.list_exports(organisation)}
+    _switch_company(history, sandboxes, DEMO_REALM_ID)
+    put(history, "journals", first)
+    bench_books.settle(history, clock, aws, last + timedelta(days=1))
+    again = reconciliation.reconcile(organisation, last.date(), last + timedelta(days=2))
+    assert all(a.unexplained == ZERO for a in again.accounts), again.accounts
+    rows = export_store.list_exports(organisation)
+    assert {r.status for r in rows} <= {"posted", "skipped"}, [(r.kind, r.status, r.last_error) for r in rows]
+    assert [r for r in rows if r.export_id not in exports_before and r.kind == "trueup"], "trued up there"
