@@ -3,7 +3,7 @@ remapped to another valid one: a true-up moves what was posted to the old accoun
 every mapped account ends equal to the stock ledger to the cent, nothing is left in the old accounts, and
 every month-end reconciles with nothing unexplained. A QBO mode switch once exports are planned is refused,
 naming ``mode`` (neither mode can take over or reverse the other's documents), and the books go on as
-they were."""
+they were. A switch of company midway: each company's books hold only what was posted to it."""
 
 from __future__ import annotations
 
