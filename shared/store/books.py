@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field
 
 from shared.aws import table
 from shared.model import Model
-from shared.store.keys import books_check_sk, books_sk, export_sk, org_pk, provider_books_sk
+from shared.store.keys import books_check_sk, books_sk, export_sk, org_pk
 
 
 class Books(Model):
@@ -52,11 +52,7 @@ def _key(organisation_id: str, provider: str, company: str) -> dict[str, str]:
 
 
 def get_books(organisation_id: str, provider: str, company: str) -> Books:
-    """A company's books. One that has none yet starts from the provider's books kept before each company
-    had its own, if any: their plans name no company and count as the connected one's (``of_company``)."""
-    item = _read(_key(organisation_id, provider, company)) or _read(
-        {"pk": org_pk(organisation_id), "sk": provider_books_sk(provider)}
-    )
+    item = table().get_item(Key=_key(organisation_id, provider, company), ConsistentRead=True).get("Item")
     if not item:
         return Books(provider=provider, company=company)
     taken_back = item.get("taken_back") or {}
@@ -67,11 +63,6 @@ def get_books(organisation_id: str, provider: str, company: str) -> Books:
         posted={a: Decimal(str(v)) for a, v in (item.get("posted") or {}).items()},
         taken_back={e: {a: Decimal(v) for a, v in change.items()} for e, change in taken_back.items()},
     )
-
-
-def _read(key: dict[str, str]) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = table().get_item(Key=key, ConsistentRead=True).get("Item")
-    return item
 
 
 def _books_put(

@@ -183,11 +183,6 @@ def books_sk(provider: str, company: str) -> str:
     return f"{BOOKS_PREFIX}{provider}#{company}"
 
 
-def provider_books_sk(provider: str) -> str:
-    """The books of a provider as kept before each company had its own (read, never written)."""
-    return f"{BOOKS_PREFIX}{provider}"
-
-
 def books_check_sk(provider: str) -> str:
     return f"BOOKS-CHECK#{provider}"
 

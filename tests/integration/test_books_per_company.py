@@ -1,6 +1,6 @@
 """Each company's books on their own: true-ups of a company connected after a switch, the old company's
-events in the new one's books check (rounded as the subledger is, whatever mode posted them), and the books
-and plans kept before plans named their company."""
+events in the new one's books check (rounded as the subledger is, whatever mode posted them), and a plan
+made before plans named their company."""
 
 from __future__ import annotations
 
@@ -120,25 +120,6 @@ def test_inventory_adjustments_of_the_old_company_are_named_as_its_own(
         (QBO_ACCOUNTS["receiving_debit"], "other_company", Decimal("-125.00")),
         (QBO_ACCOUNTS["receiving_credit"], "other_company", Decimal("125.00")),
     }
-
-
-def test_books_kept_before_each_company_had_its_own_are_read(
-    api: Api, sandboxes: Sandboxes, aws: LocalStack
-) -> None:
-    """The books under the provider's key alone (as kept before) are the connected company's starting point:
-    the next export posts its own journal, not everything posted before again."""
-    product = setup_qbo(api, sandboxes)["bolt"]
-    _receipt(api, product, "2026-11-20", "12.50")
-    Poller(aws).drain()
-    key = {"pk": org_pk("org-a"), "sk": f"BOOKS#qbo#{DEMO_REALM_ID}"}
-    item = table().get_item(Key=key)["Item"]
-    table().delete_item(Key=key)
-    table().put_item(Item={**item, "sk": "BOOKS#qbo"})
-
-    _receipt(api, product, "2026-11-21", "12.50")
-    Poller(aws).drain()
-    journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
-    assert sorted(Decimal(str(j["TotalAmt"])) for j in journals) == [Decimal("125.00")] * 2
 
 
 def test_a_failed_export_planned_before_plans_named_their_company_is_retried_once(
