@@ -25,6 +25,7 @@ from shared.store import books as books_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from tests.conftest import Sandboxes
+from tests.integration.test_disconnect import account_ids, second_company
 
 # each role moves to another valid account: raw materials, finished goods onto the account receipts used,
 # and new cost of goods sold and waste accounts (codes; "new" accounts are added to the chart first)
@@ -187,14 +188,10 @@ def test_a_switch_of_company_midway_keeps_each_companys_books_to_itself(
 
     def switch(history: bench_books.History) -> None:
         first.update(settings_now(history))
-        company = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
-        qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, company.realm_id])
-        ids = {}
-        for name, kind, sub_type, number, active in reversed(ACCOUNTS):  # the same names, other ids
-            fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
-            ids[name] = qbo.create_record(company.realm_id, "Account", {**fields, "Active": active})["Id"]
-        fields = {"Name": "Rounding", "AccountType": "Expense", "AcctNum": "6990"}
-        ids["Rounding"] = qbo.create_record(company.realm_id, "Account", fields)["Id"]
+        company = second_company(qbo, reversed(ACCOUNTS))  # the same names, other ids
+        rounding = {"Name": "Rounding", "AccountType": "Expense", "AcctNum": "6990"}
+        qbo.create_record(company.realm_id, "Account", rounding)
+        ids = account_ids(qbo, company.realm_id)
         names = {a["Id"]: a["Name"] for a in qbo.list_records(DEMO_REALM_ID, "Account")}
         _switch_company(history, sandboxes, company.realm_id)
         second.update({role: ids[names[account]] for role, account in first.items()})

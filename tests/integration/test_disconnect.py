@@ -3,6 +3,7 @@ reconnecting the same company resumes; another company needs an explicit switch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
+from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.qbo_books import Company
 from infra.sandboxes.qbo_demo import ACCOUNTS, BRACKET_20, DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
 from infra.sandboxes.xero_demo import AU_TENANT_ID
@@ -310,17 +312,28 @@ def test_after_a_switch_the_old_companys_items_are_not_used_and_its_sales_keep_t
     assert product["provider_links"] == {"qbo": item["Id"]}
 
 
+def second_company(qbo: QboSandbox, chart: Iterable[tuple[str, str, str, str, bool]] = ACCOUNTS) -> Company:
+    """A second QBO company the demo user may choose, with the demo's accounts made in ``chart``'s order (QBO
+    numbers each company's accounts from 1, so the order sets their ids)."""
+    company = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
+    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, company.realm_id])
+    for name, kind, sub_type, number, active in chart:
+        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
+        qbo.create_record(company.realm_id, "Account", {**fields, "Active": active})
+    return company
+
+
+def account_ids(qbo: QboSandbox, realm: str) -> dict[str, str]:
+    """A company's account ids by name."""
+    return {a["Name"]: a["Id"] for a in qbo.list_records(realm, "Account")}
+
+
 def _switch_to_a_company_with_the_demo_chart(api: Api, sandboxes: Sandboxes) -> Company:
     """A second QBO company whose chart is the demo's, made in the same order, so its accounts have the same
-    ids (QBO numbers each company's accounts from 1); the organisation switches to it and syncs its chart."""
+    ids; the organisation switches to it and syncs its chart."""
     from tests.integration.test_exports import ok
 
-    qbo = sandboxes.qbo
-    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
-    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
-    for name, kind, sub_type, number, active in ACCOUNTS:
-        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
-        qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})
+    second = second_company(sandboxes.qbo)
     api.call("POST", "/integrations/qbo/disconnect")
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
     ok(api.call("POST", "/integrations/qbo/sync/accounts"))
@@ -449,12 +462,8 @@ def test_after_a_switch_the_new_companys_books_hold_only_what_was_posted_to_it(
     Poller(aws).drain()
 
     qbo = sandboxes.qbo
-    second = qbo.add_company("Second Widgets LLC", country="US", plan="Plus")
-    qbo.add_user(DEMO_USERNAME, DEMO_PASSWORD, [DEMO_REALM_ID, second.realm_id])
-    ids = {}
-    for name, kind, sub_type, number, active in reversed(ACCOUNTS):  # the same names, other ids
-        fields = {"Name": name, "AccountType": kind, "AccountSubType": sub_type, "AcctNum": number}
-        ids[name] = qbo.create_record(second.realm_id, "Account", {**fields, "Active": active})["Id"]
+    second = second_company(qbo, reversed(ACCOUNTS))  # the same names, other ids
+    ids = account_ids(qbo, second.realm_id)
     api.call("POST", "/integrations/qbo/disconnect")
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
     ok(api.call("POST", "/integrations/qbo/sync/accounts"))
