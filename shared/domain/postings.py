@@ -49,9 +49,7 @@ class PostingAccounts(Model):
 
     model_config = _VALUE
     home_currency: str = Field(pattern=r"^[A-Z]{3}$")
-    company: str = (
-        ""  # the company (QBO realm, Xero tenant) whose accounts these are: its plans post only there
-    )
+    company: str  # the company (QBO realm, Xero tenant) whose accounts these are: its books, its plans
     build_debit: str | None = None  # finished goods asset: built lots sit here
     receiving_debit: str | None = None  # inventory asset: received lots sit here
     receiving_credit: str | None = None  # accounts payable or a receiving clearing account

@@ -39,6 +39,7 @@ D = Decimal
 AT = datetime(2025, 6, 30, 22, 15, tzinfo=timezone(timedelta(hours=-5)))  # 1 July in UTC, 30 June locally
 ACCOUNTS = PostingAccounts(
     home_currency="USD",
+    company="9130350000000001",
     build_debit="FG",
     receiving_debit="INV",
     receiving_credit="AP",
