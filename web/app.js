@@ -792,7 +792,7 @@ async function base64Of(file) {
 // GET /exports: [{export_id, kind, record_id, status, provider, document_type, document_id, document_link,
 // adopted, attempts, last_error, happened_at, created_at, updated_at}], newest first; POST
 // /exports/{export_id}/retry[?post_on=YYYY-MM-DD] (a later date for a document refused for a locked period). Kinds: receipt, build, rejection (record_id: its id), cogs (a business day's cost
-// of goods sold; record_id: the date), trueup (a correction of values already posted). Status skipped: there
+// of goods sold; record_id: the date, "@" and the company whose sales it costs), trueup (a correction of values already posted). Status skipped: there
 // was nothing to post, last_error says why.
 
 const EXPORT_WORDS = { pending: "Queued", posting: "Posting", posted: "Posted", failed: "Failed",
@@ -827,7 +827,8 @@ const documentWords = (type) => DOCUMENT_WORDS[type] ?? (type ? type.replace(/([
 
 /** What an export is, in words: "Cost of goods sold for 10 Nov 2026", "Receipt R-1". */
 function exportSubject(item) {
-  if (item.kind === "cogs") return `Cost of goods sold for ${calendarDay(item.record_id)}`;
+  // a business day's id, then "@" and the company whose sales it costs
+  if (item.kind === "cogs") return `Cost of goods sold for ${calendarDay(item.record_id.split("@")[0])}`;
   if (item.kind === "trueup") return "True-up of values already posted";
   return capitalised(`${RECORD_WORDS[item.kind] ?? item.kind ?? "export"} ${item.record_id ?? ""}`.trim());
 }

@@ -6,7 +6,7 @@ rounding are the README's "The accounting model"."""
 from __future__ import annotations
 
 from calendar import monthrange
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
@@ -15,7 +15,10 @@ from shared.domain.ledger import BuildRun, Entry, EntryKind, Ledger, ReceiptIn
 from shared.money import CENT, ZERO, to_cents, total
 
 EventKind = Literal["receipt", "rejection", "build", "cogs"]
-EventKey = tuple[EventKind, str]  # (kind, record id); a COGS event's id is its business day (ISO date)
+# (kind, record id); a COGS event's id is its business day (ISO date) and, after "@", the company whose
+# sales documents it costs (``cogs_id``): each company's cost of goods sold goes to its own books
+EventKey = tuple[EventKind, str]
+SalesDocuments = Mapping[str, str]  # the documents that are sales -> the company they were read from ("")
 Balances = dict[str, Decimal]
 RoleOf = Callable[[str], str]  # role -> account id (raises when the role has no account)
 
@@ -30,7 +33,22 @@ _EVENT_OF: dict[EntryKind, EventKind] = {
 }
 
 
-def lot_roles(ledger: Ledger, sales_documents: Set[str] = frozenset()) -> dict[str, str]:
+def cogs_id(day: date, company: str) -> str:
+    """The record id of a business day's cost of goods sold of one company's sales ("": not known)."""
+    return f"{day.isoformat()}@{company}" if company else day.isoformat()
+
+
+def cogs_day(record_id: str) -> date:
+    """The business day of a cost of goods sold's record id."""
+    return date.fromisoformat(record_id.partition("@")[0])
+
+
+def cogs_company(record_id: str) -> str:
+    """The company whose sales a cost of goods sold's record id costs ("": not known)."""
+    return record_id.partition("@")[2]
+
+
+def lot_roles(ledger: Ledger, sales_documents: SalesDocuments | None = None) -> dict[str, str]:
     """The role of the account each lot was debited to when it was made: received lots the receiving debit
     account; built lots finished goods, or the sub-assembly (WIP) account when other builds consume that
     product (an organisation without one keeps them in finished goods). A lot restocked by a credit that
@@ -43,7 +61,7 @@ def lot_roles(ledger: Ledger, sales_documents: Set[str] = frozenset()) -> dict[s
     latest: dict[str, str] = {}  # product -> the role of its latest lot so far, in replay order
     for m in movements:
         if isinstance(m, ReceiptIn):
-            restocked = m.document_id in sales_documents
+            restocked = m.document_id in (sales_documents or {})
             role = latest.get(m.product_id, "receiving_debit") if restocked else "receiving_debit"
         elif isinstance(m, BuildRun):
             role = "subassembly" if m.product_id in components else "build_debit"
@@ -53,19 +71,24 @@ def lot_roles(ledger: Ledger, sales_documents: Set[str] = frozenset()) -> dict[s
     return roles
 
 
-def event_of(entry: Entry, day_of: Callable[[datetime], date], sales_documents: Set[str]) -> EventKey:
-    """The export an entry of the ledger belongs to: its record's, or its business day's COGS."""
+def event_of(entry: Entry, day_of: Callable[[datetime], date], sales_documents: SalesDocuments) -> EventKey:
+    """The export an entry of the ledger belongs to: its record's, or the COGS of its business day and of
+    the company its sales document came from."""
     restocked = entry.kind is EntryKind.RECEIPT_IN and entry.document_id in sales_documents
     kind = "cogs" if restocked else _EVENT_OF[entry.kind]
-    return (kind, day_of(entry.at).isoformat() if kind == "cogs" else entry.document_id)
+    if kind != "cogs":
+        return (kind, entry.document_id)
+    return (kind, cogs_id(day_of(entry.at), sales_documents.get(entry.document_id, "")))
 
 
 def effects(
-    ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: Set[str] = frozenset()
+    ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: SalesDocuments | None = None
 ) -> dict[EventKey, Balances]:
     """Each event's exact effect per account role (debits positive), from the ledger as it costs things now;
-    ``day_of`` gives the business day of a sale's time (its COGS event). A lot received from one of the
-    ``sales_documents`` is a credit that matched no sale, restocked: it comes back out of COGS."""
+    ``day_of`` gives the business day of a sale's time (its COGS event, one per company). A lot received
+    from one of the ``sales_documents`` is a credit that matched no sale, restocked: it comes back out of
+    COGS."""
+    sales_documents = sales_documents or {}
     lots = lot_roles(ledger, sales_documents)
     found: dict[EventKey, Balances] = {}
 

@@ -109,7 +109,7 @@ class State:
         dates = {}
         for entry in self.ledger.entries():
             event = domain.event_of(entry, day_of, self.sales_documents)
-            dates[event] = date.fromisoformat(event[1]) if event[0] == "cogs" else entry.at.date()
+            dates[event] = domain.cogs_day(event[1]) if event[0] == "cogs" else entry.at.date()
         return dates
 
     def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
@@ -318,7 +318,8 @@ def describe(job: ExportJob, record: InventoryRecord | None) -> tuple[date, str]
             build.built_at.date(),
             f"Build {build.build_id}: {build.quantity} x {_label(job, build.product_id)}",
         )
-    return date.fromisoformat(job.record_id), f"Cost of goods sold for the sales of {job.record_id}"
+    day = domain.cogs_day(job.record_id)
+    return day, f"Cost of goods sold for the sales of {day.isoformat()}"
 
 
 def change_of(plan: str) -> Balances:
@@ -356,20 +357,23 @@ def unplan(organisation_id: str, row: ExportRow, connected: str) -> None:
 
 
 # ---- scheduled: business days closed, values re-checked ------------------------------------------------
-def due_cogs_days(organisation_id: str, now: datetime) -> list[str]:
-    """Business days with sales that have ended (plus the grace period) and have no COGS export yet."""
+def due_cogs_days(organisation_id: str, company: str, now: datetime) -> list[str]:
+    """The cost of goods sold of business days with sales of ``company``'s documents (or of documents whose
+    company was not recorded) that have ended (plus the grace period) and have no export yet: their record
+    ids. Another company's sales wait for it to be connected."""
     ledger, documents, zone = margins.costed_ledger(organisation_id)
     sale_kinds = (EntryKind.SALE_CONSUME, EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE)
     days = {
-        e.at.astimezone(zone).date()
+        (e.at.astimezone(zone).date(), documents.get(e.document_id, ""))
         for e in ledger.entries()
         if e.cost and (e.kind in sale_kinds or e.document_id in documents)
     }
     known = {row.record_id for row in export_store.list_exports(organisation_id) if row.kind == "cogs"}
     return sorted(
-        day.isoformat()
-        for day in days
-        if day.isoformat() not in known
+        record_id
+        for day, of in days
+        if of in ("", company)
+        and (record_id := domain.cogs_id(day, of)) not in known
         and datetime.combine(day + timedelta(days=1), time(), zone) + COGS_GRACE <= now
     )
 
@@ -438,13 +442,14 @@ def _close_days(
         return 0  # QBO books its own cost of goods sold in inventory mode
     queued = 0
     if tracking and tracking.enabled:
-        for day in due_cogs_days(organisation_id, now):
-            export_id = queue.export_id_for(organisation_id, "cogs", day)
+        for record_id in due_cogs_days(organisation_id, connection.tenant_id or "", now):
+            export_id = queue.export_id_for(organisation_id, "cogs", record_id)
+            day = domain.cogs_day(record_id).isoformat()
             row = export_store.new_export(
-                organisation_id, export_id, kind="cogs", record_id=day, at=day, now=now.isoformat()
+                organisation_id, export_id, kind="cogs", record_id=record_id, at=day, now=now.isoformat()
             )
             if export_store.put_new(row):
-                queue.deliver(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=day))
+                queue.deliver(ExportJob(organisation_id=organisation_id, kind="cogs", record_id=record_id))
                 queued += 1
     currency = export_store.home_currency(organisation_id, name, connection.tenant_id or "")
     if currency is None:  # nothing exported yet (the first export reads it): nothing to true up either

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.contracts import ExportJob, PostedDocument
+from shared.domain.books import cogs_day
 from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
@@ -531,7 +532,7 @@ def _check_post_on(
             f"export {item.export_id} may have reached the provider; its date can't change. Retry it as it is"
         )
     if item.kind == "cogs":
-        own = date.fromisoformat(item.record_id)
+        own = cogs_day(item.record_id)
     elif item.kind == "trueup":
         own = date.fromisoformat(item.happened_at[:10])
     else:

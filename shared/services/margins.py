@@ -177,7 +177,8 @@ def margins(organisation_id: str, query: MarginQuery) -> MarginReport:
 
 class CostedLedger(NamedTuple):
     ledger: Ledger  # stock movements with every tracked sale applied
-    sales_documents: frozenset[str]  # the documents that are sales (a credit's restocked lot among them)
+    sales_documents: dict[str, str]  # the documents that are sales (a credit's restocked lot among them) ->
+    # the company they were read from ("": not recorded)
     zone: ZoneInfo  # the organisation's time zone: it decides business days
 
 
@@ -186,11 +187,12 @@ def costed_ledger(organisation_id: str) -> CostedLedger:
     ledger = Ledger(inventory_store.movements(organisation_id))
     settings: dict[str, Tracking] = {t.provider: t for t in store.tracked(organisation_id)}
     if not settings:
-        return CostedLedger(ledger, frozenset(), ZoneInfo("UTC"))
+        return CostedLedger(ledger, {}, ZoneInfo("UTC"))
     mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
     apply_sales(ledger, [m.sale for m in mapped])
     tracking = next((t for t in settings.values() if t.enabled), next(iter(settings.values())))
-    return CostedLedger(ledger, frozenset(m.sale.document_id for m in mapped), _zone_of(tracking))
+    documents = {m.sale.document_id: m.pulled.tenant_id or "" for m in mapped}
+    return CostedLedger(ledger, documents, _zone_of(tracking))
 
 
 def _return_note(number: str, returned: UnmatchedReturn, product: Product | None) -> str:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal, cast
 
 from shared.domain import books as domain
-from shared.domain.books import Balances, EventKey
+from shared.domain.books import Balances, EventKey, cogs_company, cogs_day
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
@@ -123,12 +123,21 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     # adjustments): in that company's books, not this one's
     theirs_rows = [r for r in planned if not books.of_company(r, company)]
     elsewhere = {r.export_id for r in theirs_rows}
-    # their events, at their values now (the stock ledger's, exact), by date: (date, settled there, value)
-    theirs: list[tuple[date, bool, Balances]] = []
+    # their events, at their values now (the stock ledger's, exact), by date: (date, where, value), where
+    # "posted" (or skipped) there, "planned" there and not posted, or "unexported": the cost of goods sold of
+    # their sales documents, exported when that company is connected again
+    theirs: list[tuple[date, str, Balances]] = []
     for row in theirs_rows:
         event = cast(EventKey, (row.kind, row.record_id))  # a true-up (no event) is not dated there
         if (day := dates.get(event)) is not None and day <= as_of:
-            theirs.append((day, row.status in ("posted", "skipped"), state.exact([event])))
+            where = "posted" if row.status in ("posted", "skipped") else "planned"
+            theirs.append((day, where, state.exact([event])))
+    booked_elsewhere = {(r.kind, r.record_id) for r in theirs_rows}
+    for event in events:
+        of_another = event[0] == "cogs" and cogs_company(event[1]) not in ("", company)
+        if of_another and event not in booked_elsewhere:
+            theirs.append((dates[event], "unexported", state.exact([event])))
+            booked_elsewhere.add(event)
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
     dated = {r.export_id: day for r in rows if (day := books.dated(r))}
@@ -182,10 +191,13 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         kind="trueup_due", amount=-v, note="values already posted changed; the next export or the "
         "hourly pass plans a true-up",
     ))  # fmt: skip
-    booked_elsewhere = {(r.kind, r.record_id) for r in theirs_rows}
     unplanned = [e for e in events if e not in state.planned and e not in booked_elsewhere]
     for event in unplanned:
-        label = "cost of goods sold for " + event[1] if event[0] == "cogs" else f"{event[0]} {event[1]}"
+        label = (
+            f"cost of goods sold for {cogs_day(event[1]).isoformat()}"
+            if event[0] == "cogs"
+            else f"{event[0]} {event[1]}"
+        )
         _add(reasons, {a: -v for a, v in state.exact([event]).items()}, lambda v, w=label: Reason(
             kind="not_exported", amount=v, note=f"{w} is not exported yet",
         ))  # fmt: skip
@@ -340,29 +352,34 @@ def _corrected_by_then(
 
 
 def _theirs(
-    theirs: list[tuple[date, bool, Balances]], account_id: str, since: date | None, label: str
+    theirs: list[tuple[date, str, Balances]], account_id: str, since: date | None, label: str
 ) -> list[Reason]:
-    """What the events planned for the company before a switch hold in ``account_id`` (dated ``since`` or
-    later), each sum rounded once as the subledger is: posted there, and planned there but not posted (a
-    retry plans those for this company)."""
+    """What the events of the company connected before a switch hold in ``account_id`` (dated ``since`` or
+    later), each sum rounded once as the subledger is: posted there; planned there but not posted (a retry
+    plans those for this company); the cost of goods sold of its sales, exported when it is connected."""
     found = []
-    for posted_there in (True, False):
+    for where in ("posted", "planned", "unexported"):
         gone = [
             c[account_id]
-            for day, posted, c in theirs
-            if posted == posted_there and c.get(account_id) and (since is None or day >= since)
+            for day, was, c in theirs
+            if was == where and c.get(account_id) and (since is None or day >= since)
         ]
         if not (total := to_cents(sum(gone, ZERO))):
             continue
-        if posted_there:
+        if where == "posted":
             found.append(Reason(kind="other_company", amount=-total, note=(
                 f"posted to the {label} company connected before the switch to this one ({len(gone)} "
                 "export(s)): in that company's books, not this one's; an opening balance entered here "
                 "would bring it over")))  # fmt: skip
-        else:
+        elif where == "planned":
             found.append(Reason(kind="not_posted", amount=-total, note=(
                 f"planned for the {label} company connected before the switch to this one and not posted "
                 f"there ({len(gone)} export(s)): retry them to plan them for this company")))  # fmt: skip
+        else:
+            found.append(Reason(kind="other_company", amount=-total, note=(
+                f"the cost of goods sold of the sales read from the {label} company connected before the "
+                f"switch to this one ({len(gone)} day(s)): exported to that company when it is connected "
+                "again")))  # fmt: skip
     return found
 
 

@@ -4,7 +4,7 @@ made before plans named their company."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo
 from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
 
 JOURNALS = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+BEFORE = "QuickBooks Online company connected before the switch to this one"
 
 
 def _exports(api: Api) -> list[dict[str, Any]]:
@@ -145,3 +146,58 @@ def test_a_failed_export_planned_before_plans_named_their_company_is_retried_onc
         QBO_ACCOUNTS["receiving_debit"]: Decimal("125.00"),
         QBO_ACCOUNTS["receiving_credit"]: Decimal("-125.00"),
     }
+
+
+def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """The old company's sale of 10 November is posted there when the day closes. After a switch, the new
+    company's sales are read from the start date: its sale of 10 November gets a cost of goods sold export of
+    its own, posted in the new company, and the old company's day is left as it was. The old company's sale
+    of 11 November, whose day had not closed at the switch, waits for that company."""
+    from tests.integration.test_books import close_days
+    from tests.integration.test_sales_pull import qbo_invoice
+
+    bracket = setup_qbo(api, sandboxes)["bracket"]
+    _receipt(api, bracket, "2026-11-03", "2.00")
+    tracking = {"enabled": True, "start_date": "2026-11-02", "time_zone": "UTC"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    qbo_invoice(sandboxes, "2001", "2026-11-10", 1)
+    qbo_invoice(sandboxes, "2002", "2026-11-11", 1)
+    api.pull_sales()
+    assert close_days(now=datetime(2026, 11, 11, 12, tzinfo=UTC)) == 1
+    Poller(aws).drain()
+    qbo = sandboxes.qbo
+    first_journals = qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+
+    second = _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    income = {"Name": "Sales", "AccountType": "Income", "AccountSubType": "SalesOfProductIncome"}
+    income_id = qbo.create_record(second.realm_id, "Account", income)["Id"]
+    customer = qbo.create_record(second.realm_id, "Customer", {"DisplayName": "Dockside Ltd"})
+    item: dict[str, Any] = {"Name": "Bracket 20", "Type": "NonInventory", "Sku": "FG-WB-20"}
+    item["IncomeAccountRef"] = {"value": income_id}
+    item_id = qbo.create_record(second.realm_id, "Item", item)["Id"]
+    detail = {"ItemRef": {"value": item_id}, "Qty": 2, "UnitPrice": "5.00"}
+    line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+    invoice = {"DocNumber": "3001", "TxnDate": "2026-11-10", "CustomerRef": {"value": customer["Id"]}}
+    qbo.create_record(second.realm_id, "Invoice", {**invoice, "Line": [line]})
+    ok(api.call("POST", "/integrations/qbo/sync/items"))  # links the product again, by SKU
+    api.pull_sales()
+    assert close_days(now=datetime(2026, 11, 12, 12, tzinfo=UTC)) == 1  # this company's 10 November
+    Poller(aws).drain()
+
+    assert qbo.list_records(DEMO_REALM_ID, "JournalEntry") == first_journals  # no true-up there
+    assert {e["status"] for e in _exports(api)} == {"posted"}
+    assert _moved(sandboxes, second.realm_id) == {
+        QBO_ACCOUNTS["cogs"]: Decimal("4.00"),  # 2 brackets at 2.00
+        QBO_ACCOUNTS["receiving_debit"]: Decimal("-4.00"),  # the lot was received, not built
+    }
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+    (cogs,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["cogs"]]
+    assert [(r["kind"], Decimal(r["amount"]), r["note"].split(" (")[0]) for r in cogs["reasons"]] == [
+        ("other_company", Decimal("-2.00"), f"posted to the {BEFORE}"),  # 2001, posted there
+        ("other_company", Decimal("-2.00"), f"the cost of goods sold of the sales read from the {BEFORE}"),
+    ]
