@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.contracts import ExportJob, PostedDocument
-from shared.domain.books import cogs_day
+from shared.domain.books import cogs_company, cogs_day
 from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
@@ -134,6 +134,10 @@ def _accounts(
     )
 
 
+class OtherCompanysSales(Exception):
+    """A day's cost of goods sold of the sales of a company other than the one connected: it waits."""
+
+
 def _posting(
     job: ExportJob,
     claimed: Claimed,
@@ -142,7 +146,13 @@ def _posting(
     session: Session,
 ) -> Posting:
     """The document this export posts: its stored plan when it has one (planned for this provider), else
-    QBO inventory mode's adjustment, else the journal planned now on the books' running balances."""
+    QBO inventory mode's adjustment, else the journal planned now on the books' running balances. The cost
+    of goods sold of another company's sales (read before a switch) waits for that company."""
+    if job.kind == "cogs" and cogs_company(job.record_id) not in ("", session.tenant_id):
+        raise OtherCompanysSales(
+            f"the cost of goods sold of the sales read from another {PROVIDER_LABELS[name]} company, before "
+            "the switch to this one, is posted there when it is connected again"
+        )
     if claimed.plan is not None:
         if claimed.plan_provider != name:
             raise BadRequest(
@@ -331,8 +341,8 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         attempt.run(claimed, old.attempts + 1, connection.provider, connection)
     except NothingToPost as err:
         return _skip(attempt, err.message)
-    except AuthExpired as err:
-        return _wait(attempt, connection, err.message)
+    except (AuthExpired, OtherCompanysSales) as err:
+        return _wait(attempt, connection, str(err))
     except ServiceError as err:
         if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
             return _retry_or_give_up(attempt, err, receive_count)

@@ -131,11 +131,12 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         event = cast(EventKey, (row.kind, row.record_id))  # a true-up (no event) is not dated there
         if (day := dates.get(event)) is not None and day <= as_of:
             where = "posted" if row.status in ("posted", "skipped") else "planned"
+            if where == "planned" and _of_another(event, company):  # it waits for that company
+                where = "unexported"
             theirs.append((day, where, state.exact([event])))
     booked_elsewhere = {(r.kind, r.record_id) for r in theirs_rows}
     for event in events:
-        of_another = event[0] == "cogs" and cogs_company(event[1]) not in ("", company)
-        if of_another and event not in booked_elsewhere:
+        if _of_another(event, company) and event not in booked_elsewhere and event not in state.planned:
             theirs.append((dates[event], "unexported", state.exact([event])))
             booked_elsewhere.add(event)
     reasons: dict[str, list[Reason]] = {}
@@ -349,6 +350,11 @@ def _corrected_by_then(
     before = {a: to_cents(v) for a, v in partly.items()}
     partly.update(domain.summed([partly, *(corrects[e] for e in mine)]))
     return domain.difference({a: to_cents(v) for a, v in partly.items()}, before)
+
+
+def _of_another(event: EventKey, company: str) -> bool:
+    """Whether an event is the cost of goods sold of sales read from a company other than ``company``."""
+    return event[0] == "cogs" and cogs_company(event[1]) not in ("", company)
 
 
 def _theirs(

@@ -14,6 +14,7 @@ from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared.aws import table
 from shared.store.keys import export_sk, org_pk
 from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
 from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo_chart
 from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
 
@@ -151,10 +152,11 @@ def test_a_failed_export_planned_before_plans_named_their_company_is_retried_onc
 def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
     api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
-    """The old company's sale of 10 November is posted there when the day closes. After a switch, the new
-    company's sales are read from the start date: its sale of 10 November gets a cost of goods sold export of
-    its own, posted in the new company, and the old company's day is left as it was. The old company's sale
-    of 11 November, whose day had not closed at the switch, waits for that company."""
+    """The old company's sale of 10 November is posted there when the day closes; its 11 November closes
+    just before a switch, and its 12 November not at all. After the switch, the new company's sales are read
+    from the start date: its sale of 10 November gets a cost of goods sold export of its own, posted in the
+    new company; the old company's days wait for it (the one queued at the switch is not posted in the new
+    company), and are posted there when it is connected again."""
     from tests.integration.test_books import close_days
     from tests.integration.test_sales_pull import qbo_invoice
 
@@ -162,11 +164,12 @@ def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
     _receipt(api, bracket, "2026-11-03", "2.00")
     tracking = {"enabled": True, "start_date": "2026-11-02", "time_zone": "UTC"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
-    qbo_invoice(sandboxes, "2001", "2026-11-10", 1)
-    qbo_invoice(sandboxes, "2002", "2026-11-11", 1)
+    for number, day in (("2001", "2026-11-10"), ("2002", "2026-11-11"), ("2003", "2026-11-12")):
+        qbo_invoice(sandboxes, number, day, 1)
     api.pull_sales()
     assert close_days(now=datetime(2026, 11, 11, 12, tzinfo=UTC)) == 1
     Poller(aws).drain()
+    assert close_days(now=datetime(2026, 11, 12, 12, tzinfo=UTC)) == 1  # 11 November, queued at the switch
     qbo = sandboxes.qbo
     first_journals = qbo.list_records(DEMO_REALM_ID, "JournalEntry")
 
@@ -185,11 +188,12 @@ def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
     qbo.create_record(second.realm_id, "Invoice", {**invoice, "Line": [line]})
     ok(api.call("POST", "/integrations/qbo/sync/items"))  # links the product again, by SKU
     api.pull_sales()
-    assert close_days(now=datetime(2026, 11, 12, 12, tzinfo=UTC)) == 1  # this company's 10 November
+    assert close_days(now=datetime(2026, 11, 13, 12, tzinfo=UTC)) == 1  # this company's 10 November
     Poller(aws).drain()
 
     assert qbo.list_records(DEMO_REALM_ID, "JournalEntry") == first_journals  # no true-up there
-    assert {e["status"] for e in _exports(api)} == {"posted"}
+    (waiting,) = [e for e in _exports(api) if e["status"] != "posted"]
+    assert waiting["status"] == "waiting" and "another QuickBooks Online company" in waiting["last_error"]
     assert _moved(sandboxes, second.realm_id) == {
         QBO_ACCOUNTS["cogs"]: Decimal("4.00"),  # 2 brackets at 2.00
         QBO_ACCOUNTS["receiving_debit"]: Decimal("-4.00"),  # the lot was received, not built
@@ -199,5 +203,15 @@ def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
     (cogs,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["cogs"]]
     assert [(r["kind"], Decimal(r["amount"]), r["note"].split(" (")[0]) for r in cogs["reasons"]] == [
         ("other_company", Decimal("-2.00"), f"posted to the {BEFORE}"),  # 2001, posted there
-        ("other_company", Decimal("-2.00"), f"the cost of goods sold of the sales read from the {BEFORE}"),
+        ("other_company", Decimal("-4.00"), f"the cost of goods sold of the sales read from the {BEFORE}"),
     ]
+
+    api.call("POST", "/integrations/qbo/disconnect")  # back to the first company: its days are posted there
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+    assert close_days(now=datetime(2026, 11, 14, 12, tzinfo=UTC)) == 1  # its 12 November, not the other's
+    Poller(aws).drain()
+    assert {e["status"] for e in _exports(api)} == {"posted"}
+    cogs_journals = [j for j in qbo.list_records(DEMO_REALM_ID, "JournalEntry") if j not in first_journals]
+    assert sorted(Decimal(str(j["TotalAmt"])) for j in cogs_journals) == [Decimal("2.00")] * 2
