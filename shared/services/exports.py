@@ -148,10 +148,10 @@ def _posting(
     """The document this export posts: its stored plan when it has one (planned for this provider), else
     QBO inventory mode's adjustment, else the journal planned now on the books' running balances. The cost
     of goods sold of another company's sales (read before a switch) waits for that company."""
-    if job.kind == "cogs" and cogs_company(job.record_id) not in ("", session.tenant_id):
+    if job.kind == "cogs" and (company := cogs_company(job.record_id)) not in ("", session.tenant_id):
         raise OtherCompanysSales(
-            f"the cost of goods sold of the sales read from another {PROVIDER_LABELS[name]} company, before "
-            "the switch to this one, is posted there when it is connected again"
+            f"the cost of goods sold of the sales read from another company ({company}), before the switch "
+            "to this one, is posted there when it is connected again"
         )
     if claimed.plan is not None:
         if claimed.plan_provider != name:
@@ -341,7 +341,10 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         attempt.run(claimed, old.attempts + 1, connection.provider, connection)
     except NothingToPost as err:
         return _skip(attempt, err.message)
-    except (AuthExpired, OtherCompanysSales) as err:
+    except AuthExpired as err:
+        return _wait(attempt, connection, err.message)
+    except OtherCompanysSales as err:
+        attempt.provider = "none"  # whatever is connected next tries it again (that company posts it)
         return _wait(attempt, connection, str(err))
     except ServiceError as err:
         if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
@@ -513,7 +516,10 @@ def retry(
     if item.status in ("posting", "waiting"):
         raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
     # planned for the company before a switch: whether or not it reached that one, it was never in this one
-    elsewhere = bool(current and item.plan_tenant and item.plan_tenant != current.tenant_id)
+    # (but a day's cost of goods sold of that company's sales goes back to it: its plan stays while unsure)
+    elsewhere = bool(current and item.plan_tenant and item.plan_tenant != current.tenant_id) and not (
+        item.kind == "cogs" and cogs_company(item.record_id) == item.plan_tenant
+    )
     replan = item.status == "failed" and item.plan is not None and (not item.unsure or elsewhere)
     if post_on is not None:
         _check_post_on(organisation_id, item, post_on, replan, moment)

@@ -193,7 +193,7 @@ def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
 
     assert qbo.list_records(DEMO_REALM_ID, "JournalEntry") == first_journals  # no true-up there
     (waiting,) = [e for e in _exports(api) if e["status"] != "posted"]
-    assert waiting["status"] == "waiting" and "another QuickBooks Online company" in waiting["last_error"]
+    assert waiting["status"] == "waiting" and f"another company ({DEMO_REALM_ID})" in waiting["last_error"]
     assert _moved(sandboxes, second.realm_id) == {
         QBO_ACCOUNTS["cogs"]: Decimal("4.00"),  # 2 brackets at 2.00
         QBO_ACCOUNTS["receiving_debit"]: Decimal("-4.00"),  # the lot was received, not built
@@ -215,3 +215,78 @@ def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
     assert {e["status"] for e in _exports(api)} == {"posted"}
     cogs_journals = [j for j in qbo.list_records(DEMO_REALM_ID, "JournalEntry") if j not in first_journals]
     assert sorted(Decimal(str(j["TotalAmt"])) for j in cogs_journals) == [Decimal("2.00")] * 2
+
+
+def _close_a_day_of_qbo_sales(api: Api, sandboxes: Sandboxes, aws: LocalStack) -> str:
+    """A bracket received at 2.00 and sold on 11 November in QuickBooks; the day's cost of goods sold queued
+    (not yet run). The bracket's product id."""
+    from tests.integration.test_books import close_days
+    from tests.integration.test_sales_pull import qbo_invoice
+
+    bracket = setup_qbo(api, sandboxes)["bracket"]
+    _receipt(api, bracket, "2026-11-03", "2.00")
+    tracking = {"enabled": True, "start_date": "2026-11-01", "time_zone": "UTC"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    qbo_invoice(sandboxes, "2002", "2026-11-11", 1)
+    api.pull_sales()
+    Poller(aws).drain()
+    assert close_days(now=datetime(2026, 11, 12, 12, tzinfo=UTC)) == 1
+    return bracket
+
+
+def test_a_quickbooks_day_that_waited_while_xero_was_connected_is_posted_when_quickbooks_is_back(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    from tests.integration.test_exports import setup_xero
+
+    _close_a_day_of_qbo_sales(api, sandboxes, aws)
+    api.call("POST", "/integrations/qbo/disconnect")  # the organisation moves to Xero before it runs
+    setup_xero(api, sandboxes)
+    Poller(aws).drain()
+    (cogs,) = [e for e in _exports(api) if e["kind"] == "cogs"]
+    assert cogs["status"] == "waiting" and f"({DEMO_REALM_ID})" in cogs["last_error"], cogs
+
+    api.call("POST", "/integrations/xero/disconnect")  # and back to the QuickBooks company of that day
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID]).page.status == 200
+    Poller(aws).drain()
+    (cogs,) = [e for e in _exports(api) if e["kind"] == "cogs"]
+    assert cogs["status"] == "posted", cogs
+    assert _moved(sandboxes, DEMO_REALM_ID)[QBO_ACCOUNTS["cogs"]] == Decimal("2.00")
+
+
+def test_an_unsure_day_of_the_old_company_retried_after_a_switch_keeps_its_plan(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Its journal may be in the old company (a lost answer, searches failing): retried from the new company,
+    it is not planned anew (which would adopt the journal found at another value) but waits for its company,
+    which adopts it and trues it up to the value a back-dated receipt gave it meanwhile."""
+    from tests.integration.test_books import close_days
+    from tests.integration.test_export_faults import SEARCHES, WRITES, deliver
+
+    bracket = _close_a_day_of_qbo_sales(api, sandboxes, aws)
+    qbo = sandboxes.qbo
+    qbo.inject("timeout", path_prefix=WRITES["qbo"], count=3)
+    qbo.inject("lost_response", path_prefix=WRITES["qbo"], count=1)  # the fourth try did commit
+    deliver(aws, rounds=4)
+    qbo.inject("503", path_prefix=SEARCHES["qbo"], count=10)
+    deliver(aws)
+    (cogs,) = [e for e in _exports(api) if e["kind"] == "cogs"]
+    assert cogs["status"] == "failed", cogs
+
+    _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+    _receipt(api, bracket, "2026-11-02", "1.00")  # back-dated: the sale now costs 1.00
+    Poller(aws).drain()
+    ok(api.call("POST", f"/exports/{cogs['export_id']}/retry"))
+    Poller(aws).drain()
+
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=JOURNALS))
+    Poller(aws).drain()
+    close_days(now=datetime(2026, 11, 14, 12, tzinfo=UTC))  # the hourly pass: the true-up due there
+    Poller(aws).drain()
+    (cogs,) = [e for e in _exports(api) if e["kind"] == "cogs"]
+    assert cogs["status"] == "posted" and cogs["adopted"], cogs
+    assert _moved(sandboxes, DEMO_REALM_ID)[QBO_ACCOUNTS["cogs"]] == Decimal("1.00")
