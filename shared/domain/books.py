@@ -9,6 +9,7 @@ from calendar import monthrange
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Literal
 
 from shared.domain.ledger import BuildRun, Entry, EntryKind, Ledger, ReceiptIn
@@ -48,7 +49,21 @@ def cogs_company(record_id: str) -> str:
     return record_id.partition("@")[2]
 
 
-def lot_roles(ledger: Ledger, sales_documents: SalesDocuments | None = None) -> dict[str, str]:
+def of_company(planned_for: str | None, company: str) -> bool:
+    """Whether what was planned (or read) for ``planned_for`` belongs to ``company``'s books: what names no
+    company (planned or read before companies were recorded) counts as the company's connected now."""
+    return (planned_for or company) == company
+
+
+def sales_of_another(record_id: str, company: str) -> bool:
+    """Whether a cost of goods sold's record id costs the sales of a company other than ``company``."""
+    return not of_company(cogs_company(record_id), company)
+
+
+NO_SALES: SalesDocuments = MappingProxyType({})
+
+
+def lot_roles(ledger: Ledger, sales_documents: SalesDocuments = NO_SALES) -> dict[str, str]:
     """The role of the account each lot was debited to when it was made: received lots the receiving debit
     account; built lots finished goods, or the sub-assembly (WIP) account when other builds consume that
     product (an organisation without one keeps them in finished goods). A lot restocked by a credit that
@@ -61,7 +76,7 @@ def lot_roles(ledger: Ledger, sales_documents: SalesDocuments | None = None) -> 
     latest: dict[str, str] = {}  # product -> the role of its latest lot so far, in replay order
     for m in movements:
         if isinstance(m, ReceiptIn):
-            restocked = m.document_id in (sales_documents or {})
+            restocked = m.document_id in sales_documents
             role = latest.get(m.product_id, "receiving_debit") if restocked else "receiving_debit"
         elif isinstance(m, BuildRun):
             role = "subassembly" if m.product_id in components else "build_debit"
@@ -82,13 +97,12 @@ def event_of(entry: Entry, day_of: Callable[[datetime], date], sales_documents: 
 
 
 def effects(
-    ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: SalesDocuments | None = None
+    ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: SalesDocuments = NO_SALES
 ) -> dict[EventKey, Balances]:
     """Each event's exact effect per account role (debits positive), from the ledger as it costs things now;
     ``day_of`` gives the business day of a sale's time (its COGS event, one per company). A lot received
     from one of the ``sales_documents`` is a credit that matched no sale, restocked: it comes back out of
     COGS."""
-    sales_documents = sales_documents or {}
     lots = lot_roles(ledger, sales_documents)
     found: dict[EventKey, Balances] = {}
 

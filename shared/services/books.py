@@ -76,12 +76,6 @@ def stored_journal(plan: str) -> Journal:
     return Journal.model_validate_json(plan)
 
 
-def of_company(row: ExportRow, company: str) -> bool:
-    """Whether an export was planned for ``company``'s books (one planned before plans named their company
-    counts as the company's connected now)."""
-    return (row.plan_tenant or company) == company
-
-
 class State:
     """One read of everything a plan depends on, for the company ``accounts`` are of."""
 
@@ -97,7 +91,7 @@ class State:
             if row.plan_provider == provider
             and row.kind in EVENT_KINDS
             and row.plan_type == "journal"
-            and of_company(row, accounts.company)
+            and domain.of_company(row.plan_tenant, accounts.company)
         }
         self.account = accounts.account
         self.currency = accounts.home_currency
@@ -342,7 +336,9 @@ def unplan(organisation_id: str, row: ExportRow, connected: str) -> None:
     corrected = domain.summed(
         corrections(other.plan_exact).get(row.export_id, {})
         for other in export_store.plan_index(organisation_id)
-        if other.kind == "trueup" and other.plan_provider == provider and of_company(other, company)
+        if other.kind == "trueup"
+        and other.plan_provider == provider
+        and domain.of_company(other.plan_tenant, company)
     )
     for _ in range(MAX_TRIES):
         books = store.get_books(organisation_id, provider, company)
@@ -372,7 +368,7 @@ def due_cogs_days(organisation_id: str, company: str, now: datetime) -> list[str
     return sorted(
         record_id
         for day, of in days
-        if of in ("", company)
+        if domain.of_company(of, company)
         and (record_id := domain.cogs_id(day, of)) not in known
         and datetime.combine(day + timedelta(days=1), time(), zone) + COGS_GRACE <= now
     )

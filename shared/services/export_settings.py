@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.bodies import ExportSettingsRequest
+from shared.domain.books import of_company
 from shared.domain.catalog import ROLES, Account, ExportMode, ExportSettings, export_settings_problems
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.errors import InvalidFields
@@ -179,7 +180,7 @@ def _mode_problems(
         for row in export_store.plan_index(organisation_id)
         if row.plan_provider == provider
         and row.plan_type != PLAN_TYPES[mode]
-        and row.plan_tenant in (None, "", company)
+        and of_company(row.plan_tenant, company or "")
     ]
     if not planned:
         return []

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.contracts import ExportJob, PostedDocument
-from shared.domain.books import cogs_company, cogs_day
+from shared.domain.books import cogs_company, cogs_day, of_company, sales_of_another
 from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
@@ -148,10 +148,10 @@ def _posting(
     """The document this export posts: its stored plan when it has one (planned for this provider), else
     QBO inventory mode's adjustment, else the journal planned now on the books' running balances. The cost
     of goods sold of another company's sales (read before a switch) waits for that company."""
-    if job.kind == "cogs" and (company := cogs_company(job.record_id)) not in ("", session.tenant_id):
+    if job.kind == "cogs" and sales_of_another(job.record_id, session.tenant_id):
         raise OtherCompanysSales(
-            f"the cost of goods sold of the sales read from another company ({company}), before the switch "
-            "to this one, is posted there when it is connected again"
+            f"the cost of goods sold of the sales read from another company ({cogs_company(job.record_id)}), "
+            "before the switch to this one, is posted there when it is connected again"
         )
     if claimed.plan is not None:
         if claimed.plan_provider != name:
@@ -160,7 +160,7 @@ def _posting(
                 f"books) and the organisation is now connected to {PROVIDER_LABELS[name]}; it is not "
                 "posted there"
             )
-        if claimed.plan_tenant and claimed.plan_tenant != session.tenant_id:
+        if not of_company(claimed.plan_tenant, session.tenant_id):
             # its account (and item) ids are the company's before a switch: another account, or none, here
             raise BadRequest(
                 f"this export was planned for another {PROVIDER_LABELS[name]} company, before the switch to "
@@ -517,7 +517,7 @@ def retry(
         raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
     # planned for the company before a switch: whether or not it reached that one, it was never in this one
     # (but a day's cost of goods sold of that company's sales goes back to it: its plan stays while unsure)
-    elsewhere = bool(current and item.plan_tenant and item.plan_tenant != current.tenant_id) and not (
+    elsewhere = bool(current and not of_company(item.plan_tenant, current.tenant_id or "")) and not (
         item.kind == "cogs" and cogs_company(item.record_id) == item.plan_tenant
     )
     replan = item.status == "failed" and item.plan is not None and (not item.unsure or elsewhere)

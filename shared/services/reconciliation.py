@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal, cast
 
 from shared.domain import books as domain
-from shared.domain.books import Balances, EventKey, cogs_company, cogs_day
+from shared.domain.books import Balances, EventKey, cogs_day
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
@@ -121,7 +121,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     rows = [r for r in planned if r.plan_type == "journal"]
     # planned for the company connected before a switch of company (as journals, or as QBO inventory
     # adjustments): in that company's books, not this one's
-    theirs_rows = [r for r in planned if not books.of_company(r, company)]
+    theirs_rows = [r for r in planned if not domain.of_company(r.plan_tenant, company)]
     elsewhere = {r.export_id for r in theirs_rows}
     # their events, at their values now (the stock ledger's, exact), by date: (date, where, value), where
     # "posted" (or skipped) there, "planned" there and not posted, or "unexported": the cost of goods sold of
@@ -354,7 +354,7 @@ def _corrected_by_then(
 
 def _of_another(event: EventKey, company: str) -> bool:
     """Whether an event is the cost of goods sold of sales read from a company other than ``company``."""
-    return event[0] == "cogs" and cogs_company(event[1]) not in ("", company)
+    return event[0] == "cogs" and domain.sales_of_another(event[1], company)
 
 
 def _theirs(
@@ -385,7 +385,7 @@ def _theirs(
             found.append(Reason(kind="other_company", amount=-total, note=(
                 f"the cost of goods sold of the sales read from the {label} company connected before the "
                 f"switch to this one ({len(gone)} day(s)): exported to that company when it is connected "
-                "again")))  # fmt: skip
+                "again (a failed one once retried)")))  # fmt: skip
     return found
 
 
