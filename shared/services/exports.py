@@ -513,8 +513,12 @@ def retry(
     if stale:  # its worker died: a new message lets the next worker claim it (and look for the marker first)
         enqueue(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
         return item.view()
-    if item.status in ("posting", "waiting"):
-        raise Conflict(f"export {export_id} is {item.status}; it will finish by itself")
+    if item.status == "posting":
+        raise Conflict(f"export {export_id} is posting; it will finish by itself")
+    if item.status == "waiting":  # its reason says what it waits for: connecting (that company) resumes it
+        raise Conflict(
+            f"export {export_id} is {item.last_error or 'waiting for a connection'}; no retry is needed"
+        )
     # planned for the company before a switch: whether or not it reached that one, it was never in this one
     # (but a day's cost of goods sold of that company's sales goes back to it: its plan stays while unsure)
     elsewhere = bool(current and not of_company(item.plan_tenant, current.tenant_id or "")) and not (

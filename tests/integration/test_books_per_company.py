@@ -194,6 +194,8 @@ def test_each_companys_sales_have_their_cost_of_goods_sold_in_its_own_books(
     assert qbo.list_records(DEMO_REALM_ID, "JournalEntry") == first_journals  # no true-up there
     (waiting,) = [e for e in _exports(api) if e["status"] != "posted"]
     assert waiting["status"] == "waiting" and f"another company ({DEMO_REALM_ID})" in waiting["last_error"]
+    retried = api.call("POST", f"/exports/{waiting['export_id']}/retry")  # says what it waits for
+    assert retried.status == 409 and "posted there when it is connected again" in retried.json()["message"]
     assert _moved(sandboxes, second.realm_id) == {
         QBO_ACCOUNTS["cogs"]: Decimal("4.00"),  # 2 brackets at 2.00
         QBO_ACCOUNTS["receiving_debit"]: Decimal("-4.00"),  # the lot was received, not built

@@ -226,6 +226,8 @@ def test_receipts_recorded_while_disconnected_wait_and_post_once_on_reconnecting
     waiting = ok(api.call("GET", "/exports"))
     assert {e["status"] for e in waiting} == {"waiting"}, waiting
     assert "not connected" in waiting[0]["last_error"]
+    retried = api.call("POST", f"/exports/{waiting[0]['export_id']}/retry")  # connecting resumes it
+    assert retried.status == 409 and "not connected" in retried.json()["message"], retried.body
 
     connect(api, sandboxes, "qbo")
     Poller(aws).drain()
