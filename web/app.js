@@ -292,6 +292,12 @@ const connections = {
       fact("Sign-in", tokenWords(view));
     }
     if (status === "disconnected") fact("Disconnected on", when(view.disconnected_at) ?? "—");
+    // another Partsemble organisation posts to this company too: its journals are in these books as well
+    const others = ACTIVE.has(status) ? view.other_organisations ?? 0 : 0;
+    const shared = others > 0 ? `${others === 1 ? "Another Partsemble organisation is" : `${others} other `
+      + "Partsemble organisations are"} also connected to this ${provider === "xero" ? "organisation" : "company"}`
+      + ": both post journals into its books, and each one's books check counts the other's among the entries it "
+      + "did not make." : null;
     const hint = status === "expired" ? view.reconnect_hint : null;
     if (view.last_error?.reason && !hint?.includes(view.last_error.reason)) {
       fact("Last problem", h("span", { class: "problem" }, view.last_error.reason),
@@ -317,6 +323,7 @@ const connections = {
       h("h3", { id: key("title"), tabindex: "-1", dataset: { key: key("title") } }, label),
       h("span", { class: "badge", dataset: { role: "status" } }, STATUS_WORDS[status] ?? status)),
     hint ? h("p", { class: "hint", dataset: { role: "hint" } }, hint) : null,
+    shared ? h("p", { class: "hint", dataset: { role: "shared" } }, shared) : null,
     status === "disconnected" ? h("p", { class: "muted" },
       "Your products, exports and history are kept in Partsemble.") : null,
     facts.length ? h("dl", { class: "facts" }, facts) : null,
@@ -827,8 +834,13 @@ const documentWords = (type) => DOCUMENT_WORDS[type] ?? (type ? type.replace(/([
 
 /** What an export is, in words: "Cost of goods sold for 10 Nov 2026", "Receipt R-1". */
 function exportSubject(item) {
-  // a business day's id, then "@" and the company whose sales it costs
-  if (item.kind === "cogs") return `Cost of goods sold for ${calendarDay(item.record_id.split("@")[0])}`;
+  // a business day's id, then "@" and the company whose sales it costs: one day can have two, after a switch
+  if (item.kind === "cogs") {
+    const [day, company] = String(item.record_id).split("@");
+    const connected = connections.views.find((view) => ACTIVE.has(view.status))?.tenant_id;
+    const theirs = company && connected && company !== connected ? " (sales of the company connected before)" : "";
+    return `Cost of goods sold for ${calendarDay(day)}${theirs}`;
+  }
   if (item.kind === "trueup") return "True-up of values already posted";
   return capitalised(`${RECORD_WORDS[item.kind] ?? item.kind ?? "export"} ${item.record_id ?? ""}`.trim());
 }

@@ -81,6 +81,8 @@ class ConnectionView(Model):
     status: ConnectionStatus | Literal["not_connected"]
     company_name: str | None = None
     tenant_id: str | None = None
+    # other Partsemble organisations connected to this company too: their journals land in its books as well
+    other_organisations: int = 0
     connected_at: str | None = None
     disconnected_at: str | None = None
     last_successful_sync_at: str | None = None
@@ -301,6 +303,7 @@ def _view(name: ProviderName, connection: store.Connection | None) -> Connection
         status=status,
         company_name=connection.tenant_name,
         tenant_id=connection.tenant_id,
+        other_organisations=len(_others_on_company(connection)) if status in IN_USE else 0,
         connected_at=connection.connected_at,
         disconnected_at=connection.disconnected_at,
         last_successful_sync_at=connection.last_successful_sync_at,
@@ -323,26 +326,27 @@ def status(organisation_id: str) -> list[ConnectionView]:
     return [_view(name, by_provider.get(name)) for name in PROVIDERS]
 
 
+def _others_on_company(connection: store.Connection) -> list[store.Connection]:
+    """The connections of other Partsemble organisations in use with the same company."""
+    if connection.tenant_id is None:
+        return []
+    others = (
+        store.get_connection(organisation, connection.provider)
+        for organisation in store.organisations_of_tenant(connection.provider, connection.tenant_id)
+        if organisation != connection.organisation_id
+    )
+    return [o for o in others if o is not None and o.status in IN_USE and o.tenant_id == connection.tenant_id]
+
+
 def _tenant_connection_shared(connection: store.Connection) -> bool:
     """Whether another Partsemble organisation uses the same Xero tenant connection. A Xero connection
     belongs to the person and the tenant, not to a Partsemble organisation: when the same person connects
     one tenant to two organisations, both grants reach it through one connection id, and deleting it for
     one would break the other."""
-    if connection.provider != "xero" or connection.tenant_id is None:
+    if connection.provider != "xero":
         return False
     mine = connection.xero_connection_id
-    others = (
-        store.get_connection(organisation, "xero")
-        for organisation in store.organisations_of_tenant("xero", connection.tenant_id)
-        if organisation != connection.organisation_id
-    )
-    return any(
-        other is not None
-        and other.status in IN_USE
-        and other.tenant_id == connection.tenant_id
-        and (mine is None or other.xero_connection_id in (None, mine))
-        for other in others
-    )
+    return any(mine is None or o.xero_connection_id in (None, mine) for o in _others_on_company(connection))
 
 
 def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView:

@@ -109,6 +109,14 @@ def test_connect_qbo_through_the_popup_shows_the_company(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "scrolls sideways"
     shoot(page, "3-connected-phone")
 
+    # a second Partsemble organisation connecting the same company is told both post into its books
+    open_page(page, local_stack, new_organisation("qbo-second"))
+    connect_qbo(page)
+    expect(card(page, "qbo").locator('[data-role="shared"]')).to_contain_text(
+        "also connected to this company: both post journals into its books"
+    )
+    shoot(page, "4-second-organisation-phone")
+
 
 def test_connect_xero_choosing_one_of_two_organisations_by_keyboard(
     page: Page, local_stack: LocalStack, shoot: Screenshots

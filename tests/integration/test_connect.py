@@ -82,6 +82,24 @@ def test_organisations_see_only_their_own_connection(api: Api, sandboxes: Sandbo
     assert status_of(api, "qbo", organisation="org-a")["status"] == "connected"
 
 
+def test_two_organisations_connected_to_one_company_are_each_told(api: Api, sandboxes: Sandboxes) -> None:
+    """Both would post into one company's books: each connection says so, for as long as both are in use."""
+    connect(api, sandboxes, "qbo", organisation="org-a")
+    assert status_of(api, "qbo", organisation="org-a")["other_organisations"] == 0
+    connect(api, sandboxes, "qbo", organisation="org-b")
+    assert status_of(api, "qbo", organisation="org-a")["other_organisations"] == 1
+    assert status_of(api, "qbo", organisation="org-b")["other_organisations"] == 1
+    assert api.call("POST", "/integrations/qbo/disconnect", organisation="org-b").status == 200
+    assert status_of(api, "qbo", organisation="org-a")["other_organisations"] == 0
+    assert status_of(api, "qbo", organisation="org-b")["other_organisations"] == 0
+
+    orgs = xero_orgs(sandboxes)  # two organisations of one Xero login: different companies, nothing shared
+    connect(api, sandboxes, "xero", organisation="org-c", choose=[orgs["Partsemble Demo (AU)"]])
+    connect(api, sandboxes, "xero", organisation="org-d", choose=[orgs["Partsemble Demo (NZ)"]])
+    assert status_of(api, "xero", organisation="org-c")["other_organisations"] == 0
+    assert status_of(api, "xero", organisation="org-d")["other_organisations"] == 0
+
+
 def test_unknown_provider_is_404_on_connect_and_callback(api: Api, sandboxes: Sandboxes) -> None:
     assert api.call("POST", "/integrations/sage/connect", json_body={}).status == 404
     callback = api.call("GET", "/oauth/sage/callback?code=x&state=y", organisation=None)
