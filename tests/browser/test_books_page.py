@@ -77,13 +77,31 @@ class Api:
 def xero_organisation(stack: LocalStack) -> tuple[str, str]:
     """A Xero organisation of this test's own (no other test's journals in its trial balance) with the demo
     chart and one item, and a user who may connect only it; returns (tenant id, username)."""
-    admin = f"{stack.xero_url}/_admin"
+    (tenant,), username = xero_organisations(stack, 1)
+    return tenant, username
+
+
+def xero_organisations(stack: LocalStack, count: int) -> tuple[list[str], str]:
+    """``count`` such organisations ("Books <tag> Pty Ltd", "Books <tag>-2 Pty Ltd", ...) and a user who may
+    connect them all."""
     tag = uuid.uuid4().hex[:8]
+    tenants = [_xero_books_organisation(stack, f"{tag}{'' if n == 0 else f'-{n + 1}'}") for n in range(count)]
+    username = f"books-{tag}@partsemble.test"
+    _admin_post(stack, "/users", {"username": username, "password": PASSWORD, "tenant_ids": tenants})
+    return tenants, username
+
+
+def _admin_post(stack: LocalStack, path: str, body: dict[str, Any]) -> Any:
+    response = httpx.post(f"{stack.xero_url}/_admin{path}", json=body, timeout=10)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def _xero_books_organisation(stack: LocalStack, tag: str) -> str:
     tenant = str(uuid.uuid4())
 
     def post(path: str, body: dict[str, Any]) -> None:
-        response = httpx.post(f"{admin}{path}", json=body, timeout=10)
-        assert response.status_code in (200, 201), response.text
+        _admin_post(stack, path, body)
 
     post("/organisations", {"name": f"Books {tag} Pty Ltd", "tenant_id": tenant, "country": "AU"})
     for code, name, kind, status, system in XERO_CHART:
@@ -100,19 +118,23 @@ def xero_organisation(stack: LocalStack) -> tuple[str, str]:
         },
     )
     post(f"/organisations/{tenant}/Contacts", {"Name": "Harbour Fabrication", "IsCustomer": True})
-    username = f"books-{tag}@partsemble.test"
-    post("/users", {"username": username, "password": PASSWORD, "tenant_ids": [tenant]})
-    return tenant, username
+    return tenant
 
 
-def connect_xero(page: Page, username: str) -> None:
+def connect_xero(page: Page, username: str, organisation: str | None = None, switch: bool = False) -> None:
+    """Connects through the popup, allowing ``organisation`` (the user's only one when None); ``switch``:
+    through "Connect a different company" and its confirmation."""
     with page.expect_popup() as opened:
-        card(page, "xero").locator('[data-action="connect"]').click()
+        if switch:
+            card(page, "xero").locator('[data-action="switch"]').click()
+            page.locator("dialog#confirm").get_by_role("button", name="Choose another company").click()
+        else:
+            card(page, "xero").locator('[data-action="connect"]').click()
     popup = opened.value
     popup.locator('input[type="text"]').fill(username)
     popup.locator('input[type="password"]').fill(PASSWORD)
     popup.locator('button[type="submit"]').click()
-    popup.get_by_role("checkbox").check()
+    popup.get_by_role("checkbox", name=organisation).check()
     popup.get_by_role("button", name="Allow access").click()
     expect(card(page, "xero")).to_have_attribute("data-status", "connected")
 
@@ -332,6 +354,70 @@ def test_books_check_and_exports_in_words_for_xero(
         "Receipt R-3 of 4 Nov 2026 is dated 21 Nov 2026, after the period the provider locked: -2.01"
     )
     shoot(page, "4-posted-later")
+
+
+def test_exports_tell_a_days_cost_of_goods_sold_of_the_company_connected_before_from_this_ones(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """After a switch of company, one business day has a cost of goods sold in each company: the list says
+    which is the company's connected before."""
+    tenants, username = xero_organisations(local_stack, 2)
+    organisation = new_organisation("switch")
+    api = Api(local_stack, organisation)
+    open_page(page, local_stack, organisation)
+    sold = "2026-11-10"
+
+    def sell_a_bolt_in(tenant: str, number: str) -> None:
+        """The company's accounts and items synced and mapped, one bolt sold there on the day, and its sales
+        pulled and the day closed: that day's cost of goods sold is exported to it."""
+        chart = {
+            a["code"]: a["account_id"] for a in api("POST", "/integrations/xero/sync/accounts")["accounts"]
+        }
+        api("POST", "/integrations/xero/sync/items")
+        accounts = {role: chart[code] for role, code in XERO_ACCOUNTS.items()}
+        api("PUT", "/integrations/xero/export-settings", {"mode": "journals", "accounts": accounts})
+        contact = httpx.get(f"{local_stack.xero_url}/_admin/organisations/{tenant}/Contacts").json()[0]
+        line = {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": "1", "UnitAmount": "20"}
+        invoice = {"InvoiceNumber": number, "Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]},
+                   "Date": sold, "Status": "AUTHORISED", "LineItems": [line]}  # fmt: skip
+        _admin_post(local_stack, f"/organisations/{tenant}/Invoices", invoice)
+        api("PUT", "/integrations/xero/sales-tracking", {"enabled": True, "start_date": "2026-11-01"})
+        api("POST", "/sales/pull")
+        local_stack.settle()  # the pull is queued: read first
+        local_stack.fire_schedule("SalesPullFunction")  # closes the day: its cost of goods sold is exported
+
+    first, second = (f"Books {username.split('-')[1].split('@')[0]}{s} Pty Ltd" for s in ("", "-2"))
+    connect_xero(page, username, first)
+    api("POST", "/integrations/xero/sync/items")
+    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items") if i["sku"] == "BOLT-M8"]
+    bolt = api("POST", "/products/import-from-provider", {"provider": "xero", "item_ids": [item]})["created"][
+        0
+    ]
+    line = {"product_id": bolt["product_id"], "quantity": "5", "unit_cost": "3.00"}
+    api("POST", "/receipts", {"receipt_id": "R-1", "received_at": "2026-11-02T09:00:00Z", "lines": [line]},
+        status=201)  # fmt: skip
+    sell_a_bolt_in(tenants[0], "INV-1")
+    api.wait_for_exports({"receipt": ["posted"], "cogs": ["posted"]})
+
+    card(page, "xero").locator('[data-action="disconnect"]').click()
+    page.locator("dialog#confirm").get_by_role("button", name="Disconnect Xero").click()
+    expect(card(page, "xero")).to_have_attribute("data-status", "disconnected")
+    connect_xero(page, username, second, switch=True)
+    expect(card(page, "xero")).to_contain_text(second)
+    sell_a_bolt_in(tenants[1], "INV-2")
+    api.wait_for_exports({"receipt": ["posted"], "cogs": ["posted", "posted"]})
+
+    load_cleanly(page, local_stack, organisation)
+    sentences = page.locator("section#exports").locator('tr[data-kind="cogs"] [data-role="sentence"]')
+    expect(sentences).to_have_count(2)
+    before = (
+        "Cost of goods sold for 10 Nov 2026 (sales of the company connected before) \u2013 manual journal"
+    )
+    expect(sentences.filter(has_text=before)).to_have_count(1)
+    expect(
+        sentences.filter(has_text="Cost of goods sold for 10 Nov 2026 \u2013 manual journal")
+    ).to_have_count(1)
+    shoot(page, "exports-after-a-switch")
 
 
 def test_sales_tracking_switch_by_keyboard_with_field_errors(
