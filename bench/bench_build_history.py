@@ -10,11 +10,15 @@ good stores its stock and its components' (as a first build after this change do
 after it, dated after every movement. Each figure is the median of the builds timed, CPU time of this
 process (moto runs in it). Two back-dated receipts are timed last: one a day back, which replays from the
 checkpoint before it, and one to the start of the history, before every checkpoint, which replays the whole
-ledger. Run: python -m bench.bench_build_history
+ledger. Then the books' state an export's plan reads (``shared.services.books.State``: the books, every
+movement, the whole ledger replayed and valued, every export's planning fields), with every event of the
+history planned and posted and a receipt just recorded (as the export that follows it reads them): unlike a
+build, it grows with the history. Run: python -m bench.bench_build_history
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import time
@@ -32,15 +36,18 @@ from shared.bodies import BuildRequest, ReceiptRequest
 from shared.domain.catalog import Product
 from shared.domain.inventory import stock_of
 from shared.domain.ledger import AnyMovement, BuildRun, ComponentUse, Ledger, Movement, ReceiptIn, order_key
-from shared.services import inventory
+from shared.domain.postings import PostingAccounts
+from shared.services import books, inventory
+from shared.services.queue import export_id_for
 from shared.store import catalog as catalog_store
 from shared.store import checkpoints
-from shared.store.keys import LEDGER_SK, moves_sk, org_pk
+from shared.store.keys import LEDGER_SK, export_sk, moves_sk, org_pk
 
 D = Decimal
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 RAWS, GOODS, PER_GOOD = 40, 10, 5
 TIMED = 5  # builds timed per history
+PLANS = 3  # export plans' reads timed per history
 KEPT = 3  # checkpoints stored: moto's transactions deep-copy the table, so a smaller one keeps the bench fast
 
 
@@ -169,6 +176,48 @@ class Measured(NamedTuple):
     kinds: str
     back_dated: float  # a day back
     from_start: float  # to the start of the history
+    plan: Build  # the books' state one export's plan reads (median), with every event planned
+    planned: int  # the events planned
+
+
+# a QBO company's accounts by role (the bench's: no provider is called)
+ACCOUNTS = PostingAccounts(
+    home_currency="USD", company="bench-company", receiving_debit="1", receiving_credit="2", build_debit="3",
+    waste="4", cogs="5",
+)  # fmt: skip
+
+
+def plan_everything(organisation: str) -> int:
+    """Every event of the ledger as planned and posted at its value now (no true-up due): the plan index a
+    year of exports leaves."""
+    state = books.State(organisation, "qbo", ACCOUNTS)
+    events = list(state.event_dates())
+    with table().batch_writer() as batch:
+        for kind, record_id in events:
+            export_id = export_id_for(organisation, kind, record_id)
+            exact = {a: str(v) for a, v in sorted(state.exact([(kind, record_id)]).items()) if v}
+            batch.put_item(
+                Item={
+                    "pk": org_pk(organisation), "sk": export_sk(export_id), "export_id": export_id,
+                    "kind": kind, "record_id": record_id, "status": "posted", "plan_provider": "qbo",
+                    "plan_tenant": ACCOUNTS.company, "plan_type": "journal", "plan_exact": json.dumps(exact),
+                }
+            )  # fmt: skip
+    return len(events)
+
+
+def timed_plan(organisation: str, number: int, at: datetime, requests: Requests) -> Build:
+    """A receipt recorded (untimed), then the books' state its export's plan reads."""
+    line = {"product_id": "raw0", "quantity": "5", "unit_cost": "1.25"}
+    receipt = ReceiptRequest.model_validate(
+        {"receipt_id": f"PLAN{number}", "received_at": at, "lines": [line]}
+    )
+    inventory.record_receipt(organisation, receipt, datetime.now(UTC))
+    requests.clear()
+    started = time.process_time()
+    books.State(organisation, "qbo", ACCOUNTS)
+    whole = time.process_time() - started
+    return Build(whole - requests.emulator, requests.emulator, sum(requests.made.values()))
 
 
 def measure(size: int, requests: Requests) -> Measured:
@@ -188,12 +237,17 @@ def measure(size: int, requests: Requests) -> Measured:
     back_dated = timed_receipt(organisation, receipt, requests)  # from the checkpoint before it
     to_start = receipt.model_copy(update={"received_at": T0 + timedelta(minutes=1)})
     from_start = timed_receipt(organisation, to_start, requests)  # before every checkpoint: the whole ledger
-    median = Build(
+    planned = plan_everything(organisation)
+    plans = [timed_plan(organisation, n, end + timedelta(days=1, hours=n), requests) for n in range(PLANS)]
+    return Measured(_median(runs), kinds, back_dated, from_start, _median(plans), planned)
+
+
+def _median(runs: list[Build]) -> Build:
+    return Build(
         statistics.median(b.service for b in runs),
         statistics.median(b.emulator for b in runs),
         max(b.requests for b in runs),
     )
-    return Measured(median, kinds, back_dated, from_start)
 
 
 def timed_receipt(organisation: str, receipt: ReceiptRequest, requests: Requests) -> float:
@@ -224,6 +278,16 @@ def main() -> None:
     time_ratio = large.build.service / small.build.service
     request_ratio = large.build.requests / small.build.requests
     print(f"   20,000 vs 100: time {time_ratio:.2f}x, DynamoDB requests {request_ratio:.2f}x (goal <= 1.5x)")
+    print(f"the books' state one export's plan reads, every event planned, median of {PLANS}:")
+    for size, found in ((100, small), (20_000, large)):
+        print(
+            f"   {size:>6,} movements, {found.planned:,} events planned: {found.plan.service * 1000:,.0f} ms,"
+            f" {found.plan.requests} DynamoDB requests; moto {found.plan.emulator * 1000:,.0f} ms"
+        )
+    print(
+        f"   20,000 vs 100: time {large.plan.service / small.plan.service:.0f}x,"
+        f" DynamoDB requests {large.plan.requests / small.plan.requests:.0f}x (no goal: grows with history)"
+    )
 
 
 if __name__ == "__main__":
