@@ -267,9 +267,11 @@ def _sale_documents(
             former.setdefault(company, {})[(company.split(":", 1)[0], item)] = p
     by_sku = {sku_key(p.sku): p for p in products if sku_key(p.sku)}
     by_id = {p.product_id: p for p in products}
+    # a day's sales before its credits: a credit matches a sale of its own day too (and by id, "CreditMemo"
+    # and "CreditNote" sort before "Invoice")
     pulled = sorted(
         map(PulledSale.model_validate_json, store.documents(organisation_id)),
-        key=lambda d: (d.issued or date.min, d.document_id),
+        key=lambda d: (d.issued or date.min, d.kind == "credit_note", d.document_id),
     )
     sales: list[KnownSale] = []
     for document in pulled:

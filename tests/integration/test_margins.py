@@ -441,6 +441,41 @@ def test_credits_matching_no_sale_reverse_revenue_say_where_units_went_and_keep_
     assert credit["issues"] == []
 
 
+def test_a_credit_on_the_day_of_its_invoice_returns_the_units_that_invoice_took_last(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20])
+    lots = receive(
+        api, [(name, sku["FG-WB-20"], "10", cost) for name, cost in (("A", "1.00"), ("B", "3.00"))]
+    )
+    customer = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Same day"})["Id"]
+    for kind, number, quantity in (("Invoice", "SD-1", 12), ("CreditMemo", "SD-CM", 2)):  # one day
+        detail = {"ItemRef": {"value": BRACKET_20}, "Qty": quantity, "UnitPrice": "4.50"}
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            kind,
+            {
+                "CustomerRef": {"value": customer},
+                "DocNumber": number,
+                "TxnDate": "2026-11-12",
+                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+            },
+        )
+    tracking = {"enabled": True, "start_date": "2026-11-12"}  # these two alone: none of the demo's sales
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    api.pull_sales()
+
+    report = ok(api.call("GET", "/margins?from=2026-11-12&to=2026-11-12"))
+    assert not [note for note in report["notes"] if "SD-CM" in note]  # it matched: not "matched no sale"
+    docs = by_number(report)
+    # SD-1 took all of A (10.00) and 2 of B (6.00); the 2 credited are those 2 of B, back to B
+    assert figures(docs["SD-1"]["figures"]) == (D("54.00"), D("16.00"), D("38.00"), D("70.37"))
+    assert figures(docs["SD-CM"]["figures"])[:2] == (D("-9.00"), D("-6.00"))
+    assert docs["SD-CM"]["issues"] == ["the credit names no sale; its goods return to the lots of SD-1"]
+    assert [(lot, quantity) for lot, quantity, _ in lots_of(docs["SD-CM"]["lines"][0], lots)] == [("B", D(2))]
+
+
 def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisation_time_zone(
     api: Api, sandboxes: Sandboxes
 ) -> None:
