@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from calendar import monthrange
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
@@ -47,6 +47,15 @@ def cogs_day(record_id: str) -> date:
 def cogs_company(record_id: str) -> str:
     """The company whose sales a cost of goods sold's record id costs ("": not known)."""
     return record_id.partition("@")[2]
+
+
+def record_day(zone: tzinfo | None) -> Callable[[datetime], date]:
+    """The day a receipt, QA rejection or build is in the books: where the organisation is (its business time
+    zone, as its sales' days are), so a month's cut-off is the same for what it received, built and sold; as
+    the time was given (with its own offset) when it has no time zone set."""
+    if zone is None:
+        return lambda at: at.date()
+    return lambda at: at.astimezone(zone).date()
 
 
 def of_company(planned_for: str | None, company: str) -> bool:

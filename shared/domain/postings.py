@@ -10,8 +10,8 @@ takes the rejected units straight back out to the waste account, so QBO ends whe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal, TypeVar
 
@@ -136,21 +136,27 @@ def journal_of(
 
 
 def adjustment_for(
-    record: Record, accounts: PostingAccounts, products: Mapping[str, Product], *, marker: str
+    record: Record,
+    accounts: PostingAccounts,
+    products: Mapping[str, Product],
+    *,
+    marker: str,
+    day: Callable[[datetime], date],
 ) -> InventoryAdjustment:
-    """QBO inventory mode: quantities by QBO item; every product must be mapped to an item first."""
+    """QBO inventory mode: quantities by QBO item; every product must be mapped to an item first. ``day``
+    dates it (``books.record_day``)."""
     if isinstance(record, BuildRecord):
         build = record.build
         moves = [(c.product_id, -c.quantity) for c in record.components] + [
             (build.product_id, build.quantity)
         ]
-        on, role, memo = build.built_at.date(), "adjustment", f"Build {build.build_id}"
+        on, role, memo = day(build.built_at), "adjustment", f"Build {build.build_id}"
     elif isinstance(record, Receipt):
         moves = [(line.product_id, line.received) for line in record.lines]
-        on, role, memo = record.received_at.date(), "adjustment", f"Receipt {record.receipt_id}"
+        on, role, memo = day(record.received_at), "adjustment", f"Receipt {record.receipt_id}"
     else:
         moves = [(line.product_id, -line.quantity) for line in record.lines]
-        on, role, memo = record.rejected_at.date(), "waste", f"QA rejection on receipt {record.receipt_id}"
+        on, role, memo = day(record.rejected_at), "waste", f"QA rejection on receipt {record.receipt_id}"
     unmapped = sorted({p for p, _ in moves if not (products.get(p) and products[p].provider_item_id)})
     if unmapped:
         names = ", ".join(products[p].label if p in products else p for p in unmapped)

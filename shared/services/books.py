@@ -83,6 +83,7 @@ class State:
         self.books = store.get_books(organisation_id, provider, accounts.company)
         costed = margins.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
+        self.record_day = domain.record_day(costed.business_zone)
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
         self.rows = export_store.plan_index(organisation_id)
         self.planned: dict[EventKey, ExportRow] = {
@@ -103,7 +104,7 @@ class State:
         dates = {}
         for entry in self.ledger.entries():
             event = domain.event_of(entry, day_of, self.sales_documents)
-            dates[event] = domain.cogs_day(event[1]) if event[0] == "cogs" else entry.at.date()
+            dates[event] = domain.cogs_day(event[1]) if event[0] == "cogs" else self.record_day(entry.at)
         return dates
 
     def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
@@ -232,9 +233,9 @@ def plan(
     gets it too."""
     event: EventKey = (job.kind, job.record_id)  # type: ignore[assignment]
     record = record_of(organisation_id, job)
-    on, narration = describe(job, record)
     for _ in range(MAX_TRIES):
         state = State(organisation_id, provider, accounts)
+        on, narration = describe(job, record, state.record_day)
         state.planned.pop(event, None)
         trued = state.trued(event)
         writes, jobs = [], []
@@ -299,17 +300,20 @@ def _label(job: ExportJob, product_id: str) -> str:
     return next((p.sku or p.name for p in found if p.sku or p.name), product_id)
 
 
-def describe(job: ExportJob, record: InventoryRecord | None) -> tuple[date, str]:
-    """The date and narration of an event's journal (``record``: ``record_of`` the event)."""
+def describe(
+    job: ExportJob, record: InventoryRecord | None, record_day: Callable[[datetime], date]
+) -> tuple[date, str]:
+    """The date and narration of an event's journal (``record``: ``record_of`` the event; ``record_day``:
+    ``domain.record_day`` of the organisation's time zone)."""
     if isinstance(record, Receipt):
         supplier = f" from {record.supplier_id}" if record.supplier_id else ""
-        return record.received_at.date(), f"Receipt {record.receipt_id}{supplier}"
+        return record_day(record.received_at), f"Receipt {record.receipt_id}{supplier}"
     if isinstance(record, Rejection):
-        return record.rejected_at.date(), f"QA rejection on receipt {record.receipt_id}"
+        return record_day(record.rejected_at), f"QA rejection on receipt {record.receipt_id}"
     if isinstance(record, BuildRecord):
         build = record.build
         return (
-            build.built_at.date(),
+            record_day(build.built_at),
             f"Build {build.build_id}: {build.quantity} x {_label(job, build.product_id)}",
         )
     day = domain.cogs_day(job.record_id)
@@ -357,7 +361,8 @@ def due_cogs_days(organisation_id: str, company: str, now: datetime) -> list[str
     """The cost of goods sold of business days with sales of ``company``'s documents (or of documents whose
     company was not recorded) that have ended (plus the grace period) and have no export yet: their record
     ids. Another company's sales wait for it to be connected."""
-    ledger, documents, zone = margins.costed_ledger(organisation_id)
+    costed = margins.costed_ledger(organisation_id)
+    ledger, documents, zone = costed.ledger, costed.sales_documents, costed.zone
     sale_kinds = (EntryKind.SALE_CONSUME, EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE)
     days = {
         (e.at.astimezone(zone).date(), documents.get(e.document_id, ""))

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.contracts import ExportJob, PostedDocument
-from shared.domain.books import cogs_company, cogs_day, of_company, sales_of_another
+from shared.domain.books import cogs_company, cogs_day, of_company, record_day, sales_of_another
 from shared.domain.catalog import ExportSettings
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.inventory import BuildRecord, Product, Receipt, Rejection
@@ -52,9 +52,10 @@ from shared.store.exports import ExportView as ExportView  # the API answers wit
 from shared.store.inventory import InventoryRecord
 
 if TYPE_CHECKING:
-    from shared.services import books, qbo_names
+    from shared.services import books, margins, qbo_names
 else:  # planning loads the ledger, sales and books code (and QBO's vendor rule): only exports that plan
-    books, qbo_names = lazy_module("shared.services.books"), lazy_module("shared.services.qbo_names")
+    books, margins = lazy_module("shared.services.books"), lazy_module("shared.services.margins")
+    qbo_names = lazy_module("shared.services.qbo_names")
 
 LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never loses its lease
 BACKOFF_BASE = 30
@@ -216,7 +217,14 @@ def _posting(
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
     adjustment = posted_on(
-        adjustment_for(record, accounts, products, marker=claimed.export_id), claimed.post_on
+        adjustment_for(
+            record,
+            accounts,
+            products,
+            marker=claimed.export_id,
+            day=record_day(margins.business_zone(job.organisation_id)),
+        ),
+        claimed.post_on,
     )
     if not store.store_plan(
         job.organisation_id,
@@ -557,7 +565,8 @@ def _check_post_on(
         own = date.fromisoformat(item.happened_at[:10])
     else:
         job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
-        own = books.describe(job, books.record_of(organisation_id, job))[0]
+        day = record_day(margins.business_zone(organisation_id))
+        own = books.describe(job, books.record_of(organisation_id, job), day)[0]
     latest = moment.date() + timedelta(days=1)
     if not own < post_on <= latest:
         problem = (

@@ -179,7 +179,12 @@ class CostedLedger(NamedTuple):
     ledger: Ledger  # stock movements with every tracked sale applied
     sales_documents: dict[str, str]  # the documents that are sales (a credit's restocked lot among them) ->
     # the company they were read from ("": not recorded)
-    zone: ZoneInfo  # the organisation's time zone: it decides business days
+    business_zone: ZoneInfo | None  # the organisation's time zone (``business_zone``); None: none is set
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone that decides business days (and the organisation's today): UTC when none is set."""
+        return self.business_zone or ZoneInfo("UTC")
 
 
 def costed_ledger(organisation_id: str) -> CostedLedger:
@@ -187,12 +192,23 @@ def costed_ledger(organisation_id: str) -> CostedLedger:
     ledger = Ledger(inventory_store.movements(organisation_id))
     settings: dict[str, Tracking] = {t.provider: t for t in store.tracked(organisation_id)}
     if not settings:
-        return CostedLedger(ledger, {}, ZoneInfo("UTC"))
+        return CostedLedger(ledger, {}, None)
     mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
     apply_sales(ledger, [m.sale for m in mapped])
-    tracking = next((t for t in settings.values() if t.enabled), next(iter(settings.values())))
     documents = {m.sale.document_id: m.pulled.tenant_id or "" for m in mapped}
-    return CostedLedger(ledger, documents, _zone_of(tracking))
+    return CostedLedger(ledger, documents, _business_zone(settings))
+
+
+def business_zone(organisation_id: str) -> ZoneInfo | None:
+    """The organisation's time zone, its sales tracking's (set there, else the provider company's): None
+    when it has never set sales tracking up."""
+    return _business_zone({t.provider: t for t in store.tracked(organisation_id)})
+
+
+def _business_zone(settings: dict[str, Tracking]) -> ZoneInfo | None:
+    if not settings:
+        return None
+    return _zone_of(next((t for t in settings.values() if t.enabled), next(iter(settings.values()))))
 
 
 def _return_note(number: str, returned: UnmatchedReturn, product: Product | None) -> str:

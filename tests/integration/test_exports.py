@@ -212,6 +212,38 @@ def test_qbo_journals_for_receipt_rejection_and_multi_level_builds(
         assert (export["attempts"], export["last_error"], export["adopted"]) == (1, None, False)
 
 
+@pytest.mark.parametrize("mode", ["journals", "inventory_adjustments"])
+def test_a_record_is_dated_where_the_organisation_is_at_a_month_end(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, mode: str
+) -> None:
+    """A receipt made on 30 November at 20:00 in Los Angeles and sent in UTC (1 December 04:00, as a
+    browser's toISOString gives it) is in November's books there, as that day's sales are; an organisation
+    with no time zone set has each time dated as it was given."""
+    parts = setup_qbo(api, sandboxes, mode=mode)
+    line = {"product_id": parts["bolt"], "quantity": "10", "unit_cost": "2.00"}
+    at = {"R-NO-ZONE": "2026-11-30T20:00:00-08:00", "R-LATE": "2026-12-01T04:00:00Z"}
+    ok(api.call("POST", "/receipts", json_body={"receipt_id": "R-NO-ZONE", "received_at": at["R-NO-ZONE"],
+                                                 "lines": [line]}), 201)  # fmt: skip
+    Poller(aws).drain()
+    tracking = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    ok(api.call("POST", "/receipts", json_body={"receipt_id": "R-LATE", "received_at": at["R-LATE"],
+                                                 "lines": [line]}), 201)  # fmt: skip
+    Poller(aws).drain()
+
+    exported = exports_by_record(api)
+    kind = "JournalEntry" if mode == "journals" else "InventoryAdjustment"
+    documents = {d["Id"]: d for d in sandboxes.qbo.list_records(DEMO_REALM_ID, kind)}
+    assert {r: documents[exported[r]["document_id"]]["TxnDate"] for r in at} == {
+        "R-NO-ZONE": "2026-11-30",
+        "R-LATE": "2026-11-30",
+    }
+    if mode == "journals":  # the books at the end of 30 November hold both, as the stock ledger does
+        books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+        (inventory,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["receiving_debit"]]
+        assert (D(inventory["posted"]), D(inventory["subledger"])) == (D("40.00"), D("40.00")), inventory
+
+
 def test_qbo_inventory_mode_adjusts_quantities_by_item(
     api: Api, aws: LocalStack, sandboxes: Sandboxes
 ) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from shared.domain.books import record_day
 from shared.domain.inventory import (
     Build,
     BuildRecord,
@@ -100,8 +101,11 @@ def test_a_missing_account_is_named() -> None:
         ACCOUNTS.account("cogs")
 
 
+AS_GIVEN = record_day(None)  # an organisation with no time zone set: each time's own date
+
+
 def test_build_adjustment_takes_components_out_and_puts_the_finished_good_in() -> None:
-    adjustment = adjustment_for(three_part_build(), ACCOUNTS, PRODUCTS, marker="exp-2")
+    adjustment = adjustment_for(three_part_build(), ACCOUNTS, PRODUCTS, marker="exp-2", day=AS_GIVEN)
     assert [(line.item_id, line.quantity_diff) for line in adjustment.lines] == [
         ("item-A", -1),
         ("item-B", -1),
@@ -116,8 +120,8 @@ def test_receipt_adjustment_brings_in_all_received_and_the_rejection_writes_off_
     receipt = Receipt(receipt_id="R1", received_at=AT, lines=(line,))
     rejection = rejection_of(receipt)
     assert rejection is not None
-    received = adjustment_for(receipt, ACCOUNTS, PRODUCTS, marker="m1")
-    written_off = adjustment_for(rejection, ACCOUNTS, PRODUCTS, marker="m2")
+    received = adjustment_for(receipt, ACCOUNTS, PRODUCTS, marker="m1", day=AS_GIVEN)
+    written_off = adjustment_for(rejection, ACCOUNTS, PRODUCTS, marker="m2", day=AS_GIVEN)
     assert [(x.item_id, x.quantity_diff) for x in received.lines] == [("item-A", 9)]
     assert [(x.item_id, x.quantity_diff) for x in written_off.lines] == [("item-A", -2)]
     assert (received.account_id, written_off.account_id) == ("ADJ", "WASTE")
@@ -126,7 +130,7 @@ def test_receipt_adjustment_brings_in_all_received_and_the_rejection_writes_off_
 def test_an_unmapped_item_is_refused_naming_the_product() -> None:
     products = {**PRODUCTS, "B": Product(product_id="B", sku="BR-20", name="Bracket 20mm")}
     with pytest.raises(UnmappedItem, match="unmapped item: BR-20 Bracket 20mm"):
-        adjustment_for(three_part_build(), ACCOUNTS, products, marker="m")
+        adjustment_for(three_part_build(), ACCOUNTS, products, marker="m", day=AS_GIVEN)
 
 
 def test_idempotency_key_is_stable_for_a_retry_and_changes_with_the_posting() -> None:
