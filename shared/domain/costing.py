@@ -72,9 +72,16 @@ class SaleDocument(Model):
 class Figures(Model):
     model_config = _VALUE
     revenue: Decimal
-    cogs: Decimal
+    # the exact cost, which sums add: a total's cost of goods sold is its lines' exact cost rounded once, as
+    # the books post it, so it ties to the general ledger (a sum of rounded lines drifts a cent at a time)
+    exact_cogs: Decimal = Field(exclude=True)
     uncosted: Decimal  # quantity whose cost is unknown
     incomplete: bool  # some lot's own cost lacks inputs (a build that found too little stock)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cogs(self) -> Decimal:
+        return to_cents(self.exact_cogs)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -361,10 +368,10 @@ def _line_margin(
     except UnknownMovement:
         issues.append(f"line {line.line_id} is not in the ledger yet: apply the document first")
         return None
-    cogs = ZERO if entry.kind is EntryKind.RETURN_WASTE else to_cents(entry.cost)
+    cogs = ZERO if entry.kind is EntryKind.RETURN_WASTE else entry.cost
     figures = Figures(
         revenue=sign * net,
-        cogs=sign * cogs,
+        exact_cogs=sign * cogs,
         uncosted=entry.uncosted,
         incomplete=entry.incomplete,
     )
@@ -402,7 +409,7 @@ def _unmatched_line(
     draws: tuple[Draw, ...] = ()
     if entries:
         (entry,) = entries
-        cost, draws = to_cents(entry.cost), entry.draws
+        cost, draws = entry.cost, entry.draws
         with localcontext(COST_CONTEXT):
             unit = entry.cost / entry.quantity
     returns.append(
@@ -414,7 +421,7 @@ def _unmatched_line(
         line_id=line.line_id,
         product_id=product,
         quantity=line.quantity,
-        figures=Figures(revenue=-net, cogs=-cost, uncosted=ZERO, incomplete=False),
+        figures=Figures(revenue=-net, exact_cogs=-cost, uncosted=ZERO, incomplete=False),
         lots=draws,
     )
 
@@ -430,7 +437,7 @@ def _revenue(line: SaleLine, rate: Decimal, issues: list[str]) -> Decimal | None
 def _sum(figures: list[Figures]) -> Figures:
     return Figures(
         revenue=total(f.revenue for f in figures),
-        cogs=total(f.cogs for f in figures),
+        exact_cogs=total(f.exact_cogs for f in figures),
         uncosted=total(f.uncosted for f in figures),
         incomplete=any(f.incomplete for f in figures),
     )

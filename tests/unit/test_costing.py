@@ -256,3 +256,19 @@ def test_a_credit_matching_no_sale_writes_off_what_is_not_restockable_or_has_no_
     # revenue reversed, nothing back in stock (14 on hand as before), the margin known: -27.00
     assert (report.totals.revenue, report.totals.cogs, report.totals.margin) == (D("-27.00"), 0, D("-27.00"))
     assert ledger.on_hand("F") == 14
+
+
+def test_totals_round_the_exact_cost_once_as_the_books_post_it() -> None:
+    """Eight sales of one unit of a lot of 8 at 0.125: each line shows 0.13, and the total is 1.00, the
+    general ledger's cost of goods sold, not 8 x 0.13 = 1.04."""
+    lot = ReceiptIn(
+        movement_id="L1", document_id="R1", at=day(0), product_id="F", quantity=D(8), lot_id="L1", cost=D(1)
+    )
+    ledger = Ledger([lot])
+    sales = [doc(f"INV{n}", 1 + n, ("F", "1", "2.00")) for n in range(8)]
+    apply_sales(ledger, sales)
+    report = margins(ledger, sales, home_currency="USD")
+    assert [d.figures.cogs for d in report.documents] == [D("0.13")] * 8
+    assert (report.totals.cogs, report.totals.margin) == (D("1.00"), D("15.00"))
+    assert [f.cogs for f in report.by_product.values()] == [D("1.00")]
+    assert report.model_dump(mode="json")["totals"]["cogs"] == "1.00"
