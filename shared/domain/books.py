@@ -231,7 +231,7 @@ def plan(
     drift = {
         a
         for a in before.keys() | posted.keys()
-        if a != rounding_account and posted.get(a, ZERO) != to_cents(before.get(a, ZERO))
+        if a != rounding_account and _drifted(posted.get(a, ZERO), before.get(a, ZERO), rounding_account)
     }
     trued = rounded(before, posted, drift, rounding_account) if drift else dict(posted)
     if event is None:
@@ -239,6 +239,16 @@ def plan(
     touched = subledger(found, [event], account)
     after = difference(subledger(found, [*events, event], account), waiting or {})
     return trued, rounded(after, trued, touched, rounding_account)
+
+
+def _drifted(held: Decimal, exact: Decimal, rounding_account: str | None) -> bool:
+    """Whether an account's posted cents no longer stand for its exact value: with a rounding account, every
+    other account holds exactly its rounded value; without one, an account may hold the cent ``rounded``
+    stepped it to balance a journal, so only a cent or more away is drift (re-rounding one that is not would
+    post a true-up that only moves that cent to another account)."""
+    if rounding_account is not None:
+        return held != to_cents(exact)
+    return abs(held - exact) >= CENT
 
 
 def financial_year_start(on: date, end_month: int, end_day: int) -> date:

@@ -268,6 +268,27 @@ def test_a_rounding_account_keeps_every_other_account_at_its_rounded_value() -> 
     assert shop.posted == {"AP": D("-0.25"), "INV": D("0.13"), "WASTE": D("0.13"), "ROUNDING": D("-0.01")}
 
 
+def test_a_cent_stepped_to_balance_a_journal_is_not_trued_up_later() -> None:
+    """Without a rounding account, a journal balances by leaving an account a cent from its rounded value (less
+    than a cent from its exact one). Planning the next event changes no value, so it posts no true-up that
+    would only move that cent to another account."""
+    found: dict[EventKey, Balances] = {
+        ("receipt", "R0"): {"waste": D("1.115"), "cogs": D("0.0051"), "sup": D("-1.1201")},
+        ("receipt", "R1"): {"inv": D("0.0051"), "sup": D("0.125"), "cogs": D("-0.1301")},
+        ("receipt", "R2"): {"sup": D("0.015"), "inv": D("0.005"), "cogs": D("-0.020")},
+    }
+    posted: Balances = {}
+    planned: list[EventKey] = []
+    for event in found:
+        trued, after = books.plan(found, planned, event, posted, lambda role: role)
+        assert trued == posted, f"a true-up of {books.difference(trued, posted)} before {event}"
+        exact = books.subledger(found, [*planned, event], lambda role: role)
+        assert total(after.values()) == 0 and all(
+            abs(after.get(a, ZERO) - v) < CENT for a, v in exact.items()
+        )
+        posted, planned = after, [*planned, event]
+
+
 def test_a_zero_value_event_has_nothing_to_post() -> None:
     shop = Books()
     shop.record(list(receipt_movements(receipt("FREE", T0, ("A", "5", "0", "0")))))
