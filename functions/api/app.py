@@ -27,6 +27,7 @@ from shared.web import (
     caller_organisation,
     install_conventions,
     json_body,
+    media_type_in_lower_case,
     request_time,
     service_error_response,
     uploaded_file,
@@ -523,7 +524,7 @@ def retry_export(
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resolver = with_docs() if event.get("rawPath") == DOCS_PATH else app
-    return resolver.resolve(event, context)
+    return resolver.resolve(media_type_in_lower_case(event), context)
 
 
 shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes

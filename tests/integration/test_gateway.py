@@ -153,6 +153,31 @@ def test_a_body_route_answers_a_body_that_is_not_json_with_415(
     }
 
 
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=", "multipart/mixed; boundary=x"]
+)
+def test_a_body_route_answers_a_multipart_body_with_415_whatever_its_boundary(
+    api: Api, method: str, path: str, content_type: str
+) -> None:
+    """Powertools reads a multipart body on a JSON route, and one that names no boundary raised a 500."""
+    part = b'--x\r\nContent-Disposition: form-data; name="quantity"\r\n\r\n1\r\n--x--\r\n'
+    response = api.call(method, path, body=part, headers={"content-type": content_type})
+    assert response.status == 415, response.body
+    assert response.json()["error"] == "UnsupportedMediaType"
+
+
+def test_a_media_type_is_read_whatever_its_case(api: Api) -> None:
+    response = api.call(
+        "POST",
+        "/integrations/qbo/connect",
+        body=b'{"switch_compnay": true}',
+        headers={"content-type": "Application/JSON; charset=UTF-8"},
+    )
+    assert response.status == 400, response.body  # read as JSON: the misspelt field is named
+    assert "switch_compnay" in response.json()["message"]
+
+
 def test_malformed_json_has_the_one_error_shape_and_says_what_is_wrong(api: Api) -> None:
     json_type = {"content-type": "application/json"}
     response = api.call("POST", "/receipts", body=b'{"lines": [', headers=json_type)

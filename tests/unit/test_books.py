@@ -269,9 +269,9 @@ def test_a_rounding_account_keeps_every_other_account_at_its_rounded_value() -> 
 
 
 def test_a_cent_stepped_to_balance_a_journal_is_not_trued_up_later() -> None:
-    """Without a rounding account, a journal balances by leaving an account a cent from its rounded value (less
-    than a cent from its exact one). Planning the next event changes no value, so it posts no true-up that
-    would only move that cent to another account."""
+    """Without a rounding account, a journal balances by leaving an account a cent from its rounded value
+    (less than a cent from its exact one). Planning the next event changes no value, so it posts no true-up
+    that would only move that cent to another account."""
     found: dict[EventKey, Balances] = {
         ("receipt", "R0"): {"waste": D("1.115"), "cogs": D("0.0051"), "sup": D("-1.1201")},
         ("receipt", "R1"): {"inv": D("0.0051"), "sup": D("0.125"), "cogs": D("-0.1301")},
