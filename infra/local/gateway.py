@@ -234,6 +234,8 @@ class Gateway:
         origin = headers.get("origin")
         if self._origin_allowed(origin):
             response.headers["access-control-allow-origin"] = str(origin)
+            if exposed := self.cors.get("ExposeHeaders"):
+                response.headers["access-control-expose-headers"] = ",".join(exposed)
             if self.cors.get("AllowCredentials"):
                 response.headers["access-control-allow-credentials"] = "true"
         return response

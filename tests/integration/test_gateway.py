@@ -91,6 +91,12 @@ def test_cors_preflight_answers_the_app_origin_only(api: Api) -> None:
     )
     assert allowed.status == 204
     assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
+    # a browser may send an Idempotency-Key, and read Retry-After and Idempotent-Replayed
+    assert "idempotency-key" in allowed.headers["access-control-allow-headers"].split(",")
+    answer = api.call("GET", "/me", headers={"origin": APP_ORIGIN})
+    assert {"retry-after", "idempotent-replayed"} <= set(
+        answer.headers["access-control-expose-headers"].split(",")
+    )
     other = api.call(
         "OPTIONS",
         "/me",
