@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -92,6 +93,15 @@ Amount = UnitCost
 LINE_LIMIT = Decimal(10**INTEGER_DIGITS)  # a line's value (a journal's amount) stays below this
 
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+def _one_line(value: str) -> str:
+    if any(unicodedata.category(c) == "Cc" for c in value):  # they reach the provider's documents
+        raise ValueError("must be one line of text, without tabs or other control characters")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]  # text copied into a provider's document
 ProductId = Annotated[str, Field(min_length=1, max_length=128)]
 _INBOUND = ConfigDict(frozen=True, extra="forbid")
 
@@ -105,7 +115,7 @@ class ReceiptLineRequest(Model):
     rejected: Rejected = Decimal(0)
     unit_cost: UnitCost | None = None
     line_cost: LineAmount | None = None
-    lot_code: str = Field(default="", max_length=64)
+    lot_code: OneLine = Field(default="", max_length=64)
 
     @model_validator(mode="after")
     def _consistent(self) -> ReceiptLineRequest:
@@ -131,9 +141,9 @@ class ReceiptRequest(Model):
     receipt_id: RecordId | None = (
         None  # the caller's own id makes a repeated POST safe (refused, not doubled)
     )
-    supplier_id: str = Field(default="", max_length=128)  # the provider's supplier id, when known
-    supplier_email: str = Field(default="", max_length=254)
-    supplier_name: str = Field(default="", max_length=255)
+    supplier_id: OneLine = Field(default="", max_length=128)  # the provider's supplier id, when known
+    supplier_email: OneLine = Field(default="", max_length=254)
+    supplier_name: OneLine = Field(default="", max_length=255)
     received_at: RecentDatetime
     lines: list[ReceiptLineRequest] = Field(min_length=1, max_length=500)
 
@@ -152,7 +162,7 @@ class BuildRequest(Model):
     product_id: ProductId
     quantity: Quantity
     built_at: RecentDatetime
-    lot_code: str = Field(default="", max_length=64)
+    lot_code: OneLine = Field(default="", max_length=64)
     components: list[ComponentRequest] = Field(
         default_factory=list, max_length=500
     )  # none: the product's BOM

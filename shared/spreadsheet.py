@@ -22,7 +22,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uf
 
 
 def reads_as_formula(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(FORMULA_STARTS)
+    """Text that starts like a formula, also after spaces (a spreadsheet that trims a cell on import, as some
+    do, would read " =1+1" or a no-break space before "=" as one)."""
+    return isinstance(value, str) and (
+        value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS)
+    )
 
 
 def neutralised(value: Any) -> Any:

@@ -109,6 +109,26 @@ def test_the_date_window_is_ten_years_back_and_one_ahead(api: Api, stocked: None
     refusal(receipt(api, received_at=(now - timedelta(days=3700)).isoformat()))
 
 
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"supplier_name": "Acme\x00Ltd"}, "supplier_name"),
+        ({"supplier_id": "7\n8"}, "supplier_id"),
+        ({"lines": [{"product_id": "bolt", "quantity": "1", "unit_cost": "1", "lot_code": "L-1\r\nX"}]},
+         "lines.0.lot_code"),
+    ],
+)  # fmt: skip
+def test_text_copied_into_provider_documents_is_one_line(
+    api: Api, stocked: None, extra: dict[str, Any], field: str
+) -> None:
+    """A NUL or a line break would reach the provider's document (QBO's PrivateNote, a line's description)."""
+    details = refusal(receipt(api, **extra))
+    assert details == [
+        {"field": field, "problem": "must be one line of text, without tabs or other control characters"}
+    ]
+    nothing_recorded(api)
+
+
 def build_body(**body: Any) -> dict[str, Any]:
     return {"product_id": "bracket", "quantity": "1", "built_at": DAY, **body}
 
