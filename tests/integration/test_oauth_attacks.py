@@ -107,6 +107,15 @@ def test_callback_without_code_is_refused(api: Api, sandboxes: Sandboxes) -> Non
     _assert_refused(callback(api, "qbo", params, started.cookie), 400, "no authorization code", api)
 
 
+def test_a_company_id_that_is_not_a_number_is_refused(api: Api, sandboxes: Sandboxes) -> None:
+    """A realmId of "<another company>/../<this one>" reached this company through the API's paths while the
+    books and the shared-company check kept it under the other id."""
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    params["realmId"] = f"9130350000000002/../{params['realmId']}"
+    _assert_refused(callback(api, "qbo", params, started.cookie), 422, "realmId is not a number", api)
+
+
 def test_code_issued_for_another_redirect_uri_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     started = start(api, "qbo")
     url = started.authorize_url.replace("api.partsemble.test", "evil.example")

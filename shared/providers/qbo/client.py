@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # exports and sales load their modules on first use: a token 
 from shared.providers.qbo.api import MINOR_VERSION, QboApi
 
 SCOPE = "com.intuit.quickbooks.accounting"
+REALM_ID = re.compile(r"[0-9]{1,32}")
 HARD_EXPIRY_HEADER = {"x-include-refresh-token-hard-expires-in": "true"}
 
 
@@ -64,6 +66,10 @@ class QboProvider(CompanyReads):
     ) -> Grant:
         if not realm_id:
             raise ProviderRejected(self.name, "the callback did not name a company (realmId)")
+        # realmId is the company id every API path holds (../shared/providers/qbo.md, "OAuth"), a number
+        # (9130350000000001): anything else would reach those paths and the keys the books are kept under
+        if not REALM_ID.fullmatch(realm_id):
+            raise ProviderRejected(self.name, "the callback named no valid company (realmId is not a number)")
         tokens = self.oauth.exchange(
             code=code, redirect_uri=redirect_uri, code_verifier=code_verifier, now=now
         )
