@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 from pydantic import ConfigDict
 
 from shared.domain.connections import ClientCredentials, Grant, ProviderName, Tenant, TokenSet
+from shared.errors import ServiceError
 from shared.model import Model
 from shared.providers.limits import RateBudget
 
@@ -216,3 +218,15 @@ class AccountingProvider(Protocol):
         """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome);
         any attempt to post it was made between ``since`` (the export's creation) and ``until`` (now)."""
         ...
+
+
+@contextmanager
+def ended_unless_checked(provider: AccountingProvider, tokens: TokenSet) -> Iterator[None]:
+    """A new consent whose check fails is ended at the provider (best effort) rather than left live with
+    nobody holding its tokens."""
+    try:
+        yield
+    except ServiceError:
+        with suppress(ServiceError):
+            provider.release(tokens)
+        raise

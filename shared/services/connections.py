@@ -98,6 +98,11 @@ def _iso(epoch_seconds: int | None) -> str | None:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat() if epoch_seconds is not None else None
 
 
+# a consent that waits for a choice of organisation outlives the choice's own lifetime by an hour: a choice
+# made at its last second still finds it (the table's TTL deletes it some time after, never before)
+UNCLAIMED_CONSENT_SECONDS = oauth_state.LIFETIME_SECONDS + 3600
+
+
 def _refuse_if_other_provider_active(organisation_id: str, wanted: ProviderName) -> None:
     for connection in store.list_connections(organisation_id):
         if connection.provider != wanted and connection.status in IN_USE:
@@ -158,9 +163,13 @@ def complete_callback(
         ) from None
     from shared.services.tokens import store_grant
 
-    grant_id = store_grant(organisation_id, wanted, grant.tokens, now)
+    # a consent that waits for the person's choice of organisation is deleted if no choice claims it
+    waits = len(grant.tenants) != 1
+    grant_id = store_grant(
+        organisation_id, wanted, grant.tokens, now, unclaimed_for=UNCLAIMED_CONSENT_SECONDS if waits else None
+    )
     switch = bool(pending.get("switch_company"))
-    if len(grant.tenants) == 1:
+    if not waits:
         return _attach(organisation_id, wanted, grant_id, grant.tenants[0], switch=switch, now=now)
     token = oauth_state.issue(
         "CHOICE",
@@ -187,11 +196,12 @@ def choose_tenant(
     pending = oauth_state.consume("CHOICE", choice_token, wanted, binding, now)
     tenants = [Tenant.model_validate(t) for t in pending["tenants"]]
     chosen = next((t for t in tenants if t.tenant_id == tenant_id), None)
-    if chosen is None:
-        raise BadRequest("choose one of the organisations you authorised")
+    if chosen is None:  # the page offers only those: the choice (used now) and its consent end here
+        _discard_grant(pending["organisation_id"], wanted, pending["grant_id"])
+        raise BadRequest("choose one of the organisations you authorised; start the connection again")
     # The unchosen organisations stay in the consent: Xero connections belong to the person, and another
     # Partsemble organisation of the same person may be using one of them.
-    if store.get_grant(pending["grant_id"]) is None:
+    if not store.claim_grant(pending["grant_id"]):
         raise NotFound("the authorisation is no longer available; start the connection again")
     return _attach(
         pending["organisation_id"],

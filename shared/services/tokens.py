@@ -89,16 +89,27 @@ def _expiry(tokens: TokenSet) -> dict[str, int]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def store_grant(organisation_id: str, provider_name: ProviderName, tokens: TokenSet, now: datetime) -> str:
+def store_grant(
+    organisation_id: str,
+    provider_name: ProviderName,
+    tokens: TokenSet,
+    now: datetime,
+    *,
+    unclaimed_for: int | None = None,
+) -> str:
+    """Seals and stores a consent's tokens; ``unclaimed_for``: seconds after which they are deleted unless a
+    choice of organisation claims them (``store.claim_grant``)."""
     grant_id = str(uuid.uuid4())
     ctx = TokenContext(organisation_id=organisation_id, provider=provider_name, grant_id=grant_id)
+    stamp = int(now.timestamp())
     store.put_grant(
         grant_id,
         organisation_id,
         provider_name,
         seal_tokens(tokens, ctx),
         _expiry(tokens),
-        int(now.timestamp()),
+        stamp,
+        unclaimed_until=stamp + unclaimed_for if unclaimed_for is not None else None,
     )
     return grant_id
 

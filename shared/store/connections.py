@@ -209,8 +209,17 @@ def _grant(item: dict[str, Any]) -> GrantRow:
 
 
 def put_grant(
-    grant_id: str, organisation_id: str, provider: str, sealed: Sealed, expiry: dict[str, int], now: int
+    grant_id: str,
+    organisation_id: str,
+    provider: str,
+    sealed: Sealed,
+    expiry: dict[str, int],
+    now: int,
+    *,
+    unclaimed_until: int | None = None,
 ) -> None:
+    """Stores a consent's sealed tokens; ``unclaimed_until``: deleted then (the table's TTL) unless
+    ``claim_grant`` keeps it first (a consent waiting for a person's choice of organisation)."""
     table().put_item(
         Item={
             "pk": grant_pk(grant_id),
@@ -224,9 +233,22 @@ def put_grant(
             "last_refreshed_at": now,
             **expiry,
             **_sealed_fields(sealed),
+            **({"expires_at": unclaimed_until} if unclaimed_until is not None else {}),
         },
         ConditionExpression="attribute_not_exists(pk)",
     )
+
+
+def claim_grant(grant_id: str) -> bool:
+    """Keeps a consent a choice attached (no longer deleted by the TTL); False when it is gone."""
+    kept = conditional(
+        lambda: table().update_item(
+            Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+            UpdateExpression="REMOVE expires_at",
+            ConditionExpression="attribute_exists(pk)",
+        )
+    )
+    return kept is not None
 
 
 def get_grant(grant_id: str) -> GrantRow | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
@@ -50,6 +51,40 @@ def test_xero_consent_with_two_organisations_asks_which_one(api: Api, sandboxes:
         pick_organisation(api, landed, orgs["Partsemble Demo (AU)"]).status == 400
     )  # the choice is single-use
     assert status_of(api, "xero")["company_name"] == "Partsemble Demo (NZ)"
+
+
+def _grants() -> list[dict[str, Any]]:
+    """Every stored consent (its sealed tokens), as the table holds them."""
+    from boto3.dynamodb.conditions import Attr
+
+    from shared.aws import table
+
+    return list(
+        table().meta.client.scan(TableName=table().name, FilterExpression=Attr("sk").eq("GRANT"))["Items"]
+    )
+
+
+def test_a_consent_waiting_for_a_choice_of_organisation_is_deleted_unless_one_is_chosen(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    orgs = xero_orgs(sandboxes)
+    landed = connect(api, sandboxes, "xero", choose=list(orgs.values()))
+    (waiting,) = _grants()
+    assert int(waiting["expires_at"]) > time.time() + 600  # the table's TTL deletes it if nobody chooses
+    assert pick_organisation(api, landed, orgs["Partsemble Demo (NZ)"]).status == 200
+    (kept,) = _grants()
+    assert kept["grant_id"] == waiting["grant_id"] and "expires_at" not in kept
+
+
+def test_an_organisation_that_was_not_offered_ends_the_choice_and_its_consent(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    orgs = xero_orgs(sandboxes)
+    landed = connect(api, sandboxes, "xero", choose=list(orgs.values()))
+    refused = pick_organisation(api, landed, "00000000-0000-0000-0000-000000000000")
+    assert refused.status == 400 and "start the connection again" in refused.body.decode()
+    assert _grants() == []  # not left with live tokens that nothing uses
+    assert status_of(api, "xero")["status"] == "not_connected"
 
 
 def test_xero_consent_with_one_organisation_connects_directly(api: Api, sandboxes: Sandboxes) -> None:

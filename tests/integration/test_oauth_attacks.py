@@ -116,6 +116,17 @@ def test_a_company_id_that_is_not_a_number_is_refused(api: Api, sandboxes: Sandb
     _assert_refused(callback(api, "qbo", params, started.cookie), 422, "realmId is not a number", api)
 
 
+def test_a_consent_whose_company_check_fails_is_ended_at_the_provider(api: Api, sandboxes: Sandboxes) -> None:
+    """The code was exchanged but the company could not be read: the page says so, and the consent is revoked
+    rather than left live with nobody holding its tokens."""
+    started = start(api, "qbo")
+    params = _consent(sandboxes, started.authorize_url)
+    sandboxes.qbo.inject("500", path_prefix=f"/v3/company/{params['realmId']}/companyinfo", count=10)
+    landed = callback(api, "qbo", params, started.cookie)
+    assert landed.status >= 400 and status_of(api, "qbo")["status"] == "not_connected"
+    assert sandboxes.qbo.grants and all(grant.revoked for grant in sandboxes.qbo.grants)
+
+
 def test_code_issued_for_another_redirect_uri_is_refused(api: Api, sandboxes: Sandboxes) -> None:
     started = start(api, "qbo")
     url = started.authorize_url.replace("api.partsemble.test", "evil.example")

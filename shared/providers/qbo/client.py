@@ -21,6 +21,7 @@ from shared.providers.base import (
     SupplierDraft,
     Tenant,
     TokenSet,
+    ended_unless_checked,
 )
 from shared.providers.company import CompanyReads
 from shared.providers.http import json_or_error, new_client, send
@@ -73,10 +74,9 @@ class QboProvider(CompanyReads):
         tokens = self.oauth.exchange(
             code=code, redirect_uri=redirect_uri, code_verifier=code_verifier, now=now
         )
-        return Grant(
-            tokens=tokens,
-            tenants=(self.check_tenant(tokens.access_token, Tenant(tenant_id=realm_id, name=realm_id)),),
-        )
+        with ended_unless_checked(self, tokens):
+            checked = self.check_tenant(tokens.access_token, Tenant(tenant_id=realm_id, name=realm_id))
+        return Grant(tokens=tokens, tenants=(checked,))
 
     def refresh(self, refresh_token: str, *, now: datetime) -> TokenSet:
         return self.oauth.refresh(refresh_token, now=now)

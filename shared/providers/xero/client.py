@@ -21,6 +21,7 @@ from shared.providers.base import (
     SupplierDraft,
     Tenant,
     TokenSet,
+    ended_unless_checked,
 )
 from shared.providers.company import CompanyReads
 from shared.providers.http import (
@@ -65,7 +66,9 @@ class XeroProvider(CompanyReads):
         tokens = self.oauth.exchange(
             code=code, redirect_uri=redirect_uri, code_verifier=code_verifier, now=now
         )
-        return Grant(tokens=tokens, tenants=tuple(self._tenants_of_this_consent(tokens.access_token)))
+        with ended_unless_checked(self, tokens):
+            tenants = tuple(self._tenants_of_this_consent(tokens.access_token))
+        return Grant(tokens=tokens, tenants=tenants)
 
     def _tenants_of_this_consent(self, access_token: str) -> list[Tenant]:
         # The claims are read, not verified: the token came straight from Xero's token endpoint over TLS.
