@@ -278,6 +278,8 @@ def _refusals(method: str, path: str) -> dict[int, str]:
     ):
         found |= {409: "not connected, or the connection expired", 429: "the provider's rate limit",
                   502: "the provider failed"}  # fmt: skip
+    if path in ("/margins", "/margins/export"):
+        found[409] = "sales tracking has never been turned on"
     if path in ("/receipts", "/builds", "/integrations/{provider}/suppliers", "/exports/{export_id}/retry"):
         found[422] = "Idempotency-Key reused with another body"
     return found

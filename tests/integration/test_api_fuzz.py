@@ -56,3 +56,13 @@ def test_no_input_gets_a_5xx(case: Any, api: Api) -> None:
     target, headers, body = request_of(case)
     response = api.call(case.method, target, headers=headers, body=body)
     assert response.status < 500, (case.method, target, headers, body[:500], response.status, response.body)
+    operation = DOCUMENT["paths"][case.path].get(case.method.lower())  # negative cases try other methods
+    if operation is not None:  # what a client is told to expect of it
+        declared = sorted(operation["responses"])
+        assert str(response.status) in declared, (
+            case.method,
+            target,
+            response.status,
+            response.body,
+            declared,
+        )
