@@ -527,6 +527,9 @@ def retry(
         raise Conflict(
             f"export {export_id} is {item.last_error or 'waiting for a connection'}; no retry is needed"
         )
+    if item.status == "skipped":  # a later change of its values is posted by a true-up, not by it
+        reason = (item.last_error or "nothing to post").removeprefix("nothing to post: ")
+        raise Conflict(f"export {export_id} had nothing to post ({reason}); there is nothing to retry")
     # planned for the company before a switch: whether or not it reached that one, it was never in this one
     # (but a day's cost of goods sold of that company's sales goes back to it: its plan stays while unsure)
     elsewhere = bool(current and not of_company(item.plan_tenant, current.tenant_id or "")) and not (

@@ -149,6 +149,9 @@ def test_a_free_receipt_is_skipped_not_failed(
     (export,) = ok(api.call("GET", "/exports"))
     assert export["status"] == "skipped" and "nothing to post" in export["last_error"]
     assert xero_balances(api, sandboxes) == {}
+    for later in ("", "?post_on=2026-11-03"):  # a retry, or a later date, has nothing to post either
+        retried = api.call("POST", f"/exports/{export['export_id']}/retry{later}")
+        assert retried.status == 409 and "had nothing to post" in retried.json()["message"], retried.body
 
 
 def test_a_back_dated_build_that_would_empty_a_later_build_is_refused(
