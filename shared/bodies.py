@@ -31,7 +31,7 @@ from shared.domain.catalog import ROLES, ExportMode, Role
 from shared.domain.connections import ProviderName
 from shared.domain.inventory import Component
 from shared.domain.sales import MarginGroup, zone
-from shared.errors import BadRequest
+from shared.errors import InvalidFields
 from shared.model import Model
 
 INTEGER_DIGITS = 12
@@ -276,5 +276,6 @@ class MarginQuery(Model):
     @model_validator(mode="after")
     def _in_order(self) -> MarginQuery:
         if self.start and self.end and self.start > self.end:
-            raise BadRequest(f"from ({self.start}) is after to ({self.end}): choose from on or before to")
+            problem = f"from ({self.start}) is after to ({self.end}): choose from on or before to"
+            raise InvalidFields(problem, [{"field": "from", "problem": problem}])
         return self

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from http import HTTPStatus
 
-from shared.errors import BadRequest, Conflict, ServiceError
+from shared.errors import Conflict, InvalidFields, ServiceError
 from shared.model import Model
 from shared.store import idempotency as store
 
@@ -35,7 +35,8 @@ class Replay(Model):
 def begin(organisation_id: str, scope: str, key: str, body: bytes, now: datetime) -> Replay | None:
     """None: this request holds the key and should run; a Replay: answer it instead."""
     if not KEY.match(key):
-        raise BadRequest("Idempotency-Key: use 1 to 255 printable ASCII characters")
+        problem = "use 1 to 255 printable ASCII characters"
+        raise InvalidFields(f"Idempotency-Key: {problem}", [{"field": "Idempotency-Key", "problem": problem}])
     fingerprint = hashlib.sha256(body).hexdigest()
     found = store.claim(organisation_id, scope, key, fingerprint, int(now.timestamp()), RUNNING_SECONDS)
     if found is None:

@@ -39,7 +39,7 @@ from shared.domain.inventory import (
     rejection_of,
 )
 from shared.domain.ledger import AnyMovement, BuildRun, DuplicateMovement, Ledger, ReceiptIn, order_key
-from shared.errors import BadRequest, Conflict, InvalidFields, NotFound
+from shared.errors import Conflict, InvalidFields, NotFound
 from shared.model import Model
 from shared.money import total
 from shared.observability import logger
@@ -109,11 +109,17 @@ def _refs(organisation_id: str, records: Iterable[tuple[ExportKind, str]]) -> li
     ]
 
 
-def _known_products(organisation_id: str, product_ids: Iterable[str]) -> None:
-    wanted = set(product_ids)
-    found = {p.product_id for p in catalog_store.get_products(organisation_id, sorted(wanted))}
-    if missing := sorted(wanted - found):
-        raise BadRequest(f"unknown product(s): {', '.join(missing)}")
+def _known_products(organisation_id: str, fields: Iterable[tuple[str, str]]) -> None:
+    """Refuses products the organisation does not have, naming each field (its path in the body) that
+    names one."""
+    named = list(fields)
+    wanted = sorted({product_id for _, product_id in named})
+    found = {p.product_id for p in catalog_store.get_products(organisation_id, wanted)}
+    if missing := sorted(set(wanted) - found):
+        raise InvalidFields(
+            f"unknown product(s): {', '.join(missing)}",
+            [{"field": field, "problem": f"unknown product {p}"} for field, p in named if p not in found],
+        )
 
 
 def _with_retries(write: Callable[[], T]) -> T:
@@ -242,7 +248,9 @@ def _commit(
 def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime) -> ReceiptView:
     """Accepted units become a lot per line; the rejected ones are written off at their cost by a
     rejection recorded (and exported) with the receipt."""
-    _known_products(organisation_id, (line.product_id for line in request.lines))
+    _known_products(
+        organisation_id, ((f"lines.{n}.product_id", line.product_id) for n, line in enumerate(request.lines))
+    )
     receipt_id = request.receipt_id or _new_id("RCV")
     connection = sessions.in_use(organisation_id)
     provider = connection.provider if connection else None
@@ -368,7 +376,8 @@ def _components(organisation_id: str, request: BuildRequest) -> tuple[Component,
         )
     product = next(iter(catalog_store.get_products(organisation_id, [request.product_id])), None)
     if product is None or not product.components:
-        raise BadRequest("name the build's components, or give the product a bill of materials first")
+        problem = "name the build's components, or give the product a bill of materials first"
+        raise InvalidFields(problem, [{"field": "components", "problem": problem}])
     return tuple(Component(product_id=c.ref, quantity_per_unit=c.quantity) for c in product.components)
 
 
@@ -376,7 +385,14 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
     """Consumes the components FIFO from their lots at the build's time and makes a finished-good lot whose
     cost is exactly what was consumed; too little stock refuses the build (``ShortageError``, 409)."""
     components = _components(organisation_id, request)
-    _known_products(organisation_id, [request.product_id, *(c.product_id for c in components)])
+    listed = "components.{}.product_id" if request.components else "product_id"  # else its BOM names them
+    _known_products(
+        organisation_id,
+        [
+            ("product_id", request.product_id),
+            *((listed.format(n), c.product_id) for n, c in enumerate(components)),
+        ],
+    )
     build_id = request.build_id or _new_id("BLD")
 
     def write() -> BuildView:

@@ -20,7 +20,7 @@ from shared.config import settings
 from shared.contracts import ConnectionJob
 from shared.domain.catalog import sku_key
 from shared.domain.connections import IN_USE, ProviderName
-from shared.errors import BadRequest, Conflict, ProviderError, RateLimited, ServiceError
+from shared.errors import Conflict, InvalidFields, ProviderError, RateLimited, ServiceError
 from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
@@ -104,7 +104,8 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     existing = store.get_tracking(organisation_id, wanted)
     start = request.start_date or (existing.start_date if existing else None)
     if start is None:
-        raise BadRequest("choose the date the first pull starts from (start_date)")
+        problem = "choose the date the first pull starts from (start_date)"
+        raise InvalidFields(problem, [{"field": "start_date", "problem": problem}])
     provider = tokens.provider(wanted)
     session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
     home = (existing.home_currency if existing else "") or provider.home_currency(session())

@@ -208,6 +208,15 @@ def test_receipts_name_known_products_and_consistent_quantities(api: Api, aws: L
         json_body={"received_at": DAY, "lines": [{"product_id": "nut", "quantity": "1", "unit_cost": "1"}]},
     )
     assert unknown.status == 400 and "unknown product(s): nut" in unknown.json()["message"]
+    assert unknown.json()["details"] == [{"field": "lines.0.product_id", "problem": "unknown product nut"}]
+    uses = [{"product_id": "bolt", "quantity_per_unit": "1"}]
+    for build, field in (
+        ({"product_id": "gear", "components": uses}, "product_id"),  # builds a product it does not know
+        ({"product_id": "bolt", "components": [{**uses[0], "product_id": "nut"}]}, "components.0.product_id"),
+        ({"product_id": "bolt"}, "components"),  # neither components nor a bill of materials
+    ):
+        refused = api.call("POST", "/builds", json_body={"quantity": "1", "built_at": LATER, **build})
+        assert refused.status == 400 and refused.json()["details"][0]["field"] == field, refused.body
     too_many = api.call(
         "POST",
         "/receipts",
