@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from shared.domain import books as domain
 from shared.domain.books import Balances, EventKey, cogs_day
@@ -117,27 +117,34 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     dates = state.event_dates()
     events = [e for e in state.found if dates.get(e, as_of) <= as_of]
     subledger = {a: to_cents(v) for a, v in state.exact(events).items()}
-    planned = [r for r in export_store.list_exports(organisation_id) if r.plan_provider == name]
-    rows = [r for r in planned if r.plan_type == "journal"]
-    # planned for the company connected before a switch of company (as journals, or as QBO inventory
-    # adjustments): in that company's books, not this one's
-    theirs_rows = [r for r in planned if not domain.of_company(r.plan_tenant, company)]
+    every = [r for r in export_store.list_exports(organisation_id) if r.plan_provider]
+    rows = [r for r in every if r.plan_provider == name and r.plan_type == "journal"]
+    # planned for the company connected before a switch of company, or of provider (as journals, or as QBO
+    # inventory adjustments): in that company's books, not this one's
+    theirs_rows = [
+        r for r in every if r.plan_provider != name or not domain.of_company(r.plan_tenant, company)
+    ]
     elsewhere = {r.export_id for r in theirs_rows}
-    # their events, at their values now (the stock ledger's, exact), by date: (date, where, value), where
-    # "posted" (or skipped) there, "planned" there and not posted, or "unexported": the cost of goods sold of
-    # their sales documents, exported when that company is connected again
-    theirs: list[tuple[date, str, Balances]] = []
+    # their events, at their values now (the stock ledger's, exact), by date: (date, where, value, provider),
+    # where "posted" (or skipped) there, "planned" there and not posted, or "unexported": the cost of goods
+    # sold of their sales documents, exported when that company is connected again
+    theirs: list[Theirs] = []
     for row in theirs_rows:
         event = cast(EventKey, (row.kind, row.record_id))  # a true-up (no event) is not dated there
         if (day := dates.get(event)) is not None and day <= as_of:
             where = "posted" if row.status in ("posted", "skipped") else "planned"
             if where == "planned" and _of_another(event, company):  # it waits for that company
                 where = "unexported"
-            theirs.append((day, where, state.exact([event])))
+            theirs.append(Theirs(day, where, state.exact([event]), cast(ProviderName, row.plan_provider)))
     booked_elsewhere = {(r.kind, r.record_id) for r in theirs_rows}
+    # the provider each company's sales were read from (a document id starts with it)
+    read_from = {tenant: document.split(":", 1)[0] for document, tenant in state.sales_documents.items()}
     for event in events:
         if _of_another(event, company) and event not in booked_elsewhere and event not in state.planned:
-            theirs.append((dates[event], "unexported", state.exact([event])))
+            provider = read_from.get(domain.cogs_company(event[1]), name)
+            theirs.append(
+                Theirs(dates[event], "unexported", state.exact([event]), cast(ProviderName, provider))
+            )
             booked_elsewhere.add(event)
     reasons: dict[str, list[Reason]] = {}
     posted: Balances = {}
@@ -225,11 +232,11 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         if this_year:  # (the other company's events of earlier years are in neither figure either)
             held = held - earlier.get(account_id, ZERO)
             expected -= earlier.get(account_id, ZERO) + to_cents(
-                sum((c.get(account_id, ZERO) for day, _, c in theirs if day < year_start), ZERO)
+                sum((t.values.get(account_id, ZERO) for t in theirs if t.day < year_start), ZERO)
             )
             if first is None or first - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
-        found += _theirs(theirs, account_id, year_start if this_year else None, PROVIDER_LABELS[name])
+        found += _theirs(theirs, account_id, year_start if this_year else None, name)
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(
                 f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip
@@ -357,35 +364,53 @@ def _of_another(event: EventKey, company: str) -> bool:
     return event[0] == "cogs" and domain.sales_of_another(event[1], company)
 
 
-def _theirs(
-    theirs: list[tuple[date, str, Balances]], account_id: str, since: date | None, label: str
-) -> list[Reason]:
-    """What the events of the company connected before a switch hold in ``account_id`` (dated ``since`` or
+class Theirs(NamedTuple):
+    """An event of a company connected before a switch (of company, or of provider), at its value now."""
+
+    day: date
+    where: str  # "posted" there (or skipped), "planned" there and not posted, "unexported" (COGS waiting)
+    values: Balances
+    provider: ProviderName  # the company's provider
+
+
+def _theirs(theirs: list[Theirs], account_id: str, since: date | None, here: ProviderName) -> list[Reason]:
+    """What the events of the companies connected before a switch hold in ``account_id`` (dated ``since`` or
     later), each sum rounded once as the subledger is: posted there; planned there but not posted (a retry
-    plans those for this company); the cost of goods sold of its sales, exported when it is connected."""
+    plans those for this company, or, of another provider, waits for that one); the cost of goods sold of
+    its sales, exported when it is connected."""
     found = []
-    for where in ("posted", "planned", "unexported"):
-        gone = [
-            c[account_id]
-            for day, was, c in theirs
-            if was == where and c.get(account_id) and (since is None or day >= since)
-        ]
-        if not (total := to_cents(sum(gone, ZERO))):
-            continue
-        if where == "posted":
-            found.append(Reason(kind="other_company", amount=-total, note=(
-                f"posted to the {label} company connected before the switch to this one ({len(gone)} "
-                "export(s)): in that company's books, not this one's; an opening balance entered here "
-                "would bring it over")))  # fmt: skip
-        elif where == "planned":
-            found.append(Reason(kind="not_posted", amount=-total, note=(
-                f"planned for the {label} company connected before the switch to this one and not posted "
-                f"there ({len(gone)} export(s)): retry them to plan them for this company")))  # fmt: skip
-        else:
-            found.append(Reason(kind="other_company", amount=-total, note=(
-                f"the cost of goods sold of the sales read from the {label} company connected before the "
-                f"switch to this one ({len(gone)} day(s)): exported to that company when it is connected "
-                "again (a failed one once retried)")))  # fmt: skip
+    for provider in sorted({t.provider for t in theirs}, key=lambda p: p != here):
+        label = PROVIDER_LABELS[provider]
+        for where in ("posted", "planned", "unexported"):
+            gone = [
+                t.values[account_id]
+                for t in theirs
+                if t.provider == provider
+                and t.where == where
+                and t.values.get(account_id)
+                and (since is None or t.day >= since)
+            ]
+            if not (total := to_cents(sum(gone, ZERO))):
+                continue
+            if where == "posted":
+                found.append(Reason(kind="other_company", amount=-total, note=(
+                    f"posted to the {label} company connected before the switch to this one ({len(gone)} "
+                    "export(s)): in that company's books, not this one's; an opening balance entered here "
+                    "would bring it over")))  # fmt: skip
+            elif where == "planned":
+                retry = (
+                    "retry them to plan them for this company"
+                    if provider == here
+                    else f"they are posted there if {label} is connected again"
+                )
+                found.append(Reason(kind="not_posted", amount=-total, note=(
+                    f"planned for the {label} company connected before the switch to this one and not posted "
+                    f"there ({len(gone)} export(s)): {retry}")))  # fmt: skip
+            else:
+                found.append(Reason(kind="other_company", amount=-total, note=(
+                    f"the cost of goods sold of the sales read from the {label} company connected before the "
+                    f"switch to this one ({len(gone)} day(s)): exported to that company when it is connected "
+                    "again (a failed one once retried)")))  # fmt: skip
     return found
 
 

@@ -292,3 +292,31 @@ def test_an_unsure_day_of_the_old_company_retried_after_a_switch_keeps_its_plan(
     (cogs,) = [e for e in _exports(api) if e["kind"] == "cogs"]
     assert cogs["status"] == "posted" and cogs["adopted"], cogs
     assert _moved(sandboxes, DEMO_REALM_ID)[QBO_ACCOUNTS["cogs"]] == Decimal("1.00")
+
+
+def test_after_a_change_of_provider_the_books_check_names_what_the_other_provider_holds(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """QuickBooks Online, then Xero: the receipt posted to QuickBooks is named as posted to that company, not
+    as 'not exported yet' (it never will be, to Xero)."""
+    from tests.integration.test_exports import XERO_ACCOUNTS, setup_xero
+
+    _receipt(api, setup_qbo(api, sandboxes)["bolt"], "2026-11-02", "12.50")
+    Poller(aws).drain()
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    _receipt(api, setup_xero(api, sandboxes)["bolt"], "2026-11-03", "2.00")
+    Poller(aws).drain()
+    assert {e["status"] for e in _exports(api)} == {"posted"}
+
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
+    reasons = [
+        (a["code"], r["kind"], Decimal(r["amount"]), r["note"])
+        for a in books["accounts"]
+        for r in a["reasons"]
+    ]
+    assert not [r for r in reasons if r[1] == "not_exported"], reasons
+    (inventory,) = [r for r in reasons if r[0] == XERO_ACCOUNTS["receiving_debit"]]
+    assert inventory[1:3] == ("other_company", Decimal("-125.00")) and inventory[3].startswith(
+        f"posted to the {BEFORE} (1 export(s))"
+    ), inventory
