@@ -65,6 +65,15 @@ def media_type_in_lower_case(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def same_json(text: str) -> str:
+    """A JSON body in one spelling, whatever its spacing and key order (a client may serialise its retry
+    anew); any other text as it is."""
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        return text
+
+
 def json_body(text: str) -> Any:
     """The request body as JSON: what ``json.loads`` can't read without an error of its own (nesting past the
     recursion limit, an integer of more than 4,300 digits) is refused as invalid JSON, not a 500."""

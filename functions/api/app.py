@@ -29,6 +29,7 @@ from shared.web import (
     json_body,
     media_type_in_lower_case,
     request_time,
+    same_json,
     service_error_response,
     uploaded_file,
 )
@@ -93,7 +94,7 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         return next_middleware(app)
     organisation, scope = caller_organisation(app), f"{event.http_method} {event.path}"
     # the query string is part of the request (a retry's post_on): same key, other query, is another request
-    body = f"{event.raw_query_string}\n{event.decoded_body or ''}".encode()
+    body = f"{event.raw_query_string}\n{same_json(event.decoded_body or '')}".encode()
     replay = idempotency.begin(organisation, scope, key, body, request_time(app))
     if replay is not None:
         headers = {"Idempotent-Replayed": "true"}

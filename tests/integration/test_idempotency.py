@@ -13,6 +13,7 @@ from infra.local.stack import LocalStack
 from shared.errors import Conflict
 from shared.services import idempotency
 from shared.store import idempotency as key_store
+from shared.web import same_json
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_exports import ok, setup_xero
 
@@ -41,6 +42,12 @@ def test_a_retried_receipt_and_build_are_recorded_once(
     made = [post(api, "/builds", build, "bld-1") for _ in range(3)]
     assert [m.status for m in made] == [201, 201, 201] and made[0].json() == made[2].json()
     assert len(ok(api.call("GET", "/builds"))) == 1
+
+    # the same body serialised anew (other spacing, other key order) is the same request
+    respelt = json.dumps(dict(reversed(list(receipt.items()))), indent=2).encode()
+    headers = {"idempotency-key": "rcv-2026-11-02-a", "content-type": "application/json"}
+    again = api.call("POST", "/receipts", body=respelt, headers=headers)
+    assert again.status == 201 and again.headers.get("idempotent-replayed") == "true", again.body
 
     other = post(api, "/receipts", {**receipt, "received_at": "2026-11-04T09:00:00Z"}, "rcv-2026-11-02-a")
     assert other.status == 422 and "another request body" in other.json()["message"]
@@ -71,7 +78,7 @@ def test_a_refused_request_keeps_its_answer_and_a_new_key_can_succeed(
 
 def _claim_as_the_api_does(body: dict[str, Any], key: str, at: datetime) -> None:
     """What the API's middleware writes when a request with ``key`` begins (scope, query and body as sent)."""
-    sent = b"\n" + json.dumps(body).encode()
+    sent = b"\n" + same_json(json.dumps(body)).encode()
     assert idempotency.begin("org-a", "POST /receipts", key, sent, at) is None
 
 
