@@ -562,15 +562,15 @@ def _check_post_on(
         raise Conflict(
             f"export {item.export_id} may have reached the provider; its date can't change. Retry it as it is"
         )
+    zone = margins.business_zone(organisation_id)
     if item.kind == "cogs":
         own = cogs_day(item.record_id)
     elif item.kind == "trueup":
         own = date.fromisoformat(item.happened_at[:10])
     else:
         job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
-        day = record_day(margins.business_zone(organisation_id))
-        own = books.describe(job, books.record_of(organisation_id, job), day)[0]
-    latest = moment.date() + timedelta(days=1)
+        own = books.describe(job, books.record_of(organisation_id, job), record_day(zone))[0]
+    latest = record_day(zone)(moment) + timedelta(days=1)  # tomorrow where the organisation is
     if not own < post_on <= latest:
         problem = (
             f"must be after the document's own date {own.isoformat()} and no later than {latest.isoformat()}"

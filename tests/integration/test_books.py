@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +16,9 @@ from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.errors import InvalidFields
 from shared.providers import http
-from shared.services import books, reconciliation, sessions
+from shared.services import books, exports, reconciliation, sessions
 from shared.store import books as books_store
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
@@ -448,6 +449,12 @@ def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_perso
     assert export["status"] == "failed" and "lock date" in export["last_error"]
     retry = f"/exports/{export['export_id']}/retry"
 
+    # no later than tomorrow where the organisation is: 20:00 UTC on 4 December is 5 December in Auckland
+    tracking = {"enabled": True, "start_date": "2026-11-01", "time_zone": "Pacific/Auckland"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=tracking))
+    evening = datetime(2026, 12, 4, 20, tzinfo=UTC)
+    with pytest.raises(InvalidFields, match="no later than 2026-12-06"):
+        exports.retry("org-a", export["export_id"], post_on=date(2026, 12, 7), now=evening)
     refused = api.call("POST", retry + "?post_on=2026-11-03")  # not after its own date
     assert refused.status == 400 and refused.json()["details"][0]["field"] == "post_on", refused.body
     ok(api.call("POST", retry + "?post_on=2026-11-06"))
