@@ -14,7 +14,7 @@ from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import PostingAccounts
-from shared.errors import Conflict
+from shared.errors import Conflict, InvalidFields
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
@@ -428,6 +428,10 @@ def _quantities(
     organisation_id: str, as_of: date | None, now: datetime, api: AccountingProvider, session: Session
 ) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
+    today = domain.record_day(margins.business_zone(organisation_id))(now)
+    if as_of is not None and as_of != today:  # QBO answers an item's quantity on hand now, of no other day
+        problem = f"in QuickBooks inventory mode the books check compares today's quantities ({today}) only"
+        raise InvalidFields(f"as_of: {problem}", [{"field": "as_of", "problem": problem}])
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
     costed = margins.costed_ledger(organisation_id)
     ledger = costed.ledger
@@ -476,7 +480,7 @@ def _quantities(
     differs = any(i.difference for i in items)
     return Reconciliation(
         provider="qbo",
-        as_of=as_of or now.astimezone(costed.zone).date(),
+        as_of=today,
         mode="inventory_adjustments",
         status="discrepancy" if differs else "balanced",
         accounts=[],
