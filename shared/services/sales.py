@@ -109,9 +109,13 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     provider = tokens.provider(wanted)
     session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
     home = (existing.home_currency if existing else "") or provider.home_currency(session())
-    time_zone = (
-        request.time_zone or (existing.time_zone if existing else None) or provider.time_zone(session())
-    )
+    before = existing.time_zone if existing else None
+    time_zone = request.time_zone or before or provider.time_zone(session())
+    if before and time_zone != before and _planned(organisation_id):
+        # the zone dates every record and business day: journals already planned keep the dates they were
+        # given, so a past date's books check would cut the stock ledger on other days than they did
+        problem = f"the books are dated in {before} since exports were planned; it can't change now"
+        raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}])
     stored = store.put_tracking(
         organisation_id,
         wanted,
@@ -122,6 +126,13 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
         reset_cursor=existing is None or existing.start_date != start,
     )
     return _view(stored, now)
+
+
+def _planned(organisation_id: str) -> bool:
+    """Whether any export has been planned (its document fixed, dates included)."""
+    from shared.store import exports as export_store  # on first use: only a change of time zone asks
+
+    return any(row.plan_provider for row in export_store.plan_index(organisation_id))
 
 
 def status(organisation_id: str, now: datetime) -> list[TrackingView]:

@@ -238,6 +238,10 @@ def test_a_record_is_dated_where_the_organisation_is_at_a_month_end(
         "R-NO-ZONE": "2026-11-30",
         "R-LATE": "2026-11-30",
     }
+    # the zone dates what is planned: it can't change now (a past date's check would cut other days)
+    tracking["time_zone"] = "Pacific/Auckland"
+    moved = api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking)
+    assert moved.status == 400 and moved.json()["details"][0]["field"] == "time_zone", moved.body
     if mode == "journals":  # the books at the end of 30 November hold both, as the stock ledger does
         books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
         (inventory,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["receiving_debit"]]
