@@ -95,8 +95,11 @@ LINE_LIMIT = Decimal(10**INTEGER_DIGITS)  # a line's value (a journal's amount) 
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})  # control characters, line and paragraph separators
+
+
 def _one_line(value: str) -> str:
-    if any(unicodedata.category(c) == "Cc" for c in value):  # they reach the provider's documents
+    if any(unicodedata.category(c) in LINE_BREAKING for c in value):  # they reach the provider's documents
         raise ValueError("must be one line of text, without tabs or other control characters")
     return value
 
@@ -212,8 +215,7 @@ class SupplierRequest(Model):
     def _named(cls, value: str) -> str:
         if not value.strip():  # the provider is sent the name without its spaces, and refuses an empty one
             raise ValueError("give the supplier a name, not only spaces")
-        if any(unicodedata.category(c) == "Cc" for c in value.strip()):
-            raise ValueError("a supplier name is one line of text, without tabs or other control characters")
+        _one_line(value.strip())
         return value
 
     @field_validator("email")

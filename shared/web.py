@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -154,6 +155,7 @@ def _invalid_json(errors: list[dict[str, Any]]) -> Response[Any] | None:
 # headers it is given (a 10 MB body of 170,000 empty parts took 19 s of CPU).
 MAX_UPLOAD_BODY = 7 * 1024 * 1024  # 5 MiB as base64 in JSON, with room for the rest
 MAX_UPLOAD_PARTS = 16
+NESTED_MULTIPART = re.compile(rb"(?i)content-type:[ \t]*multipart/")
 
 
 def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
@@ -171,7 +173,9 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
 
         header = BytesParser(policy=policy.HTTP).parsebytes(f"content-type: {content_type}\r\n\r\n".encode())
         boundary = str(header.get_param("boundary") or "")
-        if boundary and raw.count(f"--{boundary}".encode()) > MAX_UPLOAD_PARTS + 1:  # and the closing one
+        # a part that is itself multipart would be parsed whole too, past this count: refused
+        nested = NESTED_MULTIPART.search(raw) is not None
+        if nested or (boundary and raw.count(f"--{boundary}".encode()) > MAX_UPLOAD_PARTS + 1):
             raise BadRequest(
                 f"the upload has more than {MAX_UPLOAD_PARTS} parts; send the file alone (field 'file')"
             )
@@ -275,4 +279,5 @@ def install_conventions(app: APIGatewayHttpResolver) -> None:
     def _unexpected(err: Exception) -> Response[Any]:
         # a body of a type the route does not take is refused as such, whatever reading it raised (Powertools
         # reads multipart/form-data on a JSON route, and raises ValueError when it names no boundary)
-        return _unsupported_body(app) or unexpected(err)
+        refused = _unsupported_body(app) if isinstance(err, ValueError) else None
+        return refused or unexpected(err)

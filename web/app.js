@@ -296,8 +296,8 @@ const connections = {
     const others = ACTIVE.has(status) ? view.other_organisations ?? 0 : 0;
     const shared = others > 0 ? `${others === 1 ? "Another Partsemble organisation is" : `${others} other `
       + "Partsemble organisations are"} also connected to this ${provider === "xero" ? "organisation" : "company"}`
-      + ": both post journals into its books, and each one's books check counts the other's among the entries it "
-      + "did not make." : null;
+      + ": each organisation posts into its books, and each one's books check counts the others' postings among "
+      + "the entries it did not make." : null;
     const hint = status === "expired" ? view.reconnect_hint : null;
     if (view.last_error?.reason && !hint?.includes(view.last_error.reason)) {
       fact("Last problem", h("span", { class: "problem" }, view.last_error.reason),
@@ -837,7 +837,7 @@ function exportSubject(item) {
   // a business day's id, then "@" and the company whose sales it costs: one day can have two, after a switch
   if (item.kind === "cogs") {
     const [day, company] = String(item.record_id).split("@");
-    const connected = connections.views.find((view) => ACTIVE.has(view.status))?.tenant_id;
+    const connected = connections.active()?.tenant_id;
     const theirs = company && connected && company !== connected ? " (sales of the company connected before)" : "";
     return `Cost of goods sold for ${calendarDay(day)}${theirs}`;
   }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -203,14 +204,21 @@ def choose_tenant(
     # Partsemble organisation of the same person may be using one of them.
     if not store.claim_grant(pending["grant_id"]):
         raise NotFound("the authorisation is no longer available; start the connection again")
-    return _attach(
-        pending["organisation_id"],
-        wanted,
-        pending["grant_id"],
-        chosen,
-        switch=bool(pending.get("switch_company")),
-        now=now,
-    )
+    try:
+        return _attach(
+            pending["organisation_id"],
+            wanted,
+            pending["grant_id"],
+            chosen,
+            switch=bool(pending.get("switch_company")),
+            now=now,
+        )
+    except (
+        Exception
+    ):  # the choice is used: a consent no connection holds is not kept (_attach ends a refused one)
+        with suppress(Exception):
+            _discard_grant(pending["organisation_id"], wanted, pending["grant_id"])
+        raise
 
 
 def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str) -> None:

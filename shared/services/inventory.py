@@ -109,7 +109,7 @@ def _refs(organisation_id: str, records: Iterable[tuple[ExportKind, str]]) -> li
     ]
 
 
-def _known_products(organisation_id: str, fields: Iterable[tuple[str, str]]) -> None:
+def _known_products(organisation_id: str, fields: Iterable[tuple[str, str]], named_by: str = "") -> None:
     """Refuses products the organisation does not have, naming each field (its path in the body) that
     names one."""
     named = list(fields)
@@ -118,7 +118,11 @@ def _known_products(organisation_id: str, fields: Iterable[tuple[str, str]]) -> 
     if missing := sorted(set(wanted) - found):
         raise InvalidFields(
             f"unknown product(s): {', '.join(missing)}",
-            [{"field": field, "problem": f"unknown product {p}"} for field, p in named if p not in found],
+            [
+                {"field": field, "problem": f"{named_by}unknown product {p}"}
+                for field, p in named
+                if p not in found
+            ],
         )
 
 
@@ -384,15 +388,14 @@ def _components(organisation_id: str, request: BuildRequest) -> tuple[Component,
 def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> BuildView:
     """Consumes the components FIFO from their lots at the build's time and makes a finished-good lot whose
     cost is exactly what was consumed; too little stock refuses the build (``ShortageError``, 409)."""
+    _known_products(organisation_id, [("product_id", request.product_id)])
     components = _components(organisation_id, request)
-    listed = "components.{}.product_id" if request.components else "product_id"  # else its BOM names them
-    _known_products(
-        organisation_id,
-        [
-            ("product_id", request.product_id),
-            *((listed.format(n), c.product_id) for n, c in enumerate(components)),
-        ],
-    )
+    if request.components:
+        named = [(f"components.{n}.product_id", c.product_id) for n, c in enumerate(components)]
+        _known_products(organisation_id, named)
+    else:
+        named = [("product_id", c.product_id) for c in components]
+        _known_products(organisation_id, named, "its bill of materials names ")
     build_id = request.build_id or _new_id("BLD")
 
     def write() -> BuildView:

@@ -114,10 +114,10 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     accounts = PostingAccounts(home_currency=currency, company=company, **roles)
     state = books.State(organisation_id, name, accounts)
     as_of = as_of or now.astimezone(state.zone).date()
-    dates = state.event_dates()
+    every = [r for r in export_store.list_exports(organisation_id) if r.plan_provider]
+    dates = state.event_dates() | _planned_days(every)
     events = [e for e in state.found if dates.get(e, as_of) <= as_of]
     subledger = {a: to_cents(v) for a, v in state.exact(events).items()}
-    every = [r for r in export_store.list_exports(organisation_id) if r.plan_provider]
     rows = [r for r in every if r.plan_provider == name and r.plan_type == "journal"]
     # planned for the company connected before a switch of company, or of provider (as journals, or as QBO
     # inventory adjustments): in that company's books, not this one's
@@ -359,6 +359,19 @@ def _corrected_by_then(
     return domain.difference({a: to_cents(v) for a, v in partly.items()}, before)
 
 
+def _planned_days(rows: list[ExportRow]) -> dict[EventKey, date]:
+    """The day each receipt, rejection or build whose journal is planned was dated when it was planned (a
+    time zone set since would date it otherwise now), unless a person chose a later day (``post_on``)."""
+    return {
+        cast(EventKey, (r.kind, r.record_id)): books.stored_journal(r.plan).date
+        for r in rows
+        if r.kind in ("receipt", "rejection", "build")
+        and r.plan
+        and r.plan_type == "journal"
+        and not r.post_on
+    }
+
+
 def _of_another(event: EventKey, company: str) -> bool:
     """Whether an event is the cost of goods sold of sales read from a company other than ``company``."""
     return event[0] == "cogs" and domain.sales_of_another(event[1], company)
@@ -401,7 +414,7 @@ def _theirs(theirs: list[Theirs], account_id: str, since: date | None, here: Pro
                 retry = (
                     "retry them to plan them for this company"
                     if provider == here
-                    else f"they are posted there if {label} is connected again"
+                    else f"they are posted there once {label} is connected again (a failed one once retried)"
                 )
                 found.append(Reason(kind="not_posted", amount=-total, note=(
                     f"planned for the {label} company connected before the switch to this one and not posted "

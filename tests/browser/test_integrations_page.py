@@ -113,7 +113,7 @@ def test_connect_qbo_through_the_popup_shows_the_company(
     open_page(page, local_stack, new_organisation("qbo-second"))
     connect_qbo(page)
     expect(card(page, "qbo").locator('[data-role="shared"]')).to_contain_text(
-        "also connected to this company: both post journals into its books"
+        "also connected to this company: each organisation posts into its books"
     )
     shoot(page, "4-second-organisation-phone")
 

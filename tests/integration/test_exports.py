@@ -248,6 +248,26 @@ def test_a_record_is_dated_where_the_organisation_is_at_a_month_end(
         assert (D(inventory["posted"]), D(inventory["subledger"])) == (D("40.00"), D("40.00")), inventory
 
 
+def test_a_record_posted_before_a_time_zone_was_set_keeps_its_day_in_the_books_check(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """Sent in UTC before any time zone was set, a receipt is posted dated 30 November; sales tracking set
+    in Auckland (+13) later would date it 1 December now, but the books check cuts it where it was posted."""
+    parts = setup_qbo(api, sandboxes)
+    line = {"product_id": parts["bolt"], "quantity": "10", "unit_cost": "2.00"}
+    body = {"receipt_id": "R-UTC", "received_at": "2026-11-30T12:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    assert exports_by_record(api)["R-UTC"]["status"] == "posted"
+    tracking = {"enabled": True, "start_date": "2026-11-01", "time_zone": "Pacific/Auckland"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
+    (inventory,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["receiving_debit"]]
+    assert (D(inventory["posted"]), D(inventory["subledger"]), D(inventory["unexplained"])) == (
+        D("20.00"), D("20.00"), 0
+    ), inventory  # fmt: skip
+
+
 def test_qbo_inventory_mode_adjusts_quantities_by_item(
     api: Api, aws: LocalStack, sandboxes: Sandboxes
 ) -> None:

@@ -214,6 +214,7 @@ def test_receipts_name_known_products_and_consistent_quantities(api: Api, aws: L
         ({"product_id": "gear", "components": uses}, "product_id"),  # builds a product it does not know
         ({"product_id": "bolt", "components": [{**uses[0], "product_id": "nut"}]}, "components.0.product_id"),
         ({"product_id": "bolt"}, "components"),  # neither components nor a bill of materials
+        ({"product_id": "gear"}, "product_id"),  # unknown, whatever else is missing
     ):
         refused = api.call("POST", "/builds", json_body={"quantity": "1", "built_at": LATER, **build})
         assert refused.status == 400 and refused.json()["details"][0]["field"] == field, refused.body

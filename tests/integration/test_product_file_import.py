@@ -241,6 +241,9 @@ def test_an_upload_of_too_many_parts_or_bytes_is_refused_before_it_is_parsed(
     )
     refused = api.call("POST", "/products/import?mode=apply", body=huge, headers=multipart)
     assert refused.status == 400 and "at most 5 MiB" in refused.json()["message"], refused.body
+    nested = b"--zz\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n" + b"--X\r\n\r\n\r\n" * 50_000 + file
+    refused = api.call("POST", "/products/import?mode=apply", body=nested, headers=multipart)
+    assert refused.status == 400 and "more than 16 parts" in refused.json()["message"], refused.body
     assert written == []
     few = b'--zz\r\nContent-Disposition: form-data; name="note"\r\n\r\nmine\r\n' + file
     assert api.call("POST", "/products/import?mode=apply", body=few, headers=multipart).status == 200

@@ -114,6 +114,7 @@ def test_the_date_window_is_ten_years_back_and_one_ahead(api: Api, stocked: None
     [
         ({"supplier_name": "Acme\x00Ltd"}, "supplier_name"),
         ({"supplier_id": "7\n8"}, "supplier_id"),
+        ({"supplier_email": "a@b.example\u2028x"}, "supplier_email"),  # a line separator breaks a line too
         ({"lines": [{"product_id": "bolt", "quantity": "1", "unit_cost": "1", "lot_code": "L-1\r\nX"}]},
          "lines.0.lot_code"),
     ],
