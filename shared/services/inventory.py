@@ -388,14 +388,16 @@ def _components(organisation_id: str, request: BuildRequest) -> tuple[Component,
 def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> BuildView:
     """Consumes the components FIFO from their lots at the build's time and makes a finished-good lot whose
     cost is exactly what was consumed; too little stock refuses the build (``ShortageError``, 409)."""
-    _known_products(organisation_id, [("product_id", request.product_id)])
-    components = _components(organisation_id, request)
-    if request.components:
-        named = [(f"components.{n}.product_id", c.product_id) for n, c in enumerate(components)]
-        _known_products(organisation_id, named)
-    else:
-        named = [("product_id", c.product_id) for c in components]
-        _known_products(organisation_id, named, "its bill of materials names ")
+    built = [("product_id", request.product_id)]
+    if request.components:  # one read for the product and its components
+        components = _components(organisation_id, request)
+        uses = [(f"components.{n}.product_id", c.product_id) for n, c in enumerate(components)]
+        _known_products(organisation_id, [*built, *uses])
+    else:  # the product first: its bill of materials is read from it
+        _known_products(organisation_id, built)
+        components = _components(organisation_id, request)
+        uses = [("product_id", c.product_id) for c in components]
+        _known_products(organisation_id, uses, "its bill of materials names ")
     build_id = request.build_id or _new_id("BLD")
 
     def write() -> BuildView:
