@@ -171,8 +171,8 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
         from email import policy  # on first use: only uploads need the MIME parser
         from email.parser import BytesParser
 
-        header = BytesParser(policy=policy.HTTP).parsebytes(f"content-type: {content_type}\r\n\r\n".encode())
-        boundary = str(header.get_param("boundary") or "")
+        head = f"content-type: {content_type}\r\n\r\n".encode()
+        boundary = str(BytesParser(policy=policy.HTTP).parsebytes(head).get_param("boundary") or "")
         # a part that is itself multipart would be parsed whole too, past this count: refused
         nested = NESTED_MULTIPART.search(raw) is not None
         if nested or (boundary and raw.count(f"--{boundary}".encode()) > MAX_UPLOAD_PARTS + 1):
@@ -180,9 +180,7 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
                 f"the upload has more than {MAX_UPLOAD_PARTS} parts; send the file alone (field 'file')"
             )
 
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            f"content-type: {content_type}\r\n\r\n".encode() + raw
-        )
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + raw)
         for part in message.iter_parts():
             if part.get_param("name", header="content-disposition") == "file":
                 payload = part.get_payload(decode=True)

@@ -213,9 +213,8 @@ def choose_tenant(
             switch=bool(pending.get("switch_company")),
             now=now,
         )
-    except (
-        Exception
-    ):  # the choice is used: a consent no connection holds is not kept (_attach ends a refused one)
+    except Exception:
+        # the choice is used: a consent that no connection holds is not kept (_attach ends a refused one)
         with suppress(Exception):
             _discard_grant(pending["organisation_id"], wanted, pending["grant_id"])
         raise

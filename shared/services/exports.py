@@ -52,10 +52,11 @@ from shared.store.exports import ExportView as ExportView  # the API answers wit
 from shared.store.inventory import InventoryRecord
 
 if TYPE_CHECKING:
-    from shared.services import books, margins, qbo_names
+    from shared.services import books, qbo_names
+    from shared.store import sales as sales_store
 else:  # planning loads the ledger, sales and books code (and QBO's vendor rule): only exports that plan
-    books, margins = lazy_module("shared.services.books"), lazy_module("shared.services.margins")
-    qbo_names = lazy_module("shared.services.qbo_names")
+    books, qbo_names = lazy_module("shared.services.books"), lazy_module("shared.services.qbo_names")
+    sales_store = lazy_module("shared.store.sales")  # the organisation's time zone dates an adjustment
 
 LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never loses its lease
 BACKOFF_BASE = 30
@@ -222,7 +223,7 @@ def _posting(
             accounts,
             products,
             marker=claimed.export_id,
-            day=record_day(margins.business_zone(job.organisation_id)),
+            day=record_day(sales_store.business_zone(job.organisation_id)),
         ),
         claimed.post_on,
     )
@@ -562,7 +563,7 @@ def _check_post_on(
         raise Conflict(
             f"export {item.export_id} may have reached the provider; its date can't change. Retry it as it is"
         )
-    zone = margins.business_zone(organisation_id)
+    zone = sales_store.business_zone(organisation_id)
     if item.kind == "cogs":
         own = cogs_day(item.record_id)
     elif item.kind == "trueup":

@@ -33,7 +33,6 @@ from shared.domain.sales import (
     match_credit,
     restocks,
     sale_time,
-    zone,
 )
 from shared.errors import Conflict
 from shared.model import Model
@@ -179,7 +178,7 @@ class CostedLedger(NamedTuple):
     ledger: Ledger  # stock movements with every tracked sale applied
     sales_documents: dict[str, str]  # the documents that are sales (a credit's restocked lot among them) ->
     # the company they were read from ("": not recorded)
-    business_zone: ZoneInfo | None  # the organisation's time zone (``business_zone``); None: none is set
+    business_zone: ZoneInfo | None  # the organisation's time zone (``store.zone_of``); None: none is set
 
     @property
     def zone(self) -> ZoneInfo:
@@ -196,19 +195,7 @@ def costed_ledger(organisation_id: str) -> CostedLedger:
     mapped, _ = _sale_documents(organisation_id, settings, catalog_store.products(organisation_id))
     apply_sales(ledger, [m.sale for m in mapped])
     documents = {m.sale.document_id: m.pulled.tenant_id or "" for m in mapped}
-    return CostedLedger(ledger, documents, _business_zone(settings))
-
-
-def business_zone(organisation_id: str) -> ZoneInfo | None:
-    """The organisation's time zone, its sales tracking's (set there, else the provider company's): None
-    when it has never set sales tracking up."""
-    return _business_zone({t.provider: t for t in store.tracked(organisation_id)})
-
-
-def _business_zone(settings: dict[str, Tracking]) -> ZoneInfo | None:
-    if not settings:
-        return None
-    return _zone_of(next((t for t in settings.values() if t.enabled), next(iter(settings.values()))))
+    return CostedLedger(ledger, documents, store.zone_of(list(settings.values())))
 
 
 def _return_note(number: str, returned: UnmatchedReturn, product: Product | None) -> str:
@@ -319,7 +306,7 @@ def _sale_documents(
         sale = SaleDocument(
             document_id=document.document_id,
             kind=document.kind,
-            at=sale_time(document.issued, _zone_of(tracking)),
+            at=sale_time(document.issued, tracking.zone),
             seq=1 if document.kind == "credit_note" else 0,
             currency=document.currency or tracking.home_currency,
             rate=document.rate,
@@ -336,13 +323,6 @@ def _sale_documents(
         if document.kind != "credit_note" and document.status == "active":
             sales.append(KnownSale(sale, customer, document.number))
     return mapped, excluded
-
-
-def _zone_of(tracking: Tracking) -> ZoneInfo:
-    try:
-        return zone(tracking.time_zone or "UTC")
-    except ValueError:  # a zone the time zone database no longer knows: UTC rather than no report
-        return ZoneInfo("UTC")
 
 
 def _sale_lines(

@@ -24,6 +24,7 @@ from shared.store import books as books_store
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
+from shared.store import sales as sales_store
 from shared.store import settings as settings_store
 from shared.store.exports import ExportRow
 
@@ -441,7 +442,7 @@ def _quantities(
     organisation_id: str, as_of: date | None, now: datetime, api: AccountingProvider, session: Session
 ) -> Reconciliation:
     """QBO inventory mode: each linked item's QtyOnHand against Partsemble's on hand (today's figures)."""
-    today = domain.record_day(margins.business_zone(organisation_id))(now)
+    today = domain.record_day(sales_store.business_zone(organisation_id))(now)
     if as_of is not None and as_of != today:  # QBO answers an item's quantity on hand now, of no other day
         problem = f"in QuickBooks inventory mode the books check compares today's quantities ({today}) only"
         raise InvalidFields(f"as_of: {problem}", [{"field": "as_of", "problem": problem}])

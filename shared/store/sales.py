@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared.aws import table
 from shared.domain.connections import ProviderName
+from shared.domain.sales import zone
 from shared.model import Model
 from shared.store.dynamo import conditional, org_batch_get, org_items
 from shared.store.keys import DOCUMENT_PREFIX, TRACKING_PREFIX, document_sk, org_pk, tracking_sk
@@ -40,6 +42,14 @@ class TrackingShown(Model):
     cursor: str | None = None
     requested_at: str | None = None
     last_pull: LastPull | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone its documents' dates are local dates in."""
+        try:
+            return zone(self.time_zone or "UTC")
+        except ValueError:  # a zone the time zone database no longer knows: UTC rather than no report
+            return ZoneInfo("UTC")
 
 
 class Tracking(TrackingShown):
@@ -92,6 +102,19 @@ def get_tracking(organisation_id: str, provider: str) -> Tracking | None:
         .get("Item")
     )
     return None if item is None else _tracking(item)
+
+
+def business_zone(organisation_id: str) -> ZoneInfo | None:
+    """The organisation's time zone (``zone_of`` its sales tracking)."""
+    return zone_of(tracked(organisation_id))
+
+
+def zone_of(trackings: list[Tracking]) -> ZoneInfo | None:
+    """The organisation's time zone: its enabled sales tracking's (set there, else the provider company's),
+    else any one's; None when it has never set sales tracking up."""
+    if not trackings:
+        return None
+    return next((t for t in trackings if t.enabled), trackings[0]).zone
 
 
 def tracked(organisation_id: str) -> list[Tracking]:
