@@ -261,9 +261,10 @@ class TrackingRequest(Model):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         # files of the host's zoneinfo directory that are no IANA zone: the host's own zone ("localtime"),
-        # and the leap-second ("right/", which Python reads an hour off) and duplicate ("posix/") trees
+        # and the leap-second ("right/", which Python reads an hour off) and duplicate ("posix/") trees; and
+        # tzdata's "Factory", a placeholder for a machine whose zone is not set (it reads as UTC)
         if value is not None and (
-            value in ("localtime", "posixrules") or value.startswith(("right/", "posix/"))
+            value in ("localtime", "posixrules", "Factory") or value.startswith(("right/", "posix/"))
         ):
             raise ValueError(f"unknown time zone {value!r}: use an IANA name such as America/New_York")
         return None if value is None else zone(value).key

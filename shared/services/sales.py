@@ -101,7 +101,8 @@ def _waiting(tracking: Tracking, now: datetime) -> bool:
 def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now: datetime) -> TrackingView:
     """Turns sales tracking on or off; a new start date makes the next pull start over from it."""
     wanted, connection = connected(organisation_id, name)
-    existing = store.get_tracking(organisation_id, wanted)
+    trackings = store.tracked(organisation_id)
+    existing = next((t for t in trackings if t.provider == wanted), None)
     start = request.start_date or (existing.start_date if existing else None)
     if start is None:
         problem = "choose the date the first pull starts from (start_date)"
@@ -109,13 +110,17 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     provider = tokens.provider(wanted)
     session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
     home = (existing.home_currency if existing else "") or provider.home_currency(session())
-    before = existing.time_zone if existing else None
-    time_zone = request.time_zone or before or provider.time_zone(session())
-    if before and time_zone != before and _planned(organisation_id):
+    time_zone = request.time_zone or (existing.time_zone if existing else None) or provider.time_zone(session())
+    business = store.zone_of(trackings)  # the organisation's zone now (None: never set)
+    if business is not None and time_zone != business.key and _planned(organisation_id):
         # the zone dates every record and business day: journals already planned keep the dates they were
-        # given, so a past date's books check would cut the stock ledger on other days than they did
-        problem = f"the books are dated in {before} since exports were planned; it can't change now"
-        raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}])
+        # given, so a past date's books check would cut the stock ledger on other days than they did. Every
+        # provider's tracking keeps it (the business zone follows whichever is enabled); one set up without
+        # naming a zone takes it
+        if request.time_zone is not None:
+            problem = f"the books are dated in {business.key} since exports were planned; it can't change now"
+            raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}])
+        time_zone = business.key
     stored = store.put_tracking(
         organisation_id,
         wanted,

@@ -11,6 +11,7 @@ from typing import Any
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.aws import table
 from shared.store.keys import export_sk, org_pk
 from tests.conftest import Api, Sandboxes
@@ -320,3 +321,33 @@ def test_after_a_change_of_provider_the_books_check_names_what_the_other_provide
     assert inventory[1:3] == ("other_company", Decimal("-125.00")) and inventory[3].startswith(
         f"posted to the {BEFORE} (1 export(s))"
     ), inventory
+
+
+def test_the_organisations_time_zone_stands_when_another_providers_sales_tracking_is_set_up(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Exports dated in Los Angeles, then a move to Xero (an Australian company): Xero's sales tracking can't
+    date the books in Sydney (the business zone follows the enabled tracking), and one set up without naming
+    a zone keeps Los Angeles, so a receipt sent in UTC is still in November there."""
+    from tests.integration.test_exports import setup_xero
+
+    bolt = setup_qbo(api, sandboxes)["bolt"]
+    tracking = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    _receipt(api, bolt, "2026-11-02", "12.50")
+    Poller(aws).drain()
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    parts = setup_xero(api, sandboxes)
+    path = "/integrations/xero/sales-tracking"
+    moved = api.call("PUT", path, json_body={**tracking, "time_zone": "Australia/Sydney"})
+    assert moved.status == 400 and [d["field"] for d in moved.json()["details"]] == ["time_zone"], moved.body
+    kept = ok(api.call("PUT", path, json_body={"enabled": True, "start_date": "2026-11-01"}))
+    assert kept["time_zone"] == "America/Los_Angeles"
+    line = {"product_id": parts["bolt"], "quantity": "1", "unit_cost": "2.00"}
+    body = {"receipt_id": "R-LATE", "received_at": "2026-12-01T04:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    (late,) = [e for e in _exports(api) if e["record_id"] == "R-LATE"]
+    (journal,) = [j for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+                  if late["export_id"] in j["Narration"]]  # fmt: skip
+    assert journal["Date"] == "/Date(1795996800000+0000)/", journal  # 30 Nov 2026

@@ -473,13 +473,15 @@ def test_tracking_keeps_the_organisation_time_zone_from_the_provider_or_as_the_u
         assert refused.status == 400 and "time_zone" in refused.body.decode(), refused.body
 
 
-@pytest.mark.parametrize("wrong", ["localtime", "posixrules", "right/Europe/London", "posix/Europe/London"])
+@pytest.mark.parametrize(
+    "wrong", ["localtime", "posixrules", "right/Europe/London", "posix/Europe/London", "Factory"]
+)
 def test_a_zoneinfo_file_that_is_no_iana_zone_is_refused_as_the_time_zone(
     api: Api, sandboxes: Sandboxes, wrong: str
 ) -> None:
     """The host's zoneinfo directory holds files that load as zones but name none: "localtime" is the
-    machine's own zone, and Python reads the leap-second tree an hour off (right/Europe/London at UTC+1 in
-    December 2026)."""
+    machine's own zone, Python reads the leap-second tree an hour off (right/Europe/London at UTC+1 in
+    December 2026), and "Factory" is tzdata's placeholder for a machine whose zone is not set."""
     connect(api, sandboxes, "qbo")
     path = "/integrations/qbo/sales-tracking"
     refused = api.call("PUT", path, json_body={"enabled": True, "time_zone": wrong})
