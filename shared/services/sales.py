@@ -110,7 +110,8 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     provider = tokens.provider(wanted)
     session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
     home = (existing.home_currency if existing else "") or provider.home_currency(session())
-    time_zone = request.time_zone or (existing.time_zone if existing else None) or provider.time_zone(session())
+    before = existing.time_zone if existing else None
+    time_zone = request.time_zone or before or provider.time_zone(session())
     business = store.zone_of(trackings)  # the organisation's zone now (None: never set)
     if business is not None and time_zone != business.key and _planned(organisation_id):
         # the zone dates every record and business day: journals already planned keep the dates they were
