@@ -685,3 +685,25 @@ def test_thirds_of_a_cent_received_and_rejected_post_whole_cents_and_balance(
     status, accounts = reconciled(api)
     assert status == "balanced", accounts
     assert (accounts["480"]["provider_balance"], accounts["630"]["provider_balance"]) == ("0.33", "0.67")
+
+
+def test_what_the_company_held_before_partsembles_first_journal_is_its_opening_balance(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """QuickBooks' demo company holds balances in the mapped accounts from before Partsemble: a date before
+    Partsemble's first journal (and the books before any export is posted) name them as opening balances, not
+    as entries someone else made, so the check is not a discrepancy (nor a daily BooksOutOfBalance)."""
+    parts = setup_qbo(api, sandboxes)
+    minutes.next()
+    status, accounts = reconciled(api, "2026-11-05")  # nothing posted yet
+    held = {c: D(a["provider_balance"]) for c, a in accounts.items() if a["provider_balance"]}
+    assert held and status == "explained", accounts
+    receive(api, "R-1", "2026-11-10T09:00:00Z", parts["bolt"], "3", "1.005")
+    minutes.next()
+    Poller(aws).drain()
+    minutes.next()
+    for as_of in ("2026-11-05", "2026-11-30"):
+        status, accounts = reconciled(api, as_of)
+        assert status == "explained", (as_of, accounts)
+        kinds = {r["kind"] for a in accounts.values() for r in a["reasons"]}
+        assert "opening_balance" in kinds and "others_entries" not in kinds, (as_of, accounts)
