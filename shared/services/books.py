@@ -94,6 +94,7 @@ class State:
             and row.plan_type == "journal"
             and domain.of_company(row.plan_tenant, accounts.company)
         }
+        self.organisation_id, self.provider, self.company = organisation_id, provider, accounts.company
         self.account = accounts.account
         self.currency = accounts.home_currency
         self.rounding = accounts.rounding
@@ -110,17 +111,98 @@ class State:
     def exact(self, events: Iterable[EventKey]) -> dict[str, Decimal]:
         return domain.subledger(self.found, events, self.account)
 
-    def trued(self, event: EventKey | None = None) -> Trued:
+    def trued(
+        self, event: EventKey | None = None, day: date | None = None, today: date | None = None
+    ) -> Trued:
         """The balances the planned events should hold once the first ``MAX_RESTATED`` changed ones are
-        restated, those with ``event`` too, and those changes. Any other changed event waits, held back at
-        the value it was planned with, for the next true-up (a transaction restates at most that many)."""
+        restated, those with ``event`` (its journal dated ``day``) too, and those changes. Any other changed
+        event waits, held back at the value it was planned with, for the next true-up (a transaction
+        restates at most that many). ``today``: the day a true-up found now is dated."""
         changed = self.changes()
         restating = dict(list(changed.items())[: store.MAX_RESTATED])
-        waiting = domain.summed(change for key, change in changed.items() if key not in restating)
+        waiting = {key: change for key, change in changed.items() if key not in restating}
+        held_back = domain.summed(waiting.values())
+        tails: list[Balances] = []
+        if event is not None and day is not None and today is not None and self.rounding is None:
+            tails = self.tails(day, today, restating, waiting)
         trued, after = domain.plan(
-            self.found, self.planned, event, self.books.posted, self.account, self.rounding, waiting
+            self.found, self.planned, event, self.books.posted, self.account, self.rounding, held_back, tails
         )
         return Trued(trued, after, restating, more=len(changed) > len(restating))
+
+    def corrections(self, restating: Mapping[EventKey, Balances]) -> dict[str, Balances]:
+        """What a true-up made now corrects of each export (exact, per account): the changes it restates, and
+        what the true-ups that corrected an export planned anew since take back."""
+        restated = {self.planned[key].export_id: delta for key, delta in restating.items()}
+        taken_back = self.books.taken_back
+        return {
+            corrected: domain.summed([restated.get(corrected, {}), taken_back.get(corrected, {})])
+            for corrected in restated | taken_back
+        }
+
+    def tails(
+        self,
+        day: date,
+        today: date,
+        restating: Mapping[EventKey, Balances],
+        waiting: Mapping[EventKey, Balances],
+    ) -> list[Balances]:
+        """For each date from ``day`` on at which the books change, what the journals dated after it hold
+        beyond the exact values of the events they stand for (``domain.evened``): the journals of the events
+        dated after it, less their exact values now (less ``waiting`` changes), and the true-ups dated after
+        it (this plan's one, restating ``restating``, dated ``today``), less what they correct of exports
+        dated by then (a reconciliation of that date counts those as posted). Empty when nothing is dated
+        after ``day``: the running rounding alone is then the books' at every date."""
+        dates = self.event_dates()
+        export_day = {row.export_id: dates.get(key) for key, row in self.planned.items()}
+        later = [(key, row) for key, row in self.planned.items() if dates.get(key, date.max) > day]
+        trueups = [
+            (row, on)
+            for row in self.rows
+            if row.kind == "trueup"
+            and row.plan_provider == self.provider
+            and domain.of_company(row.plan_tenant, self.company)
+            and (on := dated_trueup(row)) is not None
+            and on > day
+        ]
+        if not later and not trueups and today <= day:
+            return []
+        reading = [row.export_id for _, row in later] + [row.export_id for row, _ in trueups]
+        plans = export_store.plans_of(self.organisation_id, reading)
+        moves: dict[date, list[Balances]] = {}  # what changes the tail when a date passes: at that date
+
+        def corrected(on: date, corrects: Mapping[str, Balances]) -> None:
+            for export_id, change in corrects.items():
+                start = export_day.get(export_id)
+                if start is None or start < on:  # counted as posted from the export's own date
+                    moves.setdefault(on, []).append({a: -v for a, v in change.items()})
+                    if start is not None:
+                        moves.setdefault(start, []).append(dict(change))
+
+        for key, row in later:
+            plan = plans.get(row.export_id, "")
+            on = dates.get(key) or (stored_journal(plan).date if plan else None)
+            if on is not None and on > day:
+                exact = domain.difference(self.exact([key]), waiting.get(key, {}))
+                moves.setdefault(on, []).append(domain.difference(change_of(plan), exact))
+        for row, on in trueups:
+            moves.setdefault(on, []).append(change_of(plans.get(row.export_id, "")))
+            corrected(on, corrections(row.plan_exact))
+        if today > day:  # this plan's true-up, if it makes one
+            held_back = domain.summed(waiting.values())
+            trued, _ = domain.plan(
+                self.found, self.planned, None, self.books.posted, self.account, self.rounding, held_back
+            )
+            change, corrects_now = domain.difference(trued, self.books.posted), self.corrections(restating)
+            if _recorded(change, corrects_now):
+                moves.setdefault(today, []).append(change)
+                corrected(today, corrects_now)
+        tails: list[Balances] = []
+        tail: Balances = {}
+        for on in sorted((on for on in moves if on > day), reverse=True):
+            tail = domain.summed([tail, *moves[on]])
+            tails.append(tail)
+        return tails
 
     def due(self) -> Balances:
         """What true-ups have still to post, per account (cents): every change, however many true-ups it
@@ -155,14 +237,8 @@ def _trueup(
     """The true-up export of ``trued``'s change, recording each export it corrects with the exact change it
     corrects (what a reconciliation of an earlier date counts of it)."""
     change = domain.difference(trued.trued, state.books.posted)
-    restated = {state.planned[key].export_id: delta for key, delta in trued.restating.items()}
-    corrections = {
-        corrected: domain.summed([restated.get(corrected, {}), state.books.taken_back.get(corrected, {})])
-        for corrected in restated | state.books.taken_back
-    }
-    # changes that cancel out (re-costing moved value from one day's cost of goods sold to another's) post
-    # nothing, but a reconciliation of a date between them needs to know what moved: recorded all the same
-    if not change and not any(to_cents(v) for delta in corrections.values() for v in delta.values()):
+    corrections = state.corrections(trued.restating)
+    if not _recorded(change, corrections):
         return None
     # one true-up per version of one company's books (each company's start at version 0)
     books = state.books
@@ -196,6 +272,20 @@ def _trueup(
         new_row=row,
     )
     return write, ExportJob(organisation_id=organisation_id, kind="trueup", record_id=record_id)
+
+
+def _recorded(change: Balances, corrections: Mapping[str, Balances]) -> bool:
+    """Whether a true-up is made of ``change`` and ``corrections``: changes that cancel out (re-costing moved
+    value from one day's cost of goods sold to another's) post nothing, but a reconciliation of a date between
+    them needs to know what moved, so a cent's correction is recorded all the same."""
+    return bool(change) or any(to_cents(v) for delta in corrections.values() for v in delta.values())
+
+
+def dated_trueup(row: ExportRow) -> date | None:
+    """The day a true-up is dated (the day it was planned), read from what it records (None: a true-up
+    planned before it recorded its day)."""
+    on = json.loads(row.plan_exact or "{}").get("on") if row.plan_exact else None
+    return date.fromisoformat(on) if isinstance(on, str) else None
 
 
 def dated(row: ExportRow) -> date | None:
@@ -237,7 +327,7 @@ def plan(
         state = State(organisation_id, provider, accounts)
         on, narration = describe(job, record, state.record_day)
         state.planned.pop(event, None)
-        trued = state.trued(event)
+        trued = state.trued(event, on, moment.astimezone(state.zone).date())
         writes, jobs = [], []
         if found := _trueup(organisation_id, state, trued, moment):
             writes.append(found[0])

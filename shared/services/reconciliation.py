@@ -217,8 +217,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     first = min(posted_dates, default=None)
     # what the provider held before Partsemble's first journal: opening balances, not someone else's entries
     # (all it holds at a date before that journal, or when none is posted yet)
-    before_ours = first is None or first > as_of
-    opening = balances if before_ours else api.account_balances(session, first - timedelta(days=1))
+    since = first if first is not None and first <= as_of else None
+    opening = api.account_balances(session, since - timedelta(days=1)) if since else balances
     mapped = sorted({a for a in roles.values() if a} | set(subledger) | set(posted))
     chart = {a.account_id: a for a in catalog_store.get_accounts(organisation_id, name, mapped)}
     # Income and expense accounts: the trial balance holds the financial year to date (earlier years went to
@@ -237,7 +237,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
             expected -= earlier.get(account_id, ZERO) + to_cents(
                 sum((t.values.get(account_id, ZERO) for t in theirs if t.day < year_start), ZERO)
             )
-            if not before_ours and first - timedelta(days=1) < year_start:
+            if since is not None and since - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
         found += _theirs(theirs, account_id, year_start if this_year else None, name)
         if before:

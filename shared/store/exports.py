@@ -17,7 +17,7 @@ from typing import Any, Literal
 from shared.aws import table
 from shared.contracts import ExportKind
 from shared.model import Model
-from shared.store.dynamo import conditional, org_items, query_all, set_clause
+from shared.store.dynamo import conditional, org_batch_get, org_items, query_all, set_clause
 from shared.store.keys import (
     EXPORT_PREFIX,
     OUTBOX_INDEX_PK,
@@ -191,6 +191,18 @@ def plan_index(organisation_id: str) -> list[ExportRow]:
         ExpressionAttributeNames=names,
     )
     return [_row(item) for item in items]
+
+
+def plans_of(organisation_id: str, export_ids: list[str]) -> dict[str, str]:
+    """The plan (a journal's JSON, "" for none) of each of these exports, by id: read only for the few the
+    books need them of (``plan_index`` leaves plans out)."""
+    items = org_batch_get(
+        organisation_id,
+        (export_sk(e) for e in export_ids),
+        ProjectionExpression="export_id, #p",
+        ExpressionAttributeNames={"#p": "plan"},
+    )
+    return {str(item["export_id"]): str(item.get("plan") or "") for item in items}
 
 
 def list_exports(organisation_id: str, status: ExportStatus | None = None) -> list[ExportRow]:

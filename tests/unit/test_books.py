@@ -289,6 +289,62 @@ def test_a_cent_stepped_to_balance_a_journal_is_not_trued_up_later() -> None:
         posted, planned = after, [*planned, event]
 
 
+def test_a_back_dated_receipt_takes_the_cents_that_keep_its_date_nearest_its_exact_value() -> None:
+    """Inventory holds 1.506 exactly, posted 1.51 (dated 10 November), and a receipt of 1.504 dated
+    20 November is planned (posted 1.50: 3.01 for 3.010). A second receipt of 1.506 dated 10 November: the
+    running rounding posts 1.51 (4.52 for 4.516 today), which leaves 10 November at 3.02 for 3.012. The
+    cut at 10 November (residue +0.004 before it) and at 20 November (residue 0 before it: the receipt
+    after it holds 1.50 for 1.504, -0.004) weigh alike: 1.51 leaves them 0.008 and 0.004 away, 1.50 leaves
+    them 0.002 and 0.006 away, so 1.50 is posted, and today's balances stay within a cent."""
+    found: dict[EventKey, Balances] = {
+        ("receipt", "R10"): {"INV": D("1.506"), "AP": D("-1.506")},
+        ("receipt", "R20"): {"INV": D("1.504"), "AP": D("-1.504")},
+        ("receipt", "R11"): {"INV": D("1.506"), "AP": D("-1.506")},
+    }
+    posted = {"INV": D("3.01"), "AP": D("-3.01")}
+    tail = {"INV": D("-0.004"), "AP": D("0.004")}  # the 20-November journal less its exact value
+    planned: list[EventKey] = [("receipt", "R10"), ("receipt", "R20")]
+    trued, after = books.plan(found, planned, ("receipt", "R11"), posted, lambda role: role, tails=[tail])
+    assert trued == posted and books.difference(after, trued) == {"INV": D("1.50"), "AP": D("-1.50")}
+    trued, running = books.plan(found, planned, ("receipt", "R11"), posted, lambda role: role)
+    assert books.difference(running, trued) == {"INV": D("1.51"), "AP": D("-1.51")}
+
+
+MONEY = st.decimals(min_value=-50, max_value=50, places=4, allow_nan=False, allow_infinity=False)
+GAPS = st.decimals(min_value=D("-0.02"), max_value=D("0.02"), places=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MONEY, MONEY, MONEY, st.lists(st.tuples(GAPS, GAPS), max_size=5))
+def test_an_event_dated_before_others_is_never_further_from_exact_at_any_later_date(
+    inventory: Decimal, waste: Decimal, moved: Decimal, gaps: list[tuple[Decimal, Decimal]]
+) -> None:
+    """Whatever the books hold after the event's date, the journal ``evened`` chooses balances, leaves no
+    date from the event's on further from its exact value than the running rounding's journal would, and
+    today's balances (with the true-up it asks for) less than a cent from their exact values."""
+    exact_before = {"INV": inventory, "WASTE": waste, "AP": -inventory - waste}
+    trued = books.rounded(exact_before, {}, exact_before)
+    event = {"INV": moved, "AP": -moved}
+    exact = books.summed([exact_before, event])
+    tails = [{"INV": a, "WASTE": b, "AP": -a - b} for a, b in gaps]
+    before, after = books.evened(trued, exact, event, tails)
+    journal = books.difference(after, before)
+    assert total(journal.values()) == 0 and total(before.values()) == 0
+    for account_id, value in exact.items():
+        held = after.get(account_id, ZERO)
+        assert abs(held - value) < CENT, (account_id, held, value)
+
+    def furthest(cents: Balances) -> Decimal:
+        return max(
+            abs(trued.get(a, ZERO) + cents.get(a, ZERO) - exact[a] - tail.get(a, ZERO))
+            for tail in [{}, *tails]
+            for a in ("INV", "AP")
+        )
+
+    running = books.difference(books.rounded(exact, trued, event), trued)
+    assert furthest(journal) <= furthest(running), (journal, running)
+
+
 def test_a_zero_value_event_has_nothing_to_post() -> None:
     shop = Books()
     shop.record(list(receipt_movements(receipt("FREE", T0, ("A", "5", "0", "0")))))
