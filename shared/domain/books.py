@@ -6,7 +6,7 @@ rounding are the README's "The accounting model"."""
 from __future__ import annotations
 
 from calendar import monthrange
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
@@ -222,13 +222,15 @@ def plan(
     rounding_account: str | None = None,
     waiting: Mapping[str, Decimal] | None = None,
     tails: Sequence[Mapping[str, Decimal]] = (),
+    fixed: Collection[str] = (),
 ) -> tuple[Balances, Balances]:
     """(the balances the planned events should hold now, those once ``event`` is added too). The first
     differs from ``posted`` when values already posted changed (a true-up is due); the second less the
     first is the event's own journal. ``waiting``: changes of planned events (exact, per account) left for
     a later true-up, held back from both. ``tails``: when the event is dated before journals already planned,
-    what those dated after each later date hold beyond their events' exact values (``evened``; not with a
-    rounding account, which keeps every other account at today's rounded value)."""
+    what those dated after each later date hold beyond their events' exact values (``evened``, whose true-up
+    moves no account of ``fixed``; not with a rounding account, which keeps every other account at today's
+    rounded value)."""
     events = list(planned)
     before = difference(subledger(found, events, account), waiting or {})
     drift = {
@@ -242,7 +244,7 @@ def plan(
     touched = subledger(found, [event], account)
     after = difference(subledger(found, [*events, event], account), waiting or {})
     if tails and rounding_account is None:  # with one, every other account's cents are today's rounded value
-        return evened(trued, after, touched, tails)
+        return evened(trued, after, touched, tails, fixed)
     return trued, rounded(after, trued, touched, rounding_account)
 
 
@@ -254,44 +256,79 @@ def evened(
     exact: Mapping[str, Decimal],
     event: Mapping[str, Decimal],
     tails: Sequence[Mapping[str, Decimal]],
+    fixed: Collection[str] = (),
 ) -> tuple[Balances, Balances]:
     """``plan``'s answer, with no rounding account, for an event dated before journals already planned. The
     running rounding chooses a journal's cents for today's balances alone, so records entered out of date
-    order pile their odd cents up on the days before the others (a month-end two cents from its exact
-    value). Here each account the event moves takes the cents that keep the books cut at the event's date
-    and at every later date nearest their exact values (the largest gap of any of those dates smallest; the
-    running rounding's cents when it ties), balanced by the account that loses least by a cent's step; when
-    that leaves an account a cent or more from its exact value today, a true-up dated today (what the first
-    balances differ by) brings it back. ``exact``: the planned events' exact balances with the event;
-    ``event``: the event's own exact effect; ``tails``: for each date from the event's on at which the books
-    change, what the journals dated after it hold beyond the exact values of the events they stand for, per
-    account (the cut at that date holds the journals' residue less that)."""
+    order pile their odd cents up on the days before the others (ten receipts put 15.10 in the books of a
+    date whose stock is worth 15.06). Here each account the event moves takes the cents that keep the books
+    cut at the event's date and at every later date nearest their exact values (the largest gap of any of
+    those dates smallest; the running rounding's cents when it ties), balanced by the account that loses
+    least by a cent's step, and a true-up dated today (what the first balances differ by) brings an account
+    that is then a cent or more from its exact value today back to its rounded value. An account in
+    ``fixed`` takes no true-up (QBO's Accounts Payable: its lines need a vendor): it keeps within a cent
+    today. When no cents do all that, the running rounding's journal stands. ``exact``: the planned events'
+    exact balances with the event; ``event``: the event's own exact effect; ``tails``: for each date from
+    the event's on at which the books change, what the journals dated after it hold beyond the exact values
+    of the events they stand for, per account (the cut at that date holds the journals' residue less that)."""
+    after = rounded(exact, trued, event)
     residue = {a: trued.get(a, ZERO) - exact.get(a, ZERO) + event.get(a, ZERO) for a in exact.keys() | trued}
 
+    def today(account_id: str, cents: Decimal) -> Decimal:
+        """How far from its exact value today an account the event's journal moves by ``cents`` is."""
+        return residue.get(account_id, ZERO) + cents - event.get(account_id, ZERO)
+
     def gap(account_id: str, cents: Decimal) -> Decimal:
-        """The largest distance from its exact value, at the event's date or after, of an account the event's
-        journal moves by ``cents``."""
-        at = residue.get(account_id, ZERO) + cents - event.get(account_id, ZERO)
+        """The largest distance from its exact value, at the event's date or after, of such an account."""
+        at = today(account_id, cents)
         return max([abs(at)] + [abs(at - tail.get(account_id, ZERO)) for tail in tails])
 
-    journal = difference(rounded(exact, trued, event), trued)
+    def allowed(account_id: str, cents: Decimal) -> bool:
+        return account_id not in fixed or abs(today(account_id, cents)) < CENT
+
+    journal = difference(after, trued)
     moved = sorted(event)
     for account_id in moved:
         running = journal.get(account_id, ZERO)
-        tried = [(gap(account_id, running + step), abs(step), running + step) for step in STEPS]
+        tried = [(gap(account_id, c), abs(s), c) for s in STEPS if allowed(account_id, c := running + s)]
         journal[account_id] = min(tried)[2]
-    error = total(journal.values())
-    step = CENT if error > 0 else -CENT
-    while error and moved:
-        chosen = min(moved, key=lambda a: (gap(a, journal[a] - step), a))
-        journal[chosen] -= step
-        error -= step
+    if not _balanced(journal, moved, allowed, gap):
+        return dict(trued), after
     held = {a: trued.get(a, ZERO) + journal.get(a, ZERO) for a in trued.keys() | journal.keys()}
-    drift = {a for a in held if _drifted(held[a], exact.get(a, ZERO), None)}
-    final = rounded(exact, held, drift) if drift else held
-    before = difference(final, {a: v for a, v in journal.items() if v})
-    keep = sorted(a for a in final.keys() | before.keys() if a in trued or final.get(a) or before.get(a))
-    return {a: before.get(a, ZERO) for a in keep}, {a: final.get(a, ZERO) for a in keep}
+    trueup = {
+        a: to_cents(exact.get(a, ZERO)) - v for a, v in held.items() if abs(v - exact.get(a, ZERO)) >= CENT
+    }
+    free = [a for a in moved if a not in fixed]
+
+    def kept(account_id: str, cents: Decimal) -> bool:  # within a cent of its exact value after the true-up
+        return abs(held.get(account_id, ZERO) + cents - exact.get(account_id, ZERO)) < CENT
+
+    if not _balanced(trueup, free, kept, lambda a, c: abs(held.get(a, ZERO) + c - exact.get(a, ZERO))):
+        return dict(trued), after
+    before = {a: trued.get(a, ZERO) + trueup.get(a, ZERO) for a in trued.keys() | trueup.keys()}
+    moved_to = {a: held.get(a, ZERO) + trueup.get(a, ZERO) for a in held.keys() | trueup.keys()}
+    keep = sorted(a for a in moved_to if a in trued or moved_to[a] or before.get(a))
+    return {a: before.get(a, ZERO) for a in keep}, {a: moved_to[a] for a in keep}
+
+
+def _balanced(
+    cents: Balances,
+    accounts: Sequence[str],
+    allowed: Callable[[str, Decimal], bool],
+    cost: Callable[[str, Decimal], Decimal],
+) -> bool:
+    """Steps ``cents`` a cent at a time until they sum to zero, each step on the account of ``accounts``
+    (where ``allowed``) it costs least; False when none may take the next one."""
+    error = total(cents.values())
+    step = CENT if error > 0 else -CENT
+    while error:
+        can = [a for a in accounts if allowed(a, cents.get(a, ZERO) - step)]
+        if not can:
+            return False
+        chosen = min(can, key=lambda a: (cost(a, cents.get(a, ZERO) - step), a))
+        cents[chosen] = cents.get(chosen, ZERO) - step
+        error -= step
+    return True
 
 
 def _drifted(held: Decimal, exact: Decimal, rounding_account: str | None) -> bool:

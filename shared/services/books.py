@@ -95,6 +95,7 @@ class State:
             and domain.of_company(row.plan_tenant, accounts.company)
         }
         self.organisation_id, self.provider, self.company = organisation_id, provider, accounts.company
+        self.accounts = accounts
         self.account = accounts.account
         self.currency = accounts.home_currency
         self.rounding = accounts.rounding
@@ -125,10 +126,28 @@ class State:
         tails: list[Balances] = []
         if event is not None and day is not None and today is not None and self.rounding is None:
             tails = self.tails(day, today, restating, waiting)
+        fixed = self.named() if tails else frozenset()
         trued, after = domain.plan(
-            self.found, self.planned, event, self.books.posted, self.account, self.rounding, held_back, tails
+            self.found,
+            self.planned,
+            event,
+            self.books.posted,
+            self.account,
+            self.rounding,
+            held_back,
+            tails,
+            fixed,
         )
         return Trued(trued, after, restating, more=len(changed) > len(restating))
+
+    def named(self) -> frozenset[str]:
+        """The mapped accounts whose journal lines must name someone (QBO's Accounts Payable: a vendor, which
+        a true-up has none of): no true-up may move them."""
+        if self.provider != "qbo":
+            return frozenset()
+        mapped = sorted({a for role in ROLES if (a := getattr(self.accounts, role))})
+        found = catalog_store.get_accounts(self.organisation_id, "qbo", mapped)
+        return frozenset(a.account_id for a in found if catalog_roles.name_required(a) is not None)
 
     def corrections(self, restating: Mapping[EventKey, Balances]) -> dict[str, Balances]:
         """What a true-up made now corrects of each export (exact, per account): the changes it restates, and

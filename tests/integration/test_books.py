@@ -734,3 +734,32 @@ def test_records_entered_out_of_date_order_keep_every_past_date_within_a_cent(
         status, accounts = reconciled(api, by.isoformat())
         assert status != "discrepancy" and all(D(a["unexplained"]) == 0 for a in accounts.values()), accounts
     assert xero_balances(api, sandboxes) == {"630": D("30.10"), "820": D("-30.10")}
+
+
+def test_on_quickbooks_accounts_payable_records_out_of_date_order_post_no_true_up_there(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """QuickBooks needs a vendor on every Accounts Payable line and a true-up has none (nor should a rounding
+    cent move a vendor's balance): receipts entered out of date order on A/P keep it within a cent today by
+    their own journals, every export posts, and the books end to the cent."""
+    from tests.integration.test_exports import PAYABLE, payables_to_ap
+
+    bolt = setup_qbo(api, sandboxes)["bolt"]
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    payables_to_ap(api)
+    for i in range(6):
+        for day, cost in (("20", "1.504"), ("10", "1.506")):
+            line = {"product_id": bolt, "quantity": "1", "unit_cost": cost}
+            body = {"receipt_id": f"R-{day}-{i}", "received_at": f"2026-11-{day}T09:{i:02d}:00Z",
+                    "supplier_email": "orders@northside-metals.test", "lines": [line]}  # fmt: skip
+            ok(api.call("POST", "/receipts", json_body=body), 201)
+            minutes.next()
+            Poller(aws).drain()
+    exported = ok(api.call("GET", "/exports"))
+    assert {e["status"] for e in exported} == {"posted"}, [e["last_error"] for e in exported]
+    journals = {j["Id"]: j for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")}
+    for export in (e for e in exported if e["kind"] == "trueup"):
+        lines = journals[export["document_id"]]["Line"]
+        assert PAYABLE not in {line["JournalEntryLineDetail"]["AccountRef"]["value"] for line in lines}
+    held = qbo_balances(api, sandboxes)
+    assert (held[PAYABLE], held["1"]) == (D("-18.06"), D("18.06")), held

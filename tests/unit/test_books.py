@@ -315,21 +315,27 @@ GAPS = st.decimals(min_value=D("-0.02"), max_value=D("0.02"), places=4)
 
 
 @settings(max_examples=300, deadline=None)
-@given(MONEY, MONEY, MONEY, st.lists(st.tuples(GAPS, GAPS), max_size=5))
+@given(MONEY, MONEY, MONEY, st.lists(st.tuples(GAPS, GAPS), max_size=5), st.sampled_from([(), ("AP",)]))
 def test_an_event_dated_before_others_is_never_further_from_exact_at_any_later_date(
-    inventory: Decimal, waste: Decimal, moved: Decimal, gaps: list[tuple[Decimal, Decimal]]
+    inventory: Decimal,
+    waste: Decimal,
+    moved: Decimal,
+    gaps: list[tuple[Decimal, Decimal]],
+    fixed: tuple[str, ...],
 ) -> None:
     """Whatever the books hold after the event's date, the journal ``evened`` chooses balances, leaves no
     date from the event's on further from its exact value than the running rounding's journal would, and
-    today's balances (with the true-up it asks for) less than a cent from their exact values."""
+    today's balances (with the true-up it asks for, which moves no ``fixed`` account) less than a cent from
+    their exact values."""
     exact_before = {"INV": inventory, "WASTE": waste, "AP": -inventory - waste}
     trued = books.rounded(exact_before, {}, exact_before)
     event = {"INV": moved, "AP": -moved}
     exact = books.summed([exact_before, event])
     tails = [{"INV": a, "WASTE": b, "AP": -a - b} for a, b in gaps]
-    before, after = books.evened(trued, exact, event, tails)
+    before, after = books.evened(trued, exact, event, tails, fixed)
     journal = books.difference(after, before)
     assert total(journal.values()) == 0 and total(before.values()) == 0
+    assert not {a for a in fixed if before.get(a, ZERO) != trued.get(a, ZERO)}  # no true-up moves them
     for account_id, value in exact.items():
         held = after.get(account_id, ZERO)
         assert abs(held - value) < CENT, (account_id, held, value)
