@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from shared.domain.ledger import BuildRun, Entry, EntryKind, Ledger, ReceiptIn
 from shared.money import CENT, ZERO, to_cents, total
@@ -106,12 +106,15 @@ def event_of(entry: Entry, day_of: Callable[[datetime], date], sales_documents: 
 
 
 def effects(
-    ledger: Ledger, day_of: Callable[[datetime], date], sales_documents: SalesDocuments = NO_SALES
+    ledger: Ledger,
+    day_of: Callable[[datetime], date],
+    sales_documents: SalesDocuments = NO_SALES,
+    entries: Iterable[Entry] | None = None,
 ) -> dict[EventKey, Balances]:
     """Each event's exact effect per account role (debits positive), from the ledger as it costs things now;
     ``day_of`` gives the business day of a sale's time (its COGS event, one per company). A lot received
     from one of the ``sales_documents`` is a credit that matched no sale, restocked: it comes back out of
-    COGS."""
+    COGS. ``entries``: the ledger's, when the caller has them already (building them costs)."""
     lots = lot_roles(ledger, sales_documents)
     found: dict[EventKey, Balances] = {}
 
@@ -120,7 +123,7 @@ def effects(
             into = found.setdefault(event, {})
             into[role] = into.get(role, ZERO) + amount
 
-    for entry in ledger.entries():
+    for entry in ledger.entries() if entries is None else entries:
         event = event_of(entry, day_of, sales_documents)
         restocked = entry.kind is EntryKind.RECEIPT_IN and event[0] == "cogs"
         if restocked:  # into the account its lot sits in
@@ -221,16 +224,14 @@ def plan(
     account: RoleOf,
     rounding_account: str | None = None,
     waiting: Mapping[str, Decimal] | None = None,
-    tails: Sequence[Mapping[str, Decimal]] = (),
-    fixed: Collection[str] = (),
+    dated_after: Callable[[Balances], After] | None = None,
 ) -> tuple[Balances, Balances]:
     """(the balances the planned events should hold now, those once ``event`` is added too). The first
     differs from ``posted`` when values already posted changed (a true-up is due); the second less the
     first is the event's own journal. ``waiting``: changes of planned events (exact, per account) left for
-    a later true-up, held back from both. ``tails``: when the event is dated before journals already planned,
-    what those dated after each later date hold beyond their events' exact values (``evened``, whose true-up
-    moves no account of ``fixed``; not with a rounding account, which keeps every other account at today's
-    rounded value)."""
+    a later true-up, held back from both. ``dated_after``: what is dated after the event, given the first
+    balances (``evened``: not with a rounding account, which keeps every other account at today's rounded
+    value)."""
     events = list(planned)
     before = difference(subledger(found, events, account), waiting or {})
     drift = {
@@ -243,9 +244,19 @@ def plan(
         return trued, trued
     touched = subledger(found, [event], account)
     after = difference(subledger(found, [*events, event], account), waiting or {})
-    if tails and rounding_account is None:  # with one, every other account's cents are today's rounded value
-        return evened(trued, after, touched, tails, fixed)
+    later = dated_after(trued) if dated_after is not None and rounding_account is None else None
+    if later is not None and later.tails:
+        return evened(trued, after, touched, later.tails, later.fixed)
     return trued, rounded(after, trued, touched, rounding_account)
+
+
+class After(NamedTuple):
+    """What is dated after an event planned out of date order (``evened``): ``tails``, for each date from
+    the event's on at which the books change, what the journals dated after it hold beyond the exact values
+    of the events they stand for, per account; ``fixed``, the accounts no true-up may move."""
+
+    tails: Sequence[Mapping[str, Decimal]]
+    fixed: Collection[str] = ()
 
 
 STEPS = tuple(k * CENT for k in (0, -1, 1, -2, 2))  # an account's cents tried about the running rounding's

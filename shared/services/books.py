@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from shared.contracts import ExportJob
@@ -84,7 +85,8 @@ class State:
         costed = margins.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
         self.record_day = domain.record_day(costed.business_zone)
-        self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents)
+        self.entries = costed.ledger.entries()
+        self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents, self.entries)
         self.rows = export_store.plan_index(organisation_id)
         self.planned: dict[EventKey, ExportRow] = {
             (row.kind, row.record_id): row  # type: ignore[misc]  # kind is one of EVENT_KINDS here
@@ -104,7 +106,7 @@ class State:
         """Each event's date, as its journal is dated: a record's own local date, a COGS event's day."""
         day_of = _day_of(self.zone)
         dates = {}
-        for entry in self.ledger.entries():
+        for entry in self.entries:
             event = domain.event_of(entry, day_of, self.sales_documents)
             dates[event] = domain.cogs_day(event[1]) if event[0] == "cogs" else self.record_day(entry.at)
         return dates
@@ -123,10 +125,13 @@ class State:
         restating = dict(list(changed.items())[: store.MAX_RESTATED])
         waiting = {key: change for key, change in changed.items() if key not in restating}
         held_back = domain.summed(waiting.values())
-        tails: list[Balances] = []
-        if event is not None and day is not None and today is not None and self.rounding is None:
-            tails = self.tails(day, today, restating, waiting)
-        fixed = self.named() if tails else frozenset()
+
+        planned: list[Balances] = []  # the true-up's balances before an evened journal's cents
+        later = (
+            None
+            if day is None or today is None
+            else partial(self.after, day, today, restating, waiting, planned)
+        )
         trued, after = domain.plan(
             self.found,
             self.planned,
@@ -135,10 +140,25 @@ class State:
             self.account,
             self.rounding,
             held_back,
-            tails,
-            fixed,
+            later,
         )
-        return Trued(trued, after, restating, more=len(changed) > len(restating))
+        rounding = domain.difference(trued, planned[0]) if planned else {}
+        return Trued(trued, after, restating, len(changed) > len(restating), rounding)
+
+    def after(
+        self,
+        day: date,
+        today: date,
+        restating: Mapping[EventKey, Balances],
+        waiting: Mapping[EventKey, Balances],
+        planned: list[Balances],
+        trued: Balances,
+    ) -> domain.After:
+        """What is dated after an event dated ``day`` (``domain.After``), the books trued to ``trued`` (kept
+        in ``planned``)."""
+        planned.append(trued)
+        tails = self.tails(day, today, restating, waiting, trued)
+        return domain.After(tails, self.named() if tails else ())
 
     def named(self) -> frozenset[str]:
         """The mapped accounts whose journal lines must name someone (QBO's Accounts Payable: a vendor, which
@@ -165,62 +185,61 @@ class State:
         today: date,
         restating: Mapping[EventKey, Balances],
         waiting: Mapping[EventKey, Balances],
+        trued: Balances,
     ) -> list[Balances]:
         """For each date from ``day`` on at which the books change, what the journals dated after it hold
-        beyond the exact values of the events they stand for (``domain.evened``): the journals of the events
-        dated after it, less their exact values now (less ``waiting`` changes), and the true-ups dated after
-        it (this plan's one, restating ``restating``, dated ``today``), less what they correct of exports
-        dated by then (a reconciliation of that date counts those as posted). Empty when nothing is dated
-        after ``day``: the running rounding alone is then the books' at every date."""
+        beyond the exact values of the events they stand for (``domain.evened``), counted as a
+        reconciliation of that date counts them: the journals of the events dated after it (by their
+        journal's date when their event is gone), less their exact values now (less ``waiting`` changes);
+        and the true-ups dated after it (this plan's one, to ``trued`` restating ``restating``, dated
+        ``today``), less what they correct of exports dated by then (``corrected_by_then``). Empty when
+        nothing is dated after ``day`` or nothing after it holds a cent's part: the running rounding alone is
+        then the books' at every date."""
         dates = self.event_dates()
         export_day = {row.export_id: dates.get(key) for key, row in self.planned.items()}
         later = [(key, row) for key, row in self.planned.items() if dates.get(key, date.max) > day]
         trueups = [
-            (row, on)
+            row
             for row in self.rows
             if row.kind == "trueup"
             and row.plan_provider == self.provider
             and domain.of_company(row.plan_tenant, self.company)
-            and (on := dated_trueup(row)) is not None
-            and on > day
+            and ((on := dated_trueup(row)) is None or on > day)  # undated: planned before they recorded it
         ]
         if not later and not trueups and today <= day:
             return []
-        reading = [row.export_id for _, row in later] + [row.export_id for row, _ in trueups]
+        reading = [row.export_id for _, row in later] + [row.export_id for row in trueups]
         plans = export_store.plans_of(self.organisation_id, reading)
-        moves: dict[date, list[Balances]] = {}  # what changes the tail when a date passes: at that date
-
-        def corrected(on: date, corrects: Mapping[str, Balances]) -> None:
-            for export_id, change in corrects.items():
-                start = export_day.get(export_id)
-                if start is None or start < on:  # counted as posted from the export's own date
-                    moves.setdefault(on, []).append({a: -v for a, v in change.items()})
-                    if start is not None:
-                        moves.setdefault(start, []).append(dict(change))
-
+        events: dict[date, list[Balances]] = {}  # the event journals' part, by the date they are dated
         for key, row in later:
             plan = plans.get(row.export_id, "")
             on = dates.get(key) or (stored_journal(plan).date if plan else None)
+            export_day[row.export_id] = on
             if on is not None and on > day:
                 exact = domain.difference(self.exact([key]), waiting.get(key, {}))
-                moves.setdefault(on, []).append(domain.difference(change_of(plan), exact))
-        for row, on in trueups:
-            moves.setdefault(on, []).append(change_of(plans.get(row.export_id, "")))
-            corrected(on, corrections(row.plan_exact))
-        if today > day:  # this plan's true-up, if it makes one
-            held_back = domain.summed(waiting.values())
-            trued, _ = domain.plan(
-                self.found, self.planned, None, self.books.posted, self.account, self.rounding, held_back
-            )
+                events.setdefault(on, []).append(domain.difference(change_of(plan), exact))
+        correcting: list[Correcting] = []
+        for row in trueups:
+            plan = plans.get(row.export_id, "")
+            on = dated_trueup(row) or (stored_journal(plan).date if plan else None)
+            if on is not None and on > day:
+                corrects = corrections(row.plan_exact)
+                correcting.append(Correcting(on, change_of(plan), corrects, rounding_of(row.plan_exact)))
+        if today > day:  # this plan's true-up (to ``trued``), if it makes one
             change, corrects_now = domain.difference(trued, self.books.posted), self.corrections(restating)
             if _recorded(change, corrects_now):
-                moves.setdefault(today, []).append(change)
-                corrected(today, corrects_now)
+                correcting.append(Correcting(today, change, corrects_now, {}))
+        starts = {export_day.get(e) for c in correcting for e in c.corrects}
+        ends = {*events, *(c.on for c in correcting), *(s for s in starts if s is not None)}
         tails: list[Balances] = []
         tail: Balances = {}
-        for on in sorted((on for on in moves if on > day), reverse=True):
-            tail = domain.summed([tail, *moves[on]])
-            tails.append(tail)
+        for at in sorted((d for d in ends if d > day), reverse=True):  # each date's tail is that of the
+            tail = domain.summed([tail, *events.get(at, [])])  # days after it; taken just before ``at``
+            before = max((d for d in ends if day <= d < at), default=day)
+            counted = [c.change_after(before, export_day) for c in correcting if c.on > before]
+            tails.append(domain.summed([tail, *counted]))
+        if not any(v for t in tails for v in t.values()):
+            return []
         return tails
 
     def due(self) -> Balances:
@@ -243,11 +262,34 @@ class State:
         return {self.planned[key].export_id: _exact_json(self.exact([key])) for key in restating}
 
 
+class Correcting(NamedTuple):
+    """A true-up dated after an event's date, as a reconciliation of an earlier date counts it."""
+
+    on: date  # the day it is dated
+    change: Balances  # what it posts
+    corrects: dict[str, Balances]  # the exact change of each export it corrects
+    rounding: Balances  # cents it posts for today's balances alone, correcting no export
+
+    def change_after(self, by: date, export_day: Mapping[str, date | None]) -> Balances:
+        """What the books at the end of ``by`` hold of it beyond what it counts there: all of it less what it
+        corrects of exports dated by then (``corrected_by_then``; an export with no known day counts)."""
+
+        def by_then(export_id: str) -> bool:
+            start = export_day.get(export_id)
+            return start is None or start <= by
+
+        counted = corrected_by_then(self.change, self.corrects, self.rounding, by_then, {})
+        return domain.difference(self.change, counted)
+
+
 class Trued(NamedTuple):
     trued: Balances  # what the planned events hold once ``restating`` is restated
     after: Balances  # and with the event planned now
     restating: dict[EventKey, Balances]  # the changes restated now, per event (exact)
     more: bool  # changes left for the next true-up
+    rounding: (
+        Balances  # of ``trued``: cents for today's balances alone (``domain.evened``), correcting nothing
+    )
 
 
 def _trueup(
@@ -287,7 +329,10 @@ def _trueup(
     write = store.PlanWrite(
         export_id=export_id,
         plan=journal.model_dump_json() if journal else "",  # "": nothing to post, settled as skipped
-        exact=json.dumps({"corrects": corrects, "on": on.isoformat()}),
+        exact=json.dumps(
+            {"corrects": corrects, "on": on.isoformat()}
+            | ({"rounding": _exact_dict(trued.rounding)} if trued.rounding else {})
+        ),
         new_row=row,
     )
     return write, ExportJob(organisation_id=organisation_id, kind="trueup", record_id=record_id)
@@ -314,6 +359,33 @@ def dated(row: ExportRow) -> date | None:
         return stored_journal(row.plan).date
     on = json.loads(row.plan_exact or "{}").get("on") if row.kind == "trueup" else None
     return date.fromisoformat(on) if on else None
+
+
+def rounding_of(plan_exact: str | None) -> Balances:
+    """What of a true-up's journal is cents for today's balances alone (``domain.evened``), correcting no
+    export: a reconciliation of an earlier date leaves them in the books of the day the true-up is dated."""
+    rounding = json.loads(plan_exact or "{}").get("rounding", {})
+    return {a: Decimal(v) for a, v in rounding.items()} if isinstance(rounding, dict) else {}
+
+
+def corrected_by_then(
+    change: Balances,
+    corrects: Mapping[str, Balances],
+    rounding: Balances,
+    by_then: Callable[[str], bool],
+    partly: Balances,
+) -> Balances:
+    """What of a true-up's ``change`` corrects exports dated by then: all of it (less its ``rounding``) when
+    it corrects only such exports, none when it corrects none of them, else their exact changes. Those are
+    added to ``partly`` (the exact corrections of the other true-ups correcting only part of that date), and
+    the true-up explains what they move that running total's cents by: the true-ups of a correction paged
+    over several transactions round it once, never a half cent each."""
+    mine = [export_id for export_id in corrects if by_then(export_id)]
+    if len(mine) == len(corrects):
+        return domain.difference(change, rounding) if mine else {}
+    before = {a: to_cents(v) for a, v in partly.items()}
+    partly.update(domain.summed([partly, *(corrects[e] for e in mine)]))
+    return domain.difference({a: to_cents(v) for a, v in partly.items()}, before)
 
 
 def corrections(plan_exact: str | None) -> dict[str, Balances]:

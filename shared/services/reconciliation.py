@@ -3,7 +3,7 @@ stock ledger says it should be, each difference explained by named items (DESIGN
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple, cast
@@ -166,7 +166,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         change = books.change_of(str(row.plan))
         if day > as_of:
             if row.kind == "trueup":  # the subledger (costed as of now) already holds what it corrects then
-                corrected = _corrected_by_then(change, books.corrections(row.plan_exact), by_then, partly)
+                corrects, rounding = books.corrections(row.plan_exact), books.rounding_of(row.plan_exact)
+                corrected = books.corrected_by_then(change, corrects, rounding, by_then, partly)
                 _add(reasons, {a: -v for a, v in corrected.items()}, lambda v, r=row, d=day: Reason(
                     kind="corrected_later", amount=v, export_id=r.export_id,
                     note=f"true-up {r.export_id} dated {d} corrects values before this date",
@@ -344,22 +345,6 @@ def _profit_and_loss(account: Account | None, roles: Sequence[str]) -> bool:
     if account is not None:
         return account.kind in PROFIT_AND_LOSS_KINDS
     return bool(roles) and all(role in PROFIT_AND_LOSS_ROLES for role in roles)
-
-
-def _corrected_by_then(
-    change: Balances, corrects: Mapping[str, Balances], by_then: Callable[[str], bool], partly: Balances
-) -> Balances:
-    """What of a true-up's ``change`` corrects exports dated by then: all of it when it corrects only such
-    exports, none when it corrects none of them, else their exact changes. Those are added to ``partly``
-    (the exact corrections of the other true-ups correcting only part of that date), and the true-up
-    explains what they move that running total's cents by: the true-ups of a correction paged over several
-    transactions round it once, never a half cent each."""
-    mine = [export_id for export_id in corrects if by_then(export_id)]
-    if len(mine) == len(corrects):
-        return change if mine else {}
-    before = {a: to_cents(v) for a, v in partly.items()}
-    partly.update(domain.summed([partly, *(corrects[e] for e in mine)]))
-    return domain.difference({a: to_cents(v) for a, v in partly.items()}, before)
 
 
 def _planned_days(rows: list[ExportRow]) -> dict[EventKey, date]:

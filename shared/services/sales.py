@@ -113,15 +113,21 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     before = existing.time_zone if existing else None
     time_zone = request.time_zone or before or provider.time_zone(session())
     business = store.zone_of(trackings)  # the organisation's zone now (None: never set)
-    if business is not None and time_zone != business.key and _planned(organisation_id):
+    # another provider's tracking in another zone (set before anything was planned) would be the business
+    # zone once this one is turned off
+    stray = [t for t in trackings if t.provider != wanted and t.zone.key != (business and business.key)]
+    fixed = business is not None and (time_zone != business.key or stray) and _planned(organisation_id)
+    if business is not None and fixed:
         # the zone dates every record and business day: journals already planned keep the dates they were
         # given, so a past date's books check would cut the stock ledger on other days than they did. Every
         # provider's tracking keeps it (the business zone follows whichever is enabled); one set up without
         # naming a zone takes it
-        if request.time_zone is not None:
+        if request.time_zone is not None and request.time_zone != business.key:
             problem = f"the books are dated in {business.key} since exports were planned; it can't change now"
             raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}])
         time_zone = business.key
+        for other in stray:
+            store.set_time_zone(organisation_id, other.provider, business.key)
     stored = store.put_tracking(
         organisation_id,
         wanted,

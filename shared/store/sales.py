@@ -151,6 +151,11 @@ def put_tracking(
     return _tracking(updated or {})
 
 
+def set_time_zone(organisation_id: str, provider: str, time_zone: str) -> None:
+    """Sets only the time zone of a provider's stored tracking (that it exists: it was just read)."""
+    _update(organisation_id, provider, "SET time_zone = :z", {":z": time_zone})
+
+
 def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:
     """Pulls of one connection never overlap: one holder at a time; a lease that outlived its holder (a
     crashed pull) can be taken over, and that pull's work is simply read again."""

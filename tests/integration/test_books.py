@@ -38,8 +38,8 @@ class Minutes:
         self.sandboxes.xero.clock.advance(61)
 
 
-@pytest.fixture
-def minutes(monkeypatch: pytest.MonkeyPatch, sandboxes: Sandboxes) -> Minutes:
+@pytest.fixture(name="minutes")
+def minutes_clock(monkeypatch: pytest.MonkeyPatch, sandboxes: Sandboxes) -> Minutes:
     clock = Minutes(sandboxes)
     monkeypatch.setattr(http, "sleep", lambda seconds: None)
     monkeypatch.setattr(sessions, "DynamoRateBudget", lambda: DynamoRateBudget(clock=lambda: clock.now))

@@ -351,3 +351,30 @@ def test_the_organisations_time_zone_stands_when_another_providers_sales_trackin
     (journal,) = [j for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
                   if late["export_id"] in j["Narration"]]  # fmt: skip
     assert journal["Date"] == "/Date(1795996800000+0000)/", journal  # 30 Nov 2026
+
+
+def test_turning_sales_tracking_off_after_exports_keeps_the_organisations_time_zone(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """QuickBooks' tracking saved (off) in Los Angeles before anything was exported, then Xero's on in
+    Sydney and a receipt exported: turning Xero's off would have made Los Angeles the business zone (the
+    other provider's tracking), re-dating what was planned; every tracking now keeps Sydney."""
+    from shared.store import sales as sales_store
+    from tests.integration.test_exports import setup_xero
+
+    setup_qbo(api, sandboxes)
+    off = {"enabled": False, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=off))
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    on = {"enabled": True, "start_date": "2026-11-01", "time_zone": "Australia/Sydney"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=on))
+    _receipt(api, bolt, "2026-11-30", "2.00")
+    Poller(aws).drain()
+    assert {e["status"] for e in _exports(api)} == {"posted"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body={**on, "enabled": False}))
+    assert str(sales_store.business_zone("org-a")) == "Australia/Sydney"
+    assert {t.provider: t.time_zone for t in sales_store.tracked("org-a")} == {
+        "qbo": "Australia/Sydney",
+        "xero": "Australia/Sydney",
+    }

@@ -304,7 +304,10 @@ def test_a_back_dated_receipt_takes_the_cents_that_keep_its_date_nearest_its_exa
     posted = {"INV": D("3.01"), "AP": D("-3.01")}
     tail = {"INV": D("-0.004"), "AP": D("0.004")}  # the 20-November journal less its exact value
     planned: list[EventKey] = [("receipt", "R10"), ("receipt", "R20")]
-    trued, after = books.plan(found, planned, ("receipt", "R11"), posted, lambda role: role, tails=[tail])
+    later = books.After([tail])
+    trued, after = books.plan(
+        found, planned, ("receipt", "R11"), posted, lambda r: r, dated_after=lambda _: later
+    )
     assert trued == posted and books.difference(after, trued) == {"INV": D("1.50"), "AP": D("-1.50")}
     trued, running = books.plan(found, planned, ("receipt", "R11"), posted, lambda role: role)
     assert books.difference(running, trued) == {"INV": D("1.51"), "AP": D("-1.51")}
