@@ -125,7 +125,6 @@ class State:
         restating = dict(list(changed.items())[: store.MAX_RESTATED])
         waiting = {key: change for key, change in changed.items() if key not in restating}
         held_back = domain.summed(waiting.values())
-
         planned: list[Balances] = []  # the true-up's balances before an evened journal's cents
         later = (
             None
@@ -144,21 +143,6 @@ class State:
         )
         rounding = domain.difference(trued, planned[0]) if planned else {}
         return Trued(trued, after, restating, len(changed) > len(restating), rounding)
-
-    def after(
-        self,
-        day: date,
-        today: date,
-        restating: Mapping[EventKey, Balances],
-        waiting: Mapping[EventKey, Balances],
-        planned: list[Balances],
-        trued: Balances,
-    ) -> domain.After:
-        """What is dated after an event dated ``day`` (``domain.After``), the books trued to ``trued`` (kept
-        in ``planned``)."""
-        planned.append(trued)
-        tails = self.tails(day, today, restating, waiting, trued)
-        return domain.After(tails, self.named() if tails else ())
 
     def named(self) -> frozenset[str]:
         """The mapped accounts whose journal lines must name someone (QBO's Accounts Payable: a vendor, which
@@ -179,15 +163,18 @@ class State:
             for corrected in restated | taken_back
         }
 
-    def tails(
+    def after(
         self,
         day: date,
         today: date,
         restating: Mapping[EventKey, Balances],
         waiting: Mapping[EventKey, Balances],
+        planned: list[Balances],
         trued: Balances,
-    ) -> list[Balances]:
-        """For each date from ``day`` on at which the books change, what the journals dated after it hold
+    ) -> domain.After:
+        """What is dated after an event dated ``day`` (``domain.After``), the books trued to ``trued`` (kept
+        in ``planned``). Its tails: for each date from ``day`` on at which the books change, what the journals
+        dated after it hold
         beyond the exact values of the events they stand for (``domain.evened``), counted as a
         reconciliation of that date counts them: the journals of the events dated after it (by their
         journal's date when their event is gone), less their exact values now (less ``waiting`` changes);
@@ -195,6 +182,7 @@ class State:
         ``today``), less what they correct of exports dated by then (``corrected_by_then``). Empty when
         nothing is dated after ``day`` or nothing after it holds a cent's part: the running rounding alone is
         then the books' at every date."""
+        planned.append(trued)
         dates = self.event_dates()
         export_day = {row.export_id: dates.get(key) for key, row in self.planned.items()}
         later = [(key, row) for key, row in self.planned.items() if dates.get(key, date.max) > day]
@@ -207,7 +195,7 @@ class State:
             and ((on := dated_trueup(row)) is None or on > day)  # undated: planned before they recorded it
         ]
         if not later and not trueups and today <= day:
-            return []
+            return domain.After(())
         reading = [row.export_id for _, row in later] + [row.export_id for row in trueups]
         plans = export_store.plans_of(self.organisation_id, reading)
         events: dict[date, list[Balances]] = {}  # the event journals' part, by the date they are dated
@@ -239,8 +227,8 @@ class State:
             counted = [c.change_after(before, export_day) for c in correcting if c.on > before]
             tails.append(domain.summed([tail, *counted]))
         if not any(v for t in tails for v in t.values()):
-            return []
-        return tails
+            return domain.After(())
+        return domain.After(tails, self.named())
 
     def due(self) -> Balances:
         """What true-ups have still to post, per account (cents): every change, however many true-ups it

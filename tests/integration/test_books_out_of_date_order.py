@@ -82,6 +82,19 @@ def _balanced_at(api: Api, minutes: Minutes, *days: str) -> dict[str, Any]:
     return found
 
 
+def _receive_on_5_november(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, bolt: str
+) -> None:
+    """A receipt of 1.004 dated 5 November posts 1.00 (on its own), and the books of 7 and 12 November hold
+    nothing unexplained."""
+    minutes.next()
+    receive(api, "R-0", "2026-11-05T09:00:00Z", bolt, "1", "1.004")
+    minutes.next()
+    Poller(aws).drain()
+    assert _journal_of(api, sandboxes, "R-0") == {"630": D("1.00"), "820": D("-1.00")}
+    _balanced_at(api, minutes, "2026-11-07", "2026-11-12")
+
+
 def test_a_back_dated_receipt_before_a_voided_days_cost_of_goods_sold_is_rounded_on_its_own(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
@@ -94,12 +107,7 @@ def test_a_back_dated_receipt_before_a_voided_days_cost_of_goods_sold_is_rounded
     sandboxes.xero.clock.advance(60)
     sandboxes.xero.edit_record(AU_TENANT_ID, "Invoices", invoice, {"Status": "VOIDED"})
     api.pull_sales()
-    minutes.next()
-    receive(api, "R-0", "2026-11-05T09:00:00Z", bolt, "1", "1.004")
-    minutes.next()
-    Poller(aws).drain()
-    assert _journal_of(api, sandboxes, "R-0") == {"630": D("1.00"), "820": D("-1.00")}
-    _balanced_at(api, minutes, "2026-11-07", "2026-11-12")
+    _receive_on_5_november(api, aws, sandboxes, minutes, bolt)
     assert xero_balances(api, sandboxes) == {"630": D("11.00"), "820": D("-11.00")}
 
 
@@ -124,12 +132,7 @@ def test_a_true_up_planned_before_true_ups_recorded_their_day_is_dated_by_its_jo
         UpdateExpression="SET plan_exact = :e",
         ExpressionAttributeValues={":e": json.dumps(recorded)},
     )
-    minutes.next()
-    receive(api, "R-0", "2026-11-05T09:00:00Z", bolt, "1", "1.004")
-    minutes.next()
-    Poller(aws).drain()
-    assert _journal_of(api, sandboxes, "R-0") == {"630": D("1.00"), "820": D("-1.00")}
-    _balanced_at(api, minutes, "2026-11-07", "2026-11-12")
+    _receive_on_5_november(api, aws, sandboxes, minutes, bolt)
 
 
 @pytest.mark.parametrize("edited", ["each time", "once"])
