@@ -192,7 +192,7 @@ class State:
             if row.kind == "trueup"
             and row.plan_provider == self.provider
             and domain.of_company(row.plan_tenant, self.company)
-            and ((on := dated_trueup(row)) is None or on > day)  # undated: planned before they recorded it
+            and ((on := dated(row)) is None or on > day)  # undated: planned before they recorded it
         ]
         if not later and not trueups and today <= day:
             return domain.After(())
@@ -209,7 +209,7 @@ class State:
         correcting: list[Correcting] = []
         for row in trueups:
             plan = plans.get(row.export_id, "")
-            on = dated_trueup(row) or (stored_journal(plan).date if plan else None)
+            on = dated(row) or (stored_journal(plan).date if plan else None)
             if on is not None and on > day:
                 corrects = corrections(row.plan_exact)
                 correcting.append(Correcting(on, change_of(plan), corrects, rounding_of(row.plan_exact)))
@@ -333,16 +333,10 @@ def _recorded(change: Balances, corrections: Mapping[str, Balances]) -> bool:
     return bool(change) or any(to_cents(v) for delta in corrections.values() for v in delta.values())
 
 
-def dated_trueup(row: ExportRow) -> date | None:
-    """The day a true-up is dated (the day it was planned), read from what it records (None: a true-up
-    planned before it recorded its day)."""
-    on = json.loads(row.plan_exact or "{}").get("on") if row.plan_exact else None
-    return date.fromisoformat(on) if isinstance(on, str) else None
-
-
 def dated(row: ExportRow) -> date | None:
-    """The day a planned export's journal is dated; a true-up that posts nothing (its changes cancel out)
-    is dated the day it was planned. None: nothing planned."""
+    """The day a planned export's journal is dated; a true-up that posts nothing (its changes cancel out), or
+    one read without its plan (``plan_index``), is dated the day it was planned. None: nothing planned, or a
+    true-up planned before true-ups recorded their day."""
     if row.plan:
         return stored_journal(row.plan).date
     on = json.loads(row.plan_exact or "{}").get("on") if row.kind == "trueup" else None
