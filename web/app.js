@@ -1359,13 +1359,13 @@ function uncosted(row) {
 // balanced|explained|discrepancy, accounts: [{account_id, code, name, roles, provider_balance (null: none),
 // posted, subledger, difference, reasons: [{kind, amount, note, export_id}], unexplained}], items: [{product_id,
 // item_id, label, provider_quantity, on_hand, sold_without_stock, built_without_stock, written_off_credits,
-// difference}], notes}. 409 while not connected or without export
+// starting_quantity (null: not known), difference, unexplained}], notes}. 409 while not connected or without export
 // settings: its message is shown instead of the panel. Amounts are decimal strings, debits positive.
 
 const BOOKS_WORDS = {
   balanced: ["Balanced", "banner-success", "every account agrees with your stock ledger."],
-  explained: ["Differences explained", "banner-warning", "the differences are Partsemble's own work in "
-    + "progress, named below; they clear as exports are posted."],
+  explained: ["Differences explained", "banner-warning", "every difference is named below: Partsemble's own "
+    + "work in progress, which clears as exports are posted, or what the books held before Partsemble."],
   discrepancy: ["Discrepancy", "banner-error", "PROVIDER holds entries Partsemble did not make, or a difference "
     + "is left unexplained. See the accounts below."],
 };
@@ -1554,14 +1554,17 @@ const books = {
       { label: "On hand in Partsemble", class: "number", cell: (i) => String(i.on_hand) },
       { label: "Difference", class: "number", cell: (i) => (present(i.difference) ? String(i.difference) : "—") },
       { label: "Known causes", cell: (i) => knownCauses(i) },
+      { label: "Unexplained", class: "number", cell: (i) => (present(i.unexplained) ? String(i.unexplained)
+        : "—") },
     ], items.map((i) => ({ value: i, dataset: { item: String(i.item_id),
-      status: !present(i.difference) || isZero(i.difference) ? "ok" : "error" } })));
+      status: !present(i.unexplained) || isZero(i.unexplained) ? "ok" : "error" } })));
   },
 };
 
-// What an item's difference is known to hold besides QuickBooks' own starting quantity (see the notes):
-// units QuickBooks counted out that Partsemble had no stock for, and credits' units it counted back in.
+// What an item's difference is known to hold (see the notes): QuickBooks' own stock before Partsemble, units
+// QuickBooks counted out that Partsemble had no stock for, and credits' units it counted back in.
 const ITEM_CAUSES = [
+  ["starting_quantity", "QuickBooks' own before Partsemble"],
   ["sold_without_stock", "sold without stock"],
   ["built_without_stock", "used by builds without stock"],
   ["written_off_credits", "credited, written off here"],

@@ -52,10 +52,11 @@ from shared.store.exports import ExportView as ExportView  # the API answers wit
 from shared.store.inventory import InventoryRecord
 
 if TYPE_CHECKING:
-    from shared.services import books, qbo_names
+    from shared.services import books, qbo_names, starting_quantities
     from shared.store import sales as sales_store
 else:  # planning loads the ledger, sales and books code (and QBO's vendor rule): only exports that plan
     books, qbo_names = lazy_module("shared.services.books"), lazy_module("shared.services.qbo_names")
+    starting_quantities = lazy_module("shared.services.starting_quantities")
     sales_store = lazy_module("shared.store.sales")  # the organisation's time zone dates an adjustment
 
 LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never loses its lease
@@ -227,6 +228,8 @@ def _posting(
         ),
         claimed.post_on,
     )
+    # what QuickBooks held of each item before Partsemble's first adjustment of it, read before it is posted
+    starting_quantities.note_starting(job.organisation_id, api, session, adjustment, claimed.moment)
     if not store.store_plan(
         job.organisation_id,
         claimed.export_id,

@@ -13,19 +13,20 @@ from shared.domain.books import Balances, EventKey, cogs_day
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.ledger import EntryKind
-from shared.domain.postings import PostingAccounts
+from shared.domain.postings import InventoryAdjustment, PostingAccounts
 from shared.errors import Conflict, InvalidFields
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import books, events, margins, sessions, tokens
+from shared.services import books, events, margins, sessions, starting_quantities, tokens
 from shared.store import books as books_store
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import sales as sales_store
 from shared.store import settings as settings_store
+from shared.store import starting_quantities as starting_store
 from shared.store.exports import ExportRow
 
 ReasonKind = Literal[
@@ -75,7 +76,13 @@ class ItemQuantity(Model):
     # the build, took them first): QBO counted them out with the build's adjustment
     # units credits gave back that Partsemble wrote off (their note says not restockable): QBO counted them in
     written_off_credits: Decimal
+    # what QuickBooks held of its own before Partsemble's first adjustment of the item (read then, with the
+    # sales Partsemble had read by then added back; all it holds while Partsemble has adjusted none); None:
+    # not known (adjusted before starting quantities were recorded)
+    starting_quantity: Decimal | None
     difference: Decimal | None  # provider quantity - on hand
+    # the difference beyond the starting quantity and the units named above (None: no provider quantity)
+    unexplained: Decimal | None
 
 
 class Reconciliation(Model):
@@ -436,6 +443,9 @@ def _quantities(
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
     costed = margins.costed_ledger(organisation_id)
     ledger = costed.ledger
+    company = session.tenant_id
+    starting = starting_store.starting_quantities(organisation_id, "qbo", company)
+    adjusted = _adjusted_items(organisation_id, company)
     items = []
     for product in catalog_store.products(organisation_id):
         item_id = product.provider_links.get("qbo")
@@ -454,6 +464,12 @@ def _quantities(
                 short[EntryKind.SALE_CONSUME] -= entry.quantity - sum((d.quantity for d in entry.draws), ZERO)
             elif entry.kind is EntryKind.RETURN_WASTE:
                 written_off += entry.quantity  # QBO puts every unit of a credit memo back in stock
+        start = starting.get(item_id)
+        if start is None and item_id not in adjusted and quantity is not None:  # all it holds is its own
+            moved = starting_quantities.moved_by_sales(costed, company, {product.product_id: item_id})
+            start = quantity + moved.get(item_id, ZERO)
+        sold, built = short[EntryKind.SALE_CONSUME], short[EntryKind.BUILD_CONSUME]
+        difference = None if quantity is None else quantity - on_hand
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -461,33 +477,56 @@ def _quantities(
                 label=" ".join(p for p in (product.sku, product.name) if p),
                 provider_quantity=quantity,
                 on_hand=on_hand,
-                sold_without_stock=short[EntryKind.SALE_CONSUME],
-                built_without_stock=short[EntryKind.BUILD_CONSUME],
+                sold_without_stock=sold,
+                built_without_stock=built,
                 written_off_credits=written_off,
-                difference=None if quantity is None else quantity - on_hand,
+                starting_quantity=start,
+                difference=difference,
+                unexplained=None
+                if difference is None
+                else difference - (start or ZERO) + sold + built - written_off,
             )
         )
     notes = [
         "QuickBooks Online values inventory adjustments itself (its own cost of each item) and books cost of "
         "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
-        "A difference is usually stock QuickBooks held before Partsemble (its starting quantity), units sold "
-        "with no stock recorded in Partsemble (sold_without_stock: QuickBooks counts them out), units a "
-        "build used that a sale pulled later and dated before it took first (built_without_stock: the "
-        "build's adjustment counted them out), units of credits Partsemble wrote off as not restockable "
-        "(written_off_credits: QuickBooks puts a credit memo's units back in stock; record their disposal "
-        "in QuickBooks with an inventory adjustment), or an adjustment made in QuickBooks: record it in "
-        "Partsemble as a receipt, or correct it in QuickBooks.",
+        "A difference is explained by stock QuickBooks held before Partsemble (starting_quantity: its "
+        "QtyOnHand read before Partsemble's first adjustment of the item, with the units of the sales "
+        "Partsemble had read by then added back), units sold with no stock recorded in Partsemble "
+        "(sold_without_stock: QuickBooks counts them out), units a build used that a sale pulled later and "
+        "dated before it took first (built_without_stock: the build's adjustment counted them out), and "
+        "units of credits Partsemble wrote off as not restockable (written_off_credits: QuickBooks puts a "
+        "credit memo's units back in stock; record their disposal in QuickBooks with an inventory "
+        "adjustment). What is left (unexplained) is usually an adjustment made in QuickBooks (record it in "
+        "Partsemble as a receipt, or correct it in QuickBooks), an export not posted yet, or a sale entered "
+        "in QuickBooks that Partsemble has not read yet.",
     ]
-    differs = any(i.difference for i in items)
+    status: Literal["balanced", "explained", "discrepancy"] = (
+        "discrepancy"
+        if any(i.unexplained for i in items)
+        else "explained"
+        if any(i.difference for i in items)
+        else "balanced"
+    )
     return Reconciliation(
         provider="qbo",
         as_of=today,
         mode="inventory_adjustments",
-        status="discrepancy" if differs else "balanced",
+        status=status,
         accounts=[],
         items=items,
         notes=notes,
     )
+
+
+def _adjusted_items(organisation_id: str, company: str) -> set[str]:
+    """The items of the inventory adjustments Partsemble has planned for ``company``."""
+    return {
+        line.item_id
+        for row in export_store.list_exports(organisation_id)
+        if row.plan_type == "adjustment" and row.plan and domain.of_company(row.plan_tenant, company)
+        for line in InventoryAdjustment.model_validate_json(row.plan).lines
+    }
 
 
 def check_once_a_day(connection: connection_store.Connection, now: datetime) -> bool:
@@ -510,7 +549,7 @@ def check_once_a_day(connection: connection_store.Connection, now: datetime) -> 
     if result.status != "discrepancy":
         return False
     unexplained = {a.code or a.account_id: str(a.unexplained) for a in result.accounts if a.unexplained}
-    unexplained |= {i.label: str(i.difference) for i in result.items if i.difference}
+    unexplained |= {i.label: str(i.unexplained) for i in result.items if i.unexplained}
     logger.warning("books out of balance", extra={"organisation_id": organisation, "accounts": unexplained})
     events.emit(
         "BooksOutOfBalance",

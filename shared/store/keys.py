@@ -17,6 +17,8 @@ ORG#<org>                 EXPORT#<export id>                   an export and its
 ORG#<org>                 EXPORT-CURRENCY#<provider>#<tenant>  a company's home currency (exports)
 ORG#<org>                 BOOKS#<provider>#<company>           the books' planned balances (books)
 ORG#<org>                 BOOKS-CHECK#<provider>               the last scheduled reconciliation (books)
+ORG#<org>                 ITEM-START#<provider>#<company>#     an item's starting quantity in a company
+                          <item id>                            (starting_quantities)
 ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version, re-cost (inventory)
 ORG#<org>                 INVENTORY#MOVES#<document>           a document's stock movements (inventory)
 ORG#<org>                 INVENTORY#STOCK#<product>            a product's open lots, latest move (inventory)
@@ -185,6 +187,14 @@ def books_sk(provider: str, company: str) -> str:
 
 def books_check_sk(provider: str) -> str:
     return f"BOOKS-CHECK#{provider}"
+
+
+def starting_quantity_prefix(provider: str, company: str) -> str:
+    return f"ITEM-START#{provider}#{company}#"
+
+
+def starting_quantity_sk(provider: str, company: str, item_id: str) -> str:
+    return f"{starting_quantity_prefix(provider, company)}{item_id}"
 
 
 # ---- inventory ----------------------------------------------------------------------------------------

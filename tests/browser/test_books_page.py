@@ -532,14 +532,18 @@ def test_books_check_for_qbo_inventory_mode_and_before_export_settings(
     load_cleanly(page, local_stack, organisation)
 
     verdict = books.locator('[data-role="verdict"]')
-    expect(verdict).to_have_attribute(
-        "data-status", "discrepancy"
-    )  # QBO holds stock Partsemble never received
+    # QBO holds stock Partsemble never received: its own, from before Partsemble
+    expect(verdict).to_have_attribute("data-status", "explained")
     rows = books.locator("tr[data-item]")
     expect(rows).to_have_count(2)
     expect(books.locator("table caption")).to_have_text("Item quantities (today)")
     expect(rows.first.locator('td[data-label="On hand in Partsemble"]')).to_have_text("0")
-    expect(rows.first.locator('td[data-label="Known causes"]')).to_have_text("—")  # its own stock only
+    held = rows.first.locator('td[data-label="In QuickBooks"]').inner_text()
+    expect(rows.first.locator('td[data-label="Known causes"]')).to_have_text(
+        f"{held} QuickBooks' own before Partsemble"
+    )
+    expect(rows.first.locator('td[data-label="Unexplained"]')).to_have_text("0")
+    expect(rows.first).to_have_attribute("data-status", "ok")
     expect(books.locator('[data-role="notes"] li')).to_have_count(2)
     expect(books.locator('[data-role="notes"]')).to_contain_text("Partsemble checks quantities")
     shoot(page, "1-quantities-desktop")
@@ -550,12 +554,21 @@ def test_books_check_for_qbo_inventory_mode_and_before_export_settings(
 
     # an item's known causes, as the reconciliation names them (the answer altered on its way to the page)
     answer = api("GET", "/reconciliation")
-    answer["items"][0] |= {"sold_without_stock": "3", "built_without_stock": "0", "written_off_credits": "1"}
+    answer["items"][0] |= {
+        "sold_without_stock": "3",
+        "built_without_stock": "0",
+        "written_off_credits": "1",
+        "starting_quantity": "0",
+        "unexplained": "2",
+    }
+    answer["status"] = "discrepancy"
     page.route("**/reconciliation?*", lambda route: route.fulfill(json=answer))
     books.get_by_role("button", name="Check the books").click()
     expect(rows.first.locator('td[data-label="Known causes"]')).to_have_text(
         "3 sold without stock; 1 credited, written off here"
     )
+    expect(rows.first).to_have_attribute("data-status", "error")
+    expect(verdict).to_have_attribute("data-status", "discrepancy")
     page.unroute("**/reconciliation?*")
 
     # a refusal (409: e.g. disconnected in another tab) shows its message, not a broken panel

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from tests.conftest import Api, Sandboxes
+from tests.integration.test_books import daily_check
 from tests.integration.test_exports import QBO_PARTS, ok, setup_qbo
 
 
@@ -17,14 +19,16 @@ def test_qbo_inventory_mode_compares_item_quantities(api: Api, sandboxes: Sandbo
     assert (answer["mode"], answer["accounts"]) == ("inventory_adjustments", [])
     items = {i["item_id"]: i for i in answer["items"]}
     assert set(items) <= set(QBO_PARTS.values()) and items
-    for item in items.values():  # nothing received in Partsemble yet: QBO's quantity is the difference
+    # nothing received in Partsemble yet: QBO's quantity is the difference, all of it QBO's own stock
+    for item in items.values():
         assert Decimal(item["on_hand"]) == 0
         if item["provider_quantity"] is not None:
             assert Decimal(item["difference"]) == Decimal(item["provider_quantity"])
+            assert Decimal(item["starting_quantity"]) == Decimal(item["provider_quantity"])
+            assert Decimal(item["unexplained"]) == 0
     assert len(answer["notes"]) == 2 and "built_without_stock" in answer["notes"][1]
-    assert answer["status"] == (
-        "discrepancy" if any(Decimal(i["difference"] or 0) for i in items.values()) else "balanced"
-    )
+    assert any(Decimal(i["difference"] or 0) for i in items.values())
+    assert answer["status"] == "explained"  # the demo company's stock before Partsemble: no discrepancy
     # QuickBooks tells an item's quantity on hand now only: a past date is refused, not answered with today's
     past = api.call("GET", "/reconciliation?as_of=2026-11-15")
     assert past.status == 400 and past.json()["details"][0]["field"] == "as_of", past.body
@@ -78,7 +82,9 @@ def test_units_a_build_used_after_a_late_sale_took_them_are_named(
     # QBO: its quantity before the invoice, less the 2 invoiced; Partsemble: none on hand
     assert Decimal(item["provider_quantity"]) == before["5"] - 2
     starting = before["5"] - 2 + 2  # QBO's own quantity before Partsemble: the receipt and the build cancel
+    assert Decimal(item["starting_quantity"]) == starting
     assert Decimal(item["difference"]) == starting - Decimal(item["built_without_stock"])
+    assert Decimal(item["unexplained"]) == 0
 
 
 def test_units_of_a_credit_written_off_are_named_as_quickbooks_counted_them_back_in(
@@ -113,3 +119,52 @@ def test_units_of_a_credit_written_off_are_named_as_quickbooks_counted_them_back
     assert Decimal(item["written_off_credits"]) == 6
     assert Decimal(item["sold_without_stock"]) == 0 and Decimal(item["built_without_stock"]) == 0
     assert Decimal(item["difference"]) == starting + Decimal(item["written_off_credits"])
+    assert Decimal(item["starting_quantity"]) == starting and Decimal(item["unexplained"]) == 0
+
+
+def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_read(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A company with stock of its own: a sale Partsemble reads before its first adjustment of the item has
+    already taken units out of QuickBooks, so the starting quantity adds them back; the books check calls
+    that stock explained, every day, and an adjustment made in QuickBooks afterwards a discrepancy."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    own = Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"]))
+    assert own > 3
+    body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
+    detail = {"ItemRef": {"value": "5"}, "Qty": 3, "UnitPrice": "9.00"}
+    line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+    invoice = {"DocNumber": "OWN-1", "TxnDate": "2026-11-03", "CustomerRef": {"value": HARBOR}, "Line": [line]}
+    sandboxes.qbo.create_record(DEMO_REALM_ID, "Invoice", invoice)
+    api.pull_sales()  # no stock in Partsemble: sold without stock
+    receipt = {"product_id": parts["bracket"], "quantity": "4", "unit_cost": "3.00"}
+    body = {"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()  # the first adjustment of item 5: QBO held own - 3 when it was read
+    assert Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) == own - 3 + 4
+
+    answer = ok(api.call("GET", "/reconciliation"))
+    item = next(i for i in answer["items"] if i["item_id"] == "5")
+    assert Decimal(item["starting_quantity"]) == own
+    assert (Decimal(item["on_hand"]), Decimal(item["sold_without_stock"])) == (4, 3)
+    assert Decimal(item["difference"]) == own - 3 and Decimal(item["unexplained"]) == 0
+    assert answer["status"] == "explained"
+    assert not daily_check(now=datetime(2026, 11, 5, 18, tzinfo=UTC))
+
+    # someone counts one more in QuickBooks by hand: the starting quantity stands, the unit is unexplained
+    adjustment = {"ItemRef": {"value": "5"}, "QtyDiff": 1}
+    sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        "InventoryAdjustment",
+        {
+            "TxnDate": "2026-11-05",
+            "AdjustAccountRef": {"value": "3"},
+            "Line": [{"DetailType": "ItemAdjustmentLineDetail", "ItemAdjustmentLineDetail": adjustment}],
+        },
+    )
+    answer = ok(api.call("GET", "/reconciliation"))
+    item = next(i for i in answer["items"] if i["item_id"] == "5")
+    assert Decimal(item["starting_quantity"]) == own and Decimal(item["unexplained"]) == 1
+    assert answer["status"] == "discrepancy"
+    assert daily_check(now=datetime(2026, 11, 6, 18, tzinfo=UTC))
