@@ -135,7 +135,12 @@ def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_r
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
     detail = {"ItemRef": {"value": "5"}, "Qty": 3, "UnitPrice": "9.00"}
     line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
-    invoice = {"DocNumber": "OWN-1", "TxnDate": "2026-11-03", "CustomerRef": {"value": HARBOR}, "Line": [line]}
+    invoice = {
+        "DocNumber": "OWN-1",
+        "TxnDate": "2026-11-03",
+        "CustomerRef": {"value": HARBOR},
+        "Line": [line],
+    }
     sandboxes.qbo.create_record(DEMO_REALM_ID, "Invoice", invoice)
     api.pull_sales()  # no stock in Partsemble: sold without stock
     receipt = {"product_id": parts["bracket"], "quantity": "4", "unit_cost": "3.00"}
