@@ -446,6 +446,13 @@ def _quantities(
     company = session.tenant_id
     starting = starting_store.starting_quantities(organisation_id, "qbo", company)
     adjusted = _adjusted_items(organisation_id, company)
+    tracking = sales_store.get_tracking(organisation_id, "qbo")
+    sold_out = starting_quantities.counted_out(
+        starting_quantities.stored_documents(organisation_id).values(),
+        tracking.start_date if tracking else None,
+        company,
+        set(held) - adjusted,
+    )
     items = []
     for product in catalog_store.products(organisation_id):
         item_id = product.provider_links.get("qbo")
@@ -466,8 +473,7 @@ def _quantities(
                 written_off += entry.quantity  # QBO puts every unit of a credit memo back in stock
         start = starting.get(item_id)
         if start is None and item_id not in adjusted and quantity is not None:  # all it holds is its own
-            moved = starting_quantities.moved_by_sales(costed, company, {product.product_id: item_id})
-            start = quantity + moved.get(item_id, ZERO)
+            start = quantity + sold_out.get(item_id, ZERO)
         sold, built = short[EntryKind.SALE_CONSUME], short[EntryKind.BUILD_CONSUME]
         difference = None if quantity is None else quantity - on_hand
         items.append(

@@ -1,49 +1,58 @@
 """QuickBooks inventory mode: each item's starting quantity, what QuickBooks held of it before Partsemble,
-read just before Partsemble's first inventory adjustment of the item is posted. The books check then tells
-that stock from a difference, as it tells opening balances from others' entries in journals mode.
+recorded just before Partsemble's first inventory adjustment of the item is posted. The books check then
+tells that stock from a difference, as it tells opening balances from others' entries in journals mode.
 
 QuickBooks answers an item's quantity on hand now only (``QtyOnHand``), so the starting quantity is read at
-that moment: QtyOnHand then, plus the units that the sales documents Partsemble had read from the company by
-then took out of it (QuickBooks counts an invoice's units out when it is entered), less the units their
-credits put back (it counts every unit of a credit memo back in): what QuickBooks held before those sales.
+that moment, with the units the sales documents Partsemble tracks had taken out of it by then added back
+(QuickBooks counts an invoice's or sales receipt's units out when it is entered and a credit memo's back in,
+and gives a voided or deleted one's back): what QuickBooks held before them. The documents are counted as
+QuickBooks holds them at that moment: those the last pull read, updated by what changed since (read then),
+so a sale entered after the last pull is not taken for stock QuickBooks held before Partsemble.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from shared.domain.books import of_company
-from shared.domain.ledger import EntryKind
 from shared.domain.postings import InventoryAdjustment
-from shared.lazy import lazy_module
+from shared.domain.sales import excluded_because
 from shared.money import ZERO
-from shared.providers.base import AccountingProvider, Session
+from shared.providers.base import AccountingProvider, PulledSale, Session
+from shared.store import sales as sales_store
 from shared.store import starting_quantities as store
 
-if TYPE_CHECKING:
-    from shared.services import margins
-else:  # the costed ledger loads only for an item's first adjustment
-    margins = lazy_module("shared.services.margins")
-
-# which way a sales document's stock movement moves QuickBooks' quantity on hand (units out positive)
-SALES_MOVES = {EntryKind.SALE_CONSUME: 1, EntryKind.SALE_RETURN: -1, EntryKind.RETURN_WASTE: -1}
+# which way QuickBooks moves an item's quantity on hand for a sales document's units (out positive)
+OUT = {"invoice": 1, "sales_receipt": 1, "credit_note": -1}
 
 
-def moved_by_sales(
-    costed: margins.CostedLedger, company: str, items: Mapping[str, str]
+def counted_out(
+    documents: Iterable[PulledSale], start_date: date | None, company: str, items: Collection[str]
 ) -> dict[str, Decimal]:
-    """Item id -> the units the sales documents read from ``company`` took out of QuickBooks' stock, net of
-    the units their credits put back, for ``items`` (product id -> item id)."""
-    moved: dict[str, Decimal] = {}
-    for product_id, item_id in items.items():
-        for entry in costed.ledger.entries(product_id):
-            sign = SALES_MOVES.get(entry.kind)
-            if sign and of_company(costed.sales_documents.get(entry.document_id), company):
-                moved[item_id] = moved.get(item_id, ZERO) + sign * entry.quantity
-    return moved
+    """Item id -> the units of ``items`` that the sales documents of ``company`` Partsemble tracks (dated
+    from ``start_date``, not voided or deleted) took out of QuickBooks' stock, net of what credits put
+    back."""
+    out: dict[str, Decimal] = {}
+    for document in documents:
+        if (
+            document.status != "active"
+            or excluded_because(document.status, document.issued, start_date)
+            or not of_company(document.tenant_id, company)
+        ):
+            continue
+        for line in document.lines:
+            if (item := line.item_id) is not None and item in items and line.quantity:
+                out[item] = out.get(item, ZERO) + OUT[document.kind] * line.quantity
+    return out
+
+
+def stored_documents(organisation_id: str) -> dict[str, PulledSale]:
+    """The sales documents as the pulls stored them, by id."""
+    return {
+        d.document_id: d for d in map(PulledSale.model_validate_json, sales_store.documents(organisation_id))
+    }
 
 
 def note_starting(
@@ -54,17 +63,22 @@ def note_starting(
     now: datetime,
 ) -> None:
     """Before ``adjustment`` is posted: the starting quantity of each of its items that Partsemble has not
-    adjusted in this company before (one it already holds stands)."""
+    adjusted in this company before (one already recorded stands)."""
     company = session.tenant_id
-    items = {line.item_id: line.product_id for line in adjustment.lines}
-    missing = set(items) - set(store.starting_quantities(organisation_id, "qbo", company, items))
+    items = {line.item_id for line in adjustment.lines}
+    missing = items - set(store.starting_quantities(organisation_id, "qbo", company, items))
     if not missing:
         return
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records if i.item_id in missing}
-    products = {items[item_id]: item_id for item_id in missing}
-    moved = moved_by_sales(margins.costed_ledger(organisation_id), company, products)
+    tracking = sales_store.get_tracking(organisation_id, "qbo")
+    documents = stored_documents(organisation_id)
+    if tracking and tracking.enabled and of_company(tracking.tenant_id, company):
+        # what changed in QuickBooks since the last pull, as it stands now (a deleted one comes as deleted)
+        changed = api.sales_changes(session, tracking.cursor, start=tracking.start_date, now=now)
+        documents.update((d.document_id, d) for d in changed.records)
+    out = counted_out(documents.values(), tracking.start_date if tracking else None, company, missing)
     for item_id in sorted(missing):
         quantity = held.get(item_id)
         if quantity is not None:  # None: QuickBooks doesn't track its quantity (it refuses the adjustment)
-            starting = quantity + moved.get(item_id, ZERO)
+            starting = quantity + out.get(item_id, ZERO)
             store.put_starting_quantity(organisation_id, "qbo", company, item_id, starting, now.isoformat())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
@@ -122,39 +123,48 @@ def test_units_of_a_credit_written_off_are_named_as_quickbooks_counted_them_back
     assert Decimal(item["starting_quantity"]) == starting and Decimal(item["unexplained"]) == 0
 
 
-def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_read(
+def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_tracks(
     api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
-    """A company with stock of its own: a sale Partsemble reads before its first adjustment of the item has
-    already taken units out of QuickBooks, so the starting quantity adds them back; the books check calls
-    that stock explained, every day, and an adjustment made in QuickBooks afterwards a discrepancy."""
+    """A company with stock of its own: the sales Partsemble tracks had taken units out of QuickBooks before
+    its first adjustment of the item, one read by the last pull and one entered after it, so the starting
+    quantity adds both back; the books check calls that stock explained, every day, and an adjustment made
+    in QuickBooks afterwards a discrepancy."""
     parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
     own = Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"]))
-    assert own > 3
+    assert own > 5
     body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
-    detail = {"ItemRef": {"value": "5"}, "Qty": 3, "UnitPrice": "9.00"}
-    line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
-    invoice = {
-        "DocNumber": "OWN-1",
-        "TxnDate": "2026-11-03",
-        "CustomerRef": {"value": HARBOR},
-        "Line": [line],
-    }
-    sandboxes.qbo.create_record(DEMO_REALM_ID, "Invoice", invoice)
+
+    def invoice(number: str, day: str, quantity: int) -> None:
+        detail = {"ItemRef": {"value": "5"}, "Qty": quantity, "UnitPrice": "9.00"}
+        line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+        record = {"DocNumber": number, "TxnDate": day, "CustomerRef": {"value": HARBOR}, "Line": [line]}
+        sandboxes.qbo.create_record(DEMO_REALM_ID, "Invoice", record)
+
+    invoice("OWN-1", "2026-11-03", 3)
     api.pull_sales()  # no stock in Partsemble: sold without stock
+    invoice("OWN-2", "2026-11-04", 2)  # entered after the pull: QuickBooks has counted it out, unread
     receipt = {"product_id": parts["bracket"], "quantity": "4", "unit_cost": "3.00"}
     body = {"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
     ok(api.call("POST", "/receipts", json_body=body), 201)
-    Poller(aws).drain()  # the first adjustment of item 5: QBO held own - 3 when it was read
-    assert Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) == own - 3 + 4
+    Poller(aws).drain()  # the first adjustment of item 5: QBO held own - 5 when it was read
+    assert Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) == own - 5 + 4
 
-    answer = ok(api.call("GET", "/reconciliation"))
-    item = next(i for i in answer["items"] if i["item_id"] == "5")
+    def item_5() -> tuple[dict[str, Any], str]:
+        answer = ok(api.call("GET", "/reconciliation"))
+        return next(i for i in answer["items"] if i["item_id"] == "5"), answer["status"]
+
+    item, status = item_5()
     assert Decimal(item["starting_quantity"]) == own
-    assert (Decimal(item["on_hand"]), Decimal(item["sold_without_stock"])) == (4, 3)
+    # until the next pull reads OWN-2, its 2 units are QuickBooks' alone: named, not Partsemble's stock
+    assert (Decimal(item["unexplained"]), status) == (-2, "discrepancy")
+    api.pull_sales()  # OWN-2 takes 2 of the 4 received
+    item, status = item_5()
+    assert Decimal(item["starting_quantity"]) == own
+    assert (Decimal(item["on_hand"]), Decimal(item["sold_without_stock"])) == (2, 3)
     assert Decimal(item["difference"]) == own - 3 and Decimal(item["unexplained"]) == 0
-    assert answer["status"] == "explained"
+    assert status == "explained"
     assert not daily_check(now=datetime(2026, 11, 5, 18, tzinfo=UTC))
 
     # someone counts one more in QuickBooks by hand: the starting quantity stands, the unit is unexplained
@@ -168,8 +178,7 @@ def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_r
             "Line": [{"DetailType": "ItemAdjustmentLineDetail", "ItemAdjustmentLineDetail": adjustment}],
         },
     )
-    answer = ok(api.call("GET", "/reconciliation"))
-    item = next(i for i in answer["items"] if i["item_id"] == "5")
+    item, status = item_5()
     assert Decimal(item["starting_quantity"]) == own and Decimal(item["unexplained"]) == 1
-    assert answer["status"] == "discrepancy"
+    assert status == "discrepancy"
     assert daily_check(now=datetime(2026, 11, 6, 18, tzinfo=UTC))
