@@ -135,7 +135,12 @@ class MarginReport(Model):
 
 
 def movement_id(document: SaleDocument, line: SaleLine) -> str:
-    return f"{document.document_id}/{line.line_id}"
+    return line_movement_id(document.document_id, line.line_id)
+
+
+def line_movement_id(document_id: str, line_id: str) -> str:
+    """The id of the stock movement of a sales document's line."""
+    return f"{document_id}/{line_id}"
 
 
 def unmatched(document: SaleDocument) -> bool:

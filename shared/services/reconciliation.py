@@ -12,6 +12,7 @@ from shared.domain import books as domain
 from shared.domain.books import Balances, EventKey, cogs_day
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
+from shared.domain.costing import line_movement_id
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import InventoryAdjustment, PostingAccounts
 from shared.errors import Conflict, InvalidFields
@@ -74,7 +75,8 @@ class ItemQuantity(Model):
     sold_without_stock: Decimal
     built_without_stock: Decimal  # units builds used that no lot covers (a sale pulled later, dated before
     # the build, took them first): QBO counted them out with the build's adjustment
-    # units credits gave back that Partsemble wrote off (their note says not restockable): QBO counted them in
+    # units credits gave back that Partsemble wrote off (their note says not restockable) or that no lot took
+    # (a credit matching no sale, with no lot before it to cost its units): QBO counted them in
     written_off_credits: Decimal
     # what QuickBooks held of its own before Partsemble's first adjustment of the item (read then, with the
     # sales Partsemble had read by then added back; all it holds while Partsemble has adjusted none); None:
@@ -447,12 +449,21 @@ def _quantities(
     starting = starting_store.starting_quantities(organisation_id, "qbo", company)
     adjusted = _adjusted_items(organisation_id, company)
     tracking = sales_store.get_tracking(organisation_id, "qbo")
-    sold_out = starting_quantities.counted_out(
-        starting_quantities.stored_documents(organisation_id).values(),
-        tracking.start_date if tracking else None,
-        company,
-        set(held) - adjusted,
-    )
+    start_date = tracking.start_date if tracking else None
+    documents = list(starting_quantities.stored_documents(organisation_id).values())
+    sold_out = starting_quantities.counted_out(documents, start_date, company, set(held) - adjusted)
+    # the lines of credits whose units no lot took: matching no sale, written off or with no lot to cost them
+    moved = {e.movement_id for e in ledger.entries()}
+    credits = [
+        d.model_copy(
+            update={
+                "lines": tuple(x for x in d.lines if line_movement_id(d.document_id, x.line_id) not in moved)
+            }
+        )
+        for d in documents
+        if d.kind == "credit_note"
+    ]
+    credited = starting_quantities.counted_out(credits, start_date, company, set(held))
     items = []
     for product in catalog_store.products(organisation_id):
         item_id = product.provider_links.get("qbo")
@@ -471,6 +482,7 @@ def _quantities(
                 short[EntryKind.SALE_CONSUME] -= entry.quantity - sum((d.quantity for d in entry.draws), ZERO)
             elif entry.kind is EntryKind.RETURN_WASTE:
                 written_off += entry.quantity  # QBO puts every unit of a credit memo back in stock
+        written_off -= credited.get(item_id, ZERO)  # (counted out negative: credits put units back)
         start = starting.get(item_id)
         if start is None and item_id not in adjusted and quantity is not None:  # all it holds is its own
             start = quantity + sold_out.get(item_id, ZERO)

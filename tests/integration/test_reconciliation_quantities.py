@@ -8,7 +8,7 @@ from typing import Any
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
-from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR, MAPLE
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_books import daily_check
 from tests.integration.test_exports import QBO_PARTS, ok, setup_qbo
@@ -103,21 +103,30 @@ def test_units_of_a_credit_written_off_are_named_as_quickbooks_counted_them_back
     Poller(aws).drain()
     starting = Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) - 5
 
-    def document(entity: str, number: str, day: str, quantity: int, note: str = "") -> None:
+    def document(
+        entity: str, number: str, day: str, quantity: int, note: str = "", customer: str = HARBOR
+    ) -> None:
         detail = {"ItemRef": {"value": "5"}, "Qty": quantity, "UnitPrice": "9.00"}
-        record = {"DocNumber": number, "TxnDate": day, "CustomerRef": {"value": HARBOR}, "PrivateNote": note}
+        record = {
+            "DocNumber": number,
+            "TxnDate": day,
+            "CustomerRef": {"value": customer},
+            "PrivateNote": note,
+        }
         line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
         sandboxes.qbo.create_record(DEMO_REALM_ID, entity, {**record, "Line": [line]})
 
     document("Invoice", "WO-1", "2026-11-03", 3)
     document("CreditMemo", "WO-C1", "2026-11-04", 2, "damaged in transit: scrapped")  # of WO-1
     document("CreditMemo", "WO-C2", "2026-11-05", 4, "not restockable")  # beyond what was sold
+    # a customer who bought nothing: the credit matches no sale, and its units go to no lot (scrapped)
+    document("CreditMemo", "WO-C3", "2026-11-05", 1, "scrapped", customer=MAPLE)
     api.pull_sales()
 
     item = next(i for i in ok(api.call("GET", "/reconciliation"))["items"] if i["item_id"] == "5")
     assert Decimal(item["on_hand"]) == 2  # 5 received, 3 sold; the credits' units are written off
-    assert Decimal(item["provider_quantity"]) == starting + 5 - 3 + 2 + 4  # QBO counted both credits in
-    assert Decimal(item["written_off_credits"]) == 6
+    assert Decimal(item["provider_quantity"]) == starting + 5 - 3 + 2 + 4 + 1  # QBO counted all in
+    assert Decimal(item["written_off_credits"]) == 7
     assert Decimal(item["sold_without_stock"]) == 0 and Decimal(item["built_without_stock"]) == 0
     assert Decimal(item["difference"]) == starting + Decimal(item["written_off_credits"])
     assert Decimal(item["starting_quantity"]) == starting and Decimal(item["unexplained"]) == 0
