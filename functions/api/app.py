@@ -99,6 +99,8 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
     if replay is not None:
         headers = {"Idempotent-Replayed": "true"}
         return Response(replay.status, replay.content_type, replay.body, headers=headers)
+    token = idempotency.request_token(organisation, scope, key, body)
+    app.append_context(request_token=token)  # type: ignore[no-untyped-call]  # (Powertools: untyped)
     try:
         response = next_middleware(app)
     except ServiceError as err:  # a refusal is an answer too (kept); an outage frees the key for a retry
@@ -111,8 +113,18 @@ def idempotent(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
         raise
     text = response.body if isinstance(response.body, str) else json.dumps(response.body, default=str)
     content_type = str(response.headers.get("Content-Type") or content_types.APPLICATION_JSON)
-    idempotency.finish(organisation, scope, key, response.status_code, text, content_type)
+    try:
+        idempotency.finish(organisation, scope, key, response.status_code, text, content_type)
+    except Exception:  # what the request did is done: it is answered all the same (an outage answer would
+        # say nothing changed); the key stays claimed until it lapses, then a retry answers it again
+        logger.exception("the answer of an Idempotency-Key could not be stored", extra={"scope": scope})
     return response
+
+
+def request_token() -> str | None:
+    """The token of an ``Idempotency-Key`` request (``idempotency.request_token``); None without a key."""
+    token: str | None = app.context.get("request_token")
+    return token
 
 
 @cache
@@ -470,7 +482,7 @@ def export_margins(
 # ---- inventory and exports ----------------------------------------------------------------------------
 @app.post("/receipts", middlewares=[idempotent])
 def record_receipt(request: bodies.ReceiptRequest) -> Response[inventory.ReceiptView]:
-    view = inventory.record_receipt(caller_organisation(app), request, request_time(app))
+    view = inventory.record_receipt(caller_organisation(app), request, request_time(app), request_token())
     return Response(201, content_types.APPLICATION_JSON, view)
 
 
@@ -486,7 +498,7 @@ def receipt(receipt_id: str) -> inventory.ReceiptView:
 
 @app.post("/builds", middlewares=[idempotent])
 def record_build(request: bodies.BuildRequest) -> Response[inventory.BuildView]:
-    view = inventory.record_build(caller_organisation(app), request, request_time(app))
+    view = inventory.record_build(caller_organisation(app), request, request_time(app), request_token())
     return Response(201, content_types.APPLICATION_JSON, view)
 
 

@@ -2,7 +2,8 @@
 is recorded twice); the same key with another body is refused (422); a key whose first request is still
 running is a 409. Server errors free the key, so a retry can succeed; every other answer is kept a day. A
 request killed by the API function's timeout frees nothing: its claim lapses once that timeout (and a
-margin) has passed, and a retry with the same body takes the key over."""
+margin) has passed, and a retry with the same body takes the key over: a record the first one committed
+is then answered again, not made twice, as its id comes from the request (``request_token``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ class Replay(Model):
     status: int
     body: str
     content_type: str
+
+
+def request_token(organisation_id: str, scope: str, key: str, body: bytes) -> str:
+    """What names this request (its organisation, route, key and body) whichever attempt runs it: a record
+    it creates takes its id from it, so an attempt that runs again once the first one's claim lapsed (it
+    committed, then crashed or could not store its answer) finds that record instead of making another."""
+    return hashlib.sha256(
+        b"\n".join((organisation_id.encode(), scope.encode(), key.encode(), body))
+    ).hexdigest()
 
 
 def begin(organisation_id: str, scope: str, key: str, body: bytes, now: datetime) -> Replay | None:

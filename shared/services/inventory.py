@@ -102,6 +102,28 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12].upper()}"
 
 
+def _record_id(prefix: str, given: str | None, request_token: str | None) -> str:
+    """A new record's id: the one its request gives, else the same for every attempt at an Idempotency-Key
+    request (``idempotency.request_token``), else a new one."""
+    if given:
+        return given
+    return f"{prefix}-{request_token[:12].upper()}" if request_token else _new_id(prefix)
+
+
+def _recorded_once(
+    write: Callable[[], T], given: str | None, request_token: str | None, recorded: Callable[[], T]
+) -> T:
+    """``write`` (``_with_retries``); when its id came from the request token and is taken, an earlier
+    attempt at this same request recorded it (its claim lapsed before its answer was kept): ``recorded``
+    answers it again instead."""
+    try:
+        return _with_retries(write)
+    except store.DuplicateRecord:
+        if given or request_token is None:
+            raise
+        return recorded()
+
+
 def _refs(organisation_id: str, records: Iterable[tuple[ExportKind, str]]) -> list[ExportRef]:
     return [
         ExportRef(kind=k, record_id=r, export_id=queue.export_id_for(organisation_id, k, r))
@@ -249,13 +271,15 @@ def _commit(
 
 
 # ---- receipts -----------------------------------------------------------------------------------------
-def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime) -> ReceiptView:
+def record_receipt(
+    organisation_id: str, request: ReceiptRequest, now: datetime, request_token: str | None = None
+) -> ReceiptView:
     """Accepted units become a lot per line; the rejected ones are written off at their cost by a
-    rejection recorded (and exported) with the receipt."""
+    rejection recorded (and exported) with the receipt. ``request_token``: see ``_record_id``."""
     _known_products(
         organisation_id, ((f"lines.{n}.product_id", line.product_id) for n, line in enumerate(request.lines))
     )
-    receipt_id = request.receipt_id or _new_id("RCV")
+    receipt_id = _record_id("RCV", request.receipt_id, request_token)
     connection = sessions.in_use(organisation_id)
     provider = connection.provider if connection else None
     supplier_id = _supplier_of(organisation_id, provider, request)
@@ -299,7 +323,9 @@ def record_receipt(organisation_id: str, request: ReceiptRequest, now: datetime)
         refs = _commit(organisation_id, head, documents, records, now, costing)
         return _receipt_view(receipt, rejection, refs)
 
-    return _with_retries(write)
+    return _recorded_once(
+        write, request.receipt_id, request_token, lambda: get_receipt(organisation_id, receipt_id)
+    )
 
 
 def _supplier_of(organisation_id: str, provider: str | None, request: ReceiptRequest) -> str:
@@ -385,9 +411,12 @@ def _components(organisation_id: str, request: BuildRequest) -> tuple[Component,
     return tuple(Component(product_id=c.ref, quantity_per_unit=c.quantity) for c in product.components)
 
 
-def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> BuildView:
+def record_build(
+    organisation_id: str, request: BuildRequest, now: datetime, request_token: str | None = None
+) -> BuildView:
     """Consumes the components FIFO from their lots at the build's time and makes a finished-good lot whose
-    cost is exactly what was consumed; too little stock refuses the build (``ShortageError``, 409)."""
+    cost is exactly what was consumed; too little stock refuses the build (``ShortageError``, 409).
+    ``request_token``: see ``_record_id``."""
     built = [("product_id", request.product_id)]
     if request.components:  # one read for the product and its components
         components = _components(organisation_id, request)
@@ -398,7 +427,7 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
         components = _components(organisation_id, request)
         uses = [("product_id", c.product_id) for c in components]
         _known_products(organisation_id, uses, "its bill of materials names ")
-    build_id = request.build_id or _new_id("BLD")
+    build_id = _record_id("BLD", request.build_id, request_token)
 
     def write() -> BuildView:
         head = store.ledger_head(organisation_id)
@@ -437,7 +466,9 @@ def record_build(organisation_id: str, request: BuildRequest, now: datetime) -> 
         )
         return _build_view(record, refs)
 
-    return _with_retries(write)
+    return _recorded_once(
+        write, request.build_id, request_token, lambda: get_build(organisation_id, build_id)
+    )
 
 
 def _label(product: catalog_models.Product) -> str:

@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from infra.local.poller import Poller
 from infra.local.stack import LocalStack
+from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.errors import Conflict
 from shared.services import idempotency
 from shared.store import idempotency as key_store
@@ -126,3 +129,43 @@ def test_a_key_freed_between_the_claim_and_its_read_back_is_taken_not_refused(
     assert freed
     with pytest.raises(Conflict):  # and this request holds it now
         idempotency.begin("org-a", "POST /builds", "bld-race", b"body", now)
+
+
+def test_a_record_whose_answer_could_not_be_kept_is_answered_and_never_made_twice(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipt (and the build) commits, then DynamoDB throttles the write of the key's answer: the client
+    is told 201 (what happened), not an outage's "nothing was changed"; a retry once the claim has lapsed
+    takes the key over and gets the same record again, and one journal is posted for it."""
+    parts = setup_xero(api, sandboxes)
+    line = {"product_id": parts["blank"], "quantity": "10", "unit_cost": "1.25"}
+    receipt = {"received_at": "2026-11-02T09:00:00Z", "lines": [line]}
+    components = [{"product_id": parts["blank"], "quantity_per_unit": "1"}]
+    build = {"product_id": parts["bracket"], "quantity": "4", "built_at": "2026-11-03T09:00:00Z",
+             "components": components}  # fmt: skip
+
+    def throttled(*args: Any, **kwargs: Any) -> None:
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeded"}
+        raise ClientError({"Error": error}, "UpdateItem")
+
+    for path, body, key, named in (
+        ("/receipts", receipt, "rcv-lost", ("receipt", "receipt_id")),
+        ("/builds", build, "bld-lost", ("build", "build_id")),
+    ):
+        with monkeypatch.context() as patched:
+            patched.setattr(key_store, "answer", throttled)
+            patched.setattr(idempotency, "RUNNING_SECONDS", -1)  # its claim lapses at once, as after 45 s
+            first = post(api, path, body, key)
+        assert first.status == 201, first.body
+        again = post(api, path, body, key)  # takes the lapsed key over and runs again
+        assert again.status == 201, again.body
+        recorded, field = named
+        assert again.json()[recorded][field] == first.json()[recorded][field]
+        assert post(api, path, body, key).headers.get("idempotent-replayed") == "true"
+    assert len(ok(api.call("GET", "/receipts"))) == 1 and len(ok(api.call("GET", "/builds"))) == 1
+    Poller(aws).drain()
+    exports = ok(api.call("GET", "/exports"))
+    assert sorted(e["kind"] for e in exports) == ["build", "receipt"]
+    assert all(e["status"] == "posted" for e in exports), exports
+    journals = sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+    assert len(journals) == 2  # one for the receipt, one for the build
