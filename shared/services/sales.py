@@ -126,8 +126,11 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
             problem = f"the books are dated in {business.key} since exports were planned; it can't change now"
             raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}])
         time_zone = business.key
-        for other in stray:
-            store.set_time_zone(organisation_id, other.provider, business.key)
+    # the organisation has one business zone: every provider's tracking holds it (two enabled in two zones
+    # would date one provider's books in the other's)
+    for other in trackings:
+        if other.provider != wanted and other.zone.key != time_zone:
+            store.set_time_zone(organisation_id, other.provider, time_zone)
     stored = store.put_tracking(
         organisation_id,
         wanted,

@@ -378,3 +378,35 @@ def test_turning_sales_tracking_off_after_exports_keeps_the_organisations_time_z
         "qbo": "Australia/Sydney",
         "xero": "Australia/Sydney",
     }
+
+
+def test_setting_up_another_providers_sales_tracking_moves_every_tracking_to_its_zone(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """QuickBooks' tracking on in Los Angeles, QuickBooks disconnected, Xero's tracking on in London before
+    anything was exported: the organisation's zone is London for both (two enabled trackings in two zones
+    dated Xero's journals in Los Angeles while Xero's tracking said London, and London could then not be
+    saved again), so a receipt at 03:00 UTC on 21 November is dated the 21st."""
+    from shared.store import sales as sales_store
+    from tests.integration.test_exports import setup_xero
+
+    setup_qbo(api, sandboxes)
+    qbo = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=qbo))
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    xero = {**qbo, "time_zone": "Europe/London"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=xero))
+    assert {t.provider: t.time_zone for t in sales_store.tracked("org-a")} == {
+        "qbo": "Europe/London",
+        "xero": "Europe/London",
+    }
+    line = {"product_id": bolt, "quantity": "1", "unit_cost": "2.00"}
+    body = {"receipt_id": "R-LONDON", "received_at": "2026-11-21T03:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    (export,) = [e for e in _exports(api) if e["record_id"] == "R-LONDON"]
+    (journal,) = [j for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+                  if export["export_id"] in j["Narration"]]  # fmt: skip
+    assert journal["Date"] == "/Date(1795219200000+0000)/", journal  # 21 Nov 2026
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=xero))  # saved again: same zone
