@@ -84,6 +84,7 @@ class State:
         self.books = store.get_books(organisation_id, provider, accounts.company)
         costed = margins.costed_ledger(organisation_id)
         self.zone, self.ledger, self.sales_documents = costed.zone, costed.ledger, costed.sales_documents
+        self.business_zone = costed.business_zone  # what the plans are dated in (None: each time as given)
         self.record_day = domain.record_day(costed.business_zone)
         self.entries = costed.ledger.entries()
         self.found = domain.effects(costed.ledger, _day_of(costed.zone), costed.sales_documents, self.entries)
@@ -433,6 +434,7 @@ def plan(
                 writes,
                 state.restatements(trued.restating),
                 taken_back={} if found else None,  # a true-up made now records the take-backs
+                zone=state.business_zone,
             )
         except store.BooksMoved:
             continue
@@ -573,6 +575,7 @@ def _true_up_page(
                 writes,
                 restated,
                 taken_back={} if found else None,
+                zone=state.business_zone,
             )
         except store.BooksMoved:
             continue

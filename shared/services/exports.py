@@ -212,6 +212,7 @@ def _posting(
             finish=finish,
         )
     record = _record(job)
+    zone = sales_store.business_zone(job.organisation_id)
     products = {
         p.product_id: Product(
             product_id=p.product_id, sku=p.sku, name=p.name, provider_item_id=p.provider_links.get(name)
@@ -224,20 +225,27 @@ def _posting(
             accounts,
             products,
             marker=claimed.export_id,
-            day=record_day(sales_store.business_zone(job.organisation_id)),
+            day=record_day(zone),
         ),
         claimed.post_on,
     )
     # what QuickBooks held of each item before Partsemble's first adjustment of it, read before it is posted
     starting_quantities.note_starting(job.organisation_id, api, session, adjustment, claimed.moment)
-    if not store.store_plan(
-        job.organisation_id,
-        claimed.export_id,
-        owner=claimed.owner,
-        plan=adjustment.model_dump_json(),
-        provider=name,
-        company=session.tenant_id,
-    ):
+    try:
+        stored = store.store_plan(
+            job.organisation_id,
+            claimed.export_id,
+            owner=claimed.owner,
+            plan=adjustment.model_dump_json(),
+            provider=name,
+            company=session.tenant_id,
+            zone=zone,
+        )
+    except store.ZoneMoved:
+        raise RetryLater(
+            "the organisation's time zone changed while this export was planned", delay=1
+        ) from None
+    if not stored:
         raise RetryLater("another worker took this export over", delay=LEASE_SECONDS)
     return adjustment
 

@@ -126,20 +126,22 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
             problem = f"the books are dated in {business.key} since exports were planned; it can't change now"
             raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}])
         time_zone = business.key
-    # the organisation has one business zone: every provider's tracking holds it (two enabled in two zones
-    # would date one provider's books in the other's)
-    for other in trackings:
-        if other.provider != wanted and other.zone.key != time_zone:
-            store.set_time_zone(organisation_id, other.provider, time_zone)
-    stored = store.put_tracking(
-        organisation_id,
-        wanted,
-        enabled=request.enabled,
-        start_date=start.isoformat(),
-        home_currency=home,
-        time_zone=time_zone,
-        reset_cursor=existing is None or existing.start_date != start,
-    )
+    try:
+        stored = store.save_tracking(
+            organisation_id,
+            wanted,
+            enabled=request.enabled,
+            start_date=start.isoformat(),
+            home_currency=home,
+            time_zone=time_zone,
+            reset_cursor=existing is None or existing.start_date != start,
+            # the organisation has one business zone: every provider's tracking holds it (two enabled in
+            # two zones would date one provider's books in the other's)
+            aligned=[t.provider for t in trackings if t.provider != wanted and t.zone.key != time_zone],
+        )
+    except store.ZoneFixed as fixed_now:  # an export was planned in the zone read, as this was saved
+        problem = f"the books are dated in {fixed_now.zone} since exports were planned; it can't change now"
+        raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}]) from None
     return _view(stored, now)
 
 

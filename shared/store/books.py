@@ -13,12 +13,14 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field
 
 from shared.aws import table
 from shared.model import Model
 from shared.store.keys import books_check_sk, books_sk, export_sk, org_pk
+from shared.store.sales import zone_dated
 
 
 class Books(Model):
@@ -95,16 +97,20 @@ def commit_plans(
     plans: list[PlanWrite],
     restated: dict[str, str] | None = None,
     taken_back: dict[str, dict[str, Decimal]] | None = None,
+    *,
+    zone: ZoneInfo | None,
 ) -> None:
     """Moves the books from ``books.version`` to the next with ``posted`` and stores the plans, each marked
     as planned for the books' company (and, for a true-up, the values now of the exports it corrects, as
     ``restated``: at most ``MAX_RESTATED``), all or nothing. ``taken_back`` replaces the books' pending
-    take-backs (None: they stay). Raises ``BooksMoved`` when the books or a plan's row changed meanwhile."""
+    take-backs (None: they stay). ``zone``: the time zone the plans are dated in (``zone_dated``). Raises
+    ``BooksMoved`` when the books, a plan's row or the organisation's time zone changed meanwhile."""
     if len(restated or {}) > MAX_RESTATED:
         raise ValueError(f"a transaction restates at most {MAX_RESTATED} exports, not {len(restated or {})}")
     name, pk = table().name, org_pk(organisation_id)
     writes = [
-        _books_put(organisation_id, books, posted, books.taken_back if taken_back is None else taken_back)
+        _books_put(organisation_id, books, posted, books.taken_back if taken_back is None else taken_back),
+        zone_dated(organisation_id, zone),
     ]
     for export_id, exact in (restated or {}).items():
         writes.append(

@@ -12,7 +12,9 @@ Also here: each company's home currency, read from the provider once.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from shared.aws import table
 from shared.contracts import ExportKind
@@ -106,28 +108,54 @@ def new_export(
 
 
 def store_plan(
-    organisation_id: str, export_id: str, *, owner: str, plan: str, provider: str, company: str
+    organisation_id: str,
+    export_id: str,
+    *,
+    owner: str,
+    plan: str,
+    provider: str,
+    company: str,
+    zone: ZoneInfo | None,
 ) -> bool:
     """Fixes the document an export posts (outside the books: a QBO inventory adjustment) at its first claim,
-    so a retry after a crash posts and searches for that same document whatever the settings say by then."""
-    written = conditional(
-        lambda: table().update_item(
-            Key=_key(organisation_id, export_id),
-            UpdateExpression=(
-                "SET #p = :plan, plan_provider = :provider, plan_tenant = :tenant, plan_type = :adjustment"
-            ),
-            ConditionExpression="attribute_not_exists(#p) AND lease_owner = :owner",
-            ExpressionAttributeNames={"#p": "plan"},
-            ExpressionAttributeValues={
-                ":plan": plan,
-                ":provider": provider,
-                ":tenant": company,
-                ":adjustment": "adjustment",
-                ":owner": owner,
-            },
-        )
-    )
-    return written is not None
+    so a retry after a crash posts and searches for that same document whatever the settings say by then.
+    False when the lease was lost. ``zone``: the time zone it is dated in (``zone_dated``); raises
+    ``ZoneMoved`` when the organisation's changed since it was read."""
+    from shared.store.sales import zone_dated  # on first use: only QuickBooks inventory mode plans here
+
+    client = table().meta.client
+    writes = [
+        {
+            "Update": {
+                "TableName": table().name,
+                "Key": _key(organisation_id, export_id),
+                "UpdateExpression": "SET #p = :plan, plan_provider = :provider, plan_tenant = :tenant, "
+                "plan_type = :adjustment",
+                "ConditionExpression": "attribute_not_exists(#p) AND lease_owner = :owner",
+                "ExpressionAttributeNames": {"#p": "plan"},
+                "ExpressionAttributeValues": {
+                    ":plan": plan,
+                    ":provider": provider,
+                    ":tenant": company,
+                    ":adjustment": "adjustment",
+                    ":owner": owner,
+                },
+            }
+        },
+        zone_dated(organisation_id, zone),
+    ]
+    try:
+        client.transact_write_items(TransactItems=writes, ClientRequestToken=uuid.uuid4().hex)
+    except client.exceptions.TransactionCanceledException as cancelled:
+        codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
+        if codes[1:2] == ["ConditionalCheckFailed"] and codes[0] != "ConditionalCheckFailed":
+            raise ZoneMoved() from None
+        return False
+    return True
+
+
+class ZoneMoved(Exception):
+    """The organisation's time zone changed since the plan read it: plan again."""
 
 
 def forget_plan(organisation_id: str, export_id: str) -> None:

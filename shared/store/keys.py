@@ -17,6 +17,8 @@ ORG#<org>                 EXPORT#<export id>                   an export and its
 ORG#<org>                 EXPORT-CURRENCY#<provider>#<tenant>  a company's home currency (exports)
 ORG#<org>                 BOOKS#<provider>#<company>           the books' planned balances (books)
 ORG#<org>                 BOOKS-CHECK#<provider>               the last scheduled reconciliation (books)
+ORG#<org>                 BOOKS-ZONE                           the time zone the books are dated in, once a
+                                                               plan was dated in it (sales)
 ORG#<org>                 ITEM-START#<provider>#<company>#     an item's starting quantity in a company
                           <item id>                            (starting_quantities)
 ORG#<org>                 INVENTORY#LEDGER                     the stock ledger's version, re-cost (inventory)
@@ -187,6 +189,9 @@ def books_sk(provider: str, company: str) -> str:
 
 def books_check_sk(provider: str) -> str:
     return f"BOOKS-CHECK#{provider}"
+
+
+BOOKS_ZONE_SK = "BOOKS-ZONE"
 
 
 def starting_quantity_prefix(provider: str, company: str) -> str:

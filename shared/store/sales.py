@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from shared.aws import table
 from shared.domain.connections import ProviderName
 from shared.domain.sales import zone
+from shared.errors import Conflict
 from shared.model import Model
 from shared.store.dynamo import conditional, org_batch_get, org_items
-from shared.store.keys import DOCUMENT_PREFIX, TRACKING_PREFIX, document_sk, org_pk, tracking_sk
+from shared.store.keys import (
+    BOOKS_ZONE_SK,
+    DOCUMENT_PREFIX,
+    TRACKING_PREFIX,
+    document_sk,
+    org_pk,
+    tracking_sk,
+)
 
 
 class LastPull(Model):
@@ -127,7 +135,16 @@ def tracked(organisation_id: str) -> list[Tracking]:
     return [_tracking(item) for item in items]
 
 
-def put_tracking(
+class ZoneFixed(Exception):
+    """The books have been dated in another time zone (``zone``; "": each time as it was given) since the
+    tracking was read: a plan committed in it."""
+
+    def __init__(self, zone: str) -> None:
+        super().__init__(zone)
+        self.zone = zone
+
+
+def save_tracking(
     organisation_id: str,
     provider: str,
     *,
@@ -136,24 +153,98 @@ def put_tracking(
     home_currency: str,
     reset_cursor: bool,
     time_zone: str | None = None,
+    aligned: Iterable[str] = (),
 ) -> Tracking:
-    """Sets the tracking settings (the time zone only when given); a new start date forgets the cursor, so
-    the next pull starts over. Returns the item as it now stands."""
+    """Sets the tracking settings; a new start date forgets the cursor, so the next pull starts over. With
+    ``time_zone``, it and the ``aligned`` providers' trackings take that zone, in one transaction with the
+    books' zone (``BOOKS-ZONE``), which refuses a zone other than the one a plan was dated in
+    (``ZoneFixed``; a plan committed meanwhile). Returns the tracking as it now stands."""
+    name, pk = table().name, org_pk(organisation_id)
     expression = "SET enabled = :e, start_date = :s, home_currency = :h, organisation_id = :o, provider = :p"
-    values = {":e": enabled, ":s": start_date, ":h": home_currency, ":o": organisation_id, ":p": provider}
+    values: dict[str, Any] = {
+        ":e": enabled,
+        ":s": start_date,
+        ":h": home_currency,
+        ":o": organisation_id,
+        ":p": provider,
+    }
     if time_zone is not None:
         expression += ", time_zone = :z"
         values[":z"] = time_zone
+    update: dict[str, Any] = {
+        "TableName": name,
+        "Key": {"pk": pk, "sk": tracking_sk(provider)},
+        "UpdateExpression": expression + (" REMOVE #c, #r" if reset_cursor else ""),
+        "ExpressionAttributeValues": values,
+    }
     if reset_cursor:
-        expression += " REMOVE #c, #r"
-    names = {"#c": "cursor", "#r": "resume"} if reset_cursor else None
-    updated = _update(organisation_id, provider, expression, values, names=names)  # no condition: applies
-    return _tracking(updated or {})
+        update["ExpressionAttributeNames"] = {"#c": "cursor", "#r": "resume"}
+    writes: list[dict[str, Any]] = [{"Update": update}]
+    if time_zone is not None:
+        writes += [
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": pk, "sk": tracking_sk(other)},
+                    "UpdateExpression": "SET time_zone = :z",
+                    "ExpressionAttributeValues": {":z": time_zone},
+                }
+            }
+            for other in aligned
+        ]
+        writes.append(
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": pk, "sk": BOOKS_ZONE_SK},
+                    "UpdateExpression": "SET #z = :z",
+                    # a plan fixed it; one dated as each time was given ("") may take a zone from now on
+                    "ConditionExpression": "attribute_not_exists(planned) OR #z IN (:z, :none)",
+                    "ExpressionAttributeNames": {"#z": "zone"},
+                    "ExpressionAttributeValues": {":z": time_zone, ":none": ""},
+                }
+            }
+        )
+    _transact(organisation_id, writes)
+    return cast(Tracking, get_tracking(organisation_id, provider))
 
 
-def set_time_zone(organisation_id: str, provider: str, time_zone: str) -> None:
-    """Sets only the time zone of a provider's stored tracking (that it exists: it was just read)."""
-    _update(organisation_id, provider, "SET time_zone = :z", {":z": time_zone})
+def _transact(organisation_id: str, writes: list[dict[str, Any]]) -> None:
+    """Runs the transaction; a failed condition is the books' zone's (``ZoneFixed``), a conflict with a plan
+    committing at the same moment is tried again."""
+    client = table().meta.client
+    for _ in range(3):
+        try:
+            client.transact_write_items(TransactItems=writes)
+            return
+        except client.exceptions.TransactionCanceledException as cancelled:
+            codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in codes:
+                raise ZoneFixed(books_zone(organisation_id) or "") from None
+    raise Conflict("the books were being planned as this was saved; save it again")
+
+
+def books_zone(organisation_id: str) -> str | None:
+    """The time zone the books are dated in once a plan was dated in it ("": each time as it was given);
+    None until then."""
+    item = table().get_item(Key={"pk": org_pk(organisation_id), "sk": BOOKS_ZONE_SK}, ConsistentRead=True)
+    found = item.get("Item")
+    return str(found["zone"]) if found and found.get("planned") else None
+
+
+def zone_dated(organisation_id: str, zone: ZoneInfo | None) -> dict[str, Any]:
+    """A plan's part of its transaction: it was dated in ``zone`` (None: each time as it was given), which
+    the books keep from then on; it fails when the organisation's zone changed since the plan read it."""
+    return {
+        "Update": {
+            "TableName": table().name,
+            "Key": {"pk": org_pk(organisation_id), "sk": BOOKS_ZONE_SK},
+            "UpdateExpression": "SET #z = :z, planned = :planned",
+            "ConditionExpression": "attribute_not_exists(#z) OR #z = :z",
+            "ExpressionAttributeNames": {"#z": "zone"},
+            "ExpressionAttributeValues": {":z": zone.key if zone else "", ":planned": True},
+        }
+    }
 
 
 def try_acquire_pull_lease(organisation_id: str, provider: str, *, owner: str, now: int, ttl_s: int) -> bool:

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
@@ -410,3 +412,79 @@ def test_setting_up_another_providers_sales_tracking_moves_every_tracking_to_its
                   if export["export_id"] in j["Narration"]]  # fmt: skip
     assert journal["Date"] == "/Date(1795219200000+0000)/", journal  # 21 Nov 2026
     ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=xero))  # saved again: same zone
+
+
+def test_a_time_zone_saved_while_the_first_export_is_planned_is_the_one_its_journal_is_dated_in(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first export reads Los Angeles; before its plan commits, the organisation's zone is saved as
+    Auckland (nothing was planned yet, so the save stands): the plan is refused and made again in Auckland,
+    so the journal of a receipt at 20:00 UTC on 20 November is dated the 21st, as the zone saved says. Once
+    planned, a save of another zone that read nothing planned (the race the other way) is refused."""
+    from shared.bodies import TrackingRequest
+    from shared.services import sales
+    from shared.store import books as books_store
+
+    bolt = setup_qbo(api, sandboxes)["bolt"]
+    los_angeles = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=los_angeles))
+    commit = books_store.commit_plans
+    saved: list[str] = []
+
+    def zone_saved_meanwhile(*args: Any, **kwargs: Any) -> None:
+        if not saved:  # the plan has read Los Angeles
+            auckland = TrackingRequest(enabled=True, time_zone="Pacific/Auckland")
+            saved.append(sales.set_tracking("org-a", "qbo", auckland, datetime.now(UTC)).time_zone or "")
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(books_store, "commit_plans", zone_saved_meanwhile)
+    line = {"product_id": bolt, "quantity": "1", "unit_cost": "2.00"}
+    body = {"receipt_id": "R-RACE", "received_at": "2026-11-20T20:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+    assert saved == ["Pacific/Auckland"]
+    (export,) = [e for e in _exports(api) if e["record_id"] == "R-RACE"]
+    assert export["status"] == "posted", export
+    (journal,) = [j for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+                  if j.get("DocNumber") == export["export_id"]]  # fmt: skip
+    assert journal["TxnDate"] == "2026-11-21", journal
+
+    monkeypatch.setattr(sales, "_planned", lambda organisation_id: False)  # read before the plan committed
+    back = api.call("PUT", "/integrations/qbo/sales-tracking", json_body=los_angeles)
+    assert back.status == 400 and back.json()["details"][0]["field"] == "time_zone", back.body
+    assert "Pacific/Auckland" in back.json()["message"]
+    status = ok(api.call("GET", "/sales/status"))
+    assert [t["time_zone"] for t in status] == ["Pacific/Auckland"]
+
+
+def test_an_inventory_adjustment_planned_as_the_time_zone_is_saved_is_dated_in_the_zone_saved(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QuickBooks inventory mode: the same race for an adjustment's plan (fixed on its export alone)."""
+    from shared.bodies import TrackingRequest
+    from shared.services import sales
+    from shared.store import exports as export_store
+
+    bolt = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bolt"]
+    los_angeles = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=los_angeles))
+    store_plan = export_store.store_plan
+    saved: list[bool] = []
+
+    def zone_saved_meanwhile(*args: Any, **kwargs: Any) -> bool:
+        if not saved:
+            sales.set_tracking("org-a", "qbo", TrackingRequest(enabled=True, time_zone="Pacific/Auckland"),
+                               datetime.now(UTC))  # fmt: skip
+            saved.append(True)
+        return store_plan(*args, **kwargs)
+
+    monkeypatch.setattr(export_store, "store_plan", zone_saved_meanwhile)
+    line = {"product_id": bolt, "quantity": "1", "unit_cost": "2.00"}
+    body = {"receipt_id": "R-RACE", "received_at": "2026-11-20T20:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).settle()  # planned again after the retry's short delay
+    (export,) = [e for e in _exports(api) if e["record_id"] == "R-RACE"]
+    assert export["status"] == "posted", export
+    (adjustment,) = [a for a in sandboxes.qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment")
+                     if export["export_id"] in str(a.get("PrivateNote"))]  # fmt: skip
+    assert adjustment["TxnDate"] == "2026-11-21", adjustment

@@ -226,7 +226,7 @@ def test_a_failed_or_crashed_pull_is_repeated_never_skipped_or_counted_twice(
     first = pull(api)
     totals = ok(api.call("GET", "/margins"))["totals"]
     # a crash after the documents were stored but before the cursor moved: the next pull reads them again
-    sales_store.put_tracking(
+    sales_store.save_tracking(
         "org-a", "qbo", enabled=True, start_date="2026-08-01", home_currency="USD", reset_cursor=True
     )
     again = pull(api)
