@@ -12,6 +12,8 @@ Also here: each company's home currency, read from the provider once.
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -144,14 +146,21 @@ def store_plan(
         },
         zone_dated(organisation_id, zone),
     ]
-    try:
-        client.transact_write_items(TransactItems=writes, ClientRequestToken=uuid.uuid4().hex)
-    except client.exceptions.TransactionCanceledException as cancelled:
-        codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
+    for _ in range(CONFLICT_TRIES):
+        try:
+            client.transact_write_items(TransactItems=writes, ClientRequestToken=uuid.uuid4().hex)
+            return True
+        except client.exceptions.TransactionCanceledException as cancelled:
+            codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
         if codes[1:2] == ["ConditionalCheckFailed"] and codes[0] != "ConditionalCheckFailed":
-            raise ZoneMoved() from None
-        return False
-    return True
+            raise ZoneMoved()
+        if "TransactionConflict" not in codes:
+            return False
+        time.sleep(random.uniform(0.01, 0.05))  # another plan's transaction on the zone item: again
+    return False
+
+
+CONFLICT_TRIES = 5
 
 
 class ZoneMoved(Exception):
