@@ -187,6 +187,7 @@ def save_tracking(
                     "TableName": name,
                     "Key": {"pk": pk, "sk": tracking_sk(other)},
                     "UpdateExpression": "SET time_zone = :z",
+                    "ConditionExpression": "attribute_exists(pk)",  # read just before: never a new item
                     "ExpressionAttributeValues": {":z": time_zone},
                 }
             }
@@ -210,8 +211,8 @@ def save_tracking(
 
 
 def _transact(organisation_id: str, writes: list[dict[str, Any]]) -> None:
-    """Runs the transaction; a failed condition is the books' zone's (``ZoneFixed``), a conflict with a plan
-    committing at the same moment is tried again."""
+    """Runs the transaction; the books' zone's failed condition (the last write's) is ``ZoneFixed``, a
+    conflict with a plan committing at the same moment is tried again."""
     client = table().meta.client
     for _ in range(3):
         try:
@@ -219,9 +220,11 @@ def _transact(organisation_id: str, writes: list[dict[str, Any]]) -> None:
             return
         except client.exceptions.TransactionCanceledException as cancelled:
             codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in codes:
-                raise ZoneFixed(books_zone(organisation_id) or "") from None
-    raise Conflict("the books were being planned as this was saved; save it again")
+        if codes[-1:] == ["ConditionalCheckFailed"] and writes[-1]["Update"]["Key"]["sk"] == BOOKS_ZONE_SK:
+            raise ZoneFixed(books_zone(organisation_id) or "")
+        if "TransactionConflict" not in codes:
+            break
+    raise Conflict("the sales tracking or the books changed as this was saved; save it again")
 
 
 def books_zone(organisation_id: str) -> str | None:
