@@ -63,6 +63,7 @@ LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never l
 BACKOFF_BASE = 30
 BACKOFF_CAP = 900
 MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout
+PLAN_TRIES = 3
 # A 429 whose Retry-After is longer is not waited out in the worker: the record comes back after it (SQS
 # visibility) while the rest of the batch (another organisation's, another provider's) goes on. Xero's
 # minute limit answers up to 60 s (../shared/providers/xero.md "2. Rate limits"), more than the function's
@@ -212,42 +213,38 @@ def _posting(
             finish=finish,
         )
     record = _record(job)
-    zone = sales_store.business_zone(job.organisation_id)
     products = {
         p.product_id: Product(
             product_id=p.product_id, sku=p.sku, name=p.name, provider_item_id=p.provider_links.get(name)
         )
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
-    adjustment = posted_on(
-        adjustment_for(
-            record,
-            accounts,
-            products,
-            marker=claimed.export_id,
-            day=record_day(zone),
-        ),
-        claimed.post_on,
-    )
-    # what QuickBooks held of each item before Partsemble's first adjustment of it, read before it is posted
-    starting_quantities.note_starting(job.organisation_id, api, session, adjustment, claimed.moment)
-    try:
-        stored = store.store_plan(
-            job.organisation_id,
-            claimed.export_id,
-            owner=claimed.owner,
-            plan=adjustment.model_dump_json(),
-            provider=name,
-            company=session.tenant_id,
-            zone=zone,
+    for _ in range(PLAN_TRIES):  # again when the organisation's time zone is saved as it is planned
+        zone = sales_store.business_zone(job.organisation_id)
+        adjustment = posted_on(
+            adjustment_for(record, accounts, products, marker=claimed.export_id, day=record_day(zone)),
+            claimed.post_on,
         )
-    except store.ZoneMoved:
-        raise RetryLater(
-            "the organisation's time zone changed while this export was planned", delay=1
-        ) from None
-    if not stored:
-        raise RetryLater("another worker took this export over", delay=LEASE_SECONDS)
-    return adjustment
+        # what QuickBooks held of each item before Partsemble's first adjustment of it, read before it posts
+        starting_quantities.note_starting(job.organisation_id, api, session, adjustment, claimed.moment)
+        try:
+            stored = store.store_plan(
+                job.organisation_id,
+                claimed.export_id,
+                owner=claimed.owner,
+                plan=adjustment.model_dump_json(),
+                provider=name,
+                company=session.tenant_id,
+                zone=zone,
+            )
+        except store.ZoneMoved:
+            continue
+        if not stored:
+            raise RetryLater("another worker took this export over", delay=LEASE_SECONDS)
+        return adjustment
+    raise RetryLater(
+        "the organisation's time zone kept changing as this export was planned", delay=BACKOFF_BASE
+    )
 
 
 class Claimed(Model):

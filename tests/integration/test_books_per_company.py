@@ -482,7 +482,7 @@ def test_an_inventory_adjustment_planned_as_the_time_zone_is_saved_is_dated_in_t
     line = {"product_id": bolt, "quantity": "1", "unit_cost": "2.00"}
     body = {"receipt_id": "R-RACE", "received_at": "2026-11-20T20:00:00Z", "lines": [line]}
     ok(api.call("POST", "/receipts", json_body=body), 201)
-    Poller(aws).settle()  # planned again after the retry's short delay
+    Poller(aws).drain()
     (export,) = [e for e in _exports(api) if e["record_id"] == "R-RACE"]
     assert export["status"] == "posted", export
     (adjustment,) = [a for a in sandboxes.qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment")
