@@ -230,8 +230,7 @@ def plan(
     differs from ``posted`` when values already posted changed (a true-up is due); the second less the
     first is the event's own journal. ``waiting``: changes of planned events (exact, per account) left for
     a later true-up, held back from both. ``dated_after``: what is dated after the event, given the first
-    balances (``evened``: not with a rounding account, which keeps every other account at today's rounded
-    value)."""
+    balances (``evened``, or ``evened_to`` with a rounding account)."""
     events = list(planned)
     before = difference(subledger(found, events, account), waiting or {})
     drift = {
@@ -244,7 +243,9 @@ def plan(
         return trued, trued
     touched = subledger(found, [event], account)
     after = difference(subledger(found, [*events, event], account), waiting or {})
-    later = dated_after(trued) if dated_after is not None and rounding_account is None else None
+    later = dated_after(trued) if dated_after is not None else None
+    if later is not None and later.tails and rounding_account is not None:
+        return evened_to(trued, after, touched, later.tails, later.fixed, rounding_account)
     if later is not None and later.tails:
         return evened(trued, after, touched, later.tails, later.fixed)
     return trued, rounded(after, trued, touched, rounding_account)
@@ -320,6 +321,42 @@ def evened(
     moved_to = {a: held.get(a, ZERO) + trueup.get(a, ZERO) for a in held.keys() | trueup.keys()}
     keep = sorted(a for a in moved_to if a in trued or moved_to[a] or before.get(a))
     return {a: before.get(a, ZERO) for a in keep}, {a: moved_to[a] for a in keep}
+
+
+def evened_to(
+    trued: Mapping[str, Decimal],
+    exact: Mapping[str, Decimal],
+    event: Mapping[str, Decimal],
+    tails: Sequence[Mapping[str, Decimal]],
+    fixed: Collection[str],
+    rounding_account: str,
+) -> tuple[Balances, Balances]:
+    """``evened`` with a rounding account: the event's journal gives each account it moves the cents that
+    keep the books cut at its date and every later date nearest their exact values (the running rounding's
+    when it ties), the rounding account taking what they leave over, and a true-up dated today brings each
+    account back to today's rounded value, the rounding account again taking the rest: today's balances are
+    the running rounding's, every other account at its rounded value. An account in ``fixed`` (no true-up may
+    move it) keeps the running rounding's cents."""
+    after = rounded(exact, trued, event, rounding_account)
+    residue = {a: trued.get(a, ZERO) - exact.get(a, ZERO) + event.get(a, ZERO) for a in exact.keys() | trued}
+
+    def gap(account_id: str, cents: Decimal) -> Decimal:
+        """The largest distance from its exact value, at the event's date or after, of an account the
+        event's journal moves by ``cents``."""
+        at = residue.get(account_id, ZERO) + cents - event.get(account_id, ZERO)
+        return max([abs(at)] + [abs(at - tail.get(account_id, ZERO)) for tail in tails])
+
+    journal = difference(after, trued)
+    for account_id in sorted(a for a in event if a != rounding_account and a not in fixed):
+        running = journal.get(account_id, ZERO)
+        journal[account_id] = min((gap(account_id, running + s), abs(s), running + s) for s in STEPS)[2]
+    journal[rounding_account] = ZERO
+    journal[rounding_account] = -total(journal.values())
+    held = {a: trued.get(a, ZERO) + journal.get(a, ZERO) for a in trued.keys() | journal.keys()}
+    trueup = difference(after, held)
+    before = {a: trued.get(a, ZERO) + trueup.get(a, ZERO) for a in trued.keys() | trueup.keys()}
+    keep = sorted(a for a in after.keys() | before.keys() if a in trued or after.get(a) or before.get(a))
+    return {a: before.get(a, ZERO) for a in keep}, {a: after.get(a, ZERO) for a in keep}
 
 
 def _balanced(

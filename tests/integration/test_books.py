@@ -736,6 +736,43 @@ def test_records_entered_out_of_date_order_keep_every_past_date_within_a_cent(
     assert xero_balances(api, sandboxes) == {"630": D("30.10"), "820": D("-30.10")}
 
 
+def test_with_a_rounding_account_records_out_of_date_order_keep_every_past_date_within_a_cent(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """The same twenty receipts with a rounding account mapped: the running rounding, keeping every other
+    account at today's rounded value, put 1.51 in each 10-November journal (15.10 at 15 November against
+    15.06). Each journal now takes the cents nearest the exact values at its date and later, the rounding
+    account the rest, and a true-up dated today brings every other account back to its rounded value."""
+    from tests.integration.test_exports import XERO_ACCOUNTS
+
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    fields = {"Code": "860", "Name": "Rounding", "Type": "OVERHEADS", "Status": "ACTIVE"}
+    sandboxes.xero.add_record(AU_TENANT_ID, "Accounts", fields)
+    chart = {
+        a["code"]: a["account_id"]
+        for a in ok(api.call("POST", "/integrations/xero/sync/accounts"))["accounts"]
+    }
+    accounts = {role: chart[code] for role, code in {**XERO_ACCOUNTS, "rounding": "860"}.items()}
+    settings = {"mode": "journals", "accounts": accounts}
+    ok(api.call("PUT", "/integrations/xero/export-settings", json_body=settings))
+    for i in range(10):
+        receive(api, f"R-20-{i}", f"2026-11-20T09:{i:02d}:00Z", bolt, "1", "1.504")
+        minutes.next()
+        Poller(aws).drain()
+        receive(api, f"R-10-{i}", f"2026-11-10T09:{i:02d}:00Z", bolt, "1", "1.506")
+        minutes.next()
+        Poller(aws).drain()
+    assert set(statuses(api)) <= {"receipt", "trueup"} and "failed" not in statuses(api)["receipt"]
+    for by, exact in ((date(2026, 11, 15), D("15.06")), (date(2026, 11, 30), D("30.10"))):
+        held = xero_balances(api, sandboxes, by)
+        assert abs(held["630"] - exact) <= D("0.01") and abs(held["820"] + exact) <= D("0.01"), (by, held)
+        minutes.next()
+        status, found = reconciled(api, by.isoformat())
+        assert status != "discrepancy" and all(D(a["unexplained"]) == 0 for a in found.values()), found
+    held = xero_balances(api, sandboxes)
+    assert (held["630"], held["820"], held.get("860", D(0))) == (D("30.10"), D("-30.10"), D(0)), held
+
+
 def test_on_quickbooks_accounts_payable_records_out_of_date_order_post_no_true_up_there(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
