@@ -7,7 +7,8 @@ that moment, with the units the sales documents Partsemble tracks had taken out 
 (QuickBooks counts an invoice's or sales receipt's units out when it is entered and a credit memo's back in,
 and gives a voided or deleted one's back): what QuickBooks held before them. The documents are counted as
 QuickBooks holds them at that moment: those the last pull read, updated by what changed since (read then),
-so a sale entered after the last pull is not taken for stock QuickBooks held before Partsemble.
+so a sale entered after the last pull is not taken for stock QuickBooks held before Partsemble; the
+quantities are read between two reads of those changes that agree, so one entered meanwhile is not either.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from http import HTTPStatus
 
 from shared.domain.books import of_company
 from shared.domain.postings import InventoryAdjustment
 from shared.domain.sales import excluded_because
+from shared.errors import ServiceError
 from shared.money import ZERO
 from shared.providers.base import AccountingProvider, PulledSale, Session
 from shared.store import sales as sales_store
@@ -55,6 +58,16 @@ def stored_documents(organisation_id: str) -> dict[str, PulledSale]:
     }
 
 
+class SalesMoving(ServiceError):
+    """QuickBooks' sales documents kept changing while an item's quantity on hand was read: try later."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
+READS = 3  # tries at reading the quantities between two reads of the same sales changes
+
+
 def note_starting(
     organisation_id: str,
     api: AccountingProvider,
@@ -69,13 +82,30 @@ def note_starting(
     missing = items - set(store.starting_quantities(organisation_id, "qbo", company, items))
     if not missing:
         return
-    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records if i.item_id in missing}
     tracking = sales_store.get_tracking(organisation_id, "qbo")
+    tracked = tracking is not None and tracking.enabled and of_company(tracking.tenant_id, company)
+
+    def changed() -> tuple[PulledSale, ...]:
+        """What changed in QuickBooks since the last pull, as it stands now (a deleted one as deleted)."""
+        if not tracked or tracking is None:
+            return ()
+        return api.sales_changes(session, tracking.cursor, start=tracking.start_date, now=now).records
+
+    # the quantities are read between two reads of the changes that agree, so that no document entered
+    # meanwhile is counted in one and not the other
+    first = changed()
+    for _ in range(READS):
+        held = {
+            i.item_id: i.quantity_on_hand for i in api.items(session, None).records if i.item_id in missing
+        }
+        then = changed()
+        if {(d.document_id, d.version) for d in then} == {(d.document_id, d.version) for d in first}:
+            break
+        first = then
+    else:
+        raise SalesMoving("sales documents kept changing in QuickBooks while stock was read; retrying later")
     documents = stored_documents(organisation_id)
-    if tracking and tracking.enabled and of_company(tracking.tenant_id, company):
-        # what changed in QuickBooks since the last pull, as it stands now (a deleted one comes as deleted)
-        changed = api.sales_changes(session, tracking.cursor, start=tracking.start_date, now=now)
-        documents.update((d.document_id, d) for d in changed.records)
+    documents.update((d.document_id, d) for d in then)
     out = counted_out(documents.values(), tracking.start_date if tracking else None, company, missing)
     for item_id in sorted(missing):
         quantity = held.get(item_id)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR, MAPLE
@@ -191,3 +193,45 @@ def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_t
     assert Decimal(item["starting_quantity"]) == own and Decimal(item["unexplained"]) == 1
     assert status == "discrepancy"
     assert daily_check(now=datetime(2026, 11, 6, 18, tzinfo=UTC))
+
+
+def test_a_sale_entered_while_the_starting_quantity_is_read_is_not_counted_twice(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invoice entered in QuickBooks just after the item's quantity on hand was read (before the sales
+    changes are read) was not in that quantity: the quantities are read again between two reads of the
+    changes that agree, so the starting quantity is QuickBooks' own stock and nothing is left unexplained."""
+    from shared.providers.qbo.client import QboProvider
+
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    own = Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"]))
+    body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
+    api.pull_sales()
+    read_items = QboProvider.items
+    entered: list[str] = []
+
+    def items_then_a_sale(self: QboProvider, session: Any, since: str | None) -> Any:
+        found = read_items(self, session, since)
+        if not entered:  # entered once, just after the first read of the quantities
+            detail = {"ItemRef": {"value": "5"}, "Qty": 4, "UnitPrice": "9.00"}
+            line = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}
+            invoice = {"DocNumber": "MID-1", "TxnDate": "2026-11-04", "CustomerRef": {"value": HARBOR},
+                       "Line": [line]}  # fmt: skip
+            entered.append(sandboxes.qbo.create_record(DEMO_REALM_ID, "Invoice", invoice)["Id"])
+        return found
+
+    monkeypatch.setattr(QboProvider, "items", items_then_a_sale)
+    receipt = {"product_id": parts["bracket"], "quantity": "10", "unit_cost": "3.00"}
+    ok(
+        api.call(
+            "POST", "/receipts", json_body={"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
+        ),
+        201,
+    )
+    Poller(aws).drain()
+    api.pull_sales()  # MID-1 takes 4 of the 10 received
+    item = next(i for i in ok(api.call("GET", "/reconciliation"))["items"] if i["item_id"] == "5")
+    assert entered and Decimal(item["starting_quantity"]) == own
+    assert Decimal(item["provider_quantity"]) == own + 10 - 4 and Decimal(item["on_hand"]) == 6
+    assert Decimal(item["unexplained"]) == 0
