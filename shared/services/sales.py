@@ -111,8 +111,9 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
     home = (existing.home_currency if existing else "") or provider.home_currency(session())
     before = existing.time_zone if existing else None
-    time_zone = request.time_zone or before or provider.time_zone(session())
     business = store.zone_of(trackings)  # the organisation's zone now (None: never set)
+    # not named: its own, else the organisation's (one business zone), else the provider company's
+    time_zone = request.time_zone or before or (business.key if business else provider.time_zone(session()))
     # another provider's tracking in another zone (set before anything was planned) would be the business
     # zone once this one is turned off
     stray = [t for t in trackings if t.provider != wanted and t.zone.key != (business and business.key)]

@@ -488,3 +488,26 @@ def test_an_inventory_adjustment_planned_as_the_time_zone_is_saved_is_dated_in_t
     (adjustment,) = [a for a in sandboxes.qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment")
                      if export["export_id"] in str(a.get("PrivateNote"))]  # fmt: skip
     assert adjustment["TxnDate"] == "2026-11-21", adjustment
+
+
+def test_a_tracking_set_up_without_a_zone_takes_the_organisations_before_any_export_too(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """QuickBooks' tracking in Los Angeles, nothing exported, then Xero's (an Australian company) set up
+    without naming a zone: it takes Los Angeles, the organisation's one zone, not its company's Sydney."""
+    from tests.integration.test_exports import setup_xero
+
+    setup_qbo(api, sandboxes)
+    qbo = {"enabled": True, "start_date": "2026-11-01", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=qbo))
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    setup_xero(api, sandboxes)
+    xero = ok(
+        api.call(
+            "PUT",
+            "/integrations/xero/sales-tracking",
+            json_body={"enabled": True, "start_date": "2026-11-01"},
+        )
+    )
+    assert xero["time_zone"] == "America/Los_Angeles"
+    assert {t["time_zone"] for t in ok(api.call("GET", "/sales/status"))} == {"America/Los_Angeles"}
