@@ -98,8 +98,9 @@ class RateLimited(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """5xx, timeouts and dropped connections: the provider may answer later."""
+    """5xx, timeouts and dropped connections: the provider may answer later (a dependency outage: 503)."""
 
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
     retryable = True
 
 

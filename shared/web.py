@@ -38,7 +38,10 @@ def error_response(status: HTTPStatus, code: str, message: str, **extra: Any) ->
 
 def service_error_response(err: ServiceError) -> Response[Any]:
     logger.info("request refused", extra={"error": err.code, "reason": err.message})
-    return error_response(err.http_status, err.code, err.message, **err.response_fields())
+    response = error_response(err.http_status, err.code, err.message, **err.response_fields())
+    if err.http_status == HTTPStatus.SERVICE_UNAVAILABLE:  # a dependency outage (a provider's too)
+        response.headers.setdefault("Retry-After", str(OUTAGE_RETRY_AFTER))
+    return response
 
 
 def caller_organisation(app: APIGatewayHttpResolver) -> str:

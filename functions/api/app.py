@@ -279,7 +279,7 @@ def _refusals(method: str, path: str) -> dict[int, str]:
     found = {
         400: "a parameter or the body is refused (details name the fields)",
         401: "no valid bearer token",
-        503: "a dependency is throttled or down: nothing was changed; retry after Retry-After",
+        503: "a dependency (AWS, QuickBooks, Xero) is down: nothing was changed; retry after Retry-After",
     }
     if method in ("POST", "PUT"):
         found |= {415: "the body is not application/json", 409: "the state does not allow it (named)"}
@@ -290,7 +290,7 @@ def _refusals(method: str, path: str) -> dict[int, str]:
         "/reconciliation",
     ):
         found |= {409: "not connected, or the connection expired", 429: "the provider's rate limit",
-                  502: "the provider failed"}  # fmt: skip
+                  502: "the provider answered with something it should not"}  # fmt: skip
     if path in ("/margins", "/margins/export"):
         found[409] = "sales tracking has never been turned on"
     if path in ("/receipts", "/builds", "/integrations/{provider}/suppliers", "/exports/{export_id}/retry"):

@@ -342,7 +342,8 @@ def test_persistent_outage_is_reported_and_the_cursor_does_not_move(api: Api, sa
     connect(api, sandboxes, "qbo")
     sandboxes.qbo.inject("503", path_prefix="/v3/", count=http.MAX_ATTEMPTS)
     failed = api.call("POST", "/integrations/qbo/sync/items")
-    assert failed.status == 502 and failed.json()["error"] == "ProviderUnavailable"
+    assert failed.status == 503 and failed.json()["error"] == "ProviderUnavailable"
+    assert failed.headers.get("retry-after") == "5"
     assert catalog_store.get_cursor("org-a", "qbo", "items") is None
     assert sync(api, "qbo", "items")["read"] == 12
 
