@@ -1359,7 +1359,7 @@ function uncosted(row) {
 // balanced|explained|discrepancy, accounts: [{account_id, code, name, roles, provider_balance (null: none),
 // posted, subledger, difference, reasons: [{kind, amount, note, export_id}], unexplained}], items: [{product_id,
 // item_id, label, provider_quantity, on_hand, sold_without_stock, built_without_stock, written_off_credits,
-// starting_quantity (null: not known), difference, unexplained}], notes}. 409 while not connected or without export
+// starting_quantity (null: not known), not_in_quickbooks, difference, unexplained}], notes}. 409 while not connected or without export
 // settings: its message is shown instead of the panel. Amounts are decimal strings, debits positive.
 
 const BOOKS_WORDS = {
@@ -1568,6 +1568,7 @@ const ITEM_CAUSES = [
   ["sold_without_stock", "sold without stock"],
   ["built_without_stock", "used by builds without stock"],
   ["written_off_credits", "credited, written off here"],
+  ["not_in_quickbooks", "held here only (not posted yet, or in the company before)"],
 ];
 
 /** "3 sold without stock; 1 credited, written off here", or "—" when there is none. */

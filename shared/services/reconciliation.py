@@ -82,8 +82,12 @@ class ItemQuantity(Model):
     # sales Partsemble had read by then added back; all it holds while Partsemble has adjusted none); None:
     # not known (adjusted before starting quantities were recorded)
     starting_quantity: Decimal | None
+    # units Partsemble holds that this company's QuickBooks has not from it: adjustments not posted yet, or
+    # stock adjusted into another company before a switch of company
+    not_in_quickbooks: Decimal | None
     difference: Decimal | None  # provider quantity - on hand
-    # the difference beyond the starting quantity and the units named above (None: no provider quantity)
+    # QuickBooks' quantity beyond what it should hold: its starting quantity, what Partsemble's posted
+    # adjustments moved, less what the sales documents read from it counted out (None: no quantity)
     unexplained: Decimal | None
 
 
@@ -447,11 +451,11 @@ def _quantities(
     ledger = costed.ledger
     company = session.tenant_id
     starting = starting_store.starting_quantities(organisation_id, "qbo", company)
-    adjusted = _adjusted_items(organisation_id, company)
+    adjusted, posted = _adjusted(organisation_id, company)
     tracking = sales_store.get_tracking(organisation_id, "qbo")
     start_date = tracking.start_date if tracking else None
     documents = list(starting_quantities.stored_documents(organisation_id).values())
-    sold_out = starting_quantities.counted_out(documents, start_date, company, set(held) - adjusted)
+    counted = starting_quantities.counted_out(documents, start_date, company, set(held))
     # the lines of credits whose units no lot took: matching no sale, written off or with no lot to cost them
     moved = {e.movement_id for e in ledger.entries()}
     credits = [
@@ -484,10 +488,17 @@ def _quantities(
                 written_off += entry.quantity  # QBO puts every unit of a credit memo back in stock
         written_off -= credited.get(item_id, ZERO)  # (counted out negative: credits put units back)
         start = starting.get(item_id)
+        out = counted.get(item_id, ZERO)
         if start is None and item_id not in adjusted and quantity is not None:  # all it holds is its own
-            start = quantity + sold_out.get(item_id, ZERO)
+            start = quantity + out
         sold, built = short[EntryKind.SALE_CONSUME], short[EntryKind.BUILD_CONSUME]
-        difference = None if quantity is None else quantity - on_hand
+        difference = unexplained = only_here = None
+        if quantity is not None:
+            difference = quantity - on_hand
+            # what QuickBooks should hold: its own, what Partsemble's posted adjustments moved, less what
+            # the sales documents Partsemble read from this company counted out
+            unexplained = quantity - ((start or ZERO) + posted.get(item_id, ZERO) - out)
+            only_here = (start or ZERO) - sold - built + written_off + unexplained - difference
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -499,10 +510,9 @@ def _quantities(
                 built_without_stock=built,
                 written_off_credits=written_off,
                 starting_quantity=start,
+                not_in_quickbooks=only_here,
                 difference=difference,
-                unexplained=None
-                if difference is None
-                else difference - (start or ZERO) + sold + built - written_off,
+                unexplained=unexplained,
             )
         )
     notes = [
@@ -515,8 +525,11 @@ def _quantities(
         "dated before it took first (built_without_stock: the build's adjustment counted them out), and "
         "units of credits Partsemble wrote off as not restockable (written_off_credits: QuickBooks puts a "
         "credit memo's units back in stock; record their disposal in QuickBooks with an inventory "
-        "adjustment). What is left (unexplained) is usually an adjustment made in QuickBooks (record it in "
-        "Partsemble as a receipt, or correct it in QuickBooks), an export not posted yet, or a sale entered "
+        "adjustment), and units Partsemble holds that this company's QuickBooks has not from it "
+        "(not_in_quickbooks: adjustments not posted yet, or stock adjusted into the company connected before "
+        "a switch). What is left (unexplained: QuickBooks' quantity against its starting quantity, "
+        "Partsemble's posted adjustments and the sales read from it) is usually an adjustment made in "
+        "QuickBooks (record it in Partsemble as a receipt, or correct it in QuickBooks) or a sale entered "
         "in QuickBooks that Partsemble has not read yet.",
     ]
     status: Literal["balanced", "explained", "discrepancy"] = (
@@ -537,14 +550,18 @@ def _quantities(
     )
 
 
-def _adjusted_items(organisation_id: str, company: str) -> set[str]:
-    """The items of the inventory adjustments Partsemble has planned for ``company``."""
-    return {
-        line.item_id
-        for row in export_store.list_exports(organisation_id)
-        if row.plan_type == "adjustment" and row.plan and domain.of_company(row.plan_tenant, company)
-        for line in InventoryAdjustment.model_validate_json(row.plan).lines
-    }
+def _adjusted(organisation_id: str, company: str) -> tuple[set[str], dict[str, Decimal]]:
+    """The items of the inventory adjustments Partsemble has planned for ``company``, and per item the units
+    those posted moved."""
+    items: set[str] = set()
+    posted: dict[str, Decimal] = {}
+    for row in export_store.list_exports(organisation_id):
+        if row.plan_type == "adjustment" and row.plan and domain.of_company(row.plan_tenant, company):
+            for line in InventoryAdjustment.model_validate_json(row.plan).lines:
+                items.add(line.item_id)
+                if row.status == "posted":
+                    posted[line.item_id] = posted.get(line.item_id, ZERO) + line.quantity_diff
+    return items, posted
 
 
 def check_once_a_day(connection: connection_store.Connection, now: datetime) -> bool:

@@ -38,5 +38,5 @@ def test_a_random_history_in_qbo_inventory_mode_leaves_every_items_quantity_expl
         for item in outcome.final.items
     }
     assert all(ours == known for ours, known in starting.values()), starting
-    assert all(item.unexplained == ZERO for item in outcome.final.items)
+    assert all(item.unexplained == ZERO == item.not_in_quickbooks for item in outcome.final.items)
     assert outcome.final.status == "explained"

@@ -13,7 +13,7 @@ from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR, MAPLE
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_books import daily_check
-from tests.integration.test_exports import QBO_PARTS, ok, setup_qbo
+from tests.integration.test_exports import QBO_ACCOUNTS, QBO_PARTS, ok, setup_qbo
 
 
 def test_qbo_inventory_mode_compares_item_quantities(api: Api, sandboxes: Sandboxes) -> None:
@@ -235,3 +235,55 @@ def test_a_sale_entered_while_the_starting_quantity_is_read_is_not_counted_twice
     assert entered and Decimal(item["starting_quantity"]) == own
     assert Decimal(item["provider_quantity"]) == own + 10 - 4 and Decimal(item["on_hand"]) == 6
     assert Decimal(item["unexplained"]) == 0
+
+
+def test_after_a_switch_of_company_the_stock_adjusted_into_the_one_before_is_named_not_unexplained(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """Ten Wall Brackets adjusted into the first company; then a switch to a second company that holds 50 of
+    its own and a receipt of 5 there: its QtyOnHand is 55, Partsemble holds 15, and the 10 are named as held
+    by Partsemble only (in the company before), with nothing unexplained."""
+    from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo_chart, account_ids
+
+    bracket = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bracket"]
+    receipt = {"product_id": bracket, "quantity": "10", "unit_cost": "3.00"}
+    ok(
+        api.call(
+            "POST", "/receipts", json_body={"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
+        ),
+        201,
+    )
+    Poller(aws).drain()
+    second = _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    chart = account_ids(sandboxes.qbo, second.realm_id)
+    item = sandboxes.qbo.create_record(
+        second.realm_id,
+        "Item",
+        {"Name": "Wall Bracket 20mm", "Sku": "FG-WB-20", "Type": "Inventory", "TrackQtyOnHand": True,
+         "QtyOnHand": 50, "InvStartDate": "2026-01-01",
+         "IncomeAccountRef": {"value": chart["Sales of Product Income"]},
+         "ExpenseAccountRef": {"value": chart["Cost of Goods Sold"]},
+         "AssetAccountRef": {"value": chart["Inventory Asset"]}},
+    )  # fmt: skip
+    ok(api.call("POST", "/integrations/qbo/sync/items"))
+    ok(
+        api.call(
+            "POST", "/products/import-from-provider", json_body={"provider": "qbo", "item_ids": [item["Id"]]}
+        )
+    )
+    accounts = {**QBO_ACCOUNTS, "adjustment": "3"}
+    settings = {"mode": "inventory_adjustments", "accounts": accounts}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+    receipt = {"product_id": bracket, "quantity": "5", "unit_cost": "3.00"}
+    ok(
+        api.call(
+            "POST", "/receipts", json_body={"received_at": "2026-11-05T09:00:00-08:00", "lines": [receipt]}
+        ),
+        201,
+    )
+    Poller(aws).drain()
+    answer = ok(api.call("GET", "/reconciliation"))
+    found = next(i for i in answer["items"] if i["item_id"] == item["Id"])
+    assert Decimal(found["provider_quantity"]) == 55 and Decimal(found["on_hand"]) == 15, found
+    assert Decimal(found["starting_quantity"]) == 50 and Decimal(found["not_in_quickbooks"]) == 10
+    assert Decimal(found["unexplained"]) == 0 and answer["status"] == "explained", answer
