@@ -14,7 +14,7 @@ from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.costing import line_movement_id
 from shared.domain.ledger import EntryKind
-from shared.domain.postings import InventoryAdjustment, PostingAccounts
+from shared.domain.postings import PostingAccounts
 from shared.errors import Conflict, InvalidFields
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
@@ -451,7 +451,7 @@ def _quantities(
     ledger = costed.ledger
     company = session.tenant_id
     starting = starting_store.starting_quantities(organisation_id, "qbo", company)
-    adjusted, posted = _adjusted(organisation_id, company)
+    adjusted, posted = starting_quantities.adjusted(organisation_id, company)
     tracking = sales_store.get_tracking(organisation_id, "qbo")
     start_date = tracking.start_date if tracking else None
     documents = list(starting_quantities.stored_documents(organisation_id).values())
@@ -548,20 +548,6 @@ def _quantities(
         items=items,
         notes=notes,
     )
-
-
-def _adjusted(organisation_id: str, company: str) -> tuple[set[str], dict[str, Decimal]]:
-    """The items of the inventory adjustments Partsemble has planned for ``company``, and per item the units
-    those posted moved."""
-    items: set[str] = set()
-    posted: dict[str, Decimal] = {}
-    for row in export_store.list_exports(organisation_id):
-        if row.plan_type == "adjustment" and row.plan and domain.of_company(row.plan_tenant, company):
-            for line in InventoryAdjustment.model_validate_json(row.plan).lines:
-                items.add(line.item_id)
-                if row.status == "posted":
-                    posted[line.item_id] = posted.get(line.item_id, ZERO) + line.quantity_diff
-    return items, posted
 
 
 def check_once_a_day(connection: connection_store.Connection, now: datetime) -> bool:

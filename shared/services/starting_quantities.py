@@ -24,6 +24,7 @@ from shared.domain.sales import excluded_because
 from shared.errors import ServiceError
 from shared.money import ZERO
 from shared.providers.base import AccountingProvider, PulledSale, Session
+from shared.store import exports as export_store
 from shared.store import sales as sales_store
 from shared.store import starting_quantities as store
 
@@ -59,13 +60,17 @@ def stored_documents(organisation_id: str) -> dict[str, PulledSale]:
 
 
 class SalesMoving(ServiceError):
-    """QuickBooks' sales documents kept changing while an item's quantity on hand was read: try later."""
+    """QuickBooks' sales documents kept changing while an item's quantity on hand was read, or the pull has
+    not caught up with them: try later."""
 
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
     retryable = True
 
 
 READS = 3  # tries at reading the quantities between two reads of the same sales changes
+# pages of sales changes read here at most: past the change feed's window (no pull for a month) or before the
+# first pull ended, QuickBooks answers by query page by page, and that read is the pull's to make
+PAGES = 3
 
 
 def note_starting(
@@ -80,6 +85,8 @@ def note_starting(
     company = session.tenant_id
     items = {line.item_id for line in adjustment.lines}
     missing = items - set(store.starting_quantities(organisation_id, "qbo", company, items))
+    if missing:  # adjusted before starting quantities were recorded: QtyOnHand holds Partsemble's units too
+        missing -= adjusted(organisation_id, company)[0]
     if not missing:
         return
     tracking = sales_store.get_tracking(organisation_id, "qbo")
@@ -89,7 +96,25 @@ def note_starting(
         """What changed in QuickBooks since the last pull, as it stands now (a deleted one as deleted)."""
         if not tracked or tracking is None:
             return ()
-        return api.sales_changes(session, tracking.cursor, start=tracking.start_date, now=now).records
+        pages = [0]
+
+        def read() -> None:
+            pages[0] += 1
+
+        found = api.sales_changes(
+            session,
+            tracking.cursor,
+            start=tracking.start_date,
+            now=now,
+            on_page=read,
+            stop=lambda: pages[0] >= PAGES,
+        )
+        if found.resume is not None:
+            raise SalesMoving(
+                "the sales pull has not caught up with QuickBooks yet; the first adjustment of these items "
+                "waits for it, so that their starting quantity is read right"
+            )
+        return found.records
 
     # the quantities are read between two reads of the changes that agree, so that no document entered
     # meanwhile is counted in one and not the other
@@ -112,3 +137,17 @@ def note_starting(
         if quantity is not None:  # None: QuickBooks doesn't track its quantity (it refuses the adjustment)
             starting = quantity + out.get(item_id, ZERO)
             store.put_starting_quantity(organisation_id, "qbo", company, item_id, starting, now.isoformat())
+
+
+def adjusted(organisation_id: str, company: str) -> tuple[set[str], dict[str, Decimal]]:
+    """The items of the inventory adjustments Partsemble has planned for ``company``, and per item the units
+    those posted moved."""
+    items: set[str] = set()
+    posted: dict[str, Decimal] = {}
+    for row in export_store.list_exports(organisation_id):
+        if row.plan_type == "adjustment" and row.plan and of_company(row.plan_tenant, company):
+            for line in InventoryAdjustment.model_validate_json(row.plan).lines:
+                items.add(line.item_id)
+                if row.status == "posted":
+                    posted[line.item_id] = posted.get(line.item_id, ZERO) + line.quantity_diff
+    return items, posted
