@@ -711,14 +711,9 @@ def test_what_the_company_held_before_partsembles_first_journal_is_its_opening_b
         assert "opening_balance" in kinds and "others_entries" not in kinds, (as_of, accounts)
 
 
-def test_records_entered_out_of_date_order_keep_every_past_date_within_a_cent(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
-) -> None:
-    """Ten receipts dated 10 November entered each after one dated 20 November, at 1.506 and 1.504: rounding
-    each journal for today's balances alone posted 1.51 for every 10-November one (the running total's cent
-    fell to it), so the books at 15 November held 15.10 against 15.06. Each journal's cents now keep its
-    own date and every later one within a cent of the exact value, and today's balances to the cent."""
-    bolt = setup_xero(api, sandboxes)["bolt"]
+def interleave_twenty_receipts(api: Api, aws: LocalStack, bolt: str, minutes: Minutes) -> None:
+    """Ten receipts of 1.506 dated 10 November, each entered after one of 1.504 dated 20 November, each
+    exported as it comes."""
     for i in range(10):
         receive(api, f"R-20-{i}", f"2026-11-20T09:{i:02d}:00Z", bolt, "1", "1.504")
         minutes.next()
@@ -727,6 +722,17 @@ def test_records_entered_out_of_date_order_keep_every_past_date_within_a_cent(
         minutes.next()
         Poller(aws).drain()
     assert set(statuses(api)) <= {"receipt", "trueup"} and "failed" not in statuses(api)["receipt"]
+
+
+def test_records_entered_out_of_date_order_keep_every_past_date_within_a_cent(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Ten receipts dated 10 November entered each after one dated 20 November, at 1.506 and 1.504: rounding
+    each journal for today's balances alone posted 1.51 for every 10-November one (the running total's cent
+    fell to it), so the books at 15 November held 15.10 against 15.06. Each journal's cents now keep its
+    own date and every later one within a cent of the exact value, and today's balances to the cent."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    interleave_twenty_receipts(api, aws, bolt, minutes)
     for by, exact in ((date(2026, 11, 15), D("15.06")), (date(2026, 11, 30), D("30.10"))):
         held = xero_balances(api, sandboxes, by)
         assert abs(held["630"] - exact) <= D("0.01") and held["820"] == -held["630"], (by, held)
@@ -755,14 +761,7 @@ def test_with_a_rounding_account_records_out_of_date_order_keep_every_past_date_
     accounts = {role: chart[code] for role, code in {**XERO_ACCOUNTS, "rounding": "860"}.items()}
     settings = {"mode": "journals", "accounts": accounts}
     ok(api.call("PUT", "/integrations/xero/export-settings", json_body=settings))
-    for i in range(10):
-        receive(api, f"R-20-{i}", f"2026-11-20T09:{i:02d}:00Z", bolt, "1", "1.504")
-        minutes.next()
-        Poller(aws).drain()
-        receive(api, f"R-10-{i}", f"2026-11-10T09:{i:02d}:00Z", bolt, "1", "1.506")
-        minutes.next()
-        Poller(aws).drain()
-    assert set(statuses(api)) <= {"receipt", "trueup"} and "failed" not in statuses(api)["receipt"]
+    interleave_twenty_receipts(api, aws, bolt, minutes)
     for by, exact in ((date(2026, 11, 15), D("15.06")), (date(2026, 11, 30), D("30.10"))):
         held = xero_balances(api, sandboxes, by)
         assert abs(held["630"] - exact) <= D("0.01") and abs(held["820"] + exact) <= D("0.01"), (by, held)

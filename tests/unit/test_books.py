@@ -317,78 +317,61 @@ MONEY = st.decimals(min_value=-50, max_value=50, places=4, allow_nan=False, allo
 GAPS = st.decimals(min_value=D("-0.02"), max_value=D("0.02"), places=4)
 
 
-@settings(max_examples=300, deadline=None)
-@given(MONEY, MONEY, MONEY, st.lists(st.tuples(GAPS, GAPS), max_size=5), st.sampled_from([(), ("AP",)]))
+def furthest(trued: Balances, exact: Balances, tails: list[Balances], cents: Balances) -> Decimal:
+    """The largest distance from its exact value, at the event's date or a later one, of the accounts an
+    event moves once its journal posts ``cents``."""
+    return max(
+        abs(trued.get(a, ZERO) + cents.get(a, ZERO) - exact[a] - tail.get(a, ZERO))
+        for tail in [{}, *tails]
+        for a in ("INV", "AP")
+    )
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    MONEY,
+    MONEY,
+    MONEY,
+    st.lists(st.tuples(GAPS, GAPS), max_size=5),
+    st.sampled_from([(), ("AP",)]),
+    st.sampled_from([None, "ROUND"]),
+)
 def test_an_event_dated_before_others_is_never_further_from_exact_at_any_later_date(
     inventory: Decimal,
     waste: Decimal,
     moved: Decimal,
     gaps: list[tuple[Decimal, Decimal]],
     fixed: tuple[str, ...],
+    rounding: str | None,
 ) -> None:
-    """Whatever the books hold after the event's date, the journal ``evened`` chooses balances, leaves no
-    date from the event's on further from its exact value than the running rounding's journal would, and
-    today's balances (with the true-up it asks for, which moves no ``fixed`` account) less than a cent from
-    their exact values."""
+    """Whatever the books hold after the event's date, the journal ``evened`` chooses balances (``evened_to``
+    with a rounding account), leaves no date from the event's on further from its exact value than the
+    running rounding's journal would, on any account but the rounding account, and today's balances (with
+    the true-up it asks for, which moves no ``fixed`` account) less than a cent from their exact values;
+    with a rounding account, every other account at its rounded value, as the running rounding leaves it."""
     exact_before = {"INV": inventory, "WASTE": waste, "AP": -inventory - waste}
-    trued = books.rounded(exact_before, {}, exact_before)
+    trued = books.rounded(exact_before, {}, exact_before, rounding)
     event = {"INV": moved, "AP": -moved}
     exact = books.summed([exact_before, event])
     tails = [{"INV": a, "WASTE": b, "AP": -a - b} for a, b in gaps]
-    before, after = books.evened(trued, exact, event, tails, fixed)
+    if rounding is None:
+        before, after = books.evened(trued, exact, event, tails, fixed)
+    else:
+        before, after = books.evened_to(trued, exact, event, tails, fixed, rounding)
     journal = books.difference(after, before)
     assert total(journal.values()) == 0 and total(before.values()) == 0
     assert not {a for a in fixed if before.get(a, ZERO) != trued.get(a, ZERO)}  # no true-up moves them
+    running_after = books.rounded(exact, trued, event, rounding)
     for account_id, value in exact.items():
         held = after.get(account_id, ZERO)
-        assert abs(held - value) < CENT, (account_id, held, value)
-
-    def furthest(cents: Balances) -> Decimal:
-        return max(
-            abs(trued.get(a, ZERO) + cents.get(a, ZERO) - exact[a] - tail.get(a, ZERO))
-            for tail in [{}, *tails]
-            for a in ("INV", "AP")
-        )
-
-    running = books.difference(books.rounded(exact, trued, event), trued)
-    assert furthest(journal) <= furthest(running), (journal, running)
-
-
-@settings(max_examples=300, deadline=None)
-@given(MONEY, MONEY, MONEY, st.lists(st.tuples(GAPS, GAPS), max_size=5), st.sampled_from([(), ("AP",)]))
-def test_with_a_rounding_account_an_event_dated_before_others_keeps_later_dates_and_today_exact(
-    inventory: Decimal,
-    waste: Decimal,
-    moved: Decimal,
-    gaps: list[tuple[Decimal, Decimal]],
-    fixed: tuple[str, ...],
-) -> None:
-    """``evened_to``: whatever the books hold after the event's date, its journal leaves no date from the
-    event's on further from its exact value than the running rounding's would, on any account but the
-    rounding account, and the true-up it asks for (moving no ``fixed`` account) leaves every other account
-    at its rounded value today, as the running rounding does."""
-    exact_before = {"INV": inventory, "WASTE": waste, "AP": -inventory - waste}
-    trued = books.rounded(exact_before, {}, exact_before, "ROUND")
-    event = {"INV": moved, "AP": -moved}
-    exact = books.summed([exact_before, event])
-    tails = [{"INV": a, "WASTE": b, "AP": -a - b} for a, b in gaps]
-    before, after = books.evened_to(trued, exact, event, tails, fixed, "ROUND")
-    journal = books.difference(after, before)
-    assert total(journal.values()) == 0 and total(before.values()) == 0
-    assert not {a for a in fixed if before.get(a, ZERO) != trued.get(a, ZERO)}  # no true-up moves them
-    running_after = books.rounded(exact, trued, event, "ROUND")
-    assert books.difference(after, running_after) == {}  # today: the running rounding's balances
-    assert all(after.get(a, ZERO) == to_cents(v) for a, v in exact.items()), (after, exact)
-
-    def furthest(cents: Balances) -> Decimal:
-        return max(
-            abs(trued.get(a, ZERO) + cents.get(a, ZERO) - exact[a] - tail.get(a, ZERO))
-            for tail in [{}, *tails]
-            for a in ("INV", "AP")
-        )
-
-    running = books.difference(books.rounded(exact, trued, event, "ROUND"), trued)
-    assert furthest(journal) <= furthest(running), (journal, running)
+        assert abs(held - value) < CENT and (rounding is None or held == to_cents(value)), (account_id, held)
+    if rounding is not None:
+        assert books.difference(after, running_after) == {}  # today: the running rounding's balances
+    running = books.difference(running_after, trued)
+    assert furthest(trued, exact, tails, journal) <= furthest(trued, exact, tails, running), (
+        journal,
+        running,
+    )
 
 
 def test_a_zero_value_event_has_nothing_to_post() -> None:
