@@ -219,7 +219,7 @@ def _posting(
         )
         for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
     }
-    for _ in range(PLAN_TRIES):  # again when the organisation's time zone is saved as it is planned
+    for _ in range(PLAN_TRIES):  # again when the time zone is saved (or other plans commit) meanwhile
         zone = sales_store.business_zone(job.organisation_id)
         adjustment = posted_on(
             adjustment_for(record, accounts, products, marker=claimed.export_id, day=record_day(zone)),
@@ -237,13 +237,14 @@ def _posting(
                 company=session.tenant_id,
                 zone=zone,
             )
-        except store.ZoneMoved:
+        except store.PlanAgain:
             continue
         if not stored:
             raise RetryLater("another worker took this export over", delay=LEASE_SECONDS)
         return adjustment
     raise RetryLater(
-        "the organisation's time zone kept changing as this export was planned", delay=BACKOFF_BASE
+        "the organisation's time zone changed, or other exports were planned, as this one was planned",
+        delay=BACKOFF_BASE,
     )
 
 

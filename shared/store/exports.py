@@ -122,7 +122,8 @@ def store_plan(
     """Fixes the document an export posts (outside the books: a QBO inventory adjustment) at its first claim,
     so a retry after a crash posts and searches for that same document whatever the settings say by then.
     False when the lease was lost. ``zone``: the time zone it is dated in (``zone_dated``); raises
-    ``ZoneMoved`` when the organisation's changed since it was read."""
+    ``PlanAgain`` when the organisation's changed since it was read, or other plans kept the books' zone
+    item busy."""
     from shared.store.sales import zone_dated  # on first use: only QuickBooks inventory mode plans here
 
     client = table().meta.client
@@ -153,18 +154,19 @@ def store_plan(
         except client.exceptions.TransactionCanceledException as cancelled:
             codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
         if codes[1:2] == ["ConditionalCheckFailed"] and codes[0] != "ConditionalCheckFailed":
-            raise ZoneMoved()
+            raise PlanAgain()
         if "TransactionConflict" not in codes:
             return False
         time.sleep(random.uniform(0.01, 0.05))  # another plan's transaction on the zone item: again
-    return False
+    raise PlanAgain()
 
 
 CONFLICT_TRIES = 5
 
 
-class ZoneMoved(Exception):
-    """The organisation's time zone changed since the plan read it: plan again."""
+class PlanAgain(Exception):
+    """The organisation's time zone changed since the plan read it, or other plans' transactions kept the
+    books' zone item busy: plan again."""
 
 
 def forget_plan(organisation_id: str, export_id: str) -> None:
