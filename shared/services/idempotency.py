@@ -2,8 +2,9 @@
 is recorded twice); the same key with another body is refused (422); a key whose first request is still
 running is a 409. Server errors free the key, so a retry can succeed; every other answer is kept a day. A
 request killed by the API function's timeout frees nothing: its claim lapses once that timeout (and a
-margin) has passed, and a retry with the same body takes the key over: a record the first one committed
-is then answered again, not made twice, as its id comes from the request (``request_token``)."""
+margin) has passed, and a retry with the same body takes the key over. A record the first one committed is
+not made twice: one without an id of its own takes it from the request (``request_token``) and is answered
+again; one whose body names its id is refused as already recorded (409)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,29 @@ def conditional(write: Callable[[], T]) -> T | None:
         return None
 
 
+def transact(writes: list[dict[str, Any]], tries: int = 3) -> list[str | None] | None:
+    """Runs a transaction, again after a short pause while another transaction on one of its items cancels
+    it (``TransactionConflict``): None once it commits, else the last cancellation's code of each write
+    (``ConditionalCheckFailed`` where a condition did not hold), in the writes' order."""
+    import random  # on first use: the handlers that never transact don't load them at a cold start
+    import time
+    import uuid
+
+    client = table().meta.client
+    codes: list[str | None] = []
+    for attempt in range(tries):
+        try:
+            # one token for botocore's own retries of this attempt: a committed one is not cancelled again
+            client.transact_write_items(TransactItems=writes, ClientRequestToken=uuid.uuid4().hex)
+            return None
+        except client.exceptions.TransactionCanceledException as cancelled:
+            codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
+        if "TransactionConflict" not in codes or attempt + 1 == tries:
+            break
+        time.sleep(random.uniform(0.01, 0.05))
+    return codes
+
+
 def set_clause(fields: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
     """``#f0 = :v0, #f1 = :v1, ...`` assigning ``fields`` in an UpdateExpression's SET, with the attribute
     names and values it uses."""

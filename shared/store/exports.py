@@ -12,16 +12,12 @@ Also here: each company's home currency, read from the provider once.
 
 from __future__ import annotations
 
-import random
-import time
-import uuid
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.aws import table
 from shared.contracts import ExportKind
 from shared.model import Model
-from shared.store.dynamo import conditional, org_batch_get, org_items, query_all, set_clause
+from shared.store.dynamo import conditional, org_batch_get, org_items, query_all, set_clause, transact
 from shared.store.keys import (
     EXPORT_PREFIX,
     OUTBOX_INDEX_PK,
@@ -30,6 +26,9 @@ from shared.store.keys import (
     org_pk,
     outbox_index,
 )
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 ExportStatus = Literal["pending", "posting", "posted", "failed", "waiting", "skipped"]
 
@@ -126,7 +125,6 @@ def store_plan(
     item busy."""
     from shared.store.sales import zone_dated  # on first use: only QuickBooks inventory mode plans here
 
-    client = table().meta.client
     writes = [
         {
             "Update": {
@@ -147,21 +145,13 @@ def store_plan(
         },
         zone_dated(organisation_id, zone),
     ]
-    for _ in range(CONFLICT_TRIES):
-        try:
-            client.transact_write_items(TransactItems=writes, ClientRequestToken=uuid.uuid4().hex)
-            return True
-        except client.exceptions.TransactionCanceledException as cancelled:
-            codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
-        if codes[1:2] == ["ConditionalCheckFailed"] and codes[0] != "ConditionalCheckFailed":
-            raise PlanAgain()
-        if "TransactionConflict" not in codes:
-            return False
-        time.sleep(random.uniform(0.01, 0.05))  # another plan's transaction on the zone item: again
-    raise PlanAgain()
-
-
-CONFLICT_TRIES = 5
+    codes = transact(writes, tries=5)
+    if codes is None:
+        return True
+    zone_moved = codes[1:2] == ["ConditionalCheckFailed"] and codes[0] != "ConditionalCheckFailed"
+    if zone_moved or "TransactionConflict" in codes:
+        raise PlanAgain()
+    return False
 
 
 class PlanAgain(Exception):

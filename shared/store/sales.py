@@ -17,7 +17,7 @@ from shared.domain.connections import ProviderName
 from shared.domain.sales import zone
 from shared.errors import Conflict
 from shared.model import Model
-from shared.store.dynamo import conditional, org_batch_get, org_items
+from shared.store.dynamo import conditional, org_batch_get, org_items, transact
 from shared.store.keys import (
     BOOKS_ZONE_SK,
     DOCUMENT_PREFIX,
@@ -211,19 +211,13 @@ def save_tracking(
 
 
 def _transact(organisation_id: str, writes: list[dict[str, Any]]) -> None:
-    """Runs the transaction; the books' zone's failed condition (the last write's) is ``ZoneFixed``, a
-    conflict with a plan committing at the same moment is tried again."""
-    client = table().meta.client
-    for _ in range(3):
-        try:
-            client.transact_write_items(TransactItems=writes)
-            return
-        except client.exceptions.TransactionCanceledException as cancelled:
-            codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
-        if codes[-1:] == ["ConditionalCheckFailed"] and writes[-1]["Update"]["Key"]["sk"] == BOOKS_ZONE_SK:
-            raise ZoneFixed(books_zone(organisation_id) or "")
-        if "TransactionConflict" not in codes:
-            break
+    """Runs the transaction (``dynamo.transact``); the books' zone's failed condition (the last write's) is
+    ``ZoneFixed``."""
+    codes = transact(writes)
+    if codes is None:
+        return
+    if codes[-1:] == ["ConditionalCheckFailed"] and writes[-1]["Update"]["Key"]["sk"] == BOOKS_ZONE_SK:
+        raise ZoneFixed(books_zone(organisation_id) or "")
     raise Conflict("the sales tracking or the books changed as this was saved; save it again")
 
 
