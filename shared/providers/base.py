@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -174,12 +174,15 @@ class AccountingProvider(Protocol):
         on_page: Callable[[], None] | None = None,
         stop: Callable[[], bool] | None = None,
         resume: str | None = None,
+        held: Callable[[], Iterable[str]] | None = None,
     ) -> Changes[PulledSale]:
         """Sales documents (invoices, sales receipts, credits; voids and deletions included) changed since
         the cursor; without one, those dated on or after ``start``. A document edited while the pages are
         read is never skipped, and appears once (its latest version). ``on_page`` runs after each page;
         when ``stop`` says so after a page and more remain, the read ends there with ``resume`` set, and a
-        read given that ``resume`` (and the same cursor) goes on from there."""
+        read given that ``resume`` (and the same cursor) goes on from there. ``held`` names the documents
+        the caller holds as not deleted: a read that cannot name deletions (QBO past its change feed's
+        window) asks for each of them and answers a deletion for those the company no longer has."""
         ...
 
     def home_currency(self, session: Session) -> str: ...

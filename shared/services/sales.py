@@ -214,6 +214,7 @@ def pull_changes(
             on_page=on_page,
             stop=spent,
             resume=tracking.resume,
+            held=lambda: _held(organisation_id),
         )
         fresh = _changed(organisation_id, wanted, changes.records)
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
@@ -257,6 +258,12 @@ def pull_changes(
         cursor=changes.cursor,
         more=changes.resume is not None,
     )
+
+
+def _held(organisation_id: str) -> list[str]:
+    """The stored documents not known to be deleted (a provider that cannot name deletions asks for them)."""
+    stored = map(PulledSale.model_validate_json, store.documents(organisation_id))
+    return [d.document_id for d in stored if d.status != "deleted"]
 
 
 def _elapsed_since(start: datetime) -> Callable[[], datetime]:

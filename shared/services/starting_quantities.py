@@ -108,6 +108,7 @@ def note_starting(
             now=now,
             on_page=read,
             stop=lambda: pages[0] >= PAGES,
+            held=lambda: [i for i, d in stored_documents(organisation_id).items() if d.status != "deleted"],
         )
         if found.resume is not None:
             raise SalesMoving(

@@ -3,6 +3,7 @@ capture and its fallbacks, Xero If-Modified-Since), cursor and lease, failures, 
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.providers import http
 from shared.providers.qbo import api as qbo_api
+from shared.providers.qbo import sales as qbo_sales
 from shared.providers.xero import api as xero_api
 from shared.providers.xero.mapping import instant
 from shared.services import sales
@@ -149,6 +151,48 @@ def test_qbo_reads_by_query_past_the_cdc_window_and_past_its_1000_object_cap(
     result = sales.pull_changes("org-a", "qbo", now=later)
     assert qbo.call_count("GET", QBO_API + "cdc") == calls
     assert len(result.stored) == 1
+
+
+def test_qbo_past_the_cdc_window_a_document_deleted_meanwhile_is_read_as_deleted(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month without pulls: the query QBO is read by then never returns a deleted document, so each held
+    one is asked for by id; the read goes on across parts and moves the cursor only once all were asked."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    pull(api)
+    qbo = sandboxes.qbo
+    numbers = {r["Id"]: r["DocNumber"] for r in qbo.list_records(DEMO_REALM_ID, "Invoice")}
+    gone = next(i for i, n in numbers.items() if n == "1002")
+    later = datetime.now(UTC) + timedelta(days=31)
+    qbo.clock.set(later - timedelta(days=30))
+    qbo.delete_record(DEMO_REALM_ID, "Invoice", gone)
+    qbo.clock.set(later)
+    held = [i for i, d in _stored_bodies().items() if '"status":"deleted"' not in d]
+    monkeypatch.setattr(qbo_sales, "BY_ID", 2)  # the held documents asked for two at a time
+    asked: list[str] = []
+    read = qbo_api.QboApi.get
+
+    def noted(self: qbo_api.QboApi, session: Any, path: str, **params: str) -> dict[str, Any]:
+        asked.append(params.get("query", ""))
+        return read(self, session, path, **params)
+
+    monkeypatch.setattr(qbo_api.QboApi, "get", noted)
+    cursor = sales_store.get_tracking("org-a", "qbo").cursor  # type: ignore[union-attr]
+    parts: list[sales.PullResult] = []
+    while not parts or parts[-1].more:
+        parts.append(sales.pull_changes("org-a", "qbo", now=later, part_pages=1))
+        tracking = sales_store.get_tracking("org-a", "qbo")
+        assert tracking is not None and (tracking.cursor == cursor) == parts[-1].more
+    assert len(parts) > 3
+    by_id = Counter(q.split()[3] for q in asked if " WHERE Id IN " in q)
+    assert by_id == {k: -(-n // 2) for k, n in Counter(i.split(":")[2] for i in held).items()}
+    stored = {i: sales.PulledSale.model_validate_json(d) for i, d in _stored_bodies().items()}
+    deleted = [i for i, d in stored.items() if d.status == "deleted"]
+    assert f"qbo:{DEMO_REALM_ID}:Invoice:{gone}" in deleted
+    assert all(stored[i].status != "deleted" for i in held if i.rsplit(":", 1)[1] != gone)
+    excluded = ok(api.call("GET", "/margins"))["excluded"]
+    assert ("1002", "deleted in the provider") in [(e["number"], e["reason"]) for e in excluded]
 
 
 def test_xero_pulls_accrec_documents_and_then_only_what_changed(api: Api, sandboxes: Sandboxes) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -131,11 +131,20 @@ class QboProvider(CompanyReads):
         on_page: Callable[[], None] | None = None,
         stop: Callable[[], bool] | None = None,
         resume: str | None = None,
+        held: Callable[[], Iterable[str]] | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.qbo import sales
 
         return sales.sales_changes(
-            self.api, session, since, start=start, now=now, on_page=on_page, stop=stop, resume=resume
+            self.api,
+            session,
+            since,
+            start=start,
+            now=now,
+            on_page=on_page,
+            stop=stop,
+            resume=resume,
+            held=held,
         )
 
     # ---- exports ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ CDC's 30-day look-back or 1000-object cap) and their JSON mapped to ``PulledSale
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ ENTITIES: dict[str, SaleKind] = {
 }
 CDC_LOOKBACK = timedelta(days=29)  # QBO's is 30 days; a day's margin for clocks and slow pulls
 CDC_CAP = 1000  # objects in one CDC answer: at the cap, some changes may be missing from it
+BY_ID = 100  # held documents asked for in one query past CDC's window (a short URL, one page of answers)
 OVERLAP = timedelta(minutes=5)  # read again what changed just before the last pull: stamps may lag commits
 SALE_LINKS = ("Invoice", "SalesReceipt")
 
@@ -34,6 +35,7 @@ def sales_changes(
     on_page: Callable[[], None] | None = None,
     stop: Callable[[], bool] | None = None,
     resume: str | None = None,
+    held: Callable[[], Iterable[str]] | None = None,
 ) -> Changes[PulledSale]:
     """The first pull reads every document dated from ``start``; later ones what changed since the cursor.
     The next cursor is QBO's own time at the first answer, less an overlap (never earlier than ``since``):
@@ -41,7 +43,8 @@ def sales_changes(
     ``on_page`` runs after every answer (the service renews its lease there). When ``stop`` says so after a
     page of a query (CDC is one answer), the read ends with ``resume``: the query, the entity and the stamp
     it had reached, and QBO's time at the pull's first answer (the part that ends the pull sets the cursor
-    from it)."""
+    from it). Past CDC's window the query names no deletion, so the documents ``held`` are then asked for
+    by id (``_deletions``, also stopping where ``stop`` says)."""
     tick = on_page or (lambda: None)
     halt = stop or (lambda: False)
     extra: list[tuple[str, dict[str, Any]]] = []
@@ -50,7 +53,10 @@ def sales_changes(
     elif since is None:
         state = {"where": f"TxnDate >= {query_literal(start.isoformat())}"}
     elif datetime.fromisoformat(since) < now - CDC_LOOKBACK:
-        state = {"where": _updated_since(since)}
+        # a deleted document vanishes from queries; only CDC names it, for 30 days (qbo.md 3.5 "Deleted
+        # transactions vanish from queries"; Intuit's change-data-capture page): read the live ones by
+        # query, then ask for the held ones by id
+        state = {"where": _updated_since(since), "deletions": held is not None}
     else:
         # CDC is one answer, a snapshot of what changed since the cursor: nothing in it can shift
         body = api.get(session, "cdc", entities=",".join(ENTITIES), changedSince=since)
@@ -62,11 +68,21 @@ def sales_changes(
         # capped: the live documents by query, the deletions CDC did name
         extra = [(e, r) for e, r in records if r.get("status") == "Deleted"]
         state = {"where": _updated_since(since), "server_time": server_time}
-    records, state, more = _query(api, session, state, tick, halt)
-    records += extra
-    if more:
-        return Changes(_sales(records, session.tenant_id), since, resume=json.dumps(state))
-    return Changes(_sales(records, session.tenant_id), _cursor(str(state.get("server_time") or ""), since))
+    deletions = bool(state.get("deletions"))
+    read: list[tuple[str, dict[str, Any]]] = []
+    if "checked" not in state:  # the query's part of the read
+        read, state, more = _query(api, session, state, tick, halt)
+        read += extra
+        state = {**state, "deletions": True} if deletions else state
+        if more:
+            return Changes(_sales(read, session.tenant_id), since, resume=json.dumps(state))
+        state = {**state, "checked": None} if deletions else state
+    if deletions and held is not None:
+        gone, state, more = _deletions(api, session, held, state, tick, halt)
+        read += gone
+        if more:
+            return Changes(_sales(read, session.tenant_id), since, resume=json.dumps(state))
+    return Changes(_sales(read, session.tenant_id), _cursor(str(state.get("server_time") or ""), since))
 
 
 def _sales(records: list[tuple[str, dict[str, Any]]], realm_id: str) -> tuple[PulledSale, ...]:
@@ -115,6 +131,49 @@ def _query(
         if index + 1 < len(names) and halt():
             return records, {"where": where, "server_time": server_time, "entity": index + 1}, True
     return records, {"where": where, "server_time": server_time}, False
+
+
+def _deletions(
+    api: QboApi,
+    session: Session,
+    held: Callable[[], Iterable[str]],
+    state: dict[str, Any],
+    tick: Callable[[], None],
+    halt: Callable[[], bool],
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any], bool]:
+    """A deletion record for each held document of this company that QBO no longer has: the held ids are
+    asked for with ``Id IN (...)`` (Intuit data-queries page: IN is an operator of the query language),
+    ``BY_ID`` at a time in order of entity and id, from past ``state["checked"]`` (the last one asked for);
+    True when ``halt`` stopped it with more to ask (``state`` then says where)."""
+    prefix = f"qbo:{session.tenant_id}:"
+    names = list(ENTITIES)
+    parts = (d.removeprefix(prefix).partition(":") for d in held() if d.startswith(prefix))
+    wanted = sorted(
+        (names.index(entity), len(record_id), record_id)
+        for entity, _, record_id in parts
+        if entity in ENTITIES and record_id
+    )
+    checked = tuple(state["checked"]) if state.get("checked") else None
+    pending = [key for key in wanted if checked is None or key > checked]
+    records: list[tuple[str, dict[str, Any]]] = []
+    while pending:
+        entity = names[pending[0][0]]
+        batch = [key for key in pending[:BY_ID] if key[0] == pending[0][0]]
+        pending = pending[len(batch) :]
+        ids = ", ".join(query_literal(key[2]) for key in batch)
+        text = f"SELECT * FROM {entity} WHERE Id IN ({ids}) MAXRESULTS {BY_ID}"
+        body = api.get(session, "query", query=text)
+        tick()
+        found = {str(r.get("Id")) for r in (body.get("QueryResponse") or {}).get(entity) or []}
+        stamp = {"LastUpdatedTime": str(body.get("time") or "")}
+        gone = [key[2] for key in batch if key[2] not in found]
+        records.extend(
+            (entity, {"Id": record_id, "status": "Deleted", "MetaData": stamp}) for record_id in gone
+        )
+        state = {**state, "checked": list(batch[-1])}
+        if pending and halt():
+            return records, state, True
+    return records, state, False
 
 
 def _latest_versions(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:

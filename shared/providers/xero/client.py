@@ -3,7 +3,7 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -195,9 +195,11 @@ class XeroProvider(CompanyReads):
         on_page: Callable[[], None] | None = None,
         stop: Callable[[], bool] | None = None,
         resume: str | None = None,
+        held: Callable[[], Iterable[str]] | None = None,
     ) -> Changes[PulledSale]:
         from shared.providers.xero import sales
 
+        # ``held`` is not needed: a deleted or voided document is read as changed, with its status
         return sales.sales_changes(
             self.api, session, since, start=start, on_page=on_page, stop=stop, resume=resume
         )
