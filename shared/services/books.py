@@ -175,9 +175,8 @@ class State:
     ) -> domain.After:
         """What is dated after an event dated ``day`` (``domain.After``), the books trued to ``trued`` (kept
         in ``planned``). Its tails: for each date from ``day`` on at which the books change, what the journals
-        dated after it hold
-        beyond the exact values of the events they stand for (``domain.evened``), counted as a
-        reconciliation of that date counts them: the journals of the events dated after it (by their
+        dated after it hold beyond the exact values of the events they stand for (``domain.evened``), counted
+        as a reconciliation of that date counts them: the journals of the events dated after it (by their
         journal's date when their event is gone), less their exact values now (less ``waiting`` changes);
         and the true-ups dated after it (this plan's one, to ``trued`` restating ``restating``, dated
         ``today``), less what they correct of exports dated by then (``corrected_by_then``). Empty when

@@ -12,7 +12,7 @@ import math
 import time as clock_time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -107,6 +107,8 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
     if start is None:
         problem = "choose the date the first pull starts from (start_date)"
         raise InvalidFields(problem, [{"field": "start_date", "problem": problem}])
+    if existing is not None and start > existing.start_date:
+        _keeps_costed_days(organisation_id, wanted, start)
     provider = tokens.provider(wanted)
     session = cache(lambda: session_for(connection))  # one session (one token read), and only when asked
     home = (existing.home_currency if existing else "") or provider.home_currency(session())
@@ -144,6 +146,27 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
         problem = f"the books are dated in {fixed_now.zone} since exports were planned; it can't change now"
         raise InvalidFields(f"time_zone: {problem}", [{"field": "time_zone", "problem": problem}]) from None
     return _view(stored, now)
+
+
+def _keeps_costed_days(organisation_id: str, provider: ProviderName, start: date) -> None:
+    """A later start date leaves out the sales before it: refused once the cost of goods sold of one of those
+    days is planned, as a true-up would take that posted cost back into stock the customer has (and a credit
+    for such a sale would find no sale to return to)."""
+    from shared.domain.books import cogs_day
+    from shared.store import exports as export_store  # on first use: only a later start date asks
+
+    costed = [
+        cogs_day(row.record_id)
+        for row in export_store.plan_index(organisation_id)
+        if row.kind == "cogs" and row.plan_provider == provider and cogs_day(row.record_id) < start
+    ]
+    if costed:
+        first = min(costed).isoformat()
+        problem = (
+            f"the cost of the goods sold on {first} is in the books already: the start date can't be later "
+            f"than {first} (an earlier one can be chosen)"
+        )
+        raise InvalidFields(f"start_date: {problem}", [{"field": "start_date", "problem": problem}])
 
 
 def _planned(organisation_id: str) -> bool:

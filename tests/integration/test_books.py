@@ -142,6 +142,20 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     # nothing more to correct: the scheduled pass queues nothing
     assert close_days(now=datetime(2026, 11, 12, 7, tzinfo=UTC)) == 0
 
+    # the 10 Nov sales' cost is posted: a start date past that day would take it back into stock the
+    # customer has, so it is refused naming the field; that day itself or an earlier one is taken
+    def track_from(start: str) -> Any:
+        body = {"enabled": True, "start_date": start}
+        return api.call("PUT", "/integrations/xero/sales-tracking", json_body=body)
+
+    later = track_from("2026-11-11")
+    assert later.status == 400 and later.json()["details"][0]["field"] == "start_date", later.body
+    assert "2026-11-10" in later.json()["details"][0]["problem"]
+    for start in ("2026-11-10", "2026-10-01"):
+        assert track_from(start).status == 200
+    assert close_days(now=datetime(2026, 11, 12, 8, tzinfo=UTC)) == 0
+    assert xero_balances(api, sandboxes) == {"630": D("6.67"), "820": D("-11.01"), "310": D("4.34")}
+
 
 def test_a_free_receipt_is_skipped_not_failed(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
