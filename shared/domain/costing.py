@@ -373,10 +373,11 @@ def _line_margin(
     except UnknownMovement:
         issues.append(f"line {line.line_id} is not in the ledger yet: apply the document first")
         return None
-    cogs = ZERO if entry.kind is EntryKind.RETURN_WASTE else entry.cost
+    # a credit's units not restocked take their cost out of cost of goods sold too (into waste, as the books
+    # post it: ``domain.books.effects``), so the report's cost of goods sold ties to the ledger's
     figures = Figures(
         revenue=sign * net,
-        exact_cogs=sign * cogs,
+        exact_cogs=sign * entry.cost,
         uncosted=entry.uncosted,
         incomplete=entry.incomplete,
     )

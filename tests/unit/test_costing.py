@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from shared.domain.books import effects
 from shared.domain.costing import SaleDocument, SaleLine, UnmatchedReturn, apply_sales, margins
 from shared.domain.ledger import Ledger, ReceiptIn
 
@@ -103,16 +104,21 @@ def test_a_credit_note_returns_the_original_lots_cost_and_reverses_revenue() -> 
     )
 
 
-def test_a_credit_not_restocked_keeps_the_cost_in_the_original_sale() -> None:
+def test_a_credit_not_restocked_takes_its_cost_out_of_cogs_as_the_books_move_it_to_waste() -> None:
     ledger = stocked()
     invoice = doc("INV1", 2, ("F", "2", "40.00"))
     credit = doc(
         "CN1", 3, ("F", "2", "40.00"), kind="credit_note", original_document_id="INV1", restock=False
     )
     apply_sales(ledger, [invoice, credit])
-    returned = margins(ledger, [credit], home_currency="USD").documents[0].lines[0]
-    assert (returned.figures.revenue, returned.figures.cogs) == (D("-40.00"), 0)
-    assert ledger.on_hand("F") == 12
+    report = margins(ledger, [invoice, credit], home_currency="USD")
+    sold, returned = report.documents[0].figures, report.documents[1].lines[0].figures
+    assert (returned.revenue, returned.cogs) == (D("-40.00"), -sold.cogs) and sold.cogs == D("10.00")
+    assert ledger.on_hand("F") == 12  # nothing back in stock
+    # the books: cost of goods sold 10.00 - 10.00 (to waste); the report's total ties to it
+    posted = effects(ledger, lambda at: at.date()).values()
+    assert report.totals.cogs == sum((b.get("cogs", D(0)) for b in posted), D(0)) == 0
+    assert sum((b.get("waste", D(0)) for b in posted), D(0)) == D("10.00")
 
 
 def test_voiding_and_deleting_documents_recost_the_others_by_replay() -> None:
