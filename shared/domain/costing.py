@@ -47,6 +47,8 @@ class SaleLine(Model):
     quantity: Decimal = Field(allow_inf_nan=False)
     amount: Decimal | None = Field(default=None, allow_inf_nan=False)  # net, in the document's currency
     unit_price: Decimal | None = Field(default=None, allow_inf_nan=False)  # used when there is no amount
+    # a credit's line whose product its document's sale has none of: the sale it returns to ("": none)
+    returns_to: str | None = None
 
     @property
     def net(self) -> Decimal | None:
@@ -143,9 +145,14 @@ def line_movement_id(document_id: str, line_id: str) -> str:
     return f"{document_id}/{line_id}"
 
 
-def unmatched(document: SaleDocument) -> bool:
-    """A credit that names no sale: its units cannot go back to the lots a sale took them from."""
-    return document.kind == "credit_note" and not document.original_document_id
+def unmatched(document: SaleDocument, line: SaleLine) -> bool:
+    """Whether a line of a credit matches no sale (its units are restocked as a lot of their own)."""
+    return document.kind == "credit_note" and not returned_to(document, line)
+
+
+def returned_to(document: SaleDocument, line: SaleLine) -> str | None:
+    """The sale a credit's line returns its goods to: its own, else its document's (None: none)."""
+    return (line.returns_to if line.returns_to is not None else document.original_document_id) or None
 
 
 def sale_movements(
@@ -153,14 +160,14 @@ def sale_movements(
 ) -> tuple[list[AnyMovement], list[str]]:
     """The stock movements of a document (none once voided or deleted), and the issues of lines left out.
 
-    A credit that matches no sale restocks a line's units as a lot of their own (a receipt of the credit)
+    A credit's line that matches no sale restocks its units as a lot of their own (a receipt of the credit)
     costed at ``restock_costs[product]`` per unit when it is restockable and that cost is known; otherwise its
     units move nowhere (written off, or no lot to cost them)."""
     lines, issues = _valid_lines(document)
     movements: list[AnyMovement] = []
     for line in lines:
         mid, product = movement_id(document, line), line.product_id or ""
-        if unmatched(document):
+        if unmatched(document, line):
             unit = (restock_costs or {}).get(product) if document.restock else None
             if unit is not None:
                 with localcontext(COST_CONTEXT):
@@ -187,7 +194,7 @@ def sale_movements(
                     seq=document.seq,
                     product_id=product,
                     quantity=line.quantity,
-                    sale_document_id=document.original_document_id,
+                    sale_document_id=returned_to(document, line),
                     restock=document.restock,
                 )
             )
@@ -244,7 +251,11 @@ def apply_sales(ledger: Ledger, documents: Iterable[SaleDocument]) -> dict[str, 
     """
     latest = {document.document_id: document for document in documents}
     refused = _apply(ledger, latest.values(), {})
-    credits = [d for d in latest.values() if unmatched(d) and d.restock and d.document_id not in refused]
+    credits = [
+        d
+        for d in latest.values()
+        if d.restock and d.document_id not in refused and any(unmatched(d, line) for line in d.lines)
+    ]
     costs: dict[str, dict[str, Decimal]] = {}
     for _ in range(len(credits) + 1):  # each pass settles at least the earliest credit still moving
         fresh = {d.document_id: _restock_costs(ledger, d) for d in credits}
@@ -335,7 +346,7 @@ def _document_margin(ledger: Ledger, document: SaleDocument, home_currency: str)
     if rate is not None:
         sign = -1 if document.kind == "credit_note" else 1
         for line in valid:
-            if unmatched(document):
+            if unmatched(document, line):
                 margin = _unmatched_line(ledger, document, line, rate, issues, returns)
             else:
                 margin = _line_margin(ledger, document, line, rate, sign, issues)
@@ -373,6 +384,11 @@ def _line_margin(
     except UnknownMovement:
         issues.append(f"line {line.line_id} is not in the ledger yet: apply the document first")
         return None
+    if sign < 0 and entry.uncosted:
+        more = entry.uncosted.normalize()
+        issues.append(
+            f"line {line.line_id} returns {more:f} more than its sale took (less earlier credits): not costed"
+        )
     # a credit's units not restocked take their cost out of cost of goods sold too (into waste, as the books
     # post it: ``domain.books.effects``), so the report's cost of goods sold ties to the ledger's
     figures = Figures(

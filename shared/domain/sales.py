@@ -86,6 +86,8 @@ class KnownSale:
 class CreditMatch(NamedTuple):
     sale_id: str | None  # the sale the credit's goods return to; None: it matches none
     note: str = ""  # set when the sale was guessed, not named
+    # the credit's products that sale has none of, each with the customer's latest sale of it (None: none)
+    elsewhere: tuple[tuple[str, str | None], ...] = ()
 
 
 def match_credit(
@@ -93,26 +95,30 @@ def match_credit(
 ) -> CreditMatch:
     """The sale a credit returns goods from: the first of ``named`` (the sales it names) that is known, else
     the customer's latest sale up to the credit with any of the credited products (one with all of them
-    first)."""
-    known = {s.sale.document_id for s in sales}
-    first_named = next((i for i in named if i in known), None)
-    if first_named:
-        return CreditMatch(first_named)
+    first). A product that sale has none of returns to the customer's latest sale of it up to the credit,
+    or to none (its units are then those of a credit that matches no sale)."""
+    known = {s.sale.document_id: s for s in sales}
     wanted = {line.product_id for line in credit.lines if line.product_id}
-    candidates = [
-        s
-        for s in sales
-        if s.customer_id == customer_id
-        and s.sale.at <= credit.at
-        and wanted & {line.product_id for line in s.sale.lines}
-    ]
-    if not candidates:
-        return CreditMatch(None)
-    best = max(
-        candidates,
-        key=lambda s: (wanted <= {line.product_id for line in s.sale.lines}, s.sale.at, s.sale.document_id),
+    earlier = [s for s in sales if s.customer_id == customer_id and s.sale.at <= credit.at]
+    chosen = next((known[i] for i in named if i in known), None)
+    note = ""
+    if chosen is None:
+        candidates = [s for s in earlier if wanted & _products(s)]
+        if not candidates:
+            return CreditMatch(None)
+        chosen = max(candidates, key=lambda s: (wanted <= _products(s), s.sale.at, s.sale.document_id))
+        named_as = chosen.number or chosen.sale.document_id
+        note = f"the credit names no sale; its goods return to the lots of {named_as}"
+    elsewhere = tuple(
+        (product, _latest_with(earlier, product)) for product in sorted(wanted - _products(chosen))
     )
-    named_as = best.number or best.sale.document_id
-    return CreditMatch(
-        best.sale.document_id, f"the credit names no sale; its goods return to the lots of {named_as}"
-    )
+    return CreditMatch(chosen.sale.document_id, note, elsewhere)
+
+
+def _products(sale: KnownSale) -> set[str | None]:
+    return {line.product_id for line in sale.sale.lines}
+
+
+def _latest_with(sales: Sequence[KnownSale], product: str) -> str | None:
+    holding = [s for s in sales if product in _products(s)]
+    return max(holding, key=lambda s: (s.sale.at, s.sale.document_id)).sale.document_id if holding else None

@@ -26,6 +26,7 @@ from shared.domain.costing import (
 from shared.domain.costing import margins as costed_margins
 from shared.domain.ledger import Ledger
 from shared.domain.sales import (
+    CreditMatch,
     KnownSale,
     MarginGroup,
     excluded_because,
@@ -318,11 +319,33 @@ def _sale_documents(
         if document.kind == "credit_note":
             match = match_credit(sale, customer, document.sale_ids, sales)
             notes.extend([match.note] if match.note else [])
-            sale = sale.model_copy(update={"original_document_id": match.sale_id})
+            notes.extend(_elsewhere_notes(match, sales, by_id))
+            own = dict(match.elsewhere)
+            lines = [
+                line.model_copy(update={"returns_to": own[line.product_id] or ""})
+                if line.product_id in own
+                else line
+                for line in sale.lines
+            ]
+            sale = sale.model_copy(update={"original_document_id": match.sale_id, "lines": tuple(lines)})
         mapped.append(_Mapped(pulled=document, sale=sale, unmapped=unmapped, notes=notes))
         if document.kind != "credit_note" and document.status == "active":
             sales.append(KnownSale(sale, customer, document.number))
     return mapped, excluded
+
+
+def _elsewhere_notes(match: CreditMatch, sales: list[KnownSale], products: dict[str, Product]) -> list[str]:
+    """'FG-1 is not on 1001: returned to the lots of 1000' (or: 'to no sale'), for each product of a credit
+    that the sale it returns to has none of."""
+    numbers = {s.sale.document_id: s.number or s.sale.document_id for s in sales}
+    matched = numbers.get(match.sale_id or "", match.sale_id)
+    notes = []
+    for product_id, sale_id in match.elsewhere:
+        product = products.get(product_id)
+        sku = product.sku if product and product.sku else product_id
+        where = f"returned to the lots of {numbers.get(sale_id, sale_id)}" if sale_id else "matches no sale"
+        notes.append(f"{sku} is not on {matched}: {where}")
+    return notes
 
 
 def _sale_lines(

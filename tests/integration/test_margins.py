@@ -526,3 +526,39 @@ def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisatio
     assert (docs["NY-1"]["date"], docs["NY-2"]["date"]) == ("2026-03-10", "2026-03-11")
     periods = ok(api.call("GET", "/margins?group=period&to=2026-03-31"))["groups"]
     assert [g["key"] for g in periods] == ["2026-03"]
+
+
+def test_a_credit_naming_a_sale_without_its_product_returns_it_to_the_customers_sale_of_it(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A credit for brackets linked (LinkedTxn) to an invoice of corner braces only: the brackets go back to
+    the customer's bracket invoice's lots, at their cost, and the report says so; none is lost uncosted."""
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, CORNER_BRACE])
+    lots = receive(api, [("A", sku["FG-WB-20"], "10", "2.00"), ("E", sku["FG-CB-01"], "10", "0.70")])
+    customer = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Linked"})["Id"]
+
+    def document(kind: str, number: str, day: str, item: str, quantity: int, link: str = "") -> str:
+        detail = {"ItemRef": {"value": item}, "Qty": quantity, "UnitPrice": "4.50"}
+        fields = {
+            "CustomerRef": {"value": customer},
+            "DocNumber": number,
+            "TxnDate": day,
+            "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+            **({"LinkedTxn": [{"TxnId": link, "TxnType": "Invoice"}]} if link else {}),
+        }
+        return str(sandboxes.qbo.create_record(DEMO_REALM_ID, kind, fields)["Id"])
+
+    document("Invoice", "LK-1", "2026-11-12", BRACKET_20, 3)
+    braces = document("Invoice", "LK-2", "2026-11-13", CORNER_BRACE, 1)
+    document("CreditMemo", "LK-CM", "2026-11-14", BRACKET_20, 2, link=braces)
+    tracking = {"enabled": True, "start_date": "2026-11-12"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    api.pull_sales()
+
+    report = ok(api.call("GET", "/margins?from=2026-11-12"))
+    credit = by_number(report)["LK-CM"]
+    assert credit["issues"] == ["FG-WB-20 is not on LK-2: returned to the lots of LK-1"], credit
+    assert figures(credit["figures"]) == (D("-9.00"), D("-4.00"), D("-5.00"), D("55.56"))
+    assert D(credit["figures"]["uncosted"]) == 0
+    assert [(lot, quantity) for lot, quantity, _ in lots_of(credit["lines"][0], lots)] == [("A", D(2))]

@@ -278,3 +278,48 @@ def test_totals_round_the_exact_cost_once_as_the_books_post_it() -> None:
     assert (report.totals.cogs, report.totals.margin) == (D("1.00"), D("15.00"))
     assert [f.cogs for f in report.by_product.values()] == [D("1.00")]
     assert report.model_dump(mode="json")["totals"]["cogs"] == "1.00"
+
+
+def test_a_credit_line_returns_to_its_own_sale_or_is_restocked_as_matching_none() -> None:
+    """The credit's sale (INV2) has none of F: its F line returns to INV1's lots (its ``returns_to``), or,
+    with none of the customer's sales holding F, is restocked as a credit matching no sale (``""``)."""
+    ledger = stocked()
+    ledger.change(
+        add=[
+            ReceiptIn(
+                movement_id="G1", document_id="R3", at=day(0), product_id="G", quantity=D(5), lot_id="G1",
+                cost=D("5.00"),
+            )
+        ]
+    )  # fmt: skip
+    first, second = doc("INV1", 2, ("F", "5", "100.00")), doc("INV2", 3, ("G", "1", "9.00"))
+    line = SaleLine(line_id="1", product_id="F", quantity=D(2), amount=D("40.00"), returns_to="INV1")
+    credit = doc("CN1", 4, kind="credit_note", original_document_id="INV2").model_copy(
+        update={"lines": (line,)}
+    )
+    apply_sales(ledger, [first, second, credit])
+    returned = margins(ledger, [credit], home_currency="USD").documents[0]
+    # INV1 took L1's 4 at 5.00 and one of L2 at 6.00: the last taken come back first (6.00 + 5.00)
+    assert returned.lines[0].figures.cogs == D("-11.00") and returned.returns == ()
+    assert ledger.on_hand("F") == 14 - 5 + 2 and ledger.on_hand("G") == 4
+
+    alone = credit.model_copy(update={"lines": (line.model_copy(update={"returns_to": ""}),)})
+    apply_sales(ledger, [alone])
+    report = margins(ledger, [alone], home_currency="USD").documents[0]
+    assert [(r.outcome, r.unit_cost) for r in report.returns] == [("restocked", D(6))]  # L2's unit cost
+    assert report.lines[0].figures.cogs == D("-12.00")
+
+
+def test_a_credit_returning_more_than_its_sale_took_names_the_units_left_uncosted() -> None:
+    ledger = stocked()
+    invoice = doc("INV1", 2, ("F", "2", "40.00"))
+    credits = [
+        doc("CN1", 3, ("F", "1", "20.00"), kind="credit_note", original_document_id="INV1"),
+        doc("CN2", 4, ("F", "3", "60.00"), kind="credit_note", original_document_id="INV1"),
+    ]
+    apply_sales(ledger, [invoice, *credits])
+    first, second = margins(ledger, credits, home_currency="USD").documents
+    assert first.issues == () and first.figures.uncosted == 0
+    assert second.figures.uncosted == 2 and second.figures.margin is None
+    assert second.issues == ("line 1 returns 2 more than its sale took (less earlier credits): not costed",)
+    assert ledger.on_hand("F") == 14  # the two units the sale took are back; the two more are not

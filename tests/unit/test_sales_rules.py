@@ -117,8 +117,19 @@ def at(day: int) -> datetime:
 
 def test_a_credit_returns_to_the_sale_it_names() -> None:
     sales = [KnownSale(document("S1", at(1), ["a"]), "c1", "1001")]
-    credit = document("C1", at(5), ["b"], kind="credit_note")
-    assert match_credit(credit, "someone else", ["unknown", "S1"], sales) == ("S1", "")
+    credit = document("C1", at(5), ["a"], kind="credit_note")
+    assert match_credit(credit, "someone else", ["unknown", "S1"], sales) == ("S1", "", ())
+
+
+def test_a_product_the_named_sale_has_none_of_returns_to_the_customers_latest_sale_of_it_or_to_none() -> None:
+    sales = [
+        KnownSale(document("S0", at(1), ["b"]), "c1", "1000"),
+        KnownSale(document("S1", at(2), ["a"]), "c1", "1001"),
+        KnownSale(document("S2", at(3), ["b"]), "c2", "1002"),  # another customer's
+        KnownSale(document("S3", at(9), ["c"]), "c1", "1003"),  # after the credit
+    ]
+    credit = document("C1", at(5), ["a", "b", "c"], kind="credit_note")
+    assert match_credit(credit, "c1", ["S1"], sales) == ("S1", "", (("b", "S0"), ("c", None)))
 
 
 def test_an_unnamed_credit_returns_to_the_customers_latest_sale_holding_all_its_products() -> None:
@@ -143,10 +154,11 @@ def test_an_unnamed_credit_falls_back_to_the_latest_sale_with_any_of_its_product
     assert match_credit(credit, "c1", [], sales) == (
         "S2",
         "the credit names no sale; its goods return to the lots of S2",  # no number: the document id
+        (("a", "S1"),),  # the product S2 has none of: to the latest sale of it
     )
 
 
 def test_a_credit_with_no_matching_sale_matches_none() -> None:
     sales = [KnownSale(document("S1", at(1), ["a"]), "c1", "1001")]
     credit = document("C1", at(5), ["z"], kind="credit_note")
-    assert match_credit(credit, "c1", [], sales) == (None, "")
+    assert match_credit(credit, "c1", [], sales) == (None, "", ())
