@@ -261,7 +261,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         if others:
             found.insert(0, Reason(kind="others_entries", amount=others, note=(
                 f"entries in {PROVIDER_LABELS[name]} not made by Partsemble (by a person, another app, or "
-                "opening balances)")))  # fmt: skip
+                "opening balances), or Partsemble's own journals edited or deleted there")))  # fmt: skip
         if account_id == roles.get("rounding") and held != expected:
             note = "the cents rounding left over, so that every other account holds its rounded value"
             found.append(Reason(kind="rounding", amount=held - expected, note=note))
