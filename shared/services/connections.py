@@ -249,8 +249,6 @@ def _attach(
     except Conflict:
         _discard_grant(organisation_id, name, grant_id)
         raise
-    if existing and existing.grant_id and existing.grant_id != grant_id:
-        _discard_grant(organisation_id, name, existing.grant_id)
     same_company = previous_tenant == tenant.tenant_id
     history: dict[str, Any] = (
         {"last_successful_sync_at": existing.last_successful_sync_at}
@@ -276,6 +274,13 @@ def _attach(
             ),
         },
     )
+    # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
+    # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent
+    if existing and existing.grant_id and existing.grant_id != grant_id:
+        try:
+            _discard_grant(organisation_id, name, existing.grant_id)
+        except Exception:  # the connection is made: a consent left over is not the person's failure
+            logger.warning("could not end the consent a reconnect replaced", exc_info=True)
     if previous_tenant and not same_company:
         _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
     # exports that waited for this connection (or for any: recorded while none was) go on by themselves

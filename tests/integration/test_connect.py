@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from tests.conftest import APP_ORIGIN, Api, Sandboxes
 from tests.integration.connect_flow import connect, pick_organisation
@@ -140,3 +142,35 @@ def test_unknown_provider_is_404_on_connect_and_callback(api: Api, sandboxes: Sa
     callback = api.call("GET", "/oauth/sage/callback?code=x&state=y", organisation=None)
     assert callback.status == 404
     assert "unknown accounting provider" in callback.body.decode()
+
+
+def test_a_reconnect_whose_write_fails_leaves_the_connection_working_on_its_consent(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new connection is written before the consent it replaces is ended: a throttled write leaves the
+    old consent the connection's (not ended at QuickBooks, still usable); the next reconnect replaces it."""
+    from botocore.exceptions import ClientError
+
+    from shared.store import connections as connection_store
+
+    connect(api, sandboxes, "qbo")
+    before = connection_store.get_connection("org-a", "qbo")
+    assert before is not None and len(_grants()) == 1
+    write = connection_store.put_connection
+
+    def throttled(*args: Any, **kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutItem")
+
+    monkeypatch.setattr(connection_store, "put_connection", throttled)
+    assert connect(api, sandboxes, "qbo").page.status >= 500
+    monkeypatch.setattr(connection_store, "put_connection", write)
+    after = connection_store.get_connection("org-a", "qbo")
+    assert after is not None and after.grant_id == before.grant_id
+    assert before.grant_id in {g["pk"].removeprefix("GRANT#") for g in _grants()}
+    assert status_of(api, "qbo")["status"] == "connected"
+    assert api.call("POST", "/integrations/qbo/sync/accounts").status == 200  # its tokens still work
+
+    connect(api, sandboxes, "qbo")
+    again = connection_store.get_connection("org-a", "qbo")
+    assert again is not None and again.grant_id != before.grant_id
+    assert before.grant_id not in {g["pk"].removeprefix("GRANT#") for g in _grants()}
