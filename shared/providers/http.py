@@ -30,6 +30,11 @@ from shared.providers.base import Session
 from shared.providers.limits import ProviderLimits, admit, observe
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+# A token request reaches the provider within pool + connect + write (15 s) of being sent, well inside the
+# refresh lease (``tokens.LEASE_SECONDS``): a second refresher's request can never reach Xero before a
+# first one's, which Xero would take as a retry of the same single-use refresh token and so drop the
+# second's new one (provider facts xero.md 1.2, "Token lifetimes, rotation, grace period")
+TOKEN_TIMEOUT = httpx.Timeout(20.0, connect=5.0, write=5.0, pool=5.0)
 RETRY_AFTER_DEFAULT = 60.0
 MAX_ATTEMPTS = 5  # per request; a refused token's one refresh does not count
 BACKOFF_BASE = 0.5

@@ -13,7 +13,7 @@ import httpx
 
 from shared.config import ProviderUrls
 from shared.providers.base import ClientCredentials, TokenSet
-from shared.providers.http import basic_auth, json_or_error, raise_for_token_response, send
+from shared.providers.http import TOKEN_TIMEOUT, basic_auth, json_or_error, raise_for_token_response, send
 
 # The deployment's OAuth client, read when a token call or the consent page needs it: most calls only use a
 # stored access token, and reading the secret would cost a cold start a Secrets Manager client and request.
@@ -69,6 +69,7 @@ class OAuthClient:
             self.urls.token,
             data=form,
             headers={**self._basic(), **self.token_headers},
+            timeout=TOKEN_TIMEOUT,
         )
         raise_for_token_response(resp, self.provider)
         body: dict[str, Any] = json_or_error(resp, self.provider)  # a proxy's HTML page is a provider error

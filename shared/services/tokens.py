@@ -149,6 +149,9 @@ def fresh_tokens(
         now = clock()
         if tokens.access_expires_at - now > margin:
             return tokens, False
+        # read before the lease: a slow first read of the client secret would spend the lease before the
+        # refresh is sent (``http.TOKEN_TIMEOUT``)
+        credentials.client_credentials(grant.provider)
         if store.try_acquire_refresh_lease(
             grant_id,
             version=grant.version,

@@ -128,6 +128,42 @@ def test_xero_crash_between_refresh_and_store_recovers(api: Api, sandboxes: Sand
     )
 
 
+def test_a_refresh_reads_the_client_secret_before_its_lease_and_reaches_xero_well_within_it(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A second refresher may take the lease once it lapses: the first one's request must have reached Xero
+    by then, or Xero takes it as a retry of the same refresh token and drops the second's new one. So
+    nothing slow runs between the lease and the request (the client secret, a cold start's first Secrets
+    Manager read, is read before), and the request reaches Xero within its bounded timeouts."""
+    from shared.providers.http import TOKEN_TIMEOUT
+    from shared.services import credentials
+
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    current = connection("xero")
+    sandboxes.xero.clock.advance(1800)
+    credentials.clear()  # a cold start: the client secret is not read yet
+    steps: list[str] = []
+    dynamodb, secrets = shared_aws.table().meta.client, shared_aws.client("secretsmanager")
+
+    def leased(params: dict[str, Any], **_: Any) -> None:
+        if "lease_owner = :o" in str(params.get("UpdateExpression", "")):
+            steps.append("lease")
+
+    def secret(**_: Any) -> None:
+        steps.append("secret")
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", leased)
+    secrets.meta.events.register("before-call.secrets-manager.GetSecretValue", secret)
+    try:
+        _, refreshed = tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero))
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", leased)
+        secrets.meta.events.unregister("before-call.secrets-manager.GetSecretValue", secret)
+    assert refreshed and steps == ["secret", "lease"]
+    reached = (TOKEN_TIMEOUT.pool or 0) + (TOKEN_TIMEOUT.connect or 0) + (TOKEN_TIMEOUT.write or 0)
+    assert reached <= tokens.LEASE_SECONDS / 2
+
+
 def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]
 ) -> None:
