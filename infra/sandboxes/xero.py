@@ -36,6 +36,7 @@ from infra.sandboxes.common import (
     redirect,
 )
 from infra.sandboxes.xero_admin import COLLECTION_PATTERN, XeroAdmin
+from infra.sandboxes.xero_allocations import apply_allocation, check_allocations, response_element
 from infra.sandboxes.xero_books import (
     CENT,
     ID_FIELDS,
@@ -490,6 +491,7 @@ class XeroSandbox(Sandbox, XeroAdmin):
         self.route("GET", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._list)
         self.route("PUT", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._write)
         self.route("POST", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._write)
+        self.route("PUT", f"{API_PATTERN}/CreditNotes/(?P<key>[^/]+)/Allocations")(self._allocate)
         self.route("GET", f"{API_PATTERN}/{COLLECTION_PATTERN}/(?P<key>[^/]+)")(self._get_one)
         self.route("POST", f"{API_PATTERN}/{COLLECTION_PATTERN}/(?P<key>[^/]+)")(self._write)
         self.route("DELETE", f"{API_PATTERN}/Items/(?P<key>[^/]+)")(self._delete_item)
@@ -618,24 +620,9 @@ class XeroSandbox(Sandbox, XeroAdmin):
         if collection not in WRITABLE or (collection == "Accounts" and request.method == "POST" and not key):
             return self.error_response(405, f"{request.method} {request.url.path}")
         org: Organisation = request.extensions["xero_org"]
-        try:
-            body = json.loads(request.content or b"null", parse_float=Decimal)
-        except ValueError as err:
-            # Xero's words begin "JSON request body could not be read, Error ..." (ErrorNumber 14,
-            # XeroAPI/xero-php-oauth2#205); what follows them is the parser's, UNSURE
-            message = f"JSON request body could not be read, Error: {err}"
-            return xero_json(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message})
-        elements = body.get(collection, body) if isinstance(body, dict) else body
-        elements = elements if isinstance(elements, list) else [] if elements is None else [elements]
-        if not elements:
-            # an empty body or list: ErrorNumber 17 NoDataProcessedException (XeroAPI/xero-php-oauth2#66), in
-            # Xero's words as users copied them: "No data has been processed for this endpoint. This endpoint
-            # is expecting BankTransaction data to be specifed in the request body."
-            message = (
-                "No data has been processed for this endpoint. This endpoint is expecting "
-                f"{collection[:-1]} data to be specifed in the request body."
-            )
-            return xero_json(400, {"ErrorNumber": 17, "Type": "NoDataProcessedException", "Message": message})
+        elements = self._elements(request, collection)
+        if isinstance(elements, httpx.Response):
+            return elements
         if key is not None and elements and isinstance(elements[0], dict):
             elements[0] = {**elements[0], ID_FIELDS[collection]: key}
         if collection == "Accounts" and len(elements) > 1:
@@ -689,6 +676,58 @@ class XeroSandbox(Sandbox, XeroAdmin):
             for o in outcomes
         ]
         return self._envelope(request, collection, rendered)
+
+    @staticmethod
+    def _elements(request: httpx.Request, collection: str) -> list[Any] | httpx.Response:
+        """The elements a write's body carries (under the collection's name, or bare), or Xero's refusal of a
+        body that is not JSON or carries none."""
+        try:
+            body = json.loads(request.content or b"null", parse_float=Decimal)
+        except ValueError as err:
+            # Xero's words begin "JSON request body could not be read, Error ..." (ErrorNumber 14,
+            # XeroAPI/xero-php-oauth2#205); what follows them is the parser's, UNSURE
+            message = f"JSON request body could not be read, Error: {err}"
+            return xero_json(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message})
+        elements = body.get(collection, body) if isinstance(body, dict) else body
+        elements = elements if isinstance(elements, list) else [] if elements is None else [elements]
+        if not elements:
+            # an empty body or list: ErrorNumber 17 NoDataProcessedException (XeroAPI/xero-php-oauth2#66), in
+            # Xero's words as users copied them: "No data has been processed for this endpoint. This endpoint
+            # is expecting BankTransaction data to be specifed in the request body."
+            message = (
+                "No data has been processed for this endpoint. This endpoint is expecting "
+                f"{collection[:-1]} data to be specifed in the request body."
+            )
+            return xero_json(400, {"ErrorNumber": 17, "Type": "NoDataProcessedException", "Message": message})
+        return elements
+
+    def _allocate(self, request: httpx.Request, key: str) -> httpx.Response:
+        """``PUT /CreditNotes/{CreditNoteID}/Allocations`` (the spec's createCreditNoteAllocation): sets the
+        credit note against invoices by the rules of ``xero_allocations``. Allocations are made only here,
+        never inline in a credit note's own write (Xero support, quoted in waynerobinson/xeroizer#196: "The
+        allocation cannot be applied at the same time the Credit Note is created by the API"). Refusals
+        are a ValidationException naming each refused Allocation (xeroizer#320: its Elements are of type
+        Allocation); summarizeErrors=false answers each element with its status, as other writes do."""
+        org: Organisation = request.extensions["xero_org"]
+        note = org.records["CreditNotes"].get(key.lower())
+        if note is None:
+            return self.error_response(404, f"no CreditNotes {key}")
+        elements = self._elements(request, "Allocations")
+        if isinstance(elements, httpx.Response):
+            return elements
+        now = self.clock.now()
+        outcomes = check_allocations(org, note, elements)
+        summarize = request.url.params.get("summarizeErrors", "true").lower() != "false"
+        if summarize and any(o.errors for o in outcomes):
+            failed = [response_element(note, o, None) for o in outcomes if o.errors]
+            return xero_json(400, {**VALIDATION_EXCEPTION, "Elements": failed})
+        for outcome in outcomes:
+            if not outcome.errors:
+                apply_allocation(org, note, outcome.record, now)
+        rendered = [
+            response_element(note, o, None if summarize else "ERROR" if o.errors else "OK") for o in outcomes
+        ]
+        return self._envelope(request, "Allocations", rendered)
 
     def _refused(self, collection: str, records: list[Record], message: str) -> httpx.Response:
         """Xero's 400 ValidationException naming each record with the one message."""

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from infra.sandboxes.common import Clock, json_body, json_response
+from infra.sandboxes.xero_allocations import apply_allocation, check_allocations
 from infra.sandboxes.xero_books import (
     DOCUMENT_TYPES,
     ID_FIELDS,
@@ -107,7 +108,8 @@ class XeroAdmin:
             return user
 
     def add_record(self, tenant_id: str, collection: str, data: Record) -> Record:
-        """Seeds any collection as the Xero UI would; read-only fields (ids, IsSupplier, ...) may be set."""
+        """Seeds any collection as the Xero UI would; read-only fields (ids, IsSupplier, ...) may be set.
+        A credit note's ``Allocations`` are made by the API's rules or refused (``_allocations_given``)."""
         return self._save(tenant_id, collection, None, data)
 
     def edit_record(self, tenant_id: str, collection: str, record_id: str, changes: Record) -> Record:
@@ -156,12 +158,52 @@ class XeroAdmin:
             org = self._org(tenant_id)
             name = self._collection(collection)
             existing = self._record(org, name, record_id) if record_id else None
-            outcome = build(org, name, data, self.clock.now(), existing=existing, trusted=True)
+            data, wanted = self._allocations_given(name, data, existing)
+            now = self.clock.now()
+            outcome = build(org, name, data, now, existing=existing, trusted=True)
             if outcome.errors:
                 raise AdminError("; ".join(outcome.errors))
+            checked = check_allocations(org, outcome.record, wanted) if wanted else []
+            if refused := [m for o in checked for m in o.errors]:
+                raise AdminError("; ".join(refused))
             org.store(name, outcome.record)
             after_store(org, name, outcome.record)
+            for allocation in checked:
+                apply_allocation(org, outcome.record, allocation.record, now)
             return self._plain(name, outcome.record)
+
+    @staticmethod
+    def _allocations_given(name: str, data: Record, existing: Record | None) -> tuple[Record, list[Any]]:
+        """The data less the allocations it names, and those to make. A credit note's ``Allocations`` are
+        made by the API's rules (xero_allocations), as allocating it in Xero would; those it already has
+        (by AllocationID, as ``list_records`` shows them) are kept. Anything else is refused, never dropped:
+        an edit leaving out an allocation the note has (Xero removes one with DELETE
+        /CreditNotes/{id}/Allocations/{AllocationID}, which the sandbox does not serve), and an invoice's
+        ``CreditNotes`` naming a credit note not allocated to it (allocate from the credit note instead)."""
+        had = existing or {}
+        if name == "Invoices" and data.get("CreditNotes"):
+            allocated = {c["CreditNoteID"].lower() for c in had.get("CreditNotes") or []}
+            named = {str((c or {}).get("CreditNoteID") or "").lower() for c in data["CreditNotes"]}
+            if not named <= allocated:
+                raise AdminError(
+                    "an invoice's CreditNotes come from allocating a credit note: give the credit note "
+                    "Allocations instead"
+                )
+        if name != "CreditNotes" or "Allocations" not in data:
+            return data, []
+        given = data["Allocations"]
+        if not isinstance(given, list):
+            raise AdminError("Allocations must be a list")
+        kept = {a["AllocationID"].lower() for a in had.get("Allocations") or []}
+        named = {str(a.get("AllocationID") or "").lower() for a in given if isinstance(a, dict)}
+        if missing := kept - named:
+            raise AdminError(
+                f"an edit cannot remove allocations ({', '.join(sorted(missing))}); send them all back"
+            )
+        wanted = [
+            a for a in given if not (isinstance(a, dict) and str(a.get("AllocationID") or "").lower() in kept)
+        ]
+        return {k: v for k, v in data.items() if k != "Allocations"}, wanted
 
     def _org(self, tenant_id: str) -> Organisation:
         org = self.organisations.get(str(tenant_id).lower())

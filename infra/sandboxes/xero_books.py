@@ -39,6 +39,9 @@ TAXED_TYPES = frozenset({"OUTPUT", "INPUT", "OUTPUT2", "INPUT2"})
 CENT = Decimal("0.01")
 UNIT4 = Decimal("0.0001")
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+# Xero's words when a document with an allocation is edited (a Xero answer quoted in
+# waynerobinson/xeroizer#211; ../shared/providers/xero.md section 6 lists it among common 400 messages).
+ALLOCATED_DOCUMENT = "This document cannot be edited as it has a payment or credit note allocated to it."
 
 
 # ---- wire formats ----------------------------------------------------------------------------------
@@ -634,34 +637,49 @@ def build_document(collection: str, data: Record, w: Write) -> Outcome:
     due = _date_or_error(data, "DueDate", errors, None)
     if due:
         record["DueDate"] = due
-    paid = total if status == "PAID" else money(data.get("AmountPaid") or 0)
+    # allocations live on the stored documents (xero_allocations); an edit keeps them, whatever it sends
+    was = w.existing or {}
+    allocations = list(was.get("Allocations" if collection == "CreditNotes" else "CreditNotes") or [])
+    credited = sum((a.get("Amount", a.get("AppliedAmount", 0)) for a in allocations), Decimal(0))
+    if allocations and _moves_allocation(was, record):
+        errors.append(ALLOCATED_DOCUMENT)
+    paid = total - credited if status == "PAID" else money(data.get("AmountPaid") or 0)
     if status == "PAID":
-        record["FullyPaidOnDate"] = when
+        record["FullyPaidOnDate"] = (allocations and was.get("FullyPaidOnDate")) or when
     if collection == "Invoices":
         number = _text(data, "InvoiceNumber") or (org.next_number("INV") if kind == "ACCREC" else "")
         record.update(
             InvoiceID=data.get("InvoiceID"),
             InvoiceNumber=number,
             AmountPaid=paid,
-            AmountCredited=Decimal(0),
+            AmountCredited=credited,
             IsDiscounted=any("DiscountRate" in line or "DiscountAmount" in line for line in lines),
-            CreditNotes=[],
+            CreditNotes=allocations,
             Prepayments=[],
             Overpayments=[],
-            AmountDue=Decimal(0) if status in ("VOIDED", "DELETED") else total - paid,
+            AmountDue=Decimal(0) if status in ("VOIDED", "DELETED") else total - paid - credited,
         )
         if data.get("Url"):
             record["Url"] = str(data["Url"])
     else:
         number = _text(data, "CreditNoteNumber") or (org.next_number("CN") if kind == "ACCRECCREDIT" else "")
-        remaining = Decimal(0) if status in ("PAID", "VOIDED", "DELETED") else total - paid
+        remaining = Decimal(0) if status in ("PAID", "VOIDED", "DELETED") else total - paid - credited
         record.update(
             CreditNoteID=data.get("CreditNoteID"),
             CreditNoteNumber=number,
             RemainingCredit=remaining,
-            Allocations=[],
+            Allocations=allocations,
         )
     return Outcome(record, errors)
+
+
+def _moves_allocation(was: Record, record: Record) -> bool:
+    """Whether an edit changes what an allocation was made against: the document's type, contact, currency,
+    total or status (voiding or deleting included). Xero refuses such an edit while the document has an
+    allocation; the allocation must be removed first (ALLOCATED_DOCUMENT)."""
+    return any(was.get(key) != record.get(key) for key in ("Type", "CurrencyCode", "Total", "Status")) or (
+        was.get("Contact") or {}
+    ).get("ContactID") != record["Contact"].get("ContactID")
 
 
 def _document_contact(org: Organisation, ref: Any, errors: list[str]) -> Record:

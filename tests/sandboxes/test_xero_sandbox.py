@@ -16,6 +16,7 @@ import pytest
 
 from infra.sandboxes.common import serve
 from infra.sandboxes.xero import XeroSandbox
+from infra.sandboxes.xero_admin import AdminError
 from infra.sandboxes.xero_books import build
 from infra.sandboxes.xero_demo import (
     AU_TENANT_ID,
@@ -1343,3 +1344,235 @@ def test_trial_balance_reports_posted_journals_up_to_the_date(client: httpx.Clie
 def test_trial_balance_needs_a_reports_scope(client: httpx.Client, tokens: dict[str, Any]) -> None:
     response = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
     assert response.status_code == 401 and response.json()["Detail"] == "AuthorizationUnsuccessful"
+
+
+# ---- credit note allocations -------------------------------------------------------------------------
+
+OVER_AMOUNT = "Credit Note cannot be allocated as amount is greater than amount outstanding"
+PAID_OFF = "The invoice you are trying to allocate to has already been paid off"
+
+
+def seed_document(sandbox: XeroSandbox, collection: str, amount: str, **fields: Any) -> str:
+    """An AUTHORISED, untaxed sale (or customer credit) for Kiwi Robotics of ``amount``; its id."""
+    kind = "ACCREC" if collection == "Invoices" else "ACCRECCREDIT"
+    contact = fields.pop("contact", "kiwi")
+    record = sandbox.add_record(
+        AU_TENANT_ID,
+        collection,
+        {
+            "Type": kind,
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", contact)},
+            "Date": "2026-11-01",
+            "Status": "AUTHORISED",
+            "LineAmountTypes": "NoTax",
+            "LineItems": [{"Description": "Panel", "Quantity": 1, "UnitAmount": amount}],
+            **fields,
+        },
+    )
+    return str(record["InvoiceID" if collection == "Invoices" else "CreditNoteID"])
+
+
+def allocate(
+    client: httpx.Client,
+    tokens: dict[str, Any],
+    note: str,
+    *allocations: tuple[str, Any],
+    day: str = "2026-11-05",
+    **params: str,
+) -> httpx.Response:
+    body = {"Allocations": [{"Invoice": {"InvoiceID": i}, "Amount": a, "Date": day} for i, a in allocations]}
+    return client.put(f"{API}/CreditNotes/{note}/Allocations", json=body, params=params, headers=api(tokens))
+
+
+def read_one(client: httpx.Client, tokens: dict[str, Any], collection: str, key: str) -> dict[str, Any]:
+    response = client.get(f"{API}/{collection}/{key}", headers=api(tokens))
+    assert response.status_code == 200, response.text
+    record: dict[str, Any] = response.json()[collection][0]
+    return record
+
+
+def test_an_allocation_shows_on_the_credit_note_and_the_invoice_and_both_read_as_modified(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    note = seed_document(sandbox, "CreditNotes", "30.00")
+    invoice = seed_document(sandbox, "Invoices", "50.00")
+    sandbox.clock.advance(60)
+    mark = sandbox.clock.now().isoformat()
+    response = allocate(client, tokens, note, (invoice, 20))
+    assert response.status_code == 200, response.text
+    made = response.json()["Allocations"]
+    assert [(a["Amount"], a["Invoice"]["InvoiceID"], a["CreditNote"]["CreditNoteID"]) for a in made] == [
+        (20.0, invoice, note)
+    ]
+    credit = read_one(client, tokens, "CreditNotes", note)
+    assert (credit["Status"], credit["Total"], credit["RemainingCredit"]) == ("AUTHORISED", 30.0, 10.0)
+    [stored] = credit["Allocations"]
+    assert stored["AllocationID"] == made[0]["AllocationID"]
+    assert (stored["Amount"], stored["Date"]) == (20.0, "/Date(1793836800000+0000)/")  # 2026-11-05
+    assert stored["Invoice"]["InvoiceID"] == invoice and stored["Invoice"]["InvoiceNumber"].startswith("INV-")
+    sale = read_one(client, tokens, "Invoices", invoice)
+    assert (sale["Status"], sale["AmountDue"], sale["AmountCredited"]) == ("AUTHORISED", 30.0, 20.0)
+    assert [(c["CreditNoteID"], c["AppliedAmount"]) for c in sale["CreditNotes"]] == [(note, 20.0)]
+    headers = api(tokens, **{"If-Modified-Since": mark})
+    notes = client.get(f"{API}/CreditNotes", headers=headers).json()["CreditNotes"]
+    invoices = client.get(f"{API}/Invoices", headers=headers).json()["Invoices"]
+    assert [n["CreditNoteID"] for n in notes] == [note] and notes[0]["Allocations"] == [stored]
+    assert [i["InvoiceID"] for i in invoices] == [invoice]
+
+
+def test_a_partial_then_a_full_allocation_leaves_both_documents_paid(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    note = seed_document(sandbox, "CreditNotes", "50.00")
+    invoice = seed_document(sandbox, "Invoices", "50.00")
+    assert allocate(client, tokens, note, (invoice, "20.00")).status_code == 200
+    assert read_one(client, tokens, "CreditNotes", note)["Status"] == "AUTHORISED"
+    assert allocate(client, tokens, note, (invoice, 30)).status_code == 200
+    credit = read_one(client, tokens, "CreditNotes", note)
+    sale = read_one(client, tokens, "Invoices", invoice)
+    assert (credit["Status"], credit["RemainingCredit"]) == ("PAID", 0.0)
+    assert [a["Amount"] for a in credit["Allocations"]] == [20.0, 30.0]
+    assert (sale["Status"], sale["AmountDue"], sale["AmountCredited"], sale["AmountPaid"]) == (
+        "PAID",
+        0.0,
+        50.0,
+        0.0,
+    )
+    assert [c["AppliedAmount"] for c in sale["CreditNotes"]] == [20.0, 30.0]
+    again = allocate(client, tokens, note, (invoice, 1))
+    assert again.status_code == 400
+    assert [e["Message"] for e in again.json()["Elements"][0]["ValidationErrors"]] == [PAID_OFF, OVER_AMOUNT]
+
+
+def test_a_credit_note_used_up_is_paid_while_the_invoice_still_owes(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    note = seed_document(sandbox, "CreditNotes", "30.00")
+    invoice = seed_document(sandbox, "Invoices", "50.00")
+    assert allocate(client, tokens, note, (invoice, 30)).status_code == 200
+    assert read_one(client, tokens, "CreditNotes", note)["Status"] == "PAID"
+    sale = read_one(client, tokens, "Invoices", invoice)
+    assert (sale["Status"], sale["AmountDue"]) == ("AUTHORISED", 20.0)
+
+
+@pytest.mark.parametrize(
+    ("note_fields", "invoice_fields", "amount", "message"),
+    [
+        ({}, {}, "30.01", OVER_AMOUNT),  # more than the note's remaining credit
+        ({"LineItems": [{"Description": "x", "UnitAmount": "80"}]}, {}, "50.01", OVER_AMOUNT),  # than due
+        ({"Status": "DRAFT"}, {}, 10, "A credit note with status DRAFT cannot be allocated"),
+        ({"Status": "VOIDED"}, {}, 10, "A credit note with status VOIDED cannot be allocated"),
+        ({}, {"Status": "DRAFT"}, 10, "An invoice with status DRAFT cannot have a credit note allocated"),
+        ({}, {"Status": "PAID"}, 10, PAID_OFF),
+        ({}, {"contact": "harbour"}, 10, "must be for the same contact"),
+        ({}, {"CurrencyCode": "USD", "CurrencyRate": "0.6512"}, 10, "must be in the same currency"),
+        ({"Type": "ACCPAYCREDIT"}, {}, 10, "Credit Note cannot be allocated to an incorrect invoice type"),
+        ({}, {}, 0, "The Amount must be greater than zero."),
+    ],
+)
+def test_allocations_xero_refuses_change_neither_document(
+    client: httpx.Client,
+    tokens: dict[str, Any],
+    sandbox: XeroSandbox,
+    note_fields: dict[str, Any],
+    invoice_fields: dict[str, Any],
+    amount: Any,
+    message: str,
+) -> None:
+    note = seed_document(sandbox, "CreditNotes", "30.00", **note_fields)
+    invoice = seed_document(sandbox, "Invoices", "50.00", **invoice_fields)
+    before = (read_one(client, tokens, "CreditNotes", note), read_one(client, tokens, "Invoices", invoice))
+    response = allocate(client, tokens, note, (invoice, amount))
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["ErrorNumber"], body["Type"]) == (10, "ValidationException")
+    [element] = body["Elements"]
+    assert element["Invoice"]["InvoiceID"] == invoice and "AllocationID" not in element
+    assert any(message in e["Message"] for e in element["ValidationErrors"]), element["ValidationErrors"]
+    after = (read_one(client, tokens, "CreditNotes", note), read_one(client, tokens, "Invoices", invoice))
+    assert after == before
+
+
+def test_an_unknown_invoice_or_credit_note_is_refused(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    note = seed_document(sandbox, "CreditNotes", "30.00")
+    unknown = allocate(client, tokens, note, (demo_id("nope"), 10))
+    assert unknown.status_code == 400
+    messages = [e["Message"] for e in unknown.json()["Elements"][0]["ValidationErrors"]]
+    assert messages == ["The invoice could not be found."]
+    invoice = seed_document(sandbox, "Invoices", "50.00")
+    assert allocate(client, tokens, demo_id("nope"), (invoice, 10)).status_code == 404
+    empty = client.put(f"{API}/CreditNotes/{note}/Allocations", json={"Allocations": []}, headers=api(tokens))
+    assert empty.status_code == 400 and empty.json()["Type"] == "NoDataProcessedException"
+    no_date = client.put(
+        f"{API}/CreditNotes/{note}/Allocations",
+        json={"Allocations": [{"Invoice": {"InvoiceID": invoice}, "Amount": 5}]},
+        headers=api(tokens),
+    )
+    assert no_date.status_code == 400
+    assert read_one(client, tokens, "CreditNotes", note)["Allocations"] == []
+
+
+def test_elements_of_one_request_share_the_credit_and_summarize_errors_false_keeps_the_good_ones(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    note = seed_document(sandbox, "CreditNotes", "30.00")
+    first, second = (seed_document(sandbox, "Invoices", "50.00") for _ in range(2))
+    both = allocate(client, tokens, note, (first, 20), (second, 20))  # 40 of 30: the second is refused
+    assert both.status_code == 400 and read_one(client, tokens, "CreditNotes", note)["Allocations"] == []
+    mixed = allocate(client, tokens, note, (first, 20), (second, 20), summarizeErrors="false")
+    assert mixed.status_code == 200
+    assert [a["StatusAttributeString"] for a in mixed.json()["Allocations"]] == ["OK", "ERROR"]
+    assert read_one(client, tokens, "CreditNotes", note)["RemainingCredit"] == 10.0
+    assert read_one(client, tokens, "Invoices", second)["AmountDue"] == 50.0
+
+
+def test_admin_allocations_follow_the_api_rules_and_are_never_dropped(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    invoice = seed_document(sandbox, "Invoices", "50.00")
+    note = seed_document(
+        sandbox,
+        "CreditNotes",
+        "30.00",
+        Allocations=[{"Invoice": {"InvoiceID": invoice}, "Amount": "12.50", "Date": "2026-11-02"}],
+    )
+    assert read_one(client, tokens, "Invoices", invoice)["AmountDue"] == 37.5
+    assert read_one(client, tokens, "CreditNotes", note)["RemainingCredit"] == 17.5
+    with pytest.raises(AdminError, match="greater than amount outstanding"):
+        seed_document(
+            sandbox,
+            "CreditNotes",
+            "30.00",
+            CreditNoteNumber="CN-REFUSED",
+            Allocations=[{"Invoice": {"InvoiceID": invoice}, "Amount": "31", "Date": "2026-11-02"}],
+        )
+    numbers = [n["CreditNoteNumber"] for n in sandbox.list_records(AU_TENANT_ID, "CreditNotes")]
+    assert "CN-REFUSED" not in numbers
+    # a record read back from the admin API and sent again keeps its allocations
+    listed = next(n for n in sandbox.list_records(AU_TENANT_ID, "CreditNotes") if n["CreditNoteID"] == note)
+    sandbox.edit_record(AU_TENANT_ID, "CreditNotes", note, {**listed, "Reference": "re-sent"})
+    edited = read_one(client, tokens, "CreditNotes", note)
+    assert (edited["Reference"], edited["RemainingCredit"], len(edited["Allocations"])) == (
+        "re-sent",
+        17.5,
+        1,
+    )
+    sandbox.edit_record(AU_TENANT_ID, "Invoices", invoice, {"Reference": "PO-1"})
+    assert read_one(client, tokens, "Invoices", invoice)["AmountDue"] == 37.5
+    with pytest.raises(AdminError, match="cannot remove allocations"):
+        sandbox.edit_record(AU_TENANT_ID, "CreditNotes", note, {"Allocations": []})
+    more = [*listed["Allocations"], {"Invoice": {"InvoiceID": invoice}, "Amount": 7.5, "Date": "2026-11-03"}]
+    sandbox.edit_record(AU_TENANT_ID, "CreditNotes", note, {"Allocations": more})
+    assert read_one(client, tokens, "Invoices", invoice)["AmountCredited"] == 20.0
+    other = seed_document(sandbox, "CreditNotes", "5.00")
+    with pytest.raises(AdminError, match="CreditNotes come from allocating"):
+        sandbox.edit_record(AU_TENANT_ID, "Invoices", invoice, {"CreditNotes": [{"CreditNoteID": other}]})
+    # the documents an allocation joins cannot change under it, as in Xero
+    for collection, key in (("Invoices", invoice), ("CreditNotes", note)):
+        with pytest.raises(AdminError, match="has a payment or credit note allocated to it"):
+            sandbox.void_record(AU_TENANT_ID, collection, key)
+    lines = [{"Description": "Panel", "Quantity": 2, "UnitAmount": "50.00"}]
+    with pytest.raises(AdminError, match="has a payment or credit note allocated to it"):
+        sandbox.edit_record(AU_TENANT_ID, "Invoices", invoice, {"LineItems": lines})
