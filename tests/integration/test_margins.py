@@ -562,3 +562,38 @@ def test_a_credit_naming_a_sale_without_its_product_returns_it_to_the_customers_
     assert figures(credit["figures"]) == (D("-9.00"), D("-4.00"), D("-5.00"), D("55.56"))
     assert D(credit["figures"]["uncosted"]) == 0
     assert [(lot, quantity) for lot, quantity, _ in lots_of(credit["lines"][0], lots)] == [("A", D(2))]
+
+
+def test_xero_a_credit_allocated_to_an_invoice_without_its_product_returns_to_the_customers_sale_of_it(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A Xero credit note allocated (its Allocations) to a bolts invoice credits widgets: they go back to the
+    contact's widget invoice's lots, and the report says so."""
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    xero = sandboxes.xero
+    widget, bolt = (demo_id(AU_TENANT_ID, "item", code) for code in ("WIDGET-10", "BOLT-M8"))
+    sku = products_by_sku(api, "xero", [widget, bolt])
+    lots = receive(api, [("W", sku["WIDGET-10"], "10", "2.50"), ("B", sku["BOLT-M8"], "10", "0.18")])
+    contact = xero.add_record(AU_TENANT_ID, "Contacts", {"Name": "Allocating"})["ContactID"]
+
+    def document(collection: str, number: str, day: str, code: str, quantity: str, **more: Any) -> str:
+        field = "InvoiceNumber" if collection == "Invoices" else "CreditNoteNumber"
+        line = {"ItemCode": code, "Description": code, "Quantity": quantity, "UnitAmount": "6.00"}
+        kind = "ACCREC" if collection == "Invoices" else "ACCRECCREDIT"
+        fields = {field: number, "Type": kind, "Contact": {"ContactID": contact}, "Date": day}
+        record = {**fields, "Status": "AUTHORISED", "LineItems": [line], **more}
+        made = xero.add_record(AU_TENANT_ID, collection, record)
+        return str(made["InvoiceID" if collection == "Invoices" else "CreditNoteID"])
+
+    document("Invoices", "AL-1", "2026-11-12", "WIDGET-10", "3")
+    bolts = document("Invoices", "AL-2", "2026-11-13", "BOLT-M8", "5")
+    allocation = {"Invoice": {"InvoiceID": bolts}, "Amount": "12.00", "Date": "2026-11-14"}
+    document("CreditNotes", "AL-CN", "2026-11-14", "WIDGET-10", "2", Allocations=[allocation])
+    tracking = {"enabled": True, "start_date": "2026-11-12"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=tracking))
+    api.pull_sales()
+
+    credit = by_number(ok(api.call("GET", "/margins?from=2026-11-12")))["AL-CN"]
+    assert credit["issues"] == ["WIDGET-10 is not on AL-2: returned to the lots of AL-1"], credit
+    assert figures(credit["figures"])[:2] == (D("-12.00"), D("-5.00"))
+    assert [(lot, quantity) for lot, quantity, _ in lots_of(credit["lines"][0], lots)] == [("W", D(2))]
