@@ -656,7 +656,7 @@ function accountName(a) {
 
 // ---- product import ---------------------------------------------------------------------------------
 // POST /products/import?mode=dry_run|apply with {"filename", "content_base64"}: {mode, file_errors,
-// ignored_columns, rows_read, valid_count, error_count, skipped_count, created, updated, unchanged,
+// ignored_columns (the first 50), ignored_columns_left_out, rows_read, valid_count, error_count, skipped_count, created, updated, unchanged,
 // row_ranges: {created|updated|unchanged|error|skipped: [[first, last]]}, details: [{row, outcome, sku, name,
 // errors: [{column, problem}], warnings}], details_left_out}. Details list only the rows with errors or
 // warnings (the first 1,000); in a dry run created/updated/unchanged say what an apply would do.
@@ -741,7 +741,8 @@ const productImport = {
       errors ? h("p", { class: "muted", dataset: { role: "error-rows" } },
         `Rows with errors: ${rowRanges(errorRanges)}.`) : null,
       result.ignored_columns?.length ? h("p", { class: "muted" },
-        `Columns Partsemble does not use and ignores: ${result.ignored_columns.join(", ")}.`) : null,
+        `Columns Partsemble does not use and ignores: ${result.ignored_columns.join(", ")}`
+        + (result.ignored_columns_left_out ? ` and ${result.ignored_columns_left_out} more.` : ".")) : null,
       shown.length ? table({ text: "Rows with problems", visible: true }, [
         { label: "Row", cell: (d) => String(d.row) },
         { label: "SKU", cell: (d) => d.sku ?? "" },

@@ -38,6 +38,9 @@ MAX_READ_SECONDS = 10.0  # one reading pass; an apply reads twice and writes wit
 MAX_MEMORY_GROWTH = 200 * _MIB  # backstop: the caps keep a pass well under this
 MAX_DECIMAL_PLACES = 4
 MAX_AMOUNT = Decimal(1_000_000_000)
+MAX_COLUMNS = 1_000  # named header cells: a product file uses 8, an export from a shop or ERP a few dozen
+MAX_IGNORED_SHOWN = 50  # ignored columns named in the answer (with how many more)
+MAX_SHOWN_TEXT = 60  # characters of a header or cell echoed in a message
 _READ_CHUNK = 64 * 1024  # bytes of sheet XML or CSV checked at a time
 
 TYPE_LABELS = {
@@ -70,7 +73,32 @@ def normalise_sku(sku: str) -> str:
 
 def _header_key(text: str) -> str:
     """Headers compare without case, spaces, punctuation or a bracketed note: "Unit cost ($)" = "unitcost"."""
-    return re.sub(r"\(.*?\)|[^0-9a-z]", "", text.casefold())
+    return _NOT_IN_KEY.sub("", _without_notes(text.casefold()))
+
+
+_NOT_IN_KEY = re.compile(r"[^0-9a-z]")
+
+
+def _without_notes(text: str) -> str:
+    """The text without its bracketed notes, each "(" to the next ")" on its line, in one pass: the regex
+    `\\(.*?\\)` searched on from every "(", so a cell of "((((..." took time quadratic in its length."""
+    parts: list[str] = []
+    start = 0
+    closing = -1  # the first ")" after the last "(" looked at
+    while (opening := text.find("(", start)) >= 0:
+        if closing < opening:
+            closing = text.find(")", opening)
+            if closing < 0:
+                break  # no "(" from here on has a ")" after it
+        newline = text.find("\n", opening, closing)
+        if newline >= 0:  # no note closes on this line: its text stays
+            parts.append(text[start : newline + 1])
+            start = newline + 1
+        else:
+            parts.append(text[start:opening])
+            start = closing + 1
+    parts.append(text[start:])
+    return "".join(parts)
 
 
 _TYPES_BY_KEY = {_header_key(label): product_type for product_type, label in TYPE_LABELS.items()}
@@ -125,9 +153,19 @@ class FileRefused(Exception):
     """The whole file is refused; the message is shown to the user as is."""
 
 
-class FileTooCostly(FileRefused):
-    """Refused by a limit on what reading it would cost (parts' sizes, row numbers, rows, time, memory),
-    before that cost is paid: the caller answers 400, as for any input it will not take."""
+class HostileFile(FileRefused):
+    """Refused as input the service will not take at all, rather than reported as a file error: the caller
+    answers 400 naming the file."""
+
+
+class FileTooCostly(HostileFile):
+    """Refused by a limit on what reading it would cost (parts' sizes, row numbers, rows, columns, time,
+    memory), before that cost is paid."""
+
+
+class FileMalformed(HostileFile):
+    """The workbook holds what no spreadsheet program writes: a value, cell reference or row number its
+    reader cannot read (a number "NaN" or "0x1A", a shared-string index out of range, cell "ZZZZ2")."""
 
 
 class ReadBudget:
@@ -187,7 +225,8 @@ class ProductFile:
     """An open product file whose header has been read; `rows` reads the rest, one row at a time, and
     raises FileRefused if the file turns out to be unusable part way (too many rows, a damaged workbook)."""
 
-    ignored_columns: list[str]
+    ignored_columns: list[str]  # the first MAX_IGNORED_SHOWN, as written (shortened past MAX_SHOWN_TEXT)
+    ignored_columns_left_out: int
     rows: Iterator[RowResult]
 
 
@@ -211,8 +250,10 @@ def open_product_file(content: bytes, budget: ReadBudget | None = None) -> Itera
                 break
         if header is None:
             raise FileRefused("The file has no header row and no products.")
-        columns, ignored = _columns(header)
-        yield ProductFile(ignored, _results(raw_rows, header.number, columns, decimal_comma, budget))
+        columns, ignored, left_out = _columns(header, budget)
+        yield ProductFile(
+            ignored, left_out, _results(raw_rows, header.number, columns, decimal_comma, budget)
+        )
     finally:
         raw_rows.close()  # closes the workbook even when the caller stops part way
 
@@ -317,6 +358,8 @@ def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None
         if isinstance(error, DefusedXmlException) or isinstance(error.__cause__, DefusedXmlException):
             raise _declares_entities() from None
         raise _not_a_workbook() from None
+    title: str | None = None
+    number: int | None = None  # the last row read, once rows are read
     try:
         if not workbook.worksheets:
             raise FileRefused("The workbook has no worksheet.")
@@ -324,20 +367,36 @@ def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None
             (ws for ws in workbook.worksheets if ws.title.strip().casefold() == "products"),
             workbook.worksheets[0],
         )
+        title = sheet.title
         sheet.reset_dimensions()  # a wrong <dimension> would otherwise cut rows off silently
         # openpyxl names the sheet's part in the zip only in this attribute
         archive.sheet_path = sheet._worksheet_path
         unsaved = _scan_sheet(archive, sheet._worksheet_path, budget)
         rows = sheet.iter_rows(values_only=True)
+        number = 0
         for number, values in enumerate(rows, start=1):
             yield _Row(number, values, unsaved.get(number, _NO_FORMULAS))
     except DefusedXmlException:
         raise _declares_entities() from None
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, SyntaxError):
         raise FileRefused("The workbook is damaged. Open it in Excel and save it again.") from None
+    except (ValueError, LookupError, TypeError, ArithmeticError, AttributeError):
+        # openpyxl reads a cell's number with int()/float(), a shared string by its index, a cell reference
+        # and a row number as written: what no spreadsheet program writes fails there, and only there
+        raise _malformed_sheet(title, number) from None
     finally:
         workbook.close()
         archive.close()
+
+
+def _malformed_sheet(title: str | None, last_row: int | None) -> FileMalformed:
+    sheet = "The workbook" if title is None else f"The sheet {_quoted(title)}"
+    where = "" if last_row is None else " in its first row" if last_row == 0 else f" after row {last_row:,}"
+    return FileMalformed(
+        f"{sheet} cannot be read{where}: a cell holds a value, cell reference or row number that Excel "
+        "never writes (a number such as NaN or 0x1A, a missing shared text, a column beyond XFD). "
+        "Open it in Excel and save it again, or save it as CSV UTF-8."
+    )
 
 
 def _declares_entities() -> FileTooCostly:
@@ -643,32 +702,59 @@ def _is_blank(row: _Row) -> bool:
     )
 
 
-def _columns(header: _Row) -> tuple[list[_Column], list[str]]:
+def _columns(header: _Row, budget: ReadBudget) -> tuple[list[_Column], list[str], int]:
+    """The recognised columns, the ignored ones to name (the first MAX_IGNORED_SHOWN, each once) and how
+    many more were ignored. Linear in the header's width, and refused past MAX_COLUMNS named cells."""
     columns: dict[str, _Column] = {}
     ignored: list[str] = []
+    seen: set[str] = set()
+    named = 0
     for position, value in enumerate(header.values):
+        if position % 1024 == 1023:
+            budget.check()
         text = _text(value)
         if text is None:
             continue
+        named += 1
+        if named > MAX_COLUMNS:
+            raise FileTooCostly(
+                f"Row {header.number} names more than {MAX_COLUMNS:,} columns; a product file needs at most "
+                f"{len(_FIELDS)}. Delete the columns Partsemble does not use, or save only the product "
+                "columns as CSV UTF-8."
+            )
         field = _FIELDS_BY_HEADER.get(_header_key(text))
         if field is None:
-            if text not in ignored:
+            if text not in seen:
+                seen.add(text)
                 ignored.append(text)
         elif field.name in columns:
             raise FileRefused(
-                f"Columns '{columns[field.name].header}' and '{text}' both give the {field.label}; keep one."
+                f"Columns {_quoted(columns[field.name].header)} and {_quoted(text)} both give the "
+                f"{field.label}; keep one."
             )
         else:
-            columns[field.name] = _Column(position, text, field)
+            columns[field.name] = _Column(position, _shortened(text), field)
     for field in _FIELDS:
         if field.required and field.name not in columns:
-            found = ", ".join(f"'{_text(value)}'" for value in header.values if _text(value) is not None)
+            found = [text for value in header.values if (text := _text(value)) is not None]
+            listed = ", ".join(_quoted(text) for text in found[:MAX_IGNORED_SHOWN])
+            more = len(found) - MAX_IGNORED_SHOWN
             raise FileRefused(
                 f"No {field.label} column. Row {header.number} should name the columns; "
                 f"{field.label} may also be called {', '.join(field.aliases[1:])}. "
-                f"Row {header.number} has: {found}."
+                f"Row {header.number} has: {listed}" + (f" and {more:,} more." if more > 0 else ".")
             )
-    return list(columns.values()), ignored
+    shown = [_shortened(text) for text in ignored[:MAX_IGNORED_SHOWN]]
+    return list(columns.values()), shown, len(ignored) - len(shown)
+
+
+def _shortened(text: str) -> str:
+    """Text as echoed in an answer: at most MAX_SHOWN_TEXT characters, with an ellipsis where cut."""
+    return text if len(text) <= MAX_SHOWN_TEXT else text[: MAX_SHOWN_TEXT - 1] + "\u2026"
+
+
+def _quoted(text: str) -> str:
+    return f"'{_shortened(text)}'"
 
 
 def _check_row(row: _Row, columns: list[_Column], first_row_of: _FirstRows, decimal_comma: bool) -> RowResult:
@@ -769,7 +855,7 @@ def _parse_type(value: object, decimal_comma: bool) -> ProductType | None:
         return None
     product_type = _TYPES_BY_KEY.get(_header_key(text))
     if product_type is None:
-        raise _CellProblem(f"unknown type '{text}'; use one of: {_TYPE_CHOICES}")
+        raise _CellProblem(f"unknown type {_quoted(text)}; use one of: {_TYPE_CHOICES}")
     return product_type
 
 
@@ -785,20 +871,22 @@ def _parse_amount(value: object, decimal_comma: bool) -> Decimal | None:
         if text is None:
             return None
         amount = _number(text, decimal_comma)
+    if not amount.is_finite():  # NaN compares with nothing, infinity is no amount
+        raise _CellProblem(f"not a number: {_quoted(_text(value) or str(amount))}")
     exponent = amount.as_tuple().exponent
     places = -exponent if isinstance(exponent, int) else 0
     if places > MAX_DECIMAL_PLACES:
         rounded = amount.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES))
         if rounded != amount:
             raise _CellProblem(
-                f"{amount} has {places} decimal places; at most {MAX_DECIMAL_PLACES} are allowed "
-                "(round it in the file)"
+                f"{_shortened(str(amount))} has {places} decimal places; "
+                f"at most {MAX_DECIMAL_PLACES} are allowed (round it in the file)"
             )
         amount = rounded
     if amount < 0:
-        raise _CellProblem(f"negative ({amount}); it must be 0 or more")
+        raise _CellProblem(f"negative ({_shortened(str(amount))}); it must be 0 or more")
     if amount >= MAX_AMOUNT:
-        raise _CellProblem(f"{amount} is too large; it must be below {MAX_AMOUNT:,}")
+        raise _CellProblem(f"{_shortened(str(amount))} is too large; it must be below {MAX_AMOUNT:,}")
     return amount
 
 
@@ -811,11 +899,11 @@ def _number(text: str, decimal_comma: bool) -> Decimal:
         match = _DOT_NUMBER.fullmatch(bare)
         digits = bare.replace(",", "")
     if match is None or not any(char.isdigit() for char in bare):
-        raise _CellProblem(f"not a number: '{text}'")
+        raise _CellProblem(f"not a number: {_quoted(text)}")
     try:
         return Decimal(digits)
     except InvalidOperation:
-        raise _CellProblem(f"not a number: '{text}'") from None
+        raise _CellProblem(f"not a number: {_quoted(text)}") from None
 
 
 _PARSERS: dict[Kind, Callable[[object, bool], object]] = {

@@ -109,7 +109,8 @@ class ImportSummary(Model):
     """A file's result. A file error means no rows at all (and, in an apply, no writes)."""
 
     file_errors: list[str] = Field(default_factory=list)
-    ignored_columns: list[str] = Field(default_factory=list)
+    ignored_columns: list[str] = Field(default_factory=list)  # the first 50 (MAX_IGNORED_SHOWN)
+    ignored_columns_left_out: int = 0  # columns ignored beyond those named
     rows_read: int = 0  # after the header: valid + errors + skipped (trailing blank rows are not read)
     valid_count: int = 0
     error_count: int = 0

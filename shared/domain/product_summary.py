@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.domain.product_import import FileRefused, FileTooCostly, ReadBudget, open_product_file
+from shared.domain.product_import import FileRefused, HostileFile, ReadBudget, open_product_file
 from shared.domain.product_rows import (
     MAX_DETAILS,
     ImportSummary,
@@ -27,8 +27,11 @@ ChunkHandler = Callable[[list[ProductRow]], list[RowOutcome]]
 class ImportTally:
     """Receives every row's outcome, in row order, and keeps only counts, ranges and capped details."""
 
-    def __init__(self, ignored_columns: list[str], max_details: int = MAX_DETAILS) -> None:
+    def __init__(
+        self, ignored_columns: list[str], max_details: int = MAX_DETAILS, ignored_columns_left_out: int = 0
+    ) -> None:
         self.ignored_columns = ignored_columns
+        self.ignored_columns_left_out = ignored_columns_left_out
         self.max_details = max_details
         self.counts = dict.fromkeys(RowOutcome, 0)
         self.ranges: dict[RowOutcome, list[list[int]]] = {outcome: [] for outcome in RowOutcome}
@@ -63,6 +66,7 @@ class ImportTally:
         ranges = {outcome.value: [(first, last) for first, last in r] for outcome, r in self.ranges.items()}
         return ImportSummary(
             ignored_columns=self.ignored_columns,
+            ignored_columns_left_out=self.ignored_columns_left_out,
             rows_read=sum(counts.values()),
             valid_count=counts[RowOutcome.CREATED]
             + counts[RowOutcome.UPDATED]
@@ -86,13 +90,16 @@ def summarise_file(
 ) -> ImportSummary:
     """Reads the file once, one row at a time; valid rows go to `handle_chunk` CHUNK_ROWS at a time.
 
-    A file refused by a limit on what reading it costs raises FileTooCostly. A file error found part way
+    A file refused outright (by a limit on what reading it costs, or as a workbook no spreadsheet program
+    wrote) raises HostileFile. A file error found part way
     returns a summary with only that error, but chunks before it have been
     handled: a handler that writes must only run on a file a first pass found free of file errors
     (and with a budget that cannot run out part way, as the first pass proved the file reads in time)."""
     try:
         with open_product_file(content, budget) as product_file:
-            tally = ImportTally(product_file.ignored_columns, max_details)
+            tally = ImportTally(
+                product_file.ignored_columns, max_details, product_file.ignored_columns_left_out
+            )
             pending: list[RowResult] = []
             valid: list[ProductRow] = []
             for result in product_file.rows:
@@ -102,7 +109,7 @@ def summarise_file(
                 if len(valid) == CHUNK_ROWS or len(pending) == _MAX_PENDING:
                     _handle(pending, valid, handle_chunk, tally)
             _handle(pending, valid, handle_chunk, tally)
-    except FileTooCostly:
+    except HostileFile:
         raise  # the caller refuses the request: no summary of a file that was not read
     except FileRefused as refused:
         return ImportSummary(file_errors=[str(refused)])

@@ -11,7 +11,7 @@ from typing import Literal
 
 from shared.domain.catalog import Product, sku_key
 from shared.domain.product_changes import CatalogIndex, merged
-from shared.domain.product_import import FileTooCostly, ReadBudget
+from shared.domain.product_import import HostileFile, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
 from shared.errors import InvalidFields
@@ -31,7 +31,7 @@ def import_file(organisation_id: str, content: bytes, mode: Mode) -> FileImportR
     try:
         budget = ReadBudget(memory_growth=memory_growth_probe())
         summary = summarise_file(content, index.outcomes, budget=budget)
-    except FileTooCostly as refused:
+    except HostileFile as refused:
         raise InvalidFields(f"file: {refused}", [{"field": "file", "problem": str(refused)}]) from None
     if mode == "apply" and not summary.file_errors:
         summary = summarise_file(

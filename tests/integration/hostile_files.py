@@ -111,6 +111,24 @@ def far_row(row: int) -> bytes:
     return replaced(workbook(), {"xl/worksheets/sheet1.xml": xml})
 
 
+def malformed_cell(cell: bytes, row: bytes = b'<row r="2">') -> bytes:
+    """A workbook whose sheet's second row holds a cell (or is a row) no spreadsheet program writes:
+    a number "NaN", a shared-string index past the end, a reference beyond column XFD, a row "abc"."""
+    xml = (
+        SHEET_HEAD
+        + row
+        + b'<c r="A2" t="inlineStr"><is><t>A-1</t></is></c>'
+        + cell
+        + b"</row></sheetData></worksheet>"
+    )
+    return replaced(workbook(), {"xl/worksheets/sheet1.xml": xml})
+
+
+def wide_csv_header(columns: int = 200_000) -> bytes:
+    """A CSV whose header names `columns` columns besides SKU and Name (200,000: 1.4 MB)."""
+    return (",".join(["SKU", "Name", *(f"c{n}" for n in range(columns))]) + "\nA-1,Widget\n").encode()
+
+
 def blank_lines_csv(size: int = 5 * 1024 * 1024 - 64) -> bytes:
     """A 5 MB CSV: a header, millions of blank lines, then a product."""
     head, tail = b"SKU,Name\n", b"A-1,Widget\n"

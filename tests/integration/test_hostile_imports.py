@@ -107,6 +107,34 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
         hostile.blank_lines_csv,
         "The file has more than 50,000 rows after the header (empty rows count too)",
     ),
+    "a number NaN in a cell": (
+        lambda: hostile.malformed_cell(b'<c r="B2"><v>NaN</v></c>'),
+        "The sheet 'Sheet' cannot be read after row 1: a cell holds a value, cell reference or row number",
+    ),
+    "a number 0x1A in a cell": (
+        lambda: hostile.malformed_cell(b'<c r="B2"><v>0x1A</v></c>'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
+    "a shared-string index past the end": (
+        lambda: hostile.malformed_cell(b'<c r="B2" t="s"><v>99999</v></c>'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
+    "a shared-string index that is not a number": (
+        lambda: hostile.malformed_cell(b'<c r="B2" t="s"><v>abc</v></c>'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
+    "cell reference ZZZZ2": (
+        lambda: hostile.malformed_cell(b'<c r="ZZZZ2" t="inlineStr"><is><t>W</t></is></c>'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
+    'row r="abc"': (
+        lambda: hostile.malformed_cell(b"", row=b'<row r="abc">'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
+    "a CSV header of 200,000 columns (1.4 MB)": (
+        hostile.wide_csv_header,
+        "Row 1 names more than 1,000 columns; a product file needs at most 8.",
+    ),
     "billion laughs in the sheet": (
         lambda: hostile.billion_laughs("xl/worksheets/sheet1.xml"),
         "The workbook's XML declares entities (a DTD)",
@@ -129,7 +157,8 @@ def test_a_hostile_file_is_refused_quickly_within_memory_and_writes_nothing(
     make, message = HOSTILE[name]
     content = make()
     assert len(content) <= product_import.MAX_FILE_BYTES
-    body = {"filename": "products.xlsx", "content_base64": base64.b64encode(content).decode()}
+    filename = "products.xlsx" if content.startswith(b"PK") else "products.csv"
+    body = {"filename": filename, "content_base64": base64.b64encode(content).decode()}
     api.call("GET", "/products")  # the route's code is loaded before measuring
 
     with measured() as cost:

@@ -212,6 +212,18 @@ def test_xlsx_upload_as_multipart_with_numbers_and_a_bad_row(api: Api) -> None:
     assert [p["unit_cost"] for p in api.call("GET", "/products").json()] == ["0.1"]
 
 
+def test_a_wide_header_names_the_first_ignored_columns_and_counts_the_rest(
+    api: Api, written: list[str]
+) -> None:
+    extras = [f"Extra {n}" for n in range(300)]
+    content = (",".join(["SKU", "Name", *extras]) + "\nA-1,Widget\n").encode()
+
+    result = _upload(api, content, "apply")
+
+    assert result["ignored_columns"] == extras[:50] and result["ignored_columns_left_out"] == 250
+    assert result["created"] == 1 and written == ["A-1"]
+
+
 def test_upload_without_a_file_is_a_clear_400(api: Api) -> None:
     response = api.call("POST", "/products/import?mode=dry_run", json_body={"filename": "x.csv"})
     assert response.status == 400

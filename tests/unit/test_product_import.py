@@ -4,7 +4,9 @@ needs to act on it; the file's summary keeps every row's outcome as ranges and t
 from __future__ import annotations
 
 import io
+import time
 import zipfile
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -16,8 +18,12 @@ from shared.domain import product_import
 from shared.domain.catalog import Product
 from shared.domain.product_changes import CatalogIndex, catalog_entry, merged
 from shared.domain.product_import import (
+    MAX_COLUMNS,
     MAX_FILE_BYTES,
+    MAX_IGNORED_SHOWN,
+    MAX_SHOWN_TEXT,
     UNSAVED_FORMULA,
+    FileMalformed,
     FileRefused,
     FileTooCostly,
     ReadBudget,
@@ -46,6 +52,81 @@ def xlsx(rows: list[list[object]], *, title: str = "Sheet", before: str | None =
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_RELATIONSHIPS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_DOCUMENT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_SPREADSHEETML = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+
+
+def handmade_xlsx(rows_xml: str, shared_strings: list[str] | None = None) -> bytes:
+    """A workbook whose parts are written by hand, as no spreadsheet program writes them: one sheet,
+    "Products", holding `rows_xml`, and the shared strings if given."""
+    shared = ""
+    shared_relationship = ""
+    if shared_strings is not None:
+        shared = (
+            f'<Override PartName="/xl/sharedStrings.xml" ContentType="{_SPREADSHEETML}.sharedStrings+xml"/>'
+        )
+        shared_relationship = (
+            f'<Relationship Id="rId2" Type="{_DOCUMENT}/sharedStrings" Target="sharedStrings.xml"/>'
+        )
+    parts = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{_SPREADSHEETML}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{_SPREADSHEETML}.worksheet+xml"/>'
+            f"{shared}</Types>"
+        ),
+        "_rels/.rels": (
+            f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{_RELATIONSHIPS}">'
+            f'<Relationship Id="rId1" Type="{_DOCUMENT}/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/workbook.xml": (
+            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{_MAIN}" xmlns:r="{_DOCUMENT}">'
+            '<sheets><sheet name="Products" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{_RELATIONSHIPS}">'
+            f'<Relationship Id="rId1" Type="{_DOCUMENT}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f"{shared_relationship}</Relationships>"
+        ),
+        "xl/worksheets/sheet1.xml": (
+            f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{_MAIN}">'
+            f"<sheetData>{rows_xml}</sheetData></worksheet>"
+        ),
+    }
+    if shared_strings is not None:
+        entries = "".join(f"<si><t>{text}</t></si>" for text in shared_strings)
+        parts["xl/sharedStrings.xml"] = (
+            f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{_MAIN}">{entries}</sst>'
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, xml in parts.items():
+            archive.writestr(name, xml)
+    return buffer.getvalue()
+
+
+def text_cell(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def value_cell(ref: str, value: str, kind: str = "n") -> str:
+    return f'<c r="{ref}" t="{kind}"><v>{value}</v></c>'
+
+
+def sheet_row(number: int | str, *cells: str) -> str:
+    return f'<row r="{number}">' + "".join(cells) + "</row>"
+
+
+HEADER_ROW = sheet_row(1, text_cell("A1", "SKU"), text_cell("B1", "Name"), text_cell("C1", "Unit cost"))
 
 
 def patched(content: bytes, old: str, new: str) -> bytes:
@@ -509,6 +590,173 @@ def test_a_workbook_damaged_part_way_is_refused_after_its_first_rows_were_read()
 
     assert read[:2] == [2, 3] and len(read) > CHUNK_ROWS  # the damage came to light part way
     assert summary_of(content).file_errors == ["The workbook is damaged. Open it in Excel and save it again."]
+
+
+# Workbooks holding what no spreadsheet program writes: refused whole, naming the sheet and row
+
+
+def _product_row(cost_cell: str, *, sku_cell: str | None = None, number: int | str = 2) -> str:
+    return sheet_row(number, sku_cell or text_cell("A2", "A-1"), text_cell("B2", "Widget"), cost_cell)
+
+
+MALFORMED_SHEETS = {
+    "a number NaN": (_product_row(value_cell("C2", "NaN")), None),
+    "a number inf": (_product_row(value_cell("C2", "inf")), None),
+    "a number nan.0": (_product_row(value_cell("C2", "nan.0")), None),
+    "a number 0x1A": (_product_row(value_cell("C2", "0x1A")), None),
+    "a shared text out of range": (_product_row("", sku_cell=value_cell("A2", "99", "s")), ["A-1"]),
+    "a shared text index not a number": (_product_row("", sku_cell=value_cell("A2", "abc", "s")), ["A-1"]),
+    "cell reference ZZZZ2": (_product_row(text_cell("ZZZZ2", "1")), None),
+    "row number abc": (_product_row(value_cell("C2", "1"), number="abc"), None),
+    "a boolean abc": (_product_row(value_cell("C2", "abc", "b")), None),
+    "a date abc": (_product_row(value_cell("C2", "abc", "d")), None),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_SHEETS))
+def test_a_value_no_spreadsheet_program_writes_refuses_the_workbook_naming_sheet_and_row(case: str) -> None:
+    rows_xml, shared_strings = MALFORMED_SHEETS[case]
+    content = handmade_xlsx(HEADER_ROW + rows_xml, shared_strings)
+
+    with pytest.raises(FileMalformed) as refused:
+        summary_of(content)  # refused outright (the API answers 400), not a file error in a summary
+
+    assert str(refused.value).startswith(
+        "The sheet 'Products' cannot be read after row 1: a cell holds a value, cell reference or row "
+        "number that Excel never writes"
+    )
+
+
+def test_a_malformed_cell_part_way_names_the_last_row_read_and_a_malformed_header_the_first_row() -> None:
+    good = "".join(
+        sheet_row(n, text_cell(f"A{n}", f"A-{n}"), text_cell(f"B{n}", "Widget"), value_cell(f"C{n}", "1.5"))
+        for n in range(2, 6)
+    )
+    content = handmade_xlsx(HEADER_ROW + good + sheet_row(6, value_cell("A6", "0x1A")))
+
+    with open_product_file(content) as product_file:
+        read: list[int] = []
+        with pytest.raises(FileMalformed, match="The sheet 'Products' cannot be read after row 5: "):
+            read.extend(row.row for row in product_file.rows)
+    assert read == [2, 3, 4, 5]
+
+    header = sheet_row(1, text_cell("A1", "SKU"), value_cell("B1", "NaN"))
+    with pytest.raises(FileMalformed, match="The sheet 'Products' cannot be read in its first row: "):
+        summary_of(handmade_xlsx(header))
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1e400", "1e309"])
+def test_an_xlsx_number_beyond_a_float_is_not_a_number_naming_the_column(value: str) -> None:
+    content = handmade_xlsx(HEADER_ROW + _product_row(value_cell("C2", value)))
+
+    row = only_row(parse(content))  # openpyxl reads these as float infinities
+
+    assert row.status is RowStatus.ERROR and row.product is None
+    assert [error.column for error in row.errors] == ["Unit cost"]
+    assert row.errors[0].problem.startswith("not a number: ")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), float("-inf"), Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity")],
+)
+def test_a_non_finite_number_never_gets_through_as_an_amount(
+    monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    def rows(content: bytes, separator: str) -> Iterator[product_import._Row]:
+        yield product_import._Row(1, ["SKU", "Name", "Unit cost", "Reorder point"], frozenset())
+        yield product_import._Row(2, ["A-1", "Widget", value, value], frozenset())
+
+    monkeypatch.setattr(product_import, "_csv_rows", rows)  # a reader that hands over such a number
+
+    row = only_row(parse(b"SKU,Name\n"))
+
+    assert row.status is RowStatus.ERROR and row.product is None
+    assert [error.column for error in row.errors] == ["Unit cost", "Reorder point"]
+    assert all(error.problem.startswith("not a number: ") for error in row.errors)
+
+
+# Wide headers: linear work, a cap, and a bounded answer
+
+
+def test_a_csv_header_of_200000_columns_is_refused_at_once() -> None:
+    content = (",".join(["SKU", "Name", *(f"c{n}" for n in range(200_000))]) + "\nA-1,Widget\n").encode()
+    assert len(content) < MAX_FILE_BYTES
+
+    began = time.monotonic()
+    with pytest.raises(FileTooCostly) as refused:
+        summary_of(content)
+
+    assert time.monotonic() - began < 2.0  # it took minutes, checking each column against a list
+    assert str(refused.value) == (
+        f"Row 1 names more than {MAX_COLUMNS:,} columns; a product file needs at most 8. "
+        "Delete the columns Partsemble does not use, or save only the product columns as CSV UTF-8."
+    )
+
+
+def test_a_header_at_the_column_cap_reads_and_its_answer_names_only_the_first_ignored_columns() -> None:
+    others = [f"Extra {n}" for n in range(MAX_COLUMNS - 2)]
+    content = (",".join(["SKU", "Name", *others]) + "\nA-1,Widget\n").encode()
+
+    summary = summary_of(content)
+
+    assert summary.file_errors == [] and summary.created == 1
+    assert summary.ignored_columns == others[:MAX_IGNORED_SHOWN]
+    assert summary.ignored_columns_left_out == MAX_COLUMNS - 2 - MAX_IGNORED_SHOWN
+
+
+def test_an_xlsx_header_over_the_column_cap_is_refused() -> None:
+    content = xlsx([["SKU", "Name", *(f"Extra {n}" for n in range(MAX_COLUMNS - 1))], ["A-1", "Widget"]])
+
+    with pytest.raises(FileTooCostly, match=f"Row 1 names more than {MAX_COLUMNS:,} columns"):
+        summary_of(content)
+
+
+def test_an_xlsx_header_of_40000_cells_without_references_is_refused_at_once() -> None:
+    cells = "".join(f'<c t="inlineStr"><is><t>c{n}</t></is></c>' for n in range(40_000))
+    content = handmade_xlsx(f'<row r="1">{text_cell("A1", "SKU")}{text_cell("B1", "Name")}{cells}</row>')
+
+    began = time.monotonic()
+    with pytest.raises(FileTooCostly, match="names more than"):
+        summary_of(content)
+
+    assert time.monotonic() - began < 2.0
+
+
+def test_a_header_or_type_cell_of_100000_open_brackets_reads_at_once() -> None:
+    brackets = "(" * 100_000  # stripping bracketed notes searched on from every "(": ~50 s for this cell
+    content = f"SKU,Name,Type,{brackets}\nA-1,Widget,{brackets}\n".encode()
+
+    began = time.monotonic()
+    summary = summary_of(content)
+
+    assert time.monotonic() - began < 2.0
+    [detail] = summary.details
+    assert detail.errors[0].column == "Type"
+    assert detail.errors[0].problem.startswith("unknown type '" + "(" * (MAX_SHOWN_TEXT - 1) + "\u2026'; ")
+    assert summary.ignored_columns == ["(" * (MAX_SHOWN_TEXT - 1) + "\u2026"]
+
+
+def test_long_headers_are_shortened_where_an_answer_echoes_them() -> None:
+    note = "x" * 100_000
+    content = f"SKU,Name,Unit cost ({note}),Notes {note}\nA-1,Widget,abc\n".encode()
+
+    summary = summary_of(content)
+
+    [detail] = summary.details
+    [error] = detail.errors
+    assert len(error.column) == MAX_SHOWN_TEXT and error.column.startswith("Unit cost (xxx")
+    assert error.column.endswith("\u2026") and error.problem == "not a number: 'abc'"
+    assert [len(column) for column in summary.ignored_columns] == [MAX_SHOWN_TEXT]
+
+    row = only_row(parse(f"SKU,Name,Cost\nA-1,Widget,{'9' * 100_000}\n".encode()))
+    shown = "9" * (MAX_SHOWN_TEXT - 1) + "\u2026"
+    assert row.errors[0].problem == f"{shown} is too large; it must be below 1,000,000,000"
+
+    headers = [f"Column {n} {note[:10_000]}" for n in range(MAX_IGNORED_SHOWN + 10)]
+    missing = summary_of((",".join(["Name", *headers]) + "\nWidget\n").encode()).file_errors[0]
+    assert missing.startswith("No SKU column.") and missing.endswith(" and 11 more.")  # Name is listed too
+    assert len(missing) < 100 * MAX_IGNORED_SHOWN
 
 
 # The summary
