@@ -83,7 +83,11 @@ def redact(value: Any) -> Any:
         }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # anything else is written as its str() (the serializer's default): an exception object in Powertools'
+    # stack_trace ("value"), say, whose text may hold a token
+    return redact_text(str(value))
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):

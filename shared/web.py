@@ -199,6 +199,12 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
         ) from None
 
 
+def dependency_outage(err: BaseException) -> bool:
+    """Whether ``err`` is an AWS dependency's outage (``shared.aws.is_outage``): for a handler that answers
+    one in its own shape (the OAuth callback's page), as ``unexpected`` does in JSON."""
+    return is_outage(err)
+
+
 def unexpected(err: Exception) -> Response[Any]:
     """503 with Retry-After for a dependency outage (nothing was changed); otherwise a logged 500."""
     if is_outage(err):

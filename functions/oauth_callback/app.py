@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shared.coldstart  # first: collection pauses while the imports below run
 
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,7 +20,7 @@ from shared.errors import BadRequest, ServiceError
 from shared.observability import logger
 from shared.services import connections
 from shared.services.connections import CallbackOutcome
-from shared.web import request_time
+from shared.web import OUTAGE_RETRY_AFTER, dependency_outage, request_time
 
 app = APIGatewayHttpResolver()
 
@@ -79,9 +80,17 @@ def choose(provider: str) -> Response[str]:
     )
 
 
+OUTAGE_REASON = (
+    "a service Partsemble depends on is busy or unavailable right now, so the connection could not be "
+    "completed; try again in a moment"
+)
+
+
 def _failure_page(code: str, reason: str, status: int) -> Response[str]:
     provider = (app.current_event.path_parameters or {}).get("provider", "")
     document, headers = callback_page.failed(provider, code, reason, settings().app_origin)
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:  # a dependency's outage (a provider's too): try again soon
+        headers = {**headers, "Retry-After": str(OUTAGE_RETRY_AFTER)}
     return _page(provider, document, headers, status)
 
 
@@ -93,6 +102,11 @@ def refused(err: ServiceError) -> Response[str]:
 
 @app.exception_handler(Exception)
 def crashed(err: Exception) -> Response[str]:
+    # DynamoDB, KMS or Secrets Manager throttled or down: a new consent no connection holds was ended
+    # (connections.complete_callback); the person tries again shortly
+    if dependency_outage(err):
+        logger.warning("connection not completed: dependency unavailable", extra={"reason": repr(err)[:500]})
+        return _failure_page("ServiceUnavailable", OUTAGE_REASON, HTTPStatus.SERVICE_UNAVAILABLE)
     logger.exception("connection failed unexpectedly")
     return _failure_page("InternalError", "something went wrong on our side; it has been logged", 500)
 

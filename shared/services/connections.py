@@ -18,6 +18,7 @@ from shared.domain.connections import (
     ConnectionStatus,
     ProviderName,
     Tenant,
+    TokenSet,
 )
 from shared.errors import AuthExpired, BadRequest, Conflict, NotFound, OAuthDeclined, ServiceError
 from shared.model import Model
@@ -166,22 +167,33 @@ def complete_callback(
 
     # a consent that waits for the person's choice of organisation is deleted if no choice claims it
     waits = len(grant.tenants) != 1
-    grant_id = store_grant(
-        organisation_id, wanted, grant.tokens, now, unclaimed_for=UNCLAIMED_CONSENT_SECONDS if waits else None
-    )
     switch = bool(pending.get("switch_company"))
-    if not waits:
-        return _attach(organisation_id, wanted, grant_id, grant.tenants[0], switch=switch, now=now)
-    token = oauth_state.issue(
-        "CHOICE",
-        organisation_id,
-        wanted,
-        binding or "",
-        now,
-        grant_id=grant_id,
-        switch_company=switch,
-        tenants=[t.model_dump() for t in grant.tenants],
-    )
+    grant_id: str | None = None
+    try:
+        grant_id = store_grant(
+            organisation_id,
+            wanted,
+            grant.tokens,
+            now,
+            unclaimed_for=UNCLAIMED_CONSENT_SECONDS if waits else None,
+        )
+        if not waits:
+            return _attach(organisation_id, wanted, grant_id, grant.tenants[0], switch=switch, now=now)
+        token = oauth_state.issue(
+            "CHOICE",
+            organisation_id,
+            wanted,
+            binding or "",
+            now,
+            grant_id=grant_id,
+            switch_company=switch,
+            tenants=[t.model_dump() for t in grant.tenants],
+        )
+    except Conflict:  # refused by _attach, which ended the consent itself
+        raise
+    except Exception:  # sealing (KMS) or storing (DynamoDB) failed: nobody would hold the new consent
+        _abandon_consent(organisation_id, wanted, grant.tokens, grant_id)
+        raise
     return CallbackOutcome(
         provider=wanted,
         status="choose",
@@ -216,8 +228,38 @@ def choose_tenant(
     except Exception:
         # the choice is used: a consent that no connection holds is not kept (_attach ends a refused one)
         with suppress(Exception):
-            _discard_grant(pending["organisation_id"], wanted, pending["grant_id"])
+            if not _perhaps_held(pending["organisation_id"], wanted, pending["grant_id"]):
+                _discard_grant(pending["organisation_id"], wanted, pending["grant_id"])
         raise
+
+
+def _perhaps_held(organisation_id: str, name: ProviderName, grant_id: str) -> bool:
+    """Whether the connection names this consent, or may (the read failed): a failure after the connection
+    was stored leaves it holding the consent, which is then kept."""
+    try:
+        stored = store.get_connection(organisation_id, name)
+    except Exception:
+        return True
+    return stored is not None and stored.grant_id == grant_id
+
+
+def _abandon_consent(
+    organisation_id: str, name: ProviderName, tokens: TokenSet, grant_id: str | None
+) -> None:
+    """A new consent whose connection (or choice of organisation) could not be stored: ended at the provider
+    (best effort, with the tokens the exchange gave: KMS may be what failed) and its stored tokens deleted,
+    rather than left live with nobody holding them."""
+    if grant_id is not None and _perhaps_held(organisation_id, name, grant_id):
+        return
+    try:
+        _provider(name).release(tokens)
+    except Exception as err:  # the failure being answered is the one the person sees
+        logger.warning(
+            "could not end an abandoned consent at the provider", extra={"error": type(err).__name__}
+        )
+    if grant_id is not None:
+        with suppress(Exception):
+            store.delete_grant(grant_id)
 
 
 def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str) -> None:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from shared.config import settings
 from shared.contracts import ConnectionJob
 from shared.domain.catalog import sku_key
-from shared.domain.connections import IN_USE, ProviderName
-from shared.errors import Conflict, InvalidFields, ProviderError, RateLimited, ServiceError
+from shared.domain.connections import IN_USE, PROVIDER_LABELS, ProviderName
+from shared.errors import AuthExpired, Conflict, InvalidFields, ProviderError, RateLimited, ServiceError
 from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
@@ -205,9 +205,13 @@ def pull_changes(
     there, and the last part moves the cursor."""
     wanted = provider_name(name)
     tracking = store.get_tracking(organisation_id, wanted)
-    if not tracking or not tracking.enabled:
-        raise Conflict("sales tracking is off for this connection; turn it on first")
-    wanted, connection = connected(organisation_id, wanted)
+    try:
+        if not tracking or not tracking.enabled:
+            raise Conflict("sales tracking is off for this connection; turn it on first")
+        wanted, connection = connected(organisation_id, wanted)
+    except ServiceError as refused:  # ended before it began: said so, or a "pull now" would show pulling
+        _not_pulled(tracking, refused.message, now)
+        raise
     owner = str(uuid.uuid4())
     if not store.try_acquire_pull_lease(
         organisation_id, wanted, owner=owner, now=int(now.timestamp()), ttl_s=LEASE_SECONDS
@@ -281,6 +285,24 @@ def pull_changes(
         cursor=changes.cursor,
         more=changes.resume is not None,
     )
+
+
+def _not_pulled(tracking: Tracking | None, reason: str, now: datetime) -> None:
+    """Records a pull that ended before it began (no lease taken, nothing read) as the last pull, with why:
+    a queued "pull now" shows as ended, and the next one is accepted at once. A pull that stopped part way
+    keeps its counts and its place (``resume``): the next pull goes on from it."""
+    if tracking is None:
+        return
+    carried = tracking.last_pull if tracking.resume else None
+    ended = LastPull(
+        at=now.isoformat(),
+        ok=False,
+        error=reason,
+        read=carried.read if carried else 0,
+        stored=carried.stored if carried else 0,
+        parts=carried.parts + 1 if carried else 1,
+    )
+    store.end_unpulled(tracking.organisation_id, tracking.provider, now=int(now.timestamp()), last_pull=ended)
 
 
 def _held(organisation_id: str) -> list[str]:
@@ -374,6 +396,11 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
     ]
     if not enabled:
         raise Conflict("sales tracking is not on for any connected provider; turn it on first")
+    if live is not None and live.status == "expired":  # its pull would fail at once: said now, not queued
+        label = PROVIDER_LABELS[live.provider]
+        raise AuthExpired(
+            live.provider, f"{label} no longer accepts this connection; reconnect it, then pull the sales"
+        )
     idle = [t for t in enabled if t.lease_until < now.timestamp() and not _waiting(t, now)]
     queued = []
     for tracking in idle:  # each queued once: a request made at the same time finds it marked
@@ -410,13 +437,21 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
     ``PART_PAGES`` and queues its next part). A failure is recorded as the last pull's error and the cursor
     stays, so the next pass (or "pull now") reads the same changes again; it is never retried in a loop.
     The hourly message then does the connection's books' hour, whatever the pull did."""
-    connection = connection_store.get_connection(job.organisation_id, job.provider)
-    if connection is not None:
-        connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
-    report = _pull(job, connection, now)
-    if job.reason == "schedule" and connection is not None and connection.status == "connected":
-        report.books_exports_queued += books.close_days_of(connection, now)
-        report.out_of_balance += reconciliation.check_once_a_day(connection, now)
+    try:
+        connection = connection_store.get_connection(job.organisation_id, job.provider)
+        if connection is not None:
+            connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
+        report = _pull(job, connection, now)
+        if job.reason == "schedule" and connection is not None and connection.status == "connected":
+            report.books_exports_queued += books.close_days_of(connection, now)
+            report.out_of_balance += reconciliation.check_once_a_day(connection, now)
+    except Exception:  # the message comes back (then to the DLQ): its traceback is logged here, once
+        # (the status keeps only the error's class); the logger's redaction scrubs any token in it
+        logger.exception(
+            "sales pull failed unexpectedly",
+            extra={"organisation_id": job.organisation_id, "provider": job.provider, "reason": job.reason},
+        )
+        raise
     return report
 
 
@@ -426,6 +461,13 @@ def _pull(job: ConnectionJob, connection: connection_store.Connection | None, no
     tracking = store.get_tracking(organisation, name)
     if not connection or connection.status not in IN_USE or not tracking or not tracking.enabled:
         report.skipped += 1
+        if job.reason != "schedule" and tracking is not None:  # asked for ("pull now", or a next part)
+            why = (
+                "sales tracking was turned off"
+                if not tracking.enabled
+                else f"this organisation is no longer connected to {PROVIDER_LABELS[name]}"
+            )
+            _not_pulled(tracking, f"not pulled: {why}", now)
         return report
     try:
         result = pull_changes(organisation, name, now=now, part_seconds=PART_SECONDS, part_pages=PART_PAGES)

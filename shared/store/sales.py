@@ -340,6 +340,22 @@ def unmark_requested(organisation_id: str, provider: str, *, at: str, back_to: s
     _update(organisation_id, provider, expression, values, condition="requested_at = :at")
 
 
+def end_unpulled(organisation_id: str, provider: str, *, now: int, last_pull: LastPull) -> bool:
+    """A pull that ended before it began (refused, or skipped: tracking turned off, the connection unusable):
+    shown as the last pull, so the status stops saying a queued "pull now" is pulling and the next is
+    accepted at once. Left alone while another pull holds the lease (it records its own end)."""
+    return (
+        _update(
+            organisation_id,
+            provider,
+            "SET last_pull = :l",
+            {":l": last_pull.model_dump(), ":now": now},
+            condition="attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+        )
+        is not None
+    )
+
+
 def release_pull_lease(organisation_id: str, provider: str, *, owner: str, last_pull: LastPull) -> None:
     """Gives up the lease after a failed pull, keeping the cursor where it was."""
     _update(

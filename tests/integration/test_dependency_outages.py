@@ -1,5 +1,6 @@
 """An AWS dependency that throttles or is down (DynamoDB, KMS, Secrets Manager, SQS) answers 503 with
-Retry-After and changes nothing; a DynamoDB transaction conflict is retried as a lost race."""
+Retry-After and changes nothing (the OAuth callback's popup page too, ending a consent it could not store);
+a DynamoDB transaction conflict is retried as a lost race."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from infra.local.stack import LocalStack
+from infra.sandboxes.consent import walk_consent
 from shared import aws as shared_aws
 from shared import vault
 from shared.domain.catalog import Product
 from shared.services import credentials
 from shared.store import catalog as catalog_store
 from tests.conftest import Api, Sandboxes
-from tests.integration.connect_flow import connect
+from tests.integration.connect_flow import DEMO_USER, callback, connect, start
+from tests.integration.test_connect import status_of
 
 DAY = "2026-11-02T09:00:00-08:00"
 LINE = {"product_id": "bolt", "quantity": "10", "unit_cost": "0.10"}
@@ -183,3 +186,95 @@ def test_pull_now_while_sqs_is_down_answers_503_and_a_retry_queues_it(
 )
 def test_refusals_and_bugs_are_not_taken_for_outages(error: Exception) -> None:
     assert not shared_aws.is_outage(error)
+
+
+def _consented(api: Api, sandboxes: Sandboxes) -> tuple[dict[str, str], str]:
+    """A QBO consent given in the popup: the callback's parameters and the browser's binding cookie."""
+    started = start(api, "qbo")
+    with sandboxes.client() as browser:
+        params = walk_consent(browser, started.authorize_url, username=DEMO_USER[0], password=DEMO_USER[1])
+    return params, started.cookie
+
+
+def _unavailable_page(page: Any) -> None:
+    """The popup's page for an outage: 503 with Retry-After, saying to try again, posted to the app."""
+    assert page.status == 503, page.body
+    assert page.headers["retry-after"] == "5"
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.body.decode()
+    assert "busy or unavailable right now" in text and "try again" in text
+    assert '"error": "ServiceUnavailable"' in text and "something went wrong" not in text
+
+
+def _stored_grants() -> list[dict[str, Any]]:
+    from boto3.dynamodb.conditions import Attr
+
+    client = shared_aws.table().meta.client
+    return list(
+        client.scan(TableName=shared_aws.table().name, FilterExpression=Attr("sk").eq("GRANT"))["Items"]
+    )
+
+
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "KMSInternalException", "DependencyTimeoutException"]
+)
+def test_callback_with_kms_throttled_or_down_answers_503_and_ends_the_new_consent(
+    api: Api, sandboxes: Sandboxes, fail_calls: Any, code: str
+) -> None:
+    """The code was exchanged, but the tokens could not be sealed: the popup says to try again shortly, and
+    the consent is revoked at the provider rather than left live with nobody holding its tokens."""
+    params, cookie = _consented(api, sandboxes)
+    fail_calls(shared_aws.client("kms"), "kms.GenerateDataKey", lambda: client_error(code, "GenerateDataKey"))
+    _unavailable_page(callback(api, "qbo", params, cookie))
+    assert status_of(api, "qbo")["status"] == "not_connected" and _stored_grants() == []
+    assert sandboxes.qbo.grants and all(grant.revoked for grant in sandboxes.qbo.grants)
+
+
+def test_callback_with_the_state_read_throttled_answers_503_and_the_same_callback_then_connects(
+    api: Api, sandboxes: Sandboxes, fail_calls: Any
+) -> None:
+    params, cookie = _consented(api, sandboxes)
+    client = shared_aws.table().meta.client
+    fail_calls(client, "dynamodb.DeleteItem", lambda: client_error("ThrottlingException", "DeleteItem"), 1)
+    _unavailable_page(callback(api, "qbo", params, cookie))
+    assert status_of(api, "qbo")["status"] == "not_connected"
+    assert callback(api, "qbo", params, cookie).status == 200  # nothing was spent: the state is still good
+    assert status_of(api, "qbo")["status"] == "connected"
+
+
+def test_callback_whose_connection_write_is_throttled_answers_503_and_ends_the_new_consent(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.store import connections as connection_store
+
+    def throttled(*_: Any, **__: Any) -> None:
+        raise client_error("ProvisionedThroughputExceededException", "PutItem")
+
+    params, cookie = _consented(api, sandboxes)
+    with monkeypatch.context() as patched:
+        patched.setattr(connection_store, "put_connection", throttled)
+        _unavailable_page(callback(api, "qbo", params, cookie))
+    assert status_of(api, "qbo")["status"] == "not_connected"
+    assert _stored_grants() == []  # no sealed tokens kept for nothing
+    assert sandboxes.qbo.grants and all(grant.revoked for grant in sandboxes.qbo.grants)
+    assert connect(api, sandboxes, "qbo").page.status == 200  # once it answers again, connecting works
+    assert status_of(api, "qbo")["status"] == "connected"
+
+
+def test_callback_failing_after_its_connection_was_stored_keeps_the_consent_it_holds(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What fails after the connection row is written (resuming its waiting exports) never revokes the
+    consent that connection now holds."""
+    from shared.services import exports
+
+    def throttled(*_: Any, **__: Any) -> None:
+        raise client_error("ThrottlingException", "Query")
+
+    params, cookie = _consented(api, sandboxes)
+    with monkeypatch.context() as patched:
+        patched.setattr(exports, "resume_waiting", throttled)
+        assert callback(api, "qbo", params, cookie).status == 503
+    assert status_of(api, "qbo")["status"] == "connected" and len(_stored_grants()) == 1
+    assert not any(grant.revoked for grant in sandboxes.qbo.grants)
+    assert api.call("POST", "/integrations/qbo/sync/items").status == 200  # the connection works

@@ -713,3 +713,97 @@ def test_a_first_pull_rate_limited_at_its_first_part_shows_pulling_until_it_come
         QueueUrl=aws.physical("SalesPullQueue"), AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )
     assert queue["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"  # it comes back by itself
+
+
+def _expire_connection() -> None:
+    """The provider stopped accepting the connection (revoked there) and the service noticed."""
+    from shared.services import tokens
+    from shared.store import connections as connection_store
+
+    connection = connection_store.get_connection("org-a", "qbo")
+    assert connection is not None and connection.grant_id
+    grant = connection_store.get_grant(connection.grant_id)
+    assert grant is not None
+    tokens.expire_grant(grant, reason="qbo: invalid_grant", now=datetime.now(UTC))
+
+
+def test_pull_now_on_an_expired_connection_is_refused_naming_reconnect(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    _expire_connection()
+    refused = api.call("POST", "/sales/pull")
+    assert refused.status == 409 and refused.json()["error"] == "AuthExpired", refused.body
+    assert "reconnect" in refused.json()["message"]
+    status = ok(api.call("GET", "/sales/status"))[0]
+    assert not status["pulling"] and status["requested_at"] is None  # nothing queued
+    connect(api, sandboxes, "qbo")
+    assert api.pull_sales()[0]["provider"] == "qbo"  # once reconnected, at once
+    assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 8
+
+
+@pytest.mark.parametrize("meanwhile", ["connection expired", "tracking turned off", "disconnected"])
+def test_a_pull_now_that_ends_before_it_begins_shows_why_and_the_next_is_accepted_at_once(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, meanwhile: str
+) -> None:
+    """Between "pull now" and its worker the connection expired, tracking was turned off or the connection
+    was disconnected: the worker pulls nothing, and says so; the status no longer shows it pulling, and the
+    next "pull now" (once it can pull) is queued at once, not refused as already queued for 15 minutes."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    assert api.call("POST", "/sales/pull").status == 202
+    if meanwhile == "connection expired":
+        _expire_connection()
+    elif meanwhile == "tracking turned off":
+        off = {"enabled": False, "start_date": "2026-08-01"}
+        ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=off))
+    else:
+        ok(api.call("POST", "/integrations/qbo/disconnect"))
+    assert Poller(aws).drain() == 1
+    (status,) = ok(api.call("GET", "/sales/status"))
+    assert not status["pulling"] and not status["last_pull"]["ok"], status
+    assert {
+        "connection expired": "reconnect",
+        "tracking turned off": "not pulled: sales tracking was turned off",
+        "disconnected": "not pulled: this organisation is no longer connected to QuickBooks Online",
+    }[meanwhile] in status["last_pull"]["error"]
+    assert sales_store.documents("org-a") == []
+    if meanwhile != "tracking turned off":
+        connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    assert api.pull_sales()[0]["provider"] == "qbo"  # accepted at once
+    (status,) = ok(api.call("GET", "/sales/status"))
+    assert status["last_pull"]["ok"] and status["last_pull"]["stored"] == 8 and not status["pulling"]
+
+
+def test_an_unexpected_error_of_a_pull_is_logged_with_its_traceback_and_no_token(
+    api: Api,
+    sandboxes: Sandboxes,
+    aws: LocalStack,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from shared.observability import logger
+
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+
+    def broken(*_: Any) -> list[Any]:
+        raise TypeError(
+            "a bug near Authorization: Bearer leaky-access-token-42 and refresh_token=leaky-refresh-7"
+        )
+
+    monkeypatch.setattr(sales, "_changed", broken)
+    assert api.call("POST", "/sales/pull").status == 202
+    caplog.handler.setFormatter(logger.registered_formatter)  # lines as the function writes them
+    caplog.clear()
+    assert Poller(aws).drain() == 1  # the record failed: it comes back after its visibility timeout
+    assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["error"] == "unexpected error (TypeError)"
+    lines = [json.loads(line) for line in caplog.text.splitlines() if line.startswith("{")]
+    (logged,) = [line for line in lines if line.get("message") == "sales pull failed unexpectedly"]
+    assert logged["level"] == "ERROR" and logged["organisation_id"] == "org-a" and logged["provider"] == "qbo"
+    assert "Traceback" in logged["exception"] and "in broken" in logged["exception"]
+    assert "leaky-access-token-42" not in caplog.text and "leaky-refresh-7" not in caplog.text
