@@ -247,17 +247,9 @@ def pull_changes(
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
     except Exception as err:  # any failure frees the lease at once and is shown as the last pull's error
         reason = err.message if isinstance(err, ServiceError) else f"unexpected error ({type(err).__name__})"
-        failed = LastPull(
-            at=now.isoformat(),
-            ok=False,
-            error=reason,
-            read=carried.read if carried else 0,
-            stored=carried.stored if carried else 0,
-            parts=carried.parts + 1 if carried else 1,
-            # a rate-limited part (the first one too) comes back as the pull's next part (``_pull``); any
-            # other waits for the next pull, which goes on from the same place
-            more=isinstance(err, RateLimited),
-        )
+        # a rate-limited part (the first one too) comes back as the pull's next part (``_pull``); any other
+        # waits for the next pull, which goes on from the same place
+        failed = _failed(carried, reason, now, more=isinstance(err, RateLimited))
         store.release_pull_lease(organisation_id, wanted, owner=owner, last_pull=failed)
         raise
     summary = LastPull(
@@ -293,16 +285,21 @@ def _not_pulled(tracking: Tracking | None, reason: str, now: datetime) -> None:
     keeps its counts and its place (``resume``): the next pull goes on from it."""
     if tracking is None:
         return
-    carried = tracking.last_pull if tracking.resume else None
-    ended = LastPull(
+    ended = _failed(tracking.last_pull if tracking.resume else None, reason, now)
+    store.end_unpulled(tracking.organisation_id, tracking.provider, now=int(now.timestamp()), last_pull=ended)
+
+
+def _failed(carried: LastPull | None, reason: str, now: datetime, *, more: bool = False) -> LastPull:
+    """A pull (or part) that failed, adding to the counts of the parts before it (``carried``)."""
+    return LastPull(
         at=now.isoformat(),
         ok=False,
         error=reason,
         read=carried.read if carried else 0,
         stored=carried.stored if carried else 0,
         parts=carried.parts + 1 if carried else 1,
+        more=more,
     )
-    store.end_unpulled(tracking.organisation_id, tracking.provider, now=int(now.timestamp()), last_pull=ended)
 
 
 def _held(organisation_id: str) -> list[str]:
