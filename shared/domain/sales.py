@@ -95,12 +95,14 @@ def match_credit(
 ) -> CreditMatch:
     """The sale a credit returns goods from: the first of ``named`` (the sales it names) that is known, else
     the customer's latest sale up to the credit with any of the credited products (one with all of them
-    first). A product that sale has none of returns to the customer's latest sale of it up to the credit,
-    or to none (its units are then those of a credit that matches no sale)."""
+    first). A product that sale has none of returns to the first other sale it names with the product, else
+    to the customer's latest sale of it up to the credit, else to none (its units are then those of a credit
+    that matches no sale)."""
     known = {s.sale.document_id: s for s in sales}
     wanted = {line.product_id for line in credit.lines if line.product_id}
     earlier = [s for s in sales if s.customer_id == customer_id and s.sale.at <= credit.at]
-    chosen = next((known[i] for i in named if i in known), None)
+    named_known = [known[i] for i in named if i in known]
+    chosen = named_known[0] if named_known else None
     note = ""
     if chosen is None:
         candidates = [s for s in earlier if wanted & _products(s)]
@@ -110,9 +112,14 @@ def match_credit(
         named_as = chosen.number or chosen.sale.document_id
         note = f"the credit names no sale; its goods return to the lots of {named_as}"
     elsewhere = tuple(
-        (product, _latest_with(earlier, product)) for product in sorted(wanted - _products(chosen))
+        (product, _named_with(named_known, product) or _latest_with(earlier, product))
+        for product in sorted(wanted - _products(chosen))
     )
     return CreditMatch(chosen.sale.document_id, note, elsewhere)
+
+
+def _named_with(named: Sequence[KnownSale], product: str) -> str | None:
+    return next((s.sale.document_id for s in named if product in _products(s)), None)
 
 
 def _products(sale: KnownSale) -> set[str | None]:

@@ -71,6 +71,9 @@ READS = 3  # tries at reading the quantities between two reads of the same sales
 # pages of sales changes read here at most: past the change feed's window (no pull for a month) or before the
 # first pull ended, QuickBooks answers by query page by page, and that read is the pull's to make
 PAGES = 3
+ASKS = (
+    3  # and asks for the items' held sales by id past that window (one per kind of document, up to 100 each)
+)
 
 
 def note_starting(
@@ -91,6 +94,16 @@ def note_starting(
         return
     tracking = sales_store.get_tracking(organisation_id, "qbo")
     tracked = tracking is not None and tracking.enabled and of_company(tracking.tenant_id, company)
+    stored = stored_documents(organisation_id)
+    # the stored sales that count these items out: past CDC's window they are asked for by id (a deleted
+    # one vanishes from the query), a few at most
+    sales = [
+        d.document_id
+        for d in stored.values()
+        if d.status != "deleted"
+        and of_company(d.tenant_id, company)
+        and any(line.item_id in missing for line in d.lines)
+    ]
 
     def changed() -> tuple[PulledSale, ...]:
         """What changed in QuickBooks since the last pull, as it stands now (a deleted one as deleted)."""
@@ -107,8 +120,8 @@ def note_starting(
             start=tracking.start_date,
             now=now,
             on_page=read,
-            stop=lambda: pages[0] >= PAGES,
-            held=lambda: [i for i, d in stored_documents(organisation_id).items() if d.status != "deleted"],
+            stop=lambda: pages[0] >= PAGES + ASKS,
+            held=lambda: sales,
         )
         if found.resume is not None:
             raise SalesMoving(
@@ -130,9 +143,8 @@ def note_starting(
         first = then
     else:
         raise SalesMoving("sales documents kept changing in QuickBooks while stock was read; retrying later")
-    documents = stored_documents(organisation_id)
-    documents.update((d.document_id, d) for d in then)
-    out = counted_out(documents.values(), tracking.start_date if tracking else None, company, missing)
+    stored.update((d.document_id, d) for d in then)
+    out = counted_out(stored.values(), tracking.start_date if tracking else None, company, missing)
     for item_id in sorted(missing):
         quantity = held.get(item_id)
         if quantity is not None:  # None: QuickBooks doesn't track its quantity (it refuses the adjustment)

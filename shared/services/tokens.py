@@ -149,9 +149,10 @@ def fresh_tokens(
         now = clock()
         if tokens.access_expires_at - now > margin:
             return tokens, False
-        # read before the lease: a slow first read of the client secret would spend the lease before the
-        # refresh is sent (``http.TOKEN_TIMEOUT``)
+        # read before the lease, which runs from the time after it: a slow first read of the client secret
+        # would otherwise spend the lease before the refresh is sent (``http.TOKEN_TIMEOUT``)
         credentials.client_credentials(grant.provider)
+        now = clock()
         if store.try_acquire_refresh_lease(
             grant_id,
             version=grant.version,

@@ -195,6 +195,26 @@ def test_qbo_past_the_cdc_window_a_document_deleted_meanwhile_is_read_as_deleted
     assert ("1002", "deleted in the provider") in [(e["number"], e["reason"]) for e in excluded]
 
 
+def test_qbo_a_pull_from_a_new_start_date_reads_a_document_deleted_since_as_deleted(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A new start date reads the documents from it again, by query: one deleted since the last pull (which
+    CDC would have named, but the cursor starts over) is asked for by id and read as deleted."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    pull(api)
+    qbo = sandboxes.qbo
+    gone = next(r["Id"] for r in qbo.list_records(DEMO_REALM_ID, "Invoice") if r["DocNumber"] == "1002")
+    qbo.clock.advance(60)
+    qbo.delete_record(DEMO_REALM_ID, "Invoice", gone)
+    qbo.clock.advance(120)
+    track(api, "qbo", start="2026-07-01")
+    again = pull(api)
+    assert again["stored"] == [f"qbo:{DEMO_REALM_ID}:Invoice:{gone}"]
+    excluded = ok(api.call("GET", "/margins"))["excluded"]
+    assert ("1002", "deleted in the provider") in [(e["number"], e["reason"]) for e in excluded]
+
+
 def test_xero_pulls_accrec_documents_and_then_only_what_changed(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     view = track(api, "xero")

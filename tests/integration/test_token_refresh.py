@@ -144,13 +144,16 @@ def test_a_refresh_reads_the_client_secret_before_its_lease_and_reaches_xero_wel
     credentials.clear()  # a cold start: the client secret is not read yet
     steps: list[str] = []
     dynamodb, secrets = shared_aws.table().meta.client, shared_aws.client("secretsmanager")
+    until: list[int] = []
 
     def leased(params: dict[str, Any], **_: Any) -> None:
         if "lease_owner = :o" in str(params.get("UpdateExpression", "")):
             steps.append("lease")
+            until.append(int(params["ExpressionAttributeValues"][":until"]))
 
     def secret(**_: Any) -> None:
         steps.append("secret")
+        sandboxes.xero.clock.advance(40)  # a slow first read: the lease runs from after it
 
     dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", leased)
     secrets.meta.events.register("before-call.secrets-manager.GetSecretValue", secret)
@@ -160,6 +163,7 @@ def test_a_refresh_reads_the_client_secret_before_its_lease_and_reaches_xero_wel
         dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", leased)
         secrets.meta.events.unregister("before-call.secrets-manager.GetSecretValue", secret)
     assert refreshed and steps == ["secret", "lease"]
+    assert until[0] >= sandboxes.xero.clock.now().timestamp() - 1 + tokens.LEASE_SECONDS
     reached = (TOKEN_TIMEOUT.pool or 0) + (TOKEN_TIMEOUT.connect or 0) + (TOKEN_TIMEOUT.write or 0)
     assert reached <= tokens.LEASE_SECONDS / 2
 

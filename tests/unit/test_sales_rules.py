@@ -130,6 +130,8 @@ def test_a_product_the_named_sale_has_none_of_returns_to_the_customers_latest_sa
     ]
     credit = document("C1", at(5), ["a", "b", "c"], kind="credit_note")
     assert match_credit(credit, "c1", ["S1"], sales) == ("S1", "", (("b", "S0"), ("c", None)))
+    # another sale it names with the product comes first, before the customer's latest one
+    assert match_credit(credit, "c1", ["S1", "S2"], sales) == ("S1", "", (("b", "S2"), ("c", None)))
 
 
 def test_an_unnamed_credit_returns_to_the_customers_latest_sale_holding_all_its_products() -> None:

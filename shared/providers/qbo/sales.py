@@ -50,8 +50,8 @@ def sales_changes(
     extra: list[tuple[str, dict[str, Any]]] = []
     if resume:
         state: dict[str, Any] = json.loads(resume)
-    elif since is None:
-        state = {"where": f"TxnDate >= {query_literal(start.isoformat())}"}
+    elif since is None:  # the first pull, or one from a new start date or company: held ones may be gone
+        state = {"where": f"TxnDate >= {query_literal(start.isoformat())}", "deletions": held is not None}
     elif datetime.fromisoformat(since) < now - CDC_LOOKBACK:
         # a deleted document vanishes from queries; only CDC names it, for 30 days (qbo.md 3.5 "Deleted
         # transactions vanish from queries"; Intuit's change-data-capture page): read the live ones by
@@ -78,8 +78,9 @@ def sales_changes(
             return Changes(_sales(read, session.tenant_id), since, resume=json.dumps(state))
         state = {**state, "checked": None} if deletions else state
     if deletions and held is not None:
-        gone, state, more = _deletions(api, session, held, state, tick, halt)
-        read += gone
+        gone, state, more = _deletions(api, session, held, state, tick, halt, since)
+        missing = {(entity, record["Id"]) for entity, record in gone}  # read by the query, gone since
+        read = [(e, r) for e, r in read if (e, str(r.get("Id"))) not in missing] + gone
         if more:
             return Changes(_sales(read, session.tenant_id), since, resume=json.dumps(state))
     return Changes(_sales(read, session.tenant_id), _cursor(str(state.get("server_time") or ""), since))
@@ -140,11 +141,13 @@ def _deletions(
     state: dict[str, Any],
     tick: Callable[[], None],
     halt: Callable[[], bool],
+    since: str | None,
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any], bool]:
     """A deletion record for each held document of this company that QBO no longer has: the held ids are
     asked for with ``Id IN (...)`` (Intuit data-queries page: IN is an operator of the query language),
     ``BY_ID`` at a time in order of entity and id, from past ``state["checked"]`` (the last one asked for);
-    True when ``halt`` stopped it with more to ask (``state`` then says where)."""
+    True when ``halt`` stopped it with more to ask (``state`` then says where). Each is stamped with the
+    cursor read from (deleted since then), so two reads from one cursor answer the same version."""
     prefix = f"qbo:{session.tenant_id}:"
     names = list(ENTITIES)
     parts = (d.removeprefix(prefix).partition(":") for d in held() if d.startswith(prefix))
@@ -165,7 +168,7 @@ def _deletions(
         body = api.get(session, "query", query=text)
         tick()
         found = {str(r.get("Id")) for r in (body.get("QueryResponse") or {}).get(entity) or []}
-        stamp = {"LastUpdatedTime": str(body.get("time") or "")}
+        stamp = {"LastUpdatedTime": since or str(state.get("server_time") or body.get("time") or "")}
         gone = [key[2] for key in batch if key[2] not in found]
         records.extend(
             (entity, {"Id": record_id, "status": "Deleted", "MetaData": stamp}) for record_id in gone
