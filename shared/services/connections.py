@@ -192,7 +192,8 @@ def complete_callback(
     except Conflict:  # refused by _attach, which ended the consent itself
         raise
     except Exception:  # sealing (KMS) or storing (DynamoDB) failed: nobody would hold the new consent
-        _abandon_consent(organisation_id, wanted, grant.tokens, grant_id)
+        companies = {t.tenant_id for t in grant.tenants}
+        _abandon_consent(organisation_id, wanted, grant.tokens, grant_id, companies)
         raise
     return CallbackOutcome(
         provider=wanted,
@@ -244,27 +245,45 @@ def _perhaps_held(organisation_id: str, name: ProviderName, grant_id: str) -> bo
 
 
 def _abandon_consent(
-    organisation_id: str, name: ProviderName, tokens: TokenSet, grant_id: str | None
+    organisation_id: str, name: ProviderName, tokens: TokenSet, grant_id: str | None, companies: set[str]
 ) -> None:
     """A new consent whose connection (or choice of organisation) could not be stored: ended at the provider
     (best effort, with the tokens the exchange gave: KMS may be what failed) and its stored tokens deleted,
-    rather than left live with nobody holding them."""
+    rather than left live with nobody holding them; one to a company the connection reaches is only
+    deleted (``_connected_to``)."""
     if grant_id is not None and _perhaps_held(organisation_id, name, grant_id):
         return
-    try:
-        _provider(name).release(tokens)
-    except Exception as err:  # the failure being answered is the one the person sees
-        logger.warning(
-            "could not end an abandoned consent at the provider", extra={"error": type(err).__name__}
-        )
+    if not _connected_to(organisation_id, name, companies):
+        try:
+            _provider(name).release(tokens)
+        except Exception as err:  # the failure being answered is the one the person sees
+            logger.warning(
+                "could not end an abandoned consent at the provider", extra={"error": type(err).__name__}
+            )
     if grant_id is not None:
         with suppress(Exception):
             store.delete_grant(grant_id)
 
 
-def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str) -> None:
+def _connected_to(organisation_id: str, name: ProviderName, companies: set[str]) -> bool:
+    """Whether the organisation's connection reaches one of these companies (or may: the read failed). A
+    consent to such a company is left to lapse rather than revoked: revoking one QBO consent may end the
+    app's access to the whole company, the connection's own consent with it (provider facts qbo.md 1.4,
+    UNSURE), and a Xero one reaching an organisation is kept by ``release`` anyway."""
+    try:
+        connection = store.get_connection(organisation_id, name)
+    except Exception:
+        return True
+    return connection is not None and connection.status in IN_USE and connection.tenant_id in companies
+
+
+def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str, *, release: bool = True) -> None:
+    """The consent's stored tokens deleted, ended at the provider first unless ``release`` is False."""
     grant = store.get_grant(grant_id)
     if grant is None:
+        return
+    if not release:
+        store.delete_grant(grant_id)
         return
     from shared.services.tokens import stored_tokens
 
@@ -319,8 +338,8 @@ def _attach(
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
     # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent
     if existing and existing.grant_id and existing.grant_id != grant_id:
-        try:
-            _discard_grant(organisation_id, name, existing.grant_id)
+        try:  # the same company's: only deleted (``_connected_to``)
+            _discard_grant(organisation_id, name, existing.grant_id, release=not same_company)
         except Exception:  # the connection is made: a consent left over is not the person's failure
             logger.warning("could not end the consent a reconnect replaced", exc_info=True)
     if previous_tenant and not same_company:

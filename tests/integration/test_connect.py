@@ -170,7 +170,11 @@ def test_a_reconnect_whose_write_fails_leaves_the_connection_working_on_its_cons
     assert status_of(api, "qbo")["status"] == "connected"
     assert api.call("POST", "/integrations/qbo/sync/accounts").status == 200  # its tokens still work
 
+    revokes = sandboxes.qbo.call_count("POST", "/v2/oauth2/tokens/revoke")
     connect(api, sandboxes, "qbo")
     again = connection_store.get_connection("org-a", "qbo")
     assert again is not None and again.grant_id != before.grant_id
     assert before.grant_id not in {g["pk"].removeprefix("GRANT#") for g in _grants()}
+    # the same company's consent replaced is deleted, not revoked: revoking one QBO consent may end the
+    # app's access to the whole company, the new consent with it
+    assert sandboxes.qbo.call_count("POST", "/v2/oauth2/tokens/revoke") == revokes
