@@ -285,8 +285,12 @@ def _not_pulled(tracking: Tracking | None, reason: str, now: datetime) -> None:
     keeps its counts and its place (``resume``): the next pull goes on from it."""
     if tracking is None:
         return
-    ended = _failed(tracking.last_pull if tracking.resume else None, reason, now)
-    store.end_unpulled(tracking.organisation_id, tracking.provider, now=int(now.timestamp()), last_pull=ended)
+    carried = tracking.last_pull if tracking.resume else None
+    ended = _failed(carried, reason, now).model_copy(update={"parts": carried.parts if carried else 0})
+    seen = tracking.last_pull.at if tracking.last_pull else None
+    store.end_unpulled(
+        tracking.organisation_id, tracking.provider, now=int(now.timestamp()), last_pull=ended, seen=seen
+    )
 
 
 def _failed(carried: LastPull | None, reason: str, now: datetime, *, more: bool = False) -> LastPull:

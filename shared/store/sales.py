@@ -340,17 +340,23 @@ def unmark_requested(organisation_id: str, provider: str, *, at: str, back_to: s
     _update(organisation_id, provider, expression, values, condition="requested_at = :at")
 
 
-def end_unpulled(organisation_id: str, provider: str, *, now: int, last_pull: LastPull) -> bool:
+def end_unpulled(
+    organisation_id: str, provider: str, *, now: int, last_pull: LastPull, seen: str | None
+) -> bool:
     """A pull that ended before it began (refused, or skipped: tracking turned off, the connection unusable):
     shown as the last pull, so the status stops saying a queued "pull now" is pulling and the next is
-    accepted at once. Left alone while another pull holds the lease (it records its own end)."""
+    accepted at once. Left alone while another pull holds the lease, or once one ended after the last pull
+    ``seen`` (its time) was read: each records its own end."""
+    unchanged = "last_pull.#at = :seen" if seen is not None else "attribute_not_exists(last_pull)"
     return (
         _update(
             organisation_id,
             provider,
             "SET last_pull = :l",
-            {":l": last_pull.model_dump(), ":now": now},
-            condition="attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            {":l": last_pull.model_dump(), ":now": now, **({":seen": seen} if seen is not None else {})},
+            condition="attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            f" AND {unchanged}",
+            names={"#at": "at"} if seen is not None else None,
         )
         is not None
     )

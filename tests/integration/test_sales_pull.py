@@ -827,3 +827,25 @@ def test_an_unexpected_error_of_a_pull_is_logged_with_its_traceback_and_no_token
     assert logged["level"] == "ERROR" and logged["organisation_id"] == "org-a" and logged["provider"] == "qbo"
     assert "Traceback" in logged["exception"] and "in broken" in logged["exception"]
     assert "leaky-access-token-42" not in caplog.text and "leaky-refresh-7" not in caplog.text
+
+
+def test_a_pull_that_never_began_does_not_overwrite_one_that_ended_meanwhile(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A "pull now" refused before it began is recorded only over the last pull it saw: one that ended
+    after that keeps its own figures."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    pull(api)
+    seen = sales_store.get_tracking("org-a", "qbo")
+    assert seen is not None and seen.last_pull is not None and seen.last_pull.ok
+    failed = seen.last_pull.model_copy(update={"ok": False, "error": "not pulled: reconnect"})
+    now = int(datetime.now(UTC).timestamp())
+    sandboxes.qbo.clock.advance(60)
+    pull(api)  # a real pull ends after the refused one read the tracking
+    ended = sales_store.get_tracking("org-a", "qbo")
+    assert ended is not None and ended.last_pull is not None
+    assert not sales_store.end_unpulled("org-a", "qbo", now=now, last_pull=failed, seen=seen.last_pull.at)
+    assert sales_store.get_tracking("org-a", "qbo").last_pull == ended.last_pull  # type: ignore[union-attr]
+    assert sales_store.end_unpulled("org-a", "qbo", now=now, last_pull=failed, seen=ended.last_pull.at)
+    assert sales_store.get_tracking("org-a", "qbo").last_pull == failed  # type: ignore[union-attr]
