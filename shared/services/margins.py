@@ -337,6 +337,8 @@ def _sale_documents(
 def _elsewhere_notes(match: CreditMatch, sales: list[KnownSale], products: dict[str, Product]) -> list[str]:
     """'FG-1 is not on 1001: returned to the lots of 1000' (or: 'matches no sale'), for each product of a
     credit that the sale it returns to has none of."""
+    if not match.elsewhere:
+        return []
     numbers = {s.sale.document_id: s.number or s.sale.document_id for s in sales}
     matched = numbers.get(match.sale_id or "", match.sale_id)
     notes = []
