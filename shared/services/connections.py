@@ -311,6 +311,10 @@ def _attach(
         _discard_grant(organisation_id, name, grant_id)
         raise
     same_company = previous_tenant == tenant.tenant_id
+    if previous_tenant and not same_company:
+        # before the connection names the new company: no export may find it there with the old company's
+        # item ids (a failure part way is finished by the person's retry: each step can be done again)
+        _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
     history: dict[str, Any] = (
         {"last_successful_sync_at": existing.last_successful_sync_at}
         if existing and same_company and existing.last_successful_sync_at is not None
@@ -336,14 +340,13 @@ def _attach(
         },
     )
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
-    # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent
+    # connection working on it (an outage answers 503; a switch's steps done are done again on the retry),
+    # never naming an ended consent
     if existing and existing.grant_id and existing.grant_id != grant_id:
         try:  # the same company's: only deleted (``_connected_to``)
             _discard_grant(organisation_id, name, existing.grant_id, release=not same_company)
         except Exception:  # the connection is made: a consent left over is not the person's failure
             logger.warning("could not end the consent a reconnect replaced", exc_info=True)
-    if previous_tenant and not same_company:
-        _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
     # exports that waited for this connection (or for any: recorded while none was) go on by themselves
     from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
 
