@@ -110,7 +110,8 @@ def match_credit(
             return CreditMatch(None)
         chosen = max(candidates, key=lambda s: (wanted <= _products(s), s.sale.at, s.sale.document_id))
         named_as = chosen.number or chosen.sale.document_id
-        note = f"the credit names no sale; its goods return to the lots of {named_as}"
+        why = "names no sale" if not named else "names no active sale before it (voided, deleted or later)"
+        note = f"the credit {why}; its goods return to the lots of {named_as}"
     elsewhere = tuple(
         (product, _named_with(named_known, product) or _latest_with(earlier, product))
         for product in sorted(wanted - _products(chosen))

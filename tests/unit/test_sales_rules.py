@@ -160,6 +160,17 @@ def test_an_unnamed_credit_falls_back_to_the_latest_sale_with_any_of_its_product
     )
 
 
+def test_a_credit_naming_only_a_sale_that_is_gone_says_so_and_returns_to_the_customers_latest() -> None:
+    sales = [KnownSale(document("S2", at(2), ["a"]), "c1", "1002")]  # S1, which it names, was voided
+    credit = document("C1", at(5), ["a"], kind="credit_note")
+    assert match_credit(credit, "c1", ["S1"], sales) == (
+        "S2",
+        "the credit names no active sale before it (voided, deleted or later); its goods return to the lots "
+        "of 1002",
+        (),
+    )
+
+
 def test_a_credit_with_no_matching_sale_matches_none() -> None:
     sales = [KnownSale(document("S1", at(1), ["a"]), "c1", "1001")]
     credit = document("C1", at(5), ["z"], kind="credit_note")
