@@ -71,9 +71,8 @@ READS = 3  # tries at reading the quantities between two reads of the same sales
 # pages of sales changes read here at most: past the change feed's window (no pull for a month) or before the
 # first pull ended, QuickBooks answers by query page by page, and that read is the pull's to make
 PAGES = 3
-ASKS = (
-    3  # and asks for the items' held sales by id past that window (one per kind of document, up to 100 each)
-)
+# and asks for the items' held sales by id past that window (one per kind of document, 100 sales each)
+ASKS = 3
 
 
 def note_starting(
