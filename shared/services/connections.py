@@ -311,10 +311,6 @@ def _attach(
         _discard_grant(organisation_id, name, grant_id)
         raise
     same_company = previous_tenant == tenant.tenant_id
-    if previous_tenant and not same_company:
-        # before the connection names the new company: no export may find it there with the old company's
-        # item ids (a failure part way is finished by the person's retry: each step can be done again)
-        _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
     history: dict[str, Any] = (
         {"last_successful_sync_at": existing.last_successful_sync_at}
         if existing and same_company and existing.last_successful_sync_at is not None
@@ -339,9 +335,17 @@ def _attach(
             ),
         },
     )
+    if existing and previous_tenant and not same_company:
+        try:
+            _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
+        except Exception:
+            # the products may still hold the old company's item ids: the connection goes back to that
+            # company, so no export finds the new one with them; the person's retry switches again
+            with suppress(Exception):
+                store.put_connection(organisation_id, name, _fields(existing))
+            raise
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
-    # connection working on it (an outage answers 503; a switch's steps done are done again on the retry),
-    # never naming an ended consent
+    # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent
     if existing and existing.grant_id and existing.grant_id != grant_id:
         try:  # the same company's: only deleted (``_connected_to``)
             _discard_grant(organisation_id, name, existing.grant_id, release=not same_company)
@@ -358,6 +362,12 @@ def _attach(
         )
     logger.info("connection completed", extra={"organisation_id": organisation_id, "provider": name})
     return CallbackOutcome(provider=name, status="connected", company_name=tenant.name)
+
+
+def _fields(connection: store.Connection) -> dict[str, Any]:
+    """A stored connection's fields, to write it back as it was."""
+    kept = connection.model_dump(exclude={"organisation_id", "provider", "tenant_indexed"})
+    return {field: value for field, value in kept.items() if value is not None}
 
 
 def _switched(organisation_id: str, name: ProviderName, before: str, after: str) -> None:

@@ -569,9 +569,9 @@ def test_the_books_check_after_a_switch_counts_the_old_companys_earlier_years_on
 def test_a_switch_that_fails_part_way_never_leaves_the_new_company_with_the_old_item_links(
     api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A switch sets the old company's links aside before the connection names the new company: a failure
-    while doing so leaves the connection on the old company, linked as it was; one on the connection's write
-    after it leaves the links aside; the person's retry finishes either, the links set aside once."""
+    """A switch whose connection write fails changes nothing; one that fails while the old company's links
+    are set aside puts the connection back on the old company, so no export finds the new one with them.
+    The person goes on with the old company (a sync), and the switch they retry sets the links aside once."""
     from botocore.exceptions import ClientError
 
     from shared.store import catalog as catalog_store
@@ -589,15 +589,13 @@ def test_a_switch_that_fails_part_way_never_leaves_the_new_company_with_the_old_
         linked = next(p for p in catalog_store.products("org-a") if p.product_id == product)
         return connection.tenant_id or "", linked.provider_links, linked.former_links  # type: ignore[union-attr]
 
-    for failing in (catalog_store, store):
-        name = "forget_company" if failing is catalog_store else "put_connection"
+    for failing, name in ((store, "put_connection"), (catalog_store, "put_products")):
         with monkeypatch.context() as patch:
             patch.setattr(failing, name, throttled)
             landed = connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True)
             assert landed.page.status >= 500
-        if failing is catalog_store:
-            assert links() == (DEMO_REALM_ID, {"qbo": BRACKET_20}, {})  # as it was
-        else:
-            assert links() == (DEMO_REALM_ID, {}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})  # aside, not lost
+        assert links() == (DEMO_REALM_ID, {"qbo": BRACKET_20}, {})  # as it was
+        assert status_of(api, "qbo")["status"] == "connected"
+    assert api.call("POST", "/integrations/qbo/sync/items").status == 200  # still the old company's
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
     assert links() == (second.realm_id, {}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
