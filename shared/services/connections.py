@@ -354,12 +354,15 @@ def _attach(
     # exports that waited for this connection (or for any: recorded while none was) go on by themselves
     from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
 
-    exports.resume_waiting(organisation_id, name, now=now)
-    if existing and existing.status == "expired":
-        events.emit(
-            "ConnectionRestored",
-            {"organisation_id": organisation_id, "provider": name, "at": now.isoformat()},
-        )
+    try:  # the connection is made: what fails here is said in the log, not as a failed connection
+        exports.resume_waiting(organisation_id, name, now=now)  # one that stays waiting: its retry resumes it
+        if existing and existing.status == "expired":
+            events.emit(
+                "ConnectionRestored",
+                {"organisation_id": organisation_id, "provider": name, "at": now.isoformat()},
+            )
+    except Exception:
+        logger.warning("connected, but waiting exports or the restored event failed", exc_info=True)
     logger.info("connection completed", extra={"organisation_id": organisation_id, "provider": name})
     return CallbackOutcome(provider=name, status="connected", company_name=tenant.name)
 

@@ -533,6 +533,12 @@ def retry(
         return item.view()
     if item.status == "posting":
         raise Conflict(f"export {export_id} is posting; it will finish by itself")
+    # connected meanwhile, and not resumed then (the connect's resume failed): it goes on now
+    for_current = current is not None and item.provider in (current.provider, "none")
+    if item.status == "waiting" and for_current and current is not None and current.status == "connected":
+        job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
+        _resume(organisation_id, export_id, job, moment)
+        return (store.get_export(organisation_id, export_id) or item).view()
     if item.status == "waiting":  # its reason says what it waits for: connecting (that company) resumes it
         raise Conflict(
             f"export {export_id} is {item.last_error or 'waiting for a connection'}; no retry is needed"

@@ -454,6 +454,36 @@ def test_an_expired_connection_makes_exports_wait_and_reconnecting_resumes_them(
     assert len(documents(sandboxes, "qbo")) == 3
 
 
+def test_a_reconnect_whose_resume_of_waiting_exports_fails_is_connected_and_a_retry_resumes_them(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is made even when resuming its waiting exports hits an outage: the popup says so, and
+    a retry of a waiting export (refused while nothing is connected) resumes it."""
+    from botocore.exceptions import ClientError
+
+    from shared.services import exports
+
+    bolt = setup(api, sandboxes, "qbo")
+    for _ in range(2):
+        receipt(api, bolt)
+    after_write(sandboxes.qbo, WRITES["qbo"], lambda: sandboxes.qbo.revoke_realm(DEMO_REALM_ID), monkeypatch)
+    deliver(aws)
+    waiting = next(e for e in ok(api.call("GET", "/exports")) if e["status"] == "waiting")
+
+    def throttled(*args: Any, **kwargs: Any) -> int:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Query")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(exports, "resume_waiting", throttled)
+        assert connect(api, sandboxes, "qbo").page.status == 200
+    connection = next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "qbo")
+    assert connection["status"] == "connected"
+    assert ok(api.call("POST", f"/exports/{waiting['export_id']}/retry"))["status"] == "pending"
+    deliver(aws)
+    assert [e["status"] for e in ok(api.call("GET", "/exports"))] == ["posted"] * 2
+    assert len(documents(sandboxes, "qbo")) == 2
+
+
 # ---- permanent failures ------------------------------------------------------------------------------------
 def test_a_lock_date_fails_with_the_reason_and_a_retry_after_unlocking_posts_once(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, dlq: Callable[[], list[dict[str, Any]]]
