@@ -30,6 +30,9 @@ ON_DEMAND_MARGIN = timedelta(minutes=5)
 SCHEDULED_MARGIN = timedelta(minutes=10)  # more than one schedule tick, so a token never lapses between ticks
 FORCE_REFRESH = timedelta(days=36500)  # a margin no token meets: refresh now
 LEASE_SECONDS = 30
+# from the lease's start to the refresh request at most: the request then reaches the provider within its
+# pool, connect and write timeouts (``http.TOKEN_TIMEOUT``, 15 s), inside the lease
+SEND_WITHIN = 10
 WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
@@ -153,14 +156,17 @@ def fresh_tokens(
         # would otherwise spend the lease before the refresh is sent (``http.TOKEN_TIMEOUT``)
         credentials.client_credentials(grant.provider)
         now = clock()
-        if store.try_acquire_refresh_lease(
+        leased = store.try_acquire_refresh_lease(
             grant_id,
             version=grant.version,
             owner=owner,
             now=int(now.timestamp()),
             ttl_s=LEASE_SECONDS,
-        ):
+        )
+        if leased and (clock() - now).total_seconds() <= SEND_WITHIN:
             return _refresh(grant, asker, tokens, owner, now), True
+        if leased:  # the lease's own write was slow: too little of it is left to send the refresh in
+            store.release_lease(grant_id, owner=owner)
         sleep(
             WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)]
         )  # another worker is refreshing: wait for its version

@@ -168,6 +168,34 @@ def test_a_refresh_reads_the_client_secret_before_its_lease_and_reaches_xero_wel
     assert reached <= tokens.LEASE_SECONDS / 2
 
 
+def test_a_refresh_whose_lease_write_was_slow_gives_the_lease_up_and_takes_a_fresh_one(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A lease whose own write took long has too little left to send the refresh in (a second refresher
+    may take it as it lapses): it is given up and taken again, and the refresh goes out under the new one."""
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    current = connection("xero")
+    sandboxes.xero.clock.advance(1800)
+    dynamodb = shared_aws.table().meta.client
+    leases: list[int] = []
+
+    def slow(params: dict[str, Any], **_: Any) -> None:
+        if "lease_owner = :o" in str(params.get("UpdateExpression", "")):
+            leases.append(int(params["ExpressionAttributeValues"][":until"]))
+            if len(leases) == 1:
+                sandboxes.xero.clock.advance(tokens.SEND_WITHIN + 5)  # this write answers late
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", slow)
+    try:
+        fresh, refreshed = tokens.fresh_tokens(
+            tokens.asking(current), clock=clock_of(sandboxes.xero), sleep=lambda _: None
+        )
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", slow)
+    assert refreshed and len(leases) == 2 and leases[1] >= leases[0] + tokens.SEND_WITHIN
+    assert tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id
+
+
 def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]
 ) -> None:
