@@ -165,7 +165,8 @@ def complete_callback(
         ) from None
     from shared.services.tokens import store_grant
 
-    # a consent that waits for the person's choice of organisation is deleted if no choice claims it
+    # a consent is deleted (the table's TTL) unless a connection claims it: one that waits for the person's
+    # choice of organisation, or one whose connection was never written (the process died in between)
     waits = len(grant.tenants) != 1
     switch = bool(pending.get("switch_company"))
     grant_id: str | None = None
@@ -175,9 +176,11 @@ def complete_callback(
             wanted,
             grant.tokens,
             now,
-            unclaimed_for=UNCLAIMED_CONSENT_SECONDS if waits else None,
+            unclaimed_for=UNCLAIMED_CONSENT_SECONDS,
         )
         if not waits:
+            if not store.claim_grant(grant_id):  # just stored: only an outage could have taken it
+                raise NotFound("the authorisation is no longer available; start the connection again")
             return _attach(organisation_id, wanted, grant_id, grant.tenants[0], switch=switch, now=now)
         token = oauth_state.issue(
             "CHOICE",

@@ -178,3 +178,24 @@ def test_a_reconnect_whose_write_fails_leaves_the_connection_working_on_its_cons
     # the same company's consent replaced is deleted, not revoked: revoking one QBO consent may end the
     # app's access to the whole company, the new consent with it
     assert sandboxes.qbo.call_count("POST", "/v2/oauth2/tokens/revoke") == revokes
+
+
+def test_a_consent_stored_by_a_process_that_died_before_connecting_is_deleted_by_the_ttl(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every new consent is stored to be deleted by the table's TTL until a connection claims it: one whose
+    process died before its connection was written holds no tokens for ever."""
+    from shared.store import connections as connection_store
+
+    def died(grant_id: str) -> bool:
+        raise SystemExit("the process died before the connection was written")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(connection_store, "claim_grant", died)
+        with pytest.raises(SystemExit):
+            connect(api, sandboxes, "qbo")
+    (left,) = _grants()
+    assert int(left["expires_at"]) > time.time()  # the TTL deletes it
+    connect(api, sandboxes, "qbo")
+    claimed = [g for g in _grants() if "expires_at" not in g]
+    assert len(claimed) == 1  # the connection's own consent is kept
