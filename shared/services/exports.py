@@ -534,7 +534,11 @@ def retry(
     if item.status == "posting":
         raise Conflict(f"export {export_id} is posting; it will finish by itself")
     # connected meanwhile, and not resumed then (the connect's resume failed): it goes on now
-    for_current = current is not None and item.provider in (current.provider, "none")
+    for_current = (
+        current is not None
+        and item.provider in (current.provider, "none")
+        and not (item.kind == "cogs" and sales_of_another(item.record_id, current.tenant_id or ""))
+    )
     if item.status == "waiting" and for_current and current is not None and current.status == "connected":
         job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
         _resume(organisation_id, export_id, job, moment)
