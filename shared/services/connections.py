@@ -339,13 +339,17 @@ def _attach(
         },
     )
     if existing and previous_tenant and not same_company:
+        from shared.store import catalog as catalog_store  # a switch only: keeps the callback's start lean
+
+        products = catalog_store.products(organisation_id)
         try:
             _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
         except Exception:
-            # the products may still hold the old company's item ids: the connection goes back to that
-            # company, so no export finds the new one with them; the person's retry switches again
+            # the products may still hold the old company's item ids: the connection and the products go
+            # back as they were, so no export finds the new company with them and the retry starts over
             with suppress(Exception):
                 store.put_connection(organisation_id, name, _fields(existing))
+                catalog_store.put_products(organisation_id, products)
             raise
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
     # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent

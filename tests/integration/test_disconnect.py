@@ -599,3 +599,57 @@ def test_a_switch_that_fails_part_way_never_leaves_the_new_company_with_the_old_
     assert api.call("POST", "/integrations/qbo/sync/items").status == 200  # still the old company's
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
     assert links() == (second.realm_id, {}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
+
+
+def test_a_switch_back_whose_products_were_written_part_way_puts_them_back_and_the_retry_starts_over(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switching back to a company connected before restores the products' links to it: a failure after
+    some products were written puts every product back as it was, so the retry restores each once (doing it
+    twice over a restored product would file the restored link as the other company's)."""
+    from botocore.exceptions import ClientError
+
+    from infra.sandboxes.qbo_demo import CORNER_BRACE
+    from shared.store import catalog as catalog_store
+    from tests.integration.test_margins import products_by_sku
+
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20, CORNER_BRACE])
+    second = second_company(sandboxes.qbo)
+    made = {
+        code: sandboxes.qbo.create_record(
+            second.realm_id, "Item", {"Name": code, "Type": "NonInventory", "Sku": code}
+        )["Id"]
+        for code in ("FG-WB-20", "FG-CB-01")
+    }
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
+    assert api.call("POST", "/integrations/qbo/sync/items").status == 200  # linked again, by SKU
+
+    def links() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+        return {
+            p.sku: (p.provider_links, p.former_links)
+            for p in catalog_store.products("org-a")
+            if p.product_id in sku.values()
+        }
+
+    before = links()
+    assert before["FG-WB-20"] == ({"qbo": made["FG-WB-20"]}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
+    write = catalog_store.put_products
+
+    failures = [1]
+
+    def part_way(organisation_id: str, products: list[Any]) -> None:  # the first write fails part way
+        if not failures:
+            return write(organisation_id, products)
+        failures.pop()
+        write(organisation_id, products[:1])
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Put")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog_store, "put_products", part_way)
+        assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status >= 500
+    assert links() == before
+    assert store.get_connection("org-a", "qbo").tenant_id == second.realm_id  # type: ignore[union-attr]
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    assert links()["FG-WB-20"] == ({"qbo": BRACKET_20}, {f"qbo:{second.realm_id}": made["FG-WB-20"]})
+    assert links()["FG-CB-01"] == ({"qbo": CORNER_BRACE}, {f"qbo:{second.realm_id}": made["FG-CB-01"]})
