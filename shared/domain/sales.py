@@ -110,7 +110,7 @@ def match_credit(
             return CreditMatch(None)
         chosen = max(candidates, key=lambda s: (wanted <= _products(s), s.sale.at, s.sale.document_id))
         named_as = chosen.number or chosen.sale.document_id
-        why = "names no sale" if not named else "names no active sale before it (voided, deleted or later)"
+        why = "names no sale" if not named else "names no sale Partsemble costs (voided, deleted, later, ...)"
         note = f"the credit {why}; its goods return to the lots of {named_as}"
     elsewhere = tuple(
         (product, _named_with(named_known, product) or _latest_with(earlier, product))

@@ -30,6 +30,7 @@ from shared.store import sales as sales_store
 from shared.vault import TokenContext
 
 if TYPE_CHECKING:
+    from shared.domain.catalog import Product
     from shared.providers.base import AccountingProvider
 
 # shared.services.tokens (refreshes, leases, the providers' factory) is imported by the functions that use
@@ -314,6 +315,9 @@ def _attach(
         _discard_grant(organisation_id, name, grant_id)
         raise
     same_company = previous_tenant == tenant.tenant_id
+    switching = bool(existing and previous_tenant and not same_company)
+    # a switch may fail part way: what it changes is read first, to be put back (below)
+    products = _linked_products(organisation_id, name) if switching else []
     history: dict[str, Any] = (
         {"last_successful_sync_at": existing.last_successful_sync_at}
         if existing and same_company and existing.last_successful_sync_at is not None
@@ -338,18 +342,14 @@ def _attach(
             ),
         },
     )
-    if existing and previous_tenant and not same_company:
-        from shared.store import catalog as catalog_store  # a switch only: keeps the callback's start lean
-
-        products = catalog_store.products(organisation_id)
+    if switching and existing and previous_tenant:
         try:
             _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
         except Exception:
-            # the products may still hold the old company's item ids: the connection and the products go
-            # back as they were, so no export finds the new company with them and the retry starts over
-            with suppress(Exception):
-                store.put_connection(organisation_id, name, _fields(existing))
-                catalog_store.put_products(organisation_id, products)
+            # the products may still hold the old company's item ids: the connection, the products and the
+            # sales tracking go back to the old company (each best effort), so no export finds the new one
+            # with them and the retry starts over
+            _put_back(organisation_id, name, existing, products)
             raise
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
     # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent
@@ -361,23 +361,48 @@ def _attach(
     # exports that waited for this connection (or for any: recorded while none was) go on by themselves
     from shared.services import exports  # here, not at the top: keeps the OAuth callback's cold start lean
 
-    try:  # the connection is made: what fails here is said in the log, not as a failed connection
+    # the connection is made: what fails from here is said in the log, not as a failed connection
+    try:
         exports.resume_waiting(organisation_id, name, now=now)  # one that stays waiting: its retry resumes it
-        if existing and existing.status == "expired":
+    except Exception:
+        logger.warning("connected, but its waiting exports were not resumed", exc_info=True)
+    if existing and existing.status == "expired":
+        try:
             events.emit(
                 "ConnectionRestored",
                 {"organisation_id": organisation_id, "provider": name, "at": now.isoformat()},
             )
-    except Exception:
-        logger.warning("connected, but waiting exports or the restored event failed", exc_info=True)
+        except Exception:
+            logger.warning("connected, but the ConnectionRestored event was not sent", exc_info=True)
     logger.info("connection completed", extra={"organisation_id": organisation_id, "provider": name})
     return CallbackOutcome(provider=name, status="connected", company_name=tenant.name)
 
 
-def _fields(connection: store.Connection) -> dict[str, Any]:
-    """A stored connection's fields, to write it back as it was."""
+def _linked_products(organisation_id: str, name: ProviderName) -> list[Product]:
+    """The products a switch of ``name``'s company may change (those with a link to one of its companies)."""
+    from shared.store import catalog as catalog_store  # a switch only: keeps the callback's start lean
+
+    return [
+        p
+        for p in catalog_store.products(organisation_id)
+        if name in p.provider_links or any(k.startswith(f"{name}:") for k in p.former_links)
+    ]
+
+
+def _put_back(
+    organisation_id: str, name: ProviderName, connection: store.Connection, products: list[Product]
+) -> None:
+    """After a switch that failed part way: the connection, its products and its sales tracking as they were
+    before it, each best effort (an outage may refuse one and not another)."""
+    from shared.store import catalog as catalog_store
+
     kept = connection.model_dump(exclude={"organisation_id", "provider", "tenant_indexed"})
-    return {field: value for field, value in kept.items() if value is not None}
+    with suppress(Exception):
+        store.put_connection(organisation_id, name, {k: v for k, v in kept.items() if v is not None})
+    with suppress(Exception):
+        catalog_store.put_products(organisation_id, products)
+    with suppress(Exception):  # its cursor is gone: the next pull reads from the start date again
+        sales_store.switch_company(organisation_id, name, connection.tenant_id or "")
 
 
 def _switched(organisation_id: str, name: ProviderName, before: str, after: str) -> None:

@@ -33,6 +33,7 @@ LEASE_SECONDS = 30
 # from the lease's start to the refresh request at most: the request then reaches the provider within its
 # pool, connect and write timeouts (``http.TOKEN_TIMEOUT``, 15 s), inside the lease
 SEND_WITHIN = 10
+SLOW_LEASES = 3  # leases given up as too slow before the refresh is left for later (the store is struggling)
 WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
@@ -145,7 +146,7 @@ def fresh_tokens(
     """Tokens valid for at least ``margin``, and whether this call refreshed them."""
     grant_id = asker.grant_id
     owner = str(uuid.uuid4())
-    waited = 0
+    waited = slow = 0
     while True:
         grant = _live_grant(asker)
         tokens = stored_tokens(grant, asker)
@@ -167,6 +168,9 @@ def fresh_tokens(
             return _refresh(grant, asker, tokens, owner, now), True
         if leased:  # the lease's own write was slow: too little of it is left to send the refresh in
             store.release_lease(grant_id, owner=owner)
+            slow += 1
+            if slow == SLOW_LEASES:
+                raise ProviderUnavailable(grant.provider, "the token store is too slow to refresh safely now")
         sleep(
             WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)]
         )  # another worker is refreshing: wait for its version

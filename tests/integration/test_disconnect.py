@@ -574,7 +574,10 @@ def test_a_switch_that_fails_part_way_never_leaves_the_new_company_with_the_old_
     The person goes on with the old company (a sync), and the switch they retry sets the links aside once."""
     from botocore.exceptions import ClientError
 
+    from shared.domain.books import of_company
     from shared.store import catalog as catalog_store
+    from shared.store import sales as sales_store
+    from shared.store import settings as settings_store
     from tests.integration.test_margins import products_by_sku
 
     def throttled(*args: Any, **kwargs: Any) -> None:
@@ -583,22 +586,39 @@ def test_a_switch_that_fails_part_way_never_leaves_the_new_company_with_the_old_
     connect(api, sandboxes, "qbo")
     product = products_by_sku(api, "qbo", [BRACKET_20])["FG-WB-20"]
     second = second_company(sandboxes.qbo)
+    tracking = {"enabled": True, "start_date": "2026-11-01", "time_zone": "UTC"}
+    assert api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking).status == 200
+    api.pull_sales()  # the tracking reads the demo company
 
-    def links() -> tuple[str, dict[str, str], dict[str, str]]:
+    def links() -> tuple[str, str, dict[str, str], dict[str, str]]:
         connection = store.get_connection("org-a", "qbo")
+        tracked = sales_store.get_tracking("org-a", "qbo")
         linked = next(p for p in catalog_store.products("org-a") if p.product_id == product)
-        return connection.tenant_id or "", linked.provider_links, linked.former_links  # type: ignore[union-attr]
+        return (
+            connection.tenant_id or "",  # type: ignore[union-attr]
+            tracked.tenant_id or "",  # type: ignore[union-attr]
+            linked.provider_links,
+            linked.former_links,
+        )
 
-    for failing, name in ((store, "put_connection"), (catalog_store, "put_products")):
+    failing_steps = (
+        (catalog_store, "products"),  # read before the connection is written
+        (store, "put_connection"),
+        (catalog_store, "put_products"),  # while the links are set aside
+        (settings_store, "unlock_mode"),  # after the sales tracking moved to the new company
+    )
+    for failing, name in failing_steps:
         with monkeypatch.context() as patch:
             patch.setattr(failing, name, throttled)
             landed = connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True)
             assert landed.page.status >= 500
-        assert links() == (DEMO_REALM_ID, {"qbo": BRACKET_20}, {})  # as it was
+        connection, tracked, linked, former = links()
+        assert (connection, linked, former) == (DEMO_REALM_ID, {"qbo": BRACKET_20}, {}), name  # as it was
+        assert of_company(tracked, DEMO_REALM_ID), name  # the sales tracked are the demo company's
         assert status_of(api, "qbo")["status"] == "connected"
     assert api.call("POST", "/integrations/qbo/sync/items").status == 200  # still the old company's
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
-    assert links() == (second.realm_id, {}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
+    assert links() == (second.realm_id, second.realm_id, {}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
 
 
 def test_a_switch_back_whose_products_were_written_part_way_puts_them_back_and_the_retry_starts_over(

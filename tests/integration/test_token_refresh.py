@@ -196,6 +196,30 @@ def test_a_refresh_whose_lease_write_was_slow_gives_the_lease_up_and_takes_a_fre
     assert tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id
 
 
+def test_a_refresh_whose_lease_writes_are_always_slow_is_left_for_later_not_looped(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    current = connection("xero")
+    sandboxes.xero.clock.advance(1800)
+    dynamodb = shared_aws.table().meta.client
+    leases: list[int] = []
+
+    def slow(params: dict[str, Any], **_: Any) -> None:
+        if "lease_owner = :o" in str(params.get("UpdateExpression", "")):
+            leases.append(1)
+            sandboxes.xero.clock.advance(tokens.SEND_WITHIN + 5)
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", slow)
+    try:
+        with pytest.raises(ProviderUnavailable):
+            tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero), sleep=lambda _: None)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", slow)
+    assert len(leases) == tokens.SLOW_LEASES
+    assert store.get_grant(current.grant_id or "").version == 1  # type: ignore[union-attr]  # nothing refreshed
+
+
 def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]
 ) -> None:

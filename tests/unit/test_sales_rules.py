@@ -165,8 +165,8 @@ def test_a_credit_naming_only_a_sale_that_is_gone_says_so_and_returns_to_the_cus
     credit = document("C1", at(5), ["a"], kind="credit_note")
     assert match_credit(credit, "c1", ["S1"], sales) == (
         "S2",
-        "the credit names no active sale before it (voided, deleted or later); its goods return to the lots "
-        "of 1002",
+        "the credit names no sale Partsemble costs (voided, deleted, later, ...); its goods return to the "
+        "lots of 1002",
         (),
     )
 
