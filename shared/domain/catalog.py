@@ -66,7 +66,11 @@ class Product(Model):
     def with_company(self, provider: str, before: str, after: str) -> Product:
         """The product once ``provider``'s company ``before`` gives way to ``after``: its link to the
         company before is kept among the former links, and a link it had to ``after`` when that company was
-        connected before comes back (item ids are the company's own: none is valid in another company)."""
+        connected before comes back (item ids are the company's own: none is valid in another company).
+        Done once: a product that keeps a link to ``before`` aside has given way already (a switch finished
+        after its process died part way; while a company is connected, no product keeps its link aside)."""
+        if f"{provider}:{before}" in self.former_links:
+            return self
         former = dict(self.former_links)
         if provider in self.provider_links:
             former[f"{provider}:{before}"] = self.provider_links[provider]

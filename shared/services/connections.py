@@ -315,6 +315,8 @@ def _attach(
         _discard_grant(organisation_id, name, grant_id)
         raise
     same_company = previous_tenant == tenant.tenant_id
+    # a switch to this company whose process died part way: this reconnect finishes it
+    unfinished = existing.switching_from if existing and same_company else None
     switching = bool(existing and previous_tenant and not same_company)
     # a switch may fail part way: what it changes is read first, to be put back (below)
     products = _linked_products(organisation_id, name) if switching else []
@@ -340,6 +342,10 @@ def _attach(
                     *([previous_tenant] if previous_tenant and not same_company else []),
                 }
             ),
+            # until the switch is done: the connection is not used (``sessions.session_for``), and a
+            # reconnect finishes it should this process die part way
+            **({"switching_from": previous_tenant} if switching else {}),
+            **({"switching_from": unfinished} if unfinished else {}),
         },
     )
     if switching and existing and previous_tenant:
@@ -351,6 +357,10 @@ def _attach(
             # with them and the retry starts over
             _put_back(organisation_id, name, existing, products)
             raise
+        store.finish_switch(organisation_id, name)
+    elif unfinished:  # each step can be done again (``Product.with_company``)
+        _switched(organisation_id, name, unfinished, tenant.tenant_id)
+        store.finish_switch(organisation_id, name)
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
     # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent
     if existing and existing.grant_id and existing.grant_id != grant_id:

@@ -37,6 +37,12 @@ def session_for(connection: Connection, *, retry_after_limit: float | None = Non
     """Every provider call of every path (exports, catalog, sales) goes through a session: a 403 on any
     of them marks the connection expired at once (``tokens.connection_refused``). ``retry_after_limit``:
     the longest 429 wait taken in place (``Session``)."""
+    if connection.switching_from:  # the products may still name the company before's items
+        raise AuthExpired(
+            connection.provider,
+            f"the switch to {connection.tenant_name or connection.tenant_id} did not finish; connect it "
+            "again to finish it",
+        )
     asker = tokens.asking(connection)
     grant_id = asker.grant_id
     return Session(

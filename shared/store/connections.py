@@ -49,6 +49,7 @@ class Connection(Model):
     last_error: dict[str, str] | None = None  # reason, detail and at, in plain words
     expired_reason: str | None = None
     tenant_indexed: bool = False  # listed under its company's TENANT# partition (rows from before: not yet)
+    switching_from: str | None = None  # a switch of company from this one has not finished (its retry does)
 
 
 def _keyed(item: dict[str, Any]) -> Connection:
@@ -167,6 +168,14 @@ def update_connection(
         )
     )
     return written is not None
+
+
+def finish_switch(organisation_id: str, provider: str) -> None:
+    """The switch of company the connection names is done: it is usable again."""
+    table().update_item(
+        Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
+        UpdateExpression="REMOVE switching_from",
+    )
 
 
 # ---- grants ------------------------------------------------------------------------------------------

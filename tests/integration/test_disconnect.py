@@ -673,3 +673,37 @@ def test_a_switch_back_whose_products_were_written_part_way_puts_them_back_and_t
     assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
     assert links()["FG-WB-20"] == ({"qbo": BRACKET_20}, {f"qbo:{second.realm_id}": made["FG-WB-20"]})
     assert links()["FG-CB-01"] == ({"qbo": CORNER_BRACE}, {f"qbo:{second.realm_id}": made["FG-CB-01"]})
+
+
+def test_a_switch_whose_process_died_part_way_is_not_used_until_a_reconnect_finishes_it(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies while the old company's links are set aside, after the connection names the new
+    company: the connection says the switch did not finish and is not used (no export or sync finds the
+    new company with the old company's item ids); connecting again finishes it, each link set aside once."""
+    from shared.store import catalog as catalog_store
+    from tests.integration.test_margins import products_by_sku
+
+    connect(api, sandboxes, "qbo")
+    product = products_by_sku(api, "qbo", [BRACKET_20])["FG-WB-20"]
+    second = second_company(sandboxes.qbo)
+
+    def died(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("the process died part way through the switch")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog_store, "put_products", died)
+        with pytest.raises(SystemExit):
+            connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True)
+    unfinished = store.get_connection("org-a", "qbo")
+    assert unfinished is not None and unfinished.tenant_id == second.realm_id
+    assert unfinished.switching_from == DEMO_REALM_ID
+    refused = api.call("POST", "/integrations/qbo/sync/items")
+    assert refused.status == 409 and "did not finish" in refused.body.decode(), refused.body
+
+    assert connect(api, sandboxes, "qbo", choose=[second.realm_id]).page.status == 200
+    finished = store.get_connection("org-a", "qbo")
+    assert finished is not None and finished.switching_from is None
+    linked = next(p for p in catalog_store.products("org-a") if p.product_id == product)
+    assert (linked.provider_links, linked.former_links) == ({}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
+    assert api.call("POST", "/integrations/qbo/sync/items").status == 200

@@ -236,3 +236,5 @@ def test_a_switch_of_company_sets_the_links_aside_and_switching_back_brings_them
     third = back.with_company("qbo", "realm-a", "realm-c")  # a company never linked: no link
     assert third.provider_links == {"xero": "X-1"}
     assert third.former_links == {"qbo:realm-b": "1", "qbo:realm-a": "5"}
+    # a switch finished again after its process died part way changes nothing more
+    assert back.with_company("qbo", "realm-b", "realm-a") == back
