@@ -168,11 +168,13 @@ def test_a_refresh_reads_the_client_secret_before_its_lease_and_reaches_xero_wel
     assert reached <= tokens.LEASE_SECONDS / 2
 
 
-def test_a_refresh_whose_lease_write_was_slow_gives_the_lease_up_and_takes_a_fresh_one(
-    api: Api, sandboxes: Sandboxes
+@pytest.mark.parametrize("slow_writes", [1, 100])
+def test_a_refresh_whose_lease_write_was_slow_takes_a_fresh_lease_and_gives_up_after_three(
+    api: Api, sandboxes: Sandboxes, slow_writes: int
 ) -> None:
     """A lease whose own write took long has too little left to send the refresh in (a second refresher
-    may take it as it lapses): it is given up and taken again, and the refresh goes out under the new one."""
+    may take it as it lapses): it is given up and taken again, and the refresh goes out under the new one;
+    after three slow ones the refresh is left for later (the store is struggling), never looped."""
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     current = connection("xero")
     sandboxes.xero.clock.advance(1800)
@@ -182,7 +184,7 @@ def test_a_refresh_whose_lease_write_was_slow_gives_the_lease_up_and_takes_a_fre
     def slow(params: dict[str, Any], **_: Any) -> None:
         if "lease_owner = :o" in str(params.get("UpdateExpression", "")):
             leases.append(int(params["ExpressionAttributeValues"][":until"]))
-            if len(leases) == 1:
+            if len(leases) <= slow_writes:
                 sandboxes.xero.clock.advance(tokens.SEND_WITHIN + 5)  # this write answers late
 
     dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", slow)
@@ -190,34 +192,17 @@ def test_a_refresh_whose_lease_write_was_slow_gives_the_lease_up_and_takes_a_fre
         fresh, refreshed = tokens.fresh_tokens(
             tokens.asking(current), clock=clock_of(sandboxes.xero), sleep=lambda _: None
         )
+    except ProviderUnavailable:
+        fresh, refreshed = None, False
     finally:
         dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", slow)
-    assert refreshed and len(leases) == 2 and leases[1] >= leases[0] + tokens.SEND_WITHIN
-    assert tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id
-
-
-def test_a_refresh_whose_lease_writes_are_always_slow_is_left_for_later_not_looped(
-    api: Api, sandboxes: Sandboxes
-) -> None:
-    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
-    current = connection("xero")
-    sandboxes.xero.clock.advance(1800)
-    dynamodb = shared_aws.table().meta.client
-    leases: list[int] = []
-
-    def slow(params: dict[str, Any], **_: Any) -> None:
-        if "lease_owner = :o" in str(params.get("UpdateExpression", "")):
-            leases.append(1)
-            sandboxes.xero.clock.advance(tokens.SEND_WITHIN + 5)
-
-    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", slow)
-    try:
-        with pytest.raises(ProviderUnavailable):
-            tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.xero), sleep=lambda _: None)
-    finally:
-        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", slow)
-    assert len(leases) == tokens.SLOW_LEASES
-    assert store.get_grant(current.grant_id or "").version == 1  # type: ignore[union-attr]  # nothing refreshed
+    if slow_writes == 1:
+        assert refreshed and fresh is not None and len(leases) == 2
+        assert leases[1] >= leases[0] + tokens.SEND_WITHIN
+        assert tokens.provider("xero").check_tenant(fresh.access_token, tokens.tenant_of(current)).tenant_id
+    else:
+        assert not refreshed and len(leases) == tokens.SLOW_LEASES
+        assert store.get_grant(current.grant_id or "").version == 1  # type: ignore[union-attr]
 
 
 def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
