@@ -315,9 +315,10 @@ def _attach(
         _discard_grant(organisation_id, name, grant_id)
         raise
     same_company = previous_tenant == tenant.tenant_id
-    # a switch to this company whose process died part way: this reconnect finishes it
-    unfinished = existing.switching_from if existing and same_company else None
     switching = bool(existing and previous_tenant and not same_company)
+    # the company switched from: this switch's, or one to this company whose process died part way (this
+    # reconnect finishes it)
+    switch_from = previous_tenant if switching else existing.switching_from if existing else None
     # a switch may fail part way: what it changes is read first, to be put back (below)
     products = _linked_products(organisation_id, name) if switching else []
     history: dict[str, Any] = (
@@ -344,22 +345,19 @@ def _attach(
             ),
             # until the switch is done: the connection is not used (``sessions.session_for``), and a
             # reconnect finishes it should this process die part way
-            **({"switching_from": previous_tenant} if switching else {}),
-            **({"switching_from": unfinished} if unfinished else {}),
+            **({"switching_from": switch_from} if switch_from else {}),
         },
     )
-    if switching and existing and previous_tenant:
+    if switch_from:  # each step can be done again (``Product.with_company``)
         try:
-            _switched(organisation_id, name, previous_tenant, tenant.tenant_id)
+            _switched(organisation_id, name, switch_from, tenant.tenant_id)
         except Exception:
             # the products may still hold the old company's item ids: the connection, the products and the
             # sales tracking go back to the old company (each best effort), so no export finds the new one
             # with them and the retry starts over
-            _put_back(organisation_id, name, existing, products)
+            if switching and existing:
+                _put_back(organisation_id, name, existing, products)
             raise
-        store.finish_switch(organisation_id, name)
-    elif unfinished:  # each step can be done again (``Product.with_company``)
-        _switched(organisation_id, name, unfinished, tenant.tenant_id)
         store.finish_switch(organisation_id, name)
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
     # connection working on it (an outage answers 503 with nothing changed), never naming an ended consent

@@ -17,6 +17,11 @@ from tests.integration.test_books import daily_check
 from tests.integration.test_exports import QBO_ACCOUNTS, QBO_PARTS, ok, setup_qbo
 
 
+def record_receipt(api: Api, received_at: str, line: dict[str, str]) -> None:
+    """A receipt of one line, recorded (201)."""
+    ok(api.call("POST", "/receipts", json_body={"received_at": received_at, "lines": [line]}), 201)
+
+
 def test_qbo_inventory_mode_compares_item_quantities(api: Api, sandboxes: Sandboxes) -> None:
     setup_qbo(api, sandboxes, mode="inventory_adjustments")
     answer = ok(api.call("GET", "/reconciliation"))
@@ -50,12 +55,7 @@ def test_units_a_build_used_after_a_late_sale_took_them_are_named(
     body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
     line = {"product_id": bracket, "quantity": "2", "unit_cost": "3.00"}
-    ok(
-        api.call(
-            "POST", "/receipts", json_body={"received_at": "2026-11-02T09:00:00-08:00", "lines": [line]}
-        ),
-        201,
-    )
+    record_receipt(api, "2026-11-02T09:00:00-08:00", line)
     components = [{"product_id": bracket, "quantity_per_unit": "2"}]
     build = {"product_id": parts["shelf"], "quantity": "1", "built_at": "2026-11-06T09:00:00-08:00"}
     ok(api.call("POST", "/builds", json_body={**build, "components": components}), 201)
@@ -158,8 +158,7 @@ def test_starting_quantity_is_quickbooks_own_stock_before_the_sales_partsemble_t
     api.pull_sales()  # no stock in Partsemble: sold without stock
     invoice("OWN-2", "2026-11-04", 2)  # entered after the pull: QuickBooks has counted it out, unread
     receipt = {"product_id": parts["bracket"], "quantity": "4", "unit_cost": "3.00"}
-    body = {"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
-    ok(api.call("POST", "/receipts", json_body=body), 201)
+    record_receipt(api, "2026-11-04T09:00:00-08:00", receipt)
     Poller(aws).drain()  # the first adjustment of item 5: QBO held own - 5 when it was read
     assert Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) == own - 5 + 4
 
@@ -224,12 +223,7 @@ def test_a_sale_entered_while_the_starting_quantity_is_read_is_not_counted_twice
 
     monkeypatch.setattr(QboProvider, "items", items_then_a_sale)
     receipt = {"product_id": parts["bracket"], "quantity": "10", "unit_cost": "3.00"}
-    ok(
-        api.call(
-            "POST", "/receipts", json_body={"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
-        ),
-        201,
-    )
+    record_receipt(api, "2026-11-04T09:00:00-08:00", receipt)
     Poller(aws).drain()
     api.pull_sales()  # MID-1 takes 4 of the 10 received
     item = next(i for i in ok(api.call("GET", "/reconciliation"))["items"] if i["item_id"] == "5")
@@ -248,12 +242,7 @@ def test_after_a_switch_of_company_the_stock_adjusted_into_the_one_before_is_nam
 
     bracket = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bracket"]
     receipt = {"product_id": bracket, "quantity": "10", "unit_cost": "3.00"}
-    ok(
-        api.call(
-            "POST", "/receipts", json_body={"received_at": "2026-11-04T09:00:00-08:00", "lines": [receipt]}
-        ),
-        201,
-    )
+    record_receipt(api, "2026-11-04T09:00:00-08:00", receipt)
     Poller(aws).drain()
     second = _switch_to_a_company_with_the_demo_chart(api, sandboxes)
     chart = account_ids(sandboxes.qbo, second.realm_id)
@@ -276,12 +265,7 @@ def test_after_a_switch_of_company_the_stock_adjusted_into_the_one_before_is_nam
     settings = {"mode": "inventory_adjustments", "accounts": accounts}
     ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
     receipt = {"product_id": bracket, "quantity": "5", "unit_cost": "3.00"}
-    ok(
-        api.call(
-            "POST", "/receipts", json_body={"received_at": "2026-11-05T09:00:00-08:00", "lines": [receipt]}
-        ),
-        201,
-    )
+    record_receipt(api, "2026-11-05T09:00:00-08:00", receipt)
     Poller(aws).drain()
     answer = ok(api.call("GET", "/reconciliation"))
     found = next(i for i in answer["items"] if i["item_id"] == item["Id"])
@@ -302,8 +286,7 @@ def test_an_item_adjusted_before_starting_quantities_were_recorded_gets_none_not
     bracket = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bracket"]
     for quantity in ("10", "1"):
         line = {"product_id": bracket, "quantity": quantity, "unit_cost": "3.00"}
-        body = {"received_at": "2026-11-04T09:00:00-08:00", "lines": [line]}
-        ok(api.call("POST", "/receipts", json_body=body), 201)
+        record_receipt(api, "2026-11-04T09:00:00-08:00", line)
         Poller(aws).drain()
         if quantity == "10":  # recorded before this change: no row
             key = {"pk": org_pk("org-a"), "sk": starting_quantity_sk("qbo", DEMO_REALM_ID, "5")}
@@ -372,7 +355,7 @@ def test_a_sale_deleted_in_a_month_without_pulls_is_not_counted_in_the_starting_
     monkeypatch.setattr(qbo.clock, "now", lambda: now + timedelta(milliseconds=next(ticks)))
 
     receipt = {"product_id": bracket, "quantity": "4", "unit_cost": "3.00"}
-    ok(api.call("POST", "/receipts", json_body={"received_at": now.isoformat(), "lines": [receipt]}), 201)
+    record_receipt(api, now.isoformat(), receipt)
     Poller(aws).drain()  # the first adjustment of item 5, a month after the last pull
     assert Decimal(str(qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) == own - 1 + 4
     api.pull_sales()

@@ -147,7 +147,8 @@ def _deletions(
     asked for with ``Id IN (...)`` (Intuit data-queries page: IN is an operator of the query language),
     ``BY_ID`` at a time in order of entity and id, from past ``state["checked"]`` (the last one asked for);
     True when ``halt`` stopped it with more to ask (``state`` then says where). Each is stamped with the
-    cursor read from (deleted since then), so two reads from one cursor answer the same version."""
+    cursor read from (deleted since then), so two reads from one cursor answer the same version (a read from
+    the start date, with no cursor: QBO's time at its first answer)."""
     prefix = f"qbo:{session.tenant_id}:"
     names = list(ENTITIES)
     parts = (d.removeprefix(prefix).partition(":") for d in held() if d.startswith(prefix))
