@@ -346,6 +346,8 @@ def _attach(
             # until the switch is done: the connection is not used (``sessions.session_for``), and a
             # reconnect finishes it should this process die part way
             **({"switching_from": switch_from} if switch_from else {}),
+            # until the exports that waited for it are resumed (below, or the next connection check)
+            "resume_pending": True,
         },
     )
     if switch_from:  # each step can be done again (``Product.with_company``)
@@ -371,8 +373,8 @@ def _attach(
 
     # the connection is made: what fails from here is said in the log, not as a failed connection
     try:
-        exports.resume_waiting(organisation_id, name, now=now)  # one that stays waiting: its retry resumes it
-    except Exception:
+        exports.resume_pending(organisation_id, name, grant_id, now=now)
+    except Exception:  # the connection stays marked: its next check resumes them
         logger.warning("connected, but its waiting exports were not resumed", exc_info=True)
     if existing and existing.status == "expired":
         try:

@@ -43,6 +43,7 @@ from shared.providers.base import AccountingProvider, Session
 from shared.services import sessions, tokens
 from shared.services.queue import dead_letter, deliver, enqueue, export_id_for, max_receives
 from shared.store import catalog as catalog_store
+from shared.store import connections as connection_store
 from shared.store import exports as store
 from shared.store import inventory as inventory_store
 from shared.store import settings as settings_store
@@ -495,6 +496,17 @@ def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None 
         resumed += _resume(organisation_id, item.export_id, job, moment)
     if resumed:
         logger.info("waiting exports resumed", extra={"organisation_id": organisation_id, "count": resumed})
+    return resumed
+
+
+def resume_pending(organisation_id: str, provider: ProviderName, grant_id: str, *, now: datetime) -> int:
+    """Resumes what waited for a connection just made and takes its ``resume_pending`` mark off; how many.
+    The connect does it, and the connection's next scheduled check again when the connect's attempt failed
+    (an outage then): an export never stays waiting while its connection is connected."""
+    resumed = resume_waiting(organisation_id, provider, now=now)
+    connection_store.update_connection(
+        organisation_id, provider, {"resume_pending": False}, only_if_grant=grant_id
+    )
     return resumed
 
 

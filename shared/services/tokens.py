@@ -352,4 +352,19 @@ def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshRepor
         report.expired += 1
     except ProviderError:
         report.retry_later += 1
+    else:
+        if connection.resume_pending and connection.grant_id:
+            _resume_exports(connection, clock())
     return report
+
+
+def _resume_exports(connection: store.Connection, now: datetime) -> None:
+    """The exports its connect could not resume (an outage then) go on now, or at the next check."""
+    from shared.services import exports  # here: the exports service imports this one
+
+    try:
+        exports.resume_pending(
+            connection.organisation_id, connection.provider, connection.grant_id or "", now=now
+        )
+    except Exception:
+        logger.warning("waiting exports not resumed yet", exc_info=True)

@@ -50,6 +50,7 @@ class Connection(Model):
     expired_reason: str | None = None
     tenant_indexed: bool = False  # listed under its company's TENANT# partition (rows from before: not yet)
     switching_from: str | None = None  # a switch of company from this one has not finished (its retry does)
+    resume_pending: bool = False  # the exports that waited for it are not resumed yet (the next check does)
 
 
 def _keyed(item: dict[str, Any]) -> Connection:

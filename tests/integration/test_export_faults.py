@@ -19,6 +19,8 @@ import pytest
 
 from functions.export import app as export_app
 from infra.local.context import LocalLambdaContext
+from infra.local.poller import Poller
+from infra.local.scheduler import Scheduler
 from infra.local.stack import REGION, LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
@@ -482,6 +484,48 @@ def test_a_reconnect_whose_resume_of_waiting_exports_fails_is_connected_and_a_re
     deliver(aws)
     assert [e["status"] for e in ok(api.call("GET", "/exports"))] == ["posted"] * 2
     assert len(documents(sandboxes, "qbo")) == 2
+
+
+def test_a_connect_whose_resume_failed_has_its_waiting_exports_resumed_by_the_next_connection_check(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody has to notice: the scheduled check of the connection resumes them (once: the mark is taken
+    off), and a check whose own resume fails leaves them for the next one."""
+    from botocore.exceptions import ClientError
+
+    from shared.services import tokens
+
+    monkeypatch.setattr(tokens, "utc_now", sandboxes.qbo.clock.now)  # the checks' clock: the sandbox's
+    bolt = setup(api, sandboxes, "qbo")
+    for _ in range(2):
+        receipt(api, bolt)
+    after_write(sandboxes.qbo, WRITES["qbo"], lambda: sandboxes.qbo.revoke_realm(DEMO_REALM_ID), monkeypatch)
+    deliver(aws)
+
+    def throttled(*args: Any, **kwargs: Any) -> int:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Query")
+
+    def check() -> None:
+        """One scheduled tick through the connection check queue."""
+        assert Scheduler(aws).fire("TokenRefreshFunction")["queued"] == 1
+        Poller(aws).drain()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(exports, "resume_waiting", throttled)
+        assert connect(api, sandboxes, "qbo").page.status == 200
+        check()  # the check's resume fails too: still waiting, still marked
+    assert sorted(e["status"] for e in ok(api.call("GET", "/exports"))) == ["posted", "waiting"]
+    sandboxes.qbo.clock.advance(5 * 60)
+    check()
+    deliver(aws)
+    assert [e["status"] for e in ok(api.call("GET", "/exports"))] == ["posted"] * 2
+    assert len(documents(sandboxes, "qbo")) == 2
+    resumed = ok(api.call("GET", "/exports"))
+    with monkeypatch.context() as patch:
+        patch.setattr(exports, "resume_waiting", throttled)  # not called again: the mark is off
+        sandboxes.qbo.clock.advance(5 * 60)
+        check()
+    assert ok(api.call("GET", "/exports")) == resumed
 
 
 # ---- permanent failures ------------------------------------------------------------------------------------
