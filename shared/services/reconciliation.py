@@ -311,10 +311,14 @@ LISTED = 5  # products named in a note (the rest are counted)
 def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -> list[str]:
     """Units sold by ``as_of`` that no lot covered, per product (net of credits that gave them back): no cost
     of goods sold is posted for them, so the books balance with the stock ledger while cost of goods sold is
-    short of what was sold. Named here, or an accountant would not see it."""
+    short of what was sold. Named here, or an accountant would not see it. Likewise the units builds used
+    that no lot covered (a sale dated before the build took the stock first: the stored ledger a build is
+    checked against holds no sales): the built lot is posted without their cost."""
     ledger = state.ledger
     short: dict[str, Decimal] = {}
     since: dict[str, date] = {}
+    built: dict[str, Decimal] = {}
+    built_since: dict[str, date] = {}
     # only the products some result left uncovered (read from the results), not every entry of the ledger
     products = sorted({p for _, p in ledger.uncovered(ledger.products())})
     for entry in (e for p in products for e in ledger.entries(p)):
@@ -324,29 +328,44 @@ def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -
         if entry.kind is EntryKind.SALE_CONSUME and entry.uncosted:
             short[product] = short.get(product, ZERO) + entry.uncosted
             since.setdefault(product, day)
+        elif entry.kind is EntryKind.BUILD_CONSUME and entry.uncosted:
+            built[product] = built.get(product, ZERO) + entry.uncosted
+            built_since.setdefault(product, day)
         elif entry.kind in (EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE) and product in short:
             # a credit undoes first the part of its sale no lot covered (its units beyond the sale: uncosted)
             drawn = sum((d.quantity for d in entry.draws), ZERO)
             short[product] -= entry.quantity - drawn - entry.uncosted
             if short[product] <= 0:  # all given back: a later uncovered sale is the first again
                 del short[product], since[product]
-    if not short:
+    if not short and not built:
         return []
     labels = {
         p.product_id: " ".join(part for part in (p.sku, p.name) if part)
-        for p in catalog_store.get_products(organisation_id, short)
+        for p in catalog_store.get_products(organisation_id, {*short, *built})
     }
-    listed = sorted(short, key=lambda p: (since[p], labels.get(p, p)))
-    named = "; ".join(
-        f"{short[p].normalize():f} of {labels.get(p, p)} (the first on {since[p].isoformat()})"
-        for p in listed[:LISTED]
-    )
-    more = f"; and {len(listed) - LISTED} more product(s)" if len(listed) > LISTED else ""
-    return [
-        f"Sold without stock, so no cost of goods sold is posted for them (the margins show them uncosted): "
-        f"{named}{more}. Record the receipts or builds they came from, dated before those sales: the next "
-        "true-up posts their cost."
-    ]
+
+    def named(units: dict[str, Decimal], first: dict[str, date]) -> str:
+        listed = sorted(units, key=lambda p: (first[p], labels.get(p, p)))
+        text = "; ".join(
+            f"{units[p].normalize():f} of {labels.get(p, p)} (the first on {first[p].isoformat()})"
+            for p in listed[:LISTED]
+        )
+        return text + (f"; and {len(listed) - LISTED} more product(s)" if len(listed) > LISTED else "")
+
+    notes = []
+    if short:
+        notes.append(
+            f"Sold without stock, so no cost of goods sold is posted for them (the margins show them "
+            f"uncosted): {named(short, since)}. Record the receipts or builds they came from, dated before "
+            "those sales: the next true-up posts their cost."
+        )
+    if built:
+        notes.append(
+            f"Built without stock (sales dated before the builds took it first), so the built lots are "
+            f"posted without their cost: {named(built, built_since)}. Record the receipts or builds they "
+            "came from, dated before those builds: the next true-up posts their cost."
+        )
+    return notes
 
 
 PROFIT_AND_LOSS_KINDS = ("revenue", "cogs", "expense")

@@ -449,6 +449,48 @@ def test_the_sold_without_stock_note_dates_units_from_the_first_sale_still_uncov
     assert "3 of BOLT-M8" in note and "the first on 2026-11-13" in note, note
 
 
+def test_units_a_build_used_without_stock_are_named_until_the_receipt_they_came_from_costs_them(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A component sold (a spare part) before a build that uses it: the stored ledger holds no sales, so the
+    build is recorded, and in the books the sale took the stock first. The build's lot is posted at what
+    lots covered only: the books still equal the stock ledger, so the reconciliation names the units the
+    build used without a cost, as it names units sold without stock, until their receipt is recorded."""
+    parts = setup_xero(api, sandboxes)
+    bolt = parts["bolt"]
+    receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "5", "2.00")
+    sell_bolts(sandboxes, "INV-SPARES", "2026-11-10", "4")
+    body = {"enabled": True, "start_date": "2026-11-05"}
+    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=body))
+    api.pull_sales()
+    minutes.next()
+    build = {
+        "build_id": "B-SHORT",
+        "product_id": parts["bracket"],
+        "quantity": "1",
+        "built_at": "2026-11-11T09:00:00Z",
+        "components": [{"product_id": bolt, "quantity_per_unit": "3"}],
+    }
+    ok(api.call("POST", "/builds", json_body=build), 201)  # 5 bolts on the stored ledger, 1 after the sale
+    assert close_days(now=datetime(2026, 11, 13, tzinfo=UTC)) >= 1
+    Poller(aws).drain()
+    minutes.next()
+    assert xero_balances(api, sandboxes)["632"] == D("2.00")  # the one bolt a lot covered
+    answer = ok(api.call("GET", "/reconciliation"))
+    (note,) = [n for n in answer["notes"] if n.startswith("Built without stock")]
+    assert "2 of BOLT-M8" in note and "the first on 2026-11-11" in note, note
+
+    receive(api, "R-0", "2026-11-05T09:00:00Z", bolt, "2", "3.00")  # where the 2 units came from
+    minutes.next()
+    Poller(aws).drain()
+    minutes.next()
+    assert xero_balances(api, sandboxes)["632"] == D(
+        "6.00"
+    )  # the sale now takes R-0 first: the build 3 x 2.00
+    answer = ok(api.call("GET", "/reconciliation"))
+    assert not [n for n in answer["notes"] if n.startswith("Built without stock")], answer["notes"]
+
+
 def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_person_chooses(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
