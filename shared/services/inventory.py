@@ -82,7 +82,7 @@ class BuildView(Model):
 class LotView(Model):
     lot_id: str
     lot_code: str
-    source: Literal["receipt", "build"]
+    source: Literal["receipt", "build", "credit"]  # credit: a credit note's units that matched no sale
     document_id: str
     at: datetime
     quantity: Decimal  # still on hand
@@ -503,16 +503,26 @@ def list_builds(organisation_id: str) -> list[BuildView]:
 
 # ---- lots ---------------------------------------------------------------------------------------------
 def product_lots(organisation_id: str, product_id: str) -> ProductLots:
-    """The product's FIFO layers as the ledger replays them now, oldest (next consumed) first."""
+    """The product's FIFO layers now, oldest (next consumed) first: after the sales the books cost (and the
+    lots their credits restock), so that their value is what the inventory accounts hold for them."""
+    from shared.services import margins  # here: only this read costs the sales
+
     if not catalog_store.get_products(organisation_id, [product_id]):
         raise NotFound(f"no product {product_id}")
-    ledger = Ledger(store.movements(organisation_id))
+    costed = margins.costed_ledger(organisation_id)
+    ledger = costed.ledger
     made = {m.lot_id: m for m in ledger.movements() if isinstance(m, ReceiptIn | BuildRun)}
+
+    def source(lot: ReceiptIn | BuildRun) -> Literal["receipt", "build", "credit"]:
+        if isinstance(lot, BuildRun):
+            return "build"
+        return "credit" if lot.document_id in costed.sales_documents else "receipt"
+
     lots = [
         LotView(
             lot_id=layer.lot_id,
             lot_code=made[layer.lot_id].lot_code,
-            source="receipt" if isinstance(made[layer.lot_id], ReceiptIn) else "build",
+            source=source(made[layer.lot_id]),
             document_id=made[layer.lot_id].document_id,
             at=made[layer.lot_id].at,
             quantity=layer.quantity,

@@ -449,6 +449,63 @@ def test_the_sold_without_stock_note_dates_units_from_the_first_sale_still_uncov
     assert "3 of BOLT-M8" in note and "the first on 2026-11-13" in note, note
 
 
+def test_a_products_lots_are_what_is_left_after_the_sales_the_books_cost(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """GET /products/{id}/lots values what the inventory account holds: sales took from the lots FIFO, a
+    credit gives units back to the lots its sale took them from; one that matched no sale is a lot of its
+    own."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "5", "2.00")
+    receive(api, "R-2", "2026-11-07T09:00:00Z", bolt, "5", "3.00")
+    sell_bolts(sandboxes, "INV-SPARES", "2026-11-10", "6")
+    ok(
+        api.call(
+            "PUT",
+            "/integrations/xero/sales-tracking",
+            json_body={"enabled": True, "start_date": "2026-11-05"},
+        )
+    )
+
+    def lots() -> tuple[list[tuple[str, str, Decimal, Decimal]], Decimal]:
+        """(source, document, quantity, value) per lot, and the books' raw materials account, once the
+        day's cost of goods sold is posted."""
+        minutes.next()  # a minute of its own: the rate budget
+        api.pull_sales()
+        minutes.next()
+        close_days(now=datetime(2026, 11, 16, tzinfo=UTC))
+        Poller(aws).drain()
+        minutes.next()
+        answer = ok(api.call("GET", f"/products/{bolt}/lots"))
+        assert D(answer["value"]) == sum((D(lot["value"]) for lot in answer["lots"]), D(0))
+        found = [
+            (lot["source"], lot["document_id"], D(lot["quantity"]), D(lot["value"])) for lot in answer["lots"]
+        ]
+        assert D(answer["value"]) == xero_balances(api, sandboxes)["630"]
+        return found, D(answer["on_hand"])
+
+    assert lots() == ([("receipt", "R-2", 4, 12)], 4)  # 5 x 2.00 and 1 x 3.00 sold
+    sell_bolts(sandboxes, "CN-1", "2026-11-12", "2", credit=True)  # back to the lots INV-SPARES took from
+    assert lots() == ([("receipt", "R-1", 1, 2), ("receipt", "R-2", 5, 15)], 6)
+    sandboxes.xero.add_record(
+        AU_TENANT_ID,
+        "CreditNotes",
+        {
+            "CreditNoteNumber": "CN-2",
+            "Type": "ACCRECCREDIT",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "kiwi")},  # who never bought a bolt
+            "Date": "2026-11-13",
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": "BOLT-M8", "Description": "Bolt", "Quantity": "1", "UnitAmount": "20"}
+            ],
+        },
+    )
+    found, on_hand = lots()
+    assert on_hand == 7
+    assert found[-1][0] == "credit" and found[-1][2:] == (1, 3), found  # at the latest lot's cost
+
+
 def test_units_a_build_used_without_stock_are_named_until_the_receipt_they_came_from_costs_them(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:
@@ -484,9 +541,8 @@ def test_units_a_build_used_without_stock_are_named_until_the_receipt_they_came_
     minutes.next()
     Poller(aws).drain()
     minutes.next()
-    assert xero_balances(api, sandboxes)["632"] == D(
-        "6.00"
-    )  # the sale now takes R-0 first: the build 3 x 2.00
+    # the sale now takes R-0 first: the build 3 x 2.00
+    assert xero_balances(api, sandboxes)["632"] == D("6.00")
     answer = ok(api.call("GET", "/reconciliation"))
     assert not [n for n in answer["notes"] if n.startswith("Built without stock")], answer["notes"]
 
