@@ -112,6 +112,20 @@ class InventoryAdjustment(Model):
 
 
 Posting = Journal | InventoryAdjustment
+
+
+def marker_tag(marker: str) -> str:
+    """The tag a document's note (QBO PrivateNote, Xero Narration) ends with. A search after an unknown
+    outcome matches this whole tag, never the bare export id: a true-up's narration names each export it
+    corrects by its id, and taking that true-up for one of them would leave the export never posted."""
+    return f"[Partsemble export {marker}]"
+
+
+def noted(text: str, marker: str) -> str:
+    """A document's note: what a person reads, then the export's tag."""
+    return f"{text} {marker_tag(marker)}"
+
+
 P = TypeVar("P", Journal, InventoryAdjustment)
 
 

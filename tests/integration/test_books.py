@@ -911,3 +911,42 @@ def test_on_quickbooks_accounts_payable_records_out_of_date_order_post_no_true_u
         assert PAYABLE not in {line["JournalEntryLineDetail"]["AccountRef"]["value"] for line in lines}
     held = qbo_balances(api, sandboxes)
     assert (held[PAYABLE], held["1"]) == (D("-18.06"), D("18.06")), held
+
+
+def test_a_retried_build_that_may_have_reached_xero_is_not_taken_for_the_true_up_naming_it(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A build's writes time out until it fails (it may be in Xero), a back-dated receipt re-costs it and the
+    true-up naming it in its narration posts, then the build is retried: its search for its own marker must
+    not take the true-up for it, or the build is never posted and the books lack its cost."""
+    from tests.integration.test_export_faults import deliver
+
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    minutes.next()
+    Poller(aws).drain()
+    sandboxes.xero.inject("timeout", method="PUT", path_prefix="/api.xro/2.0/ManualJournals", count=5)
+    build_brackets(api, parts, "B", 6)
+    for _ in range(5):  # one delivery a minute: each attempt's write times out
+        minutes.next()
+        deliver(aws, rounds=1)
+    (build,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "build"]
+    assert build["status"] == "failed" and "gave up" in build["last_error"], build
+    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # the build now costs 2.00
+    minutes.next()
+    Poller(aws).drain()
+    (trueup,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup"]
+    narration = next(
+        j["Narration"]
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == trueup["document_id"]
+    )
+    assert build["export_id"] in narration  # it names the build it corrects
+
+    ok(api.call("POST", f"/exports/{build['export_id']}/retry"))
+    minutes.next()
+    deliver(aws)
+    (build,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "build"]
+    assert build["status"] == "posted" and not build["adopted"], build
+    assert build["document_id"] != trueup["document_id"]
+    assert xero_balances(api, sandboxes) == {"630": D("28.00"), "632": D("2.00"), "820": D("-30.00")}

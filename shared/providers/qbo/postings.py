@@ -15,7 +15,7 @@ import httpx
 
 from shared.config import ProviderUrls
 from shared.contracts import PostedDocument, json_bytes
-from shared.domain.postings import InventoryAdjustment, Journal, JournalLine, Posting
+from shared.domain.postings import InventoryAdjustment, Journal, JournalLine, Posting, marker_tag, noted
 from shared.errors import ProviderRejected
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
@@ -27,17 +27,13 @@ JOURNAL, ADJUSTMENT = "JournalEntry", "InventoryAdjustment"
 LINK_PATHS = {JOURNAL: "journal", ADJUSTMENT: "inventoryadjustment"}
 
 
-def note(text: str, marker: str) -> str:
-    return f"{text} [Partsemble export {marker}]"
-
-
 def post_journal(
     client: httpx.Client, urls: ProviderUrls, session: Session, journal: Journal, *, idempotency_key: str
 ) -> PostedDocument:
     body = {
         "TxnDate": journal.date.isoformat(),
         "DocNumber": journal.marker,
-        "PrivateNote": note(journal.narration, journal.marker),
+        "PrivateNote": noted(journal.narration, journal.marker),
         "CurrencyRef": {"value": journal.currency},
         "Line": [
             {
@@ -77,7 +73,7 @@ def post_inventory_adjustment(
     body = {
         "TxnDate": adjustment.date.isoformat(),
         "DocNumber": adjustment.marker,
-        "PrivateNote": note(adjustment.memo, adjustment.marker),
+        "PrivateNote": noted(adjustment.memo, adjustment.marker),
         "AdjustAccountRef": {"value": adjustment.account_id},
         "Line": [
             {
@@ -133,7 +129,7 @@ def find_posting(
 
 
 def _carries(record: dict[str, Any], marker: str) -> bool:
-    return record.get("DocNumber") == marker or marker in str(record.get("PrivateNote") or "")
+    return record.get("DocNumber") == marker or marker_tag(marker) in str(record.get("PrivateNote") or "")
 
 
 def _create(

@@ -12,7 +12,7 @@ import httpx
 
 from shared.config import ProviderUrls
 from shared.contracts import PostedDocument, json_bytes
-from shared.domain.postings import Journal
+from shared.domain.postings import Journal, marker_tag, noted
 from shared.errors import ProviderRejected
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
@@ -31,7 +31,7 @@ def post_journal(
     client: httpx.Client, urls: ProviderUrls, session: Session, journal: Journal, *, idempotency_key: str
 ) -> PostedDocument:
     element = {
-        "Narration": f"{journal.narration} [Partsemble export {journal.marker}]",
+        "Narration": noted(journal.narration, journal.marker),
         "Date": journal.date.isoformat(),
         "Status": "POSTED",
         "LineAmountTypes": "NoTax",
@@ -78,12 +78,12 @@ def find_posting(
         "GET",
         _url(urls),
         headers={"xero-tenant-id": session.tenant_id},
-        params={"where": f"Narration.Contains({where_literal(journal.marker)})", "page": "1"},
+        params={"where": f"Narration.Contains({where_literal(marker_tag(journal.marker))})", "page": "1"},
     )
     found = [
         j
         for j in decimal_json(resp, "xero").get("ManualJournals", [])
-        if journal.marker in str(j.get("Narration", "")) and j.get("Status") not in GONE
+        if marker_tag(journal.marker) in str(j.get("Narration", "")) and j.get("Status") not in GONE
     ]
     return _document(found[0]) if found else None
 
