@@ -98,7 +98,7 @@ class QboSandbox(Sandbox, QboAdmin):
 
     @staticmethod
     def fault_body(err: QboFault) -> dict[str, Any]:
-        error = {"Message": err.message, "Detail": err.detail, "code": err.code, "element": ""}
+        error = {"Message": err.message, "Detail": err.detail, "code": err.code, "element": err.element}
         return {"Error": [error], "type": err.kind}
 
     def _company_of(self, path: str) -> Company | None:
@@ -260,11 +260,6 @@ class QboSandbox(Sandbox, QboAdmin):
         return self.ok(company, {"Preferences": self._preferences_record(company)})
 
     def _preferences_record(self, company: Company) -> dict[str, Any]:
-        foreign = any(
-            r.get("CurrencyRef", {}).get("value", company.home_currency) != company.home_currency
-            for records in company.records.values()
-            for r in records.values()
-        )
         accounting: dict[str, Any] = {"TrackDepartments": False, "ClassTrackingPerTxn": False}
         if company.closing_date:
             accounting["BookCloseDate"] = company.closing_date.isoformat()
@@ -281,7 +276,7 @@ class QboSandbox(Sandbox, QboAdmin):
                 "QuantityOnHand": company.inventory_tracking,
             },
             "CurrencyPrefs": {
-                "MultiCurrencyEnabled": foreign,
+                "MultiCurrencyEnabled": company.multicurrency,
                 "HomeCurrency": {"value": company.home_currency},
             },
             "MetaData": {
@@ -603,7 +598,7 @@ class QboSandbox(Sandbox, QboAdmin):
                 raise required(key)
         self._active_ref(company, "Customer", given["CustomerRef"], "CustomerRef")
         given["TxnDate"] = self._txn_date(company, given).isoformat()
-        record = self.normalize(company, entity, given)
+        record = self._validate(company, entity, given)
         if current is None:
             return self._insert(company, entity, record)
         updated = self._replace(company, current, record)

@@ -119,11 +119,7 @@ class QboAdmin(QboOAuth, QboBooks):
             body = plain(fields)
             metadata = body.pop("MetaData", None)
             try:
-                record = (
-                    self._validate(company, name, body)
-                    if name in ("JournalEntry", "InventoryAdjustment")
-                    else self.normalize(company, name, body)
-                )
+                record = self._validate(company, name, body)
             except QboFault as err:
                 raise AdminError(err.detail) from err
             return self._insert(company, name, record, metadata)
@@ -150,7 +146,7 @@ class QboAdmin(QboOAuth, QboBooks):
                 raise AdminError(f"{name} can be deleted, not edited")
             merged = {**copy.deepcopy(current), **plain(changes)}
             try:
-                record = self._replace(company, current, self.normalize(company, name, merged))
+                record = self._replace(company, current, self._validate(company, name, merged))
             except QboFault as err:
                 raise AdminError(err.detail) from err
             if name in SALES_DOCS:

@@ -121,10 +121,17 @@ class QboFault(Exception):
     """A request QBO refuses; rendered as a ``Fault`` body."""
 
     def __init__(
-        self, code: str, message: str, detail: str = "", status: int = 400, kind: str = "ValidationFault"
+        self,
+        code: str,
+        message: str,
+        detail: str = "",
+        status: int = 400,
+        kind: str = "ValidationFault",
+        element: str = "",
     ) -> None:
         super().__init__(detail or message)
         self.code, self.message, self.detail, self.status, self.kind = code, message, detail, status, kind
+        self.element = element  # the property the error is about, when QBO names one
 
 
 class AdminError(ValueError):
@@ -173,6 +180,39 @@ def invalid_reference(entity: str, ref_id: str) -> QboFault:
 # QBO097, a public QBO sandbox test report). The A/R text follows the same pattern (integrators such as
 # Link My Books document the customer requirement; UNSURE of QBO's exact A/R wording).
 NAME_REQUIRED = {"Accounts Payable": "Vendor", "Accounts Receivable": "Customer"}
+
+
+# Text lengths on the transactions the sandbox writes (JournalEntry, InventoryAdjustment and the sales
+# documents): DocNumber "max 21 characters", PrivateNote "max 4000 characters" (Intuit's references for each,
+# e.g. developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/invoice; ../shared/providers/
+# qbo.md sections 3.5 and 3.8). Longer text is refused with 2050 "String length is either shorter or longer
+# than supported by specification", its Detail "String length specified does not match the supported length.
+# Min:0 Max:4,000 supported. Supplied length: 4,006" and the property as its element (raw QBO answers
+# quoted in ruckus/quickbooks-ruby#436 for a 4000-character Description, and consolibyte/quickbooks-php#79
+# for "Max:21" on an invoice).
+TEXT_MAX = {"DocNumber": 21, "PrivateNote": 4000}
+
+
+def check_text_lengths(body: dict[str, Any]) -> None:
+    for key, longest in TEXT_MAX.items():
+        length = len(str(body.get(key) or ""))
+        if length > longest:
+            raise QboFault(
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                f"String length specified does not match the supported length. Min:0 Max:{longest:,} "
+                f"supported. Supplied length: {length:,}",
+                element=key,
+            )
+
+
+# AdjustAccountRef, the account an InventoryAdjustment's value goes to: "an expense or opening balance
+# equity account" (Intuit's schema, InventoryAdjustment.AdjustAccountRef: intuit/QuickBooks-V3-PHP-SDK
+# src/Data/IPPInventoryAdjustment.php, the Java SDK's Finance.xsd; qbo.md section 3.8), in QBO's account types
+# Cost of Goods Sold, Expense and Other Expense (classification Expense: ACCOUNT_TYPES) or Equity. UNSURE:
+# whether QBO takes every Equity account or only Opening Balance Equity, and its code and wording for the
+# refusal (the sandbox answers 6000, its business validation error).
+ADJUST_ACCOUNT_TYPES = ("Cost of Goods Sold", "Expense", "Other Expense", "Equity")
 
 
 NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
@@ -265,6 +305,20 @@ class Company:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
+    @property
+    def multicurrency(self) -> bool:
+        """Preferences.CurrencyPrefs.MultiCurrencyEnabled, read by the Preferences answer and by the rules
+        that depend on it (``_journal_currency``). In QBO it is a company setting; the sandbox keeps no switch
+        of its own and has it on exactly when the company holds a record (a customer, a document) in a
+        currency other than its home currency, which only a multicurrency company can hold. The sandbox's
+        model: a company with the setting on and no foreign record yet can't be shown, and how QBO answers a
+        foreign customer or sales document sent while the setting is off is UNSURE (not refused here)."""
+        return any(
+            (r.get("CurrencyRef") or {}).get("value", self.home_currency) != self.home_currency
+            for records in self.records.values()
+            for r in records.values()
+        )
+
     def new_id(self, entity: str) -> str:
         self.next_ids[entity] += 1
         return str(self.next_ids[entity])
@@ -297,6 +351,9 @@ class QboBooks:
 
     # ---- validation of API writes ---------------------------------------------------------------
     def _validate(self, company: Company, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The record a write of ``body`` makes (API and admin alike), or the QboFault QBO answers."""
+        if entity in TRANSACTIONS:
+            check_text_lengths(body)
         if entity == "JournalEntry":
             return self._journal_entry(company, body)
         if entity == "InventoryAdjustment":
@@ -381,8 +438,27 @@ class QboBooks:
             "Adjustment": bool(body.get("Adjustment", False)),
             "domain": "QBO",
             "sparse": False,
-            "CurrencyRef": body.get("CurrencyRef") or {"value": company.home_currency},
+            "CurrencyRef": self._journal_currency(company, body),
         }
+
+    @staticmethod
+    def _journal_currency(company: Company, body: dict[str, Any]) -> Any:
+        """The journal's CurrencyRef, the home currency when none is sent. Intuit's JournalEntry reference,
+        CurrencyRef: "Reference to the currency in which all amounts on the associated transaction are
+        expressed. This must be defined if multicurrency is enabled for the company. Multicurrency is enabled
+        for the company if Preferences.MultiCurrencyEnabled is set to true"
+        (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/journalentry): without
+        multicurrency a company has one currency, its home currency, and a journal in another is refused.
+        QBO's code and wording for that refusal are UNSURE: the sandbox answers 6000, its business validation
+        error."""
+        currency = body.get("CurrencyRef") or {"value": company.home_currency}
+        code = str(currency.get("value", "")) if isinstance(currency, dict) else str(currency)
+        if code != company.home_currency and not company.multicurrency:
+            raise business_error(
+                f"Multicurrency is off in this company: a journal entry can only be in its home currency "
+                f"{company.home_currency}, not {code}."
+            )
+        return currency
 
     def _line_entity(self, company: Company, entity: Any, account: dict[str, Any]) -> dict[str, Any] | None:
         """The line's Name (Entity) with the name filled in; refused when the account needs one of a kind
@@ -415,6 +491,11 @@ class QboBooks:
             raise business_error("Turn on inventory tracking (track quantity on hand) to adjust inventory.")
         when = self._txn_date(company, body)
         account = self._active_ref(company, "Account", body.get("AdjustAccountRef"), "AdjustAccountRef")
+        if account.get("AccountType") not in ADJUST_ACCOUNT_TYPES:  # see ADJUST_ACCOUNT_TYPES
+            raise business_error(
+                f"The inventory adjustment account must be a Cost of Goods Sold, Expense, Other Expense or "
+                f"Equity account: {account['Name']} is {account.get('AccountType')}."
+            )
         lines = body.get("Line")
         if not isinstance(lines, list) or not lines:
             raise required("Line")
@@ -724,10 +805,16 @@ class QboBooks:
         return amount
 
     def _sales_line(self, company: Company, line: dict[str, Any]) -> None:
+        """An item line. Its item must exist (2500 Invalid Reference Id) and be active: an inactive one is
+        610 "Object Not Found", "Something you're trying to use has been made inactive. Check the fields with
+        accounts, customers, items, vendors or employees." (Intuit's common-errors page, developer.intuit.com/
+        app/developer/qbo/docs/develop/troubleshooting/handling-common-errors; ../shared/providers/qbo.md
+        section 2.8; the raw answer in intuit/QuickBooks-V3-DotNET-SDK#353). UNSURE which of the two codes QBO
+        gives an inactive item: a 2018 answer carried the same text as 2500 "Invalid Reference Id"
+        (intuit/QuickBooks-V3-PHP-SDK#110); the sandbox answers 610, as for inactive accounts. A bundle's
+        components are lines too."""
         detail = line["SalesItemLineDetail"]
-        item = company.find("Item", str(detail.get("ItemRef", {}).get("value", "")))
-        if item is None:
-            raise invalid_reference("Item", str(detail.get("ItemRef")))
+        item = self._active_ref(company, "Item", detail.get("ItemRef"), "ItemRef")
         detail["ItemRef"] = {"value": item["Id"], "name": item["Name"]}
         detail["Qty"] = decimal(detail.get("Qty", 1))
         detail["UnitPrice"] = decimal(detail.get("UnitPrice", item.get("UnitPrice", 0)))
@@ -735,9 +822,9 @@ class QboBooks:
 
     def _group_line(self, company: Company, line: dict[str, Any]) -> None:
         detail = line["GroupLineDetail"]
-        group = company.find("Item", str(detail.get("GroupItemRef", {}).get("value", "")))
-        if group is None or group.get("Type") != "Group":
-            raise invalid_reference("Item", str(detail.get("GroupItemRef")))
+        group = self._active_ref(company, "Item", detail.get("GroupItemRef"), "GroupItemRef")
+        if group.get("Type") != "Group":
+            raise invalid_reference("Item", group["Id"])
         detail["GroupItemRef"] = {"value": group["Id"], "name": group["Name"]}
         detail["Quantity"] = decimal(detail.get("Quantity", 1))
         if "Line" not in detail:

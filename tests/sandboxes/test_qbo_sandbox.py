@@ -7,7 +7,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ from infra.sandboxes.qbo_demo import (
     DEMO_REALM_ID,
     DEMO_REDIRECT_URI,
     DEMO_USERNAME,
+    DISCONTINUED,
     INVENTORY_ITEMS,
     SHELF_KIT,
     SHOP_SUPPLIES,
@@ -43,6 +44,7 @@ TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 DAY = 86400
 SHRINKAGE, INACTIVE_ACCOUNT, WASTE, PAYABLE, RECEIVABLE = "3", "8", "7", "4", "13"
 COGS, INCOME, FINISHED, CHECKING = "2", "6", "10", "12"
+INVENTORY_ASSET, RECEIVING_CLEARING, EQUITY = "1", "5", "9"
 NORTHSIDE, HARBOR = "1", "1"  # demo vendor and customer ids
 
 
@@ -73,7 +75,9 @@ def authorize_params(**overrides: str) -> dict[str, str]:
     }
 
 
-def connect(client: httpx.Client, decision: str = "allow", **overrides: str) -> dict[str, str]:
+def connect(
+    client: httpx.Client, decision: str = "allow", realm: str = REALM, **overrides: str
+) -> dict[str, str]:
     """Walks the HTML form like a browser; returns the query parameters of the redirect back to the app."""
     page = client.get("/connect/oauth2", params=authorize_params(**overrides))
     assert page.status_code == 200
@@ -83,7 +87,7 @@ def connect(client: httpx.Client, decision: str = "allow", **overrides: str) -> 
     )
     assert 'name="realm_id"' in consent.text and "Partsemble Demo Manufacturing (US)" in consent.text
     answer = client.post(
-        "/connect/oauth2", data={**hidden_fields(consent.text), "realm_id": REALM, "decision": decision}
+        "/connect/oauth2", data={**hidden_fields(consent.text), "realm_id": realm, "decision": decision}
     )
     assert answer.status_code == 302
     location = urlsplit(answer.headers["location"])
@@ -126,6 +130,16 @@ def api(sandbox: QboSandbox, tokens: dict[str, Any]) -> Iterator[httpx.Client]:
         headers={"authorization": f"Bearer {tokens['access_token']}", "accept": "application/json"},
     ) as c:
         yield c
+
+
+def api_for(sandbox: QboSandbox, client: httpx.Client, realm: str) -> httpx.Client:
+    """An API client for another company the demo user may connect (after ``sandbox.add_user``)."""
+    tokens = exchange(client, connect(client, realm=realm)["code"]).json()
+    return httpx.Client(
+        transport=sandbox.transport(),
+        base_url=f"{sandbox.base_url}/v3/company/{realm}",
+        headers={"authorization": f"Bearer {tokens['access_token']}", "accept": "application/json"},
+    )
 
 
 def query(api: httpx.Client, text: str) -> dict[str, Any]:
@@ -745,6 +759,39 @@ def test_payable_line_naming_a_vendor_is_saved_with_the_vendor(api: httpx.Client
     assert post_json(api, "/journalentry", on_account(RECEIVABLE, customer)).status_code == 200
 
 
+def test_journal_in_a_foreign_currency_needs_multicurrency_on(
+    sandbox: QboSandbox, client: httpx.Client, api: httpx.Client
+) -> None:
+    """Intuit's JournalEntry reference: CurrencyRef is the transaction's currency, and multicurrency is on
+    when Preferences.CurrencyPrefs.MultiCurrencyEnabled is: a company without it has only its home
+    currency. The demo company holds a euro customer and invoice, so it has multicurrency on."""
+    home_only = sandbox.add_company("Home Currency Only Inc")
+    for name, kind in (("Scrap", "Expense"), ("Shrinkage", "Cost of Goods Sold")):
+        sandbox.create_record(home_only.realm_id, "Account", {"Name": name, "AccountType": kind})
+    sandbox.add_user(DEMO_USERNAME, DEMO_PASSWORD, [REALM, home_only.realm_id])
+    with api_for(sandbox, client, home_only.realm_id) as other:
+        prefs = other.get("/preferences").json()["Preferences"]["CurrencyPrefs"]
+        assert prefs == {"MultiCurrencyEnabled": False, "HomeCurrency": {"value": "USD"}}
+
+        def posted(**fields: Any) -> httpx.Response:
+            body = journal(**fields)
+            for line, account in zip(body["Line"], ("1", "2"), strict=True):
+                line["JournalEntryLineDetail"]["AccountRef"] = {"value": account}
+            return post_json(other, "/journalentry", body)
+
+        refused = posted(CurrencyRef={"value": "EUR"}, ExchangeRate=1.085)
+        assert refused.status_code == 400 and fault_code(refused) == "6000"
+        assert "home currency USD" in refused.json()["Fault"]["Error"][0]["Detail"]
+        assert query(other, "select count(*) from JournalEntry") == {"totalCount": 0}
+        home = posted(CurrencyRef={"value": "USD"}).json()["JournalEntry"]
+        assert home["CurrencyRef"] == {"value": "USD"}
+        assert posted().json()["JournalEntry"]["CurrencyRef"] == {"value": "USD"}
+        assert not other.get("/preferences").json()["Preferences"]["CurrencyPrefs"]["MultiCurrencyEnabled"]
+    assert api.get("/preferences").json()["Preferences"]["CurrencyPrefs"]["MultiCurrencyEnabled"] is True
+    euro = post_json(api, "/journalentry", journal(CurrencyRef={"value": "EUR"}, ExchangeRate=1.085))
+    assert euro.status_code == 200, euro.text
+
+
 def test_unknown_property_is_refused(api: httpx.Client) -> None:
     response = post_json(api, "/journalentry", journal(SyncId="abc"))
     assert response.status_code == 400 and fault_code(response) == "2010"
@@ -780,6 +827,96 @@ def test_inventory_adjustment_rules_on_lines(api: httpx.Client) -> None:
     assert post_json(api, "/inventoryadjustment", non_inventory).status_code == 400
     no_account = {k: v for k, v in adjustment(QtyDiff=1).items() if k != "AdjustAccountRef"}
     assert fault_code(post_json(api, "/inventoryadjustment", no_account)) == "2020"
+
+
+@pytest.mark.parametrize(
+    ("account", "saved"),
+    [
+        (SHRINKAGE, True),  # Cost of Goods Sold
+        (WASTE, True),  # Expense
+        (EQUITY, True),  # Opening Balance Equity
+        (INVENTORY_ASSET, False),  # Other Current Asset
+        (RECEIVING_CLEARING, False),  # Other Current Liability
+        (INCOME, False),
+        (CHECKING, False),  # Bank
+    ],
+)
+def test_inventory_adjustment_account_must_be_an_expense_or_equity_account(
+    api: httpx.Client, account: str, saved: bool
+) -> None:
+    body = {**adjustment(QtyDiff=-1), "AdjustAccountRef": {"value": account}}
+    response = post_json(api, "/inventoryadjustment", body)
+    if saved:
+        assert response.status_code == 200, response.text
+        assert response.json()["InventoryAdjustment"]["AdjustAccountRef"]["value"] == account
+    else:
+        assert response.status_code == 400 and fault_code(response) == "6000"
+        assert "must be a Cost of Goods Sold, Expense" in response.json()["Fault"]["Error"][0]["Detail"]
+        assert query(api, "select count(*) from InventoryAdjustment") == {"totalCount": 0}
+
+
+def test_inventory_adjustment_account_may_be_an_other_expense_account(api: httpx.Client) -> None:
+    created = post_json(api, "/account", {"Name": "Stock Write-offs", "AccountType": "Other Expense"})
+    other_expense = created.json()["Account"]["Id"]
+    body = {**adjustment(QtyDiff=-1), "AdjustAccountRef": {"value": other_expense}}
+    assert post_json(api, "/inventoryadjustment", body).status_code == 200
+
+
+TEXT_WRITES = [
+    ("/journalentry", "JournalEntry", lambda: journal()),
+    ("/inventoryadjustment", "InventoryAdjustment", lambda: adjustment(QtyDiff=-1)),
+    ("/invoice", "Invoice", lambda: sale((BRACKET_20, 1))),
+    ("/salesreceipt", "SalesReceipt", lambda: sale((BRACKET_20, 1))),
+    ("/creditmemo", "CreditMemo", lambda: sale((BRACKET_20, 1))),
+    (
+        "/refundreceipt",
+        "RefundReceipt",
+        lambda: sale((BRACKET_20, 1), DepositToAccountRef={"value": CHECKING}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "entity", "body"), TEXT_WRITES)
+def test_doc_number_over_21_and_private_note_over_4000_characters_are_refused(
+    api: httpx.Client, path: str, entity: str, body: Callable[[], dict[str, Any]]
+) -> None:
+    too_long = post_json(api, path, {**body(), "DocNumber": "D" * 22})
+    assert too_long.status_code == 400
+    assert too_long.json()["Fault"] == {
+        "type": "ValidationFault",
+        "Error": [
+            {
+                "Message": "String length is either shorter or longer than supported by specification",
+                "Detail": "String length specified does not match the supported length. Min:0 Max:21 "
+                "supported. Supplied length: 22",
+                "code": "2050",
+                "element": "DocNumber",
+            }
+        ],
+    }
+    long_note = post_json(api, path, {**body(), "PrivateNote": "n" * 4001})
+    assert fault_code(long_note) == "2050"
+    assert long_note.json()["Fault"]["Error"][0]["Detail"].endswith(
+        "Max:4,000 supported. Supplied length: 4,001"
+    )
+    count = query(api, f"select count(*) from {entity}")
+    saved = post_json(api, path, {**body(), "DocNumber": "D" * 21, "PrivateNote": "n" * 4000})
+    assert saved.status_code == 200, saved.text
+    record = saved.json()[entity]
+    assert (len(record["DocNumber"]), len(record["PrivateNote"])) == (21, 4000)
+    assert query(api, f"select count(*) from {entity}") == {"totalCount": count["totalCount"] + 1}
+
+
+def test_an_update_is_held_to_the_same_lengths(api: httpx.Client) -> None:
+    created = post_json(api, "/journalentry", journal()).json()["JournalEntry"]
+    sparse = {
+        "Id": created["Id"],
+        "SyncToken": created["SyncToken"],
+        "sparse": True,
+        "PrivateNote": "n" * 4001,
+    }
+    assert fault_code(post_json(api, "/journalentry", sparse)) == "2050"
+    assert api.get(f"/journalentry/{created['Id']}").json()["JournalEntry"]["PrivateNote"] == "syncid:je-1"
 
 
 def test_same_requestid_returns_the_original_without_writing_again(api: httpx.Client) -> None:
@@ -1180,6 +1317,36 @@ def test_a_refund_receipt_puts_stock_back_and_needs_the_account_it_pays_from(san
     )
     assert on_hand(sandbox, CORNER_BRACE) == [before + 5]
     assert refund["DepositToAccountRef"] == {"value": CHECKING, "name": "Business Checking"}
+
+
+@pytest.mark.parametrize("path", ["/invoice", "/salesreceipt", "/creditmemo", "/refundreceipt"])
+def test_an_inactive_item_on_a_sales_line_is_refused(
+    sandbox: QboSandbox, api: httpx.Client, path: str
+) -> None:
+    """qbo.md section 2.8: 610 "Object Not Found" when something referenced has been made inactive."""
+    before = on_hand(sandbox, BRACKET_20, BRACKET_40)
+    fields = {"DepositToAccountRef": {"value": CHECKING}} if path == "/refundreceipt" else {}
+    discontinued = post_json(api, path, sale((BRACKET_20, 1), (DISCONTINUED, 1), **fields))
+    assert discontinued.status_code == 400 and fault_code(discontinued) == "610"
+    assert "made inactive" in discontinued.json()["Fault"]["Error"][0]["Detail"]
+    sandbox.edit_record(REALM, "Item", BRACKET_40, {"Active": False})
+    bundle = {"DetailType": "GroupLineDetail", "GroupLineDetail": {"GroupItemRef": {"value": BRACKET_BUNDLE}}}
+    assert fault_code(post_json(api, path, {**sale(), "Line": [bundle], **fields})) == "610"
+    assert on_hand(sandbox, BRACKET_20, BRACKET_40) == before
+    assert post_json(api, path, sale((BRACKET_20, 1), **fields)).status_code == 200
+
+
+def test_editing_a_document_whose_item_was_made_inactive_is_refused(
+    sandbox: QboSandbox, api: httpx.Client
+) -> None:
+    invoice = post_json(api, "/invoice", sale((CORNER_BRACE, 2))).json()["Invoice"]
+    sandbox.edit_record(REALM, "Item", CORNER_BRACE, {"Active": False})
+    edit = {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "sparse": True, "PrivateNote": "late"}
+    assert fault_code(post_json(api, "/invoice", edit)) == "610"
+    voided = post_json(
+        api, "/invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"]}, operation="void"
+    )
+    assert voided.status_code == 200, voided.text  # voiding takes nothing new from the item
 
 
 def test_a_bundle_line_relieves_each_component(sandbox: QboSandbox) -> None:
