@@ -66,7 +66,7 @@ from infra.sandboxes.xero_oauth import (
     login_page,
 )
 from infra.sandboxes.xero_reports import ReportError, trial_balance
-from infra.sandboxes.xero_where import WhereError, parse_where
+from infra.sandboxes.xero_where import WhereError, check_order, parse_where
 
 API = "/api.xro/2.0"
 API_PATTERN = r"/api\.xro/2\.0"
@@ -537,6 +537,8 @@ class XeroSandbox(Sandbox, XeroAdmin):
         try:
             # each list's element type is its name less the plural "s" (Invoices: Invoice)
             where = parse_where(params["where"], collection[:-1]) if params.get("where") else None
+            if params.get("order"):
+                check_order(params["order"], collection[:-1])
         except WhereError as err:
             return xero_json(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(err)})
         query = ListQuery(

@@ -317,6 +317,13 @@ def build_account(data: Record, w: Write) -> Outcome:
     return Outcome(record, errors)
 
 
+# The spec's Item schema: Description "The sales description of the item (max length = 4000)" and
+# PurchaseDescription "The purchase description of the item (max length = 4000)" (maxLength: 4000 on both;
+# ../shared/providers/xero.md section 4.2, CONFIRMED). That Xero refuses a longer one (not truncates it) and
+# its words are UNSURE: they follow the Code and Name messages above.
+ITEM_DESCRIPTION_LIMIT = 4000
+
+
 def build_item(data: Record, w: Write) -> Outcome:
     org = w.org
     errors: list[str] = []
@@ -327,6 +334,11 @@ def build_item(data: Record, w: Write) -> Outcome:
         errors.append("The Item Code must be 30 characters or less.")
     if len(name) > 50:
         errors.append("The Item Name must be 50 characters or less.")
+    errors += [
+        f"The Item {key} must be {ITEM_DESCRIPTION_LIMIT} characters or less."
+        for key in ("Description", "PurchaseDescription")
+        if len(_text(data, key)) > ITEM_DESCRIPTION_LIMIT
+    ]
     own_id = data.get("ItemID")
     taken = [r for r in [*org.records["Items"].values(), *w.batch] if r.get("ItemID") != own_id]
     if code and any(str(r["Code"]).lower() == code.lower() for r in taken):
@@ -368,6 +380,16 @@ def build_item(data: Record, w: Write) -> Outcome:
     return Outcome(record, errors)
 
 
+# A contact's EmailAddress, when given, must be an address Xero takes: the spec's Contact.EmailAddress is
+# "Email address of contact person (umlauts not supported) (max length  = 255)", and "a contact will always
+# require a valid email if provided" (waynerobinson/xeroizer#477, a maintainer on Xero's 400; calcinai/
+# xero-php#583 was refused an address it could not see a fault in). Xero's own test of an address is not
+# published: here one @, a dotted domain, printable ASCII only (no umlauts, nor other non-ASCII: UNSURE).
+# The words follow Xero's "Website must be valid." for a contact's Website (XeroAPI/Xero-NetStandard#434):
+# UNSURE for the email address.
+CONTACT_EMAIL = re.compile(r"[!-?A-~]+@[!-?A-~]+\.[!-?A-~]+")
+
+
 def build_contact(data: Record, w: Write) -> Outcome:
     errors: list[str] = []
     name = _text(data, "Name")
@@ -389,6 +411,9 @@ def build_contact(data: Record, w: Write) -> Outcome:
             f"The contact name {name} is already assigned to another contact. "
             "The contact name must be unique across all active contacts."
         )
+    email = _text(data, "EmailAddress")
+    if email and (len(email) > 255 or not CONTACT_EMAIL.fullmatch(email)):
+        errors.append("Email address must be valid.")
     number = _text(data, "ContactNumber")
     if len(number) > 50:
         errors.append("The contact number must be 50 characters or less.")
@@ -525,6 +550,11 @@ def _journal_line(
             f"without tax (not '{tax_type}')."
         )
     try:
+        # rounded to cents, not refused: "All monetary calculations in Xero are to two decimals places" and
+        # "All summary values such as Total, LineAmount etc will remain at two decimal places only" (Xero's
+        # Rounding in Xero guide, developer.xero.com/documentation/api-guides/rounding-in-xero). That a
+        # journal line's LineAmount is rounded (not refused) and that a half rounds up are UNSURE; the
+        # balance below is checked on the rounded lines.
         amount = money(raw.get("LineAmount"))
     except ValueError:
         errors.append("Each journal line must have a valid LineAmount.")

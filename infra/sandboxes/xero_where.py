@@ -82,6 +82,27 @@ def parse_where(text: str, element: str | None = None) -> Predicate:
     return predicate
 
 
+_ORDER_CLAUSE = re.compile(r"\s*([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)*(?:\s+(?:ASC|DESC))?\s*", re.IGNORECASE)
+
+
+def check_order(text: str, element: str) -> None:
+    """Refuses an ``order`` Xero cannot sort by: each comma-separated clause is a field, then ASC or DESC
+    or nothing (the spec's examples: ``order=UpdatedDateUTC ASC``, ``Date DESC``; Linx's Xero filter docs:
+    "EmailAddress DESC"), and, as for ``where``, a field the element type lacks is a 400 QueryParseException
+    "No property or field ... exists in type ...". UNSURE: Xero documents no refused order. Its refusals of a
+    ``where`` are System.Linq.Dynamic's words ("Expression expected", xero-php-oauth2#307; "Character literal
+    must contain exactly one character", xeroizer#454; "No property or field ... exists in type", pyxero#272),
+    and that library refuses an unknown OrderBy field in the same words (zzzprojects/System.Linq.Dynamic.Core
+    #895), so Xero refusing it is an inference, not a quotation."""
+    fields = properties(element)
+    for clause in text.split(","):
+        match = _ORDER_CLAUSE.fullmatch(clause)
+        if match is None:
+            raise WhereError(f"cannot parse order clause '{clause.strip()}'")
+        if fields is not None and match.group(1).lower() not in fields:
+            raise WhereError(f"No property or field '{match.group(1)}' exists in type '{element}'")
+
+
 def _tokenize(text: str) -> list[tuple[str, str]]:
     return lex(
         _TOKEN, text, lambda pos: WhereError(f"cannot parse where clause near '{text[pos : pos + 20]}'")
