@@ -221,8 +221,10 @@ class SupplierRequest(Model):
     @field_validator("email")
     @classmethod
     def _address(cls, value: str) -> str:
-        if value and not EMAIL.fullmatch(value):
-            raise ValueError("give an email address like orders@example.com, or none")
+        # ASCII only: Xero refuses an address with umlauts (spec Contact.EmailAddress: "umlauts not
+        # supported"), after a create, a look-up and a second create have been spent on it
+        if value and not (value.isascii() and EMAIL.fullmatch(value)):
+            raise ValueError("give an email address like orders@example.com (no accented letters), or none")
         return value
 
 
