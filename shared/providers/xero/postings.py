@@ -37,6 +37,9 @@ def post_journal(
         "LineAmountTypes": "NoTax",
         "JournalLines": [
             {
+                # by id, not code: a line takes "AccountCode or AccountID" (../shared/providers/xero.md 4.4;
+                # AccountID added to ManualJournalLine in XeroAPI/Xero-OpenAPI#251). A code can be changed in
+                # Xero after the sync, and an unknown code is only dropped with a warning; an id never changes
                 "AccountID": line.account_id,
                 "LineAmount": line.amount if line.side == "debit" else -line.amount,  # credits are negative
                 "Description": line.description,
