@@ -167,9 +167,14 @@ def _posting(
             )
         if not of_company(claimed.plan_tenant, session.tenant_id):
             # its account (and item) ids are the company's before a switch: another account, or none, here
+            then = (
+                "it may be in that company: connect that company again to retry it"
+                if claimed.unsure
+                else "retry it to plan it for this company"
+            )
             raise BadRequest(
                 f"this export was planned for another {PROVIDER_LABELS[name]} company, before the switch to "
-                "this one, and is not posted here; retry it to plan it for this company"
+                f"this one, and is not posted here; {then}"
             )
         if claimed.plan_type == "adjustment":
             return InventoryAdjustment.model_validate_json(claimed.plan)
@@ -261,6 +266,7 @@ class Claimed(Model):
     plan_type: str = "journal"  # or "adjustment" (QBO inventory mode)
     created_at: str | None = None  # when the export was created: no attempt can have posted before it
     post_on: date | None = None  # a later date chosen for a document whose own date is locked
+    unsure: bool = False  # an earlier attempt may have reached the provider it was planned for
 
 
 class _Attempt:
@@ -356,6 +362,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             plan_type=old.plan_type,
             created_at=old.created_at or None,
             post_on=old.post_on,
+            unsure=attempt.unsure,
         )
         attempt.run(claimed, old.attempts + 1, connection.provider, connection)
     except NothingToPost as err:
@@ -562,11 +569,20 @@ def retry(
     if item.status == "skipped":  # a later change of its values is posted by a true-up, not by it
         reason = (item.last_error or "nothing to post").removeprefix("nothing to post: ")
         raise Conflict(f"export {export_id} had nothing to post ({reason}); there is nothing to retry")
-    # planned for the company before a switch: whether or not it reached that one, it was never in this one
-    # (but a day's cost of goods sold of that company's sales goes back to it: its plan stays while unsure)
+    # planned for the company before a switch: it was never in this one (but a day's cost of goods sold of
+    # that company's sales goes back to it: its plan stays while unsure)
     elsewhere = bool(current and not of_company(item.plan_tenant, current.tenant_id or "")) and not (
         item.kind == "cogs" and cogs_company(item.record_id) == item.plan_tenant
     )
+    if elsewhere and item.unsure and item.plan is not None:
+        # it may be in that company (a timeout, a lost answer, a 5xx): planned anew here, it would be in both,
+        # and that company's books would drop a journal its ledger holds. Only that company can tell.
+        label = PROVIDER_LABELS[current.provider] if current else "provider"
+        raise Conflict(
+            f"export {export_id} was planned for another {label} company, before the switch to this one, and "
+            "may have reached it; it is not posted here. Connect that company again to retry it (the retry "
+            "finds it there, or posts it there)"
+        )
     replan = item.status == "failed" and item.plan is not None and (not item.unsure or elsewhere)
     if post_on is not None:
         _check_post_on(organisation_id, item, post_on, replan, moment)

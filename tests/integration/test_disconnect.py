@@ -4,6 +4,7 @@ reconnecting the same company resumes; another company needs an explicit switch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -342,44 +343,73 @@ def _switch_to_a_company_with_the_demo_chart(api: Api, sandboxes: Sandboxes) -> 
     return second
 
 
+@pytest.mark.parametrize("fault", ["503", "closed period"])
 def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_new_one(
-    api: Api, sandboxes: Sandboxes, aws: LocalStack
+    api: Api, sandboxes: Sandboxes, aws: LocalStack, fault: str
 ) -> None:
-    """A receipt's journal is planned on the old company's accounts, and QuickBooks answers 503; the
-    organisation then switches to a company whose chart has the same account ids (QBO numbers each
-    company's accounts from 1). The retry does not post the old company's plan there: it fails saying so,
-    and a retry by hand plans it again for the new company and posts it once."""
+    """A receipt's journal is planned on the old company's accounts, and QuickBooks answers 503 (it may have
+    reached that company) or refuses it (a closed period: it did not); the organisation then switches to a
+    company whose chart has the same account ids (QBO numbers each company's accounts from 1). The retry does
+    not post the old company's plan there: it fails saying so. One refused there is planned again for the new
+    company by a retry by hand and posted once; one that may be in the old company is not (it would be in
+    both, and the old company's books would drop it): its retry is refused until that company is connected
+    again, where it posts once."""
     from tests.integration.test_export_faults import WRITES, deliver, invoke, receive
     from tests.integration.test_exports import QBO_ACCOUNTS, ok, setup_qbo
 
     product = setup_qbo(api, sandboxes)["bolt"]
     line = {"product_id": product, "quantity": "10", "unit_cost": "12.50"}
     ok(api.call("POST", "/receipts", json_body={"received_at": "2026-11-20T09:00:00Z", "lines": [line]}), 201)
-    sandboxes.qbo.inject("503", method="POST", path_prefix=WRITES["qbo"], count=1)
+    if fault == "503":
+        sandboxes.qbo.inject("503", method="POST", path_prefix=WRITES["qbo"], count=1)
+    else:
+        sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=date(2026, 11, 30))
     (message,) = receive(aws)
-    assert invoke(aws, [message]) == {message["MessageId"]}  # planned, then refused: it comes back later
+    if fault == "503":
+        assert invoke(aws, [message]) == {message["MessageId"]}  # planned, then refused: it comes back later
+    else:
+        assert invoke(aws, [message]) == set()  # failed for good
 
     qbo, second = sandboxes.qbo, _switch_to_a_company_with_the_demo_chart(api, sandboxes)
     settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
     ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
 
-    boto3.client("sqs").change_message_visibility(
-        QueueUrl=aws.physical("ExportQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-    )
-    deliver(aws)
+    if fault == "503":
+        boto3.client("sqs").change_message_visibility(
+            QueueUrl=aws.physical("ExportQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+        deliver(aws)
+        (export,) = ok(api.call("GET", "/exports"))
+        assert (
+            export["status"] == "failed"
+            and "planned for another QuickBooks Online company" in export["last_error"]
+        )
     (export,) = ok(api.call("GET", "/exports"))
-    assert (
-        export["status"] == "failed"
-        and "planned for another QuickBooks Online company" in export["last_error"]
-    )
     assert not qbo.list_records(second.realm_id, "JournalEntry")
 
-    ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
+    retried = api.call("POST", f"/exports/{export['export_id']}/retry")
+    if fault == "503":
+        assert retried.status == 409 and "may have reached it" in retried.json()["message"], retried.body
+        api.call("POST", "/integrations/qbo/disconnect")
+        assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+        ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+        ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+        ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
+    else:
+        ok(retried)
     deliver(aws)
     (export,) = ok(api.call("GET", "/exports"))
     assert export["status"] == "posted", export
-    (journal,) = qbo.list_records(second.realm_id, "JournalEntry")
-    assert Decimal(str(journal["TotalAmt"])) == Decimal("125.00")  # planned anew on this company's accounts
+    (journal,) = [
+        *qbo.list_records(second.realm_id, "JournalEntry"),
+        *qbo.list_records(DEMO_REALM_ID, "JournalEntry"),
+    ]
+    assert journal["Id"] == export["document_id"]
+    assert Decimal(str(journal["TotalAmt"])) == Decimal("125.00")
+    if fault == "503":  # posted where it was planned
+        assert not qbo.list_records(second.realm_id, "JournalEntry")
+    else:  # planned anew on this company's accounts
+        assert not qbo.list_records(DEMO_REALM_ID, "JournalEntry")
 
 
 def test_a_company_connected_after_a_switch_chooses_its_own_posting_mode(
