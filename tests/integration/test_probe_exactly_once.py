@@ -505,3 +505,27 @@ def test_a_switch_of_provider_between_exports_keeps_each_providers_books(
     held = provider_balances(qbo_docs)
     for account in held.keys() | exact.keys():
         assert abs(held.get(account, D(0)) - exact.get(account, D(0))) < D("0.01"), (account, held, exact)
+
+
+def test_a_receipt_left_waiting_by_an_expired_connection_is_exported_to_the_provider_connected_next(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """QBO's connection expires before a receipt's export is planned (nothing reached QuickBooks: the token
+    was refused). The organisation disconnects QBO and connects Xero: the receipt, never planned nor posted
+    anywhere, is exported to Xero once, as a receipt recorded while nothing was connected would be; it is not
+    left waiting for a provider the organisation left (its retry refused, its books check calling it "not
+    exported yet" for ever)."""
+    parts = setup_qbo(api, sandboxes)
+    sandboxes.qbo.revoke_realm(DEMO_REALM_ID)
+    receive(api, "R-1", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    deliver(aws)
+    (waiting,) = export_rows()
+    assert waiting.status == "waiting" and waiting.plan is None, waiting
+    assert not sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    setup_xero(api, sandboxes)
+    minutes.next()
+    deliver(aws)
+    (export,) = export_rows()
+    assert export.status == "posted" and export.plan_provider == "xero", export
+    assert_exactly_once_and_books(sandboxes, "xero")
