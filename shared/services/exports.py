@@ -281,6 +281,7 @@ class _Attempt:
         self.provider = provider
         self.document: PostedDocument | None = None
         self.adopted = False
+        self.planned = False  # this attempt has a plan (the document it posts is fixed, for its provider)
         self.writing = (
             False  # inside the provider write: an unexpected error there leaves the outcome unknown
         )
@@ -301,6 +302,7 @@ class _Attempt:
             sessions.session_for(connection, retry_after_limit=RETRY_AFTER_LIMIT),
         )
         posting = _posting(self.job, claimed, name, api, session)
+        self.planned = True
         since = datetime.fromisoformat(claimed.created_at) if claimed.created_at else claimed.moment
         self._search = lambda: api.find_posting(session, posting, since=since, until=claimed.moment)
         if self.found():
@@ -368,6 +370,11 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     except NothingToPost as err:
         return _skip(attempt, err.message)
     except AuthExpired as err:
+        if old.plan is None and not attempt.planned:
+            # nothing is planned for (let alone written to) this provider: like an export recorded while
+            # nothing was connected, whatever the organisation connects next posts it (the same provider
+            # again, or the other one if it moves there); bound to this one, it waited for it for ever
+            attempt.provider = "none"
         return _wait(attempt, connection, err.message)
     except OtherCompanysSales as err:
         attempt.provider = "none"  # whatever is connected next tries it again (that company posts it)
