@@ -218,3 +218,34 @@ def test_qbo_cost_of_goods_sold_and_a_credit_memo_under_unknown_posts(
     close_days(now=datetime(2026, 11, 13, 15, tzinfo=UTC))
     deliver(aws)
     assert_exactly_once_and_books(sandboxes, "qbo")
+
+
+@pytest.mark.parametrize(("before", "after"), [("5", "4"), ("4", "5")])  # clearing <-> Accounts Payable
+def test_a_remap_of_the_receiving_credit_onto_or_off_quickbooks_accounts_payable(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, before: str, after: str
+) -> None:
+    """QuickBooks refuses a journal line on Accounts Payable without a vendor (6000), and a true-up names
+    none: once a receipt is posted, moving the receiving credit onto A/P or off it would leave the true-up
+    that moves its balance refused for good (retried as planned, it can never post), the books never
+    following the new mapping. The save is refused naming the role, and the books stay whole."""
+    parts = setup_qbo(api, sandboxes)
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    remap(api, "qbo", "receiving_credit", before)
+    line = {"product_id": parts["bolt"], "quantity": "2", "unit_cost": "1.25"}
+    supplier = "orders@northside-metals.test"
+    body = {"received_at": "2026-11-05T09:00:00Z", "supplier_email": supplier, "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    deliver(aws)
+    view = ok(api.call("GET", "/integrations/qbo/export-settings?warnings=false"))
+    accounts = {r: a["account_id"] for r, a in view["accounts"].items() if a}
+    refused = api.call(
+        "PUT",
+        "/integrations/qbo/export-settings",
+        json_body={"mode": "journals", "accounts": {**accounts, "receiving_credit": after}},
+    )
+    if refused.status == 200:  # saved: the next export's true-up moves the balance, and QuickBooks refuses it
+        ok(api.call("POST", "/receipts", json_body={**body, "received_at": "2026-11-06T09:00:00Z"}), 201)
+        deliver(aws)
+    assert refused.status == 400, [(r.kind, r.status, r.last_error) for r in export_rows()]
+    assert [d["field"] for d in refused.json()["details"]] == ["receiving_credit"], refused.json()
+    assert_exactly_once_and_books(sandboxes, "qbo")
