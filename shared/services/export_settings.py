@@ -4,11 +4,20 @@ for QBO inventory mode, against what the company can do."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from shared.bodies import ExportSettingsRequest
 from shared.domain.books import of_company
-from shared.domain.catalog import ROLES, Account, ExportMode, ExportSettings, export_settings_problems
+from shared.domain.catalog import (
+    ROLES,
+    Account,
+    ExportMode,
+    ExportSettings,
+    Role,
+    export_settings_problems,
+    name_required,
+)
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.errors import InvalidFields
 from shared.model import Model
@@ -193,6 +202,38 @@ def _mode_problems(
     return [("mode", problem)]
 
 
+def _named_moves(
+    organisation_id: str,
+    provider: ProviderName,
+    current: ExportSettings,
+    accounts: Mapping[Role, str | None],
+    chart: dict[str, Account],
+    company: str | None,
+) -> list[tuple[str, str]]:
+    """A remap whose true-up would need a line on an account every journal line on which must name someone
+    (QBO's Accounts Payable: a vendor), moving what Partsemble posted to the old account: a true-up names
+    nobody, QuickBooks refuses it (6000) however often it is retried, and the books could never follow the
+    new mapping. Refused while the old account holds what Partsemble posted (before that, nothing moves)."""
+    posted = books_store.get_books(organisation_id, provider, company or "").posted
+    problems: list[tuple[str, str]] = []
+    for role in ROLES:
+        old, new = current.account(role), accounts.get(role)
+        if not old or not new or old == new or not posted.get(old):
+            continue
+        named = [(a, kind) for a in (old, new) if (a in chart and (kind := name_required(chart[a])))]
+        if not named:
+            continue
+        account, kind = named[0]
+        held = chart[old].label if old in chart else old
+        problem = (
+            f"can't move from {held} while it holds what Partsemble posted there: the true-up moving it "
+            f"would need a {kind.lower()} on its {chart[account].label} lines, which a true-up has none of "
+            f"({PROVIDER_LABELS[provider]} refuses it)"
+        )
+        problems.append((role, problem))
+    return problems
+
+
 def _invalid(problems: list[tuple[str, str]]) -> InvalidExportSettings:
     return InvalidExportSettings(
         "; ".join(f"{field}: {problem}" for field, problem in problems),
@@ -215,6 +256,8 @@ def put_settings(
     if current and (current.mode != request.mode or not current.for_company(connection.tenant_id)):
         # the saved mode may be another company's (before a switch): this company's plans decide
         problems += _mode_problems(organisation_id, wanted, request.mode, connection.tenant_id)
+    if current and current.for_company(connection.tenant_id) and request.mode == "journals":
+        problems += _named_moves(organisation_id, wanted, current, accounts, chart, connection.tenant_id)
     if not problems and request.mode == "inventory_adjustments":
         capability = tokens.provider(wanted).inventory_capability(sessions.session_for(connection))
         if not capability.allowed:
