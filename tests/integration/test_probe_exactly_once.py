@@ -297,32 +297,6 @@ def test_a_build_whose_writes_ran_out_is_corrected_then_retried_once(
     assert_exactly_once_and_books(sandboxes, provider)
 
 
-@pytest.mark.parametrize("provider", ["qbo"])
-def test_a_true_up_whose_writes_time_out_while_another_re_costing_comes_is_posted_once(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
-) -> None:
-    """A true-up's first write is lost (committed), a second back-dated receipt re-costs the build again
-    before the true-up is retried: the second true-up builds on the first as planned, each posts once."""
-    parts = setup(api, sandboxes, provider)
-    sandbox = getattr(sandboxes, provider)
-    method, path = WRITE[provider]
-    receive(api, "R-3", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
-    build(api, parts, "B", "2026-11-06T09:00:00Z")
-    minutes.next()
-    deliver(aws)
-    receive(api, "R-2", "2026-11-04T09:00:00Z", parts["blank"], "10", "2")
-    sandbox.inject("lost_response", method=method, path_prefix=path, count=2)  # R-2's and the true-up's
-    minutes.next()
-    (message, *others) = receive_messages(aws)
-    invoke_only(aws, [message, *others])  # one pass: the writes are lost, the messages come back later
-    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "3")
-    for _ in range(3):
-        minutes.next()
-        deliver(aws)
-    assert len(by_kind("trueup")) == 2
-    assert_exactly_once_and_books(sandboxes, provider)
-
-
 @pytest.mark.parametrize("provider", ["xero"])
 def test_a_build_refused_twice_and_re_costed_between_each_retry(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str

@@ -109,7 +109,7 @@ def test_a_refused_build_retried_before_the_true_up_that_corrected_it_posts(
     assert_exactly_once_and_books(sandboxes, provider)
 
 
-@pytest.mark.parametrize(("provider", "fault"), [("qbo", "refused"), ("xero", "lost_response")])
+@pytest.mark.parametrize(("provider", "fault"), [("qbo", "refused")])
 def test_a_remap_between_an_unknown_or_refused_receipt_and_its_retry(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str, fault: str
 ) -> None:
