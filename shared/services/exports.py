@@ -590,7 +590,8 @@ def retry(
             "may have reached it; it is not posted here. Connect that company again to retry it (the retry "
             "finds it there, or posts it there)"
         )
-    replan = item.status == "failed" and item.plan is not None and (not item.unsure or elsewhere)
+    # failed, and known never to have reached the provider (refused): planned anew, for this company
+    replan = item.status == "failed" and item.plan is not None and not item.unsure
     if post_on is not None:
         _check_post_on(organisation_id, item, post_on, replan, moment)
     if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
