@@ -170,6 +170,8 @@ def _posting(
             then = (
                 "it may be in that company: connect that company again to retry it"
                 if claimed.unsure
+                else "it corrects that company's books: connect that company again to retry it"
+                if job.kind == "trueup"
                 else "retry it to plan it for this company"
             )
             raise BadRequest(
@@ -581,14 +583,16 @@ def retry(
     elsewhere = bool(current and not of_company(item.plan_tenant, current.tenant_id or "")) and not (
         item.kind == "cogs" and cogs_company(item.record_id) == item.plan_tenant
     )
-    if elsewhere and item.unsure and item.plan is not None:
+    if elsewhere and item.plan is not None and (item.unsure or item.kind == "trueup"):
         # it may be in that company (a timeout, a lost answer, a 5xx): planned anew here, it would be in both,
-        # and that company's books would drop a journal its ledger holds. Only that company can tell.
+        # and that company's books would drop a journal its ledger holds. Only that company can tell. A
+        # true-up corrects that company's books: it is never planned anew, nor posted anywhere else.
         label = PROVIDER_LABELS[current.provider] if current else "provider"
+        why = "may have reached it" if item.unsure else "corrects what was posted there"
         raise Conflict(
             f"export {export_id} was planned for another {label} company, before the switch to this one, and "
-            "may have reached it; it is not posted here. Connect that company again to retry it (the retry "
-            "finds it there, or posts it there)"
+            f"{why}; it is not posted here. Connect that company again to retry it (the retry "
+            + ("finds it there, or posts it there)" if item.unsure else "posts it there)")
         )
     # failed, and known never to have reached the provider (refused): planned anew, for this company
     replan = item.status == "failed" and item.plan is not None and not item.unsure

@@ -13,6 +13,7 @@ import pytest
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_books import Minutes, close_days, minutes_clock, receive, sell_bolts  # noqa: F401
@@ -248,4 +249,47 @@ def test_a_remap_of_the_receiving_credit_onto_or_off_quickbooks_accounts_payable
         deliver(aws)
     assert refused.status == 400, [(r.kind, r.status, r.last_error) for r in export_rows()]
     assert [d["field"] for d in refused.json()["details"]] == ["receiving_credit"], refused.json()
+    assert_exactly_once_and_books(sandboxes, "qbo")
+
+
+def test_a_refused_true_up_of_the_company_before_a_switch_is_retried_only_there(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A true-up correcting a QBO company's build is refused there (its finished goods account inactive); the
+    organisation then switches to another company. A true-up corrects its own company's books only, so a
+    retry is refused saying to connect that company again (not requeued to fail once more telling the person
+    to retry), and once that company is connected again and its account active, the retry posts it there."""
+    from tests.integration.connect_flow import connect
+    from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo_chart
+    from tests.integration.test_exports import QBO_ACCOUNTS
+
+    parts = setup(api, sandboxes, "qbo")
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    build(api, parts, "B", "2026-11-06T09:00:00Z")
+    minutes.next()
+    deliver(aws)
+    deactivate(sandboxes, "qbo", FINISHED_GOODS["qbo"], False)
+    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # re-costs the posted build
+    minutes.next()
+    deliver(aws)
+    (trueup,) = by_kind("trueup")
+    assert trueup.status == "failed" and not trueup.unsure, trueup
+
+    settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+    _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+    retried = api.call("POST", f"/exports/{trueup.export_id}/retry")
+    assert retried.status == 409 and "Connect that company again" in retried.json()["message"], retried.body
+    (trueup,) = by_kind("trueup")
+    assert trueup.status == "failed", trueup  # not queued to fail again
+
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    deactivate(sandboxes, "qbo", FINISHED_GOODS["qbo"], True)
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+    ok(api.call("POST", f"/exports/{trueup.export_id}/retry"))
+    minutes.next()
+    deliver(aws)
+    assert [e.status for e in by_kind("trueup")] == ["posted"], by_kind("trueup")
     assert_exactly_once_and_books(sandboxes, "qbo")
