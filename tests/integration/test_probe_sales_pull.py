@@ -342,6 +342,10 @@ def test_qbo_a_refund_receipt_is_pulled_like_the_other_sales_documents(
     )
     api.pull_sales()
     assert f"qbo:{DEMO_REALM_ID}:RefundReceipt:{refund['Id']}" in held()
+    assert_qbo_in_step(sandboxes)
+    documents = ok(api.call("GET", "/margins"))["documents"]
+    (refunded,) = [d for d in documents if d["number"] == "RR-1"]
+    assert refunded["kind"] == "credit_note"  # margined as a credit, like the credit memo CM-3001
 
 
 # ---- same-second stamps at page boundaries -----------------------------------------------------------------

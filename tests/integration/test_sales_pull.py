@@ -101,7 +101,7 @@ def test_qbo_first_pull_reads_from_the_start_date_then_one_cdc_call_reads_the_ch
 
     calls = sandboxes.qbo.call_count("GET", QBO_API)
     first = pull(api)
-    assert sandboxes.qbo.call_count("GET", QBO_API) - calls == 3  # a query per document kind
+    assert sandboxes.qbo.call_count("GET", QBO_API) - calls == 4  # a query per document kind
     assert first["read"] == 8 and len(first["stored"]) == 8  # the demo's sales but the deleted invoice
     status = ok(api.call("GET", "/sales/status"))[0]
     assert status["cursor"] == first["cursor"] and status["last_pull"]["ok"] and not status["pulling"]
@@ -140,8 +140,8 @@ def test_qbo_reads_by_query_past_the_cdc_window_and_past_its_1000_object_cap(
     capped = pull(api)
     assert len(capped["stored"]) == 1005
     assert (
-        qbo.call_count("GET", QBO_API) - calls == 1 + 2 + 1 + 1
-    )  # CDC, 2 pages of invoices, one per other kind
+        qbo.call_count("GET", QBO_API) - calls == 1 + 2 + 1 + 1 + 1
+    )  # CDC, 2 pages of invoices, one per other kind (sales receipts, credit memos, refund receipts)
 
     # 31 days later the cursor is past CDC's look-back: queries by last-updated time instead
     later = datetime.now(UTC) + timedelta(days=31)

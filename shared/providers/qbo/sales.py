@@ -17,6 +17,9 @@ ENTITIES: dict[str, SaleKind] = {
     "Invoice": "invoice",
     "SalesReceipt": "sales_receipt",
     "CreditMemo": "credit_note",
+    # the cash counterpart of a credit memo (goods returned, money paid back): QBO restocks its units and
+    # posts it as a sale reversed. Last, so the entity index a stopped pull saved (``resume``) still holds
+    "RefundReceipt": "credit_note",
 }
 CDC_LOOKBACK = timedelta(days=29)  # QBO's is 30 days; a day's margin for clocks and slow pulls
 CDC_CAP = 1000  # objects in one CDC answer: at the cap, some changes may be missing from it
