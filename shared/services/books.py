@@ -584,12 +584,13 @@ def _true_up_page(
     raise store.BooksMoved()
 
 
-def close_days_of(connection: connection_store.Connection, now: datetime) -> int:
+def close_days_of(connection: connection_store.Connection, now: datetime, *, new_days: bool = True) -> int:
     """The scheduled close of one connection's books (the hourly pull message of each connection runs it):
-    the COGS export of each business day that has ended, and a true-up when posted values changed. A failure
-    is logged, never raised: the next hour tries again. Returns how many exports it queued."""
+    the COGS export of each business day that has ended (unless ``new_days`` is False: the sales pull did not
+    read everything), and a true-up when posted values changed. A failure is logged, never raised: the next
+    hour tries again. Returns how many exports it queued."""
     try:
-        return _close_days(connection.organisation_id, connection.provider, connection, now)
+        return _close_days(connection.organisation_id, connection.provider, connection, now, new_days)
     except Exception:
         logger.exception(
             "closing business days failed", extra={"organisation_id": connection.organisation_id}
@@ -598,7 +599,11 @@ def close_days_of(connection: connection_store.Connection, now: datetime) -> int
 
 
 def _close_days(
-    organisation_id: str, name: str, connection: connection_store.Connection, now: datetime
+    organisation_id: str,
+    name: str,
+    connection: connection_store.Connection,
+    now: datetime,
+    new_days: bool = True,
 ) -> int:
     tracking = sales_store.get_tracking(organisation_id, name)
     chosen = settings_store.get_export_settings(organisation_id, name)
@@ -607,7 +612,7 @@ def _close_days(
     if name == "qbo" and chosen.quantity_mode:
         return 0  # QBO books its own cost of goods sold in inventory mode
     queued = 0
-    if tracking and tracking.enabled:
+    if tracking and tracking.enabled and new_days:
         for record_id in due_cogs_days(organisation_id, connection.tenant_id or "", now):
             export_id = queue.export_id_for(organisation_id, "cogs", record_id)
             day = domain.cogs_day(record_id).isoformat()

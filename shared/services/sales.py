@@ -444,7 +444,12 @@ def pull_job(job: ConnectionJob, *, now: datetime) -> PullReport:
             connection_store.index_tenant(connection)  # a row from before the tenant index: listed once
         report = _pull(job, connection, now)
         if job.reason == "schedule" and connection is not None and connection.status == "connected":
-            report.books_exports_queued += books.close_days_of(connection, now)
+            # a business day closes on the documents of a pull that read everything: after a failed pull, one
+            # going on in its next part, or another pull running (its documents not stored yet), the day's
+            # late documents may not be held, and its cost of goods sold would be posted short (corrected only
+            # by a true-up dated later); the next hour closes it. True-ups still run.
+            caught_up = not (report.failed or report.running or report.continued)
+            report.books_exports_queued += books.close_days_of(connection, now, new_days=caught_up)
             report.out_of_balance += reconciliation.check_once_a_day(connection, now)
     except Exception:  # the message comes back (then to the DLQ): its traceback is logged here, once
         # (the status keeps only the error's class); the logger's redaction scrubs any token in it
