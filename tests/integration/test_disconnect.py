@@ -343,6 +343,17 @@ def _switch_to_a_company_with_the_demo_chart(api: Api, sandboxes: Sandboxes) -> 
     return second
 
 
+def back_to_the_demo_company(api: Api, sandboxes: Sandboxes) -> None:
+    """The organisation switches back to the demo company, syncs its chart and chooses journals there."""
+    from tests.integration.test_exports import QBO_ACCOUNTS, ok
+
+    api.call("POST", "/integrations/qbo/disconnect")
+    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
+    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+
+
 @pytest.mark.parametrize("fault", ["503", "closed period"])
 def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_new_one(
     api: Api, sandboxes: Sandboxes, aws: LocalStack, fault: str
@@ -390,10 +401,7 @@ def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_
     retried = api.call("POST", f"/exports/{export['export_id']}/retry")
     if fault == "503":
         assert retried.status == 409 and "may have reached it" in retried.json()["message"], retried.body
-        api.call("POST", "/integrations/qbo/disconnect")
-        assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
-        ok(api.call("POST", "/integrations/qbo/sync/accounts"))
-        ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+        back_to_the_demo_company(api, sandboxes)
         ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
     else:
         ok(retried)
@@ -539,16 +547,7 @@ def test_after_a_switch_the_new_companys_books_hold_only_what_was_posted_to_it(
 
     # back to the first company: its books are as it left them, and the build's re-cost is trued up there
     before = {j["Id"] for j in qbo.list_records(DEMO_REALM_ID, "JournalEntry")}
-    api.call("POST", "/integrations/qbo/disconnect")
-    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
-    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
-    ok(
-        api.call(
-            "PUT",
-            "/integrations/qbo/export-settings",
-            json_body={"mode": "journals", "accounts": QBO_ACCOUNTS},
-        )
-    )
+    back_to_the_demo_company(api, sandboxes)
     body = {"received_at": "2026-11-22T09:00:00Z", "lines": [{**line, "unit_cost": "10.00"}]}
     ok(api.call("POST", "/receipts", json_body=body), 201)
     Poller(aws).drain()

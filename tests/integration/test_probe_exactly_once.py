@@ -381,8 +381,10 @@ def test_a_receipt_whose_write_to_the_old_company_was_lost_is_not_posted_again_t
     switches to a second company before the retry. The export may be in the old company, so it is not posted
     to the new one as well: a receipt is exported once, and the old company's books (what the service says it
     posted there) still hold what that company's general ledger holds."""
-    from tests.integration.connect_flow import connect
-    from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo_chart
+    from tests.integration.test_disconnect import (
+        _switch_to_a_company_with_the_demo_chart,
+        back_to_the_demo_company,
+    )
     from tests.integration.test_exports import QBO_ACCOUNTS
 
     product = setup_qbo(api, sandboxes)["bolt"]
@@ -416,16 +418,7 @@ def test_a_receipt_whose_write_to_the_old_company_was_lost_is_not_posted_again_t
     assert retried.status == 409 and "Connect that company again" in retried.json()["message"], retried.body
 
     # back on the first company, the retry finds the journal there and adopts it
-    api.call("POST", "/integrations/qbo/disconnect")
-    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
-    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
-    ok(
-        api.call(
-            "PUT",
-            "/integrations/qbo/export-settings",
-            json_body={"mode": "journals", "accounts": QBO_ACCOUNTS},
-        )
-    )
+    back_to_the_demo_company(api, sandboxes)
     ok(api.call("POST", f"/exports/{export.export_id}/retry"))
     deliver(aws)
     (export,) = export_rows()

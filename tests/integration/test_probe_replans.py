@@ -8,12 +8,12 @@ what the service's books say it posted, and that being the stock ledger's value 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
-from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_books import Minutes, close_days, minutes_clock, receive, sell_bolts  # noqa: F401
@@ -42,6 +42,22 @@ from tests.integration.test_probe_exactly_once import (
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
 
+def a_refused_build(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str, parts: dict[str, str]
+) -> Any:
+    """A receipt posted, then a build refused for good (its finished goods account inactive): its export."""
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    minutes.next()
+    deliver(aws)
+    deactivate(sandboxes, provider, FINISHED_GOODS[provider], False)
+    build(api, parts, "B", "2026-11-06T09:00:00Z")
+    minutes.next()
+    deliver(aws)
+    (failed,) = by_kind("build")
+    assert failed.status == "failed" and not failed.unsure, failed
+    return failed
+
+
 @pytest.mark.parametrize(("provider", "fault"), [("xero", "lost_response")])
 def test_a_refused_build_and_its_refused_true_up_are_fixed_and_retried_into_the_ledgers_values(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str, fault: str | None
@@ -53,15 +69,7 @@ def test_a_refused_build_and_its_refused_true_up_are_fixed_and_retried_into_the_
     parts = setup(api, sandboxes, provider)
     sandbox = getattr(sandboxes, provider)
     method, path = WRITE[provider]
-    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
-    minutes.next()
-    deliver(aws)
-    deactivate(sandboxes, provider, FINISHED_GOODS[provider], False)
-    build(api, parts, "B", "2026-11-06T09:00:00Z")
-    minutes.next()
-    deliver(aws)
-    (failed,) = by_kind("build")
-    assert failed.status == "failed" and not failed.unsure, failed
+    failed = a_refused_build(api, aws, sandboxes, minutes, provider, parts)
     receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")
     minutes.next()
     deliver(aws)
@@ -89,15 +97,7 @@ def test_a_refused_build_retried_before_the_true_up_that_corrected_it_posts(
     parts = setup(api, sandboxes, provider)
     sandbox = getattr(sandboxes, provider)
     method, path = WRITE[provider]
-    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
-    minutes.next()
-    deliver(aws)
-    deactivate(sandboxes, provider, FINISHED_GOODS[provider], False)
-    build(api, parts, "B", "2026-11-06T09:00:00Z")
-    minutes.next()
-    deliver(aws)
-    (failed,) = by_kind("build")
-    assert failed.status == "failed"
+    failed = a_refused_build(api, aws, sandboxes, minutes, provider, parts)
     deactivate(sandboxes, provider, FINISHED_GOODS[provider], True)
     sandbox.inject("lost_response", method=method, path_prefix=path, count=2)  # R-1's, the true-up's
     receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")
@@ -259,8 +259,10 @@ def test_a_refused_true_up_of_the_company_before_a_switch_is_retried_only_there(
     organisation then switches to another company. A true-up corrects its own company's books only, so a
     retry is refused saying to connect that company again (not requeued to fail once more telling the person
     to retry), and once that company is connected again and its account active, the retry posts it there."""
-    from tests.integration.connect_flow import connect
-    from tests.integration.test_disconnect import _switch_to_a_company_with_the_demo_chart
+    from tests.integration.test_disconnect import (
+        _switch_to_a_company_with_the_demo_chart,
+        back_to_the_demo_company,
+    )
     from tests.integration.test_exports import QBO_ACCOUNTS
 
     parts = setup(api, sandboxes, "qbo")
@@ -283,11 +285,8 @@ def test_a_refused_true_up_of_the_company_before_a_switch_is_retried_only_there(
     (trueup,) = by_kind("trueup")
     assert trueup.status == "failed", trueup  # not queued to fail again
 
-    api.call("POST", "/integrations/qbo/disconnect")
-    assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
     deactivate(sandboxes, "qbo", FINISHED_GOODS["qbo"], True)
-    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
-    ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
+    back_to_the_demo_company(api, sandboxes)
     ok(api.call("POST", f"/exports/{trueup.export_id}/retry"))
     minutes.next()
     deliver(aws)

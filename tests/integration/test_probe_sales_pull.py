@@ -15,7 +15,7 @@ import pytest
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, CHECKING, DEMO_REALM_ID, HARBOR
-from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.contracts import ConnectionJob
 from shared.providers import http
 from shared.providers.qbo import api as qbo_api
@@ -27,20 +27,15 @@ from shared.store import sales as sales_store
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
+from tests.integration.test_sales_pull import HARBOUR, ok, qbo_invoice
 
 D = Decimal
 QBO_API = f"/v3/company/{DEMO_REALM_ID}/"
 XERO_API = "/api.xro/2.0/"
-HARBOUR = demo_id(AU_TENANT_ID, "contact", "harbour")
 START = "2026-08-01"
 QBO_PULLED = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status == status, response.body
-    return response.json()
 
 
 def track(api: Api, provider: str, start: str = START) -> None:
@@ -133,28 +128,6 @@ def clean_margins(api: Api) -> dict[str, Any]:
     )
     api.pull_sales()
     return margins_now(api)
-
-
-def qbo_invoice(sandboxes: Sandboxes, number: str, day: str, qty: int) -> dict[str, Any]:
-    return sandboxes.qbo.create_record(
-        DEMO_REALM_ID,
-        "Invoice",
-        {
-            "DocNumber": number,
-            "TxnDate": day,
-            "CustomerRef": {"value": HARBOR},
-            "Line": [
-                {
-                    "DetailType": "SalesItemLineDetail",
-                    "SalesItemLineDetail": {
-                        "ItemRef": {"value": BRACKET_20},
-                        "Qty": qty,
-                        "UnitPrice": "4.50",
-                    },
-                }
-            ],
-        },
-    )
 
 
 def xero_invoice(sandboxes: Sandboxes, number: str, day: str, qty: str = "1") -> dict[str, Any]:
