@@ -47,6 +47,9 @@ class Product(Model):
     sku: str = ""
     name: str = ""
     provider_item_id: str | None = None  # the QBO item id / Xero item code it is mapped to
+    # QBO inventory mode: its item holds no quantity (a non-inventory or service item, or one that does not
+    # track quantity on hand), so an inventory adjustment has nothing to move for it (QBO refuses the line)
+    untracked: bool = False
 
     @property
     def label(self) -> str:

@@ -175,6 +175,8 @@ def adjustment_for(
     if unmapped:
         names = ", ".join(products[p].label if p in products else p for p in unmapped)
         raise UnmappedItem(f"unmapped item: {names} has no QuickBooks item; map it before exporting {memo}")
+    # an item QBO keeps no quantity of (non-inventory, service) is left out: QBO refuses the whole adjustment
+    # for it, which would keep the tracked items' quantities from ever reaching QBO
     lines = tuple(
         AdjustmentLine(
             item_id=str(products[p].provider_item_id),
@@ -183,8 +185,10 @@ def adjustment_for(
             description=f"{memo}: {products[p].label}",
         )
         for p, diff in moves
-        if diff != ZERO
+        if diff != ZERO and not products[p].untracked
     )
+    if not lines:
+        raise NothingToPost(f"{memo}: nothing to post (QuickBooks keeps no quantity of its items)")
     return InventoryAdjustment(
         marker=marker, date=on, account_id=accounts.account(role), memo=memo, lines=lines
     )

@@ -221,11 +221,26 @@ def _posting(
             finish=finish,
         )
     record = _record(job)
+    linked = catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
+    # the synced items QBO keeps no quantity of (an item not synced is taken as tracked: QBO decides)
+    untracked = {
+        i.item_id
+        for i in catalog_store.get_provider_items(
+            job.organisation_id,
+            name,
+            sorted({p.provider_links[name] for p in linked if name in p.provider_links}),
+        )
+        if not i.tracked
+    }
     products = {
         p.product_id: Product(
-            product_id=p.product_id, sku=p.sku, name=p.name, provider_item_id=p.provider_links.get(name)
+            product_id=p.product_id,
+            sku=p.sku,
+            name=p.name,
+            provider_item_id=p.provider_links.get(name),
+            untracked=p.provider_links.get(name) in untracked,
         )
-        for p in catalog_store.get_products(job.organisation_id, sorted(set(_product_ids(record))))
+        for p in linked
     }
     for _ in range(PLAN_TRIES):  # again when the time zone is saved (or other plans commit) meanwhile
         zone = sales_store.business_zone(job.organisation_id)

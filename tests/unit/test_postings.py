@@ -133,6 +133,20 @@ def test_an_unmapped_item_is_refused_naming_the_product() -> None:
         adjustment_for(three_part_build(), ACCOUNTS, products, marker="m", day=AS_GIVEN)
 
 
+def test_an_item_quickbooks_keeps_no_quantity_of_is_left_out_of_the_adjustment() -> None:
+    """A component linked to a non-inventory or service item: QBO refuses an adjustment line for it, so the
+    adjustment moves the tracked items only; one with nothing tracked has nothing to post."""
+    untracked = Product(product_id="B", sku="NI", name="Supplies", provider_item_id="item-B", untracked=True)
+    adjustment = adjustment_for(
+        three_part_build(), ACCOUNTS, {**PRODUCTS, "B": untracked}, marker="m", day=AS_GIVEN
+    )
+    assert [line.item_id for line in adjustment.lines] == ["item-A", "item-C", "item-F"]
+    line = ReceiptLine(line_id="1", product_id="B", accepted=D(3), unit_cost=D(1))
+    receipt = Receipt(receipt_id="R1", received_at=AT, lines=(line,))
+    with pytest.raises(NothingToPost, match="keeps no quantity"):
+        adjustment_for(receipt, ACCOUNTS, {"B": untracked}, marker="m", day=AS_GIVEN)
+
+
 def test_idempotency_key_is_stable_for_a_retry_and_changes_with_the_posting() -> None:
     def journal(marker: str) -> Journal:
         change = {"FG": D("1.00"), "RM": D("-1.00")}
