@@ -121,7 +121,8 @@ def assert_explained_and_once(
     assert moved == planned_moves(), (step, moved, planned_moves())
     items = reconciled(api)
     unexplained = {i: x for i, x in items.items() if x["unexplained"] is not None and D(x["unexplained"])}
-    assert not unexplained, (step, unexplained)
+    fields = ("provider_quantity", "on_hand", "starting_quantity", "unexplained", "sold_without_stock")
+    assert not unexplained, (step, {i: [x[k] for k in fields] for i, x in unexplained.items()})
     return items
 
 
@@ -363,3 +364,33 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
     assert D(items["5"]["not_in_quickbooks"]) == 0 and D(items["5"]["on_hand"]) == 5, items["5"]
     lots = ok(api.call("GET", f"/products/{parts['bracket']}/lots"))
     assert sum(D(lot["quantity"]) for lot in (lots["lots"] if isinstance(lots, dict) else lots)) == 5, lots
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDINGS.md F2: the starting quantity is frozen with the sales tracked when it was read; sales "
+    "tracked later (tracking turned on, or an earlier start date) that QuickBooks had counted out before it "
+    "are left unexplained",
+)
+@pytest.mark.parametrize("before", ["tracking off", "a later start date"])
+def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, before: str
+) -> None:
+    """An invoice of 3 Wall Brackets entered in QuickBooks on 3 November; Partsemble's first adjustment of the
+    item (a receipt of 10) is posted while that invoice is not tracked (sales tracking off, or starting on 5
+    November); then tracking starts on 2 November and the pull reads it. QuickBooks counted those 3 out before
+    the first adjustment: the item is explained (sold without stock), not a discrepancy."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    if before == "a later start date":
+        later = {**TRACKING, "start_date": "2026-11-05"}
+        ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=later))
+    qbo_document(sandboxes, "Invoice", "EARLY-1", "2026-11-03", [("5", 3)])
+    receipt(
+        api,
+        "2026-11-04T09:00:00-08:00",
+        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
+    )
+    assert_explained_and_once(api, aws, sandboxes, "first adjustment, the invoice not tracked")
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))  # from 2 November
+    items = assert_explained_and_once(api, aws, sandboxes, "the invoice tracked")
+    assert (D(items["5"]["on_hand"]), D(items["5"]["sold_without_stock"])) == (10, 3), items["5"]
