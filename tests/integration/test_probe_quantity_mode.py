@@ -394,3 +394,26 @@ def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))  # from 2 November
     items = assert_explained_and_once(api, aws, sandboxes, "the invoice tracked")
     assert (D(items["5"]["on_hand"]), D(items["5"]["sold_without_stock"])) == (10, 3), items["5"]
+
+
+def test_a_xero_item_deleted_and_made_again_between_syncs_is_not_left_linked(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """The linked Xero item BOLT-M8 deleted in Xero and a new one made with the same code (Xero codes are
+    unique): after a sync the catalog no longer offers the deleted item, the new one is not reported as a
+    duplicate of it, the product links to it, and a re-sync changes nothing."""
+    from infra.sandboxes.xero_demo import AU_TENANT_ID
+
+    parts = setup_xero(api, sandboxes)
+    old = next(i for i in sandboxes.xero.list_records(AU_TENANT_ID, "Items") if i.get("Code") == "BOLT-M8")
+    sandboxes.xero.delete_record(AU_TENANT_ID, "Items", old["ItemID"])
+    sandboxes.xero.add_record(AU_TENANT_ID, "Items", {"Code": "BOLT-M8", "Name": "Bolt M8 x 40 (new)"})
+    synced = ok(api.call("POST", "/integrations/xero/sync/items"))
+    items = {i["item_id"]: i for i in ok(api.call("GET", "/integrations/xero/items"))}
+    assert not [s for s in synced["skipped"] if "duplicate" in s["reason"]], synced
+    new = next(i for i in sandboxes.xero.list_records(AU_TENANT_ID, "Items") if i.get("Code") == "BOLT-M8")
+    assert old["ItemID"] not in items and new["ItemID"] in items, items
+    (bolt,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == parts["bolt"]]
+    assert bolt["provider_links"] == {"xero": new["ItemID"]}, bolt  # the same product, its history kept
+    again = ok(api.call("POST", "/integrations/xero/sync/items"))
+    assert (again["created"], again["updated"], again["matched"], again["removed"]) == ([], [], [], []), again
