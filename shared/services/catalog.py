@@ -57,9 +57,10 @@ class ItemRef(Model):
 
 class ItemSyncResult(Model):
     provider: ProviderName
-    read: int  # items the provider returned (all on the first run, the changed ones after)
+    read: int  # items the provider returned (all on the first run, the changed ones after; Xero: all)
     created: list[ItemRef]  # items Partsemble had not seen before
     updated: list[ItemRef]  # items the provider changed (renames follow the item id)
+    removed: list[str]  # ids of items the provider no longer has (deleted in Xero), forgotten
     matched: list[Match]  # products linked to an item by this run
     linked: int  # products linked to an item in all
     importable: int  # items linked to no product, ready to import as products
@@ -76,8 +77,15 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     (by item id once linked, else by SKU). The cursor moves only after everything read is stored."""
     wanted, connection = connected(organisation_id, name)
     cursor = store.get_cursor(organisation_id, wanted, "items")
-    changes = tokens.provider(wanted).items(session_for(connection), cursor)
+    # Xero tells no deletion (a deleted item is gone from GET /Items, which If-Modified-Since can't show) and
+    # answers every item in one unpaged call: its items are read whole, and those it no longer has are
+    # forgotten, so a product linked to one links again by its code (QBO never deletes an item)
+    whole = wanted == "xero"
+    changes = tokens.provider(wanted).items(session_for(connection), None if whole else cursor)
     known = {i.item_id: i for i in store.provider_items(organisation_id, wanted)}
+    gone = sorted(set(known) - {i.item_id for i in changes.records}) if whole else []
+    for item_id in gone:
+        del known[item_id]
     fresh = [i for i in changes.records if known.get(i.item_id) != i]
     created = [i for i in fresh if i.item_id not in known]
     known.update((i.item_id, i) for i in fresh)
@@ -86,6 +94,7 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     new_links = [m for m in matching.matches if m.by == "sku"]
     by_id = {p.product_id: p for p in products}
     store.put_provider_items(organisation_id, fresh)
+    store.delete_provider_items(organisation_id, wanted, gone)
     store.put_products(
         organisation_id,
         (
@@ -104,6 +113,7 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
         read=len(changes.records),
         created=[_ref(i) for i in created],
         updated=[_ref(i) for i in fresh if i.item_id not in created_ids],
+        removed=gone,
         matched=new_links,
         linked=len(matching.matches),
         importable=len(matching.unmatched_items),

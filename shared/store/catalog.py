@@ -108,6 +108,12 @@ def put_provider_items(organisation_id: str, values: Iterable[ProviderItem]) -> 
     _put_all(organisation_id, ((item_sk(i.provider, i.item_id), i) for i in values))
 
 
+def delete_provider_items(organisation_id: str, provider: str, item_ids: Iterable[str]) -> None:
+    with table().batch_writer() as batch:
+        for item_id in item_ids:
+            batch.delete_item(Key={"pk": org_pk(organisation_id), "sk": item_sk(provider, item_id)})
+
+
 # ---- chart of accounts ------------------------------------------------------------------------------------
 def accounts(organisation_id: str, provider: str) -> list[Account]:
     return [_load(Account, row) for row in _query(organisation_id, account_prefix(provider))]
