@@ -368,7 +368,7 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
 
 @pytest.mark.xfail(
     strict=True,
-    reason="FINDINGS.md F2: the starting quantity is frozen with the sales tracked when it was read; sales "
+    reason="a known gap (README, QBO inventory mode): the starting quantity is frozen with the sales tracked when it was read; sales "
     "tracked later (tracking turned on, or an earlier start date) that QuickBooks had counted out before it "
     "are left unexplained",
 )
