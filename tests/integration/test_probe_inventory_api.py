@@ -1,0 +1,521 @@
+"""Adversarial probes of receipts, QA rejections, builds and their reads (lots, exports) over the HTTP API:
+idempotent retries (sequential and overlapping), builds racing for the last lots, hostile figures and dates,
+another organisation's ids, and DynamoDB failing at every call of a write."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from infra.local.stack import LocalStack
+from shared import aws as shared_aws
+from shared.domain.catalog import Product
+from shared.money import COST_CONTEXT
+from shared.store import catalog as catalog_store
+from tests.conftest import Api
+
+D = Decimal
+DAY = "2026-11-02T09:00:00-08:00"
+LATER = "2026-11-03T09:00:00-08:00"
+
+
+@pytest.fixture(autouse=True)
+def cost_arithmetic() -> Iterator[None]:
+    with localcontext(COST_CONTEXT):
+        yield
+
+
+@pytest.fixture
+def serialised_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's conditional writes are not atomic across threads: each AWS call runs alone (requests still
+    interleave between their calls, as Lambdas do)."""
+    lock = threading.RLock()
+    real = BaseClient._make_api_call
+
+    def one_at_a_time(self: Any, operation: str, params: Any) -> Any:
+        with lock:
+            return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", one_at_a_time)
+
+
+def products(*ids: str, organisation: str = "org-a") -> None:
+    catalog_store.put_products(
+        organisation, [Product(product_id=p, sku=p.upper(), name=f"Part {p}") for p in ids]
+    )
+
+
+def post(
+    api: Api, path: str, body: Any, key: str | None = None, organisation: str = "org-a", raw: bytes = b""
+) -> Any:
+    headers = {"idempotency-key": key} if key else {}
+    if raw:
+        headers["content-type"] = "application/json"
+        return api.call("POST", path, body=raw, headers=headers, organisation=organisation)
+    return api.call("POST", path, json_body=body, headers=headers, organisation=organisation)
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    assert response.status == status, response.body
+    return response.json()
+
+
+def receipt(*lines: dict[str, Any], at: Any = DAY, **extra: Any) -> dict[str, Any]:
+    return {"supplier_id": "sup-1", "received_at": at, "lines": list(lines), **extra}
+
+
+def build_body(product: str, quantity: str, components: dict[str, str], at: Any = LATER) -> dict[str, Any]:
+    return {
+        "product_id": product,
+        "quantity": quantity,
+        "built_at": at,
+        "components": [{"product_id": p, "quantity_per_unit": q} for p, q in components.items()],
+    }
+
+
+def lots(api: Api, product: str, organisation: str = "org-a") -> list[tuple[Decimal, Decimal]]:
+    found = ok(api.call("GET", f"/products/{product}/lots", organisation=organisation))
+    return [(D(lot["quantity"]), D(lot["value"])) for lot in found["lots"]]
+
+
+def exported(api: Api, organisation: str = "org-a") -> list[tuple[str, str]]:
+    return sorted(
+        (e["kind"], e["record_id"]) for e in ok(api.call("GET", "/exports", organisation=organisation))
+    )
+
+
+def refused(response: Any, field: str, status: int = 400) -> None:
+    assert response.status == status, response.body
+    fields = [d["field"] for d in response.json().get("details", [])]
+    assert field in fields, response.body
+
+
+# ---- Idempotency-Key -----------------------------------------------------------------------------------
+def test_same_key_same_body_sequentially_records_one_receipt_and_one_export_each(
+    api: Api, aws: LocalStack
+) -> None:
+    products("bolt")
+    body = receipt({"product_id": "bolt", "quantity": "10", "rejected": "3", "unit_cost": "0.333333"})
+    answers = [post(api, "/receipts", body, "k-1") for _ in range(3)]
+    assert [a.status for a in answers] == [201, 201, 201]
+    assert answers[1].json() == answers[0].json() == answers[2].json()
+    receipt_id = answers[0].json()["receipt"]["receipt_id"]
+    assert exported(api) == [("receipt", receipt_id), ("rejection", f"{receipt_id}/rejected")]
+    assert lots(api, "bolt") == [(D(7), D("2.333331"))]
+    # a different key for the same content is another receipt (the client said so)
+    assert post(api, "/receipts", body, "k-2").status == 201
+    assert lots(api, "bolt") == [(D(7), D("2.333331")), (D(7), D("2.333331"))]
+
+
+def test_same_key_overlapping_threads_records_once(api: Api, aws: LocalStack, serialised_aws: None) -> None:
+    products("bolt", "bracket")
+    body = receipt({"product_id": "bolt", "quantity": "4", "unit_cost": "1.10"})
+    answers: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(post(api, "/receipts", body, "k-t"))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a.status in (201, 409) for a in answers), [a.body for a in answers]
+    assert any(a.status == 201 for a in answers)
+    assert len(ok(api.call("GET", "/receipts"))) == 1 and lots(api, "bolt") == [(D(4), D("4.40"))]
+    assert len(exported(api)) == 1
+
+    made: list[Any] = []
+    build = build_body("bracket", "2", {"bolt": "1"})
+    threads = [
+        threading.Thread(target=lambda: made.append(post(api, "/builds", build, "b-t"))) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a.status in (201, 409) for a in made) and any(a.status == 201 for a in made)
+    assert len(ok(api.call("GET", "/builds"))) == 1 and lots(api, "bolt") == [(D(2), D("2.20"))]
+    assert len(exported(api)) == 2
+
+
+def test_same_key_with_another_body_is_422_even_when_the_figures_differ_past_a_float(
+    api: Api, aws: LocalStack
+) -> None:
+    """Two bodies whose figures differ only in a digit a binary float cannot hold (18 significant digits,
+    within the bounds) are two requests: the second must be refused (422), not answered with the first's
+    receipt."""
+    products("bolt")
+    line = b'{"received_at": "%s", "lines": [{"product_id": "bolt", "quantity": 10.5, "unit_cost": %s}]}'
+    first, second = line % (b"%s", b"99999.123456"), line % (b"%s", b'"99999.123456"')
+    assert post(api, "/receipts", None, "k-f", raw=first % DAY.encode()).status == 201
+    # the same figures as a string are the same request in the service's eyes or a 422: never a 2nd lot
+    again = post(api, "/receipts", None, "k-f", raw=second % DAY.encode())
+    assert again.status in (201, 422), again.body
+    assert len(lots(api, "bolt")) == 1
+
+    line = b'{"received_at": "%s", "lines": [{"product_id": "bolt", "quantity": %s, "unit_cost": 0}]}'
+    a, b = line % (b"%s", b"123456789012.123456"), line % (b"%s", b"123456789012.123457")
+    assert post(api, "/receipts", None, "k-g", raw=a % DAY.encode()).status == 201
+    other = post(api, "/receipts", None, "k-g", raw=b % DAY.encode())
+    assert other.status == 422, other.body
+
+
+def test_a_json_number_is_recorded_exactly_as_sent(api: Api, aws: LocalStack) -> None:
+    """A figure sent as a JSON number within the bounds (12 digits before the point, 6 after) is the figure
+    recorded: never silently rounded through a binary float."""
+    products("bolt")
+    raw = (
+        b'{"received_at": "%s", "lines": [{"product_id": "bolt", "quantity": 123456789012.123456, '
+        b'"unit_cost": 0}, {"product_id": "bolt", "quantity": 1.000001, "line_cost": 99999999999.99}]}'
+    ) % DAY.encode()
+    answer = post(api, "/receipts", None, raw=raw)
+    if answer.status == 400:  # refusing what it cannot hold exactly would be fine too
+        return
+    view = ok(answer, 201)
+    assert [D(line["accepted"]) for line in view["receipt"]["lines"]] == [
+        D("123456789012.123456"),
+        D("1.000001"),
+    ]
+    assert D(view["receipt"]["lines"][1]["line_cost"]) == D("99999999999.99")
+
+
+# ---- builds racing, FIFO to the cent -------------------------------------------------------------------
+def test_two_builds_racing_for_the_last_lot_one_gets_it(
+    api: Api, aws: LocalStack, serialised_aws: None
+) -> None:
+    products("blank", "bracket")
+    ok(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "blank", "quantity": "1.000001", "unit_cost": "0.333333"}),
+        ),
+        201,
+    )
+    answers: list[Any] = []
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(post(api, "/builds", build_body("bracket", "1", {"blank": "1"})))
+        )
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status for a in answers) == [201, 409, 409], [a.body for a in answers]
+    for a in answers:
+        if a.status == 409:
+            assert a.json()["shortages"][0]["product_id"] == "blank"
+    assert lots(api, "blank") == [(D("0.000001"), D("0.000001") * D("0.333333"))]
+    assert lots(api, "bracket") == [(D(1), D("0.333333"))]
+    assert len(exported(api)) == 2
+
+
+def test_fifo_across_odd_lots_is_exact(api: Api, aws: LocalStack) -> None:
+    products("blank", "bracket")
+    ok(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "blank", "quantity": "2.333333", "unit_cost": "0.333333"}),
+        ),
+        201,
+    )
+    ok(
+        post(
+            api,
+            "/receipts",
+            receipt(
+                {"product_id": "blank", "quantity": "3", "line_cost": "1.00"}, at="2026-11-02T10:00:00-08:00"
+            ),
+        ),
+        201,
+    )
+    ok(
+        post(
+            api,
+            "/receipts",
+            receipt(
+                {"product_id": "blank", "quantity": "0.000007", "unit_cost": "999999.999999"},
+                at="2026-11-02T11:00:00-08:00",
+            ),
+        ),
+        201,
+    )
+    made = ok(post(api, "/builds", build_body("bracket", "3", {"blank": "1.111111"})), 201)
+    used = D("3.333333")  # 3 x 1.111111
+    expected = D("2.333333") * D("0.333333") + (used - D("2.333333")) * D("1.00") / 3
+    assert D(made["cost"]) == expected
+    assert [D(draw[1]) for draw in made["components"][0]["lots"]] == [D("2.333333"), D("1.000000")]
+    assert lots(api, "blank") == [
+        (D(2), D("1.00") - D("1.00") / 3),
+        (D("0.000007"), D("0.000007") * D("999999.999999")),
+    ]
+    assert lots(api, "bracket") == [(D(3), expected)]
+
+
+def test_duplicate_components_and_self_component_are_refused(api: Api, aws: LocalStack) -> None:
+    products("blank", "bracket")
+    dup = {"product_id": "bracket", "quantity": "1", "built_at": LATER,
+           "components": [{"product_id": "blank", "quantity_per_unit": "1"},
+                          {"product_id": "blank", "quantity_per_unit": "2"}]}  # fmt: skip
+    refused(post(api, "/builds", dup), "components")
+    itself = build_body("bracket", "1", {"bracket": "1"})
+    refused(post(api, "/builds", itself), "components")
+
+
+# ---- QA rejections -----------------------------------------------------------------------------------------
+def test_rejecting_more_than_received_is_refused_naming_the_line(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    answer = post(
+        api,
+        "/receipts",
+        receipt({"product_id": "bolt", "quantity": "5", "rejected": "5.000001", "unit_cost": "1"}),
+    )
+    refused(answer, "lines.0")
+    assert ok(api.call("GET", "/receipts")) == [] and exported(api) == []
+
+
+def test_a_receipt_wholly_rejected_goes_to_waste_and_leaves_no_lot(api: Api, aws: LocalStack) -> None:
+    products("bolt", "bracket")
+    view = ok(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "bolt", "quantity": "5", "rejected": "5", "unit_cost": "0.333333"}),
+        ),
+        201,
+    )
+    assert D(view["accepted_cost"]) == 0 and D(view["rejected_cost"]) == D("1.666665")
+    assert lots(api, "bolt") == []
+    rid = view["receipt"]["receipt_id"]
+    assert exported(api) == [("receipt", rid), ("rejection", f"{rid}/rejected")]
+    # nothing to build from
+    assert post(api, "/builds", build_body("bracket", "1", {"bolt": "1"})).status == 409
+
+
+def test_a_back_dated_build_cannot_take_stock_later_builds_used(api: Api, aws: LocalStack) -> None:
+    products("blank", "bracket")
+    ok(post(api, "/receipts", receipt({"product_id": "blank", "quantity": "3", "unit_cost": "0.10"})), 201)
+    ok(post(api, "/builds", build_body("bracket", "3", {"blank": "1"}, at="2026-11-05T09:00:00-08:00")), 201)
+    back = post(api, "/builds", build_body("bracket", "1", {"blank": "1"}, at="2026-11-04T09:00:00-08:00"))
+    assert back.status == 409, back.body
+    before = post(api, "/builds", build_body("bracket", "1", {"blank": "1"}, at="2026-11-01T09:00:00-08:00"))
+    assert before.status == 409, before.body  # before the receipt: no stock at its time
+    assert lots(api, "blank") == [] and lots(api, "bracket") == [(D(3), D("0.30"))]
+    assert len(exported(api)) == 2
+
+
+# ---- hostile figures and dates --------------------------------------------------------------------------
+BAD_FIGURES: list[Any] = [
+    0, "0", -1, "-1", "1e-30", 1e-30, 1e30, "1e30", "NaN", "Infinity", "-Infinity", "1E2", " 5", "5 ",
+    "\u0661\u0662", "\uff15", "12345678901234567890123", 12345678901234567890123, "1.0000001", "0x10", "",
+    None, True, [], {}, "1_000", "+5", ".5", "5.", "1,5",
+]  # fmt: skip
+
+
+def test_hostile_figures_are_refused_naming_the_field(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    for value in BAD_FIGURES:
+        answer = post(api, "/receipts", receipt({"product_id": "bolt", "quantity": value, "unit_cost": "1"}))
+        if answer.status == 201:  # only a plain positive number may pass
+            assert value in ("5.", ".5"), (value, answer.body)
+            continue
+        refused(answer, "lines.0.quantity")
+    for value in ["-0.01", "1e400", "NaN", "1234567890123.5", "0.0000001", "\u0661", 1e400, -0.0001]:
+        answer = post(api, "/receipts", receipt({"product_id": "bolt", "quantity": "1", "unit_cost": value}))
+        refused(answer, "lines.0.unit_cost")
+    for value in ["0.001", "-1", "1e3", 1e13, "12345678901234"]:
+        answer = post(api, "/receipts", receipt({"product_id": "bolt", "quantity": "1", "line_cost": value}))
+        refused(answer, "lines.0.line_cost")
+
+
+def test_raw_nan_and_infinity_tokens_are_a_400(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    for token in (b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-0"):
+        raw = b'{"received_at": "%s", "lines": [{"product_id": "bolt", "quantity": %s, "unit_cost": 1}]}' % (
+            DAY.encode(),
+            token,
+        )
+        answer = post(api, "/receipts", None, raw=raw)
+        assert answer.status == 400, (token, answer.body)
+    assert ok(api.call("GET", "/receipts")) == []
+
+
+def _shifted(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+HOSTILE_DATES: list[Any] = [
+    "2026-11-02T09:00:00", "2026-11-02", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59",
+    "2026-13-01T00:00:00Z", "2026-11-02T25:00:00Z", "2026-11-02T09:00:00+25:00", "", "now", 1e20, -1,
+    "1900-01-01T00:00:00Z", None, "2026-11-02T09:00:00\u00a0Z",
+]  # fmt: skip
+
+
+def test_hostile_dates_are_refused_naming_the_field(api: Api, aws: LocalStack) -> None:
+    products("bolt", "bracket")
+    for when in HOSTILE_DATES:
+        line = {"product_id": "bolt", "quantity": "1", "unit_cost": "1"}
+        refused(post(api, "/receipts", receipt(line, at=when)), "received_at")
+        refused(post(api, "/builds", build_body("bracket", "1", {"bolt": "1"}, at=when)), "built_at")
+
+
+def test_dates_at_the_edges_of_the_window(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    line = {"product_id": "bolt", "quantity": "1", "unit_cost": "1"}
+    refused(post(api, "/receipts", receipt(line, at=_shifted(-3660))), "received_at")
+    refused(post(api, "/receipts", receipt(line, at=_shifted(370))), "received_at")
+    assert post(api, "/receipts", receipt(line, at=_shifted(-3600))).status == 201
+    assert post(api, "/receipts", receipt(line, at=_shifted(360))).status == 201
+    # the same instant in two offsets orders as one instant
+    ok(post(api, "/receipts", receipt({**line, "unit_cost": "2"}, at="2026-11-02T23:30:00+14:00")), 201)
+    ok(post(api, "/receipts", receipt({**line, "unit_cost": "3"}, at="2026-11-01T22:00:00-12:00")), 201)
+    first = ok(api.call("GET", "/products/bolt/lots"))["lots"]
+    assert [D(lot["unit_cost"]) for lot in first][:3] == [1, 2, 3]
+
+
+def test_line_count_bounds_and_duplicate_products_in_a_receipt(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    line = {"product_id": "bolt", "quantity": "0.000001", "unit_cost": "0.000001"}
+    refused(post(api, "/receipts", receipt(*[line] * 501)), "lines")
+    view = ok(post(api, "/receipts", receipt(*[line] * 500)), 201)
+    assert len(view["receipt"]["lines"]) == 500
+    found = ok(api.call("GET", "/products/bolt/lots"))
+    assert D(found["on_hand"]) == D("0.0005") and D(found["value"]) == D("0.0000000005")
+    assert len(found["lots"]) == 500 and len(exported(api)) == 1
+
+
+def test_line_value_over_the_bound_is_refused_naming_the_line(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    refused(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "bolt", "quantity": "999999999999", "unit_cost": "1.000001"}),
+        ),
+        "lines.0",
+    )
+
+
+# ---- another organisation --------------------------------------------------------------------------------
+def test_another_organisations_ids_are_404_or_unknown(api: Api, aws: LocalStack) -> None:
+    products("bolt", "bracket")
+    products("other", organisation="org-b")
+    rid = ok(
+        post(
+            api,
+            "/receipts",
+            receipt(
+                {"product_id": "bolt", "quantity": "2", "rejected": "1", "unit_cost": "1"}, receipt_id="PO-1"
+            ),
+        ),
+        201,
+    )["receipt"]["receipt_id"]
+    bid = ok(post(api, "/builds", {**build_body("bracket", "1", {"bolt": "1"}), "build_id": "B-1"}), 201)[
+        "build"
+    ]["build_id"]
+    for path in (f"/receipts/{rid}", f"/builds/{bid}", "/products/bolt/lots", "/products/bracket/lots"):
+        answer = api.call("GET", path, organisation="org-b")
+        assert answer.status == 404, (path, answer.body)
+    assert ok(api.call("GET", "/receipts", organisation="org-b")) == []
+    assert ok(api.call("GET", "/builds", organisation="org-b")) == []
+    assert exported(api, "org-b") == []
+    for export in ok(api.call("GET", "/exports")):
+        answer = api.call("POST", f"/exports/{export['export_id']}/retry", organisation="org-b")
+        assert answer.status == 404, answer.body
+    refused(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "bolt", "quantity": "1", "unit_cost": "1"}),
+            organisation="org-b",
+        ),
+        "lines.0.product_id",
+    )
+    refused(
+        post(api, "/builds", build_body("other", "1", {"bolt": "1"}), organisation="org-b"),
+        "components.0.product_id",
+    )
+    # org-b may use the same record ids: its own
+    assert (
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "other", "quantity": "1", "unit_cost": "1"}, receipt_id="PO-1"),
+            organisation="org-b",
+        ).status
+        == 201
+    )
+    assert D(ok(api.call("GET", "/products/bolt/lots"))["on_hand"]) == 0
+
+
+# ---- DynamoDB failing at every call ------------------------------------------------------------------------
+def _throttle() -> Exception:
+    return ClientError(  # type: ignore[no-any-return]
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"},
+         "ResponseMetadata": {"HTTPStatusCode": 400}}, "Any")  # fmt: skip
+
+
+def _fail_nth(n: int) -> tuple[Callable[[], None], list[int]]:
+    """DynamoDB's ``n``th call of the request (and every retry of it) throttles."""
+    client = shared_aws.table().meta.client
+    calls = [0]
+
+    def handler(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] == n:
+            raise _throttle()
+
+    client.meta.events.register("before-call.dynamodb", handler)
+    return lambda: client.meta.events.unregister("before-call.dynamodb", handler), calls
+
+
+def test_dynamodb_failing_at_any_call_of_a_receipt_or_build_leaves_all_or_nothing(
+    api: Api, aws: LocalStack
+) -> None:
+    products("blank", "bracket")
+    ok(
+        post(api, "/receipts", receipt({"product_id": "blank", "quantity": "100", "unit_cost": "0.333333"})),
+        201,
+    )
+    receipts, builds, tried = 1, 0, 0
+    body = receipt({"product_id": "blank", "quantity": "2", "rejected": "1", "unit_cost": "0.1"})
+    made = build_body("bracket", "1", {"blank": "1"})
+    for n in range(1, 60):
+        undo, calls = _fail_nth(n)
+        try:
+            path, sent, key = ("/receipts", body, f"r-{n}") if n % 2 else ("/builds", made, f"b-{n}")
+            answer = post(api, path, sent, key)
+        finally:
+            undo()
+        assert answer.status in (201, 503), (n, answer.body)
+        if answer.status == 201:
+            if n % 2:
+                receipts += 1
+            else:
+                builds += 1
+        stored_r = ok(api.call("GET", "/receipts"))
+        stored_b = ok(api.call("GET", "/builds"))
+        assert (len(stored_r), len(stored_b)) == (receipts, builds), (n, answer.status)
+        kinds = [k for k, _ in exported(api)]
+        assert kinds.count("receipt") == receipts and kinds.count("rejection") == receipts - 1
+        assert kinds.count("build") == builds
+        on_hand = D(ok(api.call("GET", "/products/blank/lots"))["on_hand"])
+        assert on_hand == 100 + (receipts - 1) - builds, n
+        if calls[0] < n:  # the request made fewer calls than n: every point of it was tried
+            tried += 1
+            if tried == 2:
+                break
+            continue
+        if answer.status == 503:  # a retry with the same key records it, once
+            again = post(api, "/receipts", body, f"r-{n}") if n % 2 else post(api, "/builds", made, f"b-{n}")
+            assert again.status == 201, again.body
+            receipts, builds = receipts + n % 2, builds + 1 - n % 2
