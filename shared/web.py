@@ -8,6 +8,7 @@ import binascii
 import json
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -71,18 +72,30 @@ def media_type_in_lower_case(event: dict[str, Any]) -> dict[str, Any]:
 
 def same_json(text: str) -> str:
     """A JSON body in one spelling, whatever its spacing and key order (a client may serialise its retry
-    anew); any other text as it is."""
+    anew); any other text as it is. A number keeps its digits (read as ``Decimal``, not a float that would
+    make ``123456789012.123456`` and ``123456789012.123457`` one request)."""
     try:
-        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        return json.dumps(
+            json.loads(text, parse_float=Decimal), sort_keys=True, separators=(",", ":"), default=_figure
+        )
     except (ValueError, RecursionError):
         return text
 
 
+def _figure(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return f"{value}"
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def json_body(text: str) -> Any:
-    """The request body as JSON: what ``json.loads`` can't read without an error of its own (nesting past the
-    recursion limit, an integer of more than 4,300 digits) is refused as invalid JSON, not a 500."""
+    """The request body as JSON, its numbers with a fraction or exponent read as ``Decimal``: a binary float
+    would round a figure the bounds allow (``123456789012.123456`` read as ``123456789012.12346``), and the
+    record would hold another figure than the one sent. What ``json.loads`` can't read without an error of
+    its own (nesting past the recursion limit, an integer of more than 4,300 digits) is refused as invalid
+    JSON, not a 500."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError:
         raise
     except RecursionError:
