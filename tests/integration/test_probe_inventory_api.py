@@ -519,3 +519,38 @@ def test_dynamodb_failing_at_any_call_of_a_receipt_or_build_leaves_all_or_nothin
             again = post(api, "/receipts", body, f"r-{n}") if n % 2 else post(api, "/builds", made, f"b-{n}")
             assert again.status == 201, again.body
             receipts, builds = receipts + n % 2, builds + 1 - n % 2
+
+
+# ---- builds from a bill of materials the catalog holds ---------------------------------------------------
+def _bom(*parts: tuple[str, str]) -> None:
+    from shared.domain.catalog import Component as Part
+
+    catalog_store.put_products(
+        "org-a",
+        [Product(product_id="kit", sku="KIT", name="Kit", type="kit",
+                 components=tuple(Part(ref=p, quantity=D(q)) for p, q in parts))],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [(("blank", "1"), ("blank", "2")), (("kit", "1"), ("blank", "1")), (("blank", "0"),),
+     (("blank", "0.0000001"),), (("blank", "-1"),)],
+    ids=["repeated", "itself", "zero", "seven-places", "negative"],
+)  # fmt: skip
+def test_a_build_from_a_hostile_bill_of_materials_is_refused_or_exact(
+    api: Api, aws: LocalStack, parts: tuple[tuple[str, str], ...]
+) -> None:
+    products("blank")
+    ok(
+        post(api, "/receipts", receipt({"product_id": "blank", "quantity": "10", "unit_cost": "0.333333"})),
+        201,
+    )
+    _bom(*parts)
+    answer = post(api, "/builds", {"product_id": "kit", "quantity": "1", "built_at": LATER})
+    assert answer.status in (201, 400, 409), answer.body
+    if answer.status == 201:
+        used = sum(D(q) for _, q in parts)
+        assert lots(api, "blank") == [(10 - used, (10 - used) * D("0.333333"))]
+    else:
+        assert lots(api, "blank") == [(D(10), D("3.33333"))] and len(exported(api)) == 1
