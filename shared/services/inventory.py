@@ -408,7 +408,21 @@ def _components(organisation_id: str, request: BuildRequest) -> tuple[Component,
     if product is None or not product.components:
         problem = "name the build's components, or give the product a bill of materials first"
         raise InvalidFields(problem, [{"field": "components", "problem": problem}])
-    return tuple(Component(product_id=c.ref, quantity_per_unit=c.quantity) for c in product.components)
+    # a bill of materials comes from the provider (a bundle may list one item on two lines): a part named
+    # twice is used as often as its lines say together; one the build can't use is refused, naming it
+    per_unit: dict[str, Decimal] = {}
+    for part in product.components:
+        per_unit[part.ref] = per_unit.get(part.ref, Decimal(0)) + part.quantity
+    unusable = [
+        f"its bill of materials names {ref} "
+        + ("as itself" if ref == request.product_id else f"with a quantity of {quantity}")
+        for ref, quantity in per_unit.items()
+        if ref == request.product_id or not quantity.is_finite() or quantity <= 0
+    ]
+    if unusable:
+        problem = f"{'; '.join(unusable)}: correct the bill of materials, or name the build's components"
+        raise InvalidFields(problem, [{"field": "product_id", "problem": problem}])
+    return tuple(Component(product_id=ref, quantity_per_unit=quantity) for ref, quantity in per_unit.items())
 
 
 def record_build(
