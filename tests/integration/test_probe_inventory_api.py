@@ -478,9 +478,13 @@ def _fail_nth(n: int) -> tuple[Callable[[], None], list[int]]:
     return lambda: client.meta.events.unregister("before-call.dynamodb", handler), calls
 
 
+@pytest.mark.parametrize("back_dated", [False, True], ids=["in-order", "back-dated"])
 def test_dynamodb_failing_at_any_call_of_a_receipt_or_build_leaves_all_or_nothing(
-    api: Api, aws: LocalStack
+    api: Api, aws: LocalStack, back_dated: bool
 ) -> None:
+    """Each DynamoDB call of the request fails in turn: 503 and nothing, or 201 and everything (the record,
+    its rejection, its exports, its lots); a retry with the same key records it once. Back-dated: each write
+    is dated before the ones already recorded (the whole ledger replayed)."""
     products("blank", "bracket")
     ok(
         post(api, "/receipts", receipt({"product_id": "blank", "quantity": "100", "unit_cost": "0.333333"})),
@@ -490,6 +494,9 @@ def test_dynamodb_failing_at_any_call_of_a_receipt_or_build_leaves_all_or_nothin
     body = receipt({"product_id": "blank", "quantity": "2", "rejected": "1", "unit_cost": "0.1"})
     made = build_body("bracket", "1", {"blank": "1"})
     for n in range(1, 60):
+        if back_dated:  # each before the last: a minute earlier every time
+            at = (datetime(2026, 11, 5, 9, tzinfo=UTC) - timedelta(minutes=n)).isoformat()
+            body, made = {**body, "received_at": at}, {**made, "built_at": at}
         undo, calls = _fail_nth(n)
         try:
             path, sent, key = ("/receipts", body, f"r-{n}") if n % 2 else ("/builds", made, f"b-{n}")
@@ -555,3 +562,87 @@ def test_a_build_from_a_hostile_bill_of_materials_is_refused_or_exact(
     else:
         refused(answer, "product_id")
         assert lots(api, "blank") == [(D(10), D("3.33333"))] and len(exported(api)) == 1
+
+
+def test_fifo_values_after_a_back_dated_receipt_are_exact(api: Api, aws: LocalStack) -> None:
+    """Receipts priced by line (a third of a cent), partial draws of odd quantities, a receipt back-dated
+    before the builds that already ran: the lots left are valued as an exact FIFO replay in date order."""
+    products("blank", "bolt", "bracket")
+    per_unit = {"blank": "1.5", "bolt": "0.333333"}
+
+    def rcv(line: dict[str, Any], at: str) -> None:
+        ok(post(api, "/receipts", receipt(line, at=at)), 201)
+
+    def bld(quantity: str, at: str) -> Any:
+        return ok(post(api, "/builds", build_body("bracket", quantity, per_unit, at=at)), 201)
+
+    rcv({"product_id": "blank", "quantity": "10", "line_cost": "10.00"}, "2026-11-02T09:00:00-08:00")
+    rcv({"product_id": "bolt", "quantity": "7.777777", "unit_cost": "0.333333"}, "2026-11-02T10:00:00-08:00")
+    first = bld("2.5", "2026-11-03T09:00:00-08:00")
+    rcv(
+        {"product_id": "blank", "quantity": "3", "rejected": "1", "line_cost": "1.00"}, "2026-11-03T10:00:00Z"
+    )
+    bld("4", "2026-11-04T09:00:00-08:00")
+    rcv({"product_id": "blank", "quantity": "1.000001", "unit_cost": "0.999999"}, "2026-11-02T16:00:00Z")
+    bld("1", "2026-11-05T09:00:00-08:00")
+    assert D(first["cost"]) == D("3.75") + D("0.8333325") * D("0.333333")  # as recorded, before r4
+
+    third = D("1.00") * 2 / 3  # the accepted share of the line
+    bolt_left = D("7.777777") - D("0.8333325") - D("1.333332") - D("0.333333")
+    expected = {
+        "blank": [(D("1.750001"), third * D("1.750001") / 2)],
+        "bolt": [(bolt_left, bolt_left * D("0.333333"))],
+        "bracket": [
+            (D("2.5"), D("1.000001") * D("0.999999") + D("2.749999") + D("0.8333325") * D("0.333333")),
+            (D(4), D(6) + D("1.333332") * D("0.333333")),
+            (D(1), D("1.250001") + third * D("0.249999") / 2 + D("0.333333") * D("0.333333")),
+        ],
+    }
+    exact = D("1e-20")
+    for product, wanted in expected.items():
+        found = lots(api, product)
+        assert [(q, v.quantize(exact)) for q, v in found] == [(q, v.quantize(exact)) for q, v in wanted], (
+            product
+        )
+    kinds = [k for k, _ in exported(api)]
+    assert (kinds.count("receipt"), kinds.count("rejection"), kinds.count("build")) == (4, 1, 3)
+
+
+def _together(*calls: Callable[[], Any]) -> list[Any]:
+    answers: list[Any] = []
+    threads = [threading.Thread(target=lambda c=c: answers.append(c())) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def test_overlapping_requests_that_must_not_both_record(
+    api: Api, aws: LocalStack, serialised_aws: None
+) -> None:
+    products("bolt")
+    one = receipt({"product_id": "bolt", "quantity": "1", "unit_cost": "1"})
+    two = receipt({"product_id": "bolt", "quantity": "2", "unit_cost": "1"})
+    # the same key with two bodies at once: one is recorded, the other refused (422, or 409 while it runs)
+    answers = _together(
+        lambda: post(api, "/receipts", one, "k-x"), lambda: post(api, "/receipts", two, "k-x")
+    )
+    assert sorted(a.status for a in answers)[0] == 201 and sorted(a.status for a in answers)[1] in (409, 422)
+    # one receipt id under two keys at once: one is recorded, the other is a 409
+    named = {**one, "receipt_id": "PO-7"}
+    answers = _together(
+        lambda: post(api, "/receipts", named, "k-y"), lambda: post(api, "/receipts", named, "k-z")
+    )
+    assert sorted(a.status for a in answers) == [201, 409], [a.body for a in answers]
+    assert len(ok(api.call("GET", "/receipts"))) == 2 and len(exported(api)) == 2
+    assert sum(q for q, _ in lots(api, "bolt")) in (D(2), D(3))
+
+
+def test_odd_ids_in_paths_are_404(api: Api, aws: LocalStack) -> None:
+    products("bolt")
+    odd = ["/receipts/..%2F..", "/receipts/" + "x" * 5000, "/builds/%00", "/products/%E2%80%AE/lots",
+           "/receipts/RCV-1%2Frejected", "/products/bolt%23x/lots", "/builds/%F0%9F%92%A9"]  # fmt: skip
+    for path in odd:
+        answer = api.call("GET", path)
+        assert answer.status in (400, 404), (path, answer.body)
