@@ -646,3 +646,52 @@ def test_odd_ids_in_paths_are_404(api: Api, aws: LocalStack) -> None:
     for path in odd:
         answer = api.call("GET", path)
         assert answer.status in (400, 404), (path, answer.body)
+
+
+def test_a_build_id_equal_to_a_receipt_id_leaves_the_receipts_lots_alone(api: Api, aws: LocalStack) -> None:
+    """Receipt and build ids are the caller's own, of two kinds: a build named like a receipt must neither
+    take that receipt's lots out of the ledger nor be refused for a shortage it does not have."""
+    products("blank", "bracket")
+    ok(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "blank", "quantity": "2", "unit_cost": "0.50"}, receipt_id="D-1"),
+        ),
+        201,
+    )
+    ok(post(api, "/receipts", receipt({"product_id": "blank", "quantity": "3", "unit_cost": "0.70"},
+                                      at="2026-11-02T10:00:00-08:00")), 201)  # fmt: skip
+    answer = post(api, "/builds", {**build_body("bracket", "1", {"blank": "1"}), "build_id": "D-1"})
+    assert answer.status in (201, 409), answer.body
+    if answer.status == 201:  # FIFO: the first lot (D-1's) gives the unit
+        assert D(answer.json()["cost"]) == D("0.50")
+        assert lots(api, "blank") == [(D(1), D("0.50")), (D(3), D("2.10"))]
+    else:
+        refused(answer, "build_id", 409)
+        assert lots(api, "blank") == [(D(2), D("1.00")), (D(3), D("2.10"))]
+    # the stock a later build is costed on still holds both lots
+    later = ok(
+        post(api, "/builds", build_body("bracket", "2", {"blank": "1"}, at="2026-11-04T09:00:00-08:00")), 201
+    )
+    assert D(later["cost"]) == (D("1.20") if answer.status == 201 else D("1.00"))
+
+
+def test_a_back_dated_build_named_like_a_receipt_is_refused_for_its_id(api: Api, aws: LocalStack) -> None:
+    products("blank", "bracket")
+    ok(
+        post(
+            api,
+            "/receipts",
+            receipt({"product_id": "blank", "quantity": "1", "unit_cost": "0.50"}, receipt_id="D-1"),
+        ),
+        201,
+    )
+    ok(post(api, "/builds", build_body("bracket", "1", {"blank": "1"}, at="2026-11-06T09:00:00-08:00")), 201)
+    ok(post(api, "/receipts", receipt({"product_id": "blank", "quantity": "3", "unit_cost": "0.70"},
+                                      at="2026-11-02T10:00:00-08:00")), 201)  # fmt: skip
+    # dated before the build that took D-1's unit: the whole ledger is replayed
+    answer = post(api, "/builds", {**build_body("bracket", "1", {"blank": "1"}), "build_id": "D-1"})
+    refused(answer, "build_id", 409)
+    assert "D-1" in answer.json()["message"], answer.body
+    assert lots(api, "blank") == [(D(3), D("2.10"))]
