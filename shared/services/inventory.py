@@ -110,16 +110,42 @@ def _record_id(prefix: str, given: str | None, request_token: str | None) -> str
     return f"{prefix}-{request_token[:12].upper()}" if request_token else _new_id(prefix)
 
 
+class RecordIdTaken(store.DuplicateRecord):
+    """The record id the request gives is a receipt's or a build's of this organisation already: the answer
+    names the field and the id (the error stays ``DuplicateRecord``)."""
+
+    def __init__(self, field: str, record_id: str) -> None:
+        problem = (
+            f"{record_id} is already recorded (receipts and builds share their ids): if this is a retry, "
+            f"read it with GET /receipts/{record_id} or /builds/{record_id}; otherwise give another {field}"
+        )
+        Conflict.__init__(self, f"{field}: {problem}")
+        self.fields = [{"field": field, "problem": problem}]
+
+    @property
+    def code(self) -> str:
+        return "DuplicateRecord"
+
+    def response_fields(self) -> dict[str, list[dict[str, str]]]:
+        return {"details": self.fields}
+
+
 def _recorded_once(
-    write: Callable[[], T], given: str | None, request_token: str | None, recorded: Callable[[], T]
+    write: Callable[[], T],
+    given: str | None,
+    request_token: str | None,
+    recorded: Callable[[], T],
+    field: str,
 ) -> T:
     """``write`` (``_with_retries``); when its id came from the request token and is taken, an earlier
     attempt at this same request recorded it (its claim lapsed before its answer was kept): ``recorded``
-    answers it again instead."""
+    answers it again instead. An id the request gives (``field``) that is taken is refused naming it."""
     try:
         return _with_retries(write)
     except store.DuplicateRecord:
-        if given or request_token is None:
+        if given:
+            raise RecordIdTaken(field, given) from None
+        if request_token is None:
             raise
         return recorded()
 
@@ -324,7 +350,11 @@ def record_receipt(
         return _receipt_view(receipt, rejection, refs)
 
     return _recorded_once(
-        write, request.receipt_id, request_token, lambda: get_receipt(organisation_id, receipt_id)
+        write,
+        request.receipt_id,
+        request_token,
+        lambda: get_receipt(organisation_id, receipt_id),
+        "receipt_id",
     )
 
 
@@ -442,6 +472,10 @@ def record_build(
         uses = [("product_id", c.product_id) for c in components]
         _known_products(organisation_id, uses, "its bill of materials names ")
     build_id = _record_id("BLD", request.build_id, request_token)
+    # a receipt's id: its commit is refused, but the costing would first replace that receipt's movements
+    # (the same document) and could refuse it for a shortage or later use it does not have
+    if request.build_id and store.get_record(organisation_id, "receipt", request.build_id) is not None:
+        raise RecordIdTaken("build_id", request.build_id)
 
     def write() -> BuildView:
         head = store.ledger_head(organisation_id)
@@ -481,7 +515,7 @@ def record_build(
         return _build_view(record, refs)
 
     return _recorded_once(
-        write, request.build_id, request_token, lambda: get_build(organisation_id, build_id)
+        write, request.build_id, request_token, lambda: get_build(organisation_id, build_id), "build_id"
     )
 
 

@@ -694,4 +694,7 @@ def test_a_back_dated_build_named_like_a_receipt_is_refused_for_its_id(api: Api,
     answer = post(api, "/builds", {**build_body("bracket", "1", {"blank": "1"}), "build_id": "D-1"})
     refused(answer, "build_id", 409)
     assert "D-1" in answer.json()["message"], answer.body
+    # 3 would leave the later build short only without D-1's lot: still the id is what is refused
+    answer = post(api, "/builds", {**build_body("bracket", "3", {"blank": "1"}), "build_id": "D-1"})
+    refused(answer, "build_id", 409)
     assert lots(api, "blank") == [(D(3), D("2.10"))]
