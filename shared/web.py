@@ -82,6 +82,16 @@ def same_json(text: str) -> str:
         return text
 
 
+def _figure_read(text: str) -> Decimal:
+    """A JSON number with a fraction or exponent, exactly: ``1E2`` as ``100``, as a float read it before (an
+    exponent far out of any bound is left as it is, for the bounds to refuse without writing its zeros)."""
+    number = Decimal(text)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and 0 < exponent <= 64:
+        return Decimal(f"{number:f}")
+    return number
+
+
 def _figure(value: Any) -> str:
     if isinstance(value, Decimal):
         return f"{value}"
@@ -95,7 +105,7 @@ def json_body(text: str) -> Any:
     its own (nesting past the recursion limit, an integer of more than 4,300 digits) is refused as invalid
     JSON, not a 500."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=_figure_read)
     except json.JSONDecodeError:
         raise
     except RecursionError:
