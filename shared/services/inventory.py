@@ -110,7 +110,7 @@ def _record_id(prefix: str, given: str | None, request_token: str | None) -> str
     return f"{prefix}-{request_token[:12].upper()}" if request_token else _new_id(prefix)
 
 
-class RecordIdTaken(store.DuplicateRecord):
+class RecordIdTaken(Conflict):
     """The record id the request gives is a receipt's or a build's of this organisation already: the answer
     names the field and the id (the error stays ``DuplicateRecord``)."""
 
@@ -119,7 +119,7 @@ class RecordIdTaken(store.DuplicateRecord):
             f"{record_id} is already recorded (receipts and builds share their ids): if this is a retry, "
             f"read it with GET /receipts/{record_id} or /builds/{record_id}; otherwise give another {field}"
         )
-        Conflict.__init__(self, f"{field}: {problem}")
+        super().__init__(f"{field}: {problem}")
         self.fields = [{"field": field, "problem": problem}]
 
     @property

@@ -368,9 +368,9 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a known gap (README, QBO inventory mode): the starting quantity is frozen with the sales tracked when it was read; sales "
-    "tracked later (tracking turned on, or an earlier start date) that QuickBooks had counted out before it "
-    "are left unexplained",
+    reason="a known gap (README, QBO inventory mode): the starting quantity is frozen with the sales "
+    "tracked when it was read; sales tracked later (tracking turned on, or an earlier start date) that "
+    "QuickBooks had counted out before it are left unexplained",
 )
 @pytest.mark.parametrize("before", ["tracking off", "a later start date"])
 def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
