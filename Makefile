@@ -29,7 +29,7 @@ run: $(VENV)/.installed
 	$(PY) -m infra.local.run --port $(PORT) --qbo-port $(QBO_PORT) --xero-port $(XERO_PORT)
 
 test: setup browser-deps lint typecheck imports template-check
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --durations=20
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

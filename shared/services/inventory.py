@@ -110,7 +110,7 @@ def _record_id(prefix: str, given: str | None, request_token: str | None) -> str
     return f"{prefix}-{request_token[:12].upper()}" if request_token else _new_id(prefix)
 
 
-class RecordIdTaken(Conflict):
+class RecordIdTaken(store.DuplicateRecord):
     """The record id the request gives is a receipt's or a build's of this organisation already: the answer
     names the field and the id (the error stays ``DuplicateRecord``)."""
 

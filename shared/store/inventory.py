@@ -40,8 +40,8 @@ class RecordRow:
 
 
 class DuplicateRecord(Conflict):
-    def __init__(self) -> None:
-        super().__init__("a record with this id is already recorded")
+    def __init__(self, message: str = "a record with this id is already recorded") -> None:
+        super().__init__(message)
 
 
 class LedgerMoved(Exception):
