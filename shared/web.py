@@ -75,8 +75,10 @@ def same_json(text: str) -> str:
     anew); any other text as it is. A number keeps its digits (read as ``Decimal``, not a float that would
     make ``123456789012.123456`` and ``123456789012.123457`` one request)."""
     try:
+        # a number is read as json_body reads it (1E2 as 100) and written as its digits (str: a Decimal is
+        # the only value json.loads gives here that json.dumps can't write)
         return json.dumps(
-            json.loads(text, parse_float=Decimal), sort_keys=True, separators=(",", ":"), default=_figure
+            json.loads(text, parse_float=_figure_read), sort_keys=True, separators=(",", ":"), default=str
         )
     except (ValueError, RecursionError):
         return text
@@ -90,12 +92,6 @@ def _figure_read(text: str) -> Decimal:
     if isinstance(exponent, int) and 0 < exponent <= 64:
         return Decimal(f"{number:f}")
     return number
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return f"{value}"
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def json_body(text: str) -> Any:

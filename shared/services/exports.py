@@ -167,13 +167,9 @@ def _posting(
             )
         if not of_company(claimed.plan_tenant, session.tenant_id):
             # its account (and item) ids are the company's before a switch: another account, or none, here
-            then = (
-                "it may be in that company: connect that company again to retry it"
-                if claimed.unsure
-                else "it corrects that company's books: connect that company again to retry it"
-                if job.kind == "trueup"
-                else "retry it to plan it for this company"
-            )
+            kept = _kept_by_its_company(claimed.unsure, job.kind)
+            again = "connect that company again to retry it"
+            then = f"it {kept}: {again}" if kept else "retry it to plan it for this company"
             raise BadRequest(
                 f"this export was planned for another {PROVIDER_LABELS[name]} company, before the switch to "
                 f"this one, and is not posted here; {then}"
@@ -598,16 +594,13 @@ def retry(
     elsewhere = bool(current and not of_company(item.plan_tenant, current.tenant_id or "")) and not (
         item.kind == "cogs" and cogs_company(item.record_id) == item.plan_tenant
     )
-    if elsewhere and item.plan is not None and (item.unsure or item.kind == "trueup"):
-        # it may be in that company (a timeout, a lost answer, a 5xx): planned anew here, it would be in both,
-        # and that company's books would drop a journal its ledger holds. Only that company can tell. A
-        # true-up corrects that company's books: it is never planned anew, nor posted anywhere else.
+    kept = _kept_by_its_company(item.unsure, item.kind)
+    if elsewhere and item.plan is not None and kept:
         label = PROVIDER_LABELS[current.provider] if current else "provider"
-        why = "may have reached it" if item.unsure else "corrects what was posted there"
         raise Conflict(
             f"export {export_id} was planned for another {label} company, before the switch to this one, and "
-            f"{why}; it is not posted here. Connect that company again to retry it (the retry "
-            + ("finds it there, or posts it there)" if item.unsure else "posts it there)")
+            f"{kept}; it is not posted here. Connect that company again to retry it (the retry there finds "
+            "it or posts it)"
         )
     # failed, and known never to have reached the provider (refused): planned anew, for this company
     replan = item.status == "failed" and item.plan is not None and not item.unsure
@@ -626,6 +619,18 @@ def retry(
     ):
         deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return (store.get_export(organisation_id, export_id) or item).view()
+
+
+def _kept_by_its_company(unsure: bool, kind: str) -> str | None:
+    """Why an export planned for the company before a switch is retried only there (None: it never reached
+    that company, so it may be planned anew for this one). One that may be in that company (a timeout, a lost
+    answer, a 5xx) would be in both, and that company's books would drop a journal its ledger holds; a
+    true-up corrects that company's books, nobody else's."""
+    if unsure:
+        return "may have reached it"
+    if kind == "trueup":
+        return "corrects what was posted there"
+    return None
 
 
 def _check_post_on(

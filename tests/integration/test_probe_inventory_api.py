@@ -11,7 +11,6 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from infra.local.stack import LocalStack
@@ -30,20 +29,6 @@ LATER = "2026-11-03T09:00:00-08:00"
 def cost_arithmetic() -> Iterator[None]:
     with localcontext(COST_CONTEXT):
         yield
-
-
-@pytest.fixture
-def serialised_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's conditional writes are not atomic across threads: each AWS call runs alone (requests still
-    interleave between their calls, as Lambdas do)."""
-    lock = threading.RLock()
-    real = BaseClient._make_api_call
-
-    def one_at_a_time(self: Any, operation: str, params: Any) -> Any:
-        with lock:
-            return real(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", one_at_a_time)
 
 
 def products(*ids: str, organisation: str = "org-a") -> None:
@@ -114,7 +99,7 @@ def test_same_key_same_body_sequentially_records_one_receipt_and_one_export_each
     assert lots(api, "bolt") == [(D(7), D("2.333331")), (D(7), D("2.333331"))]
 
 
-def test_same_key_overlapping_threads_records_once(api: Api, aws: LocalStack, serialised_aws: None) -> None:
+def test_same_key_overlapping_threads_records_once(api: Api, aws: LocalStack) -> None:
     products("bolt", "bracket")
     body = receipt({"product_id": "bolt", "quantity": "4", "unit_cost": "1.10"})
     answers: list[Any] = []
@@ -186,9 +171,7 @@ def test_a_json_number_is_recorded_exactly_as_sent(api: Api, aws: LocalStack) ->
 
 
 # ---- builds racing, FIFO to the cent -------------------------------------------------------------------
-def test_two_builds_racing_for_the_last_lot_one_gets_it(
-    api: Api, aws: LocalStack, serialised_aws: None
-) -> None:
+def test_two_builds_racing_for_the_last_lot_one_gets_it(api: Api, aws: LocalStack) -> None:
     products("blank", "bracket")
     ok(
         post(
@@ -614,9 +597,7 @@ def _together(*calls: Callable[[], Any]) -> list[Any]:
     return answers
 
 
-def test_overlapping_requests_that_must_not_both_record(
-    api: Api, aws: LocalStack, serialised_aws: None
-) -> None:
+def test_overlapping_requests_that_must_not_both_record(api: Api, aws: LocalStack) -> None:
     products("bolt")
     one = receipt({"product_id": "bolt", "quantity": "1", "unit_cost": "1"})
     two = receipt({"product_id": "bolt", "quantity": "2", "unit_cost": "1"})
@@ -768,9 +749,7 @@ def test_a_random_history_with_back_dated_records_matches_an_exact_fifo_replay(
     assert stored.ledger_head("org-a").checkpointed > 0  # the back-dated writes met checkpoints
 
 
-def test_two_back_dated_builds_racing_for_the_same_lot_one_gets_it(
-    api: Api, aws: LocalStack, serialised_aws: None
-) -> None:
+def test_two_back_dated_builds_racing_for_the_same_lot_one_gets_it(api: Api, aws: LocalStack) -> None:
     """Dated before a receipt already recorded (the whole ledger replayed), two builds want the only unit
     there is at their time: one is made, the other refused; the later receipt's lot is untouched."""
     products("blank", "bracket")

@@ -468,26 +468,8 @@ def test_qbo_a_day_is_not_closed_on_the_documents_of_a_pull_that_failed(
 
 
 # ---- the same message twice, at once -----------------------------------------------------------------------
-@pytest.fixture
-def moto_serialised(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Threads share moto, whose conditional writes are not atomic across threads: every AWS call is made one
-    at a time (as DynamoDB makes each atomic), while the provider calls of the threads interleave freely."""
-    import threading
-
-    import botocore.client
-
-    lock = threading.RLock()
-    real = botocore.client.BaseClient._make_api_call
-
-    def one_at_a_time(self: Any, operation: str, params: Any) -> Any:
-        with lock:
-            return real(self, operation, params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", one_at_a_time)
-
-
 def test_qbo_the_hourly_message_delivered_twice_at_once_pulls_once_and_posts_each_day_once(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, moto_serialised: None
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
