@@ -113,6 +113,8 @@ class PulledSale(Model):
     lines: tuple[PulledLine, ...] = ()
     sale_ids: tuple[str, ...] = ()  # the sales a credit names (QBO LinkedTxn, Xero allocations)
     note: str = ""  # QBO PrivateNote, Xero Reference
+    created: datetime | None = None  # when it was entered in the provider (QBO MetaData.CreateTime)
+    first_read: datetime | None = None  # when a pull first stored it (None: stored before this was kept)
 
 
 class AccountingProvider(Protocol):

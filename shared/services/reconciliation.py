@@ -469,11 +469,13 @@ def _quantities(
     costed = margins.costed_ledger(organisation_id)
     ledger = costed.ledger
     company = session.tenant_id
-    starting = starting_store.starting_quantities(organisation_id, "qbo", company)
     adjusted, posted = starting_quantities.adjusted(organisation_id, company)
     tracking = sales_store.get_tracking(organisation_id, "qbo")
     start_date = tracking.start_date if tracking else None
     documents = list(starting_quantities.stored_documents(organisation_id).values())
+    starting = starting_quantities.starting_now(
+        starting_store.starting_quantities(organisation_id, "qbo", company), documents, start_date, company
+    )
     counted = starting_quantities.counted_out(documents, start_date, company, set(held))
     # the lines of credits whose units no lot took: matching no sale, written off or with no lot to cost them
     moved = {e.movement_id for e in ledger.entries()}
@@ -539,7 +541,8 @@ def _quantities(
         "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
         "A difference is explained by stock QuickBooks held before Partsemble (starting_quantity: its "
         "QtyOnHand read before Partsemble's first adjustment of the item, with the units of the sales "
-        "Partsemble had read by then added back), units sold with no stock recorded in Partsemble "
+        "Partsemble tracks that QuickBooks had entered by then added back), units sold with no stock "
+        "recorded in Partsemble "
         "(sold_without_stock: QuickBooks counts them out), units a build used that a sale pulled later and "
         "dated before it took first (built_without_stock: the build's adjustment counted them out), and "
         "units of credits Partsemble wrote off as not restockable (written_off_credits: QuickBooks puts a "

@@ -243,7 +243,7 @@ def pull_changes(
             resume=tracking.resume,
             held=lambda: _held(organisation_id),
         )
-        fresh = _changed(organisation_id, wanted, changes.records)
+        fresh = _changed(organisation_id, wanted, changes.records, now)
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
     except Exception as err:  # any failure frees the lease at once and is shown as the last pull's error
         reason = err.message if isinstance(err, ServiceError) else f"unexpected error ({type(err).__name__})"
@@ -343,9 +343,12 @@ class _Lease:
         self.renewed = at
 
 
-def _changed(organisation_id: str, provider: ProviderName, pulled: Iterable[PulledSale]) -> list[PulledSale]:
+def _changed(
+    organisation_id: str, provider: ProviderName, pulled: Iterable[PulledSale], now: datetime
+) -> list[PulledSale]:
     """The documents whose stored version this pull changes. A deletion keeps the document's last known
-    content (QBO sends only its id); Xero item codes become item ids, so a code changed later still maps."""
+    content (QBO sends only its id); Xero item codes become item ids, so a code changed later still maps. A
+    document keeps when a pull first stored it (``now`` for a new one)."""
     latest = {d.document_id: d for d in pulled}
     stored = {
         d.document_id: d
@@ -365,6 +368,7 @@ def _changed(organisation_id: str, provider: ProviderName, pulled: Iterable[Pull
             document = previous.model_copy(update={"status": "deleted", "version": document.version})
         elif codes:
             document = _with_item_ids(document, previous, codes)
+        document = document.model_copy(update={"first_read": previous.first_read if previous else now})
         if document != previous:
             fresh.append(document)
     return fresh

@@ -9,11 +9,14 @@ and gives a voided or deleted one's back): what QuickBooks held before them. The
 QuickBooks holds them at that moment: those the last pull read, updated by what changed since (read then),
 so a sale entered after the last pull is not taken for stock QuickBooks held before Partsemble; the
 quantities are read between two reads of those changes that agree, so one entered meanwhile is not either.
+The sales tracking of that moment is kept with it: when the tracked sales change later (tracking turned on,
+or the start date moved), the books check counts the sales QuickBooks had entered by then as they are
+tracked now (``starting_now``, by QuickBooks' entry time of each).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from http import HTTPStatus
@@ -27,9 +30,27 @@ from shared.providers.base import AccountingProvider, PulledSale, Session
 from shared.store import exports as export_store
 from shared.store import sales as sales_store
 from shared.store import starting_quantities as store
+from shared.store.starting_quantities import StartingQuantity
 
 # which way QuickBooks moves an item's quantity on hand for a sales document's units (out positive)
 OUT = {"invoice": 1, "sales_receipt": 1, "credit_note": -1}
+
+
+def counts(document: PulledSale, start_date: date | None, company: str) -> bool:
+    """Whether Partsemble counts ``document``'s units out of QuickBooks' stock: a sales document of
+    ``company`` dated from ``start_date``, not voided or deleted."""
+    return (
+        document.status == "active"
+        and not excluded_because(document.status, document.issued, start_date)
+        and of_company(document.tenant_id, company)
+    )
+
+
+def _units(document: PulledSale, items: Collection[str]) -> Iterator[tuple[str, Decimal]]:
+    """(item id, units out) of each of ``document``'s lines of ``items`` (a credit's units come back in)."""
+    for line in document.lines:
+        if (item := line.item_id) is not None and item in items and line.quantity:
+            yield item, OUT[document.kind] * line.quantity
 
 
 def counted_out(
@@ -40,16 +61,45 @@ def counted_out(
     back."""
     out: dict[str, Decimal] = {}
     for document in documents:
-        if (
-            document.status != "active"
-            or excluded_because(document.status, document.issued, start_date)
-            or not of_company(document.tenant_id, company)
-        ):
-            continue
-        for line in document.lines:
-            if (item := line.item_id) is not None and item in items and line.quantity:
-                out[item] = out.get(item, ZERO) + OUT[document.kind] * line.quantity
+        if counts(document, start_date, company):
+            for item, units in _units(document, items):
+                out[item] = out.get(item, ZERO) + units
     return out
+
+
+def _counted_then(document: PulledSale, start: StartingQuantity) -> bool:
+    """Whether ``start`` counted ``document`` (one QuickBooks held when it was read): the sales documents
+    stored then, dated from the start date of then, and all such when the company's sales were tracked."""
+    stored = document.first_read is None or document.first_read <= start.read_at
+    return (bool(start.tracked) or stored) and not excluded_because(
+        document.status, document.issued, start.tracked_from
+    )
+
+
+def starting_now(
+    starts: Mapping[str, StartingQuantity],
+    documents: Iterable[PulledSale],
+    start_date: date | None,
+    company: str,
+) -> dict[str, Decimal]:
+    """Item id -> its starting quantity as the sales tracked now (from ``start_date``) count them. A sale
+    QuickBooks had counted out when the quantity was read but Partsemble did not count then (tracking turned
+    on later, or an earlier start date) has its units added back; one counted then but not now (a later
+    start date) has them taken out again. A starting quantity recorded before the tracking of its moment was
+    kept, or a sale whose entry time QuickBooks did not give, is left as it is."""
+    starting = {item: start.quantity for item, start in starts.items()}
+    for document in documents:
+        created = document.created
+        if created is None or not (document.status == "active" and of_company(document.tenant_id, company)):
+            continue
+        now = counts(document, start_date, company)
+        for item, units in _units(document, starts):
+            start = starts[item]
+            if start.tracked is None or created > start.read_at:
+                continue  # recorded before its tracking was kept, or entered after the quantity was read
+            if now != _counted_then(document, start):
+                starting[item] += units if now else -units
+    return starting
 
 
 def stored_documents(organisation_id: str) -> dict[str, PulledSale]:
@@ -143,12 +193,19 @@ def note_starting(
     else:
         raise SalesMoving("sales documents kept changing in QuickBooks while stock was read; retrying later")
     stored.update((d.document_id, d) for d in then)
-    out = counted_out(stored.values(), tracking.start_date if tracking else None, company, missing)
+    start_date = tracking.start_date if tracking else None
+    out = counted_out(stored.values(), start_date, company, missing)
     for item_id in sorted(missing):
         quantity = held.get(item_id)
         if quantity is not None:  # None: QuickBooks doesn't track its quantity (it refuses the adjustment)
-            starting = quantity + out.get(item_id, ZERO)
-            store.put_starting_quantity(organisation_id, "qbo", company, item_id, starting, now.isoformat())
+            start = StartingQuantity(
+                item_id=item_id,
+                quantity=quantity + out.get(item_id, ZERO),
+                read_at=now,
+                tracked=tracked,
+                tracked_from=start_date,
+            )
+            store.put_starting_quantity(organisation_id, "qbo", company, start)
 
 
 def adjusted(organisation_id: str, company: str) -> tuple[set[str], dict[str, Decimal]]:

@@ -9,7 +9,7 @@ say."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ from tests.integration.test_probe_exactly_once import QBO_ADJUSTMENTS, adjusted,
 D = Decimal
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 TRACKING = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
+LATER = {**TRACKING, "start_date": "2026-11-05"}
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
@@ -366,12 +367,6 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
     assert sum(D(lot["quantity"]) for lot in (lots["lots"] if isinstance(lots, dict) else lots)) == 5, lots
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known gap (README, QBO inventory mode): the starting quantity is frozen with the sales "
-    "tracked when it was read; sales tracked later (tracking turned on, or an earlier start date) that "
-    "QuickBooks had counted out before it are left unexplained",
-)
 @pytest.mark.parametrize("before", ["tracking off", "a later start date"])
 def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, before: str
@@ -382,8 +377,7 @@ def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
     the first adjustment: the item is explained (sold without stock), not a discrepancy."""
     parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
     if before == "a later start date":
-        later = {**TRACKING, "start_date": "2026-11-05"}
-        ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=later))
+        ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=LATER))
     qbo_document(sandboxes, "Invoice", "EARLY-1", "2026-11-03", [("5", 3)])
     receipt(
         api,
@@ -394,6 +388,51 @@ def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))  # from 2 November
     items = assert_explained_and_once(api, aws, sandboxes, "the invoice tracked")
     assert (D(items["5"]["on_hand"]), D(items["5"]["sold_without_stock"])) == (10, 3), items["5"]
+
+
+def test_a_sale_no_longer_tracked_after_the_first_adjustment_is_not_a_discrepancy(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """The other way round: the invoice of 3 (3 November) is tracked when the first adjustment is posted, so
+    the starting quantity counts its units back; then the start date moves to 5 November. QuickBooks still
+    counts those 3 out, Partsemble no longer does: the starting quantity gives them up (stock QuickBooks had
+    sold before Partsemble), and nothing is unexplained."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))
+    qbo_document(sandboxes, "Invoice", "EARLY-1", "2026-11-03", [("5", 3)])
+    receipt(
+        api,
+        "2026-11-04T09:00:00-08:00",
+        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
+    )
+    before = assert_explained_and_once(api, aws, sandboxes, "first adjustment, the invoice tracked")["5"]
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=LATER))
+    after = assert_explained_and_once(api, aws, sandboxes, "the invoice no longer tracked")["5"]
+    assert D(after["starting_quantity"]) == D(before["starting_quantity"]) - 3, (before, after)
+    assert (D(after["on_hand"]), D(after["sold_without_stock"])) == (10, 0), after
+
+
+def test_a_sale_entered_after_the_first_adjustment_and_tracked_later_is_not_stock_of_its_own(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """An invoice of 3 dated 3 November but entered in QuickBooks only after the first adjustment, while
+    tracking starts on 5 November; then tracking moves to 2 November and the pull reads it. QuickBooks counted
+    it out after the starting quantity was read: the starting quantity stays as read (its units are not
+    QuickBooks' stock from before Partsemble), and the item is explained by the sale alone."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=LATER))
+    receipt(
+        api,
+        "2026-11-04T09:00:00-08:00",
+        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
+    )
+    before = assert_explained_and_once(api, aws, sandboxes, "first adjustment")["5"]
+    sandboxes.qbo.clock.set(datetime.now(UTC) + timedelta(minutes=1))  # entered after the quantity was read
+    qbo_document(sandboxes, "Invoice", "LATE-ENTRY-1", "2026-11-03", [("5", 3)])
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))
+    after = assert_explained_and_once(api, aws, sandboxes, "the invoice tracked")["5"]
+    assert D(after["starting_quantity"]) == D(before["starting_quantity"]), (before, after)
+    assert (D(after["on_hand"]), D(after["sold_without_stock"])) == (10, 3), after
 
 
 def test_a_xero_item_deleted_and_made_again_between_syncs_is_not_left_linked(

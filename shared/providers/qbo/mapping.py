@@ -36,7 +36,10 @@ def instant(record: dict[str, Any], stamp: str = "LastUpdatedTime") -> datetime 
     """When the record was last updated (or another ``MetaData`` stamp, e.g. ``CreateTime``), as an instant
     (None when QBO gave no stamp)."""
     text = str((record.get("MetaData") or {}).get(stamp) or "")
-    return datetime.fromisoformat(text) if text else None
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None  # not a time QBO writes: taken as no stamp
 
 
 def latest(stamps: list[str], since: str | None) -> str | None:

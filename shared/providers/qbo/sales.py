@@ -280,6 +280,7 @@ def sale(entity: str, record: dict[str, Any], realm_id: str) -> PulledSale:
             if link.get("TxnType") in SALE_LINKS and link.get("TxnId")
         ),
         note=note,
+        created=instant(record, "CreateTime"),
     )
 
 
