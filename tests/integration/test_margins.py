@@ -476,6 +476,41 @@ def test_a_credit_on_the_day_of_its_invoice_returns_the_units_that_invoice_took_
     assert [(lot, quantity) for lot, quantity, _ in lots_of(docs["SD-CM"]["lines"][0], lots)] == [("B", D(2))]
 
 
+def test_sales_of_one_day_take_stock_in_the_order_they_were_entered_in_quickbooks(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A sales receipt entered in the morning and an invoice entered in the afternoon, both dated 12
+    November: FIFO gives the first lot to the one entered first (QuickBooks' CreateTime), not to the one
+    whose id sorts first ("Invoice" before "SalesReceipt")."""
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20])
+    receive(api, [(name, sku["FG-WB-20"], "10", cost) for name, cost in (("A", "1.00"), ("B", "3.00"))])
+    customer = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Entry order"})["Id"]
+    for kind, number in (("SalesReceipt", "MORNING"), ("Invoice", "AFTERNOON")):
+        detail = {"ItemRef": {"value": BRACKET_20}, "Qty": 10, "UnitPrice": "4.00"}
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            kind,
+            {
+                "CustomerRef": {"value": customer},
+                "DocNumber": number,
+                "TxnDate": "2026-11-12",
+                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+            },
+        )
+        sandboxes.qbo.clock.advance(4 * 3600)
+    ok(
+        api.call(
+            "PUT", "/integrations/qbo/sales-tracking", json_body={"enabled": True, "start_date": "2026-11-12"}
+        )
+    )
+    api.pull_sales()
+
+    docs = by_number(ok(api.call("GET", "/margins?from=2026-11-12&to=2026-11-12")))
+    assert figures(docs["MORNING"]["figures"])[:2] == (D("40.00"), D("10.00"))  # lot A
+    assert figures(docs["AFTERNOON"]["figures"])[:2] == (D("40.00"), D("30.00"))  # lot B
+
+
 def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisation_time_zone(
     api: Api, sandboxes: Sandboxes
 ) -> None:
