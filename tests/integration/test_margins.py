@@ -441,6 +441,23 @@ def test_credits_matching_no_sale_reverse_revenue_say_where_units_went_and_keep_
     assert credit["issues"] == []
 
 
+def brackets_sold(
+    sandboxes: Sandboxes, kind: str, number: str, customer: str, quantity: int, price: str
+) -> None:
+    """A QBO sales document (or credit) of 12 November for ``quantity`` FG-WB-20 at ``price``."""
+    detail = {"ItemRef": {"value": BRACKET_20}, "Qty": quantity, "UnitPrice": price}
+    sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        kind,
+        {
+            "CustomerRef": {"value": customer},
+            "DocNumber": number,
+            "TxnDate": "2026-11-12",
+            "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+        },
+    )
+
+
 def test_a_credit_on_the_day_of_its_invoice_returns_the_units_that_invoice_took_last(
     api: Api, sandboxes: Sandboxes
 ) -> None:
@@ -451,17 +468,7 @@ def test_a_credit_on_the_day_of_its_invoice_returns_the_units_that_invoice_took_
     )
     customer = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Same day"})["Id"]
     for kind, number, quantity in (("Invoice", "SD-1", 12), ("CreditMemo", "SD-CM", 2)):  # one day
-        detail = {"ItemRef": {"value": BRACKET_20}, "Qty": quantity, "UnitPrice": "4.50"}
-        sandboxes.qbo.create_record(
-            DEMO_REALM_ID,
-            kind,
-            {
-                "CustomerRef": {"value": customer},
-                "DocNumber": number,
-                "TxnDate": "2026-11-12",
-                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
-            },
-        )
+        brackets_sold(sandboxes, kind, number, customer, quantity, "4.50")
     tracking = {"enabled": True, "start_date": "2026-11-12"}  # these two alone: none of the demo's sales
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
     api.pull_sales()
@@ -487,17 +494,7 @@ def test_sales_of_one_day_take_stock_in_the_order_they_were_entered_in_quickbook
     receive(api, [(name, sku["FG-WB-20"], "10", cost) for name, cost in (("A", "1.00"), ("B", "3.00"))])
     customer = sandboxes.qbo.create_record(DEMO_REALM_ID, "Customer", {"DisplayName": "Entry order"})["Id"]
     for kind, number in (("SalesReceipt", "MORNING"), ("Invoice", "AFTERNOON")):
-        detail = {"ItemRef": {"value": BRACKET_20}, "Qty": 10, "UnitPrice": "4.00"}
-        sandboxes.qbo.create_record(
-            DEMO_REALM_ID,
-            kind,
-            {
-                "CustomerRef": {"value": customer},
-                "DocNumber": number,
-                "TxnDate": "2026-11-12",
-                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
-            },
-        )
+        brackets_sold(sandboxes, kind, number, customer, 10, "4.00")
         sandboxes.qbo.clock.advance(4 * 3600)
     ok(
         api.call(

@@ -367,6 +367,15 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
     assert sum(D(lot["quantity"]) for lot in (lots["lots"] if isinstance(lots, dict) else lots)) == 5, lots
 
 
+def ten_brackets_received(api: Api, parts: dict[str, str]) -> None:
+    """A receipt of 10 Wall Brackets (item 5) on 4 November: the item's first adjustment."""
+    receipt(
+        api,
+        "2026-11-04T09:00:00-08:00",
+        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
+    )
+
+
 @pytest.mark.parametrize("before", ["tracking off", "a later start date"])
 def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, before: str
@@ -379,11 +388,7 @@ def test_sales_tracked_only_after_the_first_adjustment_are_not_a_discrepancy(
     if before == "a later start date":
         ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=LATER))
     qbo_document(sandboxes, "Invoice", "EARLY-1", "2026-11-03", [("5", 3)])
-    receipt(
-        api,
-        "2026-11-04T09:00:00-08:00",
-        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
-    )
+    ten_brackets_received(api, parts)
     assert_explained_and_once(api, aws, sandboxes, "first adjustment, the invoice not tracked")
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))  # from 2 November
     items = assert_explained_and_once(api, aws, sandboxes, "the invoice tracked")
@@ -400,11 +405,7 @@ def test_a_sale_no_longer_tracked_after_the_first_adjustment_is_not_a_discrepanc
     parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))
     qbo_document(sandboxes, "Invoice", "EARLY-1", "2026-11-03", [("5", 3)])
-    receipt(
-        api,
-        "2026-11-04T09:00:00-08:00",
-        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
-    )
+    ten_brackets_received(api, parts)
     before = assert_explained_and_once(api, aws, sandboxes, "first adjustment, the invoice tracked")["5"]
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=LATER))
     after = assert_explained_and_once(api, aws, sandboxes, "the invoice no longer tracked")["5"]
@@ -421,11 +422,7 @@ def test_a_sale_entered_after_the_first_adjustment_and_tracked_later_is_not_stoc
     QuickBooks' stock from before Partsemble), and the item is explained by the sale alone."""
     parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=LATER))
-    receipt(
-        api,
-        "2026-11-04T09:00:00-08:00",
-        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "2"}],
-    )
+    ten_brackets_received(api, parts)
     before = assert_explained_and_once(api, aws, sandboxes, "first adjustment")["5"]
     sandboxes.qbo.clock.set(datetime.now(UTC) + timedelta(minutes=1))  # entered after the quantity was read
     qbo_document(sandboxes, "Invoice", "LATE-ENTRY-1", "2026-11-03", [("5", 3)])
