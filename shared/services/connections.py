@@ -180,8 +180,6 @@ def complete_callback(
             unclaimed_for=UNCLAIMED_CONSENT_SECONDS,
         )
         if not waits:
-            if not store.claim_grant(grant_id):  # just stored: only an outage could have taken it
-                raise NotFound("the authorisation is no longer available; start the connection again")
             return _attach(organisation_id, wanted, grant_id, grant.tenants[0], switch=switch, now=now)
         token = oauth_state.issue(
             "CHOICE",
@@ -219,8 +217,6 @@ def choose_tenant(
         raise BadRequest("choose one of the organisations you authorised; start the connection again")
     # The unchosen organisations stay in the consent: Xero connections belong to the person, and another
     # Partsemble organisation of the same person may be using one of them.
-    if not store.claim_grant(pending["grant_id"]):
-        raise NotFound("the authorisation is no longer available; start the connection again")
     try:
         return _attach(
             pending["organisation_id"],
@@ -326,7 +322,8 @@ def _attach(
         if existing and same_company and existing.last_successful_sync_at is not None
         else {}
     )
-    store.put_connection(
+    # the consent is kept (no longer deleted by the TTL) in the write that makes it the connection's
+    written = store.put_connection(
         organisation_id,
         name,
         {
@@ -349,7 +346,10 @@ def _attach(
             # until the exports that waited for it are resumed (below, or the next connection check)
             "resume_pending": True,
         },
+        claims=grant_id,
     )
+    if not written:  # its TTL ran out (a choice made too late), or an outage took it
+        raise NotFound("the authorisation is no longer available; start the connection again")
     if switch_from:  # each step can be done again (``Product.with_company``)
         try:
             _switched(organisation_id, name, switch_from, tenant.tenant_id)

@@ -102,7 +102,7 @@ def store_grant(
     unclaimed_for: int | None = None,
 ) -> str:
     """Seals and stores a consent's tokens; ``unclaimed_for``: seconds after which they are deleted unless a
-    choice of organisation claims them (``store.claim_grant``)."""
+    connection claims them (``store.put_connection``)."""
     grant_id = str(uuid.uuid4())
     ctx = TokenContext(organisation_id=organisation_id, provider=provider_name, grant_id=grant_id)
     stamp = int(now.timestamp())

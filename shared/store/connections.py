@@ -14,7 +14,7 @@ from pydantic import Field
 from shared.aws import table
 from shared.domain.connections import ConnectionStatus, ProviderName
 from shared.model import Model
-from shared.store.dynamo import conditional, org_items, query_all, query_items, set_clause
+from shared.store.dynamo import conditional, org_items, query_all, query_items, set_clause, transact
 from shared.store.keys import (
     CONNECTION_PREFIX,
     CONNECTION_SHARDS,
@@ -108,22 +108,36 @@ def iter_connections(*, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
             yield from map(_keyed, items)
 
 
-def put_connection(organisation_id: str, provider: str, fields: dict[str, Any]) -> None:
-    """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``)."""
+def put_connection(
+    organisation_id: str, provider: str, fields: dict[str, Any], *, claims: str | None = None
+) -> bool:
+    """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``). With
+    ``claims``, a consent's grant id: in one transaction with keeping that consent (its TTL removed), so no
+    process that dies in between leaves a consent kept that no connection holds; False (nothing written)
+    when the consent is gone."""
     tenant_id = fields.get("tenant_id")
     if tenant_id:
         _list_under_tenant(organisation_id, provider, tenant_id)
-    table().put_item(
-        Item={
-            "pk": org_pk(organisation_id),
-            "sk": connection_sk(provider),
-            **connection_index(organisation_id, provider),
-            "organisation_id": organisation_id,
-            "provider": provider,
-            **fields,
-            "tenant_indexed": bool(tenant_id),
-        }
-    )
+    item = {
+        "pk": org_pk(organisation_id),
+        "sk": connection_sk(provider),
+        **connection_index(organisation_id, provider),
+        "organisation_id": organisation_id,
+        "provider": provider,
+        **fields,
+        "tenant_indexed": bool(tenant_id),
+    }
+    if claims is None:
+        table().put_item(Item=item)
+        return True
+    name = table().name
+    claim = {
+        "TableName": name,
+        "Key": {"pk": grant_pk(claims), "sk": GRANT_SK},
+        "UpdateExpression": "REMOVE expires_at",  # kept: no longer deleted by the TTL
+        "ConditionExpression": "attribute_exists(pk)",
+    }
+    return transact([{"Put": {"TableName": name, "Item": item}}, {"Update": claim}]) is None
 
 
 def _list_under_tenant(organisation_id: str, provider: str, tenant_id: str) -> None:
@@ -228,8 +242,9 @@ def put_grant(
     *,
     unclaimed_until: int | None = None,
 ) -> None:
-    """Stores a consent's sealed tokens; ``unclaimed_until``: deleted then (the table's TTL) unless
-    ``claim_grant`` keeps it first (a consent waiting for a person's choice of organisation)."""
+    """Stores a consent's sealed tokens; ``unclaimed_until``: deleted then (the table's TTL) unless the
+    connection's write claims it first (``put_connection``; a consent waiting for a person's choice of
+    organisation)."""
     table().put_item(
         Item={
             "pk": grant_pk(grant_id),
@@ -247,18 +262,6 @@ def put_grant(
         },
         ConditionExpression="attribute_not_exists(pk)",
     )
-
-
-def claim_grant(grant_id: str) -> bool:
-    """Keeps a consent a choice attached (no longer deleted by the TTL); False when it is gone."""
-    kept = conditional(
-        lambda: table().update_item(
-            Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-            UpdateExpression="REMOVE expires_at",
-            ConditionExpression="attribute_exists(pk)",
-        )
-    )
-    return kept is not None
 
 
 def get_grant(grant_id: str) -> GrantRow | None:

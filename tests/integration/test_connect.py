@@ -180,18 +180,30 @@ def test_a_reconnect_whose_write_fails_leaves_the_connection_working_on_its_cons
     assert sandboxes.qbo.call_count("POST", "/v2/oauth2/tokens/revoke") == revokes
 
 
+@pytest.mark.parametrize("dies_in", ["_refuse_if_other_provider_active", "put_connection"])
 def test_a_consent_stored_by_a_process_that_died_before_connecting_is_deleted_by_the_ttl(
-    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, dies_in: str
 ) -> None:
-    """Every new consent is stored to be deleted by the table's TTL until a connection claims it: one whose
-    process died before its connection was written holds no tokens for ever."""
+    """Every new consent is stored to be deleted by the table's TTL until a connection claims it, in the
+    connection's own write: one whose process died before its connection was written, at any step of
+    making it, holds no tokens for ever."""
+    from shared.services import connections as connection_service
     from shared.store import connections as connection_store
 
-    def died(grant_id: str) -> bool:
+    refuse = connection_service._refuse_if_other_provider_active
+    calls = []
+
+    def died(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        if dies_in == "_refuse_if_other_provider_active" and len(calls) == 1:
+            return refuse(*args, **kwargs)  # the connect's start: the callback's check is the one that dies
         raise SystemExit("the process died before the connection was written")
 
     with monkeypatch.context() as patch:
-        patch.setattr(connection_store, "claim_grant", died)
+        if dies_in == "put_connection":
+            patch.setattr(connection_store, "put_connection", died)
+        else:  # the first step of making the connection, once the consent is stored
+            patch.setattr(connection_service, dies_in, died)
         with pytest.raises(SystemExit):
             connect(api, sandboxes, "qbo")
     (left,) = _grants()
