@@ -117,7 +117,12 @@ def match_credit(
     that matches no sale)."""
     known = {s.sale.document_id: s for s in sales}
     wanted = {line.product_id for line in credit.lines if line.product_id}
-    earlier = [s for s in sales if s.customer_id == customer_id and s.sale.at <= credit.at]
+    # entered before the credit (of a day's documents, by entry order: ``entry_order``)
+    earlier = [
+        s
+        for s in sales
+        if s.customer_id == customer_id and (s.sale.at, s.sale.seq) <= (credit.at, credit.seq)
+    ]
     named_known = [known[i] for i in named if i in known]
     chosen = named_known[0] if named_known else None
     note = ""

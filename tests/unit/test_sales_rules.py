@@ -13,6 +13,7 @@ from shared.domain.catalog import Product
 from shared.domain.costing import SaleDocument, SaleLine
 from shared.domain.sales import (
     KnownSale,
+    entry_order,
     excluded_because,
     kit_lines,
     match_credit,
@@ -145,6 +146,27 @@ def test_an_unnamed_credit_returns_to_the_customers_latest_sale_holding_all_its_
     match = match_credit(credit, "c1", [], sales)
     assert match.sale_id == "S1"
     assert match.note == "the credit names no sale; its goods return to the lots of 1001"
+
+
+def test_an_unnamed_credit_returns_to_a_sale_of_its_day_entered_before_it_not_after() -> None:
+    """Of one day's documents, entered in this order: S1, the credit, S2 (``entry_order``). The credit
+    returns what S1 took: S2 had taken nothing yet when the credit was entered."""
+    day = at(5)
+    entered = [datetime(2026, 3, 9, hour, tzinfo=UTC) for hour in (9, 10, 11)]
+    s1, credit, s2 = (
+        document(name, day, ["a"], kind).model_copy(update={"seq": entry_order(kind, when)})
+        for name, kind, when in zip(
+            ("S1", "C1", "S2"), ("invoice", "credit_note", "invoice"), entered, strict=True
+        )
+    )
+    sales = [KnownSale(s1, "c1", "1001"), KnownSale(s2, "c1", "1002")]
+    assert match_credit(credit, "c1", [], sales).sale_id == "S1"
+    # without entry times (Xero), a day's sales come before its credits: the latest of them
+    plain = [KnownSale(document(n, day, ["a"]), "c1", n) for n in ("S1", "S2")]
+    late = document("C1", day, ["a"], "credit_note").model_copy(
+        update={"seq": entry_order("credit_note", None)}
+    )
+    assert match_credit(late, "c1", [], plain).sale_id == "S2"
 
 
 def test_an_unnamed_credit_falls_back_to_the_latest_sale_with_any_of_its_products() -> None:
