@@ -11,6 +11,7 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ FAKE_AWS_ENV = {
     "AWS_REGION": REGION,
 }
 Handler = Callable[[dict[str, Any], Any], Any]
+Clients = Callable[[str], Any]  # a boto3 client by service name
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,10 @@ def _parameters(template: dict[str, Any], overrides: dict[str, str]) -> dict[str
     return values
 
 
-def _create_key(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
-    kms = boto3.client("kms")
+def _create_key(
+    resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str, aws: Clients
+) -> None:
+    kms = aws("kms")
     key = kms.create_key(
         Description=props.get("Description", logical), Policy=json.dumps(props["KeyPolicy"])
     )["KeyMetadata"]
@@ -98,8 +102,10 @@ def _create_key(resolver: Resolver, logical: str, props: dict[str, Any], stack_n
     resolver.attributes[logical] = {"Ref": key["KeyId"], "Arn": key["Arn"], "KeyId": key["KeyId"]}
 
 
-def _create_queue(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
-    sqs = boto3.client("sqs")
+def _create_queue(
+    resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str, aws: Clients
+) -> None:
+    sqs = aws("sqs")
     attributes = {
         k: str(v)
         for k, v in props.items()
@@ -120,8 +126,10 @@ def _create_queue(resolver: Resolver, logical: str, props: dict[str, Any], stack
     resolver.attributes[logical] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
 
 
-def _create_table(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
-    dynamodb = boto3.client("dynamodb")
+def _create_table(
+    resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str, aws: Clients
+) -> None:
+    dynamodb = aws("dynamodb")
     name = f"{stack_name}-{logical}"
     kwargs: dict[str, Any] = {
         key: props[key]
@@ -149,8 +157,10 @@ def _create_table(resolver: Resolver, logical: str, props: dict[str, Any], stack
     resolver.attributes[logical] = {"Ref": name, "Arn": arn}
 
 
-def _create_secret(resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str) -> None:
-    secrets = boto3.client("secretsmanager")
+def _create_secret(
+    resolver: Resolver, logical: str, props: dict[str, Any], stack_name: str, aws: Clients
+) -> None:
+    secrets = aws("secretsmanager")
     value = props.get("SecretString")
     if value is None:  # GenerateSecretString: a random value, as CloudFormation makes at deploy
         generate = props.get("GenerateSecretString", {})
@@ -263,9 +273,10 @@ def create_from_template(
         },
     )
     resources = template["Resources"]
+    aws = cache(boto3.client)  # one client a service for this stack (each costs botocore a model's set-up)
     for logical in _creation_order(resources):
         props = resolver.resolve(resources[logical].get("Properties", {}))
-        _CREATORS[resources[logical]["Type"]](resolver, logical, props, stack_name)
+        _CREATORS[resources[logical]["Type"]](resolver, logical, props, stack_name, aws)
     return LocalStack(
         template, resolver, _function_specs(template), _function_environment(template, resolver)
     )

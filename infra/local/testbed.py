@@ -18,6 +18,7 @@ from moto import mock_aws
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.models import botocore_stubber
 
+from infra.local.moto_speed import set_up_once
 from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
 from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.xero import XeroSandbox
@@ -88,8 +89,14 @@ def one_request_at_a_time() -> Iterator[None]:
 @contextmanager
 def moto_stack(parameters: dict[str, str] = PARAMETERS) -> Iterator[LocalStack]:
     """moto with every resource of template.yaml, and the functions' environment set from it; its
-    requests are handled one at a time (atomic, as AWS's are)."""
-    with environment(FAKE_AWS_ENV, drop=("AWS_ENDPOINT_URL",)), mock_aws(), one_request_at_a_time():
+    requests are handled one at a time (atomic, as AWS's are), and what each stack's set-up repeated is done
+    once (``infra.local.moto_speed``)."""
+    with (
+        environment(FAKE_AWS_ENV, drop=("AWS_ENDPOINT_URL",)),
+        set_up_once(),
+        mock_aws(),
+        one_request_at_a_time(),
+    ):
         clear_cached_clients()
         stack = create_from_template(parameters)
         with environment(stack.environment):
