@@ -683,11 +683,11 @@ def test_a_csv_header_of_200000_columns_is_refused_at_once() -> None:
     content = (",".join(["SKU", "Name", *(f"c{n}" for n in range(200_000))]) + "\nA-1,Widget\n").encode()
     assert len(content) < MAX_FILE_BYTES
 
-    began = time.monotonic()
+    began = time.process_time()  # CPU time: the machine's load does not count
     with pytest.raises(FileTooCostly) as refused:
         summary_of(content)
 
-    assert time.monotonic() - began < 2.0  # it took minutes, checking each column against a list
+    assert time.process_time() - began < 2.0  # it took minutes, checking each column against a list
     assert str(refused.value) == (
         f"Row 1 names more than {MAX_COLUMNS:,} columns; a product file needs at most 8. "
         "Delete the columns Partsemble does not use, or save only the product columns as CSV UTF-8."
@@ -712,25 +712,24 @@ def test_an_xlsx_header_over_the_column_cap_is_refused() -> None:
         summary_of(content)
 
 
-def test_an_xlsx_header_of_40000_cells_without_references_is_refused_at_once() -> None:
+def test_an_xlsx_header_of_40000_cells_without_references_is_refused_by_the_column_cap() -> None:
+    """Refused for its width (the column cap), not after the reading budget's seconds: how fast is measured
+    in bench_import, not asserted here against the wall clock."""
     cells = "".join(f'<c t="inlineStr"><is><t>c{n}</t></is></c>' for n in range(40_000))
     content = handmade_xlsx(f'<row r="1">{text_cell("A1", "SKU")}{text_cell("B1", "Name")}{cells}</row>')
 
-    began = time.monotonic()
     with pytest.raises(FileTooCostly, match="names more than"):
         summary_of(content)
-
-    assert time.monotonic() - began < 2.0
 
 
 def test_a_header_or_type_cell_of_100000_open_brackets_reads_at_once() -> None:
     brackets = "(" * 100_000  # stripping bracketed notes searched on from every "(": ~50 s for this cell
     content = f"SKU,Name,Type,{brackets}\nA-1,Widget,{brackets}\n".encode()
 
-    began = time.monotonic()
+    began = time.process_time()  # CPU time: the machine's load does not count
     summary = summary_of(content)
 
-    assert time.monotonic() - began < 2.0
+    assert time.process_time() - began < 2.0
     [detail] = summary.details
     assert detail.errors[0].column == "Type"
     assert detail.errors[0].problem.startswith("unknown type '" + "(" * (MAX_SHOWN_TEXT - 1) + "\u2026'; ")
