@@ -873,6 +873,11 @@ def _parse_amount(value: object, decimal_comma: bool) -> Decimal | None:
         amount = _number(text, decimal_comma)
     if not amount.is_finite():  # NaN compares with nothing, infinity is no amount
         raise _CellProblem(f"not a number: {_quoted(_text(value) or str(amount))}")
+    # sign and size first: rounding 30 digits to 4 places would pass the context's 28-digit precision
+    if amount < 0:
+        raise _CellProblem(f"negative ({_shortened(str(amount))}); it must be 0 or more")
+    if amount >= MAX_AMOUNT:
+        raise _CellProblem(f"{_shortened(str(amount))} is too large; it must be below {MAX_AMOUNT:,}")
     exponent = amount.as_tuple().exponent
     places = -exponent if isinstance(exponent, int) else 0
     if places > MAX_DECIMAL_PLACES:
@@ -883,10 +888,6 @@ def _parse_amount(value: object, decimal_comma: bool) -> Decimal | None:
                 f"at most {MAX_DECIMAL_PLACES} are allowed (round it in the file)"
             )
         amount = rounded
-    if amount < 0:
-        raise _CellProblem(f"negative ({_shortened(str(amount))}); it must be 0 or more")
-    if amount >= MAX_AMOUNT:
-        raise _CellProblem(f"{_shortened(str(amount))} is too large; it must be below {MAX_AMOUNT:,}")
     return amount
 
 

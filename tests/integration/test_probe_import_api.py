@@ -1,0 +1,49 @@
+"""Probe: product files and API requests a hostile or careless client sends, through the local gateway
+against moto: each is answered with a clear 4xx or a row error, never a 500, and the catalog holds what
+the file said, once."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+
+def _import(api: Api, content: bytes, mode: str = "dry_run", organisation: str = "org-a") -> Any:
+    return api.call(
+        "POST",
+        f"/products/import?mode={mode}",
+        organisation=organisation,
+        json_body={"filename": "products.csv", "content_base64": base64.b64encode(content).decode()},
+    )
+
+
+def _ok(answer: Any) -> Any:
+    assert answer.status == 200, answer.body
+    return answer.json()
+
+
+# ---- amounts ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cost", "problem"),
+    [
+        ("123456789012345678901234567890.12345", "is too large; it must be below 1,000,000,000"),
+        ("-123456789012345678901234567890.12345", "it must be 0 or more"),
+        ("99999999999999999999999999.99999", "is too large; it must be below 1,000,000,000"),
+    ],
+)
+def test_a_huge_cost_with_many_decimal_places_is_a_row_error_not_a_500(
+    api: Api, cost: str, problem: str
+) -> None:
+    content = f"SKU,Name,Unit cost\nBIG-1,Huge,{cost}\nOK-1,Fine,1.25\n".encode()
+
+    for mode in ("dry_run", "apply"):
+        result = _ok(_import(api, content, mode))
+        assert (result["error_count"], result["valid_count"]) == (1, 1)
+        [detail] = result["details"]
+        assert detail["row"] == 2 and detail["errors"][0]["column"] == "Unit cost"
+        assert problem in detail["errors"][0]["problem"]
+    assert [p["sku"] for p in _ok(api.call("GET", "/products"))] == ["OK-1"]
