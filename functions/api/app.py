@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -298,6 +298,13 @@ def _refusals(method: str, path: str) -> dict[int, str]:
     return found
 
 
+# An id in a path is one the service could have stored (bodies.RecordId, bodies.ProductId; an export's is
+# "PS-" and 16 hex digits), refused (400) before it reaches a DynamoDB key, whose sort key holds at most
+# 1,024 bytes: an Idempotency-Key's item holds the path too.
+RecordIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+ProductIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+
+
 class Caller(Model):
     organisation_id: str
 
@@ -492,7 +499,7 @@ def receipts() -> list[inventory.ReceiptView]:
 
 
 @app.get("/receipts/<receipt_id>")
-def receipt(receipt_id: str) -> inventory.ReceiptView:
+def receipt(receipt_id: RecordIdPath) -> inventory.ReceiptView:
     return inventory.get_receipt(caller_organisation(app), receipt_id)
 
 
@@ -508,12 +515,12 @@ def builds() -> list[inventory.BuildView]:
 
 
 @app.get("/builds/<build_id>")
-def build(build_id: str) -> inventory.BuildView:
+def build(build_id: RecordIdPath) -> inventory.BuildView:
     return inventory.get_build(caller_organisation(app), build_id)
 
 
 @app.get("/products/<product_id>/lots")
-def product_lots(product_id: str) -> inventory.ProductLots:
+def product_lots(product_id: ProductIdPath) -> inventory.ProductLots:
     return inventory.product_lots(caller_organisation(app), product_id)
 
 
@@ -524,7 +531,7 @@ def list_exports() -> list[exports.ExportView]:
 
 @app.post("/exports/<export_id>/retry", middlewares=[idempotent])
 def retry_export(
-    export_id: str,
+    export_id: RecordIdPath,
     post_on: Annotated[
         date | None,
         Query(

@@ -47,3 +47,31 @@ def test_a_huge_cost_with_many_decimal_places_is_a_row_error_not_a_500(
         assert detail["row"] == 2 and detail["errors"][0]["column"] == "Unit cost"
         assert problem in detail["errors"][0]["problem"]
     assert [p["sku"] for p in _ok(api.call("GET", "/products"))] == ["OK-1"]
+
+
+# ---- path parameters ---------------------------------------------------------------------------------------
+# DynamoDB refuses a sort key over 1,024 bytes (moto does on writes): an id in a path is bounded before it
+# reaches a key, and an Idempotency-Key's record holds the path
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("POST", "/exports/{id}/retry", "export_id"),
+        ("GET", "/receipts/{id}", "receipt_id"),
+        ("GET", "/builds/{id}", "build_id"),
+        ("GET", "/products/{id}/lots", "product_id"),
+    ],
+)
+@pytest.mark.parametrize("given", ["a" * 1100, "%C3%A9" * 200])
+def test_an_id_in_a_path_longer_than_any_id_is_a_400_naming_it_not_a_500(
+    api: Api, method: str, path: str, field: str, given: str
+) -> None:
+    answer = api.call(method, path.format(id=given), headers={"Idempotency-Key": "retry-1"})
+
+    assert answer.status == 400, answer.body
+    assert answer.json()["details"][0]["field"] == f"path.{field}"
+
+
+def test_a_retry_of_a_well_formed_export_id_with_a_key_still_answers_404(api: Api) -> None:
+    answer = api.call("POST", "/exports/PS-0123456789ABCDEF/retry", headers={"Idempotency-Key": "k" * 255})
+
+    assert answer.status == 404 and answer.json()["error"] == "NotFound"
