@@ -300,9 +300,10 @@ def _refusals(method: str, path: str) -> dict[int, str]:
 
 # An id in a path is one the service could have stored (bodies.RecordId, bodies.ProductId; an export's is
 # "PS-" and 16 hex digits), refused (400) before it reaches a DynamoDB key, whose sort key holds at most
-# 1,024 bytes: an Idempotency-Key's item holds the path too.
+# 1,024 bytes: an Idempotency-Key's item holds the path too (a provider's name there as well).
 RecordIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 ProductIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+ProviderPath = Annotated[str, Path(max_length=16)]  # qbo, xero: longer is refused before the key is claimed
 
 
 class Caller(Model):
@@ -380,7 +381,7 @@ def accounts(provider: str) -> list[catalog_models.Account]:
 
 
 @app.post("/integrations/<provider>/suppliers", middlewares=[idempotent])
-def create_supplier(provider: str, request: bodies.SupplierRequest) -> catalog.SupplierCreated:
+def create_supplier(provider: ProviderPath, request: bodies.SupplierRequest) -> catalog.SupplierCreated:
     return catalog.create_supplier(caller_organisation(app), provider, request)
 
 

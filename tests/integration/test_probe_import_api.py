@@ -71,6 +71,22 @@ def test_an_id_in_a_path_longer_than_any_id_is_a_400_naming_it_not_a_500(
     assert answer.json()["details"][0]["field"] == f"path.{field}"
 
 
+def test_a_supplier_for_a_provider_name_longer_than_any_is_a_400_not_a_500(api: Api) -> None:
+    answer = api.call(
+        "POST",
+        "/integrations/" + "q" * 1100 + "/suppliers",
+        json_body={"name": "Harbour Fabrication"},
+        headers={"Idempotency-Key": "supplier-1"},
+    )
+
+    assert answer.status == 400, answer.body
+    assert answer.json()["details"][0]["field"] == "path.provider"
+    unknown = api.call(
+        "POST", "/integrations/sage/suppliers", json_body={"name": "x"}, headers={"Idempotency-Key": "s-2"}
+    )
+    assert unknown.status == 404 and unknown.json()["error"] == "UnknownProvider"
+
+
 def test_a_retry_of_a_well_formed_export_id_with_a_key_still_answers_404(api: Api) -> None:
     answer = api.call("POST", "/exports/PS-0123456789ABCDEF/retry", headers={"Idempotency-Key": "k" * 255})
 
