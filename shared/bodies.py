@@ -199,7 +199,9 @@ class ConnectRequest(Model):
 class ImportRequest(Model):
     model_config = ConfigDict(extra="forbid")
     provider: ProviderName
-    item_ids: list[str] = Field(min_length=1, max_length=1000)
+    # an item id is read as a DynamoDB key, which DynamoDB refuses past 1,024 bytes (QBO's ids are numbers,
+    # Xero's are GUIDs)
+    item_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(min_length=1, max_length=1000)
 
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")  # one @, a dotted domain, no spaces

@@ -87,6 +87,15 @@ def test_a_supplier_for_a_provider_name_longer_than_any_is_a_400_not_a_500(api: 
     assert unknown.status == 404 and unknown.json()["error"] == "UnknownProvider"
 
 
+def test_an_item_id_longer_than_any_provider_writes_is_a_400_naming_it(api: Api) -> None:
+    request = {"provider": "xero", "item_ids": ["5", "\u00e9" * 400]}
+
+    answer = api.call("POST", "/products/import-from-provider", json_body=request)
+
+    assert answer.status == 400, answer.body
+    assert answer.json()["details"][0]["field"] == "item_ids.1"
+
+
 def test_a_retry_of_a_well_formed_export_id_with_a_key_still_answers_404(api: Api) -> None:
     answer = api.call("POST", "/exports/PS-0123456789ABCDEF/retry", headers={"Idempotency-Key": "k" * 255})
 
