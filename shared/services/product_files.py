@@ -59,6 +59,17 @@ def memory_growth_probe() -> Callable[[], int] | None:
     return lambda: (resident_bytes() or start) - start
 
 
+_PRODUCT_IDS = uuid.UUID("5f0c7e52-3b8e-4f4e-9a55-0d3f2c1b7a64")  # the namespace of imported products' ids
+
+
+def _new_product_id(organisation_id: str, key: str) -> str:
+    """The id a file import gives the product it makes for a normalised SKU: the same for every apply, so two
+    applies of one file at once (a double click, a client's retry of an apply still running), each finding
+    the SKU new, write one product rather than two. A product's SKU never changes its normalised key, so no
+    other product holds this id."""
+    return str(uuid.uuid5(_PRODUCT_IDS, f"{organisation_id}\n{key}"))
+
+
 def _write(organisation_id: str, rows: list[ProductRow], index: CatalogIndex) -> list[RowOutcome]:
     """Writes a chunk of valid rows; each row's outcome is what was done (re-checked on the full product)."""
     outcomes = index.outcomes(rows)
@@ -80,7 +91,8 @@ def _write(organisation_id: str, rows: list[ProductRow], index: CatalogIndex) ->
             # a new SKU, a product deleted (or given another SKU) since the index was read, or one whose
             # SKU's hash the row's shares (CatalogIndex: odds below 10^-10)
             outcomes[number] = RowOutcome.CREATED
-            to_write.append(merged(row, Product(product_id=str(uuid.uuid4()), sku=row.sku, name=row.name)))
+            product_id = _new_product_id(organisation_id, row.key)
+            to_write.append(merged(row, Product(product_id=product_id, sku=row.sku, name=row.name)))
             continue
         product = merged(row, existing)
         if product == existing:  # changed to these values since the index was read

@@ -5,10 +5,14 @@ the file said, once."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
+from shared.domain.catalog import Product
+from shared.services import product_files
+from shared.store import catalog as store
 from tests.conftest import Api
 
 
@@ -47,6 +51,32 @@ def test_a_huge_cost_with_many_decimal_places_is_a_row_error_not_a_500(
         assert detail["row"] == 2 and detail["errors"][0]["column"] == "Unit cost"
         assert problem in detail["errors"][0]["problem"]
     assert [p["sku"] for p in _ok(api.call("GET", "/products"))] == ["OK-1"]
+
+
+# ---- applying the same file twice at once --------------------------------------------------------------
+def test_two_applies_of_one_file_at_once_make_each_product_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A double click, or a client's retry of an apply still running (in a second Lambda container: the
+    service called as its handler would): it reads the catalog before the first apply has written."""
+    content = b"SKU,Name,Unit cost\nBR-20,Bracket,1.25\nPL-1,Plate,3.10\n"
+    put_products = store.put_products
+    monkeypatch.setattr(store, "put_products", put_products)  # put back, whatever a test fails on
+    second: list[product_files.FileImportResult] = []
+
+    def second_apply_between_read_and_write(organisation_id: str, values: Iterable[Product]) -> None:
+        # the first apply has read the catalog and is about to write its first chunk
+        monkeypatch.setattr(store, "put_products", put_products)
+        second.append(product_files.import_file(organisation_id, content, "apply"))
+        put_products(organisation_id, values)
+
+    monkeypatch.setattr(store, "put_products", second_apply_between_read_and_write)
+
+    first = _ok(_import(api, content, "apply"))
+
+    assert second[0].created == 2 and first["created"] + first["updated"] + first["unchanged"] == 2
+    products = _ok(api.call("GET", "/products"))
+    assert sorted(p["sku"] for p in products) == ["BR-20", "PL-1"]
 
 
 # ---- path parameters ---------------------------------------------------------------------------------------
