@@ -92,16 +92,16 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     products = store.products(organisation_id)
     matching = match_items(wanted, known.values(), products)
     new_links = [m for m in matching.matches if m.by == "sku"]
-    by_id = {p.product_id: p for p in products}
     store.put_provider_items(organisation_id, fresh)
     store.delete_provider_items(organisation_id, wanted, gone)
+    # each link is added to the product as it is now, not as read before the items were written: a whole
+    # product is written back, and a file import may have changed it meanwhile
+    linking = {m.product_id: m.item_id for m in new_links}
     store.put_products(
         organisation_id,
         (
-            by_id[m.product_id].model_copy(
-                update={"provider_links": {**by_id[m.product_id].provider_links, wanted: m.item_id}}
-            )
-            for m in new_links
+            p.model_copy(update={"provider_links": {**p.provider_links, wanted: linking[p.product_id]}})
+            for p in store.get_products(organisation_id, linking)
         ),
     )
     if changes.cursor and changes.cursor != cursor:

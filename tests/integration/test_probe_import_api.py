@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from shared.domain.catalog import Product
+from infra.sandboxes.qbo_demo import BRACKET_20
+from shared.domain.catalog import Product, ProviderItem
 from shared.services import product_files
 from shared.store import catalog as store
-from tests.conftest import Api
+from tests.conftest import Api, Sandboxes
+from tests.integration.connect_flow import connect
 
 
 def _import(api: Api, content: bytes, mode: str = "dry_run", organisation: str = "org-a") -> Any:
@@ -77,6 +79,35 @@ def test_two_applies_of_one_file_at_once_make_each_product_once(
     assert second[0].created == 2 and first["created"] + first["updated"] + first["unchanged"] == 2
     products = _ok(api.call("GET", "/products"))
     assert sorted(p["sku"] for p in products) == ["BR-20", "PL-1"]
+
+
+# ---- an import while an item sync runs ---------------------------------------------------------------------
+@pytest.mark.usefixtures("no_real_sleep")
+def test_an_import_applied_while_an_item_sync_links_its_product_keeps_both(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo")
+    _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20,1.00\n", "apply"))
+    put_provider_items = store.put_provider_items
+    monkeypatch.setattr(store, "put_provider_items", put_provider_items)
+    applied: list[product_files.FileImportResult] = []
+
+    def import_between_read_and_write(organisation_id: str, values: Iterable[ProviderItem]) -> None:
+        # the sync has read the products it links, and writes the items first
+        monkeypatch.setattr(store, "put_provider_items", put_provider_items)
+        new_cost = b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20 mm,2.50\n"
+        applied.append(product_files.import_file(organisation_id, new_cost, "apply"))
+        put_provider_items(organisation_id, values)
+
+    monkeypatch.setattr(store, "put_provider_items", import_between_read_and_write)
+
+    synced = _ok(api.call("POST", "/integrations/qbo/sync/items"))
+
+    assert applied[0].updated == 1
+    assert [m["item_id"] for m in synced["matched"] if m["by"] == "sku"] == [BRACKET_20]
+    [product] = _ok(api.call("GET", "/products"))
+    assert product["provider_links"] == {"qbo": BRACKET_20}
+    assert (product["name"], product["unit_cost"]) == ("Bracket 20 mm", "2.50")
 
 
 # ---- path parameters ---------------------------------------------------------------------------------------
