@@ -7,7 +7,8 @@ commands (DDE) or send the sheet's data to a web address. So:
 
 - CSV: such a text cell gets a leading ``'``, which Excel, LibreOffice and Google Sheets show as text and
   do not evaluate (OWASP's CSV injection advice). Numbers are written as numbers, untouched.
-- XLSX: every text cell is written as a string cell, never a formula cell, and keeps its exact text.
+- XLSX: every text cell is written as a string cell, never a formula cell, and keeps its text, but for the
+  control characters XML cannot hold (openpyxl refuses them), each written as U+FFFD.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def csv_bytes(rows: Iterable[Sequence[Any]]) -> bytes:
 def xlsx_bytes(rows: Iterable[Sequence[Any]], sheet_title: str) -> bytes:
     from openpyxl import Workbook  # on first use: only an XLSX download needs it
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(sheet_title)
@@ -52,7 +54,7 @@ def xlsx_bytes(rows: Iterable[Sequence[Any]], sheet_title: str) -> bytes:
         cells: list[Any] = []
         for value in row:
             if isinstance(value, str):
-                cell = WriteOnlyCell(sheet, value=value)
+                cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
                 cell.data_type = "s"  # openpyxl makes text starting with "=" a formula: keep it text
                 cells.append(cell)
             else:

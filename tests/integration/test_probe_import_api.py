@@ -5,10 +5,12 @@ the file said, once."""
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 
 from infra.sandboxes.qbo_demo import BRACKET_20
 from shared.domain.catalog import Product, ProviderItem
@@ -108,6 +110,40 @@ def test_an_import_applied_while_an_item_sync_links_its_product_keeps_both(
     [product] = _ok(api.call("GET", "/products"))
     assert product["provider_links"] == {"qbo": BRACKET_20}
     assert (product["name"], product["unit_cost"]) == ("Bracket 20 mm", "2.50")
+
+
+# ---- what an import stored, downloaded again -----------------------------------------------------------
+@pytest.mark.usefixtures("no_real_sleep")
+def test_a_name_imported_with_a_control_character_still_downloads_in_the_margins_workbook(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A CSV saved by an old system (a stray \\x01 or vertical tab in a name) imports; the margins workbook
+    naming the product must still download: XML, and so XLSX, cannot hold those characters."""
+    connect(api, sandboxes, "qbo")
+    _ok(api.call("POST", "/integrations/qbo/sync/items"))
+    _ok(
+        api.call(
+            "POST", "/products/import-from-provider", json_body={"provider": "qbo", "item_ids": [BRACKET_20]}
+        )
+    )
+    renamed = _ok(_import(api, b"SKU,Name\nFG-WB-20,Wall\x01bracket\x0b20\n", "apply"))
+    assert renamed["updated"] == 1
+    [product] = _ok(api.call("GET", "/products"))
+    receipt = {
+        "received_at": "2026-07-01T09:00:00Z",
+        "lines": [{"product_id": product["product_id"], "quantity": "500", "unit_cost": "1.90"}],
+    }
+    assert api.call("POST", "/receipts", json_body=receipt).status == 201
+    tracking = {"enabled": True, "start_date": "2026-08-01"}
+    _ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=tracking))
+    api.pull_sales()
+
+    response = api.call("GET", "/margins/export?group=product&format=xlsx")
+
+    assert response.status == 200, response.body
+    sheet = load_workbook(io.BytesIO(response.body), read_only=True).worksheets[0]
+    labels = [row[0] for row in sheet.iter_rows(values_only=True)]
+    assert "FG-WB-20 Wall\ufffdbracket\ufffd20" in labels
 
 
 # ---- path parameters ---------------------------------------------------------------------------------------
