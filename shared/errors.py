@@ -31,6 +31,14 @@ class BadRequest(ServiceError):
     http_status = HTTPStatus.BAD_REQUEST
 
 
+class ImportInterrupted(ServiceError):
+    """A dependency failed while an apply was writing a product file: some products were written (a
+    re-apply of the same file writes the rest and leaves those alone)."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
 class InvalidFields(BadRequest):
     """Input refused field by field; ``fields`` says which field and why, for showing next to each."""
 

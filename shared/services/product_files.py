@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Callable
 from typing import Literal
 
+from shared.aws import is_outage
 from shared.domain.catalog import Product, sku_key
 from shared.domain.product_changes import CatalogIndex, merged
 from shared.domain.product_import import HostileFile, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
-from shared.errors import InvalidFields
+from shared.errors import ImportInterrupted, InvalidFields
 from shared.store import catalog as store
 
 Mode = Literal["dry_run", "apply"]
@@ -34,12 +35,27 @@ def import_file(organisation_id: str, content: bytes, mode: Mode) -> FileImportR
     except HostileFile as refused:
         raise InvalidFields(f"file: {refused}", [{"field": "file", "problem": str(refused)}]) from None
     if mode == "apply" and not summary.file_errors:
-        summary = summarise_file(
+        summary = _apply(organisation_id, content, index)
+    return FileImportResult(mode=mode, **dict(summary))
+
+
+def _apply(organisation_id: str, content: bytes, index: CatalogIndex) -> ImportSummary:
+    """The writing pass. A dependency's outage part way answers 503 as any outage does, but not saying that
+    nothing was changed: what was written stays, and applying the file again writes the rest."""
+    try:
+        return summarise_file(
             content,
             lambda rows: _write(organisation_id, rows, index),
             budget=ReadBudget(seconds=float("inf")),
         )
-    return FileImportResult(mode=mode, **dict(summary))
+    except Exception as error:
+        if not is_outage(error):
+            raise
+        raise ImportInterrupted(
+            "The import stopped part way, after writing some of the file's products: a service Partsemble "
+            "depends on is busy or unavailable. Nothing is lost: apply the same file again shortly to "
+            "finish it (the products already written are left as they are)."
+        ) from error
 
 
 def resident_bytes() -> int | None:

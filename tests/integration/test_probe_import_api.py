@@ -10,9 +10,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from openpyxl import load_workbook
 
 from infra.sandboxes.qbo_demo import BRACKET_20
+from shared import aws as shared_aws
 from shared.domain.catalog import Product, ProviderItem
 from shared.services import product_files
 from shared.store import catalog as store
@@ -81,6 +83,35 @@ def test_two_applies_of_one_file_at_once_make_each_product_once(
     assert second[0].created == 2 and first["created"] + first["updated"] + first["unchanged"] == 2
     products = _ok(api.call("GET", "/products"))
     assert sorted(p["sku"] for p in products) == ["BR-20", "PL-1"]
+
+
+# ---- an apply that fails part way ------------------------------------------------------------------------
+def test_an_apply_cut_short_by_an_outage_says_so_and_applying_again_finishes_it(api: Api) -> None:
+    """DynamoDB throttles after the first chunk is written: the answer must not say nothing was changed."""
+    content = b"SKU,Name\n" + b"".join(b"P-%d,Part %d\n" % (n, n) for n in range(250))
+    client = shared_aws.table().meta.client
+    calls = [0]
+
+    def throttled_after_the_first_chunk(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 4:  # a chunk of 100 products is 4 batches of 25
+            error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "BatchWriteItem")
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttled_after_the_first_chunk)
+    try:
+        cut = _import(api, content, "apply")
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttled_after_the_first_chunk)
+
+    assert cut.status == 503 and cut.headers["retry-after"], cut.body
+    assert "nothing was changed" not in cut.json()["message"]
+    assert "apply the same file again" in cut.json()["message"]
+    assert 0 < len(_ok(api.call("GET", "/products"))) < 250
+    again = _ok(_import(api, content, "apply"))
+    assert again["created"] + again["unchanged"] == 250
+    products = _ok(api.call("GET", "/products"))
+    assert sorted(p["sku"] for p in products) == sorted(f"P-{n}" for n in range(250))
 
 
 # ---- an import while an item sync runs ---------------------------------------------------------------------
