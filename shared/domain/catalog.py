@@ -4,6 +4,7 @@ supplier, and which accounts make sense for each export role."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -108,8 +109,9 @@ class Supplier(Model):
 
 
 def sku_key(sku: str | None) -> str:
-    """SKUs match ignoring surrounding spaces and letter case."""
-    return (sku or "").strip().casefold()
+    """SKUs match ignoring surrounding spaces, letter case and how an accent is encoded ("É" as one character
+    or as "E" and a combining accent, as some programs save it: NFC), so "ab-1 " and "AB-1" are one SKU."""
+    return unicodedata.normalize("NFC", (sku or "").strip().casefold())
 
 
 # ---- item matching -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from time import monotonic
 from typing import IO, Literal, NamedTuple
 
+from shared.domain.catalog import sku_key
 from shared.domain.product_rows import ProductRow, ProductType, RowProblem, RowResult, RowStatus
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -64,11 +65,6 @@ _SCIENTIFIC = re.compile(r"\d(?:[.,]\d+)?E\+\d+", re.IGNORECASE)
 _DOT_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?")
 _COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:[. \u00a0\u202f]\d{3})+|\d*)(?:,\d*)?")
 _CURRENCY_AND_SPACE = " \u00a0$€£"
-
-
-def normalise_sku(sku: str) -> str:
-    """The SKU as a key: trimmed and case-insensitive, so "ab-1 " and "AB-1" are one product."""
-    return sku.strip().casefold()
 
 
 def _header_key(text: str) -> str:
@@ -776,7 +772,7 @@ def _check_row(row: _Row, columns: list[_Column], first_row_of: _FirstRows, deci
         parsed[field.name] = value
     sku = parsed.get("sku")
     if isinstance(sku, str):
-        key = normalise_sku(sku)
+        key = sku_key(sku)
         first = first_row_of.first(key, row.number)
         if first != row.number:
             sku_header = next(column.header for column in columns if column.field.name == "sku")

@@ -59,6 +59,23 @@ def test_a_huge_cost_with_many_decimal_places_is_a_row_error_not_a_500(
     assert [p["sku"] for p in _ok(api.call("GET", "/products"))] == ["OK-1"]
 
 
+# ---- SKUs ----------------------------------------------------------------------------------------------
+def test_skus_written_with_composed_or_decomposed_accents_are_one_product(api: Api) -> None:
+    """ "CAFÉ-1" typed on one machine and saved by another program as "CAFE" + a combining accent look
+    the same to everyone: they are one SKU, as "café-1" and " CAFÉ-1 " are."""
+    composed, decomposed = "CAF\u00c9-1", "CAFE\u0301-1"
+    store.put_products("org-a", [Product(product_id="kept", sku=decomposed, name="Cafe table")])
+
+    result = _ok(
+        _import(api, f"SKU,Name\n{composed},Caf\u00e9 table\n{decomposed},Again\n".encode(), "apply")
+    )
+
+    assert (result["updated"], result["created"], result["error_count"]) == (1, 0, 1)
+    assert result["details"][0]["errors"][0]["problem"] == "duplicate SKU: row 2 has the same SKU"
+    [product] = _ok(api.call("GET", "/products"))
+    assert (product["product_id"], product["name"]) == ("kept", "Caf\u00e9 table")
+
+
 # ---- applying the same file twice at once --------------------------------------------------------------
 def test_two_applies_of_one_file_at_once_make_each_product_once(
     api: Api, monkeypatch: pytest.MonkeyPatch
