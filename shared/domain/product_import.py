@@ -231,7 +231,8 @@ def open_product_file(content: bytes, budget: ReadBudget | None = None) -> Itera
     """Raises FileRefused when the type, size, encoding, limits or header refuse the file before any row.
     Without a budget, a pass gets the default time budget and no memory probe."""
     budget = budget or ReadBudget()
-    if content.startswith(b"PK"):
+    workbook = content.startswith(b"PK")
+    if workbook:
         raw_rows, decimal_comma = _xlsx_rows(content, budget), False
     else:
         separator = _csv_separator(content)
@@ -247,8 +248,11 @@ def open_product_file(content: bytes, budget: ReadBudget | None = None) -> Itera
         if header is None:
             raise FileRefused("The file has no header row and no products.")
         columns, ignored, left_out = _columns(header, budget)
+        # a CSV row's cell past the header's last was split off another by a separator it held unquoted
+        # ("1,234.50"), so the cells before it may be cut short too; a sheet's cell is never split
+        width = None if workbook else len(header.values)
         yield ProductFile(
-            ignored, left_out, _results(raw_rows, header.number, columns, decimal_comma, budget)
+            ignored, left_out, _results(raw_rows, header.number, columns, decimal_comma, width, budget)
         )
     finally:
         raw_rows.close()  # closes the workbook even when the caller stops part way
@@ -631,6 +635,7 @@ def _results(
     header_number: int,
     columns: list[_Column],
     decimal_comma: bool,
+    width: int | None,
     budget: ReadBudget,
 ) -> Iterator[RowResult]:
     first_row_of = _FirstRows()  # the only per-row memory
@@ -644,7 +649,7 @@ def _results(
         for number in range(previous + 1, row.number):
             yield RowResult(row=number, status=RowStatus.SKIPPED)
         previous = row.number
-        yield _check_row(row, columns, first_row_of, decimal_comma)
+        yield _check_row(row, columns, first_row_of, decimal_comma, width)
 
 
 class _FirstRows:
@@ -753,8 +758,10 @@ def _quoted(text: str) -> str:
     return f"'{_shortened(text)}'"
 
 
-def _check_row(row: _Row, columns: list[_Column], first_row_of: _FirstRows, decimal_comma: bool) -> RowResult:
-    errors: list[RowProblem] = []
+def _check_row(
+    row: _Row, columns: list[_Column], first_row_of: _FirstRows, decimal_comma: bool, width: int | None
+) -> RowResult:
+    errors: list[RowProblem] = [] if width is None else _split_cells(row, width, decimal_comma)
     warnings: list[RowProblem] = []
     parsed: dict[str, object] = {}
     for column in columns:
@@ -788,6 +795,18 @@ def _check_row(row: _Row, columns: list[_Column], first_row_of: _FirstRows, deci
         )
     product = ProductRow.model_validate(parsed)
     return RowResult(row.number, RowStatus.VALID, sku_text, name_text, product, warnings=tuple(warnings))
+
+
+def _split_cells(row: _Row, width: int, decimal_comma: bool) -> list[RowProblem]:
+    beyond = next((i for i in range(width, len(row.values)) if _text(row.values[i]) is not None), None)
+    if beyond is None:
+        return []
+    separator, example = (";", "") if decimal_comma else (",", ' ("1,234.50")')
+    problem = (
+        f"the row has a value past the header's last column ({_quoted(_text(row.values[beyond]) or '')}): "
+        f"a value holding '{separator}' must be in quotes{example}"
+    )
+    return [RowProblem(column=f"column {beyond + 1}", problem=problem)]
 
 
 def _parse_cell(raw: object, unsaved_formula: bool, field: _Field, decimal_comma: bool) -> object:

@@ -59,6 +59,22 @@ def test_a_huge_cost_with_many_decimal_places_is_a_row_error_not_a_500(
     assert [p["sku"] for p in _ok(api.call("GET", "/products"))] == ["OK-1"]
 
 
+# ---- CSV cells -------------------------------------------------------------------------------------------
+def test_a_cost_split_by_an_unquoted_thousands_comma_is_a_row_error_not_a_cost_of_1(api: Api) -> None:
+    """Typed by hand, or written by a tool that does not quote: "1,234.50" unquoted is two cells, and the
+    cost read "1" (a thousandth of it) while "234.50" fell past the header into no column."""
+    content = b'SKU,Name,Unit cost\nBR-20,Bracket,1,234.50\nPL-1,Plate,"1,234.50",,\n'
+
+    result = _ok(_import(api, content, "apply"))
+
+    assert (result["error_count"], result["created"]) == (1, 1)
+    [detail] = result["details"]
+    assert detail["row"] == 2 and detail["errors"][0]["column"] == "column 4"
+    assert "'234.50'" in detail["errors"][0]["problem"] and "in quotes" in detail["errors"][0]["problem"]
+    [product] = _ok(api.call("GET", "/products"))
+    assert (product["sku"], product["unit_cost"]) == ("PL-1", "1234.50")
+
+
 # ---- SKUs ----------------------------------------------------------------------------------------------
 def test_skus_written_with_composed_or_decomposed_accents_are_one_product(api: Api) -> None:
     """ "CAFÉ-1" typed on one machine and saved by another program as "CAFE" + a combining accent look
