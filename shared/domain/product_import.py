@@ -307,9 +307,16 @@ def _csv_separator(content: bytes) -> str:
                 f"The file is not UTF-8 text (line {line} has a character that is not UTF-8). "
                 "In Excel, save it as 'CSV UTF-8 (Comma delimited)'."
             ) from None
-    newline = content.find(b"\n")
-    header_line = content if newline < 0 else content[:newline]
+    # the header is the first line that is not blank, as the reader finds it (it skips blank lines above)
+    text = content.removeprefix(codecs.BOM_UTF8)
+    first = _NOT_BLANK.search(text)
+    start = 0 if first is None else text.rfind(b"\n", 0, first.start()) + 1
+    end = text.find(b"\n", start)
+    header_line = text[start:] if end < 0 else text[start:end]
     return ";" if header_line.count(b";") > header_line.count(b",") else ","
+
+
+_NOT_BLANK = re.compile(rb"\S")
 
 
 def _csv_rows(content: bytes, separator: str) -> Generator[_Row, None, None]:

@@ -75,6 +75,17 @@ def test_a_cost_split_by_an_unquoted_thousands_comma_is_a_row_error_not_a_cost_o
     assert (product["sku"], product["unit_cost"]) == ("PL-1", "1234.50")
 
 
+@pytest.mark.parametrize("above", [b"\n", b"\r\n\r\n", b"\xef\xbb\xbf\n"])
+def test_a_semicolon_csv_with_blank_lines_above_its_header_reads_like_one_without(
+    api: Api, above: bytes
+) -> None:
+    """Excel in a decimal-comma locale writes ';'; a blank line above the header (as some exports add) made
+    the separator ',' and the header one column named 'SKU;Name;Unit cost'."""
+    result = _ok(_import(api, above + b"SKU;Name;Unit cost\nBR-20;Bracket;1,25\n"))
+
+    assert result["file_errors"] == [] and result["valid_count"] == 1
+
+
 # ---- SKUs ----------------------------------------------------------------------------------------------
 def test_skus_written_with_composed_or_decomposed_accents_are_one_product(api: Api) -> None:
     """ "CAFÉ-1" typed on one machine and saved by another program as "CAFE" + a combining accent look
