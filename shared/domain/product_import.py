@@ -370,10 +370,10 @@ def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None
     try:
         if not workbook.worksheets:
             raise FileRefused("The workbook has no worksheet.")
-        sheet = next(
-            (ws for ws in workbook.worksheets if ws.title.strip().casefold() == "products"),
-            workbook.worksheets[0],
-        )
+        # the sheet named Products, else the first: of the sheets the person sees (a template may keep old
+        # data on a hidden sheet), and of them all only when every sheet is hidden
+        shown = [ws for ws in workbook.worksheets if ws.sheet_state == "visible"] or workbook.worksheets
+        sheet = next((ws for ws in shown if ws.title.strip().casefold() == "products"), shown[0])
         title = sheet.title
         sheet.reset_dimensions()  # a wrong <dimension> would otherwise cut rows off silently
         # openpyxl names the sheet's part in the zip only in this attribute

@@ -1,6 +1,7 @@
 """Probe: product files and API requests a hostile or careless client sends, through the local gateway
-against moto: each is answered with a clear 4xx or a row error, never a 500, and the catalog holds what
-the file said, once."""
+against moto and the sandboxes: each is answered with a clear 4xx or a row error, never a 500; the catalog
+holds what the file said, once, whatever runs beside the import (a second apply, an item sync, an outage);
+and what an import stored downloads again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from infra.sandboxes.qbo_demo import BRACKET_20
 from shared import aws as shared_aws
@@ -84,6 +85,27 @@ def test_a_semicolon_csv_with_blank_lines_above_its_header_reads_like_one_withou
     result = _ok(_import(api, above + b"SKU;Name;Unit cost\nBR-20;Bracket;1,25\n"))
 
     assert result["file_errors"] == [] and result["valid_count"] == 1
+
+
+def test_a_workbook_whose_first_sheet_is_hidden_imports_the_sheet_its_user_sees(api: Api) -> None:
+    """A template keeping last month's list on a hidden first sheet: the person edited the visible one."""
+    book = Workbook()
+    hidden = book.active
+    hidden.title, hidden.sheet_state = "Last month", "hidden"
+    for row in (["SKU", "Name", "Unit cost"], ["BR-20", "Bracket", 1.10]):
+        hidden.append(row)
+    shown = book.create_sheet("Price list")
+    for row in (["SKU", "Name", "Unit cost"], ["BR-20", "Bracket", 1.25], ["PL-1", "Plate", 3]):
+        shown.append(row)
+    book.active = 1
+    content = io.BytesIO()
+    book.save(content)
+
+    result = _ok(_import(api, content.getvalue(), "apply"))
+
+    assert result["created"] == 2
+    costs = {p["sku"]: p["unit_cost"] for p in _ok(api.call("GET", "/products"))}
+    assert costs == {"BR-20": "1.25", "PL-1": "3"}
 
 
 # ---- SKUs ----------------------------------------------------------------------------------------------
@@ -233,7 +255,7 @@ def test_a_name_imported_with_a_control_character_still_downloads_in_the_margins
         ("GET", "/products/{id}/lots", "product_id"),
     ],
 )
-@pytest.mark.parametrize("given", ["a" * 1100, "%C3%A9" * 200])
+@pytest.mark.parametrize("given", ["a" * 1100, "%C3%A9" * 200])  # 1,100 bytes; 400 characters of 2 bytes
 def test_an_id_in_a_path_longer_than_any_id_is_a_400_naming_it_not_a_500(
     api: Api, method: str, path: str, field: str, given: str
 ) -> None:
