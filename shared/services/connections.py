@@ -347,9 +347,13 @@ def _attach(
             "resume_pending": True,
         },
         claims=grant_id,
+        read=existing,
     )
-    if not written:  # its TTL ran out (a choice made too late), or an outage took it
-        raise NotFound("the authorisation is no longer available; start the connection again")
+    if not written:  # its TTL ran out (a choice made too late), or another callback connected meanwhile
+        raise NotFound(
+            "the authorisation is no longer available, or another sign-in completed at the same time; "
+            "check Settings -> Integrations and connect again if needed"
+        )
     if switch_from:  # each step can be done again (``Product.with_company``)
         try:
             _switched(organisation_id, name, switch_from, tenant.tenant_id)

@@ -108,13 +108,35 @@ def iter_connections(*, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
             yield from map(_keyed, items)
 
 
+def _still_as_read(read: Connection | None) -> dict[str, Any]:
+    """The condition that the connection still names the consent it named when ``read`` (None: there was no
+    connection): of two callbacks racing, the one that read before the other wrote writes nothing."""
+    if read is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    if read.grant_id is None:  # disconnected: its grant_id is stored as NULL, or absent
+        return {
+            "ConditionExpression": "attribute_not_exists(grant_id) OR attribute_type(grant_id, :null)",
+            "ExpressionAttributeValues": {":null": "NULL"},
+        }
+    return {
+        "ConditionExpression": "grant_id = :grant",
+        "ExpressionAttributeValues": {":grant": read.grant_id},
+    }
+
+
 def put_connection(
-    organisation_id: str, provider: str, fields: dict[str, Any], *, claims: str | None = None
+    organisation_id: str,
+    provider: str,
+    fields: dict[str, Any],
+    *,
+    claims: str | None = None,
+    read: Connection | None = None,
 ) -> bool:
     """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``). With
     ``claims``, a consent's grant id: in one transaction with keeping that consent (its TTL removed), so no
-    process that dies in between leaves a consent kept that no connection holds; False (nothing written)
-    when the consent is gone."""
+    process that dies in between leaves a consent kept that no connection holds, and only while the
+    connection is still as ``read`` before (``_still_as_read``); False (nothing written) when the consent is
+    gone or the connection changed meanwhile (the consent is then left to the TTL)."""
     tenant_id = fields.get("tenant_id")
     if tenant_id:
         _list_under_tenant(organisation_id, provider, tenant_id)
@@ -137,7 +159,8 @@ def put_connection(
         "UpdateExpression": "REMOVE expires_at",  # kept: no longer deleted by the TTL
         "ConditionExpression": "attribute_exists(pk)",
     }
-    return transact([{"Put": {"TableName": name, "Item": item}}, {"Update": claim}]) is None
+    put = {"TableName": name, "Item": item, **_still_as_read(read)}
+    return transact([{"Put": put}, {"Update": claim}]) is None
 
 
 def _list_under_tenant(organisation_id: str, provider: str, tenant_id: str) -> None:
