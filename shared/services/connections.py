@@ -516,9 +516,9 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
                 f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "
                 f"you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s connected apps"
             )
-    if grant is not None:
-        store.delete_grant(grant.grant_id)
-    store.update_connection(
+    # one write: a store that fails here leaves the connection with its tokens (a revoked consent is then
+    # noticed by the next check), never "connected" with its ciphertext gone
+    disconnected = store.disconnect(
         organisation_id,
         wanted,
         {
@@ -527,5 +527,8 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
             "disconnected_at": now.isoformat(),
             "last_error": {"reason": note, "at": now.isoformat()} if note else None,
         },
+        grant_id=connection.grant_id,
     )
+    if not disconnected:
+        raise Conflict(f"the {PROVIDER_LABELS[wanted]} connection changed as it was disconnected; try again")
     return _view(wanted, store.get_connection(organisation_id, wanted))

@@ -208,6 +208,34 @@ def update_connection(
     return written is not None
 
 
+def disconnect(organisation_id: str, provider: str, fields: dict[str, Any], *, grant_id: str | None) -> bool:
+    """Sets ``fields`` on the connection and deletes its consent's ciphertext in one transaction, only while
+    the connection still names ``grant_id``: a failure leaves both as they were, never a connection that
+    names tokens deleted. False when the connection changed meanwhile (nothing written)."""
+    assignments, names, values = set_clause(fields)
+    if grant_id is None:
+        condition = "attribute_exists(pk)"
+    else:
+        condition = "grant_id = :grant"
+        values[":grant"] = grant_id
+    name = table().name
+    writes: list[dict[str, Any]] = [
+        {
+            "Update": {
+                "TableName": name,
+                "Key": {"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
+                "UpdateExpression": f"SET {assignments}",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+    ]
+    if grant_id is not None:
+        writes.append({"Delete": {"TableName": name, "Key": {"pk": grant_pk(grant_id), "sk": GRANT_SK}}})
+    return transact(writes) is None
+
+
 def finish_switch(organisation_id: str, provider: str) -> None:
     """The switch of company the connection names is done: it is usable again."""
     table().update_item(
