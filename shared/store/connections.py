@@ -373,12 +373,16 @@ def release_lease(grant_id: str, *, owner: str) -> None:
 
 
 def mark_grant(grant_id: str, status: GrantStatus, *, reason: str, now: int) -> None:
-    table().update_item(
-        Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
-        UpdateExpression="SET #s = :s, status_reason = :r, status_at = :now REMOVE lease_owner, lease_until",
-        ConditionExpression="attribute_exists(pk)",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": status, ":r": reason, ":now": now},
+    """Sets the grant's status; one deleted meanwhile (a disconnect) stays deleted, and that is no error."""
+    conditional(
+        lambda: table().update_item(
+            Key={"pk": grant_pk(grant_id), "sk": GRANT_SK},
+            UpdateExpression="SET #s = :s, status_reason = :r, status_at = :now"
+            " REMOVE lease_owner, lease_until",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status, ":r": reason, ":now": now},
+        )
     )
 
 
