@@ -18,7 +18,7 @@ from shared import callback_page
 from shared.config import settings
 from shared.errors import BadRequest, ServiceError
 from shared.observability import logger
-from shared.services import connections
+from shared.services import connections, oauth_state
 from shared.services.connections import CallbackOutcome
 from shared.web import OUTAGE_RETRY_AFTER, dependency_outage, request_time
 
@@ -30,17 +30,21 @@ def _browser_binding(provider: str) -> str | None:
     return next((c[len(prefix) :] for c in app.current_event.cookies or [] if c.startswith(prefix)), None)
 
 
-def _page(provider: str, document: str, headers: dict[str, str], status: int = 200) -> Response[str]:
-    # The binding cookie has done its job once the flow ends; clear it.
-    clear = Cookie(
+def _binding_cookie(provider: str, value: str, max_age: int) -> Cookie:
+    return Cookie(
         connections.cookie_name(provider),
-        "",
+        value,
         path=connections.callback_path(provider),
         http_only=True,
-        secure=settings().public_base_url.startswith("https://"),  # a __Secure- cookie clears only so
-        max_age=0,
+        secure=settings().public_base_url.startswith("https://"),  # a __Secure- cookie is set or cleared so
+        max_age=max_age,
         same_site=SameSite.LAX_MODE,
     )
+
+
+def _page(provider: str, document: str, headers: dict[str, str], status: int = 200) -> Response[str]:
+    # The binding cookie has done its job once the flow ends; clear it.
+    clear = _binding_cookie(provider, "", 0)
     return Response(status, "text/html; charset=utf-8", document, headers=headers, cookies=[clear])
 
 
@@ -54,7 +58,12 @@ def _outcome_page(outcome: CallbackOutcome) -> Response[str]:
             origin,
             action=connections.callback_path(outcome.provider),
         )
-        return Response(200, "text/html; charset=utf-8", document, headers=headers)
+        # the choice lives as long as a state from now: so does the cookie it needs, set at the connect's
+        # start (the consent may have taken most of its ten minutes)
+        renewed = _binding_cookie(
+            outcome.provider, _browser_binding(outcome.provider) or "", oauth_state.LIFETIME_SECONDS
+        )
+        return Response(200, "text/html; charset=utf-8", document, headers=headers, cookies=[renewed])
     document, headers = callback_page.connected(outcome.provider, outcome.company_name or "", origin)
     return _page(outcome.provider, document, headers)
 
