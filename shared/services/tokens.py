@@ -237,10 +237,18 @@ def expire_grant(grant: store.GrantRow, *, reason: str, now: datetime) -> None:
 
 def connection_refused(grant_id: str, *, reason: str, now: datetime) -> None:
     """The provider refuses the tenant (revoked, disconnected or removed): the connection is expired now,
-    on whichever path noticed (an export, a catalog sync, a sales pull, the scheduled check)."""
+    on whichever path noticed (an export, a catalog sync, a sales pull, the scheduled check). A grant
+    expired before whose connection was not marked (that write failed) has its connection marked now."""
     grant = store.get_grant(grant_id)
-    if grant and grant.status == "active":
+    if grant and (grant.status == "active" or _still_shown_connected(grant)):
         expire_grant(grant, reason=reason, now=now)
+
+
+def _still_shown_connected(grant: store.GrantRow) -> bool:
+    connection = store.get_connection(grant.organisation_id, grant.provider)
+    return (
+        connection is not None and connection.status == "connected" and connection.grant_id == grant.grant_id
+    )
 
 
 class TokenSource:
