@@ -879,7 +879,26 @@ const exportsList = {
   mount(section) {
     this.section = section;
     this.list = part(section, "list");
-    part(section, "reload").addEventListener("click", () => this.load());
+    part(section, "reload").addEventListener("click", (event) => this.reload(event.currentTarget));
+  },
+
+  /** "Refresh list": a refusal or an outage is said above the list, which is left as it was last read. */
+  async reload(button) {
+    busy(button, true, "Refreshing…");
+    try {
+      await this.load();
+      this.problem("");
+    } catch (error) {
+      this.problem(`The list could not be refreshed: ${error.message}`);
+    } finally {
+      busy(button, false);
+    }
+  },
+
+  problem(text) {
+    const banner = part(this.section, "problem");
+    banner.textContent = text;
+    banner.hidden = !text;
   },
 
   update() {

@@ -1,0 +1,102 @@
+"""Settings -> Integrations probed as a demanding user would: the API refusing or down (4xx, 503) while the
+page is in use, answers that arrive out of order, money shown exactly, the popup's end by keyboard, and the
+exports list at phone width. Where the state is hard to reach through the sandboxes (a 503 at the right
+moment, a margin beyond a float's precision), the page's own requests are answered by Playwright."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.browser.conftest import LocalStack, Screenshots
+from tests.browser.test_integrations_page import card, open_page
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser_available fixture skips every test here (and fails them in CI)
+    expect = None
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Route
+
+pytestmark = pytest.mark.browser
+
+CONNECTED = [
+    {
+        "provider": "qbo",
+        "provider_label": "QuickBooks Online",
+        "status": "connected",
+        "company_name": "Probe Manufacturing",
+        "tenant_id": "9130",
+        "connected_at": "2026-11-01T10:00:00+00:00",
+    },
+    {"provider": "xero", "provider_label": "Xero", "status": "not_connected"},
+]
+BUSY = {"error": "ServiceUnavailable", "message": "the service is busy; try again shortly"}
+
+
+def answer(route: Route, body: Any, status: int = 200) -> None:
+    route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+
+def open_connected(page: Page, stack: LocalStack) -> None:
+    """The page of a fresh organisation, shown as connected to QuickBooks (its GET /integrations answered
+    here; every other request reaches the local stack unless a test answers it)."""
+    page.route(
+        re.compile(r".*/integrations$"),
+        lambda route: answer(route, CONNECTED) if route.request.method == "GET" else route.continue_(),
+    )
+    open_page(page, stack, f"probe-{uuid.uuid4().hex[:8]}")
+    expect(card(page, "qbo")).to_have_attribute("data-status", "connected")
+
+
+def failed_export(export_id: str, record_id: str, last_error: str) -> dict[str, Any]:
+    return {
+        "export_id": export_id,
+        "kind": "receipt",
+        "record_id": record_id,
+        "status": "failed",
+        "provider": "qbo",
+        "attempts": 1,
+        "last_error": last_error,
+        "happened_at": "2026-11-20T09:00:00Z",
+        "created_at": "2026-11-20T09:00:00Z",
+        "updated_at": "2026-11-20T09:05:00Z",
+    }
+
+
+def test_refresh_list_says_when_the_exports_could_not_be_read(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """The list read, then Refresh list while the API answers 503: the person is told, not left looking at
+    the old list as if it were current; a refresh that works again clears the message."""
+    down = {"now": False}
+    listed = [failed_export("e-1", "R-1", "QuickBooks refused it: the account is inactive")]
+    requests: list[str] = []
+
+    def exports(route: Route) -> None:
+        requests.append(route.request.method)
+        answer(route, BUSY, 503) if down["now"] else answer(route, listed)
+
+    page.route(re.compile(r".*/exports$"), exports)
+    open_connected(page, local_stack)
+    section = page.locator("section#exports")
+    expect(section.locator('tr[data-export-id="e-1"]')).to_be_visible()
+
+    down["now"] = True
+    before = len(requests)
+    section.get_by_role("button", name="Refresh list").dblclick()
+    problem = section.get_by_role("alert")
+    expect(problem).to_contain_text("could not be refreshed: the service is busy; try again shortly")
+    expect(section.get_by_role("button", name="Refresh list")).to_be_enabled()
+    assert len(requests) - before == 1, "a double-click read the list twice"
+    shoot(page, "1-refresh-refused")
+
+    down["now"] = False
+    section.get_by_role("button", name="Refresh list").click()
+    expect(problem).to_be_hidden()
+    expect(section.locator('tr[data-export-id="e-1"]')).to_be_visible()
