@@ -941,16 +941,31 @@ const exportsList = {
     const input = h("input", { type: "date", id, required: true, dataset: { key: id } });
     return h("span", { class: "later-day" },
       h("label", { for: id }, "or post on"), input,
+      // the visible words lead the accessible name (WCAG 2.5.3, label in name): speech users say what they see
       h("button", { type: "button", dataset: { key: `post-on-retry-${item.export_id}` },
-        "aria-label": `Post ${exportSubject(item)} on the chosen day`,
-        onclick: (event) => this.retry(item, event.currentTarget, input.value || "") }, "Retry on that day"));
+        "aria-label": `Retry on that day: ${exportSubject(item)}`,
+        onclick: (event) => this.retry(item, event.currentTarget, input.value || "", input) },
+      "Retry on that day"));
   },
 
-  async retry(item, button, postOn = null) {
+  async retry(item, button, postOn = null, dayInput = null) {
+    // one problem per row, replaced by the next attempt's: a second refusal does not pile up beside the first
+    const row = button.closest("tr");
+    row?.querySelector('[data-role="retry-problem"]')?.remove();
+    dayInput?.removeAttribute("aria-invalid");
+    const said = (text) => h("span", { class: "problem block", role: "alert",
+      dataset: { role: "retry-problem" } }, text);
+    if (postOn === "") { // the day is the field's problem: said and marked there, and focus goes to it
+      const id = `${dayInput.id}-error`;
+      dayInput.setAttribute("aria-invalid", "true");
+      dayInput.setAttribute("aria-describedby", id);
+      dayInput.closest(".later-day").append(Object.assign(said("Choose the day to post it on first."), { id }));
+      dayInput.focus();
+      return;
+    }
     busy(button, true, "Retrying…");
     const query = postOn === null ? "" : `?post_on=${encodeURIComponent(postOn)}`;
     try {
-      if (postOn === "") throw new Error("Choose the day to post it on first.");
       await api("POST", `/exports/${encodeURIComponent(item.export_id)}/retry${query}`);
       announce(`${exportSubject(item)} queued again${postOn ? `, to be dated ${calendarDay(postOn)}` : ""}.`);
       await this.load();
@@ -958,7 +973,7 @@ const exportsList = {
     } catch (error) {
       busy(button, false);
       button.focus();
-      button.after(h("span", { class: "problem", role: "alert" }, ` ${error.message}`));
+      button.closest(".actions, .later-day").append(said(error.message));
     }
   },
 };

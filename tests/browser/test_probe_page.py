@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.conftest import LocalStack, Screenshots
+from tests.browser.conftest import LocalStack, Screenshots, serious_violations
 from tests.browser.test_integrations_page import card, open_page
 
 try:
@@ -100,3 +100,45 @@ def test_refresh_list_says_when_the_exports_could_not_be_read(
     section.get_by_role("button", name="Refresh list").click()
     expect(problem).to_be_hidden()
     expect(section.locator('tr[data-export-id="e-1"]')).to_be_visible()
+
+
+def test_a_refused_retry_says_why_once_and_a_missing_day_is_marked_on_its_field(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """A receipt refused for QuickBooks' closing date: Retry refused twice shows one reason, not two; "Retry
+    on that day" without a day says so on the date field and moves focus there; the controls pass axe (each
+    button's name holds the words it shows, for speech input)."""
+    locked = failed_export("e-7", "R-7", "QuickBooks refused it: the date is on or before the closing date")
+    page.route(re.compile(r".*/exports$"), lambda route: answer(route, [locked]))
+    retried: list[str] = []
+
+    def refuse(route: Route) -> None:
+        retried.append(route.request.url)
+        answer(route, {"error": "Conflict", "message": "the books are still closed on that date"}, 409)
+
+    page.route(re.compile(r".*/exports/e-7/retry.*"), refuse)
+    open_connected(page, local_stack)
+    row = page.locator('section#exports tr[data-export-id="e-7"]')
+    expect(row).to_be_visible()
+
+    retry = row.get_by_role("button", name="Retry receipt R-7")
+    for _ in (1, 2):
+        with page.expect_response(re.compile(r".*/exports/e-7/retry")):
+            retry.click()
+        expect(retry).to_be_enabled()
+        expect(row.get_by_role("alert")).to_have_count(1)
+        expect(row.get_by_role("alert")).to_have_text("the books are still closed on that date")
+        expect(retry).to_be_focused()
+    assert len(retried) == 2
+
+    row.get_by_role("button", name="Retry on that day").click()
+    day = row.get_by_label("or post on")
+    expect(day).to_be_focused()
+    expect(day).to_have_attribute("aria-invalid", "true")
+    expect(row.get_by_role("alert")).to_have_count(1)
+    expect(row.get_by_role("alert")).to_have_text("Choose the day to post it on first.")
+    expect(day).to_have_accessible_description("Choose the day to post it on first.")
+    assert len(retried) == 2, "a retry without its day reached the API"
+    shoot(page, "1-retry-refused")
+
+    assert serious_violations(page) == []
