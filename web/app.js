@@ -183,10 +183,21 @@ async function api(method, path, body) {
 
 /** A file the API answers (a download), as a Blob. */
 async function apiBlob(path) {
-  const response = await fetch(`${config.apiBase}${path}`, {
-    headers: { authorization: `Bearer ${await session.bearer()}` }, credentials: "include",
-  });
-  if (!response.ok) throw new ApiError(response.status, { message: `The download failed (${response.status}).` });
+  let response;
+  try {
+    response = await fetch(`${config.apiBase}${path}`, {
+      headers: { authorization: `Bearer ${await session.bearer()}` }, credentials: "include",
+    });
+  } catch {
+    throw new ApiError(0, { message: "Partsemble could not be reached. Check your connection and try again." });
+  }
+  if (response.status === 401) {
+    showPageProblem("Your Partsemble sign-in has expired. Reload the page to sign in again.");
+  }
+  if (!response.ok) { // the API's own words when it gave them (a refusal, an outage), else the status
+    const said = await response.json().catch(() => null);
+    throw new ApiError(response.status, { message: said?.message || `the server answered ${response.status}` });
+  }
   return response.blob();
 }
 
@@ -1135,7 +1146,12 @@ const sales = {
     this.section = section;
     this.margins = part(section, "margins");
     part(section, "pull").addEventListener("click", (event) => this.pull(event.currentTarget));
-    part(section, "period").addEventListener("change", () => this.load());
+    // a refusal or an outage replaces the margins with what went wrong: the figures of the grouping chosen
+    // before would read as this one's
+    part(section, "period").addEventListener("change", () => this.load().catch((error) => {
+      replaceKeepingFocus(this.margins, h("p", { class: "banner banner-error", role: "alert" },
+        `The margins could not be read: ${error.message}`));
+    }));
     tracking.mount(part(section, "tracking"));
   },
 
@@ -1194,10 +1210,19 @@ const sales = {
   download(group) {
     const link = part(this.section, "download");
     link.setAttribute("aria-disabled", String(!group));
+    const problem = part(this.section, "download-problem");
+    problem.textContent = "";
     link.onclick = async (event) => {
       event.preventDefault();
       if (!group) return;
-      const blob = await apiBlob(`/margins/export?format=csv&group=${encodeURIComponent(group)}`);
+      problem.textContent = "";
+      let blob;
+      try {
+        blob = await apiBlob(`/margins/export?format=csv&group=${encodeURIComponent(group)}`);
+      } catch (error) {
+        problem.textContent = `The CSV could not be downloaded: ${error.message}`;
+        return;
+      }
       const url = URL.createObjectURL(blob);
       const anchor = h("a", { href: url, download: `margins-by-${GROUP_WORDS[group]}.csv` });
       anchor.click();

@@ -142,3 +142,65 @@ def test_a_refused_retry_says_why_once_and_a_missing_day_is_marked_on_its_field(
     shoot(page, "1-retry-refused")
 
     assert serious_violations(page) == []
+
+
+def margin_figures(revenue: str, cogs: str, margin: str, pct: str) -> dict[str, Any]:
+    return {
+        "revenue": revenue,
+        "cogs": cogs,
+        "uncosted": "0",
+        "incomplete": False,
+        "margin": margin,
+        "margin_pct": pct,
+    }
+
+
+TRACKED = [
+    {
+        "provider": "qbo",
+        "enabled": True,
+        "start_date": "2026-11-01",
+        "time_zone": "America/Los_Angeles",
+        "pulling": False,
+        "stalled": False,
+        "last_pull": {"at": "2026-12-01T10:00:00Z", "ok": True, "read": 3, "stored": 3},
+    }
+]
+BY_PRODUCT = {
+    "home_currency": "USD",
+    "totals": margin_figures("20.00", "12.50", "7.50", "37.50"),
+    "groups": [
+        {"key": "p-1", "label": "Wall bracket", "figures": margin_figures("20.00", "12.50", "7.50", "37.50")}
+    ],
+    "notes": [],
+}
+
+
+def test_margins_say_when_another_grouping_or_the_csv_could_not_be_read(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """Margins by product shown; then the API is down: choosing Month says so instead of leaving the
+    product figures under "Month", and Download CSV says why nothing downloaded."""
+    down = {"now": False}
+    page.route(re.compile(r".*/sales/status$"), lambda route: answer(route, TRACKED))
+    page.route(
+        re.compile(r".*/margins\?.*"),
+        lambda route: answer(route, BUSY, 503) if down["now"] else answer(route, BY_PRODUCT),
+    )
+    page.route(re.compile(r".*/margins/export\?.*"), lambda route: answer(route, BUSY, 503))
+    open_connected(page, local_stack)
+    sales = page.locator("section#sales")
+    expect(sales.locator("tr[data-total]")).to_be_visible()
+
+    sales.get_by_role("link", name="Download CSV").click()
+    expect(sales.locator('[data-role="download-problem"]')).to_have_text(
+        "The CSV could not be downloaded: the service is busy; try again shortly"
+    )
+
+    down["now"] = True
+    sales.get_by_label("Margins by").select_option("period")
+    expect(sales.locator('[data-role="margins"]').get_by_role("alert")).to_have_text(
+        "The margins could not be read: the service is busy; try again shortly"
+    )
+    expect(sales.locator('[data-role="margins"] table')).to_have_count(0)  # no product figures under "Month"
+    shoot(page, "1-margins-refused")
