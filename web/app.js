@@ -1106,7 +1106,8 @@ function svg(tag, attributes, ...children) {
 // words, so the picture is an image with a summary for screen readers.
 function marginChart(rows, group, currency) {
   const points = rows.filter((r) => present(r.figures.margin))
-    .map((r) => ({ label: String(r.label ?? r.key), value: Number(r.figures.margin) }));
+    // the number only places the mark; the words say the amount as the API gave it (a float would round it)
+    .map((r) => ({ label: String(r.label ?? r.key), value: Number(r.figures.margin), text: r.figures.margin }));
   if (!points.length) return h("p", { class: "muted" }, "No margin to chart yet: no sale is fully costed.");
   const width = 640, height = 200, pad = 36;
   const top = Math.max(0, ...points.map((p) => p.value)), bottom = Math.min(0, ...points.map((p) => p.value));
@@ -1114,7 +1115,7 @@ function marginChart(rows, group, currency) {
   const y = (value) => pad / 2 + (height - pad) * (top - value) / span;
   const step = (width - pad) / points.length;
   const summary = `Margin by ${GROUP_WORDS[group]}${currency}: `
-    + points.map((p) => `${p.label} ${p.value.toFixed(2)}`).join(", ");
+    + points.map((p) => `${p.label} ${amount(p.text)}`).join(", ");
   const marks = group === "period"
     ? [svg("polyline", { points: points.map((p, i) => `${pad + step * (i + 0.5)},${y(p.value)}`).join(" "),
       fill: "none", stroke: "currentColor", "stroke-width": 2 }),
@@ -1196,10 +1197,9 @@ const sales = {
       marginChart(rows, group, currency),
       table({ text: `Margins by ${GROUP_WORDS[group]}`, visible: true }, [
         { label: capitalised(GROUP_WORDS[group]), cell: (r) => (r.total ? h("strong", {}, r.label) : r.label ?? r.key) },
-        { label: `Revenue${currency}`, class: "number", cell: (r) => String(r.figures.revenue) },
-        { label: `Cost of goods${currency}`, class: "number", cell: (r) => [String(r.figures.cogs), uncosted(r)] },
-        { label: `Margin${currency}`, class: "number", cell: (r) => (present(r.figures.margin)
-          ? String(r.figures.margin) : "—") },
+        { label: `Revenue${currency}`, class: "number", cell: (r) => amount(r.figures.revenue) },
+        { label: `Cost of goods${currency}`, class: "number", cell: (r) => [amount(r.figures.cogs), uncosted(r)] },
+        { label: `Margin${currency}`, class: "number", cell: (r) => amount(r.figures.margin) },
         { label: "Margin %", class: "number",
           cell: (r) => (present(r.figures.margin_pct) ? `${r.figures.margin_pct}%` : "—") },
       ], [...rows, totals].map((r) => ({ value: r, dataset: r.total ? { total: "" } : {} }))),

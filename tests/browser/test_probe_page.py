@@ -204,3 +204,35 @@ def test_margins_say_when_another_grouping_or_the_csv_could_not_be_read(
     )
     expect(sales.locator('[data-role="margins"] table')).to_have_count(0)  # no product figures under "Month"
     shoot(page, "1-margins-refused")
+
+
+def test_margins_show_each_amount_exactly_as_money(page: Page, local_stack: LocalStack) -> None:
+    """Amounts arrive as decimal strings: the table shows each with its cents ("0.00", not "0"; "1.50", not
+    "1.5") and every digit, and the chart's words for screen readers say the same amounts, never a binary
+    float's rounding of them (1.505 is not 1.50)."""
+    report = {
+        "home_currency": "USD",
+        "totals": margin_figures("90071992547421.005", "10.00", "90071992547411.005", "99.99"),
+        "groups": [
+            {
+                "key": "p-1",
+                "label": "Wall bracket",
+                "figures": margin_figures("90071992547419.5", "10", "90071992547409.5", "99.99"),
+            },
+            {"key": "p-2", "label": "Shelf", "figures": margin_figures("1.505", "0", "1.505", "100")},
+        ],
+        "notes": [],
+    }
+    page.route(re.compile(r".*/sales/status$"), lambda route: answer(route, TRACKED))
+    page.route(re.compile(r".*/margins\?.*"), lambda route: answer(route, report))
+    open_connected(page, local_stack)
+    sales = page.locator("section#sales")
+    bracket = sales.locator("tbody tr").filter(has_text="Wall bracket")
+    expect(bracket.locator("td.number")).to_have_text(
+        ["90071992547419.50", "10.00", "90071992547409.50", "99.99%"]
+    )
+    shelf = sales.locator("tbody tr").filter(has_text="Shelf")
+    expect(shelf.locator("td.number")).to_have_text(["1.505", "0.00", "1.505", "100%"])
+    expect(sales.locator('[data-role="margin-chart"]')).to_have_attribute(
+        "aria-label", "Margin by product (USD): Wall bracket 90071992547409.50, Shelf 1.505"
+    )
