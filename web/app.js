@@ -244,6 +244,7 @@ const ACTIVE = new Set(["connected", "expired"]);
 const connections = {
   views: [],
   popups: new Map(), // provider -> the sign-in window it is waiting for
+  acting: new Map(), // provider -> the data-key of the control that started its sign-in, while it had focus
   messages: new Map(), // provider -> {kind, text} shown on its card until the next action
 
   mount(section, onChange) {
@@ -359,6 +360,11 @@ const connections = {
     }
     popup.document.title = `Connecting to ${label}`;
     popup.document.body.textContent = `Opening ${label}…`;
+    // the card's buttons are disabled while the window is open, which drops focus to <body>: remembered, to
+    // come back to when the sign-in ends without a connection (closed, declined, refused)
+    const focusedKey = this.cards.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+    if (focusedKey) this.acting.set(provider, focusedKey);
+    else this.acting.delete(provider);
     this.popups.set(provider, popup);
     this.show(this.views);
     try {
@@ -369,6 +375,7 @@ const connections = {
       popup.close();
       this.popups.delete(provider);
       this.note(provider, "error", error.message);
+      this.refocus(provider);
       return;
     }
     const watch = window.setInterval(() => {
@@ -376,10 +383,22 @@ const connections = {
       window.clearInterval(watch);
       if (this.popups.get(provider) !== popup) return; // its result already arrived
       this.popups.delete(provider);
-      this.messages.set(provider, { kind: "info", text: `The ${label} window was closed before the connection `
-        + "finished." });
+      this.note(provider, "info", `The ${label} window was closed before the connection finished.`);
+      this.refocus(provider);
       this.refresh();
     }, 500);
+  },
+
+  /** Focus back on the control that started the sign-in (or what stands in its place), unless the person
+   * has moved on to another control meanwhile. */
+  refocus(provider) {
+    const key = this.acting.get(provider);
+    this.acting.delete(provider);
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (!key || !lost) return;
+    const card = this.cards.querySelector(`article[data-provider="${CSS.escape(provider)}"]`);
+    (card?.querySelector(`[data-key="${CSS.escape(key)}"]`) ?? card?.querySelector("button:not(:disabled)"))
+      ?.focus();
   },
 
   /** The popup's last page reports the result; only a message from the popup we opened, from the API's
@@ -394,11 +413,13 @@ const connections = {
     if (data.status === "connected") {
       const view = this.views.find((v) => v.provider === data.provider);
       this.messages.set(data.provider, { kind: "success", text: `Connected to ${data.company_name}.` });
+      this.acting.delete(data.provider);
       this.replace({ ...view, status: "connected", company_name: data.company_name, last_error: null });
       announce(`${label} connected: ${data.company_name}.`);
       document.getElementById(`${data.provider}-title`)?.focus?.();
     } else {
       this.note(data.provider, "error", data.message || `${label} did not connect.`);
+      this.refocus(data.provider);
       announce(`${label} did not connect.`);
     }
     this.refresh();

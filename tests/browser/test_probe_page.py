@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.browser.conftest import LocalStack, Screenshots, serious_violations
-from tests.browser.test_integrations_page import card, open_page
+from tests.browser.test_integrations_page import card, new_organisation, open_page, sign_in
 
 try:
     from playwright.sync_api import expect
@@ -236,3 +236,34 @@ def test_margins_show_each_amount_exactly_as_money(page: Page, local_stack: Loca
     expect(sales.locator('[data-role="margin-chart"]')).to_have_attribute(
         "aria-label", "Margin by product (USD): Wall bracket 90071992547409.50, Shelf 1.505"
     )
+
+
+def test_focus_comes_back_to_connect_when_the_popup_ends_without_a_connection(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """By keyboard: Enter on Connect opens the sign-in window (the card's buttons wait, disabled); closing it,
+    or declining in it, says so on the card and puts focus back on Connect, so Enter tries again, rather than
+    leaving the person at the top of the page."""
+    open_page(page, local_stack, new_organisation("probe-focus"))
+    qbo = card(page, "qbo")
+    connect = qbo.get_by_role("button", name="Connect QuickBooks Online")
+
+    connect.focus()
+    with page.expect_popup() as opened:
+        page.keyboard.press("Enter")
+    popup = opened.value
+    expect(qbo).to_contain_text("Finish signing in to QuickBooks Online in the window that opened.")
+    expect(connect).to_be_disabled()
+    popup.close()
+    expect(qbo.locator('[data-role="message"]')).to_contain_text("window was closed before the connection")
+    expect(connect).to_be_focused()
+
+    with page.expect_popup() as opened:
+        page.keyboard.press("Enter")
+    popup = opened.value
+    sign_in(popup)
+    popup.get_by_role("button", name="Deny").click()
+    expect(qbo.locator('[data-role="message"]')).to_contain_text("declined")
+    expect(qbo).to_have_attribute("data-status", "not_connected")
+    expect(connect).to_be_focused()
+    shoot(page, "1-declined")
