@@ -717,6 +717,8 @@ const productImport = {
   },
 
   async check(file) {
+    // each check is numbered: the answer of a file chosen before another one is dropped, never shown for it
+    const turn = (this.turn = (this.turn ?? 0) + 1);
     this.file = null;
     if (!file) {
       this.report.replaceChildren();
@@ -729,9 +731,14 @@ const productImport = {
     }
     this.report.replaceChildren(h("p", { class: "muted" }, `Checking ${file.name}…`));
     try {
-      this.file = { filename: file.name, content_base64: await base64Of(file) };
-      this.show(await api("POST", "/products/import?mode=dry_run", this.file));
+      const chosen = { filename: file.name, content_base64: await base64Of(file) };
+      if (turn !== this.turn) return;
+      this.file = chosen;
+      const result = await api("POST", "/products/import?mode=dry_run", chosen);
+      if (turn !== this.turn) return;
+      this.show(result);
     } catch (error) {
+      if (turn !== this.turn) return;
       if (isMissingRoute(error)) this.section.hidden = true;
       this.report.replaceChildren(h("p", { class: "banner banner-error", role: "alert" }, error.message));
     }

@@ -36,6 +36,12 @@ CONNECTED = [
     },
     {"provider": "xero", "provider_label": "Xero", "status": "not_connected"},
 ]
+# a promise that settles after twenty turns of the page's event loop: what a response already received does to
+# the page has been done by then
+TWENTY_TURNS = (
+    "() => new Promise((done) => { let n = 0; const turn = () => (++n > 20 ? done() : setTimeout(turn)); "
+    "turn(); })"
+)
 BUSY = {"error": "ServiceUnavailable", "message": "the service is busy; try again shortly"}
 
 
@@ -267,3 +273,47 @@ def test_focus_comes_back_to_connect_when_the_popup_ends_without_a_connection(
     expect(qbo).to_have_attribute("data-status", "not_connected")
     expect(connect).to_be_focused()
     shoot(page, "1-declined")
+
+
+def test_a_file_checked_before_another_never_shows_as_the_one_chosen(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """A person chooses a file, then at once a corrected one. The check of the first answers last: the page
+    still shows the second file's check, and its Import imports what it says."""
+    open_page(page, local_stack, new_organisation("probe-import"))
+    section = page.locator("section#product-import")
+    held: list[Route] = []
+
+    def hold_the_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r".*/products/import\?mode=dry_run$"), hold_the_first)
+    chooser = section.locator('input[type="file"]')
+    first = "SKU,Name\nF-1,First\nF-2,First\nF-3,First\n"
+    second = "SKU,Name\nS-1,Second\n"
+    chooser.set_input_files(files=[{"name": "first.csv", "mimeType": "text/csv", "buffer": first.encode()}])
+    for _ in range(100):  # until the first check's request is held here
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the first file was never checked"
+    chooser.set_input_files(files=[{"name": "second.csv", "mimeType": "text/csv", "buffer": second.encode()}])
+    summary = section.locator('[data-role="summary"]')
+    expect(summary).to_contain_text("1 row is ready to import")
+    with page.expect_response(re.compile(r".*/products/import\?mode=dry_run$")) as late:
+        held[0].continue_()
+    assert late.value.ok
+    late.value.finished()  # its body has reached the page; a few turns of the page's event loop to read it
+    page.evaluate(TWENTY_TURNS)
+    expect(section.get_by_role("button", name="Import 3 products")).to_have_count(0)
+    expect(summary).to_contain_text("1 row is ready to import")
+    expect(section.locator('[data-role="counts"]')).to_have_text(
+        "1 row read; an import would create 1 product."
+    )
+    shoot(page, "1-second-file")
+
+    section.get_by_role("button", name="Import 1 product").click()
+    expect(section.locator('[data-role="apply-status"]')).to_have_text("Imported: 1 product new.")
