@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.conftest import LocalStack, Screenshots, serious_violations
+from tests.browser.conftest import PHONE, LocalStack, Screenshots, serious_violations
 from tests.browser.test_integrations_page import card, new_organisation, open_page, sign_in
 
 try:
@@ -317,3 +317,31 @@ def test_a_file_checked_before_another_never_shows_as_the_one_chosen(
 
     section.get_by_role("button", name="Import 1 product").click()
     expect(section.locator('[data-role="apply-status"]')).to_have_text("Imported: 1 product new.")
+
+
+def test_a_long_refusal_does_not_push_retry_off_a_phone_screen(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """At phone width each export is a block of labelled lines; a provider's refusal holding a long unbroken
+    word (a URL, an id) wraps within it, so the Retry button and the row's words stay on the screen."""
+    refusal = (
+        "QuickBooks refused it (6000): see https://quickbooks.example.com/app/journal?txnId="
+        + "9" * 60
+        + "&realm=9130 for the account that is inactive"
+    )
+    page.route(
+        re.compile(r".*/exports$"), lambda route: answer(route, [failed_export("e-9", "R-9", refusal)])
+    )
+    page.set_viewport_size(PHONE)
+    open_connected(page, local_stack)
+    row = page.locator('section#exports tr[data-export-id="e-9"]')
+    expect(row).to_contain_text("6000")
+    retry = row.get_by_role("button", name="Retry receipt R-9")
+    retry.scroll_into_view_if_needed()
+    box = retry.bounding_box()
+    assert box is not None
+    width = PHONE["width"]
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, f"Retry lies at {box}, off a {width} px screen"
+    wrap = page.locator("section#exports .table-wrap")
+    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the exports table scrolls sideways"
+    shoot(page, "1-long-refusal-phone")
