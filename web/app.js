@@ -244,6 +244,7 @@ const ACTIVE = new Set(["connected", "expired"]);
 const connections = {
   views: [],
   popups: new Map(), // provider -> the sign-in window it is waiting for
+  disconnecting: new Set(), // providers whose disconnect has been sent and not answered yet
   acting: new Map(), // provider -> the data-key of the control that started its sign-in, while it had focus
   messages: new Map(), // provider -> {kind, text} shown on its card until the next action
 
@@ -290,10 +291,12 @@ const connections = {
     const blockedBy = other && other.provider !== provider ? other : null;
     const message = this.messages.get(provider);
     const waiting = this.popups.has(provider);
+    const leaving = this.disconnecting.has(provider); // a disconnect is on its way: nothing else is sent
     const key = (name) => `${provider}-${name}`;
     const button = (name, text, onclick, className = "") => h("button", {
-      type: "button", class: className, dataset: { key: key(name), action: name }, disabled: waiting, onclick,
-    }, text);
+      type: "button", class: className, dataset: { key: key(name), action: name }, disabled: waiting || leaving,
+      "aria-busy": leaving && name === "disconnect" ? "true" : false, onclick,
+    }, leaving && name === "disconnect" ? "Disconnecting…" : text);
 
     const facts = [];
     const fact = (term, ...value) => facts.push(h("dt", {}, term), h("dd", {}, ...value));
@@ -446,16 +449,24 @@ const connections = {
       ],
       confirmLabel: `Disconnect ${label}`,
     });
-    if (!confirmed) return;
+    if (!confirmed || this.disconnecting.has(view.provider)) return;
+    // the card's buttons wait, disabled, until the answer: a second Disconnect would be refused once the first
+    // is done, its refusal shown over the first one's success
+    this.disconnecting.add(view.provider);
+    this.messages.delete(view.provider);
+    this.show(this.views);
     try {
       const updated = await api("POST", `/integrations/${view.provider}/disconnect`);
+      this.disconnecting.delete(view.provider);
       const text = `Disconnected from ${label}. Your data is kept.`;
       this.messages.set(view.provider, { kind: "success", text });
       this.replace(updated);
       announce(text);
       this.cards.querySelector(`[data-key="${view.provider}-connect"]`)?.focus();
     } catch (error) {
+      this.disconnecting.delete(view.provider);
       this.note(view.provider, "error", error.message);
+      this.cards.querySelector(`[data-key="${view.provider}-disconnect"]`)?.focus();
     }
   },
 

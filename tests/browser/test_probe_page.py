@@ -345,3 +345,36 @@ def test_a_long_refusal_does_not_push_retry_off_a_phone_screen(
     wrap = page.locator("section#exports .table-wrap")
     assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the exports table scrolls sideways"
     shoot(page, "1-long-refusal-phone")
+
+
+def test_disconnect_on_its_way_cannot_be_sent_twice_and_a_refusal_is_shown(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """Disconnect confirmed: until the API answers, the card says it is disconnecting and no second disconnect
+    can be confirmed; when the API is down (503) the card says so, stays connected, and focus is back on
+    Disconnect to try again."""
+    sent: list[Route] = []
+    page.route(re.compile(r".*/integrations/qbo/disconnect$"), lambda route: sent.append(route))
+    open_connected(page, local_stack)
+    qbo = card(page, "qbo")
+    dialog = page.locator("dialog#confirm")
+
+    qbo.get_by_role("button", name="Disconnect").click()
+    dialog.get_by_role("button", name="Disconnect QuickBooks Online").click()
+    expect(qbo.get_by_role("button", name="Disconnecting…")).to_be_disabled()
+    shoot(page, "1-disconnecting")
+    qbo.get_by_role("button", name="Disconnecting…").click(force=True)  # a second press does nothing
+    expect(dialog).to_be_hidden()
+    for _ in range(100):
+        if sent:
+            break
+        page.wait_for_timeout(50)
+    assert len(sent) == 1
+
+    answer(sent[0], BUSY, 503)
+    expect(qbo.locator('[data-role="message"]')).to_have_text("the service is busy; try again shortly")
+    expect(qbo).to_have_attribute("data-status", "connected")
+    disconnect = qbo.get_by_role("button", name="Disconnect")
+    expect(disconnect).to_be_enabled()
+    expect(disconnect).to_be_focused()
+    assert len(sent) == 1
