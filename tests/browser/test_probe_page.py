@@ -378,3 +378,28 @@ def test_disconnect_on_its_way_cannot_be_sent_twice_and_a_refusal_is_shown(
     expect(disconnect).to_be_enabled()
     expect(disconnect).to_be_focused()
     assert len(sent) == 1
+
+
+def test_a_long_company_name_stays_readable_in_the_disconnect_confirmation_on_a_phone(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """The company name comes from the provider, and may be one long word: at phone width the confirmation
+    of Disconnect shows all of it (wrapped), and neither it nor the card scrolls sideways."""
+    name = "Northside" + "Fabrication" * 8 + "Pty"
+    views = [dict(CONNECTED[0], company_name=name), CONNECTED[1]]
+    page.route(
+        re.compile(r".*/integrations$"),
+        lambda route: answer(route, views) if route.request.method == "GET" else route.continue_(),
+    )
+    page.set_viewport_size(PHONE)
+    open_page(page, local_stack, new_organisation("probe-long-name"))
+    qbo = card(page, "qbo")
+    expect(qbo).to_contain_text(name)
+    assert qbo.evaluate("c => c.scrollWidth <= c.clientWidth"), "the card scrolls sideways"
+    qbo.get_by_role("button", name="Disconnect").click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_contain_text(f"Partsemble stops posting to {name}")
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth"), "the confirmation scrolls sideways"
+    shoot(page, "1-confirm-long-name-phone")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
