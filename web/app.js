@@ -379,6 +379,9 @@ const connections = {
       this.popups.delete(provider);
       this.note(provider, "error", error.message);
       this.refocus(provider);
+      // a refusal (409: the other system was connected meanwhile, in another tab or by a colleague) means what
+      // the cards show is out of date: read it again, so the page agrees with the message
+      if (error.status === 409) this.refresh();
       return;
     }
     const watch = window.setInterval(() => {

@@ -403,3 +403,30 @@ def test_a_long_company_name_stays_readable_in_the_disconnect_confirmation_on_a_
     shoot(page, "1-confirm-long-name-phone")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
+
+
+def test_a_connect_refused_because_the_other_system_was_connected_meanwhile_shows_it(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """The page was read with nothing connected; meanwhile a colleague connected Xero. Connect QuickBooks is
+    refused (409, saying so): the cards are read again, so the page shows Xero connected, in agreement with
+    the message, instead of both "Not connected" beside "connected to Xero"."""
+    nothing = [dict(CONNECTED[0], status="not_connected", company_name=None), CONNECTED[1]]
+    xero = dict(CONNECTED[1], status="connected", company_name="Harbour Fabrication", tenant_id="t-1")
+    now = {"views": nothing}
+    page.route(
+        re.compile(r".*/integrations$"),
+        lambda route: answer(route, now["views"]) if route.request.method == "GET" else route.continue_(),
+    )
+    refusal = "this organisation is connected to Xero; disconnect it before connecting QuickBooks Online"
+    page.route(
+        re.compile(r".*/integrations/qbo/connect$"),
+        lambda route: answer(route, {"error": "Conflict", "message": refusal}, 409),
+    )
+    open_page(page, local_stack, new_organisation("probe-meanwhile"))
+    expect(card(page, "xero")).to_have_attribute("data-status", "not_connected")
+    now["views"] = [nothing[0], xero]
+    card(page, "qbo").get_by_role("button", name="Connect QuickBooks Online").click()
+    expect(card(page, "qbo").locator('[data-role="message"]')).to_have_text(refusal)
+    expect(card(page, "xero")).to_have_attribute("data-status", "connected")
+    expect(card(page, "xero")).to_contain_text("Harbour Fabrication")
