@@ -1210,9 +1210,21 @@ const sales = {
     loadSection(this.section, () => this.load(), this.margins);
   },
 
+  // Each load is numbered: a slower answer to an earlier one (the grouping chosen before, a pull's reload)
+  // is dropped, so the margins shown are always those of the grouping chosen last.
   async load() {
+    const turn = (this.turn = (this.turn ?? 0) + 1);
+    try {
+      await this.read(turn);
+    } catch (error) {
+      if (turn === this.turn) throw error;
+    }
+  },
+
+  async read(turn) {
     const group = part(this.section, "period").value;
     const status = listOf(await api("GET", "/sales/status"));
+    if (turn !== this.turn) return;
     this.showLastPull(status.map((s) => s.last_pull).filter(Boolean), status.some((s) => s.stalled));
     tracking.show(status.find((s) => s.provider === this.provider) ?? null);
     // Margins exist once tracking was ever on; before that the API refuses them (409): don't ask.
@@ -1224,6 +1236,7 @@ const sales = {
     }
     this.download(null);
     const report = await api("GET", `/margins?group=${encodeURIComponent(group)}`);
+    if (turn !== this.turn) return;
     const rows = group === "document"
       ? listOf(report, "documents").map((d) => ({ label: `${capitalised(d.kind)} ${d.number}`, key: d.date,
         figures: d.figures }))

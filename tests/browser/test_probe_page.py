@@ -430,3 +430,53 @@ def test_a_connect_refused_because_the_other_system_was_connected_meanwhile_show
     expect(card(page, "qbo").locator('[data-role="message"]')).to_have_text(refusal)
     expect(card(page, "xero")).to_have_attribute("data-status", "connected")
     expect(card(page, "xero")).to_contain_text("Harbour Fabrication")
+
+
+def test_the_margins_shown_are_those_of_the_grouping_chosen_last(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """Month chosen, then Product at once; the months' answer comes last. The page still shows the margins by
+    product, as the list says, not the months' figures under it."""
+    by_month = {
+        "home_currency": "USD",
+        "totals": margin_figures("20.00", "12.50", "7.50", "37.50"),
+        "groups": [
+            {
+                "key": "2026-11",
+                "label": "Nov 2026",
+                "figures": margin_figures("20.00", "12.50", "7.50", "37.50"),
+            }
+        ],
+        "notes": [],
+    }
+    held: list[Route] = []
+
+    def margins(route: Route) -> None:
+        if "group=period" in route.request.url:
+            held.append(route)
+        else:
+            answer(route, BY_PRODUCT)
+
+    page.route(re.compile(r".*/sales/status$"), lambda route: answer(route, TRACKED))
+    page.route(re.compile(r".*/margins\?.*"), margins)
+    open_connected(page, local_stack)
+    sales = page.locator("section#sales")
+    grouping = sales.get_by_label("Margins by")
+    expect(sales.locator("tbody tr").first).to_contain_text("Wall bracket")
+
+    grouping.select_option("period")
+    for _ in range(100):  # until the months' request is held here
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the margins by month were never asked for"
+    grouping.select_option("product")
+    expect(sales.locator("table caption")).to_have_text("Margins by product")
+    with page.expect_response(re.compile(r".*/margins\?group=period")) as late:
+        answer(held[0], by_month)
+    late.value.finished()
+    page.evaluate(TWENTY_TURNS)
+    expect(sales.locator("table caption")).to_have_text("Margins by product")
+    expect(sales.locator("tbody tr").first).to_contain_text("Wall bracket")
+    expect(grouping).to_have_value("product")
+    shoot(page, "1-product-chosen-last")
