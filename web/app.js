@@ -325,7 +325,9 @@ const connections = {
     } else if (!blockedBy && (status === "not_connected" || status === "disconnected")) {
       actions.push(button("connect", `Connect ${label}`, () => this.connect(provider), "primary"));
     }
-    if (status === "disconnected" && view.company_name && !blockedBy) {
+    // an expired connection may not be reconnectable to its company (closed, or the person no longer has
+    // access): the refusal of a reconnect to another company says to switch explicitly, so the card offers it
+    if ((status === "disconnected" || status === "expired") && view.company_name && !blockedBy) {
       actions.push(button("switch", "Connect a different company", () => this.switchCompany(view)));
     }
     if (ACTIVE.has(status)) {

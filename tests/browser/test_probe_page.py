@@ -10,9 +10,11 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from tests.browser.conftest import PHONE, LocalStack, Screenshots, serious_violations
+from tests.browser.test_books_page import PASSWORD, connect_xero, xero_organisations
 from tests.browser.test_integrations_page import card, new_organisation, open_page, sign_in
 
 try:
@@ -480,3 +482,39 @@ def test_the_margins_shown_are_those_of_the_grouping_chosen_last(
     expect(sales.locator("tbody tr").first).to_contain_text("Wall bracket")
     expect(grouping).to_have_value("product")
     shoot(page, "1-product-chosen-last")
+
+
+def test_an_expired_connection_can_be_switched_to_another_organisation_from_its_card(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """Xero organisation A is connected, then its connection is removed in Xero: the card says to reconnect.
+    The person reconnects choosing organisation B instead: refused, saying to switch explicitly; the card
+    offers that switch (before: only Disconnect, then a switch from the disconnected card); it connects B."""
+    (first, _), username = xero_organisations(local_stack, 2)
+    organisation = new_organisation("probe-expired-switch")
+    open_page(page, local_stack, organisation)
+    tag = username.removeprefix("books-").removesuffix("@partsemble.test")
+    name_a, name_b = f"Books {tag} Pty Ltd", f"Books {tag}-2 Pty Ltd"
+    connect_xero(page, username, name_a)
+    removed = httpx.post(f"{local_stack.xero_url}/_admin/organisations/{first}/disconnect", timeout=10)
+    assert removed.status_code == 200, removed.text
+    local_stack.fire_schedule("TokenRefreshFunction")
+    page.reload()
+    xero = card(page, "xero")
+    expect(xero).to_have_attribute("data-status", "expired")
+
+    with page.expect_popup() as opened:
+        xero.get_by_role("button", name="Reconnect").click()
+    popup = opened.value
+    popup.locator('input[type="text"]').fill(username)
+    popup.locator('input[type="password"]').fill(PASSWORD)
+    popup.locator('button[type="submit"]').click()
+    popup.get_by_role("checkbox", name=name_b).check()
+    popup.get_by_role("button", name="Allow access").click()
+    expect(xero.locator('[data-role="message"]')).to_contain_text("switch companies explicitly")
+    expect(xero).to_have_attribute("data-status", "expired")
+    shoot(page, "1-reconnect-to-another-refused")
+
+    connect_xero(page, username, name_b, switch=True)
+    expect(xero).to_contain_text(name_b)
+    shoot(page, "2-switched")
