@@ -20,10 +20,10 @@ from tests.browser.test_integrations_page import card, new_organisation, open_pa
 try:
     from playwright.sync_api import expect
 except ImportError:  # the browser_available fixture skips every test here (and fails them in CI)
-    expect = None
+    expect = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Route
+    from playwright.sync_api import FilePayload, Page, Route, ViewportSize
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +44,7 @@ TWENTY_TURNS = (
     "() => new Promise((done) => { let n = 0; const turn = () => (++n > 20 ? done() : setTimeout(turn)); "
     "turn(); })"
 )
+PHONE_SIZE: ViewportSize = {"width": PHONE["width"], "height": PHONE["height"]}
 BUSY = {"error": "ServiceUnavailable", "message": "the service is busy; try again shortly"}
 
 
@@ -60,6 +61,10 @@ def open_connected(page: Page, stack: LocalStack) -> None:
     )
     open_page(page, stack, f"probe-{uuid.uuid4().hex[:8]}")
     expect(card(page, "qbo")).to_have_attribute("data-status", "connected")
+
+
+def csv_file(name: str, text: str) -> FilePayload:
+    return {"name": name, "mimeType": "text/csv", "buffer": text.encode()}
 
 
 def failed_export(export_id: str, record_id: str, last_error: str) -> dict[str, Any]:
@@ -296,13 +301,13 @@ def test_a_file_checked_before_another_never_shows_as_the_one_chosen(
     chooser = section.locator('input[type="file"]')
     first = "SKU,Name\nF-1,First\nF-2,First\nF-3,First\n"
     second = "SKU,Name\nS-1,Second\n"
-    chooser.set_input_files(files=[{"name": "first.csv", "mimeType": "text/csv", "buffer": first.encode()}])
+    chooser.set_input_files(files=[csv_file("first.csv", first)])
     for _ in range(100):  # until the first check's request is held here
         if held:
             break
         page.wait_for_timeout(50)
     assert held, "the first file was never checked"
-    chooser.set_input_files(files=[{"name": "second.csv", "mimeType": "text/csv", "buffer": second.encode()}])
+    chooser.set_input_files(files=[csv_file("second.csv", second)])
     summary = section.locator('[data-role="summary"]')
     expect(summary).to_contain_text("1 row is ready to import")
     with page.expect_response(re.compile(r".*/products/import\?mode=dry_run$")) as late:
@@ -334,7 +339,7 @@ def test_a_long_refusal_does_not_push_retry_off_a_phone_screen(
     page.route(
         re.compile(r".*/exports$"), lambda route: answer(route, [failed_export("e-9", "R-9", refusal)])
     )
-    page.set_viewport_size(PHONE)
+    page.set_viewport_size(PHONE_SIZE)
     open_connected(page, local_stack)
     row = page.locator('section#exports tr[data-export-id="e-9"]')
     expect(row).to_contain_text("6000")
@@ -393,7 +398,7 @@ def test_a_long_company_name_stays_readable_in_the_disconnect_confirmation_on_a_
         re.compile(r".*/integrations$"),
         lambda route: answer(route, views) if route.request.method == "GET" else route.continue_(),
     )
-    page.set_viewport_size(PHONE)
+    page.set_viewport_size(PHONE_SIZE)
     open_page(page, local_stack, new_organisation("probe-long-name"))
     qbo = card(page, "qbo")
     expect(qbo).to_contain_text(name)
