@@ -942,7 +942,6 @@ const exportsList = {
     busy(button, true, "Refreshing…");
     try {
       await this.load();
-      this.problem("");
     } catch (error) {
       this.problem(`The list could not be refreshed: ${error.message}`);
     } finally {
@@ -969,6 +968,7 @@ const exportsList = {
 
   async read() {
     const items = listOf(await api("GET", "/exports"), "exports");
+    this.problem(""); // read again, by Refresh list or after a retry: what it said of a failed read is over
     this.items = items;
     if (!items.length) {
       replaceKeepingFocus(this.list, h("p", { class: "muted" }, "Nothing has been exported yet."));

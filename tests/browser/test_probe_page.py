@@ -523,3 +523,31 @@ def test_an_expired_connection_can_be_switched_to_another_organisation_from_its_
     connect_xero(page, username, name_b, switch=True)
     expect(xero).to_contain_text(name_b)
     shoot(page, "2-switched")
+
+
+def test_a_retry_that_reads_the_list_again_clears_the_word_of_a_failed_refresh(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """Refresh list failed (503) and said so; then Retry works and the list is read again: the banner saying
+    the list could not be refreshed goes, as the list on screen is now current."""
+    down = {"now": False}
+    listed = [failed_export("e-3", "R-3", "QuickBooks refused it: the account is inactive")]
+
+    def exports(route: Route) -> None:
+        answer(route, BUSY, 503) if down["now"] else answer(route, listed)
+
+    page.route(re.compile(r".*/exports$"), exports)
+    page.route(re.compile(r".*/exports/e-3/retry$"), lambda route: answer(route, {"status": "pending"}, 202))
+    open_connected(page, local_stack)
+    section = page.locator("section#exports")
+    expect(section.locator('tr[data-export-id="e-3"]')).to_be_visible()
+    down["now"] = True
+    section.get_by_role("button", name="Refresh list").click()
+    banner = section.locator('[data-role="problem"]')
+    expect(banner).to_contain_text("could not be refreshed")
+
+    down["now"] = False
+    listed[0] = dict(listed[0], status="pending", last_error=None)
+    section.get_by_role("button", name="Retry receipt R-3").click()
+    expect(section.locator('tr[data-export-id="e-3"]')).to_have_attribute("data-status", "pending")
+    expect(banner).to_be_hidden()
