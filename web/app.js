@@ -264,17 +264,25 @@ const connections = {
   },
 
   async refresh() {
+    const stale = part(this.section, "stale");
     try {
       this.show(await api("GET", "/integrations"));
+      stale.hidden = true;
     } catch (error) {
       this.cards.setAttribute("aria-busy", "false");
       if (!this.views.length) {
         this.cards.replaceChildren(h("p", { class: "banner banner-error" }, error.message));
+        return;
       }
+      // the cards stay as last read, and say so: a connection revoked meanwhile must not look healthy unsaid
+      stale.replaceChildren("The connection status could not be checked again (", error.message,
+        "); the cards show it as it was ", when(this.readAt.toISOString()), ".");
+      stale.hidden = false;
     }
   },
 
   show(views) {
+    if (views !== this.views) this.readAt = new Date(); // a new reading, not a re-render of the last one
     this.views = views;
     this.cards.setAttribute("aria-busy", "false");
     replaceKeepingFocus(this.cards, ...views.map((view) => this.card(view)));

@@ -551,3 +551,38 @@ def test_a_retry_that_reads_the_list_again_clears_the_word_of_a_failed_refresh(
     section.get_by_role("button", name="Retry receipt R-3").click()
     expect(section.locator('tr[data-export-id="e-3"]')).to_have_attribute("data-status", "pending")
     expect(banner).to_be_hidden()
+
+
+def test_connection_status_that_could_not_be_checked_again_says_so(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """The page re-reads the connections when the person comes back to its tab (and every minute). When that
+    read fails (503), the cards stay as last read and the page says they could not be checked again, rather
+    than presenting them as current; the next read that works clears it."""
+    down = {"now": False}
+
+    def integrations(route: Route) -> None:
+        if route.request.method != "GET":
+            route.continue_()
+        elif down["now"]:
+            answer(route, BUSY, 503)
+        else:
+            answer(route, CONNECTED)
+
+    page.route(re.compile(r".*/integrations$"), integrations)
+    open_page(page, local_stack, new_organisation("probe-stale"))
+    qbo = card(page, "qbo")
+    expect(qbo).to_have_attribute("data-status", "connected")
+    stale = page.locator('section#connections [data-role="stale"]')
+    expect(stale).to_be_hidden()
+
+    down["now"] = True
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # back to the tab
+    expect(stale).to_contain_text(
+        "The connection status could not be checked again (the service is busy; try again shortly)"
+    )
+    expect(qbo).to_have_attribute("data-status", "connected")
+
+    down["now"] = False
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(stale).to_be_hidden()
