@@ -86,7 +86,10 @@ class ProviderError(ServiceError):
     http_status = HTTPStatus.BAD_GATEWAY
 
     def __init__(self, provider: str, message: str) -> None:
-        super().__init__(f"{provider}: {message}")
+        # a reason stored from an earlier error of this provider (a connection's expired_reason) says whose
+        # already: "qbo: qbo: ..." told the person nothing more
+        prefix = f"{provider}: "
+        super().__init__(message if message.startswith(prefix) else prefix + message)
         self.provider = provider
 
 

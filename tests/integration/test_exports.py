@@ -480,6 +480,9 @@ def test_a_xero_403_on_the_export_path_marks_the_connection_expired_at_once(
     record_season(api, parts)
     Poller(aws).drain()
 
-    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"waiting"}
+    waiting = ok(api.call("GET", "/exports"))
+    assert {e["status"] for e in waiting} == {"waiting"}
+    # the reason the connection was marked with, said once for each export (not "xero: xero: ...")
+    assert all(e["last_error"].count("xero: ") == 1 for e in waiting), waiting
     xero = next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "xero")
     assert xero["status"] == "expired"
