@@ -29,6 +29,7 @@ from packaging.requirements import Requirement
 
 from bench.bench_exports import configure_exports
 from infra.layer_models import write_models
+from infra.local.moto_speed import set_up_once
 from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
 from infra.local.template import load_template
 from infra.local.testbed import PARAMETERS, PUBLIC_BASE_URL, QBO_TEST_APP, environment
@@ -190,8 +191,14 @@ def task_roots(folder: Path, stack: LocalStack) -> dict[str, Path]:
 @contextmanager
 def emulator() -> Iterator[tuple[LocalStack, dict[str, str], QboSandbox]]:
     """moto's server with the template's resources and the QBO sandbox on a loopback port, and the
-    environment a function sees there."""
+    environment a function sees there. The server's transactions cost what DynamoDB's do, not a copy of the
+    whole table (``infra.local.moto_speed``)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with set_up_once():
+        yield from _emulated()
+
+
+def _emulated() -> Iterator[tuple[LocalStack, dict[str, str], QboSandbox]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
