@@ -16,12 +16,11 @@ a test, a fifth of the suite's).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
-
-import copy
 
 import botocore.loaders
 import moto.dynamodb.models
@@ -105,7 +104,7 @@ def _restore(table: Table, hash_value: DynamoType, range_value: DynamoType | Non
         if item is None:
             table.items.pop(hash_value, None)
         else:
-            table.items[hash_value] = item
+            table.items[hash_value] = item  # type: ignore[assignment]  # a table without a sort key
     elif item is None:
         table.items.get(hash_value, {}).pop(range_value, None)
     else:
@@ -114,7 +113,8 @@ def _restore(table: Table, hash_value: DynamoType, range_value: DynamoType | Non
 
 @contextmanager
 def set_up_once() -> Iterator[None]:
-    """While open: botocore's data parsed and listed once a process, moto's key pairs made on first use."""
+    """While open: botocore's data parsed and listed once a process, moto's key pairs made on first use, its
+    transactions' roll-back saving only the items they name."""
     load_file = botocore.loaders.JSONFileLoader.load_file
     list_services = botocore.loaders.Loader.list_available_services
     private_key = moto.kms.utils.generate_private_key
@@ -139,13 +139,13 @@ def set_up_once() -> Iterator[None]:
     moto.kms.models.generate_private_key = on_first_use  # type: ignore[attr-defined]
     backend = moto.dynamodb.models.DynamoDBBackend
     transact = backend.transact_write_items
-    backend.transact_write_items = _rolled_back_by_item(transact)  # type: ignore[method-assign]
-    moto.dynamodb.models.copy = _TablesKept  # type: ignore[assignment]
+    backend.transact_write_items = _rolled_back_by_item(transact)  # type: ignore[method-assign,assignment]
+    moto.dynamodb.models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
     try:
         yield
     finally:
         backend.transact_write_items = transact  # type: ignore[method-assign]
-        moto.dynamodb.models.copy = copy
+        moto.dynamodb.models.copy = copy  # type: ignore[attr-defined]
         botocore.loaders.JSONFileLoader.load_file = load_file
         botocore.loaders.Loader.list_available_services = list_services
         moto.kms.models.generate_private_key = private_key  # type: ignore[attr-defined]

@@ -348,8 +348,14 @@ def _attach(
         },
         claims=grant_id,
         read=existing,
+        alone=[other for other in PROVIDERS if other != name],
     )
     if not written:  # its TTL ran out (a choice made too late), or another callback connected meanwhile
+        try:  # the other provider's, since the check above: refused as it is there
+            _refuse_if_other_provider_active(organisation_id, name)
+        except Conflict:
+            _discard_grant(organisation_id, name, grant_id)
+            raise
         raise NotFound(
             "the authorisation is no longer available, or another sign-in completed at the same time; "
             "check Settings -> Integrations and connect again if needed"

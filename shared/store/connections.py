@@ -6,13 +6,13 @@ lets exactly one worker refresh at a time; a lease that outlived its holder can 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from pydantic import Field
 
 from shared.aws import table
-from shared.domain.connections import ConnectionStatus, ProviderName
+from shared.domain.connections import IN_USE, ConnectionStatus, ProviderName
 from shared.model import Model
 from shared.store.dynamo import conditional, org_items, query_all, query_items, set_clause, transact
 from shared.store.keys import (
@@ -131,12 +131,14 @@ def put_connection(
     *,
     claims: str | None = None,
     read: Connection | None = None,
+    alone: Sequence[str] = (),
 ) -> bool:
     """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``). With
     ``claims``, a consent's grant id: in one transaction with keeping that consent (its TTL removed), so no
-    process that dies in between leaves a consent kept that no connection holds, and only while the
-    connection is still as ``read`` before (``_still_as_read``); False (nothing written) when the consent is
-    gone or the connection changed meanwhile (the consent is then left to the TTL)."""
+    process that dies in between leaves a consent kept that no connection holds, only while the connection
+    is still as ``read`` before (``_still_as_read``) and while none of the providers ``alone`` names is in
+    use; False (nothing written) when the consent is gone, the connection changed or another provider was
+    connected meanwhile (the consent is then left to the TTL)."""
     tenant_id = fields.get("tenant_id")
     if tenant_id:
         _list_under_tenant(organisation_id, provider, tenant_id)
@@ -160,7 +162,21 @@ def put_connection(
         "ConditionExpression": "attribute_exists(pk)",
     }
     put = {"TableName": name, "Item": item, **_still_as_read(read)}
-    return transact([{"Put": put}, {"Update": claim}]) is None
+    # an organisation uses one provider at a time: the other's callback may have connected since it was read
+    not_in_use = [
+        {
+            "ConditionCheck": {
+                "TableName": name,
+                "Key": {"pk": org_pk(organisation_id), "sk": connection_sk(other)},
+                "ConditionExpression": f"attribute_not_exists(pk) OR NOT (#status IN ({', '.join(in_use)}))",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": in_use,
+            }
+        }
+        for other in alone
+        for in_use in [{f":in_use{i}": status for i, status in enumerate(sorted(IN_USE))}]
+    ]
+    return transact([{"Put": put}, {"Update": claim}, *not_in_use]) is None
 
 
 def _list_under_tenant(organisation_id: str, provider: str, tenant_id: str) -> None:

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from infra.sandboxes.consent import walk_consent
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from shared.domain.connections import ProviderName
 from tests.conftest import APP_ORIGIN, Api, Sandboxes
-from tests.integration.connect_flow import connect, pick_organisation
+from tests.integration.connect_flow import DEMO_USER, callback, connect, pick_organisation, start
 
 
 def status_of(api: Api, provider: str, organisation: str = "org-a") -> dict[str, Any]:
@@ -211,3 +213,44 @@ def test_a_consent_stored_by_a_process_that_died_before_connecting_is_deleted_by
     connect(api, sandboxes, "qbo")
     claimed = [g for g in _grants() if "expires_at" not in g]
     assert len(claimed) == 1  # the connection's own consent is kept
+
+
+def test_a_callback_of_the_other_provider_that_completes_first_wins_the_race(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both connects were started while neither provider was connected, and the QBO callback passes the
+    "no other provider" check just before the Xero callback connects: QBO is refused, not connected beside
+    Xero (an organisation posting to two ledgers at once), and its consent is ended."""
+    from datetime import UTC, datetime
+
+    from shared.services import connections
+
+    orgs = xero_orgs(sandboxes)
+    qbo, xero = start(api, "qbo"), start(api, "xero")
+    with sandboxes.client() as browser:
+        qbo_params = walk_consent(browser, qbo.authorize_url, username=DEMO_USER[0], password=DEMO_USER[1])
+        xero_params = walk_consent(
+            browser,
+            xero.authorize_url,
+            username=DEMO_USER[0],
+            password=DEMO_USER[1],
+            choose=[orgs["Partsemble Demo (AU)"]],
+        )
+    check = connections._refuse_if_other_provider_active
+    raced: list[str] = []
+
+    def xero_connects_meanwhile(organisation_id: str, wanted: ProviderName) -> None:
+        check(organisation_id, wanted)
+        if wanted == "qbo" and not raced:  # QBO's callback has just passed the check
+            raced.append("xero")
+            binding = xero.cookie.split("=", 1)[1]
+            connections.complete_callback("xero", xero_params, binding, datetime.now(UTC))
+
+    monkeypatch.setattr(connections, "_refuse_if_other_provider_active", xero_connects_meanwhile)
+    refused = callback(api, "qbo", qbo_params, qbo.cookie)
+    assert raced == ["xero"]
+    assert refused.status == 409, refused.body
+    assert "disconnect it before connecting QuickBooks Online" in refused.body.decode()
+    assert status_of(api, "xero")["status"] == "connected"
+    assert status_of(api, "qbo")["status"] == "not_connected"
+    assert [grant["provider"] for grant in _grants()] == ["xero"]  # QBO's consent is not kept
