@@ -298,7 +298,12 @@ const connections = {
     const other = this.active();
     const blockedBy = other && other.provider !== provider ? other : null;
     const message = this.messages.get(provider);
-    const waiting = this.popups.has(provider);
+    // a note is a live region only when it first appears: the cards are drawn again at every status read,
+    // and a note drawn again must not be read out again
+    const fresh = message && !message.drawn;
+    if (message) message.drawn = true;
+    const popup = this.popups.get(provider);
+    const waiting = Boolean(popup);
     const leaving = this.disconnecting.has(provider); // a disconnect is on its way: nothing else is sent
     const key = (name) => `${provider}-${name}`;
     const button = (name, text, onclick, className = "") => h("button", {
@@ -354,10 +359,16 @@ const connections = {
     facts.length ? h("dl", { class: "facts" }, facts) : null,
     blockedBy ? h("p", { class: "muted" }, `Disconnect ${blockedBy.provider_label} first to connect ${label}.`)
       : null,
-    waiting ? h("p", { class: "muted", role: "status" },
-      `Finish signing in to ${label} in the window that opened.`) : null,
+    waiting ? h("div", { class: "waiting", dataset: { role: "waiting" } },
+      h("p", { class: "muted" }, `Finish signing in to ${label} in the window that opened.`),
+      // the sign-in window can end up behind this one, or be left half done: a way back to it, and out
+      h("div", { class: "actions" },
+        h("button", { type: "button", dataset: { key: key("show-window") }, onclick: () => popup.focus() },
+          "Show the sign-in window"),
+        h("button", { type: "button", dataset: { key: key("cancel-sign-in") }, onclick: () => popup.close() },
+          "Cancel sign-in"))) : null,
     message ? h("p", { class: `card-message ${message.kind}`, dataset: { role: "message" },
-      role: message.kind === "error" ? "alert" : "status" }, message.text) : null,
+      role: fresh ? (message.kind === "error" ? "alert" : "status") : null }, message.text) : null,
     actions.length ? h("div", { class: "actions" }, actions) : null);
   },
 
@@ -380,6 +391,7 @@ const connections = {
     else this.acting.delete(provider);
     this.popups.set(provider, popup);
     this.show(this.views);
+    announce(`Finish signing in to ${label} in the window that opened.`);
     try {
       const { authorize_url: authorizeUrl } = await api("POST", `/integrations/${provider}/connect`,
         { switch_company: switchCompany });
@@ -731,7 +743,18 @@ const productImport = {
   mount(section) {
     this.section = section;
     this.report = part(section, "report");
-    part(section, "file").addEventListener("change", (event) => this.check(event.target.files[0]));
+    const input = part(section, "file");
+    input.addEventListener("change", () => this.check(input.files[0]));
+    // choosing the file just checked again (fixed and saved meanwhile) must check it again: the browser fires
+    // no change for the same file, so the input is emptied as its picker opens, and given back its file
+    // when the picker is dismissed
+    input.addEventListener("click", () => { input.value = ""; });
+    input.addEventListener("cancel", () => {
+      if (!this.chosen) return;
+      const files = new DataTransfer();
+      files.items.add(this.chosen);
+      input.files = files.files;
+    });
   },
 
   update() {
@@ -744,6 +767,7 @@ const productImport = {
     // each check is numbered: the answer of a file chosen before another one is dropped, never shown for it
     const turn = (this.turn = (this.turn ?? 0) + 1);
     this.file = null;
+    this.chosen = file ?? null;
     if (!file) {
       this.report.replaceChildren();
       return;
