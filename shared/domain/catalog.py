@@ -17,6 +17,7 @@ from shared.model import Model
 
 _VALUE = ConfigDict(frozen=True)
 ItemKind = Literal["inventory", "non_inventory", "service", "bundle"]
+KIT = "kit"  # the type of a product made from a provider's bundle: its sales consume its components
 AccountKind = Literal["asset", "liability", "equity", "revenue", "cogs", "expense"]
 XERO_CODE_MAX = 30
 QBO_NAME_FORBIDDEN = (":", "\\")
@@ -248,7 +249,7 @@ def product_from_item(item: ProviderItem, product_id: str, components: Mapping[s
         product_id=product_id,
         sku=(item.sku or "").strip(),
         name=item.name,
-        type="kit" if item.kind == "bundle" else "component",
+        type=KIT if item.kind == "bundle" else "component",
         unit_cost=item.unit_cost,
         provider_links={item.provider: item.item_id},
         components=parts,

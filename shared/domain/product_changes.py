@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
 
-from shared.domain.catalog import Product, sku_key
+from shared.domain.catalog import KIT, Product, sku_key
 from shared.domain.product_rows import ProductRow, ProductType, RowOutcome
 
 _WRITTEN = ("sku", "name", "type", "unit", "unit_cost")
@@ -44,7 +44,10 @@ def catalog_entry(product: Product) -> CatalogEntry:
 _ID, _SKU_NAME, _UNIT, _COST, _TYPE = 0, 16, 24, 32, 40
 _RECORD = 41
 _TYPE_CODES = {product_type.value: code for code, product_type in enumerate(ProductType, start=1)}
-_OTHER_TYPE = 0  # a stored type no row can give (a provider's "kit"): any row type changes it
+_OTHER_TYPE = 0  # a stored type no row can give: any row type changes it
+# a provider bundle's type: kept whatever a row's Type says, as the bundle's components, not a type, are what
+# its sales consume (a bundle made a finished good would sell lots of its own, which it has none of)
+_BUNDLE_TYPE = 255
 
 
 class CatalogIndex:
@@ -125,7 +128,12 @@ class CatalogIndex:
         base, records = number * _RECORD, self._records
         if _digest_of(f"{len(row.sku)}:{row.sku}{row.name}") != records[base + _SKU_NAME : base + _UNIT]:
             return RowOutcome.UPDATED
-        if row.type is not None and _TYPE_CODES[row.type.value] != records[base + _TYPE]:
+        stored_type = records[base + _TYPE]
+        if (
+            row.type is not None
+            and stored_type != _BUNDLE_TYPE
+            and _TYPE_CODES[row.type.value] != stored_type
+        ):
             return RowOutcome.UPDATED
         if row.unit and _digest(row.unit) != records[base + _UNIT : base + _COST]:
             return RowOutcome.UPDATED
@@ -159,9 +167,13 @@ class CatalogIndex:
 
 
 def merged(row: ProductRow, base: Product) -> Product:
-    """The product after the row: a field the row leaves blank keeps the product's value."""
+    """The product after the row: a field the row leaves blank keeps the product's value, and a bundle its
+    type (``_BUNDLE_TYPE``)."""
     values = zip(_WRITTEN, _written_values(row), strict=True)
-    return base.model_copy(update={name: value for name, value in values if value is not None})
+    update = {name: value for name, value in values if value is not None}
+    if base.type == KIT:
+        update.pop("type", None)
+    return base.model_copy(update=update)
 
 
 def _written_values(row: ProductRow) -> tuple[str | Decimal | None, ...]:
@@ -177,7 +189,7 @@ def _record(product_id: bytes, entry: CatalogEntry) -> bytes:
             _digest_of(f"{len(entry.sku)}:{entry.sku}{entry.name}"),
             _digest(entry.unit),
             _digest(entry.unit_cost),
-            bytes((_TYPE_CODES.get(entry.type, _OTHER_TYPE),)),
+            bytes((_BUNDLE_TYPE if entry.type == KIT else _TYPE_CODES.get(entry.type, _OTHER_TYPE),)),
         )
     )
 

@@ -7,6 +7,7 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 import zipfile
 import zlib
 from array import array
@@ -830,7 +831,25 @@ def _parse_cell(raw: object, unsaved_formula: bool, field: _Field, decimal_comma
         )
     if field.kind == "code" and isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
         raise _CellProblem(f"'{value}' was shortened by Excel; format the column as Text and type it again")
+    if isinstance(value, str) and field.kind in ("code", "text"):
+        _refuse_unseen(value, field)
     return value
+
+
+def _refuse_unseen(value: str, field: _Field) -> None:
+    """A code (SKU, barcode) holds no control character and no invisible one (a tab, a zero-width space, a
+    byte order mark): two SKUs that look the same would be different products, and the provider's item
+    codes would not match what a person types. Text holds no control character but the line breaks and
+    tabs a person can type in a cell (a name's are warned about: QuickBooks takes none)."""
+    for position, char in enumerate(value, start=1):
+        kind = unicodedata.category(char)
+        typed = field.kind == "text" and char in "\t\n\r"
+        if (kind == "Cc" and not typed) or (field.kind == "code" and kind == "Cf"):
+            what = "a control character" if kind == "Cc" else "an invisible character"
+            name = unicodedata.name(char, "").lower()
+            raise _CellProblem(
+                f"{what} (U+{ord(char):04X}{' ' + name if name else ''}) at character {position}; remove it"
+            )
 
 
 def _text_warnings(value: str, field: _Field, raw: object) -> list[str]:

@@ -214,8 +214,9 @@ def test_an_import_applied_while_an_item_sync_links_its_product_keeps_both(
 def test_a_name_imported_with_a_control_character_still_downloads_in_the_margins_workbook(
     api: Api, sandboxes: Sandboxes
 ) -> None:
-    """A CSV saved by an old system (a stray \\x01 or vertical tab in a name) imports; the margins workbook
-    naming the product must still download: XML, and so XLSX, cannot hold those characters."""
+    """A name holding a stray \\x01 or vertical tab (written before product files refused them, or by
+    another way in): the margins workbook naming the product must still download, though XML, and so XLSX,
+    cannot hold those characters. A file bringing them in now is refused, naming the character."""
     connect(api, sandboxes, "qbo")
     _ok(api.call("POST", "/integrations/qbo/sync/items"))
     _ok(
@@ -223,9 +224,11 @@ def test_a_name_imported_with_a_control_character_still_downloads_in_the_margins
             "POST", "/products/import-from-provider", json_body={"provider": "qbo", "item_ids": [BRACKET_20]}
         )
     )
-    renamed = _ok(_import(api, b"SKU,Name\nFG-WB-20,Wall\x01bracket\x0b20\n", "apply"))
-    assert renamed["updated"] == 1
+    refused = _ok(_import(api, b"SKU,Name\nFG-WB-20,Wall\x01bracket\x0b20\n", "apply"))
+    assert refused["error_count"] == 1 and "U+0001" in refused["details"][0]["errors"][0]["problem"]
     [product] = _ok(api.call("GET", "/products"))
+    [stored] = store.get_products("org-a", [product["product_id"]])
+    store.put_products("org-a", [stored.model_copy(update={"name": "Wall\x01bracket\x0b20"})])
     receipt = {
         "received_at": "2026-07-01T09:00:00Z",
         "lines": [{"product_id": product["product_id"], "quantity": "500", "unit_cost": "1.90"}],

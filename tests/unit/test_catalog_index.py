@@ -21,6 +21,7 @@ from shared.domain.product_rows import ProductRow, ProductType, RowOutcome
 class _Known(NamedTuple):
     product_id: str
     fingerprint: bytes
+    kit: bool = False
 
 
 _WRITTEN = ("sku", "name", "type", "unit", "unit_cost")
@@ -37,13 +38,16 @@ def _digest(value: str | Decimal | None) -> bytes:
 
 
 def _known(entry: CatalogEntry) -> _Known:
-    return _Known(entry.product_id, b"".join(_digest(getattr(entry, name)) for name in _WRITTEN))
+    fingerprint = b"".join(_digest(getattr(entry, name)) for name in _WRITTEN)
+    return _Known(entry.product_id, fingerprint, entry.type == "kit")
 
 
 def _former_outcome(row: ProductRow, known: _Known | None) -> RowOutcome:
     if known is None:
         return RowOutcome.CREATED
     values = (row.sku, row.name, row.type.value if row.type else None, row.unit or None, row.unit_cost)
+    if known.kit:  # a bundle keeps its type whatever the row's
+        values = (*values[:2], None, *values[3:])
     for index, value in enumerate(values):
         if value is not None and _digest(value) != known.fingerprint[index * 8 : index * 8 + 8]:
             return RowOutcome.UPDATED

@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 
 from shared.domain import product_import
-from shared.domain.catalog import Product
+from shared.domain.catalog import Component, Product
 from shared.domain.product_changes import CatalogIndex, catalog_entry, merged
 from shared.domain.product_import import (
     MAX_COLUMNS,
@@ -854,3 +854,72 @@ def test_a_row_changes_a_known_product_only_in_the_fields_it_gives() -> None:
     assert merged(_row(unit_cost=Decimal("2")), stored) == stored.model_copy(
         update={"unit_cost": Decimal("2")}
     )
+
+
+def test_a_rows_type_leaves_a_bundle_a_bundle() -> None:
+    """A product made from a QuickBooks bundle is costed by its components: a file's Type (say Finished good)
+    does not make it a product of its own, whose sales would look for lots it has none of. Its other fields
+    change as any product's do."""
+    bundle = Product(
+        product_id="p1",
+        sku="A-1",
+        name="Widget",
+        type="kit",
+        components=(Component(ref="p2", quantity=Decimal(2)),),
+    )
+    known = CatalogIndex([catalog_entry(bundle)])
+
+    assert known.outcome(_row(type="finished_good")) is RowOutcome.UNCHANGED
+    assert merged(_row(type="finished_good"), bundle) == bundle
+    renamed = _row(type="finished_good", name="Widget set")
+    assert known.outcome(renamed) is RowOutcome.UPDATED
+    assert merged(renamed, bundle) == bundle.model_copy(update={"name": "Widget set"})
+
+
+def test_xlsx_whole_numbers_in_a_zeros_format_keep_the_zeros_shown() -> None:
+    """Excel shows 123 formatted "00000" (its ZIP code format) as 00123: the SKU is read as shown, not as
+    another product's 123. Other formats, and numbers that are not whole, are read as before."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["SKU", "Name", "Unit cost", "Reorder point"])
+    sheet.append([123, "Zip-coded", 2.5, 7])
+    sheet.append([45, "Plain", 1, 3])
+    sheet.append([4.5, "Not whole", 1, 3])
+    for ref in ("A2", "A4", "D2"):
+        sheet[ref].number_format = "00000"
+    sheet["C2"].number_format = "0.00"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    products = parse(buffer.getvalue()).products
+
+    assert [p.sku for p in products] == ["00123", "45", "4.5"]
+    assert (products[0].unit_cost, products[0].reorder_point) == (Decimal("2.5"), Decimal("7"))
+
+
+def test_control_and_invisible_characters_are_refused_naming_the_character() -> None:
+    """A zero-width space or a tab in a SKU makes two SKUs that look alike different products, and a control
+    character has no place in any field: the row is an error saying which character and where. A line
+    break typed in a name stays (a warning says QuickBooks takes none)."""
+    rows = [
+        "A\u200b1,Bolt,ea",
+        "A\t2,Nut,ea",
+        "A-3,Washer\x01,ea",
+        "A-4,Spring,e\x7fa",
+        'A-5,"Two\nlines",ea',
+    ]
+    report = parse(("SKU,Name,Unit\n" + "\n".join(rows) + "\n").encode())
+
+    assert [row.errors for row in report.rows[:4]] == [
+        (
+            RowProblem(
+                column="SKU",
+                problem="an invisible character (U+200B zero width space) at character 2; remove it",
+            ),
+        ),
+        (RowProblem(column="SKU", problem="a control character (U+0009) at character 2; remove it"),),
+        (RowProblem(column="Name", problem="a control character (U+0001) at character 7; remove it"),),
+        (RowProblem(column="Unit", problem="a control character (U+007F) at character 2; remove it"),),
+    ]
+    assert report.rows[4].status is RowStatus.VALID
+    assert "a line break" in report.rows[4].warnings[0].problem
