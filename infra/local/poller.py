@@ -113,9 +113,12 @@ class Poller:
         self._stop.set()
 
     def _loop(self) -> None:
+        idle = False
         while not self._stop.is_set():
             try:
-                self.poll_once(wait_seconds=1)
+                # long polls only once a round found every queue empty: a busy round goes on at once, as
+                # Lambda's pollers (one per source) do, rather than waiting a second on each empty queue
+                idle = self.poll_once(wait_seconds=1 if idle else 0).received == 0
             except Exception:
                 logger.exception("polling failed")
                 self._stop.wait(1)

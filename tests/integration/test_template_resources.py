@@ -35,6 +35,12 @@ def test_export_queue_redrives_to_its_dead_letter_queue_and_outlives_the_functio
     assert 1 < int(redrive["maxReceiveCount"]) <= 10
     assert int(attributes["VisibilityTimeout"]) > aws.functions["ExportFunction"].timeout
     assert attributes["KmsMasterKeyId"] == aws.physical("TokenKey")
+    # one export an invocation: a batch of slow plans would time out together, again and again, until the
+    # queue dead-letters the records never reached
+    [jobs] = [
+        source for source in aws.functions["ExportFunction"].sqs if source.queue_logical_id == "ExportQueue"
+    ]
+    assert (jobs.batch_size, jobs.report_batch_item_failures) == (1, True)
 
 
 def test_token_key_rotates_and_secrets_are_encrypted_with_it(aws: LocalStack) -> None:
