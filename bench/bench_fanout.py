@@ -16,7 +16,7 @@ from typing import Any
 
 from infra.local.scheduler import rate_seconds
 from infra.local.template import load_template
-from shared.providers.limits import QBO_LIMITS, WINDOW_SECONDS, XERO_LIMITS
+from shared.providers.limits import QBO_LIMITS, XERO_LIMITS
 from shared.services import sales
 from shared.store.connections import SHARD_READERS
 from shared.store.keys import CONNECTION_SHARDS as SHARDS
@@ -169,12 +169,13 @@ def pull_work(job: Job, t: float, per_minute: dict[int, int], outcome: Outcome) 
     pages = job.pages_left or (2 if xero else 1)  # incremental: two collections (Xero) / one CDC call (QBO)
     read = 0
     window_calls = 0
-    window = int(t // WINDOW_SECONDS)
+    seconds = limits.window_seconds
+    window = int(t // seconds)
     while read < pages:
-        if int(t // WINDOW_SECONDS) != window:
-            window, window_calls = int(t // WINDOW_SECONDS), 0
+        if int(t // seconds) != window:
+            window, window_calls = int(t // seconds), 0
         if window_calls >= limits.window_cap:  # the budget says wait for the next window
-            t = (window + 1) * WINDOW_SECONDS
+            t = (window + 1) * seconds
             continue
         window_calls += 1
         t += LATENCY + (0.4 if job.pages_left else 0)  # a full page of 1,000 documents: bigger answers
@@ -230,8 +231,9 @@ def report(title: str, n: int, s: Settings, outcome: Outcome, within: float) -> 
         f"  peak Xero calls a minute   {outcome.peak_xero_per_minute:8,}   (app limit {XERO_APP_PER_MINUTE:,})"  # noqa: E501
     )
     print(
-        f"  peak calls of one tenant in a {WINDOW_SECONDS} s window: {outcome.peak_tenant_per_window} "
-        f"(caps: Xero {XERO_LIMITS.window_cap}, QBO {QBO_LIMITS.window_cap})"
+        f"  peak calls of one tenant in a window, of its cap: {outcome.peak_tenant_per_window} "
+        f"(caps: Xero {XERO_LIMITS.window_cap} a {XERO_LIMITS.window_seconds} s window, "
+        f"QBO {QBO_LIMITS.window_cap} a {QBO_LIMITS.window_seconds} s window)"
     )
     assert len(outcome.connections_done) == n
     assert outcome.peak_concurrency <= s.concurrency

@@ -213,7 +213,30 @@ def test_xero_daily_allowance_is_read_from_each_response(slept: list[float]) -> 
     assert quiet.daily == []
 
 
-def test_window_caps_keep_any_minute_within_the_providers_limit() -> None:
+def _most_in_any_span(calls: list[float], span: float) -> int:
+    ends = iter(calls)
+    most, inside, end = 0, 0, next(ends, None)
+    for start in calls:  # spans starting at each call hold the most
+        while end is not None and end < start + span:
+            inside, end = inside + 1, next(ends, None)
+        most = max(most, inside)
+        inside -= 1
+    return most
+
+
+def test_window_caps_keep_any_minute_and_any_second_within_the_providers_limits() -> None:
+    """A budget that fills every window to its cap, its calls bunched at the window's end, then at the next
+    one's start (the worst a fixed window allows), still holds any 60 s span, and for QuickBooks any 1 s span
+    (10 a second per realm and app, qbo.md section 2.6), within the provider's limit."""
     for limits in (QBO_LIMITS, XERO_LIMITS):
-        assert limits.window_cap * (60 // 10 + 1) <= limits.per_minute
+        width, cap = limits.window_seconds, limits.window_cap
+        calls: list[float] = []
+        for window in range(600 // width):
+            start = window * width
+            at = start + width - 0.001 if window % 2 == 0 else start
+            calls.extend([at] * cap)
+        assert _most_in_any_span(calls, 60) <= limits.per_minute
+        if limits.per_second:
+            assert _most_in_any_span(calls, 1) <= limits.per_second
+    assert (QBO_LIMITS.per_second, QBO_LIMITS.window_seconds, QBO_LIMITS.window_cap) == (10, 1, 5)
     assert (QBO_LIMITS.concurrent, XERO_LIMITS.concurrent) == (10, 5)
