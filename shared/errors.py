@@ -7,7 +7,7 @@ Handlers map these to responses in one place, by type.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class ServiceError(Exception):
@@ -86,10 +86,7 @@ class ProviderError(ServiceError):
     http_status = HTTPStatus.BAD_GATEWAY
 
     def __init__(self, provider: str, message: str) -> None:
-        # a reason stored from an earlier error of this provider (a connection's expired_reason) says whose
-        # already: "qbo: qbo: ..." told the person nothing more
-        prefix = f"{provider}: "
-        super().__init__(message if message.startswith(prefix) else prefix + message)
+        super().__init__(f"{provider}: {message}")
         self.provider = provider
 
 
@@ -97,6 +94,15 @@ class AuthExpired(ProviderError):
     """The provider no longer accepts this connection's tokens; the person must reconnect."""
 
     http_status = HTTPStatus.CONFLICT
+
+    @classmethod
+    def from_stored(cls, provider: str, message: str) -> Self:
+        """The error again from the whole message an earlier one was stored with (a connection's
+        ``expired_reason``, a grant's ``status_reason``): it names the provider already, said once."""
+        err = cls.__new__(cls)
+        ServiceError.__init__(err, message)
+        err.provider = provider
+        return err
 
 
 class RateLimited(ProviderError):

@@ -308,8 +308,10 @@ class _Attempt:
         return self.adopted
 
     def run(self, claimed: Claimed, attempt: int, name: ProviderName, connection: Connection) -> None:
+        if connection.status == "expired" and connection.expired_reason:
+            raise AuthExpired.from_stored(name, connection.expired_reason)
         if connection.status == "expired":
-            raise AuthExpired(name, connection.expired_reason or "the connection expired; reconnect")
+            raise AuthExpired(name, "the connection expired; reconnect")
         api, session = (
             tokens.provider(name),
             sessions.session_for(connection, retry_after_limit=RETRY_AFTER_LIMIT),

@@ -128,11 +128,10 @@ def _live_grant(asker: TokenContext) -> store.GrantRow:
     grant = store.get_grant(asker.grant_id)
     if grant is not None:
         _check_owner(grant, asker)
+    if grant is not None and grant.status != "active" and grant.status_reason:
+        raise AuthExpired.from_stored(asker.provider, grant.status_reason)
     if grant is None or grant.status != "active":
-        raise AuthExpired(
-            asker.provider,
-            (grant.status_reason if grant else None) or "the connection has no usable tokens; reconnect",
-        )
+        raise AuthExpired(asker.provider, "the connection has no usable tokens; reconnect")
     return grant
 
 

@@ -47,7 +47,7 @@ class Connection(Model):
     last_successful_sync_at: str | None = None
     last_checked_at: str | None = None
     last_error: dict[str, str] | None = None  # reason, detail and at, in plain words
-    expired_reason: str | None = None
+    expired_reason: str | None = None  # the whole message of the error that expired it (names the provider)
     tenant_indexed: bool = False  # listed under its company's TENANT# partition (rows from before: not yet)
     switching_from: str | None = None  # a switch of company from this one has not finished (its retry does)
     resume_pending: bool = False  # the exports that waited for it are not resumed yet (the next check does)
@@ -274,7 +274,7 @@ class GrantRow(Model):
     provider: ProviderName
     version: int
     status: GrantStatus
-    status_reason: str | None = None
+    status_reason: str | None = None  # the whole message of the error that expired it (names the provider)
     status_at: int | None = None
     created_at: int | None = None
     last_refreshed_at: int | None = None

@@ -212,12 +212,14 @@ def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     asker = tokens.asking(connection("qbo"))
     sandboxes.qbo.revoke_realm(DEMO_REALM_ID)  # the person removed Partsemble in QuickBooks
     sandboxes.qbo.clock.advance(3600)
-    with pytest.raises(AuthExpired):
+    with pytest.raises(AuthExpired) as refused:
         tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))
     calls = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
-    with pytest.raises(AuthExpired):
+    with pytest.raises(AuthExpired) as again:
         tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))
     assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) == calls  # never retried in a loop
+    assert again.value.message == refused.value.message  # the stored reason, said as first (not "qbo: qbo:")
+    assert refused.value.message.startswith("qbo: ") and refused.value.message.count("qbo: ") == 1
     view = status_of(api, "qbo")
     assert view["status"] == "expired"
     assert "QuickBooks Online no longer accepts Partsemble's access" in view["last_error"]["reason"]
