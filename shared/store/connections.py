@@ -7,6 +7,7 @@ lets exactly one worker refresh at a time; a lease that outlived its holder can 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import Field
@@ -108,6 +109,13 @@ def iter_connections(*, fields: tuple[str, ...] = ()) -> Iterator[Connection]:
             yield from map(_keyed, items)
 
 
+class _Unread(Enum):
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD  # ``put_connection`` with no ``read``: written whatever the connection is now
+
+
 def _still_as_read(read: Connection | None) -> dict[str, Any]:
     """The condition that the connection still names the consent it named when ``read`` (None: there was no
     connection): of two callbacks racing, the one that read before the other wrote writes nothing."""
@@ -130,15 +138,15 @@ def put_connection(
     fields: dict[str, Any],
     *,
     claims: str | None = None,
-    read: Connection | None = None,
+    read: Connection | _Unread | None = UNREAD,
     alone: Sequence[str] = (),
 ) -> bool:
-    """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``). With
-    ``claims``, a consent's grant id: in one transaction with keeping that consent (its TTL removed), so no
-    process that dies in between leaves a consent kept that no connection holds, only while the connection
-    is still as ``read`` before (``_still_as_read``) and while none of the providers ``alone`` names is in
-    use; False (nothing written) when the consent is gone, the connection changed or another provider was
-    connected meanwhile (the consent is then left to the TTL)."""
+    """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``): only
+    while it is still as ``read`` before (a connection, or None for none; ``_still_as_read``) and while none
+    of the providers ``alone`` names is in use. With ``claims``, a consent's grant id: in one transaction
+    with keeping that consent (its TTL removed), so no process that dies in between leaves a consent kept
+    that no connection holds. False (nothing written) when the connection changed, another provider was
+    connected meanwhile or the consent is gone (the consent is then left to the TTL)."""
     tenant_id = fields.get("tenant_id")
     if tenant_id:
         _list_under_tenant(organisation_id, provider, tenant_id)
@@ -151,17 +159,19 @@ def put_connection(
         **fields,
         "tenant_indexed": bool(tenant_id),
     }
-    if claims is None:
-        table().put_item(Item=item)
-        return True
+    guard = {} if read is UNREAD else _still_as_read(read)
+    if claims is None and not alone:
+        return conditional(lambda: table().put_item(Item=item, **guard)) is not None
     name = table().name
-    claim = {
-        "TableName": name,
-        "Key": {"pk": grant_pk(claims), "sk": GRANT_SK},
-        "UpdateExpression": "REMOVE expires_at",  # kept: no longer deleted by the TTL
-        "ConditionExpression": "attribute_exists(pk)",
-    }
-    put = {"TableName": name, "Item": item, **_still_as_read(read)}
+    writes: list[dict[str, Any]] = [{"Put": {"TableName": name, "Item": item, **guard}}]
+    if claims is not None:
+        claim = {
+            "TableName": name,
+            "Key": {"pk": grant_pk(claims), "sk": GRANT_SK},
+            "UpdateExpression": "REMOVE expires_at",  # kept: no longer deleted by the TTL
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+        writes.append({"Update": claim})
     # an organisation uses one provider at a time: the other's callback may have connected since it was read
     not_in_use = [
         {
@@ -176,7 +186,7 @@ def put_connection(
         for other in alone
         for in_use in [{f":in_use{i}": status for i, status in enumerate(sorted(IN_USE))}]
     ]
-    return transact([{"Put": put}, {"Update": claim}, *not_in_use]) is None
+    return transact([*writes, *not_in_use]) is None
 
 
 def _list_under_tenant(organisation_id: str, provider: str, tenant_id: str) -> None:

@@ -109,6 +109,21 @@ def test_a_second_organisations_callback_racing_never_attaches_to_the_first(
     assert status_of(api, "qbo", "org-a")["other_organisations"] == 1
 
 
+def test_a_connection_written_without_a_claim_is_refused_once_it_changed_since_read(
+    aws: LocalStack,
+) -> None:
+    """``put_connection(read=...)`` writes only while the connection is as read, with a consent to claim or
+    without one; with no ``read`` (putting a connection back as it was) it writes whatever is there."""
+    assert store.put_connection(ORG, "qbo", {"status": "connected", "grant_id": "g1"}, read=None)
+    first = _connection("qbo")
+    assert store.put_connection(ORG, "qbo", {"status": "connected", "grant_id": "g2"}, read=first)
+    assert not store.put_connection(ORG, "qbo", {"status": "connected", "grant_id": "g3"}, read=first)
+    assert not store.put_connection(ORG, "qbo", {"status": "connected", "grant_id": "g3"}, read=None)
+    assert _connection("qbo").grant_id == "g2"  # the stale writes wrote nothing
+    assert store.put_connection(ORG, "qbo", {"status": "connected", "grant_id": "g1"})
+    assert _connection("qbo").grant_id == "g1"
+
+
 # ---- states ------------------------------------------------------------------------------------------
 def test_a_choice_token_is_not_accepted_as_a_state(api: Api, sandboxes: Sandboxes) -> None:
     """The Xero organisation choice is signed as another kind: pasted as a callback's state it is refused,
