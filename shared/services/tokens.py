@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from shared.config import settings
 from shared.contracts import ConnectionJob
-from shared.domain.connections import PROVIDER_LABELS, ProviderName, Tenant, TokenSet
+from shared.domain.connections import PROVIDER_LABELS, ConnectionStatus, ProviderName, Tenant, TokenSet
 from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
 from shared.model import Model
 from shared.observability import logger
@@ -210,6 +210,14 @@ def _refresh(
 def expire_grant(grant: store.GrantRow, *, reason: str, now: datetime) -> None:
     """Marks the grant and its connection expired (once) and tells the app, in plain words."""
     store.mark_grant(grant.grant_id, "expired", reason=reason, now=int(now.timestamp()))
+    _expire_connection(grant, reason=reason, now=now)
+
+
+def _expire_connection(
+    grant: store.GrantRow, *, reason: str, now: datetime, only_if_status: ConnectionStatus | None = None
+) -> None:
+    """Marks the grant's connection expired while it still names the grant (and, given ``only_if_status``,
+    is still in that status), and tells the app, in plain words, when it did."""
     organisation, name = grant.organisation_id, grant.provider
     label = PROVIDER_LABELS[name]
     plain = (
@@ -225,6 +233,7 @@ def expire_grant(grant: store.GrantRow, *, reason: str, now: datetime) -> None:
             "last_error": {"reason": plain, "detail": reason, "at": now.isoformat()},
         },
         only_if_grant=grant.grant_id,
+        only_if_status=only_if_status,
     )
     if expired:
         logger.warning("connection expired", extra={"organisation_id": organisation, "provider": name})
@@ -239,15 +248,10 @@ def connection_refused(grant_id: str, *, reason: str, now: datetime) -> None:
     on whichever path noticed (an export, a catalog sync, a sales pull, the scheduled check). A grant
     expired before whose connection was not marked (that write failed) has its connection marked now."""
     grant = store.get_grant(grant_id)
-    if grant and (grant.status == "active" or _still_shown_connected(grant)):
+    if grant and grant.status == "active":
         expire_grant(grant, reason=reason, now=now)
-
-
-def _still_shown_connected(grant: store.GrantRow) -> bool:
-    connection = store.get_connection(grant.organisation_id, grant.provider)
-    return (
-        connection is not None and connection.status == "connected" and connection.grant_id == grant.grant_id
-    )
+    elif grant:  # expired already: only its connection, while it still shows as connected on it (one write)
+        _expire_connection(grant, reason=reason, now=now, only_if_status="connected")
 
 
 class TokenSource:

@@ -214,14 +214,24 @@ def organisations_of_tenant(provider: str, tenant_id: str) -> list[str]:
 
 
 def update_connection(
-    organisation_id: str, provider: str, fields: dict[str, Any], *, only_if_grant: str | None = None
+    organisation_id: str,
+    provider: str,
+    fields: dict[str, Any],
+    *,
+    only_if_grant: str | None = None,
+    only_if_status: ConnectionStatus | None = None,
 ) -> bool:
-    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant."""
+    """Sets ``fields``; with ``only_if_grant``, only while the connection still uses that grant, and with
+    ``only_if_status``, only while it is still in that status."""
     assignments, names, values = set_clause(fields)
     condition = "attribute_exists(pk)"
     if only_if_grant is not None:
         condition += " AND grant_id = :grant"
         values[":grant"] = only_if_grant
+    if only_if_status is not None:
+        condition += " AND #status = :status"
+        names["#status"] = "status"
+        values[":status"] = only_if_status
     written = conditional(
         lambda: table().update_item(
             Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},

@@ -235,6 +235,35 @@ def test_revoked_connection_expires_once_with_an_event_and_no_retry_loop(
     assert [e["detail-type"] for e in events_queue()] == ["ConnectionRestored"]
 
 
+def test_a_connection_left_connected_on_an_expired_grant_is_marked_by_one_conditional_write(
+    api: Api, sandboxes: Sandboxes, events_queue: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """The grant was marked expired but its connection's write failed (throttled): the next refusal marks
+    the connection in one write conditional on it still showing as connected on that grant, with no read of
+    the connection before it and no second marking of the grant."""
+    connect(api, sandboxes, "qbo")
+    grant_id = connection("qbo").grant_id or ""
+    store.mark_grant(grant_id, "expired", reason="qbo: invalid_grant", now=int(time.time()))
+    made: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        made.append(model.name)
+
+    dynamodb = shared_aws.table().meta.client
+    dynamodb.meta.events.register("before-call.dynamodb", count)
+    try:
+        tokens.connection_refused(grant_id, reason="qbo: invalid_grant", now=tokens.utc_now())
+        assert made == ["GetItem", "UpdateItem"]  # the grant read, the connection's conditional write
+        view = status_of(api, "qbo")
+        assert view["status"] == "expired" and view["last_error"]["detail"] == "qbo: invalid_grant"
+        made.clear()
+        tokens.connection_refused(grant_id, reason="qbo: invalid_grant", now=tokens.utc_now())
+        assert made == ["GetItem", "UpdateItem"]  # shown as expired already: the write's condition refuses
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb", count)
+    assert [e["detail-type"] for e in events_queue()] == ["ConnectionExpired"]  # told once
+
+
 def test_scheduled_pass_notices_a_revocation_within_one_tick(
     api: Api, sandboxes: Sandboxes, aws: LocalStack
 ) -> None:
