@@ -261,19 +261,20 @@ class QboOAuth:
         if grant is None:
             return json_response(400, {"error": "invalid_grant", "error_description": "Token invalid"})
         access = new_token("eyJlbmMi")
-        grant.access_tokens[access] = self.clock.now() + timedelta(seconds=ACCESS_SECONDS)
+        now = self.clock.now()
+        grant.access_tokens[access] = now + timedelta(seconds=ACCESS_SECONDS)
         self.access_index[access] = grant
+        # Lifetimes in whole seconds from the moment of issue: a token just rolled forward reports its full
+        # 100 days (8640000), not a second less for the microseconds a real-time clock moved meanwhile.
         body: dict[str, Any] = {
             "token_type": "bearer",
             "access_token": access,
             "expires_in": ACCESS_SECONDS,
             "refresh_token": grant.refresh_token,
-            "x_refresh_token_expires_in": int((grant.refresh_expires_at - self.clock.now()).total_seconds()),
+            "x_refresh_token_expires_in": round((grant.refresh_expires_at - now).total_seconds()),
         }
         if request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true":
-            body["x_refresh_token_hard_expires_in"] = int(
-                (grant.hard_expires_at - self.clock.now()).total_seconds()
-            )
+            body["x_refresh_token_hard_expires_in"] = round((grant.hard_expires_at - now).total_seconds())
         return json_response(200, body)
 
     def _redeem_code(self, client_id: str, form: dict[str, str]) -> Grant | None:

@@ -169,6 +169,13 @@ class _Parser:
             return True
         return False
 
+    def peek_keyword(self, *words: str) -> bool:
+        """Whether the next tokens are these words (not taken)."""
+        ahead = self.tokens[self.pos : self.pos + len(words)]
+        return len(ahead) == len(words) and all(
+            kind == "word" and value.upper() == word for (kind, value), word in zip(ahead, words, strict=True)
+        )
+
     def expect_keyword(self, word: str) -> None:
         if not self.keyword(word):
             raise _parser_error(f'Encountered "{self.peek()[1]}", expected {word}')
@@ -245,7 +252,14 @@ class _Parser:
             if entity in FILTERABLE and condition.field.lower() not in FILTERABLE[entity]:
                 raise _validation_error(f"property '{condition.field}' is not queryable")
         order_by, descending = None, False
-        if self.keyword("ORDERBY"):
+        # ORDERBY, or ORDER BY in two words: Intuit's JournalEntry reference queries "select * from
+        # JournalEntry Where Metadata.LastUpdatedTime>'2014-09-15T00:00:00-07:00' Order By
+        # Metadata.LastUpdatedTime" (developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/
+        # journalentry, "Query a journalentry"); python-quickbooks 0.9.12's ``all(order_by=...)`` sends
+        # "ORDER BY"
+        if self.keyword("ORDERBY") or (
+            self.peek_keyword("ORDER", "BY") and self.keyword("ORDER") and self.keyword("BY")
+        ):
             kind, order_by = self.take()
             if kind != "word":
                 raise _parser_error(f'Encountered "{order_by}", expected a field name')

@@ -481,6 +481,16 @@ def test_query_by_last_updated_time_sent_as_post_body(api: httpx.Client) -> None
     ]  # the void is stamped at seed time, after 1006
 
 
+def test_order_by_in_two_words_orders_as_orderby(api: httpx.Client) -> None:
+    """Intuit's own reference queries write "Order By" (the JournalEntry page), python-quickbooks'
+    ``all(order_by=...)`` "ORDER BY": both order as ORDERBY does; ORDER alone is still refused."""
+    one_word = query(api, "select * from Invoice ORDERBY TxnDate DESC")["Invoice"]
+    assert [i["Id"] for i in query(api, "select * from Invoice Order By TxnDate DESC")["Invoice"]] == [
+        i["Id"] for i in one_word
+    ]
+    assert api.get("/query", params={"query": "select * from Invoice ORDER TxnDate"}).status_code == 400
+
+
 def test_group_bundle_reads_with_component_lines(api: httpx.Client) -> None:
     invoice = query(api, "select * from Invoice where DocNumber = '1002'")["Invoice"][0]
     group = invoice["Line"][0]["GroupLineDetail"]

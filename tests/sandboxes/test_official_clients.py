@@ -1,0 +1,473 @@
+"""The providers' official clients work against the sandboxes served on loopback ports, as they do against
+QuickBooks Online and Xero: Intuit's ``intuit-oauth``, the widely used ``python-quickbooks`` and Xero's
+``xero-python``. Each is pointed at the sandbox the way a user of the library can (a discovery URL, a base
+URL, the endpoints it keeps as attributes); nothing here reaches past the loopback interface."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from intuitlib.client import AuthClient
+from intuitlib.enums import Scopes
+from intuitlib.exceptions import AuthClientError
+from quickbooks import QuickBooks
+from quickbooks.exceptions import (
+    AuthorizationException,
+    ObjectNotFoundException,
+    QuickbooksException,
+    ValidationException,
+)
+from quickbooks.objects.account import Account
+from quickbooks.objects.invoice import Invoice
+from quickbooks.objects.item import Item
+from quickbooks.objects.journalentry import JournalEntry, JournalEntryLine, JournalEntryLineDetail
+from quickbooks.objects.vendor import Vendor
+from xero_python.accounting import (
+    AccountingApi,
+    LineAmountTypes,
+    ManualJournal,
+    ManualJournalLine,
+    ManualJournals,
+)
+from xero_python.api_client import ApiClient, Configuration
+from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
+from xero_python.exceptions import AccountingBadRequestException, ApiException, HTTPStatusException
+from xero_python.identity import IdentityApi
+
+from infra.sandboxes.common import Clock, serve
+from infra.sandboxes.consent import walk_consent
+from infra.sandboxes.qbo import QboSandbox
+from infra.sandboxes.qbo_demo import DEMO_CLIENT_ID as QBO_CLIENT_ID
+from infra.sandboxes.qbo_demo import DEMO_CLIENT_SECRET as QBO_CLIENT_SECRET
+from infra.sandboxes.qbo_demo import DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
+from infra.sandboxes.qbo_demo import DEMO_REDIRECT_URI as QBO_REDIRECT_URI
+from infra.sandboxes.xero import XeroSandbox
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from infra.sandboxes.xero_demo import DEMO_CLIENT_ID as XERO_CLIENT_ID
+from infra.sandboxes.xero_demo import DEMO_CLIENT_SECRET as XERO_CLIENT_SECRET
+from infra.sandboxes.xero_demo import DEMO_REDIRECT_URI as XERO_REDIRECT_URI
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+# ---- QuickBooks Online: intuit-oauth and python-quickbooks ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qbo() -> Iterator[QboSandbox]:
+    sandbox = QboSandbox(seed=True, clock=Clock(real_time=True))
+    server = serve(sandbox)
+    try:
+        yield sandbox
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def auth_client(sandbox: QboSandbox, **tokens: Any) -> AuthClient:
+    """intuit-oauth reads its endpoints from a discovery document: ``environment`` names Intuit's two, or is
+    the URL of another (``intuitlib.utils.get_discovery_doc``), here the sandbox's."""
+    return AuthClient(
+        QBO_CLIENT_ID,
+        QBO_CLIENT_SECRET,
+        QBO_REDIRECT_URI,
+        f"{sandbox.base_url}/.well-known/openid_sandbox_configuration/",
+        **tokens,
+    )
+
+
+def qbo_connect(sandbox: QboSandbox, client: AuthClient, scopes: list[Scopes]) -> dict[str, str]:
+    url = client.get_authorization_url(scopes)
+    with httpx.Client() as browser:
+        answer = walk_consent(browser, url, username=DEMO_USERNAME, password=DEMO_PASSWORD)
+    assert answer["state"] == client.state_token
+    client.get_bearer_token(answer["code"], realm_id=answer["realmId"])
+    return answer
+
+
+@pytest.fixture
+def connected(qbo: QboSandbox) -> AuthClient:
+    client = auth_client(qbo)
+    qbo_connect(qbo, client, [Scopes.ACCOUNTING])
+    return client
+
+
+def test_intuit_oauth_reads_the_sandbox_discovery_document(qbo: QboSandbox) -> None:
+    client = auth_client(qbo)
+    assert client.auth_endpoint == f"{qbo.base_url}/connect/oauth2"
+    assert client.token_endpoint == f"{qbo.base_url}/oauth2/v1/tokens/bearer"
+    assert client.revoke_endpoint == f"{qbo.base_url}/v2/oauth2/tokens/revoke"
+    assert client.user_info_url == f"{qbo.base_url}/v1/openid_connect/userinfo"
+    assert client.issuer_uri and client.jwks_uri.startswith(qbo.base_url)
+
+
+def test_intuit_oauth_connects_refreshes_rotates_and_revokes(qbo: QboSandbox) -> None:
+    client = auth_client(qbo)
+    answer = qbo_connect(qbo, client, [Scopes.ACCOUNTING])
+    assert answer["realmId"] == DEMO_REALM_ID == client.realm_id
+    assert client.access_token and client.refresh_token
+    assert client.expires_in == 3600
+    assert client.x_refresh_token_expires_in == 8_640_000  # 100 days (qbo.md section 1.5)
+
+    first_access, first_refresh = client.access_token, client.refresh_token
+    client.refresh()
+    assert client.access_token != first_access
+    assert client.refresh_token != first_refresh  # the value rotates: store the newest
+    assert client.expires_in == 3600 and client.x_refresh_token_expires_in == 8_640_000
+    with pytest.raises(AuthClientError) as superseded:
+        client.refresh(refresh_token=first_refresh)
+    assert superseded.value.status_code == 400
+    assert b"invalid_grant" in superseded.value.content
+    assert superseded.value.intuit_tid  # every token response carries one
+
+    assert client.revoke() is True
+    with pytest.raises(AuthClientError) as revoked:
+        client.refresh()
+    assert revoked.value.status_code == 400 and b"invalid_grant" in revoked.value.content
+
+
+def test_intuit_oauth_refuses_a_wrong_secret(qbo: QboSandbox) -> None:
+    client = auth_client(qbo)
+    client.client_secret = "not-the-secret"
+    with pytest.raises(AuthClientError) as refused:
+        client.refresh(refresh_token="RT1_whatever")
+    assert refused.value.status_code == 401 and b"invalid_client" in refused.value.content
+
+
+def test_intuit_oauth_user_info_with_openid(qbo: QboSandbox) -> None:
+    client = auth_client(qbo)
+    qbo_connect(qbo, client, [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL])
+    info = client.get_user_info().json()
+    assert info["email"] == DEMO_USERNAME and info["sub"]
+
+
+def quickbooks(sandbox: QboSandbox, client: AuthClient) -> QuickBooks:
+    """python-quickbooks keeps Intuit's API hosts as class attributes; a user points an instance elsewhere
+    by setting them. Its session starts by refreshing the tokens through the AuthClient."""
+    refresh_token = client.refresh_token
+    client.access_token = None
+    qb = QuickBooks(
+        auth_client=client, refresh_token=refresh_token, company_id=DEMO_REALM_ID, minorversion=75
+    )
+    qb.api_url_v3 = qb.sandbox_api_url_v3 = f"{sandbox.base_url}/v3"
+    return qb
+
+
+@pytest.fixture
+def qb(qbo: QboSandbox, connected: AuthClient, monkeypatch: pytest.MonkeyPatch) -> QuickBooks:
+    # requests-oauthlib (python-quickbooks' session) refuses plain http unless told the transport is safe:
+    # the sandbox is on loopback http where Intuit is https
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    return quickbooks(qbo, connected)
+
+
+def test_python_quickbooks_starts_its_session_with_a_refresh(connected: AuthClient, qbo: QboSandbox) -> None:
+    before = connected.refresh_token
+    qb = quickbooks(qbo, connected)
+    assert qb.refresh_token == connected.refresh_token != before
+
+
+def test_python_quickbooks_reads_accounts(qb: QuickBooks) -> None:
+    accounts = Account.all(qb=qb, max_results=1000)
+    names = {a.Name for a in accounts}
+    assert "Inventory Asset" in names and "Old Freight Clearing" not in names  # inactive ones are hidden
+    assert all(a.Active for a in accounts)
+    cogs = Account.filter(AccountType="Cost of Goods Sold", qb=qb)
+    assert {a.Name for a in cogs} == {"Cost of Goods Sold", "Inventory Shrinkage"}
+    one = Account.get(cogs[0].Id, qb=qb)
+    assert one.Name == cogs[0].Name and one.SyncToken == "0"
+    counted = Account.count(qb=qb)
+    assert counted == len(accounts)
+
+
+def test_python_quickbooks_reads_items(qb: QuickBooks) -> None:
+    items = Item.all(qb=qb)  # SELECT *, Sku FROM Item
+    skus = {i.Sku for i in items}
+    assert "FG-WB-20" in skus
+    inventory = Item.query("SELECT * FROM Item WHERE Type = 'Inventory' MAXRESULTS 3", qb=qb)
+    assert len(inventory) == 3 and all(i.Type == "Inventory" for i in inventory)
+    found = Item.where("Sku = 'FG-WB-20'", qb=qb)
+    assert [i.Name for i in found] == ["Wall Bracket 20mm"]
+
+
+def test_python_quickbooks_creates_a_vendor(qb: QuickBooks) -> None:
+    vendor = Vendor()
+    vendor.DisplayName = f"Official Client Vendor {time.time_ns()}"
+    vendor.CompanyName = "Official Client Vendor Ltd"
+    saved = vendor.save(qb=qb)
+    assert saved.Id and saved.SyncToken == "0" and saved.DisplayName == vendor.DisplayName
+    again = Vendor()
+    again.DisplayName = vendor.DisplayName
+    with pytest.raises(QuickbooksException) as duplicate:  # 6240: outside the library's named ranges
+        again.save(qb=qb)
+    assert duplicate.value.error_code == 6240
+
+
+def journal(qb: QuickBooks, debit: str, credit: str, doc_number: str) -> JournalEntry:
+    accounts = {a.Name: a for a in Account.all(qb=qb, max_results=1000)}
+    entry = JournalEntry()
+    entry.DocNumber = doc_number
+    for amount, posting, account in (
+        (debit, "Debit", "Cost of Goods Sold"),
+        (credit, "Credit", "Finished Goods"),
+    ):
+        line = JournalEntryLine()
+        line.Amount = amount
+        line.JournalEntryLineDetail = JournalEntryLineDetail()
+        line.JournalEntryLineDetail.PostingType = posting
+        line.JournalEntryLineDetail.AccountRef = accounts[account].to_ref()
+        entry.Line.append(line)
+    return entry
+
+
+def test_python_quickbooks_creates_a_balanced_journal_entry(qb: QuickBooks) -> None:
+    saved = journal(qb, "125.50", "125.50", "OC-JE-1").save(qb=qb)
+    assert saved.Id and saved.DocNumber == "OC-JE-1"
+    assert float(saved.TotalAmt) == 125.5
+    read = JournalEntry.get(saved.Id, qb=qb)
+    assert [line.JournalEntryLineDetail.PostingType for line in read.Line] == ["Debit", "Credit"]
+    assert JournalEntry.filter(DocNumber="OC-JE-1", qb=qb)[0].Id == saved.Id
+
+
+def test_python_quickbooks_raises_qbo_fault_for_an_unbalanced_journal(qb: QuickBooks) -> None:
+    with pytest.raises(QuickbooksException) as refused:
+        journal(qb, "100.00", "90.00", "OC-JE-2").save(qb=qb)
+    assert refused.value.error_code == 6000  # a business validation fault (qbo.md section 2.8)
+    assert refused.value.message and refused.value.detail
+
+
+def test_python_quickbooks_queries_invoices(qb: QuickBooks) -> None:
+    invoices = Invoice.all(qb=qb)
+    assert invoices and all(i.Id and i.CustomerRef.value for i in invoices)
+    page = Invoice.filter(start_position=1, max_results=2, order_by="TxnDate", qb=qb)  # ... ORDERBY TxnDate
+    assert len(page) == 2
+    newest_first = Invoice.all(order_by="TxnDate DESC", qb=qb)  # ... ORDER BY TxnDate DESC
+    assert [i.TxnDate for i in newest_first] == sorted((i.TxnDate for i in invoices), reverse=True)
+    one = Invoice.get(invoices[0].Id, qb=qb)
+    assert one.DocNumber == invoices[0].DocNumber
+    assert Invoice.count(qb=qb) == len(invoices)
+
+
+def test_python_quickbooks_raises_validation_exception_for_a_property_not_queryable(qb: QuickBooks) -> None:
+    with pytest.raises(ValidationException) as refused:
+        JournalEntry.filter(PrivateNote="anything", qb=qb)
+    assert refused.value.error_code == 4001  # qbo.md section 7
+    assert "not queryable" in refused.value.detail
+
+
+def test_python_quickbooks_object_not_found_and_expired_token(qbo: QboSandbox, qb: QuickBooks) -> None:
+    with pytest.raises(ObjectNotFoundException) as missing:
+        Account.get("99999", qb=qb)
+    assert missing.value.error_code == 610
+    qb.session.access_token = "not-a-token"
+    with pytest.raises(AuthorizationException) as refused:
+        Account.all(qb=qb)
+    assert refused.value.error_code == 401
+
+
+# ---- Xero: xero-python ------------------------------------------------------------------------------------
+
+XERO_SCOPES = (
+    "offline_access openid profile email accounting.settings accounting.contacts accounting.invoices "
+    "accounting.manualjournals"
+)
+
+
+@pytest.fixture(scope="module")
+def xero() -> Iterator[XeroSandbox]:
+    sandbox = XeroSandbox(seed=True)
+    server = serve(sandbox)
+    try:
+        yield sandbox
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def xero_token(xero: XeroSandbox) -> dict[str, Any]:
+    """A consent walked and its code exchanged as a web app does (xero-python leaves that step to the app's
+    OAuth library); the token set in the shape xero-python's token getter returns."""
+    authorize = httpx.URL(
+        f"{xero.base_url}/identity/connect/authorize",
+        params={
+            "response_type": "code",
+            "client_id": XERO_CLIENT_ID,
+            "redirect_uri": XERO_REDIRECT_URI,
+            "scope": XERO_SCOPES,
+            "state": "xero-state",
+        },
+    )
+    with httpx.Client() as browser:
+        answer = walk_consent(
+            browser, str(authorize), username=DEMO_USERNAME, password=DEMO_PASSWORD, choose=[AU_TENANT_ID]
+        )
+        assert answer["state"] == "xero-state"
+        response = browser.post(
+            f"{xero.base_url}/connect/token",
+            auth=(XERO_CLIENT_ID, XERO_CLIENT_SECRET),
+            data={
+                "grant_type": "authorization_code",
+                "code": answer["code"],
+                "redirect_uri": XERO_REDIRECT_URI,
+            },
+        )
+    assert response.status_code == 200, response.text
+    token: dict[str, Any] = response.json()
+    token["scope"] = token["scope"].split()
+    token["expires_at"] = time.time() + token["expires_in"]
+    return token
+
+
+@pytest.fixture
+def xero_store(xero_token: dict[str, Any]) -> dict[str, Any]:
+    """Where the app keeps its token set: xero-python reads it through the getter, saves through the saver."""
+    return {"token": dict(xero_token)}
+
+
+@pytest.fixture
+def xero_client(xero: XeroSandbox, xero_store: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> ApiClient:
+    """xero-python keeps Xero's identity URLs as class attributes of its TokenApi; a user points them at
+    another identity server by setting them."""
+    monkeypatch.setattr(TokenApi, "refresh_token_url", f"{xero.base_url}/connect/token")
+    monkeypatch.setattr(TokenApi, "client_credentials_token_url", f"{xero.base_url}/connect/token")
+    monkeypatch.setattr(TokenApi, "revoke_token_url", f"{xero.base_url}/connect/revocation")
+    return ApiClient(
+        Configuration(oauth2_token=OAuth2Token(client_id=XERO_CLIENT_ID, client_secret=XERO_CLIENT_SECRET)),
+        pool_threads=1,
+        oauth2_token_getter=lambda: xero_store["token"],
+        oauth2_token_saver=lambda token: xero_store.update(token=token),
+    )
+
+
+def accounting(xero: XeroSandbox, client: ApiClient) -> AccountingApi:
+    return AccountingApi(client, base_url=f"{xero.base_url}/api.xro/2.0")
+
+
+def test_xero_python_lists_connections(xero: XeroSandbox, xero_client: ApiClient) -> None:
+    connections = IdentityApi(xero_client, base_url=xero.base_url).get_connections()
+    assert [c.tenant_id for c in connections] == [AU_TENANT_ID]
+    assert connections[0].tenant_type == "ORGANISATION" and connections[0].tenant_name
+    assert connections[0].created_date_utc is not None and connections[0].id
+
+
+def test_xero_python_refreshes_an_expired_token(
+    xero: XeroSandbox, xero_client: ApiClient, xero_store: dict[str, Any]
+) -> None:
+    store = xero_store
+    store["token"]["expires_at"] = time.time() - 10
+    before = dict(store["token"])
+    accounts = accounting(xero, xero_client).get_accounts(AU_TENANT_ID)
+    assert accounts.accounts
+    after = store["token"]
+    assert after["access_token"] != before["access_token"]
+    assert after["refresh_token"] != before["refresh_token"]  # rotated, and saved through the saver
+    assert after["expires_in"] == 1800 and after["expires_at"] > time.time() + 1700
+    assert sorted(after["scope"]) == sorted(XERO_SCOPES.split())
+
+
+def test_xero_python_reads_accounts_and_items(xero: XeroSandbox, xero_client: ApiClient) -> None:
+    api = accounting(xero, xero_client)
+    accounts = api.get_accounts(AU_TENANT_ID, where='Status=="ACTIVE" AND Type=="BANK"').accounts
+    assert [a.code for a in accounts] == ["090"]
+    assert accounts[0].account_id and accounts[0].updated_date_utc is not None
+    everything = api.get_accounts(AU_TENANT_ID, order="Code ASC").accounts
+    assert [a.code for a in everything] == sorted(a.code for a in everything)
+    items = api.get_items(AU_TENANT_ID).items
+    codes = {i.code for i in items}
+    assert {"WIDGET-10", "KIT-STARTER"} <= codes
+    widget = next(i for i in items if i.code == "WIDGET-10")
+    assert float(widget.sales_details.unit_price) == 6.0
+    assert api.get_items(AU_TENANT_ID, where='Code=="WIDGET-10"').items[0].item_id == widget.item_id
+
+
+def manual_journal(narration: str, debit: str, credit: str) -> ManualJournals:
+    return ManualJournals(
+        manual_journals=[
+            ManualJournal(
+                narration=narration,
+                date=date(2026, 10, 15),
+                status="POSTED",
+                line_amount_types=LineAmountTypes.NOTAX,
+                journal_lines=[
+                    ManualJournalLine(account_code="310", line_amount=debit, description="COGS"),
+                    ManualJournalLine(account_code="632", line_amount=credit, description="Stock"),
+                ],
+            )
+        ]
+    )
+
+
+def test_xero_python_creates_a_balanced_manual_journal(xero: XeroSandbox, xero_client: ApiClient) -> None:
+    api = accounting(xero, xero_client)
+    created = api.create_manual_journals(
+        AU_TENANT_ID,
+        manual_journal("Official client journal", "125.50", "-125.50"),
+        idempotency_key="oc-mj-1",
+    ).manual_journals
+    assert len(created) == 1 and created[0].manual_journal_id
+    assert created[0].status == "POSTED"
+    assert [float(line.line_amount) for line in created[0].journal_lines] == [125.5, -125.5]
+    read = api.get_manual_journal(AU_TENANT_ID, created[0].manual_journal_id).manual_journals[0]
+    assert read.narration == "Official client journal"
+
+
+def test_xero_python_raises_validation_exception_for_an_unbalanced_journal(
+    xero: XeroSandbox, xero_client: ApiClient
+) -> None:
+    api = accounting(xero, xero_client)
+    with pytest.raises(AccountingBadRequestException) as refused:
+        api.create_manual_journals(AU_TENANT_ID, manual_journal("Unbalanced", "100.00", "-90.00"))
+    data = refused.value.error_data
+    assert data["ErrorNumber"] == 10 and data["Type"] == "ValidationException"
+    assert "must equal total credits" in refused.value.reason
+
+
+def test_xero_python_reads_invoices_with_where_order_and_page(
+    xero: XeroSandbox, xero_client: ApiClient
+) -> None:
+    api = accounting(xero, xero_client)
+    invoices = api.get_invoices(AU_TENANT_ID, where='Type=="ACCREC"', order="Date DESC", page=1).invoices
+    assert invoices and all(str(i.type).endswith("ACCREC") for i in invoices)
+    dates = [i.date for i in invoices]
+    assert dates == sorted(dates, reverse=True)
+    assert all(i.line_items for i in invoices)  # a paged read carries the lines
+    paged = api.get_invoices(AU_TENANT_ID, page=1, page_size=2)
+    assert len(paged.invoices) == 2 and paged.pagination.page_size == 2
+    assert paged.pagination.item_count >= 2
+
+
+def test_xero_python_reads_contacts(xero: XeroSandbox, xero_client: ApiClient) -> None:
+    api = accounting(xero, xero_client)
+    contacts = api.get_contacts(AU_TENANT_ID).contacts
+    names = {c.name for c in contacts}
+    assert "Harbour Fabrication" in names and "Old Customer Co" not in names
+    suppliers = api.get_contacts(AU_TENANT_ID, where="IsSupplier==true").contacts
+    assert {c.name for c in suppliers} == {"Bolt Supplies Pty Ltd", "Acme Metals Ltd"}
+
+
+def test_xero_python_refused_refresh_and_revoke(
+    xero: XeroSandbox, xero_client: ApiClient, xero_store: dict[str, Any]
+) -> None:
+    issued = dict(xero_store["token"])
+    token = OAuth2Token(client_id=XERO_CLIENT_ID, client_secret=XERO_CLIENT_SECRET)
+    token.update_token(**issued)
+    assert token.revoke_access_token(xero_client)  # the saver is handed an emptied token set
+    assert xero_store["token"]["refresh_token"] is None
+    stale = OAuth2Token(client_id=XERO_CLIENT_ID, client_secret=XERO_CLIENT_SECRET)
+    stale.update_token(**{**issued, "expires_at": time.time() - 10})
+    with pytest.raises(ApiException) as refused:
+        stale.refresh_access_token(xero_client)
+    assert refused.value.status == 400 and b"invalid_grant" in refused.value.body
+    xero_store["token"] = issued
+    # revoking removes all of the user's connections (xero-python's revoke_token docstring; xero.md 1.1): the
+    # access token still issued lists none, and reaches no organisation
+    assert IdentityApi(xero_client, base_url=xero.base_url).get_connections() == []
+    with pytest.raises(HTTPStatusException) as gone:
+        accounting(xero, xero_client).get_accounts(AU_TENANT_ID)
+    assert gone.value.status == 403
