@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import secrets
@@ -15,6 +16,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.sandboxes.common import (
     Clock,
@@ -35,6 +38,14 @@ LOGIN_LIFETIME = timedelta(minutes=10)
 ACCESS_SECONDS = 3600
 REFRESH_IDLE_SECONDS = 8_640_000  # 100 days, extended by every use
 HARD_LIFETIME = timedelta(days=5 * 365 + 1)  # five years from the original authorization
+ID_TOKEN_SECONDS = 3600  # the sandbox's choice: Intuit publishes no lifetime for its ID tokens (UNSURE)
+
+
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """The key every QBO sandbox of this process signs ID tokens with, as Intuit signs all of its with the
+    keys of one jwks_uri; made on first use, once (a 2048-bit key takes a tenth of a second or more)."""
+    return rsa.generate_private_key(65537, 2048)
 
 
 @dataclass
@@ -85,6 +96,11 @@ class QboOAuth:
     lock: threading.RLock
     authenticate_client: Callable[[httpx.Request], OAuthApp | None]
 
+    @staticmethod
+    def _key_id() -> str:
+        numbers = _signing_key().public_key().public_numbers()
+        return hashlib.sha256(f"{numbers.n}:{numbers.e}".encode()).hexdigest()[:16]
+
     def _clear_identity(self) -> None:
         self.users: dict[str, User] = {}
         self.codes: dict[str, AuthCode] = {}
@@ -101,7 +117,36 @@ class QboOAuth:
             ("POST", "/v2/oauth2/tokens/revoke", self._revoke),
             ("GET", "/v1/openid_connect/userinfo", self._userinfo),
             ("GET", r"/\.well-known/openid[_-](?:sandbox[_-])?configuration/?", self._discovery),
+            ("GET", "/op/v1/jwks", self._jwks),
         ]
+
+    def _jwks(self, request: httpx.Request) -> httpx.Response:
+        """The discovery document's ``jwks_uri``: the public key an ID token's ``kid`` names, as intuit-oauth
+        reads it (``intuitlib.utils.get_jwk``: ``jwt.PyJWKSet.from_dict(response.json())[kid]``)."""
+        key = jwt.algorithms.RSAAlgorithm.to_jwk(_signing_key().public_key(), as_dict=True)
+        return json_response(200, {"keys": [{**key, "kid": self._key_id(), "use": "sig", "alg": "RS256"}]})
+
+    def _id_token(self, grant: Grant, now: datetime) -> str:
+        """The OpenID Connect ID token of a consent that included ``openid``: Intuit's "Add OpenID Connect to
+        OAuth 2.0" page (developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/
+        openid-connect) has the app get it with the tokens and validate it; its claims are those the discovery
+        document lists (aud, exp, iat, iss, realmid, sub), signed RS256 with a key of ``jwks_uri``, and
+        ``aud`` a list whose first entry is the client id, as intuit-oauth validates it
+        (``intuitlib.utils.validate_id_token``)."""
+        issued = int(now.timestamp())
+        claims = {
+            "iss": f"{self.base_url.rstrip('/')}/op/v1",
+            "aud": [grant.client_id],
+            "sub": self._subject(grant.username),
+            "realmid": grant.realm_id,
+            "iat": issued,
+            "exp": issued + ID_TOKEN_SECONDS,
+        }
+        return jwt.encode(claims, _signing_key(), algorithm="RS256", headers={"kid": self._key_id()})
+
+    @staticmethod
+    def _subject(username: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"intuit-sandbox:{username}"))
 
     def _discovery(self, request: httpx.Request) -> httpx.Response:
         base = self.base_url.rstrip("/")
@@ -273,6 +318,10 @@ class QboOAuth:
             "refresh_token": grant.refresh_token,
             "x_refresh_token_expires_in": round((grant.refresh_expires_at - now).total_seconds()),
         }
+        if grant_type == "authorization_code" and "openid" in grant.scopes:
+            # on the code exchange only: the sandbox's choice, Intuit does not say whether a refresh answers
+            # one again (OpenID Connect Core 12.2 lets it); intuit-oauth keeps the one it has either way
+            body["id_token"] = self._id_token(grant, now)
         if request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true":
             body["x_refresh_token_hard_expires_in"] = round((grant.hard_expires_at - now).total_seconds())
         return json_response(200, body)
@@ -348,9 +397,7 @@ class QboOAuth:
             return json_response(401, {"error": "invalid_token"})
         if "openid" not in grant.scopes:
             return json_response(403, {"error": "insufficient_scope"})
-        info: dict[str, Any] = {
-            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"intuit-sandbox:{grant.username}"))
-        }
+        info: dict[str, Any] = {"sub": self._subject(grant.username)}
         if "email" in grant.scopes:
             info.update(email=grant.username, emailVerified=True)
         return json_response(200, info)

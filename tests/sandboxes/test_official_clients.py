@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
@@ -139,11 +140,27 @@ def test_intuit_oauth_refuses_a_wrong_secret(qbo: QboSandbox) -> None:
     assert refused.value.status_code == 401 and b"invalid_client" in refused.value.content
 
 
-def test_intuit_oauth_user_info_with_openid(qbo: QboSandbox) -> None:
-    client = auth_client(qbo)
-    qbo_connect(qbo, client, [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL])
-    info = client.get_user_info().json()
-    assert info["email"] == DEMO_USERNAME and info["sub"]
+def test_intuit_oauth_validates_the_id_token_of_an_openid_consent() -> None:
+    """intuit-oauth checks an ID token against the wall clock (``datetime.utcnow()``), so this sandbox's clock
+    starts now; it keeps the token only when issuer, audience, expiry and the signature by a key of the
+    discovery document's jwks_uri all hold (``intuitlib.utils.validate_id_token``)."""
+    sandbox = QboSandbox(seed=True, clock=Clock(datetime.now(UTC), real_time=True))
+    server = serve(sandbox)
+    try:
+        client = auth_client(sandbox)
+        qbo_connect(sandbox, client, [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL])
+        assert client.id_token is not None  # validated and kept
+        claims = jwt.decode(client.id_token, options={"verify_signature": False})
+        assert claims["aud"] == [QBO_CLIENT_ID] and claims["realmid"] == DEMO_REALM_ID
+        assert claims["iss"] == client.issuer_uri
+        info = client.get_user_info().json()
+        assert info["email"] == DEMO_USERNAME and info["sub"] == claims["sub"]
+        without = auth_client(sandbox)
+        qbo_connect(sandbox, without, [Scopes.ACCOUNTING])
+        assert without.id_token is None  # no openid, no ID token
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def quickbooks(sandbox: QboSandbox, client: AuthClient) -> QuickBooks:

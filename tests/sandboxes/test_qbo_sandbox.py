@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from infra.sandboxes.common import serve
@@ -1631,6 +1632,22 @@ def test_userinfo_answers_a_token_granted_openid(client: httpx.Client) -> None:
     assert (
         client.get("/v1/openid_connect/userinfo", headers={"authorization": "Bearer nope"}).status_code == 401
     )
+
+
+def test_an_openid_consent_gets_an_id_token_signed_by_a_key_of_the_jwks_uri(
+    sandbox: QboSandbox, client: httpx.Client
+) -> None:
+    body = exchange(client, connect(client, scope=f"{SCOPE} openid email")["code"]).json()
+    discovery = client.get("/.well-known/openid_sandbox_configuration/").json()
+    keys = jwt.PyJWKSet.from_dict(client.get(urlsplit(discovery["jwks_uri"]).path).json())
+    key = keys[jwt.get_unverified_header(body["id_token"])["kid"]].key
+    claims = jwt.decode(  # exp is of the sandbox's clock, not this machine's
+        body["id_token"], key, algorithms=["RS256"], audience=DEMO_CLIENT_ID, options={"verify_exp": False}
+    )
+    assert claims["iss"] == discovery["issuer"] and claims["aud"] == [DEMO_CLIENT_ID]
+    assert claims["realmid"] == REALM and claims["exp"] - claims["iat"] == 3600
+    assert "id_token" not in refresh(client, body["refresh_token"]).json()
+    assert "id_token" not in exchange(client, connect(client, scope=SCOPE)["code"]).json()
 
 
 def test_sales_documents_are_created_and_updated_as_an_official_client_sends_them(
