@@ -37,7 +37,12 @@ from xero_python.accounting import (
 )
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
-from xero_python.exceptions import AccountingBadRequestException, ApiException, HTTPStatusException
+from xero_python.exceptions import (
+    AccountingBadRequestException,
+    ApiException,
+    HTTPStatusException,
+    RateLimitException,
+)
 from xero_python.identity import IdentityApi
 
 from infra.sandboxes.common import Clock, serve
@@ -126,10 +131,16 @@ def test_intuit_oauth_connects_refreshes_rotates_and_revokes(qbo: QboSandbox) ->
     assert b"invalid_grant" in superseded.value.content
     assert superseded.value.intuit_tid  # every token response carries one
 
+    access = client.access_token
     assert client.revoke() is True
     with pytest.raises(AuthClientError) as revoked:
         client.refresh()
     assert revoked.value.status_code == 400 and b"invalid_grant" in revoked.value.content
+    info = httpx.get(
+        f"{qbo.base_url}/v3/company/{DEMO_REALM_ID}/companyinfo/{DEMO_REALM_ID}",
+        headers={"authorization": f"Bearer {access}", "accept": "application/json"},
+    )
+    assert info.status_code == 401  # the grant's access tokens died with it
 
 
 def test_intuit_oauth_refuses_a_wrong_secret(qbo: QboSandbox) -> None:
@@ -443,6 +454,20 @@ def test_xero_python_raises_validation_exception_for_an_unbalanced_journal(
     data = refused.value.error_data
     assert data["ErrorNumber"] == 10 and data["Type"] == "ValidationException"
     assert "must equal total credits" in refused.value.reason
+
+
+def test_xero_python_raises_rate_limit_exception_on_a_throttled_write(
+    xero: XeroSandbox, xero_client: ApiClient
+) -> None:
+    """A throttled GET or PUT is retried by urllib3 after the Retry-After Xero sends (it honours the header on
+    429 for the methods it deems idempotent); a POST is not, and surfaces as the SDK's RateLimitException."""
+    xero.inject("429", method="POST", path_prefix="/api.xro/2.0/ManualJournals")
+    with pytest.raises(RateLimitException) as throttled:
+        accounting(xero, xero_client).update_or_create_manual_journals(
+            AU_TENANT_ID, manual_journal("Throttled", "1.00", "-1.00")
+        )
+    assert throttled.value.status == 429 and throttled.value.rate_limit == "minute"
+    assert 0 < int(throttled.value.headers["Retry-After"]) <= 60
 
 
 def test_xero_python_reads_invoices_with_where_order_and_page(
