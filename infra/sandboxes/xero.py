@@ -56,6 +56,7 @@ from infra.sandboxes.xero_books import (
 )
 from infra.sandboxes.xero_demo import seed_demo
 from infra.sandboxes.xero_oauth import (
+    ISSUER,
     KNOWN_SCOPES,
     Identity,
     InvalidGrant,
@@ -349,8 +350,37 @@ class XeroSandbox(Sandbox, XeroAdmin):
         self.route("POST", "/identity/connect/authorize")(self._authorize_submit)
         self.route("POST", "/connect/token")(self._token)
         self.route("POST", "/connect/revocation")(self._revocation)
+        self.route("GET", r"/\.well-known/openid-configuration")(self._discovery)
+        self.route("GET", r"/\.well-known/openid-configuration/jwks")(self._jwks)
         self.route("GET", "/connections")(self._connections)
         self.route("DELETE", "/connections/(?P<connection_id>[^/]+)")(self._delete_connection)
+
+    def _discovery(self, request: httpx.Request) -> httpx.Response:
+        """Xero's OpenID Connect discovery document (https://identity.xero.com/.well-known/openid-configuration,
+        read by Xero's xero-node client and by OpenID libraries), its endpoints on this sandbox's base URL in
+        place of Xero's two hosts (the spec's securitySchemes: authorizationUrl
+        https://login.xero.com/identity/connect/authorize, tokenUrl https://identity.xero.com/connect/token).
+        The issuer stays Xero's, as the tokens' ``iss`` is."""
+        base = self.base_url.rstrip("/")
+        return json_response(
+            200,
+            {
+                "issuer": ISSUER,
+                "jwks_uri": f"{base}/.well-known/openid-configuration/jwks",
+                "authorization_endpoint": f"{base}/identity/connect/authorize",
+                "token_endpoint": f"{base}/connect/token",
+                "revocation_endpoint": f"{base}/connect/revocation",
+                "scopes_supported": sorted(KNOWN_SCOPES),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            },
+        )
+
+    def _jwks(self, request: httpx.Request) -> httpx.Response:
+        return json_response(200, self.identity.jwks())
 
     def _check_authorize(self, params: dict[str, str]) -> tuple[str | None, str | None]:
         """(HTML error shown without redirect, OAuth error sent to the redirect URI)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import secrets
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ISSUER = "https://identity.xero.com"
 AUDIENCE = "https://identity.xero.com/resources"
@@ -59,6 +61,13 @@ KNOWN_SCOPES = frozenset(
 )
 
 
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """The RSA key every Xero sandbox of this process signs tokens with, made once on first use (a 2048-bit
+    key takes a tenth of a second or more); each sandbox names it by a key id of its own."""
+    return rsa.generate_private_key(65537, 2048)
+
+
 class InvalidGrant(Exception):
     """The token endpoint answers 400 {"error": "invalid_grant"}."""
 
@@ -100,6 +109,7 @@ class Grant:
     auth_event_id: str
     auth_time: datetime
     session_id: str
+    nonce: str | None = None  # the authentication request's, carried into its ID token
     current: str | None = None  # the refresh token to use next
     previous: str | None = None  # the one exchanged last, retryable within the grace window
     revoked: bool = False
@@ -134,7 +144,12 @@ class Identity:
     """All OAuth state of one sandbox. Callers hold the sandbox lock."""
 
     now: Callable[[], datetime]
-    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # Xero signs its access and ID tokens RS256, verifiable with the keys of the jwks_uri its discovery
+    # document names (https://identity.xero.com/.well-known/openid-configuration/jwks): the keys Xero's own
+    # xero-node client (through openid-client) and other apps check an ID or access token against. The
+    # sandbox publishes its key under a key id of its own, so a token another sandbox signed is refused here
+    # as one Xero never issued.
+    key_id: str = field(default_factory=lambda: secrets.token_hex(8))
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, LoginSession] = field(default_factory=dict)
     codes: dict[str, AuthCode] = field(default_factory=dict)
@@ -179,6 +194,7 @@ class Identity:
             auth_event_id=str(uuid.uuid4()),
             auth_time=now,
             session_id=uuid.uuid4().hex,
+            nonce=params.get("nonce") or None,
         )
         self.grants[grant.grant_id] = grant
         for tenant_id in tenant_ids:
@@ -285,7 +301,7 @@ class Identity:
             "scope": grant.scope,
         }
         body: dict[str, Any] = {
-            "access_token": jwt.encode(claims, self.key, algorithm="HS256"),
+            "access_token": self._sign(claims),
             "expires_in": ACCESS_TOKEN_SECONDS,
             "token_type": "Bearer",
             "scope": " ".join(grant.scope),
@@ -296,8 +312,9 @@ class Identity:
             grant.current = refresh
             body["refresh_token"] = refresh
         if "openid" in grant.scope:
-            id_claims = {
+            id_claims = {  # iat: required in every ID token (OpenID Connect Core 2)
                 "nbf": issued,
+                "iat": issued,
                 "exp": issued + 300,
                 "iss": ISSUER,
                 "aud": grant.client_id,
@@ -308,19 +325,31 @@ class Identity:
                 "preferred_username": grant.user.username,
                 "email": grant.user.username,
             }
-            body["id_token"] = jwt.encode(id_claims, self.key, algorithm="HS256")
+            if grant.nonce:  # OpenID Connect Core 3.1.3.7: the nonce of the authentication request, unchanged
+                id_claims["nonce"] = grant.nonce
+            body["id_token"] = self._sign(id_claims)
         return body
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, _signing_key(), algorithm="RS256", headers={"kid": self.key_id})
+
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set of the discovery document's ``jwks_uri``."""
+        key = jwt.algorithms.RSAAlgorithm.to_jwk(_signing_key().public_key(), as_dict=True)
+        return {"keys": [{**key, "kid": self.key_id, "use": "sig", "alg": "RS256"}]}
 
     # ---- resource side ---------------------------------------------------------------------------
     def verify(self, token: str) -> tuple[dict[str, Any] | None, str]:
         """Claims of a valid access token, else None and the 401 Detail."""
         try:
+            if jwt.get_unverified_header(token).get("kid") != self.key_id:
+                return None, "AuthenticationUnsuccessful"
             claims = jwt.decode(
                 token,
-                self.key,
-                algorithms=["HS256"],
+                _signing_key().public_key(),
+                algorithms=["RS256"],
                 audience=AUDIENCE,
-                options={"verify_exp": False, "verify_nbf": False},
+                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},  # the sandbox clock
             )
         except jwt.PyJWTError:
             return None, "AuthenticationUnsuccessful"

@@ -405,6 +405,29 @@ def test_xero_python_lists_connections(xero: XeroSandbox, xero_client: ApiClient
     assert connections[0].created_date_utc is not None and connections[0].id
 
 
+def test_xero_tokens_verify_against_the_keys_of_the_discovery_document(
+    xero: XeroSandbox, xero_token: dict[str, Any]
+) -> None:
+    """xero-python trusts the token endpoint; Xero's xero-node and OpenID libraries verify the tokens with the
+    keys of the jwks_uri in Xero's discovery document, as an app can here with PyJWT's JWKS client."""
+    discovery = httpx.get(f"{xero.base_url}/.well-known/openid-configuration").json()
+    keys = jwt.PyJWKClient(discovery["jwks_uri"])
+    unexpired = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}  # the sandbox's clock
+    for token, audience in (
+        (xero_token["access_token"], "https://identity.xero.com/resources"),
+        (xero_token["id_token"], XERO_CLIENT_ID),
+    ):
+        claims = jwt.decode(
+            token,
+            keys.get_signing_key_from_jwt(token).key,
+            algorithms=discovery["id_token_signing_alg_values_supported"],
+            audience=audience,
+            issuer=discovery["issuer"],
+            options=unexpired,
+        )
+        assert claims["xero_userid"]
+
+
 def test_xero_python_refreshes_an_expired_token(
     xero: XeroSandbox, xero_client: ApiClient, xero_store: dict[str, Any]
 ) -> None:

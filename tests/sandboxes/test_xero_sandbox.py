@@ -367,6 +367,34 @@ def test_missing_or_foreign_tenant_is_forbidden(client: httpx.Client, sandbox: X
         )
 
 
+def test_tokens_are_rs256_signed_by_a_key_of_the_discovery_documents_jwks_uri(client: httpx.Client) -> None:
+    discovery = client.get("/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == "https://identity.xero.com"
+    assert discovery["id_token_signing_alg_values_supported"] == ["RS256"]
+    keys = jwt.PyJWKSet.from_dict(client.get(urlsplit(discovery["jwks_uri"]).path).json())
+    tokens = connect(client, scope=f"{SCOPE} openid email", nonce="n-0S6_WzA2Mj")
+    unexpired = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}  # the sandbox's clock
+    for token, audience in (
+        (tokens["access_token"], "https://identity.xero.com/resources"),
+        (tokens["id_token"], DEMO_CLIENT_ID),
+    ):
+        key = keys[jwt.get_unverified_header(token)["kid"]].key
+        verified = jwt.decode(
+            token, key, algorithms=["RS256"], audience=audience, issuer=discovery["issuer"], options=unexpired
+        )
+        assert verified["sub"] and verified["auth_time"]
+    id_claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert id_claims["nonce"] == "n-0S6_WzA2Mj" and id_claims["email"] == DEMO_USERNAME
+
+
+def test_a_token_signed_by_another_sandbox_is_refused(client: httpx.Client) -> None:
+    other = XeroSandbox(seed=True)
+    with httpx.Client(transport=other.transport(), base_url=BASE) as elsewhere:
+        foreign = connect(elsewhere)
+    refused = client.get("/connections", headers={"authorization": f"Bearer {foreign['access_token']}"})
+    assert refused.status_code == 401 and refused.json()["Detail"] == "AuthenticationUnsuccessful"
+
+
 # ---- accounting reads --------------------------------------------------------------------------------
 
 
