@@ -124,6 +124,7 @@ class QboOAuth:
         """The discovery document's ``jwks_uri``: the public key an ID token's ``kid`` names, as intuit-oauth
         reads it (``intuitlib.utils.get_jwk``: ``jwt.PyJWKSet.from_dict(response.json())[kid]``)."""
         key = jwt.algorithms.RSAAlgorithm.to_jwk(_signing_key().public_key(), as_dict=True)
+        key.pop("key_ops", None)  # RFC 7517 section 4.3: "use" and "key_ops" should not be used together
         return json_response(200, {"keys": [{**key, "kid": self._key_id(), "use": "sig", "alg": "RS256"}]})
 
     def _id_token(self, grant: Grant, now: datetime) -> str:

@@ -336,6 +336,7 @@ class Identity:
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of the discovery document's ``jwks_uri``."""
         key = jwt.algorithms.RSAAlgorithm.to_jwk(_signing_key().public_key(), as_dict=True)
+        key.pop("key_ops", None)  # RFC 7517 section 4.3: "use" and "key_ops" should not be used together
         return {"keys": [{**key, "kid": self.key_id, "use": "sig", "alg": "RS256"}]}
 
     # ---- resource side ---------------------------------------------------------------------------
