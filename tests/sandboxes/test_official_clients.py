@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
@@ -47,7 +48,7 @@ from xero_python.exceptions import (
 )
 from xero_python.identity import IdentityApi
 
-from infra.sandboxes.common import Clock, serve
+from infra.sandboxes.common import Clock, Sandbox, serve
 from infra.sandboxes.consent import walk_consent
 from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.qbo_demo import DEMO_CLIENT_ID as QBO_CLIENT_ID
@@ -61,20 +62,27 @@ from infra.sandboxes.xero_demo import DEMO_CLIENT_SECRET as XERO_CLIENT_SECRET
 from infra.sandboxes.xero_demo import DEMO_REDIRECT_URI as XERO_REDIRECT_URI
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+SandboxT = TypeVar("SandboxT", bound=Sandbox)
 
 
 # ---- QuickBooks Online: intuit-oauth and python-quickbooks ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[QboSandbox]:
-    sandbox = QboSandbox(seed=True, clock=Clock(real_time=True))
+@contextmanager
+def served(sandbox: SandboxT) -> Iterator[SandboxT]:
+    """The sandbox on a loopback port for as long as the block runs (its base_url names the port)."""
     server = serve(sandbox)
     try:
         yield sandbox
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def qbo() -> Iterator[QboSandbox]:
+    with served(QboSandbox(seed=True, clock=Clock(real_time=True))) as sandbox:
+        yield sandbox
 
 
 def auth_client(sandbox: QboSandbox, **tokens: Any) -> AuthClient:
@@ -159,9 +167,7 @@ def test_intuit_oauth_validates_the_id_token_of_an_openid_consent() -> None:
     """intuit-oauth checks an ID token against the wall clock (``datetime.utcnow()``), so this sandbox's clock
     starts now; it keeps the token only when issuer, audience, expiry and the signature by a key of the
     discovery document's jwks_uri all hold (``intuitlib.utils.validate_id_token``)."""
-    sandbox = QboSandbox(seed=True, clock=Clock(datetime.now(UTC), real_time=True))
-    server = serve(sandbox)
-    try:
+    with served(QboSandbox(seed=True, clock=Clock(datetime.now(UTC), real_time=True))) as sandbox:
         client = auth_client(sandbox)
         qbo_connect(sandbox, client, [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL])
         assert client.id_token is not None  # validated and kept
@@ -173,9 +179,6 @@ def test_intuit_oauth_validates_the_id_token_of_an_openid_consent() -> None:
         without = auth_client(sandbox)
         qbo_connect(sandbox, without, [Scopes.ACCOUNTING])
         assert without.id_token is None  # no openid, no ID token
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def quickbooks(sandbox: QboSandbox, client: AuthClient) -> QuickBooks:
@@ -329,13 +332,8 @@ XERO_SCOPES = (
 
 @pytest.fixture(scope="module")
 def xero() -> Iterator[XeroSandbox]:
-    sandbox = XeroSandbox(seed=True)
-    server = serve(sandbox)
-    try:
+    with served(XeroSandbox(seed=True)) as sandbox:
         yield sandbox
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
