@@ -97,7 +97,7 @@ def auth_client(sandbox: QboSandbox, **tokens: Any) -> AuthClient:
     )
 
 
-def qbo_connect(sandbox: QboSandbox, client: AuthClient, scopes: list[Scopes]) -> dict[str, str]:
+def qbo_connect(client: AuthClient, scopes: list[Scopes]) -> dict[str, str]:
     url = client.get_authorization_url(scopes)
     with httpx.Client() as browser:
         answer = walk_consent(browser, url, username=DEMO_USERNAME, password=DEMO_PASSWORD)
@@ -109,7 +109,7 @@ def qbo_connect(sandbox: QboSandbox, client: AuthClient, scopes: list[Scopes]) -
 @pytest.fixture
 def connected(qbo: QboSandbox) -> AuthClient:
     client = auth_client(qbo)
-    qbo_connect(qbo, client, [Scopes.ACCOUNTING])
+    qbo_connect(client, [Scopes.ACCOUNTING])
     return client
 
 
@@ -124,7 +124,7 @@ def test_intuit_oauth_reads_the_sandbox_discovery_document(qbo: QboSandbox) -> N
 
 def test_intuit_oauth_connects_refreshes_rotates_and_revokes(qbo: QboSandbox) -> None:
     client = auth_client(qbo)
-    answer = qbo_connect(qbo, client, [Scopes.ACCOUNTING])
+    answer = qbo_connect(client, [Scopes.ACCOUNTING])
     assert answer["realmId"] == DEMO_REALM_ID == client.realm_id
     assert client.access_token and client.refresh_token
     assert client.expires_in == 3600
@@ -169,7 +169,7 @@ def test_intuit_oauth_validates_the_id_token_of_an_openid_consent() -> None:
     discovery document's jwks_uri all hold (``intuitlib.utils.validate_id_token``)."""
     with served(QboSandbox(seed=True, clock=Clock(datetime.now(UTC), real_time=True))) as sandbox:
         client = auth_client(sandbox)
-        qbo_connect(sandbox, client, [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL])
+        qbo_connect(client, [Scopes.ACCOUNTING, Scopes.OPENID, Scopes.EMAIL])
         assert client.id_token is not None  # validated and kept
         claims = jwt.decode(client.id_token, options={"verify_signature": False})
         assert claims["aud"] == [QBO_CLIENT_ID] and claims["realmid"] == DEMO_REALM_ID
@@ -177,7 +177,7 @@ def test_intuit_oauth_validates_the_id_token_of_an_openid_consent() -> None:
         info = client.get_user_info().json()
         assert info["email"] == DEMO_USERNAME and info["sub"] == claims["sub"]
         without = auth_client(sandbox)
-        qbo_connect(sandbox, without, [Scopes.ACCOUNTING])
+        qbo_connect(without, [Scopes.ACCOUNTING])
         assert without.id_token is None  # no openid, no ID token
 
 
