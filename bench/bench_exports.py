@@ -34,6 +34,7 @@ from shared.providers import http
 from shared.providers.base import Session
 from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
 from shared.services.tokens import TokenSource
+from shared.store import exports as export_store
 from shared.store.keys import export_settings_sk, org_pk
 from shared.store.rate_budget import DynamoRateBudget
 
@@ -262,7 +263,7 @@ class Round:
                 self.batches += deliver(stack, clock, inject)
                 self.calls = api_calls(sandboxes) - before
                 self.documents = documents(sandboxes)
-                listed = exports.list_exports(organisation)
+                listed = export_store.list_exports(organisation)
                 self.statuses = Counter(e.status for e in listed)
                 self.errors = Counter(e.last_error or "" for e in listed if e.status != "posted")
                 self.virtual_minutes = clock.offset / 60

@@ -884,8 +884,9 @@ async function base64Of(file) {
 }
 
 // ---- exports --------------------------------------------------------------------------------------
-// GET /exports: [{export_id, kind, record_id, status, provider, document_type, document_id, document_link,
-// adopted, attempts, last_error, happened_at, created_at, updated_at}], newest first; POST
+// GET /exports?limit=&cursor=: {items: [{export_id, kind, record_id, status, provider, document_type, document_id,
+// document_link, adopted, attempts, last_error, happened_at, created_at, updated_at}], next_cursor}, newest
+// first, a page at a time (next_cursor null: the last page); POST
 // /exports/{export_id}/retry[?post_on=YYYY-MM-DD] (a later date for a document refused for a locked period). Kinds: receipt, build, rejection (record_id: its id), cogs (a business day's cost
 // of goods sold; record_id: the date, "@" and the company whose sales it costs), trueup (a correction of values already posted). Status skipped: there
 // was nothing to post, last_error says why.
@@ -960,8 +961,30 @@ function exportReason(item) {
   return item.last_error;
 }
 
+const EXPORTS_PAGE = 100; // exports read at first and at each Show more
+const MAX_PAGE = 500; // the API's largest page
+
+/** The path of a page of a paged list: `limit` items after `cursor` (none: the first page). */
+function pagePath(path, limit, cursor) {
+  return `${path}?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+}
+
+/** Pages of a paged list until `wanted` items (or the list's end): {items, next} (next: the cursor after). */
+async function readPages(path, wanted = Infinity, cursor = null) {
+  const items = [];
+  let next = cursor;
+  do {
+    const page = await api("GET", pagePath(path, Math.min(MAX_PAGE, wanted - items.length), next));
+    items.push(...listOf(page, "items"));
+    next = page?.next_cursor ?? null;
+  } while (next && items.length < wanted);
+  return { items, next };
+}
+
 const exportsList = {
   items: [],
+  next: null, // the cursor of the exports after those shown; null: all are shown
+  reads: 0, // a read of the list counts here: a Show more answered after one was begun is out of date
 
   mount(section) {
     this.section = section;
@@ -999,13 +1022,48 @@ const exportsList = {
   },
 
   async read() {
-    const items = listOf(await api("GET", "/exports"), "exports");
+    // read again (Refresh list, after a retry): as many as were shown, so the rows the person was at stay
+    this.reads += 1;
+    const { items, next } = await readPages("/exports", Math.max(this.items.length, EXPORTS_PAGE));
     this.problem(""); // read again, by Refresh list or after a retry: what it said of a failed read is over
     this.items = items;
+    this.next = next;
+    this.render();
+  },
+
+  /** Show more: the next page after those shown, added below them. */
+  async more(button) {
+    const { reads, next } = this;
+    busy(button, true, "Loading…");
+    try {
+      const page = await readPages("/exports", EXPORTS_PAGE, next);
+      // the list was read again meanwhile (or is being read): it is the current one, and ends elsewhere
+      if (reads !== this.reads || next !== this.next) return;
+      this.problem("");
+      this.items = [...this.items, ...page.items];
+      this.next = page.next;
+      this.render();
+      announce(`${plural(page.items.length, "more export")} shown${this.next ? "" : ": that is all of them"}.`);
+      if (!this.next) part(this.list, "all-shown")?.focus(); // Show more is gone: focus stays at the list's end
+    } catch (error) {
+      this.problem(`More exports could not be shown: ${error.message}`);
+    } finally {
+      busy(button, false);
+    }
+  },
+
+  render() {
+    const { items } = this;
     if (!items.length) {
       replaceKeepingFocus(this.list, h("p", { class: "muted" }, "Nothing has been exported yet."));
       return;
     }
+    const end = this.next
+      ? h("div", { class: "actions" }, h("button", { type: "button", dataset: { role: "more", key: "exports-more" },
+        onclick: (event) => this.more(event.currentTarget) }, "Show more"),
+      h("span", { class: "muted" }, `The latest ${plural(items.length, "export")} shown.`))
+      : items.length > EXPORTS_PAGE && h("p", { class: "muted", tabindex: "-1", dataset: { role: "all-shown" } },
+        `All ${plural(items.length, "export")} shown.`);
     replaceKeepingFocus(this.list, table({ text: "Exports", visible: false }, [
       { label: "What", cell: (e) => h("span", { dataset: { role: "sentence" } }, exportSentence(e)) },
       { label: "Date", cell: (e) => when(e.happened_at, { dateOnly: true }) ?? "" },
@@ -1019,7 +1077,7 @@ const exportsList = {
         "Retry"),
         LOCKED_PERIOD.test(e.last_error ?? "") ? this.laterDay(e) : null)) },
     ], items.map((e) => ({ value: e, dataset: { exportId: String(e.export_id), status: e.status ?? "",
-      kind: e.kind ?? "" } }))));
+      kind: e.kind ?? "" } }))), end);
   },
 
   /** A date to post on, for a document the provider refused because its own date is in a locked period. */
@@ -1080,8 +1138,9 @@ const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
 
 // ---- items -> products ----------------------------------------------------------------------------------
-// GET /integrations/{provider}/items -> [{item_id, name, sku, kind, active}]; GET /products -> [{product_id, sku,
-// name, provider_links}]; POST /products/import-from-provider {provider, item_ids} -> {created, updated,
+// GET /integrations/{provider}/items -> [{item_id, name, sku, kind, active}]; GET /products?limit=&cursor= ->
+// {items: [{product_id, sku, name, provider_links}], next_cursor} (every page is read: an item's status needs
+// every product); POST /products/import-from-provider {provider, item_ids} -> {created, updated,
 // skipped: [{item_id, name, reason}]}: an item whose SKU a product has is linked to it, otherwise it becomes a
 // product (a bundle brings its components).
 
@@ -1093,9 +1152,9 @@ const items = {
     this.label = label;
     this.target = target;
     const [found, products] = await Promise.all([
-      api("GET", `/integrations/${provider}/items`), api("GET", "/products"),
+      api("GET", `/integrations/${provider}/items`), readPages("/products"),
     ]);
-    this.render(listOf(found, "items"), listOf(products, "products"));
+    this.render(listOf(found, "items"), products.items);
   },
 
   status(item, products) {

@@ -306,6 +306,28 @@ ProductIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 ProviderPath = Annotated[str, Path(max_length=16)]  # qbo, xero: longer is refused before the key is claimed
 
 
+# The long lists (exports, products) answer a page at a time: the page after the last is asked for with the
+# cursor the last answered. 500 of the largest items (exports, ~450 bytes) are ~225 kB: far from Lambda's
+# 6 MB answer, and one DynamoDB read of the index.
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
+PageLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"items in the page: 1 to {MAX_PAGE_SIZE}, {PAGE_SIZE} if not given",
+    ),
+]
+PageCursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=4096,
+        description="the `next_cursor` of the previous page, as it was answered; none for the first page",
+    ),
+]
+
+
 class Caller(Model):
     organisation_id: str
 
@@ -391,8 +413,8 @@ def suppliers() -> list[catalog_models.Supplier]:
 
 
 @app.get("/products")
-def products() -> list[catalog_models.Product]:
-    return catalog.list_products(caller_organisation(app))
+def products(limit: PageLimit = PAGE_SIZE, cursor: PageCursor = None) -> catalog.ProductPage:
+    return catalog.list_products(caller_organisation(app), limit, cursor)
 
 
 @app.post("/products/import-from-provider")
@@ -526,8 +548,8 @@ def product_lots(product_id: ProductIdPath) -> inventory.ProductLots:
 
 
 @app.get("/exports")
-def list_exports() -> list[exports.ExportView]:
-    return exports.list_exports(caller_organisation(app))
+def list_exports(limit: PageLimit = PAGE_SIZE, cursor: PageCursor = None) -> exports.ExportPage:
+    return exports.list_exports(caller_organisation(app), limit, cursor)
 
 
 @app.post("/exports/<export_id>/retry", middlewares=[idempotent])

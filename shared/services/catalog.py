@@ -30,7 +30,8 @@ from shared.errors import ProviderRejected, ProviderUnavailable
 from shared.model import Model
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
-from shared.services import tokens
+from shared.services import paging, tokens
+from shared.services.paging import Page
 from shared.services.sessions import connected, session_for
 from shared.store import catalog as store
 from shared.store import connections as connection_store
@@ -185,8 +186,15 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
     return ImportResult(created=created, updated=updated, skipped=skipped)
 
 
-def list_products(organisation_id: str) -> list[Product]:
-    return sorted(store.products(organisation_id), key=lambda p: (p.sku.casefold(), p.product_id))
+class ProductPage(Page[Product]):
+    """A page of the organisation's products, by SKU (case-folded, then id)."""
+
+
+def list_products(organisation_id: str, limit: int, cursor: str | None = None) -> ProductPage:
+    items, last = store.product_page(
+        organisation_id, limit, paging.position_of("products", organisation_id, cursor)
+    )
+    return ProductPage(items=items, next_cursor=paging.next_cursor("products", organisation_id, last))
 
 
 # ---- accounts -------------------------------------------------------------------------------------------

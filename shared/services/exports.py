@@ -40,7 +40,8 @@ from shared.lazy import lazy_module
 from shared.model import Model
 from shared.observability import logger
 from shared.providers.base import AccountingProvider, Session
-from shared.services import sessions, tokens
+from shared.services import paging, sessions, tokens
+from shared.services.paging import Page
 from shared.services.queue import dead_letter, deliver, enqueue, export_id_for, max_receives
 from shared.store import catalog as catalog_store
 from shared.store import connections as connection_store
@@ -540,11 +541,15 @@ def resume_pending(organisation_id: str, provider: ProviderName, grant_id: str, 
 
 
 # ---- the API ----------------------------------------------------------------------------------------
-def list_exports(organisation_id: str) -> list[ExportView]:
-    items = sorted(
-        store.list_exports(organisation_id), key=lambda i: (i.created_at, i.export_id), reverse=True
+class ExportPage(Page[ExportView]):
+    """A page of the organisation's exports, newest first (by creation, then id)."""
+
+
+def list_exports(organisation_id: str, limit: int, cursor: str | None = None) -> ExportPage:
+    items, last = store.export_page(
+        organisation_id, limit, paging.position_of("exports", organisation_id, cursor)
     )
-    return [item.view() for item in items]
+    return ExportPage(items=items, next_cursor=paging.next_cursor("exports", organisation_id, last))
 
 
 def retry(

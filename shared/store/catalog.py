@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from shared.aws import table
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
 from shared.domain.product_changes import CatalogEntry
-from shared.store.dynamo import iter_org_items, org_batch_get, org_items
+from shared.store.dynamo import ListPosition, iter_org_items, org_batch_get, org_items, org_list_page
 from shared.store.keys import (
     PRODUCT_PREFIX,
     SUPPLIER_PREFIX,
@@ -24,6 +24,8 @@ from shared.store.keys import (
     item_sk,
     org_pk,
     product_sk,
+    products_list_index,
+    products_list_pk,
     supplier_prefix,
     supplier_sk,
 )
@@ -35,19 +37,31 @@ def _query(organisation_id: str, prefix: str) -> list[dict[str, Any]]:
     return org_items(organisation_id, prefix)
 
 
+_KEYS = ("pk", "sk", "gsi2pk", "gsi2sk")
+
+
 def _load(model: type[M], row: dict[str, Any]) -> M:
-    return model.model_validate({k: v for k, v in row.items() if k not in ("pk", "sk")})
+    return model.model_validate({k: v for k, v in row.items() if k not in _KEYS})
 
 
-def _put_all(organisation_id: str, rows: Iterable[tuple[str, BaseModel]]) -> None:
+def _put_all(organisation_id: str, rows: Iterable[tuple[dict[str, str], BaseModel]]) -> None:
+    """Writes each value under its keys (its sort key, and its place in a list's index if it has one)."""
     with table().batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-        for sk, value in rows:
-            batch.put_item(Item={"pk": org_pk(organisation_id), "sk": sk, **value.model_dump(mode="python")})
+        for keys, value in rows:
+            batch.put_item(Item={"pk": org_pk(organisation_id), **keys, **value.model_dump(mode="python")})
 
 
 # ---- products -------------------------------------------------------------------------------------------
 def products(organisation_id: str) -> list[Product]:
     return [_load(Product, row) for row in _query(organisation_id, PRODUCT_PREFIX)]
+
+
+def product_page(
+    organisation_id: str, limit: int, after: ListPosition | None
+) -> tuple[list[Product], ListPosition | None]:
+    """A page of the organisation's products, by SKU (``keys.products_list_index``)."""
+    rows, last = org_list_page(organisation_id, products_list_pk(organisation_id), limit=limit, after=after)
+    return [_load(Product, row) for row in rows], last
 
 
 def iter_products(organisation_id: str) -> Iterator[Product]:
@@ -91,7 +105,13 @@ def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Produ
 
 
 def put_products(organisation_id: str, values: Iterable[Product]) -> None:
-    _put_all(organisation_id, ((product_sk(p.product_id), p) for p in values))
+    _put_all(
+        organisation_id,
+        (
+            ({"sk": product_sk(p.product_id), **products_list_index(organisation_id, p.sku, p.product_id)}, p)
+            for p in values
+        ),
+    )
 
 
 # ---- provider items --------------------------------------------------------------------------------------
@@ -105,7 +125,7 @@ def get_provider_items(organisation_id: str, provider: str, item_ids: Iterable[s
 
 
 def put_provider_items(organisation_id: str, values: Iterable[ProviderItem]) -> None:
-    _put_all(organisation_id, ((item_sk(i.provider, i.item_id), i) for i in values))
+    _put_all(organisation_id, (({"sk": item_sk(i.provider, i.item_id)}, i) for i in values))
 
 
 def delete_provider_items(organisation_id: str, provider: str, item_ids: Iterable[str]) -> None:
@@ -125,7 +145,7 @@ def get_accounts(organisation_id: str, provider: str, account_ids: Iterable[str]
 
 
 def put_accounts(organisation_id: str, values: Iterable[Account]) -> None:
-    _put_all(organisation_id, ((account_sk(a.provider, a.account_id), a) for a in values))
+    _put_all(organisation_id, (({"sk": account_sk(a.provider, a.account_id)}, a) for a in values))
 
 
 def delete_accounts(organisation_id: str, provider: str, account_ids: Iterable[str]) -> None:
@@ -147,7 +167,7 @@ def get_supplier(organisation_id: str, provider: str, supplier_id: str) -> Suppl
 
 
 def put_suppliers(organisation_id: str, values: Iterable[Supplier]) -> None:
-    _put_all(organisation_id, ((supplier_sk(s.provider, s.supplier_id), s) for s in values))
+    _put_all(organisation_id, (({"sk": supplier_sk(s.provider, s.supplier_id)}, s) for s in values))
 
 
 # ---- a switch of company ---------------------------------------------------------------------------------

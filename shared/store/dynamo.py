@@ -4,11 +4,11 @@ key, conditional writes (a failed condition is a plain None, never an error) and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from shared.aws import table
 from shared.config import settings
-from shared.store.keys import org_pk
+from shared.store.keys import LIST_INDEX, org_pk
 
 T = TypeVar("T")
 
@@ -99,3 +99,56 @@ def iter_org_items(organisation_id: str, prefix: str, **kwargs: Any) -> Iterator
 
     condition = Key("pk").eq(org_pk(organisation_id)) & Key("sk").begins_with(prefix)
     return query_items(KeyConditionExpression=condition, **kwargs)
+
+
+class ListPosition(NamedTuple):
+    """Where a page of a paged list ended: the last item's sort key and its sort key in the list's index. The
+    partition keys are not part of it: they are the organisation's, rebuilt from the caller each time."""
+
+    sk: str
+    index_sk: str
+
+
+def org_list_page(
+    organisation_id: str,
+    list_pk: str,
+    *,
+    limit: int,
+    after: ListPosition | None,
+    backwards: bool = False,
+    **read: Any,
+) -> tuple[list[dict[str, Any]], ListPosition | None]:
+    """One page of an organisation's list in gsi2 (``keys.*_list_index``): at most ``limit`` items, in the
+    index's order (``backwards``: last first), each read from the table itself (consistently, with ``read``'s
+    projection: the index holds keys only), and where the page ended (None when the list ends with it).
+
+    The index is asked for one key more than the page holds, so a page that ends the list says so: DynamoDB's
+    own LastEvaluatedKey would send the client after an empty page whenever the list ends on a page's edge.
+    """
+    from boto3.dynamodb.conditions import Key  # on first use: keeps boto3 out of the handlers' import
+
+    pk = org_pk(organisation_id)
+    request: dict[str, Any] = {
+        "IndexName": LIST_INDEX,
+        "KeyConditionExpression": Key(f"{LIST_INDEX}pk").eq(list_pk),
+        "ScanIndexForward": not backwards,
+    }
+    if after is not None:
+        request["ExclusiveStartKey"] = {
+            "pk": pk,
+            "sk": after.sk,
+            f"{LIST_INDEX}pk": list_pk,
+            f"{LIST_INDEX}sk": after.index_sk,
+        }
+    keys: list[dict[str, Any]] = []
+    while len(keys) <= limit:  # one Query unless DynamoDB cut it at 1 MB (a keys-only page never nears it)
+        answer = table().query(**request, Limit=limit + 1 - len(keys))
+        keys.extend(answer["Items"])
+        if "LastEvaluatedKey" not in answer:
+            break
+        request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    page = keys[:limit]
+    last = ListPosition(str(page[-1]["sk"]), str(page[-1][f"{LIST_INDEX}sk"])) if len(keys) > limit else None
+    order = {str(k["sk"]): n for n, k in enumerate(page)}
+    items = org_batch_get(organisation_id, order, **read)
+    return sorted(items, key=lambda item: order[str(item["sk"])]), last

@@ -17,11 +17,22 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared.aws import table
 from shared.contracts import ExportKind
 from shared.model import Model
-from shared.store.dynamo import conditional, org_batch_get, org_items, query_all, set_clause, transact
+from shared.store.dynamo import (
+    ListPosition,
+    conditional,
+    org_batch_get,
+    org_items,
+    org_list_page,
+    query_all,
+    set_clause,
+    transact,
+)
 from shared.store.keys import (
     EXPORT_PREFIX,
     OUTBOX_INDEX_PK,
     export_sk,
+    exports_list_index,
+    exports_list_pk,
     home_currency_sk,
     org_pk,
     outbox_index,
@@ -95,6 +106,7 @@ def new_export(
     return {
         **_key(organisation_id, export_id),
         **outbox_index(now, organisation_id, export_id),
+        **exports_list_index(organisation_id, now, export_id),
         "export_id": export_id,
         "organisation_id": organisation_id,
         "kind": kind,
@@ -239,6 +251,26 @@ def list_exports(organisation_id: str, status: ExportStatus | None = None) -> li
 
     extra: dict[str, Any] = {"FilterExpression": Attr("status").eq(status)} if status else {}
     return [_row(item) for item in org_items(organisation_id, EXPORT_PREFIX, ConsistentRead=True, **extra)]
+
+
+_VIEW_NAMES = {f"#v{i}": name for i, name in enumerate(["sk", *ExportView.model_fields])}
+
+
+def export_page(
+    organisation_id: str, limit: int, after: ListPosition | None
+) -> tuple[list[ExportView], ListPosition | None]:
+    """A page of the organisation's exports, newest first, as the API shows them (only those fields are
+    read: an export's plan can be many times its view)."""
+    items, last = org_list_page(
+        organisation_id,
+        exports_list_pk(organisation_id),
+        limit=limit,
+        after=after,
+        backwards=True,
+        ProjectionExpression=", ".join(_VIEW_NAMES),
+        ExpressionAttributeNames=_VIEW_NAMES,
+    )
+    return [_row(item).view() for item in items], last
 
 
 def claim(

@@ -46,6 +46,11 @@ gsi1 (``gsi1pk``/``gsi1sk``) lists items across organisations:
   no one partition takes them all, for the scheduled passes.
 - ``OUTBOX`` / ``<created at>#<org>#<export id>``: exports whose message is not yet queued, oldest first (the
   attributes are removed once it is).
+
+gsi2 (``gsi2pk``/``gsi2sk``, keys only) orders an organisation's lists for the API's pages:
+
+- ``ORG#<org>#EXPORTS`` / ``<created at>#<export id>``: its exports, read newest first.
+- ``ORG#<org>#PRODUCTS`` / ``<SKU, case-folded>`` NUL ``<product id>``: its products by SKU.
 """
 
 from __future__ import annotations
@@ -109,6 +114,36 @@ def connections_shard_pk(organisation_id: str) -> str:
 def connection_index_pks() -> list[str]:
     """Every partition the scheduled passes read."""
     return [f"{CONNECTIONS_INDEX_PK}#{n}" for n in range(CONNECTION_SHARDS)]
+
+
+# ---- the paged lists (gsi2) -------------------------------------------------------------------------------
+LIST_INDEX = "gsi2"
+
+
+def exports_list_pk(organisation_id: str) -> str:
+    return f"{org_pk(organisation_id)}#EXPORTS"
+
+
+def products_list_pk(organisation_id: str) -> str:
+    return f"{org_pk(organisation_id)}#PRODUCTS"
+
+
+def exports_list_index(organisation_id: str, created_at: str, export_id: str) -> dict[str, str]:
+    """Where an export sits in its organisation's list: by creation time (ISO, fixed at creation), then id;
+    read backwards, newest first."""
+    return {"gsi2pk": exports_list_pk(organisation_id), "gsi2sk": f"{created_at}#{export_id}"}
+
+
+LISTED_SKU = 200  # characters of the SKU a product is listed by: a sort key holds at most 1,024 bytes
+
+
+def products_list_index(organisation_id: str, sku: str, product_id: str) -> dict[str, str]:
+    """Where a product sits in its organisation's list: by SKU, case-folded, then id. NUL sorts before any
+    character, so the sort key orders as the pair (SKU, id) does: "A" before "A-1", whatever the ids."""
+    return {
+        "gsi2pk": products_list_pk(organisation_id),
+        "gsi2sk": f"{sku.casefold()[:LISTED_SKU]}\x00{product_id}",
+    }
 
 
 # ---- catalog ------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class Api:
         deadline = time.monotonic() + 90
         while True:  # an export mid-post (or back later after a rate limit) is not settled yet
             self.stack.settle()
-            exports = self("GET", "/exports")
+            exports = self("GET", "/exports?limit=500")["items"]
             if time.monotonic() > deadline or not any(e["status"] in UNSETTLED for e in exports):
                 break
         found: dict[str, list[str]] = {}

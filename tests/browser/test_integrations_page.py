@@ -383,6 +383,6 @@ def test_items_synced_can_be_linked_or_imported_as_products_from_the_page(
     expect(panel.locator('[data-role="items-status"]')).to_contain_text("created")
     expect(panel.locator('tr[data-item="7"]')).to_contain_text("Linked to FG-SK-OAK")
     expect(panel.locator('[data-role="items-status"]')).to_be_focused()  # nothing left to choose: the result
-    products = local_stack.call("GET", "/products", organisation).json()
+    products = local_stack.call("GET", "/products", organisation).json()["items"]
     assert {"FG-WB-20", "FG-SK-OAK"} <= {p["sku"] for p in products if p["provider_links"].get("qbo")}
     shoot(page, "2-items-linked")

@@ -166,7 +166,7 @@ def test_an_hour_of_exports_at_xeros_rate_posts_each_once_and_qbo_never_waits(lo
     posted_at: dict[str, float] = {}  # QBO receipt -> when its export was first seen posted
 
     def qbo_exports() -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = qbo("GET", "/exports")
+        listed: list[dict[str, Any]] = qbo("GET", "/exports?limit=500")["items"]
         for export in listed:
             if export["status"] == "posted":
                 posted_at.setdefault(export["record_id"], time.monotonic())
@@ -207,7 +207,7 @@ def test_an_hour_of_exports_at_xeros_rate_posts_each_once_and_qbo_never_waits(lo
     # after the hour: everything posts, at the providers' own pace
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
-        exports = {"xero": xero("GET", "/exports"), "qbo": qbo_exports()}
+        exports = {"xero": xero("GET", "/exports?limit=500")["items"], "qbo": qbo_exports()}
         if all(e["status"] == "posted" for listed in exports.values() for e in listed):
             break
         stuck = [(e["record_id"], e["status"], e["last_error"]) for v in exports.values() for e in v]

@@ -69,7 +69,7 @@ def receive(api: Api, receipt_id: str, at: str, product_id: str, quantity: str, 
 
 def xero_balances(api: Api, sandboxes: Sandboxes, by: date | None = None) -> dict[str, Decimal]:
     """Per account code, the sum of every manual journal our exports posted (dated ``by`` or before)."""
-    posted = {e["document_id"] for e in ok(api.call("GET", "/exports")) if e["status"] == "posted"}
+    posted = {e["document_id"] for e in ok(api.call("GET", "/exports"))["items"] if e["status"] == "posted"}
     balances: dict[str, Decimal] = defaultdict(Decimal)
     for journal in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals"):
         milliseconds = int(str(journal["Date"]).removeprefix("/Date(").split("+")[0])
@@ -82,7 +82,7 @@ def xero_balances(api: Api, sandboxes: Sandboxes, by: date | None = None) -> dic
 
 def statuses(api: Api) -> dict[str, list[str]]:
     found: dict[str, list[str]] = defaultdict(list)
-    for export in ok(api.call("GET", "/exports")):
+    for export in ok(api.call("GET", "/exports"))["items"]:
         found[export["kind"]].append(export["status"])
     return dict(found)
 
@@ -112,7 +112,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     Poller(aws).drain()
     # 2 of 3 sold: COGS 6.67, and inventory keeps 3.335, which the books hold as 3.34
     assert xero_balances(api, sandboxes) == {"630": D("3.34"), "820": D("-10.01"), "310": D("6.67")}
-    cogs = next(e for e in ok(api.call("GET", "/exports")) if e["kind"] == "cogs")
+    cogs = next(e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "cogs")
     journal = next(
         j
         for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
@@ -127,7 +127,7 @@ def test_xero_books_follow_sales_and_re_costing_to_the_cent(
     assert statuses(api) == {"receipt": ["posted"] * 2, "cogs": ["posted"], "trueup": ["posted"]}
     # inventory: 2 left at 3.335 = 6.67; COGS 4.335 -> 4.34; supplier total 11.005 -> 11.01
     assert xero_balances(api, sandboxes) == {"630": D("6.67"), "820": D("-11.01"), "310": D("4.34")}
-    trueup = next(e for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup")
+    trueup = next(e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "trueup")
     corrected = next(
         j
         for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
@@ -163,7 +163,7 @@ def test_a_free_receipt_is_skipped_not_failed(
     bolt = setup_xero(api, sandboxes)["bolt"]
     receive(api, "FREE", "2026-11-02T09:00:00Z", bolt, "5", "0")
     Poller(aws).drain()
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "skipped" and "nothing to post" in export["last_error"]
     assert xero_balances(api, sandboxes) == {}
     for later in ("", "?post_on=2026-11-03"):  # a retry, or a later date, has nothing to post either
@@ -270,7 +270,7 @@ def test_the_daily_check_raises_a_discrepancy_once_a_day(
 
 def qbo_balances(api: Api, sandboxes: Sandboxes) -> dict[str, Decimal]:
     """Per QBO account id, the sum of every journal entry our exports posted (debits positive)."""
-    posted = {e["document_id"] for e in ok(api.call("GET", "/exports")) if e["status"] == "posted"}
+    posted = {e["document_id"] for e in ok(api.call("GET", "/exports"))["items"] if e["status"] == "posted"}
     balances: dict[str, Decimal] = defaultdict(Decimal)
     for journal in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry"):
         if journal["Id"] in posted:
@@ -559,7 +559,7 @@ def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_perso
     receive(api, "R-LOCKED", "2026-11-03T09:00:00Z", bolt, "4", "2.50")
     minutes.next()
     Poller(aws).drain()
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "failed" and "lock date" in export["last_error"]
     retry = f"/exports/{export['export_id']}/retry"
 
@@ -574,7 +574,7 @@ def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_perso
     ok(api.call("POST", retry + "?post_on=2026-11-06"))
     minutes.next()
     Poller(aws).drain()
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "posted"
     journal = next(
         j
@@ -683,10 +683,10 @@ def test_a_true_up_of_more_exports_than_a_transaction_holds_names_each_once(
         build_brackets(api, parts, f"B{day}", day)
     minutes.next()
     Poller(aws).drain()
-    exported = {e["record_id"]: e["export_id"] for e in ok(api.call("GET", "/exports"))}
+    exported = {e["record_id"]: e["export_id"] for e in ok(api.call("GET", "/exports"))["items"]}
 
     def trueups() -> list[str]:
-        ids = [e["document_id"] for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup"]
+        ids = [e["document_id"] for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "trueup"]
         journals = sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
         return [j["Narration"] for j in journals if j["ManualJournalID"] in ids]
 
@@ -761,7 +761,7 @@ def test_a_retried_export_that_a_true_up_corrected_is_reconciled_on_an_earlier_d
     build_brackets(api, parts, "B", 6)
     minutes.next()
     Poller(aws).drain()
-    (build,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "build"]
+    (build,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "build"]
     assert build["status"] == "failed" and "lock date" in build["last_error"]
     sandboxes.xero.set_lock_dates(AU_TENANT_ID)
     receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # the build now costs 2.00
@@ -776,7 +776,7 @@ def test_a_retried_export_that_a_true_up_corrected_is_reconciled_on_an_earlier_d
     minutes.next()
     Poller(aws).drain()
     assert xero_balances(api, sandboxes) == {"630": D("28.00"), "632": D("2.00"), "820": D("-30.00")}
-    trueups = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup"]
+    trueups = [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "trueup"]
     assert len(trueups) == 2 and all(e["status"] == "posted" for e in trueups)
 
     minutes.next()
@@ -903,7 +903,7 @@ def test_on_quickbooks_accounts_payable_records_out_of_date_order_post_no_true_u
             ok(api.call("POST", "/receipts", json_body=body), 201)
             minutes.next()
             Poller(aws).drain()
-    exported = ok(api.call("GET", "/exports"))
+    exported = ok(api.call("GET", "/exports"))["items"]
     assert {e["status"] for e in exported} == {"posted"}, [e["last_error"] for e in exported]
     journals = {j["Id"]: j for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")}
     for export in (e for e in exported if e["kind"] == "trueup"):
@@ -930,12 +930,12 @@ def test_a_retried_build_that_may_have_reached_xero_is_not_taken_for_the_true_up
     for _ in range(5):  # one delivery a minute: each attempt's write times out
         minutes.next()
         deliver(aws, rounds=1)
-    (build,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "build"]
+    (build,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "build"]
     assert build["status"] == "failed" and "gave up" in build["last_error"], build
     receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # the build now costs 2.00
     minutes.next()
     Poller(aws).drain()
-    (trueup,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup"]
+    (trueup,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "trueup"]
     narration = next(
         j["Narration"]
         for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
@@ -946,7 +946,7 @@ def test_a_retried_build_that_may_have_reached_xero_is_not_taken_for_the_true_up
     ok(api.call("POST", f"/exports/{build['export_id']}/retry"))
     minutes.next()
     deliver(aws)
-    (build,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "build"]
+    (build,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "build"]
     assert build["status"] == "posted" and not build["adopted"], build
     assert build["document_id"] != trueup["document_id"]
     assert xero_balances(api, sandboxes) == {"630": D("28.00"), "632": D("2.00"), "820": D("-30.00")}

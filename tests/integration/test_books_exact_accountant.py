@@ -736,7 +736,7 @@ def run(
     books.settle(clock)  # true-ups found by the last pass
     took = time.perf_counter() - started
 
-    exports = ok(api.call("GET", "/exports"))
+    exports = ok(api.call("GET", "/exports"))["items"]
     assert not [e for e in exports if e["status"] not in ("posted", "skipped")], exports
     exact = value(history.inputs)
     journals = books.posted()  # the lines of the journals in the provider, per account

@@ -59,7 +59,7 @@ def _sold_and_closed(
 
 
 def _journal_of(api: Api, sandboxes: Sandboxes, record_id: str) -> dict[str, D]:
-    (export,) = [e for e in ok(api.call("GET", "/exports")) if e["record_id"] == record_id]
+    (export,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["record_id"] == record_id]
     (journal,) = [
         j
         for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
@@ -123,7 +123,7 @@ def test_a_true_up_planned_before_true_ups_recorded_their_day_is_dated_by_its_jo
     api.pull_sales()
     assert close_days(now=datetime(2026, 12, 3, 1, tzinfo=UTC)) == 1  # the true-up
     Poller(aws).drain()
-    (trueup,) = [e for e in ok(api.call("GET", "/exports")) if e["kind"] == "trueup"]
+    (trueup,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "trueup"]
     key = {"pk": org_pk("org-a"), "sk": export_sk(trueup["export_id"])}
     recorded = json.loads(table().get_item(Key=key)["Item"]["plan_exact"])
     recorded.pop("on")
@@ -157,7 +157,7 @@ def test_an_evened_journals_cents_in_a_true_up_of_earlier_exports_are_not_counte
         receive(api, f"R-10-{i}", f"2026-11-10T09:{i:02d}:00Z", parts["blank"], "1", "1.506")
         minutes.next()
         Poller(aws).drain()
-    assert "failed" not in {e["status"] for e in ok(api.call("GET", "/exports"))}
+    assert "failed" not in {e["status"] for e in ok(api.call("GET", "/exports"))["items"]}
     _balanced_at(api, minutes, "2026-11-05", "2026-11-08", "2026-11-10", "2026-11-15", "2026-11-20")
     by_15 = xero_balances(api, sandboxes, date(2026, 11, 15))
     assert abs(by_15["630"] - D("40.00") + D("2.00") - D("15.06")) <= D("0.01"), by_15  # 38.00 of bolts left

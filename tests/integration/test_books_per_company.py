@@ -26,7 +26,7 @@ BEFORE = "QuickBooks Online company connected before the switch to this one"
 
 
 def _exports(api: Api) -> list[dict[str, Any]]:
-    exports: list[dict[str, Any]] = ok(api.call("GET", "/exports"))
+    exports: list[dict[str, Any]] = ok(api.call("GET", "/exports"))["items"]
     return exports
 
 

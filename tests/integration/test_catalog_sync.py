@@ -90,7 +90,7 @@ def test_resync_reads_only_changes_and_renames_keep_the_product_link(api: Api, s
     )
     renamed = sync(api, "qbo", "items")
     assert [(u["item_id"], u["name"]) for u in renamed["updated"]] == [(CORNER_BRACE, "Corner Brace Heavy")]
-    product = next(p for p in ok(api.call("GET", "/products")) if p["product_id"] == product_id)
+    product = next(p for p in ok(api.call("GET", "/products"))["items"] if p["product_id"] == product_id)
     assert product["provider_links"] == {"qbo": CORNER_BRACE}  # the link follows the id, not the name
 
 
@@ -117,7 +117,7 @@ def test_products_link_by_sku_and_duplicate_skus_are_not_guessed(api: Api, sandb
     assert [(u["product_id"], u["reason"]) for u in result["unmatched_products"]] == [
         ("p-brace", "several items in QuickBooks Online have its SKU")
     ]
-    products = {p["product_id"]: p for p in ok(api.call("GET", "/products"))}
+    products = {p["product_id"]: p for p in ok(api.call("GET", "/products"))["items"]}
     assert products["p-bracket"]["provider_links"] == {"qbo": BRACKET_20}
     assert products["p-brace"]["provider_links"] == {}
 
@@ -155,7 +155,7 @@ def test_importing_a_bundle_brings_its_components_with_names_and_costs(
         )
     )
     assert again["created"] == [] and Decimal(again["updated"][0]["unit_cost"]) == Decimal("2.05")
-    assert len(ok(api.call("GET", "/products"))) == 3  # refreshed, never duplicated
+    assert len(ok(api.call("GET", "/products"))["items"]) == 3  # refreshed, never duplicated
 
 
 def test_xero_items_sync_code_as_sku_tracked_or_not(api: Api, sandboxes: Sandboxes) -> None:

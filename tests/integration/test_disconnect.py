@@ -203,7 +203,7 @@ def test_after_a_switch_to_another_company_the_old_accounts_and_sales_cursor_are
     body = {"received_at": "2026-11-20T09:00:00Z", "lines": [line]}
     ok(api.call("POST", "/receipts", json_body=body), 201)
     Poller(aws).drain()
-    (export,) = [e for e in ok(api.call("GET", "/exports")) if e["status"] != "posted"]
+    (export,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["status"] != "posted"]
     assert export["status"] == "failed" and "another QuickBooks Online company" in export["last_error"]
     assert not sandboxes.qbo.list_records(second.realm_id, "JournalEntry")  # nothing in unrelated accounts
     refused = api.call("GET", "/reconciliation")
@@ -224,7 +224,7 @@ def test_receipts_recorded_while_disconnected_wait_and_post_once_on_reconnecting
         body = {"receipt_id": f"R-OFF-{n}", "received_at": "2026-11-20T09:00:00Z", "lines": [line]}
         ok(api.call("POST", "/receipts", json_body=body), 201)
     Poller(aws).drain()
-    waiting = ok(api.call("GET", "/exports"))
+    waiting = ok(api.call("GET", "/exports"))["items"]
     assert {e["status"] for e in waiting} == {"waiting"}, waiting
     assert "not connected" in waiting[0]["last_error"]
     retried = api.call("POST", f"/exports/{waiting[0]['export_id']}/retry")  # connecting resumes it
@@ -232,7 +232,7 @@ def test_receipts_recorded_while_disconnected_wait_and_post_once_on_reconnecting
 
     connect(api, sandboxes, "qbo")
     Poller(aws).drain()
-    posted = ok(api.call("GET", "/exports"))
+    posted = ok(api.call("GET", "/exports"))["items"]
     assert {e["status"] for e in posted} == {"posted"}, posted
     journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
     assert sorted(j["DocNumber"] for j in journals if j.get("DocNumber", "").startswith("PS-")) == sorted(
@@ -297,7 +297,7 @@ def test_after_a_switch_the_old_companys_items_are_not_used_and_its_sales_keep_t
 
     api.call("POST", "/integrations/qbo/disconnect")
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True).page.status == 200
-    (product,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == bracket]
+    (product,) = [p for p in ok(api.call("GET", "/products"))["items"] if p["product_id"] == bracket]
     assert product["provider_links"] == {} and product["former_links"] == {f"qbo:{DEMO_REALM_ID}": BRACKET_20}
     assert ok(api.call("GET", "/integrations/qbo/items")) == []
     assert ok(api.call("GET", "/integrations/qbo/accounts")) == []
@@ -311,7 +311,7 @@ def test_after_a_switch_the_old_companys_items_are_not_used_and_its_sales_keep_t
     report = by_number(ok(api.call("GET", "/margins")))
     assert Decimal(report["3001"]["figures"]["cogs"]) == Decimal("4.00") and not report["3001"]["unmapped"]
     assert Decimal(report["2001"]["figures"]["cogs"]) == Decimal("6.00")
-    (product,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == bracket]
+    (product,) = [p for p in ok(api.call("GET", "/products"))["items"] if p["product_id"] == bracket]
     assert product["provider_links"] == {"qbo": item["Id"]}
 
 
@@ -390,12 +390,12 @@ def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_
             QueueUrl=aws.physical("ExportQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
         deliver(aws)
-        (export,) = ok(api.call("GET", "/exports"))
+        (export,) = ok(api.call("GET", "/exports"))["items"]
         assert (
             export["status"] == "failed"
             and "planned for another QuickBooks Online company" in export["last_error"]
         )
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert not qbo.list_records(second.realm_id, "JournalEntry")
 
     retried = api.call("POST", f"/exports/{export['export_id']}/retry")
@@ -406,7 +406,7 @@ def test_an_export_planned_for_the_company_before_a_switch_is_not_posted_to_the_
     else:
         ok(retried)
     deliver(aws)
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "posted", export
     (journal,) = [
         *qbo.list_records(second.realm_id, "JournalEntry"),
@@ -464,7 +464,7 @@ def test_the_books_check_after_a_switch_names_what_was_posted_to_the_company_bef
             _switch_to_a_company_with_the_demo_chart(api, sandboxes)
             settings = {"mode": "journals", "accounts": QBO_ACCOUNTS}
             ok(api.call("PUT", "/integrations/qbo/export-settings", json_body=settings))
-    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"posted"}
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))["items"]} == {"posted"}
 
     books = ok(api.call("GET", "/reconciliation"))
     assert books["status"] == "explained", books
@@ -519,7 +519,7 @@ def test_after_a_switch_the_new_companys_books_hold_only_what_was_posted_to_it(
     ok(api.call("POST", "/receipts", json_body=back_dated), 201)  # the build now costs 22.00
     Poller(aws).drain()
 
-    assert {e["status"] for e in ok(api.call("GET", "/exports"))} <= {"posted", "skipped"}
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))["items"]} <= {"posted", "skipped"}
     moved: dict[str, Decimal] = {}
     for journal in qbo.list_records(second.realm_id, "JournalEntry"):
         for posted in journal["Line"]:
@@ -579,7 +579,7 @@ def test_the_books_check_after_a_switch_counts_the_old_companys_earlier_years_on
 
     books = ok(api.call("GET", "/reconciliation?as_of=2026-11-30"))
     assert books["status"] == "explained" and all(Decimal(a["unexplained"]) == 0 for a in books["accounts"])
-    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"posted"}
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))["items"]} == {"posted"}
     (waste,) = [a for a in books["accounts"] if a["account_id"] == QBO_ACCOUNTS["waste"]]
     assert [Decimal(waste[k]) for k in ("provider_balance", "posted", "subledger")] == [
         Decimal("50.00"),  # this company's rejection

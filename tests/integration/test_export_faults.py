@@ -121,7 +121,7 @@ def documents(sandboxes: Sandboxes, provider: str) -> list[dict[str, Any]]:
 
 
 def the_export(api: Api) -> dict[str, Any]:
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     return export  # type: ignore[no-any-return]
 
 
@@ -443,7 +443,7 @@ def test_an_expired_connection_makes_exports_wait_and_reconnecting_resumes_them(
         receipt(api, bolt)
     after_write(sandboxes.qbo, WRITES["qbo"], lambda: sandboxes.qbo.revoke_realm(DEMO_REALM_ID), monkeypatch)
     deliver(aws)
-    statuses = sorted(e["status"] for e in ok(api.call("GET", "/exports")))
+    statuses = sorted(e["status"] for e in ok(api.call("GET", "/exports"))["items"])
     assert statuses == ["posted", "waiting", "waiting"]
     assert (
         next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "qbo")["status"] == "expired"
@@ -451,7 +451,7 @@ def test_an_expired_connection_makes_exports_wait_and_reconnecting_resumes_them(
 
     connect(api, sandboxes, "qbo")  # the person reconnects; nothing else is asked of them
     deliver(aws)
-    exported = ok(api.call("GET", "/exports"))
+    exported = ok(api.call("GET", "/exports"))["items"]
     assert [e["status"] for e in exported] == ["posted"] * 3
     assert len(documents(sandboxes, "qbo")) == 3
 
@@ -470,7 +470,7 @@ def test_a_reconnect_whose_resume_of_waiting_exports_fails_is_connected_and_a_re
         receipt(api, bolt)
     after_write(sandboxes.qbo, WRITES["qbo"], lambda: sandboxes.qbo.revoke_realm(DEMO_REALM_ID), monkeypatch)
     deliver(aws)
-    waiting = next(e for e in ok(api.call("GET", "/exports")) if e["status"] == "waiting")
+    waiting = next(e for e in ok(api.call("GET", "/exports"))["items"] if e["status"] == "waiting")
 
     def throttled(*args: Any, **kwargs: Any) -> int:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Query")
@@ -482,7 +482,7 @@ def test_a_reconnect_whose_resume_of_waiting_exports_fails_is_connected_and_a_re
     assert connection["status"] == "connected"
     assert ok(api.call("POST", f"/exports/{waiting['export_id']}/retry"))["status"] == "pending"
     deliver(aws)
-    assert [e["status"] for e in ok(api.call("GET", "/exports"))] == ["posted"] * 2
+    assert [e["status"] for e in ok(api.call("GET", "/exports"))["items"]] == ["posted"] * 2
     assert len(documents(sandboxes, "qbo")) == 2
 
 
@@ -514,18 +514,18 @@ def test_a_connect_whose_resume_failed_has_its_waiting_exports_resumed_by_the_ne
         patch.setattr(exports, "resume_waiting", throttled)
         assert connect(api, sandboxes, "qbo").page.status == 200
         check()  # the check's resume fails too: still waiting, still marked
-    assert sorted(e["status"] for e in ok(api.call("GET", "/exports"))) == ["posted", "waiting"]
+    assert sorted(e["status"] for e in ok(api.call("GET", "/exports"))["items"]) == ["posted", "waiting"]
     sandboxes.qbo.clock.advance(5 * 60)
     check()
     deliver(aws)
-    assert [e["status"] for e in ok(api.call("GET", "/exports"))] == ["posted"] * 2
+    assert [e["status"] for e in ok(api.call("GET", "/exports"))["items"]] == ["posted"] * 2
     assert len(documents(sandboxes, "qbo")) == 2
-    resumed = ok(api.call("GET", "/exports"))
+    resumed = ok(api.call("GET", "/exports"))["items"]
     with monkeypatch.context() as patch:
         patch.setattr(exports, "resume_waiting", throttled)  # not called again: the mark is off
         sandboxes.qbo.clock.advance(5 * 60)
         check()
-    assert ok(api.call("GET", "/exports")) == resumed
+    assert ok(api.call("GET", "/exports"))["items"] == resumed
 
 
 # ---- permanent failures ------------------------------------------------------------------------------------

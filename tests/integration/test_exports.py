@@ -162,7 +162,7 @@ def record_season(api: Api, parts: dict[str, str]) -> dict[str, str]:
 
 
 def exports_by_record(api: Api) -> dict[str, dict[str, Any]]:
-    return {e["record_id"]: e for e in ok(api.call("GET", "/exports"))}
+    return {e["record_id"]: e for e in ok(api.call("GET", "/exports"))["items"]}
 
 
 def qbo_lines(record: dict[str, Any]) -> list[tuple[str, str, Decimal]]:
@@ -360,7 +360,7 @@ def test_missing_export_settings_fail_with_the_reason(
         201,
     )
     Poller(aws).drain()
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "failed"
     assert export["last_error"].startswith("no export settings for QuickBooks Online")
     assert sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry") == []
@@ -448,7 +448,7 @@ def test_qbo_receipt_on_accounts_payable_without_a_vendor_is_refused_when_record
         "supplier_email or supplier_name), or choose a receiving clearing account as the receiving credit "
         "account"
     )
-    assert ok(api.call("GET", "/receipts")) == [] and ok(api.call("GET", "/exports")) == []
+    assert ok(api.call("GET", "/receipts")) == [] and ok(api.call("GET", "/exports"))["items"] == []
 
 
 def test_qbo_export_to_accounts_payable_without_a_vendor_fails_with_the_reason(
@@ -480,7 +480,7 @@ def test_a_xero_403_on_the_export_path_marks_the_connection_expired_at_once(
     record_season(api, parts)
     Poller(aws).drain()
 
-    waiting = ok(api.call("GET", "/exports"))
+    waiting = ok(api.call("GET", "/exports"))["items"]
     assert {e["status"] for e in waiting} == {"waiting"}
     xero = next(c for c in ok(api.call("GET", "/integrations")) if c["provider"] == "xero")
     assert xero["status"] == "expired"

@@ -164,7 +164,7 @@ def test_a_record_whose_answer_could_not_be_kept_is_answered_and_never_made_twic
         assert post(api, path, body, key).headers.get("idempotent-replayed") == "true"
     assert len(ok(api.call("GET", "/receipts"))) == 1 and len(ok(api.call("GET", "/builds"))) == 1
     Poller(aws).drain()
-    exports = ok(api.call("GET", "/exports"))
+    exports = ok(api.call("GET", "/exports"))["items"]
     assert sorted(e["kind"] for e in exports) == ["build", "receipt"]
     assert all(e["status"] == "posted" for e in exports), exports
     journals = sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")

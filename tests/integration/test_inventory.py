@@ -91,7 +91,7 @@ def test_receipt_accepts_into_lots_and_writes_rejected_units_off_at_their_cost(
     assert bolt_lots["lots"][0]["lot_code"] == "B-7" and bolt_lots["lots"][0]["source"] == "receipt"
     assert lots(api, "blank") == [(2, D("10.00") * 2 / 3 / 2)]  # the lot holds exactly its share of the line
 
-    exported = {(e["kind"], e["record_id"]): e["status"] for e in ok(api.call("GET", "/exports"))}
+    exported = {(e["kind"], e["record_id"]): e["status"] for e in ok(api.call("GET", "/exports"))["items"]}
     receipt_id = view["receipt"]["receipt_id"]
     assert exported == {
         ("receipt", receipt_id): "pending",
@@ -151,7 +151,7 @@ def test_a_short_build_is_refused_per_component_and_writes_nothing(api: Api, aws
     assert {s["product"] for s in refused.json()["shortages"]} == {"BLANK Part blank", "BOLT Part bolt"}
     assert lots(api, "blank") == [(2, D("1.00"))] and lots(api, "bracket") == []
     assert ok(api.call("GET", "/builds")) == []
-    assert {e["kind"] for e in ok(api.call("GET", "/exports"))} == {"receipt"}
+    assert {e["kind"] for e in ok(api.call("GET", "/exports"))["items"]} == {"receipt"}
 
 
 def test_a_build_of_many_components_commits_whole_or_not_at_all(api: Api, aws: LocalStack) -> None:

@@ -45,7 +45,7 @@ def products_by_sku(api: Api, provider: str, item_ids: list[str]) -> dict[str, s
             "POST", "/products/import-from-provider", json_body={"provider": provider, "item_ids": item_ids}
         )
     )
-    return {p["sku"]: p["product_id"] for p in ok(api.call("GET", "/products"))}
+    return {p["sku"]: p["product_id"] for p in ok(api.call("GET", "/products"))["items"]}
 
 
 def receive(api: Api, lots: list[tuple[str, str, str, str]]) -> dict[str, str]:

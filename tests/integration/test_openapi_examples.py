@@ -83,7 +83,7 @@ def test_every_example_is_accepted_when_sent_in_order(api: Api, sandboxes: Sandb
     catalog = "SKU,Name,Unit cost\nSH-1,Shelf,0\nBR-1,Bracket,1.90\nSC-1,Screw,0.07\n"
     file = {"filename": "products.csv", "content_base64": base64.b64encode(catalog.encode()).decode()}
     send("post", "/products/import", file, "?mode=apply")
-    ids = {p["sku"]: p["product_id"] for p in send("get", "/products", None)}
+    ids = {p["sku"]: p["product_id"] for p in send("get", "/products", None)["items"]}
     ours = {api_app.SHELF: ids["SH-1"], api_app.BRACKET: ids["BR-1"], api_app.SCREW: ids["SC-1"]}
 
     def with_our_ids(value: Any) -> Any:

@@ -36,7 +36,7 @@ def test_a_queue_outage_delays_exports_and_the_sweep_posts_each_once(
     ids = record_season(api, parts)  # a receipt with its rejection and two builds: 201 each, queue down
     assert sent[0] == 4
     assert Poller(aws).drain() == 0  # nothing reached the queue
-    assert {e["status"] for e in ok(api.call("GET", "/exports"))} == {"pending"}
+    assert {e["status"] for e in ok(api.call("GET", "/exports"))["items"]} == {"pending"}
 
     sweep = Scheduler(aws)
     assert sweep.fire("ExportFunction", datetime.now(UTC)) == {"queued": 0}  # too young: maybe in flight
@@ -45,7 +45,7 @@ def test_a_queue_outage_delays_exports_and_the_sweep_posts_each_once(
     assert sweep.fire("ExportFunction", later) == {"queued": 0}  # out of the outbox once queued
     Poller(aws).drain()
 
-    exported = {e["record_id"]: e for e in ok(api.call("GET", "/exports"))}
+    exported = {e["record_id"]: e for e in ok(api.call("GET", "/exports"))["items"]}
     assert {exported[r]["status"] for r in ids.values()} == {"posted"}
     documents = [exported[r]["document_id"] for r in ids.values()]
     journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
@@ -67,7 +67,7 @@ def test_a_retry_during_a_queue_outage_is_kept_in_the_outbox_and_posted_once(
     sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=date(2026, 11, 30))  # the books are closed
     record_season(api, parts)
     Poller(aws).drain()
-    failed = [e for e in ok(api.call("GET", "/exports")) if e["status"] == "failed"]
+    failed = [e for e in ok(api.call("GET", "/exports"))["items"] if e["status"] == "failed"]
     assert failed and all("closed" in e["last_error"].lower() for e in failed)
     sandboxes.qbo.update_company(DEMO_REALM_ID, closing_date=None)  # reopened
 
@@ -84,5 +84,5 @@ def test_a_retry_during_a_queue_outage_is_kept_in_the_outbox_and_posted_once(
     later = datetime.now(UTC) + timedelta(minutes=2)
     assert Scheduler(aws).fire("ExportFunction", later) == {"queued": 1}  # the sweep found it
     Poller(aws).drain()
-    (done,) = [e for e in ok(api.call("GET", "/exports")) if e["export_id"] == export["export_id"]]
+    (done,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["export_id"] == export["export_id"]]
     assert done["status"] == "posted"

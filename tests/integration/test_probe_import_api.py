@@ -57,7 +57,7 @@ def test_a_huge_cost_with_many_decimal_places_is_a_row_error_not_a_500(
         [detail] = result["details"]
         assert detail["row"] == 2 and detail["errors"][0]["column"] == "Unit cost"
         assert problem in detail["errors"][0]["problem"]
-    assert [p["sku"] for p in _ok(api.call("GET", "/products"))] == ["OK-1"]
+    assert [p["sku"] for p in _ok(api.call("GET", "/products"))["items"]] == ["OK-1"]
 
 
 # ---- CSV cells -------------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def test_a_cost_split_by_an_unquoted_thousands_comma_is_a_row_error_not_a_cost_o
     [detail] = result["details"]
     assert detail["row"] == 2 and detail["errors"][0]["column"] == "column 4"
     assert "'234.50'" in detail["errors"][0]["problem"] and "in quotes" in detail["errors"][0]["problem"]
-    [product] = _ok(api.call("GET", "/products"))
+    [product] = _ok(api.call("GET", "/products"))["items"]
     assert (product["sku"], product["unit_cost"]) == ("PL-1", "1234.50")
 
 
@@ -104,7 +104,7 @@ def test_a_workbook_whose_first_sheet_is_hidden_imports_the_sheet_its_user_sees(
     result = _ok(_import(api, content.getvalue(), "apply"))
 
     assert result["created"] == 2
-    costs = {p["sku"]: p["unit_cost"] for p in _ok(api.call("GET", "/products"))}
+    costs = {p["sku"]: p["unit_cost"] for p in _ok(api.call("GET", "/products"))["items"]}
     assert costs == {"BR-20": "1.25", "PL-1": "3"}
 
 
@@ -121,7 +121,7 @@ def test_skus_written_with_composed_or_decomposed_accents_are_one_product(api: A
 
     assert (result["updated"], result["created"], result["error_count"]) == (1, 0, 1)
     assert result["details"][0]["errors"][0]["problem"] == "duplicate SKU: row 2 has the same SKU"
-    [product] = _ok(api.call("GET", "/products"))
+    [product] = _ok(api.call("GET", "/products"))["items"]
     assert (product["product_id"], product["name"]) == ("kept", "Caf\u00e9 table")
 
 
@@ -147,7 +147,7 @@ def test_two_applies_of_one_file_at_once_make_each_product_once(
     first = _ok(_import(api, content, "apply"))
 
     assert second[0].created == 2 and first["created"] + first["updated"] + first["unchanged"] == 2
-    products = _ok(api.call("GET", "/products"))
+    products = _ok(api.call("GET", "/products"))["items"]
     assert sorted(p["sku"] for p in products) == ["BR-20", "PL-1"]
 
 
@@ -173,10 +173,10 @@ def test_an_apply_cut_short_by_an_outage_says_so_and_applying_again_finishes_it(
     assert cut.status == 503 and cut.headers["retry-after"], cut.body
     assert "nothing was changed" not in cut.json()["message"]
     assert "apply the same file again" in cut.json()["message"]
-    assert 0 < len(_ok(api.call("GET", "/products"))) < 250
+    assert 0 < len(_ok(api.call("GET", "/products?limit=500"))["items"]) < 250
     again = _ok(_import(api, content, "apply"))
     assert again["created"] + again["unchanged"] == 250
-    products = _ok(api.call("GET", "/products"))
+    products = _ok(api.call("GET", "/products?limit=500"))["items"]
     assert sorted(p["sku"] for p in products) == sorted(f"P-{n}" for n in range(250))
 
 
@@ -204,7 +204,7 @@ def test_an_import_applied_while_an_item_sync_links_its_product_keeps_both(
 
     assert applied[0].updated == 1
     assert [m["item_id"] for m in synced["matched"] if m["by"] == "sku"] == [BRACKET_20]
-    [product] = _ok(api.call("GET", "/products"))
+    [product] = _ok(api.call("GET", "/products"))["items"]
     assert product["provider_links"] == {"qbo": BRACKET_20}
     assert (product["name"], product["unit_cost"]) == ("Bracket 20 mm", "2.50")
 
@@ -226,7 +226,7 @@ def test_a_name_imported_with_a_control_character_still_downloads_in_the_margins
     )
     refused = _ok(_import(api, b"SKU,Name\nFG-WB-20,Wall\x01bracket\x0b20\n", "apply"))
     assert refused["error_count"] == 1 and "U+0001" in refused["details"][0]["errors"][0]["problem"]
-    [product] = _ok(api.call("GET", "/products"))
+    [product] = _ok(api.call("GET", "/products"))["items"]
     [stored] = store.get_products("org-a", [product["product_id"]])
     store.put_products("org-a", [stored.model_copy(update={"name": "Wall\x01bracket\x0b20"})])
     receipt = {

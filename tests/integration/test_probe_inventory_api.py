@@ -72,7 +72,8 @@ def lots(api: Api, product: str, organisation: str = "org-a") -> list[tuple[Deci
 
 def exported(api: Api, organisation: str = "org-a") -> list[tuple[str, str]]:
     return sorted(
-        (e["kind"], e["record_id"]) for e in ok(api.call("GET", "/exports", organisation=organisation))
+        (e["kind"], e["record_id"])
+        for e in ok(api.call("GET", "/exports", organisation=organisation))["items"]
     )
 
 
@@ -402,7 +403,7 @@ def test_another_organisations_ids_are_404_or_unknown(api: Api, aws: LocalStack)
     assert ok(api.call("GET", "/receipts", organisation="org-b")) == []
     assert ok(api.call("GET", "/builds", organisation="org-b")) == []
     assert exported(api, "org-b") == []
-    for export in ok(api.call("GET", "/exports")):
+    for export in ok(api.call("GET", "/exports"))["items"]:
         answer = api.call("POST", f"/exports/{export['export_id']}/retry", organisation="org-b")
         assert answer.status == 404, answer.body
     refused(

@@ -298,7 +298,7 @@ def test_a_xero_item_code_changed_keeps_its_products_sales_mapped(
     assert [u["sku"] for u in synced["updated"]] == ["BOLT-M8-ZN"], synced
     again = ok(api.call("POST", "/integrations/xero/sync/items"))
     assert (again["created"], again["updated"], again["matched"]) == ([], [], []), again
-    products = {p["product_id"]: p for p in ok(api.call("GET", "/products"))}
+    products = {p["product_id"]: p for p in ok(api.call("GET", "/products"))["items"]}
     assert products[parts["bolt"]]["provider_links"]["xero"] == item["ItemID"]
     sandboxes.xero.add_record(
         AU_TENANT_ID,
@@ -329,7 +329,7 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
     items, every item explained."""
     parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
     ok(api.call("POST", "/products/import-from-provider", json_body={"provider": "qbo", "item_ids": ["6"]}))
-    before = {p["product_id"]: p for p in ok(api.call("GET", "/products"))}
+    before = {p["product_id"]: p for p in ok(api.call("GET", "/products"))["items"]}
     receipt(
         api,
         "2026-11-03T09:00:00-08:00",
@@ -351,7 +351,7 @@ def test_qbo_items_renamed_recoded_deactivated_and_duplicated_between_syncs_keep
     assert first["matched"] == [], first  # nothing linked by a guess
     second = ok(api.call("POST", "/integrations/qbo/sync/items"))
     assert (second["created"], second["updated"], second["matched"]) == ([], [], []), second
-    after = {p["product_id"]: p for p in ok(api.call("GET", "/products"))}
+    after = {p["product_id"]: p for p in ok(api.call("GET", "/products"))["items"]}
     assert {k: p["provider_links"] for k, p in after.items()} == {
         k: p["provider_links"] for k, p in before.items()
     }
@@ -449,7 +449,7 @@ def test_a_xero_item_deleted_and_made_again_between_syncs_is_not_left_linked(
     assert not [s for s in synced["skipped"] if "duplicate" in s["reason"]], synced
     new = next(i for i in sandboxes.xero.list_records(AU_TENANT_ID, "Items") if i.get("Code") == "BOLT-M8")
     assert old["ItemID"] not in items and new["ItemID"] in items, items
-    (bolt,) = [p for p in ok(api.call("GET", "/products")) if p["product_id"] == parts["bolt"]]
+    (bolt,) = [p for p in ok(api.call("GET", "/products"))["items"] if p["product_id"] == parts["bolt"]]
     assert bolt["provider_links"] == {"xero": new["ItemID"]}, bolt  # the same product, its history kept
     again = ok(api.call("POST", "/integrations/xero/sync/items"))
     assert (again["created"], again["updated"], again["matched"], again["removed"]) == ([], [], [], []), again

@@ -397,12 +397,12 @@ def test_qbo_a_fault_on_a_later_part_is_shown_and_the_pull_goes_on_from_its_plac
 
 # ---- the books' hour after a pull that did not read everything ---------------------------------------------
 def _cogs_exports(api: Api) -> list[dict[str, Any]]:
-    return [e for e in ok(api.call("GET", "/exports")) if e["kind"] in ("cogs", "trueup")]
+    return [e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] in ("cogs", "trueup")]
 
 
 def _qbo_journal_amounts(api: Api, sandboxes: Sandboxes, account: str) -> dict[str, Decimal]:
     """Per journal date, what our posted exports moved on ``account`` (debits positive)."""
-    posted = {e["document_id"] for e in ok(api.call("GET", "/exports")) if e["status"] == "posted"}
+    posted = {e["document_id"] for e in ok(api.call("GET", "/exports"))["items"] if e["status"] == "posted"}
     moved: dict[str, Decimal] = {}
     for journal in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry"):
         if journal["Id"] not in posted:

@@ -79,7 +79,7 @@ def test_dry_run_reports_every_row_and_writes_nothing(api: Api, written: list[st
     assert details[3]["errors"] == [{"column": "SKU", "problem": "duplicate SKU: row 2 has the same SKU"}]
     assert details[4]["errors"] == [{"column": "Unit cost", "problem": "not a number: 'abc'"}]
     assert result["details_left_out"] == 0
-    assert api.call("GET", "/products").json() == []
+    assert api.call("GET", "/products").json()["items"] == []
     assert written == []
 
 
@@ -87,7 +87,7 @@ def test_apply_writes_valid_rows_and_a_second_apply_changes_nothing(api: Api, wr
     first = _upload(api, CSV.encode(), "apply")
     assert (first["created"], first["updated"], first["unchanged"]) == (2, 0, 0)
     assert first["row_ranges"]["created"] == [[2, 2], [6, 6]] and first["error_count"] == 2
-    products = {p["sku"]: p for p in api.call("GET", "/products").json()}
+    products = {p["sku"]: p for p in api.call("GET", "/products").json()["items"]}
     assert set(products) == {"BR-20", "FG-7"}
     assert products["BR-20"]["unit_cost"] == "1.25"  # a decimal comma, with ';' as the separator
     assert products["FG-7"]["unit_cost"] == "12.50" and products["FG-7"]["type"] == "finished_good"
@@ -99,8 +99,10 @@ def test_apply_writes_valid_rows_and_a_second_apply_changes_nothing(api: Api, wr
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
     assert again["row_ranges"]["unchanged"] == [[2, 2], [6, 6]]
     assert written == []  # the second apply writes nothing at all
-    assert api.call("GET", "/products").json() == list(products.values())
-    assert api.call("GET", "/products", organisation="org-b").json() == []  # another organisation sees none
+    assert api.call("GET", "/products").json()["items"] == list(products.values())
+    assert (
+        api.call("GET", "/products", organisation="org-b").json()["items"] == []
+    )  # another organisation sees none
 
 
 def test_a_dry_run_counts_what_the_apply_then_does(api: Api, written: list[str]) -> None:
@@ -119,7 +121,7 @@ def test_a_dry_run_counts_what_the_apply_then_does(api: Api, written: list[str])
     assert dry["row_ranges"] == applied["row_ranges"]
     assert dry["row_ranges"]["updated"] == [[2, 4]]  # 'a-1 ' rewrites the SKU's spelling
     assert sorted(written) == ["A-2", "K-9", "N-1", "a-1"]
-    products = {p["sku"]: p for p in api.call("GET", "/products").json()}
+    products = {p["sku"]: p for p in api.call("GET", "/products").json()["items"]}
     assert (products["a-1"]["unit_cost"], products["a-1"]["unit"]) == ("1.5", "pcs")
     assert products["A-2"]["unit_cost"] == "0.12"
     assert products["K-9"]["name"] == "Kit of 2" and products["K-9"]["product_id"] == "kept"
@@ -148,7 +150,7 @@ def test_a_file_over_the_row_limit_writes_nothing_though_its_first_chunks_were_v
         }
     ]
     assert written == []
-    assert api.call("GET", "/products").json() == []
+    assert api.call("GET", "/products").json()["items"] == []
 
 
 def test_a_workbook_damaged_part_way_writes_nothing(api: Api, written: list[str]) -> None:
@@ -173,7 +175,7 @@ def test_a_workbook_damaged_part_way_writes_nothing(api: Api, written: list[str]
 
     assert result["file_errors"] == ["The workbook is damaged. Open it in Excel and save it again."]
     assert written == []
-    assert api.call("GET", "/products").json() == []
+    assert api.call("GET", "/products").json()["items"] == []
 
 
 def test_xlsx_upload_as_multipart_with_numbers_and_a_bad_row(api: Api) -> None:
@@ -209,7 +211,7 @@ def test_xlsx_upload_as_multipart_with_numbers_and_a_bad_row(api: Api) -> None:
             "warnings": [],
         }
     ]
-    assert [p["unit_cost"] for p in api.call("GET", "/products").json()] == ["0.1"]
+    assert [p["unit_cost"] for p in api.call("GET", "/products").json()["items"]] == ["0.1"]
 
 
 def test_a_wide_header_names_the_first_ignored_columns_and_counts_the_rest(

@@ -318,7 +318,7 @@ def test_the_first_adjustment_of_an_item_waits_for_a_pull_that_has_not_caught_up
         201,
     )
     Poller(aws).drain()
-    (export,) = ok(api.call("GET", "/exports"))
+    (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "pending" and "has not caught up" in export["last_error"], export
     api.pull_sales()  # caught up: what changed since is read in one answer
     job = ExportJob(organisation_id="org-a", kind="receipt", record_id=view["receipt"]["receipt_id"])
