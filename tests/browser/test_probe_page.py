@@ -48,6 +48,14 @@ PHONE_SIZE: ViewportSize = {"width": PHONE["width"], "height": PHONE["height"]}
 BUSY = {"error": "ServiceUnavailable", "message": "the service is busy; try again shortly"}
 
 
+EXPORTS = re.compile(r".*/exports(\?[^/]*)?$")  # GET /exports, whatever page it asks for
+
+
+def one_page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list's answer holding all of ``items`` (GET /exports, GET /products)."""
+    return {"items": items, "next_cursor": None}
+
+
 def answer(route: Route, body: Any, status: int = 200) -> None:
     route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
 
@@ -93,9 +101,9 @@ def test_refresh_list_says_when_the_exports_could_not_be_read(
 
     def exports(route: Route) -> None:
         requests.append(route.request.method)
-        answer(route, BUSY, 503) if down["now"] else answer(route, listed)
+        answer(route, BUSY, 503) if down["now"] else answer(route, one_page(listed))
 
-    page.route(re.compile(r".*/exports$"), exports)
+    page.route(EXPORTS, exports)
     open_connected(page, local_stack)
     section = page.locator("section#exports")
     expect(section.locator('tr[data-export-id="e-1"]')).to_be_visible()
@@ -122,7 +130,7 @@ def test_a_refused_retry_says_why_once_and_a_missing_day_is_marked_on_its_field(
     on that day" without a day says so on the date field and moves focus there; the controls pass axe (each
     button's name holds the words it shows, for speech input)."""
     locked = failed_export("e-7", "R-7", "QuickBooks refused it: the date is on or before the closing date")
-    page.route(re.compile(r".*/exports$"), lambda route: answer(route, [locked]))
+    page.route(EXPORTS, lambda route: answer(route, one_page([locked])))
     retried: list[str] = []
 
     def refuse(route: Route) -> None:
@@ -336,9 +344,7 @@ def test_a_long_refusal_does_not_push_retry_off_a_phone_screen(
         + "9" * 60
         + "&realm=9130 for the account that is inactive"
     )
-    page.route(
-        re.compile(r".*/exports$"), lambda route: answer(route, [failed_export("e-9", "R-9", refusal)])
-    )
+    page.route(EXPORTS, lambda route: answer(route, one_page([failed_export("e-9", "R-9", refusal)])))
     page.set_viewport_size(PHONE_SIZE)
     open_connected(page, local_stack)
     row = page.locator('section#exports tr[data-export-id="e-9"]')
@@ -534,9 +540,9 @@ def test_a_retry_that_reads_the_list_again_clears_the_word_of_a_failed_refresh(
     listed = [failed_export("e-3", "R-3", "QuickBooks refused it: the account is inactive")]
 
     def exports(route: Route) -> None:
-        answer(route, BUSY, 503) if down["now"] else answer(route, listed)
+        answer(route, BUSY, 503) if down["now"] else answer(route, one_page(listed))
 
-    page.route(re.compile(r".*/exports$"), exports)
+    page.route(EXPORTS, exports)
     page.route(re.compile(r".*/exports/e-3/retry$"), lambda route: answer(route, {"status": "pending"}, 202))
     open_connected(page, local_stack)
     section = page.locator("section#exports")
