@@ -28,20 +28,24 @@ D = Decimal
 
 
 class Minutes:
-    """Xero allows 60 calls a minute: the rate budget's clock and the sandbox's move on a minute at a time."""
+    """Xero allows 60 calls a minute: the rate budget's clock and the sandbox's move on a minute at a time,
+    and by what the service waits (QuickBooks' pacing, a second at most), never by the machine's speed."""
 
     def __init__(self, sandboxes: Sandboxes) -> None:
         self.now, self.sandboxes = time.time(), sandboxes
 
     def next(self) -> None:
-        self.now += 61
-        self.sandboxes.xero.clock.advance(61)
+        self.wait(61)
+
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+        self.sandboxes.xero.clock.advance(seconds)
 
 
 @pytest.fixture(name="minutes")
 def minutes_clock(monkeypatch: pytest.MonkeyPatch, sandboxes: Sandboxes) -> Minutes:
     clock = Minutes(sandboxes)
-    monkeypatch.setattr(http, "sleep", lambda seconds: None)
+    monkeypatch.setattr(http, "sleep", clock.wait)
     monkeypatch.setattr(sessions, "DynamoRateBudget", lambda: DynamoRateBudget(clock=lambda: clock.now))
     return clock
 
