@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from shared.config import settings
 from shared.contracts import ConnectionJob
 from shared.domain.connections import PROVIDER_LABELS, ConnectionStatus, ProviderName, Tenant, TokenSet
-from shared.errors import AuthExpired, ProviderError, ProviderUnavailable
+from shared.errors import AuthExpired, ProviderError, ProviderNotConfigured, ProviderUnavailable
 from shared.model import Model
 from shared.observability import logger
 from shared.services import credentials, events, fanout
@@ -189,8 +189,10 @@ def _refresh(
             return stored_tokens(newer, asker)
         expire_grant(grant, reason=err.message, now=now)
         raise
-    except ProviderError:
-        store.release_lease(grant_id, owner=owner)  # transient: the stored tokens are untouched, retry later
+    except (ProviderError, ProviderNotConfigured):
+        # transient, or this deployment's client credentials refused (invalid_client: the refresh token was
+        # not looked at): the stored tokens are untouched, and the next caller need not wait for the lease
+        store.release_lease(grant_id, owner=owner)
         raise
     if store.store_refreshed(
         grant_id,

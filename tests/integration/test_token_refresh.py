@@ -376,3 +376,32 @@ def test_one_broken_connection_never_stops_the_scheduled_pass(
     assert status_of(api, "xero", organisation="org-b")["last_checked_at"]
     dynamodb.meta.events.unregister("provide-client-params.dynamodb.GetItem", corrupt_grant)
     assert status_of(api, "qbo", organisation="org-a")["status"] == "connected"
+
+
+def test_a_refresh_refused_for_the_apps_own_credentials_frees_its_lease_at_once(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """invalid_client: the client secret was changed at Intuit and not in this deployment. The refresh is
+    refused saying so, the stored tokens stay as they were, and the lease is let go: the next caller is told
+    the same at once instead of waiting out a lease nobody holds any more (30 s each)."""
+    from infra.local.testbed import PUBLIC_BASE_URL, QBO_TEST_APP
+    from shared.errors import ProviderNotConfigured
+
+    connect(api, sandboxes, "qbo")
+    current = connection("qbo")
+    before = store.get_grant(current.grant_id)
+    sandboxes.qbo.clock.advance(3600)  # the access token has expired
+    sandboxes.qbo.register_app(
+        QBO_TEST_APP[0], "rotated-at-intuit", [f"{PUBLIC_BASE_URL}/oauth/qbo/callback"]
+    )
+
+    def never_wait(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for a lease")
+
+    for _ in range(2):  # the second caller finds no lease in its way
+        with pytest.raises(ProviderNotConfigured, match="client credentials"):
+            tokens.fresh_tokens(tokens.asking(current), clock=clock_of(sandboxes.qbo), sleep=never_wait)
+    after = store.get_grant(current.grant_id)
+    assert after is not None and before is not None
+    assert (after.version, after.status) == (before.version, before.status)
+    assert connection("qbo").status == "connected"
