@@ -361,6 +361,10 @@ def _xlsx_rows(content: bytes, budget: ReadBudget) -> Generator[_Row, None, None
         InvalidFileException,
         SyntaxError,
         zlib.error,
+        # openpyxl builds the styles as written: an empty <fill/> fails its type check (TypeError), a
+        # numFmtId past 2**31 its array of style ids (OverflowError)
+        TypeError,
+        ArithmeticError,
     ) as error:
         archive.close()
         if isinstance(error, DefusedXmlException) or isinstance(error.__cause__, DefusedXmlException):
@@ -837,15 +841,20 @@ def _parse_cell(raw: object, unsaved_formula: bool, field: _Field, decimal_comma
 
 
 def _refuse_unseen(value: str, field: _Field) -> None:
-    """A code (SKU, barcode) holds no control character and no invisible one (a tab, a zero-width space, a
-    byte order mark): two SKUs that look the same would be different products, and the provider's item
-    codes would not match what a person types. Text holds no control character but the line breaks and
-    tabs a person can type in a cell (a name's are warned about: QuickBooks takes none)."""
+    """A code (SKU, barcode) holds no control character, no invisible one (a tab, a zero-width space, a
+    byte order mark) and no space but the plain one (a no-break space, as a SKU copied from a web page or a
+    PDF holds, looks like a space and is another character): two SKUs that look the same would be different
+    products, and the provider's item codes would not match what a person types. Text holds no control
+    character but the line breaks and tabs a person can type in a cell (a name's are warned about:
+    QuickBooks takes none)."""
     for position, char in enumerate(value, start=1):
         kind = unicodedata.category(char)
         typed = field.kind == "text" and char in "\t\n\r"
-        if (kind == "Cc" and not typed) or (field.kind == "code" and kind == "Cf"):
-            what = "a control character" if kind == "Cc" else "an invisible character"
+        unseen = kind == "Cf" or (kind[0] == "Z" and char != " ")  # Zs, Zl, Zp: spaces and line separators
+        if (kind == "Cc" and not typed) or (field.kind == "code" and unseen):
+            what = {"Cc": "a control character", "Cf": "an invisible character"}.get(
+                kind, "a space other than the plain one"
+            )
             name = unicodedata.name(char, "").lower()
             raise _CellProblem(
                 f"{what} (U+{ord(char):04X}{' ' + name if name else ''}) at character {position}; remove it"

@@ -7,8 +7,10 @@ reads the size from no sheet (it resets the dimensions, which may be wrong) and 
 it imports under that sheet's caps, so here a sheet is only listed while the workbook opens.
 
 A whole number shown through a format of zeros only ("00000", Excel's ZIP code format) is read as
-shown: 123 formatted "00000" is the text "00123". A SKU typed as 00123 in such a column keeps the zeros a
-person sees, and would otherwise become another product's code.
+shown: 123 formatted "00000" is the text "00123" (and -123 "-00123"). A SKU typed as 00123 in such a column
+keeps the zeros a person sees, and would otherwise become another product's code. A number is whole as
+Excel shows it, to 15 significant digits (as `_text` in product_import reads one): 123.00000000000001 shows
+as 00123, and 1.23456789012345E+20 as 123456789012345000000, not the binary float's 123456789012344995840.
 
 Imported on first use, with openpyxl: a CSV import and the API's cold start do without both.
 """
@@ -16,6 +18,7 @@ Imported on first use, with openpyxl: a CSV import and the API's cold start do w
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -24,6 +27,10 @@ from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 _ZEROS = re.compile(r"0+")
+# Excel's format codes are shorter than 255 characters ([MS-OI29500] 2.1.712, numFmt): a longer run of zeros
+# is no format Excel writes, and padding to it would cost a file's every cell that many characters (one of
+# 2 MiB in the styles part, on a row of 16,384 cells, 32 GiB). Padded to this width, a SKU is still too long.
+_MAX_FORMAT_CODE = 255
 
 
 class _UnsizedSheet(ReadOnlyWorksheet):  # type: ignore[misc]
@@ -43,7 +50,7 @@ class _UnsizedSheet(ReadOnlyWorksheet):  # type: ignore[misc]
                 custom = format_id - BUILTIN_FORMATS_MAX_SIZE
                 code = workbook._number_formats[custom] if custom < len(workbook._number_formats) else None
             if code and _ZEROS.fullmatch(code):
-                widths[style_id] = len(code)
+                widths[style_id] = min(len(code), _MAX_FORMAT_CODE)
         return widths
 
     def _get_row(
@@ -54,13 +61,37 @@ class _UnsizedSheet(ReadOnlyWorksheet):  # type: ignore[misc]
         values_only: bool = False,
     ) -> tuple[Any, ...]:
         values: tuple[Any, ...] = super()._get_row(row, min_col, max_col, values_only)
+        widths = self._zero_padded
+        if not widths or not values_only:
+            return values
+        last = min_col + len(values) - 1  # the cells openpyxl kept: those in range, the last of a column wins
         padded: list[Any] | None = None
         for cell in row:
-            value, width = cell["value"], self._zero_padded.get(cell["style_id"] or 0)
-            if width and type(value) in (int, float) and value >= 0 and value == int(value):
+            column = cell["column"]
+            if not min_col <= column <= last:
+                continue
+            width = widths.get(cell["style_id"] or 0)
+            shown = _padded(cell["value"], width) if width else None
+            if shown is not None:
                 padded = padded or list(values)
-                padded[cell["column"] - min_col] = str(int(value)).zfill(width)
+                padded[column - min_col] = shown
+            elif padded is not None:
+                padded[column - min_col] = cell["value"]
         return values if padded is None else tuple(padded)
+
+
+def _padded(value: object, width: int) -> str | None:
+    """The whole number as a zeros format of `width` shows it, or None if it is no whole number."""
+    if type(value) is int:
+        number = Decimal(value)
+    elif type(value) is float:
+        number = Decimal(format(value, ".15g"))  # Excel shows 15 significant digits
+    else:
+        return None  # text, a boolean, a date: no number to pad
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    digits = str(abs(int(number))).zfill(width)
+    return "-" + digits if number < 0 else digits
 
 
 class SheetListReader(ExcelReader):  # type: ignore[misc]
