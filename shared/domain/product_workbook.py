@@ -12,6 +12,11 @@ keeps the zeros a person sees, and would otherwise become another product's code
 Excel shows it, to 15 significant digits (as `_text` in product_import reads one): 123.00000000000001 shows
 as 00123, and 1.23456789012345E+20 as 123456789012345000000, not the binary float's 123456789012344995840.
 
+A shared string is read as Excel wrote it: Excel writes a character XML cannot hold (a control character)
+and a carriage return as an escape, "_x0001_" and "_x000D_", and an underscore that would start one as
+"_x005F_"; openpyxl keeps the escapes as text, so a SKU holding a control character would be read as
+"A_x0001_" and pass the control-character rule, and a name's line break typed in Excel as "_x000D_\n".
+
 Imported on first use, with openpyxl: a CSV import and the API's cold start do without both.
 """
 
@@ -22,9 +27,12 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from openpyxl.cell.text import Text
 from openpyxl.reader.excel import ExcelReader
 from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
+from openpyxl.xml.functions import iterparse  # through defusedxml, as openpyxl's own reading
 
 _ZEROS = re.compile(r"0+")
 # Excel's format codes are shorter than 255 characters ([MS-OI29500] 2.1.712, numFmt): a longer run of zeros
@@ -94,12 +102,43 @@ def _padded(value: object, width: int) -> str | None:
     return "-" + digits if number < 0 else digits
 
 
+# ST_Xstring's escape, "_x" and four hex digits and "_" (ECMA-376 Part 1, 22.9.2.19; [MS-OI29500] 2.1.1747:
+# Excel escapes a carriage return, and "_x005F_" only the underscore that would start an escape). A
+# surrogate is left as written: a lone one can't be encoded later, and Excel writes no character as a pair.
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_STRING_ITEM = f"{{{SHEET_MAIN_NS}}}si"
+
+
+def _unescaped(text: str) -> str:
+    if "_x" not in text:
+        return text
+    return _ESCAPE.sub(lambda found: _character(found.group(0), int(found.group(1), 16)), text)
+
+
+def _character(escape: str, code: int) -> str:
+    return escape if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
 class SheetListReader(ExcelReader):  # type: ignore[misc]
     """Reads the workbook's parts openpyxl needs (manifest, shared strings, styles...) and lists its
     worksheets, each read only when iterated. Chartsheets hold no rows and are not read."""
 
     def __init__(self, source: object) -> None:
         super().__init__(source, read_only=True, data_only=True)
+
+    def read_strings(self) -> None:
+        """openpyxl's `read_string_table` with the escapes decoded in one pass, left to right ("_x005F_x0001_"
+        is the text "_x0001_"), where openpyxl deletes each "x005F_" and keeps the other escapes as text."""
+        part = self.package.find(SHARED_STRINGS)
+        if part is None:
+            return
+        strings = []
+        with self.archive.open(part.PartName[1:]) as source:
+            for _, node in iterparse(source):
+                if node.tag == _STRING_ITEM:
+                    strings.append(_unescaped(Text.from_tree(node).content))
+                    node.clear()
+        self.shared_strings = strings
 
     def read_worksheets(self) -> None:
         for sheet, relation in self.parser.find_sheets():

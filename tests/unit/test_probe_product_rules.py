@@ -16,7 +16,7 @@ from shared.domain.catalog import Component, Product
 from shared.domain.product_changes import CatalogIndex, catalog_entry, merged
 from shared.domain.product_import import FileRefused
 from shared.domain.product_rows import ProductRow, RowOutcome, RowStatus
-from tests.unit.test_product_import import handmade_xlsx, parse, sheet_row, text_cell, xlsx
+from tests.unit.test_product_import import handmade_xlsx, parse, sheet_row, text_cell, value_cell, xlsx
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _NO_FILL = '<fill><patternFill patternType="none"/></fill>'
@@ -289,3 +289,36 @@ def test_a_dry_run_predicts_what_an_apply_does_to_a_bundle(row: dict[str, object
     assert applied.type == "kit"
     assert applied.components == bundle.components
     assert predicted is (RowOutcome.UNCHANGED if applied == bundle else RowOutcome.UPDATED)
+
+
+def test_excel_escapes_in_shared_strings_read_as_the_characters_they_stand_for() -> None:
+    """Excel writes a control character as "_x0001_" and a carriage return as "_x000D_" ([MS-OI29500]
+    2.1.1747): a SKU holding one is an error as in a CSV, and a line break typed in a name is CR LF again.
+    An underscore that would start an escape is written "_x005F_" and read back as the text typed."""
+    rows_xml = "".join(
+        sheet_row(
+            number,
+            value_cell(f"A{number}", str(2 * number - 2), "s"),
+            value_cell(f"B{number}", str(2 * number - 1), "s"),
+        )
+        for number in range(1, 6)
+    )
+    strings = [
+        "SKU",
+        "Name",
+        "A_x0001_1",
+        "Bolt",
+        "A-2",
+        "Two_x000D_\nlines",
+        "A_x005F_x0001_3",
+        "Literal",
+        "A-4_xD83D_",
+        "Lone surrogate",
+    ]
+    rows = parse(handmade_xlsx(rows_xml, strings)).rows
+
+    assert rows[0].errors[0].problem == "a control character (U+0001) at character 2; remove it"
+    assert rows[1].product is not None
+    assert rows[1].product.name == "Two\r\nlines"
+    assert [row.sku for row in rows[2:]] == ["A_x0001_3", "A-4_xD83D_"]
+    assert [row.status for row in rows[1:]] == [RowStatus.VALID] * 3
