@@ -5,7 +5,9 @@ the paged lists' index (an item without ``gsi2pk`` is on no page of GET /exports
 
 with credentials that may Scan and UpdateItem the table (the functions' roles may not Scan). Safe to run
 again, and beside the running service: each update is conditional on the item still being there without a
-place, so an item written meanwhile (which the service places itself) is left as it is."""
+place and with the SKU (or creation time) the scan read, so an item written meanwhile (which the service
+places itself, or a function still running the code before the index rewrote) is never placed where it no
+longer belongs."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from typing import Any
 from shared.store.keys import EXPORT_PREFIX, PRODUCT_PREFIX, exports_list_index, products_list_index
 
 
-def _place(item: dict[str, Any]) -> dict[str, str]:
+def _place(item: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The item's place in the index, and the attribute it was placed by (the update holds only while that
+    is still what the scan read)."""
     organisation = str(item["pk"]).removeprefix("ORG#")
     if str(item["sk"]).startswith(EXPORT_PREFIX):
-        return exports_list_index(organisation, str(item["created_at"]), str(item["export_id"]))
-    return products_list_index(organisation, str(item["sku"]), str(item["product_id"]))
+        return exports_list_index(organisation, str(item["created_at"]), str(item["export_id"])), "created_at"
+    return products_list_index(organisation, str(item["sku"]), str(item["product_id"])), "sku"
 
 
 def backfill(table: Any) -> int:
@@ -37,17 +41,24 @@ def backfill(table: Any) -> int:
     while True:
         page = table.scan(**request)
         for item in page["Items"]:
-            place = _place(item)
+            place, by = _place(item)
             try:
                 table.update_item(
                     Key={"pk": item["pk"], "sk": item["sk"]},
                     UpdateExpression="SET gsi2pk = :pk, gsi2sk = :sk",
-                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(gsi2pk)",
-                    ExpressionAttributeValues={":pk": place["gsi2pk"], ":sk": place["gsi2sk"]},
+                    ConditionExpression="attribute_not_exists(gsi2pk) AND #by = :by",
+                    ExpressionAttributeNames={"#by": by},
+                    ExpressionAttributeValues={
+                        ":pk": place["gsi2pk"],
+                        ":sk": place["gsi2sk"],
+                        ":by": item[by],
+                    },
                 )
                 placed += 1
             except table.meta.client.exceptions.ConditionalCheckFailedException:
-                pass  # written (and placed) or removed since the scan read it
+                # written (placed, or by a function older than the index: another SKU) or removed since the
+                # scan read it; a write without a place is left for the next run
+                pass
         if "LastEvaluatedKey" not in page:
             return placed
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
