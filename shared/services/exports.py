@@ -408,7 +408,15 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     return _posted(attempt)
 
 
+# characters of an export's reason kept: a reason can name every line of a 500-line receipt (~65,000), and
+# GET /exports answers up to 500 exports a page within Lambda's 6 MB
+MAX_ERROR = 1_000
+
+
 def _settle(attempt: _Attempt, status: str, **fields: Any) -> bool:
+    error = fields.get("last_error")
+    if error is not None and len(error) > MAX_ERROR:
+        fields["last_error"] = error[: MAX_ERROR - 1] + "\u2026"
     return store.settle(
         attempt.job.organisation_id,
         attempt.export_id,

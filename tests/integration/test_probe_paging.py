@@ -279,3 +279,45 @@ def test_a_full_page_of_the_largest_products_fits_lambdas_answer(api: Api) -> No
     answer = api.call("GET", "/products?limit=500")
     assert answer.status == 200 and len(answer.json()["items"]) == 500
     assert len(answer.body) < 6 * 1024 * 1024, len(answer.body)
+
+
+@pytest.mark.usefixtures("no_real_sleep")
+def test_an_exports_error_naming_every_line_of_a_long_receipt_is_bounded(
+    api: Api, aws: Any, sandboxes: Any
+) -> None:
+    """A receipt of 500 products that have no QuickBooks item fails naming them: the export keeps a bounded
+    part of that, so 500 such exports still make a page within Lambda's 6 MB."""
+    from tests.integration.test_export_faults import deliver, the_export
+    from tests.integration.test_exports import RECEIVED, setup_qbo
+
+    setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    products = [
+        Product(product_id=f"p-{n:03d}", sku=f"{n:03d}".rjust(30, "S"), name="N" * 100) for n in range(500)
+    ]
+    catalog_store.put_products("org-a", products)
+    lines = [{"product_id": p.product_id, "quantity": "1", "unit_cost": "0.50"} for p in products]
+    answer = api.call("POST", "/receipts", json_body={"received_at": RECEIVED, "lines": lines})
+    assert answer.status == 201, answer.body
+    deliver(aws)
+    export = the_export(api)
+    assert export["status"] == "failed" and export["last_error"].startswith("unmapped item: ")
+    assert len(export["last_error"]) <= 1_000, len(export["last_error"])
+
+
+def test_a_full_page_of_exports_with_the_longest_errors_fits_lambdas_answer(api: Api) -> None:
+    from shared.services.exports import MAX_ERROR
+
+    for n in range(500):
+        row = export_store.new_export(
+            "org-a",
+            f"PS-{n:032d}",
+            kind="receipt",
+            record_id="R" * 128,
+            at="2026-11-02",
+            now=f"2026-11-02T09:{n // 60:02d}:{n % 60:02d}+00:00",
+        )
+        row.update(status="failed", last_error="\u0001" * MAX_ERROR, document_link="https://" + "l" * 500)
+        assert export_store.put_new(row)
+    answer = api.call("GET", "/exports?limit=500")
+    assert answer.status == 200 and len(answer.json()["items"]) == 500
+    assert len(answer.body) < 6 * 1024 * 1024, len(answer.body)
