@@ -6,6 +6,7 @@ service, and a full page of the largest items stays within Lambda's 6 MB."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -191,10 +192,31 @@ def test_skus_that_differ_by_case_or_start_others_or_pass_the_listed_length(api:
         assert folded == sorted(folded)
 
 
-def test_a_product_sku_of_four_byte_characters_is_listed(api: Api) -> None:
-    sku = "\U0001f600" * 1000  # 4,000 bytes: the listed part must still fit a sort key's 1,024 bytes
-    catalog_store.put_products("org-a", [Product(product_id="p-emoji", sku=sku, name="Smile")])
-    assert [p["product_id"] for p in ok(api.call("GET", "/products"))["items"]] == ["p-emoji"]
+def test_fifty_exports_of_one_instant_and_thirty_products_of_one_sku_page_exactly(api: Api) -> None:
+    at = "2026-11-02T09:00:00+00:00"
+    for n in range(50):
+        row = export_store.new_export(
+            "org-a", f"PS-{n * 37 % 50:04d}", kind="receipt", record_id=f"R-{n}", at=at, now=at
+        )
+        assert export_store.put_new(row)
+    listed = [e["export_id"] for page in walk(api, "/exports", limit=7) for e in page]
+    assert listed == sorted(listed, reverse=True) and len(set(listed)) == 50
+    catalog_store.put_products(
+        "org-a",
+        [Product(product_id=f"p-{n * 7 % 30:02d}", sku="x" if n % 2 else "X", name="x") for n in range(30)],
+    )
+    ids = [p["product_id"] for page in walk(api, "/products", limit=4) for p in page]
+    assert ids == sorted(ids) and len(set(ids)) == 30
+
+
+def test_a_cursor_after_the_longest_listed_sku_of_four_byte_characters_is_accepted(api: Api) -> None:
+    """The listed SKU at its longest, in characters JSON writes as surrogate pairs: its cursor still fits
+    the cursor's 4,096 characters, and the next page follows."""
+    skus = ["\U0001f600" * 1000 + "a", "\U0001f600" * 1000 + "b", "\U0001f601"]
+    products = [Product(product_id=f"p-{n}", sku=s, name="Smile") for n, s in enumerate(skus)]
+    catalog_store.put_products("org-a", products)
+    listed = [p["product_id"] for page in walk(api, "/products", limit=1) for p in page]
+    assert sorted(listed[:2]) == ["p-0", "p-1"] and listed[2:] == ["p-2"]
 
 
 # ---- every write path lists what it writes -----------------------------------------------------------------
@@ -278,7 +300,9 @@ def test_a_full_page_of_the_largest_products_fits_lambdas_answer(api: Api) -> No
     catalog_store.put_products("org-a", products)
     answer = api.call("GET", "/products?limit=500")
     assert answer.status == 200 and len(answer.json()["items"]) == 500
-    assert len(answer.body) < 6 * 1024 * 1024, len(answer.body)
+    assert len(json.dumps({"body": answer.body.decode()})) < 6 * 1024 * 1024, len(
+        answer.body
+    )  # as Lambda answers it
 
 
 @pytest.mark.usefixtures("no_real_sleep")
@@ -320,4 +344,6 @@ def test_a_full_page_of_exports_with_the_longest_errors_fits_lambdas_answer(api:
         assert export_store.put_new(row)
     answer = api.call("GET", "/exports?limit=500")
     assert answer.status == 200 and len(answer.json()["items"]) == 500
-    assert len(answer.body) < 6 * 1024 * 1024, len(answer.body)
+    assert len(json.dumps({"body": answer.body.decode()})) < 6 * 1024 * 1024, len(
+        answer.body
+    )  # as Lambda answers it
