@@ -297,11 +297,9 @@ const connections = {
     const { provider, provider_label: label, status } = view;
     const other = this.active();
     const blockedBy = other && other.provider !== provider ? other : null;
+    // a note is read out once, through the page's live region, when it is set (``note``): the cards are
+    // drawn again at every status read, and a note drawn again must not be read out again
     const message = this.messages.get(provider);
-    // a note is a live region only when it first appears: the cards are drawn again at every status read,
-    // and a note drawn again must not be read out again
-    const fresh = message && !message.drawn;
-    if (message) message.drawn = true;
     const popup = this.popups.get(provider);
     const waiting = Boolean(popup);
     const leaving = this.disconnecting.has(provider); // a disconnect is on its way: nothing else is sent
@@ -367,8 +365,8 @@ const connections = {
           "Show the sign-in window"),
         h("button", { type: "button", dataset: { key: key("cancel-sign-in") }, onclick: () => popup.close() },
           "Cancel sign-in"))) : null,
-    message ? h("p", { class: `card-message ${message.kind}`, dataset: { role: "message" },
-      role: fresh ? (message.kind === "error" ? "alert" : "status") : null }, message.text) : null,
+    message ? h("p", { class: `card-message ${message.kind}`, dataset: { role: "message" } }, message.text)
+      : null,
     actions.length ? h("div", { class: "actions" }, actions) : null);
   },
 
@@ -448,7 +446,6 @@ const connections = {
     } else {
       this.note(data.provider, "error", data.message || `${label} did not connect.`);
       this.refocus(data.provider);
-      announce(`${label} did not connect.`);
     }
     this.refresh();
   },
@@ -498,6 +495,7 @@ const connections = {
   note(provider, kind, text) {
     this.messages.set(provider, { kind, text });
     this.show(this.views);
+    announce(text);
   },
 
   label(provider) {
