@@ -186,8 +186,10 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
     return ImportResult(created=created, updated=updated, skipped=skipped)
 
 
-class ProductPage(Page[Product]):
+class ProductPage(Page):
     """A page of the organisation's products, by SKU (case-folded, then id)."""
+
+    items: list[Product]
 
 
 def list_products(organisation_id: str, limit: int, cursor: str | None = None) -> ProductPage:

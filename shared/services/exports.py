@@ -549,8 +549,10 @@ def resume_pending(organisation_id: str, provider: ProviderName, grant_id: str, 
 
 
 # ---- the API ----------------------------------------------------------------------------------------
-class ExportPage(Page[ExportView]):
+class ExportPage(Page):
     """A page of the organisation's exports, newest first (by creation, then id)."""
+
+    items: list[ExportView]
 
 
 def list_exports(organisation_id: str, limit: int, cursor: str | None = None) -> ExportPage:

@@ -173,20 +173,18 @@ def put_connection(
         }
         writes.append({"Update": claim})
     # an organisation uses one provider at a time: the other's callback may have connected since it was read
-    not_in_use = [
-        {
-            "ConditionCheck": {
-                "TableName": name,
-                "Key": {"pk": org_pk(organisation_id), "sk": connection_sk(other)},
-                "ConditionExpression": f"attribute_not_exists(pk) OR NOT (#status IN ({', '.join(in_use)}))",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": in_use,
-            }
+    in_use = {f":in_use{i}": status for i, status in enumerate(sorted(IN_USE))}
+    not_in_use = f"attribute_not_exists(pk) OR NOT (#status IN ({', '.join(in_use)}))"
+    for other in alone:
+        check = {
+            "TableName": name,
+            "Key": {"pk": org_pk(organisation_id), "sk": connection_sk(other)},
+            "ConditionExpression": not_in_use,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": in_use,
         }
-        for other in alone
-        for in_use in [{f":in_use{i}": status for i, status in enumerate(sorted(IN_USE))}]
-    ]
-    return transact([*writes, *not_in_use]) is None
+        writes.append({"ConditionCheck": check})
+    return transact(writes) is None
 
 
 def _list_under_tenant(organisation_id: str, provider: str, tenant_id: str) -> None:
