@@ -1607,6 +1607,10 @@ function reasonWords(reason, provider) {
     const [, own, dated] = reason.note.match(/of (\d{4}-\d{2}-\d{2}) is dated (\d{4}-\d{2}-\d{2})/) ?? [];
     words = item && own ? `${exportSubject(item)} of ${calendarDay(own)} is dated ${calendarDay(dated)}, `
       + "after the period the provider locked" : capitalised(reason.note);
+  } else if (reason.kind === "deleted_in_provider") {
+    const item = exportsList.items.find((e) => e.export_id === reason.export_id);
+    words = item ? `${exportSubject(item)} was posted, and its journal is no longer in ${where} (deleted or `
+      + "voided there)" : capitalised(reason.note);
   } else if (reason.kind === "not_exported") {
     words = capitalised(reason.note.replace(/^cost of goods sold for (\d{4}-\d{2}-\d{2})/,
       (_, day) => `cost of goods sold for ${calendarDay(day)}`));
@@ -1724,6 +1728,7 @@ const books = {
       return;
     }
     const accounts = found.accounts ?? [];
+    const offered = new Set(); // a journal gone from two accounts is offered to be posted again once
     replaceKeepingFocus(this.result, verdict, accounts.length ? table(
       { text: `Accounts at the end of ${calendarDay(found.as_of)}`, visible: true }, [
         { label: "Account", cell: (a) => [h("strong", {}, a.code || "—"), " ", a.name] },
@@ -1733,21 +1738,48 @@ const books = {
         { label: "Posted by Partsemble", class: "number", cell: (a) => amount(a.posted) },
         { label: "Stock ledger value", class: "number", cell: (a) => amount(a.subledger) },
         { label: "Difference", class: "number", cell: (a) => amount(a.difference) },
-        { label: "Why", class: "problems", cell: (a) => this.reasons(a, found.provider) },
+        { label: "Why", class: "problems", cell: (a) => this.reasons(a, found.provider, offered) },
       ], accounts.map((a) => ({ value: a, dataset: { account: a.code || a.account_id,
         status: isZero(a.unexplained) ? "ok" : "error" } })))
       : h("p", { class: "muted" }, "No accounts are mapped yet."));
   },
 
-  reasons(account, provider) {
+  reasons(account, provider, offered) {
     const lines = (account.reasons ?? []).map((r) => h("li", { dataset: { kind: r.kind } },
-      reasonWords(r, provider)));
+      reasonWords(r, provider), this.postAgainButton(r, offered)));
     if (!isZero(account.unexplained)) {
       lines.push(h("li", { class: "error", dataset: { kind: "unexplained" } },
         `Not explained: ${amount(account.unexplained)}`));
     }
     if (!lines.length) return isZero(account.difference) ? "Agrees" : "";
     return h("ul", { class: "problems" }, lines);
+  },
+
+  /** "Post it again" for a journal deleted (or voided) in the provider, beside the first account it left. */
+  postAgainButton(reason, offered) {
+    if (reason.kind !== "deleted_in_provider" || !reason.export_id || offered.has(reason.export_id)) return null;
+    offered.add(reason.export_id);
+    const item = exportsList.items.find((e) => e.export_id === reason.export_id);
+    const subject = item ? exportSubject(item) : `export ${reason.export_id}`;
+    return h("span", { class: "actions" }, " ", h("button", { type: "button",
+      dataset: { key: `post-again-${reason.export_id}` }, "aria-label": `Post again: ${subject}`,
+      onclick: (event) => this.postAgain(reason.export_id, subject, event.currentTarget) }, "Post it again"));
+  },
+
+  async postAgain(exportId, subject, button) {
+    const cell = button.closest(".actions");
+    cell.querySelector('[data-role="retry-problem"]')?.remove();
+    busy(button, true, "Posting again…");
+    try {
+      await api("POST", `/exports/${encodeURIComponent(exportId)}/retry`);
+      announce(`${subject} queued to be posted again.`);
+      await this.check(part(this.form, "check")); // the button is gone with the check's new result
+    } catch (error) {
+      busy(button, false);
+      button.focus();
+      cell.append(h("span", { class: "problem block", role: "alert", dataset: { role: "retry-problem" } },
+        error.message));
+    }
   },
 
   items(found) {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -222,6 +222,11 @@ class AccountingProvider(Protocol):
     ) -> PostedDocument | None:
         """The document carrying ``posting.marker``, if the provider has one (settles an unknown outcome);
         any attempt to post it was made between ``since`` (the export's creation) and ``until`` (now)."""
+        ...
+
+    def journals_gone(self, session: Session, document_ids: Sequence[str]) -> set[str]:
+        """Of these journals Partsemble posted, the ones no longer in the books: deleted in QuickBooks,
+        voided or deleted in Xero."""
         ...
 
 

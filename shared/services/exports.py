@@ -573,10 +573,10 @@ def retry(
     item = store.get_export(organisation_id, export_id)
     if item is None:
         raise NotFound(f"no export {export_id}")
-    if item.status == "posted":
-        raise Conflict(f"export {export_id} is already posted ({item.document_type} {item.document_id})")
     meant = item.attempted_provider
     current = sessions.in_use(organisation_id)
+    if item.status == "posted":
+        return _post_again(organisation_id, item, current, moment)
     if meant and current and current.provider != meant:  # never silently to another provider's books
         raise Conflict(
             f"export {export_id} was for {PROVIDER_LABELS[meant]} and this organisation is now connected to "
@@ -634,6 +634,33 @@ def retry(
         at=moment.isoformat(),
         post_on=post_on.isoformat() if post_on else None,
     ):
+        deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
+    return (store.get_export(organisation_id, export_id) or item).view()
+
+
+def _post_again(
+    organisation_id: str, item: ExportRow, current: Connection | None, moment: datetime
+) -> ExportView:
+    """A posted journal deleted in QuickBooks (or voided in Xero) since, posted again as it was planned: the
+    books already hold its values, so only the document is made anew (its worker searches for the marker
+    first). Refused while the provider still has it, or when the company it is in is not connected."""
+    export_id, document = item.export_id, f"{item.document_type} {item.document_id}"
+    if (
+        item.plan_type != "journal"
+        or not item.document_id
+        or current is None
+        or current.status != "connected"
+        or current.provider != item.plan_provider
+        or not of_company(item.plan_tenant, current.tenant_id or "")
+    ):
+        raise Conflict(f"export {export_id} is already posted ({document})")
+    api, session = tokens.provider(current.provider), sessions.session_for(current)
+    if item.document_id not in api.journals_gone(session, [item.document_id]):
+        raise Conflict(f"export {export_id} is already posted ({document}), and it is still there")
+    label = PROVIDER_LABELS[current.provider]
+    gone = store.Gone(item.document_id, f"its journal {item.document_id} was deleted or voided in {label}")
+    if store.requeue(organisation_id, export_id, from_statuses=("posted",), at=moment.isoformat(), gone=gone):
+        logger.info("posted again", extra={"export_id": export_id, "gone": item.document_id})
         deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return (store.get_export(organisation_id, export_id) or item).view()
 

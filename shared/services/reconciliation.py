@@ -40,6 +40,7 @@ ReasonKind = Literal[
     "not_exported",
     "rounding",
     "other_company",
+    "deleted_in_provider",
 ]
 UNPOSTED = ("pending", "posting", "waiting", "failed")
 
@@ -173,6 +174,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         return day is None or day <= as_of
 
     partly: Balances = {}  # what the true-ups correcting only part of that date correct of it (exact)
+    counted: list[tuple[ExportRow, date]] = []  # the posted exports ``posted`` holds, with their dates
     for row in rows:
         if (day := dated.get(row.export_id)) is None or row.export_id in elsewhere:
             continue
@@ -195,6 +197,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
                 ))  # fmt: skip
                 continue
         if row.status == "posted":
+            counted.append((row, day))
             for account_id, amount in change.items():
                 posted[account_id] = posted.get(account_id, ZERO) + amount
         elif row.status in UNPOSTED:
@@ -238,11 +241,9 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
     # Income and expense accounts: the trial balance holds the financial year to date (earlier years went to
     # retained earnings), so what earlier years' journals posted leaves both Partsemble's figures.
     earlier = _posted_before(ours, year_start)
-    lines = []
+    figures = {}
     for account_id in mapped:
-        provider_balance = balances.get(account_id)
         held, expected = posted.get(account_id, ZERO), subledger.get(account_id, ZERO)
-        found = list(reasons.get(account_id, []))
         before = opening.get(account_id, ZERO)
         mapped_as = sorted(role for role, a in roles.items() if a == account_id)
         this_year = _profit_and_loss(chart.get(account_id), mapped_as)
@@ -253,11 +254,21 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
             )
             if since is not None and since - timedelta(days=1) < year_start:
                 before = ZERO  # held in an earlier year: not in this year's figures
+        figures[account_id] = (held, expected, before, mapped_as, this_year)
+    # only when some account holds what Partsemble did not post is the provider asked which journals are gone
+    suspect = any(balances.get(a, ZERO) - held - before for a, (held, _, before, _, _) in figures.items())
+    deleted = _deleted(api, session, counted, name) if suspect else {}
+    lines = []
+    for account_id, (held, expected, before, mapped_as, this_year) in figures.items():
+        provider_balance = balances.get(account_id)
+        found = list(reasons.get(account_id, []))
         found += _theirs(theirs, account_id, year_start if this_year else None, name)
         if before:
             found.insert(0, Reason(kind="opening_balance", amount=before, note=(
                 f"in {PROVIDER_LABELS[name]} before Partsemble's first journal")))  # fmt: skip
-        others = (provider_balance or ZERO) - held - before
+        gone = [r for r, on_day in deleted.get(account_id, []) if not this_year or on_day >= year_start]
+        found += gone
+        others = (provider_balance or ZERO) - held - before - sum((r.amount for r in gone), ZERO)
         if others:
             found.insert(0, Reason(kind="others_entries", amount=others, note=(
                 f"entries in {PROVIDER_LABELS[name]} not made by Partsemble (by a person, another app, or "
@@ -286,7 +297,7 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
                 unexplained=left,
             )
         )
-    foreign = any(r.kind == "others_entries" for line in lines for r in line.reasons)
+    foreign = any(r.kind in ("others_entries", "deleted_in_provider") for line in lines for r in line.reasons)
     status: Literal["balanced", "explained", "discrepancy"] = (
         "discrepancy"
         if foreign or any(line.unexplained for line in lines)
@@ -447,6 +458,31 @@ def _theirs(theirs: list[Theirs], account_id: str, since: date | None, here: Pro
     return found
 
 
+def _deleted(
+    api: AccountingProvider,
+    session: Session,
+    counted: list[tuple[ExportRow, date]],
+    name: ProviderName,
+) -> dict[str, list[tuple[Reason, date]]]:
+    """Per account, what each posted journal the provider no longer holds (deleted in QuickBooks, voided in
+    Xero) moved there, as its reason (the provider lacks it), with its date. Retrying the export posts it
+    again (``exports.retry``)."""
+    documents = {row.document_id: (row, day) for row, day in counted if row.document_id}
+    found: dict[str, list[tuple[Reason, date]]] = {}
+    for document_id in sorted(api.journals_gone(session, sorted(documents))):
+        row, day = documents[document_id]
+        subject = "true-up" if row.kind == "trueup" else f"{row.kind} {row.record_id}"
+        note = (
+            f"export {row.export_id} ({subject}) posted journal {document_id} dated {day.isoformat()}, which "
+            f"is no longer in {PROVIDER_LABELS[name]} (deleted or voided there): retry the export to post it "
+            "again"
+        )
+        for account_id, amount in books.change_of(str(row.plan)).items():
+            reason = Reason(kind="deleted_in_provider", amount=-amount, note=note, export_id=row.export_id)
+            found.setdefault(account_id, []).append((reason, day))
+    return found
+
+
 def _posted_before(rows: list[ExportRow], day: date) -> Balances:
     """Per account, what the posted journals dated before ``day`` moved."""
     found: Balances = {}
@@ -593,7 +629,19 @@ def check_once_a_day(connection: connection_store.Connection, now: datetime) -> 
         return False
     unexplained = {a.code or a.account_id: str(a.unexplained) for a in result.accounts if a.unexplained}
     unexplained |= {i.label: str(i.unexplained) for i in result.items if i.unexplained}
-    logger.warning("books out of balance", extra={"organisation_id": organisation, "accounts": unexplained})
+    # the exports whose journals were deleted or voided in the provider: retrying each posts it again
+    gone = sorted(
+        {
+            r.export_id
+            for a in result.accounts
+            for r in a.reasons
+            if r.kind == "deleted_in_provider" and r.export_id
+        }
+    )
+    logger.warning(
+        "books out of balance",
+        extra={"organisation_id": organisation, "accounts": unexplained, "deleted_in_provider": gone},
+    )
     events.emit(
         "BooksOutOfBalance",
         {
@@ -601,6 +649,7 @@ def check_once_a_day(connection: connection_store.Connection, now: datetime) -> 
             "provider": name,
             "as_of": result.as_of.isoformat(),
             "unexplained": unexplained,
+            "deleted_in_provider": gone,
         },
     )
     return True

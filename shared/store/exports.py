@@ -12,7 +12,7 @@ Also here: each company's home currency, read from the provider once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from shared.aws import table
 from shared.contracts import ExportKind
@@ -319,6 +319,13 @@ def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fie
     return written is not None
 
 
+class Gone(NamedTuple):
+    """A posted document the provider no longer has (``requeue``), and why it is posted again."""
+
+    document_id: str
+    why: str
+
+
 def requeue(
     organisation_id: str,
     export_id: str,
@@ -326,19 +333,29 @@ def requeue(
     from_statuses: tuple[str, ...],
     at: str,
     post_on: str | None = None,
+    gone: Gone | None = None,
 ) -> bool:
     """pending again (a retry, a resumed wait), only from one of ``from_statuses``, and back in the outbox
     until its message is queued (``queue.deliver``); ``post_on`` dates its document later (its own date is
-    locked in the provider)."""
+    locked in the provider). ``gone``: a posted export whose document the provider no longer has, still
+    that document (another retry did not post it again meanwhile), posted again as planned: its document is
+    forgotten and it is marked unsure, so its worker searches for the marker before it posts."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
     dated = {":post_on": post_on} if post_on else {}
     outbox = outbox_index(at, organisation_id, export_id)
+    sets = "#s = :pending, dead_lettered = :false, updated_at = :at, gsi1pk = :outbox, gsi1sk = :outbox_at"
+    condition = f"#s IN ({', '.join(names)})"
+    again: dict[str, Any] = {}
+    if gone is not None:
+        sets += ", unsure = :true, adopted = :false, last_error = :why"
+        sets += " REMOVE document_id, document_type, document_link, posted_at"
+        condition += " AND document_id = :gone"
+        again = {":true": True, ":why": gone.why, ":gone": gone.document_id}
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression="SET #s = :pending, dead_lettered = :false, updated_at = :at, "
-            "gsi1pk = :outbox, gsi1sk = :outbox_at" + (", post_on = :post_on" if post_on else ""),
-            ConditionExpression=f"#s IN ({', '.join(names)})",
+            UpdateExpression=f"SET {sets}" if not post_on else f"SET post_on = :post_on, {sets}",
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
                 ":pending": "pending",
@@ -348,6 +365,7 @@ def requeue(
                 ":outbox_at": outbox["gsi1sk"],
                 **names,
                 **dated,
+                **again,
             },
         )
     )

@@ -355,6 +355,36 @@ def test_books_check_and_exports_in_words_for_xero(
     )
     shoot(page, "4-posted-later")
 
+    # R-3's journal (21 Nov, after the lock) voided in Xero by someone: named, and posted again from the check
+    r3 = next(e for e in api("GET", "/exports")["items"] if e["record_id"] == "R-3")
+    voided = httpx.post(
+        f"{local_stack.xero_url}/_admin/organisations/{tenant}/ManualJournals/{r3['document_id']}/void"
+    )
+    assert voided.status_code == 200, voided.text
+    as_of.fill("2026-11-25")
+    check.click()
+    gone = books.locator('tr[data-account="630"] [data-kind="deleted_in_provider"]')
+    expect(gone).to_contain_text(
+        "Receipt R-3 was posted, and its journal is no longer in Xero (deleted or voided there): -2.01"
+    )
+    expect(books.locator('tr[data-account="820"] [data-kind="deleted_in_provider"]')).to_have_count(1)
+    again = books.get_by_role("button", name="Post again: Receipt R-3")
+    expect(again).to_have_count(1)  # once, though two accounts name it
+    expect(books.locator('tr[data-account="630"] [data-kind="others_entries"]')).to_have_text(
+        "Entries in Xero not made by Partsemble: -3.00"
+    )  # the hand-made entry only: the voided journal is not taken for someone else's
+    expect(books.locator('tr[data-account="820"] [data-kind="others_entries"]')).to_have_count(0)
+    shoot(page, "5-voided")
+    again.click()
+    expect(check).to_be_focused()
+    api.wait_for_exports(
+        {"receipt": ["posted", "posted", "posted", "skipped"], "cogs": ["posted"], "trueup": ["posted"]}
+    )
+    check.click()
+    expect(books.locator('[data-kind="deleted_in_provider"]')).to_have_count(0)
+    reposted = next(e for e in api("GET", "/exports")["items"] if e["record_id"] == "R-3")
+    assert reposted["document_id"] != r3["document_id"]
+
 
 def test_exports_tell_a_days_cost_of_goods_sold_of_the_company_connected_before_from_this_ones(
     page: Page, local_stack: LocalStack, shoot: Screenshots

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -163,6 +163,11 @@ class QboProvider(CompanyReads):
         return postings.post_inventory_adjustment(
             self.client, self.urls, session, adjustment, idempotency_key=idempotency_key
         )
+
+    def journals_gone(self, session: Session, document_ids: Sequence[str]) -> set[str]:
+        from shared.providers.qbo import postings
+
+        return postings.journals_gone(self.api, session, document_ids)
 
     def find_posting(
         self, session: Session, posting: Posting, *, since: datetime, until: datetime

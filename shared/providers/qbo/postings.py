@@ -8,6 +8,7 @@ searching for the marker, never by resending."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,6 +127,13 @@ def find_posting(
     if not marked:
         return None
     return _document(api.urls, entity, min(marked.values(), key=lambda r: int(r["Id"])))
+
+
+def journals_gone(api: QboApi, session: Session, document_ids: Iterable[str]) -> set[str]:
+    """Of these journal entries, the ones the company no longer has: deleted in QuickBooks (a deleted entry
+    is gone from queries; QBO has no void for journal entries)."""
+    wanted = set(document_ids)
+    return wanted - api.present(session, JOURNAL, wanted)
 
 
 def _carries(record: dict[str, Any], marker: str) -> bool:

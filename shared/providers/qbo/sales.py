@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.money import ZERO, allocate_cents, to_cents, total
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
-from shared.providers.qbo.api import QboApi
+from shared.providers.qbo.api import BY_ID, QboApi
 from shared.providers.qbo.mapping import instant, latest, number, query_literal, updated_at
 
 ENTITIES: dict[str, SaleKind] = {
@@ -23,7 +23,6 @@ ENTITIES: dict[str, SaleKind] = {
 }
 CDC_LOOKBACK = timedelta(days=29)  # QBO's is 30 days; a day's margin for clocks and slow pulls
 CDC_CAP = 1000  # objects in one CDC answer: at the cap, some changes may be missing from it
-BY_ID = 100  # held documents asked for in one query past CDC's window (a short URL, one page of answers)
 OVERLAP = timedelta(minutes=5)  # read again what changed just before the last pull: stamps may lag commits
 SALE_LINKS = ("Invoice", "SalesReceipt")
 

@@ -3,7 +3,7 @@ connection needs. The access token is a JWT whose ``authentication_event_id`` na
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +216,11 @@ class XeroProvider(CompanyReads):
         self, session: Session, adjustment: InventoryAdjustment, *, idempotency_key: str
     ) -> PostedDocument:
         raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
+
+    def journals_gone(self, session: Session, document_ids: Sequence[str]) -> set[str]:
+        from shared.providers.xero import postings
+
+        return postings.journals_gone(self.api, session, document_ids)
 
     def find_posting(
         self, session: Session, posting: Posting, *, since: datetime, until: datetime

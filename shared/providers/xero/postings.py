@@ -6,6 +6,7 @@ key changes with every attempt and a lost answer is settled by the search, not b
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from shared.errors import ProviderRejected
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import XERO_LIMITS
+from shared.providers.xero.api import XeroApi
 from shared.providers.xero.mapping import where_literal
 
 MANUAL_JOURNAL = "ManualJournal"
@@ -89,6 +91,18 @@ def find_posting(
         if marker_tag(journal.marker) in str(j.get("Narration", "")) and j.get("Status") not in GONE
     ]
     return _document(found[0]) if found else None
+
+
+def journals_gone(api: XeroApi, session: Session, document_ids: Iterable[str]) -> set[str]:
+    """Of these manual journals, the ones the organisation's books no longer hold: Xero keeps a voided (or
+    deleted) journal with that status (ManualJournal Status: DRAFT, POSTED, DELETED, VOIDED, ARCHIVED in the
+    spec), so those are read, a page of ``PAGE`` at a time, and matched by id."""
+    wanted = set(document_ids)
+    if not wanted:
+        return set()
+    where = " OR ".join(f"Status=={where_literal(status)}" for status in GONE)
+    gone = api.list_paged(session, "ManualJournals", params={"where": where})
+    return {str(j.get("ManualJournalID")) for j in gone} & wanted
 
 
 def _document(record: dict[str, Any]) -> PostedDocument:

@@ -1,0 +1,123 @@
+"""A journal Partsemble posted, deleted in QuickBooks or voided in Xero by someone: the books check names it
+(not "entries not made by Partsemble"), and retrying its export posts it again, once, as it was planned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from infra.local.poller import Poller
+from infra.local.stack import LocalStack
+from infra.sandboxes.qbo_demo import DEMO_REALM_ID
+from infra.sandboxes.xero_demo import AU_TENANT_ID
+from tests.conftest import Api, Sandboxes
+from tests.integration.test_books import Minutes, daily_check, minutes_clock, receive, reconciled
+from tests.integration.test_exports import ok, setup_qbo, setup_xero
+
+__all__ = ["minutes_clock"]  # the fixture, used by name
+
+D = Decimal
+
+
+def posted(api: Api) -> dict[str, dict[str, Any]]:
+    return {e["record_id"]: e for e in ok(api.call("GET", "/exports"))["items"]}
+
+
+def sandbox(sandboxes: Sandboxes, provider: str) -> Any:
+    return sandboxes.qbo if provider == "qbo" else sandboxes.xero
+
+
+def remove(sandboxes: Sandboxes, provider: str, document_id: str) -> None:
+    """What a person does in the provider: QuickBooks deletes a journal entry, Xero voids a posted journal."""
+    if provider == "qbo":
+        sandboxes.qbo.delete_record(DEMO_REALM_ID, "JournalEntry", document_id)
+    else:
+        sandboxes.xero.void_record(AU_TENANT_ID, "ManualJournals", document_id)
+
+
+def live_journals(sandboxes: Sandboxes, provider: str) -> list[str]:
+    """The provider's journals that carry an export's marker and still count in its books."""
+    if provider == "qbo":
+        return [
+            j["Id"]
+            for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+            if str(j.get("DocNumber", "")).startswith("PS-")
+        ]
+    return [
+        j["ManualJournalID"]
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if "PS-" in j["Narration"] and j["Status"] == "POSTED"
+    ]
+
+
+@pytest.mark.parametrize("provider", ["qbo", "xero"])
+def test_a_journal_deleted_in_the_provider_is_named_and_posted_again_by_a_retry(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
+) -> None:
+    if provider == "qbo":
+        part = setup_qbo(api, sandboxes)["bracket"]
+        at = "2026-11-02T09:00:00-08:00"
+    else:
+        part = setup_xero(api, sandboxes)["bolt"]
+        at = "2026-11-02T09:00:00Z"
+    receive(api, "R-1", at, part, "4", "1.25")  # 5.00
+    receive(api, "R-2", at.replace("09:", "10:"), part, "2", "0.50")  # 1.00
+    minutes.next()
+    Poller(aws).drain()
+    minutes.next()
+    calls = sandbox(sandboxes, provider).call_count()
+    status, earlier = reconciled(api)
+    check_calls = sandbox(sandboxes, provider).call_count() - calls
+    assert status in ("balanced", "explained")  # the demo company's opening balances are named
+    assert all(D(a["unexplained"]) == 0 for a in earlier.values()), earlier
+    first = posted(api)["R-1"]
+    assert first["status"] == "posted"
+
+    # a still-posted journal is not posted again
+    refused = api.call("POST", f"/exports/{first['export_id']}/retry")
+    assert refused.status == 409 and "still there" in refused.json()["message"], refused.body
+
+    remove(sandboxes, provider, first["document_id"])
+    minutes.next()
+    calls = sandbox(sandboxes, provider).call_count()
+    found, accounts = reconciled(api)
+    assert found == "discrepancy"
+    # books that agree cost no search; these, one read of the journals Partsemble posted (one page)
+    assert sandbox(sandboxes, provider).call_count() - calls == check_calls + 1
+    moved = [
+        a
+        for code, a in accounts.items()
+        if D(a["provider_balance"] or 0) != D(earlier[code]["provider_balance"] or 0)
+    ]
+    assert moved and len(moved) == 2, accounts  # inventory and the supplier side, 5.00 each way
+    for account in moved:
+        (reason,) = account["reasons"]
+        assert reason["kind"] == "deleted_in_provider" and reason["export_id"] == first["export_id"]
+        assert first["document_id"] in reason["note"] and "retry" in reason["note"]
+        assert abs(D(reason["amount"])) == D("5.00") and D(account["unexplained"]) == 0
+    assert all(a["reasons"] == earlier[code]["reasons"] for code, a in accounts.items() if a not in moved)
+    minutes.next()
+    assert daily_check(now=datetime.now(UTC))  # the hourly pass's daily check raises it too
+
+    minutes.next()
+    again = ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    assert again["status"] == "pending" and again["document_id"] is None
+    assert first["document_id"] in again["last_error"]
+    minutes.next()
+    Poller(aws).drain()
+    reposted = posted(api)["R-1"]
+    assert reposted["status"] == "posted" and reposted["document_id"] != first["document_id"]
+    assert reposted["last_error"] is None
+    assert len(live_journals(sandboxes, provider)) == 2  # R-1's new journal and R-2's: none twice
+    minutes.next()
+    assert reconciled(api) == (status, earlier)
+
+    # a second retry of the old document (a repeated click) posts nothing more
+    minutes.next()
+    repeated = api.call("POST", f"/exports/{first['export_id']}/retry")
+    assert repeated.status == 409, repeated.body
+    Poller(aws).drain()
+    assert len(live_journals(sandboxes, provider)) == 2
