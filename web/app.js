@@ -1722,14 +1722,13 @@ const books = {
     const verdict = h("p", { class: `banner ${tone}`, dataset: { role: "verdict", status: found.status } },
       h("strong", {}, word), ` at the end of ${calendarDay(found.as_of)}: ${detail}`);
     if (found.mode === "inventory_adjustments") {
-      replaceKeepingFocus(this.result, verdict, this.items(found), found.notes?.length
+      replaceKeepingFocus(this.result, verdict, this.deleted(found, where), this.items(found), found.notes?.length
         ? h("ul", { class: "notes", dataset: { role: "notes" } }, found.notes.map((note) => h("li", {}, note)))
         : null);
       return;
     }
     const accounts = found.accounts ?? [];
-    const offered = new Set(); // a journal gone from two accounts is offered to be posted again once
-    replaceKeepingFocus(this.result, verdict, accounts.length ? table(
+    replaceKeepingFocus(this.result, verdict, this.deleted(found, where), accounts.length ? table(
       { text: `Accounts at the end of ${calendarDay(found.as_of)}`, visible: true }, [
         { label: "Account", cell: (a) => [h("strong", {}, a.code || "—"), " ", a.name] },
         { label: "Used for", cell: (a) => (a.roles ?? []).map((role) => ACCOUNT_ROLES[role]?.[0] ?? role)
@@ -1738,15 +1737,15 @@ const books = {
         { label: "Posted by Partsemble", class: "number", cell: (a) => amount(a.posted) },
         { label: "Stock ledger value", class: "number", cell: (a) => amount(a.subledger) },
         { label: "Difference", class: "number", cell: (a) => amount(a.difference) },
-        { label: "Why", class: "problems", cell: (a) => this.reasons(a, found.provider, offered) },
+        { label: "Why", class: "problems", cell: (a) => this.reasons(a, found.provider) },
       ], accounts.map((a) => ({ value: a, dataset: { account: a.code || a.account_id,
         status: isZero(a.unexplained) ? "ok" : "error" } })))
       : h("p", { class: "muted" }, "No accounts are mapped yet."));
   },
 
-  reasons(account, provider, offered) {
+  reasons(account, provider) {
     const lines = (account.reasons ?? []).map((r) => h("li", { dataset: { kind: r.kind } },
-      reasonWords(r, provider), this.postAgainButton(r, offered)));
+      reasonWords(r, provider)));
     if (!isZero(account.unexplained)) {
       lines.push(h("li", { class: "error", dataset: { kind: "unexplained" } },
         `Not explained: ${amount(account.unexplained)}`));
@@ -1755,15 +1754,19 @@ const books = {
     return h("ul", { class: "problems" }, lines);
   },
 
-  /** "Post it again" for a journal deleted (or voided) in the provider, beside the first account it left. */
-  postAgainButton(reason, offered) {
-    if (reason.kind !== "deleted_in_provider" || !reason.export_id || offered.has(reason.export_id)) return null;
-    offered.add(reason.export_id);
-    const item = exportsList.items.find((e) => e.export_id === reason.export_id);
-    const subject = item ? exportSubject(item) : `export ${reason.export_id}`;
-    return h("span", { class: "actions" }, " ", h("button", { type: "button",
-      dataset: { key: `post-again-${reason.export_id}` }, "aria-label": `Post again: ${subject}`,
-      onclick: (event) => this.postAgain(reason.export_id, subject, event.currentTarget) }, "Post it again"));
+  /** The documents Partsemble posted that the provider no longer has, each with "Post it again". */
+  deleted(found, where) {
+    if (!found.deleted?.length) return null;
+    return h("div", { dataset: { role: "deleted" } },
+      h("p", {}, `Posted by Partsemble, then deleted or voided in ${where}:`),
+      h("ul", { class: "problems" }, found.deleted.map((d) => {
+        const subject = exportSubject(d);
+        return h("li", { class: "actions", dataset: { export: d.export_id } },
+          `${subject} (${documentWords(d.document_type)} ${d.document_id}) `,
+          h("button", { type: "button", dataset: { key: `post-again-${d.export_id}` },
+            "aria-label": `Post again: ${subject}`,
+            onclick: (event) => this.postAgain(d.export_id, subject, event.currentTarget) }, "Post it again"));
+      })));
   },
 
   async postAgain(exportId, subject, button) {
@@ -1807,6 +1810,7 @@ const ITEM_CAUSES = [
   ["built_without_stock", "used by builds without stock"],
   ["written_off_credits", "credited, written off here"],
   ["not_in_quickbooks", "held here only (not posted yet, or in the company before)"],
+  ["deleted_in_quickbooks", "in Partsemble's adjustments deleted in QuickBooks"],
 ];
 
 /** "3 sold without stock; 1 credited, written off here", or "—" when there is none. */

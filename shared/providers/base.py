@@ -224,9 +224,10 @@ class AccountingProvider(Protocol):
         any attempt to post it was made between ``since`` (the export's creation) and ``until`` (now)."""
         ...
 
-    def journals_gone(self, session: Session, document_ids: Sequence[str]) -> set[str]:
-        """Of these journals Partsemble posted, the ones no longer in the books: deleted in QuickBooks,
-        voided or deleted in Xero."""
+    def documents_gone(self, session: Session, document_type: str, document_ids: Sequence[str]) -> set[str]:
+        """Of these documents Partsemble posted (of one ``PostedDocument.document_type``), the ones no longer
+        in the books: journals and inventory adjustments deleted in QuickBooks, journals voided or deleted in
+        Xero."""
         ...
 
 

@@ -638,16 +638,24 @@ def retry(
     return (store.get_export(organisation_id, export_id) or item).view()
 
 
+# a document type (``PostedDocument.document_type``) as a person reads it
+DOCUMENT_WORDS = {
+    "JournalEntry": "journal entry",
+    "InventoryAdjustment": "inventory adjustment",
+    "ManualJournal": "manual journal",
+}
+
+
 def _post_again(
     organisation_id: str, item: ExportRow, current: Connection | None, moment: datetime
 ) -> ExportView:
-    """A posted journal deleted in QuickBooks (or voided in Xero) since, posted again as it was planned: the
-    books already hold its values, so only the document is made anew (its worker searches for the marker
-    first). Refused while the provider still has it, or when the company it is in is not connected."""
+    """A posted document deleted in QuickBooks (or a journal voided in Xero) since, posted again as it was
+    planned: the books (or QuickBooks' quantities) already hold its values, so only the document is made anew
+    (its worker searches for the marker first). Refused while the provider still has it, or when the company
+    it is in is not connected."""
     export_id, document = item.export_id, f"{item.document_type} {item.document_id}"
     if (
-        item.plan_type != "journal"
-        or not item.document_id
+        not item.document_id
         or current is None
         or current.status != "connected"
         or current.provider != item.plan_provider
@@ -655,10 +663,11 @@ def _post_again(
     ):
         raise Conflict(f"export {export_id} is already posted ({document})")
     api, session = tokens.provider(current.provider), sessions.session_for(current)
-    if item.document_id not in api.journals_gone(session, [item.document_id]):
+    if item.document_id not in api.documents_gone(session, item.document_type or "", [item.document_id]):
         raise Conflict(f"export {export_id} is already posted ({document}), and it is still there")
     label = PROVIDER_LABELS[current.provider]
-    gone = store.Gone(item.document_id, f"its journal {item.document_id} was deleted or voided in {label}")
+    what = DOCUMENT_WORDS.get(item.document_type or "", "document")
+    gone = store.Gone(item.document_id, f"its {what} {item.document_id} was deleted or voided in {label}")
     if store.requeue(organisation_id, export_id, from_statuses=("posted",), at=moment.isoformat(), gone=gone):
         logger.info("posted again", extra={"export_id": export_id, "gone": item.document_id})
         deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))

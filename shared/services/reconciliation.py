@@ -14,7 +14,7 @@ from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.costing import line_movement_id
 from shared.domain.ledger import EntryKind
-from shared.domain.postings import PostingAccounts
+from shared.domain.postings import InventoryAdjustment, PostingAccounts
 from shared.errors import Conflict, InvalidFields
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
@@ -86,10 +86,23 @@ class ItemQuantity(Model):
     # units Partsemble holds that this company's QuickBooks has not from it: adjustments not posted yet, or
     # stock adjusted into another company before a switch of company
     not_in_quickbooks: Decimal | None
+    # units Partsemble's posted adjustments moved that QuickBooks no longer counts: those adjustments were
+    # deleted there (``Reconciliation.deleted`` names them; retrying each posts it again)
+    deleted_in_quickbooks: Decimal
     difference: Decimal | None  # provider quantity - on hand
     # QuickBooks' quantity beyond what it should hold: its starting quantity, what Partsemble's posted
     # adjustments moved, less what the sales documents read from it counted out (None: no quantity)
     unexplained: Decimal | None
+
+
+class DeletedDocument(Model):
+    """A document an export posted that the provider no longer has: retrying the export posts it again."""
+
+    export_id: str
+    kind: str  # the export's: receipt, rejection, build, cogs, trueup
+    record_id: str
+    document_type: str
+    document_id: str
 
 
 class Reconciliation(Model):
@@ -100,6 +113,8 @@ class Reconciliation(Model):
     accounts: list[AccountReconciliation]
     items: list[ItemQuantity]
     notes: list[str]
+    # looked for only when something in the provider is not Partsemble's (or, QBO inventory mode, unexplained)
+    deleted: list[DeletedDocument]
 
 
 def _add(into: dict[str, list[Reason]], amounts: Mapping[str, Decimal], make: Any) -> None:
@@ -257,7 +272,8 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         figures[account_id] = (held, expected, before, mapped_as, this_year)
     # only when some account holds what Partsemble did not post is the provider asked which journals are gone
     suspect = any(balances.get(a, ZERO) - held - before for a, (held, _, before, _, _) in figures.items())
-    deleted = _deleted(api, session, counted, name) if suspect else {}
+    gone_rows = _gone(api, session, [row for row, _ in counted]) if suspect else []
+    deleted = _deleted(gone_rows, dict((row.export_id, day) for row, day in counted), name)
     lines = []
     for account_id, (held, expected, before, mapped_as, this_year) in figures.items():
         provider_balance = balances.get(account_id)
@@ -312,7 +328,14 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         *_sold_without_stock(organisation_id, state, as_of),
     ]
     return Reconciliation(
-        provider=name, as_of=as_of, mode="journals", status=status, accounts=lines, items=[], notes=notes
+        provider=name,
+        as_of=as_of,
+        mode="journals",
+        status=status,
+        accounts=lines,
+        items=[],
+        notes=notes,
+        deleted=_as_deleted(gone_rows),
     )
 
 
@@ -458,24 +481,47 @@ def _theirs(theirs: list[Theirs], account_id: str, since: date | None, here: Pro
     return found
 
 
+def _gone(api: AccountingProvider, session: Session, rows: Sequence[ExportRow]) -> list[ExportRow]:
+    """The posted exports whose documents the provider no longer has (deleted in QuickBooks, voided in Xero),
+    asked for by document type."""
+    by_type: dict[str, dict[str, ExportRow]] = {}
+    for row in rows:
+        if row.status == "posted" and row.document_id and row.document_type:
+            by_type.setdefault(row.document_type, {})[row.document_id] = row
+    return [
+        of_type[document_id]
+        for document_type, of_type in sorted(by_type.items())
+        for document_id in sorted(api.documents_gone(session, document_type, sorted(of_type)))
+    ]
+
+
+def _as_deleted(rows: Sequence[ExportRow]) -> list[DeletedDocument]:
+    return [
+        DeletedDocument(
+            export_id=r.export_id,
+            kind=r.kind,
+            record_id=r.record_id,
+            document_type=r.document_type or "",
+            document_id=r.document_id or "",
+        )
+        for r in rows
+    ]
+
+
 def _deleted(
-    api: AccountingProvider,
-    session: Session,
-    counted: list[tuple[ExportRow, date]],
-    name: ProviderName,
+    gone: Sequence[ExportRow], days: Mapping[str, date], name: ProviderName
 ) -> dict[str, list[tuple[Reason, date]]]:
-    """Per account, what each posted journal the provider no longer holds (deleted in QuickBooks, voided in
-    Xero) moved there, as its reason (the provider lacks it), with its date. Retrying the export posts it
-    again (``exports.retry``)."""
-    documents = {row.document_id: (row, day) for row, day in counted if row.document_id}
+    """Per account, what each posted journal the provider no longer holds moved there, as its reason (the
+    provider lacks it), with the journal's date (``days``, by export). Retrying the export posts it again
+    (``exports.retry``)."""
     found: dict[str, list[tuple[Reason, date]]] = {}
-    for document_id in sorted(api.journals_gone(session, sorted(documents))):
-        row, day = documents[document_id]
+    for row in gone:
+        day = days[row.export_id]
         subject = "true-up" if row.kind == "trueup" else f"{row.kind} {row.record_id}"
         note = (
-            f"export {row.export_id} ({subject}) posted journal {document_id} dated {day.isoformat()}, which "
-            f"is no longer in {PROVIDER_LABELS[name]} (deleted or voided there): retry the export to post it "
-            "again"
+            f"export {row.export_id} ({subject}) posted journal {row.document_id} dated {day.isoformat()}, "
+            f"which is no longer in {PROVIDER_LABELS[name]} (deleted or voided there): retry the export to "
+            "post it again"
         )
         for account_id, amount in books.change_of(str(row.plan)).items():
             reason = Reason(kind="deleted_in_provider", amount=-amount, note=note, export_id=row.export_id)
@@ -570,8 +616,18 @@ def _quantities(
                 not_in_quickbooks=only_here,
                 difference=difference,
                 unexplained=unexplained,
+                deleted_in_quickbooks=ZERO,
             )
         )
+    gone: list[ExportRow] = []
+    if any(i.unexplained for i in items):  # perhaps an adjustment of Partsemble's deleted in QuickBooks
+        ours = [
+            r
+            for r in export_store.list_exports(organisation_id)
+            if r.plan_type == "adjustment" and r.plan and domain.of_company(r.plan_tenant, company)
+        ]
+        gone = _gone(api, session, ours)
+        items = _less_deleted(items, gone)
     notes = [
         "QuickBooks Online values inventory adjustments itself (its own cost of each item) and books cost of "
         "goods sold from its invoices, so value is QuickBooks' in this mode; Partsemble checks quantities.",
@@ -585,14 +641,16 @@ def _quantities(
         "credit memo's units back in stock; record their disposal in QuickBooks with an inventory "
         "adjustment), and units Partsemble holds that this company's QuickBooks has not from it "
         "(not_in_quickbooks: adjustments not posted yet, or stock adjusted into the company connected before "
-        "a switch). What is left (unexplained: QuickBooks' quantity against its starting quantity, "
+        "a switch), and the units of Partsemble's adjustments deleted in QuickBooks (deleted_in_quickbooks: "
+        "retry each export named in deleted to post it again). What is left (unexplained: QuickBooks' "
+        "quantity against its starting quantity, "
         "Partsemble's posted adjustments and the sales read from it) is usually an adjustment made in "
         "QuickBooks (record it in Partsemble as a receipt, or correct it in QuickBooks) or a sale entered "
         "in QuickBooks that Partsemble has not read yet.",
     ]
     status: Literal["balanced", "explained", "discrepancy"] = (
         "discrepancy"
-        if any(i.unexplained for i in items)
+        if gone or any(i.unexplained for i in items)
         else "explained"
         if any(i.difference for i in items)
         else "balanced"
@@ -605,7 +663,28 @@ def _quantities(
         accounts=[],
         items=items,
         notes=notes,
+        deleted=_as_deleted(gone),
     )
+
+
+def _less_deleted(items: list[ItemQuantity], gone: Sequence[ExportRow]) -> list[ItemQuantity]:
+    """The items with the units of Partsemble's adjustments deleted in QuickBooks (``gone``) named, and out
+    of what is unexplained: QuickBooks no longer counts them."""
+    deleted: dict[str, Decimal] = {}
+    for row in gone:
+        for line in InventoryAdjustment.model_validate_json(str(row.plan)).lines:
+            deleted[line.item_id] = deleted.get(line.item_id, ZERO) + line.quantity_diff
+    return [
+        i.model_copy(
+            update={
+                "deleted_in_quickbooks": deleted.get(i.item_id, ZERO),
+                "unexplained": None
+                if i.unexplained is None
+                else i.unexplained + deleted.get(i.item_id, ZERO),
+            }
+        )
+        for i in items
+    ]
 
 
 def check_once_a_day(connection: connection_store.Connection, now: datetime) -> bool:

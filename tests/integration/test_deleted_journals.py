@@ -121,3 +121,45 @@ def test_a_journal_deleted_in_the_provider_is_named_and_posted_again_by_a_retry(
     assert repeated.status == 409, repeated.body
     Poller(aws).drain()
     assert len(live_journals(sandboxes, provider)) == 2
+
+
+def test_an_inventory_adjustment_deleted_in_quickbooks_is_named_and_posted_again_by_a_retry(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """QBO inventory mode: QuickBooks no longer counts the units of a deleted adjustment of Partsemble's. The
+    quantity check names them and the adjustment, not as unexplained, and a retry adjusts them in again."""
+    bracket = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bracket"]
+    line = {"product_id": bracket, "quantity": "6", "unit_cost": "2.00"}
+    body = {"received_at": "2026-11-02T09:00:00-08:00", "lines": [line]}
+    receipt = ok(api.call("POST", "/receipts", json_body=body), 201)["receipt"]["receipt_id"]
+    Poller(aws).drain()
+    first = posted(api)[receipt]
+    assert (first["status"], first["document_type"]) == ("posted", "InventoryAdjustment")
+    calls = sandboxes.qbo.call_count()
+    earlier = ok(api.call("GET", "/reconciliation"))
+    check_calls = sandboxes.qbo.call_count() - calls
+    assert earlier["deleted"] == [] and earlier["status"] == "explained"  # the demo company's own stock
+    items = {i["item_id"]: i for i in earlier["items"]}
+    bracket_item = next(i for i in items.values() if i["product_id"] == bracket)
+    assert D(bracket_item["unexplained"]) == 0
+
+    sandboxes.qbo.delete_record(DEMO_REALM_ID, "InventoryAdjustment", first["document_id"])
+    calls = sandboxes.qbo.call_count()
+    found = ok(api.call("GET", "/reconciliation"))
+    assert sandboxes.qbo.call_count() - calls == check_calls + 1  # one query of the adjustments by id
+    assert found["status"] == "discrepancy"
+    (gone,) = found["deleted"]
+    assert (gone["export_id"], gone["document_id"]) == (first["export_id"], first["document_id"])
+    now = next(i for i in found["items"] if i["product_id"] == bracket)
+    assert D(now["provider_quantity"]) == D(bracket_item["provider_quantity"]) - 6
+    assert (D(now["deleted_in_quickbooks"]), D(now["unexplained"])) == (D(6), D(0))
+    assert D(now["not_in_quickbooks"]) == D(bracket_item["not_in_quickbooks"])
+
+    again = ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    assert again["status"] == "pending" and "inventory adjustment" in again["last_error"]
+    Poller(aws).drain()
+    reposted = posted(api)[receipt]
+    assert reposted["status"] == "posted" and reposted["document_id"] != first["document_id"]
+    after = ok(api.call("GET", "/reconciliation"))
+    assert after["deleted"] == [] and after["status"] == "explained"
+    assert next(i for i in after["items"] if i["product_id"] == bracket) == bracket_item

@@ -164,10 +164,10 @@ class QboProvider(CompanyReads):
             self.client, self.urls, session, adjustment, idempotency_key=idempotency_key
         )
 
-    def journals_gone(self, session: Session, document_ids: Sequence[str]) -> set[str]:
+    def documents_gone(self, session: Session, document_type: str, document_ids: Sequence[str]) -> set[str]:
         from shared.providers.qbo import postings
 
-        return postings.journals_gone(self.api, session, document_ids)
+        return postings.documents_gone(self.api, session, document_type, document_ids)
 
     def find_posting(
         self, session: Session, posting: Posting, *, since: datetime, until: datetime

@@ -129,11 +129,17 @@ def find_posting(
     return _document(api.urls, entity, min(marked.values(), key=lambda r: int(r["Id"])))
 
 
-def journals_gone(api: QboApi, session: Session, document_ids: Iterable[str]) -> set[str]:
-    """Of these journal entries, the ones the company no longer has: deleted in QuickBooks (a deleted entry
-    is gone from queries; QBO has no void for journal entries)."""
+def documents_gone(
+    api: QboApi, session: Session, document_type: str, document_ids: Iterable[str]
+) -> set[str]:
+    """Of these journal entries or inventory adjustments (``document_type``: the entity), the ones the company
+    no longer has: deleted in QuickBooks (a deleted transaction is gone from queries; QBO voids neither).
+    ``Id`` is filterable on both (Intuit's JournalEntry reference; for InventoryAdjustment, CData's QBO
+    driver: see ``find_posting``)."""
     wanted = set(document_ids)
-    return wanted - api.present(session, JOURNAL, wanted)
+    if document_type not in LINK_PATHS or not wanted:
+        return set()
+    return wanted - api.present(session, document_type, wanted)
 
 
 def _carries(record: dict[str, Any], marker: str) -> bool:

@@ -217,9 +217,11 @@ class XeroProvider(CompanyReads):
     ) -> PostedDocument:
         raise ProviderRejected(self.name, "Xero has no inventory adjustments; exports to Xero are journals")
 
-    def journals_gone(self, session: Session, document_ids: Sequence[str]) -> set[str]:
+    def documents_gone(self, session: Session, document_type: str, document_ids: Sequence[str]) -> set[str]:
         from shared.providers.xero import postings
 
+        if document_type != postings.MANUAL_JOURNAL:  # the only documents exports make in Xero
+            return set()
         return postings.journals_gone(self.api, session, document_ids)
 
     def find_posting(
