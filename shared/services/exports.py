@@ -623,16 +623,20 @@ def retry(
     replan = item.status == "failed" and item.plan is not None and not item.unsure
     if post_on is not None:
         _check_post_on(organisation_id, item, post_on, replan, moment)
+    redated = None
     if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
         store.forget_plan(organisation_id, export_id)
     elif replan and item.kind != "trueup":  # never reached the provider: plan it on today's values
         books.unplan(organisation_id, item, (current.tenant_id or "") if current else "")
+    elif replan and post_on is not None and item.plan:  # a true-up keeps its plan: dated later in it
+        redated = posted_on(books.stored_journal(item.plan), post_on).model_dump_json()
     if store.requeue(
         organisation_id,
         export_id,
         from_statuses=("failed", "pending"),
         at=moment.isoformat(),
         post_on=post_on.isoformat() if post_on else None,
+        plan=redated,
     ):
         deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
     return (store.get_export(organisation_id, export_id) or item).view()

@@ -334,29 +334,36 @@ def requeue(
     at: str,
     post_on: str | None = None,
     gone: Gone | None = None,
+    plan: str | None = None,
 ) -> bool:
     """pending again (a retry, a resumed wait), only from one of ``from_statuses``, and back in the outbox
     until its message is queued (``queue.deliver``); ``post_on`` dates its document later (its own date is
     locked in the provider). ``gone``: a posted export whose document the provider no longer has, still
     that document (another retry did not post it again meanwhile), posted again as planned: its document is
-    forgotten and it is marked unsure, so its worker searches for the marker before it posts."""
+    forgotten and it is marked unsure, so its worker searches for the marker before it posts. ``plan``: the
+    kept plan, dated ``post_on`` (a true-up's: it is not planned anew)."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
     dated = {":post_on": post_on} if post_on else {}
     outbox = outbox_index(at, organisation_id, export_id)
     sets = "#s = :pending, dead_lettered = :false, updated_at = :at, gsi1pk = :outbox, gsi1sk = :outbox_at"
     condition = f"#s IN ({', '.join(names)})"
     again: dict[str, Any] = {}
+    names_of = {"#s": "status"}
+    if plan is not None:
+        sets += ", #p = :plan"
+        names_of["#p"] = "plan"
+        again[":plan"] = plan
     if gone is not None:
         sets += ", unsure = :true, adopted = :false, last_error = :why"
         sets += " REMOVE document_id, document_type, document_link, posted_at"
         condition += " AND document_id = :gone"
-        again = {":true": True, ":why": gone.why, ":gone": gone.document_id}
+        again |= {":true": True, ":why": gone.why, ":gone": gone.document_id}
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression=f"SET {sets}" if not post_on else f"SET post_on = :post_on, {sets}",
             ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeNames=names_of,
             ExpressionAttributeValues={
                 ":pending": "pending",
                 ":false": False,
