@@ -30,6 +30,10 @@ from tests.integration.test_books import (
     statuses,
 )
 from tests.integration.test_deleted_journals import live_journals, posted, remove, sandbox
+from tests.integration.test_disconnect import (
+    _switch_to_a_company_with_the_demo_chart,
+    back_to_the_demo_company,
+)
 from tests.integration.test_exports import ok, setup_qbo, setup_xero
 
 __all__ = ["minutes_clock"]  # the fixture, used by name
@@ -38,7 +42,9 @@ D = Decimal
 PROVIDERS = {"qbo": QboProvider, "xero": XeroProvider}
 
 
-def one_posted_receipt(api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str) -> Any:
+def one_posted_receipt(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
+) -> Any:
     """R-1 (5.00) and R-2 (1.00) posted; the books check as it is then (status, accounts)."""
     if provider == "qbo":
         part = setup_qbo(api, sandboxes)["bracket"]
@@ -149,7 +155,7 @@ def test_a_journal_voided_in_a_period_locked_since_is_posted_again_on_a_day_chos
 ) -> None:
     """Voided in Xero, then the period locked: the repost is refused and fails saying so (the books name it
     as not posted), and a retry with ``post_on`` posts it once, on that day."""
-    status, before = one_posted_receipt(api, aws, sandboxes, minutes, "xero")
+    _, before = one_posted_receipt(api, aws, sandboxes, minutes, "xero")
     first = posted(api)["R-1"]
     remove(sandboxes, "xero", first["document_id"])
     sandboxes.xero.set_lock_dates(AU_TENANT_ID, period_lock_date="2026-11-05")
@@ -280,7 +286,9 @@ def test_a_posted_inventory_adjustment_is_not_posted_again(
 
 def journal_day(sandboxes: Sandboxes, journal_id: str) -> date:
     (journal,) = [
-        j for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals") if j["ManualJournalID"] == journal_id
+        j
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == journal_id
     ]
     ms = int(journal["Date"].removeprefix("/Date(").split("+")[0].rstrip(")/"))
     return datetime.fromtimestamp(ms / 1000, UTC).date()
@@ -322,3 +330,104 @@ def test_a_voided_true_up_in_a_period_locked_since_is_posted_again_on_a_day_chos
     minutes.next()
     found, accounts = reconciled(api)
     assert found in ("balanced", "explained") and explained(accounts), accounts
+
+
+@pytest.mark.parametrize("provider", ["qbo", "xero"])
+def test_the_provider_down_during_the_books_checks_search_answers_503_and_changes_nothing(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
+) -> None:
+    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
+    first = posted(api)["R-1"]
+    remove(sandboxes, provider, first["document_id"])
+    minutes.next()
+    path = f"/v3/company/{DEMO_REALM_ID}/query" if provider == "qbo" else "/api.xro/2.0/ManualJournals"
+    sandbox(sandboxes, provider).inject("503", method="GET", path_prefix=path, count=50)
+    down = api.call("GET", "/reconciliation")
+    assert down.status == 503, down.body
+    sandbox(sandboxes, provider).faults.clear()
+    after = posted(api)["R-1"]
+    assert (after["status"], after["document_id"]) == ("posted", first["document_id"])
+    minutes.next()
+    found, accounts = reconciled(api)
+    assert found == "discrepancy" and explained(accounts), accounts
+    assert before[0] != found
+
+
+def test_a_journal_a_person_entered_again_with_its_marker_is_adopted_not_posted_twice(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Deleted in QuickBooks, then entered again by hand with the same number (the export's marker): the
+    retry's worker finds it by the marker and takes it as the export's journal."""
+    before = one_posted_receipt(api, aws, sandboxes, minutes, "qbo")
+    first = posted(api)["R-1"]
+    (journal,) = [
+        j
+        for j in sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+        if j["Id"] == first["document_id"]
+    ]
+    remove(sandboxes, "qbo", first["document_id"])
+    copy = {k: v for k, v in journal.items() if k not in ("Id", "SyncToken", "MetaData")}
+    by_hand = sandboxes.qbo.create_record(DEMO_REALM_ID, "JournalEntry", copy)
+    minutes.next()
+    ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    minutes.next()
+    Poller(aws).drain()
+    again = posted(api)["R-1"]
+    assert again["status"] == "posted" and again["document_id"] == str(by_hand["Id"]), again
+    assert len(live_journals(sandboxes, "qbo")) == 2
+    minutes.next()
+    assert reconciled(api) == before
+
+
+def test_a_posted_journal_is_not_posted_again_into_another_company(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Deleted in the demo company, then the organisation switched to another QuickBooks company: the retry
+    refuses (409) and posts nothing anywhere; back in the demo company, it posts it there once."""
+    before = one_posted_receipt(api, aws, sandboxes, minutes, "qbo")
+    first = posted(api)["R-1"]
+    remove(sandboxes, "qbo", first["document_id"])
+    second = _switch_to_a_company_with_the_demo_chart(api, sandboxes)
+    minutes.next()
+    refused = api.call("POST", f"/exports/{first['export_id']}/retry")
+    assert refused.status == 409, refused.body
+    Poller(aws).drain()
+    assert posted(api)["R-1"]["document_id"] == first["document_id"]
+    assert sandboxes.qbo.list_records(second.realm_id, "JournalEntry") == []
+    assert len(live_journals(sandboxes, "qbo")) == 1
+
+    back_to_the_demo_company(api, sandboxes)
+    minutes.next()
+    ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    minutes.next()
+    Poller(aws).drain()
+    assert len(live_journals(sandboxes, "qbo")) == 2
+    assert sandboxes.qbo.list_records(second.realm_id, "JournalEntry") == []
+    minutes.next()
+    assert reconciled(api) == before
+
+
+def test_a_draft_copy_of_a_voided_journal_is_not_taken_for_its_repost(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Voided in Xero, then copied to a draft (Xero's 'Copy' keeps the narration, so the marker): a draft is
+    not in the books, so the retry posts the journal again, and the books hold it once."""
+    before = one_posted_receipt(api, aws, sandboxes, minutes, "xero")
+    first = posted(api)["R-1"]
+    (journal,) = [
+        j
+        for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
+        if j["ManualJournalID"] == first["document_id"]
+    ]
+    remove(sandboxes, "xero", first["document_id"])
+    copy = {k: v for k, v in journal.items() if k in ("Narration", "Date", "JournalLines", "LineAmountTypes")}
+    draft = sandboxes.xero.add_record(AU_TENANT_ID, "ManualJournals", {**copy, "Status": "DRAFT"})
+    minutes.next()
+    ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    minutes.next()
+    Poller(aws).drain()
+    again = posted(api)["R-1"]
+    assert again["status"] == "posted" and again["document_id"] != draft["ManualJournalID"], again
+    assert len(live_journals(sandboxes, "xero")) == 2  # posted ones: R-1's again and R-2's
+    minutes.next()
+    assert reconciled(api) == before

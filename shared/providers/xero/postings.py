@@ -23,6 +23,7 @@ from shared.providers.xero.mapping import where_literal
 
 MANUAL_JOURNAL = "ManualJournal"
 GONE = ("DELETED", "VOIDED")
+NOT_IN_BOOKS = (*GONE, "DRAFT")  # a draft (a copy of a voided journal keeps its marker) posts nothing
 
 
 def _url(urls: ProviderUrls) -> str:
@@ -74,7 +75,7 @@ def post_journal(
 def find_posting(
     client: httpx.Client, urls: ProviderUrls, session: Session, journal: Journal
 ) -> PostedDocument | None:
-    """The live manual journal carrying this journal's marker, if one was created."""
+    """The live manual journal carrying this journal's marker, if one was created (posted: not a draft)."""
     resp = call(
         client,
         session,
@@ -88,7 +89,7 @@ def find_posting(
     found = [
         j
         for j in decimal_json(resp, "xero").get("ManualJournals", [])
-        if marker_tag(journal.marker) in str(j.get("Narration", "")) and j.get("Status") not in GONE
+        if marker_tag(journal.marker) in str(j.get("Narration", "")) and j.get("Status") not in NOT_IN_BOOKS
     ]
     return _document(found[0]) if found else None
 
