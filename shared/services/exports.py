@@ -576,6 +576,11 @@ def retry(
     meant = item.attempted_provider
     current = sessions.in_use(organisation_id)
     if item.status == "posted":
+        if post_on is not None:  # posted again as it was planned; a refusal for a locked period is retried
+            raise Conflict(
+                f"export {export_id} is posted ({item.document_type} {item.document_id}); its date can't "
+                "change. Retry it as it is (if its period is locked, retry with a later date once that fails)"
+            )
         return _post_again(organisation_id, item, current, moment)
     if meant and current and current.provider != meant:  # never silently to another provider's books
         raise Conflict(

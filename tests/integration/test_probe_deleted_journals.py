@@ -182,6 +182,10 @@ def test_a_journal_voided_in_a_period_locked_since_is_posted_again_on_a_day_chos
     assert {a: D(v["provider_balance"] or 0) for a, v in accounts.items()} == {
         a: D(v["provider_balance"] or 0) for a, v in before.items()
     }
+    minutes.next()
+    found, then = reconciled(api, "2026-11-05")  # received then, in the books from 6 November: named
+    assert found == "explained" and explained(then), then
+    assert "posted_later" in {r["kind"] for a in then.values() for r in a["reasons"]}
 
 
 def test_a_voided_true_up_is_named_as_the_true_up_and_posted_again(
@@ -330,6 +334,9 @@ def test_a_voided_true_up_in_a_period_locked_since_is_posted_again_on_a_day_chos
     minutes.next()
     found, accounts = reconciled(api)
     assert found in ("balanced", "explained") and explained(accounts), accounts
+    minutes.next()
+    found, then = reconciled(api, day.isoformat())  # the true-up's own day: it corrects that day later
+    assert found == "explained" and explained(then), then
 
 
 @pytest.mark.parametrize("provider", ["qbo", "xero"])
@@ -431,3 +438,23 @@ def test_a_draft_copy_of_a_voided_journal_is_not_taken_for_its_repost(
     assert len(live_journals(sandboxes, "xero")) == 2  # posted ones: R-1's again and R-2's
     minutes.next()
     assert reconciled(api) == before
+
+
+def test_a_later_date_for_a_voided_journal_is_refused_not_ignored(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Asked to post a voided journal again on a later day: refused (409) rather than posted on its own day,
+    and nothing changes; the retry as it is still posts it."""
+    one_posted_receipt(api, aws, sandboxes, minutes, "xero")
+    first = posted(api)["R-1"]
+    remove(sandboxes, "xero", first["document_id"])
+    minutes.next()
+    dated = api.call("POST", f"/exports/{first['export_id']}/retry?post_on=2026-11-06")
+    assert dated.status == 409, dated.body
+    Poller(aws).drain()
+    after = posted(api)["R-1"]
+    assert (after["status"], after["document_id"]) == ("posted", first["document_id"])
+    ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    minutes.next()
+    Poller(aws).drain()
+    assert len(live_journals(sandboxes, "xero")) == 2
