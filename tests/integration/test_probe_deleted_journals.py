@@ -34,6 +34,7 @@ from tests.integration.test_disconnect import (
     _switch_to_a_company_with_the_demo_chart,
     back_to_the_demo_company,
 )
+from tests.integration.test_export_faults import WRITE_METHODS, WRITES, deliver
 from tests.integration.test_exports import ok, setup_qbo, setup_xero
 
 __all__ = ["minutes_clock"]  # the fixture, used by name
@@ -458,3 +459,24 @@ def test_a_later_date_for_a_voided_journal_is_refused_not_ignored(
     minutes.next()
     Poller(aws).drain()
     assert len(live_journals(sandboxes, "xero")) == 2
+
+
+@pytest.mark.parametrize("provider", ["qbo", "xero"])
+def test_a_repost_whose_answer_is_lost_is_found_by_its_marker_not_posted_twice(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
+) -> None:
+    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
+    first = posted(api)["R-1"]
+    remove(sandboxes, provider, first["document_id"])
+    minutes.next()
+    sandbox(sandboxes, provider).inject(
+        "lost_response", method=WRITE_METHODS[provider], path_prefix=WRITES[provider]
+    )
+    ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
+    minutes.next()
+    assert deliver(aws) == 2  # the answer lost, then found by its marker
+    again = posted(api)["R-1"]
+    assert again["status"] == "posted" and again["document_id"] != first["document_id"], again
+    assert len(live_journals(sandboxes, provider)) == 2
+    minutes.next()
+    assert reconciled(api) == before
