@@ -480,3 +480,34 @@ def test_a_repost_whose_answer_is_lost_is_found_by_its_marker_not_posted_twice(
     assert len(live_journals(sandboxes, provider)) == 2
     minutes.next()
     assert reconciled(api) == before
+
+
+def test_a_voided_build_corrected_by_a_true_up_meanwhile_is_posted_again_at_its_planned_values(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A build's journal voided, then a back-dated receipt re-costs it and a true-up corrects it: posted
+    again as it was planned, the two hold its value now, once."""
+    parts = setup_xero(api, sandboxes)
+    receive(api, "R-2", "2026-11-05T09:00:00Z", parts["blank"], "10", "1")
+    build_brackets(api, parts, "B1", 6, "5")
+    minutes.next()
+    Poller(aws).drain()
+    build = posted(api)["B1"]
+    remove(sandboxes, "xero", build["document_id"])
+    receive(api, "R-1", "2026-11-03T09:00:00Z", parts["blank"], "10", "2")  # the build now costs 10.00
+    minutes.next()
+    Poller(aws).drain()
+    assert statuses(api)["trueup"] == ["posted"]
+    minutes.next()
+    found, accounts = reconciled(api)
+    assert found == "discrepancy" and explained(accounts), accounts
+
+    ok(api.call("POST", f"/exports/{build['export_id']}/retry"))
+    minutes.next()
+    Poller(aws).drain()
+    assert posted(api)["B1"]["status"] == "posted"
+    assert statuses(api)["trueup"] == ["posted"]  # nothing more to correct
+    minutes.next()
+    found, accounts = reconciled(api)
+    assert found == "balanced" and explained(accounts), accounts
+    assert D(accounts["632"]["provider_balance"]) == D(accounts["632"]["subledger"]) == D("10.00")
