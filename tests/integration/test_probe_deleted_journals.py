@@ -81,21 +81,21 @@ def test_a_second_click_while_the_first_retry_checks_posts_one_journal(
     remove(sandboxes, provider, first["document_id"])
     minutes.next()
 
-    real = PROVIDERS[provider].journals_gone
+    real = PROVIDERS[provider].documents_gone
     clicks: list[str] = []
 
-    def checked_while_another_click_posts(self: Any, session: Any, ids: Any) -> set[str]:
-        gone = real(self, session, ids)
+    def checked_while_another_click_posts(self: Any, session: Any, kind: str, ids: Any) -> set[str]:
+        gone = real(self, session, kind, ids)
         if not clicks:  # the other click checks, requeues and its worker posts, before this one requeues
             clicks.append("the other")
             exports.retry("org-a", first["export_id"])
             Poller(aws).drain()
         return gone
 
-    monkeypatch.setattr(PROVIDERS[provider], "journals_gone", checked_while_another_click_posts)
+    monkeypatch.setattr(PROVIDERS[provider], "documents_gone", checked_while_another_click_posts)
     late = api.call("POST", f"/exports/{first['export_id']}/retry")
     assert late.status in (200, 409), late.body
-    monkeypatch.setattr(PROVIDERS[provider], "journals_gone", real)
+    monkeypatch.setattr(PROVIDERS[provider], "documents_gone", real)
     minutes.next()
     Poller(aws).drain()
 
@@ -267,26 +267,6 @@ def test_cost_of_goods_sold_voided_before_the_year_start_leaves_no_unexplained_e
     Poller(aws).drain()
     minutes.next()
     assert reconciled(api, "2026-11-30") == before
-
-
-def test_a_posted_inventory_adjustment_is_not_posted_again(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
-) -> None:
-    """QBO inventory mode posts adjustments, not journals: deleted or not, a retry refuses (409) and posts
-    nothing."""
-    part = setup_qbo(api, sandboxes, mode="inventory_adjustments")["bracket"]
-    receive(api, "R-1", "2026-11-02T09:00:00-08:00", part, "4", "1.25")
-    minutes.next()
-    Poller(aws).drain()
-    (export,) = ok(api.call("GET", "/exports"))["items"]
-    assert export["status"] == "posted"
-    refused = api.call("POST", f"/exports/{export['export_id']}/retry")
-    assert refused.status == 409 and "already posted" in refused.json()["message"], refused.body
-    sandboxes.qbo.delete_record(DEMO_REALM_ID, "InventoryAdjustment", export["document_id"])
-    refused = api.call("POST", f"/exports/{export['export_id']}/retry")
-    assert refused.status == 409 and "already posted" in refused.json()["message"], refused.body
-    Poller(aws).drain()
-    assert sandboxes.qbo.list_records(DEMO_REALM_ID, "InventoryAdjustment") == []
 
 
 def journal_day(sandboxes: Sandboxes, journal_id: str) -> date:
