@@ -53,21 +53,28 @@ def live_journals(sandboxes: Sandboxes, provider: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("provider", ["qbo", "xero"])
-def test_a_journal_deleted_in_the_provider_is_named_and_posted_again_by_a_retry(
+def two_receipts_posted(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
 ) -> None:
+    """R-1 (5.00) and R-2 (1.00) received and their journals posted to the provider's demo company."""
     if provider == "qbo":
         part = setup_qbo(api, sandboxes)["bracket"]
         at = "2026-11-02T09:00:00-08:00"
     else:
         part = setup_xero(api, sandboxes)["bolt"]
         at = "2026-11-02T09:00:00Z"
-    receive(api, "R-1", at, part, "4", "1.25")  # 5.00
-    receive(api, "R-2", at.replace("09:", "10:"), part, "2", "0.50")  # 1.00
+    receive(api, "R-1", at, part, "4", "1.25")
+    receive(api, "R-2", at.replace("09:", "10:"), part, "2", "0.50")
     minutes.next()
     Poller(aws).drain()
     minutes.next()
+
+
+@pytest.mark.parametrize("provider", ["qbo", "xero"])
+def test_a_journal_deleted_in_the_provider_is_named_and_posted_again_by_a_retry(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
+) -> None:
+    two_receipts_posted(api, aws, sandboxes, minutes, provider)
     calls = sandbox(sandboxes, provider).call_count()
     status, earlier = reconciled(api)
     check_calls = sandbox(sandboxes, provider).call_count() - calls

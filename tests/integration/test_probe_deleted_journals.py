@@ -29,13 +29,19 @@ from tests.integration.test_books import (
     sell_bolts,
     statuses,
 )
-from tests.integration.test_deleted_journals import live_journals, posted, remove, sandbox
+from tests.integration.test_deleted_journals import (
+    live_journals,
+    posted,
+    remove,
+    sandbox,
+    two_receipts_posted,
+)
 from tests.integration.test_disconnect import (
     _switch_to_a_company_with_the_demo_chart,
     back_to_the_demo_company,
 )
 from tests.integration.test_export_faults import WRITE_METHODS, WRITES, deliver
-from tests.integration.test_exports import ok, setup_qbo, setup_xero
+from tests.integration.test_exports import ok, setup_xero
 
 __all__ = ["minutes_clock"]  # the fixture, used by name
 
@@ -47,17 +53,7 @@ def one_posted_receipt(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
 ) -> Any:
     """R-1 (5.00) and R-2 (1.00) posted; the books check as it is then (status, accounts)."""
-    if provider == "qbo":
-        part = setup_qbo(api, sandboxes)["bracket"]
-        at = "2026-11-02T09:00:00-08:00"
-    else:
-        part = setup_xero(api, sandboxes)["bolt"]
-        at = "2026-11-02T09:00:00Z"
-    receive(api, "R-1", at, part, "4", "1.25")
-    receive(api, "R-2", at.replace("09:", "10:"), part, "2", "0.50")
-    minutes.next()
-    Poller(aws).drain()
-    minutes.next()
+    two_receipts_posted(api, aws, sandboxes, minutes, provider)
     return reconciled(api)
 
 
