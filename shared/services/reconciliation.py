@@ -708,15 +708,8 @@ def check_once_a_day(connection: connection_store.Connection, now: datetime) -> 
         return False
     unexplained = {a.code or a.account_id: str(a.unexplained) for a in result.accounts if a.unexplained}
     unexplained |= {i.label: str(i.unexplained) for i in result.items if i.unexplained}
-    # the exports whose journals were deleted or voided in the provider: retrying each posts it again
-    gone = sorted(
-        {
-            r.export_id
-            for a in result.accounts
-            for r in a.reasons
-            if r.kind == "deleted_in_provider" and r.export_id
-        }
-    )
+    # the exports whose documents were deleted or voided in the provider (either mode): retry each to post it
+    gone = [d.export_id for d in result.deleted]
     logger.warning(
         "books out of balance",
         extra={"organisation_id": organisation, "accounts": unexplained, "deleted_in_provider": gone},
