@@ -104,9 +104,10 @@ VIRTUAL_START = 1_800_000_000.0  # a rate-budget window starts here
 
 @pytest.fixture
 def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """Retries and pacing wait through this list instead of the clock: each wait moves a virtual clock that
-    the rate budget reads, which starts at the beginning of one of its windows, so whether pacing steps in
-    never depends on the machine's speed."""
+    """Retries wait through this list instead of the clock, and pacing waits outside it: each wait moves a
+    virtual clock that the rate budget reads, which starts at the beginning of one of its windows, so whether
+    pacing steps in never depends on the machine's speed (only on the retries' jitter, which the list's
+    count therefore never depends on)."""
     from shared.providers import http
     from shared.services import sessions
     from shared.store.rate_budget import DynamoRateBudget
@@ -118,7 +119,11 @@ def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
         waits.append(seconds)
         now[0] += seconds
 
+    def pace(seconds: float) -> None:
+        now[0] += seconds
+
     monkeypatch.setattr(http, "sleep", sleep)
+    monkeypatch.setattr(http, "pace", pace)
     monkeypatch.setattr(sessions, "DynamoRateBudget", lambda: DynamoRateBudget(clock=lambda: now[0]))
     yield waits
 
