@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 
 import pytest
@@ -21,6 +21,8 @@ from shared.domain.ledger import (
     ReceiptIn,
     SaleOut,
     SaleReturn,
+    in_order,
+    order_key,
 )
 from shared.money import COST_CONTEXT, ZERO, total
 
@@ -233,6 +235,31 @@ def test_fast_recosting_after_edits_equals_a_full_replay() -> None:
         else:  # delete or void whatever it was
             ledger.replace_document(victim.document_id, [])
         assert state(ledger) == state(Ledger(ledger.movements())), f"diverged at step {step}"
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 4), st.sampled_from([0, 1, -8]), st.integers(0, 2), st.integers(0, 99)),
+        max_size=60,
+    )
+)
+def test_the_replay_order_is_the_order_of_the_whole_key_however_many_times_are_equal(
+    picks: list[tuple[int, int, int, int]],
+) -> None:
+    """Sorted by time, then runs of equal times by the whole key: the order sorting by the key at once gives,
+    also when one instant is written in other time zones (equal times, other objects)."""
+    movements = [
+        SaleOut(
+            movement_id=f"m{n:02}",
+            document_id=f"d{n}",
+            at=(T0 + timedelta(hours=hour)).astimezone(timezone(timedelta(hours=zone))),
+            seq=seq,
+            product_id="A",
+            quantity=D(1),
+        )
+        for hour, zone, seq, n in picks
+    ]
+    assert [order_key(m) for m in in_order(iter(movements))] == sorted(map(order_key, movements))
 
 
 def test_a_first_replay_with_a_repeated_movement_or_lot_id_is_refused() -> None:
