@@ -286,10 +286,10 @@ def _restore(mark: _Mark | None, made: list[Draw]) -> deque[_Lot]:
     return layers
 
 
-# a product being replayed: its layers, its stream (refilled as it is replayed), its results, its checkpoints,
-# the lots it made (in the order made, as made), its results by stream index
+# a product being replayed: its layers, its stream (refilled as it is replayed), its results' indexes by
+# movement id, its checkpoints, the lots it made (in the order made, as made), its results by stream index
 _State = tuple[
-    deque[_Lot], list[AnyMovement], dict[str, _Recorded], dict[int, _Mark], list[Draw], list[_Recorded | None]
+    deque[_Lot], list[AnyMovement], dict[str, int], dict[int, _Mark], list[Draw], list[_Recorded | None]
 ]
 
 
@@ -303,7 +303,7 @@ class _Fresh(dict[str, _State]):
     def __missing__(self, product_id: str) -> _State:
         ledger = self._ledger
         state = self[product_id] = (
-            ledger._layers[product_id], ledger._streams[product_id], ledger._results[product_id],
+            ledger._layers[product_id], ledger._streams[product_id], ledger._positions[product_id],
             ledger._checkpoints[product_id], ledger._made[product_id], ledger._recorded[product_id],
         )  # fmt: skip
         return state
@@ -329,10 +329,11 @@ class Ledger:
         # per product: stream index -> the layers just before that movement, every `checkpoint_every`
         self._checkpoints: dict[str, dict[int, _Mark]] = defaultdict(dict)
         self._made: dict[str, list[Draw]] = defaultdict(list)  # per product, the lots it made, as made
-        self._results: dict[str, dict[str, _Recorded]] = defaultdict(dict)  # per product, by movement id
-        # per product, the same results by stream index (None for a receipt or waste), for re-pricing to
-        # search; and each lot's index in its product's lots made and in its stream
+        # per product, the results by stream index (None for a receipt or waste), for re-pricing to search and
+        # rewrite in place; the index of each movement with a result, by id (a re-pricing leaves it as it is);
+        # and each lot's index in its product's lots made and in its stream
         self._recorded: dict[str, list[_Recorded | None]] = defaultdict(list)
+        self._positions: dict[str, dict[str, int]] = defaultdict(dict)
         self._made_at: dict[str, tuple[int, int]] = {}
         # document id -> its movement id(s), built when a document is first looked up (an edit, a void, a
         # build); until then a replay only notes each movement's document id, in the order of `_movements`
@@ -367,9 +368,17 @@ class Ledger:
         return {
             (movement_id, p): result[1]
             for p in product_ids
-            for movement_id, result in self._results.get(p, {}).items()
+            for movement_id, result in self._results_of(p)
             if type(result) is _Result and result[1]
         }
+
+    def _result(self, product_id: str, movement_id: str) -> _Recorded:
+        return self._recorded[product_id][self._positions[product_id][movement_id]]  # type: ignore[return-value]
+
+    def _results_of(self, product_id: str) -> Iterator[tuple[str, _Recorded]]:
+        recorded = self._recorded.get(product_id, [])
+        for movement_id, at in self._positions.get(product_id, {}).items():
+            yield movement_id, recorded[at]  # type: ignore[misc]
 
     def layers(self, product_id: str) -> tuple[Layer, ...]:
         lots = self._lots
@@ -408,7 +417,7 @@ class Ledger:
                 starts[p] = min(starts.get(p, MAX), order_key(m))
         for m in removed:
             for p in m.products():
-                self._results[p].pop(m.movement_id, None)
+                self._positions[p].pop(m.movement_id, None)
         reach, edges = self._spread(starts)
         order = self._downstream(starts, reach, edges)
         replayed = reach if order is None else starts
@@ -431,7 +440,7 @@ class Ledger:
             return Entry(
                 m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False
             )
-        cost, uncosted, incomplete, draws = _full(self._results[p][m.movement_id])
+        cost, uncosted, incomplete, draws = _full(self._result(p, m.movement_id))
         quantity = m.quantity
         if m.kind == "sale":
             kind = EntryKind.SALE_CONSUME
@@ -559,7 +568,7 @@ class Ledger:
                 for index in [i for i in checkpoints if i > first]:
                     del checkpoints[index]
             restart[p] = min(start, order_key(stream[first])) if first < len(stream) else start
-            done = self._results[p]
+            done = self._positions[p]
             for m in stream[first:]:  # recorded again as replayed: results stay in replay order
                 done.pop(m.movement_id, None)
                 if m.movement_id not in gone:
@@ -569,8 +578,8 @@ class Ledger:
             del recorded[first:]
             states[p] = (layers, stream, done, checkpoints, lots_made, recorded)
         dirty: dict[str, list[BuildRun]] = defaultdict(list)
-        every, results, movements, documents, unfiled, lots, returns, uses, made_at = (
-            self._every, self._results, self._movements, self._documents, self._unfiled, self._lots,
+        every, movements, documents, unfiled, lots, returns, uses, made_at = (
+            self._every, self._movements, self._documents, self._unfiled, self._lots,
             self._returns, self._uses, self._made_at,
         )  # fmt: skip
         fresh, clash = {m.movement_id for m in (() if everything else added)}, False
@@ -602,10 +611,11 @@ class Ledger:
                         if not len(stream) % every:
                             saved[len(stream)] = _mark(layers, lots_made, p in returns)
                         stream.append(m)
-                        done[movement_id] = result = _take(layers, c.quantity)
+                        done[movement_id] = len(recorded)
+                        result = _take(layers, c.quantity)
                         recorded.append(result)
                     else:
-                        result = results[p][movement_id]
+                        result = self._result(p, movement_id)
                     parts.append(result)
                 if not (everything or (made in states and key >= restart[made])):
                     dirty[made].append(m)
@@ -617,8 +627,8 @@ class Ledger:
                 stream.append(m)
                 # the finished lot costs exactly what its components cost
                 cost, lacking = _made(parts)
-                done[movement_id] = result = _new(_Result, (cost, ZERO, lacking, None))
-                recorded.append(result)
+                done[movement_id] = len(recorded)
+                recorded.append(_new(_Result, (cost, ZERO, lacking, None)))
                 lot = _new(Draw, (m.lot_id, m.quantity, cost, lacking))
                 layers.append(lot)
                 lots_made.append(lot)
@@ -628,8 +638,8 @@ class Ledger:
                 saved[len(stream)] = _mark(layers, lots_made, m.product_id in returns)
             stream.append(m)
             if type(m) is SaleOut:
-                done[movement_id] = result = _take(layers, m.quantity)
-                recorded.append(result)
+                done[movement_id] = len(recorded)
+                recorded.append(_take(layers, m.quantity))
                 if new and (sales := self._sales) is not None:  # built the first time a return needs it
                     sales[m.document_id, m.product_id].append(m)
             elif type(m) is ReceiptIn:
@@ -646,21 +656,24 @@ class Ledger:
                     self._returns[m.product_id] += 1
                     if m.sale_document_id and (sales := self._sales) is not None:
                         sales[m.sale_document_id, m.product_id].append(m)
-                recorded.append(self._return(m, layers, done))
+                done[movement_id] = len(recorded)
+                recorded.append(self._return(m, layers, done, recorded))
             else:  # waste: never in stock
                 recorded.append(None)
         if clash or (everything and len(movements) != len(added)):
             raise DuplicateMovement("an id is repeated")  # named by the check the caller then makes
         return dirty
 
-    def _return(self, m: SaleReturn, layers: deque[_Lot], done: dict[str, _Recorded]) -> _Recorded:
+    def _return(
+        self, m: SaleReturn, layers: deque[_Lot], done: dict[str, int], recorded: list[_Recorded | None]
+    ) -> _Recorded:
         """Undo the sale's consumption most-recently-consumed first: its uncosted tail, then its lots."""
         pieces: list[Draw] = []  # what the sale took, in the order it took it; lot "" is the uncosted part
         already, key = ZERO, order_key(m)  # already: what earlier credits of this sale took back
         sales = self._sales_index().get((m.sale_document_id or "", m.product_id), [])
         for earlier in sorted(sales, key=order_key):
             if order_key(earlier) < key:
-                _, uncosted, _, draws = _full(done[earlier.movement_id])
+                _, uncosted, _, draws = _full(recorded[done[earlier.movement_id]])  # type: ignore[arg-type]
                 if earlier.kind == "sale_return":
                     already += earlier.quantity
                 else:
@@ -674,7 +687,7 @@ class Ledger:
                 returned.append(piece._replace(quantity=take, cost=piece.cost * take / piece.quantity))
         cost = sum((d.cost for d in returned), ZERO)
         lacking = any(d.incomplete for d in returned)
-        done[m.movement_id] = result = _Result(cost, wanted, lacking, returned)
+        result = _Result(cost, wanted, lacking, returned)
         for draw in returned if m.restock else ():
             self._restock(layers, draw)
         return result
@@ -708,20 +721,21 @@ class Ledger:
         builds = {m.movement_id: m for m in dirty.pop(product_id, ())}
         priced: dict[str, dict[Decimal, tuple[Decimal, bool]]] = {}  # lot -> remaining quantity -> cost, ...
         made, made_at, in_stock = self._made[product_id], self._made_at, False
-        stream, results, recorded = (
-            self._streams[product_id], self._results[product_id], self._recorded[product_id]
-        )  # fmt: skip
+        # only the results of builds consuming it (to hand on) are told by their movements: a product none
+        # consumes (as a finished good mostly is) is re-priced reading its results alone
+        stream = self._streams[product_id] if self._uses.get(product_id) else None
+        recorded = self._recorded[product_id]
         for movement_id, m in builds.items():
             lot_id = m.lot_id
             index, at = made_at[lot_id]
             lot = self._remake(m, movement_id, recorded, at)
             if lot is None:
                 continue
-            results[movement_id] = recorded[at] = lot[0]
+            recorded[at] = lot[0]
             made[index] = lot[1]
             priced[lot_id] = {lot[1][1]: (lot[1][2], lot[1][3])}
             first = _first_draw(recorded, made_at, at)
-            in_stock = _redraw_lot(stream, results, recorded, lot[1], first, priced, dirty) or in_stock
+            in_stock = _redraw_lot(stream, recorded, lot[1], first, priced, dirty) or in_stock
         if not priced:
             return
         if in_stock:  # the lots used up are no longer in stock
@@ -738,8 +752,7 @@ class Ledger:
     ) -> tuple[_Result, Draw] | None:
         """A build's result (at stream index `at` of what it makes) and lot at what its components cost now,
         when that changed."""
-        results = self._results
-        cost, lacking = _made([results[c.product_id][movement_id] for c in m.components])
+        cost, lacking = _made([self._result(c.product_id, movement_id) for c in m.components])
         old = cast(_Result, recorded[at])  # a build's own result: its lot's cost, ZERO, incomplete, None
         if old[2] is lacking and _same(old[0], cost):
             return None
@@ -768,8 +781,7 @@ def _first_draw(
 
 
 def _redraw_lot(
-    stream: list[AnyMovement],
-    results: dict[str, _Recorded],
+    stream: list[AnyMovement] | None,
     recorded: list[_Recorded | None],
     lot: Draw,
     first: int,
@@ -824,9 +836,8 @@ def _redraw_lot(
                 redrawn = lots[0]
             else:
                 redrawn = _new(_Result, (spent, record[1], lacking, lots[0]))
-        m = stream[at]
-        results[m.movement_id] = recorded[at] = redrawn
-        if type(m) is BuildRun:
+        recorded[at] = redrawn
+        if stream is not None and type(m := stream[at]) is BuildRun:
             dirty[m.product_id].append(m)
         if not available:
             return False

@@ -491,7 +491,7 @@ def test_re_pricing_along_recorded_draws_equals_a_replay_and_keeps_its_index(
 ) -> None:
     """No credits, so every product built from a changed one is re-priced along its draws, each changed lot
     from the first result drawing it (found by a binary search of the results by stream index): the same
-    results, layers and lots made as a replay, and the results by stream index still those by id."""
+    results, layers and lots made as a replay, and each result still at its index by id."""
     ledger = Ledger(_movements(ops, credits=False), checkpoint_every=every)
     for n, (remove, qty, cost, at) in enumerate(changes):
         if remove and n:
@@ -502,6 +502,7 @@ def test_re_pricing_along_recorded_draws_equals_a_replay_and_keeps_its_index(
         assert _digits(state(ledger)[1]) == _digits(state(fresh)[1]), n
         for p in ledger.products():
             assert _digits(ledger._made[p]) == _digits(fresh._made[p]), p
-            stream, recorded, results = ledger._streams[p], ledger._recorded[p], ledger._results[p]
+            stream, recorded, positions = ledger._streams[p], ledger._recorded[p], ledger._positions[p]
             assert len(recorded) == len(stream)
-            assert all(r is results.get(m.movement_id) for m, r in zip(stream, recorded, strict=True))
+            resulted = {m.movement_id: at for at, (m, r) in enumerate(zip(stream, recorded)) if r is not None}
+            assert positions == resulted  # each result's index by id: re-pricing moves none
