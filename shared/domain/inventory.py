@@ -331,14 +331,13 @@ def _uncovered(ledger: Ledger, product_ids: list[str], skip: str) -> dict[tuple[
 def record_build(ledger: Ledger, build: Build) -> BuildRecord:
     """Apply a build, or refuse it naming each component's shortage at its time, or, when it is back-dated,
     the later records it would leave without stock; nothing is applied then."""
-    previous = ledger.document_movements(build.build_id)
     components = [c.product_id for c in build.components]
     before = _uncovered(ledger, components, build.build_id)
-    ledger.replace_document(build.build_id, [build_movement(build)])
-    record = build_record(ledger, build)
+    previous = ledger.replace_document(build.build_id, [build_movement(build)])
+    entries = ledger.entries_of(build.build_id)
     shortages = tuple(
         Shortage(product_id=e.product_id, required=e.quantity, available=total(d.quantity for d in e.draws))
-        for e in ledger.entries_of(build.build_id)
+        for e in entries
         if e.kind is EntryKind.BUILD_CONSUME and e.uncosted  # some quantity no lot covered
     )
     after = _uncovered(ledger, components, build.build_id)
@@ -350,12 +349,15 @@ def record_build(ledger: Ledger, build: Build) -> BuildRecord:
     if shortages or worse:
         ledger.replace_document(build.build_id, previous)
         raise ShortageError(shortages) if shortages else LaterUseUncovered(worse)
-    return record
+    return _record(build, entries)
 
 
 def build_record(ledger: Ledger, build: Build) -> BuildRecord:
     """The build's costs as the ledger holds them now (after any back-dated change re-costed it)."""
-    entries = ledger.entries_of(build.build_id)
+    return _record(build, ledger.entries_of(build.build_id))
+
+
+def _record(build: Build, entries: Sequence[Entry]) -> BuildRecord:
     produced = next(e for e in entries if e.kind is EntryKind.BUILD_PRODUCE)
     # the ledger's own values, already valid: constructed, not validated again lot by lot
     consumed = tuple(

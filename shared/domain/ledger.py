@@ -392,9 +392,13 @@ class Ledger:
     def on_hand(self, product_id: str) -> Decimal:
         return total(layer[1] for layer in self._layers.get(product_id, ()))
 
-    def replace_document(self, document_id: str, movements: Iterable[AnyMovement]) -> None:
-        """Swap a document's movements for its new version (an edit, or none at all for a void/delete)."""
-        self.change(add=movements, remove=self._ids(document_id))
+    def replace_document(self, document_id: str, movements: Iterable[AnyMovement]) -> list[AnyMovement]:
+        """Swap a document's movements for its new version (an edit, or none at all for a void/delete);
+        returns the movements it had (to put back should the new version be refused)."""
+        ids = self._ids(document_id)
+        previous = [self._movements[i] for i in ids]
+        self.change(add=movements, remove=ids)
+        return previous
 
     def change(self, *, add: Iterable[AnyMovement] = (), remove: Iterable[str] = ()) -> None:
         """Add and remove movements as one change (refused whole), then re-cost what it can affect."""
