@@ -504,5 +504,5 @@ def test_re_pricing_along_recorded_draws_equals_a_replay_and_keeps_its_index(
             assert _digits(ledger._made[p]) == _digits(fresh._made[p]), p
             stream, recorded, positions = ledger._streams[p], ledger._recorded[p], ledger._positions[p]
             assert len(recorded) == len(stream)
-            resulted = {m.movement_id: at for at, (m, r) in enumerate(zip(stream, recorded)) if r is not None}
+            resulted = {m.movement_id: i for i, (m, r) in enumerate(zip(stream, recorded, strict=True)) if r}
             assert positions == resulted  # each result's index by id: re-pricing moves none
