@@ -355,7 +355,11 @@ class Ledger:
 
     def entries(self, product_id: str | None = None) -> list[Entry]:
         chosen = [product_id] if product_id else self.products()
-        return [self._entry(m, p) for p in chosen for m in self._streams.get(p, ())]
+        return [
+            self._entry(m, p, result)
+            for p in chosen
+            for m, result in zip(self._streams.get(p, ()), self._recorded.get(p, ()), strict=True)
+        ]
 
     def entries_of(self, movement_id: str) -> tuple[Entry, ...]:
         if movement_id not in self._movements:
@@ -436,15 +440,16 @@ class Ledger:
             for p in order or ():
                 self._reprice(p, dirty)
 
-    def _entry(self, m: AnyMovement, p: str) -> Entry:
-        """What movement `m` did to product `p`, from the movement and its recorded result."""
+    def _entry(self, m: AnyMovement, p: str, result: _Recorded | None = None) -> Entry:
+        """What movement `m` did to product `p`, from the movement and its recorded result (looked up when
+        not given)."""
         if m.kind == "receipt_in" or m.kind == "waste":
             kind = EntryKind.RECEIPT_IN if m.kind == "receipt_in" else EntryKind.WASTE
             draw = Draw(m.lot_id, m.quantity, m.cost, False)
             return Entry(
                 m.movement_id, m.document_id, kind, p, m.at, m.quantity, m.cost, (draw,), ZERO, False
             )
-        cost, uncosted, incomplete, draws = _full(self._result(p, m.movement_id))
+        cost, uncosted, incomplete, draws = _full(result or self._result(p, m.movement_id))
         quantity = m.quantity
         if m.kind == "sale":
             kind = EntryKind.SALE_CONSUME
