@@ -39,6 +39,18 @@ class ImportInterrupted(ServiceError):
     retryable = True
 
 
+class ImportOutOfTime(ImportInterrupted):
+    """The request's time ran out while an apply was writing a product file: it stopped between two chunks,
+    so each product is written whole or not at all; ``problem`` says how many rows are done."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"file: {problem}")
+        self.problem = problem
+
+    def response_fields(self) -> dict[str, Any]:
+        return {"details": [{"field": "file", "problem": self.problem}]}
+
+
 class InvalidFields(BadRequest):
     """Input refused field by field; ``fields`` says which field and why, for showing next to each."""
 

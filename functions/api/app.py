@@ -291,6 +291,11 @@ def _refusals(method: str, path: str) -> dict[int, str]:
     ):
         found |= {409: "not connected, or the connection expired", 429: "the provider's rate limit",
                   502: "the provider answered with something it should not"}  # fmt: skip
+    if path == "/products/import":
+        found[503] = (
+            "a dependency is down, or the time ran out, while an apply was writing: the products written "
+            "stay, and applying the same file again writes the rest"
+        )
     if path in ("/margins", "/margins/export"):
         found[409] = "sales tracking has never been turned on"
     if path in ("/receipts", "/builds", "/integrations/{provider}/suppliers", "/exports/{export_id}/retry"):
@@ -426,7 +431,8 @@ def import_products(request: bodies.ImportRequest) -> catalog.ImportResult:
 def import_product_file(
     mode: Annotated[Literal["dry_run", "apply"], Query()] = "dry_run",
 ) -> product_files.FileImportResult:
-    return product_files.import_file(caller_organisation(app), uploaded_file(app), mode)
+    seconds_left = app.lambda_context.get_remaining_time_in_millis() / 1000
+    return product_files.import_file(caller_organisation(app), uploaded_file(app), mode, seconds_left)
 
 
 @app.get("/integrations/<provider>/export-settings")

@@ -36,7 +36,7 @@ MAX_PART_ELEMENTS = 100_000
 MAX_ROW_XML_BYTES = 2 * _MIB  # one sheet row's XML
 MAX_SHEET_ROW = 1_048_576  # Excel's last row
 MAX_ROW_GAP = 1_000  # rows a sheet may skip between two rows it holds
-MAX_READ_SECONDS = 10.0  # one reading pass; an apply reads twice and writes within the API's 30 s
+MAX_READ_SECONDS = 10.0  # a dry run's pass and an apply's first (its writing pass ends at the deadline)
 MAX_MEMORY_GROWTH = 200 * _MIB  # backstop: the caps keep a pass well under this
 MAX_DECIMAL_PLACES = 4
 MAX_AMOUNT = Decimal(1_000_000_000)
@@ -160,14 +160,19 @@ class FileTooCostly(HostileFile):
     memory), before that cost is paid."""
 
 
+class OutOfTime(FileTooCostly):
+    """Refused as its reading pass ran out of time (ReadBudget's seconds, or its deadline)."""
+
+
 class FileMalformed(HostileFile):
     """The workbook holds what no spreadsheet program writes: a value, cell reference or row number its
     reader cannot read (a number "NaN" or "0x1A", a shared-string index out of range, cell "ZZZZ2")."""
 
 
 class ReadBudget:
-    """How long (and, with a probe, how much memory growth) one reading pass may take. `check` is called
-    per row and per chunk of inflated XML; it raises FileRefused once the budget is spent."""
+    """How long (and, with a probe, how much memory growth) one reading pass may take: `seconds`, or less if
+    `until` (a time on `clock`) comes sooner. `check` is called per row and per chunk of inflated XML; it
+    raises FileRefused once the budget is spent."""
 
     def __init__(
         self,
@@ -175,10 +180,12 @@ class ReadBudget:
         memory_growth: Callable[[], int] | None = None,
         max_growth: int = MAX_MEMORY_GROWTH,
         clock: Callable[[], float] = monotonic,
+        until: float = float("inf"),
     ) -> None:
-        self.seconds = MAX_READ_SECONDS if seconds is None else seconds
+        now = clock()
+        self._deadline = min(now + (MAX_READ_SECONDS if seconds is None else seconds), until)
+        self.seconds = max(0.0, self._deadline - now)
         self._clock = clock
-        self._deadline = clock() + self.seconds
         self._memory_growth = memory_growth
         self._max_growth = max_growth
         self._calls = 0
@@ -186,8 +193,8 @@ class ReadBudget:
     def check(self) -> None:
         self._calls += 1
         if self._clock() > self._deadline:
-            raise FileTooCostly(
-                f"Reading the file took longer than {self.seconds:g} seconds, the most an import may take. "
+            raise OutOfTime(
+                f"Reading the file took longer than {self.seconds:.3g} seconds, the most an import may take. "
                 "Split it into smaller files or save it again as CSV UTF-8."
             )
         probe = self._memory_growth

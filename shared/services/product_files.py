@@ -6,19 +6,29 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from time import monotonic
 from typing import Literal
 
 from shared.aws import is_outage
 from shared.domain.catalog import Product, sku_key
 from shared.domain.product_changes import CatalogIndex, merged
-from shared.domain.product_import import HostileFile, ReadBudget
+from shared.domain.product_import import HostileFile, OutOfTime, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
-from shared.errors import ImportInterrupted, InvalidFields
+from shared.errors import ImportInterrupted, ImportOutOfTime, InvalidFields
 from shared.store import catalog as store
 
 Mode = Literal["dry_run", "apply"]
+
+# Seconds an import keeps from the time its caller has left, to answer before that time runs out (Lambda
+# ends an invocation at its timeout, and the client then gets the gateway's opaque error): the writing pass
+# looks at the time between chunks, so this must hold the last chunk's write (one read and four batch writes
+# of 25 products, each retried by boto3 when throttled) and the answer.
+ANSWER_MARGIN = 5.0
+
+clock: Callable[[], float] = monotonic  # an import's deadline is on this clock; tests move it
 
 
 class FileImportResult(ImportSummary):
@@ -27,27 +37,43 @@ class FileImportResult(ImportSummary):
     mode: Mode
 
 
-def import_file(organisation_id: str, content: bytes, mode: Mode) -> FileImportResult:
+def import_file(
+    organisation_id: str, content: bytes, mode: Mode, seconds_left: float | None = None
+) -> FileImportResult:
+    """`seconds_left` is the time the caller has to answer (a Lambda's remaining time): the reading pass
+    stops within it, and an apply's writing pass stops between two chunks, ANSWER_MARGIN before its end.
+    Without it (a script), the reading pass has MAX_READ_SECONDS and the writing pass runs to the end."""
+    deadline = float("inf") if seconds_left is None else clock() + seconds_left - ANSWER_MARGIN
     index = CatalogIndex(store.iter_catalog_entries(organisation_id))
     try:
-        budget = ReadBudget(memory_growth=memory_growth_probe())
+        budget = ReadBudget(memory_growth=memory_growth_probe(), clock=clock, until=deadline)
         summary = summarise_file(content, index.outcomes, budget=budget)
     except HostileFile as refused:
         raise InvalidFields(f"file: {refused}", [{"field": "file", "problem": str(refused)}]) from None
     if mode == "apply" and not summary.file_errors:
-        summary = _apply(organisation_id, content, index)
+        summary = _apply(organisation_id, content, index, deadline, summary.valid_count)
     return FileImportResult(mode=mode, **dict(summary))
 
 
-def _apply(organisation_id: str, content: bytes, index: CatalogIndex) -> ImportSummary:
-    """The writing pass. A dependency's outage part way answers 503 as any outage does, but not saying that
-    nothing was changed: what was written stays, and applying the file again writes the rest."""
+def _apply(
+    organisation_id: str, content: bytes, index: CatalogIndex, deadline: float, valid_count: int
+) -> ImportSummary:
+    """The writing pass. Reaching the deadline, or a dependency's outage, part way answers 503, saying that
+    what was written stays and that applying the file again writes the rest (the deadline is looked at only
+    while reading, so a chunk is written whole)."""
+    done: Counter[RowOutcome] = Counter()
+
+    def write(rows: list[ProductRow]) -> list[RowOutcome]:
+        outcomes = _write(organisation_id, rows, index)
+        done.update(outcomes)
+        return outcomes
+
     try:
         return summarise_file(
-            content,
-            lambda rows: _write(organisation_id, rows, index),
-            budget=ReadBudget(seconds=float("inf")),
+            content, write, budget=ReadBudget(seconds=float("inf"), clock=clock, until=deadline)
         )
+    except OutOfTime:
+        raise _out_of_time(done, valid_count) from None
     except Exception as error:
         if not is_outage(error):
             raise
@@ -56,6 +82,19 @@ def _apply(organisation_id: str, content: bytes, index: CatalogIndex) -> ImportS
             "depends on is busy or unavailable. Nothing is lost: apply the same file again shortly to "
             "finish it (the products already written are left as they are)."
         ) from error
+
+
+def _out_of_time(done: Counter[RowOutcome], valid_count: int) -> ImportOutOfTime:
+    created, updated, unchanged = (
+        done[o] for o in (RowOutcome.CREATED, RowOutcome.UPDATED, RowOutcome.UNCHANGED)
+    )
+    return ImportOutOfTime(
+        "The import stopped part way, as the time one request may take was running out: "
+        f"{created + updated + unchanged:,} of the file's {valid_count:,} valid rows are done ({created:,} "
+        f"products created, {updated:,} updated, {unchanged:,} unchanged) and the others are not written "
+        "yet. Nothing is lost: apply the same file again to write the rest (the products already written are "
+        "left as they are)."
+    )
 
 
 def resident_bytes() -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from openpyxl import Workbook, load_workbook
 from infra.sandboxes.qbo_demo import BRACKET_20
 from shared import aws as shared_aws
 from shared.domain.catalog import Product, ProviderItem
+from shared.domain.product_summary import CHUNK_ROWS
 from shared.services import product_files
 from shared.store import catalog as store
 from tests.conftest import Api, Sandboxes
@@ -178,6 +180,70 @@ def test_an_apply_cut_short_by_an_outage_says_so_and_applying_again_finishes_it(
     assert again["created"] + again["unchanged"] == 250
     products = _ok(api.call("GET", "/products?limit=500"))["items"]
     assert sorted(p["sku"] for p in products) == sorted(f"P-{n}" for n in range(250))
+
+
+def _catalog(api: Api, organisation: str) -> list[dict[str, Any]]:
+    """The organisation's products as GET /products lists them, without their ids (an organisation's own)."""
+    products = _ok(api.call("GET", "/products?limit=500", organisation=organisation))["items"]
+    return [{k: v for k, v in p.items() if k != "product_id"} for p in products]
+
+
+def test_an_apply_that_runs_out_of_time_stops_between_chunks_and_applying_again_finishes_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-import changing every product can take longer than the API function's 30 s on a busy machine:
+    Lambda ended it part way, with the gateway's opaque error. Here each chunk's write takes the function's
+    whole time (on the import's clock): the apply stops after the first chunk, in time to say so."""
+    before = b"SKU,Name,Unit cost\n" + b"".join(b"P-%d,Part %d,1.00\n" % (n, n) for n in range(200))
+    content = b"SKU,Name,Unit cost\n" + b"".join(b"P-%d,Part %d,2.50\n" % (n, n) for n in range(250))
+    for organisation in ("org-a", "org-b"):
+        _ok(_import(api, before, "apply", organisation))
+    uninterrupted = _ok(_import(api, content, "apply", "org-b"))
+    now = [0.0]
+    put_products = store.put_products
+
+    def a_write_taking_the_whole_time(organisation_id: str, values: Iterable[Product]) -> None:
+        put_products(organisation_id, values)
+        now[0] += 30.0
+
+    monkeypatch.setattr(product_files, "clock", lambda: now[0])
+    monkeypatch.setattr(store, "put_products", a_write_taking_the_whole_time)
+
+    cut = _import(api, content, "apply")
+
+    monkeypatch.setattr(store, "put_products", put_products)
+    assert cut.status == 503 and cut.headers["retry-after"], cut.body
+    [detail] = cut.json()["details"]
+    assert detail["field"] == "file"
+    assert (
+        f"{CHUNK_ROWS} of the file's 250 valid rows are done (0 products created, {CHUNK_ROWS} updated, "
+        in (detail["problem"])
+    )
+    assert "apply the same file again" in detail["problem"]
+    written = {p["sku"] for p in _catalog(api, "org-a") if Decimal(p["unit_cost"]) == Decimal("2.50")}
+    assert written == {f"P-{n}" for n in range(CHUNK_ROWS)}  # the first chunk whole, nothing after it
+    assert len(_catalog(api, "org-a")) == 200
+    again = _ok(_import(api, content, "apply"))
+    assert (again["created"], again["updated"], again["unchanged"]) == (50, 200 - CHUNK_ROWS, CHUNK_ROWS)
+    assert (uninterrupted["created"], uninterrupted["updated"]) == (50, 200)
+    catalog = _catalog(api, "org-a")
+    assert catalog == _catalog(api, "org-b")
+    assert sorted(p["sku"] for p in catalog) == sorted(f"P-{n}" for n in range(250))
+
+
+def test_a_dry_run_stops_within_the_time_the_function_has_left(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reading pass has MAX_READ_SECONDS, or less when the function has less time left than that and
+    the margin to answer: here the margin is more than the function's whole 30 s, so no time is left."""
+    monkeypatch.setattr(product_files, "ANSWER_MARGIN", 60.0)
+
+    refused = _import(api, b"SKU,Name\nP-1,Part\n")
+
+    assert refused.status == 400, refused.body
+    [detail] = refused.json()["details"]
+    assert detail["field"] == "file"
+    assert detail["problem"].startswith("Reading the file took longer than 0 seconds"), detail
 
 
 # ---- an import while an item sync runs ---------------------------------------------------------------------

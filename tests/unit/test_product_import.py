@@ -21,11 +21,13 @@ from shared.domain.product_import import (
     MAX_COLUMNS,
     MAX_FILE_BYTES,
     MAX_IGNORED_SHOWN,
+    MAX_READ_SECONDS,
     MAX_SHOWN_TEXT,
     UNSAVED_FORMULA,
     FileMalformed,
     FileRefused,
     FileTooCostly,
+    OutOfTime,
     ReadBudget,
     open_product_file,
 )
@@ -577,6 +579,46 @@ def test_a_file_over_the_row_limit_is_refused_without_any_rows(monkeypatch: pyte
     assert str(over.value) == message
     with pytest.raises(FileTooCostly, match="empty rows count too"):
         summary_of(b"SKU,Name\nA,a\n" + b"\n" * 5 + b"B,b\n")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "until", "budget"),
+    [
+        (None, float("inf"), MAX_READ_SECONDS),  # no deadline: a reading pass's own limit
+        (None, 100.0 + MAX_READ_SECONDS + 1, MAX_READ_SECONDS),  # a deadline after it
+        (None, 104.0, 4.0),  # a deadline before it
+        (float("inf"), 104.0, 4.0),  # an apply's writing pass: the deadline only
+    ],
+)
+def test_a_read_budget_ends_at_its_seconds_or_its_deadline_whichever_comes_first(
+    seconds: float | None, until: float, budget: float
+) -> None:
+    now = [100.0]
+    read = ReadBudget(seconds, clock=lambda: now[0], until=until)
+
+    assert read.seconds == budget
+    now[0] += budget
+    read.check()  # the last moment it holds
+    now[0] += 0.001
+    with pytest.raises(OutOfTime, match=f"took longer than {budget:g} seconds"):
+        read.check()
+
+
+def test_a_read_budget_whose_deadline_has_passed_is_spent_at_once() -> None:
+    read = ReadBudget(clock=lambda: 100.0, until=90.0)
+
+    assert read.seconds == 0.0
+    with pytest.raises(OutOfTime, match="took longer than 0 seconds"):
+        read.check()
+
+
+def test_a_writing_pass_without_a_deadline_has_no_end() -> None:
+    now = [100.0]
+    read = ReadBudget(float("inf"), clock=lambda: now[0])
+
+    now[0] += 1e12
+    read.check()
+    assert read.seconds == float("inf")
 
 
 def test_a_workbook_damaged_part_way_is_refused_after_its_first_rows_were_read() -> None:
