@@ -369,20 +369,16 @@ class Ledger:
 
     def uncovered(self, product_ids: Iterable[str]) -> dict[tuple[str, str], Decimal]:
         """The quantity no lot could cover, by (movement id, product id), where there is any."""
+        streams, recorded = self._streams, self._recorded
         return {
-            (movement_id, p): result[1]
+            (m.movement_id, p): result[1]
             for p in product_ids
-            for movement_id, result in self._results_of(p)
+            for m, result in zip(streams.get(p, ()), recorded.get(p, ()), strict=True)
             if type(result) is _Result and result[1]
         }
 
     def _result(self, product_id: str, movement_id: str) -> _Recorded:
         return self._recorded[product_id][self._positions[product_id][movement_id]]  # type: ignore[return-value]
-
-    def _results_of(self, product_id: str) -> Iterator[tuple[str, _Recorded]]:
-        recorded = self._recorded.get(product_id, [])
-        for movement_id, at in self._positions.get(product_id, {}).items():
-            yield movement_id, recorded[at]  # type: ignore[misc]
 
     def layers(self, product_id: str) -> tuple[Layer, ...]:
         lots = self._lots
