@@ -22,11 +22,10 @@ from tests.conftest import Api, Sandboxes
 from tests.integration.test_books import (
     Minutes,
     build_brackets,
-    close_days,
+    cogs_on_both_sides_of_the_year_start,
     minutes_clock,
     receive,
     reconciled,
-    sell_bolts,
     statuses,
 )
 from tests.integration.test_deleted_journals import (
@@ -57,6 +56,18 @@ def one_posted_receipt(
     return reconciled(api)
 
 
+def deleted_receipt(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
+) -> tuple[Any, dict[str, Any]]:
+    """As ``one_posted_receipt``, then R-1's journal deleted (QBO) or voided (Xero) and a minute passed: the
+    books check before that, and R-1's export."""
+    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
+    first: dict[str, Any] = posted(api)["R-1"]
+    remove(sandboxes, provider, first["document_id"])
+    minutes.next()
+    return before, first
+
+
 def explained(accounts: dict[str, dict[str, Any]]) -> bool:
     return all(D(a["unexplained"]) == 0 for a in accounts.values())
 
@@ -72,10 +83,7 @@ def test_a_second_click_while_the_first_retry_checks_posts_one_journal(
 ) -> None:
     """Both retries find the journal gone; the first to requeue posts it again, and the worker posts it before
     the other requeues: the other posts nothing (the export holds a new journal, not the gone one)."""
-    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
-    first = posted(api)["R-1"]
-    remove(sandboxes, provider, first["document_id"])
-    minutes.next()
+    before, first = deleted_receipt(api, aws, sandboxes, minutes, provider)
 
     real = PROVIDERS[provider].documents_gone
     clicks: list[str] = []
@@ -107,10 +115,7 @@ def test_a_retry_while_the_repost_waits_for_its_worker_posts_one_journal(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
 ) -> None:
     """Clicked again before the worker ran (the export is pending): two messages, one journal."""
-    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
-    first = posted(api)["R-1"]
-    remove(sandboxes, provider, first["document_id"])
-    minutes.next()
+    before, first = deleted_receipt(api, aws, sandboxes, minutes, provider)
     ok(api.call("POST", f"/exports/{first['export_id']}/retry"))
     again = api.call("POST", f"/exports/{first['export_id']}/retry")
     assert again.status in (200, 409), again.body
@@ -126,10 +131,7 @@ def test_a_retry_while_the_repost_waits_for_its_worker_posts_one_journal(
 def test_the_provider_down_during_the_retrys_check_changes_nothing(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
 ) -> None:
-    one_posted_receipt(api, aws, sandboxes, minutes, provider)
-    first = posted(api)["R-1"]
-    remove(sandboxes, provider, first["document_id"])
-    minutes.next()
+    _, first = deleted_receipt(api, aws, sandboxes, minutes, provider)
     path = f"/v3/company/{DEMO_REALM_ID}/query" if provider == "qbo" else "/api.xro/2.0/ManualJournals"
     sandbox(sandboxes, provider).inject("503", method="GET", path_prefix=path, count=50)
     down = api.call("POST", f"/exports/{first['export_id']}/retry")
@@ -226,18 +228,7 @@ def test_cost_of_goods_sold_voided_before_the_year_start_leaves_no_unexplained_e
     """The year starts on 16 November: a COGS journal of 10 November voided moves inventory, not this year's
     cost of goods sold (the trial balance's); one of 20 November moves both. Each is named where it moved, and
     posted again by its retry."""
-    sandboxes.xero.set_financial_year_end(AU_TENANT_ID, 11, 15)
-    bolt = setup_xero(api, sandboxes)["bolt"]
-    receive(api, "R-1", "2026-11-06T09:00:00Z", bolt, "4", "2.50")
-    sell_bolts(sandboxes, "INV-LAST-YEAR", "2026-11-10", "2")
-    sell_bolts(sandboxes, "INV-THIS-YEAR", "2026-11-20", "1")
-    body = {"enabled": True, "start_date": "2026-11-05"}
-    ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=body))
-    api.pull_sales()
-    minutes.next()
-    assert close_days(now=datetime(2026, 11, 22, tzinfo=UTC)) == 2
-    Poller(aws).drain()
-    minutes.next()
+    cogs_on_both_sides_of_the_year_start(api, aws, sandboxes, minutes)
     before = reconciled(api, "2026-11-30")
     assert before[0] == "balanced", before
     cogs = {e["record_id"]: e for e in ok(api.call("GET", "/exports"))["items"] if e["kind"] == "cogs"}
@@ -320,10 +311,7 @@ def test_a_voided_true_up_in_a_period_locked_since_is_posted_again_on_a_day_chos
 def test_the_provider_down_during_the_books_checks_search_answers_503_and_changes_nothing(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
 ) -> None:
-    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
-    first = posted(api)["R-1"]
-    remove(sandboxes, provider, first["document_id"])
-    minutes.next()
+    before, first = deleted_receipt(api, aws, sandboxes, minutes, provider)
     path = f"/v3/company/{DEMO_REALM_ID}/query" if provider == "qbo" else "/api.xro/2.0/ManualJournals"
     sandbox(sandboxes, provider).inject("503", method="GET", path_prefix=path, count=50)
     down = api.call("GET", "/reconciliation")
@@ -422,10 +410,7 @@ def test_a_later_date_for_a_voided_journal_is_refused_not_ignored(
 ) -> None:
     """Asked to post a voided journal again on a later day: refused (409) rather than posted on its own day,
     and nothing changes; the retry as it is still posts it."""
-    one_posted_receipt(api, aws, sandboxes, minutes, "xero")
-    first = posted(api)["R-1"]
-    remove(sandboxes, "xero", first["document_id"])
-    minutes.next()
+    _, first = deleted_receipt(api, aws, sandboxes, minutes, "xero")
     dated = api.call("POST", f"/exports/{first['export_id']}/retry?post_on=2026-11-06")
     assert dated.status == 409, dated.body
     Poller(aws).drain()
@@ -441,10 +426,7 @@ def test_a_later_date_for_a_voided_journal_is_refused_not_ignored(
 def test_a_repost_whose_answer_is_lost_is_found_by_its_marker_not_posted_twice(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes, provider: str
 ) -> None:
-    before = one_posted_receipt(api, aws, sandboxes, minutes, provider)
-    first = posted(api)["R-1"]
-    remove(sandboxes, provider, first["document_id"])
-    minutes.next()
+    before, first = deleted_receipt(api, aws, sandboxes, minutes, provider)
     sandbox(sandboxes, provider).inject(
         "lost_response", method=WRITE_METHODS[provider], path_prefix=WRITES[provider]
     )
