@@ -25,6 +25,7 @@ from infra.sandboxes.xero_books import (
     wire_default,
 )
 from infra.sandboxes.xero_oauth import Identity, User
+from infra.sandboxes.xero_where import enum
 
 COLLECTION_PATTERN = "(?P<collection>" + "|".join(ID_FIELDS) + ")"
 
@@ -94,6 +95,16 @@ class XeroAdmin:
         with self.lock:
             org = self._org(tenant_id)
             org.financial_year_end = (month, day)
+            return org
+
+    def set_timezone(self, tenant_id: str, timezone: str) -> Organisation:
+        """Moves the organisation to another time zone (Settings > Organisation details in Xero); a name
+        outside the spec's ``TimeZone`` enum is refused, as Xero offers only those."""
+        if timezone not in enum("TimeZone"):
+            raise AdminError(f"'{timezone}' is not one of Xero's time zones (spec enum TimeZone)")
+        with self.lock:
+            org = self._org(tenant_id)
+            org.timezone = timezone
             return org
 
     def add_user(self, username: str, password: str, tenant_ids: list[str]) -> User:

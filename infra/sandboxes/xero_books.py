@@ -120,6 +120,7 @@ class Organisation:
     period_lock_date: date | None = None
     end_of_year_lock_date: date | None = None
     financial_year_end: tuple[int, int] | None = None  # (month, day); by country when not set
+    timezone: str | None = None  # spec enum TimeZone; by country when not set
     records: dict[str, dict[str, Record]] = field(default_factory=lambda: {c: {} for c in ID_FIELDS})
     numbers: Counter[str] = field(default_factory=Counter)
 
@@ -148,7 +149,8 @@ class Organisation:
             "DefaultPurchasesTax": "Tax Exclusive",
             "CreatedDateUTC": self.created,
             "OrganisationEntityType": "COMPANY",
-            "Timezone": "NEWZEALANDSTANDARDTIME" if self.country == "NZ" else "AUSEASTERNSTANDARDTIME",
+            "Timezone": self.timezone
+            or ("NEWZEALANDSTANDARDTIME" if self.country == "NZ" else "AUSEASTERNSTANDARDTIME"),
             "ShortCode": "!" + self.tenant_id[:5],
             "Edition": "BUSINESS",
             "Class": "STANDARD",

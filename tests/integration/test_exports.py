@@ -248,6 +248,27 @@ def test_a_record_is_dated_where_the_organisation_is_at_a_month_end(
         assert (D(inventory["posted"]), D(inventory["subledger"])) == (D("40.00"), D("40.00")), inventory
 
 
+def test_a_xero_organisation_in_any_of_xeros_time_zones_has_its_records_dated_there(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """An organisation set in Xero to Guadalajara, Mexico City (Timezone CENTRALSTANDARDTIME(MEXICO), one of
+    the spec's TimeZone values) tracks its sales in America/Mexico_City: a receipt made on 30 November at
+    22:00 there and sent in UTC (1 December 04:00) is in November's books, not December's."""
+    sandboxes.xero.set_timezone(AU_TENANT_ID, "CENTRALSTANDARDTIME(MEXICO)")
+    parts = setup_xero(api, sandboxes)
+    tracking_body = {"enabled": True, "start_date": "2026-11-01"}
+    tracking = ok(api.call("PUT", "/integrations/xero/sales-tracking", json_body=tracking_body))
+    assert tracking["time_zone"] == "America/Mexico_City"
+    line = {"product_id": parts["bolt"], "quantity": "10", "unit_cost": "2.00"}
+    body = {"receipt_id": "R-MX", "received_at": "2026-12-01T04:00:00Z", "lines": [line]}
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    Poller(aws).drain()
+
+    journals = {j["ManualJournalID"]: j for j in sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")}
+    posted = journals[exports_by_record(api)["R-MX"]["document_id"]]
+    assert posted["Date"] == "/Date(1795996800000+0000)/"  # 30 Nov 2026
+
+
 def test_a_record_posted_before_a_time_zone_was_set_keeps_its_day_in_the_books_check(
     api: Api, aws: LocalStack, sandboxes: Sandboxes
 ) -> None:

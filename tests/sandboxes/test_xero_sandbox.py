@@ -413,6 +413,16 @@ def test_organisation_shows_lock_dates_and_currency(client: httpx.Client, tokens
     assert org["PeriodLockDate"] == "/Date(1782777600000+0000)/"  # 2026-06-30
 
 
+def test_an_organisation_moves_to_another_of_xeros_time_zones_only(
+    client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
+) -> None:
+    sandbox.set_timezone(AU_TENANT_ID, "CENTRALSTANDARDTIME(MEXICO)")
+    org = client.get(f"{API}/Organisation", headers=api(tokens)).json()["Organisations"][0]
+    assert org["Timezone"] == "CENTRALSTANDARDTIME(MEXICO)"
+    with pytest.raises(AdminError):  # the display name is no value of the spec's TimeZone enum
+        sandbox.set_timezone(AU_TENANT_ID, "Central Standard Time (Mexico)")
+
+
 def test_accounts_where_filter(client: httpx.Client, tokens: dict[str, Any]) -> None:
     where = 'Status=="ACTIVE" AND Type=="BANK"'
     rows = client.get(f"{API}/Accounts", params={"where": where}, headers=api(tokens)).json()["Accounts"]

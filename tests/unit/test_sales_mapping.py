@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from infra.sandboxes.xero_where import enum
 from shared.providers.qbo.sales import sale as qbo_sale
 from shared.providers.xero.sales import sale as xero_sale
+from shared.providers.xero.zones import WINDOWS_ZONES
 
 D = Decimal
 
@@ -73,3 +79,26 @@ def test_xero_line_without_a_line_amount_is_discounted_and_net_of_included_tax()
     }
     # 3 x 10.00 x 80 % = 24.00 including 2.18 GST -> 21.82
     assert xero_sale("CreditNotes", record, "tenant-1").lines[0].amount == D("21.82")
+
+
+def test_every_time_zone_xero_names_is_an_iana_zone() -> None:
+    """Xero's Organisation.Timezone takes any value of the spec's TimeZone enum: none may fall back to UTC."""
+    named = enum("TimeZone")
+    assert len(named) == 141
+    assert {name for name in named if name not in WINDOWS_ZONES} == set()
+    for name in named:
+        ZoneInfo(WINDOWS_ZONES[name])
+
+
+@pytest.mark.parametrize(
+    ("xero", "day"),
+    [
+        ("CENTRALSTANDARDTIME(MEXICO)", date(2026, 11, 30)),  # UTC-6
+        ("UTC08", date(2026, 11, 30)),  # "UTC-08", Etc/GMT+8
+        ("LORDHOWESTANDARDTIME", date(2026, 12, 1)),  # UTC+11 in summer
+        ("NEPALSTANDARDTIME", date(2026, 12, 1)),  # UTC+5:45
+    ],
+)
+def test_a_time_zone_dates_the_organisations_day(xero: str, day: date) -> None:
+    sent = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)  # a browser's toISOString of a late-evening record
+    assert sent.astimezone(ZoneInfo(WINDOWS_ZONES[xero])).date() == day

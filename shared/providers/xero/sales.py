@@ -16,6 +16,7 @@ from shared.providers.limits import XERO_LIMITS
 from shared.providers.xero import api as xero_api
 from shared.providers.xero.api import XeroApi
 from shared.providers.xero.mapping import instant, latest, number, stamp
+from shared.providers.xero.zones import WINDOWS_ZONES
 
 COLLECTIONS: dict[str, tuple[str, SaleKind, str]] = {  # collection -> (sales type, kind, id field)
     "Invoices": ("ACCREC", "invoice", "InvoiceID"),
@@ -140,7 +141,7 @@ def home_currency(api: XeroApi, session: Session) -> str:
 def time_zone(api: XeroApi, session: Session) -> str:
     """``GET /Organisation`` ``Timezone``, a Windows zone name without spaces in capitals (spec
     ``Organisation.Timezone``, enum ``TimeZone``; provider facts xero.md "Added 2026-11-30", Time zone) as the
-    IANA zone CLDR's windowsZones.xml maps it to; "UTC" for a name not in the table."""
+    IANA zone CLDR's windowsZones.xml maps it to (``zones``); "UTC" for a name not in the spec's enum."""
     return WINDOWS_ZONES.get(str(organisation(api, session).get("Timezone") or "").upper(), "UTC")
 
 
@@ -157,71 +158,6 @@ def organisation(api: XeroApi, session: Session) -> dict[str, Any]:
     organisations = decimal_json(resp, "xero").get("Organisations") or [{}]
     organisation: dict[str, Any] = organisations[0]
     return organisation
-
-
-# Xero's common time zones (spec enum TimeZone) -> IANA, from CLDR windowsZones.xml (territory "001")
-WINDOWS_ZONES = {
-    "AFGHANISTANSTANDARDTIME": "Asia/Kabul",
-    "ALASKANSTANDARDTIME": "America/Anchorage",
-    "ARABIANSTANDARDTIME": "Asia/Dubai",
-    "ARABSTANDARDTIME": "Asia/Riyadh",
-    "ARGENTINASTANDARDTIME": "America/Buenos_Aires",
-    "ATLANTICSTANDARDTIME": "America/Halifax",
-    "AUSCENTRALSTANDARDTIME": "Australia/Darwin",
-    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
-    "CANADACENTRALSTANDARDTIME": "America/Regina",
-    "CENAUSTRALIASTANDARDTIME": "Australia/Adelaide",
-    "CENTRALAMERICASTANDARDTIME": "America/Guatemala",
-    "CENTRALEUROPEANSTANDARDTIME": "Europe/Warsaw",
-    "CENTRALEUROPESTANDARDTIME": "Europe/Budapest",
-    "CENTRALSTANDARDTIME": "America/Chicago",
-    "CHATHAMISLANDSSTANDARDTIME": "Pacific/Chatham",
-    "CHINASTANDARDTIME": "Asia/Shanghai",
-    "EAFRICASTANDARDTIME": "Africa/Nairobi",
-    "EASTERNSTANDARDTIME": "America/New_York",
-    "EAUSTRALIASTANDARDTIME": "Australia/Brisbane",
-    "EEUROPESTANDARDTIME": "Europe/Chisinau",
-    "EGYPTSTANDARDTIME": "Africa/Cairo",
-    "ESOUTHAMERICASTANDARDTIME": "America/Sao_Paulo",
-    "FIJISTANDARDTIME": "Pacific/Fiji",
-    "FLESTANDARDTIME": "Europe/Kiev",
-    "GMTSTANDARDTIME": "Europe/London",
-    "GREENWICHSTANDARDTIME": "Atlantic/Reykjavik",
-    "GTBSTANDARDTIME": "Europe/Bucharest",
-    "HAWAIIANSTANDARDTIME": "Pacific/Honolulu",
-    "INDIASTANDARDTIME": "Asia/Calcutta",
-    "ISRAELSTANDARDTIME": "Asia/Jerusalem",
-    "KOREASTANDARDTIME": "Asia/Seoul",
-    "MOUNTAINSTANDARDTIME": "America/Denver",
-    "NEWFOUNDLANDSTANDARDTIME": "America/St_Johns",
-    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
-    "NORFOLKSTANDARDTIME": "Pacific/Norfolk",
-    "PACIFICSASTANDARDTIME": "America/Santiago",
-    "PACIFICSTANDARDTIME": "America/Los_Angeles",
-    "PAKISTANSTANDARDTIME": "Asia/Karachi",
-    "ROMANCESTANDARDTIME": "Europe/Paris",
-    "RUSSIANSTANDARDTIME": "Europe/Moscow",
-    "SAEASTERNSTANDARDTIME": "America/Cayenne",
-    "SAMOASTANDARDTIME": "Pacific/Apia",
-    "SAPACIFICSTANDARDTIME": "America/Bogota",
-    "SEASIASTANDARDTIME": "Asia/Bangkok",
-    "SINGAPORESTANDARDTIME": "Asia/Singapore",
-    "SOUTHAFRICASTANDARDTIME": "Africa/Johannesburg",
-    "SRILANKASTANDARDTIME": "Asia/Colombo",
-    "TAIPEISTANDARDTIME": "Asia/Taipei",
-    "TASMANIASTANDARDTIME": "Australia/Hobart",
-    "TOKYOSTANDARDTIME": "Asia/Tokyo",
-    "TONGASTANDARDTIME": "Pacific/Tongatapu",
-    "TURKEYSTANDARDTIME": "Europe/Istanbul",
-    "USEASTERNSTANDARDTIME": "America/Indianapolis",
-    "USMOUNTAINSTANDARDTIME": "America/Phoenix",
-    "UTC": "UTC",
-    "WAUSTRALIASTANDARDTIME": "Australia/Perth",
-    "WCENTRALAFRICASTANDARDTIME": "Africa/Lagos",
-    "WESTASIASTANDARDTIME": "Asia/Tashkent",
-    "WESTPACIFICSTANDARDTIME": "Pacific/Port_Moresby",
-    "WEUROPESTANDARDTIME": "Europe/Berlin",
-}
 
 
 # ---- JSON -> values (pure) ----------------------------------------------------------------------------
