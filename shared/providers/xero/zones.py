@@ -4,8 +4,11 @@ Xero names a zone as Windows does, in capitals without spaces ("Central Standard
 ``CENTRALSTANDARDTIME(MEXICO)``, "UTC-08" is ``UTC08``): every value of the spec's ``TimeZone`` enum
 (xero_accounting.yaml, 141 of them) is here, as CLDR's common/supplemental/windowsZones.xml maps it
 (territory "001"). Two zones Windows has retired are no longer in CLDR and keep their earlier mapping:
-Kamchatka (Asia/Kamchatka) and Mid-Atlantic (Etc/GMT+2). A zone missing here would cut an organisation's
-business days at UTC midnight, dating its journals and its sales on the wrong day near midnight."""
+Kamchatka (Asia/Kamchatka) and Mid-Atlantic (Etc/GMT+2). Where CLDR still uses a name the IANA database
+keeps only as a backward-compatible link (Asia/Calcutta, Europe/Kiev ...), the zone's current name is here
+(Asia/Kolkata, Europe/Kyiv): a system whose database leaves the old names out (Debian's tzdata without
+tzdata-legacy) knows only those. A zone missing here would cut an organisation's business days at UTC
+midnight, dating its journals and its sales on the wrong day near midnight."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ WINDOWS_ZONES = {
     "ARABIANSTANDARDTIME": "Asia/Dubai",
     "ARABICSTANDARDTIME": "Asia/Baghdad",
     "ARABSTANDARDTIME": "Asia/Riyadh",
-    "ARGENTINASTANDARDTIME": "America/Buenos_Aires",
+    "ARGENTINASTANDARDTIME": "America/Argentina/Buenos_Aires",
     "ASTRAKHANSTANDARDTIME": "Europe/Astrakhan",
     "ATLANTICSTANDARDTIME": "America/Halifax",
     "AUSCENTRALSTANDARDTIME": "Australia/Darwin",
@@ -55,15 +58,15 @@ WINDOWS_ZONES = {
     "EKATERINBURGSTANDARDTIME": "Asia/Yekaterinburg",
     "ESOUTHAMERICASTANDARDTIME": "America/Sao_Paulo",
     "FIJISTANDARDTIME": "Pacific/Fiji",
-    "FLESTANDARDTIME": "Europe/Kiev",
+    "FLESTANDARDTIME": "Europe/Kyiv",
     "GEORGIANSTANDARDTIME": "Asia/Tbilisi",
     "GMTSTANDARDTIME": "Europe/London",
-    "GREENLANDSTANDARDTIME": "America/Godthab",
+    "GREENLANDSTANDARDTIME": "America/Nuuk",
     "GREENWICHSTANDARDTIME": "Atlantic/Reykjavik",
     "GTBSTANDARDTIME": "Europe/Bucharest",
     "HAITISTANDARDTIME": "America/Port-au-Prince",
     "HAWAIIANSTANDARDTIME": "Pacific/Honolulu",
-    "INDIASTANDARDTIME": "Asia/Calcutta",
+    "INDIASTANDARDTIME": "Asia/Kolkata",
     "IRANSTANDARDTIME": "Asia/Tehran",
     "ISRAELSTANDARDTIME": "Asia/Jerusalem",
     "JORDANSTANDARDTIME": "Asia/Amman",
@@ -83,10 +86,10 @@ WINDOWS_ZONES = {
     "MOROCCOSTANDARDTIME": "Africa/Casablanca",
     "MOUNTAINSTANDARDTIME": "America/Denver",
     "MOUNTAINSTANDARDTIME(MEXICO)": "America/Mazatlan",
-    "MYANMARSTANDARDTIME": "Asia/Rangoon",
+    "MYANMARSTANDARDTIME": "Asia/Yangon",
     "NAMIBIASTANDARDTIME": "Africa/Windhoek",
     "NCENTRALASIASTANDARDTIME": "Asia/Novosibirsk",
-    "NEPALSTANDARDTIME": "Asia/Katmandu",
+    "NEPALSTANDARDTIME": "Asia/Kathmandu",
     "NEWFOUNDLANDSTANDARDTIME": "America/St_Johns",
     "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
     "NORFOLKSTANDARDTIME": "Pacific/Norfolk",
@@ -130,7 +133,7 @@ WINDOWS_ZONES = {
     "TURKEYSTANDARDTIME": "Europe/Istanbul",
     "TURKSANDCAICOSSTANDARDTIME": "America/Grand_Turk",
     "ULAANBAATARSTANDARDTIME": "Asia/Ulaanbaatar",
-    "USEASTERNSTANDARDTIME": "America/Indianapolis",
+    "USEASTERNSTANDARDTIME": "America/Indiana/Indianapolis",
     "USMOUNTAINSTANDARDTIME": "America/Phoenix",
     "UTC": "UTC",
     "UTC+12": "Etc/GMT-12",
