@@ -216,6 +216,14 @@ ADJUST_ACCOUNT_TYPES = ("Cost of Goods Sold", "Expense", "Other Expense", "Equit
 
 
 NAME_PARTS = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
+# Vendor and Customer: "DisplayName, Title, GivenName, MiddleName, FamilyName, Suffix, and PrintOnCheckName
+# must not contain colon (:), tab (\t), or newline (\n)" (Intuit's Vendor and Customer references, business
+# rules, as copied in public repositories' QBO API notes; ruckus/quickbooks-ruby refuses a Vendor
+# DisplayName 'Tractor:Trailer' for it; Workato's QBO troubleshooting page: "QuickBooks does not allow ...
+# colon (:)" in a display name). A colon is how QBO joins a sub-customer's name to its parent's. QBO's code
+# and wording for the refusal are UNSURE: the sandbox answers 6000, its business validation error.
+PARTY_TEXT = ("DisplayName", *NAME_PARTS, "PrintOnCheckName")
+PARTY_BANNED = ":\t\n"
 NAME_MAX = 100  # Item and Account Name: "max 100 characters" (Intuit's Item and Account references)
 
 
@@ -231,6 +239,13 @@ def _list_name(record: dict[str, Any], banned: str, described: str) -> str:
             f"Name is required, at most {NAME_MAX} characters, and can't contain {described}",
         )
     return name
+
+
+def _check_party_text(record: dict[str, Any]) -> None:
+    """A Vendor's or Customer's names hold no colon, tab or newline (``PARTY_TEXT``)."""
+    for key in PARTY_TEXT:
+        if any(c in str(record.get(key) or "") for c in PARTY_BANNED):
+            raise business_error(f"{key} can't contain a colon (:), a tab or a new line.")
 
 
 def decimal(value: Any) -> Decimal:
@@ -618,6 +633,7 @@ class QboBooks:
                 record["DisplayName"] = " ".join(part for part in parts if part)
             if not record["DisplayName"]:
                 raise required("DisplayName")
+            _check_party_text(record)
             self._check_unique(company, ("Vendor", "Customer"), "DisplayName", record["DisplayName"], own_id)
             record.setdefault("CurrencyRef", {"value": company.home_currency})
             record.setdefault("Balance", Decimal(0))

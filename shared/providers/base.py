@@ -158,6 +158,10 @@ class AccountingProvider(Protocol):
         """The active supplier (QBO vendor, Xero contact) with exactly this name."""
         ...
 
+    def supplier_name_problem(self, name: str) -> str | None:
+        """Why the provider can't hold a supplier of this name (None: it can), said before it is asked."""
+        ...
+
     def create_supplier(
         self, session: Session, draft: SupplierDraft, *, idempotency_key: str
     ) -> Supplier: ...

@@ -26,7 +26,7 @@ from shared.domain.catalog import (
     sku_key,
 )
 from shared.domain.connections import ProviderName
-from shared.errors import ProviderRejected, ProviderUnavailable
+from shared.errors import InvalidFields, ProviderRejected, ProviderUnavailable
 from shared.model import Model
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
@@ -278,6 +278,9 @@ def create_supplier(organisation_id: str, name: str, request: SupplierRequest) -
     wanted, connection = connected(organisation_id, name)
     session, api = session_for(connection), tokens.provider(wanted)
     draft = SupplierDraft(name=request.name.strip(), email=request.email.strip())
+    problem = api.supplier_name_problem(draft.name)
+    if problem:  # refused before the provider is asked: asking would only be refused (twice, with the retry)
+        raise InvalidFields(f"name: {problem}", [{"field": "name", "problem": problem}])
     existing = api.find_supplier(session, draft.name)
     supplier, linked = (
         (existing, True) if existing else _create_or_adopt(api, session, draft, organisation_id)

@@ -273,6 +273,25 @@ def test_a_supplier_name_or_email_the_provider_cannot_take_is_a_400_naming_it_be
     assert len(sandboxes.xero.list_records(AU_TENANT_ID, "Contacts")) == before
 
 
+def test_a_qbo_vendor_name_with_a_colon_is_a_400_before_quickbooks_is_asked(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """QBO refuses a colon in a vendor's DisplayName (Intuit's Vendor reference): asking would spend a
+    look-up and two creates on a refusal. A name without one is created once."""
+    connect(api, sandboxes, "qbo")
+    calls = sandboxes.qbo.call_count(path_prefix="/v3/")
+    refused = api.call("POST", "/integrations/qbo/suppliers", json_body={"name": "Harbour: Alloys"})
+    assert refused.status == 400, refused.body
+    assert [d["field"] for d in refused.json()["details"]] == ["name"]
+    assert "colon" in refused.json()["details"][0]["problem"]
+    assert sandboxes.qbo.call_count(path_prefix="/v3/") == calls
+    created = ok(api.call("POST", "/integrations/qbo/suppliers", json_body={"name": "Harbour Alloys"}))
+    vendors = [
+        v for v in sandboxes.qbo.list_records(DEMO_REALM_ID, "Vendor") if "Harbour" in v["DisplayName"]
+    ]
+    assert [v["Id"] for v in vendors] == [created["supplier"]["supplier_id"]]
+
+
 @pytest.mark.parametrize("fault", ["500", "lost_response", "timeout"])
 def test_xero_supplier_create_survives_faults_without_a_duplicate(
     api: Api, sandboxes: Sandboxes, fault: str

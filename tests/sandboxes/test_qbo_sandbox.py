@@ -1531,6 +1531,25 @@ def test_vendor_without_display_name_takes_its_name_parts(api: httpx.Client) -> 
     assert fault_code(post_json(api, "/customer", {"GivenName": "Ann", "FamilyName": "Lee"})) == "6240"
 
 
+@pytest.mark.parametrize("entity", ["vendor", "customer"])
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"DisplayName": "Tractor:Trailer"},
+        {"DisplayName": "Tractor\tTrailer"},
+        {"GivenName": "Ann:", "FamilyName": "Lee"},
+        {"DisplayName": "Ann Lee", "PrintOnCheckName": "Ann\nLee"},
+    ],
+)
+def test_a_name_with_a_colon_tab_or_newline_is_refused(
+    api: httpx.Client, entity: str, names: dict[str, str]
+) -> None:
+    kind = entity.capitalize()
+    before = query(api, f"select count(*) from {kind}")
+    assert fault_code(post_json(api, f"/{entity}", names)) == "6000"
+    assert query(api, f"select count(*) from {kind}") == before
+
+
 def test_customer_create_with_the_properties_an_official_client_sends(api: httpx.Client) -> None:
     sent = {
         "DisplayName": "Bay Fixtures",

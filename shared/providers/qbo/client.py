@@ -114,6 +114,9 @@ class QboProvider(CompanyReads):
         found = self.api.query_all(session, "Vendor", f"DisplayName = {mapping.query_literal(name)}")
         return next((mapping.vendor(r) for r in found if r.get("Active", True)), None)
 
+    def supplier_name_problem(self, name: str) -> str | None:
+        return mapping.display_name_problem(name)
+
     def create_supplier(self, session: Session, draft: SupplierDraft, *, idempotency_key: str) -> Supplier:
         return mapping.vendor(self.api.create_vendor(session, draft, idempotency_key))
 

@@ -122,6 +122,16 @@ def vendor(record: dict[str, Any]) -> Supplier:
     )
 
 
+def display_name_problem(name: str) -> str | None:
+    """Why a vendor can't be named ``name``: QBO refuses a colon in a DisplayName (Intuit's Vendor
+    reference, business rules: DisplayName "must not contain colon (:), tab (\\t), or newline (\\n)"; the
+    sandbox's PARTY_TEXT cites the sources). Tabs and new lines are refused for every provider by the
+    request's own rules (``shared.bodies.SupplierRequest``)."""
+    if ":" in name:
+        return "QuickBooks Online refuses a colon (:) in a vendor's name; write it without one"
+    return None
+
+
 def query_literal(text: str) -> str:
     """A string literal of QBO's query language (a backslash escapes the quote)."""
     return "'" + text.replace("'", "\\'") + "'"

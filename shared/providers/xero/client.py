@@ -178,6 +178,9 @@ class XeroProvider(CompanyReads):
             None,
         )
 
+    def supplier_name_problem(self, name: str) -> str | None:
+        return None  # what Xero can't take (over 255 characters, a line break) the request body refuses
+
     def create_supplier(self, session: Session, draft: SupplierDraft, *, idempotency_key: str) -> Supplier:
         return mapping.contact(self.api.create_contact(session, draft, idempotency_key))
 
