@@ -99,6 +99,11 @@ _TOKEN = re.compile(
     r"|(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<word>[A-Za-z_][\w.]*))"
 )
 Literal = str | bool | Decimal
+# A string literal's escapes: a backslash takes the character after it as it is, so a quote is written \'
+# (a bare quote ends the literal and QBO answers 4000 "Error parsing query": mcohen01/node-quickbooks#56,
+# ruckus/quickbooks-ruby#471) and a backslash \\ (one left bare before a quote escapes that quote, and QBO
+# answers 4000: routablehq/python-quickbooks#319, whose fix escapes backslashes first); '' is a quote too.
+_ESCAPE = re.compile(r"\\(.)|''", re.DOTALL)
 
 
 class QueryError(ValueError):
@@ -193,7 +198,7 @@ class _Parser:
     def literal(self) -> Literal:
         kind, value = self.take()
         if kind == "str":
-            return value[1:-1].replace("''", "'").replace("\\'", "'")
+            return _ESCAPE.sub(lambda m: m.group(1) or "'", value[1:-1])
         if kind == "num":
             return Decimal(value)
         if kind == "word" and value.lower() in ("true", "false"):

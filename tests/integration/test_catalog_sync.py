@@ -292,6 +292,22 @@ def test_a_qbo_vendor_name_with_a_colon_is_a_400_before_quickbooks_is_asked(
     assert [v["Id"] for v in vendors] == [created["supplier"]["supplier_id"]]
 
 
+@pytest.mark.parametrize("name", ["Acme Tools\\", "Smith\\'s Shop", "Dies \\ Moulds"])
+def test_a_qbo_vendor_name_with_a_backslash_is_looked_up_created_once_and_linked_again(
+    api: Api, sandboxes: Sandboxes, name: str
+) -> None:
+    """The name is looked up in QuickBooks before it is created: a backslash in it must not end the query's
+    string early (QBO: 4000 "Error parsing query"), nor a second request create it twice."""
+    connect(api, sandboxes, "qbo")
+    created = ok(api.call("POST", "/integrations/qbo/suppliers", json_body={"name": name}))
+    assert (created["linked_existing"], created["supplier"]["name"]) == (False, name)
+    again = ok(api.call("POST", "/integrations/qbo/suppliers", json_body={"name": name}))
+    assert again["linked_existing"] is True
+    assert again["supplier"]["supplier_id"] == created["supplier"]["supplier_id"]
+    vendors = [v for v in sandboxes.qbo.list_records(DEMO_REALM_ID, "Vendor") if v["DisplayName"] == name]
+    assert len(vendors) == 1
+
+
 @pytest.mark.parametrize("fault", ["500", "lost_response", "timeout"])
 def test_xero_supplier_create_survives_faults_without_a_duplicate(
     api: Api, sandboxes: Sandboxes, fault: str

@@ -425,6 +425,15 @@ def test_query_rejects_or_with_parser_error(api: httpx.Client) -> None:
     assert response.status_code == 400 and fault_code(response) == "4000"
 
 
+def test_a_backslash_in_a_string_literal_escapes_the_next_character(api: httpx.Client) -> None:
+    for name in ("Acme\\", "Smith\\'s Shop"):
+        assert post_json(api, "/vendor", {"DisplayName": name}).status_code == 200
+    found = query(api, "select * from Vendor where DisplayName IN ('Acme\\\\', 'Smith\\\\\\'s Shop')")
+    assert sorted(v["DisplayName"] for v in found["Vendor"]) == ["Acme\\", "Smith\\'s Shop"]
+    bare = api.get("/query", params={"query": "select * from Vendor where DisplayName = 'Acme\\'"})
+    assert bare.status_code == 400 and fault_code(bare) == "4000"
+
+
 @pytest.mark.parametrize(
     ("entity", "where"),
     [

@@ -133,5 +133,7 @@ def display_name_problem(name: str) -> str | None:
 
 
 def query_literal(text: str) -> str:
-    """A string literal of QBO's query language (a backslash escapes the quote)."""
-    return "'" + text.replace("'", "\\'") + "'"
+    """A string literal of QBO's query language: a backslash escapes the quote (mcohen01/node-quickbooks#56),
+    so a backslash of the text is escaped first, or one before a quote (or at the end) would escape that
+    quote and QBO answer 4000 "Error parsing query" (routablehq/python-quickbooks#319)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
