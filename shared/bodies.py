@@ -33,6 +33,7 @@ from shared.domain.inventory import Component
 from shared.domain.sales import MarginGroup, zone
 from shared.errors import InvalidFields
 from shared.model import Model
+from shared.money import unsigned_zero
 
 INTEGER_DIGITS = 12
 QUANTITY_PLACES = 6
@@ -82,10 +83,17 @@ def _plain_text(value: Any) -> Any:
 
 # after the bounds, so that they stay in the decimal's own schema (and the OpenAPI document); it runs first
 PLAIN = BeforeValidator(_plain_text)
+UNSIGNED_ZERO = AfterValidator(unsigned_zero)  # -0.0 passes the bounds (it equals 0)
 Quantity = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=True, what="a quantity"), PLAIN]
-Rejected = Annotated[Decimal, _decimal(QUANTITY_PLACES, positive=False, what="a quantity"), PLAIN]
-UnitCost = Annotated[Decimal, _decimal(UNIT_COST_PLACES, positive=False, what="a cost per unit"), PLAIN]
-LineAmount = Annotated[Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an amount"), PLAIN]
+Rejected = Annotated[
+    Decimal, _decimal(QUANTITY_PLACES, positive=False, what="a quantity"), PLAIN, UNSIGNED_ZERO
+]
+UnitCost = Annotated[
+    Decimal, _decimal(UNIT_COST_PLACES, positive=False, what="a cost per unit"), PLAIN, UNSIGNED_ZERO
+]
+LineAmount = Annotated[
+    Decimal, _decimal(AMOUNT_PLACES, positive=False, what="an amount"), PLAIN, UNSIGNED_ZERO
+]
 # kept for callers that name the old alias (a cost per unit)
 Amount = UnitCost
 

@@ -33,6 +33,12 @@ def to_cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def unsigned_zero(value: Decimal) -> Decimal:
+    """A zero without its sign: ``-0`` and ``-0.0`` (a JSON number, a cost written "-0" in a file) equal 0
+    and pass "at least 0", but their sign would stay in the record and every answer showing it."""
+    return value.copy_abs() if value.is_zero() else value
+
+
 def total(values: Iterable[Decimal]) -> Decimal:
     """The sum in the costing context (an empty sum is Decimal 0, never int 0)."""
     with localcontext(COST_CONTEXT):

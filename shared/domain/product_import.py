@@ -21,6 +21,7 @@ from typing import IO, Literal, NamedTuple
 
 from shared.domain.catalog import sku_key
 from shared.domain.product_rows import ProductRow, ProductType, RowProblem, RowResult, RowStatus
+from shared.money import unsigned_zero
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -933,6 +934,7 @@ def _parse_amount(value: object, decimal_comma: bool) -> Decimal | None:
     # sign and size first: rounding 30 digits to 4 places would pass the context's 28-digit precision
     if amount < 0:
         raise _CellProblem(f"negative ({_shortened(str(amount))}); it must be 0 or more")
+    amount = unsigned_zero(amount)
     if amount >= MAX_AMOUNT:
         raise _CellProblem(f"{_shortened(str(amount))} is too large; it must be below {MAX_AMOUNT:,}")
     exponent = amount.as_tuple().exponent
