@@ -328,12 +328,33 @@ def _csv_separator(content: bytes) -> str:
 _NOT_BLANK = re.compile(rb"\S")
 
 
+# A line given to the CSV reader after the file's last. A quoted cell still open at the end of the file takes
+# it in (the reader is not strict, as Excel is not, and keeps the rest of the file as that one cell);
+# otherwise it makes a row of its own.
+_CSV_END = "\ufffe end of file"
+
+
 def _csv_rows(content: bytes, separator: str) -> Generator[_Row, None, None]:
     text = io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="")  # decoded as read
-    reader = csv.reader(text, delimiter=separator)
+    ended = False
+
+    def lines() -> Iterator[str]:
+        nonlocal ended
+        yield from text
+        ended = True  # the reader's next row holds _CSV_END: the rows before it ended with their lines
+        yield _CSV_END
+
+    reader = csv.reader(lines(), delimiter=separator)
     number = 0
     try:
         for number, values in enumerate(reader, start=1):
+            if ended:
+                if values != [_CSV_END]:
+                    raise FileRefused(
+                        f'Row {number} opens a quoted cell (with ") that is never closed, so the rest of the '
+                        "file would be read as that one cell. Close the quote, or remove it."
+                    )
+                return
             yield _Row(number, values, _NO_FORMULAS)
     except csv.Error as error:
         raise FileRefused(f"Row {number + 1} cannot be read as CSV: {error}.") from None

@@ -78,6 +78,22 @@ def test_a_cost_split_by_an_unquoted_thousands_comma_is_a_row_error_not_a_cost_o
     assert (product["sku"], product["unit_cost"]) == ("PL-1", "1234.50")
 
 
+def test_a_quote_never_closed_refuses_the_file_instead_of_swallowing_the_rows_after_it(api: Api) -> None:
+    """A stray quote opening a cell ("Beta) made the rest of the file that one cell: its rows were never
+    read, and the answer said one product was made (with a warning about line breaks in its name)."""
+    content = b'SKU,Name\nA-1,Alpha\nA-2,"Beta\nA-3,Gamma\nA-4,Delta\n'
+
+    for mode in ("dry_run", "apply"):
+        result = _ok(_import(api, content, mode))
+        [problem] = result["file_errors"]
+        assert "Row 3" in problem and "never closed" in problem, problem
+        assert result["created"] == 0
+    assert _ok(api.call("GET", "/products"))["items"] == []
+    # a quoted cell over two lines, closed on the file's last line (no line break after it), still reads
+    closed = _ok(_import(api, b'SKU,Name\nA-1,Alpha\nA-2,"Beta\nline two"', "apply"))
+    assert (closed["file_errors"], closed["created"]) == ([], 2)
+
+
 @pytest.mark.parametrize("above", [b"\n", b"\r\n\r\n", b"\xef\xbb\xbf\n"])
 def test_a_semicolon_csv_with_blank_lines_above_its_header_reads_like_one_without(
     api: Api, above: bytes
