@@ -1,20 +1,33 @@
-"""Run once after the deploy that adds gsi2: gives the exports and products written before it their place in
-the paged lists' index (an item without ``gsi2pk`` is on no page of GET /exports or GET /products).
+"""Run once after the deploy that adds gsi2, and after the one that pages receipts and builds: gives the
+exports, products, receipts and builds written before it their place in the paged lists' index (an item
+without ``gsi2pk`` is on no page of GET /exports, /products, /receipts or /builds).
 
     python -m infra.list_index_backfill --table <table name> [--region <region>]
 
 with credentials that may Scan and UpdateItem the table (the functions' roles may not Scan). Safe to run
 again, and beside the running service: each update is conditional on the item still being there without a
-place and with the SKU (or creation time) the scan read, so an item written meanwhile (which the service
-places itself, or a function still running the code before the index rewrote) is never placed where it no
-longer belongs."""
+place and with the SKU (or creation time, or record time) the scan read, so an item written meanwhile
+(which the service places itself, or a function still running the code before the index rewrote) is never
+placed where it no longer belongs."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import datetime
 from typing import Any
 
-from shared.store.keys import EXPORT_PREFIX, PRODUCT_PREFIX, exports_list_index, products_list_index
+from shared.store.keys import (
+    EXPORT_PREFIX,
+    LISTED_RECORDS,
+    PRODUCT_PREFIX,
+    exports_list_index,
+    products_list_index,
+    record_sk,
+    records_list_index,
+)
+
+RECORD_PREFIXES = tuple(record_sk(kind, "") for kind in LISTED_RECORDS)
 
 
 def _place(item: dict[str, Any]) -> tuple[dict[str, str], str]:
@@ -23,19 +36,25 @@ def _place(item: dict[str, Any]) -> tuple[dict[str, str], str]:
     organisation = str(item["pk"]).removeprefix("ORG#")
     if str(item["sk"]).startswith(EXPORT_PREFIX):
         return exports_list_index(organisation, str(item["created_at"]), str(item["export_id"])), "created_at"
+    if str(item["sk"]).startswith(RECORD_PREFIXES):  # a receipt's JSON holds its seq; a build's, its build's
+        body = json.loads(str(item["body"]))
+        seq = body["seq"] if item["kind"] == "receipt" else body["build"]["seq"]
+        at = datetime.fromisoformat(str(item["at"]))
+        return records_list_index(organisation, str(item["kind"]), at, int(seq), str(item["record_id"])), "at"
     return products_list_index(organisation, str(item["sku"]), str(item["product_id"])), "sku"
 
 
 def backfill(table: Any) -> int:
-    """Places every export and product that has no place yet; returns how many it placed."""
+    """Places every export, product, receipt and build that has no place yet; returns how many it placed."""
     from boto3.dynamodb.conditions import Attr
 
-    unplaced = Attr("gsi2pk").not_exists() & (
-        Attr("sk").begins_with(EXPORT_PREFIX) | Attr("sk").begins_with(PRODUCT_PREFIX)
-    )
+    listed = Attr("sk").begins_with(EXPORT_PREFIX) | Attr("sk").begins_with(PRODUCT_PREFIX)
+    for prefix in RECORD_PREFIXES:
+        listed = listed | Attr("sk").begins_with(prefix)
     request: dict[str, Any] = {
-        "FilterExpression": unplaced,
-        "ProjectionExpression": "pk, sk, created_at, export_id, sku, product_id",
+        "FilterExpression": Attr("gsi2pk").not_exists() & listed,
+        "ProjectionExpression": "pk, sk, created_at, export_id, sku, product_id, #k, record_id, #at, #b",
+        "ExpressionAttributeNames": {"#k": "kind", "#at": "at", "#b": "body"},  # names DynamoDB reserves
     }
     placed = 0
     while True:
@@ -72,7 +91,7 @@ def main() -> None:
     parser.add_argument("--region")
     arguments = parser.parse_args()
     table = boto3.resource("dynamodb", region_name=arguments.region).Table(arguments.table)
-    print(f"placed {backfill(table)} exports and products in the list index")
+    print(f"placed {backfill(table)} exports, products, receipts and builds in the list index")
 
 
 if __name__ == "__main__":

@@ -323,6 +323,18 @@ PageLimit = Annotated[
         description=f"items in the page: 1 to {MAX_PAGE_SIZE}, {PAGE_SIZE} if not given",
     ),
 ]
+# Receipts and builds, up to 500 lines each, are read 50 to a page by default and 100 at most; a page also
+# ends once its records' JSON passes 2 MB (shared.store.inventory.PAGE_BODY_BYTES), whatever the limit.
+RECORD_PAGE_SIZE, MAX_RECORD_PAGE_SIZE = 50, 100
+RecordPageLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_RECORD_PAGE_SIZE,
+        description=f"records in the page: 1 to {MAX_RECORD_PAGE_SIZE}, {RECORD_PAGE_SIZE} if not given "
+        "(fewer when their size would pass 2 MB)",
+    ),
+]
 PageCursor = Annotated[
     str | None,
     Query(
@@ -523,8 +535,8 @@ def record_receipt(request: bodies.ReceiptRequest) -> Response[inventory.Receipt
 
 
 @app.get("/receipts")
-def receipts() -> list[inventory.ReceiptView]:
-    return inventory.list_receipts(caller_organisation(app))
+def receipts(limit: RecordPageLimit = RECORD_PAGE_SIZE, cursor: PageCursor = None) -> inventory.ReceiptPage:
+    return inventory.list_receipts(caller_organisation(app), limit, cursor)
 
 
 @app.get("/receipts/<receipt_id>")
@@ -539,8 +551,8 @@ def record_build(request: bodies.BuildRequest) -> Response[inventory.BuildView]:
 
 
 @app.get("/builds")
-def builds() -> list[inventory.BuildView]:
-    return inventory.list_builds(caller_organisation(app))
+def builds(limit: RecordPageLimit = RECORD_PAGE_SIZE, cursor: PageCursor = None) -> inventory.BuildPage:
+    return inventory.list_builds(caller_organisation(app), limit, cursor)
 
 
 @app.get("/builds/<build_id>")

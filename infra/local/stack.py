@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+import infra.local.moto_fidelity  # noqa: F401  (imported for its effect: moto weighs items as DynamoDB does)
 from infra.local.template import TEMPLATE, Resolver, load_template
 
 ACCOUNT_ID = "123456789012"

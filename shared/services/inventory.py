@@ -43,9 +43,10 @@ from shared.errors import Conflict, InvalidFields, NotFound
 from shared.model import Model
 from shared.money import total
 from shared.observability import logger
-from shared.services import catalog, qbo_names, queue, sessions
+from shared.services import catalog, paging, qbo_names, queue, sessions
+from shared.services.paging import Page
 from shared.store import catalog as catalog_store
-from shared.store import checkpoints
+from shared.store import checkpoints, keys
 from shared.store import exports as export_store
 from shared.store import inventory as store
 from shared.store import settings as settings_store
@@ -257,6 +258,15 @@ def _take_checkpoint(organisation_id: str, head: store.LedgerHead, moved: int) -
         logger.exception("no checkpoint taken", extra={"organisation_id": organisation_id})
 
 
+def _listed(organisation_id: str, body: BaseModel, at: datetime) -> dict[str, str]:
+    """A receipt's or build's place in its list (a rejection is listed with its receipt)."""
+    if isinstance(body, Receipt):
+        return keys.records_list_index(organisation_id, "receipt", at, body.seq, body.receipt_id)
+    if isinstance(body, BuildRecord):
+        return keys.records_list_index(organisation_id, "build", at, body.build.seq, body.build.build_id)
+    return {}
+
+
 def _commit(
     organisation_id: str,
     head: store.LedgerHead,
@@ -266,7 +276,9 @@ def _commit(
     costing: _Costing,
 ) -> list[ExportRef]:
     rows = [
-        store.RecordRow(kind, record_id, body.model_dump_json(), at.isoformat())
+        store.RecordRow(
+            kind, record_id, body.model_dump_json(), at.isoformat(), _listed(organisation_id, body, at)
+        )
         for kind, record_id, body, at in records
     ]
     pending = [
@@ -412,19 +424,24 @@ def get_receipt(organisation_id: str, receipt_id: str) -> ReceiptView:
     return _receipt_view(receipt, rejection, _refs(organisation_id, kinds))
 
 
-def list_receipts(organisation_id: str) -> list[ReceiptView]:
-    receipts = sorted(
-        (Receipt.model_validate_json(b) for b in store.list_records(organisation_id, "receipt")),
-        key=lambda r: (r.received_at, r.seq),
+class ReceiptPage(Page):
+    """A page of the organisation's receipts, oldest first (by when received, then as recorded)."""
+
+    items: list[ReceiptView]
+
+
+def list_receipts(organisation_id: str, limit: int, cursor: str | None = None) -> ReceiptPage:
+    bodies, last = store.record_page(
+        organisation_id, "receipt", limit, paging.position_of("receipts", organisation_id, cursor)
     )
     views = []
-    for receipt in receipts:
+    for receipt in (Receipt.model_validate_json(b) for b in bodies):
         rejection = rejection_of(receipt)
         kinds: list[tuple[ExportKind, str]] = [("receipt", receipt.receipt_id)]
         if rejection is not None:
             kinds.append(("rejection", rejection.rejection_id))
         views.append(_receipt_view(receipt, rejection, _refs(organisation_id, kinds)))
-    return views
+    return ReceiptPage(items=views, next_cursor=paging.next_cursor("receipts", organisation_id, last))
 
 
 # ---- builds -------------------------------------------------------------------------------------------
@@ -541,12 +558,19 @@ def get_build(organisation_id: str, build_id: str) -> BuildView:
     return _build_view(BuildRecord.model_validate_json(body), _refs(organisation_id, [("build", build_id)]))
 
 
-def list_builds(organisation_id: str) -> list[BuildView]:
-    records = sorted(
-        (BuildRecord.model_validate_json(b) for b in store.list_records(organisation_id, "build")),
-        key=lambda r: (r.build.built_at, r.build.seq),
+class BuildPage(Page):
+    """A page of the organisation's builds, oldest first (by when built, then as recorded)."""
+
+    items: list[BuildView]
+
+
+def list_builds(organisation_id: str, limit: int, cursor: str | None = None) -> BuildPage:
+    bodies, last = store.record_page(
+        organisation_id, "build", limit, paging.position_of("builds", organisation_id, cursor)
     )
-    return [_build_view(r, _refs(organisation_id, [("build", r.build.build_id)])) for r in records]
+    records = (BuildRecord.model_validate_json(b) for b in bodies)
+    views = [_build_view(r, _refs(organisation_id, [("build", r.build.build_id)])) for r in records]
+    return BuildPage(items=views, next_cursor=paging.next_cursor("builds", organisation_id, last))
 
 
 # ---- lots ---------------------------------------------------------------------------------------------

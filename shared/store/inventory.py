@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +21,17 @@ from shared.domain.inventory import BuildRecord, Receipt, Rejection, Stock
 from shared.domain.ledger import AnyMovement, MovementKey, order_key
 from shared.errors import BadRequest, Conflict
 from shared.store import checkpoints, lots
-from shared.store.dynamo import org_batch_get, org_items
-from shared.store.keys import LEDGER_SK, MOVES_PREFIX, moves_sk, org_pk, record_sk, stock_page_sk, stock_sk
+from shared.store.dynamo import ListPosition, org_batch_get, org_items, org_list_page
+from shared.store.keys import (
+    LEDGER_SK,
+    MOVES_PREFIX,
+    moves_sk,
+    org_pk,
+    record_sk,
+    records_list_pk,
+    stock_page_sk,
+    stock_sk,
+)
 
 MAX_ITEM_BYTES = 350_000  # DynamoDB refuses items over 400 KB; keep room for attribute names
 MAX_WRITE_ITEMS = 100  # DynamoDB's most actions in one TransactWriteItems
@@ -36,7 +45,8 @@ class RecordRow:
     kind: str
     record_id: str
     body: str  # the record's JSON
-    at: str  # when the thing happened (ISO), for listing
+    at: str  # when the thing happened (ISO)
+    listed: Mapping[str, str] = field(default_factory=dict)  # its place in its list (keys.records_list_index)
 
 
 class DuplicateRecord(Conflict):
@@ -330,6 +340,7 @@ def commit(
             "record_id": r.record_id,
             "body": r.body,
             "at": r.at,
+            **r.listed,
         }
         for r in records
     ]
@@ -442,5 +453,30 @@ def load_record(organisation_id: str, kind: str, record_id: str) -> InventoryRec
     return None if body is None else _RECORD_MODELS[kind].model_validate_json(body)
 
 
-def list_records(organisation_id: str, kind: str) -> list[str]:
-    return [str(item["body"]) for item in org_items(organisation_id, record_sk(kind, ""))]
+PAGE_BODY_BYTES = 2_000_000  # a page of records holds at most this much of their JSON (after its first):
+# with their export references, well inside Lambda's 6 MB answer however large each record is
+
+
+def record_page(
+    organisation_id: str, kind: str, limit: int, after: ListPosition | None
+) -> tuple[list[str], ListPosition | None]:
+    """A page of the organisation's receipts or builds (their JSON), oldest first
+    (``keys.records_list_index``): at most ``limit``, and fewer when their JSON passes PAGE_BODY_BYTES (the
+    page then ends at the last one it holds, and the next page starts after it)."""
+    rows, last = org_list_page(
+        organisation_id,
+        records_list_pk(organisation_id, kind),
+        limit=limit,
+        after=after,
+        ProjectionExpression="sk, #b, gsi2sk",
+        ExpressionAttributeNames={"#b": "body"},
+    )
+    bodies: list[str] = []
+    size = 0
+    for held, row in zip([None, *rows], rows, strict=False):
+        body = str(row["body"])
+        size += len(body)
+        if held is not None and size > PAGE_BODY_BYTES:
+            return bodies, ListPosition(str(held["sk"]), str(held["gsi2sk"]))
+        bodies.append(body)
+    return bodies, last

@@ -51,11 +51,14 @@ gsi2 (``gsi2pk``/``gsi2sk``, keys only) orders an organisation's lists for the A
 
 - ``ORG#<org>#EXPORTS`` / ``<created at>#<export id>``: its exports, read newest first.
 - ``ORG#<org>#PRODUCTS`` / ``<SKU, case-folded>`` NUL ``<product id>``: its products by SKU.
+- ``ORG#<org>#RECEIPTS`` and ``ORG#<org>#BUILDS`` / ``<when, UTC>#<seq>#<record id>``: its receipts and
+  builds, oldest first.
 """
 
 from __future__ import annotations
 
 import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -144,6 +147,23 @@ def products_list_index(organisation_id: str, sku: str, product_id: str) -> dict
         "gsi2pk": products_list_pk(organisation_id),
         "gsi2sk": f"{sku.casefold()[:LISTED_SKU]}\x00{product_id}",
     }
+
+
+LISTED_RECORDS = ("receipt", "build")  # records with a list of their own (a rejection is its receipt's)
+
+
+def records_list_pk(organisation_id: str, kind: str) -> str:
+    return f"{org_pk(organisation_id)}#{kind.upper()}S"
+
+
+def records_list_index(
+    organisation_id: str, kind: str, at: datetime, seq: int, record_id: str
+) -> dict[str, str]:
+    """Where a receipt or build sits in its organisation's list: by when it happened (in UTC, fixed width, so
+    the text sorts as the instants do whatever offset it was given with), then its ledger sequence (records
+    of one instant in the order they were made), then id."""
+    instant = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return {"gsi2pk": records_list_pk(organisation_id, kind), "gsi2sk": f"{instant}#{seq:012d}#{record_id}"}
 
 
 # ---- catalog ------------------------------------------------------------------------------------------

@@ -199,7 +199,7 @@ def test_a_back_dated_build_that_would_empty_a_later_build_is_refused(
     assert refused.status == 409, refused.body
     body = refused.json()
     assert "B2" in body["message"] and body["later_records"][0]["document_id"] == "B2"
-    assert [b["build"]["build_id"] for b in ok(api.call("GET", "/builds"))] == ["B2"]
+    assert [b["build"]["build_id"] for b in ok(api.call("GET", "/builds"))["items"]] == ["B2"]
 
 
 def reconciled(api: Api, as_of: str | None = None) -> tuple[str, dict[str, dict[str, Any]]]:

@@ -94,3 +94,24 @@ def test_a_transaction_that_passes_writes_every_item(table: str) -> None:
     assert set(after) == {"A", "C", "NEW"}
     assert after["A"]["count"] == {"N": "2"} and "note" not in after["A"]
     assert after["NEW"]["count"] == {"N": "9"}
+
+
+def test_an_update_is_weighed_as_the_item_it_makes_not_with_the_value_it_replaces(table: str) -> None:
+    """A 300 kB attribute replaced by a 350 kB one makes a 350 kB item, which DynamoDB takes (moto weighed
+    both values together, ``infra.local.moto_fidelity``); a 420 kB one is still refused."""
+    dynamodb = boto3.client("dynamodb")
+
+    def set_note(size: int) -> None:
+        dynamodb.update_item(
+            TableName=table,
+            Key=_key("A"),
+            UpdateExpression="SET note = :note",
+            ExpressionAttributeValues={":note": {"S": "x" * size}},
+        )
+
+    set_note(300_000)
+    set_note(350_000)
+    with pytest.raises(ClientError, match="exceeded the maximum allowed size"):
+        set_note(420_000)
+    (a,) = [item for item in _items(table) if item["sk"]["S"] == "A"]
+    assert len(a["note"]["S"]) == 350_000

@@ -469,7 +469,7 @@ def test_qbo_receipt_on_accounts_payable_without_a_vendor_is_refused_when_record
         "supplier_email or supplier_name), or choose a receiving clearing account as the receiving credit "
         "account"
     )
-    assert ok(api.call("GET", "/receipts")) == [] and ok(api.call("GET", "/exports"))["items"] == []
+    assert ok(api.call("GET", "/receipts"))["items"] == [] and ok(api.call("GET", "/exports"))["items"] == []
 
 
 def test_qbo_export_to_accounts_payable_without_a_vendor_fails_with_the_reason(

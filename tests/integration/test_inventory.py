@@ -128,7 +128,7 @@ def test_multi_level_builds_consume_fifo_and_carry_exact_costs(api: Api, aws: Lo
     assert lots(api, "bracket") == [(1, D("3.90") / 3)]
     assert lots(api, "shelf") == [(1, D("3.90") * 2 / 3 + D("0.30"))]
     assert lots(api, "bolt") == [(1, D("0.10"))]
-    assert [b["build"]["product_id"] for b in ok(api.call("GET", "/builds"))] == ["bracket", "shelf"]
+    assert [b["build"]["product_id"] for b in ok(api.call("GET", "/builds"))["items"]] == ["bracket", "shelf"]
 
 
 def test_a_short_build_is_refused_per_component_and_writes_nothing(api: Api, aws: LocalStack) -> None:
@@ -150,7 +150,7 @@ def test_a_short_build_is_refused_per_component_and_writes_nothing(api: Api, aws
     assert "BLANK Part blank short 1" in refused.json()["message"]
     assert {s["product"] for s in refused.json()["shortages"]} == {"BLANK Part blank", "BOLT Part bolt"}
     assert lots(api, "blank") == [(2, D("1.00"))] and lots(api, "bracket") == []
-    assert ok(api.call("GET", "/builds")) == []
+    assert ok(api.call("GET", "/builds"))["items"] == []
     assert {e["kind"] for e in ok(api.call("GET", "/exports"))["items"]} == {"receipt"}
 
 
@@ -197,7 +197,7 @@ def test_a_repeated_receipt_id_is_refused_not_doubled(api: Api, aws: LocalStack)
     )
     assert again.status == 409, again.body
     assert lots(api, "bolt") == [(10, D("0.10"))]
-    assert len(ok(api.call("GET", "/receipts"))) == 1
+    assert len(ok(api.call("GET", "/receipts"))["items"]) == 1
 
 
 def test_receipts_name_known_products_and_consistent_quantities(api: Api, aws: LocalStack) -> None:

@@ -345,7 +345,7 @@ def test_a_repeated_build_id_is_refused_as_recorded_even_when_its_stock_is_used_
     made = inventory.record_build(org, request, now)
     again = record(org, request)
     assert isinstance(again, store.DuplicateRecord), again
-    assert [b.build.build_id for b in inventory.list_builds(org)] == ["B-7"]
+    assert [b.build.build_id for b in inventory.list_builds(org, 50).items] == ["B-7"]
     assert stored_stock(org)["m0"].lots[0].cost == made.cost
     assert_stock_is_the_replays(org)
 
@@ -417,7 +417,7 @@ def test_a_build_whose_answer_was_lost_in_transit_is_answered_as_made_once(org: 
         events.unregister("needs-retry.dynamodb.TransactWriteItems", lose_first_answer)
     assert resent == [1]  # the transaction really was sent twice
     assert made.cost == D("3.00")
-    assert [b.build.build_id for b in inventory.list_builds(org)] == [made.build.build_id]
+    assert [b.build.build_id for b in inventory.list_builds(org, 50).items] == [made.build.build_id]
     assert store.ledger_version(org) == 2
     assert_stock_is_the_replays(org)
 

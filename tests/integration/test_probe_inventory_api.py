@@ -113,7 +113,7 @@ def test_same_key_overlapping_threads_records_once(api: Api, aws: LocalStack) ->
         t.join()
     assert all(a.status in (201, 409) for a in answers), [a.body for a in answers]
     assert any(a.status == 201 for a in answers)
-    assert len(ok(api.call("GET", "/receipts"))) == 1 and lots(api, "bolt") == [(D(4), D("4.40"))]
+    assert len(ok(api.call("GET", "/receipts"))["items"]) == 1 and lots(api, "bolt") == [(D(4), D("4.40"))]
     assert len(exported(api)) == 1
 
     made: list[Any] = []
@@ -126,7 +126,7 @@ def test_same_key_overlapping_threads_records_once(api: Api, aws: LocalStack) ->
     for t in threads:
         t.join()
     assert all(a.status in (201, 409) for a in made) and any(a.status == 201 for a in made)
-    assert len(ok(api.call("GET", "/builds"))) == 1 and lots(api, "bolt") == [(D(2), D("2.20"))]
+    assert len(ok(api.call("GET", "/builds"))["items"]) == 1 and lots(api, "bolt") == [(D(2), D("2.20"))]
     assert len(exported(api)) == 2
 
 
@@ -264,7 +264,7 @@ def test_rejecting_more_than_received_is_refused_naming_the_line(api: Api, aws: 
         receipt({"product_id": "bolt", "quantity": "5", "rejected": "5.000001", "unit_cost": "1"}),
     )
     refused(answer, "lines.0")
-    assert ok(api.call("GET", "/receipts")) == [] and exported(api) == []
+    assert ok(api.call("GET", "/receipts"))["items"] == [] and exported(api) == []
 
 
 def test_a_receipt_wholly_rejected_goes_to_waste_and_leaves_no_lot(api: Api, aws: LocalStack) -> None:
@@ -333,7 +333,7 @@ def test_raw_nan_and_infinity_tokens_are_a_400(api: Api, aws: LocalStack) -> Non
         )
         answer = post(api, "/receipts", None, raw=raw)
         assert answer.status == 400, (token, answer.body)
-    assert ok(api.call("GET", "/receipts")) == []
+    assert ok(api.call("GET", "/receipts"))["items"] == []
 
 
 def _shifted(days: int) -> str:
@@ -400,8 +400,8 @@ def test_another_organisations_ids_are_404_or_unknown(api: Api, aws: LocalStack)
     for path in (f"/receipts/{rid}", f"/builds/{bid}", "/products/bolt/lots", "/products/bracket/lots"):
         answer = api.call("GET", path, organisation="org-b")
         assert answer.status == 404, (path, answer.body)
-    assert ok(api.call("GET", "/receipts", organisation="org-b")) == []
-    assert ok(api.call("GET", "/builds", organisation="org-b")) == []
+    assert ok(api.call("GET", "/receipts", organisation="org-b"))["items"] == []
+    assert ok(api.call("GET", "/builds", organisation="org-b"))["items"] == []
     assert exported(api, "org-b") == []
     for export in ok(api.call("GET", "/exports"))["items"]:
         answer = api.call("POST", f"/exports/{export['export_id']}/retry", organisation="org-b")
@@ -489,8 +489,8 @@ def test_dynamodb_failing_at_any_call_of_a_receipt_or_build_leaves_all_or_nothin
                 receipts += 1
             else:
                 builds += 1
-        stored_r = ok(api.call("GET", "/receipts"))
-        stored_b = ok(api.call("GET", "/builds"))
+        stored_r = ok(api.call("GET", "/receipts"))["items"]
+        stored_b = ok(api.call("GET", "/builds"))["items"]
         assert (len(stored_r), len(stored_b)) == (receipts, builds), (n, answer.status)
         kinds = [k for k, _ in exported(api)]
         assert kinds.count("receipt") == receipts and kinds.count("rejection") == receipts - 1
@@ -613,7 +613,7 @@ def test_overlapping_requests_that_must_not_both_record(api: Api, aws: LocalStac
         lambda: post(api, "/receipts", named, "k-y"), lambda: post(api, "/receipts", named, "k-z")
     )
     assert sorted(a.status for a in answers) == [201, 409], [a.body for a in answers]
-    assert len(ok(api.call("GET", "/receipts"))) == 2 and len(exported(api)) == 2
+    assert len(ok(api.call("GET", "/receipts"))["items"]) == 2 and len(exported(api)) == 2
     assert sum(q for q, _ in lots(api, "bolt")) in (D(2), D(3))
 
 
