@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -201,7 +202,7 @@ class BuildRequest(Model):
 # ---- connections, catalog and export settings --------------------------------------------------------------
 class ConnectRequest(Model):
     model_config = ConfigDict(extra="forbid")
-    switch_company: bool = False
+    switch_company: StrictBool = False  # JSON true or false: "yes", "1" or 1 is a 400 naming it
 
 
 class ImportRequest(Model):
@@ -265,7 +266,7 @@ class ExportSettingsRequest(Model):
 # ---- sales tracking and margins ------------------------------------------------------------------------
 class TrackingRequest(Model):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    enabled: StrictBool  # JSON true or false only
     start_date: RecentDate | None = None  # the first pull reads documents dated from here
     time_zone: str | None = None  # IANA; unset: the one already stored, else the provider's
 

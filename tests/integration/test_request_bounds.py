@@ -172,6 +172,23 @@ def test_a_sales_tracking_start_outside_the_window_is_refused(api: Api, aws: Loc
     assert api.call("GET", "/sales/status").json() == []
 
 
+@pytest.mark.parametrize("value", ["true", "yes", 1, 0, "false", None])
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("PUT", "/integrations/qbo/sales-tracking", "enabled"),
+        ("POST", "/integrations/qbo/connect", "switch_company"),
+    ],
+)
+def test_a_switch_is_json_true_or_false_only(
+    api: Api, aws: LocalStack, method: str, path: str, field: str, value: Any
+) -> None:
+    """A string or number where a switch goes is refused naming it, not read as whatever it looks like."""
+    details = refusal(api.call(method, path, json_body={field: value}))
+    assert [d["field"] for d in details] == [field]
+    assert api.call("GET", "/sales/status").json() == []
+
+
 @pytest.mark.parametrize("as_of", ["0001-01-01", "2099-12-31"])
 def test_a_books_check_date_outside_the_window_is_refused_before_the_provider_is_asked(
     api: Api, aws: LocalStack, as_of: str
