@@ -59,6 +59,7 @@ from shared.services import (
     sessions,
 )
 from shared.services.tokens import TokenSource
+from shared.store import catalog as catalog_store
 from shared.store import exports as export_store
 from shared.store.rate_budget import DynamoRateBudget
 
@@ -137,7 +138,7 @@ def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[s
         if mode == "inventory_adjustments":
             accounts["adjustment"] = "3"
     else:
-        by_code = {i.sku: i.item_id for i in catalog.list_items(organisation, provider)}
+        by_code = {i.sku: i.item_id for i in catalog_store.provider_items(organisation, provider)}
         ids = [by_code[c] for c in XERO_CODES.values()]
         accounts = {role: chart[code] for role, code in {**XERO_ACCOUNTS, "rounding": "860"}.items()}
     created = catalog.import_products(organisation, ImportRequest(provider=provider, item_ids=ids)).created

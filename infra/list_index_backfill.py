@@ -1,12 +1,13 @@
-"""Run once after the deploy that adds gsi2, and after the one that pages receipts and builds: gives the
-exports, products, receipts and builds written before it their place in the paged lists' index (an item
-without ``gsi2pk`` is on no page of GET /exports, /products, /receipts or /builds).
+"""Run once after the deploy that adds gsi2, and after the one that pages receipts, builds and provider
+items: gives the exports, products, receipts, builds and provider items written before it their place in
+the paged lists' index (an item without ``gsi2pk`` is on no page of GET /exports, /products, /receipts,
+/builds or /integrations/{provider}/items).
 
     python -m infra.list_index_backfill --table <table name> [--region <region>]
 
 with credentials that may Scan and UpdateItem the table (the functions' roles may not Scan). Safe to run
 again, and beside the running service: each update is conditional on the item still being there without a
-place and with the SKU (or creation time, or record time) the scan read, so an item written meanwhile
+place and with the SKU (or creation time, record time, item name) the scan read, so an item written meanwhile
 (which the service places itself, or a function still running the code before the index rewrote) is never
 placed where it no longer belongs."""
 
@@ -22,12 +23,15 @@ from shared.store.keys import (
     LISTED_RECORDS,
     PRODUCT_PREFIX,
     exports_list_index,
+    item_prefix,
+    items_list_index,
     products_list_index,
     record_sk,
     records_list_index,
 )
 
 RECORD_PREFIXES = tuple(record_sk(kind, "") for kind in LISTED_RECORDS)
+ITEM_PREFIXES = (item_prefix("qbo"), item_prefix("xero"))
 
 
 def _place(item: dict[str, Any]) -> tuple[dict[str, str], str]:
@@ -41,20 +45,25 @@ def _place(item: dict[str, Any]) -> tuple[dict[str, str], str]:
         seq = body["seq"] if item["kind"] == "receipt" else body["build"]["seq"]
         at = datetime.fromisoformat(str(item["at"]))
         return records_list_index(organisation, str(item["kind"]), at, int(seq), str(item["record_id"])), "at"
+    if str(item["sk"]).startswith(ITEM_PREFIXES):
+        place = items_list_index(organisation, str(item["provider"]), str(item["name"]), str(item["item_id"]))
+        return place, "name"
     return products_list_index(organisation, str(item["sku"]), str(item["product_id"])), "sku"
 
 
 def backfill(table: Any) -> int:
-    """Places every export, product, receipt and build that has no place yet; returns how many it placed."""
+    """Places every export, product, receipt, build and provider item that has no place yet; returns how
+    many it placed."""
     from boto3.dynamodb.conditions import Attr
 
     listed = Attr("sk").begins_with(EXPORT_PREFIX) | Attr("sk").begins_with(PRODUCT_PREFIX)
-    for prefix in RECORD_PREFIXES:
+    for prefix in RECORD_PREFIXES + ITEM_PREFIXES:
         listed = listed | Attr("sk").begins_with(prefix)
     request: dict[str, Any] = {
         "FilterExpression": Attr("gsi2pk").not_exists() & listed,
-        "ProjectionExpression": "pk, sk, created_at, export_id, sku, product_id, #k, record_id, #at, #b",
-        "ExpressionAttributeNames": {"#k": "kind", "#at": "at", "#b": "body"},  # names DynamoDB reserves
+        "ProjectionExpression": "pk, sk, created_at, export_id, sku, product_id, #k, record_id, #at, #b, "
+        "#p, #n, item_id",
+        "ExpressionAttributeNames": {"#k": "kind", "#at": "at", "#b": "body", "#p": "provider", "#n": "name"},
     }
     placed = 0
     while True:
@@ -91,7 +100,7 @@ def main() -> None:
     parser.add_argument("--region")
     arguments = parser.parse_args()
     table = boto3.resource("dynamodb", region_name=arguments.region).Table(arguments.table)
-    print(f"placed {backfill(table)} exports, products, receipts and builds in the list index")
+    print(f"placed {backfill(table)} exports, products, receipts, builds and items in the list index")
 
 
 if __name__ == "__main__":

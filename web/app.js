@@ -1136,9 +1136,9 @@ const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
 
 // ---- items -> products ----------------------------------------------------------------------------------
-// GET /integrations/{provider}/items -> [{item_id, name, sku, kind, active}]; GET /products?limit=&cursor= ->
-// {items: [{product_id, sku, name, provider_links}], next_cursor} (every page is read: an item's status needs
-// every product); POST /products/import-from-provider {provider, item_ids} -> {created, updated,
+// GET /integrations/{provider}/items?limit=&cursor= -> {items: [{item_id, name, sku, kind, active}],
+// next_cursor}; GET /products?limit=&cursor= -> {items: [{product_id, sku, name, provider_links}], next_cursor}
+// (every page of both is read: an item's status needs every product); POST /products/import-from-provider {provider, item_ids} -> {created, updated,
 // skipped: [{item_id, name, reason}]}: an item whose SKU a product has is linked to it, otherwise it becomes a
 // product (a bundle brings its components).
 
@@ -1150,9 +1150,9 @@ const items = {
     this.label = label;
     this.target = target;
     const [found, products] = await Promise.all([
-      api("GET", `/integrations/${provider}/items`), readPages("/products"),
+      readPages(`/integrations/${provider}/items`), readPages("/products"),
     ]);
-    this.render(listOf(found, "items"), products.items);
+    this.render(found.items, products.items);
   },
 
   status(item, products) {

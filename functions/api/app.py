@@ -410,8 +410,10 @@ def sync_suppliers(provider: str) -> catalog.SupplierSyncResult:
 
 
 @app.get("/integrations/<provider>/items")
-def provider_items(provider: str) -> list[catalog_models.ProviderItem]:
-    return catalog.list_items(caller_organisation(app), provider)
+def provider_items(
+    provider: str, limit: PageLimit = PAGE_SIZE, cursor: PageCursor = None
+) -> catalog.ItemPage:
+    return catalog.list_items(caller_organisation(app), provider, limit, cursor)
 
 
 @app.get("/integrations/<provider>/accounts")

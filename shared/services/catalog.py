@@ -123,9 +123,19 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     )
 
 
-def list_items(organisation_id: str, name: str) -> list[ProviderItem]:
+class ItemPage(Page):
+    """A page of the organisation's items of one provider, by name (case-folded, then id)."""
+
+    items: list[ProviderItem]
+
+
+def list_items(organisation_id: str, name: str, limit: int, cursor: str | None = None) -> ItemPage:
     wanted = provider_name(name)
-    return sorted(store.provider_items(organisation_id, wanted), key=lambda i: (i.name.casefold(), i.item_id))
+    listing: paging.Listing = "items:qbo" if wanted == "qbo" else "items:xero"
+    items, last = store.item_page(
+        organisation_id, wanted, limit, paging.position_of(listing, organisation_id, cursor)
+    )
+    return ItemPage(items=items, next_cursor=paging.next_cursor(listing, organisation_id, last))
 
 
 # ---- products from provider items -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Pages of the API's long lists (exports, products, receipts, builds): a bounded page and an opaque cursor
-to the next one.
+"""Pages of the API's long lists (exports, products, receipts, builds, a provider's items): a bounded page
+and an opaque cursor to the next one.
 
 A cursor is ``<position>.<signature>``: where the page ended (base64url JSON) and an HMAC over the list's
 name, the organisation and that position, keyed by a key derived from the deployment's signing secret. A
@@ -24,7 +24,7 @@ from shared.model import Model
 from shared.services import credentials
 from shared.store.dynamo import ListPosition
 
-Listing = Literal["exports", "products", "receipts", "builds"]
+Listing = Literal["exports", "products", "receipts", "builds", "items:qbo", "items:xero"]
 CURSOR_FIELD = "query.cursor"  # as the API names a refused query parameter
 
 

@@ -22,6 +22,8 @@ from shared.store.keys import (
     cursor_sk,
     item_prefix,
     item_sk,
+    items_list_index,
+    items_list_pk,
     org_pk,
     product_sk,
     products_list_index,
@@ -124,8 +126,30 @@ def get_provider_items(organisation_id: str, provider: str, item_ids: Iterable[s
     return [_load(ProviderItem, row) for row in rows]
 
 
+def item_page(
+    organisation_id: str, provider: str, limit: int, after: ListPosition | None
+) -> tuple[list[ProviderItem], ListPosition | None]:
+    """A page of the organisation's items of that provider, by name (``keys.items_list_index``)."""
+    rows, last = org_list_page(
+        organisation_id, items_list_pk(organisation_id, provider), limit=limit, after=after
+    )
+    return [_load(ProviderItem, row) for row in rows], last
+
+
 def put_provider_items(organisation_id: str, values: Iterable[ProviderItem]) -> None:
-    _put_all(organisation_id, (({"sk": item_sk(i.provider, i.item_id)}, i) for i in values))
+    _put_all(
+        organisation_id,
+        (
+            (
+                {
+                    "sk": item_sk(i.provider, i.item_id),
+                    **items_list_index(organisation_id, i.provider, i.name, i.item_id),
+                },
+                i,
+            )
+            for i in values
+        ),
+    )
 
 
 def delete_provider_items(organisation_id: str, provider: str, item_ids: Iterable[str]) -> None:

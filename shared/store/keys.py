@@ -51,6 +51,7 @@ gsi2 (``gsi2pk``/``gsi2sk``, keys only) orders an organisation's lists for the A
 
 - ``ORG#<org>#EXPORTS`` / ``<created at>#<export id>``: its exports, read newest first.
 - ``ORG#<org>#PRODUCTS`` / ``<SKU, case-folded>`` NUL ``<product id>``: its products by SKU.
+- ``ORG#<org>#ITEMS#<provider>`` / ``<name, case-folded>`` NUL ``<item id>``: a provider's items by name.
 - ``ORG#<org>#RECEIPTS`` and ``ORG#<org>#BUILDS`` / ``<when, UTC>#<seq>#<record id>``: its receipts and
   builds, oldest first.
 """
@@ -173,6 +174,19 @@ SUPPLIER_PREFIX = "SUPPLIER#"
 
 def product_sk(product_id: str) -> str:
     return f"{PRODUCT_PREFIX}{product_id}"
+
+
+def items_list_pk(organisation_id: str, provider: str) -> str:
+    return f"{org_pk(organisation_id)}#ITEMS#{provider}"
+
+
+def items_list_index(organisation_id: str, provider: str, name: str, item_id: str) -> dict[str, str]:
+    """Where a provider's item sits in its organisation's list of that provider's items: by name, case-folded
+    (its first LISTED_SKU characters), NUL, then id, as the product list orders SKUs."""
+    return {
+        "gsi2pk": items_list_pk(organisation_id, provider),
+        "gsi2sk": f"{name.casefold()[:LISTED_SKU]}\x00{item_id}",
+    }
 
 
 def item_prefix(provider: str) -> str:

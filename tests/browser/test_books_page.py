@@ -214,7 +214,7 @@ def test_books_check_and_exports_in_words_for_xero(
     # the books as a bookkeeper's month makes them (as tests/integration/test_books.py does)
     chart = {a["code"]: a["account_id"] for a in api("POST", "/integrations/xero/sync/accounts")["accounts"]}
     api("POST", "/integrations/xero/sync/items")
-    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items") if i["sku"] == "BOLT-M8"]
+    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items")["items"] if i["sku"] == "BOLT-M8"]
     bolt = api("POST", "/products/import-from-provider", {"provider": "xero", "item_ids": [item]})["created"][
         0
     ]
@@ -423,7 +423,7 @@ def test_exports_tell_a_days_cost_of_goods_sold_of_the_company_connected_before_
     first, second = (f"Books {username.split('-')[1].split('@')[0]}{s} Pty Ltd" for s in ("", "-2"))
     connect_xero(page, username, first)
     api("POST", "/integrations/xero/sync/items")
-    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items") if i["sku"] == "BOLT-M8"]
+    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items")["items"] if i["sku"] == "BOLT-M8"]
     bolt = api("POST", "/products/import-from-provider", {"provider": "xero", "item_ids": [item]})["created"][
         0
     ]

@@ -34,7 +34,7 @@ def test_pull_by_keyboard_shows_where_the_units_of_unmatched_credits_went(
     open_page(page, local_stack, organisation)
     connect_xero(page, username)
     api("POST", "/integrations/xero/sync/items")
-    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items") if i["sku"] == "BOLT-M8"]
+    (item,) = [i["item_id"] for i in api("GET", "/integrations/xero/items")["items"] if i["sku"] == "BOLT-M8"]
     bolt = api("POST", "/products/import-from-provider", {"provider": "xero", "item_ids": [item]})["created"][
         0
     ]

@@ -73,7 +73,8 @@ def connect(stack: Running, app: App, provider: str, choose: list[str] | None = 
 
 def product_for(app: App, provider: str, sku: str) -> str:
     app("POST", f"/integrations/{provider}/sync/items")
-    (item,) = [i["item_id"] for i in app("GET", f"/integrations/{provider}/items") if i["sku"] == sku]
+    listed = app("GET", f"/integrations/{provider}/items")["items"]
+    (item,) = [i["item_id"] for i in listed if i["sku"] == sku]
     imported = app("POST", "/products/import-from-provider", {"provider": provider, "item_ids": [item]})
     product_id: str = (imported["created"] + imported["updated"])[0]["product_id"]
     return product_id

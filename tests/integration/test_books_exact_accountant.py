@@ -321,7 +321,7 @@ class Books:
         chart = ok(api.call("POST", f"/integrations/{provider}/sync/accounts"))["accounts"]
         ok(api.call("POST", f"/integrations/{provider}/sync/items"))
         if provider == "xero":
-            items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))}
+            items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))["items"]}
             item_ids = [items[code] for code in XERO_CODES.values()]
             by_code = {a["code"]: a["account_id"] for a in chart}
             mapped = {role: by_code[code] for role, code in self.accounts.items()}

@@ -39,7 +39,7 @@ def connect_xero(api: Api, sandboxes: Sandboxes) -> None:
 
 
 def items_by_id(api: Api, provider: str) -> dict[str, dict[str, Any]]:
-    return {i["item_id"]: i for i in ok(api.call("GET", f"/integrations/{provider}/items"))}
+    return {i["item_id"]: i for i in ok(api.call("GET", f"/integrations/{provider}/items"))["items"]}
 
 
 # ---- items ----------------------------------------------------------------------------------------------

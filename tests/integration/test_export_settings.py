@@ -213,7 +213,7 @@ def test_xero_journals_warn_when_xero_books_cost_of_goods_sold_for_a_linked_trac
     """Xero books COGS itself for its tracked inventory items; Partsemble's journals would count it twice."""
     setup_xero(api, sandboxes)  # links untracked items only
     assert ok(api.call("GET", "/integrations/xero/export-settings"))["warnings"] == []
-    items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))}
+    items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))["items"]}
     body = {"provider": "xero", "item_ids": [items["KIT-STARTER"]]}  # Xero tracks it (an asset account)
     ok(api.call("POST", "/products/import-from-provider", json_body=body))
     (warning,) = ok(api.call("GET", "/integrations/xero/export-settings"))["warnings"]

@@ -78,7 +78,7 @@ def setup_xero(api: Api, sandboxes: Sandboxes) -> dict[str, str]:
         for a in ok(api.call("POST", "/integrations/xero/sync/accounts"))["accounts"]
     }
     ok(api.call("POST", "/integrations/xero/sync/items"))
-    items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))}
+    items = {i["sku"]: i["item_id"] for i in ok(api.call("GET", "/integrations/xero/items"))["items"]}
     imported = ok(
         api.call(
             "POST",

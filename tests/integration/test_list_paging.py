@@ -1,5 +1,6 @@
-"""GET /exports and GET /products a page at a time: every item once, in the list's order, pages bounded,
-each read from DynamoDB alone; a bad limit or cursor, or another organisation's cursor, refused naming it."""
+"""GET /exports, GET /products and GET /integrations/{provider}/items a page at a time: every item once, in
+the list's order, pages bounded, each read from DynamoDB alone; a bad limit or cursor, or another
+organisation's or list's cursor, refused naming it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 
 from infra.list_index_backfill import backfill
 from shared.aws import table
+from shared.domain.catalog import ProviderItem
+from shared.store import catalog as catalog_store
 from shared.store import exports as export_store
 from tests.conftest import Api
 
@@ -219,3 +222,54 @@ def test_the_backfill_places_what_was_written_before_the_index(api: Api) -> None
 
 def _key(organisation: str, sk: str) -> dict[str, str]:
     return {"pk": f"ORG#{organisation}", "sk": sk}
+
+
+def _items(organisation: str, provider: str, count: int) -> list[str]:
+    """``count`` synced items of ``provider``, named in mixed case with some names shared (the id orders
+    those), written as the item sync writes them; their ids in the list's order: by name, case-folded."""
+    names = [f"{'Bb' if n % 3 else 'aa'}-{n % 37:02d}" for n in range(count)]
+    values = [
+        ProviderItem(
+            provider=provider, item_id=f"{provider}-{n * 7919 % 100_000:05d}", name=name, kind="inventory"
+        )
+        for n, name in enumerate(names)
+    ]
+    catalog_store.put_provider_items(organisation, values)
+    return [i.item_id for i in sorted(values, key=lambda i: (i.name.casefold(), i.item_id))]
+
+
+def test_item_pages_walk_every_item_once_by_name(api: Api) -> None:
+    expected = _items("org-a", "qbo", 260)
+    _items("org-a", "xero", 5)
+    _items("org-b", "qbo", 5)
+    pages = walk(api, "/integrations/qbo/items")
+    assert [len(p) for p in pages] == [100, 100, 60]
+    assert [i["item_id"] for page in pages for i in page] == expected
+    assert [i["item_id"] for page in walk(api, "/integrations/qbo/items", limit=33) for i in page] == expected
+    assert len(ok(api.call("GET", "/integrations/xero/items"))["items"]) == 5
+
+
+def test_one_providers_item_cursor_is_refused_for_the_other_and_another_organisation(api: Api) -> None:
+    _items("org-a", "qbo", 3)
+    _items("org-a", "xero", 3)
+    cursor = ok(api.call("GET", "/integrations/qbo/items?limit=1"))["next_cursor"]
+    assert refused_field(api.call("GET", f"/integrations/xero/items?cursor={quote(cursor)}")) == [
+        "query.cursor"
+    ]
+    refused = api.call("GET", f"/integrations/qbo/items?cursor={quote(cursor)}", organisation="org-b")
+    assert refused_field(refused) == ["query.cursor"]
+    assert refused_field(api.call("GET", "/integrations/qbo/items?limit=501")) == ["query.limit"]
+    assert len(ok(api.call("GET", f"/integrations/qbo/items?cursor={quote(cursor)}"))["items"]) == 2
+
+
+def test_the_backfill_places_items_synced_before_the_index(api: Api) -> None:
+    expected = _items("org-a", "xero", 40)
+    for n, item_id in enumerate(expected):
+        if n % 4 == 0:
+            table().update_item(
+                Key=_key("org-a", f"PITEM#xero#{item_id}"), UpdateExpression="REMOVE gsi2pk, gsi2sk"
+            )
+    assert len([i for page in walk(api, "/integrations/xero/items") for i in page]) == 30
+    operator = boto3.resource("dynamodb").Table(table().name)
+    assert backfill(operator) == 10
+    assert [i["item_id"] for page in walk(api, "/integrations/xero/items", limit=7) for i in page] == expected

@@ -445,7 +445,7 @@ def test_a_xero_item_deleted_and_made_again_between_syncs_is_not_left_linked(
     sandboxes.xero.delete_record(AU_TENANT_ID, "Items", old["ItemID"])
     sandboxes.xero.add_record(AU_TENANT_ID, "Items", {"Code": "BOLT-M8", "Name": "Bolt M8 x 40 (new)"})
     synced = ok(api.call("POST", "/integrations/xero/sync/items"))
-    items = {i["item_id"]: i for i in ok(api.call("GET", "/integrations/xero/items"))}
+    items = {i["item_id"]: i for i in ok(api.call("GET", "/integrations/xero/items"))["items"]}
     assert not [s for s in synced["skipped"] if "duplicate" in s["reason"]], synced
     new = next(i for i in sandboxes.xero.list_records(AU_TENANT_ID, "Items") if i.get("Code") == "BOLT-M8")
     assert old["ItemID"] not in items and new["ItemID"] in items, items
