@@ -46,7 +46,8 @@ def _place(item: dict[str, Any]) -> tuple[dict[str, str], str]:
         at = datetime.fromisoformat(str(item["at"]))
         return records_list_index(organisation, str(item["kind"]), at, int(seq), str(item["record_id"])), "at"
     if str(item["sk"]).startswith(ITEM_PREFIXES):
-        place = items_list_index(organisation, str(item["provider"]), str(item["name"]), str(item["item_id"]))
+        provider = str(item["sk"]).split("#")[1]  # PITEM#<provider>#<item id>
+        place = items_list_index(organisation, provider, str(item["name"]), str(item["item_id"]))
         return place, "name"
     return products_list_index(organisation, str(item["sku"]), str(item["product_id"])), "sku"
 
@@ -62,8 +63,8 @@ def backfill(table: Any) -> int:
     request: dict[str, Any] = {
         "FilterExpression": Attr("gsi2pk").not_exists() & listed,
         "ProjectionExpression": "pk, sk, created_at, export_id, sku, product_id, #k, record_id, #at, #b, "
-        "#p, #n, item_id",
-        "ExpressionAttributeNames": {"#k": "kind", "#at": "at", "#b": "body", "#p": "provider", "#n": "name"},
+        "#n, item_id",
+        "ExpressionAttributeNames": {"#k": "kind", "#at": "at", "#b": "body", "#n": "name"},
     }
     placed = 0
     while True:

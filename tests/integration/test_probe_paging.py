@@ -238,11 +238,12 @@ def _operator() -> Any:
     return boto3.resource("dynamodb").Table(table().name)
 
 
-def test_the_backfill_touches_nothing_but_unplaced_exports_and_products(api: Api) -> None:
+def test_the_backfill_touches_nothing_but_unplaced_listed_items(api: Api) -> None:
     _seed()
     others = [
         {"pk": "ORG#org-a", "sk": "EXPORT-CURRENCY#qbo#1", "currency": "USD"},
-        {"pk": "ORG#org-a", "sk": "PITEM#qbo#1", "name": "x"},
+        {"pk": "ORG#org-a", "sk": "ACCOUNT#qbo#1", "name": "x"},
+        {"pk": "ORG#org-a", "sk": "INVENTORY#rejection#R-1", "kind": "rejection", "at": "2026-11-02"},
         {"pk": "STATE#n", "sk": "STATE", "x": "y"},
     ]
     for item in others:
