@@ -1138,7 +1138,8 @@ const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).r
 // ---- items -> products ----------------------------------------------------------------------------------
 // GET /integrations/{provider}/items?limit=&cursor= -> {items: [{item_id, name, sku, kind, active}],
 // next_cursor}; GET /products?limit=&cursor= -> {items: [{product_id, sku, name, provider_links}], next_cursor}
-// (every page of both is read: an item's status needs every product); POST /products/import-from-provider {provider, item_ids} -> {created, updated,
+// (every page of both is read: an item's status needs every product);
+// POST /products/import-from-provider {provider, item_ids} -> {created, updated,
 // skipped: [{item_id, name, reason}]}: an item whose SKU a product has is linked to it, otherwise it becomes a
 // product (a bundle brings its components).
 

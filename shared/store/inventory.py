@@ -471,12 +471,10 @@ def record_page(
         ProjectionExpression="sk, #b, gsi2sk",
         ExpressionAttributeNames={"#b": "body"},
     )
-    bodies: list[str] = []
+    bodies = [str(row["body"]) for row in rows]
     size = 0
-    for held, row in zip([None, *rows], rows, strict=False):
-        body = str(row["body"])
+    for n, body in enumerate(bodies):
         size += len(body)
-        if held is not None and size > PAGE_BODY_BYTES:
-            return bodies, ListPosition(str(held["sk"]), str(held["gsi2sk"]))
-        bodies.append(body)
+        if n and size > PAGE_BODY_BYTES:  # the page ends with the one before: the next page starts after it
+            return bodies[:n], ListPosition(str(rows[n - 1]["sk"]), str(rows[n - 1]["gsi2sk"]))
     return bodies, last
