@@ -28,7 +28,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, NamedTuple
 
-from bench.bench_exports import deliver
+from bench.bench_exports import VirtualTime, deliver, follow
 from bench.bench_token_refresh import connect
 from infra.local.stack import LocalStack
 from infra.local.testbed import Sandboxes, moto_stack, sandboxes_installed
@@ -46,22 +46,17 @@ from shared.bodies import (
 )
 from shared.errors import RateLimited, ServiceError
 from shared.money import ZERO
-from shared.providers import http
-from shared.providers.base import Session
 from shared.services import (
     books,
     catalog,
     export_settings,
-    exports,
     inventory,
     reconciliation,
     sales,
     sessions,
 )
-from shared.services.tokens import TokenSource
 from shared.store import catalog as catalog_store
 from shared.store import exports as export_store
-from shared.store.rate_budget import DynamoRateBudget
 
 EVENTS = int(os.environ.get("BOOKS_EVENTS", "300"))
 START = datetime(2026, 11, 5, 9, tzinfo=UTC)  # after the demo companies' own sales
@@ -83,42 +78,6 @@ XERO_ACCOUNTS = {
     "cogs": "310",
 }
 COSTS = ["0.125", "0.333", "1.005", "2.4999", "0.0049", "7.77", "0", "10.015"]
-
-
-class Clock:
-    """One virtual clock for both sandboxes, the rate budget and the export worker."""
-
-    def __init__(self, sandboxes: Sandboxes) -> None:
-        self.sandboxes, self.offset = sandboxes, 0.0
-        self.start = sandboxes.qbo.clock.now()
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-        for sandbox in (self.sandboxes.qbo, self.sandboxes.xero):
-            sandbox.clock.set(self.start + timedelta(seconds=self.offset))
-
-    def now(self) -> datetime:
-        return self.start + timedelta(seconds=self.offset)
-
-
-def install(clock: Clock, patch: Callable[[object, str, object], None] = setattr) -> None:
-    """Points every wait and clock of the service at ``clock`` (``patch``: a test's ``monkeypatch.setattr``,
-    so that it is undone after the test)."""
-    patch(http, "sleep", clock.advance)
-    patch(exports, "clock", clock.now)
-
-    # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
-    def session_for(connection: Any, retry_after_limit: float | None = None) -> Session:
-        return Session(
-            tenant_id=connection.tenant_id,
-            token=TokenSource(sessions.tokens.asking(connection)),
-            budget=DynamoRateBudget(clock=lambda: clock.now().timestamp()),
-        )
-
-    # the sales pull and the catalog import it by name: a budget on the wall clock there would count their
-    # calls in real 10-second windows and wait them out on the virtual clock, which never ends such a window
-    for module in (sessions, sales, catalog):
-        patch(module, "session_for", session_for)
 
 
 def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[str, str]]:
@@ -149,7 +108,7 @@ def prepare(sandboxes: Sandboxes, provider: str, mode: str) -> tuple[str, dict[s
         if provider == "qbo"
         else {part: by_sku[code] for part, code in XERO_CODES.items()}
     )
-    settings = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))  # type: ignore[arg-type]
+    settings = ExportSettingsRequest(mode=mode, accounts=ExportAccounts(**accounts))
     export_settings.put_settings(organisation, provider, settings, now)
     tracking = TrackingRequest(enabled=True, start_date=START.date(), time_zone="UTC")
     sales.set_tracking(organisation, provider, tracking, now)
@@ -354,7 +313,7 @@ class History:
         self.kinds["sale edited"] += 1
 
 
-def settle(history: History, clock: Clock, stack: Any, day: datetime) -> None:
+def settle(history: History, clock: VirtualTime, stack: Any, day: datetime) -> None:
     """What the schedules do: pull sales, close ended days (and plan true-ups), deliver the exports."""
     clock.advance(3600)
     for _ in range(5):  # a pull the rate budget paces out is tried again, as the next tick would
@@ -406,14 +365,14 @@ class Outcome(NamedTuple):
 def simulate(
     stack: LocalStack,
     sandboxes: Sandboxes,
-    clock: Clock,
+    clock: VirtualTime,
     provider: str,
     mode: str,
     events: int,
     seed: int = 7,
     midway: Midway | None = None,
 ) -> Outcome:
-    """A random history of ``events`` against the sandbox (``clock`` installed: ``install``), settled as the
+    """A random history of ``events`` against the sandbox (``clock`` followed: ``follow``), settled as the
     schedules would every ``SETTLE_EVERY`` events, and reconciled; ``midway`` runs once, after the first
     settle (a change of the export settings once exports are posted, say)."""
     organisation, parts = prepare(sandboxes, provider, mode)
@@ -466,8 +425,8 @@ def unexplained_quantity(item: reconciliation.ItemQuantity, starting: dict[str, 
 
 def run(provider: str, mode: str) -> None:
     with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
-        clock = Clock(sandboxes)
-        install(clock)
+        clock = VirtualTime(sandboxes)
+        follow(clock)
         outcome = simulate(stack, sandboxes, clock, provider, mode, EVENTS)
         history, final, then, at_end, starting, calls, took = outcome
         organisation = history.organisation

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 import httpx
@@ -32,9 +36,9 @@ from shared.bodies import (
 from shared.contracts import ExportJob
 from shared.providers import http
 from shared.providers.base import Session
-from shared.services import catalog, export_settings, exports, inventory, queue, sessions, tokens
-from shared.services.tokens import TokenSource
+from shared.services import catalog, export_settings, exports, inventory, queue, sales, sessions
 from shared.store import exports as export_store
+from shared.store.connections import Connection
 from shared.store.keys import export_settings_sk, org_pk
 from shared.store.rate_budget import DynamoRateBudget
 
@@ -53,16 +57,16 @@ ACCOUNTS = ExportAccounts(
 
 
 class VirtualTime:
-    """One clock for the sandbox, the rate budget and the export worker; waits advance it."""
+    """One virtual clock for both sandboxes, the rate budget and the service's waits; waits advance it."""
 
     def __init__(self, sandboxes: Sandboxes) -> None:
-        self.sandboxes = sandboxes
+        self.sandboxes, self.offset = sandboxes, 0.0
         self.start = sandboxes.qbo.clock.now()
-        self.offset = 0.0
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
-        self.sandboxes.qbo.clock.set(self.start + timedelta(seconds=self.offset))
+        for sandbox in (self.sandboxes.qbo, self.sandboxes.xero):
+            sandbox.clock.set(self.now())
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.offset)
@@ -70,18 +74,38 @@ class VirtualTime:
     def epoch(self) -> float:
         return self.now().timestamp()
 
+    def epoch_millis(self) -> float:
+        return self.epoch() * 1000
 
-def install(clock: VirtualTime) -> None:
-    http.sleep = clock.advance
-    moto_sqs.unix_time = clock.epoch
-    moto_sqs.unix_time_millis = lambda: clock.epoch() * 1000
-    exports.clock = clock.now
-    # every wait is taken in place here (retry_after_limit left out): it only advances the virtual clock
-    sessions.session_for = lambda connection, retry_after_limit=None: Session(
-        tenant_id=connection.tenant_id,
-        token=TokenSource(tokens.asking(connection)),
-        budget=DynamoRateBudget(clock=clock.epoch),
-    )
+
+Patch = Callable[[object, str, object], object]
+
+
+def follow(clock: VirtualTime, patch: Patch = setattr) -> None:
+    """Points every wait and clock of the service at ``clock`` (``patch``: a test's ``monkeypatch.setattr``,
+    so that it is undone after the test)."""
+    patch(http, "sleep", clock.advance)
+    patch(exports, "clock", clock.now)
+
+    # the service's own sessions, on the virtual clock's rate budget; every wait is taken in place here
+    # (retry_after_limit left out): it only advances the virtual clock
+    service_session = sessions.session_for
+
+    def session_for(connection: Connection, *, retry_after_limit: float | None = None) -> Session:
+        return replace(service_session(connection), budget=DynamoRateBudget(clock=clock.epoch))
+
+    # the sales pull and the catalog import it by name: a budget on the wall clock there would count their
+    # calls in real 10-second windows and wait them out on the virtual clock, which never ends such a window
+    for module in (sessions, sales, catalog):
+        patch(module, "session_for", session_for)
+
+
+def install(clock: VirtualTime, patch: Patch = setattr) -> None:
+    """``follow``, and SQS's timers in moto on ``clock`` too: a message hidden for a backoff or a visibility
+    timeout shows again once the virtual clock passes it, not after as long in real time."""
+    patch(moto_sqs, "unix_time", clock.epoch)
+    patch(moto_sqs, "unix_time_millis", clock.epoch_millis)
+    follow(clock, patch)
 
 
 def prepare(sandboxes: Sandboxes) -> tuple[str, str]:
@@ -177,7 +201,9 @@ def deliver(stack: LocalStack, clock: VirtualTime, on_batch: Any = None) -> int:
             ]
         }
         context: Any = LocalLambdaContext("ExportFunction")
-        failed = {f["itemIdentifier"] for f in export_app.lambda_handler(event, context)["batchItemFailures"]}
+        answer = export_app.lambda_handler(event, context)
+        assert isinstance(answer["batchItemFailures"], list), answer
+        failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
@@ -240,10 +266,10 @@ class Round:
     def run(self) -> Round:
         with moto_stack() as stack, sandboxes_installed(stack) as sandboxes:
             clock = VirtualTime(sandboxes)
-            saved = (http.sleep, exports.clock, sessions.session_for)
-            sqs_clock = (moto_sqs.unix_time, moto_sqs.unix_time_millis)
-            install(clock)
-            try:
+            with ExitStack() as patched:  # the clock's patches are undone when the round ends
+                install(
+                    clock, lambda module, name, new: patched.enter_context(patch.object(module, name, new))
+                )
                 organisation, product = prepare(sandboxes)
                 outage = QueueOutage() if self.faults else None
                 record(
@@ -267,9 +293,6 @@ class Round:
                 self.statuses = Counter(e.status for e in listed)
                 self.errors = Counter(e.last_error or "" for e in listed if e.status != "posted")
                 self.virtual_minutes = clock.offset / 60
-            finally:
-                http.sleep, exports.clock, sessions.session_for = saved
-                moto_sqs.unix_time, moto_sqs.unix_time_millis = sqs_clock
         return self
 
     def _injector(self, sandboxes: Sandboxes, armed: list[bool], organisation: str) -> Any:

@@ -94,13 +94,13 @@ def crash_trials(sandboxes: Sandboxes) -> None:
 
     for _ in range(TRIALS):
         sandboxes.xero.clock.advance(1800)
-        store.store_refreshed = crash  # type: ignore[assignment]
+        store.store_refreshed = crash
         try:
             tokens.fresh_tokens(tokens.asking(connection), clock=sandboxes.xero.clock.now)
         except RuntimeError:
             pass
         finally:
-            store.store_refreshed = original  # type: ignore[assignment]
+            store.store_refreshed = original
         sandboxes.xero.clock.advance(tokens.LEASE_SECONDS + 1)
         try:
             fresh, _ = tokens.fresh_tokens(tokens.asking(connection), clock=sandboxes.xero.clock.now)

@@ -45,6 +45,7 @@ import httpx
 import pytest
 
 from bench import bench_books
+from bench.bench_exports import VirtualTime, follow
 from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
@@ -397,7 +398,7 @@ class Books:
         else:
             self.sandboxes.qbo.void_record(DEMO_REALM_ID, "Invoice", ref)
 
-    def settle(self, clock: bench_books.Clock) -> None:
+    def settle(self, clock: VirtualTime) -> None:
         """An hour on: the hourly schedule fires (its workers pull the sales, close the ended business days
         and plan true-ups), and the queues are drained as Lambda's event sources would."""
         clock.advance(3600)
@@ -492,7 +493,7 @@ class Books:
 class History:
     """A seeded random history; every event is recorded in ``inputs`` exactly as it was sent."""
 
-    def __init__(self, books: Books, parts: dict[str, str], clock: bench_books.Clock, seed: int) -> None:
+    def __init__(self, books: Books, parts: dict[str, str], clock: VirtualTime, seed: int) -> None:
         self.books, self.parts, self.clock = books, parts, clock
         self.zone = ZONES[books.provider]
         self.rng = random.Random(seed)
@@ -706,8 +707,8 @@ class History:
 def run(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, provider: str, seed: int
 ) -> None:
-    clock = bench_books.Clock(sandboxes)
-    bench_books.install(clock, monkeypatch.setattr)  # one virtual clock for the sandboxes and every wait
+    clock = VirtualTime(sandboxes)
+    follow(clock, monkeypatch.setattr)  # one virtual clock for the sandboxes and every wait
     books = Books(api, aws, sandboxes, provider)
     history = History(books, books.set_up(), clock, seed)
     started = time.perf_counter()

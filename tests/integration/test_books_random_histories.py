@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bench import bench_books
+from bench.bench_exports import VirtualTime, follow
 from infra.local.stack import LocalStack
 from shared.money import ZERO
 from shared.services import inventory
@@ -22,8 +23,8 @@ def test_random_histories_keep_the_books_equal_to_the_stock_ledger(
     aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, provider: str, seed: int
 ) -> None:
     monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", 3)
-    clock = bench_books.Clock(sandboxes)
-    bench_books.install(clock, monkeypatch.setattr)
+    clock = VirtualTime(sandboxes)
+    follow(clock, monkeypatch.setattr)
     outcome = bench_books.simulate(aws, sandboxes, clock, provider, "journals", events=80, seed=seed)
     kinds = outcome.history.kinds
     # these seeds' histories hold each kind of rare event but the back-dated build (seeds 1, 3 and 5 do)

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from bench import bench_books
+from bench.bench_exports import VirtualTime, follow
 from infra.local.stack import LocalStack
 from shared.money import ZERO
 from shared.services import inventory
@@ -22,8 +23,8 @@ def test_a_random_history_in_qbo_inventory_mode_leaves_every_items_quantity_expl
     aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", 3)
-    clock = bench_books.Clock(sandboxes)
-    bench_books.install(clock, monkeypatch.setattr)
+    clock = VirtualTime(sandboxes)
+    follow(clock, monkeypatch.setattr)
     outcome = bench_books.simulate(aws, sandboxes, clock, "qbo", "inventory_adjustments", events=40, seed=7)
     assert outcome.history.kinds["build"] and outcome.history.kinds["sale"], outcome.history.kinds
     assert outcome.final.mode != "journals" and outcome.final.items

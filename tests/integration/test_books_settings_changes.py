@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from bench import bench_books
+from bench.bench_exports import VirtualTime, follow
 from infra.local.stack import LocalStack
 from infra.sandboxes.consent import walk_consent
 from infra.sandboxes.qbo_demo import ACCOUNTS, DEMO_PASSWORD, DEMO_REALM_ID, DEMO_USERNAME
@@ -74,8 +75,8 @@ def simulate(
     midway: bench_books.Midway,
 ) -> bench_books.Outcome:
     monkeypatch.setattr(inventory, "CHECKPOINT_EVERY", 3)
-    clock = bench_books.Clock(sandboxes)
-    bench_books.install(clock, monkeypatch.setattr)
+    clock = VirtualTime(sandboxes)
+    follow(clock, monkeypatch.setattr)
     return bench_books.simulate(aws, sandboxes, clock, provider, mode, events=40, seed=6, midway=midway)
 
 
@@ -217,7 +218,7 @@ def test_a_switch_of_company_midway_keeps_each_companys_books_to_itself(
 
     # bolts received before anything else, at another cost: every build is re-costed, the first company's
     # too, whose true-ups wait for it; this company's are trued up here
-    history, clock = outcome.history, bench_books.Clock(sandboxes)
+    history, clock = outcome.history, VirtualTime(sandboxes)
     organisation, last = history.organisation, bench_books.START + timedelta(days=bench_books.DAYS + 6)
     line = ReceiptLineRequest(
         product_id=history.parts["bolt"], quantity=Decimal(500), unit_cost=Decimal("0.01")
