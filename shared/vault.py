@@ -49,15 +49,30 @@ class Sealed(Model):
     ciphertext: bytes = Field(repr=False)
 
 
-def seal(plaintext: bytes, context: TokenContext) -> Sealed:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # on first use, not at every cold start
+class DataKey(Model):
+    """A KMS data key for one grant's context: its plaintext (sealing needs no KMS call once it is here) and
+    the same key wrapped by KMS (stored beside the ciphertext)."""
 
+    model_config = ConfigDict(frozen=True)
+    plaintext: bytes = Field(repr=False)
+    wrapped: bytes = Field(repr=False)
+
+
+def data_key(context: TokenContext) -> DataKey:
     key = client("kms").generate_data_key(
         KeyId=settings().token_key_id, KeySpec="AES_256", EncryptionContext=context.as_kms_context()
     )
-    nonce = os.urandom(12)
-    ciphertext = AESGCM(key["Plaintext"]).encrypt(nonce, plaintext, context.associated_data())
-    return Sealed(wrapped_key=key["CiphertextBlob"], nonce=nonce, ciphertext=ciphertext)
+    return DataKey(plaintext=key["Plaintext"], wrapped=key["CiphertextBlob"])
+
+
+def seal(plaintext: bytes, context: TokenContext, key: DataKey | None = None) -> Sealed:
+    """Seals under ``key`` (one ``data_key`` gave for this same context), or under a new data key."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # on first use, not at every cold start
+
+    key = key or data_key(context)
+    nonce = os.urandom(12)  # random per seal: a data key may seal more than once (a refresh's retries)
+    ciphertext = AESGCM(key.plaintext).encrypt(nonce, plaintext, context.associated_data())
+    return Sealed(wrapped_key=key.wrapped, nonce=nonce, ciphertext=ciphertext)
 
 
 def open_sealed(sealed: Sealed, context: TokenContext) -> bytes:
@@ -76,8 +91,8 @@ def open_sealed(sealed: Sealed, context: TokenContext) -> bytes:
         raise VaultError("stored tokens do not open for this organisation and provider") from None
 
 
-def seal_tokens(tokens: TokenSet, context: TokenContext) -> Sealed:
-    return seal(tokens.model_dump_json().encode(), context)
+def seal_tokens(tokens: TokenSet, context: TokenContext, key: DataKey | None = None) -> Sealed:
+    return seal(tokens.model_dump_json().encode(), context, key)
 
 
 def open_tokens(sealed: Sealed, context: TokenContext) -> TokenSet:

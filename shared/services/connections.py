@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -278,21 +278,23 @@ def _connected_to(organisation_id: str, name: ProviderName, companies: set[str])
 
 
 def _discard_grant(organisation_id: str, name: ProviderName, grant_id: str, *, release: bool = True) -> None:
-    """The consent's stored tokens deleted, ended at the provider first unless ``release`` is False."""
+    """The consent's stored tokens deleted, ended at the provider first unless ``release`` is False (with its
+    current tokens, under its refresh lease: ``tokens.ending``)."""
     grant = store.get_grant(grant_id)
     if grant is None:
         return
     if not release:
         store.delete_grant(grant_id)
         return
-    from shared.services.tokens import stored_tokens
+    from shared.services.tokens import ending
 
-    try:
-        asker = TokenContext(organisation_id=organisation_id, provider=name, grant_id=grant_id)
-        _provider(name).release(stored_tokens(grant, asker))
-    except ServiceError:
-        logger.warning("could not end a discarded consent at the provider")
-    store.delete_grant(grant_id)
+    with ExitStack() as held:  # the lease is held until the grant is deleted
+        try:
+            asker = TokenContext(organisation_id=organisation_id, provider=name, grant_id=grant_id)
+            _provider(name).release(held.enter_context(ending(asker)))
+        except ServiceError:
+            logger.warning("could not end a discarded consent at the provider")
+        store.delete_grant(grant_id)
 
 
 def _attach(
@@ -508,33 +510,37 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
         raise NotFound(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}")
     grant = store.get_grant(connection.grant_id) if connection.grant_id else None
     note = None
-    if grant is not None and grant.status == "active":
-        from shared.services.tokens import asking, fresh_tokens, tenant_of
+    with ExitStack() as held:  # the grant's refresh lease, from before the revoke until it is deleted
+        if grant is not None and grant.status == "active":
+            from shared.services.tokens import RefreshBusy, asking, ending, tenant_of
 
-        try:
-            tokens, _ = fresh_tokens(asking(connection), clock=lambda: now)
-            if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
-                _provider(wanted).release(tokens)
-            else:
-                _provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
-        except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
-            note = (
-                f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told ({err.message}); "
-                f"you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s connected apps"
-            )
-    # one write: a store that fails here leaves the connection with its tokens (a revoked consent is then
-    # noticed by the next check), never "connected" with its ciphertext gone
-    disconnected = store.disconnect(
-        organisation_id,
-        wanted,
-        {
-            "status": "disconnected",
-            "grant_id": None,
-            "disconnected_at": now.isoformat(),
-            "last_error": {"reason": note, "at": now.isoformat()} if note else None,
-        },
-        grant_id=connection.grant_id,
-    )
+            try:  # with the current tokens: none rotates them meanwhile (``tokens.ending``)
+                tokens = held.enter_context(ending(asking(connection), clock=lambda: now))
+                if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
+                    _provider(wanted).release(tokens)
+                else:
+                    _provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
+            except RefreshBusy:  # a refresh still running: nothing was changed (503), the retry ends it
+                raise
+            except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
+                note = (
+                    f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told "
+                    f"({err.message}); you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s "
+                    "connected apps"
+                )
+        # one write: a store that fails here leaves the connection with its tokens (a revoked consent is then
+        # noticed by the next check), never "connected" with its ciphertext gone
+        disconnected = store.disconnect(
+            organisation_id,
+            wanted,
+            {
+                "status": "disconnected",
+                "grant_id": None,
+                "disconnected_at": now.isoformat(),
+                "last_error": {"reason": note, "at": now.isoformat()} if note else None,
+            },
+            grant_id=connection.grant_id,
+        )
     if not disconnected:
         raise Conflict(f"the {PROVIDER_LABELS[wanted]} connection changed as it was disconnected; try again")
     return _view(wanted, store.get_connection(organisation_id, wanted))

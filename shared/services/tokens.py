@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import TYPE_CHECKING, TypeVar
 
+from shared.aws import is_outage
 from shared.config import settings
 from shared.contracts import ConnectionJob
 from shared.domain.connections import PROVIDER_LABELS, ConnectionStatus, ProviderName, Tenant, TokenSet
@@ -19,7 +21,7 @@ from shared.model import Model
 from shared.observability import logger
 from shared.services import credentials, events, fanout
 from shared.store import connections as store
-from shared.vault import TokenContext, open_tokens, seal_tokens
+from shared.vault import DataKey, Sealed, TokenContext, data_key, open_tokens, seal_tokens
 
 if TYPE_CHECKING:
     from shared.providers.base import AccountingProvider
@@ -35,6 +37,12 @@ LEASE_SECONDS = 30
 SEND_WITHIN = 10
 SLOW_LEASES = 3  # leases given up as too slow before the refresh is left for later (the store is struggling)
 WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.8)
+# waits for another worker's lease, in all, before giving up (503): an API answer stays well inside API
+# Gateway's 29 s, and a dead worker's lease lapses within LEASE_SECONDS for the retry
+WAIT_LIMIT = 20.0
+# waits between tries to store a refresh's answer (6 s in all): well inside the lease, whose holder alone
+# may store it (``store.store_refreshed``), after the request's own bounded time
+STORE_WAITS = (0.25, 0.5, 1.0, 1.75, 2.5)
 
 
 def utc_now() -> datetime:
@@ -135,26 +143,77 @@ def _live_grant(asker: TokenContext) -> store.GrantRow:
     return grant
 
 
+def pause(seconds: float) -> None:
+    """Waits (for another worker's lease, or a store that throttles); tests replace it to wait for nothing."""
+    time.sleep(seconds)
+
+
+class RefreshBusy(ProviderUnavailable):
+    """Another worker held the grant's refresh lease all through ``WAIT_LIMIT`` (a slow refresh, or a dead
+    worker's lease, which lapses within ``LEASE_SECONDS``): nothing was changed, try again shortly."""
+
+
 def fresh_tokens(
     asker: TokenContext,
     *,
     clock: Clock = utc_now,
     margin: timedelta = ON_DEMAND_MARGIN,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> tuple[TokenSet, bool]:
     """Tokens valid for at least ``margin``, and whether this call refreshed them."""
-    grant_id = asker.grant_id
+    return _current(asker, str(uuid.uuid4()), clock=clock, margin=margin, sleep=sleep or pause, hold=False)
+
+
+@contextmanager
+def ending(
+    asker: TokenContext, *, clock: Clock = utc_now, sleep: Callable[[float], None] | None = None
+) -> Iterator[TokenSet]:
+    """The grant's current tokens, to end the consent with (a disconnect, a consent discarded), under its
+    refresh lease: a refresh in flight is waited for, and none starts until the lease is let go (or deleted
+    with the grant). Both providers rotate the refresh token at each refresh and the one before stops
+    working (provider facts qbo.md 1.5: design for immediate invalidation; xero.md 1.2: only a retry of a
+    lost answer, 30 minutes): a revoke naming it ends nothing, and the consent would stay live at the
+    provider while Partsemble shows it ended. Refreshed first when the access token is due (Xero's revoke
+    reads its connections with it). Raises ``RefreshBusy``."""
     owner = str(uuid.uuid4())
+    current, _ = _current(asker, owner, clock=clock, margin=ON_DEMAND_MARGIN, sleep=sleep or pause, hold=True)
+    try:
+        yield current
+    finally:  # gone with the grant once it is deleted; a lease not let go lapses by itself
+        with suppress(Exception):
+            store.release_lease(asker.grant_id, owner=owner)
+
+
+def _current(
+    asker: TokenContext,
+    owner: str,
+    *,
+    clock: Clock,
+    margin: timedelta,
+    sleep: Callable[[float], None],
+    hold: bool,
+) -> tuple[TokenSet, bool]:
+    """Tokens valid for ``margin``, refreshed under the grant's lease when due; with ``hold``, returned with
+    that lease held by ``owner``. Another worker's lease is waited for ``WAIT_LIMIT`` seconds of waits at most
+    (counted in waits, not by ``clock``: a disconnect's clock stands still at its request's time)."""
+    grant_id = asker.grant_id
     waited = slow = 0
+    waited_s = 0.0
+    refreshed = False
+    key: DataKey | None = None
     while True:
         grant = _live_grant(asker)
         tokens = stored_tokens(grant, asker)
-        now = clock()
-        if tokens.access_expires_at - now > margin:
-            return tokens, False
-        # read before the lease, which runs from the time after it: a slow first read of the client secret
-        # would otherwise spend the lease before the refresh is sent (``http.TOKEN_TIMEOUT``)
-        credentials.client_credentials(grant.provider)
+        due = tokens.access_expires_at - clock() <= margin
+        if not due and not hold:
+            return tokens, refreshed
+        if due:
+            # read before the lease, which runs from the time after it: a slow first read of the client
+            # secret would otherwise spend the lease before the refresh is sent (``http.TOKEN_TIMEOUT``); and
+            # the data key the new tokens are sealed with: a KMS outage stops the refresh before the provider
+            # rotates the refresh token, not after (its answer could not be kept: the connection burned)
+            credentials.client_credentials(grant.provider)
+            key = key or data_key(asker)
         now = clock()
         leased = store.try_acquire_refresh_lease(
             grant_id,
@@ -164,28 +223,45 @@ def fresh_tokens(
             ttl_s=LEASE_SECONDS,
         )
         if leased and (clock() - now).total_seconds() <= SEND_WITHIN:
-            return _refresh(grant, asker, tokens, owner, now), True
+            if not due:
+                return tokens, refreshed
+            tokens = _refresh(grant, asker, tokens, owner, now, key or data_key(asker), sleep)
+            refreshed = True
+            if not hold:
+                return tokens, True
+            continue  # the store let the lease go with the old version: taken again on the new one
         if leased:  # the lease's own write was slow: too little of it is left to send the refresh in
             store.release_lease(grant_id, owner=owner)
             slow += 1
             if slow == SLOW_LEASES:
                 raise ProviderUnavailable(grant.provider, "the token store is too slow to refresh safely now")
-        sleep(
-            WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)]
-        )  # another worker is refreshing: wait for its version
-        waited += 1
+        step = WAIT_STEPS[min(waited, len(WAIT_STEPS) - 1)]
+        if waited_s + step > WAIT_LIMIT:
+            raise RefreshBusy(
+                grant.provider,
+                "another refresh of this connection's tokens has not finished; nothing was changed, "
+                "try again shortly",
+            )
+        sleep(step)  # another worker is refreshing: wait for its version
+        waited, waited_s = waited + 1, waited_s + step
 
 
 def _refresh(
-    grant: store.GrantRow, asker: TokenContext, tokens: TokenSet, owner: str, now: datetime
+    grant: store.GrantRow,
+    asker: TokenContext,
+    tokens: TokenSet,
+    owner: str,
+    now: datetime,
+    key: DataKey,
+    sleep: Callable[[float], None],
 ) -> TokenSet:
     name = grant.provider
-    grant_id, version = asker.grant_id, grant.version
+    grant_id = asker.grant_id
     try:
         new = provider(name).refresh(tokens.refresh_token, now=now)
     except AuthExpired as err:
         newer = store.get_grant(grant_id)
-        if newer and newer.version > version:  # someone stored a newer set meanwhile: use it
+        if newer and newer.version > grant.version:  # someone stored a newer set meanwhile: use it
             return stored_tokens(newer, asker)
         expire_grant(grant, reason=err.message, now=now)
         raise
@@ -194,19 +270,45 @@ def _refresh(
         # not looked at): the stored tokens are untouched, and the next caller need not wait for the lease
         store.release_lease(grant_id, owner=owner)
         raise
+    # the provider has rotated the refresh token: the answer is the only live one, so a store that throttles
+    # or is down is asked again, for a few seconds, well inside the lease (``STORE_WAITS``)
+    sealed = seal_tokens(new, asker, key)
+    for step in STORE_WAITS:
+        try:
+            return _keep(grant, asker, new, sealed, owner, now)
+        except Exception as err:
+            if not is_outage(err):
+                raise
+            logger.warning("refreshed tokens not stored yet; trying again", extra={"provider": name})
+        sleep(step)
+    return _keep(grant, asker, new, sealed, owner, now)
+
+
+def _keep(
+    grant: store.GrantRow, asker: TokenContext, new: TokenSet, sealed: Sealed, owner: str, now: datetime
+) -> TokenSet:
+    """Stores the refreshed tokens over the version the lease was taken on; after a write whose answer was
+    lost but which committed, the newer version found is these tokens."""
+    grant_id = asker.grant_id
     if store.store_refreshed(
         grant_id,
-        version=version,
+        version=grant.version,
         owner=owner,
-        sealed=seal_tokens(new, asker),
+        sealed=sealed,
         expiry=_expiry(new),
         now=int(now.timestamp()),
     ):
         return new
     newer = store.get_grant(grant_id)
-    if newer and newer.version > version:
+    if newer is None:  # disconnected (or replaced by a reconnect) after its lease lapsed
+        raise AuthExpired(
+            grant.provider, "the connection was disconnected while its tokens were refreshed; reconnect"
+        )
+    if newer.version > grant.version:
         return stored_tokens(newer, asker)
-    raise ProviderUnavailable(name, "the refreshed tokens could not be stored; the next attempt will recover")
+    raise ProviderUnavailable(
+        grant.provider, "the refreshed tokens could not be stored; the next attempt will recover"
+    )
 
 
 def expire_grant(grant: store.GrantRow, *, reason: str, now: datetime) -> None:
