@@ -1558,6 +1558,11 @@ const tracking = {
 function uncosted(row) {
   const quantity = row.figures.uncosted;
   if (!quantity || isZero(quantity)) return null; // "0", "0.0" and "0.000" alike
+  // negative: a credit gave back units its sale had found no stock for (they leave the uncosted count)
+  if (quantity.startsWith("-")) {
+    return h("span", { class: "problem block" },
+      `${quantity.slice(1)} given back uncosted: their sale found too little stock on record`);
+  }
   return h("span", { class: "problem block" }, `${quantity} not costed: too little stock on record`);
 }
 

@@ -1,13 +1,15 @@
 """Sales documents applied to the ledger, and their margins: revenue, COGS from the lots consumed, margin %.
 
 Revenue is converted to the home currency at the document's own rate (home units per unit of the document's
-currency) and rounded to cents per line; COGS is the exact cost of the lots a line consumed, rounded to
-cents per line; documents, products and periods add up their lines' cents. A figure whose cost is not fully
-known (units no lot could cover, or lots whose own cost lacks inputs) has no margin: its `uncosted`
-quantity says why, and it is never costed at zero. A bad line or document is reported as an issue and
-never blocks the others. A credit that matches no sale still reverses its revenue and never leaves a
-figure uncosted: its units go back to stock as a lot of their own at the unit cost of the product's latest
-earlier lot, or are written off when not restockable, and its `returns` say which.
+currency) and rounded to cents per line; COGS is the exact cost of the lots a line consumed, shown to the
+cent; documents, products and periods add up their lines' revenue cents and round their lines' exact cost
+once. A figure whose cost is not fully known (units no lot could cover, or lots whose own cost lacks inputs)
+has no margin: its `uncosted` quantity says why, and it is never costed at zero. A credit gives back those
+units first: negative `uncosted` on the credit, so a total where they all came back has a margin again. A
+bad line or document is reported as an issue and never blocks the others. A credit that matches no sale
+still reverses its revenue and never leaves a figure uncosted: its units go back to stock as a lot of their
+own at the unit cost of the product's latest earlier lot, or are written off when not restockable, and its
+`returns` say which.
 """
 
 from __future__ import annotations
@@ -77,8 +79,12 @@ class Figures(Model):
     # the exact cost, which sums add: a total's cost of goods sold is its lines' exact cost rounded once, as
     # the books post it, so it ties to the general ledger (a sum of rounded lines drifts a cent at a time)
     exact_cogs: Decimal = Field(exclude=True)
-    uncosted: Decimal  # quantity whose cost is unknown
+    uncosted: Decimal  # quantity whose cost is unknown; a credit's units given back from it count negative
     incomplete: bool  # some lot's own cost lacks inputs (a build that found too little stock)
+    # that quantity by where it arose: the sale no lot covered it on (a credit's units given back count there,
+    # negative), or a credit's line with units beyond its sale. The cost is known only where each nets to
+    # zero, so a credit never makes up for another sale's uncosted units (in a period, a date range)
+    open_units: tuple[tuple[str, Decimal], ...] = Field(default=(), exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -88,7 +94,8 @@ class Figures(Model):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def margin(self) -> Decimal | None:
-        return None if self.uncosted or self.incomplete else self.revenue - self.cogs
+        known = not (self.uncosted or self.incomplete or self.open_units)
+        return self.revenue - self.cogs if known else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -389,13 +396,27 @@ def _line_margin(
         issues.append(
             f"line {line.line_id} returns {more:f} more than its sale took (less earlier credits): not costed"
         )
+    # a credit first gives back the units its sale could not cost: they count against the sale's uncosted
+    # quantity (a negative one here), so a sale beyond stock credited back to what stock covered has a margin
+    given_back = entry.given_back
+    if given_back:
+        issues.append(
+            f"line {line.line_id} gives back {given_back.normalize():f} unit(s) its sale found no stock for:"
+            " no cost to return, shown as a negative uncosted quantity"
+        )
+    open_units = (
+        [(document.document_id, entry.uncosted)]
+        if sign > 0
+        else [(returned_to(document, line) or "", -given_back), (movement_id(document, line), entry.uncosted)]
+    )
     # a credit's units not restocked take their cost out of cost of goods sold too (into waste, as the books
     # post it: ``domain.books.effects``), so the report's cost of goods sold ties to the ledger's
     figures = Figures(
         revenue=sign * net,
         exact_cogs=sign * entry.cost,
-        uncosted=entry.uncosted,
+        uncosted=entry.uncosted - given_back,
         incomplete=entry.incomplete,
+        open_units=_netted(open_units),
     )
     return LineMargin(
         line_id=line.line_id,
@@ -462,4 +483,14 @@ def _sum(figures: list[Figures]) -> Figures:
         exact_cogs=total(f.exact_cogs for f in figures),
         uncosted=total(f.uncosted for f in figures),
         incomplete=any(f.incomplete for f in figures),
+        open_units=_netted(units for f in figures for units in f.open_units),
     )
+
+
+def _netted(units: Iterable[tuple[str, Decimal]]) -> tuple[tuple[str, Decimal], ...]:
+    """Uncosted quantities added up by where they arose; those that net to zero left out."""
+    by_key: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    with localcontext(COST_CONTEXT):
+        for key, quantity in units:
+            by_key[key] += quantity
+    return tuple(sorted((key, quantity) for key, quantity in by_key.items() if quantity))

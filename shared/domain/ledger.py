@@ -143,6 +143,14 @@ class Entry(NamedTuple):
     uncosted: Decimal
     incomplete: bool
 
+    @property
+    def given_back(self) -> Decimal:
+        """A credit's units that undo the part of its sale no lot covered (``Ledger._return`` gives those back
+        first): neither returned to a lot nor beyond the sale. Zero for any other entry."""
+        if self.kind not in (EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE):
+            return ZERO
+        return self.quantity - total(d.quantity for d in self.draws) - self.uncosted
+
 
 class DuplicateMovement(Conflict):
     pass

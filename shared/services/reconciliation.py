@@ -367,8 +367,7 @@ def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -
             built_since.setdefault(product, day)
         elif entry.kind in (EntryKind.SALE_RETURN, EntryKind.RETURN_WASTE) and product in short:
             # a credit undoes first the part of its sale no lot covered (its units beyond the sale: uncosted)
-            drawn = sum((d.quantity for d in entry.draws), ZERO)
-            short[product] -= entry.quantity - drawn - entry.uncosted
+            short[product] -= entry.given_back
             if short[product] <= 0:  # all given back: a later uncovered sale is the first again
                 del short[product], since[product]
     if not short and not built:

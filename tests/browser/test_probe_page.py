@@ -259,6 +259,44 @@ def test_margins_show_each_amount_exactly_as_money(page: Page, local_stack: Loca
     )
 
 
+def test_margins_word_units_given_back_apart_from_units_not_costed(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """A negative uncosted quantity is a credit's units given back from a sale that found too little stock:
+    said so, never as "-1 not costed"."""
+    shelf = {**margin_figures("-4.00", "0.00", "", ""), "uncosted": "-1", "margin": None, "margin_pct": None}
+    bracket = {
+        **margin_figures("20.00", "12.50", "", ""),
+        "uncosted": "2",
+        "margin": None,
+        "margin_pct": None,
+    }
+    report = {
+        "home_currency": "USD",
+        "totals": {
+            **margin_figures("16.00", "12.50", "", ""),
+            "uncosted": "1",
+            "margin": None,
+            "margin_pct": None,
+        },
+        "groups": [
+            {"key": "p-1", "label": "Wall bracket", "figures": bracket},
+            {"key": "p-2", "label": "Shelf", "figures": shelf},
+        ],
+        "notes": [],
+    }
+    page.route(re.compile(r".*/sales/status$"), lambda route: answer(route, TRACKED))
+    page.route(re.compile(r".*/margins\?.*"), lambda route: answer(route, report))
+    open_connected(page, local_stack)
+    rows = page.locator("section#sales tbody tr")
+    expect(rows.filter(has_text="Wall bracket").locator("td.number").nth(1)).to_contain_text(
+        "2 not costed: too little stock on record"
+    )
+    given_back = rows.filter(has_text="Shelf").locator("td.number").nth(1)
+    expect(given_back).to_contain_text("1 given back uncosted: their sale found too little stock on record")
+    expect(given_back).not_to_contain_text("-1")
+
+
 def test_focus_comes_back_to_connect_when_the_popup_ends_without_a_connection(
     page: Page, local_stack: LocalStack, shoot: Screenshots
 ) -> None:

@@ -323,3 +323,38 @@ def test_a_credit_returning_more_than_its_sale_took_names_the_units_left_uncoste
     assert second.figures.uncosted == 2 and second.figures.margin is None
     assert second.issues == ("line 1 returns 2 more than its sale took (less earlier credits): not costed",)
     assert ledger.on_hand("F") == 14  # the two units the sale took are back; the two more are not
+
+
+def test_a_credit_for_a_sale_beyond_stock_gives_back_its_uncosted_units_first() -> None:
+    """The sale's last units found no lot: a credit undoes those first, so they leave the uncosted quantity
+    (negative on the credit) and a sale credited back to what stock covered has its margin again."""
+    ledger = stocked()
+    invoice = doc("INV1", 2, ("F", "16", "160.00"))  # 14 from L1 and L2 (80.00), 2 uncosted
+    credit = doc("CN1", 3, ("F", "3", "30.00"), kind="credit_note", original_document_id="INV1")
+    apply_sales(ledger, [invoice, credit])
+    report = margins(ledger, [invoice, credit], home_currency="USD")
+    sale, back = report.documents
+    assert (sale.figures.uncosted, sale.figures.cogs, sale.figures.margin) == (2, D("80.00"), None)
+    # the 2 uncosted units come back first (no cost), then one of L2's at 6.00
+    assert (back.figures.uncosted, back.figures.cogs, back.figures.margin) == (-2, D("-6.00"), None)
+    assert back.issues == (
+        "line 1 gives back 2 unit(s) its sale found no stock for: no cost to return, shown as a negative"
+        " uncosted quantity",
+    )
+    # 13 units sold from stock for 130.00 at 74.00: nothing uncosted, a margin of 56.00
+    assert report.totals.model_dump(mode="json") == {
+        "revenue": "130.00",
+        "cogs": "74.00",
+        "uncosted": "0",
+        "incomplete": False,
+        "margin": "56.00",
+        "margin_pct": "43.08",
+    }
+    assert report.by_product["F"] == report.totals and ledger.on_hand("F") == 1
+
+    # a later sale beyond stock by 2: in a range holding the credit and it (not the first sale), the credit's
+    # units given back do not make up for the later sale's uncosted ones
+    later = doc("INV2", 4, ("F", "3", "30.00"))  # the unit the credit restocked, then 2 uncosted
+    apply_sales(ledger, [later])
+    ranged = margins(ledger, [credit, later], home_currency="USD").totals
+    assert (ranged.uncosted, ranged.cogs, ranged.margin) == (0, D("0.00"), None)
