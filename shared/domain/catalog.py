@@ -8,7 +8,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -21,6 +21,11 @@ KIT = "kit"  # the type of a product made from a provider's bundle: its sales co
 AccountKind = Literal["asset", "liability", "equity", "revenue", "cogs", "expense"]
 XERO_CODE_MAX = 30
 QBO_NAME_FORBIDDEN = (":", "\\")
+# What a provider's record may hold, well past what either documents (QBO ids are numbers and item names
+# 100 characters, qbo.md section 3.2; Xero ids are GUIDs, item names 50, contact names 255, xero.md section
+# 4): an answer beyond these is not the provider's, and refused before anything of it is stored.
+ProviderId = Annotated[str, Field(min_length=1, max_length=100)]
+ProviderText = Annotated[str, Field(max_length=1000)]
 
 
 # ---- values ------------------------------------------------------------------------------------------
@@ -37,18 +42,18 @@ class ProviderItem(Model):
 
     model_config = _VALUE
     provider: ProviderName
-    item_id: str
-    name: str
-    sku: str | None = None
+    item_id: ProviderId
+    name: ProviderText
+    sku: ProviderText | None = None
     kind: ItemKind
     tracked: bool = False
     active: bool = True
     unit_cost: Decimal | None = None
     unit_price: Decimal | None = None
     quantity_on_hand: Decimal | None = None  # QBO QtyOnHand of a tracked inventory item
-    components: tuple[Component, ...] = ()
-    version: str = ""
-    updated_at: str = ""  # the provider's own change stamp, what incremental reads compare
+    components: Annotated[tuple[Component, ...], Field(max_length=1000)] = ()  # QBO: 50 to a bundle
+    version: ProviderText = ""
+    updated_at: ProviderText = ""  # the provider's own change stamp, what incremental reads compare
 
 
 class Product(Model):
@@ -85,10 +90,10 @@ class Product(Model):
 class Account(Model):
     model_config = _VALUE
     provider: ProviderName
-    account_id: str
-    code: str = ""
-    name: str
-    type: str  # the provider's own type (QBO AccountType, Xero Type)
+    account_id: ProviderId
+    code: ProviderText = ""
+    name: ProviderText
+    type: ProviderText  # the provider's own type (QBO AccountType, Xero Type)
     kind: AccountKind
     active: bool = True
     tracked_inventory: bool = False  # Xero INVENTORY accounts: owned by Xero's tracked items
@@ -102,9 +107,9 @@ class Account(Model):
 class Supplier(Model):
     model_config = _VALUE
     provider: ProviderName
-    supplier_id: str
-    name: str
-    email: str = ""
+    supplier_id: ProviderId
+    name: ProviderText
+    email: ProviderText = ""
     active: bool = True
     updated_at: str = ""
 
@@ -148,18 +153,25 @@ def match_items(
 ) -> ItemMatching:
     """Links hold by provider item id (so renames and SKU edits in the provider keep them); an unlinked
     product links to the one active item with its SKU. Items without a SKU, and SKUs several active
-    items share, can't be matched and are reported with the reason."""
+    items share, can't be matched and are reported with the reason. A product linked to an item made
+    inactive moves to the one active item with its SKU, if there is one: QBO refuses transactions naming
+    an inactive item (error 610, "Something you're trying to use has been made inactive": qbo.md section
+    2.8); without one the link stays, for the item to be made active again."""
     label = PROVIDER_LABELS[provider]
     by_id = {i.item_id: i for i in items}
     linked: dict[str, str] = {}  # item id -> product id
     matches: list[Match] = []
     waiting: list[Product] = []
+    held: dict[str, str] = {}  # product id -> the inactive item it links to, until an active one has its SKU
     for product in sorted(products, key=lambda p: p.product_id):
         item_id = product.provider_links.get(provider)
-        if item_id in by_id and item_id not in linked:
+        if item_id in by_id and item_id not in linked and by_id[item_id].active:
             linked[item_id] = product.product_id
             matches.append(Match(product_id=product.product_id, item_id=item_id, sku=product.sku, by="link"))
         else:
+            if item_id in by_id and item_id not in linked:
+                held[product.product_id] = item_id
+                linked[item_id] = product.product_id
             waiting.append(product)
     skipped: list[Skipped] = []
     by_sku: dict[str, list[ProviderItem]] = defaultdict(list)
@@ -194,11 +206,16 @@ def match_items(
     unmatched_products: list[Skipped] = []
     for product in waiting:
         group = by_sku.get(sku_key(product.sku), [])
+        kept = held.get(product.product_id)
         if len(group) == 1 and group[0].item_id not in linked:
             linked[group[0].item_id] = product.product_id
+            if kept:
+                del linked[kept]
             matches.append(
                 Match(product_id=product.product_id, item_id=group[0].item_id, sku=product.sku, by="sku")
             )
+        elif kept:
+            matches.append(Match(product_id=product.product_id, item_id=kept, sku=product.sku, by="link"))
         else:
             reason = _why_unmatched(provider, product, group)
             unmatched_products.append(
@@ -237,6 +254,27 @@ def refusal_in_provider(provider: ProviderName, product: Product) -> str | None:
     if provider == "qbo" and any(c in product.name for c in QBO_NAME_FORBIDDEN):
         return "QuickBooks Online refuses item names containing ':' or '\\'"
     return None
+
+
+def bundle_parts(
+    item: ProviderItem, items: Mapping[str, ProviderItem]
+) -> tuple[list[ProviderItem], list[str]]:
+    """Every item a bundle is made of (those of bundles inside it too), and the ids of its parts that are
+    not among ``items``."""
+    found: dict[str, ProviderItem] = {}
+    missing: list[str] = []
+    refs = [c.ref for c in item.components]
+    while refs:
+        ref = refs.pop()
+        if ref in found or ref in missing or ref == item.item_id:
+            continue
+        part = items.get(ref)
+        if part is None:
+            missing.append(ref)
+            continue
+        found[ref] = part
+        refs.extend(c.ref for c in part.components)
+    return list(found.values()), sorted(missing)
 
 
 def product_from_item(item: ProviderItem, product_id: str, components: Mapping[str, str]) -> Product:

@@ -91,13 +91,43 @@ def basic_auth(client_id: str, client_secret: str) -> str:
 
 def send(client: httpx.Client, provider: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One request; transport failures become ``ProviderUnavailable`` (the outcome of a write is then
-    unknown: callers that write must look for what they posted before trying again)."""
+    unknown: callers that write must look for what they posted before trying again). The answer is read
+    to at most ``MAX_ANSWER_BYTES``, as decoded: past that it is a ``ProviderError``, read no further."""
     try:
-        return client.request(method, url, **kwargs)
+        request = client.build_request(method, url, **kwargs)
+        streamed = client.send(request, stream=True)
+        try:
+            content = _bounded(streamed, provider)
+        finally:
+            streamed.close()
     except httpx.TimeoutException:
         raise ProviderUnavailable(provider, "the provider did not answer in time") from None
     except httpx.TransportError:
         raise ProviderUnavailable(provider, "the connection to the provider failed") from None
+    # the body is decoded already: the headers that described its encoding on the wire no longer apply
+    headers = [(k, v) for k, v in streamed.headers.multi_items() if k not in _WIRE_HEADERS]
+    return httpx.Response(streamed.status_code, headers=headers, content=content, request=request)
+
+
+# An answer held whole in a function's memory (512 MB, template.yaml) with its parsed JSON several times its
+# size: far past the largest page either provider sends (QBO: 1,000 records; Xero's unpaged Items of a few
+# thousand items, xero.md section 4.2), and short of what a broken or hostile answer could make a function
+# run out of memory with.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _bounded(resp: httpx.Response, provider: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise ProviderError(
+                provider, f"the provider's answer is too large (over {MAX_ANSWER_BYTES // 2**20} MB)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(resp: httpx.Response) -> Any:

@@ -20,12 +20,13 @@ from shared.domain.catalog import (
     ProviderItem,
     Skipped,
     Supplier,
+    bundle_parts,
     find_supplier,
     match_items,
     product_from_item,
     sku_key,
 )
-from shared.domain.connections import ProviderName
+from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.errors import InvalidFields, ProviderRejected, ProviderUnavailable
 from shared.model import Model
 from shared.providers import provider_name
@@ -147,7 +148,8 @@ class ImportResult(Model):
 
 def import_products(organisation_id: str, request: ImportRequest) -> ImportResult:
     """Makes the chosen provider items Partsemble products, with their names and costs. A bundle brings
-    its components along, so its bill of materials is complete."""
+    its components along, so its bill of materials is complete; one with a component that can't be a
+    product (no SKU, or not synced) is not imported, rather than made a kit that consumes too little."""
     wanted = request.provider
     chosen = store.get_provider_items(organisation_id, wanted, request.item_ids)
     missing = sorted(set(request.item_ids) - {i.item_id for i in chosen})
@@ -161,10 +163,26 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
     by_link = {p.provider_links[wanted]: p for p in products if wanted in p.provider_links}
     by_sku = {sku_key(p.sku): p for p in products if sku_key(p.sku) and wanted not in p.provider_links}
     skipped = [Skipped(item_id=i, reason="not in the synced catalog; sync items first") for i in missing]
+    importing: dict[str, ProviderItem] = {}
+    for item in sorted(chosen, key=lambda i: i.item_id):
+        parts, absent = bundle_parts(item, items)
+        unusable = [
+            f"{p.name!r} (item {p.item_id}) has no SKU"
+            for p in parts
+            if not sku_key(p.sku) and p.item_id not in by_link
+        ] + [f"item {ref} is not in the synced catalog" for ref in absent]
+        if unusable:
+            reason = (
+                f"its bill of materials would be incomplete: {'; '.join(unusable)} "
+                f"(give each a SKU in {PROVIDER_LABELS[wanted]} and sync items first)"
+            )
+            skipped.append(Skipped(item_id=item.item_id, name=item.name, reason=reason))
+            continue
+        importing.update((p.item_id, p) for p in [item, *parts])
     product_of: dict[str, Product] = {}
     created: list[Product] = []
     updated: list[Product] = []
-    for item in sorted(items.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # components first
+    for item in sorted(importing.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # parts first
         existing = by_link.get(item.item_id) or by_sku.get(sku_key(item.sku))
         if existing is None and not sku_key(item.sku):
             skipped.append(

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple, TypeVar
 import httpx
 
 from shared.config import ProviderUrls
-from shared.errors import ProviderRejected
+from shared.errors import ProviderError, ProviderRejected
+from shared.providers import answers
 from shared.providers.base import Changes, InventoryCapability, Session, SupplierDraft
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import QBO_LIMITS
@@ -43,6 +44,15 @@ def _active_and(where: str) -> str:
     return " AND ".join(c for c in ("Active IN (true, false)", where) if c)
 
 
+def query_records(body: dict[str, Any], entity: str) -> list[dict[str, Any]]:
+    """A query's records: QBO answers ``QueryResponse`` always, an empty object (no entity key) when nothing
+    matches (qbo.md section 2.3), so an answer without it is broken, not empty."""
+    response = body.get("QueryResponse")
+    if not isinstance(response, dict):
+        raise ProviderError("qbo", "the provider answered a query without a readable QueryResponse")
+    return answers.records(response, entity, "qbo", required=False)
+
+
 class QboApi:
     def __init__(self, client: httpx.Client, urls: ProviderUrls) -> None:
         self.client = client
@@ -61,7 +71,7 @@ class QboApi:
             body = self.get(
                 session, "query", query=f"SELECT * FROM {entity} WHERE Id IN ({ids_in}) MAXRESULTS {BY_ID}"
             )
-            found.update(str(r.get("Id")) for r in (body.get("QueryResponse") or {}).get(entity) or [])
+            found.update(str(r.get("Id")) for r in query_records(body, entity))
         return found
 
     def get(self, session: Session, path: str, **params: str) -> dict[str, Any]:
@@ -77,7 +87,7 @@ class QboApi:
         return self._body(resp)
 
     def _body(self, resp: httpx.Response) -> dict[str, Any]:
-        body: dict[str, Any] = decimal_json(resp, "qbo")
+        body = answers.json_object(decimal_json(resp, "qbo"), "qbo")
         if body.get("Fault"):  # QBO can answer 200 with a Fault
             raise ProviderRejected(
                 "qbo",
@@ -129,7 +139,7 @@ class QboApi:
                 f"{field} STARTPOSITION {skip + 1} MAXRESULTS {PAGE}"
             )
             body = self.get(session, "query", query=text)
-            records: list[dict[str, Any]] = (body.get("QueryResponse") or {}).get(entity) or []
+            records = query_records(body, entity)
             if len(records) < PAGE:
                 yield Page(records, str(body.get("time") or ""), None)
                 return
@@ -153,7 +163,7 @@ class QboApi:
             raw.extend(page.records)
             started = started or page.time
         latest = {str(r.get("Id")): r for r in raw}  # a record read twice: its later version
-        converted = tuple(c for c in map(convert, latest.values()) if c is not None)
+        converted = answers.converted("qbo", f"a {entity} record", convert, latest.values())
         return Changes(converted, mapping.next_cursor([mapping.updated_at(r) for r in raw], started, since))
 
     def create_vendor(self, session: Session, draft: SupplierDraft, request_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from shared.config import ProviderUrls
 from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.errors import ProviderRejected
 from shared.lazy import lazy_module
+from shared.providers import answers
 from shared.providers.base import (
     Changes,
     Grant,
@@ -105,14 +106,19 @@ class QboProvider(CompanyReads):
         return self.api.changed(session, "Item", since, mapping.item)
 
     def accounts(self, session: Session) -> list[Account]:
-        return [mapping.account(r) for r in self.api.query_all(session, "Account")]
+        return list(
+            answers.converted(
+                "qbo", "an Account record", mapping.account, self.api.query_all(session, "Account")
+            )
+        )
 
     def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]:
         return self.api.changed(session, "Vendor", since, mapping.vendor)
 
     def find_supplier(self, session: Session, name: str) -> Supplier | None:
         found = self.api.query_all(session, "Vendor", f"DisplayName = {mapping.query_literal(name)}")
-        return next((mapping.vendor(r) for r in found if r.get("Active", True)), None)
+        vendors = answers.converted("qbo", "a Vendor record", mapping.vendor, found)
+        return next((v for v in vendors if v.active), None)
 
     def supplier_name_problem(self, name: str) -> str | None:
         return mapping.display_name_problem(name)

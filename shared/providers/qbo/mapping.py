@@ -29,17 +29,26 @@ def number(value: Any) -> Decimal | None:
 
 
 def updated_at(record: dict[str, Any]) -> str:
-    return str((record.get("MetaData") or {}).get("LastUpdatedTime") or "")
+    """The record's last-updated stamp as QBO wrote it ("" when it gave none that is a time)."""
+    when = instant(record)
+    return str(record["MetaData"]["LastUpdatedTime"]) if when else ""
 
 
 def instant(record: dict[str, Any], stamp: str = "LastUpdatedTime") -> datetime | None:
     """When the record was last updated (or another ``MetaData`` stamp, e.g. ``CreateTime``), as an instant
     (None when QBO gave no stamp)."""
-    text = str((record.get("MetaData") or {}).get(stamp) or "")
+    metadata = record.get("MetaData")
+    return _aware(str(metadata.get(stamp) or "") if isinstance(metadata, dict) else "")
+
+
+def _aware(text: str) -> datetime | None:
+    """QBO's time with its offset (every stamp and answer ``time`` carries one: qbo.md sections 3 and 7);
+    None for anything else, which is taken as no time at all."""
     try:
-        return datetime.fromisoformat(text) if text else None
+        when = datetime.fromisoformat(text) if text else None
     except ValueError:
-        return None  # not a time QBO writes: taken as no stamp
+        return None
+    return when if when is not None and when.tzinfo else None
 
 
 def latest(stamps: list[str], since: str | None) -> str | None:
@@ -63,7 +72,8 @@ def next_cursor(stamps: list[str], read_started: str, since: str | None) -> str 
     if not known:
         return since
     latest = max(known)
-    started = datetime.fromisoformat(read_started).replace(microsecond=0) if read_started else latest
+    started = _aware(read_started)
+    started = started.replace(microsecond=0) if started else latest  # unknown: nothing proves it stable
     return f"after:{latest.isoformat()}" if latest < started else since
 
 

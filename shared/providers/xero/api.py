@@ -10,6 +10,7 @@ import httpx
 
 from shared.config import ProviderUrls
 from shared.errors import ProviderRejected
+from shared.providers import answers
 from shared.providers.base import Session, SupplierDraft
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import XERO_LIMITS
@@ -53,8 +54,7 @@ class XeroApi:
             retry_unknown_outcome=retry_unknown_outcome,
             **kwargs,
         )
-        body: dict[str, Any] = decimal_json(resp, "xero")
-        return body
+        return answers.json_object(decimal_json(resp, "xero"), "xero")
 
     def read(
         self,
@@ -64,10 +64,10 @@ class XeroApi:
         since: str | None = None,
         params: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = self._request(
-            session, "GET", collection, since=since, params=params or {}
-        ).get(collection, [])
-        return records
+        """A whole unpaged collection (Items, Accounts). Xero's envelope always names it (an empty list when
+        there is none, xero.md section 4): an answer without it is broken, never a collection emptied."""
+        body = self._request(session, "GET", collection, since=since, params=params or {})
+        return answers.records(body, collection, "xero", required=True)
 
     def report(self, session: Session, name: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """``GET Reports/<name>``: the answer's ``Reports`` (the spec's ReportWithRows)."""
@@ -94,7 +94,7 @@ class XeroApi:
                 since=since,
                 params={**(params or {}), "page": str(page), "pageSize": str(PAGE)},
             )
-            chunk = body.get(collection, [])
+            chunk = answers.records(body, collection, "xero", required=False)
             records.extend(chunk)
             pages = int((body.get("pagination") or {}).get("pageCount") or 0)
             if len(chunk) < PAGE or (pages and page >= pages):
@@ -119,7 +119,9 @@ class XeroApi:
             since=since,
             params={**params, "page": str(page), "pageSize": str(PAGE)},
         )
-        return Page(body.get(collection, []), mapping.stamp(body.get("DateTimeUTC")))
+        return Page(
+            answers.records(body, collection, "xero", required=False), mapping.stamp(body.get("DateTimeUTC"))
+        )
 
     def create_contact(self, session: Session, draft: SupplierDraft, idempotency_key: str) -> dict[str, Any]:
         contact: dict[str, Any] = {"Name": draft.name}

@@ -11,6 +11,7 @@ from shared.config import ProviderUrls
 from shared.domain.catalog import Account, ProviderItem, Supplier
 from shared.errors import ProviderRejected
 from shared.lazy import lazy_module
+from shared.providers import answers
 from shared.providers.base import (
     Changes,
     Grant,
@@ -143,12 +144,14 @@ class XeroProvider(CompanyReads):
         # Xero rounds unit prices to 2 places unless asked for 4 (spec parameter unitdp; xero.md section 4.2)
         raw = self.api.read(session, "Items", since=since, params={"unitdp": "4"})
         return Changes(
-            tuple(mapping.item(r) for r in raw),
+            answers.converted("xero", "an item", mapping.item, raw),
             mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),
         )
 
     def accounts(self, session: Session) -> list[Account]:
-        return [mapping.account(r) for r in self.api.read(session, "Accounts")]
+        return list(
+            answers.converted("xero", "an account", mapping.account, self.api.read(session, "Accounts"))
+        )
 
     def suppliers(self, session: Session, since: str | None) -> Changes[Supplier]:
         # Xero leaves ARCHIVED contacts out unless asked (spec: includeArchived "Contacts with a status of
@@ -160,7 +163,7 @@ class XeroProvider(CompanyReads):
         params = {"where": "IsSupplier==true", "includeArchived": "true"}
         raw = self.api.list_paged(session, "Contacts", params=params)
         return Changes(
-            tuple(mapping.contact(r) for r in raw),
+            answers.converted("xero", "a contact", mapping.contact, raw),
             mapping.latest([mapping.stamp(r.get("UpdatedDateUTC")) for r in raw], since),
         )
 

@@ -23,11 +23,11 @@ def instant(value: Any) -> datetime | None:
     """Xero's ``/Date(ms+0000)/`` (or ISO text) as an aware UTC datetime."""
     text = str(value or "")
     m = _MS_DATE.fullmatch(text)
-    if m:
-        return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
     try:
+        if m:
+            return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a time, or one no calendar holds: taken as none
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
