@@ -179,19 +179,20 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
             skipped.append(Skipped(item_id=item.item_id, name=item.name, reason=reason))
             continue
         importing.update((p.item_id, p) for p in [item, *parts])
+    # a product is known by its SKU (a file import updates the product with the row's SKU), and items may
+    # share one: a second product of a SKU is never made for another item
+    holders = {sku_key(p.sku): p for p in products}
     product_of: dict[str, Product] = {}
     created: list[Product] = []
     updated: list[Product] = []
     for item in sorted(importing.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # parts first
         existing = by_link.get(item.item_id) or by_sku.get(sku_key(item.sku))
-        if existing is None and not sku_key(item.sku):
-            skipped.append(
-                Skipped(
-                    item_id=item.item_id,
-                    name=item.name,
-                    reason="no SKU in the provider; give the item a SKU there first",
-                )
-            )
+        refusal = None if existing else _new_product_refusal(item, holders.get(sku_key(item.sku)))
+        lacking = [c.ref for c in item.components if c.ref not in product_of]
+        if lacking and not refusal:
+            refusal = f"its bill of materials would be incomplete: item(s) {', '.join(lacking)} skipped"
+        if refusal:
+            skipped.append(Skipped(item_id=item.item_id, name=item.name, sku=item.sku, reason=refusal))
             continue
         links = {k: v.product_id for k, v in product_of.items()}
         fresh = product_from_item(item, existing.product_id if existing else str(uuid.uuid4()), links)
@@ -209,9 +210,22 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
             )
             updated.append(product)
         product_of[item.item_id] = product
+        holders[sku_key(product.sku)] = product
         by_sku.pop(sku_key(item.sku), None)
     store.put_products(organisation_id, [*created, *updated])
     return ImportResult(created=created, updated=updated, skipped=skipped)
+
+
+def _new_product_refusal(item: ProviderItem, holder: Product | None) -> str | None:
+    """Why no product can be made of an item no product stands for (``holder``: the product with its SKU)."""
+    if not sku_key(item.sku):
+        return "no SKU in the provider; give the item a SKU there first"
+    if holder is not None:
+        return (
+            f"its SKU {item.sku!r} is product {holder.product_id}'s already (SKU {holder.sku!r}), which "
+            f"stands for another {PROVIDER_LABELS[item.provider]} item; give one of them another SKU there"
+        )
+    return None
 
 
 class ProductPage(Page):
