@@ -5,12 +5,23 @@ record deleted)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from shared.errors import ProviderError
 
 T = TypeVar("T")
+# The pages one whole read of a catalog list (items, vendors, contacts, the chart) takes at most: 200,000
+# records at both providers' 1,000 a page, far past any company's. An answer that pages on past it is not
+# the provider's, and would hold the function until it runs out of time or memory.
+MAX_PAGES = 200
+
+
+def bounded_pages(provider: str, pages: Iterable[T]) -> Iterator[T]:
+    for number, page in enumerate(pages, 1):
+        if number > MAX_PAGES:
+            raise ProviderError(provider, f"the provider's list went on past {MAX_PAGES} pages")
+        yield page
 
 
 def json_object(body: Any, provider: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from infra.sandboxes.qbo_demo import (
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.aws import table
 from shared.domain.catalog import Component, Product
-from shared.providers import http
+from shared.providers import answers, http
 from shared.store import catalog as catalog_store
 from shared.store.keys import org_pk
 from tests.conftest import Api, Sandboxes
@@ -589,6 +589,55 @@ def test_a_xero_chart_answer_without_its_accounts_deletes_none(
     _answering(monkeypatch, sandboxes.xero, "/api.xro/2.0/Accounts", _json(body))
     assert api.call("POST", "/integrations/xero/sync/accounts").status == 502
     assert _rows("ACCOUNT#xero#") == before and len(before) > 10
+
+
+def test_a_qbo_list_that_pages_on_without_end_is_a_502_within_the_page_bound(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(api, sandboxes, "qbo")
+    monkeypatch.setattr(answers, "MAX_PAGES", 3)  # the bound's value aside, an endless list must meet it
+    served: list[int] = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        served.append(1)
+        start = 1000 * len(served)
+        stamp = f"2026-11-01T12:{len(served) % 60:02d}:00-07:00"
+        page = [
+            {
+                "Id": str(start + n),
+                "Name": f"I{start + n}",
+                "Type": "Service",
+                "MetaData": {"LastUpdatedTime": stamp},
+            }
+            for n in range(1000)
+        ]
+        return httpx.Response(200, json={"QueryResponse": {"Item": page}, "time": stamp})
+
+    _answering(monkeypatch, sandboxes.qbo, QUERY, endless)
+    answer = api.call("POST", "/integrations/qbo/sync/items")
+    assert answer.status == 502 and "past 3 pages" in answer.json()["message"]
+    assert len(served) == 4 and _rows("PITEM#qbo#") == []
+
+
+@pytest.mark.parametrize("pagination", [None, {"pageCount": "many"}, {"pageCount": 10**9}])
+def test_a_xero_contact_list_that_pages_on_without_end_is_a_502_within_the_page_bound(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, pagination: Any
+) -> None:
+    connect_xero(api, sandboxes)
+    monkeypatch.setattr(answers, "MAX_PAGES", 3)
+    served: list[int] = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        served.append(1)
+        page = [
+            {"ContactID": f"c-{len(served)}-{n}", "Name": f"C {n}", "ContactStatus": "ACTIVE"}
+            for n in range(1000)
+        ]
+        return httpx.Response(200, json={"Contacts": page, "pagination": pagination})
+
+    _answering(monkeypatch, sandboxes.xero, XERO_CONTACTS, endless)
+    answer = api.call("POST", "/integrations/xero/sync/suppliers")
+    assert answer.status == 502 and len(served) == 3 and _rows("SUPPLIER#xero#") == []
 
 
 def test_a_huge_provider_answer_is_refused_unread_past_its_bound(

@@ -100,7 +100,7 @@ class QboApi:
         the pages are read (or sharing the stamp a page ends on) is read again, and its last read wins."""
         found = {
             str(r.get("Id")): r
-            for page in self.updated_pages(session, entity, _active_and(where))
+            for page in answers.bounded_pages("qbo", self.updated_pages(session, entity, _active_and(where)))
             for r in page.records
         }
         return list(found.values())
@@ -159,7 +159,8 @@ class QboApi:
         had begun (``mapping.next_cursor``)."""
         raw: list[dict[str, Any]] = []
         started = ""
-        for page in self.updated_pages(session, entity, _active_and(mapping.since_condition(since))):
+        pages = self.updated_pages(session, entity, _active_and(mapping.since_condition(since)))
+        for page in answers.bounded_pages("qbo", pages):
             raw.extend(page.records)
             started = started or page.time
         latest = {str(r.get("Id")): r for r in raw}  # a record read twice: its later version

@@ -4,6 +4,7 @@ tenant's rate budget (``shared.providers.http.call``)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, NamedTuple
 
 import httpx
@@ -17,6 +18,14 @@ from shared.providers.limits import XERO_LIMITS
 from shared.providers.xero import mapping
 
 PAGE = 1000  # Xero's largest page (since July 2024)
+
+
+def _page_count(body: dict[str, Any]) -> int:
+    """``pagination.pageCount`` (xero.md section 5); 0 when the answer gives none that is a whole number:
+    pages are then read until a short one."""
+    pagination = body.get("pagination")
+    count = pagination.get("pageCount") if isinstance(pagination, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 class Page(NamedTuple):
@@ -85,8 +94,7 @@ class XeroApi:
         params: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
-        page = 1
-        while True:
+        for page in answers.bounded_pages("xero", itertools.count(1)):
             body = self._request(
                 session,
                 "GET",
@@ -96,10 +104,10 @@ class XeroApi:
             )
             chunk = answers.records(body, collection, "xero", required=False)
             records.extend(chunk)
-            pages = int((body.get("pagination") or {}).get("pageCount") or 0)
+            pages = _page_count(body)
             if len(chunk) < PAGE or (pages and page >= pages):
-                return records
-            page += 1
+                break
+        return records
 
     def page(
         self,
