@@ -31,7 +31,11 @@ T = TypeVar("T")
 ON_DEMAND_MARGIN = timedelta(minutes=5)
 SCHEDULED_MARGIN = timedelta(minutes=10)  # more than one schedule tick, so a token never lapses between ticks
 FORCE_REFRESH = timedelta(days=36500)  # a margin no token meets: refresh now
-LEASE_SECONDS = 30
+# longer than a live refresh can take: sent within SEND_WITHIN, at the provider within the token request's
+# pool, connect and write timeouts (15 s), answered within its read timeout (20 s), stored within STORE_WAITS
+# (6 s): 51 s. A second worker takes the lease over only from a dead one, never while a live one's answer is
+# on its way (it would refresh with the token QBO has just replaced, get invalid_grant and expire the grant)
+LEASE_SECONDS = 60
 # from the lease's start to the refresh request at most: the request then reaches the provider within its
 # pool, connect and write timeouts (``http.TOKEN_TIMEOUT``, 15 s), inside the lease
 SEND_WITHIN = 10

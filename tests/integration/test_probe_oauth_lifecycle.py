@@ -359,7 +359,9 @@ def test_a_refresh_refused_while_a_disconnect_deletes_its_grant_says_reconnect_n
     def disconnect_meanwhile(*_: Any) -> None:
         if not disconnected:  # the sync's refresh has been refused; its answer is on its way back
             disconnected.append("")
-            view = connections.disconnect(ORG, "qbo", later + timedelta(minutes=1))
+            # so late that the sync's lease has lapsed: the disconnect does not wait for it
+            lapsed = later + timedelta(seconds=tokens.LEASE_SECONDS + 1)
+            view = connections.disconnect(ORG, "qbo", lapsed)
             disconnected[0] = view.status
 
     sandboxes.qbo.after("POST", QBO_TOKEN_PATH, disconnect_meanwhile)

@@ -126,6 +126,34 @@ def test_a_store_throttled_twice_after_qbo_rotated_keeps_the_new_tokens_within_s
     assert tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))[1]
 
 
+def test_a_slow_qbo_answer_is_never_raced_by_a_second_refresh_with_the_token_it_replaces(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """QBO answers a refresh 45 s after the lease was taken (inside the token request's timeouts): a second
+    worker asking then waits and answers 503; it never takes the lease over and sends the refresh token QBO
+    has just replaced, which QBO would refuse (invalid_grant) and so expire the connection."""
+    connect(api, sandboxes, "qbo")
+    asker = tokens.asking(connection("qbo"))
+    sandboxes.qbo.clock.advance(3600)
+    second: list[str] = []
+
+    def slow_answer(*_: Any) -> None:
+        if second:  # the first worker's answer only
+            return
+        second.append("asked")
+        sandboxes.qbo.clock.advance(45)
+        with pytest.raises(tokens.RefreshBusy):
+            tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo), sleep=lambda _: None)
+        second.append("answered 503")
+
+    before = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    sandboxes.qbo.after("POST", QBO_TOKEN_PATH, slow_answer)
+    fresh, refreshed = tokens.fresh_tokens(asker, clock=clock_of(sandboxes.qbo))
+    assert second == ["asked", "answered 503"] and refreshed and _works_at_qbo(fresh.access_token)
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) == before + 1  # one refresh: the first worker's
+    assert status_of(api, "qbo")["status"] == "connected"
+
+
 def test_a_store_whose_answer_was_lost_after_it_committed_uses_the_tokens_it_stored(
     api: Api, sandboxes: Sandboxes
 ) -> None:

@@ -166,6 +166,9 @@ def test_a_refresh_reads_the_client_secret_before_its_lease_and_reaches_xero_wel
     assert until[0] >= sandboxes.xero.clock.now().timestamp() - 1 + tokens.LEASE_SECONDS
     reached = (TOKEN_TIMEOUT.pool or 0) + (TOKEN_TIMEOUT.connect or 0) + (TOKEN_TIMEOUT.write or 0)
     assert reached <= tokens.LEASE_SECONDS / 2
+    # a live refresher's answer, read and stored, lands inside its lease: no one takes it over meanwhile
+    answered = tokens.SEND_WITHIN + reached + (TOKEN_TIMEOUT.read or 0)
+    assert answered + sum(tokens.STORE_WAITS) < tokens.LEASE_SECONDS
 
 
 @pytest.mark.parametrize("slow_writes", [1, 100])
