@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from shared.aws import is_outage
 from shared.config import settings
 from shared.domain.connections import (
     IN_USE,
@@ -503,44 +505,74 @@ def _tenant_connection_shared(connection: store.Connection) -> bool:
 
 
 def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView:
-    """Revokes at the provider (best effort), deletes the token ciphertext, keeps every other record."""
+    """Deletes the token ciphertext, keeping every other record, then revokes at the provider (best effort).
+    The store goes first: a store that fails leaves the connection and its consent as they were (a 503 that
+    changed nothing), never a consent revoked under a connection still shown connected."""
     wanted = provider_name(name)
     connection = store.get_connection(organisation_id, wanted)
     if not connection or connection.status == "disconnected":
         raise NotFound(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}")
     grant = store.get_grant(connection.grant_id) if connection.grant_id else None
-    note = None
-    with ExitStack() as held:  # the grant's refresh lease, from before the revoke until it is deleted
+    release, note = None, None
+    with (
+        ExitStack() as held
+    ):  # the grant's refresh lease, from before its tokens are read until it is deleted
         if grant is not None and grant.status == "active":
+            credentials.client_credentials(wanted)  # read now: the revoke after the store reads no secret
             from shared.services.tokens import RefreshBusy, asking, ending, tenant_of
 
             try:  # with the current tokens: none rotates them meanwhile (``tokens.ending``)
                 tokens = held.enter_context(ending(asking(connection), clock=lambda: now))
                 if _tenant_connection_shared(connection):  # end only this consent, if nothing else uses it
-                    _provider(wanted).release(tokens)
+                    release = partial(_provider(wanted).release, tokens)
                 else:
-                    _provider(wanted).disconnect_tenant(tokens, tenant_of(connection))
+                    release = partial(_provider(wanted).disconnect_tenant, tokens, tenant_of(connection))
             except RefreshBusy:  # a refresh still running: nothing was changed (503), the retry ends it
                 raise
-            except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
-                note = (
-                    f"Partsemble disconnected, but {PROVIDER_LABELS[wanted]} could not be told "
-                    f"({err.message}); you can also remove Partsemble in {PROVIDER_LABELS[wanted]}'s "
-                    "connected apps"
-                )
-        # one write: a store that fails here leaves the connection with its tokens (a revoked consent is then
-        # noticed by the next check), never "connected" with its ciphertext gone
-        disconnected = store.disconnect(
-            organisation_id,
-            wanted,
-            {
-                "status": "disconnected",
-                "grant_id": None,
-                "disconnected_at": now.isoformat(),
-                "last_error": {"reason": note, "at": now.isoformat()} if note else None,
-            },
-            grant_id=connection.grant_id,
+            except ServiceError as err:
+                note = _not_told(wanted, err)
+        fields: dict[str, Any] = {
+            "status": "disconnected",
+            "grant_id": None,
+            "disconnected_at": now.isoformat(),
+        }
+        last_error = {"reason": note, "at": now.isoformat()} if note else None
+        # one write: a store that fails here leaves the connection with its tokens and the consent live (503),
+        # never "connected" with its ciphertext gone or on a revoked consent; the grant deleted, no refresh
+        # rotates the tokens the revoke below names
+        if not store.disconnect(
+            organisation_id, wanted, {**fields, "last_error": last_error}, grant_id=connection.grant_id
+        ):
+            raise Conflict(
+                f"the {PROVIDER_LABELS[wanted]} connection changed as it was disconnected; try again"
+            )
+    if release is not None:
+        try:
+            release()
+        except ServiceError as err:  # best effort: the person's disconnect never fails on the provider
+            last_error = {"reason": _not_told(wanted, err), "at": now.isoformat()}
+            _note_disconnected(organisation_id, wanted, last_error)
+    return _view(
+        wanted,
+        store.Connection.model_validate({**connection.model_dump(), **fields, "last_error": last_error}),
+    )
+
+
+def _not_told(name: ProviderName, err: ServiceError) -> str:
+    return (
+        f"Partsemble disconnected, but {PROVIDER_LABELS[name]} could not be told ({err.message}); "
+        f"you can also remove Partsemble in {PROVIDER_LABELS[name]}'s connected apps"
+    )
+
+
+def _note_disconnected(organisation_id: str, name: ProviderName, last_error: dict[str, str]) -> None:
+    """Shows why the provider still lists the app; the disconnect itself is done, so an outage here is only
+    logged (answering 503 would say nothing changed)."""
+    try:
+        store.update_connection(
+            organisation_id, name, {"last_error": last_error}, only_if_status="disconnected"
         )
-    if not disconnected:
-        raise Conflict(f"the {PROVIDER_LABELS[wanted]} connection changed as it was disconnected; try again")
-    return _view(wanted, store.get_connection(organisation_id, wanted))
+    except Exception as err:
+        if not is_outage(err):
+            raise
+        logger.warning("the reason the provider was not told could not be stored", exc_info=True)

@@ -272,6 +272,7 @@ def put_settings(
         updated_at=now.isoformat(),
         tenant_id=connection.tenant_id,
     )
+    warnings = _warnings(organisation_id, wanted, stored, chart)  # read first: a 503 after the write lied
     if not store.put_export_settings(organisation_id, wanted, stored):  # an export took the mode meanwhile
         raise _invalid(
             _mode_problems(organisation_id, wanted, request.mode, connection.tenant_id)
@@ -282,4 +283,4 @@ def put_settings(
                 )
             ]
         )
-    return _view(wanted, stored, chart, _warnings(organisation_id, wanted, stored, chart))
+    return _view(wanted, stored, chart, warnings)

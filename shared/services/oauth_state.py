@@ -46,6 +46,9 @@ def pkce_pair() -> tuple[str, str]:
 
 def issue(kind: str, organisation_id: str, provider: str, binding: str, now: datetime, **fields: Any) -> str:
     nonce = secrets.token_urlsafe(24)
+    signed = (
+        f"{nonce}.{_signature(kind, nonce, provider)}"  # first: a secret that can't be read stores nothing
+    )
     oauth_states.put_pending(
         kind,
         nonce,
@@ -57,7 +60,7 @@ def issue(kind: str, organisation_id: str, provider: str, binding: str, now: dat
         },
         expires_at=int(now.timestamp()) + LIFETIME_SECONDS,
     )
-    return f"{nonce}.{_signature(kind, nonce, provider)}"
+    return signed
 
 
 def consume(

@@ -141,6 +141,7 @@ def set_tracking(organisation_id: str, name: str, request: TrackingRequest, now:
             # the organisation has one business zone: every provider's tracking holds it (two enabled in
             # two zones would date one provider's books in the other's)
             aligned=[t.provider for t in trackings if t.provider != wanted and t.zone.key != time_zone],
+            read=existing,
         )
     except store.ZoneFixed as fixed_now:  # an export was planned in the zone read, as this was saved
         problem = f"the books are dated in {fixed_now.zone} since exports were planned; it can't change now"

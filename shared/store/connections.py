@@ -141,15 +141,13 @@ def put_connection(
     read: Connection | _Unread | None = UNREAD,
     alone: Sequence[str] = (),
 ) -> bool:
-    """Writes the connection, listed first under the company it reaches (``organisations_of_tenant``): only
+    """Writes the connection, listed under the company it reaches (``organisations_of_tenant``): only
     while it is still as ``read`` before (a connection, or None for none; ``_still_as_read``) and while none
     of the providers ``alone`` names is in use. With ``claims``, a consent's grant id: in one transaction
     with keeping that consent (its TTL removed), so no process that dies in between leaves a consent kept
     that no connection holds. False (nothing written) when the connection changed, another provider was
     connected meanwhile or the consent is gone (the consent is then left to the TTL)."""
     tenant_id = fields.get("tenant_id")
-    if tenant_id:
-        _list_under_tenant(organisation_id, provider, tenant_id)
     item = {
         "pk": org_pk(organisation_id),
         "sk": connection_sk(provider),
@@ -160,10 +158,13 @@ def put_connection(
         "tenant_indexed": bool(tenant_id),
     }
     guard = {} if read is UNREAD else _still_as_read(read)
-    if claims is None and not alone:
+    if claims is None and not alone and not tenant_id:
         return conditional(lambda: table().put_item(Item=item, **guard)) is not None
     name = table().name
     writes: list[dict[str, Any]] = [{"Put": {"TableName": name, "Item": item, **guard}}]
+    if tenant_id:  # listed in the same transaction: a write that fails leaves no listing behind
+        listing = {"pk": tenant_pk(provider, tenant_id), "sk": org_pk(organisation_id)}
+        writes.append({"Put": {"TableName": name, "Item": listing}})
     if claims is not None:
         claim = {
             "TableName": name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.aws import table
@@ -154,11 +154,13 @@ def save_tracking(
     reset_cursor: bool,
     time_zone: str | None = None,
     aligned: Iterable[str] = (),
+    read: Tracking | None = None,
 ) -> Tracking:
     """Sets the tracking settings; a new start date forgets the cursor, so the next pull starts over. With
     ``time_zone``, it and the ``aligned`` providers' trackings take that zone, in one transaction with the
     books' zone (``BOOKS-ZONE``), which refuses a zone other than the one a plan was dated in
-    (``ZoneFixed``; a plan committed meanwhile). Returns the tracking as it now stands."""
+    (``ZoneFixed``; a plan committed meanwhile). Returns the tracking ``read`` before with these settings
+    (not read again: once the write is done, an outage of a read after it would answer "nothing changed")."""
     name, pk = table().name, org_pk(organisation_id)
     expression = "SET enabled = :e, start_date = :s, home_currency = :h, organisation_id = :o, provider = :p"
     values: dict[str, Any] = {
@@ -207,7 +209,17 @@ def save_tracking(
             }
         )
     _transact(organisation_id, writes)
-    return cast(Tracking, get_tracking(organisation_id, provider))
+    written = {
+        **(read.model_dump() if read else {}),
+        "organisation_id": organisation_id,
+        "provider": provider,
+        "enabled": enabled,
+        "start_date": start_date,
+        "home_currency": home_currency,
+        **({"time_zone": time_zone} if time_zone is not None else {}),
+        **({"cursor": None, "resume": None} if reset_cursor else {}),
+    }
+    return Tracking.model_validate(written)
 
 
 def _transact(organisation_id: str, writes: list[dict[str, Any]]) -> None:
