@@ -238,9 +238,9 @@ def diff(a: Counter[str], b: Counter[str]) -> str:
     return "\n".join(lines[:6])
 
 
-def time_passes(world: World, minutes: int = 10) -> None:
+def time_passes(world: World, *, checks: bool = False, minutes: int = 10) -> None:
     """What the schedules and queues do over the next minutes: every backoff, visibility timeout and lease
-    over, the outbox swept, the connections checked, the queues drained."""
+    over, the outbox swept, the queues drained; with ``checks``, the connections checked too."""
     later = datetime.now(UTC) + timedelta(minutes=minutes)
     world.patched.setattr(exports, "clock", lambda: later)
     for sandbox in (world.sandboxes.qbo, world.sandboxes.xero):
@@ -257,7 +257,8 @@ def time_passes(world: World, minutes: int = 10) -> None:
             message.visible_at = message.delayed_until = 0
     schedules = Scheduler(world.stack)
     schedules.fire("ExportFunction", later)
-    schedules.fire("TokenRefreshFunction", later)
+    if checks:
+        schedules.fire("TokenRefreshFunction", later)
     Poller(world.stack).drain()
 
 
@@ -273,6 +274,7 @@ class Case:
     provider_faults: tuple[str, ...] = ()
     retry: Request | None = None  # what the person does after a 503 (by default: the same request again)
     spent: str = "~"  # keys (pk prefix) a request may use up even when it fails (a single-use OAuth state)
+    checks: bool = False  # whether the connection checks' schedule finishes its work (``time_passes``)
 
 
 @dataclass(frozen=True)
@@ -301,13 +303,13 @@ def run_request(case: Case, faults: Faults) -> Outcome:
             faults.armed = False
         after = stored(world) if response.status == 503 else Counter[str]()
         if response.status == 503:  # the person tries again once it answers
-            time_passes(world)
+            time_passes(world, checks=case.checks)
             cold()
             retried = (case.retry or case.request)(world)
             if retried.status >= 300:
                 body = f"503, then the retry answered {retried.status} {retried.body.decode()[:200]}"
                 return Outcome(faults, retried.status, body, before, after, Counter())
-        time_passes(world)
+        time_passes(world, checks=case.checks)
         body = response.body.decode()[:240]
         return Outcome(faults, response.status, body, before, after, _without(stored(world), case.spent))
 
@@ -447,7 +449,8 @@ REQUESTS: dict[str, Any] = {
     "sales tracking": Case(connected_qbo, track_sales, ("503",)),
     "connect": Case(nothing, start_connect),
     # the callback's OAuth state is spent once its code went to QBO: the person connects again
-    "callback": Case(nothing, consent_and_callback, ("503",), spent="STATE#"),
+    # (a connection whose resume of waiting exports failed is resumed by the next connection check)
+    "callback": Case(nothing, consent_and_callback, ("503",), spent="STATE#", checks=True),
     # a revoke the provider refuses is best effort, said in last_error (test_probe_oauth_lifecycle): no 503
     "disconnect": Case(connected_qbo, disconnect),
     "pull now": Case(tracking_qbo, pull_now),
@@ -475,6 +478,7 @@ class Job:
     prepare: Step  # leaves the work queued
     work: Step  # one delivery of it
     provider_faults: tuple[str, ...] = ()
+    checks: bool = False  # as ``Case.checks``
 
 
 def run_job(job: Job, faults: Faults) -> Counter[str]:
@@ -489,7 +493,7 @@ def run_job(job: Job, faults: Faults) -> Counter[str]:
             pass
         finally:
             faults.armed = False
-        time_passes(world)
+        time_passes(world, checks=job.checks)
         return stored(world)
 
 
@@ -540,7 +544,7 @@ def sales_pull_queued(world: World) -> None:
 
 JOBS = {
     "export": Job(receipt_queued, one_delivery, ("lost_response",)),
-    "token refresh": Job(xero_token_near_expiry, connection_check, ("lost_response",)),
+    "token refresh": Job(xero_token_near_expiry, connection_check, ("lost_response",), checks=True),
     "sales pull": Job(sales_pull_queued, one_delivery),
 }
 
