@@ -18,6 +18,7 @@ from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared.errors import ProviderError
 from shared.providers import http
 from shared.providers.qbo import api as qbo_api
 from shared.providers.qbo import sales as qbo_sales
@@ -195,6 +196,42 @@ def test_qbo_past_the_cdc_window_a_document_deleted_meanwhile_is_read_as_deleted
     assert ("1002", "deleted in the provider") in [(e["number"], e["reason"]) for e in excluded]
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [{"time": "2026-12-06T10:00:00-08:00"}, {"QueryResponse": []}, {"QueryResponse": {"Invoice": {}}}],
+)
+def test_qbo_a_broken_answer_to_the_held_documents_read_by_id_deletes_none_of_them(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, broken: dict[str, Any]
+) -> None:
+    """Past the CDC window the held documents are asked for by id, and those QBO does not name are taken as
+    deleted: an answer not of a query's shape fails the pull (its error shown, the cursor kept), rather than
+    reading as "none found" and dropping every sale asked for from the margins."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    pull(api)
+    before = _stored_bodies()
+    later = datetime.now(UTC) + timedelta(days=31)
+    sandboxes.qbo.clock.set(later)
+    read = qbo_api.QboApi.get
+
+    def by_id_broken(self: qbo_api.QboApi, session: Any, path: str, **params: str) -> dict[str, Any]:
+        return broken if " WHERE Id IN " in params.get("query", "") else read(self, session, path, **params)
+
+    monkeypatch.setattr(qbo_api.QboApi, "get", by_id_broken)
+    cursor = sales_store.get_tracking("org-a", "qbo").cursor  # type: ignore[union-attr]
+    with pytest.raises(ProviderError):
+        while sales.pull_changes("org-a", "qbo", now=later).more:
+            pass
+    assert _stored_bodies() == before  # no held document read as deleted
+    tracking = sales_store.get_tracking("org-a", "qbo")
+    assert tracking is not None and tracking.cursor == cursor
+    monkeypatch.setattr(qbo_api.QboApi, "get", read)  # QBO answers again: the next pull reads it all
+    while sales.pull_changes("org-a", "qbo", now=later).more:
+        pass
+    assert all('"status":"deleted"' not in body for body in _stored_bodies().values())
+    assert ok(api.call("GET", "/margins"))["excluded"] == []
+
+
 def test_qbo_a_pull_from_a_new_start_date_reads_a_document_deleted_since_as_deleted(
     api: Api, sandboxes: Sandboxes
 ) -> None:
@@ -236,6 +273,39 @@ def test_xero_pulls_accrec_documents_and_then_only_what_changed(api: Api, sandbo
     assert pull(api)["stored"] == [f"xero:Invoice:{inv4}"]
     docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
     assert docs["INV-0004"]["status"] == "voided"
+
+
+def test_xero_an_answer_without_its_collection_fails_the_pull_and_keeps_the_cursor(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xero's envelope always holds the collection asked for (empty when nothing changed): an answer without
+    it fails the pull with the cursor kept, never reads as "nothing changed" and moves the cursor past the
+    documents changed meanwhile."""
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    track(api, "xero")
+    xero = sandboxes.xero
+    pull(api)
+    cursor = sales_store.get_tracking("org-a", "xero").cursor  # type: ignore[union-attr]
+    xero.clock.advance(600)
+    inv4 = demo_id(AU_TENANT_ID, "invoice", "INV-0004")
+    xero.edit_record(AU_TENANT_ID, "Invoices", inv4, {"Status": "VOIDED"})
+    xero.clock.advance(600)
+    request = xero_api.XeroApi._request
+    envelope = {"Status": "OK", "DateTimeUTC": f"/Date({int(xero.clock.now().timestamp() * 1000)})/"}
+
+    def without_collection(
+        self: xero_api.XeroApi, session: Any, method: str, collection: str, **kw: Any
+    ) -> Any:
+        if method == "GET" and collection in ("Invoices", "CreditNotes"):
+            return envelope
+        return request(self, session, method, collection, **kw)
+
+    monkeypatch.setattr(xero_api.XeroApi, "_request", without_collection)
+    with pytest.raises(ProviderError):
+        sales.pull_changes("org-a", "xero", now=xero.clock.now())
+    assert sales_store.get_tracking("org-a", "xero").cursor == cursor  # type: ignore[union-attr]
+    monkeypatch.setattr(xero_api.XeroApi, "_request", request)
+    assert pull(api)["stored"] == [f"xero:Invoice:{inv4}"]  # the void is read once Xero answers again
 
 
 def test_xero_a_document_stamped_just_before_the_cursor_but_seen_after_the_pull_is_still_read(

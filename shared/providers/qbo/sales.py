@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.money import ZERO, allocate_cents, to_cents, total
+from shared.providers import answers
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
-from shared.providers.qbo.api import BY_ID, QboApi
+from shared.providers.qbo.api import BY_ID, QboApi, query_records
 from shared.providers.qbo.mapping import instant, latest, number, query_literal, updated_at
 
 ENTITIES: dict[str, SaleKind] = {
@@ -170,7 +171,10 @@ def _deletions(
         text = f"SELECT * FROM {entity} WHERE Id IN ({ids}) MAXRESULTS {BY_ID}"
         body = api.get(session, "query", query=text)
         tick()
-        found = {str(r.get("Id")) for r in (body.get("QueryResponse") or {}).get(entity) or []}
+        # an answer without its QueryResponse is broken (``query_records``: "A successful response body
+        # contains a QueryResponse element", Intuit's data-queries page); read as "none found" it would mark
+        # every held document of the batch deleted, dropping their sales from the margins
+        found = {str(r.get("Id")) for r in query_records(body, entity)}
         stamp = {"LastUpdatedTime": since or str(state.get("server_time") or body.get("time") or "")}
         gone = [key[2] for key in batch if key[2] not in found]
         records.extend(
@@ -196,12 +200,14 @@ def _latest_versions(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[st
 
 
 def _cdc_records(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The documents a CDC answer names; an answer not of CDC's shape is a ``ProviderError`` (read again by
+    the next pull), never an exception the pull did not expect."""
     return [
         (entity, record)
-        for answer in body.get("CDCResponse") or []
-        for block in answer.get("QueryResponse") or []
+        for answer in answers.records(answers.json_object(body, "qbo"), "CDCResponse", "qbo", required=False)
+        for block in answers.records(answer, "QueryResponse", "qbo", required=False)
         for entity in ENTITIES
-        for record in block.get(entity) or []
+        for record in answers.records(block, entity, "qbo", required=False)
     ]
 
 

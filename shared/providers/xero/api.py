@@ -127,8 +127,11 @@ class XeroApi:
             since=since,
             params={**params, "page": str(page), "pageSize": str(PAGE)},
         )
+        # every answer holds its collection, an empty list when nothing matches (the response envelope,
+        # xero.md section 4): an answer without it is broken, and read as "nothing changed" it would move a
+        # sales pull's cursor past the documents changed meanwhile, for good
         return Page(
-            answers.records(body, collection, "xero", required=False), mapping.stamp(body.get("DateTimeUTC"))
+            answers.records(body, collection, "xero", required=True), mapping.stamp(body.get("DateTimeUTC"))
         )
 
     def create_contact(self, session: Session, draft: SupplierDraft, idempotency_key: str) -> dict[str, Any]:
