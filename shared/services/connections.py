@@ -514,9 +514,8 @@ def disconnect(organisation_id: str, name: str, now: datetime) -> ConnectionView
         raise NotFound(f"this organisation is not connected to {PROVIDER_LABELS[wanted]}")
     grant = store.get_grant(connection.grant_id) if connection.grant_id else None
     release, note = None, None
-    with (
-        ExitStack() as held
-    ):  # the grant's refresh lease, from before its tokens are read until it is deleted
+    # the grant's refresh lease, from before its tokens are read until it is deleted
+    with ExitStack() as held:
         if grant is not None and grant.status == "active":
             credentials.client_credentials(wanted)  # read now: the revoke after the store reads no secret
             from shared.services.tokens import RefreshBusy, asking, ending, tenant_of

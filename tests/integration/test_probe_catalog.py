@@ -591,6 +591,22 @@ def test_a_xero_chart_answer_without_its_accounts_deletes_none(
     assert _rows("ACCOUNT#xero#") == before and len(before) > 10
 
 
+def test_a_xero_contact_answer_without_its_contacts_is_a_502_that_moves_no_cursor(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every paged Xero read (contacts, and the manual journals an export's books check looks for) takes an
+    answer without its collection as broken, never as "none": no cursor moves past what it did not read."""
+    connect_xero(api, sandboxes)
+    sync(api, "xero", "suppliers")
+    before = _rows("SUPPLIER#xero#")
+    cursor = catalog_store.get_cursor("org-a", "xero", "suppliers")
+    _answering(monkeypatch, sandboxes.xero, XERO_CONTACTS, _json({"Status": "OK", "pagination": {"page": 1}}))
+    answer = api.call("POST", "/integrations/xero/sync/suppliers")
+    assert answer.status == 502, answer.body
+    assert _rows("SUPPLIER#xero#") == before and len(before) > 0
+    assert catalog_store.get_cursor("org-a", "xero", "suppliers") == cursor
+
+
 def test_a_qbo_list_that_pages_on_without_end_is_a_502_within_the_page_bound(
     api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -102,7 +102,8 @@ class XeroApi:
                 since=since,
                 params={**(params or {}), "page": str(page), "pageSize": str(PAGE)},
             )
-            chunk = answers.records(body, collection, "xero", required=False)
+            # the envelope always names the collection, as in ``page``: an answer without it is never "none"
+            chunk = answers.records(body, collection, "xero", required=True)
             records.extend(chunk)
             pages = _page_count(body)
             if len(chunk) < PAGE or (pages and page >= pages):
