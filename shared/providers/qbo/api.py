@@ -4,7 +4,7 @@ company capabilities. Every call goes through the tenant's rate budget (``shared
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -31,6 +31,11 @@ _REQUEST_IDS = uuid.UUID("0b8c35d4-5f0e-4a53-9a51-7f4d3c1e2a90")
 def qbo_request_id(key: str) -> str:
     """QBO's `requestid` holds 50 characters: a UUID derived from the whole key keeps all of it."""
     return str(uuid.uuid5(_REQUEST_IDS, key))
+
+
+class Found(NamedTuple):
+    ids: set[str]  # the records asked for that the company has
+    time: str  # QBO's time when it answered ("" when it gave none)
 
 
 class Page(NamedTuple):
@@ -62,17 +67,21 @@ class QboApi:
         return f"{self.urls.api}/v3/company/{session.tenant_id}/{path}"
 
     def present(self, session: Session, entity: str, ids: Iterable[str]) -> set[str]:
-        """Which of these records the company has, asked for ``BY_ID`` at a time with ``Id IN (...)`` (IN is
-        an operator of the query language: Intuit's data-queries page); a deleted one is not answered."""
+        """Which of these records the company has (``found``, ``BY_ID`` at a time)."""
         wanted = sorted(set(ids), key=lambda i: (len(i), i))
         found: set[str] = set()
         for start in range(0, len(wanted), BY_ID):
-            ids_in = ", ".join(mapping.query_literal(i) for i in wanted[start : start + BY_ID])
-            body = self.get(
-                session, "query", query=f"SELECT * FROM {entity} WHERE Id IN ({ids_in}) MAXRESULTS {BY_ID}"
-            )
-            found.update(str(r.get("Id")) for r in query_records(body, entity))
+            found |= self.found(session, entity, wanted[start : start + BY_ID]).ids
         return found
+
+    def found(self, session: Session, entity: str, ids: Sequence[str]) -> Found:
+        """Which of these records (``BY_ID`` at most) the company has, asked for with ``Id IN (...)`` (IN is
+        an operator of the query language: Intuit's data-queries page); a deleted one is not answered. An
+        answer without its QueryResponse is broken (``query_records``), never "none found"."""
+        ids_in = ", ".join(mapping.query_literal(i) for i in ids)
+        query = f"SELECT * FROM {entity} WHERE Id IN ({ids_in}) MAXRESULTS {BY_ID}"
+        body = self.get(session, "query", query=query)
+        return Found({str(r.get("Id")) for r in query_records(body, entity)}, str(body.get("time") or ""))
 
     def get(self, session: Session, path: str, **params: str) -> dict[str, Any]:
         resp = call(

@@ -11,7 +11,7 @@ from typing import Any
 from shared.money import ZERO, allocate_cents, to_cents, total
 from shared.providers import answers
 from shared.providers.base import Changes, PulledLine, PulledSale, SaleKind, Session
-from shared.providers.qbo.api import BY_ID, QboApi, query_records
+from shared.providers.qbo.api import BY_ID, QboApi
 from shared.providers.qbo.mapping import instant, latest, number, query_literal, updated_at
 
 ENTITIES: dict[str, SaleKind] = {
@@ -147,11 +147,11 @@ def _deletions(
     since: str | None,
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any], bool]:
     """A deletion record for each held document of this company that QBO no longer has: the held ids are
-    asked for with ``Id IN (...)`` (Intuit data-queries page: IN is an operator of the query language),
-    ``BY_ID`` at a time in order of entity and id, from past ``state["checked"]`` (the last one asked for);
-    True when ``halt`` stopped it with more to ask (``state`` then says where). Each is stamped with the
-    cursor read from (deleted since then), so two reads from one cursor answer the same version (a read from
-    the start date, with no cursor: QBO's time at its first answer)."""
+    asked for (``QboApi.found``) ``BY_ID`` at a time in order of entity and id, from past
+    ``state["checked"]`` (the last one asked for); True when ``halt`` stopped it with more to ask (``state``
+    then says where). Each is stamped with the cursor read from (deleted since then), so two reads from one
+    cursor answer the same version (a read from the start date, with no cursor: QBO's time at its first
+    answer)."""
     prefix = f"qbo:{session.tenant_id}:"
     names = list(ENTITIES)
     parts = (d.removeprefix(prefix).partition(":") for d in held() if d.startswith(prefix))
@@ -167,16 +167,10 @@ def _deletions(
         entity = names[pending[0][0]]
         batch = [key for key in pending[:BY_ID] if key[0] == pending[0][0]]
         pending = pending[len(batch) :]
-        ids = ", ".join(query_literal(key[2]) for key in batch)
-        text = f"SELECT * FROM {entity} WHERE Id IN ({ids}) MAXRESULTS {BY_ID}"
-        body = api.get(session, "query", query=text)
+        found = api.found(session, entity, [key[2] for key in batch])
         tick()
-        # an answer without its QueryResponse is broken (``query_records``: "A successful response body
-        # contains a QueryResponse element", Intuit's data-queries page); read as "none found" it would mark
-        # every held document of the batch deleted, dropping their sales from the margins
-        found = {str(r.get("Id")) for r in query_records(body, entity)}
-        stamp = {"LastUpdatedTime": since or str(state.get("server_time") or body.get("time") or "")}
-        gone = [key[2] for key in batch if key[2] not in found]
+        stamp = {"LastUpdatedTime": since or str(state.get("server_time") or found.time)}
+        gone = [key[2] for key in batch if key[2] not in found.ids]
         records.extend(
             (entity, {"Id": record_id, "status": "Deleted", "MetaData": stamp}) for record_id in gone
         )
