@@ -28,7 +28,10 @@ $(TOOLS)/.installed: requirements-tools.txt
 run: $(VENV)/.installed
 	$(PY) -m infra.local.run --port $(PORT) --qbo-port $(QBO_PORT) --xero-port $(XERO_PORT)
 
-test: setup browser-deps lint typecheck imports template-check
+# the installs, then the checks, each group side by side (the machine's two cores), then the tests
+test:
+	$(MAKE) --no-print-directory -j3 --output-sync=target setup browser-deps
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint typecheck imports template-check
 	$(PY) -m pytest -n 2 --dist loadfile --durations=20
 
 lint: $(VENV)/.installed
