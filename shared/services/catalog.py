@@ -186,8 +186,11 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
     created: list[Product] = []
     updated: list[Product] = []
     for item in sorted(importing.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # parts first
-        existing = by_link.get(item.item_id) or by_sku.get(sku_key(item.sku))
+        linked = by_link.get(item.item_id)
+        existing = linked or by_sku.get(sku_key(item.sku))
         refusal = None if existing else _new_product_refusal(item, holders.get(sku_key(item.sku)))
+        if not item.active and linked is None:
+            refusal = _inactive(item)
         lacking = [c.ref for c in item.components if c.ref not in product_of]
         if lacking and not refusal:
             refusal = f"its bill of materials would be incomplete: item(s) {', '.join(lacking)} skipped"
@@ -214,6 +217,14 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
         by_sku.pop(sku_key(item.sku), None)
     store.put_products(organisation_id, [*created, *updated])
     return ImportResult(created=created, updated=updated, skipped=skipped)
+
+
+def _inactive(item: ProviderItem) -> str:
+    """Why an inactive item is never newly linked: QBO refuses a transaction naming an inactive item (error
+    610, "Something you're trying to use has been made inactive": qbo.md section 2.8), so every export of the
+    product's movements would be refused."""
+    label = PROVIDER_LABELS[item.provider]
+    return f"inactive in {label}, which refuses transactions naming it; make it active there and sync items"
 
 
 def _new_product_refusal(item: ProviderItem, holder: Product | None) -> str | None:

@@ -338,6 +338,30 @@ def test_importing_items_that_share_a_sku_never_makes_two_products_of_one_sku(
     assert len(_rows("PRODUCT#")) == 1
 
 
+def test_an_inactive_qbo_item_is_not_imported_as_a_new_product_or_link(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """QBO refuses a transaction naming an inactive item (error 610: qbo.md section 2.8): a product made of
+    one, or linked to one by its SKU, would have every export refused."""
+    connect(api, sandboxes, "qbo")
+    sandboxes.qbo.edit_record(DEMO_REALM_ID, "Item", CORNER_BRACE, {"Active": False})
+    sync(api, "qbo", "items")
+    result = _import(api, "qbo", [CORNER_BRACE])
+    assert result["created"] == [] and result["updated"] == []
+    (why,) = result["skipped"]
+    assert why["item_id"] == CORNER_BRACE and why["reason"].startswith("inactive in QuickBooks Online")
+    catalog_store.put_products("org-a", [Product(product_id="p-brace", sku="FG-CB-01", name="brace")])
+    assert [s["item_id"] for s in _import(api, "qbo", [CORNER_BRACE])["skipped"]] == [CORNER_BRACE]
+    assert [p.provider_links for p in catalog_store.products("org-a")] == [{}]
+    # once active again it imports, and a product already linked to it keeps being updated if it lapses
+    sandboxes.qbo.edit_record(DEMO_REALM_ID, "Item", CORNER_BRACE, {"Active": True})
+    sync(api, "qbo", "items")
+    assert [p["product_id"] for p in _import(api, "qbo", [CORNER_BRACE])["updated"]] == ["p-brace"]
+    sandboxes.qbo.edit_record(DEMO_REALM_ID, "Item", CORNER_BRACE, {"Active": False, "Name": "Brace (old)"})
+    sync(api, "qbo", "items")
+    assert [p["name"] for p in _import(api, "qbo", [CORNER_BRACE])["updated"]] == ["Brace (old)"]
+
+
 # ---- bundles -------------------------------------------------------------------------------------------
 def _bundle(sandboxes: Sandboxes, name: str, sku: str, parts: dict[str, int]) -> str:
     record = sandboxes.qbo.create_record(
