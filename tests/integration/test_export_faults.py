@@ -336,6 +336,28 @@ def test_a_lost_response_is_found_by_its_marker_not_posted_again(
     assert sandbox.call_count("GET", SEARCHES[provider]) == searches + 1
 
 
+def test_a_xero_search_answered_without_its_manual_journals_is_no_proof_of_none_and_posts_nothing_again(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xero's envelope always names its collection (an empty list when nothing matches: xero.md section 4),
+    so a search answered without ``ManualJournals`` is broken: the export comes back, as after an outage,
+    rather than taking the lost write for one that never reached Xero."""
+    receipt(api, setup(api, sandboxes, "xero"))
+    sandboxes.xero.inject("lost_response", method="PUT", path_prefix=WRITES["xero"])
+    serve, broken = sandboxes.xero.serve_request, [True]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == SEARCHES["xero"] and broken:
+            broken.clear()
+            return httpx.Response(200, json={"Status": "OK", "ProviderName": "Partsemble"})
+        return serve(request)
+
+    monkeypatch.setattr(sandboxes.xero, "serve_request", answer)
+    deliveries = deliver(aws)  # the write's answer lost; the broken search; the search that finds it
+    export = posted_once(api, sandboxes, "xero")
+    assert export["adopted"] and (deliveries, export["attempts"]) == (3, 3)
+
+
 @pytest.mark.parametrize("kind", ["timeout", "drop", "500", "503"])
 @PROVIDERS
 def test_unanswered_or_failed_writes_are_retried_and_post_once(

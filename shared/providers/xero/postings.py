@@ -15,6 +15,7 @@ from shared.config import ProviderUrls
 from shared.contracts import PostedDocument, json_bytes
 from shared.domain.postings import Journal, marker_tag, noted
 from shared.errors import ProviderRejected
+from shared.providers import answers
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import XERO_LIMITS
@@ -75,7 +76,10 @@ def post_journal(
 def find_posting(
     client: httpx.Client, urls: ProviderUrls, session: Session, journal: Journal
 ) -> PostedDocument | None:
-    """The live manual journal carrying this journal's marker, if one was created (posted: not a draft)."""
+    """The live manual journal carrying this journal's marker, if one was created (posted: not a draft).
+    Xero's envelope always names its collection, an empty list when nothing matches (xero.md section 4), so
+    an answer without ``ManualJournals`` is broken (a ``ProviderError``: the export comes back), never "not
+    posted": that would post a lost write's journal a second time."""
     resp = call(
         client,
         session,
@@ -86,9 +90,10 @@ def find_posting(
         headers={"xero-tenant-id": session.tenant_id},
         params={"where": f"Narration.Contains({where_literal(marker_tag(journal.marker))})", "page": "1"},
     )
+    body = answers.json_object(decimal_json(resp, "xero"), "xero")
     found = [
         j
-        for j in decimal_json(resp, "xero").get("ManualJournals", [])
+        for j in answers.records(body, "ManualJournals", "xero", required=True)
         if marker_tag(journal.marker) in str(j.get("Narration", "")) and j.get("Status") not in NOT_IN_BOOKS
     ]
     return _document(found[0]) if found else None
