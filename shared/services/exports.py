@@ -62,6 +62,9 @@ else:  # planning loads the ledger, sales and books code (and QBO's vendor rule)
     sales_store = lazy_module("shared.store.sales")  # the organisation's time zone dates an adjustment
 
 LEASE_SECONDS = 60  # twice the export function's timeout: a live worker never loses its lease
+# the export queue's VisibilityTimeout (template.yaml): a claim not settled by then lost its worker, and its
+# message may be gone with it (SQS dead-letters a message after its fifth receive by itself)
+ORPHANED_AFTER = timedelta(seconds=180)
 BACKOFF_BASE = 30
 BACKOFF_CAP = 900
 MAX_VISIBILITY = 43_200  # SQS's longest visibility timeout
@@ -355,6 +358,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
         now=int(moment.timestamp()),
         lease_s=LEASE_SECONDS,
         at=moment.isoformat(),
+        orphaned_at=(moment + ORPHANED_AFTER).isoformat(),
     )
     if old is None:
         return _unclaimed(job, export_id, moment)

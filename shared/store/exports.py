@@ -274,15 +274,18 @@ def export_page(
 
 
 def claim(
-    organisation_id: str, export_id: str, *, owner: str, now: int, lease_s: int, at: str
+    organisation_id: str, export_id: str, *, owner: str, now: int, lease_s: int, at: str, orphaned_at: str
 ) -> ExportRow | None:
     """Takes the export for posting; returns it as it was before (None when it isn't claimable now:
-    posted, failed, or another worker's lease still runs)."""
+    posted, failed, or another worker's lease still runs). Until it is settled it sits in the outbox from
+    ``orphaned_at`` (ISO time): should its worker die at every delivery (Lambda's timeout), SQS moves the
+    message to its DLQ by itself, and the outbox sweep queues the export anew."""
+    orphaned = outbox_index(orphaned_at, organisation_id, export_id)
     answer = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
             UpdateExpression="SET #s = :posting, lease_owner = :o, lease_until = :until, unsure = :true, "
-            "updated_at = :at ADD attempts :one",
+            "updated_at = :at, gsi1pk = :outbox, gsi1sk = :orphaned ADD attempts :one",
             ConditionExpression="attribute_exists(pk) AND (#s IN (:pending, :waiting) "
             "OR (#s = :posting AND lease_until < :now))",
             ExpressionAttributeNames={"#s": "status"},
@@ -295,6 +298,8 @@ def claim(
                 ":now": now,
                 ":true": True,
                 ":at": at,
+                ":outbox": orphaned["gsi1pk"],
+                ":orphaned": orphaned["gsi1sk"],
                 ":one": 1,
             },
             ReturnValues="ALL_OLD",
@@ -304,13 +309,14 @@ def claim(
 
 
 def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fields: dict[str, Any]) -> bool:
-    """Records the outcome of a claim and ends its lease; only the lease's holder may (False otherwise)."""
+    """Records the outcome of a claim and ends its lease (and its place in the outbox: a message that should
+    come back is the worker's to defer); only the lease's holder may (False otherwise)."""
     assignments, names, values = set_clause(fields)
     sets = "#s = :status" + (f", {assignments}" if fields else "")
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression=f"SET {sets} REMOVE lease_owner, lease_until",
+            UpdateExpression=f"SET {sets} REMOVE lease_owner, lease_until, gsi1pk, gsi1sk",
             ConditionExpression="#s = :posting AND lease_owner = :owner",
             ExpressionAttributeNames={"#s": "status", **names},
             ExpressionAttributeValues={":status": status, ":posting": "posting", ":owner": owner, **values},

@@ -232,7 +232,8 @@ def document_sk(document_id: str) -> str:
 
 # ---- export settings, exports, books --------------------------------------------------------------------
 EXPORT_PREFIX = "EXPORT#"
-OUTBOX_INDEX_PK = "OUTBOX"  # gsi1: exports not yet handed to the queue (the outbox), oldest first
+# gsi1: exports not yet handed to the queue, or claimed and not settled by the queue's visibility timeout
+OUTBOX_INDEX_PK = "OUTBOX"
 BOOKS_PREFIX = "BOOKS#"
 
 

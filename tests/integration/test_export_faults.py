@@ -683,6 +683,45 @@ def test_a_stale_posting_export_can_be_retried(
     assert posted_once(api, sandboxes, "qbo")["adopted"]
 
 
+class LambdaTimeout(BaseException):
+    """Lambda stops the function where it stands: no handler of the service's runs."""
+
+
+def test_an_export_whose_every_delivery_times_out_is_not_lost_when_sqs_dead_letters_its_message(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that holds its connections (a read timeout of 20 s, retried) outlasts the function's 30 s:
+    Lambda stops every delivery, so the service never gives up on it itself, and after its fifth receive SQS
+    moves the message to the DLQ by itself. The export is not left ``posting`` with nothing to bring it back:
+    once the provider answers again, the outbox sweep queues it anew and it posts once."""
+    receipt(api, setup(api, sandboxes, "xero"))
+    sandbox = sandboxes.xero
+    handle = sandbox.handle
+
+    def hanging(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and request.url.path == WRITES["xero"]:
+            raise LambdaTimeout
+        response: httpx.Response = handle(request)
+        return response
+
+    monkeypatch.setattr(sandbox, "handle", hanging)
+    sqs, url, moment = boto3.client("sqs"), aws.physical("ExportQueue"), exports.clock()
+    while messages := receive(aws):
+        with pytest.raises(LambdaTimeout):
+            invoke(aws, messages)
+        moment += timedelta(seconds=180)  # back after the queue's visibility timeout (template.yaml)
+        monkeypatch.setattr(exports, "clock", lambda at=moment: at)
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0
+        )
+    assert receive(aws, "ExportDeadLetterQueue") and the_export(api)["attempts"] == 5
+
+    monkeypatch.setattr(sandbox, "handle", handle)  # the provider answers again
+    Scheduler(aws).fire("ExportFunction", moment + timedelta(minutes=2))
+    assert deliver(aws) == 1
+    posted_once(api, sandboxes, "xero")
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

@@ -9,6 +9,7 @@ import pytest
 
 from infra.local.stack import LocalStack
 from shared.config import ConfigurationError, load_settings
+from shared.services import exports
 
 
 def test_table_is_on_demand_with_ttl_point_in_time_recovery_and_kms(aws: LocalStack) -> None:
@@ -34,6 +35,8 @@ def test_export_queue_redrives_to_its_dead_letter_queue_and_outlives_the_functio
     assert redrive["deadLetterTargetArn"] == aws.physical("ExportDeadLetterQueue", "Arn")
     assert 1 < int(redrive["maxReceiveCount"]) <= 10
     assert int(attributes["VisibilityTimeout"]) > aws.functions["ExportFunction"].timeout
+    # a claim left unsettled past the visibility timeout lost its worker: the outbox sweep queues it anew
+    assert int(attributes["VisibilityTimeout"]) == exports.ORPHANED_AFTER.total_seconds()
     assert attributes["KmsMasterKeyId"] == aws.physical("TokenKey")
     # one export an invocation: a batch of slow plans would time out together, again and again, until the
     # queue dead-letters the records never reached
