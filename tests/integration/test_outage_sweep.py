@@ -1,8 +1,10 @@
 """A dependency outage at any step changes nothing. Each operation runs once to list the AWS calls the
 service's own code makes (and the provider calls), then again on a fresh stack with each of those calls
-failing in turn. An API request answers 503 and leaves the stored state as it was (or, where the service
-rides the fault out, answers as the clean run did and ends where it ended); a worker leaves its work to
-come back, and the retry ends exactly where the clean run ended, with one provider document."""
+failing in turn (for a Xero export every third one, every other of those stopping the function there as
+Lambda's timeout does; each provider read failing for good). An API request answers 503 and leaves the
+stored state as it was (or, where the service rides the fault out, answers as the clean run did and ends
+where it ended); a worker leaves its work to come back, and the retry ends exactly where the clean run
+ended, with one provider document."""
 
 from __future__ import annotations
 
@@ -37,10 +39,11 @@ from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared import aws as shared_aws
 from shared import vault
+from shared.providers import http
 from shared.services import credentials, exports, paging, queue, tokens
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import DEMO_USER, callback, connect, start
-from tests.integration.test_exports import BUILT, RECEIVED, setup_qbo
+from tests.integration.test_exports import BUILT, RECEIVED, setup_qbo, setup_xero
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,13 +72,21 @@ def _from_service() -> bool:
     return False
 
 
+class Killed(BaseException):
+    """The function stopped where it stood (Lambda's timeout): no handler of the service's runs after it."""
+
+
 @dataclass
 class Faults:
-    """While ``armed``: the service's AWS calls and provider calls as made, and the one made to fail."""
+    """While ``armed``: the service's AWS calls and provider calls as made, and the one made to fail. With
+    ``killed`` the function stops at that AWS call (it and every later one raise ``Killed``); the provider
+    call fails ``provider_repeats`` times in a row (its retries too)."""
 
     aws_at: int | None = None
+    killed: bool = False
     provider_at: int | None = None
     provider_fault: str = "503"
+    provider_repeats: int = 1
     armed: bool = False
     aws: list[str] = field(default_factory=list)
     provider: list[str] = field(default_factory=list)
@@ -88,6 +99,8 @@ def faults_installed(faults: Faults, sandboxes: Sandboxes) -> Iterator[Faults]:
     def aws_call(client: Any, operation: str, params: Any) -> Any:
         if faults.armed and _from_service():
             faults.aws.append(f"{client.meta.service_model.service_name}.{operation}")
+            if faults.killed and faults.aws_at is not None and len(faults.aws) >= faults.aws_at:
+                raise Killed(operation)
             if len(faults.aws) == faults.aws_at:
                 raise _error(len(faults.aws), operation)
         return original(client, operation, params)
@@ -99,7 +112,12 @@ def faults_installed(faults: Faults, sandboxes: Sandboxes) -> Iterator[Faults]:
             if faults.armed:
                 faults.provider.append(f"{request.method} {request.url.host}{request.url.path}")
                 if len(faults.provider) == faults.provider_at:  # the sandbox's own fault, on this request
-                    sandbox.inject(faults.provider_fault, method=request.method, path_prefix=request.url.path)
+                    sandbox.inject(
+                        faults.provider_fault,
+                        method=request.method,
+                        path_prefix=request.url.path,
+                        count=faults.provider_repeats,
+                    )
             response: httpx.Response = handle(request)
             return response
 
@@ -187,9 +205,11 @@ def stored(world: World) -> Counter[str]:
     return Counter(texts)
 
 
-# the instants of one run (today's, in any offset; epoch seconds), which another run has at other times
+# the instants of one run (today's, in any offset; epoch seconds; Xero's "/Date(ms+0000)/"), which another run
+# has at other times
 _INSTANT = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)|Decimal\('1[789]\d{8}(\.\d+)?'\)"
+    r"|/Date\(\d{13}\+0000\)/"
 )
 # ids a retry draws afresh: a record's, a grant's; an OAuth state's random parts
 _IDS = re.compile(
@@ -208,7 +228,10 @@ def _today(match: re.Match[str]) -> str:
     text = match.group(0)
     if text.startswith("Decimal"):
         return "<now>"
-    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if text.startswith("/Date("):
+        instant = datetime.fromtimestamp(int(text[6:19]) / 1000, UTC)
+    else:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return "<now>" if abs(instant - datetime.now(UTC)) < timedelta(days=2) else text
 
 
@@ -479,6 +502,9 @@ class Job:
     work: Step  # one delivery of it
     provider_faults: tuple[str, ...] = ()
     checks: bool = False  # as ``Case.checks``
+    aws: int = 1  # each AWS call failing in turn (every ``aws``-th one: 0, none)
+    kills: bool = False  # every other one swept stopping the function there instead (Lambda's timeout)
+    reads_fail: bool = False  # each provider read failing for good in turn (its retries too)
 
 
 def run_job(job: Job, faults: Faults) -> Counter[str]:
@@ -489,7 +515,7 @@ def run_job(job: Job, faults: Faults) -> Counter[str]:
         faults.armed = True
         try:
             job.work(world)
-        except Exception:  # the invocation failed whole: Lambda delivers its batch again
+        except (Exception, Killed):  # the invocation failed whole: Lambda delivers its batch again
             pass
         finally:
             faults.armed = False
@@ -497,17 +523,36 @@ def run_job(job: Job, faults: Faults) -> Counter[str]:
         return stored(world)
 
 
+READ_FAULTS = ("503", "timeout", "lost_response")  # in turn, as ``_error`` takes AWS's
+
+
+def _aws_faults(job: Job, calls: list[str]) -> list[tuple[str, Faults]]:
+    swept = list(enumerate(calls, 1))[:: job.aws] if job.aws else []
+    return [
+        (f"the function stopped at AWS call {k} ({call})", Faults(aws_at=k, killed=True))
+        if job.kills and n % 2
+        else (f"AWS call {k} ({call}) failing", Faults(aws_at=k))
+        for n, (k, call) in enumerate(swept)
+    ]
+
+
 def sweep_job(job: Job) -> list[str]:
     clean_faults = Faults()
     clean = normalised(run_job(job, clean_faults))
     problems: list[str] = []
-    runs = [
-        (f"AWS call {k} ({call}) failing", Faults(aws_at=k)) for k, call in enumerate(clean_faults.aws, 1)
-    ]
+    runs = _aws_faults(job, clean_faults.aws)
     runs += [
         (f"provider call {k} ({call}) {kind}", Faults(provider_at=k, provider_fault=kind))
         for kind in job.provider_faults
         for k, call in enumerate(clean_faults.provider, 1)
+    ]
+    runs += [
+        (
+            f"provider read {k} ({call}) failing for good ({READ_FAULTS[k % 3]})",
+            Faults(provider_at=k, provider_fault=READ_FAULTS[k % 3], provider_repeats=http.MAX_ATTEMPTS),
+        )
+        for k, call in enumerate(clean_faults.provider, 1)
+        if job.reads_fail and call.startswith("GET ")
     ]
     for what, faults in runs:
         settled = normalised(run_job(job, faults))
@@ -537,6 +582,16 @@ def connection_check(world: World) -> None:
     Poller(world.stack).poll_once()
 
 
+def xero_receipt_queued(world: World) -> None:
+    world.held["parts"] = setup_xero(world.api, world.sandboxes)
+    assert receive_bolts(world).status == 201
+
+
+def adjustment_queued(world: World) -> None:
+    world.held["parts"] = setup_qbo(world.api, world.sandboxes, mode="inventory_adjustments")
+    assert receive_bolts(world).status == 201
+
+
 def sales_pull_queued(world: World) -> None:
     tracking_qbo(world)
     assert pull_now(world).status == 202
@@ -544,6 +599,9 @@ def sales_pull_queued(world: World) -> None:
 
 JOBS = {
     "export": Job(receipt_queued, one_delivery, ("lost_response",)),
+    # its path is the QBO export's but for the provider's: every third call, failing or stopping the function
+    "xero export": Job(xero_receipt_queued, one_delivery, aws=3, kills=True, reads_fail=True),
+    "qbo inventory adjustment": Job(adjustment_queued, one_delivery, aws=0, reads_fail=True),
     "token refresh": Job(xero_token_near_expiry, connection_check, ("lost_response",), checks=True),
     "sales pull": Job(sales_pull_queued, one_delivery),
 }
