@@ -648,6 +648,11 @@ def _check_row_numbers(xml: bytes, last_row: int) -> int:
                 f"The sheet has a row numbered {row:,}, beyond Excel's last row ({MAX_SHEET_ROW:,}). "
                 "Open it in Excel and save it again."
             )
+        if row <= last_row:  # openpyxl drops such a row without a word: its product would be lost
+            raise FileMalformed(
+                f"The sheet has row {row:,} after row {last_row:,}: its rows are out of order, as Excel "
+                "never writes them. Open it in Excel and save it again, or save it as CSV UTF-8."
+            )
         if row - last_row - 1 > MAX_ROW_GAP:
             raise FileTooCostly(
                 f"The sheet jumps from row {last_row:,} to row {row:,}: "

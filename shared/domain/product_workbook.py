@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
 from openpyxl.cell.text import Text
@@ -68,11 +69,17 @@ class _UnsizedSheet(ReadOnlyWorksheet):  # type: ignore[misc]
         max_col: int | None = None,
         values_only: bool = False,
     ) -> tuple[Any, ...]:
+        columns = [cell["column"] for cell in row]
+        if any(later <= earlier for earlier, later in pairwise(columns)):
+            # Excel writes a row's cells left to right, once each; openpyxl sizes the row by its last cell
+            # and keeps the last of a column, so a cell before another of its row, or twice, would be lost
+            # without a word. A ValueError: the import refuses the sheet as malformed (FileMalformed).
+            raise ValueError("cells out of order")
         values: tuple[Any, ...] = super()._get_row(row, min_col, max_col, values_only)
         widths = self._zero_padded
         if not widths or not values_only:
             return values
-        last = min_col + len(values) - 1  # the cells openpyxl kept: those in range, the last of a column wins
+        last = min_col + len(values) - 1  # the cells openpyxl kept: those in range
         padded: list[Any] | None = None
         for cell in row:
             column = cell["column"]
@@ -83,8 +90,6 @@ class _UnsizedSheet(ReadOnlyWorksheet):  # type: ignore[misc]
             if shown is not None:
                 padded = padded or list(values)
                 padded[column - min_col] = shown
-            elif padded is not None:
-                padded[column - min_col] = cell["value"]
         return values if padded is None else tuple(padded)
 
 

@@ -100,28 +100,29 @@ SHEET_HEAD = (
 )
 
 
+def sheet(rows: bytes) -> bytes:
+    """A workbook whose sheet holds the header row, then these rows' XML as written."""
+    xml = SHEET_HEAD + rows + b"</sheetData></worksheet>"
+    return replaced(workbook(), {"xl/worksheets/sheet1.xml": xml})
+
+
+def product_row(row: int, sku: bytes = b"A-1", cells: bytes = b"") -> bytes:
+    """A row of SKU and Name (Widget) at `row`, with `cells` after them."""
+    return (
+        b'<row r="%d"><c r="A%d" t="inlineStr"><is><t>%s</t></is></c>'
+        b'<c r="B%d" t="inlineStr"><is><t>Widget</t></is></c>%s</row>' % (row, row, sku, row, cells)
+    )
+
+
 def far_row(row: int) -> bytes:
     """A 5 KB workbook with one product at row `row` (the probe used 10,000,000 and 2,000,000,000)."""
-    xml = (
-        SHEET_HEAD + b'<row r="%d"><c r="A%d" t="inlineStr"><is><t>A-1</t></is></c>'
-        b'<c r="B%d" t="inlineStr"><is><t>Widget</t></is></c></row>'
-        % (row, row, row)
-        + b"</sheetData></worksheet>"
-    )
-    return replaced(workbook(), {"xl/worksheets/sheet1.xml": xml})
+    return sheet(product_row(row))
 
 
 def malformed_cell(cell: bytes, row: bytes = b'<row r="2">') -> bytes:
     """A workbook whose sheet's second row holds a cell (or is a row) no spreadsheet program writes:
     a number "NaN", a shared-string index past the end, a reference beyond column XFD, a row "abc"."""
-    xml = (
-        SHEET_HEAD
-        + row
-        + b'<c r="A2" t="inlineStr"><is><t>A-1</t></is></c>'
-        + cell
-        + b"</row></sheetData></worksheet>"
-    )
-    return replaced(workbook(), {"xl/worksheets/sheet1.xml": xml})
+    return sheet(row + b'<c r="A2" t="inlineStr"><is><t>A-1</t></is></c>' + cell + b"</row>")
 
 
 def wide_csv_header(columns: int = 200_000) -> bytes:

@@ -131,6 +131,24 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: hostile.malformed_cell(b"", row=b'<row r="abc">'),
         "The sheet 'Sheet' cannot be read after row 1",
     ),
+    # openpyxl drops a row numbered at or before the one above it, and sizes a row by its last cell: the
+    # product, or its cost, was lost with the answer counting the file's every row read
+    "row 3 after row 4": (
+        lambda: hostile.sheet(b"".join(hostile.product_row(n, b"A-%d" % n) for n in (2, 4, 3))),
+        "The sheet has row 3 after row 4: its rows are out of order",
+    ),
+    "row 2 twice": (
+        lambda: hostile.sheet(hostile.product_row(2) + hostile.product_row(2, b"A-2")),
+        "The sheet has row 2 after row 2",
+    ),
+    "a cost before the SKU in its row": (
+        lambda: hostile.malformed_cell(b"", row=b'<row r="2"><c r="C2"><v>2.5</v></c>'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
+    "a row's SKU cell twice": (
+        lambda: hostile.malformed_cell(b'<c r="A2" t="inlineStr"><is><t>A-2</t></is></c>'),
+        "The sheet 'Sheet' cannot be read after row 1",
+    ),
     "a CSV header of 200,000 columns (1.4 MB)": (
         hostile.wide_csv_header,
         "Row 1 names more than 1,000 columns; a product file needs at most 8.",

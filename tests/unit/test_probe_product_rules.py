@@ -14,7 +14,7 @@ from openpyxl.utils import get_column_letter
 
 from shared.domain.catalog import Component, Product
 from shared.domain.product_changes import CatalogIndex, catalog_entry, merged
-from shared.domain.product_import import FileRefused
+from shared.domain.product_import import FileMalformed, FileRefused
 from shared.domain.product_rows import ProductRow, RowOutcome, RowStatus
 from tests.unit.test_product_import import handmade_xlsx, parse, sheet_row, text_cell, value_cell, xlsx
 
@@ -144,8 +144,9 @@ def test_a_huge_zeros_format_is_refused_by_the_length_rule_within_bounded_memory
     assert grown_mib < 100
 
 
-def test_a_duplicate_cell_reads_the_value_openpyxl_keeps_padded_or_not() -> None:
-    """Two cells of one column in a row: openpyxl keeps the last; padding the first must not override it."""
+def test_a_duplicate_cell_refuses_the_sheet_padded_or_not() -> None:
+    """Two cells of one column in a row, which Excel never writes: openpyxl kept the last, and the first's
+    value was lost without a word."""
     row = sheet_row(2, styled("A2", 5, 1), '<c r="A2"><v>7</v></c>', text_cell("B2", "Widget"))
     header = sheet_row(1, text_cell("A1", "SKU"), text_cell("B1", "Name"))
     source = zipfile.ZipFile(io.BytesIO(handmade_xlsx(header + row)))
@@ -155,7 +156,8 @@ def test_a_duplicate_cell_reads_the_value_openpyxl_keeps_padded_or_not() -> None
             target.writestr(member, source.read(member))
         target.writestr("xl/styles.xml", ZIP_STYLE)
 
-    assert parse(buffer.getvalue()).rows[0].sku == "7"
+    with pytest.raises(FileMalformed, match="cannot be read after row 1"):
+        parse(buffer.getvalue())
 
 
 def test_amount_columns_in_a_zeros_format_keep_their_value() -> None:
