@@ -66,6 +66,8 @@ _XLS_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2: legacy .xls, and a
 _SCIENTIFIC = re.compile(r"\d(?:[.,]\d+)?E\+\d+", re.IGNORECASE)
 _DOT_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?")
 _COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:[. \u00a0\u202f]\d{3})+|\d*)(?:,\d*)?")
+# one thousands group after a point, as a decimal-comma locale shows 1250 ("0.125" groups nothing)
+_THOUSANDS_POINT = re.compile(r"[+-]?[1-9]\d{0,2}\.\d{3}")
 _CURRENCY_AND_SPACE = " \u00a0$€£"
 
 
@@ -978,6 +980,13 @@ def _parse_amount(value: object, decimal_comma: bool) -> Decimal | None:
 
 def _number(text: str, decimal_comma: bool) -> Decimal:
     bare = text.strip(_CURRENCY_AND_SPACE)
+    if decimal_comma and _THOUSANDS_POINT.fullmatch(bare):
+        # Excel saves a CSV as shown: in a decimal-comma locale, 1250 shown with a thousands point is "1.250"
+        whole, point = bare.replace(".", ""), format(Decimal(bare).normalize(), "f")
+        raise _CellProblem(
+            f"{_quoted(text)} may be {whole} (a thousands point) or {point}; "
+            f"write {whole} or {point.replace('.', ',')}"
+        )
     if decimal_comma and "," in bare:
         match = _COMMA_NUMBER.fullmatch(bare)
         digits = re.sub(r"[. \u00a0\u202f]", "", bare).replace(",", ".")

@@ -209,6 +209,26 @@ def test_semicolon_csv_takes_a_decimal_comma() -> None:
     )
 
 
+def test_semicolon_csv_refuses_a_point_that_may_group_thousands() -> None:
+    """Excel in a decimal-comma locale saves a CSV as shown, separated by ';': 1250 shown as "1.250" with a
+    thousands point. It read as 1.25, a thousandth of the cost, without a word."""
+    content = b"SKU;Name;Unit cost;Sale price\nA-1;Widget;1.250;\xe2\x82\xac 3.000\nA-2;Plate;0.125;12.50\n"
+
+    first, second = parse(content).rows
+
+    assert first.errors == (
+        RowProblem(
+            column="Unit cost", problem="'1.250' may be 1250 (a thousands point) or 1.25; write 1250 or 1,25"
+        ),
+        RowProblem(
+            column="Sale price",
+            problem="'\u20ac 3.000' may be 3000 (a thousands point) or 3; write 3000 or 3",
+        ),
+    )
+    assert second.product is not None
+    assert (second.product.unit_cost, second.product.sale_price) == (Decimal("0.125"), Decimal("12.50"))
+
+
 def test_comma_csv_takes_thousands_commas_but_not_a_decimal_comma() -> None:
     content = b'SKU,Name,Unit cost,Sale price\nA-1,Widget,"1,234.50","12,5"\n'
 
