@@ -19,6 +19,7 @@ from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
 from shared.errors import ImportInterrupted, ImportOutOfTime, InvalidFields
 from shared.store import catalog as store
+from shared.store.dynamo import BATCH_WRITE
 
 Mode = Literal["dry_run", "apply"]
 
@@ -60,11 +61,17 @@ def _apply(
 ) -> ImportSummary:
     """The writing pass. Reaching the deadline, or a dependency's outage, part way answers 503, saying that
     what was written stays and that applying the file again writes the rest (the deadline is looked at only
-    while reading, so a chunk is written whole)."""
+    while reading, so a chunk is written whole). An outage before any batch was written is the plain 503
+    that says nothing was changed."""
     done: Counter[RowOutcome] = Counter()
+    written = False  # whether a batch of products is written (each put_products call is one BatchWriteItem)
 
     def write(rows: list[ProductRow]) -> list[RowOutcome]:
-        outcomes = _write(organisation_id, rows, index)
+        nonlocal written
+        outcomes, products = _changes(organisation_id, rows, index)
+        for start in range(0, len(products), BATCH_WRITE):
+            store.put_products(organisation_id, products[start : start + BATCH_WRITE])
+            written = True
         done.update(outcomes)
         return outcomes
 
@@ -75,7 +82,7 @@ def _apply(
     except OutOfTime:
         raise _out_of_time(done, valid_count) from None
     except Exception as error:
-        if not is_outage(error):
+        if not (written and is_outage(error)):
             raise
         raise ImportInterrupted(
             "The import stopped part way, after writing some of the file's products: a service Partsemble "
@@ -125,8 +132,10 @@ def _new_product_id(organisation_id: str, key: str) -> str:
     return str(uuid.uuid5(_PRODUCT_IDS, f"{organisation_id}\n{key}"))
 
 
-def _write(organisation_id: str, rows: list[ProductRow], index: CatalogIndex) -> list[RowOutcome]:
-    """Writes a chunk of valid rows; each row's outcome is what was done (re-checked on the full product)."""
+def _changes(
+    organisation_id: str, rows: list[ProductRow], index: CatalogIndex
+) -> tuple[list[RowOutcome], list[Product]]:
+    """Each row's outcome (re-checked on the full product) and the products to write, for a chunk."""
     outcomes = index.outcomes(rows)
     updating = {
         row.key: index.product_id(row.key)
@@ -154,5 +163,4 @@ def _write(organisation_id: str, rows: list[ProductRow], index: CatalogIndex) ->
             outcomes[number] = RowOutcome.UNCHANGED
             continue
         to_write.append(product)
-    store.put_products(organisation_id, to_write)
-    return outcomes
+    return outcomes, to_write
