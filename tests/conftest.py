@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +31,8 @@ from infra.local.testbed import (  # noqa: E402
     moto_stack,
     sandboxes_installed,
 )
+from shared.domain.catalog import Product  # noqa: E402
+from shared.store import catalog as catalog_store  # noqa: E402
 
 TEST_PARAMETERS = PARAMETERS
 __all__ = [
@@ -140,3 +142,21 @@ def sandboxes(aws: LocalStack) -> Iterator[Sandboxes]:
     """Seeded QBO and Xero sandboxes on the service's HTTP path, with this deployment's OAuth apps."""
     with sandboxes_installed(aws) as both:
         yield both
+
+
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SKUs of every product the import writes, created or updated (the real store still writes them)."""
+    skus: list[str] = []
+
+    def recording(write: Callable[[str, list[Product]], Any]) -> Callable[[str, Iterable[Product]], Any]:
+        def recorded(organisation_id: str, values: Iterable[Product]) -> Any:
+            values = list(values)
+            skus.extend(product.sku for product in values)
+            return write(organisation_id, values)
+
+        return recorded
+
+    for write in ("create_products", "put_products"):
+        monkeypatch.setattr(catalog_store, write, recording(getattr(catalog_store, write)))
+    return skus

@@ -5,6 +5,7 @@ supplier, and which accounts make sense for each export role."""
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -118,6 +119,17 @@ def sku_key(sku: str | None) -> str:
     """SKUs match ignoring surrounding spaces, letter case and how an accent is encoded ("É" as one character
     or as "E" and a combining accent, as some programs save it: NFC), so "ab-1 " and "AB-1" are one SKU."""
     return unicodedata.normalize("NFC", (sku or "").strip().casefold())
+
+
+_PRODUCT_IDS = uuid.UUID("5f0c7e52-3b8e-4f4e-9a55-0d3f2c1b7a64")  # the namespace of made products' ids
+
+
+def new_product_id(organisation_id: str, key: str) -> str:
+    """The id of the product an import (a file's or the provider's items') makes for a normalised SKU: the
+    same for every import, so two at once, each finding the SKU new, make one product rather than two (the
+    store creates it only where it does not exist: ``store.catalog.create_products``). A product's SKU
+    never changes its normalised key, so no other product holds this id."""
+    return str(uuid.uuid5(_PRODUCT_IDS, f"{organisation_id}\n{key}"))
 
 
 # ---- item matching -----------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from shared.domain.product_rows import (
     RowStatus,
 )
 
-CHUNK_ROWS = 100  # valid rows classified (and, in an apply, written) together
+# valid rows classified (and, in an apply, written) together; at most the products one transaction creates
+# (store.catalog.CREATE_AT_ONCE): an apply creates a chunk's new products all at once
+CHUNK_ROWS = 100
 _MAX_PENDING = 10 * CHUNK_ROWS  # rows held before a chunk is handled, when most rows are not valid
 
 ChunkHandler = Callable[[list[ProductRow]], list[RowOutcome]]

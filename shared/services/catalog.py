@@ -23,11 +23,12 @@ from shared.domain.catalog import (
     bundle_parts,
     find_supplier,
     match_items,
+    new_product_id,
     product_from_item,
     sku_key,
 )
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
-from shared.errors import InvalidFields, ProviderRejected, ProviderUnavailable
+from shared.errors import Conflict, InvalidFields, ProviderRejected, ProviderUnavailable
 from shared.model import Model
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
@@ -149,7 +150,18 @@ class ImportResult(Model):
 def import_products(organisation_id: str, request: ImportRequest) -> ImportResult:
     """Makes the chosen provider items Partsemble products, with their names and costs. A bundle brings
     its components along, so its bill of materials is complete; one with a component that can't be a
-    product (no SKU, or not synced) is not imported, rather than made a kit that consumes too little."""
+    product (no SKU, or not synced) is not imported, rather than made a kit that consumes too little.
+    A product of the item's SKU that another import made since the catalog was read (a product file's
+    apply, at once with this one) is found by reading it again, and updated: never made twice."""
+    for _ in range(5):  # each time, a product made meanwhile (read with the catalog's next read)
+        result = _import_products(organisation_id, request)
+        if result is not None:
+            return result
+    raise Conflict("products of these items are being made by other imports right now; try again shortly")
+
+
+def _import_products(organisation_id: str, request: ImportRequest) -> ImportResult | None:
+    """The import, or None when a product it would make was made meanwhile (nothing written then)."""
     wanted = request.provider
     chosen = store.get_provider_items(organisation_id, wanted, request.item_ids)
     missing = sorted(set(request.item_ids) - {i.item_id for i in chosen})
@@ -198,7 +210,8 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
             skipped.append(Skipped(item_id=item.item_id, name=item.name, sku=item.sku, reason=refusal))
             continue
         links = {k: v.product_id for k, v in product_of.items()}
-        fresh = product_from_item(item, existing.product_id if existing else str(uuid.uuid4()), links)
+        product_id = existing.product_id if existing else new_product_id(organisation_id, sku_key(item.sku))
+        fresh = product_from_item(item, product_id, links)
         if existing is None:
             product = fresh
             created.append(product)
@@ -215,7 +228,10 @@ def import_products(organisation_id: str, request: ImportRequest) -> ImportResul
         product_of[item.item_id] = product
         holders[sku_key(product.sku)] = product
         by_sku.pop(sku_key(item.sku), None)
-    store.put_products(organisation_id, [*created, *updated])
+    for start in range(0, len(created), store.CREATE_AT_ONCE):  # parts first, then the bundles made of them
+        if store.create_products(organisation_id, created[start : start + store.CREATE_AT_ONCE]):
+            return None
+    store.put_products(organisation_id, updated)
     return ImportResult(created=created, updated=updated, skipped=skipped)
 
 

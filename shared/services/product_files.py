@@ -5,14 +5,13 @@ half-written catalog (DESIGN.md, "Product files: importing")."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from time import monotonic
 from typing import Literal
 
 from shared.aws import is_outage
-from shared.domain.catalog import Product, sku_key
+from shared.domain.catalog import Product, new_product_id, sku_key
 from shared.domain.product_changes import CatalogIndex, merged
 from shared.domain.product_import import HostileFile, OutOfTime, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
@@ -64,14 +63,14 @@ def _apply(
     while reading, so a chunk is written whole). An outage before any batch was written is the plain 503
     that says nothing was changed."""
     done: Counter[RowOutcome] = Counter()
-    written = False  # whether a batch of products is written (each put_products call is one BatchWriteItem)
+    written = False  # whether a write is done (a transaction creating products, or a batch updating them)
+
+    def wrote() -> None:
+        nonlocal written
+        written = True
 
     def write(rows: list[ProductRow]) -> list[RowOutcome]:
-        nonlocal written
-        outcomes, products = _changes(organisation_id, rows, index)
-        for start in range(0, len(products), BATCH_WRITE):
-            store.put_products(organisation_id, products[start : start + BATCH_WRITE])
-            written = True
+        outcomes = _write(organisation_id, rows, index, wrote)
         done.update(outcomes)
         return outcomes
 
@@ -121,46 +120,55 @@ def memory_growth_probe() -> Callable[[], int] | None:
     return lambda: (resident_bytes() or start) - start
 
 
-_PRODUCT_IDS = uuid.UUID("5f0c7e52-3b8e-4f4e-9a55-0d3f2c1b7a64")  # the namespace of imported products' ids
-
-
-def _new_product_id(organisation_id: str, key: str) -> str:
-    """The id a file import gives the product it makes for a normalised SKU: the same for every apply, so two
-    applies of one file at once (a double click, a client's retry of an apply still running), each finding
-    the SKU new, write one product rather than two. A product's SKU never changes its normalised key, so no
-    other product holds this id."""
-    return str(uuid.uuid5(_PRODUCT_IDS, f"{organisation_id}\n{key}"))
+def _write(
+    organisation_id: str, rows: list[ProductRow], index: CatalogIndex, wrote: Callable[[], None]
+) -> list[RowOutcome]:
+    """Writes a chunk of valid rows (`wrote` is called once each write is done); each row's outcome is what
+    was done (re-checked on the full product). A product the row makes is created only where no product has
+    its id (``new_product_id``): one another import made since the index was read (a file's apply or the
+    provider's items, at once with this one) is read and updated instead, never made twice."""
+    indexed = index.outcomes(rows)
+    ids = [index.product_id(row.key) for row, o in zip(rows, indexed, strict=True) if o is RowOutcome.UPDATED]
+    current = {
+        sku_key(p.sku): p for p in store.get_products(organisation_id, [i for i in ids if i is not None])
+    }
+    while True:
+        outcomes, made, changed = _changes(organisation_id, rows, indexed, current)
+        taken = store.create_products(organisation_id, made)
+        if not taken:
+            break
+        current.update((sku_key(p.sku), p) for p in store.get_products(organisation_id, taken))
+    if made:
+        wrote()
+    for start in range(0, len(changed), BATCH_WRITE):
+        store.put_products(organisation_id, changed[start : start + BATCH_WRITE])
+        wrote()
+    return outcomes
 
 
 def _changes(
-    organisation_id: str, rows: list[ProductRow], index: CatalogIndex
-) -> tuple[list[RowOutcome], list[Product]]:
-    """Each row's outcome (re-checked on the full product) and the products to write, for a chunk."""
-    outcomes = index.outcomes(rows)
-    updating = {
-        row.key: index.product_id(row.key)
-        for row, outcome in zip(rows, outcomes, strict=True)
-        if outcome is RowOutcome.UPDATED
-    }
-    current = {
-        product.product_id: product
-        for product in store.get_products(organisation_id, [i for i in updating.values() if i is not None])
-    }
-    to_write: list[Product] = []
+    organisation_id: str, rows: list[ProductRow], indexed: list[RowOutcome], current: dict[str, Product]
+) -> tuple[list[RowOutcome], list[Product], list[Product]]:
+    """Each row's outcome, the products to create and those to update, for a chunk: `indexed` holds the
+    rows' outcomes by the catalog's index, `current` the stored products by normalised SKU."""
+    outcomes = list(indexed)
+    made: list[Product] = []
+    changed: list[Product] = []
     for number, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
         if outcome is RowOutcome.UNCHANGED:
             continue
-        existing = current.get(updating.get(row.key) or "")
-        if existing is None or sku_key(existing.sku) != row.key:
+        existing = current.get(row.key)
+        if existing is None:
             # a new SKU, a product deleted (or given another SKU) since the index was read, or one whose
             # SKU's hash the row's shares (CatalogIndex: odds below 10^-10)
             outcomes[number] = RowOutcome.CREATED
-            product_id = _new_product_id(organisation_id, row.key)
-            to_write.append(merged(row, Product(product_id=product_id, sku=row.sku, name=row.name)))
+            product_id = new_product_id(organisation_id, row.key)
+            made.append(merged(row, Product(product_id=product_id, sku=row.sku, name=row.name)))
             continue
         product = merged(row, existing)
-        if product == existing:  # changed to these values since the index was read
+        if product == existing:  # changed to these values since the index was read, or made so meanwhile
             outcomes[number] = RowOutcome.UNCHANGED
             continue
-        to_write.append(product)
-    return outcomes, to_write
+        outcomes[number] = RowOutcome.UPDATED
+        changed.append(product)
+    return outcomes, made, changed

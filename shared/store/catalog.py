@@ -13,7 +13,14 @@ from pydantic import BaseModel
 from shared.aws import table
 from shared.domain.catalog import Account, Product, ProviderItem, Supplier
 from shared.domain.product_changes import CatalogEntry
-from shared.store.dynamo import ListPosition, iter_org_items, org_batch_get, org_items, org_list_page
+from shared.store.dynamo import (
+    ListPosition,
+    iter_org_items,
+    org_batch_get,
+    org_items,
+    org_list_page,
+    transact,
+)
 from shared.store.keys import (
     PRODUCT_PREFIX,
     SUPPLIER_PREFIX,
@@ -46,11 +53,15 @@ def _load(model: type[M], row: dict[str, Any]) -> M:
     return model.model_validate({k: v for k, v in row.items() if k not in _KEYS})
 
 
+def _item(organisation_id: str, keys: dict[str, str], value: BaseModel) -> dict[str, Any]:
+    """The value as stored under its keys (its sort key, and its place in a list's index if it has one)."""
+    return {"pk": org_pk(organisation_id), **keys, **value.model_dump(mode="python")}
+
+
 def _put_all(organisation_id: str, rows: Iterable[tuple[dict[str, str], BaseModel]]) -> None:
-    """Writes each value under its keys (its sort key, and its place in a list's index if it has one)."""
     with table().batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
         for keys, value in rows:
-            batch.put_item(Item={"pk": org_pk(organisation_id), **keys, **value.model_dump(mode="python")})
+            batch.put_item(Item=_item(organisation_id, keys, value))
 
 
 # ---- products -------------------------------------------------------------------------------------------
@@ -107,13 +118,38 @@ def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Produ
 
 
 def put_products(organisation_id: str, values: Iterable[Product]) -> None:
-    _put_all(
-        organisation_id,
-        (
-            ({"sk": product_sk(p.product_id), **products_list_index(organisation_id, p.sku, p.product_id)}, p)
-            for p in values
-        ),
-    )
+    _put_all(organisation_id, ((_product_keys(organisation_id, p), p) for p in values))
+
+
+def _product_keys(organisation_id: str, product: Product) -> dict[str, str]:
+    return {
+        "sk": product_sk(product.product_id),
+        **products_list_index(organisation_id, product.sku, product.product_id),
+    }
+
+
+CREATE_AT_ONCE = 100  # DynamoDB's most writes in one TransactWriteItems
+
+
+def create_products(organisation_id: str, values: list[Product]) -> list[str]:
+    """Writes products that must not exist yet, all or none, in one transaction (at most CREATE_AT_ONCE):
+    [] once written, else the ids of those another writer made since the caller looked (nothing written)."""
+    if not values:
+        return []
+    writes = [
+        {
+            "Put": {
+                "TableName": table().name,
+                "Item": _item(organisation_id, _product_keys(organisation_id, p), p),
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
+        for p in values
+    ]
+    codes = transact(writes, conditions_only=True)
+    if codes is None:
+        return []
+    return [p.product_id for p, code in zip(values, codes, strict=True) if code == "ConditionalCheckFailed"]
 
 
 # ---- provider items --------------------------------------------------------------------------------------

@@ -22,10 +22,14 @@ def conditional(write: Callable[[], T]) -> T | None:
         return None
 
 
-def transact(writes: list[dict[str, Any]], tries: int = 3) -> list[str | None] | None:
+def transact(
+    writes: list[dict[str, Any]], tries: int = 3, conditions_only: bool = False
+) -> list[str | None] | None:
     """Runs a transaction, again after a short pause while another transaction on one of its items cancels
     it (``TransactionConflict``): None once it commits, else the last cancellation's code of each write
-    (``ConditionalCheckFailed`` where a condition did not hold), in the writes' order."""
+    (``ConditionalCheckFailed`` where a condition did not hold), in the writes' order. ``conditions_only``:
+    a cancellation without a failed condition (still busy after the tries, throttled) is raised instead, an
+    outage (``is_outage``)."""
     import random  # on first use: the handlers that never transact don't load them at a cold start
     import time
     import uuid
@@ -39,6 +43,9 @@ def transact(writes: list[dict[str, Any]], tries: int = 3) -> list[str | None] |
             return None
         except client.exceptions.TransactionCanceledException as cancelled:
             codes = [r.get("Code") for r in cancelled.response.get("CancellationReasons", [])]
+            last = "TransactionConflict" not in codes or attempt + 1 == tries
+            if conditions_only and last and "ConditionalCheckFailed" not in codes:
+                raise
         if "TransactionConflict" not in codes or attempt + 1 == tries:
             break
         time.sleep(random.uniform(0.01, 0.05))

@@ -6,16 +6,14 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 
 from shared.domain import product_import
-from shared.domain.catalog import Product
 from shared.services.product_files import resident_bytes
-from shared.store import catalog as store
 from tests.conftest import Api
 from tests.integration import hostile_files as hostile
 
@@ -54,20 +52,6 @@ def measured() -> Iterator[Cost]:
         done.set()
         sampler.join()
         cost.growth = max(peak, resident_bytes() or 0) - start
-
-
-@pytest.fixture
-def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    skus: list[str] = []
-    put_products = store.put_products
-
-    def recording(organisation_id: str, values: Iterable[Product]) -> None:
-        values = list(values)
-        skus.extend(product.sku for product in values)
-        put_products(organisation_id, values)
-
-    monkeypatch.setattr(store, "put_products", recording)
-    return skus
 
 
 HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {

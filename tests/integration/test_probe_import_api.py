@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +19,10 @@ from openpyxl import Workbook, load_workbook
 
 from infra.sandboxes.qbo_demo import BRACKET_20
 from shared import aws as shared_aws
+from shared.bodies import ImportRequest
 from shared.domain.catalog import Product, ProviderItem
 from shared.domain.product_summary import CHUNK_ROWS
-from shared.services import product_files
+from shared.services import catalog, product_files
 from shared.store import catalog as store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
@@ -143,30 +146,100 @@ def test_skus_written_with_composed_or_decomposed_accents_are_one_product(api: A
     assert (product["product_id"], product["name"]) == ("kept", "Caf\u00e9 table")
 
 
-# ---- applying the same file twice at once --------------------------------------------------------------
+# ---- two imports at once ----------------------------------------------------------------------------------
+def _at_once(monkeypatch: pytest.MonkeyPatch, *imports: Callable[[], Any]) -> list[Any]:
+    """Runs the imports in threads, each writing its products only once every one has read the catalog
+    (moto serves one request at a time, as DynamoDB applies each atomically: ``one_request_at_a_time``)."""
+    read_all = threading.Barrier(len(imports), timeout=20)
+    waited: set[int] = set()
+
+    def once_all_have_read(write: Callable[..., Any]) -> Callable[..., Any]:
+        def waiting(organisation_id: str, values: Any) -> Any:
+            if threading.get_ident() not in waited:
+                waited.add(threading.get_ident())
+                read_all.wait()
+            return write(organisation_id, values)
+
+        return waiting
+
+    with monkeypatch.context() as patched:
+        for write in ("create_products", "put_products"):
+            patched.setattr(store, write, once_all_have_read(getattr(store, write)))
+        with ThreadPoolExecutor(len(imports)) as pool:
+            return [future.result() for future in [pool.submit(run) for run in imports]]
+
+
 def test_two_applies_of_one_file_at_once_make_each_product_once(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A double click, or a client's retry of an apply still running (in a second Lambda container: the
-    service called as its handler would): it reads the catalog before the first apply has written."""
+    service called as its handler would): each reads the catalog before the other has written."""
     content = b"SKU,Name,Unit cost\nBR-20,Bracket,1.25\nPL-1,Plate,3.10\n"
-    put_products = store.put_products
-    monkeypatch.setattr(store, "put_products", put_products)  # put back, whatever a test fails on
-    second: list[product_files.FileImportResult] = []
 
-    def second_apply_between_read_and_write(organisation_id: str, values: Iterable[Product]) -> None:
-        # the first apply has read the catalog and is about to write its first chunk
-        monkeypatch.setattr(store, "put_products", put_products)
-        second.append(product_files.import_file(organisation_id, content, "apply"))
-        put_products(organisation_id, values)
+    results = _at_once(monkeypatch, *[lambda: product_files.import_file("org-a", content, "apply")] * 2)
 
-    monkeypatch.setattr(store, "put_products", second_apply_between_read_and_write)
-
-    first = _ok(_import(api, content, "apply"))
-
-    assert second[0].created == 2 and first["created"] + first["updated"] + first["unchanged"] == 2
+    # one made both products; the other, finding them made, left them as they were
+    assert sorted((r.created, r.unchanged) for r in results) == [(0, 2), (2, 0)]
     products = _ok(api.call("GET", "/products"))["items"]
     assert sorted(p["sku"] for p in products) == ["BR-20", "PL-1"]
+
+
+def test_two_overlapping_files_applied_at_once_make_each_sku_one_product_whole(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV and a workbook sharing 20 SKUs (written in another case, with spaces) applied at once, on a
+    catalog holding one of those SKUs linked to a QuickBooks item: each SKU is one product, its fields all
+    from one of the files, and the link stays."""
+    store.put_products(
+        "org-a", [Product(product_id="kept", sku="P-25", name="Old", provider_links={"qbo": "7"})]
+    )
+    csv_file = b"SKU,Name,Unit cost\n" + b"".join(b"P-%02d,Part %d,1.00\n" % (n, n) for n in range(40))
+    book = Workbook()
+    for row in [["SKU", "Name", "Unit cost"], *([f" p-{n:02d} ", f"Part {n} v2", 2] for n in range(20, 60))]:
+        book.active.append(row)
+    xlsx_file = io.BytesIO()
+    book.save(xlsx_file)
+
+    results = _at_once(
+        monkeypatch,
+        lambda: product_files.import_file("org-a", csv_file, "apply"),
+        lambda: product_files.import_file("org-a", xlsx_file.getvalue(), "apply"),
+    )
+
+    # the later found the 19 shared SKUs the other made, and updated them
+    assert sorted((r.created, r.updated, r.error_count) for r in results) == [(20, 20, 0), (39, 1, 0)]
+    products = _ok(api.call("GET", "/products?limit=500"))["items"]
+    assert len(products) == 60
+    by_key = {p["sku"].strip().casefold(): p for p in products}
+    assert sorted(by_key) == [f"p-{n:02d}" for n in range(60)]
+    for product in products:
+        v2 = product["name"].endswith("v2")
+        assert Decimal(product["unit_cost"]) == (2 if v2 else 1), product
+    assert by_key["p-25"]["product_id"] == "kept" and by_key["p-25"]["provider_links"] == {"qbo": "7"}
+
+
+def test_a_file_and_provider_items_imported_at_once_make_each_sku_one_product(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's apply and an import of QuickBooks items with SKUs in the file, neither finding the other's
+    products when it read the catalog: each made its own product of those SKUs."""
+    items = [
+        ProviderItem(provider="qbo", item_id=str(n), name=f"Item {n}", sku=f"P-{n}", kind="inventory")
+        for n in (1, 2)
+    ]
+    store.put_provider_items("org-a", items)
+    content = b"SKU,Name,Unit cost\nP-1,Part 1,1.00\np-2,Part 2,2.00\nP-3,Part 3,3.00\n"
+
+    file_result, items_result = _at_once(
+        monkeypatch,
+        lambda: product_files.import_file("org-a", content, "apply"),
+        lambda: catalog.import_products("org-a", ImportRequest(provider="qbo", item_ids=["1", "2"])),
+    )
+
+    assert file_result.valid_count == 3 and len(items_result.created + items_result.updated) == 2
+    products = _ok(api.call("GET", "/products?limit=500"))["items"]
+    links = {p["sku"].casefold(): p["provider_links"] for p in products}
+    assert links == {"p-1": {"qbo": "1"}, "p-2": {"qbo": "2"}, "p-3": {}}
 
 
 # ---- an apply that fails part way ------------------------------------------------------------------------
@@ -178,15 +251,18 @@ def test_an_apply_cut_short_by_an_outage_says_so_and_applying_again_finishes_it(
 
     def throttled_after_the_first_chunk(**_: Any) -> None:
         calls[0] += 1
-        if calls[0] > 4:  # a chunk of 100 products is 4 batches of 25
+        if calls[0] > 1:  # a chunk's new products are created in one transaction
             error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
-            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "BatchWriteItem")
+            raise ClientError(
+                {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "TransactWriteItems"
+            )
 
-    client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttled_after_the_first_chunk)
+    event = "before-call.dynamodb.TransactWriteItems"
+    client.meta.events.register(event, throttled_after_the_first_chunk)
     try:
         cut = _import(api, content, "apply")
     finally:
-        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttled_after_the_first_chunk)
+        client.meta.events.unregister(event, throttled_after_the_first_chunk)
 
     assert cut.status == 503 and cut.headers["retry-after"], cut.body
     assert "nothing was changed" not in cut.json()["message"]

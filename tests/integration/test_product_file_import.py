@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -40,21 +39,6 @@ def _upload(api: Api, content: bytes, mode: str, filename: str = "products.csv")
     )
     assert response.status == 200, response.body
     return response.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SKUs of every product the import writes (the real store still writes them)."""
-    skus: list[str] = []
-    put_products = store.put_products
-
-    def recording(organisation_id: str, values: Iterable[Product]) -> None:
-        values = list(values)
-        skus.extend(product.sku for product in values)
-        put_products(organisation_id, values)
-
-    monkeypatch.setattr(store, "put_products", recording)
-    return skus
 
 
 def _counts(result: dict) -> tuple[int, ...]:  # type: ignore[type-arg]
