@@ -16,7 +16,7 @@ from shared.domain.product_changes import CatalogIndex, merged
 from shared.domain.product_import import HostileFile, OutOfTime, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
-from shared.errors import ImportInterrupted, ImportOutOfTime, InvalidFields
+from shared.errors import Conflict, ImportInterrupted, ImportOutOfTime, InvalidFields
 from shared.store import catalog as store
 from shared.store.dynamo import BATCH_WRITE
 
@@ -132,12 +132,17 @@ def _write(
     current = {
         sku_key(p.sku): p for p in store.get_products(organisation_id, [i for i in ids if i is not None])
     }
-    while True:
+    for _ in range(3):  # each time, products made meanwhile by others (a third import: rarer still)
         outcomes, made, changed = _changes(organisation_id, rows, indexed, current)
         taken = store.create_products(organisation_id, made)
         if not taken:
             break
         current.update((sku_key(p.sku), p) for p in store.get_products(organisation_id, taken))
+    else:
+        raise Conflict(
+            "Other imports are making this file's products right now. Apply the file again shortly: "
+            "what is written stays, and the rest is written then."
+        )
     if made:
         wrote()
     for start in range(0, len(changed), BATCH_WRITE):

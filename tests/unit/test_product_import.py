@@ -526,6 +526,15 @@ def test_xlsx_formula_gives_its_saved_value() -> None:
     assert product.unit_cost == Decimal("3.25")
 
 
+def test_a_workbook_whose_dimension_understates_its_rows_reads_them_all() -> None:
+    """A <dimension> written before rows were added by another program: its A1:B2 would cut rows off."""
+    content = xlsx([["SKU", "Name"], *([f"P-{n}", "Part"] for n in range(4))])
+
+    rows = parse(patched(content, '<dimension ref="A1:B5"', '<dimension ref="A1:B2"')).rows
+
+    assert [row.sku for row in rows] == ["P-0", "P-1", "P-2", "P-3"]
+
+
 def test_a_large_workbook_without_a_dimension_element_imports() -> None:
     """Programs (openpyxl's write-only mode here) write no <dimension>; opening the workbook must not read
     the whole sheet for one under the small cap of the parts read while it opens. (No deadline: the caps
