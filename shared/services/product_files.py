@@ -24,8 +24,9 @@ Mode = Literal["dry_run", "apply"]
 
 # Seconds an import keeps from the time its caller has left, to answer before that time runs out (Lambda
 # ends an invocation at its timeout, and the client then gets the gateway's opaque error): the writing pass
-# looks at the time between chunks, so this must hold the last chunk's write (one read and four batch writes
-# of 25 products, each retried by boto3 when throttled) and the answer.
+# looks at the time between chunks, so this must hold the last chunk's write (one read, one transaction
+# creating its new products and up to four batch writes of 25 updated ones, each retried by boto3 when
+# throttled) and the answer.
 ANSWER_MARGIN = 5.0
 
 clock: Callable[[], float] = monotonic  # an import's deadline is on this clock; tests move it
