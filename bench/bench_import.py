@@ -18,7 +18,7 @@ import io
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -132,13 +132,16 @@ def _store_in_memory(rows: int, cost_offset: int) -> Iterator[list[int]]:
     def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:
         return [stored_product(int(product_id[:8], 16), cost_offset) for product_id in product_ids]
 
-    def put_products(organisation_id: str, values: Iterable[Product]) -> None:
-        written[0] += sum(1 for _ in values)
+    def write_products(
+        organisation_id: str, new: Sequence[Product], changed: Sequence[Product] = ()
+    ) -> list[str]:
+        written[0] += len(new) + len(changed)
+        return []
 
     with (
         patch.object(store, "iter_catalog_entries", entries),
         patch.object(store, "get_products", get_products),
-        patch.object(store, "put_products", put_products),
+        patch.object(store, "write_products", write_products),
         patch.object(product_import, "MAX_READ_SECONDS", float("inf")),
     ):
         yield written

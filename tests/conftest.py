@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -149,14 +149,11 @@ def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The SKUs of every product the import writes, created or updated (the real store still writes them)."""
     skus: list[str] = []
 
-    def recording(write: Callable[[str, list[Product]], Any]) -> Callable[[str, Iterable[Product]], Any]:
-        def recorded(organisation_id: str, values: Iterable[Product]) -> Any:
-            values = list(values)
-            skus.extend(product.sku for product in values)
-            return write(organisation_id, values)
+    write_products = catalog_store.write_products
 
-        return recorded
+    def recording(organisation_id: str, *products: Sequence[Product]) -> list[str]:
+        skus.extend(product.sku for written in products for product in written)
+        return write_products(organisation_id, *products)
 
-    for write in ("create_products", "put_products"):
-        monkeypatch.setattr(catalog_store, write, recording(getattr(catalog_store, write)))
+    monkeypatch.setattr(catalog_store, "write_products", recording)
     return skus

@@ -127,7 +127,7 @@ _PRODUCT_IDS = uuid.UUID("5f0c7e52-3b8e-4f4e-9a55-0d3f2c1b7a64")  # the namespac
 def new_product_id(organisation_id: str, key: str) -> str:
     """The id of the product an import (a file's or the provider's items') makes for a normalised SKU: the
     same for every import, so two at once, each finding the SKU new, make one product rather than two (the
-    store creates it only where it does not exist: ``store.catalog.create_products``). A product's SKU
+    store creates it only where it does not exist: ``store.catalog.write_products``). A product's SKU
     never changes its normalised key, so no other product holds this id."""
     return str(uuid.uuid5(_PRODUCT_IDS, f"{organisation_id}\n{key}"))
 

@@ -17,8 +17,8 @@ from shared.domain.product_rows import (
     RowStatus,
 )
 
-# valid rows classified (and, in an apply, written) together; at most the products one transaction creates
-# (store.catalog.CREATE_AT_ONCE): an apply creates a chunk's new products all at once
+# valid rows classified (and, in an apply, written) together; at most the products one transaction writes
+# (store.catalog.WRITE_AT_ONCE): an apply writes a chunk in one
 CHUNK_ROWS = 100
 _MAX_PENDING = 10 * CHUNK_ROWS  # rows held before a chunk is handled, when most rows are not valid
 

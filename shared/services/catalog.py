@@ -228,10 +228,13 @@ def _import_products(organisation_id: str, request: ImportRequest) -> ImportResu
         product_of[item.item_id] = product
         holders[sku_key(product.sku)] = product
         by_sku.pop(sku_key(item.sku), None)
-    for start in range(0, len(created), store.CREATE_AT_ONCE):  # parts first, then the bundles made of them
-        if store.create_products(organisation_id, created[start : start + store.CREATE_AT_ONCE]):
+    made = {p.product_id for p in created}
+    writing = [*created, *updated]  # parts first, then the bundles made of them
+    for start in range(0, len(writing), store.WRITE_AT_ONCE):
+        part = writing[start : start + store.WRITE_AT_ONCE]
+        new = [p for p in part if p.product_id in made]
+        if store.write_products(organisation_id, new, [p for p in part if p.product_id not in made]):
             return None
-    store.put_products(organisation_id, updated)
     return ImportResult(created=created, updated=updated, skipped=skipped)
 
 

@@ -18,15 +18,13 @@ from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
 from shared.errors import Conflict, ImportInterrupted, ImportOutOfTime, InvalidFields
 from shared.store import catalog as store
-from shared.store.dynamo import BATCH_WRITE
 
 Mode = Literal["dry_run", "apply"]
 
 # Seconds an import keeps from the time its caller has left, to answer before that time runs out (Lambda
 # ends an invocation at its timeout, and the client then gets the gateway's opaque error): the writing pass
-# looks at the time between chunks, so this must hold the last chunk's write (one read, one transaction
-# creating its new products and up to four batch writes of 25 updated ones, each retried by boto3 when
-# throttled) and the answer.
+# looks at the time between chunks, so this must hold the last chunk's write (one read and one transaction
+# of up to 100 products, retried by boto3 when throttled) and the answer.
 ANSWER_MARGIN = 5.0
 
 clock: Callable[[], float] = monotonic  # an import's deadline is on this clock; tests move it
@@ -61,10 +59,10 @@ def _apply(
 ) -> ImportSummary:
     """The writing pass. Reaching the deadline, or a dependency's outage, part way answers 503, saying that
     what was written stays and that applying the file again writes the rest (the deadline is looked at only
-    while reading, so a chunk is written whole). An outage before any batch was written is the plain 503
-    that says nothing was changed."""
+    while reading; a chunk is written whole, in one transaction). An outage before the first chunk was
+    written is the plain 503 that says nothing was changed."""
     done: Counter[RowOutcome] = Counter()
-    written = False  # whether a write is done (a transaction creating products, or a batch updating them)
+    written = False  # whether a chunk is written (each in one transaction)
 
     def wrote() -> None:
         nonlocal written
@@ -124,10 +122,10 @@ def memory_growth_probe() -> Callable[[], int] | None:
 def _write(
     organisation_id: str, rows: list[ProductRow], index: CatalogIndex, wrote: Callable[[], None]
 ) -> list[RowOutcome]:
-    """Writes a chunk of valid rows (`wrote` is called once each write is done); each row's outcome is what
-    was done (re-checked on the full product). A product the row makes is created only where no product has
-    its id (``new_product_id``): one another import made since the index was read (a file's apply or the
-    provider's items, at once with this one) is read and updated instead, never made twice."""
+    """Writes a chunk of valid rows, whole or not at all (`wrote` is called once it is written); each row's
+    outcome is what was done (re-checked on the full product). A product a row makes is created only where
+    no product has its id (``new_product_id``): one another import made since the index was read (a file's
+    apply or the provider's items, at once with this one) is read and updated instead, never made twice."""
     indexed = index.outcomes(rows)
     ids = [index.product_id(row.key) for row, o in zip(rows, indexed, strict=True) if o is RowOutcome.UPDATED]
     current = {
@@ -135,7 +133,7 @@ def _write(
     }
     for _ in range(3):  # each time, products made meanwhile by others (a third import: rarer still)
         outcomes, made, changed = _changes(organisation_id, rows, indexed, current)
-        taken = store.create_products(organisation_id, made)
+        taken = store.write_products(organisation_id, made, changed)  # a chunk fits one transaction
         if not taken:
             break
         current.update((sku_key(p.sku), p) for p in store.get_products(organisation_id, taken))
@@ -144,10 +142,7 @@ def _write(
             "Other imports are making this file's products right now. Apply the file again shortly: "
             "what is written stays, and the rest is written then."
         )
-    if made:
-        wrote()
-    for start in range(0, len(changed), BATCH_WRITE):
-        store.put_products(organisation_id, changed[start : start + BATCH_WRITE])
+    if made or changed:
         wrote()
     return outcomes
 

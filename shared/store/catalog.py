@@ -4,7 +4,7 @@ Query reads a whole kind; writes go in batches of 25 and point reads in batches 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -128,28 +128,29 @@ def _product_keys(organisation_id: str, product: Product) -> dict[str, str]:
     }
 
 
-CREATE_AT_ONCE = 100  # DynamoDB's most writes in one TransactWriteItems
+WRITE_AT_ONCE = 100  # DynamoDB's most writes in one TransactWriteItems
 
 
-def create_products(organisation_id: str, values: list[Product]) -> list[str]:
-    """Writes products that must not exist yet, all or none, in one transaction (at most CREATE_AT_ONCE):
-    [] once written, else the ids of those another writer made since the caller looked (nothing written)."""
-    if not values:
+def write_products(
+    organisation_id: str, new: Sequence[Product], changed: Sequence[Product] = ()
+) -> list[str]:
+    """Writes products all or none, in one transaction (at most WRITE_AT_ONCE in all): `new` ones only where
+    no product has their id, `changed` ones as they are. [] once written, else the ids of the new ones
+    another writer made since the caller looked (nothing is written then)."""
+    if not (new or changed):
         return []
-    writes = [
-        {
-            "Put": {
-                "TableName": table().name,
-                "Item": _item(organisation_id, _product_keys(organisation_id, p), p),
-                "ConditionExpression": "attribute_not_exists(sk)",
-            }
-        }
-        for p in values
-    ]
+    name = table().name
+
+    def put(product: Product, condition: dict[str, str]) -> dict[str, Any]:
+        item = _item(organisation_id, _product_keys(organisation_id, product), product)
+        return {"Put": {"TableName": name, "Item": item, **condition}}
+
+    made_only = {"ConditionExpression": "attribute_not_exists(sk)"}
+    writes = [put(p, made_only) for p in new] + [put(p, {}) for p in changed]
     codes = transact(writes, conditions_only=True)
     if codes is None:
         return []
-    return [p.product_id for p, code in zip(values, codes, strict=True) if code == "ConditionalCheckFailed"]
+    return [p.product_id for p, code in zip(new, codes, strict=False) if code == "ConditionalCheckFailed"]
 
 
 # ---- provider items --------------------------------------------------------------------------------------

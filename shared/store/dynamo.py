@@ -76,7 +76,6 @@ def query_items(**kwargs: Any) -> Iterator[dict[str, Any]]:
 
 
 BATCH_GET = 100  # DynamoDB's most keys in one BatchGetItem
-BATCH_WRITE = 25  # DynamoDB's most items in one BatchWriteItem (boto3's batch_writer sends that many)
 
 
 def org_batch_get(organisation_id: str, sort_keys: Iterable[str], **read: Any) -> list[dict[str, Any]]:

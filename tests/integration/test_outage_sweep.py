@@ -41,7 +41,7 @@ from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared import aws as shared_aws
 from shared import vault
 from shared.domain import product_summary
-from shared.domain.catalog import Product
+from shared.domain.catalog import Product, ProviderItem
 from shared.providers import http
 from shared.services import credentials, exports, paging, queue, tokens
 from shared.store import catalog as catalog_store
@@ -486,6 +486,20 @@ def catalog_with_a_linked_product(world: World) -> None:
     catalog_store.put_products("org-a", [linked, *others])
 
 
+def synced_items_and_a_product_of_one(world: World) -> None:
+    items = [
+        ProviderItem(provider="qbo", item_id=str(n), name=f"Item {n}", sku=f"P-0{n}", kind="inventory")
+        for n in (1, 2, 7)
+    ]
+    catalog_store.put_provider_items("org-a", items)
+    catalog_store.put_products("org-a", [Product(product_id="kept", sku="p-07", name="Old part")])
+
+
+def import_items(world: World) -> GatewayResponse:
+    body = {"provider": "qbo", "item_ids": ["1", "2", "7"]}
+    return world.api.call("POST", "/products/import-from-provider", json_body=body)
+
+
 def import_product_file(world: World) -> GatewayResponse:
     body = {"filename": "products.csv", "content_base64": base64.b64encode(PRODUCT_FILE).decode()}
     return world.api.call("POST", "/products/import?mode=apply", json_body=body)
@@ -514,6 +528,7 @@ REQUESTS: dict[str, Any] = {
     "supplier": Case(connected_qbo, create_supplier, ("503", "lost_response")),
     # an apply cut short after writing says the products written stay; applying the file again writes the rest
     "product file": Case(catalog_with_a_linked_product, import_product_file, partial="ImportInterrupted"),
+    "provider items as products": Case(synced_items_and_a_product_of_one, import_items),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -153,18 +153,16 @@ def _at_once(monkeypatch: pytest.MonkeyPatch, *imports: Callable[[], Any]) -> li
     read_all = threading.Barrier(len(imports), timeout=20)
     waited: set[int] = set()
 
-    def once_all_have_read(write: Callable[..., Any]) -> Callable[..., Any]:
-        def waiting(organisation_id: str, values: Any) -> Any:
-            if threading.get_ident() not in waited:
-                waited.add(threading.get_ident())
-                read_all.wait()
-            return write(organisation_id, values)
+    write_products = store.write_products
 
-        return waiting
+    def once_all_have_read(organisation_id: str, *products: Sequence[Product]) -> list[str]:
+        if threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            read_all.wait()
+        return write_products(organisation_id, *products)
 
     with monkeypatch.context() as patched:
-        for write in ("create_products", "put_products"):
-            patched.setattr(store, write, once_all_have_read(getattr(store, write)))
+        patched.setattr(store, "write_products", once_all_have_read)
         with ThreadPoolExecutor(len(imports)) as pool:
             return [future.result() for future in [pool.submit(run) for run in imports]]
 
@@ -292,18 +290,18 @@ def test_an_apply_that_runs_out_of_time_stops_between_chunks_and_applying_again_
         _ok(_import(api, before, "apply", organisation))
     uninterrupted = _ok(_import(api, content, "apply", "org-b"))
     now = [0.0]
-    put_products = store.put_products
+    write_products = store.write_products
 
-    def a_write_taking_the_whole_time(organisation_id: str, values: Iterable[Product]) -> None:
-        put_products(organisation_id, values)
+    def a_write_taking_the_whole_time(organisation_id: str, *products: Sequence[Product]) -> list[str]:
         now[0] += 30.0
+        return write_products(organisation_id, *products)
 
     monkeypatch.setattr(product_files, "clock", lambda: now[0])
-    monkeypatch.setattr(store, "put_products", a_write_taking_the_whole_time)
+    monkeypatch.setattr(store, "write_products", a_write_taking_the_whole_time)
 
     cut = _import(api, content, "apply")
 
-    monkeypatch.setattr(store, "put_products", put_products)
+    monkeypatch.setattr(store, "write_products", write_products)
     assert cut.status == 503 and cut.headers["retry-after"], cut.body
     [detail] = cut.json()["details"]
     assert detail["field"] == "file"
