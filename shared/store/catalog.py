@@ -1,6 +1,7 @@
 """The organisation's catalog in the single table: products, the provider's items, chart of accounts and
 suppliers, and the cursors of incremental syncs. Everything lives in the ``ORG#<org>`` partition, so one
-Query reads a whole kind; writes go in batches of 25 and point reads in batches of 100 (keys: ``keys``)."""
+Query reads a whole kind; writes go in batches of 25 (an import's products in transactions of 100) and
+point reads in batches of 100 (keys: ``keys``)."""
 
 from __future__ import annotations
 
