@@ -639,16 +639,15 @@ def retry(
         books.unplan(organisation_id, item, (current.tenant_id or "") if current else "")
     elif replan and post_on is not None and item.plan:  # a true-up keeps its plan: dated later in it
         redated = posted_on(books.stored_journal(item.plan), post_on).model_dump_json()
-    if store.requeue(
+    requeued = store.requeue(
         organisation_id,
         export_id,
         from_statuses=("failed", "pending"),
         at=moment.isoformat(),
         post_on=post_on.isoformat() if post_on else None,
         plan=redated,
-    ):
-        deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
-    return (store.get_export(organisation_id, export_id) or item).view()
+    )
+    return _queued(organisation_id, item, requeued)
 
 
 # a document type (``PostedDocument.document_type``) as a person reads it
@@ -681,10 +680,21 @@ def _post_again(
     label = PROVIDER_LABELS[current.provider]
     what = DOCUMENT_WORDS.get(item.document_type or "", "document")
     gone = store.Gone(item.document_id, f"its {what} {item.document_id} was deleted or voided in {label}")
-    if store.requeue(organisation_id, export_id, from_statuses=("posted",), at=moment.isoformat(), gone=gone):
+    requeued = store.requeue(
+        organisation_id, export_id, from_statuses=("posted",), at=moment.isoformat(), gone=gone
+    )
+    if requeued is not None:
         logger.info("posted again", extra={"export_id": export_id, "gone": item.document_id})
+    return _queued(organisation_id, item, requeued)
+
+
+def _queued(organisation_id: str, item: ExportRow, requeued: ExportRow | None) -> ExportView:
+    """A retried export as it is now: queued as written (its answer reads nothing more, so a store that fails
+    now cannot turn a retry already made into a 503), or as another request left it."""
+    if requeued is not None:
         deliver(ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id))
-    return (store.get_export(organisation_id, export_id) or item).view()
+        return requeued.view()
+    return (store.get_export(organisation_id, item.export_id) or item).view()
 
 
 def _kept_by_its_company(unsure: bool, kind: str) -> str | None:

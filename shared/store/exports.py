@@ -341,13 +341,14 @@ def requeue(
     post_on: str | None = None,
     gone: Gone | None = None,
     plan: str | None = None,
-) -> bool:
+) -> ExportRow | None:
     """pending again (a retry, a resumed wait), only from one of ``from_statuses``, and back in the outbox
     until its message is queued (``queue.deliver``); ``post_on`` dates its document later (its own date is
     locked in the provider). ``gone``: a posted export whose document the provider no longer has, still
     that document (another retry did not post it again meanwhile), posted again as planned: its document is
     forgotten and it is marked unsure, so its worker searches for the marker before it posts. ``plan``: the
-    kept plan, dated ``post_on`` (a true-up's: it is not planned anew)."""
+    kept plan, dated ``post_on`` (a true-up's: it is not planned anew). The export as written, or None when
+    it was in none of ``from_statuses`` (nothing written)."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
     dated = {":post_on": post_on} if post_on else {}
     outbox = outbox_index(at, organisation_id, export_id)
@@ -380,9 +381,10 @@ def requeue(
                 **dated,
                 **again,
             },
+            ReturnValues="ALL_NEW",
         )
     )
-    return written is not None
+    return _row(written["Attributes"]) if written is not None else None
 
 
 def mark_dead_lettered(organisation_id: str, export_id: str) -> None:

@@ -11,11 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared import aws as shared_aws
 from shared.errors import InvalidFields
 from shared.providers import http
 from shared.services import books, exports, reconciliation, sessions
@@ -173,6 +175,42 @@ def test_a_free_receipt_is_skipped_not_failed(
     for later in ("", "?post_on=2026-11-03"):  # a retry, or a later date, has nothing to post either
         retried = api.call("POST", f"/exports/{export['export_id']}/retry{later}")
         assert retried.status == 409 and "had nothing to post" in retried.json()["message"], retried.body
+
+
+def test_a_retry_queued_is_answered_as_queued_whatever_the_store_does_next(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """A retry has changed the export once its one write is made: a read failing after it must not answer
+    503 "nothing was changed" (the person's next retry would then be refused as already under way)."""
+    bolt = setup_xero(api, sandboxes)["bolt"]
+    sandboxes.xero.set_lock_dates(AU_TENANT_ID, period_lock_date="2026-11-06")
+    receive(api, "R-1", "2026-11-02T09:00:00Z", bolt, "5", "1")
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))["items"]
+    assert export["status"] == "failed" and "lock date" in export["last_error"]
+    sandboxes.xero.set_lock_dates(AU_TENANT_ID)
+    client = shared_aws.table().meta.client
+    written: list[str] = []
+
+    def after_the_write(**_: Any) -> None:
+        if written:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "GetItem")
+
+    def wrote(**_: Any) -> None:
+        written.append("requeue")
+
+    client.meta.events.register("after-call.dynamodb.UpdateItem", wrote)
+    client.meta.events.register("before-call.dynamodb.GetItem", after_the_write)
+    try:
+        retried = api.call("POST", f"/exports/{export['export_id']}/retry")
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.UpdateItem", wrote)
+        client.meta.events.unregister("before-call.dynamodb.GetItem", after_the_write)
+    assert retried.status == 200 and retried.json()["status"] == "pending", retried.body
+    minutes.next()
+    Poller(aws).drain()
+    assert statuses(api)["receipt"] == ["posted"]
+    assert xero_balances(api, sandboxes) == {"630": D("5.00"), "820": D("-5.00")}
 
 
 def test_a_back_dated_build_that_would_empty_a_later_build_is_refused(
