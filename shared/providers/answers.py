@@ -41,6 +41,25 @@ def records(body: dict[str, Any], key: str, provider: str, *, required: bool) ->
     return value
 
 
+def written(body: Any, key: str, provider: str) -> dict[str, Any]:
+    """The record a write's answer holds under ``key`` (the first of a list, or the object itself). A write's
+    answer without it is broken: a ``ProviderError``, the write's outcome unknown (an export searches for its
+    marker before it posts again), never a crash."""
+    value = json_object(body, provider).get(key)
+    record = value[0] if isinstance(value, list) and value else value
+    if not isinstance(record, dict):
+        raise ProviderError(provider, f"the provider answered a write without the {key} it made")
+    return record
+
+
+def written_id(record: dict[str, Any], field: str, provider: str) -> str:
+    """The id of the record a write made (see ``written``)."""
+    value = record.get(field)
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value):
+        raise ProviderError(provider, f"the provider's answer names no {field} for the record")
+    return str(value)
+
+
 def converted(
     provider: str, what: str, convert: Callable[[dict[str, Any]], T | None], raw: Iterable[dict[str, Any]]
 ) -> tuple[T, ...]:

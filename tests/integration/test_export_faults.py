@@ -358,6 +358,29 @@ def test_a_xero_search_answered_without_its_manual_journals_is_no_proof_of_none_
     assert export["adopted"] and (deliveries, export["attempts"]) == (3, 3)
 
 
+@PROVIDERS
+def test_a_write_answered_without_the_document_it_made_is_found_by_the_search_not_posted_again(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    """A write's 200 that names no document (QBO's object, Xero's ManualJournals) leaves the outcome unknown:
+    a provider error, after which the search finds the journal that was made, as after a lost answer."""
+    receipt(api, setup(api, sandboxes, provider))
+    sandbox = getattr(sandboxes, provider)
+    serve, broken = sandbox.serve_request, [True]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        made = serve(request)
+        if request.method == WRITE_METHODS[provider] and request.url.path == WRITES[provider] and broken:
+            broken.clear()
+            return httpx.Response(200, json={"Status": "OK"} if provider == "xero" else {"time": "now"})
+        return made
+
+    monkeypatch.setattr(sandbox, "serve_request", answer)
+    assert deliver(aws) == 2
+    export = posted_once(api, sandboxes, provider)
+    assert export["adopted"] and export["attempts"] == 2, export
+
+
 @pytest.mark.parametrize("kind", ["timeout", "drop", "500", "503"])
 @PROVIDERS
 def test_unanswered_or_failed_writes_are_retried_and_post_once(

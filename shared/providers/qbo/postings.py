@@ -18,6 +18,7 @@ from shared.config import ProviderUrls
 from shared.contracts import PostedDocument, json_bytes
 from shared.domain.postings import InventoryAdjustment, Journal, JournalLine, Posting, marker_tag, noted
 from shared.errors import ProviderRejected
+from shared.providers import answers
 from shared.providers.base import Session
 from shared.providers.http import call, decimal_json
 from shared.providers.limits import QBO_LIMITS
@@ -162,7 +163,7 @@ def _create(
         headers={"content-type": "application/json"},
         params={"minorversion": MINOR_VERSION, "requestid": request_id},
     )
-    return _document(urls, entity, _answer(resp)[entity])
+    return _document(urls, entity, answers.written(_answer(resp), entity, "qbo"))
 
 
 def _url(urls: ProviderUrls, session: Session, path: str) -> str:
@@ -180,8 +181,9 @@ def _answer(resp: httpx.Response) -> dict[str, Any]:
 
 def _document(urls: ProviderUrls, entity: str, record: dict[str, Any]) -> PostedDocument:
     app = "https://app.sandbox.qbo.intuit.com" if "sandbox" in urls.api else "https://app.qbo.intuit.com"
+    document_id = answers.written_id(record, "Id", "qbo")
     return PostedDocument(
-        document_id=str(record["Id"]),
+        document_id=document_id,
         document_type=entity,
-        link=f"{app}/app/{LINK_PATHS[entity]}?txnId={record['Id']}",
+        link=f"{app}/app/{LINK_PATHS[entity]}?txnId={document_id}",
     )

@@ -67,7 +67,7 @@ def post_journal(
             "content-type": "application/json",
         },
     )
-    created: dict[str, Any] = decimal_json(resp, "xero")["ManualJournals"][0]
+    created = answers.written(decimal_json(resp, "xero"), "ManualJournals", "xero")
     if created.get("ValidationErrors"):  # summarizeErrors=false: refused elements come back with 200
         raise ProviderRejected("xero", "; ".join(str(e.get("Message")) for e in created["ValidationErrors"]))
     return _document(created)
@@ -112,7 +112,7 @@ def journals_gone(api: XeroApi, session: Session, document_ids: Iterable[str]) -
 
 
 def _document(record: dict[str, Any]) -> PostedDocument:
-    journal_id = str(record["ManualJournalID"])
+    journal_id = answers.written_id(record, "ManualJournalID", "xero")
     return PostedDocument(
         document_id=journal_id,
         document_type=MANUAL_JOURNAL,
