@@ -29,6 +29,8 @@ import moto.kms.utils
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
+from infra.local import moto_items, moto_query, moto_wire
+
 _parsed: dict[str, Any] = {}
 _listed: dict[tuple[tuple[str, ...], str], list[str]] = {}
 
@@ -141,9 +143,12 @@ def set_up_once() -> Iterator[None]:
     transact = backend.transact_write_items
     backend.transact_write_items = _rolled_back_by_item(transact)  # type: ignore[method-assign,assignment]
     moto.dynamodb.models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
+    moto_serializer = moto_wire.install()
     try:
-        yield
+        with moto_query.narrowed(), moto_items.lighter():
+            yield
     finally:
+        moto_serializer()
         backend.transact_write_items = transact  # type: ignore[method-assign]
         moto.dynamodb.models.copy = copy  # type: ignore[attr-defined]
         botocore.loaders.JSONFileLoader.load_file = load_file
