@@ -36,7 +36,9 @@ _running: ContextVar[tuple[Table, Callable[[], list[Item]], dict[int, tuple[Item
 
 
 def _partition(table: Table, hash_key: DynamoType | None) -> list[Item]:
-    held = table.items.get(hash_key) if hash_key is not None else None
+    if hash_key is None:  # never from a valid key condition; moto's own walk answers (or fails) as it does
+        return _moto_all_items(table)
+    held = table.items.get(hash_key)
     if held is None:
         return []
     return list(held.values()) if table.range_key_attr else [held]  # type: ignore[list-item]

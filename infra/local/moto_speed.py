@@ -12,6 +12,9 @@ a test, a fifth of the suite's).
   cancellation: its cost grew with everything the table holds (66 ms of a 4-item transaction in the
   cold-start benchmark, 15 GetItems' worth; DynamoDB's own cost does not grow with the table). Only the
   items the transaction names are copied now, and only they are put back when it is cancelled.
+- moto's answers made with less work, moto's to the byte (``tests/integration/test_emulator_speed.py``):
+  DynamoDB's JSON responses (``moto_wire``), its Query (``moto_query``), its values' comparisons, weights and
+  projections (``moto_items``), SQS's GetQueueAttributes (``moto_queues``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import moto.kms.utils
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
-from infra.local import moto_items, moto_query, moto_wire
+from infra.local import moto_items, moto_query, moto_queues, moto_wire
 
 _parsed: dict[str, Any] = {}
 _listed: dict[tuple[tuple[str, ...], str], list[str]] = {}
@@ -116,7 +119,7 @@ def _restore(table: Table, hash_value: DynamoType, range_value: DynamoType | Non
 @contextmanager
 def set_up_once() -> Iterator[None]:
     """While open: botocore's data parsed and listed once a process, moto's key pairs made on first use, its
-    transactions' roll-back saving only the items they name."""
+    transactions' roll-back saving only the items they name, its answers made with less work."""
     load_file = botocore.loaders.JSONFileLoader.load_file
     list_services = botocore.loaders.Loader.list_available_services
     private_key = moto.kms.utils.generate_private_key
@@ -145,7 +148,7 @@ def set_up_once() -> Iterator[None]:
     moto.dynamodb.models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
     moto_serializer = moto_wire.install()
     try:
-        with moto_query.narrowed(), moto_items.lighter():
+        with moto_query.narrowed(), moto_items.lighter(), moto_queues.read_once():
             yield
     finally:
         moto_serializer()

@@ -22,6 +22,7 @@ from moto.server import ThreadedMotoServer
 from infra.local import gateway as gateway_module
 from infra.local.devauth import DevIdentityProvider
 from infra.local.gateway import Gateway, GatewayResponse
+from infra.local.moto_speed import set_up_once
 from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
@@ -163,6 +164,7 @@ def start(
     )
 
 
+@set_up_once()  # while it runs: the emulator without its repeated and needless work, its answers moto's
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=3000, help="gateway port (0: any free port)")

@@ -269,3 +269,30 @@ def test_writes_answer_as_moto_does(clients: tuple[Any, Any], data: st.DataObjec
     for _ in range(data.draw(st.integers(1, 8))):
         _same(clients, *data.draw(writes(table)))
     _pages(clients, "scan", {"TableName": table})
+
+
+def test_queue_attributes_answer_as_moto_does() -> None:
+    names = [
+        ["All"],
+        ["ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+        ["RedrivePolicy"],
+        ["ApproximateNumberOfMessages", "QueueArn", "VisibilityTimeout", "FifoQueue"],
+        ["Nonsense"],
+    ]
+    with environment(FAKE_AWS_ENV, drop=("AWS_ENDPOINT_URL",)), mock_aws():
+        sqs = boto3.client("sqs", region_name=REGIONS[0])
+        dead = sqs.create_queue(QueueName="dead")["QueueUrl"]
+        dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        policy = f'{{"deadLetterTargetArn": "{dead_arn}", "maxReceiveCount": 3}}'
+        url = sqs.create_queue(QueueName="work", Attributes={"RedrivePolicy": policy})["QueueUrl"]
+        for delay in (0, 0, 0, 60):
+            sqs.send_message(QueueUrl=url, MessageBody="m", DelaySeconds=delay)
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
+        for queue in (url, dead):
+            for asked in names:
+                request = {"QueueUrl": queue, "AttributeNames": asked}
+                assert _answer(sqs, "get_queue_attributes", request, True) == _answer(
+                    sqs, "get_queue_attributes", request, False
+                )
