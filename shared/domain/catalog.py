@@ -65,6 +65,10 @@ class Product(Model):
     type: str = "component"
     unit_cost: Decimal | None = None
     unit: str = "each"
+    # kept for the user, as a product file gives them (an import writes them; provider imports keep them)
+    reorder_point: Decimal | None = None
+    sale_price: Decimal | None = None
+    barcode: str = ""
     provider_links: dict[str, str] = Field(default_factory=dict)  # provider -> provider item id
     components: tuple[Component, ...] = ()
     # "<provider>:<company id>" -> item id: links to the items of a company connected before a switch of

@@ -1,10 +1,10 @@
 """What importing a product row does to the catalog, decided against a compact index of the catalog.
 
-An import writes five fields of a product (SKU, name, and the type, unit and unit cost when the row gives
-them); everything else a product holds (provider links, components) is kept. To tell created, updated and
-unchanged rows apart without holding every product, the catalog is indexed (`CatalogIndex`) in flat
-arrays: a hash of each normalised SKU, the product's id and digests of the written fields, about 57 bytes
-a product. Full products are read only for the rows that change one."""
+An import writes eight fields of a product (SKU, name, and the type, unit, unit cost, reorder point, sale
+price and barcode when the row gives them); everything else a product holds (provider links, components) is
+kept. To tell created, updated and unchanged rows apart without holding every product, the catalog is
+indexed (`CatalogIndex`) in flat arrays: a hash of each normalised SKU, the product's id and digests of the
+written fields, about 81 bytes a product. Full products are read only for the rows that change one."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from typing import NamedTuple
 from shared.domain.catalog import KIT, Product, sku_key
 from shared.domain.product_rows import ProductRow, ProductType, RowOutcome
 
-_WRITTEN = ("sku", "name", "type", "unit", "unit_cost")
+_DIGESTED = ("unit", "unit_cost", "reorder_point", "sale_price", "barcode")  # each a digest of its own
+_WRITTEN = ("sku", "name", "type", *_DIGESTED)
 _DIGEST_BYTES = 8
 
 
@@ -32,17 +33,22 @@ class CatalogEntry(NamedTuple):
     type: str = Product.model_fields["type"].default
     unit: str = Product.model_fields["unit"].default
     unit_cost: Decimal | None = None
+    reorder_point: Decimal | None = None
+    sale_price: Decimal | None = None
+    barcode: str = Product.model_fields["barcode"].default
 
 
 def catalog_entry(product: Product) -> CatalogEntry:
     return CatalogEntry(product.product_id, *(getattr(product, name) for name in _WRITTEN))
 
 
-# An entry's record in the index's blob, 41 bytes: the product id as a UUID's 16 bytes, then a digest of
-# the SKU and name together (a row always gives both), of the unit and of the unit cost, then the type's
-# code (the types a row can give are few and known: compared exactly, not by digest).
-_ID, _SKU_NAME, _UNIT, _COST, _TYPE = 0, 16, 24, 32, 40
-_RECORD = 41
+# An entry's record in the index's blob, 65 bytes: the product id as a UUID's 16 bytes, then a digest of
+# the SKU and name together (a row always gives both), then one of each _DIGESTED field (a row may give any
+# of them and leave the others blank, which keeps the product's: so each is compared on its own), then the
+# type's code (the types a row can give are few and known: compared exactly, not by digest).
+_ID, _SKU_NAME, _DIGESTS = 0, 16, 24
+_TYPE = _DIGESTS + _DIGEST_BYTES * len(_DIGESTED)
+_RECORD = _TYPE + 1
 _TYPE_CODES = {product_type.value: code for code, product_type in enumerate(ProductType, start=1)}
 _OTHER_TYPE = 0  # a stored type no row can give: any row type changes it
 # a provider bundle's type: kept whatever a row's Type says, as the bundle's components, not a type, are what
@@ -53,11 +59,12 @@ _BUNDLE_TYPE = 255
 class CatalogIndex:
     """The catalog as normalised SKU -> (product id, digests of the written fields), in flat arrays.
 
-    Per product: its SKU's hash (8 bytes, in `_keys`), its 41-byte record in one blob (`_records`), and
+    Per product: its SKU's hash (8 bytes, in `_keys`), its 65-byte record in one blob (`_records`), and
     4 bytes a slot of an open-addressing table (linear probing) of entry numbers kept at most 2/3 full,
-    so 6 to 12 bytes a product: about 57 bytes a product in all, against about 300 for a dict of strings
-    and tuples. A product id that is not a UUID as the service writes them is kept as text on the side.
-    When two products share a normalised SKU the later one read is the one indexed (as a dict would do).
+    so 6 to 12 bytes a product: about 81 bytes a product in all, against about 300 for a dict of strings
+    and tuples (before the reorder point, sale price and barcode were written). A product id that is not
+    a UUID as the service writes them is kept as text on the side. When two products share a normalised
+    SKU the later one read is the one indexed (as a dict would do).
 
     Collision odds. The SKU's hash is Python's 64-bit SipHash of the normalised SKU, keyed afresh in every
     process (the functions leave PYTHONHASHSEED unset), so no SKU can be chosen to collide on purpose. A
@@ -126,7 +133,7 @@ class CatalogIndex:
         if number is None:
             return RowOutcome.CREATED
         base, records = number * _RECORD, self._records
-        if _digest_of(f"{len(row.sku)}:{row.sku}{row.name}") != records[base + _SKU_NAME : base + _UNIT]:
+        if _digest_of(f"{len(row.sku)}:{row.sku}{row.name}") != records[base + _SKU_NAME : base + _DIGESTS]:
             return RowOutcome.UPDATED
         stored_type = records[base + _TYPE]
         if (
@@ -135,10 +142,11 @@ class CatalogIndex:
             and _TYPE_CODES[row.type.value] != stored_type
         ):
             return RowOutcome.UPDATED
-        if row.unit and _digest(row.unit) != records[base + _UNIT : base + _COST]:
-            return RowOutcome.UPDATED
-        if row.unit_cost is not None and _digest(row.unit_cost) != records[base + _COST : base + _TYPE]:
-            return RowOutcome.UPDATED
+        start = base + _DIGESTS
+        for value in _written_values(row)[-len(_DIGESTED) :]:
+            if value is not None and _digest(value) != records[start : start + _DIGEST_BYTES]:
+                return RowOutcome.UPDATED
+            start += _DIGEST_BYTES
         return RowOutcome.UNCHANGED
 
     def outcomes(self, rows: Iterable[ProductRow]) -> list[RowOutcome]:
@@ -177,9 +185,19 @@ def merged(row: ProductRow, base: Product) -> Product:
 
 
 def _written_values(row: ProductRow) -> tuple[str | Decimal | None, ...]:
-    """The row's value of each written field, None where the product keeps its own (an empty unit too)."""
+    """The row's value of each written field (in _WRITTEN's order), None where the product keeps its own
+    (an empty unit or barcode too)."""
     product_type = row.type.value if row.type is not None else None
-    return (row.sku, row.name, product_type, row.unit or None, row.unit_cost)
+    return (
+        row.sku,
+        row.name,
+        product_type,
+        row.unit or None,
+        row.unit_cost,
+        row.reorder_point,
+        row.sale_price,
+        row.barcode or None,
+    )
 
 
 def _record(product_id: bytes, entry: CatalogEntry) -> bytes:
@@ -187,8 +205,7 @@ def _record(product_id: bytes, entry: CatalogEntry) -> bytes:
         (
             product_id,
             _digest_of(f"{len(entry.sku)}:{entry.sku}{entry.name}"),
-            _digest(entry.unit),
-            _digest(entry.unit_cost),
+            *(_digest(getattr(entry, name)) for name in _DIGESTED),
             bytes((_BUNDLE_TYPE if entry.type == KIT else _TYPE_CODES.get(entry.type, _OTHER_TYPE),)),
         )
     )

@@ -102,16 +102,23 @@ def iter_catalog_entries(organisation_id: str) -> Iterator[CatalogEntry]:
 
 
 def _entry(row: dict[str, Any]) -> CatalogEntry:
+    """A product's entry; a product stored before a field was written lacks it, and has its default."""
     defaults = CatalogEntry._field_defaults
-    unit_cost = row.get("unit_cost")
     return CatalogEntry(
         product_id=str(row["product_id"]),
         sku=str(row["sku"]),
         name=str(row["name"]),
         type=str(row.get("type", defaults["type"])),
         unit=str(row.get("unit", defaults["unit"])),
-        unit_cost=None if unit_cost is None else Decimal(unit_cost),
+        unit_cost=_amount(row.get("unit_cost")),
+        reorder_point=_amount(row.get("reorder_point")),
+        sale_price=_amount(row.get("sale_price")),
+        barcode=str(row.get("barcode", defaults["barcode"])),
     )
+
+
+def _amount(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def get_products(organisation_id: str, product_ids: Iterable[str]) -> list[Product]:

@@ -303,11 +303,14 @@ def test_importing_an_item_whose_sku_differs_only_by_case_updates_the_product_no
     api: Api, sandboxes: Sandboxes
 ) -> None:
     connect(api, sandboxes, "qbo")
-    catalog_store.put_products("org-a", [Product(product_id="p-brace", sku="fg-cb-01", name="brace")])
+    mine = {"reorder_point": Decimal(12), "sale_price": Decimal("9.95"), "barcode": "0123456789012"}
+    catalog_store.put_products("org-a", [Product(product_id="p-brace", sku="fg-cb-01", name="brace", **mine)])
     sync(api, "qbo", "items")
     result = _import(api, "qbo", [CORNER_BRACE])
     assert result["created"] == [] and [p["product_id"] for p in result["updated"]] == ["p-brace"]
     assert len(_rows("PRODUCT#")) == 1
+    (product,) = catalog_store.products("org-a")  # what a product file gave it is the user's, kept
+    assert (product.reorder_point, product.sale_price, product.barcode) == tuple(mine.values())
 
 
 def test_importing_items_that_share_a_sku_never_makes_two_products_of_one_sku(

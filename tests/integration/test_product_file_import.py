@@ -13,12 +13,14 @@ import openpyxl
 import pytest
 
 from infra.local.stack import LocalStack
+from shared.aws import table
 from shared.domain import product_import
 from shared.domain.catalog import Component, Product
 from shared.domain.product_changes import catalog_entry
 from shared.domain.product_summary import CHUNK_ROWS
 from shared.store import catalog as store
 from shared.store import dynamo
+from shared.store.keys import org_pk, product_sk
 from tests.conftest import Api
 
 CSV = (
@@ -111,6 +113,54 @@ def test_a_dry_run_counts_what_the_apply_then_does(api: Api, written: list[str])
     assert products["K-9"]["name"] == "Kit of 2" and products["K-9"]["product_id"] == "kept"
     assert products["K-9"]["provider_links"] == {"qbo": "77"} and products["K-9"]["unit"] == "box"
     assert Decimal(products["N-1"]["unit_cost"]) == 3 and products["N-1"]["unit"] == "kg"
+
+
+def test_reorder_points_sale_prices_and_barcodes_are_stored_and_a_blank_keeps_them(
+    api: Api, written: list[str]
+) -> None:
+    header = b"SKU,Name,Unit cost,Reorder point,Sale price,Barcode\n"
+    _upload(api, header + b"A-1,Axle,1.50,10,12.5,0123456789012\nA-2,Bolt,0.10,,,\n", "apply")
+    store.put_products(
+        "org-a", [Product(product_id="kept", sku="K-9", name="Kit", provider_links={"qbo": "77"})]
+    )
+    old = {"pk": org_pk("org-a"), "sk": product_sk("kept")}  # stored before products held these fields
+    table().update_item(Key=old, UpdateExpression="REMOVE reorder_point, sale_price, barcode")
+    assert "barcode" not in table().get_item(Key=old)["Item"]
+    products = {p["sku"]: p for p in api.call("GET", "/products").json()["items"]}
+    assert (products["A-1"]["reorder_point"], products["A-1"]["sale_price"]) == ("10", "12.5")
+    assert products["A-1"]["barcode"] == "0123456789012"
+    assert (products["A-2"]["reorder_point"], products["A-2"]["sale_price"], products["A-2"]["barcode"]) == (
+        None,
+        None,
+        "",
+    )
+    written.clear()
+    # a sale price alone changes A-1; a blank cell keeps the product's value, as it does a unit cost's
+    content = header + b"A-1,Axle,,,13.00,\nA-2,Bolt,,,,\nK-9,Kit,,5,,4006381333931\n"
+
+    dry = _upload(api, content, "dry_run")
+    applied = _upload(api, content, "apply")
+
+    assert _counts(dry) == _counts(applied) == (3, 3, 0, 0, 0, 2, 1)
+    assert dry["row_ranges"] == applied["row_ranges"]
+    assert applied["row_ranges"]["unchanged"] == [[3, 3]]  # every cell blank but SKU and name: kept
+    assert sorted(written) == ["A-1", "K-9"]
+    products = {p["sku"]: p for p in api.call("GET", "/products").json()["items"]}
+    assert products["A-1"]["sale_price"] == "13.00"
+    assert (products["A-1"]["reorder_point"], products["A-1"]["barcode"]) == ("10", "0123456789012")
+    assert products["A-1"]["unit_cost"] == "1.50"
+    assert (products["K-9"]["reorder_point"], products["K-9"]["barcode"]) == ("5", "4006381333931")
+    assert products["K-9"]["provider_links"] == {"qbo": "77"}
+    written.clear()
+
+    same = header + b"A-1,Axle,1.5,10.0,13,0123456789012\nK-9,Kit,,5.00,,4006381333931\n"
+    assert _counts(_upload(api, same, "dry_run")) == (2, 2, 0, 0, 0, 0, 2)  # equal amounts, as unit cost
+    assert _counts(_upload(api, same, "apply")) == (2, 2, 0, 0, 0, 0, 2)
+    assert written == []
+    other = header + b"A-1,Axle,,,,0123456789013\n"
+    dry, applied = _upload(api, other, "dry_run"), _upload(api, other, "apply")
+    assert _counts(dry)[4:] == _counts(applied)[4:] == (0, 1, 0)  # a barcode alone changes it
+    assert store.get_products("org-a", [products["A-1"]["product_id"]])[0].barcode == "0123456789013"
 
 
 def test_a_file_over_the_row_limit_writes_nothing_though_its_first_chunks_were_valid(
@@ -290,4 +340,7 @@ def test_the_catalog_is_indexed_from_pages_of_250_products_holding_only_what_the
         "type",
         "unit",
         "unit_cost",
+        "reorder_point",
+        "sale_price",
+        "barcode",
     }

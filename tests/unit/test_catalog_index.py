@@ -24,7 +24,7 @@ class _Known(NamedTuple):
     kit: bool = False
 
 
-_WRITTEN = ("sku", "name", "type", "unit", "unit_cost")
+_WRITTEN = ("sku", "name", "type", "unit", "unit_cost", "reorder_point", "sale_price", "barcode")
 
 
 def _digest(value: str | Decimal | None) -> bytes:
@@ -45,7 +45,16 @@ def _known(entry: CatalogEntry) -> _Known:
 def _former_outcome(row: ProductRow, known: _Known | None) -> RowOutcome:
     if known is None:
         return RowOutcome.CREATED
-    values = (row.sku, row.name, row.type.value if row.type else None, row.unit or None, row.unit_cost)
+    values = (
+        row.sku,
+        row.name,
+        row.type.value if row.type else None,
+        row.unit or None,
+        row.unit_cost,
+        row.reorder_point,
+        row.sale_price,
+        row.barcode or None,
+    )
     if known.kit:  # a bundle keeps its type whatever the row's
         values = (*values[:2], None, *values[3:])
     for index, value in enumerate(values):
@@ -60,18 +69,32 @@ _NAMES = st.sampled_from(["Axle", "axle", "Bolt", "Bolt ", ""])
 _STORED_TYPES = st.sampled_from([*(t.value for t in ProductType), "kit", "Component"])
 _UNITS = st.sampled_from(["each", "pcs", "kg", "Kg"])
 _COSTS = st.sampled_from([None, Decimal("0"), Decimal("0.00"), Decimal("1.5"), Decimal("1.50"), Decimal("2")])
+_BARCODES = st.sampled_from(["", "0123456789012", "0123456789013"])
 _IDS = st.one_of(st.uuids().map(str), st.sampled_from(["kept", "p1", "A1B2C3D4-0000-4000-8000-000000000000"]))
 
-entries = st.builds(CatalogEntry, _IDS, _SKUS, _NAMES, _STORED_TYPES, _UNITS, _COSTS)
+entries = st.builds(
+    CatalogEntry, _IDS, _SKUS, _NAMES, _STORED_TYPES, _UNITS, _COSTS, _COSTS, _COSTS, _BARCODES
+)
 rows = st.builds(
-    lambda sku, name, product_type, unit, cost: ProductRow(
-        key=sku_key(sku), sku=sku, name=name, type=product_type, unit=unit, unit_cost=cost
+    lambda sku, name, product_type, unit, cost, reorder_point, sale_price, barcode: ProductRow(
+        key=sku_key(sku),
+        sku=sku,
+        name=name,
+        type=product_type,
+        unit=unit,
+        unit_cost=cost,
+        reorder_point=reorder_point,
+        sale_price=sale_price,
+        barcode=barcode,
     ),
     _SKUS,
     _NAMES,
     st.one_of(st.none(), st.sampled_from(ProductType)),
     st.sampled_from([None, "", "each", "pcs", "Kg"]),
     _COSTS,
+    _COSTS,
+    _COSTS,
+    st.one_of(st.none(), _BARCODES),
 )
 
 
@@ -107,7 +130,7 @@ def test_the_table_grows_and_finds_every_product_of_a_large_catalog() -> None:
         assert index.outcome(row) is RowOutcome.UNCHANGED
         assert index.outcome(row.model_copy(update={"unit_cost": Decimal(number + 1)})) is RowOutcome.UPDATED
     assert index.product_id("part-05000") is None
-    assert index.nbytes < 60 * len(index)  # 8-byte hash, 41-byte record, 4-byte slots at 1/3 to 2/3 full
+    assert index.nbytes < 84 * len(index)  # 8-byte hash, 65-byte record, 4-byte slots at 1/3 to 2/3 full
 
 
 def test_a_product_read_again_under_the_same_sku_replaces_the_first() -> None:
