@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
@@ -78,12 +79,8 @@ def _project(self: Item, projection_expressions: list[list[str]]) -> Item:
 @contextmanager
 def lighter() -> Iterator[None]:
     """While open: moto's values compared, weighed and projected as above."""
-    DynamoType.cast_value = property(_cast_value)  # type: ignore[method-assign,assignment]
-    DynamoType.size = _size  # type: ignore[method-assign]
-    Item.project = _project  # type: ignore[method-assign]
-    try:
+    with (
+        patch.multiple(DynamoType, cast_value=property(_cast_value), size=_size),
+        patch.object(Item, "project", _project),
+    ):
         yield
-    finally:
-        DynamoType.cast_value = _moto_cast_value  # type: ignore[method-assign]
-        DynamoType.size = _moto_size  # type: ignore[method-assign]
-        Item.project = _moto_project  # type: ignore[method-assign]

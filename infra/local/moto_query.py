@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+from unittest.mock import patch
 
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -81,12 +82,5 @@ def _size(self: Item) -> int:
 @contextmanager
 def narrowed() -> Iterator[None]:
     """While open: moto's Query starting from its partition (or index), each item weighed once."""
-    Table.query = _query  # type: ignore[method-assign]
-    Table.all_items = _all_items  # type: ignore[method-assign]
-    Item.size = _size  # type: ignore[method-assign]
-    try:
+    with patch.multiple(Table, query=_query, all_items=_all_items), patch.object(Item, "size", _size):
         yield
-    finally:
-        Table.query = _moto_query  # type: ignore[method-assign]
-        Table.all_items = _moto_all_items  # type: ignore[method-assign]
-        Item.size = _moto_size  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
+from unittest.mock import patch
 
 import moto.core.utils
 import moto.sqs.models
@@ -48,15 +49,15 @@ def _get_queue_attributes(self: SQSBackend, queue_name: str, attribute_names: li
         _worked_out.reset(token)
 
 
+_cached_camelcase_to_underscores = lru_cache(maxsize=1024)(_moto_camelcase_to_underscores)
+
+
 @contextmanager
 def read_once() -> Iterator[None]:
     """While open: a queue's attributes worked out once a GetQueueAttributes."""
-    SQSBackend.get_queue_attributes = _get_queue_attributes  # type: ignore[method-assign]
-    Queue.attributes = property(_attributes)  # type: ignore[method-assign,assignment]
-    moto.sqs.models.camelcase_to_underscores = lru_cache(maxsize=1024)(_moto_camelcase_to_underscores)  # type: ignore[attr-defined]
-    try:
+    with (
+        patch.object(SQSBackend, "get_queue_attributes", _get_queue_attributes),
+        patch.object(Queue, "attributes", property(_attributes)),
+        patch.object(moto.sqs.models, "camelcase_to_underscores", _cached_camelcase_to_underscores),
+    ):
         yield
-    finally:
-        SQSBackend.get_queue_attributes = _moto_get_queue_attributes  # type: ignore[method-assign]
-        Queue.attributes = _moto_attributes  # type: ignore[method-assign,assignment]
-        moto.sqs.models.camelcase_to_underscores = _moto_camelcase_to_underscores  # type: ignore[attr-defined]

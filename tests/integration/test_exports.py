@@ -96,6 +96,19 @@ def setup_xero(api: Api, sandboxes: Sandboxes) -> dict[str, str]:
     return {part: by_sku[code] for part, code in XERO_PARTS.items()}
 
 
+def bracket_build(parts: dict[str, str]) -> dict[str, Any]:
+    """Four brackets built from a blank and two bolts each, on BUILT."""
+    return {
+        "product_id": parts["bracket"],
+        "quantity": "4",
+        "built_at": BUILT,
+        "components": [
+            {"product_id": parts["blank"], "quantity_per_unit": "1"},
+            {"product_id": parts["bolt"], "quantity_per_unit": "2"},
+        ],
+    }
+
+
 def record_season(api: Api, parts: dict[str, str]) -> dict[str, str]:
     """A receipt with QA rejections, then a bracket built from it and a shelf built from brackets; returns
     the record id of each export kind (receipt, rejection, bracket, shelf)."""
@@ -124,15 +137,7 @@ def record_season(api: Api, parts: dict[str, str]) -> dict[str, str]:
         api.call(
             "POST",
             "/builds",
-            json_body={
-                "product_id": parts["bracket"],
-                "quantity": "4",
-                "built_at": BUILT,
-                "components": [
-                    {"product_id": parts["blank"], "quantity_per_unit": "1"},
-                    {"product_id": parts["bolt"], "quantity_per_unit": "2"},
-                ],
-            },
+            json_body=bracket_build(parts),
         ),
         201,
     )

@@ -47,7 +47,7 @@ from shared.services import credentials, exports, paging, queue, tokens
 from shared.store import catalog as catalog_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import DEMO_USER, callback, connect, start
-from tests.integration.test_exports import BUILT, RECEIVED, setup_qbo, setup_xero
+from tests.integration.test_exports import RECEIVED, bracket_build, setup_qbo, setup_xero
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 ROOT = Path(__file__).resolve().parents[2]
@@ -398,17 +398,7 @@ def parts_received(world: World) -> None:
 
 
 def build_brackets(world: World) -> GatewayResponse:
-    parts = world.held["parts"]
-    body = {
-        "product_id": parts["bracket"],
-        "quantity": "4",
-        "built_at": BUILT,
-        "components": [
-            {"product_id": parts["blank"], "quantity_per_unit": "1"},
-            {"product_id": parts["bolt"], "quantity_per_unit": "2"},
-        ],
-    }
-    return world.api.call("POST", "/builds", json_body=body)
+    return world.api.call("POST", "/builds", json_body=bracket_build(world.held["parts"]))
 
 
 def change_waste_account(world: World) -> GatewayResponse:
