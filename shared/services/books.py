@@ -494,11 +494,15 @@ def change_of(plan: str) -> Balances:
     }
 
 
-def unplan(organisation_id: str, row: ExportRow, connected: str) -> None:
+def unplan(
+    organisation_id: str, row: ExportRow, connected: str, *, at: str, post_on: str | None
+) -> ExportRow | None:
     """Takes a failed export's plan out of its company's books (``connected``'s, the company connected now,
-    for a plan made before plans named their company), so that a retry plans it on the values of then. The
+    for a plan made before plans named their company) and makes it pending again (dated ``post_on``), in the
+    outbox until its message is queued, in one transaction: its retry plans it on the values of then. The
     true-ups that corrected it stay posted: the next true-up takes their corrections back, and records that
-    it corrects this export by that much (what a reconciliation of an earlier date counts of it)."""
+    it corrects this export by that much (what a reconciliation of an earlier date counts of it). The export
+    as written, or None when another retry took it meanwhile (nothing written)."""
     change = change_of(str(row.plan))
     provider, company = str(row.plan_provider), row.plan_tenant or connected
     corrected = domain.summed(
@@ -508,15 +512,18 @@ def unplan(organisation_id: str, row: ExportRow, connected: str) -> None:
         and other.plan_provider == provider
         and domain.of_company(other.plan_tenant, company)
     )
+    requeue = export_store.requeue_write(
+        organisation_id, row.export_id, from_statuses=("failed",), at=at, post_on=post_on, forget=True
+    )
     for _ in range(MAX_TRIES):
         books = store.get_books(organisation_id, provider, company)
         posted = {a: books.posted.get(a, ZERO) - change.get(a, ZERO) for a in books.posted.keys() | change}
         taken_back = {a: -v for a, v in corrected.items() if v}
         try:
-            store.drop_plan(organisation_id, books, posted, row.export_id, taken_back)
-            return
+            dropped = store.drop_plan(organisation_id, books, posted, row.export_id, taken_back, requeue)
         except store.BooksMoved:
             continue
+        return export_store.requeued(row, at=at, post_on=post_on) if dropped else None
     raise store.BooksMoved()
 
 

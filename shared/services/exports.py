@@ -632,21 +632,26 @@ def retry(
     replan = item.status == "failed" and item.plan is not None and not item.unsure
     if post_on is not None:
         _check_post_on(organisation_id, item, post_on, replan, moment)
-    redated = None
+    at, later = moment.isoformat(), post_on.isoformat() if post_on else None
     if replan and item.plan_type == "adjustment":  # never reached the provider: build it anew
-        store.forget_plan(organisation_id, export_id)
+        requeued = store.requeue(
+            organisation_id, export_id, from_statuses=("failed",), at=at, post_on=later, forget=True
+        )
     elif replan and item.kind != "trueup":  # never reached the provider: plan it on today's values
-        books.unplan(organisation_id, item, (current.tenant_id or "") if current else "")
-    elif replan and post_on is not None and item.plan:  # a true-up keeps its plan: dated later in it
-        redated = posted_on(books.stored_journal(item.plan), post_on).model_dump_json()
-    requeued = store.requeue(
-        organisation_id,
-        export_id,
-        from_statuses=("failed", "pending"),
-        at=moment.isoformat(),
-        post_on=post_on.isoformat() if post_on else None,
-        plan=redated,
-    )
+        connected = (current.tenant_id or "") if current else ""
+        requeued = books.unplan(organisation_id, item, connected, at=at, post_on=later)
+    else:  # its plan kept (a true-up's: dated later in it)
+        redated = None
+        if replan and post_on is not None and item.plan:
+            redated = posted_on(books.stored_journal(item.plan), post_on).model_dump_json()
+        requeued = store.requeue(
+            organisation_id,
+            export_id,
+            from_statuses=("failed", "pending"),
+            at=at,
+            post_on=later,
+            plan=redated,
+        )
     return _queued(organisation_id, item, requeued)
 
 

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field
 
 from shared.aws import table
 from shared.model import Model
+from shared.store.dynamo import transact
 from shared.store.keys import books_check_sk, books_sk, export_sk, org_pk
 from shared.store.sales import zone_dated
 
@@ -177,31 +178,26 @@ def drop_plan(
     posted: dict[str, Decimal],
     export_id: str,
     taken_back: dict[str, Decimal],
-) -> None:
-    """Takes a failed export's plan back out of the books (before a retry plans it anew), with what the
-    next true-up takes back of the corrections made to it."""
-    name, pk = table().name, org_pk(organisation_id)
-    client = table().meta.client
+    requeue: dict[str, Any],
+) -> bool:
+    """Takes a failed export's plan back out of the books (before its retry plans it anew), with what the
+    next true-up takes back of the corrections made to it, and makes it pending again with ``requeue``
+    (``store.exports.requeue_write``, dropping its plan): all or nothing, so that an outage leaves both as
+    they were. False when the export was not failed with a plan (another retry took it meanwhile); raises
+    ``BooksMoved`` when the books changed since they were read."""
     pending = {e: c for e, c in books.taken_back.items() if e != export_id}
-    try:
-        client.transact_write_items(
-            ClientRequestToken=uuid.uuid4().hex,
-            TransactItems=[
-                _books_put(organisation_id, books, posted, pending | {export_id: taken_back}),
-                {
-                    "Update": {
-                        "TableName": name,
-                        "Key": {"pk": pk, "sk": export_sk(export_id)},
-                        "UpdateExpression": "REMOVE #p, plan_exact, plan_provider, plan_tenant",
-                        "ConditionExpression": "#s = :failed AND attribute_exists(#p)",
-                        "ExpressionAttributeNames": {"#p": "plan", "#s": "status"},
-                        "ExpressionAttributeValues": {":failed": "failed"},
-                    }
-                },
-            ],
-        )
-    except client.exceptions.TransactionCanceledException:
-        raise BooksMoved() from None
+    codes = transact(
+        [
+            _books_put(organisation_id, books, posted, pending | {export_id: taken_back}),
+            {"Update": {"TableName": table().name, **requeue}},
+        ],
+        conditions_only=True,  # busy or throttled past its tries: an outage
+    )
+    if codes is None:
+        return True
+    if codes[1:2] == ["ConditionalCheckFailed"]:
+        return False
+    raise BooksMoved()
 
 
 def last_check(organisation_id: str, provider: str) -> str | None:

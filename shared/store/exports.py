@@ -171,19 +171,6 @@ class PlanAgain(Exception):
     books' zone item busy: plan again."""
 
 
-def forget_plan(organisation_id: str, export_id: str) -> None:
-    """A failed export's adjustment is built anew by its retry (a mapping or setting may have been fixed)."""
-    conditional(
-        lambda: table().update_item(
-            Key=_key(organisation_id, export_id),
-            UpdateExpression="REMOVE #p, plan_provider, plan_tenant, plan_type",
-            ConditionExpression="#s = :failed",
-            ExpressionAttributeNames={"#p": "plan", "#s": "status"},
-            ExpressionAttributeValues={":failed": "failed"},
-        )
-    )
-
-
 def mark_queued(organisation_id: str, export_id: str) -> None:
     """Out of the outbox: its message is in the queue."""
     table().update_item(Key=_key(organisation_id, export_id), UpdateExpression="REMOVE gsi1pk, gsi1sk")
@@ -332,7 +319,10 @@ class Gone(NamedTuple):
     why: str
 
 
-def requeue(
+PLAN_ATTRIBUTES = ("#p", "plan_exact", "plan_provider", "plan_tenant", "plan_type")
+
+
+def requeue_write(
     organisation_id: str,
     export_id: str,
     *,
@@ -341,50 +331,72 @@ def requeue(
     post_on: str | None = None,
     gone: Gone | None = None,
     plan: str | None = None,
-) -> ExportRow | None:
-    """pending again (a retry, a resumed wait), only from one of ``from_statuses``, and back in the outbox
-    until its message is queued (``queue.deliver``); ``post_on`` dates its document later (its own date is
-    locked in the provider). ``gone``: a posted export whose document the provider no longer has, still
-    that document (another retry did not post it again meanwhile), posted again as planned: its document is
-    forgotten and it is marked unsure, so its worker searches for the marker before it posts. ``plan``: the
-    kept plan, dated ``post_on`` (a true-up's: it is not planned anew). The export as written, or None when
-    it was in none of ``from_statuses`` (nothing written)."""
+    forget: bool = False,
+) -> dict[str, Any]:
+    """The update making an export pending again (``requeue`` runs it alone; ``store.books.drop_plan`` in
+    the transaction taking its plan out of the books), only from one of ``from_statuses``, and back in the
+    outbox until its message is queued (``queue.deliver``), so that it is queued however the queue answers
+    then. ``post_on`` dates its document later (its own date is locked in the provider). ``gone``: a posted
+    export whose document the provider no longer has, still that document (another retry did not post it
+    again meanwhile), posted again as planned: its document is forgotten and it is marked unsure, so its
+    worker searches for the marker before it posts. ``plan``: the kept plan, dated ``post_on`` (a true-up's:
+    it is not planned anew). ``forget``: its plan is dropped (it never reached the provider; it is planned,
+    or its adjustment built, anew), only while it has one."""
     names = {f":from{i}": s for i, s in enumerate(from_statuses)}
     dated = {":post_on": post_on} if post_on else {}
     outbox = outbox_index(at, organisation_id, export_id)
     sets = "#s = :pending, dead_lettered = :false, updated_at = :at, gsi1pk = :outbox, gsi1sk = :outbox_at"
+    if post_on:
+        sets = f"post_on = :post_on, {sets}"
+    removes: tuple[str, ...] = ()
     condition = f"#s IN ({', '.join(names)})"
     again: dict[str, Any] = {}
     names_of = {"#s": "status"}
+    if plan is not None or forget:
+        names_of["#p"] = "plan"
     if plan is not None:
         sets += ", #p = :plan"
-        names_of["#p"] = "plan"
         again[":plan"] = plan
+    if forget:
+        removes = PLAN_ATTRIBUTES
+        condition += " AND attribute_exists(#p)"
     if gone is not None:
         sets += ", unsure = :true, adopted = :false, last_error = :why"
-        sets += " REMOVE document_id, document_type, document_link, posted_at"
+        removes = ("document_id", "document_type", "document_link", "posted_at")
         condition += " AND document_id = :gone"
         again |= {":true": True, ":why": gone.why, ":gone": gone.document_id}
-    written = conditional(
-        lambda: table().update_item(
-            Key=_key(organisation_id, export_id),
-            UpdateExpression=f"SET {sets}" if not post_on else f"SET post_on = :post_on, {sets}",
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names_of,
-            ExpressionAttributeValues={
-                ":pending": "pending",
-                ":false": False,
-                ":at": at,
-                ":outbox": outbox["gsi1pk"],
-                ":outbox_at": outbox["gsi1sk"],
-                **names,
-                **dated,
-                **again,
-            },
-            ReturnValues="ALL_NEW",
-        )
-    )
+    return {
+        "Key": _key(organisation_id, export_id),
+        "UpdateExpression": f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else ""),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names_of,
+        "ExpressionAttributeValues": {
+            ":pending": "pending",
+            ":false": False,
+            ":at": at,
+            ":outbox": outbox["gsi1pk"],
+            ":outbox_at": outbox["gsi1sk"],
+            **names,
+            **dated,
+            **again,
+        },
+    }
+
+
+def requeue(organisation_id: str, export_id: str, **write: Any) -> ExportRow | None:
+    """Makes the export pending again (``requeue_write``'s arguments): the export as written, or None when
+    it was in none of ``from_statuses`` (nothing written)."""
+    update = requeue_write(organisation_id, export_id, **write)
+    written = conditional(lambda: table().update_item(**update, ReturnValues="ALL_NEW"))
     return _row(written["Attributes"]) if written is not None else None
+
+
+def requeued(row: ExportRow, *, at: str, post_on: str | None) -> ExportRow:
+    """``row`` as ``requeue_write`` with ``forget`` leaves it, for a transaction that wrote it (which answers
+    with nothing)."""
+    fields: dict[str, Any] = {"status": "pending", "dead_lettered": False, "updated_at": at}
+    fields |= dict.fromkeys(("plan", "plan_exact", "plan_provider", "plan_tenant")) | {"plan_type": "journal"}
+    return row.model_copy(update=fields | ({"post_on": post_on} if post_on else {}))
 
 
 def mark_dead_lettered(organisation_id: str, export_id: str) -> None:

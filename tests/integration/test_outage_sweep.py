@@ -45,9 +45,11 @@ from shared.domain.catalog import Product, ProviderItem
 from shared.providers import http
 from shared.services import credentials, exports, paging, queue, tokens
 from shared.store import catalog as catalog_store
+from shared.store import exports as export_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import DEMO_USER, callback, connect, start
 from tests.integration.test_exports import RECEIVED, bracket_build, setup_qbo, setup_xero
+from tests.integration.test_probe_exactly_once import deactivate
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 ROOT = Path(__file__).resolve().parents[2]
@@ -397,6 +399,28 @@ def parts_received(world: World) -> None:
     time_passes(world)  # its export posted
 
 
+def a_refused_receipt(world: World, mode: str = "journals", account: str = "1") -> None:
+    """A receipt's export refused for good (an account it posts to inactive in QBO: it never reached QBO, and
+    is failed with its plan), then the account made active again: a retry plans it anew."""
+    world.held["parts"] = setup_qbo(world.api, world.sandboxes, mode=mode)
+    deactivate(world.sandboxes, "qbo", account, False)
+    assert receive_bolts(world).status == 201
+    time_passes(world)
+    world.patched.setattr(exports, "clock", tokens.utc_now)  # the retry is now, not in those minutes
+    (failed,) = export_store.list_exports("org-a", status="failed")
+    assert failed.plan is not None and not failed.unsure, failed
+    world.held["export_id"] = failed.export_id
+    deactivate(world.sandboxes, "qbo", account, True)
+
+
+def a_refused_adjustment(world: World) -> None:
+    a_refused_receipt(world, mode="inventory_adjustments", account="3")  # its adjustment account
+
+
+def retry_export(world: World) -> GatewayResponse:
+    return world.api.call("POST", f"/exports/{world.held['export_id']}/retry")
+
+
 def build_brackets(world: World) -> GatewayResponse:
     return world.api.call("POST", "/builds", json_body=bracket_build(world.held["parts"]))
 
@@ -519,6 +543,9 @@ REQUESTS: dict[str, Any] = {
     # an apply cut short after writing says the products written stay; applying the file again writes the rest
     "product file": Case(catalog_with_a_linked_product, import_product_file, partial="ImportInterrupted"),
     "provider items as products": Case(synced_items_and_a_product_of_one, import_items),
+    # its plan taken out of the books and the export queued again, or neither
+    "retry of a refused export": Case(a_refused_receipt, retry_export),
+    "retry of a refused inventory adjustment": Case(a_refused_adjustment, retry_export),
 }
 
 
