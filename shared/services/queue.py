@@ -21,6 +21,9 @@ from shared.store import exports as export_store
 
 MAX_REASON = 1000  # characters of a dead letter's reason attribute
 SWEEP_AFTER = timedelta(minutes=1)  # younger rows may still be queued by the request that wrote them
+# times the sweep queues anew an export whose worker was stopped at every delivery of its message (SQS
+# dead-letters a message after its fifth receive): then it fails, with the reason, after 15 attempts
+MAX_ORPHANED = 2
 
 
 def export_id_for(organisation_id: str, kind: str, record_id: str) -> str:
@@ -67,12 +70,17 @@ def dead_letter(body: str, reason: str, **attributes: str) -> None:
     )
 
 
-def deliver(job: ExportJob) -> bool:
-    """Queues the export and takes it out of the outbox; False (logged) when the queue can't be reached."""
+def deliver(job: ExportJob, *, dead_claim: int | None = None) -> bool:
+    """Queues the export and takes it out of the outbox; False (logged) when the queue can't be reached.
+    ``dead_claim``: the lease of the claim whose worker was stopped (an orphan the sweep found), counted
+    (``MAX_ORPHANED``)."""
     export_id = export_id_for(job.organisation_id, job.kind, job.record_id)
     try:
         enqueue(job)
-        export_store.mark_queued(job.organisation_id, export_id)
+        if dead_claim is None:
+            export_store.mark_queued(job.organisation_id, export_id)
+        else:
+            export_store.mark_orphan_queued(job.organisation_id, export_id, dead_claim)
     except Exception:  # an outage: the outbox keeps it and the sweep queues it later
         logger.warning(
             "export left in the outbox for the sweep", extra={"export_id": export_id}, exc_info=True
@@ -82,9 +90,37 @@ def deliver(job: ExportJob) -> bool:
 
 
 def sweep(now: datetime) -> int:
-    """Queues every export the outbox still holds from before a minute ago; how many."""
+    """Queues every export the outbox still holds from before a minute ago; how many. One whose claim was
+    never settled (its worker was stopped at every delivery, and SQS dead-lettered its message) is queued
+    anew ``MAX_ORPHANED`` times, then fails with the reason: a provider that never answers in time ends
+    in a state a person sees, not in a cycle."""
     queued = 0
     for row in export_store.unqueued((now - SWEEP_AFTER).isoformat()):
         job = ExportJob(organisation_id=row.organisation_id, kind=row.kind, record_id=row.record_id)
-        queued += deliver(job)
+        if row.status != "posting":
+            queued += deliver(job)
+        elif row.orphaned < MAX_ORPHANED:
+            queued += deliver(job, dead_claim=row.lease_until)
+        else:
+            _give_up(row, job, now)
     return queued
+
+
+def _give_up(row: export_store.ExportRow, job: ExportJob, now: datetime) -> None:
+    reason = (
+        f"gave up after {row.attempts} attempts, each stopped before it finished (the provider held the "
+        "connection past the export function's time limit); it may have reached the provider: a retry "
+        "looks for it there before it posts"
+    )
+    try:
+        failed = export_store.give_up_orphan(
+            row.organisation_id, row.export_id, lease_until=row.lease_until, reason=reason, at=now.isoformat()
+        )
+        if failed:
+            logger.warning("export failed", extra={"export_id": row.export_id, "reason": reason})
+            dead_letter(job.model_dump_json(), reason, export_id=row.export_id)
+            export_store.mark_dead_lettered(row.organisation_id, row.export_id)
+    except Exception:  # an outage: still in the outbox (or failed, its DLQ message not sent: said so)
+        logger.warning(
+            "orphaned export left for the next sweep", extra={"export_id": row.export_id}, exc_info=True
+        )

@@ -76,6 +76,7 @@ class ExportRow(ExportView):
     plan_exact: str | None = None  # the exact values the plan stood for, or a true-up's corrected exports
     lease_until: int = 0
     dead_lettered: bool = False
+    orphaned: int = 0  # times the outbox sweep queued it anew, its worker stopped each time, since it settled
     post_on: str | None = None  # a later date a person chose for a document whose own date is locked
 
     def view(self) -> ExportView:
@@ -174,6 +175,44 @@ class PlanAgain(Exception):
 def mark_queued(organisation_id: str, export_id: str) -> None:
     """Out of the outbox: its message is in the queue."""
     table().update_item(Key=_key(organisation_id, export_id), UpdateExpression="REMOVE gsi1pk, gsi1sk")
+
+
+def mark_orphan_queued(organisation_id: str, export_id: str, lease_until: int) -> None:
+    """Out of the outbox, and counted: a claim (its lease ``lease_until``) whose worker was stopped before it
+    settled is queued anew; unless another claim took the export over meanwhile (the outbox place is its)."""
+    conditional(
+        lambda: table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="REMOVE gsi1pk, gsi1sk ADD orphaned :one",
+            ConditionExpression="#s = :posting AND lease_until = :lease",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":posting": "posting", ":lease": lease_until, ":one": 1},
+        )
+    )
+
+
+def give_up_orphan(organisation_id: str, export_id: str, *, lease_until: int, reason: str, at: str) -> bool:
+    """Settles failed, with ``reason``, an export whose claim (its lease ``lease_until``) was never settled,
+    and out of the outbox; ``unsure`` stays as the claim left it (set: a retry searches first). False when
+    another claim took it over meanwhile."""
+    written = conditional(
+        lambda: table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="SET #s = :failed, last_error = :reason, dead_lettered = :false, "
+            "updated_at = :at REMOVE lease_owner, lease_until, gsi1pk, gsi1sk, orphaned",
+            ConditionExpression="#s = :posting AND lease_until = :lease",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":failed": "failed",
+                ":reason": reason,
+                ":false": False,
+                ":at": at,
+                ":posting": "posting",
+                ":lease": lease_until,
+            },
+        )
+    )
+    return written is not None
 
 
 def unqueued(before: str) -> list[ExportRow]:
@@ -303,7 +342,7 @@ def settle(organisation_id: str, export_id: str, *, owner: str, status: str, fie
     written = conditional(
         lambda: table().update_item(
             Key=_key(organisation_id, export_id),
-            UpdateExpression=f"SET {sets} REMOVE lease_owner, lease_until, gsi1pk, gsi1sk",
+            UpdateExpression=f"SET {sets} REMOVE lease_owner, lease_until, gsi1pk, gsi1sk, orphaned",
             ConditionExpression="#s = :posting AND lease_owner = :owner",
             ExpressionAttributeNames={"#s": "status", **names},
             ExpressionAttributeValues={":status": status, ":posting": "posting", ":owner": owner, **values},

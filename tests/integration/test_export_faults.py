@@ -27,7 +27,7 @@ from infra.sandboxes.xero_demo import AU_TENANT_ID
 from shared.bodies import ExportSettingsRequest
 from shared.domain.catalog import Product
 from shared.providers.qbo import api as qbo_api
-from shared.services import export_settings, exports
+from shared.services import export_settings, exports, queue
 from shared.store import catalog as catalog_store
 from shared.store import settings as settings_store
 from tests.conftest import Api, Sandboxes
@@ -710,15 +710,9 @@ class LambdaTimeout(BaseException):
     """Lambda stops the function where it stands: no handler of the service's runs."""
 
 
-def test_an_export_whose_every_delivery_times_out_is_not_lost_when_sqs_dead_letters_its_message(
-    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A provider that holds its connections (a read timeout of 20 s, retried) outlasts the function's 30 s:
-    Lambda stops every delivery, so the service never gives up on it itself, and after its fifth receive SQS
-    moves the message to the DLQ by itself. The export is not left ``posting`` with nothing to bring it back:
-    once the provider answers again, the outbox sweep queues it anew and it posts once."""
-    receipt(api, setup(api, sandboxes, "xero"))
-    sandbox = sandboxes.xero
+def provider_holding_its_writes(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """The Xero sandbox holding every journal write past the function's time limit (Lambda stops the
+    function there); what makes it answer again."""
     handle = sandbox.handle
 
     def hanging(request: httpx.Request) -> httpx.Response:
@@ -728,7 +722,13 @@ def test_an_export_whose_every_delivery_times_out_is_not_lost_when_sqs_dead_lett
         return response
 
     monkeypatch.setattr(sandbox, "handle", hanging)
-    sqs, url, moment = boto3.client("sqs"), aws.physical("ExportQueue"), exports.clock()
+    return lambda: monkeypatch.setattr(sandbox, "handle", handle)
+
+
+def every_delivery_stopped(aws: LocalStack, monkeypatch: pytest.MonkeyPatch, moment: datetime) -> datetime:
+    """Each delivery of the export queue's messages stopped by Lambda, each back after the queue's visibility
+    timeout, until SQS moved them to the DLQ by itself (after their fifth receive); the time then."""
+    sqs, url = boto3.client("sqs"), aws.physical("ExportQueue")
     while messages := receive(aws):
         with pytest.raises(LambdaTimeout):
             invoke(aws, messages)
@@ -737,10 +737,56 @@ def test_an_export_whose_every_delivery_times_out_is_not_lost_when_sqs_dead_lett
         sqs.change_message_visibility(
             QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0
         )
+    return moment
+
+
+def test_an_export_whose_every_delivery_times_out_is_not_lost_when_sqs_dead_letters_its_message(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that holds its connections (a read timeout of 20 s, retried) outlasts the function's 30 s:
+    Lambda stops every delivery, so the service never gives up on it itself, and after its fifth receive SQS
+    moves the message to the DLQ by itself. The export is not left ``posting`` with nothing to bring it back:
+    once the provider answers again, the outbox sweep queues it anew and it posts once."""
+    receipt(api, setup(api, sandboxes, "xero"))
+    answering = provider_holding_its_writes(sandboxes.xero, monkeypatch)
+    moment = every_delivery_stopped(aws, monkeypatch, exports.clock())
     assert receive(aws, "ExportDeadLetterQueue") and the_export(api)["attempts"] == 5
 
-    monkeypatch.setattr(sandbox, "handle", handle)  # the provider answers again
+    answering()
     Scheduler(aws).fire("ExportFunction", moment + timedelta(minutes=2))
+    assert deliver(aws) == 1
+    posted_once(api, sandboxes, "xero")
+
+
+def test_an_export_whose_every_delivery_times_out_for_good_fails_with_the_reason(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the provider never answers in time: the outbox sweep queues the export anew
+    ``MAX_ORPHANED`` times, then it ends failed with the reason (its job in the DLQ with it), and nothing
+    queues it again; once the provider answers, a person's retry looks for it there first, and posts it."""
+    receipt(api, setup(api, sandboxes, "xero"))
+    answering = provider_holding_its_writes(sandboxes.xero, monkeypatch)
+    moment, sweep = exports.clock(), Scheduler(aws)
+    for swept in range(queue.MAX_ORPHANED + 1):
+        moment = every_delivery_stopped(aws, monkeypatch, moment) + timedelta(minutes=2)
+        assert the_export(api)["status"] == "posting"
+        assert sweep.fire("ExportFunction", moment) == {"queued": int(swept < queue.MAX_ORPHANED)}
+
+    export = the_export(api)
+    attempts = 5 * (queue.MAX_ORPHANED + 1)
+    assert export["status"] == "failed" and export["attempts"] == attempts, export
+    assert export["last_error"].startswith(f"gave up after {attempts} attempts, each stopped before it")
+    reasons = [
+        (m["MessageAttributes"]["reason"]["StringValue"], m["MessageAttributes"]["export_id"]["StringValue"])
+        for m in receive(aws, "ExportDeadLetterQueue")
+        if "MessageAttributes" in m  # the others: those SQS moved by itself
+    ]
+    assert reasons == [(export["last_error"], export["export_id"])]
+    assert sweep.fire("ExportFunction", moment + timedelta(hours=1)) == {"queued": 0}
+    assert receive(aws) == []
+
+    answering()
+    ok(api.call("POST", f"/exports/{export['export_id']}/retry"))
     assert deliver(aws) == 1
     posted_once(api, sandboxes, "xero")
 
