@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from infra.sandboxes.xero_books import Organisation, Record, ms_date, parse_date
+from infra.sandboxes.xero_books import IN_THE_BOOKS, Organisation, Record, ms_date, parse_date
 
 SECTIONS = (
     ("Revenue", "REVENUE"),
@@ -41,7 +41,7 @@ def _entries(org: Organisation, until: date, payments_only: bool) -> list[tuple[
     entries: list[tuple[str, date, Decimal]] = []
     for journal in org.records["ManualJournals"].values():
         on = parse_date(journal["Date"])
-        if journal["Status"] != "POSTED" or on > until:
+        if journal["Status"] not in IN_THE_BOOKS or on > until:
             continue
         if payments_only and not journal.get("ShowOnCashBasisReports", True):
             continue

@@ -170,3 +170,21 @@ def test_an_inventory_adjustment_deleted_in_quickbooks_is_named_and_posted_again
     after = ok(api.call("GET", "/reconciliation"))
     assert after["deleted"] == [] and after["status"] == "explained"
     assert next(i for i in after["items"] if i["product_id"] == bracket) == bracket_item
+
+
+def test_a_journal_archived_in_xero_stays_in_the_books_and_is_not_posted_again(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Archiving hides a posted journal in Xero, and only voiding reverses one (``xero.postings.NOT_IN_BOOKS``
+    cites the source): the books check finds nothing changed, and a retry of its export is refused."""
+    two_receipts_posted(api, aws, sandboxes, minutes, "xero")
+    status, earlier = reconciled(api)
+    first = posted(api)["R-1"]
+    archived = {"Status": "ARCHIVED"}
+    sandboxes.xero.edit_record(AU_TENANT_ID, "ManualJournals", first["document_id"], archived)
+    minutes.next()
+    assert reconciled(api) == (status, earlier)
+    refused = api.call("POST", f"/exports/{first['export_id']}/retry")
+    assert refused.status == 409 and "still there" in refused.json()["message"], refused.body
+    Poller(aws).drain()
+    assert posted(api)["R-1"] == first

@@ -358,6 +358,27 @@ def test_a_xero_search_answered_without_its_manual_journals_is_no_proof_of_none_
     assert export["adopted"] and (deliveries, export["attempts"]) == (3, 3)
 
 
+def test_a_lost_write_whose_journal_a_person_archived_in_xero_is_adopted_not_posted_again(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """Archiving hides a posted journal in Xero; it stays in the books (only voiding reverses one:
+    ``xero.postings.NOT_IN_BOOKS`` cites the source): the search after a lost write adopts it, rather than
+    posting the receipt's value a second time."""
+    receipt(api, setup(api, sandboxes, "xero"))
+    sandboxes.xero.inject("lost_response", method="PUT", path_prefix=WRITES["xero"])
+    (message,) = receive(aws)
+    assert invoke(aws, [message]) == {message["MessageId"]}  # the write's answer lost: it comes back
+    (journal,) = documents(sandboxes, "xero")
+    archived = {"Status": "ARCHIVED"}
+    sandboxes.xero.edit_record(AU_TENANT_ID, "ManualJournals", journal["ManualJournalID"], archived)
+    boto3.client("sqs").change_message_visibility(
+        QueueUrl=aws.physical("ExportQueue"), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+    )
+    assert deliver(aws) == 1
+    export = posted_once(api, sandboxes, "xero")
+    assert export["adopted"] and export["document_id"] == journal["ManualJournalID"]
+
+
 @PROVIDERS
 def test_a_write_answered_without_the_document_it_made_is_found_by_the_search_not_posted_again(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, provider: str

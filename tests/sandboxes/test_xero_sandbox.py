@@ -727,6 +727,7 @@ def test_journal_line_amounts_are_rounded_to_cents_before_they_are_balanced(
     [
         ("DRAFT", [("POSTED", 200), ("DRAFT", 400), ("DELETED", 400), ("VOIDED", 200), ("POSTED", 400)]),
         ("DRAFT", [("VOIDED", 400), ("DELETED", 200), ("POSTED", 400), ("DRAFT", 400)]),
+        ("POSTED", [("ARCHIVED", 400), ("POSTED", 200)]),  # the API's archive: UNSURE, refused
         ("DELETED", []),
         ("VOIDED", []),
     ],
@@ -1444,6 +1445,25 @@ def test_trial_balance_reports_posted_journals_up_to_the_date(client: httpx.Clie
 
     november = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-11-30"}, headers=api(tokens))
     assert report_rows(november.json()["Reports"][0])[cogs] == ["7.00", "", "162.50", ""]
+
+
+def test_a_journal_a_person_archives_stays_in_the_trial_balance(
+    client: httpx.Client, sandbox: XeroSandbox
+) -> None:
+    """Xero Central: posted journals "that you don't need to see" are archived on the Posted tab, and only
+    voided ones are reversed from the general ledger; a draft is deleted, never archived."""
+    tokens = connect(client, scope=f"{SCOPE} accounting.reports.trialbalance.read")
+    created = put_journals(client, tokens, journal(Status="POSTED"), journal("Draft", "99.00"))
+    posted, draft = (j["ManualJournalID"] for j in created.json()["ManualJournals"])
+    before = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+
+    archived = sandbox.edit_record(AU_TENANT_ID, "ManualJournals", posted, {"Status": "ARCHIVED"})
+
+    assert archived["Status"] == "ARCHIVED"
+    after = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+    assert report_rows(after.json()["Reports"][0]) == report_rows(before.json()["Reports"][0]) != {}
+    with pytest.raises(AdminError, match="cannot be applied"):
+        sandbox.edit_record(AU_TENANT_ID, "ManualJournals", draft, {"Status": "ARCHIVED"})
 
 
 def test_trial_balance_needs_a_reports_scope(client: httpx.Client, tokens: dict[str, Any]) -> None:

@@ -24,7 +24,13 @@ from shared.providers.xero.mapping import where_literal
 
 MANUAL_JOURNAL = "ManualJournal"
 GONE = ("DELETED", "VOIDED")
-NOT_IN_BOOKS = (*GONE, "DRAFT")  # a draft (a copy of a voided journal keeps its marker) posts nothing
+# a draft (a copy of a voided journal keeps its marker) posts nothing. ARCHIVED is not here: a person
+# archives posted journals "that you don't need to see", on the Posted tab, while "voided journals are
+# reversed from the general ledger" (Xero Central, "Void or archive multiple journals",
+# help.xero.com/au/ManualJournals-VoidArchive): an archived journal is still posted, and adopting it leaves
+# the books whole (the status codes at developer.xero.com/documentation/api/accounting/types describe
+# DRAFT, POSTED, DELETED and VOIDED only; that archiving never reverses a journal: UNSURE, no page says so)
+NOT_IN_BOOKS = (*GONE, "DRAFT")
 
 
 def _url(urls: ProviderUrls) -> str:
@@ -102,7 +108,8 @@ def find_posting(
 def journals_gone(api: XeroApi, session: Session, document_ids: Iterable[str]) -> set[str]:
     """Of these manual journals, the ones the organisation's books no longer hold: Xero keeps a voided (or
     deleted) journal with that status (ManualJournal Status: DRAFT, POSTED, DELETED, VOIDED, ARCHIVED in the
-    spec), so those are read, a page of ``PAGE`` at a time, and matched by id."""
+    spec), so those are read, a page of ``PAGE`` at a time, and matched by id. An archived journal is still
+    posted (``NOT_IN_BOOKS`` cites the source): not gone, so its export is not posted again."""
     wanted = set(document_ids)
     if not wanted:
         return set()
