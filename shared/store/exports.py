@@ -173,8 +173,17 @@ class PlanAgain(Exception):
 
 
 def mark_queued(organisation_id: str, export_id: str) -> None:
-    """Out of the outbox: its message is in the queue."""
-    table().update_item(Key=_key(organisation_id, export_id), UpdateExpression="REMOVE gsi1pk, gsi1sk")
+    """Out of the outbox: its message is in the queue; unless a worker claimed it meanwhile (its message
+    was received at once), whose claim keeps it there until it is settled (``claim``)."""
+    conditional(
+        lambda: table().update_item(
+            Key=_key(organisation_id, export_id),
+            UpdateExpression="REMOVE gsi1pk, gsi1sk",
+            ConditionExpression="#s = :pending",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":pending": "pending"},
+        )
+    )
 
 
 def mark_orphan_queued(organisation_id: str, export_id: str, lease_until: int) -> None:

@@ -13,9 +13,12 @@ from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import DEMO_REALM_ID
 from shared import aws as shared_aws
+from shared.contracts import ExportJob
+from shared.services import queue
+from shared.store import exports as export_store
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_dependency_outages import client_error, fail_calls  # noqa: F401 (a fixture)
-from tests.integration.test_exports import ok, record_season, setup_qbo
+from tests.integration.test_exports import RECEIVED, ok, record_season, setup_qbo
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
@@ -86,3 +89,45 @@ def test_a_retry_during_a_queue_outage_is_kept_in_the_outbox_and_posted_once(
     Poller(aws).drain()
     (done,) = [e for e in ok(api.call("GET", "/exports"))["items"] if e["export_id"] == export["export_id"]]
     assert done["status"] == "posted"
+
+
+def test_an_export_claimed_before_its_request_took_it_out_of_the_outbox_stays_there_for_its_worker(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker may receive an export's message and claim it before the request that sent it takes it out
+    of the outbox: that claim keeps it there (until it is settled), so a worker stopped at every delivery
+    still has the sweep bring the export back; before, the request took it out, and it stayed posting."""
+    parts = setup_qbo(api, sandboxes)
+    send = queue.enqueue
+    now = datetime.now(UTC) - timedelta(minutes=10)  # its lease, and the queue's visibility, over since
+
+    def received_at_once(job: ExportJob, *, delay_seconds: int = 0) -> None:
+        send(job, delay_seconds=delay_seconds)
+        export_id = queue.export_id_for(job.organisation_id, job.kind, job.record_id)
+        claimed = export_store.claim(  # as the worker does first; Lambda then stops it at every delivery
+            job.organisation_id,
+            export_id,
+            owner="a stopped worker",
+            now=int(now.timestamp()),
+            lease_s=60,
+            at=now.isoformat(),
+            orphaned_at=(now + timedelta(seconds=180)).isoformat(),
+        )
+        assert claimed is not None
+
+    monkeypatch.setattr(queue, "enqueue", received_at_once)
+    line = {"product_id": parts["bolt"], "quantity": "10", "unit_cost": "0.50"}
+    ok(api.call("POST", "/receipts", json_body={"received_at": RECEIVED, "lines": [line]}), 201)
+    monkeypatch.setattr(queue, "enqueue", send)
+    sqs, url = shared_aws.client("sqs"), aws.physical("ExportQueue")
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])  # dead-lettered by SQS
+    (export,) = ok(api.call("GET", "/exports"))["items"]
+    assert export["status"] == "posting"
+
+    assert Scheduler(aws).fire("ExportFunction", datetime.now(UTC)) == {"queued": 1}
+    Poller(aws).drain()
+    (export,) = ok(api.call("GET", "/exports"))["items"]
+    assert export["status"] == "posted", export
+    journals = sandboxes.qbo.list_records(DEMO_REALM_ID, "JournalEntry")
+    assert [j["Id"] for j in journals if j["DocNumber"] == export["export_id"]] == [export["document_id"]]
