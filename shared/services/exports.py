@@ -520,11 +520,12 @@ def _wait(attempt: _Attempt, connection: Connection | None, reason: str) -> Expo
     return ExportOutcome(export_id=export_id, status="waiting")
 
 
-def _resume(organisation_id: str, export_id: str, job: ExportJob, moment: datetime) -> bool:
-    if not store.requeue(organisation_id, export_id, from_statuses=("waiting",), at=moment.isoformat()):
-        return False
-    deliver(job)  # back in the outbox first: an SQS outage only delays it (the sweep queues it)
-    return True
+def _resume(organisation_id: str, export_id: str, job: ExportJob, moment: datetime) -> ExportRow | None:
+    """A waiting export pending again, as written (None: it was not waiting)."""
+    resumed = store.requeue(organisation_id, export_id, from_statuses=("waiting",), at=moment.isoformat())
+    if resumed is not None:
+        deliver(job)  # back in the outbox first: an SQS outage only delays it (the sweep queues it)
+    return resumed
 
 
 def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None = None) -> int:
@@ -535,7 +536,7 @@ def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None 
         if item.provider not in (provider, "none"):
             continue
         job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
-        resumed += _resume(organisation_id, item.export_id, job, moment)
+        resumed += _resume(organisation_id, item.export_id, job, moment) is not None
     if resumed:
         logger.info("waiting exports resumed", extra={"organisation_id": organisation_id, "count": resumed})
     return resumed
@@ -606,8 +607,9 @@ def retry(
     )
     if item.status == "waiting" and for_current and current is not None and current.status == "connected":
         job = ExportJob(organisation_id=organisation_id, kind=item.kind, record_id=item.record_id)
-        _resume(organisation_id, export_id, job, moment)
-        return (store.get_export(organisation_id, export_id) or item).view()
+        # answered as written: a read failing after it must not say nothing was changed (503)
+        resumed = _resume(organisation_id, export_id, job, moment)
+        return (resumed or store.get_export(organisation_id, export_id) or item).view()
     if item.status == "waiting":  # its reason says what it waits for: connecting (that company) resumes it
         raise Conflict(
             f"export {export_id} is {item.last_error or 'waiting for a connection'}; no retry is needed"

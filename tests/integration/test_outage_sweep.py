@@ -417,6 +417,25 @@ def a_refused_adjustment(world: World) -> None:
     a_refused_receipt(world, mode="inventory_adjustments", account="3")  # its adjustment account
 
 
+def a_waiting_export(world: World) -> None:
+    """A receipt's export waiting for the connection (revoked in QBO), and a reconnect whose resume of it
+    failed: a retry resumes it."""
+    qbo_export_ready(world)
+    world.sandboxes.qbo.revoke_realm(DEMO_REALM_ID)
+    assert receive_bolts(world).status == 201
+    time_passes(world)
+    world.patched.setattr(exports, "clock", tokens.utc_now)  # the retry is now, not in those minutes
+
+    def throttled(*args: Any, **kwargs: Any) -> int:
+        raise _error(2, "Query")
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(exports, "resume_waiting", throttled)
+        connected_qbo(world)
+    (waiting,) = export_store.list_exports("org-a", status="waiting")
+    world.held["export_id"] = waiting.export_id
+
+
 def retry_export(world: World) -> GatewayResponse:
     return world.api.call("POST", f"/exports/{world.held['export_id']}/retry")
 
@@ -546,6 +565,7 @@ REQUESTS: dict[str, Any] = {
     # its plan taken out of the books and the export queued again, or neither
     "retry of a refused export": Case(a_refused_receipt, retry_export),
     "retry of a refused inventory adjustment": Case(a_refused_adjustment, retry_export),
+    "retry of a waiting export": Case(a_waiting_export, retry_export),
 }
 
 
