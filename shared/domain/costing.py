@@ -143,12 +143,27 @@ class MarginReport(Model):
     totals: Figures
 
 
-def movement_id(document: SaleDocument, line: SaleLine) -> str:
-    return line_movement_id(document.document_id, line.line_id)
+def movement_id(document_id: str, position: int, line_id: str) -> str:
+    """The id of the stock movement of the line ``line_id``, at ``position`` (from 0) in its sales document.
+
+    The ledger orders one document's movements (one time, one seq) by id: the position comes first,
+    zero-padded, so lines of one product take their stock in the document's order (line "2" listed before
+    line "10" draws first, as it did not when ids were compared as text). Nine digits hold any document: a
+    stored one is one DynamoDB item (400 KB: a few thousand lines), a kit line one line per component (a kit
+    is one catalog item: some thousands at most). A document's lines of one product draw the same lots
+    whatever their order, so a document stored before (costed in its lines' text order) keeps its cost of
+    goods sold per day and account: only which of its lines bears which lot changes."""
+    return f"{document_id}/{position:09d}/{line_id}"
 
 
-def line_movement_id(document_id: str, line_id: str) -> str:
-    """The id of the stock movement of a sales document's line."""
+def line_of(document_id: str, movement: str) -> str:
+    """The line id of a movement of a sales document (``movement_id``'s inverse)."""
+    return movement.removeprefix(f"{document_id}/").partition("/")[2]
+
+
+def restocked_lot(document_id: str, line_id: str) -> str:
+    """The lot a credit's line restocks when it matches no sale: named by its document and line, as shown in
+    margins and the stock's lots (its movement id orders it; this names it)."""
     return f"{document_id}/{line_id}"
 
 
@@ -172,8 +187,8 @@ def sale_movements(
     units move nowhere (written off, or no lot to cost them)."""
     lines, issues = _valid_lines(document)
     movements: list[AnyMovement] = []
-    for line in lines:
-        mid, product = movement_id(document, line), line.product_id or ""
+    for position, line in lines:
+        mid, product = movement_id(document.document_id, position, line.line_id), line.product_id or ""
         if unmatched(document, line):
             unit = (restock_costs or {}).get(product) if document.restock else None
             if unit is not None:
@@ -187,7 +202,7 @@ def sale_movements(
                         seq=document.seq,
                         product_id=product,
                         quantity=line.quantity,
-                        lot_id=mid,
+                        lot_id=restocked_lot(document.document_id, line.line_id),
                         lot_code=f"returned on {document.document_id}",
                         cost=cost,
                     )
@@ -219,20 +234,21 @@ def sale_movements(
     return movements, issues
 
 
-def _valid_lines(document: SaleDocument) -> tuple[list[SaleLine], list[str]]:
-    """The lines that move stock (none once voided or deleted), and the issues of the lines left out."""
+def _valid_lines(document: SaleDocument) -> tuple[list[tuple[int, SaleLine]], list[str]]:
+    """The lines that move stock (none once voided or deleted), each with its position in the document, and
+    the issues of the lines left out."""
     if document.status != "active":
         return [], []
-    valid: list[SaleLine] = []
+    valid: list[tuple[int, SaleLine]] = []
     issues = []
     seen: set[str] = set()
-    for line in document.lines:
+    for position, line in enumerate(document.lines):
         problem = _line_problem(line, seen)
         seen.add(line.line_id)
         if problem:
             issues.append(f"line {line.line_id} {problem}: left out of costing")
         else:
-            valid.append(line)
+            valid.append((position, line))
     return valid, issues
 
 
@@ -307,7 +323,7 @@ def _restock_costs(ledger: Ledger, credit: SaleDocument) -> dict[str, Decimal]:
     """Per product of the credit, the exact unit cost of its latest lot (received, built or restocked by
     another credit) placed before the credit, whose own cost is complete; products with none are left out."""
     costs = {}
-    for line in _valid_lines(credit)[0]:
+    for _, line in _valid_lines(credit)[0]:
         product = line.product_id or ""
         lot = next((e for e in reversed(ledger.entries(product)) if _earlier_lot(ledger, e, credit)), None)
         if lot is not None:
@@ -352,11 +368,12 @@ def _document_margin(ledger: Ledger, document: SaleDocument, home_currency: str)
     returns: list[UnmatchedReturn] = []
     if rate is not None:
         sign = -1 if document.kind == "credit_note" else 1
-        for line in valid:
+        for position, line in valid:
+            mid = movement_id(document.document_id, position, line.line_id)
             if unmatched(document, line):
-                margin = _unmatched_line(ledger, document, line, rate, issues, returns)
+                margin = _unmatched_line(ledger, document, line, mid, rate, issues, returns)
             else:
-                margin = _line_margin(ledger, document, line, rate, sign, issues)
+                margin = _line_margin(ledger, document, line, mid, rate, sign, issues)
             if margin is not None:
                 lines.append(margin)
     return DocumentMargin(
@@ -381,13 +398,19 @@ def _rate(document: SaleDocument, home_currency: str, issues: list[str]) -> Deci
 
 
 def _line_margin(
-    ledger: Ledger, document: SaleDocument, line: SaleLine, rate: Decimal, sign: int, issues: list[str]
+    ledger: Ledger,
+    document: SaleDocument,
+    line: SaleLine,
+    mid: str,
+    rate: Decimal,
+    sign: int,
+    issues: list[str],
 ) -> LineMargin | None:
     net = _revenue(line, rate, issues)
     if net is None:
         return None
     try:
-        (entry,) = ledger.entries_of(movement_id(document, line))
+        (entry,) = ledger.entries_of(mid)
     except UnknownMovement:
         issues.append(f"line {line.line_id} is not in the ledger yet: apply the document first")
         return None
@@ -407,7 +430,7 @@ def _line_margin(
     open_units = (
         [(document.document_id, entry.uncosted)]
         if sign > 0
-        else [(returned_to(document, line) or "", -given_back), (movement_id(document, line), entry.uncosted)]
+        else [(returned_to(document, line) or "", -given_back), (mid, entry.uncosted)]
     )
     # a credit's units not restocked take their cost out of cost of goods sold too (into waste, as the books
     # post it: ``domain.books.effects``), so the report's cost of goods sold ties to the ledger's
@@ -431,6 +454,7 @@ def _unmatched_line(
     ledger: Ledger,
     credit: SaleDocument,
     line: SaleLine,
+    mid: str,
     rate: Decimal,
     issues: list[str],
     returns: list[UnmatchedReturn],
@@ -442,7 +466,7 @@ def _unmatched_line(
         return None
     product = line.product_id or ""
     try:
-        entries = ledger.entries_of(movement_id(credit, line))
+        entries = ledger.entries_of(mid)
     except UnknownMovement:
         entries = ()
     outcome: Literal["restocked", "written_off", "no_lot"] = (

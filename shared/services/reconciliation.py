@@ -12,7 +12,7 @@ from shared.domain import books as domain
 from shared.domain.books import Balances, EventKey, cogs_day
 from shared.domain.catalog import Account
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
-from shared.domain.costing import line_movement_id
+from shared.domain.costing import line_of
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import InventoryAdjustment, PostingAccounts
 from shared.errors import Conflict, InvalidFields
@@ -559,13 +559,9 @@ def _quantities(
     )
     counted = starting_quantities.counted_out(documents, start_date, company, set(held))
     # the lines of credits whose units no lot took: matching no sale, written off or with no lot to cost them
-    moved = {e.movement_id for e in ledger.entries()}
+    moved = {(e.document_id, line_of(e.document_id, e.movement_id)) for e in ledger.entries()}
     credits = [
-        d.model_copy(
-            update={
-                "lines": tuple(x for x in d.lines if line_movement_id(d.document_id, x.line_id) not in moved)
-            }
-        )
+        d.model_copy(update={"lines": tuple(x for x in d.lines if (d.document_id, x.line_id) not in moved)})
         for d in documents
         if d.kind == "credit_note"
     ]

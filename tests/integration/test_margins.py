@@ -508,6 +508,49 @@ def test_sales_of_one_day_take_stock_in_the_order_they_were_entered_in_quickbook
     assert figures(docs["AFTERNOON"]["figures"])[:2] == (D("40.00"), D("30.00"))  # lot B
 
 
+def test_lines_of_one_product_take_stock_in_the_invoices_order_not_their_ids_order(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """An invoice whose line 2 comes before its line 10 (a line keeps its Id as an invoice is edited): line 2
+    sells the older lot, though "10" sorts before "2" as text."""
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20])
+    lots = receive(
+        api, [(name, sku["FG-WB-20"], "10", cost) for name, cost in (("A", "1.00"), ("B", "3.00"))]
+    )
+    sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        "Invoice",
+        {
+            "CustomerRef": {"value": "1"},
+            "DocNumber": "TWO-LINES",
+            "TxnDate": "2026-11-12",
+            "Line": [
+                {
+                    "Id": line_id,
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": BRACKET_20}, "Qty": qty, "UnitPrice": price},
+                }
+                for line_id, qty, price in (("2", 10, "4.00"), ("10", 5, "5.00"))
+            ],
+        },
+    )
+    ok(
+        api.call(
+            "PUT", "/integrations/qbo/sales-tracking", json_body={"enabled": True, "start_date": "2026-11-12"}
+        )
+    )
+    api.pull_sales()
+
+    invoice = by_number(ok(api.call("GET", "/margins")))["TWO-LINES"]
+    first, second = invoice["lines"]
+    # line 2: 10 at 4.00 = 40.00, all of lot A at 1.00; line 10: 5 at 5.00 = 25.00, 5 of lot B at 3.00
+    assert (first["line_id"], figures(first["figures"])) == ("2", (D("40.00"), D("10.00"), D("30.00"), D(75)))
+    assert lots_of(first, lots) == [("A", D(10), D("10.00"))]
+    assert (second["line_id"], figures(second["figures"])) == ("10", (D("25.00"), D("15.00"), D(10), D(40)))
+    assert lots_of(second, lots) == [("B", D(5), D("15.00"))]
+
+
 def test_a_sale_takes_from_what_arrived_by_the_end_of_its_day_in_the_organisation_time_zone(
     api: Api, sandboxes: Sandboxes
 ) -> None:

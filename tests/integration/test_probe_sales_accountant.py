@@ -139,8 +139,8 @@ class Books:
         for d in self.docs.values():
             if d.status == "active":
                 moves += [
-                    ((d.at(self.zone), d.order, f"{d.doc_id}/{lid}"), "doc", (d, i))
-                    for i, lid in enumerate(d.line_ids)
+                    ((d.at(self.zone), d.order, f"{d.doc_id}/{i:09d}"), "doc", (d, i))
+                    for i in range(len(d.line_ids))
                 ]
         return sorted(moves, key=lambda m: m[0])
 
@@ -196,8 +196,9 @@ class Books:
                     restocked = []
                     if before and d.restock:
                         unit = max(before, key=lambda x: x.key).unit
-                        lots[good].append(Lot(key, key[2], qty, unit))
-                        restocked = [(key[2], qty, qty * unit)]
+                        lot_id = f"{d.doc_id}/{d.line_ids[i]}"
+                        lots[good].append(Lot(key, lot_id, qty, unit))
+                        restocked = [(lot_id, qty, qty * unit)]
                     cost = sum((c for _, _, c in restocked), F(0))
                     self.seen["credit matching no sale, restocked"] += bool(restocked)
                     result[d.doc_id, i] = Line(-revenue, -cost, restocked)

@@ -7,7 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 from shared.domain.books import effects
-from shared.domain.costing import SaleDocument, SaleLine, UnmatchedReturn, apply_sales, margins
+from shared.domain.costing import (
+    SaleDocument,
+    SaleLine,
+    UnmatchedReturn,
+    apply_sales,
+    margins,
+    movement_id,
+)
 from shared.domain.ledger import Ledger, ReceiptIn
 
 D = Decimal
@@ -189,7 +196,7 @@ def test_a_document_the_ledger_refuses_does_not_block_the_others() -> None:
     ledger.change(
         add=[
             ReceiptIn(
-                movement_id="X/1",
+                movement_id=movement_id("X", 0, "1"),  # the first line's
                 document_id="R9",
                 at=day(0),
                 product_id="G",
@@ -358,3 +365,58 @@ def test_a_credit_for_a_sale_beyond_stock_gives_back_its_uncosted_units_first() 
     apply_sales(ledger, [later])
     ranged = margins(ledger, [credit, later], home_currency="USD").totals
     assert (ranged.uncosted, ranged.cogs, ranged.margin) == (0, D("0.00"), None)
+
+
+def lines_of(document: SaleDocument, *lines: tuple[str, str, str, str]) -> SaleDocument:
+    """The document with these lines, in this order: (line id, product, quantity, line amount)."""
+    made = tuple(SaleLine(line_id=i, product_id=p, quantity=D(q), amount=D(a)) for i, p, q, a in lines)
+    return document.model_copy(update={"lines": made})
+
+
+def test_lines_of_one_product_take_stock_in_the_documents_order_not_their_ids_text_order() -> None:
+    """Line "2" listed before line "10" sells from the older lot first: as text "10" sorts before "2", and
+    the dearer line used to take L1's cheaper units."""
+    for first, second in (("2", "10"), ("10", "2")):
+        ledger = stocked()
+        invoice = lines_of(doc("INV1", 2), (first, "F", "4", "60.00"), (second, "F", "3", "30.00"))
+        apply_sales(ledger, [invoice])
+        one, two = margins(ledger, [invoice], home_currency="USD").documents[0].lines
+        # the first listed takes L1's 4 at 5.00 (20.00), the second 3 of L2's at 6.00 (18.00)
+        assert (one.line_id, one.figures.cogs, one.figures.margin) == (first, D("20.00"), D("40.00"))
+        assert [(lot.lot_id, lot.quantity) for lot in one.lots] == [("L1", 4)]
+        assert (two.line_id, two.figures.cogs, two.figures.margin) == (second, D("18.00"), D("12.00"))
+        assert [(lot.lot_id, lot.quantity) for lot in two.lots] == [("L2", 3)]
+
+
+def test_the_order_of_a_documents_lines_changes_no_days_books_nor_any_later_cost() -> None:
+    """Documents stored before lines took stock in the document's order were costed in their ids' text
+    order: costed now in the document's order, each line may bear other lots, but the document's lines of
+    a product draw the same lots between them, so every day's cost of goods sold and inventory per account
+    (what was posted), the lots left and every later document's cost stay as they were."""
+    a_lot = ReceiptIn(
+        movement_id="L3", document_id="R3", at=day(1), product_id="F", quantity=D(3), lot_id="L3",
+        cost=D("10.00"),
+    )  # fmt: skip
+
+    def costed(*order: int) -> tuple[Ledger, list[SaleDocument]]:
+        ledger = stocked()
+        ledger.change(add=[a_lot])  # L3: 3 units at 3.333.., its cost split into thirds at each draw
+        rows = [("2", "F", "5", "60.00"), ("10", "F", "1", "9.00"), ("11", "F", "8", "80.00")]
+        invoice = lines_of(doc("INV1", 2), *(rows[i] for i in order))
+        credit = lines_of(
+            doc("CN1", 3, kind="credit_note", original_document_id="INV1"), ("1", "F", "4", "40.00")
+        )
+        later = doc("INV2", 4, ("F", "5", "60.00"))  # beyond stock: 17 - 14 + 4 = 7 left
+        documents = [invoice, credit, later]
+        apply_sales(ledger, documents)
+        return ledger, documents
+
+    ledger, documents = costed(0, 1, 2)
+    report = margins(ledger, documents, home_currency="USD")
+    for order in ((2, 1, 0), (1, 0, 2), (1, 2, 0)):
+        other, reordered = costed(*order)
+        assert effects(other, lambda at: at.date()) == effects(ledger, lambda at: at.date())
+        assert other.layers("F") == ledger.layers("F")
+        again = margins(other, reordered, home_currency="USD")
+        assert again.totals == report.totals and again.documents[1:] == report.documents[1:]
+        assert again.documents[0].figures == report.documents[0].figures

@@ -71,6 +71,33 @@ def test_qbo_percent_discount_without_an_amount_is_worked_out_from_the_lines_abo
     ]
 
 
+def test_qbo_lines_come_in_the_documents_order_by_line_number_else_as_listed() -> None:
+    """A line added in an edit gets a new Id wherever it is placed: line 10 added above line 2."""
+    listed = [
+        {**qbo_line("2", "40.00"), "LineNum": 2},
+        {
+            "Id": "10",
+            "LineNum": 1,
+            "Amount": "20.00",
+            "DetailType": "GroupLineDetail",
+            "GroupLineDetail": {
+                "GroupItemRef": {"value": "77"},
+                "Line": [qbo_line("", "15.00"), qbo_line("", "5.00")],
+            },
+        },
+        {"Amount": "60.00", "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}},
+    ]
+    lines = qbo_sale("Invoice", {"Id": "9", "Line": listed}, "9130350000000001").lines
+    assert [(line.line_id, line.amount) for line in lines] == [
+        ("10.1", D("15.00")),
+        ("10.2", D("5.00")),
+        ("2", D("40.00")),
+    ]
+    unnumbered = [{k: v for k, v in line.items() if k != "LineNum"} for line in listed]
+    lines = qbo_sale("Invoice", {"Id": "9", "Line": unnumbered}, "9130350000000001").lines
+    assert [line.line_id for line in lines] == ["2", "10.1", "10.2"]
+
+
 def test_xero_line_without_a_line_amount_is_discounted_and_net_of_included_tax() -> None:
     record = {
         "CreditNoteID": "c1",

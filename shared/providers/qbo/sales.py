@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from shared.money import ZERO, allocate_cents, to_cents, total
@@ -299,6 +300,7 @@ def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
     "by default QuickBooks assumes all prices exclude tax", ruckus/quickbooks-ruby#346), so revenue never
     includes tax and ``TaxInclusiveAmt`` is never read."""
     found: list[PulledLine] = []
+    places: list[Decimal | None] = []  # each found line's LineNum (a bundle's components share the bundle's)
     covered = 0  # found[:covered] already took their share of an earlier discount line
     for index, line in enumerate(lines, 1):
         line_id = str(line.get("Id") or index)
@@ -314,7 +316,22 @@ def _lines(lines: list[dict[str, Any]]) -> list[PulledLine]:
         elif line.get("DetailType") == "DiscountLineDetail":
             found[covered:] = _discounted(found[covered:], line)
             covered = len(found)
-    return found
+        places += [number(line.get("LineNum"))] * (len(found) - len(places))
+    return _in_document_order(found, places)
+
+
+def _in_document_order(lines: list[PulledLine], places: list[Decimal | None]) -> list[PulledLine]:
+    """The lines in the document's order, which decides the order they take stock in (not their ``Id``: a
+    line added in an edit gets a new one wherever it is placed, Intuit's XSD, Line.Id): by ``LineNum``, which
+    "specifies the position of the line in the collection of transaction lines" (Intuit's XSD, Line.LineNum,
+    as intuit/QuickBooks-V3-PHP-SDK Data/IPPLine.php carries it), when every item line has one (QBO's
+    answers number each: the Invoice reference's sample, provider facts qbo.md section 3.5), else as listed;
+    lines with the same number keep the order they are listed in."""
+    known = [place for place in places if place is not None]
+    if len(known) < len(places):
+        return lines
+    order = sorted(range(len(lines)), key=known.__getitem__)
+    return [lines[i] for i in order]
 
 
 def _discounted(lines: list[PulledLine], discount: dict[str, Any]) -> list[PulledLine]:
