@@ -172,12 +172,16 @@ class QboAdmin(QboOAuth, QboBooks):
                         details.append(component["SalesItemLineDetail"])
                 for detail in filter(None, details):
                     detail["Qty"] = Decimal(0)
+                    if "TaxInclusiveAmt" in detail:
+                        detail["TaxInclusiveAmt"] = Decimal(0)
             note = record.get("PrivateNote", "")
             changes: dict[str, Any] = {
                 "TotalAmt": Decimal(0),
                 "LinkedTxn": [],
                 "PrivateNote": f"Voided - {note}" if note else "Voided",
             }
+            if "TxnTaxDetail" in record:
+                changes["TxnTaxDetail"] = {**record["TxnTaxDetail"], "TotalTax": Decimal(0)}
             for key in ("Balance", "HomeTotalAmt", "RemainingCredit"):
                 if key in record:
                     changes[key] = Decimal(0)

@@ -17,6 +17,9 @@ from infra.sandboxes.qbo_query import ENTITIES, NAME_LISTS
 from infra.sandboxes.qbo_reports import cents
 
 DISCOUNT = "DiscountLineDetail"
+# GlobalTaxCalculation: "Method in which tax is applied. Allowed values are: TaxExcluded, TaxInclusive, and
+# NotApplicable" (Intuit's Invoice, SalesReceipt, CreditMemo and RefundReceipt references)
+GLOBAL_TAX = ("TaxExcluded", "TaxInclusive", "NotApplicable")
 CENT = Decimal("0.01")
 DEFAULT_ZONE = "America/Los_Angeles"  # a company whose zone is not chosen (and answers with no company)
 SALES_DOCS = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
@@ -246,6 +249,17 @@ def _check_party_text(record: dict[str, Any]) -> None:
     for key in PARTY_TEXT:
         if any(c in str(record.get(key) or "") for c in PARTY_BANNED):
             raise business_error(f"{key} can't contain a colon (:), a tab or a new line.")
+
+
+def _item_lines(lines: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every line that names an item, bundle components included."""
+    for line in lines:
+        if line.get("DetailType") == "SalesItemLineDetail":
+            yield line
+        elif line.get("DetailType") == "GroupLineDetail":
+            for component in line["GroupLineDetail"].get("Line", []):
+                if component.get("DetailType") == "SalesItemLineDetail":
+                    yield component
 
 
 def decimal(value: Any) -> Decimal:
@@ -569,13 +583,7 @@ class QboBooks:
     @staticmethod
     def _item_details(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The SalesItemLineDetail of every line that names an item, bundle components included."""
-        for line in document.get("Line", []):
-            if line.get("DetailType") == "SalesItemLineDetail":
-                yield line["SalesItemLineDetail"]
-            elif line.get("DetailType") == "GroupLineDetail":
-                for component in line["GroupLineDetail"].get("Line", []):
-                    if component.get("DetailType") == "SalesItemLineDetail":
-                        yield component["SalesItemLineDetail"]
+        return (line["SalesItemLineDetail"] for line in _item_lines(document.get("Line", [])))
 
     def _sale_effect(self, company: Company, entity: str, document: dict[str, Any]) -> dict[str, Decimal]:
         """Item id -> the QtyOnHand change the document makes (STOCK_SIGN); only tracked Inventory items."""
@@ -761,6 +769,7 @@ class QboBooks:
             line["Amount"] = decimal(line.get("Amount", 0))
             lines.append({"Id": str(len(lines) + 1), "LineNum": len(lines) + 1, **line})
         subtotal = sum((line["Amount"] for line in lines), Decimal(0))
+        tax = self._included_tax(record, lines)
         lines.append({"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
         if len(discounts) > 1:
             raise business_error("A transaction can have only one discount line.")
@@ -768,7 +777,7 @@ class QboBooks:
         for discount in discounts:  # after the subtotal, it discounts the subtotal; TotalAmt is after it
             off = self._discount_line(discount, subtotal)
             lines.append(discount)
-        total = subtotal - off
+        total = subtotal - off + tax
         record["Line"] = lines
         record["TotalAmt"] = total
         if "ExchangeRate" in record:
@@ -778,6 +787,43 @@ class QboBooks:
             record["Balance"] = total
         elif entity == "CreditMemo":
             record["RemainingCredit"] = total
+
+    @staticmethod
+    def _included_tax(record: dict[str, Any], lines: list[dict[str, Any]]) -> Decimal:
+        """The tax a ``GlobalTaxCalculation`` TaxInclusive document's lines hold (0 for any other), kept as
+        ``TxnTaxDetail.TotalTax`` and added to ``TotalAmt``.
+
+        An item line's ``Amount`` (and ``UnitPrice``) stays without tax even then: the tax-inclusive figure
+        is ``SalesItemLineDetail.TaxInclusiveAmt``, "the total amount of the line item including tax"
+        (Intuit's Invoice reference, SalesItemLineDetail.TaxInclusiveAmt; Intuit's XSD "Indicates the total
+        amount of line item including tax", intuit/QuickBooks-V3-PHP-SDK Data/IPPSalesItemLineDetail.php);
+        GlobalTaxCalculation "only affects the display of the invoice ... by default QuickBooks assumes all
+        prices exclude tax" (ruckus/quickbooks-ruby#346). A line with a ``TaxCodeRef`` must say it: "if
+        GlobalTaxCalculation is TaxInclusive and TaxCodeRef is specified, TaxInclusiveAmt is required"
+        (Intuit's JournalEntry reference, tax considerations for global companies; UNSURE that QBO refuses a
+        sales line without it the same way, with 2020); one without a tax code holds no tax. The sandbox
+        keeps no tax rates, so the tax is what the lines say (``TaxInclusiveAmt`` less ``Amount``), and
+        ``TxnTaxDetail`` carries no ``TaxLine``."""
+        method = record.get("GlobalTaxCalculation")
+        if method is not None and method not in GLOBAL_TAX:
+            raise QboFault(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"GlobalTaxCalculation {method!r} is not one of {', '.join(GLOBAL_TAX)}",
+            )
+        if method != "TaxInclusive":
+            return Decimal(0)
+        tax = Decimal(0)
+        for line in _item_lines(lines):
+            detail = line["SalesItemLineDetail"]
+            gross = detail.get("TaxInclusiveAmt")
+            if gross in (None, "") and detail.get("TaxCodeRef"):
+                raise required("Line.SalesItemLineDetail.TaxInclusiveAmt")
+            gross = line["Amount"] if gross in (None, "") else decimal(gross).quantize(CENT, ROUND_HALF_UP)
+            detail["TaxInclusiveAmt"] = gross
+            tax += gross - line["Amount"]
+        record["TxnTaxDetail"] = {**(record.get("TxnTaxDetail") or {}), "TotalTax": tax}
+        return tax
 
     def _ledger_refs(self, company: Company, entity: str, record: dict[str, Any]) -> None:
         """The account a sales document's total goes to. Intuit's SalesReceipt reference,

@@ -28,6 +28,8 @@ What the ledger holds (the sandbox's model, not all of QBO's):
   account by the amount your customer paid you for the item"):
   * each item line's Amount (bundle lines: each component's) credited to the item's IncomeAccountRef; a
     discount line debited to its DiscountAccountRef (QBO's "Discounts given" when none);
+  * a tax-inclusive document's tax (``TxnTaxDetail.TotalTax``) credited to the tax agency's liability,
+    reported by name ("Tax Payable"; QBO names it after the agency, UNSURE of the exact name);
   * the document's total debited to Accounts Receivable (invoices: ARAccountRef, else the company's A/R
     account) or to DepositToAccountRef (sales receipts; QBO's Undeposited Funds when none);
   * for each tracked Inventory item the document moved (Company.sale_moves, kept by the sandbox as it
@@ -38,7 +40,7 @@ What the ledger holds (the sandbox's model, not all of QBO's):
     nothing, a deleted one is gone. Foreign documents post at their ExchangeRate, to the home A/R account
     (QBO keeps a separate A/R account per currency; the sandbox does not).
   An account QBO creates on its own that the company lacks in the sandbox (Accounts Receivable,
-  Undeposited Funds, Discounts given) is reported by name only, without an id.
+  Undeposited Funds, Discounts given, Tax Payable) is reported by name only, without an id.
 
 Figures: balance-sheet accounts carry everything dated on or before ``end_date``; income and expense
 accounts only from the start of the fiscal year holding ``end_date`` (CompanyInfo FiscalYearStartMonth
@@ -93,7 +95,9 @@ SYSTEM_ACCOUNTS = {
     "Accounts Receivable (A/R)": "Accounts Receivable",
     "Undeposited Funds": "Other Current Asset",
     "Discounts given": "Income",
+    "Tax Payable": "Other Current Liability",
 }
+TAX_PAYABLE = "Tax Payable"
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,9 @@ def _sale_entries(company: Company, entity: str, document: dict[str, Any]) -> It
             amount = cents(_number(part.get("Amount")) * rate)
             if account and amount:
                 posted.append(Entry(account, on, sign * amount))
+    tax = cents(_number((document.get("TxnTaxDetail") or {}).get("TotalTax") or 0) * rate)
+    if tax and document.get("GlobalTaxCalculation") == "TaxInclusive":
+        posted.append(Entry(TAX_PAYABLE, on, sign * tax))
     if entity in ("SalesReceipt", "RefundReceipt"):
         debtor = str((document.get("DepositToAccountRef") or {}).get("value") or "Undeposited Funds")
     else:
@@ -331,7 +338,7 @@ def trial_balance(company: Company, params: Mapping[str, str], *, today: date, t
 
 
 def _system_account(name: str, kind: str) -> dict[str, Any]:
-    classification = "Revenue" if kind == "Income" else "Asset"
+    classification = {"Income": "Revenue", "Other Current Liability": "Liability"}.get(kind, "Asset")
     return {
         "Id": name,
         "Name": name,

@@ -353,6 +353,43 @@ def test_qbo_revenue_is_net_of_a_document_discount_spread_to_the_cent(api: Api, 
     assert figures(invoice["figures"]) == (D("31.45"), D("5.40"), D("26.05"), D("82.83"))
 
 
+def test_qbo_revenue_is_without_tax_on_a_tax_inclusive_invoice_as_on_a_tax_exclusive_one(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """An AU company enters prices with GST in them (GlobalTaxCalculation TaxInclusive): QuickBooks keeps the
+    line's Amount without the tax and the GST-inclusive figure in TaxInclusiveAmt; revenue is the Amount."""
+    connect(api, sandboxes, "qbo")
+    sku = products_by_sku(api, "qbo", [BRACKET_20])
+    receive(api, [("A", sku["FG-WB-20"], "100", "1.90")])
+    for number, method, with_tax in (("INCL-1", "TaxInclusive", "49.50"), ("EXCL-1", "TaxExcluded", None)):
+        detail: dict[str, Any] = {"ItemRef": {"value": BRACKET_20}, "Qty": 10, "UnitPrice": "4.50"}
+        if with_tax:
+            detail.update(TaxCodeRef={"value": "10"}, TaxInclusiveAmt=with_tax)
+        sandboxes.qbo.create_record(
+            DEMO_REALM_ID,
+            "Invoice",
+            {
+                "CustomerRef": {"value": "1"},
+                "DocNumber": number,
+                "TxnDate": "2026-11-12",
+                "GlobalTaxCalculation": method,
+                "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+            },
+        )
+    ok(
+        api.call(
+            "PUT", "/integrations/qbo/sales-tracking", json_body={"enabled": True, "start_date": "2026-11-12"}
+        )
+    )
+    api.pull_sales()
+
+    docs = by_number(ok(api.call("GET", "/margins")))
+    # 10 x 4.50 = 45.00 net (49.50 with 4.50 GST, TotalAmt 49.50); COGS 10 x 1.90 = 19.00; 26.00 = 57.78 %
+    assert figures(docs["INCL-1"]["figures"]) == (D("45.00"), D("19.00"), D("26.00"), D("57.78"))
+    # the tax-exclusive one: the same 45.00; the next 10 of lot A
+    assert figures(docs["EXCL-1"]["figures"]) == (D("45.00"), D("19.00"), D("26.00"), D("57.78"))
+
+
 def test_xero_revenue_is_net_of_line_discounts_and_included_tax(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     items = [demo_id(AU_TENANT_ID, "item", code) for code in ("WIDGET-10", "BOLT-M8")]

@@ -1439,6 +1439,40 @@ def test_trial_balance_after_an_invoice(sandbox: QboSandbox, api: httpx.Client) 
     assert moved(before, balances(api)) == {}
 
 
+def test_a_tax_inclusive_invoice_keeps_its_line_amounts_without_tax(
+    sandbox: QboSandbox, api: httpx.Client
+) -> None:
+    """GlobalTaxCalculation TaxInclusive: a line's Amount and UnitPrice stay net, its TaxInclusiveAmt holds
+    the tax; the tax is TxnTaxDetail.TotalTax and in TotalAmt, owed to the tax agency in the books."""
+    before = balances(api)
+    body = sale((BRACKET_20, 3), (BRACKET_20, 1), GlobalTaxCalculation="TaxInclusive")
+    taxed = body["Line"][0]
+    taxed["SalesItemLineDetail"].update(TaxCodeRef={"value": "10"}, TaxInclusiveAmt="33.00")
+    created = post_json(api, "/invoice", body)
+    assert created.status_code == 200, created.text
+    invoice = created.json()["Invoice"]
+    lines = [(x["Amount"], x["SalesItemLineDetail"]["TaxInclusiveAmt"]) for x in invoice["Line"][:2]]
+    assert lines == [(30, 33), (10, 10)]  # 3 x 10.00 net with 3.00 tax; 10.00 with no tax code, no tax
+    assert (invoice["TxnTaxDetail"]["TotalTax"], invoice["TotalAmt"], invoice["Balance"]) == (3, 43, 43)
+    assert moved(before, balances(api)) == {
+        RECEIVABLE: Decimal("43.00"),
+        INCOME: Decimal("-40.00"),
+        "Tax Payable": Decimal("-3.00"),
+        COGS: Decimal("7.60"),
+        FINISHED: Decimal("-7.60"),
+    }
+
+    del taxed["SalesItemLineDetail"]["TaxInclusiveAmt"]  # a taxed line must say what it holds with tax
+    assert fault_code(post_json(api, "/invoice", body)) == "2020"
+    assert fault_code(post_json(api, "/invoice", {**body, "GlobalTaxCalculation": "Inclusive"})) == "2010"
+
+    voided = post_json(api, "/invoice", {"Id": invoice["Id"], "SyncToken": "0"}, operation="void")
+    record = voided.json()["Invoice"]
+    assert [x["SalesItemLineDetail"]["TaxInclusiveAmt"] for x in record["Line"][:2]] == [0, 0]
+    assert (record["TotalAmt"], record["TxnTaxDetail"]["TotalTax"]) == (0, 0)
+    assert moved(before, balances(api)) == {}
+
+
 def test_trial_balance_after_cash_sales_returns_and_discounts(sandbox: QboSandbox, api: httpx.Client) -> None:
     before = balances(api)
     discount = {"DetailType": "DiscountLineDetail", "Amount": "4.00"}
