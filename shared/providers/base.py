@@ -115,6 +115,7 @@ class PulledSale(Model):
     note: str = ""  # QBO PrivateNote, Xero Reference
     created: datetime | None = None  # when it was entered in the provider (QBO MetaData.CreateTime)
     first_read: datetime | None = None  # when a pull first stored it (None: stored before this was kept)
+    stored_by: str = ""  # the part of a pull that stored this version (services.sales; "": not kept then)
 
 
 class AccountingProvider(Protocol):

@@ -8,6 +8,8 @@ reading one again replaces it) and never skips any.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time as clock_time
 import uuid
@@ -244,7 +246,7 @@ def pull_changes(
             resume=tracking.resume,
             held=lambda: _held(organisation_id),
         )
-        fresh = _changed(organisation_id, wanted, changes.records, now)
+        fresh, again = _changed(organisation_id, wanted, changes.records, now, _attempt(tracking))
         store.put_documents(organisation_id, {d.document_id: d.model_dump_json() for d in fresh})
     except Exception as err:  # any failure frees the lease at once and is shown as the last pull's error
         reason = err.message if isinstance(err, ServiceError) else f"unexpected error ({type(err).__name__})"
@@ -253,11 +255,12 @@ def pull_changes(
         failed = _failed(carried, reason, now, more=isinstance(err, RateLimited))
         store.release_pull_lease(organisation_id, wanted, owner=owner, last_pull=failed)
         raise
+    stored = [d.document_id for d in fresh] + again
     summary = LastPull(
         at=now.isoformat(),
         ok=True,
         read=len(changes.records) + (carried.read if carried else 0),
-        stored=len(fresh) + (carried.stored if carried else 0),
+        stored=len(stored) + (carried.stored if carried else 0),
         parts=carried.parts + 1 if carried else 1,
         more=changes.resume is not None,
     )
@@ -274,7 +277,7 @@ def pull_changes(
     return PullResult(
         provider=wanted,
         read=len(changes.records),
-        stored=[d.document_id for d in fresh],
+        stored=stored,
         cursor=changes.cursor,
         more=changes.resume is not None,
     )
@@ -344,12 +347,22 @@ class _Lease:
         self.renewed = at
 
 
+def _attempt(tracking: Tracking) -> str:
+    """The name of this part of a pull (its company, start date, cursor and place): a part that died after
+    storing documents (before the cursor or its place moved) leaves the part that takes over with the same
+    name; a part or pull after one that ended has another."""
+    where = [tracking.tenant_id, str(tracking.start_date), tracking.cursor, tracking.resume]
+    return hashlib.sha256(json.dumps(where).encode()).hexdigest()[:16]
+
+
 def _changed(
-    organisation_id: str, provider: ProviderName, pulled: Iterable[PulledSale], now: datetime
-) -> list[PulledSale]:
-    """The documents whose stored version this pull changes. A deletion keeps the document's last known
-    content (QBO sends only its id); Xero item codes become item ids, so a code changed later still maps. A
-    document keeps when a pull first stored it (``now`` for a new one)."""
+    organisation_id: str, provider: ProviderName, pulled: Iterable[PulledSale], now: datetime, attempt: str
+) -> tuple[list[PulledSale], list[str]]:
+    """The documents whose stored version this pull changes, stored as by ``attempt``; and the ids of those
+    it finds as a part of the same name stored them (it died before its cursor moved: they are this pull's
+    too). A deletion keeps the document's last known content (QBO sends only its id); Xero item codes become
+    item ids, so a code changed later still maps. A document keeps when a pull first stored it (``now`` for
+    a new one)."""
     latest = {d.document_id: d for d in pulled}
     stored = {
         d.document_id: d
@@ -360,7 +373,7 @@ def _changed(
         codes = {
             sku_key(i.sku): i.item_id for i in catalog_store.provider_items(organisation_id, "xero") if i.sku
         }
-    fresh = []
+    fresh, again = [], []
     for document_id, document in latest.items():
         previous = stored.get(document_id)
         if document.status == "deleted" and previous is None:
@@ -369,10 +382,13 @@ def _changed(
             document = previous.model_copy(update={"status": "deleted", "version": document.version})
         elif codes:
             document = _with_item_ids(document, previous, codes)
-        document = document.model_copy(update={"first_read": previous.first_read if previous else now})
+        kept = {"first_read": previous.first_read, "stored_by": previous.stored_by} if previous else {}
+        document = document.model_copy(update={"first_read": now, **kept})
         if document != previous:
-            fresh.append(document)
-    return fresh
+            fresh.append(document.model_copy(update={"stored_by": attempt}))
+        elif previous.stored_by == attempt:
+            again.append(document_id)
+    return fresh, again
 
 
 def _with_item_ids(document: PulledSale, previous: PulledSale | None, codes: dict[str, str]) -> PulledSale:

@@ -369,6 +369,38 @@ def test_a_failed_or_crashed_pull_is_repeated_never_skipped_or_counted_twice(
     assert len(sales_store.documents("org-a")) == len(first["stored"])
 
 
+def test_a_pull_retried_after_it_died_says_what_the_pull_stored(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that stored its documents and died before its cursor moved (Lambda's timeout): the pull that
+    takes over reads them again, finds them as the dead one stored them, and counts them as the pull's (not
+    0); a later pull reading one of them again in its overlap does not."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    now = datetime.now(UTC)
+
+    def killed(*args: Any, **kwargs: Any) -> bool:
+        raise TimeoutError("the function's time ran out")
+
+    monkeypatch.setattr(sales_store, "advance_cursor", killed)
+    with pytest.raises(TimeoutError):
+        sales.pull_changes("org-a", "qbo", now=now)
+    monkeypatch.undo()
+    held = set(_stored_bodies())
+    assert len(held) == 8 and ok(api.call("GET", "/sales/status"))[0]["cursor"] is None
+
+    sandboxes.qbo.clock.advance(60)
+    late = "qbo:" + DEMO_REALM_ID + ":Invoice:" + qbo_invoice(sandboxes, "LATE-1", "2026-11-20", 2)["Id"]
+    retried = sales.pull_changes("org-a", "qbo", now=now + timedelta(seconds=sales.LEASE_SECONDS + 1))
+    assert set(retried.stored) == {*held, late} and retried.cursor is not None
+    assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 9
+
+    sandboxes.qbo.clock.advance(60)  # LATE-1 was stamped within the 5 minutes the next pull reads again
+    later = sales.pull_changes("org-a", "qbo", now=now + timedelta(minutes=5))
+    assert (later.read, later.stored) == (1, [])
+    assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 0
+
+
 def test_bad_documents_are_reported_and_never_block_the_rest(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
     ok(api.call("POST", "/integrations/xero/sync/items"))
