@@ -74,6 +74,14 @@ class Conflict(ServiceError):
     http_status = HTTPStatus.CONFLICT
 
 
+class Busy(ServiceError):
+    """Other writers changed the same records at every try (a burst of concurrent exports): nothing was
+    written, and a retry in a moment goes through."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
 class UnknownProvider(NotFound):
     """The path names a provider this service does not integrate with."""
 

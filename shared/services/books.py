@@ -28,6 +28,7 @@ from shared.domain.books import Balances, EventKey
 from shared.domain.inventory import BuildRecord, Receipt, Rejection
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import Journal, NothingToPost, PostingAccounts, journal_of
+from shared.errors import Busy
 from shared.lazy import lazy_module
 from shared.money import ZERO, to_cents
 from shared.observability import logger
@@ -48,6 +49,7 @@ from shared.store.exports import ExportRow
 from shared.store.inventory import InventoryRecord
 
 MAX_TRIES = 8  # concurrent plans of one organisation: each loser plans again on the newer balances
+BUSY = f"other exports changed these books at each of {MAX_TRIES} tries: nothing changed; try again shortly"
 COGS_GRACE = timedelta(hours=6)  # a day's sales post this long after the day ends, for late documents
 EVENT_KINDS = ("receipt", "rejection", "build", "cogs")
 ROLES = tuple(r for r in catalog_roles.ROLES if r != "build_credit")  # build_credit: no longer posted to
@@ -445,7 +447,7 @@ def plan(
             except Exception:
                 logger.exception("next true-ups left to the hourly pass", extra={"export_id": export_id})
         return stored_journal(writes[-1].plan)
-    raise store.BooksMoved()
+    raise Busy(BUSY)
 
 
 def record_of(organisation_id: str, job: ExportJob) -> InventoryRecord | None:
@@ -524,7 +526,7 @@ def unplan(
         except store.BooksMoved:
             continue
         return export_store.requeued(row, at=at, post_on=post_on) if dropped else None
-    raise store.BooksMoved()
+    raise Busy(BUSY)
 
 
 # ---- scheduled: business days closed, values re-checked ------------------------------------------------
@@ -588,7 +590,7 @@ def _true_up_page(
         if found:
             queue.deliver(found[1])
         return found is not None, trued.more
-    raise store.BooksMoved()
+    raise Busy(BUSY)
 
 
 def close_days_of(connection: connection_store.Connection, now: datetime, *, new_days: bool = True) -> int:

@@ -44,6 +44,7 @@ from shared.domain import product_summary
 from shared.domain.catalog import Product, ProviderItem
 from shared.providers import http
 from shared.services import credentials, exports, paging, queue, tokens
+from shared.store import books as books_store
 from shared.store import catalog as catalog_store
 from shared.store import exports as export_store
 from tests.conftest import Api, Sandboxes
@@ -573,6 +574,28 @@ REQUESTS: dict[str, Any] = {
 def test_a_request_meeting_an_outage_at_any_step_answers_503_and_changes_nothing(case: Case) -> None:
     problems = sweep_request(case)
     assert not problems, "\n".join(problems)
+
+
+def test_a_retry_outrun_by_other_exports_at_every_try_answers_503_and_changes_nothing() -> None:
+    """Other exports of the company committing their plans before the retry's at each of its tries (a burst):
+    the retry answers 503 with nothing changed, and the person's next retry goes through."""
+    with fresh_world(Faults()) as world:
+        a_refused_receipt(world)
+        before = ours(stored(world))
+
+        def outrun(*args: Any, **kwargs: Any) -> bool:
+            raise books_store.BooksMoved()
+
+        with pytest.MonkeyPatch.context() as patched:
+            patched.setattr(books_store, "drop_plan", outrun)
+            answer = retry_export(world)
+        assert answer.status == 503, answer.body
+        assert "try again" in json.loads(answer.body)["message"]
+        assert ours(stored(world)) == before
+        assert retry_export(world).status == 200
+        time_passes(world)
+        (posted,) = export_store.list_exports("org-a", status="posted")
+        assert posted.export_id == world.held["export_id"]
 
 
 # ---- workers -----------------------------------------------------------------------------------------------
