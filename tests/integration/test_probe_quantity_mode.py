@@ -210,6 +210,47 @@ def test_an_item_made_inactive_in_quickbooks_fails_its_adjustment_and_the_retry_
     assert D(items["5"]["not_in_quickbooks"]) == 0, items["5"]
 
 
+def test_credit_memos_of_a_bundle_count_its_components_restocked_or_written_off(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """A bundle (Bracket Pair Bundle, a kit) sold, then credited: once back to that sale (its components'
+    units go back to its lots, as QuickBooks puts them back in stock) and once scrapped, matching no sale
+    (Partsemble writes them off, QuickBooks still puts them back). The bundle's line reaches the books check
+    as its components' lines, each matched to its own stock movement: only the scrapped units are named as
+    written off, and nothing is left as not in QuickBooks."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    ok(
+        api.call(
+            "POST", "/products/import-from-provider", json_body={"provider": "qbo", "item_ids": ["6", "11"]}
+        )
+    )
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=TRACKING))
+    receipt(
+        api,
+        "2026-11-03T09:00:00-08:00",
+        [{"product_id": parts["bracket"], "quantity": "10", "unit_cost": "1.90"}],
+    )
+    qbo_document(sandboxes, "Invoice", "S-1", "2026-11-04", [], bundle=("11", 2))
+    qbo_document(sandboxes, "CreditMemo", "C-1", "2026-11-05", [], bundle=("11", 1))
+    items = assert_explained_and_once(api, aws, sandboxes, "bundle sold and credited back to its sale")
+    # Wall Bracket 20mm: 10 received, 2 sold, 1 back; 40mm: none held, so 2 sold without stock, 1 undone
+    assert [D(items["5"][k]) for k in ("on_hand", "written_off_credits", "not_in_quickbooks")] == [9, 0, 0]
+    assert [D(items["6"][k]) for k in ("sold_without_stock", "written_off_credits", "not_in_quickbooks")] == [
+        1,
+        0,
+        0,
+    ]
+    qbo_document(
+        sandboxes, "CreditMemo", "C-2", "2026-11-06", [], bundle=("11", 1), note="scrapped", customer=MAPLE
+    )
+    items = assert_explained_and_once(api, aws, sandboxes, "bundle credited, scrapped, matching no sale")
+    for item in ("5", "6"):
+        assert [D(items[item][k]) for k in ("written_off_credits", "not_in_quickbooks")] == [1, 0], items[
+            item
+        ]
+    assert D(items["5"]["on_hand"]) == 9, items["5"]
+
+
 def test_a_build_that_uses_a_non_inventory_item_is_posted_for_the_items_quickbooks_tracks(
     api: Api, aws: LocalStack, sandboxes: Sandboxes
 ) -> None:
