@@ -132,7 +132,8 @@ class XeroAdmin:
         return self._save(tenant_id, collection, record_id, {"Status": "VOIDED"})
 
     def delete_record(self, tenant_id: str, collection: str, record_id: str) -> Record | None:
-        """Documents become DELETED, contacts ARCHIVED; accounts and items are removed outright."""
+        """Documents become DELETED (drafts and submitted ones only, as in Xero: an approved one is voided,
+        ``void_record``), contacts ARCHIVED; accounts and items are removed outright."""
         name = self._collection(collection)
         if name == "Contacts":
             return self._save(tenant_id, name, record_id, {"ContactStatus": "ARCHIVED"})

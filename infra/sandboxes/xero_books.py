@@ -626,6 +626,34 @@ def build_credit_note(data: Record, w: Write) -> Outcome:
     return build_document("CreditNotes", data, w)
 
 
+# The statuses an invoice or credit note may move to DELETED or VOIDED from (a new one may be seeded in any).
+# Xero's Invoices page, "Deleting and voiding invoices" (linked from pyxero#350; its rules as Databuzz's
+# support article "How do I delete an Invoice in Xero" gives them): "you can delete a DRAFT or SUBMITTED
+# invoice by updating the Status to DELETED"; "if an invoice has been AUTHORISED it cannot be deleted but you
+# can set its status to VOIDED". A paid one is voided only once its payments are removed (Xero's own help as
+# help.nostressaccounting.com's "Delete or void an invoice" restates it), so one with AmountPaid is refused.
+# Credit notes alike: a draft deleted, an approved one voided (xero-help.caltrix.asia, "How to delete or void
+# an invoice and credit note in Xero"). Nothing leaves DELETED or VOIDED.
+DOCUMENT_ENDS = {"DELETED": ("DRAFT", "SUBMITTED"), "VOIDED": ("AUTHORISED",)}
+
+
+def _status_refused(collection: str, was: Record, status: str) -> str | None:
+    """Xero's refusal of moving a stored document (``was``) to ``status``, if it refuses it.
+
+    Xero's words for an invalid status change: "Invoice not of valid status for modification" (named by
+    XeroAPI's MJMortimer in XeroAPI/Xero-NetStandard#79, the answer xero-php-oauth2#257 quotes); a credit
+    note's, the same with its name: UNSURE."""
+    before = was.get("Status")
+    if before is None or before == status:
+        return None
+    ends = DOCUMENT_ENDS.get(status)
+    paid = money(was.get("AmountPaid") or 0) != 0
+    if before in DOCUMENT_ENDS or (ends is not None and (before not in ends or paid)):
+        name = "Invoice" if collection == "Invoices" else "Credit Note"
+        return f"{name} not of valid status for modification"
+    return None
+
+
 def build_document(collection: str, data: Record, w: Write) -> Outcome:
     """Invoices and credit notes (seeded by the admin API): totals, tax and amounts computed."""
     org = w.org
@@ -636,6 +664,8 @@ def build_document(collection: str, data: Record, w: Write) -> Outcome:
     status = _text(data, "Status").upper() or "DRAFT"
     if status not in DOCUMENT_STATUSES:
         errors.append(f"Status '{status}' is not valid.")
+    elif w.existing and (refused := _status_refused(collection, w.existing, status)):
+        errors.append(refused)
     contact = _document_contact(org, data.get("Contact"), errors)
     when = _date_or_error(data, "Date", errors, w.today)
     currency = _text(data, "CurrencyCode") or org.base_currency

@@ -17,6 +17,7 @@ from infra.local.poller import Poller
 from infra.local.scheduler import Scheduler
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, DEMO_REALM_ID, HARBOR
+from infra.sandboxes.xero_admin import AdminError
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
 from shared.errors import ProviderError
 from shared.providers import http
@@ -29,6 +30,7 @@ from shared.store import sales as sales_store
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
+from tests.integration.test_margins import products_by_sku, receive
 
 D = Decimal
 QBO_API = f"/v3/company/{DEMO_REALM_ID}/"
@@ -273,6 +275,57 @@ def test_xero_pulls_accrec_documents_and_then_only_what_changed(api: Api, sandbo
     assert pull(api)["stored"] == [f"xero:Invoice:{inv4}"]
     docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
     assert docs["INV-0004"]["status"] == "voided"
+
+
+def test_xero_a_deleted_draft_moves_no_stock_and_a_voided_invoice_gives_its_stock_back_once(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """In Xero a person deletes a draft (it never was a sale: nothing moves) and voids an approved invoice
+    (deleting one is refused, as Xero refuses it): the void gives the units it took back, once, however many
+    pulls read it."""
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    xero = sandboxes.xero
+    bracket = products_by_sku(api, "xero", [demo_id(AU_TENANT_ID, "item", "BRACKET-L")])["BRACKET-L"]
+    receive(api, [("L", bracket, "40", "2.40")])
+
+    def on_hand() -> Decimal:
+        return Decimal(ok(api.call("GET", f"/products/{bracket}/lots"))["on_hand"])
+
+    def reasons() -> dict[str, str]:
+        return {e["number"]: e["reason"] for e in ok(api.call("GET", "/margins"))["excluded"]}
+
+    track(api, "xero")
+    pull(api)
+    assert on_hand() == 40 and reasons()["INV-0007"] == "a draft: not a sale until it is approved"
+    xero.clock.advance(60)
+    xero.delete_record(AU_TENANT_ID, "Invoices", demo_id(AU_TENANT_ID, "invoice", "INV-0007"))
+    sale = xero.add_record(
+        AU_TENANT_ID,
+        "Invoices",
+        {
+            "InvoiceNumber": "INV-0009",
+            "Type": "ACCREC",
+            "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "kiwi")},
+            "Date": "2026-11-04",
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"ItemCode": "BRACKET-L", "Description": "Bracket", "Quantity": "10", "UnitAmount": "5.90"}
+            ],
+        },
+    )
+    pull(api)
+    assert on_hand() == 30 and reasons()["INV-0007"] == "deleted in the provider"
+    with pytest.raises(AdminError, match="Invoice not of valid status for modification"):
+        xero.delete_record(AU_TENANT_ID, "Invoices", sale["InvoiceID"])
+    xero.clock.advance(60)
+    xero.void_record(AU_TENANT_ID, "Invoices", sale["InvoiceID"])
+    assert pull(api)["stored"] == [f"xero:Invoice:{sale['InvoiceID']}"]
+    assert on_hand() == 40
+    xero.clock.advance(60)
+    pull(api)  # read again in the cursor's overlap: nothing given back twice
+    assert on_hand() == 40
+    docs = {d["number"]: d for d in ok(api.call("GET", "/margins"))["documents"]}
+    assert docs["INV-0009"]["status"] == "voided" and docs["INV-0009"]["lines"] == []
 
 
 def test_xero_an_answer_without_its_collection_fails_the_pull_and_keeps_the_cursor(

@@ -610,20 +610,58 @@ def test_invoices_filters_paging_and_line_items(client: httpx.Client, tokens: di
 def test_voiding_in_xero_shows_up_through_if_modified_since(
     client: httpx.Client, tokens: dict[str, Any], sandbox: XeroSandbox
 ) -> None:
+    draft = seed_document(sandbox, "CreditNotes", "5.00", Status="DRAFT", CreditNoteNumber="CN-DRAFT")
     sandbox.clock.advance(600)
     mark = sandbox.clock.now().isoformat()
     invoice = demo_id(AU_TENANT_ID, "invoice", "INV-0002")
     voided = client.post(f"/_admin/organisations/{AU_TENANT_ID}/Invoices/{invoice}/void")
     assert voided.status_code == 200 and voided.json()["Status"] == "VOIDED"
-    note = demo_id(AU_TENANT_ID, "credit-note", "CN-0002")
-    sandbox.delete_record(AU_TENANT_ID, "CreditNotes", note)
+    sandbox.delete_record(AU_TENANT_ID, "CreditNotes", draft)
     headers = api(tokens, **{"If-Modified-Since": mark})
     changed = client.get(f"{API}/Invoices", params={"page": 1}, headers=headers).json()["Invoices"]
     assert [(i["InvoiceNumber"], i["Status"], i["AmountDue"]) for i in changed] == [
         ("INV-0002", "VOIDED", 0.0)
     ]
     notes = client.get(f"{API}/CreditNotes", params={"page": 1}, headers=headers).json()["CreditNotes"]
-    assert [(n["CreditNoteNumber"], n["Status"]) for n in notes] == [("CN-0002", "DELETED")]
+    assert [(n["CreditNoteNumber"], n["Status"]) for n in notes] == [("CN-DRAFT", "DELETED")]
+
+
+@pytest.mark.parametrize("collection", ["Invoices", "CreditNotes"])
+@pytest.mark.parametrize(
+    ("status", "moves"),
+    [
+        ("DRAFT", [("VOIDED", False), ("DELETED", True), ("AUTHORISED", False)]),
+        ("SUBMITTED", [("VOIDED", False), ("DELETED", True)]),
+        ("AUTHORISED", [("DELETED", False), ("VOIDED", True), ("AUTHORISED", False)]),
+        ("PAID", [("DELETED", False), ("VOIDED", False)]),
+    ],
+)
+def test_documents_are_deleted_as_drafts_and_voided_once_approved_as_in_xero(
+    client: httpx.Client, sandbox: XeroSandbox, collection: str, status: str, moves: list[tuple[str, bool]]
+) -> None:
+    """Xero's Invoices page, "Deleting and voiding invoices": a DRAFT or SUBMITTED document is deleted, an
+    AUTHORISED one cannot be but is voided, a paid one neither (its payment is removed first); neither a
+    deleted nor a voided one changes again. A person's move Xero refuses is refused with Xero's words, over
+    HTTP too, and the document is left as it was."""
+    document = seed_document(sandbox, collection, "40.00", Status=status)
+    name = "Invoice" if collection == "Invoices" else "Credit Note"
+    url = f"/_admin/organisations/{AU_TENANT_ID}/{collection}/{document}"
+    now = status
+    for wanted, allowed in moves:
+        verb = {"DELETED": "delete", "VOIDED": "void"}.get(wanted)
+        answer = client.post(f"{url}/{verb}") if verb else client.post(f"{url}/edit", json={"Status": wanted})
+        if allowed:
+            assert answer.status_code == 200 and answer.json()["Status"] == wanted, (wanted, answer.text)
+            now = wanted
+        else:
+            assert answer.status_code == 400, (wanted, answer.text)
+            assert f"{name} not of valid status for modification" in answer.text, answer.text
+        (stored,) = [r for r in sandbox.list_records(AU_TENANT_ID, collection) if document in r.values()]
+        assert stored["Status"] == now, (wanted, stored["Status"])
+    if collection == "Invoices":  # an approved, partly paid invoice: its payment is removed first
+        paid = seed_document(sandbox, collection, "40.00", AmountPaid="10.00")
+        with pytest.raises(AdminError, match="Invoice not of valid status for modification"):
+            sandbox.void_record(AU_TENANT_ID, collection, paid)
 
 
 # ---- manual journals -------------------------------------------------------------------------------
