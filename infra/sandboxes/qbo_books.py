@@ -40,6 +40,15 @@ STOCK_SIGN = {
     "RefundReceipt": Decimal(1),
 }
 TRANSACTIONS = (*SALES_DOCS, "JournalEntry", "InventoryAdjustment")
+# What a bundle (Group item, made in QBO's UI only) may hold. Intuit's "Item bundles using groups": its lines
+# name items with a quantity each; the example bundle holds Inventory and Service items and the page sets
+# Category items (Item.type = Category) apart; a bundle is not itself stock (TrackQtyOnHand false). So a line
+# names an Inventory, NonInventory or Service item: not a category, nor another bundle (nesting: UNSURE, no
+# Intuit words for it found; the service reads a bundle line's components as item lines). At most 50 lines,
+# as the catalog's note has it (shared/domain/catalog.py, "QBO: 50 to a bundle"; UNSURE: no Intuit page
+# found). The UI's words for these refusals: UNSURE.
+BUNDLE_PARTS = ("Inventory", "NonInventory", "Service")
+BUNDLE_LINES = 50
 ENTITY_BY_SEGMENT = {name.lower(): name for name in ENTITIES}
 ENTITY_SEGMENTS = "|".join(ENTITY_BY_SEGMENT)
 
@@ -734,19 +743,26 @@ class QboBooks:
         else:
             record["TrackQtyOnHand"] = False
         if kind == "Group":
-            lines = record.get("ItemGroupDetail", {}).get("ItemGroupLine", [])
-            record["ItemGroupDetail"] = {
-                "ItemGroupLine": [
-                    {
-                        "ItemRef": {**self._ref(company, "Item", line["ItemRef"]), "type": "Item"},
-                        "Qty": decimal(line.get("Qty", 1)),
-                    }
-                    for line in lines
-                ]
-            }
+            record["ItemGroupDetail"] = {"ItemGroupLine": self._bundle_lines(company, record)}
             record.setdefault("PrintGroupedItems", False)
         for key in ("UnitPrice", "PurchaseCost"):
             record[key] = decimal(record.get(key, 0))
+
+    def _bundle_lines(self, company: Company, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """A bundle's lines as QBO keeps them, or its refusal of what no bundle holds (``BUNDLE_PARTS``)."""
+        lines = record.get("ItemGroupDetail", {}).get("ItemGroupLine", [])
+        if len(lines) > BUNDLE_LINES:
+            raise business_error(f"A bundle can hold at most {BUNDLE_LINES} products and services.")
+        kept = []
+        for line in lines:
+            ref = self._ref(company, "Item", line["ItemRef"])
+            part = company.find("Item", ref["value"]) or {}
+            if part.get("Type") not in BUNDLE_PARTS:
+                raise business_error(
+                    f"{ref['name']} is a {part.get('Type')} item: a bundle holds only products and services."
+                )
+            kept.append({"ItemRef": {**ref, "type": "Item"}, "Qty": decimal(line.get("Qty", 1))})
+        return kept
 
     def _normalize_sales_doc(self, company: Company, entity: str, record: dict[str, Any]) -> None:
         record["CustomerRef"] = self._ref(company, "Customer", record.get("CustomerRef"), "DisplayName")

@@ -951,6 +951,38 @@ def test_group_items_cannot_be_created_through_the_api(api: httpx.Client) -> Non
     assert response.status_code == 400 and fault_code(response) == "6000"
 
 
+def test_a_person_makes_bundles_of_products_and_services_only_and_of_50_at_most(
+    sandbox: QboSandbox, api: httpx.Client
+) -> None:
+    """Bundles are made in QBO's UI (the admin seed): of Inventory, NonInventory and Service items, each with
+    a quantity. A bundle inside a bundle, a category, or more than 50 lines is refused, nothing stored; a
+    bundle is never stock itself."""
+
+    def bundle(name: str, parts: list[str]) -> dict[str, Any]:
+        lines = [{"ItemRef": {"value": part}, "Qty": 2} for part in parts]
+        return sandbox.create_record(
+            REALM, "Item", {"Name": name, "Type": "Group", "ItemGroupDetail": {"ItemGroupLine": lines}}
+        )
+
+    made = bundle("Mounting Set", [BRACKET_20, SHOP_SUPPLIES, ASSEMBLY_LABOUR])
+    assert [line["ItemRef"]["value"] for line in made["ItemGroupDetail"]["ItemGroupLine"]] == [
+        BRACKET_20,
+        SHOP_SUPPLIES,
+        ASSEMBLY_LABOUR,
+    ]
+    assert made["TrackQtyOnHand"] is False and "QtyOnHand" not in made
+    category = sandbox.create_record(REALM, "Item", {"Name": "Brackets", "Type": "Category"})
+    before = query(api, "select count(*) from Item")
+    with pytest.raises(AdminError, match="a bundle holds only products and services"):
+        bundle("Bundle of Bundles", [BRACKET_40, BRACKET_BUNDLE])
+    with pytest.raises(AdminError, match="a bundle holds only products and services"):
+        bundle("Category Set", [category["Id"]])
+    with pytest.raises(AdminError, match="at most 50"):
+        bundle("Huge Set", [BRACKET_20] * 51)
+    assert query(api, "select count(*) from Item") == before
+    assert len(bundle("Big Set", [BRACKET_20] * 50)["ItemGroupDetail"]["ItemGroupLine"]) == 50
+
+
 def test_vendor_create_and_stale_update(api: httpx.Client) -> None:
     created = post_json(api, "/vendor", {"DisplayName": "Riverside Plastics"}).json()["Vendor"]
     stale = post_json(
