@@ -416,13 +416,42 @@ def _check_connection(connection: store.Connection, clock: Clock) -> bool:
     name = connection.provider
     known = tenant_of(connection)
     tenant = call_with_token(connection, lambda token: provider(name).check_tenant(token, known), clock=clock)
-    store.update_connection(
+    store.update_connection(  # a check that works again takes the note of the failing ones away
         connection.organisation_id,
         name,
-        {"tenant_name": tenant.name, "last_checked_at": clock().isoformat()},
+        {"tenant_name": tenant.name, "last_checked_at": clock().isoformat(), "last_error": None},
         only_if_grant=asker.grant_id,
     )
     return refreshed
+
+
+def _note_retrying(connection: store.Connection, err: ProviderError, now: datetime) -> None:
+    """Shows on the connection's health that its checks fail for now (the token endpoint or the API down or
+    throttling) and are tried again at every tick: it is kept connected, and nothing was refreshed. Best
+    effort: the next tick writes it again."""
+    label = PROVIDER_LABELS[connection.provider]
+    earlier = connection.last_error or {}
+    since = earlier.get("since") or now.isoformat()
+    note = {
+        "reason": (
+            f"Partsemble's checks of the connection to {label} (which keep its sign-in fresh) fail for now, "
+            f"since {since}. They are tried again every few minutes and the connection is kept; nothing "
+            "needs doing."
+        ),
+        "detail": err.message,
+        "at": now.isoformat(),
+        "since": since,
+    }
+    try:
+        store.update_connection(
+            connection.organisation_id,
+            connection.provider,
+            {"last_error": note},
+            only_if_grant=connection.grant_id,
+            only_if_status="connected",
+        )
+    except Exception:
+        logger.warning("a failing connection check could not be noted", exc_info=True)
 
 
 RECHECK_AFTER = timedelta(minutes=4)  # checked more recently than this: not due (the schedule ticks every 5)
@@ -469,7 +498,8 @@ def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshRepor
         if connection.grant_id is not None:
             connection_refused(connection.grant_id, reason=err.message, now=clock())
         report.expired += 1
-    except ProviderError:
+    except ProviderError as err:
+        _note_retrying(connection, err, clock())
         report.retry_later += 1
     else:
         if connection.resume_pending and connection.grant_id:

@@ -1,0 +1,78 @@
+"""Probe: the connection's lifecycle as an unlucky network and a demanding person see it. A token endpoint
+down or throttling for a long time never marks the connection dead nor burns its refresh token, and its
+health says the checks keep failing and are being retried."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.local.poller import Poller
+from infra.local.scheduler import Scheduler
+from infra.local.stack import LocalStack
+from shared.services import tokens
+from shared.store import connections as store
+from shared.vault import TokenContext
+from tests.conftest import QBO_TEST_APP, Api, Sandboxes
+from tests.integration.connect_flow import connect
+from tests.integration.test_connect import status_of
+from tests.integration.test_token_refresh import QBO_TOKEN_PATH, clock_of, connection
+
+TICK = 5 * 60  # the schedule's period (template.yaml)
+
+
+def _tick(aws: LocalStack) -> None:
+    """One scheduled tick, through the queue."""
+    Scheduler(aws).fire("TokenRefreshFunction")
+    Poller(aws).drain()
+
+
+def _tokens_of(asker: TokenContext) -> set[str]:
+    grant = store.get_grant(asker.grant_id)
+    assert grant is not None
+    stored = tokens.stored_tokens(grant, asker)
+    return {stored.access_token, stored.refresh_token}
+
+
+def test_a_token_endpoint_down_for_hours_is_retried_each_tick_and_the_health_says_so(
+    api: Api,
+    sandboxes: Sandboxes,
+    aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connect(api, sandboxes, "qbo")
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    asker = tokens.asking(connection("qbo"))
+    grant_id = asker.grant_id
+    secrets = {QBO_TEST_APP[1]} | _tokens_of(asker)
+    sandboxes.qbo.clock.advance(55 * 60)  # the access token is due at the next check
+    for kind in ("503", "429", "timeout", "500"):  # Intuit's token endpoint down, then throttling, ...
+        sandboxes.qbo.inject(kind, method="POST", path_prefix=QBO_TOKEN_PATH, count=6)
+    calls = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    _tick(aws)
+    first = status_of(api, "qbo")["last_error"]
+    for _ in range(23):  # two hours of ticks
+        sandboxes.qbo.clock.advance(TICK)
+        _tick(aws)
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - calls == 24  # one try a tick, never a loop
+    view = status_of(api, "qbo")
+    assert view["status"] == "connected"  # not marked dead
+    health = view["last_error"]
+    assert "tried again every few minutes" in health["reason"] and "QuickBooks Online" in health["reason"]
+    assert health["since"] == first["since"] != health["at"]  # how long it has been failing
+    assert health["detail"] != first["detail"]  # the latest failure's words (throttled, then down again)
+    grant = store.get_grant(grant_id)
+    assert grant is not None and (grant.status, grant.version) == ("active", 1)  # nothing burned
+
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)  # QuickBooks answers again
+    view = status_of(api, "qbo")
+    assert view["status"] == "connected" and view["last_error"] is None
+    assert store.get_grant(grant_id).version == 2  # type: ignore[union-attr]
+    secrets |= _tokens_of(asker)
+    output = capsys.readouterr()
+    logged = output.out + output.err + caplog.text + json.dumps(health)
+    assert sorted(s for s in secrets if s in logged) == []
