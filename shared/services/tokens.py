@@ -30,7 +30,6 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 ON_DEMAND_MARGIN = timedelta(minutes=5)
 SCHEDULED_MARGIN = timedelta(minutes=10)  # more than one schedule tick, so a token never lapses between ticks
-FORCE_REFRESH = timedelta(days=36500)  # a margin no token meets: refresh now
 # longer than a live refresh can take: sent within SEND_WITHIN, at the provider within the token request's
 # pool, connect and write timeouts (15 s), answered within its read timeout (20 s), stored within STORE_WAITS
 # (6 s): 51 s. A second worker takes the lease over only from a dead one, never while a live one's answer is
@@ -163,9 +162,19 @@ def fresh_tokens(
     clock: Clock = utc_now,
     margin: timedelta = ON_DEMAND_MARGIN,
     sleep: Callable[[float], None] | None = None,
+    refused: str | None = None,
 ) -> tuple[TokenSet, bool]:
-    """Tokens valid for at least ``margin``, and whether this call refreshed them."""
-    return _current(asker, str(uuid.uuid4()), clock=clock, margin=margin, sleep=sleep or pause, hold=False)
+    """Tokens valid for at least ``margin``, and whether this call refreshed them; ``refused``: an access
+    token the provider refused, replaced however long it has left while the grant still holds it."""
+    return _current(
+        asker,
+        str(uuid.uuid4()),
+        clock=clock,
+        margin=margin,
+        sleep=sleep or pause,
+        hold=False,
+        refused=refused,
+    )
 
 
 @contextmanager
@@ -196,10 +205,13 @@ def _current(
     margin: timedelta,
     sleep: Callable[[float], None],
     hold: bool,
+    refused: str | None = None,
 ) -> tuple[TokenSet, bool]:
-    """Tokens valid for ``margin``, refreshed under the grant's lease when due; with ``hold``, returned with
-    that lease held by ``owner``. Another worker's lease is waited for ``WAIT_LIMIT`` seconds of waits at most
-    (counted in waits, not by ``clock``: a disconnect's clock stands still at its request's time)."""
+    """Tokens valid for ``margin`` (and not ``refused``), refreshed under the grant's lease when due; with
+    ``hold``, returned with that lease held by ``owner``. Due or not is decided again on each version read,
+    so workers refused the same token at once wait for one refresh and use it. Another worker's lease is
+    waited for ``WAIT_LIMIT`` seconds of waits at most (counted in waits, not by ``clock``: a disconnect's
+    clock stands still at its request's time)."""
     grant_id = asker.grant_id
     waited = slow = 0
     waited_s = 0.0
@@ -208,7 +220,7 @@ def _current(
     while True:
         grant = _live_grant(asker)
         tokens = stored_tokens(grant, asker)
-        due = tokens.access_expires_at - clock() <= margin
+        due = tokens.access_expires_at - clock() <= margin or tokens.access_token == refused
         if not due and not hold:
             return tokens, refreshed
         if due:
@@ -364,7 +376,7 @@ def connection_refused(grant_id: str, *, reason: str, now: datetime) -> None:
 
 class TokenSource:
     """A connection's access token for a run of provider calls: read once from the vault, replaced once the
-    provider refuses it (unless another worker has replaced it already)."""
+    provider refuses it (unless another worker has replaced it already, or is replacing it: one refresh)."""
 
     def __init__(self, asker: TokenContext, *, clock: Clock = utc_now) -> None:
         self.asker, self.clock = asker, clock
@@ -372,9 +384,7 @@ class TokenSource:
 
     def __call__(self, refused: bool) -> str:
         if refused or self._token is None:
-            current, _ = fresh_tokens(self.asker, clock=self.clock)
-            if refused and current.access_token == self._token:
-                current, _ = fresh_tokens(self.asker, clock=self.clock, margin=FORCE_REFRESH)
+            current, _ = fresh_tokens(self.asker, clock=self.clock, refused=self._token if refused else None)
             self._token = current.access_token
         return self._token
 

@@ -5,6 +5,7 @@ health says the checks keep failing and are being retried."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -76,3 +77,38 @@ def test_a_token_endpoint_down_for_hours_is_retried_each_tick_and_the_health_say
     output = capsys.readouterr()
     logged = output.out + output.err + caplog.text + json.dumps(health)
     assert sorted(s for s in secrets if s in logged) == []
+
+
+def test_workers_whose_token_is_refused_at_once_replace_it_with_one_refresh(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """Ten exports running at once are all refused the same access token (it ended early at QuickBooks):
+    one refresh replaces it and all ten use the new one. Intuit asks to refresh only when the access token
+    has expired, not on every call (qbo.md 1.5); ten refreshes one after the other would also keep the later
+    workers waiting on the lease, past ``WAIT_LIMIT`` (503) when a refresh is slow."""
+    connect(api, sandboxes, "qbo")
+    asker = tokens.asking(connection("qbo"))
+    sources = [tokens.TokenSource(asker, clock=clock_of(sandboxes.qbo)) for _ in range(10)]
+    refused = {source(False) for source in sources}
+    assert len(refused) == 1
+    calls = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    start = threading.Barrier(len(sources))
+    replaced: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker(source: tokens.TokenSource) -> None:
+        start.wait()
+        try:
+            replaced.append(source(True))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(source,)) for source in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - calls == 1
+    assert len(set(replaced)) == 1 and not set(replaced) & refused
+    assert store.get_grant(asker.grant_id).version == 2  # type: ignore[union-attr]
