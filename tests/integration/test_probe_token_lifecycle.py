@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import httpx
 import pytest
 
 from infra.local.poller import Poller
@@ -18,7 +19,8 @@ from shared.vault import TokenContext
 from tests.conftest import QBO_TEST_APP, Api, Sandboxes
 from tests.integration.connect_flow import connect
 from tests.integration.test_connect import status_of
-from tests.integration.test_token_refresh import QBO_TOKEN_PATH, clock_of, connection
+from tests.integration.test_export_faults import WRITES, deliver, posted_once, receipt, setup
+from tests.integration.test_token_refresh import QBO_TOKEN_PATH, XERO_TOKEN_PATH, clock_of, connection
 
 TICK = 5 * 60  # the schedule's period (template.yaml)
 
@@ -112,3 +114,31 @@ def test_workers_whose_token_is_refused_at_once_replace_it_with_one_refresh(
     assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - calls == 1
     assert len(set(replaced)) == 1 and not set(replaced) & refused
     assert store.get_grant(asker.grant_id).version == 2  # type: ignore[union-attr]
+
+
+def test_an_access_token_that_expires_between_an_exports_search_and_its_write_posts_once(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Xero's access token lasts 30 minutes (xero.md 1.2) and Partsemble's clock and Xero's disagree: the
+    token still looks fresh here when Xero refuses the journal's write (401 TokenExpired). One refresh, the
+    write repeated once, one journal; the export never waits nor fails."""
+    bolt = setup(api, sandboxes, "xero")
+    receipt(api, bolt)
+    writes = {"PUT": 0}
+    handle = sandboxes.xero.handle
+
+    def expiring(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and request.url.path == WRITES["xero"]:
+            writes["PUT"] += 1
+            if writes["PUT"] == 1:
+                sandboxes.xero.clock.advance(31 * 60)  # expired at Xero just before the write reaches it
+        response: httpx.Response = handle(request)
+        return response
+
+    monkeypatch.setattr(sandboxes.xero, "handle", expiring)
+    refreshes = sandboxes.xero.call_count("POST", XERO_TOKEN_PATH)
+    deliver(aws)
+    assert writes["PUT"] == 2  # refused once, then written with the new token
+    assert sandboxes.xero.call_count("POST", XERO_TOKEN_PATH) - refreshes == 1
+    posted_once(api, sandboxes, "xero")
+    assert status_of(api, "xero")["status"] == "connected"
