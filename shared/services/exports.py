@@ -395,7 +395,7 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
             # nothing was connected, whatever the organisation connects next posts it (the same provider
             # again, or the other one if it moves there); bound to this one, it waited for it for ever
             attempt.provider = "none"
-        return _wait(attempt, connection, err.message)
+        return _wait(attempt, connection, err.message, recheck=True)
     except OtherCompanysSales as err:
         attempt.provider = "none"  # whatever is connected next tries it again (that company posts it)
         return _wait(attempt, connection, str(err))
@@ -510,13 +510,26 @@ def _retry_or_give_up(attempt: _Attempt, err: ServiceError, receive_count: int) 
     raise RetryLater(err.message, delay=min(delay, MAX_VISIBILITY)) from err
 
 
-def _wait(attempt: _Attempt, connection: Connection | None, reason: str) -> ExportOutcome:
+def _wait(
+    attempt: _Attempt, connection: Connection | None, reason: str, *, recheck: bool = False
+) -> ExportOutcome:
+    """The export waits for its connection. ``recheck``: the provider refused the connection's tokens; one
+    it did not mark expired (a 401 even with the token just refreshed: QBO's authentication falters at
+    times, minimul/qbo_api#96) is marked for its next scheduled check, which resumes the export once the
+    connection is proven to work, or expires it (reconnecting then resumes the export)."""
     _settle(attempt, "waiting", last_error=f"waiting for the connection to be restored: {reason}")
     job, export_id = attempt.job, attempt.export_id
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.
     now = sessions.in_use(job.organisation_id)
     if now and now.status == "connected" and (connection is None or now.grant_id != connection.grant_id):
         _resume(job.organisation_id, export_id, job, attempt.moment)
+    elif recheck and now and now.status == "connected" and now.grant_id and not now.switching_from:
+        try:
+            connection_store.update_connection(
+                job.organisation_id, now.provider, {"resume_pending": True}, only_if_grant=now.grant_id
+            )
+        except Exception:  # the export is waiting: a retry of it resumes it
+            logger.warning("a waiting export's connection was not marked for its check", exc_info=True)
     return ExportOutcome(export_id=export_id, status="waiting")
 
 

@@ -20,6 +20,7 @@ from tests.conftest import QBO_TEST_APP, Api, Sandboxes
 from tests.integration.connect_flow import connect
 from tests.integration.test_connect import status_of
 from tests.integration.test_export_faults import WRITES, deliver, posted_once, receipt, setup
+from tests.integration.test_exports import ok
 from tests.integration.test_token_refresh import QBO_TOKEN_PATH, XERO_TOKEN_PATH, clock_of, connection
 
 TICK = 5 * 60  # the schedule's period (template.yaml)
@@ -142,3 +143,36 @@ def test_an_access_token_that_expires_between_an_exports_search_and_its_write_po
     assert sandboxes.xero.call_count("POST", XERO_TOKEN_PATH) - refreshes == 1
     posted_once(api, sandboxes, "xero")
     assert status_of(api, "xero")["status"] == "connected"
+
+
+def test_an_export_refused_a_fresh_token_twice_by_a_connection_that_works_is_posted_after_the_next_check(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QuickBooks refuses the journal's write with a 401, and again with the token just refreshed (its
+    authentication faltering for a moment): the export waits for the connection, which still works. The
+    next scheduled check proves it does and the export goes on: it never stays waiting while its connection
+    is connected, with nobody told to do anything."""
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    bolt = setup(api, sandboxes, "qbo")
+    receipt(api, bolt)
+    handle = sandboxes.qbo.handle
+    refusals = [2]
+
+    def faltering(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == WRITES["qbo"] and refusals[0]:
+            refusals[0] -= 1
+            return sandboxes.qbo._unauthenticated("Token invalid")  # QuickBooks' own 401
+        response: httpx.Response = handle(request)
+        return response
+
+    monkeypatch.setattr(sandboxes.qbo, "handle", faltering)
+    deliver(aws)
+    (export,) = ok(api.call("GET", "/exports"))["items"]
+    assert export["status"] == "waiting", export
+    assert status_of(api, "qbo")["status"] == "connected"
+
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)  # the connection is checked and works
+    deliver(aws)
+    posted_once(api, sandboxes, "qbo")
+    assert status_of(api, "qbo")["status"] == "connected"
