@@ -125,6 +125,11 @@ class AuthExpired(ProviderError):
         return err
 
 
+class TokenRefused(AuthExpired):
+    """The API refused the access token (401), even once refreshed when the caller could: unlike a refresh
+    refused (``invalid_grant``), not proof that the consent has ended (``tokens.check_one``)."""
+
+
 class RateLimited(ProviderError):
     http_status = HTTPStatus.TOO_MANY_REQUESTS
     retryable = True

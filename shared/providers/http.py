@@ -25,6 +25,7 @@ from shared.errors import (
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
+    TokenRefused,
 )
 from shared.providers.base import Session
 from shared.providers.limits import ProviderLimits, admit, observe
@@ -224,7 +225,7 @@ def error_for(resp: httpx.Response, provider: str) -> ProviderError:
             "the company's plan does not include it. Reconnect to grant the permission, or check the plan",
         )
     if resp.status_code == 401:
-        return AuthExpired(provider, "the provider refused the access token")
+        return TokenRefused(provider, "the provider refused the access token")
     if resp.status_code >= 500:
         return ProviderUnavailable(provider, f"the provider is unavailable (HTTP {resp.status_code})")
     if resp.status_code == 403:

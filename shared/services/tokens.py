@@ -16,7 +16,7 @@ from shared.aws import is_outage
 from shared.config import settings
 from shared.contracts import ConnectionJob
 from shared.domain.connections import PROVIDER_LABELS, ConnectionStatus, ProviderName, Tenant, TokenSet
-from shared.errors import AuthExpired, ProviderError, ProviderNotConfigured, ProviderUnavailable
+from shared.errors import AuthExpired, ProviderError, ProviderNotConfigured, ProviderUnavailable, TokenRefused
 from shared.model import Model
 from shared.observability import logger
 from shared.services import credentials, events, fanout
@@ -437,21 +437,25 @@ def _check_connection(connection: store.Connection, clock: Clock) -> bool:
 
 def _note_retrying(connection: store.Connection, err: ProviderError, now: datetime) -> None:
     """Shows on the connection's health that its checks fail for now (the token endpoint or the API down or
-    throttling) and are tried again at every tick: it is kept connected, and nothing was refreshed. Best
-    effort: the next tick writes it again."""
+    throttling, or the API refusing a token just refreshed) and are tried again at every tick: it is kept
+    connected, and its stored tokens stay as they were or as refreshed. Best effort: the next tick writes
+    it again."""
     label = PROVIDER_LABELS[connection.provider]
     earlier = connection.last_error or {}
     since = earlier.get("since") or now.isoformat()
-    note = {
-        "reason": (
-            f"Partsemble's checks of the connection to {label} (which keep its sign-in fresh) fail for now, "
-            f"since {since}. They are tried again every few minutes and the connection is kept; nothing "
-            "needs doing."
-        ),
-        "detail": err.message,
-        "at": now.isoformat(),
-        "since": since,
-    }
+    refused = isinstance(err, TokenRefused)
+    reason = (
+        f"{label} refused Partsemble's access at its last check, even with a sign-in token it had just "
+        "issued. It is checked again in a few minutes; if it refuses again, the connection will need "
+        "reconnecting."
+        if refused
+        else f"Partsemble's checks of the connection to {label} (which keep its sign-in fresh) fail for now, "
+        f"since {since}. They are tried again every few minutes and the connection is kept; nothing "
+        "needs doing."
+    )
+    note = {"reason": reason, "detail": err.message, "at": now.isoformat(), "since": since}
+    if refused:
+        note["refused"] = "true"
     try:
         store.update_connection(
             connection.organisation_id,
@@ -504,6 +508,17 @@ def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshRepor
         report.refreshed += int(_check_connection(connection, clock))
     except ForeignGrant:  # never expire another organisation's grant on this connection's behalf
         report.retry_later += 1
+    except TokenRefused as err:
+        # the API refused even the token the provider had just refreshed (a consent ended at the provider
+        # refuses the refresh itself: invalid_grant, below). QBO's authentication falters at times (401s
+        # with valid tokens: minimul/qbo_api#96, intuit/oauth-jsclient#91), so the connection is expired
+        # only when the next check is refused too (QBO's code 120, its user no longer an admin: qbo.md 2.8)
+        if (connection.last_error or {}).get("refused") and connection.grant_id is not None:
+            connection_refused(connection.grant_id, reason=err.message, now=clock())
+            report.expired += 1
+        else:
+            _note_retrying(connection, err, clock())
+            report.retry_later += 1
     except AuthExpired as err:
         if connection.grant_id is not None:
             connection_refused(connection.grant_id, reason=err.message, now=clock())

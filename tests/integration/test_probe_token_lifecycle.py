@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +23,15 @@ from tests.integration.connect_flow import connect
 from tests.integration.test_connect import status_of
 from tests.integration.test_export_faults import WRITES, deliver, posted_once, receipt, setup
 from tests.integration.test_exports import ok
-from tests.integration.test_token_refresh import QBO_TOKEN_PATH, XERO_TOKEN_PATH, clock_of, connection
+from tests.integration.test_token_refresh import (
+    QBO_TOKEN_PATH,
+    XERO_TOKEN_PATH,
+    clock_of,
+    connection,
+    events_queue,
+)
+
+__all__ = ["events_queue"]  # the fixture, used here by name
 
 TICK = 5 * 60  # the schedule's period (template.yaml)
 
@@ -176,3 +186,55 @@ def test_an_export_refused_a_fresh_token_twice_by_a_connection_that_works_is_pos
     deliver(aws)
     posted_once(api, sandboxes, "qbo")
     assert status_of(api, "qbo")["status"] == "connected"
+
+
+def _refusing(sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, path: str, times: int) -> None:
+    """QuickBooks answers its own 401 (a refused access token) to the next ``times`` requests to ``path``."""
+    handle = sandboxes.qbo.handle
+    left = [times]
+
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if path in request.url.path and left[0]:
+            left[0] -= 1
+            return sandboxes.qbo._unauthenticated("Token invalid")
+        response: httpx.Response = handle(request)
+        return response
+
+    monkeypatch.setattr(sandboxes.qbo, "handle", refusing)
+
+
+def test_a_check_refused_even_with_a_token_just_refreshed_keeps_the_connection_until_the_next_one_is(
+    api: Api,
+    aws: LocalStack,
+    sandboxes: Sandboxes,
+    monkeypatch: pytest.MonkeyPatch,
+    events_queue: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """QuickBooks' authentication falters for a moment: the check's read is refused (401), and again with
+    the token Intuit has just issued. A consent ended at Intuit refuses the refresh itself (invalid_grant:
+    expired at once), so this one is kept, its health saying so, and the next check that works clears it.
+    Refused at two checks in a row (the connecting user no longer an admin, QBO code 120), it is expired
+    once, and told once."""
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    connect(api, sandboxes, "qbo")
+    grant_id = connection("qbo").grant_id or ""
+    refreshes = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    _refusing(sandboxes, monkeypatch, "/companyinfo/", times=2)
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - refreshes == 1  # refreshed once, then refused
+    view = status_of(api, "qbo")
+    assert view["status"] == "connected", view
+    assert "if it refuses again, the connection will need reconnecting" in view["last_error"]["reason"]
+    assert store.get_grant(grant_id).status == "active"  # type: ignore[union-attr]
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)  # it works again
+    assert status_of(api, "qbo")["last_error"] is None
+
+    _refusing(sandboxes, monkeypatch, "/companyinfo/", times=1000)  # refused for good now
+    for _ in range(3):
+        sandboxes.qbo.clock.advance(TICK)
+        _tick(aws)
+    view = status_of(api, "qbo")
+    assert view["status"] == "expired" and "Reconnect" in view["reconnect_hint"]
+    assert [e["detail-type"] for e in events_queue()] == ["ConnectionExpired"]
