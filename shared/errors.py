@@ -146,6 +146,12 @@ class ProviderUnavailable(ProviderError):
     retryable = True
 
 
+class RefreshUnavailable(ProviderUnavailable):
+    """The provider's token endpoint did not answer a refresh (5xx, timeout, dropped connection): nothing was
+    refreshed nor spent, and no call was made without a token. An export waits for the connection's next
+    check that refreshes, rather than failing through a long outage of it."""
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request with a validation message (its own words)."""
 

@@ -34,6 +34,7 @@ from shared.errors import (
     ProviderError,
     ProviderRejected,
     RateLimited,
+    RefreshUnavailable,
     ServiceError,
 )
 from shared.lazy import lazy_module
@@ -399,6 +400,10 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     except OtherCompanysSales as err:
         attempt.provider = "none"  # whatever is connected next tries it again (that company posts it)
         return _wait(attempt, connection, str(err))
+    except RefreshUnavailable as err:
+        if receive_count >= max_receives():  # the token endpoint is down for long: no reason to give up
+            return _wait(attempt, connection, err.message, recheck=True)
+        return _retry_or_give_up(attempt, err, receive_count)
     except ServiceError as err:
         if err.retryable or (isinstance(err, ProviderError) and not isinstance(err, ProviderRejected)):
             return _retry_or_give_up(attempt, err, receive_count)
@@ -513,10 +518,11 @@ def _retry_or_give_up(attempt: _Attempt, err: ServiceError, receive_count: int) 
 def _wait(
     attempt: _Attempt, connection: Connection | None, reason: str, *, recheck: bool = False
 ) -> ExportOutcome:
-    """The export waits for its connection. ``recheck``: the provider refused the connection's tokens; one
-    it did not mark expired (a 401 even with the token just refreshed: QBO's authentication falters at
-    times, minimul/qbo_api#96) is marked for its next scheduled check, which resumes the export once the
-    connection is proven to work, or expires it (reconnecting then resumes the export)."""
+    """The export waits for its connection. ``recheck``: the provider refused the connection's tokens, or its
+    token endpoint did not answer their refresh through all the attempts; a connection not marked expired
+    (a 401 even with the token just refreshed: QBO's authentication falters at times, minimul/qbo_api#96)
+    is marked for its next scheduled check, which resumes the export once the connection is proven to work
+    (refreshed), or expires it (reconnecting then resumes the export)."""
     _settle(attempt, "waiting", last_error=f"waiting for the connection to be restored: {reason}")
     job, export_id = attempt.job, attempt.export_id
     # Reconnected while this attempt ran (with the old tokens)? Then resume_waiting may have run already.

@@ -16,7 +16,14 @@ from shared.aws import is_outage
 from shared.config import settings
 from shared.contracts import ConnectionJob
 from shared.domain.connections import PROVIDER_LABELS, ConnectionStatus, ProviderName, Tenant, TokenSet
-from shared.errors import AuthExpired, ProviderError, ProviderNotConfigured, ProviderUnavailable, TokenRefused
+from shared.errors import (
+    AuthExpired,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+    RefreshUnavailable,
+    TokenRefused,
+)
 from shared.model import Model
 from shared.observability import logger
 from shared.services import credentials, events, fanout
@@ -281,10 +288,15 @@ def _refresh(
             return stored_tokens(newer, asker)
         expire_grant(grant, reason=err.message, now=now)
         raise
-    except (ProviderError, ProviderNotConfigured):
+    except (ProviderError, ProviderNotConfigured) as err:
         # transient, or this deployment's client credentials refused (invalid_client: the refresh token was
         # not looked at): the stored tokens are untouched, and the next caller need not wait for the lease
         store.release_lease(grant_id, owner=owner)
+        if type(err) is ProviderUnavailable:
+            detail = err.message.removeprefix(f"{name}: ")
+            raise RefreshUnavailable(
+                name, f"the connection's sign-in could not be refreshed: {detail}"
+            ) from None
         raise
     # the provider has rotated the refresh token: the answer is the only live one, so a store that throttles
     # or is down is asked again, for a few seconds, well inside the lease (``STORE_WAITS``)

@@ -238,3 +238,32 @@ def test_a_check_refused_even_with_a_token_just_refreshed_keeps_the_connection_u
     view = status_of(api, "qbo")
     assert view["status"] == "expired" and "Reconnect" in view["reconnect_hint"]
     assert [e["detail-type"] for e in events_queue()] == ["ConnectionExpired"]
+
+
+def test_exports_that_cannot_refresh_through_a_long_token_endpoint_outage_wait_and_go_on_after_it(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intuit's token endpoint is down for two hours and the access token has expired: an export cannot
+    get a token through all its attempts. It is not failed for a person to retry: it waits, and the
+    connection's first check that refreshes again (the outage over) sends it on; posted once."""
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    bolt = setup(api, sandboxes, "qbo")
+    sandboxes.qbo.clock.advance(3600)  # the access token has expired
+    sandboxes.qbo.inject("503", method="POST", path_prefix=QBO_TOKEN_PATH, count=1000)
+    receipt(api, bolt)
+    deliver(aws)
+    (export,) = ok(api.call("GET", "/exports"))["items"]
+    assert export["status"] == "waiting", export
+    assert "could not be refreshed" in export["last_error"]
+    for _ in range(24):  # two hours of checks, all refused by the outage: it keeps waiting
+        sandboxes.qbo.clock.advance(TICK)
+        _tick(aws)
+        deliver(aws)
+    assert ok(api.call("GET", "/exports"))["items"][0]["status"] == "waiting"
+    assert status_of(api, "qbo")["status"] == "connected"
+
+    sandboxes.qbo.faults.clear()  # Intuit answers again
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)
+    deliver(aws)
+    posted_once(api, sandboxes, "qbo")
