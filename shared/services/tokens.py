@@ -447,24 +447,35 @@ def _check_connection(connection: store.Connection, clock: Clock) -> bool:
     return refreshed
 
 
-def _note_retrying(connection: store.Connection, err: ProviderError, now: datetime) -> None:
+def _note_retrying(
+    connection: store.Connection, err: ProviderError | ProviderNotConfigured, now: datetime
+) -> None:
     """Shows on the connection's health that its checks fail for now (the token endpoint or the API down or
-    throttling, or the API refusing a token just refreshed) and are tried again at every tick: it is kept
-    connected, and its stored tokens stay as they were or as refreshed. Best effort: the next tick writes
-    it again."""
+    throttling, the API refusing a token just refreshed, or the provider refusing this deployment's own
+    client credentials) and are tried again at every tick: it is kept connected, and its stored tokens stay
+    as they were or as refreshed. Best effort: the next tick writes it again."""
     label = PROVIDER_LABELS[connection.provider]
     earlier = connection.last_error or {}
     since = earlier.get("since") or now.isoformat()
     refused = isinstance(err, TokenRefused)
-    reason = (
-        f"{label} refused Partsemble's access at its last check, even with a sign-in token it had just "
-        "issued. It is checked again in a few minutes; if it refuses again, the connection will need "
-        "reconnecting."
-        if refused
-        else f"Partsemble's checks of the connection to {label} (which keep its sign-in fresh) fail for now, "
-        f"since {since}. They are tried again every few minutes and the connection is kept; nothing "
-        "needs doing."
-    )
+    if isinstance(err, ProviderNotConfigured):
+        reason = (
+            f"{label} does not accept Partsemble's own app credentials (its client id and secret) since "
+            f"{since}: Partsemble's operators must update them. Your consent is not affected and you need "
+            "not reconnect; the connection is checked again every few minutes."
+        )
+    elif refused:
+        reason = (
+            f"{label} refused Partsemble's access at its last check, even with a sign-in token it had just "
+            "issued. It is checked again in a few minutes; if it refuses again, the connection will need "
+            "reconnecting."
+        )
+    else:
+        reason = (
+            f"Partsemble's checks of the connection to {label} (which keep its sign-in fresh) fail for now, "
+            f"since {since}. They are tried again every few minutes and the connection is kept; nothing "
+            "needs doing."
+        )
     note = {"reason": reason, "detail": err.message, "at": now.isoformat(), "since": since}
     if refused:
         note["refused"] = "true"
@@ -535,6 +546,20 @@ def check_one(job: ConnectionJob, *, clock: Clock | None = None) -> RefreshRepor
         if connection.grant_id is not None:
             connection_refused(connection.grant_id, reason=err.message, now=clock())
         report.expired += 1
+    except ProviderNotConfigured as err:
+        # invalid_client: the provider refuses this deployment's client id/secret (rotated in its developer
+        # portal; qbo.md 1.5). The refresh token was not looked at, so the consent stands: an operator's
+        # problem, not the customer's. Kept, noted, logged for the alarm, and tried again at the next tick
+        logger.error(
+            "connection check: this deployment's client credentials are refused or not set up",
+            extra={
+                "provider": connection.provider,
+                "organisation_id": connection.organisation_id,
+                "detail": err.message,
+            },
+        )
+        _note_retrying(connection, err, clock())
+        report.retry_later += 1
     except ProviderError as err:
         _note_retrying(connection, err, clock())
         report.retry_later += 1

@@ -267,3 +267,52 @@ def test_exports_that_cannot_refresh_through_a_long_token_endpoint_outage_wait_a
     _tick(aws)
     deliver(aws)
     posted_once(api, sandboxes, "qbo")
+
+
+def test_the_apps_own_credentials_refused_say_so_on_the_health_and_keep_the_consent(
+    api: Api,
+    sandboxes: Sandboxes,
+    aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client secret was rotated in Intuit's developer portal and not in this deployment: every refresh
+    is refused with invalid_client (qbo.md 1.5). The operator's problem, not the customer's consent: the
+    connection stays connected, its grant and refresh token untouched, its health saying plainly that
+    QuickBooks refuses Partsemble's own app credentials (not to reconnect), an error is logged for the
+    alarm, one try a tick, and the note goes once the deployment's secret works again."""
+    from infra.local.testbed import PUBLIC_BASE_URL
+
+    connect(api, sandboxes, "qbo")
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    asker = tokens.asking(connection("qbo"))
+    grant_id = asker.grant_id
+    secrets = {QBO_TEST_APP[1], "rotated-at-intuit"} | _tokens_of(asker)
+    redirect = [f"{PUBLIC_BASE_URL}/oauth/qbo/callback"]
+    sandboxes.qbo.register_app(QBO_TEST_APP[0], "rotated-at-intuit", redirect)
+    sandboxes.qbo.clock.advance(55 * 60)  # the access token is due at the next check
+    calls = sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH)
+    for _ in range(3):
+        _tick(aws)
+        sandboxes.qbo.clock.advance(TICK)
+    assert sandboxes.qbo.call_count("POST", QBO_TOKEN_PATH) - calls == 3  # one try a tick, never a loop
+    view = status_of(api, "qbo")
+    assert view["status"] == "connected" and not view.get("reconnect_hint"), view
+    reason = view["last_error"]["reason"]
+    assert "does not accept Partsemble's own app credentials" in reason and "QuickBooks Online" in reason
+    assert "need not reconnect" in reason
+    grant = store.get_grant(grant_id)
+    assert grant is not None and (grant.status, grant.version) == ("active", 1)  # nothing spent
+    assert "client credentials are refused or not set up" in caplog.text  # the operator's alarm matches
+    assert any(r.levelname == "ERROR" for r in caplog.records if "client credentials" in r.getMessage())
+
+    sandboxes.qbo.register_app(QBO_TEST_APP[0], QBO_TEST_APP[1], redirect)  # the operator fixed it
+    _tick(aws)
+    view = status_of(api, "qbo")
+    assert view["status"] == "connected" and view["last_error"] is None
+    assert store.get_grant(grant_id).version == 2  # type: ignore[union-attr]
+    secrets |= _tokens_of(asker)
+    output = capsys.readouterr()
+    logged = output.out + output.err + caplog.text + json.dumps(view) + reason
+    assert sorted(s for s in secrets if s in logged) == []
