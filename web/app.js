@@ -324,14 +324,16 @@ const connections = {
       + "Partsemble organisations are"} also connected to this ${provider === "xero" ? "organisation" : "company"}`
       + ": each organisation posts into its books, and each one's books check counts the others' postings among "
       + "the entries it did not make." : null;
-    const hint = status === "expired" ? view.reconnect_hint : null;
+    // expired, or connected with a switch of company that did not finish: the API says why in reconnect_hint
+    const reconnect = status === "expired" || (status === "connected" && Boolean(view.reconnect_hint));
+    const hint = reconnect ? view.reconnect_hint : null;
     if (view.last_error?.reason && !hint?.includes(view.last_error.reason)) {
       fact("Last problem", h("span", { class: "problem" }, view.last_error.reason),
         view.last_error.at ? h("span", { class: "muted" }, " (", when(view.last_error.at), ")") : null);
     }
 
     const actions = []; // one accounting system at a time: no Connect while the other one is active
-    if (status === "expired") {
+    if (reconnect) {
       actions.push(button("reconnect", "Reconnect", () => this.connect(provider), "primary"));
     } else if (!blockedBy && (status === "not_connected" || status === "disconnected")) {
       actions.push(button("connect", `Connect ${label}`, () => this.connect(provider), "primary"));
@@ -345,11 +347,12 @@ const connections = {
       actions.push(button("disconnect", "Disconnect", () => this.disconnect(view), "danger"));
     }
 
-    return h("article", { class: `card status-${status}`, dataset: { provider, status },
+    return h("article", { class: `card status-${reconnect ? "expired" : status}`, dataset: { provider, status },
       "aria-labelledby": key("title") },
     h("header", { class: "card-header" },
       h("h3", { id: key("title"), tabindex: "-1", dataset: { key: key("title") } }, label),
-      h("span", { class: "badge", dataset: { role: "status" } }, STATUS_WORDS[status] ?? status)),
+      h("span", { class: "badge", dataset: { role: "status" } }, STATUS_WORDS[reconnect ? "expired" : status]
+        ?? status)),
     hint ? h("p", { class: "hint", dataset: { role: "hint" } }, hint) : null,
     shared ? h("p", { class: "hint", dataset: { role: "shared" } }, shared) : null,
     status === "disconnected" ? h("p", { class: "muted" },

@@ -467,13 +467,25 @@ def _view(name: ProviderName, connection: store.Connection | None) -> Connection
         access_token_expires_at=_iso(grant.access_expires_at) if grant else None,
         refresh_token_expires_at=_iso(grant.refresh_expires_at) if grant else None,
         refresh_token_hard_expires_at=_iso(grant.hard_expires_at) if grant else None,
-        reconnect_hint=(
-            f"Click Reconnect and sign in to {PROVIDER_LABELS[name]} again; "
-            "pending exports will resume by themselves."
-        )
-        if status == "expired"
-        else None,
+        reconnect_hint=_reconnect_hint(name, connection),
     )
+
+
+def _reconnect_hint(name: ProviderName, connection: store.Connection) -> str | None:
+    """Why the person must reconnect, and how: an expired connection, or a connected one whose switch of
+    company did not finish (its process died part way: nothing uses it, ``sessions.session_for``, until a
+    reconnect to that company finishes the switch)."""
+    label = PROVIDER_LABELS[name]
+    if connection.status == "expired":
+        return f"Click Reconnect and sign in to {label} again; pending exports will resume by themselves."
+    if connection.status == "connected" and connection.switching_from:
+        company = connection.tenant_name or connection.tenant_id
+        return (
+            f"The switch to {company} did not finish, so nothing is sent to {label} until it does. Click "
+            f"Reconnect and sign in to {label} choosing {company} to finish it; pending exports will resume "
+            "by themselves."
+        )
+    return None
 
 
 def status(organisation_id: str) -> list[ConnectionView]:

@@ -630,3 +630,35 @@ def test_connection_status_that_could_not_be_checked_again_says_so(
     down["now"] = False
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     expect(stale).to_be_hidden()
+
+
+def test_a_switch_of_company_that_did_not_finish_offers_reconnect_and_says_why(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """A switch to another company whose process died part way: the connection is still connected but not
+    used until a reconnect finishes it (every action is refused saying so). The card must not look healthy:
+    it says it needs reconnecting, why, and offers Reconnect, which opens the sign-in."""
+    hint = (
+        "The switch to Probe Manufacturing did not finish, so nothing is sent to QuickBooks Online until it "
+        "does. Click Reconnect and sign in to QuickBooks Online choosing Probe Manufacturing to finish it; "
+        "pending exports will resume by themselves."
+    )
+    unfinished = [dict(CONNECTED[0], reconnect_hint=hint), CONNECTED[1]]
+    page.route(
+        re.compile(r".*/integrations$"),
+        lambda route: answer(route, unfinished) if route.request.method == "GET" else route.continue_(),
+    )
+    open_page(page, local_stack, new_organisation("probe-switch-unfinished"))
+    qbo = card(page, "qbo")
+    expect(qbo.locator('[data-role="status"]')).to_have_text("Needs reconnecting")
+    expect(qbo.locator('[data-role="hint"]')).to_have_text(hint)
+    reconnect = qbo.get_by_role("button", name="Reconnect")
+    expect(reconnect).to_be_visible()
+    expect(qbo.get_by_role("button", name="Disconnect")).to_be_visible()
+    shoot(page, "1-switch-unfinished")
+
+    with page.expect_popup() as opened:
+        reconnect.click()
+    popup = opened.value
+    expect(popup.locator('input[type="password"]')).to_be_visible()  # the provider's sign-in
+    popup.close()

@@ -709,7 +709,8 @@ def test_a_switch_whose_process_died_part_way_is_not_used_until_a_reconnect_fini
 ) -> None:
     """The process dies while the old company's links are set aside, after the connection names the new
     company: the connection says the switch did not finish and is not used (no export or sync finds the
-    new company with the old company's item ids); connecting again finishes it, each link set aside once."""
+    new company with the old company's item ids), and its view asks the person to reconnect, saying why;
+    connecting again finishes it, each link set aside once."""
     from shared.store import catalog as catalog_store
     from tests.integration.test_margins import products_by_sku
 
@@ -729,8 +730,12 @@ def test_a_switch_whose_process_died_part_way_is_not_used_until_a_reconnect_fini
     assert unfinished.switching_from == DEMO_REALM_ID
     refused = api.call("POST", "/integrations/qbo/sync/items")
     assert refused.status == 409 and "did not finish" in refused.body.decode(), refused.body
+    view = status_of(api, "qbo")  # the page is told to offer Reconnect, and why
+    hint = view["reconnect_hint"] or ""
+    assert "did not finish" in hint and "Click Reconnect" in hint and second.name in hint, view
 
     assert connect(api, sandboxes, "qbo", choose=[second.realm_id]).page.status == 200
+    assert status_of(api, "qbo")["reconnect_hint"] is None
     finished = store.get_connection("org-a", "qbo")
     assert finished is not None and finished.switching_from is None
     linked = next(p for p in catalog_store.products("org-a") if p.product_id == product)
