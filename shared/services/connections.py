@@ -348,7 +348,7 @@ def _attach(
             # reconnect finishes it should this process die part way
             **({"switching_from": switch_from} if switch_from else {}),
             # until the exports that waited for it are resumed (below, or the next connection check)
-            "resume_pending": True,
+            **store.resume_mark(),
         },
         claims=grant_id,
         read=existing,

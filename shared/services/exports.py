@@ -531,9 +531,7 @@ def _wait(
         _resume(job.organisation_id, export_id, job, attempt.moment)
     elif recheck and now and now.status == "connected" and now.grant_id and not now.switching_from:
         try:
-            connection_store.update_connection(
-                job.organisation_id, now.provider, {"resume_pending": True}, only_if_grant=now.grant_id
-            )
+            connection_store.mark_resume_pending(job.organisation_id, now.provider, grant_id=now.grant_id)
         except Exception:  # the export is waiting: a retry of it resumes it
             logger.warning("a waiting export's connection was not marked for its check", exc_info=True)
     return ExportOutcome(export_id=export_id, status="waiting")
@@ -564,11 +562,13 @@ def resume_waiting(organisation_id: str, provider: str, *, now: datetime | None 
 def resume_pending(organisation_id: str, provider: ProviderName, grant_id: str, *, now: datetime) -> int:
     """Resumes what waited for a connection just made and takes its ``resume_pending`` mark off; how many.
     The connect does it, and the connection's next scheduled check again when the connect's attempt failed
-    (an outage then): an export never stays waiting while its connection is connected."""
+    (an outage then): an export never stays waiting while its connection is connected. The mark is taken
+    off only if no export marked it again after it was read (one that settled as waiting after the list
+    keeps its mark, for the next check)."""
+    current = connection_store.get_connection(organisation_id, provider)
+    seen = current.resume_mark if current else None
     resumed = resume_waiting(organisation_id, provider, now=now)
-    connection_store.update_connection(
-        organisation_id, provider, {"resume_pending": False}, only_if_grant=grant_id
-    )
+    connection_store.clear_resume_pending(organisation_id, provider, grant_id=grant_id, seen=seen)
     return resumed
 
 

@@ -6,6 +6,7 @@ lets exactly one worker refresh at a time; a lease that outlived its holder can 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from enum import Enum
 from typing import Any, Literal
@@ -52,6 +53,7 @@ class Connection(Model):
     tenant_indexed: bool = False  # listed under its company's TENANT# partition (rows from before: not yet)
     switching_from: str | None = None  # a switch of company from this one has not finished (its retry does)
     resume_pending: bool = False  # the exports that waited for it are not resumed yet (the next check does)
+    resume_mark: str | None = None  # new at each marking: a clear takes off only the mark it saw (below)
 
 
 def _keyed(item: dict[str, Any]) -> Connection:
@@ -237,6 +239,38 @@ def update_connection(
             UpdateExpression=f"SET {assignments}",
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    )
+    return written is not None
+
+
+def resume_mark() -> dict[str, Any]:
+    """The fields that mark a connection's waiting exports for resuming (``resume_pending``), each marking
+    with a mark of its own."""
+    return {"resume_pending": True, "resume_mark": uuid.uuid4().hex}
+
+
+def mark_resume_pending(organisation_id: str, provider: str, *, grant_id: str) -> bool:
+    """Marks the connection for its next check to resume its waiting exports, while it uses ``grant_id``."""
+    return update_connection(organisation_id, provider, resume_mark(), only_if_grant=grant_id)
+
+
+def clear_resume_pending(organisation_id: str, provider: str, *, grant_id: str, seen: str | None) -> bool:
+    """Takes the resume mark off only while it is still the one ``seen`` before the waiting exports were
+    listed (None: a row marked before marks had their own): an export that settled as waiting and marked
+    the connection after the list keeps its mark for the next check. False when it was kept."""
+    values: dict[str, Any] = {":grant": grant_id, ":no": False}
+    if seen is None:
+        unchanged = "attribute_not_exists(resume_mark)"
+    else:
+        unchanged = "resume_mark = :seen"
+        values[":seen"] = seen
+    written = conditional(
+        lambda: table().update_item(
+            Key={"pk": org_pk(organisation_id), "sk": connection_sk(provider)},
+            UpdateExpression="SET resume_pending = :no REMOVE resume_mark",
+            ConditionExpression=f"grant_id = :grant AND {unchanged}",
             ExpressionAttributeValues=values,
         )
     )

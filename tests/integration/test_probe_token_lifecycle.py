@@ -316,3 +316,56 @@ def test_the_apps_own_credentials_refused_say_so_on_the_health_and_keep_the_cons
     output = capsys.readouterr()
     logged = output.out + output.err + caplog.text + json.dumps(view) + reason
     assert sorted(s for s in secrets if s in logged) == []
+
+
+def test_an_export_that_waits_while_the_check_resumes_the_others_keeps_its_mark_for_the_next_check(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check resumes the exports waiting for its connection: it lists them, then takes the connection's
+    mark off. A second export whose write QuickBooks refuses (a 401, again with a fresh token) settles as
+    waiting and marks the connection after the list and before that clear: its mark stays, so the next
+    check resumes it and both are posted; it is never left waiting while the connection is connected."""
+    from shared.services import exports
+    from shared.store import exports as export_store
+
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    bolt = setup(api, sandboxes, "qbo")
+    handle = sandboxes.qbo.handle
+    refusals = [2]
+
+    def faltering(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == WRITES["qbo"] and refusals[0]:
+            refusals[0] -= 1
+            return sandboxes.qbo._unauthenticated("Token invalid")  # QuickBooks' own 401
+        response: httpx.Response = handle(request)
+        return response
+
+    monkeypatch.setattr(sandboxes.qbo, "handle", faltering)
+    receipt(api, bolt)
+    deliver(aws)  # the first export waits, its connection marked for the check
+    listed = export_store.list_exports
+    second: list[str] = []
+
+    def list_then_another_waits(organisation_id: str, status: Any = None) -> list[Any]:
+        found = listed(organisation_id, status)
+        if not second:  # between the check's list and its clear: another export settles as waiting
+            refusals[0] = 2
+            second.append(receipt(api, bolt, quantity="3"))
+            deliver(aws)
+        return found
+
+    monkeypatch.setattr(exports.store, "list_exports", list_then_another_waits)
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)  # the check works and resumes the first export
+    monkeypatch.setattr(exports.store, "list_exports", listed)
+    waiting = [e for e in ok(api.call("GET", "/exports"))["items"] if e["status"] == "waiting"]
+    assert [e["record_id"] for e in waiting] == second  # waited after the check's list
+    assert connection("qbo").resume_pending  # its mark was kept
+
+    deliver(aws)
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)  # the next check resumes it
+    deliver(aws)
+    exports_now = ok(api.call("GET", "/exports"))["items"]
+    assert sorted(e["status"] for e in exports_now) == ["posted", "posted"], exports_now
+    assert not connection("qbo").resume_pending
