@@ -413,11 +413,12 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
     /sales/status`` shows it pulling until it ends. A connection whose pull runs now, or is queued and has
     not ended, is left to it (a double click, or the same request from two tabs, queues one pull)."""
     live = in_use(organisation_id)
-    enabled = [
-        t for t in store.tracked(organisation_id) if t.enabled and live and t.provider == live.provider
-    ]
+    if live is None:  # a disconnected provider's tracking stays on, and is not pulled: say what is missing
+        raise Conflict("this organisation is not connected to QuickBooks Online or Xero; connect it first")
+    enabled = [t for t in store.tracked(organisation_id) if t.enabled and t.provider == live.provider]
     if not enabled:
-        raise Conflict("sales tracking is not on for any connected provider; turn it on first")
+        label = PROVIDER_LABELS[live.provider]
+        raise Conflict(f"sales tracking is off for {label}; turn it on first")
     if live is not None and live.status == "expired":  # its pull would fail at once: said now, not queued
         label = PROVIDER_LABELS[live.provider]
         raise AuthExpired(

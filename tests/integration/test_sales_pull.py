@@ -918,6 +918,27 @@ def test_pull_now_on_an_expired_connection_is_refused_naming_reconnect(
     assert ok(api.call("GET", "/sales/status"))[0]["last_pull"]["stored"] == 8
 
 
+def test_pull_now_refused_says_what_is_missing_a_connection_or_tracking(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """A disconnected provider keeps its tracking on and is not pulled: the refusal says to connect, not to
+    turn on tracking that is already on; a connection that tracks nothing is told to turn tracking on."""
+    connect(api, sandboxes, "qbo")
+    track(api, "qbo")
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    refused = api.call("POST", "/sales/pull")
+    assert refused.status == 409, refused.body
+    assert "not connected" in refused.json()["message"] and "connect it" in refused.json()["message"]
+    assert "turn it on" not in refused.json()["message"]
+    assert ok(api.call("GET", "/sales/status"))[0]["requested_at"] is None  # nothing queued
+    connect(api, sandboxes, "xero", choose=[AU_TENANT_ID])
+    refused = api.call("POST", "/sales/pull")
+    assert (
+        refused.status == 409
+        and refused.json()["message"] == "sales tracking is off for Xero; turn it on first"
+    )
+
+
 @pytest.mark.parametrize("meanwhile", ["connection expired", "tracking turned off", "disconnected"])
 def test_a_pull_now_that_ends_before_it_begins_shows_why_and_the_next_is_accepted_at_once(
     api: Api, sandboxes: Sandboxes, aws: LocalStack, meanwhile: str
