@@ -1320,8 +1320,10 @@ const sales = {
     const group = part(this.section, "period").value;
     const status = listOf(await api("GET", "/sales/status"));
     if (turn !== this.turn) return;
-    this.showLastPull(status.map((s) => s.last_pull).filter(Boolean), status.some((s) => s.stalled));
-    tracking.show(status.find((s) => s.provider === this.provider) ?? null);
+    // the connected provider's pull only: one disconnected keeps its status, and its last pull is not this one's
+    const mine = status.find((s) => s.provider === this.provider) ?? null;
+    this.showLastPull(mine?.last_pull ?? null, Boolean(mine?.stalled));
+    tracking.show(mine);
     // Margins exist once tracking was ever on; before that the API refuses them (409): don't ask.
     part(this.section, "download").hidden = !status.length;
     if (!status.length) {
@@ -1380,8 +1382,7 @@ const sales = {
     };
   },
 
-  showLastPull(pulls, stalled) {
-    const last = pulls.sort((a, b) => String(b.at).localeCompare(String(a.at)))[0];
+  showLastPull(last, stalled) {
     const words = !last ? ["Sales have not been pulled yet."]
       : last.ok ? ["Last pulled ", when(last.at), "."]
         : ["The last pull failed ", when(last.at), ": ", last.error];

@@ -356,6 +356,39 @@ def test_exports_list_shows_a_posted_receipt_and_sales_show_margins(
     shoot(page, "3-margins-by-month")
 
 
+def test_after_a_switch_to_xero_the_sales_section_shows_xeros_pulls_not_the_disconnected_qbos(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """QuickBooks keeps its sales status once disconnected; the page connected to Xero says Xero has not
+    been pulled, not "Last pulled" with QuickBooks' time."""
+    organisation = new_organisation("switch-sales")
+    open_page(page, local_stack, organisation)
+    connect_qbo(page)
+    tracked = local_stack.call(
+        "PUT", "/integrations/qbo/sales-tracking", organisation, {"enabled": True, "start_date": "2026-08-01"}
+    )
+    assert tracked.is_success, tracked.text
+    sales = page.locator("section#sales")
+    sales.get_by_role("button", name="Pull sales now").click()
+    expect(sales.locator('[data-role="last-pull"]')).to_contain_text("Last pulled")
+
+    card(page, "qbo").locator('[data-action="disconnect"]').click()
+    page.locator("dialog#confirm").get_by_role("button", name="Disconnect QuickBooks Online").click()
+    expect(card(page, "qbo")).to_have_attribute("data-status", "disconnected")
+    with page.expect_popup() as opened:
+        card(page, "xero").locator('[data-action="connect"]').click()
+    popup = opened.value
+    sign_in(popup)
+    popup.get_by_role("checkbox", name=XERO_ORGANISATIONS[0]).check()
+    popup.get_by_role("button", name="Allow access").click()
+    expect(card(page, "xero")).to_have_attribute("data-status", "connected")
+
+    page.reload()
+    expect(sales.locator('[data-role="last-pull"]')).to_have_text("Sales have not been pulled yet.")
+    expect(sales.get_by_role("switch", name="Track sales from Xero")).not_to_be_checked()
+    shoot(page, "xero-not-pulled")
+
+
 def test_items_synced_can_be_linked_or_imported_as_products_from_the_page(
     page: Page, local_stack: LocalStack, shoot: Screenshots
 ) -> None:
