@@ -151,8 +151,18 @@ def with_docs() -> APIGatewayHttpResolver:
         return schema
 
     def documented(**options: Any) -> Any:
-        from aws_lambda_powertools.event_handler.openapi.models import Example, MediaType, RequestBody
+        from aws_lambda_powertools.event_handler.openapi.models import (
+            Example,
+            HTTPBearer,
+            MediaType,
+            RequestBody,
+        )
 
+        # Every documented route needs the app's bearer JWT (the gateway's authorizer): declared, so Swagger
+        # UI offers Authorize and its "Try it out" sends the token instead of meeting the gateway's 401
+        bearer = HTTPBearer(bearerFormat="JWT", description="The app's token (`make run` prints one).")
+        options["security_schemes"] = {"bearer": bearer}
+        options["security"] = [{"bearer": []}]
         schema = with_refusals(**options)
         for (method, path), (summary, body) in REQUEST_EXAMPLES.items():
             operation = getattr(schema.paths[path], method.lower())
