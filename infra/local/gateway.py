@@ -264,6 +264,14 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Gate
     )
 
 
+LOCAL_PREFIX = "/_local/"  # the local-only helpers' paths; nothing of the API's is under it
+
+
+def _unknown_helper(asked: str, helpers: dict[str, Any]) -> GatewayResponse:
+    message = f"no local helper {asked}; there are: {', '.join(sorted(helpers))}"
+    return _json(404, {"error": "NotFound", "message": message})
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     gateway: Gateway
@@ -284,6 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers[lowered] = f"{headers[lowered]},{value}" if lowered in headers else value
         if key in self.server.local_routes:
             response = self.server.local_routes[key](body)
+        elif urlsplit(self.path).path.startswith(LOCAL_PREFIX):  # a mistyped helper: not the JWT's 401
+            response = _unknown_helper(key, self.server.local_routes)
         else:
             response = self.server.gateway.request(
                 self.command, self.path, headers, body, self.client_address[0]

@@ -62,6 +62,13 @@ def test_openapi_document_and_swagger_ui_are_served(local_stack: Running) -> Non
     assert "swagger" in httpx.get(f"{local_stack.url}/docs").text.lower()
 
 
+def test_a_mistyped_local_helper_is_a_404_naming_the_helpers_not_a_401(local_stack: Running) -> None:
+    refused = httpx.post(f"{local_stack.url}/_local/schedules/TokenRefresh")  # the logical id is ...Function
+    assert refused.status_code == 404, refused.text
+    assert "POST /_local/schedules/TokenRefreshFunction" in refused.json()["message"]
+    assert httpx.get(f"{local_stack.url}/_local/settle").status_code == 404  # a helper is POST only
+
+
 def test_every_schedule_runs_locally_without_a_crash(local_stack: Running) -> None:
     """The handlers run with the template's environment (the metrics namespace among it): each schedule
     answers what it did instead of failing after its work."""
