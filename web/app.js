@@ -174,11 +174,16 @@ async function api(method, path, body) {
   } catch {
     data = { message: text };
   }
-  if (response.status === 401) {
-    showPageProblem("Your Partsemble sign-in has expired. Reload the page to sign in again.");
-  }
+  if (response.status === 401) signedOut();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+// The gateway's 401 says only "Unauthorized": the page says it once at the top, and a section or a button's
+// status that met it says what happened, not the gateway's word.
+function signedOut() {
+  showPageProblem("Your Partsemble sign-in has expired. Reload the page to sign in again.");
+  throw new ApiError(401, { message: "Your sign-in has expired: reload the page." });
 }
 
 /** A file the API answers (a download), as a Blob. */
@@ -191,9 +196,7 @@ async function apiBlob(path) {
   } catch {
     throw new ApiError(0, { message: "Partsemble could not be reached. Check your connection and try again." });
   }
-  if (response.status === 401) {
-    showPageProblem("Your Partsemble sign-in has expired. Reload the page to sign in again.");
-  }
+  if (response.status === 401) signedOut();
   if (!response.ok) { // the API's own words when it gave them (a refusal, an outage), else the status
     const said = await response.json().catch(() => null);
     throw new ApiError(response.status, { message: said?.message || `the server answered ${response.status}` });

@@ -662,3 +662,21 @@ def test_a_switch_of_company_that_did_not_finish_offers_reconnect_and_says_why(
     popup = opened.value
     expect(popup.locator('input[type="password"]')).to_be_visible()  # the provider's sign-in
     popup.close()
+
+
+def test_a_sign_in_that_expired_meanwhile_is_said_in_words_where_it_was_met(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """The gateway answers an expired token with a bare 401 "Unauthorized": the page says once at the top to
+    sign in again, and the button that met it says so too, never the gateway's word."""
+    open_connected(page, local_stack)
+    gone = {"message": "Unauthorized"}  # API Gateway's JWT authorizer, as the local gateway answers it
+    page.route(re.compile(r".*/integrations/qbo/sync/items$"), lambda route: answer(route, gone, 401))
+    sync = page.locator('section#export-settings [data-role="sync"]')
+    sync.get_by_role("button", name="Sync items").click()
+    expect(page.locator("#page-problem")).to_have_text(
+        "Your Partsemble sign-in has expired. Reload the page to sign in again."
+    )
+    expect(sync).to_contain_text("Your sign-in has expired: reload the page.")
+    expect(page.locator("main")).not_to_contain_text("Unauthorized")
+    shoot(page, "signed-out")
