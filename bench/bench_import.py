@@ -133,7 +133,7 @@ def _store_in_memory(rows: int, cost_offset: int) -> Iterator[list[int]]:
         return [stored_product(int(product_id[:8], 16), cost_offset) for product_id in product_ids]
 
     def write_products(
-        organisation_id: str, new: Sequence[Product], changed: Sequence[Product] = ()
+        organisation_id: str, new: Sequence[Product], changed: Sequence[store.ProductChange] = ()
     ) -> list[str]:
         written[0] += len(new) + len(changed)
         return []

@@ -151,9 +151,11 @@ def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     write_products = catalog_store.write_products
 
-    def recording(organisation_id: str, *products: Sequence[Product]) -> list[str]:
-        skus.extend(product.sku for written in products for product in written)
-        return write_products(organisation_id, *products)
+    def recording(
+        organisation_id: str, new: Sequence[Product], changed: Sequence[catalog_store.ProductChange] = ()
+    ) -> list[str]:
+        skus.extend([*(p.sku for p in new), *(c.product.sku for c in changed)])
+        return write_products(organisation_id, new, changed)
 
     monkeypatch.setattr(catalog_store, "write_products", recording)
     return skus

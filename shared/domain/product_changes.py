@@ -177,11 +177,20 @@ class CatalogIndex:
 def merged(row: ProductRow, base: Product) -> Product:
     """The product after the row: a field the row leaves blank keeps the product's value, and a bundle its
     type (``_BUNDLE_TYPE``)."""
+    return base.model_copy(update=_update(row, base))
+
+
+def fields_set(row: ProductRow, base: Product) -> tuple[str, ...]:
+    """The fields of `base` the row sets (`merged`): the only ones an apply writes of a stored product."""
+    return tuple(_update(row, base))
+
+
+def _update(row: ProductRow, base: Product) -> dict[str, str | Decimal]:
     values = zip(_WRITTEN, _written_values(row), strict=True)
     update = {name: value for name, value in values if value is not None}
     if base.type == KIT:
         update.pop("type", None)
-    return base.model_copy(update=update)
+    return update
 
 
 def _written_values(row: ProductRow) -> tuple[str | Decimal | None, ...]:

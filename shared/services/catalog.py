@@ -197,6 +197,7 @@ def _import_products(organisation_id: str, request: ImportRequest) -> ImportResu
     product_of: dict[str, Product] = {}
     created: list[Product] = []
     updated: list[Product] = []
+    changes: list[store.ProductChange] = []
     for item in sorted(importing.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # parts first
         linked = by_link.get(item.item_id)
         existing = linked or by_sku.get(sku_key(item.sku))
@@ -216,24 +217,25 @@ def _import_products(organisation_id: str, request: ImportRequest) -> ImportResu
             product = fresh
             created.append(product)
         else:
-            product = existing.model_copy(
-                update={
-                    "name": fresh.name,
-                    "unit_cost": fresh.unit_cost if fresh.unit_cost is not None else existing.unit_cost,
-                    "provider_links": {**existing.provider_links, wanted: item.item_id},
-                    "components": fresh.components or existing.components,
-                }
-            )
+            update = {
+                "name": fresh.name,
+                "unit_cost": fresh.unit_cost if fresh.unit_cost is not None else existing.unit_cost,
+                "provider_links": {**existing.provider_links, wanted: item.item_id},
+                "components": fresh.components or existing.components,
+            }
+            product = existing.model_copy(update=update)
             updated.append(product)
+            changes.append(store.ProductChange(product, tuple(update), existing.sku))
         product_of[item.item_id] = product
         holders[sku_key(product.sku)] = product
         by_sku.pop(sku_key(item.sku), None)
-    made = {p.product_id for p in created}
-    writing = [*created, *updated]  # parts first, then the bundles made of them
+    # parts first, then the bundles made of them; of a stored product, the fields this import sets only
+    writing: list[Product | store.ProductChange] = [*created, *changes]
     for start in range(0, len(writing), store.WRITE_AT_ONCE):
         part = writing[start : start + store.WRITE_AT_ONCE]
-        new = [p for p in part if p.product_id in made]
-        if store.write_products(organisation_id, new, [p for p in part if p.product_id not in made]):
+        new = [p for p in part if isinstance(p, Product)]
+        changed = [c for c in part if isinstance(c, store.ProductChange)]
+        if store.write_products(organisation_id, new, changed):
             return None
     return ImportResult(created=created, updated=updated, skipped=skipped)
 

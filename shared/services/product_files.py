@@ -12,7 +12,7 @@ from typing import Literal
 
 from shared.aws import is_outage
 from shared.domain.catalog import Product, new_product_id, sku_key
-from shared.domain.product_changes import CatalogIndex, merged
+from shared.domain.product_changes import CatalogIndex, fields_set, merged
 from shared.domain.product_import import HostileFile, OutOfTime, ReadBudget
 from shared.domain.product_rows import ImportSummary, ProductRow, RowOutcome
 from shared.domain.product_summary import summarise_file
@@ -125,18 +125,27 @@ def _write(
     """Writes a chunk of valid rows, whole or not at all (`wrote` is called once it is written); each row's
     outcome is what was done (re-checked on the full product). A product a row makes is created only where
     no product has its id (``new_product_id``): one another import made since the index was read (a file's
-    apply or the provider's items, at once with this one) is read and updated instead, never made twice."""
+    apply or the provider's items, at once with this one) is read and updated instead, never made twice.
+
+    A stored product is updated in the fields its row sets only (``fields_set``), and only while it still has
+    the SKU it was read with: that SKU is what the row was matched by, the one thing the decision to update
+    this product rests on. Its other attributes (provider links an item sync or a provider import adds,
+    components) are left as they are when the write lands, never put back as read. A field the row sets is
+    the file's whatever another request wrote to it meanwhile (the later write wins, as two imports of one
+    SKU always did), so no other attribute is checked: a product gone, or given another SKU, is read again
+    and the row decided anew."""
     indexed = index.outcomes(rows)
     ids = [index.product_id(row.key) for row, o in zip(rows, indexed, strict=True) if o is RowOutcome.UPDATED]
     current = {
         sku_key(p.sku): p for p in store.get_products(organisation_id, [i for i in ids if i is not None])
     }
-    for _ in range(3):  # each time, products made meanwhile by others (a third import: rarer still)
+    for _ in range(3):  # each time, products made or changed meanwhile by others (a third time: rarer still)
         outcomes, made, changed = _changes(organisation_id, rows, indexed, current)
-        taken = store.write_products(organisation_id, made, changed)  # a chunk fits one transaction
-        if not taken:
+        refused = set(store.write_products(organisation_id, made, changed))  # a chunk fits one transaction
+        if not refused:
             break
-        current.update((sku_key(p.sku), p) for p in store.get_products(organisation_id, taken))
+        current = {k: p for k, p in current.items() if p.product_id not in refused}
+        current.update((sku_key(p.sku), p) for p in store.get_products(organisation_id, refused))
     else:
         raise Conflict(
             "Other imports are making this file's products right now. Apply the file again shortly: "
@@ -149,12 +158,12 @@ def _write(
 
 def _changes(
     organisation_id: str, rows: list[ProductRow], indexed: list[RowOutcome], current: dict[str, Product]
-) -> tuple[list[RowOutcome], list[Product], list[Product]]:
-    """Each row's outcome, the products to create and those to update, for a chunk: `indexed` holds the
-    rows' outcomes by the catalog's index, `current` the stored products by normalised SKU."""
+) -> tuple[list[RowOutcome], list[Product], list[store.ProductChange]]:
+    """Each row's outcome, the products to create and the changes to stored ones, for a chunk: `indexed`
+    holds the rows' outcomes by the catalog's index, `current` the stored products by normalised SKU."""
     outcomes = list(indexed)
     made: list[Product] = []
-    changed: list[Product] = []
+    changed: list[store.ProductChange] = []
     for number, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
         if outcome is RowOutcome.UNCHANGED:
             continue
@@ -171,5 +180,5 @@ def _changes(
             outcomes[number] = RowOutcome.UNCHANGED
             continue
         outcomes[number] = RowOutcome.UPDATED
-        changed.append(product)
+        changed.append(store.ProductChange(product, fields_set(row, existing), existing.sku))
     return outcomes, made, changed

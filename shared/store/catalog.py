@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
@@ -20,6 +20,7 @@ from shared.store.dynamo import (
     org_batch_get,
     org_items,
     org_list_page,
+    set_clause,
     transact,
 )
 from shared.store.keys import (
@@ -139,26 +140,55 @@ def _product_keys(organisation_id: str, product: Product) -> dict[str, str]:
 WRITE_AT_ONCE = 100  # DynamoDB's most writes in one TransactWriteItems
 
 
+class ProductChange(NamedTuple):
+    """What a writer makes of a stored product: the product, the attributes of it that it writes, and the
+    SKU the writer read it with."""
+
+    product: Product
+    fields: tuple[str, ...]
+    read_sku: str
+
+
 def write_products(
-    organisation_id: str, new: Sequence[Product], changed: Sequence[Product] = ()
+    organisation_id: str, new: Sequence[Product], changed: Sequence[ProductChange] = ()
 ) -> list[str]:
     """Writes products all or none, in one transaction (at most WRITE_AT_ONCE in all): `new` ones only where
-    no product has their id, `changed` ones as they are. [] once written, else the ids of the new ones
-    another writer made since the caller looked (nothing is written then)."""
+    no product has their id; of each `changed` one, only its `fields`, and only while the product still has
+    the SKU it was read with (it exists, and is the one the writer took it for: an import finds a product
+    by its SKU). Every other attribute stays as it is when the write lands: a provider link, or a field,
+    written by another request after the writer read the product is kept, never overwritten with the
+    writer's stale copy. [] once written, else the ids whose condition failed (new ones another writer made,
+    changed ones gone or given another SKU since the caller looked): nothing is written then."""
     if not (new or changed):
         return []
     name = table().name
 
-    def put(product: Product, condition: dict[str, str]) -> dict[str, Any]:
+    def put(product: Product) -> dict[str, Any]:
         item = _item(organisation_id, _product_keys(organisation_id, product), product)
-        return {"Put": {"TableName": name, "Item": item, **condition}}
+        return {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(sk)"}}
 
-    made_only = {"ConditionExpression": "attribute_not_exists(sk)"}
-    writes = [put(p, made_only) for p in new] + [put(p, {}) for p in changed]
-    codes = transact(writes, conditions_only=True)
+    def update(change: ProductChange) -> dict[str, Any]:
+        product = change.product
+        written = product.model_dump(mode="python", include=set(change.fields))
+        if "sku" in written:  # its place in the list follows its SKU
+            written.update(products_list_index(organisation_id, product.sku, product.product_id))
+        clause, names, values = set_clause(written)
+        return {
+            "Update": {
+                "TableName": name,
+                "Key": {"pk": org_pk(organisation_id), "sk": product_sk(product.product_id)},
+                "UpdateExpression": f"SET {clause}",
+                "ConditionExpression": "#read_sku = :read_sku",
+                "ExpressionAttributeNames": {**names, "#read_sku": "sku"},
+                "ExpressionAttributeValues": {**values, ":read_sku": change.read_sku},
+            }
+        }
+
+    codes = transact([put(p) for p in new] + [update(c) for c in changed], conditions_only=True)
     if codes is None:
         return []
-    return [p.product_id for p, code in zip(new, codes, strict=False) if code == "ConditionalCheckFailed"]
+    ids = [p.product_id for p in new] + [c.product.product_id for c in changed]
+    return [i for i, code in zip(ids, codes, strict=False) if code == "ConditionalCheckFailed"]
 
 
 # ---- provider items --------------------------------------------------------------------------------------

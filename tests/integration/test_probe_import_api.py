@@ -10,6 +10,7 @@ import io
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -363,6 +364,87 @@ def test_an_import_applied_while_an_item_sync_links_its_product_keeps_both(
     [product] = _ok(api.call("GET", "/products"))["items"]
     assert product["provider_links"] == {"qbo": BRACKET_20}
     assert (product["name"], product["unit_cost"]) == ("Bracket 20 mm", "2.50")
+
+
+def _before_the_apply_writes(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object]) -> None:
+    """Runs `meanwhile` once, after the apply has read the products of its first chunk and before it writes
+    them (the store's next write of products)."""
+    write_products = store.write_products
+
+    def write_after_the_other(organisation_id: str, *changes: Sequence[Any]) -> list[str]:
+        monkeypatch.setattr(store, "write_products", write_products)
+        meanwhile()
+        return write_products(organisation_id, *changes)
+
+    monkeypatch.setattr(store, "write_products", write_after_the_other)
+
+
+@pytest.mark.usefixtures("no_real_sleep")
+def test_an_item_sync_linking_a_product_while_an_apply_changes_it_keeps_the_link(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync links the product after the apply read it: the apply writes the file's fields only, so the
+    link stays (before, the apply wrote back the product as it had read it, without the link)."""
+    connect(api, sandboxes, "qbo")
+    _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20,1.00\n", "apply"))
+    synced: list[catalog.ItemSyncResult] = []
+    _before_the_apply_writes(
+        monkeypatch, lambda: synced.append(catalog.sync_items("org-a", "qbo", datetime.now(UTC)))
+    )
+
+    applied = _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20 mm,2.50\n", "apply"))
+
+    assert applied["updated"] == 1
+    assert [m.item_id for m in synced[0].matched if m.by == "sku"] == [BRACKET_20]
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert product["provider_links"] == {"qbo": BRACKET_20}
+    assert (product["name"], product["unit_cost"]) == ("Bracket 20 mm", "2.50")
+
+
+def test_fields_a_row_leaves_blank_written_while_an_apply_runs_are_kept(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another request sets the product's barcode and sale price after the apply read it; the file gives
+    neither (blank cells keep the product's value), so both stay."""
+    _ok(_import(api, b"SKU,Name,Unit cost\nP-1,Part,1.00\n", "apply"))
+
+    def priced() -> None:
+        [stored] = store.products("org-a")
+        update = {"barcode": "4006381333931", "sale_price": Decimal("9.90")}
+        store.put_products("org-a", [stored.model_copy(update=update)])
+
+    _before_the_apply_writes(monkeypatch, priced)
+
+    applied = _ok(_import(api, b"SKU,Name,Unit cost,Barcode\nP-1,Part v2,1.50,\n", "apply"))
+
+    assert applied["updated"] == 1
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert (product["name"], product["unit_cost"]) == ("Part v2", "1.50")
+    assert (product["barcode"], product["sale_price"]) == ("4006381333931", "9.90")
+
+
+def test_a_product_given_its_sku_in_another_case_while_an_apply_runs_is_read_again_and_updated_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The apply read the product as SKU "P-1"; another file's apply wrote it "p-1" (the same SKU to an
+    import) and linked nothing. The apply's write finds the SKU it read gone, reads the product again and
+    writes its row over that: one product, the file's fields, none made twice."""
+    _ok(_import(api, b"SKU,Name\nP-1,Part\n", "apply"))
+    store.put_products(
+        "org-a", [store.products("org-a")[0].model_copy(update={"provider_links": {"qbo": "7"}})]
+    )
+    other: list[Any] = []
+    _before_the_apply_writes(
+        monkeypatch,
+        lambda: other.append(product_files.import_file("org-a", b"SKU,Name\np-1,Other\n", "apply")),
+    )
+
+    applied = _ok(_import(api, b"SKU,Name,Unit cost\nP-1,Part v2,2.00\n", "apply"))
+
+    assert (other[0].updated, applied["updated"], applied["created"]) == (1, 1, 0)
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert (product["sku"], product["name"], product["unit_cost"]) == ("P-1", "Part v2", "2.00")
+    assert product["provider_links"] == {"qbo": "7"}
 
 
 # ---- what an import stored, downloaded again -----------------------------------------------------------
