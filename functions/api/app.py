@@ -308,7 +308,13 @@ def _refusals(method: str, path: str) -> dict[int, str]:
         )
     if path in ("/margins", "/margins/export"):
         found[409] = "sales tracking has never been turned on"
-    if path in ("/receipts", "/builds", "/integrations/{provider}/suppliers", "/exports/{export_id}/retry"):
+    if path in (
+        "/receipts",
+        "/builds",
+        "/integrations/{provider}/suppliers",
+        "/exports/{export_id}/retry",
+        "/products/import-from-provider",
+    ):
         found[422] = "Idempotency-Key reused with another body"
     return found
 
@@ -446,9 +452,11 @@ def products(limit: PageLimit = PAGE_SIZE, cursor: PageCursor = None) -> catalog
     return catalog.list_products(caller_organisation(app), limit, cursor)
 
 
-@app.post("/products/import-from-provider")
+@app.post("/products/import-from-provider", middlewares=[idempotent])
 def import_products(request: bodies.ImportRequest) -> catalog.ImportResult:
-    return catalog.import_products(caller_organisation(app), request)
+    token = request_token()
+    attempt = None if token is None else idempotency.Attempt(token, request_time(app))
+    return catalog.import_products(caller_organisation(app), request, attempt)
 
 
 @app.post("/products/import")

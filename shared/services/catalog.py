@@ -32,7 +32,7 @@ from shared.errors import Conflict, InvalidFields, ProviderRejected, ProviderUna
 from shared.model import Model
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
-from shared.services import paging, tokens
+from shared.services import idempotency, paging, tokens
 from shared.services.paging import Page
 from shared.services.sessions import connected, session_for
 from shared.store import catalog as store
@@ -147,20 +147,32 @@ class ImportResult(Model):
     skipped: list[Skipped]
 
 
-def import_products(organisation_id: str, request: ImportRequest) -> ImportResult:
+def import_products(
+    organisation_id: str, request: ImportRequest, attempt: idempotency.Attempt | None = None
+) -> ImportResult:
     """Makes the chosen provider items Partsemble products, with their names and costs. A bundle brings
     its components along, so its bill of materials is complete; one with a component that can't be a
     product (no SKU, or not synced) is not imported, rather than made a kit that consumes too little.
     A product of the item's SKU that another import made since the catalog was read (a product file's
-    apply, at once with this one) is found by reading it again, and updated: never made twice."""
+    apply, at once with this one) is found by reading it again, and updated: never made twice.
+
+    An ``Idempotency-Key`` request (`attempt`) notes the products it makes, with them: an attempt that runs
+    again after an earlier one was cut short (an outage part way, or the function's timeout) answers those
+    as created, as the earlier attempt would have, not as updated (they are its own)."""
+    made_before = set()
+    if attempt is not None:
+        made_before = store.products_made_by(organisation_id, attempt.token, int(attempt.at.timestamp()))
+    made_by = None if attempt is None else store.MadeBy(attempt.token, attempt.expires_at)
     for _ in range(5):  # each time, a product made meanwhile (read with the catalog's next read)
-        result = _import_products(organisation_id, request)
+        result = _import_products(organisation_id, request, made_before, made_by)
         if result is not None:
             return result
     raise Conflict("products of these items are being made by other imports right now; try again shortly")
 
 
-def _import_products(organisation_id: str, request: ImportRequest) -> ImportResult | None:
+def _import_products(
+    organisation_id: str, request: ImportRequest, made_before: set[str], made_by: store.MadeBy | None
+) -> ImportResult | None:
     """The import, or None when a product it would make was made meanwhile (nothing written then)."""
     wanted = request.provider
     chosen = store.get_provider_items(organisation_id, wanted, request.item_ids)
@@ -197,6 +209,7 @@ def _import_products(organisation_id: str, request: ImportRequest) -> ImportResu
     product_of: dict[str, Product] = {}
     created: list[Product] = []
     updated: list[Product] = []
+    made: list[Product] = []
     changes: list[store.ProductChange] = []
     for item in sorted(importing.values(), key=lambda i: (i.kind == "bundle", i.item_id)):  # parts first
         linked = by_link.get(item.item_id)
@@ -215,7 +228,7 @@ def _import_products(organisation_id: str, request: ImportRequest) -> ImportResu
         fresh = product_from_item(item, product_id, links)
         if existing is None:
             product = fresh
-            created.append(product)
+            made.append(product)
         else:
             update = {
                 "name": fresh.name,
@@ -224,18 +237,19 @@ def _import_products(organisation_id: str, request: ImportRequest) -> ImportResu
                 "components": fresh.components or existing.components,
             }
             product = existing.model_copy(update=update)
-            updated.append(product)
             changes.append(store.ProductChange(product, tuple(update), existing.sku))
+        (created if existing is None or existing.product_id in made_before else updated).append(product)
         product_of[item.item_id] = product
         holders[sku_key(product.sku)] = product
         by_sku.pop(sku_key(item.sku), None)
     # parts first, then the bundles made of them; of a stored product, the fields this import sets only
-    writing: list[Product | store.ProductChange] = [*created, *changes]
-    for start in range(0, len(writing), store.WRITE_AT_ONCE):
-        part = writing[start : start + store.WRITE_AT_ONCE]
+    writing: list[Product | store.ProductChange] = [*made, *changes]
+    at_once = store.WRITE_AT_ONCE - 1  # and the note of the products made (`made_by`)
+    for start in range(0, len(writing), at_once):
+        part = writing[start : start + at_once]
         new = [p for p in part if isinstance(p, Product)]
         changed = [c for c in part if isinstance(c, store.ProductChange)]
-        if store.write_products(organisation_id, new, changed):
+        if store.write_products(organisation_id, new, changed, made_by):
             return None
     return ImportResult(created=created, updated=updated, skipped=skipped)
 

@@ -12,6 +12,7 @@ import hashlib
 import re
 from datetime import datetime
 from http import HTTPStatus
+from typing import NamedTuple
 
 from shared.errors import Conflict, InvalidFields, ServiceError
 from shared.model import Model
@@ -32,6 +33,18 @@ class Replay(Model):
     status: int
     body: str
     content_type: str
+
+
+class Attempt(NamedTuple):
+    """An attempt at an ``Idempotency-Key`` request: its ``request_token`` and when it was received."""
+
+    token: str
+    at: datetime
+
+    @property
+    def expires_at(self) -> int:
+        """When what the attempt leaves for the next attempts is of no more use (its key is kept as long)."""
+        return int(self.at.timestamp()) + store.TTL_SECONDS
 
 
 def request_token(organisation_id: str, scope: str, key: str, body: bytes) -> str:

@@ -33,6 +33,7 @@ from shared.store.keys import (
     item_sk,
     items_list_index,
     items_list_pk,
+    made_by_sk,
     org_pk,
     product_sk,
     products_list_index,
@@ -149,8 +150,18 @@ class ProductChange(NamedTuple):
     read_sku: str
 
 
+class MadeBy(NamedTuple):
+    """A request that notes the products it makes (``made_by``), and until when the note is kept."""
+
+    request_token: str
+    expires_at: int
+
+
 def write_products(
-    organisation_id: str, new: Sequence[Product], changed: Sequence[ProductChange] = ()
+    organisation_id: str,
+    new: Sequence[Product],
+    changed: Sequence[ProductChange] = (),
+    made_by: MadeBy | None = None,
 ) -> list[str]:
     """Writes products all or none, in one transaction (at most WRITE_AT_ONCE in all): `new` ones only where
     no product has their id; of each `changed` one, only its `fields`, and only while the product still has
@@ -158,7 +169,8 @@ def write_products(
     by its SKU). Every other attribute stays as it is when the write lands: a provider link, or a field,
     written by another request after the writer read the product is kept, never overwritten with the
     writer's stale copy. [] once written, else the ids whose condition failed (new ones another writer made,
-    changed ones gone or given another SKU since the caller looked): nothing is written then."""
+    changed ones gone or given another SKU since the caller looked): nothing is written then. `made_by`: the
+    new ones' ids are added to its note in the same transaction (so at most WRITE_AT_ONCE - 1 products)."""
     if not (new or changed):
         return []
     name = table().name
@@ -184,11 +196,35 @@ def write_products(
             }
         }
 
-    codes = transact([put(p) for p in new] + [update(c) for c in changed], conditions_only=True)
+    writes = [put(p) for p in new] + [update(c) for c in changed]
+    if made_by is not None and new:
+        writes.append(
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": org_pk(organisation_id), "sk": made_by_sk(made_by.request_token)},
+                    "UpdateExpression": "ADD made :ids SET expires_at = :expires",
+                    "ExpressionAttributeValues": {
+                        ":ids": {p.product_id for p in new},
+                        ":expires": made_by.expires_at,
+                    },
+                }
+            }
+        )
+    codes = transact(writes, conditions_only=True)
     if codes is None:
         return []
     ids = [p.product_id for p in new] + [c.product.product_id for c in changed]
     return [i for i, code in zip(ids, codes, strict=False) if code == "ConditionalCheckFailed"]
+
+
+def products_made_by(organisation_id: str, request_token: str, now: int) -> set[str]:
+    """The ids of the products the attempts at the request of this token made (``write_products``)."""
+    key = {"pk": org_pk(organisation_id), "sk": made_by_sk(request_token)}
+    item = table().get_item(Key=key, ConsistentRead=True).get("Item")
+    if item is None or int(item["expires_at"]) < now:  # DynamoDB's TTL removes it within days of then
+        return set()
+    return {str(i) for i in item["made"]}
 
 
 # ---- provider items --------------------------------------------------------------------------------------

@@ -314,6 +314,11 @@ def idempotency_sk(scope: str, key: str) -> str:
     return f"IDEMPOTENCY#{scope}#{key}"
 
 
+def made_by_sk(request_token: str) -> str:
+    """The products an attempt at an ``Idempotency-Key`` request made (its token names every attempt)."""
+    return f"IDEMPOTENCY-MADE#{request_token}"
+
+
 # ---- one-time OAuth artefacts -------------------------------------------------------------------------
 def pending_key(kind: str, nonce: str) -> dict[str, Any]:
     return {"pk": f"{kind}#{nonce}", "sk": kind}

@@ -13,8 +13,11 @@ from botocore.exceptions import ClientError
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
 from infra.sandboxes.xero_demo import AU_TENANT_ID
+from shared import aws as shared_aws
+from shared.domain.catalog import ProviderItem
 from shared.errors import Conflict
 from shared.services import idempotency
+from shared.store import catalog as catalog_store
 from shared.store import idempotency as key_store
 from shared.web import same_json
 from tests.conftest import Api, Sandboxes
@@ -170,3 +173,47 @@ def test_a_record_whose_answer_could_not_be_kept_is_answered_and_never_made_twic
     assert all(e["status"] == "posted" for e in exports), exports
     journals = sandboxes.xero.list_records(AU_TENANT_ID, "ManualJournals")
     assert len(journals) == 2  # one for the receipt, one for the build
+
+
+def test_a_retried_import_of_provider_items_cut_short_answers_its_own_products_as_created(
+    api: Api, aws: LocalStack
+) -> None:
+    """DynamoDB throttles the import's second transaction: its first one made 99 products, and the client
+    is told 503. The retry with the same key makes the other 21 and answers all 120 as created, as an
+    uncut import does (before, the first 99 came back as updated: the retry found them made)."""
+    items = [
+        ProviderItem(provider="qbo", item_id=str(n), name=f"Item {n}", sku=f"P-{n}", kind="inventory")
+        for n in range(120)
+    ]
+    catalog_store.put_provider_items("org-a", items)
+    body = {"provider": "qbo", "item_ids": [i.item_id for i in items]}
+    client = shared_aws.table().meta.client
+    calls = [0]
+
+    def throttled_after_the_first_transaction(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 1:
+            error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+            raise ClientError(
+                {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "TransactWriteItems"
+            )
+
+    event = "before-call.dynamodb.TransactWriteItems"
+    client.meta.events.register(event, throttled_after_the_first_transaction)
+    try:
+        cut = post(api, "/products/import-from-provider", body, "import-120")
+    finally:
+        client.meta.events.unregister(event, throttled_after_the_first_transaction)
+    assert cut.status == 503, cut.body
+    assert len(ok(api.call("GET", "/products?limit=500"))["items"]) == 99
+
+    retried = ok(post(api, "/products/import-from-provider", body, "import-120"))
+
+    assert (len(retried["created"]), retried["updated"]) == (120, [])
+    assert sorted(p["sku"] for p in retried["created"]) == sorted(i.sku or "" for i in items)
+    again = post(api, "/products/import-from-provider", body, "import-120")
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == retried
+    # another request (a new key) importing them again finds them made: updated, none created
+    other = ok(post(api, "/products/import-from-provider", body, "import-120-again"))
+    assert (len(other["created"]), len(other["updated"])) == (0, 120)
+    assert len(ok(api.call("GET", "/products?limit=500"))["items"]) == 120
