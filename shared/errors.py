@@ -39,6 +39,14 @@ class ImportInterrupted(ServiceError):
     retryable = True
 
 
+class SyncInterrupted(ServiceError):
+    """A dependency failed while an item sync was storing what it read, after part of it was stored: the
+    sync's cursor has not moved, so syncing again reads the same changes and stores the rest."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+    retryable = True
+
+
 class ImportOutOfTime(ImportInterrupted):
     """The request's time ran out while an apply was writing a product file: it stopped between two chunks,
     so each product is written whole or not at all; ``problem`` says how many rows are done."""

@@ -301,6 +301,11 @@ def _refusals(method: str, path: str) -> dict[int, str]:
     ):
         found |= {409: "not connected, or the connection expired", 429: "the provider's rate limit",
                   502: "the provider answered with something it should not"}  # fmt: skip
+    if path == "/integrations/{provider}/sync/items":
+        found[503] = (
+            "a dependency is down: nothing was changed, or (SyncInterrupted) part of what was read is stored "
+            "and syncing again stores the rest"
+        )
     if path == "/products/import":
         found[503] = (
             "a dependency is down, or the time ran out, while an apply was writing: the products written "

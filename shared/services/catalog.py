@@ -8,10 +8,14 @@ through the vault once when the provider refuses it mid-run, and the tenant's ra
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 from pydantic import ConfigDict
 
+from shared.aws import is_outage
 from shared.bodies import ImportRequest, SupplierRequest
 from shared.domain.catalog import (
     Account,
@@ -28,7 +32,7 @@ from shared.domain.catalog import (
     sku_key,
 )
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
-from shared.errors import Conflict, InvalidFields, ProviderRejected, ProviderUnavailable
+from shared.errors import Conflict, InvalidFields, ProviderRejected, ProviderUnavailable, SyncInterrupted
 from shared.model import Model
 from shared.providers import provider_name
 from shared.providers.base import AccountingProvider, Session, SupplierDraft
@@ -37,6 +41,8 @@ from shared.services.paging import Page
 from shared.services.sessions import connected, session_for
 from shared.store import catalog as store
 from shared.store import connections as connection_store
+
+T = TypeVar("T")
 
 
 def _synced(
@@ -95,21 +101,28 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     products = store.products(organisation_id)
     matching = match_items(wanted, known.values(), products)
     new_links = [m for m in matching.matches if m.by == "sku"]
-    store.put_provider_items(organisation_id, fresh)
-    store.delete_provider_items(organisation_id, wanted, gone)
-    # each link is added to the product as it is now, not as read before the items were written: a whole
-    # product is written back, and a file import may have changed it meanwhile
     linking = {m.product_id: m.item_id for m in new_links}
-    store.put_products(
-        organisation_id,
-        (
-            p.model_copy(update={"provider_links": {**p.provider_links, wanted: linking[p.product_id]}})
-            for p in store.get_products(organisation_id, linking)
-        ),
-    )
+
+    def link(product_ids: list[str]) -> None:
+        # each link is added to the product as it is now, not as read before the items were written: a whole
+        # product is written back, and a file import may have changed it meanwhile
+        store.put_products(
+            organisation_id,
+            (
+                p.model_copy(update={"provider_links": {**p.provider_links, wanted: linking[p.product_id]}})
+                for p in store.get_products(organisation_id, product_ids)
+            ),
+        )
+
+    writes: list[Callable[[], object]] = [
+        *(partial(store.put_provider_items, organisation_id, batch) for batch in _batches(fresh)),
+        *(partial(store.delete_provider_items, organisation_id, wanted, batch) for batch in _batches(gone)),
+        *(partial(link, batch) for batch in _batches(list(linking))),
+    ]
     if changes.cursor and changes.cursor != cursor:
-        store.put_cursor(organisation_id, wanted, "items", changes.cursor)
-    _synced(organisation_id, wanted, connection, now)
+        writes.append(partial(store.put_cursor, organisation_id, wanted, "items", changes.cursor))
+    writes.append(partial(_synced, organisation_id, wanted, connection, now))
+    _store_in_order(writes)
     created_ids = {i.item_id for i in created}
     return ItemSyncResult(
         provider=wanted,
@@ -123,6 +136,33 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
         unmatched_products=list(matching.unmatched_products),
         skipped=list(matching.skipped),
     )
+
+
+STORED_AT_ONCE = 25  # DynamoDB's most writes in one BatchWriteItem
+
+
+def _batches(values: list[T]) -> list[list[T]]:
+    return [values[start : start + STORED_AT_ONCE] for start in range(0, len(values), STORED_AT_ONCE)]
+
+
+def _store_in_order(writes: Iterable[Callable[[], object]]) -> None:
+    """Runs a sync's writes in order, each one request (a batch stored whole or not at all), so an outage
+    part way answers what is true: the plain 503 (nothing was changed) while nothing is stored, and
+    ``SyncInterrupted`` once part is. The cursor is written last but one (the connection's last sync time
+    last): until it moves, syncing again reads the same changes and stores the rest (what is stored already
+    reads as unchanged, a product already linked is matched by its item id)."""
+    stored = False
+    try:
+        for write in writes:
+            write()
+            stored = True
+    except Exception as error:
+        if not (stored and is_outage(error)):
+            raise
+        raise SyncInterrupted(
+            "The sync stopped part way, after storing some of what it read: a service Partsemble depends on "
+            "is busy or unavailable. Nothing is lost: sync again shortly to finish it."
+        ) from error
 
 
 class ItemPage(Page):

@@ -7,12 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from infra.local.stack import LocalStack
 from infra.sandboxes.qbo_demo import BRACKET_20, BRACKET_40, BRACKET_BUNDLE, CORNER_BRACE, DEMO_REALM_ID
 from infra.sandboxes.xero_demo import AU_TENANT_ID, demo_id
+from shared import aws as shared_aws
 from shared.domain.catalog import Product
 from shared.providers import http
+from shared.services import catalog as catalog_service
 from shared.store import catalog as catalog_store
 from shared.store.rate_budget import DynamoRateBudget
 from tests.conftest import Api, Sandboxes
@@ -382,6 +385,46 @@ def test_persistent_outage_is_reported_and_the_cursor_does_not_move(api: Api, sa
     assert failed.headers.get("retry-after") == "5"
     assert catalog_store.get_cursor("org-a", "qbo", "items") is None
     assert sync(api, "qbo", "items")["read"] == 12
+
+
+def test_a_sync_cut_short_after_storing_part_says_so_and_syncing_again_finishes_it(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB throttles the sync's second batch of items (5 to a batch here): the 503 says part is stored,
+    not that nothing was changed; the cursor has not moved, so syncing again stores the rest and links the
+    product, as one uncut sync would (before, the answer said nothing was changed)."""
+    connect(api, sandboxes, "qbo")
+    catalog_store.put_products("org-a", [Product(product_id="p-20", sku="FG-WB-20", name="Bracket 20")])
+    monkeypatch.setattr(catalog_service, "STORED_AT_ONCE", 5)
+    client = shared_aws.table().meta.client
+    calls = [0]
+
+    def throttled_after_the_first_batch(**_: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 1:
+            error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "BatchWriteItem")
+
+    event = "before-call.dynamodb.BatchWriteItem"
+    client.meta.events.register(event, throttled_after_the_first_batch)
+    try:
+        cut = api.call("POST", "/integrations/qbo/sync/items")
+    finally:
+        client.meta.events.unregister(event, throttled_after_the_first_batch)
+
+    assert cut.status == 503 and cut.headers.get("retry-after"), cut.body
+    assert cut.json()["error"] == "SyncInterrupted" and "sync again" in cut.json()["message"]
+    assert "nothing was changed" not in cut.json()["message"]
+    assert len(items_by_id(api, "qbo")) == 5
+    assert catalog_store.get_cursor("org-a", "qbo", "items") is None
+    again = sync(api, "qbo", "items")
+    assert (again["read"], len(again["created"]), len(again["updated"])) == (12, 7, 0)
+    assert [(m["product_id"], m["item_id"]) for m in again["matched"]] == [("p-20", BRACKET_20)]
+    assert len(items_by_id(api, "qbo")) == 12
+    [product] = ok(api.call("GET", "/products"))["items"]
+    assert product["provider_links"] == {"qbo": BRACKET_20}
+    unchanged = sync(api, "qbo", "items")
+    assert unchanged["created"] == [] and unchanged["updated"] == []
 
 
 def test_access_token_refused_mid_run_is_refreshed_once(api: Api, sandboxes: Sandboxes) -> None:
