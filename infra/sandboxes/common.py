@@ -27,7 +27,12 @@ from urllib.parse import parse_qs
 
 import httpx
 
-FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "lost_response")
+FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "lost_response", "blocked", "401_empty")
+# what an edge network in front of a provider answers a request it blocks: HTML, no OAuth error code
+BLOCKED_PAGE = (
+    "<html><head><title>Access Denied</title></head><body><h1>Access Denied</h1>"
+    "<p>You don't have permission to access this resource.</p><p>Reference #18.5e2f1002</p></body></html>"
+)
 DEFAULT_START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
@@ -260,6 +265,12 @@ class Sandbox:
             fault = self._take_fault(request.method, request.url.path)
         if fault in ("429", "500", "503"):
             return self.fault_response(fault, request)
+        if fault == "blocked":  # a CDN's or firewall's own page in front of the provider, not the provider
+            return httpx.Response(
+                403, text=BLOCKED_PAGE, headers={"content-type": "text/html; charset=utf-8"}
+            )
+        if fault == "401_empty":  # a proxy's bare refusal: no body at all
+            return httpx.Response(401)
         if fault == "timeout":
             raise httpx.ReadTimeout("sandbox: injected timeout", request=request)
         if fault == "drop":

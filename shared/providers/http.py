@@ -166,6 +166,10 @@ def validation_message(resp: httpx.Response) -> str:
     return f"HTTP {resp.status_code}"
 
 
+# The token endpoint's other error codes (RFC 6749 section 5.2): invalid_grant and the client's are apart
+OAUTH_ERRORS = frozenset({"invalid_request", "unsupported_grant_type", "invalid_scope"})
+
+
 def raise_for_token_response(resp: httpx.Response, provider: str) -> None:
     """The OAuth token and revocation endpoints' errors."""
     if resp.is_success:
@@ -178,7 +182,16 @@ def raise_for_token_response(resp: httpx.Response, provider: str) -> None:
         )
     if error in ("invalid_client", "unauthorized_client"):
         raise ProviderNotConfigured(f"{provider}: the provider rejected this service's client credentials")
-    raise_for_provider(resp, provider)
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise error_for(resp, provider)
+    if error in OAUTH_ERRORS:  # a request the endpoint refused in its own words (RFC 6749 section 5.2)
+        raise ProviderRejected(provider, validation_message(resp))
+    # No OAuth error code: a CDN's or firewall's page, an empty body. Only invalid_grant proves the consent
+    # ended (a revoked, expired or superseded refresh token is HTTP 400 invalid_grant: qbo.md 1.5, RFC 6749
+    # section 5.2), so a bare 401/403 is not taken as one: an outage, tried again by the next check
+    raise ProviderUnavailable(
+        provider, f"the provider's sign-in service answered HTTP {resp.status_code} without an OAuth error"
+    )
 
 
 def _refuses_permission(resp: httpx.Response) -> bool:

@@ -369,3 +369,48 @@ def test_an_export_that_waits_while_the_check_resumes_the_others_keeps_its_mark_
     exports_now = ok(api.call("GET", "/exports"))["items"]
     assert sorted(e["status"] for e in exports_now) == ["posted", "posted"], exports_now
     assert not connection("qbo").resume_pending
+
+
+@pytest.mark.parametrize(
+    ("name", "token_path", "label"),
+    [("qbo", QBO_TOKEN_PATH, "QuickBooks Online"), ("xero", XERO_TOKEN_PATH, "Xero")],
+)
+def test_a_token_endpoint_refusal_without_an_oauth_error_is_retried_and_never_expires_the_connection(
+    api: Api,
+    sandboxes: Sandboxes,
+    aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    events_queue: Callable[[], list[dict[str, Any]]],
+    name: str,
+    token_path: str,
+    label: str,
+) -> None:
+    """An edge network in front of the token endpoint blocks the refresh with its own HTML 403 page, then a
+    proxy answers a bare 401: neither is the provider's word that the consent ended (that is invalid_grant,
+    qbo.md 1.5). The connection stays connected with its grant untouched, the health says the checks are
+    being retried, and the first check the provider answers again refreshes it; nobody is told to
+    reconnect."""
+    sandbox = getattr(sandboxes, name)
+    connect(api, sandboxes, name)
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandbox))
+    grant_id = tokens.asking(connection(name)).grant_id
+    sandbox.clock.advance(55 * 60)  # the access token is due at the next check
+    sandbox.inject("blocked", method="POST", path_prefix=token_path, count=2)
+    sandbox.inject("401_empty", method="POST", path_prefix=token_path, count=2)
+    for _ in range(4):
+        _tick(aws)
+        view = status_of(api, name)
+        assert view["status"] == "connected" and not view.get("reconnect_hint"), view
+        assert (
+            "tried again every few minutes" in view["last_error"]["reason"]
+            and label in view["last_error"]["reason"]
+        )
+        sandbox.clock.advance(TICK)
+    grant = store.get_grant(grant_id)
+    assert grant is not None and (grant.status, grant.version) == ("active", 1)  # nothing expired nor spent
+    assert "ConnectionExpired" not in [e["detail-type"] for e in events_queue()]  # no one told to reconnect
+
+    _tick(aws)  # the provider answers again
+    view = status_of(api, name)
+    assert view["status"] == "connected" and view["last_error"] is None
+    assert store.get_grant(grant_id).version == 2  # type: ignore[union-attr]
