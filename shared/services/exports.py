@@ -32,6 +32,7 @@ from shared.errors import (
     InvalidFields,
     NotFound,
     ProviderError,
+    ProviderNotConfigured,
     ProviderRejected,
     RateLimited,
     RefreshUnavailable,
@@ -400,6 +401,10 @@ def export_one(job: ExportJob, *, receive_count: int = 1, now: datetime | None =
     except OtherCompanysSales as err:
         attempt.provider = "none"  # whatever is connected next tries it again (that company posts it)
         return _wait(attempt, connection, str(err))
+    except ProviderNotConfigured as err:
+        # the refresh refused this deployment's client id/secret (invalid_client): an operator's fix, which
+        # the connection's check notes and tries each tick; its first check that refreshes sends this on
+        return _wait(attempt, connection, err.message, recheck=True)
     except RefreshUnavailable as err:
         if receive_count >= max_receives():  # the token endpoint is down for long: no reason to give up
             return _wait(attempt, connection, err.message, recheck=True)

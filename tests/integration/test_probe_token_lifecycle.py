@@ -318,6 +318,38 @@ def test_the_apps_own_credentials_refused_say_so_on_the_health_and_keep_the_cons
     assert sorted(s for s in secrets if s in logged) == []
 
 
+def test_exports_refused_for_the_apps_own_credentials_wait_and_go_on_once_the_operator_fixes_them(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client secret was rotated at Intuit and not here, and the access token has expired: the export's
+    refresh is refused with invalid_client (qbo.md 1.5). Like the connection, which is kept and checked each
+    tick, the export is not failed for a person to retry: it waits, and the first check that refreshes once
+    the operator has put the new secret in sends it on; posted once."""
+    from infra.local.testbed import PUBLIC_BASE_URL
+
+    monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
+    bolt = setup(api, sandboxes, "qbo")
+    redirect = [f"{PUBLIC_BASE_URL}/oauth/qbo/callback"]
+    sandboxes.qbo.register_app(QBO_TEST_APP[0], "rotated-at-intuit", redirect)
+    sandboxes.qbo.clock.advance(3600)  # the access token has expired
+    receipt(api, bolt)
+    deliver(aws)
+    (export,) = ok(api.call("GET", "/exports"))["items"]
+    assert export["status"] == "waiting", export
+    for _ in range(3):  # the checks are refused too: it keeps waiting
+        sandboxes.qbo.clock.advance(TICK)
+        _tick(aws)
+        deliver(aws)
+    assert ok(api.call("GET", "/exports"))["items"][0]["status"] == "waiting"
+    assert status_of(api, "qbo")["status"] == "connected"
+
+    sandboxes.qbo.register_app(QBO_TEST_APP[0], QBO_TEST_APP[1], redirect)  # the operator fixed it
+    sandboxes.qbo.clock.advance(TICK)
+    _tick(aws)
+    deliver(aws)
+    posted_once(api, sandboxes, "qbo")
+
+
 def test_an_export_that_waits_while_the_check_resumes_the_others_keeps_its_mark_for_the_next_check(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
