@@ -21,6 +21,10 @@ _STYLE = (
 )
 
 
+# The page's icon, inline: without one a browser asks for /favicon.ico, which the gateway answers 401 (its
+# JWT check), a console error. The page's policy must allow it (``img-src data:``)
+ICON_LINK = '<link rel="icon" href="data:,">'
+
 _SCRIPT_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
@@ -46,11 +50,11 @@ def _page(
     document = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
+        f"{ICON_LINK}<title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body>{body}{script}</body></html>"
     )
     headers = {
-        "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+        "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
         f"script-src 'nonce-{nonce}'; form-action 'self'; frame-ancestors 'none'",
         "cache-control": "no-store",
         "referrer-policy": "no-referrer",

@@ -611,8 +611,19 @@ def retry_export(
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    resolver = with_docs() if event.get("rawPath") == DOCS_PATH else app
-    return resolver.resolve(media_type_in_lower_case(event), context)
+    if event.get("rawPath") == DOCS_PATH:
+        return _docs(with_docs().resolve(media_type_in_lower_case(event), context))
+    return app.resolve(media_type_in_lower_case(event), context)
+
+
+def _docs(response: dict[str, Any]) -> dict[str, Any]:
+    """Swagger UI's page with an icon of its own inline, so the browser does not ask for /favicon.ico (the
+    gateway's 401, a console error); the OpenAPI document (``?format=json``) as it is."""
+    from shared.callback_page import ICON_LINK
+
+    if str(response.get("headers", {}).get("Content-Type", "")).startswith("text/html"):
+        response["body"] = str(response["body"]).replace("<head>", f"<head>{ICON_LINK}", 1)
+    return response
 
 
 shared.coldstart.loaded()  # what the imports and this module made is frozen; collection resumes
