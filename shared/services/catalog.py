@@ -104,15 +104,8 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     linking = {m.product_id: m.item_id for m in new_links}
 
     def link(product_ids: list[str]) -> None:
-        # each link is added to the product as it is now, not as read before the items were written: a whole
-        # product is written back, and a file import may have changed it meanwhile
-        store.put_products(
-            organisation_id,
-            (
-                p.model_copy(update={"provider_links": {**p.provider_links, wanted: linking[p.product_id]}})
-                for p in store.get_products(organisation_id, product_ids)
-            ),
-        )
+        # the link only: what a file import (or another provider's link) writes to the product meanwhile stays
+        store.link_products(organisation_id, wanted, {p: linking[p] for p in product_ids})
 
     writes: list[Callable[[], object]] = [
         *(partial(store.put_provider_items, organisation_id, batch) for batch in _batches(fresh)),
@@ -273,11 +266,13 @@ def _import_products(
             update = {
                 "name": fresh.name,
                 "unit_cost": fresh.unit_cost if fresh.unit_cost is not None else existing.unit_cost,
-                "provider_links": {**existing.provider_links, wanted: item.item_id},
                 "components": fresh.components or existing.components,
             }
-            product = existing.model_copy(update=update)
-            changes.append(store.ProductChange(product, tuple(update), existing.sku))
+            product = existing.model_copy(
+                update={**update, "provider_links": {**existing.provider_links, wanted: item.item_id}}
+            )
+            # its link to this provider only: a link to the other one, written meanwhile, stays
+            changes.append(store.ProductChange(product, tuple(update), existing.sku, link=wanted))
         (created if existing is None or existing.product_id in made_before else updated).append(product)
         product_of[item.item_id] = product
         holders[sku_key(product.sku)] = product

@@ -5,7 +5,7 @@ point reads in batches of 100 (keys: ``keys``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
@@ -131,6 +131,10 @@ def put_products(organisation_id: str, values: Iterable[Product]) -> None:
     _put_all(organisation_id, ((_product_keys(organisation_id, p), p) for p in values))
 
 
+def _product_key(organisation_id: str, product_id: str) -> dict[str, str]:
+    return {"pk": org_pk(organisation_id), "sk": product_sk(product_id)}
+
+
 def _product_keys(organisation_id: str, product: Product) -> dict[str, str]:
     return {
         "sk": product_sk(product.product_id),
@@ -143,11 +147,13 @@ WRITE_AT_ONCE = 100  # DynamoDB's most writes in one TransactWriteItems
 
 class ProductChange(NamedTuple):
     """What a writer makes of a stored product: the product, the attributes of it that it writes, and the
-    SKU the writer read it with."""
+    SKU the writer read it with; `link`: a provider whose link (of the product's) it writes too, that link
+    only, not the whole ``provider_links`` (which then is none of `fields`)."""
 
     product: Product
     fields: tuple[str, ...]
     read_sku: str
+    link: str | None = None
 
 
 class MadeBy(NamedTuple):
@@ -170,7 +176,9 @@ def write_products(
     written by another request after the writer read the product is kept, never overwritten with the
     writer's stale copy. [] once written, else the ids whose condition failed (new ones another writer made,
     changed ones gone or given another SKU since the caller looked): nothing is written then. `made_by`: the
-    new ones' ids are added to its note in the same transaction (so at most WRITE_AT_ONCE - 1 products)."""
+    new ones' ids are added to its note in the same transaction (so at most WRITE_AT_ONCE - 1 products).
+    A changed one with a `link` whose product was stored with no links at all is given them (empty) then,
+    so the caller's next try, reading again, writes its link (``_link``)."""
     if not (new or changed):
         return []
     name = table().name
@@ -185,12 +193,18 @@ def write_products(
         if "sku" in written:  # its place in the list follows its SKU
             written.update(products_list_index(organisation_id, product.sku, product.product_id))
         clause, names, values = set_clause(written)
+        condition = "#read_sku = :read_sku"
+        if change.link is not None:
+            link, link_names, link_values = _link(change.link, product.provider_links[change.link])
+            clause, condition = ", ".join(c for c in (clause, link) if c), f"{condition} AND {_HAS_LINKS}"
+            names.update(link_names)
+            values.update(link_values)
         return {
             "Update": {
                 "TableName": name,
-                "Key": {"pk": org_pk(organisation_id), "sk": product_sk(product.product_id)},
+                "Key": _product_key(organisation_id, product.product_id),
                 "UpdateExpression": f"SET {clause}",
-                "ConditionExpression": "#read_sku = :read_sku",
+                "ConditionExpression": condition,
                 "ExpressionAttributeNames": {**names, "#read_sku": "sku"},
                 "ExpressionAttributeValues": {**values, ":read_sku": change.read_sku},
             }
@@ -215,7 +229,71 @@ def write_products(
     if codes is None:
         return []
     ids = [p.product_id for p in new] + [c.product.product_id for c in changed]
-    return [i for i, code in zip(ids, codes, strict=False) if code == "ConditionalCheckFailed"]
+    failed = [i for i, code in zip(ids, codes, strict=False) if code == "ConditionalCheckFailed"]
+    _give_links(
+        organisation_id, [c.product.product_id for c in changed if c.link and c.product.product_id in failed]
+    )
+    return failed
+
+
+_HAS_LINKS = "attribute_exists(#links)"  # the condition of every write of a `_link`
+
+
+def _link(provider: str, item_id: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``#links.#provider = :item`` in an UpdateExpression's SET, with its names and values: a product's link
+    to `provider`'s item, that link only, so a link to another provider written meanwhile stays. The path
+    needs the product's ``provider_links`` map (every product is written with it, maybe empty; one stored
+    before products had links has none): each write of it is conditioned on `_HAS_LINKS`, which also never
+    lets it make a product that is gone."""
+    return "#links.#provider = :item", {"#links": "provider_links", "#provider": provider}, {":item": item_id}
+
+
+def _give_links(organisation_id: str, product_ids: Iterable[str]) -> set[str]:
+    """Gives each product of these ids that has no ``provider_links`` an empty one (``_link``), one
+    UpdateItem each (a product stored before products had links: rare). The ids of those that exist."""
+    client = table().meta.client
+    existing = set()
+    for product_id in product_ids:
+        try:
+            table().update_item(
+                Key=_product_key(organisation_id, product_id),
+                UpdateExpression="SET #links = if_not_exists(#links, :none)",
+                ConditionExpression="attribute_exists(sk)",
+                ExpressionAttributeNames={"#links": "provider_links"},
+                ExpressionAttributeValues={":none": {}},
+            )
+            existing.add(product_id)
+        except client.exceptions.ConditionalCheckFailedException:
+            pass  # gone meanwhile
+    return existing
+
+
+def link_products(organisation_id: str, provider: str, links: Mapping[str, str]) -> None:
+    """Links each product (of the ids `links` maps to the provider's item ids) to its item, all in one
+    transaction (at most WRITE_AT_ONCE), writing the link only (``_link``): whatever else another request
+    writes to them meanwhile stays. A product gone meanwhile is not made again."""
+
+    def write(product_id: str, item_id: str) -> dict[str, Any]:
+        clause, names, values = _link(provider, item_id)
+        return {
+            "Update": {
+                "TableName": table().name,
+                "Key": _product_key(organisation_id, product_id),
+                "UpdateExpression": f"SET {clause}",
+                "ConditionExpression": _HAS_LINKS,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    pending = dict(links)
+    while pending:
+        codes = transact([write(p, i) for p, i in pending.items()], conditions_only=True)
+        if codes is None:
+            return
+        failed = [p for p, code in zip(pending, codes, strict=False) if code == "ConditionalCheckFailed"]
+        gone = set(failed) - _give_links(organisation_id, failed)
+        pending = {p: i for p, i in pending.items() if p not in gone}
 
 
 def products_made_by(organisation_id: str, request_token: str, now: int) -> set[str]:

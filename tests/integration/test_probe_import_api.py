@@ -25,6 +25,7 @@ from shared.domain.catalog import Product, ProviderItem
 from shared.domain.product_summary import CHUNK_ROWS
 from shared.services import catalog, product_files
 from shared.store import catalog as store
+from shared.store.keys import org_pk, product_sk
 from tests.conftest import Api, Sandboxes
 from tests.integration.connect_flow import connect
 
@@ -366,17 +367,19 @@ def test_an_import_applied_while_an_item_sync_links_its_product_keeps_both(
     assert (product["name"], product["unit_cost"]) == ("Bracket 20 mm", "2.50")
 
 
-def _before_the_apply_writes(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object]) -> None:
-    """Runs `meanwhile` once, after the apply has read the products of its first chunk and before it writes
-    them (the store's next write of products)."""
-    write_products = store.write_products
+def _before_the_store_writes(
+    monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object], write: str = "write_products"
+) -> None:
+    """Runs `meanwhile` once, after the caller has read the products it writes and before it writes them
+    (the store's next call of `write`: an apply's, or a provider items import's, write of products)."""
+    writing = getattr(store, write)
 
-    def write_after_the_other(organisation_id: str, *changes: Sequence[Any]) -> list[str]:
-        monkeypatch.setattr(store, "write_products", write_products)
+    def write_after_the_other(organisation_id: str, *changes: Any) -> Any:
+        monkeypatch.setattr(store, write, writing)
         meanwhile()
-        return write_products(organisation_id, *changes)
+        return writing(organisation_id, *changes)
 
-    monkeypatch.setattr(store, "write_products", write_after_the_other)
+    monkeypatch.setattr(store, write, write_after_the_other)
 
 
 @pytest.mark.usefixtures("no_real_sleep")
@@ -388,7 +391,7 @@ def test_an_item_sync_linking_a_product_while_an_apply_changes_it_keeps_the_link
     connect(api, sandboxes, "qbo")
     _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20,1.00\n", "apply"))
     synced: list[catalog.ItemSyncResult] = []
-    _before_the_apply_writes(
+    _before_the_store_writes(
         monkeypatch, lambda: synced.append(catalog.sync_items("org-a", "qbo", datetime.now(UTC)))
     )
 
@@ -413,7 +416,7 @@ def test_fields_a_row_leaves_blank_written_while_an_apply_runs_are_kept(
         update = {"barcode": "4006381333931", "sale_price": Decimal("9.90")}
         store.put_products("org-a", [stored.model_copy(update=update)])
 
-    _before_the_apply_writes(monkeypatch, priced)
+    _before_the_store_writes(monkeypatch, priced)
 
     applied = _ok(_import(api, b"SKU,Name,Unit cost,Barcode\nP-1,Part v2,1.50,\n", "apply"))
 
@@ -434,7 +437,7 @@ def test_a_product_given_its_sku_in_another_case_while_an_apply_runs_is_read_aga
         "org-a", [store.products("org-a")[0].model_copy(update={"provider_links": {"qbo": "7"}})]
     )
     other: list[Any] = []
-    _before_the_apply_writes(
+    _before_the_store_writes(
         monkeypatch,
         lambda: other.append(product_files.import_file("org-a", b"SKU,Name\np-1,Other\n", "apply")),
     )
@@ -445,6 +448,96 @@ def test_a_product_given_its_sku_in_another_case_while_an_apply_runs_is_read_aga
     [product] = _ok(api.call("GET", "/products"))["items"]
     assert (product["sku"], product["name"], product["unit_cost"]) == ("P-1", "Part v2", "2.00")
     assert product["provider_links"] == {"qbo": "7"}
+
+
+def _xero_linked(product_id: str, item_id: str) -> None:
+    """Another request links the product to a Xero item, writing the product whole as it reads it now."""
+    [product] = store.get_products("org-a", [product_id])
+    links = {**product.provider_links, "xero": item_id}
+    store.put_products(
+        "org-a", [product.model_copy(update={"provider_links": links, "barcode": "4006381333931"})]
+    )
+
+
+def _stored_before_products_had_links(product_id: str) -> None:
+    """The product as one stored before products had provider links: without the attribute at all."""
+    key = {"pk": org_pk("org-a"), "sk": product_sk(product_id)}
+    shared_aws.table().update_item(Key=key, UpdateExpression="REMOVE provider_links")
+
+
+def test_a_provider_items_import_keeps_a_link_to_the_other_provider_written_after_it_read_the_product(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import links the product to its QuickBooks item while another request links it to a Xero item:
+    the import writes its own link only, so both stay (before, it wrote back the links it had read)."""
+    store.put_products("org-a", [Product(product_id="p-1", sku="P-1", name="Part")])
+    store.put_provider_items(
+        "org-a", [ProviderItem(provider="qbo", item_id="1", name="Item 1", sku="P-1", kind="inventory")]
+    )
+    _before_the_store_writes(monkeypatch, lambda: _xero_linked("p-1", "x-1"))
+
+    result = catalog.import_products("org-a", ImportRequest(provider="qbo", item_ids=["1"]))
+
+    assert [p.product_id for p in result.updated] == ["p-1"] and result.created == []
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert product["provider_links"] == {"qbo": "1", "xero": "x-1"}
+    assert (product["name"], product["barcode"]) == ("Item 1", "4006381333931")
+
+
+@pytest.mark.usefixtures("no_real_sleep")
+def test_an_item_sync_links_a_product_keeping_what_other_requests_wrote_to_it_after_the_sync_read_it(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the sync read the products it links and before it links them, an apply changes the product's
+    name and cost and another request links it to a Xero item: the sync writes its link only, all stay."""
+    connect(api, sandboxes, "qbo")
+    _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20,1.00\n", "apply"))
+    [product_id] = [p.product_id for p in store.products("org-a")]
+
+    def meanwhile() -> None:
+        product_files.import_file("org-a", b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20 mm,2.50\n", "apply")
+        _xero_linked(product_id, "x-1")
+
+    _before_the_store_writes(monkeypatch, meanwhile, "link_products")
+
+    synced = _ok(api.call("POST", "/integrations/qbo/sync/items"))
+
+    assert [m["item_id"] for m in synced["matched"] if m["by"] == "sku"] == [BRACKET_20]
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert product["provider_links"] == {"qbo": BRACKET_20, "xero": "x-1"}
+    assert (product["name"], product["unit_cost"], product["barcode"]) == (
+        "Bracket 20 mm",
+        "2.50",
+        "4006381333931",
+    )
+
+
+@pytest.mark.usefixtures("no_real_sleep")
+def test_a_product_stored_before_products_had_links_is_linked_by_an_item_sync_and_an_items_import(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """Its link is written into a provider_links it lacks (given it first), by either way of linking."""
+    connect(api, sandboxes, "qbo")
+    store.put_products(
+        "org-a",
+        [
+            Product(product_id="p-20", sku="FG-WB-20", name="Bracket"),
+            Product(product_id="p-1", sku="P-1", name="Part"),
+        ],
+    )
+    store.put_provider_items(
+        "org-a", [ProviderItem(provider="xero", item_id="x-1", name="Item 1", sku="P-1", kind="inventory")]
+    )
+    _stored_before_products_had_links("p-20")
+    _stored_before_products_had_links("p-1")
+
+    synced = _ok(api.call("POST", "/integrations/qbo/sync/items"))
+    imported = catalog.import_products("org-a", ImportRequest(provider="xero", item_ids=["x-1"]))
+
+    assert [(m["product_id"], m["item_id"]) for m in synced["matched"]] == [("p-20", BRACKET_20)]
+    assert [p.product_id for p in imported.updated] == ["p-1"] and imported.created == []
+    links = {p["product_id"]: p["provider_links"] for p in _ok(api.call("GET", "/products"))["items"]}
+    assert links == {"p-1": {"xero": "x-1"}, "p-20": {"qbo": BRACKET_20}}
 
 
 # ---- what an import stored, downloaded again -----------------------------------------------------------
