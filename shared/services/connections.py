@@ -372,7 +372,7 @@ def _attach(
             # sales tracking go back to the old company (each best effort), so no export finds the new one
             # with them and the retry starts over
             if switching and existing:
-                _put_back(organisation_id, name, existing, products)
+                _put_back(organisation_id, name, existing, products, tenant.tenant_id)
             raise
         store.finish_switch(organisation_id, name)
     # the consent replaced ends only once the new one is the connection's: a write that failed leaves the
@@ -414,17 +414,26 @@ def _linked_products(organisation_id: str, name: ProviderName) -> list[Product]:
 
 
 def _put_back(
-    organisation_id: str, name: ProviderName, connection: store.Connection, products: list[Product]
+    organisation_id: str,
+    name: ProviderName,
+    connection: store.Connection,
+    products: list[Product],
+    after: str,
 ) -> None:
-    """After a switch that failed part way: the connection, its products and its sales tracking as they were
-    before it, each best effort (an outage may refuse one and not another)."""
+    """After a switch to company `after` that failed part way: the connection, its products' links and its
+    sales tracking as they were before it, each best effort (an outage may refuse one and not another). Of
+    a product, the links the switch changes only (the switch's change undone, key by key: written or not, it
+    reads as before), so what another request wrote to it meanwhile stays."""
     from shared.store import catalog as catalog_store
 
     kept = connection.model_dump(exclude={"organisation_id", "provider", "tenant_indexed"})
     with suppress(Exception):
         store.put_connection(organisation_id, name, {k: v for k, v in kept.items() if v is not None})
     with suppress(Exception):
-        catalog_store.put_products(organisation_id, products)
+        before = connection.tenant_id or ""
+        catalog_store.change_links(
+            organisation_id, ((p.with_company(name, before, after), p) for p in products)
+        )
     with suppress(Exception):  # its cursor is gone: the next pull reads from the start date again
         sales_store.switch_company(organisation_id, name, connection.tenant_id or "")
 

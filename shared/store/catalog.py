@@ -236,30 +236,34 @@ def write_products(
     return failed
 
 
-_HAS_LINKS = "attribute_exists(#links)"  # the condition of every write of a `_link`
+# the condition of every write into a product's link maps (``_link``, ``_update_links``)
+_HAS_LINKS = "attribute_exists(provider_links) AND attribute_exists(former_links)"
 
 
 def _link(provider: str, item_id: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     """``#links.#provider = :item`` in an UpdateExpression's SET, with its names and values: a product's link
     to `provider`'s item, that link only, so a link to another provider written meanwhile stays. The path
-    needs the product's ``provider_links`` map (every product is written with it, maybe empty; one stored
-    before products had links has none): each write of it is conditioned on `_HAS_LINKS`, which also never
-    lets it make a product that is gone."""
+    needs the product's maps of links (every product is written with them, maybe empty; one stored before
+    products had them has none): each write of it is conditioned on `_HAS_LINKS`, which also never lets it
+    make a product that is gone."""
     return "#links.#provider = :item", {"#links": "provider_links", "#provider": provider}, {":item": item_id}
 
 
 def _give_links(organisation_id: str, product_ids: Iterable[str]) -> set[str]:
-    """Gives each product of these ids that has no ``provider_links`` an empty one (``_link``), one
-    UpdateItem each (a product stored before products had links: rare). The ids of those that exist."""
+    """Gives each product of these ids that lacks ``provider_links`` or ``former_links`` an empty one
+    (`_HAS_LINKS`), one UpdateItem each (a product stored before products had them: rare). The ids of those
+    that exist."""
     client = table().meta.client
     existing = set()
     for product_id in product_ids:
         try:
             table().update_item(
                 Key=_product_key(organisation_id, product_id),
-                UpdateExpression="SET #links = if_not_exists(#links, :none)",
+                UpdateExpression=(
+                    "SET provider_links = if_not_exists(provider_links, :none), "
+                    "former_links = if_not_exists(former_links, :none)"
+                ),
                 ConditionExpression="attribute_exists(sk)",
-                ExpressionAttributeNames={"#links": "provider_links"},
                 ExpressionAttributeValues={":none": {}},
             )
             existing.add(product_id)
@@ -268,32 +272,84 @@ def _give_links(organisation_id: str, product_ids: Iterable[str]) -> set[str]:
     return existing
 
 
-def link_products(organisation_id: str, provider: str, links: Mapping[str, str]) -> None:
-    """Links each product (of the ids `links` maps to the provider's item ids) to its item, all in one
-    transaction (at most WRITE_AT_ONCE), writing the link only (``_link``): whatever else another request
-    writes to them meanwhile stays. A product gone meanwhile is not made again."""
+Update = tuple[str, dict[str, str], dict[str, Any]]  # an UpdateExpression, its names and its values
 
-    def write(product_id: str, item_id: str) -> dict[str, Any]:
-        clause, names, values = _link(provider, item_id)
+
+def _update_links(organisation_id: str, updates: Mapping[str, Update]) -> None:
+    """Runs each product's update (by product id) of its link maps, all in one transaction (at most
+    WRITE_AT_ONCE), each on the condition `_HAS_LINKS`: a product stored before it had them is given them,
+    then updated; one gone meanwhile is not made again."""
+
+    def write(product_id: str, update: Update) -> dict[str, Any]:
+        expression, names, values = update
         return {
             "Update": {
                 "TableName": table().name,
                 "Key": _product_key(organisation_id, product_id),
-                "UpdateExpression": f"SET {clause}",
+                "UpdateExpression": expression,
                 "ConditionExpression": _HAS_LINKS,
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
+                **({"ExpressionAttributeValues": values} if values else {}),
             }
         }
 
-    pending = dict(links)
+    pending = dict(updates)
     while pending:
-        codes = transact([write(p, i) for p, i in pending.items()], conditions_only=True)
+        codes = transact([write(p, u) for p, u in pending.items()], conditions_only=True)
         if codes is None:
             return
         failed = [p for p, code in zip(pending, codes, strict=False) if code == "ConditionalCheckFailed"]
         gone = set(failed) - _give_links(organisation_id, failed)
-        pending = {p: i for p, i in pending.items() if p not in gone}
+        pending = {p: u for p, u in pending.items() if p not in gone}
+
+
+def link_products(organisation_id: str, provider: str, links: Mapping[str, str]) -> None:
+    """Links each product (of the ids `links` maps to the provider's item ids) to its item, all in one
+    transaction (at most WRITE_AT_ONCE), writing the link only (``_link``): whatever else another request
+    writes to them meanwhile stays. A product gone meanwhile is not made again."""
+    updates = {}
+    for product_id, item_id in links.items():
+        clause, names, values = _link(provider, item_id)
+        updates[product_id] = (f"SET {clause}", names, values)
+    _update_links(organisation_id, updates)
+
+
+def _links_update(was: Product, now: Product) -> Update | None:
+    """The update of the links (``provider_links``, ``former_links``) `now` has other than `was`, key by
+    key (SET or REMOVE): the product's other links, and its other fields, stay as they are stored. None if
+    none differs."""
+    sets: list[str] = []
+    removes: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for attribute in ("provider_links", "former_links"):
+        old, new = getattr(was, attribute), getattr(now, attribute)
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key) == new.get(key):
+                continue
+            n = len(names)
+            names[f"#k{n}"] = key
+            if key in new:
+                values[f":v{n}"] = new[key]
+                sets.append(f"{attribute}.#k{n} = :v{n}")
+            else:
+                removes.append(f"{attribute}.#k{n}")
+    if not names:
+        return None
+    clauses = [f"SET {', '.join(sets)}"] if sets else []
+    clauses += [f"REMOVE {', '.join(removes)}"] if removes else []
+    return " ".join(clauses), names, values
+
+
+def change_links(organisation_id: str, changes: Iterable[tuple[Product, Product]]) -> int:
+    """Of each product as read (`was`) and as the writer makes it (`now`), writes the links that differ, and
+    only those (``_links_update``), in transactions of WRITE_AT_ONCE products: a field or another link
+    written by another request since the read stays. The products changed."""
+    updates = {w.product_id: u for w, n in changes if (u := _links_update(w, n)) is not None}
+    ids = list(updates)
+    for start in range(0, len(ids), WRITE_AT_ONCE):
+        _update_links(organisation_id, {i: updates[i] for i in ids[start : start + WRITE_AT_ONCE]})
+    return len(updates)
 
 
 def products_made_by(organisation_id: str, request_token: str, now: int) -> set[str]:
@@ -398,13 +454,14 @@ def forget_company(organisation_id: str, provider: str, before: str, after: str)
         for prefix in prefixes:
             for row in iter_org_items(organisation_id, prefix, ProjectionExpression="pk, sk"):
                 batch.delete_item(Key={"pk": row["pk"], "sk": row["sk"]})
-    moved = [
-        p.with_company(provider, before, after)
-        for p in iter_products(organisation_id)
-        if provider in p.provider_links or f"{provider}:{after}" in p.former_links
-    ]
-    put_products(organisation_id, moved)
-    return len(moved)
+    return change_links(
+        organisation_id,
+        (
+            (p, p.with_company(provider, before, after))
+            for p in iter_products(organisation_id)
+            if provider in p.provider_links or f"{provider}:{after}" in p.former_links
+        ),
+    )
 
 
 # ---- incremental sync cursors ----------------------------------------------------------------------------

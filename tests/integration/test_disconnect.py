@@ -3,7 +3,7 @@ reconnecting the same company resumes; another company needs an explicit switch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -633,7 +633,7 @@ def test_a_switch_that_fails_part_way_never_leaves_the_new_company_with_the_old_
     failing_steps = (
         (catalog_store, "products"),  # read before the connection is written
         (store, "put_connection"),
-        (catalog_store, "put_products"),  # while the links are set aside
+        (catalog_store, "change_links"),  # while the links are set aside
         (settings_store, "unlock_mode"),  # after the sales tracking moved to the new company
     )
     for failing, name in failing_steps:
@@ -683,25 +683,108 @@ def test_a_switch_back_whose_products_were_written_part_way_puts_them_back_and_t
 
     before = links()
     assert before["FG-WB-20"] == ({"qbo": made["FG-WB-20"]}, {f"qbo:{DEMO_REALM_ID}": BRACKET_20})
-    write = catalog_store.put_products
+    write = catalog_store.change_links
 
     failures = [1]
 
-    def part_way(organisation_id: str, products: list[Any]) -> None:  # the first write fails part way
+    def part_way(organisation_id: str, changes: Iterable[Any]) -> int:  # the first write fails part way
         if not failures:
-            return write(organisation_id, products)
+            return write(organisation_id, changes)
         failures.pop()
-        write(organisation_id, products[:1])
-        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Put")
+        write(organisation_id, list(changes)[:1])
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Update")
 
     with monkeypatch.context() as patch:
-        patch.setattr(catalog_store, "put_products", part_way)
+        patch.setattr(catalog_store, "change_links", part_way)
         assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status >= 500
     assert links() == before
     assert store.get_connection("org-a", "qbo").tenant_id == second.realm_id  # type: ignore[union-attr]
     assert connect(api, sandboxes, "qbo", choose=[DEMO_REALM_ID], switch_company=True).page.status == 200
     assert links()["FG-WB-20"] == ({"qbo": BRACKET_20}, {f"qbo:{second.realm_id}": made["FG-WB-20"]})
     assert links()["FG-CB-01"] == ({"qbo": CORNER_BRACE}, {f"qbo:{second.realm_id}": made["FG-CB-01"]})
+
+
+def _while_the_switch_writes_links(
+    monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object], then_fails: bool = False
+) -> None:
+    """Runs `meanwhile` once, after the switch has read the products whose links it sets aside and before it
+    writes them; `then_fails`: that write is then refused (an outage), and the switch puts the links back."""
+    from botocore.exceptions import ClientError
+
+    from shared.store import catalog as catalog_store
+
+    write = catalog_store.change_links
+
+    def after_the_other(organisation_id: str, changes: Iterable[Any]) -> int:
+        monkeypatch.setattr(catalog_store, "change_links", write)
+        read = list(changes)
+        meanwhile()
+        if then_fails:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Update"
+            )
+        return write(organisation_id, read)
+
+    monkeypatch.setattr(catalog_store, "change_links", after_the_other)
+
+
+def _renamed_and_linked_to_xero() -> None:
+    """Another request's apply renames the product; another links it to a Xero item."""
+    from shared.services import product_files
+    from shared.store import catalog as catalog_store
+
+    product_files.import_file("org-a", b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20 mm,2.50\n", "apply")
+    [product] = [p for p in catalog_store.products("org-a") if p.sku == "FG-WB-20"]
+    catalog_store.link_products("org-a", "xero", {product.product_id: "x-1"})
+
+
+@pytest.mark.parametrize("then_fails", [False, True], ids=["switched", "put-back"])
+def test_a_switch_keeps_what_other_requests_write_to_a_product_after_it_read_it(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch, then_fails: bool
+) -> None:
+    """An apply renames the product and another request links it to a Xero item, after the switch read it:
+    the switch (and, refused, its putting back) writes the QuickBooks links it moves only, so the name, the
+    cost and the Xero link stay (before, it wrote back each product whole, as read before the others)."""
+    from shared.store import catalog as catalog_store
+    from tests.integration.test_margins import products_by_sku
+
+    connect(api, sandboxes, "qbo")
+    product_id = products_by_sku(api, "qbo", [BRACKET_20])["FG-WB-20"]
+    second = second_company(sandboxes.qbo)
+    _while_the_switch_writes_links(monkeypatch, _renamed_and_linked_to_xero, then_fails)
+
+    landed = connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True)
+
+    assert (landed.page.status >= 500) is then_fails
+    [product] = catalog_store.get_products("org-a", [product_id])
+    assert (product.name, product.unit_cost) == ("Bracket 20 mm", Decimal("2.50"))
+    if then_fails:
+        assert (product.provider_links, product.former_links) == ({"qbo": BRACKET_20, "xero": "x-1"}, {})
+    else:
+        assert product.provider_links == {"xero": "x-1"}
+        assert product.former_links == {f"qbo:{DEMO_REALM_ID}": BRACKET_20}
+
+
+def test_a_switch_sets_aside_the_link_of_a_product_stored_before_products_had_former_links(api: Api) -> None:
+    """Its link is written into a former_links it lacks (given it first), and its other link stays."""
+    from shared import aws
+    from shared.domain.catalog import Product
+    from shared.store import catalog as catalog_store
+    from shared.store.keys import org_pk, product_sk
+
+    links = {"qbo": "9", "xero": "x-1"}
+    catalog_store.put_products(
+        "org-a", [Product(product_id="p-1", sku="P-1", name="Part", provider_links=links)]
+    )
+    key = {"pk": org_pk("org-a"), "sk": product_sk("p-1")}
+    aws.table().update_item(Key=key, UpdateExpression="REMOVE former_links")
+
+    assert catalog_store.forget_company("org-a", "qbo", "realm-1", "realm-2") == 1
+
+    listed = api.call("GET", "/products")
+    assert listed.status == 200, listed.body
+    [product] = listed.json()["items"]
+    assert (product["provider_links"], product["former_links"]) == ({"xero": "x-1"}, {"qbo:realm-1": "9"})
 
 
 def test_a_switch_whose_process_died_part_way_is_not_used_until_a_reconnect_finishes_it(
@@ -722,7 +805,7 @@ def test_a_switch_whose_process_died_part_way_is_not_used_until_a_reconnect_fini
         raise SystemExit("the process died part way through the switch")
 
     with monkeypatch.context() as patch:
-        patch.setattr(catalog_store, "put_products", died)
+        patch.setattr(catalog_store, "change_links", died)
         with pytest.raises(SystemExit):
             connect(api, sandboxes, "qbo", choose=[second.realm_id], switch_company=True)
     unfinished = store.get_connection("org-a", "qbo")
