@@ -152,10 +152,13 @@ def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     write_products = catalog_store.write_products
 
     def recording(
-        organisation_id: str, new: Sequence[Product], changed: Sequence[catalog_store.ProductChange] = ()
+        organisation_id: str,
+        new: Sequence[Product],
+        changed: Sequence[catalog_store.ProductChange] = (),
+        made_by: catalog_store.MadeBy | None = None,
     ) -> list[str]:
         skus.extend([*(p.sku for p in new), *(c.product.sku for c in changed)])
-        return write_products(organisation_id, new, changed)
+        return write_products(organisation_id, new, changed, made_by)
 
     monkeypatch.setattr(catalog_store, "write_products", recording)
     return skus
