@@ -1027,8 +1027,16 @@ const exportsList = {
 
   async read() {
     // read again (Refresh list, after a retry): as many as were shown, so the rows the person was at stay
-    this.reads += 1;
-    const { items, next } = await readPages("/exports", Math.max(this.items.length, EXPORTS_PAGE));
+    const mine = ++this.reads;
+    let answer;
+    try {
+      answer = await readPages("/exports", Math.max(this.items.length, EXPORTS_PAGE));
+    } catch (error) {
+      if (mine === this.reads) throw error;
+      return; // a newer read began meanwhile: its answer, or its failure, is the one to show
+    }
+    if (mine !== this.reads) return; // an older answer must not replace a newer read's list or its problem
+    const { items, next } = answer;
     this.problem(""); // read again, by Refresh list or after a retry: what it said of a failed read is over
     this.items = items;
     this.next = next;
