@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.model import Model
@@ -50,11 +50,20 @@ class ProviderItem(Model):
     tracked: bool = False
     active: bool = True
     unit_cost: Decimal | None = None
-    unit_price: Decimal | None = None
+    unit_price: Decimal | None = None  # the sales price, a product's ``sale_price``; None: it has none
     quantity_on_hand: Decimal | None = None  # QBO QtyOnHand of a tracked inventory item
     components: Annotated[tuple[Component, ...], Field(max_length=1000)] = ()  # QBO: 50 to a bundle
     version: ProviderText = ""
     updated_at: ProviderText = ""  # the provider's own change stamp, what incremental reads compare
+
+    @field_validator("unit_price")
+    @classmethod
+    def _no_price(cls, value: Decimal | None) -> Decimal | None:
+        """0 is no sales price: an item given none holds ``UnitPrice`` 0 in QuickBooks and
+        ``SalesDetails.UnitPrice`` 0 in Xero, or no SalesDetails (an item not sold: xero.md section 4.2), as
+        our sandboxes answer (infra/sandboxes/qbo_books.py, xero_books.py). Checked on every read, so an item
+        stored before this rule reads the same."""
+        return value if value else None
 
 
 class Product(Model):
@@ -294,8 +303,8 @@ def bundle_parts(
 
 
 def product_from_item(item: ProviderItem, product_id: str, components: Mapping[str, str]) -> Product:
-    """A new product carrying the provider item's name, SKU and cost, linked to it; bundle components
-    are kept where their items are products (``components`` maps item id -> product id)."""
+    """A new product carrying the provider item's name, SKU, cost and sales price, linked to it; bundle
+    components are kept where their items are products (``components`` maps item id -> product id)."""
     parts = tuple(
         Component(ref=components[c.ref], quantity=c.quantity) for c in item.components if c.ref in components
     )
@@ -305,6 +314,7 @@ def product_from_item(item: ProviderItem, product_id: str, components: Mapping[s
         name=item.name,
         type=KIT if item.kind == "bundle" else "component",
         unit_cost=item.unit_cost,
+        sale_price=item.unit_price,
         provider_links={item.provider: item.item_id},
         components=parts,
     )

@@ -183,9 +183,10 @@ class ImportResult(Model):
 def import_products(
     organisation_id: str, request: ImportRequest, attempt: idempotency.Attempt | None = None
 ) -> ImportResult:
-    """Makes the chosen provider items Partsemble products, with their names and costs. A bundle brings
-    its components along, so its bill of materials is complete; one with a component that can't be a
-    product (no SKU, or not synced) is not imported, rather than made a kit that consumes too little.
+    """Makes the chosen provider items Partsemble products, with their names and costs (and, for a product
+    it makes, the item's sales price). A bundle brings its components along, so its bill of materials is
+    complete; one with a component that can't be a product (no SKU, or not synced) is not imported, rather
+    than made a kit that consumes too little.
     A product of the item's SKU that another import made since the catalog was read (a product file's
     apply, at once with this one) is found by reading it again, and updated: never made twice.
 
@@ -263,6 +264,9 @@ def _import_products(
             product = fresh
             made.append(product)
         else:
+            # not the sale price: a product file's import owns it on a product that exists (a blank cell
+            # keeps it), so a price the user set is never replaced by the provider's; only a product made
+            # here takes the item's sales price
             update = {
                 "name": fresh.name,
                 "unit_cost": fresh.unit_cost if fresh.unit_cost is not None else existing.unit_cost,

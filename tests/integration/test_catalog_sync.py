@@ -174,6 +174,46 @@ def test_xero_items_sync_code_as_sku_tracked_or_not(api: Api, sandboxes: Sandbox
     assert sandboxes.xero.call_count("GET", "/api.xro/2.0/Items") - gets == 1
 
 
+def import_items(api: Api, provider: str, item_ids: list[str]) -> dict[str, Any]:
+    body = {"provider": provider, "item_ids": item_ids}
+    result: dict[str, Any] = ok(api.call("POST", "/products/import-from-provider", json_body=body))
+    return result
+
+
+def sale_prices(api: Api) -> dict[str, Decimal | None]:
+    products = ok(api.call("GET", "/products"))["items"]
+    return {p["sku"]: None if p["sale_price"] is None else Decimal(p["sale_price"]) for p in products}
+
+
+def test_a_qbo_import_gives_the_products_it_makes_the_items_sales_price_and_leaves_an_existing_ones(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect(api, sandboxes, "qbo")
+    mine = Product(product_id="p-brace", sku="FG-CB-01", name="Brace", sale_price=Decimal("2.99"))
+    catalog_store.put_products("org-a", [mine])
+    sync(api, "qbo", "items")  # links the brace by its SKU; QuickBooks sells it at 2.25
+    # the blank has UnitPrice 0: QuickBooks' answer for an item given no sales price
+    result = import_items(api, "qbo", [BRACKET_20, "1", CORNER_BRACE])
+    assert sorted(p["sku"] for p in result["created"]) == ["FG-WB-20", "RM-ALU-01"]
+    assert [p["product_id"] for p in result["updated"]] == ["p-brace"]
+    assert sale_prices(api) == {"FG-WB-20": Decimal("4.50"), "RM-ALU-01": None, "FG-CB-01": Decimal("2.99")}
+
+
+def test_a_xero_import_gives_the_products_it_makes_the_items_sales_price(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    connect_xero(api, sandboxes)
+    sync(api, "xero", "items")
+    # the resin is not sold (IsSold false): Xero keeps no sales price for it
+    codes = ["WIDGET-10", "KIT-STARTER", "RESIN-1L"]
+    import_items(api, "xero", [demo_id(AU_TENANT_ID, "item", code) for code in codes])
+    assert sale_prices(api) == {
+        "WIDGET-10": Decimal("6.00"),
+        "KIT-STARTER": Decimal("79.00"),
+        "RESIN-1L": None,
+    }
+
+
 # ---- accounts and suppliers ------------------------------------------------------------------------------
 def test_chart_of_accounts_syncs_and_stays_current(api: Api, sandboxes: Sandboxes) -> None:
     connect(api, sandboxes, "qbo")

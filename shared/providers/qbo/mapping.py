@@ -92,7 +92,7 @@ def item(record: dict[str, Any]) -> ProviderItem | None:
         tracked=bool(record.get("TrackQtyOnHand")),
         active=bool(record.get("Active", True)),
         unit_cost=number(record.get("PurchaseCost")),
-        unit_price=number(record.get("UnitPrice")),
+        unit_price=number(record.get("UnitPrice")),  # the sales price: Item.UnitPrice (qbo.md section 3.2)
         quantity_on_hand=number(record.get("QtyOnHand")) if record.get("TrackQtyOnHand") else None,
         components=tuple(
             Component(ref=str(line["ItemRef"]["value"]), quantity=number(line.get("Qty")) or Decimal(1))

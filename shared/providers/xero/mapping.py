@@ -56,6 +56,8 @@ def item(record: dict[str, Any]) -> ProviderItem:
         kind="inventory" if tracked else "non_inventory",
         tracked=tracked,
         unit_cost=number((record.get("PurchaseDetails") or {}).get("UnitPrice")),
+        # the sales price: Item.SalesDetails.UnitPrice (xero.md section 4.2; spec schemas Item, Purchase);
+        # an item not sold (IsSold false) has its SalesDetails nulled: no price
         unit_price=number((record.get("SalesDetails") or {}).get("UnitPrice")),
         version=str(record.get("UpdatedDateUTC") or ""),
         updated_at=stamp(record.get("UpdatedDateUTC")),
