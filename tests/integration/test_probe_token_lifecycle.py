@@ -165,17 +165,7 @@ def test_an_export_refused_a_fresh_token_twice_by_a_connection_that_works_is_pos
     monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
     bolt = setup(api, sandboxes, "qbo")
     receipt(api, bolt)
-    handle = sandboxes.qbo.handle
-    refusals = [2]
-
-    def faltering(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path == WRITES["qbo"] and refusals[0]:
-            refusals[0] -= 1
-            return sandboxes.qbo._unauthenticated("Token invalid")  # QuickBooks' own 401
-        response: httpx.Response = handle(request)
-        return response
-
-    monkeypatch.setattr(sandboxes.qbo, "handle", faltering)
+    _refusing(sandboxes, monkeypatch, WRITES["qbo"], 2)  # the journal's write, and again with a fresh token
     deliver(aws)
     (export,) = ok(api.call("GET", "/exports"))["items"]
     assert export["status"] == "waiting", export
@@ -362,17 +352,7 @@ def test_an_export_that_waits_while_the_check_resumes_the_others_keeps_its_mark_
 
     monkeypatch.setattr(tokens, "utc_now", clock_of(sandboxes.qbo))
     bolt = setup(api, sandboxes, "qbo")
-    handle = sandboxes.qbo.handle
-    refusals = [2]
-
-    def faltering(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST" and request.url.path == WRITES["qbo"] and refusals[0]:
-            refusals[0] -= 1
-            return sandboxes.qbo._unauthenticated("Token invalid")  # QuickBooks' own 401
-        response: httpx.Response = handle(request)
-        return response
-
-    monkeypatch.setattr(sandboxes.qbo, "handle", faltering)
+    _refusing(sandboxes, monkeypatch, WRITES["qbo"], 2)  # the journal's write, and again with a fresh token
     receipt(api, bolt)
     deliver(aws)  # the first export waits, its connection marked for the check
     listed = export_store.list_exports
@@ -381,7 +361,7 @@ def test_an_export_that_waits_while_the_check_resumes_the_others_keeps_its_mark_
     def list_then_another_waits(organisation_id: str, status: Any = None) -> list[Any]:
         found = listed(organisation_id, status)
         if not second:  # between the check's list and its clear: another export settles as waiting
-            refusals[0] = 2
+            _refusing(sandboxes, monkeypatch, WRITES["qbo"], 2)
             second.append(receipt(api, bolt, quantity="3"))
             deliver(aws)
         return found
