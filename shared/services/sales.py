@@ -416,11 +416,10 @@ def pull_now(organisation_id: str, now: datetime) -> list[PullQueued]:
     if live is None:  # a disconnected provider's tracking stays on, and is not pulled: say what is missing
         raise Conflict("this organisation is not connected to QuickBooks Online or Xero; connect it first")
     enabled = [t for t in store.tracked(organisation_id) if t.enabled and t.provider == live.provider]
+    label = PROVIDER_LABELS[live.provider]
     if not enabled:
-        label = PROVIDER_LABELS[live.provider]
         raise Conflict(f"sales tracking is off for {label}; turn it on first")
-    if live is not None and live.status == "expired":  # its pull would fail at once: said now, not queued
-        label = PROVIDER_LABELS[live.provider]
+    if live.status == "expired":  # its pull would fail at once: said now, not queued
         raise AuthExpired(
             live.provider, f"{label} no longer accepts this connection; reconnect it, then pull the sales"
         )
