@@ -71,7 +71,10 @@ from infra.sandboxes.xero_where import WhereError, check_order, parse_where
 
 API = "/api.xro/2.0"
 API_PATTERN = r"/api\.xro/2\.0"
-WRITABLE = frozenset({"Accounts", "Items", "Contacts", "ManualJournals"})
+# Invoices and credit notes are written by other apps (an invoicing app, an official client), never by the
+# service: Xero's PUT/POST /Invoices and /CreditNotes (spec createInvoices, updateOrCreateInvoices,
+# updateInvoice, and the credit notes' three alike; ../shared/providers/xero.md sections 4.5-4.6)
+WRITABLE = frozenset({"Accounts", "Items", "Contacts", "ManualJournals", "Invoices", "CreditNotes"})
 IDEMPOTENCY_WINDOW = timedelta(minutes=6)
 # The scopes that reach each endpoint, granular first, then the broad one being retired (../providers/xero.md
 # §1.4). A ".read" scope reaches reads only; a write needs the scope itself.
@@ -851,6 +854,10 @@ class XeroSandbox(Sandbox, XeroAdmin):
             by_number = next((c for c in records if same(c, "ContactNumber")), None)
             active = (c for c in records if c["ContactStatus"] == "ACTIVE" and same(c, "Name"))
             return by_number or next(active, None)
+        if collection == "Invoices" and str(element.get("Type") or "ACCREC").upper() == "ACCREC":
+            # a POST of a sales invoice whose number is taken updates that invoice (xero.md section 3,
+            # freakboy3742/pyxero#328: "POST upserts"); a bill's number is not unique, so never matched
+            return next((i for i in records if i["Type"] == "ACCREC" and same(i, "InvoiceNumber")), None)
         return None
 
     @staticmethod

@@ -193,8 +193,16 @@ class Organisation:
         self.records[collection][record[ID_FIELDS[collection]].lower()] = record
 
     def next_number(self, prefix: str) -> str:
-        self.numbers[prefix] += 1
-        return f"{prefix}-{self.numbers[prefix]:04d}"
+        """The next document number of the prefix that no document holds (seeded ones set their own)."""
+        taken = {
+            str(r.get(field) or "")
+            for collection, field in (("Invoices", "InvoiceNumber"), ("CreditNotes", "CreditNoteNumber"))
+            for r in self.records[collection].values()
+        }
+        while True:
+            self.numbers[prefix] += 1
+            if (number := f"{prefix}-{self.numbers[prefix]:04d}") not in taken:
+                return number
 
 
 # ---- builders: input (wire or stored form) -> Outcome ------------------------------------------------
@@ -654,8 +662,46 @@ def _status_refused(collection: str, was: Record, status: str) -> str | None:
     return None
 
 
+# What an app may create a document as: the spec's Invoice.Status, "DRAFT, SUBMITTED, AUTHORISED" on create;
+# PAID follows payments, VOIDED and DELETED follow from an existing document (DOCUMENT_ENDS)
+CREATABLE = ("DRAFT", "SUBMITTED", "AUTHORISED")
+
+
+def _write_refused(collection: str, data: Record, w: Write, status: str) -> str | None:
+    """Xero's refusal of an app's write that a person's (the admin's seeding) may make: a new document in a
+    status it cannot start in, a document moved to PAID (payments do that), an edit of a paid one, and a sales
+    document's number already taken (xero.md section 3: "PUT of an ACCREC invoice with an existing
+    InvoiceNumber fails (numbers unique)", section 4.6: "CreditNoteNumber (ACCRECCREDIT unique/auto)"). Xero's
+    words for the first two are not published (UNSURE); the third's are ALLOCATED_DOCUMENT, the fourth's
+    "Invoice # must be unique." as integrators quote it (UNSURE)."""
+    name = "Invoice" if collection == "Invoices" else "Credit Note"
+    was = w.existing
+    if was is None and status not in CREATABLE:
+        return f"{name} Status must be one of {', '.join(CREATABLE)} when it is created."
+    if was is not None and status == "PAID" and was.get("Status") != "PAID":
+        return f"{name} Status cannot be set to PAID: apply payments instead."
+    if was is not None and money(was.get("AmountPaid") or 0) != 0:
+        return ALLOCATED_DOCUMENT
+    number_field, kind = (
+        ("InvoiceNumber", "ACCREC") if collection == "Invoices" else ("CreditNoteNumber", "ACCRECCREDIT")
+    )
+    number = _text(data, number_field).lower()
+    own = (was or {}).get(ID_FIELDS[collection])
+    if number and _text(data, "Type").upper() == kind:
+        taken = any(
+            r.get("Type") == kind
+            and str(r.get(number_field) or "").lower() == number
+            and r[ID_FIELDS[collection]] != own
+            for r in w.org.records[collection].values()
+        )
+        if taken:
+            return f"{name} # must be unique."
+    return None
+
+
 def build_document(collection: str, data: Record, w: Write) -> Outcome:
-    """Invoices and credit notes (seeded by the admin API): totals, tax and amounts computed."""
+    """Invoices and credit notes, seeded by the admin API or written by an app: totals, tax and amounts
+    computed."""
     org = w.org
     errors: list[str] = []
     kind = _text(data, "Type").upper()
@@ -664,7 +710,10 @@ def build_document(collection: str, data: Record, w: Write) -> Outcome:
     status = _text(data, "Status").upper() or "DRAFT"
     if status not in DOCUMENT_STATUSES:
         errors.append(f"Status '{status}' is not valid.")
-    elif w.existing and (refused := _status_refused(collection, w.existing, status)):
+    elif refused := (
+        (w.existing and _status_refused(collection, w.existing, status))
+        or (not w.trusted and _write_refused(collection, data, w, status))
+    ):
         errors.append(refused)
     contact = _document_contact(org, data.get("Contact"), errors)
     when = _date_or_error(data, "Date", errors, w.today)
@@ -713,7 +762,9 @@ def build_document(collection: str, data: Record, w: Write) -> Outcome:
     credited = sum((a.get("Amount", a.get("AppliedAmount", 0)) for a in allocations), Decimal(0))
     if allocations and _moves_allocation(was, record):
         errors.append(ALLOCATED_DOCUMENT)
-    paid = total - credited if status == "PAID" else money(data.get("AmountPaid") or 0)
+    # AmountPaid is read-only to an app (spec Invoice.AmountPaid): only the admin's seeding sets it
+    paid_given = data if w.trusted else was
+    paid = total - credited if status == "PAID" else money(paid_given.get("AmountPaid") or 0)
     if status == "PAID":
         record["FullyPaidOnDate"] = (allocations and was.get("FullyPaidOnDate")) or when
     if collection == "Invoices":

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -27,17 +28,26 @@ from quickbooks.exceptions import (
     ValidationException,
 )
 from quickbooks.objects.account import Account
+from quickbooks.objects.creditmemo import CreditMemo
+from quickbooks.objects.customer import Customer
+from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
 from quickbooks.objects.journalentry import JournalEntry, JournalEntryLine, JournalEntryLineDetail
 from quickbooks.objects.vendor import Vendor
 from xero_python.accounting import (
     AccountingApi,
+    Contact,
+    CreditNote,
+    CreditNotes,
     LineAmountTypes,
+    LineItem,
     ManualJournal,
     ManualJournalLine,
     ManualJournals,
 )
+from xero_python.accounting import Invoice as XeroInvoice
+from xero_python.accounting import Invoices as XeroInvoices
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 from xero_python.exceptions import (
@@ -286,6 +296,36 @@ def test_python_quickbooks_queries_invoices(qb: QuickBooks) -> None:
     one = Invoice.get(invoices[0].Id, qb=qb)
     assert one.DocNumber == invoices[0].DocNumber
     assert Invoice.count(qb=qb) == len(invoices)
+
+
+def sales_line(item: Item, quantity: int, price: str) -> SalesItemLine:
+    line = SalesItemLine()
+    line.Amount = str(quantity * Decimal(price))
+    line.SalesItemLineDetail = SalesItemLineDetail()
+    line.SalesItemLineDetail.ItemRef = item.to_ref()
+    line.SalesItemLineDetail.Qty = quantity
+    line.SalesItemLineDetail.UnitPrice = price
+    return line
+
+
+def test_python_quickbooks_sells_and_credits_an_item(qb: QuickBooks) -> None:
+    """Sales the service pulls, made with the library: an invoice and a credit memo of an item."""
+    item = Item.where("Sku = 'FG-WB-20'", qb=qb)[0]
+    customer = Customer.all(qb=qb)[0]
+    invoice = Invoice()
+    invoice.CustomerRef = customer.to_ref()
+    invoice.Line.append(sales_line(item, 3, "10.00"))
+    sold = invoice.save(qb=qb)
+    assert sold.Id and sold.DocNumber and float(sold.TotalAmt) == 30.0
+    read = Invoice.get(sold.Id, qb=qb)
+    detail = read.Line[0].SalesItemLineDetail
+    assert detail.ItemRef.value == item.Id and float(detail.Qty) == 3
+    memo = CreditMemo()
+    memo.CustomerRef = customer.to_ref()
+    memo.Line.append(sales_line(item, 1, "10.00"))
+    credited = memo.save(qb=qb)
+    assert credited.Id and float(credited.TotalAmt) == 10.0
+    assert CreditMemo.get(credited.Id, qb=qb).Line[0].SalesItemLineDetail.ItemRef.value == item.Id
 
 
 def test_python_quickbooks_reads_changes_and_sends_a_batch(qbo: QboSandbox, qb: QuickBooks) -> None:
@@ -555,3 +595,81 @@ def test_xero_python_refused_refresh_and_revoke(
     with pytest.raises(HTTPStatusException) as gone:
         accounting(xero, xero_client).get_accounts(AU_TENANT_ID)
     assert gone.value.status == 403
+
+
+def sales_invoice(contact_id: str, *, number: str | None = None, status: str = "AUTHORISED") -> XeroInvoices:
+    line = LineItem(
+        item_code="WIDGET-10", quantity=3, unit_amount=6, account_code="200", description="Widget"
+    )
+    invoice = XeroInvoice(
+        type="ACCREC",
+        contact=Contact(contact_id=contact_id),
+        date=date(2026, 10, 20),
+        due_date=date(2026, 11, 20),
+        status=status,
+        line_amount_types=LineAmountTypes.EXCLUSIVE,
+        line_items=[line],
+        invoice_number=number,
+    )
+    return XeroInvoices(invoices=[invoice])
+
+
+def test_xero_python_sells_credits_and_voids(xero: XeroSandbox, xero_client: ApiClient) -> None:
+    """Sales the service pulls, made with Xero's SDK: createInvoices (PUT), createCreditNotes,
+    and updateInvoice to void. Numbers come from the organisation's sequence, past the seeded documents'."""
+    api = accounting(xero, xero_client)
+    contact = api.get_contacts(AU_TENANT_ID, where='Name=="Harbour Fabrication"').contacts[0]
+    seeded = {i.invoice_number for i in api.get_invoices(AU_TENANT_ID).invoices}
+    sold = api.create_invoices(AU_TENANT_ID, sales_invoice(contact.contact_id), idempotency_key="oc-inv-1")
+    invoice = sold.invoices[0]
+    assert invoice.invoice_id and invoice.invoice_number not in seeded
+    assert str(invoice.status).endswith("AUTHORISED")
+    assert (float(invoice.sub_total), float(invoice.total_tax), float(invoice.total)) == (18.0, 1.8, 19.8)
+    assert invoice.line_items[0].item_code == "WIDGET-10" and float(invoice.line_items[0].quantity) == 3
+    note = CreditNote(
+        type="ACCRECCREDIT",
+        contact=Contact(contact_id=contact.contact_id),
+        date=date(2026, 10, 21),
+        status="AUTHORISED",
+        line_items=[LineItem(item_code="WIDGET-10", quantity=1, unit_amount=6, account_code="200")],
+    )
+    credited = api.create_credit_notes(AU_TENANT_ID, CreditNotes(credit_notes=[note])).credit_notes[0]
+    assert (
+        credited.credit_note_id and float(credited.total) == 6.6 and float(credited.remaining_credit) == 6.6
+    )
+    voided = XeroInvoice(invoice_id=invoice.invoice_id, status="VOIDED")
+    after = api.update_invoice(AU_TENANT_ID, invoice.invoice_id, XeroInvoices(invoices=[voided])).invoices[0]
+    assert str(after.status).endswith("VOIDED") and float(after.amount_due) == 0
+    assert (
+        api.get_invoice(AU_TENANT_ID, invoice.invoice_id).invoices[0].line_items[0].item_code == "WIDGET-10"
+    )
+
+
+def test_xero_python_is_refused_what_xero_refuses_of_an_invoice(
+    xero: XeroSandbox, xero_client: ApiClient
+) -> None:
+    api = accounting(xero, xero_client)
+    contact = api.get_contacts(AU_TENANT_ID, where='Name=="Harbour Fabrication"').contacts[0]
+    first = api.create_invoices(AU_TENANT_ID, sales_invoice(contact.contact_id, status="DRAFT")).invoices[0]
+    with pytest.raises(AccountingBadRequestException) as taken:  # PUT creates; a sales number is unique
+        api.create_invoices(AU_TENANT_ID, sales_invoice(contact.contact_id, number=first.invoice_number))
+    assert "must be unique" in taken.value.reason
+    # POST with a taken sales number updates that invoice (pyxero#328): here, approves the draft
+    upserted = api.update_or_create_invoices(
+        AU_TENANT_ID, sales_invoice(contact.contact_id, number=first.invoice_number)
+    ).invoices[0]
+    assert upserted.invoice_id == first.invoice_id and str(upserted.status).endswith("AUTHORISED")
+    for status in ("VOIDED", "PAID"):  # nothing is created voided, nor paid but by payments
+        with pytest.raises(AccountingBadRequestException):
+            api.create_invoices(AU_TENANT_ID, sales_invoice(contact.contact_id, status=status))
+    with pytest.raises(AccountingBadRequestException) as paid:
+        api.update_invoice(
+            AU_TENANT_ID, first.invoice_id, XeroInvoices(invoices=[XeroInvoice(status="PAID")])
+        )
+    assert "PAID" in paid.value.reason
+    deleted = XeroInvoices(invoices=[XeroInvoice(invoice_id=first.invoice_id, status="DELETED")])
+    with pytest.raises(
+        AccountingBadRequestException
+    ) as approved:  # an approved invoice is voided, not deleted
+        api.update_invoice(AU_TENANT_ID, first.invoice_id, deleted)
+    assert "not of valid status" in approved.value.reason
