@@ -30,7 +30,7 @@ from infra.sandboxes.qbo_books import (
 )
 from infra.sandboxes.qbo_demo import seed_demo
 from infra.sandboxes.qbo_query import SINGLETONS, QueryError, execute, parse_query
-from infra.sandboxes.qbo_reports import ReportError, trial_balance
+from infra.sandboxes.qbo_reports import ReportError, current_balances, trial_balance
 
 API_PREFIX = "/v3/company/"
 VOID_OPERATION = {"Invoice": "void", "SalesReceipt": "update&include=void"}  # see _sales_operation
@@ -305,8 +305,24 @@ class QboSandbox(Sandbox, QboAdmin):
                 else self._preferences_record(company)
             ]
         else:
-            records = list(company.records[query.entity].values())
+            records = self._shown(company, query.entity, list(company.records[query.entity].values()))
         return execute(query, records)
+
+    @staticmethod
+    def _shown(company: Company, entity: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Records as a read answers them: an account with its CurrentBalance (and, with no sub-accounts in
+        the sandbox, CurrentBalanceWithSubAccounts) from what is posted now."""
+        if entity != "Account" or not records:
+            return records
+        balances = current_balances(company)
+        return [
+            {
+                **r,
+                "CurrentBalance": balances.get(r["Id"], Decimal(0)),
+                "CurrentBalanceWithSubAccounts": balances.get(r["Id"], Decimal(0)),
+            }
+            for r in records
+        ]
 
     def _cdc(self, request: httpx.Request, realm: str) -> httpx.Response:
         company = self.companies[realm]
@@ -342,7 +358,7 @@ class QboSandbox(Sandbox, QboAdmin):
             entity = ENTITY_BY_SEGMENT[name.lower()]
             changed = [
                 r
-                for r in company.records[entity].values()
+                for r in self._shown(company, entity, list(company.records[entity].values()))
                 if datetime.fromisoformat(r["MetaData"]["LastUpdatedTime"]) >= since
             ]
             changed += [
@@ -391,7 +407,7 @@ class QboSandbox(Sandbox, QboAdmin):
                 ),
                 company,
             )
-        return self.ok(company, {entity: record})
+        return self.ok(company, {entity: self._shown(company, entity, [record])[0]})
 
     def _write(self, request: httpx.Request, realm: str, segment: str) -> httpx.Response:
         entity = ENTITY_BY_SEGMENT[segment.lower()]

@@ -1,4 +1,5 @@
-"""QBO Reports API in the sandbox: the TrialBalance report, computed from what was posted to the company.
+"""QBO Reports API in the sandbox: the TrialBalance report, computed from what was posted to the company, and
+the accounts' CurrentBalance from the same ledger.
 
 Shape: Intuit's TrialBalance reference (developer.intuit.com/app/developer/qbo/docs/api/accounting/
 report-entities/trialbalance), whose sample object is ``{"Header": {"ReportName": "TrialBalance", "Option":
@@ -154,6 +155,24 @@ def ledger(company: Company) -> Iterator[Entry]:
                 continue
             yield Entry(str(opened["AssetAccountRef"]["value"]), on, value)
             yield Entry(str(equity), on, -value)
+
+
+def current_balances(company: Company) -> dict[str, Decimal]:
+    """Each balance-sheet account's ``CurrentBalance`` from everything in the ledger: Intuit's Account
+    reference, "CurrentBalance ... read only, filterable, sortable. Specifies the balance amount for the
+    current Account. Valid for Balance Sheet accounts." An asset's balance is its debits less its credits, a
+    liability's or equity's its credits less its debits (an A/P balance owed is positive: UNSURE, inferred
+    from QBO's chart of accounts, which shows balances so); income and expense accounts carry none (0).
+    Transactions dated after today count too (UNSURE: the reference says nothing of dates)."""
+    sign = {"Asset": Decimal(1), "Liability": Decimal(-1), "Equity": Decimal(-1)}
+    balances: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in ledger(company):
+        balances[entry.account_id] += entry.amount
+    return {
+        account_id: sign.get(account.get("Classification", ""), Decimal(0))
+        * balances.get(account_id, Decimal(0))
+        for account_id, account in company.records["Account"].items()
+    }
 
 
 def _sale_entries(company: Company, entity: str, document: dict[str, Any]) -> Iterator[Entry]:

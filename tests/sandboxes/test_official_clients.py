@@ -279,6 +279,22 @@ def test_python_quickbooks_creates_a_balanced_journal_entry(qb: QuickBooks) -> N
     assert JournalEntry.filter(DocNumber="OC-JE-1", qb=qb)[0].Id == saved.Id
 
 
+def test_python_quickbooks_reads_balance_sheet_accounts_current_balance(qb: QuickBooks) -> None:
+    """An accountant checks what was posted by the accounts' balances: CurrentBalance follows every posting on
+    a balance-sheet account (an asset's debits positive) and stays 0 on income and expense accounts."""
+
+    def balances() -> dict[str, Decimal]:
+        return {a.Name: Decimal(str(a.CurrentBalance)) for a in Account.all(qb=qb, max_results=1000)}
+
+    before = balances()
+    journal(qb, "40.25", "40.25", "OC-CB-1").save(qb=qb)  # debit Cost of Goods Sold, credit Finished Goods
+    after = balances()
+    assert after["Finished Goods"] - before["Finished Goods"] == Decimal("-40.25")
+    assert before["Cost of Goods Sold"] == after["Cost of Goods Sold"] == 0  # a P&L account has none
+    goods = Account.where("Name = 'Finished Goods'", qb=qb)[0]
+    assert Decimal(str(Account.get(goods.Id, qb=qb).CurrentBalance)) == after["Finished Goods"]
+
+
 def test_python_quickbooks_raises_qbo_fault_for_an_unbalanced_journal(qb: QuickBooks) -> None:
     with pytest.raises(QuickbooksException) as refused:
         journal(qb, "100.00", "90.00", "OC-JE-2").save(qb=qb)
