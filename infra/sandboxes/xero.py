@@ -16,6 +16,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -55,6 +56,8 @@ from infra.sandboxes.xero_books import (
     wire_default,
 )
 from infra.sandboxes.xero_demo import seed_demo
+from infra.sandboxes.xero_journals import JournalsError, find_journal, select_journals
+from infra.sandboxes.xero_journals import to_wire as journal_wire
 from infra.sandboxes.xero_oauth import (
     ISSUER,
     KNOWN_SCOPES,
@@ -66,7 +69,8 @@ from infra.sandboxes.xero_oauth import (
     error_page,
     login_page,
 )
-from infra.sandboxes.xero_reports import ReportError, trial_balance
+from infra.sandboxes.xero_reports import Report, ReportError, trial_balance
+from infra.sandboxes.xero_statements import balance_sheet, profit_and_loss
 from infra.sandboxes.xero_where import WhereError, check_order, parse_where
 
 API = "/api.xro/2.0"
@@ -86,10 +90,17 @@ SCOPES_FOR = {
     "ManualJournals": ("accounting.manualjournals", "accounting.transactions"),
     "Invoices": ("accounting.invoices", "accounting.transactions"),
     "CreditNotes": ("accounting.invoices", "accounting.transactions"),
+    # the general ledger's journals: only accounting.journals.read exists (the spec's getJournals security;
+    # notes §1.4, "accounting.journals.read (the GL /Journals endpoint, *not* ManualJournals)")
+    "Journals": ("accounting.journals",),
 }
 # Reports: the broad accounting.reports.read, or the one granular scope of each report (notes §1.4:
 # accounting.reports.trialbalance.read, .balancesheet.read, ...; the spec's security lists the broad one).
-REPORT_SCOPES = {"TrialBalance": "accounting.reports.trialbalance.read"}
+REPORT_SCOPES = {
+    "TrialBalance": "accounting.reports.trialbalance.read",
+    "BalanceSheet": "accounting.reports.balancesheet.read",
+    "ProfitAndLoss": "accounting.reports.profitandloss.read",
+}
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
 VALIDATION_EXCEPTION = {
     "ErrorNumber": 10,
@@ -520,7 +531,11 @@ class XeroSandbox(Sandbox, XeroAdmin):
     # ---- accounting API ---------------------------------------------------------------------------
     def _register_accounting(self) -> None:
         self.route("GET", f"{API_PATTERN}/Organisation")(self._organisation)
-        self.route("GET", f"{API_PATTERN}/Reports/TrialBalance$")(self._trial_balance)
+        self.route("GET", f"{API_PATTERN}/Reports/TrialBalance")(self._report(trial_balance))
+        self.route("GET", f"{API_PATTERN}/Reports/BalanceSheet")(self._report(balance_sheet))
+        self.route("GET", f"{API_PATTERN}/Reports/ProfitAndLoss")(self._report(profit_and_loss))
+        self.route("GET", f"{API_PATTERN}/Journals")(self._journals)
+        self.route("GET", f"{API_PATTERN}/Journals/(?P<key>[^/]+)")(self._journal)
         self.route("GET", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._list)
         self.route("PUT", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._write)
         self.route("POST", f"{API_PATTERN}/{COLLECTION_PATTERN}")(self._write)
@@ -552,16 +567,39 @@ class XeroSandbox(Sandbox, XeroAdmin):
     def _organisation(self, request: httpx.Request) -> httpx.Response:
         return self._envelope(request, "Organisations", [request.extensions["xero_org"].to_wire()])
 
-    def _trial_balance(self, request: httpx.Request) -> httpx.Response:
+    def _report(self, make: Report) -> Callable[[httpx.Request], httpx.Response]:
+        """The handler of ``GET /Reports/<name>``, answering what ``make`` computes from the ledger."""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            org: Organisation = request.extensions["xero_org"]
+            now = self.clock.now()
+            try:
+                report = make(org, request.url.params, today=now.date(), now=now)
+            except ReportError as err:
+                # The sandbox's choice: Xero documents no answer for a malformed report parameter; this is
+                # the error body it gives other unreadable query parameters.
+                return xero_json(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(err)})
+            return self._envelope(request, "Reports", [report])
+
+        return handler
+
+    def _journals(self, request: httpx.Request) -> httpx.Response:
+        """``GET /Journals`` (the spec's getJournals; xero_journals says what the ledger holds)."""
         org: Organisation = request.extensions["xero_org"]
-        now = self.clock.now()
+        since = _modified_since(request.headers.get("if-modified-since"))
         try:
-            report = trial_balance(org, request.url.params, today=now.date(), now=now)
-        except ReportError as err:
-            # The sandbox's choice: Xero documents no answer for a malformed report date; this is the
-            # error body it gives other unreadable query parameters.
+            found = select_journals(org, request.url.params, since)
+        except JournalsError as err:  # an offset that is not a number: the answer is UNSURE, as for reports
             return xero_json(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": str(err)})
-        return self._envelope(request, "Reports", [report])
+        return self._envelope(request, "Journals", [journal_wire(org, j) for j in found])
+
+    def _journal(self, request: httpx.Request, key: str) -> httpx.Response:
+        """``GET /Journals/{JournalID}`` or ``/Journals/{JournalNumber}``."""
+        org: Organisation = request.extensions["xero_org"]
+        found = find_journal(org, key)
+        if found is None:
+            return self.error_response(404, f"no Journals {key}")
+        return self._envelope(request, "Journals", [journal_wire(org, found, with_source=False)])
 
     def _list(self, request: httpx.Request, collection: str) -> httpx.Response:
         collection = self._canonical(collection)

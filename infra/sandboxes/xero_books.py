@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from infra.sandboxes.xero_journals import IN_THE_BOOKS, Journal, record_change
 from infra.sandboxes.xero_where import Predicate, enum, lookup
 
 Record = dict[str, Any]
@@ -123,6 +124,7 @@ class Organisation:
     timezone: str | None = None  # spec enum TimeZone; by country when not set
     records: dict[str, dict[str, Record]] = field(default_factory=lambda: {c: {} for c in ID_FIELDS})
     numbers: Counter[str] = field(default_factory=Counter)
+    journals: list[Journal] = field(default_factory=list)  # the general ledger, oldest first (xero_journals)
 
     @property
     def year_end(self) -> tuple[int, int]:
@@ -190,7 +192,10 @@ class Organisation:
         return found
 
     def store(self, collection: str, record: Record) -> None:
-        self.records[collection][record[ID_FIELDS[collection]].lower()] = record
+        """Keeps the record, posting to the general ledger what changes in what it posts."""
+        key = record[ID_FIELDS[collection]].lower()
+        record_change(self, collection, self.records[collection].get(key), record)
+        self.records[collection][key] = record
 
     def next_number(self, prefix: str) -> str:
         """The next document number of the prefix that no document holds (seeded ones set their own)."""
@@ -487,7 +492,6 @@ JOURNAL_MOVES: dict[str | None, tuple[str, ...]] = {
 # API archives one too (the spec's Status enum lists ARCHIVED, the status codes describe it not): UNSURE,
 # refused here. Only voiding reverses a journal from the general ledger (that page): an archived one stays
 # in the books (xero_reports' trial balance).
-IN_THE_BOOKS = ("POSTED", "ARCHIVED")
 
 
 def build_manual_journal(data: Record, w: Write) -> Outcome:

@@ -1,5 +1,5 @@
-"""Xero Reports API in the sandbox: the Trial Balance, computed from the organisation's posted manual
-journals, in the shape of the Xero OpenAPI spec's example (DESIGN.md, "The Xero sandbox's trial
+"""Xero Reports API in the sandbox: the Trial Balance, computed from the organisation's general ledger
+(xero_journals), in the shape of the Xero OpenAPI spec's example (DESIGN.md, "The Xero sandbox's trial
 balance", cites the sources)."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from infra.sandboxes.xero_books import IN_THE_BOOKS, Organisation, Record, ms_date, parse_date
+from infra.sandboxes.xero_books import Organisation, Record, ms_date, parse_date
+from infra.sandboxes.xero_journals import accounts as chart
+from infra.sandboxes.xero_journals import entries
 
 SECTIONS = (
     ("Revenue", "REVENUE"),
@@ -28,6 +30,14 @@ class ReportError(ValueError):
     """A report request Xero refuses."""
 
 
+class Report(Protocol):
+    """A report computed from an organisation's ledger: the ``Reports`` entry of ``GET /Reports/<name>``."""
+
+    def __call__(
+        self, org: Organisation, params: Mapping[str, str], *, today: date, now: datetime
+    ) -> dict[str, Any]: ...
+
+
 def financial_year_start(org: Organisation, on: date) -> date:
     """The first day of the financial year holding ``on`` (Organisation FinancialYearEndDay/Month)."""
     wire = org.to_wire()
@@ -37,39 +47,28 @@ def financial_year_start(org: Organisation, on: date) -> date:
     return date.fromordinal(last_end.toordinal() + 1)
 
 
-def _entries(org: Organisation, until: date, payments_only: bool) -> list[tuple[str, date, Decimal]]:
-    entries: list[tuple[str, date, Decimal]] = []
-    for journal in org.records["ManualJournals"].values():
-        on = parse_date(journal["Date"])
-        if journal["Status"] not in IN_THE_BOOKS or on > until:
-            continue
-        if payments_only and not journal.get("ShowOnCashBasisReports", True):
-            continue
-        entries.extend(
-            (str(line["AccountID"]).lower(), on, Decimal(line["LineAmount"]))
-            for line in journal["JournalLines"]
-            if line.get("AccountID")
-        )
-    return entries
+def report_date(params: Mapping[str, str], name: str, default: date) -> date:
+    """A report's date parameter (``YYYY-MM-DD``), ``default`` when not given."""
+    text = params.get(name, "").strip()
+    try:
+        return parse_date(text) if text else default
+    except ValueError:
+        raise ReportError(f"'{text}' is not a valid date for the report") from None
 
 
 def trial_balance(
     org: Organisation, params: Mapping[str, str], *, today: date, now: datetime
 ) -> dict[str, Any]:
     """The ``Reports`` entry (a ReportWithRow) for ``GET /api.xro/2.0/Reports/TrialBalance``."""
-    text = params.get("date", "").strip()
-    try:
-        on = parse_date(text) if text else today
-    except ValueError:
-        raise ReportError(f"'{text}' is not a valid date for the report") from None
+    on = report_date(params, "date", today)
     payments_only = params.get("paymentsOnly", "").strip().lower() == "true"
     year_start = financial_year_start(org, on)
     month_start = on.replace(day=1)
-    accounts = {a["AccountID"].lower(): a for a in org.records["Accounts"].values()}
+    accounts = chart(org)
     ytd: dict[str, Decimal] = defaultdict(Decimal)
     month: dict[str, Decimal] = defaultdict(Decimal)
     earlier_profit = Decimal(0)
-    for account_id, when, amount in _entries(org, on, payments_only):
+    for account_id, when, amount in entries(org, on, payments_only):
         cls = accounts[account_id]["Class"] if account_id in accounts else "ASSET"
         if cls in PROFIT_AND_LOSS and when < year_start:
             earlier_profit += amount
@@ -107,13 +106,13 @@ def trial_balance(
             rows.append({"RowType": "Section", "Title": title, "Rows": section_rows})
     summary = [{"Value": "Total"}, *({"Value": f"{t:.2f}"} for t in totals)]
     rows.append({"RowType": "Section", "Title": "", "Rows": [{"RowType": "SummaryRow", "Cells": summary}]})
-    report_date = f"{on.day} {on:%B %Y}"
+    as_at = f"{on.day} {on:%B %Y}"
     return {
         "ReportID": "TrialBalance",
         "ReportName": "Trial Balance",
         "ReportType": "TrialBalance",
-        "ReportTitles": ["Trial Balance", org.name, f"As at {report_date}"],
-        "ReportDate": report_date,
+        "ReportTitles": ["Trial Balance", org.name, f"As at {as_at}"],
+        "ReportDate": as_at,
         "UpdatedDateUTC": ms_date(now),
         "Fields": [],
         "Rows": rows,

@@ -382,7 +382,7 @@ def test_python_quickbooks_object_not_found_and_expired_token(qbo: QboSandbox, q
 
 XERO_SCOPES = (
     "offline_access openid profile email accounting.settings accounting.contacts accounting.invoices "
-    "accounting.manualjournals"
+    "accounting.manualjournals accounting.journals.read accounting.reports.read"
 )
 
 
@@ -689,3 +689,53 @@ def test_xero_python_is_refused_what_xero_refuses_of_an_invoice(
     ) as approved:  # an approved invoice is voided, not deleted
         api.update_invoice(AU_TENANT_ID, first.invoice_id, deleted)
     assert "not of valid status" in approved.value.reason
+
+
+def report_figures(report: Any) -> dict[str, list[str]]:
+    """Row name -> its figures, across the sections of a xero-python ReportWithRow."""
+    return {
+        row.cells[0].value: [c.value for c in row.cells[1:]]
+        for section in report.rows[1:]
+        for row in section.rows or []
+    }
+
+
+def test_xero_python_reads_the_journals_and_statements_of_what_was_posted(
+    xero: XeroSandbox, xero_client: ApiClient
+) -> None:
+    """An accountant's reads of the books with xero-python: get_journals shows a manual journal and a sale
+    (and the sale's reversal once voided); get_report_balance_sheet and get_report_profit_and_loss agree
+    with get_report_trial_balance, all from the one ledger."""
+    api = accounting(xero, xero_client)
+    before = max((j.journal_number for j in api.get_journals(AU_TENANT_ID).journals), default=0)
+    while page := api.get_journals(AU_TENANT_ID, offset=before).journals:
+        before = page[-1].journal_number
+    api.create_manual_journals(AU_TENANT_ID, manual_journal("Books rule", "40.00", "-40.00"))
+    contact = api.get_contacts(AU_TENANT_ID, where='Name=="Harbour Fabrication"').contacts[0]
+    invoice = api.create_invoices(AU_TENANT_ID, sales_invoice(contact.contact_id)).invoices[0]
+
+    manual, sold = api.get_journals(AU_TENANT_ID, offset=before).journals
+    assert str(manual.source_type).endswith("MANJOURNAL") and manual.journal_number == before + 1
+    assert sorted(float(line.net_amount) for line in manual.journal_lines) == [-40.0, 40.0]
+    assert str(sold.source_type).endswith("ACCREC") and sold.source_id == invoice.invoice_id
+    nets = {line.account_code or line.account_name: float(line.net_amount) for line in sold.journal_lines}
+    assert nets == {"610": 19.8, "200": -18.0, "GST": -1.8}
+
+    day = date(2026, 10, 31)
+    trial = report_figures(api.get_report_trial_balance(AU_TENANT_ID, date=day).reports[0])
+    sheet = api.get_report_balance_sheet(AU_TENANT_ID, date=day).reports[0]
+    figures = report_figures(sheet)
+    assert figures["Accounts Receivable"][0] == trial["Accounts Receivable (610)"][2]  # YTD debit
+    assert figures["Net Assets"][0] == figures["Total Equity"][0]
+    profit = api.get_report_profit_and_loss(AU_TENANT_ID, from_date=date(2026, 10, 1), to_date=day)
+    income = report_figures(profit.reports[0])
+    assert income["Sales"][0] == trial["Sales (200)"][1]  # October's credit
+
+    api.update_invoice(
+        AU_TENANT_ID, invoice.invoice_id, XeroInvoices(invoices=[XeroInvoice(status="VOIDED")])
+    )
+    (reversal,) = api.get_journals(AU_TENANT_ID, offset=sold.journal_number).journals
+    assert reversal.source_id == invoice.invoice_id
+    assert sorted(float(line.net_amount) for line in reversal.journal_lines) == sorted(
+        -v for v in nets.values()
+    )

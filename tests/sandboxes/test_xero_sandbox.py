@@ -7,6 +7,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -1466,20 +1467,16 @@ def test_trial_balance_reports_posted_journals_up_to_the_date(client: httpx.Clie
     assert report["ReportTitles"] == ["Trial Balance", "Partsemble Demo (AU)", "As at 31 October 2026"]
     header, *sections, total = report["Rows"]
     assert [c["Value"] for c in header["Cells"]] == ["Account", "Debit", "Credit", "YTD Debit", "YTD Credit"]
-    assert [s["Title"] for s in sections] == ["Expenses", "Assets"]
-    cogs, inventory = demo_id(AU_TENANT_ID, "account", "310"), demo_id(AU_TENANT_ID, "account", "630")
+    # the seeded sales are in the books too (Revenue, receivables, GST)
+    assert [s["Title"] for s in sections] == ["Revenue", "Expenses", "Assets", "Liabilities"]
+    cogs = demo_id(AU_TENANT_ID, "account", "310")
     by_account = report_rows(report)
     # Debit / Credit: October's movement; YTD: the balance at the date (the draft and November left out)
-    assert by_account == {cogs: ["125.50", "", "155.50", ""], inventory: ["", "125.50", "", "155.50"]}
-    assert sections[0]["Rows"][0]["Cells"][0]["Value"] == "Cost of Goods Sold (310)"
+    assert by_account[cogs] == ["125.50", "", "155.50", ""]
+    assert sections[1]["Rows"][0]["Cells"][0]["Value"] == "Cost of Goods Sold (310)"
     assert total["Title"] == "" and total["Rows"][0]["RowType"] == "SummaryRow"
-    assert [c["Value"] for c in total["Rows"][0]["Cells"]] == [
-        "Total",
-        "125.50",
-        "125.50",
-        "155.50",
-        "155.50",
-    ]
+    _, debit, credit, ytd_debit, ytd_credit = [c["Value"] for c in total["Rows"][0]["Cells"]]
+    assert (debit, ytd_debit) == (credit, ytd_credit)  # the books balance
 
     november = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-11-30"}, headers=api(tokens))
     assert report_rows(november.json()["Reports"][0])[cogs] == ["7.00", "", "162.50", ""]
@@ -1507,6 +1504,275 @@ def test_a_journal_a_person_archives_stays_in_the_trial_balance(
 def test_trial_balance_needs_a_reports_scope(client: httpx.Client, tokens: dict[str, Any]) -> None:
     response = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
     assert response.status_code == 401 and response.json()["Detail"] == "AuthorizationUnsuccessful"
+
+
+# ---- the general ledger: Journals, Balance Sheet, Profit and Loss ---------------------------------------
+
+LEDGER_SCOPE = f"{SCOPE} accounting.journals.read accounting.reports.read"
+
+
+def sale(client: httpx.Client, tokens: dict[str, Any], amount: str = "18.00") -> dict[str, Any]:
+    """An approved sale to Harbour Fabrication on 2026-10-20, tax exclusive at Australia's 10 % GST."""
+    invoice = {
+        "Type": "ACCREC",
+        "Contact": {"ContactID": demo_id(AU_TENANT_ID, "contact", "harbour")},
+        "Date": "2026-10-20",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "LineItems": [{"Description": "Widget", "Quantity": 1, "UnitAmount": amount, "AccountCode": "200"}],
+    }
+    response = client.put(f"{API}/Invoices", json={"Invoices": [invoice]}, headers=api(tokens))
+    assert response.status_code == 200, response.text
+    created: dict[str, Any] = response.json()["Invoices"][0]
+    return created
+
+
+def journals_after(client: httpx.Client, tokens: dict[str, Any], offset: int) -> list[dict[str, Any]]:
+    response = client.get(f"{API}/Journals", params={"offset": offset}, headers=api(tokens))
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["Journals"]
+    return found
+
+
+def last_number(client: httpx.Client, tokens: dict[str, Any]) -> int:
+    return max((j["JournalNumber"] for j in journals_after(client, tokens, 0)), default=0)
+
+
+def lines_by_code(journal: dict[str, Any]) -> dict[str, tuple[float, float, float]]:
+    return {
+        line["AccountCode"] or line["AccountName"]: (
+            line["NetAmount"],
+            line["TaxAmount"],
+            line["GrossAmount"],
+        )
+        for line in journal["JournalLines"]
+    }
+
+
+def test_journals_show_posted_manual_journals_and_sales_in_order(client: httpx.Client) -> None:
+    """Xero's Journals: every posted journal of the general ledger, oldest first, numbered, with its source;
+    a draft is not posted. A sale posts its net to the line's account, the tax to GST and the total to
+    Accounts Receivable (the shape of the spec's getJournals example)."""
+    tokens = connect(client, scope=LEDGER_SCOPE)
+    before = last_number(client, tokens)
+    created = put_journals(client, tokens, journal(Status="POSTED"), journal("Draft", "99.00"))
+    posted = created.json()["ManualJournals"][0]["ManualJournalID"]
+    invoice = sale(client, tokens)
+
+    manual, sold = journals_after(client, tokens, before)
+
+    assert [manual["JournalNumber"], sold["JournalNumber"]] == [before + 1, before + 2]
+    assert (manual["SourceType"], manual["SourceID"], manual["Reference"]) == (
+        "MANJOURNAL",
+        posted,
+        "COGS batch 1",
+    )
+    assert manual["JournalDate"] == "/Date(1792022400000+0000)/"  # 2026-10-15
+    assert lines_by_code(manual) == {"310": (125.5, 0.0, 125.5), "630": (-125.5, 0.0, -125.5)}
+    assert (sold["SourceType"], sold["SourceID"]) == ("ACCREC", invoice["InvoiceID"])
+    assert lines_by_code(sold) == {
+        "610": (19.8, 0.0, 19.8),
+        "200": (-18.0, -1.8, -19.8),
+        "GST": (-1.8, 0.0, -1.8),
+    }
+    sales_line = next(line for line in sold["JournalLines"] if line["AccountCode"] == "200")
+    assert (sales_line["AccountType"], sales_line["AccountName"], sales_line["TaxType"]) == (
+        "REVENUE",
+        "Sales",
+        "OUTPUT",
+    )
+    assert sales_line["AccountID"] == demo_id(AU_TENANT_ID, "account", "200")
+    one = client.get(f"{API}/Journals/{sold['JournalNumber']}", headers=api(tokens)).json()["Journals"]
+    # "SourceID ... not returned when calling an individual journal by JournalID or JournalNumber"
+    assert [j["JournalID"] for j in one] == [sold["JournalID"]] and "SourceID" not in one[0]
+    by_id = client.get(f"{API}/Journals/{sold['JournalID']}", headers=api(tokens))
+    assert by_id.json()["Journals"][0]["JournalNumber"] == sold["JournalNumber"]
+    assert client.get(f"{API}/Journals/999999", headers=api(tokens)).status_code == 404
+
+
+def test_a_voided_sale_or_journal_adds_a_reversing_journal(client: httpx.Client) -> None:
+    tokens = connect(client, scope=LEDGER_SCOPE)
+    invoice = sale(client, tokens)
+    posted = put_journals(client, tokens, journal(Status="POSTED")).json()["ManualJournals"][0]
+    before = last_number(client, tokens)
+    trial = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+
+    voided = client.post(
+        f"{API}/Invoices/{invoice['InvoiceID']}",
+        json={"Invoices": [{"Status": "VOIDED"}]},
+        headers=api(tokens),
+    )
+    assert voided.status_code == 200, voided.text
+    unposted = client.post(
+        f"{API}/ManualJournals/{posted['ManualJournalID']}",
+        json={"ManualJournals": [{**journal(), "Status": "VOIDED"}]},
+        headers=api(tokens),
+    )
+    assert unposted.status_code == 200, unposted.text
+
+    reversal, unjournal = journals_after(client, tokens, before)
+    original = next(j for j in journals_after(client, tokens, 0) if j["SourceID"] == invoice["InvoiceID"])
+    assert reversal["SourceID"] == invoice["InvoiceID"] and reversal["JournalDate"] == original["JournalDate"]
+    assert lines_by_code(reversal) == {k: (-n, -t, -g) for k, (n, t, g) in lines_by_code(original).items()}
+    assert unjournal["SourceID"] == posted["ManualJournalID"]
+    assert lines_by_code(unjournal) == {"310": (-125.5, 0.0, -125.5), "630": (125.5, 0.0, 125.5)}
+    after = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+    sales, cogs = demo_id(AU_TENANT_ID, "account", "200"), demo_id(AU_TENANT_ID, "account", "310")
+    was, now = report_rows(trial.json()["Reports"][0]), report_rows(after.json()["Reports"][0])
+    assert Decimal(was[sales][3]) - Decimal(now[sales][3]) == Decimal("18.00")  # YTD credit
+    assert was[cogs][2] == "125.50" and cogs not in now  # no balance left: no row
+
+
+def test_journals_page_by_offset_and_modified_since_and_need_their_scope(
+    client: httpx.Client, sandbox: XeroSandbox
+) -> None:
+    tokens = connect(client, scope=LEDGER_SCOPE)
+    for n in range(105):
+        sandbox.clock.advance(1)
+        put_journals(client, tokens, journal(f"Batch {n}", Status="POSTED"))
+    first = journals_after(client, tokens, 0)
+    assert len(first) == 100  # "A maximum of 100 journals will be returned in any response"
+    numbers = [j["JournalNumber"] for j in first]
+    assert numbers == sorted(numbers) and numbers[0] == 1
+    rest = journals_after(client, tokens, numbers[-1])
+    assert rest and rest[0]["JournalNumber"] == numbers[-1] + 1 and rest[-1]["Reference"] == "Batch 104"
+    latest = rest[-1]["CreatedDateUTC"]
+    since = client.get(
+        f"{API}/Journals",
+        headers=api(tokens, **{"If-Modified-Since": sandbox.clock.now().strftime("%Y-%m-%dT%H:%M:%S")}),
+    ).json()["Journals"]
+    assert [j["CreatedDateUTC"] for j in since] == [latest]
+    cash = client.get(f"{API}/Journals", params={"paymentsOnly": "true"}, headers=api(tokens))
+    assert {j["SourceType"] for j in cash.json()["Journals"]} == {"MANJOURNAL"}  # sales are not cash
+    bad = client.get(f"{API}/Journals", params={"offset": "ten"}, headers=api(tokens))
+    assert bad.status_code == 400 and bad.json()["Type"] == "QueryParseException"
+    other = connect(client)  # no accounting.journals.read
+    refused = client.get(f"{API}/Journals", headers=api(other))
+    assert refused.status_code == 401 and refused.json()["Detail"] == "AuthorizationUnsuccessful"
+
+
+def sections(report: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Section title (or the first row's name, for an untitled one) -> row name -> its figures."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for section in report["Rows"][1:]:
+        rows = section.get("Rows", [])
+        title = section["Title"] or (rows[0]["Cells"][0]["Value"] if rows else "")
+        found[title] = {r["Cells"][0]["Value"]: [c["Value"] for c in r["Cells"][1:]] for r in rows}
+    return found
+
+
+def test_balance_sheet_ties_to_the_trial_balance(client: httpx.Client) -> None:
+    """Xero's Balance Sheet from the same ledger: each balance-sheet account at its Trial Balance YTD
+    balance (assets debit, liabilities and equity credit), the year's profit as Current Year Earnings,
+    assets less liabilities equal to equity; the same date a year before as the second column."""
+    tokens = connect(client, scope=LEDGER_SCOPE)
+    put_journals(client, tokens, journal(Status="POSTED"))
+    sale(client, tokens)
+    params = {"date": "2026-10-31"}
+    trial = client.get(f"{API}/Reports/TrialBalance", params=params, headers=api(tokens)).json()["Reports"][0]
+
+    response = client.get(f"{API}/Reports/BalanceSheet", params=params, headers=api(tokens))
+
+    assert response.status_code == 200, response.text
+    report = response.json()["Reports"][0]
+    assert report["ReportType"] == "BalanceSheet" and report["ReportTitles"] == [
+        "Balance Sheet",
+        "Partsemble Demo (AU)",
+        "As at 31 October 2026",
+    ]
+    assert [c["Value"] for c in report["Rows"][0]["Cells"]] == ["", "31 Oct 2026", "31 Oct 2025"]
+    found = sections(report)
+    assert found["Assets"] == {} and found["Liabilities"] == {}
+    ytd = report_rows(trial)
+    receivable, inventory = demo_id(AU_TENANT_ID, "account", "610"), demo_id(AU_TENANT_ID, "account", "630")
+    payable = demo_id(AU_TENANT_ID, "account", "800")
+    current = found["Current Assets"]
+    assert current["Accounts Receivable"][0] == ytd[receivable][2]
+    assert current["Inventory Asset"][0] == ytd[inventory][2]
+    assert found["Current Liabilities"]["Accounts Payable"][0] == ytd[payable][3]
+    assert current["Accounts Receivable"][1] == "0.00"  # nothing was posted a year before
+    total_assets = Decimal(found["Total Assets"]["Total Assets"][0])
+    total_liabilities = Decimal(found["Total Liabilities"]["Total Liabilities"][0])
+    net = Decimal(found["Net Assets"]["Net Assets"][0])
+    assert net == total_assets - total_liabilities == Decimal(found["Equity"]["Total Equity"][0])
+    # the financial year's profit (Australia's starts on 1 July): its sales less its cost of goods sold
+    earnings = Decimal(found["Equity"]["Current Year Earnings"][0])
+    sales, cogs = demo_id(AU_TENANT_ID, "account", "200"), demo_id(AU_TENANT_ID, "account", "310")
+    assert earnings == Decimal(ytd[sales][3]) - Decimal(ytd[cogs][2])
+
+
+def test_balance_sheet_compares_periods_and_refuses_what_xero_refuses(client: httpx.Client) -> None:
+    tokens = connect(client, scope=LEDGER_SCOPE)
+    put_journals(client, tokens, journal(Status="POSTED"))  # 2026-10-15
+    params = {"date": "2026-10-31", "periods": "2", "timeframe": "MONTH"}
+    report = client.get(f"{API}/Reports/BalanceSheet", params=params, headers=api(tokens)).json()["Reports"][
+        0
+    ]
+    assert [c["Value"] for c in report["Rows"][0]["Cells"]] == [
+        "",
+        "31 Oct 2026",
+        "30 Sep 2026",
+        "31 Aug 2026",
+    ]
+    # each earlier column is the balance sheet at its own date
+    for column, day in ((1, "2026-09-30"), (2, "2026-08-31")):
+        alone = client.get(f"{API}/Reports/BalanceSheet", params={"date": day}, headers=api(tokens))
+        expected = {
+            t: {n: v[0] for n, v in rows.items()} for t, rows in sections(alone.json()["Reports"][0]).items()
+        }
+        got = {t: {n: v[column] for n, v in rows.items()} for t, rows in sections(report).items()}
+        assert {t: {n: v for n, v in rows.items() if v != "0.00"} for t, rows in got.items()} == {
+            t: {n: v for n, v in rows.items() if v != "0.00"} for t, rows in expected.items()
+        }
+    for bad in ({"date": "31/10/2026"}, {"periods": "13"}, {"timeframe": "WEEK"}):
+        refused = client.get(f"{API}/Reports/BalanceSheet", params=bad, headers=api(tokens))
+        assert refused.status_code == 400 and refused.json()["Type"] == "QueryParseException", bad
+    unscoped = client.get(f"{API}/Reports/BalanceSheet", headers=api(connect(client)))
+    assert unscoped.status_code == 401
+    granular = connect(client, scope=f"{SCOPE} accounting.reports.balancesheet.read")
+    assert client.get(f"{API}/Reports/BalanceSheet", headers=api(granular)).status_code == 200
+
+
+def test_profit_and_loss_reports_income_and_costs_of_the_period(client: httpx.Client) -> None:
+    tokens = connect(client, scope=LEDGER_SCOPE)
+    put_journals(client, tokens, journal(Status="POSTED"))  # COGS 125.50 on 2026-10-15
+    sale(client, tokens, "1000.00")  # 2026-10-20
+    params = {"fromDate": "2026-10-01", "toDate": "2026-10-31", "periods": "1", "timeframe": "MONTH"}
+    october = client.get(
+        f"{API}/Reports/ProfitAndLoss",
+        params={"fromDate": "2026-10-01", "toDate": "2026-10-31"},
+        headers=api(tokens),
+    )
+    assert october.status_code == 200, october.text
+
+    response = client.get(f"{API}/Reports/ProfitAndLoss", params=params, headers=api(tokens))
+
+    assert response.status_code == 200, response.text
+    report = response.json()["Reports"][0]
+    assert report["ReportType"] == "ProfitAndLoss" and report["ReportTitles"] == [
+        "Profit & Loss",
+        "Partsemble Demo (AU)",
+        "1 October 2026 to 31 October 2026",
+    ]
+    assert [c["Value"] for c in report["Rows"][0]["Cells"]] == ["", "31 Oct 26", "30 Sep 26"]
+    found = sections(report)
+    trial = client.get(f"{API}/Reports/TrialBalance", params={"date": "2026-10-31"}, headers=api(tokens))
+    month = report_rows(trial.json()["Reports"][0])  # its Debit / Credit: October's movement
+    sales = demo_id(AU_TENANT_ID, "account", "200")
+    assert (
+        found["Income"]["Sales"][0] == month[sales][1]
+        and found["Income"]["Total Income"][0] == month[sales][1]
+    )
+    assert found["Less Cost of Sales"]["Cost of Goods Sold"] == ["125.50", "0.00"]
+    net = Decimal(month[sales][1]) - Decimal("125.50")
+    assert found["Gross Profit"]["Gross Profit"][0] == found["NET PROFIT"]["NET PROFIT"][0] == f"{net:.2f}"
+    assert sections(october.json()["Reports"][0])["NET PROFIT"]["NET PROFIT"] == [f"{net:.2f}"]
+    refused = client.get(
+        f"{API}/Reports/ProfitAndLoss",
+        params={"fromDate": "2026-11-01", "toDate": "2026-10-01"},
+        headers=api(tokens),
+    )
+    assert refused.status_code == 400 and refused.json()["Type"] == "QueryParseException"
 
 
 # ---- credit note allocations -------------------------------------------------------------------------

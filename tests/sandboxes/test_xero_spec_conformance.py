@@ -102,7 +102,9 @@ def session() -> Iterator[tuple[httpx.Client, dict[str, str]]]:
                 "client_id": DEMO_CLIENT_ID,
                 "redirect_uri": DEMO_REDIRECT_URI,
                 "scope": "offline_access openid accounting.settings accounting.invoices "
-                "accounting.manualjournals accounting.contacts accounting.reports.trialbalance.read",
+                "accounting.manualjournals accounting.contacts accounting.reports.trialbalance.read "
+                "accounting.reports.balancesheet.read accounting.reports.profitandloss.read "
+                "accounting.journals.read",
                 "state": "s",
             }
         )
@@ -245,3 +247,21 @@ def test_trial_balance_matches_the_spec(accounting_spec: dict[str, Any], session
     rows = body["Reports"][0]["Rows"]
     assert {r["RowType"] for r in rows} == {"Header", "Section"}
     assert any(row["RowType"] == "Row" for section in rows[1:] for row in section["Rows"])
+
+
+def test_journals_and_the_statements_match_the_spec(accounting_spec: dict[str, Any], session: Any) -> None:
+    """GET /Journals (the seeded sales, bills and credit notes among them), a single journal, and the
+    Balance Sheet and Profit and Loss reports, each against the spec's schema."""
+    journals = get(session, "Journals")
+    check(accounting_spec, "Journals", journals)
+    kinds = {j["SourceType"] for j in journals["Journals"]}
+    assert {"ACCREC", "ACCPAY", "ACCRECCREDIT"} <= kinds
+    one = get(session, f"Journals/{journals['Journals'][0]['JournalID']}")
+    check(accounting_spec, "Journals", one)
+    for report, params in (
+        ("BalanceSheet", {"date": "2026-10-31", "periods": "2", "timeframe": "MONTH"}),
+        ("ProfitAndLoss", {"fromDate": "2026-07-01", "toDate": "2026-10-31"}),
+    ):
+        body = get(session, f"Reports/{report}", **params)
+        check(accounting_spec, "ReportWithRows", body)
+        assert body["Reports"][0]["ReportType"] == report
