@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from infra.sandboxes.xero_journals import IN_THE_BOOKS, Journal, record_change
+from infra.sandboxes.xero_journals import IN_THE_BOOKS, Journal, Posting, record_change
 from infra.sandboxes.xero_where import Predicate, enum, lookup
 
 Record = dict[str, Any]
@@ -125,6 +125,7 @@ class Organisation:
     records: dict[str, dict[str, Record]] = field(default_factory=lambda: {c: {} for c in ID_FIELDS})
     numbers: Counter[str] = field(default_factory=Counter)
     journals: list[Journal] = field(default_factory=list)  # the general ledger, oldest first (xero_journals)
+    postings: dict[str, Posting] = field(default_factory=dict)  # what each record has in it, by its id
 
     @property
     def year_end(self) -> tuple[int, int]:
@@ -193,9 +194,8 @@ class Organisation:
 
     def store(self, collection: str, record: Record) -> None:
         """Keeps the record, posting to the general ledger what changes in what it posts."""
-        key = record[ID_FIELDS[collection]].lower()
-        record_change(self, collection, self.records[collection].get(key), record)
-        self.records[collection][key] = record
+        record_change(self, collection, record)
+        self.records[collection][record[ID_FIELDS[collection]].lower()] = record
 
     def next_number(self, prefix: str) -> str:
         """The next document number of the prefix that no document holds (seeded ones set their own)."""

@@ -95,20 +95,27 @@ class Posting:
     lines: tuple[JournalLine, ...]
 
 
-def record_change(org: Organisation, collection: str, before: Record | None, after: Record) -> None:
-    """Appends to ``org.journals`` what storing ``after`` in place of ``before`` posts (module docstring)."""
-    was, now = posting(org, collection, before), posting(org, collection, after)
-    if was == now:
+_ID_FIELDS = {"ManualJournals": "ManualJournalID", "Invoices": "InvoiceID", "CreditNotes": "CreditNoteID"}
+
+
+def record_change(org: Organisation, collection: str, after: Record) -> None:
+    """Appends to ``org.journals`` what storing ``after`` changes in what its record posts (module
+    docstring). What the record posted before is what was journaled for it (``org.postings``), not what its
+    earlier version would post now: an account renamed or removed since leaves the reversal exact."""
+    if collection not in _ID_FIELDS:
         return
     source_id = str(after[_ID_FIELDS[collection]])
+    was, now = org.postings.get(source_id.lower()), posting(org, collection, after)
+    if was == now:
+        return
     created = after["UpdatedDateUTC"]
     if was is not None:
         _append(org, was, source_id, created, tuple(line.reversed() for line in was.lines))
     if now is not None:
         _append(org, now, source_id, created, now.lines)
-
-
-_ID_FIELDS = {"ManualJournals": "ManualJournalID", "Invoices": "InvoiceID", "CreditNotes": "CreditNoteID"}
+        org.postings[source_id.lower()] = now
+    else:
+        org.postings.pop(source_id.lower(), None)
 
 
 def _append(
@@ -129,16 +136,14 @@ def _append(
     )
 
 
-def posting(org: Organisation, collection: str, record: Record | None) -> Posting | None:
+def posting(org: Organisation, collection: str, record: Record) -> Posting | None:
     """What a record posts, or None when it is not in the books or posts no line (no line names an
     account)."""
     found = _posting(org, collection, record)
     return found if found is not None and found.lines else None
 
 
-def _posting(org: Organisation, collection: str, record: Record | None) -> Posting | None:
-    if record is None or collection not in _ID_FIELDS:
-        return None
+def _posting(org: Organisation, collection: str, record: Record) -> Posting | None:
     if collection == "ManualJournals":
         if record["Status"] not in IN_THE_BOOKS:
             return None
