@@ -30,7 +30,8 @@ from infra.sandboxes.qbo_books import (
 )
 from infra.sandboxes.qbo_demo import seed_demo
 from infra.sandboxes.qbo_query import SINGLETONS, QueryError, execute, parse_query
-from infra.sandboxes.qbo_reports import ReportError, current_balances, trial_balance
+from infra.sandboxes.qbo_reports import Report, ReportError, current_balances, trial_balance
+from infra.sandboxes.qbo_statements import balance_sheet, profit_and_loss
 
 API_PREFIX = "/v3/company/"
 VOID_OPERATION = {"Invoice": "void", "SalesReceipt": "update&include=void"}  # see _sales_operation
@@ -219,7 +220,9 @@ class QboSandbox(Sandbox, QboAdmin):
         self.route("POST", company + "/query")(self._query)
         self.route("GET", company + "/cdc")(self._cdc)
         self.route("POST", company + "/batch")(self._batch)
-        self.route("GET", company + "/reports/TrialBalance")(self._trial_balance)
+        self.route("GET", company + "/reports/TrialBalance")(self._report(trial_balance))
+        self.route("GET", company + "/reports/BalanceSheet")(self._report(balance_sheet))
+        self.route("GET", company + "/reports/ProfitAndLoss")(self._report(profit_and_loss))
         self.route("GET", company + rf"/(?P<segment>{ENTITY_SEGMENTS})/(?P<record_id>[^/]+)")(self._read)
         self.route(
             "POST",
@@ -379,19 +382,23 @@ class QboSandbox(Sandbox, QboAdmin):
             )
         return self.ok(company, {"CDCResponse": [{"QueryResponse": blocks}]})
 
-    def _trial_balance(self, request: httpx.Request, realm: str) -> httpx.Response:
-        """Reports answer with the report itself (its Header carries the time), not an entity envelope."""
-        company = self.companies[realm]
-        try:
-            report = trial_balance(
-                company, request.url.params, today=self.today(company), time=self._time(company)
-            )
-        except ReportError as err:
-            # The sandbox's choice of code: Intuit documents no specific one for a bad report parameter.
-            return self.fault(
-                QboFault("2010", "Request has invalid or unsupported property", str(err)), company
-            )
-        return json_response(200, report)
+    def _report(self, make: Report) -> Callable[..., httpx.Response]:
+        """The handler of ``GET .../reports/<name>``. Reports answer with the report itself (its Header
+        carries the time), not an entity envelope."""
+
+        def handler(request: httpx.Request, realm: str) -> httpx.Response:
+            company = self.companies[realm]
+            try:
+                today, stamp = self.today(company), self._time(company)
+                report = make(company, request.url.params, today=today, time=stamp)
+            except ReportError as err:
+                # The sandbox's choice of code: Intuit documents no specific one for a bad report parameter.
+                return self.fault(
+                    QboFault("2010", "Request has invalid or unsupported property", str(err)), company
+                )
+            return json_response(200, report)
+
+        return handler
 
     def _read(self, request: httpx.Request, realm: str, segment: str, record_id: str) -> httpx.Response:
         company = self.companies[realm]

@@ -57,7 +57,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from infra.sandboxes.qbo_books import Company
@@ -87,6 +87,14 @@ TYPE_ORDER = (
 
 class ReportError(ValueError):
     """A report request QBO refuses (rendered by the sandbox as a ValidationFault)."""
+
+
+class Report(Protocol):
+    """A report computed from a company's ledger: the body of ``GET .../reports/<name>``."""
+
+    def __call__(
+        self, company: Company, params: Mapping[str, str], *, today: date, time: str
+    ) -> dict[str, Any]: ...
 
 
 SALES = ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt")
@@ -285,22 +293,48 @@ def _month_start(months: int) -> date:
     return date(months // 12, months % 12 + 1, 1)
 
 
-def trial_balance(company: Company, params: Mapping[str, str], *, today: date, time: str) -> dict[str, Any]:
-    """The TrialBalance report body for ``GET /v3/company/<realm>/reports/TrialBalance``."""
+@dataclass(frozen=True)
+class Period:
+    """What a report covers: ``start_date`` / ``end_date`` or the ``date_macro``'s days, and the basis."""
+
+    start: date
+    end: date
+    basis: str
+
+    @property
+    def fiscal_start(self) -> date:
+        """The first day of the fiscal year holding ``end`` (FiscalYearStartMonth: January in the
+        sandbox's CompanyInfo)."""
+        return date(self.end.year, 1, 1)
+
+
+def report_period(params: Mapping[str, str], today: date) -> Period:
+    """The period and basis a report's query parameters ask for (the module docstring's parameters)."""
     macro = params.get("date_macro", "").strip()
     macro_start, macro_end = macro_period(macro, today)
     end = _date(params, "end_date") or macro_end
-    fiscal_start = date(end.year, 1, 1)  # FiscalYearStartMonth: January (the sandbox's CompanyInfo)
-    start = _date(params, "start_date") or (macro_start if macro else fiscal_start)
+    start = _date(params, "start_date") or (macro_start if macro else date(end.year, 1, 1))
     if start > end:
         raise ReportError("start_date must not be after end_date")
     basis = params.get("accounting_method", "").strip() or "Accrual"
     if basis not in BASES:
         raise ReportError(f"accounting_method {basis!r} must be Cash or Accrual")
-    accounts = {
+    return Period(start, end, basis)
+
+
+def chart(company: Company) -> dict[str, dict[str, Any]]:
+    """Every account a posting may name, by Id: the company's and those QBO makes by itself (by name)."""
+    return {
         **{name: _system_account(name, kind) for name, kind in SYSTEM_ACCOUNTS.items()},
         **company.records["Account"],
     }
+
+
+def trial_balance(company: Company, params: Mapping[str, str], *, today: date, time: str) -> dict[str, Any]:
+    """The TrialBalance report body for ``GET /v3/company/<realm>/reports/TrialBalance``."""
+    period = report_period(params, today)
+    start, end, basis, fiscal_start = period.start, period.end, period.basis, period.fiscal_start
+    accounts = chart(company)
     balances: dict[str, Decimal] = defaultdict(Decimal)
     earlier_profit = Decimal(0)
     for entry in ledger(company):
@@ -327,7 +361,7 @@ def trial_balance(company: Company, params: Mapping[str, str], *, today: date, t
             a["Name"],
         ),
     )
-    lines = [(_cell(a, a["Id"] in company.records["Account"]), balances[a["Id"]]) for a in ordered] + lines
+    lines = [(account_cell(company, a), balances[a["Id"]]) for a in ordered] + lines
     rows = [_row(account, balance) for account, balance in lines]
     if rows:
         debits = sum((b for _, b in lines if b > 0), Decimal(0))
@@ -367,9 +401,9 @@ def _system_account(name: str, kind: str) -> dict[str, Any]:
     }
 
 
-def _cell(account: dict[str, Any], known: bool) -> dict[str, str]:
+def account_cell(company: Company, account: dict[str, Any]) -> dict[str, str]:
     """The account column: id and name; an account the company lacks in the sandbox by name only."""
-    if known:
+    if account["Id"] in company.records["Account"]:
         return {"id": account["Id"], "value": account["FullyQualifiedName"]}
     return {"value": account["FullyQualifiedName"]}
 

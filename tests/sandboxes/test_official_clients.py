@@ -295,6 +295,50 @@ def test_python_quickbooks_reads_balance_sheet_accounts_current_balance(qb: Quic
     assert Decimal(str(Account.get(goods.Id, qb=qb).CurrentBalance)) == after["Finished Goods"]
 
 
+def report_lines(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Row name (an account's, or a total's) -> its figure, across a QBO report's nested sections."""
+    found: dict[str, str] = {}
+    for row in rows:
+        if "ColData" in row:
+            found[row["ColData"][0]["value"]] = row["ColData"][1]["value"]
+        found.update(report_lines(row.get("Rows", {}).get("Row", [])))
+        if "Summary" in row:
+            found[row["Summary"]["ColData"][0]["value"]] = row["Summary"]["ColData"][1]["value"]
+    return found
+
+
+def test_python_quickbooks_reads_the_balance_sheet_and_profit_and_loss_of_what_was_posted(
+    qb: QuickBooks,
+) -> None:
+    """An accountant's reports with python-quickbooks' get_report: what a journal entry and a sale post
+    shows on the BalanceSheet and ProfitAndLoss as on the TrialBalance, and the sheet balances."""
+    period = {"start_date": "2026-01-01", "end_date": "2026-12-31"}
+
+    def reports() -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+        sheet = report_lines(qb.get_report("BalanceSheet", qs=period)["Rows"]["Row"])
+        profit = report_lines(qb.get_report("ProfitAndLoss", qs=period)["Rows"]["Row"])
+        trial = qb.get_report("TrialBalance", qs=period)["Rows"]["Row"]
+        return sheet, profit, {r["ColData"][0]["value"]: r["ColData"] for r in trial if "ColData" in r}
+
+    _, profit_before, _ = reports()
+    journal(qb, "40.25", "40.25", "OC-RPT-1").save(qb=qb)  # debit Cost of Goods Sold, credit Finished Goods
+    invoice = Invoice()
+    invoice.CustomerRef = Customer.all(qb=qb)[0].to_ref()
+    invoice.Line.append(sales_line(Item.where("Sku = 'FG-WB-20'", qb=qb)[0], 3, "10.00"))
+    invoice.save(qb=qb)
+
+    sheet, profit, trial = reports()
+
+    assert sheet["TOTAL ASSETS"] == sheet["TOTAL LIABILITIES AND EQUITY"]
+    assert sheet["Finished Goods"] == trial["Finished Goods"][1]["value"]  # a debit balance
+    assert sheet["Net Income"] == profit["Net Income"]
+    # 30.00 of sales, less the journal's 40.25 and the 3 brackets' cost at PurchaseCost 1.90
+    moved = Decimal(profit["Net Income"]) - Decimal(profit_before["Net Income"])
+    assert moved == Decimal("30.00") - Decimal("40.25") - Decimal("5.70")
+    with pytest.raises(QuickbooksException):
+        qb.get_report("BalanceSheet", qs={"end_date": "31/12/2026"})
+
+
 def test_python_quickbooks_raises_qbo_fault_for_an_unbalanced_journal(qb: QuickBooks) -> None:
     with pytest.raises(QuickbooksException) as refused:
         journal(qb, "100.00", "90.00", "OC-JE-2").save(qb=qb)

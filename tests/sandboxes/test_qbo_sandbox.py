@@ -1296,6 +1296,131 @@ def test_trial_balance_covers_the_period_a_date_macro_names(
     assert unknown.status_code == 400 and "Fault" in unknown.json()
 
 
+def report(api: httpx.Client, name: str, **params: str) -> dict[str, Any]:
+    response = api.get(f"/reports/{name}", params={"minorversion": "75", **params})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def flatten(rows: list[dict[str, Any]], path: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """(the groups of the enclosing sections, the row's id or name) -> its figure, for every Data row, and
+    (groups..., "Summary") -> the total of every section."""
+    found: dict[tuple[str, ...], str] = {}
+    for row in rows:
+        where = (*path, row.get("group", ""))
+        if "ColData" in row:
+            account = row["ColData"][0]
+            found[(*path, account.get("id") or account["value"])] = row["ColData"][1]["value"]
+        found.update(flatten(row.get("Rows", {}).get("Row", []), where))
+        if "Summary" in row:
+            found[(*where, "Summary")] = row["Summary"]["ColData"][1]["value"]
+    return found
+
+
+ASSETS, CURRENT, OTHER_CURRENT = "TotalAssets", "CurrentAssets", "OtherCurrentAssets"
+CLAIMS = "TotalLiabilitiesAndEquity"
+
+
+def test_balance_sheet_ties_to_the_trial_balance(api: httpx.Client) -> None:
+    """Intuit's BalanceSheet from the trial balance's ledger: each balance-sheet account at its trial
+    balance figure (assets debit, liabilities and equity credit), the fiscal year's net income in Equity
+    (group NetIncome), TOTAL ASSETS equal to TOTAL LIABILITIES AND EQUITY; nested as the reference's
+    sample."""
+    assert post_json(api, "/journalentry", journal("40.00", "40.00", TxnDate="2026-10-15")).status_code == 200
+    trial = trial_balance(api, end_date="2026-10-31")
+    balances = {
+        r["ColData"][0]["id"]: Decimal(r["ColData"][1]["value"] or 0) - Decimal(r["ColData"][2]["value"] or 0)
+        for r in trial["Rows"]["Row"]
+        if "ColData" in r
+    }
+
+    sheet = report(api, "BalanceSheet", end_date="2026-10-31")
+
+    header = sheet["Header"]
+    assert (header["ReportName"], header["EndPeriod"], header["SummarizeColumnsBy"]) == (
+        "BalanceSheet",
+        "2026-10-31",
+        "Total",
+    )
+    assert header["Option"] == [
+        {"Name": "AccountingStandard", "Value": "GAAP"},
+        {"Name": "NoReportData", "Value": "false"},
+    ]
+    assert [(c["ColType"], c["ColTitle"]) for c in sheet["Columns"]["Column"]] == [
+        ("Account", ""),
+        ("Money", "Total"),
+    ]
+    assets, claims = sheet["Rows"]["Row"]
+    assert (assets["group"], assets["Header"]["ColData"][0]["value"]) == (ASSETS, "ASSETS")
+    assert (claims["group"], claims["Header"]["ColData"][0]["value"]) == (CLAIMS, "LIABILITIES AND EQUITY")
+    figures = flatten(sheet["Rows"]["Row"])
+    assert figures[(ASSETS, CURRENT, "BankAccounts", CHECKING)] == f"{balances[CHECKING]:.2f}"
+    assert figures[(ASSETS, CURRENT, "AR", RECEIVABLE)] == f"{balances[RECEIVABLE]:.2f}"
+    assert figures[(ASSETS, CURRENT, OTHER_CURRENT, "10")] == f"{balances['10']:.2f}"  # Finished Goods
+    assert figures[(CLAIMS, "Equity", "9")] == f"{-balances['9']:.2f}"  # Opening Balance Equity: a credit
+    profit = -sum((balances[i] for i in (INCOME, COGS, SHRINKAGE, WASTE)), Decimal(0))
+    assert figures[(CLAIMS, "Equity", "Net Income")] == f"{profit:.2f}"
+    net_income = next(r for r in claims["Rows"]["Row"][-1]["Rows"]["Row"] if "group" in r)
+    assert net_income["group"] == "NetIncome" and "id" not in net_income["ColData"][0]
+    assert figures[(ASSETS, "Summary")] == figures[(CLAIMS, "Summary")]
+    assert assets["Summary"]["ColData"][0]["value"] == "TOTAL ASSETS"
+
+
+def test_profit_and_loss_reports_the_period_as_the_trial_balance_does(api: httpx.Client) -> None:
+    assert post_json(api, "/journalentry", journal("40.00", "40.00", TxnDate="2026-10-15")).status_code == 200
+    trial = trial_balance(api, end_date="2026-10-31")  # income and expense accounts: the fiscal year to date
+    debit = {
+        r["ColData"][0]["id"]: Decimal(r["ColData"][1]["value"] or 0) - Decimal(r["ColData"][2]["value"] or 0)
+        for r in trial["Rows"]["Row"]
+        if "ColData" in r
+    }
+
+    profit = report(api, "ProfitAndLoss", start_date="2026-01-01", end_date="2026-10-31")
+
+    assert [r["group"] for r in profit["Rows"]["Row"]] == [
+        "Income",
+        "COGS",
+        "GrossProfit",
+        "Expenses",
+        "NetOperatingIncome",
+        "NetIncome",
+    ]
+    figures = flatten(profit["Rows"]["Row"])
+    assert figures[("Income", INCOME)] == f"{-debit[INCOME]:.2f}"  # income: credit-positive
+    assert figures[("COGS", SHRINKAGE)] == f"{debit[SHRINKAGE]:.2f}"  # a credit to a cost reads negative
+    assert figures[("Expenses", WASTE)] == "40.00"
+    net = -sum((debit[i] for i in (INCOME, COGS, SHRINKAGE, WASTE)), Decimal(0))
+    assert figures[("NetIncome", "Summary")] == f"{net:.2f}"
+    sheet = report(api, "BalanceSheet", end_date="2026-10-31")
+    assert flatten(sheet["Rows"]["Row"])[(CLAIMS, "Equity", "Net Income")] == f"{net:.2f}"
+    # before the journal: no expense, the section stays with its Header and a blank total (the sample)
+    early = report(api, "ProfitAndLoss", start_date="2026-01-01", end_date="2026-10-14")
+    expenses = next(r for r in early["Rows"]["Row"] if r["group"] == "Expenses")
+    assert "Rows" not in expenses and expenses["Summary"]["ColData"] == [
+        {"value": "Total Expenses"},
+        {"value": ""},
+    ]
+
+
+def test_balance_sheet_and_profit_and_loss_refuse_what_they_cannot_answer(api: httpx.Client) -> None:
+    for name in ("BalanceSheet", "ProfitAndLoss"):
+        empty = report(api, name, end_date="2025-12-31")
+        assert (
+            empty["Header"]["Option"][1] == {"Name": "NoReportData", "Value": "true"} and empty["Rows"] == {}
+        )
+        for bad in (
+            {"end_date": "31/10/2026"},
+            {"start_date": "2026-11-01", "end_date": "2026-10-01"},
+            {"accounting_method": "Modified"},
+            {"customer": "1"},  # the sandbox's ledger carries no customer to filter by
+            {"summarize_column_by": "Month"},
+        ):
+            refused = api.get(f"/reports/{name}", params=bad)
+            assert refused.status_code == 400, (name, bad)
+            assert refused.json()["Fault"]["type"] == "ValidationFault"
+
+
 # ---- sales move stock and post to the ledger ---------------------------------------------------------
 
 
