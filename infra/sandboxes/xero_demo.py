@@ -31,6 +31,7 @@ DEMO_ORGS = (
 ACCOUNTS = (
     ("090", "Business Bank Account", "BANK", "ACTIVE", ""),
     ("200", "Sales", "REVENUE", "ACTIVE", ""),
+    ("300", "Purchases", "DIRECTCOSTS", "ACTIVE", ""),
     ("310", "Cost of Goods Sold", "DIRECTCOSTS", "ACTIVE", ""),
     ("480", "Waste", "OVERHEADS", "ACTIVE", ""),
     ("610", "Accounts Receivable", "CURRENT", "ACTIVE", "DEBTORS"),
@@ -155,7 +156,7 @@ def _seed_books(sandbox: XeroSandbox, tenant_id: str, country: str) -> None:
                 "ItemID": demo_id(tenant_id, "item", code),
                 "Code": code,
                 "Name": name,
-                "PurchaseDetails": {"UnitPrice": cost, "AccountCode": "630", "TaxType": purchase_tax},
+                "PurchaseDetails": {"UnitPrice": cost, "AccountCode": "300", "TaxType": purchase_tax},
                 "SalesDetails": {"UnitPrice": price, "AccountCode": "200", "TaxType": sales_tax},
                 "IsSold": price != "0",
             },
@@ -235,7 +236,7 @@ def _lines(
             "Description": code,
             "Quantity": qty,
             "UnitAmount": prices[code][1 if sales else 0],
-            "AccountCode": "200" if sales else "630",
+            "AccountCode": "200" if sales else "300",
         }
         for code, qty in lines
     ]

@@ -1687,18 +1687,23 @@ def test_balance_sheet_ties_to_the_trial_balance(client: httpx.Client) -> None:
     receivable, inventory = demo_id(AU_TENANT_ID, "account", "610"), demo_id(AU_TENANT_ID, "account", "630")
     payable = demo_id(AU_TENANT_ID, "account", "800")
     current = found["Current Assets"]
-    assert current["Accounts Receivable"][0] == ytd[receivable][2]
-    assert current["Inventory Asset"][0] == ytd[inventory][2]
-    assert found["Current Liabilities"]["Accounts Payable"][0] == ytd[payable][3]
+
+    def debit_balance(account: str) -> Decimal:  # the YTD debit less the YTD credit
+        return Decimal(ytd[account][2] or 0) - Decimal(ytd[account][3] or 0)
+
+    assert Decimal(current["Accounts Receivable"][0]) == debit_balance(receivable)
+    assert Decimal(current["Inventory Asset"][0]) == debit_balance(inventory)  # the journal's credit
+    assert Decimal(found["Current Liabilities"]["Accounts Payable"][0]) == -debit_balance(payable)
     assert current["Accounts Receivable"][1] == "0.00"  # nothing was posted a year before
     total_assets = Decimal(found["Total Assets"]["Total Assets"][0])
     total_liabilities = Decimal(found["Total Liabilities"]["Total Liabilities"][0])
     net = Decimal(found["Net Assets"]["Net Assets"][0])
     assert net == total_assets - total_liabilities == Decimal(found["Equity"]["Total Equity"][0])
-    # the financial year's profit (Australia's starts on 1 July): its sales less its cost of goods sold
+    # the financial year's profit (Australia's starts on 1 July): its sales less its cost of goods sold and
+    # the purchases its bills expensed
     earnings = Decimal(found["Equity"]["Current Year Earnings"][0])
-    sales, cogs = demo_id(AU_TENANT_ID, "account", "200"), demo_id(AU_TENANT_ID, "account", "310")
-    assert earnings == Decimal(ytd[sales][3]) - Decimal(ytd[cogs][2])
+    sales, cogs, purchases = (demo_id(AU_TENANT_ID, "account", code) for code in ("200", "310", "300"))
+    assert earnings == -debit_balance(sales) - debit_balance(cogs) - debit_balance(purchases)
 
 
 def test_balance_sheet_compares_periods_and_refuses_what_xero_refuses(client: httpx.Client) -> None:
@@ -1764,7 +1769,9 @@ def test_profit_and_loss_reports_income_and_costs_of_the_period(client: httpx.Cl
         and found["Income"]["Total Income"][0] == month[sales][1]
     )
     assert found["Less Cost of Sales"]["Cost of Goods Sold"] == ["125.50", "0.00"]
-    net = Decimal(month[sales][1]) - Decimal("125.50")
+    purchases = Decimal(month[demo_id(AU_TENANT_ID, "account", "300")][0])  # the demo's October bill
+    assert Decimal(found["Less Cost of Sales"]["Purchases"][0]) == purchases
+    net = Decimal(month[sales][1]) - Decimal("125.50") - purchases
     assert found["Gross Profit"]["Gross Profit"][0] == found["NET PROFIT"]["NET PROFIT"][0] == f"{net:.2f}"
     assert sections(october.json()["Reports"][0])["NET PROFIT"]["NET PROFIT"] == [f"{net:.2f}"]
     refused = client.get(
