@@ -32,7 +32,7 @@ from shared.domain.catalog import ROLES, ExportMode, Role
 from shared.domain.connections import ProviderName
 from shared.domain.inventory import Component
 from shared.domain.sales import MarginGroup, zone
-from shared.errors import InvalidFields
+from shared.errors import InvalidFields, query_field
 from shared.model import Model
 from shared.money import unsigned_zero
 
@@ -293,5 +293,5 @@ class MarginQuery(Model):
     def _in_order(self) -> MarginQuery:
         if self.start and self.end and self.start > self.end:
             problem = f"from ({self.start}) is after to ({self.end}): choose from on or before to"
-            raise InvalidFields(problem, [{"field": "from", "problem": problem}])
+            raise InvalidFields(problem, [{"field": query_field("from"), "problem": problem}])
         return self

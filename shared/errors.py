@@ -70,6 +70,12 @@ class InvalidFields(BadRequest):
         return {"details": self.fields}
 
 
+def query_field(name: str) -> str:
+    """How ``details`` names a query parameter: as the API's request validation does (Powertools' error
+    location, ``query.<name>``), so a client maps every refusal of a parameter to it the same way."""
+    return f"query.{name}"
+
+
 class Forbidden(ServiceError):
     http_status = HTTPStatus.FORBIDDEN
 

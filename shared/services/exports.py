@@ -37,6 +37,7 @@ from shared.errors import (
     RateLimited,
     RefreshUnavailable,
     ServiceError,
+    query_field,
 )
 from shared.lazy import lazy_module
 from shared.model import Model
@@ -762,4 +763,4 @@ def _check_post_on(
         problem = (
             f"must be after the document's own date {own.isoformat()} and no later than {latest.isoformat()}"
         )
-        raise InvalidFields(f"post_on: {problem}", [{"field": "post_on", "problem": problem}])
+        raise InvalidFields(f"post_on: {problem}", [{"field": query_field("post_on"), "problem": problem}])

@@ -19,13 +19,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.errors import InvalidFields
+from shared.errors import InvalidFields, query_field
 from shared.model import Model
 from shared.services import credentials
 from shared.store.dynamo import ListPosition
 
 Listing = Literal["exports", "products", "receipts", "builds", "items:qbo", "items:xero"]
-CURSOR_FIELD = "query.cursor"  # as the API names a refused query parameter
+CURSOR_FIELD = query_field("cursor")
 
 
 class Page(Model):

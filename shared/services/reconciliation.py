@@ -15,7 +15,7 @@ from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.costing import line_of
 from shared.domain.ledger import EntryKind
 from shared.domain.postings import InventoryAdjustment, PostingAccounts
-from shared.errors import Conflict, InvalidFields
+from shared.errors import Conflict, InvalidFields, query_field
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
@@ -545,7 +545,7 @@ def _quantities(
     today = domain.record_day(sales_store.business_zone(organisation_id))(now)
     if as_of is not None and as_of != today:  # QBO answers an item's quantity on hand now, of no other day
         problem = f"in QuickBooks inventory mode the books check compares today's quantities ({today}) only"
-        raise InvalidFields(f"as_of: {problem}", [{"field": "as_of", "problem": problem}])
+        raise InvalidFields(f"as_of: {problem}", [{"field": query_field("as_of"), "problem": problem}])
     held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
     costed = margins.costed_ledger(organisation_id)
     ledger = costed.ledger

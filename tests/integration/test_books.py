@@ -620,7 +620,7 @@ def test_a_document_refused_for_a_locked_period_is_posted_on_a_later_day_a_perso
     with pytest.raises(InvalidFields, match="no later than 2026-12-06"):
         exports.retry("org-a", export["export_id"], post_on=date(2026, 12, 7), now=evening)
     refused = api.call("POST", retry + "?post_on=2026-11-03")  # not after its own date
-    assert refused.status == 400 and refused.json()["details"][0]["field"] == "post_on", refused.body
+    assert refused.status == 400 and refused.json()["details"][0]["field"] == "query.post_on", refused.body
     ok(api.call("POST", retry + "?post_on=2026-11-06"))
     minutes.next()
     Poller(aws).drain()

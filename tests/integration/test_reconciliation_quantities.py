@@ -40,7 +40,7 @@ def test_qbo_inventory_mode_compares_item_quantities(api: Api, sandboxes: Sandbo
     assert answer["status"] == "explained"  # the demo company's stock before Partsemble: no discrepancy
     # QuickBooks tells an item's quantity on hand now only: a past date is refused, not answered with today's
     past = api.call("GET", "/reconciliation?as_of=2026-11-15")
-    assert past.status == 400 and past.json()["details"][0]["field"] == "as_of", past.body
+    assert past.status == 400 and past.json()["details"][0]["field"] == "query.as_of", past.body
     assert ok(api.call("GET", f"/reconciliation?as_of={answer['as_of']}"))["items"] == answer["items"]
 
 

@@ -217,7 +217,12 @@ def test_an_unknown_product_is_404_and_margins_refuse_a_backwards_period(api: Ap
     backwards = api.call("GET", "/margins?from=2026-10-01&to=2026-09-01")
     assert backwards.status == 400, backwards.body
     assert "from (2026-10-01) is after to (2026-09-01)" in backwards.json()["message"]
-    assert [d["field"] for d in backwards.json()["details"]] == ["from"]
+    # named as the API names any refused query parameter, so a client maps both to the same input
+    not_a_date = api.call("GET", "/margins?from=2026-13-01")
+    assert [d["field"] for d in not_a_date.json()["details"]] == ["query.from"], not_a_date.body
+    assert [d["field"] for d in backwards.json()["details"]] == ["query.from"]
+    exported = api.call("GET", "/margins/export?from=2026-10-01&to=2026-09-01")
+    assert exported.status == 400 and [d["field"] for d in exported.json()["details"]] == ["query.from"]
 
 
 def test_a_wrong_method_is_405_naming_the_allowed_ones(api: Api, stocked: None) -> None:
