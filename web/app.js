@@ -1586,7 +1586,8 @@ function uncosted(row) {
 // balanced|explained|discrepancy, accounts: [{account_id, code, name, roles, provider_balance (null: none),
 // posted, subledger, difference, reasons: [{kind, amount, note, export_id}], unexplained}], items: [{product_id,
 // item_id, label, provider_quantity, on_hand, sold_without_stock, built_without_stock, written_off_credits,
-// starting_quantity (null: not known), not_in_quickbooks, difference, unexplained}], notes}. 409 while not connected or without export
+// starting_quantity (null: not known), not_in_quickbooks, kit_sales, difference, unexplained}], notes, kits:
+// [{product_id, item_id, label, quantity, documents}] (QBO inventory mode: kits sold as plain items)}. 409 while not connected or without export
 // settings: its message is shown instead of the panel. Amounts are decimal strings, debits positive.
 
 const BOOKS_WORDS = {
@@ -1832,6 +1833,7 @@ const ITEM_CAUSES = [
   ["written_off_credits", "credited, written off here"],
   ["not_in_quickbooks", "held here only (not posted yet, or in the company before)"],
   ["deleted_in_quickbooks", "in Partsemble's adjustments deleted in QuickBooks"],
+  ["kit_sales", "moved by a kit sold as this plain QuickBooks item, or by its sales' use of this part here"],
 ];
 
 /** "3 sold without stock; 1 credited, written off here", or "—" when there is none. */

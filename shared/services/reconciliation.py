@@ -10,7 +10,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from shared.domain import books as domain
 from shared.domain.books import Balances, EventKey, cogs_day
-from shared.domain.catalog import Account
+from shared.domain.catalog import KIT, Account, Product
 from shared.domain.connections import PROVIDER_LABELS, ProviderName
 from shared.domain.costing import line_of
 from shared.domain.ledger import EntryKind
@@ -19,7 +19,7 @@ from shared.errors import Conflict, InvalidFields, query_field
 from shared.model import Model
 from shared.money import CENT, ZERO, to_cents
 from shared.observability import logger
-from shared.providers.base import AccountingProvider, Session
+from shared.providers.base import AccountingProvider, PulledSale, Session
 from shared.services import books, events, margins, sessions, starting_quantities, tokens
 from shared.store import books as books_store
 from shared.store import catalog as catalog_store
@@ -89,6 +89,10 @@ class ItemQuantity(Model):
     # units Partsemble's posted adjustments moved that QuickBooks no longer counts: those adjustments were
     # deleted there (``Reconciliation.deleted`` names them; retrying each posts it again)
     deleted_in_quickbooks: Decimal
+    # units QuickBooks holds beyond Partsemble because of kits sold as plain items (``Reconciliation.kits``):
+    # on a kit's item, less the units its sales counted out of it (Partsemble took the kit's components); on a
+    # component, the units those sales took of it in Partsemble (QuickBooks did not count them out of it)
+    kit_sales: Decimal
     difference: Decimal | None  # provider quantity - on hand
     # QuickBooks' quantity beyond what it should hold: its starting quantity, what Partsemble's posted
     # adjustments moved, less what the sales documents read from it counted out (None: no quantity)
@@ -105,6 +109,18 @@ class DeletedDocument(Model):
     document_id: str
 
 
+class KitSales(Model):
+    """A kit linked to a QuickBooks item that is no bundle: QuickBooks counts the kit's sales out of that
+    item, and books their cost from it, while Partsemble takes the kit's components (only a bundle's sales
+    lines relieve its components: qbo.md section 3.2)."""
+
+    product_id: str
+    item_id: str
+    label: str
+    quantity: Decimal  # the units the sales Partsemble tracks counted out of the item, net of credits
+    documents: list[str]  # those sales documents by date, e.g. "invoice 1042"
+
+
 class Reconciliation(Model):
     provider: ProviderName
     as_of: date
@@ -115,6 +131,7 @@ class Reconciliation(Model):
     notes: list[str]
     # looked for only when something in the provider is not Partsemble's (or, QBO inventory mode, unexplained)
     deleted: list[DeletedDocument]
+    kits: list[KitSales]  # QBO inventory mode: the kits sold as plain items
 
 
 def _add(into: dict[str, list[Reason]], amounts: Mapping[str, Decimal], make: Any) -> None:
@@ -336,10 +353,11 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
         items=[],
         notes=notes,
         deleted=_as_deleted(gone_rows),
+        kits=[],
     )
 
 
-LISTED = 5  # products named in a note (the rest are counted)
+LISTED = 5  # products (sales documents) named in a note (the rest are counted)
 
 
 def _sold_without_stock(organisation_id: str, state: books.State, as_of: date) -> list[str]:
@@ -546,7 +564,8 @@ def _quantities(
     if as_of is not None and as_of != today:  # QBO answers an item's quantity on hand now, of no other day
         problem = f"in QuickBooks inventory mode the books check compares today's quantities ({today}) only"
         raise InvalidFields(f"as_of: {problem}", [{"field": query_field("as_of"), "problem": problem}])
-    held = {i.item_id: i.quantity_on_hand for i in api.items(session, None).records}
+    found = api.items(session, None).records
+    held = {i.item_id: i.quantity_on_hand for i in found}
     costed = margins.costed_ledger(organisation_id)
     ledger = costed.ledger
     company = session.tenant_id
@@ -566,10 +585,14 @@ def _quantities(
         if d.kind == "credit_note"
     ]
     credited = starting_quantities.counted_out(credits, start_date, company, set(held))
+    products = catalog_store.products(organisation_id)
+    bundles = {i.item_id for i in found if i.kind == "bundle"}
+    kits, drawn = _kits_sold_as_items(products, bundles, documents, start_date, company, counted)
     items = []
-    for product in catalog_store.products(organisation_id):
+    for product in products:
         item_id = product.provider_links.get("qbo")
-        if not item_id or product.type == "kit":
+        kit = kits.get(product.product_id)
+        if not item_id or (product.type == KIT and kit is None):  # a bundle: QuickBooks relieves its parts
             continue
         on_hand = ledger.on_hand(product.product_id)
         quantity = held.get(item_id)
@@ -584,7 +607,9 @@ def _quantities(
                 short[EntryKind.SALE_CONSUME] -= entry.quantity - sum((d.quantity for d in entry.draws), ZERO)
             elif entry.kind is EntryKind.RETURN_WASTE:
                 written_off += entry.quantity  # QBO puts every unit of a credit memo back in stock
-        written_off -= credited.get(item_id, ZERO)  # (counted out negative: credits put units back)
+        if kit is None:  # (counted out negative: credits put units back; a kit's go back to its item)
+            written_off -= credited.get(item_id, ZERO)
+        by_kits = -kit.quantity if kit else drawn.get(product.product_id, ZERO)
         start = starting.get(item_id)
         out = counted.get(item_id, ZERO)
         if start is None and item_id not in adjusted and quantity is not None:  # all it holds is its own
@@ -596,7 +621,7 @@ def _quantities(
             # what QuickBooks should hold: its own, what Partsemble's posted adjustments moved, less what
             # the sales documents Partsemble read from this company counted out
             unexplained = quantity - ((start or ZERO) + posted.get(item_id, ZERO) - out)
-            only_here = (start or ZERO) - sold - built + written_off + unexplained - difference
+            only_here = (start or ZERO) - sold - built + written_off + by_kits + unexplained - difference
         items.append(
             ItemQuantity(
                 product_id=product.product_id,
@@ -612,6 +637,7 @@ def _quantities(
                 difference=difference,
                 unexplained=unexplained,
                 deleted_in_quickbooks=ZERO,
+                kit_sales=by_kits,
             )
         )
     gone: list[ExportRow] = []
@@ -637,11 +663,22 @@ def _quantities(
         "adjustment), and units Partsemble holds that this company's QuickBooks has not from it "
         "(not_in_quickbooks: adjustments not posted yet, or stock adjusted into the company connected before "
         "a switch), and the units of Partsemble's adjustments deleted in QuickBooks (deleted_in_quickbooks: "
-        "retry each export named in deleted to post it again). What is left (unexplained: QuickBooks' "
+        "retry each export named in deleted to post it again), and the units of kits sold as plain items "
+        "(kit_sales: QuickBooks counts them out of the kit's item, Partsemble out of its components). "
+        "What is left (unexplained: QuickBooks' "
         "quantity against its starting quantity, "
         "Partsemble's posted adjustments and the sales read from it) is usually an adjustment made in "
         "QuickBooks (record it in Partsemble as a receipt, or correct it in QuickBooks) or a sale entered "
         "in QuickBooks that Partsemble has not read yet.",
+    ]
+    notes += [
+        f"Kit {k.label} is linked to QuickBooks item {k.item_id}, which is no bundle: QuickBooks counts the "
+        f"kit's sales out of that item and books their cost from it ({k.quantity.normalize():f} so far"
+        + "".join(f"; {d}" for d in k.documents[:LISTED])
+        + (f"; and {len(k.documents) - LISTED} more" if len(k.documents) > LISTED else "")
+        + "), while Partsemble takes its components. Make the kit a bundle of its components in QuickBooks "
+        "and sync items, so both count the same units."
+        for k in kits.values()
     ]
     status: Literal["balanced", "explained", "discrepancy"] = (
         "discrepancy"
@@ -659,7 +696,42 @@ def _quantities(
         items=items,
         notes=notes,
         deleted=_as_deleted(gone),
+        kits=list(kits.values()),
     )
+
+
+def _kits_sold_as_items(
+    products: Sequence[Product],
+    bundles: set[str],
+    documents: Sequence[PulledSale],
+    start_date: date | None,
+    company: str,
+    counted: Mapping[str, Decimal],
+) -> tuple[dict[str, KitSales], dict[str, Decimal]]:
+    """The kits linked to a QuickBooks item that is no bundle, by product id, and per component the units
+    their sales took in Partsemble (as the sales split a kit's line: ``margins._sale_lines``)."""
+    known = {p.product_id for p in products}
+    kits: dict[str, KitSales] = {}
+    drawn: dict[str, Decimal] = {}
+    for kit in products:
+        item_id = kit.provider_links.get("qbo")
+        parts = [c for c in kit.components if c.ref in known]
+        if kit.type != KIT or not item_id or item_id in bundles or not parts:
+            continue
+        out = counted.get(item_id, ZERO)
+        sales = [
+            f"{d.kind.replace('_', ' ')} {d.number or d.document_id}"
+            for d in sorted(documents, key=lambda d: (d.issued or date.min, d.number, d.document_id))
+            if starting_quantities.counts(d, start_date, company)
+            and any(line.item_id == item_id for line in d.lines)
+        ]
+        label = " ".join(p for p in (kit.sku, kit.name) if p)
+        kits[kit.product_id] = KitSales(
+            product_id=kit.product_id, item_id=item_id, label=label, quantity=out, documents=sales
+        )
+        for part in parts:
+            drawn[part.ref] = drawn.get(part.ref, ZERO) + out * part.quantity
+    return kits, drawn
 
 
 def _less_deleted(items: list[ItemQuantity], gone: Sequence[ExportRow]) -> list[ItemQuantity]:

@@ -11,7 +11,15 @@ import pytest
 
 from infra.local.poller import Poller
 from infra.local.stack import LocalStack
-from infra.sandboxes.qbo_demo import DEMO_REALM_ID, HARBOR, MAPLE
+from infra.sandboxes.qbo_demo import (
+    BRACKET_BUNDLE,
+    COGS,
+    DEMO_REALM_ID,
+    FINISHED,
+    HARBOR,
+    INCOME,
+    MAPLE,
+)
 from tests.conftest import Api, Sandboxes
 from tests.integration.test_books import daily_check
 from tests.integration.test_exports import QBO_ACCOUNTS, QBO_PARTS, ok, setup_qbo
@@ -363,3 +371,78 @@ def test_a_sale_deleted_in_a_month_without_pulls_is_not_counted_in_the_starting_
     item = next(i for i in answer["items"] if i["item_id"] == "5")
     assert Decimal(item["starting_quantity"]) == own and Decimal(item["unexplained"]) == 0, item
     assert Decimal(item["on_hand"]) == 4 and Decimal(item["sold_without_stock"]) == 1, item
+
+
+def test_a_kit_sold_as_a_plain_quickbooks_item_is_named_with_its_sales(
+    api: Api, sandboxes: Sandboxes, aws: LocalStack
+) -> None:
+    """A kit linked to a plain inventory item (its bundle made inactive in QuickBooks, an item of its SKU
+    made instead): QuickBooks counts its sales out of that item, Partsemble out of the kit's components.
+    The books check shows the kit's item and says which sales moved it, so both differences are explained."""
+    parts = setup_qbo(api, sandboxes, mode="inventory_adjustments")
+    bundle = {"provider": "qbo", "item_ids": [BRACKET_BUNDLE]}  # its other part (item 6) comes along
+    imported = ok(api.call("POST", "/products/import-from-provider", json_body=bundle))
+    (kit,) = [p for p in imported["created"] if p["type"] == "kit"]
+    sandboxes.qbo.edit_record(DEMO_REALM_ID, "Item", BRACKET_BUNDLE, {"Active": False})
+    plain = sandboxes.qbo.create_record(
+        DEMO_REALM_ID,
+        "Item",
+        {
+            "Name": "Bracket Pair",
+            "Type": "Inventory",
+            "Sku": kit["sku"],
+            "TrackQtyOnHand": True,
+            "QtyOnHand": 0,
+            "InvStartDate": "2026-01-01",
+            "IncomeAccountRef": {"value": INCOME},
+            "ExpenseAccountRef": {"value": COGS},
+            "AssetAccountRef": {"value": FINISHED},
+        },
+    )
+    synced = ok(api.call("POST", "/integrations/qbo/sync/items"))
+    assert {(m["product_id"], m["item_id"]) for m in synced["matched"]} == {(kit["product_id"], plain["Id"])}
+    body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
+    ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
+    line = {"product_id": parts["bracket"], "quantity": "5", "unit_cost": "3.00"}
+    record_receipt(api, "2026-11-02T09:00:00-08:00", line)
+    Poller(aws).drain()
+    starting = Decimal(str(sandboxes.qbo.get_record(DEMO_REALM_ID, "Item", "5")["QtyOnHand"])) - 5
+    detail = {"ItemRef": {"value": plain["Id"]}, "Qty": 2, "UnitPrice": "10.00"}
+    invoice = {
+        "DocNumber": "KIT-1",
+        "TxnDate": "2026-11-03",
+        "CustomerRef": {"value": HARBOR},
+        "Line": [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": detail}],
+    }
+    sandboxes.qbo.create_record(DEMO_REALM_ID, "Invoice", invoice)
+    credit = {**invoice, "DocNumber": "KIT-C1", "TxnDate": "2026-11-04"}  # one kit back, restocked
+    credit["Line"] = [{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {**detail, "Qty": 1}}]
+    sandboxes.qbo.create_record(DEMO_REALM_ID, "CreditMemo", credit)
+    api.pull_sales()
+
+    answer = ok(api.call("GET", "/reconciliation"))
+    items = {i["item_id"]: i for i in answer["items"]}
+    # QuickBooks counted the net kit sold out of the kit's own item, Partsemble a bracket out of its lots
+    sold = items[plain["Id"]]
+    assert sold["product_id"] == kit["product_id"]
+    assert (Decimal(sold["provider_quantity"]), Decimal(sold["on_hand"])) == (-1, 0)
+    assert Decimal(sold["kit_sales"]) == -1 and Decimal(sold["unexplained"]) == 0
+    assert Decimal(sold["not_in_quickbooks"]) == 0 and Decimal(sold["written_off_credits"]) == 0
+    bracket = items["5"]
+    assert Decimal(bracket["on_hand"]) == 4 and Decimal(bracket["kit_sales"]) == 1
+    assert Decimal(bracket["difference"]) == starting + 1
+    assert Decimal(bracket["not_in_quickbooks"]) == 0 and Decimal(bracket["unexplained"]) == 0
+    # none of the other part in Partsemble: sold without stock, which QuickBooks did not count out either
+    other = items["6"]
+    assert (Decimal(other["sold_without_stock"]), Decimal(other["kit_sales"])) == (1, 1)
+    assert Decimal(other["not_in_quickbooks"]) == 0 and Decimal(other["unexplained"]) == 0
+    (named,) = answer["kits"]
+    assert (named["product_id"], named["item_id"], Decimal(named["quantity"])) == (
+        kit["product_id"],
+        plain["Id"],
+        1,
+    )
+    assert named["documents"] == ["invoice KIT-1", "credit note KIT-C1"]
+    (note,) = [n for n in answer["notes"] if kit["name"] in n]
+    assert "(1 so far; invoice KIT-1; credit note KIT-C1)" in note and "bundle" in note, note
+    assert answer["status"] == "explained"
