@@ -102,10 +102,14 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     matching = match_items(wanted, known.values(), products)
     new_links = [m for m in matching.matches if m.by == "sku"]
     linking = {m.product_id: m.item_id for m in new_links}
+    read = {p.product_id: p.provider_links[wanted] for p in products if wanted in p.provider_links}
+    left: set[str] = set()
 
     def link(product_ids: list[str]) -> None:
-        # the link only: what a file import (or another provider's link) writes to the product meanwhile stays
-        store.link_products(organisation_id, wanted, {p: linking[p] for p in product_ids})
+        # the link only: what a file import (or another provider's link) writes to the product meanwhile
+        # stays; and only over the link read, so one a provider items import wrote since stays too
+        links = {p: linking[p] for p in product_ids}
+        left.update(store.link_products(organisation_id, wanted, links, read))
 
     writes: list[Callable[[], object]] = [
         *(partial(store.put_provider_items, organisation_id, batch) for batch in _batches(fresh)),
@@ -123,7 +127,7 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
         created=[_ref(i) for i in created],
         updated=[_ref(i) for i in fresh if i.item_id not in created_ids],
         removed=gone,
-        matched=new_links,
+        matched=[m for m in new_links if m.product_id not in left],
         linked=len(matching.matches),
         importable=len(matching.unmatched_items),
         unmatched_products=list(matching.unmatched_products),

@@ -272,46 +272,67 @@ def _give_links(organisation_id: str, product_ids: Iterable[str]) -> set[str]:
     return existing
 
 
-Update = tuple[str, dict[str, str], dict[str, Any]]  # an UpdateExpression, its names and its values
+class Update(NamedTuple):
+    """An UpdateExpression, its names and its values, and a condition besides `_HAS_LINKS` ("": none)."""
+
+    expression: str
+    names: dict[str, str]
+    values: dict[str, Any]
+    condition: str = ""
 
 
-def _update_links(organisation_id: str, updates: Mapping[str, Update]) -> None:
+def _update_links(organisation_id: str, updates: Mapping[str, Update]) -> set[str]:
     """Runs each product's update (by product id) of its link maps, all in one transaction (at most
-    WRITE_AT_ONCE), each on the condition `_HAS_LINKS`: a product stored before it had them is given them,
-    then updated; one gone meanwhile is not made again."""
+    WRITE_AT_ONCE), each on the condition `_HAS_LINKS` (and its own): a product stored before it had them is
+    given them, then updated; one gone meanwhile is not made again, and one whose own condition no longer
+    holds is left as it is. The ids of the products not updated."""
 
     def write(product_id: str, update: Update) -> dict[str, Any]:
-        expression, names, values = update
+        condition = f"{_HAS_LINKS} AND ({update.condition})" if update.condition else _HAS_LINKS
         return {
             "Update": {
                 "TableName": table().name,
                 "Key": _product_key(organisation_id, product_id),
-                "UpdateExpression": expression,
-                "ConditionExpression": _HAS_LINKS,
-                "ExpressionAttributeNames": names,
-                **({"ExpressionAttributeValues": values} if values else {}),
+                "UpdateExpression": update.expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": update.names,
+                **({"ExpressionAttributeValues": update.values} if update.values else {}),
             }
         }
 
     pending = dict(updates)
+    refused: set[str] = set()  # those refused once: given their maps since, so a refusal again is their own
     while pending:
         codes = transact([write(p, u) for p, u in pending.items()], conditions_only=True)
         if codes is None:
-            return
-        failed = [p for p, code in zip(pending, codes, strict=False) if code == "ConditionalCheckFailed"]
-        gone = set(failed) - _give_links(organisation_id, failed)
-        pending = {p: u for p, u in pending.items() if p not in gone}
+            break
+        failed = {p for p, code in zip(pending, codes, strict=False) if code == "ConditionalCheckFailed"}
+        left = failed - _give_links(organisation_id, failed - refused)
+        refused |= failed
+        pending = {p: u for p, u in pending.items() if p not in left}
+    return set(updates) - set(pending)
 
 
-def link_products(organisation_id: str, provider: str, links: Mapping[str, str]) -> None:
+def link_products(
+    organisation_id: str, provider: str, links: Mapping[str, str], read: Mapping[str, str]
+) -> set[str]:
     """Links each product (of the ids `links` maps to the provider's item ids) to its item, all in one
     transaction (at most WRITE_AT_ONCE), writing the link only (``_link``): whatever else another request
-    writes to them meanwhile stays. A product gone meanwhile is not made again."""
+    writes to them meanwhile stays. Only while its link to `provider` is the one the caller read (`read`:
+    product id -> item id; absent: none), as the write's condition, so a link another request (a provider
+    items import) wrote since is never overwritten by one chosen from an older read; a product gone meanwhile
+    is not made again. The ids of the products left as they are."""
     updates = {}
     for product_id, item_id in links.items():
         clause, names, values = _link(provider, item_id)
-        updates[product_id] = (f"SET {clause}", names, values)
-    _update_links(organisation_id, updates)
+        if (was := read.get(product_id)) is None:
+            condition = "attribute_not_exists(#links.#provider)"
+        else:
+            condition, values = "#links.#provider = :read", {**values, ":read": was}
+        # (or linked to that item already, by another sync at once: writing it again changes nothing)
+        condition = f"{condition} OR #links.#provider = :item"
+        updates[product_id] = Update(f"SET {clause}", names, values, condition)
+    return _update_links(organisation_id, updates)
 
 
 def _links_update(was: Product, now: Product) -> Update | None:
@@ -338,7 +359,7 @@ def _links_update(was: Product, now: Product) -> Update | None:
         return None
     clauses = [f"SET {', '.join(sets)}"] if sets else []
     clauses += [f"REMOVE {', '.join(removes)}"] if removes else []
-    return " ".join(clauses), names, values
+    return Update(" ".join(clauses), names, values)
 
 
 def change_links(organisation_id: str, changes: Iterable[tuple[Product, Product]]) -> int:

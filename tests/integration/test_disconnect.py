@@ -735,7 +735,7 @@ def _renamed_and_linked_to_xero() -> None:
 
     product_files.import_file("org-a", b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20 mm,2.50\n", "apply")
     [product] = [p for p in catalog_store.products("org-a") if p.sku == "FG-WB-20"]
-    catalog_store.link_products("org-a", "xero", {product.product_id: "x-1"})
+    catalog_store.link_products("org-a", "xero", {product.product_id: "x-1"}, {})  # it had no Xero link
 
 
 @pytest.mark.parametrize("then_fails", [False, True], ids=["switched", "put-back"])

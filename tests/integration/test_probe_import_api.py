@@ -513,6 +513,58 @@ def test_an_item_sync_links_a_product_keeping_what_other_requests_wrote_to_it_af
 
 
 @pytest.mark.usefixtures("no_real_sleep")
+def test_an_item_sync_leaves_a_link_a_provider_items_import_wrote_after_the_sync_read_the_product(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the sync read the product (unlinked) and chose its item by SKU, an import of provider items links
+    it to another item of that SKU: the sync's link is written only while the product's QuickBooks link is
+    still the one it read (none), so the import's newer link stays, and the sync does not claim the match."""
+    connect(api, sandboxes, "qbo")
+    _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20,1.00\n", "apply"))
+    [product_id] = [p.product_id for p in store.products("org-a")]
+    imported: list[catalog.ImportResult] = []
+
+    def meanwhile() -> None:  # another sync stored an item of the SKU, and the user imports it
+        item = ProviderItem(
+            provider="qbo", item_id="13", name="Bracket 20 new", sku="FG-WB-20", kind="inventory"
+        )
+        store.put_provider_items("org-a", [item])
+        imported.append(catalog.import_products("org-a", ImportRequest(provider="qbo", item_ids=["13"])))
+
+    _before_the_store_writes(monkeypatch, meanwhile, "link_products")
+
+    synced = _ok(api.call("POST", "/integrations/qbo/sync/items"))
+
+    assert [p.product_id for p in imported[0].updated] == [product_id]
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert (product["provider_links"], product["name"]) == ({"qbo": "13"}, "Bracket 20 new")
+    assert [m for m in synced["matched"] if m["product_id"] == product_id] == []
+
+
+@pytest.mark.usefixtures("no_real_sleep")
+def test_two_item_syncs_at_once_both_say_they_linked_the_product_to_the_same_item(
+    api: Api, sandboxes: Sandboxes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other sync links the product after this one read it, to the item this one chose: the link this
+    one read is gone, but it writes the same link, so it is written (changing nothing) and reported."""
+    connect(api, sandboxes, "qbo")
+    _ok(_import(api, b"SKU,Name,Unit cost\nFG-WB-20,Bracket 20,1.00\n", "apply"))
+    other: list[catalog.ItemSyncResult] = []
+    _before_the_store_writes(
+        monkeypatch,
+        lambda: other.append(catalog.sync_items("org-a", "qbo", datetime.now(UTC))),
+        "link_products",
+    )
+
+    synced = _ok(api.call("POST", "/integrations/qbo/sync/items"))
+
+    assert [m.item_id for m in other[0].matched] == [BRACKET_20]
+    assert [m["item_id"] for m in synced["matched"] if m["by"] == "sku"] == [BRACKET_20]
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert product["provider_links"] == {"qbo": BRACKET_20}
+
+
+@pytest.mark.usefixtures("no_real_sleep")
 def test_a_product_stored_before_products_had_links_is_linked_by_an_item_sync_and_an_items_import(
     api: Api, sandboxes: Sandboxes
 ) -> None:
