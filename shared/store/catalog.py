@@ -251,8 +251,9 @@ def _link(provider: str, item_id: str) -> tuple[str, dict[str, str], dict[str, A
 
 def _give_links(organisation_id: str, product_ids: Iterable[str]) -> set[str]:
     """Gives each product of these ids that lacks ``provider_links`` or ``former_links`` an empty one
-    (`_HAS_LINKS`), one UpdateItem each (a product stored before products had them: rare). The ids of those
-    that exist."""
+    (`_HAS_LINKS`), one UpdateItem each (a product stored before products had them: rare), on the condition
+    that it lacks one: a product that has both (refused for another reason) is not written. The ids of those
+    that exist (a refused update answers the product as stored, ``ALL_OLD``, when there is one)."""
     client = table().meta.client
     existing = set()
     for product_id in product_ids:
@@ -263,12 +264,14 @@ def _give_links(organisation_id: str, product_ids: Iterable[str]) -> set[str]:
                     "SET provider_links = if_not_exists(provider_links, :none), "
                     "former_links = if_not_exists(former_links, :none)"
                 ),
-                ConditionExpression="attribute_exists(sk)",
+                ConditionExpression=f"attribute_exists(sk) AND NOT ({_HAS_LINKS})",
                 ExpressionAttributeValues={":none": {}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            existing.add(product_id)
-        except client.exceptions.ConditionalCheckFailedException:
-            pass  # gone meanwhile
+        except client.exceptions.ConditionalCheckFailedException as refused:
+            if "Item" not in refused.response:
+                continue  # gone meanwhile
+        existing.add(product_id)
     return existing
 
 

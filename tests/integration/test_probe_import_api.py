@@ -450,6 +450,37 @@ def test_a_product_given_its_sku_in_another_case_while_an_apply_runs_is_read_aga
     assert product["provider_links"] == {"qbo": "7"}
 
 
+def test_a_provider_items_import_refused_for_a_changed_sku_writes_nothing_more_to_a_product_with_links(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another apply gives the product its SKU in another case after the import read it: the import's write
+    is refused and read again. The product has its maps of links, so nothing is written to give it them
+    (before, one UpdateItem each, that changed nothing); the import then links it, once."""
+    store.put_products("org-a", [Product(product_id="p-1", sku="P-1", name="Part")])
+    store.put_provider_items(
+        "org-a", [ProviderItem(provider="qbo", item_id="1", name="Item 1", sku="P-1", kind="inventory")]
+    )
+    _before_the_store_writes(
+        monkeypatch, lambda: product_files.import_file("org-a", b"SKU,Name\np-1,Other\n", "apply")
+    )
+    client = shared_aws.table().meta.client
+    updated: list[int] = []
+
+    def wrote(http_response: Any, **_: Any) -> None:
+        updated.append(http_response.status_code)
+
+    client.meta.events.register("after-call.dynamodb.UpdateItem", wrote)
+    try:
+        result = catalog.import_products("org-a", ImportRequest(provider="qbo", item_ids=["1"]))
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.UpdateItem", wrote)
+
+    assert [p.product_id for p in result.updated] == ["p-1"]
+    assert 200 not in updated, updated  # asked (refused: it has them), never written
+    [product] = _ok(api.call("GET", "/products"))["items"]
+    assert (product["sku"], product["provider_links"]) == ("p-1", {"qbo": "1"})
+
+
 def _xero_linked(product_id: str, item_id: str) -> None:
     """Another request links the product to a Xero item, writing the product whole as it reads it now."""
     [product] = store.get_products("org-a", [product_id])
