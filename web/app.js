@@ -1154,8 +1154,9 @@ const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).r
 // next_cursor}; GET /products?limit=&cursor= -> {items: [{product_id, sku, name, provider_links}], next_cursor}
 // (every page of both is read: an item's status needs every product);
 // POST /products/import-from-provider {provider, item_ids} -> {created, updated,
-// skipped: [{item_id, name, reason}]}: an item whose SKU a product has is linked to it, otherwise it becomes a
-// product (a bundle brings its components).
+// skipped: [{item_id, name, reason}], warnings: [{product_id, item_id, sku, reason}]}: an item whose SKU a
+// product has is linked to it, otherwise it becomes a product (a bundle brings its components); warnings: a
+// kit linked to a QuickBooks item that is no bundle.
 
 const sameSku = (a, b) => Boolean(a) && Boolean(b) && a.trim().toLowerCase() === b.trim().toLowerCase();
 
@@ -1221,6 +1222,8 @@ const items = {
       const words = [`${plural(listOf(result, "created").length, "product")} created`,
         `${listOf(result, "updated").length} linked`];
       if (skipped.length) words.push(`${skipped.length} skipped (${skipped.map((s) => `${s.name ?? s.item_id}: ${s.reason}`).join("; ")})`);
+      const apart = listOf(result, "warnings");
+      if (apart.length) words.push(`to check: ${apart.map((w) => `${w.sku}: ${w.reason}`).join("; ")}`);
       await this.show(this.provider, this.label, this.target);
       const said = this.target.querySelector('[data-role="items-status"]');
       said.textContent = `${words.join(", ")}.`;

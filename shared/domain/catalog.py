@@ -281,6 +281,21 @@ def refusal_in_provider(provider: ProviderName, product: Product) -> str | None:
     return None
 
 
+def kit_apart(product: Product, item: ProviderItem) -> Skipped | None:
+    """A kit linked to a QuickBooks item that is no bundle: the link holds, but QuickBooks counts a sale of
+    that item out of the item itself, while Partsemble takes the kit's components (only a bundle's sales
+    lines relieve its components: qbo.md section 3.2), so the books check names the kit's sales
+    (``services.reconciliation``)."""
+    if product.type != KIT or not product.components or item.provider != "qbo" or item.kind == "bundle":
+        return None
+    reason = (
+        f"a kit, linked to {item.name!r}, which is no bundle in QuickBooks Online: QuickBooks counts its "
+        "sales out of that item, Partsemble out of the kit's components; make it a bundle of them there and "
+        "sync items"
+    )
+    return Skipped(reason=reason, item_id=item.item_id, product_id=product.product_id, sku=product.sku)
+
+
 def bundle_parts(
     item: ProviderItem, items: Mapping[str, ProviderItem]
 ) -> tuple[list[ProviderItem], list[str]]:

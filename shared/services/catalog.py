@@ -26,6 +26,7 @@ from shared.domain.catalog import (
     Supplier,
     bundle_parts,
     find_supplier,
+    kit_apart,
     match_items,
     new_product_id,
     product_from_item,
@@ -75,6 +76,8 @@ class ItemSyncResult(Model):
     importable: int  # items linked to no product, ready to import as products
     unmatched_products: list[Skipped]  # products no item stands for, and why
     skipped: list[Skipped]  # every item that can't be matched, with the reason
+    # links that hold, but that the provider counts apart: a kit linked to a QuickBooks item that is no bundle
+    warnings: list[Skipped]
 
 
 def _ref(item: ProviderItem) -> ItemRef:
@@ -121,6 +124,8 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
     writes.append(partial(_synced, organisation_id, wanted, connection, now))
     _store_in_order(writes)
     created_ids = {i.item_id for i in created}
+    by_id = {p.product_id: p for p in products}
+    apart = (kit_apart(by_id[m.product_id], known[m.item_id]) for m in matching.matches)
     return ItemSyncResult(
         provider=wanted,
         read=len(changes.records),
@@ -132,6 +137,7 @@ def sync_items(organisation_id: str, name: str, now: datetime) -> ItemSyncResult
         importable=len(matching.unmatched_items),
         unmatched_products=list(matching.unmatched_products),
         skipped=list(matching.skipped),
+        warnings=[w for w in apart if w is not None],
     )
 
 
@@ -182,6 +188,7 @@ class ImportResult(Model):
     created: list[Product]
     updated: list[Product]  # products already linked (or with the item's SKU): name and cost refreshed
     skipped: list[Skipped]
+    warnings: list[Skipped]  # links made that the provider counts apart (``ItemSyncResult.warnings``)
 
 
 def import_products(
@@ -294,7 +301,10 @@ def _import_products(
         changed = [c for c in part if isinstance(c, store.ProductChange)]
         if store.write_products(organisation_id, new, changed, made_by):
             return None
-    return ImportResult(created=created, updated=updated, skipped=skipped)
+    apart = (kit_apart(p, importing[p.provider_links[wanted]]) for p in updated)
+    return ImportResult(
+        created=created, updated=updated, skipped=skipped, warnings=[w for w in apart if w is not None]
+    )
 
 
 def _inactive(item: ProviderItem) -> str:

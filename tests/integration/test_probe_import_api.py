@@ -21,7 +21,7 @@ from openpyxl import Workbook, load_workbook
 from infra.sandboxes.qbo_demo import BRACKET_20
 from shared import aws as shared_aws
 from shared.bodies import ImportRequest
-from shared.domain.catalog import Product, ProviderItem
+from shared.domain.catalog import Component, Product, ProviderItem
 from shared.domain.product_summary import CHUNK_ROWS
 from shared.services import catalog, product_files
 from shared.store import catalog as store
@@ -479,6 +479,32 @@ def test_a_provider_items_import_refused_for_a_changed_sku_writes_nothing_more_t
     assert 200 not in updated, updated  # asked (refused: it has them), never written
     [product] = _ok(api.call("GET", "/products"))["items"]
     assert (product["sku"], product["provider_links"]) == ("p-1", {"qbo": "1"})
+
+
+def test_a_kit_linked_by_an_items_import_to_a_quickbooks_item_that_is_no_bundle_is_flagged(
+    api: Api,
+) -> None:
+    """A kit (of a bundle in the company connected before) and a plain QuickBooks item of its SKU: the import
+    links them, and says QuickBooks will count the kit's sales out of that item, not its components."""
+    part = Product(product_id="p-part", sku="P-1", name="Part")
+    kit = Product(
+        product_id="p-kit",
+        sku="KIT-1",
+        name="Kit",
+        type="kit",
+        components=(Component(ref="p-part", quantity=2),),
+    )
+    store.put_products("org-a", [part, kit])
+    plain = ProviderItem(provider="qbo", item_id="21", name="Kit as an item", sku="KIT-1", kind="inventory")
+    store.put_provider_items("org-a", [plain])
+
+    result = catalog.import_products("org-a", ImportRequest(provider="qbo", item_ids=["21"]))
+
+    assert [p.product_id for p in result.updated] == ["p-kit"]
+    [warning] = result.warnings
+    assert (warning.product_id, warning.item_id) == ("p-kit", "21")
+    assert "'Kit as an item', which is no bundle in QuickBooks Online" in warning.reason
+    assert _ok(api.call("GET", "/products?limit=1"))["items"][0]["provider_links"] == {"qbo": "21"}
 
 
 def _xero_linked(product_id: str, item_id: str) -> None:

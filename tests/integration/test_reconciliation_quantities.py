@@ -401,6 +401,10 @@ def test_a_kit_sold_as_a_plain_quickbooks_item_is_named_with_its_sales(
     )
     synced = ok(api.call("POST", "/integrations/qbo/sync/items"))
     assert {(m["product_id"], m["item_id"]) for m in synced["matched"]} == {(kit["product_id"], plain["Id"])}
+    # the sync links it, and says at once that QuickBooks counts the kit apart
+    (warning,) = synced["warnings"]
+    assert (warning["product_id"], warning["item_id"]) == (kit["product_id"], plain["Id"])
+    assert "no bundle" in warning["reason"] and "make it a bundle" in warning["reason"]
     body = {"enabled": True, "start_date": "2026-11-02", "time_zone": "America/Los_Angeles"}
     ok(api.call("PUT", "/integrations/qbo/sales-tracking", json_body=body))
     line = {"product_id": parts["bracket"], "quantity": "5", "unit_cost": "3.00"}
