@@ -680,3 +680,25 @@ def test_a_sign_in_that_expired_meanwhile_is_said_in_words_where_it_was_met(
     expect(sync).to_contain_text("Your sign-in has expired: reload the page.")
     expect(page.locator("main")).not_to_contain_text("Unauthorized")
     shoot(page, "signed-out")
+
+
+def test_retry_keeps_its_word_whole_beside_a_long_refusal_at_desktop_width(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """At desktop width the exports table gives the Reason column its room; the Action column still keeps the
+    Retry button's word whole ("Ret" over "ry" read as two words), however long the refusal beside it."""
+    refusal = (
+        "no export settings for QuickBooks Online: choose the accounts in Settings -> Integrations, "
+        "then retry"
+    )
+    exports = [failed_export(f"e-{n}", f"RCV-B514F9586F4{n}", refusal) for n in range(3)]
+    page.route(EXPORTS, lambda route: answer(route, one_page(exports)))
+    open_connected(page, local_stack)
+    retry = page.locator('section#exports tr[data-export-id="e-0"]').get_by_role("button", name="Retry")
+    expect(retry).to_have_text("Retry")
+    lines = retry.evaluate(  # one rectangle per line the button's text is laid out on
+        "b => { const text = document.createRange(); text.selectNodeContents(b); "
+        "return text.getClientRects().length; }"
+    )
+    shoot(page, "1-retry-desktop")
+    assert lines == 1, f"the Retry button's word is broken over {lines} lines"
