@@ -844,7 +844,7 @@ const productImport = {
       leftOut > 0 ? h("p", { class: "muted", dataset: { role: "left-out" } },
         `${plural(leftOut, "more row")} with errors or warnings ${leftOut === 1 ? "is" : "are"} not listed; `
         + "fix the rows above and check the file again.") : null,
-      h("div", { class: "actions" }, apply, h("span", { class: "form-status", role: "status",
+      h("div", { class: "actions" }, apply, h("span", { class: "form-status", role: "status", tabindex: "-1",
         dataset: { role: "apply-status" } })));
   },
 
@@ -860,6 +860,7 @@ const productImport = {
           ? `Imported: ${parts.map(([count, word]) => `${plural(count, "product")} ${word}`).join(", ")}.`
           : "Nothing to import.";
       button.remove();
+      status.focus(); // the button is gone: focus stays where the person acted, not back at the page's top
       announce(status.textContent);
     } catch (error) {
       status.textContent = error.message;

@@ -132,3 +132,24 @@ def test_retry_by_keyboard_posts_the_export_the_closed_books_refused(
     expect(posted).to_contain_text("for receipt R-CLOSED")
     expect(exports.locator('tr[data-status="failed"]')).to_have_count(0)
     shoot(page, "2-retried-and-posted")
+
+
+def test_a_product_file_imported_by_keyboard_leaves_focus_on_what_was_imported(
+    page: Page, local_stack: LocalStack, shoot: Screenshots
+) -> None:
+    """The Import button goes once the file is imported: focus moves to the words saying what was imported,
+    not to the top of the page, so a keyboard or screen reader user carries on where they were."""
+    open_page(page, local_stack, new_organisation("import-keys"))
+    section = page.locator("section#product-import")
+    csv = "SKU,Name,Unit cost\nWB-20,Wall bracket 20mm,1.90\n"
+    section.locator('input[type="file"]').set_input_files(
+        files=[{"name": "products.csv", "mimeType": "text/csv", "buffer": csv.encode()}]
+    )
+    apply = section.get_by_role("button", name="Import 1 product")
+    tab_to(page, apply)
+    page.keyboard.press("Enter")
+    said = section.locator('[data-role="apply-status"]')
+    expect(said).to_have_text("Imported: 1 product new.")
+    expect(apply).to_have_count(0)
+    expect(said).to_be_focused()
+    shoot(page, "1-imported")
