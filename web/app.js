@@ -314,7 +314,7 @@ const connections = {
 
     const facts = [];
     const fact = (term, ...value) => facts.push(h("dt", {}, term), h("dd", {}, ...value));
-    if (view.company_name) fact(provider === "xero" ? "Organisation" : "Company", view.company_name);
+    if (view.company_name) fact(capitalised(companyWord(provider)), view.company_name);
     if (ACTIVE.has(status)) {
       fact("Connected since", when(view.connected_at) ?? "—");
       fact("Last successful sync", when(view.last_successful_sync_at) ?? "No sync yet");
@@ -324,7 +324,7 @@ const connections = {
     // another Partsemble organisation posts to this company too: its journals are in these books as well
     const others = ACTIVE.has(status) ? view.other_organisations ?? 0 : 0;
     const shared = others > 0 ? `${others === 1 ? "Another Partsemble organisation is" : `${others} other `
-      + "Partsemble organisations are"} also connected to this ${provider === "xero" ? "organisation" : "company"}`
+      + "Partsemble organisations are"} also connected to this ${companyWord(provider)}`
       + ": each organisation posts into its books, and each one's books check counts the others' postings among "
       + "the entries it did not make." : null;
     // expired, or connected with a switch of company that did not finish: the API says why in reconnect_hint
@@ -344,7 +344,8 @@ const connections = {
     // an expired connection may not be reconnectable to its company (closed, or the person no longer has
     // access): the refusal of a reconnect to another company says to switch explicitly, so the card offers it
     if ((status === "disconnected" || status === "expired") && view.company_name && !blockedBy) {
-      actions.push(button("switch", "Connect a different company", () => this.switchCompany(view)));
+      actions.push(button("switch", `Connect a different ${companyWord(provider)}`,
+        () => this.switchCompany(view)));
     }
     if (ACTIVE.has(status)) {
       actions.push(button("disconnect", "Disconnect", () => this.disconnect(view), "danger"));
@@ -458,10 +459,10 @@ const connections = {
 
   async switchCompany(view) {
     const confirmed = await confirmAction({
-      title: `Connect a different ${view.provider === "xero" ? "organisation" : "company"}?`,
+      title: `Connect a different ${companyWord(view.provider)}?`,
       body: [`Partsemble was connected to ${view.company_name}. You can connect another one instead: what was `
         + `already posted stays in ${view.company_name}, and your data in Partsemble is kept.`],
-      confirmLabel: "Choose another company",
+      confirmLabel: `Choose another ${companyWord(view.provider)}`,
     });
     if (confirmed) this.connect(view.provider, true);
   },
@@ -1147,6 +1148,8 @@ function providerLink(item) {
   return text || "—";
 }
 
+/** What the provider calls the books Partsemble connects to: a Xero organisation, a QuickBooks company. */
+const companyWord = (provider) => (provider === "xero" ? "organisation" : "company");
 const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
 const capitalised = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1).replaceAll("_", " ")}` : "");
 

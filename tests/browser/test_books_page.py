@@ -123,11 +123,11 @@ def _xero_books_organisation(stack: LocalStack, tag: str) -> str:
 
 def connect_xero(page: Page, username: str, organisation: str | None = None, switch: bool = False) -> None:
     """Connects through the popup, allowing ``organisation`` (the user's only one when None); ``switch``:
-    through "Connect a different company" and its confirmation."""
+    through "Connect a different organisation" and its confirmation."""
     with page.expect_popup() as opened:
         if switch:
             card(page, "xero").locator('[data-action="switch"]').click()
-            page.locator("dialog#confirm").get_by_role("button", name="Choose another company").click()
+            page.locator("dialog#confirm").get_by_role("button", name="Choose another organisation").click()
         else:
             card(page, "xero").locator('[data-action="connect"]').click()
     popup = opened.value

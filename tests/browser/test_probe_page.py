@@ -702,3 +702,30 @@ def test_retry_keeps_its_word_whole_beside_a_long_refusal_at_desktop_width(
     )
     shoot(page, "1-retry-desktop")
     assert lines == 1, f"the Retry button's word is broken over {lines} lines"
+
+
+def test_a_disconnected_xero_card_offers_a_different_organisation_in_xeros_word(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """Xero calls what it connects an organisation, and the card names it so ("Organisation"): its switch
+    button and confirmation say organisation too, not QuickBooks' "company"."""
+    disconnected = [
+        {"provider": "qbo", "provider_label": "QuickBooks Online", "status": "not_connected"},
+        {
+            "provider": "xero",
+            "provider_label": "Xero",
+            "status": "disconnected",
+            "company_name": "Partsemble Demo (AU)",
+            "disconnected_at": "2026-11-01T10:00:00+00:00",
+        },
+    ]
+    page.route(re.compile(r".*/integrations$"), lambda route: answer(route, disconnected))
+    open_page(page, local_stack, f"probe-{uuid.uuid4().hex[:8]}")
+    xero = card(page, "xero")
+    expect(xero).to_contain_text("Organisation")
+    xero.get_by_role("button", name="Connect a different organisation").click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog.get_by_role("heading")).to_have_text("Connect a different organisation?")
+    dialog.get_by_role("button", name="Choose another organisation").wait_for()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).not_to_be_visible()
