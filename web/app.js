@@ -964,6 +964,8 @@ function exportReason(item) {
     return `Nothing to post: ${item.last_error}`;
   }
   if (item.status === "skipped") return capitalised(item.last_error);
+  // queued again (a retry, a backoff): the refusal is the last attempt's, not the reason it is queued
+  if (item.status === "pending" || item.status === "posting") return `Last attempt: ${item.last_error}`;
   return item.last_error;
 }
 

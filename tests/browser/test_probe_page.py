@@ -729,3 +729,19 @@ def test_a_disconnected_xero_card_offers_a_different_organisation_in_xeros_word(
     dialog.get_by_role("button", name="Choose another organisation").wait_for()
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).not_to_be_visible()
+
+
+def test_an_export_queued_again_words_the_refusal_as_its_last_attempts(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """A failed export retried is queued with its refusal still in `last_error`: beside "Queued", the row says
+    that refusal was the last attempt's, not why it is queued now (the settings it asked for may be saved)."""
+    refusal = "no export settings for QuickBooks Online: choose the accounts in Settings -> Integrations"
+    queued = dict(failed_export("e-q", "R-Q", refusal), status="pending", attempts=2)
+    page.route(EXPORTS, lambda route: answer(route, one_page([queued, failed_export("e-f", "R-F", refusal)])))
+    open_connected(page, local_stack)
+    rows = page.locator("section#exports")
+    expect(rows.locator('tr[data-export-id="e-q"] td[data-label="Reason"]')).to_have_text(
+        f"Last attempt: {refusal}"
+    )
+    expect(rows.locator('tr[data-export-id="e-f"] td[data-label="Reason"]')).to_have_text(refusal)
