@@ -1449,6 +1449,13 @@ const sales = {
 
 const TRACKING_FIELDS = ["start_date", "time_zone"];
 
+/** What a fixed-offset zone (the API's guess from QuickBooks' UTC offset) means: POSIX names UTC-8
+ * "Etc/GMT+8", which reads as eight hours ahead. Empty for any other zone. */
+function fixedZoneWords(zone) {
+  const fixed = /^Etc\/GMT([+-])(\d{1,2})$/.exec(zone ?? "");
+  return fixed ? `UTC${fixed[1] === "+" ? "\u2212" : "+"}${fixed[2]} all year, no summer time` : "";
+}
+
 const tracking = {
   view: null, // the provider's stored tracking, or null before the first save
   dirty: false, // the form holds edits not saved: a refresh of the section keeps them
@@ -1490,8 +1497,10 @@ const tracking = {
     }
     const label = this.connection?.provider_label ?? "your accounting system";
     this.zone.placeholder = `${label}'s time zone`;
+    const fixed = fixedZoneWords(view?.time_zone);
     part(this.form, "zone-hint").textContent = view ? "Your business day: sales are costed by the day they "
       + "were made in this time zone (an IANA name such as Australia/Sydney)."
+      + (fixed ? ` ${view.time_zone} is ${fixed}: name your own zone to follow summer time.` : "")
       : `Your business day: sales are costed by the day they were made in this time zone (an IANA name such as `
         + `Australia/Sydney). Leave it empty to use ${label}'s.`;
     this.describe();
@@ -1543,8 +1552,10 @@ const tracking = {
       const saved = await api("PUT", `/integrations/${this.connection.provider}/sales-tracking`, body);
       this.dirty = false;
       this.show(saved);
+      const fixed = fixedZoneWords(saved.time_zone);
       status.textContent = saved.enabled
-        ? `Sales tracking is on from ${calendarDay(saved.start_date)}, in ${saved.time_zone} time.`
+        ? `Sales tracking is on from ${calendarDay(saved.start_date)}, in ${saved.time_zone} time`
+          + `${fixed ? ` (${fixed})` : ""}.`
         : "Sales tracking is off.";
       busy(button, false);
       button.focus(); // the control that acted keeps focus; the status region announces the result

@@ -506,6 +506,15 @@ def test_sales_tracking_switch_by_keyboard_with_field_errors(
     expect(zone).not_to_have_attribute("aria-invalid", "true")
     provider_zone = zone.input_value()
     assert provider_zone in status.inner_text()
+    # QuickBooks tells only its UTC offset: the zone guessed from it is a fixed one, named the POSIX way round
+    # (Etc/GMT+8 is UTC-8), so the page says which way and that it keeps no summer time
+    assert provider_zone == "Etc/GMT+8", provider_zone  # the sandbox's company is in Los Angeles, in November
+    expect(status).to_have_text(
+        "Sales tracking is on from 1 Nov 2026, in Etc/GMT+8 time (UTC\u22128 all year, no summer time)."
+    )
+    expect(sales.locator('[data-role="zone-hint"]')).to_contain_text(
+        "Etc/GMT+8 is UTC\u22128 all year, no summer time: name your own zone to follow summer time."
+    )
 
     # a zone of one's own
     page.keyboard.press("Shift+Tab")
