@@ -1763,10 +1763,11 @@ const books = {
       : sentence.replace("PROVIDER", where);
     const verdict = h("p", { class: `banner ${tone}`, dataset: { role: "verdict", status: found.status } },
       h("strong", {}, word), ` at the end of ${calendarDay(found.as_of)}: ${detail}`);
+    const notes = found.notes?.length
+      ? h("ul", { class: "notes", dataset: { role: "notes" } }, found.notes.map((note) => h("li", {}, note)))
+      : null;
     if (found.mode === "inventory_adjustments") {
-      replaceKeepingFocus(this.result, verdict, this.deleted(found, where), this.items(found), found.notes?.length
-        ? h("ul", { class: "notes", dataset: { role: "notes" } }, found.notes.map((note) => h("li", {}, note)))
-        : null);
+      replaceKeepingFocus(this.result, verdict, this.deleted(found, where), this.items(found), notes);
       return;
     }
     const accounts = found.accounts ?? [];
@@ -1782,7 +1783,7 @@ const books = {
         { label: "Why", class: "problems", cell: (a) => this.reasons(a, found.provider) },
       ], accounts.map((a) => ({ value: a, dataset: { account: a.code || a.account_id,
         status: isZero(a.unexplained) ? "ok" : "error" } })))
-      : h("p", { class: "muted" }, "No accounts are mapped yet."));
+      : h("p", { class: "muted" }, "No accounts are mapped yet."), notes);
   },
 
   reasons(account, provider) {

@@ -745,3 +745,49 @@ def test_an_export_queued_again_words_the_refusal_as_its_last_attempts(
         f"Last attempt: {refusal}"
     )
     expect(rows.locator('tr[data-export-id="e-f"] td[data-label="Reason"]')).to_have_text(refusal)
+
+
+def test_the_books_check_in_journals_mode_shows_the_notes_under_its_accounts(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """The books check's notes say what the table cannot (goods sold without stock, whose cost is not posted
+    until their receipts are recorded; which year the income accounts cover): shown in journals mode too, not
+    only in QuickBooks' inventory mode."""
+    sold_short = (
+        "Sold without stock, so no cost of goods sold is posted for them (the margins show them uncosted): "
+        "62 of FG-WB-20 Wall Bracket 20mm (the first on 2026-10-27). Record the receipts or builds they came "
+        "from, dated before those sales: the next true-up posts their cost."
+    )
+    year = "Income and expense accounts are compared for the financial year from 2026-01-01."
+    books = {
+        "provider": "qbo",
+        "as_of": "2026-12-06",
+        "mode": "journals",
+        "status": "balanced",
+        "accounts": [
+            {
+                "account_id": "1",
+                "code": "1300",
+                "name": "Inventory Asset",
+                "roles": ["receiving_debit"],
+                "provider_balance": "11.05",
+                "posted": "11.05",
+                "subledger": "11.05",
+                "difference": "0.00",
+                "reasons": [],
+                "unexplained": "0.00",
+            }
+        ],
+        "items": [],
+        "notes": [year, sold_short],
+        "deleted": [],
+    }
+    page.route(
+        re.compile(r".*/export-settings\?warnings=false$"), lambda route: answer(route, {"configured": True})
+    )
+    page.route(re.compile(r".*/reconciliation(\?.*)?$"), lambda route: answer(route, books))
+    open_connected(page, local_stack)
+    section = page.locator("section#reconciliation")
+    expect(section.locator('tr[data-account="1300"]')).to_contain_text("11.05")
+    notes = section.locator('[data-role="notes"] li')
+    expect(notes).to_have_text([year, sold_short])
