@@ -1672,6 +1672,9 @@ const books = {
     this.result = part(section, "result");
     this.asOf.value = localToday();
     this.asOf.max = localToday();
+    const today = new Date(); // the API takes a day within 10 years before today
+    this.asOf.min = new Date(Date.UTC(today.getUTCFullYear() - 10, today.getUTCMonth(), today.getUTCDate() + 1))
+      .toISOString().slice(0, 10);
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       // Enter in the date field submits too (as a click on the button): focus then returns to the field
@@ -1735,10 +1738,21 @@ const books = {
     const error = part(this.section, "error");
     error.textContent = "";
     this.asOf.removeAttribute("aria-invalid");
-    if (!this.asOf.value || this.asOf.validity.badInput) {
-      error.textContent = "Enter a whole date: day, month and year.";
+    const refused = (problem) => {
+      error.textContent = problem;
       this.asOf.setAttribute("aria-invalid", "true");
       this.asOf.focus();
+    };
+    if (!this.asOf.value || this.asOf.validity.badInput) {
+      refused("Enter a whole date: day, month and year.");
+      return;
+    }
+    if (this.asOf.validity.rangeOverflow) { // the books of a day still to come hold nothing to compare yet
+      refused(`Choose ${calendarDay(this.asOf.max)} or an earlier day.`);
+      return;
+    }
+    if (this.asOf.validity.rangeUnderflow) {
+      refused(`Choose ${calendarDay(this.asOf.min)} or a later day: Partsemble checks the last 10 years.`);
       return;
     }
     status.textContent = "Checking…";

@@ -791,3 +791,36 @@ def test_the_books_check_in_journals_mode_shows_the_notes_under_its_accounts(
     expect(section.locator('tr[data-account="1300"]')).to_contain_text("11.05")
     notes = section.locator('[data-role="notes"] li')
     expect(notes).to_have_text([year, sold_short])
+
+
+def test_a_books_check_day_out_of_range_is_marked_on_its_field_not_sent(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """The date field holds today at most, and 10 years back at least (the API's bounds): a day typed beyond
+    either is said on the field, which keeps focus, and never sent (the API's refusal read "Partsemble can't
+    check the books yet: invalid request: query.as_of: ..." in the verdict's place)."""
+    asked: list[str] = []
+    page.route(
+        re.compile(r".*/export-settings\?warnings=false$"), lambda route: answer(route, {"configured": True})
+    )
+
+    def books(route: Route) -> None:
+        asked.append(route.request.url)
+        answer(route, {"provider": "qbo", "as_of": "2026-12-06", "mode": "journals", "status": "balanced"})
+
+    page.route(re.compile(r".*/reconciliation(\?.*)?$"), books)
+    open_connected(page, local_stack)
+    section = page.locator("section#reconciliation")
+    day = section.get_by_label("Balances at the end of")
+    expect(section.locator('[data-role="verdict"]')).to_contain_text("Balanced")
+    error = section.locator('[data-role="error"]')
+    for typed, said in (
+        ("2099-01-31", r"^Choose \d{1,2} \w{3} \d{4} or an earlier day\.$"),
+        ("2000-01-31", r"^Choose \d{1,2} \w{3} \d{4} or a later day: Partsemble checks the last 10 years\.$"),
+    ):
+        day.fill(typed)
+        section.get_by_role("button", name="Check the books").click()
+        expect(error).to_have_text(re.compile(said))
+        expect(day).to_have_attribute("aria-invalid", "true")
+        expect(day).to_be_focused()
+    assert not [url for url in asked if "as_of=" in url], asked
