@@ -1354,10 +1354,17 @@ const sales = {
     this.download(null);
     const report = await api("GET", `/margins?group=${encodeURIComponent(group)}`);
     if (turn !== this.turn) return;
+    const documents = listOf(report, "documents");
+    const named = (d) => `${capitalised(d.kind)} ${d.number}`;
     const rows = group === "document"
-      ? listOf(report, "documents").map((d) => ({ label: `${capitalised(d.kind)} ${d.number}`, key: d.date,
-        figures: d.figures }))
+      // a voided or deleted document stays listed (its revenue reversed): its status says why it is 0.00
+      ? documents.map((d) => ({ label: `${named(d)}${d.status && d.status !== "active" ? ` (${d.status})` : ""}`,
+        key: d.date, figures: d.figures }))
       : listOf(report, "groups");
+    // what the figures leave out, in words: a document's lines that name no product, a document not counted
+    const notes = [...listOf(report, "notes"),
+      ...documents.flatMap((d) => (d.issues ?? []).map((issue) => `${named(d)}: ${issue}`)),
+      ...listOf(report, "excluded").map((e) => `${e.number ?? e.document_id} is not counted: ${e.reason}`)];
     const currency = report?.home_currency ? ` (${report.home_currency})` : "";
     if (!rows.length) {
       replaceKeepingFocus(this.margins, h("p", { class: "muted" }, "No sales pulled yet."));
@@ -1375,7 +1382,7 @@ const sales = {
         { label: "Margin %", class: "number",
           cell: (r) => (present(r.figures.margin_pct) ? `${r.figures.margin_pct}%` : "—") },
       ], [...rows, totals].map((r) => ({ value: r, dataset: r.total ? { total: "" } : {} }))),
-      marginNotes(listOf(report, "notes"))));
+      marginNotes(notes)));
   },
 
   // The CSV link acts only once margins are shown (group null: not yet, it does nothing).

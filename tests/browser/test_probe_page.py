@@ -824,3 +824,45 @@ def test_a_books_check_day_out_of_range_is_marked_on_its_field_not_sent(
         expect(day).to_have_attribute("aria-invalid", "true")
         expect(day).to_be_focused()
     assert not [url for url in asked if "as_of=" in url], asked
+
+
+def test_margins_by_document_say_which_are_voided_and_what_the_figures_leave_out(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """A voided invoice stays listed at 0.00: its row says it is voided. A document's lines that name no
+    Partsemble product, and a draft not counted at all, are said under the table (the API's `issues` and
+    `excluded`), not left for the person to wonder at."""
+    sale = {**margin_figures("234.36", "0.00", "", ""), "uncosted": "6", "margin": None, "margin_pct": None}
+    voided = {
+        "kind": "invoice",
+        "number": "1004",
+        "date": "2026-10-14",
+        "status": "voided",
+        "figures": margin_figures("0", "0.00", "0.00", ""),
+        "issues": ["1 line(s) name no Partsemble product: kept, shown as unmapped, not costed"],
+    }
+    report = {
+        "home_currency": "USD",
+        "totals": sale,
+        "documents": [
+            {"kind": "invoice", "number": "1003", "date": "2026-10-06", "status": "active", "figures": sale},
+            voided,
+        ],
+        "groups": [],
+        "excluded": [{"document_id": "xero:Invoice:1", "number": "1007", "reason": "a draft: not a sale"}],
+        "notes": [],
+    }
+    page.route(re.compile(r".*/sales/status$"), lambda route: answer(route, TRACKED))
+    page.route(re.compile(r".*/margins\?.*"), lambda route: answer(route, report))
+    open_connected(page, local_stack)
+    sales = page.locator("section#sales")
+    sales.get_by_label("Margins by").select_option("document")
+    rows = sales.locator("tbody tr")
+    expect(rows.first.locator("td").first).to_have_text("Invoice 1003")
+    expect(rows.nth(1).locator("td").first).to_have_text("Invoice 1004 (voided)")
+    expect(sales.locator('[data-role="margin-notes"] li')).to_have_text(
+        [
+            "Invoice 1004: 1 line(s) name no Partsemble product: kept, shown as unmapped, not costed",
+            "1007 is not counted: a draft: not a sale",
+        ]
+    )
