@@ -1635,7 +1635,8 @@ function amount(value) {
   const text = String(value);
   if (!/^-?\d+(\.\d*)?$/.test(text)) return text;
   const [whole, fraction = ""] = text.split(".");
-  return `${whole}.${fraction.padEnd(2, "0")}`;
+  // every digit that says something, at least the cents: 1.505 stays, 318.7500 is 318.75, 12.5 is 12.50
+  return `${whole}.${fraction.replace(/0+$/, "").padEnd(2, "0")}`;
 }
 
 const isZero = (value) => Number(value) === 0;

@@ -776,7 +776,25 @@ def test_the_books_check_in_journals_mode_shows_the_notes_under_its_accounts(
                 "difference": "0.00",
                 "reasons": [],
                 "unexplained": "0.00",
-            }
+            },
+            {
+                "account_id": "5",
+                "code": "310",
+                "name": "Cost of Goods Sold",
+                "roles": ["cogs"],
+                "provider_balance": None,
+                "posted": "0.00",
+                "subledger": "318.75",
+                "difference": "-318.75",
+                "reasons": [  # the exact amount as the API gives it: shown with the digits that say something
+                    {
+                        "kind": "not_exported",
+                        "amount": "-318.7500",
+                        "note": "cost of goods sold for 2026-10-21 is not exported yet",
+                    }
+                ],
+                "unexplained": "0.0000",
+            },
         ],
         "items": [],
         "notes": [year, sold_short],
@@ -789,6 +807,9 @@ def test_the_books_check_in_journals_mode_shows_the_notes_under_its_accounts(
     open_connected(page, local_stack)
     section = page.locator("section#reconciliation")
     expect(section.locator('tr[data-account="1300"]')).to_contain_text("11.05")
+    expect(section.locator('tr[data-account="310"] li')).to_have_text(
+        "Cost of goods sold for 21 Oct 2026 is not exported yet: -318.75"
+    )
     notes = section.locator('[data-role="notes"] li')
     expect(notes).to_have_text([year, sold_short])
 
