@@ -1597,8 +1597,11 @@ const tracking = {
   },
 };
 
+/** A quantity as a person writes it: Xero's 150.0 is 150, 2.50 is 2.5. */
+const units = (quantity) => (quantity.includes(".") ? quantity.replace(/\.?0+$/, "") : quantity);
+
 function uncosted(row) {
-  const quantity = row.figures.uncosted;
+  const quantity = units(row.figures.uncosted ?? "");
   if (!quantity || isZero(quantity)) return null; // "0", "0.0" and "0.000" alike
   // negative: a credit gave back units its sale had found no stock for (they leave the uncosted count)
   if (quantity.startsWith("-")) {

@@ -852,8 +852,8 @@ def test_margins_by_document_say_which_are_voided_and_what_the_figures_leave_out
 ) -> None:
     """A voided invoice stays listed at 0.00: its row says it is voided. A document's lines that name no
     Partsemble product, and a draft not counted at all, are said under the table (the API's `issues` and
-    `excluded`), not left for the person to wonder at."""
-    sale = {**margin_figures("234.36", "0.00", "", ""), "uncosted": "6", "margin": None, "margin_pct": None}
+    `excluded`), not left for the person to wonder at. A quantity reads as a person writes it (6, not 6.0)."""
+    sale = {**margin_figures("234.36", "0.00", "", ""), "uncosted": "6.0", "margin": None, "margin_pct": None}
     voided = {
         "kind": "invoice",
         "number": "1004",
@@ -880,6 +880,9 @@ def test_margins_by_document_say_which_are_voided_and_what_the_figures_leave_out
     sales.get_by_label("Margins by").select_option("document")
     rows = sales.locator("tbody tr")
     expect(rows.first.locator("td").first).to_have_text("Invoice 1003")
+    # Xero writes quantities as 6.0: a person reads 6
+    not_costed = rows.first.locator('td.number [class~="problem"]')
+    expect(not_costed).to_have_text("6 not costed: too little stock on record")
     expect(rows.nth(1).locator("td").first).to_have_text("Invoice 1004 (voided)")
     expect(sales.locator('[data-role="margin-notes"] li')).to_have_text(
         [
