@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from shared.aws import is_outage
 from shared.config import settings
-from shared.errors import BadRequest, Forbidden, ServiceError
+from shared.errors import BadRequest, Forbidden, InvalidFields, ServiceError
 from shared.observability import logger
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -178,6 +178,7 @@ def _invalid_json(errors: list[dict[str, Any]]) -> Response[Any] | None:
 MAX_UPLOAD_BODY = 7 * 1024 * 1024  # 5 MiB as base64 in JSON, with room for the rest
 MAX_UPLOAD_PARTS = 16
 NESTED_MULTIPART = re.compile(rb"(?i)content-type:[ \t]*multipart/")
+NOT_BASE64 = "not base64: encode the file's bytes as base64 (RFC 4648: A-Z, a-z, 0-9, + and /, = padding)"
 
 
 def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
@@ -207,15 +208,27 @@ def uploaded_file(app: APIGatewayHttpResolver) -> bytes:
             if part.get_param("name", header="content-disposition") == "file":
                 payload = part.get_payload(decode=True)
                 return payload if isinstance(payload, bytes) else b""
-        raise BadRequest("the upload has no field named 'file'")
+        raise _upload_refused("file", "missing: send the product file in the form field named 'file'")
     try:
         body = json.loads(raw or b"{}")
-        return base64.b64decode(body["content_base64"], validate=True)
-    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
         raise BadRequest(
             "send the file as multipart/form-data (field 'file') or as JSON "
             '{"filename": ..., "content_base64": ...}'
-        ) from None
+        )
+    encoded = body.get("content_base64")
+    if not isinstance(encoded, str):
+        raise _upload_refused("content_base64", "missing: give the file's bytes as base64")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error):
+        raise _upload_refused("content_base64", NOT_BASE64) from None
+
+
+def _upload_refused(field: str, problem: str) -> InvalidFields:
+    return InvalidFields(f"{field}: {problem}", [{"field": field, "problem": problem}])
 
 
 def dependency_outage(err: BaseException) -> bool:

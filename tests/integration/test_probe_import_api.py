@@ -44,6 +44,41 @@ def _ok(answer: Any) -> Any:
     return answer.json()
 
 
+# ---- the upload ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "content_type", "field", "problem"),
+    [
+        (
+            b'{"filename": "p.csv", "content_base64": "SKU,Name!"}',
+            "application/json",
+            "content_base64",
+            "not base64",
+        ),
+        (b'{"filename": "p.csv"}', "application/json", "content_base64", "missing"),
+        (b'{"filename": "p.csv", "content_base64": 7}', "application/json", "content_base64", "missing"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="upload"; filename="p.csv"\r\n\r\n'
+            b"SKU,Name\r\n--b--\r\n",
+            "multipart/form-data; boundary=b",
+            "file",
+            "missing",
+        ),
+    ],
+)
+def test_an_upload_without_a_readable_file_is_a_400_naming_the_field(
+    api: Api, body: bytes, content_type: str, field: str, problem: str
+) -> None:
+    """A file sent as base64 that is not base64, or under another name, is refused naming that field (it was
+    a 400 saying only how a file may be sent, whatever was wrong)."""
+    answer = api.call(
+        "POST", "/products/import?mode=dry_run", body=body, headers={"content-type": content_type}
+    )
+    assert answer.status == 400, answer.body
+    (detail,) = answer.json()["details"]
+    assert detail["field"] == field
+    assert detail["problem"].startswith(problem), detail
+
+
 # ---- amounts ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("cost", "problem"),
