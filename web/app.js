@@ -175,8 +175,18 @@ async function api(method, path, body) {
     data = { message: text };
   }
   if (response.status === 401) signedOut();
+  if (response.status === 409 && data?.error === "AuthExpired") connectionEnded();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+// A connection the provider no longer accepts, met by whatever asked (a sync, a pull, the books check): its card
+// shows it at once, with Reconnect, and the words say what to do, not the provider's error code.
+function connectionEnded() {
+  connections.refresh().catch(() => {});
+  const label = connections.active()?.provider_label ?? "Your accounting system";
+  throw new ApiError(409, { error: "AuthExpired",
+    message: `${label} no longer accepts Partsemble's access: reconnect it on its card above.` });
 }
 
 // The gateway's 401 says only "Unauthorized": the page says it once at the top, and a section or a button's

@@ -890,3 +890,35 @@ def test_margins_by_document_say_which_are_voided_and_what_the_figures_leave_out
             "1007 is not counted: a draft: not a sale",
         ]
     )
+
+
+def test_a_sync_that_finds_the_connection_ended_shows_reconnect_on_its_card_at_once(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """QuickBooks stopped accepting the connection (revoked there) since the page was read: Sync items is
+    refused (409 AuthExpired). The card says so at once, with Reconnect, instead of "Connected" and "Active"
+    until the next reload; the button's words say what to do, not the provider's error code."""
+    ended = {"read": False}
+    expired = [dict(CONNECTED[0], status="expired"), CONNECTED[1]]
+    page.route(
+        re.compile(r".*/integrations$"),
+        lambda route: answer(route, expired if ended["read"] else CONNECTED),
+    )
+
+    def refused(route: Route) -> None:
+        ended["read"] = True
+        message = "qbo: the provider no longer accepts this connection (invalid_grant); reconnect"
+        answer(route, {"error": "AuthExpired", "message": message}, 409)
+
+    page.route(re.compile(r".*/integrations/qbo/sync/items$"), refused)
+    open_page(page, local_stack, f"probe-{uuid.uuid4().hex[:8]}")
+    qbo = card(page, "qbo")
+    expect(qbo).to_have_attribute("data-status", "connected")
+    sync = page.locator('section#export-settings [data-role="sync"]')
+    sync.get_by_role("button", name="Sync items").click()
+    expect(sync.locator(".form-status")).to_have_text(
+        "QuickBooks Online no longer accepts Partsemble's access: reconnect it on its card above."
+    )
+    expect(qbo).to_have_attribute("data-status", "expired")
+    expect(qbo.get_by_role("button", name="Reconnect")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text("invalid_grant")
