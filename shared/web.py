@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from shared.aws import is_outage
 from shared.config import settings
-from shared.errors import BadRequest, Forbidden, InvalidFields, ServiceError
+from shared.errors import BadRequest, Forbidden, InvalidFields, RateLimited, ServiceError
 from shared.observability import logger
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -42,6 +43,8 @@ def service_error_response(err: ServiceError) -> Response[Any]:
     response = error_response(err.http_status, err.code, err.message, **err.response_fields())
     if err.http_status == HTTPStatus.SERVICE_UNAVAILABLE:  # a dependency outage (a provider's too)
         response.headers.setdefault("Retry-After", str(OUTAGE_RETRY_AFTER))
+    if isinstance(err, RateLimited):  # the provider's own wait, whole seconds (RFC 9110 section 10.2.3)
+        response.headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
     return response
 
 

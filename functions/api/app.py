@@ -299,7 +299,8 @@ def _refusals(method: str, path: str) -> dict[int, str]:
         "/sales/pull",
         "/reconciliation",
     ):
-        found |= {409: "not connected, or the connection expired", 429: "the provider's rate limit",
+        found |= {409: "not connected, or the connection expired",
+                  429: "the provider's rate limit: retry after Retry-After",
                   502: "the provider answered with something it should not"}  # fmt: skip
     if path == "/integrations/{provider}/sync/items":
         found[503] = (

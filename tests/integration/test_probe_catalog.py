@@ -719,3 +719,15 @@ def test_a_large_real_answer_within_the_bound_is_read(api: Api, sandboxes: Sandb
         )
     assert sync(api, "xero", "items")["read"] == DEMO_XERO_ITEMS + 2000
     assert Decimal(len(_rows("PITEM#xero#"))) == DEMO_XERO_ITEMS + 2000
+
+
+def test_a_sync_the_providers_rate_limit_refuses_says_when_to_try_again(
+    api: Api, sandboxes: Sandboxes
+) -> None:
+    """Xero's minute limit refuses every attempt of the sync: the 429 carries Xero's own wait as Retry-After
+    (in whole seconds), as the 503s of an outage do theirs, so a client knows when to try again."""
+    connect_xero(api, sandboxes)
+    sandboxes.xero.inject("429", path_prefix=XERO_ITEMS, count=http.MAX_ATTEMPTS)
+    refused = api.call("POST", "/integrations/xero/sync/items")
+    assert refused.status == 429 and refused.json()["error"] == "RateLimited", refused.body
+    assert 1 <= int(refused.headers["retry-after"]) <= 60, refused.headers
