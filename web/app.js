@@ -176,8 +176,19 @@ async function api(method, path, body) {
   }
   if (response.status === 401) signedOut();
   if (response.status === 409 && data?.error === "AuthExpired") connectionEnded();
-  if (!response.ok) throw new ApiError(response.status, data);
+  if (!response.ok) throw new ApiError(response.status, providerBusy(response, data) ?? data);
   return data;
+}
+
+// The provider down or throttling, said in its name with when to try again (the API's Retry-After), not as
+// "qbo: the provider is unavailable (HTTP 503)".
+function providerBusy(response, data) {
+  if (data?.error !== "RateLimited" && data?.error !== "ProviderUnavailable") return null;
+  const label = connections.active()?.provider_label ?? "Your accounting system";
+  const wait = Math.ceil(Number(response.headers.get("retry-after")));
+  const what = data.error === "RateLimited" ? `${label} asks Partsemble to slow down (its rate limit)`
+    : `${label} is not answering right now`;
+  return { ...data, message: `${what}: try again ${wait > 0 ? `in ${plural(wait, "second")}` : "shortly"}.` };
 }
 
 // A connection the provider no longer accepts, met by whatever asked (a sync, a pull, the books check): its card

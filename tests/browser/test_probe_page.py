@@ -922,3 +922,43 @@ def test_a_sync_that_finds_the_connection_ended_shows_reconnect_on_its_card_at_o
     expect(qbo).to_have_attribute("data-status", "expired")
     expect(qbo.get_by_role("button", name="Reconnect")).to_be_visible()
     expect(page.locator("main")).not_to_contain_text("invalid_grant")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retry_after", "said"),
+    [
+        (
+            503,
+            "ProviderUnavailable",
+            "5",
+            "QuickBooks Online is not answering right now: try again in 5 seconds.",
+        ),
+        (
+            429,
+            "RateLimited",
+            "42",
+            "QuickBooks Online asks Partsemble to slow down (its rate limit): try again in 42 seconds.",
+        ),
+    ],
+)
+def test_a_provider_down_or_throttling_is_said_in_its_name_with_when_to_try_again(
+    page: Page, local_stack: LocalStack, status: int, code: str, retry_after: str, said: str
+) -> None:
+    """The API answers QuickBooks' outage or rate limit with its code and Retry-After: the button's words name
+    QuickBooks and the wait, not "qbo: the provider is unavailable (HTTP 503)"."""
+    message = {"ProviderUnavailable": "qbo: the provider is unavailable (HTTP 503)"}.get(
+        code, "qbo: the provider's rate limit was reached"
+    )
+    page.route(
+        re.compile(r".*/integrations/qbo/sync/items$"),
+        lambda route: route.fulfill(
+            status=status,
+            content_type="application/json",
+            headers={"Retry-After": retry_after},
+            body=json.dumps({"error": code, "message": message}),
+        ),
+    )
+    open_connected(page, local_stack)
+    sync = page.locator('section#export-settings [data-role="sync"]')
+    sync.get_by_role("button", name="Sync items").click()
+    expect(sync.locator(".form-status")).to_have_text(said)
