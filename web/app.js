@@ -587,6 +587,7 @@ const exportSettings = {
     const provider = active?.provider ?? null;
     if (provider === this.provider) return;
     this.provider = provider;
+    part(this.section, "items").replaceChildren(); // the other provider's items are not this one's to link
     if (!provider) {
       this.section.hidden = true;
       return;

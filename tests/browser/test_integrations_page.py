@@ -419,3 +419,33 @@ def test_items_synced_can_be_linked_or_imported_as_products_from_the_page(
     products = local_stack.call("GET", "/products", organisation).json()["items"]
     assert {"FG-WB-20", "FG-SK-OAK"} <= {p["sku"] for p in products if p["provider_links"].get("qbo")}
     shoot(page, "2-items-linked")
+
+
+def test_after_a_switch_to_xero_the_quickbooks_items_synced_before_are_not_offered_for_linking(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """QuickBooks' items are listed after Sync items; the person disconnects QuickBooks and connects Xero
+    without reloading: the export settings are Xero's, and no list of QuickBooks items stays under them
+    offering "Link or import the chosen items" for the disconnected company."""
+    open_page(page, local_stack, new_organisation("switch-items"))
+    connect_qbo(page)
+    settings = page.locator("section#export-settings")
+    settings.get_by_role("button", name="Sync items").click()
+    expect(settings.locator('[data-role="items"] h3')).to_have_text("Items in QuickBooks Online")
+
+    card(page, "qbo").locator('[data-action="disconnect"]').click()
+    page.locator("dialog#confirm").get_by_role("button", name="Disconnect QuickBooks Online").click()
+    expect(card(page, "qbo")).to_have_attribute("data-status", "disconnected")
+    with page.expect_popup() as opened:
+        card(page, "xero").locator('[data-action="connect"]').click()
+    popup = opened.value
+    sign_in(popup)
+    popup.get_by_role("checkbox", name=XERO_ORGANISATIONS[0]).check()
+    popup.get_by_role("button", name="Allow access").click()
+    expect(card(page, "xero")).to_have_attribute("data-status", "connected")
+
+    expect(settings.locator('[data-role="intro"]')).to_contain_text("to Xero")
+    expect(settings).not_to_contain_text("QuickBooks Online items")
+    expect(settings.get_by_role("button", name="Link or import the chosen items")).to_have_count(0)
+    settings.get_by_role("button", name="Sync items").click()  # Xero's own, once synced
+    expect(settings.locator('[data-role="items"] h3')).to_have_text("Items in Xero")
