@@ -1344,6 +1344,7 @@ const sales = {
       return;
     }
     tracking.forget(connections.active());
+    part(this.section, "status").textContent = ""; // "pulled" there was the other provider's pull
     loadSection(this.section, () => this.load(), this.margins);
   },
 

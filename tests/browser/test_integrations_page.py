@@ -360,7 +360,7 @@ def test_after_a_switch_to_xero_the_sales_section_shows_xeros_pulls_not_the_disc
     page: Page, local_stack: LocalStack, shoot: Screenshots
 ) -> None:
     """QuickBooks keeps its sales status once disconnected; the page connected to Xero says Xero has not
-    been pulled, not "Last pulled" with QuickBooks' time."""
+    been pulled, not "Last pulled" with QuickBooks' time, nor what QuickBooks' pull read beside the button."""
     organisation = new_organisation("switch-sales")
     open_page(page, local_stack, organisation)
     connect_qbo(page)
@@ -382,6 +382,9 @@ def test_after_a_switch_to_xero_the_sales_section_shows_xeros_pulls_not_the_disc
     popup.get_by_role("checkbox", name=XERO_ORGANISATIONS[0]).check()
     popup.get_by_role("button", name="Allow access").click()
     expect(card(page, "xero")).to_have_attribute("data-status", "connected")
+    # without a reload too: the words QuickBooks' pull left beside the button are gone with it
+    expect(sales.locator('[data-role="last-pull"]')).to_have_text("Sales have not been pulled yet.")
+    expect(sales.locator('[data-role="status"]')).to_have_text("")
 
     page.reload()
     expect(sales.locator('[data-role="last-pull"]')).to_have_text("Sales have not been pulled yet.")
