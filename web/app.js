@@ -587,7 +587,9 @@ const exportSettings = {
     const provider = active?.provider ?? null;
     if (provider === this.provider) return;
     this.provider = provider;
-    part(this.section, "items").replaceChildren(); // the other provider's items are not this one's to link
+    // the other provider's items are not this one's to link, nor its "saved" this one's
+    part(this.section, "items").replaceChildren();
+    part(this.form, "status").textContent = "";
     if (!provider) {
       this.section.hidden = true;
       return;
@@ -1722,6 +1724,7 @@ const books = {
     if (provider === this.provider) return;
     this.provider = provider;
     this.label = active?.provider_label;
+    part(this.form, "status").textContent = ""; // the other provider's check said nothing of this one's books
     if (!provider) {
       this.section.hidden = true;
       return;

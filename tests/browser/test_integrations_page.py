@@ -39,6 +39,14 @@ NEVER_ON_THE_PAGE = (
     QBO_DEMO_APP[1],
     XERO_DEMO_APP[1],
 )
+# The QBO demo's accounts by role, as the export settings' pickers show them.
+QBO_ACCOUNT_CHOICES = {
+    "receiving_debit": "1300 · Inventory Asset",
+    "receiving_credit": "2150 · Receiving Clearing",
+    "build_debit": "1310 · Finished Goods",
+    "waste": "6150 · Waste and Scrap",
+    "cogs": "5000 · Cost of Goods Sold",
+}
 # (section id, method, path, body): the routes the optional sections are built on.
 SECTIONS = ("export-settings", "product-import", "exports", "sales")
 
@@ -429,12 +437,23 @@ def test_after_a_switch_to_xero_the_quickbooks_items_synced_before_are_not_offer
 ) -> None:
     """QuickBooks' items are listed after Sync items; the person disconnects QuickBooks and connects Xero
     without reloading: the export settings are Xero's, and no list of QuickBooks items stays under them
-    offering "Link or import the chosen items" for the disconnected company."""
+    offering "Link or import the chosen items" for the disconnected company, nor QuickBooks' "Export settings
+    saved." and books check beside Xero's."""
     open_page(page, local_stack, new_organisation("switch-items"))
     connect_qbo(page)
     settings = page.locator("section#export-settings")
     settings.get_by_role("button", name="Sync items").click()
     expect(settings.locator('[data-role="items"] h3')).to_have_text("Items in QuickBooks Online")
+    settings.get_by_role("button", name="Sync accounts").click()
+    for role, account in QBO_ACCOUNT_CHOICES.items():
+        settings.locator(f"select#account-{role}").select_option(label=account)
+    settings.get_by_role("button", name="Save export settings").click()
+    saved = settings.locator('[data-role="form"] [data-role="status"]')
+    expect(saved).to_have_text("Export settings saved.")
+    books = page.locator("section#reconciliation")
+    books.get_by_role("button", name="Check the books").click()
+    checked = books.locator('form [data-role="status"]')
+    expect(checked).to_contain_text("Books at the end of")
 
     card(page, "qbo").locator('[data-action="disconnect"]').click()
     page.locator("dialog#confirm").get_by_role("button", name="Disconnect QuickBooks Online").click()
@@ -450,5 +469,7 @@ def test_after_a_switch_to_xero_the_quickbooks_items_synced_before_are_not_offer
     expect(settings.locator('[data-role="intro"]')).to_contain_text("to Xero")
     expect(settings).not_to_contain_text("QuickBooks Online items")
     expect(settings.get_by_role("button", name="Link or import the chosen items")).to_have_count(0)
+    expect(saved).to_have_text("")  # nothing is saved for Xero yet, nor its books checked
+    expect(checked).to_have_text("")
     settings.get_by_role("button", name="Sync items").click()  # Xero's own, once synced
     expect(settings.locator('[data-role="items"] h3')).to_have_text("Items in Xero")
