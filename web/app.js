@@ -1392,7 +1392,11 @@ const sales = {
       ...listOf(report, "excluded").map((e) => `${e.number ?? e.document_id} is not counted: ${e.reason}`)];
     const currency = report?.home_currency ? ` (${report.home_currency})` : "";
     if (!rows.length) {
-      replaceKeepingFocus(this.margins, h("p", { class: "muted" }, "No sales pulled yet."));
+      // pulled, yet none of it on a product: the sales name items no product is linked to (yet)
+      replaceKeepingFocus(this.margins, h("p", { class: "muted" }, status.some((s) => s.last_pull)
+        ? "No sale pulled so far names a Partsemble product: link or import the items your sales name "
+          + "(Sync items, above), and their margins show here."
+        : "No sales pulled yet."));
       return;
     }
     this.download(group);

@@ -962,3 +962,25 @@ def test_a_provider_down_or_throttling_is_said_in_its_name_with_when_to_try_agai
     sync = page.locator('section#export-settings [data-role="sync"]')
     sync.get_by_role("button", name="Sync items").click()
     expect(sync.locator(".form-status")).to_have_text(said)
+
+
+def test_sales_pulled_that_name_no_product_are_not_called_no_sales(
+    page: Page, local_stack: LocalStack
+) -> None:
+    """Sales were pulled (the last pull stored 3), but none of their lines names an item linked to a
+    Partsemble product: the margins by product are empty, and say why and what to do, not "No sales pulled
+    yet." under "3 new or changed sales documents pulled"."""
+    empty = {
+        "home_currency": "USD",
+        "totals": margin_figures("0", "0.00", "0.00", ""),
+        "groups": [],
+        "notes": [],
+    }
+    page.route(re.compile(r".*/sales/status$"), lambda route: answer(route, TRACKED))
+    page.route(re.compile(r".*/margins\?.*"), lambda route: answer(route, empty))
+    open_connected(page, local_stack)
+    margins = page.locator('section#sales [data-role="margins"]')
+    expect(margins).to_have_text(
+        "No sale pulled so far names a Partsemble product: link or import the items your sales name "
+        "(Sync items, above), and their margins show here."
+    )
