@@ -163,19 +163,24 @@ def rounded(
     posted: Mapping[str, Decimal],
     touched: Iterable[str],
     rounding_account: str | None = None,
+    fixed: Collection[str] = (),
+    steady: Collection[str] = (),
 ) -> Balances:
     """The cents each account should hold for ``exact`` (summing to zero), moving as few accounts as can be
     away from ``posted``: touched accounts go to their value rounded half up, untouched ones keep what they
     hold while it is within a cent. With a ``rounding_account``, that account takes whatever the rounded
     values leave, so every other account holds exactly its rounded value; without one, while the sum is off,
     the account nearest its half cent on the side of the error (touched ones first) steps a cent toward the
-    other side."""
-    changed = set(touched)
+    other side. An account in ``steady`` (the receiving credit: a receipt and its rejection credit exactly
+    the supplier total) or ``fixed`` (QBO's Accounts Payable: each of its lines names a vendor) never takes
+    that cent; one in ``fixed`` also keeps what it holds when untouched: only the journals of the records
+    that name its vendor move it."""
+    changed, stepless = set(touched), {*fixed, *steady}
     target: Balances = {}
     for account_id in sorted((set(exact) | set(posted)) - {rounding_account}):
         value, held = exact.get(account_id, ZERO), posted.get(account_id, ZERO)
-        keep = account_id not in changed and abs(held - value) < CENT and rounding_account is None
-        target[account_id] = held if keep else to_cents(value)
+        kept = account_id in fixed or (abs(held - value) < CENT and rounding_account is None)
+        target[account_id] = held if account_id not in changed and kept else to_cents(value)
     error = total(target.values())
     if rounding_account is not None:
         target[rounding_account] = -error
@@ -185,7 +190,9 @@ def rounded(
         candidates = [
             a
             for a, cents in target.items()
-            if (cents - exact.get(a, ZERO)) * step > 0 and abs(cents - step - exact.get(a, ZERO)) < CENT
+            if a not in stepless
+            and (cents - exact.get(a, ZERO)) * step > 0
+            and abs(cents - step - exact.get(a, ZERO)) < CENT
         ]
         if not candidates:  # cannot happen for balanced exact values; refuse rather than post wrong cents
             raise ValueError(f"cannot round balances that do not add up to zero: {dict(exact)}")
@@ -225,20 +232,26 @@ def plan(
     rounding_account: str | None = None,
     waiting: Mapping[str, Decimal] | None = None,
     dated_after: Callable[[Balances], After] | None = None,
+    fixed: Collection[str] = (),
+    steady: Collection[str] = (),
 ) -> tuple[Balances, Balances]:
     """(the balances the planned events should hold now, those once ``event`` is added too). The first
     differs from ``posted`` when values already posted changed (a true-up is due); the second less the
     first is the event's own journal. ``waiting``: changes of planned events (exact, per account) left for
     a later true-up, held back from both. ``dated_after``: what is dated after the event, given the first
-    balances (``evened``, or ``evened_to`` with a rounding account)."""
+    balances (``evened``, or ``evened_to`` with a rounding account). ``fixed``: the accounts no true-up may
+    move (QBO's Accounts Payable: a true-up's lines name no vendor), which never take a rounding cent;
+    ``steady``: those that never take one either (the receiving credit's: ``rounded``)."""
     events = list(planned)
     before = difference(subledger(found, events, account), waiting or {})
     drift = {
         a
         for a in before.keys() | posted.keys()
-        if a != rounding_account and _drifted(posted.get(a, ZERO), before.get(a, ZERO), rounding_account)
+        if a != rounding_account
+        and a not in fixed
+        and _drifted(posted.get(a, ZERO), before.get(a, ZERO), rounding_account)
     }
-    trued = rounded(before, posted, drift, rounding_account) if drift else dict(posted)
+    trued = rounded(before, posted, drift, rounding_account, fixed, steady) if drift else dict(posted)
     if event is None:
         return trued, trued
     touched = subledger(found, [event], account)
@@ -248,7 +261,7 @@ def plan(
         return evened_to(trued, after, touched, later.tails, later.fixed, rounding_account)
     if later is not None and later.tails:
         return evened(trued, after, touched, later.tails, later.fixed)
-    return trued, rounded(after, trued, touched, rounding_account)
+    return trued, rounded(after, trued, touched, rounding_account, fixed, steady)
 
 
 class After(NamedTuple):
@@ -283,7 +296,7 @@ def evened(
     exact balances with the event; ``event``: the event's own exact effect; ``tails``: for each date from
     the event's on at which the books change, what the journals dated after it hold beyond the exact values
     of the events they stand for, per account (the cut at that date holds the journals' residue less that)."""
-    after = rounded(exact, trued, event)
+    after = rounded(exact, trued, event, fixed=fixed)
     residue = {a: trued.get(a, ZERO) - exact.get(a, ZERO) + event.get(a, ZERO) for a in exact.keys() | trued}
 
     def today(account_id: str, cents: Decimal) -> Decimal:
@@ -337,7 +350,7 @@ def evened_to(
     account back to today's rounded value, the rounding account again taking the rest: today's balances are
     the running rounding's, every other account at its rounded value. An account in ``fixed`` (no true-up may
     move it) keeps the running rounding's cents."""
-    after = rounded(exact, trued, event, rounding_account)
+    after = rounded(exact, trued, event, rounding_account, fixed)
     residue = {a: trued.get(a, ZERO) - exact.get(a, ZERO) + event.get(a, ZERO) for a in exact.keys() | trued}
 
     def gap(account_id: str, cents: Decimal) -> Decimal:

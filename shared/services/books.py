@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from shared.contracts import ExportJob
@@ -104,6 +104,8 @@ class State:
         self.account = accounts.account
         self.currency = accounts.home_currency
         self.rounding = accounts.rounding
+        # a receipt and its rejection credit exactly the supplier total: no rounding cent lands there
+        self.steady = tuple(a for a in (accounts.receiving_credit,) if a)
 
     def event_dates(self) -> dict[EventKey, date]:
         """Each event's date, as its journal is dated: a record's own local date, a COGS event's day."""
@@ -143,13 +145,17 @@ class State:
             self.rounding,
             held_back,
             later,
+            self.fixed,
+            self.steady,
         )
         rounding = domain.difference(trued, planned[0]) if planned else {}
         return Trued(trued, after, restating, len(changed) > len(restating), rounding)
 
-    def named(self) -> frozenset[str]:
+    @cached_property
+    def fixed(self) -> frozenset[str]:
         """The mapped accounts whose journal lines must name someone (QBO's Accounts Payable: a vendor, which
-        a true-up has none of): no true-up may move them."""
+        a true-up has none of, error 6000; ``catalog.name_required``): no true-up may move them, nor a
+        rounding cent land on them."""
         if self.provider != "qbo":
             return frozenset()
         mapped = sorted({a for role in ROLES if (a := getattr(self.accounts, role))})
@@ -230,12 +236,21 @@ class State:
             tails.append(domain.summed([tail, *counted]))
         if not any(v for t in tails for v in t.values()):
             return domain.After(())
-        return domain.After(tails, self.named())
+        return domain.After(tails, self.fixed)
 
     def due(self) -> Balances:
         """What true-ups have still to post, per account (cents): every change, however many true-ups it
         takes."""
-        trued, _ = domain.plan(self.found, self.planned, None, self.books.posted, self.account, self.rounding)
+        trued, _ = domain.plan(
+            self.found,
+            self.planned,
+            None,
+            self.books.posted,
+            self.account,
+            self.rounding,
+            fixed=self.fixed,
+            steady=self.steady,
+        )
         return domain.difference(trued, self.books.posted)
 
     def changes(self) -> dict[EventKey, Balances]:

@@ -963,6 +963,55 @@ def test_on_quickbooks_accounts_payable_records_out_of_date_order_post_no_true_u
     assert (held[PAYABLE], held["1"]) == (D("-18.06"), D("18.06")), held
 
 
+def test_on_quickbooks_accounts_payable_a_rejection_and_a_rounding_account_mapped_later_leave_it_alone(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
+) -> None:
+    """Two bolts at 0.007, one rejected: stock 0.007, waste 0.007, 0.014 owed to the vendor. Rounding the
+    rejection's journal gave its odd cent to Accounts Payable, nearest its half cent (0.02 owed against a
+    bill of 0.01); once a rounding account was mapped, the true-up moving that cent off A/P named no vendor
+    and QuickBooks refused it for good (6000), leaving the books a cent out. A/P now holds the vendor's
+    total rounded, the waste takes the cent, and the rounding account's true-up leaves A/P alone and posts."""
+    from tests.integration.test_exports import PAYABLE, QBO_ACCOUNTS, payables_to_ap
+
+    bolt = setup_qbo(api, sandboxes)["bolt"]
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    payables_to_ap(api)
+    line = {"product_id": bolt, "quantity": "2", "rejected": "1", "unit_cost": "0.007"}
+    body = {"receipt_id": "R-1", "received_at": "2026-11-10T09:00:00Z",
+            "supplier_email": "orders@northside-metals.test", "lines": [line]}  # fmt: skip
+    ok(api.call("POST", "/receipts", json_body=body), 201)
+    minutes.next()
+    Poller(aws).drain()
+    assert qbo_balances(api, sandboxes)[PAYABLE] == D("-0.01")  # 0.014 owed, rounded
+
+    fields = {"Name": "Rounding", "AccountType": "Expense", "AcctNum": "6990"}
+    rounding = str(sandboxes.qbo.create_record(DEMO_REALM_ID, "Account", fields)["Id"])
+    ok(api.call("POST", "/integrations/qbo/sync/accounts"))
+    accounts = {**QBO_ACCOUNTS, "receiving_credit": PAYABLE, "rounding": rounding}
+    ok(
+        api.call(
+            "PUT", "/integrations/qbo/export-settings", json_body={"mode": "journals", "accounts": accounts}
+        )
+    )
+    minutes.next()
+    close_days(now=datetime.now(UTC))
+    Poller(aws).drain()
+    exported = ok(api.call("GET", "/exports"))["items"]
+    assert {e["status"] for e in exported} <= {"posted", "skipped"}, [e["last_error"] for e in exported]
+    assert [e["kind"] for e in exported if e["status"] == "posted"].count("trueup") == 1, exported
+    # every other account at its value rounded, the rounding account the rest
+    assert qbo_balances(api, sandboxes) == {
+        "1": D("0.01"),
+        "7": D("0.01"),
+        PAYABLE: D("-0.01"),
+        rounding: D("-0.01"),
+    }
+    minutes.next()
+    status, found = reconciled(api)
+    assert status == "explained" and all(D(a["unexplained"]) == 0 for a in found.values()), found
+    assert not [r for a in found.values() for r in a["reasons"] if r["kind"] == "not_posted"], found
+
+
 def test_a_retried_build_that_may_have_reached_xero_is_not_taken_for_the_true_up_naming_it(
     api: Api, aws: LocalStack, sandboxes: Sandboxes, minutes: Minutes
 ) -> None:

@@ -134,6 +134,23 @@ def test_a_receipt_and_its_rejection_credit_exactly_the_supplier_total() -> None
     assert shop.posted == {"AP": D("-0.25"), "INV": D("0.13"), "WASTE": D("0.12")}
 
 
+def test_a_rejection_never_gives_the_receiving_credit_a_rounding_cent() -> None:
+    """Two at 0.007, one rejected: 0.014 owed, 0.01 rounded. The rejection's journal rounded stock, waste and
+    the receiving credit to 0.01 each and gave the odd cent to the one nearest its half cent, the receiving
+    credit (-0.02 for a supplier total of 0.01); the waste takes it instead, and the receiving credit holds
+    the supplier total. No rounding account: every account stays within a cent of its exact value."""
+    found: dict[EventKey, Balances] = {
+        ("receipt", "R"): {"inv": D("0.007"), "sup": D("-0.007")},
+        ("rejection", "R/rejected"): {"waste": D("0.007"), "sup": D("-0.007")},
+    }
+    posted: Balances = {}
+    planned: list[EventKey] = []
+    for event in found:
+        _, posted = books.plan(found, planned, event, posted, lambda role: role, steady=("sup",))
+        planned.append(event)
+    assert posted == {"inv": D("0.01"), "sup": D("-0.01")}
+
+
 def test_a_sub_assembly_leaves_finished_goods_not_raw_materials() -> None:
     shop = Books()
     shop.record(list(receipt_movements(receipt("R", T0, ("RAW", "10", "0", "1")))))
