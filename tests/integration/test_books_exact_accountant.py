@@ -448,7 +448,16 @@ class Books:
         return str(tokens.json()["access_token"])
 
     def trial_balance(self) -> dict[str, Fraction]:
-        """Per account id, its balance (debits positive) in the provider's trial balance as of ``AS_OF``, read
+        """Per role, its account's balance (debits positive) in the provider's trial balance as of ``AS_OF``,
+        less what it held before the history."""
+        balances = self.balances()
+        return {
+            role: balances.get(account, Fraction(0)) - self.balance_before.get(role, Fraction(0))
+            for role, account in self.account_ids.items()
+        }
+
+    def balances(self, as_of: date = AS_OF) -> dict[str, Fraction]:
+        """Per account id, its balance (debits positive) in the provider's trial balance as of ``as_of``, read
         over the provider's HTTP API."""
         headers = {"authorization": f"Bearer {self.accountant_token()}", "accept": "application/json"}
         balances: dict[str, Fraction] = {}
@@ -461,7 +470,7 @@ class Books:
                 headers["xero-tenant-id"] = AU_TENANT_ID
                 answer = client.get(
                     f"{XERO_BASE}/api.xro/2.0/Reports/TrialBalance",
-                    params={"date": AS_OF.isoformat()},
+                    params={"date": as_of.isoformat()},
                     headers=headers,
                 )
                 assert answer.status_code == 200, answer.text
@@ -475,7 +484,7 @@ class Books:
             else:
                 answer = client.get(
                     f"{QBO_BASE}/v3/company/{DEMO_REALM_ID}/reports/TrialBalance",
-                    params={"end_date": AS_OF.isoformat(), "minorversion": "75"},
+                    params={"end_date": as_of.isoformat(), "minorversion": "75"},
                     headers=headers,
                 )
                 assert answer.status_code == 200, answer.text
@@ -483,10 +492,7 @@ class Books:
                     cells = row.get("ColData")
                     if cells and cells[0].get("id"):
                         balances[cells[0]["id"]] = money(cells[1]["value"]) - money(cells[2]["value"])
-        return {
-            role: balances.get(account, Fraction(0)) - self.balance_before.get(role, Fraction(0))
-            for role, account in self.account_ids.items()
-        }
+        return balances
 
 
 # ---- the history -------------------------------------------------------------------------------------------
