@@ -215,6 +215,9 @@ def reconcile(organisation_id: str, as_of: date | None, now: datetime) -> Reconc
             if row.kind == "trueup":  # the subledger (costed as of now) already holds what it corrects then
                 corrects, rounding = books.corrections(row.plan_exact), books.rounding_of(row.plan_exact)
                 corrected = books.corrected_by_then(change, corrects, rounding, by_then, partly)
+                # the rounding account has no subledger: what it holds by then is all its own "rounding"
+                # reason, so the cents a later true-up leaves it correct nothing there
+                corrected.pop(roles.get("rounding") or "", None)
                 _add(reasons, {a: -v for a, v in corrected.items()}, lambda v, r=row, d=day: Reason(
                     kind="corrected_later", amount=v, export_id=r.export_id,
                     note=f"true-up {r.export_id} dated {d} corrects values before this date",
