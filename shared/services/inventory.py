@@ -47,6 +47,7 @@ from shared.services import catalog, paging, qbo_names, queue, sessions
 from shared.services.paging import Page
 from shared.store import catalog as catalog_store
 from shared.store import checkpoints, keys
+from shared.store import connections as connection_store
 from shared.store import exports as export_store
 from shared.store import inventory as store
 from shared.store import settings as settings_store
@@ -318,8 +319,7 @@ def record_receipt(
         organisation_id, ((f"lines.{n}.product_id", line.product_id) for n, line in enumerate(request.lines))
     )
     receipt_id = _record_id("RCV", request.receipt_id, request_token)
-    connection = sessions.in_use(organisation_id)
-    provider = connection.provider if connection else None
+    provider = _supplier_provider(organisation_id)
     supplier_id = _supplier_of(organisation_id, provider, request)
     _check_payable(organisation_id, provider, supplier_id)
 
@@ -368,6 +368,18 @@ def record_receipt(
         lambda: get_receipt(organisation_id, receipt_id),
         "receipt_id",
     )
+
+
+def _supplier_provider(organisation_id: str) -> str | None:
+    """The provider whose suppliers a receipt names: the one in use, else (nothing connected: its export
+    waits for the next connection) the one disconnected last, whose synced suppliers the store keeps. Read
+    as the caller sent it there, a supplier named by email alone was dropped, and on QuickBooks' Accounts
+    Payable the receipt's export failed for good after reconnecting ("has no supplier")."""
+    connection = sessions.in_use(organisation_id)
+    if connection is not None:
+        return connection.provider
+    gone = [c for c in connection_store.list_connections(organisation_id) if c.disconnected_at]
+    return max(gone, key=lambda c: c.disconnected_at or "").provider if gone else None
 
 
 def _supplier_of(organisation_id: str, provider: str | None, request: ReceiptRequest) -> str:

@@ -448,6 +448,28 @@ def test_qbo_receipt_on_accounts_payable_names_the_supplier_as_vendor(
     assert qbo_lines(receipt_journal) == [("1", "Debit", D("17.60")), (PAYABLE, "Credit", D("17.60"))]
 
 
+def test_a_receipt_recorded_while_quickbooks_is_disconnected_keeps_the_vendor_it_names(
+    api: Api, aws: LocalStack, sandboxes: Sandboxes
+) -> None:
+    """Receipts owed on QuickBooks' Accounts Payable, entered while QuickBooks is disconnected: the vendor
+    named by email was dropped (no provider in use to read it from), the receipt was recorded without one,
+    and after reconnecting its export failed for good ("has no supplier"), the books short of it. The last
+    connected provider's synced vendors name it now, and one naming no vendor is refused as when connected."""
+    parts = setup_qbo(api, sandboxes)
+    ok(api.call("POST", "/integrations/qbo/sync/suppliers"))
+    payables_to_ap(api)
+    ok(api.call("POST", "/integrations/qbo/disconnect"))
+    recorded = ok(receive(api, parts, supplier_email="orders@northside-metals.test"), 201)
+    assert recorded["receipt"]["supplier_id"] == NORTHSIDE
+    refused = receive(api, parts)
+    assert refused.status == 400 and refused.json()["details"][0]["field"] == "supplier_id", refused.body
+    connect(api, sandboxes, "qbo")
+    Poller(aws).drain()
+    exported = exports_by_record(api)
+    for record_id in (recorded["receipt"]["receipt_id"], recorded["rejection"]["rejection_id"]):
+        assert exported[record_id]["status"] == "posted", exported[record_id]["last_error"]
+
+
 @pytest.mark.parametrize(
     ("supplier", "why"),
     [
