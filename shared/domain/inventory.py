@@ -324,23 +324,28 @@ class LaterUseUncovered(Conflict):
         }  # fmt: skip
 
 
-def _uncovered(ledger: Ledger, product_ids: list[str], skip: str) -> dict[tuple[str, str], Decimal]:
-    return {key: short for key, short in ledger.uncovered(product_ids).items() if key[0] != skip}
+def _uncovered(
+    ledger: Ledger, product_ids: list[str], skip: str, since: MovementKey
+) -> dict[tuple[str, str], Decimal]:
+    return {key: short for key, short in ledger.uncovered(product_ids, since).items() if key[0] != skip}
 
 
 def record_build(ledger: Ledger, build: Build) -> BuildRecord:
     """Apply a build, or refuse it naming each component's shortage at its time, or, when it is back-dated,
     the later records it would leave without stock; nothing is applied then."""
     components = [c.product_id for c in build.components]
-    before = _uncovered(ledger, components, build.build_id)
-    previous = ledger.replace_document(build.build_id, [build_movement(build)])
+    movement, previous = build_movement(build), ledger.document_movements(build.build_id)
+    # what the build (and its earlier version, if any) can change: the components' records from its place on
+    since = min(map(order_key, [movement, *previous]))
+    before = _uncovered(ledger, components, build.build_id, since)
+    ledger.change(add=[movement], remove=[m.movement_id for m in previous])
     entries = ledger.entries_of(build.build_id)
     shortages = tuple(
         Shortage(product_id=e.product_id, required=e.quantity, available=total(d.quantity for d in e.draws))
         for e in entries
         if e.kind is EntryKind.BUILD_CONSUME and e.uncosted  # some quantity no lot covered
     )
-    after = _uncovered(ledger, components, build.build_id)
+    after = _uncovered(ledger, components, build.build_id, since)
     worse = tuple(
         next(e for e in ledger.entries_of(m) if e.product_id == p)
         for (m, p), short in sorted(after.items())

@@ -375,15 +375,21 @@ class Ledger:
         m = self._movements[movement_id]
         return tuple(self._entry(m, p) for p in m.products())
 
-    def uncovered(self, product_ids: Iterable[str]) -> dict[tuple[str, str], Decimal]:
-        """The quantity no lot could cover, by (movement id, product id), where there is any."""
-        streams, recorded = self._streams, self._recorded
-        return {
-            (m.movement_id, p): result[1]
-            for p in product_ids
-            for m, result in zip(streams.get(p, ()), recorded.get(p, ()), strict=True)
-            if type(result) is _Result and result[1]
-        }
+    def uncovered(
+        self, product_ids: Iterable[str], since: MovementKey | None = None
+    ) -> dict[tuple[str, str], Decimal]:
+        """The quantity no lot could cover, by (movement id, product id), where there is any; ``since``: of
+        the movements from that replay-order key on only (a change at a key leaves every result before it as
+        it was, so a build comparing before and after reads what follows it, not the product's history)."""
+        found = {}
+        for p in product_ids:
+            stream, recorded = self._streams.get(p, ()), self._recorded.get(p, ())
+            first = 0 if since is None else bisect_left(stream, since, key=order_key)
+            for index in range(first, len(stream)):
+                result = recorded[index]
+                if type(result) is _Result and result[1]:
+                    found[stream[index].movement_id, p] = result[1]
+        return found
 
     def _result(self, product_id: str, movement_id: str) -> _Recorded:
         return self._recorded[product_id][self._positions[product_id][movement_id]]  # type: ignore[return-value]

@@ -110,6 +110,27 @@ def test_an_edited_build_that_would_be_short_keeps_its_previous_version() -> Non
     assert ledger.on_hand("F") == 2
 
 
+def test_a_build_back_dated_or_moved_before_a_later_build_that_it_would_leave_short_is_refused() -> None:
+    """A build reads the components' records from its own place on (or its earlier version's, if earlier):
+    a later build it would leave short is named, whether the build is new or an edit moved it, and nothing
+    changes; one moved after every other use is made."""
+    ledger = Ledger()
+    for n in range(200):  # history before: what the build need not read
+        receive(ledger, f"R{n}", 0, ("A", "1", "1.00"))
+        record_build(ledger, make_build(f"old{n}", "G", "1", 0, A="1"))
+    receive(ledger, "R", 1, ("A", "5", "2.00"))
+    record_build(ledger, make_build("late", "F", "3", 5, A="1"))
+    with pytest.raises(LaterUseUncovered) as short:
+        record_build(ledger, make_build("early", "F", "3", 3, A="1"))
+    assert [(e.document_id, e.uncosted) for e in short.value.uncovered] == [("late", D(1))]
+    record_build(ledger, make_build("after", "F", "2", 7, A="1"))
+    with pytest.raises(LaterUseUncovered):  # an edit moving it before "late" with one more takes its stock
+        record_build(ledger, make_build("after", "F", "3", 4, A="1"))
+    assert ledger.on_hand("A") == 0 and ledger.on_hand("F") == 5
+    record_build(ledger, make_build("late", "F", "3", 8, A="1"))  # moved after "after": both covered
+    assert build_record(ledger, make_build("late", "F", "3", 8, A="1")).cost == D("6.00")
+
+
 def test_multi_level_build_carries_the_sub_assemblys_cost_into_the_finished_good() -> None:
     ledger = Ledger()
     receive(ledger, "R1", 0, ("A", "10", "0.50"), ("B", "4", "2.25"))
