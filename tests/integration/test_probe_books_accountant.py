@@ -189,20 +189,17 @@ class History(accountant.History):
             body.append(line)
             lines.append((part, quantity, rejected, unit))
             self.on_hand[part] += quantity - rejected
-        ok(
-            self.books.api.call(
-                "POST",
-                "/receipts",
-                json_body={"received_at": at.isoformat(), "lines": body, **self.books.owed_to()},
-            ),
-            201,
-        )
+        self.post_receipt(at, body)
         if back:
             self.inputs.recorded_late[len(self.inputs.receipts)] = self.now()
         self.inputs.receipts.append((at, lines))
         self.kinds["back-dated receipt" if back else "receipt"] += 1
         self.kinds["whole line rejected"] += any(r == q for _, q, r, _ in lines)
         return True
+
+    def post_receipt(self, at: datetime, body: list[dict[str, Any]]) -> None:
+        json_body = {"received_at": at.isoformat(), "lines": body, **self.books.owed_to()}
+        ok(self.books.api.call("POST", "/receipts", json_body=json_body), 201)
 
     def large_receipt(self) -> bool:
         """A million bolts at a tenth of a cent and a blank whose cost rounds to 0.00."""
@@ -211,14 +208,7 @@ class History(accountant.History):
             {"product_id": self.parts["bolt"], "quantity": "1000000.5", "unit_cost": "0.001"},
             {"product_id": self.parts["blank"], "quantity": "0.333", "unit_cost": "0.004999"},
         ]
-        ok(
-            self.books.api.call(
-                "POST",
-                "/receipts",
-                json_body={"received_at": at.isoformat(), "lines": body, **self.books.owed_to()},
-            ),
-            201,
-        )
+        self.post_receipt(at, body)
         lines = [
             ("bolt", Fraction("1000000.5"), Fraction(0), Fraction("0.001")),
             ("blank", Fraction("0.333"), Fraction(0), Fraction("0.004999")),
