@@ -54,7 +54,7 @@ def aws() -> Iterator[LocalStack]:
         yield stack
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # its RSA key costs a twentieth of a second to make: one a worker
 def identity() -> DevIdentityProvider:
     return DevIdentityProvider(issuer=PARAMETERS["JwtIssuer"], audience=PARAMETERS["JwtAudience"])
 
@@ -162,3 +162,29 @@ def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(catalog_store, "write_products", recording)
     return skus
+
+
+# The files that take longest, first: each runs whole on one worker (``--dist loadfile``), so one left for the
+# end keeps a worker busy while the other idles. Longest first, the two workers end nearly together.
+LONGEST_FIRST = (
+    "integration/test_outage_sweep.py",
+    "integration/test_books_random_histories.py",
+    "browser/test_books_page.py",
+    "integration/test_probe_catalog.py",
+    "integration/test_books.py",
+    "integration/test_books_exact_accountant.py",
+    "e2e/test_hour_of_exports.py",
+    "integration/test_record_paging.py",
+    "integration/test_probe_books_accountant.py",
+    "browser/test_integrations_page.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next(
+            (n for n, name in enumerate(LONGEST_FIRST) if path.endswith(f"tests/{name}")), len(LONGEST_FIRST)
+        )
+
+    items.sort(key=rank)  # stable: every other file, and each file's tests, keep their order

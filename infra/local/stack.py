@@ -257,6 +257,11 @@ def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[
     return env
 
 
+# One client a service for every stack a process makes (each costs botocore a model's set-up): the stacks
+# differ only in what moto holds, which a client does not; moto answers every client while it is started.
+aws_client: Clients = cache(boto3.client)
+
+
 def create_from_template(
     parameters: dict[str, str], *, path: Path = TEMPLATE, stack_name: str = "partsemble-local"
 ) -> LocalStack:
@@ -274,10 +279,9 @@ def create_from_template(
         },
     )
     resources = template["Resources"]
-    aws = cache(boto3.client)  # one client a service for this stack (each costs botocore a model's set-up)
     for logical in _creation_order(resources):
         props = resolver.resolve(resources[logical].get("Properties", {}))
-        _CREATORS[resources[logical]["Type"]](resolver, logical, props, stack_name, aws)
+        _CREATORS[resources[logical]["Type"]](resolver, logical, props, stack_name, aws_client)
     return LocalStack(
         template, resolver, _function_specs(template), _function_environment(template, resolver)
     )

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 from botocore.awsrequest import AWSPreparedRequest
 from moto import mock_aws
@@ -19,7 +18,7 @@ from moto.core.common_types import TYPE_RESPONSE
 from moto.core.models import botocore_stubber
 
 from infra.local.moto_speed import set_up_once
-from infra.local.stack import FAKE_AWS_ENV, LocalStack, create_from_template
+from infra.local.stack import FAKE_AWS_ENV, LocalStack, aws_client, create_from_template
 from infra.sandboxes.qbo import QboSandbox
 from infra.sandboxes.xero import XeroSandbox
 from shared.aws import clear_cached_clients
@@ -118,7 +117,7 @@ class Sandboxes:
             sandbox.clock.set(now)
         self.qbo.register_app(*QBO_TEST_APP, [f"{PUBLIC_BASE_URL}/oauth/qbo/callback"])
         self.xero.register_app(*XERO_TEST_APP, [f"{PUBLIC_BASE_URL}/oauth/xero/callback"])
-        boto3.client("secretsmanager").put_secret_value(
+        aws_client("secretsmanager").put_secret_value(
             SecretId=stack.physical("ProviderSecret"),
             SecretString=json.dumps(
                 {

@@ -147,11 +147,10 @@ def queries(draw: st.DrawFn, table: str) -> dict[str, Any]:
         request["Limit"] = draw(st.integers(1, 4))
     choice = draw(st.sampled_from(["all", "filter", "projection", "count"]))
     if choice == "filter":
-        request["FilterExpression"] = (
-            "attribute_exists(#a) AND size(#a) > :s"  # moto fails size() of a missing attribute
-        )
+        # moto fails size() of a missing attribute, a number, a boolean or a NULL
+        request["FilterExpression"] = "(attribute_type(#a, :S) OR attribute_type(#a, :L)) AND size(#a) > :s"
         names["#a"] = "a"
-        attribute_values[":s"] = {"N": "1"}
+        attribute_values.update({":s": {"N": "1"}, ":S": {"S": "S"}, ":L": {"S": "L"}})
     elif choice == "projection" and index != "gsi2":
         request["ProjectionExpression"] = "#h, b, n"
     elif choice == "count":

@@ -4,12 +4,16 @@ failing in turn (for a Xero export every third one, every other of those stoppin
 Lambda's timeout does; each provider read failing for good). An API request answers 503 and leaves the
 stored state as it was (or, where the service rides the fault out, answers as the clean run did and ends
 where it ended); a worker leaves its work to come back, and the retry ends exactly where the clean run
-ended, with one provider document."""
+ended, with one provider document.
+
+Each run starts a stack and repeats the operation's set-up, so by default every other call is swept (the
+first, the third, ...: minutes fewer); ``OUTAGE_SWEEP=every-step`` sweeps each."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import re
 import sys
@@ -55,6 +59,12 @@ from tests.integration.test_probe_exactly_once import deactivate
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_CODE = (f"{ROOT / 'shared'}/", f"{ROOT / 'functions'}/")
+STRIDE = 1 if os.environ.get("OUTAGE_SWEEP") == "every-step" else 2  # the calls swept: every STRIDE-th
+
+
+def swept(calls: list[str], every: int = 1) -> list[tuple[int, str]]:
+    """The calls (numbered from 1) made to fail: every ``every``-th, and of those every ``STRIDE``-th."""
+    return list(enumerate(calls, start=1))[:: every * STRIDE]
 
 
 # ---- the faults: the k-th AWS call of the service's own code, the k-th provider call -----------------------
@@ -160,10 +170,12 @@ class World:
     held: dict[str, Any] = field(default_factory=dict)  # what the set-up made, for the operation
 
 
+IDENTITY = DevIdentityProvider(issuer=PARAMETERS["JwtIssuer"], audience=PARAMETERS["JwtAudience"])
+
+
 @contextmanager
 def fresh_world(faults: Faults) -> Iterator[World]:
     """A fresh stack and sandboxes, with ids drawn from one seeded stream (each run makes the same ones)."""
-    identity = DevIdentityProvider(issuer=PARAMETERS["JwtIssuer"], audience=PARAMETERS["JwtAudience"])
     seeded = random.Random(7)
     with ExitStack() as stack_of:
         patched = stack_of.enter_context(pytest.MonkeyPatch.context())
@@ -172,7 +184,7 @@ def fresh_world(faults: Faults) -> Iterator[World]:
         sandboxes = stack_of.enter_context(sandboxes_installed(stack))
         stack_of.enter_context(faults_installed(faults, sandboxes))
         cold()
-        yield World(stack, Api(Gateway(stack, identity), identity), sandboxes, patched, faults)
+        yield World(stack, Api(Gateway(stack, IDENTITY), IDENTITY), sandboxes, patched, faults)
 
 
 def _plain(value: Any) -> str:
@@ -369,11 +381,11 @@ def sweep_request(case: Case) -> list[str]:
     clean = run_request(case, Faults())
     assert 200 <= clean.status < 300, clean.body
     problems: list[str] = []
-    for k, call in enumerate(clean.faults.aws, start=1):
+    for k, call in swept(clean.faults.aws):
         outcome = run_request(case, Faults(aws_at=k))
         problems += judge_request(f"AWS call {k} ({call}) failing", outcome, clean, case)
     for kind in case.provider_faults:
-        for k, call in enumerate(clean.faults.provider, start=1):
+        for k, call in swept(clean.faults.provider):
             outcome = run_request(case, Faults(provider_at=k, provider_fault=kind))
             problems += judge_request(f"provider call {k} ({call}) {kind}", outcome, clean, case)
     return problems
@@ -624,12 +636,11 @@ READ_FAULTS = ("503", "timeout", "lost_response")  # in turn, as ``_error`` take
 
 
 def _aws_faults(job: Job, calls: list[str]) -> list[tuple[str, Faults]]:
-    swept = list(enumerate(calls, 1))[:: job.aws] if job.aws else []
     return [
         (f"the function stopped at AWS call {k} ({call})", Faults(aws_at=k, killed=True))
         if job.kills and n % 2
         else (f"AWS call {k} ({call}) failing", Faults(aws_at=k))
-        for n, (k, call) in enumerate(swept)
+        for n, (k, call) in enumerate(swept(calls, job.aws) if job.aws else [])
     ]
 
 
@@ -641,14 +652,14 @@ def sweep_job(job: Job) -> list[str]:
     runs += [
         (f"provider call {k} ({call}) {kind}", Faults(provider_at=k, provider_fault=kind))
         for kind in job.provider_faults
-        for k, call in enumerate(clean_faults.provider, 1)
+        for k, call in swept(clean_faults.provider)
     ]
     runs += [
         (
             f"provider read {k} ({call}) failing for good ({READ_FAULTS[k % 3]})",
             Faults(provider_at=k, provider_fault=READ_FAULTS[k % 3], provider_repeats=http.MAX_ATTEMPTS),
         )
-        for k, call in enumerate(clean_faults.provider, 1)
+        for k, call in swept(clean_faults.provider)
         if job.reads_fail and call.startswith("GET ")
     ]
     for what, faults in runs:
