@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -80,6 +81,11 @@ ZONES = {  # organisation is: each company's own zone (the Xero demo tenant's, t
 CENT = Fraction(1, 100)
 AS_OF = date(2026, 12, 31)  # after every journal of the history (true-ups are dated the day they are found)
 ACCOUNTANT = ("accountant-app", "accountant-secret", "https://accountant.example/callback")
+
+
+def text(value: Fraction) -> str:
+    """A quantity or cost as a decimal string (each one a history makes has a finite decimal form)."""
+    return f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
 
 
 def cents(value: Fraction) -> Fraction:
@@ -499,6 +505,8 @@ class Books:
 class History:
     """A seeded random history; every event is recorded in ``inputs`` exactly as it was sent."""
 
+    BOMS = BOM
+
     def __init__(self, books: Books, parts: dict[str, str], clock: VirtualTime, seed: int) -> None:
         self.books, self.parts, self.clock = books, parts, clock
         self.zone = ZONES[books.provider]
@@ -553,21 +561,29 @@ class History:
         self.kinds["line cost"] += any("line_cost" in line for line in body)
         return True
 
+    def can_build(self, bom: dict[str, Fraction]) -> Fraction:
+        """How many units the components on hand make (whole units here)."""
+        return Fraction(min(self.on_hand[c] // per for c, per in bom.items()))
+
+    def build_quantity(self, product: str, can: Fraction) -> Fraction | None:
+        """A random quantity to build, at most ``can``; None when none fits."""
+        return Fraction(self.rng.randint(1, min(int(can), 4))) if can >= 1 else None
+
     def build(
         self, product: str, quantity: Fraction | None = None, bom: dict[str, Fraction] | None = None
     ) -> bool:
-        bom = bom or BOM[product]
-        can = min(self.on_hand[c] // per for c, per in bom.items())
-        if can < (quantity or 1):
+        bom = bom or self.BOMS[product]
+        can = self.can_build(bom)
+        quantity = self.build_quantity(product, can) if quantity is None else quantity
+        if quantity is None or quantity > can:
             return False
-        quantity = quantity or Fraction(self.rng.randint(1, min(int(can), 4)))
         at = self.now()
         body = {
             "product_id": self.parts[product],
-            "quantity": str(quantity),
+            "quantity": text(quantity),
             "built_at": at.isoformat(),
             "components": [
-                {"product_id": self.parts[c], "quantity_per_unit": str(per)} for c, per in bom.items()
+                {"product_id": self.parts[c], "quantity_per_unit": text(per)} for c, per in bom.items()
             ],
         }
         ok(self.books.api.call("POST", "/builds", json_body=body), 201)

@@ -44,6 +44,7 @@ from shared.store import books as books_store
 from tests.conftest import Api, Sandboxes
 from tests.integration import test_books_exact_accountant as accountant
 from tests.integration.connect_flow import connect
+from tests.integration.test_books_exact_accountant import text
 from tests.integration.test_exports import ok
 
 CENT = Fraction(1, 100)
@@ -81,11 +82,6 @@ NEW_ACCOUNTS = {  # kind -> (Xero code, name, Xero type, QBO type, QBO number)
     "rounding": ("860", "Rounding", "OVERHEADS", "Expense", "6990"),
     "clearing": ("825", "Goods Received 2", "CURRLIAB", "Other Current Liability", "2160"),
 }
-
-
-def text(value: Fraction) -> str:
-    """A quantity or cost as a decimal string (each one this history makes has a finite decimal form)."""
-    return f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
 
 
 class Books(accountant.Books):
@@ -154,6 +150,8 @@ class Books(accountant.Books):
 class History(accountant.History):
     """The accountant's history, with decimal quantities, long costs and the events named above."""
 
+    BOMS = BOM
+
     def __init__(self, books: Books, parts: dict[str, str], clock: VirtualTime, seed: int) -> None:
         super().__init__(books, parts, clock, seed)
         self.books: Books = books
@@ -219,37 +217,14 @@ class History(accountant.History):
         self.kinds["large receipt"] += 1
         return True
 
-    def build(
-        self, product: str, quantity: Fraction | None = None, bom: dict[str, Fraction] | None = None
-    ) -> bool:
-        bom = bom or BOM[product]
-        can = min(self.on_hand[c] / per for c, per in bom.items())
-        if quantity is None:
-            options = [Fraction(q) for q in ("0.5", "1", "1.25", "2", "3")]
-            fits = [q for q in options if q <= can]
-            if not fits:
-                return False
-            quantity = (
-                self.rng.choice(fits) if product == SUB else Fraction(max(1, int(self.rng.choice(fits))))
-            )
-        if quantity > can:
-            return False
-        at = self.now()
-        body = {
-            "product_id": self.parts[product],
-            "quantity": text(quantity),
-            "built_at": at.isoformat(),
-            "components": [
-                {"product_id": self.parts[c], "quantity_per_unit": text(per)} for c, per in bom.items()
-            ],
-        }
-        ok(self.books.api.call("POST", "/builds", json_body=body), 201)
-        for c, per in bom.items():
-            self.on_hand[c] -= per * quantity
-        self.on_hand[product] += quantity
-        self.inputs.builds.append((at, product, quantity, bom))
-        self.kinds[f"build {product}"] += 1
-        return True
+    def can_build(self, bom: dict[str, Fraction]) -> Fraction:
+        return min(self.on_hand[c] / per for c, per in bom.items())
+
+    def build_quantity(self, product: str, can: Fraction) -> Fraction | None:
+        fits = [q for q in (Fraction(q) for q in ("0.5", "1", "1.25", "2", "3")) if q <= can]
+        if not fits:
+            return None
+        return self.rng.choice(fits) if product == SUB else Fraction(max(1, int(self.rng.choice(fits))))
 
     def sale(self, part: str | None = None, quantity: Fraction | None = None) -> bool:
         if self.day > LAST_SALE:
