@@ -14,7 +14,8 @@ a test, a fifth of the suite's).
   items the transaction names are copied now, and only they are put back when it is cancelled.
 - moto's answers made with less work, moto's to the byte (``tests/integration/test_emulator_speed.py``):
   DynamoDB's JSON responses (``moto_wire``), its Query (``moto_query``), its values' comparisons, weights and
-  projections (``moto_items``), SQS's GetQueueAttributes (``moto_queues``).
+  projections (``moto_items``), its update expressions' checks (``moto_updates``), SQS's GetQueueAttributes
+  (``moto_queues``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import moto.kms.utils
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 
-from infra.local import moto_items, moto_query, moto_queues, moto_wire
+from infra.local import moto_items, moto_query, moto_queues, moto_updates, moto_wire
 
 _parsed: dict[str, Any] = {}
 _listed: dict[tuple[tuple[str, ...], str], list[str]] = {}
@@ -148,7 +149,7 @@ def set_up_once() -> Iterator[None]:
     moto.dynamodb.models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
     moto_serializer = moto_wire.install()
     try:
-        with moto_query.narrowed(), moto_items.lighter(), moto_queues.read_once():
+        with moto_query.narrowed(), moto_items.lighter(), moto_queues.read_once(), moto_updates.mapped_once():
             yield
     finally:
         moto_serializer()

@@ -120,6 +120,14 @@ KEY_CONDITIONS = {
 }
 
 
+# a short update, and one as long as the service's (a SET list with functions and arithmetic)
+UPDATES = [
+    "SET a = :a ADD c :one REMOVE b",
+    "SET a = :a, b = if_not_exists(b, :one), n = if_not_exists(n, :one) + :one, "
+    "l = list_append(if_not_exists(l, :empty), :list) REMOVE big",
+]
+
+
 @st.composite
 def queries(draw: st.DrawFn, table: str) -> dict[str, Any]:
     index = draw(st.sampled_from([None, "gsi1", "gsi2"]))
@@ -225,11 +233,16 @@ def writes(draw: st.DrawFn, table: str) -> tuple[str, dict[str, Any]]:
             **guarded,
         }
     if operation == "update":
+        expression = draw(st.sampled_from(UPDATES))
         request = {
             "TableName": table,
             "Key": key,
-            "UpdateExpression": "SET a = :a ADD c :one REMOVE b",
-            "ExpressionAttributeValues": {":a": draw(values), ":one": {"N": "1"}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": {
+                ":a": draw(values),
+                ":one": {"N": "1"},
+                **({":empty": {"L": []}, ":list": {"L": [{"S": "x"}]}} if ":list" in expression else {}),
+            },
             "ReturnValues": returns,
             **guarded,
         }
