@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -257,9 +258,20 @@ def _function_environment(template: dict[str, Any], resolver: Resolver) -> dict[
     return env
 
 
-# One client a service for every stack a process makes (each costs botocore a model's set-up): the stacks
-# differ only in what moto holds, which a client does not; moto answers every client while it is started.
-aws_client: Clients = cache(boto3.client)
+_CLIENT_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+@cache
+def _client(service: str, where: tuple[str | None, ...]) -> Any:
+    return boto3.client(service)
+
+
+def aws_client(service: str) -> Any:
+    """One client a service for every stack a process makes in one place (each costs botocore a model's
+    set-up): the stacks differ only in what moto holds, which a client does not. A client keeps the endpoint,
+    region and keys it was made with, so another of those gets a client of its own."""
+    where = tuple(os.environ.get(name) for name in _CLIENT_ENV)
+    return _client(service, where)
 
 
 def create_from_template(

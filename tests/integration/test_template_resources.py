@@ -6,8 +6,10 @@ import json
 
 import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
-from infra.local.stack import LocalStack
+from infra.local.stack import LocalStack, aws_client, create_from_template
+from infra.local.testbed import PARAMETERS, environment
 from shared.config import ConfigurationError, load_settings
 from shared.services import exports
 
@@ -87,3 +89,21 @@ def test_an_idempotency_key_s_running_claim_outlives_the_api_function(aws: Local
 
     assert aws.functions["ApiFunction"].timeout == idempotency.API_TIMEOUT_SECONDS
     assert idempotency.RUNNING_SECONDS > idempotency.API_TIMEOUT_SECONDS
+
+
+def test_a_stack_made_against_a_moto_server_after_one_in_process_reaches_that_server(aws: LocalStack) -> None:
+    """Stacks share their process's clients only where they are made alike: a stack made against moto's
+    server (the cold-start benchmark's, ``make run``'s) after one made in process gets that server's."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        with environment({"AWS_ENDPOINT_URL": f"http://{host}:{port}"}):
+            stack = create_from_template(PARAMETERS, stack_name="on-the-server")
+            queues = aws_client("sqs").list_queues()["QueueUrls"]
+            assert aws_client("sqs").meta.endpoint_url == f"http://{host}:{port}"
+        assert any(f"{port}" in url and "on-the-server" in url for url in queues), queues
+        assert stack.physical("Table") == "on-the-server-Table"
+    finally:
+        server.stop()
+    assert aws_client("sqs").meta.endpoint_url != f"http://{host}:{port}"  # the in-process stack's again
