@@ -165,7 +165,9 @@ def written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 # The files that take longest, first: each runs whole on one worker (``--dist loadfile``), so one left for the
-# end keeps a worker busy while the other idles. Longest first, the two workers end nearly together.
+# end keeps a worker busy while the other idles. Longest first, the two workers end nearly together. Not the
+# hour of exports: it holds real-time bounds, and next to these, the busiest minutes, it missed one (a
+# QuickBooks export 29 s late behind the local ExportFunction's one-at-a-time Xero waits).
 LONGEST_FIRST = (
     "integration/test_outage_sweep.py",
     "integration/test_books_random_histories.py",
@@ -173,7 +175,6 @@ LONGEST_FIRST = (
     "integration/test_probe_catalog.py",
     "integration/test_books.py",
     "integration/test_books_exact_accountant.py",
-    "e2e/test_hour_of_exports.py",
     "integration/test_record_paging.py",
     "integration/test_probe_books_accountant.py",
     "browser/test_integrations_page.py",
