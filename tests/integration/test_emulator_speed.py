@@ -120,12 +120,16 @@ KEY_CONDITIONS = {
 }
 
 
-# a short update, and one as long as the service's (a SET list with functions and arithmetic)
-UPDATES = [
-    "SET a = :a ADD c :one REMOVE b",
+# a short update, and one as long as the service's (a SET list with functions and arithmetic), each with the
+# values it names besides :a and :one (DynamoDB refuses a value an expression does not use)
+UPDATES: dict[str, dict[str, Any]] = {
+    "SET a = :a ADD c :one REMOVE b": {},
     "SET a = :a, b = if_not_exists(b, :one), n = if_not_exists(n, :one) + :one, "
-    "l = list_append(if_not_exists(l, :empty), :list) REMOVE big",
-]
+    "l = list_append(if_not_exists(l, :empty), :list) REMOVE big": {
+        ":empty": {"L": []},
+        ":list": {"L": [{"S": "x"}]},
+    },
+}
 
 
 @st.composite
@@ -233,7 +237,7 @@ def writes(draw: st.DrawFn, table: str) -> tuple[str, dict[str, Any]]:
             **guarded,
         }
     if operation == "update":
-        expression = draw(st.sampled_from(UPDATES))
+        expression = draw(st.sampled_from(sorted(UPDATES)))
         request = {
             "TableName": table,
             "Key": key,
@@ -241,7 +245,7 @@ def writes(draw: st.DrawFn, table: str) -> tuple[str, dict[str, Any]]:
             "ExpressionAttributeValues": {
                 ":a": draw(values),
                 ":one": {"N": "1"},
-                **({":empty": {"L": []}, ":list": {"L": [{"S": "x"}]}} if ":list" in expression else {}),
+                **UPDATES[expression],
             },
             "ReturnValues": returns,
             **guarded,

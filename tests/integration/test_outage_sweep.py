@@ -63,8 +63,9 @@ STRIDE = 1 if os.environ.get("OUTAGE_SWEEP") == "every-step" else 2  # the calls
 
 
 def swept(calls: list[str], every: int = 1) -> list[tuple[int, str]]:
-    """The calls (numbered from 1) made to fail: every ``every``-th, and of those every ``STRIDE``-th."""
-    return list(enumerate(calls, start=1))[:: every * STRIDE]
+    """The calls (numbered from 1) made to fail: every ``every``-th (0: none), and of those every
+    ``STRIDE``-th."""
+    return list(enumerate(calls, start=1))[:: every * STRIDE] if every else []
 
 
 # ---- the faults: the k-th AWS call of the service's own code, the k-th provider call -----------------------
@@ -640,7 +641,7 @@ def _aws_faults(job: Job, calls: list[str]) -> list[tuple[str, Faults]]:
         (f"the function stopped at AWS call {k} ({call})", Faults(aws_at=k, killed=True))
         if job.kills and n % 2
         else (f"AWS call {k} ({call}) failing", Faults(aws_at=k))
-        for n, (k, call) in enumerate(swept(calls, job.aws) if job.aws else [])
+        for n, (k, call) in enumerate(swept(calls, job.aws))
     ]
 
 
